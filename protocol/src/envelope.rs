@@ -1,0 +1,503 @@
+//! Envelopes: how a post is signed, encrypted, padded and checked.
+//!
+//! Sign-then-encrypt. The *inner* part is signed by the author and binds the collective, the
+//! epoch, the author's sequence number, the membership state the author saw (its heads), the
+//! times and the content. It is encrypted with XChaCha20-Poly1305 under the epoch key and padded
+//! to a size bucket. The *outer* part, all that a relay or an observer of a seized store sees
+//! without keys, carries only: version, an 8-byte collective tag, the epoch id, a coarse
+//! timestamp (rounded down to [`COARSE_SECS`]), the nonce and the ciphertext. The outer bytes are
+//! the AEAD's associated data, and the [`ContentId`] is a hash of them.
+//!
+//! Checking is split in two: [`open`] (decrypt, decode, verify the signature: anyone holding the
+//! epoch key can do it) and [`Opened::authorize`] (membership, epoch, expiry, clock and quota
+//! rules against the replica's state), which alone yields a [`Verified`] post.
+
+use chacha20poly1305::aead::{Aead as _, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ed25519_dalek::{Signature, VerifyingKey};
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, DecodeError};
+use crate::content::{Content, ContentError};
+use crate::epoch::{EpochInfo, EpochKey};
+use crate::identity::{self, Identity};
+use crate::ids::{CollectiveId, ContentId, EpochId, MemberId, OpId};
+use crate::membership::{decode_canonical, Roster};
+
+/// Envelope format version.
+pub const VERSION: u8 = 1;
+/// Outer timestamps are rounded down to this many seconds.
+pub const COARSE_SECS: u64 = 600;
+/// Padded plaintext sizes. A post larger than the last bucket is refused.
+pub const BUCKETS: [usize; 5] = [512, 1024, 2048, 4096, 8192];
+/// Largest outer envelope accepted (last bucket plus header and tag).
+pub const MAX_ENVELOPE_BYTES: usize = 8192 + 128;
+/// How far in the future a post's timestamp may be before it is set aside.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
+/// Most membership heads an envelope may name.
+pub const MAX_HEADS: usize = 32;
+const INNER_SIG_CONTEXT: &[u8] = b"lookout envelope v1";
+
+/// The part everyone on the path sees.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outer {
+    /// [`VERSION`].
+    pub version: u8,
+    /// [`CollectiveId::tag`].
+    pub collective_tag: [u8; 8],
+    /// The epoch the ciphertext is under.
+    pub epoch: EpochId,
+    /// The post's timestamp rounded down to [`COARSE_SECS`].
+    pub coarse_time: u64,
+    /// XChaCha20-Poly1305 nonce.
+    pub nonce: [u8; 24],
+    /// Padded, encrypted inner part.
+    pub ciphertext: Vec<u8>,
+}
+
+/// The signed part, readable by members holding the epoch key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InnerBody {
+    /// The collective.
+    pub collective: CollectiveId,
+    /// The epoch (must equal the outer one).
+    pub epoch: EpochId,
+    /// Who wrote it.
+    pub author: MemberId,
+    /// The author's sequence number for posts, starting at 1.
+    pub seq: u64,
+    /// The membership heads the author saw (sorted).
+    pub heads: Vec<OpId>,
+    /// When it was written, seconds since the Unix epoch.
+    pub timestamp: u64,
+    /// When it stops being shown and is deleted everywhere.
+    pub expires: u64,
+    /// The post.
+    pub content: Content,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SignedInner {
+    body: Vec<u8>,
+    #[serde(with = "crate::serde_bytes64")]
+    signature: [u8; 64],
+}
+
+/// A sealed envelope ready to send and store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// Content id (hash of `bytes`).
+    pub id: ContentId,
+    /// The outer encoding.
+    pub bytes: Vec<u8>,
+    /// Coarse timestamp, for set reconciliation.
+    pub coarse_time: u64,
+}
+
+/// Why an envelope could not be made or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    /// Bad encoding.
+    #[error("envelope: {0}")]
+    Decode(#[from] DecodeError),
+    /// Content breaks a size or field rule.
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// A newer format.
+    #[error("envelope version {0} is not supported; update Lookout")]
+    UnsupportedVersion(u8),
+    /// For another collective.
+    #[error("envelope belongs to another collective")]
+    WrongCollective,
+    /// Encrypted under an epoch whose key is not held (yet): sync key deliveries.
+    #[error("envelope is under an epoch whose key we do not hold")]
+    UnknownEpoch(EpochId),
+    /// Decryption failed.
+    #[error("envelope does not decrypt")]
+    Decrypt,
+    /// Bad or non-zero padding, or an inner part that does not match the outer one.
+    #[error("envelope is inconsistent: {0}")]
+    Inconsistent(&'static str),
+    /// The author's signature does not verify.
+    #[error("envelope has a bad signature")]
+    BadSignature,
+    /// Too large for any bucket.
+    #[error("post is too large ({0} bytes encoded, at most 8190)")]
+    TooLarge(usize),
+}
+
+impl EnvelopeError {
+    /// Whether this is proof that the sending peer forwarded garbage (penalise it) rather than a
+    /// state we have not caught up with (hold it and sync) or a newer format (ignore it).
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            EnvelopeError::UnknownEpoch(_) => Verdict::Hold,
+            EnvelopeError::UnsupportedVersion(_) | EnvelopeError::WrongCollective => {
+                Verdict::Ignore
+            }
+            _ => Verdict::Reject,
+        }
+    }
+}
+
+/// What to do with a message that did not pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Proof of a broken or hostile sender: drop it and penalise the peer.
+    Reject,
+    /// Not wrong, just not for us now (expired, too early, over quota, newer format): drop quietly.
+    Ignore,
+    /// We lack state (membership ops or epoch key) to judge it: keep it aside and sync.
+    Hold,
+}
+
+/// Seal `body` under `key` as `author`. Checks content rules first.
+pub fn seal<R: RngCore + CryptoRng>(
+    author: &Identity,
+    key: &EpochKey,
+    mut body: InnerBody,
+    rng: &mut R,
+) -> Result<Envelope, EnvelopeError> {
+    body.content.validate()?;
+    body.heads.sort();
+    body.heads.dedup();
+    body.epoch = key.id();
+    body.author = author.member_id();
+    let inner = codec::encode(&body);
+    let signature = author.sign(INNER_SIG_CONTEXT, &inner);
+    let signed = codec::encode(&SignedInner {
+        body: inner,
+        signature,
+    });
+    let len = signed.len();
+    let bucket = BUCKETS
+        .iter()
+        .copied()
+        .find(|b| *b >= len + 2)
+        .ok_or(EnvelopeError::TooLarge(len))?;
+    let mut plaintext = zeroize::Zeroizing::new(Vec::with_capacity(bucket));
+    plaintext.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_le_bytes());
+    plaintext.extend_from_slice(&signed);
+    plaintext.resize(bucket, 0);
+
+    let mut nonce = [0u8; 24];
+    rng.fill_bytes(&mut nonce);
+    let mut outer = Outer {
+        version: VERSION,
+        collective_tag: body.collective.tag(),
+        epoch: body.epoch,
+        coarse_time: coarse(body.timestamp),
+        nonce,
+        ciphertext: Vec::new(),
+    };
+    let cipher = XChaCha20Poly1305::new(key.as_bytes().into());
+    outer.ciphertext = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: &plaintext,
+                aad: &associated_data(&outer),
+            },
+        )
+        .map_err(|_| EnvelopeError::Decrypt)?;
+    let bytes = codec::encode(&outer);
+    Ok(Envelope {
+        id: ContentId::of(&bytes),
+        coarse_time: outer.coarse_time,
+        bytes,
+    })
+}
+
+/// Read only the outer part (no key needed): what a relay or the store index sees.
+pub fn peek(bytes: &[u8]) -> Result<Outer, EnvelopeError> {
+    let outer: Outer = codec::decode(bytes, MAX_ENVELOPE_BYTES)?;
+    if outer.version != VERSION {
+        return Err(EnvelopeError::UnsupportedVersion(outer.version));
+    }
+    Ok(outer)
+}
+
+/// An envelope that decrypted and whose signature verifies, not yet authorized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// Content id.
+    pub id: ContentId,
+    /// Coarse timestamp from the outer part.
+    pub coarse_time: u64,
+    /// The signed inner part.
+    pub body: InnerBody,
+}
+
+struct Decrypted {
+    id: ContentId,
+    outer: Outer,
+    body: InnerBody,
+    inner_bytes: Vec<u8>,
+    signature: [u8; 64],
+}
+
+/// Decrypt and verify one envelope. `key_for` returns the held key of an epoch.
+pub fn open<'k>(
+    bytes: &[u8],
+    collective: CollectiveId,
+    key_for: impl Fn(&EpochId) -> Option<&'k EpochKey>,
+) -> Result<Opened, EnvelopeError> {
+    let d = decrypt(bytes, collective, &key_for)?;
+    if !identity::verify(
+        &d.body.author,
+        INNER_SIG_CONTEXT,
+        &d.inner_bytes,
+        &d.signature,
+    ) {
+        return Err(EnvelopeError::BadSignature);
+    }
+    Ok(d.into_opened())
+}
+
+/// Decrypt and verify many envelopes, checking the signatures of the whole batch at once (about
+/// twice as fast). If the batch check fails, each is checked alone so only the bad ones fail.
+pub fn open_batch<'k>(
+    envelopes: &[&[u8]],
+    collective: CollectiveId,
+    key_for: impl Fn(&EpochId) -> Option<&'k EpochKey>,
+) -> Vec<Result<Opened, EnvelopeError>> {
+    let decrypted: Vec<Result<Decrypted, EnvelopeError>> = envelopes
+        .iter()
+        .map(|bytes| decrypt(bytes, collective, &key_for))
+        .collect();
+    let mut messages = Vec::new();
+    let mut signatures = Vec::new();
+    let mut keys = Vec::new();
+    let mut weak = false;
+    for d in decrypted.iter().flatten() {
+        match VerifyingKey::from_bytes(&d.body.author.0) {
+            Ok(key) if !key.is_weak() => {
+                messages.push(identity::signed_message(INNER_SIG_CONTEXT, &d.inner_bytes));
+                signatures.push(Signature::from_bytes(&d.signature));
+                keys.push(key);
+            }
+            _ => weak = true,
+        }
+    }
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let batch_ok = !weak && ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok();
+    decrypted
+        .into_iter()
+        .map(|d| {
+            let d = d?;
+            if !batch_ok
+                && !identity::verify(
+                    &d.body.author,
+                    INNER_SIG_CONTEXT,
+                    &d.inner_bytes,
+                    &d.signature,
+                )
+            {
+                return Err(EnvelopeError::BadSignature);
+            }
+            Ok(d.into_opened())
+        })
+        .collect()
+}
+
+fn decrypt<'k>(
+    bytes: &[u8],
+    collective: CollectiveId,
+    key_for: &impl Fn(&EpochId) -> Option<&'k EpochKey>,
+) -> Result<Decrypted, EnvelopeError> {
+    let outer = peek(bytes)?;
+    if outer.collective_tag != collective.tag() {
+        return Err(EnvelopeError::WrongCollective);
+    }
+    if !BUCKETS.iter().any(|b| b + 16 == outer.ciphertext.len()) {
+        return Err(EnvelopeError::Inconsistent(
+            "ciphertext is not a padded size",
+        ));
+    }
+    let key = key_for(&outer.epoch).ok_or(EnvelopeError::UnknownEpoch(outer.epoch))?;
+    let cipher = XChaCha20Poly1305::new(key.as_bytes().into());
+    let mut header = outer.clone();
+    header.ciphertext = Vec::new();
+    let plaintext = zeroize::Zeroizing::new(
+        cipher
+            .decrypt(
+                XNonce::from_slice(&outer.nonce),
+                Payload {
+                    msg: &outer.ciphertext,
+                    aad: &associated_data(&header),
+                },
+            )
+            .map_err(|_| EnvelopeError::Decrypt)?,
+    );
+    let (len_bytes, rest) = plaintext
+        .split_first_chunk::<2>()
+        .ok_or(EnvelopeError::Inconsistent("short plaintext"))?;
+    let len = usize::from(u16::from_le_bytes(*len_bytes));
+    let (signed, padding) = rest
+        .split_at_checked(len)
+        .ok_or(EnvelopeError::Inconsistent("length beyond plaintext"))?;
+    if padding.iter().any(|b| *b != 0) {
+        return Err(EnvelopeError::Inconsistent("non-zero padding"));
+    }
+    let signed: SignedInner = codec::decode(signed, MAX_ENVELOPE_BYTES)?;
+    let body: InnerBody = decode_canonical(&signed.body, MAX_ENVELOPE_BYTES)?;
+    if body.collective != collective {
+        return Err(EnvelopeError::WrongCollective);
+    }
+    if body.epoch != outer.epoch {
+        return Err(EnvelopeError::Inconsistent("inner and outer epochs differ"));
+    }
+    if coarse(body.timestamp) != outer.coarse_time {
+        return Err(EnvelopeError::Inconsistent("inner and outer times differ"));
+    }
+    if body.heads.len() > MAX_HEADS || body.heads.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(EnvelopeError::Inconsistent("bad membership heads"));
+    }
+    body.content.validate()?;
+    Ok(Decrypted {
+        id: ContentId::of(bytes),
+        outer,
+        body,
+        inner_bytes: signed.body,
+        signature: signed.signature,
+    })
+}
+
+impl Decrypted {
+    fn into_opened(self) -> Opened {
+        Opened {
+            id: self.id,
+            coarse_time: self.outer.coarse_time,
+            body: self.body,
+        }
+    }
+}
+
+/// Why an opened post was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The author was not a member at the membership state the post names.
+    #[error("the author was not a member at the state the post names")]
+    NotAMember,
+    /// The post names a state in which the author was already removed, or the author is removed
+    /// and the post names their removal.
+    #[error("the author had been removed")]
+    AuthorRemoved,
+    /// The epoch had been given to a member who is removed at the post's state (tainted or
+    /// retired), or its write period is over.
+    #[error("the post is under an epoch that may no longer be written to")]
+    EpochNotWritable,
+    /// The author never received this epoch.
+    #[error("the author was not given this epoch")]
+    NotARecipient,
+    /// Past its expiry.
+    #[error("the post has expired")]
+    Expired,
+    /// Lives longer than the policy allows.
+    #[error("the post's lifetime exceeds the collective's maximum")]
+    LifetimeTooLong,
+    /// Dated more than [`MAX_CLOCK_SKEW_SECS`] ahead.
+    #[error("the post is dated in the future")]
+    FromTheFuture,
+    /// The author is over the daily posting quota.
+    #[error("the author is over the daily posting quota")]
+    OverQuota,
+}
+
+impl Rejection {
+    /// How to treat the sender.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Rejection::Expired | Rejection::FromTheFuture | Rejection::OverQuota => Verdict::Ignore,
+            _ => Verdict::Reject,
+        }
+    }
+}
+
+/// A post that passed every rule. Only [`Opened::authorize`] makes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    opened: Opened,
+}
+
+impl Verified {
+    /// Content id.
+    pub fn id(&self) -> ContentId {
+        self.opened.id
+    }
+    /// The signed inner part.
+    pub fn body(&self) -> &InnerBody {
+        &self.opened.body
+    }
+    /// The author.
+    pub fn author(&self) -> MemberId {
+        self.opened.body.author
+    }
+    /// Coarse timestamp (for reconciliation).
+    pub fn coarse_time(&self) -> u64 {
+        self.opened.coarse_time
+    }
+}
+
+impl Opened {
+    /// Apply the collective's rules. `roster_at_heads` is the roster at the post's heads,
+    /// `current` the replica's roster now, `epoch` what is known of the post's epoch, and
+    /// `posts_that_day` how many posts of this author dated the same UTC day were accepted.
+    pub fn authorize(
+        self,
+        roster_at_heads: &Roster,
+        current: &Roster,
+        epoch: &EpochInfo,
+        now: u64,
+        posts_that_day: u32,
+    ) -> Result<Verified, Rejection> {
+        let body = &self.body;
+        let author = body.author;
+        let policy = current.policy();
+        if roster_at_heads.is_removed(&author) {
+            return Err(Rejection::AuthorRemoved);
+        }
+        if !roster_at_heads.is_member(&author) {
+            return Err(Rejection::NotAMember);
+        }
+        if !epoch.recipients.contains(&author) {
+            return Err(Rejection::NotARecipient);
+        }
+        if epoch.retired(roster_at_heads) || !epoch.writable_at(body.timestamp, policy) {
+            return Err(Rejection::EpochNotWritable);
+        }
+        if body.expires <= now {
+            return Err(Rejection::Expired);
+        }
+        if body.expires.saturating_sub(body.timestamp) > policy.max_alert_secs() {
+            return Err(Rejection::LifetimeTooLong);
+        }
+        if body.timestamp > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+            return Err(Rejection::FromTheFuture);
+        }
+        if body.content.counts_against_quota() && posts_that_day >= u32::from(policy.posts_per_day)
+        {
+            return Err(Rejection::OverQuota);
+        }
+        Ok(Verified { opened: self })
+    }
+}
+
+/// The UTC day number of a timestamp (for quotas).
+pub fn day_of(timestamp: u64) -> u64 {
+    timestamp / 86_400
+}
+
+/// A timestamp rounded down to [`COARSE_SECS`].
+pub fn coarse(timestamp: u64) -> u64 {
+    timestamp - timestamp % COARSE_SECS
+}
+
+fn associated_data(header: &Outer) -> Vec<u8> {
+    let mut header = header.clone();
+    header.ciphertext = Vec::new();
+    codec::encode(&header)
+}

@@ -1,0 +1,530 @@
+//! Group key epochs: the symmetric keys alerts are encrypted under, and how they reach members.
+//!
+//! An epoch key is 32 random bytes; its [`EpochId`] is a hash of the key, so two moderators who
+//! rotate at the same moment make two distinct epochs instead of colliding on a counter. A
+//! [`KeyDelivery`] carries an epoch key sealed separately to each recipient's X25519 key with HPKE
+//! (RFC 9180, base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305) and is signed
+//! by its author. A *rotation* creates an epoch for every member at a membership state; a *share*
+//! gives an existing epoch to members who lack it (a newly admitted member gets the live epochs
+//! so they can read alerts posted before they joined).
+//!
+//! [`EpochBook`] tracks the epochs a replica knows and decides which one to write under: an epoch
+//! whose recipients include a removed member is *retired* (readable, never written under again),
+//! so a removal always leads to a fresh rotation, and alerts posted after it are unreadable to the
+//! removed member.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::codec::{self, DecodeError};
+use crate::identity::{self, Identity, PublicIdentity};
+use crate::ids::{context, hash, CollectiveId, DeliveryId, EpochId, MemberId, OpId};
+use crate::membership::{decode_canonical, Policy, Roster};
+
+type Kem = hpke::kem::X25519HkdfSha256;
+type Kdf = hpke::kdf::HkdfSha256;
+type Aead = hpke::aead::ChaCha20Poly1305;
+
+/// Largest encoded key delivery (about 2,000 recipients).
+pub const MAX_DELIVERY_BYTES: usize = 256 * 1024;
+/// Most recipients in one delivery.
+pub const MAX_RECIPIENTS: usize = 2000;
+/// After an epoch stops being new (its rotation period), writers have this long to notice.
+pub const WRITE_GRACE_SECS: u64 = 86_400;
+const DELIVERY_SIG_CONTEXT: &[u8] = b"lookout key delivery v1";
+const HPKE_INFO: &[u8] = b"lookout epoch key v1";
+
+/// A group key. Not `Debug`; zeroized on drop.
+#[derive(Clone)]
+pub struct EpochKey(Zeroizing<[u8; 32]>);
+
+impl EpochKey {
+    /// A fresh key.
+    pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let mut key = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(key.as_mut());
+        Self(key)
+    }
+
+    /// Rebuild a key from storage.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// The raw key, for the encrypted store.
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        self.0.clone()
+    }
+
+    /// The epoch's id.
+    pub fn id(&self) -> EpochId {
+        EpochId(hash(context::EPOCH_ID, &[self.0.as_ref()]))
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// Whether a delivery creates an epoch or hands an existing one to more members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryKind {
+    /// A new epoch for every member at the named membership state.
+    Rotation,
+    /// An existing epoch for some members.
+    Share,
+}
+
+/// One recipient's sealed copy of the key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedShare {
+    /// Who can open it.
+    pub recipient: MemberId,
+    /// The X25519 key it was sealed to (so a later key rotation does not confuse the recipient).
+    pub agreement: [u8; 32],
+    /// HPKE encapsulated key.
+    pub enc: [u8; 32],
+    /// The epoch key sealed (32 bytes + 16-byte tag).
+    pub ciphertext: Vec<u8>,
+}
+
+/// The signed content of a delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryBody {
+    /// The collective.
+    pub collective: CollectiveId,
+    /// Who made it.
+    pub author: MemberId,
+    /// Which epoch.
+    pub epoch: EpochId,
+    /// Rotation or share.
+    pub kind: DeliveryKind,
+    /// The membership state the recipients were taken from (sorted).
+    pub heads: Vec<OpId>,
+    /// When, seconds since the Unix epoch.
+    pub timestamp: u64,
+    /// One sealed copy per recipient, sorted by recipient.
+    pub shares: Vec<SealedShare>,
+}
+
+/// A verified key delivery (signature and structure; authority is checked against a roster by
+/// [`KeyDelivery::check_authority`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyDelivery {
+    id: DeliveryId,
+    body: DeliveryBody,
+    encoded: Vec<u8>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SignedBytes {
+    body: Vec<u8>,
+    #[serde(with = "crate::serde_bytes64")]
+    signature: [u8; 64],
+}
+
+/// Why an epoch key or delivery was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EpochError {
+    /// Bad encoding.
+    #[error("key delivery: {0}")]
+    Decode(#[from] DecodeError),
+    /// Bad signature.
+    #[error("key delivery has a bad signature")]
+    BadSignature,
+    /// Another collective.
+    #[error("key delivery belongs to another collective")]
+    WrongCollective,
+    /// Structural rule broken.
+    #[error("invalid key delivery: {0}")]
+    Structure(&'static str),
+    /// The author or a recipient had no right to it at the named state.
+    #[error("key delivery not allowed: {0}")]
+    NotAllowed(&'static str),
+    /// Sealing failed (a recipient key is invalid).
+    #[error("could not seal the key to a recipient")]
+    Seal,
+    /// Our share did not open, or opened to a key with another id.
+    #[error("our copy of the epoch key does not open")]
+    BadShare,
+}
+
+impl KeyDelivery {
+    /// Seal `key` to each of `recipients` and sign.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create<R: RngCore + CryptoRng>(
+        author: &Identity,
+        collective: CollectiveId,
+        key: &EpochKey,
+        kind: DeliveryKind,
+        mut heads: Vec<OpId>,
+        now: u64,
+        recipients: &[PublicIdentity],
+        rng: &mut R,
+    ) -> Result<Self, EpochError> {
+        heads.sort();
+        heads.dedup();
+        let epoch = key.id();
+        let mut rng09 = Rng09(rng);
+        let mut shares = Vec::with_capacity(recipients.len());
+        for recipient in recipients {
+            let public = <Kem as hpke::Kem>::PublicKey::from_bytes(&recipient.agreement)
+                .map_err(|_| EpochError::Seal)?;
+            let (enc, ciphertext) = hpke::single_shot_seal::<Aead, Kdf, Kem, _>(
+                &OpModeS::Base,
+                &public,
+                &hpke_info(collective, epoch),
+                key.as_bytes(),
+                &recipient.member.0,
+                &mut rng09,
+            )
+            .map_err(|_| EpochError::Seal)?;
+            let mut enc_bytes = [0u8; 32];
+            enc_bytes.copy_from_slice(&enc.to_bytes());
+            shares.push(SealedShare {
+                recipient: recipient.member,
+                agreement: recipient.agreement,
+                enc: enc_bytes,
+                ciphertext,
+            });
+        }
+        shares.sort_by(|a, b| a.recipient.cmp(&b.recipient));
+        shares.dedup_by(|a, b| a.recipient == b.recipient);
+        let body = DeliveryBody {
+            collective,
+            author: author.member_id(),
+            epoch,
+            kind,
+            heads,
+            timestamp: now,
+            shares,
+        };
+        let body = codec::encode(&body);
+        let signature = author.sign(DELIVERY_SIG_CONTEXT, &body);
+        Self::decode(&codec::encode(&SignedBytes { body, signature }), collective)
+    }
+
+    /// Decode and verify a delivery received for `collective`.
+    pub fn decode(bytes: &[u8], collective: CollectiveId) -> Result<Self, EpochError> {
+        let signed: SignedBytes = codec::decode(bytes, MAX_DELIVERY_BYTES)?;
+        let body: DeliveryBody = decode_canonical(&signed.body, MAX_DELIVERY_BYTES)?;
+        if body.collective != collective {
+            return Err(EpochError::WrongCollective);
+        }
+        if body.shares.is_empty() || body.shares.len() > MAX_RECIPIENTS {
+            return Err(EpochError::Structure("a delivery has 1 to 2000 recipients"));
+        }
+        if body
+            .shares
+            .windows(2)
+            .any(|w| w[0].recipient >= w[1].recipient)
+        {
+            return Err(EpochError::Structure(
+                "recipients must be sorted and distinct",
+            ));
+        }
+        if body.heads.windows(2).any(|w| w[0] >= w[1]) || body.heads.len() > 64 {
+            return Err(EpochError::Structure("bad membership heads"));
+        }
+        if body.shares.iter().any(|s| s.ciphertext.len() != 48) {
+            return Err(EpochError::Structure("a sealed key is 48 bytes"));
+        }
+        if !identity::verify(
+            &body.author,
+            DELIVERY_SIG_CONTEXT,
+            &signed.body,
+            &signed.signature,
+        ) {
+            return Err(EpochError::BadSignature);
+        }
+        Ok(Self {
+            id: DeliveryId(hash(context::DELIVERY_ID, &[bytes])),
+            body,
+            encoded: bytes.to_vec(),
+        })
+    }
+
+    /// Check the delivery against the roster at its named heads: the author was a member, every
+    /// recipient was a member with that agreement key, and a rotation reached every member.
+    pub fn check_authority(&self, roster_at_heads: &Roster) -> Result<(), EpochError> {
+        if !roster_at_heads.is_member(&self.body.author) {
+            return Err(EpochError::NotAllowed("the author was not a member"));
+        }
+        for share in &self.body.shares {
+            let member = roster_at_heads
+                .member(&share.recipient)
+                .ok_or(EpochError::NotAllowed("a recipient was not a member"))?;
+            if member.identity.agreement != share.agreement {
+                return Err(EpochError::NotAllowed(
+                    "a share is sealed to an outdated encryption key",
+                ));
+            }
+        }
+        if self.body.kind == DeliveryKind::Rotation
+            && roster_at_heads
+                .members()
+                .any(|m| !self.recipients().any(|r| r == m.identity.member))
+        {
+            return Err(EpochError::NotAllowed("a rotation must reach every member"));
+        }
+        Ok(())
+    }
+
+    /// Open our share, if there is one. The key is checked against the epoch id.
+    pub fn open(&self, me: &Identity) -> Option<Result<EpochKey, EpochError>> {
+        let member = me.member_id();
+        let share = self.body.shares.iter().find(|s| s.recipient == member)?;
+        Some(open_share(self.body.collective, self.body.epoch, share, me))
+    }
+
+    /// The id.
+    pub fn id(&self) -> DeliveryId {
+        self.id
+    }
+    /// The signed content.
+    pub fn body(&self) -> &DeliveryBody {
+        &self.body
+    }
+    /// The epoch delivered.
+    pub fn epoch(&self) -> EpochId {
+        self.body.epoch
+    }
+    /// The recipients.
+    pub fn recipients(&self) -> impl Iterator<Item = MemberId> + '_ {
+        self.body.shares.iter().map(|s| s.recipient)
+    }
+    /// The bytes as sent and stored.
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+}
+
+fn open_share(
+    collective: CollectiveId,
+    epoch: EpochId,
+    share: &SealedShare,
+    me: &Identity,
+) -> Result<EpochKey, EpochError> {
+    let secret = Zeroizing::new(me.agreement_secret().to_bytes());
+    let private = <Kem as hpke::Kem>::PrivateKey::from_bytes(secret.as_ref())
+        .map_err(|_| EpochError::BadShare)?;
+    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&share.enc)
+        .map_err(|_| EpochError::BadShare)?;
+    let plain = Zeroizing::new(
+        hpke::single_shot_open::<Aead, Kdf, Kem>(
+            &OpModeR::Base,
+            &private,
+            &enc,
+            &hpke_info(collective, epoch),
+            &share.ciphertext,
+            &share.recipient.0,
+        )
+        .map_err(|_| EpochError::BadShare)?,
+    );
+    let bytes: [u8; 32] = plain
+        .as_slice()
+        .try_into()
+        .map_err(|_| EpochError::BadShare)?;
+    let key = EpochKey::from_bytes(bytes);
+    if key.id() != epoch {
+        return Err(EpochError::BadShare);
+    }
+    Ok(key)
+}
+
+fn hpke_info(collective: CollectiveId, epoch: EpochId) -> Vec<u8> {
+    let mut info = HPKE_INFO.to_vec();
+    info.extend_from_slice(&collective.0);
+    info.extend_from_slice(&epoch.0);
+    info
+}
+
+/// What a replica knows about one epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochInfo {
+    /// The epoch.
+    pub id: EpochId,
+    /// When its rotation was made (the earliest rotation delivery seen for it).
+    pub created: u64,
+    /// Who rotated.
+    pub creator: MemberId,
+    /// Everyone any delivery of it was sealed to.
+    pub recipients: BTreeSet<MemberId>,
+    /// Whether this replica holds the key.
+    pub have_key: bool,
+}
+
+impl EpochInfo {
+    /// Whether an alert with timestamp `at` may still be written under this epoch.
+    pub fn writable_at(&self, at: u64, policy: &Policy) -> bool {
+        at <= self.write_deadline(policy)
+    }
+
+    /// The last moment an alert may be written under this epoch.
+    pub fn write_deadline(&self, policy: &Policy) -> u64 {
+        self.created
+            .saturating_add(u64::from(policy.rotation_days) * 86_400)
+            .saturating_add(WRITE_GRACE_SECS)
+    }
+
+    /// When the key may be deleted: every alert written under it has expired by then.
+    pub fn delete_after(&self, policy: &Policy) -> u64 {
+        self.write_deadline(policy)
+            .saturating_add(policy.max_alert_secs())
+    }
+
+    /// Whether a removed member (in `roster`) ever received this epoch.
+    pub fn retired(&self, roster: &Roster) -> bool {
+        self.recipients.iter().any(|m| roster.is_removed(m))
+    }
+}
+
+/// The epochs a replica knows, and the keys it holds.
+#[derive(Default)]
+pub struct EpochBook {
+    epochs: BTreeMap<EpochId, EpochInfo>,
+    keys: BTreeMap<EpochId, EpochKey>,
+}
+
+/// What [`EpochBook::record`] learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The delivery carried a key for us, now held.
+    NewKey(EpochId),
+    /// Metadata only (not for us, or a key already held).
+    Noted,
+}
+
+impl EpochBook {
+    /// An empty book.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Record a delivery already checked with [`KeyDelivery::check_authority`], opening our share
+    /// if it has one.
+    pub fn record(
+        &mut self,
+        delivery: &KeyDelivery,
+        me: &Identity,
+    ) -> Result<Recorded, EpochError> {
+        let body = delivery.body();
+        let info = self.epochs.entry(body.epoch).or_insert_with(|| EpochInfo {
+            id: body.epoch,
+            created: body.timestamp,
+            creator: body.author,
+            recipients: BTreeSet::new(),
+            have_key: false,
+        });
+        if body.kind == DeliveryKind::Rotation
+            && (body.timestamp, body.author) < (info.created, info.creator)
+        {
+            info.created = body.timestamp;
+            info.creator = body.author;
+        }
+        info.recipients.extend(delivery.recipients());
+        if info.have_key {
+            return Ok(Recorded::Noted);
+        }
+        match delivery.open(me) {
+            Some(Ok(key)) => {
+                info.have_key = true;
+                self.keys.insert(body.epoch, key);
+                Ok(Recorded::NewKey(body.epoch))
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(Recorded::Noted),
+        }
+    }
+
+    /// Put back a key and its info from storage.
+    pub fn restore(&mut self, info: EpochInfo, key: Option<EpochKey>) {
+        let mut info = info;
+        info.have_key = key.is_some();
+        if let Some(key) = key {
+            self.keys.insert(info.id, key);
+        }
+        self.epochs.insert(info.id, info);
+    }
+
+    /// An epoch's info.
+    pub fn info(&self, id: &EpochId) -> Option<&EpochInfo> {
+        self.epochs.get(id)
+    }
+
+    /// Every known epoch.
+    pub fn epochs(&self) -> impl Iterator<Item = &EpochInfo> {
+        self.epochs.values()
+    }
+
+    /// The key of an epoch, if held.
+    pub fn key(&self, id: &EpochId) -> Option<&EpochKey> {
+        self.keys.get(id)
+    }
+
+    /// The epoch to write new posts under at `now`: held, not retired, still writable, newest
+    /// first (ties by id). `None` means a rotation is needed.
+    pub fn write_epoch(&self, roster: &Roster, now: u64) -> Option<EpochId> {
+        let policy = roster.policy();
+        self.epochs
+            .values()
+            .filter(|e| e.have_key && !e.retired(roster))
+            .filter(|e| e.writable_at(now, policy))
+            .filter(|e| {
+                roster
+                    .members()
+                    .all(|m| e.recipients.contains(&m.identity.member))
+            })
+            .max_by_key(|e| (e.created, e.id))
+            .map(|e| e.id)
+    }
+
+    /// Members of `roster` missing from epoch `id`'s recipients (they need a share).
+    pub fn missing_recipients(&self, id: &EpochId, roster: &Roster) -> Vec<PublicIdentity> {
+        let Some(info) = self.epochs.get(id) else {
+            return Vec::new();
+        };
+        roster
+            .members()
+            .filter(|m| !info.recipients.contains(&m.identity.member))
+            .map(|m| m.identity.clone())
+            .collect()
+    }
+
+    /// Forget keys (and info) of epochs whose every alert has expired at `now`.
+    pub fn expire(&mut self, policy: &Policy, now: u64) -> Vec<EpochId> {
+        let gone: Vec<EpochId> = self
+            .epochs
+            .values()
+            .filter(|e| e.delete_after(policy) < now)
+            .map(|e| e.id)
+            .collect();
+        for id in &gone {
+            self.epochs.remove(id);
+            self.keys.remove(id);
+        }
+        gone
+    }
+}
+
+/// Lets HPKE (rand_core 0.9) draw from the caller's RNG (rand_core 0.6).
+struct Rng09<'a, R>(&'a mut R);
+
+impl<R: RngCore> rand_core_09::RngCore for Rng09<'_, R> {
+    fn next_u32(&mut self) -> u32 {
+        self.0.next_u32()
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        self.0.fill_bytes(dst);
+    }
+}
+
+impl<R: RngCore + CryptoRng> rand_core_09::CryptoRng for Rng09<'_, R> {}

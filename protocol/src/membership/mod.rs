@@ -1,0 +1,501 @@
+//! Collectives and their membership: a genesis record and a graph of signed operations.
+//!
+//! A collective starts from a [`Genesis`] signed by its founding moderator. Every later change
+//! (propose a member, approve, remove, publish a self-revocation, promote, demote, rotate an
+//! encryption key) is an [`Op`] that names the ops its author had seen (its causal parents).
+//! [`MembershipLog`] keeps the ops and [`resolve`] turns any causally complete set of them into a
+//! [`Roster`]. Resolution is a pure function of the *set* of ops: every replica holding the same
+//! ops computes the same roster, whatever order they arrived in. The rules are in
+//! `docs/PROTOCOL.md` §4 and on [`resolve`].
+
+mod log;
+mod resolve;
+
+pub use log::{InsertOutcome, MembershipLog, MAX_ORPHANS};
+pub use resolve::{resolve, Member, Pending, PendingKind, Removed, Roster};
+
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, DecodeError};
+use crate::identity::{self, Identity, IdentityError, PublicIdentity};
+use crate::ids::{context, hash, CollectiveId, MemberId, OpId};
+
+/// Largest encoded op accepted.
+pub const MAX_OP_BYTES: usize = 4096;
+/// Most causal parents one op may name.
+pub const MAX_PARENTS: usize = 32;
+/// Longest display name (a pseudonym), in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+/// Longest removal reason, in bytes.
+pub const MAX_REASON_BYTES: usize = 280;
+/// Largest encoded genesis record.
+pub const MAX_GENESIS_BYTES: usize = 2048;
+
+const OP_SIG_CONTEXT: &[u8] = b"lookout membership op v1";
+const GENESIS_SIG_CONTEXT: &[u8] = b"lookout genesis v1";
+const REVOCATION_SIG_CONTEXT: &[u8] = b"lookout self-revocation v1";
+
+/// A collective's rules, fixed at its founding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Distinct moderators whose approval adds a member, promotes, demotes or removes a moderator (k).
+    pub approvals_required: u8,
+    /// Alert lifetime when the poster does not choose one, in days.
+    pub default_alert_days: u16,
+    /// Longest alert lifetime allowed, in days. Epoch keys are kept this long and no longer.
+    pub max_alert_days: u16,
+    /// Posts one member may make per UTC day.
+    pub posts_per_day: u16,
+    /// ISO 3166-1 alpha-2 region used to read phone numbers written without a country code.
+    pub country: String,
+    /// Days after which the group key is rotated even if nobody was removed.
+    pub rotation_days: u16,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            approvals_required: 1,
+            default_alert_days: 30,
+            max_alert_days: 90,
+            posts_per_day: 50,
+            country: "GB".into(),
+            rotation_days: 7,
+        }
+    }
+}
+
+impl Policy {
+    /// Check the policy is usable.
+    pub fn validate(&self) -> Result<(), OpError> {
+        if self.approvals_required == 0 || self.approvals_required > 16 {
+            return Err(OpError::BadPolicy("approvals must be between 1 and 16"));
+        }
+        if self.default_alert_days == 0 || self.default_alert_days > self.max_alert_days {
+            return Err(OpError::BadPolicy(
+                "default alert lifetime must be at least 1 day and at most the maximum",
+            ));
+        }
+        if self.max_alert_days > 366 {
+            return Err(OpError::BadPolicy("alerts may live at most 366 days"));
+        }
+        if self.posts_per_day == 0 {
+            return Err(OpError::BadPolicy("the posting quota must be at least 1"));
+        }
+        if self.rotation_days == 0 {
+            return Err(OpError::BadPolicy("rotation period must be at least 1 day"));
+        }
+        if self.country.len() != 2 || !self.country.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(OpError::BadPolicy(
+                "country must be a two-letter code such as GB or TL",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Longest alert lifetime in seconds.
+    pub fn max_alert_secs(&self) -> u64 {
+        u64::from(self.max_alert_days) * 86_400
+    }
+}
+
+/// The founding record of a collective.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    /// Format version, 1.
+    pub version: u8,
+    /// The collective's name, shown to members only.
+    pub name: String,
+    /// The founding moderator.
+    pub founder: PublicIdentity,
+    /// The founder's display name.
+    pub founder_name: String,
+    /// The rules.
+    pub policy: Policy,
+    /// Founding time, seconds since the Unix epoch.
+    pub created: u64,
+    /// Random bytes so two collectives with the same name and founder differ.
+    pub nonce: [u8; 16],
+}
+
+/// A genesis record with the founder's signature, as sent and stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedGenesis {
+    genesis: Genesis,
+    encoded: Vec<u8>,
+    id: CollectiveId,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SignedBytes {
+    body: Vec<u8>,
+    #[serde(with = "crate::serde_bytes64")]
+    signature: [u8; 64],
+}
+
+impl SignedGenesis {
+    /// Found a collective: `founder` signs a genesis record.
+    pub fn create<R: RngCore + CryptoRng>(
+        founder: &Identity,
+        name: &str,
+        founder_name: &str,
+        policy: Policy,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Self, OpError> {
+        policy.validate()?;
+        check_name(name)?;
+        check_name(founder_name)?;
+        let mut nonce = [0u8; 16];
+        rng.fill_bytes(&mut nonce);
+        let genesis = Genesis {
+            version: 1,
+            name: name.into(),
+            founder: founder.public(),
+            founder_name: founder_name.into(),
+            policy,
+            created: now,
+            nonce,
+        };
+        let body = codec::encode(&genesis);
+        let signature = founder.sign(GENESIS_SIG_CONTEXT, &body);
+        Self::decode(&codec::encode(&SignedBytes { body, signature }))
+    }
+
+    /// Decode and verify a signed genesis record.
+    pub fn decode(bytes: &[u8]) -> Result<Self, OpError> {
+        let signed: SignedBytes = codec::decode(bytes, MAX_GENESIS_BYTES)?;
+        let genesis: Genesis = decode_canonical(&signed.body, MAX_GENESIS_BYTES)?;
+        if genesis.version != 1 {
+            return Err(OpError::UnsupportedVersion(genesis.version));
+        }
+        genesis.founder.verify()?;
+        if !identity::verify(
+            &genesis.founder.member,
+            GENESIS_SIG_CONTEXT,
+            &signed.body,
+            &signed.signature,
+        ) {
+            return Err(OpError::BadSignature);
+        }
+        genesis.policy.validate()?;
+        check_name(&genesis.name)?;
+        check_name(&genesis.founder_name)?;
+        Ok(Self {
+            id: CollectiveId(hash(context::COLLECTIVE_ID, &[bytes])),
+            genesis,
+            encoded: bytes.to_vec(),
+        })
+    }
+
+    /// The collective id.
+    pub fn id(&self) -> CollectiveId {
+        self.id
+    }
+
+    /// The record.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The signed bytes, as sent.
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+}
+
+/// A statement, signed by a member at enrolment, that their key is revoked. Anyone holding it
+/// (a friend, when the member's phone is taken) can have it published.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationCertificate {
+    /// The collective.
+    pub collective: CollectiveId,
+    /// The member revoking themself.
+    pub member: MemberId,
+    /// When it was made.
+    pub created: u64,
+    /// The member's signature.
+    #[serde(with = "crate::serde_bytes64")]
+    pub signature: [u8; 64],
+}
+
+/// Prefix of a revocation certificate's text code.
+pub const REVOCATION_CODE_PREFIX: &str = "LKREVOKE1";
+
+impl RevocationCertificate {
+    /// Make a certificate for `identity` in `collective`.
+    pub fn create(identity: &Identity, collective: CollectiveId, now: u64) -> Self {
+        let member = identity.member_id();
+        let signature = identity.sign(
+            REVOCATION_SIG_CONTEXT,
+            &codec::encode(&(collective, member, now)),
+        );
+        Self {
+            collective,
+            member,
+            created: now,
+            signature,
+        }
+    }
+
+    /// Check the signature.
+    pub fn verify(&self) -> Result<(), OpError> {
+        let message = codec::encode(&(self.collective, self.member, self.created));
+        if identity::verify(
+            &self.member,
+            REVOCATION_SIG_CONTEXT,
+            &message,
+            &self.signature,
+        ) {
+            Ok(())
+        } else {
+            Err(OpError::BadSignature)
+        }
+    }
+
+    /// A text code to store away from the device.
+    pub fn to_code(&self) -> String {
+        crate::textcode::encode(REVOCATION_CODE_PREFIX, &codec::encode(self))
+    }
+
+    /// Parse and verify a text code.
+    pub fn from_code(code: &str) -> Result<Self, OpError> {
+        let bytes = crate::textcode::decode(REVOCATION_CODE_PREFIX, code)?;
+        let cert: Self = codec::decode(&bytes, 512)?;
+        cert.verify()?;
+        Ok(cert)
+    }
+}
+
+/// What an op does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Propose adding a member (any member may propose; it counts as an approval if the author
+    /// is a moderator).
+    ProposeAdd {
+        /// The new member's public identity.
+        identity: PublicIdentity,
+        /// Their display name (a pseudonym).
+        name: String,
+    },
+    /// A moderator approves a proposal.
+    Approve {
+        /// The proposal.
+        proposal: OpId,
+    },
+    /// A moderator removes a member (immediately), or proposes removing a moderator (needs k).
+    Remove {
+        /// Who.
+        member: MemberId,
+        /// Why, for the other moderators.
+        reason: String,
+    },
+    /// Publish a member's self-revocation certificate: immediate removal.
+    PublishRevocation {
+        /// The certificate.
+        certificate: RevocationCertificate,
+    },
+    /// A moderator proposes making a member a moderator (needs k).
+    ProposePromote {
+        /// Who.
+        member: MemberId,
+    },
+    /// A moderator proposes taking moderator rights away (needs k).
+    ProposeDemote {
+        /// Who.
+        member: MemberId,
+    },
+    /// A member replaces their encryption (X25519) key.
+    RotateAgreementKey {
+        /// The member's identity with the new agreement key.
+        identity: PublicIdentity,
+    },
+}
+
+/// The signed content of an op.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpBody {
+    /// The collective it belongs to.
+    pub collective: CollectiveId,
+    /// Who made it.
+    pub author: MemberId,
+    /// The ops the author had seen: strictly ascending, at most [`MAX_PARENTS`]. Empty means
+    /// "right after genesis".
+    pub parents: Vec<OpId>,
+    /// The author's clock, advisory only (used to order sync, never for authority).
+    pub timestamp: u64,
+    /// What it does.
+    pub action: Action,
+}
+
+/// A verified op: its signature checks, its structure is valid. Whether it has *effect* is
+/// decided by [`resolve`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Op {
+    id: OpId,
+    body: OpBody,
+    encoded: Vec<u8>,
+}
+
+impl Op {
+    /// Make and sign an op.
+    pub fn create(
+        author: &Identity,
+        collective: CollectiveId,
+        mut parents: Vec<OpId>,
+        now: u64,
+        action: Action,
+    ) -> Result<Self, OpError> {
+        parents.sort();
+        parents.dedup();
+        let body = OpBody {
+            collective,
+            author: author.member_id(),
+            parents,
+            timestamp: now,
+            action,
+        };
+        let body = codec::encode(&body);
+        let signature = author.sign(OP_SIG_CONTEXT, &body);
+        Self::decode(&codec::encode(&SignedBytes { body, signature }), collective)
+    }
+
+    /// Decode and verify an op received for `collective`.
+    pub fn decode(bytes: &[u8], collective: CollectiveId) -> Result<Self, OpError> {
+        let signed: SignedBytes = codec::decode(bytes, MAX_OP_BYTES)?;
+        let body: OpBody = decode_canonical(&signed.body, MAX_OP_BYTES)?;
+        if body.collective != collective {
+            return Err(OpError::WrongCollective);
+        }
+        if body.parents.len() > MAX_PARENTS {
+            return Err(OpError::Structure("too many parents"));
+        }
+        if body.parents.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(OpError::Structure("parents must be sorted and distinct"));
+        }
+        if !identity::verify(
+            &body.author,
+            OP_SIG_CONTEXT,
+            &signed.body,
+            &signed.signature,
+        ) {
+            return Err(OpError::BadSignature);
+        }
+        match &body.action {
+            Action::ProposeAdd { identity, name } => {
+                identity.verify()?;
+                check_name(name)?;
+            }
+            Action::Remove { reason, .. } if reason.len() > MAX_REASON_BYTES => {
+                return Err(OpError::Structure("reason too long"));
+            }
+            Action::PublishRevocation { certificate } => {
+                certificate.verify()?;
+                if certificate.collective != collective {
+                    return Err(OpError::WrongCollective);
+                }
+            }
+            Action::RotateAgreementKey { identity } => {
+                identity.verify()?;
+                if identity.member != body.author {
+                    return Err(OpError::Structure("a member can only rotate their own key"));
+                }
+            }
+            _ => {}
+        }
+        Ok(Self {
+            id: OpId(hash(context::OP_ID, &[bytes])),
+            body,
+            encoded: bytes.to_vec(),
+        })
+    }
+
+    /// The op id.
+    pub fn id(&self) -> OpId {
+        self.id
+    }
+
+    /// The signed content.
+    pub fn body(&self) -> &OpBody {
+        &self.body
+    }
+
+    /// The author.
+    pub fn author(&self) -> MemberId {
+        self.body.author
+    }
+
+    /// The causal parents.
+    pub fn parents(&self) -> &[OpId] {
+        &self.body.parents
+    }
+
+    /// The bytes as sent and stored.
+    pub fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+}
+
+/// Why a membership record was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpError {
+    /// Bad encoding.
+    #[error("membership record: {0}")]
+    Decode(#[from] DecodeError),
+    /// A text code could not be read.
+    #[error(transparent)]
+    TextCode(#[from] crate::textcode::TextCodeError),
+    /// The signature does not verify.
+    #[error("membership record has a bad signature")]
+    BadSignature,
+    /// It belongs to another collective.
+    #[error("membership record belongs to another collective")]
+    WrongCollective,
+    /// A newer format than this software understands.
+    #[error("membership record version {0} is not supported; update Lookout")]
+    UnsupportedVersion(u8),
+    /// An identity inside is invalid.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// A structural rule is broken.
+    #[error("invalid membership record: {0}")]
+    Structure(&'static str),
+    /// The policy is unusable.
+    #[error("invalid policy: {0}")]
+    BadPolicy(&'static str),
+}
+
+impl OpError {
+    /// Whether a peer that sent this should be penalised (everything here is proof of a broken or
+    /// hostile sender, since honest nodes only forward verified records).
+    pub fn is_peer_fault(&self) -> bool {
+        !matches!(self, OpError::UnsupportedVersion(_))
+    }
+}
+
+fn check_name(name: &str) -> Result<(), OpError> {
+    if name.trim().is_empty() || name.len() > MAX_NAME_BYTES {
+        return Err(OpError::Structure("names must be 1 to 64 bytes"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(OpError::Structure(
+            "names may not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Decode a signed body and insist that it is the one canonical encoding of its value, so that
+/// a value has exactly one id.
+pub(crate) fn decode_canonical<T>(bytes: &[u8], max: usize) -> Result<T, DecodeError>
+where
+    T: serde::de::DeserializeOwned + Serialize,
+{
+    let value: T = codec::decode(bytes, max)?;
+    if codec::encode(&value) != bytes {
+        return Err(DecodeError::Invalid("non-canonical encoding"));
+    }
+    Ok(value)
+}

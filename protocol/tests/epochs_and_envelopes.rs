@@ -1,0 +1,385 @@
+//! Key epochs and envelopes: removal locks members out of later alerts; every validation rule.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use lookout_protocol::content::*;
+use lookout_protocol::envelope::{self, EnvelopeError, InnerBody, Rejection, Verdict};
+use lookout_protocol::epoch::*;
+use lookout_protocol::identity::Identity;
+use lookout_protocol::membership::*;
+use lookout_protocol::OpId;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const NOW: u64 = 1_790_000_000;
+
+struct Net {
+    rng: ChaCha20Rng,
+    log: MembershipLog,
+    founder: Identity,
+}
+
+impl Net {
+    fn new() -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(99);
+        let founder = Identity::generate(&mut rng);
+        let genesis =
+            SignedGenesis::create(&founder, "n", "f", Policy::default(), NOW, &mut rng).unwrap();
+        Self {
+            rng,
+            log: MembershipLog::new(genesis),
+            founder,
+        }
+    }
+
+    fn op(&mut self, author_is_founder: bool, author: Option<&Identity>, action: Action) -> OpId {
+        let who = if author_is_founder {
+            &self.founder
+        } else {
+            author.unwrap()
+        };
+        let op = Op::create(
+            who,
+            self.log.collective(),
+            self.log.roster().heads().to_vec(),
+            NOW,
+            action,
+        )
+        .unwrap();
+        let id = op.id();
+        self.log.insert(op);
+        id
+    }
+
+    fn add(&mut self) -> Identity {
+        let id = Identity::generate(&mut self.rng);
+        self.op(
+            true,
+            None,
+            Action::ProposeAdd {
+                identity: id.public(),
+                name: "m".into(),
+            },
+        );
+        id
+    }
+
+    fn rotate(&mut self, now: u64) -> (EpochKey, KeyDelivery) {
+        let key = EpochKey::generate(&mut self.rng);
+        let recipients: Vec<_> = self
+            .log
+            .roster()
+            .members()
+            .map(|m| m.identity.clone())
+            .collect();
+        let d = KeyDelivery::create(
+            &self.founder,
+            self.log.collective(),
+            &key,
+            DeliveryKind::Rotation,
+            self.log.roster().heads().to_vec(),
+            now,
+            &recipients,
+            &mut self.rng,
+        )
+        .unwrap();
+        d.check_authority(self.log.roster()).unwrap();
+        (key, d)
+    }
+
+    fn post(
+        &mut self,
+        author: &Identity,
+        key: &EpochKey,
+        timestamp: u64,
+        expires: u64,
+    ) -> envelope::Envelope {
+        envelope::seal(
+            author,
+            key,
+            InnerBody {
+                collective: self.log.collective(),
+                epoch: key.id(),
+                author: author.member_id(),
+                seq: 1,
+                heads: self.log.roster().heads().to_vec(),
+                timestamp,
+                expires,
+                content: Content::Alert(alert("+447700900123")),
+            },
+            &mut self.rng,
+        )
+        .unwrap()
+    }
+}
+
+fn alert(phone: &str) -> Alert {
+    Alert {
+        category: Category::Robbery,
+        severity: Severity::Medium,
+        description: "took the money back at knife point".into(),
+        identifiers: Identifiers {
+            phones: vec![phone.into()],
+            ..Identifiers::default()
+        },
+        area: "harbour".into(),
+        incident_time: Some(NOW - 3600),
+        language: "en".into(),
+        on_behalf: false,
+    }
+}
+
+#[test]
+fn removed_member_cannot_decrypt_alerts_of_later_epochs() {
+    let mut net = Net::new();
+    let alice = net.add();
+    let mallory = net.add();
+    let (k1, d1) = net.rotate(NOW);
+    let mut mallory_book = EpochBook::new();
+    assert_eq!(
+        mallory_book.record(&d1, &mallory).unwrap(),
+        Recorded::NewKey(k1.id())
+    );
+
+    // Mallory's phone is seized: the founder removes her and rotates.
+    net.op(
+        true,
+        None,
+        Action::Remove {
+            member: mallory.member_id(),
+            reason: "seized".into(),
+        },
+    );
+    let mut founder_book = EpochBook::new();
+    founder_book.record(&d1, &net.founder).unwrap();
+    assert_eq!(
+        founder_book.write_epoch(net.log.roster(), NOW),
+        None,
+        "old epoch is retired"
+    );
+    let (k2, d2) = net.rotate(NOW + 60);
+    assert!(!d2.recipients().any(|r| r == mallory.member_id()));
+    founder_book.record(&d2, &net.founder).unwrap();
+    assert_eq!(
+        founder_book.write_epoch(net.log.roster(), NOW + 60),
+        Some(k2.id())
+    );
+
+    // Alice posts under the new epoch: Mallory cannot open it with anything she has.
+    let sealed = net.post(&alice, &k2, NOW + 120, NOW + 86_400);
+    assert!(mallory_book.record(&d2, &mallory).unwrap() == Recorded::Noted);
+    assert!(d2.open(&mallory).is_none());
+    let err = envelope::open(&sealed.bytes, net.log.collective(), |id| {
+        mallory_book.key(id)
+    })
+    .unwrap_err();
+    assert!(matches!(err, EnvelopeError::UnknownEpoch(_)));
+    // Even trying the old key as if it were the new epoch's fails to decrypt.
+    let err = envelope::open(&sealed.bytes, net.log.collective(), |_| Some(&k1)).unwrap_err();
+    assert!(matches!(err, EnvelopeError::Decrypt));
+    // Alice reads it.
+    let mut alice_book = EpochBook::new();
+    alice_book.record(&d2, &alice).unwrap();
+    let opened =
+        envelope::open(&sealed.bytes, net.log.collective(), |id| alice_book.key(id)).unwrap();
+    assert_eq!(opened.body.author, alice.member_id());
+}
+
+#[test]
+fn authorize_enforces_every_rule() {
+    let mut net = Net::new();
+    let alice = net.add();
+    let (k1, d1) = net.rotate(NOW);
+    let mut book = EpochBook::new();
+    book.record(&d1, &net.founder).unwrap();
+    let info = book.info(&k1.id()).unwrap().clone();
+    let roster = net.log.roster().clone();
+    let collective = net.log.collective();
+    let open = |bytes: &[u8], book: &EpochBook| {
+        envelope::open(bytes, collective, |id| book.key(id)).unwrap()
+    };
+
+    let ok = net.post(&alice, &k1, NOW, NOW + 86_400);
+    assert!(open(&ok.bytes, &book)
+        .authorize(&roster, &roster, &info, NOW, 0)
+        .is_ok());
+
+    let expired = net.post(&alice, &k1, NOW, NOW + 10);
+    let e = open(&expired.bytes, &book)
+        .authorize(&roster, &roster, &info, NOW + 11, 0)
+        .unwrap_err();
+    assert_eq!(
+        (e.clone(), e.verdict()),
+        (Rejection::Expired, Verdict::Ignore)
+    );
+
+    let too_long = net.post(&alice, &k1, NOW, NOW + 91 * 86_400);
+    let e = open(&too_long.bytes, &book)
+        .authorize(&roster, &roster, &info, NOW, 0)
+        .unwrap_err();
+    assert_eq!(
+        (e.clone(), e.verdict()),
+        (Rejection::LifetimeTooLong, Verdict::Reject)
+    );
+
+    let future = net.post(&alice, &k1, NOW + 3600, NOW + 86_400);
+    let e = open(&future.bytes, &book)
+        .authorize(&roster, &roster, &info, NOW, 0)
+        .unwrap_err();
+    assert_eq!(e, Rejection::FromTheFuture);
+
+    let e = open(&ok.bytes, &book)
+        .authorize(&roster, &roster, &info, NOW, 50)
+        .unwrap_err();
+    assert_eq!(e, Rejection::OverQuota);
+
+    let late = net.post(&alice, &k1, NOW + 9 * 86_400, NOW + 10 * 86_400);
+    let e = open(&late.bytes, &book)
+        .authorize(&roster, &roster, &info, NOW + 9 * 86_400, 0)
+        .unwrap_err();
+    assert_eq!(
+        e,
+        Rejection::EpochNotWritable,
+        "epochs stop being writable after rotation_days + grace"
+    );
+
+    // An outsider with the key (leaked) is not a member.
+    let outsider = Identity::generate(&mut ChaCha20Rng::seed_from_u64(5));
+    let leak = net.post(&outsider, &k1, NOW, NOW + 86_400);
+    let e = open(&leak.bytes, &book)
+        .authorize(&roster, &roster, &info, NOW, 0)
+        .unwrap_err();
+    assert_eq!(e, Rejection::NotAMember);
+
+    // After Alice's removal, a post naming the removal is refused, and the epoch is retired.
+    net.op(
+        true,
+        None,
+        Action::Remove {
+            member: alice.member_id(),
+            reason: "left".into(),
+        },
+    );
+    let after = net.log.roster().clone();
+    let late_post = net.post(&alice, &k1, NOW + 60, NOW + 86_400);
+    let e = open(&late_post.bytes, &book)
+        .authorize(&after, &after, &info, NOW + 60, 0)
+        .unwrap_err();
+    assert_eq!(e, Rejection::AuthorRemoved);
+    assert!(info.retired(&after));
+}
+
+#[test]
+fn tampering_is_detected_and_penalised() {
+    let mut net = Net::new();
+    let (k1, d1) = net.rotate(NOW);
+    let mut book = EpochBook::new();
+    book.record(&d1, &net.founder).unwrap();
+    let founder = Identity::unseal(
+        b"x",
+        &net.founder
+            .seal(
+                b"x",
+                lookout_protocol::passphrase::KdfParams::TESTING,
+                &mut ChaCha20Rng::seed_from_u64(1),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    let sealed = net.post(&founder, &k1, NOW, NOW + 100);
+    let collective = net.log.collective();
+    for i in [
+        0usize,
+        5,
+        20,
+        sealed.bytes.len() / 2,
+        sealed.bytes.len() - 1,
+    ] {
+        let mut bytes = sealed.bytes.clone();
+        bytes[i] ^= 0x40;
+        // Any flipped bit is an error, never a different valid post.
+        assert!(envelope::open(&bytes, collective, |id| book.key(id)).is_err());
+    }
+    let mut bytes = sealed.bytes.clone();
+    bytes.push(0);
+    assert_eq!(
+        envelope::open(&bytes, collective, |id| book.key(id))
+            .unwrap_err()
+            .verdict(),
+        Verdict::Reject
+    );
+    // Padding hides the size: a short and a long alert land in the same bucket.
+    assert!(envelope::BUCKETS
+        .iter()
+        .any(|b| b + 16 == envelope::peek(&sealed.bytes).unwrap().ciphertext.len()));
+}
+
+#[test]
+fn batch_open_matches_single_open_and_isolates_bad_ones() {
+    let mut net = Net::new();
+    let alice = net.add();
+    let (k1, d1) = net.rotate(NOW);
+    let mut book = EpochBook::new();
+    book.record(&d1, &net.founder).unwrap();
+    let mut envs: Vec<Vec<u8>> = (0..8)
+        .map(|i| net.post(&alice, &k1, NOW + i, NOW + 1000).bytes)
+        .collect();
+    envs[3][40] ^= 1;
+    let refs: Vec<&[u8]> = envs.iter().map(Vec::as_slice).collect();
+    let batch = envelope::open_batch(&refs, net.log.collective(), |id| book.key(id));
+    for (i, (result, bytes)) in batch.iter().zip(&envs).enumerate() {
+        let single = envelope::open(bytes, net.log.collective(), |id| book.key(id));
+        assert_eq!(result.is_ok(), single.is_ok(), "envelope {i}");
+        assert_eq!(result.is_ok(), i != 3);
+    }
+}
+
+#[test]
+fn new_member_gets_live_epochs_by_share() {
+    let mut net = Net::new();
+    let (k1, d1) = net.rotate(NOW);
+    let mut book = EpochBook::new();
+    book.record(&d1, &net.founder).unwrap();
+    let late = net.add();
+    let missing = book.missing_recipients(&k1.id(), net.log.roster());
+    assert_eq!(missing.len(), 1);
+    let share = KeyDelivery::create(
+        &net.founder,
+        net.log.collective(),
+        &k1,
+        DeliveryKind::Share,
+        net.log.roster().heads().to_vec(),
+        NOW + 5,
+        &missing,
+        &mut net.rng,
+    )
+    .unwrap();
+    share.check_authority(net.log.roster()).unwrap();
+    let mut late_book = EpochBook::new();
+    assert_eq!(
+        late_book.record(&share, &late).unwrap(),
+        Recorded::NewKey(k1.id())
+    );
+    book.record(&share, &net.founder).unwrap();
+    assert!(book
+        .missing_recipients(&k1.id(), net.log.roster())
+        .is_empty());
+    // A rotation that leaves a member out is refused.
+    let partial = KeyDelivery::create(
+        &net.founder,
+        net.log.collective(),
+        &EpochKey::generate(&mut net.rng),
+        DeliveryKind::Rotation,
+        net.log.roster().heads().to_vec(),
+        NOW,
+        &[net.founder.public()],
+        &mut net.rng,
+    )
+    .unwrap();
+    assert!(partial.check_authority(net.log.roster()).is_err());
+    // Keys are deleted once every alert under them has expired.
+    let policy = net.log.roster().policy().clone();
+    let deadline = book.info(&k1.id()).unwrap().delete_after(&policy);
+    assert!(book.expire(&policy, deadline).is_empty());
+    assert_eq!(book.expire(&policy, deadline + 1), vec![k1.id()]);
+    assert!(book.key(&k1.id()).is_none());
+}

@@ -1,0 +1,419 @@
+//! Membership rules: k-of-n admission, removal, strong removal, retaliation, self-revocation.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use lookout_protocol::identity::Identity;
+use lookout_protocol::membership::*;
+use lookout_protocol::{CollectiveId, MemberId, OpId};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const NOW: u64 = 1_790_000_000;
+
+struct World {
+    rng: ChaCha20Rng,
+    genesis: SignedGenesis,
+    ops: Vec<Op>,
+}
+
+impl World {
+    fn new(k: u8) -> (Self, Identity) {
+        let mut rng = ChaCha20Rng::seed_from_u64(u64::from(k) * 31 + 5);
+        let founder = Identity::generate(&mut rng);
+        let policy = Policy {
+            approvals_required: k,
+            ..Policy::default()
+        };
+        let genesis = SignedGenesis::create(&founder, "Test", "founder", policy, NOW, &mut rng)
+            .expect("genesis");
+        (
+            Self {
+                rng,
+                genesis,
+                ops: Vec::new(),
+            },
+            founder,
+        )
+    }
+
+    fn id(&self) -> CollectiveId {
+        self.genesis.id()
+    }
+
+    fn identity(&mut self) -> Identity {
+        Identity::generate(&mut self.rng)
+    }
+
+    fn roster(&self) -> Roster {
+        let ops: Vec<&Op> = self.ops.iter().collect();
+        resolve(&self.genesis, &ops)
+    }
+
+    fn heads(&self) -> Vec<OpId> {
+        self.roster().heads().to_vec()
+    }
+
+    /// An op with the current heads as parents.
+    fn op(&mut self, author: &Identity, action: Action) -> OpId {
+        let parents = self.heads();
+        self.op_with(author, parents, action)
+    }
+
+    fn op_with(&mut self, author: &Identity, parents: Vec<OpId>, action: Action) -> OpId {
+        let op = Op::create(author, self.id(), parents, NOW, action).expect("op");
+        let id = op.id();
+        self.ops.push(op);
+        id
+    }
+
+    fn add(&mut self, moderators: &[&Identity], who: &Identity) -> OpId {
+        let proposal = self.op(
+            moderators[0],
+            Action::ProposeAdd {
+                identity: who.public(),
+                name: "member".into(),
+            },
+        );
+        for m in &moderators[1..] {
+            self.op(m, Action::Approve { proposal });
+        }
+        proposal
+    }
+
+    fn promote(&mut self, moderators: &[&Identity], who: &Identity) {
+        let proposal = self.op(
+            moderators[0],
+            Action::ProposePromote {
+                member: who.member_id(),
+            },
+        );
+        for m in &moderators[1..] {
+            self.op(m, Action::Approve { proposal });
+        }
+    }
+}
+
+fn remove(member: &Identity) -> Action {
+    Action::Remove {
+        member: member.member_id(),
+        reason: "phone seized".into(),
+    }
+}
+
+#[test]
+fn founder_is_the_first_moderator() {
+    let (w, founder) = World::new(1);
+    let roster = w.roster();
+    assert_eq!(roster.len(), 1);
+    assert!(roster.is_moderator(&founder.member_id()));
+}
+
+/// A k = 2 collective: the founder alone bootstraps a second moderator (with fewer than k
+/// moderators, all of them must approve), after which every add needs both.
+fn k2_with_two_moderators() -> (World, Identity, Identity) {
+    let (mut w, founder) = World::new(2);
+    let m2 = w.identity();
+    w.add(&[&founder], &m2);
+    assert!(w.roster().is_member(&m2.member_id()));
+    w.promote(&[&founder], &m2);
+    assert!(w.roster().is_moderator(&m2.member_id()));
+    (w, founder, m2)
+}
+
+#[test]
+fn k2_add_with_one_approval_does_not_admit_the_second_does() {
+    let (mut w, founder, m2) = k2_with_two_moderators();
+    let newbie = w.identity();
+    let p = w.add(&[&founder], &newbie);
+    let roster = w.roster();
+    assert!(!roster.is_member(&newbie.member_id()));
+    assert_eq!(roster.pending().len(), 1);
+    assert_eq!(roster.pending()[0].approvals, vec![founder.member_id()]);
+    // Approving twice does not count twice.
+    w.op(&founder, Action::Approve { proposal: p });
+    assert!(!w.roster().is_member(&newbie.member_id()));
+    // A non-moderator's approval never counts.
+    let plain = w.identity();
+    let _ = plain;
+    w.op(&m2, Action::Approve { proposal: p });
+    assert!(w.roster().is_member(&newbie.member_id()));
+    assert!(w.roster().pending().is_empty());
+}
+
+#[test]
+fn k2_approvals_made_concurrently_by_offline_moderators_combine() {
+    let (mut w, founder, m2) = k2_with_two_moderators();
+    let newbie = w.identity();
+    let proposal = w.op(
+        &founder,
+        Action::ProposeAdd {
+            identity: newbie.public(),
+            name: "n".into(),
+        },
+    );
+    let seen = w.heads();
+    // m2 approves; then a member proposes nothing; both heads merge later.
+    w.op_with(&m2, seen.clone(), Action::Approve { proposal });
+    assert!(w.roster().is_member(&newbie.member_id()));
+    // An approval by a plain member does not count.
+    let (mut w2, f2, _m2b) = k2_with_two_moderators();
+    let plain = w2.identity();
+    w2.add(&[&f2, &_m2b], &plain);
+    let other = w2.identity();
+    let p2 = w2.add(&[&f2], &other);
+    w2.op(&plain, Action::Approve { proposal: p2 });
+    assert!(!w2.roster().is_member(&other.member_id()));
+}
+
+#[test]
+fn one_moderator_removes_a_member_immediately() {
+    let (mut w, f, _m2) = k2_with_two_moderators();
+    let m = w.identity();
+    w.add(&[&f, &_m2], &m);
+    assert!(w.roster().is_member(&m.member_id()));
+    w.op(&f, remove(&m));
+    let roster = w.roster();
+    assert!(!roster.is_member(&m.member_id()));
+    assert!(roster.is_removed(&m.member_id()));
+    // Removal is final for a key: proposing it again has no effect.
+    w.op(
+        &f,
+        Action::ProposeAdd {
+            identity: m.public(),
+            name: "again".into(),
+        },
+    );
+    w.op(
+        &_m2,
+        Action::ProposeAdd {
+            identity: m.public(),
+            name: "again".into(),
+        },
+    );
+    assert!(!w.roster().is_member(&m.member_id()));
+}
+
+#[test]
+fn removing_a_moderator_takes_k() {
+    let (mut w, f, m2) = k2_with_two_moderators();
+    let m3 = w.identity();
+    w.add(&[&f, &m2], &m3);
+    w.promote(&[&f, &m2], &m3);
+    assert!(w.roster().is_moderator(&m3.member_id()));
+    let proposal = w.op(&f, remove(&m3));
+    assert!(
+        w.roster().is_member(&m3.member_id()),
+        "one of k=2 is not enough"
+    );
+    w.op(&m2, Action::Approve { proposal });
+    assert!(w.roster().is_removed(&m3.member_id()));
+}
+
+#[test]
+fn removed_members_concurrent_ops_are_dropped() {
+    let (mut w, f) = World::new(1);
+    let m2 = w.identity();
+    w.add(&[&f], &m2);
+    w.promote(&[&f], &m2);
+    let base = w.heads();
+    // m2, concurrently with its removal, admits an accomplice.
+    let accomplice = w.identity();
+    let sneaky = w.op_with(
+        &m2,
+        base.clone(),
+        Action::ProposeAdd {
+            identity: accomplice.public(),
+            name: "acc".into(),
+        },
+    );
+    // The founder removes m2 (a moderator: k = 1 so one removal suffices) without seeing it.
+    w.op_with(&f, base, remove(&m2));
+    let roster = w.roster();
+    assert!(roster.is_removed(&m2.member_id()));
+    assert!(!roster.is_member(&accomplice.member_id()));
+    assert!(roster.dropped().contains_key(&sneaky));
+}
+
+#[test]
+fn ops_causally_before_removal_keep_their_effect() {
+    let (mut w, f) = World::new(1);
+    let m2 = w.identity();
+    w.add(&[&f], &m2);
+    w.promote(&[&f], &m2);
+    let friend = w.identity();
+    w.add(&[&m2], &friend);
+    w.op(&f, remove(&m2));
+    let roster = w.roster();
+    assert!(roster.is_removed(&m2.member_id()));
+    assert!(roster.is_member(&friend.member_id()));
+}
+
+#[test]
+fn mutual_removal_removes_both() {
+    let (mut w, f) = World::new(1);
+    let a = w.identity();
+    let b = w.identity();
+    w.add(&[&f], &a);
+    w.promote(&[&f], &a);
+    w.add(&[&f], &b);
+    w.promote(&[&f], &b);
+    let base = w.heads();
+    w.op_with(&a, base.clone(), remove(&b));
+    w.op_with(&b, base, remove(&a));
+    let roster = w.roster();
+    assert!(roster.is_removed(&a.member_id()));
+    assert!(roster.is_removed(&b.member_id()));
+    assert!(roster.is_moderator(&f.member_id()));
+}
+
+#[test]
+fn backdated_removal_by_a_removed_moderator_is_dropped() {
+    let (mut w, f) = World::new(1);
+    let x = w.identity();
+    let victim = w.identity();
+    w.add(&[&f], &x);
+    w.promote(&[&f], &x);
+    w.add(&[&f], &victim);
+    let before = w.heads();
+    w.op(&f, remove(&x));
+    // x learns of its removal and back-dates a removal of an innocent member.
+    let backdated = w.op_with(&x, before, remove(&victim));
+    let roster = w.roster();
+    assert!(roster.is_removed(&x.member_id()));
+    assert!(roster.is_member(&victim.member_id()));
+    assert!(roster.dropped().contains_key(&backdated));
+}
+
+#[test]
+fn op_naming_its_authors_removal_is_refused() {
+    let (mut w, f) = World::new(1);
+    let x = w.identity();
+    w.add(&[&f], &x);
+    w.op(&f, remove(&x));
+    let newbie = w.identity();
+    let late = w.op(
+        &x,
+        Action::ProposeAdd {
+            identity: newbie.public(),
+            name: "n".into(),
+        },
+    );
+    assert!(w.roster().dropped().contains_key(&late));
+}
+
+#[test]
+fn self_revocation_certificate_removes_and_anyone_member_can_publish() {
+    let (mut w, f) = World::new(1);
+    let m = w.identity();
+    let friend = w.identity();
+    w.add(&[&f], &m);
+    w.add(&[&f], &friend);
+    let cert = RevocationCertificate::create(&m, w.id(), NOW);
+    let code = cert.to_code();
+    let cert = RevocationCertificate::from_code(&code).unwrap();
+    w.op(&friend, Action::PublishRevocation { certificate: cert });
+    let roster = w.roster();
+    assert!(roster.is_removed(&m.member_id()));
+    assert!(roster.removed()[&m.member_id()].self_revoked);
+}
+
+#[test]
+fn non_moderators_cannot_remove_or_approve() {
+    let (mut w, f) = World::new(1);
+    let a = w.identity();
+    let b = w.identity();
+    w.add(&[&f], &a);
+    w.add(&[&f], &b);
+    let op = w.op(&a, remove(&b));
+    let roster = w.roster();
+    assert!(roster.is_member(&b.member_id()));
+    assert!(roster.dropped()[&op].contains("moderator"));
+}
+
+#[test]
+fn forged_and_foreign_ops_are_rejected_with_reasons() {
+    let (w, f) = World::new(1);
+    let (other, _) = World::new(3);
+    let op = Op::create(
+        &f,
+        w.id(),
+        vec![],
+        NOW,
+        Action::ProposeDemote {
+            member: f.member_id(),
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        Op::decode(op.encoded(), other.id()),
+        Err(OpError::WrongCollective)
+    ));
+    let mut bytes = op.encoded().to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    assert!(matches!(
+        Op::decode(&bytes, w.id()),
+        Err(OpError::BadSignature)
+    ));
+    bytes.truncate(10);
+    assert!(matches!(
+        Op::decode(&bytes, w.id()),
+        Err(OpError::Decode(_))
+    ));
+}
+
+#[test]
+fn demotion_needs_k_and_drops_concurrent_moderator_actions() {
+    let (mut w, f) = World::new(1);
+    let m = w.identity();
+    w.add(&[&f], &m);
+    w.promote(&[&f], &m);
+    let base = w.heads();
+    let newbie = w.identity();
+    let concurrent = w.op_with(
+        &m,
+        base.clone(),
+        Action::ProposeAdd {
+            identity: newbie.public(),
+            name: "n".into(),
+        },
+    );
+    w.op_with(
+        &f,
+        base,
+        Action::ProposeDemote {
+            member: m.member_id(),
+        },
+    );
+    let roster = w.roster();
+    assert!(roster.is_member(&m.member_id()));
+    assert!(!roster.is_moderator(&m.member_id()));
+    // Proposing an add is a member's right, so it stays, but it no longer counts as an approval.
+    assert!(!roster.dropped().contains_key(&concurrent));
+    assert!(!roster.is_member(&newbie.member_id()));
+}
+
+#[test]
+fn log_holds_orphans_until_parents_arrive() {
+    let (mut w, f) = World::new(1);
+    let m = w.identity();
+    w.add(&[&f], &m);
+    w.op(&f, remove(&m));
+    let mut log = MembershipLog::new(w.genesis.clone());
+    let ops = w.ops.clone();
+    let last = ops.last().unwrap().clone();
+    assert!(matches!(
+        log.insert(last.clone()),
+        InsertOutcome::MissingParents(_)
+    ));
+    assert!(log.roster().is_member(&f.member_id()));
+    for op in ops.into_iter().rev().skip(1) {
+        log.insert(op);
+    }
+    assert_eq!(log.orphan_count(), 0);
+    assert_eq!(log.roster(), &w.roster());
+    assert_eq!(log.insert(last), InsertOutcome::Duplicate);
+    let heads = log.roster().heads().to_vec();
+    assert!(log.roster_at(&heads).is_some());
+    assert!(log.roster_at(&[OpId([9; 32])]).is_none());
+    let _: MemberId = f.member_id();
+}

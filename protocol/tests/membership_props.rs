@@ -1,0 +1,146 @@
+//! The central invariant: every replica holding the same set of membership ops computes the same
+//! roster, whatever order the ops arrived in, including concurrent removals and approvals.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use lookout_protocol::identity::Identity;
+use lookout_protocol::membership::*;
+use lookout_protocol::OpId;
+use proptest::prelude::*;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const NOW: u64 = 1_790_000_000;
+
+/// Random histories: a pool of identities acting with random (often stale) views, so many ops
+/// are concurrent, including removals of each other.
+fn random_history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Op>) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let pool: Vec<Identity> = (0..6).map(|_| Identity::generate(&mut rng)).collect();
+    let policy = Policy {
+        approvals_required: k,
+        ..Policy::default()
+    };
+    let genesis =
+        SignedGenesis::create(&pool[0], "prop", "founder", policy, NOW, &mut rng).unwrap();
+    let mut ops: Vec<Op> = Vec::new();
+    for step in 0..len {
+        // Mostly bootstrap early: adds and promotions by the founder.
+        let author = if step < 4 {
+            0
+        } else {
+            rng.gen_range(0..pool.len())
+        };
+        let target = rng.gen_range(1..pool.len());
+        // Parents: a random subset of earlier ops (a stale or partial view).
+        let mut parents: Vec<OpId> = Vec::new();
+        if !ops.is_empty() {
+            let take = rng.gen_range(0..=ops.len().min(3));
+            for _ in 0..take {
+                let pick = rng.gen_range(0..ops.len());
+                parents.push(ops[pick].id());
+            }
+            if rng.gen_bool(0.6) {
+                parents.push(ops[ops.len() - 1].id());
+            }
+        }
+        let proposals: Vec<OpId> = ops
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o.body().action,
+                    Action::ProposeAdd { .. }
+                        | Action::ProposePromote { .. }
+                        | Action::ProposeDemote { .. }
+                        | Action::Remove { .. }
+                )
+            })
+            .map(Op::id)
+            .collect();
+        let action = match (step, rng.gen_range(0..10)) {
+            (0 | 1, _) => Action::ProposeAdd {
+                identity: pool[step + 1].public(),
+                name: "m".into(),
+            },
+            (2 | 3, _) => Action::ProposePromote {
+                member: pool[step - 1].member_id(),
+            },
+            (_, 0..=2) => Action::ProposeAdd {
+                identity: pool[target].public(),
+                name: "m".into(),
+            },
+            (_, 3..=4) if !proposals.is_empty() => Action::Approve {
+                proposal: *proposals.choose(&mut rng).unwrap(),
+            },
+            (_, 5..=6) => Action::Remove {
+                member: pool[rng.gen_range(0..pool.len())].member_id(),
+                reason: String::new(),
+            },
+            (_, 7) => Action::ProposePromote {
+                member: pool[target].member_id(),
+            },
+            (_, 8) => Action::ProposeDemote {
+                member: pool[rng.gen_range(0..pool.len())].member_id(),
+            },
+            _ => Action::PublishRevocation {
+                certificate: RevocationCertificate::create(&pool[target], genesis.id(), NOW),
+            },
+        };
+        ops.push(
+            Op::create(
+                &pool[author],
+                genesis.id(),
+                parents,
+                NOW + step as u64,
+                action,
+            )
+            .unwrap(),
+        );
+    }
+    (genesis, ops)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn same_ops_same_roster_in_any_order(
+        seed in any::<u64>(),
+        len in 4usize..40,
+        k in 1u8..=2,
+        shuffles in proptest::collection::vec(any::<u64>(), 3),
+    ) {
+        let (genesis, ops) = random_history(seed, len, k);
+        let refs: Vec<&Op> = ops.iter().collect();
+        let reference = resolve(&genesis, &refs);
+        for shuffle in shuffles {
+            let mut order = ops.clone();
+            order.shuffle(&mut ChaCha20Rng::seed_from_u64(shuffle));
+            // Resolution of the same set, presented in another order.
+            let refs: Vec<&Op> = order.iter().collect();
+            prop_assert_eq!(&resolve(&genesis, &refs), &reference);
+            // A replica receiving the ops one by one in that order (parents often arriving after
+            // their children) ends at the same roster.
+            let mut log = MembershipLog::new(genesis.clone());
+            for op in order {
+                log.insert(op);
+            }
+            prop_assert_eq!(log.orphan_count(), 0);
+            prop_assert_eq!(log.roster(), &reference);
+        }
+    }
+
+    #[test]
+    fn removed_members_are_never_members(seed in any::<u64>(), len in 4usize..40) {
+        let (genesis, ops) = random_history(seed, len, 1);
+        let refs: Vec<&Op> = ops.iter().collect();
+        let roster = resolve(&genesis, &refs);
+        for id in roster.removed().keys() {
+            prop_assert!(!roster.is_member(id));
+        }
+        for pending in roster.pending() {
+            prop_assert!(!roster.dropped().contains_key(&pending.proposal));
+        }
+    }
+}
