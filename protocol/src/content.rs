@@ -347,8 +347,15 @@ impl Identifiers {
 pub fn normalise_phone(raw: &str, country: &str) -> String {
     let region = phonenumber::country::Id::from_str(country).ok();
     match phonenumber::parse(region, raw) {
-        Ok(number) => number.format().mode(phonenumber::Mode::E164).to_string(),
-        Err(_) => raw
+        // Valid per the numbering plan, or at least long enough to be a real subscriber number
+        // (fictional and newly allocated ranges are not always in the plan's metadata).
+        Ok(number)
+            if phonenumber::is_valid(&number)
+                || number.national().value().to_string().len() >= 7 =>
+        {
+            number.format().mode(phonenumber::Mode::E164).to_string()
+        }
+        _ => raw
             .chars()
             .enumerate()
             .filter(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '+'))

@@ -424,6 +424,18 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// Rebuild a post this replica verified and stored earlier, read back from its own
+    /// authenticated, encrypted store. Never use it for bytes that came from anywhere else.
+    pub fn restore_from_own_store(id: ContentId, coarse_time: u64, body: InnerBody) -> Self {
+        Self {
+            opened: Opened {
+                id,
+                coarse_time,
+                body,
+            },
+        }
+    }
+
     /// Content id.
     pub fn id(&self) -> ContentId {
         self.opened.id

@@ -60,6 +60,7 @@ pub mod envelope;
 pub mod epoch;
 pub mod identity;
 pub mod ids;
+pub mod invite;
 pub mod membership;
 pub mod passphrase;
 pub mod reconcile;

@@ -307,7 +307,7 @@ fn self_revocation_certificate_removes_and_anyone_member_can_publish() {
     let friend = w.identity();
     w.add(&[&f], &m);
     w.add(&[&f], &friend);
-    let cert = RevocationCertificate::create(&m, w.id(), NOW);
+    let cert = RevocationCertificate::create(&m, NOW);
     let code = cert.to_code();
     let cert = RevocationCertificate::from_code(&code).unwrap();
     w.op(&friend, Action::PublishRevocation { certificate: cert });

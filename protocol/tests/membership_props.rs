@@ -84,7 +84,7 @@ fn random_history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Op>) {
                 member: pool[rng.gen_range(0..pool.len())].member_id(),
             },
             _ => Action::PublishRevocation {
-                certificate: RevocationCertificate::create(&pool[target], genesis.id(), NOW),
+                certificate: RevocationCertificate::create(&pool[target], NOW),
             },
         };
         ops.push(

@@ -205,12 +205,11 @@ impl SignedGenesis {
     }
 }
 
-/// A statement, signed by a member at enrolment, that their key is revoked. Anyone holding it
-/// (a friend, when the member's phone is taken) can have it published.
+/// A statement, signed by a member when their identity is created, that their key is revoked.
+/// Anyone holding it (a friend, when the member's phone is taken) can have it published. It names
+/// no collective: a revoked key is dead in every collective it belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevocationCertificate {
-    /// The collective.
-    pub collective: CollectiveId,
     /// The member revoking themself.
     pub member: MemberId,
     /// When it was made.
@@ -224,15 +223,11 @@ pub struct RevocationCertificate {
 pub const REVOCATION_CODE_PREFIX: &str = "LKREVOKE1";
 
 impl RevocationCertificate {
-    /// Make a certificate for `identity` in `collective`.
-    pub fn create(identity: &Identity, collective: CollectiveId, now: u64) -> Self {
+    /// Make a certificate for `identity`.
+    pub fn create(identity: &Identity, now: u64) -> Self {
         let member = identity.member_id();
-        let signature = identity.sign(
-            REVOCATION_SIG_CONTEXT,
-            &codec::encode(&(collective, member, now)),
-        );
+        let signature = identity.sign(REVOCATION_SIG_CONTEXT, &codec::encode(&(member, now)));
         Self {
-            collective,
             member,
             created: now,
             signature,
@@ -241,7 +236,7 @@ impl RevocationCertificate {
 
     /// Check the signature.
     pub fn verify(&self) -> Result<(), OpError> {
-        let message = codec::encode(&(self.collective, self.member, self.created));
+        let message = codec::encode(&(self.member, self.created));
         if identity::verify(
             &self.member,
             REVOCATION_SIG_CONTEXT,
@@ -390,12 +385,7 @@ impl Op {
             Action::Remove { reason, .. } if reason.len() > MAX_REASON_BYTES => {
                 return Err(OpError::Structure("reason too long"));
             }
-            Action::PublishRevocation { certificate } => {
-                certificate.verify()?;
-                if certificate.collective != collective {
-                    return Err(OpError::WrongCollective);
-                }
-            }
+            Action::PublishRevocation { certificate } => certificate.verify()?,
             Action::RotateAgreementKey { identity } => {
                 identity.verify()?;
                 if identity.member != body.author {
