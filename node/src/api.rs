@@ -1,0 +1,396 @@
+//! The operations a member or moderator can ask of their node, as plain data.
+//!
+//! The same [`Request`] and [`Response`] types travel over the local control socket (one JSON
+//! object per line, see [`crate::control`]) and are executed directly on the store when no node
+//! is running, so the CLI has one code path for both.
+
+use serde::{Deserialize, Serialize};
+
+use lookout_protocol::content::{Category, Severity};
+
+/// Version of the control protocol; a client sends it with every request.
+pub const API_VERSION: u32 = 1;
+
+/// Something a member asks of their node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Request {
+    /// Who am I, which collective, how many members, alerts, peers.
+    Status,
+    /// Current and removed members.
+    Members,
+    /// Proposals waiting for approvals.
+    Pending,
+    /// Live alerts, newest first.
+    Alerts(AlertFilter),
+    /// Alerts naming this phone number, plate, handle or name.
+    Check {
+        /// What to look for, as typed.
+        term: String,
+    },
+    /// Post an alert.
+    Post(PostDraft),
+    /// Withdraw an alert (author or moderator).
+    Retract {
+        /// Alert id or a unique prefix of it.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// "This happened to me too."
+    Corroborate {
+        /// Alert id or a unique prefix of it.
+        id: String,
+        /// Optional note.
+        note: String,
+    },
+    /// Approve a join request code, or an existing proposal by id.
+    Approve {
+        /// A join request code (`LKJOIN1-...`) or a proposal id prefix.
+        target: String,
+    },
+    /// Remove a member (moderators).
+    Revoke {
+        /// Member id prefix or display name.
+        member: String,
+        /// Why, for the other moderators.
+        reason: String,
+    },
+    /// Publish a self-revocation certificate.
+    PublishRevocation {
+        /// The certificate code (`LKREVOKE1-...`).
+        certificate: String,
+    },
+    /// Propose making a member a moderator.
+    Promote {
+        /// Member id prefix or display name.
+        member: String,
+    },
+    /// Propose taking moderator rights away.
+    Demote {
+        /// Member id prefix or display name.
+        member: String,
+    },
+    /// An invite code for an admitted member.
+    Invite,
+    /// Stream new alerts as they arrive (control socket only).
+    Watch,
+}
+
+/// Which alerts to list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertFilter {
+    /// Only alerts whose area contains this text (case-insensitive).
+    pub area: Option<String>,
+    /// Only this category.
+    pub category: Option<Category>,
+    /// Only alerts posted at or after this time (seconds since the Unix epoch).
+    pub since: Option<u64>,
+    /// Include retracted alerts.
+    pub include_retracted: bool,
+}
+
+/// A new alert as the member described it; identifiers are normalised by the node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostDraft {
+    /// What happened.
+    pub category: Category,
+    /// How dangerous.
+    pub severity: Severity,
+    /// What happened, in the poster's words.
+    pub description: String,
+    /// Phone numbers as written.
+    #[serde(default)]
+    pub phones: Vec<String>,
+    /// Plates as written.
+    #[serde(default)]
+    pub plates: Vec<String>,
+    /// Names or aliases.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Advert handles or emails.
+    #[serde(default)]
+    pub handles: Vec<String>,
+    /// Physical description.
+    #[serde(default)]
+    pub physical: String,
+    /// Where.
+    #[serde(default)]
+    pub area: String,
+    /// When it happened (seconds since the Unix epoch).
+    #[serde(default)]
+    pub incident_time: Option<u64>,
+    /// Days until it expires (default: the collective's).
+    #[serde(default)]
+    pub expires_in_days: Option<u16>,
+    /// Language tag.
+    #[serde(default)]
+    pub language: String,
+    /// Posted on behalf of someone without the app.
+    #[serde(default)]
+    pub on_behalf: bool,
+}
+
+/// The answer to a [`Request`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Response {
+    /// For [`Request::Status`].
+    Status(StatusView),
+    /// For [`Request::Members`].
+    Members(MembersView),
+    /// For [`Request::Pending`].
+    Pending {
+        /// Waiting proposals.
+        proposals: Vec<ProposalView>,
+    },
+    /// For [`Request::Alerts`] and [`Request::Check`].
+    Alerts {
+        /// Matching alerts, newest first.
+        alerts: Vec<AlertView>,
+    },
+    /// For posts, retractions and corroborations.
+    Posted {
+        /// The new post's id.
+        id: String,
+    },
+    /// For [`Request::Approve`], promote and demote.
+    Proposal(ProposalView),
+    /// For revocations.
+    Revoked {
+        /// Member removed.
+        member: String,
+        /// The new epoch that excludes them, if this node rotated.
+        epoch: Option<String>,
+    },
+    /// For [`Request::Invite`].
+    Invite {
+        /// The code.
+        code: String,
+    },
+    /// Acknowledges [`Request::Watch`]; events follow.
+    Watching,
+}
+
+/// Error codes clients can match on (also the CLI's exit codes, see [`ErrorCode::exit_code`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Malformed request or bad argument.
+    InvalidInput,
+    /// No identity on this device yet.
+    NotInitialized,
+    /// Not in a collective yet.
+    NoCollective,
+    /// This device's identity is not (or no longer) a member.
+    NotAMember,
+    /// Only moderators may do that.
+    NotModerator,
+    /// No such alert.
+    UnknownAlert,
+    /// No such member or proposal.
+    UnknownMember,
+    /// A prefix matches several.
+    Ambiguous,
+    /// A pasted code is damaged, of the wrong kind or for another collective.
+    BadCode,
+    /// The identity was removed from the collective.
+    Revoked,
+    /// Wrong passphrase.
+    WrongPassphrase,
+    /// The store is in use by another process.
+    Busy,
+    /// Something on this device failed (disk, database).
+    Internal,
+    /// The protocol version is not supported.
+    Unsupported,
+}
+
+impl ErrorCode {
+    /// The process exit code the CLI uses for this error.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorCode::InvalidInput => 2,
+            ErrorCode::NotInitialized | ErrorCode::NoCollective => 3,
+            ErrorCode::WrongPassphrase => 4,
+            ErrorCode::NotAMember | ErrorCode::Revoked => 5,
+            ErrorCode::NotModerator => 6,
+            ErrorCode::UnknownAlert | ErrorCode::UnknownMember | ErrorCode::Ambiguous => 7,
+            ErrorCode::BadCode => 8,
+            ErrorCode::Busy => 9,
+            ErrorCode::Internal | ErrorCode::Unsupported => 10,
+        }
+    }
+}
+
+/// A failed request: a code to match on and one line for a person.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// What happened and what to do, in one line.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a code and a message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// This device, its collective and its node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    /// Member id (hex).
+    pub member: String,
+    /// Display name.
+    pub name: String,
+    /// Fingerprint to compare in person.
+    pub fingerprint: String,
+    /// Collective name, if joined.
+    pub collective: Option<String>,
+    /// Collective id (hex), if joined.
+    pub collective_id: Option<String>,
+    /// Whether this device is a current member.
+    pub is_member: bool,
+    /// Whether this device is a moderator.
+    pub is_moderator: bool,
+    /// Whether this device's identity was removed.
+    pub is_removed: bool,
+    /// Current members.
+    pub members: usize,
+    /// Live alerts.
+    pub alerts: usize,
+    /// Membership ops held.
+    pub ops: usize,
+    /// The epoch new posts are written under (short id).
+    pub epoch: Option<String>,
+    /// Messages waiting for missing state.
+    pub held: usize,
+    /// Posts waiting to reach a peer.
+    pub outbox: usize,
+    /// Whether a node is running (answered through the control socket).
+    pub running: bool,
+    /// Addresses the node listens on.
+    pub listening: Vec<String>,
+    /// Connected member peers.
+    pub peers: usize,
+    /// Seconds since the Unix epoch of the last completed sync.
+    pub last_sync: Option<u64>,
+    /// Bytes received from peers since start.
+    pub bytes_received: u64,
+}
+
+/// Members of the collective.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersView {
+    /// Current members.
+    pub members: Vec<MemberView>,
+    /// Removed members.
+    pub removed: Vec<MemberView>,
+}
+
+/// One member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// Member id (hex).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Moderator.
+    pub moderator: bool,
+    /// Fingerprint.
+    pub fingerprint: String,
+    /// This device.
+    pub you: bool,
+    /// For removed members: whether by self-revocation.
+    pub self_revoked: bool,
+}
+
+/// A proposal and how far it got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalView {
+    /// Proposal id (hex).
+    pub id: String,
+    /// What it does, in words.
+    pub action: String,
+    /// Who it is about.
+    pub subject: String,
+    /// Approvals so far.
+    pub approvals: usize,
+    /// Approvals needed.
+    pub needed: usize,
+    /// Whether it has taken effect.
+    pub done: bool,
+    /// For an admitted member: the invite code to hand them.
+    pub invite: Option<String>,
+}
+
+/// One alert as shown to members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertView {
+    /// Alert id (hex).
+    pub id: String,
+    /// Category.
+    pub category: Category,
+    /// Severity.
+    pub severity: Severity,
+    /// Text.
+    pub description: String,
+    /// Phone numbers (E.164).
+    pub phones: Vec<String>,
+    /// Plates.
+    pub plates: Vec<String>,
+    /// Names.
+    pub names: Vec<String>,
+    /// Handles.
+    pub handles: Vec<String>,
+    /// Physical description.
+    pub physical: String,
+    /// Area.
+    pub area: String,
+    /// When it happened.
+    pub incident_time: Option<u64>,
+    /// When it was posted.
+    pub posted: u64,
+    /// When it expires.
+    pub expires: u64,
+    /// Language.
+    pub language: String,
+    /// Posted on behalf of someone.
+    pub on_behalf: bool,
+    /// Display name of the member who posted it.
+    pub author: String,
+    /// Retraction reason, if retracted.
+    pub retracted: Option<String>,
+    /// How many members corroborated it.
+    pub corroborations: usize,
+    /// Whether the text was edited.
+    pub edited: bool,
+    /// For `check`: how it matched.
+    pub matched: Option<String>,
+}
+
+/// A streamed event on a watching control connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// A new alert arrived or was posted.
+    Alert(AlertView),
+    /// An alert was retracted.
+    Retracted {
+        /// Alert id.
+        id: String,
+    },
+    /// Membership changed.
+    MembershipChanged {
+        /// Current member count.
+        members: usize,
+    },
+}

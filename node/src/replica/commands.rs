@@ -1,0 +1,658 @@
+//! What a member or moderator does: found or join a collective, post, retract, approve, revoke.
+
+use rand::rngs::OsRng;
+use tracing::info;
+
+use lookout_protocol::content::{Alert, Content, Identifiers};
+use lookout_protocol::envelope::{self, InnerBody};
+use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
+use lookout_protocol::invite::{Invite, JoinRequest};
+use lookout_protocol::membership::{
+    Action, Op, PendingKind, Policy, RevocationCertificate, SignedGenesis,
+};
+use lookout_protocol::{ContentId, EpochId, MemberId, OpId};
+
+use super::{
+    now, store_error, Collective, Ingested, Replica, SetKind, WireItem, KEY_BOOTSTRAP, KEY_GENESIS,
+    KEY_SEQ,
+};
+use crate::api::{ApiError, ErrorCode, PostDraft, ProposalView, Request, Response};
+use crate::store::Tree;
+
+impl Replica {
+    /// Execute a request. [`Request::Watch`] is answered by the node, not here.
+    pub fn execute(&mut self, request: Request) -> Result<Response, ApiError> {
+        match request {
+            Request::Status => Ok(Response::Status(self.status())),
+            Request::Members => Ok(Response::Members(self.members()?)),
+            Request::Pending => Ok(Response::Pending {
+                proposals: self.pending()?,
+            }),
+            Request::Alerts(filter) => Ok(Response::Alerts {
+                alerts: self.alerts(&filter)?,
+            }),
+            Request::Check { term } => Ok(Response::Alerts {
+                alerts: self.check(&term)?,
+            }),
+            Request::Post(draft) => Ok(Response::Posted {
+                id: self.post(draft)?.to_hex(),
+            }),
+            Request::Retract { id, reason } => {
+                let target = self.find_post(&id)?;
+                let content = Content::Retraction {
+                    target,
+                    reason: reason.trim().to_owned(),
+                };
+                Ok(Response::Posted {
+                    id: self.post_content(content, None)?.to_hex(),
+                })
+            }
+            Request::Corroborate { id, note } => {
+                let target = self.find_post(&id)?;
+                let content = Content::Corroboration {
+                    target,
+                    note: note.trim().to_owned(),
+                };
+                Ok(Response::Posted {
+                    id: self.post_content(content, None)?.to_hex(),
+                })
+            }
+            Request::Approve { target } => Ok(Response::Proposal(self.approve(&target)?)),
+            Request::Revoke { member, reason } => {
+                let member = self.find_member(&member)?;
+                let epoch = self.revoke(member, reason)?;
+                Ok(Response::Revoked {
+                    member: member.to_hex(),
+                    epoch: epoch.map(|e| e.short()),
+                })
+            }
+            Request::PublishRevocation { certificate } => {
+                let cert = RevocationCertificate::from_code(&certificate)
+                    .map_err(|e| ApiError::new(ErrorCode::BadCode, e.to_string()))?;
+                let member = cert.member;
+                self.require_member()?;
+                self.make_op(Action::PublishRevocation { certificate: cert })?;
+                let epoch = self.rotate_if_needed()?;
+                Ok(Response::Revoked {
+                    member: member.to_hex(),
+                    epoch: epoch.map(|e| e.short()),
+                })
+            }
+            Request::Promote { member } => {
+                let member = self.find_member(&member)?;
+                self.require_moderator()?;
+                let op = self.make_op(Action::ProposePromote { member })?;
+                Ok(Response::Proposal(self.proposal_view(op)))
+            }
+            Request::Demote { member } => {
+                let member = self.find_member(&member)?;
+                self.require_moderator()?;
+                let op = self.make_op(Action::ProposeDemote { member })?;
+                Ok(Response::Proposal(self.proposal_view(op)))
+            }
+            Request::Invite => Ok(Response::Invite {
+                code: self.invite_code()?,
+            }),
+            Request::Watch => Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "watching needs a running node: start it with `lookout run`",
+            )),
+        }
+    }
+
+    /// Found a collective with this device as its first moderator.
+    pub fn create_collective(&mut self, name: &str, policy: Policy) -> Result<(), ApiError> {
+        if self.collective.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "this device is already in a collective (use another --home for another one)",
+            ));
+        }
+        let genesis =
+            SignedGenesis::create(&self.identity, name, &self.name, policy, now(), &mut OsRng)
+                .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
+        self.adopt_genesis(&genesis, &[])?;
+        self.rotate()?;
+        self.flush()?;
+        info!(collective = %genesis.id().short(), "collective founded");
+        Ok(())
+    }
+
+    /// Join with an invite code.
+    pub fn join(&mut self, code: &str) -> Result<Invite, ApiError> {
+        let invite = Invite::from_code(code).map_err(|e| {
+            ApiError::new(
+                ErrorCode::BadCode,
+                format!("this invite cannot be used: {e}"),
+            )
+        })?;
+        if let Some(state) = &self.collective {
+            if state.log.collective() == invite.genesis.id() {
+                return Ok(invite);
+            }
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "this device is already in another collective (use another --home)",
+            ));
+        }
+        self.adopt_genesis(&invite.genesis, &invite.addresses)?;
+        self.flush()?;
+        Ok(invite)
+    }
+
+    fn adopt_genesis(
+        &mut self,
+        genesis: &SignedGenesis,
+        bootstrap: &[String],
+    ) -> Result<(), ApiError> {
+        self.store
+            .put(Tree::Meta, KEY_GENESIS, genesis.encoded())
+            .and_then(|()| {
+                self.store.put(
+                    Tree::Meta,
+                    KEY_BOOTSTRAP,
+                    &postcard::to_allocvec(bootstrap).unwrap_or_default(),
+                )
+            })
+            .map_err(store_error)?;
+        self.collective = Some(Collective::new(genesis.clone()));
+        Ok(())
+    }
+
+    /// This device's join request code.
+    pub fn join_request(&self) -> JoinRequest {
+        JoinRequest {
+            identity: self.identity.public(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// An invite for a newly admitted member: the genesis and this node's addresses.
+    pub fn invite_code(&self) -> Result<String, ApiError> {
+        let state = self.collective()?;
+        let peer = crate::peer_id_of(&self.identity.member_id())
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        let addresses = self
+            .listen_addresses()
+            .into_iter()
+            .map(|a| {
+                if a.contains("/p2p/") {
+                    a
+                } else {
+                    format!("{a}/p2p/{peer}")
+                }
+            })
+            .take(lookout_protocol::invite::MAX_INVITE_ADDRESSES)
+            .collect();
+        Ok(Invite {
+            genesis: state.log.genesis().clone(),
+            addresses,
+        }
+        .to_code())
+    }
+
+    /// Post an alert.
+    pub fn post(&mut self, draft: PostDraft) -> Result<ContentId, ApiError> {
+        let state = self.collective()?;
+        let policy = state.log.roster().policy().clone();
+        let days = draft.expires_in_days.unwrap_or(policy.default_alert_days);
+        if days == 0 || days > policy.max_alert_days {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "alerts in this collective last 1 to {} days",
+                    policy.max_alert_days
+                ),
+            ));
+        }
+        let mut identifiers = Identifiers {
+            phones: draft.phones,
+            plates: draft.plates,
+            names: draft.names,
+            handles: draft.handles,
+            description: draft.physical.trim().to_owned(),
+        };
+        identifiers.normalise(&policy.country);
+        let alert = Alert {
+            category: draft.category,
+            severity: draft.severity,
+            description: draft.description.trim().to_owned(),
+            identifiers,
+            area: draft.area.trim().to_owned(),
+            incident_time: draft.incident_time,
+            language: if draft.language.trim().is_empty() {
+                "und".into()
+            } else {
+                draft.language.trim().to_owned()
+            },
+            on_behalf: draft.on_behalf,
+        };
+        alert
+            .validate()
+            .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
+        self.post_content(Content::Alert(alert), Some(u64::from(days) * 86_400))
+    }
+
+    /// Seal and accept a post of ours, then queue it for gossip.
+    fn post_content(
+        &mut self,
+        content: Content,
+        lifetime: Option<u64>,
+    ) -> Result<ContentId, ApiError> {
+        self.require_member()?;
+        let epoch = match self.write_epoch() {
+            Some(e) => e,
+            None => self.rotate()?,
+        };
+        let now = now();
+        let author = self.identity.member_id();
+        let state = self.collective_mut()?;
+        let policy = state.log.roster().policy().clone();
+        let expires = match (&content, lifetime) {
+            (_, Some(secs)) => now + secs,
+            // Retractions and corroborations live as long as their target could.
+            (_, None) => content
+                .target()
+                .and_then(|t| state.posts.get(&t))
+                .map(|p| p.verified.body().expires)
+                .unwrap_or(now + policy.max_alert_secs())
+                .max(now + 60),
+        };
+        state.seq += 1;
+        let seq = state.seq;
+        let key = state
+            .book
+            .key(&epoch)
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "write epoch key missing"))?;
+        let body = InnerBody {
+            collective: state.log.collective(),
+            epoch,
+            author,
+            seq,
+            heads: state.log.roster().heads().to_vec(),
+            timestamp: now,
+            expires,
+            content,
+        };
+        let sealed = envelope::seal(&self.identity, &key, body, &mut OsRng)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
+        self.store
+            .put(Tree::Meta, KEY_SEQ, &seq.to_le_bytes())
+            .map_err(store_error)?;
+        self.accept_local(SetKind::Envelopes, sealed.bytes)?;
+        Ok(sealed.id)
+    }
+
+    /// Ingest an item we made ourselves; it must be accepted, then it is queued for gossip.
+    fn accept_local(&mut self, kind: SetKind, bytes: Vec<u8>) -> Result<(), ApiError> {
+        match self.ingest(&WireItem {
+            kind,
+            bytes: bytes.clone(),
+        })? {
+            Ingested::Accepted | Ingested::Duplicate => {
+                self.store
+                    .put(Tree::Outbox, &kind.id_of(&bytes), &[])
+                    .map_err(store_error)?;
+                self.flush()?;
+                self.outgoing.push(WireItem { kind, bytes });
+                Ok(())
+            }
+            Ingested::Held => Err(ApiError::new(
+                ErrorCode::Internal,
+                "this device lacks state to make that; let it sync first",
+            )),
+            Ingested::Ignored(reason) | Ingested::Rejected(reason) => Err(refusal(&reason)),
+        }
+    }
+
+    /// Make a membership op with the current heads and accept it.
+    fn make_op(&mut self, action: Action) -> Result<OpId, ApiError> {
+        let state = self.collective()?;
+        let op = Op::create(
+            &self.identity,
+            state.log.collective(),
+            state.log.roster().heads().to_vec(),
+            now(),
+            action,
+        )
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
+        let id = op.id();
+        self.accept_local(SetKind::Ops, op.encoded().to_vec())?;
+        if let Some(reason) = self.collective()?.log.roster().dropped().get(&id) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("that change has no effect: {reason}"),
+            ));
+        }
+        Ok(id)
+    }
+
+    /// The epoch to write under now, if any.
+    pub fn write_epoch(&self) -> Option<EpochId> {
+        let state = self.collective.as_ref()?;
+        state.book.write_epoch(state.log.roster(), now())
+    }
+
+    /// Create a fresh epoch for every current member and accept it.
+    pub fn rotate(&mut self) -> Result<EpochId, ApiError> {
+        self.require_member()?;
+        let state = self.collective()?;
+        let recipients: Vec<_> = state
+            .log
+            .roster()
+            .members()
+            .map(|m| m.identity.clone())
+            .collect();
+        let key = EpochKey::generate(&mut OsRng);
+        let delivery = KeyDelivery::create(
+            &self.identity,
+            state.log.collective(),
+            &key,
+            DeliveryKind::Rotation,
+            state.log.roster().heads().to_vec(),
+            now(),
+            &recipients,
+            &mut OsRng,
+        )
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        self.accept_local(SetKind::Deliveries, delivery.encoded().to_vec())?;
+        info!(epoch = %key.id().short(), members = recipients.len(), "group key rotated");
+        Ok(key.id())
+    }
+
+    /// Rotate if there is no epoch this device may write under (after a removal, or when the
+    /// current one is older than the rotation period) and this device is a member.
+    pub fn rotate_if_needed(&mut self) -> Result<Option<EpochId>, ApiError> {
+        let Some(state) = self.collective.as_ref() else {
+            return Ok(None);
+        };
+        if !state.log.roster().is_member(&self.identity.member_id()) {
+            return Ok(None);
+        }
+        if self.write_epoch().is_some() {
+            return Ok(None);
+        }
+        self.rotate().map(Some)
+    }
+
+    /// Give live epochs to members who lack them (new members). Done by moderators and by each
+    /// epoch's creator, so a new member can read what was posted before they joined.
+    pub fn share_missing(&mut self) -> Result<usize, ApiError> {
+        let Some(state) = self.collective.as_ref() else {
+            return Ok(0);
+        };
+        let me = self.identity.member_id();
+        let roster = state.log.roster();
+        if !roster.is_member(&me) {
+            return Ok(0);
+        }
+        let moderator = roster.is_moderator(&me);
+        let mut work = Vec::new();
+        for info in state.book.epochs() {
+            if !info.have_key || info.retired(roster) || !(moderator || info.creator == me) {
+                continue;
+            }
+            let missing = state.book.missing_recipients(&info.id, roster);
+            if let (false, Some(key)) = (missing.is_empty(), state.book.key(&info.id)) {
+                work.push((key.clone(), missing));
+            }
+        }
+        let mut shared = 0;
+        for (key, missing) in work {
+            let state = self.collective()?;
+            let delivery = KeyDelivery::create(
+                &self.identity,
+                state.log.collective(),
+                &key,
+                DeliveryKind::Share,
+                state.log.roster().heads().to_vec(),
+                now(),
+                &missing,
+                &mut OsRng,
+            )
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+            self.accept_local(SetKind::Deliveries, delivery.encoded().to_vec())?;
+            shared += missing.len();
+        }
+        Ok(shared)
+    }
+
+    /// Approve a join request code or a pending proposal.
+    pub fn approve(&mut self, target: &str) -> Result<ProposalView, ApiError> {
+        self.require_moderator()?;
+        let target = target.trim();
+        let proposal = if target.to_ascii_uppercase().starts_with("LKJOIN1-") {
+            let request = JoinRequest::from_code(target).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::BadCode,
+                    format!("this join request cannot be used: {e}"),
+                )
+            })?;
+            let member = request.identity.member;
+            let roster = self.collective()?.log.roster();
+            if roster.is_removed(&member) {
+                return Err(ApiError::new(
+                    ErrorCode::Revoked,
+                    "this identity was removed from the collective; they must run `lookout init` on a fresh home to enrol again",
+                ));
+            }
+            if roster.is_member(&member) {
+                let mut view = self.proposal_view_for_member(&member);
+                view.invite = Some(self.invite_code()?);
+                return Ok(view);
+            }
+            let existing = roster.pending().iter().find_map(|p| match &p.kind {
+                PendingKind::Add { identity, .. } if identity.member == member => Some(p.proposal),
+                _ => None,
+            });
+            match existing {
+                Some(proposal) => self.approve_existing(proposal)?,
+                None => self.make_op(Action::ProposeAdd {
+                    identity: request.identity,
+                    name: request.name,
+                })?,
+            }
+        } else {
+            let proposal = self.find_proposal(target)?;
+            self.approve_existing(proposal)?
+        };
+        self.after_membership_change()?;
+        let mut view = self.proposal_view(proposal);
+        if view.done && view.action == "add" {
+            view.invite = Some(self.invite_code()?);
+        }
+        Ok(view)
+    }
+
+    fn approve_existing(&mut self, proposal: OpId) -> Result<OpId, ApiError> {
+        let roster = self.collective()?.log.roster();
+        if let Some(p) = roster.pending().iter().find(|p| p.proposal == proposal) {
+            if p.approvals.contains(&self.identity.member_id()) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidInput,
+                    format!(
+                        "you already approved this; it needs {} more moderator(s)",
+                        usize::from(p.needed).saturating_sub(p.approvals.len())
+                    ),
+                ));
+            }
+        }
+        self.make_op(Action::Approve { proposal })?;
+        Ok(proposal)
+    }
+
+    /// Remove a member, then rotate so they cannot read anything posted afterwards.
+    pub fn revoke(
+        &mut self,
+        member: MemberId,
+        reason: String,
+    ) -> Result<Option<EpochId>, ApiError> {
+        self.require_moderator()?;
+        let roster = self.collective()?.log.roster();
+        if !roster.is_member(&member) {
+            return Err(ApiError::new(
+                ErrorCode::UnknownMember,
+                "that person is not a current member",
+            ));
+        }
+        let was_moderator = roster.is_moderator(&member);
+        let reason: String = reason.trim().chars().take(200).collect();
+        self.make_op(Action::Remove { member, reason })?;
+        if was_moderator && self.collective()?.log.roster().is_member(&member) {
+            return Err(ApiError::new(
+                ErrorCode::NotModerator,
+                "removing a moderator needs more moderators to approve: they can run `lookout pending` and `lookout approve`",
+            ));
+        }
+        self.after_membership_change()
+    }
+
+    /// After a removal: rotate; after an admission: share live epochs.
+    fn after_membership_change(&mut self) -> Result<Option<EpochId>, ApiError> {
+        let epoch = self.rotate_if_needed()?;
+        self.share_missing()?;
+        Ok(epoch)
+    }
+
+    /// Periodic work: expire, rotate when needed, share keys with new members.
+    pub fn maintain(&mut self) -> Result<(), ApiError> {
+        self.expire(now())?;
+        if self.collective.is_some() {
+            let me = self.identity.member_id();
+            let moderator = self
+                .collective
+                .as_ref()
+                .is_some_and(|c| c.log.roster().is_moderator(&me));
+            if moderator {
+                self.rotate_if_needed()?;
+            }
+            self.share_missing()?;
+        }
+        Ok(())
+    }
+
+    fn require_member(&self) -> Result<(), ApiError> {
+        let roster = self.collective()?.log.roster();
+        let me = self.identity.member_id();
+        if roster.is_removed(&me) {
+            return Err(ApiError::new(
+                ErrorCode::Revoked,
+                "this device's identity was removed from the collective",
+            ));
+        }
+        if !roster.is_member(&me) {
+            return Err(ApiError::new(
+                ErrorCode::NotAMember,
+                "this device is not a member yet: a moderator must approve your join request, then let your node sync",
+            ));
+        }
+        Ok(())
+    }
+
+    fn require_moderator(&self) -> Result<(), ApiError> {
+        self.require_member()?;
+        if !self
+            .collective()?
+            .log
+            .roster()
+            .is_moderator(&self.identity.member_id())
+        {
+            return Err(ApiError::new(
+                ErrorCode::NotModerator,
+                "only moderators can do that",
+            ));
+        }
+        Ok(())
+    }
+
+    fn find_post(&self, prefix: &str) -> Result<ContentId, ApiError> {
+        let state = self.collective()?;
+        let prefix = prefix.trim().to_ascii_lowercase();
+        if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "an alert id is hex, at least 4 characters (as shown by `lookout alerts`)",
+            ));
+        }
+        let found: Vec<ContentId> = state
+            .posts
+            .keys()
+            .filter(|id| id.to_hex().starts_with(&prefix))
+            .copied()
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ApiError::new(
+                ErrorCode::UnknownAlert,
+                format!("no alert with id {prefix} (it may have expired)"),
+            )),
+            _ => Err(ApiError::new(
+                ErrorCode::Ambiguous,
+                format!("several alerts start with {prefix}: give more characters"),
+            )),
+        }
+    }
+
+    fn find_member(&self, who: &str) -> Result<MemberId, ApiError> {
+        let state = self.collective()?;
+        let roster = state.log.roster();
+        let wanted = who.trim().to_lowercase();
+        let by_id: Vec<MemberId> = roster
+            .members()
+            .map(|m| m.identity.member)
+            .chain(roster.removed().keys().copied())
+            .filter(|id| wanted.len() >= 4 && id.to_hex().starts_with(&wanted))
+            .collect();
+        let by_name: Vec<MemberId> = roster
+            .members()
+            .filter(|m| m.name.to_lowercase() == wanted)
+            .map(|m| m.identity.member)
+            .collect();
+        let found = if by_id.is_empty() { by_name } else { by_id };
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ApiError::new(
+                ErrorCode::UnknownMember,
+                format!("no member matches '{}': see `lookout members`", who.trim()),
+            )),
+            _ => Err(ApiError::new(
+                ErrorCode::Ambiguous,
+                format!("several members match '{}': use more of the id", who.trim()),
+            )),
+        }
+    }
+
+    fn find_proposal(&self, prefix: &str) -> Result<OpId, ApiError> {
+        let roster = self.collective()?.log.roster();
+        let prefix = prefix.to_ascii_lowercase();
+        let found: Vec<OpId> = roster
+            .pending()
+            .iter()
+            .map(|p| p.proposal)
+            .filter(|id| prefix.len() >= 4 && id.to_hex().starts_with(&prefix))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(ApiError::new(
+                ErrorCode::UnknownMember,
+                "no pending proposal with that id: see `lookout pending`, or paste the join request code",
+            )),
+            _ => Err(ApiError::new(ErrorCode::Ambiguous, "several proposals match: give more characters")),
+        }
+    }
+}
+
+fn refusal(reason: &str) -> ApiError {
+    let code = if reason.contains("quota") {
+        ErrorCode::InvalidInput
+    } else if reason.contains("removed") {
+        ErrorCode::Revoked
+    } else if reason.contains("moderator") || reason.contains("author") {
+        ErrorCode::NotModerator
+    } else {
+        ErrorCode::InvalidInput
+    };
+    ApiError::new(code, format!("refused: {reason}"))
+}

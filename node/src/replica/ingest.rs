@@ -1,0 +1,464 @@
+//! Taking in items from peers: membership ops, key deliveries and envelopes.
+
+use serde::{Deserialize, Serialize};
+use tracing::{debug, trace};
+
+use lookout_protocol::content::Content;
+use lookout_protocol::envelope::{self, Verdict, Verified};
+use lookout_protocol::epoch::{KeyDelivery, Recorded};
+use lookout_protocol::ids::{context, hash};
+use lookout_protocol::membership::{InsertOutcome, Op};
+use lookout_protocol::reconcile::Item;
+use lookout_protocol::{ContentId, DeliveryId, OpId};
+
+use super::{now, store_error, Collective, Replica, Stored, StoredRecord, MAX_HELD, MAX_REFUSED};
+use crate::api::{ApiError, Event};
+use crate::store::{Batch, Tree};
+
+/// The three kinds of replicated items, synced in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SetKind {
+    /// Membership ops.
+    Ops,
+    /// Epoch key deliveries.
+    Deliveries,
+    /// Posts.
+    Envelopes,
+}
+
+impl SetKind {
+    /// All kinds in sync order: membership first, then keys, then posts.
+    pub const ORDER: [SetKind; 3] = [SetKind::Ops, SetKind::Deliveries, SetKind::Envelopes];
+
+    /// The id of an item of this kind, as the protocol defines it.
+    pub fn id_of(self, bytes: &[u8]) -> [u8; 32] {
+        match self {
+            SetKind::Ops => hash(context::OP_ID, &[bytes]),
+            SetKind::Deliveries => hash(context::DELIVERY_ID, &[bytes]),
+            SetKind::Envelopes => ContentId::of(bytes).0,
+        }
+    }
+}
+
+/// An item on the wire (gossip message or sync payload).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireItem {
+    /// What it is.
+    pub kind: SetKind,
+    /// Its encoding.
+    pub bytes: Vec<u8>,
+}
+
+impl WireItem {
+    /// The protocol id of the item (content id, op id or delivery id): the gossip message id.
+    pub fn id(&self) -> [u8; 32] {
+        self.kind.id_of(&self.bytes)
+    }
+
+    /// Encode for gossip.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// Decode a gossip message.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let (item, rest) = postcard::take_from_bytes::<Self>(bytes).ok()?;
+        rest.is_empty().then_some(item)
+    }
+}
+
+/// What happened to an ingested item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ingested {
+    /// New and accepted (forward it).
+    Accepted,
+    /// Already held.
+    Duplicate,
+    /// Needs state we lack; kept aside, sync with the sender.
+    Held,
+    /// Valid but not for now (expired, over quota, too early): drop quietly.
+    Ignored(String),
+    /// Invalid: drop and penalise the sender.
+    Rejected(String),
+}
+
+impl Ingested {
+    /// Whether the sender should be penalised.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, Ingested::Rejected(_))
+    }
+}
+
+impl Replica {
+    /// Ingest one item from a peer. Nothing is flushed; call [`Replica::flush`] after a batch.
+    pub fn ingest(&mut self, item: &WireItem) -> Result<Ingested, ApiError> {
+        let outcome = self.ingest_inner(item.kind, &item.bytes)?;
+        if outcome == Ingested::Accepted && item.kind != SetKind::Envelopes {
+            // New membership or keys may release held items.
+            self.retry_held()?;
+        }
+        Ok(outcome)
+    }
+
+    fn ingest_inner(&mut self, kind: SetKind, bytes: &[u8]) -> Result<Ingested, ApiError> {
+        let Some(state) = self.collective.as_mut() else {
+            return Ok(Ingested::Ignored("not in a collective".into()));
+        };
+        let id = kind.id_of(bytes);
+        if state.refused.contains(&id) {
+            return Ok(Ingested::Duplicate);
+        }
+        let outcome = match kind {
+            SetKind::Ops => self.ingest_op(bytes)?,
+            SetKind::Deliveries => self.ingest_delivery(bytes)?,
+            SetKind::Envelopes => self.ingest_envelope(bytes)?,
+        };
+        if let Some(state) = self.collective.as_mut() {
+            match &outcome {
+                Ingested::Held => {
+                    if state.held.len() >= MAX_HELD {
+                        state.held.pop_front();
+                    }
+                    if !state.held.iter().any(|(_, b)| b == bytes) {
+                        state.held.push_back((kind, bytes.to_vec()));
+                    }
+                }
+                Ingested::Rejected(reason) | Ingested::Ignored(reason) => {
+                    trace!(?kind, reason = %reason, "item not accepted");
+                    if state.refused.len() >= MAX_REFUSED {
+                        state.refused.clear();
+                    }
+                    state.refused.insert(id);
+                }
+                _ => {}
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn ingest_op(&mut self, bytes: &[u8]) -> Result<Ingested, ApiError> {
+        let state = self.collective.as_mut().ok_or_else(super::no_collective)?;
+        let op = match Op::decode(bytes, state.log.collective()) {
+            Ok(op) => op,
+            Err(e) if e.is_peer_fault() => return Ok(Ingested::Rejected(e.to_string())),
+            Err(e) => return Ok(Ingested::Ignored(e.to_string())),
+        };
+        if state.log.contains(&op.id()) {
+            return Ok(Ingested::Duplicate);
+        }
+        let id = op.id();
+        let before = state.log.roster().len();
+        self.store
+            .put(Tree::Membership, &id.0, bytes)
+            .map_err(store_error)?;
+        let state = self.collective.as_mut().ok_or_else(super::no_collective)?;
+        state.index.ops = None;
+        match state.log.insert(op) {
+            InsertOutcome::Added(added) => {
+                debug!(ops = added.len(), "membership ops added");
+                let members = state.log.roster().len();
+                if members != before || !added.is_empty() {
+                    self.events.push(Event::MembershipChanged { members });
+                }
+                Ok(Ingested::Accepted)
+            }
+            InsertOutcome::Duplicate => Ok(Ingested::Duplicate),
+            // Kept in the log's orphan set (and in the store): accepted for forwarding, and the
+            // caller syncs to fetch the parents.
+            InsertOutcome::MissingParents(_) => Ok(Ingested::Held),
+        }
+    }
+
+    fn ingest_delivery(&mut self, bytes: &[u8]) -> Result<Ingested, ApiError> {
+        let state = self.collective.as_mut().ok_or_else(super::no_collective)?;
+        let delivery = match KeyDelivery::decode(bytes, state.log.collective()) {
+            Ok(d) => d,
+            Err(e) => return Ok(Ingested::Rejected(e.to_string())),
+        };
+        if state.deliveries.contains_key(&delivery.id()) {
+            return Ok(Ingested::Duplicate);
+        }
+        let Some(roster) = state.log.roster_at(&delivery.body().heads) else {
+            return Ok(Ingested::Held);
+        };
+        if let Err(e) = delivery.check_authority(&roster) {
+            return Ok(Ingested::Rejected(e.to_string()));
+        }
+        match state.book.record(&delivery, &self.identity) {
+            Ok(Recorded::NewKey(epoch)) => debug!(epoch = %epoch.short(), "epoch key received"),
+            Ok(Recorded::Noted) => {}
+            Err(e) => return Ok(Ingested::Rejected(e.to_string())),
+        }
+        self.store
+            .put(Tree::EpochKeys, &delivery.id().0, bytes)
+            .map_err(store_error)?;
+        let state = self.collective.as_mut().ok_or_else(super::no_collective)?;
+        state.deliveries.insert(delivery.id(), delivery);
+        state.index.deliveries = None;
+        Ok(Ingested::Accepted)
+    }
+
+    fn ingest_envelope(&mut self, bytes: &[u8]) -> Result<Ingested, ApiError> {
+        let now = now();
+        let state = self.collective.as_mut().ok_or_else(super::no_collective)?;
+        let id = ContentId::of(bytes);
+        if state.posts.contains_key(&id) {
+            return Ok(Ingested::Duplicate);
+        }
+        let collective = state.log.collective();
+        let opened = match envelope::open(bytes, collective, |e| state.book.key(e)) {
+            Ok(o) => o,
+            Err(e) => {
+                return Ok(match e.verdict() {
+                    Verdict::Hold => Ingested::Held,
+                    Verdict::Ignore => Ingested::Ignored(e.to_string()),
+                    Verdict::Reject => Ingested::Rejected(e.to_string()),
+                })
+            }
+        };
+        let Some(at_heads) = state.log.roster_at(&opened.body.heads) else {
+            return Ok(Ingested::Held);
+        };
+        let Some(info) = state.book.info(&opened.body.epoch).cloned() else {
+            return Ok(Ingested::Held);
+        };
+        let day = envelope::day_of(opened.body.timestamp);
+        let count = state
+            .quota
+            .get(&(opened.body.author, day))
+            .copied()
+            .unwrap_or(0);
+        let verified = match opened.authorize(&at_heads, state.log.roster(), &info, now, count) {
+            Ok(v) => v,
+            Err(e) => {
+                return Ok(match e.verdict() {
+                    Verdict::Reject => Ingested::Rejected(e.to_string()),
+                    _ => Ingested::Ignored(e.to_string()),
+                })
+            }
+        };
+        if let Some(outcome) = check_target(state, &verified, &at_heads) {
+            return Ok(outcome);
+        }
+        self.accept_post(bytes, verified, now)?;
+        Ok(Ingested::Accepted)
+    }
+
+    /// Store an authorized post and update indexes and events.
+    pub(super) fn accept_post(
+        &mut self,
+        bytes: &[u8],
+        verified: Verified,
+        now: u64,
+    ) -> Result<(), ApiError> {
+        let record = StoredRecord {
+            envelope: bytes.to_vec(),
+            coarse_time: verified.coarse_time(),
+            body: verified.body().clone(),
+            received: now,
+        };
+        let value = postcard::to_allocvec(&record).unwrap_or_default();
+        self.store
+            .put(Tree::Alerts, &verified.id().0, &value)
+            .map_err(store_error)?;
+        let state = self.collective.as_mut().ok_or_else(super::no_collective)?;
+        state.count_quota(&verified);
+        state.index.posts = None;
+        let id = verified.id();
+        let event = match &verified.body().content {
+            Content::Retraction { target, .. } => Some(Event::Retracted {
+                id: target.to_hex(),
+            }),
+            Content::Alert(_) => None,
+            _ => None,
+        };
+        state.posts.insert(id, Stored { verified });
+        if let Some(event) = event {
+            self.events.push(event);
+        } else if let Some(view) = self.alert_view(&id) {
+            self.events.push(Event::Alert(view));
+        }
+        Ok(())
+    }
+
+    /// Try held items again (after membership or keys changed).
+    pub fn retry_held(&mut self) -> Result<usize, ApiError> {
+        let mut accepted = 0;
+        loop {
+            let Some(state) = self.collective.as_mut() else {
+                return Ok(accepted);
+            };
+            let held: Vec<_> = state.held.drain(..).collect();
+            let mut progress = false;
+            for (kind, bytes) in held {
+                match self.ingest_inner(kind, &bytes)? {
+                    Ingested::Accepted => {
+                        accepted += 1;
+                        progress = true;
+                    }
+                    Ingested::Held => {}
+                    _ => {}
+                }
+            }
+            if !progress {
+                return Ok(accepted);
+            }
+        }
+    }
+
+    /// Items waiting for missing state.
+    pub fn held_count(&self) -> usize {
+        self.collective.as_ref().map_or(0, |c| c.held.len())
+    }
+
+    /// The sorted reconciliation set of one kind.
+    pub fn sync_items(&mut self, kind: SetKind) -> &[Item] {
+        let Some(state) = self.collective.as_mut() else {
+            return &[];
+        };
+        let slot = match kind {
+            SetKind::Ops => &mut state.index.ops,
+            SetKind::Deliveries => &mut state.index.deliveries,
+            SetKind::Envelopes => &mut state.index.posts,
+        };
+        if slot.is_none() {
+            let mut items: Vec<Item> = match kind {
+                SetKind::Ops => state
+                    .log
+                    .ops()
+                    .map(|op| Item {
+                        timestamp: op.body().timestamp,
+                        id: op.id().0,
+                    })
+                    .collect(),
+                SetKind::Deliveries => state
+                    .deliveries
+                    .values()
+                    .map(|d| Item {
+                        timestamp: d.body().timestamp,
+                        id: d.id().0,
+                    })
+                    .collect(),
+                SetKind::Envelopes => state
+                    .posts
+                    .values()
+                    .map(|p| Item {
+                        timestamp: p.verified.coarse_time(),
+                        id: p.verified.id().0,
+                    })
+                    .collect(),
+            };
+            items.sort();
+            items.dedup();
+            *slot = Some(items);
+        }
+        slot.as_deref().unwrap_or(&[])
+    }
+
+    /// The encodings of the items with these ids that this replica holds.
+    pub fn fetch(&self, kind: SetKind, ids: &[[u8; 32]]) -> Result<Vec<Vec<u8>>, ApiError> {
+        let Some(state) = self.collective.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            match kind {
+                SetKind::Ops => {
+                    if let Some(op) = state.log.get(&OpId(*id)) {
+                        out.push(op.encoded().to_vec());
+                    }
+                }
+                SetKind::Deliveries => {
+                    if let Some(d) = state.deliveries.get(&DeliveryId(*id)) {
+                        out.push(d.encoded().to_vec());
+                    }
+                }
+                SetKind::Envelopes => {
+                    if let Some(value) = self.store.get(Tree::Alerts, id).map_err(store_error)? {
+                        if let Ok(record) = postcard::from_bytes::<StoredRecord>(&value) {
+                            out.push(record.envelope);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete expired posts and epoch keys no longer needed. Returns how many posts went.
+    pub fn expire(&mut self, now: u64) -> Result<usize, ApiError> {
+        let Some(state) = self.collective.as_mut() else {
+            return Ok(0);
+        };
+        let expired: Vec<ContentId> = state
+            .posts
+            .iter()
+            .filter(|(_, p)| p.verified.body().expires <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        let policy = state.log.roster().policy().clone();
+        let gone_epochs = state.book.expire(&policy, now);
+        let gone_deliveries: Vec<DeliveryId> = state
+            .deliveries
+            .values()
+            .filter(|d| gone_epochs.contains(&d.epoch()))
+            .map(KeyDelivery::id)
+            .collect();
+        if expired.is_empty() && gone_deliveries.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = Batch::new();
+        for id in &expired {
+            state.posts.remove(id);
+            batch.remove(Tree::Alerts, &id.0);
+        }
+        for id in &gone_deliveries {
+            state.deliveries.remove(id);
+            batch.remove(Tree::EpochKeys, &id.0);
+        }
+        state.index.posts = None;
+        state.index.deliveries = None;
+        self.store.apply_batch(batch).map_err(store_error)?;
+        self.store.flush().map_err(store_error)?;
+        if !gone_epochs.is_empty() {
+            debug!(epochs = gone_epochs.len(), "expired epoch keys deleted");
+        }
+        Ok(expired.len())
+    }
+}
+
+/// Rules for posts that refer to another post: the target must be known; retractions only by the
+/// target's author or a moderator; edits only by the author.
+fn check_target(
+    state: &Collective,
+    verified: &Verified,
+    at_heads: &lookout_protocol::membership::Roster,
+) -> Option<Ingested> {
+    let content = &verified.body().content;
+    let target = content.target()?;
+    let Some(original) = state.posts.get(&target) else {
+        return Some(Ingested::Held);
+    };
+    let original_author = original.verified.author();
+    let author = verified.author();
+    match content {
+        Content::Retraction { .. }
+            if author != original_author && !at_heads.is_moderator(&author) =>
+        {
+            Some(Ingested::Rejected(
+                "retraction by someone who is neither the author nor a moderator".into(),
+            ))
+        }
+        Content::Edit { .. } if author != original_author => Some(Ingested::Rejected(
+            "edit by someone other than the author".into(),
+        )),
+        Content::Retraction { .. } | Content::Edit { .. } | Content::Corroboration { .. }
+            if !matches!(original.verified.body().content, Content::Alert(_)) =>
+        {
+            Some(Ingested::Rejected(
+                "refers to something that is not an alert".into(),
+            ))
+        }
+        _ => None,
+    }
+}

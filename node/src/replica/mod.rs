@@ -1,0 +1,392 @@
+//! A member's replica: identity, collective state and posts, kept in the encrypted store.
+//!
+//! [`Replica`] is the node minus the network. It ingests items from peers, executes a member's
+//! [`Request`](crate::api::Request)s and persists everything through [`Store`]. The event loop
+//! owns one and drives it from the swarm; the CLI opens one directly when no node is running.
+//! Items made locally are queued in [`Replica::take_outgoing`] for the event loop to gossip, and
+//! stay in the store so set reconciliation delivers them whenever a peer is reached.
+
+mod commands;
+mod ingest;
+mod views;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::Path;
+
+use rand::rngs::OsRng;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info, warn};
+
+use lookout_protocol::envelope::{InnerBody, Verified};
+use lookout_protocol::epoch::{EpochBook, KeyDelivery};
+use lookout_protocol::identity::Identity;
+use lookout_protocol::membership::{MembershipLog, Op, RevocationCertificate, SignedGenesis};
+use lookout_protocol::passphrase::KdfParams;
+use lookout_protocol::reconcile;
+use lookout_protocol::{ContentId, DeliveryId, MemberId};
+
+use crate::api::{ApiError, ErrorCode, Event};
+use crate::store::{Store, StoreError, Tree};
+
+pub use ingest::{Ingested, SetKind, WireItem};
+
+const KEY_IDENTITY: &[u8] = b"identity";
+const KEY_REVOCATION: &[u8] = b"revocation";
+const KEY_NAME: &[u8] = b"name";
+const KEY_GENESIS: &[u8] = b"genesis";
+const KEY_SEQ: &[u8] = b"seq";
+const KEY_BOOTSTRAP: &[u8] = b"bootstrap";
+const KEY_LISTEN: &[u8] = b"listen";
+/// Most items held back waiting for missing state.
+pub const MAX_HELD: usize = 2048;
+/// Most content ids remembered as refused (so sync does not fetch them again).
+pub const MAX_REFUSED: usize = 16_384;
+
+/// The current time in seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A member's device state.
+pub struct Replica {
+    store: Store,
+    identity: Identity,
+    name: String,
+    collective: Option<Collective>,
+    outgoing: Vec<WireItem>,
+    events: Vec<Event>,
+}
+
+/// State of the collective this device belongs to.
+struct Collective {
+    log: MembershipLog,
+    book: EpochBook,
+    deliveries: BTreeMap<DeliveryId, KeyDelivery>,
+    posts: BTreeMap<ContentId, Stored>,
+    quota: HashMap<(MemberId, u64), u32>,
+    held: VecDeque<(SetKind, Vec<u8>)>,
+    refused: HashSet<[u8; 32]>,
+    seq: u64,
+    index: Indexes,
+}
+
+/// Sorted (timestamp, id) sets for reconciliation, rebuilt lazily.
+#[derive(Default)]
+struct Indexes {
+    ops: Option<Vec<reconcile::Item>>,
+    deliveries: Option<Vec<reconcile::Item>>,
+    posts: Option<Vec<reconcile::Item>>,
+}
+
+/// A post as kept in memory.
+#[derive(Clone)]
+struct Stored {
+    verified: Verified,
+}
+
+/// A post as kept in the store.
+#[derive(Serialize, Deserialize)]
+struct StoredRecord {
+    envelope: Vec<u8>,
+    coarse_time: u64,
+    body: InnerBody,
+    received: u64,
+}
+
+impl Replica {
+    /// Create this device's identity and its encrypted store in `home`.
+    pub fn create(
+        home: &Path,
+        passphrase: &[u8],
+        name: &str,
+        params: KdfParams,
+    ) -> Result<(Self, RevocationCertificate), ApiError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "the name must be 1 to 64 characters (a nickname is best)",
+            ));
+        }
+        let store = Store::create(home, passphrase, params).map_err(store_error)?;
+        let identity = Identity::generate(&mut OsRng);
+        let sealed = identity
+            .seal(passphrase, params, &mut OsRng)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let certificate = RevocationCertificate::create(&identity, now());
+        store
+            .put(Tree::Identity, KEY_IDENTITY, &sealed)
+            .and_then(|()| {
+                store.put(
+                    Tree::Identity,
+                    KEY_REVOCATION,
+                    certificate.to_code().as_bytes(),
+                )
+            })
+            .and_then(|()| store.put(Tree::Meta, KEY_NAME, name.as_bytes()))
+            .and_then(|()| store.flush())
+            .map_err(store_error)?;
+        info!(member = %identity.member_id().short(), "identity created");
+        Ok((
+            Self {
+                store,
+                identity,
+                name: name.to_owned(),
+                collective: None,
+                outgoing: Vec::new(),
+                events: Vec::new(),
+            },
+            certificate,
+        ))
+    }
+
+    /// Open the store in `home` with the passphrase and load everything.
+    pub fn open(home: &Path, passphrase: &[u8]) -> Result<Self, ApiError> {
+        if !Store::exists(home) {
+            return Err(ApiError::new(
+                ErrorCode::NotInitialized,
+                format!(
+                    "no Lookout identity in {}: run `lookout init --name NAME` first",
+                    home.display()
+                ),
+            ));
+        }
+        let store = Store::open(home, passphrase).map_err(store_error)?;
+        let sealed = store
+            .get(Tree::Identity, KEY_IDENTITY)
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the store has no identity"))?;
+        let identity = Identity::unseal(passphrase, &sealed)
+            .map_err(|_| ApiError::new(ErrorCode::WrongPassphrase, "wrong passphrase"))?;
+        let name = store
+            .get(Tree::Meta, KEY_NAME)
+            .map_err(store_error)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default();
+        let mut replica = Self {
+            store,
+            identity,
+            name,
+            collective: None,
+            outgoing: Vec::new(),
+            events: Vec::new(),
+        };
+        replica.load()?;
+        Ok(replica)
+    }
+
+    fn load(&mut self) -> Result<(), ApiError> {
+        let Some(genesis) = self
+            .store
+            .get(Tree::Meta, KEY_GENESIS)
+            .map_err(store_error)?
+        else {
+            return Ok(());
+        };
+        let genesis = SignedGenesis::decode(&genesis)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("stored genesis: {e}")))?;
+        let collective_id = genesis.id();
+        let mut state = Collective::new(genesis);
+        let mut ops = Vec::new();
+        for entry in self.store.iter(Tree::Membership) {
+            let (_, bytes) = entry.map_err(store_error)?;
+            match Op::decode(&bytes, collective_id) {
+                Ok(op) => ops.push(op),
+                Err(e) => warn!(error = %e, "skipping unreadable stored op"),
+            }
+        }
+        state.log.extend(ops);
+        for entry in self.store.iter(Tree::EpochKeys) {
+            let (_, bytes) = entry.map_err(store_error)?;
+            match KeyDelivery::decode(&bytes, collective_id) {
+                Ok(delivery) => {
+                    if let Err(e) = state.book.record(&delivery, &self.identity) {
+                        warn!(error = %e, "stored key delivery does not open");
+                    }
+                    state.deliveries.insert(delivery.id(), delivery);
+                }
+                Err(e) => warn!(error = %e, "skipping unreadable stored key delivery"),
+            }
+        }
+        for entry in self.store.iter(Tree::Alerts) {
+            let (key, bytes) = entry.map_err(store_error)?;
+            let Ok(record) = postcard::from_bytes::<StoredRecord>(&bytes) else {
+                warn!("skipping unreadable stored post");
+                continue;
+            };
+            let Ok(id) = <[u8; 32]>::try_from(key.as_slice()) else {
+                continue;
+            };
+            let verified =
+                Verified::restore_from_own_store(ContentId(id), record.coarse_time, record.body);
+            state.count_quota(&verified);
+            state.posts.insert(ContentId(id), Stored { verified });
+        }
+        state.seq = self
+            .store
+            .get(Tree::Meta, KEY_SEQ)
+            .map_err(store_error)?
+            .and_then(|v| v.as_slice().try_into().ok().map(u64::from_le_bytes))
+            .unwrap_or(0);
+        debug!(
+            ops = state.log.len(),
+            deliveries = state.deliveries.len(),
+            posts = state.posts.len(),
+            "replica loaded"
+        );
+        self.collective = Some(state);
+        Ok(())
+    }
+
+    /// This device's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// This device's display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The membership log, if in a collective.
+    pub fn membership(&self) -> Option<&MembershipLog> {
+        self.collective.as_ref().map(|c| &c.log)
+    }
+
+    /// The store's home directory.
+    pub fn home(&self) -> &Path {
+        self.store.home()
+    }
+
+    /// The self-revocation certificate code made at `init`.
+    pub fn revocation_certificate(&self) -> Result<Option<String>, ApiError> {
+        Ok(self
+            .store
+            .get(Tree::Identity, KEY_REVOCATION)
+            .map_err(store_error)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Items made locally since the last call, for the event loop to publish.
+    pub fn take_outgoing(&mut self) -> Vec<WireItem> {
+        std::mem::take(&mut self.outgoing)
+    }
+
+    /// Events since the last call, for watchers.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Members' node peers allowed to connect: current members except this device.
+    pub fn allowed_members(&self) -> BTreeSet<MemberId> {
+        let me = self.identity.member_id();
+        self.collective
+            .as_ref()
+            .map(|c| {
+                c.log
+                    .roster()
+                    .members()
+                    .map(|m| m.identity.member)
+                    .filter(|m| *m != me)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Bootstrap addresses from the invite this device joined with.
+    pub fn bootstrap_addresses(&self) -> Vec<String> {
+        self.meta_strings(KEY_BOOTSTRAP)
+    }
+
+    /// Remember the addresses the node listened on (for invites made while it is stopped).
+    pub fn set_listen_addresses(&mut self, addresses: &[String]) -> Result<(), ApiError> {
+        self.store
+            .put(
+                Tree::Meta,
+                KEY_LISTEN,
+                &postcard::to_allocvec(addresses).unwrap_or_default(),
+            )
+            .map_err(store_error)
+    }
+
+    /// The addresses the node last listened on.
+    pub fn listen_addresses(&self) -> Vec<String> {
+        self.meta_strings(KEY_LISTEN)
+    }
+
+    fn meta_strings(&self, key: &[u8]) -> Vec<String> {
+        self.store
+            .get(Tree::Meta, key)
+            .ok()
+            .flatten()
+            .and_then(|v| postcard::from_bytes(&v).ok())
+            .unwrap_or_default()
+    }
+
+    /// Make everything accepted so far durable.
+    pub fn flush(&self) -> Result<(), ApiError> {
+        self.store.flush().map_err(store_error)
+    }
+
+    /// Close the store cleanly.
+    pub fn close(self) -> Result<(), ApiError> {
+        self.store.close().map_err(store_error)
+    }
+
+    /// Emergency erase: make the store unreadable at once, then delete it.
+    pub fn wipe(self) -> Result<crate::store::WipeReport, ApiError> {
+        self.store.wipe().map_err(store_error)
+    }
+
+    fn collective(&self) -> Result<&Collective, ApiError> {
+        self.collective.as_ref().ok_or_else(no_collective)
+    }
+
+    fn collective_mut(&mut self) -> Result<&mut Collective, ApiError> {
+        self.collective.as_mut().ok_or_else(no_collective)
+    }
+}
+
+impl Collective {
+    fn new(genesis: SignedGenesis) -> Self {
+        Self {
+            log: MembershipLog::new(genesis),
+            book: EpochBook::new(),
+            deliveries: BTreeMap::new(),
+            posts: BTreeMap::new(),
+            quota: HashMap::new(),
+            held: VecDeque::new(),
+            refused: HashSet::new(),
+            seq: 0,
+            index: Indexes::default(),
+        }
+    }
+
+    fn count_quota(&mut self, verified: &Verified) {
+        if verified.body().content.counts_against_quota() {
+            let day = lookout_protocol::envelope::day_of(verified.body().timestamp);
+            *self.quota.entry((verified.author(), day)).or_insert(0) += 1;
+        }
+    }
+}
+
+fn no_collective() -> ApiError {
+    ApiError::new(
+        ErrorCode::NoCollective,
+        "this device is not in a collective yet: create one with `lookout collective create` or join with `lookout join INVITE`",
+    )
+}
+
+/// Turn a store error into an API error a person can act on.
+pub fn store_error(error: StoreError) -> ApiError {
+    let code = match &error {
+        StoreError::WrongPassphrase => ErrorCode::WrongPassphrase,
+        StoreError::Locked { .. } => ErrorCode::Busy,
+        StoreError::NotFound { .. } => ErrorCode::NotInitialized,
+        _ => ErrorCode::Internal,
+    };
+    ApiError::new(code, error.to_string())
+}

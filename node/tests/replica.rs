@@ -1,0 +1,167 @@
+//! The replica without the network: found, enrol, post, sync by hand, revoke, reopen.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use lookout_node::api::*;
+use lookout_node::replica::{Ingested, Replica, SetKind, WireItem};
+use lookout_protocol::content::{Category, Severity};
+use lookout_protocol::membership::Policy;
+use lookout_protocol::passphrase::KdfParams;
+
+const PASS: &[u8] = b"test passphrase";
+
+fn draft(description: &str, phone: &str) -> PostDraft {
+    PostDraft {
+        category: Category::Violence,
+        severity: Severity::High,
+        description: description.into(),
+        phones: vec![phone.into()],
+        plates: vec!["ab12 cde".into()],
+        names: vec![],
+        handles: vec![],
+        physical: String::new(),
+        area: "Station Road".into(),
+        incident_time: None,
+        expires_in_days: None,
+        language: "en".into(),
+        on_behalf: false,
+    }
+}
+
+/// Copy every item `from` has that `to` lacks, in sync order.
+fn sync(from: &mut Replica, to: &mut Replica) -> usize {
+    let mut moved = 0;
+    for kind in SetKind::ORDER {
+        let ids: Vec<[u8; 32]> = from.sync_items(kind).iter().map(|i| i.id).collect();
+        for bytes in from.fetch(kind, &ids).unwrap() {
+            if to.ingest(&WireItem { kind, bytes }).unwrap() == Ingested::Accepted {
+                moved += 1;
+            }
+        }
+    }
+    to.retry_held().unwrap();
+    moved
+}
+
+#[test]
+fn found_enrol_post_sync_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ana, _cert) =
+        Replica::create(&dir.path().join("ana"), PASS, "Ana", KdfParams::TESTING).unwrap();
+    ana.create_collective("Night Shift", Policy::default())
+        .unwrap();
+    ana.set_listen_addresses(&["/ip4/127.0.0.1/tcp/4001".into()])
+        .unwrap();
+    assert!(ana.status().is_moderator);
+
+    let (mut bea, bea_cert) =
+        Replica::create(&dir.path().join("bea"), PASS, "Bea", KdfParams::TESTING).unwrap();
+    let request = bea.join_request().to_code();
+    let view = ana.approve(&request).unwrap();
+    assert!(view.done);
+    let invite = view.invite.expect("invite for admitted member");
+    bea.join(&invite).unwrap();
+    assert!(
+        !bea.status().is_member,
+        "not a member until membership syncs"
+    );
+    sync(&mut ana, &mut bea);
+    assert!(bea.status().is_member);
+
+    let id = ana.post(draft("hit a worker", "07700 900123")).unwrap();
+    sync(&mut ana, &mut bea);
+    let alerts = bea.alerts(&AlertFilter::default()).unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].id, id.to_hex());
+    assert_eq!(alerts[0].phones, vec!["+447700900123".to_string()]);
+    let hits = bea.check("+44 7700 900123").unwrap();
+    assert_eq!(hits.len(), 1);
+    assert!(bea.check("AB12CDE").unwrap().len() == 1);
+    assert!(bea.check("07700 900999").unwrap().is_empty());
+
+    // Bea corroborates; Ana retracts.
+    bea.execute(Request::Corroborate {
+        id: id.to_hex()[..8].into(),
+        note: "me too".into(),
+    })
+    .unwrap();
+    sync(&mut bea, &mut ana);
+    assert_eq!(
+        ana.alerts(&AlertFilter::default()).unwrap()[0].corroborations,
+        1
+    );
+    let err = bea
+        .execute(Request::Retract {
+            id: id.to_hex(),
+            reason: "x".into(),
+        })
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotModerator, "{err}");
+
+    // Revocation: Ana removes Bea; posts afterwards are under an epoch Bea never gets.
+    let bea_id = bea.identity().member_id().to_hex();
+    let before = bea.status().epoch.clone();
+    let revoked = ana
+        .execute(Request::Revoke {
+            member: bea_id[..10].into(),
+            reason: "phone seized".into(),
+        })
+        .unwrap();
+    let Response::Revoked {
+        epoch: Some(new_epoch),
+        ..
+    } = revoked
+    else {
+        panic!("no rotation")
+    };
+    assert_ne!(Some(new_epoch), before);
+    ana.post(draft("after removal", "07700 900555")).unwrap();
+    sync(&mut ana, &mut bea);
+    let seen = bea.alerts(&AlertFilter::default()).unwrap();
+    assert!(seen.iter().all(|a| a.description != "after removal"));
+    assert!(bea.status().is_removed);
+    let err = bea.post(draft("x", "1")).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Revoked);
+    let _ = bea_cert;
+
+    // Everything survives a reopen; a wrong passphrase is refused.
+    let home = ana.home().to_path_buf();
+    ana.close().unwrap();
+    assert_eq!(
+        Replica::open(&home, b"nope").err().unwrap().code,
+        ErrorCode::WrongPassphrase
+    );
+    let ana = Replica::open(&home, PASS).unwrap();
+    assert_eq!(ana.alerts(&AlertFilter::default()).unwrap().len(), 2);
+    assert_eq!(ana.members().unwrap().removed.len(), 1);
+}
+
+#[test]
+fn non_member_items_and_garbage_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ana, _) =
+        Replica::create(&dir.path().join("a"), PASS, "Ana", KdfParams::TESTING).unwrap();
+    ana.create_collective("C", Policy::default()).unwrap();
+    for kind in SetKind::ORDER {
+        let outcome = ana
+            .ingest(&WireItem {
+                kind,
+                bytes: vec![1, 2, 3],
+            })
+            .unwrap();
+        assert!(outcome.is_rejected(), "{kind:?}: {outcome:?}");
+    }
+    // A post by an outsider who somehow holds nothing: cannot even decrypt -> held, not accepted.
+    let (mut eve, _) =
+        Replica::create(&dir.path().join("e"), PASS, "Eve", KdfParams::TESTING).unwrap();
+    eve.create_collective("Evil", Policy::default()).unwrap();
+    let id = eve.post(draft("fake", "07700 900000")).unwrap();
+    let bytes = eve.fetch(SetKind::Envelopes, &[id.0]).unwrap().remove(0);
+    let outcome = ana
+        .ingest(&WireItem {
+            kind: SetKind::Envelopes,
+            bytes,
+        })
+        .unwrap();
+    assert!(!matches!(outcome, Ingested::Accepted), "{outcome:?}");
+    assert!(ana.alerts(&AlertFilter::default()).unwrap().is_empty());
+}
