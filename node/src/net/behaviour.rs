@@ -1,0 +1,322 @@
+//! The composed libp2p behaviour of a Lookout node and the events it reports.
+
+use std::{collections::HashSet, convert::Infallible, time::Duration};
+
+use libp2p::{
+    connection_limits, gossipsub, identify,
+    identity::Keypair,
+    mdns, ping, request_response,
+    swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
+    PeerId,
+};
+
+use super::{
+    codec::{BytesCodec, SYNC_PROTOCOL},
+    gate::{GateError, GateEvent, MemberGate},
+    message_id, NetConfig, NetError,
+};
+
+/// Largest gossip RPC frame we send or accept, in bytes (64 KiB). Alerts are small; anything
+/// bigger goes over sync.
+pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
+
+/// Identify protocol version string. Deliberately says nothing about the software version.
+pub const IDENTIFY_PROTOCOL: &str = "/lookout/id/1";
+
+/// Agent string sent over identify, in place of the default that names the libp2p version.
+const AGENT_VERSION: &str = "lookout";
+
+/// Most sync streams (inbound plus outbound) open at once on one connection.
+pub const MAX_CONCURRENT_SYNC_STREAMS: usize = 16;
+
+/// Per-message score weight for a message we rejected (P4). Squared over the count, so one
+/// rejection costs 20, two cost 80 and three cost 180: past [`GRAYLIST_THRESHOLD`].
+const INVALID_MESSAGE_WEIGHT: f64 = -20.0;
+/// Time for the rejected-message counter to decay to a tenth.
+const INVALID_MESSAGE_DECAY: Duration = Duration::from_secs(3600);
+/// Cap on the positive topic score, so good behaviour cannot bank credit against rejections.
+const TOPIC_SCORE_CAP: f64 = 10.0;
+/// Below this score we stop gossiping (IHAVE/IWANT) with a peer.
+const GOSSIP_THRESHOLD: f64 = -10.0;
+/// Below this score we stop publishing to a peer.
+const PUBLISH_THRESHOLD: f64 = -50.0;
+/// Below this score every RPC from a peer is ignored.
+pub const GRAYLIST_THRESHOLD: f64 = -80.0;
+
+/// The libp2p behaviour of a Lookout node.
+///
+/// The gate comes first, so it decides about a new connection before any protocol sees it.
+/// Fields are public so the event loop can drive each protocol directly; the methods below
+/// cover the common calls.
+#[derive(NetworkBehaviour)]
+#[behaviour(to_swarm = "NetEvent")]
+pub struct Behaviour {
+    /// Admits only roster members.
+    pub gate: MemberGate,
+    /// Caps on pending and established connections.
+    pub limits: connection_limits::Behaviour,
+    /// Alert dissemination on the collective's topic, with manual validation.
+    pub gossipsub:
+        gossipsub::Behaviour<gossipsub::IdentityTransform, gossipsub::WhitelistSubscriptionFilter>,
+    /// `/lookout/sync/1`: length-prefixed byte requests and responses.
+    pub sync: request_response::Behaviour<BytesCodec>,
+    /// Exchanges listen addresses with connected members.
+    pub identify: identify::Behaviour,
+    /// Liveness checks.
+    pub ping: ping::Behaviour,
+    /// Local-network discovery, if enabled.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+/// An event from one of the node's protocols, as it appears in `SwarmEvent::Behaviour`.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NetEvent {
+    /// The member gate refused or evicted a peer.
+    Gate(GateEvent),
+    /// Gossip: a message to validate (call [`Behaviour::report_validation`]) or a
+    /// subscription change.
+    Gossip(gossipsub::Event),
+    /// Sync: an inbound request (answer with [`Behaviour::respond`]), a response, or a failure.
+    Sync(request_response::Event<Vec<u8>, Vec<u8>>),
+    /// Identify: a member told us its listen addresses.
+    Identify(Box<identify::Event>),
+    /// Ping result.
+    Ping(ping::Event),
+    /// mDNS discovered or expired local peers (only when enabled).
+    Mdns(mdns::Event),
+}
+
+impl Behaviour {
+    /// Builds the behaviour for `keypair` under `cfg`, subscribed to `cfg.topic`.
+    pub(crate) fn new(keypair: &Keypair, cfg: &NetConfig) -> Result<Self, NetError> {
+        let local_peer = keypair.public().to_peer_id();
+        let topic = gossipsub::IdentTopic::new(cfg.topic.clone());
+
+        let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
+            gossipsub::MessageAuthenticity::Anonymous,
+            gossip_config(cfg)?,
+            gossipsub::WhitelistSubscriptionFilter(HashSet::from([topic.hash()])),
+        )
+        .map_err(|e| NetError::Gossip(e.to_string()))?;
+        gossipsub
+            .with_peer_score(score_params(topic.hash()), score_thresholds())
+            .map_err(NetError::Gossip)?;
+        gossipsub
+            .subscribe(&topic)
+            .map_err(|e| NetError::Gossip(e.to_string()))?;
+
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_pending_incoming(Some(cfg.max_pending_incoming))
+            .with_max_pending_outgoing(Some(cfg.max_pending_outgoing))
+            .with_max_established(Some(cfg.max_established_total))
+            .with_max_established_per_peer(Some(cfg.max_established_per_peer));
+
+        let sync = request_response::Behaviour::with_codec(
+            BytesCodec,
+            [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(cfg.request_timeout)
+                .with_max_concurrent_streams(MAX_CONCURRENT_SYNC_STREAMS),
+        );
+
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), keypair.public())
+                .with_agent_version(AGENT_VERSION.to_owned()),
+        );
+
+        let mdns = if cfg.enable_mdns {
+            Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), local_peer)
+                    .map_err(NetError::Mdns)?,
+            )
+        } else {
+            None
+        };
+
+        Ok(Self {
+            gate: MemberGate::new(cfg.allowed.clone()),
+            limits: connection_limits::Behaviour::new(limits),
+            gossipsub,
+            sync,
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new()),
+            mdns: Toggle::from(mdns),
+        })
+    }
+
+    /// Publishes `data` on the collective's topic to every connected member.
+    ///
+    /// The message id is [`message_id`]`(&data)`.
+    pub fn publish(&mut self, data: Vec<u8>) -> Result<gossipsub::MessageId, NetError> {
+        // The subscription filter admits exactly one topic, so this is the collective's topic.
+        let topic = self
+            .gossipsub
+            .topics()
+            .next()
+            .cloned()
+            .ok_or(NetError::NotSubscribed)?;
+        Ok(self.gossipsub.publish(topic, data)?)
+    }
+
+    /// Reports the verdict on a received gossip message. `Accept` forwards it to the mesh;
+    /// `Reject` drops it and lowers `source`'s score (three rejections graylist a peer);
+    /// `Ignore` drops it without penalty. Returns false if the message was no longer cached.
+    pub fn report_validation(
+        &mut self,
+        id: &gossipsub::MessageId,
+        source: &PeerId,
+        verdict: gossipsub::MessageAcceptance,
+    ) -> bool {
+        self.gossipsub
+            .report_message_validation_result(id, source, verdict)
+    }
+
+    /// Sends a sync request; the answer (or failure) arrives as [`NetEvent::Sync`].
+    pub fn request(
+        &mut self,
+        peer: &PeerId,
+        request: Vec<u8>,
+    ) -> request_response::OutboundRequestId {
+        self.sync.send_request(peer, request)
+    }
+
+    /// Answers an inbound sync request. Gives the response back if the channel is closed
+    /// (the requester gave up or disconnected).
+    pub fn respond(
+        &mut self,
+        channel: request_response::ResponseChannel<Vec<u8>>,
+        response: Vec<u8>,
+    ) -> Result<(), Vec<u8>> {
+        self.sync.send_response(channel, response)
+    }
+
+    /// Replaces the roster; see [`MemberGate::set_allowed`].
+    pub fn set_allowed(&mut self, allowed: HashSet<PeerId>) -> Vec<PeerId> {
+        self.gate.set_allowed(allowed)
+    }
+
+    /// Admits a bootstrap peer before the roster is known; see
+    /// [`MemberGate::allow_temporarily`].
+    pub fn allow_temporarily(&mut self, peer: PeerId) -> Result<(), GateError> {
+        self.gate.allow_temporarily(peer)
+    }
+}
+
+fn gossip_config(cfg: &NetConfig) -> Result<gossipsub::Config, NetError> {
+    gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .validate_messages()
+        .max_transmit_size(MAX_GOSSIP_BYTES)
+        .message_id_fn(|message: &gossipsub::Message| {
+            gossipsub::MessageId::new(&message_id(&message.data))
+        })
+        .flood_publish(true)
+        .heartbeat_interval(cfg.gossip_heartbeat)
+        .heartbeat_initial_delay(cfg.gossip_heartbeat)
+        .build()
+        .map_err(|e| NetError::Gossip(e.to_string()))
+}
+
+fn score_params(topic: gossipsub::TopicHash) -> gossipsub::PeerScoreParams {
+    let topic_params = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        // P1: a little credit for time in the mesh, at most 10 after ~17 minutes.
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 1000.0,
+        // P2: a little credit for delivering new messages first.
+        first_message_deliveries_weight: 1.0,
+        first_message_deliveries_decay: gossipsub::score_parameter_decay(Duration::from_secs(600)),
+        first_message_deliveries_cap: 10.0,
+        // P3/P3b off: alerts are rare, so "too few deliveries" says nothing about a member.
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        // P4: rejected messages.
+        invalid_message_deliveries_weight: INVALID_MESSAGE_WEIGHT,
+        invalid_message_deliveries_decay: gossipsub::score_parameter_decay(INVALID_MESSAGE_DECAY),
+        ..gossipsub::TopicScoreParams::default()
+    };
+    gossipsub::PeerScoreParams {
+        topics: [(topic, topic_params)].into_iter().collect(),
+        topic_score_cap: TOPIC_SCORE_CAP,
+        app_specific_weight: 1.0,
+        // Members may well share a household or a NAT: no penalty for a shared IP.
+        ip_colocation_factor_weight: 0.0,
+        behaviour_penalty_weight: -10.0,
+        behaviour_penalty_threshold: 6.0,
+        behaviour_penalty_decay: gossipsub::score_parameter_decay(Duration::from_secs(600)),
+        ..gossipsub::PeerScoreParams::default()
+    }
+}
+
+fn score_thresholds() -> gossipsub::PeerScoreThresholds {
+    gossipsub::PeerScoreThresholds {
+        gossip_threshold: GOSSIP_THRESHOLD,
+        publish_threshold: PUBLISH_THRESHOLD,
+        graylist_threshold: GRAYLIST_THRESHOLD,
+        ..gossipsub::PeerScoreThresholds::default()
+    }
+}
+
+impl From<GateEvent> for NetEvent {
+    fn from(event: GateEvent) -> Self {
+        Self::Gate(event)
+    }
+}
+
+impl From<Infallible> for NetEvent {
+    fn from(never: Infallible) -> Self {
+        match never {}
+    }
+}
+
+impl From<gossipsub::Event> for NetEvent {
+    fn from(event: gossipsub::Event) -> Self {
+        Self::Gossip(event)
+    }
+}
+
+impl From<request_response::Event<Vec<u8>, Vec<u8>>> for NetEvent {
+    fn from(event: request_response::Event<Vec<u8>, Vec<u8>>) -> Self {
+        Self::Sync(event)
+    }
+}
+
+impl From<identify::Event> for NetEvent {
+    fn from(event: identify::Event) -> Self {
+        Self::Identify(Box::new(event))
+    }
+}
+
+impl From<ping::Event> for NetEvent {
+    fn from(event: ping::Event) -> Self {
+        Self::Ping(event)
+    }
+}
+
+impl From<mdns::Event> for NetEvent {
+    fn from(event: mdns::Event) -> Self {
+        Self::Mdns(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_parameters_are_valid() {
+        let topic = gossipsub::IdentTopic::new("t").hash();
+        assert_eq!(score_params(topic).validate(), Ok(()));
+        assert_eq!(score_thresholds().validate(), Ok(()));
+    }
+
+    #[test]
+    fn three_rejections_cross_the_graylist_even_with_full_credit() {
+        let three = INVALID_MESSAGE_WEIGHT * 3.0 * 3.0 + TOPIC_SCORE_CAP;
+        assert!(three < GRAYLIST_THRESHOLD);
+        let one = INVALID_MESSAGE_WEIGHT + TOPIC_SCORE_CAP;
+        assert!(one >= GOSSIP_THRESHOLD);
+    }
+}

@@ -1,0 +1,241 @@
+//! The libp2p layer of a Lookout node: transports, the member gate, gossip and sync.
+//!
+//! [`build_swarm`] turns the member's Ed25519 key and a [`NetConfig`] into a listening
+//! [`Swarm`]. The node's event loop owns that swarm, drives it with `select_next_some()` and
+//! matches `SwarmEvent::Behaviour(`[`NetEvent`]`)`:
+//!
+//! - [`NetEvent::Gossip`] `Message { propagation_source, message_id, message }`: decode and
+//!   verify `message.data`, then call [`Behaviour::report_validation`] with `Accept`, `Reject`
+//!   (the sender broke the protocol; it is penalised) or `Ignore` (duplicate, stale). Nothing is
+//!   forwarded before `Accept`.
+//! - [`NetEvent::Sync`] requests: answer with [`Behaviour::respond`]; responses and failures
+//!   carry the id returned by [`Behaviour::request`].
+//! - [`NetEvent::Gate`]: a non-member was refused or a removed member evicted.
+//!
+//! Roster changes go through [`Behaviour::set_allowed`], which closes connections of peers
+//! that left.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), lookout_node::net::NetError> {
+//! use futures::StreamExt;
+//! use libp2p::{identity::Keypair, swarm::SwarmEvent};
+//! use lookout_node::net::{build_swarm, NetConfig, NetEvent};
+//!
+//! let cfg = NetConfig { topic: "collective-topic-hash".into(), ..NetConfig::default() };
+//! let mut swarm = build_swarm(Keypair::generate_ed25519(), &cfg)?;
+//! loop {
+//!     if let SwarmEvent::Behaviour(NetEvent::Gossip(event)) = swarm.select_next_some().await {
+//!         // validate and report ...
+//! #       let _ = event;
+//!     }
+//! }
+//! # }
+//! ```
+
+mod behaviour;
+mod codec;
+mod gate;
+
+use std::{collections::HashSet, convert::Infallible, time::Duration};
+
+pub use behaviour::{
+    Behaviour, NetEvent, GRAYLIST_THRESHOLD, IDENTIFY_PROTOCOL, MAX_CONCURRENT_SYNC_STREAMS,
+    MAX_GOSSIP_BYTES,
+};
+pub use codec::{
+    read_frame, write_frame, BytesCodec, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
+};
+pub use gate::{
+    GateError, GateEvent, MemberGate, NotAMember, MAX_PENDING_GATE_EVENTS, MAX_TEMPORARY_PEERS,
+};
+pub use libp2p::gossipsub::{MessageAcceptance, MessageId};
+
+use libp2p::{
+    gossipsub, identity::Keypair, noise, swarm::Swarm, tcp, yamux, Multiaddr, PeerId, SwarmBuilder,
+    TransportError,
+};
+
+/// Domain-separation context for content ids; the protocol crate derives ids the same way.
+pub const CONTENT_ID_CONTEXT: &str = "lookout content id v1";
+
+/// Default time a connection with no open streams is kept.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default bound on the transport handshake (TCP: multistream, Noise, yamux; QUIC: TLS).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a sync request may take before it fails with a timeout.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default gossipsub heartbeat.
+pub const DEFAULT_GOSSIP_HEARTBEAT: Duration = Duration::from_secs(1);
+/// Default cap on established connections with one peer (room for TCP and QUIC at once).
+pub const DEFAULT_MAX_ESTABLISHED_PER_PEER: u32 = 2;
+/// Default cap on established connections overall.
+pub const DEFAULT_MAX_ESTABLISHED_TOTAL: u32 = 128;
+/// Default cap on inbound connections still in their handshake.
+pub const DEFAULT_MAX_PENDING_INCOMING: u32 = 32;
+/// Default cap on outbound connections still in their handshake.
+pub const DEFAULT_MAX_PENDING_OUTGOING: u32 = 32;
+/// Most inbound streams per connection still negotiating their protocol at once.
+pub const MAX_NEGOTIATING_INBOUND_STREAMS: usize = 32;
+
+/// How a node's network layer is set up.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// Addresses to listen on, e.g. `/ip4/0.0.0.0/tcp/0` and `/ip4/0.0.0.0/udp/0/quic-v1`.
+    pub listen: Vec<Multiaddr>,
+    /// Discover members on the local network with mDNS. Announces this node's presence to the
+    /// whole local network, so it is off by default.
+    pub enable_mdns: bool,
+    /// The gossip topic name (the collective's topic hash, computed by the caller).
+    pub topic: String,
+    /// The members admitted from the start (usually the stored roster).
+    pub allowed: HashSet<PeerId>,
+    /// How long a connection with no open streams is kept.
+    pub idle_timeout: Duration,
+    /// Bound on the transport handshake of a new connection.
+    pub handshake_timeout: Duration,
+    /// How long a sync request may take.
+    pub request_timeout: Duration,
+    /// Gossipsub heartbeat interval (mesh maintenance, gossip emission).
+    pub gossip_heartbeat: Duration,
+    /// Cap on established connections with one peer.
+    pub max_established_per_peer: u32,
+    /// Cap on established connections overall.
+    pub max_established_total: u32,
+    /// Cap on inbound connections still in their handshake.
+    pub max_pending_incoming: u32,
+    /// Cap on outbound connections still in their handshake.
+    pub max_pending_outgoing: u32,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            enable_mdns: false,
+            topic: String::new(),
+            allowed: HashSet::new(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            gossip_heartbeat: DEFAULT_GOSSIP_HEARTBEAT,
+            max_established_per_peer: DEFAULT_MAX_ESTABLISHED_PER_PEER,
+            max_established_total: DEFAULT_MAX_ESTABLISHED_TOTAL,
+            max_pending_incoming: DEFAULT_MAX_PENDING_INCOMING,
+            max_pending_outgoing: DEFAULT_MAX_PENDING_OUTGOING,
+        }
+    }
+}
+
+/// Why the network layer could not be set up or could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The identity key is not Ed25519.
+    #[error("the node identity must be an Ed25519 key (the member's signing key)")]
+    NotEd25519,
+    /// `NetConfig::topic` is empty.
+    #[error("no gossip topic given: set NetConfig::topic to the collective's topic hash")]
+    EmptyTopic,
+    /// A connection cap of zero would refuse every connection.
+    #[error("connection caps must be at least 1 (check NetConfig::max_established_*)")]
+    ZeroConnectionCap,
+    /// Noise could not be set up with the identity key.
+    #[error("could not set up Noise encryption with this key: {0}")]
+    Noise(#[from] noise::Error),
+    /// The gossip settings were refused by gossipsub.
+    #[error("invalid gossip settings: {0}")]
+    Gossip(String),
+    /// mDNS could not start (no multicast-capable interface, or the port is taken).
+    #[error(
+        "could not start local network discovery (mDNS): {0}; disable it with enable_mdns = false"
+    )]
+    Mdns(#[source] std::io::Error),
+    /// A listen address could not be bound.
+    #[error("could not listen on {addr}: {source}")]
+    Listen {
+        /// The address from `NetConfig::listen`.
+        addr: Multiaddr,
+        /// What the transport said.
+        #[source]
+        source: TransportError<std::io::Error>,
+    },
+    /// Publishing failed (no member connected yet, duplicate content, or too large).
+    #[error("could not publish: {0}")]
+    Publish(#[from] gossipsub::PublishError),
+    /// The node is not subscribed to its topic (someone unsubscribed it).
+    #[error("not subscribed to the collective's topic")]
+    NotSubscribed,
+}
+
+/// Builds a swarm for the member holding `keypair`: TCP (Noise + yamux) and QUIC on tokio,
+/// listening on every address in `cfg.listen`, subscribed to `cfg.topic`, admitting only
+/// `cfg.allowed`.
+///
+/// Must be called within a tokio runtime.
+pub fn build_swarm(keypair: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
+    if keypair.clone().try_into_ed25519().is_err() {
+        return Err(NetError::NotEd25519);
+    }
+    if cfg.topic.is_empty() {
+        return Err(NetError::EmptyTopic);
+    }
+    if cfg.max_established_per_peer == 0 || cfg.max_established_total == 0 {
+        return Err(NetError::ZeroConnectionCap);
+    }
+    let behaviour = Behaviour::new(&keypair, cfg)?;
+    let handshake_timeout = cfg.handshake_timeout;
+    let idle_timeout = cfg.idle_timeout;
+
+    let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_quic_config(|mut quic| {
+            quic.handshake_timeout = handshake_timeout;
+            quic
+        })
+        .with_behaviour(|_| behaviour)
+        .map_err(|never: Infallible| -> NetError { match never {} })?
+        .with_swarm_config(|swarm| {
+            swarm
+                .with_idle_connection_timeout(idle_timeout)
+                .with_max_negotiating_inbound_streams(MAX_NEGOTIATING_INBOUND_STREAMS)
+        })
+        .with_connection_timeout(handshake_timeout)
+        .build();
+
+    for addr in &cfg.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|source| NetError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
+    }
+    tracing::info!(peer = %swarm.local_peer_id(), listeners = cfg.listen.len(), "network layer up");
+    Ok(swarm)
+}
+
+/// The content id of a gossip payload: BLAKE3 in key-derivation mode with
+/// [`CONTENT_ID_CONTEXT`]. Also the gossipsub message id, so duplicates are recognised by
+/// content.
+pub fn message_id(data: &[u8]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key(CONTENT_ID_CONTEXT);
+    hasher.update(data);
+    *hasher.finalize().as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_id_is_domain_separated_blake3() {
+        let id = message_id(b"alert");
+        assert_eq!(id, blake3::derive_key(CONTENT_ID_CONTEXT, b"alert"));
+        assert_ne!(id, *blake3::hash(b"alert").as_bytes());
+    }
+}
