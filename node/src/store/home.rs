@@ -1,0 +1,278 @@
+//! The store's files in the home directory: layout, permissions, the lock,
+//! writing and shredding the key file, and removing the database.
+
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rand::rngs::OsRng;
+use rand::RngCore;
+
+use super::StoreError;
+
+/// Name of the sled directory inside the home directory.
+pub(super) const DB_DIR: &str = "store";
+/// Name of the sealed storage key inside the home directory.
+pub(super) const KEY_FILE: &str = "store.key";
+/// Name of the lock file inside the home directory.
+pub(super) const LOCK_FILE: &str = "store.lock";
+/// Temporary name a new key file is written under before it is renamed.
+const KEY_TMP_FILE: &str = "store.key.tmp";
+
+/// A sealed 32-byte key is 105 bytes; anything near this cap is not ours.
+const MAX_KEY_FILE_LEN: u64 = 4096;
+
+const PRIVATE_DIR_MODE: u32 = 0o700;
+const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// Paths of the store's files under one home directory.
+#[derive(Clone, Debug)]
+pub(super) struct Layout {
+    pub(super) home: PathBuf,
+    pub(super) db_dir: PathBuf,
+    pub(super) key_file: PathBuf,
+    pub(super) key_tmp: PathBuf,
+    pub(super) lock_file: PathBuf,
+}
+
+impl Layout {
+    pub(super) fn new(home: &Path) -> Self {
+        Self {
+            home: home.to_path_buf(),
+            db_dir: home.join(DB_DIR),
+            key_file: home.join(KEY_FILE),
+            key_tmp: home.join(KEY_TMP_FILE),
+            lock_file: home.join(LOCK_FILE),
+        }
+    }
+
+    pub(super) fn key_file_exists(&self) -> bool {
+        self.key_file.is_file()
+    }
+
+    /// Takes the exclusive lock, creating the lock file if needed.
+    ///
+    /// The lock is an advisory `flock`, released when the returned file is
+    /// dropped (or the process dies, however it dies).
+    #[allow(clippy::incompatible_msrv)] // File::try_lock is stable since 1.89; the toolchain is 1.95.
+    pub(super) fn lock(&self) -> Result<File, StoreError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(PRIVATE_FILE_MODE)
+            .open(&self.lock_file)
+            .map_err(io_error("open the lock file", &self.lock_file))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+                home: self.home.clone(),
+            }),
+            Err(fs::TryLockError::Error(cause)) => Err(StoreError::Io {
+                action: "lock",
+                path: self.lock_file.clone(),
+                cause,
+            }),
+        }
+    }
+
+    /// Reads the sealed key, refusing anything implausibly large.
+    pub(super) fn read_key_file(&self) -> Result<Vec<u8>, StoreError> {
+        let file = match File::open(&self.key_file) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    home: self.home.clone(),
+                })
+            }
+            Err(cause) => {
+                return Err(StoreError::Io {
+                    action: "open",
+                    path: self.key_file.clone(),
+                    cause,
+                })
+            }
+        };
+        let mut sealed = Vec::new();
+        file.take(MAX_KEY_FILE_LEN + 1)
+            .read_to_end(&mut sealed)
+            .map_err(io_error("read", &self.key_file))?;
+        if sealed.len() as u64 > MAX_KEY_FILE_LEN {
+            return Err(StoreError::Corrupt {
+                what: "the key file is far too large",
+            });
+        }
+        Ok(sealed)
+    }
+
+    /// Durably replaces the key file with `sealed`.
+    ///
+    /// The new key is written to a temporary file, synced and renamed over
+    /// the old one, so a crash leaves either the old or the new key file. The
+    /// old file's contents are then overwritten through a handle opened
+    /// before the rename, so the old sealing (under a possibly compromised
+    /// passphrase) does not linger in that inode. Flash storage may still keep
+    /// stale copies of blocks that no file system call can reach.
+    pub(super) fn write_key_file(&self, sealed: &[u8]) -> Result<(), StoreError> {
+        // A leftover from an interrupted earlier write: remove it so
+        // `create_new` below does not fail.
+        remove_if_exists(&self.key_tmp).map_err(io_error("remove", &self.key_tmp))?;
+        let mut tmp = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(PRIVATE_FILE_MODE)
+            .open(&self.key_tmp)
+            .map_err(io_error("create", &self.key_tmp))?;
+        tmp.write_all(sealed)
+            .and_then(|()| tmp.sync_all())
+            .map_err(io_error("write", &self.key_tmp))?;
+        drop(tmp);
+
+        let old = match OpenOptions::new().write(true).open(&self.key_file) {
+            Ok(file) => Some(file),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+            Err(cause) => {
+                return Err(StoreError::Io {
+                    action: "open",
+                    path: self.key_file.clone(),
+                    cause,
+                })
+            }
+        };
+        fs::rename(&self.key_tmp, &self.key_file).map_err(io_error("replace", &self.key_file))?;
+        sync_dir(&self.home)?;
+        if let Some(mut old) = old {
+            overwrite_with_random(&mut old).map_err(io_error("shred the old", &self.key_file))?;
+        }
+        Ok(())
+    }
+
+    /// Crypto-shreds the key file: overwrites it with random bytes of the
+    /// same length, syncs, unlinks it and syncs the directory. Once this
+    /// returns, the database cannot be decrypted any more.
+    ///
+    /// Returns the size of the shredded file.
+    pub(super) fn shred_key_file(&self) -> Result<u64, StoreError> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(&self.key_file)
+            .map_err(io_error("open for shredding", &self.key_file))?;
+        let len = overwrite_with_random(&mut file).map_err(io_error("shred", &self.key_file))?;
+        drop(file);
+        fs::remove_file(&self.key_file).map_err(io_error("remove", &self.key_file))?;
+        // A temporary key file exists only if a key change was interrupted;
+        // it holds the same key and must go the same way.
+        if let Ok(mut tmp) = OpenOptions::new().write(true).open(&self.key_tmp) {
+            overwrite_with_random(&mut tmp).map_err(io_error("shred", &self.key_tmp))?;
+            drop(tmp);
+            fs::remove_file(&self.key_tmp).map_err(io_error("remove", &self.key_tmp))?;
+        }
+        sync_dir(&self.home)?;
+        Ok(len)
+    }
+}
+
+/// Creates `dir` (and missing parents) and makes it private to the owner.
+pub(super) fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(dir)
+        .map_err(io_error("create the directory", dir))?;
+    // `mode` applies only to directories this call created.
+    fs::set_permissions(dir, Permissions::from_mode(PRIVATE_DIR_MODE))
+        .map_err(io_error("restrict permissions of", dir))
+}
+
+/// Restricts everything under `dir` to the owner. sled creates its files with
+/// the process umask; the home directory being 0700 already keeps others out,
+/// this is a second fence. Best effort: sled may be writing meanwhile.
+pub(super) fn restrict_tree(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        if file_type.is_dir() {
+            let _ = fs::set_permissions(&path, Permissions::from_mode(PRIVATE_DIR_MODE));
+            restrict_tree(&path);
+        } else if file_type.is_file() {
+            let _ = fs::set_permissions(&path, Permissions::from_mode(PRIVATE_FILE_MODE));
+        }
+    }
+}
+
+/// Removes `dir` and everything in it, counting files and bytes removed.
+/// A missing `dir` counts as already removed.
+pub(super) fn remove_dir_counting(dir: &Path) -> io::Result<(usize, u64)> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(error) => return Err(error),
+    };
+    let (mut files, mut bytes) = (0, 0);
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            let (sub_files, sub_bytes) = remove_dir_counting(&path)?;
+            files += sub_files;
+            bytes += sub_bytes;
+        } else {
+            let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            fs::remove_file(&path)?;
+            files += 1;
+            bytes += len;
+        }
+    }
+    fs::remove_dir(dir)?;
+    Ok((files, bytes))
+}
+
+/// Removes a file, treating "already gone" as success.
+pub(super) fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}
+
+/// Makes renames and unlinks in `dir` durable.
+pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("sync the directory", dir))
+}
+
+/// Overwrites the whole file in place with random bytes and syncs it.
+/// Returns its length.
+fn overwrite_with_random(file: &mut File) -> io::Result<u64> {
+    let len = file.metadata()?.len();
+    let mut remaining = len;
+    let mut noise = [0u8; 4096];
+    while remaining > 0 {
+        // At most 4096, so the cast is lossless.
+        let chunk = remaining.min(noise.len() as u64) as usize;
+        let noise = &mut noise[..chunk];
+        OsRng.try_fill_bytes(noise).map_err(io::Error::other)?;
+        file.write_all(noise)?;
+        remaining -= chunk as u64;
+    }
+    file.sync_all()?;
+    Ok(len)
+}
+
+/// Builds the `map_err` closure for a failed file-system call.
+pub(super) fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |cause| StoreError::Io {
+        action,
+        path,
+        cause,
+    }
+}

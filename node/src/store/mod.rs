@@ -1,0 +1,568 @@
+//! The node's encrypted-at-rest key-value store.
+//!
+//! A [`Store`] is a sled database whose values are encrypted with
+//! XChaCha20-Poly1305 under a random 32-byte storage key; the storage key is
+//! sealed under the user's passphrase with
+//! [`lookout_protocol::passphrase::seal`] (Argon2id). Without the passphrase
+//! a seized phone shows which trees exist, how many entries each has, their
+//! keys and the sizes of their values, and nothing else.
+//!
+//! # Keys are stored in the clear
+//!
+//! Only values are encrypted. Callers must use **non-sensitive keys only**:
+//! content hashes, random ids, fixed names, epoch numbers. Nothing readable,
+//! no text, phone numbers, names, addresses or peer addresses, may ever be
+//! part of a key. This is the design contract of the store, not a detail.
+//!
+//! # On-disk layout
+//!
+//! ```text
+//! <home>/            0700
+//!   store/           0700  the sled database (values encrypted, keys clear)
+//!   store.key        0600  the storage key sealed under the passphrase,
+//!                          label b"lookout storage key v1" (105 bytes)
+//!   store.lock       0600  flock held while a Store is open
+//! ```
+//!
+//! Each value is bound to its tree and key (see `sealing.rs` for the byte
+//! format), so an attacker with write access cannot move a value to another
+//! entry. An internal tree `__lookout_check` holds one encrypted record that
+//! proves at open time that the key file belongs to this database.
+//!
+//! # Wiping
+//!
+//! [`Store::wipe`] and [`Store::wipe_home`] crypto-shred: the key file is
+//! overwritten with random bytes, synced and unlinked before anything else,
+//! so the data is unreadable from that moment even if removing the database
+//! files is interrupted. Flash storage may keep stale copies of old blocks
+//! that no file system call reaches; the passphrase is what protects those.
+//!
+//! # Example
+//!
+//! ```
+//! use lookout_node::store::{Store, Tree};
+//! use lookout_protocol::passphrase::KdfParams;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let home = dir.path().join("home");
+//! // Real callers use KdfParams::DEFAULT.
+//! let store = Store::create(&home, b"passphrase", KdfParams::TESTING)?;
+//! store.put(Tree::Alerts, b"<content hash>", b"<encoded alert>")?;
+//! store.flush()?;
+//! store.close()?;
+//!
+//! let store = Store::open(&home, b"passphrase")?;
+//! let value = store.get(Tree::Alerts, b"<content hash>")?;
+//! assert_eq!(value.as_deref().map(|v| v.as_slice()), Some(&b"<encoded alert>"[..]));
+//! let report = store.wipe()?;
+//! assert!(!Store::exists(&home));
+//! # let _ = report;
+//! # Ok(())
+//! # }
+//! ```
+
+mod batch;
+mod error;
+mod home;
+mod sealing;
+mod tree;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::fs::File;
+use std::path::Path;
+use std::time::Instant;
+
+use lookout_protocol::passphrase::{self, KdfParams, PassphraseError};
+use rand::rngs::OsRng;
+use sled::transaction::{ConflictableTransactionResult, TransactionError};
+use sled::Transactional;
+use zeroize::Zeroizing;
+
+pub use batch::Batch;
+pub use error::{StoreError, WipeReport};
+pub use tree::Tree;
+
+use batch::Op;
+use home::Layout;
+use sealing::StorageKey;
+
+/// Label the storage key is sealed under, so that a sealed identity (or any
+/// other blob sealed under the same passphrase) cannot stand in for it.
+pub const STORAGE_KEY_LABEL: &[u8] = b"lookout storage key v1";
+
+/// Internal tree holding the check record; "__" names are reserved.
+const CHECK_TREE: &str = "__lookout_check";
+const CHECK_KEY: &[u8] = b"check";
+const CHECK_VALUE: &[u8] = b"lookout store v1";
+
+/// sled's page cache limit. Its default (1 GiB) is too much for a phone.
+const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+
+/// An open, encrypted store. Holds the home directory's lock until dropped.
+///
+/// Dropping a `Store` flushes and releases the lock; [`Store::close`] does the
+/// same but reports errors. All methods take `&self`; the store is `Send` and
+/// `Sync`.
+pub struct Store {
+    // Fields drop in declaration order: the database closes before the lock
+    // is released, so no other process can open it while it is still open.
+    trees: Vec<sled::Tree>,
+    db: sled::Db,
+    key: StorageKey,
+    layout: Layout,
+    lock: File,
+}
+
+impl Store {
+    /// Creates a new store in `home`, creating `home` (mode 0700) if needed.
+    ///
+    /// A fresh random storage key is sealed under `passphrase` with `params`
+    /// (use [`KdfParams::DEFAULT`] outside tests). The key file is written
+    /// last, so a crash part-way leaves no store; a database directory found
+    /// without a key file is such a leftover (or what an interrupted wipe left)
+    /// and is unreadable, so it is removed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::AlreadyExists`] if `home` has a store,
+    /// [`StoreError::Locked`] if another process holds the lock,
+    /// [`StoreError::InvalidParams`] for parameters [`open`](Self::open)
+    /// would refuse, and I/O or database errors.
+    pub fn create(home: &Path, passphrase: &[u8], params: KdfParams) -> Result<Self, StoreError> {
+        params.check().map_err(StoreError::InvalidParams)?;
+        let layout = Layout::new(home);
+        home::create_private_dir(home)?;
+        let lock = layout.lock()?;
+        if layout.key_file_exists() {
+            return Err(StoreError::AlreadyExists {
+                home: home.to_path_buf(),
+            });
+        }
+        if layout.db_dir.exists() {
+            tracing::warn!("removing an unreadable database left by an interrupted create or wipe");
+            home::remove_dir_counting(&layout.db_dir).map_err(home::io_error(
+                "remove the leftover database",
+                &layout.db_dir,
+            ))?;
+        }
+
+        let key = StorageKey::generate()?;
+        home::create_private_dir(&layout.db_dir)?;
+        let db = open_db(&layout)?;
+        let check = db.open_tree(CHECK_TREE)?;
+        check.insert(
+            CHECK_KEY,
+            key.seal_value(CHECK_TREE, CHECK_KEY, CHECK_VALUE)?,
+        )?;
+        let trees = open_trees(&db)?;
+        db.flush()?;
+
+        let sealed = passphrase::seal(
+            passphrase,
+            key.as_bytes(),
+            STORAGE_KEY_LABEL,
+            params,
+            &mut OsRng,
+        )
+        .map_err(StoreError::InvalidParams)?;
+        layout.write_key_file(&sealed)?;
+        home::restrict_tree(&layout.db_dir);
+        tracing::debug!(trees = trees.len(), "store created");
+        Ok(Self {
+            trees,
+            db,
+            key,
+            layout,
+            lock,
+        })
+    }
+
+    /// Opens the store in `home` with `passphrase`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] if there is no store (or it was wiped),
+    /// [`StoreError::Locked`] if another process has it open,
+    /// [`StoreError::WrongPassphrase`], [`StoreError::KeyFile`] for a
+    /// malformed key file, [`StoreError::Corrupt`] if the key file and the
+    /// database do not belong together or the database is missing, and I/O
+    /// or database errors.
+    pub fn open(home: &Path, passphrase: &[u8]) -> Result<Self, StoreError> {
+        let layout = Layout::new(home);
+        if !layout.key_file_exists() {
+            return Err(StoreError::NotFound {
+                home: home.to_path_buf(),
+            });
+        }
+        let lock = layout.lock()?;
+        let sealed = layout.read_key_file()?;
+        let key_bytes =
+            passphrase::open(passphrase, &sealed, STORAGE_KEY_LABEL).map_err(|e| match e {
+                PassphraseError::WrongPassphrase => StoreError::WrongPassphrase,
+                other => StoreError::KeyFile(other),
+            })?;
+        let key = StorageKey::from_slice(&key_bytes)?;
+        drop(key_bytes);
+
+        if !layout.db_dir.is_dir() {
+            return Err(StoreError::Corrupt {
+                what: "the database directory is missing",
+            });
+        }
+        let db = open_db(&layout)?;
+        let check = db.open_tree(CHECK_TREE)?.get(CHECK_KEY)?;
+        let check = check.ok_or(StoreError::Corrupt {
+            what: "the database has no check record",
+        })?;
+        let checked = key.open_value(CHECK_TREE, CHECK_KEY, &check);
+        if !checked.is_ok_and(|value| value.as_slice() == CHECK_VALUE) {
+            return Err(StoreError::Corrupt {
+                what: "the key file does not belong to this database",
+            });
+        }
+        let trees = open_trees(&db)?;
+        home::restrict_tree(&layout.db_dir);
+        tracing::debug!(trees = trees.len(), "store opened");
+        Ok(Self {
+            trees,
+            db,
+            key,
+            layout,
+            lock,
+        })
+    }
+
+    /// Whether `home` holds a store (its key file exists). A wiped store, or
+    /// one whose creation was interrupted, does not.
+    pub fn exists(home: &Path) -> bool {
+        Layout::new(home).key_file_exists()
+    }
+
+    /// The home directory this store lives in.
+    pub fn home(&self) -> &Path {
+        &self.layout.home
+    }
+
+    /// Re-seals the storage key under `new_passphrase` with `params`.
+    ///
+    /// The stored data is not re-encrypted, only the key file is replaced
+    /// (atomically; the old file's contents are overwritten). Ask the user
+    /// for the old passphrase before calling this if the store was opened
+    /// long ago.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidParams`] for refused parameters, and I/O errors.
+    pub fn change_passphrase(
+        &self,
+        new_passphrase: &[u8],
+        params: KdfParams,
+    ) -> Result<(), StoreError> {
+        let sealed = passphrase::seal(
+            new_passphrase,
+            self.key.as_bytes(),
+            STORAGE_KEY_LABEL,
+            params,
+            &mut OsRng,
+        )
+        .map_err(StoreError::InvalidParams)?;
+        self.layout.write_key_file(&sealed)?;
+        tracing::info!("store passphrase changed");
+        Ok(())
+    }
+
+    /// Stores `value` under `key` in `tree`, replacing any previous value.
+    ///
+    /// `key` is written in the clear: only ever pass non-sensitive keys (see
+    /// the module documentation). Not durable until [`Self::flush`].
+    ///
+    /// # Errors
+    ///
+    /// Database errors, or a failing system random number generator.
+    pub fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let sealed = self.key.seal_value(tree.name(), key, value)?;
+        self.sled_tree(tree)?.insert(key, sealed)?;
+        Ok(())
+    }
+
+    /// The value under `key` in `tree`, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::TamperedValue`] if the stored value fails
+    /// authentication, and database errors.
+    pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        match self.sled_tree(tree)?.get(key)? {
+            Some(stored) => Ok(Some(self.key.open_value(tree.name(), key, &stored)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes `key` from `tree`; returns whether it was there.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn remove(&self, tree: Tree, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.sled_tree(tree)?.remove(key)?.is_some())
+    }
+
+    /// Whether `tree` has an entry under `key` (without decrypting it).
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn contains(&self, tree: Tree, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.sled_tree(tree)?.contains_key(key)?)
+    }
+
+    /// All entries of `tree` in key order, decrypted one at a time.
+    ///
+    /// An entry that fails authentication yields
+    /// [`StoreError::TamperedValue`] and iteration can go on past it.
+    pub fn iter(
+        &self,
+        tree: Tree,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Zeroizing<Vec<u8>>), StoreError>> + '_ {
+        self.decrypting(tree, |t| t.iter())
+    }
+
+    /// The entries of `tree` whose key starts with `prefix`, in key order.
+    pub fn scan_prefix<'a>(
+        &'a self,
+        tree: Tree,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Zeroizing<Vec<u8>>), StoreError>> + 'a {
+        let prefix = prefix.to_vec();
+        self.decrypting(tree, move |t| t.scan_prefix(prefix))
+    }
+
+    /// Number of entries in `tree`. This walks the tree: O(entries).
+    pub fn len(&self, tree: Tree) -> usize {
+        self.sled_tree(tree).map_or(0, sled::Tree::len)
+    }
+
+    /// Applies every operation of `batch` atomically: after a crash either
+    /// all of them are visible or none.
+    ///
+    /// # Errors
+    ///
+    /// Database errors (then nothing was applied), or a failing system
+    /// random number generator.
+    pub fn apply_batch(&self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Encrypt outside the transaction: sled may run the closure several
+        // times, and each value must get one fresh nonce.
+        let mut touched: Vec<Tree> = batch.ops.iter().map(Op::tree).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let mut writes = Vec::with_capacity(batch.ops.len());
+        for op in &batch.ops {
+            let tree = op.tree();
+            let slot = touched.binary_search(&tree).unwrap_or_default();
+            let (key, sealed) = match op {
+                Op::Put { key, value, .. } => {
+                    (key, Some(self.key.seal_value(tree.name(), key, value)?))
+                }
+                Op::Remove { key, .. } => (key, None),
+            };
+            writes.push((slot, key.as_slice(), sealed));
+        }
+        let trees = touched
+            .iter()
+            .map(|&tree| self.sled_tree(tree).cloned())
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let result = trees.as_slice().transaction(
+            |view| -> ConflictableTransactionResult<(), std::convert::Infallible> {
+                for (slot, key, sealed) in &writes {
+                    let Some(tree) = view.get(*slot) else {
+                        continue;
+                    };
+                    match sealed {
+                        Some(sealed) => {
+                            tree.insert(*key, sealed.as_slice())?;
+                        }
+                        None => {
+                            tree.remove(*key)?;
+                        }
+                    }
+                }
+                Ok(())
+            },
+        );
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(error)) => Err(error.into()),
+            Err(TransactionError::Abort(never)) => match never {},
+        }
+    }
+
+    /// Makes every write so far durable: once this returns, the data survives
+    /// the process being killed or the device losing power.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Flushes and closes the store, releasing the lock.
+    ///
+    /// # Errors
+    ///
+    /// Database errors from the final flush.
+    pub fn close(self) -> Result<(), StoreError> {
+        self.flush()
+    }
+
+    /// Destroys the store: crypto-shreds the key file first, then removes the
+    /// database and the lock file.
+    ///
+    /// From the moment the key file is overwritten and unlinked (the first
+    /// step, reported as [`WipeReport::key_destroyed_after`]) nothing stored
+    /// can be read again, with any passphrase, even if removing the rest is
+    /// interrupted.
+    ///
+    /// # Errors
+    ///
+    /// An I/O error if the key file could not be shredded (then the store is
+    /// intact and can be opened again to retry, or use
+    /// [`Self::wipe_home`]); [`StoreError::WipeIncomplete`] if the key was
+    /// destroyed but some files remain.
+    pub fn wipe(self) -> Result<WipeReport, StoreError> {
+        let started = Instant::now();
+        let Store {
+            trees,
+            db,
+            key,
+            layout,
+            lock,
+        } = self;
+        let key_file_len = layout.shred_key_file()?;
+        drop(key);
+        let key_destroyed_after = started.elapsed();
+        // Close the database before removing its files so its background
+        // flusher does not recreate any. What it flushes is unreadable now.
+        drop(trees);
+        drop(db);
+        finish_wipe(&layout, lock, started, key_destroyed_after, key_file_len)
+    }
+
+    /// Wipes the store in `home` without its passphrase, as [`Self::wipe`]
+    /// does: for a panic button, or to finish an interrupted wipe.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] if `home` holds neither a key file nor a
+    /// database, [`StoreError::Locked`] if a process has the store open (wipe
+    /// through that process instead), I/O errors, and
+    /// [`StoreError::WipeIncomplete`].
+    pub fn wipe_home(home: &Path) -> Result<WipeReport, StoreError> {
+        let started = Instant::now();
+        let layout = Layout::new(home);
+        let has_key = layout.key_file_exists();
+        if !has_key && !layout.db_dir.exists() {
+            return Err(StoreError::NotFound {
+                home: home.to_path_buf(),
+            });
+        }
+        let lock = layout.lock()?;
+        let key_file_len = if has_key { layout.shred_key_file()? } else { 0 };
+        let key_destroyed_after = started.elapsed();
+        finish_wipe(&layout, lock, started, key_destroyed_after, key_file_len)
+    }
+
+    fn sled_tree(&self, tree: Tree) -> Result<&sled::Tree, StoreError> {
+        // Every variant is opened in `open_trees`, so this never fails.
+        self.trees.get(tree.index()).ok_or(StoreError::Corrupt {
+            what: "a tree of the store was not opened",
+        })
+    }
+
+    fn decrypting<'a, I>(
+        &'a self,
+        tree: Tree,
+        entries: impl FnOnce(&sled::Tree) -> I,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Zeroizing<Vec<u8>>), StoreError>> + 'a
+    where
+        I: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + 'a,
+    {
+        let (entries, missing) = match self.sled_tree(tree) {
+            Ok(sled_tree) => (Some(entries(sled_tree)), None),
+            Err(error) => (None, Some(Err(error))),
+        };
+        let name = tree.name();
+        missing
+            .into_iter()
+            .chain(entries.into_iter().flatten().map(move |entry| {
+                let (key, stored) = entry?;
+                let value = self.key.open_value(name, &key, &stored)?;
+                Ok((key.to_vec(), value))
+            }))
+    }
+}
+
+/// Shows only where the store lives: never keys or values.
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("home", &self.layout.home)
+            .finish_non_exhaustive()
+    }
+}
+
+fn open_db(layout: &Layout) -> Result<sled::Db, StoreError> {
+    Ok(sled::Config::new()
+        .path(&layout.db_dir)
+        .cache_capacity(CACHE_CAPACITY)
+        .open()?)
+}
+
+fn open_trees(db: &sled::Db) -> Result<Vec<sled::Tree>, StoreError> {
+    Tree::ALL
+        .iter()
+        .map(|tree| Ok(db.open_tree(tree.name())?))
+        .collect()
+}
+
+/// The part of a wipe after the key is gone: remove the database and the
+/// lock file, then release the lock.
+fn finish_wipe(
+    layout: &Layout,
+    lock: File,
+    started: Instant,
+    key_destroyed_after: std::time::Duration,
+    key_file_len: u64,
+) -> Result<WipeReport, StoreError> {
+    let incomplete = |path: &Path| {
+        let path = path.to_path_buf();
+        move |cause| StoreError::WipeIncomplete { path, cause }
+    };
+    let (files, bytes) =
+        home::remove_dir_counting(&layout.db_dir).map_err(incomplete(&layout.db_dir))?;
+    home::remove_if_exists(&layout.lock_file).map_err(incomplete(&layout.lock_file))?;
+    drop(lock);
+    home::sync_dir(&layout.home)?;
+    let key_files = usize::from(key_file_len > 0);
+    let report = WipeReport {
+        files_removed: files + key_files,
+        bytes_removed: bytes + key_file_len,
+        key_destroyed_after,
+        elapsed: started.elapsed(),
+    };
+    tracing::info!(
+        files = report.files_removed,
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        "store wiped"
+    );
+    Ok(report)
+}
