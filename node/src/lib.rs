@@ -8,9 +8,14 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod control;
 pub mod net;
+pub mod node;
 pub mod replica;
 pub mod store;
+pub mod sync;
+
+pub use node::{start, NodeConfig, NodeHandle};
 
 use libp2p::identity::PublicKey;
 use libp2p::PeerId;

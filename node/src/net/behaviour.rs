@@ -208,8 +208,13 @@ fn gossip_config(cfg: &NetConfig) -> Result<gossipsub::Config, NetError> {
         .validation_mode(gossipsub::ValidationMode::Anonymous)
         .validate_messages()
         .max_transmit_size(MAX_GOSSIP_BYTES)
+        // The message id is the protocol's own id of the item carried (content id, op id or
+        // delivery id), so gossip and sync recognise the same item as the same thing.
         .message_id_fn(|message: &gossipsub::Message| {
-            gossipsub::MessageId::new(&message_id(&message.data))
+            let id = crate::replica::WireItem::decode(&message.data)
+                .map(|item| item.id())
+                .unwrap_or_else(|| message_id(&message.data));
+            gossipsub::MessageId::new(&id)
         })
         .flood_publish(true)
         .heartbeat_interval(cfg.gossip_heartbeat)

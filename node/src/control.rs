@@ -1,0 +1,223 @@
+//! The local control socket: how the CLI talks to a running node.
+//!
+//! A Unix domain socket `control.sock` in the node's home directory (the directory is 0700, the
+//! socket 0600, so only the device's user can reach it). The protocol is JSON lines, version
+//! [`API_VERSION`]: the client writes one object per line,
+//! `{"v":1,"id":7,"cmd":"alerts","area":null,...}` (a [`Request`] plus `v` and `id`), and reads
+//! one reply per request, `{"id":7,"ok":{...Response}}` or
+//! `{"id":7,"err":{"code":"not-moderator","message":"..."}}`. After a `watch` request the
+//! connection streams `{"event":"alert",...}` lines until the client hangs up. Lines longer than
+//! [`MAX_LINE_BYTES`] are refused.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tracing::{debug, warn};
+
+use crate::api::{ApiError, ErrorCode, Event, Request, Response, API_VERSION};
+use crate::node::NodeHandle;
+
+/// Longest request line accepted.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Most control connections served at once.
+pub const MAX_CLIENTS: usize = 16;
+/// File name of the socket inside the home directory.
+pub const SOCKET_NAME: &str = "control.sock";
+
+/// The socket path for a home directory.
+pub fn socket_path(home: &Path) -> PathBuf {
+    home.join(SOCKET_NAME)
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    v: u32,
+    id: u64,
+    #[serde(flatten)]
+    request: Request,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Reply {
+    id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ok: Option<Response>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    err: Option<ApiError>,
+}
+
+/// Serve the control socket at `path` for `node` (in a background task).
+pub async fn serve(path: &Path, node: NodeHandle) -> std::io::Result<()> {
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another node is already running for this home",
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                warn!("too many control connections; refusing one");
+                continue;
+            };
+            let node = node.clone();
+            tokio::spawn(async move {
+                if let Err(e) = handle(stream, node).await {
+                    debug!(error = %e, "control connection ended");
+                }
+                drop(permit);
+            });
+        }
+    });
+    Ok(())
+}
+
+async fn handle(stream: UnixStream, node: NodeHandle) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = (&mut lines)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_line(&mut line)
+            .await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if n > MAX_LINE_BYTES {
+            write_line(&mut write, &error_reply(0, ErrorCode::InvalidInput, "request too long")).await?;
+            return Ok(());
+        }
+        let parsed: Result<Envelope, _> = serde_json::from_str(&line);
+        let reply = match parsed {
+            Err(e) => error_reply(0, ErrorCode::InvalidInput, &format!("malformed request: {e}")),
+            Ok(env) if env.v != API_VERSION => error_reply(
+                env.id,
+                ErrorCode::Unsupported,
+                &format!("control protocol version {} is not supported (this node speaks {API_VERSION})", env.v),
+            ),
+            Ok(Envelope { id, request: Request::Watch, .. }) => {
+                let mut events = match node.watch().await {
+                    Ok(rx) => rx,
+                    Err(e) => {
+                        write_line(&mut write, &reply(id, Err(e))).await?;
+                        continue;
+                    }
+                };
+                write_line(&mut write, &reply(id, Ok(Response::Watching))).await?;
+                loop {
+                    match events.recv().await {
+                        Ok(event) => write_line(&mut write, &serde_json::to_string(&event).unwrap_or_default()).await?,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => return Ok(()),
+                    }
+                }
+            }
+            Ok(env) => reply(env.id, node.execute(env.request).await),
+        };
+        write_line(&mut write, &reply).await?;
+    }
+}
+
+fn reply(id: u64, result: Result<Response, ApiError>) -> String {
+    let reply = match result {
+        Ok(ok) => Reply { id, ok: Some(ok), err: None },
+        Err(err) => Reply { id, ok: None, err: Some(err) },
+    };
+    serde_json::to_string(&reply).unwrap_or_default()
+}
+
+fn error_reply(id: u64, code: ErrorCode, message: &str) -> String {
+    reply(id, Err(ApiError::new(code, message)))
+}
+
+async fn write_line(write: &mut tokio::net::unix::OwnedWriteHalf, line: &str) -> std::io::Result<()> {
+    write.write_all(line.as_bytes()).await?;
+    write.write_all(b"\n").await
+}
+
+/// A client of a running node's control socket.
+pub struct Client {
+    lines: BufReader<tokio::net::unix::OwnedReadHalf>,
+    write: tokio::net::unix::OwnedWriteHalf,
+    next_id: u64,
+}
+
+impl Client {
+    /// Connect to the node serving `home`, if one is running.
+    pub async fn connect(home: &Path) -> Option<Self> {
+        let stream = UnixStream::connect(socket_path(home)).await.ok()?;
+        let (read, write) = stream.into_split();
+        Some(Self {
+            lines: BufReader::new(read),
+            write,
+            next_id: 1,
+        })
+    }
+
+    /// Send a request and wait for its reply.
+    pub async fn request(&mut self, request: Request) -> Result<Response, ApiError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let line = serde_json::to_string(&Envelope { v: API_VERSION, id, request })
+            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        write_line(&mut self.write, &line).await.map_err(io_error)?;
+        let mut reply = String::new();
+        let n = (&mut self.lines)
+            .take(16 * 1024 * 1024)
+            .read_line(&mut reply)
+            .await
+            .map_err(io_error)?;
+        if n == 0 {
+            return Err(ApiError::new(ErrorCode::Internal, "the node closed the connection"));
+        }
+        let reply: Reply = serde_json::from_str(&reply)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("bad reply from node: {e}")))?;
+        match (reply.ok, reply.err) {
+            (Some(ok), _) => Ok(ok),
+            (None, Some(err)) => Err(err),
+            (None, None) => Err(ApiError::new(ErrorCode::Internal, "empty reply from node")),
+        }
+    }
+
+    /// Start watching; then call [`Client::next_event`] repeatedly.
+    pub async fn watch(&mut self) -> Result<(), ApiError> {
+        self.request(Request::Watch).await.map(|_| ())
+    }
+
+    /// The next streamed event (after [`Client::watch`]); `None` when the node went away.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = (&mut self.lines)
+                .take(MAX_LINE_BYTES as u64 * 4)
+                .read_line(&mut line)
+                .await
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            if let Ok(event) = serde_json::from_str(&line) {
+                return Some(event);
+            }
+        }
+    }
+}
+
+fn io_error(e: std::io::Error) -> ApiError {
+    ApiError::new(ErrorCode::Internal, format!("control socket: {e}"))
+}

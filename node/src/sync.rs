@@ -1,0 +1,319 @@
+//! Catch-up sync over `/lookout/sync/1`: range-based set reconciliation, then fetch and push.
+//!
+//! A session reconciles the three sets in order — membership ops, key deliveries, posts — so
+//! that by the time posts arrive the state needed to check them is there. For each set the
+//! initiator runs [`Reconciler`] rounds until it knows which ids it lacks (`need`) and which the
+//! peer lacks (`have`), fetches the first in batches and pushes the second. The responder is
+//! stateless. Every message is capped; a session is bounded in rounds and abandoned on any
+//! error or timeout (the request-response layer times requests out).
+
+use serde::{Deserialize, Serialize};
+
+use lookout_protocol::reconcile::{Item, Limits, Reconciler};
+
+use crate::replica::{Ingested, Replica, SetKind, WireItem};
+
+/// Most ids in one fetch.
+pub const MAX_FETCH_IDS: usize = 512;
+/// Most bytes of items in one response (below the transport's 4 MiB response cap).
+pub const MAX_ITEMS_BYTES: usize = 3 * 1024 * 1024;
+/// Most bytes of items in one push request (below the transport's 256 KiB request cap).
+pub const MAX_PUSH_BYTES: usize = 200 * 1024;
+/// Most reconciliation rounds for one set before the session gives up.
+pub const MAX_ROUNDS: usize = 32;
+/// Limits for reconciliation messages.
+pub const RECONCILE_LIMITS: Limits = Limits {
+    max_message_bytes: 60 * 1024,
+    max_ranges: 1024,
+};
+
+/// A sync request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum SyncRequest {
+    /// One reconciliation round over a set.
+    Reconcile {
+        /// Which set.
+        kind: SetKind,
+        /// The reconciliation message.
+        message: Vec<u8>,
+    },
+    /// Send me these items.
+    Fetch {
+        /// Which set.
+        kind: SetKind,
+        /// Their ids (at most [`MAX_FETCH_IDS`]).
+        ids: Vec<[u8; 32]>,
+    },
+    /// Items you lack.
+    Push {
+        /// The items.
+        items: Vec<WireItem>,
+    },
+}
+
+/// A sync response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum SyncResponse {
+    /// The responder's reconciliation message.
+    Reconcile {
+        /// The message.
+        message: Vec<u8>,
+    },
+    /// Fetched items.
+    Items {
+        /// The items (those held, within [`MAX_ITEMS_BYTES`]).
+        items: Vec<WireItem>,
+    },
+    /// Pushed items were taken in.
+    Ack {
+        /// How many were new.
+        accepted: u32,
+        /// How many were invalid.
+        rejected: u32,
+    },
+    /// The request could not be served.
+    Error {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Decode a sync message of either direction, rejecting trailing bytes.
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes).ok()?;
+    rest.is_empty().then_some(value)
+}
+
+/// Encode a sync message.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).unwrap_or_default()
+}
+
+/// What serving a request did, for penalising peers.
+pub struct Served {
+    /// The encoded response.
+    pub response: Vec<u8>,
+    /// Whether the request was malformed or carried invalid items.
+    pub misbehaved: bool,
+    /// Whether pushed items changed the replica.
+    pub changed: bool,
+}
+
+/// Answer one sync request.
+pub fn serve(replica: &mut Replica, request: &[u8]) -> Served {
+    let Some(request) = decode::<SyncRequest>(request) else {
+        return served(SyncResponse::Error {
+            reason: "malformed request".into(),
+        }, true, false);
+    };
+    match request {
+        SyncRequest::Reconcile { kind, message } => {
+            let items = replica.sync_items(kind);
+            let answer = Reconciler::new(items, RECONCILE_LIMITS)
+                .and_then(|mut r| r.respond(&message));
+            match answer {
+                Ok(message) => served(SyncResponse::Reconcile { message }, false, false),
+                Err(e) => served(
+                    SyncResponse::Error {
+                        reason: e.to_string(),
+                    },
+                    e.is_peer_fault(),
+                    false,
+                ),
+            }
+        }
+        SyncRequest::Fetch { kind, ids } => {
+            if ids.len() > MAX_FETCH_IDS {
+                return served(SyncResponse::Error { reason: "too many ids".into() }, true, false);
+            }
+            let mut items = Vec::new();
+            let mut size = 0;
+            for bytes in replica.fetch(kind, &ids).unwrap_or_default() {
+                size += bytes.len() + 8;
+                if size > MAX_ITEMS_BYTES {
+                    break;
+                }
+                items.push(WireItem { kind, bytes });
+            }
+            served(SyncResponse::Items { items }, false, false)
+        }
+        SyncRequest::Push { items } => {
+            let (accepted, rejected) = ingest_all(replica, &items);
+            served(
+                SyncResponse::Ack { accepted, rejected },
+                rejected > 0,
+                accepted > 0,
+            )
+        }
+    }
+}
+
+fn served(response: SyncResponse, misbehaved: bool, changed: bool) -> Served {
+    Served {
+        response: encode(&response),
+        misbehaved,
+        changed,
+    }
+}
+
+/// Ingest items (from a fetch or a push), flushing once at the end.
+pub fn ingest_all(replica: &mut Replica, items: &[WireItem]) -> (u32, u32) {
+    let mut accepted = 0;
+    let mut rejected = 0;
+    for item in items {
+        match replica.ingest(item) {
+            Ok(Ingested::Accepted) => accepted += 1,
+            Ok(Ingested::Rejected(_)) => rejected += 1,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "storing a synced item failed");
+                break;
+            }
+        }
+    }
+    if accepted > 0 {
+        if let Err(e) = replica.flush() {
+            tracing::warn!(error = %e, "flush after sync failed");
+        }
+    }
+    (accepted, rejected)
+}
+
+/// The initiator's side of one session with one peer.
+pub struct Session {
+    kind_index: usize,
+    items: Vec<Item>,
+    rounds: usize,
+    have: Vec<[u8; 32]>,
+    need: Vec<[u8; 32]>,
+    /// Items newly accepted in this session.
+    pub accepted: u32,
+    /// Bytes of responses received in this session.
+    pub bytes_received: u64,
+}
+
+/// What a session wants to do next.
+pub enum Step {
+    /// Send this request.
+    Send(Vec<u8>),
+    /// The session is over.
+    Done,
+    /// The peer misbehaved; drop the session.
+    Abort(String),
+}
+
+impl Session {
+    /// Start a session; returns it and its first request.
+    pub fn start(replica: &mut Replica) -> (Self, Step) {
+        let mut session = Self {
+            kind_index: 0,
+            items: Vec::new(),
+            rounds: 0,
+            have: Vec::new(),
+            need: Vec::new(),
+            accepted: 0,
+            bytes_received: 0,
+        };
+        let step = session.begin_kind(replica);
+        (session, step)
+    }
+
+    fn kind(&self) -> SetKind {
+        SetKind::ORDER[self.kind_index]
+    }
+
+    fn begin_kind(&mut self, replica: &mut Replica) -> Step {
+        self.items = replica.sync_items(self.kind()).to_vec();
+        self.rounds = 0;
+        self.have.clear();
+        self.need.clear();
+        match Reconciler::new(&self.items, RECONCILE_LIMITS) {
+            Ok(mut r) => Step::Send(encode(&SyncRequest::Reconcile {
+                kind: self.kind(),
+                message: r.initiate(),
+            })),
+            Err(e) => Step::Abort(e.to_string()),
+        }
+    }
+
+    /// Take the peer's response and decide the next step.
+    pub fn advance(&mut self, replica: &mut Replica, response: &[u8]) -> Step {
+        self.bytes_received += response.len() as u64;
+        let Some(response) = decode::<SyncResponse>(response) else {
+            return Step::Abort("malformed sync response".into());
+        };
+        match response {
+            SyncResponse::Reconcile { message } => {
+                self.rounds += 1;
+                if self.rounds > MAX_ROUNDS {
+                    return Step::Abort("reconciliation did not converge".into());
+                }
+                let mut reconciler = match Reconciler::new(&self.items, RECONCILE_LIMITS) {
+                    Ok(r) => r,
+                    Err(e) => return Step::Abort(e.to_string()),
+                };
+                reconciler.initiate();
+                match reconciler.reconcile(&message, &mut self.have, &mut self.need) {
+                    Ok(Some(next)) => Step::Send(encode(&SyncRequest::Reconcile {
+                        kind: self.kind(),
+                        message: next,
+                    })),
+                    Ok(None) => self.next_transfer(replica),
+                    Err(e) => Step::Abort(e.to_string()),
+                }
+            }
+            SyncResponse::Items { items } => {
+                if items.iter().any(|i| i.kind != self.kind()) {
+                    return Step::Abort("items of the wrong kind".into());
+                }
+                let (accepted, rejected) = ingest_all(replica, &items);
+                self.accepted += accepted;
+                if rejected > 0 {
+                    return Step::Abort(format!("{rejected} invalid items"));
+                }
+                self.next_transfer(replica)
+            }
+            SyncResponse::Ack { .. } => self.next_transfer(replica),
+            SyncResponse::Error { reason } => Step::Abort(reason),
+        }
+    }
+
+    /// Fetch what we need, then push what they need, then move to the next set.
+    fn next_transfer(&mut self, replica: &mut Replica) -> Step {
+        if !self.need.is_empty() {
+            let take = self.need.len().min(MAX_FETCH_IDS);
+            let ids: Vec<[u8; 32]> = self.need.drain(..take).collect();
+            return Step::Send(encode(&SyncRequest::Fetch {
+                kind: self.kind(),
+                ids,
+            }));
+        }
+        if !self.have.is_empty() {
+            let mut items = Vec::new();
+            let mut size = 0;
+            while let Some(id) = self.have.pop() {
+                let Ok(mut found) = replica.fetch(self.kind(), &[id]) else {
+                    continue;
+                };
+                let Some(bytes) = found.pop() else { continue };
+                if size + bytes.len() + 8 > MAX_PUSH_BYTES && !items.is_empty() {
+                    self.have.push(id);
+                    break;
+                }
+                size += bytes.len() + 8;
+                items.push(WireItem {
+                    kind: self.kind(),
+                    bytes,
+                });
+            }
+            if !items.is_empty() {
+                return Step::Send(encode(&SyncRequest::Push { items }));
+            }
+        }
+        if self.kind_index + 1 < SetKind::ORDER.len() {
+            self.kind_index += 1;
+            return self.begin_kind(replica);
+        }
+        Step::Done
+    }
+}
