@@ -1,1 +1,197 @@
-//! placeholder
+//! A small harness for end-to-end scenarios: several real nodes on loopback, each with its own
+//! home directory, enrolled into one collective.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use libp2p::Multiaddr;
+use lookout_node::api::{AlertFilter, AlertView, PostDraft, Request, Response, StatusView};
+use lookout_node::replica::Replica;
+use lookout_node::{NodeConfig, NodeHandle};
+use lookout_protocol::content::{Category, Severity};
+use lookout_protocol::membership::Policy;
+use lookout_protocol::passphrase::KdfParams;
+use lookout_protocol::MemberId;
+
+/// The passphrase every test node uses.
+pub const PASSPHRASE: &[u8] = b"correct horse battery staple";
+/// How long a scenario waits for something to happen before failing.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A node under test.
+pub struct TestNode {
+    /// Its handle.
+    pub handle: NodeHandle,
+    /// Its home directory.
+    pub home: PathBuf,
+    /// Its member id.
+    pub member: MemberId,
+    /// Display name.
+    pub name: String,
+}
+
+/// Offline members of one collective, not yet running.
+pub struct Collective {
+    /// Keeps the homes alive.
+    pub dir: tempfile::TempDir,
+    /// The founder's replica (index 0) and the members'.
+    pub replicas: Vec<Replica>,
+}
+
+impl Collective {
+    /// Found a collective and enrol `members` more people (all approved by the founder).
+    pub fn new(members: usize, policy: Policy) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut founder, _) =
+            Replica::create(&dir.path().join("node0"), PASSPHRASE, "founder", KdfParams::TESTING)
+                .unwrap();
+        founder.create_collective("Test Collective", policy).unwrap();
+        let mut replicas = vec![founder];
+        for i in 1..=members {
+            let (mut member, _) = Replica::create(
+                &dir.path().join(format!("node{i}")),
+                PASSPHRASE,
+                &format!("member{i}"),
+                KdfParams::TESTING,
+            )
+            .unwrap();
+            let code = member.join_request().to_code();
+            let view = replicas[0].approve(&code).unwrap();
+            assert!(view.done, "k=1: the founder's approval admits");
+            member.join(&view.invite.unwrap()).unwrap();
+            replicas.push(member);
+        }
+        Self { dir, replicas }
+    }
+
+    /// Start every node; members dial the founder.
+    pub async fn start(self) -> (tempfile::TempDir, Vec<TestNode>) {
+        let mut nodes = Vec::new();
+        for replica in self.replicas {
+            nodes.push(start_node(replica).await);
+        }
+        let founder_addr = listen_addr(&nodes[0]).await;
+        for node in &nodes[1..] {
+            node.handle.dial(founder_addr.clone()).await.unwrap();
+        }
+        (self.dir, nodes)
+    }
+}
+
+/// Node settings for tests: loopback only, fast sync and gossip heartbeat, no mDNS.
+pub fn test_config() -> NodeConfig {
+    NodeConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        peers: Vec::new(),
+        mdns: false,
+        sync_interval: Duration::from_secs(1),
+        control_socket: None,
+        gossip_heartbeat: Duration::from_millis(200),
+    }
+}
+
+/// Start a node around a replica.
+pub async fn start_node(replica: Replica) -> TestNode {
+    let home = replica.home().to_path_buf();
+    let member = replica.identity().member_id();
+    let name = replica.name().to_owned();
+    let handle = lookout_node::start(replica, test_config()).await.unwrap();
+    TestNode {
+        handle,
+        home,
+        member,
+        name,
+    }
+}
+
+/// The node's first listen address with its peer id.
+pub async fn listen_addr(node: &TestNode) -> Multiaddr {
+    let status = eventually("node listens", || async {
+        let s = node.handle.status().await.unwrap();
+        (!s.listening.is_empty()).then_some(s)
+    })
+    .await;
+    let addr: Multiaddr = status.listening[0].parse().unwrap();
+    addr.with_p2p(node.handle.peer_id()).unwrap()
+}
+
+/// Poll `check` until it returns `Some`, or fail after [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "timed out after {PATIENCE:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A simple alert draft.
+pub fn draft(description: &str, phone: &str) -> PostDraft {
+    PostDraft {
+        category: Category::Violence,
+        severity: Severity::High,
+        description: description.into(),
+        phones: vec![phone.into()],
+        plates: Vec::new(),
+        names: Vec::new(),
+        handles: Vec::new(),
+        physical: String::new(),
+        area: "Harbour Street".into(),
+        incident_time: None,
+        expires_in_days: None,
+        language: "en".into(),
+        on_behalf: false,
+    }
+}
+
+impl TestNode {
+    /// Post an alert; returns its id.
+    pub async fn post(&self, draft: PostDraft) -> String {
+        match self.handle.execute(Request::Post(draft)).await.unwrap() {
+            Response::Posted { id } => id,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Live alerts.
+    pub async fn alerts(&self) -> Vec<AlertView> {
+        match self
+            .handle
+            .execute(Request::Alerts(AlertFilter::default()))
+            .await
+            .unwrap()
+        {
+            Response::Alerts { alerts } => alerts,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Whether the node holds the alert.
+    pub async fn has_alert(&self, id: &str) -> bool {
+        self.alerts().await.iter().any(|a| a.id == id)
+    }
+
+    /// Status.
+    pub async fn status(&self) -> StatusView {
+        self.handle.status().await.unwrap()
+    }
+
+    /// Wait until this node sees `members` members.
+    pub async fn wait_members(&self, members: usize) {
+        eventually("membership synced", || async {
+            (self.status().await.members == members).then_some(())
+        })
+        .await;
+    }
+}
