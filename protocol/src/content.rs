@@ -403,16 +403,16 @@ impl Alert {
         let digits = term.chars().filter(char::is_ascii_digit).count();
         if digits >= 6 {
             let phone = normalise_phone(term, country);
-            if ids.phones.iter().any(|p| *p == phone) {
+            if ids.phones.contains(&phone) {
                 return Some(MatchKind::Phone);
             }
         }
         let plate = normalise_plate(term);
-        if !plate.is_empty() && ids.plates.iter().any(|p| *p == plate) {
+        if !plate.is_empty() && ids.plates.contains(&plate) {
             return Some(MatchKind::Plate);
         }
         let handle = normalise_handle(term);
-        if !handle.is_empty() && ids.handles.iter().any(|h| *h == handle) {
+        if !handle.is_empty() && ids.handles.contains(&handle) {
             return Some(MatchKind::Handle);
         }
         let name = collapse_spaces(term).to_lowercase();
@@ -441,6 +441,7 @@ fn names_match(term: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -193,7 +193,7 @@ impl KeyDelivery {
                 ciphertext,
             });
         }
-        shares.sort_by(|a, b| a.recipient.cmp(&b.recipient));
+        shares.sort_by_key(|s| s.recipient);
         shares.dedup_by(|a, b| a.recipient == b.recipient);
         let body = DeliveryBody {
             collective,
