@@ -382,7 +382,7 @@ pub struct AlertView {
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
     /// A new alert arrived or was posted.
-    Alert(AlertView),
+    Alert(Box<AlertView>),
     /// An alert was retracted.
     Retracted {
         /// Alert id.

@@ -276,7 +276,7 @@ impl Replica {
         if let Some(event) = event {
             self.events.push(event);
         } else if let Some(view) = self.alert_view(&id) {
-            self.events.push(Event::Alert(view));
+            self.events.push(Event::Alert(Box::new(view)));
         }
         Ok(())
     }
