@@ -147,7 +147,6 @@ impl Replica {
             return Ok(Ingested::Duplicate);
         }
         let id = op.id();
-        let before = state.log.roster().len();
         self.store
             .put(Tree::Membership, &id.0, bytes)
             .map_err(store_error)?;
@@ -155,11 +154,9 @@ impl Replica {
         state.index.ops = None;
         match state.log.insert(op) {
             InsertOutcome::Added(added) => {
-                debug!(ops = added.len(), "membership ops added");
-                let members = state.log.roster().len();
-                if members != before || !added.is_empty() {
-                    self.events.push(Event::MembershipChanged { members });
-                }
+                // The roster is resolved lazily, once per batch, when someone next looks.
+                trace!(ops = added.len(), "membership ops added");
+                self.membership_dirty = true;
                 Ok(Ingested::Accepted)
             }
             InsertOutcome::Duplicate => Ok(Ingested::Duplicate),

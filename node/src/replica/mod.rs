@@ -58,6 +58,8 @@ pub struct Replica {
     collective: Option<Collective>,
     outgoing: Vec<WireItem>,
     events: Vec<Event>,
+    /// Membership ops were added since the last [`Replica::take_events`].
+    membership_dirty: bool,
 }
 
 /// State of the collective this device belongs to.
@@ -138,6 +140,7 @@ impl Replica {
                 collective: None,
                 outgoing: Vec::new(),
                 events: Vec::new(),
+                membership_dirty: false,
             },
             certificate,
         ))
@@ -173,6 +176,7 @@ impl Replica {
             collective: None,
             outgoing: Vec::new(),
             events: Vec::new(),
+            membership_dirty: false,
         };
         replica.load()?;
         Ok(replica)
@@ -277,6 +281,10 @@ impl Replica {
 
     /// Events since the last call, for watchers.
     pub fn take_events(&mut self) -> Vec<Event> {
+        if std::mem::take(&mut self.membership_dirty) {
+            let members = self.collective.as_ref().map_or(0, |c| c.log.roster().len());
+            self.events.push(Event::MembershipChanged { members });
+        }
         std::mem::take(&mut self.events)
     }
 

@@ -1,5 +1,6 @@
 //! The set of membership ops a replica holds, with ops whose parents have not arrived yet.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{resolve, Op, Roster, SignedGenesis};
@@ -28,19 +29,19 @@ pub struct MembershipLog {
     genesis: SignedGenesis,
     ops: BTreeMap<OpId, Op>,
     orphans: BTreeMap<OpId, Op>,
-    roster: Roster,
+    /// Resolved lazily, so a batch of inserts costs one resolution.
+    roster: OnceCell<Roster>,
     cache: HashMap<Vec<OpId>, Roster>,
 }
 
 impl MembershipLog {
     /// A log holding only the genesis record.
     pub fn new(genesis: SignedGenesis) -> Self {
-        let roster = resolve(&genesis, &[]);
         Self {
             genesis,
             ops: BTreeMap::new(),
             orphans: BTreeMap::new(),
-            roster,
+            roster: OnceCell::new(),
             cache: HashMap::new(),
         }
     }
@@ -145,14 +146,16 @@ impl MembershipLog {
     }
 
     fn refresh(&mut self) {
-        let ops: Vec<&Op> = self.ops.values().collect();
-        self.roster = resolve(&self.genesis, &ops);
+        self.roster = OnceCell::new();
         self.cache.clear();
     }
 
-    /// The roster of everything held.
+    /// The roster of everything held (resolved on first use after a change).
     pub fn roster(&self) -> &Roster {
-        &self.roster
+        self.roster.get_or_init(|| {
+            let ops: Vec<&Op> = self.ops.values().collect();
+            resolve(&self.genesis, &ops)
+        })
     }
 
     /// The roster as it was at `heads` (an alert's or key delivery's named membership state).
@@ -161,8 +164,8 @@ impl MembershipLog {
         let mut key = heads.to_vec();
         key.sort();
         key.dedup();
-        if key == self.roster.heads() {
-            return Some(self.roster.clone());
+        if key == self.roster().heads() {
+            return Some(self.roster().clone());
         }
         if let Some(roster) = self.cache.get(&key) {
             return Some(roster.clone());
