@@ -11,7 +11,7 @@ use lookout_protocol::membership::{InsertOutcome, Op};
 use lookout_protocol::reconcile::Item;
 use lookout_protocol::{ContentId, DeliveryId, OpId};
 
-use super::{now, store_error, Collective, Replica, Stored, StoredRecord, MAX_HELD, MAX_REFUSED};
+use super::{now, store_error, Collective, Replica, StoredRecord, MAX_HELD, MAX_REFUSED};
 use crate::api::{ApiError, Event};
 use crate::store::{Batch, Tree};
 
@@ -259,8 +259,6 @@ impl Replica {
             .put(Tree::Alerts, &verified.id().0, &value)
             .map_err(store_error)?;
         let state = self.collective.as_mut().ok_or_else(super::no_collective)?;
-        state.count_quota(&verified);
-        state.index.posts = None;
         let id = verified.id();
         let event = match &verified.body().content {
             Content::Retraction { target, .. } => Some(Event::Retracted {
@@ -269,7 +267,7 @@ impl Replica {
             Content::Alert(_) => None,
             _ => None,
         };
-        state.posts.insert(id, Stored { verified });
+        state.insert_post(verified);
         if let Some(event) = event {
             self.events.push(event);
         } else if let Some(view) = self.alert_view(&id) {
@@ -406,7 +404,7 @@ impl Replica {
         }
         let mut batch = Batch::new();
         for id in &expired {
-            state.posts.remove(id);
+            state.remove_post(id);
             batch.remove(Tree::Alerts, &id.0);
         }
         for id in &gone_deliveries {

@@ -68,6 +68,8 @@ struct Collective {
     book: EpochBook,
     deliveries: BTreeMap<DeliveryId, KeyDelivery>,
     posts: BTreeMap<ContentId, Stored>,
+    /// Posts referring to each alert (edits, retractions, corroborations).
+    refs: HashMap<ContentId, Vec<ContentId>>,
     quota: HashMap<(MemberId, u64), u32>,
     held: VecDeque<(SetKind, Vec<u8>)>,
     refused: HashSet<[u8; 32]>,
@@ -365,12 +367,39 @@ impl Collective {
             book: EpochBook::new(),
             deliveries: BTreeMap::new(),
             posts: BTreeMap::new(),
+            refs: HashMap::new(),
             quota: HashMap::new(),
             held: VecDeque::new(),
             refused: HashSet::new(),
             seq: 0,
             index: Indexes::default(),
         }
+    }
+
+    /// Keep an accepted post in memory, with its quota count and reference index.
+    fn insert_post(&mut self, verified: Verified) {
+        self.count_quota(&verified);
+        if let Some(target) = verified.body().content.target() {
+            self.refs.entry(target).or_default().push(verified.id());
+        }
+        self.index.posts = None;
+        self.posts.insert(verified.id(), Stored { verified });
+    }
+
+    /// Forget a post (expired).
+    fn remove_post(&mut self, id: &ContentId) {
+        if let Some(stored) = self.posts.remove(id) {
+            if let Some(target) = stored.verified.body().content.target() {
+                if let Some(list) = self.refs.get_mut(&target) {
+                    list.retain(|r| r != id);
+                    if list.is_empty() {
+                        self.refs.remove(&target);
+                    }
+                }
+            }
+        }
+        self.refs.remove(id);
+        self.index.posts = None;
     }
 
     fn count_quota(&mut self, verified: &Verified) {

@@ -208,8 +208,8 @@ impl Replica {
         let mut edit_time = 0;
         let mut retracted = None;
         let mut corroborations = 0;
-        // Posts referring to this one; a small scan is fine at collective scale.
-        for other in state.posts.values() {
+        let referring = state.refs.get(id).map(Vec::as_slice).unwrap_or(&[]);
+        for other in referring.iter().filter_map(|r| state.posts.get(r)) {
             let b = other.verified.body();
             match &b.content {
                 Content::Edit { target, alert: new }
