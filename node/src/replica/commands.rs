@@ -656,3 +656,114 @@ fn refusal(reason: &str) -> ApiError {
     };
     ApiError::new(code, format!("refused: {reason}"))
 }
+
+/// How long a reachability announcement lives.
+pub const REACHABILITY_SECS: u64 = 86_400;
+const KEY_ANNOUNCED: &[u8] = b"announced";
+
+impl Replica {
+    /// Tell the other members where this node can be reached (an encrypted post only members
+    /// read). Skipped when the same addresses were announced less than half a lifetime ago.
+    pub fn announce_reachability(
+        &mut self,
+        addresses: &[String],
+    ) -> Result<Option<ContentId>, ApiError> {
+        let addresses: Vec<String> = addresses
+            .iter()
+            .filter(|a| a.len() <= lookout_protocol::content::MAX_FIELD_BYTES)
+            .take(lookout_protocol::content::MAX_ADDRESSES)
+            .cloned()
+            .collect();
+        if addresses.is_empty() || self.require_member().is_err() {
+            return Ok(None);
+        }
+        let now = now();
+        let previous: Option<(u64, Vec<String>)> = self
+            .store
+            .get(Tree::Meta, KEY_ANNOUNCED)
+            .map_err(store_error)?
+            .and_then(|v| postcard::from_bytes(&v).ok());
+        if let Some((at, before)) = previous {
+            if before == addresses && now < at + REACHABILITY_SECS / 2 {
+                return Ok(None);
+            }
+        }
+        let id = self.post_content(
+            Content::Reachability {
+                addresses: addresses.clone(),
+            },
+            Some(REACHABILITY_SECS),
+        )?;
+        self.store
+            .put(
+                Tree::Meta,
+                KEY_ANNOUNCED,
+                &postcard::to_allocvec(&(now, addresses)).unwrap_or_default(),
+            )
+            .map_err(store_error)?;
+        Ok(Some(id))
+    }
+
+    /// Addresses other current members announced (newest announcement per member).
+    pub fn member_addresses(&self) -> Vec<(MemberId, Vec<String>)> {
+        let Some(state) = self.collective.as_ref() else {
+            return Vec::new();
+        };
+        let me = self.identity.member_id();
+        let roster = state.log.roster();
+        let now = now();
+        let mut newest: std::collections::BTreeMap<MemberId, (u64, Vec<String>)> =
+            std::collections::BTreeMap::new();
+        for stored in state.posts.values() {
+            let body = stored.verified.body();
+            let Content::Reachability { addresses } = &body.content else {
+                continue;
+            };
+            if body.author == me || !roster.is_member(&body.author) || body.expires <= now {
+                continue;
+            }
+            let entry = newest.entry(body.author).or_insert((0, Vec::new()));
+            if body.timestamp >= entry.0 {
+                *entry = (body.timestamp, addresses.clone());
+            }
+        }
+        newest.into_iter().map(|(m, (_, a))| (m, a)).collect()
+    }
+
+    /// Forget which of our items still had to reach a peer (after a full sync with one).
+    pub fn clear_outbox(&mut self) -> Result<(), ApiError> {
+        let keys: Vec<Vec<u8>> = self
+            .store
+            .iter(Tree::Outbox)
+            .filter_map(Result::ok)
+            .map(|(k, _)| k)
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut batch = crate::store::Batch::new();
+        for key in &keys {
+            batch.remove(Tree::Outbox, key);
+        }
+        self.store.apply_batch(batch).map_err(store_error)
+    }
+
+    /// Our items not yet known to have reached a peer, for publishing at start.
+    pub fn outbox(&self) -> Vec<WireItem> {
+        let mut items = Vec::new();
+        for (key, _) in self.store.iter(Tree::Outbox).filter_map(Result::ok) {
+            let Ok(id) = <[u8; 32]>::try_from(key.as_slice()) else {
+                continue;
+            };
+            for kind in SetKind::ORDER {
+                if let Ok(mut found) = self.fetch(kind, &[id]) {
+                    if let Some(bytes) = found.pop() {
+                        items.push(WireItem { kind, bytes });
+                        break;
+                    }
+                }
+            }
+        }
+        items
+    }
+}
