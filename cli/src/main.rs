@@ -1,2 +1,102 @@
-//! placeholder
-fn main() {}
+//! `lookout`: the command every member and moderator of a Lookout collective uses.
+//!
+//! It is thin: parse the command line ([`args`]), reach this device's data through the running
+//! node's control socket or by opening the encrypted store ([`session`]), send the node's
+//! [`Request`](lookout_node::api::Request)s, print the answers ([`render`], [`sheet`]). Errors
+//! become one line on stderr and an exit code from
+//! [`ErrorCode::exit_code`](lookout_node::api::ErrorCode::exit_code), documented in
+//! `lookout --help`.
+//!
+//! ```text
+//! lookout init --name Ana
+//! lookout collective create --name "Harbour Collective"
+//! lookout run
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod codes;
+mod commands;
+mod demo;
+mod labels;
+mod render;
+mod session;
+mod sheet;
+mod when;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use lookout_node::api::{ApiError, ErrorCode};
+use tracing_subscriber::EnvFilter;
+
+use crate::args::{Cli, Command};
+use crate::commands::Outcome;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    init_logging(cli.verbose, matches!(cli.command, Command::Run { .. }));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return fail(
+                &ApiError::new(ErrorCode::Internal, format!("cannot start: {e}")),
+                json,
+            )
+        }
+    };
+    let result = runtime.block_on(commands::dispatch(cli));
+    // Do not wait for background tasks (a node's connections) after the command finished.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::NothingFound) => ExitCode::from(1),
+        Err(error) => fail(&error, json),
+    }
+}
+
+/// Print one line for the error (a JSON object with `--json`) and pick the exit code.
+fn fail(error: &ApiError, json: bool) -> ExitCode {
+    if json {
+        let line = serde_json::json!({ "error": { "code": error.code, "message": error.message } });
+        eprintln!("{line}");
+    } else {
+        let label = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+            "\x1b[1;31merror:\x1b[0m"
+        } else {
+            "error:"
+        };
+        eprintln!("{label} {}", error.message);
+    }
+    ExitCode::from(u8::try_from(error.code.exit_code()).unwrap_or(10))
+}
+
+/// Logs go to stderr. Default: warnings only, or progress for `run`; `-v`, `-vv` for more;
+/// `RUST_LOG` overrides. The CLI itself never logs what the user typed.
+fn init_logging(verbose: u8, running: bool) {
+    let ours = match (verbose, running) {
+        (0, false) => "warn",
+        (0, true) | (1, _) => "info",
+        (2, _) => "debug",
+        _ => "trace",
+    };
+    let default = if verbose >= 3 {
+        "debug".to_owned()
+    } else {
+        format!("warn,lookout={ours},lookout_node={ours},lookout_protocol={ours}")
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_env_filter(filter)
+        .try_init();
+}

@@ -1,0 +1,186 @@
+//! The codes people pass between devices: join requests, invites, revocation certificates.
+//!
+//! The node checks each code fully; this module only recognises which kind a pasted code is,
+//! so a code pasted into the wrong command gets a message that says what to do with it.
+
+use std::io::Read;
+
+use lookout_node::api::{ApiError, ErrorCode};
+use lookout_protocol::invite::{Invite, INVITE_CODE_PREFIX, JOIN_CODE_PREFIX};
+use lookout_protocol::membership::REVOCATION_CODE_PREFIX;
+use qrcode::render::unicode::Dense1x2;
+use qrcode::QrCode;
+
+/// The kinds of code a person might paste.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeKind {
+    /// `LKJOIN1-`: a new member's join request.
+    JoinRequest,
+    /// `LKINVITE1-`: a moderator's invite.
+    Invite,
+    /// `LKREVOKE1-`: a self-revocation certificate.
+    Revocation,
+    /// Some other `LK...-` code.
+    OtherCode,
+    /// Hex digits: an id.
+    Id,
+    /// Anything else.
+    Unknown,
+}
+
+/// Recognise a pasted code by its prefix.
+pub fn kind_of(text: &str) -> CodeKind {
+    let cleaned: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let prefixed = |prefix: &str| {
+        cleaned
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('-'))
+    };
+    if prefixed(JOIN_CODE_PREFIX) {
+        CodeKind::JoinRequest
+    } else if prefixed(INVITE_CODE_PREFIX) {
+        CodeKind::Invite
+    } else if prefixed(REVOCATION_CODE_PREFIX) {
+        CodeKind::Revocation
+    } else if cleaned.starts_with("LK") && cleaned.contains('-') {
+        CodeKind::OtherCode
+    } else if !cleaned.is_empty() && cleaned.chars().all(|c| c.is_ascii_hexdigit()) {
+        CodeKind::Id
+    } else {
+        CodeKind::Unknown
+    }
+}
+
+/// A code argument as given, or read from stdin when it is `-`.
+pub fn argument(text: &str) -> Result<String, ApiError> {
+    if text.trim() != "-" {
+        return Ok(text.trim().to_owned());
+    }
+    let mut input = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut input)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("cannot read stdin: {e}")))?;
+    Ok(input.split_whitespace().collect())
+}
+
+/// The error for a code pasted into the wrong command, or `None` if it is the wanted kind.
+pub fn misplaced(kind: CodeKind, wanted: CodeKind) -> Option<ApiError> {
+    if kind == wanted {
+        return None;
+    }
+    let what = match kind {
+        CodeKind::JoinRequest => {
+            "this is a join request code (LKJOIN1-...): it goes to a moderator, who runs `lookout approve CODE`"
+        }
+        CodeKind::Invite => {
+            "this is an invite code (LKINVITE1-...): the new member uses it with `lookout join CODE`"
+        }
+        CodeKind::Revocation => {
+            "this is a revocation certificate (LKREVOKE1-...): publish it with `lookout revoke --certificate FILE`"
+        }
+        CodeKind::OtherCode | CodeKind::Id | CodeKind::Unknown => match wanted {
+            CodeKind::JoinRequest => {
+                "this is not a join request code: it should start with LKJOIN1- (copy all of it)"
+            }
+            CodeKind::Invite => {
+                "this is not an invite code: it should start with LKINVITE1- (copy all of it)"
+            }
+            _ => "this is not a revocation certificate: it should contain LKREVOKE1-...",
+        },
+    };
+    Some(ApiError::new(ErrorCode::BadCode, what))
+}
+
+/// Add addresses of this node (`/p2p/PEER` appended when missing) to an invite code.
+pub fn with_addresses(code: &str, extra: &[String], peer: &str) -> Result<String, ApiError> {
+    let mut invite = Invite::from_code(code).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("the node made a bad invite: {e}"),
+        )
+    })?;
+    for address in extra {
+        let parsed: libp2p::Multiaddr = address.trim().parse().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("'{address}' is not a multiaddress such as /ip4/192.168.1.20/tcp/4001"),
+            )
+        })?;
+        let full = if address.contains("/p2p/") {
+            parsed.to_string()
+        } else {
+            format!("{parsed}/p2p/{peer}")
+        };
+        if !invite.addresses.contains(&full) {
+            invite.addresses.insert(0, full);
+        }
+    }
+    invite
+        .addresses
+        .truncate(lookout_protocol::invite::MAX_INVITE_ADDRESSES);
+    Ok(invite.to_code())
+}
+
+/// The addresses an invite code carries.
+pub fn invite_addresses(code: &str) -> Vec<String> {
+    Invite::from_code(code)
+        .map(|i| i.addresses)
+        .unwrap_or_default()
+}
+
+/// A code drawn as a QR code with Unicode half blocks (light modules on a dark terminal).
+pub fn qr(code: &str) -> Result<String, ApiError> {
+    let symbol = QrCode::new(code.as_bytes())
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot draw a QR code: {e}")))?;
+    Ok(symbol
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .build())
+}
+
+/// The self-revocation certificate inside a file (which may hold explanations around it).
+pub fn certificate_in(text: &str) -> Option<String> {
+    text.split_whitespace()
+        .find(|word| kind_of(word) == CodeKind::Revocation)
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn codes_are_recognised_by_prefix() {
+        assert_eq!(kind_of("LKJOIN1-ABC"), CodeKind::JoinRequest);
+        assert_eq!(kind_of(" lkinvite1-abc\n"), CodeKind::Invite);
+        assert_eq!(kind_of("LKREVOKE1-X"), CodeKind::Revocation);
+        assert_eq!(kind_of("LKID1-X"), CodeKind::OtherCode);
+        assert_eq!(kind_of("3fa9c2"), CodeKind::Id);
+        assert_eq!(kind_of("hello"), CodeKind::Unknown);
+        assert!(misplaced(CodeKind::JoinRequest, CodeKind::JoinRequest).is_none());
+        let error = misplaced(CodeKind::Invite, CodeKind::JoinRequest).unwrap();
+        assert_eq!(error.code, ErrorCode::BadCode);
+        assert!(error.message.contains("lookout join"));
+    }
+
+    #[test]
+    fn certificates_are_found_inside_explanations() {
+        let file = "Keep this safe.\n\nLKREVOKE1-ABCDEF\n\nPublish with ...";
+        assert_eq!(certificate_in(file).as_deref(), Some("LKREVOKE1-ABCDEF"));
+        assert_eq!(certificate_in("nothing here"), None);
+    }
+
+    #[test]
+    fn qr_codes_draw() {
+        let drawn = qr("LKJOIN1-ABCDEFGHIJKLMNOP").unwrap();
+        assert!(drawn.lines().count() > 10);
+    }
+}

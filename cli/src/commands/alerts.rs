@@ -1,0 +1,339 @@
+//! Alerts: post, alerts (and --watch), check, retract, corroborate, export.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use lookout_node::api::{
+    AlertFilter, AlertView, ApiError, ErrorCode, Event, PostDraft, Request, Response,
+};
+use lookout_node::control::Client;
+use lookout_node::replica::now;
+use lookout_protocol::content::{Category, Severity};
+use serde_json::json;
+
+use super::{interactive, request, Out, Outcome};
+use crate::args::{PostArgs, SheetFormat};
+use crate::render::{self, short};
+use crate::session::{unexpected, Context};
+use crate::{sheet, when};
+
+/// `lookout post`.
+pub async fn post(ctx: &Context, args: PostArgs, out: Out) -> Result<Outcome, ApiError> {
+    let now = now();
+    let draft =
+        if args.is_empty() && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            let stdin = std::io::stdin();
+            let mut input = stdin.lock();
+            let mut output = std::io::stdout();
+            match interactive::ask(&mut input, &mut output, now, default_language())? {
+                Some(draft) => draft,
+                None => {
+                    out.text("Nothing was posted.\n");
+                    return Ok(Outcome::Done);
+                }
+            }
+        } else {
+            draft_from(args, now)?
+        };
+    let (response, through_node) = request(ctx, Request::Post(draft)).await?;
+    let id = match response {
+        Response::Posted { id } => id,
+        other => return Err(unexpected(&other)),
+    };
+    if out.json {
+        out.json(&json!({ "id": id, "sent": through_node }))?;
+        return Ok(Outcome::Done);
+    }
+    let next = if through_node {
+        "It is on its way to the other members."
+    } else {
+        "Your node is not running: the alert is kept here and goes out when you run `lookout run`."
+    };
+    out.text(&format!(
+        "{} Alert {} posted. {next}\n",
+        out.style.good("Done."),
+        short(&id)
+    ));
+    Ok(Outcome::Done)
+}
+
+/// Build a draft from options (no questions asked).
+pub fn draft_from(args: PostArgs, now: u64) -> Result<PostDraft, ApiError> {
+    let category = args.category.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "say what happened with --category, one of: {} (or run `lookout post` on a terminal to be asked step by step)",
+                Category::names()
+            ),
+        )
+    })?;
+    let description = args
+        .description
+        .filter(|d| !d.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                "describe what happened with --description \"TEXT\"",
+            )
+        })?;
+    let incident_time = args
+        .when
+        .map(|w| when::parse_time(&w, now))
+        .transpose()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e))?;
+    Ok(PostDraft {
+        category,
+        severity: args.severity.unwrap_or(Severity::Medium),
+        description,
+        phones: args.phone,
+        plates: args.plate,
+        names: args.name,
+        handles: args.handle,
+        physical: args.looks.unwrap_or_default(),
+        area: args.area.unwrap_or_default(),
+        incident_time,
+        expires_in_days: args.expires_in,
+        language: args.language.unwrap_or_else(default_language),
+        on_behalf: args.on_behalf,
+    })
+}
+
+/// `lookout alerts`.
+pub async fn list(
+    ctx: &Context,
+    area: Option<String>,
+    category: Option<Category>,
+    since: Option<String>,
+    retracted: bool,
+    watch: bool,
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    let now = now();
+    let since = since
+        .map(|s| when::parse_since(&s, now))
+        .transpose()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e))?;
+    let filter = AlertFilter {
+        area,
+        category,
+        since,
+        include_retracted: retracted,
+    };
+    if watch {
+        return watch_alerts(ctx, filter, out).await;
+    }
+    let alerts = match request(ctx, Request::Alerts(filter)).await?.0 {
+        Response::Alerts { alerts } => alerts,
+        other => return Err(unexpected(&other)),
+    };
+    if out.json {
+        out.json(&alerts)?;
+    } else {
+        out.text(&render::alerts(&alerts, now, out.style));
+    }
+    Ok(Outcome::Done)
+}
+
+/// `lookout alerts --watch`: the current alerts, then new ones as the node receives them.
+async fn watch_alerts(ctx: &Context, filter: AlertFilter, out: Out) -> Result<Outcome, ApiError> {
+    let Some(mut client) = Client::connect(&ctx.home).await else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "watching needs a running node: start `lookout run` in another terminal first",
+        ));
+    };
+    let alerts = match client.request(Request::Alerts(filter.clone())).await? {
+        Response::Alerts { alerts } => alerts,
+        other => return Err(unexpected(&other)),
+    };
+    if out.json {
+        for alert in &alerts {
+            out.json(&Event::Alert(Box::new(alert.clone())))?;
+        }
+    } else {
+        out.text(&render::alerts(&alerts, now(), out.style));
+        out.text(
+            &out.style
+                .dim("Waiting for new alerts (Ctrl-C to stop)...\n"),
+        );
+    }
+    client.watch().await?;
+    while let Some(event) = client.next_event().await {
+        if out.json {
+            out.json(&event)?;
+            continue;
+        }
+        match event {
+            Event::Alert(alert) if matches_filter(&alert, &filter) => {
+                out.text(&format!(
+                    "\n{}",
+                    render::alert_block(&alert, now(), out.style)
+                ));
+            }
+            Event::Retracted { id } => {
+                out.text(&format!("\nAlert {} was retracted.\n", short(&id)));
+            }
+            _ => {}
+        }
+    }
+    eprintln!("The node stopped.");
+    Ok(Outcome::Done)
+}
+
+fn matches_filter(alert: &AlertView, filter: &AlertFilter) -> bool {
+    filter.category.is_none_or(|c| c == alert.category)
+        && filter.since.is_none_or(|s| alert.posted >= s)
+        && filter
+            .area
+            .as_ref()
+            .is_none_or(|a| alert.area.to_lowercase().contains(&a.to_lowercase()))
+}
+
+/// `lookout check`.
+pub async fn check(ctx: &Context, value: &str, out: Out) -> Result<Outcome, ApiError> {
+    let term = value.to_owned();
+    let alerts = match request(ctx, Request::Check { term }).await?.0 {
+        Response::Alerts { alerts } => alerts,
+        other => return Err(unexpected(&other)),
+    };
+    let outcome = if alerts.is_empty() {
+        Outcome::NothingFound
+    } else {
+        Outcome::Done
+    };
+    if out.json {
+        out.json(&alerts)?;
+        return Ok(outcome);
+    }
+    if alerts.is_empty() {
+        out.text(&format!(
+            "No live alert names \"{}\". That does not prove they are safe: trust your instincts.\n",
+            value.trim()
+        ));
+    } else {
+        let s = if alerts.len() == 1 { "" } else { "s" };
+        out.text(&format!(
+            "{} {} live alert{s} name \"{}\":\n\n{}",
+            out.style.warn("Careful:"),
+            alerts.len(),
+            value.trim(),
+            render::alerts(&alerts, now(), out.style)
+        ));
+    }
+    Ok(outcome)
+}
+
+/// `lookout retract`.
+pub async fn retract(
+    ctx: &Context,
+    id: String,
+    reason: String,
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    let target = id.clone();
+    let posted = match request(ctx, Request::Retract { id, reason }).await?.0 {
+        Response::Posted { id } => id,
+        other => return Err(unexpected(&other)),
+    };
+    if out.json {
+        out.json(&json!({ "retracted": target, "id": posted }))?;
+    } else {
+        out.text(&format!(
+            "{} Alert {} is retracted for everyone.\n",
+            out.style.good("Done."),
+            short(&target)
+        ));
+    }
+    Ok(Outcome::Done)
+}
+
+/// `lookout corroborate`.
+pub async fn corroborate(
+    ctx: &Context,
+    id: String,
+    note: String,
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    let target = id.clone();
+    let posted = match request(ctx, Request::Corroborate { id, note }).await?.0 {
+        Response::Posted { id } => id,
+        other => return Err(unexpected(&other)),
+    };
+    if out.json {
+        out.json(&json!({ "corroborated": target, "id": posted }))?;
+    } else {
+        out.text(&format!(
+            "{} Others will see that alert {} happened to you too.\n",
+            out.style.good("Thank you."),
+            short(&target)
+        ));
+    }
+    Ok(Outcome::Done)
+}
+
+/// `lookout export`.
+pub async fn export(
+    ctx: &Context,
+    format: SheetFormat,
+    area: Option<String>,
+    file: Option<PathBuf>,
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    let filter = AlertFilter {
+        area: area.clone(),
+        ..AlertFilter::default()
+    };
+    let alerts = match request(ctx, Request::Alerts(filter)).await?.0 {
+        Response::Alerts { alerts } => alerts,
+        other => return Err(unexpected(&other)),
+    };
+    let now = now();
+    let entries: Vec<sheet::Entry> = alerts.iter().map(sheet::Entry::of).collect();
+    let document = if out.json {
+        let mut text = serde_json::to_string(&entries)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot write JSON: {e}")))?;
+        text.push('\n');
+        text
+    } else {
+        match format {
+            SheetFormat::Text => sheet::text(&entries, area.as_deref(), now),
+            SheetFormat::Html => sheet::html(&entries, area.as_deref(), now),
+        }
+    };
+    match file {
+        None => out.text(&document),
+        Some(path) => {
+            std::fs::write(&path, document).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::InvalidInput,
+                    format!("cannot write {}: {e}", path.display()),
+                )
+            })?;
+            eprintln!(
+                "Wrote {} alerts to {}. Keep printed sheets out of clients' sight.",
+                entries.len(),
+                path.display()
+            );
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// The language of the system (`LANG=pt_BR.UTF-8` gives `pt`), or `und`.
+pub fn default_language() -> String {
+    ["LC_ALL", "LC_MESSAGES", "LANG"]
+        .iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .find(|v| !v.is_empty())
+        .and_then(|v| {
+            let tag: String = v
+                .split(['_', '.', '@'])
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            (tag.len() >= 2 && tag.len() <= 3 && tag.chars().all(|c| c.is_ascii_alphabetic()))
+                .then_some(tag)
+        })
+        .unwrap_or_else(|| "und".into())
+}

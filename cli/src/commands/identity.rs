@@ -1,0 +1,409 @@
+//! This device and its place in a collective: init, collective create, join-request, join,
+//! status, members, wipe.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use lookout_node::api::{ApiError, ErrorCode, Request, Response};
+use lookout_node::replica::{now, Replica};
+use lookout_node::store::{Store, StoreError};
+use lookout_protocol::membership::Policy;
+use serde_json::json;
+
+use super::{request, status_view, Out, Outcome, PID_FILE};
+use crate::codes::{self, CodeKind};
+use crate::render;
+use crate::session::{unexpected, Context};
+
+/// File name of the self-revocation certificate when `--revocation-cert` is not given.
+pub const CERTIFICATE_FILE: &str = "revocation-certificate.txt";
+/// How long `wipe` waits for a running node to stop.
+const STOP_PATIENCE: Duration = Duration::from_secs(15);
+
+/// `lookout init`.
+pub fn init(
+    ctx: &Context,
+    name: &str,
+    certificate_path: Option<PathBuf>,
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    if Store::exists(&ctx.home) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "there is already a Lookout identity in {}: keep using it, choose another --home, or erase it with `lookout wipe`",
+                ctx.home.display()
+            ),
+        ));
+    }
+    let passphrase = ctx.passphrase(true)?;
+    let short_passphrase = passphrase.chars().count() < 10;
+    let (replica, certificate) = Replica::create(
+        &ctx.home,
+        passphrase.as_bytes(),
+        name,
+        Context::kdf_params(),
+    )?;
+    drop(passphrase);
+    let status = replica.status();
+    replica.close()?;
+    let path = certificate_path.unwrap_or_else(|| ctx.home.join(CERTIFICATE_FILE));
+    write_private(&path, &certificate_text(&certificate.to_code()))?;
+
+    if out.json {
+        out.json(&json!({
+            "member": status.member,
+            "name": status.name,
+            "fingerprint": status.fingerprint,
+            "revocation_certificate": path,
+        }))?;
+        return Ok(Outcome::Done);
+    }
+    let style = out.style;
+    let mut text = format!(
+        "{} Your Lookout identity \"{}\" is ready.\n\n\
+         Member id:    {}\n\
+         Fingerprint:  {}  (read it aloud to a moderator when you join)\n\n\
+         Self-revocation certificate: {}\n\
+         Copy it somewhere safe, away from this device (a USB stick, a trusted friend). If this\n\
+         device is lost or taken, any member can publish it with `lookout revoke --certificate FILE`\n\
+         so nobody can use your identity.\n\n\
+         Next: found a collective with `lookout collective create --name NAME`,\n\
+         or ask a moderator to let you in: `lookout join-request`.\n",
+        style.good("Done."),
+        status.name,
+        status.member,
+        style.bold(&status.fingerprint),
+        path.display()
+    );
+    if short_passphrase {
+        text.push_str(&format!(
+            "\n{} your passphrase is short: someone who takes this device could guess it. A few words are safer.\n",
+            style.warn("Note:")
+        ));
+    }
+    out.text(&text);
+    Ok(Outcome::Done)
+}
+
+/// `lookout collective create`.
+pub async fn create_collective(
+    ctx: &Context,
+    name: &str,
+    approvals: u8,
+    alert_days: u16,
+    country: &str,
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    let policy = Policy {
+        approvals_required: approvals,
+        default_alert_days: alert_days,
+        max_alert_days: alert_days.max(Policy::default().max_alert_days),
+        country: country.trim().to_ascii_uppercase(),
+        ..Policy::default()
+    };
+    policy
+        .validate()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
+    let mut session = ctx.open().await?;
+    if session.through_node() {
+        return Err(already_in_collective());
+    }
+    let replica = session.replica("found a collective")?;
+    if replica.membership().is_some() {
+        return Err(already_in_collective());
+    }
+    let result = replica.create_collective(name, policy.clone());
+    let status = replica.status();
+    session.close()?;
+    result?;
+    if out.json {
+        out.json(&json!({
+            "collective": status.collective,
+            "collective_id": status.collective_id,
+            "approvals": policy.approvals_required,
+            "alert_days": policy.default_alert_days,
+            "country": policy.country,
+        }))?;
+        return Ok(Outcome::Done);
+    }
+    let k = if approvals == 1 {
+        "one moderator's approval".to_owned()
+    } else {
+        format!("the approval of {approvals} moderators")
+    };
+    out.text(&format!(
+        "{} You founded \"{}\" and are its first moderator.\n\
+         New members need {k}; alerts last {alert_days} days; phone numbers without +country are read as {}.\n\n\
+         Next:\n\
+         1. Start your node and keep it running:   lookout run\n\
+         2. Each new member runs `lookout join-request` and shows you the code;\n\
+            you compare fingerprints and run:      lookout approve CODE\n",
+        out.style.good("Done."),
+        status.collective.unwrap_or_default(),
+        policy.country
+    ));
+    Ok(Outcome::Done)
+}
+
+/// `lookout join-request`.
+pub async fn join_request(ctx: &Context, qr: bool, out: Out) -> Result<Outcome, ApiError> {
+    let mut session = ctx.open().await?;
+    if session.through_node() {
+        return Err(already_in_collective());
+    }
+    let replica = session.replica("ask to join")?;
+    let code = replica.join_request().to_code();
+    let status = replica.status();
+    session.close()?;
+    if out.json {
+        out.json(&json!({
+            "code": code,
+            "name": status.name,
+            "member": status.member,
+            "fingerprint": status.fingerprint,
+        }))?;
+        return Ok(Outcome::Done);
+    }
+    let mut text = String::new();
+    if let Some(collective) = &status.collective {
+        text.push_str(&format!(
+            "{} this device is already in \"{collective}\".\n\n",
+            out.style.warn("Note:")
+        ));
+    }
+    text.push_str(&format!(
+        "Your fingerprint: {}\n\n\
+         Give this join code to a moderator, in person or by a private message. Before approving,\n\
+         they check that the fingerprint they see is the one above.\n\n{code}\n",
+        out.style.bold(&status.fingerprint)
+    ));
+    if qr {
+        text.push('\n');
+        text.push_str(&codes::qr(&code)?);
+        text.push('\n');
+    }
+    text.push_str(
+        "\nWhen you are approved, the moderator gives you an invite code. Then run:\n  lookout join INVITE\n",
+    );
+    out.text(&text);
+    Ok(Outcome::Done)
+}
+
+/// `lookout join`.
+pub async fn join(ctx: &Context, invite: &str, out: Out) -> Result<Outcome, ApiError> {
+    let code = codes::argument(invite)?;
+    if let Some(error) = codes::misplaced(codes::kind_of(&code), CodeKind::Invite) {
+        return Err(error);
+    }
+    let mut session = ctx.open().await?;
+    if session.through_node() {
+        return Err(already_in_collective());
+    }
+    let replica = session.replica("join")?;
+    let result = replica.join(&code);
+    session.close()?;
+    let invite = result?;
+    let genesis = invite.genesis.genesis();
+    if out.json {
+        out.json(&json!({
+            "collective": genesis.name,
+            "collective_id": invite.genesis.id().to_hex(),
+            "addresses": invite.addresses,
+        }))?;
+        return Ok(Outcome::Done);
+    }
+    let mut text = format!(
+        "{} You joined \"{}\" (founded by {}).\n\n\
+         Next: start your node and keep it running:  lookout run\n\
+         It fetches the member list and the alerts; until then `lookout post` says you are not a member yet.\n",
+        out.style.good("Done."),
+        genesis.name,
+        genesis.founder_name
+    );
+    if invite.addresses.is_empty() {
+        text.push_str(&format!(
+            "\n{} the invite has no address of the moderator's node. Your node finds it on the same \
+             Wi-Fi; otherwise ask them for it and run `lookout run --peer ADDRESS`.\n",
+            out.style.warn("Note:")
+        ));
+    }
+    out.text(&text);
+    Ok(Outcome::Done)
+}
+
+/// `lookout status`.
+pub async fn status(ctx: &Context, out: Out) -> Result<Outcome, ApiError> {
+    let mut session = ctx.open().await?;
+    let result = status_view(&mut session).await;
+    session.close()?;
+    let view = result?;
+    if out.json {
+        out.json(&view)?;
+    } else {
+        out.text(&render::status(&view, now(), out.style));
+    }
+    Ok(Outcome::Done)
+}
+
+/// `lookout members`.
+pub async fn members(ctx: &Context, out: Out) -> Result<Outcome, ApiError> {
+    let view = match request(ctx, Request::Members).await?.0 {
+        Response::Members(view) => view,
+        other => return Err(unexpected(&other)),
+    };
+    if out.json {
+        out.json(&view)?;
+    } else {
+        out.text(&render::members(&view, out.style));
+    }
+    Ok(Outcome::Done)
+}
+
+/// `lookout wipe`: erase without the passphrase (it may be forgotten, or there is no time).
+pub async fn wipe(ctx: &Context, yes: bool, out: Out) -> Result<Outcome, ApiError> {
+    let home = &ctx.home;
+    let nothing_there = || {
+        ApiError::new(
+            ErrorCode::NotInitialized,
+            format!("there is no Lookout data in {} to erase", home.display()),
+        )
+    };
+    if !home.is_dir() {
+        return Err(nothing_there());
+    }
+    if !yes && !confirm_wipe(home)? {
+        out.text("Nothing was erased.\n");
+        return Ok(Outcome::Done);
+    }
+    if ctx.node_running().await {
+        stop_node(ctx).await?;
+    }
+    let started = Instant::now();
+    let report = loop {
+        match Store::wipe_home(home) {
+            Ok(report) => break report,
+            Err(StoreError::Locked { .. }) if started.elapsed() < STOP_PATIENCE => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(StoreError::NotFound { .. }) => return Err(nothing_there()),
+            Err(e) => return Err(lookout_node::replica::store_error(e)),
+        }
+    };
+    // Files the CLI itself leaves in the home. The certificate copy in the home goes too: on a
+    // seized device it would only prove membership; the user was told to keep another copy.
+    for name in [
+        CERTIFICATE_FILE,
+        PID_FILE,
+        lookout_node::control::SOCKET_NAME,
+    ] {
+        let _ = std::fs::remove_file(home.join(name));
+    }
+    let _ = std::fs::remove_dir(home);
+    if out.json {
+        out.json(&json!({
+            "wiped": true,
+            "files_removed": report.files_removed,
+            "bytes_removed": report.bytes_removed,
+        }))?;
+    } else {
+        out.text(&format!(
+            "{} Lookout's data on this device is erased ({} files). Nothing it kept can be read any more.\n",
+            out.style.good("Done."),
+            report.files_removed
+        ));
+    }
+    Ok(Outcome::Done)
+}
+
+fn confirm_wipe(home: &Path) -> Result<bool, ApiError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "add --yes to erase without being asked (this cannot be undone)",
+        ));
+    }
+    print!(
+        "This erases your identity, your collective and every alert kept in {}, for good.\n\
+         Type yes to erase: ",
+        home.display()
+    );
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("cannot read: {e}")))?;
+    Ok(answer.trim().eq_ignore_ascii_case("yes"))
+}
+
+/// Ask the running node (through the pid file `lookout run` wrote) to stop, and wait.
+async fn stop_node(ctx: &Context) -> Result<(), ApiError> {
+    let busy = || {
+        ApiError::new(
+            ErrorCode::Busy,
+            "a Lookout node is running for this home and could not be stopped: stop it (Ctrl-C) and wipe again",
+        )
+    };
+    let pid = std::fs::read_to_string(ctx.home.join(PID_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .ok_or_else(busy)?;
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !sent {
+        return Err(busy());
+    }
+    let started = Instant::now();
+    while ctx.node_running().await {
+        if started.elapsed() > STOP_PATIENCE {
+            return Err(busy());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+fn already_in_collective() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidInput,
+        "this device is already in a collective (use another --home for another collective)",
+    )
+}
+
+fn certificate_text(code: &str) -> String {
+    format!(
+        "Lookout self-revocation certificate\n\
+         ====================================\n\n\
+         Keep this file away from your phone. If the phone is lost, stolen or taken, give this\n\
+         file to any member of your collective; they run:\n\n  \
+         lookout revoke --certificate THIS_FILE\n\n\
+         and your identity can no longer read or post alerts. It cannot be undone.\n\n\
+         {code}\n"
+    )
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), ApiError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed = |e: std::io::Error| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!(
+                "your identity was created, but the certificate could not be written to {}: {e}",
+                path.display()
+            ),
+        )
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(failed)?;
+    file.write_all(text.as_bytes()).map_err(failed)?;
+    file.sync_all().map_err(failed)
+}

@@ -1,0 +1,148 @@
+//! Each command: turn arguments into [`Request`]s, run them, print the answers.
+
+mod alerts;
+mod identity;
+mod interactive;
+mod moderation;
+mod run;
+
+use std::io::Write;
+
+use lookout_node::api::{ApiError, ErrorCode, Request, Response};
+use serde::Serialize;
+
+use crate::args::{Cli, CollectiveCommand, Command};
+use crate::render::Style;
+use crate::session::{unexpected, Context};
+
+pub use run::PID_FILE;
+
+/// How a command ended, when it did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (exit 0).
+    Done,
+    /// `check` found nothing (exit 1).
+    NothingFound,
+}
+
+/// Where and how results are printed.
+#[derive(Clone, Copy, Debug)]
+pub struct Out {
+    /// `--json`.
+    pub json: bool,
+    /// Colours.
+    pub style: Style,
+}
+
+impl Out {
+    /// Print text as it is (it ends with a newline).
+    pub fn text(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+    }
+
+    /// Print one JSON value on one line.
+    pub fn json<T: Serialize>(&self, value: &T) -> Result<(), ApiError> {
+        let line = serde_json::to_string(value)
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot write JSON: {e}")))?;
+        self.text(&format!("{line}\n"));
+        Ok(())
+    }
+}
+
+/// Run the parsed command line.
+pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
+    let out = Out {
+        json: cli.json,
+        style: if cli.json {
+            Style::default()
+        } else {
+            Style::detect()
+        },
+    };
+    if let Command::Completions { shell } = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "lookout", &mut std::io::stdout());
+        return Ok(Outcome::Done);
+    }
+    if let Command::Demo { nodes } = cli.command {
+        return crate::demo::run(usize::from(nodes), out).await;
+    }
+    let ctx = Context::new(cli.home, cli.passphrase_file)?;
+    match cli.command {
+        Command::Init {
+            name,
+            revocation_cert,
+        } => identity::init(&ctx, &name, revocation_cert, out),
+        Command::Collective(CollectiveCommand::Create {
+            name,
+            approvals,
+            alert_days,
+            country,
+        }) => identity::create_collective(&ctx, &name, approvals, alert_days, &country, out).await,
+        Command::JoinRequest { qr } => identity::join_request(&ctx, qr, out).await,
+        Command::Join { invite } => identity::join(&ctx, &invite, out).await,
+        Command::Status => identity::status(&ctx, out).await,
+        Command::Members => identity::members(&ctx, out).await,
+        Command::Wipe { yes } => identity::wipe(&ctx, yes, out).await,
+        Command::Approve {
+            code,
+            proposal,
+            address,
+            qr,
+        } => moderation::approve(&ctx, code, proposal, &address, qr, out).await,
+        Command::Pending => moderation::pending(&ctx, out).await,
+        Command::Invite { address, qr } => moderation::invite(&ctx, &address, qr, out).await,
+        Command::Revoke {
+            member,
+            reason,
+            certificate,
+        } => moderation::revoke(&ctx, member, reason, certificate, out).await,
+        Command::Promote { member } => moderation::promote(&ctx, member, true, out).await,
+        Command::Demote { member } => moderation::promote(&ctx, member, false, out).await,
+        Command::Post(args) => alerts::post(&ctx, args, out).await,
+        Command::Alerts {
+            area,
+            category,
+            since,
+            retracted,
+            watch,
+        } => alerts::list(&ctx, area, category, since, retracted, watch, out).await,
+        Command::Check { value } => alerts::check(&ctx, &value, out).await,
+        Command::Retract { id, reason } => alerts::retract(&ctx, id, reason, out).await,
+        Command::Corroborate { id, note } => alerts::corroborate(&ctx, id, note, out).await,
+        Command::Export {
+            format,
+            area,
+            out: file,
+        } => alerts::export(&ctx, format, area, file, out).await,
+        Command::Run {
+            listen,
+            peer,
+            no_mdns,
+            sync_interval,
+        } => run::run(&ctx, &listen, &peer, !no_mdns, sync_interval, out).await,
+        Command::Completions { .. } | Command::Demo { .. } => Ok(Outcome::Done),
+    }
+}
+
+/// Open the data, run one request, close.
+async fn request(ctx: &Context, request: Request) -> Result<(Response, bool), ApiError> {
+    let mut session = ctx.open().await?;
+    let through_node = session.through_node();
+    let result = session.execute(request).await;
+    session.close()?;
+    Ok((result?, through_node))
+}
+
+/// The [`Response::Status`] of this device.
+async fn status_view(
+    session: &mut crate::session::Session,
+) -> Result<lookout_node::api::StatusView, ApiError> {
+    match session.execute(Request::Status).await? {
+        Response::Status(view) => Ok(view),
+        other => Err(unexpected(&other)),
+    }
+}

@@ -1,0 +1,349 @@
+//! How results look on a terminal: alerts, members, proposals, status.
+//!
+//! Every function returns text, so `lookout demo` shows exactly what the commands print.
+//! Colour is used only when [`Style::colour`] is on (a terminal, and `NO_COLOR` unset).
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+
+use lookout_node::api::{AlertView, MembersView, ProposalView, StatusView};
+use lookout_protocol::content::Severity;
+
+use crate::labels::category_meaning;
+use crate::when;
+
+/// Characters of an id shown to people; commands accept any unique prefix of 4 or more.
+pub const SHORT_ID: usize = 8;
+
+/// Whether to colour output.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Style {
+    /// Emit ANSI colours.
+    pub colour: bool,
+}
+
+impl Style {
+    /// Colours when stdout is a terminal and `NO_COLOR` is not set.
+    pub fn detect() -> Self {
+        Self {
+            colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// Bold.
+    pub fn bold(self, text: &str) -> String {
+        self.paint("1", text)
+    }
+
+    /// Dimmed, for secondary details.
+    pub fn dim(self, text: &str) -> String {
+        self.paint("2", text)
+    }
+
+    /// Green, for success.
+    pub fn good(self, text: &str) -> String {
+        self.paint("32", text)
+    }
+
+    /// Yellow, for caution.
+    pub fn warn(self, text: &str) -> String {
+        self.paint("33", text)
+    }
+
+    /// A severity in its colour, upper case.
+    pub fn severity(self, severity: Severity) -> String {
+        let text = severity.as_str().to_uppercase();
+        match severity {
+            Severity::Critical => self.paint("1;31", &text),
+            Severity::High => self.paint("31", &text),
+            Severity::Medium => self.paint("33", &text),
+            Severity::Low => self.paint("36", &text),
+        }
+    }
+}
+
+/// The first characters of an id.
+pub fn short(id: &str) -> &str {
+    id.get(..SHORT_ID).unwrap_or(id)
+}
+
+/// A list of alerts, or a sentence saying there are none.
+pub fn alerts(list: &[AlertView], now: u64, style: Style) -> String {
+    if list.is_empty() {
+        return "No live alerts.\n".into();
+    }
+    let mut out = String::new();
+    for (i, alert) in list.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&alert_block(alert, now, style));
+    }
+    out
+}
+
+/// One alert as a few lines.
+pub fn alert_block(alert: &AlertView, now: u64, style: Style) -> String {
+    let mut out = String::new();
+    let mut head = format!(
+        "{} {} ({})",
+        style.severity(alert.severity),
+        style.bold(alert.category.as_str()),
+        category_meaning(alert.category)
+    );
+    if !alert.area.is_empty() {
+        let _ = write!(head, " · {}", alert.area);
+    }
+    let _ = writeln!(
+        out,
+        "{head}  {}",
+        style.dim(&format!("[{}]", short(&alert.id)))
+    );
+    if let Some(reason) = &alert.retracted {
+        let _ = writeln!(out, "  {} {reason}", style.warn("RETRACTED:"));
+    }
+    let _ = writeln!(out, "  {}", alert.description);
+    let identifiers = identifier_line(alert);
+    if !identifiers.is_empty() {
+        let _ = writeln!(out, "  {identifiers}");
+    }
+    if !alert.physical.is_empty() {
+        let _ = writeln!(out, "  looks like: {}", alert.physical);
+    }
+    let mut facts = Vec::new();
+    if let Some(t) = alert.incident_time {
+        facts.push(format!("happened {}", when::ago(t, now)));
+    }
+    facts.push(format!(
+        "posted {} by {}",
+        when::ago(alert.posted, now),
+        alert.author
+    ));
+    if alert.on_behalf {
+        facts.push("on behalf of someone".into());
+    }
+    if alert.corroborations > 0 {
+        let s = if alert.corroborations == 1 { "" } else { "s" };
+        facts.push(format!("{} corroboration{s}", alert.corroborations));
+    }
+    facts.push(format!("expires {}", when::in_future(alert.expires, now)));
+    let _ = writeln!(out, "  {}", style.dim(&facts.join(" · ")));
+    if let Some(how) = &alert.matched {
+        let _ = writeln!(out, "  {}", style.warn(&format!("matched by {how}")));
+    }
+    out
+}
+
+/// `phone +447700900123 · plate AB12CDE · name "Dave"`.
+pub fn identifier_line(alert: &AlertView) -> String {
+    let mut parts = Vec::new();
+    parts.extend(alert.phones.iter().map(|p| format!("phone {p}")));
+    parts.extend(alert.plates.iter().map(|p| format!("plate {p}")));
+    parts.extend(alert.names.iter().map(|n| format!("name \"{n}\"")));
+    parts.extend(alert.handles.iter().map(|h| format!("handle {h}")));
+    parts.join(" · ")
+}
+
+/// This device, its collective and its node.
+pub fn status(view: &StatusView, now: u64, style: Style) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<13}{}", "You:", style.bold(&view.name));
+    let _ = writeln!(out, "{:<13}{}", "Member id:", view.member);
+    let _ = writeln!(out, "{:<13}{}", "Fingerprint:", view.fingerprint);
+    match &view.collective {
+        None => {
+            let _ = writeln!(
+                out,
+                "{:<13}none yet (found one with `lookout collective create`, or ask a moderator to enrol you: `lookout join-request`)",
+                "Collective:"
+            );
+        }
+        Some(name) => {
+            let role = if view.is_removed {
+                style.warn("removed from it")
+            } else if view.is_moderator {
+                "moderator".into()
+            } else if view.is_member {
+                "member".into()
+            } else {
+                style.warn(
+                    "not admitted yet: run `lookout run` so your node fetches the member list",
+                )
+            };
+            let _ = writeln!(out, "{:<13}{} ({role})", "Collective:", style.bold(name));
+            let _ = writeln!(out, "{:<13}{}", "Members:", view.members);
+            let _ = writeln!(out, "{:<13}{}", "Live alerts:", view.alerts);
+            if view.outbox > 0 {
+                let _ = writeln!(
+                    out,
+                    "{:<13}{} of your posts not yet delivered to anyone",
+                    "Waiting:", view.outbox
+                );
+            }
+        }
+    }
+    if view.running {
+        let sync = view
+            .last_sync
+            .map(|t| format!(", last sync {}", when::ago(t, now)))
+            .unwrap_or_default();
+        let s = if view.peers == 1 { "" } else { "s" };
+        let _ = writeln!(
+            out,
+            "{:<13}{} ({} peer{s} connected{sync})",
+            "Node:",
+            style.good("running"),
+            view.peers
+        );
+        for addr in &view.listening {
+            let _ = writeln!(out, "{:<13}{addr}", "Listening:");
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "{:<13}not running (start it with `lookout run` to exchange alerts)",
+            "Node:"
+        );
+    }
+    out
+}
+
+/// Members and removed members.
+pub fn members(view: &MembersView, style: Style) -> String {
+    let mut out = String::new();
+    let width = view
+        .members
+        .iter()
+        .map(|m| m.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let _ = writeln!(
+        out,
+        "{}",
+        style.bold(&format!(
+            "{:<width$}  {:<9}  {:<12}  FINGERPRINT",
+            "NAME", "ROLE", "ID"
+        ))
+    );
+    for m in &view.members {
+        let role = if m.moderator { "moderator" } else { "member" };
+        let you = if m.you { "  (you)" } else { "" };
+        let _ = writeln!(
+            out,
+            "{:<width$}  {role:<9}  {:<12}  {}{you}",
+            m.name,
+            m.id.get(..12).unwrap_or(&m.id),
+            m.fingerprint
+        );
+    }
+    if !view.removed.is_empty() {
+        let _ = writeln!(out, "\nRemoved:");
+        for m in &view.removed {
+            let how = if m.self_revoked {
+                "revoked their own identity"
+            } else {
+                "removed by moderators"
+            };
+            let you = if m.you { "  (you)" } else { "" };
+            let _ = writeln!(out, "  {}  {how}{you}", m.id.get(..12).unwrap_or(&m.id));
+        }
+    }
+    out
+}
+
+/// Proposals waiting for approvals.
+pub fn proposals(list: &[ProposalView]) -> String {
+    if list.is_empty() {
+        return "Nothing is waiting for approval.\n".into();
+    }
+    let mut out = String::new();
+    for p in list {
+        let _ = writeln!(
+            out,
+            "[{}] {} {}: {} of {} approvals",
+            short(&p.id),
+            p.action,
+            p.subject,
+            p.approvals,
+            p.needed
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nTo approve one: lookout approve --proposal ID (check the fingerprint with the person first)"
+    );
+    out
+}
+
+/// A long code shortened for a transcript: start, end and length.
+pub fn abbreviate(code: &str) -> String {
+    let chars: Vec<char> = code.chars().collect();
+    if chars.len() <= 40 {
+        return code.to_owned();
+    }
+    let head: String = chars.iter().take(24).collect();
+    let tail: String = chars.iter().skip(chars.len() - 8).collect();
+    format!("{head}…{tail} ({} characters)", chars.len())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use lookout_protocol::content::Category;
+
+    fn alert() -> AlertView {
+        AlertView {
+            id: "0123456789abcdef".into(),
+            category: Category::Violence,
+            severity: Severity::High,
+            description: "Pulled a knife".into(),
+            phones: vec!["+447700900123".into()],
+            plates: vec!["AB12CDE".into()],
+            names: vec!["Dave".into()],
+            handles: vec![],
+            physical: String::new(),
+            area: "Harbour Street".into(),
+            incident_time: Some(1000),
+            posted: 1000,
+            expires: 1000 + 30 * 86_400,
+            language: "en".into(),
+            on_behalf: false,
+            author: "Bea".into(),
+            retracted: None,
+            corroborations: 2,
+            edited: false,
+            matched: None,
+        }
+    }
+
+    #[test]
+    fn an_alert_reads_as_a_few_plain_lines() {
+        let text = alert_block(&alert(), 1000 + 3 * 3600, Style::default());
+        assert!(text.starts_with("HIGH violence (physical violence) · Harbour Street  [01234567]"));
+        assert!(text.contains("phone +447700900123 · plate AB12CDE · name \"Dave\""));
+        assert!(text.contains("posted 3 h ago by Bea"));
+        assert!(text.contains("2 corroborations"));
+        assert!(!text.contains('\x1b'), "no colour without a terminal");
+        let coloured = alert_block(&alert(), 1000, Style { colour: true });
+        assert!(coloured.contains("\x1b[31mHIGH\x1b[0m"));
+    }
+
+    #[test]
+    fn codes_are_abbreviated_for_transcripts() {
+        let code = format!("LKJOIN1-{}", "A".repeat(100));
+        let short = abbreviate(&code);
+        assert!(short.starts_with("LKJOIN1-AAAA"));
+        assert!(short.ends_with("(108 characters)"));
+        assert_eq!(abbreviate("LKJOIN1-AB"), "LKJOIN1-AB");
+    }
+}

@@ -1,0 +1,225 @@
+//! Reaching this device's Lookout data: through the running node's control socket when
+//! `lookout run` is active for the home, or by opening the encrypted store directly.
+//!
+//! Both answer the same [`Request`]s with the same [`Response`]s, so every command has one code
+//! path whichever way it goes.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+
+use lookout_node::api::{ApiError, ErrorCode, Request, Response};
+use lookout_node::control::Client;
+use lookout_node::replica::Replica;
+use lookout_protocol::passphrase::KdfParams;
+use zeroize::Zeroizing;
+
+/// Selects tiny key-derivation parameters when set to `1`.
+///
+/// Only for automated tests, which create many homes and cannot spend a second of Argon2 on
+/// each. Deliberately absent from `--help`: a store made this way is cheap to brute-force. See
+/// the README's testing section.
+pub const INSECURE_FAST_KDF_ENV: &str = "LOOKOUT_INSECURE_FAST_KDF";
+/// The passphrase, for scripts (less safe than typing it).
+pub const PASSPHRASE_ENV: &str = "LOOKOUT_PASSPHRASE";
+
+/// Where the data lives and how to unlock it.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The home directory.
+    pub home: PathBuf,
+    /// `--passphrase-file`.
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// An open connection to this device's data.
+pub enum Session {
+    /// `lookout run` is active: requests go over its control socket.
+    Node(Client),
+    /// No node: the store is open in this process.
+    Local(Box<Replica>),
+}
+
+impl Context {
+    /// The home from `--home`, `LOOKOUT_HOME`, or the platform's data directory.
+    pub fn new(home: Option<PathBuf>, passphrase_file: Option<PathBuf>) -> Result<Self, ApiError> {
+        let home = match home {
+            Some(home) => home,
+            None => directories::ProjectDirs::from("org", "Lookout", "lookout")
+                .map(|dirs| dirs.data_dir().to_path_buf())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "cannot find a data directory for your user: give --home DIR",
+                    )
+                })?,
+        };
+        Ok(Self {
+            home,
+            passphrase_file,
+        })
+    }
+
+    /// Connect to the running node, or open the store with the passphrase.
+    pub async fn open(&self) -> Result<Session, ApiError> {
+        if let Some(client) = Client::connect(&self.home).await {
+            return Ok(Session::Node(client));
+        }
+        Ok(Session::Local(Box::new(self.open_replica()?)))
+    }
+
+    /// Open the store directly (fails with a clear message when a node has it open).
+    pub fn open_replica(&self) -> Result<Replica, ApiError> {
+        if !lookout_node::store::Store::exists(&self.home) {
+            return Err(ApiError::new(
+                ErrorCode::NotInitialized,
+                format!(
+                    "no Lookout identity in {}: run `lookout init --name NICKNAME` first (or give the right --home)",
+                    self.home.display()
+                ),
+            ));
+        }
+        let passphrase = self.passphrase(false)?;
+        Replica::open(&self.home, passphrase.as_bytes()).map_err(|e| match e.code {
+            ErrorCode::WrongPassphrase => ApiError::new(
+                ErrorCode::WrongPassphrase,
+                "wrong passphrase: check it and try again (if it is lost, `lookout wipe` erases this device's data)",
+            ),
+            _ => e,
+        })
+    }
+
+    /// Whether a node answers on this home's control socket.
+    pub async fn node_running(&self) -> bool {
+        Client::connect(&self.home).await.is_some()
+    }
+
+    /// The passphrase from `--passphrase-file`, `LOOKOUT_PASSPHRASE`, or asked on the terminal
+    /// (twice when `confirm`, for a new one).
+    pub fn passphrase(&self, confirm: bool) -> Result<Zeroizing<String>, ApiError> {
+        let passphrase = if let Some(file) = &self.passphrase_file {
+            read_passphrase_file(file)?
+        } else if let Ok(value) = std::env::var(PASSPHRASE_ENV) {
+            Zeroizing::new(value)
+        } else if std::io::stdin().is_terminal() {
+            prompt(confirm)?
+        } else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "no passphrase: type it on a terminal, or give --passphrase-file FILE (or LOOKOUT_PASSPHRASE)",
+            ));
+        };
+        if passphrase.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "the passphrase is empty",
+            ));
+        }
+        Ok(passphrase)
+    }
+
+    /// Key-derivation settings for a new store.
+    pub fn kdf_params() -> KdfParams {
+        if std::env::var(INSECURE_FAST_KDF_ENV).is_ok_and(|v| v == "1") {
+            eprintln!(
+                "warning: {INSECURE_FAST_KDF_ENV}=1: weak passphrase protection, for tests only"
+            );
+            KdfParams::TESTING
+        } else {
+            KdfParams::DEFAULT
+        }
+    }
+}
+
+impl Session {
+    /// Execute a request on the node or on the store.
+    pub async fn execute(&mut self, request: Request) -> Result<Response, ApiError> {
+        match self {
+            Session::Node(client) => client.request(request).await,
+            Session::Local(replica) => replica.execute(request),
+        }
+    }
+
+    /// Whether requests go through a running node.
+    pub fn through_node(&self) -> bool {
+        matches!(self, Session::Node(_))
+    }
+
+    /// The open store, for the few operations that have no [`Request`] (join, founding).
+    pub fn replica(&mut self, what: &str) -> Result<&mut Replica, ApiError> {
+        match self {
+            Session::Local(replica) => Ok(replica),
+            Session::Node(_) => Err(ApiError::new(
+                ErrorCode::Busy,
+                format!("stop `lookout run` for this home (Ctrl-C) before you {what}"),
+            )),
+        }
+    }
+
+    /// Close the store cleanly (nothing to do for a node connection).
+    pub fn close(self) -> Result<(), ApiError> {
+        match self {
+            Session::Node(_) => Ok(()),
+            Session::Local(replica) => replica.close(),
+        }
+    }
+}
+
+/// An answer of the wrong kind (a node of another version).
+pub fn unexpected(response: &Response) -> ApiError {
+    let kind = serde_json::to_value(response)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    ApiError::new(
+        ErrorCode::Unsupported,
+        format!(
+            "the node answered with an unexpected '{kind}': is it a different Lookout version?"
+        ),
+    )
+}
+
+fn read_passphrase_file(path: &Path) -> Result<Zeroizing<String>, ApiError> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("cannot read the passphrase file {}: {e}", path.display()),
+        )
+    })?;
+    let mut line = Zeroizing::new(String::new());
+    std::io::BufReader::new(file)
+        .read_line(&mut line)
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("cannot read the passphrase file {}: {e}", path.display()),
+            )
+        })?;
+    let trimmed = line.trim_end_matches(['\n', '\r']).len();
+    line.truncate(trimmed);
+    Ok(line)
+}
+
+fn prompt(confirm: bool) -> Result<Zeroizing<String>, ApiError> {
+    let failed = |e: std::io::Error| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("cannot read the passphrase: {e}"),
+        )
+    };
+    let label = if confirm {
+        "Choose a passphrase (you need it every time; nobody can recover it): "
+    } else {
+        "Passphrase: "
+    };
+    let first = Zeroizing::new(rpassword::prompt_password(label).map_err(failed)?);
+    if confirm {
+        let again = Zeroizing::new(rpassword::prompt_password("Type it again: ").map_err(failed)?);
+        if *again != *first {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "the two passphrases differ: nothing was created, try again",
+            ));
+        }
+    }
+    Ok(first)
+}
