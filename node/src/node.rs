@@ -17,8 +17,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::api::{ApiError, ErrorCode, Event, Request, Response, StatusView};
-use crate::net::{self, Behaviour, MessageAcceptance, NetConfig, NetEvent};
-use crate::replica::{now, Ingested, Replica, WireItem};
+use crate::net::{self, Behaviour, GateEvent, MessageAcceptance, NetConfig, NetEvent};
+use crate::replica::{now, Ingested, Replica, SetKind, WireItem};
 use crate::sync::{self, Session, Step};
 use crate::{member_of, peer_id_of};
 
@@ -32,6 +32,8 @@ pub const TICK: Duration = Duration::from_secs(2);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Sync requests a peer may get wrong before it is disconnected.
 pub const MAX_STRIKES: u32 = 5;
+/// How long a just-removed member stays connected while it is told of its removal.
+pub const FAREWELL: Duration = Duration::from_secs(5);
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -54,7 +56,9 @@ impl Default for NodeConfig {
     fn default() -> Self {
         Self {
             listen: vec![
-                "/ip4/0.0.0.0/tcp/0".parse().unwrap_or_else(|_| Multiaddr::empty()),
+                "/ip4/0.0.0.0/tcp/0"
+                    .parse()
+                    .unwrap_or_else(|_| Multiaddr::empty()),
                 "/ip4/0.0.0.0/udp/0/quic-v1"
                     .parse()
                     .unwrap_or_else(|_| Multiaddr::empty()),
@@ -79,6 +83,8 @@ pub struct NetStats {
     pub last_sync: Option<u64>,
     /// Gossip messages rejected as invalid.
     pub rejected: u64,
+    /// Connections the member gate refused (peers not on the roster).
+    pub denied: u64,
 }
 
 enum Command {
@@ -115,8 +121,9 @@ pub enum StartError {
 pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, StartError> {
     let log = replica.membership().ok_or(StartError::NoCollective)?;
     let topic = log.collective().topic();
-    let keypair = libp2p::identity::Keypair::ed25519_from_bytes(replica.identity().ed25519_seed().to_vec())
-        .map_err(|_| StartError::NoCollective)?;
+    let keypair =
+        libp2p::identity::Keypair::ed25519_from_bytes(replica.identity().ed25519_seed().to_vec())
+            .map_err(|_| StartError::NoCollective)?;
     let allowed: HashSet<PeerId> = replica
         .allowed_members()
         .iter()
@@ -142,7 +149,7 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         .filter_map(|a| a.parse::<Multiaddr>().ok())
         .chain(config.peers.iter().cloned())
     {
-        if let Some(peer) = peer_of_addr(&addr) {
+        if let Some(peer) = peer_of_addr(&addr).filter(|p| !is_removed(&replica, p)) {
             // Invite and command-line peers may be admitted before the roster names them.
             let _ = swarm.behaviour_mut().allow_temporarily(peer);
         }
@@ -172,6 +179,9 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         listening: Vec::new(),
         last_periodic_sync: Instant::now(),
         announced: false,
+        farewells: HashMap::new(),
+        told: HashSet::new(),
+        inbound_sync: HashMap::new(),
     };
     tokio::spawn(event_loop.run());
     Ok(handle)
@@ -272,38 +282,51 @@ struct EventLoop {
     listening: Vec<Multiaddr>,
     last_periodic_sync: Instant,
     announced: bool,
+    /// Removed members still connected until they acknowledge the push of their removal (or
+    /// [`FAREWELL`] passes).
+    farewells: HashMap<PeerId, (Instant, OutboundRequestId)>,
+    /// Removed members already told (never twice).
+    told: HashSet<PeerId>,
+    /// When each peer last sent us a sync request.
+    inbound_sync: HashMap<PeerId, Instant>,
 }
 
 impl EventLoop {
     async fn run(mut self) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        let done = loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event),
                 command = self.receiver.recv() => match command {
-                    Some(Command::Shutdown(done)) => {
-                        self.stop();
-                        let _ = done.send(());
-                        return;
-                    }
+                    Some(Command::Shutdown(done)) => break Some(done),
                     Some(command) => self.on_command(command),
-                    None => {
-                        self.stop();
-                        return;
-                    }
+                    None => break None,
                 },
                 _ = tick.tick() => self.on_tick(),
             }
             self.after_change();
+        };
+        self.stop();
+        // Only now, with the store closed and its lock released, may the caller reopen it.
+        if let Some(done) = done {
+            let _ = done.send(());
         }
     }
 
-    fn stop(&mut self) {
-        if let Err(e) = self.replica.flush() {
-            warn!(error = %e, "flush on shutdown failed");
+    /// Close the swarm and the store (flushing it and releasing its lock).
+    fn stop(self) {
+        let Self {
+            swarm,
+            replica,
+            config,
+            ..
+        } = self;
+        drop(swarm);
+        if let Err(e) = replica.close() {
+            warn!(error = %e, "closing the store on shutdown failed");
         }
-        if let Some(path) = &self.config.control_socket {
+        if let Some(path) = &config.control_socket {
             let _ = std::fs::remove_file(path);
         }
         info!("node stopped");
@@ -322,13 +345,12 @@ impl EventLoop {
                 let _ = reply.send(self.events.subscribe());
             }
             Command::Dial(addr, reply) => {
-                if let Some(peer) = peer_of_addr(&addr) {
+                if let Some(peer) = peer_of_addr(&addr).filter(|p| !is_removed(&self.replica, p)) {
                     let _ = self.swarm.behaviour_mut().allow_temporarily(peer);
                 }
-                let result = self
-                    .swarm
-                    .dial(addr.clone())
-                    .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("cannot dial: {e}")));
+                let result = self.swarm.dial(addr.clone()).map_err(|e| {
+                    ApiError::new(ErrorCode::InvalidInput, format!("cannot dial: {e}"))
+                });
                 self.targets.entry(addr).or_insert_with(Backoff::new);
                 let _ = reply.send(result);
             }
@@ -363,18 +385,89 @@ impl EventLoop {
             let _ = self.events.send(event);
         }
         if membership_changed {
-            let allowed: HashSet<PeerId> = self
-                .replica
-                .allowed_members()
-                .iter()
-                .filter_map(peer_id_of)
-                .collect();
-            let evicted = self.swarm.behaviour_mut().set_allowed(allowed);
-            for peer in evicted {
-                info!(peer = %peer, "disconnecting a peer no longer in the roster");
-                let _ = self.swarm.disconnect_peer_id(peer);
+            self.bid_farewells();
+            self.update_gate();
+        }
+    }
+
+    /// Tell connected members who were just removed: push them the membership ops and keep
+    /// them connected (but out of gossip) until they answer, so that their node knows it was
+    /// removed rather than only finding itself disconnected.
+    fn bid_farewells(&mut self) {
+        let removed: Vec<PeerId> = self
+            .replica
+            .membership()
+            .map(|log| {
+                log.roster()
+                    .removed()
+                    .keys()
+                    .filter_map(peer_id_of)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for peer in removed {
+            if !self.swarm.is_connected(&peer) || !self.told.insert(peer) {
+                continue;
+            }
+            self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+            let push = sync::membership_push(&mut self.replica);
+            let id = self.swarm.behaviour_mut().request(&peer, push);
+            self.farewells.insert(peer, (Instant::now() + FAREWELL, id));
+            debug!(peer = %peer, "telling a removed member of its removal");
+        }
+    }
+
+    /// Admit exactly the roster (and removed members still being told), disconnecting the rest.
+    fn update_gate(&mut self) {
+        let allowed: HashSet<PeerId> = self
+            .replica
+            .allowed_members()
+            .iter()
+            .filter_map(peer_id_of)
+            .chain(self.farewells.keys().copied())
+            .collect();
+        let mut evicted = self.swarm.behaviour_mut().set_allowed(allowed);
+        // A peer dialed by address is let in before the roster names it; once the roster says
+        // it was removed, that allowance must not keep it connected.
+        let removed: Vec<PeerId> = self
+            .replica
+            .membership()
+            .map(|log| {
+                log.roster()
+                    .removed()
+                    .keys()
+                    .filter_map(peer_id_of)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for peer in removed {
+            if self.farewells.contains_key(&peer) {
+                continue;
+            }
+            let connected = self.swarm.is_connected(&peer);
+            if self.swarm.behaviour_mut().gate.revoke_temporary(&peer) && connected {
+                evicted.push(peer);
             }
         }
+        for peer in evicted {
+            info!(peer = %peer, "disconnecting a peer no longer in the roster");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// A removed member answered the push of its removal (or the push failed): let it go.
+    fn farewell_done(&mut self, request_id: OutboundRequestId) -> bool {
+        let Some(peer) = self
+            .farewells
+            .iter()
+            .find(|(_, (_, id))| *id == request_id)
+            .map(|(peer, _)| *peer)
+        else {
+            return false;
+        };
+        self.farewells.remove(&peer);
+        self.update_gate();
+        true
     }
 
     fn publish(&mut self, item: &WireItem) {
@@ -390,6 +483,11 @@ impl EventLoop {
             warn!(error = %e, "maintenance failed");
         }
         let now = Instant::now();
+        let before = self.farewells.len();
+        self.farewells.retain(|_, (deadline, _)| *deadline > now);
+        if self.farewells.len() != before {
+            self.update_gate();
+        }
         let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
         let due: Vec<Multiaddr> = self
             .targets
@@ -407,9 +505,13 @@ impl EventLoop {
         }
         if self.last_periodic_sync.elapsed() >= self.config.sync_interval {
             self.last_periodic_sync = now;
+            let quiet_since = now.checked_sub(self.config.sync_interval);
+            // Skip peers syncing with us right now: our session would fetch the same items.
+            self.inbound_sync
+                .retain(|_, at| quiet_since.is_some_and(|q| *at > q));
             let peer = connected
                 .iter()
-                .filter(|p| !self.session_peers.contains(p))
+                .filter(|p| !self.session_peers.contains(p) && !self.inbound_sync.contains_key(p))
                 .choose(&mut rand::thread_rng())
                 .copied();
             if let Some(peer) = peer {
@@ -436,23 +538,36 @@ impl EventLoop {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(address = %address, "listening");
                 self.listening.push(address);
-                let listening: Vec<String> = self.listening.iter().map(ToString::to_string).collect();
+                let listening: Vec<String> =
+                    self.listening.iter().map(ToString::to_string).collect();
                 if let Err(e) = self.replica.set_listen_addresses(&listening) {
                     warn!(error = %e, "could not remember listen addresses");
                 }
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
                 debug!(peer = %peer_id, "connected");
                 let addr = endpoint.get_remote_address();
                 if let Some(backoff) = self.targets.get_mut(addr) {
                     backoff.reset();
                 }
-                self.start_sync(peer_id);
+                // One session per new connection, run by the dialer: a session fetches and
+                // pushes, so a second one from the listener would carry everything twice.
+                if endpoint.is_dialer() {
+                    self.start_sync(peer_id);
+                }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
                 debug!(peer = %peer_id, "disconnected");
                 self.sessions.retain(|_, (p, _)| *p != peer_id);
                 self.session_peers.remove(&peer_id);
+                self.farewells.remove(&peer_id);
+                self.inbound_sync.remove(&peer_id);
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour(event),
             _ => {}
@@ -466,22 +581,48 @@ impl EventLoop {
                 message_id,
                 message,
             }) => self.on_gossip(propagation_source, message_id, &message.data),
-            NetEvent::Sync(request_response::Event::Message { peer, message, .. }) => match message {
-                request_response::Message::Request { request, channel, .. } => {
+            NetEvent::Sync(request_response::Event::Message { peer, message, .. }) => match message
+            {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
                     self.stats.bytes_received += request.len() as u64;
+                    self.inbound_sync.insert(peer, Instant::now());
+                    if is_removed(&self.replica, &peer)
+                        && sync::request_kind(&request) != Some(SetKind::Ops)
+                    {
+                        // A removed member being told of its removal gets membership only.
+                        let refused = sync::encode(&sync::SyncResponse::Error {
+                            reason: "you were removed from this collective".into(),
+                        });
+                        let _ = self.swarm.behaviour_mut().respond(channel, refused);
+                        return;
+                    }
                     let served = sync::serve(&mut self.replica, &request);
                     if served.misbehaved {
                         self.strike(peer);
                     }
                     let _ = self.swarm.behaviour_mut().respond(channel, served.response);
                 }
-                request_response::Message::Response { request_id, response } => {
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
                     self.stats.bytes_received += response.len() as u64;
+                    if self.farewell_done(request_id) {
+                        return;
+                    }
                     self.on_sync_response(request_id, &response);
                 }
             },
-            NetEvent::Sync(request_response::Event::OutboundFailure { request_id, peer, error, .. }) => {
+            NetEvent::Sync(request_response::Event::OutboundFailure {
+                request_id,
+                peer,
+                error,
+                ..
+            }) => {
                 debug!(peer = %peer, error = %error, "sync request failed");
+                self.farewell_done(request_id);
                 if self.sessions.remove(&request_id).is_some() {
                     self.session_peers.remove(&peer);
                 }
@@ -496,10 +637,16 @@ impl EventLoop {
                     }
                 }
             }
+            NetEvent::Gate(GateEvent::Denied { .. }) => self.stats.denied += 1,
             NetEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     // Only members pass the gate; dialing others is refused after the handshake.
-                    if self.replica.allowed_members().iter().any(|m| peer_id_of(m) == Some(peer)) {
+                    if self
+                        .replica
+                        .allowed_members()
+                        .iter()
+                        .any(|m| peer_id_of(m) == Some(peer))
+                    {
                         let _ = self.swarm.dial(addr);
                     }
                 }
@@ -577,6 +724,14 @@ impl EventLoop {
     }
 }
 
+/// Whether the roster says the member behind `peer` was removed.
+fn is_removed(replica: &Replica, peer: &PeerId) -> bool {
+    let (Some(log), Some(member)) = (replica.membership(), member_of(peer)) else {
+        return false;
+    };
+    log.roster().is_removed(&member)
+}
+
 /// The peer id at the end of a multiaddress, if any.
 pub fn peer_of_addr(addr: &Multiaddr) -> Option<PeerId> {
     addr.iter().find_map(|p| match p {
@@ -590,9 +745,4 @@ fn is_dialable(addr: &Multiaddr) -> bool {
         matches!(p, Protocol::Ip4(ip) if ip.is_unspecified())
             || matches!(p, Protocol::Ip6(ip) if ip.is_unspecified())
     })
-}
-
-#[allow(dead_code)]
-fn member_peer(peer: &PeerId) -> bool {
-    member_of(peer).is_some()
 }

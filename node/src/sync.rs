@@ -102,15 +102,19 @@ pub struct Served {
 /// Answer one sync request.
 pub fn serve(replica: &mut Replica, request: &[u8]) -> Served {
     let Some(request) = decode::<SyncRequest>(request) else {
-        return served(SyncResponse::Error {
-            reason: "malformed request".into(),
-        }, true, false);
+        return served(
+            SyncResponse::Error {
+                reason: "malformed request".into(),
+            },
+            true,
+            false,
+        );
     };
     match request {
         SyncRequest::Reconcile { kind, message } => {
             let items = replica.sync_items(kind);
-            let answer = Reconciler::new(items, RECONCILE_LIMITS)
-                .and_then(|mut r| r.respond(&message));
+            let answer =
+                Reconciler::new(items, RECONCILE_LIMITS).and_then(|mut r| r.respond(&message));
             match answer {
                 Ok(message) => served(SyncResponse::Reconcile { message }, false, false),
                 Err(e) => served(
@@ -124,7 +128,13 @@ pub fn serve(replica: &mut Replica, request: &[u8]) -> Served {
         }
         SyncRequest::Fetch { kind, ids } => {
             if ids.len() > MAX_FETCH_IDS {
-                return served(SyncResponse::Error { reason: "too many ids".into() }, true, false);
+                return served(
+                    SyncResponse::Error {
+                        reason: "too many ids".into(),
+                    },
+                    true,
+                    false,
+                );
             }
             let mut items = Vec::new();
             let mut size = 0;
@@ -146,6 +156,38 @@ pub fn serve(replica: &mut Replica, request: &[u8]) -> Served {
             )
         }
     }
+}
+
+/// The set a request is about (`None` for pushes and undecodable requests).
+pub fn request_kind(request: &[u8]) -> Option<SetKind> {
+    match decode::<SyncRequest>(request)? {
+        SyncRequest::Reconcile { kind, .. } | SyncRequest::Fetch { kind, .. } => Some(kind),
+        SyncRequest::Push { .. } => None,
+    }
+}
+
+/// A push of the newest membership ops (within [`MAX_PUSH_BYTES`]): sent to a member who was
+/// just removed, so its node learns of the removal before it is disconnected.
+pub fn membership_push(replica: &mut Replica) -> Vec<u8> {
+    let ids: Vec<[u8; 32]> = replica
+        .sync_items(SetKind::Ops)
+        .iter()
+        .rev()
+        .map(|item| item.id)
+        .collect();
+    let mut items = Vec::new();
+    let mut size = 0;
+    for bytes in replica.fetch(SetKind::Ops, &ids).unwrap_or_default() {
+        size += bytes.len() + 8;
+        if size > MAX_PUSH_BYTES {
+            break;
+        }
+        items.push(WireItem {
+            kind: SetKind::Ops,
+            bytes,
+        });
+    }
+    encode(&SyncRequest::Push { items })
 }
 
 fn served(response: SyncResponse, misbehaved: bool, changed: bool) -> Served {
