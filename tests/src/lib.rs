@@ -2,12 +2,15 @@
 //! home directory, enrolled into one collective.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use libp2p::Multiaddr;
-use lookout_node::api::{AlertFilter, AlertView, PostDraft, Request, Response, StatusView};
+use lookout_node::api::{
+    AlertFilter, AlertView, ApiError, MembersView, PostDraft, Request, Response, StatusView,
+};
 use lookout_node::replica::Replica;
 use lookout_node::{NodeConfig, NodeHandle};
 use lookout_protocol::content::{Category, Severity};
@@ -30,6 +33,8 @@ pub struct TestNode {
     pub member: MemberId,
     /// Display name.
     pub name: String,
+    /// The member's self-revocation certificate code, read from the store before start.
+    pub revocation: String,
 }
 
 /// Offline members of one collective, not yet running.
@@ -43,20 +48,24 @@ pub struct Collective {
 impl Collective {
     /// Found a collective and enrol `members` more people (all approved by the founder).
     pub fn new(members: usize, policy: Policy) -> Self {
+        let names: Vec<String> = std::iter::once("founder".to_owned())
+            .chain((1..=members).map(|i| format!("member{i}")))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        Self::named(&names, policy)
+    }
+
+    /// Found a collective with `names[0]` as founder and enrol the others (all approved by the
+    /// founder, which admits alone while the collective has fewer than k moderators).
+    pub fn named(names: &[&str], policy: Policy) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (mut founder, _) =
-            Replica::create(&dir.path().join("node0"), PASSPHRASE, "founder", KdfParams::TESTING)
-                .unwrap();
-        founder.create_collective("Test Collective", policy).unwrap();
-        let mut replicas = vec![founder];
-        for i in 1..=members {
-            let (mut member, _) = Replica::create(
-                &dir.path().join(format!("node{i}")),
-                PASSPHRASE,
-                &format!("member{i}"),
-                KdfParams::TESTING,
-            )
+        let mut founder = fresh_identity(&dir.path().join("node0"), names[0]);
+        founder
+            .create_collective("Test Collective", policy)
             .unwrap();
+        let mut replicas = vec![founder];
+        for (i, name) in names.iter().enumerate().skip(1) {
+            let mut member = fresh_identity(&dir.path().join(format!("node{i}")), name);
             let code = member.join_request().to_code();
             let view = replicas[0].approve(&code).unwrap();
             assert!(view.done, "k=1: the founder's approval admits");
@@ -80,6 +89,18 @@ impl Collective {
     }
 }
 
+/// A new identity with its store in `home`, in no collective yet.
+pub fn fresh_identity(home: &Path, name: &str) -> Replica {
+    Replica::create(home, PASSPHRASE, name, KdfParams::TESTING)
+        .unwrap()
+        .0
+}
+
+/// Open a stopped node's replica again.
+pub fn reopen(home: &Path) -> Replica {
+    Replica::open(home, PASSPHRASE).unwrap()
+}
+
 /// Node settings for tests: loopback only, fast sync and gossip heartbeat, no mDNS.
 pub fn test_config() -> NodeConfig {
     NodeConfig {
@@ -92,17 +113,52 @@ pub fn test_config() -> NodeConfig {
     }
 }
 
+/// Print the nodes' logs when `LOOKOUT_TEST_LOG` holds a filter (e.g. `lookout_node=debug`).
+pub fn debug_logs() {
+    if let Ok(filter) = std::env::var("LOOKOUT_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// Start a node around a replica.
 pub async fn start_node(replica: Replica) -> TestNode {
+    debug_logs();
     let home = replica.home().to_path_buf();
     let member = replica.identity().member_id();
     let name = replica.name().to_owned();
+    let revocation = replica
+        .revocation_certificate()
+        .unwrap()
+        .unwrap_or_default();
     let handle = lookout_node::start(replica, test_config()).await.unwrap();
     TestNode {
         handle,
         home,
         member,
         name,
+        revocation,
+    }
+}
+
+/// Make `from` dial `to`.
+pub async fn connect(from: &TestNode, to: &TestNode) {
+    let addr = listen_addr(to).await;
+    from.handle.dial(addr).await.unwrap();
+}
+
+/// Check for `period` that `check` stays false; fail as soon as it turns true.
+pub async fn never<F, Fut>(what: &str, period: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < period {
+        assert!(!check().await, "it happened, but must not: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -156,12 +212,60 @@ pub fn draft(description: &str, phone: &str) -> PostDraft {
 }
 
 impl TestNode {
+    /// Execute a request that must succeed.
+    pub async fn execute(&self, request: Request) -> Response {
+        let what = format!("{request:?}");
+        self.handle
+            .execute(request)
+            .await
+            .unwrap_or_else(|e| panic!("{} failed to {what}: {e}", self.name))
+    }
+
+    /// Execute a request that may fail.
+    pub async fn try_execute(&self, request: Request) -> Result<Response, ApiError> {
+        self.handle.execute(request).await
+    }
+
     /// Post an alert; returns its id.
     pub async fn post(&self, draft: PostDraft) -> String {
-        match self.handle.execute(Request::Post(draft)).await.unwrap() {
+        match self.execute(Request::Post(draft)).await {
             Response::Posted { id } => id,
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    /// Current and removed members.
+    pub async fn members(&self) -> MembersView {
+        match self.execute(Request::Members).await {
+            Response::Members(m) => m,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Ids of current members, sorted.
+    pub async fn member_ids(&self) -> BTreeSet<String> {
+        self.members()
+            .await
+            .members
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// Ids of the live alerts held.
+    pub async fn alert_ids(&self) -> BTreeSet<String> {
+        self.alerts().await.into_iter().map(|a| a.id).collect()
+    }
+
+    /// Connected member peers.
+    pub async fn peers(&self) -> usize {
+        self.status().await.peers
+    }
+
+    /// Stop the node and wait until its store is closed; returns its home.
+    pub async fn stop(self) -> PathBuf {
+        self.handle.shutdown().await;
+        self.home
     }
 
     /// Live alerts.
