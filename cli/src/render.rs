@@ -181,11 +181,12 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
             let _ = writeln!(out, "{:<13}{} ({role})", "Collective:", style.bold(name));
             let _ = writeln!(out, "{:<13}{}", "Members:", view.members);
             let _ = writeln!(out, "{:<13}{}", "Live alerts:", view.alerts);
-            if view.outbox > 0 {
+            if view.outbox > 0 && view.members > 1 {
+                let s = if view.outbox == 1 { "" } else { "s" };
                 let _ = writeln!(
                     out,
-                    "{:<13}{} of your posts not yet delivered to anyone",
-                    "Waiting:", view.outbox
+                    "{:<13}{} message{s} of yours not yet passed to another member",
+                    "Unsent:", view.outbox
                 );
             }
         }
@@ -203,8 +204,9 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
             style.good("running"),
             view.peers
         );
-        for addr in &view.listening {
-            let _ = writeln!(out, "{:<13}{addr}", "Listening:");
+        for (i, addr) in view.listening.iter().enumerate() {
+            let label = if i == 0 { "Listening:" } else { "" };
+            let _ = writeln!(out, "{label:<13}{addr}");
         }
     } else {
         let _ = writeln!(

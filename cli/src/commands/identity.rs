@@ -137,9 +137,9 @@ pub async fn create_collective(
         "{} You founded \"{}\" and are its first moderator.\n\
          New members need {k}; alerts last {alert_days} days; phone numbers without +country are read as {}.\n\n\
          Next:\n\
-         1. Start your node and keep it running:   lookout run\n\
-         2. Each new member runs `lookout join-request` and shows you the code;\n\
-            you compare fingerprints and run:      lookout approve CODE\n",
+         1. Start your node and keep it running:  lookout run\n\
+         2. Each new member runs `lookout join-request` and shows you the code.\n\
+         \x20  Compare fingerprints with them, then:  lookout approve CODE\n",
         out.style.good("Done."),
         status.collective.unwrap_or_default(),
         policy.country

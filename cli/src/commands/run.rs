@@ -108,14 +108,14 @@ async fn serve(
         }))?;
     } else {
         let role = if before.is_moderator {
-            "moderator"
+            "moderator of"
         } else if before.is_member {
-            "member"
+            "member of"
         } else {
-            "waiting to be admitted"
+            "not yet admitted to"
         };
         let mut text = format!(
-            "Lookout is running for {} ({role} of \"{}\").\nPeer id: {peer}\nListening on:\n",
+            "Lookout is running for {} ({role} \"{}\").\nPeer id: {peer}\nListening on:\n",
             out.style.bold(&before.name),
             before.collective.clone().unwrap_or_default()
         );
