@@ -51,19 +51,30 @@ Exit codes:
 )]
 pub struct Cli {
     /// Where this device's encrypted data lives [default: your user's data directory].
-    #[arg(long, global = true, value_name = "DIR", env = "LOOKOUT_HOME")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "LOOKOUT_HOME",
+        help_heading = "Global options"
+    )]
     pub home: Option<PathBuf>,
 
     /// Read the passphrase from the first line of this file instead of asking.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
     pub passphrase_file: Option<PathBuf>,
 
     /// Print results as JSON for programs (one JSON value; `alerts --watch` prints one per line).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
     /// Show more of what happens on stderr (repeat for more). RUST_LOG overrides it.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
     pub verbose: u8,
 
     /// What to do.
@@ -165,8 +176,13 @@ another terminal."
         /// Only alerts whose area contains this text.
         #[arg(long)]
         area: Option<String>,
-        /// Only this category (see `lookout post --help` for the list).
-        #[arg(long, value_parser = parse_category, value_name = "CATEGORY")]
+        /// Only this category.
+        #[arg(
+            long,
+            value_parser = parse_category,
+            value_name = "CATEGORY",
+            help = format!("Only this category: {}", Category::names())
+        )]
         category: Option<Category>,
         /// Only alerts posted in this span or since this time: 24h, 7d, yesterday, 2026-11-20.
         #[arg(long, value_name = "WHEN", long_help = format!("Only alerts posted in this span or since this time: {SPAN_FORMATS}"))]
@@ -306,7 +322,13 @@ pub enum CollectiveCommand {
 #[derive(Debug, Args)]
 pub struct PostArgs {
     /// What happened.
-    #[arg(long, value_parser = parse_category, value_name = "CATEGORY", long_help = category_help())]
+    #[arg(
+        long,
+        value_parser = parse_category,
+        value_name = "CATEGORY",
+        help = format!("What happened: {}", Category::names()),
+        long_help = category_help()
+    )]
     pub category: Option<Category>,
     /// What happened, in your words.
     #[arg(long, value_name = "TEXT")]
@@ -330,10 +352,21 @@ pub struct PostArgs {
     #[arg(long)]
     pub area: Option<String>,
     /// When it happened.
-    #[arg(long, value_name = "TIME", long_help = format!("When it happened: {TIME_FORMATS}"))]
+    #[arg(
+        long,
+        value_name = "TIME",
+        help = "When it happened: today, yesterday, 3h ago, 2d ago, 2026-11-20 [default: not said]",
+        long_help = format!("When it happened: {TIME_FORMATS}")
+    )]
     pub when: Option<String>,
     /// How dangerous: low, medium, high or critical.
-    #[arg(long, value_parser = parse_severity, value_name = "SEVERITY", long_help = severity_help())]
+    #[arg(
+        long,
+        value_parser = parse_severity,
+        value_name = "SEVERITY",
+        help = format!("How dangerous: {} [default: medium]", Severity::names()),
+        long_help = severity_help()
+    )]
     pub severity: Option<Severity>,
     /// Days until the alert expires [default: the collective's].
     #[arg(long, value_name = "DAYS")]

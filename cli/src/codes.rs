@@ -126,6 +126,22 @@ pub fn with_addresses(code: &str, extra: &[String], peer: &str) -> Result<String
     Ok(invite.to_code())
 }
 
+/// The invite without loopback addresses when it has others: 127.0.0.1 is useless on another
+/// device, and every address makes the code longer to paste and the QR code harder to scan.
+pub fn compact_invite(code: &str) -> Result<String, ApiError> {
+    let mut invite = Invite::from_code(code).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("the node made a bad invite: {e}"),
+        )
+    })?;
+    let loopback = |a: &String| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/");
+    if invite.addresses.iter().any(|a| !loopback(a)) {
+        invite.addresses.retain(|a| !loopback(a));
+    }
+    Ok(invite.to_code())
+}
+
 /// The addresses an invite code carries.
 pub fn invite_addresses(code: &str) -> Vec<String> {
     Invite::from_code(code)
@@ -176,6 +192,39 @@ mod tests {
         let file = "Keep this safe.\n\nLKREVOKE1-ABCDEF\n\nPublish with ...";
         assert_eq!(certificate_in(file).as_deref(), Some("LKREVOKE1-ABCDEF"));
         assert_eq!(certificate_in("nothing here"), None);
+    }
+
+    #[test]
+    fn invites_drop_loopback_only_when_there_is_something_else() {
+        use lookout_protocol::identity::Identity;
+        use lookout_protocol::membership::{Policy, SignedGenesis};
+        let founder = Identity::generate(&mut rand::rngs::OsRng);
+        let genesis = SignedGenesis::create(
+            &founder,
+            "c",
+            "f",
+            Policy::default(),
+            1,
+            &mut rand::rngs::OsRng,
+        )
+        .unwrap();
+        let invite = |addresses: &[&str]| {
+            Invite {
+                genesis: genesis.clone(),
+                addresses: addresses.iter().map(|a| a.to_string()).collect(),
+            }
+            .to_code()
+        };
+        let both = invite(&["/ip4/127.0.0.1/tcp/1", "/ip4/192.168.1.2/tcp/1"]);
+        assert_eq!(
+            invite_addresses(&compact_invite(&both).unwrap()),
+            vec!["/ip4/192.168.1.2/tcp/1"]
+        );
+        let alone = invite(&["/ip4/127.0.0.1/tcp/1"]);
+        assert_eq!(
+            invite_addresses(&compact_invite(&alone).unwrap()),
+            vec!["/ip4/127.0.0.1/tcp/1"]
+        );
     }
 
     #[test]

@@ -201,7 +201,16 @@ fn summary(draft: &PostDraft) -> String {
         ("where", draft.area.clone()),
         (
             "when",
-            draft.incident_time.map(when::date_time).unwrap_or_default(),
+            draft
+                .incident_time
+                .map(|t| {
+                    if t % 86_400 == 0 {
+                        when::date(t)
+                    } else {
+                        when::date_time(t)
+                    }
+                })
+                .unwrap_or_default(),
         ),
     ];
     for (label, value) in fields {

@@ -253,14 +253,14 @@ pub async fn promote(
     Ok(Outcome::Done)
 }
 
-/// Add `--address` values to an invite (with this node's peer id).
+/// Add `--address` values to an invite (with this node's peer id), and keep it short.
 async fn add_addresses(
     session: &mut Session,
     code: &str,
     addresses: &[String],
 ) -> Result<String, ApiError> {
     if addresses.is_empty() {
-        return Ok(code.to_owned());
+        return codes::compact_invite(code);
     }
     let status = status_view(session).await?;
     let peer = MemberId::from_hex(&status.member)
@@ -269,7 +269,7 @@ async fn add_addresses(
         .ok_or_else(|| {
             ApiError::new(ErrorCode::Internal, "this device's member id is unreadable")
         })?;
-    codes::with_addresses(code, addresses, &peer)
+    codes::compact_invite(&codes::with_addresses(code, addresses, &peer)?)
 }
 
 /// The invite with what to do with it, and a warning when it carries no address.
