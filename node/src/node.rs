@@ -658,7 +658,11 @@ impl EventLoop {
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, data: &[u8]) {
         self.stats.bytes_received += data.len() as u64;
         let verdict = match WireItem::decode(data) {
-            None => MessageAcceptance::Reject,
+            None => {
+                debug!(peer = %source, "undecodable gossip rejected");
+                self.stats.rejected += 1;
+                MessageAcceptance::Reject
+            }
             Some(item) => match self.replica.ingest(&item) {
                 Ok(Ingested::Accepted) => {
                     if let Err(e) = self.replica.flush() {
