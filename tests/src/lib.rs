@@ -11,7 +11,7 @@ use libp2p::Multiaddr;
 use lookout_node::api::{
     AlertFilter, AlertView, ApiError, MembersView, PostDraft, Request, Response, StatusView,
 };
-use lookout_node::replica::Replica;
+use lookout_node::replica::{Replica, SetKind, WireItem};
 use lookout_node::{NodeConfig, NodeHandle};
 use lookout_protocol::content::{Category, Severity};
 use lookout_protocol::membership::Policy;
@@ -77,13 +77,39 @@ impl Collective {
 
     /// Start every node; members dial the founder.
     pub async fn start(self) -> (tempfile::TempDir, Vec<TestNode>) {
-        let mut nodes = Vec::new();
-        for replica in self.replicas {
-            nodes.push(start_node(replica).await);
-        }
+        let (dir, nodes) = self.start_unconnected().await;
         let founder_addr = listen_addr(&nodes[0]).await;
         for node in &nodes[1..] {
             node.handle.dial(founder_addr.clone()).await.unwrap();
+        }
+        (dir, nodes)
+    }
+
+    /// Copy the founder's membership ops, key deliveries and posts into every member's replica,
+    /// as a sync would, so the nodes can start in any topology knowing the whole roster.
+    pub fn share_state(&mut self) {
+        let (founder, members) = self.replicas.split_first_mut().unwrap();
+        for kind in SetKind::ORDER {
+            let ids: Vec<[u8; 32]> = founder.sync_items(kind).iter().map(|i| i.id).collect();
+            let items = founder.fetch(kind, &ids).unwrap();
+            for member in members.iter_mut() {
+                for bytes in &items {
+                    let item = WireItem {
+                        kind,
+                        bytes: bytes.clone(),
+                    };
+                    member.ingest(&item).unwrap();
+                }
+                member.flush().unwrap();
+            }
+        }
+    }
+
+    /// Start every node without connecting any.
+    pub async fn start_unconnected(self) -> (tempfile::TempDir, Vec<TestNode>) {
+        let mut nodes = Vec::new();
+        for replica in self.replicas {
+            nodes.push(start_node(replica).await);
         }
         (self.dir, nodes)
     }
