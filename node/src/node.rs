@@ -536,8 +536,9 @@ impl EventLoop {
     fn on_swarm(&mut self, event: SwarmEvent<NetEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
-                info!(address = %address, "listening");
                 self.listening.push(address);
+                // Never the address itself: logs must not reveal where members are.
+                info!(addresses = self.listening.len(), "listening");
                 let listening: Vec<String> =
                     self.listening.iter().map(ToString::to_string).collect();
                 if let Err(e) = self.replica.set_listen_addresses(&listening) {
