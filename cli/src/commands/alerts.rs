@@ -137,16 +137,23 @@ pub async fn list(
 
 /// `lookout alerts --watch`: the current alerts, then new ones as the node receives them.
 async fn watch_alerts(ctx: &Context, filter: AlertFilter, out: Out) -> Result<Outcome, ApiError> {
-    let Some(mut client) = Client::connect(&ctx.home).await else {
-        return Err(ApiError::new(
+    let not_running = || {
+        ApiError::new(
             ErrorCode::InvalidInput,
             "watching needs a running node: start `lookout run` in another terminal first",
-        ));
+        )
     };
-    let alerts = match client.request(Request::Alerts(filter.clone())).await? {
+    // Subscribe before listing, on a second connection, so nothing falls in between.
+    let mut events = Client::connect(&ctx.home).await.ok_or_else(not_running)?;
+    events.watch().await?;
+    let mut lister = Client::connect(&ctx.home).await.ok_or_else(not_running)?;
+    let alerts = match lister.request(Request::Alerts(filter.clone())).await? {
         Response::Alerts { alerts } => alerts,
         other => return Err(unexpected(&other)),
     };
+    drop(lister);
+    let mut shown: std::collections::HashSet<String> =
+        alerts.iter().map(|a| a.id.clone()).collect();
     if out.json {
         for alert in &alerts {
             out.json(&Event::Alert(Box::new(alert.clone())))?;
@@ -158,14 +165,18 @@ async fn watch_alerts(ctx: &Context, filter: AlertFilter, out: Out) -> Result<Ou
                 .dim("Waiting for new alerts (Ctrl-C to stop)...\n"),
         );
     }
-    client.watch().await?;
-    while let Some(event) = client.next_event().await {
+    while let Some(event) = events.next_event().await {
+        if let Event::Alert(alert) = &event {
+            if !matches_filter(alert, &filter) || !shown.insert(alert.id.clone()) {
+                continue;
+            }
+        }
         if out.json {
             out.json(&event)?;
             continue;
         }
         match event {
-            Event::Alert(alert) if matches_filter(&alert, &filter) => {
+            Event::Alert(alert) => {
                 out.text(&format!(
                     "\n{}",
                     render::alert_block(&alert, now(), out.style)
@@ -174,7 +185,7 @@ async fn watch_alerts(ctx: &Context, filter: AlertFilter, out: Out) -> Result<Ou
             Event::Retracted { id } => {
                 out.text(&format!("\nAlert {} was retracted.\n", short(&id)));
             }
-            _ => {}
+            Event::MembershipChanged { .. } => {}
         }
     }
     eprintln!("The node stopped.");

@@ -173,7 +173,19 @@ pub struct Node {
 impl Node {
     /// Start a node on loopback, fast sync, no mDNS; wait until it serves commands.
     pub fn start(home: &Path) -> Node {
-        let mut child = command(home)
+        Self::start_with(home, |_| {})
+    }
+
+    /// Everything the node wrote to stderr (its logs) so far.
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// [`Node::start`], with a chance to change the command first (environment, flags).
+    pub fn start_with(home: &Path, adjust: impl FnOnce(&mut Command)) -> Node {
+        let mut command = command(home);
+        adjust(&mut command);
+        let mut child = command
             .args([
                 "run",
                 "--listen",
@@ -270,6 +282,13 @@ impl Node {
         let code = self.wait_exit().expect("the node stops on SIGTERM");
         assert_eq!(code, 0, "clean exit: {}", self.stderr.lock().unwrap());
         assert!(self.printed().contains("Stopped."));
+    }
+
+    /// [`Node::stop`], then look at everything it logged.
+    pub fn stop_and_then(self, check: impl FnOnce(&str)) {
+        let logs = self.stderr.clone();
+        self.stop();
+        check(&logs.lock().unwrap());
     }
 
     /// Kill it without warning (SIGKILL), as a crash or a flat battery would.
