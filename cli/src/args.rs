@@ -47,6 +47,7 @@ Exit codes:
     about = ABOUT,
     after_help = AFTER_HELP,
     propagate_version = true,
+    arg_required_else_help = true,
     max_term_width = 100
 )]
 pub struct Cli {

@@ -174,14 +174,24 @@ fn announce(event: &Event, out: Out) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The status once the listen addresses have come in: they arrive one by one, so wait until
+/// the list has not changed for a moment.
 async fn wait_listening(handle: &NodeHandle) -> Result<lookout_node::api::StatusView, ApiError> {
+    const SETTLE: Duration = Duration::from_millis(300);
     let started = Instant::now();
+    let mut last = handle.status().await?;
+    let mut unchanged_since = Instant::now();
     loop {
-        let status = handle.status().await?;
-        if !status.listening.is_empty() || started.elapsed() > LISTEN_PATIENCE {
-            return Ok(status);
-        }
         tokio::time::sleep(Duration::from_millis(50)).await;
+        let status = handle.status().await?;
+        if status.listening != last.listening {
+            unchanged_since = Instant::now();
+        }
+        last = status;
+        let settled = !last.listening.is_empty() && unchanged_since.elapsed() >= SETTLE;
+        if settled || started.elapsed() > LISTEN_PATIENCE {
+            return Ok(last);
+        }
     }
 }
 
