@@ -131,8 +131,17 @@ fn found_enrol_post_sync_revoke() {
         ErrorCode::WrongPassphrase
     );
     let ana = Replica::open(&home, PASS).unwrap();
-    assert_eq!(ana.alerts(&AlertFilter::default()).unwrap().len(), 2);
-    assert_eq!(ana.members().unwrap().removed.len(), 1);
+    let alerts = ana.alerts(&AlertFilter::default()).unwrap();
+    assert_eq!(alerts.len(), 2);
+    let first = alerts.iter().find(|a| a.id == id.to_hex()).unwrap();
+    assert_eq!(first.corroborations, 1, "references are rebuilt on reopen");
+    let removed = ana.members().unwrap().removed;
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].name, "Bea", "removed members keep their name");
+    // A code of the wrong kind pasted into approve says so.
+    ana.close().unwrap();
+    let err = ana_approve_invite(&home);
+    assert_eq!(err, ErrorCode::BadCode);
 }
 
 #[test]
@@ -164,4 +173,10 @@ fn non_member_items_and_garbage_are_refused() {
         .unwrap();
     assert!(!matches!(outcome, Ingested::Accepted), "{outcome:?}");
     assert!(ana.alerts(&AlertFilter::default()).unwrap().is_empty());
+}
+
+fn ana_approve_invite(home: &std::path::Path) -> ErrorCode {
+    let mut ana = Replica::open(home, PASS).unwrap();
+    let invite = ana.invite_code().unwrap();
+    ana.approve(&invite).unwrap_err().code
 }

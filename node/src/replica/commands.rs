@@ -423,7 +423,14 @@ impl Replica {
     pub fn approve(&mut self, target: &str) -> Result<ProposalView, ApiError> {
         self.require_moderator()?;
         let target = target.trim();
-        let proposal = if target.to_ascii_uppercase().starts_with("LKJOIN1-") {
+        let upper = target.to_ascii_uppercase();
+        if upper.starts_with("LK") && !upper.starts_with("LKJOIN1-") {
+            return Err(ApiError::new(
+                ErrorCode::BadCode,
+                "this is not a join request code (those start with LKJOIN1-): ask the new member to run `lookout join-request`",
+            ));
+        }
+        let proposal = if upper.starts_with("LKJOIN1-") {
             let request = JoinRequest::from_code(target).map_err(|e| {
                 ApiError::new(
                     ErrorCode::BadCode,

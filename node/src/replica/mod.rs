@@ -228,8 +228,7 @@ impl Replica {
             };
             let verified =
                 Verified::restore_from_own_store(ContentId(id), record.coarse_time, record.body);
-            state.count_quota(&verified);
-            state.posts.insert(ContentId(id), Stored { verified });
+            state.insert_post(verified);
         }
         state.seq = self
             .store

@@ -67,7 +67,7 @@ impl Replica {
             .iter()
             .map(|(id, r)| MemberView {
                 id: id.to_hex(),
-                name: String::new(),
+                name: r.name.clone(),
                 moderator: false,
                 fingerprint: String::new(),
                 you: *id == me,
@@ -282,6 +282,8 @@ fn name_of(roster: &Roster, member: &MemberId) -> String {
     roster
         .member(member)
         .map(|m| m.name.clone())
+        .or_else(|| roster.removed().get(member).map(|r| r.name.clone()))
+        .filter(|name| !name.is_empty())
         .unwrap_or_else(|| format!("former member {}", member.short()))
 }
 

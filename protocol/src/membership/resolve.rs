@@ -49,6 +49,8 @@ pub struct Member {
 /// A removed member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Removed {
+    /// Their display name when they were a member (empty if never admitted).
+    pub name: String,
     /// The moderators (or, for a self-revocation, the publisher) whose ops removed them.
     pub by: Vec<MemberId>,
     /// The ops that removed them.
@@ -693,7 +695,13 @@ impl Replay {
         for lock in &self.locks {
             match lock.scope {
                 Scope::Membership => {
+                    let name = self
+                        .members
+                        .get(&lock.target)
+                        .map(|rec| rec.name.clone())
+                        .unwrap_or_default();
                     let entry = removed.entry(lock.target).or_insert(Removed {
+                        name,
                         by: Vec::new(),
                         ops: Vec::new(),
                         self_revoked: false,
