@@ -82,6 +82,12 @@ impl Config {
     }
 }
 
+/// Which half of the partition replica `i` is in: the founder (0) and the second moderator (1)
+/// end up on opposite sides.
+fn side(i: usize) -> usize {
+    i % 2
+}
+
 fn time(tick: u64) -> u64 {
     START + tick * TICK_SECS
 }
@@ -658,8 +664,6 @@ fn run(config: Config) -> Outcome {
         friend: plain.get(4).copied().unwrap_or(1),
         newcomer: n - 1,
     };
-    let side = |i: usize| i % 2; // founder on side 0, the second moderator on side 1
-
     let mut world = World {
         config: config.clone(),
         rng,
@@ -919,6 +923,7 @@ fn simulate(seed: u64, k: u8) {
         config.workarounds = false;
     }
     let started = std::time::Instant::now();
+    let partition = config.partition;
     let mut outcome = run(config);
     let summary = format!(
         "seed {seed} k={k}: {} replicas, {} ops, {} posts, {} rotations, {} shares, \
@@ -941,6 +946,20 @@ fn simulate(seed: u64, k: u8) {
     assert!(
         outcome.world.rotations.len() >= 3,
         "removals should have forced rotations"
+    );
+    // The concurrent removals made both halves rotate while they could not hear each other.
+    let index_of = |m: &MemberId| outcome.replicas.iter().position(|r| r.me() == *m);
+    let rotating_sides: BTreeSet<usize> = outcome
+        .world
+        .rotations
+        .iter()
+        .filter(|(tick, _, _)| (partition.0..partition.1).contains(tick))
+        .filter_map(|(_, member, _)| index_of(member).map(side))
+        .collect();
+    assert_eq!(
+        rotating_sides.len(),
+        2,
+        "concurrent rotations on both sides"
     );
 }
 
