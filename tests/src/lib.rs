@@ -151,6 +151,11 @@ pub fn debug_logs() {
 
 /// Start a node around a replica.
 pub async fn start_node(replica: Replica) -> TestNode {
+    start_node_with(replica, test_config()).await
+}
+
+/// Start a node around a replica with these settings.
+pub async fn start_node_with(replica: Replica, config: NodeConfig) -> TestNode {
     debug_logs();
     let home = replica.home().to_path_buf();
     let member = replica.identity().member_id();
@@ -159,7 +164,7 @@ pub async fn start_node(replica: Replica) -> TestNode {
         .revocation_certificate()
         .unwrap()
         .unwrap_or_default();
-    let handle = lookout_node::start(replica, test_config()).await.unwrap();
+    let handle = lookout_node::start(replica, config).await.unwrap();
     TestNode {
         handle,
         home,

@@ -1,0 +1,532 @@
+//! Node benchmarks, ignored by default. Run each in release mode, one per process:
+//!
+//! ```text
+//! cargo test --release -p lookout-tests --test benchmarks -- --ignored --nocapture --exact propagation
+//! cargo test --release -p lookout-tests --test benchmarks -- --ignored --nocapture --exact catch_up
+//! cargo test --release -p lookout-tests --test benchmarks -- --ignored --nocapture --exact memory
+//! ```
+//!
+//! Results go to `docs/BENCHMARKS.md` ("## Node").
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use libp2p::futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, SwarmBuilder};
+use lookout_node::api::Event;
+use lookout_node::net::{self, MAX_GOSSIP_BYTES};
+use lookout_node::replica::SetKind;
+use lookout_node::NodeConfig;
+use lookout_protocol::membership::Policy;
+use lookout_tests::*;
+use tokio::sync::{mpsc, oneshot};
+
+/// Nodes in the propagation benchmark.
+const NODES: usize = 20;
+/// Alerts timed in the propagation benchmark.
+const SAMPLES: usize = 50;
+/// Alerts a node lacks in the catch-up benchmark.
+const CATCH_UP: usize = 10_000;
+/// Alerts stored in the memory benchmark, and how many members post them.
+const STORED: usize = 100_000;
+const POSTERS: usize = 4;
+
+/// Production settings, except loopback only and no mDNS.
+fn bench_config() -> NodeConfig {
+    NodeConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        mdns: false,
+        ..NodeConfig::default()
+    }
+}
+
+/// The topology: a ring of `n` where node i also dials i + 5 (every node has four peers).
+fn edges(n: usize) -> Vec<(usize, usize)> {
+    (0..n)
+        .flat_map(|i| [(i, (i + 1) % n), (i, (i + 5) % n)])
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn summary(label: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    println!(
+        "{label}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} alerts",
+        percentile(&samples, 50.0).as_secs_f64() * 1e3,
+        percentile(&samples, 99.0).as_secs_f64() * 1e3,
+        samples.last().unwrap().as_secs_f64() * 1e3,
+        samples.len()
+    );
+}
+
+#[ignore = "benchmark: run in release with --ignored --nocapture"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn propagation() {
+    println!("machine: {}", machine());
+    let lookout = lookout_propagation().await;
+    summary(&format!("Lookout nodes, one alert to all {NODES}"), lookout);
+    let bare = bare_gossipsub_propagation().await;
+    summary(&format!("bare gossipsub, one message to all {NODES}"), bare);
+}
+
+async fn lookout_propagation() -> Vec<Duration> {
+    let mut collective = Collective::new(NODES - 1, Policy::default());
+    collective.share_state();
+    let mut nodes = Vec::new();
+    for replica in std::mem::take(&mut collective.replicas) {
+        nodes.push(start_node_with(replica, bench_config()).await);
+    }
+    for (from, to) in edges(NODES) {
+        connect(&nodes[from], &nodes[to]).await;
+    }
+    for node in &nodes {
+        eventually("the topology is up", || async {
+            (node.peers().await == 4).then_some(())
+        })
+        .await;
+    }
+    let (arrivals, mut arrived) = mpsc::unbounded_channel();
+    for (i, node) in nodes.iter().enumerate() {
+        let mut events = node.handle.watch().await.unwrap();
+        let arrivals = arrivals.clone();
+        tokio::spawn(async move {
+            while let Ok(event) = events.recv().await {
+                if let Event::Alert(view) = event {
+                    let _ = arrivals.send((i, view.id, Instant::now()));
+                }
+            }
+        });
+    }
+    // Let the gossip mesh form over a few heartbeats, and warm up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut samples = Vec::new();
+    for round in 0..SAMPLES + 3 {
+        let poster = &nodes[round % NODES];
+        let start = Instant::now();
+        let id = poster
+            .post(draft(&format!("propagation {round}"), "07700 900600"))
+            .await;
+        let mut seen = HashSet::new();
+        let mut last = start;
+        while seen.len() < NODES {
+            let (node, got, at) = tokio::time::timeout(Duration::from_secs(30), arrived.recv())
+                .await
+                .expect("an alert did not reach every node")
+                .unwrap();
+            if got == id && seen.insert(node) {
+                last = last.max(at);
+            }
+        }
+        if round >= 3 {
+            samples.push(last - start);
+        }
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+    samples
+}
+
+/// Plain gossipsub swarms with the node's gossip settings, transport and topology; the
+/// application accepts every message at once.
+async fn bare_gossipsub_propagation() -> Vec<Duration> {
+    let topic = gossipsub::IdentTopic::new("bench");
+    let (arrivals, mut arrived) = mpsc::unbounded_channel();
+    let mut publishers = Vec::new();
+    let mut addresses = Vec::new();
+    let mut dialers = Vec::new();
+    for i in 0..NODES {
+        let (publish, mut publishes) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (dial, mut dials) = mpsc::unbounded_channel::<Multiaddr>();
+        let (listening, address) = oneshot::channel();
+        let mut swarm = bare_swarm(&topic);
+        swarm
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
+        let arrivals = arrivals.clone();
+        let topic = topic.clone();
+        tokio::spawn(async move {
+            let mut listening = Some(listening);
+            loop {
+                tokio::select! {
+                    Some(data) = publishes.recv() => {
+                        let id = net::message_id(&data);
+                        let _ = arrivals.send((i, id, Instant::now()));
+                        swarm.behaviour_mut().publish(topic.clone(), data).unwrap();
+                    }
+                    Some(addr) = dials.recv() => swarm.dial(addr).unwrap(),
+                    event = swarm.select_next_some() => match event {
+                        SwarmEvent::NewListenAddr { address, .. } => {
+                            let peer = *swarm.local_peer_id();
+                            if let Some(tx) = listening.take() {
+                                let _ = tx.send(address.with_p2p(peer).unwrap());
+                            }
+                        }
+                        SwarmEvent::Behaviour(gossipsub::Event::Message {
+                            propagation_source,
+                            message_id,
+                            message,
+                        }) => {
+                            let _ = arrivals.send((i, net::message_id(&message.data), Instant::now()));
+                            swarm.behaviour_mut().report_message_validation_result(
+                                &message_id,
+                                &propagation_source,
+                                gossipsub::MessageAcceptance::Accept,
+                            );
+                        }
+                        _ => {}
+                    },
+                }
+            }
+        });
+        publishers.push(publish);
+        dialers.push(dial);
+        addresses.push(address.await.unwrap());
+    }
+    for (from, to) in edges(NODES) {
+        dialers[from].send(addresses[to].clone()).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut samples = Vec::new();
+    for round in 0..SAMPLES + 3 {
+        // Same size as an alert on the wire: a 600-byte envelope in its item framing.
+        let mut data = vec![0u8; 603];
+        data[..8].copy_from_slice(&(round as u64).to_le_bytes());
+        let id = net::message_id(&data);
+        let start = Instant::now();
+        publishers[round % NODES].send(data).unwrap();
+        let mut seen = HashSet::new();
+        let mut last = start;
+        while seen.len() < NODES {
+            let (node, got, at) = tokio::time::timeout(Duration::from_secs(30), arrived.recv())
+                .await
+                .expect("a message did not reach every swarm")
+                .unwrap();
+            if got == id && seen.insert(node) {
+                last = last.max(at);
+            }
+        }
+        if round >= 3 {
+            samples.push(last - start);
+        }
+    }
+    samples
+}
+
+fn bare_swarm(topic: &gossipsub::IdentTopic) -> libp2p::Swarm<gossipsub::Behaviour> {
+    // The node's gossip_config and score parameters (node/src/net/behaviour.rs).
+    let heartbeat = net::DEFAULT_GOSSIP_HEARTBEAT;
+    let config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .validate_messages()
+        .max_transmit_size(MAX_GOSSIP_BYTES)
+        .message_id_fn(|m: &gossipsub::Message| {
+            gossipsub::MessageId::new(&net::message_id(&m.data))
+        })
+        .flood_publish(true)
+        .heartbeat_interval(heartbeat)
+        .heartbeat_initial_delay(heartbeat)
+        .build()
+        .unwrap();
+    let mut behaviour =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config).unwrap();
+    behaviour
+        .with_peer_score(score_params(topic.hash()), score_thresholds())
+        .unwrap();
+    behaviour.subscribe(topic).unwrap();
+    SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(net::DEFAULT_IDLE_TIMEOUT))
+        .build()
+}
+
+fn score_params(topic: gossipsub::TopicHash) -> gossipsub::PeerScoreParams {
+    let topic_params = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 1000.0,
+        first_message_deliveries_weight: 1.0,
+        first_message_deliveries_decay: gossipsub::score_parameter_decay(Duration::from_secs(600)),
+        first_message_deliveries_cap: 10.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -20.0,
+        invalid_message_deliveries_decay: gossipsub::score_parameter_decay(Duration::from_secs(
+            3600,
+        )),
+        ..gossipsub::TopicScoreParams::default()
+    };
+    gossipsub::PeerScoreParams {
+        topics: [(topic, topic_params)].into_iter().collect(),
+        topic_score_cap: 10.0,
+        app_specific_weight: 1.0,
+        ip_colocation_factor_weight: 0.0,
+        behaviour_penalty_weight: -10.0,
+        behaviour_penalty_threshold: 6.0,
+        behaviour_penalty_decay: gossipsub::score_parameter_decay(Duration::from_secs(600)),
+        ..gossipsub::PeerScoreParams::default()
+    }
+}
+
+fn score_thresholds() -> gossipsub::PeerScoreThresholds {
+    gossipsub::PeerScoreThresholds {
+        gossip_threshold: -10.0,
+        publish_threshold: -50.0,
+        graylist_threshold: -80.0,
+        ..gossipsub::PeerScoreThresholds::default()
+    }
+}
+
+#[ignore = "benchmark: run in release with --ignored --nocapture"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up() {
+    println!("machine: {}", machine());
+    let policy = Policy {
+        posts_per_day: 20_000,
+        ..Policy::default()
+    };
+    let mut collective = Collective::new(1, policy);
+    collective.share_state();
+    let founder = &mut collective.replicas[0];
+    let started = Instant::now();
+    for i in 0..CATCH_UP {
+        founder
+            .post(draft(&format!("catch-up {i}"), "07700 900601"))
+            .unwrap();
+    }
+    let posting = started.elapsed();
+    let ids: Vec<[u8; 32]> = founder
+        .sync_items(SetKind::Envelopes)
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    let lacked: usize = founder
+        .fetch(SetKind::Envelopes, &ids)
+        .unwrap()
+        .iter()
+        .map(Vec::len)
+        .sum();
+    founder.take_outgoing();
+    founder.take_events();
+    let mut nodes = Vec::new();
+    for replica in std::mem::take(&mut collective.replicas) {
+        nodes.push(start_node_with(replica, bench_config()).await);
+    }
+    let back = &nodes[1];
+    let start = Instant::now();
+    connect(back, &nodes[0]).await;
+    let mut firsts = None;
+    loop {
+        let alerts = back.status().await.alerts;
+        if alerts > 0 && firsts.is_none() {
+            firsts = Some(start.elapsed());
+        }
+        if alerts == CATCH_UP {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "catch-up stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = start.elapsed();
+    let received = back.handle.stats().await.unwrap().bytes_received;
+    println!(
+        "offline posting: {CATCH_UP} alerts in {posting:.2?} ({:.0}/s)",
+        CATCH_UP as f64 / posting.as_secs_f64()
+    );
+    println!(
+        "catch-up: {CATCH_UP} alerts in {took:.2?} from dial ({:.0} alerts/s; first after {:.2?})",
+        CATCH_UP as f64 / took.as_secs_f64(),
+        firsts.unwrap_or_default()
+    );
+    println!(
+        "catch-up bytes: received {received} for {lacked} bytes of envelopes lacked ({:.3}x)",
+        received as f64 / lacked as f64
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// Fills a store with [`STORED`] alerts, then measures a node started on it in a fresh process.
+#[ignore = "benchmark: run in release with --ignored --nocapture"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory() {
+    println!("machine: {}", machine());
+    let per_poster = STORED / POSTERS;
+    let policy = Policy {
+        posts_per_day: u16::try_from(per_poster + 100).unwrap(),
+        ..Policy::default()
+    };
+    let mut collective = Collective::new(POSTERS - 1, policy);
+    collective.share_state();
+    let started = Instant::now();
+    let replicas = std::mem::take(&mut collective.replicas);
+    // Two posters at a time: the machine has two cores.
+    let mut posted = Vec::new();
+    let mut queue = replicas.into_iter();
+    loop {
+        let batch: Vec<_> = queue.by_ref().take(2).collect();
+        if batch.is_empty() {
+            break;
+        }
+        let handles: Vec<_> = batch
+            .into_iter()
+            .map(|mut replica| {
+                std::thread::spawn(move || {
+                    for i in 0..per_poster {
+                        replica
+                            .post(draft(&format!("stored {i}"), "07700 900602"))
+                            .unwrap();
+                        if i % 1000 == 0 {
+                            replica.take_outgoing();
+                            replica.take_events();
+                        }
+                    }
+                    replica
+                })
+            })
+            .collect();
+        posted.extend(handles.into_iter().map(|h| h.join().unwrap()));
+    }
+    println!(
+        "filled {STORED} alerts by {POSTERS} members in {:.1?}",
+        started.elapsed()
+    );
+    // Gather everything in the founder's store.
+    let (founder, others) = posted.split_first_mut().unwrap();
+    for other in others.iter_mut() {
+        let ids: Vec<[u8; 32]> = other
+            .sync_items(SetKind::Envelopes)
+            .iter()
+            .map(|i| i.id)
+            .collect();
+        for chunk in ids.chunks(1000) {
+            for bytes in other.fetch(SetKind::Envelopes, chunk).unwrap() {
+                founder
+                    .ingest(&lookout_node::replica::WireItem {
+                        kind: SetKind::Envelopes,
+                        bytes,
+                    })
+                    .unwrap();
+            }
+            founder.take_events();
+        }
+    }
+    founder.flush().unwrap();
+    let home = founder.home().to_path_buf();
+    let empty_home = collective.dir.path().join("empty");
+    {
+        let mut empty = fresh_identity(&empty_home, "empty");
+        empty.create_collective("Empty", Policy::default()).unwrap();
+        empty.close().unwrap();
+    }
+    for replica in posted {
+        replica.close().unwrap();
+    }
+    let size: u64 = dir_size(&home);
+    println!(
+        "store size on disk with {STORED} alerts: {:.1} MiB",
+        size as f64 / 1048576.0
+    );
+    for (label, home) in [("no alerts", &empty_home), ("100,000 alerts", &home)] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "--nocapture", "memory_probe"])
+            .env("LOOKOUT_BENCH_HOME", home)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("probe:"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "probe failed: {text} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        println!("node with {label}: {line}");
+    }
+}
+
+/// Started by [`memory`] in a fresh process: open the store, start a node, report memory.
+#[ignore = "started by the memory benchmark"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_probe() {
+    let Ok(home) = std::env::var("LOOKOUT_BENCH_HOME") else {
+        return;
+    };
+    let before = rss_kib("VmRSS");
+    let opened = Instant::now();
+    let replica = reopen(std::path::Path::new(&home));
+    let load = opened.elapsed();
+    let node = start_node_with(replica, bench_config()).await;
+    let status = node.status().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let listed = Instant::now();
+    let alerts = node.alerts().await.len();
+    let list = listed.elapsed();
+    println!(
+        "probe: {} alerts, open {load:.2?}, list {list:.2?}; RSS {} MiB (process before open {} MiB), peak {} MiB",
+        status.alerts.max(alerts),
+        rss_kib("VmRSS") / 1024,
+        before / 1024,
+        rss_kib("VmHWM") / 1024
+    );
+    node.stop().await;
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            if p.is_dir() {
+                dir_size(&p)
+            } else {
+                p.metadata().unwrap().len()
+            }
+        })
+        .sum()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("{cores} cores, {cpu}")
+}
