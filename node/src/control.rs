@@ -98,18 +98,33 @@ async fn handle(stream: UnixStream, node: NodeHandle) -> std::io::Result<()> {
             return Ok(());
         }
         if n > MAX_LINE_BYTES {
-            write_line(&mut write, &error_reply(0, ErrorCode::InvalidInput, "request too long")).await?;
+            write_line(
+                &mut write,
+                &error_reply(0, ErrorCode::InvalidInput, "request too long"),
+            )
+            .await?;
             return Ok(());
         }
         let parsed: Result<Envelope, _> = serde_json::from_str(&line);
         let reply = match parsed {
-            Err(e) => error_reply(0, ErrorCode::InvalidInput, &format!("malformed request: {e}")),
+            Err(e) => error_reply(
+                0,
+                ErrorCode::InvalidInput,
+                &format!("malformed request: {e}"),
+            ),
             Ok(env) if env.v != API_VERSION => error_reply(
                 env.id,
                 ErrorCode::Unsupported,
-                &format!("control protocol version {} is not supported (this node speaks {API_VERSION})", env.v),
+                &format!(
+                    "control protocol version {} is not supported (this node speaks {API_VERSION})",
+                    env.v
+                ),
             ),
-            Ok(Envelope { id, request: Request::Watch, .. }) => {
+            Ok(Envelope {
+                id,
+                request: Request::Watch,
+                ..
+            }) => {
                 let mut events = match node.watch().await {
                     Ok(rx) => rx,
                     Err(e) => {
@@ -120,7 +135,13 @@ async fn handle(stream: UnixStream, node: NodeHandle) -> std::io::Result<()> {
                 write_line(&mut write, &reply(id, Ok(Response::Watching))).await?;
                 loop {
                     match events.recv().await {
-                        Ok(event) => write_line(&mut write, &serde_json::to_string(&event).unwrap_or_default()).await?,
+                        Ok(event) => {
+                            write_line(
+                                &mut write,
+                                &serde_json::to_string(&event).unwrap_or_default(),
+                            )
+                            .await?
+                        }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(_) => return Ok(()),
                     }
@@ -134,8 +155,16 @@ async fn handle(stream: UnixStream, node: NodeHandle) -> std::io::Result<()> {
 
 fn reply(id: u64, result: Result<Response, ApiError>) -> String {
     let reply = match result {
-        Ok(ok) => Reply { id, ok: Some(ok), err: None },
-        Err(err) => Reply { id, ok: None, err: Some(err) },
+        Ok(ok) => Reply {
+            id,
+            ok: Some(ok),
+            err: None,
+        },
+        Err(err) => Reply {
+            id,
+            ok: None,
+            err: Some(err),
+        },
     };
     serde_json::to_string(&reply).unwrap_or_default()
 }
@@ -144,7 +173,10 @@ fn error_reply(id: u64, code: ErrorCode, message: &str) -> String {
     reply(id, Err(ApiError::new(code, message)))
 }
 
-async fn write_line(write: &mut tokio::net::unix::OwnedWriteHalf, line: &str) -> std::io::Result<()> {
+async fn write_line(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    line: &str,
+) -> std::io::Result<()> {
     write.write_all(line.as_bytes()).await?;
     write.write_all(b"\n").await
 }
@@ -172,8 +204,12 @@ impl Client {
     pub async fn request(&mut self, request: Request) -> Result<Response, ApiError> {
         let id = self.next_id;
         self.next_id += 1;
-        let line = serde_json::to_string(&Envelope { v: API_VERSION, id, request })
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+        let line = serde_json::to_string(&Envelope {
+            v: API_VERSION,
+            id,
+            request,
+        })
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         write_line(&mut self.write, &line).await.map_err(io_error)?;
         let mut reply = String::new();
         let n = (&mut self.lines)
@@ -182,7 +218,10 @@ impl Client {
             .await
             .map_err(io_error)?;
         if n == 0 {
-            return Err(ApiError::new(ErrorCode::Internal, "the node closed the connection"));
+            return Err(ApiError::new(
+                ErrorCode::Internal,
+                "the node closed the connection",
+            ));
         }
         let reply: Reply = serde_json::from_str(&reply)
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("bad reply from node: {e}")))?;

@@ -14,7 +14,10 @@ async fn alert_reaches_every_member() {
         }
         let id = nodes[1].post(draft("pulled a knife", "07700 900123")).await;
         for node in &nodes {
-            eventually("alert arrives", || async { node.has_alert(&id).await.then_some(()) }).await;
+            eventually("alert arrives", || async {
+                node.has_alert(&id).await.then_some(())
+            })
+            .await;
         }
         let seen = nodes[2].alerts().await;
         assert_eq!(seen[0].phones, vec!["+447700900123".to_string()]);
