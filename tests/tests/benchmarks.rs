@@ -32,6 +32,8 @@ const CATCH_UP: usize = 10_000;
 /// Alerts stored in the memory benchmark, and how many members post them.
 const STORED: usize = 100_000;
 const POSTERS: usize = 4;
+/// Longest any one benchmark may run.
+const BENCH_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// Production settings, except loopback only and no mDNS.
 fn bench_config() -> NodeConfig {
@@ -68,6 +70,12 @@ fn summary(label: &str, mut samples: Vec<Duration>) {
 #[ignore = "benchmark: run in release with --ignored --nocapture"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn propagation() {
+    tokio::time::timeout(BENCH_TIMEOUT, propagation_run())
+        .await
+        .expect("benchmark timed out");
+}
+
+async fn propagation_run() {
     println!("machine: {}", machine());
     let lookout = lookout_propagation().await;
     summary(&format!("Lookout nodes, one alert to all {NODES}"), lookout);
@@ -295,6 +303,12 @@ fn score_thresholds() -> gossipsub::PeerScoreThresholds {
 #[ignore = "benchmark: run in release with --ignored --nocapture"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catch_up() {
+    tokio::time::timeout(BENCH_TIMEOUT, catch_up_run())
+        .await
+        .expect("benchmark timed out");
+}
+
+async fn catch_up_run() {
     println!("machine: {}", machine());
     let policy = Policy {
         posts_per_day: 20_000,
@@ -369,6 +383,12 @@ async fn catch_up() {
 #[ignore = "benchmark: run in release with --ignored --nocapture"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory() {
+    tokio::time::timeout(BENCH_TIMEOUT, memory_run())
+        .await
+        .expect("benchmark timed out");
+}
+
+async fn memory_run() {
     println!("machine: {}", machine());
     let per_poster = STORED / POSTERS;
     let policy = Policy {
@@ -470,6 +490,12 @@ async fn memory() {
 #[ignore = "started by the memory benchmark"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_probe() {
+    tokio::time::timeout(BENCH_TIMEOUT, memory_probe_run())
+        .await
+        .expect("benchmark timed out");
+}
+
+async fn memory_probe_run() {
     let Ok(home) = std::env::var("LOOKOUT_BENCH_HOME") else {
         return;
     };
