@@ -3,7 +3,8 @@
 //! A Unix domain socket `control.sock` in the node's home directory (the directory is 0700, the
 //! socket 0600, so only the device's user can reach it). The protocol is JSON lines, version
 //! [`API_VERSION`]: the client writes one object per line,
-//! `{"v":1,"id":7,"cmd":"alerts","area":null,...}` (a [`Request`] plus `v` and `id`), and reads
+//! `{"v":1,"id":7,"request":{"cmd":"alerts","area":null,...}}` (a [`Request`] with the protocol
+//! version and a request number), and reads
 //! one reply per request, `{"id":7,"ok":{...Response}}` or
 //! `{"id":7,"err":{"code":"not-moderator","message":"..."}}`. After a `watch` request the
 //! connection streams `{"event":"alert",...}` lines until the client hangs up. Lines longer than
@@ -36,7 +37,7 @@ pub fn socket_path(home: &Path) -> PathBuf {
 struct Envelope {
     v: u32,
     id: u64,
-    #[serde(flatten)]
+    /// Nested, not flattened: requests have fields of their own named `id`.
     request: Request,
 }
 
@@ -259,4 +260,32 @@ impl Client {
 
 fn io_error(e: std::io::Error) -> ApiError {
     ApiError::new(ErrorCode::Internal, format!("control socket: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn requests_with_an_id_field_round_trip() {
+        let line = serde_json::to_string(&Envelope {
+            v: API_VERSION,
+            id: 3,
+            request: Request::Retract {
+                id: "abcd1234".into(),
+                reason: "duplicate".into(),
+            },
+        })
+        .unwrap();
+        let back: Envelope = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.id, 3);
+        assert_eq!(
+            back.request,
+            Request::Retract {
+                id: "abcd1234".into(),
+                reason: "duplicate".into()
+            }
+        );
+    }
 }
