@@ -30,6 +30,8 @@ pub const EVENT_CAPACITY: usize = 256;
 pub const TICK: Duration = Duration::from_secs(2);
 /// Longest wait between reconnection attempts to a known address.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Most addresses kept to (re)connect to.
+pub const MAX_DIAL_TARGETS: usize = 256;
 /// Sync requests a peer may get wrong before it is disconnected.
 pub const MAX_STRIKES: u32 = 5;
 /// How long a just-removed member stays connected while it is told of its removal.
@@ -482,6 +484,7 @@ impl EventLoop {
         if let Err(e) = self.replica.maintain() {
             warn!(error = %e, "maintenance failed");
         }
+        self.learn_member_addresses();
         let now = Instant::now();
         let before = self.farewells.len();
         self.farewells.retain(|_, (deadline, _)| *deadline > now);
@@ -631,7 +634,7 @@ impl EventLoop {
             NetEvent::Identify(event) => {
                 if let identify::Event::Received { peer_id, info, .. } = *event {
                     for addr in info.listen_addrs.into_iter().take(8) {
-                        if is_dialable(&addr) {
+                        if is_dialable(&addr) && self.targets.len() < MAX_DIAL_TARGETS {
                             let addr = addr.with_p2p(peer_id).unwrap_or_else(|a| a);
                             self.targets.entry(addr).or_insert_with(Backoff::new);
                         }
@@ -706,14 +709,52 @@ impl EventLoop {
                 self.stats.syncs += 1;
                 self.stats.last_sync = Some(now());
                 debug!(peer = %peer, accepted = session.accepted, bytes = session.bytes_received, "sync done");
-                if !self.announced && !self.listening.is_empty() {
-                    self.announced = true;
-                }
+                self.after_first_sync();
             }
             Step::Abort(reason) => {
                 self.session_peers.remove(&peer);
                 debug!(peer = %peer, reason = %reason, "sync aborted");
                 self.strike(peer);
+            }
+        }
+    }
+
+    /// After a complete sync with some peer: our own posts (made offline, say) have reached it,
+    /// so gossip them once to the rest of the mesh and forget the outbox; then tell the members
+    /// where this node can be reached.
+    fn after_first_sync(&mut self) {
+        for item in self.replica.outbox() {
+            self.publish(&item);
+        }
+        if let Err(e) = self.replica.clear_outbox() {
+            warn!(error = %e, "could not clear the outbox");
+        }
+        if !self.announced && !self.listening.is_empty() {
+            self.announced = true;
+            let addresses: Vec<String> = self
+                .listening
+                .iter()
+                .filter(|a| is_dialable(a))
+                .map(ToString::to_string)
+                .collect();
+            if let Err(e) = self.replica.announce_reachability(&addresses) {
+                debug!(error = %e, "reachability not announced");
+            }
+        }
+    }
+
+    /// Dial targets from the addresses members announced (kept across restarts, encrypted).
+    fn learn_member_addresses(&mut self) {
+        for (member, addresses) in self.replica.member_addresses() {
+            let Some(peer) = peer_id_of(&member) else {
+                continue;
+            };
+            for addr in addresses.iter().filter_map(|a| a.parse::<Multiaddr>().ok()) {
+                if self.targets.len() >= MAX_DIAL_TARGETS {
+                    return;
+                }
+                let addr = addr.with_p2p(peer).unwrap_or_else(|a| a);
+                self.targets.entry(addr).or_insert_with(Backoff::new);
             }
         }
     }
