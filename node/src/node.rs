@@ -2,7 +2,7 @@
 //! a cloneable [`NodeHandle`] that sends commands with a oneshot reply (the shape of
 //! rust-libp2p's file-sharing example).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -175,6 +175,7 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         config,
         targets,
         sessions: HashMap::new(),
+        waiting_sync: VecDeque::new(),
         session_peers: HashSet::new(),
         strikes: HashMap::new(),
         stats: NetStats::default(),
@@ -278,6 +279,8 @@ struct EventLoop {
     config: NodeConfig,
     targets: HashMap<Multiaddr, Backoff>,
     sessions: HashMap<OutboundRequestId, (PeerId, Session)>,
+    /// Peers to sync with once the running session ends.
+    waiting_sync: VecDeque<PeerId>,
     session_peers: HashSet<PeerId>,
     strikes: HashMap<PeerId, u32>,
     stats: NetStats,
@@ -523,8 +526,16 @@ impl EventLoop {
         }
     }
 
+    /// Start a sync session with `peer`, or queue it behind the one running: sessions run one
+    /// at a time so a node reconnecting to several members does not fetch everything twice.
     fn start_sync(&mut self, peer: PeerId) {
         if self.session_peers.contains(&peer) || self.replica.membership().is_none() {
+            return;
+        }
+        if !self.session_peers.is_empty() {
+            if !self.waiting_sync.contains(&peer) {
+                self.waiting_sync.push_back(peer);
+            }
             return;
         }
         let (session, step) = Session::start(&mut self.replica);
@@ -533,6 +544,17 @@ impl EventLoop {
             self.sessions.insert(id, (peer, session));
             self.session_peers.insert(peer);
             debug!(peer = %peer, "sync started");
+        }
+    }
+
+    /// A session with `peer` ended (done, failed or disconnected): start the next queued one.
+    fn session_ended(&mut self, peer: PeerId) {
+        self.session_peers.remove(&peer);
+        while let Some(next) = self.waiting_sync.pop_front() {
+            if self.swarm.is_connected(&next) {
+                self.start_sync(next);
+                break;
+            }
         }
     }
 
@@ -569,7 +591,8 @@ impl EventLoop {
             } => {
                 debug!(peer = %peer_id, "disconnected");
                 self.sessions.retain(|_, (p, _)| *p != peer_id);
-                self.session_peers.remove(&peer_id);
+                self.waiting_sync.retain(|p| *p != peer_id);
+                self.session_ended(peer_id);
                 self.farewells.remove(&peer_id);
                 self.inbound_sync.remove(&peer_id);
             }
@@ -628,7 +651,7 @@ impl EventLoop {
                 debug!(peer = %peer, error = %error, "sync request failed");
                 self.farewell_done(request_id);
                 if self.sessions.remove(&request_id).is_some() {
-                    self.session_peers.remove(&peer);
+                    self.session_ended(peer);
                 }
             }
             NetEvent::Identify(event) => {
@@ -705,14 +728,14 @@ impl EventLoop {
                 self.sessions.insert(id, (peer, session));
             }
             Step::Done => {
-                self.session_peers.remove(&peer);
+                self.session_ended(peer);
                 self.stats.syncs += 1;
                 self.stats.last_sync = Some(now());
                 debug!(peer = %peer, accepted = session.accepted, bytes = session.bytes_received, "sync done");
                 self.after_first_sync();
             }
             Step::Abort(reason) => {
-                self.session_peers.remove(&peer);
+                self.session_ended(peer);
                 debug!(peer = %peer, reason = %reason, "sync aborted");
                 self.strike(peer);
             }
