@@ -87,11 +87,9 @@ fn init_logging(verbose: u8, running: bool) {
         (2, _) => "debug",
         _ => "trace",
     };
-    let default = if verbose >= 3 {
-        "debug".to_owned()
-    } else {
-        format!("warn,lookout={ours},lookout_node={ours},lookout_protocol={ours}")
-    };
+    // Other crates (libp2p and its transports) stay at warn even at -vvv: at debug they log
+    // peers' IP addresses, which must never reach a log on a member's device.
+    let default = format!("warn,lookout={ours},lookout_node={ours},lookout_protocol={ours}");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
