@@ -2,6 +2,8 @@
 //! home directory, enrolled into one collective.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod rogue;
+
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};

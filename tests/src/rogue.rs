@@ -1,0 +1,470 @@
+//! A compromised member's tools: a raw libp2p swarm that holds a member's key and speaks
+//! Lookout's gossip and sync protocols without any of its rules ([`RawPeer`]), and helpers that
+//! craft correctly signed items with the protocol API — posts, membership ops, key deliveries —
+//! from a member's offline replica ([`Forger`]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use libp2p::futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
+use lookout_node::net::{BytesCodec, SYNC_PROTOCOL};
+use lookout_node::replica::{Replica, SetKind, WireItem};
+use lookout_node::sync::{self, SyncRequest, SyncResponse};
+use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
+use lookout_protocol::envelope::{self, InnerBody, Opened};
+use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
+use lookout_protocol::membership::{Action, Op};
+use lookout_protocol::{CollectiveId, ContentId, EpochId, MemberId, OpId};
+use rand::rngs::OsRng;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long a raw sync request may take before it counts as failed.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A libp2p swarm holding a member's key that sends whatever it is told.
+pub struct RawPeer {
+    peer_id: PeerId,
+    script: mpsc::Sender<Script>,
+    seen: Mutex<(mpsc::UnboundedReceiver<Seen>, Vec<Seen>)>,
+}
+
+/// What the raw swarm saw.
+#[derive(Debug, Clone)]
+pub enum Seen {
+    /// A connection to the peer was established.
+    Connected(PeerId),
+    /// The last connection to the peer closed.
+    Closed(PeerId),
+    /// The peer subscribed to the collective's topic.
+    Subscribed(PeerId),
+    /// A gossip message arrived (the raw swarm validates nothing).
+    Gossip(Vec<u8>),
+}
+
+enum Script {
+    Dial(Multiaddr),
+    Publish(Vec<u8>, oneshot::Sender<Result<(), String>>),
+    Request(PeerId, Vec<u8>, oneshot::Sender<Result<Vec<u8>, String>>),
+}
+
+#[derive(NetworkBehaviour)]
+struct RawBehaviour {
+    gossipsub: gossipsub::Behaviour,
+    sync: request_response::Behaviour<BytesCodec>,
+}
+
+impl RawPeer {
+    /// Start a raw swarm with `keypair`, subscribed to `topic`. Must run inside tokio.
+    pub fn spawn(keypair: Keypair, topic: &str) -> Self {
+        let gossip = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Anonymous)
+            .max_transmit_size(1024 * 1024)
+            .message_id_fn(|m: &gossipsub::Message| {
+                gossipsub::MessageId::new(&lookout_node::net::message_id(&m.data))
+            })
+            .heartbeat_interval(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let mut gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip).unwrap();
+        let topic = gossipsub::IdentTopic::new(topic);
+        gossipsub.subscribe(&topic).unwrap();
+        let sync = request_response::Behaviour::with_codec(
+            BytesCodec,
+            [(SYNC_PROTOCOL, ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
+        );
+        let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|_| RawBehaviour { gossipsub, sync })
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        let peer_id = *swarm.local_peer_id();
+        let (script, mut commands) = mpsc::channel(64);
+        let (report, seen) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut waiting: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>> =
+                HashMap::new();
+            loop {
+                tokio::select! {
+                    command = commands.recv() => match command {
+                        None => return,
+                        Some(Script::Dial(addr)) => { let _ = swarm.dial(addr); }
+                        Some(Script::Publish(data, done)) => {
+                            let result = swarm
+                                .behaviour_mut()
+                                .gossipsub
+                                .publish(topic.clone(), data)
+                                .map(|_| ())
+                                .map_err(|e| e.to_string());
+                            let _ = done.send(result);
+                        }
+                        Some(Script::Request(peer, bytes, done)) => {
+                            let id = swarm.behaviour_mut().sync.send_request(&peer, bytes);
+                            waiting.insert(id, done);
+                        }
+                    },
+                    event = swarm.select_next_some() => {
+                        let seen = match event {
+                            SwarmEvent::ConnectionEstablished { peer_id, .. } => Seen::Connected(peer_id),
+                            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => Seen::Closed(peer_id),
+                            SwarmEvent::Behaviour(RawBehaviourEvent::Gossipsub(
+                                gossipsub::Event::Subscribed { peer_id, .. },
+                            )) => Seen::Subscribed(peer_id),
+                            SwarmEvent::Behaviour(RawBehaviourEvent::Gossipsub(
+                                gossipsub::Event::Message { message, .. },
+                            )) => Seen::Gossip(message.data),
+                            SwarmEvent::Behaviour(RawBehaviourEvent::Sync(
+                                request_response::Event::Message {
+                                    message: request_response::Message::Response { request_id, response },
+                                    ..
+                                },
+                            )) => {
+                                if let Some(done) = waiting.remove(&request_id) {
+                                    let _ = done.send(Ok(response));
+                                }
+                                continue;
+                            }
+                            SwarmEvent::Behaviour(RawBehaviourEvent::Sync(
+                                request_response::Event::OutboundFailure { request_id, error, .. },
+                            )) => {
+                                if let Some(done) = waiting.remove(&request_id) {
+                                    let _ = done.send(Err(error.to_string()));
+                                }
+                                continue;
+                            }
+                            // Inbound sync requests from the nodes are dropped unanswered: the
+                            // node sees the stream fail and moves on, without a strike.
+                            _ => continue,
+                        };
+                        let _ = report.send(seen);
+                    }
+                }
+            }
+        });
+        Self {
+            peer_id,
+            script,
+            seen: Mutex::new((seen, Vec::new())),
+        }
+    }
+
+    /// The raw swarm's own peer id (the member's).
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Dial an address (with `/p2p/`).
+    pub async fn dial(&self, addr: Multiaddr) {
+        self.script.send(Script::Dial(addr)).await.unwrap();
+    }
+
+    /// Publish one item on the topic; `false` if gossipsub had nobody to send it to.
+    pub async fn publish(&self, item: &WireItem) -> bool {
+        let (done, result) = oneshot::channel();
+        self.script
+            .send(Script::Publish(item.encode(), done))
+            .await
+            .unwrap();
+        result.await.unwrap().is_ok()
+    }
+
+    /// Send one sync request and wait for the decoded response.
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        request: &SyncRequest,
+    ) -> Result<SyncResponse, String> {
+        let (done, result) = oneshot::channel();
+        self.script
+            .send(Script::Request(peer, sync::encode(request), done))
+            .await
+            .unwrap();
+        let bytes = tokio::time::timeout(REQUEST_TIMEOUT * 2, result)
+            .await
+            .map_err(|_| "no answer".to_owned())?
+            .map_err(|_| "swarm stopped".to_owned())??;
+        sync::decode(&bytes).ok_or_else(|| "undecodable response".to_owned())
+    }
+
+    /// Push items by sync; the node's `(accepted, rejected)` counts.
+    pub async fn push(&self, peer: PeerId, items: &[WireItem]) -> Result<(u32, u32), String> {
+        let request = SyncRequest::Push {
+            items: items.to_vec(),
+        };
+        match self.request(peer, &request).await? {
+            SyncResponse::Ack { accepted, rejected } => Ok((accepted, rejected)),
+            other => Err(format!("unexpected answer {other:?}")),
+        }
+    }
+
+    /// Everything seen so far, in order.
+    pub fn log(&self) -> Vec<Seen> {
+        let mut guard = self.seen.lock().unwrap();
+        let (receiver, log) = &mut *guard;
+        while let Ok(seen) = receiver.try_recv() {
+            log.push(seen);
+        }
+        log.clone()
+    }
+
+    /// Whether `peer` subscribed to the topic on a connection with us.
+    pub fn subscribed(&self, peer: PeerId) -> bool {
+        self.log()
+            .iter()
+            .any(|s| matches!(s, Seen::Subscribed(p) if *p == peer))
+    }
+
+    /// Whether a connection with `peer` is open now.
+    pub fn connected_to(&self, peer: PeerId) -> bool {
+        let mut connected = false;
+        for seen in self.log() {
+            match seen {
+                Seen::Connected(p) if p == peer => connected = true,
+                Seen::Closed(p) if p == peer => connected = false,
+                _ => {}
+            }
+        }
+        connected
+    }
+
+    /// Gossip messages received so far, decoded.
+    pub fn gossip(&self) -> Vec<WireItem> {
+        self.log()
+            .into_iter()
+            .filter_map(|s| match s {
+                Seen::Gossip(data) => WireItem::decode(&data),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The libp2p keypair of a replica's member.
+pub fn keypair_of(replica: &Replica) -> Keypair {
+    Keypair::ed25519_from_bytes(replica.identity().ed25519_seed().to_vec()).unwrap()
+}
+
+/// The gossip topic of a replica's collective.
+pub fn topic_of(replica: &Replica) -> String {
+    replica.membership().unwrap().collective().topic()
+}
+
+/// Make every replica hold every op, key delivery and post any of them holds, as a full sync
+/// between all of them would (ops first, then deliveries, then posts).
+pub fn share_everything(replicas: &mut [Replica]) {
+    for kind in SetKind::ORDER {
+        let mut all: Vec<Vec<u8>> = Vec::new();
+        for replica in replicas.iter_mut() {
+            let ids: Vec<[u8; 32]> = replica.sync_items(kind).iter().map(|i| i.id).collect();
+            all.extend(replica.fetch(kind, &ids).unwrap());
+        }
+        for replica in replicas.iter_mut() {
+            for bytes in &all {
+                replica
+                    .ingest(&WireItem {
+                        kind,
+                        bytes: bytes.clone(),
+                    })
+                    .unwrap();
+            }
+            replica.flush().unwrap();
+        }
+    }
+}
+
+/// Crafts items signed by the member whose replica it borrows: whatever the member's key can
+/// sign, whether or not the rules allow it.
+pub struct Forger<'a> {
+    replica: &'a mut Replica,
+}
+
+impl<'a> Forger<'a> {
+    /// Borrow a member's (stopped) replica.
+    pub fn new(replica: &'a mut Replica) -> Self {
+        Self { replica }
+    }
+
+    /// The collective.
+    pub fn collective(&self) -> CollectiveId {
+        self.replica.membership().unwrap().collective()
+    }
+
+    /// The member whose key signs.
+    pub fn member(&self) -> MemberId {
+        self.replica.identity().member_id()
+    }
+
+    /// The membership heads the member holds now.
+    pub fn heads(&self) -> Vec<OpId> {
+        self.replica.membership().unwrap().roster().heads().to_vec()
+    }
+
+    /// Every epoch key this member can open from the deliveries it holds.
+    pub fn keys(&mut self) -> BTreeMap<EpochId, EpochKey> {
+        epoch_keys(self.replica)
+    }
+
+    /// The key of the epoch an honest post of this member would be written under now.
+    pub fn write_key(&mut self) -> EpochKey {
+        let epoch = self.replica.write_epoch().expect("a write epoch");
+        self.keys().remove(&epoch).expect("the write epoch's key")
+    }
+
+    /// A post under `key` naming `heads`, dated `timestamp`, expiring at `expires`.
+    pub fn post(
+        &mut self,
+        key: &EpochKey,
+        heads: Vec<OpId>,
+        timestamp: u64,
+        expires: u64,
+        content: Content,
+    ) -> WireItem {
+        let body = InnerBody {
+            collective: self.collective(),
+            epoch: key.id(),
+            author: self.replica.identity().member_id(),
+            seq: timestamp,
+            heads,
+            timestamp,
+            expires,
+            content,
+        };
+        let sealed = envelope::seal(self.replica.identity(), key, body, &mut OsRng).unwrap();
+        WireItem {
+            kind: SetKind::Envelopes,
+            bytes: sealed.bytes,
+        }
+    }
+
+    /// An alert under the write epoch at the current heads, living a day.
+    pub fn alert(&mut self, text: &str) -> WireItem {
+        let key = self.write_key();
+        let heads = self.heads();
+        let now = lookout_node::replica::now();
+        self.post(&key, heads, now, now + 86_400, alert_content(text))
+    }
+
+    /// A membership op naming `parents`.
+    pub fn op(&mut self, parents: Vec<OpId>, action: Action) -> WireItem {
+        let op = Op::create(
+            self.replica.identity(),
+            self.collective(),
+            parents,
+            lookout_node::replica::now(),
+            action,
+        )
+        .unwrap();
+        WireItem {
+            kind: SetKind::Ops,
+            bytes: op.encoded().to_vec(),
+        }
+    }
+
+    /// A key delivery of `key` to every member of the roster at `heads`, dated `timestamp`.
+    pub fn rotation(&mut self, key: &EpochKey, heads: Vec<OpId>, timestamp: u64) -> WireItem {
+        let log = self.replica.membership().unwrap().clone();
+        let mut log = log;
+        let roster = log.roster_at(&heads).expect("heads held");
+        let recipients: Vec<_> = roster.members().map(|m| m.identity.clone()).collect();
+        let delivery = KeyDelivery::create(
+            self.replica.identity(),
+            self.collective(),
+            key,
+            DeliveryKind::Rotation,
+            heads,
+            timestamp,
+            &recipients,
+            &mut OsRng,
+        )
+        .unwrap();
+        WireItem {
+            kind: SetKind::Deliveries,
+            bytes: delivery.encoded().to_vec(),
+        }
+    }
+}
+
+/// Every epoch key `replica`'s member can open from the deliveries it holds.
+pub fn epoch_keys(replica: &mut Replica) -> BTreeMap<EpochId, EpochKey> {
+    let collective = replica.membership().unwrap().collective();
+    let ids: Vec<[u8; 32]> = replica
+        .sync_items(SetKind::Deliveries)
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    let mut keys = BTreeMap::new();
+    for bytes in replica.fetch(SetKind::Deliveries, &ids).unwrap() {
+        let delivery = KeyDelivery::decode(&bytes, collective).unwrap();
+        if let Some(Ok(key)) = delivery.open(replica.identity()) {
+            keys.insert(key.id(), key);
+        }
+    }
+    keys
+}
+
+/// Every key delivery `replica` holds.
+pub fn deliveries(replica: &mut Replica) -> Vec<KeyDelivery> {
+    let collective = replica.membership().unwrap().collective();
+    let ids: Vec<[u8; 32]> = replica
+        .sync_items(SetKind::Deliveries)
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    replica
+        .fetch(SetKind::Deliveries, &ids)
+        .unwrap()
+        .iter()
+        .map(|b| KeyDelivery::decode(b, collective).unwrap())
+        .collect()
+}
+
+/// Every post `replica` holds, opened with the keys its member holds (a post it cannot open is
+/// returned as `None` with its id).
+pub fn held_posts(replica: &mut Replica) -> Vec<(ContentId, Option<Opened>)> {
+    let collective = replica.membership().unwrap().collective();
+    let keys = epoch_keys(replica);
+    let ids: Vec<[u8; 32]> = replica
+        .sync_items(SetKind::Envelopes)
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    replica
+        .fetch(SetKind::Envelopes, &ids)
+        .unwrap()
+        .iter()
+        .map(|bytes| {
+            (
+                ContentId::of(bytes),
+                envelope::open(bytes, collective, |e| keys.get(e)).ok(),
+            )
+        })
+        .collect()
+}
+
+/// Alert content with this description.
+pub fn alert_content(text: &str) -> Content {
+    Content::Alert(Alert {
+        category: Category::FakeClient,
+        severity: Severity::Low,
+        description: text.into(),
+        identifiers: Identifiers::default(),
+        area: "Quayside".into(),
+        incident_time: None,
+        language: "en".into(),
+        on_behalf: false,
+    })
+}
