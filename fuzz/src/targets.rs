@@ -101,7 +101,9 @@ impl Fixture {
         let epoch_key = EpochKey::from_bytes(key_bytes);
         let delivery = KeyDelivery::decode(&unhex(DELIVERY), collective).expect("vector delivery");
         let mut book = EpochBook::new();
-        book.record(&delivery, &a).expect("A's share opens");
+        let at_heads = log.roster_at(&delivery.body().heads).expect("held");
+        book.record(&delivery, &a, &at_heads)
+            .expect("A's share opens");
 
         let mut rng = ChaCha20Rng::seed_from_u64(0xF0_22);
         let policy = Policy {
@@ -206,11 +208,14 @@ pub fn delivery_decode(data: &[u8]) {
         return;
     };
     let mut log = f.log.clone();
-    if let Some(roster) = log.roster_at(&delivery.body().heads) {
-        let _ = delivery.check_authority(&roster);
-    }
+    let roster = match log.roster_at(&delivery.body().heads) {
+        Some(roster) => roster,
+        None => log.roster().clone(),
+    };
+    let _ = delivery.check_authority(&roster);
     let mut book = EpochBook::new();
-    if let Ok(lookout_protocol::epoch::Recorded::NewKey(epoch)) = book.record(&delivery, &f.cast[0])
+    if let Ok(lookout_protocol::epoch::Recorded::NewKey(epoch)) =
+        book.record(&delivery, &f.cast[0], &roster)
     {
         let key = book.key(&epoch).expect("recorded key is held");
         assert_eq!(key.id(), epoch, "an opened share matches its epoch id");

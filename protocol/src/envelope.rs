@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, DecodeError};
 use crate::content::{Content, ContentError};
-use crate::epoch::{EpochInfo, EpochKey};
+use crate::epoch::{EpochInfo, EpochKey, EpochStatus};
 use crate::identity::{self, Identity};
 use crate::ids::{CollectiveId, ContentId, EpochId, MemberId, OpId};
 use crate::membership::{decode_canonical, Roster};
@@ -390,9 +390,9 @@ pub enum Rejection {
     /// retired), or its write period is over.
     #[error("the post is under an epoch that may no longer be written to")]
     EpochNotWritable,
-    /// The author never received this epoch.
-    #[error("the author was not given this epoch")]
-    NotARecipient,
+    /// The rotation that created the epoch has not arrived yet: wait for it.
+    #[error("the rotation of the post's epoch has not arrived yet")]
+    EpochUnconfirmed,
     /// Past its expiry.
     #[error("the post has expired")]
     Expired,
@@ -412,6 +412,7 @@ impl Rejection {
     pub fn verdict(&self) -> Verdict {
         match self {
             Rejection::Expired | Rejection::FromTheFuture | Rejection::OverQuota => Verdict::Ignore,
+            Rejection::EpochUnconfirmed => Verdict::Hold,
             _ => Verdict::Reject,
         }
     }
@@ -475,10 +476,12 @@ impl Opened {
         if !roster_at_heads.is_member(&author) {
             return Err(Rejection::NotAMember);
         }
-        if !epoch.recipients.contains(&author) {
-            return Err(Rejection::NotARecipient);
+        match epoch.status(roster_at_heads) {
+            EpochStatus::Unconfirmed => return Err(Rejection::EpochUnconfirmed),
+            EpochStatus::Retired => return Err(Rejection::EpochNotWritable),
+            EpochStatus::Live => {}
         }
-        if epoch.retired(roster_at_heads) || !epoch.writable_at(body.timestamp, policy) {
+        if !epoch.writable_at(body.timestamp, policy) {
             return Err(Rejection::EpochNotWritable);
         }
         if body.expires <= now {

@@ -357,6 +357,23 @@ pub struct EpochInfo {
     pub recipients: BTreeSet<MemberId>,
     /// Whether this replica holds the key.
     pub have_key: bool,
+    /// Whether the rotation that created the epoch was seen. Until then the epoch may be read
+    /// but is never written under, and posts under it wait (the rotation names the membership
+    /// state that decides when the epoch retires).
+    pub rotation_seen: bool,
+    /// Members already removed at the rotation's membership state.
+    pub removed_before: BTreeSet<MemberId>,
+}
+
+/// Whether an epoch may be written under, judged against a roster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpochStatus {
+    /// The rotation that created it has not been seen yet.
+    Unconfirmed,
+    /// May be written under.
+    Live,
+    /// Someone removed since its rotation may hold it: readable, never written under again.
+    Retired,
 }
 
 impl EpochInfo {
@@ -378,9 +395,29 @@ impl EpochInfo {
             .saturating_add(policy.max_alert_secs())
     }
 
-    /// Whether a removed member (in `roster`) ever received this epoch.
+    /// The epoch's status at `roster`. It is retired as soon as anyone is removed who was not
+    /// already removed when it was rotated: that member may have received it, by the rotation
+    /// or by a share this replica has not seen.
+    pub fn status(&self, roster: &Roster) -> EpochStatus {
+        if self.recipients.iter().any(|m| roster.is_removed(m)) {
+            return EpochStatus::Retired;
+        }
+        if !self.rotation_seen {
+            return EpochStatus::Unconfirmed;
+        }
+        if roster
+            .removed()
+            .keys()
+            .any(|m| !self.removed_before.contains(m))
+        {
+            return EpochStatus::Retired;
+        }
+        EpochStatus::Live
+    }
+
+    /// Whether the epoch is retired at `roster` (see [`EpochInfo::status`]).
     pub fn retired(&self, roster: &Roster) -> bool {
-        self.recipients.iter().any(|m| roster.is_removed(m))
+        self.status(roster) == EpochStatus::Retired
     }
 }
 
@@ -406,12 +443,13 @@ impl EpochBook {
         Self::default()
     }
 
-    /// Record a delivery already checked with [`KeyDelivery::check_authority`], opening our share
-    /// if it has one.
+    /// Record a delivery already checked with [`KeyDelivery::check_authority`] against
+    /// `roster_at_heads` (the roster at the delivery's heads), opening our share if it has one.
     pub fn record(
         &mut self,
         delivery: &KeyDelivery,
         me: &Identity,
+        roster_at_heads: &Roster,
     ) -> Result<Recorded, EpochError> {
         let body = delivery.body();
         let info = self.epochs.entry(body.epoch).or_insert_with(|| EpochInfo {
@@ -420,12 +458,16 @@ impl EpochBook {
             creator: body.author,
             recipients: BTreeSet::new(),
             have_key: false,
+            rotation_seen: false,
+            removed_before: BTreeSet::new(),
         });
         if body.kind == DeliveryKind::Rotation
-            && (body.timestamp, body.author) < (info.created, info.creator)
+            && (!info.rotation_seen || (body.timestamp, body.author) < (info.created, info.creator))
         {
             info.created = body.timestamp;
             info.creator = body.author;
+            info.rotation_seen = true;
+            info.removed_before = roster_at_heads.removed().keys().copied().collect();
         }
         info.recipients.extend(delivery.recipients());
         if info.have_key {
@@ -467,19 +509,15 @@ impl EpochBook {
         self.keys.get(id)
     }
 
-    /// The epoch to write new posts under at `now`: held, not retired, still writable, newest
-    /// first (ties by id). `None` means a rotation is needed.
+    /// The epoch to write new posts under at `now`: held, live, still writable, newest first
+    /// (ties by id). `None` means a rotation is needed. Members who joined after the epoch's
+    /// rotation get it by a share (see [`EpochBook::missing_recipients`]).
     pub fn write_epoch(&self, roster: &Roster, now: u64) -> Option<EpochId> {
         let policy = roster.policy();
         self.epochs
             .values()
-            .filter(|e| e.have_key && !e.retired(roster))
+            .filter(|e| e.have_key && e.status(roster) == EpochStatus::Live)
             .filter(|e| e.writable_at(now, policy))
-            .filter(|e| {
-                roster
-                    .members()
-                    .all(|m| e.recipients.contains(&m.identity.member))
-            })
             .max_by_key(|e| (e.created, e.id))
             .map(|e| e.id)
     }

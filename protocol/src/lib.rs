@@ -30,7 +30,7 @@
 //! let delivery = KeyDelivery::create(&founder, genesis.id(), &key, DeliveryKind::Rotation,
 //!     log.roster().heads().to_vec(), now, &[founder.public()], &mut rng)?;
 //! let mut book = EpochBook::new();
-//! book.record(&delivery, &founder)?;
+//! book.record(&delivery, &founder, log.roster())?;
 //! let alert = Alert {
 //!     category: Category::Violence, severity: Severity::High,
 //!     description: "Became violent when asked to pay".into(),

@@ -136,7 +136,9 @@ fn removed_member_cannot_decrypt_alerts_of_later_epochs() {
     let (k1, d1) = net.rotate(NOW);
     let mut mallory_book = EpochBook::new();
     assert_eq!(
-        mallory_book.record(&d1, &mallory).unwrap(),
+        mallory_book
+            .record(&d1, &mallory, &net.log.roster_at(&d1.body().heads).unwrap())
+            .unwrap(),
         Recorded::NewKey(k1.id())
     );
 
@@ -150,7 +152,13 @@ fn removed_member_cannot_decrypt_alerts_of_later_epochs() {
         },
     );
     let mut founder_book = EpochBook::new();
-    founder_book.record(&d1, &net.founder).unwrap();
+    founder_book
+        .record(
+            &d1,
+            &net.founder,
+            &net.log.roster_at(&d1.body().heads).unwrap(),
+        )
+        .unwrap();
     assert_eq!(
         founder_book.write_epoch(net.log.roster(), NOW),
         None,
@@ -158,7 +166,13 @@ fn removed_member_cannot_decrypt_alerts_of_later_epochs() {
     );
     let (k2, d2) = net.rotate(NOW + 60);
     assert!(!d2.recipients().any(|r| r == mallory.member_id()));
-    founder_book.record(&d2, &net.founder).unwrap();
+    founder_book
+        .record(
+            &d2,
+            &net.founder,
+            &net.log.roster_at(&d2.body().heads).unwrap(),
+        )
+        .unwrap();
     assert_eq!(
         founder_book.write_epoch(net.log.roster(), NOW + 60),
         Some(k2.id())
@@ -166,7 +180,12 @@ fn removed_member_cannot_decrypt_alerts_of_later_epochs() {
 
     // Alice posts under the new epoch: Mallory cannot open it with anything she has.
     let sealed = net.post(&alice, &k2, NOW + 120, NOW + 86_400);
-    assert!(mallory_book.record(&d2, &mallory).unwrap() == Recorded::Noted);
+    assert!(
+        mallory_book
+            .record(&d2, &mallory, &net.log.roster_at(&d2.body().heads).unwrap())
+            .unwrap()
+            == Recorded::Noted
+    );
     assert!(d2.open(&mallory).is_none());
     let err = envelope::open(&sealed.bytes, net.log.collective(), |id| {
         mallory_book.key(id)
@@ -178,7 +197,9 @@ fn removed_member_cannot_decrypt_alerts_of_later_epochs() {
     assert!(matches!(err, EnvelopeError::Decrypt));
     // Alice reads it.
     let mut alice_book = EpochBook::new();
-    alice_book.record(&d2, &alice).unwrap();
+    alice_book
+        .record(&d2, &alice, &net.log.roster_at(&d2.body().heads).unwrap())
+        .unwrap();
     let opened =
         envelope::open(&sealed.bytes, net.log.collective(), |id| alice_book.key(id)).unwrap();
     assert_eq!(opened.body.author, alice.member_id());
@@ -190,7 +211,12 @@ fn authorize_enforces_every_rule() {
     let alice = net.add();
     let (k1, d1) = net.rotate(NOW);
     let mut book = EpochBook::new();
-    book.record(&d1, &net.founder).unwrap();
+    book.record(
+        &d1,
+        &net.founder,
+        &net.log.roster_at(&d1.body().heads).unwrap(),
+    )
+    .unwrap();
     let info = book.info(&k1.id()).unwrap().clone();
     let roster = net.log.roster().clone();
     let collective = net.log.collective();
@@ -273,7 +299,12 @@ fn tampering_is_detected_and_penalised() {
     let mut net = Net::new();
     let (k1, d1) = net.rotate(NOW);
     let mut book = EpochBook::new();
-    book.record(&d1, &net.founder).unwrap();
+    book.record(
+        &d1,
+        &net.founder,
+        &net.log.roster_at(&d1.body().heads).unwrap(),
+    )
+    .unwrap();
     let founder = Identity::unseal(
         b"x",
         &net.founder
@@ -319,7 +350,12 @@ fn batch_open_matches_single_open_and_isolates_bad_ones() {
     let alice = net.add();
     let (k1, d1) = net.rotate(NOW);
     let mut book = EpochBook::new();
-    book.record(&d1, &net.founder).unwrap();
+    book.record(
+        &d1,
+        &net.founder,
+        &net.log.roster_at(&d1.body().heads).unwrap(),
+    )
+    .unwrap();
     let mut envs: Vec<Vec<u8>> = (0..8)
         .map(|i| net.post(&alice, &k1, NOW + i, NOW + 1000).bytes)
         .collect();
@@ -338,7 +374,12 @@ fn new_member_gets_live_epochs_by_share() {
     let mut net = Net::new();
     let (k1, d1) = net.rotate(NOW);
     let mut book = EpochBook::new();
-    book.record(&d1, &net.founder).unwrap();
+    book.record(
+        &d1,
+        &net.founder,
+        &net.log.roster_at(&d1.body().heads).unwrap(),
+    )
+    .unwrap();
     let late = net.add();
     let missing = book.missing_recipients(&k1.id(), net.log.roster());
     assert_eq!(missing.len(), 1);
@@ -356,10 +397,21 @@ fn new_member_gets_live_epochs_by_share() {
     share.check_authority(net.log.roster()).unwrap();
     let mut late_book = EpochBook::new();
     assert_eq!(
-        late_book.record(&share, &late).unwrap(),
+        late_book
+            .record(
+                &share,
+                &late,
+                &net.log.roster_at(&share.body().heads).unwrap()
+            )
+            .unwrap(),
         Recorded::NewKey(k1.id())
     );
-    book.record(&share, &net.founder).unwrap();
+    book.record(
+        &share,
+        &net.founder,
+        &net.log.roster_at(&share.body().heads).unwrap(),
+    )
+    .unwrap();
     assert!(book
         .missing_recipients(&k1.id(), net.log.roster())
         .is_empty());

@@ -55,9 +55,9 @@ struct Config {
     /// Anti-entropy period during the active phase (every tick in the quiet phase).
     sync_every: u64,
     partition: (u64, u64),
-    /// Node-side workarounds for the two protocol bugs described at `bug_*` below: hold a post
-    /// whose author is not among the recipients we know of (instead of rejecting it), and never
-    /// write under an epoch rotated before a removal we know of.
+    /// Node-side workarounds for two protocol bugs (now fixed; see `tests/delivery_knowledge.rs`):
+    /// never write under an epoch rotated before a removal we know of. Off by default so the
+    /// simulation checks the protocol's own rules; `SIM_WORKAROUNDS=1` turns it on.
     workarounds: bool,
     /// Posting stops here; only reactions (approvals, shares, rotations) and sync continue.
     quiet_from: u64,
@@ -75,7 +75,7 @@ impl Config {
             post_rate: 0.05,
             sync_every: 5,
             partition: (70, 140),
-            workarounds: true,
+            workarounds: false,
             quiet_from: 200,
             end: 260,
         }
@@ -230,7 +230,7 @@ impl Replica {
                 self.held_deliveries.remove(&id);
                 let result = delivery
                     .check_authority(&roster)
-                    .and_then(|()| self.book.record(delivery, &self.identity));
+                    .and_then(|()| self.book.record(delivery, &self.identity, &roster));
                 match result {
                     Ok(lookout_protocol::epoch::Recorded::NewKey(_)) => self.dirty = true,
                     Ok(_) => {}
@@ -279,8 +279,8 @@ impl Replica {
                 self.held_envelopes.remove(&id);
                 self.accepted.insert(id, verified);
             }
-            Err(Rejection::NotARecipient) if self.workarounds => {
-                // The share that gave the author this epoch may not have reached us yet.
+            Err(rejection) if rejection.verdict() == Verdict::Hold => {
+                // The rotation of the post's epoch has not reached us yet: keep it and retry.
             }
             Err(rejection) => {
                 self.held_envelopes.remove(&id);
@@ -919,8 +919,8 @@ fn check_rosters_agree_at_every_post(log: &mut MembershipLog, world: &World) -> 
 
 fn simulate(seed: u64, k: u8) {
     let mut config = Config::new(seed, k);
-    if std::env::var_os("SIM_NO_WORKAROUNDS").is_some() {
-        config.workarounds = false;
+    if std::env::var_os("SIM_WORKAROUNDS").is_some() {
+        config.workarounds = true;
     }
     let started = std::time::Instant::now();
     let partition = config.partition;

@@ -684,7 +684,7 @@ fn envelope_vectors_open_and_authorize() {
     let roster = log.roster().clone();
     let mut book = lookout_protocol::epoch::EpochBook::new();
     let delivery = KeyDelivery::decode(&committed("delivery_rotation"), collective).unwrap();
-    book.record(&delivery, &ids[0]).unwrap();
+    book.record(&delivery, &ids[0], &roster).unwrap();
     let info = book.info(&key.id()).unwrap().clone();
 
     for (name, (author, expected)) in ENVELOPES.iter().zip(bodies(collective, &ids, &heads)) {

@@ -181,7 +181,7 @@ impl Replica {
         if let Err(e) = delivery.check_authority(&roster) {
             return Ok(Ingested::Rejected(e.to_string()));
         }
-        match state.book.record(&delivery, &self.identity) {
+        match state.book.record(&delivery, &self.identity, &roster) {
             Ok(Recorded::NewKey(epoch)) => debug!(epoch = %epoch.short(), "epoch key received"),
             Ok(Recorded::Noted) => {}
             Err(e) => return Ok(Ingested::Rejected(e.to_string())),
@@ -230,7 +230,8 @@ impl Replica {
             Err(e) => {
                 return Ok(match e.verdict() {
                     Verdict::Reject => Ingested::Rejected(e.to_string()),
-                    _ => Ingested::Ignored(e.to_string()),
+                    Verdict::Hold => Ingested::Held,
+                    Verdict::Ignore => Ingested::Ignored(e.to_string()),
                 })
             }
         };

@@ -209,7 +209,11 @@ impl Replica {
             let (_, bytes) = entry.map_err(store_error)?;
             match KeyDelivery::decode(&bytes, collective_id) {
                 Ok(delivery) => {
-                    if let Err(e) = state.book.record(&delivery, &self.identity) {
+                    let Some(roster) = state.log.roster_at(&delivery.body().heads) else {
+                        warn!("stored key delivery names unknown membership state");
+                        continue;
+                    };
+                    if let Err(e) = state.book.record(&delivery, &self.identity, &roster) {
                         warn!(error = %e, "stored key delivery does not open");
                     }
                     state.deliveries.insert(delivery.id(), delivery);
