@@ -271,14 +271,22 @@ pub fn open_batch<'k>(
     let mut signatures = Vec::new();
     let mut keys = Vec::new();
     let mut weak = false;
+    // Authors repeat within a batch: decompress each key once.
+    let mut authors: std::collections::HashMap<MemberId, Option<VerifyingKey>> =
+        std::collections::HashMap::new();
     for d in decrypted.iter().flatten() {
-        match VerifyingKey::from_bytes(&d.body.author.0) {
-            Ok(key) if !key.is_weak() => {
+        let key = *authors.entry(d.body.author).or_insert_with(|| {
+            VerifyingKey::from_bytes(&d.body.author.0)
+                .ok()
+                .filter(|k| !k.is_weak())
+        });
+        match key {
+            Some(key) => {
                 messages.push(identity::signed_message(INNER_SIG_CONTEXT, &d.inner_bytes));
                 signatures.push(Signature::from_bytes(&d.signature));
                 keys.push(key);
             }
-            _ => weak = true,
+            None => weak = true,
         }
     }
     let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
