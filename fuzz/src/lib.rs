@@ -1,6 +1,8 @@
-//! Fuzz targets for the Lookout protocol core. The bodies live in [`targets`], which
-//! `protocol/tests/fuzz_corpus_replay.rs` also compiles, so ordinary `cargo test` replays the
-//! corpus through exactly the code the fuzzers run.
+//! Fuzz targets for the Lookout protocol core and the node's peer-facing decoders. The bodies
+//! live in [`targets`] and [`node_targets`], which `protocol/tests/fuzz_corpus_replay.rs` and
+//! `node/tests/fuzz_corpus_replay.rs` also compile, so ordinary `cargo test` replays the corpus
+//! through exactly the code the fuzzers run.
 #![forbid(unsafe_code)]
 
+pub mod node_targets;
 pub mod targets;
