@@ -399,17 +399,7 @@ impl EventLoop {
     /// them connected (but out of gossip) until they answer, so that their node knows it was
     /// removed rather than only finding itself disconnected.
     fn bid_farewells(&mut self) {
-        let removed: Vec<PeerId> = self
-            .replica
-            .membership()
-            .map(|log| {
-                log.roster()
-                    .removed()
-                    .keys()
-                    .filter_map(peer_id_of)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let removed = self.removed_peers();
         for peer in removed {
             if !self.swarm.is_connected(&peer) || !self.told.insert(peer) {
                 continue;
@@ -420,6 +410,20 @@ impl EventLoop {
             self.farewells.insert(peer, (Instant::now() + FAREWELL, id));
             debug!(peer = %peer, "telling a removed member of its removal");
         }
+    }
+
+    /// Peer ids of removed members.
+    fn removed_peers(&self) -> Vec<PeerId> {
+        self.replica
+            .membership()
+            .map(|log| {
+                log.roster()
+                    .removed()
+                    .keys()
+                    .filter_map(peer_id_of)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Admit exactly the roster (and removed members still being told), disconnecting the rest.
@@ -434,17 +438,7 @@ impl EventLoop {
         let mut evicted = self.swarm.behaviour_mut().set_allowed(allowed);
         // A peer dialed by address is let in before the roster names it; once the roster says
         // it was removed, that allowance must not keep it connected.
-        let removed: Vec<PeerId> = self
-            .replica
-            .membership()
-            .map(|log| {
-                log.roster()
-                    .removed()
-                    .keys()
-                    .filter_map(peer_id_of)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let removed = self.removed_peers();
         for peer in removed {
             if self.farewells.contains_key(&peer) {
                 continue;

@@ -84,31 +84,13 @@ impl MembershipLog {
         }
         let mut added = vec![id];
         self.ops.insert(id, op);
-        // Release orphans whose parents are now all present, until nothing changes.
-        loop {
-            let ready: Vec<OpId> = self
-                .orphans
-                .iter()
-                .filter(|(_, o)| o.parents().iter().all(|p| self.ops.contains_key(p)))
-                .map(|(id, _)| *id)
-                .collect();
-            if ready.is_empty() {
-                break;
-            }
-            for id in ready {
-                if let Some(op) = self.orphans.remove(&id) {
-                    self.ops.insert(id, op);
-                    added.push(id);
-                }
-            }
-        }
+        added.extend(self.release_orphans());
         self.refresh();
         InsertOutcome::Added(added)
     }
 
     /// Add many ops at once, resolving the roster once at the end. Returns the ids added.
     pub fn extend(&mut self, ops: impl IntoIterator<Item = Op>) -> Vec<OpId> {
-        let mut added = Vec::new();
         for op in ops {
             let id = op.id();
             if op.body().collective != self.collective()
@@ -119,6 +101,19 @@ impl MembershipLog {
             }
             self.orphans.insert(id, op);
         }
+        let added = self.release_orphans();
+        while self.orphans.len() > MAX_ORPHANS {
+            self.orphans.pop_last();
+        }
+        if !added.is_empty() {
+            self.refresh();
+        }
+        added
+    }
+
+    /// Move orphans whose parents are now all present into the log, until nothing changes.
+    fn release_orphans(&mut self) -> Vec<OpId> {
+        let mut added = Vec::new();
         loop {
             let ready: Vec<OpId> = self
                 .orphans
@@ -127,7 +122,7 @@ impl MembershipLog {
                 .map(|(id, _)| *id)
                 .collect();
             if ready.is_empty() {
-                break;
+                return added;
             }
             for id in ready {
                 if let Some(op) = self.orphans.remove(&id) {
@@ -136,13 +131,6 @@ impl MembershipLog {
                 }
             }
         }
-        while self.orphans.len() > MAX_ORPHANS {
-            self.orphans.pop_last();
-        }
-        if !added.is_empty() {
-            self.refresh();
-        }
-        added
     }
 
     fn refresh(&mut self) {
