@@ -157,7 +157,14 @@ async fn flood(length: Duration) -> Report {
         let mut collective = Collective::new(2, policy);
         collective.share_state();
         // Member 2's key goes into the flooder instead of a node.
-        let hostile = collective.replicas.pop().unwrap();
+        let mut hostile = collective.replicas.pop().unwrap();
+        // A real membership op, whose signature the flooder alters to forge well-formed ops.
+        let ids: Vec<[u8; 32]> = hostile
+            .sync_items(SetKind::Ops)
+            .iter()
+            .map(|i| i.id)
+            .collect();
+        let op = hostile.fetch(SetKind::Ops, &ids).unwrap().remove(0);
         let log = hostile.membership().unwrap();
         let topic = log.collective().topic();
         let tag = log.collective().tag();
@@ -195,6 +202,7 @@ async fn flood(length: Duration) -> Report {
             &hostile.identity().ed25519_seed()[..],
             &topic,
             tag,
+            &op,
             &target,
             victim.handle.peer_id(),
             length,
@@ -294,35 +302,34 @@ fn flooder_process() {
         return;
     };
     let fields: Vec<&str> = config.split(' ').collect();
-    let [seed, topic, tag, target, victim, secs] = fields[..] else {
+    let [seed, topic, tag, op, target, victim, secs] = fields[..] else {
         panic!("bad {FLOOD_ENV}: {config}");
     };
     let keypair = Keypair::ed25519_from_bytes(hex_bytes(seed)).unwrap();
     let tag: [u8; 8] = hex_bytes(tag).try_into().unwrap();
-    let counters = Arc::new(Counters::default());
-    tokio::runtime::Builder::new_current_thread()
+    let attack = Attack {
+        keypair,
+        topic: topic.to_owned(),
+        collective_tag: tag,
+        op: hex_bytes(op),
+        target: target.parse().unwrap(),
+        victim: victim.parse().unwrap(),
+        length: Duration::from_secs(secs.parse().unwrap()),
+    };
+    let c = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
-        .block_on(run_flooder(
-            keypair,
-            topic.to_owned(),
-            tag,
-            target.parse().unwrap(),
-            victim.parse().unwrap(),
-            Duration::from_secs(secs.parse().unwrap()),
-            counters.clone(),
-        ));
-    let c = &counters;
+        .block_on(run_flooder(attack));
     println!(
         "FLOOD-COUNTERS {} {} {} {} {} {} {} {}",
-        c.gossip_sent.load(Ordering::Relaxed),
-        c.gossip_refused.load(Ordering::Relaxed),
-        c.sync_sent.load(Ordering::Relaxed),
-        c.sync_answered.load(Ordering::Relaxed),
-        c.sync_failed.load(Ordering::Relaxed),
-        c.connections.load(Ordering::Relaxed),
-        c.disconnections.load(Ordering::Relaxed),
+        c.gossip_sent,
+        c.gossip_refused,
+        c.sync_sent,
+        c.sync_answered,
+        c.sync_failed,
+        c.connections,
+        c.disconnections,
         proc_status_bytes("VmHWM:"),
     );
 }
@@ -339,7 +346,8 @@ struct Flooder {
     child: std::process::Child,
 }
 
-/// What the attacker's process reported.
+/// What the attacker sent and saw (and, reported by its process, its peak memory).
+#[derive(Default)]
 struct Sent {
     gossip_sent: u64,
     gossip_refused: u64,
@@ -357,15 +365,17 @@ impl Flooder {
         seed: &[u8],
         topic: &str,
         tag: [u8; 8],
+        op: &[u8],
         target: &Multiaddr,
         victim: PeerId,
         length: Duration,
     ) -> Self {
         let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
         let config = format!(
-            "{} {topic} {} {target} {victim} {}",
+            "{} {topic} {} {} {target} {victim} {}",
             hex(seed),
             hex(&tag),
+            hex(op),
             length.as_secs()
         );
         let child = std::process::Command::new(std::env::current_exe().unwrap())
@@ -405,16 +415,16 @@ impl Flooder {
     }
 }
 
-/// The attacker's running counts.
-#[derive(Default)]
-struct Counters {
-    gossip_sent: AtomicU64,
-    gossip_refused: AtomicU64,
-    sync_sent: AtomicU64,
-    sync_answered: AtomicU64,
-    sync_failed: AtomicU64,
-    connections: AtomicU64,
-    disconnections: AtomicU64,
+/// What to flood, and with what key.
+struct Attack {
+    keypair: Keypair,
+    topic: String,
+    collective_tag: [u8; 8],
+    /// A real membership op to forge copies of.
+    op: Vec<u8>,
+    target: Multiaddr,
+    victim: PeerId,
+    length: Duration,
 }
 
 #[derive(NetworkBehaviour)]
@@ -423,16 +433,18 @@ struct FloodBehaviour {
     sync: request_response::Behaviour<RawCodec>,
 }
 
-/// Flood `victim` at `target` for `length`, redialling whenever it hangs up.
-async fn run_flooder(
-    keypair: Keypair,
-    topic: String,
-    collective_tag: [u8; 8],
-    target: Multiaddr,
-    victim: PeerId,
-    length: Duration,
-    counters: Arc<Counters>,
-) {
+/// Flood the victim for the attack's length, redialling whenever it hangs up.
+async fn run_flooder(attack: Attack) -> Sent {
+    let Attack {
+        keypair,
+        topic,
+        collective_tag,
+        op,
+        target,
+        victim,
+        length,
+    } = attack;
+    let mut sent = Sent::default();
     let gossip = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Anonymous)
         .max_transmit_size(1024 * 1024)
@@ -466,7 +478,7 @@ async fn run_flooder(
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
 
-    let mut junk = Junk::new(collective_tag);
+    let mut junk = Junk::new(collective_tag, op);
     let mut in_flight: HashSet<OutboundRequestId> = HashSet::new();
     let mut connected = false;
     let mut dialing = false;
@@ -475,7 +487,7 @@ async fn run_flooder(
     let deadline = tokio::time::Instant::now() + length;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => return,
+            _ = tokio::time::sleep_until(deadline) => return sent,
             _ = ticker.tick() => {
                 if !connected {
                     if !dialing {
@@ -485,8 +497,8 @@ async fn run_flooder(
                 }
                 for _ in 0..GOSSIP_PER_TICK {
                     match swarm.behaviour_mut().gossipsub.publish(topic.clone(), junk.gossip()) {
-                        Ok(_) => counters.gossip_sent.fetch_add(1, Ordering::Relaxed),
-                        Err(_) => counters.gossip_refused.fetch_add(1, Ordering::Relaxed),
+                        Ok(_) => sent.gossip_sent += 1,
+                        Err(_) => sent.gossip_refused += 1,
                     };
                 }
                 for _ in 0..SYNC_PER_TICK {
@@ -495,20 +507,20 @@ async fn run_flooder(
                     }
                     let id = swarm.behaviour_mut().sync.send_request(&victim, junk.sync_frame());
                     in_flight.insert(id);
-                    counters.sync_sent.fetch_add(1, Ordering::Relaxed);
+                    sent.sync_sent += 1;
                 }
             }
             event = swarm.select_next_some() => match event {
                 SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == victim => {
                     connected = true;
                     dialing = false;
-                    counters.connections.fetch_add(1, Ordering::Relaxed);
+                    sent.connections += 1;
                 }
                 SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. }
                     if peer_id == victim =>
                 {
                     connected = false;
-                    counters.disconnections.fetch_add(1, Ordering::Relaxed);
+                    sent.disconnections += 1;
                 }
                 SwarmEvent::OutgoingConnectionError { .. } => dialing = false,
                 SwarmEvent::Behaviour(FloodBehaviourEvent::Sync(event)) => match event {
@@ -517,11 +529,11 @@ async fn run_flooder(
                         ..
                     } => {
                         in_flight.remove(&request_id);
-                        counters.sync_answered.fetch_add(1, Ordering::Relaxed);
+                        sent.sync_answered += 1;
                     }
                     request_response::Event::OutboundFailure { request_id, .. } => {
                         in_flight.remove(&request_id);
-                        counters.sync_failed.fetch_add(1, Ordering::Relaxed);
+                        sent.sync_failed += 1;
                     }
                     // Requests from the victim go unanswered (the channel is dropped).
                     _ => {}
@@ -538,14 +550,17 @@ struct Junk {
     state: u64,
     count: u64,
     collective_tag: [u8; 8],
+    /// A real membership op to forge copies of.
+    op: Vec<u8>,
 }
 
 impl Junk {
-    fn new(collective_tag: [u8; 8]) -> Self {
+    fn new(collective_tag: [u8; 8], op: Vec<u8>) -> Self {
         Self {
             state: 0x9E37_79B9_7F4A_7C15,
             count: 0,
             collective_tag,
+            op,
         }
     }
 
@@ -598,6 +613,24 @@ impl Junk {
         }
     }
 
+    /// A push request of about 250 KiB of copies of a real op, each with its signature's last
+    /// eight bytes replaced (so each has a new id and must be checked).
+    fn forged_op_push(&mut self) -> Vec<u8> {
+        let mut items = Vec::new();
+        let mut size = 0;
+        while size + self.op.len() + 8 < 250 * 1024 {
+            let mut bytes = self.op.clone();
+            let len = bytes.len();
+            bytes[len - 8..].copy_from_slice(&self.next().to_le_bytes());
+            size += bytes.len() + 8;
+            items.push(WireItem {
+                kind: SetKind::Ops,
+                bytes,
+            });
+        }
+        sync::encode(&SyncRequest::Push { items })
+    }
+
     fn unknown_epoch_envelope(&mut self) -> Vec<u8> {
         let epoch = self.bytes(32).try_into().unwrap();
         let nonce = self.bytes(24).try_into().unwrap();
@@ -612,10 +645,12 @@ impl Junk {
     }
 
     /// One sync stream's bytes, framed or not: junk, a frame claiming 4 GiB, a truncated frame,
-    /// and well-framed requests that break the rules.
+    /// and well-framed requests that break the rules, among them a full push of well-formed ops
+    /// with altered signatures (each costs a signature check to find out).
     fn sync_frame(&mut self) -> Vec<u8> {
         self.count += 1;
-        let body = match self.count % 7 {
+        let body = match self.count % 8 {
+            7 => self.forged_op_push(),
             0 => return u32::MAX.to_be_bytes().to_vec(),
             1 => {
                 let mut frame = 100_000u32.to_be_bytes().to_vec();
