@@ -35,6 +35,12 @@ pub const BUCKETS: [usize; 5] = [512, 1024, 2048, 4096, 8192];
 pub const MAX_ENVELOPE_BYTES: usize = 8192 + 128;
 /// How far in the future a post's timestamp may be before it is set aside.
 pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
+/// Reachability posts one member may have accepted per UTC day. They do not count against the
+/// collective's alert quota (a node announces itself whenever its addresses change), so they
+/// have their own.
+pub const MAX_REACHABILITY_PER_DAY: u32 = 24;
+/// Longest lifetime of a reachability post (addresses go stale; honest nodes use exactly this).
+pub const MAX_REACHABILITY_SECS: u64 = 86_400;
 /// Most membership heads an envelope may name.
 pub const MAX_HEADS: usize = 32;
 const INNER_SIG_CONTEXT: &[u8] = b"lookout envelope v1";
@@ -466,7 +472,9 @@ impl Verified {
 impl Opened {
     /// Apply the collective's rules. `roster_at_heads` is the roster at the post's heads,
     /// `current` the replica's roster now, `epoch` what is known of the post's epoch, and
-    /// `posts_that_day` how many posts of this author dated the same UTC day were accepted.
+    /// `posts_that_day` how many posts of this author dated the same UTC day were accepted in
+    /// the post's quota class: alerts and everything else that
+    /// [counts against the quota](Content::counts_against_quota), or reachability posts.
     pub fn authorize(
         self,
         roster_at_heads: &Roster,
@@ -495,14 +503,21 @@ impl Opened {
         if body.expires <= now {
             return Err(Rejection::Expired);
         }
-        if body.expires.saturating_sub(body.timestamp) > policy.max_alert_secs() {
+        let lifetime = body.expires.saturating_sub(body.timestamp);
+        let reachability = !body.content.counts_against_quota();
+        if lifetime > policy.max_alert_secs() || (reachability && lifetime > MAX_REACHABILITY_SECS)
+        {
             return Err(Rejection::LifetimeTooLong);
         }
         if body.timestamp > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
             return Err(Rejection::FromTheFuture);
         }
-        if body.content.counts_against_quota() && posts_that_day >= u32::from(policy.posts_per_day)
-        {
+        let quota = if reachability {
+            MAX_REACHABILITY_PER_DAY
+        } else {
+            u32::from(policy.posts_per_day)
+        };
+        if posts_that_day >= quota {
             return Err(Rejection::OverQuota);
         }
         Ok(Verified { opened: self })

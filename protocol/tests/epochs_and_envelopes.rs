@@ -435,3 +435,55 @@ fn new_member_gets_live_epochs_by_share() {
     assert_eq!(book.expire(&policy, deadline + 1), vec![k1.id()]);
     assert!(book.key(&k1.id()).is_none());
 }
+
+/// Regression: reachability posts were exempt from every quota and could live as long as an
+/// alert, so one member could store any number of them on every device (found by
+/// `tests/tests/adversarial_members.rs`). They now have their own daily quota and live a day.
+#[test]
+fn reachability_posts_have_their_own_quota_and_live_a_day() {
+    let mut net = Net::new();
+    let alice = net.add();
+    let (key, delivery) = net.rotate(NOW);
+    let mut book = EpochBook::new();
+    let roster = net.log.roster().clone();
+    book.record(&delivery, &net.founder, &roster).unwrap();
+    let info = book.info(&key.id()).unwrap().clone();
+    let collective = net.log.collective();
+    let heads = roster.heads().to_vec();
+    let mut reachability = |expires: u64| {
+        let body = InnerBody {
+            collective,
+            epoch: key.id(),
+            author: alice.member_id(),
+            seq: 1,
+            heads: heads.clone(),
+            timestamp: NOW,
+            expires,
+            content: Content::Reachability {
+                addresses: vec!["/ip4/192.0.2.7/tcp/4001".into()],
+            },
+        };
+        let sealed = envelope::seal(&alice, &key, body, &mut net.rng).unwrap();
+        envelope::open(&sealed.bytes, collective, |id| book.key(id)).unwrap()
+    };
+    let day = reachability(NOW + 86_400);
+    let limit = envelope::MAX_REACHABILITY_PER_DAY;
+    assert!(day
+        .clone()
+        .authorize(&roster, &roster, &info, NOW, limit - 1)
+        .is_ok());
+    let e = day
+        .authorize(&roster, &roster, &info, NOW, limit)
+        .unwrap_err();
+    assert_eq!(
+        (e.clone(), e.verdict()),
+        (Rejection::OverQuota, Verdict::Ignore)
+    );
+    let e = reachability(NOW + 86_401)
+        .authorize(&roster, &roster, &info, NOW, 0)
+        .unwrap_err();
+    assert_eq!(
+        (e.clone(), e.verdict()),
+        (Rejection::LifetimeTooLong, Verdict::Reject)
+    );
+}

@@ -219,10 +219,9 @@ impl Replica {
         let Some(info) = state.book.info(&opened.body.epoch).cloned() else {
             return Ok(Ingested::Held);
         };
-        let day = envelope::day_of(opened.body.timestamp);
         let count = state
             .quota
-            .get(&(opened.body.author, day))
+            .get(&super::quota_key(&opened.body))
             .copied()
             .unwrap_or(0);
         let verified = match opened.authorize(&at_heads, state.log.roster(), &info, now, count) {

@@ -70,7 +70,9 @@ struct Collective {
     posts: BTreeMap<ContentId, Stored>,
     /// Posts referring to each alert (edits, retractions, corroborations).
     refs: HashMap<ContentId, Vec<ContentId>>,
-    quota: HashMap<(MemberId, u64), u32>,
+    /// Accepted posts per (author, UTC day, counts against the alert quota): reachability posts
+    /// have a quota of their own.
+    quota: HashMap<(MemberId, u64, bool), u32>,
     held: VecDeque<(SetKind, Vec<u8>)>,
     refused: HashSet<[u8; 32]>,
     seq: u64,
@@ -406,11 +408,17 @@ impl Collective {
     }
 
     fn count_quota(&mut self, verified: &Verified) {
-        if verified.body().content.counts_against_quota() {
-            let day = lookout_protocol::envelope::day_of(verified.body().timestamp);
-            *self.quota.entry((verified.author(), day)).or_insert(0) += 1;
-        }
+        *self.quota.entry(quota_key(verified.body())).or_insert(0) += 1;
     }
+}
+
+/// Which daily quota counter a post counts against.
+fn quota_key(body: &InnerBody) -> (MemberId, u64, bool) {
+    (
+        body.author,
+        lookout_protocol::envelope::day_of(body.timestamp),
+        body.content.counts_against_quota(),
+    )
 }
 
 fn no_collective() -> ApiError {

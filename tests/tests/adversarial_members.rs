@@ -1,0 +1,995 @@
+//! Malicious or compromised members, through real nodes. A member's key goes into a hostile
+//! program (a raw libp2p swarm, see `lookout_tests::rogue`) that sends correctly signed items
+//! breaking the collective's rules — floods over the posting quota, forged retractions and edits,
+//! approvals by non-moderators, ops back-dated by a removed moderator, replays, posts under
+//! retired, tainted or expired epochs and with lifetimes beyond the policy — by gossip and by
+//! sync push, to every honest node. Every node refuses every one of them (the push answers say
+//! so per node, the gossip shows in the rejection counter, and the stores are read at the end),
+//! and honest alerts keep flowing. A revoked member keeps its old data and gets nothing newer.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use lookout_node::api::{Request, Response};
+use lookout_node::replica::{now, Replica, SetKind, WireItem};
+use lookout_node::sync::{SyncRequest, SyncResponse};
+use lookout_protocol::content::Content;
+use lookout_protocol::identity::Identity;
+use lookout_protocol::membership::{Action, Op, Policy};
+use lookout_protocol::ContentId;
+use lookout_tests::rogue::*;
+use lookout_tests::*;
+use rand::rngs::OsRng;
+
+const DAY: u64 = 86_400;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_over_the_quota_is_refused_everywhere() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let policy = Policy {
+            posts_per_day: 5,
+            ..Policy::default()
+        };
+        let collective = Collective::named(&["founder", "ana", "bea", "rogue"], policy);
+        let (_dir, nodes, mut offline) = stage(collective, &[3]).await;
+        let mut rogue = offline.pop().unwrap();
+        let peer = arm(&rogue, &nodes).await;
+        let mut forger = Forger::new(&mut rogue);
+        let key = forger.write_key();
+        let heads = forger.heads();
+        let t = now();
+
+        // 200 alerts by gossip as fast as the swarm sends them; an honest alert posted meanwhile
+        // must still reach everyone promptly.
+        let flood: Vec<WireItem> = (0..200)
+            .map(|i| {
+                forger.post(
+                    &key,
+                    heads.clone(),
+                    t,
+                    t + DAY,
+                    alert_content(&format!("flood {i}")),
+                )
+            })
+            .collect();
+        for item in &flood {
+            assert!(peer.publish(item).await, "the flood goes out");
+        }
+        let started = Instant::now();
+        let honest = nodes[1]
+            .post(draft("honest alert during the flood", "07700 900600"))
+            .await;
+        for node in &nodes {
+            eventually("the honest alert arrives during the flood", || async {
+                node.has_alert(&honest).await.then_some(())
+            })
+            .await;
+        }
+        let latency = started.elapsed();
+        println!("honest alert reached every node {latency:?} after a 200-alert flood");
+        assert!(latency < Duration::from_secs(5), "{latency:?}");
+        for node in &nodes {
+            eventually("each node takes the quota's worth", || async {
+                (by_author(node, "rogue").await.len() == 5).then_some(())
+            })
+            .await;
+        }
+        never(
+            "a node takes more than the quota",
+            Duration::from_secs(2),
+            || async {
+                let mut over = false;
+                for node in &nodes {
+                    over |= by_author(node, "rogue").await.len() > 5;
+                }
+                over
+            },
+        )
+        .await;
+        let first = by_author(&nodes[0], "rogue").await;
+        for node in &nodes[1..] {
+            assert_eq!(
+                by_author(node, "rogue").await,
+                first,
+                "the same five everywhere"
+            );
+        }
+
+        // More of today's alerts by sync push to every node: none accepted, quietly (the quota
+        // ignores rather than penalises, as a forwarder may be honest).
+        let more: Vec<WireItem> = (0..20)
+            .map(|i| {
+                forger.post(
+                    &key,
+                    heads.clone(),
+                    t,
+                    t + DAY,
+                    alert_content(&format!("push {i}")),
+                )
+            })
+            .collect();
+        for node in &nodes {
+            assert_eq!(peer.push(node.handle.peer_id(), &more).await, Ok((0, 0)));
+        }
+
+        // Back-dating to earlier days: each day has its own quota, and its excess is refused too.
+        for days in 1..=2u64 {
+            let dated = t - days * DAY;
+            let items: Vec<WireItem> = (0..8)
+                .map(|i| {
+                    forger.post(
+                        &key,
+                        heads.clone(),
+                        dated,
+                        t + DAY,
+                        alert_content(&format!("day -{days} #{i}")),
+                    )
+                })
+                .collect();
+            for node in &nodes {
+                let (accepted, rejected) = peer.push(node.handle.peer_id(), &items).await.unwrap();
+                assert!(accepted <= 5 && rejected == 0, "{accepted} {rejected}");
+            }
+        }
+
+        // Reachability posts (exempt from the alert quota) have their own daily quota and may
+        // live at most a day.
+        let reach: Vec<WireItem> = (0..40)
+            .map(|i| {
+                let addresses = vec![format!("/ip4/10.9.{i}.1/tcp/4001")];
+                forger.post(
+                    &key,
+                    heads.clone(),
+                    t,
+                    t + DAY,
+                    Content::Reachability { addresses },
+                )
+            })
+            .collect();
+        for node in &nodes {
+            let (accepted, rejected) = peer.push(node.handle.peer_id(), &reach).await.unwrap();
+            assert!(
+                accepted <= MAX_REACHABILITY && rejected == 0,
+                "{accepted} {rejected}"
+            );
+        }
+        let long_lived = forger.post(
+            &key,
+            heads.clone(),
+            t,
+            t + 30 * DAY,
+            Content::Reachability {
+                addresses: vec!["/ip4/10.9.99.1/tcp/4001".into()],
+            },
+        );
+        for node in &nodes {
+            assert_eq!(
+                peer.push(node.handle.peer_id(), std::slice::from_ref(&long_lived))
+                    .await,
+                Ok((0, 1))
+            );
+        }
+
+        // What every store holds in the end.
+        let rogue_id = rogue.identity().member_id();
+        for mut replica in stop_all(nodes).await {
+            let mut today = 0;
+            let mut per_day = std::collections::BTreeMap::new();
+            let mut reachability = 0;
+            for (_, opened) in held_posts(&mut replica) {
+                let opened = opened.expect("every held post opens");
+                if opened.body.author != rogue_id {
+                    continue;
+                }
+                match opened.body.content {
+                    Content::Reachability { .. } => reachability += 1,
+                    _ if opened.body.timestamp == t => today += 1,
+                    _ => *per_day.entry(opened.body.timestamp).or_insert(0) += 1,
+                }
+            }
+            assert_eq!(today, 5, "{}", replica.name());
+            assert_eq!(per_day.len(), 2);
+            assert!(per_day.values().all(|n| *n == 5), "{per_day:?}");
+            assert_eq!(reachability, MAX_REACHABILITY, "{}", replica.name());
+        }
+    })
+    .await
+    .expect("scenario timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_retractions_edits_and_approvals_are_refused() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let mut collective =
+            Collective::named(&["founder", "ana", "bea", "rogue"], Policy::default());
+        share_everything(&mut collective.replicas);
+        let target = collective.replicas[1]
+            .post(draft("followed me to the car park", "07700 900610"))
+            .unwrap();
+        let (_dir, nodes, mut offline) = stage(collective, &[3]).await;
+        let mut rogue = offline.pop().unwrap();
+        let peer = arm(&rogue, &nodes).await;
+        let mut forger = Forger::new(&mut rogue);
+        let key = forger.write_key();
+        let heads = forger.heads();
+        let t = now();
+        let expires = t + 10 * DAY;
+        let retraction = |forger: &mut Forger<'_>| {
+            forger.post(
+                &key,
+                heads.clone(),
+                t,
+                expires,
+                Content::Retraction {
+                    target,
+                    reason: "never happened".into(),
+                },
+            )
+        };
+        let edit = |forger: &mut Forger<'_>| {
+            let Content::Alert(alert) = alert_content("it was a misunderstanding") else {
+                unreachable!()
+            };
+            forger.post(
+                &key,
+                heads.clone(),
+                t,
+                expires,
+                Content::Edit { target, alert },
+            )
+        };
+
+        // Control: what a plain member may do about someone else's alert (corroborate) passes.
+        let corroboration = forger.post(
+            &key,
+            heads.clone(),
+            t,
+            expires,
+            Content::Corroboration {
+                target,
+                note: "me too".into(),
+            },
+        );
+        assert!(peer.publish(&corroboration).await);
+        for node in &nodes {
+            eventually("the corroboration is accepted", || async {
+                let alert = node
+                    .alerts()
+                    .await
+                    .into_iter()
+                    .find(|a| a.id == target.to_hex());
+                alert.is_some_and(|a| a.corroborations == 1).then_some(())
+            })
+            .await;
+        }
+
+        let forged = [retraction(&mut forger), edit(&mut forger)];
+        // One item per push: a push stops at its first invalid item.
+        for node in &nodes {
+            for item in &forged {
+                let answer = peer
+                    .push(node.handle.peer_id(), std::slice::from_ref(item))
+                    .await;
+                assert_eq!(answer, Ok((0, 1)), "{}", node.name);
+            }
+        }
+        let rejected_before = rejected_counts(&nodes).await;
+        assert!(peer.publish(&retraction(&mut forger)).await);
+        assert!(peer.publish(&edit(&mut forger)).await);
+        rejected_by_every_node(&nodes, &rejected_before).await;
+        for node in &nodes {
+            let alert = node
+                .alerts()
+                .await
+                .into_iter()
+                .find(|a| a.id == target.to_hex())
+                .expect("the alert is still listed");
+            assert!(alert.retracted.is_none() && !alert.edited, "{alert:?}");
+            assert_eq!(alert.description, "followed me to the car park");
+        }
+
+        // Membership: a plain member proposes an accomplice and approves it; the accomplice
+        // approves too; the member proposes its own promotion and approves that.
+        let accomplice = Identity::generate(&mut OsRng);
+        let collective_id = forger.collective();
+        let propose = forger.op(
+            heads.clone(),
+            Action::ProposeAdd {
+                identity: accomplice.public(),
+                name: "accomplice".into(),
+            },
+        );
+        let proposal = lookout_protocol::OpId(propose.id());
+        let approve = forger.op(vec![proposal], Action::Approve { proposal });
+        let by_accomplice = Op::create(
+            &accomplice,
+            collective_id,
+            vec![proposal],
+            now(),
+            Action::Approve { proposal },
+        )
+        .unwrap();
+        let by_accomplice = WireItem {
+            kind: SetKind::Ops,
+            bytes: by_accomplice.encoded().to_vec(),
+        };
+        let promote = forger.op(
+            vec![proposal],
+            Action::ProposePromote {
+                member: forger.member(),
+            },
+        );
+        let promotion = lookout_protocol::OpId(promote.id());
+        let approve_promotion = forger.op(
+            vec![promotion],
+            Action::Approve {
+                proposal: promotion,
+            },
+        );
+        let ops = [propose, approve, by_accomplice, promote, approve_promotion];
+        let members_before = nodes[0].member_ids().await;
+        let ops_before = nodes[0].status().await.ops;
+        for node in &nodes {
+            let (_, rejected) = peer.push(node.handle.peer_id(), &ops).await.unwrap();
+            assert_eq!(
+                rejected, 0,
+                "well-formed ops are kept (they resolve to nothing)"
+            );
+        }
+        let rogue_hex = rogue.identity().member_id().to_hex();
+        for node in &nodes {
+            eventually("every node holds the ops", || async {
+                (node.status().await.ops == ops_before + ops.len()).then_some(())
+            })
+            .await;
+            assert_eq!(node.member_ids().await, members_before, "{}", node.name);
+            let members = node.members().await;
+            assert!(!members
+                .members
+                .iter()
+                .any(|m| m.id == rogue_hex && m.moderator));
+            let pending = match node.execute(Request::Pending).await {
+                Response::Pending { proposals } => proposals,
+                other => panic!("{other:?}"),
+            };
+            // The promotion needed moderator rights and is dropped; the add stays a proposal
+            // nobody with the right approved.
+            assert_eq!(pending.len(), 1, "{pending:?}");
+            assert!(
+                pending[0].action == "add" && pending[0].approvals == 0 && !pending[0].done,
+                "{pending:?}"
+            );
+        }
+
+        // The accomplice's own key cannot even connect.
+        let denied_before = nodes[0].handle.stats().await.unwrap().denied;
+        let outsider = RawPeer::spawn(
+            libp2p::identity::Keypair::ed25519_from_bytes(accomplice.ed25519_seed().to_vec())
+                .unwrap(),
+            &topic_of(&rogue),
+        );
+        outsider.dial(listen_addr(&nodes[0]).await).await;
+        eventually("the gate refuses the accomplice", || async {
+            (nodes[0].handle.stats().await.unwrap().denied > denied_before).then_some(())
+        })
+        .await;
+        assert!(!outsider.subscribed(nodes[0].handle.peer_id()));
+
+        let forged_ids: BTreeSet<ContentId> = forged.iter().map(|i| ContentId(i.id())).collect();
+        for mut replica in stop_all(nodes).await {
+            let held: BTreeSet<ContentId> = held_posts(&mut replica)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            assert!(held.is_disjoint(&forged_ids), "{}", replica.name());
+        }
+    })
+    .await
+    .expect("scenario timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_back_dated_by_a_removed_moderator_have_no_effect() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let mut collective = Collective::named(
+            &["founder", "ana", "bea", "rogue", "mallory"],
+            Policy::default(),
+        );
+        let promoted = collective.replicas[0]
+            .execute(Request::Promote {
+                member: "mallory".into(),
+            })
+            .unwrap();
+        assert!(
+            matches!(&promoted, Response::Proposal(p) if p.done),
+            "{promoted:?}"
+        );
+        share_everything(&mut collective.replicas);
+        // What mallory had seen while still a moderator.
+        let before_removal = Forger::new(&mut collective.replicas[4]).heads();
+        let revoked = collective.replicas[0]
+            .execute(Request::Revoke {
+                member: "mallory".into(),
+                reason: "leaked alerts".into(),
+            })
+            .unwrap();
+        assert!(matches!(revoked, Response::Revoked { epoch: Some(_), .. }));
+        let (_dir, nodes, mut offline) = stage(collective, &[3, 4]).await;
+        let mut mallory = offline.pop().unwrap();
+        let rogue = offline.pop().unwrap();
+        let members_before = nodes[0].member_ids().await;
+        assert_eq!(members_before.len(), 4);
+        let write_epoch = nodes[0].status().await.epoch.unwrap();
+
+        // Mallory's ops, naming only what she had seen before her removal.
+        let accomplice = Identity::generate(&mut OsRng);
+        let mut forger = Forger::new(&mut mallory);
+        let ana = nodes[1].member;
+        let rogue_member = rogue.identity().member_id();
+        let ops = vec![
+            forger.op(
+                before_removal.clone(),
+                Action::Remove {
+                    member: ana,
+                    reason: "back-dated".into(),
+                },
+            ),
+            forger.op(
+                before_removal.clone(),
+                Action::ProposeAdd {
+                    identity: accomplice.public(),
+                    name: "accomplice".into(),
+                },
+            ),
+            forger.op(
+                before_removal.clone(),
+                Action::ProposePromote {
+                    member: rogue_member,
+                },
+            ),
+        ];
+        // And a key rotation at those heads, which would reach her.
+        let fresh = lookout_protocol::epoch::EpochKey::generate(&mut OsRng);
+        let rotation = forger.rotation(&fresh, before_removal.clone(), now());
+
+        // Her own key is refused at the gate by every node.
+        let own = RawPeer::spawn(keypair_of(&mallory), &topic_of(&mallory));
+        for node in &nodes {
+            let denied = node.handle.stats().await.unwrap().denied;
+            own.dial(listen_addr(node).await).await;
+            eventually("the gate refuses the removed moderator", || async {
+                (node.handle.stats().await.unwrap().denied > denied).then_some(())
+            })
+            .await;
+            assert!(!own.subscribed(node.handle.peer_id()));
+        }
+
+        // A member still in the collective forwards them, by push and by gossip.
+        let peer = arm(&rogue, &nodes).await;
+        let ops_before = nodes[0].status().await.ops;
+        for node in &nodes {
+            let (_, rejected) = peer.push(node.handle.peer_id(), &ops).await.unwrap();
+            assert_eq!(rejected, 0);
+            let (_, rejected) = peer
+                .push(node.handle.peer_id(), std::slice::from_ref(&rotation))
+                .await
+                .unwrap();
+            assert_eq!(rejected, 0);
+        }
+        for item in &ops {
+            peer.publish(item).await;
+        }
+        let ana_hex = ana.to_hex();
+        let rogue_hex = rogue_member.to_hex();
+        for node in &nodes {
+            eventually("every node holds mallory's ops", || async {
+                (node.status().await.ops == ops_before + ops.len()).then_some(())
+            })
+            .await;
+        }
+        never(
+            "mallory's back-dated ops take effect",
+            Duration::from_secs(2),
+            || async {
+                let mut effect = false;
+                for node in &nodes {
+                    let members = node.members().await;
+                    effect |= node.member_ids().await != members_before;
+                    effect |= !members.members.iter().any(|m| m.id == ana_hex);
+                    effect |= members
+                        .members
+                        .iter()
+                        .any(|m| m.id == rogue_hex && m.moderator);
+                    effect |= node.status().await.epoch.as_deref() != Some(write_epoch.as_str());
+                }
+                effect
+            },
+        )
+        .await;
+        // Ana's node is still connected to the others and keeps posting.
+        let after = nodes[1].post(draft("still here", "07700 900620")).await;
+        for node in &nodes {
+            eventually("ana's alert arrives", || async {
+                node.has_alert(&after).await.then_some(())
+            })
+            .await;
+        }
+        assert_ne!(
+            fresh.id().short(),
+            write_epoch,
+            "nobody writes under her rotation"
+        );
+    })
+    .await
+    .expect("scenario timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_tainted_and_expired_epochs_lifetimes_and_replays_are_refused() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let policy = Policy {
+            rotation_days: 1,
+            ..Policy::default()
+        };
+        let mut collective = Collective::named(
+            &["founder", "ana", "bea", "rogue", "yan", "relay"],
+            policy.clone(),
+        );
+        share_everything(&mut collective.replicas);
+        let first_epoch = collective.replicas[0].write_epoch().unwrap();
+        // Ana rotates before she hears that yan is removed: her epoch reaches yan, and is tainted.
+        let tainted = collective.replicas[1].rotate().unwrap();
+        let revoked = collective.replicas[0]
+            .execute(Request::Revoke {
+                member: "yan".into(),
+                reason: "phone seized".into(),
+            })
+            .unwrap();
+        assert!(matches!(revoked, Response::Revoked { epoch: Some(_), .. }));
+        let (_dir, nodes, mut offline) = stage(collective, &[3, 4, 5]).await;
+        let relay = arm(&offline.pop().unwrap(), &nodes).await;
+        let _yan = offline.pop().unwrap();
+        let mut rogue = offline.pop().unwrap();
+        let peer = arm(&rogue, &nodes).await;
+        let write_epoch = nodes[0].status().await.epoch.unwrap();
+        let mut forger = Forger::new(&mut rogue);
+        let keys = forger.keys();
+        let current = forger.write_key();
+        assert_eq!(current.id().short(), write_epoch);
+        assert!(keys.contains_key(&first_epoch) && keys.contains_key(&tainted));
+        // Heads that include yan's removal: the rogue knows the old epochs are retired.
+        let heads = forger.heads();
+        let t = now();
+        let text = alert_content;
+
+        // The rogue rotates to a fresh epoch dated three days ago (a valid delivery), so its
+        // write deadline (created + rotation_days + 1 day) has passed.
+        let stale = lookout_protocol::epoch::EpochKey::generate(&mut OsRng);
+        let stale_rotation = forger.rotation(&stale, heads.clone(), t - 3 * DAY);
+        let refused = [
+            forger.post(
+                &keys[&first_epoch],
+                heads.clone(),
+                t,
+                t + DAY,
+                text("under the retired epoch"),
+            ),
+            forger.post(
+                &keys[&tainted],
+                heads.clone(),
+                t,
+                t + DAY,
+                text("under the tainted epoch"),
+            ),
+            forger.post(
+                &current,
+                heads.clone(),
+                t + 2 * DAY + 600,
+                t + 3 * DAY,
+                text("past the write deadline"),
+            ),
+            forger.post(
+                &stale,
+                heads.clone(),
+                t,
+                t + DAY,
+                text("under an epoch past its deadline"),
+            ),
+            forger.post(
+                &current,
+                heads.clone(),
+                t,
+                t + 91 * DAY,
+                text("lives longer than the policy"),
+            ),
+        ];
+        let expired = forger.post(
+            &current,
+            heads.clone(),
+            t - 2 * DAY,
+            t - DAY,
+            text("expired yesterday"),
+        );
+        for node in &nodes {
+            let id = node.handle.peer_id();
+            let (_, rejected) = peer
+                .push(id, std::slice::from_ref(&stale_rotation))
+                .await
+                .unwrap();
+            assert_eq!(rejected, 0, "a back-dated rotation is well-formed");
+            // One item per push (a push stops at its first invalid item), spread over two
+            // members' connections (five invalid pushes from one peer disconnect it).
+            for (i, item) in refused.iter().enumerate() {
+                let via = if i < 3 { &peer } else { &relay };
+                let answer = via.push(id, std::slice::from_ref(item)).await;
+                assert_eq!(answer, Ok((0, 1)), "{} refuses item {i}", node.name);
+            }
+            assert_eq!(
+                peer.push(id, std::slice::from_ref(&expired)).await,
+                Ok((0, 0)),
+                "expired: ignored"
+            );
+        }
+        let rejected_before = rejected_counts(&nodes).await;
+        assert!(
+            peer.publish(&forger.post(
+                &keys[&first_epoch],
+                heads.clone(),
+                t,
+                t + DAY,
+                text("retired, by gossip")
+            ))
+            .await
+        );
+        assert!(
+            peer.publish(&forger.post(
+                &keys[&tainted],
+                heads.clone(),
+                t,
+                t + DAY,
+                text("tainted, by gossip")
+            ))
+            .await
+        );
+        rejected_by_every_node(&nodes, &rejected_before).await;
+
+        // Replays. A valid alert, then its identical bytes again by gossip and push: a duplicate,
+        // neither stored twice nor penalised. An honest member's alert captured off the wire and
+        // replayed: the same.
+        let valid = forger.post(
+            &current,
+            heads.clone(),
+            t,
+            t + DAY,
+            text("valid, then replayed"),
+        );
+        assert!(peer.publish(&valid).await);
+        let valid_id = ContentId(valid.id()).to_hex();
+        for node in &nodes {
+            eventually("the valid alert is accepted", || async {
+                node.has_alert(&valid_id).await.then_some(())
+            })
+            .await;
+        }
+        let honest = nodes[1]
+            .post(draft("honest, then replayed", "07700 900630"))
+            .await;
+        let captured = eventually("the raw swarm receives the honest alert", || async {
+            peer.gossip()
+                .into_iter()
+                .find(|i| ContentId(i.id()).to_hex() == honest)
+        })
+        .await;
+        let counts: Vec<usize> = {
+            let mut v = Vec::new();
+            for node in &nodes {
+                v.push(node.alerts().await.len());
+            }
+            v
+        };
+        let rejected_before = rejected_counts(&nodes).await;
+        peer.publish(&valid).await;
+        peer.publish(&captured).await;
+        for node in &nodes {
+            assert_eq!(
+                peer.push(node.handle.peer_id(), &[valid.clone(), captured.clone()])
+                    .await,
+                Ok((0, 0))
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            rejected_counts(&nodes).await,
+            rejected_before,
+            "replays are not penalised"
+        );
+        for (node, count) in nodes.iter().zip(&counts) {
+            assert_eq!(node.alerts().await.len(), *count, "{}", node.name);
+        }
+
+        // An alert that expires in a few seconds: accepted, deleted when it expires, and its
+        // identical bytes replayed afterwards are refused.
+        let short = forger.post(
+            &current,
+            heads.clone(),
+            now(),
+            now() + 5,
+            text("expires soon"),
+        );
+        let short_id = ContentId(short.id());
+        for node in &nodes {
+            let (accepted, rejected) = peer
+                .push(node.handle.peer_id(), std::slice::from_ref(&short))
+                .await
+                .unwrap();
+            assert!(accepted <= 1 && rejected == 0);
+            eventually("the short-lived alert is held", || async {
+                node.has_alert(&short_id.to_hex()).await.then_some(())
+            })
+            .await;
+        }
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        for node in &nodes {
+            assert_eq!(
+                peer.push(node.handle.peer_id(), std::slice::from_ref(&short))
+                    .await,
+                Ok((0, 0))
+            );
+        }
+        peer.publish(&short).await;
+
+        let mut never_held: BTreeSet<ContentId> =
+            refused.iter().map(|i| ContentId(i.id())).collect();
+        never_held.insert(ContentId(expired.id()));
+        never_held.insert(short_id);
+        for mut replica in stop_all(nodes).await {
+            let held: BTreeSet<ContentId> = held_posts(&mut replica)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            assert!(
+                held.is_disjoint(&never_held),
+                "{}: {:?}",
+                replica.name(),
+                held.intersection(&never_held).collect::<Vec<_>>()
+            );
+            assert!(held.contains(&ContentId(valid.id())));
+        }
+    })
+    .await
+    .expect("scenario timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_member_keeps_old_data_and_gets_nothing_newer() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let mut collective =
+            Collective::named(&["founder", "ana", "bea", "yan"], Policy::default());
+        share_everything(&mut collective.replicas);
+        let yan_keys = keypair_of(&collective.replicas[3]);
+        let topic = topic_of(&collective.replicas[3]);
+        let before = collective.replicas[3]
+            .post(draft("posted by yan before", "07700 900640"))
+            .unwrap()
+            .to_hex();
+        let (_dir, nodes, _) = stage(collective, &[]).await;
+        let yan = &nodes[3];
+        eventually("yan's alert reaches the founder", || async {
+            nodes[0].has_alert(&before).await.then_some(())
+        })
+        .await;
+        let old_ana = nodes[1]
+            .post(draft("posted by ana before", "07700 900641"))
+            .await;
+        eventually("yan reads ana's alert", || async {
+            yan.has_alert(&old_ana).await.then_some(())
+        })
+        .await;
+        let old_epoch = yan.status().await.epoch.unwrap();
+
+        let revoked = nodes[0]
+            .execute(Request::Revoke {
+                member: "yan".into(),
+                reason: "phone seized".into(),
+            })
+            .await;
+        let Response::Revoked {
+            epoch: Some(new_epoch),
+            ..
+        } = revoked
+        else {
+            panic!("{revoked:?}")
+        };
+        assert_ne!(new_epoch, old_epoch);
+        let others = &nodes[..3];
+        for node in others {
+            eventually("the others rotate to the new epoch", || async {
+                (node.status().await.epoch.as_deref() == Some(new_epoch.as_str())).then_some(())
+            })
+            .await;
+        }
+        eventually("yan knows", || async {
+            yan.status().await.is_removed.then_some(())
+        })
+        .await;
+        let after = nodes[1]
+            .post(draft("posted by ana after", "07700 900642"))
+            .await;
+        for node in others {
+            eventually("the others get it", || async {
+                node.has_alert(&after).await.then_some(())
+            })
+            .await;
+        }
+        // Yan's node tries to reconnect to everyone; its key in a raw swarm tries too, and asks
+        // for the new alert and keys by sync.
+        for node in others {
+            connect(yan, node).await;
+        }
+        let raw = RawPeer::spawn(yan_keys, &topic);
+        for node in others {
+            raw.dial(listen_addr(node).await).await;
+        }
+        // (Yan's own node and swarm may see a connection for a moment before the other side
+        // closes it after the handshake.)
+        never(
+            "yan gets anything newer or is let in",
+            Duration::from_secs(3),
+            || async {
+                let mut leaked = yan.has_alert(&after).await;
+                for node in others {
+                    leaked |= node.peers().await != 2;
+                    leaked |= raw.subscribed(node.handle.peer_id());
+                }
+                leaked
+            },
+        )
+        .await;
+        eventually("yan is alone", || async {
+            let mut alone = yan.peers().await == 0;
+            for node in others {
+                alone &= !raw.connected_to(node.handle.peer_id());
+            }
+            alone.then_some(())
+        })
+        .await;
+        for node in others {
+            let fetch = SyncRequest::Fetch {
+                kind: SetKind::Envelopes,
+                ids: vec![ContentId::from_hex(&after).unwrap().0],
+            };
+            // The connection is refused, so the request fails; had it reached the node, it
+            // must not have been answered with the alert.
+            if let Ok(SyncResponse::Items { items }) =
+                raw.request(node.handle.peer_id(), &fetch).await
+            {
+                assert!(items.is_empty(), "{} served a removed member", node.name);
+            }
+        }
+        // Old data stays readable on yan's device; nothing newer is there or decryptable.
+        let mut replicas = stop_all(nodes).await;
+        let mut yan = replicas.pop().unwrap();
+        let founder = &mut replicas[0];
+        let readable = |r: &mut Replica| -> BTreeSet<String> {
+            held_posts(r)
+                .into_iter()
+                .filter(|(_, o)| o.is_some())
+                .map(|(id, _)| id.to_hex())
+                .collect()
+        };
+        let yan_reads = readable(&mut yan);
+        assert!(
+            yan_reads.contains(&before) && yan_reads.contains(&old_ana),
+            "{yan_reads:?}"
+        );
+        assert!(!held_posts(&mut yan)
+            .iter()
+            .any(|(id, _)| id.to_hex() == after));
+        assert!(epoch_keys(&mut yan).keys().all(|e| e.short() != new_epoch));
+        let yan_member = yan.identity().member_id();
+        let new_deliveries: Vec<_> = deliveries(founder)
+            .into_iter()
+            .filter(|d| d.epoch().short() == new_epoch)
+            .collect();
+        assert!(!new_deliveries.is_empty());
+        for delivery in new_deliveries {
+            assert!(delivery.recipients().all(|r| r != yan_member));
+        }
+        let alerts = match yan.execute(Request::Alerts(Default::default())).unwrap() {
+            Response::Alerts { alerts } => alerts,
+            other => panic!("{other:?}"),
+        };
+        assert!(alerts.iter().any(|a| a.id == old_ana));
+    })
+    .await
+    .expect("scenario timed out");
+}
+
+/// Most reachability posts one member may have accepted per UTC day.
+const MAX_REACHABILITY: u32 = lookout_protocol::envelope::MAX_REACHABILITY_PER_DAY;
+
+/// Share every item among the replicas, keep those at `offline` (in that order) off the network,
+/// and start the others, every pair connected.
+async fn stage(
+    mut collective: Collective,
+    offline: &[usize],
+) -> (tempfile::TempDir, Vec<TestNode>, Vec<Replica>) {
+    share_everything(&mut collective.replicas);
+    let mut kept = Vec::new();
+    let mut running = Vec::new();
+    for (i, replica) in collective.replicas.into_iter().enumerate() {
+        if offline.contains(&i) {
+            kept.push(replica);
+        } else {
+            running.push(start_node(replica).await);
+        }
+    }
+    for (i, a) in running.iter().enumerate() {
+        for b in &running[i + 1..] {
+            connect(a, b).await;
+        }
+    }
+    for node in &running {
+        eventually("fully connected", || async {
+            (node.peers().await == running.len() - 1).then_some(())
+        })
+        .await;
+    }
+    (collective.dir, running, kept)
+}
+
+/// Put the member's key in a raw swarm connected to every node.
+async fn arm(member: &Replica, nodes: &[TestNode]) -> RawPeer {
+    let peer = RawPeer::spawn(keypair_of(member), &topic_of(member));
+    for node in nodes {
+        peer.dial(listen_addr(node).await).await;
+    }
+    for node in nodes {
+        eventually("the rogue member is admitted", || async {
+            peer.subscribed(node.handle.peer_id()).then_some(())
+        })
+        .await;
+    }
+    // Let the gossip mesh form so publishing reaches every node.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    peer
+}
+
+/// Ids of the live alerts a node shows from the member named `author`.
+async fn by_author(node: &TestNode, author: &str) -> BTreeSet<String> {
+    node.alerts()
+        .await
+        .into_iter()
+        .filter(|a| a.author == author)
+        .map(|a| a.id)
+        .collect()
+}
+
+async fn rejected_counts(nodes: &[TestNode]) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for node in nodes {
+        counts.push(node.handle.stats().await.unwrap().rejected);
+    }
+    counts
+}
+
+/// Wait until every node rejected at least one more gossip message than `before`.
+async fn rejected_by_every_node(nodes: &[TestNode], before: &[u64]) {
+    for (node, before) in nodes.iter().zip(before) {
+        eventually("the node rejects the gossiped forgery", || async {
+            (node.handle.stats().await.unwrap().rejected > *before).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Stop every node and open its store again.
+async fn stop_all(nodes: Vec<TestNode>) -> Vec<Replica> {
+    let mut replicas = Vec::new();
+    for node in nodes {
+        let home = node.stop().await;
+        replicas.push(reopen(&home));
+    }
+    replicas
+}
