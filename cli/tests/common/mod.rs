@@ -183,6 +183,18 @@ impl Node {
 
     /// [`Node::start`], with a chance to change the command first (environment, flags).
     pub fn start_with(home: &Path, adjust: impl FnOnce(&mut Command)) -> Node {
+        Self::start_args(home, adjust, &[])
+    }
+
+    /// [`Node::start_with`], with more arguments for `run` (such as `--peer ADDR`).
+    pub fn start_args(home: &Path, adjust: impl FnOnce(&mut Command), extra: &[&str]) -> Node {
+        let mut node = Self::spawn(home, adjust, extra);
+        node.wait_ready();
+        node
+    }
+
+    /// Start `lookout run` without waiting for it to be ready (see [`Node::wait_ready`]).
+    pub fn spawn(home: &Path, adjust: impl FnOnce(&mut Command), extra: &[&str]) -> Node {
         let mut command = command(home);
         adjust(&mut command);
         let mut child = command
@@ -194,6 +206,7 @@ impl Node {
                 "--sync-interval",
                 "1",
             ])
+            .args(extra)
             .spawn()
             .expect("start lookout run");
         let stdout = Arc::new(Mutex::new(Vec::new()));
@@ -219,38 +232,42 @@ impl Node {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        let mut node = Node {
+        Node {
             child,
             home: home.to_path_buf(),
             addresses: Vec::new(),
             stdout,
             stderr,
-        };
+        }
+    }
+
+    /// Whether the node said it serves commands.
+    pub fn is_ready(&self) -> bool {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("Press Ctrl-C"))
+    }
+
+    /// Wait until the node serves commands and note its addresses.
+    pub fn wait_ready(&mut self) {
         let started = Instant::now();
-        loop {
-            let ready = node
-                .stdout
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|l| l.contains("Press Ctrl-C"));
-            if ready {
-                break;
-            }
-            if let Some(status) = node.child.try_wait().unwrap() {
+        while !self.is_ready() {
+            if let Some(status) = self.child.try_wait().unwrap() {
                 panic!(
                     "lookout run exited with {status}: {}",
-                    node.stderr.lock().unwrap()
+                    self.stderr.lock().unwrap()
                 );
             }
             assert!(
                 started.elapsed() < PATIENCE,
                 "lookout run did not start: {}",
-                node.stderr.lock().unwrap()
+                self.stderr.lock().unwrap()
             );
             thread::sleep(Duration::from_millis(20));
         }
-        node.addresses = node
+        self.addresses = self
             .stdout
             .lock()
             .unwrap()
@@ -259,7 +276,6 @@ impl Node {
             .filter(|l| l.starts_with("/ip4/"))
             .map(str::to_owned)
             .collect();
-        node
     }
 
     /// The process id.
