@@ -4,17 +4,24 @@
 //! connection handler the remote's [`PeerId`] is the member key it proved it holds. The gate
 //! answers that question first among the composed behaviours and denies every peer that is not
 //! on the roster, so a stranger never reaches gossipsub, sync, identify or ping.
+//!
+//! Before that, it limits how many inbound connections from one IP address may be in their
+//! handshake at once: the swarm's overall cap on such connections would otherwise let a single
+//! host that opens connections and never finishes them lock every member out.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     convert::Infallible,
+    net::IpAddr,
     task::{Context, Poll, Waker},
+    time::{Duration, Instant},
 };
 
 use libp2p::{
     core::{transport::PortUse, Endpoint},
+    multiaddr::Protocol,
     swarm::{
-        behaviour::{ConnectionClosed, ConnectionEstablished},
+        behaviour::{ConnectionClosed, ConnectionEstablished, ListenFailure},
         dummy, CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
         THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
     },
@@ -23,6 +30,17 @@ use libp2p::{
 
 /// How many peers may be let in temporarily (bootstrap peers named in invites) at once.
 pub const MAX_TEMPORARY_PEERS: usize = 16;
+
+/// How many inbound connections from one IP address may be in their handshake at once.
+///
+/// Members behind one address (a drop-in centre's Wi-Fi) rarely connect at the same instant,
+/// and a refused one retries; a host holding half-open connections gets only this many of the
+/// node's [`DEFAULT_MAX_PENDING_INCOMING`](super::DEFAULT_MAX_PENDING_INCOMING) slots.
+pub const MAX_PENDING_INCOMING_PER_IP: usize = 4;
+
+/// After this long a handshake the swarm never reported on no longer counts against its
+/// address (the handshake timeout ends every real one much sooner).
+const HANDSHAKE_FORGOTTEN_AFTER: Duration = Duration::from_secs(120);
 
 /// How many gate events may wait for the event loop before further ones are dropped.
 ///
@@ -40,6 +58,12 @@ pub struct NotAMember {
     /// The authenticated identity of the remote that was turned away.
     pub peer: PeerId,
 }
+
+/// The reason an inbound connection was refused before its handshake: too many from its address
+/// are already in theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many connections from one address are still in their handshake")]
+pub struct TooManyHandshakes;
 
 /// Something the gate did that the event loop may want to log or act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +109,8 @@ pub struct MemberGate {
     temporary: HashSet<PeerId>,
     connected: HashMap<PeerId, HashSet<ConnectionId>>,
     pending: VecDeque<ToSwarm<GateEvent, Infallible>>,
+    /// Inbound connections in their handshake: remote IP address and start.
+    handshakes: HashMap<ConnectionId, (IpAddr, Instant)>,
     denied: u64,
     waker: Option<Waker>,
 }
@@ -164,6 +190,32 @@ impl MemberGate {
         self.connected.keys()
     }
 
+    /// Admit an inbound connection into its handshake unless its address has too many there.
+    fn start_handshake(
+        &mut self,
+        connection: ConnectionId,
+        remote: &Multiaddr,
+        now: Instant,
+    ) -> Result<(), ConnectionDenied> {
+        let Some(ip) = remote.iter().find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+            Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+            _ => None,
+        }) else {
+            return Ok(());
+        };
+        self.handshakes
+            .retain(|_, (_, started)| now.duration_since(*started) < HANDSHAKE_FORGOTTEN_AFTER);
+        let from_ip = self.handshakes.values().filter(|(i, _)| *i == ip).count();
+        if from_ip >= MAX_PENDING_INCOMING_PER_IP {
+            // Not counted in `denied` (no peer is known yet) and not logged: the address is
+            // a member's or a stranger's, and logs must not carry either.
+            return Err(ConnectionDenied::new(TooManyHandshakes));
+        }
+        self.handshakes.insert(connection, (ip, now));
+        Ok(())
+    }
+
     fn check(&mut self, peer: PeerId, endpoint: Endpoint) -> Result<(), ConnectionDenied> {
         if self.is_allowed(&peer) {
             return Ok(());
@@ -218,13 +270,23 @@ impl NetworkBehaviour for MemberGate {
         Ok(Vec::new())
     }
 
+    fn handle_pending_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        _local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.start_handshake(connection_id, remote_addr, Instant::now())
+    }
+
     fn handle_established_inbound_connection(
         &mut self,
-        _connection_id: ConnectionId,
+        connection_id: ConnectionId,
         peer: PeerId,
         _local_addr: &Multiaddr,
         _remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.handshakes.remove(&connection_id);
         self.check(peer, Endpoint::Listener)?;
         Ok(dummy::ConnectionHandler)
     }
@@ -257,6 +319,11 @@ impl NetworkBehaviour for MemberGate {
                 if !self.is_allowed(&peer_id) {
                     self.evict(peer_id);
                 }
+            }
+            // A handshake that failed, timed out or was refused (by the gate or a later
+            // behaviour) no longer counts against its address.
+            FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
+                self.handshakes.remove(&connection_id);
             }
             FromSwarm::ConnectionClosed(ConnectionClosed {
                 peer_id,
@@ -323,6 +390,36 @@ mod tests {
         let cause = denied.err().and_then(|c| c.downcast::<NotAMember>().ok());
         assert_eq!(cause, Some(NotAMember { peer: stranger }));
         assert_eq!(gate.denied_count(), 1);
+    }
+
+    #[test]
+    fn handshakes_are_capped_per_address() {
+        let mut gate = MemberGate::new([PeerId::random()].into_iter().collect());
+        let now = Instant::now();
+        let a: Multiaddr = "/ip4/192.0.2.1/tcp/4001"
+            .parse()
+            .unwrap_or_else(|_| Multiaddr::empty());
+        let b: Multiaddr = "/ip4/192.0.2.2/tcp/4001"
+            .parse()
+            .unwrap_or_else(|_| Multiaddr::empty());
+        let ids: Vec<ConnectionId> = (0..=MAX_PENDING_INCOMING_PER_IP)
+            .map(ConnectionId::new_unchecked)
+            .collect();
+        for id in &ids[..MAX_PENDING_INCOMING_PER_IP] {
+            assert!(gate.start_handshake(*id, &a, now).is_ok());
+        }
+        let refused = gate.start_handshake(ids[MAX_PENDING_INCOMING_PER_IP], &a, now);
+        assert!(refused.is_err_and(|c| c.downcast::<TooManyHandshakes>().is_ok()));
+        assert!(gate
+            .start_handshake(ConnectionId::new_unchecked(100), &b, now)
+            .is_ok());
+        // A finished handshake frees its slot; a forgotten one frees all.
+        gate.handshakes.remove(&ids[0]);
+        assert!(gate.start_handshake(ids[0], &a, now).is_ok());
+        let later = now + HANDSHAKE_FORGOTTEN_AFTER;
+        assert!(gate
+            .start_handshake(ids[MAX_PENDING_INCOMING_PER_IP], &a, later)
+            .is_ok());
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub use codec::{
     read_frame, write_frame, BytesCodec, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
 };
 pub use gate::{
-    GateError, GateEvent, MemberGate, NotAMember, MAX_PENDING_GATE_EVENTS, MAX_TEMPORARY_PEERS,
+    GateError, GateEvent, MemberGate, NotAMember, TooManyHandshakes, MAX_PENDING_GATE_EVENTS,
+    MAX_PENDING_INCOMING_PER_IP, MAX_TEMPORARY_PEERS,
 };
 pub use libp2p::gossipsub::{MessageAcceptance, MessageId};
 
