@@ -21,7 +21,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
-use lookout_protocol::envelope::{self, InnerBody, Rejection, Verdict, Verified};
+use lookout_protocol::envelope::{self, InnerBody, Verdict, Verified};
 use lookout_protocol::epoch::{DeliveryKind, EpochBook, EpochKey, KeyDelivery};
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::{
@@ -438,7 +438,13 @@ impl Replica {
                 seq: self.seq,
                 heads: self.log.roster().heads().to_vec(),
                 timestamp: now,
-                expires: now + 30 * 86_400,
+                // Reachability announcements live a day at most.
+                expires: now
+                    + if content.counts_against_quota() {
+                        30 * 86_400
+                    } else {
+                        envelope::MAX_REACHABILITY_SECS
+                    },
                 content,
             };
             let heads = body.heads.clone();

@@ -222,6 +222,12 @@ fn bodies(
 ) -> Vec<(usize, InnerBody)> {
     let body = |i: usize, author: usize, content: Content| {
         let timestamp = NOW + 100 + i as u64 * 60;
+        // Reachability announcements live a day at most.
+        let lifetime = if content.counts_against_quota() {
+            30 * 86_400
+        } else {
+            envelope::MAX_REACHABILITY_SECS
+        };
         InnerBody {
             collective,
             epoch: epoch_key().id(),
@@ -229,7 +235,7 @@ fn bodies(
             seq: 1 + i as u64,
             heads: heads.to_vec(),
             timestamp,
-            expires: timestamp + 30 * 86_400,
+            expires: timestamp + lifetime,
             content,
         }
     };
