@@ -71,7 +71,11 @@ async fn scenario() {
         .map(|i| i.id)
         .collect();
     // The alerts plus the members' reachability announcements, which it lacked too.
-    assert!(ids.len() >= MISSED && ids.len() <= MISSED + 8, "{}", ids.len());
+    assert!(
+        ids.len() >= MISSED && ids.len() <= MISSED + 8,
+        "{}",
+        ids.len()
+    );
     let lacked: usize = replica
         .fetch(SetKind::Envelopes, &ids)
         .unwrap()
