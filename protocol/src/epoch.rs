@@ -9,9 +9,14 @@
 //! so they can read alerts posted before they joined).
 //!
 //! [`EpochBook`] tracks the epochs a replica knows and decides which one to write under: an epoch
-//! whose recipients include a removed member is *retired* (readable, never written under again),
-//! so a removal always leads to a fresh rotation, and alerts posted after it are unreadable to the
-//! removed member.
+//! is *retired* (readable, never written under again) once anyone is removed who was not already
+//! removed when it was rotated, so a removal always leads to a fresh rotation, and alerts posted
+//! after it are unreadable to the removed member.
+//!
+//! What a replica learns about an epoch only ever widens what may be written under it: a later
+//! delivery can push its write deadline later or name more removals it came after, never the
+//! reverse. Any member holding the key can sign a delivery of it, so a rule a delivery could
+//! tighten would let one member make every node refuse honest alerts written before it arrived.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -349,9 +354,11 @@ fn hpke_info(collective: CollectiveId, epoch: EpochId) -> Vec<u8> {
 pub struct EpochInfo {
     /// The epoch.
     pub id: EpochId,
-    /// When its rotation was made (the earliest rotation delivery seen for it).
+    /// When its rotation was made: the latest (timestamp, author) among its rotation deliveries
+    /// (an honest rotation is one delivery or several identical ones; a member holding the key
+    /// can add copies, and only a later date, which widens the write period, may win).
     pub created: u64,
-    /// Who rotated.
+    /// Who rotated (the author of that delivery).
     pub creator: MemberId,
     /// Everyone any delivery of it was sealed to.
     pub recipients: BTreeSet<MemberId>,
@@ -361,7 +368,8 @@ pub struct EpochInfo {
     /// but is never written under, and posts under it wait (the rotation names the membership
     /// state that decides when the epoch retires).
     pub rotation_seen: bool,
-    /// Members already removed at the rotation's membership state.
+    /// Members already removed at the membership state of a rotation delivery of it (the union
+    /// over its rotation deliveries): an honest node never gives the epoch to them.
     pub removed_before: BTreeSet<MemberId>,
 }
 
@@ -397,11 +405,10 @@ impl EpochInfo {
 
     /// The epoch's status at `roster`. It is retired as soon as anyone is removed who was not
     /// already removed when it was rotated: that member may have received it, by the rotation
-    /// or by a share this replica has not seen.
+    /// or by a share this replica has not seen. Who the known deliveries name does not matter: a
+    /// share to someone removed before the rotation can only be forged by a member holding the
+    /// key, who could hand it over anyway.
     pub fn status(&self, roster: &Roster) -> EpochStatus {
-        if self.recipients.iter().any(|m| roster.is_removed(m)) {
-            return EpochStatus::Retired;
-        }
         if !self.rotation_seen {
             return EpochStatus::Unconfirmed;
         }
@@ -461,13 +468,14 @@ impl EpochBook {
             rotation_seen: false,
             removed_before: BTreeSet::new(),
         });
-        if body.kind == DeliveryKind::Rotation
-            && (!info.rotation_seen || (body.timestamp, body.author) < (info.created, info.creator))
-        {
-            info.created = body.timestamp;
-            info.creator = body.author;
+        if body.kind == DeliveryKind::Rotation {
+            if !info.rotation_seen || (body.timestamp, body.author) > (info.created, info.creator) {
+                info.created = body.timestamp;
+                info.creator = body.author;
+            }
             info.rotation_seen = true;
-            info.removed_before = roster_at_heads.removed().keys().copied().collect();
+            info.removed_before
+                .extend(roster_at_heads.removed().keys().copied());
         }
         info.recipients.extend(delivery.recipients());
         if info.have_key {

@@ -487,3 +487,77 @@ fn reachability_posts_have_their_own_quota_and_live_a_day() {
         (Rejection::LifetimeTooLong, Verdict::Reject)
     );
 }
+
+/// Regression: any member holding an epoch's key could sign a delivery that retired it (a share
+/// to someone removed before the rotation) or moved its write deadline earlier (a copy of the
+/// rotation, back-dated, naming an older membership state), so a replica that saw it before an
+/// honest post refused that post and penalised the honest node that sent it (found by
+/// `tests/tests/adversarial_epochs.rs`: a catching-up node never received the alerts and struck
+/// its honest peers). More deliveries now only widen what may be written under an epoch.
+#[test]
+fn deliveries_a_member_forges_never_narrow_an_epoch() {
+    let mut net = Net::new();
+    let alice = net.add();
+    let yan = net.add();
+    let before_removal = net.log.roster().heads().to_vec();
+    net.op(
+        true,
+        None,
+        Action::Remove {
+            member: yan.member_id(),
+            reason: "seized".into(),
+        },
+    );
+    let (key, rotation) = net.rotate(NOW);
+    let mut book = EpochBook::new();
+    let roster = net.log.roster().clone();
+    book.record(&rotation, &alice, &roster).unwrap();
+    let post = net.post(&alice, &key, NOW + 3_600, NOW + 86_400);
+    let collective = net.log.collective();
+    let check = |book: &EpochBook| {
+        let info = book.info(&key.id()).unwrap().clone();
+        envelope::open(&post.bytes, collective, |id| book.key(id))
+            .unwrap()
+            .authorize(&roster, &roster, &info, NOW + 3_600, 0)
+    };
+    assert!(check(&book).is_ok());
+    let deadline = book
+        .info(&key.id())
+        .unwrap()
+        .write_deadline(roster.policy());
+
+    // Alice, holding the key, forges a share to yan and a rotation copy dated a week earlier,
+    // both naming the state before yan's removal (in which yan was a member).
+    let old_roster = net.log.roster_at(&before_removal).unwrap();
+    let share = KeyDelivery::create(
+        &alice,
+        collective,
+        &key,
+        DeliveryKind::Share,
+        before_removal.clone(),
+        NOW,
+        &[yan.public()],
+        &mut net.rng,
+    )
+    .unwrap();
+    let everyone: Vec<_> = old_roster.members().map(|m| m.identity.clone()).collect();
+    let back_dated = KeyDelivery::create(
+        &alice,
+        collective,
+        &key,
+        DeliveryKind::Rotation,
+        before_removal,
+        NOW - 7 * 86_400,
+        &everyone,
+        &mut net.rng,
+    )
+    .unwrap();
+    for forged in [&share, &back_dated] {
+        forged.check_authority(&old_roster).unwrap();
+        book.record(forged, &alice, &old_roster).unwrap();
+        assert!(check(&book).is_ok(), "the honest post stays valid");
+        assert_eq!(book.write_epoch(&roster, NOW + 3_600), Some(key.id()));
+        let info = book.info(&key.id()).unwrap();
+        assert!(info.write_deadline(roster.policy()) >= deadline);
+    }
+}

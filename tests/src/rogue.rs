@@ -4,7 +4,7 @@
 //! from a member's offline replica ([`Forger`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -19,10 +19,13 @@ use lookout_node::sync::{self, SyncRequest, SyncResponse};
 use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
 use lookout_protocol::envelope::{self, InnerBody, Opened};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
+use lookout_protocol::identity::PublicIdentity;
 use lookout_protocol::membership::{Action, Op};
 use lookout_protocol::{CollectiveId, ContentId, EpochId, MemberId, OpId};
 use rand::rngs::OsRng;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::{connect, eventually, listen_addr, reopen, start_node, Collective, TestNode};
 
 /// How long a raw sync request may take before it counts as failed.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -374,6 +377,31 @@ impl<'a> Forger<'a> {
         }
     }
 
+    /// A share of `key` to `recipients`, naming `heads`.
+    pub fn share(
+        &mut self,
+        key: &EpochKey,
+        heads: Vec<OpId>,
+        timestamp: u64,
+        recipients: &[PublicIdentity],
+    ) -> WireItem {
+        let delivery = KeyDelivery::create(
+            self.replica.identity(),
+            self.collective(),
+            key,
+            DeliveryKind::Share,
+            heads,
+            timestamp,
+            recipients,
+            &mut OsRng,
+        )
+        .unwrap();
+        WireItem {
+            kind: SetKind::Deliveries,
+            bytes: delivery.encoded().to_vec(),
+        }
+    }
+
     /// A key delivery of `key` to every member of the roster at `heads`, dated `timestamp`.
     pub fn rotation(&mut self, key: &EpochKey, heads: Vec<OpId>, timestamp: u64) -> WireItem {
         let log = self.replica.membership().unwrap().clone();
@@ -467,4 +495,90 @@ pub fn alert_content(text: &str) -> Content {
         language: "en".into(),
         on_behalf: false,
     })
+}
+
+/// Share every item among the replicas, keep those at `offline` (in that order) off the network,
+/// and start the others, every pair connected.
+pub async fn stage(
+    mut collective: Collective,
+    offline: &[usize],
+) -> (tempfile::TempDir, Vec<TestNode>, Vec<Replica>) {
+    share_everything(&mut collective.replicas);
+    let mut kept = Vec::new();
+    let mut running = Vec::new();
+    for (i, replica) in collective.replicas.into_iter().enumerate() {
+        if offline.contains(&i) {
+            kept.push(replica);
+        } else {
+            running.push(start_node(replica).await);
+        }
+    }
+    for (i, a) in running.iter().enumerate() {
+        for b in &running[i + 1..] {
+            connect(a, b).await;
+        }
+    }
+    for node in &running {
+        eventually("fully connected", || async {
+            (node.peers().await == running.len() - 1).then_some(())
+        })
+        .await;
+    }
+    (collective.dir, running, kept)
+}
+
+/// Put the member's key in a raw swarm connected to every node.
+pub async fn arm(member: &Replica, nodes: &[TestNode]) -> RawPeer {
+    let peer = RawPeer::spawn(keypair_of(member), &topic_of(member));
+    for node in nodes {
+        peer.dial(listen_addr(node).await).await;
+    }
+    for node in nodes {
+        eventually("the rogue member is admitted", || async {
+            peer.subscribed(node.handle.peer_id()).then_some(())
+        })
+        .await;
+    }
+    // Let the gossip mesh form so publishing reaches every node.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    peer
+}
+
+/// Ids of the live alerts a node shows from the member named `author`.
+pub async fn by_author(node: &TestNode, author: &str) -> BTreeSet<String> {
+    node.alerts()
+        .await
+        .into_iter()
+        .filter(|a| a.author == author)
+        .map(|a| a.id)
+        .collect()
+}
+
+/// Every node's count of rejected gossip.
+pub async fn rejected_counts(nodes: &[TestNode]) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for node in nodes {
+        counts.push(node.handle.stats().await.unwrap().rejected);
+    }
+    counts
+}
+
+/// Wait until every node rejected at least one more gossip message than `before`.
+pub async fn rejected_by_every_node(nodes: &[TestNode], before: &[u64]) {
+    for (node, before) in nodes.iter().zip(before) {
+        eventually("the node rejects the gossiped forgery", || async {
+            (node.handle.stats().await.unwrap().rejected > *before).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Stop every node and open its store again.
+pub async fn stop_all(nodes: Vec<TestNode>) -> Vec<Replica> {
+    let mut replicas = Vec::new();
+    for node in nodes {
+        let home = node.stop().await;
+        replicas.push(reopen(&home));
+    }
+    replicas
 }

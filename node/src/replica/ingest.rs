@@ -175,6 +175,11 @@ impl Replica {
         if state.deliveries.contains_key(&delivery.id()) {
             return Ok(Ingested::Duplicate);
         }
+        // A later-dated rotation of an epoch pushes its write deadline and key deletion later
+        // (see `EpochInfo::created`): only as far as now, like a post's date.
+        if delivery.body().timestamp > now().saturating_add(envelope::MAX_CLOCK_SKEW_SECS) {
+            return Ok(Ingested::Ignored("key delivery dated in the future".into()));
+        }
         let Some(roster) = state.log.roster_at(&delivery.body().heads) else {
             return Ok(Ingested::Held);
         };
