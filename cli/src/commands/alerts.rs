@@ -247,9 +247,7 @@ pub async fn retract(
     out: Out,
 ) -> Result<Outcome, ApiError> {
     let target = id.clone();
-    let response = request(ctx, Request::Retract { id, reason })
-        .await
-        .map_err(control_id_clash)?;
+    let response = request(ctx, Request::Retract { id, reason }).await?;
     let posted = match response.0 {
         Response::Posted { id } => id,
         other => return Err(unexpected(&other)),
@@ -274,9 +272,7 @@ pub async fn corroborate(
     out: Out,
 ) -> Result<Outcome, ApiError> {
     let target = id.clone();
-    let response = request(ctx, Request::Corroborate { id, note })
-        .await
-        .map_err(control_id_clash)?;
+    let response = request(ctx, Request::Corroborate { id, note }).await?;
     let posted = match response.0 {
         Response::Posted { id } => id,
         other => return Err(unexpected(&other)),
@@ -339,20 +335,6 @@ pub async fn export(
         }
     }
     Ok(Outcome::Done)
-}
-
-/// The node's control socket cannot carry requests with an `id` field yet: its envelope's own
-/// `id` collides with it (node/src/control.rs, `Envelope`). Until that is fixed, say what to do
-/// instead of showing the JSON error.
-fn control_id_clash(error: ApiError) -> ApiError {
-    if error.code == ErrorCode::InvalidInput && error.message.contains("duplicate field `id`") {
-        ApiError::new(
-            ErrorCode::Busy,
-            "this cannot go through the running node yet: stop `lookout run` (Ctrl-C), run this command again, then start the node again",
-        )
-    } else {
-        error
-    }
 }
 
 /// The language of the system (`LANG=pt_BR.UTF-8` gives `pt`), or `und`.
