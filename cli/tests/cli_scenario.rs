@@ -146,14 +146,12 @@ fn a_collective_from_founding_to_wiping() {
         alert_ids(&cleo, &[]).contains(&while_away).then_some(())
     });
 
-    // Retract (with the author's node stopped: see cli_known_gaps.rs), then it syncs out.
-    bea_node.stop();
+    // Retract through the author's running node; it gossips out.
     let retracted = ok(
         &bea,
         &["retract", &while_away[..8], "--reason", "wrong person"],
     );
     assert!(retracted.stdout.contains("retracted"), "{retracted:?}");
-    let bea_node = Node::start(&bea);
     for home in [&ana, &cleo] {
         eventually("the retraction reaches everyone", || {
             (!alert_ids(home, &[]).contains(&while_away)).then_some(())
