@@ -38,6 +38,8 @@ pub struct Fixture {
     pub ana: Replica,
     /// A second member's replica (posts of its own, so sets differ in authors).
     pub bea: Replica,
+    /// The temporary directory holding both stores, when the fixture made it.
+    _dir: Option<tempfile::TempDir>,
 }
 
 thread_local! {
@@ -49,9 +51,12 @@ pub fn with_fixture<T>(f: impl FnOnce(&mut Fixture) -> T) -> T {
     FIXTURE.with(|cell| {
         let mut slot = cell.borrow_mut();
         let fixture = slot.get_or_insert_with(|| {
-            // Kept for the life of the process: the store lives in it.
-            let dir = Box::leak(Box::new(tempfile::tempdir().expect("temporary directory")));
-            Fixture::build(dir.path())
+            // Kept in the fixture for the life of the thread (not leaked: LeakSanitizer would
+            // report it as a finding).
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let mut fixture = Fixture::build(dir.path());
+            fixture._dir = Some(dir);
+            fixture
         });
         f(fixture)
     })
@@ -80,7 +85,11 @@ impl Fixture {
         }
         copy_all(&mut ana, &mut bea);
         copy_all(&mut bea, &mut ana);
-        Fixture { ana, bea }
+        Fixture {
+            ana,
+            bea,
+            _dir: None,
+        }
     }
 }
 
