@@ -13,23 +13,37 @@ struct World {
     rng: ChaCha20Rng,
     genesis: SignedGenesis,
     ops: Vec<Op>,
+    /// Founding moderators besides the founder (k - 1 of them).
+    co: Vec<Identity>,
 }
 
 impl World {
+    /// A collective needing `k` approvals, founded by the founder and k - 1 co-moderators.
     fn new(k: u8) -> (Self, Identity) {
         let mut rng = ChaCha20Rng::seed_from_u64(u64::from(k) * 31 + 5);
         let founder = Identity::generate(&mut rng);
+        let co: Vec<Identity> = (1..k).map(|_| Identity::generate(&mut rng)).collect();
         let policy = Policy {
             approvals_required: k,
             ..Policy::default()
         };
-        let genesis = SignedGenesis::create(&founder, "Test", "founder", policy, NOW, &mut rng)
-            .expect("genesis");
+        let founding = co
+            .iter()
+            .map(|m| FoundingModerator {
+                identity: m.public(),
+                name: "co".into(),
+            })
+            .collect();
+        let genesis = SignedGenesis::create_with_moderators(
+            &founder, "Test", "founder", founding, policy, NOW, &mut rng,
+        )
+        .expect("genesis");
         (
             Self {
                 rng,
                 genesis,
                 ops: Vec::new(),
+                co,
             },
             founder,
         )
@@ -107,14 +121,11 @@ fn founder_is_the_first_moderator() {
     assert!(roster.is_moderator(&founder.member_id()));
 }
 
-/// A k = 2 collective: the founder alone bootstraps a second moderator (with fewer than k
-/// moderators, all of them must approve), after which every add needs both.
+/// A k = 2 collective, founded by two moderators named in its genesis record: every add needs
+/// both from the start.
 fn k2_with_two_moderators() -> (World, Identity, Identity) {
     let (mut w, founder) = World::new(2);
-    let m2 = w.identity();
-    w.add(&[&founder], &m2);
-    assert!(w.roster().is_member(&m2.member_id()));
-    w.promote(&[&founder], &m2);
+    let m2 = w.co.remove(0);
     assert!(w.roster().is_moderator(&m2.member_id()));
     (w, founder, m2)
 }
@@ -387,8 +398,8 @@ fn demotion_needs_k_and_drops_concurrent_moderator_actions() {
     let roster = w.roster();
     assert!(roster.is_member(&m.member_id()));
     assert!(!roster.is_moderator(&m.member_id()));
-    // Proposing an add is a member's right, so it stays, but it no longer counts as an approval.
-    assert!(!roster.dropped().contains_key(&concurrent));
+    // Proposing an add is a moderator's act: made concurrently with the demotion, it is dropped.
+    assert!(roster.dropped().contains_key(&concurrent));
     assert!(!roster.is_member(&newbie.member_id()));
 }
 
@@ -416,4 +427,327 @@ fn log_holds_orphans_until_parents_arrive() {
     assert!(log.roster_at(&heads).is_some());
     assert!(log.roster_at(&[OpId([9; 32])]).is_none());
     let _: MemberId = f.member_id();
+}
+
+// ---- Issue 8: authority comes from the resolved state, not from an op's chosen parents ----
+
+/// A police officer holding the founder's unlocked phone, in a k = 2 collective, sends a
+/// proposal to add a spy naming no parents (a state where one moderator "was enough"), then a
+/// promotion of the spy on top of it, and the spy's own approval of it.
+#[test]
+fn captured_founder_cannot_add_or_promote_alone_with_chosen_parents() {
+    let (mut w, founder, m2) = k2_with_two_moderators();
+    let member = w.identity();
+    w.add(&[&founder, &m2], &member);
+    let spy = w.identity();
+    let add = w.op_with(
+        &founder,
+        vec![],
+        Action::ProposeAdd {
+            identity: spy.public(),
+            name: "spy".into(),
+        },
+    );
+    let promote = w.op_with(
+        &founder,
+        vec![add],
+        Action::ProposePromote {
+            member: spy.member_id(),
+        },
+    );
+    w.op_with(&spy, vec![promote], Action::Approve { proposal: promote });
+    let roster = w.roster();
+    assert!(!roster.is_member(&spy.member_id()), "one approval of k = 2 admitted a spy");
+    assert!(!roster.is_moderator(&spy.member_id()));
+    // The founder and the spy cannot remove anyone together either.
+    let r = w.op(&founder, remove(&m2));
+    w.op(&spy, Action::Approve { proposal: r });
+    assert!(w.roster().is_moderator(&m2.member_id()));
+    assert!(w.roster().is_member(&member.member_id()));
+}
+
+/// A k = 2 collective cannot be founded by one moderator: there is no "fewer than k moderators
+/// yet" exception left to exploit.
+#[test]
+fn k2_genesis_needs_two_founding_moderators() {
+    let mut rng = ChaCha20Rng::seed_from_u64(99);
+    let founder = Identity::generate(&mut rng);
+    let policy = Policy {
+        approvals_required: 2,
+        ..Policy::default()
+    };
+    assert!(matches!(
+        SignedGenesis::create(&founder, "T", "f", policy, NOW, &mut rng),
+        Err(OpError::BadPolicy(_))
+    ));
+}
+
+/// A moderator tries to remove a later-promoted moderator on her own by naming only ops from
+/// before the promotion.
+#[test]
+fn later_promoted_moderator_is_not_removed_by_one_with_stale_parents() {
+    let (mut w, founder, m2) = k2_with_two_moderators();
+    let m3 = w.identity();
+    w.add(&[&founder, &m2], &m3);
+    let before_promotion = w.heads();
+    w.promote(&[&founder, &m2], &m3);
+    assert!(w.roster().is_moderator(&m3.member_id()));
+    let stale = w.op_with(&founder, before_promotion, remove(&m3));
+    let roster = w.roster();
+    assert!(roster.is_member(&m3.member_id()), "removed by one of k = 2");
+    assert!(roster.is_moderator(&m3.member_id()));
+    // It counts as a proposal needing k: a second moderator's approval completes it.
+    w.op(&m2, Action::Approve { proposal: stale });
+    assert!(w.roster().is_removed(&m3.member_id()));
+}
+
+/// Anyone ever promoted is removed only by k, even once demoted.
+#[test]
+fn demoted_moderator_is_still_removed_only_by_k() {
+    let (mut w, founder, m2) = k2_with_two_moderators();
+    let m3 = w.identity();
+    w.add(&[&founder, &m2], &m3);
+    w.promote(&[&founder, &m2], &m3);
+    let demote = w.op(
+        &founder,
+        Action::ProposeDemote {
+            member: m3.member_id(),
+        },
+    );
+    w.op(&m2, Action::Approve { proposal: demote });
+    assert!(!w.roster().is_moderator(&m3.member_id()));
+    w.op(&founder, remove(&m3));
+    assert!(w.roster().is_member(&m3.member_id()));
+}
+
+#[test]
+fn last_two_moderators_removing_each_other_leave_one() {
+    let (mut w, f) = World::new(1);
+    let a = w.identity();
+    let plain = w.identity();
+    w.add(&[&f], &a);
+    w.promote(&[&f], &a);
+    w.add(&[&f], &plain);
+    let base = w.heads();
+    w.op_with(&a, base.clone(), remove(&f));
+    w.op_with(&f, base, remove(&a));
+    let roster = w.roster();
+    assert_eq!(roster.moderator_count(), 1, "members left without a moderator");
+    assert!(roster.is_member(&plain.member_id()));
+}
+
+#[test]
+fn last_moderator_cannot_demote_or_remove_herself() {
+    let (mut w, f) = World::new(1);
+    let m = w.identity();
+    w.add(&[&f], &m);
+    let demote = w.op(
+        &f,
+        Action::ProposeDemote {
+            member: f.member_id(),
+        },
+    );
+    let removal = w.op(&f, remove(&f));
+    let roster = w.roster();
+    assert!(roster.is_moderator(&f.member_id()));
+    assert!(roster.dropped()[&demote].contains("without a moderator"));
+    assert!(roster.dropped()[&removal].contains("without a moderator"));
+}
+
+/// The last moderator's phone is taken and her self-revocation certificate published: the
+/// longest-standing member takes over, so the collective can still be administered.
+#[test]
+fn revoked_last_moderator_hands_over_to_the_longest_standing_member() {
+    let (mut w, f) = World::new(1);
+    let first = w.identity();
+    let second = w.identity();
+    w.add(&[&f], &first);
+    w.add(&[&f], &second);
+    let cert = RevocationCertificate::create(&f, NOW);
+    w.op(&second, Action::PublishRevocation { certificate: cert });
+    let roster = w.roster();
+    assert!(roster.is_removed(&f.member_id()));
+    assert!(roster.is_moderator(&first.member_id()));
+    assert!(!roster.is_moderator(&second.member_id()));
+    // The successor can act.
+    let newbie = w.identity();
+    w.add(&[&first], &newbie);
+    assert!(w.roster().is_member(&newbie.member_id()));
+}
+
+/// With k = 2 and one of the two moderators revoked, the one left promotes a member alone (all
+/// remaining moderators agree), which restores k; the revoked key's approvals never count.
+#[test]
+fn fewer_than_k_moderators_left_promote_together() {
+    let (mut w, f, m2) = k2_with_two_moderators();
+    let member = w.identity();
+    w.add(&[&f, &m2], &member);
+    let spy = w.identity();
+    // The revoked founder's phone proposes a spy before its certificate is published.
+    let add = w.op(
+        &f,
+        Action::ProposeAdd {
+            identity: spy.public(),
+            name: "spy".into(),
+        },
+    );
+    let cert = RevocationCertificate::create(&f, NOW);
+    w.op(&f, Action::PublishRevocation { certificate: cert });
+    assert!(w.roster().is_removed(&f.member_id()));
+    assert!(!w.roster().is_member(&spy.member_id()));
+    // Adds still need k = 2.
+    w.op(&m2, Action::Approve { proposal: add });
+    assert!(!w.roster().is_member(&spy.member_id()));
+    w.promote(&[&m2], &member);
+    let roster = w.roster();
+    assert!(roster.is_moderator(&member.member_id()));
+    assert_eq!(roster.moderator_count(), 2);
+}
+
+#[test]
+fn ops_by_keys_that_never_were_members_are_not_kept() {
+    let (mut w, f) = World::new(1);
+    let m = w.identity();
+    w.add(&[&f], &m);
+    let stranger = w.identity();
+    let mut log = MembershipLog::new(w.genesis.clone());
+    log.extend(w.ops.clone());
+    let heads = log.roster().heads().to_vec();
+    let junk = Op::create(
+        &stranger,
+        w.id(),
+        heads,
+        NOW,
+        Action::RotateAgreementKey {
+            identity: stranger.public(),
+        },
+    )
+    .unwrap();
+    assert!(matches!(log.insert(junk), InsertOutcome::Refused(_)));
+    // Orphans of a stranger are refused too, so they cannot fill the orphan set.
+    let orphan = Op::create(
+        &stranger,
+        w.id(),
+        vec![OpId([7; 32])],
+        NOW,
+        Action::RotateAgreementKey {
+            identity: stranger.public(),
+        },
+    )
+    .unwrap();
+    assert!(matches!(log.insert(orphan), InsertOutcome::Refused(_)));
+    assert_eq!(log.orphan_count(), 0);
+}
+
+#[test]
+fn one_member_holds_a_bounded_number_of_orphans_and_ops_a_day() {
+    let (mut w, f) = World::new(1);
+    let m = w.identity();
+    w.add(&[&f], &m);
+    let mut log = MembershipLog::new(w.genesis.clone());
+    log.extend(w.ops.clone());
+    for i in 0..200u32 {
+        let mut missing = [0u8; 32];
+        missing[..4].copy_from_slice(&i.to_be_bytes());
+        let op = Op::create(
+            &m,
+            w.id(),
+            vec![OpId(missing)],
+            NOW,
+            Action::RotateAgreementKey { identity: m.public() },
+        )
+        .unwrap();
+        log.insert(op);
+    }
+    assert_eq!(log.orphan_count(), MAX_ORPHANS_PER_AUTHOR);
+    assert_eq!(log.take_evicted().len(), 200 - MAX_ORPHANS_PER_AUTHOR);
+    let mut refused = 0;
+    for i in 0..(MAX_OPS_PER_AUTHOR_PER_DAY as u64 + 10) {
+        let heads = log.roster().heads().to_vec();
+        let op = Op::create(
+            &m,
+            w.id(),
+            heads,
+            NOW + i,
+            Action::RotateAgreementKey { identity: m.public() },
+        )
+        .unwrap();
+        if matches!(log.insert(op), InsertOutcome::Refused(_)) {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "no daily quota on membership ops");
+}
+
+/// 40 concurrent proposals (a member flooding, or a large partition healing) leave 40 heads,
+/// more than an op can name. Writers name a bounded set, so nobody is frozen out.
+#[test]
+fn many_concurrent_heads_do_not_freeze_the_collective() {
+    let (mut w, f) = World::new(1);
+    let m = w.identity();
+    w.add(&[&f], &m);
+    let base = w.heads();
+    for _ in 0..40 {
+        let newbie = w.identity();
+        w.op_with(
+            &f,
+            base.clone(),
+            Action::ProposeAdd {
+                identity: newbie.public(),
+                name: "n".into(),
+            },
+        );
+    }
+    let mut log = MembershipLog::new(w.genesis.clone());
+    log.extend(w.ops.clone());
+    assert_eq!(log.roster().heads().len(), 40);
+    assert!(Op::create(&f, w.id(), log.roster().heads().to_vec(), NOW, remove(&m)).is_err());
+    // Every writer can still act, and the heads merge as they do.
+    let heads = log.writer_heads(&f.member_id());
+    assert!(heads.len() <= MAX_PARENTS);
+    let removal = Op::create(&f, w.id(), heads, NOW, remove(&m)).unwrap();
+    assert!(matches!(log.insert(removal), InsertOutcome::Added(_)));
+    assert!(log.roster().is_removed(&m.member_id()));
+    let mut rounds = 0;
+    while log.roster().heads().len() > 1 && rounds < 5 {
+        let heads = log.writer_heads(&f.member_id());
+        let op = Op::create(
+            &f,
+            w.id(),
+            heads,
+            NOW,
+            Action::RotateAgreementKey { identity: f.public() },
+        )
+        .unwrap();
+        log.insert(op);
+        rounds += 1;
+    }
+    assert_eq!(log.roster().heads().len(), 1, "heads never merged");
+}
+
+/// The incremental path (an op naming every head) gives exactly the full resolution.
+#[test]
+fn incremental_resolution_equals_full_resolution() {
+    let (mut w, f) = World::new(1);
+    let mut log = MembershipLog::new(w.genesis.clone());
+    let mut people = Vec::new();
+    for i in 0..30 {
+        let p = w.identity();
+        let heads = log.roster().heads().to_vec();
+        let action = match i % 5 {
+            0 | 1 | 2 => Action::ProposeAdd {
+                identity: p.public(),
+                name: format!("p{i}"),
+            },
+            3 => Action::ProposePromote {
+                member: people.last().map(Identity::member_id).unwrap_or(f.member_id()),
+            },
+            _ => remove(people.first().unwrap_or(&f)),
+        };
+        let op = Op::create(&f, w.id(), heads, NOW, action).unwrap();
+        w.ops.push(op.clone());
+        log.insert(op);
+        people.push(p);
+        assert_eq!(log.roster(), &w.roster(), "after op {i}");
+    }
 }

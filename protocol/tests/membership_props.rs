@@ -22,8 +22,17 @@ fn random_history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Op>) {
         approvals_required: k,
         ..Policy::default()
     };
+    // A collective needing k approvals is founded by k moderators.
+    let co: Vec<FoundingModerator> = pool[1..usize::from(k)]
+        .iter()
+        .map(|m| FoundingModerator {
+            identity: m.public(),
+            name: "co".into(),
+        })
+        .collect();
     let genesis =
-        SignedGenesis::create(&pool[0], "prop", "founder", policy, NOW, &mut rng).unwrap();
+        SignedGenesis::create_with_moderators(&pool[0], "prop", "founder", co, policy, NOW, &mut rng)
+            .unwrap();
     let mut ops: Vec<Op> = Vec::new();
     for step in 0..len {
         // Mostly bootstrap early: adds and promotions by the founder.
@@ -101,6 +110,25 @@ fn random_history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Op>) {
     (genesis, ops)
 }
 
+/// A replica receiving `ops` one by one (parents often after their children), with later syncs
+/// offering refused ops again until nothing more is taken.
+fn replica(genesis: &SignedGenesis, ops: Vec<Op>) -> MembershipLog {
+    let mut log = MembershipLog::new(genesis.clone());
+    let mut refused = Vec::new();
+    for op in ops {
+        if let InsertOutcome::Refused(_) = log.insert(op.clone()) {
+            refused.push(op);
+        }
+    }
+    loop {
+        let before = refused.len();
+        refused.retain(|op| matches!(log.insert(op.clone()), InsertOutcome::Refused(_)));
+        if refused.len() == before {
+            return log;
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
 
@@ -112,6 +140,9 @@ proptest! {
         shuffles in proptest::collection::vec(any::<u64>(), 3),
     ) {
         let (genesis, ops) = random_history(seed, len, k);
+        // What a replica keeps: ops by founding moderators and keys a kept op proposed.
+        let all = replica(&genesis, ops.clone());
+        let ops: Vec<Op> = ops.into_iter().filter(|o| all.holds(&o.id())).collect();
         let refs: Vec<&Op> = ops.iter().collect();
         let reference = resolve(&genesis, &refs);
         for shuffle in shuffles {
@@ -122,13 +153,25 @@ proptest! {
             prop_assert_eq!(&resolve(&genesis, &refs), &reference);
             // A replica receiving the ops one by one in that order (parents often arriving after
             // their children) ends at the same roster.
-            let mut log = MembershipLog::new(genesis.clone());
-            for op in order {
-                log.insert(op);
-            }
-            prop_assert_eq!(log.orphan_count(), 0);
+            let log = replica(&genesis, order.clone());
+            prop_assert_eq!(log.orphan_count(), all.orphan_count());
             prop_assert_eq!(log.roster(), &reference);
+            // Taken as one batch (a store loaded at start, a sync batch), the same again.
+            let mut batch = MembershipLog::new(genesis.clone());
+            batch.extend(order);
+            prop_assert_eq!(batch.roster(), &reference);
         }
+    }
+
+    /// However ops are ordered or concurrent (last moderators removing each other, revoking
+    /// themselves, demoting each other), a collective with members always has a moderator.
+    #[test]
+    fn members_always_have_a_moderator(seed in any::<u64>(), len in 4usize..60, k in 1u8..=3) {
+        let (genesis, ops) = random_history(seed, len, k);
+        let log = replica(&genesis, ops);
+        let roster = log.roster();
+        prop_assert!(roster.is_empty() || roster.moderator_count() > 0,
+            "{} members and no moderator", roster.len());
     }
 
     #[test]

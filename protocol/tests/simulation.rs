@@ -25,7 +25,7 @@ use lookout_protocol::envelope::{self, InnerBody, Verdict, Verified};
 use lookout_protocol::epoch::{DeliveryKind, EpochBook, EpochKey, KeyDelivery};
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::{
-    Action, MembershipLog, Op, PendingKind, Policy, RevocationCertificate, Roster, SignedGenesis,
+    Action, FoundingModerator, MembershipLog, Op, PendingKind, Policy, RevocationCertificate, Roster, SignedGenesis,
 };
 use lookout_protocol::{CollectiveId, ContentId, DeliveryId, EpochId, MemberId, OpId};
 use rand::seq::SliceRandom;
@@ -648,8 +648,24 @@ fn run(config: Config) -> Outcome {
         approvals_required: config.k,
         ..Policy::default()
     };
-    let genesis =
-        SignedGenesis::create(&identities[0], "Sim", "founder", policy, START, &mut rng).unwrap();
+    // A collective needing k approvals is founded by k moderators: the founder and replica 1.
+    let co = identities[1..usize::from(config.k)]
+        .iter()
+        .map(|m| FoundingModerator {
+            identity: m.public(),
+            name: "second".into(),
+        })
+        .collect();
+    let genesis = SignedGenesis::create_with_moderators(
+        &identities[0],
+        "Sim",
+        "founder",
+        co,
+        policy,
+        START,
+        &mut rng,
+    )
+    .unwrap();
     let vetted = identities.iter().map(Identity::member_id).collect();
     let mut replicas: Vec<Replica> = identities
         .into_iter()

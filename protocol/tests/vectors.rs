@@ -588,7 +588,8 @@ fn genesis_vector_decodes() {
     let genesis = SignedGenesis::decode(&bytes).unwrap();
     assert_eq!(genesis.id().0, committed_id("collective_id"));
     let g = genesis.genesis();
-    assert_eq!(g.version, 1);
+    assert_eq!(g.version, 2);
+    assert!(g.co_moderators.is_empty());
     assert_eq!(g.name, "Night Shift");
     assert_eq!(g.founder_name, "Ana");
     assert_eq!(g.founder, a.public());
@@ -629,6 +630,9 @@ fn op_vectors_decode() {
         previous = Some(op.id());
         log.insert(op);
     }
+    // C's proposal came first, before anything admitted its author B: refused then, taken when
+    // offered again (as a later sync would), releasing the ops waiting for it.
+    log.insert(proposal);
     // The history resolves (k = 1): B admitted, promoted, rotated her key and was demoted; C was
     // admitted on B's proposal, then removed by A and revoked by B.
     let roster = log.roster();

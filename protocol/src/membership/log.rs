@@ -3,12 +3,18 @@
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::{resolve, Op, Roster, SignedGenesis};
-use crate::ids::{CollectiveId, OpId};
+use super::resolve::Resolution;
+use super::{Action, Op, Roster, SignedGenesis, MAX_PARENTS};
+use crate::ids::{CollectiveId, MemberId, OpId};
 
 /// Most ops kept while waiting for their parents; beyond this the oldest-named are dropped (they
 /// come back through sync once their history is there).
 pub const MAX_ORPHANS: usize = 4096;
+/// Most ops of one author kept while waiting for their parents.
+pub const MAX_ORPHANS_PER_AUTHOR: usize = 64;
+/// Most ops one author may have held per UTC day of their timestamps. An honest moderator
+/// enrolling a whole drop-in session stays far below it.
+pub const MAX_OPS_PER_AUTHOR_PER_DAY: usize = 256;
 /// Distinct membership states whose rosters are cached (alerts name the state they were written at).
 const ROSTER_CACHE: usize = 32;
 
@@ -21,6 +27,8 @@ pub enum InsertOutcome {
     Duplicate,
     /// Held back until these parents arrive: ask peers for them.
     MissingParents(Vec<OpId>),
+    /// Not kept: its author is no member, past or present, or is over their quota.
+    Refused(&'static str),
 }
 
 /// A replica's membership ops and the rosters they resolve to.
@@ -29,9 +37,15 @@ pub struct MembershipLog {
     genesis: SignedGenesis,
     ops: BTreeMap<OpId, Op>,
     orphans: BTreeMap<OpId, Op>,
-    /// Resolved lazily, so a batch of inserts costs one resolution.
-    roster: OnceCell<Roster>,
+    /// Ops held (with history or not) per author and UTC day.
+    per_author_day: HashMap<(MemberId, u64), usize>,
+    /// Keys proposed for admission by ops held: they may author ops once admitted.
+    proposed: BTreeSet<MemberId>,
+    /// Resolved lazily, so a batch of inserts costs one resolution; kept so that an op naming
+    /// every head is applied without a full replay.
+    resolution: OnceCell<Resolution>,
     cache: HashMap<Vec<OpId>, Roster>,
+    evicted: Vec<OpId>,
 }
 
 impl MembershipLog {
@@ -41,8 +55,11 @@ impl MembershipLog {
             genesis,
             ops: BTreeMap::new(),
             orphans: BTreeMap::new(),
-            roster: OnceCell::new(),
+            per_author_day: HashMap::new(),
+            proposed: BTreeSet::new(),
+            resolution: OnceCell::new(),
             cache: HashMap::new(),
+            evicted: Vec::new(),
         }
     }
 
@@ -56,6 +73,44 @@ impl MembershipLog {
         self.genesis.id()
     }
 
+    /// Whether a replica should keep an op by this author at all: founding moderators and keys
+    /// that a kept op proposed for admission (everyone who is or was a member is one of these).
+    /// The set only grows as ops arrive, so replicas that hold the same ops keep the same ones
+    /// whatever order they came in (a refused op is fetched again by a later sync).
+    pub fn may_author(&self, author: &MemberId) -> bool {
+        self.proposed.contains(author)
+            || self
+                .genesis
+                .genesis()
+                .founding_moderators()
+                .any(|(m, _)| m.member == *author)
+    }
+
+    fn admit_check(&self, op: &Op) -> Result<(), &'static str> {
+        if !self.may_author(&op.author()) {
+            return Err("its author is not and never was a member");
+        }
+        let day = op.body().timestamp / 86_400;
+        if self
+            .per_author_day
+            .get(&(op.author(), day))
+            .is_some_and(|n| *n >= MAX_OPS_PER_AUTHOR_PER_DAY)
+        {
+            return Err("its author is over the daily quota of membership ops");
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, op: &Op) {
+        *self
+            .per_author_day
+            .entry((op.author(), op.body().timestamp / 86_400))
+            .or_default() += 1;
+        if let Action::ProposeAdd { identity, .. } = &op.body().action {
+            self.proposed.insert(identity.member);
+        }
+    }
+
     /// Add a verified op. Ops of another collective are ignored as duplicates would be.
     pub fn insert(&mut self, op: Op) -> InsertOutcome {
         let id = op.id();
@@ -65,50 +120,108 @@ impl MembershipLog {
         if self.ops.contains_key(&id) || self.orphans.contains_key(&id) {
             return InsertOutcome::Duplicate;
         }
+        if let Err(why) = self.admit_check(&op) {
+            return InsertOutcome::Refused(why);
+        }
         let missing: Vec<OpId> = op
             .parents()
             .iter()
             .filter(|p| !self.ops.contains_key(p))
             .copied()
             .collect();
+        self.count(&op);
         if !missing.is_empty() {
-            if self.orphans.len() >= MAX_ORPHANS {
-                self.orphans.pop_last();
-            }
-            self.orphans.insert(id, op);
             let wanted = missing
                 .into_iter()
                 .filter(|p| !self.orphans.contains_key(p))
                 .collect();
+            self.hold(op);
             return InsertOutcome::MissingParents(wanted);
         }
-        let mut added = vec![id];
+        // The common case, an op naming every head, is applied without a full replay.
+        let appended = self
+            .resolution
+            .get_mut()
+            .is_some_and(|r| r.append(&self.genesis, &op));
         self.ops.insert(id, op);
-        added.extend(self.release_orphans());
-        self.refresh();
+        let mut added = vec![id];
+        let released = self.release_orphans();
+        if !appended || !released.is_empty() {
+            self.resolution.take();
+        }
+        added.extend(released);
+        self.cache.clear();
         InsertOutcome::Added(added)
     }
 
-    /// Add many ops at once, resolving the roster once at the end. Returns the ids added.
+    /// Add many ops at once, resolving the roster once at the end. Returns the ids added; ops
+    /// refused (unknown author, over quota) are left out.
     pub fn extend(&mut self, ops: impl IntoIterator<Item = Op>) -> Vec<OpId> {
-        for op in ops {
-            let id = op.id();
-            if op.body().collective != self.collective()
-                || self.ops.contains_key(&id)
-                || self.orphans.contains_key(&id)
-            {
-                continue;
+        let mut pending: Vec<Op> = ops
+            .into_iter()
+            .filter(|op| {
+                op.body().collective == self.collective()
+                    && !self.ops.contains_key(&op.id())
+                    && !self.orphans.contains_key(&op.id())
+            })
+            .collect();
+        // Proposals first, so keys they admit may author the rest of the batch.
+        pending.sort_by_key(|op| !matches!(op.body().action, Action::ProposeAdd { .. }));
+        let mut added = Vec::new();
+        let mut progress = true;
+        while progress && !pending.is_empty() {
+            progress = false;
+            let mut later = Vec::new();
+            for op in pending {
+                if self.admit_check(&op).is_ok() {
+                    self.count(&op);
+                    self.orphans.insert(op.id(), op);
+                    progress = true;
+                } else {
+                    later.push(op);
+                }
             }
-            self.orphans.insert(id, op);
+            pending = later;
+            let released = self.release_orphans();
+            if !released.is_empty() {
+                self.resolution.take();
+                self.cache.clear();
+            }
+            added.extend(released);
         }
-        let added = self.release_orphans();
-        while self.orphans.len() > MAX_ORPHANS {
-            self.orphans.pop_last();
-        }
-        if !added.is_empty() {
-            self.refresh();
-        }
+        self.trim_orphans();
         added
+    }
+
+    fn hold(&mut self, op: Op) {
+        let author = op.author();
+        let mine: Vec<OpId> = self
+            .orphans
+            .iter()
+            .filter(|(_, o)| o.author() == author)
+            .map(|(id, _)| *id)
+            .collect();
+        if mine.len() >= MAX_ORPHANS_PER_AUTHOR {
+            if let Some(last) = mine.last() {
+                self.orphans.remove(last);
+                self.evicted.push(*last);
+            }
+        }
+        self.orphans.insert(op.id(), op);
+        self.trim_orphans();
+    }
+
+    fn trim_orphans(&mut self) {
+        while self.orphans.len() > MAX_ORPHANS {
+            if let Some((id, _)) = self.orphans.pop_last() {
+                self.evicted.push(id);
+            }
+        }
+    }
+
+    /// Ops dropped from the orphan set since the last call: a node deletes them from its store.
+    pub fn take_evicted(&mut self) -> Vec<OpId> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Move orphans whose parents are now all present into the log, until nothing changes.
@@ -133,17 +246,67 @@ impl MembershipLog {
         }
     }
 
-    fn refresh(&mut self) {
-        self.roster = OnceCell::new();
-        self.cache.clear();
-    }
-
     /// The roster of everything held (resolved on first use after a change).
     pub fn roster(&self) -> &Roster {
-        self.roster.get_or_init(|| {
-            let ops: Vec<&Op> = self.ops.values().collect();
-            resolve(&self.genesis, &ops)
-        })
+        &self
+            .resolution
+            .get_or_init(|| {
+                let ops: Vec<&Op> = self.ops.values().collect();
+                Resolution::new(&self.genesis, &ops)
+            })
+            .roster
+    }
+
+    /// The heads a new op, post or key delivery by `author` should name: every head when there
+    /// are at most [`MAX_PARENTS`]; otherwise a bounded choice that keeps every head holding a
+    /// removal first, then one covering the author's own admission, then the latest, so that
+    /// no number of concurrent ops can stop anyone from writing.
+    pub fn writer_heads(&self, author: &MemberId) -> Vec<OpId> {
+        let roster = self.roster();
+        let heads = roster.heads();
+        if heads.len() <= MAX_PARENTS {
+            return heads.to_vec();
+        }
+        let position = |id: &OpId| self.ops.get(id).map(|op| op.body().timestamp);
+        let mut ranked: Vec<OpId> = heads.to_vec();
+        ranked.sort_by_key(|id| {
+            (
+                !roster.is_lock_op(id),
+                std::cmp::Reverse(position(id)),
+                *id,
+            )
+        });
+        ranked.truncate(MAX_PARENTS);
+        if let Some(admission) = roster.admission_op(author) {
+            if !self.covers(&ranked, &admission) {
+                if let Some(head) = heads
+                    .iter()
+                    .find(|h| self.covers(std::slice::from_ref(h), &admission))
+                {
+                    ranked.pop();
+                    ranked.push(*head);
+                }
+            }
+        }
+        ranked.sort();
+        ranked
+    }
+
+    /// Whether `target` is one of `from` or among their ancestors.
+    fn covers(&self, from: &[OpId], target: &OpId) -> bool {
+        let mut seen: BTreeSet<OpId> = BTreeSet::new();
+        let mut stack = from.to_vec();
+        while let Some(id) = stack.pop() {
+            if id == *target {
+                return true;
+            }
+            if seen.insert(id) {
+                if let Some(op) = self.ops.get(&id) {
+                    stack.extend(op.parents().iter().copied());
+                }
+            }
+        }
+        false
     }
 
     /// The roster as it was at `heads` (an alert's or key delivery's named membership state).
@@ -171,7 +334,7 @@ impl MembershipLog {
             }
         }
         let subset: Vec<&Op> = seen.iter().filter_map(|id| self.ops.get(id)).collect();
-        let roster = resolve(&self.genesis, &subset);
+        let roster = super::resolve(&self.genesis, &subset);
         if self.cache.len() >= ROSTER_CACHE {
             self.cache.clear();
         }
@@ -182,6 +345,11 @@ impl MembershipLog {
     /// Whether the op is held (with its full history).
     pub fn contains(&self, id: &OpId) -> bool {
         self.ops.contains_key(id)
+    }
+
+    /// Whether the op is kept at all, with its full history or waiting for its parents.
+    pub fn holds(&self, id: &OpId) -> bool {
+        self.ops.contains_key(id) || self.orphans.contains_key(id)
     }
 
     /// An op held with its full history.

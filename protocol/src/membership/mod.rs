@@ -11,8 +11,10 @@
 mod log;
 mod resolve;
 
-pub use log::{InsertOutcome, MembershipLog, MAX_ORPHANS};
-pub use resolve::{resolve, Member, Pending, PendingKind, Removed, Roster};
+pub use log::{
+    InsertOutcome, MembershipLog, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_ORPHANS, MAX_ORPHANS_PER_AUTHOR,
+};
+pub use resolve::{resolve, Member, Pending, PendingKind, Removed, Roster, MAX_ROUNDS};
 
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -32,7 +34,7 @@ pub const MAX_REASON_BYTES: usize = 280;
 /// Largest encoded genesis record.
 pub const MAX_GENESIS_BYTES: usize = 2048;
 
-const OP_SIG_CONTEXT: &[u8] = b"lookout membership op v1";
+const OP_SIG_CONTEXT: &[u8] = b"lookout membership op v2";
 const GENESIS_SIG_CONTEXT: &[u8] = b"lookout genesis v1";
 const REVOCATION_SIG_CONTEXT: &[u8] = b"lookout self-revocation v1";
 
@@ -117,6 +119,55 @@ pub struct Genesis {
     pub created: u64,
     /// Random bytes so two collectives with the same name and founder differ.
     pub nonce: [u8; 16],
+    /// Moderators named at the founding besides the founder (the founding ceremony). A
+    /// collective needing k approvals is founded by at least k moderators, so k is never waived.
+    pub co_moderators: Vec<FoundingModerator>,
+}
+
+/// A moderator named in the genesis record beside the founder.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundingModerator {
+    /// Their public keys (from their join request, checked in person).
+    pub identity: PublicIdentity,
+    /// Their display name.
+    pub name: String,
+}
+
+/// Most moderators a genesis record may name besides the founder.
+pub const MAX_CO_MODERATORS: usize = 15;
+
+/// Genesis format version.
+pub const GENESIS_VERSION: u8 = 2;
+
+impl Genesis {
+    /// Every founding moderator (founder first), with their names.
+    pub fn founding_moderators(&self) -> impl Iterator<Item = (&PublicIdentity, &str)> {
+        std::iter::once((&self.founder, self.founder_name.as_str())).chain(
+            self.co_moderators
+                .iter()
+                .map(|m| (&m.identity, m.name.as_str())),
+        )
+    }
+
+    fn check_founders(&self) -> Result<(), OpError> {
+        if self.co_moderators.len() > MAX_CO_MODERATORS {
+            return Err(OpError::Structure("too many founding moderators"));
+        }
+        let mut seen = std::collections::BTreeSet::from([self.founder.member]);
+        for m in &self.co_moderators {
+            m.identity.verify()?;
+            check_name(&m.name)?;
+            if !seen.insert(m.identity.member) {
+                return Err(OpError::Structure("a founding moderator is named twice"));
+            }
+        }
+        if usize::from(self.policy.approvals_required) > 1 + self.co_moderators.len() {
+            return Err(OpError::BadPolicy(
+                "a collective needing k approvals must be founded by at least k moderators",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A genesis record with the founder's signature, as sent and stored.
@@ -144,20 +195,36 @@ impl SignedGenesis {
         now: u64,
         rng: &mut R,
     ) -> Result<Self, OpError> {
+        Self::create_with_moderators(founder, name, founder_name, Vec::new(), policy, now, rng)
+    }
+
+    /// Found a collective with co-moderators (a founding ceremony): needed when the policy asks
+    /// for k > 1 approvals, since k moderators must exist from the start.
+    pub fn create_with_moderators<R: RngCore + CryptoRng>(
+        founder: &Identity,
+        name: &str,
+        founder_name: &str,
+        co_moderators: Vec<FoundingModerator>,
+        policy: Policy,
+        now: u64,
+        rng: &mut R,
+    ) -> Result<Self, OpError> {
         policy.validate()?;
         check_name(name)?;
         check_name(founder_name)?;
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
         let genesis = Genesis {
-            version: 1,
+            version: GENESIS_VERSION,
             name: name.into(),
             founder: founder.public(),
             founder_name: founder_name.into(),
             policy,
             created: now,
             nonce,
+            co_moderators,
         };
+        genesis.check_founders()?;
         let body = codec::encode(&genesis);
         let signature = founder.sign(GENESIS_SIG_CONTEXT, &body);
         Self::decode(&codec::encode(&SignedBytes { body, signature }))
@@ -167,10 +234,11 @@ impl SignedGenesis {
     pub fn decode(bytes: &[u8]) -> Result<Self, OpError> {
         let signed: SignedBytes = codec::decode(bytes, MAX_GENESIS_BYTES)?;
         let genesis: Genesis = decode_canonical(&signed.body, MAX_GENESIS_BYTES)?;
-        if genesis.version != 1 {
+        if genesis.version != GENESIS_VERSION {
             return Err(OpError::UnsupportedVersion(genesis.version));
         }
         genesis.founder.verify()?;
+        genesis.check_founders()?;
         if !identity::verify(
             &genesis.founder.member,
             GENESIS_SIG_CONTEXT,
@@ -266,8 +334,7 @@ impl RevocationCertificate {
 /// What an op does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
-    /// Propose adding a member (any member may propose; it counts as an approval if the author
-    /// is a moderator).
+    /// A moderator proposes adding a member (it counts as the proposer's approval).
     ProposeAdd {
         /// The new member's public identity.
         identity: PublicIdentity,

@@ -1,28 +1,37 @@
 //! Turning a set of membership ops into a roster.
 //!
-//! The rules (also in `docs/PROTOCOL.md` §4):
+//! The rules (also in `docs/PROTOCOL.md` §4). The author of an op chooses every field it signs,
+//! its parents included, so nothing an op says about its own past grants it authority:
 //!
-//! 1. **Causal authority.** An op counts only if its author had the right *in the op's own causal
-//!    past*: the founder always; a member once at least k distinct moderators' approvals of a
-//!    proposal to add them are among the op's ancestors (a moderator's proposal is its first
-//!    approval); a moderator likewise via a promotion. An op whose ancestors already contain the
-//!    author's removal does not count.
-//! 2. **Strong removal.** Once a removal of X is effective, X's ops count only if they are
-//!    causally *before* the removal (ancestors of one of the removal's ops). X's concurrent ops are
-//!    dropped, and so is everything that depended on them having effect: approvals of X's dropped
-//!    proposals, members admitted only through X's dropped approvals, and those members' own ops.
-//!    Removing a moderator's *rights* (demotion) drops the concurrent ops that needed those rights.
-//! 3. **Retaliation is kept.** A removal or demotion by X that targets one of the moderators who
-//!    removed X concurrently still counts, so two moderators who remove each other are both
-//!    removed. Any other op of X concurrent with X's removal, including a removal of a third
-//!    member back-dated to before X's removal, is dropped.
-//! 4. **Determinism.** Ops are replayed in one canonical topological order (Kahn's algorithm,
-//!    ties broken by smallest op id). Which removals are effective is found by iterating: replay
-//!    with the removals found last round, until the set stops changing (at most
-//!    [`MAX_ROUNDS`]). If a cycle of concurrent removals oscillates, the removals found in both of
-//!    the last two rounds are kept. Every step depends only on the set of ops, so every replica
-//!    with the same ops computes the same roster.
-//! 5. Removal is final for a key: a removed member must enrol again with a new identity.
+//! 1. **Replay in one canonical order.** Ops are replayed in a topological order of the causal
+//!    graph (Kahn's algorithm, ties broken by the smallest op id). An op's *author* must hold the
+//!    right it uses (member, moderator) in the replayed state at that point: naming fewer parents
+//!    only moves an op earlier, where its author has at most the rights it had then.
+//! 2. **Requirements come from the whole set.** Every proposal (add a member, promote, demote,
+//!    remove a moderator) needs k distinct moderators' approvals, always: a collective needing k
+//!    is founded by k moderators named in its genesis record, so there is no "fewer than k
+//!    moderators yet" exception to exploit. Whether a removal targets a moderator is decided by
+//!    whether the target was *ever* promoted anywhere in the set: removing anyone ever promoted
+//!    takes k, whatever state the remover's op names.
+//! 3. **Strong removal.** Once a removal of X is effective, X's ops count only if they are
+//!    causally *before* it (ancestors of one of the removal's ops); X's other ops are dropped, and
+//!    so is everything that depended on them. Demotion does the same to the ops that needed
+//!    moderator rights. A removal or demotion by X aimed back at one of the moderators who removed
+//!    X concurrently still counts (retaliation), unless it would leave no moderator.
+//! 4. **Never without a moderator.** A demotion or removal that would leave no moderator is
+//!    dropped. A published self-revocation of the last moderator (it cannot be refused: the phone
+//!    may be in the wrong hands) hands moderator rights to the longest-standing remaining member.
+//!    When fewer than k moderators remain (self-revocations), the remaining moderators may
+//!    promote a member together, all of them approving, until k exist again; approvals of anyone
+//!    else do not count toward that.
+//! 5. **Determinism.** Which removals are effective, and who was ever promoted, is found by
+//!    iterating whole replays until both stop changing (at most [`MAX_ROUNDS`]; an oscillating
+//!    cycle of concurrent removals keeps the removals found in both of the last two rounds).
+//!    Every step depends only on the set of ops.
+//! 6. Removal is final for a key: a removed member must enrol again with a new identity.
+//!
+//! Cost: one replay is linear in the number of ops; each effective removal adds one pass over
+//! its causal past and one bit per op. Nothing is quadratic in the number of ops.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -42,7 +51,7 @@ pub struct Member {
     pub name: String,
     /// Whether they currently hold moderator rights.
     pub moderator: bool,
-    /// The proposal that admitted them (`None` for the founder).
+    /// The proposal that admitted them (`None` for founding moderators).
     pub admitted_by: Option<OpId>,
 }
 
@@ -102,6 +111,8 @@ pub struct Roster {
     dropped: BTreeMap<OpId, &'static str>,
     heads: Vec<OpId>,
     op_count: usize,
+    lock_ops: BTreeSet<OpId>,
+    admissions: BTreeMap<MemberId, OpId>,
 }
 
 impl Roster {
@@ -125,7 +136,7 @@ impl Roster {
     pub fn len(&self) -> usize {
         self.members.len()
     }
-    /// Whether there are no current members (only after the founder was removed).
+    /// Whether there are no current members.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
@@ -141,6 +152,10 @@ impl Roster {
     pub fn is_moderator(&self, id: &MemberId) -> bool {
         self.members.get(id).is_some_and(|m| m.moderator)
     }
+    /// Number of current moderators.
+    pub fn moderator_count(&self) -> usize {
+        self.members.values().filter(|m| m.moderator).count()
+    }
     /// Removed members.
     pub fn removed(&self) -> &BTreeMap<MemberId, Removed> {
         &self.removed
@@ -148,6 +163,11 @@ impl Roster {
     /// Whether `id` was removed.
     pub fn is_removed(&self, id: &MemberId) -> bool {
         self.removed.contains_key(id)
+    }
+    /// Whether `id` is or was a member (or a founding moderator): the keys whose ops a replica
+    /// accepts at all.
+    pub fn knows(&self, id: &MemberId) -> bool {
+        self.members.contains_key(id) || self.removed.contains_key(id)
     }
     /// Proposals waiting for approvals.
     pub fn pending(&self) -> &[Pending] {
@@ -157,7 +177,8 @@ impl Roster {
     pub fn dropped(&self) -> &BTreeMap<OpId, &'static str> {
         &self.dropped
     }
-    /// The ops no other op names as a parent: what a new op should name.
+    /// The ops no other op names as a parent (all of them: there may be more than a new op can
+    /// name; writers use [`MembershipLog::writer_heads`](super::MembershipLog::writer_heads)).
     pub fn heads(&self) -> &[OpId] {
         &self.heads
     }
@@ -165,75 +186,178 @@ impl Roster {
     pub fn op_count(&self) -> usize {
         self.op_count
     }
+    /// Whether `op` is part of an effective removal or demotion.
+    pub(crate) fn is_lock_op(&self, op: &OpId) -> bool {
+        self.lock_ops.contains(op)
+    }
+    /// The op that completed `member`'s admission (`None` for founding moderators).
+    pub(crate) fn admission_op(&self, member: &MemberId) -> Option<OpId> {
+        self.admissions.get(member).copied()
+    }
 }
 
 /// Resolve a set of ops into a roster. Ops whose parents are not all in the set are ignored, as
 /// are ops of other collectives.
 pub fn resolve(genesis: &SignedGenesis, ops: &[&Op]) -> Roster {
-    let graph = Graph::build(genesis.id(), ops);
-    let policy = genesis.genesis().policy.clone();
-    let k = usize::from(policy.approvals_required);
-    let founder = genesis.genesis().founder.clone();
-    let founder_name = genesis.genesis().founder_name.clone();
+    Resolution::new(genesis, ops).roster
+}
 
-    let mut effective: Vec<Lock> = Vec::new();
-    let mut previous: Option<Vec<Lock>> = None;
-    let mut replay = Replay::run(&graph, &founder, &founder_name, k, &effective);
-    for _ in 0..MAX_ROUNDS {
-        if replay.locks == effective {
-            break;
+/// A resolution that can take one more op at the end of the canonical order without replaying
+/// everything (the common case: an op naming every head).
+#[derive(Clone, Debug)]
+pub(crate) struct Resolution {
+    graph: Graph,
+    replay: Replay,
+    fix: Fix,
+    effective: EffectiveLocks,
+    fallback: Option<BTreeSet<MemberId>>,
+    pub(crate) roster: Roster,
+}
+
+impl Resolution {
+    pub(crate) fn new(genesis: &SignedGenesis, ops: &[&Op]) -> Self {
+        let (graph, sorted) = Graph::build(genesis.id(), ops);
+        let k = usize::from(genesis.genesis().policy.approvals_required);
+        let (fix, replay) = fixpoint(&graph, &sorted, genesis, None, None);
+        let moderators = replay.current_moderators(&graph, &fix);
+        let (mut fallback, mut fix, mut replay) =
+            if !moderators.is_empty() && moderators.len() < k {
+                let (fix, replay) = fixpoint(&graph, &sorted, genesis, Some(&moderators), None);
+                (Some(moderators), fix, replay)
+            } else {
+                (None, fix, replay)
+            };
+        // A cycle of concurrent removals among the moderators themselves can, in principle,
+        // leave members with no moderator at all: then the longest-standing member holds the
+        // rights throughout, so the collective can always be administered.
+        if replay.current_moderators(&graph, &fix).is_empty() {
+            if let Some(heir) = replay.senior_member(&graph, &fix) {
+                (fix, replay) = fixpoint(&graph, &sorted, genesis, None, Some(heir));
+                fallback = Some(BTreeSet::new());
+            }
         }
-        previous = Some(std::mem::replace(&mut effective, replay.locks.clone()));
-        replay = Replay::run(&graph, &founder, &founder_name, k, &effective);
+        let roster = replay.roster(&graph, &fix, genesis);
+        let effective = EffectiveLocks::new(&graph, &fix);
+        Self {
+            graph,
+            replay,
+            fix,
+            effective,
+            fallback,
+            roster,
+        }
     }
-    if replay.locks != effective {
-        // Oscillating cycle of concurrent removals: keep those found in both of the last rounds.
-        let last = replay.locks.clone();
-        let before = previous.unwrap_or_default();
-        effective = last.into_iter().filter(|l| before.contains(l)).collect();
-        replay = Replay::run(&graph, &founder, &founder_name, k, &effective);
-        replay.locks.clone_from(&effective);
+
+    /// Take `op`, whose parents are exactly the current heads, as the last op of the canonical
+    /// order. Returns false (changing nothing) when the op could change which removals are
+    /// effective or who was ever promoted: the caller then resolves from scratch.
+    pub(crate) fn append(&mut self, genesis: &SignedGenesis, op: &Op) -> bool {
+        if self.fallback.is_some()
+            || op.body().collective != genesis.id()
+            || op.parents() != self.roster.heads.as_slice()
+            || self.graph.pos.contains_key(&op.id())
+        {
+            return false;
+        }
+        let mut replay = self.replay.clone();
+        let mut graph = self.graph.clone();
+        let i = graph.push(op);
+        // The new op is last: it is in no effective removal's past, so the pasts stay valid.
+        replay.step(&graph, &self.effective, &self.fix, None, i, op);
+        replay.finish(&graph, &self.fix);
+        if replay.locks != self.fix.locks || replay.promoted != self.fix.promoted {
+            return false;
+        }
+        self.roster = replay.roster(&graph, &self.fix, genesis);
+        self.replay = replay;
+        self.graph = graph;
+        true
     }
-    replay.into_roster(&graph, genesis.id(), policy, founder.member)
 }
 
-/// The causal graph: ops in canonical topological order with their ancestor sets.
-struct Graph<'a> {
-    ops: Vec<&'a Op>,
+/// What one round of replay learns and the next one takes as given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Fix {
+    locks: Vec<Lock>,
+    promoted: BTreeSet<MemberId>,
+}
+
+fn fixpoint(
+    graph: &Graph,
+    ops: &[&Op],
+    genesis: &SignedGenesis,
+    fallback: Option<&BTreeSet<MemberId>>,
+    heir: Option<MemberId>,
+) -> (Fix, Replay) {
+    let mut fix = Fix::default();
+    let mut previous: Option<Fix> = None;
+    let mut replay = Replay::run(graph, ops, genesis, &fix, fallback, heir);
+    for _ in 0..MAX_ROUNDS {
+        let found = replay.fix();
+        if found == fix {
+            return (fix, replay);
+        }
+        previous = Some(std::mem::replace(&mut fix, found));
+        replay = Replay::run(graph, ops, genesis, &fix, fallback, heir);
+    }
+    // Oscillating cycle of concurrent removals: keep the removals found in both of the last two
+    // rounds, and everyone promoted in either.
+    let last = replay.fix();
+    let before = previous.unwrap_or_default();
+    let fix = Fix {
+        locks: last
+            .locks
+            .into_iter()
+            .filter(|l| before.locks.contains(l))
+            .collect(),
+        promoted: last.promoted.union(&before.promoted).copied().collect(),
+    };
+    let mut replay = Replay::run(graph, ops, genesis, &fix, fallback, heir);
+    replay.locks.clone_from(&fix.locks);
+    replay.promoted.clone_from(&fix.promoted);
+    (fix, replay)
+}
+
+/// The causal graph: ops in canonical topological order, parents as positions.
+#[derive(Clone, Debug)]
+struct Graph {
+    ids: Vec<OpId>,
     pos: HashMap<OpId, usize>,
-    anc: Vec<BitSet>,
+    parents: Vec<Vec<u32>>,
 }
 
-impl<'a> Graph<'a> {
-    fn build(collective: CollectiveId, ops: &[&'a Op]) -> Self {
+impl Graph {
+    fn build<'a>(collective: CollectiveId, ops: &[&'a Op]) -> (Self, Vec<&'a Op>) {
         let by_id: HashMap<OpId, &'a Op> = ops
             .iter()
             .filter(|op| op.body().collective == collective)
             .map(|op| (op.id(), *op))
             .collect();
-        let mut indegree: HashMap<OpId, usize> = HashMap::new();
+        let mut indegree: HashMap<OpId, usize> = HashMap::with_capacity(by_id.len());
         let mut children: HashMap<OpId, Vec<OpId>> = HashMap::new();
         let mut ready = BTreeSet::new();
         for (id, op) in &by_id {
-            let present = op
-                .parents()
-                .iter()
-                .filter(|p| by_id.contains_key(p))
-                .count();
-            if present < op.parents().len() {
+            if op.parents().iter().any(|p| !by_id.contains_key(p)) {
                 continue; // incomplete history: not part of this resolution
             }
             for parent in op.parents() {
                 children.entry(*parent).or_default().push(*id);
             }
-            indegree.insert(*id, present);
-            if present == 0 {
+            indegree.insert(*id, op.parents().len());
+            if op.parents().is_empty() {
                 ready.insert(*id);
             }
         }
-        let mut order = Vec::with_capacity(indegree.len());
+        let mut graph = Self {
+            ids: Vec::with_capacity(indegree.len()),
+            pos: HashMap::with_capacity(indegree.len()),
+            parents: Vec::with_capacity(indegree.len()),
+        };
+        let mut sorted = Vec::with_capacity(indegree.len());
         while let Some(id) = ready.pop_first() {
-            order.push(id);
+            let op = by_id[&id];
+            graph.push(op);
+            sorted.push(op);
             for child in children.get(&id).map(Vec::as_slice).unwrap_or(&[]) {
                 if let Some(count) = indegree.get_mut(child) {
                     *count -= 1;
@@ -244,36 +368,39 @@ impl<'a> Graph<'a> {
             }
         }
         // Ops below an incomplete op never reach indegree zero and are left out with it.
-        let n = order.len();
-        let pos: HashMap<OpId, usize> = order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-        let mut anc = Vec::with_capacity(n);
-        let mut sorted = Vec::with_capacity(n);
-        for id in &order {
-            let op = by_id[id];
-            let mut set = BitSet::new(n);
-            for parent in op.parents() {
-                let p = pos[parent];
-                set.union_with(&anc[p]);
+        (graph, sorted)
+    }
+
+    /// Append an op whose parents are all present; returns its position.
+    fn push(&mut self, op: &Op) -> usize {
+        let i = self.ids.len();
+        let parents = op
+            .parents()
+            .iter()
+            .filter_map(|p| self.pos.get(p))
+            .filter_map(|p| u32::try_from(*p).ok())
+            .collect();
+        self.ids.push(op.id());
+        self.pos.insert(op.id(), i);
+        self.parents.push(parents);
+        i
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The ops in `at` and all their ancestors.
+    fn past_of(&self, at: &[usize]) -> BitSet {
+        let mut set = BitSet::new(self.len());
+        let mut stack: Vec<usize> = at.to_vec();
+        while let Some(p) = stack.pop() {
+            if p < self.len() && !set.contains(p) {
                 set.insert(p);
+                stack.extend(self.parents[p].iter().map(|q| *q as usize));
             }
-            anc.push(set);
-            sorted.push(op);
         }
-        Self {
-            ops: sorted,
-            pos,
-            anc,
-        }
-    }
-
-    /// Whether op `a` is a strict ancestor of op `b`.
-    fn before(&self, a: usize, b: usize) -> bool {
-        self.anc[b].contains(a)
-    }
-
-    /// How many of `positions` are in the causal past of `at`.
-    fn known_at(&self, positions: &[usize], at: usize) -> usize {
-        positions.iter().filter(|p| self.before(**p, at)).count()
+        set
     }
 }
 
@@ -291,99 +418,175 @@ struct Lock {
     scope: Scope,
     /// Positions of the ops that make up the removal (the removal op, or proposal and approvals).
     at: Vec<usize>,
-    /// How many of `at` must be in an op's past for the removal to be known to it.
-    needed: usize,
+    /// Position at which the removal completed in the replay.
+    done: usize,
     by: BTreeSet<MemberId>,
     self_revoked: bool,
+    /// A moderator's removal of a plain member, on their own.
+    single: bool,
 }
 
-impl Lock {
-    /// Whether op `o` happened causally before (or is part of) this removal.
-    fn precedes(&self, graph: &Graph<'_>, o: usize) -> bool {
-        self.at.iter().any(|&p| p == o || graph.before(o, p))
+/// The effective locks with their causal pasts (one bit per op each).
+#[derive(Clone, Debug)]
+struct EffectiveLocks {
+    locks: Vec<(Lock, BitSet)>,
+}
+
+impl EffectiveLocks {
+    fn new(graph: &Graph, fix: &Fix) -> Self {
+        Self {
+            locks: fix
+                .locks
+                .iter()
+                .map(|l| (l.clone(), graph.past_of(&l.at)))
+                .collect(),
+        }
     }
 
-    /// Whether the removal is complete in op `o`'s causal past.
-    fn known_at(&self, graph: &Graph<'_>, o: usize) -> bool {
-        graph.known_at(&self.at, o) >= self.needed
+    fn on(&self, target: MemberId) -> impl Iterator<Item = &(Lock, BitSet)> {
+        self.locks.iter().filter(move |(l, _)| l.target == target)
     }
 }
 
 #[derive(Clone, Debug)]
-enum Grant {
-    Founder,
-    Proposal(usize),
-}
-
 struct MemberRec {
     identity: PublicIdentity,
     name: String,
-    admission: Grant,
-    promotion: Option<Grant>,
+    /// Order of admission (founding moderators first).
+    seniority: usize,
+    /// The proposal that admitted them.
+    admission: Option<usize>,
+    /// The op that completed their admission.
+    admitted_at: Option<usize>,
+    /// Moderator rights granted in the replay so far.
+    moderator: bool,
 }
 
+#[derive(Clone, Debug)]
 struct Proposal {
     op: OpId,
-    pos: usize,
     kind: PendingKind,
     approvers: Vec<MemberId>,
     approvals: Vec<usize>,
-    /// Approvals it needs: k, or all moderators when there were fewer than k.
     needed: usize,
     done: bool,
 }
 
+#[derive(Clone, Debug)]
 struct Replay {
     members: BTreeMap<MemberId, MemberRec>,
     proposals: Vec<Proposal>,
     by_op: HashMap<OpId, usize>,
-    /// Everyone ever granted moderator rights (founder first).
-    moderators: Vec<MemberId>,
     locks: Vec<Lock>,
+    promoted: BTreeSet<MemberId>,
     dropped: BTreeMap<OpId, &'static str>,
     k: usize,
+    admitted: usize,
+    /// Demoted members handed moderator rights back by succession, and where.
+    restored: BTreeMap<MemberId, usize>,
+    /// A member holding moderator rights throughout (see [`Resolution::new`]).
+    heir: Option<MemberId>,
 }
 
 impl Replay {
     fn run(
-        graph: &Graph<'_>,
-        founder: &PublicIdentity,
-        founder_name: &str,
-        k: usize,
-        effective: &[Lock],
+        graph: &Graph,
+        ops: &[&Op],
+        genesis: &SignedGenesis,
+        fix: &Fix,
+        fallback: Option<&BTreeSet<MemberId>>,
+        heir: Option<MemberId>,
     ) -> Self {
-        let mut members = BTreeMap::new();
-        members.insert(
-            founder.member,
-            MemberRec {
-                identity: founder.clone(),
-                name: founder_name.to_owned(),
-                admission: Grant::Founder,
-                promotion: Some(Grant::Founder),
-            },
-        );
+        let g = genesis.genesis();
         let mut replay = Self {
-            members,
+            members: BTreeMap::new(),
             proposals: Vec::new(),
             by_op: HashMap::new(),
-            moderators: vec![founder.member],
             locks: Vec::new(),
+            promoted: BTreeSet::new(),
             dropped: BTreeMap::new(),
-            k,
+            k: usize::from(g.policy.approvals_required),
+            admitted: 0,
+            restored: BTreeMap::new(),
+            heir,
         };
-        for (i, op) in graph.ops.iter().enumerate() {
-            if let Err(reason) = replay.apply(graph, effective, i, op) {
-                replay.dropped.insert(op.id(), reason);
+        for (identity, name) in g.founding_moderators() {
+            let seniority = replay.next_seniority();
+            replay.members.entry(identity.member).or_insert(MemberRec {
+                identity: identity.clone(),
+                name: name.to_owned(),
+                seniority,
+                admission: None,
+                admitted_at: None,
+                moderator: true,
+            });
+            replay.promoted.insert(identity.member);
+        }
+        if let Some(heir) = heir {
+            replay.restored.insert(heir, usize::MAX);
+            replay.promoted.insert(heir);
+        }
+        let effective = EffectiveLocks::new(graph, fix);
+        for (i, op) in ops.iter().enumerate() {
+            replay.step(graph, &effective, fix, fallback, i, op);
+        }
+        replay.finish(graph, fix);
+        replay
+    }
+
+    fn next_seniority(&mut self) -> usize {
+        self.admitted += 1;
+        self.admitted
+    }
+
+    fn step(
+        &mut self,
+        graph: &Graph,
+        effective: &EffectiveLocks,
+        fix: &Fix,
+        fallback: Option<&BTreeSet<MemberId>>,
+        i: usize,
+        op: &Op,
+    ) {
+        if let Err(reason) = self.apply(graph, effective, fix, fallback, i, op) {
+            self.dropped.insert(op.id(), reason);
+        }
+    }
+
+    /// Drop single-moderator removals of anyone ever promoted (those take k); sort.
+    fn finish(&mut self, graph: &Graph, fix: &Fix) {
+        let promoted = &self.promoted;
+        let mut refused = Vec::new();
+        self.locks.retain(|l| {
+            let keep = !(l.single
+                && (promoted.contains(&l.target) || fix.promoted.contains(&l.target)));
+            if !keep {
+                refused.extend(l.at.iter().copied());
+            }
+            keep
+        });
+        for p in refused {
+            if let Some(id) = graph.ids.get(p) {
+                self.dropped
+                    .insert(*id, "removing someone who was ever a moderator takes k approvals");
             }
         }
-        replay.locks.sort();
-        replay
+        self.locks.sort();
+    }
+
+    fn fix(&self) -> Fix {
+        Fix {
+            locks: self.locks.clone(),
+            promoted: self.promoted.clone(),
+        }
     }
 
     fn apply(
         &mut self,
-        graph: &Graph<'_>,
-        effective: &[Lock],
+        graph: &Graph,
+        effective: &EffectiveLocks,
+        fix: &Fix,
+        fallback: Option<&BTreeSet<MemberId>>,
         i: usize,
         op: &Op,
     ) -> Result<(), &'static str> {
@@ -391,125 +594,123 @@ impl Replay {
         let action = &op.body().action;
         let needs_moderator = !matches!(
             action,
-            Action::ProposeAdd { .. }
-                | Action::PublishRevocation { .. }
-                | Action::RotateAgreementKey { .. }
+            Action::PublishRevocation { .. } | Action::RotateAgreementKey { .. }
         );
-        for lock in effective.iter().filter(|l| l.target == author) {
-            let applies = lock.scope == Scope::Membership || needs_moderator;
-            if applies && !lock.precedes(graph, i) && !self.is_retaliation(action, lock) {
-                return Err("author was removed concurrently (strong removal)");
+        let Some(rec) = self.members.get(&author) else {
+            return Err("author is not a member at this point");
+        };
+        if needs_moderator && !rec.moderator {
+            return Err("author is not a moderator at this point");
+        }
+        for (lock, past) in effective.on(author) {
+            let applies =
+                lock.scope == Scope::Membership || (needs_moderator && self.demotion_holds(lock));
+            if applies && !past.contains(i) && !self.is_retaliation(action, lock) {
+                return Err("author was removed: the op is not causally before the removal");
             }
-        }
-        if !self.is_member_at(graph, effective, &author, i) {
-            return Err("author was not a member in the op's causal past");
-        }
-        if needs_moderator && !self.is_moderator_at(graph, effective, &author, i) {
-            return Err("author was not a moderator in the op's causal past");
         }
         match action {
             Action::ProposeAdd { identity, name } => {
                 let target = identity.member;
-                if self.members.contains_key(&target)
-                    || effective.iter().any(|l| {
-                        l.target == target && l.scope == Scope::Membership && l.known_at(graph, i)
-                    })
-                {
+                // A removed member keeps their record, so this also makes removal final.
+                if self.members.contains_key(&target) {
                     return Err("already a member, or removed");
                 }
-                // Counts as an approval only if the author's moderator rights were not taken away
-                // concurrently.
-                let by_moderator = self.is_moderator_at(graph, effective, &author, i)
-                    && !effective
-                        .iter()
-                        .any(|l| l.target == author && !l.precedes(graph, i));
                 self.propose(
-                    graph,
                     effective,
-                    op,
+                    fallback,
+                    op.id(),
                     i,
                     PendingKind::Add {
                         identity: identity.clone(),
                         name: name.clone(),
                     },
-                    by_moderator.then_some(author),
-                );
+                    author,
+                )?;
             }
             Action::Approve { proposal } => {
                 let index = *self
                     .by_op
                     .get(proposal)
-                    .ok_or("approves an unknown proposal")?;
-                let entry = &self.proposals[index];
-                if !graph.before(entry.pos, i) {
-                    return Err("approves a proposal not in its causal past");
-                }
-                if entry.approvers.contains(&author) {
+                    .ok_or("approves an unknown or later proposal")?;
+                if self.proposals[index].approvers.contains(&author) {
                     return Err("duplicate approval");
                 }
-                self.approve(graph, effective, index, author, i);
+                self.approve(effective, fallback, index, author, i)?;
             }
             Action::Remove { member, .. } => {
-                if !self.is_member_at(graph, effective, member, i) {
+                if !self.is_member_now(effective, member, i) {
                     return Err("removes someone who is not a member");
                 }
-                if self.is_moderator_at(graph, effective, member, i) {
+                let ever_promoted =
+                    self.promoted.contains(member) || fix.promoted.contains(member);
+                if ever_promoted {
                     self.propose(
-                        graph,
                         effective,
-                        op,
+                        fallback,
+                        op.id(),
                         i,
                         PendingKind::RemoveModerator(*member),
-                        Some(author),
-                    );
+                        author,
+                    )?;
                 } else {
                     self.locks.push(Lock {
                         target: *member,
                         scope: Scope::Membership,
                         at: vec![i],
-                        needed: 1,
+                        done: i,
                         by: BTreeSet::from([author]),
                         self_revoked: false,
+                        single: true,
                     });
                 }
             }
             Action::PublishRevocation { certificate } => {
+                let target = certificate.member;
+                if !self.members.contains_key(&target) {
+                    return Err("revokes someone who was never a member");
+                }
+                let was_moderator = self.is_moderator_now(effective, &target, i);
                 self.locks.push(Lock {
-                    target: certificate.member,
+                    target,
                     scope: Scope::Membership,
                     at: vec![i],
-                    needed: 1,
+                    done: i,
                     by: BTreeSet::from([author]),
                     self_revoked: true,
+                    single: false,
                 });
+                if was_moderator && self.moderators_now(effective, i, None) == 0 {
+                    self.succession(effective, i);
+                }
             }
             Action::ProposePromote { member } => {
-                if !self.is_member_at(graph, effective, member, i)
-                    || self.is_moderator_at(graph, effective, member, i)
+                if !self.members.get(member).is_some_and(|r| !r.moderator)
+                    || !self.promotable(graph, effective, member, i)
                 {
                     return Err("promotes someone who is not a plain member");
                 }
                 self.propose(
-                    graph,
                     effective,
-                    op,
+                    fallback,
+                    op.id(),
                     i,
                     PendingKind::Promote(*member),
-                    Some(author),
-                );
+                    author,
+                )?;
             }
             Action::ProposeDemote { member } => {
-                if !self.is_moderator_at(graph, effective, member, i) {
+                if !self.is_moderator_now(effective, member, i) {
                     return Err("demotes someone who is not a moderator");
                 }
                 self.propose(
-                    graph,
                     effective,
-                    op,
+                    fallback,
+                    op.id(),
                     i,
                     PendingKind::Demote(*member),
-                    Some(author),
-                );
+                    author,
+                )?;
             }
             Action::RotateAgreementKey { identity } => {
                 if let Some(rec) = self.members.get_mut(&author) {
@@ -522,147 +723,253 @@ impl Replay {
 
     fn propose(
         &mut self,
-        graph: &Graph<'_>,
-        effective: &[Lock],
-        op: &Op,
+        effective: &EffectiveLocks,
+        fallback: Option<&BTreeSet<MemberId>>,
+        op: OpId,
         i: usize,
         kind: PendingKind,
-        first: Option<MemberId>,
-    ) {
+        author: MemberId,
+    ) -> Result<(), &'static str> {
         let index = self.proposals.len();
         self.proposals.push(Proposal {
-            op: op.id(),
-            pos: i,
+            op,
             kind,
             approvers: Vec::new(),
             approvals: Vec::new(),
             needed: self.k,
             done: false,
         });
-        self.by_op.insert(op.id(), index);
-        if let Some(author) = first {
-            self.approve(graph, effective, index, author, i);
-        }
+        self.by_op.insert(op, index);
+        self.approve(effective, fallback, index, author, i)
     }
 
     fn approve(
         &mut self,
-        graph: &Graph<'_>,
-        effective: &[Lock],
+        effective: &EffectiveLocks,
+        fallback: Option<&BTreeSet<MemberId>>,
         index: usize,
         author: MemberId,
         i: usize,
-    ) {
-        // With fewer than k moderators (a young collective), every moderator must approve.
-        let k = if self.proposals[index].approvers.len() + 1 < self.k {
-            self.k.min(self.moderators_at(graph, effective, i)).max(1)
-        } else {
-            self.k
-        };
+    ) -> Result<(), &'static str> {
+        let k = self.k;
         let proposal = &mut self.proposals[index];
         proposal.approvers.push(author);
         proposal.approvals.push(i);
-        if proposal.done || proposal.approvers.len() < k {
-            if proposal.done {
-                // Later approvals of a completed removal widen what precedes it.
-                if let Some(lock) = self.locks.iter_mut().find(|l| l.at.contains(&proposal.pos)) {
-                    lock.at.push(i);
-                    lock.by.insert(author);
-                }
+        let proposal = &self.proposals[index];
+        if proposal.done {
+            // Later approvals of a completed removal widen what precedes it.
+            let op = proposal.approvals[0];
+            if let Some(lock) = self.locks.iter_mut().find(|l| l.at.first() == Some(&op)) {
+                lock.at.push(i);
+                lock.by.insert(author);
             }
-            return;
+            return Ok(());
         }
-        proposal.done = true;
-        proposal.needed = k;
+        // With fewer than k moderators left (self-revocations), all who remain promote together.
+        let by_fallback = matches!(proposal.kind, PendingKind::Promote(_))
+            && fallback.is_some_and(|f| {
+                !f.is_empty() && f.iter().all(|m| proposal.approvers.contains(m))
+            });
+        // Approvals count only from those still moderators now: a key removed or demoted since
+        // it approved (a seized phone's self-revocation, say) no longer vouches for anything.
+        let standing = proposal
+            .approvers
+            .iter()
+            .filter(|a| **a == author || self.is_moderator_now(effective, a, i))
+            .count();
+        let proposal = &mut self.proposals[index];
+        if standing < k && !by_fallback {
+            return Ok(());
+        }
+        if by_fallback {
+            proposal.needed = proposal.approvers.len();
+        }
         let at = proposal.approvals.clone();
         let by: BTreeSet<MemberId> = proposal.approvers.iter().copied().collect();
-        match proposal.kind.clone() {
+        let kind = proposal.kind.clone();
+        match kind {
             PendingKind::Add { identity, name } => {
-                self.members.entry(identity.member).or_insert(MemberRec {
-                    identity,
-                    name,
-                    admission: Grant::Proposal(index),
-                    promotion: None,
-                });
+                self.proposals[index].done = true;
+                if !self.members.contains_key(&identity.member) {
+                    let heir = self.heir == Some(identity.member);
+                    let seniority = self.next_seniority();
+                    self.members.insert(
+                        identity.member,
+                        MemberRec {
+                            identity,
+                            name,
+                            seniority,
+                            admission: Some(index),
+                            admitted_at: Some(i),
+                            moderator: heir,
+                        },
+                    );
+                }
             }
             PendingKind::Promote(member) => {
+                self.proposals[index].done = true;
                 if let Some(rec) = self.members.get_mut(&member) {
-                    rec.promotion.get_or_insert(Grant::Proposal(index));
-                }
-                if !self.moderators.contains(&member) {
-                    self.moderators.push(member);
+                    rec.moderator = true;
+                    self.promoted.insert(member);
                 }
             }
             PendingKind::Demote(target) | PendingKind::RemoveModerator(target) => {
-                let scope = if matches!(proposal.kind, PendingKind::Demote(_)) {
+                let scope = if matches!(self.proposals[index].kind, PendingKind::Demote(_)) {
                     Scope::Moderation
                 } else {
                     Scope::Membership
                 };
+                if self.moderators_now(effective, i, Some(target)) == 0 {
+                    // Would leave the collective without a moderator: it stays pending.
+                    self.proposals[index].approvers.pop();
+                    self.proposals[index].approvals.pop();
+                    return Err("would leave the collective without a moderator");
+                }
+                self.proposals[index].done = true;
                 self.locks.push(Lock {
                     target,
                     scope,
                     at,
-                    needed: k,
+                    done: i,
                     by,
                     self_revoked: false,
+                    single: false,
                 });
             }
         }
+        Ok(())
     }
 
-    fn granted_at(&self, graph: &Graph<'_>, grant: &Grant, i: usize) -> bool {
-        match grant {
-            Grant::Founder => true,
-            Grant::Proposal(index) => {
-                let proposal = &self.proposals[*index];
-                graph.known_at(&proposal.approvals, i) >= proposal.needed
+    /// Whether `member` may be proposed for promotion by op `i`: a member not removed before it,
+    /// except by a single moderator's removal that op `i` had not seen. A promotion concurrent
+    /// with such a removal makes the target someone ever promoted, whom one moderator cannot
+    /// remove, whatever order the two ops are replayed in.
+    fn promotable(
+        &self,
+        graph: &Graph,
+        effective: &EffectiveLocks,
+        member: &MemberId,
+        i: usize,
+    ) -> bool {
+        let mut past: Option<BitSet> = None;
+        let locks = effective
+            .on(*member)
+            .map(|(l, _)| l)
+            .chain(self.locks.iter().filter(|l| l.target == *member));
+        for lock in locks {
+            if lock.scope != Scope::Membership || lock.done >= i {
+                continue;
             }
+            if !lock.single {
+                return false;
+            }
+            let past = past.get_or_insert_with(|| graph.past_of(&[i]));
+            if lock.at.iter().any(|p| past.contains(*p)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Hand moderator rights to the longest-standing remaining member.
+    /// Members never demoted come first; if only demoted members remain, the longest-standing
+    /// of them has the demotion lifted.
+    fn succession(&mut self, effective: &EffectiveLocks, i: usize) {
+        let heir = self
+            .members
+            .iter()
+            .filter(|(id, _)| self.is_member_now(effective, id, i + 1))
+            .min_by_key(|(id, rec)| {
+                let demoted = self.locked(effective, id, Scope::Moderation, i + 1);
+                (demoted, rec.seniority, **id)
+            })
+            .map(|(id, _)| *id);
+        if let Some(heir) = heir {
+            if self.locked(effective, &heir, Scope::Moderation, i + 1) {
+                self.restored.insert(heir, i);
+            }
+            if let Some(rec) = self.members.get_mut(&heir) {
+                rec.moderator = true;
+            }
+            self.promoted.insert(heir);
         }
     }
 
-    /// Moderators in op `i`'s causal past.
-    fn moderators_at(&self, graph: &Graph<'_>, effective: &[Lock], i: usize) -> usize {
-        self.moderators
-            .iter()
-            .filter(|m| self.is_moderator_at(graph, effective, m, i))
+    /// Whether a demotion still holds (succession may have lifted it later).
+    fn demotion_holds(&self, lock: &Lock) -> bool {
+        lock.scope != Scope::Moderation
+            || self
+                .restored
+                .get(&lock.target)
+                .is_none_or(|at| lock.done > *at)
+    }
+
+    /// Whether `member` is admitted and not removed by a removal completed before position `i`
+    /// (effective ones, or ones found earlier in this replay).
+    fn is_member_now(&self, effective: &EffectiveLocks, member: &MemberId, i: usize) -> bool {
+        self.members.contains_key(member) && !self.locked(effective, member, Scope::Membership, i)
+    }
+
+    fn is_moderator_now(
+        &self,
+        effective: &EffectiveLocks,
+        member: &MemberId,
+        i: usize,
+    ) -> bool {
+        self.members.get(member).is_some_and(|r| r.moderator)
+            && !self.locked(effective, member, Scope::Membership, i)
+            && !self.locked(effective, member, Scope::Moderation, i)
+    }
+
+    fn locked(
+        &self,
+        effective: &EffectiveLocks,
+        member: &MemberId,
+        scope: Scope,
+        i: usize,
+    ) -> bool {
+        effective
+            .on(*member)
+            .any(|(l, _)| l.scope == scope && l.done < i && self.demotion_holds(l))
+            || self.locks.iter().any(|l| {
+                l.target == *member && l.scope == scope && l.done < i && self.demotion_holds(l)
+            })
+    }
+
+    /// Moderators left at position `i` (after everything before it), not counting `except`.
+    fn moderators_now(
+        &self,
+        effective: &EffectiveLocks,
+        i: usize,
+        except: Option<MemberId>,
+    ) -> usize {
+        self.members
+            .keys()
+            .filter(|m| Some(**m) != except)
+            .filter(|m| self.is_moderator_now(effective, m, i + 1))
             .count()
     }
 
-    fn is_member_at(
-        &self,
-        graph: &Graph<'_>,
-        effective: &[Lock],
-        member: &MemberId,
-        i: usize,
-    ) -> bool {
-        let Some(rec) = self.members.get(member) else {
-            return false;
-        };
-        self.granted_at(graph, &rec.admission, i)
-            && !effective.iter().any(|l| {
-                l.target == *member && l.scope == Scope::Membership && l.known_at(graph, i)
-            })
+    /// The longest-standing current member once everything is replayed.
+    fn senior_member(&self, graph: &Graph, fix: &Fix) -> Option<MemberId> {
+        let effective = EffectiveLocks::new(graph, fix);
+        let end = graph.len() + 1;
+        self.members
+            .iter()
+            .filter(|(id, _)| self.is_member_now(&effective, id, end))
+            .min_by_key(|(id, rec)| (rec.seniority, **id))
+            .map(|(id, _)| *id)
     }
 
-    fn is_moderator_at(
-        &self,
-        graph: &Graph<'_>,
-        effective: &[Lock],
-        member: &MemberId,
-        i: usize,
-    ) -> bool {
-        let Some(rec) = self.members.get(member) else {
-            return false;
-        };
-        self.is_member_at(graph, effective, member, i)
-            && rec
-                .promotion
-                .as_ref()
-                .is_some_and(|g| self.granted_at(graph, g, i))
-            && !effective.iter().any(|l| {
-                l.target == *member && l.scope == Scope::Moderation && l.known_at(graph, i)
-            })
+    /// The current moderators once everything is replayed.
+    fn current_moderators(&self, graph: &Graph, fix: &Fix) -> BTreeSet<MemberId> {
+        let effective = EffectiveLocks::new(graph, fix);
+        let end = graph.len() + 1;
+        self.members
+            .keys()
+            .filter(|m| self.is_moderator_now(&effective, m, end))
+            .copied()
+            .collect()
     }
 
     /// A removal or demotion aimed back at one of the moderators behind `lock`.
@@ -683,16 +990,12 @@ impl Replay {
         }
     }
 
-    fn into_roster(
-        self,
-        graph: &Graph<'_>,
-        collective: CollectiveId,
-        policy: Policy,
-        founder: MemberId,
-    ) -> Roster {
+    fn roster(&self, graph: &Graph, fix: &Fix, genesis: &SignedGenesis) -> Roster {
         let mut removed: BTreeMap<MemberId, Removed> = BTreeMap::new();
         let mut demoted = BTreeSet::new();
-        for lock in &self.locks {
+        let mut lock_ops = BTreeSet::new();
+        for lock in &fix.locks {
+            lock_ops.extend(lock.at.iter().map(|p| graph.ids[*p]));
             match lock.scope {
                 Scope::Membership => {
                     let name = self
@@ -709,34 +1012,36 @@ impl Replay {
                     entry.by.extend(lock.by.iter().copied());
                     entry.by.sort();
                     entry.by.dedup();
-                    entry.ops.extend(lock.at.iter().map(|p| graph.ops[*p].id()));
+                    entry.ops.extend(lock.at.iter().map(|p| graph.ids[*p]));
                     entry.ops.sort();
                     entry.ops.dedup();
                     entry.self_revoked |= lock.self_revoked;
                 }
-                Scope::Moderation => {
+                Scope::Moderation if self.demotion_holds(lock) => {
                     demoted.insert(lock.target);
                 }
+                Scope::Moderation => {}
             }
         }
-        let members = self
+        let members: BTreeMap<MemberId, Member> = self
             .members
             .iter()
             .filter(|(id, _)| !removed.contains_key(id))
             .map(|(id, rec)| {
-                let admitted_by = match rec.admission {
-                    Grant::Founder => None,
-                    Grant::Proposal(index) => Some(self.proposals[index].op),
-                };
                 let member = Member {
                     identity: rec.identity.clone(),
                     name: rec.name.clone(),
-                    moderator: rec.promotion.is_some() && !demoted.contains(id),
-                    admitted_by,
+                    moderator: rec.moderator && !demoted.contains(id),
+                    admitted_by: rec.admission.map(|index| self.proposals[index].op),
                 };
                 (*id, member)
             })
-            .collect::<BTreeMap<_, _>>();
+            .collect();
+        let admissions = self
+            .members
+            .iter()
+            .filter_map(|(id, rec)| rec.admitted_at.map(|p| (*id, graph.ids[p])))
+            .collect();
         let pending = self
             .proposals
             .iter()
@@ -746,9 +1051,10 @@ impl Replay {
                     !members.contains_key(&identity.member)
                         && !removed.contains_key(&identity.member)
                 }
-                PendingKind::Promote(m)
-                | PendingKind::Demote(m)
-                | PendingKind::RemoveModerator(m) => members.contains_key(m),
+                PendingKind::Promote(m) => members.get(m).is_some_and(|m| !m.moderator),
+                PendingKind::Demote(m) | PendingKind::RemoveModerator(m) => {
+                    members.get(m).is_some_and(|m| m.moderator)
+                }
             })
             .map(|p| Pending {
                 proposal: p.op,
@@ -757,39 +1063,41 @@ impl Replay {
                 needed: u8::try_from(p.needed).unwrap_or(u8::MAX),
             })
             .collect();
-        let mut has_child = vec![false; graph.ops.len()];
-        for op in &graph.ops {
-            for parent in op.parents() {
-                if let Some(p) = graph.pos.get(parent) {
-                    has_child[*p] = true;
+        let mut has_child = vec![false; graph.len()];
+        for parents in &graph.parents {
+            for p in parents {
+                if let Some(flag) = has_child.get_mut(*p as usize) {
+                    *flag = true;
                 }
             }
         }
-        let heads = graph
-            .ops
+        let mut heads: Vec<OpId> = graph
+            .ids
             .iter()
             .zip(&has_child)
             .filter(|(_, child)| !**child)
-            .map(|(op, _)| op.id())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
+            .map(|(id, _)| *id)
             .collect();
+        heads.sort();
+        let g = genesis.genesis();
         Roster {
-            collective,
-            policy,
-            founder,
+            collective: genesis.id(),
+            policy: g.policy.clone(),
+            founder: g.founder.member,
             members,
             removed,
             pending,
-            dropped: self.dropped,
+            dropped: self.dropped.clone(),
             heads,
-            op_count: graph.ops.len(),
+            op_count: graph.len(),
+            lock_ops,
+            admissions,
         }
     }
 }
 
 /// A fixed-size set of small integers.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct BitSet {
     words: Vec<u64>,
 }
@@ -809,10 +1117,5 @@ impl BitSet {
         self.words
             .get(i / 64)
             .is_some_and(|word| word & (1 << (i % 64)) != 0)
-    }
-    fn union_with(&mut self, other: &Self) {
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a |= b;
-        }
     }
 }
