@@ -10,8 +10,8 @@ use lookout_protocol::epoch::{EpochBook, EpochKey, KeyDelivery};
 use lookout_protocol::identity::{Identity, PublicIdentity};
 use lookout_protocol::invite::{Invite, JoinRequest};
 use lookout_protocol::membership::{
-    resolve, Action, FoundingModerator, InsertOutcome, MembershipLog, Op, Policy, RevocationCertificate, Roster,
-    SignedGenesis,
+    resolve, Action, FoundingModerator, InsertOutcome, MembershipLog, Op, Policy,
+    RevocationCertificate, Roster, SignedGenesis,
 };
 use lookout_protocol::passphrase::{self, KdfParams};
 use lookout_protocol::reconcile::{Item, Limits, Reconciler};
@@ -198,7 +198,10 @@ pub fn genesis_decode(data: &[u8]) {
     let again = SignedGenesis::decode(genesis.encoded()).expect("a decoded genesis decodes again");
     assert_eq!(again.id(), genesis.id());
     let log = MembershipLog::new(genesis.clone());
-    assert_eq!(log.roster().len(), 1 + genesis.genesis().co_moderators.len());
+    assert_eq!(
+        log.roster().len(),
+        1 + genesis.genesis().co_moderators.len()
+    );
     assert!(log.roster().is_moderator(&genesis.genesis().founder.member));
     let invite = Invite {
         genesis,
@@ -476,7 +479,10 @@ pub fn membership_resolve(data: &[u8]) {
     let kept: Vec<&Op> = ops.iter().filter(|o| log.contains(&o.id())).collect();
     let roster = resolve(genesis, &kept);
     assert_eq!(log.roster(), &roster, "incremental log disagrees");
-    assert!(roster.is_empty() || roster.moderator_count() > 0, "members and no moderator");
+    assert!(
+        roster.is_empty() || roster.moderator_count() > 0,
+        "members and no moderator"
+    );
     for id in roster.removed().keys() {
         assert!(!roster.is_member(id), "a removed member is a member");
     }

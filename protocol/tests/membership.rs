@@ -457,7 +457,10 @@ fn captured_founder_cannot_add_or_promote_alone_with_chosen_parents() {
     );
     w.op_with(&spy, vec![promote], Action::Approve { proposal: promote });
     let roster = w.roster();
-    assert!(!roster.is_member(&spy.member_id()), "one approval of k = 2 admitted a spy");
+    assert!(
+        !roster.is_member(&spy.member_id()),
+        "one approval of k = 2 admitted a spy"
+    );
     assert!(!roster.is_moderator(&spy.member_id()));
     // The founder and the spy cannot remove anyone together either.
     let r = w.op(&founder, remove(&m2));
@@ -532,7 +535,11 @@ fn last_two_moderators_removing_each_other_leave_one() {
     w.op_with(&a, base.clone(), remove(&f));
     w.op_with(&f, base, remove(&a));
     let roster = w.roster();
-    assert_eq!(roster.moderator_count(), 1, "members left without a moderator");
+    assert_eq!(
+        roster.moderator_count(),
+        1,
+        "members left without a moderator"
+    );
     assert!(roster.is_member(&plain.member_id()));
 }
 
@@ -654,7 +661,9 @@ fn one_member_holds_a_bounded_number_of_orphans_and_ops_a_day() {
             w.id(),
             vec![OpId(missing)],
             NOW,
-            Action::RotateAgreementKey { identity: m.public() },
+            Action::RotateAgreementKey {
+                identity: m.public(),
+            },
         )
         .unwrap();
         log.insert(op);
@@ -669,7 +678,9 @@ fn one_member_holds_a_bounded_number_of_orphans_and_ops_a_day() {
             w.id(),
             heads,
             NOW + i,
-            Action::RotateAgreementKey { identity: m.public() },
+            Action::RotateAgreementKey {
+                identity: m.public(),
+            },
         )
         .unwrap();
         if matches!(log.insert(op), InsertOutcome::Refused(_)) {
@@ -716,7 +727,9 @@ fn many_concurrent_heads_do_not_freeze_the_collective() {
             w.id(),
             heads,
             NOW,
-            Action::RotateAgreementKey { identity: f.public() },
+            Action::RotateAgreementKey {
+                identity: f.public(),
+            },
         )
         .unwrap();
         log.insert(op);
@@ -740,7 +753,10 @@ fn incremental_resolution_equals_full_resolution() {
                 name: format!("p{i}"),
             },
             3 => Action::ProposePromote {
-                member: people.last().map(Identity::member_id).unwrap_or(f.member_id()),
+                member: people
+                    .last()
+                    .map(Identity::member_id)
+                    .unwrap_or(f.member_id()),
             },
             _ => remove(people.first().unwrap_or(&f)),
         };

@@ -30,9 +30,10 @@ fn random_history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Op>) {
             name: "co".into(),
         })
         .collect();
-    let genesis =
-        SignedGenesis::create_with_moderators(&pool[0], "prop", "founder", co, policy, NOW, &mut rng)
-            .unwrap();
+    let genesis = SignedGenesis::create_with_moderators(
+        &pool[0], "prop", "founder", co, policy, NOW, &mut rng,
+    )
+    .unwrap();
     let mut ops: Vec<Op> = Vec::new();
     for step in 0..len {
         // Mostly bootstrap early: adds and promotions by the founder.

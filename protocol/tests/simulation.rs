@@ -25,7 +25,8 @@ use lookout_protocol::envelope::{self, InnerBody, Verdict, Verified};
 use lookout_protocol::epoch::{DeliveryKind, EpochBook, EpochKey, KeyDelivery};
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::{
-    Action, FoundingModerator, MembershipLog, Op, PendingKind, Policy, RevocationCertificate, Roster, SignedGenesis,
+    Action, FoundingModerator, MembershipLog, Op, PendingKind, Policy, RevocationCertificate,
+    Roster, SignedGenesis,
 };
 use lookout_protocol::{CollectiveId, ContentId, DeliveryId, EpochId, MemberId, OpId};
 use rand::seq::SliceRandom;
@@ -298,7 +299,7 @@ impl Replica {
         let op = Op::create(
             &self.identity,
             self.collective(),
-            self.log.roster().heads().to_vec(),
+            self.log.writer_heads(&self.me()),
             self.clock(tick),
             action,
         )
@@ -322,7 +323,7 @@ impl Replica {
             self.collective(),
             key,
             kind,
-            self.log.roster().heads().to_vec(),
+            self.log.writer_heads(&self.me()),
             self.clock(tick),
             recipients,
             rng,
@@ -436,7 +437,7 @@ impl Replica {
                 epoch,
                 author: me,
                 seq: self.seq,
-                heads: self.log.roster().heads().to_vec(),
+                heads: self.log.writer_heads(&self.me()),
                 timestamp: now,
                 // Reachability announcements live a day at most.
                 expires: now

@@ -47,6 +47,25 @@ pub struct Collective {
     pub replicas: Vec<Replica>,
 }
 
+/// Copy replica `from`'s membership ops into replica `to`, as a sync would.
+fn copy_ops(replicas: &mut [Replica], from: usize, to: usize) {
+    let ids: Vec<[u8; 32]> = replicas[from]
+        .sync_items(SetKind::Ops)
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    let items = replicas[from].fetch(SetKind::Ops, &ids).unwrap();
+    for bytes in items {
+        replicas[to]
+            .ingest(&WireItem {
+                kind: SetKind::Ops,
+                bytes,
+            })
+            .unwrap();
+    }
+    replicas[to].flush().unwrap();
+}
+
 impl Collective {
     /// Found a collective and enrol `members` more people (all approved by the founder).
     pub fn new(members: usize, policy: Policy) -> Self {
@@ -57,24 +76,41 @@ impl Collective {
         Self::named(&names, policy)
     }
 
-    /// Found a collective with `names[0]` as founder and enrol the others (all approved by the
-    /// founder, which admits alone while the collective has fewer than k moderators).
+    /// Found a collective with `names[0]` as founder and enrol the others. A collective needing
+    /// k approvals is founded by k moderators: `names[1..k]` are named in the genesis record;
+    /// every later member is approved by the founder and those co-moderators.
     pub fn named(names: &[&str], policy: Policy) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut founder = fresh_identity(&dir.path().join("node0"), names[0]);
-        founder
-            .create_collective("Test Collective", policy)
+        let k = usize::from(policy.approvals_required);
+        let mut replicas: Vec<Replica> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| fresh_identity(&dir.path().join(format!("node{i}")), name))
+            .collect();
+        let co = replicas[1..k].iter().map(Replica::join_request).collect();
+        replicas[0]
+            .create_collective_with("Test Collective", policy, co)
             .unwrap();
-        let mut replicas = vec![founder];
-        for (i, name) in names.iter().enumerate().skip(1) {
-            let mut member = fresh_identity(&dir.path().join(format!("node{i}")), name);
-            let code = member.join_request().to_code();
-            let view = replicas[0].approve(&code).unwrap();
-            assert!(view.done, "k=1: the founder's approval admits");
-            member.join(&view.invite.unwrap()).unwrap();
-            replicas.push(member);
+        let invite = replicas[0].invite_code().unwrap();
+        for member in &mut replicas[1..k] {
+            member.join(&invite).unwrap();
         }
-        Self { dir, replicas }
+        for i in k..names.len() {
+            let code = replicas[i].join_request().to_code();
+            let mut view = replicas[0].approve(&code).unwrap();
+            for j in 1..k {
+                copy_ops(&mut replicas, 0, j);
+                view = replicas[j].approve(&code).unwrap();
+                copy_ops(&mut replicas, j, 0);
+            }
+            assert!(view.done, "k moderators' approvals admit");
+            replicas[i].join(&view.invite.unwrap()).unwrap();
+        }
+        let mut collective = Self { dir, replicas };
+        if k > 1 {
+            collective.share_state();
+        }
+        collective
     }
 
     /// Start every node; members dial the founder.

@@ -8,7 +8,7 @@ use lookout_protocol::envelope::{self, InnerBody};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::invite::{Invite, JoinRequest};
 use lookout_protocol::membership::{
-    Action, Op, PendingKind, Policy, RevocationCertificate, SignedGenesis,
+    Action, FoundingModerator, Op, PendingKind, Policy, RevocationCertificate, SignedGenesis,
 };
 use lookout_protocol::{ContentId, EpochId, MemberId, OpId};
 
@@ -102,15 +102,41 @@ impl Replica {
 
     /// Found a collective with this device as its first moderator.
     pub fn create_collective(&mut self, name: &str, policy: Policy) -> Result<(), ApiError> {
+        self.create_collective_with(name, policy, Vec::new())
+    }
+
+    /// Found a collective with co-moderators named in its genesis record (their join requests,
+    /// checked in person): a collective needing k approvals is founded by at least k moderators.
+    /// Each co-moderator then joins with [`Replica::invite_code`]'s invite.
+    pub fn create_collective_with(
+        &mut self,
+        name: &str,
+        policy: Policy,
+        co_moderators: Vec<JoinRequest>,
+    ) -> Result<(), ApiError> {
         if self.collective.is_some() {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
                 "this device is already in a collective (use another --home for another one)",
             ));
         }
-        let genesis =
-            SignedGenesis::create(&self.identity, name, &self.name, policy, now(), &mut OsRng)
-                .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
+        let co = co_moderators
+            .into_iter()
+            .map(|r| FoundingModerator {
+                identity: r.identity,
+                name: r.name,
+            })
+            .collect();
+        let genesis = SignedGenesis::create_with_moderators(
+            &self.identity,
+            name,
+            &self.name,
+            co,
+            policy,
+            now(),
+            &mut OsRng,
+        )
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
         self.adopt_genesis(&genesis, &[])?;
         self.rotate()?;
         self.flush()?;
@@ -271,7 +297,7 @@ impl Replica {
             epoch,
             author,
             seq,
-            heads: state.log.roster().heads().to_vec(),
+            heads: state.log.writer_heads(&author),
             timestamp: now,
             expires,
             content,
@@ -313,7 +339,7 @@ impl Replica {
         let op = Op::create(
             &self.identity,
             state.log.collective(),
-            state.log.roster().heads().to_vec(),
+            state.log.writer_heads(&self.identity.member_id()),
             now(),
             action,
         )
@@ -351,7 +377,7 @@ impl Replica {
             state.log.collective(),
             &key,
             DeliveryKind::Rotation,
-            state.log.roster().heads().to_vec(),
+            state.log.writer_heads(&self.identity.member_id()),
             now(),
             &recipients,
             &mut OsRng,
@@ -407,7 +433,7 @@ impl Replica {
                 state.log.collective(),
                 &key,
                 DeliveryKind::Share,
-                state.log.roster().heads().to_vec(),
+                state.log.writer_heads(&self.identity.member_id()),
                 now(),
                 &missing,
                 &mut OsRng,

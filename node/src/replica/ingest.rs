@@ -143,16 +143,30 @@ impl Replica {
             Err(e) if e.is_peer_fault() => return Ok(Ingested::Rejected(e.to_string())),
             Err(e) => return Ok(Ingested::Ignored(e.to_string())),
         };
-        if state.log.contains(&op.id()) {
+        if state.log.holds(&op.id()) {
             return Ok(Ingested::Duplicate);
         }
         let id = op.id();
-        self.store
-            .put(Tree::Membership, &id.0, bytes)
-            .map_err(store_error)?;
-        let state = self.collective.as_mut().ok_or_else(super::no_collective)?;
+        // The log decides first (known author, quota, orphan bounds); only what it keeps is
+        // written, and orphans it evicts are deleted, so a peer cannot fill the disk.
+        let outcome = state.log.insert(op);
+        let evicted = state.log.take_evicted();
         state.index.ops = None;
-        match state.log.insert(op) {
+        for gone in evicted {
+            self.store
+                .remove(Tree::Membership, &gone.0)
+                .map_err(store_error)?;
+        }
+        let kept = matches!(
+            outcome,
+            InsertOutcome::Added(_) | InsertOutcome::MissingParents(_)
+        );
+        if kept {
+            self.store
+                .put(Tree::Membership, &id.0, bytes)
+                .map_err(store_error)?;
+        }
+        match outcome {
             InsertOutcome::Added(added) => {
                 // The roster is resolved lazily, once per batch, when someone next looks.
                 trace!(ops = added.len(), "membership ops added");
@@ -163,6 +177,8 @@ impl Replica {
             // Kept in the log's orphan set (and in the store): accepted for forwarding, and the
             // caller syncs to fetch the parents.
             InsertOutcome::MissingParents(_) => Ok(Ingested::Held),
+            // The forwarder may know a proposal this node lacks yet: not its fault.
+            InsertOutcome::Refused(why) => Ok(Ingested::Ignored(why.into())),
         }
     }
 

@@ -269,13 +269,7 @@ impl MembershipLog {
         }
         let position = |id: &OpId| self.ops.get(id).map(|op| op.body().timestamp);
         let mut ranked: Vec<OpId> = heads.to_vec();
-        ranked.sort_by_key(|id| {
-            (
-                !roster.is_lock_op(id),
-                std::cmp::Reverse(position(id)),
-                *id,
-            )
-        });
+        ranked.sort_by_key(|id| (!roster.is_lock_op(id), std::cmp::Reverse(position(id)), *id));
         ranked.truncate(MAX_PARENTS);
         if let Some(admission) = roster.admission_op(author) {
             if !self.covers(&ranked, &admission) {

@@ -220,13 +220,13 @@ impl Resolution {
         let k = usize::from(genesis.genesis().policy.approvals_required);
         let (fix, replay) = fixpoint(&graph, &sorted, genesis, None, None);
         let moderators = replay.current_moderators(&graph, &fix);
-        let (mut fallback, mut fix, mut replay) =
-            if !moderators.is_empty() && moderators.len() < k {
-                let (fix, replay) = fixpoint(&graph, &sorted, genesis, Some(&moderators), None);
-                (Some(moderators), fix, replay)
-            } else {
-                (None, fix, replay)
-            };
+        let (mut fallback, mut fix, mut replay) = if !moderators.is_empty() && moderators.len() < k
+        {
+            let (fix, replay) = fixpoint(&graph, &sorted, genesis, Some(&moderators), None);
+            (Some(moderators), fix, replay)
+        } else {
+            (None, fix, replay)
+        };
         // A cycle of concurrent removals among the moderators themselves can, in principle,
         // leave members with no moderator at all: then the longest-standing member holds the
         // rights throughout, so the collective can always be administered.
@@ -558,8 +558,8 @@ impl Replay {
         let promoted = &self.promoted;
         let mut refused = Vec::new();
         self.locks.retain(|l| {
-            let keep = !(l.single
-                && (promoted.contains(&l.target) || fix.promoted.contains(&l.target)));
+            let keep =
+                !(l.single && (promoted.contains(&l.target) || fix.promoted.contains(&l.target)));
             if !keep {
                 refused.extend(l.at.iter().copied());
             }
@@ -567,8 +567,10 @@ impl Replay {
         });
         for p in refused {
             if let Some(id) = graph.ids.get(p) {
-                self.dropped
-                    .insert(*id, "removing someone who was ever a moderator takes k approvals");
+                self.dropped.insert(
+                    *id,
+                    "removing someone who was ever a moderator takes k approvals",
+                );
             }
         }
         self.locks.sort();
@@ -642,8 +644,7 @@ impl Replay {
                 if !self.is_member_now(effective, member, i) {
                     return Err("removes someone who is not a member");
                 }
-                let ever_promoted =
-                    self.promoted.contains(member) || fix.promoted.contains(member);
+                let ever_promoted = self.promoted.contains(member) || fix.promoted.contains(member);
                 if ever_promoted {
                     self.propose(
                         effective,
@@ -767,9 +768,8 @@ impl Replay {
         }
         // With fewer than k moderators left (self-revocations), all who remain promote together.
         let by_fallback = matches!(proposal.kind, PendingKind::Promote(_))
-            && fallback.is_some_and(|f| {
-                !f.is_empty() && f.iter().all(|m| proposal.approvers.contains(m))
-            });
+            && fallback
+                .is_some_and(|f| !f.is_empty() && f.iter().all(|m| proposal.approvers.contains(m)));
         // Approvals count only from those still moderators now: a key removed or demoted since
         // it approved (a seized phone's self-revocation, say) no longer vouches for anything.
         let standing = proposal
@@ -910,12 +910,7 @@ impl Replay {
         self.members.contains_key(member) && !self.locked(effective, member, Scope::Membership, i)
     }
 
-    fn is_moderator_now(
-        &self,
-        effective: &EffectiveLocks,
-        member: &MemberId,
-        i: usize,
-    ) -> bool {
+    fn is_moderator_now(&self, effective: &EffectiveLocks, member: &MemberId, i: usize) -> bool {
         self.members.get(member).is_some_and(|r| r.moderator)
             && !self.locked(effective, member, Scope::Membership, i)
             && !self.locked(effective, member, Scope::Moderation, i)
