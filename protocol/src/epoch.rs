@@ -214,6 +214,16 @@ impl KeyDelivery {
         Self::decode(&codec::encode(&SignedBytes { body, signature }), collective)
     }
 
+    /// Sign `body` as it is, without sealing anything: for tools that must make deliveries the
+    /// rules forbid (a rogue member's forgeries in tests). The result passes the same structural
+    /// checks as a received delivery, so it cannot be anything a member's key could not sign.
+    pub fn sign_body(author: &Identity, body: &DeliveryBody) -> Result<Self, EpochError> {
+        let collective = body.collective;
+        let body = codec::encode(body);
+        let signature = author.sign(DELIVERY_SIG_CONTEXT, &body);
+        Self::decode(&codec::encode(&SignedBytes { body, signature }), collective)
+    }
+
     /// Decode and verify a delivery received for `collective`.
     pub fn decode(bytes: &[u8], collective: CollectiveId) -> Result<Self, EpochError> {
         let signed: SignedBytes = codec::decode(bytes, MAX_DELIVERY_BYTES)?;
