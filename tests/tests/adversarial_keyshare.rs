@@ -7,12 +7,14 @@
 
 use std::time::Duration;
 
+use lookout_node::api::{Event, UnreadableShareView};
 use lookout_node::replica::now;
 use lookout_protocol::epoch::EpochKey;
 use lookout_protocol::membership::Policy;
 use lookout_tests::rogue::*;
 use lookout_tests::*;
 use rand::rngs::OsRng;
+use tokio::sync::broadcast::error::RecvError;
 
 /// Longer than one sync session between two nodes on loopback, far shorter than the patience
 /// of the other tests: the victim must be served by the first session it runs.
@@ -28,6 +30,7 @@ async fn a_junk_key_share_does_not_cut_the_victim_off() {
         let rogue_id = rogue.identity().member_id();
         let peer = arm(&rogue, &nodes).await;
         let rejected_before = rejected_counts(&nodes).await;
+        let mut events = vic.handle.watch().await.unwrap();
 
         let mut forger = Forger::new(&mut rogue);
         let key = EpochKey::generate(&mut OsRng);
@@ -37,7 +40,9 @@ async fn a_junk_key_share_does_not_cut_the_victim_off() {
         // Pushed to the others only: the victim gets it from honest members, who cannot check
         // its share for the victim either.
         for node in [ana, bea] {
-            let answer = peer.push(node.handle.peer_id(), std::slice::from_ref(&junk)).await;
+            let answer = peer
+                .push(node.handle.peer_id(), std::slice::from_ref(&junk))
+                .await;
             assert_eq!(answer, Ok((1, 0)), "{} takes the rotation", node.name);
         }
         for node in [ana, bea] {
@@ -78,7 +83,42 @@ async fn a_junk_key_share_does_not_cut_the_victim_off() {
         for node in &nodes {
             assert_eq!(node.peers().await, 3, "{} keeps every peer", node.name);
         }
-        let _ = rogue_id;
+
+        // The victim (a moderator here: the founder) is shown who signed the junk share, in
+        // the event stream `lookout run` prints and in `lookout status`.
+        let reported = tokio::time::timeout(PATIENCE, async {
+            loop {
+                match events.recv().await {
+                    Ok(Event::UnreadableKeyShare {
+                        signer,
+                        signer_name,
+                        epoch,
+                    }) => break (signer, signer_name, epoch),
+                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                    Err(e) => panic!("event stream ended: {e}"),
+                }
+            }
+        })
+        .await
+        .expect("an event names the signer of the junk share");
+        assert_eq!(
+            reported,
+            (rogue_id.to_hex(), "rogue".to_owned(), key.id().short())
+        );
+        let status = vic.status().await;
+        assert!(status.is_moderator);
+        assert_eq!(
+            status.unreadable_key_shares,
+            vec![UnreadableShareView {
+                signer: rogue_id.to_hex(),
+                signer_name: "rogue".into(),
+                epoch: key.id().short(),
+                recovered: true,
+            }]
+        );
+        for node in [ana, bea] {
+            assert!(node.status().await.unreadable_key_shares.is_empty());
+        }
     })
     .await
     .expect("the scenario finishes in time");
