@@ -7,10 +7,13 @@
 
 use std::time::Duration;
 
-use lookout_node::api::{Event, UnreadableShareView};
-use lookout_node::replica::now;
+use lookout_node::api::{Event, Request, UnreadableShareView};
+use lookout_node::replica::{now, Ingested};
+use lookout_node::sync::{self, SyncRequest, SyncResponse};
 use lookout_protocol::epoch::EpochKey;
+use lookout_protocol::epoch::MAX_KEY_REQUEST_EPOCHS;
 use lookout_protocol::membership::Policy;
+use lookout_protocol::EpochId;
 use lookout_tests::rogue::*;
 use lookout_tests::*;
 use rand::rngs::OsRng;
@@ -122,4 +125,83 @@ async fn a_junk_key_share_does_not_cut_the_victim_off() {
     })
     .await
     .expect("the scenario finishes in time");
+}
+
+/// Key requests served straight from a replica: who gets a key, and how often a new share is
+/// made. (Through the node, a removed member's connection is refused at the gate, and a removed
+/// member still being told of its removal gets membership ops only.)
+#[test]
+fn key_requests_give_keys_only_to_entitled_members_and_make_one_share_each() {
+    let mut collective = Collective::named(&["founder", "vic", "rogue", "gone"], Policy::default());
+    share_everything(&mut collective.replicas);
+    let [founder, vic, rogue, gone] = &mut collective.replicas[..] else {
+        unreachable!()
+    };
+    let vic_id = vic.identity().member_id();
+    let gone_id = gone.identity().member_id();
+    let key = EpochKey::generate(&mut OsRng);
+    let heads = Forger::new(rogue).heads();
+    let junk = Forger::new(rogue).rotation_with_junk_share(&key, heads, now(), vic_id);
+    assert_eq!(founder.ingest(&junk).unwrap(), Ingested::Accepted);
+    // The victim takes it too (no penalty), and lacks its key.
+    assert_eq!(vic.ingest(&junk).unwrap(), Ingested::Accepted);
+    assert_eq!(vic.lacking_epochs(), vec![key.id()]);
+
+    // `gone` is removed: the rogue's epoch retires, the founder rotates.
+    founder
+        .execute(Request::Revoke {
+            member: "gone".into(),
+            reason: "left".into(),
+        })
+        .unwrap();
+    let fresh = founder.write_epoch().unwrap();
+    let mut replicas = collective.replicas;
+    share_everything(&mut replicas);
+    let [founder, vic, _rogue, gone] = &mut replicas[..] else {
+        unreachable!()
+    };
+    let ask = |epochs: Vec<EpochId>| sync::encode(&SyncRequest::Keys { epochs });
+    let items = |served: &sync::Served| match sync::decode::<SyncResponse>(&served.response) {
+        Some(SyncResponse::Items { items }) => items,
+        other => panic!("unexpected answer {other:?}"),
+    };
+
+    // The removed member asks for both epochs, as itself: nothing, and no new item made.
+    let before = deliveries(founder).len();
+    let served = sync::serve_from(founder, Some(gone_id), &ask(vec![key.id(), fresh]));
+    assert!(items(&served).is_empty() && !served.misbehaved);
+    // A stranger's key, and a peer whose id is no member key: nothing either.
+    let stranger = fresh_identity(&tempfile::tempdir().unwrap().path().join("x"), "x");
+    let served = sync::serve_from(
+        founder,
+        Some(stranger.identity().member_id()),
+        &ask(vec![key.id(), fresh]),
+    );
+    assert!(items(&served).is_empty());
+    let served = sync::serve_from(founder, None, &ask(vec![key.id(), fresh]));
+    assert!(items(&served).is_empty());
+    assert_eq!(deliveries(founder).len(), before);
+    assert!(epoch_keys(gone).get(&fresh).is_none());
+
+    // The victim asks for the retired epoch its share of was junk: it gets a share that opens.
+    let served = sync::serve_from(founder, Some(vic_id), &ask(vec![key.id()]));
+    let answer = items(&served);
+    assert_eq!(answer.len(), 1);
+    for item in &answer {
+        assert_eq!(vic.ingest(item).unwrap(), Ingested::Accepted);
+    }
+    assert!(epoch_keys(vic).contains_key(&key.id()));
+    assert!(vic.lacking_epochs().is_empty());
+    // Asked again (a member can ask as often as it likes): the same share, no new item.
+    let made = deliveries(founder).len();
+    assert_eq!(made, before + 1);
+    for _ in 0..20 {
+        let served = sync::serve_from(founder, Some(vic_id), &ask(vec![key.id()]));
+        assert_eq!(items(&served), answer);
+    }
+    assert_eq!(deliveries(founder).len(), made);
+
+    // Too many epochs in one request is a fault.
+    let many = (0..=MAX_KEY_REQUEST_EPOCHS).map(|_| key.id()).collect();
+    assert!(sync::serve_from(founder, Some(vic_id), &ask(many)).misbehaved);
 }
