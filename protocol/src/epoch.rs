@@ -17,6 +17,12 @@
 //! delivery can push its write deadline later or name more removals it came after, never the
 //! reverse. Any member holding the key can sign a delivery of it, so a rule a delivery could
 //! tighten would let one member make every node refuse honest alerts written before it arrived.
+//!
+//! Only its recipient can check a sealed share, so a share that does not open is no reason to
+//! refuse a delivery (everyone else may take it, and whoever forwarded it could not check it):
+//! [`EpochBook::record`] keeps it as [`Recorded::Unreadable`], remembers its signer, and the
+//! epoch stays among those to ask a member for ([`EpochBook::lacking`]); a member answers with a
+//! share only if the one asking is entitled to it ([`EpochBook::shareable`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
