@@ -533,10 +533,10 @@ impl EpochBook {
                 .extend(roster_at_heads.removed().keys().copied());
         }
         info.recipients.extend(delivery.recipients());
-        if info.have_key {
-            return Ok(Recorded::Noted);
-        }
+        // Our share is opened even when the key is already held: a junk share is reported
+        // whichever order the deliveries came in (a store is loaded in id order).
         match delivery.open(me) {
+            Some(Ok(_)) if info.have_key => Ok(Recorded::Noted),
             Some(Ok(key)) => {
                 info.have_key = true;
                 self.keys.insert(body.epoch, key);

@@ -277,3 +277,35 @@ fn a_removed_member_lacks_nothing_it_could_ask_for() {
     });
     assert!(v_book.lacking(&v.member, g.log.roster(), NOW).is_empty());
 }
+
+#[test]
+fn a_junk_share_is_reported_even_after_the_key_arrived() {
+    let mut g = Group::new();
+    let key = EpochKey::generate(&mut g.rng);
+    let junk = g.junk_rotation(&key, NOW);
+    let v = g.v.public();
+    let share = g.deliver(
+        Who::F,
+        &key,
+        DeliveryKind::Share,
+        NOW + 1,
+        std::slice::from_ref(&v),
+    );
+    // The order a store is loaded in (by delivery id) may put the good share first.
+    let mut v_book = EpochBook::new();
+    assert_eq!(
+        g.record(&mut v_book, Who::V, &share),
+        Recorded::NewKey(key.id())
+    );
+    assert_eq!(
+        g.record(&mut v_book, Who::V, &junk),
+        Recorded::Unreadable {
+            epoch: key.id(),
+            signer: g.r.member_id(),
+        }
+    );
+    let info = v_book.info(&key.id()).unwrap();
+    assert!(info.have_key && info.rotation_seen);
+    assert!(info.unreadable_from.contains(&g.r.member_id()));
+    assert!(v_book.key(&key.id()).is_some());
+}
