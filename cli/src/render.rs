@@ -365,6 +365,35 @@ mod tests {
     }
 
     #[test]
+    fn status_names_the_signer_of_an_unreadable_key_share() {
+        let view = StatusView {
+            name: "Vic".into(),
+            collective: Some("Harbour".into()),
+            is_moderator: true,
+            unreadable_key_shares: vec![UnreadableShareView {
+                signer: "fedcba9876543210".into(),
+                signer_name: "Rogue".into(),
+                epoch: "a1b2c3d4".into(),
+                recovered: false,
+            }],
+            ..StatusView::default()
+        };
+        let text = status(&view, 1000, Style::default());
+        assert!(text.contains(
+            "Warning:     member Rogue (fedcba98) sent you an unreadable key share for epoch a1b2c3d4: your node is asking other members for the key"
+        ));
+        let quiet = status(
+            &StatusView {
+                unreadable_key_shares: Vec::new(),
+                ..view
+            },
+            1000,
+            Style::default(),
+        );
+        assert!(!quiet.contains("Warning:"));
+    }
+
+    #[test]
     fn codes_are_abbreviated_for_transcripts() {
         let code = format!("LKJOIN1-{}", "A".repeat(100));
         let short = abbreviate(&code);
