@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
-use lookout_node::api::{AlertView, MembersView, ProposalView, StatusView};
+use lookout_node::api::{AlertView, MembersView, ProposalView, StatusView, UnreadableShareView};
 use lookout_protocol::content::Severity;
 
 use crate::labels::category_meaning;
@@ -181,6 +181,14 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
             let _ = writeln!(out, "{:<13}{} ({role})", "Collective:", style.bold(name));
             let _ = writeln!(out, "{:<13}{}", "Members:", view.members);
             let _ = writeln!(out, "{:<13}{}", "Live alerts:", view.alerts);
+            for bad in &view.unreadable_key_shares {
+                let _ = writeln!(
+                    out,
+                    "{:<13}{}",
+                    "Warning:",
+                    style.warn(&unreadable_share(bad))
+                );
+            }
             if view.outbox > 0 && view.members > 1 {
                 let s = if view.outbox == 1 { "" } else { "s" };
                 let _ = writeln!(
@@ -216,6 +224,22 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
         );
     }
     out
+}
+
+/// One line about a key share for this device that did not open: who signed it, and whether
+/// the node got the key from another member since.
+pub fn unreadable_share(bad: &UnreadableShareView) -> String {
+    let after = if bad.recovered {
+        "another member has since given you the key"
+    } else {
+        "your node is asking other members for the key"
+    };
+    format!(
+        "member {} ({}) sent you an unreadable key share for epoch {}: {after}. Moderators should look into it",
+        bad.signer_name,
+        short(&bad.signer),
+        bad.epoch
+    )
 }
 
 /// Members and removed members.
@@ -338,6 +362,35 @@ mod tests {
         assert!(!text.contains('\x1b'), "no colour without a terminal");
         let coloured = alert_block(&alert(), 1000, Style { colour: true });
         assert!(coloured.contains("\x1b[31mHIGH\x1b[0m"));
+    }
+
+    #[test]
+    fn status_names_the_signer_of_an_unreadable_key_share() {
+        let view = StatusView {
+            name: "Vic".into(),
+            collective: Some("Harbour".into()),
+            is_moderator: true,
+            unreadable_key_shares: vec![UnreadableShareView {
+                signer: "fedcba9876543210".into(),
+                signer_name: "Rogue".into(),
+                epoch: "a1b2c3d4".into(),
+                recovered: false,
+            }],
+            ..StatusView::default()
+        };
+        let text = status(&view, 1000, Style::default());
+        assert!(text.contains(
+            "Warning:     member Rogue (fedcba98) sent you an unreadable key share for epoch a1b2c3d4: your node is asking other members for the key"
+        ));
+        let quiet = status(
+            &StatusView {
+                unreadable_key_shares: Vec::new(),
+                ..view
+            },
+            1000,
+            Style::default(),
+        );
+        assert!(!quiet.contains("Warning:"));
     }
 
     #[test]

@@ -151,6 +151,7 @@ pub fn sync_request_decode(data: &[u8]) {
                 let _ = item.id();
             }
         }
+        SyncRequest::Keys { .. } => assert_eq!(kind, None),
     }
 }
 
@@ -212,11 +213,13 @@ pub fn wire_item_decode(data: &[u8]) {
     });
 }
 
-/// `sync::serve` on the fixture: every request gets a decodable response within the transport
-/// cap, and an undecodable one is answered with an error and marked as misbehaviour.
+/// `sync::serve_from` on the fixture, as asked by Bea (a member, so key requests are answered):
+/// every request gets a decodable response within the transport cap, and an undecodable one is
+/// answered with an error and marked as misbehaviour.
 pub fn sync_serve(data: &[u8]) {
     with_fixture(|f| {
-        let served = sync::serve(&mut f.ana, data);
+        let bea = f.bea.identity().member_id();
+        let served = sync::serve_from(&mut f.ana, Some(bea), data);
         assert!(
             served.response.len() <= MAX_RESPONSE_BYTES,
             "response within the cap"

@@ -285,6 +285,23 @@ pub struct StatusView {
     pub last_sync: Option<u64>,
     /// Bytes received from peers since start.
     pub bytes_received: u64,
+    /// Key shares sent to this device that do not open: their signer sent junk (or a damaged
+    /// copy), which moderators should look into. Kept while the epoch lives.
+    #[serde(default)]
+    pub unreadable_key_shares: Vec<UnreadableShareView>,
+}
+
+/// A member who signed a key share for this device that does not open.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableShareView {
+    /// The signer's member id (hex).
+    pub signer: String,
+    /// The signer's display name.
+    pub signer_name: String,
+    /// The epoch (short id).
+    pub epoch: String,
+    /// Whether this device has since got the key from another member.
+    pub recovered: bool,
 }
 
 /// Members of the collective.
@@ -392,5 +409,15 @@ pub enum Event {
     MembershipChanged {
         /// Current member count.
         members: usize,
+    },
+    /// A member sent this device a key share that does not open. The node asks other members
+    /// for the key; moderators should look into the signer.
+    UnreadableKeyShare {
+        /// The signer's member id (hex).
+        signer: String,
+        /// The signer's display name.
+        signer_name: String,
+        /// The epoch (short id).
+        epoch: String,
     },
 }

@@ -619,7 +619,7 @@ impl EventLoop {
                         let _ = self.swarm.behaviour_mut().respond(channel, refused);
                         return;
                     }
-                    let served = sync::serve(&mut self.replica, &request);
+                    let served = sync::serve_from(&mut self.replica, member_of(&peer), &request);
                     if served.misbehaved {
                         self.strike(peer);
                     }

@@ -1,4 +1,4 @@
-//! Catch-up sync over `/lookout/sync/1`: range-based set reconciliation, then fetch and push.
+//! Catch-up sync over `/lookout/sync/2`: range-based set reconciliation, then fetch and push.
 //!
 //! A session reconciles the three sets in order — membership ops, key deliveries, posts — so
 //! that by the time posts arrive the state needed to check them is there. For each set the
@@ -9,7 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use lookout_protocol::epoch::MAX_KEY_REQUEST_EPOCHS;
 use lookout_protocol::reconcile::{Item, Limits, Reconciler};
+use lookout_protocol::{EpochId, MemberId};
 
 use crate::replica::{Ingested, Replica, SetKind, WireItem};
 
@@ -48,6 +50,12 @@ pub enum SyncRequest {
     Push {
         /// The items.
         items: Vec<WireItem>,
+    },
+    /// I lack the keys of these epochs (my share did not open, or I never got one): give me
+    /// shares of those I am entitled to. Answered with [`SyncResponse::Items`] of deliveries.
+    Keys {
+        /// The epochs (at most [`MAX_KEY_REQUEST_EPOCHS`]).
+        epochs: Vec<EpochId>,
     },
 }
 
@@ -99,7 +107,16 @@ pub struct Served {
     pub changed: bool,
 }
 
-/// Answer one sync request.
+/// Answer one sync request from the member behind the connection (`None` if the peer id is not
+/// a member key): key requests are answered for that member only.
+pub fn serve_from(replica: &mut Replica, peer: Option<MemberId>, request: &[u8]) -> Served {
+    match decode::<SyncRequest>(request) {
+        Some(SyncRequest::Keys { epochs }) => serve_keys(replica, peer, &epochs),
+        _ => serve(replica, request),
+    }
+}
+
+/// Answer one sync request of an unknown peer (key requests get nothing: see [`serve_from`]).
 pub fn serve(replica: &mut Replica, request: &[u8]) -> Served {
     let Some(request) = decode::<SyncRequest>(request) else {
         return served(
@@ -155,14 +172,53 @@ pub fn serve(replica: &mut Replica, request: &[u8]) -> Served {
                 accepted > 0,
             )
         }
+        SyncRequest::Keys { epochs } => serve_keys(replica, None, &epochs),
     }
+}
+
+/// Answer a key request: shares of the epochs the asking member is entitled to, within
+/// [`MAX_ITEMS_BYTES`]. Asking for an epoch one is not given is no fault (views of membership
+/// differ for a while); asking for too many is.
+fn serve_keys(replica: &mut Replica, peer: Option<MemberId>, epochs: &[EpochId]) -> Served {
+    if epochs.len() > MAX_KEY_REQUEST_EPOCHS {
+        return served(
+            SyncResponse::Error {
+                reason: "too many epochs".into(),
+            },
+            true,
+            false,
+        );
+    }
+    let Some(requester) = peer else {
+        return served(SyncResponse::Items { items: Vec::new() }, false, false);
+    };
+    let answers = match replica.answer_key_request(requester, epochs) {
+        Ok(answers) => answers,
+        Err(e) => {
+            tracing::warn!(error = %e, "answering a key request failed");
+            Vec::new()
+        }
+    };
+    let mut items = Vec::new();
+    let mut size = 0;
+    for bytes in answers {
+        size += bytes.len() + 8;
+        if size > MAX_ITEMS_BYTES {
+            break;
+        }
+        items.push(WireItem {
+            kind: SetKind::Deliveries,
+            bytes,
+        });
+    }
+    served(SyncResponse::Items { items }, false, false)
 }
 
 /// The set a request is about (`None` for pushes and undecodable requests).
 pub fn request_kind(request: &[u8]) -> Option<SetKind> {
     match decode::<SyncRequest>(request)? {
         SyncRequest::Reconcile { kind, .. } | SyncRequest::Fetch { kind, .. } => Some(kind),
-        SyncRequest::Push { .. } => None,
+        SyncRequest::Push { .. } | SyncRequest::Keys { .. } => None,
     }
 }
 
@@ -234,6 +290,8 @@ pub struct Session {
     rounds: usize,
     have: Vec<[u8; 32]>,
     need: Vec<[u8; 32]>,
+    /// Whether this session asked for the keys it lacks (once, after the deliveries).
+    keys_asked: bool,
     /// Items newly accepted in this session.
     pub accepted: u32,
     /// Bytes of responses received in this session.
@@ -259,6 +317,7 @@ impl Session {
             rounds: 0,
             have: Vec::new(),
             need: Vec::new(),
+            keys_asked: false,
             accepted: 0,
             bytes_received: 0,
         };
@@ -358,10 +417,28 @@ impl Session {
                 return Step::Send(encode(&SyncRequest::Push { items }));
             }
         }
+        if let Some(request) = self.ask_for_keys(replica) {
+            return Step::Send(request);
+        }
         if self.kind_index + 1 < SetKind::ORDER.len() {
             self.kind_index += 1;
             return self.begin_kind(replica);
         }
         Step::Done
+    }
+}
+
+impl Session {
+    /// Once the deliveries are reconciled, and before the posts: ask the peer for the keys of
+    /// epochs we are entitled to but lack (our share was junk, or we never got one), so that the
+    /// posts fetched next can be read. The answer is an [`SyncResponse::Items`] of deliveries,
+    /// taken in like fetched ones.
+    fn ask_for_keys(&mut self, replica: &Replica) -> Option<Vec<u8>> {
+        if self.kind() != SetKind::Deliveries || self.keys_asked {
+            return None;
+        }
+        self.keys_asked = true;
+        let epochs = replica.lacking_epochs();
+        (!epochs.is_empty()).then(|| encode(&SyncRequest::Keys { epochs }))
     }
 }

@@ -150,6 +150,11 @@ fn write_seeds() {
     });
     seeds.push(("sync_serve", "seed-push".into(), push.clone()));
     seeds.push(("sync_request_decode", "seed-push".into(), push));
+    let keys = sync::encode(&SyncRequest::Keys {
+        epochs: f.ana.write_epoch().into_iter().collect(),
+    });
+    seeds.push(("sync_serve", "seed-keys".into(), keys.clone()));
+    seeds.push(("sync_request_decode", "seed-keys".into(), keys));
     for response in [
         SyncResponse::Ack {
             accepted: 1,

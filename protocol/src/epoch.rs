@@ -17,6 +17,12 @@
 //! delivery can push its write deadline later or name more removals it came after, never the
 //! reverse. Any member holding the key can sign a delivery of it, so a rule a delivery could
 //! tighten would let one member make every node refuse honest alerts written before it arrived.
+//!
+//! Only its recipient can check a sealed share, so a share that does not open is no reason to
+//! refuse a delivery (everyone else may take it, and whoever forwarded it could not check it):
+//! [`EpochBook::record`] keeps it as [`Recorded::Unreadable`], remembers its signer, and the
+//! epoch stays among those to ask a member for ([`EpochBook::lacking`]); a member answers with a
+//! share only if the one asking is entitled to it ([`EpochBook::shareable`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,6 +44,8 @@ type Aead = hpke::aead::ChaCha20Poly1305;
 pub const MAX_DELIVERY_BYTES: usize = 256 * 1024;
 /// Most recipients in one delivery.
 pub const MAX_RECIPIENTS: usize = 2000;
+/// Most epochs one key request names (a member lacks few; an honest node asks for the newest).
+pub const MAX_KEY_REQUEST_EPOCHS: usize = 16;
 /// After an epoch stops being new (its rotation period), writers have this long to notice.
 pub const WRITE_GRACE_SECS: u64 = 86_400;
 const DELIVERY_SIG_CONTEXT: &[u8] = b"lookout key delivery v1";
@@ -214,6 +222,16 @@ impl KeyDelivery {
         Self::decode(&codec::encode(&SignedBytes { body, signature }), collective)
     }
 
+    /// Sign `body` as it is, without sealing anything: for tools that must make deliveries the
+    /// rules forbid (a rogue member's forgeries in tests). The result passes the same structural
+    /// checks as a received delivery, so it cannot be anything a member's key could not sign.
+    pub fn sign_body(author: &Identity, body: &DeliveryBody) -> Result<Self, EpochError> {
+        let collective = body.collective;
+        let body = codec::encode(body);
+        let signature = author.sign(DELIVERY_SIG_CONTEXT, &body);
+        Self::decode(&codec::encode(&SignedBytes { body, signature }), collective)
+    }
+
     /// Decode and verify a delivery received for `collective`.
     pub fn decode(bytes: &[u8], collective: CollectiveId) -> Result<Self, EpochError> {
         let signed: SignedBytes = codec::decode(bytes, MAX_DELIVERY_BYTES)?;
@@ -371,6 +389,10 @@ pub struct EpochInfo {
     /// Members already removed at the membership state of a rotation delivery of it (the union
     /// over its rotation deliveries): an honest node never gives the epoch to them.
     pub removed_before: BTreeSet<MemberId>,
+    /// Signers of deliveries whose share for this replica did not open. The deliveries are kept
+    /// (their other shares may be fine, and only we can check ours), the key is not held until
+    /// a share that opens arrives, and moderators are shown who signed the junk.
+    pub unreadable_from: BTreeSet<MemberId>,
 }
 
 /// Whether an epoch may be written under, judged against a roster.
@@ -442,6 +464,38 @@ pub enum Recorded {
     NewKey(EpochId),
     /// Metadata only (not for us, or a key already held).
     Noted,
+    /// The delivery names us but our share does not open. The delivery is still valid for
+    /// everyone else and is kept (a forwarder cannot check our share, so nobody is to blame
+    /// but its signer); the key is not held: ask a member who holds it for a share
+    /// ([`EpochBook::lacking`]).
+    Unreadable {
+        /// The epoch whose key we still lack.
+        epoch: EpochId,
+        /// Who signed the share that does not open.
+        signer: MemberId,
+    },
+}
+
+/// Why a member's request for an epoch key is not answered with the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShareRefusal {
+    /// The one asking is not a current member.
+    #[error("the one asking is not a current member")]
+    NotAMember,
+    /// This replica does not know the epoch or does not hold its key.
+    #[error("this replica does not hold that epoch's key")]
+    KeyNotHeld,
+    /// The epoch's rotation has not been seen, so who may have it is not known yet.
+    #[error("the epoch's rotation has not been seen")]
+    Unconfirmed,
+    /// The one asking was removed before the epoch was rotated.
+    #[error("the one asking was removed before the epoch was rotated")]
+    RemovedBefore,
+    /// The epoch is retired and no delivery of it named the one asking: a member admitted after
+    /// a removal does not get the keys from before it.
+    #[error("the epoch is retired and was never given to the one asking")]
+    RetiredBeforeJoining,
 }
 
 impl EpochBook {
@@ -467,6 +521,7 @@ impl EpochBook {
             have_key: false,
             rotation_seen: false,
             removed_before: BTreeSet::new(),
+            unreadable_from: BTreeSet::new(),
         });
         if body.kind == DeliveryKind::Rotation {
             if !info.rotation_seen || (body.timestamp, body.author) > (info.created, info.creator) {
@@ -478,16 +533,22 @@ impl EpochBook {
                 .extend(roster_at_heads.removed().keys().copied());
         }
         info.recipients.extend(delivery.recipients());
-        if info.have_key {
-            return Ok(Recorded::Noted);
-        }
+        // Our share is opened even when the key is already held: a junk share is reported
+        // whichever order the deliveries came in (a store is loaded in id order).
         match delivery.open(me) {
+            Some(Ok(_)) if info.have_key => Ok(Recorded::Noted),
             Some(Ok(key)) => {
                 info.have_key = true;
                 self.keys.insert(body.epoch, key);
                 Ok(Recorded::NewKey(body.epoch))
             }
-            Some(Err(e)) => Err(e),
+            Some(Err(_)) => {
+                info.unreadable_from.insert(body.author);
+                Ok(Recorded::Unreadable {
+                    epoch: body.epoch,
+                    signer: body.author,
+                })
+            }
             None => Ok(Recorded::Noted),
         }
     }
@@ -528,6 +589,62 @@ impl EpochBook {
             .filter(|e| e.writable_at(now, policy))
             .max_by_key(|e| (e.created, e.id))
             .map(|e| e.id)
+    }
+
+    /// Whether `member` may be given epoch `id`'s key now, by a share sealed to their current
+    /// key: the key of whoever asks and is entitled, or why not. Entitled is a current member
+    /// not removed before the epoch's rotation, for an epoch that is live (as for a newly
+    /// admitted member, [`EpochBook::missing_recipients`]) or, once retired, only if some
+    /// delivery of it already named them (a member whose share was junk still gets the alerts
+    /// of before the removal; a member admitted after it does not).
+    pub fn shareable(
+        &self,
+        id: &EpochId,
+        member: &MemberId,
+        roster: &Roster,
+    ) -> Result<&EpochKey, ShareRefusal> {
+        if !roster.is_member(member) {
+            return Err(ShareRefusal::NotAMember);
+        }
+        let (Some(info), Some(key)) = (self.epochs.get(id), self.keys.get(id)) else {
+            return Err(ShareRefusal::KeyNotHeld);
+        };
+        if info.removed_before.contains(member) {
+            return Err(ShareRefusal::RemovedBefore);
+        }
+        match info.status(roster) {
+            EpochStatus::Unconfirmed => Err(ShareRefusal::Unconfirmed),
+            EpochStatus::Retired if !info.recipients.contains(member) => {
+                Err(ShareRefusal::RetiredBeforeJoining)
+            }
+            EpochStatus::Live | EpochStatus::Retired => Ok(key),
+        }
+    }
+
+    /// Epochs `me` is entitled to (as [`EpochBook::shareable`] judges) whose key this replica
+    /// lacks, newest first, at most [`MAX_KEY_REQUEST_EPOCHS`]: what to ask a member for.
+    pub fn lacking(&self, me: &MemberId, roster: &Roster, now: u64) -> Vec<EpochId> {
+        if !roster.is_member(me) {
+            return Vec::new();
+        }
+        let policy = roster.policy();
+        let mut wanted: Vec<&EpochInfo> = self
+            .epochs
+            .values()
+            .filter(|e| !e.have_key && !e.removed_before.contains(me))
+            .filter(|e| e.delete_after(policy) >= now)
+            .filter(|e| match e.status(roster) {
+                EpochStatus::Unconfirmed => false,
+                EpochStatus::Live => true,
+                EpochStatus::Retired => e.recipients.contains(me),
+            })
+            .collect();
+        wanted.sort_by_key(|e| std::cmp::Reverse((e.created, e.id)));
+        wanted
+            .into_iter()
+            .take(MAX_KEY_REQUEST_EPOCHS)
+            .map(|e| e.id)
+            .collect()
     }
 
     /// Members of `roster` missing from epoch `id`'s recipients (they need a share).

@@ -426,6 +426,33 @@ impl<'a> Forger<'a> {
     }
 }
 
+impl Forger<'_> {
+    /// A rotation of `key` to every member of the roster at `heads`, dated `timestamp`, whose
+    /// share for `victim` is noise: validly signed, and only the victim can tell.
+    pub fn rotation_with_junk_share(
+        &mut self,
+        key: &EpochKey,
+        heads: Vec<OpId>,
+        timestamp: u64,
+        victim: MemberId,
+    ) -> WireItem {
+        let honest = self.rotation(key, heads, timestamp);
+        let delivery = KeyDelivery::decode(&honest.bytes, self.collective()).unwrap();
+        let mut body = delivery.body().clone();
+        let share = body
+            .shares
+            .iter_mut()
+            .find(|s| s.recipient == victim)
+            .expect("the victim is a member at these heads");
+        rand::RngCore::fill_bytes(&mut OsRng, &mut share.ciphertext);
+        let forged = KeyDelivery::sign_body(self.replica.identity(), &body).unwrap();
+        WireItem {
+            kind: SetKind::Deliveries,
+            bytes: forged.encoded().to_vec(),
+        }
+    }
+}
+
 /// Every epoch key `replica`'s member can open from the deliveries it holds.
 pub fn epoch_keys(replica: &mut Replica) -> BTreeMap<EpochId, EpochKey> {
     let collective = replica.membership().unwrap().collective();

@@ -186,6 +186,16 @@ async fn watch_alerts(ctx: &Context, filter: AlertFilter, out: Out) -> Result<Ou
                 out.text(&format!("\nAlert {} was retracted.\n", short(&id)));
             }
             Event::MembershipChanged { .. } => {}
+            Event::UnreadableKeyShare {
+                signer,
+                signer_name,
+                epoch,
+            } => {
+                out.text(&format!(
+                    "\nWarning: member {signer_name} ({}) sent you an unreadable key share for epoch {epoch}; your node asks other members for the key.\n",
+                    short(&signer)
+                ));
+            }
         }
     }
     eprintln!("The node stopped.");

@@ -169,6 +169,14 @@ fn announce(event: &Event, out: Out) -> Result<(), ApiError> {
         Event::MembershipChanged { members } => {
             format!("{clock}  the collective now has {members} members\n")
         }
+        Event::UnreadableKeyShare {
+            signer,
+            signer_name,
+            epoch,
+        } => format!(
+            "{clock}  member {signer_name} ({}) sent you an unreadable key share for epoch {epoch}: your node asks other members for the key; moderators should look into it\n",
+            short(signer)
+        ),
     };
     out.text(&line);
     Ok(())

@@ -1,4 +1,4 @@
-//! The `/lookout/sync/1` wire codec: one length-prefixed byte string each way.
+//! The `/lookout/sync/2` wire codec: one length-prefixed byte string each way.
 //!
 //! A frame is a big-endian `u32` length followed by that many bytes. The reader checks the
 //! length against a hard cap before reading anything else, and grows its buffer only as bytes
@@ -10,7 +10,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{request_response, StreamProtocol};
 
 /// The protocol name of the sync request-response exchange.
-pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/lookout/sync/1");
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/lookout/sync/2");
 
 /// The largest sync request we send or accept, in bytes (256 KiB).
 pub const MAX_REQUEST_BYTES: usize = 256 * 1024;

@@ -312,7 +312,7 @@ impl Replica {
     }
 
     /// Ingest an item we made ourselves; it must be accepted, then it is queued for gossip.
-    fn accept_local(&mut self, kind: SetKind, bytes: Vec<u8>) -> Result<(), ApiError> {
+    pub(super) fn accept_local(&mut self, kind: SetKind, bytes: Vec<u8>) -> Result<(), ApiError> {
         match self.ingest(&WireItem {
             kind,
             bytes: bytes.clone(),

@@ -9,7 +9,7 @@ use lookout_protocol::epoch::{KeyDelivery, Recorded};
 use lookout_protocol::ids::{context, hash};
 use lookout_protocol::membership::{InsertOutcome, Op};
 use lookout_protocol::reconcile::Item;
-use lookout_protocol::{ContentId, DeliveryId, OpId};
+use lookout_protocol::{ContentId, DeliveryId, EpochId, MemberId, OpId};
 
 use super::{now, store_error, Collective, Replica, StoredRecord, MAX_HELD, MAX_REFUSED};
 use crate::api::{ApiError, Event};
@@ -202,18 +202,42 @@ impl Replica {
         if let Err(e) = delivery.check_authority(&roster) {
             return Ok(Ingested::Rejected(e.to_string()));
         }
-        match state.book.record(&delivery, &self.identity, &roster) {
-            Ok(Recorded::NewKey(epoch)) => debug!(epoch = %epoch.short(), "epoch key received"),
-            Ok(Recorded::Noted) => {}
+        let unreadable = match state.book.record(&delivery, &self.identity, &roster) {
+            Ok(Recorded::NewKey(epoch)) => {
+                debug!(epoch = %epoch.short(), "epoch key received");
+                None
+            }
+            Ok(Recorded::Noted) => None,
+            // Valid for everyone else, and nobody but its signer is to blame: kept, forwarded,
+            // and the key asked for again in the next sync (`Replica::lacking_epochs`).
+            Ok(Recorded::Unreadable { epoch, signer }) => {
+                debug!(epoch = %epoch.short(), "our share of an epoch key does not open");
+                Some(self.unreadable_share_event(epoch, signer))
+            }
             Err(e) => return Ok(Ingested::Rejected(e.to_string())),
-        }
+        };
         self.store
             .put(Tree::EpochKeys, &delivery.id().0, bytes)
             .map_err(store_error)?;
         let state = self.collective.as_mut().ok_or_else(super::no_collective)?;
         state.deliveries.insert(delivery.id(), delivery);
         state.index.deliveries = None;
+        self.events.extend(unreadable);
         Ok(Ingested::Accepted)
+    }
+
+    /// The event telling this device's member who signed a share of `epoch` that does not open.
+    fn unreadable_share_event(&self, epoch: EpochId, signer: MemberId) -> Event {
+        let name = self
+            .collective
+            .as_ref()
+            .and_then(|c| member_name(c.log.roster(), &signer))
+            .unwrap_or_default();
+        Event::UnreadableKeyShare {
+            signer: signer.to_hex(),
+            signer_name: name,
+            epoch: epoch.short(),
+        }
     }
 
     fn ingest_envelope(&mut self, bytes: &[u8]) -> Result<Ingested, ApiError> {
@@ -477,4 +501,15 @@ fn check_target(
         }
         _ => None,
     }
+}
+
+/// The display name of a current or removed member.
+pub(super) fn member_name(
+    roster: &lookout_protocol::membership::Roster,
+    member: &MemberId,
+) -> Option<String> {
+    roster
+        .member(member)
+        .map(|m| m.name.clone())
+        .or_else(|| roster.removed().get(member).map(|r| r.name.clone()))
 }

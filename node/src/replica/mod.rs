@@ -8,6 +8,7 @@
 
 mod commands;
 mod ingest;
+mod keyshare;
 mod views;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};

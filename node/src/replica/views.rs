@@ -8,6 +8,7 @@ use lookout_protocol::{ContentId, MemberId, OpId};
 use super::{now, Replica};
 use crate::api::{
     AlertFilter, AlertView, ApiError, MemberView, MembersView, ProposalView, StatusView,
+    UnreadableShareView,
 };
 
 impl Replica {
@@ -42,6 +43,17 @@ impl Replica {
                 .count();
             view.epoch = state.book.write_epoch(roster, now).map(|e| e.short());
             view.held = state.held.len();
+            view.unreadable_key_shares = state
+                .book
+                .epochs()
+                .flat_map(|e| e.unreadable_from.iter().map(move |signer| (e, signer)))
+                .map(|(e, signer)| UnreadableShareView {
+                    signer: signer.to_hex(),
+                    signer_name: super::ingest::member_name(roster, signer).unwrap_or_default(),
+                    epoch: e.id.short(),
+                    recovered: e.have_key,
+                })
+                .collect();
             view.outbox = self.store.len(crate::store::Tree::Outbox);
         }
         view
