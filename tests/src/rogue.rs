@@ -476,7 +476,7 @@ pub fn held_posts(replica: &mut Replica) -> Vec<(ContentId, Option<Opened>)> {
         .iter()
         .map(|bytes| {
             (
-                ContentId::of(bytes),
+                envelope::id_of(bytes).unwrap(),
                 envelope::open(bytes, collective, |e| keys.get(e)).ok(),
             )
         })

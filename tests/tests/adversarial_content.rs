@@ -17,7 +17,6 @@ use lookout_protocol::ContentId;
 use lookout_tests::rogue::*;
 use lookout_tests::*;
 
-
 /// A retraction of `target` signed by the member of `replica` at the state it holds now, under
 /// its write epoch, living as long as the target.
 fn retraction(replica: &mut Replica, target: ContentId) -> WireItem {
@@ -78,12 +77,23 @@ async fn retractions_by_demoted_or_removed_moderators_do_not_count() {
             let promoted = collective.replicas[0]
                 .execute(Request::Promote { member: who.into() })
                 .unwrap();
-            assert!(matches!(&promoted, Response::Proposal(p) if p.done), "{promoted:?}");
+            assert!(
+                matches!(&promoted, Response::Proposal(p) if p.done),
+                "{promoted:?}"
+            );
         }
         share_everything(&mut collective.replicas);
-        let kept = post_offline(&mut collective.replicas[1], "followed me home", "07700 900620");
+        let kept = post_offline(
+            &mut collective.replicas[1],
+            "followed me home",
+            "07700 900620",
+        );
         let undone_a = post_offline(&mut collective.replicas[2], "took my phone", "07700 900621");
-        let undone_b = post_offline(&mut collective.replicas[2], "hit me in the car", "07700 900622");
+        let undone_b = post_offline(
+            &mut collective.replicas[2],
+            "hit me in the car",
+            "07700 900622",
+        );
         share_everything(&mut collective.replicas);
 
         // While both are moderators, each retracts one of bea's alerts and the retractions
@@ -109,7 +119,10 @@ async fn retractions_by_demoted_or_removed_moderators_do_not_count() {
                 member: "demoted".into(),
             })
             .unwrap();
-        assert!(matches!(&demoted, Response::Proposal(p) if p.done), "{demoted:?}");
+        assert!(
+            matches!(&demoted, Response::Proposal(p) if p.done),
+            "{demoted:?}"
+        );
         let revoked = collective.replicas[0]
             .execute(Request::Revoke {
                 member: "removed".into(),
@@ -129,7 +142,11 @@ async fn retractions_by_demoted_or_removed_moderators_do_not_count() {
                     .push(node.handle.peer_id(), std::slice::from_ref(item))
                     .await
                     .unwrap();
-                assert_eq!(accepted, 0, "{} took a retraction by a former moderator", node.name);
+                assert_eq!(
+                    accepted, 0,
+                    "{} took a retraction by a former moderator",
+                    node.name
+                );
             }
         }
         for item in &kept_back {
@@ -163,8 +180,7 @@ async fn retractions_by_demoted_or_removed_moderators_do_not_count() {
             }
         }
 
-        let refused: BTreeSet<ContentId> =
-            kept_back.iter().map(|i| ContentId(i.id())).collect();
+        let refused: BTreeSet<ContentId> = kept_back.iter().map(|i| ContentId(i.id())).collect();
         for mut replica in stop_all(nodes).await {
             let held: BTreeSet<ContentId> = held_posts(&mut replica)
                 .into_iter()
