@@ -252,7 +252,7 @@ pub fn envelope_open(data: &[u8]) {
     let Ok(opened) = single else {
         return;
     };
-    assert_eq!(opened.id, lookout_protocol::ContentId::of(data));
+    assert_eq!(Some(opened.id), envelope::id_of(data).ok());
     if let Some(info) = f.book.info(&opened.body.epoch) {
         let _ = opened
             .clone()

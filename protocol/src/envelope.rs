@@ -5,8 +5,15 @@
 //! times and the content. It is encrypted with XChaCha20-Poly1305 under the epoch key and padded
 //! to a size bucket. The *outer* part, all that a relay or an observer of a seized store sees
 //! without keys, carries only: version, an 8-byte collective tag, the epoch id, a coarse
-//! timestamp (rounded down to [`COARSE_SECS`]), the nonce and the ciphertext. The outer bytes are
-//! the AEAD's associated data, and the [`ContentId`] is a hash of them.
+//! timestamp (rounded down to [`COARSE_SECS`]), the post's [`ContentId`], the nonce and the
+//! ciphertext. The outer header is the AEAD's associated data.
+//!
+//! A post has exactly one identity whatever its wrapping: the [`ContentId`] is a hash of the
+//! signed inner body, carried in clear so that reconciliation, storage and relays can key on it
+//! without decrypting, and checked against the body after decryption (a mismatch is a forgery).
+//! Anyone holding the epoch key can re-encrypt someone else's signed post with a fresh nonce;
+//! the copy is the same post, not a new one, so it cannot bring a retracted alert back or count
+//! twice against its author's quota.
 //!
 //! Checking is split in two: [`open`] (decrypt, decode, verify the signature: anyone holding the
 //! epoch key can do it) and [`Opened::authorize`] (membership, epoch, expiry, clock and quota
@@ -26,7 +33,7 @@ use crate::ids::{CollectiveId, ContentId, EpochId, MemberId, OpId};
 use crate::membership::{decode_canonical, Roster};
 
 /// Envelope format version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Outer timestamps are rounded down to this many seconds.
 pub const COARSE_SECS: u64 = 600;
 /// Padded plaintext sizes. A post larger than the last bucket is refused.
@@ -56,6 +63,8 @@ pub struct Outer {
     pub epoch: EpochId,
     /// The post's timestamp rounded down to [`COARSE_SECS`].
     pub coarse_time: u64,
+    /// The post's id: [`ContentId::of_signed_body`] of the signed inner body.
+    pub id: ContentId,
     /// XChaCha20-Poly1305 nonce.
     pub nonce: [u8; 24],
     /// Padded, encrypted inner part.
@@ -93,7 +102,7 @@ struct SignedInner {
 /// A sealed envelope ready to send and store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope {
-    /// Content id (hash of `bytes`).
+    /// Content id (hash of the signed inner body, also in `bytes` in clear).
     pub id: ContentId,
     /// The outer encoding.
     pub bytes: Vec<u8>,
@@ -126,6 +135,10 @@ pub enum EnvelopeError {
     /// Bad or non-zero padding, or an inner part that does not match the outer one.
     #[error("envelope is inconsistent: {0}")]
     Inconsistent(&'static str),
+    /// The content id in clear is not the hash of the signed body inside: made by someone
+    /// holding the epoch key to pass one post off as another.
+    #[error("envelope's content id does not match the post inside")]
+    WrongId,
     /// The author's signature does not verify.
     #[error("envelope has a bad signature")]
     BadSignature,
@@ -173,6 +186,7 @@ pub fn seal<R: RngCore + CryptoRng>(
     body.author = author.member_id();
     let inner = codec::encode(&body);
     let signature = author.sign(INNER_SIG_CONTEXT, &inner);
+    let id = ContentId::of_signed_body(&inner);
     let signed = codec::encode(&SignedInner {
         body: inner,
         signature,
@@ -195,6 +209,7 @@ pub fn seal<R: RngCore + CryptoRng>(
         collective_tag: body.collective.tag(),
         epoch: body.epoch,
         coarse_time: coarse(body.timestamp),
+        id,
         nonce,
         ciphertext: Vec::new(),
     };
@@ -208,11 +223,10 @@ pub fn seal<R: RngCore + CryptoRng>(
             },
         )
         .map_err(|_| EnvelopeError::Decrypt)?;
-    let bytes = codec::encode(&outer);
     Ok(Envelope {
-        id: ContentId::of(&bytes),
+        id,
         coarse_time: outer.coarse_time,
-        bytes,
+        bytes: codec::encode(&outer),
     })
 }
 
@@ -223,6 +237,12 @@ pub fn peek(bytes: &[u8]) -> Result<Outer, EnvelopeError> {
         return Err(EnvelopeError::UnsupportedVersion(outer.version));
     }
     Ok(outer)
+}
+
+/// The content id an envelope claims, read without a key. Only [`open`] proves it: until then
+/// it is a claim, good for finding duplicates of a post already held, never for refusing one.
+pub fn id_of(bytes: &[u8]) -> Result<ContentId, EnvelopeError> {
+    peek(bytes).map(|outer| outer.id)
 }
 
 /// An envelope that decrypted and whose signature verifies, not yet authorized.
@@ -356,6 +376,9 @@ fn decrypt<'k>(
         return Err(EnvelopeError::Inconsistent("non-zero padding"));
     }
     let signed: SignedInner = codec::decode(signed, MAX_ENVELOPE_BYTES)?;
+    if ContentId::of_signed_body(&signed.body) != outer.id {
+        return Err(EnvelopeError::WrongId);
+    }
     let body: InnerBody = decode_canonical(&signed.body, MAX_ENVELOPE_BYTES)?;
     if body.collective != collective {
         return Err(EnvelopeError::WrongCollective);
@@ -371,7 +394,7 @@ fn decrypt<'k>(
     }
     body.content.validate()?;
     Ok(Decrypted {
-        id: ContentId::of(bytes),
+        id: outer.id,
         outer,
         body,
         inner_bytes: signed.body,
@@ -419,13 +442,35 @@ pub enum Rejection {
     /// The author is over the daily posting quota.
     #[error("the author is over the daily posting quota")]
     OverQuota,
+    /// Refers to a post that is not an alert (only alerts are edited, retracted, corroborated).
+    #[error("the post refers to something that is not an alert")]
+    NotAnAlert,
+    /// An edit by someone other than the alert's author.
+    #[error("only an alert's author may edit it")]
+    NotTheAuthor,
+    /// A retraction by someone who is neither the alert's author nor a moderator, and was not
+    /// one at the state the retraction names either.
+    #[error("only an alert's author or a moderator may retract it")]
+    NotAModerator,
+    /// A retraction by someone who was a moderator at the state it names but is not one in the
+    /// current roster (demoted or removed since). Moderator rights are those of the current
+    /// roster; an honest node may still hold and forward such a retraction, so it is not
+    /// penalised.
+    #[error("the retraction's author is no longer a moderator")]
+    NoLongerModerator,
+    /// A retraction that expires before the alert it withdraws: the alert would show again.
+    #[error("the retraction expires before the alert it withdraws")]
+    RetractionExpiresFirst,
 }
 
 impl Rejection {
     /// How to treat the sender.
     pub fn verdict(&self) -> Verdict {
         match self {
-            Rejection::Expired | Rejection::FromTheFuture | Rejection::OverQuota => Verdict::Ignore,
+            Rejection::Expired
+            | Rejection::FromTheFuture
+            | Rejection::OverQuota
+            | Rejection::NoLongerModerator => Verdict::Ignore,
             Rejection::EpochUnconfirmed => Verdict::Hold,
             _ => Verdict::Reject,
         }
@@ -466,6 +511,53 @@ impl Verified {
     /// Coarse timestamp (for reconciliation).
     pub fn coarse_time(&self) -> u64 {
         self.opened.coarse_time
+    }
+
+    /// Rules for a post that refers to `target`, the post its content names (an edit, retraction
+    /// or corroboration), checked once the target is held: only alerts are referred to; only the
+    /// author edits; only the author or a moderator of the `current` roster retracts, and a
+    /// retraction lives at least as long as its alert. Authority comes from the current roster,
+    /// never from the membership state the post names (`at_heads`, which its author chooses):
+    /// `at_heads` only tells a former moderator ([`Rejection::NoLongerModerator`], ignored) from
+    /// someone who never was one ([`Rejection::NotAModerator`], penalised).
+    pub fn check_reference(
+        &self,
+        target: &Verified,
+        at_heads: &Roster,
+        current: &Roster,
+    ) -> Result<(), Rejection> {
+        let body = self.body();
+        if body.content.target() != Some(target.id())
+            || !matches!(target.body().content, Content::Alert(_))
+        {
+            return Err(Rejection::NotAnAlert);
+        }
+        let author = body.author;
+        let by_author = author == target.author();
+        match &body.content {
+            Content::Edit { .. } if !by_author => Err(Rejection::NotTheAuthor),
+            Content::Retraction { .. } if !by_author && !current.is_moderator(&author) => {
+                Err(if at_heads.is_moderator(&author) {
+                    Rejection::NoLongerModerator
+                } else {
+                    Rejection::NotAModerator
+                })
+            }
+            Content::Retraction { .. } if body.expires < target.body().expires => {
+                Err(Rejection::RetractionExpiresFirst)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether this post withdraws `target` now: a retraction of it by its author, or by someone
+    /// who is a moderator in the `current` roster. A retraction stored while its author was a
+    /// moderator stops counting once they are demoted or removed (another moderator can retract
+    /// again); the author's own retraction always counts.
+    pub fn retracts(&self, target: &Verified, current: &Roster) -> bool {
+        let body = self.body();
+        matches!(&body.content, Content::Retraction { target: t, .. } if *t == target.id())
+            && (body.author == target.author() || current.is_moderator(&body.author))
     }
 }
 

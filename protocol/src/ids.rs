@@ -19,8 +19,8 @@ pub fn hash(context: &str, parts: &[&[u8]]) -> [u8; 32] {
 
 /// Context strings, one per hashed object kind. Changing one is a wire-format change.
 pub mod context {
-    /// Content id of an envelope: hash of its outer bytes (also the gossip message id).
-    pub const CONTENT_ID: &str = "lookout content id v1";
+    /// Content id of a post: hash of the author's signed inner body, whatever its wrapping.
+    pub const CONTENT_ID: &str = "lookout content id v2";
     /// Id of a membership operation: hash of its signed encoding.
     pub const OP_ID: &str = "lookout membership op id v1";
     /// Id of a collective: hash of its signed genesis record.
@@ -100,7 +100,8 @@ id_type!(
     EpochId
 );
 id_type!(
-    /// An envelope (alert, retraction, ...): hash of its outer bytes.
+    /// A post (alert, retraction, ...): hash of its signed inner body, carried in clear on its
+    /// envelope.
     ContentId
 );
 id_type!(
@@ -124,9 +125,10 @@ impl CollectiveId {
 }
 
 impl ContentId {
-    /// The content id of an envelope's outer bytes.
-    pub fn of(outer: &[u8]) -> Self {
-        Self(hash(context::CONTENT_ID, &[outer]))
+    /// The content id of a post: a hash of the encoding of its signed inner body. Two envelopes
+    /// carrying the same signed body (re-encrypted with another nonce, say) are the same post.
+    pub fn of_signed_body(body: &[u8]) -> Self {
+        Self(hash(context::CONTENT_ID, &[body]))
     }
 }
 

@@ -206,7 +206,10 @@ impl Replica {
     }
 
     fn ingest_envelope(&mut self, bytes: &[u8]) {
-        let id = ContentId::of(bytes);
+        let id = match envelope::id_of(bytes) {
+            Ok(id) => id,
+            Err(e) => return self.refuse(hex::encode(&bytes[..8.min(bytes.len())]), e),
+        };
         if self.envelopes.contains_key(&id) || self.refused.contains_key(&id.to_hex()) {
             return;
         }

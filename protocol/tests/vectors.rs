@@ -713,6 +713,7 @@ fn envelope_vectors_open_and_authorize() {
         let opened = envelope::open(&bytes, collective, |e| (*e == key.id()).then_some(&key))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(opened.id.0, committed_id(&format!("{name}_id")), "{name}");
+        assert_eq!(outer.id, opened.id, "{name}: the id in clear is the post's");
         assert_eq!(opened.body, expected, "{name}");
         assert_eq!(opened.body.author, ids[author].member_id());
         let verified = opened

@@ -503,11 +503,60 @@ pub fn held_posts(replica: &mut Replica) -> Vec<(ContentId, Option<Opened>)> {
         .iter()
         .map(|bytes| {
             (
-                ContentId::of(bytes),
+                envelope::id_of(bytes).unwrap(),
                 envelope::open(bytes, collective, |e| keys.get(e)).ok(),
             )
         })
         .collect()
+}
+
+/// The same envelope encrypted again under `key` with a fresh nonce: what any member holding the
+/// epoch key can do to anyone's post without their signing key. Everything the author signed is
+/// unchanged; only the wrapping differs.
+pub fn rewrap(bytes: &[u8], key: &EpochKey) -> WireItem {
+    use chacha20poly1305::aead::{Aead as _, KeyInit, Payload};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    use rand::RngCore as _;
+
+    let mut outer = envelope::peek(bytes).unwrap();
+    let cipher = XChaCha20Poly1305::new(key.to_bytes().as_ref().into());
+    let ciphertext = std::mem::take(&mut outer.ciphertext);
+    let plaintext = cipher
+        .decrypt(
+            XNonce::from_slice(&outer.nonce),
+            Payload {
+                msg: &ciphertext,
+                aad: &lookout_protocol::codec::encode(&outer),
+            },
+        )
+        .expect("the envelope decrypts under the key");
+    OsRng.fill_bytes(&mut outer.nonce);
+    let ciphertext = cipher
+        .encrypt(
+            XNonce::from_slice(&outer.nonce),
+            Payload {
+                msg: &plaintext,
+                aad: &lookout_protocol::codec::encode(&outer),
+            },
+        )
+        .unwrap();
+    outer.ciphertext = ciphertext;
+    WireItem {
+        kind: SetKind::Envelopes,
+        bytes: lookout_protocol::codec::encode(&outer),
+    }
+}
+
+/// Fetch one post a node holds, by sync, as a member may.
+pub async fn fetch_post(peer: &RawPeer, node: PeerId, id: [u8; 32]) -> Vec<u8> {
+    let request = SyncRequest::Fetch {
+        kind: SetKind::Envelopes,
+        ids: vec![id],
+    };
+    match peer.request(node, &request).await.unwrap() {
+        SyncResponse::Items { mut items } if items.len() == 1 => items.remove(0).bytes,
+        other => panic!("unexpected answer {other:?}"),
+    }
 }
 
 /// Alert content with this description.

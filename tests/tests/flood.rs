@@ -639,6 +639,7 @@ impl Junk {
             collective_tag: self.collective_tag,
             epoch: EpochId(epoch),
             coarse_time: lookout_node::replica::now() / 600 * 600,
+            id: lookout_protocol::ContentId(self.bytes(32).try_into().unwrap()),
             nonce,
             ciphertext: self.bytes(MAX_ENVELOPE_BYTES - 200),
         })

@@ -208,11 +208,12 @@ fn gossip_config(cfg: &NetConfig) -> Result<gossipsub::Config, NetError> {
         .validation_mode(gossipsub::ValidationMode::Anonymous)
         .validate_messages()
         .max_transmit_size(MAX_GOSSIP_BYTES)
-        // The message id is the protocol's own id of the item carried (content id, op id or
-        // delivery id), so gossip and sync recognise the same item as the same thing.
+        // The message id is the protocol's own id of the item carried (op id or delivery id),
+        // so gossip and sync recognise the same item as the same thing; for a post, the hash of
+        // its exact bytes (its content id is only claimed in clear until opened).
         .message_id_fn(|message: &gossipsub::Message| {
             let id = crate::replica::WireItem::decode(&message.data)
-                .map(|item| item.id())
+                .map(|item| item.gossip_id())
                 .unwrap_or_else(|| message_id(&message.data));
             gossipsub::MessageId::new(&id)
         })

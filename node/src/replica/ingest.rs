@@ -30,15 +30,36 @@ impl SetKind {
     /// All kinds in sync order: membership first, then keys, then posts.
     pub const ORDER: [SetKind; 3] = [SetKind::Ops, SetKind::Deliveries, SetKind::Envelopes];
 
-    /// The id of an item of this kind, as the protocol defines it.
+    /// The id of an item of this kind, as the protocol defines it. For a post that is the
+    /// content id its envelope carries in clear, a claim until the envelope is opened (an
+    /// undecodable envelope gets the hash of its bytes).
     pub fn id_of(self, bytes: &[u8]) -> [u8; 32] {
         match self {
             SetKind::Ops => hash(context::OP_ID, &[bytes]),
             SetKind::Deliveries => hash(context::DELIVERY_ID, &[bytes]),
-            SetKind::Envelopes => ContentId::of(bytes).0,
+            SetKind::Envelopes => {
+                envelope::id_of(bytes).map_or_else(|_| Self::wire_hash(bytes), |id| id.0)
+            }
+        }
+    }
+
+    /// A hash of exactly these bytes: what refusals and gossip message ids key on. For ops and
+    /// deliveries it is their id. An envelope's id is only claimed in clear, so a forgery
+    /// claiming a genuine post's id must not get the genuine post refused or its gossip dropped
+    /// as a duplicate.
+    pub fn wire_hash(bytes: &[u8]) -> [u8; 32] {
+        hash(ENVELOPE_BYTES_CONTEXT, &[bytes])
+    }
+
+    fn refusal_key(self, bytes: &[u8]) -> [u8; 32] {
+        match self {
+            SetKind::Ops | SetKind::Deliveries => self.id_of(bytes),
+            SetKind::Envelopes => Self::wire_hash(bytes),
         }
     }
 }
+
+const ENVELOPE_BYTES_CONTEXT: &str = "lookout envelope bytes v1";
 
 /// An item on the wire (gossip message or sync payload).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,9 +71,16 @@ pub struct WireItem {
 }
 
 impl WireItem {
-    /// The protocol id of the item (content id, op id or delivery id): the gossip message id.
+    /// The protocol id of the item (content id, op id or delivery id).
     pub fn id(&self) -> [u8; 32] {
         self.kind.id_of(&self.bytes)
+    }
+
+    /// The gossip message id: the protocol id for ops and deliveries, the hash of the exact
+    /// bytes for envelopes (see [`SetKind::wire_hash`]). Re-wrapped copies of a post are then
+    /// separate messages, each dropped as a duplicate by the first node that holds the post.
+    pub fn gossip_id(&self) -> [u8; 32] {
+        self.kind.refusal_key(&self.bytes)
     }
 
     /// Encode for gossip.
@@ -104,7 +132,7 @@ impl Replica {
         let Some(state) = self.collective.as_mut() else {
             return Ok(Ingested::Ignored("not in a collective".into()));
         };
-        let id = kind.id_of(bytes);
+        let id = kind.refusal_key(bytes);
         if state.refused.contains(&id) {
             return Ok(Ingested::Duplicate);
         }
@@ -243,8 +271,8 @@ impl Replica {
     fn ingest_envelope(&mut self, bytes: &[u8]) -> Result<Ingested, ApiError> {
         let now = now();
         let state = self.collective.as_mut().ok_or_else(super::no_collective)?;
-        let id = ContentId::of(bytes);
-        if state.posts.contains_key(&id) {
+        // Any wrapping of a post already held is that post (a forged id is caught by `open`).
+        if envelope::id_of(bytes).is_ok_and(|id| state.posts.contains_key(&id)) {
             return Ok(Ingested::Duplicate);
         }
         let collective = state.log.collective();
@@ -467,40 +495,25 @@ impl Replica {
     }
 }
 
-/// Rules for posts that refer to another post: the target must be known; retractions only by the
-/// target's author or a moderator; edits only by the author.
+/// Rules for posts that refer to another post: the target must be known, then
+/// [`Verified::check_reference`] against the current roster.
 fn check_target(
     state: &Collective,
     verified: &Verified,
     at_heads: &lookout_protocol::membership::Roster,
 ) -> Option<Ingested> {
-    let content = &verified.body().content;
-    let target = content.target()?;
+    let target = verified.body().content.target()?;
     let Some(original) = state.posts.get(&target) else {
         return Some(Ingested::Held);
     };
-    let original_author = original.verified.author();
-    let author = verified.author();
-    match content {
-        Content::Retraction { .. }
-            if author != original_author && !at_heads.is_moderator(&author) =>
-        {
-            Some(Ingested::Rejected(
-                "retraction by someone who is neither the author nor a moderator".into(),
-            ))
-        }
-        Content::Edit { .. } if author != original_author => Some(Ingested::Rejected(
-            "edit by someone other than the author".into(),
-        )),
-        Content::Retraction { .. } | Content::Edit { .. } | Content::Corroboration { .. }
-            if !matches!(original.verified.body().content, Content::Alert(_)) =>
-        {
-            Some(Ingested::Rejected(
-                "refers to something that is not an alert".into(),
-            ))
-        }
-        _ => None,
-    }
+    let e = verified
+        .check_reference(&original.verified, at_heads, state.log.roster())
+        .err()?;
+    Some(match e.verdict() {
+        Verdict::Reject => Ingested::Rejected(e.to_string()),
+        Verdict::Hold => Ingested::Held,
+        Verdict::Ignore => Ingested::Ignored(e.to_string()),
+    })
 }
 
 /// The display name of a current or removed member.

@@ -231,7 +231,12 @@ impl Replica {
                     edited = true;
                     edit_time = b.timestamp;
                 }
-                Content::Retraction { target, reason } if target == id => {
+                // Only a retraction by the author or a current moderator withdraws the alert.
+                Content::Retraction { reason, .. }
+                    if other
+                        .verified
+                        .retracts(&stored.verified, state.log.roster()) =>
+                {
                     retracted = Some(if reason.is_empty() {
                         "retracted".to_owned()
                     } else {
