@@ -12,7 +12,7 @@ fn session(a: &[Item], b: &[Item]) -> (usize, usize) {
     let mut initiator = Reconciler::new(a, Limits::default()).unwrap();
     let mut responder = Reconciler::new(b, Limits::default()).unwrap();
     let (mut have, mut need) = (Vec::new(), Vec::new());
-    let mut msg = initiator.initiate();
+    let mut msg = initiator.initiate().unwrap();
     loop {
         let reply = responder.respond(&msg).unwrap();
         match initiator.reconcile(&reply, &mut have, &mut need).unwrap() {
