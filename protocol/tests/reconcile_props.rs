@@ -74,14 +74,12 @@ fn ids_only_in(x: &[Item], y: &[Item]) -> Vec<[u8; 32]> {
     ids
 }
 
+/// `(have, need, transcript)` of a session run by the plain crate.
+type PlainOutcome = (Vec<[u8; 32]>, Vec<[u8; 32]>, Vec<Vec<u8>>);
+
 /// The same session run by the plain `negentropy` crate over its own storage:
 /// `(have, need, transcript)`.
-fn run_plain_negentropy(
-    a: &[Item],
-    b: &[Item],
-    limits: Limits,
-    max_rounds: usize,
-) -> (Vec<[u8; 32]>, Vec<[u8; 32]>, Vec<Vec<u8>>) {
+fn run_plain_negentropy(a: &[Item], b: &[Item], limits: Limits, max_rounds: usize) -> PlainOutcome {
     let storage = |items: &[Item]| {
         let mut storage = NegentropyStorageVector::new();
         for item in items {

@@ -9,7 +9,7 @@ use proptest::test_runner::{Config, RngSeed};
 
 /// The seed every property test starts from unless `PROPTEST_RNG_SEED` says
 /// otherwise.
-pub const FIXED_SEED: u64 = 0x6c6f_6f6b_6f75_74; // "lookout"
+pub const FIXED_SEED: u64 = 0x006c_6f6f_6b6f_7574; // "lookout"
 
 /// `cases` cases from [`FIXED_SEED`], unless the environment overrides them:
 ///
