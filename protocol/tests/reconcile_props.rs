@@ -229,7 +229,7 @@ proptest! {
     #![proptest_config(proptest_seed::config(80))]
 
     /// Larger seeded sets: sizes up to a few thousand, timestamps from a single
-    /// value up to a wide spread, optional long shared id prefixes.
+    /// value up to a wide spread, optional shared id prefixes of up to 24 bytes.
     #[test]
     fn converges_on_large_sets(
         seed in any::<u64>(),
@@ -237,7 +237,10 @@ proptest! {
         only_a in 0usize..600,
         only_b in 0usize..600,
         spread in prop_oneof![Just(1u64), 2u64..64, 64u64..10_000_000],
-        shared_prefix in prop_oneof![Just(0usize), 1usize..31],
+        // Up to 24 shared bytes: the last 8 stay random, like a content hash's,
+        // so distinct sets do not have equal sums (fewer random bytes collide in
+        // the additive fingerprint; see structured_ids_collide_in_the_sum_fingerprint).
+        shared_prefix in prop_oneof![Just(0usize), 1usize..25],
         small in any::<bool>(),
     ) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
