@@ -236,7 +236,7 @@ pub fn sync_serve(data: &[u8]) {
             if let Some(SyncRequest::Reconcile { kind, .. }) = sync::decode::<SyncRequest>(data) {
                 let items = f.bea.sync_items(kind).to_vec();
                 if let Ok(mut bea) = Reconciler::new(&items, RECONCILE_LIMITS) {
-                    let _ = bea.initiate();
+                    bea.resume_as_initiator();
                     let (mut have, mut need) = (Vec::new(), Vec::new());
                     let _ = bea.reconcile(message, &mut have, &mut need);
                 }

@@ -26,7 +26,6 @@ pub const MAX_ROUNDS: usize = 32;
 /// Limits for reconciliation messages.
 pub const RECONCILE_LIMITS: Limits = Limits {
     max_message_bytes: 60 * 1024,
-    max_ranges: 1024,
 };
 
 /// A sync request.
@@ -334,10 +333,10 @@ impl Session {
         self.rounds = 0;
         self.have.clear();
         self.need.clear();
-        match Reconciler::new(&self.items, RECONCILE_LIMITS) {
-            Ok(mut r) => Step::Send(encode(&SyncRequest::Reconcile {
+        match Reconciler::new(&self.items, RECONCILE_LIMITS).and_then(|mut r| r.initiate()) {
+            Ok(message) => Step::Send(encode(&SyncRequest::Reconcile {
                 kind: self.kind(),
-                message: r.initiate(),
+                message,
             })),
             Err(e) => Step::Abort(e.to_string()),
         }
@@ -359,7 +358,7 @@ impl Session {
                     Ok(r) => r,
                     Err(e) => return Step::Abort(e.to_string()),
                 };
-                reconciler.initiate();
+                reconciler.resume_as_initiator();
                 match reconciler.reconcile(&message, &mut self.have, &mut self.need) {
                     Ok(Some(next)) => Step::Send(encode(&SyncRequest::Reconcile {
                         kind: self.kind(),

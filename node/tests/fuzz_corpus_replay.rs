@@ -109,7 +109,7 @@ fn write_seeds() {
         };
         let set = f.bea.sync_items(kind).to_vec();
         let mut reconciler = Reconciler::new(&set, RECONCILE_LIMITS).unwrap();
-        let message = reconciler.initiate();
+        let message = reconciler.initiate().unwrap();
         let reconcile = sync::encode(&SyncRequest::Reconcile {
             kind,
             message: message.clone(),

@@ -2,6 +2,8 @@
 //! roster, whatever order the ops arrived in, including concurrent removals and approvals.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod proptest_seed;
+
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::*;
 use lookout_protocol::OpId;
@@ -131,7 +133,7 @@ fn replica(genesis: &SignedGenesis, ops: Vec<Op>) -> MembershipLog {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(proptest_seed::config(96))]
 
     #[test]
     fn same_ops_same_roster_in_any_order(

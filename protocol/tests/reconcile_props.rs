@@ -1,7 +1,10 @@
 //! Property and bandwidth tests for `lookout_protocol::reconcile`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod proptest_seed;
+
 use lookout_protocol::reconcile::{Item, Limits, Reconciler};
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -15,6 +18,8 @@ struct Outcome {
     bytes_to_initiator: usize,
     have: Vec<[u8; 32]>,
     need: Vec<[u8; 32]>,
+    /// Every message, in order, for comparison with the plain crate.
+    transcript: Vec<Vec<u8>>,
 }
 
 /// Runs a session between `a` (initiator) and `b`, failing after `max_rounds`
@@ -29,10 +34,12 @@ fn run(a: &[Item], b: &[Item], limits: Limits, max_rounds: usize) -> Outcome {
         bytes_to_initiator: 0,
         have: Vec::new(),
         need: Vec::new(),
+        transcript: Vec::new(),
     };
-    let mut msg = initiator.initiate();
+    let mut msg = initiator.initiate().unwrap();
     loop {
         assert!(msg.len() <= limits.max_message_bytes);
+        outcome.transcript.push(msg.clone());
         outcome.bytes_to_responder += msg.len();
         outcome.rounds += 1;
         assert!(
@@ -43,6 +50,7 @@ fn run(a: &[Item], b: &[Item], limits: Limits, max_rounds: usize) -> Outcome {
         );
         let reply = responder.respond(&msg).unwrap();
         assert!(reply.len() <= limits.max_message_bytes);
+        outcome.transcript.push(reply.clone());
         outcome.bytes_to_initiator += reply.len();
         match initiator.reconcile(&reply, &mut have, &mut need).unwrap() {
             Some(next) => msg = next,
@@ -64,6 +72,51 @@ fn ids_only_in(x: &[Item], y: &[Item]) -> Vec<[u8; 32]> {
         .collect();
     ids.sort_unstable();
     ids
+}
+
+/// `(have, need, transcript)` of a session run by the plain crate.
+type PlainOutcome = (Vec<[u8; 32]>, Vec<[u8; 32]>, Vec<Vec<u8>>);
+
+/// The same session run by the plain `negentropy` crate over its own storage:
+/// `(have, need, transcript)`.
+fn run_plain_negentropy(a: &[Item], b: &[Item], limits: Limits, max_rounds: usize) -> PlainOutcome {
+    let storage = |items: &[Item]| {
+        let mut storage = NegentropyStorageVector::new();
+        for item in items {
+            storage
+                .insert(item.timestamp, Id::from_byte_array(item.id))
+                .unwrap();
+        }
+        storage.seal().unwrap();
+        storage
+    };
+    let (sa, sb) = (storage(a), storage(b));
+    let limit = limits.max_message_bytes as u64;
+    let mut initiator = Negentropy::borrowed(&sa, limit).unwrap();
+    let mut responder = Negentropy::borrowed(&sb, limit).unwrap();
+    let (mut have, mut need, mut transcript) = (Vec::new(), Vec::new(), Vec::new());
+    let mut msg = initiator.initiate().unwrap();
+    for _ in 0..max_rounds {
+        transcript.push(msg.clone());
+        let reply = responder.reconcile(&msg).unwrap();
+        transcript.push(reply.clone());
+        match initiator
+            .reconcile_with_ids(&reply, &mut have, &mut need)
+            .unwrap()
+        {
+            Some(next) => msg = next,
+            None => break,
+        }
+    }
+    // The crate may report an id twice in one session (after a frame cut);
+    // the module reports each once.
+    let mut have: Vec<[u8; 32]> = have.iter().map(|id| **id).collect();
+    let mut need: Vec<[u8; 32]> = need.iter().map(|id| **id).collect();
+    have.sort_unstable();
+    have.dedup();
+    need.sort_unstable();
+    need.dedup();
+    (have, need, transcript)
 }
 
 /// A generous bound on round trips: one per 16x refinement level, plus the
@@ -96,33 +149,54 @@ fn split_universe(universe: Vec<(Item, u8)>) -> (Vec<Item>, Vec<Item>) {
     (a, b)
 }
 
+/// The session finds exactly the true differences, and sends the same bytes
+/// and finds the same ids as the plain crate over its own storage.
 fn check_exact(a: &[Item], b: &[Item], limits: Limits) -> Result<(), TestCaseError> {
-    let outcome = run(a, b, limits, round_bound(a, b, limits));
+    let max_rounds = round_bound(a, b, limits);
+    let outcome = run(a, b, limits, max_rounds);
     prop_assert_eq!(&outcome.have, &ids_only_in(a, b), "have != A \\ B");
     prop_assert_eq!(&outcome.need, &ids_only_in(b, a), "need != B \\ A");
+    let (have, need, transcript) = run_plain_negentropy(a, b, limits, max_rounds);
+    prop_assert_eq!(&outcome.have, &have, "have differs from plain negentropy");
+    prop_assert_eq!(&outcome.need, &need, "need differs from plain negentropy");
+    prop_assert!(
+        outcome.transcript == transcript,
+        "messages differ from plain negentropy"
+    );
     Ok(())
 }
 
 fn small_frames() -> Limits {
     Limits {
         max_message_bytes: Limits::MIN_MESSAGE_BYTES,
-        max_ranges: Limits::MIN_RANGES,
     }
+}
+
+/// An id from a tiny alphabet: a 4-byte head of values `0..3`, 20 zero bytes,
+/// then 8 bytes derived from the head and `last` by a hash. Ids with the same
+/// head share a 24-byte prefix, so bounds need long prefixes; the hashed tail
+/// keeps them like real ids (content hashes) in the one way that matters:
+/// distinct sets of them do not have equal sums (see
+/// `structured_ids_collide_in_the_sum_fingerprint`).
+fn tiny_id(head: [u8; 4], last: u8) -> [u8; 32] {
+    let mut id = [0; 32];
+    id[..4].copy_from_slice(&head);
+    let tail = blake3::hash(&[head[0], head[1], head[2], head[3], last]);
+    id[24..].copy_from_slice(&tail.as_bytes()[..8]);
+    id
 }
 
 /// Items from a tiny alphabet: few timestamps and ids sharing long prefixes,
 /// so ties and long bounds are common and shrinking stays readable.
 fn tiny_item() -> impl Strategy<Value = Item> {
-    (0u64..6, prop::array::uniform4(0u8..3), any::<u8>()).prop_map(|(timestamp, head, last)| {
-        let mut id = [0; 32];
-        id[..4].copy_from_slice(&head);
-        id[31] = last;
-        Item { timestamp, id }
+    (0u64..6, prop::array::uniform4(0u8..3), any::<u8>()).prop_map(|(timestamp, head, last)| Item {
+        timestamp,
+        id: tiny_id(head, last),
     })
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(proptest_seed::config(256))]
 
     /// Structured sets with heavy tie-breaking on ids.
     #[test]
@@ -152,10 +226,10 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 80, ..ProptestConfig::default() })]
+    #![proptest_config(proptest_seed::config(80))]
 
     /// Larger seeded sets: sizes up to a few thousand, timestamps from a single
-    /// value up to a wide spread, optional long shared id prefixes.
+    /// value up to a wide spread, optional shared id prefixes of up to 24 bytes.
     #[test]
     fn converges_on_large_sets(
         seed in any::<u64>(),
@@ -163,7 +237,10 @@ proptest! {
         only_a in 0usize..600,
         only_b in 0usize..600,
         spread in prop_oneof![Just(1u64), 2u64..64, 64u64..10_000_000],
-        shared_prefix in prop_oneof![Just(0usize), 1usize..31],
+        // Up to 24 shared bytes: the last 8 stay random, like a content hash's,
+        // so distinct sets do not have equal sums (fewer random bytes collide in
+        // the additive fingerprint; see structured_ids_collide_in_the_sum_fingerprint).
+        shared_prefix in prop_oneof![Just(0usize), 1usize..25],
         small in any::<bool>(),
     ) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -182,7 +259,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 768, ..ProptestConfig::default() })]
+    #![proptest_config(proptest_seed::config(768))]
 
     /// Arbitrary bytes never panic either side, and any answer stays in limits.
     #[test]
@@ -220,7 +297,7 @@ proptest! {
             items
         };
         let (a, b) = (gen(600), gen(100));
-        let first = Reconciler::new(&a, Limits::default()).unwrap().initiate();
+        let first = Reconciler::new(&a, Limits::default()).unwrap().initiate().unwrap();
         let reply = Reconciler::new(&b, Limits::default()).unwrap().respond(&first).unwrap();
         for original in [first, reply] {
             let mut msg = original.clone();
@@ -247,7 +324,7 @@ fn feed(items: &[Item], msg: &[u8]) -> Result<(), TestCaseError> {
         prop_assert!(reply.len() <= limits.max_message_bytes);
     }
     let mut initiator = Reconciler::new(items, limits).unwrap();
-    initiator.initiate();
+    initiator.resume_as_initiator();
     let (mut have, mut need) = (Vec::new(), Vec::new());
     match initiator.reconcile(msg, &mut have, &mut need) {
         Ok(Some(next)) => prop_assert!(next.len() <= limits.max_message_bytes),
@@ -258,6 +335,153 @@ fn feed(items: &[Item], msg: &[u8]) -> Result<(), TestCaseError> {
         }
     }
     Ok(())
+}
+
+/// The case behind the committed regression seed, from the earlier strategy whose
+/// ids were a head, 27 zero bytes and a last byte: `(timestamp, head, last, tag)`.
+const COLLIDING_UNIVERSE: [(u64, [u8; 4], u8, u8); 67] = [
+    (5, [1, 2, 1, 1], 168, 1),
+    (0, [0, 0, 0, 0], 0, 0),
+    (0, [0, 0, 0, 0], 1, 0),
+    (0, [0, 0, 0, 0], 2, 0),
+    (0, [0, 0, 0, 0], 3, 0),
+    (0, [0, 0, 0, 0], 4, 0),
+    (0, [0, 0, 0, 0], 5, 0),
+    (0, [0, 0, 0, 0], 6, 0),
+    (5, [1, 2, 1, 0], 193, 2),
+    (0, [0, 0, 0, 0], 7, 0),
+    (5, [0, 2, 2, 1], 48, 1),
+    (0, [0, 0, 0, 0], 8, 0),
+    (0, [0, 0, 0, 0], 9, 0),
+    (0, [0, 0, 0, 0], 10, 0),
+    (0, [0, 0, 0, 0], 11, 0),
+    (0, [0, 0, 0, 0], 12, 0),
+    (0, [0, 0, 0, 0], 13, 0),
+    (5, [2, 0, 1, 0], 0, 0),
+    (0, [0, 0, 0, 0], 14, 0),
+    (0, [0, 0, 0, 0], 15, 0),
+    (0, [0, 0, 0, 0], 16, 0),
+    (0, [0, 0, 0, 0], 17, 0),
+    (0, [0, 0, 0, 0], 18, 0),
+    (0, [0, 0, 0, 0], 19, 0),
+    (0, [0, 0, 0, 0], 20, 0),
+    (0, [0, 0, 0, 0], 21, 0),
+    (0, [0, 0, 0, 0], 22, 0),
+    (0, [0, 0, 0, 0], 23, 0),
+    (0, [0, 0, 0, 0], 24, 0),
+    (0, [0, 0, 0, 0], 25, 0),
+    (0, [0, 0, 0, 0], 26, 0),
+    (0, [0, 0, 0, 0], 27, 0),
+    (0, [0, 0, 0, 0], 28, 0),
+    (0, [0, 0, 1, 0], 0, 0),
+    (0, [0, 0, 0, 0], 29, 0),
+    (0, [0, 0, 0, 1], 0, 0),
+    (0, [0, 0, 0, 0], 30, 0),
+    (0, [0, 0, 0, 1], 1, 0),
+    (0, [0, 0, 0, 0], 31, 0),
+    (5, [2, 0, 0, 1], 97, 1),
+    (0, [0, 0, 0, 1], 2, 0),
+    (0, [0, 0, 0, 0], 32, 0),
+    (5, [0, 2, 2, 2], 121, 2),
+    (0, [0, 0, 0, 0], 33, 0),
+    (0, [0, 0, 0, 0], 34, 0),
+    (0, [0, 0, 0, 0], 35, 0),
+    (0, [0, 0, 0, 0], 36, 0),
+    (5, [1, 1, 0, 1], 94, 2),
+    (0, [0, 0, 0, 0], 37, 0),
+    (0, [0, 0, 0, 0], 38, 0),
+    (0, [0, 0, 0, 0], 39, 0),
+    (0, [0, 0, 0, 0], 40, 0),
+    (5, [2, 0, 0, 1], 98, 0),
+    (5, [2, 0, 0, 2], 0, 0),
+    (5, [1, 1, 2, 0], 108, 2),
+    (5, [0, 2, 1, 1], 251, 0),
+    (0, [1, 1, 0, 1], 40, 0),
+    (0, [2, 2, 0, 0], 47, 1),
+    (3, [0, 1, 0, 1], 236, 0),
+    (0, [2, 0, 2, 0], 95, 0),
+    (5, [0, 1, 0, 1], 7, 0),
+    (3, [2, 2, 2, 0], 217, 1),
+    (5, [0, 2, 2, 0], 203, 1),
+    (1, [0, 0, 1, 1], 249, 0),
+    (4, [2, 0, 0, 1], 93, 1),
+    (1, [0, 2, 0, 0], 253, 0),
+    (4, [1, 2, 0, 0], 119, 1),
+];
+
+/// Range fingerprints are a hash of the *sum* of the ids (Negentropy v1), so
+/// two different sets with equal sums and sizes look equal. Ids that vary in
+/// only a few bytes make that easy: in this case A holds four items at
+/// timestamp 5 that B lacks and B four that A lacks, and both fours sum to the
+/// same value, so the range is never split and those eight ids are never
+/// reported. Real ids are content hashes, for which an accidental equal sum is
+/// as unlikely as a hash collision; the threat an adversary who grinds ids
+/// poses is discussed in docs/PROTOCOL.md §8. This test pins the limit: it
+/// fails if the fingerprint ever stops being additive.
+#[test]
+fn structured_ids_collide_in_the_sum_fingerprint() {
+    let universe: Vec<(Item, u8)> = COLLIDING_UNIVERSE
+        .iter()
+        .map(|&(timestamp, head, last, tag)| {
+            let mut id = [0; 32];
+            id[..4].copy_from_slice(&head);
+            id[31] = last;
+            (Item { timestamp, id }, tag)
+        })
+        .collect();
+    let (a, b) = split_universe(universe);
+    let limits = Limits::default();
+    let outcome = run(&a, &b, limits, 10);
+    let (only_a, only_b) = (ids_only_in(&a, &b), ids_only_in(&b, &a));
+    // Sound, as always: nothing reported that is not a difference.
+    assert!(outcome.have.iter().all(|id| only_a.contains(id)));
+    assert!(outcome.need.iter().all(|id| only_b.contains(id)));
+    // But incomplete, exactly by the colliding items, just as the plain crate.
+    let missed_a: Vec<_> = only_a
+        .iter()
+        .filter(|id| !outcome.have.contains(id))
+        .collect();
+    let missed_b: Vec<_> = only_b
+        .iter()
+        .filter(|id| !outcome.need.contains(id))
+        .collect();
+    assert_eq!((missed_a.len(), missed_b.len()), (4, 4));
+    let sum = |ids: &[&[u8; 32]]| {
+        let mut total = [0u32; 32];
+        for id in ids {
+            for (t, b) in total.iter_mut().zip(id.iter()) {
+                *t += u32::from(*b);
+            }
+        }
+        total
+    };
+    assert_eq!(
+        sum(&missed_a),
+        sum(&missed_b),
+        "the missed sets have equal sums"
+    );
+    let (have, need, _) = run_plain_negentropy(&a, &b, limits, 10);
+    assert_eq!((outcome.have, outcome.need), (have, need));
+
+    // The same sets with content-hash-like tails reconcile exactly.
+    let hashed = |items: &[Item]| {
+        let mut items: Vec<Item> = items
+            .iter()
+            .map(|item| Item {
+                timestamp: item.timestamp,
+                id: tiny_id(
+                    [item.id[0], item.id[1], item.id[2], item.id[3]],
+                    item.id[31],
+                ),
+            })
+            .collect();
+        items.sort_unstable();
+        items
+    };
+    let (a, b) = (hashed(&a), hashed(&b));
+    let outcome = run(&a, &b, limits, 10);
+    assert_eq!(outcome.have, ids_only_in(&a, &b));
+    assert_eq!(outcome.need, ids_only_in(&b, &a));
 }
 
 /// `count` items with distinct random ids and increasing timestamps from

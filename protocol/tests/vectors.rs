@@ -430,7 +430,7 @@ fn corpus(
     let mut initiator = Reconciler::new(&items, Limits::default()).unwrap();
     let mut responder = Reconciler::new(&theirs, Limits::default()).unwrap();
     let (mut have, mut need) = (Vec::new(), Vec::new());
-    let mut msg = initiator.initiate();
+    let mut msg = initiator.initiate().unwrap();
     for round in 0.. {
         add(
             "reconcile_respond",
