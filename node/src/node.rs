@@ -765,16 +765,22 @@ impl EventLoop {
         }
     }
 
-    /// After a complete sync with some peer: our own posts (made offline, say) have reached it,
-    /// so gossip them once to the rest of the mesh and forget the outbox; then tell the members
-    /// where this node can be reached.
+    /// After a complete sync with some peer: tell the members where this node can be reached;
+    /// our own posts (made offline, say) have reached that peer, so gossip them once to the rest
+    /// of the mesh and forget the outbox. (Announcing first: the hint is gossiped with the rest
+    /// and does not sit in the outbox as an "unsent" post of the person until the next sync.)
     fn after_first_sync(&mut self) {
+        self.announce_reachability();
         for item in self.replica.outbox() {
             self.publish(&item);
         }
         if let Err(e) = self.replica.clear_outbox() {
             warn!(error = %e, "could not clear the outbox");
         }
+    }
+
+    /// Once per run: post where this node can be reached, for members only.
+    fn announce_reachability(&mut self) {
         if !self.announced && !self.listening.is_empty() {
             self.announced = true;
             let addresses: Vec<String> = self
