@@ -78,7 +78,7 @@ impl Entry {
     /// The printable part of each alert, most severe first, then most recent first.
     pub fn all(alerts: &[AlertView]) -> Vec<Entry> {
         let mut entries: Vec<Entry> = alerts.iter().map(Entry::of).collect();
-        entries.sort_by(|a, b| b.rank.cmp(&a.rank));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.rank));
         entries
     }
 
