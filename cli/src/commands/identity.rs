@@ -228,7 +228,7 @@ pub async fn join(ctx: &Context, invite: &str, out: Out) -> Result<Outcome, ApiE
     let mut text = format!(
         "{} You joined \"{}\" (founded by {}).\n\n\
          Next: start your node and keep it running:  lookout run\n\
-         It fetches the member list and the alerts; until then `lookout post` says you are not a member yet.\n",
+         It fetches the member list and the alerts; until then this device does not know it was admitted.\n",
         out.style.good("Done."),
         genesis.name,
         genesis.founder_name

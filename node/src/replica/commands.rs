@@ -243,6 +243,8 @@ impl Replica {
 
     /// Post an alert.
     pub fn post(&mut self, draft: PostDraft) -> Result<ContentId, ApiError> {
+        // Membership first: a removed member hears that, not what is wrong with a field.
+        self.require_member()?;
         let state = self.collective()?;
         let policy = state.log.roster().policy().clone();
         let days = draft.expires_in_days.unwrap_or(policy.default_alert_days);
