@@ -46,17 +46,16 @@ Exit codes:
     version,
     about = ABOUT,
     after_help = AFTER_HELP,
-    propagate_version = true,
     arg_required_else_help = true,
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Where this device's encrypted data lives [default: your user's data directory].
+    /// Where this device's encrypted data lives [env: LOOKOUT_HOME] [default: your user's data
+    /// directory].
     #[arg(
         long,
         global = true,
         value_name = "DIR",
-        env = "LOOKOUT_HOME",
         help_heading = "Global options"
     )]
     pub home: Option<PathBuf>,
@@ -94,6 +93,9 @@ pub enum Command {
         /// Where to write your self-revocation certificate [default: inside the home directory].
         #[arg(long, value_name = "FILE")]
         revocation_cert: Option<PathBuf>,
+        /// Keep a passphrase that is easy to guess (not recommended).
+        #[arg(long)]
+        allow_weak_passphrase: bool,
     },
 
     /// Found a collective, or manage it.
@@ -102,9 +104,9 @@ pub enum Command {
 
     /// Show a join code (and QR code) to give to a moderator.
     JoinRequest {
-        /// Also draw the code as a QR code for a moderator's phone to scan.
-        #[arg(long)]
-        qr: bool,
+        /// Also draw the code as a QR code for a moderator's phone to scan (or write it to FILE.svg).
+        #[arg(long, value_name = "FILE", num_args = 0..=1)]
+        qr: Option<Option<PathBuf>>,
     },
 
     /// Moderators: let someone in (paste their join code), or approve a waiting proposal.
@@ -123,9 +125,9 @@ before approving. When the collective needs more than one approval, the others r
         /// Put this address of your node in the invite (if it never ran with `lookout run`).
         #[arg(long, value_name = "MULTIADDR")]
         address: Vec<String>,
-        /// Also draw the invite as a QR code.
-        #[arg(long)]
-        qr: bool,
+        /// Also draw the invite as a QR code (or write it to FILE.svg).
+        #[arg(long, value_name = "FILE", num_args = 0..=1)]
+        qr: Option<Option<PathBuf>>,
     },
 
     /// Moderators: list proposals waiting for approvals.
@@ -136,9 +138,9 @@ before approving. When the collective needs more than one approval, the others r
         /// Put this address of your node in the invite (if it never ran with `lookout run`).
         #[arg(long, value_name = "MULTIADDR")]
         address: Vec<String>,
-        /// Also draw the invite as a QR code.
-        #[arg(long)]
-        qr: bool,
+        /// Also draw the invite as a QR code (or write it to FILE.svg).
+        #[arg(long, value_name = "FILE", num_args = 0..=1)]
+        qr: Option<Option<PathBuf>>,
     },
 
     /// Join the collective with the invite code a moderator gave you.
@@ -244,6 +246,9 @@ certificate for a lost or seized phone: `lookout revoke --certificate FILE`."
         /// Publish this self-revocation certificate file (made by `lookout init`).
         #[arg(long, value_name = "FILE")]
         certificate: Option<PathBuf>,
+        /// Removing a moderator or yourself: do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 
     /// Moderators: propose making a member a moderator.
@@ -256,6 +261,9 @@ certificate for a lost or seized phone: `lookout revoke --certificate FILE`."
     Demote {
         /// The member's name or the first characters of their id.
         member: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 
     /// List the members of the collective.
@@ -334,9 +342,14 @@ pub struct PostArgs {
     /// What happened, in your words.
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
-    /// A phone number they used, written any way (repeatable).
+    /// A phone number they used, written any way (repeatable). Numbers are read with the
+    /// collective's country unless written with +country code.
     #[arg(long)]
     pub phone: Vec<String>,
+    /// Keep a phone number that is not a valid number exactly as typed, marked unverified,
+    /// instead of refusing the alert.
+    #[arg(long)]
+    pub phone_as_typed: bool,
     /// A car number plate (repeatable).
     #[arg(long)]
     pub plate: Vec<String>,
@@ -386,6 +399,7 @@ impl PostArgs {
         self.category.is_none()
             && self.description.is_none()
             && self.phone.is_empty()
+            && !self.phone_as_typed
             && self.plate.is_empty()
             && self.name.is_empty()
             && self.handle.is_empty()

@@ -149,16 +149,102 @@ pub fn invite_addresses(code: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A code drawn as a QR code with Unicode half blocks (light modules on a dark terminal).
-pub fn qr(code: &str) -> Result<String, ApiError> {
-    let symbol = QrCode::new(code.as_bytes())
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot draw a QR code: {e}")))?;
-    Ok(symbol
+/// Lines a QR code may take so that it fits an 80×24 terminal with a line to spare.
+pub const QR_MAX_LINES: usize = 23;
+/// Columns a QR code may take.
+pub const QR_MAX_COLUMNS: usize = 80;
+
+/// A code as a QR code for the terminal, with its quiet zone drawn (4 modules of light around
+/// it), in the smallest version that holds it, at the strongest error correction that version
+/// allows. Two modules per character cell (half blocks). With `colour`, dark modules are forced
+/// black on white, so it scans on light and dark terminal themes alike; without, dark modules
+/// are drawn as blocks, as on paper. A code too large for an 80×24 terminal says so.
+pub fn qr(code: &str, colour: bool) -> Result<String, ApiError> {
+    let symbol = smallest_qr(code)?;
+    let drawn = symbol
         .render::<Dense1x2>()
-        .dark_color(Dense1x2::Light)
-        .light_color(Dense1x2::Dark)
+        .dark_color(Dense1x2::Dark)
+        .light_color(Dense1x2::Light)
         .quiet_zone(true)
-        .build())
+        .build();
+    let lines: Vec<&str> = drawn.lines().collect();
+    let mut text = String::new();
+    for line in &lines {
+        if colour {
+            text.push_str(&format!("\x1b[30;107m{line}\x1b[0m\n"));
+        } else {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    let width = lines.first().map_or(0, |l| l.chars().count());
+    if lines.len() > QR_MAX_LINES || width > QR_MAX_COLUMNS {
+        text.push_str(&format!(
+            "(This QR code needs a window {width} columns wide and {} lines tall; or write it to a file with --qr FILE.svg.)\n",
+            lines.len() + 1
+        ));
+    }
+    Ok(text)
+}
+
+/// What `--qr` adds to a command's output: the QR code drawn (then a blank line), or the
+/// sentence saying which file it was written to.
+pub fn qr_section(
+    code: &str,
+    file: Option<&std::path::Path>,
+    colour: bool,
+) -> Result<String, ApiError> {
+    match file {
+        Some(path) => qr_file(code, path),
+        None => Ok(format!("{}\n", qr(code, colour)?)),
+    }
+}
+
+/// Write a code as a QR code into an SVG file (quiet zone included); the sentence to print.
+pub fn qr_file(code: &str, path: &std::path::Path) -> Result<String, ApiError> {
+    let is_svg = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    if !is_svg {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "--qr writes SVG files: give a name ending in .svg instead of {} (any browser or image viewer opens it)",
+                path.display()
+            ),
+        ));
+    }
+    let svg = smallest_qr(code)?
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(400, 400)
+        .quiet_zone(true)
+        .build();
+    std::fs::write(path, svg).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
+    Ok(format!("QR code written to {}\n", path.display()))
+}
+
+/// The smallest QR version that holds `code`, at the strongest error correction level that
+/// still fits that version.
+fn smallest_qr(code: &str) -> Result<QrCode, ApiError> {
+    use qrcode::{EcLevel, Version};
+    for version in 1..=40 {
+        for level in [EcLevel::H, EcLevel::Q, EcLevel::M, EcLevel::L] {
+            if let Ok(symbol) =
+                QrCode::with_version(code.as_bytes(), Version::Normal(version), level)
+            {
+                return Ok(symbol);
+            }
+        }
+    }
+    Err(ApiError::new(
+        ErrorCode::Internal,
+        "cannot draw a QR code: the code is too long",
+    ))
 }
 
 /// The self-revocation certificate inside a file (which may hold explanations around it).
@@ -229,7 +315,20 @@ mod tests {
 
     #[test]
     fn qr_codes_draw() {
-        let drawn = qr("LKJOIN1-ABCDEFGHIJKLMNOP").unwrap();
+        let drawn = qr("LKJOIN1-ABCDEFGHIJKLMNOP", false).unwrap();
         assert!(drawn.lines().count() > 10);
+        assert!(drawn.lines().count() <= QR_MAX_LINES);
+        // The largest alphanumeric code that fits 23 lines (version 5 at level L, 37 modules
+        // plus the quiet zone): 45 columns, 23 lines, and no note.
+        let long = format!("LKREVOKE1-{}", "A".repeat(144));
+        let drawn = qr(&long, false).unwrap();
+        assert_eq!(drawn.lines().count(), 23, "{drawn}");
+        assert!(drawn.lines().all(|l| l.chars().count() == 45), "{drawn}");
+        assert!(!drawn.contains("needs a window"));
+        // A short code gets the strongest error correction.
+        assert_eq!(
+            smallest_qr("LKJOIN1-AB").unwrap().error_correction_level(),
+            qrcode::EcLevel::H
+        );
     }
 }

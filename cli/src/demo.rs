@@ -52,8 +52,9 @@ pub async fn run(count: usize, out: Out) -> Result<Outcome, ApiError> {
         member.handle.shutdown().await;
     }
     result?;
+    let lookout = command_name();
     t.say(&format!(
-        "\n{} The demo took {:.1} s. Try it for real: `lookout --help`, starting with `lookout init`.\n",
+        "\n{} The demo took {:.1} s. Try it for real: `{lookout} --help`, starting with `{lookout} init`.\n",
         out.style.good("Done."),
         started.elapsed().as_secs_f64()
     ));
@@ -388,6 +389,7 @@ fn knife_alert() -> PostDraft {
         severity: Severity::High,
         description: "Pulled a knife when asked to pay".into(),
         phones: vec!["07700 900123".into()],
+        phones_as_typed: false,
         plates: Vec::new(),
         names: Vec::new(),
         handles: Vec::new(),
@@ -408,10 +410,28 @@ fn setup_alert() -> PostDraft {
         area: "Dock Road".into(),
         incident_time: None,
         phones: Vec::new(),
+        phones_as_typed: false,
         ..knife_alert()
     }
 }
 
 fn internal(message: String) -> ApiError {
     ApiError::new(ErrorCode::Internal, message)
+}
+
+/// How the person can run this program again: `lookout` when that is what the shell finds on
+/// the PATH, else the full path of this binary (after `cargo run` it is not on the PATH).
+fn command_name() -> String {
+    let Ok(me) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "lookout".into();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|dir| std::fs::canonicalize(dir.join("lookout")).is_ok_and(|found| found == me))
+    });
+    if on_path {
+        "lookout".into()
+    } else {
+        me.display().to_string()
+    }
 }

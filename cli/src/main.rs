@@ -32,13 +32,13 @@ use clap::Parser;
 use lookout_node::api::{ApiError, ErrorCode};
 use tracing_subscriber::EnvFilter;
 
-use crate::args::{Cli, Command};
+use crate::args::Cli;
 use crate::commands::Outcome;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    init_logging(cli.verbose, matches!(cli.command, Command::Run { .. }));
+    init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -78,18 +78,20 @@ fn fail(error: &ApiError, json: bool) -> ExitCode {
     ExitCode::from(u8::try_from(error.code.exit_code()).unwrap_or(10))
 }
 
-/// Logs go to stderr. Default: warnings only, or progress for `run`; `-v`, `-vv` for more;
-/// `RUST_LOG` overrides. The CLI itself never logs what the user typed.
-fn init_logging(verbose: u8, running: bool) {
-    let ours = match (verbose, running) {
-        (0, false) => "warn",
-        (0, true) | (1, _) => "info",
-        (2, _) => "debug",
-        _ => "trace",
+/// Logs go to stderr. Default: errors only (what a person needs is printed as plain sentences;
+/// gossipsub alone warns on every alert it has already published); `-v` for warnings and
+/// progress, `-vv`, `-vvv` for more; `RUST_LOG` overrides. The CLI itself never logs what the
+/// user typed.
+fn init_logging(verbose: u8) {
+    let (ours, others) = match verbose {
+        0 => ("error", "error"),
+        1 => ("info", "warn"),
+        2 => ("debug", "warn"),
+        _ => ("trace", "warn"),
     };
     // Other crates (libp2p and its transports) stay at warn even at -vvv: at debug they log
     // peers' IP addresses, which must never reach a log on a member's device.
-    let default = format!("warn,lookout={ours},lookout_node={ours},lookout_protocol={ours}");
+    let default = format!("{others},lookout={ours},lookout_node={ours},lookout_protocol={ours}");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

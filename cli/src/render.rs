@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::io::IsTerminal;
 
 use lookout_node::api::{AlertView, MembersView, ProposalView, StatusView, UnreadableShareView};
-use lookout_protocol::content::Severity;
+use lookout_protocol::content::{local_phone, Severity};
 
 use crate::labels::category_meaning;
 use crate::when;
@@ -136,6 +136,14 @@ pub fn alert_block(alert: &AlertView, now: u64, style: Style) -> String {
     }
     facts.push(format!("expires {}", when::in_future(alert.expires, now)));
     let _ = writeln!(out, "  {}", style.dim(&facts.join(" · ")));
+    for c in &alert.corroborated_by {
+        let line = if c.note.is_empty() {
+            format!("{} says it happened to them too", c.member)
+        } else {
+            format!("{}: \"{}\"", c.member, c.note)
+        };
+        let _ = writeln!(out, "  {}", style.dim(&line));
+    }
     if let Some(how) = &alert.matched {
         let _ = writeln!(out, "  {}", style.warn(&format!("matched by {how}")));
     }
@@ -145,11 +153,21 @@ pub fn alert_block(alert: &AlertView, now: u64, style: Style) -> String {
 /// `phone +447700900123 · plate AB12CDE · name "Dave"`.
 pub fn identifier_line(alert: &AlertView) -> String {
     let mut parts = Vec::new();
-    parts.extend(alert.phones.iter().map(|p| format!("phone {p}")));
+    parts.extend(alert.phones.iter().map(|p| format!("phone {}", phone(p))));
     parts.extend(alert.plates.iter().map(|p| format!("plate {p}")));
     parts.extend(alert.names.iter().map(|n| format!("name \"{n}\"")));
     parts.extend(alert.handles.iter().map(|h| format!("handle {h}")));
     parts.join(" · ")
+}
+
+/// A stored phone number as people recognise it and as it is matched: `07700 900123
+/// (+447700900123)`, or a value kept as typed marked `"…" (as typed, unverified)`.
+pub fn phone(stored: &str) -> String {
+    match local_phone(stored) {
+        Some(local) if local != stored => format!("{local} ({stored})"),
+        Some(_) => stored.to_owned(),
+        None => format!("\"{stored}\" (as typed, unverified)"),
+    }
 }
 
 /// This device, its collective and its node.
@@ -216,6 +234,20 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
             let label = if i == 0 { "Listening:" } else { "" };
             let _ = writeln!(out, "{label:<13}{addr}");
         }
+        let synced: Vec<String> = view
+            .synced_with
+            .iter()
+            .filter(|m| m.member != view.member)
+            .map(|m| format!("{} {}", m.name, when::ago(m.at, now)))
+            .collect();
+        if view.members > 1 {
+            let text = if synced.is_empty() {
+                "with nobody yet since the node started".to_owned()
+            } else {
+                synced.join(", ")
+            };
+            let _ = writeln!(out, "{:<13}{text}", "Last synced:");
+        }
     } else {
         let _ = writeln!(
             out,
@@ -280,7 +312,16 @@ pub fn members(view: &MembersView, style: Style) -> String {
                 "removed by moderators"
             };
             let you = if m.you { "  (you)" } else { "" };
-            let _ = writeln!(out, "  {}  {how}{you}", m.id.get(..12).unwrap_or(&m.id));
+            let name = if m.name.is_empty() {
+                "(never a member)"
+            } else {
+                &m.name
+            };
+            let _ = writeln!(
+                out,
+                "  {name:<width$}  {:<12}  {how}{you}",
+                m.id.get(..12).unwrap_or(&m.id)
+            );
         }
     }
     out
@@ -347,6 +388,7 @@ mod tests {
             author: "Bea".into(),
             retracted: None,
             corroborations: 2,
+            corroborated_by: Vec::new(),
             edited: false,
             matched: None,
         }
@@ -356,7 +398,7 @@ mod tests {
     fn an_alert_reads_as_a_few_plain_lines() {
         let text = alert_block(&alert(), 1000 + 3 * 3600, Style::default());
         assert!(text.starts_with("HIGH violence (physical violence) · Harbour Street  [01234567]"));
-        assert!(text.contains("phone +447700900123 · plate AB12CDE · name \"Dave\""));
+        assert!(text.contains("phone 07700 900123 (+447700900123) · plate AB12CDE · name \"Dave\""));
         assert!(text.contains("posted 3 h ago by Bea"));
         assert!(text.contains("2 corroborations"));
         assert!(!text.contains('\x1b'), "no colour without a terminal");

@@ -42,7 +42,12 @@ pub enum Session {
 impl Context {
     /// The home from `--home`, `LOOKOUT_HOME`, or the platform's data directory.
     pub fn new(home: Option<PathBuf>, passphrase_file: Option<PathBuf>) -> Result<Self, ApiError> {
-        let home = match home {
+        // LOOKOUT_HOME is read here, not by clap: clap then shows --home as required in every
+        // usage line.
+        let from_env = std::env::var_os("LOOKOUT_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let home = match home.or(from_env) {
             Some(home) => home,
             None => directories::ProjectDirs::from("org", "Lookout", "lookout")
                 .map(|dirs| dirs.data_dir().to_path_buf())

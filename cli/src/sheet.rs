@@ -8,10 +8,11 @@
 use std::fmt::Write as _;
 
 use lookout_node::api::AlertView;
+use lookout_protocol::content::Severity;
 use serde::Serialize;
 
 use crate::labels::{category_title, severity_meaning};
-use crate::when;
+use crate::{render, when};
 
 /// One alert as printed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -26,7 +27,7 @@ pub struct Entry {
     pub advice: String,
     /// What happened.
     pub description: String,
-    /// Phone numbers.
+    /// Phone numbers, in local form with E.164 beside (`07700 900123 (+447700900123)`).
     pub phones: Vec<String>,
     /// Number plates.
     pub plates: Vec<String>,
@@ -42,6 +43,11 @@ pub struct Entry {
     pub when: String,
     /// The last day the alert is valid.
     pub valid_until: String,
+    /// Whether it is about immediate danger to life (printed so it stands out without colour).
+    pub critical: bool,
+    /// Severity and then time, for ordering.
+    #[serde(skip)]
+    rank: (Severity, u64),
     /// How many others said it happened to them too.
     pub others: usize,
 }
@@ -55,7 +61,7 @@ impl Entry {
             severity: alert.severity.as_str().into(),
             advice: severity_meaning(alert.severity).into(),
             description: alert.description.clone(),
-            phones: alert.phones.clone(),
+            phones: alert.phones.iter().map(|p| render::phone(p)).collect(),
             plates: alert.plates.clone(),
             names: alert.names.clone(),
             handles: alert.handles.clone(),
@@ -64,7 +70,16 @@ impl Entry {
             when: when::date(alert.incident_time.unwrap_or(alert.posted)),
             valid_until: when::date(alert.expires),
             others: alert.corroborations,
+            critical: alert.severity == Severity::Critical,
+            rank: (alert.severity, alert.incident_time.unwrap_or(alert.posted)),
         }
+    }
+
+    /// The printable part of each alert, most severe first, then most recent first.
+    pub fn all(alerts: &[AlertView]) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = alerts.iter().map(Entry::of).collect();
+        entries.sort_by_key(|e| std::cmp::Reverse(e.rank));
+        entries
     }
 
     fn facts(&self) -> Vec<(&'static str, String)> {
@@ -109,16 +124,26 @@ pub fn text(entries: &[Entry], area: Option<&str>, now: u64) -> String {
         let _ = writeln!(out, "\nNo live alerts.");
     }
     for (i, entry) in entries.iter().enumerate() {
+        // Critical alerts are framed and marked in words, so they stand out in black and white.
+        let (mark, margin) = if entry.critical {
+            let _ = write!(out, "\n{}", "!".repeat(72));
+            ("!!! ", "!  ")
+        } else {
+            ("", "   ")
+        };
         let _ = writeln!(
             out,
-            "\n{}. {} - {} ({})",
+            "\n{}. {mark}{} - {} ({})",
             i + 1,
             entry.severity.to_uppercase(),
             entry.title,
             entry.advice
         );
         for (label, value) in entry.facts() {
-            let _ = writeln!(out, "   {:<17} {value}", format!("{label}:"));
+            let _ = writeln!(out, "{margin}{:<17} {value}", format!("{label}:"));
+        }
+        if entry.critical {
+            let _ = writeln!(out, "{}", "!".repeat(72));
         }
     }
     out
@@ -132,8 +157,10 @@ pub fn html(entries: &[Entry], area: Option<&str>, now: u64) -> String {
          body { font-family: sans-serif; font-size: 14pt; margin: 1.5em; }\n\
          h1 { margin-bottom: 0; }\n\
          .alert { border: 2px solid #333; border-radius: 6px; padding: 0.5em 1em; margin: 1em 0; page-break-inside: avoid; }\n\
-         .critical, .high { border-color: #b00; border-width: 4px; }\n\
+         .high { border-color: #b00; border-width: 4px; }\n\
+         .critical { border: 8px double #b00; }\n\
          .level { font-weight: bold; font-size: 16pt; }\n\
+         .critical .level { background: #000; color: #fff; padding: 0.2em 0.4em; font-size: 20pt; }\n\
          dt { font-weight: bold; float: left; clear: left; width: 9em; }\n\
          dd { margin-left: 9.5em; margin-bottom: 0.2em; }\n\
          @media print { body { margin: 0; } }\n\
@@ -151,8 +178,9 @@ pub fn html(entries: &[Entry], area: Option<&str>, now: u64) -> String {
     for entry in entries {
         let _ = writeln!(
             out,
-            "<div class=\"alert {}\">\n<p class=\"level\">{} &mdash; {} ({})</p>\n<dl>",
+            "<div class=\"alert {}\">\n<p class=\"level\">{}{} &mdash; {} ({})</p>\n<dl>",
             escape(&entry.severity),
+            if entry.critical { "&#9888; " } else { "" },
             escape(&entry.severity.to_uppercase()),
             escape(&entry.title),
             escape(&entry.advice)
@@ -192,7 +220,7 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lookout_protocol::content::{Category, Severity};
+    use lookout_protocol::content::Category;
 
     fn alert() -> AlertView {
         AlertView {
@@ -214,6 +242,7 @@ mod tests {
             author: "SecretAuthorName".into(),
             retracted: None,
             corroborations: 1,
+            corroborated_by: Vec::new(),
             edited: false,
             matched: None,
         }
@@ -235,9 +264,10 @@ mod tests {
         assert!(page.contains("Took the money &lt;script&gt;"));
         let plain = text(&entries, None, 1_795_255_200);
         assert!(
-            plain.contains("1. CRITICAL - Robbery (danger to life)"),
+            plain.contains("1. !!! CRITICAL - Robbery (danger to life)"),
             "{plain}"
         );
-        assert!(plain.contains("Where:            Dock Road"), "{plain}");
+        assert!(plain.contains("!  Where:            Dock Road"), "{plain}");
+        assert!(plain.contains("07700 900123 (+447700900123)"), "{plain}");
     }
 }

@@ -26,4 +26,18 @@ fn the_demo_runs_to_the_end() {
             out.stdout
         );
     }
+    for level in ["INFO", "WARN"] {
+        assert!(
+            !out.stderr.contains(level),
+            "{level} lines:\n{}",
+            out.stderr
+        );
+    }
+    // After `cargo run` the binary is not on the PATH: the last line names the one that ran.
+    let me = std::fs::canonicalize(env!("CARGO_BIN_EXE_lookout")).unwrap();
+    assert!(
+        out.stdout.contains(&format!("`{} --help`", me.display())),
+        "{}",
+        out.stdout
+    );
 }

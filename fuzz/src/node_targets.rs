@@ -100,6 +100,7 @@ pub fn draft(description: &str) -> PostDraft {
         severity: Severity::High,
         description: description.into(),
         phones: vec!["07700 900123".into()],
+        phones_as_typed: false,
         plates: vec!["AB12 CDE".into()],
         names: Vec::new(),
         handles: Vec::new(),

@@ -102,6 +102,10 @@ pub struct PostDraft {
     /// Phone numbers as written.
     #[serde(default)]
     pub phones: Vec<String>,
+    /// Keep a phone number that cannot be read as a number exactly as typed (shown as
+    /// unverified) instead of refusing the post.
+    #[serde(default)]
+    pub phones_as_typed: bool,
     /// Plates as written.
     #[serde(default)]
     pub plates: Vec<String>,
@@ -257,6 +261,9 @@ pub struct StatusView {
     pub collective: Option<String>,
     /// Collective id (hex), if joined.
     pub collective_id: Option<String>,
+    /// The country phone numbers written without +country are read with (ISO 3166 alpha-2).
+    #[serde(default)]
+    pub country: Option<String>,
     /// Whether this device is a current member.
     pub is_member: bool,
     /// Whether this device is a moderator.
@@ -283,6 +290,9 @@ pub struct StatusView {
     pub peers: usize,
     /// Seconds since the Unix epoch of the last completed sync.
     pub last_sync: Option<u64>,
+    /// When this node last synced with each member (since it started).
+    #[serde(default)]
+    pub synced_with: Vec<MemberSync>,
     /// Bytes received from peers since start.
     pub bytes_received: u64,
     /// Key shares sent to this device that do not open: their signer sent junk (or a damaged
@@ -302,6 +312,17 @@ pub struct UnreadableShareView {
     pub epoch: String,
     /// Whether this device has since got the key from another member.
     pub recovered: bool,
+}
+
+/// When this node last synced with one member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSync {
+    /// Member id (hex).
+    pub member: String,
+    /// Display name.
+    pub name: String,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
 }
 
 /// Members of the collective.
@@ -347,6 +368,10 @@ pub struct ProposalView {
     pub done: bool,
     /// For an admitted member: the invite code to hand them.
     pub invite: Option<String>,
+    /// Nothing was done: it had already taken effect (such as approving the join code of
+    /// someone who is already a member).
+    #[serde(default)]
+    pub already: bool,
 }
 
 /// One alert as shown to members.
@@ -386,12 +411,26 @@ pub struct AlertView {
     pub author: String,
     /// Retraction reason, if retracted.
     pub retracted: Option<String>,
-    /// How many members corroborated it.
+    /// How many members other than its author corroborated it (each counted once).
     pub corroborations: usize,
+    /// The corroborations counted: each member's latest, oldest first.
+    #[serde(default)]
+    pub corroborated_by: Vec<CorroborationView>,
     /// Whether the text was edited.
     pub edited: bool,
     /// For `check`: how it matched.
     pub matched: Option<String>,
+}
+
+/// One member's corroboration of an alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorroborationView {
+    /// Display name of the member.
+    pub member: String,
+    /// Their note (may be empty).
+    pub note: String,
+    /// When they posted it (seconds since the Unix epoch).
+    pub posted: u64,
 }
 
 /// A streamed event on a watching control connection.

@@ -16,7 +16,7 @@ use rand::seq::IteratorRandom;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::api::{ApiError, ErrorCode, Event, Request, Response, StatusView};
+use crate::api::{ApiError, ErrorCode, Event, MemberSync, Request, Response, StatusView};
 use crate::net::{self, Behaviour, GateEvent, MessageAcceptance, NetConfig, NetEvent};
 use crate::replica::{now, Ingested, Replica, SetKind, WireItem};
 use crate::sync::{self, Session, Step};
@@ -83,6 +83,8 @@ pub struct NetStats {
     pub syncs: u64,
     /// Time of the last completed sync.
     pub last_sync: Option<u64>,
+    /// When each peer last synced with us or we with it (a session done either way).
+    pub synced_with: HashMap<PeerId, u64>,
     /// Gossip messages rejected as invalid.
     pub rejected: u64,
     /// Connections the member gate refused (peers not on the roster).
@@ -372,6 +374,23 @@ impl EventLoop {
         view.listening = self.listening.iter().map(ToString::to_string).collect();
         view.peers = self.swarm.connected_peers().count();
         view.last_sync = self.stats.last_sync;
+        if let Some(log) = self.replica.membership() {
+            let roster = log.roster();
+            view.synced_with = self
+                .stats
+                .synced_with
+                .iter()
+                .filter_map(|(peer, at)| {
+                    let member = roster.member(&member_of(peer)?)?;
+                    Some(MemberSync {
+                        member: member.identity.member.to_hex(),
+                        name: member.name.clone(),
+                        at: *at,
+                    })
+                })
+                .collect();
+            view.synced_with.sort_by(|a, b| a.name.cmp(&b.name));
+        }
         view.bytes_received = self.stats.bytes_received;
         view
     }
@@ -507,11 +526,18 @@ impl EventLoop {
             self.last_periodic_sync = now;
             let quiet_since = now.checked_sub(self.config.sync_interval);
             // Skip peers syncing with us right now: our session would fetch the same items.
+            // Unless posts of ours are still unconfirmed: only a session we run proves that a
+            // member holds them (it pushes what the peer lacks), and a founder whom everyone
+            // syncs with would otherwise never run one and warn of "unsent" posts for ever.
             self.inbound_sync
                 .retain(|_, at| quiet_since.is_some_and(|q| *at > q));
+            let unconfirmed = self.replica.has_unconfirmed_posts();
             let peer = connected
                 .iter()
-                .filter(|p| !self.session_peers.contains(p) && !self.inbound_sync.contains_key(p))
+                .filter(|p| {
+                    !self.session_peers.contains(p)
+                        && (unconfirmed || !self.inbound_sync.contains_key(p))
+                })
                 .choose(&mut rand::thread_rng())
                 .copied();
             if let Some(peer) = peer {
@@ -622,6 +648,8 @@ impl EventLoop {
                     let served = sync::serve_from(&mut self.replica, member_of(&peer), &request);
                     if served.misbehaved {
                         self.strike(peer);
+                    } else {
+                        self.stats.synced_with.insert(peer, now());
                     }
                     let _ = self.swarm.behaviour_mut().respond(channel, served.response);
                 }
@@ -725,6 +753,7 @@ impl EventLoop {
                 self.session_ended(peer);
                 self.stats.syncs += 1;
                 self.stats.last_sync = Some(now());
+                self.stats.synced_with.insert(peer, now());
                 debug!(peer = %peer, accepted = session.accepted, bytes = session.bytes_received, "sync done");
                 self.after_first_sync();
             }
@@ -736,16 +765,22 @@ impl EventLoop {
         }
     }
 
-    /// After a complete sync with some peer: our own posts (made offline, say) have reached it,
-    /// so gossip them once to the rest of the mesh and forget the outbox; then tell the members
-    /// where this node can be reached.
+    /// After a complete sync with some peer: tell the members where this node can be reached;
+    /// our own posts (made offline, say) have reached that peer, so gossip them once to the rest
+    /// of the mesh and forget the outbox. (Announcing first: the hint is gossiped with the rest
+    /// and does not sit in the outbox as an "unsent" post of the person until the next sync.)
     fn after_first_sync(&mut self) {
+        self.announce_reachability();
         for item in self.replica.outbox() {
             self.publish(&item);
         }
         if let Err(e) = self.replica.clear_outbox() {
             warn!(error = %e, "could not clear the outbox");
         }
+    }
+
+    /// Once per run: post where this node can be reached, for members only.
+    fn announce_reachability(&mut self) {
         if !self.announced && !self.listening.is_empty() {
             self.announced = true;
             let addresses: Vec<String> = self

@@ -18,6 +18,7 @@ fn draft() -> PostDraft {
         severity: Severity::Medium,
         description: "followed her home".into(),
         phones: vec![],
+        phones_as_typed: false,
         plates: vec![],
         names: vec!["Dan".into()],
         handles: vec![],

@@ -15,6 +15,7 @@ fn draft(description: &str, phone: &str) -> PostDraft {
         severity: Severity::High,
         description: description.into(),
         phones: vec![phone.into()],
+        phones_as_typed: false,
         plates: vec!["ab12 cde".into()],
         names: vec![],
         handles: vec![],

@@ -37,7 +37,9 @@ fn alert() -> Alert {
         handles: Vec::new(),
         description: "tall, grey beard, drives a blue van".into(),
     };
-    identifiers.normalise("GB");
+    identifiers
+        .normalise("GB")
+        .expect("a valid fictional UK number");
     Alert {
         category: Category::Violence,
         severity: Severity::High,

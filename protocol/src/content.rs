@@ -59,6 +59,12 @@ macro_rules! named_enum {
                     .ok_or_else(|| UnknownName {
                         kind: stringify!($name),
                         given: s.chars().take(40).collect(),
+                        nearest: Self::ALL
+                            .iter()
+                            .map(|v| (strsim::levenshtein(v.as_str(), &wanted), v.as_str()))
+                            .filter(|(distance, _)| *distance <= 3)
+                            .min()
+                            .map(|(_, name)| name),
                         accepted: Self::names(),
                     })
             }
@@ -68,10 +74,15 @@ macro_rules! named_enum {
 
 /// A name that is not one of the accepted values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} '{given}': use one of {accepted}")]
+#[error(
+    "unknown {} '{given}': {}use one of {accepted}",
+    kind.to_lowercase(),
+    nearest.map(|n| format!("did you mean '{n}'? ")).unwrap_or_default()
+)]
 pub struct UnknownName {
     kind: &'static str,
     given: String,
+    nearest: Option<&'static str>,
     accepted: String,
 }
 
@@ -316,11 +327,30 @@ fn check_count(field: &'static str, count: usize, max: usize) -> Result<(), Cont
 impl Identifiers {
     /// Normalise every identifier: phone numbers to E.164 read with `country` (an ISO 3166
     /// alpha-2 code) for numbers written without one, plates to upper-case letters and digits,
-    /// handles to lower case, names to single-spaced.
-    pub fn normalise(&mut self, country: &str) {
+    /// handles to lower case, names to single-spaced. A phone number that cannot be read
+    /// (see [`parse_phone`]) is refused and nothing is changed.
+    pub fn normalise(&mut self, country: &str) -> Result<(), PhoneError> {
+        let phones = self
+            .phones
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| parse_phone(p, country))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.phones = phones;
+        self.normalise_others();
+        Ok(())
+    }
+
+    /// [`Identifiers::normalise`], but a phone number that cannot be read is kept exactly as
+    /// typed (spaces collapsed), never rewritten; it shows as unverified (see [`is_e164`]).
+    pub fn normalise_keeping_phones_as_typed(&mut self, country: &str) {
         for phone in &mut self.phones {
-            *phone = normalise_phone(phone, country);
+            *phone = parse_phone(phone, country).unwrap_or_else(|_| collapse_spaces(phone));
         }
+        self.normalise_others();
+    }
+
+    fn normalise_others(&mut self) {
         for plate in &mut self.plates {
             *plate = normalise_plate(plate);
         }
@@ -343,25 +373,114 @@ impl Identifiers {
     }
 }
 
-/// A phone number in E.164 if it can be read, else its digits with a leading `+` kept.
-pub fn normalise_phone(raw: &str, country: &str) -> String {
-    let region = phonenumber::country::Id::from_str(country).ok();
-    match phonenumber::parse(region, raw) {
-        // Valid per the numbering plan, or at least long enough to be a real subscriber number
-        // (fictional and newly allocated ranges are not always in the plan's metadata).
-        Ok(number)
-            if phonenumber::is_valid(&number)
-                || number.national().value().to_string().len() >= 7 =>
-        {
-            number.format().mode(phonenumber::Mode::E164).to_string()
-        }
-        _ => raw
-            .chars()
-            .enumerate()
-            .filter(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '+'))
-            .map(|(_, c)| c)
-            .collect(),
+/// Why a phone number as typed cannot be stored as a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PhoneError {
+    /// It has letters in it (such as a letter O for a zero, or words).
+    #[error("phone number '{0}' has letters in it: type it in digits only (letters are never read as digits)")]
+    Letters(String),
+    /// It has no number to speak of.
+    #[error("'{0}' is not a phone number: leave the phone out if you do not know it")]
+    NotANumber(String),
+    /// It is not a number that can exist in the country it was read for.
+    #[error("'{given}' is not a valid phone number for {country}: check the digits, or write it with +country code")]
+    Invalid {
+        /// As typed (shortened).
+        given: String,
+        /// The country it was read with.
+        country: String,
+    },
+}
+
+/// Read a phone number as typed into E.164 (`07700 900123` read with `GB` gives
+/// `+447700900123`). Letters are never turned into digits, and a number that cannot exist in
+/// its country is refused rather than rewritten into a different one.
+pub fn parse_phone(raw: &str, country: &str) -> Result<String, PhoneError> {
+    let given: String = raw.trim().chars().take(40).collect();
+    if raw.chars().any(char::is_alphabetic) {
+        return Err(PhoneError::Letters(given));
     }
+    let digits = raw.chars().filter(char::is_ascii_digit).count();
+    let punctuation_only = raw
+        .chars()
+        .all(|c| c.is_ascii_digit() || c.is_whitespace() || "+-.()/".contains(c));
+    if digits < 3 || !punctuation_only {
+        return Err(PhoneError::NotANumber(given));
+    }
+    let invalid = || PhoneError::Invalid {
+        given: given.clone(),
+        country: country.to_owned(),
+    };
+    let region = phonenumber::country::Id::from_str(country).ok();
+    let number = phonenumber::parse(region, raw).map_err(|_| invalid())?;
+    if number.extension().is_some() || !phone_exists(&number) {
+        return Err(invalid());
+    }
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// A stored phone number in the form people of its country write it (`+447700900123` gives
+/// `07700 900123`); `None` for a value that is not a number in E.164 (kept as typed).
+pub fn local_phone(stored: &str) -> Option<String> {
+    if !is_e164(stored) {
+        return None;
+    }
+    let number = phonenumber::parse(None, stored).ok()?;
+    Some(
+        number
+            .format()
+            .mode(phonenumber::Mode::National)
+            .to_string(),
+    )
+}
+
+/// Whether a stored phone value is a number in E.164 (`+` and digits), as opposed to text kept
+/// as typed and unverified.
+pub fn is_e164(stored: &str) -> bool {
+    stored.len() > 1
+        && stored.starts_with('+')
+        && stored.chars().skip(1).all(|c| c.is_ascii_digit())
+}
+
+/// A phone number kept as typed, for comparing: digits and letters only, lower case.
+fn compact(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Valid in the numbering plan, or of a form the plan's general pattern allows (fictional and
+/// newly allocated ranges such as the UK's 07700 900xxx are not in the per-type metadata), and
+/// in both cases of a length some kind of number in that country has. (The metadata's patterns
+/// only match from the start, so without the length check a number with extra digits passes.)
+fn phone_exists(number: &phonenumber::PhoneNumber) -> bool {
+    let national = number.national().to_string();
+    let Some(regions) = phonenumber::metadata::DATABASE.by_code(&number.code().value()) else {
+        return false;
+    };
+    regions.iter().any(|meta| {
+        let d = meta.descriptors();
+        let kinds = [
+            d.fixed_line(),
+            d.mobile(),
+            d.toll_free(),
+            d.premium_rate(),
+            d.shared_cost(),
+            d.personal_number(),
+            d.voip(),
+            d.pager(),
+            d.uan(),
+            d.voicemail(),
+        ];
+        let length_exists = kinds
+            .into_iter()
+            .flatten()
+            .flat_map(|kind| kind.possible_length().iter())
+            .any(|&len| usize::from(len) == national.len());
+        length_exists && d.general().is_match(&national)
+    })
 }
 
 /// A plate as upper-case letters and digits only.
@@ -402,8 +521,11 @@ impl Alert {
         let ids = &self.identifiers;
         let digits = term.chars().filter(char::is_ascii_digit).count();
         if digits >= 6 {
-            let phone = normalise_phone(term, country);
-            if ids.phones.contains(&phone) {
+            let read = parse_phone(term, country).ok();
+            let typed = compact(term);
+            if ids.phones.iter().any(|p| {
+                read.as_deref() == Some(p.as_str()) || (!is_e164(p) && compact(p) == typed)
+            }) {
                 return Some(MatchKind::Phone);
             }
         }
@@ -446,11 +568,56 @@ mod tests {
 
     #[test]
     fn phones_normalise_across_formats() {
-        assert_eq!(normalise_phone("07700 900123", "GB"), "+447700900123");
-        assert_eq!(normalise_phone("+44 7700-900123", "GB"), "+447700900123");
-        assert_eq!(normalise_phone("0044 7700 900123", "GB"), "+447700900123");
-        assert_eq!(normalise_phone("7723 4567", "TL"), "+67077234567");
-        assert_eq!(normalise_phone("not a number 12", "GB"), "12");
+        let read = |raw: &str, country: &str| parse_phone(raw, country).unwrap();
+        assert_eq!(read("07700 900123", "GB"), "+447700900123");
+        assert_eq!(read("+44 7700-900123", "GB"), "+447700900123");
+        assert_eq!(read("0044 7700 900123", "GB"), "+447700900123");
+        assert_eq!(read("(07700) 900.123", "GB"), "+447700900123");
+        assert_eq!(read("7723 4567", "TL"), "+67077234567");
+        assert_eq!(read("06 12 34 56 78", "FR"), "+33612345678");
+        assert_eq!(
+            local_phone("+447700900123").as_deref(),
+            Some("07700 900123")
+        );
+        assert_eq!(local_phone("07700 90012"), None);
+    }
+
+    #[test]
+    fn phones_are_never_rewritten_into_other_numbers() {
+        assert!(matches!(
+            parse_phone("07700 9OO123", "GB"),
+            Err(PhoneError::Letters(_))
+        ));
+        assert!(matches!(
+            parse_phone("1-800-FLOWERS", "US"),
+            Err(PhoneError::Letters(_))
+        ));
+        assert!(matches!(
+            parse_phone("call me", "GB"),
+            Err(PhoneError::Letters(_))
+        ));
+        assert!(matches!(
+            parse_phone("?? --", "GB"),
+            Err(PhoneError::NotANumber(_))
+        ));
+        for wrong_country in ["06 12 34 56 78", "07700 90012", "07700 9001234567"] {
+            assert!(
+                matches!(
+                    parse_phone(wrong_country, "GB"),
+                    Err(PhoneError::Invalid { .. })
+                ),
+                "{wrong_country}: {:?}",
+                parse_phone(wrong_country, "GB")
+            );
+        }
+        let mut ids = Identifiers {
+            phones: vec!["07700 9OO123".into(), " 07700  900123 ".into()],
+            ..Identifiers::default()
+        };
+        assert!(ids.clone().normalise("GB").is_err());
+        ids.normalise_keeping_phones_as_typed("GB");
+        assert_eq!(ids.phones, vec!["+447700900123", "07700 9OO123"]);
+        assert!(!is_e164("07700 9OO123"));
     }
 
     #[test]
@@ -458,6 +625,20 @@ mod tests {
         assert_eq!(normalise_plate("ab12 cde"), "AB12CDE");
         assert_eq!(normalise_plate("AB-12-CDE"), "AB12CDE");
         assert_eq!(normalise_handle(" @Bad_Guy "), "bad_guy");
+    }
+
+    #[test]
+    fn misspelt_names_get_a_suggestion() {
+        let e = "violance".parse::<Category>().unwrap_err().to_string();
+        assert!(
+            e.starts_with("unknown category 'violance': did you mean 'violence'? use one of"),
+            "{e}"
+        );
+        let far = "xyzzy".parse::<Severity>().unwrap_err().to_string();
+        assert!(
+            far.starts_with("unknown severity 'xyzzy': use one of"),
+            "{far}"
+        );
     }
 
     #[test]
@@ -478,7 +659,7 @@ mod tests {
             handles: vec!["@JS_Fun".into()],
             description: String::new(),
         };
-        identifiers.normalise("GB");
+        identifiers.normalise("GB").unwrap();
         Alert {
             category: Category::Violence,
             severity: Severity::High,

@@ -200,7 +200,9 @@ fn alert() -> Alert {
         handles: vec!["@Dave_Escorts".into()],
         description: "tall, grey beard, blue van".into(),
     };
-    identifiers.normalise("GB");
+    identifiers
+        .normalise("GB")
+        .expect("a valid fictional UK number");
     Alert {
         category: Category::Violence,
         severity: Severity::High,

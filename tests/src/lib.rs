@@ -268,6 +268,7 @@ pub fn draft(description: &str, phone: &str) -> PostDraft {
         severity: Severity::High,
         description: description.into(),
         phones: vec![phone.into()],
+        phones_as_typed: false,
         plates: Vec::new(),
         names: Vec::new(),
         handles: Vec::new(),

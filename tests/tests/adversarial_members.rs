@@ -672,3 +672,69 @@ async fn a_revoked_member_keeps_old_data_and_gets_nothing_newer() {
 
 /// Most reachability posts one member may have accepted per UTC day.
 const MAX_REACHABILITY: u32 = lookout_protocol::envelope::MAX_REACHABILITY_PER_DAY;
+
+/// Corroborations count once per member other than the author, whatever members sign: the
+/// author corroborating her own alert, and one member corroborating three times (signed out of
+/// order), give one corroboration with that member's latest note. A second retraction (by a
+/// moderator, later) does not replace the first one's reason.
+#[test]
+fn corroborations_count_each_other_member_once_and_the_first_retraction_stands() {
+    let mut collective = Collective::named(&["founder", "ana", "bea"], Policy::default());
+    share_everything(&mut collective.replicas);
+    let target = collective.replicas[1]
+        .post(draft("followed me to the car park", "07700 900620"))
+        .unwrap();
+    share_everything(&mut collective.replicas);
+    let t = now();
+    let signed = |replica: &mut Replica, at: u64, content: Content| {
+        let mut forger = Forger::new(replica);
+        let key = forger.write_key();
+        let heads = forger.heads();
+        forger.post(&key, heads, at, t + DAY, content)
+    };
+    let corroboration = |note: &str| Content::Corroboration {
+        target,
+        note: note.into(),
+    };
+    let retraction = |reason: &str| Content::Retraction {
+        target,
+        reason: reason.into(),
+    };
+    let items = [
+        signed(
+            &mut collective.replicas[1],
+            t,
+            corroboration("my own alert"),
+        ),
+        signed(&mut collective.replicas[2], t, corroboration("same man")),
+        signed(
+            &mut collective.replicas[2],
+            t + 2,
+            corroboration("again on Tuesday"),
+        ),
+        signed(&mut collective.replicas[2], t + 1, corroboration("stale")),
+        signed(&mut collective.replicas[0], t + 3, retraction("duplicate")),
+        signed(
+            &mut collective.replicas[1],
+            t + 1,
+            retraction("posted by mistake"),
+        ),
+    ];
+    let reader = &mut collective.replicas[0];
+    for item in &items {
+        reader.ingest(item).unwrap();
+    }
+    let filter = lookout_node::api::AlertFilter {
+        include_retracted: true,
+        ..Default::default()
+    };
+    let Ok(Response::Alerts { alerts }) = reader.execute(Request::Alerts(filter)) else {
+        panic!("alerts")
+    };
+    let alert = alerts.iter().find(|a| a.id == target.to_hex()).unwrap();
+    assert_eq!(alert.corroborations, 1, "{alert:?}");
+    assert_eq!(alert.corroborated_by.len(), 1);
+    assert_eq!(alert.corroborated_by[0].member, "bea");
+    assert_eq!(alert.corroborated_by[0].note, "again on Tuesday");
+    assert_eq!(alert.retracted.as_deref(), Some("posted by mistake"));
+}

@@ -150,6 +150,7 @@ fn alert(description: &str, phone: &str, plate: &str, area: &str, name: &str) ->
         severity: Severity::High,
         description: description.into(),
         phones: vec![phone.into()],
+        phones_as_typed: false,
         plates: vec![plate.into()],
         names: vec![name.into()],
         handles: Vec::new(),

@@ -104,6 +104,7 @@ async fn scenario() {
             severity: Severity::High,
             description: DESCRIPTION.into(),
             phones: vec![PHONE.into()],
+            phones_as_typed: false,
             plates: vec![PLATE.into()],
             names: vec![CLIENT.into()],
             handles: vec![HANDLE.into()],

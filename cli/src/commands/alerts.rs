@@ -22,10 +22,20 @@ pub async fn post(ctx: &Context, args: PostArgs, out: Out) -> Result<Outcome, Ap
     let now = now();
     let draft =
         if args.is_empty() && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+            let country = match request(ctx, Request::Status).await?.0 {
+                Response::Status(status) => status.country,
+                other => return Err(unexpected(&other)),
+            };
             let stdin = std::io::stdin();
             let mut input = stdin.lock();
             let mut output = std::io::stdout();
-            match interactive::ask(&mut input, &mut output, now, default_language())? {
+            match interactive::ask(
+                &mut input,
+                &mut output,
+                now,
+                default_language(),
+                country.as_deref(),
+            )? {
                 Some(draft) => draft,
                 None => {
                     out.text("Nothing was posted.\n");
@@ -87,6 +97,7 @@ pub fn draft_from(args: PostArgs, now: u64) -> Result<PostDraft, ApiError> {
         severity: args.severity.unwrap_or(Severity::Medium),
         description,
         phones: args.phone,
+        phones_as_typed: args.phone_as_typed,
         plates: args.plate,
         names: args.name,
         handles: args.handle,
@@ -256,6 +267,7 @@ pub async fn retract(
     reason: String,
     out: Out,
 ) -> Result<Outcome, ApiError> {
+    let id = pasted_id(&id);
     let target = id.clone();
     let response = request(ctx, Request::Retract { id, reason }).await?;
     let posted = match response.0 {
@@ -281,6 +293,7 @@ pub async fn corroborate(
     note: String,
     out: Out,
 ) -> Result<Outcome, ApiError> {
+    let id = pasted_id(&id);
     let target = id.clone();
     let response = request(ctx, Request::Corroborate { id, note }).await?;
     let posted = match response.0 {
@@ -297,6 +310,15 @@ pub async fn corroborate(
         ));
     }
     Ok(Outcome::Done)
+}
+
+/// An alert id as pasted: `lookout alerts` shows ids as `[695ae73b]`, brackets included.
+fn pasted_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim()
+        .to_owned()
 }
 
 /// `lookout export`.
@@ -316,7 +338,7 @@ pub async fn export(
         other => return Err(unexpected(&other)),
     };
     let now = now();
-    let entries: Vec<sheet::Entry> = alerts.iter().map(sheet::Entry::of).collect();
+    let entries = sheet::Entry::all(&alerts);
     let document = if out.json {
         let mut text = serde_json::to_string(&entries)
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot write JSON: {e}")))?;

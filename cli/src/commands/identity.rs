@@ -11,7 +11,7 @@ use lookout_node::store::{Store, StoreError};
 use lookout_protocol::membership::Policy;
 use serde_json::json;
 
-use super::{request, status_view, Out, Outcome, PID_FILE};
+use super::{request, status_view, Out, Outcome, PID_FILE, WIPING_FILE};
 use crate::codes::{self, CodeKind};
 use crate::render;
 use crate::session::{unexpected, Context};
@@ -26,6 +26,7 @@ pub fn init(
     ctx: &Context,
     name: &str,
     certificate_path: Option<PathBuf>,
+    allow_weak: bool,
     out: Out,
 ) -> Result<Outcome, ApiError> {
     if Store::exists(&ctx.home) {
@@ -38,6 +39,9 @@ pub fn init(
         ));
     }
     let passphrase = ctx.passphrase(true)?;
+    if !allow_weak {
+        refuse_weak(&passphrase, name)?;
+    }
     let short_passphrase = passphrase.chars().count() < 10;
     let (replica, certificate) = Replica::create(
         &ctx.home,
@@ -148,7 +152,11 @@ pub async fn create_collective(
 }
 
 /// `lookout join-request`.
-pub async fn join_request(ctx: &Context, qr: bool, out: Out) -> Result<Outcome, ApiError> {
+pub async fn join_request(
+    ctx: &Context,
+    qr: Option<Option<PathBuf>>,
+    out: Out,
+) -> Result<Outcome, ApiError> {
     let mut session = ctx.open().await?;
     if session.through_node() {
         return Err(already_in_collective());
@@ -179,10 +187,13 @@ pub async fn join_request(ctx: &Context, qr: bool, out: Out) -> Result<Outcome, 
          they check that the fingerprint they see is the one above.\n\n{code}\n",
         out.style.bold(&status.fingerprint)
     ));
-    if qr {
+    if let Some(file) = &qr {
         text.push('\n');
-        text.push_str(&codes::qr(&code)?);
-        text.push('\n');
+        text.push_str(&codes::qr_section(
+            &code,
+            file.as_deref(),
+            out.style.colour,
+        )?);
     }
     text.push_str(
         "\nWhen you are approved, the moderator gives you an invite code. Then run:\n  lookout join INVITE\n",
@@ -217,7 +228,7 @@ pub async fn join(ctx: &Context, invite: &str, out: Out) -> Result<Outcome, ApiE
     let mut text = format!(
         "{} You joined \"{}\" (founded by {}).\n\n\
          Next: start your node and keep it running:  lookout run\n\
-         It fetches the member list and the alerts; until then `lookout post` says you are not a member yet.\n",
+         It fetches the member list and the alerts; until then this device does not know it was admitted.\n",
         out.style.good("Done."),
         genesis.name,
         genesis.founder_name
@@ -278,7 +289,11 @@ pub async fn wipe(ctx: &Context, yes: bool, out: Out) -> Result<Outcome, ApiErro
         return Ok(Outcome::Done);
     }
     if ctx.node_running().await {
-        stop_node(ctx).await?;
+        let _ = std::fs::write(home.join(WIPING_FILE), b"");
+        if let Err(e) = stop_node(ctx).await {
+            let _ = std::fs::remove_file(home.join(WIPING_FILE));
+            return Err(e);
+        }
     }
     let started = Instant::now();
     let report = loop {
@@ -296,6 +311,7 @@ pub async fn wipe(ctx: &Context, yes: bool, out: Out) -> Result<Outcome, ApiErro
     for name in [
         CERTIFICATE_FILE,
         PID_FILE,
+        WIPING_FILE,
         lookout_node::control::SOCKET_NAME,
     ] {
         let _ = std::fs::remove_file(home.join(name));
@@ -365,6 +381,26 @@ async fn stop_node(ctx: &Context) -> Result<(), ApiError> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
+}
+
+/// Refuse a passphrase that someone holding this device could guess (an estimate by zxcvbn of
+/// under about 10^10 guesses), in one sentence, before anything is created.
+fn refuse_weak(passphrase: &str, name: &str) -> Result<(), ApiError> {
+    let estimate = zxcvbn::zxcvbn(passphrase, &[name, "lookout", "Lookout"]);
+    if estimate.score() >= zxcvbn::Score::Three {
+        return Ok(());
+    }
+    let why = estimate
+        .feedback()
+        .and_then(|f| f.warning())
+        .map(|w| format!(" ({})", w.to_string().trim_end_matches('.').to_lowercase()))
+        .unwrap_or_default();
+    Err(ApiError::new(
+        ErrorCode::InvalidInput,
+        format!(
+            "this passphrase is too easy to guess{why}: someone who takes this device could find it, so choose four or five unrelated words; nothing was created (--allow-weak-passphrase keeps it anyway)"
+        ),
+    ))
 }
 
 fn already_in_collective() -> ApiError {

@@ -4,10 +4,10 @@
 use std::io::{BufRead, Write};
 
 use lookout_node::api::{ApiError, ErrorCode, PostDraft};
-use lookout_protocol::content::{Category, Severity};
+use lookout_protocol::content::{parse_phone, Category, Severity};
 
 use crate::labels::{category_meaning, severity_meaning};
-use crate::when;
+use crate::{render, when};
 
 /// How many times a question is asked again after an answer it cannot use.
 const RETRIES: usize = 3;
@@ -18,6 +18,7 @@ pub fn ask(
     output: &mut impl Write,
     now: u64,
     language: String,
+    country: Option<&str>,
 ) -> Result<Option<PostDraft>, ApiError> {
     let mut q = Questions { input, output };
     q.say("Post an alert to everyone in your collective. Press Enter to skip a question, Ctrl-C to stop.\n")?;
@@ -57,7 +58,9 @@ pub fn ask(
     if description.is_empty() {
         return Ok(None);
     }
-    let phones = q.list("Phone number(s) they used (separate with commas):")?;
+    let Some((phones, phones_as_typed)) = q.phones(country)? else {
+        return Ok(None);
+    };
     let plates = q.list("Car number plate(s):")?;
     let names = q.list("Name(s) or nickname(s) they used:")?;
     let handles = q.list("Online handle(s) or email:")?;
@@ -87,6 +90,7 @@ pub fn ask(
         severity,
         description,
         phones,
+        phones_as_typed,
         plates,
         names,
         handles,
@@ -97,7 +101,7 @@ pub fn ask(
         language,
         on_behalf: false,
     };
-    q.say(&summary(&draft))?;
+    q.say(&summary(&draft, country))?;
     match q.line("Send this alert to everyone? Type y for yes:")? {
         Some(answer) if matches!(answer.to_lowercase().as_str(), "y" | "yes") => Ok(Some(draft)),
         _ => Ok(None),
@@ -130,14 +134,45 @@ impl<R: BufRead, W: Write> Questions<'_, R, W> {
 
     /// Comma-separated values; empty when skipped.
     fn list(&mut self, question: &str) -> Result<Vec<String>, ApiError> {
-        Ok(self
-            .line(question)?
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-            .collect())
+        Ok(split_list(&self.line(question)?.unwrap_or_default()))
+    }
+
+    /// Phone numbers, each read as a number for `country` or asked again: never changed into
+    /// another number, never dropped without saying so. The flag is whether the person chose to
+    /// keep one that cannot be read exactly as typed. `None` when input ended.
+    fn phones(&mut self, country: Option<&str>) -> Result<Option<(Vec<String>, bool)>, ApiError> {
+        let mut question = "Phone number(s) they used (separate with commas):".to_owned();
+        for _ in 0..RETRIES {
+            let Some(answer) = self.line(&question)? else {
+                return Ok(None);
+            };
+            let phones = split_list(&answer);
+            let Some(country) = country else {
+                return Ok(Some((phones, false)));
+            };
+            let refused: Vec<String> = phones
+                .iter()
+                .filter_map(|p| parse_phone(p, country).err())
+                .map(|e| format!("  {e}\n"))
+                .collect();
+            if refused.is_empty() {
+                return Ok(Some((phones, false)));
+            }
+            self.say(&refused.concat())?;
+            let keep = format!(
+                "Type y to keep {} exactly as typed, marked unverified (no other number is matched); Enter to type the number(s) again:",
+                if refused.len() == 1 { "it" } else { "them" }
+            );
+            match self.line(&keep)? {
+                None => return Ok(None),
+                Some(yes) if matches!(yes.to_lowercase().as_str(), "y" | "yes") => {
+                    return Ok(Some((phones, true)));
+                }
+                Some(_) => {}
+            }
+            question = "Phone number(s) again, in digits (Enter = leave the phone out):".to_owned();
+        }
+        Ok(None)
     }
 
     /// Pick from a numbered list (by number or by name); `default` is taken on Enter.
@@ -184,7 +219,34 @@ impl<R: BufRead, W: Write> Questions<'_, R, W> {
     }
 }
 
-fn summary(draft: &PostDraft) -> String {
+fn split_list(answer: &str) -> Vec<String> {
+    answer
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Each phone number as it will be stored and matched.
+fn stored_phones(draft: &PostDraft, country: Option<&str>) -> String {
+    draft
+        .phones
+        .iter()
+        .map(|p| match country.map(|c| parse_phone(p, c)) {
+            Some(Ok(number)) => render::phone(&number),
+            Some(Err(_)) => render::phone(&collapse(p)),
+            None => p.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn collapse(raw: &str) -> String {
+    raw.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn summary(draft: &PostDraft, country: Option<&str>) -> String {
     let mut text = format!(
         "\nYour alert:\n  {} {} ({})\n  {}\n",
         draft.severity.as_str().to_uppercase(),
@@ -193,7 +255,7 @@ fn summary(draft: &PostDraft) -> String {
         draft.description
     );
     let fields = [
-        ("phone", draft.phones.join(", ")),
+        ("phone", stored_phones(draft, country)),
         ("plate", draft.plates.join(", ")),
         ("name", draft.names.join(", ")),
         ("handle", draft.handles.join(", ")),
@@ -238,7 +300,7 @@ mod tests {
     fn run(answers: &str) -> (Option<PostDraft>, String) {
         let mut input = answers.as_bytes();
         let mut output = Vec::new();
-        let draft = ask(&mut input, &mut output, NOW, "en".into()).unwrap();
+        let draft = ask(&mut input, &mut output, NOW, "en".into(), Some("GB")).unwrap();
         (draft, String::from_utf8(output).unwrap())
     }
 
@@ -257,6 +319,21 @@ mod tests {
         assert!(shown.contains("sexual-assault"));
         assert!(shown.contains("danger to life"));
         assert!(shown.contains("Your alert:"));
+        assert!(shown.contains("phone: 07700 900123 (+447700900123), 07700 900124 (+447700900124)"));
+    }
+
+    #[test]
+    fn a_phone_that_is_not_a_number_is_asked_again_or_kept_as_typed_on_request() {
+        let answers = "1\n\nPulled a knife\nno idea, withheld\n\n07700 9OO123\ny\n\n\n\n\n\n\ny\n";
+        let (draft, shown) = run(answers);
+        let draft = draft.unwrap();
+        assert!(shown.contains("'no idea' has letters in it"), "{shown}");
+        assert_eq!(draft.phones, vec!["07700 9OO123"]);
+        assert!(draft.phones_as_typed);
+        assert!(
+            shown.contains("phone: \"07700 9OO123\" (as typed, unverified)"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::args::{Cli, CollectiveCommand, Command};
 use crate::render::Style;
 use crate::session::{unexpected, Context};
 
-pub use run::PID_FILE;
+pub use run::{PID_FILE, WIPING_FILE};
 
 /// How a command ended, when it did not fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +75,8 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
         Command::Init {
             name,
             revocation_cert,
-        } => identity::init(&ctx, &name, revocation_cert, out),
+            allow_weak_passphrase,
+        } => identity::init(&ctx, &name, revocation_cert, allow_weak_passphrase, out),
         Command::Collective(CollectiveCommand::Create {
             name,
             approvals,
@@ -99,9 +100,10 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
             member,
             reason,
             certificate,
-        } => moderation::revoke(&ctx, member, reason, certificate, out).await,
-        Command::Promote { member } => moderation::promote(&ctx, member, true, out).await,
-        Command::Demote { member } => moderation::promote(&ctx, member, false, out).await,
+            yes,
+        } => moderation::revoke(&ctx, member, reason, certificate, yes, out).await,
+        Command::Promote { member } => moderation::promote(&ctx, member, true, true, out).await,
+        Command::Demote { member, yes } => moderation::promote(&ctx, member, false, yes, out).await,
         Command::Post(args) => alerts::post(&ctx, args, out).await,
         Command::Alerts {
             area,

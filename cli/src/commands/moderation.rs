@@ -1,9 +1,9 @@
 //! What moderators do: approve, pending, invite, revoke, promote, demote.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
-use lookout_node::api::{ApiError, ErrorCode, ProposalView, Request, Response};
+use lookout_node::api::{ApiError, ErrorCode, MemberView, ProposalView, Request, Response};
 use lookout_protocol::MemberId;
 use serde_json::json;
 
@@ -18,7 +18,7 @@ pub async fn approve(
     code: Option<String>,
     proposal: Option<String>,
     addresses: &[String],
-    qr: bool,
+    qr: Option<Option<PathBuf>>,
     out: Out,
 ) -> Result<Outcome, ApiError> {
     let target = match (proposal, code) {
@@ -73,12 +73,19 @@ pub async fn approve(
             short(&view.id)
         )
     } else if let Some(invite) = invite {
-        format!(
-            "{} {} is now a member.\n\n{}",
-            style.good("Approved."),
-            view.subject,
-            invite_text(&invite, qr, style)?
-        )
+        let news = if view.already {
+            format!(
+                "{} is already a member: nothing was changed. Their invite again, in case they need it:",
+                view.subject
+            )
+        } else {
+            format!(
+                "{} {} is now a member.",
+                style.good("Approved."),
+                view.subject
+            )
+        };
+        format!("{news}\n\n{}", invite_text(&invite, qr.as_ref(), style)?)
     } else {
         format!(
             "{} Done: {} {}.\n",
@@ -125,7 +132,7 @@ pub async fn pending(ctx: &Context, out: Out) -> Result<Outcome, ApiError> {
 pub async fn invite(
     ctx: &Context,
     addresses: &[String],
-    qr: bool,
+    qr: Option<Option<PathBuf>>,
     out: Out,
 ) -> Result<Outcome, ApiError> {
     let mut session = ctx.open().await?;
@@ -141,7 +148,7 @@ pub async fn invite(
     if out.json {
         out.json(&json!({ "code": code, "addresses": codes::invite_addresses(&code) }))?;
     } else {
-        out.text(&invite_text(&code, qr, out.style)?);
+        out.text(&invite_text(&code, qr.as_ref(), out.style)?);
     }
     Ok(Outcome::Done)
 }
@@ -152,8 +159,15 @@ pub async fn revoke(
     member: Option<String>,
     reason: String,
     certificate: Option<PathBuf>,
+    yes: bool,
     out: Out,
 ) -> Result<Outcome, ApiError> {
+    if let (None, Some(member)) = (&certificate, &member) {
+        if !confirm_loss(ctx, member, Loss::Removal, yes).await? {
+            out.text("Nothing was changed.\n");
+            return Ok(Outcome::Done);
+        }
+    }
     let request = match (certificate, member) {
         (Some(path), _) => Request::PublishRevocation {
             certificate: read_certificate(&path)?,
@@ -216,8 +230,13 @@ pub async fn promote(
     ctx: &Context,
     member: String,
     promote: bool,
+    yes: bool,
     out: Out,
 ) -> Result<Outcome, ApiError> {
+    if !promote && !confirm_loss(ctx, &member, Loss::Demotion, yes).await? {
+        out.text("Nothing was changed.\n");
+        return Ok(Outcome::Done);
+    }
     let request = if promote {
         Request::Promote { member }
     } else {
@@ -253,6 +272,90 @@ pub async fn promote(
     Ok(Outcome::Done)
 }
 
+/// What an action takes away from a member.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    /// `revoke`: membership (and moderator rights with it).
+    Removal,
+    /// `demote`: moderator rights.
+    Demotion,
+}
+
+/// Before removing or demoting a moderator or yourself: refuse what would leave the collective
+/// without a moderator, and otherwise say what it means and ask (or require `--yes` when there
+/// is no terminal to ask on). `Ok(false)` when the person said no. Whom `who` names is left to
+/// the node when it is unclear here (it answers with the precise error).
+async fn confirm_loss(ctx: &Context, who: &str, loss: Loss, yes: bool) -> Result<bool, ApiError> {
+    let view = match request(ctx, Request::Members).await?.0 {
+        Response::Members(view) => view,
+        other => return Err(unexpected(&other)),
+    };
+    let wanted = who.trim().to_lowercase();
+    let by_id: Vec<&MemberView> = view
+        .members
+        .iter()
+        .filter(|m| wanted.len() >= 4 && m.id.starts_with(&wanted))
+        .collect();
+    let by_name: Vec<&MemberView> = view
+        .members
+        .iter()
+        .filter(|m| m.name.to_lowercase() == wanted)
+        .collect();
+    let [target] = (if by_id.is_empty() { by_name } else { by_id })[..] else {
+        return Ok(true);
+    };
+    if !target.you && !target.moderator {
+        return Ok(true);
+    }
+    let moderators = view.members.iter().filter(|m| m.moderator).count();
+    if target.you && target.moderator && moderators <= 1 {
+        let what = match loss {
+            Loss::Removal => "remove yourself",
+            Loss::Demotion => "step down",
+        };
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "you are the last moderator: without one nobody could ever approve or remove a member again. Make someone else a moderator first (`lookout promote NAME`), then {what}"
+            ),
+        ));
+    }
+    let left = moderators.saturating_sub(1);
+    let meaning = match (loss, target.you) {
+        (Loss::Removal, true) => "This removes you from the collective: this device stops receiving alerts, and this identity can never rejoin.".to_owned(),
+        (Loss::Demotion, true) => format!(
+            "You will no longer be a moderator: you cannot approve or remove members, nor undo this yourself ({left} moderator(s) remain)."
+        ),
+        (Loss::Removal, false) => format!(
+            "{} is a moderator: this removes them from the collective and takes their moderator rights ({left} moderator(s) remain).",
+            target.name
+        ),
+        (Loss::Demotion, false) => format!(
+            "{} will no longer be a moderator ({left} moderator(s) remain).",
+            target.name
+        ),
+    };
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("{meaning} Add --yes to go ahead."),
+        ));
+    }
+    print!("{meaning}\nType yes to go ahead: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("cannot read your answer: {e}"),
+        )
+    })?;
+    Ok(answer.trim().eq_ignore_ascii_case("yes"))
+}
+
 /// Add `--address` values to an invite (with this node's peer id), and keep it short.
 async fn add_addresses(
     session: &mut Session,
@@ -273,14 +376,17 @@ async fn add_addresses(
 }
 
 /// The invite with what to do with it, and a warning when it carries no address.
-fn invite_text(code: &str, qr: bool, style: crate::render::Style) -> Result<String, ApiError> {
+fn invite_text(
+    code: &str,
+    qr: Option<&Option<PathBuf>>,
+    style: crate::render::Style,
+) -> Result<String, ApiError> {
     let mut text = format!(
         "Give them this invite code, privately (in person, or a private message):\n\n{code}\n"
     );
-    if qr {
+    if let Some(file) = qr {
         text.push('\n');
-        text.push_str(&codes::qr(code)?);
-        text.push('\n');
+        text.push_str(&codes::qr_section(code, file.as_deref(), style.colour)?);
     }
     text.push_str("\nThey run:  lookout join CODE\n");
     if codes::invite_addresses(code).is_empty() {

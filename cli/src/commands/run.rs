@@ -17,6 +17,9 @@ use crate::session::Context;
 
 /// File in the home holding the running node's process id (so `wipe` can stop it).
 pub const PID_FILE: &str = "node.pid";
+/// File `wipe` leaves in the home before it stops the node, so the node does not tell the
+/// person that their alerts wait on a device that is being erased.
+pub const WIPING_FILE: &str = "wiping";
 /// How long to wait for the network to report listen addresses.
 const LISTEN_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -75,7 +78,11 @@ pub async fn run(
     let _ = std::fs::remove_file(&pid_path);
     result?;
     if !out.json {
-        out.text("Stopped. Alerts you post now wait on this device until you run it again.\n");
+        if ctx.home.join(WIPING_FILE).exists() {
+            out.text("Stopped: everything Lookout kept on this device is being erased (`lookout wipe`).\n");
+        } else {
+            out.text("Stopped. Alerts you post now wait on this device until you run it again.\n");
+        }
     }
     Ok(Outcome::Done)
 }
@@ -127,12 +134,21 @@ async fn serve(
         );
         out.text(&text);
     }
+    let mut removed = before.is_removed;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
             event = events.recv() => match event {
-                Ok(event) => announce(&event, out)?,
+                Ok(event) => {
+                    announce(&event, out)?;
+                    if matches!(event, Event::MembershipChanged { .. }) && !removed {
+                        removed = handle.status().await?.is_removed;
+                        if removed {
+                            tell_removed(out)?;
+                        }
+                    }
+                }
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => {
                     return Err(ApiError::new(ErrorCode::Internal, "the node stopped unexpectedly"));
@@ -179,6 +195,21 @@ fn announce(event: &Event, out: Out) -> Result<(), ApiError> {
         ),
     };
     out.text(&line);
+    Ok(())
+}
+
+/// This device's identity was removed from the collective (by a moderator, or with its
+/// self-revocation certificate): say so plainly, once.
+fn tell_removed(out: Out) -> Result<(), ApiError> {
+    if out.json {
+        return out.json(&serde_json::json!({ "event": "removed" }));
+    }
+    out.text(&format!(
+        "{} You were removed from the collective: this device no longer receives or sends alerts.\n\
+         If this is a mistake, talk to a moderator; to take part again you need a new identity\n\
+         (`lookout wipe`, then `lookout init` and a new join request).\n",
+        out.style.warn("Removed.")
+    ));
     Ok(())
 }
 

@@ -197,18 +197,11 @@ impl Node {
     pub fn spawn(home: &Path, adjust: impl FnOnce(&mut Command), extra: &[&str]) -> Node {
         let mut command = command(home);
         adjust(&mut command);
-        let mut child = command
-            .args([
-                "run",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--no-mdns",
-                "--sync-interval",
-                "1",
-            ])
-            .args(extra)
-            .spawn()
-            .expect("start lookout run");
+        command.args(["run", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+        if !extra.contains(&"--sync-interval") {
+            command.args(["--sync-interval", "1"]);
+        }
+        let mut child = command.args(extra).spawn().expect("start lookout run");
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let lines = stdout.clone();

@@ -39,6 +39,15 @@ impl Replica {
             }),
             Request::Retract { id, reason } => {
                 let target = self.find_post(&id)?;
+                if let Some(first) = self.alert_view(&target).and_then(|a| a.retracted) {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidInput,
+                        format!(
+                            "alert {} is already retracted (\"{first}\"): nothing was changed",
+                            target.short()
+                        ),
+                    ));
+                }
                 let content = Content::Retraction {
                     target,
                     reason: reason.trim().to_owned(),
@@ -49,6 +58,17 @@ impl Replica {
             }
             Request::Corroborate { id, note } => {
                 let target = self.find_post(&id)?;
+                let author = self
+                    .collective()?
+                    .posts
+                    .get(&target)
+                    .map(|p| p.verified.body().author);
+                if author == Some(self.identity.member_id()) {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "you posted this alert: corroborating is for other members it happened to (to change it, retract it and post it again)",
+                    ));
+                }
                 let content = Content::Corroboration {
                     target,
                     note: note.trim().to_owned(),
@@ -71,6 +91,35 @@ impl Replica {
                     .map_err(|e| ApiError::new(ErrorCode::BadCode, e.to_string()))?;
                 let member = cert.member;
                 self.require_member()?;
+                let state = self.collective()?;
+                let roster = state.log.roster();
+                let whose = format!(
+                    "this certificate is for member {}",
+                    member.to_hex().get(..12).unwrap_or_default()
+                );
+                if let Some(removed) = roster.removed().get(&member) {
+                    let name = if removed.name.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", removed.name)
+                    };
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidInput,
+                        format!("{whose}{name}, who was already removed: nothing was changed"),
+                    ));
+                }
+                let pending = roster.pending().iter().any(|p| {
+                    matches!(&p.kind, PendingKind::Add { identity, .. } if identity.member == member)
+                });
+                if !roster.is_member(&member) && !pending {
+                    return Err(ApiError::new(
+                        ErrorCode::UnknownMember,
+                        format!(
+                            "{whose}, who was never in {}: nothing was published (is it from another collective?)",
+                            state.log.genesis().genesis().name
+                        ),
+                    ));
+                }
                 self.make_op(Action::PublishRevocation { certificate: cert })?;
                 let epoch = self.rotate_if_needed()?;
                 Ok(Response::Revoked {
@@ -220,6 +269,8 @@ impl Replica {
 
     /// Post an alert.
     pub fn post(&mut self, draft: PostDraft) -> Result<ContentId, ApiError> {
+        // Membership first: a removed member hears that, not what is wrong with a field.
+        self.require_member()?;
         let state = self.collective()?;
         let policy = state.log.roster().policy().clone();
         let days = draft.expires_in_days.unwrap_or(policy.default_alert_days);
@@ -239,7 +290,18 @@ impl Replica {
             handles: draft.handles,
             description: draft.physical.trim().to_owned(),
         };
-        identifiers.normalise(&policy.country);
+        if draft.phones_as_typed {
+            identifiers.normalise_keeping_phones_as_typed(&policy.country);
+        } else {
+            identifiers.normalise(&policy.country).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::InvalidInput,
+                    format!(
+                        "{e}; to keep it exactly as typed, marked unverified, add --phone-as-typed"
+                    ),
+                )
+            })?;
+        }
         let alert = Alert {
             category: draft.category,
             severity: draft.severity,
@@ -473,6 +535,7 @@ impl Replica {
             }
             if roster.is_member(&member) {
                 let mut view = self.proposal_view_for_member(&member);
+                view.already = true;
                 view.invite = Some(self.invite_code()?);
                 return Ok(view);
             }
@@ -578,7 +641,7 @@ impl Replica {
         if !roster.is_member(&me) {
             return Err(ApiError::new(
                 ErrorCode::NotAMember,
-                "this device is not a member yet: a moderator must approve your join request, then let your node sync",
+                "this device has not yet learnt that it was admitted: start your node with `lookout run` so it syncs with the collective (if this stays, a moderator has not approved your join request yet)",
             ));
         }
         Ok(())
@@ -602,7 +665,13 @@ impl Replica {
 
     fn find_post(&self, prefix: &str) -> Result<ContentId, ApiError> {
         let state = self.collective()?;
-        let prefix = prefix.trim().to_ascii_lowercase();
+        // Ids are shown as `[695ae73b]`: a pasted one may keep its brackets.
+        let prefix = prefix
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim()
+            .to_ascii_lowercase();
         if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
@@ -779,6 +848,11 @@ impl Replica {
             batch.remove(Tree::Outbox, key);
         }
         self.store.apply_batch(batch).map_err(store_error)
+    }
+
+    /// Whether some of our items are not yet known to have reached a member.
+    pub fn has_unconfirmed_posts(&self) -> bool {
+        self.store.len(Tree::Outbox) > 0
     }
 
     /// Our items not yet known to have reached a peer, for publishing at start.

@@ -1,14 +1,17 @@
 //! What a member sees: status, members, proposals, alerts.
 
+use std::collections::BTreeMap;
+
 use lookout_protocol::content::{Alert, Content};
 use lookout_protocol::identity::fingerprint;
 use lookout_protocol::membership::{PendingKind, Roster};
 use lookout_protocol::{ContentId, MemberId, OpId};
 
 use super::{now, Replica};
+
 use crate::api::{
-    AlertFilter, AlertView, ApiError, MemberView, MembersView, ProposalView, StatusView,
-    UnreadableShareView,
+    AlertFilter, AlertView, ApiError, CorroborationView, MemberView, MembersView, ProposalView,
+    StatusView, UnreadableShareView,
 };
 
 impl Replica {
@@ -28,6 +31,7 @@ impl Replica {
             let now = now();
             view.collective = Some(state.log.genesis().genesis().name.clone());
             view.collective_id = Some(state.log.collective().to_hex());
+            view.country = Some(roster.policy().country.clone());
             view.is_member = roster.is_member(&me);
             view.is_moderator = roster.is_moderator(&me);
             view.is_removed = roster.is_removed(&me);
@@ -109,6 +113,7 @@ impl Replica {
             needed: 0,
             done: true,
             invite: None,
+            already: false,
         };
         let Some(state) = &self.collective else {
             return view;
@@ -159,6 +164,7 @@ impl Replica {
                 needed: 0,
                 done: true,
                 invite: None,
+                already: true,
             },
         }
     }
@@ -219,7 +225,9 @@ impl Replica {
         let mut edited = false;
         let mut edit_time = 0;
         let mut retracted = None;
-        let mut corroborations = 0;
+        // Each member other than the author counts once, with their latest note.
+        let mut corroborations: BTreeMap<MemberId, (u64, &str)> = BTreeMap::new();
+        let mut retracted_at = u64::MAX;
         let referring = state.refs.get(id).map(Vec::as_slice).unwrap_or(&[]);
         for other in referring.iter().filter_map(|r| state.posts.get(r)) {
             let b = other.verified.body();
@@ -231,19 +239,31 @@ impl Replica {
                     edited = true;
                     edit_time = b.timestamp;
                 }
-                // Only a retraction by the author or a current moderator withdraws the alert.
+                // Only a retraction by the author or a current moderator withdraws the alert; the
+                // first such retraction stands (a later one does not replace its reason).
                 Content::Retraction { reason, .. }
-                    if other
-                        .verified
-                        .retracts(&stored.verified, state.log.roster()) =>
+                    if b.timestamp < retracted_at
+                        && other
+                            .verified
+                            .retracts(&stored.verified, state.log.roster()) =>
                 {
+                    retracted_at = b.timestamp;
                     retracted = Some(if reason.is_empty() {
                         "retracted".to_owned()
                     } else {
                         reason.clone()
                     });
                 }
-                Content::Corroboration { target, .. } if target == id => corroborations += 1,
+                Content::Corroboration { target, note }
+                    if target == id && b.author != body.author =>
+                {
+                    let latest = corroborations
+                        .get(&b.author)
+                        .is_none_or(|(at, _)| b.timestamp >= *at);
+                    if latest {
+                        corroborations.insert(b.author, (b.timestamp, note.as_str()));
+                    }
+                }
                 _ => {}
             }
         }
@@ -267,7 +287,19 @@ impl Replica {
             on_behalf: alert.on_behalf,
             author: name_of(roster, &body.author),
             retracted,
-            corroborations,
+            corroborations: corroborations.len(),
+            corroborated_by: {
+                let mut by: Vec<CorroborationView> = corroborations
+                    .iter()
+                    .map(|(member, (posted, note))| CorroborationView {
+                        member: name_of(roster, member),
+                        note: (*note).to_owned(),
+                        posted: *posted,
+                    })
+                    .collect();
+                by.sort_by_key(|c| c.posted);
+                by
+            },
             edited,
             matched: None,
         })
