@@ -53,7 +53,7 @@ fn main() {
         .collect();
     let mut ops: Vec<Op> = Vec::with_capacity(total);
     let started = Instant::now();
-    let mut push = |ops: &mut Vec<Op>, author: &Identity, action: Action| {
+    let push = |ops: &mut Vec<Op>, author: &Identity, action: Action| {
         let n = ops.len();
         // Mostly a chain, with some concurrency: every seventh op names an older op too.
         let mut parents: Vec<OpId> = ops.last().map(Op::id).into_iter().collect();
