@@ -314,9 +314,14 @@ pub enum CollectiveCommand {
         /// The collective's name (members see it).
         #[arg(long)]
         name: String,
-        /// How many moderators must approve a new member or a new moderator.
+        /// How many moderators must approve a new member or a new moderator. A collective
+        /// needing K approvals is founded by K moderators: name K-1 with --co-moderator.
         #[arg(long, value_name = "K", default_value_t = 1)]
         approvals: u8,
+        /// A founding moderator besides you: their join code (`lookout join-request` on their
+        /// device; compare fingerprints in person). Repeat for each.
+        #[arg(long = "co-moderator", value_name = "JOIN_CODE")]
+        co_moderators: Vec<String>,
         /// Days an alert stays up unless the poster chooses otherwise.
         #[arg(long, value_name = "N", default_value_t = 30)]
         alert_days: u16,

@@ -626,3 +626,85 @@ fn qr_codes_fit_the_terminal_or_go_to_a_file() {
         ".svg",
     );
 }
+
+/// A collective needing two approvals is founded by two moderators (the founding ceremony):
+/// there is no window in which one moderator's approval is enough.
+#[test]
+fn a_k2_collective_is_founded_by_two_moderators() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ana, bea, cleo) = (
+        dir.path().join("ana"),
+        dir.path().join("bea"),
+        dir.path().join("cleo"),
+    );
+    init(&ana, "Ana");
+    init(&bea, "Bea");
+    init(&cleo, "Cleo");
+    fails(
+        &ana,
+        &[
+            "collective",
+            "create",
+            "--name",
+            "Night Shift",
+            "--approvals",
+            "2",
+        ],
+        2,
+        "must be founded by 2 moderators",
+    );
+    fails(
+        &ana,
+        &[
+            "collective",
+            "create",
+            "--name",
+            "Night Shift",
+            "--approvals",
+            "2",
+            "--co-moderator",
+            "LKJOIN1-NOTACODE",
+        ],
+        8,
+        "co-moderator",
+    );
+    let bea_code = ok(&bea, &["join-request", "--json"]).json()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let founded = ok(
+        &ana,
+        &[
+            "collective",
+            "create",
+            "--name",
+            "Night Shift",
+            "--approvals",
+            "2",
+            "--co-moderator",
+            &bea_code,
+            "--json",
+        ],
+    )
+    .json();
+    let invite = founded["invite"].as_str().unwrap().to_owned();
+    ok(&bea, &["join", &invite]);
+    for home in [&ana, &bea] {
+        let members = ok(home, &["members", "--json"]).json();
+        let moderators: Vec<&str> = members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["moderator"] == true)
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(moderators.len(), 2, "{members}");
+    }
+    // Ana's approval alone does not admit Cleo.
+    let cleo_code = ok(&cleo, &["join-request", "--json"]).json()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let approved = ok(&ana, &["approve", &cleo_code, "--json"]).json();
+    assert_eq!(approved["done"], false, "{approved}");
+}

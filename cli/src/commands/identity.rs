@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use lookout_node::api::{ApiError, ErrorCode, Request, Response};
 use lookout_node::replica::{now, Replica};
 use lookout_node::store::{Store, StoreError};
+use lookout_protocol::invite::JoinRequest;
 use lookout_protocol::membership::Policy;
 use serde_json::json;
 
@@ -92,14 +93,29 @@ pub fn init(
 }
 
 /// `lookout collective create`.
+/// The rules chosen at `lookout collective create`.
+pub struct CollectivePolicy {
+    /// Approvals needed (k).
+    pub approvals: u8,
+    /// Default alert lifetime in days.
+    pub alert_days: u16,
+    /// Country for phone numbers without +country.
+    pub country: String,
+}
+
+/// `lookout collective create`.
 pub async fn create_collective(
     ctx: &Context,
     name: &str,
-    approvals: u8,
-    alert_days: u16,
-    country: &str,
+    chosen: CollectivePolicy,
+    co_moderators: &[String],
     out: Out,
 ) -> Result<Outcome, ApiError> {
+    let CollectivePolicy {
+        approvals,
+        alert_days,
+        country,
+    } = chosen;
     let policy = Policy {
         approvals_required: approvals,
         default_alert_days: alert_days,
@@ -110,6 +126,27 @@ pub async fn create_collective(
     policy
         .validate()
         .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
+    let mut founders = Vec::new();
+    for code in co_moderators {
+        let request = JoinRequest::from_code(code.trim()).map_err(|e| {
+            ApiError::new(
+                ErrorCode::BadCode,
+                format!(
+                    "a --co-moderator code cannot be used: {e} (it must be a join code, LKJOIN1-…)"
+                ),
+            )
+        })?;
+        founders.push(request);
+    }
+    if usize::from(approvals) > founders.len() + 1 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "a collective needing {approvals} approvals must be founded by {approvals} moderators:                  add {} more with --co-moderator JOIN_CODE (their `lookout join-request`)",
+                usize::from(approvals) - founders.len() - 1
+            ),
+        ));
+    }
     let mut session = ctx.open().await?;
     if session.through_node() {
         return Err(already_in_collective());
@@ -118,7 +155,23 @@ pub async fn create_collective(
     if replica.membership().is_some() {
         return Err(already_in_collective());
     }
-    let result = replica.create_collective(name, policy.clone());
+    if founders
+        .iter()
+        .any(|f| f.identity.member == replica.identity().member_id())
+    {
+        session.close()?;
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "--co-moderator names your own join code: name the other founding moderators",
+        ));
+    }
+    let names: Vec<String> = founders.iter().map(|f| f.name.clone()).collect();
+    let result = replica.create_collective_with(name, policy.clone(), founders);
+    let invite = if result.is_ok() && !names.is_empty() {
+        replica.invite_code().ok()
+    } else {
+        None
+    };
     let status = replica.status();
     session.close()?;
     result?;
@@ -129,6 +182,8 @@ pub async fn create_collective(
             "approvals": policy.approvals_required,
             "alert_days": policy.default_alert_days,
             "country": policy.country,
+            "co_moderators": names,
+            "invite": invite,
         }))?;
         return Ok(Outcome::Done);
     }
@@ -137,8 +192,13 @@ pub async fn create_collective(
     } else {
         format!("the approval of {approvals} moderators")
     };
-    out.text(&format!(
-        "{} You founded \"{}\" and are its first moderator.\n\
+    let who = if names.is_empty() {
+        "and are its first moderator".to_owned()
+    } else {
+        format!("with {} as founding moderator(s)", names.join(", "))
+    };
+    let mut text = format!(
+        "{} You founded \"{}\" {who}.\n\
          New members need {k}; alerts last {alert_days} days; phone numbers without +country are read as {}.\n\n\
          Next:\n\
          1. Start your node and keep it running:  lookout run\n\
@@ -147,7 +207,13 @@ pub async fn create_collective(
         out.style.good("Done."),
         status.collective.unwrap_or_default(),
         policy.country
-    ));
+    );
+    if let Some(invite) = invite {
+        text.push_str(&format!(
+            "\nGive the other founding moderators this invite, privately; they run `lookout join CODE`:\n\n{invite}\n"
+        ));
+    }
+    out.text(&text);
     Ok(Outcome::Done)
 }
 

@@ -80,9 +80,17 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
         Command::Collective(CollectiveCommand::Create {
             name,
             approvals,
+            co_moderators,
             alert_days,
             country,
-        }) => identity::create_collective(&ctx, &name, approvals, alert_days, &country, out).await,
+        }) => {
+            let policy = identity::CollectivePolicy {
+                approvals,
+                alert_days,
+                country,
+            };
+            identity::create_collective(&ctx, &name, policy, &co_moderators, out).await
+        }
         Command::JoinRequest { qr } => identity::join_request(&ctx, qr, out).await,
         Command::Join { invite } => identity::join(&ctx, &invite, out).await,
         Command::Status => identity::status(&ctx, out).await,
