@@ -57,7 +57,7 @@ fn main() {
         let n = ops.len();
         // Mostly a chain, with some concurrency: every seventh op names an older op too.
         let mut parents: Vec<OpId> = ops.last().map(Op::id).into_iter().collect();
-        if n % 7 == 0 && n > 3 {
+        if n.is_multiple_of(7) && n > 3 {
             parents = vec![ops[n - 3].id()];
         } else if n % 7 == 1 && n > 4 {
             parents.push(ops[n - 2].id());
@@ -85,7 +85,7 @@ fn main() {
     let mut removed = 0usize;
     while ops.len() < total {
         let who = i % people.len();
-        if who % 20 == 0 && removed < people.len() / 20 && i >= people.len() * removed {
+        if who.is_multiple_of(20) && removed < people.len() / 20 && i >= people.len() * removed {
             push(
                 &mut ops,
                 &founder,
