@@ -56,10 +56,12 @@ fn main() {
     let push = |ops: &mut Vec<Op>, author: &Identity, action: Action| {
         let n = ops.len();
         // Mostly a chain, with some concurrency: every seventh op names an older op too.
+        // (Only key rotations fork: approvals and removals name what their author saw.)
+        let rotation = matches!(action, Action::RotateAgreementKey { .. });
         let mut parents: Vec<OpId> = ops.last().map(Op::id).into_iter().collect();
-        if n.is_multiple_of(7) && n > 3 {
+        if rotation && n.is_multiple_of(7) && n > 3 {
             parents = vec![ops[n - 3].id()];
-        } else if n % 7 == 1 && n > 4 {
+        } else if rotation && n % 7 == 1 && n > 4 {
             parents.push(ops[n - 2].id());
         }
         let t = NOW + n as u64 * 300;

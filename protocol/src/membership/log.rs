@@ -224,26 +224,43 @@ impl MembershipLog {
         std::mem::take(&mut self.evicted)
     }
 
-    /// Move orphans whose parents are now all present into the log, until nothing changes.
+    /// Move orphans whose parents are now all present into the log, and then those they
+    /// complete, in one pass over the orphans (linear, however long the waiting chains).
     fn release_orphans(&mut self) -> Vec<OpId> {
-        let mut added = Vec::new();
-        loop {
-            let ready: Vec<OpId> = self
-                .orphans
+        let mut waiting: HashMap<OpId, usize> = HashMap::new();
+        let mut children: HashMap<OpId, Vec<OpId>> = HashMap::new();
+        let mut ready: Vec<OpId> = Vec::new();
+        for (id, op) in &self.orphans {
+            let missing = op
+                .parents()
                 .iter()
-                .filter(|(_, o)| o.parents().iter().all(|p| self.ops.contains_key(p)))
-                .map(|(id, _)| *id)
-                .collect();
-            if ready.is_empty() {
-                return added;
+                .filter(|p| !self.ops.contains_key(p))
+                .inspect(|p| children.entry(**p).or_default().push(*id))
+                .count();
+            if missing == 0 {
+                ready.push(*id);
+            } else {
+                waiting.insert(*id, missing);
             }
-            for id in ready {
-                if let Some(op) = self.orphans.remove(&id) {
-                    self.ops.insert(id, op);
-                    added.push(id);
+        }
+        let mut added = Vec::new();
+        while let Some(id) = ready.pop() {
+            let Some(op) = self.orphans.remove(&id) else {
+                continue;
+            };
+            self.ops.insert(id, op);
+            added.push(id);
+            for child in children.remove(&id).unwrap_or_default() {
+                if let Some(count) = waiting.get_mut(&child) {
+                    *count -= 1;
+                    if *count == 0 {
+                        waiting.remove(&child);
+                        ready.push(child);
+                    }
                 }
             }
         }
+        added
     }
 
     /// The roster of everything held (resolved on first use after a change).
