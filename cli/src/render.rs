@@ -6,8 +6,10 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
-use lookout_node::api::{AlertView, MembersView, ProposalView, StatusView, UnreadableShareView};
-use lookout_protocol::content::{local_phone, Severity};
+use lookout_node::api::{
+    AlertView, CorroborationView, MembersView, ProposalView, StatusView, UnreadableShareView,
+};
+use lookout_protocol::content::{display_safe, local_phone, Severity};
 
 use crate::labels::category_meaning;
 use crate::when;
@@ -90,8 +92,39 @@ pub fn alerts(list: &[AlertView], now: u64, style: Style) -> String {
     out
 }
 
+/// A copy of `alert` with every member-supplied text made safe to show: no control character
+/// or text-direction override reaches the terminal or a printed sheet, even from an alert stored
+/// before such text was refused on receipt.
+pub fn safe(alert: &AlertView) -> AlertView {
+    let line = |s: &String| display_safe(s, false).into_owned();
+    let lines = |s: &String| display_safe(s, true).into_owned();
+    AlertView {
+        description: lines(&alert.description),
+        phones: alert.phones.iter().map(line).collect(),
+        plates: alert.plates.iter().map(line).collect(),
+        names: alert.names.iter().map(line).collect(),
+        handles: alert.handles.iter().map(line).collect(),
+        physical: lines(&alert.physical),
+        area: line(&alert.area),
+        language: line(&alert.language),
+        author: line(&alert.author),
+        retracted: alert.retracted.as_ref().map(lines),
+        corroborated_by: alert
+            .corroborated_by
+            .iter()
+            .map(|c| CorroborationView {
+                member: line(&c.member),
+                note: lines(&c.note),
+                ..c.clone()
+            })
+            .collect(),
+        ..alert.clone()
+    }
+}
+
 /// One alert as a few lines.
 pub fn alert_block(alert: &AlertView, now: u64, style: Style) -> String {
+    let alert = &safe(alert);
     let mut out = String::new();
     let mut head = format!(
         "{} {} ({})",
@@ -404,6 +437,28 @@ mod tests {
         assert!(!text.contains('\x1b'), "no colour without a terminal");
         let coloured = alert_block(&alert(), 1000, Style { colour: true });
         assert!(coloured.contains("\x1b[31mHIGH\x1b[0m"));
+    }
+
+    /// Stored text with escape sequences or direction overrides (from before they were refused
+    /// on receipt) never reaches the terminal or the printed sheet.
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        let mut hostile = alert();
+        hostile.description = "\u{1b}[8mhidden".into();
+        hostile.area = "Dock\u{202E}daoR".into();
+        hostile.names = vec!["\u{1b}]0;title\u{7}".into()];
+        hostile.author = "Bea\u{9b}2J".into();
+        let text = alert_block(&hostile, 2000, Style::default());
+        assert!(
+            !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202E}'),
+            "{text:?}"
+        );
+        assert!(text.contains("\u{FFFD}[8mhidden"));
+        let entry = crate::sheet::Entry::of(&hostile);
+        assert!(!entry.description.contains('\u{1b}'));
+        assert!(!entry.area.contains('\u{202E}'));
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub struct Entry {
 impl Entry {
     /// The printable part of an alert.
     pub fn of(alert: &AlertView) -> Self {
+        let alert = &render::safe(alert);
         Self {
             category: alert.category.as_str().into(),
             title: category_title(alert.category).into(),

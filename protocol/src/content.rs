@@ -244,6 +244,39 @@ pub enum ContentError {
     /// A required field is empty.
     #[error("{0} must not be empty")]
     Empty(&'static str),
+    /// A field holds control characters or bidirectional overrides, which could hide or
+    /// rewrite what a terminal or page shows.
+    #[error("{0} contains control or text-direction characters")]
+    Unprintable(&'static str),
+}
+
+/// Whether `c` may not appear in member-supplied text: C0 controls (other than newline and tab
+/// in multi-line fields), DEL, C1 controls, and the bidirectional embeddings, overrides and
+/// isolates that can reorder what is displayed around them.
+pub fn is_unprintable(c: char, multiline: bool) -> bool {
+    match c {
+        '\n' | '\t' => !multiline,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => true,
+        c => c.is_control(),
+    }
+}
+
+/// `text` made safe to show: every character [`is_unprintable`] refuses becomes U+FFFD (and, in
+/// single-line contexts, newlines and tabs become spaces). Posts that carry such characters are
+/// refused on receipt; this is for display of anything stored or typed before that rule.
+pub fn display_safe(text: &str, multiline: bool) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| is_unprintable(c, multiline)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| match c {
+                '\n' | '\t' if !multiline => ' ',
+                c if is_unprintable(c, multiline) => '\u{FFFD}',
+                c => c,
+            })
+            .collect(),
+    )
 }
 
 impl Content {
@@ -251,13 +284,17 @@ impl Content {
     pub fn validate(&self) -> Result<(), ContentError> {
         match self {
             Content::Alert(alert) | Content::Edit { alert, .. } => alert.validate(),
-            Content::Retraction { reason, .. } => check_len("reason", reason, MAX_FIELD_BYTES),
-            Content::Corroboration { note, .. } => check_len("note", note, MAX_DESCRIPTION_BYTES),
+            Content::Retraction { reason, .. } => {
+                check_text("reason", reason, MAX_FIELD_BYTES, true)
+            }
+            Content::Corroboration { note, .. } => {
+                check_text("note", note, MAX_DESCRIPTION_BYTES, true)
+            }
             Content::Reachability { addresses } => {
                 check_count("addresses", addresses.len(), MAX_ADDRESSES)?;
                 addresses
                     .iter()
-                    .try_for_each(|a| check_len("address", a, MAX_FIELD_BYTES))
+                    .try_for_each(|a| check_text("address", a, MAX_FIELD_BYTES, false))
             }
         }
     }
@@ -284,14 +321,20 @@ impl Alert {
         if self.description.trim().is_empty() {
             return Err(ContentError::Empty("description"));
         }
-        check_len("description", &self.description, MAX_DESCRIPTION_BYTES)?;
-        check_len("area", &self.area, MAX_FIELD_BYTES)?;
-        check_len("language", &self.language, 16)?;
+        check_text(
+            "description",
+            &self.description,
+            MAX_DESCRIPTION_BYTES,
+            true,
+        )?;
+        check_text("area", &self.area, MAX_FIELD_BYTES, false)?;
+        check_text("language", &self.language, 16, false)?;
         let ids = &self.identifiers;
-        check_len(
+        check_text(
             "physical description",
             &ids.description,
             MAX_DESCRIPTION_BYTES,
+            true,
         )?;
         for (field, list) in [
             ("phone numbers", &ids.phones),
@@ -301,11 +344,25 @@ impl Alert {
         ] {
             check_count(field, list.len(), MAX_IDENTIFIERS)?;
             for value in list {
-                check_len(field, value, MAX_FIELD_BYTES)?;
+                check_text(field, value, MAX_FIELD_BYTES, false)?;
             }
         }
         Ok(())
     }
+}
+
+/// Length, and no character that could hide or rewrite what is displayed.
+fn check_text(
+    field: &'static str,
+    value: &str,
+    max: usize,
+    multiline: bool,
+) -> Result<(), ContentError> {
+    check_len(field, value, max)?;
+    if value.chars().any(|c| is_unprintable(c, multiline)) {
+        return Err(ContentError::Unprintable(field));
+    }
+    Ok(())
 }
 
 fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), ContentError> {
@@ -696,5 +753,58 @@ mod tests {
         let mut c = alert();
         c.description = "  ".into();
         assert_eq!(c.validate(), Err(ContentError::Empty("description")));
+    }
+
+    #[test]
+    fn text_that_could_hide_or_rewrite_the_screen_is_refused_and_made_safe() {
+        let mut a = sample_alert_for_unprintable();
+        a.description = "fine\nsecond line".into();
+        assert_eq!(a.validate(), Ok(()));
+        for bad in [
+            "\u{1b}[8m",
+            "\u{202E}gnp.exe",
+            "a\u{9b}2J",
+            "\u{7f}",
+            "x\u{2066}y",
+        ] {
+            let mut b = a.clone();
+            b.description = format!("hit me {bad}");
+            assert_eq!(
+                b.validate(),
+                Err(ContentError::Unprintable("description")),
+                "{bad:?}"
+            );
+            let mut c = a.clone();
+            c.area = format!("Dock Road{bad}");
+            assert_eq!(
+                c.validate(),
+                Err(ContentError::Unprintable("area")),
+                "{bad:?}"
+            );
+            assert!(!display_safe(&b.description, true).contains(bad));
+        }
+        let mut d = a.clone();
+        d.area = "Dock\nRoad".into();
+        assert_eq!(d.validate(), Err(ContentError::Unprintable("area")));
+        assert_eq!(display_safe("Dock\nRoad", false), "Dock Road");
+        assert_eq!(display_safe("\u{1b}[8mx", true), "\u{FFFD}[8mx");
+        let retraction = Content::Retraction {
+            target: crate::ContentId([0; 32]),
+            reason: "\u{1b}]0;owned\u{7}".into(),
+        };
+        assert!(retraction.validate().is_err());
+    }
+
+    fn sample_alert_for_unprintable() -> Alert {
+        Alert {
+            category: Category::Violence,
+            severity: Severity::High,
+            description: "x".into(),
+            identifiers: Identifiers::default(),
+            area: "Dock Road".into(),
+            incident_time: None,
+            language: "en".into(),
+            on_behalf: false,
+        }
     }
 }

@@ -308,3 +308,56 @@ async fn rewrapped_copies_of_an_alert_are_the_same_alert() {
     .await
     .expect("scenario timed out");
 }
+
+/// A member signs alerts whose text carries terminal escape sequences (`ESC[8m` hides every
+/// line printed after it; others rewrite the screen or the window title) and a bidirectional
+/// override that reverses what follows: every node refuses them and penalises the sender, so
+/// they never reach anyone's screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_that_could_hide_or_rewrite_the_screen_are_refused() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let collective = Collective::named(&["founder", "ana", "bea", "rogue"], Policy::default());
+        let (_dir, nodes, mut offline) = stage(collective, &[3]).await;
+        let mut rogue = offline.pop().unwrap();
+        let peer = arm(&rogue, &nodes).await;
+        let mut forger = Forger::new(&mut rogue);
+        let key = forger.write_key();
+        let heads = forger.heads();
+        let t = now();
+        let hostile = [
+            "\u{1b}[8mnothing to see",
+            "\u{1b}]0;Lookout: all clear\u{7}",
+            "\u{1b}[2J\u{1b}[Hsafe",
+            "\u{202E}enoyreve ot efas",
+        ];
+        for (i, text) in hostile.iter().enumerate() {
+            let item = forger.post(
+                &key,
+                heads.clone(),
+                t + i as u64,
+                t + 86_400,
+                alert_content(text),
+            );
+            for node in &nodes {
+                let answer = peer
+                    .push(node.handle.peer_id(), std::slice::from_ref(&item))
+                    .await;
+                assert_eq!(answer, Ok((0, 1)), "{}: {text:?}", node.name);
+            }
+        }
+        for node in &nodes {
+            for alert in node.alerts().await {
+                assert!(
+                    !alert
+                        .description
+                        .chars()
+                        .any(|c| c.is_control() || c == '\u{202E}'),
+                    "{}: {alert:?}",
+                    node.name
+                );
+            }
+        }
+    })
+    .await
+    .expect("scenario timed out");
+}

@@ -175,10 +175,7 @@ async fn strangers_ops_are_not_kept_and_many_heads_freeze_nobody() {
             .collect();
         let ops_before = nodes[0].status().await.ops;
         for node in &nodes {
-            let (accepted, _) = peer
-                .push(node.handle.peer_id(), &strangers)
-                .await
-                .unwrap();
+            let (accepted, _) = peer.push(node.handle.peer_id(), &strangers).await.unwrap();
             assert_eq!(accepted, 0, "{} kept a stranger's op", node.name);
         }
         for node in &nodes {
@@ -209,7 +206,10 @@ async fn strangers_ops_are_not_kept_and_many_heads_freeze_nobody() {
         }
         // Ana (a plain member) posts: her node names a bounded set of heads.
         let alert = nodes[0]
-            .try_execute(Request::Post(draft("hit me, took my phone", "07700 900777")))
+            .try_execute(Request::Post(draft(
+                "hit me, took my phone",
+                "07700 900777",
+            )))
             .await;
         assert!(alert.is_ok(), "posting is frozen: {alert:?}");
         let id = match alert.unwrap() {

@@ -536,9 +536,12 @@ fn check_name(name: &str) -> Result<(), OpError> {
     if name.trim().is_empty() || name.len() > MAX_NAME_BYTES {
         return Err(OpError::Structure("names must be 1 to 64 bytes"));
     }
-    if name.chars().any(char::is_control) {
+    if name
+        .chars()
+        .any(|c| crate::content::is_unprintable(c, false))
+    {
         return Err(OpError::Structure(
-            "names may not contain control characters",
+            "names may not contain control or text-direction characters",
         ));
     }
     Ok(())
