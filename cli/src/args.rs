@@ -163,8 +163,13 @@ another terminal."
         /// Address of a member's node to connect to, with /p2p/PEERID (repeatable).
         #[arg(long, value_name = "MULTIADDR")]
         peer: Vec<String>,
-        /// Do not look for members' nodes on the local network.
+        /// Look for members' nodes on the local network (mDNS), e.g. on a drop-in centre's
+        /// Wi-Fi. Off by default: it tells everyone on the network that a Lookout node runs here.
         #[arg(long)]
+        mdns: bool,
+        /// Do not look for members' nodes on the local network (the default; kept for scripts;
+        /// --mdns wins).
+        #[arg(long, hide = true)]
         no_mdns: bool,
         /// Seconds between catch-up syncs with a member's node.
         #[arg(long, value_name = "SECS", default_value_t = 30, hide = true)]
@@ -204,9 +209,15 @@ another terminal."
 +44 7700 900123 are the same); names match loosely. Exit code 1 when nothing matches: that does \
 not mean the person is safe."
     )]
+    #[command(
+        after_help = "What you type after `check` stays in your shell history and can be seen in \
+the process list by other programs. Leave it out (or give `-`) and type it at the prompt, or pipe \
+it in (`echo 07700900123 | lookout check -`), to keep it off the record."
+    )]
     Check {
-        /// What to look for.
-        value: String,
+        /// What to look for: a phone number, plate, name or handle. Leave out, or `-`, to type it
+        /// at a prompt or read it from standard input (kept out of shell history).
+        value: Option<String>,
     },
 
     /// Withdraw an alert (your own, or any if you are a moderator).

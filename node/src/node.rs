@@ -44,7 +44,8 @@ pub struct NodeConfig {
     pub listen: Vec<Multiaddr>,
     /// Addresses of members' nodes to connect to (with `/p2p/<peer id>`), besides the invite's.
     pub peers: Vec<Multiaddr>,
-    /// Discover members on the local network with mDNS.
+    /// Discover members on the local network with mDNS (off unless asked for: it announces
+    /// the node to everyone on the network).
     pub mdns: bool,
     /// How often to sync with a random connected member.
     pub sync_interval: Duration,
@@ -66,7 +67,7 @@ impl Default for NodeConfig {
                     .unwrap_or_else(|_| Multiaddr::empty()),
             ],
             peers: Vec::new(),
-            mdns: true,
+            mdns: false,
             sync_interval: Duration::from_secs(30),
             control_socket: None,
             gossip_heartbeat: net::DEFAULT_GOSSIP_HEARTBEAT,

@@ -222,6 +222,35 @@ fn matches_filter(alert: &AlertView, filter: &AlertFilter) -> bool {
             .is_none_or(|a| alert.area.to_lowercase().contains(&a.to_lowercase()))
 }
 
+/// What `check` looks for: the argument, or (none, or `-`) a line typed at a prompt or read from
+/// standard input, so it never stays in shell history or the process list.
+pub fn check_term(value: Option<String>) -> Result<String, ApiError> {
+    use std::io::{BufRead as _, Write as _};
+    if let Some(value) = value.filter(|v| v.trim() != "-") {
+        return Ok(value);
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("Number, plate, name or handle to look for: ");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("could not read what to look for: {e}"),
+        )
+    })?;
+    let line = line.trim().to_owned();
+    if line.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "nothing to look for: type a phone number, plate, name or handle",
+        ));
+    }
+    Ok(line)
+}
+
 /// `lookout check`.
 pub async fn check(ctx: &Context, value: &str, out: Out) -> Result<Outcome, ApiError> {
     let term = value.to_owned();
@@ -353,20 +382,44 @@ pub async fn export(
     match file {
         None => out.text(&document),
         Some(path) => {
-            std::fs::write(&path, document).map_err(|e| {
+            write_private(&path, document.as_bytes()).map_err(|e| {
                 ApiError::new(
                     ErrorCode::InvalidInput,
                     format!("cannot write {}: {e}", path.display()),
                 )
             })?;
             eprintln!(
-                "Wrote {} alerts to {}. Keep printed sheets out of clients' sight.",
+                "Wrote {} alerts to {}, readable only by you. It is NOT encrypted: anyone who \
+                 gets this file or a printout reads every alert in it. Delete it when printed, \
+                 and keep sheets out of clients' sight.",
                 entries.len(),
                 path.display()
             );
         }
     }
     Ok(Outcome::Done)
+}
+
+/// Write `bytes` to a new or truncated file only its owner may read (0600 on Unix, whatever
+/// the umask), so an exported sheet is not left readable by other users of the machine.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        // An existing file keeps its mode on open: tighten it.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// The language of the system (`LANG=pt_BR.UTF-8` gives `pt`), or `und`.

@@ -120,7 +120,10 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
             retracted,
             watch,
         } => alerts::list(&ctx, area, category, since, retracted, watch, out).await,
-        Command::Check { value } => alerts::check(&ctx, &value, out).await,
+        Command::Check { value } => {
+            let value = alerts::check_term(value)?;
+            alerts::check(&ctx, &value, out).await
+        }
         Command::Retract { id, reason } => alerts::retract(&ctx, id, reason, out).await,
         Command::Corroborate { id, note } => alerts::corroborate(&ctx, id, note, out).await,
         Command::Export {
@@ -131,9 +134,10 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
         Command::Run {
             listen,
             peer,
-            no_mdns,
+            mdns,
+            no_mdns: _,
             sync_interval,
-        } => run::run(&ctx, &listen, &peer, !no_mdns, sync_interval, out).await,
+        } => run::run(&ctx, &listen, &peer, mdns, sync_interval, out).await,
         Command::Completions { .. } | Command::Demo { .. } => Ok(Outcome::Done),
     }
 }

@@ -1,5 +1,6 @@
 //! `lookout run`: the node in the foreground, until Ctrl-C (or SIGTERM).
 
+use std::io::IsTerminal as _;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -121,11 +122,16 @@ async fn serve(
         } else {
             "not yet admitted to"
         };
-        let mut text = format!(
-            "Lookout is running for {} ({role} \"{}\").\nPeer id: {peer}\nListening on:\n",
-            out.style.bold(&before.name),
-            before.collective.clone().unwrap_or_default()
-        );
+        // Output kept in a file or journal names neither the member nor the collective.
+        let mut text = if std::io::stdout().is_terminal() {
+            format!(
+                "Lookout is running for {} ({role} \"{}\").\nPeer id: {peer}\nListening on:\n",
+                out.style.bold(&before.name),
+                before.collective.clone().unwrap_or_default()
+            )
+        } else {
+            format!("Lookout is running ({role} the collective).\nPeer id: {peer}\nListening on:\n")
+        };
         for address in &addresses {
             text.push_str(&format!("  {address}\n"));
         }
@@ -161,13 +167,28 @@ async fn serve(
 
 /// One line per event for the person watching the node's terminal.
 fn announce(event: &Event, out: Out) -> Result<(), ApiError> {
+    // Where the output goes to a file or a service manager's journal (kept, readable later), no
+    // alert contents: short ids and counts only.
+    let private = std::io::stdout().is_terminal();
     if out.json {
-        return out.json(event);
+        return match event {
+            Event::Alert(alert) if !private => out.json(&serde_json::json!({
+                "event": "alert",
+                "id": short(&alert.id),
+                "severity": alert.severity,
+            })),
+            _ => out.json(event),
+        };
     }
     let now = lookout_node::replica::now();
     let clock = crate::when::date_time(now);
     let clock = clock.rsplit(' ').nth(1).unwrap_or_default();
     let line = match event {
+        Event::Alert(alert) if !private => format!(
+            "{clock}  new alert {} {}: see `lookout alerts`\n",
+            short(&alert.id),
+            alert.severity.as_str().to_uppercase()
+        ),
         Event::Alert(alert) => {
             let place = if alert.area.is_empty() {
                 String::new()

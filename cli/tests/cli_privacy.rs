@@ -1,0 +1,174 @@
+//! What the device and the network keep of a member's use of Lookout (issue 9, first items):
+//! what is looked for stays out of shell history, exported sheets are private files, a node
+//! whose output is kept (a file, a journal) keeps no alert contents, and a node does not announce
+//! itself on the local network unless asked to. Every test drives the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use common::*;
+
+fn founded(dir: &Path) -> PathBuf {
+    let ana = dir.join("ana");
+    init(&ana, "Ana");
+    ok(
+        &ana,
+        &["collective", "create", "--name", "Harbour Collective"],
+    );
+    ana
+}
+
+/// `lookout check` with what to look for on standard input instead of the command line.
+fn check_from_stdin(home: &Path, input: &str) -> Output {
+    let mut child = command(home)
+        .args(["check", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn check_reads_what_to_look_for_from_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    post(&ana, "Pulled a knife", &["--phone", "07700 900123"]);
+    let found = check_from_stdin(&ana, "+44 7700 900123\n");
+    assert_eq!(found.code, 0, "{found:?}");
+    assert!(found.stdout.contains("Careful"), "{found:?}");
+    let none = check_from_stdin(&ana, "07700 900999\n");
+    assert_eq!(none.code, 1, "{none:?}");
+    let empty = check_from_stdin(&ana, "");
+    assert_eq!(empty.code, 2, "{empty:?}");
+    assert!(empty.stderr.contains("nothing to look for"), "{empty:?}");
+    let help = ok(&ana, &["check", "--help"]).stdout;
+    assert!(help.contains("shell history"), "{help}");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_exported_sheet_is_readable_only_by_its_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    post(&ana, "Pulled a knife", &[]);
+    let sheet = dir.path().join("sheet.txt");
+    // Even a file that already exists with open permissions.
+    std::fs::write(&sheet, b"old").unwrap();
+    std::fs::set_permissions(&sheet, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = ok(&ana, &["export", "--out", sheet.to_str().unwrap()]);
+    let mode = std::fs::metadata(&sheet).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "sheet mode {mode:o}");
+    assert!(out.stderr.contains("NOT encrypted"), "{out:?}");
+    assert!(std::fs::read_to_string(&sheet)
+        .unwrap()
+        .contains("Pulled a knife"));
+}
+
+/// A member's node whose output goes to a file (as under a service manager) says that an alert
+/// arrived, with its short id, and nothing of what it says.
+#[test]
+fn a_node_writing_to_a_file_keeps_no_alert_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    let bea = dir.path().join("bea");
+    let ana_node = Node::start(&ana);
+    init(&bea, "Bea");
+    let code = ok(&bea, &["join-request", "--json"]).json()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let approved = ok(&ana, &["approve", &code, "--json"]).json();
+    ok(&bea, &["join", approved["invite"].as_str().unwrap()]);
+    let bea_node = Node::start(&bea);
+    eventually("Bea is a member", || {
+        (status(&bea)["is_member"] == true).then_some(())
+    });
+    let id = post(
+        &ana,
+        "Pulled a knife near the blue van",
+        &[
+            "--phone",
+            "07700 900123",
+            "--area",
+            "Harbour Street",
+            "--plate",
+            "AB12 CDE",
+        ],
+    );
+    let printed = eventually("Bea's node says an alert arrived", || {
+        let printed = bea_node.printed();
+        printed.contains("new alert").then_some(printed)
+    });
+    assert!(printed.contains(&id[..8]), "{printed}");
+    for secret in [
+        "knife", "blue van", "Harbour", "7700", "900123", "AB12", "violence",
+    ] {
+        assert!(!printed.contains(secret), "{secret:?} in:\n{printed}");
+    }
+    drop(ana_node);
+}
+
+/// Socket inodes of UDP sockets bound to port 5353 (mDNS) by process `pid`.
+fn mdns_sockets(pid: u32) -> BTreeSet<String> {
+    let inodes: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            link.strip_prefix("socket:[")
+                .and_then(|s| s.strip_suffix(']'))
+                .map(str::to_owned)
+        })
+        .collect();
+    let mut found = BTreeSet::new();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() > 9 && cols[1].ends_with(":14E9") && inodes.contains(cols[9]) {
+                found.insert(cols[9].to_owned());
+            }
+        }
+    }
+    found
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_node_announces_itself_on_the_local_network_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    let quiet = Node::start(&ana);
+    assert!(
+        mdns_sockets(quiet.pid()).is_empty(),
+        "an mDNS socket without --mdns"
+    );
+    quiet.stop();
+    // Control: with --mdns the same check finds the socket.
+    let loud = Node::start_args(&ana, |_| {}, &["--mdns"]);
+    eventually("the node opens its mDNS socket", || {
+        (!mdns_sockets(loud.pid()).is_empty()).then_some(())
+    });
+    loud.stop();
+}
