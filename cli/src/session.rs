@@ -122,9 +122,15 @@ impl Context {
         Ok(passphrase)
     }
 
-    /// Key-derivation settings for a new store.
+    /// Key-derivation settings for a new store. The fast test setting exists only in debug
+    /// builds: a release binary ignores the variable, so no real device can be talked into it.
     pub fn kdf_params() -> KdfParams {
-        if std::env::var(INSECURE_FAST_KDF_ENV).is_ok_and(|v| v == "1") {
+        let asked = std::env::var(INSECURE_FAST_KDF_ENV).is_ok_and(|v| v == "1");
+        if asked && !cfg!(debug_assertions) {
+            eprintln!("warning: {INSECURE_FAST_KDF_ENV} is ignored by a release build");
+            return KdfParams::DEFAULT;
+        }
+        if asked {
             eprintln!(
                 "warning: {INSECURE_FAST_KDF_ENV}=1: weak passphrase protection, for tests only"
             );
@@ -227,4 +233,24 @@ fn prompt(confirm: bool) -> Result<Zeroizing<String>, ApiError> {
         }
     }
     Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Debug builds (the tests) may use the fast setting; a release build never does. Run
+    /// `cargo test --release -p lookout-cli --bin lookout session` to check the release side.
+    #[test]
+    fn the_fast_test_kdf_exists_only_in_debug_builds() {
+        std::env::set_var(INSECURE_FAST_KDF_ENV, "1");
+        let params = Context::kdf_params();
+        std::env::remove_var(INSECURE_FAST_KDF_ENV);
+        if cfg!(debug_assertions) {
+            assert_eq!(params, KdfParams::TESTING);
+        } else {
+            assert_eq!(params, KdfParams::DEFAULT);
+        }
+        assert_eq!(Context::kdf_params(), KdfParams::DEFAULT);
+    }
 }
