@@ -172,3 +172,40 @@ fn a_node_announces_itself_on_the_local_network_only_when_asked() {
     });
     loud.stop();
 }
+
+/// The panic button destroys the key before anything that can wait or fail: here the running
+/// node is frozen (SIGSTOP), so it cannot be stopped, and still nothing on disk opens any more.
+#[cfg(target_os = "linux")]
+#[test]
+fn wipe_destroys_the_key_first_even_when_the_node_cannot_be_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    post(&ana, "Pulled a knife", &[]);
+    let node = Node::start(&ana);
+    let pid = node.pid().to_string();
+    let signal = |sig: &str| {
+        assert!(std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    let started = std::time::Instant::now();
+    let out = run(&ana, &["wipe", "--yes"]);
+    let took = started.elapsed();
+    signal("-CONT");
+    assert!(
+        !ana.join("store.key").exists(),
+        "the key file survived: {out:?}"
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stderr.contains("already unreadable"), "{out:?}");
+    assert!(took < std::time::Duration::from_secs(60), "{took:?}");
+    node.kill9();
+    // Nothing opens with the passphrase now; a second wipe removes what is left.
+    let opened = run(&ana, &["alerts"]);
+    assert_ne!(opened.code, 0, "{opened:?}");
+    ok(&ana, &["wipe", "--yes"]);
+    assert!(!ana.exists() || std::fs::read_dir(&ana).unwrap().next().is_none());
+}

@@ -354,11 +354,23 @@ pub async fn wipe(ctx: &Context, yes: bool, out: Out) -> Result<Outcome, ApiErro
         out.text("Nothing was erased.\n");
         return Ok(Outcome::Done);
     }
+    // The key first, before anything that can wait or fail (stopping a node that hangs, a
+    // lock): from this moment nothing on disk can be read, with or without the passphrase.
+    let _ = std::fs::write(home.join(WIPING_FILE), b"");
+    let shredded = Store::shred_key(home).map_err(lookout_node::replica::store_error)?;
     if ctx.node_running().await {
-        let _ = std::fs::write(home.join(WIPING_FILE), b"");
         if let Err(e) = stop_node(ctx).await {
-            let _ = std::fs::remove_file(home.join(WIPING_FILE));
-            return Err(e);
+            return Err(if shredded {
+                ApiError::new(
+                    e.code,
+                    format!(
+                        "the data is already unreadable (its key is destroyed), but {}; stop it and run `lookout wipe` again to remove the files",
+                        e.message.trim_start_matches("a Lookout node is running for this home and ")
+                    ),
+                )
+            } else {
+                e
+            });
         }
     }
     let started = Instant::now();

@@ -481,6 +481,24 @@ impl Store {
         finish_wipe(&layout, lock, started, key_destroyed_after, key_file_len)
     }
 
+    /// Destroys the store's key in `home` at once, without its passphrase and without waiting
+    /// for the lock: the first step of a panic button, taken even while a node holds the store
+    /// open. Everything on disk is unreadable from then on (a running node keeps working from
+    /// memory until it stops, and what it writes is unreadable too). Returns whether there was a
+    /// key file.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors while overwriting or removing the key file.
+    pub fn shred_key(home: &Path) -> Result<bool, StoreError> {
+        let layout = Layout::new(home);
+        if !layout.key_file_exists() {
+            return Ok(false);
+        }
+        layout.shred_key_file()?;
+        Ok(true)
+    }
+
     fn sled_tree(&self, tree: Tree) -> Result<&sled::Tree, StoreError> {
         // Every variant is opened in `open_trees`, so this never fails.
         self.trees.get(tree.index()).ok_or(StoreError::Corrupt {
