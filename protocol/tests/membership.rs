@@ -29,9 +29,10 @@ impl World {
         };
         let founding = co
             .iter()
-            .map(|m| FoundingModerator {
+            .enumerate()
+            .map(|(i, m)| FoundingModerator {
                 identity: m.public(),
-                name: "co".into(),
+                name: format!("co{i}"),
             })
             .collect();
         let genesis = SignedGenesis::create_with_moderators(
@@ -766,4 +767,45 @@ fn incremental_resolution_equals_full_resolution() {
         people.push(p);
         assert_eq!(log.roster(), &w.roster(), "after op {i}");
     }
+}
+
+/// Nobody can post as "Ana": a second member admitted with a name already used (any case) is
+/// shown with the start of her member id.
+#[test]
+fn display_names_are_unique_in_a_collective() {
+    let (mut w, f) = World::new(1);
+    let first = w.identity();
+    let second = w.identity();
+    for (who, name) in [(&first, "Ana"), (&second, " ana ")] {
+        w.op(
+            &f,
+            Action::ProposeAdd {
+                identity: who.public(),
+                name: name.into(),
+            },
+        );
+    }
+    let roster = w.roster();
+    assert_eq!(roster.member(&first.member_id()).unwrap().name, "Ana");
+    let shown = &roster.member(&second.member_id()).unwrap().name;
+    assert_eq!(
+        shown,
+        &format!("ana ({})", &second.member_id().to_hex()[..8])
+    );
+    // Founding moderators must have distinct names.
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let founder = Identity::generate(&mut rng);
+    let co = Identity::generate(&mut rng);
+    let policy = Policy {
+        approvals_required: 2,
+        ..Policy::default()
+    };
+    let twin = vec![FoundingModerator {
+        identity: co.public(),
+        name: "FOUNDER".into(),
+    }];
+    assert!(SignedGenesis::create_with_moderators(
+        &founder, "T", "founder", twin, policy, NOW, &mut rng
+    )
+    .is_err());
 }

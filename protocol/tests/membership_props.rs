@@ -27,9 +27,10 @@ fn random_history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Op>) {
     // A collective needing k approvals is founded by k moderators.
     let co: Vec<FoundingModerator> = pool[1..usize::from(k)]
         .iter()
-        .map(|m| FoundingModerator {
+        .enumerate()
+        .map(|(i, m)| FoundingModerator {
             identity: m.public(),
-            name: "co".into(),
+            name: format!("co{i}"),
         })
         .collect();
     let genesis = SignedGenesis::create_with_moderators(

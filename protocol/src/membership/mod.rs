@@ -154,11 +154,17 @@ impl Genesis {
             return Err(OpError::Structure("too many founding moderators"));
         }
         let mut seen = std::collections::BTreeSet::from([self.founder.member]);
+        let mut names = std::collections::BTreeSet::from([self.founder_name.trim().to_lowercase()]);
         for m in &self.co_moderators {
             m.identity.verify()?;
             check_name(&m.name)?;
             if !seen.insert(m.identity.member) {
                 return Err(OpError::Structure("a founding moderator is named twice"));
+            }
+            if !names.insert(m.name.trim().to_lowercase()) {
+                return Err(OpError::Structure(
+                    "two founding moderators have the same display name",
+                ));
             }
         }
         if usize::from(self.policy.approvals_required) > 1 + self.co_moderators.len() {

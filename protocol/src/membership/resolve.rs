@@ -793,6 +793,7 @@ impl Replay {
                 if !self.members.contains_key(&identity.member) {
                     let heir = self.heir == Some(identity.member);
                     let seniority = self.next_seniority();
+                    let name = self.unique_name(name, &identity.member);
                     self.members.insert(
                         identity.member,
                         MemberRec {
@@ -869,6 +870,20 @@ impl Replay {
             }
         }
         true
+    }
+
+    /// Display names are unique in a collective, so nobody can post as "Ana": a name already
+    /// used by someone admitted earlier (ignoring case and surrounding spaces) gets the start of
+    /// the newcomer's member id appended, `Ana (2f56e492)`.
+    fn unique_name(&self, name: String, member: &MemberId) -> String {
+        let key = |n: &str| n.trim().to_lowercase();
+        let wanted = key(&name);
+        if self.members.values().any(|r| key(&r.name) == wanted) {
+            let hex = member.to_hex();
+            format!("{} ({})", name.trim(), &hex[..8.min(hex.len())])
+        } else {
+            name
+        }
     }
 
     /// Hand moderator rights to the longest-standing remaining member.
