@@ -102,6 +102,10 @@ pub enum Command {
     #[command(subcommand)]
     Collective(CollectiveCommand),
 
+    /// Change the passphrase this device's data is sealed under.
+    #[command(subcommand)]
+    Passphrase(PassphraseCommand),
+
     /// Show a join code (and QR code) to give to a moderator.
     JoinRequest {
         /// Also draw the code as a QR code for a moderator's phone to scan (or write it to FILE.svg).
@@ -314,6 +318,26 @@ certificate for a lost or seized phone: `lookout revoke --certificate FILE`."
         /// How many members (2 to 8).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=8))]
         nodes: u8,
+    },
+}
+
+/// `lookout passphrase ...`.
+#[derive(Debug, Subcommand)]
+pub enum PassphraseCommand {
+    /// Seal everything under a new passphrase; the old one opens nothing afterwards. Stop
+    /// `lookout run` first.
+    #[command(
+        after_help = "Asks the current passphrase, then the new one twice. A copy of this home \
+made before the change still opens with the old passphrase: change it before anyone could have \
+copied the device, or wipe and re-enrol."
+    )]
+    Change {
+        /// Read the new passphrase from the first line of this file instead of asking.
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+        /// Keep a new passphrase that is easy to guess (not recommended).
+        #[arg(long)]
+        allow_weak_passphrase: bool,
     },
 }
 

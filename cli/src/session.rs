@@ -189,7 +189,7 @@ pub fn unexpected(response: &Response) -> ApiError {
     )
 }
 
-fn read_passphrase_file(path: &Path) -> Result<Zeroizing<String>, ApiError> {
+pub(crate) fn read_passphrase_file(path: &Path) -> Result<Zeroizing<String>, ApiError> {
     let file = std::fs::File::open(path).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidInput,
@@ -210,7 +210,7 @@ fn read_passphrase_file(path: &Path) -> Result<Zeroizing<String>, ApiError> {
     Ok(line)
 }
 
-fn prompt(confirm: bool) -> Result<Zeroizing<String>, ApiError> {
+pub(crate) fn prompt(confirm: bool) -> Result<Zeroizing<String>, ApiError> {
     let failed = |e: std::io::Error| {
         ApiError::new(
             ErrorCode::InvalidInput,

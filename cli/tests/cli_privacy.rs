@@ -209,3 +209,62 @@ fn wipe_destroys_the_key_first_even_when_the_node_cannot_be_stopped() {
     ok(&ana, &["wipe", "--yes"]);
     assert!(!ana.exists() || std::fs::read_dir(&ana).unwrap().next().is_none());
 }
+
+/// `lookout passphrase change`: afterwards the new passphrase opens everything and the old one
+/// opens nothing on the device; a weak new one is refused; a running node must be stopped first.
+#[test]
+fn changing_the_passphrase_leaves_the_old_one_useless() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    let id = post(&ana, "Pulled a knife", &[]);
+    let new_file = dir.path().join("new-passphrase");
+    std::fs::write(&new_file, "ochre lantern tidal marmot quietly\n").unwrap();
+    let weak_file = dir.path().join("weak");
+    std::fs::write(&weak_file, "password1\n").unwrap();
+    fails(
+        &ana,
+        &[
+            "passphrase",
+            "change",
+            "--new-passphrase-file",
+            weak_file.to_str().unwrap(),
+        ],
+        2,
+        "too easy to guess",
+    );
+    {
+        let node = Node::start(&ana);
+        fails(
+            &ana,
+            &[
+                "passphrase",
+                "change",
+                "--new-passphrase-file",
+                new_file.to_str().unwrap(),
+            ],
+            9,
+            "",
+        );
+        node.stop();
+    }
+    ok(
+        &ana,
+        &[
+            "passphrase",
+            "change",
+            "--new-passphrase-file",
+            new_file.to_str().unwrap(),
+        ],
+    );
+    // The old passphrase (the harness default) opens nothing.
+    let old = run(&ana, &["alerts"]);
+    assert_eq!(old.code, 4, "{old:?}");
+    // The new one opens everything.
+    let opened = run_command(
+        command(&ana)
+            .env("LOOKOUT_PASSPHRASE", "ochre lantern tidal marmot quietly")
+            .args(["alerts", "--json"]),
+    );
+    assert_eq!(opened.code, 0, "{opened:?}");
+    assert!(opened.stdout.contains(&id), "{opened:?}");
+}

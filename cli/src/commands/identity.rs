@@ -461,6 +461,52 @@ async fn stop_node(ctx: &Context) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `lookout passphrase change`: re-seal the storage key and the identity under a new passphrase.
+pub fn change_passphrase(
+    ctx: &Context,
+    new_file: Option<PathBuf>,
+    allow_weak: bool,
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    // Opening the store directly asks the current passphrase and fails clearly while a node
+    // holds it.
+    let mut replica = ctx.open_replica()?;
+    let new = match &new_file {
+        Some(path) => crate::session::read_passphrase_file(path)?,
+        None if std::io::stdin().is_terminal() => crate::session::prompt(true)?,
+        None => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "no new passphrase: type it on a terminal, or give --new-passphrase-file FILE",
+            ))
+        }
+    };
+    if new.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "the new passphrase is empty",
+        ));
+    }
+    if !allow_weak {
+        let name = replica.name().to_owned();
+        refuse_weak(&new, &name)?;
+    }
+    let params = Context::kdf_params();
+    let result = replica.change_passphrase(new.as_bytes(), params);
+    drop(new);
+    replica.close()?;
+    result?;
+    if out.json {
+        out.json(&json!({ "changed": true }))?;
+    } else {
+        out.text(&format!(
+            "{} This device's data is now sealed under the new passphrase; the old one opens nothing here any more.\n",
+            out.style.good("Done.")
+        ));
+    }
+    Ok(Outcome::Done)
+}
+
 /// Refuse a passphrase that someone holding this device could guess (an estimate by zxcvbn of
 /// under about 10^10 guesses), in one sentence, before anything is created.
 fn refuse_weak(passphrase: &str, name: &str) -> Result<(), ApiError> {

@@ -11,7 +11,7 @@ use std::io::Write;
 use lookout_node::api::{ApiError, ErrorCode, Request, Response};
 use serde::Serialize;
 
-use crate::args::{Cli, CollectiveCommand, Command};
+use crate::args::{Cli, CollectiveCommand, Command, PassphraseCommand};
 use crate::render::Style;
 use crate::session::{unexpected, Context};
 
@@ -91,6 +91,10 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
             };
             identity::create_collective(&ctx, &name, policy, &co_moderators, out).await
         }
+        Command::Passphrase(PassphraseCommand::Change {
+            new_passphrase_file,
+            allow_weak_passphrase,
+        }) => identity::change_passphrase(&ctx, new_passphrase_file, allow_weak_passphrase, out),
         Command::JoinRequest { qr } => identity::join_request(&ctx, qr, out).await,
         Command::Join { invite } => identity::join(&ctx, &invite, out).await,
         Command::Status => identity::status(&ctx, out).await,

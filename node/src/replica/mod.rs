@@ -9,6 +9,7 @@
 mod commands;
 mod ingest;
 mod keyshare;
+mod passphrase;
 mod views;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -167,8 +168,12 @@ impl Replica {
             .get(Tree::Identity, KEY_IDENTITY)
             .map_err(store_error)?
             .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the store has no identity"))?;
-        let identity = Identity::unseal(passphrase, &sealed)
-            .map_err(|_| ApiError::new(ErrorCode::WrongPassphrase, "wrong passphrase"))?;
+        let next = store
+            .get(Tree::Identity, passphrase::KEY_IDENTITY_NEXT)
+            .map_err(store_error)?;
+        let identity =
+            passphrase::unseal_identity(&sealed, next.as_deref().map(|v| &v[..]), passphrase)
+                .ok_or_else(|| ApiError::new(ErrorCode::WrongPassphrase, "wrong passphrase"))?;
         let name = store
             .get(Tree::Meta, KEY_NAME)
             .map_err(store_error)?
