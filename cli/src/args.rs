@@ -90,7 +90,9 @@ pub enum Command {
         /// Your name in the collective: a nickname is best, not your legal name.
         #[arg(long)]
         name: String,
-        /// Where to write your self-revocation certificate [default: inside the home directory].
+        /// Also write your self-revocation certificate to this file (a USB stick, a folder you
+        /// will copy elsewhere). Without it the certificate is only shown once, and nothing that
+        /// names you is left in the home in clear.
         #[arg(long, value_name = "FILE")]
         revocation_cert: Option<PathBuf>,
         /// Keep a passphrase that is easy to guess (not recommended).
@@ -258,8 +260,9 @@ certificate for a lost or seized phone: `lookout revoke --certificate FILE`."
         /// Why (seen by the other moderators).
         #[arg(long, default_value = "")]
         reason: String,
-        /// Publish this self-revocation certificate file (made by `lookout init`).
-        #[arg(long, value_name = "FILE")]
+        /// Publish this self-revocation certificate: the code `lookout init` showed
+        /// (LKREVOKE1-…) or a file holding it.
+        #[arg(long, value_name = "CODE_OR_FILE")]
         certificate: Option<PathBuf>,
         /// Removing a moderator or yourself: do not ask for confirmation.
         #[arg(long)]

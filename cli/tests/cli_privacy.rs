@@ -268,3 +268,68 @@ fn changing_the_passphrase_leaves_the_old_one_useless() {
     assert_eq!(opened.code, 0, "{opened:?}");
     assert!(opened.stdout.contains(&id), "{opened:?}");
 }
+
+/// Every file under `dir`, read whole.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+/// `init` used to leave the self-revocation certificate in clear in the home: proof, for whoever
+/// takes the phone, that its owner is a member. Now it is shown once (or written where the user
+/// says) and no file in the home names the member or the collective.
+#[test]
+fn no_file_in_a_home_names_the_member_or_the_collective() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let made = ok(&home, &["init", "--name", "Zelda Quinterro", "--json"]).json();
+    let code = made["revocation_certificate_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(code.starts_with("LKREVOKE1-"), "{made}");
+    assert!(made["revocation_certificate"].is_null(), "{made}");
+    let member = made["member"].as_str().unwrap().to_owned();
+    ok(
+        &home,
+        &[
+            "collective",
+            "create",
+            "--name",
+            "Marigold Harbour Collective",
+        ],
+    );
+    post(&home, "Pulled a knife", &[]);
+    let node = Node::start(&home);
+    let files = files_under(&home);
+    node.stop();
+    let files_after = files_under(&home);
+    for (path, bytes) in files.iter().chain(&files_after) {
+        let text = String::from_utf8_lossy(bytes);
+        for secret in [
+            "Zelda",
+            "Quinterro",
+            "Marigold",
+            "LKREVOKE",
+            &code[10..30],
+            &member[..16],
+        ] {
+            assert!(!text.contains(secret), "{secret:?} in {}", path.display());
+        }
+    }
+    // The printed certificate works: another member could publish it.
+    let text_init = ok(&dir.path().join("other"), &["init", "--name", "Other"]).stdout;
+    assert!(text_init.contains("LKREVOKE1-"), "{text_init}");
+    assert!(text_init.contains("not kept in clear"), "{text_init}");
+}

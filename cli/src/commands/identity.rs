@@ -53,34 +53,50 @@ pub fn init(
     drop(passphrase);
     let status = replica.status();
     replica.close()?;
-    let path = certificate_path.unwrap_or_else(|| ctx.home.join(CERTIFICATE_FILE));
-    write_private(&path, &certificate_text(&certificate.to_code()))?;
+    let code = certificate.to_code();
+    // Kept in clear only where the user asks: a file in the home would prove to whoever takes
+    // the phone that its owner is a member.
+    if let Some(path) = &certificate_path {
+        write_private(path, &certificate_text(&code))?;
+    }
 
     if out.json {
         out.json(&json!({
             "member": status.member,
             "name": status.name,
             "fingerprint": status.fingerprint,
-            "revocation_certificate": path,
+            "revocation_certificate": certificate_path,
+            "revocation_certificate_code": code,
         }))?;
         return Ok(Outcome::Done);
     }
+    let keep = match &certificate_path {
+        Some(path) => format!(
+            "Self-revocation certificate: written to {}\n\
+             Move it away from this device (a USB stick, a trusted friend).",
+            path.display()
+        ),
+        None => format!(
+            "Self-revocation certificate (shown this once, not kept in clear on this device):\n\n\
+             {code}\n\n\
+             Write it down or save it away from this device (a USB stick, a trusted friend), or run\n\
+             `lookout init` with --revocation-cert FILE next time to have it written to a file."
+        ),
+    };
     let style = out.style;
     let mut text = format!(
         "{} Your Lookout identity \"{}\" is ready.\n\n\
          Member id:    {}\n\
          Fingerprint:  {}  (read it aloud to a moderator when you join)\n\n\
-         Self-revocation certificate: {}\n\
-         Copy it somewhere safe, away from this device (a USB stick, a trusted friend). If this\n\
-         device is lost or taken, any member can publish it with `lookout revoke --certificate FILE`\n\
-         so nobody can use your identity.\n\n\
+         {keep}\n\
+         If this device is lost or taken, any member can publish it with\n\
+         `lookout revoke --certificate CODE_OR_FILE` so nobody can use your identity.\n\n\
          Next: found a collective with `lookout collective create --name NAME`,\n\
          or ask a moderator to let you in: `lookout join-request`.\n",
         style.good("Done."),
         status.name,
         status.member,
         style.bold(&status.fingerprint),
-        path.display()
     );
     if short_passphrase {
         text.push_str(&format!(

@@ -409,6 +409,14 @@ async fn member_names(session: &mut Session) -> Vec<(String, String)> {
 }
 
 fn read_certificate(path: &std::path::Path) -> Result<String, ApiError> {
+    // The code itself, as `lookout init` showed it, or a file holding it.
+    if let Some(code) = path
+        .to_str()
+        .filter(|p| p.trim().to_ascii_uppercase().starts_with("LKREVOKE1-"))
+        .and_then(codes::certificate_in)
+    {
+        return Ok(code);
+    }
     let mut text = String::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
@@ -427,4 +435,22 @@ fn read_certificate(path: &std::path::Path) -> Result<String, ApiError> {
             ),
         )
     })
+}
+
+#[cfg(test)]
+mod certificate_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::read_certificate;
+
+    /// `revoke --certificate` takes the code `init` showed, as well as a file holding it.
+    #[test]
+    fn a_certificate_is_given_as_its_code_or_a_file() {
+        let code = read_certificate(std::path::Path::new("LKREVOKE1-ABCDEF")).unwrap();
+        assert_eq!(code, "LKREVOKE1-ABCDEF");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cert.txt");
+        std::fs::write(&file, "Keep this\n\nLKREVOKE1-XYZ\n").unwrap();
+        assert_eq!(read_certificate(&file).unwrap(), "LKREVOKE1-XYZ");
+        assert!(read_certificate(&dir.path().join("missing")).is_err());
+    }
 }

@@ -106,9 +106,21 @@ pub fn fails(home: &Path, args: &[&str], code: i32, message: &str) -> Output {
     out
 }
 
-/// Create an identity.
+/// Create an identity, its revocation certificate written beside the home (`HOME.revocation`).
 pub fn init(home: &Path, name: &str) -> serde_json::Value {
-    ok(home, &["init", "--name", name, "--json"]).json()
+    let certificate = home.with_extension("revocation");
+    ok(
+        home,
+        &[
+            "init",
+            "--name",
+            name,
+            "--json",
+            "--revocation-cert",
+            certificate.to_str().unwrap(),
+        ],
+    )
+    .json()
 }
 
 /// Poll `check` until it gives a value, or panic after [`PATIENCE`].
