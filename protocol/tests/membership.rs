@@ -748,7 +748,7 @@ fn incremental_resolution_equals_full_resolution() {
         let p = w.identity();
         let heads = log.roster().heads().to_vec();
         let action = match i % 5 {
-            0 | 1 | 2 => Action::ProposeAdd {
+            0..=2 => Action::ProposeAdd {
                 identity: p.public(),
                 name: format!("p{i}"),
             },

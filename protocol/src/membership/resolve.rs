@@ -686,7 +686,7 @@ impl Replay {
                 }
             }
             Action::ProposePromote { member } => {
-                if !self.members.get(member).is_some_and(|r| !r.moderator)
+                if self.members.get(member).is_none_or(|r| r.moderator)
                     || !self.promotable(graph, effective, member, i)
                 {
                     return Err("promotes someone who is not a plain member");
