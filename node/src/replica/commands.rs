@@ -390,9 +390,7 @@ impl Replica {
                 ErrorCode::Internal,
                 "this device lacks state to make that; let it sync first",
             )),
-            Ingested::Ignored(reason) | Ingested::Rejected(reason) => {
-                Err(refusal(&reason.to_string()))
-            }
+            Ingested::Ignored(reason) | Ingested::Rejected(reason) => Err(reason.into()),
         }
     }
 
@@ -745,19 +743,6 @@ impl Replica {
             _ => Err(ApiError::new(ErrorCode::Ambiguous, "several proposals match: give more characters")),
         }
     }
-}
-
-fn refusal(reason: &str) -> ApiError {
-    let code = if reason.contains("quota") {
-        ErrorCode::InvalidInput
-    } else if reason.contains("removed") {
-        ErrorCode::Revoked
-    } else if reason.contains("moderator") || reason.contains("author") {
-        ErrorCode::NotModerator
-    } else {
-        ErrorCode::InvalidInput
-    };
-    ApiError::new(code, format!("refused: {reason}"))
 }
 
 /// How long a reachability announcement lives.
