@@ -1,7 +1,11 @@
 //! A member's replica: identity, collective state and posts, kept in the encrypted store.
 //!
 //! [`Replica`] is the node minus the network. It ingests items from peers, executes a member's
-//! [`Request`](crate::api::Request)s and persists everything through [`Store`]. The event loop
+//! [`Request`](crate::api::Request)s and persists everything through [`Store`]. What to accept,
+//! hold or refuse is decided by the core's replica state machine
+//! ([`lookout_protocol::replica::State`], the code the simulation runs too); this module applies
+//! its effects to the store, turns its notes into [`Event`]s and supplies the clock and OS
+//! randomness. The event loop
 //! owns one and drives it from the swarm; the CLI opens one directly when no node is running.
 //! Items made locally are queued in [`Replica::take_outgoing`] for the event loop to gossip, and
 //! stay in the store so set reconciliation delivers them whenever a peer is reached.
