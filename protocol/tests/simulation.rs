@@ -1019,6 +1019,11 @@ fn run(config: Config) -> Outcome {
     let adds_done = 5 + 3 * batches;
     let mut plot = Plot::new(&mut rng, adds_done);
     let mut rogue_heads = None;
+    let mut removals = [
+        (45, 0, cast.victims[0]),
+        (85, 0, cast.victims[1]),
+        (87, cast.moderator, cast.victims[2]),
+    ];
     let mut world = World {
         config: config.clone(),
         rng,
@@ -1081,9 +1086,6 @@ fn run(config: Config) -> Outcome {
                     .map(|i| (founder, add(i, &replicas)))
                     .collect()
             }
-            45 => vec![(founder, remove(cast.victims[0], &replicas))],
-            85 => vec![(founder, remove(cast.victims[1], &replicas))],
-            87 => vec![(cast.moderator, remove(cast.victims[2], &replicas))],
             95 => vec![(
                 cast.friend,
                 Action::PublishRevocation {
@@ -1093,6 +1095,15 @@ fn run(config: Config) -> Outcome {
             100 => vec![(founder, add(cast.newcomer, &replicas))],
             _ => Vec::new(),
         };
+        // Removals, each once the remover has seen the victim admitted (in large collectives
+        // admissions take longer than the first removal's tick).
+        for removal in &mut removals {
+            let (at, remover, victim) = *removal;
+            if tick >= at && replicas[remover].roster().is_member(&replicas[victim].me()) {
+                removal.0 = u64::MAX;
+                scripted.push((remover, remove(victim, &replicas)));
+            }
+        }
         if let Some(rogue) = cast.rogue {
             let member = replicas[rogue].me();
             // The founder proposes once it sees the rogue's admission (and promotion).
