@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use lookout_protocol::content::{Category, Severity};
+use lookout_protocol::replica::Refusal;
 
 /// Version of the control protocol; a client sends it with every request.
 pub const API_VERSION: u32 = 1;
@@ -225,6 +226,39 @@ impl ErrorCode {
             ErrorCode::Busy => 9,
             ErrorCode::Internal | ErrorCode::Unsupported => 10,
         }
+    }
+}
+
+impl From<&Refusal> for ErrorCode {
+    /// The code a person gets when the core refuses something they made: what they can do
+    /// about it decides the code (as rustls maps its errors to TLS alerts).
+    fn from(refusal: &Refusal) -> Self {
+        match refusal {
+            Refusal::NoCollective => ErrorCode::NoCollective,
+            Refusal::AuthorRemoved => ErrorCode::Revoked,
+            Refusal::NotAMember | Refusal::NeverAMember | Refusal::DeliveryNotAllowed(_) => {
+                ErrorCode::NotAMember
+            }
+            Refusal::NotAModerator | Refusal::NoLongerModerator | Refusal::NotTheAuthor => {
+                ErrorCode::NotModerator
+            }
+            Refusal::UnsupportedVersion { .. } => ErrorCode::Unsupported,
+            Refusal::SealFailed => ErrorCode::Internal,
+            // Over a quota, expired, dated ahead, too large, malformed: change the input.
+            _ => ErrorCode::InvalidInput,
+        }
+    }
+}
+
+impl From<Refusal> for ErrorCode {
+    fn from(refusal: Refusal) -> Self {
+        Self::from(&refusal)
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        ApiError::new(ErrorCode::from(&refusal), format!("refused: {refusal}"))
     }
 }
 
@@ -459,4 +493,31 @@ pub enum Event {
         /// The epoch (short id).
         epoch: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_map_to_the_code_a_person_can_act_on() {
+        let cases = [
+            (Refusal::OverQuota, ErrorCode::InvalidInput, 2),
+            (Refusal::AuthorRemoved, ErrorCode::Revoked, 5),
+            (Refusal::NotAMember, ErrorCode::NotAMember, 5),
+            (Refusal::NotAModerator, ErrorCode::NotModerator, 6),
+            (Refusal::NoLongerModerator, ErrorCode::NotModerator, 6),
+            (Refusal::NotTheAuthor, ErrorCode::NotModerator, 6),
+            (Refusal::Expired, ErrorCode::InvalidInput, 2),
+        ];
+        for (refusal, code, exit) in cases {
+            assert_eq!(ErrorCode::from(&refusal), code, "{refusal}");
+            assert_eq!(code.exit_code(), exit);
+        }
+        let error = ApiError::from(Refusal::OverQuota);
+        assert_eq!(
+            error.message,
+            "refused: the author is over the daily posting quota"
+        );
+    }
 }

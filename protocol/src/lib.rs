@@ -12,6 +12,7 @@
 //! - [`epoch`]: group key epochs, sealed to each member with HPKE, rotated on every removal.
 //! - [`content`] and [`envelope`]: alerts and other posts, signed then encrypted and padded.
 //! - [`reconcile`]: range-based set reconciliation for catch-up sync.
+//! - [`replica`]: the rules for taking in a peer's item, as a state machine returning effects.
 //! - [`passphrase`]: sealing secrets under a passphrase (Argon2id + XChaCha20-Poly1305).
 //!
 //! ```
@@ -64,6 +65,7 @@ pub mod invite;
 pub mod membership;
 pub mod passphrase;
 pub mod reconcile;
+pub mod replica;
 mod serde_bytes64;
 pub mod textcode;
 

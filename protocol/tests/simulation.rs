@@ -2,35 +2,50 @@
 //! `src/proto/sim.rs`: seeded randomness, virtual time, a lossy network that reorders, delays and
 //! duplicates, a partition that later heals, and periodic anti-entropy.
 //!
-//! Each replica is one member's device: its identity, membership log, epoch book, the envelopes
-//! it accepted and its per-author daily post counts. Replicas act the way a node would: moderators
-//! approve vetted proposals and share live epoch keys with members who lack them; whoever finds
-//! no epoch to write under rotates; members post. The script adds members (k = 1 and k = 2
-//! collectives), removes one member before the partition, two concurrently on either side of it,
-//! publishes a self-revocation and admits a member during it.
+//! Each replica is one member's device running the core's replica state machine
+//! ([`lookout_protocol::replica::State`]), the very code a node runs: it decides what to accept,
+//! hold, ignore or reject, and the replica here only applies its effects (keeping the envelopes
+//! it must serve) and adds what a node's event loop adds: when to sync, asking peers for epoch
+//! keys it lacks, which proposals a moderator approves, rotating and posting. The script adds
+//! members (k = 1 and k = 2 collectives), removes one member before the partition, two
+//! concurrently on either side of it, publishes a self-revocation and admits a member during it.
 //!
-//! At the end every replica must hold the same roster, every current member the same accepted
-//! posts (every post made by a then-member), and no removed member may hold a key of an epoch
-//! rotated by someone who already knew of the removal, nor have read a post under such an epoch.
+//! The large configuration (50 replicas, k = 2) adds adversaries acting at random moments: a
+//! moderator who proposes with empty parents to bypass k-of-n and removes a moderator alone
+//! naming only old ops, makes 34 concurrent proposals, and once demoted retracts others' alerts
+//! naming the heads of when it was a moderator; a member who re-wraps others' alerts (retracted
+//! ones too) and rotates with a junk key share for one victim, dated ahead; and a key that was
+//! never a member flooding ops.
+//!
+//! At the end every replica must hold the same roster, every current honest member the same
+//! accepted posts (every honest post made by a then-member), no removed member may hold a key of
+//! an epoch rotated by someone who already knew of the removal, nor have read a post under such an
+//! epoch; every honest member holds the last write epoch's key; retractions stand and forged ones
+//! do not; quotas hold; members always have a moderator; honest replicas refuse only adversaries'
+//! items.
 //!
 //! Anti-entropy is modelled by exchanging whole id sets; the real reconciliation is tested in
 //! `reconcile_props.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use lookout_protocol::codec;
 use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
-use lookout_protocol::envelope::{self, InnerBody, Verdict, Verified};
-use lookout_protocol::epoch::{DeliveryKind, EpochBook, EpochKey, KeyDelivery};
-use lookout_protocol::identity::Identity;
+use lookout_protocol::envelope::{self, InnerBody, Verified};
+use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
+use lookout_protocol::identity::{Identity, PublicIdentity};
 use lookout_protocol::membership::{
     Action, FoundingModerator, MembershipLog, Op, PendingKind, Policy, RevocationCertificate,
     Roster, SignedGenesis,
 };
-use lookout_protocol::{CollectiveId, ContentId, DeliveryId, EpochId, MemberId, OpId};
+use lookout_protocol::replica::{Effect, Ingested, KeyAnswer, Note, Refusal, SetKind, State};
+use lookout_protocol::{ContentId, DeliveryId, EpochId, MemberId, OpId};
 use rand::seq::SliceRandom;
-use rand::Rng;
+use rand::{Rng, RngCore};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -45,6 +60,8 @@ struct Config {
     seed: u64,
     /// Approvals required (k).
     k: u8,
+    /// Replicas.
+    n: usize,
     /// Probability that a message (or a whole sync exchange) is lost.
     loss: f64,
     /// Probability that a delivered message is delivered a second time.
@@ -60,6 +77,10 @@ struct Config {
     /// never write under an epoch rotated before a removal we know of. Off by default so the
     /// simulation checks the protocol's own rules; `SIM_WORKAROUNDS=1` turns it on.
     workarounds: bool,
+    /// Members added per scripted tick.
+    adds_per_tick: usize,
+    /// Whether adversaries act (see the module documentation).
+    adversaries: bool,
     /// Posting stops here; only reactions (approvals, shares, rotations) and sync continue.
     quiet_from: u64,
     end: u64,
@@ -70,6 +91,7 @@ impl Config {
         Self {
             seed,
             k,
+            n: 8 + (seed % 5) as usize,
             loss: 0.10,
             duplicate: 0.02,
             max_delay: 5,
@@ -77,8 +99,22 @@ impl Config {
             sync_every: 5,
             partition: (70, 140),
             workarounds: false,
+            adds_per_tick: 1,
+            adversaries: false,
             quiet_from: 200,
             end: 260,
+        }
+    }
+
+    /// `n` replicas in a k = 2 collective with adversaries; members post less often so the
+    /// number of posts stays near that of the small runs.
+    fn large(seed: u64, n: usize) -> Self {
+        Self {
+            n,
+            post_rate: 0.4 / n as f64,
+            adds_per_tick: n.div_ceil(8),
+            adversaries: true,
+            ..Self::new(seed, 2)
         }
     }
 }
@@ -93,12 +129,21 @@ fn time(tick: u64) -> u64 {
     START + tick * TICK_SECS
 }
 
-/// What travels between replicas: the encoded bytes, decoded and verified on arrival.
+/// What travels between replicas: an item's kind and encoding, judged by the core on arrival.
 #[derive(Clone, Debug)]
-enum Msg {
-    Op(Vec<u8>),
-    Delivery(Vec<u8>),
-    Envelope(Vec<u8>),
+struct Msg {
+    kind: SetKind,
+    bytes: Vec<u8>,
+}
+
+impl Msg {
+    fn new(kind: SetKind, bytes: Vec<u8>) -> Self {
+        Self { kind, bytes }
+    }
+
+    fn refusal_key(&self) -> [u8; 32] {
+        self.kind.refusal_key(&self.bytes)
+    }
 }
 
 /// A post as the simulation saw it made, for the end-of-run checks.
@@ -108,53 +153,43 @@ struct Posted {
     heads: Vec<OpId>,
 }
 
-/// One member's device.
+/// One member's device: the core's state plus what a node adds around it.
 struct Replica {
     identity: Identity,
     /// Seconds this device's clock is off by.
     skew: i64,
-    log: MembershipLog,
-    book: EpochBook,
-    /// Every op received, by id (including ones still waiting for parents), as raw bytes.
-    ops: BTreeMap<OpId, Vec<u8>>,
-    /// Every verified delivery received, recorded or held.
-    deliveries: BTreeMap<DeliveryId, KeyDelivery>,
-    held_deliveries: BTreeSet<DeliveryId>,
-    /// Raw envelopes held or accepted (what this replica serves to peers).
+    state: State,
+    /// Envelopes as accepted, by content id: what a node keeps on disk and serves to peers.
     envelopes: BTreeMap<ContentId, Vec<u8>>,
-    held_envelopes: BTreeSet<ContentId>,
-    accepted: BTreeMap<ContentId, Verified>,
-    /// Posts accepted per (author, UTC day).
-    per_day: HashMap<(MemberId, u64), u32>,
-    /// Messages refused, with why: honest replicas should never produce any.
-    refused: BTreeMap<String, String>,
-    seq: u64,
+    /// Items the core ignored or rejected, with why: for honest replicas, only adversaries' items
+    /// may be among them.
+    refused: Vec<([u8; 32], Refusal)>,
+    /// Key shares that did not open, with their signer (what a node shows moderators).
+    unreadable: Vec<(EpochId, MemberId)>,
     /// Since when this replica has found no epoch it may write under.
     stuck_since: Option<u64>,
-    /// Whether something arrived that may release held messages.
-    dirty: bool,
     workarounds: bool,
+    honest: bool,
 }
 
 impl Replica {
-    fn new(identity: Identity, skew: i64, genesis: &SignedGenesis, workarounds: bool) -> Self {
+    fn new(
+        identity: Identity,
+        skew: i64,
+        genesis: &SignedGenesis,
+        workarounds: bool,
+        honest: bool,
+    ) -> Self {
         Self {
             identity,
             skew,
-            log: MembershipLog::new(genesis.clone()),
-            book: EpochBook::new(),
-            ops: BTreeMap::new(),
-            deliveries: BTreeMap::new(),
-            held_deliveries: BTreeSet::new(),
+            state: State::new(genesis.clone()),
             envelopes: BTreeMap::new(),
-            held_envelopes: BTreeSet::new(),
-            accepted: BTreeMap::new(),
-            per_day: HashMap::new(),
-            refused: BTreeMap::new(),
-            seq: 0,
+            refused: Vec::new(),
+            unreadable: Vec::new(),
             stuck_since: None,
-            dirty: false,
             workarounds,
+            honest,
         }
     }
 
@@ -162,180 +197,94 @@ impl Replica {
         self.identity.member_id()
     }
 
-    fn collective(&self) -> CollectiveId {
-        self.log.collective()
-    }
-
     fn clock(&self, tick: u64) -> u64 {
         time(tick).saturating_add_signed(self.skew)
     }
 
+    fn roster(&self) -> &Roster {
+        self.state.log().roster()
+    }
+
     fn is_member(&self) -> bool {
-        self.log.roster().is_member(&self.me())
+        self.roster().is_member(&self.me())
     }
 
-    fn ingest(&mut self, msg: &Msg) {
-        match msg {
-            Msg::Op(bytes) => self.ingest_op(bytes),
-            Msg::Delivery(bytes) => self.ingest_delivery(bytes),
-            Msg::Envelope(bytes) => self.ingest_envelope(bytes),
+    /// Hand an item to the core and apply what it says.
+    fn ingest(&mut self, msg: &Msg, tick: u64) -> Ingested {
+        let step = self
+            .state
+            .ingest(msg.kind, &msg.bytes, &self.identity, self.clock(tick));
+        self.apply(step.effects);
+        if let Ingested::Rejected(why) | Ingested::Ignored(why) = &step.outcome {
+            self.refused.push((msg.refusal_key(), why.clone()));
         }
+        step.outcome
     }
 
-    fn ingest_op(&mut self, bytes: &[u8]) {
-        let op = match Op::decode(bytes, self.collective()) {
-            Ok(op) => op,
-            Err(e) => return self.refuse(hex::encode(&bytes[..8.min(bytes.len())]), e),
-        };
-        if self.ops.insert(op.id(), bytes.to_vec()).is_none() {
-            self.log.insert(op);
-            self.dirty = true;
-        }
-    }
-
-    fn ingest_delivery(&mut self, bytes: &[u8]) {
-        let delivery = match KeyDelivery::decode(bytes, self.collective()) {
-            Ok(d) => d,
-            Err(e) => return self.refuse(hex::encode(&bytes[..8.min(bytes.len())]), e),
-        };
-        let id = delivery.id();
-        if self.deliveries.insert(id, delivery).is_none() {
-            self.held_deliveries.insert(id);
-            self.dirty = true;
-        }
-    }
-
-    fn ingest_envelope(&mut self, bytes: &[u8]) {
-        let id = match envelope::id_of(bytes) {
-            Ok(id) => id,
-            Err(e) => return self.refuse(hex::encode(&bytes[..8.min(bytes.len())]), e),
-        };
-        if self.envelopes.contains_key(&id) || self.refused.contains_key(&id.to_hex()) {
-            return;
-        }
-        self.envelopes.insert(id, bytes.to_vec());
-        self.held_envelopes.insert(id);
-        self.dirty = true;
-    }
-
-    fn refuse(&mut self, what: String, why: impl std::fmt::Display) {
-        self.refused.insert(what, why.to_string());
-    }
-
-    /// Try everything held: deliveries whose membership state arrived, envelopes whose key or
-    /// membership state arrived. Repeats while new keys keep arriving.
-    fn process_held(&mut self, tick: u64) {
-        while std::mem::take(&mut self.dirty) {
-            for id in self.held_deliveries.clone() {
-                let delivery = &self.deliveries[&id];
-                let Some(roster) = self.log.roster_at(&delivery.body().heads) else {
-                    continue; // Hold: sync ops first.
-                };
-                self.held_deliveries.remove(&id);
-                let result = delivery
-                    .check_authority(&roster)
-                    .and_then(|()| self.book.record(delivery, &self.identity, &roster));
-                match result {
-                    Ok(lookout_protocol::epoch::Recorded::NewKey(_)) => self.dirty = true,
-                    Ok(_) => {}
-                    Err(e) => {
-                        self.deliveries.remove(&id);
-                        self.refuse(id.to_hex(), e);
-                    }
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::PutPost { id, record } => {
+                    self.envelopes.insert(id, record.envelope);
                 }
-            }
-            for id in self.held_envelopes.clone() {
-                self.try_envelope(id, tick);
-            }
-        }
-    }
-
-    /// The ingest path of one envelope: open with the book's keys, roster at its heads,
-    /// authorize against the epoch info.
-    fn try_envelope(&mut self, id: ContentId, tick: u64) {
-        let bytes = &self.envelopes[&id];
-        let book = &self.book;
-        let opened = match envelope::open(bytes, self.log.collective(), |e| book.key(e)) {
-            Ok(opened) => opened,
-            Err(e) if e.verdict() == Verdict::Hold => return,
-            Err(e) => {
-                self.held_envelopes.remove(&id);
-                self.envelopes.remove(&id);
-                return self.refuse(id.to_hex(), e);
-            }
-        };
-        let Some(at_heads) = self.log.roster_at(&opened.body.heads) else {
-            return; // Hold: the post names ops we lack.
-        };
-        let info = self
-            .book
-            .info(&opened.body.epoch)
-            .expect("a held key has info")
-            .clone();
-        let key = (opened.body.author, envelope::day_of(opened.body.timestamp));
-        let count = self.per_day.get(&key).copied().unwrap_or(0);
-        let now = self.clock(tick);
-        match opened.authorize(&at_heads, self.log.roster(), &info, now, count) {
-            Ok(verified) => {
-                if verified.body().content.counts_against_quota() {
-                    *self.per_day.entry(key).or_default() += 1;
+                Effect::DeletePost(id) => {
+                    self.envelopes.remove(&id);
                 }
-                self.held_envelopes.remove(&id);
-                self.accepted.insert(id, verified);
-            }
-            Err(rejection) if rejection.verdict() == Verdict::Hold => {
-                // The rotation of the post's epoch has not reached us yet: keep it and retry.
-            }
-            Err(rejection) => {
-                self.held_envelopes.remove(&id);
-                self.envelopes.remove(&id);
-                self.refuse(
-                    id.to_hex(),
-                    format!("{rejection} ({:?})", rejection.verdict()),
-                );
+                Effect::Note(Note::UnreadableKeyShare { epoch, signer }) => {
+                    self.unreadable.push((epoch, signer));
+                }
+                // Ops and deliveries are served from the core's own state.
+                _ => {}
             }
         }
     }
 
-    /// Make and sign an op with our current heads, apply it locally, and return it to send.
-    fn make_op(&mut self, tick: u64, action: Action) -> Msg {
+    /// Make and sign an op naming `parents`, take it in locally, and return it to send.
+    fn op_with(&mut self, tick: u64, parents: Vec<OpId>, action: Action) -> Msg {
         let op = Op::create(
             &self.identity,
-            self.collective(),
-            self.log.writer_heads(&self.me()),
+            self.state.log().collective(),
+            parents,
             self.clock(tick),
             action,
         )
-        .expect("honest op");
-        let bytes = op.encoded().to_vec();
-        self.ingest_op(&bytes);
-        Msg::Op(bytes)
+        .expect("op");
+        let msg = Msg::new(SetKind::Ops, op.encoded().to_vec());
+        let outcome = self.ingest(&msg, tick);
+        assert_eq!(outcome, Ingested::Accepted, "own op not taken in");
+        msg
     }
 
-    /// Deliver an epoch key, record it locally and return it to send.
+    /// An op with our current heads.
+    fn make_op(&mut self, tick: u64, action: Action) -> Msg {
+        let heads = self.state.log().writer_heads(&self.me());
+        self.op_with(tick, heads, action)
+    }
+
+    /// Deliver an epoch key, take it in locally and return it to send.
     fn make_delivery(
         &mut self,
         tick: u64,
         key: &EpochKey,
         kind: DeliveryKind,
-        recipients: &[lookout_protocol::identity::PublicIdentity],
+        recipients: &[PublicIdentity],
         rng: &mut ChaCha20Rng,
     ) -> Msg {
         let delivery = KeyDelivery::create(
             &self.identity,
-            self.collective(),
+            self.state.log().collective(),
             key,
             kind,
-            self.log.writer_heads(&self.me()),
+            self.state.log().writer_heads(&self.me()),
             self.clock(tick),
             recipients,
             rng,
         )
         .expect("honest delivery");
-        let bytes = delivery.encoded().to_vec();
-        self.ingest_delivery(&bytes);
-        self.process_held(tick);
-        Msg::Delivery(bytes)
+        let msg = Msg::new(SetKind::Deliveries, delivery.encoded().to_vec());
+        let outcome = self.ingest(&msg, tick);
+        assert_eq!(outcome, Ingested::Accepted, "own delivery not taken in");
+        msg
     }
 
     /// One tick of a node's own behaviour.
@@ -344,40 +293,46 @@ impl Replica {
             return;
         }
         let me = self.me();
-        let roster = self.log.roster().clone();
+        let roster = self.roster().clone();
         let moderator = roster.is_moderator(&me);
         let now = self.clock(tick);
 
-        // Moderators approve proposals of people vetted in person.
+        // Moderators approve what was agreed in person: proposals of vetted people, and the
+        // promotions and demotions of the script.
         if moderator {
             for pending in roster.pending() {
-                if let PendingKind::Add { identity, .. } = &pending.kind {
-                    if world.vetted.contains(&identity.member) && !pending.approvals.contains(&me) {
-                        let proposal = pending.proposal;
-                        out.push(self.make_op(tick, Action::Approve { proposal }));
-                    }
+                let agreed = match &pending.kind {
+                    PendingKind::Add { identity, .. } => world.vetted.contains(&identity.member),
+                    PendingKind::Promote(member) => world.promotable.contains(member),
+                    PendingKind::Demote(member) => world.demotable.contains(member),
+                    PendingKind::RemoveModerator(_) => false,
+                };
+                if agreed && !pending.approvals.contains(&me) {
+                    let proposal = pending.proposal;
+                    out.push(self.make_op(tick, Action::Approve { proposal }));
                 }
             }
         }
 
         // Approvals may have changed the roster: act on the new one from here on.
-        let roster = self.log.roster().clone();
+        let roster = self.roster().clone();
 
         // Moderators give every live epoch they hold to members who lack it.
         if moderator {
             let policy = roster.policy().clone();
             let live: Vec<EpochId> = self
-                .book
+                .state
+                .book()
                 .epochs()
                 .filter(|e| e.have_key && e.delete_after(&policy) >= now)
                 .map(|e| e.id)
                 .collect();
             for epoch in live {
-                let missing = self.book.missing_recipients(&epoch, &roster);
+                let missing = self.state.book().missing_recipients(&epoch, &roster);
                 if missing.is_empty() {
                     continue;
                 }
-                let key = self.book.key(&epoch).expect("held").clone();
+                let key = self.state.book().key(&epoch).expect("held").clone();
                 out.push(self.make_delivery(
                     tick,
                     &key,
@@ -391,9 +346,10 @@ impl Replica {
 
         // Whoever finds every known epoch retired (or out of date) rotates; the founder creates
         // the first. Plain members give moderators a few ticks to do it first.
-        let known = self.book.epochs().next().is_some();
+        let known = self.state.book().epochs().next().is_some();
         let candidates: Vec<EpochId> = self
-            .book
+            .state
+            .book()
             .epochs()
             .filter(|e| !e.retired(&roster) && e.writable_at(now, roster.policy()))
             .map(|e| e.id)
@@ -426,21 +382,25 @@ impl Replica {
         // Post.
         let post_rate = world.config.post_rate;
         if tick < world.config.quiet_from && world.rng().gen_bool(post_rate) {
-            let Some(epoch) = self.book.write_epoch(self.log.roster(), now) else {
+            let Some(epoch) = self.state.book().write_epoch(self.roster(), now) else {
                 return; // waiting for a share or a rotation
             };
             if !self.fresh(epoch) {
                 return; // waiting for a rotation
             }
-            let key = self.book.key(&epoch).expect("write epoch is held").clone();
+            let key = self
+                .state
+                .book()
+                .key(&epoch)
+                .expect("write epoch is held")
+                .clone();
             let content = self.content(world);
-            self.seq += 1;
             let body = InnerBody {
-                collective: self.collective(),
+                collective: self.state.log().collective(),
                 epoch,
                 author: me,
-                seq: self.seq,
-                heads: self.log.writer_heads(&self.me()),
+                seq: self.state.next_seq(),
+                heads: self.state.log().writer_heads(&me),
                 timestamp: now,
                 // Reachability announcements live a day at most.
                 expires: now
@@ -452,16 +412,17 @@ impl Replica {
                 content,
             };
             let heads = body.heads.clone();
+            let retracted = match &body.content {
+                Content::Retraction { target, .. } => Some(*target),
+                _ => None,
+            };
             let sealed = envelope::seal(&self.identity, &key, body, world.rng()).expect("seal");
             world.posted.insert(sealed.id, Posted { author: me, heads });
-            self.ingest_envelope(&sealed.bytes);
-            self.process_held(tick);
-            assert!(
-                self.accepted.contains_key(&sealed.id),
-                "own post refused: {:?}",
-                self.refused.get(&sealed.id.to_hex())
-            );
-            out.push(Msg::Envelope(sealed.bytes));
+            let msg = Msg::new(SetKind::Envelopes, sealed.bytes);
+            let outcome = self.ingest(&msg, tick);
+            assert_eq!(outcome, Ingested::Accepted, "own post refused");
+            world.retracted.extend(retracted);
+            out.push(msg);
         }
     }
 
@@ -471,33 +432,36 @@ impl Replica {
         if !self.workarounds {
             return true;
         }
-        let removed: Vec<MemberId> = self.log.roster().removed().keys().copied().collect();
+        let removed: Vec<MemberId> = self.roster().removed().keys().copied().collect();
         let rotations: Vec<Vec<OpId>> = self
-            .deliveries
+            .state
+            .deliveries()
             .values()
             .filter(|d| d.epoch() == epoch && d.body().kind == DeliveryKind::Rotation)
             .map(|d| d.body().heads.clone())
             .collect();
+        let mut log = self.state.log().clone();
         rotations.iter().any(|heads| {
-            self.log
-                .roster_at(heads)
+            log.roster_at(heads)
                 .is_some_and(|at| removed.iter().all(|m| at.is_removed(m)))
         })
     }
 
     fn content(&self, world: &mut World) -> Content {
-        let mine: Vec<ContentId> = self
-            .accepted
-            .values()
-            .filter(|v| v.author() == self.me() && matches!(v.body().content, Content::Alert(_)))
-            .map(Verified::id)
-            .collect();
-        let alerts: Vec<ContentId> = self
-            .accepted
+        let me = self.me();
+        let alerts: Vec<&Verified> = self
+            .state
+            .posts()
             .values()
             .filter(|v| matches!(v.body().content, Content::Alert(_)))
-            .map(Verified::id)
+            .filter(|v| world.posted.contains_key(&v.id()))
             .collect();
+        let mine: Vec<ContentId> = alerts
+            .iter()
+            .filter(|v| v.author() == me && !world.retracted.contains(&v.id()))
+            .map(|v| v.id())
+            .collect();
+        let alerts: Vec<ContentId> = alerts.iter().map(|v| v.id()).collect();
         let rng = world.rng();
         let roll = rng.gen_range(0..100);
         match roll {
@@ -520,26 +484,68 @@ impl Replica {
         }
     }
 
-    /// Everything `peer` holds that we lack, as messages.
+    /// Everything `peer` holds that we lack, as messages, in sync order.
     fn missing_from(&self, peer: &Replica) -> Vec<Msg> {
         let mut msgs = Vec::new();
-        for (id, bytes) in &peer.ops {
-            if !self.ops.contains_key(id) {
-                msgs.push(Msg::Op(bytes.clone()));
+        for op in peer.state.log().ops() {
+            if !self.state.log().holds(&op.id()) {
+                msgs.push(Msg::new(SetKind::Ops, op.encoded().to_vec()));
             }
         }
-        for (id, delivery) in &peer.deliveries {
-            if !self.deliveries.contains_key(id) {
-                msgs.push(Msg::Delivery(delivery.encoded().to_vec()));
+        for (id, delivery) in peer.state.deliveries() {
+            if !self.state.deliveries().contains_key(id) {
+                msgs.push(Msg::new(SetKind::Deliveries, delivery.encoded().to_vec()));
             }
         }
         for (id, bytes) in &peer.envelopes {
-            if !self.envelopes.contains_key(id) {
-                msgs.push(Msg::Envelope(bytes.clone()));
+            if !self.state.posts().contains_key(id) {
+                msgs.push(Msg::new(SetKind::Envelopes, bytes.clone()));
             }
         }
         msgs
     }
+}
+
+/// Whether `target` is withdrawn at `state`: a retraction of it that stands under the current
+/// roster (by its author or a current moderator), as a node shows it.
+fn is_retracted(state: &State, target: &ContentId) -> bool {
+    let Some(alert) = state.posts().get(target) else {
+        return false;
+    };
+    state.referring(target).iter().any(|r| {
+        state.posts().get(r).is_some_and(|post| {
+            matches!(post.body().content, Content::Retraction { .. })
+                && post.retracts(alert, state.log().roster())
+        })
+    })
+}
+
+/// What any member holding the epoch key can do to anyone's envelope: decrypt it and encrypt the
+/// same plaintext again with a fresh nonce.
+fn rewrap(bytes: &[u8], key: &EpochKey, rng: &mut ChaCha20Rng) -> Vec<u8> {
+    let mut outer = envelope::peek(bytes).expect("an envelope");
+    let cipher = XChaCha20Poly1305::new(key.to_bytes().as_ref().into());
+    let ciphertext = std::mem::take(&mut outer.ciphertext);
+    let plaintext = cipher
+        .decrypt(
+            XNonce::from_slice(&outer.nonce),
+            Payload {
+                msg: &ciphertext,
+                aad: &codec::encode(&outer),
+            },
+        )
+        .expect("decrypts");
+    rng.fill_bytes(&mut outer.nonce);
+    outer.ciphertext = cipher
+        .encrypt(
+            XNonce::from_slice(&outer.nonce),
+            Payload {
+                msg: &plaintext,
+                aad: &codec::encode(&outer),
+            },
+        )
+        .expect("encrypts");
+    codec::encode(&outer)
 }
 
 fn alert(rng: &mut ChaCha20Rng) -> Alert {
@@ -566,14 +572,39 @@ struct World {
     rng: ChaCha20Rng,
     /// Identities moderators will approve (checked in person).
     vetted: BTreeSet<MemberId>,
+    /// Promotions and demotions moderators agreed on in person.
+    promotable: BTreeSet<MemberId>,
+    demotable: BTreeSet<MemberId>,
+    /// Honest posts.
     posted: BTreeMap<ContentId, Posted>,
+    /// Alerts their authors retracted.
+    retracted: BTreeSet<ContentId>,
     rotations: Vec<(u64, MemberId, EpochId)>,
     shares: usize,
+    /// Refusal keys of what adversaries made: honest replicas may refuse only these.
+    adversarial: HashSet<[u8; 32]>,
+    /// Content ids of adversaries' posts (which honest replicas may hold).
+    adversarial_posts: BTreeSet<ContentId>,
+    /// Alerts a demoted moderator tried to retract.
+    forged_retractions: BTreeSet<ContentId>,
+    /// Keys an adversary tried to admit or promote past k-of-n.
+    spies: Vec<MemberId>,
+    /// A key that was never a member and flooded ops.
+    flooder: Option<MemberId>,
+    /// (victim, signer, epoch) of rotations with a junk share.
+    junk: Vec<(MemberId, MemberId, EpochId)>,
+    /// What the adversaries managed to do, for the report.
+    attacks: BTreeMap<&'static str, usize>,
 }
 
 impl World {
     fn rng(&mut self) -> &mut ChaCha20Rng {
         &mut self.rng
+    }
+
+    fn attack(&mut self, name: &'static str, msgs: &[Msg]) {
+        *self.attacks.entry(name).or_default() += 1;
+        self.adversarial.extend(msgs.iter().map(Msg::refusal_key));
     }
 }
 
@@ -638,11 +669,299 @@ struct Cast {
     revoked: usize,
     friend: usize,
     newcomer: usize,
+    /// A member promoted to moderator, who attacks while a moderator and after its demotion.
+    rogue: Option<usize>,
+    /// A member who re-wraps others' alerts and rotates with a junk share.
+    forger: Option<usize>,
+}
+
+/// When each adversary acts (ticks, from the seed).
+struct Plot {
+    promote: u64,
+    bypass: u64,
+    proposals: u64,
+    demote: u64,
+    forged_retraction: u64,
+    rewraps: Vec<u64>,
+    junk_share: u64,
+    flood: u64,
+}
+
+impl Plot {
+    fn new(rng: &mut ChaCha20Rng, adds_done: u64) -> Self {
+        // Once every member is in (approved and heard of).
+        let promote = adds_done + 10;
+        let mut rewraps: Vec<u64> = (0..6).map(|_| rng.gen_range(60..198)).collect();
+        rewraps.sort_unstable();
+        Self {
+            promote,
+            bypass: rng.gen_range(promote + 10..=62),
+            proposals: rng.gen_range(promote + 10..=62),
+            demote: 150,
+            forged_retraction: rng.gen_range(170..=190),
+            rewraps,
+            junk_share: rng.gen_range(100..=185),
+            flood: rng.gen_range(10..=190),
+        }
+    }
+}
+
+/// The adversaries' moves at `tick`, as messages from the replica that sends them.
+fn adversaries(
+    tick: u64,
+    cast: &Cast,
+    plot: &mut Plot,
+    replicas: &mut [Replica],
+    world: &mut World,
+    rogue_heads: &mut Option<Vec<OpId>>,
+) -> Vec<(usize, Msg)> {
+    let (Some(rogue), Some(forger)) = (cast.rogue, cast.forger) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let rogue_is_moderator = {
+        let r = &replicas[rogue];
+        r.roster().is_moderator(&r.me())
+    };
+    if rogue_is_moderator && rogue_heads.is_none() {
+        *rogue_heads = Some(
+            replicas[rogue]
+                .state
+                .log()
+                .writer_heads(&replicas[rogue].me()),
+        );
+    }
+
+    // k-of-n with self-chosen parents: admit and promote a spy naming no history, and remove a
+    // fellow moderator alone naming none either.
+    if tick >= plot.bypass && tick < 70 && rogue_is_moderator {
+        plot.bypass = u64::MAX;
+        let spy = Identity::generate(world.rng());
+        world.spies.push(spy.member_id());
+        let r = &mut replicas[rogue];
+        let add = r.op_with(
+            tick,
+            Vec::new(),
+            Action::ProposeAdd {
+                identity: spy.public(),
+                name: "spy".into(),
+            },
+        );
+        let add_id = Op::decode(&add.bytes, r.state.log().collective())
+            .expect("own op")
+            .id();
+        let promote = r.op_with(
+            tick,
+            vec![add_id],
+            Action::ProposePromote {
+                member: spy.member_id(),
+            },
+        );
+        let moderator = replicas[cast.moderator].me();
+        let remove = replicas[rogue].op_with(
+            tick,
+            Vec::new(),
+            Action::Remove {
+                member: moderator,
+                reason: "alone".into(),
+            },
+        );
+        let msgs = [add, promote, remove];
+        world.attack("k-of-n bypass with empty parents", &msgs);
+        out.extend(msgs.into_iter().map(|m| (rogue, m)));
+    }
+
+    // 34 concurrent proposals, all naming the same heads.
+    if tick >= plot.proposals && tick < 70 && rogue_is_moderator {
+        plot.proposals = u64::MAX;
+        let heads = replicas[rogue]
+            .state
+            .log()
+            .writer_heads(&replicas[rogue].me());
+        let mut msgs = Vec::new();
+        for i in 0..34 {
+            let stranger = Identity::generate(world.rng());
+            msgs.push(replicas[rogue].op_with(
+                tick,
+                heads.clone(),
+                Action::ProposeAdd {
+                    identity: stranger.public(),
+                    name: format!("stranger {i}"),
+                },
+            ));
+        }
+        world.attack("34 concurrent proposals", &msgs);
+        out.extend(msgs.into_iter().map(|m| (rogue, m)));
+    }
+
+    // Once demoted, retract someone else's alert naming the heads of when it was a moderator.
+    if tick >= plot.forged_retraction && tick < world.config.quiet_from && !rogue_is_moderator {
+        if let Some(heads) = rogue_heads.clone() {
+            if let Some(msg) = forged_retraction(tick, &mut replicas[rogue], heads, world) {
+                plot.forged_retraction = u64::MAX;
+                out.push((rogue, msg));
+            }
+        }
+    }
+
+    // Re-wrapped copies of others' alerts, retracted ones first.
+    if plot.rewraps.first().is_some_and(|t| tick >= *t) {
+        plot.rewraps.remove(0);
+        let f = &replicas[forger];
+        let mut targets: Vec<ContentId> = f
+            .state
+            .posts()
+            .values()
+            .filter(|p| matches!(p.body().content, Content::Alert(_)) && p.author() != f.me())
+            .map(Verified::id)
+            .collect();
+        targets.sort_by_key(|id| !world.retracted.contains(id));
+        targets.truncate(3);
+        let mut msgs = Vec::new();
+        for id in targets {
+            let epoch = f.state.posts()[&id].body().epoch;
+            if let (Some(key), Some(bytes)) = (f.state.book().key(&epoch), f.envelopes.get(&id)) {
+                let key = key.clone();
+                msgs.push(Msg::new(
+                    SetKind::Envelopes,
+                    rewrap(bytes, &key, world.rng()),
+                ));
+            }
+        }
+        world.attack("re-wrapped copies of others' alerts", &msgs);
+        out.extend(msgs.into_iter().map(|m| (forger, m)));
+    }
+
+    // A rotation dated ahead, with a junk share for one victim.
+    if tick >= plot.junk_share && tick < world.config.quiet_from && replicas[forger].is_member() {
+        plot.junk_share = u64::MAX;
+        let founder_id = replicas[0].me();
+        let moderator = replicas[cast.moderator].me();
+        let f = &replicas[forger];
+        let victims: Vec<MemberId> = f
+            .roster()
+            .members()
+            .map(|m| m.identity.member)
+            .filter(|m| ![founder_id, moderator, f.me()].contains(m))
+            .filter(|m| replicas.iter().any(|r| r.me() == *m && r.honest))
+            .collect();
+        if let Some(victim) = victims.choose(world.rng()).copied() {
+            let msg = junk_rotation(tick, &mut replicas[forger], victim, world);
+            out.push((forger, msg));
+        }
+    }
+
+    // An op flood from a key that never was a member.
+    if tick == plot.flood {
+        let flooder = Identity::generate(world.rng());
+        world.flooder = Some(flooder.member_id());
+        let collective = replicas[0].state.log().collective();
+        let mut msgs = Vec::new();
+        for i in 0..300 {
+            let stranger = Identity::generate(world.rng());
+            let op = Op::create(
+                &flooder,
+                collective,
+                Vec::new(),
+                time(tick),
+                Action::ProposeAdd {
+                    identity: stranger.public(),
+                    name: format!("flood {i}"),
+                },
+            )
+            .expect("op");
+            msgs.push(Msg::new(SetKind::Ops, op.encoded().to_vec()));
+        }
+        world.attack("op flood from a never-member key", &msgs);
+        out.extend(msgs.into_iter().map(|m| (forger, m)));
+    }
+    out
+}
+
+/// A retraction of another member's alert by `rogue`, naming `heads` from when it was a
+/// moderator.
+fn forged_retraction(
+    tick: u64,
+    rogue: &mut Replica,
+    heads: Vec<OpId>,
+    world: &mut World,
+) -> Option<Msg> {
+    let now = rogue.clock(tick);
+    let me = rogue.me();
+    let target = rogue
+        .state
+        .posts()
+        .values()
+        .filter(|p| matches!(p.body().content, Content::Alert(_)) && p.author() != me)
+        .filter(|p| !world.retracted.contains(&p.id()))
+        .map(|p| (p.id(), p.body().expires))
+        .next()?;
+    let epoch = rogue.state.book().write_epoch(rogue.roster(), now)?;
+    let key = rogue.state.book().key(&epoch)?.clone();
+    let body = InnerBody {
+        collective: rogue.state.log().collective(),
+        epoch,
+        author: me,
+        seq: rogue.state.next_seq(),
+        heads,
+        timestamp: now,
+        expires: target.1 + 60,
+        content: Content::Retraction {
+            target: target.0,
+            reason: "not a moderator any more".into(),
+        },
+    };
+    let sealed = envelope::seal(&rogue.identity, &key, body, world.rng()).expect("seal");
+    world.forged_retractions.insert(target.0);
+    world.adversarial_posts.insert(sealed.id);
+    let msg = Msg::new(SetKind::Envelopes, sealed.bytes);
+    world.attack(
+        "a demoted moderator's retraction",
+        std::slice::from_ref(&msg),
+    );
+    Some(msg)
+}
+
+/// A rotation by `forger` to every member, dated ahead, whose share for `victim` is noise.
+fn junk_rotation(tick: u64, forger: &mut Replica, victim: MemberId, world: &mut World) -> Msg {
+    let key = EpochKey::generate(world.rng());
+    let recipients: Vec<PublicIdentity> = forger
+        .roster()
+        .members()
+        .map(|m| m.identity.clone())
+        .collect();
+    let honest = KeyDelivery::create(
+        &forger.identity,
+        forger.state.log().collective(),
+        &key,
+        DeliveryKind::Rotation,
+        forger.state.log().writer_heads(&forger.me()),
+        time(tick) + 150,
+        &recipients,
+        world.rng(),
+    )
+    .expect("delivery");
+    let mut body = honest.body().clone();
+    let share = body
+        .shares
+        .iter_mut()
+        .find(|s| s.recipient == victim)
+        .expect("the victim is a member");
+    world.rng.fill_bytes(&mut share.ciphertext);
+    let forged = KeyDelivery::sign_body(&forger.identity, &body).expect("signed");
+    let msg = Msg::new(SetKind::Deliveries, forged.encoded().to_vec());
+    assert_eq!(forger.ingest(&msg, tick), Ingested::Accepted);
+    world.junk.push((victim, forger.me(), key.id()));
+    *world
+        .attacks
+        .entry("rotation with a junk share for a victim")
+        .or_default() += 1;
+    msg
 }
 
 fn run(config: Config) -> Outcome {
     let mut rng = ChaCha20Rng::seed_from_u64(config.seed);
-    let n = 8 + (config.seed % 5) as usize;
+    let n = config.n;
     let identities: Vec<Identity> = (0..n).map(|_| Identity::generate(&mut rng)).collect();
     let certificates: Vec<RevocationCertificate> = identities
         .iter()
@@ -671,16 +990,10 @@ fn run(config: Config) -> Outcome {
     )
     .unwrap();
     let vetted = identities.iter().map(Identity::member_id).collect();
-    let mut replicas: Vec<Replica> = identities
-        .into_iter()
-        .map(|id| {
-            let skew = rng.gen_range(-120..=120);
-            Replica::new(id, skew, &genesis, config.workarounds)
-        })
-        .collect();
 
     // Roles. Replica 0 founds, 1 is promoted to moderator, the last joins during the partition;
-    // of the plain members in between, three are removed and one revokes itself.
+    // of the plain members in between, three are removed and one revokes itself, and with
+    // adversaries two more turn rogue.
     let mut plain: Vec<usize> = (2..n - 1).collect();
     plain.shuffle(&mut rng);
     let cast = Cast {
@@ -689,14 +1002,45 @@ fn run(config: Config) -> Outcome {
         revoked: plain[3],
         friend: plain.get(4).copied().unwrap_or(1),
         newcomer: n - 1,
+        rogue: config.adversaries.then(|| plain[5]),
+        forger: config.adversaries.then(|| plain[6]),
     };
+    let mut replicas: Vec<Replica> = identities
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let skew = rng.gen_range(-120..=120);
+            let honest = Some(i) != cast.rogue && Some(i) != cast.forger;
+            Replica::new(id, skew, &genesis, config.workarounds, honest)
+        })
+        .collect();
+    let batch = config.adds_per_tick;
+    let batches = (n - 3).div_ceil(batch) as u64;
+    let adds_done = 5 + 3 * batches;
+    let mut plot = Plot::new(&mut rng, adds_done);
+    let mut rogue_heads = None;
+    let mut removals = [
+        (45, 0, cast.victims[0]),
+        (85, 0, cast.victims[1]),
+        (87, cast.moderator, cast.victims[2]),
+    ];
     let mut world = World {
         config: config.clone(),
         rng,
         vetted,
+        promotable: BTreeSet::new(),
+        demotable: BTreeSet::new(),
         posted: BTreeMap::new(),
+        retracted: BTreeSet::new(),
         rotations: Vec::new(),
         shares: 0,
+        adversarial: HashSet::new(),
+        adversarial_posts: BTreeSet::new(),
+        forged_retractions: BTreeSet::new(),
+        spies: Vec::new(),
+        flooder: None,
+        junk: Vec::new(),
+        attacks: BTreeMap::new(),
     };
     let mut network = Network::default();
     let founder = 0;
@@ -709,12 +1053,14 @@ fn run(config: Config) -> Outcome {
         for (from, to, msg) in network.due(tick) {
             // A link cut while the message was in flight loses it.
             if !partitioned(tick, from, to) {
-                replicas[to].ingest(&msg);
+                replicas[to].ingest(&msg, tick);
             }
         }
-        for r in &mut replicas {
-            r.process_held(tick);
-        }
+        // Members always have a moderator.
+        assert!(
+            replicas[founder].roster().moderator_count() >= 1,
+            "tick {tick}: no moderator left"
+        );
 
         // The script.
         let mut outbox: Vec<(usize, Msg)> = Vec::new();
@@ -726,36 +1072,70 @@ fn run(config: Config) -> Outcome {
             member: replicas[i].me(),
             reason: "phone seized".into(),
         };
-        let scripted: Option<(usize, Action)> = match tick {
-            2 => Some((founder, add(cast.moderator, &replicas))),
-            4 => Some((
+        let mut scripted: Vec<(usize, Action)> = match tick {
+            2 => vec![(founder, add(cast.moderator, &replicas))],
+            4 => vec![(
                 founder,
                 Action::ProposePromote {
                     member: replicas[cast.moderator].me(),
                 },
-            )),
-            t if (5..5 + 3 * (n as u64 - 3)).contains(&t) && (t - 5) % 3 == 0 => {
-                let i = 2 + ((t - 5) / 3) as usize;
-                Some((founder, add(i, &replicas)))
+            )],
+            t if (5..adds_done).contains(&t) && (t - 5) % 3 == 0 => {
+                let first = 2 + ((t - 5) / 3) as usize * batch;
+                (first..(first + batch).min(n - 1))
+                    .map(|i| (founder, add(i, &replicas)))
+                    .collect()
             }
-            45 => Some((founder, remove(cast.victims[0], &replicas))),
-            85 => Some((founder, remove(cast.victims[1], &replicas))),
-            87 => Some((cast.moderator, remove(cast.victims[2], &replicas))),
-            95 => Some((
+            95 => vec![(
                 cast.friend,
                 Action::PublishRevocation {
                     certificate: certificates[cast.revoked].clone(),
                 },
-            )),
-            100 => Some((founder, add(cast.newcomer, &replicas))),
-            _ => None,
+            )],
+            100 => vec![(founder, add(cast.newcomer, &replicas))],
+            _ => Vec::new(),
         };
-        if let Some((who, action)) = scripted {
+        // Removals, each once the remover has seen the victim admitted (in large collectives
+        // admissions take longer than the first removal's tick).
+        for removal in &mut removals {
+            let (at, remover, victim) = *removal;
+            if tick >= at && replicas[remover].roster().is_member(&replicas[victim].me()) {
+                removal.0 = u64::MAX;
+                scripted.push((remover, remove(victim, &replicas)));
+            }
+        }
+        if let Some(rogue) = cast.rogue {
+            let member = replicas[rogue].me();
+            // The founder proposes once it sees the rogue's admission (and promotion).
+            let seen = replicas[founder]
+                .roster()
+                .member(&member)
+                .map(|m| m.moderator);
+            if tick >= plot.promote && seen == Some(false) {
+                plot.promote = u64::MAX;
+                world.promotable.insert(member);
+                scripted.push((founder, Action::ProposePromote { member }));
+            }
+            if tick >= plot.demote && seen == Some(true) {
+                plot.demote = u64::MAX;
+                world.demotable.insert(member);
+                scripted.push((founder, Action::ProposeDemote { member }));
+            }
+        }
+        for (who, action) in scripted {
             outbox.push((who, replicas[who].make_op(tick, action)));
         }
+        outbox.extend(adversaries(
+            tick,
+            &cast,
+            &mut plot,
+            &mut replicas,
+            &mut world,
+            &mut rogue_heads,
+        ));
 
-        // Each replica's own behaviour, in a random order.
-        let mut order: Vec<usize> = (0..n).collect();
+        // Each honest replica's own behaviour, in a random order.
+        let mut order: Vec<usize> = (0..n).filter(|i| replicas[*i].honest).collect();
         order.shuffle(&mut world.rng);
         for i in order {
             let mut out = Vec::new();
@@ -770,7 +1150,8 @@ fn run(config: Config) -> Outcome {
             }
         }
 
-        // Anti-entropy: each replica pulls what it lacks from one random reachable peer.
+        // Anti-entropy: each replica pulls what it lacks from one random reachable peer, then
+        // asks it for the epoch keys it lacks (as a node does in every sync session it starts).
         let period = if tick >= config.quiet_from {
             1
         } else {
@@ -788,9 +1169,35 @@ fn run(config: Config) -> Outcome {
                 let msgs = replicas[i].missing_from(&replicas[j]);
                 // Ops first, then deliveries, then envelopes: the order a sync would fetch them.
                 for msg in msgs {
-                    replicas[i].ingest(&msg);
+                    replicas[i].ingest(&msg, tick);
                 }
-                replicas[i].process_held(tick);
+                let me = replicas[i].me();
+                let lacking = replicas[i]
+                    .state
+                    .lacking_epochs(&me, replicas[i].clock(tick));
+                if lacking.is_empty() || !replicas[j].honest {
+                    continue;
+                }
+                let now = replicas[j].clock(tick);
+                let answers = replicas[j].state.answer_key_request(
+                    &replicas[j].identity,
+                    &me,
+                    &lacking,
+                    now,
+                    &mut world.rng,
+                );
+                for answer in answers {
+                    let msg = match answer {
+                        KeyAnswer::Again(bytes) => Msg::new(SetKind::Deliveries, bytes),
+                        KeyAnswer::New(bytes) => {
+                            let msg = Msg::new(SetKind::Deliveries, bytes);
+                            replicas[j].ingest(&msg, tick);
+                            world.shares += 1;
+                            msg
+                        }
+                    };
+                    replicas[i].ingest(&msg, tick);
+                }
             }
         }
     }
@@ -820,15 +1227,20 @@ fn check(outcome: &mut Outcome) {
         ..
     } = outcome;
 
-    // 1. Every replica, members and removed alike, converged on the same roster.
-    let reference = replicas[*founder].log.roster().clone();
+    // 1. Every replica, members, removed and rogues alike, converged on the same roster, and it
+    //    has moderators: the founding two were not removed or demoted by anyone alone.
+    let reference = replicas[*founder].roster().clone();
     for (i, r) in replicas.iter().enumerate() {
-        assert_eq!(r.log.orphan_count(), 0, "replica {i} has orphans");
-        assert_eq!(r.log.roster(), &reference, "replica {i} roster differs");
+        assert_eq!(r.state.log().orphan_count(), 0, "replica {i} has orphans");
+        assert_eq!(r.roster(), &reference, "replica {i} roster differs");
     }
     for i in removed.iter() {
         let id = replicas[*i].me();
-        assert!(reference.is_removed(&id), "replica {i} should be removed");
+        assert!(
+            reference.is_removed(&id),
+            "replica {i} should be removed; dropped: {:?}",
+            reference.dropped()
+        );
     }
     let current: Vec<usize> = (0..replicas.len())
         .filter(|i| reference.is_member(&replicas[*i].me()))
@@ -838,48 +1250,148 @@ fn check(outcome: &mut Outcome) {
         replicas.len() - removed.len(),
         "everyone else, including the newcomer, is a member"
     );
-
-    // 2. Honest traffic is never refused.
-    for (i, r) in replicas.iter().enumerate() {
+    for i in [0, 1] {
         assert!(
-            r.refused.is_empty(),
-            "replica {i} refused honest messages: {:?}",
-            r.refused
+            reference.is_moderator(&replicas[i].me()),
+            "founding moderator {i} lost its rights"
+        );
+    }
+    for spy in &world.spies {
+        assert!(!reference.knows(spy), "a spy got past k-of-n");
+    }
+    if let Some(flooder) = world.flooder {
+        for (i, r) in replicas.iter().enumerate() {
+            assert!(
+                r.state.log().ops().all(|op| op.author() != flooder),
+                "replica {i} kept an op of a never-member key"
+            );
+        }
+    }
+    let honest_current: Vec<usize> = current
+        .iter()
+        .copied()
+        .filter(|i| replicas[*i].honest)
+        .collect();
+
+    // 2. Honest replicas refuse only what adversaries made.
+    for (i, r) in replicas.iter().enumerate().filter(|(_, r)| r.honest) {
+        let honest: Vec<&Refusal> = r
+            .refused
+            .iter()
+            .filter(|(key, _)| !world.adversarial.contains(key))
+            .map(|(_, why)| why)
+            .collect();
+        assert!(
+            honest.is_empty(),
+            "replica {i} refused honest messages: {honest:?}"
         );
     }
 
-    // 3. Every post was made by a then-member, and every current member accepted every one.
-    let mut log = replicas[*founder].log.clone();
+    // 3. Every honest post was made by a then-member, and every current honest member accepted
+    //    every one (re-wrapped copies counted once), and nothing else but adversaries' posts.
+    let mut log = replicas[*founder].state.log().clone();
     for (id, post) in &world.posted {
         let at = log.roster_at(&post.heads).expect("heads held");
         assert!(at.is_member(&post.author), "post {id:?} by a non-member");
     }
     let all: BTreeSet<ContentId> = world.posted.keys().copied().collect();
-    for i in &current {
+    for i in &honest_current {
         let r = &replicas[*i];
-        let accepted: BTreeSet<ContentId> = r.accepted.keys().copied().collect();
+        let accepted: BTreeSet<ContentId> = r.state.posts().keys().copied().collect();
         let missing: Vec<_> = all.difference(&accepted).collect();
         assert!(
             missing.is_empty(),
             "current member {i} lacks {} of {} posts: {missing:?}; held {}",
             missing.len(),
             all.len(),
-            r.held_envelopes.len()
+            r.state.held_count()
         );
-        assert_eq!(accepted, all, "member {i} accepted something never posted");
-        assert!(r.held_envelopes.is_empty() && r.held_deliveries.is_empty());
+        let extra: Vec<_> = accepted
+            .difference(&all)
+            .filter(|id| !world.adversarial_posts.contains(id))
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "member {i} accepted something never posted: {extra:?}"
+        );
+        if !world.config.adversaries {
+            assert_eq!(r.state.held_count(), 0, "member {i} holds items back");
+        }
     }
 
-    // 4. Removed members hold no key of an epoch rotated by someone who knew of the removal, and
+    // 4. Retractions by authors stand everywhere; a demoted moderator's do not.
+    for i in &honest_current {
+        let state = &replicas[*i].state;
+        for target in &world.retracted {
+            assert!(
+                is_retracted(state, target),
+                "member {i} shows retracted alert {target:?} again"
+            );
+        }
+        for target in world.forged_retractions.difference(&world.retracted) {
+            assert!(
+                !is_retracted(state, target),
+                "member {i} took a demoted moderator's retraction of {target:?}"
+            );
+        }
+    }
+
+    // 5. Quotas hold at every honest replica.
+    let per_day = u32::from(reference.policy().posts_per_day);
+    for (i, r) in replicas.iter().enumerate().filter(|(_, r)| r.honest) {
+        let mut counts: HashMap<(MemberId, u64), u32> = HashMap::new();
+        for post in r.state.posts().values() {
+            if post.body().content.counts_against_quota() {
+                *counts
+                    .entry((post.author(), envelope::day_of(post.body().timestamp)))
+                    .or_default() += 1;
+            }
+        }
+        assert!(
+            counts.values().all(|c| *c <= per_day),
+            "replica {i} holds posts over the quota"
+        );
+    }
+
+    // 6. No honest member is cut off: each holds the key of the epoch the founder writes under,
+    //    and the victim of a junk share noted its signer and got the key another way.
+    let end = world.config.end;
+    let write_epoch = replicas[*founder]
+        .state
+        .book()
+        .write_epoch(&reference, replicas[*founder].clock(end))
+        .expect("the founder can write");
+    for i in &honest_current {
+        assert!(
+            replicas[*i].state.book().key(&write_epoch).is_some(),
+            "member {i} cannot read the write epoch"
+        );
+    }
+    for (victim, signer, epoch) in &world.junk {
+        let r = replicas.iter().find(|r| r.me() == *victim).expect("victim");
+        if !reference.is_member(victim) {
+            continue;
+        }
+        assert!(
+            r.unreadable.contains(&(*epoch, *signer)),
+            "the junk share's signer was not noted"
+        );
+        assert!(
+            r.state.book().key(epoch).is_some(),
+            "the victim of a junk share never got the key"
+        );
+    }
+
+    // 7. Removed members hold no key of an epoch rotated by someone who knew of the removal, and
     //    read no post under one.
     let deliveries: BTreeMap<DeliveryId, KeyDelivery> = replicas
         .iter()
-        .flat_map(|r| r.deliveries.iter().map(|(k, v)| (*k, v.clone())))
+        .flat_map(|r| r.state.deliveries().iter().map(|(k, v)| (*k, v.clone())))
         .collect();
     for i in removed.iter() {
         let r = &replicas[*i];
         let me = r.me();
-        for info in r.book.epochs().filter(|e| e.have_key) {
+        for info in r.state.book().epochs().filter(|e| e.have_key) {
             for d in deliveries.values().filter(|d| d.epoch() == info.id) {
                 let at = log.roster_at(&d.body().heads).expect("heads held");
                 if d.body().kind == DeliveryKind::Rotation {
@@ -898,9 +1410,9 @@ fn check(outcome: &mut Outcome) {
                 }
             }
         }
-        for post in r.accepted.values() {
+        for post in r.state.posts().values() {
             assert!(
-                r.book.key(&post.body().epoch).is_some(),
+                r.state.book().key(&post.body().epoch).is_some(),
                 "removed replica {i} accepted a post under an epoch it lacks"
             );
             let at = log.roster_at(&post.body().heads).expect("heads held");
@@ -912,7 +1424,7 @@ fn check(outcome: &mut Outcome) {
         }
     }
     for r in replicas.iter() {
-        for post in r.accepted.values() {
+        for post in r.state.posts().values() {
             // Nobody reads a post under an epoch that was never delivered to them.
             let me = r.me();
             assert!(
@@ -943,24 +1455,26 @@ fn check_rosters_agree_at_every_post(log: &mut MembershipLog, world: &World) -> 
     checked
 }
 
-fn simulate(seed: u64, k: u8) {
-    let mut config = Config::new(seed, k);
+fn simulate(mut config: Config) {
     if std::env::var_os("SIM_WORKAROUNDS").is_some() {
         config.workarounds = true;
     }
+    let (seed, k, adversaries) = (config.seed, config.k, config.adversaries);
     let started = std::time::Instant::now();
     let partition = config.partition;
     let mut outcome = run(config);
     let summary = format!(
         "seed {seed} k={k}: {} replicas, {} ops, {} posts, {} rotations, {} shares, \
-         {} messages sent ({} lost), {:.1?}",
+         {} messages sent ({} lost), {} retractions, attacks {:?}, {:.1?}",
         outcome.replicas.len(),
-        outcome.replicas[0].log.len(),
+        outcome.replicas[0].state.log().len(),
         outcome.world.posted.len(),
         outcome.world.rotations.len(),
         outcome.world.shares,
         outcome.network.sent,
         outcome.network.lost,
+        outcome.world.retracted.len(),
+        outcome.world.attacks,
         started.elapsed()
     );
     println!("{summary}");
@@ -973,6 +1487,24 @@ fn simulate(seed: u64, k: u8) {
         outcome.world.rotations.len() >= 3,
         "removals should have forced rotations"
     );
+    if adversaries {
+        // Every attack was made, and the junk share's victim was still a member to be cut off.
+        assert_eq!(
+            outcome.world.attacks.len(),
+            6,
+            "{:?}; pending {:?}; dropped {:?}",
+            outcome.world.attacks,
+            outcome.replicas[0].roster().pending(),
+            outcome.replicas[0].roster().dropped()
+        );
+        let roster = outcome.replicas[0].roster();
+        assert!(outcome
+            .world
+            .junk
+            .iter()
+            .any(|(v, _, _)| roster.is_member(v)));
+        assert!(!outcome.world.forged_retractions.is_empty());
+    }
     // The concurrent removals made both halves rotate while they could not hear each other.
     let index_of = |m: &MemberId| outcome.replicas.iter().position(|r| r.me() == *m);
     let rotating_sides: BTreeSet<usize> = outcome
@@ -989,18 +1521,10 @@ fn simulate(seed: u64, k: u8) {
     );
 }
 
-/// Many more seeds, for exploring: `SIM_SEEDS=200 cargo test --test simulation -- --ignored`.
-#[test]
-#[ignore = "long: explores SIM_SEEDS seeds (default 64)"]
-fn many_seeds() {
-    let count: u64 = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64);
+fn explore(count: u64, config: impl Fn(u64) -> Config + std::panic::RefUnwindSafe) {
     let mut failures = Vec::new();
     for seed in 100..100 + count {
-        let k = 1 + (seed % 2) as u8;
-        if let Err(e) = std::panic::catch_unwind(|| simulate(seed, k)) {
+        if let Err(e) = std::panic::catch_unwind(|| simulate(config(seed))) {
             let message = e
                 .downcast_ref::<String>()
                 .cloned()
@@ -1017,24 +1541,53 @@ fn many_seeds() {
     );
 }
 
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Many more seeds, for exploring: `SIM_SEEDS=200 cargo test --test simulation -- --ignored`.
+#[test]
+#[ignore = "long: explores SIM_SEEDS seeds (default 64)"]
+fn many_seeds() {
+    explore(env_number("SIM_SEEDS", 64), |seed| {
+        Config::new(seed, 1 + (seed % 2) as u8)
+    });
+}
+
+/// Larger adversarial runs, by hand:
+/// `SIM_SEEDS=20 SIM_REPLICAS=100 cargo test --release --test simulation -- --ignored many_large`.
+#[test]
+#[ignore = "long: SIM_SEEDS adversarial runs of SIM_REPLICAS replicas (default 8 of 100)"]
+fn many_large() {
+    let replicas = env_number("SIM_REPLICAS", 100) as usize;
+    explore(env_number("SIM_SEEDS", 8), |seed| {
+        Config::large(seed, replicas)
+    });
+}
+
 macro_rules! seeds {
-    ($($name:ident: $seed:expr, $k:expr;)+) => {
+    ($($name:ident: $config:expr;)+) => {
         $(
             #[test]
             fn $name() {
-                simulate($seed, $k);
+                simulate($config);
             }
         )+
     };
 }
 
 seeds! {
-    k1_seed_1: 1, 1;
-    k1_seed_2: 2, 1;
-    k1_seed_3: 3, 1;
-    k1_seed_4: 4, 1;
-    k2_seed_5: 5, 2;
-    k2_seed_6: 6, 2;
-    k2_seed_7: 7, 2;
-    k2_seed_8: 8, 2;
+    k1_seed_1: Config::new(1, 1);
+    k1_seed_2: Config::new(2, 1);
+    k1_seed_3: Config::new(3, 1);
+    k1_seed_4: Config::new(4, 1);
+    k2_seed_5: Config::new(5, 2);
+    k2_seed_6: Config::new(6, 2);
+    k2_seed_7: Config::new(7, 2);
+    k2_seed_8: Config::new(8, 2);
+    adversaries_50_seed_1: Config::large(1, 50);
+    adversaries_50_seed_2: Config::large(2, 50);
 }

@@ -10,11 +10,11 @@ use lookout_protocol::invite::{Invite, JoinRequest};
 use lookout_protocol::membership::{
     Action, FoundingModerator, Op, PendingKind, Policy, RevocationCertificate, SignedGenesis,
 };
+use lookout_protocol::replica::State;
 use lookout_protocol::{ContentId, EpochId, MemberId, OpId};
 
 use super::{
-    now, store_error, Collective, Ingested, Replica, SetKind, WireItem, KEY_BOOTSTRAP, KEY_GENESIS,
-    KEY_SEQ,
+    now, store_error, Ingested, Replica, SetKind, WireItem, KEY_BOOTSTRAP, KEY_GENESIS, KEY_SEQ,
 };
 use crate::api::{ApiError, ErrorCode, PostDraft, ProposalView, Request, Response};
 use crate::store::Tree;
@@ -60,9 +60,9 @@ impl Replica {
                 let target = self.find_post(&id)?;
                 let author = self
                     .collective()?
-                    .posts
+                    .posts()
                     .get(&target)
-                    .map(|p| p.verified.body().author);
+                    .map(|p| p.body().author);
                 if author == Some(self.identity.member_id()) {
                     return Err(ApiError::new(
                         ErrorCode::InvalidInput,
@@ -92,7 +92,7 @@ impl Replica {
                 let member = cert.member;
                 self.require_member()?;
                 let state = self.collective()?;
-                let roster = state.log.roster();
+                let roster = state.log().roster();
                 let whose = format!(
                     "this certificate is for member {}",
                     member.to_hex().get(..12).unwrap_or_default()
@@ -116,7 +116,7 @@ impl Replica {
                         ErrorCode::UnknownMember,
                         format!(
                             "{whose}, who was never in {}: nothing was published (is it from another collective?)",
-                            state.log.genesis().genesis().name
+                            state.log().genesis().genesis().name
                         ),
                     ));
                 }
@@ -202,7 +202,7 @@ impl Replica {
             )
         })?;
         if let Some(state) = &self.collective {
-            if state.log.collective() == invite.genesis.id() {
+            if state.log().collective() == invite.genesis.id() {
                 return Ok(invite);
             }
             return Err(ApiError::new(
@@ -230,7 +230,7 @@ impl Replica {
                 )
             })
             .map_err(store_error)?;
-        self.collective = Some(Collective::new(genesis.clone()));
+        self.collective = Some(State::new(genesis.clone()));
         Ok(())
     }
 
@@ -261,7 +261,7 @@ impl Replica {
             .take(lookout_protocol::invite::MAX_INVITE_ADDRESSES)
             .collect();
         Ok(Invite {
-            genesis: state.log.genesis().clone(),
+            genesis: state.log().genesis().clone(),
             addresses,
         }
         .to_code())
@@ -272,7 +272,7 @@ impl Replica {
         // Membership first: a removed member hears that, not what is wrong with a field.
         self.require_member()?;
         let state = self.collective()?;
-        let policy = state.log.roster().policy().clone();
+        let policy = state.log().roster().policy().clone();
         let days = draft.expires_in_days.unwrap_or(policy.default_alert_days);
         if days == 0 || days > policy.max_alert_days {
             return Err(ApiError::new(
@@ -336,30 +336,29 @@ impl Replica {
         let now = now();
         let author = self.identity.member_id();
         let state = self.collective_mut()?;
-        let policy = state.log.roster().policy().clone();
+        let policy = state.log().roster().policy().clone();
         let expires = match (&content, lifetime) {
             (_, Some(secs)) => now + secs,
             // Retractions and corroborations live as long as their target could.
             (_, None) => content
                 .target()
-                .and_then(|t| state.posts.get(&t))
-                .map(|p| p.verified.body().expires)
+                .and_then(|t| state.posts().get(&t))
+                .map(|p| p.body().expires)
                 .unwrap_or(now + policy.max_alert_secs())
                 .max(now + 60),
         };
-        state.seq += 1;
-        let seq = state.seq;
+        let seq = state.next_seq();
         let key = state
-            .book
+            .book()
             .key(&epoch)
             .cloned()
             .ok_or_else(|| ApiError::new(ErrorCode::Internal, "write epoch key missing"))?;
         let body = InnerBody {
-            collective: state.log.collective(),
+            collective: state.log().collective(),
             epoch,
             author,
             seq,
-            heads: state.log.writer_heads(&author),
+            heads: state.log().writer_heads(&author),
             timestamp: now,
             expires,
             content,
@@ -391,7 +390,7 @@ impl Replica {
                 ErrorCode::Internal,
                 "this device lacks state to make that; let it sync first",
             )),
-            Ingested::Ignored(reason) | Ingested::Rejected(reason) => Err(refusal(&reason)),
+            Ingested::Ignored(reason) | Ingested::Rejected(reason) => Err(reason.into()),
         }
     }
 
@@ -400,15 +399,15 @@ impl Replica {
         let state = self.collective()?;
         let op = Op::create(
             &self.identity,
-            state.log.collective(),
-            state.log.writer_heads(&self.identity.member_id()),
+            state.log().collective(),
+            state.log().writer_heads(&self.identity.member_id()),
             now(),
             action,
         )
         .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
         let id = op.id();
         self.accept_local(SetKind::Ops, op.encoded().to_vec())?;
-        if let Some(reason) = self.collective()?.log.roster().dropped().get(&id) {
+        if let Some(reason) = self.collective()?.log().roster().dropped().get(&id) {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
                 format!("that change has no effect: {reason}"),
@@ -420,7 +419,7 @@ impl Replica {
     /// The epoch to write under now, if any.
     pub fn write_epoch(&self) -> Option<EpochId> {
         let state = self.collective.as_ref()?;
-        state.book.write_epoch(state.log.roster(), now())
+        state.book().write_epoch(state.log().roster(), now())
     }
 
     /// Create a fresh epoch for every current member and accept it.
@@ -428,7 +427,7 @@ impl Replica {
         self.require_member()?;
         let state = self.collective()?;
         let recipients: Vec<_> = state
-            .log
+            .log()
             .roster()
             .members()
             .map(|m| m.identity.clone())
@@ -436,10 +435,10 @@ impl Replica {
         let key = EpochKey::generate(&mut OsRng);
         let delivery = KeyDelivery::create(
             &self.identity,
-            state.log.collective(),
+            state.log().collective(),
             &key,
             DeliveryKind::Rotation,
-            state.log.writer_heads(&self.identity.member_id()),
+            state.log().writer_heads(&self.identity.member_id()),
             now(),
             &recipients,
             &mut OsRng,
@@ -456,7 +455,7 @@ impl Replica {
         let Some(state) = self.collective.as_ref() else {
             return Ok(None);
         };
-        if !state.log.roster().is_member(&self.identity.member_id()) {
+        if !state.log().roster().is_member(&self.identity.member_id()) {
             return Ok(None);
         }
         if self.write_epoch().is_some() {
@@ -472,18 +471,18 @@ impl Replica {
             return Ok(0);
         };
         let me = self.identity.member_id();
-        let roster = state.log.roster();
+        let roster = state.log().roster();
         if !roster.is_member(&me) {
             return Ok(0);
         }
         let moderator = roster.is_moderator(&me);
         let mut work = Vec::new();
-        for info in state.book.epochs() {
+        for info in state.book().epochs() {
             if !info.have_key || info.retired(roster) || !(moderator || info.creator == me) {
                 continue;
             }
-            let missing = state.book.missing_recipients(&info.id, roster);
-            if let (false, Some(key)) = (missing.is_empty(), state.book.key(&info.id)) {
+            let missing = state.book().missing_recipients(&info.id, roster);
+            if let (false, Some(key)) = (missing.is_empty(), state.book().key(&info.id)) {
                 work.push((key.clone(), missing));
             }
         }
@@ -492,10 +491,10 @@ impl Replica {
             let state = self.collective()?;
             let delivery = KeyDelivery::create(
                 &self.identity,
-                state.log.collective(),
+                state.log().collective(),
                 &key,
                 DeliveryKind::Share,
-                state.log.writer_heads(&self.identity.member_id()),
+                state.log().writer_heads(&self.identity.member_id()),
                 now(),
                 &missing,
                 &mut OsRng,
@@ -526,7 +525,7 @@ impl Replica {
                 )
             })?;
             let member = request.identity.member;
-            let roster = self.collective()?.log.roster();
+            let roster = self.collective()?.log().roster();
             if roster.is_removed(&member) {
                 return Err(ApiError::new(
                     ErrorCode::Revoked,
@@ -563,7 +562,7 @@ impl Replica {
     }
 
     fn approve_existing(&mut self, proposal: OpId) -> Result<OpId, ApiError> {
-        let roster = self.collective()?.log.roster();
+        let roster = self.collective()?.log().roster();
         if let Some(p) = roster.pending().iter().find(|p| p.proposal == proposal) {
             if p.approvals.contains(&self.identity.member_id()) {
                 return Err(ApiError::new(
@@ -586,7 +585,7 @@ impl Replica {
         reason: String,
     ) -> Result<Option<EpochId>, ApiError> {
         self.require_moderator()?;
-        let roster = self.collective()?.log.roster();
+        let roster = self.collective()?.log().roster();
         if !roster.is_member(&member) {
             return Err(ApiError::new(
                 ErrorCode::UnknownMember,
@@ -596,7 +595,7 @@ impl Replica {
         let was_moderator = roster.is_moderator(&member);
         let reason: String = reason.trim().chars().take(200).collect();
         self.make_op(Action::Remove { member, reason })?;
-        if was_moderator && self.collective()?.log.roster().is_member(&member) {
+        if was_moderator && self.collective()?.log().roster().is_member(&member) {
             return Err(ApiError::new(
                 ErrorCode::NotModerator,
                 "removing a moderator needs more moderators to approve: they can run `lookout pending` and `lookout approve`",
@@ -620,7 +619,7 @@ impl Replica {
             let moderator = self
                 .collective
                 .as_ref()
-                .is_some_and(|c| c.log.roster().is_moderator(&me));
+                .is_some_and(|c| c.log().roster().is_moderator(&me));
             if moderator {
                 self.rotate_if_needed()?;
             }
@@ -630,7 +629,7 @@ impl Replica {
     }
 
     fn require_member(&self) -> Result<(), ApiError> {
-        let roster = self.collective()?.log.roster();
+        let roster = self.collective()?.log().roster();
         let me = self.identity.member_id();
         if roster.is_removed(&me) {
             return Err(ApiError::new(
@@ -651,7 +650,7 @@ impl Replica {
         self.require_member()?;
         if !self
             .collective()?
-            .log
+            .log()
             .roster()
             .is_moderator(&self.identity.member_id())
         {
@@ -679,7 +678,7 @@ impl Replica {
             ));
         }
         let found: Vec<ContentId> = state
-            .posts
+            .posts()
             .keys()
             .filter(|id| id.to_hex().starts_with(&prefix))
             .copied()
@@ -699,7 +698,7 @@ impl Replica {
 
     fn find_member(&self, who: &str) -> Result<MemberId, ApiError> {
         let state = self.collective()?;
-        let roster = state.log.roster();
+        let roster = state.log().roster();
         let wanted = who.trim().to_lowercase();
         let by_id: Vec<MemberId> = roster
             .members()
@@ -727,7 +726,7 @@ impl Replica {
     }
 
     fn find_proposal(&self, prefix: &str) -> Result<OpId, ApiError> {
-        let roster = self.collective()?.log.roster();
+        let roster = self.collective()?.log().roster();
         let prefix = prefix.to_ascii_lowercase();
         let found: Vec<OpId> = roster
             .pending()
@@ -744,19 +743,6 @@ impl Replica {
             _ => Err(ApiError::new(ErrorCode::Ambiguous, "several proposals match: give more characters")),
         }
     }
-}
-
-fn refusal(reason: &str) -> ApiError {
-    let code = if reason.contains("quota") {
-        ErrorCode::InvalidInput
-    } else if reason.contains("removed") {
-        ErrorCode::Revoked
-    } else if reason.contains("moderator") || reason.contains("author") {
-        ErrorCode::NotModerator
-    } else {
-        ErrorCode::InvalidInput
-    };
-    ApiError::new(code, format!("refused: {reason}"))
 }
 
 /// How long a reachability announcement lives.
@@ -812,12 +798,12 @@ impl Replica {
             return Vec::new();
         };
         let me = self.identity.member_id();
-        let roster = state.log.roster();
+        let roster = state.log().roster();
         let now = now();
         let mut newest: std::collections::BTreeMap<MemberId, (u64, Vec<String>)> =
             std::collections::BTreeMap::new();
-        for stored in state.posts.values() {
-            let body = stored.verified.body();
+        for stored in state.posts().values() {
+            let body = stored.body();
             let Content::Reachability { addresses } = &body.content else {
                 continue;
             };

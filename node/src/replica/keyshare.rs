@@ -11,12 +11,11 @@
 use rand::rngs::OsRng;
 use tracing::trace;
 
-use lookout_protocol::epoch::{DeliveryKind, KeyDelivery};
-use lookout_protocol::identity::PublicIdentity;
+use lookout_protocol::replica::KeyAnswer;
 use lookout_protocol::{EpochId, MemberId};
 
-use super::{now, Collective, Replica, SetKind};
-use crate::api::{ApiError, ErrorCode};
+use super::{now, Replica, SetKind};
+use crate::api::ApiError;
 
 impl Replica {
     /// Epochs this device's member is entitled to whose key it lacks (newest first, at most
@@ -26,9 +25,7 @@ impl Replica {
         let Some(state) = self.collective.as_ref() else {
             return Vec::new();
         };
-        state
-            .book
-            .lacking(&self.identity.member_id(), state.log.roster(), now())
+        state.lacking_epochs(&self.identity.member_id(), now())
     }
 
     /// Answer a request by `requester` (the authenticated peer, never a name in the request)
@@ -43,65 +40,24 @@ impl Replica {
         requester: MemberId,
         epochs: &[EpochId],
     ) -> Result<Vec<Vec<u8>>, ApiError> {
-        let me = self.identity.member_id();
-        let mut answers = Vec::new();
-        for epoch in epochs {
-            let state = self.collective()?;
-            let roster = state.log.roster();
-            if requester == me || !roster.is_member(&me) {
-                return Ok(answers);
-            }
-            let key = match state.book.shareable(epoch, &requester, roster) {
-                Ok(key) => key.clone(),
-                Err(refusal) => {
-                    trace!(epoch = %epoch.short(), reason = %refusal, "key request not answered");
-                    continue;
+        let answers = self.collective()?.answer_key_request(
+            &self.identity,
+            &requester,
+            epochs,
+            now(),
+            &mut OsRng,
+        );
+        let mut out = Vec::with_capacity(answers.len());
+        for answer in answers {
+            match answer {
+                KeyAnswer::Again(bytes) => out.push(bytes),
+                KeyAnswer::New(bytes) => {
+                    self.accept_local(SetKind::Deliveries, bytes.clone())?;
+                    trace!("key shared on request");
+                    out.push(bytes);
                 }
-            };
-            let Some(current) = roster.member(&requester).map(|m| m.identity.clone()) else {
-                continue;
-            };
-            if let Some(bytes) = own_share(state, &me, epoch, &current) {
-                answers.push(bytes);
-                continue;
             }
-            let delivery = KeyDelivery::create(
-                &self.identity,
-                state.log.collective(),
-                &key,
-                DeliveryKind::Share,
-                roster.heads().to_vec(),
-                now(),
-                &[current],
-                &mut OsRng,
-            )
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-            let bytes = delivery.encoded().to_vec();
-            self.accept_local(SetKind::Deliveries, bytes.clone())?;
-            trace!(epoch = %epoch.short(), "key shared on request");
-            answers.push(bytes);
         }
-        Ok(answers)
+        Ok(out)
     }
-}
-
-/// A delivery of `epoch` this node signed that carries a share for `member` at their current
-/// agreement key.
-fn own_share(
-    state: &Collective,
-    me: &MemberId,
-    epoch: &EpochId,
-    member: &PublicIdentity,
-) -> Option<Vec<u8>> {
-    state
-        .deliveries
-        .values()
-        .filter(|d| d.epoch() == *epoch && d.body().author == *me)
-        .find(|d| {
-            d.body()
-                .shares
-                .iter()
-                .any(|s| s.recipient == member.member && s.agreement == member.agreement)
-        })
-        .map(|d| d.encoded().to_vec())
 }

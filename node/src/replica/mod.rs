@@ -1,7 +1,11 @@
 //! A member's replica: identity, collective state and posts, kept in the encrypted store.
 //!
 //! [`Replica`] is the node minus the network. It ingests items from peers, executes a member's
-//! [`Request`](crate::api::Request)s and persists everything through [`Store`]. The event loop
+//! [`Request`](crate::api::Request)s and persists everything through [`Store`]. What to accept,
+//! hold or refuse is decided by the core's replica state machine
+//! ([`lookout_protocol::replica::State`], the code the simulation runs too); this module applies
+//! its effects to the store, turns its notes into [`Event`]s and supplies the clock and OS
+//! randomness. The event loop
 //! owns one and drives it from the swarm; the CLI opens one directly when no node is running.
 //! Items made locally are queued in [`Replica::take_outgoing`] for the event loop to gossip, and
 //! stay in the store so set reconciliation delivers them whenever a peer is reached.
@@ -12,25 +16,24 @@ mod keyshare;
 mod passphrase;
 mod views;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use rand::rngs::OsRng;
-use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use lookout_protocol::envelope::{InnerBody, Verified};
-use lookout_protocol::epoch::{EpochBook, KeyDelivery};
+use lookout_protocol::envelope::Verified;
+use lookout_protocol::epoch::KeyDelivery;
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::{MembershipLog, Op, RevocationCertificate, SignedGenesis};
 use lookout_protocol::passphrase::KdfParams;
-use lookout_protocol::reconcile;
-use lookout_protocol::{ContentId, DeliveryId, MemberId};
+use lookout_protocol::replica::{PostRecord, State};
+use lookout_protocol::{ContentId, MemberId};
 
 use crate::api::{ApiError, ErrorCode, Event};
 use crate::store::{Store, StoreError, Tree};
 
-pub use ingest::{Ingested, SetKind, WireItem};
+pub use ingest::{Ingested, Refusal, SetKind, WireItem};
 
 const KEY_IDENTITY: &[u8] = b"identity";
 const KEY_REVOCATION: &[u8] = b"revocation";
@@ -39,10 +42,7 @@ const KEY_GENESIS: &[u8] = b"genesis";
 const KEY_SEQ: &[u8] = b"seq";
 const KEY_BOOTSTRAP: &[u8] = b"bootstrap";
 const KEY_LISTEN: &[u8] = b"listen";
-/// Most items held back waiting for missing state.
-pub const MAX_HELD: usize = 2048;
-/// Most content ids remembered as refused (so sync does not fetch them again).
-pub const MAX_REFUSED: usize = 16_384;
+pub use lookout_protocol::replica::{MAX_HELD, MAX_REFUSED};
 
 /// The current time in seconds since the Unix epoch.
 pub fn now() -> u64 {
@@ -57,52 +57,15 @@ pub struct Replica {
     store: Store,
     identity: Identity,
     name: String,
-    collective: Option<Collective>,
+    collective: Option<State>,
     outgoing: Vec<WireItem>,
     events: Vec<Event>,
     /// Membership ops were added since the last [`Replica::take_events`].
     membership_dirty: bool,
 }
 
-/// State of the collective this device belongs to.
-struct Collective {
-    log: MembershipLog,
-    book: EpochBook,
-    deliveries: BTreeMap<DeliveryId, KeyDelivery>,
-    posts: BTreeMap<ContentId, Stored>,
-    /// Posts referring to each alert (edits, retractions, corroborations).
-    refs: HashMap<ContentId, Vec<ContentId>>,
-    /// Accepted posts per (author, UTC day, counts against the alert quota): reachability posts
-    /// have a quota of their own.
-    quota: HashMap<(MemberId, u64, bool), u32>,
-    held: VecDeque<(SetKind, Vec<u8>)>,
-    refused: HashSet<[u8; 32]>,
-    seq: u64,
-    index: Indexes,
-}
-
-/// Sorted (timestamp, id) sets for reconciliation, rebuilt lazily.
-#[derive(Default)]
-struct Indexes {
-    ops: Option<Vec<reconcile::Item>>,
-    deliveries: Option<Vec<reconcile::Item>>,
-    posts: Option<Vec<reconcile::Item>>,
-}
-
-/// A post as kept in memory.
-#[derive(Clone)]
-struct Stored {
-    verified: Verified,
-}
-
 /// A post as kept in the store.
-#[derive(Serialize, Deserialize)]
-struct StoredRecord {
-    envelope: Vec<u8>,
-    coarse_time: u64,
-    body: InnerBody,
-    received: u64,
-}
+type StoredRecord = PostRecord;
 
 impl Replica {
     /// Create this device's identity and its encrypted store in `home`.
@@ -203,7 +166,7 @@ impl Replica {
         let genesis = SignedGenesis::decode(&genesis)
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("stored genesis: {e}")))?;
         let collective_id = genesis.id();
-        let mut state = Collective::new(genesis);
+        let mut state = State::new(genesis);
         let mut ops = Vec::new();
         for entry in self.store.iter(Tree::Membership) {
             let (_, bytes) = entry.map_err(store_error)?;
@@ -212,19 +175,14 @@ impl Replica {
                 Err(e) => warn!(error = %e, "skipping unreadable stored op"),
             }
         }
-        state.log.extend(ops);
+        state.restore_ops(ops);
         for entry in self.store.iter(Tree::EpochKeys) {
             let (_, bytes) = entry.map_err(store_error)?;
             match KeyDelivery::decode(&bytes, collective_id) {
                 Ok(delivery) => {
-                    let Some(roster) = state.log.roster_at(&delivery.body().heads) else {
-                        warn!("stored key delivery names unknown membership state");
-                        continue;
-                    };
-                    if let Err(e) = state.book.record(&delivery, &self.identity, &roster) {
-                        warn!(error = %e, "stored key delivery does not open");
+                    if let Err(why) = state.restore_delivery(delivery, &self.identity) {
+                        warn!(why, "stored key delivery not taken in");
                     }
-                    state.deliveries.insert(delivery.id(), delivery);
                 }
                 Err(e) => warn!(error = %e, "skipping unreadable stored key delivery"),
             }
@@ -240,18 +198,19 @@ impl Replica {
             };
             let verified =
                 Verified::restore_from_own_store(ContentId(id), record.coarse_time, record.body);
-            state.insert_post(verified);
+            state.restore_post(verified);
         }
-        state.seq = self
-            .store
-            .get(Tree::Meta, KEY_SEQ)
-            .map_err(store_error)?
-            .and_then(|v| v.as_slice().try_into().ok().map(u64::from_le_bytes))
-            .unwrap_or(0);
+        state.set_seq(
+            self.store
+                .get(Tree::Meta, KEY_SEQ)
+                .map_err(store_error)?
+                .and_then(|v| v.as_slice().try_into().ok().map(u64::from_le_bytes))
+                .unwrap_or(0),
+        );
         debug!(
-            ops = state.log.len(),
-            deliveries = state.deliveries.len(),
-            posts = state.posts.len(),
+            ops = state.log().len(),
+            deliveries = state.deliveries().len(),
+            posts = state.posts().len(),
             "replica loaded"
         );
         self.collective = Some(state);
@@ -270,7 +229,7 @@ impl Replica {
 
     /// The membership log, if in a collective.
     pub fn membership(&self) -> Option<&MembershipLog> {
-        self.collective.as_ref().map(|c| &c.log)
+        self.collective.as_ref().map(State::log)
     }
 
     /// The store's home directory.
@@ -295,7 +254,10 @@ impl Replica {
     /// Events since the last call, for watchers.
     pub fn take_events(&mut self) -> Vec<Event> {
         if std::mem::take(&mut self.membership_dirty) {
-            let members = self.collective.as_ref().map_or(0, |c| c.log.roster().len());
+            let members = self
+                .collective
+                .as_ref()
+                .map_or(0, |c| c.log().roster().len());
             self.events.push(Event::MembershipChanged { members });
         }
         std::mem::take(&mut self.events)
@@ -307,7 +269,7 @@ impl Replica {
         self.collective
             .as_ref()
             .map(|c| {
-                c.log
+                c.log()
                     .roster()
                     .members()
                     .map(|m| m.identity.member)
@@ -362,69 +324,13 @@ impl Replica {
         self.store.wipe().map_err(store_error)
     }
 
-    fn collective(&self) -> Result<&Collective, ApiError> {
+    fn collective(&self) -> Result<&State, ApiError> {
         self.collective.as_ref().ok_or_else(no_collective)
     }
 
-    fn collective_mut(&mut self) -> Result<&mut Collective, ApiError> {
+    fn collective_mut(&mut self) -> Result<&mut State, ApiError> {
         self.collective.as_mut().ok_or_else(no_collective)
     }
-}
-
-impl Collective {
-    fn new(genesis: SignedGenesis) -> Self {
-        Self {
-            log: MembershipLog::new(genesis),
-            book: EpochBook::new(),
-            deliveries: BTreeMap::new(),
-            posts: BTreeMap::new(),
-            refs: HashMap::new(),
-            quota: HashMap::new(),
-            held: VecDeque::new(),
-            refused: HashSet::new(),
-            seq: 0,
-            index: Indexes::default(),
-        }
-    }
-
-    /// Keep an accepted post in memory, with its quota count and reference index.
-    fn insert_post(&mut self, verified: Verified) {
-        self.count_quota(&verified);
-        if let Some(target) = verified.body().content.target() {
-            self.refs.entry(target).or_default().push(verified.id());
-        }
-        self.index.posts = None;
-        self.posts.insert(verified.id(), Stored { verified });
-    }
-
-    /// Forget a post (expired).
-    fn remove_post(&mut self, id: &ContentId) {
-        if let Some(stored) = self.posts.remove(id) {
-            if let Some(target) = stored.verified.body().content.target() {
-                if let Some(list) = self.refs.get_mut(&target) {
-                    list.retain(|r| r != id);
-                    if list.is_empty() {
-                        self.refs.remove(&target);
-                    }
-                }
-            }
-        }
-        self.refs.remove(id);
-        self.index.posts = None;
-    }
-
-    fn count_quota(&mut self, verified: &Verified) {
-        *self.quota.entry(quota_key(verified.body())).or_insert(0) += 1;
-    }
-}
-
-/// Which daily quota counter a post counts against.
-fn quota_key(body: &InnerBody) -> (MemberId, u64, bool) {
-    (
-        body.author,
-        lookout_protocol::envelope::day_of(body.timestamp),
-        body.content.counts_against_quota(),
-    )
 }
 
 fn no_collective() -> ApiError {

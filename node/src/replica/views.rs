@@ -27,28 +27,25 @@ impl Replica {
             ..StatusView::default()
         };
         if let Some(state) = &self.collective {
-            let roster = state.log.roster();
+            let roster = state.log().roster();
             let now = now();
-            view.collective = Some(state.log.genesis().genesis().name.clone());
-            view.collective_id = Some(state.log.collective().to_hex());
+            view.collective = Some(state.log().genesis().genesis().name.clone());
+            view.collective_id = Some(state.log().collective().to_hex());
             view.country = Some(roster.policy().country.clone());
             view.is_member = roster.is_member(&me);
             view.is_moderator = roster.is_moderator(&me);
             view.is_removed = roster.is_removed(&me);
             view.members = roster.len();
-            view.ops = state.log.len();
+            view.ops = state.log().len();
             view.alerts = state
-                .posts
+                .posts()
                 .values()
-                .filter(|p| {
-                    matches!(p.verified.body().content, Content::Alert(_))
-                        && p.verified.body().expires > now
-                })
+                .filter(|p| matches!(p.body().content, Content::Alert(_)) && p.body().expires > now)
                 .count();
-            view.epoch = state.book.write_epoch(roster, now).map(|e| e.short());
-            view.held = state.held.len();
+            view.epoch = state.book().write_epoch(roster, now).map(|e| e.short());
+            view.held = state.held_count();
             view.unreadable_key_shares = state
-                .book
+                .book()
                 .epochs()
                 .flat_map(|e| e.unreadable_from.iter().map(move |signer| (e, signer)))
                 .map(|(e, signer)| UnreadableShareView {
@@ -65,7 +62,7 @@ impl Replica {
 
     /// Current and removed members.
     pub fn members(&self) -> Result<MembersView, ApiError> {
-        let roster = self.collective()?.log.roster();
+        let roster = self.collective()?.log().roster();
         let me = self.identity.member_id();
         let members = roster
             .members()
@@ -95,7 +92,7 @@ impl Replica {
 
     /// Pending proposals.
     pub fn pending(&self) -> Result<Vec<ProposalView>, ApiError> {
-        let roster = self.collective()?.log.roster();
+        let roster = self.collective()?.log().roster();
         Ok(roster
             .pending()
             .iter()
@@ -118,7 +115,7 @@ impl Replica {
         let Some(state) = &self.collective else {
             return view;
         };
-        let roster = state.log.roster();
+        let roster = state.log().roster();
         if let Some(p) = roster.pending().iter().find(|p| p.proposal == proposal) {
             let (action, subject) = describe(&p.kind, roster);
             view.action = action.into();
@@ -128,7 +125,7 @@ impl Replica {
             view.done = false;
             return view;
         }
-        if let Some(op) = state.log.get(&proposal) {
+        if let Some(op) = state.log().get(&proposal) {
             use lookout_protocol::membership::Action;
             let (action, subject) = match &op.body().action {
                 Action::ProposeAdd { identity, name } => {
@@ -152,7 +149,7 @@ impl Replica {
         let admitted = self
             .collective
             .as_ref()
-            .and_then(|c| c.log.roster().member(member))
+            .and_then(|c| c.log().roster().member(member))
             .and_then(|m| m.admitted_by);
         match admitted {
             Some(op) => self.proposal_view(op),
@@ -175,10 +172,10 @@ impl Replica {
         let now = now();
         let area = filter.area.as_ref().map(|a| a.to_lowercase());
         let mut views: Vec<AlertView> = state
-            .posts
+            .posts()
             .iter()
-            .filter(|(_, p)| matches!(p.verified.body().content, Content::Alert(_)))
-            .filter(|(_, p)| p.verified.body().expires > now)
+            .filter(|(_, p)| matches!(p.body().content, Content::Alert(_)))
+            .filter(|(_, p)| p.body().expires > now)
             .filter_map(|(id, _)| self.alert_view(id))
             .filter(|v| filter.include_retracted || v.retracted.is_none())
             .filter(|v| filter.category.is_none_or(|c| v.category == c))
@@ -201,7 +198,7 @@ impl Replica {
                 "give a phone number, plate, handle or name to check",
             ));
         }
-        let country = self.collective()?.log.roster().policy().country.clone();
+        let country = self.collective()?.log().roster().policy().country.clone();
         let mut out = Vec::new();
         for mut view in self.alerts(&AlertFilter::default())? {
             let alert = alert_from_view(&view);
@@ -216,8 +213,8 @@ impl Replica {
     /// An alert with its latest edit, retraction and corroborations applied.
     pub(super) fn alert_view(&self, id: &ContentId) -> Option<AlertView> {
         let state = self.collective.as_ref()?;
-        let stored = state.posts.get(id)?;
-        let body = stored.verified.body();
+        let stored = state.posts().get(id)?;
+        let body = stored.body();
         let Content::Alert(original) = &body.content else {
             return None;
         };
@@ -228,9 +225,9 @@ impl Replica {
         // Each member other than the author counts once, with their latest note.
         let mut corroborations: BTreeMap<MemberId, (u64, &str)> = BTreeMap::new();
         let mut retracted_at = u64::MAX;
-        let referring = state.refs.get(id).map(Vec::as_slice).unwrap_or(&[]);
-        for other in referring.iter().filter_map(|r| state.posts.get(r)) {
-            let b = other.verified.body();
+        let referring = state.referring(id);
+        for other in referring.iter().filter_map(|r| state.posts().get(r)) {
+            let b = other.body();
             match &b.content {
                 Content::Edit { target, alert: new }
                     if target == id && b.timestamp >= edit_time =>
@@ -243,9 +240,7 @@ impl Replica {
                 // first such retraction stands (a later one does not replace its reason).
                 Content::Retraction { reason, .. }
                     if b.timestamp < retracted_at
-                        && other
-                            .verified
-                            .retracts(&stored.verified, state.log.roster()) =>
+                        && other.retracts(stored, state.log().roster()) =>
                 {
                     retracted_at = b.timestamp;
                     retracted = Some(if reason.is_empty() {
@@ -267,7 +262,7 @@ impl Replica {
                 _ => {}
             }
         }
-        let roster = state.log.roster();
+        let roster = state.log().roster();
         let ids = &alert.identifiers;
         Some(AlertView {
             id: id.to_hex(),

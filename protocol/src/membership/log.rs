@@ -28,7 +28,19 @@ pub enum InsertOutcome {
     /// Held back until these parents arrive: ask peers for them.
     MissingParents(Vec<OpId>),
     /// Not kept: its author is no member, past or present, or is over their quota.
-    Refused(&'static str),
+    Refused(OpRefusal),
+}
+
+/// Why [`MembershipLog::insert`] did not keep an op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpRefusal {
+    /// No op held proposed its author, and the genesis record does not name them.
+    #[error("its author is not and never was a member")]
+    NeverAMember,
+    /// Its author has [`MAX_OPS_PER_AUTHOR_PER_DAY`] ops held for its day already.
+    #[error("its author is over the daily quota of membership ops")]
+    OverQuota,
 }
 
 /// A replica's membership ops and the rosters they resolve to.
@@ -86,9 +98,9 @@ impl MembershipLog {
                 .any(|(m, _)| m.member == *author)
     }
 
-    fn admit_check(&self, op: &Op) -> Result<(), &'static str> {
+    fn admit_check(&self, op: &Op) -> Result<(), OpRefusal> {
         if !self.may_author(&op.author()) {
-            return Err("its author is not and never was a member");
+            return Err(OpRefusal::NeverAMember);
         }
         let day = op.body().timestamp / 86_400;
         if self
@@ -96,7 +108,7 @@ impl MembershipLog {
             .get(&(op.author(), day))
             .is_some_and(|n| *n >= MAX_OPS_PER_AUTHOR_PER_DAY)
         {
-            return Err("its author is over the daily quota of membership ops");
+            return Err(OpRefusal::OverQuota);
         }
         Ok(())
     }

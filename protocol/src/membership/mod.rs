@@ -12,7 +12,8 @@ mod log;
 mod resolve;
 
 pub use log::{
-    InsertOutcome, MembershipLog, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_ORPHANS, MAX_ORPHANS_PER_AUTHOR,
+    InsertOutcome, MembershipLog, OpRefusal, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_ORPHANS,
+    MAX_ORPHANS_PER_AUTHOR,
 };
 pub use resolve::{resolve, Member, Pending, PendingKind, Removed, Roster, MAX_ROUNDS};
 

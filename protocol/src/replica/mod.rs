@@ -1,0 +1,740 @@
+//! A member's replica of a collective as a state machine: the rules for taking in a peer's item.
+//!
+//! [`State`] holds the membership log, the epoch book, the key deliveries and the posts of one
+//! collective, and decides for every item a peer sends whether it is accepted, a duplicate,
+//! held until missing state arrives, ignored or rejected ([`Ingested`], with a typed
+//! [`Refusal`]). It does no I/O, in the spirit of quinn-proto and iroh-gossip's `proto::State`:
+//! time comes in as `now`, and what must happen outside (write an item to disk, delete one,
+//! tell the member) comes back as [`Effect`]s for the caller to apply. The node applies them to
+//! its encrypted store and event stream; the simulation applies them to nothing and runs the
+//! very same rules.
+
+mod refusal;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fmt;
+
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+
+use crate::content::Content;
+use crate::envelope::{self, InnerBody, Verdict, Verified};
+use crate::epoch::{DeliveryKind, EpochBook, KeyDelivery, Recorded};
+use crate::identity::{Identity, PublicIdentity};
+use crate::ids::{context, hash};
+use crate::membership::{InsertOutcome, MembershipLog, Op, Roster, SignedGenesis};
+use crate::reconcile::Item;
+use crate::{ContentId, DeliveryId, EpochId, MemberId, OpId};
+
+pub use refusal::Refusal;
+
+/// Most items held back waiting for missing state.
+pub const MAX_HELD: usize = 2048;
+/// Most items remembered as refused (so sync does not fetch them again).
+pub const MAX_REFUSED: usize = 16_384;
+
+/// The three kinds of replicated items, synced in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SetKind {
+    /// Membership ops.
+    Ops,
+    /// Epoch key deliveries.
+    Deliveries,
+    /// Posts.
+    Envelopes,
+}
+
+impl fmt::Display for SetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SetKind::Ops => "membership record",
+            SetKind::Deliveries => "key delivery",
+            SetKind::Envelopes => "envelope",
+        })
+    }
+}
+
+const ENVELOPE_BYTES_CONTEXT: &str = "lookout envelope bytes v1";
+
+impl SetKind {
+    /// All kinds in sync order: membership first, then keys, then posts.
+    pub const ORDER: [SetKind; 3] = [SetKind::Ops, SetKind::Deliveries, SetKind::Envelopes];
+
+    /// The id of an item of this kind, as the protocol defines it. For a post that is the
+    /// content id its envelope carries in clear, a claim until the envelope is opened (an
+    /// undecodable envelope gets the hash of its bytes).
+    pub fn id_of(self, bytes: &[u8]) -> [u8; 32] {
+        match self {
+            SetKind::Ops => hash(context::OP_ID, &[bytes]),
+            SetKind::Deliveries => hash(context::DELIVERY_ID, &[bytes]),
+            SetKind::Envelopes => {
+                envelope::id_of(bytes).map_or_else(|_| Self::wire_hash(bytes), |id| id.0)
+            }
+        }
+    }
+
+    /// A hash of exactly these bytes: what refusals and gossip message ids key on. For ops and
+    /// deliveries it is their id. An envelope's id is only claimed in clear, so a forgery
+    /// claiming a genuine post's id must not get the genuine post refused or its gossip dropped
+    /// as a duplicate.
+    pub fn wire_hash(bytes: &[u8]) -> [u8; 32] {
+        hash(ENVELOPE_BYTES_CONTEXT, &[bytes])
+    }
+
+    /// What a refusal of these bytes is remembered by.
+    pub fn refusal_key(self, bytes: &[u8]) -> [u8; 32] {
+        match self {
+            SetKind::Ops | SetKind::Deliveries => self.id_of(bytes),
+            SetKind::Envelopes => Self::wire_hash(bytes),
+        }
+    }
+}
+
+/// What happened to an ingested item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ingested {
+    /// New and accepted (forward it).
+    Accepted,
+    /// Already held.
+    Duplicate,
+    /// Needs state we lack; kept aside, sync with the sender.
+    Held,
+    /// Valid but not for now (expired, over quota, too early): drop quietly.
+    Ignored(Refusal),
+    /// Invalid: drop and penalise the sender.
+    Rejected(Refusal),
+}
+
+impl Ingested {
+    /// Whether the sender should be penalised.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, Ingested::Rejected(_))
+    }
+
+    /// An error judged by the protocol's verdict on it.
+    fn judged(verdict: Verdict, refusal: impl Into<Refusal>) -> Self {
+        match verdict {
+            Verdict::Hold => Ingested::Held,
+            Verdict::Ignore => Ingested::Ignored(refusal.into()),
+            Verdict::Reject => Ingested::Rejected(refusal.into()),
+        }
+    }
+}
+
+/// A post as a replica keeps it on disk: the envelope as received (what sync sends on) and the
+/// verified body (what is shown and re-checked).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostRecord {
+    /// The envelope's bytes.
+    pub envelope: Vec<u8>,
+    /// The coarse time in clear (its position in reconciliation).
+    pub coarse_time: u64,
+    /// The verified post.
+    pub body: InnerBody,
+    /// When this replica accepted it.
+    pub received: u64,
+}
+
+/// Something the caller must do after a step of the state machine, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Keep a membership op (kept in the log, joined or waiting for its parents).
+    PutOp {
+        /// Its id.
+        id: OpId,
+        /// Its encoding.
+        bytes: Vec<u8>,
+    },
+    /// Delete a membership op the log evicted (an orphan pushed out by newer ones).
+    DeleteOp(OpId),
+    /// Keep a key delivery.
+    PutDelivery {
+        /// Its id.
+        id: DeliveryId,
+        /// Its encoding.
+        bytes: Vec<u8>,
+    },
+    /// Delete a key delivery whose epoch expired.
+    DeleteDelivery(DeliveryId),
+    /// Keep an accepted post.
+    PutPost {
+        /// Its content id.
+        id: ContentId,
+        /// What to keep.
+        record: Box<PostRecord>,
+    },
+    /// Delete an expired post.
+    DeletePost(ContentId),
+    /// Tell the member something.
+    Note(Note),
+}
+
+/// What a step of the state machine has to tell the member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// A post was accepted (an alert, an edit, a corroboration or an announcement).
+    PostAccepted(ContentId),
+    /// A retraction of `target` was accepted.
+    Retracted {
+        /// The alert it withdraws.
+        target: ContentId,
+    },
+    /// Our share of an epoch key does not open: the key is asked for again in the next sync
+    /// ([`State::lacking_epochs`]); its signer is shown so moderators can act.
+    UnreadableKeyShare {
+        /// The epoch whose key we lack.
+        epoch: EpochId,
+        /// Who signed the share.
+        signer: MemberId,
+    },
+    /// Membership ops joined the log (the roster may have changed).
+    MembershipChanged,
+}
+
+/// What [`State::ingest`] decided and what the caller must apply.
+#[derive(Debug)]
+#[must_use]
+pub struct Step {
+    /// The outcome for the item.
+    pub outcome: Ingested,
+    /// Effects of the item and of any held items it released.
+    pub effects: Vec<Effect>,
+}
+
+/// The state of the collective a replica belongs to.
+pub struct State {
+    log: MembershipLog,
+    book: EpochBook,
+    deliveries: BTreeMap<DeliveryId, KeyDelivery>,
+    posts: BTreeMap<ContentId, Verified>,
+    /// Posts referring to each alert (edits, retractions, corroborations).
+    refs: HashMap<ContentId, Vec<ContentId>>,
+    /// Accepted posts per (author, UTC day, counts against the alert quota): reachability posts
+    /// have a quota of their own.
+    quota: HashMap<(MemberId, u64, bool), u32>,
+    held: VecDeque<(SetKind, Vec<u8>)>,
+    refused: HashSet<[u8; 32]>,
+    seq: u64,
+    index: Indexes,
+}
+
+/// Sorted (timestamp, id) sets for reconciliation, rebuilt lazily.
+#[derive(Debug, Clone, Default)]
+struct Indexes {
+    ops: Option<Vec<Item>>,
+    deliveries: Option<Vec<Item>>,
+    posts: Option<Vec<Item>>,
+}
+
+impl State {
+    /// The state of a collective holding only its genesis record.
+    pub fn new(genesis: SignedGenesis) -> Self {
+        Self {
+            log: MembershipLog::new(genesis),
+            book: EpochBook::new(),
+            deliveries: BTreeMap::new(),
+            posts: BTreeMap::new(),
+            refs: HashMap::new(),
+            quota: HashMap::new(),
+            held: VecDeque::new(),
+            refused: HashSet::new(),
+            seq: 0,
+            index: Indexes::default(),
+        }
+    }
+
+    /// The membership log.
+    pub fn log(&self) -> &MembershipLog {
+        &self.log
+    }
+
+    /// The epoch keys and what is known of each epoch.
+    pub fn book(&self) -> &EpochBook {
+        &self.book
+    }
+
+    /// Key deliveries held.
+    pub fn deliveries(&self) -> &BTreeMap<DeliveryId, KeyDelivery> {
+        &self.deliveries
+    }
+
+    /// Posts held, verified.
+    pub fn posts(&self) -> &BTreeMap<ContentId, Verified> {
+        &self.posts
+    }
+
+    /// Posts referring to `id` (edits, retractions, corroborations).
+    pub fn referring(&self, id: &ContentId) -> &[ContentId] {
+        self.refs.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Items waiting for missing state.
+    pub fn held_count(&self) -> usize {
+        self.held.len()
+    }
+
+    /// The sequence number of this replica's member's last post.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Set the last sequence number (read back from the store).
+    pub fn set_seq(&mut self, seq: u64) {
+        self.seq = seq;
+    }
+
+    /// The next sequence number for a post of this replica's member.
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Load ops read back from this replica's own store.
+    pub fn restore_ops(&mut self, ops: Vec<Op>) {
+        self.log.extend(ops);
+        // Evictions while loading are of orphans the store still holds; the next insert that
+        // evicts deletes them.
+        self.index.ops = None;
+    }
+
+    /// Load a key delivery read back from this replica's own store.
+    pub fn restore_delivery(
+        &mut self,
+        delivery: KeyDelivery,
+        me: &Identity,
+    ) -> Result<(), &'static str> {
+        let Some(roster) = self.log.roster_at(&delivery.body().heads) else {
+            return Err("stored key delivery names unknown membership state");
+        };
+        let recorded = self.book.record(&delivery, me, &roster);
+        self.deliveries.insert(delivery.id(), delivery);
+        self.index.deliveries = None;
+        recorded
+            .map(|_| ())
+            .map_err(|_| "stored key delivery does not open")
+    }
+
+    /// Load a post read back from this replica's own store.
+    pub fn restore_post(&mut self, verified: Verified) {
+        self.insert_post(verified);
+    }
+
+    /// Take in one item from a peer (or made locally), at time `now`, as `me`. When it is a
+    /// new op or delivery, held items it may release are tried again.
+    pub fn ingest(&mut self, kind: SetKind, bytes: &[u8], me: &Identity, now: u64) -> Step {
+        let mut effects = Vec::new();
+        let outcome = self.ingest_one(kind, bytes, me, now, &mut effects);
+        if outcome == Ingested::Accepted && self.may_release(kind, bytes) {
+            self.retry(me, now, &mut effects);
+        }
+        Step { outcome, effects }
+    }
+
+    /// Whether the item just accepted may release held ones: new membership or keys may, and
+    /// so may an alert that edits, retractions or corroborations held were waiting for.
+    fn may_release(&self, kind: SetKind, bytes: &[u8]) -> bool {
+        match kind {
+            SetKind::Ops | SetKind::Deliveries => true,
+            SetKind::Envelopes => {
+                self.held.iter().any(|(k, _)| *k == SetKind::Envelopes)
+                    && envelope::id_of(bytes)
+                        .ok()
+                        .and_then(|id| self.posts.get(&id))
+                        .is_some_and(|v| matches!(v.body().content, Content::Alert(_)))
+            }
+        }
+    }
+
+    /// Try held items again (after membership or keys changed). Returns how many were
+    /// accepted, and the effects.
+    pub fn retry_held(&mut self, me: &Identity, now: u64) -> (usize, Vec<Effect>) {
+        let mut effects = Vec::new();
+        let accepted = self.retry(me, now, &mut effects);
+        (accepted, effects)
+    }
+
+    fn retry(&mut self, me: &Identity, now: u64, effects: &mut Vec<Effect>) -> usize {
+        let mut accepted = 0;
+        loop {
+            let held: Vec<_> = self.held.drain(..).collect();
+            let mut progress = false;
+            for (kind, bytes) in held {
+                if self.ingest_one(kind, &bytes, me, now, effects) == Ingested::Accepted {
+                    accepted += 1;
+                    progress = true;
+                }
+            }
+            if !progress {
+                return accepted;
+            }
+        }
+    }
+
+    fn ingest_one(
+        &mut self,
+        kind: SetKind,
+        bytes: &[u8],
+        me: &Identity,
+        now: u64,
+        effects: &mut Vec<Effect>,
+    ) -> Ingested {
+        let id = kind.refusal_key(bytes);
+        if self.refused.contains(&id) {
+            return Ingested::Duplicate;
+        }
+        let outcome = match kind {
+            SetKind::Ops => self.ingest_op(bytes, effects),
+            SetKind::Deliveries => self.ingest_delivery(bytes, me, now, effects),
+            SetKind::Envelopes => self.ingest_envelope(bytes, now, effects),
+        };
+        match &outcome {
+            Ingested::Held => {
+                if !self.held.iter().any(|(_, b)| b == bytes) {
+                    if self.held.len() >= MAX_HELD {
+                        self.held.pop_front();
+                    }
+                    self.held.push_back((kind, bytes.to_vec()));
+                }
+            }
+            Ingested::Rejected(_) | Ingested::Ignored(_) => {
+                if self.refused.len() >= MAX_REFUSED {
+                    self.refused.clear();
+                }
+                self.refused.insert(id);
+            }
+            Ingested::Accepted | Ingested::Duplicate => {}
+        }
+        outcome
+    }
+
+    fn ingest_op(&mut self, bytes: &[u8], effects: &mut Vec<Effect>) -> Ingested {
+        let op = match Op::decode(bytes, self.log.collective()) {
+            Ok(op) => op,
+            Err(e) if e.is_peer_fault() => return Ingested::Rejected(e.into()),
+            Err(e) => return Ingested::Ignored(e.into()),
+        };
+        if self.log.holds(&op.id()) {
+            return Ingested::Duplicate;
+        }
+        let id = op.id();
+        // The log decides first (known author, quota, orphan bounds); only what it keeps is
+        // written, and orphans it evicts are deleted, so a peer cannot fill the disk.
+        let outcome = self.log.insert(op);
+        self.index.ops = None;
+        effects.extend(self.log.take_evicted().into_iter().map(Effect::DeleteOp));
+        if matches!(
+            outcome,
+            InsertOutcome::Added(_) | InsertOutcome::MissingParents(_)
+        ) {
+            effects.push(Effect::PutOp {
+                id,
+                bytes: bytes.to_vec(),
+            });
+        }
+        match outcome {
+            // The roster is resolved lazily, once per batch, when someone next looks.
+            InsertOutcome::Added(_) => {
+                effects.push(Effect::Note(Note::MembershipChanged));
+                Ingested::Accepted
+            }
+            InsertOutcome::Duplicate => Ingested::Duplicate,
+            // Kept in the log's orphan set (and in the store): the caller syncs to fetch the
+            // parents.
+            InsertOutcome::MissingParents(_) => Ingested::Held,
+            // The forwarder may know a proposal this node lacks yet: not its fault.
+            InsertOutcome::Refused(why) => Ingested::Ignored(why.into()),
+        }
+    }
+
+    fn ingest_delivery(
+        &mut self,
+        bytes: &[u8],
+        me: &Identity,
+        now: u64,
+        effects: &mut Vec<Effect>,
+    ) -> Ingested {
+        let delivery = match KeyDelivery::decode(bytes, self.log.collective()) {
+            Ok(d) => d,
+            Err(e) => return Ingested::Rejected(e.into()),
+        };
+        if self.deliveries.contains_key(&delivery.id()) {
+            return Ingested::Duplicate;
+        }
+        // A later-dated rotation of an epoch pushes its write deadline and key deletion later
+        // (see `EpochInfo::created`): only as far as now, like a post's date.
+        if delivery.body().timestamp > now.saturating_add(envelope::MAX_CLOCK_SKEW_SECS) {
+            return Ingested::Ignored(Refusal::ClockSkew(SetKind::Deliveries));
+        }
+        let Some(roster) = self.log.roster_at(&delivery.body().heads) else {
+            return Ingested::Held;
+        };
+        if let Err(e) = delivery.check_authority(&roster) {
+            return Ingested::Rejected(e.into());
+        }
+        match self.book.record(&delivery, me, &roster) {
+            Ok(Recorded::NewKey(_) | Recorded::Noted) => {}
+            // Valid for everyone else, and nobody but its signer is to blame: kept, forwarded,
+            // and the key asked for again in the next sync (`State::lacking_epochs`).
+            Ok(Recorded::Unreadable { epoch, signer }) => {
+                effects.push(Effect::Note(Note::UnreadableKeyShare { epoch, signer }));
+            }
+            Err(e) => return Ingested::Rejected(e.into()),
+        }
+        effects.push(Effect::PutDelivery {
+            id: delivery.id(),
+            bytes: bytes.to_vec(),
+        });
+        self.deliveries.insert(delivery.id(), delivery);
+        self.index.deliveries = None;
+        Ingested::Accepted
+    }
+
+    fn ingest_envelope(&mut self, bytes: &[u8], now: u64, effects: &mut Vec<Effect>) -> Ingested {
+        // Any wrapping of a post already held is that post (a forged id is caught by `open`).
+        if envelope::id_of(bytes).is_ok_and(|id| self.posts.contains_key(&id)) {
+            return Ingested::Duplicate;
+        }
+        let collective = self.log.collective();
+        let book = &self.book;
+        let opened = match envelope::open(bytes, collective, |e| book.key(e)) {
+            Ok(o) => o,
+            Err(e) => return Ingested::judged(e.verdict(), e),
+        };
+        let Some(at_heads) = self.log.roster_at(&opened.body.heads) else {
+            return Ingested::Held;
+        };
+        let Some(info) = self.book.info(&opened.body.epoch).cloned() else {
+            return Ingested::Held;
+        };
+        let count = self
+            .quota
+            .get(&quota_key(&opened.body))
+            .copied()
+            .unwrap_or(0);
+        let verified = match opened.authorize(&at_heads, self.log.roster(), &info, now, count) {
+            Ok(v) => v,
+            Err(e) => return Ingested::judged(e.verdict(), e),
+        };
+        if let Some(outcome) = self.check_target(&verified, &at_heads) {
+            return outcome;
+        }
+        let id = verified.id();
+        effects.push(Effect::PutPost {
+            id,
+            record: Box::new(PostRecord {
+                envelope: bytes.to_vec(),
+                coarse_time: verified.coarse_time(),
+                body: verified.body().clone(),
+                received: now,
+            }),
+        });
+        effects.push(Effect::Note(match &verified.body().content {
+            Content::Retraction { target, .. } => Note::Retracted { target: *target },
+            _ => Note::PostAccepted(id),
+        }));
+        self.insert_post(verified);
+        Ingested::Accepted
+    }
+
+    /// Rules for posts that refer to another post: the target must be known, then
+    /// [`Verified::check_reference`] against the current roster.
+    fn check_target(&self, verified: &Verified, at_heads: &Roster) -> Option<Ingested> {
+        let target = verified.body().content.target()?;
+        let Some(original) = self.posts.get(&target) else {
+            return Some(Ingested::Held);
+        };
+        let e = verified
+            .check_reference(original, at_heads, self.log.roster())
+            .err()?;
+        Some(Ingested::judged(e.verdict(), e))
+    }
+
+    /// Keep an accepted post in memory, with its quota count and reference index.
+    fn insert_post(&mut self, verified: Verified) {
+        *self.quota.entry(quota_key(verified.body())).or_insert(0) += 1;
+        if let Some(target) = verified.body().content.target() {
+            self.refs.entry(target).or_default().push(verified.id());
+        }
+        self.index.posts = None;
+        self.posts.insert(verified.id(), verified);
+    }
+
+    /// Forget a post (expired). Its quota count stays: the day it counted against has passed
+    /// for any post that expires.
+    fn remove_post(&mut self, id: &ContentId) {
+        if let Some(verified) = self.posts.remove(id) {
+            if let Some(target) = verified.body().content.target() {
+                if let Some(list) = self.refs.get_mut(&target) {
+                    list.retain(|r| r != id);
+                    if list.is_empty() {
+                        self.refs.remove(&target);
+                    }
+                }
+            }
+        }
+        self.refs.remove(id);
+        self.index.posts = None;
+    }
+
+    /// Forget expired posts and the deliveries of epoch keys no longer needed at `now`. The
+    /// effects delete them from disk.
+    pub fn expire(&mut self, now: u64) -> Vec<Effect> {
+        let expired: Vec<ContentId> = self
+            .posts
+            .iter()
+            .filter(|(_, p)| p.body().expires <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        let policy = self.log.roster().policy().clone();
+        let gone_epochs = self.book.expire(&policy, now);
+        let gone_deliveries: Vec<DeliveryId> = self
+            .deliveries
+            .values()
+            .filter(|d| gone_epochs.contains(&d.epoch()))
+            .map(KeyDelivery::id)
+            .collect();
+        let mut effects = Vec::with_capacity(expired.len() + gone_deliveries.len());
+        for id in expired {
+            self.remove_post(&id);
+            effects.push(Effect::DeletePost(id));
+        }
+        for id in gone_deliveries {
+            self.deliveries.remove(&id);
+            self.index.deliveries = None;
+            effects.push(Effect::DeleteDelivery(id));
+        }
+        effects
+    }
+
+    /// The sorted reconciliation set of one kind.
+    pub fn sync_items(&mut self, kind: SetKind) -> &[Item] {
+        let slot = match kind {
+            SetKind::Ops => &mut self.index.ops,
+            SetKind::Deliveries => &mut self.index.deliveries,
+            SetKind::Envelopes => &mut self.index.posts,
+        };
+        if slot.is_none() {
+            let mut items: Vec<Item> = match kind {
+                SetKind::Ops => self
+                    .log
+                    .ops()
+                    .map(|op| Item {
+                        timestamp: op.body().timestamp,
+                        id: op.id().0,
+                    })
+                    .collect(),
+                SetKind::Deliveries => self
+                    .deliveries
+                    .values()
+                    .map(|d| Item {
+                        timestamp: d.body().timestamp,
+                        id: d.id().0,
+                    })
+                    .collect(),
+                SetKind::Envelopes => self
+                    .posts
+                    .values()
+                    .map(|p| Item {
+                        timestamp: p.coarse_time(),
+                        id: p.id().0,
+                    })
+                    .collect(),
+            };
+            items.sort();
+            items.dedup();
+            *slot = Some(items);
+        }
+        slot.as_deref().unwrap_or(&[])
+    }
+
+    /// Epochs `me` is entitled to whose key this replica lacks (newest first): asked for in
+    /// every sync session.
+    pub fn lacking_epochs(&self, me: &MemberId, now: u64) -> Vec<EpochId> {
+        self.book.lacking(me, self.log.roster(), now)
+    }
+
+    /// Answer `requester`'s request (the authenticated peer, never a name in the request) for
+    /// the keys of `epochs`, as `me`: for each epoch they are entitled to
+    /// ([`EpochBook::shareable`]), a key delivery sealed to their current key. A share `me`
+    /// already made for them is sent again rather than a new one made, so however often a
+    /// member asks, a replica makes at most one share per member, epoch and agreement key (each
+    /// is a new item every member stores). New deliveries must be ingested locally before they
+    /// are sent.
+    pub fn answer_key_request<R: RngCore + CryptoRng>(
+        &self,
+        me: &Identity,
+        requester: &MemberId,
+        epochs: &[EpochId],
+        now: u64,
+        rng: &mut R,
+    ) -> Vec<KeyAnswer> {
+        let roster = self.log.roster();
+        let mine = me.member_id();
+        if *requester == mine || !roster.is_member(&mine) {
+            return Vec::new();
+        }
+        let Some(current) = roster.member(requester).map(|m| m.identity.clone()) else {
+            return Vec::new();
+        };
+        let mut answers = Vec::new();
+        for epoch in epochs {
+            let Ok(key) = self.book.shareable(epoch, requester, roster) else {
+                continue;
+            };
+            if let Some(delivery) = self.own_share(&mine, epoch, &current) {
+                answers.push(KeyAnswer::Again(delivery.encoded().to_vec()));
+                continue;
+            }
+            if let Ok(delivery) = KeyDelivery::create(
+                me,
+                self.log.collective(),
+                key,
+                DeliveryKind::Share,
+                roster.heads().to_vec(),
+                now,
+                std::slice::from_ref(&current),
+                rng,
+            ) {
+                answers.push(KeyAnswer::New(delivery.encoded().to_vec()));
+            }
+        }
+        answers
+    }
+
+    /// A delivery of `epoch` signed by `me` that carries a share for `member` at their current
+    /// agreement key: sent again rather than a new share made.
+    pub fn own_share(
+        &self,
+        me: &MemberId,
+        epoch: &EpochId,
+        member: &PublicIdentity,
+    ) -> Option<&KeyDelivery> {
+        self.deliveries
+            .values()
+            .filter(|d| d.epoch() == *epoch && d.body().author == *me)
+            .find(|d| {
+                d.body()
+                    .shares
+                    .iter()
+                    .any(|s| s.recipient == member.member && s.agreement == member.agreement)
+            })
+    }
+}
+
+/// A key delivery answering a member's request for epoch keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyAnswer {
+    /// A share this replica made before, sent again.
+    Again(Vec<u8>),
+    /// A new share: ingest it locally, then send it.
+    New(Vec<u8>),
+}
+
+/// Which daily quota counter a post counts against.
+fn quota_key(body: &InnerBody) -> (MemberId, u64, bool) {
+    (
+        body.author,
+        envelope::day_of(body.timestamp),
+        body.content.counts_against_quota(),
+    )
+}
