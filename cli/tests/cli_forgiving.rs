@@ -8,17 +8,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-/// Ana founds a collective (country GB) in `dir/ana`.
-fn founded(dir: &Path) -> PathBuf {
-    let ana = dir.join("ana");
-    init(&ana, "Ana");
-    ok(
-        &ana,
-        &["collective", "create", "--name", "Harbour Collective"],
-    );
-    ana
-}
-
 fn post_phone(home: &Path, phone: &str, extra: &[&str]) -> Output {
     let mut args = vec![
         "post",

@@ -13,16 +13,6 @@ use std::process::Stdio;
 
 use common::*;
 
-fn founded(dir: &Path) -> PathBuf {
-    let ana = dir.join("ana");
-    init(&ana, "Ana");
-    ok(
-        &ana,
-        &["collective", "create", "--name", "Harbour Collective"],
-    );
-    ana
-}
-
 /// `lookout check` with what to look for on standard input instead of the command line.
 fn check_from_stdin(home: &Path, input: &str) -> Output {
     let mut child = command(home)

@@ -156,6 +156,17 @@ pub fn status(home: &Path) -> serde_json::Value {
     ok(home, &["status", "--json"]).json()
 }
 
+/// Ana founds "Harbour Collective" (country GB) in `dir/ana`; returns her home.
+pub fn founded(dir: &Path) -> PathBuf {
+    let ana = dir.join("ana");
+    init(&ana, "Ana");
+    ok(
+        &ana,
+        &["collective", "create", "--name", "Harbour Collective"],
+    );
+    ana
+}
+
 /// Post an alert; returns its id.
 pub fn post(home: &Path, description: &str, extra: &[&str]) -> String {
     let mut args = vec![
