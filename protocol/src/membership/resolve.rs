@@ -230,11 +230,16 @@ impl Resolution {
         // A cycle of concurrent removals among the moderators themselves can, in principle,
         // leave members with no moderator at all: then the longest-standing member holds the
         // rights throughout, so the collective can always be administered.
-        if replay.current_moderators(&graph, &fix).is_empty() {
-            if let Some(heir) = replay.senior_member(&graph, &fix) {
-                (fix, replay) = fixpoint(&graph, &sorted, genesis, None, Some(heir));
-                fallback = Some(BTreeSet::new());
-            }
+        // The heir itself may be removed once it holds the rights (its self-revocation, say):
+        // then the next longest-standing member is tried, a bounded number of times.
+        let mut tried = BTreeSet::new();
+        while replay.current_moderators(&graph, &fix).is_empty() && tried.len() < MAX_ROUNDS {
+            let Some(heir) = replay.senior_member(&graph, &fix, &tried) else {
+                break;
+            };
+            tried.insert(heir);
+            (fix, replay) = fixpoint(&graph, &sorted, genesis, None, Some(heir));
+            fallback = Some(BTreeSet::new());
         }
         let roster = replay.roster(&graph, &fix, genesis);
         let effective = EffectiveLocks::new(&graph, &fix);
@@ -961,12 +966,17 @@ impl Replay {
     }
 
     /// The longest-standing current member once everything is replayed.
-    fn senior_member(&self, graph: &Graph, fix: &Fix) -> Option<MemberId> {
+    fn senior_member(
+        &self,
+        graph: &Graph,
+        fix: &Fix,
+        tried: &BTreeSet<MemberId>,
+    ) -> Option<MemberId> {
         let effective = EffectiveLocks::new(graph, fix);
         let end = graph.len() + 1;
         self.members
             .iter()
-            .filter(|(id, _)| self.is_member_now(&effective, id, end))
+            .filter(|(id, _)| !tried.contains(*id) && self.is_member_now(&effective, id, end))
             .min_by_key(|(id, rec)| (rec.seniority, **id))
             .map(|(id, _)| *id)
     }
