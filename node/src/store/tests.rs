@@ -57,7 +57,7 @@ fn round_trip_across_close_and_reopen() {
         .unwrap();
     store.close().unwrap();
 
-    let store = Store::open(&home, PASS).unwrap();
+    let store = open_again(&home);
     assert_eq!(value(&store, Tree::Alerts, b"a1").unwrap(), b"first alert");
     assert_eq!(
         value(&store, Tree::Alerts, b"a2").unwrap(),
@@ -95,7 +95,7 @@ fn round_trip_across_close_and_reopen() {
     assert!(store.remove(Tree::Alerts, b"a1").unwrap());
     assert!(!store.remove(Tree::Alerts, b"a1").unwrap());
     store.close().unwrap();
-    let store = Store::open(&home, PASS).unwrap();
+    let store = open_again(&home);
     assert_eq!(value(&store, Tree::Alerts, b"a1"), None);
     assert_eq!(store.len(Tree::Alerts), 1);
 }
@@ -109,7 +109,7 @@ fn create_refuses_an_existing_store() {
         Err(StoreError::AlreadyExists { .. })
     ));
     // The existing store is untouched.
-    Store::open(&home, PASS).unwrap();
+    open_again(&home);
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn wrong_passphrase_is_refused() {
         assert!(error.to_string().contains("wrong passphrase"));
     }
     // A failed attempt releases the lock.
-    Store::open(&home, PASS).unwrap();
+    open_again(&home);
 }
 
 #[test]
@@ -171,7 +171,7 @@ fn second_open_while_locked() {
         Err(StoreError::Locked { .. })
     ));
     drop(store);
-    Store::open(&home, PASS).unwrap();
+    open_again(&home);
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn tampered_value_is_an_error_not_a_panic() {
     assert_eq!(entries[1].as_ref().unwrap().1.as_slice(), b"another alert");
     // Reopening is not affected by a bad value.
     drop(store);
-    let store = Store::open(&home, PASS).unwrap();
+    let store = open_again(&home);
     assert!(store.get(Tree::Alerts, b"k1").is_err());
 }
 
@@ -279,7 +279,7 @@ fn nothing_readable_on_disk() {
     // Keys are stored in the clear, so seeing one proves the scan reached
     // the records themselves.
     assert!(clear_key_seen, "the scan did not see the stored records");
-    let store = Store::open(&home, PASS).unwrap();
+    let store = open_again(&home);
     assert!(contains(
         &store.get(Tree::Alerts, key.as_bytes()).unwrap().unwrap(),
         phone
@@ -354,7 +354,7 @@ fn key_file_holds_a_sealed_key_bound_to_its_label() {
         Err(StoreError::Corrupt { .. })
     ));
     fs::write(&key_file, &sealed).unwrap();
-    Store::open(&home, PASS).unwrap();
+    open_again(&home);
 }
 
 #[test]
@@ -414,7 +414,7 @@ fn batch_applies_across_trees() {
     store.apply_batch(Batch::new()).unwrap();
     store.close().unwrap();
 
-    let store = Store::open(&home, PASS).unwrap();
+    let store = open_again(&home);
     assert_eq!(value(&store, Tree::Alerts, b"h1").unwrap(), b"alert");
     assert_eq!(value(&store, Tree::Outbox, b"m1"), None);
     assert_eq!(value(&store, Tree::Meta, b"count").unwrap(), b"2");
@@ -432,13 +432,30 @@ fn debug_shows_no_secrets() {
     assert!(!shown.contains("key"));
 }
 
+/// Open the store again after dropping it. Another test of this binary may fork a child process
+/// at that moment (`durable_after_abort`): until the child execs, it shares the lock file's
+/// descriptor, so the lock can outlive the drop by a few milliseconds.
+fn open_again(home: &std::path::Path) -> Store {
+    let started = std::time::Instant::now();
+    loop {
+        match Store::open(home, PASS) {
+            Err(StoreError::Locked { .. })
+                if started.elapsed() < std::time::Duration::from_secs(5) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
 #[test]
 fn durable_after_flush_and_drop_without_close() {
     let (_dir, home, store) = fresh();
     store.put(Tree::Alerts, b"k", b"accepted alert").unwrap();
     store.flush().unwrap();
     drop(store);
-    let store = Store::open(&home, PASS).unwrap();
+    let store = open_again(&home);
     assert_eq!(
         value(&store, Tree::Alerts, b"k").unwrap(),
         b"accepted alert"
@@ -475,7 +492,7 @@ fn durable_after_abort() {
         .status()
         .unwrap();
     assert!(!status.success(), "the child did not abort: {status}");
-    let store = Store::open(&home, PASS).unwrap();
+    let store = open_again(&home);
     assert_eq!(
         value(&store, Tree::Alerts, b"k").unwrap(),
         b"accepted alert"
@@ -596,7 +613,7 @@ fn create_clears_a_leftover_database() {
     let store = Store::create(&home, PASS, KdfParams::TESTING).unwrap();
     assert_eq!(store.len(Tree::Alerts), 0);
     store.close().unwrap();
-    Store::open(&home, PASS).unwrap();
+    open_again(&home);
 }
 
 #[test]
