@@ -289,7 +289,9 @@ impl MembershipLog {
     /// The heads a new op, post or key delivery by `author` should name: every head when there
     /// are at most [`MAX_PARENTS`]; otherwise a bounded choice that keeps every head holding a
     /// removal first, then one covering the author's own admission, then the latest, so that
-    /// no number of concurrent ops can stop anyone from writing.
+    /// no number of concurrent ops can stop anyone from writing. "Latest" goes by the ops' own
+    /// timestamps, which their authors choose: that only changes which heads are named first,
+    /// never whether a writer can write or whether its own admission is covered.
     pub fn writer_heads(&self, author: &MemberId) -> Vec<OpId> {
         let roster = self.roster();
         let heads = roster.heads();

@@ -164,8 +164,8 @@ impl Roster {
     pub fn is_removed(&self, id: &MemberId) -> bool {
         self.removed.contains_key(id)
     }
-    /// Whether `id` is or was a member (or a founding moderator): the keys whose ops a replica
-    /// accepts at all.
+    /// Whether `id` is or was a member (founding moderators included). Which ops a replica keeps
+    /// is decided by [`MembershipLog::may_author`](super::MembershipLog::may_author), not by this.
     pub fn knows(&self, id: &MemberId) -> bool {
         self.members.contains_key(id) || self.removed.contains_key(id)
     }
