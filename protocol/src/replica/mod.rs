@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::Content;
 use crate::envelope::{self, InnerBody, Verdict, Verified};
-use crate::epoch::{DeliveryKind, EpochBook, KeyDelivery, Recorded};
+use crate::epoch::{DeliveryKind, EpochBook, EpochError, KeyDelivery, Recorded};
 use crate::identity::{Identity, PublicIdentity};
 use crate::ids::{context, hash};
 use crate::membership::{InsertOutcome, MembershipLog, Op, Roster, SignedGenesis};
@@ -455,6 +455,8 @@ impl State {
     ) -> Ingested {
         let delivery = match KeyDelivery::decode(bytes, self.log.collective()) {
             Ok(d) => d,
+            // A newer peer's format is no fault of the peer.
+            Err(e @ EpochError::UnsupportedVersion(_)) => return Ingested::Ignored(e.into()),
             Err(e) => return Ingested::Rejected(e.into()),
         };
         if self.deliveries.contains_key(&delivery.id()) {
