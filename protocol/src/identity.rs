@@ -29,6 +29,7 @@ const AGREEMENT_SIG_CONTEXT: &[u8] = b"lookout agreement key v1";
 const SEALED_IDENTITY_LABEL: &[u8] = b"lookout identity v1";
 const LEGACY_SECRET_LEN: usize = 64;
 const SECRET_FORMAT: u8 = 2;
+const SIGNING_ONLY_FORMAT: u8 = 3;
 
 /// How often a member's node replaces its X25519 agreement key.
 pub const AGREEMENT_ROTATION_SECS: u64 = 7 * 86_400;
@@ -244,8 +245,69 @@ impl Identity {
 
     /// Open an identity sealed by [`Identity::seal`].
     pub fn unseal(passphrase: &[u8], sealed: &[u8]) -> Result<Self, IdentityError> {
+        Self::unseal_with_agreement(passphrase, sealed, None)
+    }
+
+    /// Seal only the Ed25519 key under a passphrase, for a store that cannot truly delete
+    /// (its old records stay readable with the passphrase): the agreement secrets, which are
+    /// replaced and must then be gone, are kept apart ([`Identity::agreement_keys`]).
+    pub fn seal_without_agreement<R: RngCore + CryptoRng>(
+        &self,
+        passphrase: &[u8],
+        params: KdfParams,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, IdentityError> {
+        let mut secret = Zeroizing::new(Vec::with_capacity(33));
+        secret.push(SIGNING_ONLY_FORMAT);
+        secret.extend_from_slice(&self.signing.to_bytes());
+        Ok(passphrase::seal(
+            passphrase,
+            &secret,
+            SEALED_IDENTITY_LABEL,
+            params,
+            rng,
+        )?)
+    }
+
+    /// The agreement secrets (current, its date, the retired ones) as bytes, to keep in a file
+    /// that is overwritten when they change.
+    pub fn agreement_keys(&self) -> Zeroizing<Vec<u8>> {
+        let all = self.secret_bytes();
+        Zeroizing::new(all[33..].to_vec())
+    }
+
+    /// Open an identity sealed by [`Identity::seal`] or [`Identity::seal_without_agreement`],
+    /// with its agreement secrets from `agreement_keys` ([`Identity::agreement_keys`]) when
+    /// given (required for the latter).
+    pub fn unseal_with_agreement(
+        passphrase: &[u8],
+        sealed: &[u8],
+        agreement_keys: Option<&[u8]>,
+    ) -> Result<Self, IdentityError> {
         let secret = passphrase::open(passphrase, sealed, SEALED_IDENTITY_LABEL)?;
-        Self::from_secret_bytes(&secret)
+        let seed: &[u8] = match (secret.len(), secret.first()) {
+            (LEGACY_SECRET_LEN, _) => &secret[..32],
+            (33, Some(&SIGNING_ONLY_FORMAT)) => &secret[1..],
+            _ => &secret[1..33.min(secret.len())],
+        };
+        match agreement_keys {
+            Some(keys) => {
+                let mut all = Zeroizing::new(Vec::with_capacity(33 + keys.len()));
+                all.push(SECRET_FORMAT);
+                all.extend_from_slice(seed);
+                all.extend_from_slice(keys);
+                Self::from_secret_bytes(&all)
+            }
+            None if secret.len() == 33 => {
+                Err(DecodeError::Invalid("the identity's encryption keys are missing").into())
+            }
+            None => Self::from_secret_bytes(&secret),
+        }
+    }
+
+    /// Whether this identity holds the agreement secret of `public` (current or retired).
+    pub fn holds_agreement(&self, public: &[u8; 32]) -> bool {
+        self.agreement_secret_for(public).is_some()
     }
 
     /// The secret keys as sealed: format byte 2, the Ed25519 seed, the current X25519 secret,

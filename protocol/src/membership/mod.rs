@@ -32,6 +32,9 @@ pub const MAX_PARENTS: usize = 32;
 pub const MAX_NAME_BYTES: usize = 64;
 /// Longest removal reason, in bytes.
 pub const MAX_REASON_BYTES: usize = 280;
+/// Least time, by the ops' own dates, between two effective agreement-key rotations of one
+/// member: a later one dated sooner has no effect (see [`resolve`]).
+pub const MIN_AGREEMENT_ROTATION_SECS: u64 = 86_400;
 /// Largest encoded genesis record.
 pub const MAX_GENESIS_BYTES: usize = 2048;
 

@@ -216,7 +216,16 @@ pub struct State {
     refused: HashSet<[u8; 32]>,
     seq: u64,
     index: Indexes,
+    /// New shares made on request per (asker, UTC day of `now`): bounded, so a member who
+    /// rotates their encryption key over and over cannot make this replica sign share after
+    /// share for them.
+    shares_made: HashMap<(MemberId, u64), usize>,
 }
+
+/// Most new shares a replica makes on request for one member per UTC day (twice what one
+/// request may name): an honest member asks again only after a junk share or when a share
+/// sealed to an encryption key it has since destroyed arrives.
+pub const MAX_NEW_SHARES_PER_MEMBER_PER_DAY: usize = 2 * crate::epoch::MAX_KEY_REQUEST_EPOCHS;
 
 /// Sorted (timestamp, id) sets for reconciliation, rebuilt lazily.
 #[derive(Debug, Clone, Default)]
@@ -240,6 +249,7 @@ impl State {
             refused: HashSet::new(),
             seq: 0,
             index: Indexes::default(),
+            shares_made: HashMap::new(),
         }
     }
 
@@ -660,10 +670,11 @@ impl State {
     /// ([`EpochBook::shareable`]), a key delivery sealed to their current key. A share `me`
     /// already made for them is sent again rather than a new one made, so however often a
     /// member asks, a replica makes at most one share per member, epoch and agreement key (each
-    /// is a new item every member stores). New deliveries must be ingested locally before they
-    /// are sent.
+    /// is a new item every member stores), and at most [`MAX_NEW_SHARES_PER_MEMBER_PER_DAY`] new
+    /// shares per member and UTC day of `now`, whatever keys they rotate to. New deliveries must
+    /// be ingested locally before they are sent.
     pub fn answer_key_request<R: RngCore + CryptoRng>(
-        &self,
+        &mut self,
         me: &Identity,
         requester: &MemberId,
         epochs: &[EpochId],
@@ -678,6 +689,8 @@ impl State {
         let Some(current) = roster.member(requester).map(|m| m.identity.clone()) else {
             return Vec::new();
         };
+        let today = now / 86_400;
+        self.shares_made.retain(|(_, day), _| *day >= today);
         let mut answers = Vec::new();
         for epoch in epochs {
             let Ok(key) = self.book.shareable(epoch, requester, roster) else {
@@ -687,6 +700,11 @@ impl State {
                 answers.push(KeyAnswer::Again(delivery.encoded().to_vec()));
                 continue;
             }
+            let made = self.shares_made.entry((*requester, today)).or_default();
+            if *made >= MAX_NEW_SHARES_PER_MEMBER_PER_DAY {
+                continue;
+            }
+            *made += 1;
             if let Ok(delivery) = KeyDelivery::create(
                 me,
                 self.log.collective(),
