@@ -307,6 +307,13 @@ impl State {
         self.index.ops = None;
     }
 
+    /// Take back epoch keys kept in this replica's own key file: held once a delivery of their
+    /// epoch is restored, even if its share for us was sealed to an agreement key since
+    /// destroyed. Call before [`State::restore_delivery`].
+    pub fn preload_epoch_keys(&mut self, keys: impl IntoIterator<Item = crate::epoch::EpochKey>) {
+        self.book.preload(keys);
+    }
+
     /// Load a key delivery read back from this replica's own store.
     pub fn restore_delivery(
         &mut self,
