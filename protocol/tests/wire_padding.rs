@@ -58,6 +58,7 @@ fn rotations_to_5_and_to_7_members_have_the_same_size() {
     let five = rotation(&mut rng, &author, &members[..5]);
     let seven = rotation(&mut rng, &author, &members);
     assert_eq!(five.encoded().len(), seven.encoded().len());
+    assert_eq!(five.encoded().len(), 3164, "docs/PROTOCOL.md §5");
     // Different heads and dates are absorbed by the padding too.
     let key = EpochKey::generate(&mut rng);
     let other = KeyDelivery::create(
@@ -257,6 +258,7 @@ fn every_op_kind_has_the_same_size() {
         (0..MAX_PARENTS as u8).map(|i| OpId([i; 32])).collect(),
     );
     let size = none[0].encoded().len();
+    assert_eq!(size, 1482, "docs/PROTOCOL.md §4.1");
     for op in none.iter().chain(&most) {
         assert_eq!(op.encoded().len(), size, "{:?}", op.body().action);
         assert_eq!(Op::decode(op.encoded(), COLLECTIVE).unwrap(), *op);
