@@ -78,7 +78,7 @@ pub fn agreement_policy(
                 .saturating_add(AGREEMENT_ROTATION_SECS)
         }
     };
-    let keep_newest = identity
+    let excess = identity
         .retired
         .len()
         .saturating_sub(MAX_RETIRED_AGREEMENTS);
@@ -90,7 +90,7 @@ pub fn agreement_policy(
             let public = x25519_dalek::PublicKey::from(secret).to_bytes();
             let in_roster = roster_key == Some(&public);
             let expired = now >= retired_at.saturating_add(AGREEMENT_OVERLAP_SECS);
-            ((i < keep_newest || expired) && !in_roster && public != current).then_some(public)
+            ((i < excess || expired) && !in_roster && public != current).then_some(public)
         })
         .collect();
     AgreementActions { rotate, forget }
