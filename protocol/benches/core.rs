@@ -178,15 +178,15 @@ fn membership(c: &mut Criterion) {
 fn rotation(c: &mut Criterion) {
     let mut rng = rng(4);
     let author = Identity::generate(&mut rng);
-    let recipients: Vec<PublicIdentity> = (0..500)
+    let recipients: Vec<PublicIdentity> = (0..1000)
         .map(|_| Identity::generate(&mut rng).public())
         .collect();
     let key = EpochKey::generate(&mut rng);
     let collective = CollectiveId([5; 32]);
     let mut group = c.benchmark_group("epoch");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(500));
-    group.bench_function("seal a rotation to 500 members", |b| {
+    group.throughput(Throughput::Elements(1000));
+    group.bench_function("seal a rotation to 1,000 members", |b| {
         b.iter(|| {
             KeyDelivery::create(
                 &author,

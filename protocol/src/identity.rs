@@ -1,7 +1,12 @@
 //! Member identities: an Ed25519 signing key and a separate X25519 key for receiving epoch keys.
 //!
 //! The X25519 public key is signed by the Ed25519 key, so whoever holds a [`PublicIdentity`] can
-//! check that both halves belong together. The [`MemberId`] is the Ed25519 public key itself:
+//! check that both halves belong together. The X25519 key is rotated periodically
+//! ([`agreement_policy`], published as a `RotateAgreementKey` membership op): the identity keeps
+//! the retired secrets only for a bounded overlap ([`AGREEMENT_OVERLAP_SECS`], at most
+//! [`MAX_RETIRED_AGREEMENTS`]) so deliveries sealed to them in flight still open, then destroys
+//! them, so a key delivery captured off the wire long ago cannot be reopened with a seized
+//! identity. The [`MemberId`] is the Ed25519 public key itself:
 //! every signature can be checked from the id alone, and the libp2p peer id of a member's node is
 //! derived from the same key, so a connection can be matched to the roster.
 
@@ -22,12 +27,73 @@ use crate::textcode::{self, TextCodeError};
 pub const IDENTITY_CODE_PREFIX: &str = "LKID1";
 const AGREEMENT_SIG_CONTEXT: &[u8] = b"lookout agreement key v1";
 const SEALED_IDENTITY_LABEL: &[u8] = b"lookout identity v1";
-const SECRET_LEN: usize = 64;
+const LEGACY_SECRET_LEN: usize = 64;
+const SECRET_FORMAT: u8 = 2;
+const SIGNING_ONLY_FORMAT: u8 = 3;
 
-/// A device's secret identity. Not `Debug`, not `Clone`; both keys are zeroized on drop.
+/// How often a member's node replaces its X25519 agreement key.
+pub const AGREEMENT_ROTATION_SECS: u64 = 7 * 86_400;
+/// How long a replaced agreement secret is kept once the collective knows the new key, so
+/// deliveries sealed to the old key before the change reached their author still open.
+pub const AGREEMENT_OVERLAP_SECS: u64 = 3 * 86_400;
+/// Most replaced agreement secrets an identity keeps, whatever their age.
+pub const MAX_RETIRED_AGREEMENTS: usize = 2;
+
+/// A device's secret identity. Not `Debug`, not `Clone`; every key is zeroized on drop.
 pub struct Identity {
     signing: SigningKey,
     agreement: StaticSecret,
+    /// When the current agreement key was made (0: at creation, date unknown).
+    agreement_created: u64,
+    /// Replaced agreement secrets still kept (newest last), with when each was replaced.
+    retired: Vec<(StaticSecret, u64)>,
+}
+
+/// What [`agreement_policy`] says to do with this device's agreement keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgreementActions {
+    /// Make a new agreement key and publish it (a `RotateAgreementKey` op).
+    pub rotate: bool,
+    /// Destroy these retired secrets (by public key).
+    pub forget: Vec<[u8; 32]>,
+}
+
+/// The agreement-key policy, a pure function of `now`: given the identity and the agreement
+/// key the collective's roster holds for it (`None` when not a member), rotate when the key the
+/// roster holds has been the current one for [`AGREEMENT_ROTATION_SECS`] (or a published
+/// rotation never took effect within that time), and destroy a retired secret once the roster
+/// no longer names it and [`AGREEMENT_OVERLAP_SECS`] have passed since it was replaced, or when
+/// more than [`MAX_RETIRED_AGREEMENTS`] are kept.
+pub fn agreement_policy(
+    identity: &Identity,
+    roster_key: Option<&[u8; 32]>,
+    now: u64,
+) -> AgreementActions {
+    let current = identity.agreement_public();
+    let rotate = match roster_key {
+        None => false,
+        Some(_) => {
+            now >= identity
+                .agreement_created
+                .saturating_add(AGREEMENT_ROTATION_SECS)
+        }
+    };
+    let excess = identity
+        .retired
+        .len()
+        .saturating_sub(MAX_RETIRED_AGREEMENTS);
+    let forget = identity
+        .retired
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (secret, retired_at))| {
+            let public = x25519_dalek::PublicKey::from(secret).to_bytes();
+            let in_roster = roster_key == Some(&public);
+            let expired = now >= retired_at.saturating_add(AGREEMENT_OVERLAP_SECS);
+            ((i < excess || expired) && !in_roster && public != current).then_some(public)
+        })
+        .collect();
+    AgreementActions { rotate, forget }
 }
 
 /// The public half of an identity, safe to share with the collective.
@@ -69,7 +135,58 @@ impl Identity {
         Self {
             signing: SigningKey::generate(rng),
             agreement: StaticSecret::random_from_rng(rng),
+            agreement_created: 0,
+            retired: Vec::new(),
         }
+    }
+
+    /// Create a fresh identity at `now` (the date its agreement key's rotation counts from).
+    pub fn generate_at<R: RngCore + CryptoRng>(rng: &mut R, now: u64) -> Self {
+        let mut identity = Self::generate(rng);
+        identity.agreement_created = now;
+        identity
+    }
+
+    /// Replace the agreement key with a fresh one at `now`, keeping the old secret among the
+    /// retired ones (see [`agreement_policy`] for when it is destroyed). Returns the new public
+    /// identity, to publish in a `RotateAgreementKey` op.
+    pub fn rotate_agreement<R: RngCore + CryptoRng>(
+        &mut self,
+        now: u64,
+        rng: &mut R,
+    ) -> PublicIdentity {
+        let old = std::mem::replace(&mut self.agreement, StaticSecret::random_from_rng(rng));
+        self.retired.push((old, now));
+        self.agreement_created = now;
+        self.public()
+    }
+
+    /// Destroy the retired agreement secret with public key `public`. Returns whether one was
+    /// held. The identity must be sealed and stored again for this to reach the disk.
+    pub fn forget_agreement(&mut self, public: &[u8; 32]) -> bool {
+        let before = self.retired.len();
+        self.retired
+            .retain(|(s, _)| x25519_dalek::PublicKey::from(s).as_bytes() != public);
+        self.retired.len() != before
+    }
+
+    /// The current agreement public key.
+    pub fn agreement_public(&self) -> [u8; 32] {
+        x25519_dalek::PublicKey::from(&self.agreement).to_bytes()
+    }
+
+    /// When the current agreement key was made (0 if at creation of an identity made by
+    /// [`Identity::generate`]).
+    pub fn agreement_created(&self) -> u64 {
+        self.agreement_created
+    }
+
+    /// Public keys of the retired agreement secrets still held, with when each was replaced.
+    pub fn retired_agreements(&self) -> Vec<([u8; 32], u64)> {
+        self.retired
+            .iter()
+            .map(|(s, at)| (x25519_dalek::PublicKey::from(s).to_bytes(), *at))
+            .collect()
     }
 
     /// This identity's member id.
@@ -95,9 +212,12 @@ impl Identity {
             .to_bytes()
     }
 
-    /// The X25519 secret, for opening sealed epoch keys.
-    pub(crate) fn agreement_secret(&self) -> &StaticSecret {
-        &self.agreement
+    /// The X25519 secret whose public key is `public`: the current one or a retired one still
+    /// held, for opening sealed epoch keys.
+    pub(crate) fn agreement_secret_for(&self, public: &[u8; 32]) -> Option<&StaticSecret> {
+        std::iter::once(&self.agreement)
+            .chain(self.retired.iter().map(|(s, _)| s))
+            .find(|s| x25519_dalek::PublicKey::from(*s).as_bytes() == public)
     }
 
     /// The Ed25519 secret seed, for deriving the libp2p transport identity of this device.
@@ -125,28 +245,121 @@ impl Identity {
 
     /// Open an identity sealed by [`Identity::seal`].
     pub fn unseal(passphrase: &[u8], sealed: &[u8]) -> Result<Self, IdentityError> {
-        let secret = passphrase::open(passphrase, sealed, SEALED_IDENTITY_LABEL)?;
-        Self::from_secret_bytes(&secret)
+        Self::unseal_with_agreement(passphrase, sealed, None)
     }
 
+    /// Seal only the Ed25519 key under a passphrase, for a store that cannot truly delete
+    /// (its old records stay readable with the passphrase): the agreement secrets, which are
+    /// replaced and must then be gone, are kept apart ([`Identity::agreement_keys`]).
+    pub fn seal_without_agreement<R: RngCore + CryptoRng>(
+        &self,
+        passphrase: &[u8],
+        params: KdfParams,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, IdentityError> {
+        let mut secret = Zeroizing::new(Vec::with_capacity(33));
+        secret.push(SIGNING_ONLY_FORMAT);
+        secret.extend_from_slice(&self.signing.to_bytes());
+        Ok(passphrase::seal(
+            passphrase,
+            &secret,
+            SEALED_IDENTITY_LABEL,
+            params,
+            rng,
+        )?)
+    }
+
+    /// The agreement secrets (current, its date, the retired ones) as bytes, to keep in a file
+    /// that is overwritten when they change.
+    pub fn agreement_keys(&self) -> Zeroizing<Vec<u8>> {
+        let all = self.secret_bytes();
+        Zeroizing::new(all[33..].to_vec())
+    }
+
+    /// Open an identity sealed by [`Identity::seal`] or [`Identity::seal_without_agreement`],
+    /// with its agreement secrets from `agreement_keys` ([`Identity::agreement_keys`]) when
+    /// given (required for the latter).
+    pub fn unseal_with_agreement(
+        passphrase: &[u8],
+        sealed: &[u8],
+        agreement_keys: Option<&[u8]>,
+    ) -> Result<Self, IdentityError> {
+        let secret = passphrase::open(passphrase, sealed, SEALED_IDENTITY_LABEL)?;
+        let seed: &[u8] = match (secret.len(), secret.first()) {
+            (LEGACY_SECRET_LEN, _) => &secret[..32],
+            (33, Some(&SIGNING_ONLY_FORMAT)) => &secret[1..],
+            _ => &secret[1..33.min(secret.len())],
+        };
+        match agreement_keys {
+            Some(keys) => {
+                let mut all = Zeroizing::new(Vec::with_capacity(33 + keys.len()));
+                all.push(SECRET_FORMAT);
+                all.extend_from_slice(seed);
+                all.extend_from_slice(keys);
+                Self::from_secret_bytes(&all)
+            }
+            None if secret.len() == 33 => {
+                Err(DecodeError::Invalid("the identity's encryption keys are missing").into())
+            }
+            None => Self::from_secret_bytes(&secret),
+        }
+    }
+
+    /// Whether this identity holds the agreement secret of `public` (current or retired).
+    pub fn holds_agreement(&self, public: &[u8; 32]) -> bool {
+        self.agreement_secret_for(public).is_some()
+    }
+
+    /// The secret keys as sealed: format byte 2, the Ed25519 seed, the current X25519 secret,
+    /// its creation date (u64le), the number of retired secrets, then each secret and the date
+    /// it was replaced. (Format 1, 64 bytes: seed and X25519 secret only, is still read.)
     fn secret_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(SECRET_LEN));
+        let mut out = Zeroizing::new(Vec::with_capacity(74 + 40 * self.retired.len()));
+        out.push(SECRET_FORMAT);
         out.extend_from_slice(&self.signing.to_bytes());
         out.extend_from_slice(&self.agreement.to_bytes());
+        out.extend_from_slice(&self.agreement_created.to_le_bytes());
+        out.push(u8::try_from(self.retired.len()).unwrap_or(u8::MAX));
+        for (secret, at) in self.retired.iter().take(usize::from(u8::MAX)) {
+            out.extend_from_slice(&secret.to_bytes());
+            out.extend_from_slice(&at.to_le_bytes());
+        }
         out
     }
 
     fn from_secret_bytes(bytes: &[u8]) -> Result<Self, IdentityError> {
-        if bytes.len() != SECRET_LEN {
-            return Err(DecodeError::Invalid("sealed identity has the wrong length").into());
+        let wrong =
+            || IdentityError::from(DecodeError::Invalid("sealed identity has the wrong length"));
+        let key = |b: &[u8]| -> Zeroizing<[u8; 32]> {
+            let mut k = Zeroizing::new([0u8; 32]);
+            k.copy_from_slice(b);
+            k
+        };
+        let date = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+        if bytes.len() == LEGACY_SECRET_LEN {
+            return Ok(Self {
+                signing: SigningKey::from_bytes(&key(&bytes[..32])),
+                agreement: StaticSecret::from(*key(&bytes[32..])),
+                agreement_created: 0,
+                retired: Vec::new(),
+            });
         }
-        let mut seed = Zeroizing::new([0u8; 32]);
-        seed.copy_from_slice(&bytes[..32]);
-        let mut agreement = Zeroizing::new([0u8; 32]);
-        agreement.copy_from_slice(&bytes[32..]);
+        if bytes.len() < 74 || bytes[0] != SECRET_FORMAT {
+            return Err(wrong());
+        }
+        let count = usize::from(bytes[73]);
+        if bytes.len() != 74 + 40 * count {
+            return Err(wrong());
+        }
+        let retired = bytes[74..]
+            .chunks_exact(40)
+            .map(|c| (StaticSecret::from(*key(&c[..32])), date(&c[32..])))
+            .collect();
         Ok(Self {
-            signing: SigningKey::from_bytes(&seed),
-            agreement: StaticSecret::from(*agreement),
+            signing: SigningKey::from_bytes(&key(&bytes[1..33])),
+            agreement: StaticSecret::from(*key(&bytes[33..65])),
+            agreement_created: date(&bytes[65..73]),
+            retired,
         })
     }
 }

@@ -29,6 +29,8 @@ pub mod context {
     pub const EPOCH_ID: &str = "lookout epoch id v1";
     /// Id of a key delivery: hash of its signed encoding.
     pub const DELIVERY_ID: &str = "lookout key delivery id v1";
+    /// One-time key a delivery's share is sealed under, from an X25519 shared secret.
+    pub const DELIVERY_WRAP: &str = "lookout key delivery wrap v2";
     /// Gossip topic name of a collective.
     pub const TOPIC: &str = "lookout gossip topic v1";
     /// Fingerprint of a public identity shown for in-person checks.

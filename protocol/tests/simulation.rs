@@ -1179,8 +1179,9 @@ fn run(config: Config) -> Outcome {
                     continue;
                 }
                 let now = replicas[j].clock(tick);
-                let answers = replicas[j].state.answer_key_request(
-                    &replicas[j].identity,
+                let answerer = &mut replicas[j];
+                let answers = answerer.state.answer_key_request(
+                    &answerer.identity,
                     &me,
                     &lacking,
                     now,

@@ -325,7 +325,7 @@ fn build() -> Built {
         ));
     }
     text.push(("identity_b_rotated_agreement_secret".into(), {
-        hex::encode(&secret(&Identity::generate(&mut rng(0xB2)))[32..])
+        hex::encode(&secret(&Identity::generate(&mut rng(0xB2)))[33..65])
     }));
 
     // Identity.
@@ -570,7 +570,8 @@ fn identity_vector_decodes() {
     assert_eq!(bytes.len(), 32 + 32 + 64, "member, agreement, signature");
     assert_eq!(public, a.public());
     let secret = hex::decode(committed_text("identity_a_secret")).unwrap();
-    assert_eq!(&secret[..32], a.ed25519_seed().as_slice());
+    assert_eq!(secret[0], 2, "secret-key format 2");
+    assert_eq!(&secret[1..33], a.ed25519_seed().as_slice());
     assert_eq!(
         PublicIdentity::from_code(&committed_text("identity_a_code")).unwrap(),
         public
@@ -745,7 +746,7 @@ fn sealed_identity_vector_opens() {
         &[8, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0],
         "TESTING params"
     );
-    assert_eq!(bytes.len(), passphrase::MIN_SEALED_LEN + 64);
+    assert_eq!(bytes.len(), passphrase::MIN_SEALED_LEN + 74);
     let opened = Identity::unseal(committed_text("passphrase").as_bytes(), &bytes).unwrap();
     assert_eq!(opened.public(), a.public());
     let secret = passphrase::open(PASSPHRASE.as_bytes(), &bytes, IDENTITY_LABEL).unwrap();

@@ -395,7 +395,7 @@ impl Replica {
     }
 
     /// Make a membership op with the current heads and accept it.
-    fn make_op(&mut self, action: Action) -> Result<OpId, ApiError> {
+    pub(super) fn make_op(&mut self, action: Action) -> Result<OpId, ApiError> {
         let state = self.collective()?;
         let op = Op::create(
             &self.identity,
@@ -624,6 +624,7 @@ impl Replica {
                 self.rotate_if_needed()?;
             }
             self.share_missing()?;
+            self.maintain_secrets(now())?;
         }
         Ok(())
     }

@@ -40,13 +40,12 @@ impl Replica {
         requester: MemberId,
         epochs: &[EpochId],
     ) -> Result<Vec<Vec<u8>>, ApiError> {
-        let answers = self.collective()?.answer_key_request(
-            &self.identity,
-            &requester,
-            epochs,
-            now(),
-            &mut OsRng,
-        );
+        let identity = &self.identity;
+        let answers = self
+            .collective
+            .as_mut()
+            .ok_or_else(super::no_collective)?
+            .answer_key_request(identity, &requester, epochs, now(), &mut OsRng);
         let mut out = Vec::with_capacity(answers.len());
         for answer in answers {
             match answer {

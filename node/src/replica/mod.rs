@@ -14,6 +14,7 @@ mod commands;
 mod ingest;
 mod keyshare;
 mod passphrase;
+mod secrets;
 mod views;
 
 use std::collections::BTreeSet;
@@ -62,6 +63,8 @@ pub struct Replica {
     events: Vec<Event>,
     /// Membership ops were added since the last [`Replica::take_events`].
     membership_dirty: bool,
+    /// The epochs whose keys the secrets file holds.
+    secrets_epochs: BTreeSet<lookout_protocol::EpochId>,
 }
 
 /// A post as kept in the store.
@@ -83,9 +86,12 @@ impl Replica {
             ));
         }
         let store = Store::create(home, passphrase, params).map_err(store_error)?;
-        let identity = Identity::generate(&mut OsRng);
+        let identity = Identity::generate_at(&mut OsRng, now());
+        // The agreement key is replaced every week and must then be gone: it lives in the
+        // secrets file, and the database holds the signing key only.
+        secrets::write_initial(&store, &identity.agreement_keys())?;
         let sealed = identity
-            .seal(passphrase, params, &mut OsRng)
+            .seal_without_agreement(passphrase, params, &mut OsRng)
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         let certificate = RevocationCertificate::create(&identity, now());
         store
@@ -110,6 +116,7 @@ impl Replica {
                 outgoing: Vec::new(),
                 events: Vec::new(),
                 membership_dirty: false,
+                secrets_epochs: BTreeSet::new(),
             },
             certificate,
         ))
@@ -134,9 +141,14 @@ impl Replica {
         let next = store
             .get(Tree::Identity, passphrase::KEY_IDENTITY_NEXT)
             .map_err(store_error)?;
-        let identity =
-            passphrase::unseal_identity(&sealed, next.as_deref().map(|v| &v[..]), passphrase)
-                .ok_or_else(|| ApiError::new(ErrorCode::WrongPassphrase, "wrong passphrase"))?;
+        let stored_secrets = secrets::read(&store)?;
+        let identity = passphrase::unseal_identity(
+            &sealed,
+            next.as_deref().map(|v| &v[..]),
+            passphrase,
+            stored_secrets.as_ref().map(|s| s.agreement.as_slice()),
+        )
+        .ok_or_else(|| ApiError::new(ErrorCode::WrongPassphrase, "wrong passphrase"))?;
         let name = store
             .get(Tree::Meta, KEY_NAME)
             .map_err(store_error)?
@@ -150,12 +162,28 @@ impl Replica {
             outgoing: Vec::new(),
             events: Vec::new(),
             membership_dirty: false,
+            secrets_epochs: BTreeSet::new(),
         };
-        replica.load()?;
+        let (epoch_keys, migrate) = match stored_secrets {
+            Some(s) => (s.epoch_keys, false),
+            // A home made before the secrets file: its agreement key moves there now (the
+            // database's old record of it stays until its first rotation has been destroyed).
+            None => (Vec::new(), true),
+        };
+        replica.load(epoch_keys)?;
+        if migrate {
+            replica.write_secrets()?;
+        } else {
+            replica.secrets_epochs = replica
+                .collective
+                .as_ref()
+                .map(|c| c.book().held_keys().map(|k| k.id()).collect())
+                .unwrap_or_default();
+        }
         Ok(replica)
     }
 
-    fn load(&mut self) -> Result<(), ApiError> {
+    fn load(&mut self, epoch_keys: Vec<lookout_protocol::epoch::EpochKey>) -> Result<(), ApiError> {
         let Some(genesis) = self
             .store
             .get(Tree::Meta, KEY_GENESIS)
@@ -176,6 +204,8 @@ impl Replica {
             }
         }
         state.restore_ops(ops);
+        // Keys whose deliveries were sealed to an agreement key since destroyed.
+        state.preload_epoch_keys(epoch_keys);
         for entry in self.store.iter(Tree::EpochKeys) {
             let (_, bytes) = entry.map_err(store_error)?;
             match KeyDelivery::decode(&bytes, collective_id) {

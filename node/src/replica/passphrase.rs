@@ -19,7 +19,7 @@ impl Replica {
     pub fn change_passphrase(&mut self, new: &[u8], params: KdfParams) -> Result<(), ApiError> {
         let sealed = self
             .identity
-            .seal(new, params, &mut OsRng)
+            .seal_without_agreement(new, params, &mut OsRng)
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
         self.store
             .put(Tree::Identity, KEY_IDENTITY_NEXT, &sealed)
@@ -46,8 +46,11 @@ pub(super) fn unseal_identity(
     current: &[u8],
     next: Option<&[u8]>,
     passphrase: &[u8],
+    agreement: Option<&[u8]>,
 ) -> Option<Identity> {
-    Identity::unseal(passphrase, current)
+    Identity::unseal_with_agreement(passphrase, current, agreement)
         .ok()
-        .or_else(|| next.and_then(|n| Identity::unseal(passphrase, n).ok()))
+        .or_else(|| {
+            next.and_then(|n| Identity::unseal_with_agreement(passphrase, n, agreement).ok())
+        })
 }

@@ -251,7 +251,7 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Overwrites the whole file in place with random bytes and syncs it.
 /// Returns its length.
-fn overwrite_with_random(file: &mut File) -> io::Result<u64> {
+pub(super) fn overwrite_with_random(file: &mut File) -> io::Result<u64> {
     let len = file.metadata()?.len();
     let mut remaining = len;
     let mut noise = [0u8; 4096];

@@ -22,6 +22,8 @@
 //!   store.key        0600  the storage key sealed under the passphrase,
 //!                          label b"lookout storage key v1" (105 bytes)
 //!   store.lock       0600  flock held while a Store is open
+//!   secrets          0600  secrets that must be gone once replaced (agreement and
+//!                          epoch keys), sealed under the storage key; see secrets.rs
 //! ```
 //!
 //! Each value is bound to its tree and key (see `sealing.rs` for the byte
@@ -66,6 +68,7 @@ mod batch;
 mod error;
 mod home;
 mod sealing;
+mod secrets;
 mod tree;
 
 #[cfg(test)]
@@ -567,6 +570,9 @@ fn finish_wipe(
     };
     let (files, bytes) =
         home::remove_dir_counting(&layout.db_dir).map_err(incomplete(&layout.db_dir))?;
+    let (secret_files, secret_bytes) =
+        secrets::remove(&layout.home).map_err(incomplete(&layout.home))?;
+    let (files, bytes) = (files + secret_files, bytes + secret_bytes);
     home::remove_if_exists(&layout.lock_file).map_err(incomplete(&layout.lock_file))?;
     drop(lock);
     home::sync_dir(&layout.home)?;

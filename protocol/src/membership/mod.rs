@@ -32,10 +32,20 @@ pub const MAX_PARENTS: usize = 32;
 pub const MAX_NAME_BYTES: usize = 64;
 /// Longest removal reason, in bytes.
 pub const MAX_REASON_BYTES: usize = 280;
+/// Least time, by the ops' own dates, between two effective agreement-key rotations of one
+/// member: a later one dated sooner has no effect (see [`resolve`]).
+pub const MIN_AGREEMENT_ROTATION_SECS: u64 = 86_400;
 /// Largest encoded genesis record.
 pub const MAX_GENESIS_BYTES: usize = 2048;
 
-const OP_SIG_CONTEXT: &[u8] = b"lookout membership op v2";
+/// The exact length of every signed op body: the largest op any action makes (32 parents, the
+/// longest removal reason, a ten-byte timestamp), so an op's size says nothing of its kind.
+/// collective 32, author 32, parents 1 + 32·32, timestamp ≤ 10, action ≤ 1 + 32 + 2 + 280 (a
+/// removal with the longest reason), padding length ≤ 2.
+pub const OP_BODY_BYTES: usize =
+    32 + 32 + (1 + MAX_PARENTS * 32) + 10 + (1 + 32 + 2 + MAX_REASON_BYTES) + 2;
+
+const OP_SIG_CONTEXT: &[u8] = b"lookout membership op v3";
 const GENESIS_SIG_CONTEXT: &[u8] = b"lookout genesis v1";
 const REVOCATION_SIG_CONTEXT: &[u8] = b"lookout self-revocation v1";
 
@@ -396,6 +406,9 @@ pub struct OpBody {
     pub timestamp: u64,
     /// What it does.
     pub action: Action,
+    /// Zero bytes making the encoded body exactly [`OP_BODY_BYTES`] long (set by
+    /// [`Op::create`]).
+    pub padding: Vec<u8>,
 }
 
 /// A verified op: its signature checks, its structure is valid. Whether it has *effect* is
@@ -418,13 +431,17 @@ impl Op {
     ) -> Result<Self, OpError> {
         parents.sort();
         parents.dedup();
-        let body = OpBody {
+        let mut body = OpBody {
             collective,
             author: author.member_id(),
             parents,
             timestamp: now,
             action,
+            padding: Vec::new(),
         };
+        let pad = crate::epoch::padding_for(codec::encode(&body).len(), OP_BODY_BYTES)
+            .ok_or(OpError::Structure("the op is larger than an op may be"))?;
+        body.padding = vec![0; pad];
         let body = codec::encode(&body);
         let signature = author.sign(OP_SIG_CONTEXT, &body);
         Self::decode(&codec::encode(&SignedBytes { body, signature }), collective)
@@ -442,6 +459,12 @@ impl Op {
         }
         if body.parents.windows(2).any(|w| w[0] >= w[1]) {
             return Err(OpError::Structure("parents must be sorted and distinct"));
+        }
+        // Every op is the same size: the padding is fixed by the rest and all zero.
+        if signed.body.len() != OP_BODY_BYTES || body.padding.iter().any(|b| *b != 0) {
+            return Err(OpError::Structure(
+                "the padding does not make the op exactly the one op size",
+            ));
         }
         if !identity::verify(
             &body.author,

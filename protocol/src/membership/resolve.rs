@@ -33,9 +33,9 @@
 //! Cost: one replay is linear in the number of ops; each effective removal adds one pass over
 //! its causal past and one bit per op. Nothing is quadratic in the number of ops.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::{Action, Op, Policy, SignedGenesis};
+use super::{Action, Op, Policy, SignedGenesis, MIN_AGREEMENT_ROTATION_SECS};
 use crate::identity::PublicIdentity;
 use crate::ids::{CollectiveId, MemberId, OpId};
 
@@ -465,6 +465,8 @@ struct MemberRec {
     admitted_at: Option<usize>,
     /// Moderator rights granted in the replay so far.
     moderator: bool,
+    /// The timestamp of their last effective agreement-key rotation.
+    rotated_at: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -491,6 +493,8 @@ struct Replay {
     restored: BTreeMap<MemberId, usize>,
     /// A member holding moderator rights throughout (see [`Resolution::new`]).
     heir: Option<MemberId>,
+    /// Every agreement key any member has had in the replay so far.
+    agreements: HashSet<[u8; 32]>,
 }
 
 impl Replay {
@@ -514,9 +518,11 @@ impl Replay {
             admitted: 0,
             restored: BTreeMap::new(),
             heir,
+            agreements: HashSet::new(),
         };
         for (identity, name) in g.founding_moderators() {
             let seniority = replay.next_seniority();
+            replay.agreements.insert(identity.agreement);
             replay.members.entry(identity.member).or_insert(MemberRec {
                 identity: identity.clone(),
                 name: name.to_owned(),
@@ -524,6 +530,7 @@ impl Replay {
                 admission: None,
                 admitted_at: None,
                 moderator: true,
+                rotated_at: None,
             });
             replay.promoted.insert(identity.member);
         }
@@ -719,9 +726,27 @@ impl Replay {
                 )?;
             }
             Action::RotateAgreementKey { identity } => {
-                if let Some(rec) = self.members.get_mut(&author) {
-                    rec.identity = identity.clone();
+                // The author is a current member here (checked above) and `identity.member` is
+                // the author (checked when decoding): only one's own key, only while a member.
+                if self.agreements.contains(&identity.agreement) {
+                    return Err("rotates to an encryption key a member already has");
                 }
+                let rec = self
+                    .members
+                    .get_mut(&author)
+                    .ok_or("author is not a member at this point")?;
+                let timestamp = op.body().timestamp;
+                if rec
+                    .rotated_at
+                    .is_some_and(|t| timestamp < t.saturating_add(MIN_AGREEMENT_ROTATION_SECS))
+                {
+                    return Err(
+                        "rotates the encryption key again within a day of the last rotation",
+                    );
+                }
+                rec.identity = identity.clone();
+                rec.rotated_at = Some(timestamp);
+                self.agreements.insert(identity.agreement);
             }
         }
         Ok(())
@@ -799,6 +824,7 @@ impl Replay {
                     let heir = self.heir == Some(identity.member);
                     let seniority = self.next_seniority();
                     let name = self.unique_name(name, &identity.member);
+                    self.agreements.insert(identity.agreement);
                     self.members.insert(
                         identity.member,
                         MemberRec {
@@ -808,6 +834,7 @@ impl Replay {
                             admission: Some(index),
                             admitted_at: Some(i),
                             moderator: heir,
+                            rotated_at: None,
                         },
                     );
                 }

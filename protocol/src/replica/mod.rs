@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::Content;
 use crate::envelope::{self, InnerBody, Verdict, Verified};
-use crate::epoch::{DeliveryKind, EpochBook, KeyDelivery, Recorded};
+use crate::epoch::{DeliveryKind, EpochBook, EpochError, KeyDelivery, Recorded};
 use crate::identity::{Identity, PublicIdentity};
 use crate::ids::{context, hash};
 use crate::membership::{InsertOutcome, MembershipLog, Op, Roster, SignedGenesis};
@@ -216,7 +216,16 @@ pub struct State {
     refused: HashSet<[u8; 32]>,
     seq: u64,
     index: Indexes,
+    /// New shares made on request per (asker, UTC day of `now`): bounded, so a member who
+    /// rotates their encryption key over and over cannot make this replica sign share after
+    /// share for them.
+    shares_made: HashMap<(MemberId, u64), usize>,
 }
+
+/// Most new shares a replica makes on request for one member per UTC day (twice what one
+/// request may name): an honest member asks again only after a junk share or when a share
+/// sealed to an encryption key it has since destroyed arrives.
+pub const MAX_NEW_SHARES_PER_MEMBER_PER_DAY: usize = 2 * crate::epoch::MAX_KEY_REQUEST_EPOCHS;
 
 /// Sorted (timestamp, id) sets for reconciliation, rebuilt lazily.
 #[derive(Debug, Clone, Default)]
@@ -240,6 +249,7 @@ impl State {
             refused: HashSet::new(),
             seq: 0,
             index: Indexes::default(),
+            shares_made: HashMap::new(),
         }
     }
 
@@ -295,6 +305,13 @@ impl State {
         // Evictions while loading are of orphans the store still holds; the next insert that
         // evicts deletes them.
         self.index.ops = None;
+    }
+
+    /// Take back epoch keys kept in this replica's own key file: held once a delivery of their
+    /// epoch is restored, even if its share for us was sealed to an agreement key since
+    /// destroyed. Call before [`State::restore_delivery`].
+    pub fn preload_epoch_keys(&mut self, keys: impl IntoIterator<Item = crate::epoch::EpochKey>) {
+        self.book.preload(keys);
     }
 
     /// Load a key delivery read back from this replica's own store.
@@ -455,6 +472,8 @@ impl State {
     ) -> Ingested {
         let delivery = match KeyDelivery::decode(bytes, self.log.collective()) {
             Ok(d) => d,
+            // A newer peer's format is no fault of the peer.
+            Err(e @ EpochError::UnsupportedVersion(_)) => return Ingested::Ignored(e.into()),
             Err(e) => return Ingested::Rejected(e.into()),
         };
         if self.deliveries.contains_key(&delivery.id()) {
@@ -658,10 +677,11 @@ impl State {
     /// ([`EpochBook::shareable`]), a key delivery sealed to their current key. A share `me`
     /// already made for them is sent again rather than a new one made, so however often a
     /// member asks, a replica makes at most one share per member, epoch and agreement key (each
-    /// is a new item every member stores). New deliveries must be ingested locally before they
-    /// are sent.
+    /// is a new item every member stores), and at most [`MAX_NEW_SHARES_PER_MEMBER_PER_DAY`] new
+    /// shares per member and UTC day of `now`, whatever keys they rotate to. New deliveries must
+    /// be ingested locally before they are sent.
     pub fn answer_key_request<R: RngCore + CryptoRng>(
-        &self,
+        &mut self,
         me: &Identity,
         requester: &MemberId,
         epochs: &[EpochId],
@@ -676,6 +696,8 @@ impl State {
         let Some(current) = roster.member(requester).map(|m| m.identity.clone()) else {
             return Vec::new();
         };
+        let today = now / 86_400;
+        self.shares_made.retain(|(_, day), _| *day >= today);
         let mut answers = Vec::new();
         for epoch in epochs {
             let Ok(key) = self.book.shareable(epoch, requester, roster) else {
@@ -685,6 +707,11 @@ impl State {
                 answers.push(KeyAnswer::Again(delivery.encoded().to_vec()));
                 continue;
             }
+            let made = self.shares_made.entry((*requester, today)).or_default();
+            if *made >= MAX_NEW_SHARES_PER_MEMBER_PER_DAY {
+                continue;
+            }
+            *made += 1;
             if let Ok(delivery) = KeyDelivery::create(
                 me,
                 self.log.collective(),

@@ -175,6 +175,10 @@ impl From<EpochError> for Refusal {
         const KIND: SetKind = SetKind::Deliveries;
         match error {
             EpochError::Decode(error) => Refusal::Decode { kind: KIND, error },
+            EpochError::UnsupportedVersion(version) => Refusal::UnsupportedVersion {
+                kind: KIND,
+                version,
+            },
             EpochError::BadSignature => Refusal::BadSignature(KIND),
             EpochError::WrongCollective => Refusal::WrongCollective(KIND),
             EpochError::Structure(detail) => Refusal::Malformed { kind: KIND, detail },
