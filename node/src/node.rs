@@ -3,6 +3,7 @@
 //! rust-libp2p's file-sharing example).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,10 @@ pub const MAX_STRIKES: u32 = 5;
 pub const FAREWELL: Duration = Duration::from_secs(5);
 /// How long a connection may stay open without its peer proving membership in the hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connected peers still to prove membership at once.
+pub const MAX_UNPROVEN: usize = 32;
+/// Most connected peers from one IP address still to prove membership at once.
+pub const MAX_UNPROVEN_PER_IP: usize = 4;
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -295,7 +300,7 @@ struct EventLoop {
     /// Hellos in progress, by transport peer.
     hellos: HashMap<PeerId, Hello>,
     /// Connected peers that have not proved membership yet, since when.
-    unproven: HashMap<PeerId, Instant>,
+    unproven: HashMap<PeerId, (Instant, Option<IpAddr>)>,
     sessions: HashMap<OutboundRequestId, (PeerId, Session)>,
     /// Peers to sync with once the running session ends.
     waiting_sync: VecDeque<PeerId>,
@@ -592,7 +597,7 @@ impl EventLoop {
         let late: Vec<PeerId> = self
             .unproven
             .iter()
-            .filter(|(_, since)| now.duration_since(**since) >= HELLO_TIMEOUT)
+            .filter(|(_, (since, _))| now.duration_since(*since) >= HELLO_TIMEOUT)
             .map(|(p, _)| *p)
             .collect();
         for peer in late {
@@ -939,7 +944,22 @@ impl EventLoop {
             return;
         }
         debug!(peer = %short(&peer), "connected; hello");
-        self.unproven.entry(peer).or_insert_with(Instant::now);
+        // Connections that have not proved anything yet are capped, overall and per address,
+        // so strangers holding them open cannot crowd members out.
+        let ip = remote_ip(endpoint.get_remote_address());
+        let from_ip = self
+            .unproven
+            .values()
+            .filter(|(_, i)| ip.is_some() && *i == ip)
+            .count();
+        if !self.unproven.contains_key(&peer)
+            && (self.unproven.len() >= MAX_UNPROVEN || from_ip >= MAX_UNPROVEN_PER_IP)
+        {
+            return self.hello_failed(peer, "too many connections without a proof");
+        }
+        self.unproven
+            .entry(peer)
+            .or_insert_with(|| (Instant::now(), ip));
         match endpoint {
             ConnectedPoint::Dialer { address, .. } => {
                 if self.hellos.contains_key(&peer) {
@@ -1128,6 +1148,14 @@ pub fn without_p2p(addr: &Multiaddr) -> Multiaddr {
 /// losing the network altogether waits for the next one.)
 fn network_changed(before: &Networks, now: &Networks) -> bool {
     !now.is_empty() && !before.is_subset(now) && !now.is_subset(before)
+}
+
+fn remote_ip(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
 }
 
 fn random_nonce() -> [u8; 32] {

@@ -1,8 +1,9 @@
 //! Logs: with every target captured at TRACE while three nodes exchange an alert, check a phone
 //! number and admit someone, no log line carries the alert's text, phone number, plate, area,
 //! names or the members' names; the nodes' own logs carry no IP address and no full peer id at
-//! any level, and no target logs either at INFO or above. (libp2p's own debug and trace logs
-//! do carry peer ids and addresses: the CLI never enables them, see `cli/src/main.rs`.)
+//! any level; no target logs an address at INFO or above, nor a full peer id at WARN or above.
+//! (libp2p logs peer ids at INFO and addresses at debug: the CLI never shows other crates'
+//! events below WARN, see `cli/src/main.rs`.)
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::fmt::{self, Write as _};
@@ -82,6 +83,11 @@ async fn logs_carry_no_contents_names_or_addresses() {
                 record.target,
                 record.text
             );
+        }
+        // Peer ids: never in the node's own logs; other crates at WARN and above (the CLI shows
+        // no other crate's events below WARN at any verbosity; libp2p-swarm names the local
+        // peer id at INFO when a swarm starts).
+        if record.target.starts_with("lookout") || record.level <= Level::WARN {
             for peer in &peers {
                 assert!(
                     !record.text.contains(peer.as_str()),
