@@ -330,13 +330,25 @@ async fn an_unproven_peer_gets_no_collective_protocol() {
             .await;
 
         // Connected (the hello would run now), but no collective protocol: no subscription,
-        // no identify, no sync.
+        // no identify, no sync. (The stranger's own gossipsub finds the protocol unsupported.)
         let mut leaked = Vec::new();
+        let mut unsupported = false;
         net.drive_for(HEARTBEAT * 5, |_, event| match event {
-            Some((n, SwarmEvent::Behaviour(NetEvent::Gossip(e)))) if n == stranger => {
-                leaked.push(format!("{e:?}"))
-            }
-            Some((n, SwarmEvent::Behaviour(NetEvent::Identify(e)))) if n == stranger => {
+            Some((
+                n,
+                SwarmEvent::Behaviour(NetEvent::Gossip(gossipsub::Event::GossipsubNotSupported {
+                    ..
+                })),
+            )) if n == stranger => unsupported = true,
+            Some((
+                n,
+                SwarmEvent::Behaviour(NetEvent::Gossip(
+                    e @ (gossipsub::Event::Subscribed { .. } | gossipsub::Event::Message { .. }),
+                )),
+            )) if n == stranger => leaked.push(format!("{e:?}")),
+            Some((n, SwarmEvent::Behaviour(NetEvent::Identify(e))))
+                if n == stranger && matches!(*e, libp2p::identify::Event::Received { .. }) =>
+            {
                 leaked.push(format!("{e:?}"))
             }
             Some((n, SwarmEvent::Behaviour(NetEvent::Sync(e)))) if n == member => {
@@ -346,6 +358,10 @@ async fn an_unproven_peer_gets_no_collective_protocol() {
         })
         .await;
         assert!(leaked.is_empty(), "a collective protocol ran: {leaked:?}");
+        assert!(
+            unsupported,
+            "the member's side offered gossipsub to an unproven peer"
+        );
         assert!(!net.swarms[member]
             .behaviour()
             .gate
