@@ -128,11 +128,12 @@ impl DialPolicy {
         });
         for (addr, at) in fresh {
             match self.entries.get_mut(&addr) {
-                Some(e) => {
-                    if let Source::Announced { at: old } = &mut e.source {
-                        *old = at;
-                    }
-                }
+                Some(e) => match &mut e.source {
+                    Source::Announced { at: old } => *old = at,
+                    // An invite address a member now announces counts as announced.
+                    Source::Invite => e.source = Source::Announced { at },
+                    Source::Given => {}
+                },
                 None => self.insert(addr, Source::Announced { at }, networks, now),
             }
         }
@@ -413,6 +414,13 @@ mod tests {
         assert_eq!(policy.due(t, NOW, &home()), vec![invite.clone()]);
         policy.set_announced([(a("/ip4/203.0.113.10/tcp/1"), NOW)], Some(&home()), t);
         assert!(!policy.may_dial(&invite, NOW, &home()));
+        // Unless a member announces it too.
+        policy.set_announced(
+            [(a("/ip4/203.0.113.10/tcp/1"), NOW), (invite.clone(), NOW)],
+            Some(&home()),
+            t,
+        );
+        assert!(policy.may_dial(&invite, NOW, &home()));
         // A user-given address is always dialled.
         let given = a("/ip4/203.0.113.11/tcp/1");
         policy.given(given.clone(), Some(&home()), t);

@@ -4,10 +4,9 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use lookout_node::api::{ApiError, ErrorCode, MemberView, ProposalView, Request, Response};
-use lookout_protocol::MemberId;
 use serde_json::json;
 
-use super::{request, status_view, Out, Outcome};
+use super::{request, Out, Outcome};
 use crate::codes::{self, CodeKind};
 use crate::render::short;
 use crate::session::{unexpected, Context, Session};
