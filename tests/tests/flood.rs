@@ -201,8 +201,10 @@ async fn flood(length: Duration) -> Report {
         };
 
         let flooder = Flooder::spawn(
-            &hostile.identity().ed25519_seed()[..],
-            hostile.membership().unwrap().genesis().encoded(),
+            (
+                &hostile.identity().ed25519_seed()[..],
+                hostile.membership().unwrap().genesis().encoded(),
+            ),
             &topic,
             tag,
             &op,
@@ -364,10 +366,10 @@ struct Sent {
 }
 
 impl Flooder {
-    /// Start flooding `victim` at `target` with the member key `seed`, for `length`.
+    /// Start flooding `victim` at `target` with the member key `seed` of the collective with
+    /// `genesis`, for `length`.
     fn spawn(
-        seed: &[u8],
-        genesis: &[u8],
+        (seed, genesis): (&[u8], &[u8]),
         topic: &str,
         tag: [u8; 8],
         op: &[u8],
