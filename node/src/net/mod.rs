@@ -89,8 +89,9 @@ pub const MAX_NEGOTIATING_INBOUND_STREAMS: usize = 32;
 pub struct NetConfig {
     /// Addresses to listen on, e.g. `/ip4/0.0.0.0/tcp/0` and `/ip4/0.0.0.0/udp/0/quic-v1`.
     pub listen: Vec<Multiaddr>,
-    /// Discover members on the local network with mDNS. Announces this node's presence to the
-    /// whole local network, so it is off by default.
+    /// Discover members on the local network with mDNS. Announces this node's presence (its
+    /// ephemeral peer id and interface addresses) to the whole local network, so it is off by
+    /// default.
     pub enable_mdns: bool,
     /// The gossip topic name (the collective's topic hash, computed by the caller).
     pub topic: String,
