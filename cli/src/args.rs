@@ -166,7 +166,8 @@ another terminal."
         /// interfaces, the port used last time or one the system picks].
         #[arg(long, value_name = "MULTIADDR")]
         listen: Vec<String>,
-        /// Address of a member's node to connect to, with /p2p/PEERID (repeatable).
+        /// Address of a member's node to connect to, e.g. /ip4/192.168.1.20/tcp/4001
+        /// (repeatable; a /p2p/ part is ignored).
         #[arg(long, value_name = "MULTIADDR")]
         peer: Vec<String>,
         /// Look for members' nodes on the local network (mDNS), e.g. on a drop-in centre's

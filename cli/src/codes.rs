@@ -96,8 +96,9 @@ pub fn misplaced(kind: CodeKind, wanted: CodeKind) -> Option<ApiError> {
     Some(ApiError::new(ErrorCode::BadCode, what))
 }
 
-/// Add addresses of this node (`/p2p/PEER` appended when missing) to an invite code.
-pub fn with_addresses(code: &str, extra: &[String], peer: &str) -> Result<String, ApiError> {
+/// Add addresses of this node to an invite code. Addresses are bare: a `/p2p/` part is
+/// dropped, since the node's transport identity changes with every run.
+pub fn with_addresses(code: &str, extra: &[String]) -> Result<String, ApiError> {
     let mut invite = Invite::from_code(code).map_err(|e| {
         ApiError::new(
             ErrorCode::Internal,
@@ -111,11 +112,7 @@ pub fn with_addresses(code: &str, extra: &[String], peer: &str) -> Result<String
                 format!("'{address}' is not a multiaddress such as /ip4/192.168.1.20/tcp/4001"),
             )
         })?;
-        let full = if address.contains("/p2p/") {
-            parsed.to_string()
-        } else {
-            format!("{parsed}/p2p/{peer}")
-        };
+        let full = lookout_node::node::without_p2p(&parsed).to_string();
         if !invite.addresses.contains(&full) {
             invite.addresses.insert(0, full);
         }

@@ -40,9 +40,10 @@ fn a_collective_from_founding_to_wiping() {
         assert_eq!(approved["done"], true, "{approved}");
         let invite = approved["invite"].as_str().unwrap();
         let addresses = ok(&ana, &["invite", "--json"]).json()["addresses"].clone();
+        // Bare: the node's peer id changes with every run and names nobody.
         assert_eq!(
             addresses.as_array().unwrap()[0].as_str().unwrap(),
-            ana_node.addresses[0],
+            ana_node.addresses[0].split("/p2p/").next().unwrap(),
             "the invite carries the running node's address"
         );
         let joined = ok(home, &["join", invite]);

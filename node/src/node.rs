@@ -3,24 +3,29 @@
 //! rust-libp2p's file-sharing example).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{identify, mdns, Multiaddr, PeerId, Swarm};
+use libp2p::{mdns, Multiaddr, PeerId, Swarm};
 use rand::seq::IteratorRandom;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::api::{ApiError, ErrorCode, Event, MemberSync, Request, Response, StatusView};
-use crate::net::{self, Behaviour, GateEvent, MessageAcceptance, NetConfig, NetEvent};
+use crate::dial::{DialPolicy, Networks};
+use crate::net::hello::{Credentials, Dialer, Listener};
+use crate::net::{self, short, Behaviour, GateEvent, MessageAcceptance, NetConfig, NetEvent};
 use crate::replica::{now, Ingested, Replica, SetKind, WireItem};
 use crate::sync::{self, Session, Step};
-use crate::{member_of, peer_id_of};
+use lookout_protocol::MemberId;
 
 /// Capacity of the command channel from handles to the loop.
 pub const COMMAND_CAPACITY: usize = 64;
@@ -28,21 +33,26 @@ pub const COMMAND_CAPACITY: usize = 64;
 pub const EVENT_CAPACITY: usize = 256;
 /// How often periodic work runs.
 pub const TICK: Duration = Duration::from_secs(2);
-/// Longest wait between reconnection attempts to a known address.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// Most addresses kept to (re)connect to.
-pub const MAX_DIAL_TARGETS: usize = 256;
+/// Most peers dialled from one mDNS discovery event.
+pub const MAX_MDNS_DIALS: usize = 8;
 /// Sync requests a peer may get wrong before it is disconnected.
 pub const MAX_STRIKES: u32 = 5;
 /// How long a just-removed member stays connected while it is told of its removal.
 pub const FAREWELL: Duration = Duration::from_secs(5);
+/// How long a connection may stay open without its peer proving membership in the hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connected peers still to prove membership at once.
+pub const MAX_UNPROVEN: usize = 32;
+/// Most connected peers from one IP address still to prove membership at once.
+pub const MAX_UNPROVEN_PER_IP: usize = 4;
 
 /// How to run a node.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     /// Addresses to listen on (default: all interfaces, OS-chosen TCP and QUIC ports).
     pub listen: Vec<Multiaddr>,
-    /// Addresses of members' nodes to connect to (with `/p2p/<peer id>`), besides the invite's.
+    /// Addresses of members' nodes to connect to, besides the invite's (a `/p2p/` suffix is
+    /// ignored: transport identities change with every run).
     pub peers: Vec<Multiaddr>,
     /// Discover members on the local network with mDNS (off unless asked for: it announces
     /// the node to everyone on the network).
@@ -84,11 +94,11 @@ pub struct NetStats {
     pub syncs: u64,
     /// Time of the last completed sync.
     pub last_sync: Option<u64>,
-    /// When each peer last synced with us or we with it (a session done either way).
-    pub synced_with: HashMap<PeerId, u64>,
+    /// When each member last synced with us or we with it (a session done either way).
+    pub synced_with: HashMap<MemberId, u64>,
     /// Gossip messages rejected as invalid.
     pub rejected: u64,
-    /// Connections the member gate refused (peers not on the roster).
+    /// Connections closed because the peer did not prove membership in the hello.
     pub denied: u64,
 }
 
@@ -104,7 +114,8 @@ enum Command {
 #[derive(Clone)]
 pub struct NodeHandle {
     commands: mpsc::Sender<Command>,
-    peer_id: PeerId,
+    /// The current transport identity (replaced when the node changes network).
+    peer_id: std::sync::Arc<std::sync::Mutex<PeerId>>,
 }
 
 /// Why a node could not start.
@@ -126,14 +137,11 @@ pub enum StartError {
 pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, StartError> {
     let log = replica.membership().ok_or(StartError::NoCollective)?;
     let topic = log.collective().topic();
-    let keypair =
-        libp2p::identity::Keypair::ed25519_from_bytes(replica.identity().ed25519_seed().to_vec())
-            .map_err(|_| StartError::NoCollective)?;
-    let allowed: HashSet<PeerId> = replica
-        .allowed_members()
-        .iter()
-        .filter_map(peer_id_of)
-        .collect();
+    // A fresh transport key for every run: it is all a peer sees before the hello, and it
+    // must not link this run to the member or to any other run.
+    let keypair = libp2p::identity::Keypair::generate_ed25519();
+    let creds = Credentials::new(log.genesis().encoded(), &replica.identity().ed25519_seed());
+    let allowed: HashSet<MemberId> = replica.allowed_members().into_iter().collect();
     let net_config = NetConfig {
         listen: config.listen.clone(),
         enable_mdns: config.mdns,
@@ -142,28 +150,30 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         gossip_heartbeat: config.gossip_heartbeat,
         ..NetConfig::default()
     };
-    let mut swarm = net::build_swarm(keypair, &net_config)?;
+    let swarm = net::build_swarm(keypair, &net_config)?;
     let peer_id = *swarm.local_peer_id();
     let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
     let (events, _) = broadcast::channel(EVENT_CAPACITY);
 
-    let mut targets = HashMap::new();
+    // Invite and command-line addresses: their member may be admitted before the roster
+    // names it (see `hello_allowed`).
+    let mut dial = DialPolicy::new();
+    let started = Instant::now();
     for addr in replica
         .bootstrap_addresses()
         .iter()
         .filter_map(|a| a.parse::<Multiaddr>().ok())
-        .chain(config.peers.iter().cloned())
     {
-        if let Some(peer) = peer_of_addr(&addr).filter(|p| !is_removed(&replica, p)) {
-            // Invite and command-line peers may be admitted before the roster names them.
-            let _ = swarm.behaviour_mut().allow_temporarily(peer);
-        }
-        targets.insert(addr, Backoff::new());
+        dial.invite(without_p2p(&addr), None, started);
+    }
+    for addr in &config.peers {
+        dial.given(without_p2p(addr), None, started);
     }
 
+    let shared_peer_id = std::sync::Arc::new(std::sync::Mutex::new(peer_id));
     let handle = NodeHandle {
         commands: commands.clone(),
-        peer_id,
+        peer_id: shared_peer_id.clone(),
     };
     if let Some(path) = &config.control_socket {
         crate::control::serve(path, handle.clone())
@@ -176,13 +186,20 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         receiver,
         events,
         config,
-        targets,
+        dial,
+        dialled: HashMap::new(),
+        creds,
+        hellos: HashMap::new(),
+        unproven: HashMap::new(),
         sessions: HashMap::new(),
         waiting_sync: VecDeque::new(),
         session_peers: HashSet::new(),
         strikes: HashMap::new(),
         stats: NetStats::default(),
         listening: Vec::new(),
+        net_config,
+        shared_peer_id,
+        built_on: None,
         last_periodic_sync: Instant::now(),
         announced: false,
         farewells: HashMap::new(),
@@ -194,9 +211,13 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
 }
 
 impl NodeHandle {
-    /// This node's peer id.
+    /// This node's current transport peer id: fresh for every run and every change of network,
+    /// unrelated to the member's key.
     pub fn peer_id(&self) -> PeerId {
-        self.peer_id
+        match self.peer_id.lock() {
+            Ok(p) => *p,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
     }
 
     /// Execute a request on the node's replica (and publish what it made).
@@ -252,26 +273,16 @@ fn stopped() -> ApiError {
     ApiError::new(ErrorCode::Internal, "the node has stopped")
 }
 
-struct Backoff {
-    next: Instant,
-    delay: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Self {
-            next: Instant::now(),
-            delay: Duration::from_secs(1),
-        }
-    }
-    fn failed(&mut self) {
-        self.delay = (self.delay * 2).min(MAX_BACKOFF);
-        self.next = Instant::now() + self.delay;
-    }
-    fn reset(&mut self) {
-        self.delay = Duration::from_secs(1);
-        self.next = Instant::now() + self.delay;
-    }
+/// Where the hello of one transport peer stands.
+enum Hello {
+    /// We dialled `addr` and run the dialer's side.
+    Dialing {
+        state: Dialer,
+        addr: Multiaddr,
+        explicit: bool,
+    },
+    /// They dialled us; `None` until their `Open` arrived.
+    Listening(Option<Listener>),
 }
 
 struct EventLoop {
@@ -280,7 +291,16 @@ struct EventLoop {
     receiver: mpsc::Receiver<Command>,
     events: broadcast::Sender<Event>,
     config: NodeConfig,
-    targets: HashMap<Multiaddr, Backoff>,
+    /// Which addresses to dial, and when.
+    dial: DialPolicy,
+    /// The addresses each connected peer was reached at (freed when it leaves).
+    dialled: HashMap<PeerId, Vec<Multiaddr>>,
+    /// This member's hello credentials.
+    creds: Credentials,
+    /// Hellos in progress, by transport peer.
+    hellos: HashMap<PeerId, Hello>,
+    /// Connected peers that have not proved membership yet, since when.
+    unproven: HashMap<PeerId, (Instant, Option<IpAddr>)>,
     sessions: HashMap<OutboundRequestId, (PeerId, Session)>,
     /// Peers to sync with once the running session ends.
     waiting_sync: VecDeque<PeerId>,
@@ -288,6 +308,12 @@ struct EventLoop {
     strikes: HashMap<PeerId, u32>,
     stats: NetStats,
     listening: Vec<Multiaddr>,
+    /// How the swarm was built (to build it again with a fresh key).
+    net_config: NetConfig,
+    /// Where the handles read the current peer id.
+    shared_peer_id: std::sync::Arc<std::sync::Mutex<PeerId>>,
+    /// The local networks the current swarm has seen (grows while interfaces come up).
+    built_on: Option<Networks>,
     last_periodic_sync: Instant,
     announced: bool,
     /// Removed members still connected until they acknowledge the push of their removal (or
@@ -353,13 +379,14 @@ impl EventLoop {
                 let _ = reply.send(self.events.subscribe());
             }
             Command::Dial(addr, reply) => {
-                if let Some(peer) = peer_of_addr(&addr).filter(|p| !is_removed(&self.replica, p)) {
-                    let _ = self.swarm.behaviour_mut().allow_temporarily(peer);
-                }
+                let addr = without_p2p(&addr);
                 let result = self.swarm.dial(addr.clone()).map_err(|e| {
                     ApiError::new(ErrorCode::InvalidInput, format!("cannot dial: {e}"))
                 });
-                self.targets.entry(addr).or_insert_with(Backoff::new);
+                let networks = self.networks();
+                let now = Instant::now();
+                self.dial.given(addr.clone(), networks.as_ref(), now);
+                self.dial.attempted(&addr, now);
                 let _ = reply.send(result);
             }
             Command::Stats(reply) => {
@@ -373,7 +400,7 @@ impl EventLoop {
         let mut view = self.replica.status();
         view.running = true;
         view.listening = self.listening.iter().map(ToString::to_string).collect();
-        view.peers = self.swarm.connected_peers().count();
+        view.peers = self.swarm.behaviour().gate.members_connected().count();
         view.last_sync = self.stats.last_sync;
         if let Some(log) = self.replica.membership() {
             let roster = log.roster();
@@ -381,8 +408,8 @@ impl EventLoop {
                 .stats
                 .synced_with
                 .iter()
-                .filter_map(|(peer, at)| {
-                    let member = roster.member(&member_of(peer)?)?;
+                .filter_map(|(member, at)| {
+                    let member = roster.member(member)?;
                     Some(MemberSync {
                         member: member.identity.member.to_hex(),
                         name: member.name.clone(),
@@ -424,52 +451,52 @@ impl EventLoop {
             if !self.swarm.is_connected(&peer) || !self.told.insert(peer) {
                 continue;
             }
-            self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+            self.swarm
+                .behaviour_mut()
+                .gate
+                .inner
+                .gossipsub
+                .blacklist_peer(&peer);
             let push = sync::membership_push(&mut self.replica);
             let id = self.swarm.behaviour_mut().request(&peer, push);
             self.farewells.insert(peer, (Instant::now() + FAREWELL, id));
-            debug!(peer = %peer, "telling a removed member of its removal");
+            debug!(peer = %short(&peer), "telling a removed member of its removal");
         }
     }
 
-    /// Peer ids of removed members.
+    /// Proven peers of removed members.
     fn removed_peers(&self) -> Vec<PeerId> {
-        self.replica
-            .membership()
-            .map(|log| {
-                log.roster()
-                    .removed()
-                    .keys()
-                    .filter_map(peer_id_of)
-                    .collect()
-            })
-            .unwrap_or_default()
+        let Some(log) = self.replica.membership() else {
+            return Vec::new();
+        };
+        let roster = log.roster();
+        self.swarm
+            .behaviour()
+            .gate
+            .proven()
+            .filter(|(_, member)| roster.is_removed(member))
+            .map(|(peer, _)| *peer)
+            .collect()
     }
 
     /// Admit exactly the roster (and removed members still being told), disconnecting the rest.
     fn update_gate(&mut self) {
-        let allowed: HashSet<PeerId> = self
+        let allowed: HashSet<MemberId> = self.replica.allowed_members().into_iter().collect();
+        let keep: HashSet<PeerId> = self.farewells.keys().copied().collect();
+        let removed: Vec<MemberId> = self
             .replica
-            .allowed_members()
-            .iter()
-            .filter_map(peer_id_of)
-            .chain(self.farewells.keys().copied())
-            .collect();
-        let mut evicted = self.swarm.behaviour_mut().set_allowed(allowed);
-        // A peer dialed by address is let in before the roster names it; once the roster says
-        // it was removed, that allowance must not keep it connected.
-        let removed = self.removed_peers();
-        for peer in removed {
-            if self.farewells.contains_key(&peer) {
-                continue;
-            }
-            let connected = self.swarm.is_connected(&peer);
-            if self.swarm.behaviour_mut().gate.revoke_temporary(&peer) && connected {
-                evicted.push(peer);
-            }
+            .membership()
+            .map(|log| log.roster().removed().keys().copied().collect())
+            .unwrap_or_default();
+        let gate = &mut self.swarm.behaviour_mut().gate;
+        let evicted = gate.set_allowed(allowed, &keep);
+        // A member admitted from an invite address before the roster named it loses that
+        // allowance once the roster says it was removed.
+        for member in &removed {
+            gate.revoke_temporary(member);
         }
         for peer in evicted {
-            info!(peer = %peer, "disconnecting a peer no longer in the roster");
+            info!(peer = %short(&peer), "disconnecting a peer no longer in the roster");
             let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
@@ -497,7 +524,65 @@ impl EventLoop {
         }
     }
 
+    /// If the device moved to another network, start over with a fresh transport identity, so
+    /// that nobody can follow the device from one network to the next by its peer id.
+    fn follow_network(&mut self) {
+        let Some(now_on) = self.networks() else {
+            return;
+        };
+        match &self.built_on {
+            Some(before) if network_changed(before, &now_on) => {}
+            _ => {
+                if !now_on.is_empty() {
+                    self.built_on = Some(now_on);
+                }
+                return;
+            }
+        }
+        match self.rebuild_swarm() {
+            Ok(()) => info!("network changed: new transport identity"),
+            Err(e) => warn!(error = %e, "network changed, but a new transport identity failed"),
+        }
+    }
+
+    /// Replace the swarm by one with a fresh key, listening where the old one did; every
+    /// connection, hello and session starts over.
+    fn rebuild_swarm(&mut self) -> Result<(), net::NetError> {
+        let mut config = self.net_config.clone();
+        config.allowed = self.replica.allowed_members().into_iter().collect();
+        let listen = std::mem::take(&mut config.listen);
+        let fresh = net::build_swarm(libp2p::identity::Keypair::generate_ed25519(), &config)?;
+        // The old swarm goes first, so the new one can bind the same ports.
+        drop(std::mem::replace(&mut self.swarm, fresh));
+        for addr in listen {
+            self.swarm
+                .listen_on(addr.clone())
+                .map_err(|source| net::NetError::Listen { addr, source })?;
+        }
+        let peer = *self.swarm.local_peer_id();
+        match self.shared_peer_id.lock() {
+            Ok(mut p) => *p = peer,
+            Err(poisoned) => *poisoned.into_inner() = peer,
+        }
+        self.hellos.clear();
+        self.unproven.clear();
+        self.sessions.clear();
+        self.session_peers.clear();
+        self.waiting_sync.clear();
+        self.strikes.clear();
+        self.farewells.clear();
+        self.told.clear();
+        self.inbound_sync.clear();
+        let dialled: Vec<Multiaddr> = self.dialled.drain().flat_map(|(_, a)| a).collect();
+        self.dial.clear_connected(&dialled);
+        self.listening.clear();
+        self.built_on = None;
+        self.announced = false;
+        Ok(())
+    }
+
     fn on_tick(&mut self) {
+        self.follow_network();
         if let Err(e) = self.replica.maintain() {
             warn!(error = %e, "maintenance failed");
         }
@@ -508,19 +593,18 @@ impl EventLoop {
         if self.farewells.len() != before {
             self.update_gate();
         }
-        let connected: HashSet<PeerId> = self.swarm.connected_peers().copied().collect();
-        let due: Vec<Multiaddr> = self
-            .targets
+        // Close connections whose peer has not proved membership in time.
+        let late: Vec<PeerId> = self
+            .unproven
             .iter()
-            .filter(|(addr, b)| {
-                b.next <= now && peer_of_addr(addr).is_none_or(|p| !connected.contains(&p))
-            })
-            .map(|(a, _)| a.clone())
+            .filter(|(_, (since, _))| now.duration_since(*since) >= HELLO_TIMEOUT)
+            .map(|(p, _)| *p)
             .collect();
-        for addr in due {
-            if let Some(backoff) = self.targets.get_mut(&addr) {
-                backoff.failed();
-            }
+        for peer in late {
+            self.hello_failed(peer, "no proof in time");
+        }
+        let networks = self.networks().unwrap_or_default();
+        for addr in self.dial.due(now, crate::replica::now(), &networks) {
             let _ = self.swarm.dial(addr);
         }
         if self.last_periodic_sync.elapsed() >= self.config.sync_interval {
@@ -533,6 +617,13 @@ impl EventLoop {
             self.inbound_sync
                 .retain(|_, at| quiet_since.is_some_and(|q| *at > q));
             let unconfirmed = self.replica.has_unconfirmed_posts();
+            let connected: Vec<PeerId> = self
+                .swarm
+                .behaviour()
+                .gate
+                .members_connected()
+                .map(|(p, _)| p)
+                .collect();
             let peer = connected
                 .iter()
                 .filter(|p| {
@@ -564,7 +655,7 @@ impl EventLoop {
             let id = self.swarm.behaviour_mut().request(&peer, request);
             self.sessions.insert(id, (peer, session));
             self.session_peers.insert(peer);
-            debug!(peer = %peer, "sync started");
+            debug!(peer = %short(&peer), "sync started");
         }
     }
 
@@ -572,7 +663,7 @@ impl EventLoop {
     fn session_ended(&mut self, peer: PeerId) {
         self.session_peers.remove(&peer);
         while let Some(next) = self.waiting_sync.pop_front() {
-            if self.swarm.is_connected(&next) {
+            if self.swarm.behaviour().gate.has_member_connection(&next) {
                 self.start_sync(next);
                 break;
             }
@@ -591,26 +682,27 @@ impl EventLoop {
                     warn!(error = %e, "could not remember listen addresses");
                 }
             }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listening.retain(|a| *a != address);
+                info!(
+                    addresses = self.listening.len(),
+                    "stopped listening on an address"
+                );
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
-            } => {
-                debug!(peer = %peer_id, "connected");
-                let addr = endpoint.get_remote_address();
-                if let Some(backoff) = self.targets.get_mut(addr) {
-                    backoff.reset();
-                }
-                // One session per new connection, run by the dialer: a session fetches and
-                // pushes, so a second one from the listener would carry everything twice.
-                if endpoint.is_dialer() {
-                    self.start_sync(peer_id);
-                }
-            }
+            } => self.on_connected(peer_id, &endpoint),
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
                 ..
             } => {
-                debug!(peer = %peer_id, "disconnected");
+                debug!(peer = %short(&peer_id), "disconnected");
+                self.hellos.remove(&peer_id);
+                self.unproven.remove(&peer_id);
+                if let Some(addrs) = self.dialled.remove(&peer_id) {
+                    self.dial.clear_connected(&addrs);
+                }
                 self.sessions.retain(|_, (p, _)| *p != peer_id);
                 self.waiting_sync.retain(|p| *p != peer_id);
                 self.session_ended(peer_id);
@@ -636,8 +728,7 @@ impl EventLoop {
                 } => {
                     self.stats.bytes_received += request.len() as u64;
                     self.inbound_sync.insert(peer, Instant::now());
-                    if is_removed(&self.replica, &peer)
-                        && sync::request_kind(&request) != Some(SetKind::Ops)
+                    if self.is_removed(&peer) && sync::request_kind(&request) != Some(SetKind::Ops)
                     {
                         // A removed member being told of its removal gets membership only.
                         let refused = sync::encode(&sync::SyncResponse::Error {
@@ -646,11 +737,14 @@ impl EventLoop {
                         let _ = self.swarm.behaviour_mut().respond(channel, refused);
                         return;
                     }
-                    let served = sync::serve_from(&mut self.replica, member_of(&peer), &request);
+                    let member = self.swarm.behaviour().gate.member_of(&peer);
+                    let served = sync::serve_from(&mut self.replica, member, &request);
                     if served.misbehaved {
                         self.strike(peer);
                     } else {
-                        self.stats.synced_with.insert(peer, now());
+                        if let Some(member) = member {
+                            self.stats.synced_with.insert(member, now());
+                        }
                     }
                     let _ = self.swarm.behaviour_mut().respond(channel, served.response);
                 }
@@ -671,33 +765,27 @@ impl EventLoop {
                 error,
                 ..
             }) => {
-                debug!(peer = %peer, error = %error, "sync request failed");
+                debug!(peer = %short(&peer), error = %error, "sync request failed");
                 self.farewell_done(request_id);
                 if self.sessions.remove(&request_id).is_some() {
                     self.session_ended(peer);
                 }
             }
-            NetEvent::Identify(event) => {
-                if let identify::Event::Received { peer_id, info, .. } = *event {
-                    for addr in info.listen_addrs.into_iter().take(8) {
-                        if is_dialable(&addr) && self.targets.len() < MAX_DIAL_TARGETS {
-                            let addr = addr.with_p2p(peer_id).unwrap_or_else(|a| a);
-                            self.targets.entry(addr).or_insert_with(Backoff::new);
-                        }
-                    }
-                }
+            NetEvent::Hello(event) => self.on_hello(event),
+            NetEvent::Gate(GateEvent::Evicted { peer }) => {
+                debug!(peer = %short(&peer), "evicted");
             }
-            NetEvent::Gate(GateEvent::Denied { .. }) => self.stats.denied += 1,
             NetEvent::Mdns(mdns::Event::Discovered(found)) => {
-                for (peer, addr) in found {
-                    // Only members pass the gate; dialing others is refused after the handshake.
-                    if self
-                        .replica
-                        .allowed_members()
-                        .iter()
-                        .any(|m| peer_id_of(m) == Some(peer))
-                    {
-                        let _ = self.swarm.dial(addr);
+                // Peer ids are ephemeral, so who is a member shows only in the hello: dial
+                // each newly seen local peer once (the hello reveals nothing to a non-member).
+                for (peer, addr) in found.into_iter().take(MAX_MDNS_DIALS) {
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(
+                            DialOpts::peer_id(peer)
+                                .addresses(vec![addr])
+                                .condition(PeerCondition::DisconnectedAndNotDialing)
+                                .build(),
+                        );
                     }
                 }
             }
@@ -709,7 +797,7 @@ impl EventLoop {
         self.stats.bytes_received += data.len() as u64;
         let verdict = match WireItem::decode(data) {
             None => {
-                debug!(peer = %source, "undecodable gossip rejected");
+                debug!(peer = %short(&source), "undecodable gossip rejected");
                 self.stats.rejected += 1;
                 MessageAcceptance::Reject
             }
@@ -725,7 +813,7 @@ impl EventLoop {
                     MessageAcceptance::Ignore
                 }
                 Ok(Ingested::Rejected(reason)) => {
-                    debug!(peer = %source, reason = %reason, "gossip rejected");
+                    debug!(peer = %short(&source), reason = %reason, "gossip rejected");
                     self.stats.rejected += 1;
                     MessageAcceptance::Reject
                 }
@@ -754,13 +842,15 @@ impl EventLoop {
                 self.session_ended(peer);
                 self.stats.syncs += 1;
                 self.stats.last_sync = Some(now());
-                self.stats.synced_with.insert(peer, now());
-                debug!(peer = %peer, accepted = session.accepted, bytes = session.bytes_received, "sync done");
+                if let Some(member) = self.swarm.behaviour().gate.member_of(&peer) {
+                    self.stats.synced_with.insert(member, now());
+                }
+                debug!(peer = %short(&peer), accepted = session.accepted, bytes = session.bytes_received, "sync done");
                 self.after_first_sync();
             }
             Step::Abort(reason) => {
                 self.session_ended(peer);
-                debug!(peer = %peer, reason = %reason, "sync aborted");
+                debug!(peer = %short(&peer), reason = %reason, "sync aborted");
                 self.strike(peer);
             }
         }
@@ -796,47 +886,283 @@ impl EventLoop {
         }
     }
 
-    /// Dial targets from the addresses members announced (kept across restarts, encrypted).
+    /// Dial targets from the addresses current members announced (kept across restarts,
+    /// encrypted); the policy keeps only recent ones and private ones learnt on this network.
     fn learn_member_addresses(&mut self) {
-        for (member, addresses) in self.replica.member_addresses() {
-            let Some(peer) = peer_id_of(&member) else {
-                continue;
-            };
-            for addr in addresses.iter().filter_map(|a| a.parse::<Multiaddr>().ok()) {
-                if self.targets.len() >= MAX_DIAL_TARGETS {
+        let announced: Vec<(Multiaddr, u64)> = self
+            .replica
+            .member_addresses()
+            .into_iter()
+            .flat_map(|(_, at, addresses)| {
+                addresses
+                    .into_iter()
+                    .filter_map(|a| a.parse::<Multiaddr>().ok())
+                    .filter(is_dialable)
+                    .map(move |a| (without_p2p(&a), at))
+            })
+            .collect();
+        let networks = self.networks();
+        self.dial
+            .set_announced(announced, networks.as_ref(), Instant::now());
+    }
+
+    /// The node's local networks, once it listens (unknown before).
+    fn networks(&self) -> Option<Networks> {
+        (!self.listening.is_empty()).then(|| Networks::from_listen(&self.listening))
+    }
+
+    /// Whether the roster says the member behind `peer` was removed.
+    fn is_removed(&self, peer: &PeerId) -> bool {
+        let (Some(log), Some(member)) = (
+            self.replica.membership(),
+            self.swarm.behaviour().gate.member_of(peer),
+        ) else {
+            return false;
+        };
+        log.roster().is_removed(&member)
+    }
+
+    fn on_connected(&mut self, peer: PeerId, endpoint: &ConnectedPoint) {
+        if let ConnectedPoint::Dialer { address, .. } = endpoint {
+            let addr = without_p2p(address);
+            self.dial.set_connected(&addr, true, Instant::now());
+            self.dialled.entry(peer).or_default().push(addr);
+        }
+        if self.swarm.behaviour().gate.member_of(&peer).is_some() {
+            // A connection with a proven member: it carries the collective's protocols.
+            debug!(peer = %short(&peer), "member connected");
+            self.unproven.remove(&peer);
+            // The hello connection has done its work; it closes when idle. (Closing it here
+            // could reach the listener before this connection does, and a transport peer with
+            // no connection left must prove itself again.)
+            self.hellos.remove(&peer);
+            // One session per new connection, run by the dialer: a session fetches and
+            // pushes, so a second one from the listener would carry everything twice.
+            if endpoint.is_dialer() {
+                self.start_sync(peer);
+            }
+            return;
+        }
+        debug!(peer = %short(&peer), "connected; hello");
+        // Connections that have not proved anything yet are capped, overall and per address,
+        // so strangers holding them open cannot crowd members out.
+        let ip = remote_ip(endpoint.get_remote_address());
+        let from_ip = self
+            .unproven
+            .values()
+            .filter(|(_, i)| ip.is_some() && *i == ip)
+            .count();
+        if !self.unproven.contains_key(&peer)
+            && (self.unproven.len() >= MAX_UNPROVEN || from_ip >= MAX_UNPROVEN_PER_IP)
+        {
+            return self.hello_failed(peer, "too many connections without a proof");
+        }
+        self.unproven
+            .entry(peer)
+            .or_insert_with(|| (Instant::now(), ip));
+        match endpoint {
+            ConnectedPoint::Dialer { address, .. } => {
+                if self.hellos.contains_key(&peer) {
                     return;
                 }
-                let addr = addr.with_p2p(peer).unwrap_or_else(|a| a);
-                self.targets.entry(addr).or_insert_with(Backoff::new);
+                let explicit = self.dial.is_explicit(&without_p2p(address));
+                let local = *self.swarm.local_peer_id();
+                let (state, open) = Dialer::start(&self.creds, local, peer, random_nonce());
+                self.swarm.behaviour_mut().hello_request(&peer, open);
+                self.hellos.insert(
+                    peer,
+                    Hello::Dialing {
+                        state,
+                        addr: without_p2p(address),
+                        explicit,
+                    },
+                );
+            }
+            ConnectedPoint::Listener { .. } => {
+                self.hellos.entry(peer).or_insert(Hello::Listening(None));
             }
         }
+    }
+
+    /// Whether a member proved in a hello may connect: on the roster, or (for an address from
+    /// an invite or the user, before the roster names it) not known to be removed.
+    fn hello_allowed(&self, member: &MemberId, explicit: bool) -> bool {
+        if self.swarm.behaviour().gate.is_allowed(member) {
+            return true;
+        }
+        explicit
+            && self
+                .replica
+                .membership()
+                .is_some_and(|log| !log.roster().is_removed(member))
+    }
+
+    fn on_hello(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => self.on_hello_request(peer, &request, channel),
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { response, .. },
+                ..
+            } => self.on_hello_response(peer, &response),
+            request_response::Event::OutboundFailure { peer, .. } => {
+                if matches!(self.hellos.get(&peer), Some(Hello::Dialing { .. })) {
+                    self.hello_failed(peer, "no answer");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_hello_request(
+        &mut self,
+        peer: PeerId,
+        request: &[u8],
+        channel: request_response::ResponseChannel<Vec<u8>>,
+    ) {
+        // Only a peer that dialled us runs the listener's side, once.
+        let result = match self.hellos.get_mut(&peer) {
+            Some(Hello::Listening(slot @ None)) => {
+                let local = *self.swarm.local_peer_id();
+                match Listener::on_open(&self.creds, local, peer, request, random_nonce()) {
+                    Ok((state, accept)) => {
+                        *slot = Some(state);
+                        Ok(Some(accept))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Some(Hello::Listening(Some(state))) => {
+                let gate = &self.swarm.behaviour().gate;
+                match state.on_proof(&self.creds, request, |m| gate.is_allowed(m)) {
+                    Ok((member, reply)) => {
+                        self.hellos.remove(&peer);
+                        self.unproven.remove(&peer);
+                        self.swarm.behaviour_mut().gate.admit(peer, member);
+                        debug!(peer = %short(&peer), "member proved itself (we listened)");
+                        Ok(Some(reply))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            _ => Ok(None),
+        };
+        match result {
+            Ok(Some(reply)) => {
+                let _ = self.swarm.behaviour_mut().hello_respond(channel, reply);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                drop(channel);
+                self.hello_failed(peer, &e.to_string());
+            }
+        }
+    }
+
+    fn on_hello_response(&mut self, peer: PeerId, response: &[u8]) {
+        let Some(Hello::Dialing {
+            state,
+            addr,
+            explicit,
+            ..
+        }) = self.hellos.get_mut(&peer)
+        else {
+            return;
+        };
+        let explicit = *explicit;
+        let addr = addr.clone();
+        // First answer: the listener's `Accept`; then its proof.
+        match state.on_accept(&self.creds, response) {
+            Ok(proof) => {
+                self.swarm.behaviour_mut().hello_request(&peer, proof);
+                return;
+            }
+            Err(net::HelloError::Malformed) => {}
+            Err(e) => return self.hello_failed(peer, &e.to_string()),
+        }
+        let verdict = match self.hellos.get(&peer) {
+            Some(Hello::Dialing { state, .. }) => {
+                state.on_proof(&self.creds, response, |m| self.hello_allowed(m, explicit))
+            }
+            _ => return,
+        };
+        match verdict {
+            Ok(member) => {
+                let gate = &mut self.swarm.behaviour_mut().gate;
+                if !gate.is_allowed(&member) {
+                    let _ = gate.allow_temporarily(member);
+                }
+                gate.admit(peer, member);
+                self.unproven.remove(&peer);
+                debug!(peer = %short(&peer), "member proved itself (we dialled)");
+                // A fresh connection carries the collective's protocols; the hello connection
+                // is closed once it is up.
+                let _ = self.swarm.dial(
+                    DialOpts::peer_id(peer)
+                        .addresses(vec![addr])
+                        .condition(PeerCondition::Always)
+                        .build(),
+                );
+            }
+            Err(e) => self.hello_failed(peer, &e.to_string()),
+        }
+    }
+
+    /// The peer did not prove membership: count it and hang up without a word.
+    fn hello_failed(&mut self, peer: PeerId, why: &str) {
+        self.hellos.remove(&peer);
+        self.unproven.remove(&peer);
+        self.stats.denied += 1;
+        debug!(peer = %short(&peer), why, "closing a connection without a membership proof");
+        let _ = self.swarm.disconnect_peer_id(peer);
     }
 
     fn strike(&mut self, peer: PeerId) {
         let strikes = self.strikes.entry(peer).or_insert(0);
         *strikes += 1;
         if *strikes >= MAX_STRIKES {
-            warn!(peer = %peer, "disconnecting a peer that keeps sending invalid sync data");
+            warn!(peer = %short(&peer), "disconnecting a peer that keeps sending invalid sync data");
             self.strikes.remove(&peer);
             let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 }
 
-/// Whether the roster says the member behind `peer` was removed.
-fn is_removed(replica: &Replica, peer: &PeerId) -> bool {
-    let (Some(log), Some(member)) = (replica.membership(), member_of(peer)) else {
-        return false;
-    };
-    log.roster().is_removed(&member)
+/// The address without its `/p2p/` part: transport identities change with every run, so a
+/// peer id in an address is at best stale.
+pub fn without_p2p(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .filter(|p| !matches!(p, Protocol::P2p(_)))
+        .collect()
 }
 
-/// The peer id at the end of a multiaddress, if any.
-pub fn peer_of_addr(addr: &Multiaddr) -> Option<PeerId> {
+/// Whether the device moved to another network: an interface address the swarm had is gone
+/// and another one appeared. (Interfaces coming up one by one after start only add addresses;
+/// losing the network altogether waits for the next one.)
+fn network_changed(before: &Networks, now: &Networks) -> bool {
+    !now.is_empty() && !before.is_subset(now) && !now.is_subset(before)
+}
+
+fn remote_ip(addr: &Multiaddr) -> Option<IpAddr> {
     addr.iter().find_map(|p| match p {
-        Protocol::P2p(peer) => Some(peer),
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
         _ => None,
     })
+}
+
+fn random_nonce() -> [u8; 32] {
+    use rand::RngCore;
+    let mut nonce = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    nonce
 }
 
 fn is_dialable(addr: &Multiaddr) -> bool {
@@ -844,4 +1170,42 @@ fn is_dialable(addr: &Multiaddr) -> bool {
         matches!(p, Protocol::Ip4(ip) if ip.is_unspecified())
             || matches!(p, Protocol::Ip6(ip) if ip.is_unspecified())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn nets(addrs: &[&str]) -> Networks {
+        let addrs: Vec<Multiaddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        Networks::from_listen(&addrs)
+    }
+
+    #[test]
+    fn a_new_network_is_told_from_interfaces_coming_up() {
+        let home = nets(&["/ip4/192.168.1.57/tcp/4001"]);
+        let home_and_vpn = nets(&["/ip4/192.168.1.57/tcp/4001", "/ip4/10.8.0.2/tcp/4001"]);
+        let hotel = nets(&["/ip4/192.168.1.80/tcp/4001"]);
+        let hotel_and_vpn = nets(&["/ip4/192.168.1.80/tcp/4001", "/ip4/10.8.0.2/tcp/4001"]);
+        // Interfaces coming up or going away one at a time: same network.
+        assert!(!network_changed(&home, &home_and_vpn));
+        assert!(!network_changed(&home_and_vpn, &home));
+        // Offline: wait for the next network.
+        assert!(!network_changed(&home, &Networks::default()));
+        // Another network (even with the VPN still up): a new identity.
+        assert!(network_changed(&home, &hotel));
+        assert!(network_changed(&home_and_vpn, &hotel_and_vpn));
+        // Loopback alone is no network.
+        assert!(!network_changed(&home, &nets(&["/ip4/127.0.0.1/tcp/4001"])));
+    }
+
+    #[test]
+    fn addresses_lose_their_peer_id() {
+        let addr: Multiaddr =
+            "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWQJ3sYkzNyH8aKPhqgyaPCS5UQ4PjKgAW1Hs7pgWfJ6Bk"
+                .parse()
+                .unwrap();
+        assert_eq!(without_p2p(&addr).to_string(), "/ip4/127.0.0.1/tcp/4001");
+    }
 }

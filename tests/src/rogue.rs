@@ -8,12 +8,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use libp2p::core::ConnectedPoint;
 use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
-use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
-use lookout_node::net::{BytesCodec, SYNC_PROTOCOL};
+use lookout_node::net::hello::Dialer;
+use lookout_node::net::{
+    BytesCodec, Credentials, Gated, HelloCodec, MemberGate, HELLO_PROTOCOL, SYNC_PROTOCOL,
+};
 use lookout_node::replica::{Replica, SetKind, WireItem};
 use lookout_node::sync::{self, SyncRequest, SyncResponse};
 use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
@@ -57,14 +62,101 @@ enum Script {
 }
 
 #[derive(NetworkBehaviour)]
-struct RawBehaviour {
+struct RawInner {
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<BytesCodec>,
 }
 
+#[derive(NetworkBehaviour)]
+struct RawBehaviour {
+    hello: request_response::Behaviour<HelloCodec>,
+    gate: MemberGate<RawInner>,
+}
+
+/// The hello behaviour a raw swarm needs to prove a member's key to a node.
+pub fn hello_behaviour() -> request_response::Behaviour<HelloCodec> {
+    request_response::Behaviour::with_codec(
+        HelloCodec,
+        [(HELLO_PROTOCOL, ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
+    )
+}
+
+/// Runs the dialer's side of `/lookout/hello/1` for a raw swarm, as a node would: on every
+/// connection it dials, it proves `creds` (if any) and, once the node proved itself, admits
+/// the node in the raw swarm's [`MemberGate`] and redials, so the second connection carries
+/// the collective's protocols.
+pub struct HelloDriver {
+    creds: Option<Credentials>,
+    pending: HashMap<PeerId, (Dialer, Multiaddr, ConnectionId)>,
+}
+
+impl HelloDriver {
+    /// A driver proving `creds`; `None` for a stranger who never says hello.
+    pub fn new(creds: Option<Credentials>) -> Self {
+        Self {
+            creds,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// A connection was established. True if it carries the collective's protocols (the
+    /// peer was proven before). The second value is always `None` (kept for callers that
+    /// close a connection it names): the hello connection closes when idle, as a node's does.
+    pub fn on_connected<B: NetworkBehaviour>(
+        &mut self,
+        swarm_local: PeerId,
+        hello: &mut request_response::Behaviour<HelloCodec>,
+        gate: &MemberGate<B>,
+        peer: PeerId,
+        connection: ConnectionId,
+        endpoint: &ConnectedPoint,
+    ) -> (bool, Option<ConnectionId>) {
+        if gate.member_of(&peer).is_some() {
+            // The hello connection closes when idle, as a node's does.
+            self.pending.remove(&peer);
+            return (true, None);
+        }
+        if let (Some(creds), ConnectedPoint::Dialer { address, .. }) = (&self.creds, endpoint) {
+            let (state, open) = Dialer::start(creds, swarm_local, peer, rand::random());
+            hello.send_request(&peer, open);
+            self.pending
+                .insert(peer, (state, address.clone(), connection));
+        }
+        (false, None)
+    }
+
+    /// A hello answer from `peer`. Returns where to redial once the node proved itself.
+    pub fn on_response<B: NetworkBehaviour>(
+        &mut self,
+        hello: &mut request_response::Behaviour<HelloCodec>,
+        gate: &mut MemberGate<B>,
+        peer: PeerId,
+        response: &[u8],
+    ) -> Option<DialOpts> {
+        let creds = self.creds.as_ref()?;
+        let (state, addr, _) = self.pending.get_mut(&peer)?;
+        if let Ok(proof) = state.on_accept(creds, response) {
+            hello.send_request(&peer, proof);
+            return None;
+        }
+        let member = state.on_proof(creds, response, |_| true).ok()?;
+        gate.allow_temporarily(member).ok()?;
+        gate.admit(peer, member);
+        Some(
+            DialOpts::peer_id(peer)
+                .addresses(vec![addr.clone()])
+                .condition(PeerCondition::Always)
+                .build(),
+        )
+    }
+}
+
 impl RawPeer {
-    /// Start a raw swarm with `keypair`, subscribed to `topic`. Must run inside tokio.
-    pub fn spawn(keypair: Keypair, topic: &str) -> Self {
+    /// Start a raw swarm proving `creds` (a member's key and collective; `None` for a stranger)
+    /// with a fresh transport key, subscribed to `topic`. Must run inside tokio.
+    pub fn spawn(creds: Option<Credentials>, topic: &str) -> Self {
+        let keypair = Keypair::generate_ed25519();
         let gossip = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Anonymous)
             .max_transmit_size(1024 * 1024)
@@ -91,13 +183,17 @@ impl RawPeer {
                 yamux::Config::default,
             )
             .unwrap()
-            .with_behaviour(|_| RawBehaviour { gossipsub, sync })
+            .with_behaviour(|_| RawBehaviour {
+                hello: hello_behaviour(),
+                gate: MemberGate::new(RawInner { gossipsub, sync }, Default::default()),
+            })
             .unwrap()
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
         let peer_id = *swarm.local_peer_id();
         let (script, mut commands) = mpsc::channel(64);
         let (report, seen) = mpsc::unbounded_channel();
+        let mut driver = HelloDriver::new(creds);
         tokio::spawn(async move {
             let mut waiting: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>> =
                 HashMap::new();
@@ -109,6 +205,8 @@ impl RawPeer {
                         Some(Script::Publish(data, done)) => {
                             let result = swarm
                                 .behaviour_mut()
+                                .gate
+                                .inner
                                 .gossipsub
                                 .publish(topic.clone(), data)
                                 .map(|_| ())
@@ -116,34 +214,58 @@ impl RawPeer {
                             let _ = done.send(result);
                         }
                         Some(Script::Request(peer, bytes, done)) => {
-                            let id = swarm.behaviour_mut().sync.send_request(&peer, bytes);
+                            let id = swarm.behaviour_mut().gate.inner.sync.send_request(&peer, bytes);
                             waiting.insert(id, done);
                         }
                     },
                     event = swarm.select_next_some() => {
                         let seen = match event {
-                            SwarmEvent::ConnectionEstablished { peer_id, .. } => Seen::Connected(peer_id),
+                            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+                                let local = *swarm.local_peer_id();
+                                let b = swarm.behaviour_mut();
+                                let (member, old) = driver.on_connected(local, &mut b.hello, &b.gate, peer_id, connection_id, &endpoint);
+                                if let Some(old) = old {
+                                    swarm.close_connection(old);
+                                }
+                                if !member {
+                                    continue;
+                                }
+                                Seen::Connected(peer_id)
+                            }
                             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => Seen::Closed(peer_id),
-                            SwarmEvent::Behaviour(RawBehaviourEvent::Gossipsub(
+                            SwarmEvent::Behaviour(RawBehaviourEvent::Hello(
+                                request_response::Event::Message {
+                                    peer,
+                                    message: request_response::Message::Response { response, .. },
+                                    ..
+                                },
+                            )) => {
+                                let b = swarm.behaviour_mut();
+                                if let Some(dial) = driver.on_response(&mut b.hello, &mut b.gate, peer, &response) {
+                                    let _ = swarm.dial(dial);
+                                }
+                                continue;
+                            }
+                            SwarmEvent::Behaviour(RawBehaviourEvent::Gate(Gated::Inner(RawInnerEvent::Gossipsub(
                                 gossipsub::Event::Subscribed { peer_id, .. },
-                            )) => Seen::Subscribed(peer_id),
-                            SwarmEvent::Behaviour(RawBehaviourEvent::Gossipsub(
+                            )))) => Seen::Subscribed(peer_id),
+                            SwarmEvent::Behaviour(RawBehaviourEvent::Gate(Gated::Inner(RawInnerEvent::Gossipsub(
                                 gossipsub::Event::Message { message, .. },
-                            )) => Seen::Gossip(message.data),
-                            SwarmEvent::Behaviour(RawBehaviourEvent::Sync(
+                            )))) => Seen::Gossip(message.data),
+                            SwarmEvent::Behaviour(RawBehaviourEvent::Gate(Gated::Inner(RawInnerEvent::Sync(
                                 request_response::Event::Message {
                                     message: request_response::Message::Response { request_id, response },
                                     ..
                                 },
-                            )) => {
+                            )))) => {
                                 if let Some(done) = waiting.remove(&request_id) {
                                     let _ = done.send(Ok(response));
                                 }
                                 continue;
                             }
-                            SwarmEvent::Behaviour(RawBehaviourEvent::Sync(
+                            SwarmEvent::Behaviour(RawBehaviourEvent::Gate(Gated::Inner(RawInnerEvent::Sync(
                                 request_response::Event::OutboundFailure { request_id, error, .. },
-                            )) => {
+                            )))) => {
                                 if let Some(done) = waiting.remove(&request_id) {
                                     let _ = done.send(Err(error.to_string()));
                                 }
@@ -165,7 +287,7 @@ impl RawPeer {
         }
     }
 
-    /// The raw swarm's own peer id (the member's).
+    /// The raw swarm's own (fresh) transport peer id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
     }
@@ -256,9 +378,15 @@ impl RawPeer {
     }
 }
 
-/// The libp2p keypair of a replica's member.
-pub fn keypair_of(replica: &Replica) -> Keypair {
-    Keypair::ed25519_from_bytes(replica.identity().ed25519_seed().to_vec()).unwrap()
+/// The hello credentials of a replica's member: its key and its collective's secret.
+pub fn hello_of(replica: &Replica) -> Credentials {
+    hello_with(replica, &replica.identity().ed25519_seed())
+}
+
+/// Credentials proving the key with `seed` in the collective of `replica` (an accomplice who
+/// was given the collective's secret but is not on the roster, say).
+pub fn hello_with(replica: &Replica, seed: &[u8; 32]) -> Credentials {
+    Credentials::new(replica.membership().unwrap().genesis().encoded(), seed)
 }
 
 /// The gossip topic of a replica's collective.
@@ -607,7 +735,7 @@ pub async fn stage(
 
 /// Put the member's key in a raw swarm connected to every node.
 pub async fn arm(member: &Replica, nodes: &[TestNode]) -> RawPeer {
-    let peer = RawPeer::spawn(keypair_of(member), &topic_of(member));
+    let peer = RawPeer::spawn(Some(hello_of(member)), &topic_of(member));
     for node in nodes {
         peer.dial(listen_addr(node).await).await;
     }

@@ -361,8 +361,7 @@ async fn forged_retractions_edits_and_approvals_are_refused() {
         // The accomplice's own key cannot even connect.
         let denied_before = nodes[0].handle.stats().await.unwrap().denied;
         let outsider = RawPeer::spawn(
-            libp2p::identity::Keypair::ed25519_from_bytes(accomplice.ed25519_seed().to_vec())
-                .unwrap(),
+            Some(hello_with(&rogue, &accomplice.ed25519_seed())),
             &topic_of(&rogue),
         );
         outsider.dial(listen_addr(&nodes[0]).await).await;
@@ -450,7 +449,7 @@ async fn ops_back_dated_by_a_removed_moderator_have_no_effect() {
         let rotation = forger.rotation(&fresh, before_removal.clone(), now());
 
         // Her own key is refused at the gate by every node.
-        let own = RawPeer::spawn(keypair_of(&mallory), &topic_of(&mallory));
+        let own = RawPeer::spawn(Some(hello_of(&mallory)), &topic_of(&mallory));
         for node in &nodes {
             let denied = node.handle.stats().await.unwrap().denied;
             own.dial(listen_addr(node).await).await;
@@ -527,7 +526,7 @@ async fn a_revoked_member_keeps_old_data_and_gets_nothing_newer() {
         let mut collective =
             Collective::named(&["founder", "ana", "bea", "yan"], Policy::default());
         share_everything(&mut collective.replicas);
-        let yan_keys = keypair_of(&collective.replicas[3]);
+        let yan_keys = Some(hello_of(&collective.replicas[3]));
         let topic = topic_of(&collective.replicas[3]);
         let before = collective.replicas[3]
             .post(draft("posted by yan before", "07700 900640"))

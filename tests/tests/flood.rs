@@ -27,11 +27,13 @@ use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, SwarmBuilder};
 use lookout_node::net::{read_frame, MAX_GOSSIP_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL};
+use lookout_node::net::{Credentials, Gated, MemberGate};
 use lookout_node::replica::{SetKind, WireItem};
 use lookout_node::sync::{self, SyncRequest};
 use lookout_protocol::envelope::{Outer, MAX_ENVELOPE_BYTES, VERSION};
 use lookout_protocol::membership::Policy;
 use lookout_protocol::EpochId;
+use lookout_tests::rogue::{hello_behaviour, HelloDriver};
 use lookout_tests::*;
 
 /// Most growth of the test process's resident memory (the two nodes; the attacker runs in its
@@ -199,7 +201,10 @@ async fn flood(length: Duration) -> Report {
         };
 
         let flooder = Flooder::spawn(
-            &hostile.identity().ed25519_seed()[..],
+            (
+                &hostile.identity().ed25519_seed()[..],
+                hostile.membership().unwrap().genesis().encoded(),
+            ),
             &topic,
             tag,
             &op,
@@ -302,13 +307,14 @@ fn flooder_process() {
         return;
     };
     let fields: Vec<&str> = config.split(' ').collect();
-    let [seed, topic, tag, op, target, victim, secs] = fields[..] else {
+    let [seed, genesis, topic, tag, op, target, victim, secs] = fields[..] else {
         panic!("bad {FLOOD_ENV}: {config}");
     };
-    let keypair = Keypair::ed25519_from_bytes(hex_bytes(seed)).unwrap();
+    let seed: [u8; 32] = hex_bytes(seed).try_into().unwrap();
+    let creds = Credentials::new(&hex_bytes(genesis), &seed);
     let tag: [u8; 8] = hex_bytes(tag).try_into().unwrap();
     let attack = Attack {
-        keypair,
+        creds,
         topic: topic.to_owned(),
         collective_tag: tag,
         op: hex_bytes(op),
@@ -360,9 +366,10 @@ struct Sent {
 }
 
 impl Flooder {
-    /// Start flooding `victim` at `target` with the member key `seed`, for `length`.
+    /// Start flooding `victim` at `target` with the member key `seed` of the collective with
+    /// `genesis`, for `length`.
     fn spawn(
-        seed: &[u8],
+        (seed, genesis): (&[u8], &[u8]),
         topic: &str,
         tag: [u8; 8],
         op: &[u8],
@@ -372,8 +379,9 @@ impl Flooder {
     ) -> Self {
         let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
         let config = format!(
-            "{} {topic} {} {} {target} {victim} {}",
+            "{} {} {topic} {} {} {target} {victim} {}",
             hex(seed),
+            hex(genesis),
             hex(&tag),
             hex(op),
             length.as_secs()
@@ -417,7 +425,8 @@ impl Flooder {
 
 /// What to flood, and with what key.
 struct Attack {
-    keypair: Keypair,
+    /// The member's key and collective, proved in the hello.
+    creds: Credentials,
     topic: String,
     collective_tag: [u8; 8],
     /// A real membership op to forge copies of.
@@ -428,15 +437,21 @@ struct Attack {
 }
 
 #[derive(NetworkBehaviour)]
-struct FloodBehaviour {
+struct FloodInner {
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<RawCodec>,
+}
+
+#[derive(NetworkBehaviour)]
+struct FloodBehaviour {
+    hello: request_response::Behaviour<lookout_node::net::HelloCodec>,
+    gate: MemberGate<FloodInner>,
 }
 
 /// Flood the victim for the attack's length, redialling whenever it hangs up.
 async fn run_flooder(attack: Attack) -> Sent {
     let Attack {
-        keypair,
+        creds,
         topic,
         collective_tag,
         op,
@@ -465,7 +480,8 @@ async fn run_flooder(attack: Attack) -> Sent {
             .with_request_timeout(Duration::from_secs(5))
             .with_max_concurrent_streams(MAX_ATTACKER_IN_FLIGHT),
     );
-    let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+    let mut driver = HelloDriver::new(Some(creds));
+    let mut swarm = SwarmBuilder::with_existing_identity(Keypair::generate_ed25519())
         .with_tokio()
         .with_tcp(
             tcp::Config::default(),
@@ -473,7 +489,10 @@ async fn run_flooder(attack: Attack) -> Sent {
             yamux::Config::default,
         )
         .unwrap()
-        .with_behaviour(|_| FloodBehaviour { gossipsub, sync })
+        .with_behaviour(|_| FloodBehaviour {
+            hello: hello_behaviour(),
+            gate: MemberGate::new(FloodInner { gossipsub, sync }, Default::default()),
+        })
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
@@ -496,7 +515,7 @@ async fn run_flooder(attack: Attack) -> Sent {
                     continue;
                 }
                 for _ in 0..GOSSIP_PER_TICK {
-                    match swarm.behaviour_mut().gossipsub.publish(topic.clone(), junk.gossip()) {
+                    match swarm.behaviour_mut().gate.inner.gossipsub.publish(topic.clone(), junk.gossip()) {
                         Ok(_) => sent.gossip_sent += 1,
                         Err(_) => sent.gossip_refused += 1,
                     };
@@ -505,16 +524,36 @@ async fn run_flooder(attack: Attack) -> Sent {
                     if in_flight.len() >= MAX_ATTACKER_IN_FLIGHT {
                         break;
                     }
-                    let id = swarm.behaviour_mut().sync.send_request(&victim, junk.sync_frame());
+                    let id = swarm.behaviour_mut().gate.inner.sync.send_request(&victim, junk.sync_frame());
                     in_flight.insert(id);
                     sent.sync_sent += 1;
                 }
             }
             event = swarm.select_next_some() => match event {
-                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == victim => {
-                    connected = true;
-                    dialing = false;
-                    sent.connections += 1;
+                SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } if peer_id == victim => {
+                    let local = *swarm.local_peer_id();
+                    let b = swarm.behaviour_mut();
+                    let (member, old) = driver.on_connected(local, &mut b.hello, &b.gate, peer_id, connection_id, &endpoint);
+                    if let Some(old) = old {
+                        swarm.close_connection(old);
+                    }
+                    if member {
+                        connected = true;
+                        dialing = false;
+                        sent.connections += 1;
+                    }
+                }
+                SwarmEvent::Behaviour(FloodBehaviourEvent::Hello(
+                    request_response::Event::Message {
+                        peer,
+                        message: request_response::Message::Response { response, .. },
+                        ..
+                    },
+                )) => {
+                    let b = swarm.behaviour_mut();
+                    if let Some(dial) = driver.on_response(&mut b.hello, &mut b.gate, peer, &response) {
+                        let _ = swarm.dial(dial);
+                    }
                 }
                 SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. }
                     if peer_id == victim =>
@@ -523,7 +562,7 @@ async fn run_flooder(attack: Attack) -> Sent {
                     sent.disconnections += 1;
                 }
                 SwarmEvent::OutgoingConnectionError { .. } => dialing = false,
-                SwarmEvent::Behaviour(FloodBehaviourEvent::Sync(event)) => match event {
+                SwarmEvent::Behaviour(FloodBehaviourEvent::Gate(Gated::Inner(FloodInnerEvent::Sync(event)))) => match event {
                     request_response::Event::Message {
                         message: request_response::Message::Response { request_id, .. },
                         ..

@@ -12,10 +12,13 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, SwarmBuilder};
-use lookout_node::net::{read_frame, MAX_RESPONSE_BYTES, SYNC_PROTOCOL};
+use lookout_node::net::{
+    read_frame, Credentials, Gated, MemberGate, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
+};
 use lookout_node::replica::{SetKind, WireItem};
 use lookout_node::sync::{self, SyncRequest};
 use lookout_protocol::membership::Policy;
+use lookout_tests::rogue::{hello_behaviour, hello_of, HelloDriver};
 use lookout_tests::*;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
@@ -49,15 +52,17 @@ async fn outsiders_cannot_connect_or_inject() {
         other[0].handle.dial(target.clone()).await.unwrap();
 
         // A fresh identity in a hostile program, on our topic.
-        let stranger = RawPeer::spawn(Keypair::generate_ed25519(), &topic);
+        let stranger = RawPeer::spawn(None, &topic);
         stranger.send(Script::Dial(target.clone())).await;
         stranger
             .send(Script::Publish(b"not an item".to_vec()))
             .await;
 
-        eventually("the gate refuses both", || async {
+        // The other collective's node fails the hello at once; the stranger, who never says
+        // hello, is hung up on when its time to prove membership runs out.
+        eventually("the node refuses both", || async {
             let denied = founder.handle.stats().await.unwrap().denied;
-            (denied >= 2).then_some(())
+            (denied >= 2 && !stranger.connected_to(founder.handle.peer_id())).then_some(())
         })
         .await;
         never(
@@ -81,8 +86,7 @@ async fn garbage_from_a_member_is_survived_and_penalised() {
         collective.share_state();
         // Member 2's key goes into a hostile program instead of a node.
         let hostile = collective.replicas.pop().unwrap();
-        let keypair =
-            Keypair::ed25519_from_bytes(hostile.identity().ed25519_seed().to_vec()).unwrap();
+        let creds = Some(hello_of(&hostile));
         let topic = hostile.membership().unwrap().collective().topic();
         let (_dir, nodes) = collective.start().await;
         let (founder, member) = (&nodes[0], &nodes[1]);
@@ -108,7 +112,7 @@ async fn garbage_from_a_member_is_survived_and_penalised() {
             let _ = raw.write_all(junk).await;
         }
 
-        let peer = RawPeer::spawn(keypair, &topic);
+        let peer = RawPeer::spawn(creds, &topic);
         peer.send(Script::Dial(target.clone())).await;
         eventually("the member's key is admitted", || async {
             peer.subscribed(founder.handle.peer_id()).then_some(())
@@ -213,13 +217,21 @@ struct RawPeer {
 }
 
 #[derive(NetworkBehaviour)]
-struct RawBehaviour {
+struct RawInner {
     gossipsub: gossipsub::Behaviour,
     sync: request_response::Behaviour<RawCodec>,
 }
 
+#[derive(NetworkBehaviour)]
+struct RawBehaviour {
+    hello: request_response::Behaviour<lookout_node::net::HelloCodec>,
+    gate: MemberGate<RawInner>,
+}
+
 impl RawPeer {
-    fn spawn(keypair: Keypair, topic: &str) -> Self {
+    /// A raw swarm with a fresh transport key proving `creds` (`None`: a stranger).
+    fn spawn(creds: Option<Credentials>, topic: &str) -> Self {
+        let keypair = Keypair::generate_ed25519();
         let gossip = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Anonymous)
             .max_transmit_size(1024 * 1024)
@@ -246,12 +258,16 @@ impl RawPeer {
                 yamux::Config::default,
             )
             .unwrap()
-            .with_behaviour(|_| RawBehaviour { gossipsub, sync })
+            .with_behaviour(|_| RawBehaviour {
+                hello: hello_behaviour(),
+                gate: MemberGate::new(RawInner { gossipsub, sync }, Default::default()),
+            })
             .unwrap()
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
             .build();
         let (script, mut commands) = mpsc::channel(16);
         let (report, seen) = mpsc::unbounded_channel();
+        let mut driver = HelloDriver::new(creds);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -259,19 +275,40 @@ impl RawPeer {
                         None => return,
                         Some(Script::Dial(addr)) => { let _ = swarm.dial(addr); }
                         Some(Script::Publish(data)) => {
-                            let _ = swarm.behaviour_mut().gossipsub.publish(topic.clone(), data);
+                            let _ = swarm.behaviour_mut().gate.inner.gossipsub.publish(topic.clone(), data);
                         }
                         Some(Script::Request(peer, bytes)) => {
-                            swarm.behaviour_mut().sync.send_request(&peer, bytes);
+                            swarm.behaviour_mut().gate.inner.sync.send_request(&peer, bytes);
                         }
                     },
                     event = swarm.select_next_some() => {
                         let seen = match event {
-                            SwarmEvent::ConnectionEstablished { peer_id, .. } => Seen::Connected(peer_id),
+                            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+                                let local = *swarm.local_peer_id();
+                                let b = swarm.behaviour_mut();
+                                let (_, old) = driver.on_connected(local, &mut b.hello, &b.gate, peer_id, connection_id, &endpoint);
+                                if let Some(old) = old {
+                                    swarm.close_connection(old);
+                                }
+                                Seen::Connected(peer_id)
+                            }
                             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => Seen::Closed(peer_id),
-                            SwarmEvent::Behaviour(RawBehaviourEvent::Gossipsub(
+                            SwarmEvent::Behaviour(RawBehaviourEvent::Hello(
+                                request_response::Event::Message {
+                                    peer,
+                                    message: request_response::Message::Response { response, .. },
+                                    ..
+                                },
+                            )) => {
+                                let b = swarm.behaviour_mut();
+                                if let Some(dial) = driver.on_response(&mut b.hello, &mut b.gate, peer, &response) {
+                                    let _ = swarm.dial(dial);
+                                }
+                                continue;
+                            }
+                            SwarmEvent::Behaviour(RawBehaviourEvent::Gate(Gated::Inner(RawInnerEvent::Gossipsub(
                                 gossipsub::Event::Subscribed { peer_id, .. },
-                            )) => Seen::Subscribed(peer_id),
+                            )))) => Seen::Subscribed(peer_id),
                             _ => continue,
                         };
                         let _ = report.send(seen);

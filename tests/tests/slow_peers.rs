@@ -17,9 +17,11 @@ use lookout_node::net::{
     read_frame, DEFAULT_REQUEST_TIMEOUT, MAX_CONCURRENT_SYNC_STREAMS, MAX_RESPONSE_BYTES,
     SYNC_PROTOCOL,
 };
+use lookout_node::net::{Credentials, Gated, MemberGate};
 use lookout_node::replica::SetKind;
 use lookout_node::sync::{self, SyncRequest};
 use lookout_protocol::membership::Policy;
+use lookout_tests::rogue::{hello_behaviour, hello_of, HelloDriver};
 use lookout_tests::*;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
@@ -49,8 +51,7 @@ async fn slow_peers_are_timed_out_and_alerts_keep_flowing() {
         let mut collective = Collective::new(3, Policy::default());
         collective.share_state();
         let slow_member = collective.replicas.pop().unwrap();
-        let keypair =
-            Keypair::ed25519_from_bytes(slow_member.identity().ed25519_seed().to_vec()).unwrap();
+        let creds = hello_of(&slow_member);
         // Member 2 starts only during the attack, to check the node still takes new connections.
         let late = collective.replicas.pop().unwrap();
         let (dir, nodes) = collective.start().await;
@@ -75,7 +76,7 @@ async fn slow_peers_are_timed_out_and_alerts_keep_flowing() {
             .map(|_| tokio::spawn(drip_handshake(port, stopped.clone())))
             .collect();
         // The member: slow sync requests on one connection.
-        let slow = SlowMember::spawn(keypair);
+        let slow = SlowMember::spawn(creds);
         slow.dial(target.clone()).await;
         slow.wait_connected(victim.handle.peer_id()).await;
         let request = sync::encode(&SyncRequest::Reconcile {
@@ -254,12 +255,20 @@ struct SlowMember {
 }
 
 #[derive(NetworkBehaviour)]
-struct SlowBehaviour {
+struct SlowInner {
     sync: request_response::Behaviour<DripCodec>,
 }
 
+#[derive(NetworkBehaviour)]
+struct SlowBehaviour {
+    hello: request_response::Behaviour<lookout_node::net::HelloCodec>,
+    gate: MemberGate<SlowInner>,
+}
+
 impl SlowMember {
-    fn spawn(keypair: Keypair) -> Self {
+    /// A swarm with a fresh transport key that proves `creds` in the hello.
+    fn spawn(creds: Credentials) -> Self {
+        let keypair = Keypair::generate_ed25519();
         let sync = request_response::Behaviour::with_codec(
             DripCodec,
             [(SYNC_PROTOCOL, ProtocolSupport::Full)],
@@ -276,13 +285,17 @@ impl SlowMember {
                 yamux::Config::default,
             )
             .unwrap()
-            .with_behaviour(|_| SlowBehaviour { sync })
+            .with_behaviour(|_| SlowBehaviour {
+                hello: hello_behaviour(),
+                gate: MemberGate::new(SlowInner { sync }, Default::default()),
+            })
             .unwrap()
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
             .build();
         let (commands, mut rx) = mpsc::channel(64);
         let (connected_tx, connected) = tokio::sync::watch::channel(None);
         let (outcomes_tx, outcomes) = tokio::sync::watch::channel(Outcomes::default());
+        let mut driver = HelloDriver::new(Some(creds));
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -290,14 +303,34 @@ impl SlowMember {
                         None => return,
                         Some(Command::Dial(addr)) => { let _ = swarm.dial(addr); }
                         Some(Command::Request(peer, bytes)) => {
-                            swarm.behaviour_mut().sync.send_request(&peer, bytes);
+                            swarm.behaviour_mut().gate.inner.sync.send_request(&peer, bytes);
                         }
                     },
                     event = swarm.select_next_some() => match event {
-                        SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                            let _ = connected_tx.send(Some(peer_id));
+                        SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+                            let local = *swarm.local_peer_id();
+                            let b = swarm.behaviour_mut();
+                            let (member, old) = driver.on_connected(local, &mut b.hello, &b.gate, peer_id, connection_id, &endpoint);
+                            if let Some(old) = old {
+                                swarm.close_connection(old);
+                            }
+                            if member {
+                                let _ = connected_tx.send(Some(peer_id));
+                            }
                         }
-                        SwarmEvent::Behaviour(SlowBehaviourEvent::Sync(event)) => {
+                        SwarmEvent::Behaviour(SlowBehaviourEvent::Hello(
+                            request_response::Event::Message {
+                                peer,
+                                message: request_response::Message::Response { response, .. },
+                                ..
+                            },
+                        )) => {
+                            let b = swarm.behaviour_mut();
+                            if let Some(dial) = driver.on_response(&mut b.hello, &mut b.gate, peer, &response) {
+                                let _ = swarm.dial(dial);
+                            }
+                        }
+                        SwarmEvent::Behaviour(SlowBehaviourEvent::Gate(Gated::Inner(SlowInnerEvent::Sync(event)))) => {
                             outcomes_tx.send_modify(|o| match event {
                                 request_response::Event::Message {
                                     message: request_response::Message::Response { .. }, ..

@@ -4,10 +4,9 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use lookout_node::api::{ApiError, ErrorCode, MemberView, ProposalView, Request, Response};
-use lookout_protocol::MemberId;
 use serde_json::json;
 
-use super::{request, status_view, Out, Outcome};
+use super::{request, Out, Outcome};
 use crate::codes::{self, CodeKind};
 use crate::render::short;
 use crate::session::{unexpected, Context, Session};
@@ -356,23 +355,16 @@ async fn confirm_loss(ctx: &Context, who: &str, loss: Loss, yes: bool) -> Result
     Ok(answer.trim().eq_ignore_ascii_case("yes"))
 }
 
-/// Add `--address` values to an invite (with this node's peer id), and keep it short.
+/// Add `--address` values to an invite (bare: no peer id), and keep it short.
 async fn add_addresses(
-    session: &mut Session,
+    _session: &mut Session,
     code: &str,
     addresses: &[String],
 ) -> Result<String, ApiError> {
     if addresses.is_empty() {
         return codes::compact_invite(code);
     }
-    let status = status_view(session).await?;
-    let peer = MemberId::from_hex(&status.member)
-        .and_then(|m| lookout_node::peer_id_of(&m))
-        .map(|p| p.to_string())
-        .ok_or_else(|| {
-            ApiError::new(ErrorCode::Internal, "this device's member id is unreadable")
-        })?;
-    codes::compact_invite(&codes::with_addresses(code, addresses, &peer)?)
+    codes::compact_invite(&codes::with_addresses(code, addresses)?)
 }
 
 /// The invite with what to do with it, and a warning when it carries no address.

@@ -218,9 +218,29 @@ impl Node {
 
     /// Start `lookout run` without waiting for it to be ready (see [`Node::wait_ready`]).
     pub fn spawn(home: &Path, adjust: impl FnOnce(&mut Command), extra: &[&str]) -> Node {
+        Self::spawn_mdns(home, adjust, extra, false)
+    }
+
+    /// [`Node::start_args`] with the binary's own mDNS default (the harness otherwise passes
+    /// `--no-mdns`).
+    pub fn start_mdns_default(home: &Path, extra: &[&str]) -> Node {
+        let mut node = Self::spawn_mdns(home, |_| {}, extra, true);
+        node.wait_ready();
+        node
+    }
+
+    fn spawn_mdns(
+        home: &Path,
+        adjust: impl FnOnce(&mut Command),
+        extra: &[&str],
+        mdns_default: bool,
+    ) -> Node {
         let mut command = command(home);
         adjust(&mut command);
-        command.args(["run", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+        command.args(["run", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+        if !mdns_default {
+            command.arg("--no-mdns");
+        }
         if !extra.contains(&"--sync-interval") {
             command.args(["--sync-interval", "1"]);
         }

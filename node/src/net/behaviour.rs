@@ -12,7 +12,8 @@ use libp2p::{
 
 use super::{
     codec::{BytesCodec, SYNC_PROTOCOL},
-    gate::{GateError, GateEvent, MemberGate},
+    gate::{GateEvent, Gated, MemberGate},
+    hello::{HelloCodec, HELLO_PROTOCOL},
     message_id, NetConfig, NetError,
 };
 
@@ -43,27 +44,50 @@ const PUBLISH_THRESHOLD: f64 = -50.0;
 /// Below this score every RPC from a peer is ignored.
 pub const GRAYLIST_THRESHOLD: f64 = -80.0;
 
-/// The libp2p behaviour of a Lookout node.
-///
-/// The gate comes first, so it decides about a new connection before any protocol sees it.
-/// Fields are public so the event loop can drive each protocol directly; the methods below
-/// cover the common calls.
+/// The collective's protocols: they run only on connections with proven members (the
+/// [`MemberGate`] gives every other connection a dummy handler for them).
 #[derive(NetworkBehaviour)]
-#[behaviour(to_swarm = "NetEvent")]
-pub struct Behaviour {
-    /// Admits only roster members.
-    pub gate: MemberGate,
-    /// Caps on pending and established connections.
-    pub limits: connection_limits::Behaviour,
+#[behaviour(to_swarm = "CollectiveEvent")]
+pub struct Collective {
     /// Alert dissemination on the collective's topic, with manual validation.
     pub gossipsub:
         gossipsub::Behaviour<gossipsub::IdentityTransform, gossipsub::WhitelistSubscriptionFilter>,
-    /// `/lookout/sync/1`: length-prefixed byte requests and responses.
+    /// `/lookout/sync/2`: length-prefixed byte requests and responses.
     pub sync: request_response::Behaviour<BytesCodec>,
     /// Exchanges listen addresses with connected members.
     pub identify: identify::Behaviour,
     /// Liveness checks.
     pub ping: ping::Behaviour,
+}
+
+/// An event of one of the collective's protocols.
+#[derive(Debug)]
+pub enum CollectiveEvent {
+    /// Gossipsub.
+    Gossip(gossipsub::Event),
+    /// Sync.
+    Sync(request_response::Event<Vec<u8>, Vec<u8>>),
+    /// Identify.
+    Identify(Box<identify::Event>),
+    /// Ping.
+    Ping(ping::Event),
+}
+
+/// The libp2p behaviour of a Lookout node.
+///
+/// The gate comes first, so it decides about a new connection before any protocol sees it.
+/// Every connection carries the hello; only connections with proven members carry the rest.
+/// Fields are public so the event loop can drive each protocol directly; the methods below
+/// cover the common calls.
+#[derive(NetworkBehaviour)]
+#[behaviour(to_swarm = "NetEvent")]
+pub struct Behaviour {
+    /// Runs the collective's protocols for proven members only.
+    pub gate: MemberGate<Collective>,
+    /// Caps on pending and established connections.
+    pub limits: connection_limits::Behaviour,
+    /// `/lookout/hello/1`: the membership proof, on every connection.
+    pub hello: request_response::Behaviour<HelloCodec>,
     /// Local-network discovery, if enabled.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
@@ -72,8 +96,10 @@ pub struct Behaviour {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum NetEvent {
-    /// The member gate refused or evicted a peer.
+    /// The member gate evicted a peer.
     Gate(GateEvent),
+    /// Hello: a step of the membership proof (answer requests with [`Behaviour::hello_respond`]).
+    Hello(request_response::Event<Vec<u8>, Vec<u8>>),
     /// Gossip: a message to validate (call [`Behaviour::report_validation`]) or a
     /// subscription change.
     Gossip(gossipsub::Event),
@@ -119,6 +145,13 @@ impl Behaviour {
                 .with_request_timeout(cfg.request_timeout)
                 .with_max_concurrent_streams(MAX_CONCURRENT_SYNC_STREAMS),
         );
+        let hello = request_response::Behaviour::with_codec(
+            HelloCodec,
+            [(HELLO_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(cfg.handshake_timeout)
+                .with_max_concurrent_streams(2),
+        );
 
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), keypair.public())
@@ -134,13 +167,16 @@ impl Behaviour {
             None
         };
 
-        Ok(Self {
-            gate: MemberGate::new(cfg.allowed.clone()),
-            limits: connection_limits::Behaviour::new(limits),
+        let collective = Collective {
             gossipsub,
             sync,
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
+        };
+        Ok(Self {
+            gate: MemberGate::new(collective, cfg.allowed.clone()),
+            limits: connection_limits::Behaviour::new(limits),
+            hello,
             mdns: Toggle::from(mdns),
         })
     }
@@ -151,12 +187,14 @@ impl Behaviour {
     pub fn publish(&mut self, data: Vec<u8>) -> Result<gossipsub::MessageId, NetError> {
         // The subscription filter admits exactly one topic, so this is the collective's topic.
         let topic = self
+            .gate
+            .inner
             .gossipsub
             .topics()
             .next()
             .cloned()
             .ok_or(NetError::NotSubscribed)?;
-        Ok(self.gossipsub.publish(topic, data)?)
+        Ok(self.gate.inner.gossipsub.publish(topic, data)?)
     }
 
     /// Reports the verdict on a received gossip message. `Accept` forwards it to the mesh;
@@ -168,7 +206,9 @@ impl Behaviour {
         source: &PeerId,
         verdict: gossipsub::MessageAcceptance,
     ) -> bool {
-        self.gossipsub
+        self.gate
+            .inner
+            .gossipsub
             .report_message_validation_result(id, source, verdict)
     }
 
@@ -178,7 +218,7 @@ impl Behaviour {
         peer: &PeerId,
         request: Vec<u8>,
     ) -> request_response::OutboundRequestId {
-        self.sync.send_request(peer, request)
+        self.gate.inner.sync.send_request(peer, request)
     }
 
     /// Answers an inbound sync request. Gives the response back if the channel is closed
@@ -188,18 +228,25 @@ impl Behaviour {
         channel: request_response::ResponseChannel<Vec<u8>>,
         response: Vec<u8>,
     ) -> Result<(), Vec<u8>> {
-        self.sync.send_response(channel, response)
+        self.gate.inner.sync.send_response(channel, response)
     }
 
-    /// Replaces the roster; see [`MemberGate::set_allowed`].
-    pub fn set_allowed(&mut self, allowed: HashSet<PeerId>) -> Vec<PeerId> {
-        self.gate.set_allowed(allowed)
+    /// Sends a hello message; the answer (or failure) arrives as [`NetEvent::Hello`].
+    pub fn hello_request(
+        &mut self,
+        peer: &PeerId,
+        request: Vec<u8>,
+    ) -> request_response::OutboundRequestId {
+        self.hello.send_request(peer, request)
     }
 
-    /// Admits a bootstrap peer before the roster is known; see
-    /// [`MemberGate::allow_temporarily`].
-    pub fn allow_temporarily(&mut self, peer: PeerId) -> Result<(), GateError> {
-        self.gate.allow_temporarily(peer)
+    /// Answers a hello request.
+    pub fn hello_respond(
+        &mut self,
+        channel: request_response::ResponseChannel<Vec<u8>>,
+        response: Vec<u8>,
+    ) -> Result<(), Vec<u8>> {
+        self.hello.send_response(channel, response)
     }
 }
 
@@ -265,9 +312,15 @@ fn score_thresholds() -> gossipsub::PeerScoreThresholds {
     }
 }
 
-impl From<GateEvent> for NetEvent {
-    fn from(event: GateEvent) -> Self {
-        Self::Gate(event)
+impl From<Gated<CollectiveEvent>> for NetEvent {
+    fn from(event: Gated<CollectiveEvent>) -> Self {
+        match event {
+            Gated::Gate(e) => Self::Gate(e),
+            Gated::Inner(CollectiveEvent::Gossip(e)) => Self::Gossip(e),
+            Gated::Inner(CollectiveEvent::Sync(e)) => Self::Sync(e),
+            Gated::Inner(CollectiveEvent::Identify(e)) => Self::Identify(e),
+            Gated::Inner(CollectiveEvent::Ping(e)) => Self::Ping(e),
+        }
     }
 }
 
@@ -277,33 +330,39 @@ impl From<Infallible> for NetEvent {
     }
 }
 
-impl From<gossipsub::Event> for NetEvent {
-    fn from(event: gossipsub::Event) -> Self {
-        Self::Gossip(event)
-    }
-}
-
 impl From<request_response::Event<Vec<u8>, Vec<u8>>> for NetEvent {
     fn from(event: request_response::Event<Vec<u8>, Vec<u8>>) -> Self {
-        Self::Sync(event)
-    }
-}
-
-impl From<identify::Event> for NetEvent {
-    fn from(event: identify::Event) -> Self {
-        Self::Identify(Box::new(event))
-    }
-}
-
-impl From<ping::Event> for NetEvent {
-    fn from(event: ping::Event) -> Self {
-        Self::Ping(event)
+        Self::Hello(event)
     }
 }
 
 impl From<mdns::Event> for NetEvent {
     fn from(event: mdns::Event) -> Self {
         Self::Mdns(event)
+    }
+}
+
+impl From<gossipsub::Event> for CollectiveEvent {
+    fn from(event: gossipsub::Event) -> Self {
+        Self::Gossip(event)
+    }
+}
+
+impl From<request_response::Event<Vec<u8>, Vec<u8>>> for CollectiveEvent {
+    fn from(event: request_response::Event<Vec<u8>, Vec<u8>>) -> Self {
+        Self::Sync(event)
+    }
+}
+
+impl From<identify::Event> for CollectiveEvent {
+    fn from(event: identify::Event) -> Self {
+        Self::Identify(Box::new(event))
+    }
+}
+
+impl From<ping::Event> for CollectiveEvent {
+    fn from(event: ping::Event) -> Self {
+        Self::Ping(event)
     }
 }
 

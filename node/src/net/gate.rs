@@ -1,9 +1,14 @@
-//! The member gate: only roster members get a connection past the Noise handshake.
+//! The member gate: only peers that proved membership in the hello reach the collective's
+//! protocols.
 //!
-//! Noise authenticates the remote's Ed25519 key, so by the time the swarm asks a behaviour for a
-//! connection handler the remote's [`PeerId`] is the member key it proved it holds. The gate
-//! answers that question first among the composed behaviours and denies every peer that is not
-//! on the roster, so a stranger never reaches gossipsub, sync, identify or ping.
+//! Transport keys are ephemeral, so a new connection's [`PeerId`] says nothing about who is
+//! behind it. Every connection first carries only `/lookout/hello/1` (a sibling behaviour): the
+//! gate wraps the collective protocols (gossipsub, sync, identify, ping) and gives them a
+//! [`dummy::ConnectionHandler`] on every connection with a peer that has not proved membership,
+//! so a stranger never sees a subscription (the collective's topic), an identify message
+//! (listen addresses) or a sync answer. Once the hello proved the peer, the event loop calls
+//! [`MemberGate::admit`]; the dialer then opens a fresh connection, which the gate hands to the
+//! collective protocols.
 //!
 //! Before that, it limits how many inbound connections from one IP address may be in their
 //! handshake at once: the swarm's overall cap on such connections would otherwise let a single
@@ -17,18 +22,20 @@ use std::{
     time::{Duration, Instant},
 };
 
+use either::Either;
 use libp2p::{
     core::{transport::PortUse, Endpoint},
     multiaddr::Protocol,
     swarm::{
-        behaviour::{ConnectionClosed, ConnectionEstablished, ListenFailure},
+        behaviour::{AddressChange, ConnectionClosed, ConnectionEstablished, ListenFailure},
         dummy, CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
-        THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+        NotifyHandler, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
     },
     Multiaddr, PeerId,
 };
+use lookout_protocol::MemberId;
 
-/// How many peers may be let in temporarily (bootstrap peers named in invites) at once.
+/// How many members may be let in temporarily (bootstrap peers, before the roster names them).
 pub const MAX_TEMPORARY_PEERS: usize = 16;
 
 /// How many inbound connections from one IP address may be in their handshake at once.
@@ -43,21 +50,7 @@ pub const MAX_PENDING_INCOMING_PER_IP: usize = 4;
 const HANDSHAKE_FORGOTTEN_AFTER: Duration = Duration::from_secs(120);
 
 /// How many gate events may wait for the event loop before further ones are dropped.
-///
-/// Dropping is safe: the events are informational and [`MemberGate::denied_count`] still counts.
 pub const MAX_PENDING_GATE_EVENTS: usize = 256;
-
-/// The reason a connection was denied, carried inside [`ConnectionDenied`].
-///
-/// The swarm reports it in `SwarmEvent::IncomingConnectionError` / `OutgoingConnectionError`
-/// as `ListenError::Denied { cause }` / `DialError::Denied { cause }`; use
-/// `cause.downcast_ref::<NotAMember>()` to tell it apart from a connection-limit denial.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("peer {peer} is not a member of this collective")]
-pub struct NotAMember {
-    /// The authenticated identity of the remote that was turned away.
-    pub peer: PeerId,
-}
 
 /// The reason an inbound connection was refused before its handshake: too many from its address
 /// are already in theirs.
@@ -69,18 +62,21 @@ pub struct TooManyHandshakes;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GateEvent {
-    /// A connection with a peer outside the allowed set was refused after the handshake.
-    Denied {
-        /// The authenticated identity of the refused peer.
-        peer: PeerId,
-        /// Whether we dialed ([`Endpoint::Dialer`]) or they did ([`Endpoint::Listener`]).
-        endpoint: Endpoint,
-    },
-    /// A connected peer was removed from the allowed set and its connections are being closed.
+    /// A proven peer's member was removed from the allowed set and its connections are being
+    /// closed.
     Evicted {
         /// The peer whose connections are being closed.
         peer: PeerId,
     },
+}
+
+/// What the gate reports: its own events and those of the protocols it wraps.
+#[derive(Debug)]
+pub enum Gated<E> {
+    /// The gate's own event.
+    Gate(GateEvent),
+    /// An event of a wrapped protocol (only ever about a proven member).
+    Inner(E),
 }
 
 /// You called the gate wrongly (as opposed to a peer misbehaving).
@@ -89,7 +85,7 @@ pub enum GateEvent {
 pub enum GateError {
     /// [`MemberGate::allow_temporarily`] was called while the temporary list is full.
     #[error(
-        "too many temporarily allowed peers (at most {max}); \
+        "too many temporarily allowed members (at most {max}); \
          revoke one with `revoke_temporary` first"
     )]
     TooManyTemporaryPeers {
@@ -98,96 +94,132 @@ pub enum GateError {
     },
 }
 
-/// A [`NetworkBehaviour`] that admits only peers in an allowed set.
-///
-/// It runs no protocol (its handler is [`dummy::ConnectionHandler`]); it only answers the
-/// swarm's "may this connection exist?" callbacks and closes connections of peers that
-/// [`set_allowed`](Self::set_allowed) removed. A gate with an empty allowed set admits nobody.
-#[derive(Debug, Default)]
-pub struct MemberGate {
-    allowed: HashSet<PeerId>,
-    temporary: HashSet<PeerId>,
+/// A [`NetworkBehaviour`] that runs `B` only on connections with peers that proved membership.
+pub struct MemberGate<B> {
+    /// The collective protocols.
+    pub inner: B,
+    allowed: HashSet<MemberId>,
+    temporary: HashSet<MemberId>,
+    /// Transport peer → the member it proved to be.
+    proven: HashMap<PeerId, MemberId>,
+    /// Every established connection per peer.
     connected: HashMap<PeerId, HashSet<ConnectionId>>,
+    /// Connections that carry `B`.
+    inner_connections: HashMap<PeerId, HashSet<ConnectionId>>,
     pending: VecDeque<ToSwarm<GateEvent, Infallible>>,
     /// Inbound connections in their handshake: remote IP address and start.
     handshakes: HashMap<ConnectionId, (IpAddr, Instant)>,
-    denied: u64,
     waker: Option<Waker>,
 }
 
-impl MemberGate {
-    /// A gate admitting exactly `allowed`.
-    pub fn new(allowed: HashSet<PeerId>) -> Self {
+impl<B> MemberGate<B> {
+    /// A gate admitting the members in `allowed` once they prove themselves.
+    pub fn new(inner: B, allowed: HashSet<MemberId>) -> Self {
         Self {
+            inner,
             allowed,
-            ..Self::default()
+            temporary: HashSet::new(),
+            proven: HashMap::new(),
+            connected: HashMap::new(),
+            inner_connections: HashMap::new(),
+            pending: VecDeque::new(),
+            handshakes: HashMap::new(),
+            waker: None,
         }
     }
 
-    /// Replaces the allowed set (the roster changed).
-    ///
-    /// Returns the currently connected peers that are no longer allowed; the gate asks the swarm
-    /// to close all their connections on its next poll. Temporarily allowed peers stay allowed.
-    pub fn set_allowed(&mut self, allowed: HashSet<PeerId>) -> Vec<PeerId> {
+    /// Whether `member` may hold a connection (on the roster or temporarily allowed).
+    pub fn is_allowed(&self, member: &MemberId) -> bool {
+        self.allowed.contains(member) || self.temporary.contains(member)
+    }
+
+    /// Records that `peer` proved it is `member`. Returns false (and records nothing) if the
+    /// member is not allowed.
+    pub fn admit(&mut self, peer: PeerId, member: MemberId) -> bool {
+        if !self.is_allowed(&member) {
+            return false;
+        }
+        self.proven.insert(peer, member);
+        true
+    }
+
+    /// The member `peer` proved to be, if it did.
+    pub fn member_of(&self, peer: &PeerId) -> Option<MemberId> {
+        self.proven.get(peer).copied()
+    }
+
+    /// Proven peers with a connection that carries the collective protocols, and their members.
+    pub fn members_connected(&self) -> impl Iterator<Item = (PeerId, MemberId)> + '_ {
+        self.inner_connections
+            .iter()
+            .filter(|(_, c)| !c.is_empty())
+            .filter_map(|(p, _)| Some((*p, *self.proven.get(p)?)))
+    }
+
+    /// Whether `peer` has a connection carrying the collective protocols.
+    pub fn has_member_connection(&self, peer: &PeerId) -> bool {
+        self.inner_connections
+            .get(peer)
+            .is_some_and(|c| !c.is_empty())
+    }
+
+    /// The proven peers (connected or about to reconnect) and their members.
+    pub fn proven(&self) -> impl Iterator<Item = (&PeerId, &MemberId)> {
+        self.proven.iter()
+    }
+
+    /// Replaces the allowed set (the roster changed). Proven peers whose member is no longer
+    /// allowed are forgotten and their connections closed, except peers in `keep` (removed
+    /// members still being told of their removal). Returns the peers evicted.
+    pub fn set_allowed(
+        &mut self,
+        allowed: HashSet<MemberId>,
+        keep: &HashSet<PeerId>,
+    ) -> Vec<PeerId> {
         self.allowed = allowed;
+        self.evict_disallowed(keep)
+    }
+
+    fn evict_disallowed(&mut self, keep: &HashSet<PeerId>) -> Vec<PeerId> {
         let forbidden: Vec<PeerId> = self
-            .connected
-            .keys()
-            .filter(|peer| !self.is_allowed(peer))
-            .copied()
+            .proven
+            .iter()
+            .filter(|(peer, member)| !keep.contains(peer) && !self.is_allowed(member))
+            .map(|(peer, _)| *peer)
             .collect();
         for peer in &forbidden {
+            self.proven.remove(peer);
             self.evict(*peer);
         }
         forbidden
     }
 
-    /// Lets `peer` in although it is not (yet) on the roster: the bootstrap peer named in an
-    /// invite, before the joining node has the roster.
-    ///
-    /// The allowance lasts until [`revoke_temporary`](Self::revoke_temporary) or
-    /// [`clear_temporary`](Self::clear_temporary).
-    pub fn allow_temporarily(&mut self, peer: PeerId) -> Result<(), GateError> {
-        if !self.temporary.contains(&peer) && self.temporary.len() >= MAX_TEMPORARY_PEERS {
+    /// Lets `member` in although it is not (yet) on the roster: the member behind a bootstrap
+    /// address from an invite, before the joining node has the roster.
+    pub fn allow_temporarily(&mut self, member: MemberId) -> Result<(), GateError> {
+        if !self.temporary.contains(&member) && self.temporary.len() >= MAX_TEMPORARY_PEERS {
             return Err(GateError::TooManyTemporaryPeers {
                 max: MAX_TEMPORARY_PEERS,
             });
         }
-        self.temporary.insert(peer);
+        self.temporary.insert(member);
         Ok(())
     }
 
-    /// Withdraws a temporary allowance. If `peer` is connected and not on the roster, its
-    /// connections are closed. Returns whether `peer` had a temporary allowance.
-    pub fn revoke_temporary(&mut self, peer: &PeerId) -> bool {
-        let had = self.temporary.remove(peer);
-        if had && self.connected.contains_key(peer) && !self.is_allowed(peer) {
-            self.evict(*peer);
+    /// Withdraws a temporary allowance, closing connections of its peers if the member is not
+    /// on the roster. Returns whether `member` had one.
+    pub fn revoke_temporary(&mut self, member: &MemberId) -> bool {
+        let had = self.temporary.remove(member);
+        if had {
+            self.evict_disallowed(&HashSet::new());
         }
         had
     }
 
-    /// Withdraws every temporary allowance, closing connections of peers not on the roster.
-    /// Returns the peers whose connections are being closed.
-    pub fn clear_temporary(&mut self) -> Vec<PeerId> {
-        self.temporary.clear();
-        let allowed = std::mem::take(&mut self.allowed);
-        self.set_allowed(allowed)
-    }
-
-    /// Whether `peer` may hold a connection (on the roster or temporarily allowed).
-    pub fn is_allowed(&self, peer: &PeerId) -> bool {
-        self.allowed.contains(peer) || self.temporary.contains(peer)
-    }
-
-    /// How many connections the gate has refused since it was created.
-    pub fn denied_count(&self) -> u64 {
-        self.denied
-    }
-
-    /// The peers with at least one established connection.
-    pub fn connected_peers(&self) -> impl Iterator<Item = &PeerId> {
-        self.connected.keys()
+    /// Closes every connection of `peer` and forgets its proof.
+    pub fn disconnect(&mut self, peer: PeerId) {
+        self.proven.remove(&peer);
+        self.evict(peer);
     }
 
     /// Admit an inbound connection into its handshake unless its address has too many there.
@@ -208,156 +240,242 @@ impl MemberGate {
             .retain(|_, (_, started)| now.duration_since(*started) < HANDSHAKE_FORGOTTEN_AFTER);
         let from_ip = self.handshakes.values().filter(|(i, _)| *i == ip).count();
         if from_ip >= MAX_PENDING_INCOMING_PER_IP {
-            // Not counted in `denied` (no peer is known yet) and not logged: the address is
-            // a member's or a stranger's, and logs must not carry either.
+            // Not logged: the address is a member's or a stranger's, and logs carry neither.
             return Err(ConnectionDenied::new(TooManyHandshakes));
         }
         self.handshakes.insert(connection, (ip, now));
         Ok(())
     }
 
-    fn check(&mut self, peer: PeerId, endpoint: Endpoint) -> Result<(), ConnectionDenied> {
-        if self.is_allowed(&peer) {
-            return Ok(());
-        }
-        self.denied = self.denied.saturating_add(1);
-        tracing::debug!(%peer, ?endpoint, "refused a connection from a non-member");
-        self.push(ToSwarm::GenerateEvent(GateEvent::Denied { peer, endpoint }));
-        Err(ConnectionDenied::new(NotAMember { peer }))
+    fn carries_inner(&self, peer: &PeerId) -> bool {
+        self.proven.get(peer).is_some_and(|m| self.is_allowed(m))
     }
 
     fn evict(&mut self, peer: PeerId) {
-        tracing::info!(%peer, "closing connections of a peer no longer allowed");
+        if !self.connected.contains_key(&peer) {
+            return;
+        }
+        tracing::debug!(peer = %short(&peer), "closing connections of a peer no longer allowed");
         // Closing must not be dropped for lack of room: bypass the event cap.
         self.pending.push_back(ToSwarm::CloseConnection {
             peer_id: peer,
             connection: CloseConnection::All,
         });
-        self.push(ToSwarm::GenerateEvent(GateEvent::Evicted { peer }));
-        self.wake();
-    }
-
-    fn push(&mut self, event: ToSwarm<GateEvent, Infallible>) {
         if self.pending.len() < MAX_PENDING_GATE_EVENTS {
-            self.pending.push_back(event);
-            self.wake();
+            self.pending
+                .push_back(ToSwarm::GenerateEvent(GateEvent::Evicted { peer }));
         }
-    }
-
-    fn wake(&mut self) {
         if let Some(waker) = self.waker.take() {
             waker.wake();
         }
     }
 }
 
-impl NetworkBehaviour for MemberGate {
-    type ConnectionHandler = dummy::ConnectionHandler;
-    type ToSwarm = GateEvent;
+/// A short prefix of a peer id, for logs: enough to follow one connection, too little to
+/// recognise a peer across logs of different nodes.
+pub fn short(peer: &PeerId) -> String {
+    let s = peer.to_base58();
+    let tail = s.len().saturating_sub(6);
+    s.get(tail..).unwrap_or_default().to_owned()
+}
+
+impl<B: NetworkBehaviour> NetworkBehaviour for MemberGate<B> {
+    type ConnectionHandler = Either<THandler<B>, dummy::ConnectionHandler>;
+    type ToSwarm = Gated<B::ToSwarm>;
 
     fn handle_pending_outbound_connection(
         &mut self,
-        _connection_id: ConnectionId,
+        connection_id: ConnectionId,
         maybe_peer: Option<PeerId>,
-        _addresses: &[Multiaddr],
-        _effective_role: Endpoint,
+        addresses: &[Multiaddr],
+        effective_role: Endpoint,
     ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        // Refuse early to dial a known non-member; unknown identities are checked once Noise
-        // has authenticated them.
-        if let Some(peer) = maybe_peer {
-            self.check(peer, Endpoint::Dialer)?;
-        }
-        Ok(Vec::new())
+        self.inner.handle_pending_outbound_connection(
+            connection_id,
+            maybe_peer,
+            addresses,
+            effective_role,
+        )
     }
 
     fn handle_pending_inbound_connection(
         &mut self,
         connection_id: ConnectionId,
-        _local_addr: &Multiaddr,
+        local_addr: &Multiaddr,
         remote_addr: &Multiaddr,
     ) -> Result<(), ConnectionDenied> {
-        self.start_handshake(connection_id, remote_addr, Instant::now())
+        self.start_handshake(connection_id, remote_addr, Instant::now())?;
+        self.inner
+            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
     }
 
     fn handle_established_inbound_connection(
         &mut self,
         connection_id: ConnectionId,
         peer: PeerId,
-        _local_addr: &Multiaddr,
-        _remote_addr: &Multiaddr,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
         self.handshakes.remove(&connection_id);
-        self.check(peer, Endpoint::Listener)?;
-        Ok(dummy::ConnectionHandler)
+        if !self.carries_inner(&peer) {
+            return Ok(Either::Right(dummy::ConnectionHandler));
+        }
+        let handler = self.inner.handle_established_inbound_connection(
+            connection_id,
+            peer,
+            local_addr,
+            remote_addr,
+        )?;
+        self.inner_connections
+            .entry(peer)
+            .or_default()
+            .insert(connection_id);
+        Ok(Either::Left(handler))
     }
 
     fn handle_established_outbound_connection(
         &mut self,
-        _connection_id: ConnectionId,
+        connection_id: ConnectionId,
         peer: PeerId,
-        _addr: &Multiaddr,
-        _role_override: Endpoint,
-        _port_use: PortUse,
+        addr: &Multiaddr,
+        role_override: Endpoint,
+        port_use: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.check(peer, Endpoint::Dialer)?;
-        Ok(dummy::ConnectionHandler)
+        if !self.carries_inner(&peer) {
+            return Ok(Either::Right(dummy::ConnectionHandler));
+        }
+        let handler = self.inner.handle_established_outbound_connection(
+            connection_id,
+            peer,
+            addr,
+            role_override,
+            port_use,
+        )?;
+        self.inner_connections
+            .entry(peer)
+            .or_default()
+            .insert(connection_id);
+        Ok(Either::Left(handler))
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
         match event {
-            FromSwarm::ConnectionEstablished(ConnectionEstablished {
-                peer_id,
-                connection_id,
-                ..
-            }) => {
+            FromSwarm::ConnectionEstablished(e) => {
                 self.connected
-                    .entry(peer_id)
+                    .entry(e.peer_id)
                     .or_default()
-                    .insert(connection_id);
-                // Defensive: the allowed set cannot change between the handler callback and
-                // this event today, but close rather than trust that.
-                if !self.is_allowed(&peer_id) {
-                    self.evict(peer_id);
+                    .insert(e.connection_id);
+                let inner = self.inner_connections.get(&e.peer_id);
+                if inner.is_some_and(|c| c.contains(&e.connection_id)) {
+                    let other_established = inner.map_or(0, |c| c.len().saturating_sub(1));
+                    self.inner.on_swarm_event(FromSwarm::ConnectionEstablished(
+                        ConnectionEstablished {
+                            other_established,
+                            ..e
+                        },
+                    ));
                 }
             }
-            // A handshake that failed, timed out or was refused (by the gate or a later
-            // behaviour) no longer counts against its address.
-            FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
-                self.handshakes.remove(&connection_id);
-            }
-            FromSwarm::ConnectionClosed(ConnectionClosed {
-                peer_id,
-                connection_id,
-                ..
-            }) => {
-                if let Some(connections) = self.connected.get_mut(&peer_id) {
-                    connections.remove(&connection_id);
+            FromSwarm::ConnectionClosed(e) => {
+                if let Some(connections) = self.connected.get_mut(&e.peer_id) {
+                    connections.remove(&e.connection_id);
                     if connections.is_empty() {
-                        self.connected.remove(&peer_id);
+                        self.connected.remove(&e.peer_id);
+                        // A transport peer that left must prove itself again.
+                        self.proven.remove(&e.peer_id);
                     }
                 }
+                let carried = self
+                    .inner_connections
+                    .get_mut(&e.peer_id)
+                    .is_some_and(|c| c.remove(&e.connection_id));
+                if carried {
+                    let remaining_established = self
+                        .inner_connections
+                        .get(&e.peer_id)
+                        .map_or(0, HashSet::len);
+                    if remaining_established == 0 {
+                        self.inner_connections.remove(&e.peer_id);
+                    }
+                    self.inner
+                        .on_swarm_event(FromSwarm::ConnectionClosed(ConnectionClosed {
+                            remaining_established,
+                            ..e
+                        }));
+                }
             }
-            _ => {}
+            FromSwarm::AddressChange(e) => {
+                if self
+                    .inner_connections
+                    .get(&e.peer_id)
+                    .is_some_and(|c| c.contains(&e.connection_id))
+                {
+                    self.inner
+                        .on_swarm_event(FromSwarm::AddressChange(AddressChange { ..e }));
+                }
+            }
+            FromSwarm::ListenFailure(e) => {
+                self.handshakes.remove(&e.connection_id);
+                self.inner
+                    .on_swarm_event(FromSwarm::ListenFailure(ListenFailure { ..e }));
+            }
+            other => self.inner.on_swarm_event(other),
         }
     }
 
     fn on_connection_handler_event(
         &mut self,
-        _peer_id: PeerId,
-        _connection_id: ConnectionId,
+        peer_id: PeerId,
+        connection_id: ConnectionId,
         event: THandlerOutEvent<Self>,
     ) {
-        libp2p::core::util::unreachable(event)
+        match event {
+            Either::Left(event) => {
+                self.inner
+                    .on_connection_handler_event(peer_id, connection_id, event)
+            }
+            Either::Right(never) => libp2p::core::util::unreachable(never),
+        }
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<GateEvent, THandlerInEvent<Self>>> {
-        match self.pending.pop_front() {
-            Some(event) => Poll::Ready(event),
-            None => {
-                self.waker = Some(cx.waker().clone());
-                Poll::Pending
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        if let Some(event) = self.pending.pop_front() {
+            return Poll::Ready(event.map_out(Gated::Gate).map_in(|never| match never {}));
+        }
+        loop {
+            match self.inner.poll(cx) {
+                Poll::Ready(ToSwarm::NotifyHandler {
+                    peer_id,
+                    handler,
+                    event,
+                }) => {
+                    let connections = self.inner_connections.get(&peer_id);
+                    let target = match handler {
+                        NotifyHandler::One(c) => {
+                            connections.is_some_and(|s| s.contains(&c)).then_some(c)
+                        }
+                        NotifyHandler::Any => connections.and_then(|s| s.iter().next().copied()),
+                    };
+                    // A protocol addressing a connection it does not run on: drop it.
+                    if let Some(c) = target {
+                        return Poll::Ready(ToSwarm::NotifyHandler {
+                            peer_id,
+                            handler: NotifyHandler::One(c),
+                            event: Either::Left(event),
+                        });
+                    }
+                }
+                Poll::Ready(other) => {
+                    return Poll::Ready(other.map_out(Gated::Inner).map_in(Either::Left));
+                }
+                Poll::Pending => break,
             }
         }
+        self.waker = Some(cx.waker().clone());
+        Poll::Pending
     }
 }
 
@@ -365,36 +483,45 @@ impl NetworkBehaviour for MemberGate {
 mod tests {
     use super::*;
 
+    fn member(n: u8) -> MemberId {
+        MemberId([n; 32])
+    }
+
     #[test]
-    fn set_allowed_reports_and_closes_connected_non_members() {
-        let a = PeerId::random();
-        let b = PeerId::random();
-        let mut gate = MemberGate::new([a, b].into_iter().collect());
+    fn set_allowed_evicts_proven_peers_of_removed_members() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut gate = MemberGate::new(dummy::Behaviour, [member(1), member(2)].into());
+        assert!(gate.admit(a, member(1)));
+        assert!(gate.admit(b, member(2)));
         gate.connected.entry(a).or_default();
         gate.connected.entry(b).or_default();
 
-        let forbidden = gate.set_allowed([a].into_iter().collect());
+        let evicted = gate.set_allowed([member(1)].into(), &HashSet::new());
 
-        assert_eq!(forbidden, vec![b]);
+        assert_eq!(evicted, vec![b]);
+        assert_eq!(gate.member_of(&b), None);
         assert!(gate.pending.iter().any(|e| matches!(
             e,
             ToSwarm::CloseConnection { peer_id, connection: CloseConnection::All } if *peer_id == b
         )));
+        // A removed member still being told of its removal is kept.
+        assert!(gate.admit(a, member(1)));
+        assert!(gate.set_allowed(HashSet::new(), &[a].into()).is_empty());
     }
 
     #[test]
-    fn empty_gate_admits_nobody_and_counts() {
-        let mut gate = MemberGate::default();
+    fn only_allowed_members_are_admitted() {
+        let mut gate = MemberGate::new(dummy::Behaviour, [member(1)].into());
         let stranger = PeerId::random();
-        let denied = gate.check(stranger, Endpoint::Listener);
-        let cause = denied.err().and_then(|c| c.downcast::<NotAMember>().ok());
-        assert_eq!(cause, Some(NotAMember { peer: stranger }));
-        assert_eq!(gate.denied_count(), 1);
+        assert!(!gate.admit(stranger, member(9)));
+        assert!(!gate.carries_inner(&stranger));
+        assert!(gate.admit(stranger, member(1)));
+        assert!(gate.carries_inner(&stranger));
     }
 
     #[test]
     fn handshakes_are_capped_per_address() {
-        let mut gate = MemberGate::new([PeerId::random()].into_iter().collect());
+        let mut gate = MemberGate::new(dummy::Behaviour, HashSet::new());
         let now = Instant::now();
         let a: Multiaddr = "/ip4/192.0.2.1/tcp/4001"
             .parse()
@@ -413,7 +540,6 @@ mod tests {
         assert!(gate
             .start_handshake(ConnectionId::new_unchecked(100), &b, now)
             .is_ok());
-        // A finished handshake frees its slot; a forgotten one frees all.
         gate.handshakes.remove(&ids[0]);
         assert!(gate.start_handshake(ids[0], &a, now).is_ok());
         let later = now + HANDSHAKE_FORGOTTEN_AFTER;
@@ -424,14 +550,12 @@ mod tests {
 
     #[test]
     fn temporary_allowance_is_capped_and_revocable() {
-        let mut gate = MemberGate::default();
-        for _ in 0..MAX_TEMPORARY_PEERS {
-            assert!(gate.allow_temporarily(PeerId::random()).is_ok());
+        let mut gate = MemberGate::new(dummy::Behaviour, HashSet::new());
+        for n in 0..MAX_TEMPORARY_PEERS {
+            assert!(gate.allow_temporarily(member(n as u8 + 10)).is_ok());
         }
-        assert!(gate.allow_temporarily(PeerId::random()).is_err());
-        gate.clear_temporary();
-        let bootstrap = PeerId::random();
-        assert!(gate.allow_temporarily(bootstrap).is_ok());
+        assert!(gate.allow_temporarily(member(200)).is_err());
+        let bootstrap = member(10);
         assert!(gate.is_allowed(&bootstrap));
         assert!(gate.revoke_temporary(&bootstrap));
         assert!(!gate.is_allowed(&bootstrap));

@@ -1,7 +1,8 @@
 //! The libp2p layer of a Lookout node: transports, the member gate, gossip and sync.
 //!
-//! [`build_swarm`] turns the member's Ed25519 key and a [`NetConfig`] into a listening
-//! [`Swarm`]. The node's event loop owns that swarm, drives it with `select_next_some()` and
+//! [`build_swarm`] turns a fresh transport key and a [`NetConfig`] into a listening
+//! [`Swarm`]; [`hello`] proves membership inside each new connection before
+//! [`MemberGate`] lets the collective's protocols run on it. The node's event loop owns that swarm, drives it with `select_next_some()` and
 //! matches `SwarmEvent::Behaviour(`[`NetEvent`]`)`:
 //!
 //! - [`NetEvent::Gossip`] `Message { propagation_source, message_id, message }`: decode and
@@ -10,9 +11,10 @@
 //!   forwarded before `Accept`.
 //! - [`NetEvent::Sync`] requests: answer with [`Behaviour::respond`]; responses and failures
 //!   carry the id returned by [`Behaviour::request`].
-//! - [`NetEvent::Gate`]: a non-member was refused or a removed member evicted.
+//! - [`NetEvent::Hello`]: a step of the membership proof; see [`hello`].
+//! - [`NetEvent::Gate`]: a removed member evicted.
 //!
-//! Roster changes go through [`Behaviour::set_allowed`], which closes connections of peers
+//! Roster changes go through [`MemberGate::set_allowed`], which closes connections of peers
 //! that left.
 //!
 //! ```no_run
@@ -35,26 +37,29 @@
 mod behaviour;
 mod codec;
 mod gate;
+pub mod hello;
 
 use std::{collections::HashSet, convert::Infallible, time::Duration};
 
 pub use behaviour::{
-    Behaviour, NetEvent, GRAYLIST_THRESHOLD, IDENTIFY_PROTOCOL, MAX_CONCURRENT_SYNC_STREAMS,
-    MAX_GOSSIP_BYTES,
+    Behaviour, Collective, CollectiveEvent, NetEvent, GRAYLIST_THRESHOLD, IDENTIFY_PROTOCOL,
+    MAX_CONCURRENT_SYNC_STREAMS, MAX_GOSSIP_BYTES,
 };
 pub use codec::{
     read_frame, write_frame, BytesCodec, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
 };
 pub use gate::{
-    GateError, GateEvent, MemberGate, NotAMember, TooManyHandshakes, MAX_PENDING_GATE_EVENTS,
+    short, GateError, GateEvent, Gated, MemberGate, TooManyHandshakes, MAX_PENDING_GATE_EVENTS,
     MAX_PENDING_INCOMING_PER_IP, MAX_TEMPORARY_PEERS,
 };
+pub use hello::{Credentials, HelloCodec, HelloError, HELLO_PROTOCOL};
 pub use libp2p::gossipsub::{MessageAcceptance, MessageId};
 
 use libp2p::{
-    gossipsub, identity::Keypair, noise, swarm::Swarm, tcp, yamux, Multiaddr, PeerId, SwarmBuilder,
+    gossipsub, identity::Keypair, noise, swarm::Swarm, tcp, yamux, Multiaddr, SwarmBuilder,
     TransportError,
 };
+use lookout_protocol::MemberId;
 
 /// Domain-separation context for content ids; the protocol crate derives ids the same way.
 pub const CONTENT_ID_CONTEXT: &str = "lookout content id v1";
@@ -67,8 +72,9 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default gossipsub heartbeat.
 pub const DEFAULT_GOSSIP_HEARTBEAT: Duration = Duration::from_secs(1);
-/// Default cap on established connections with one peer (room for TCP and QUIC at once).
-pub const DEFAULT_MAX_ESTABLISHED_PER_PEER: u32 = 2;
+/// Default cap on established connections with one peer: room for the hello connection and a
+/// member connection over TCP and over QUIC at once.
+pub const DEFAULT_MAX_ESTABLISHED_PER_PEER: u32 = 3;
 /// Default cap on established connections overall.
 pub const DEFAULT_MAX_ESTABLISHED_TOTAL: u32 = 128;
 /// Default cap on inbound connections still in their handshake.
@@ -83,13 +89,14 @@ pub const MAX_NEGOTIATING_INBOUND_STREAMS: usize = 32;
 pub struct NetConfig {
     /// Addresses to listen on, e.g. `/ip4/0.0.0.0/tcp/0` and `/ip4/0.0.0.0/udp/0/quic-v1`.
     pub listen: Vec<Multiaddr>,
-    /// Discover members on the local network with mDNS. Announces this node's presence to the
-    /// whole local network, so it is off by default.
+    /// Discover members on the local network with mDNS. Announces this node's presence (its
+    /// ephemeral peer id and interface addresses) to the whole local network, so it is off by
+    /// default.
     pub enable_mdns: bool,
     /// The gossip topic name (the collective's topic hash, computed by the caller).
     pub topic: String,
-    /// The members admitted from the start (usually the stored roster).
-    pub allowed: HashSet<PeerId>,
+    /// The members admitted (once they prove themselves) from the start: the stored roster.
+    pub allowed: HashSet<MemberId>,
     /// How long a connection with no open streams is kept.
     pub idle_timeout: Duration,
     /// Bound on the transport handshake of a new connection.
@@ -132,7 +139,7 @@ impl Default for NetConfig {
 #[non_exhaustive]
 pub enum NetError {
     /// The identity key is not Ed25519.
-    #[error("the node identity must be an Ed25519 key (the member's signing key)")]
+    #[error("the transport identity must be an Ed25519 key")]
     NotEd25519,
     /// `NetConfig::topic` is empty.
     #[error("no gossip topic given: set NetConfig::topic to the collective's topic hash")]
@@ -168,9 +175,10 @@ pub enum NetError {
     NotSubscribed,
 }
 
-/// Builds a swarm for the member holding `keypair`: TCP (Noise + yamux) and QUIC on tokio,
-/// listening on every address in `cfg.listen`, subscribed to `cfg.topic`, admitting only
-/// `cfg.allowed`.
+/// Builds a swarm with the transport key `keypair` (fresh for every run: it must never be the
+/// member's key): TCP (Noise + yamux) and QUIC on tokio, listening on every address in
+/// `cfg.listen`, subscribed to `cfg.topic`, running the collective's protocols only for members
+/// of `cfg.allowed` that proved themselves in the hello.
 ///
 /// Must be called within a tokio runtime.
 pub fn build_swarm(keypair: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>, NetError> {
@@ -216,7 +224,7 @@ pub fn build_swarm(keypair: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>
                 source,
             })?;
     }
-    tracing::info!(peer = %swarm.local_peer_id(), listeners = cfg.listen.len(), "network layer up");
+    tracing::info!(peer = %short(swarm.local_peer_id()), listeners = cfg.listen.len(), "network layer up");
     Ok(swarm)
 }
 

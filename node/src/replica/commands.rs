@@ -245,19 +245,11 @@ impl Replica {
     /// An invite for a newly admitted member: the genesis and this node's addresses.
     pub fn invite_code(&self) -> Result<String, ApiError> {
         let state = self.collective()?;
-        let peer = crate::peer_id_of(&self.identity.member_id())
-            .map(|p| p.to_string())
-            .unwrap_or_default();
+        // Bare addresses: the node's transport identity changes with every run and must not
+        // be the member's key, so an invite names no peer id.
         let addresses = self
             .listen_addresses()
             .into_iter()
-            .map(|a| {
-                if a.contains("/p2p/") {
-                    a
-                } else {
-                    format!("{a}/p2p/{peer}")
-                }
-            })
             .take(lookout_protocol::invite::MAX_INVITE_ADDRESSES)
             .collect();
         Ok(Invite {
@@ -793,8 +785,9 @@ impl Replica {
         Ok(Some(id))
     }
 
-    /// Addresses other current members announced (newest announcement per member).
-    pub fn member_addresses(&self) -> Vec<(MemberId, Vec<String>)> {
+    /// Addresses other current members announced: newest announcement per member, with its
+    /// (author-chosen) timestamp.
+    pub fn member_addresses(&self) -> Vec<(MemberId, u64, Vec<String>)> {
         let Some(state) = self.collective.as_ref() else {
             return Vec::new();
         };
@@ -816,7 +809,7 @@ impl Replica {
                 *entry = (body.timestamp, addresses.clone());
             }
         }
-        newest.into_iter().map(|(m, (_, a))| (m, a)).collect()
+        newest.into_iter().map(|(m, (t, a))| (m, t, a)).collect()
     }
 
     /// Forget which of our items still had to reach a peer (after a full sync with one).

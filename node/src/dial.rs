@@ -1,0 +1,446 @@
+//! Which addresses the node dials, and when: a small pure policy (no sockets, no clock).
+//!
+//! A dial hands whoever holds the address the first hello message, and, if that holder proves
+//! it holds the collective's secret, the member's identity proof. So the node dials only:
+//!
+//! - addresses the user gave in this run (`--peer`, `dial`);
+//! - the invite's addresses, only while the node knows no member's announcement yet (it is
+//!   still joining);
+//! - addresses a current member announced *recently*: the announcement (an encrypted post) is
+//!   at most [`ANNOUNCEMENT_MAX_AGE`] old and not dated in the future beyond
+//!   [`MAX_CLOCK_SKEW`] (its author chose the date), and its author is still on the roster
+//!   (the caller passes only those).
+//!
+//! A private-range address (RFC 1918, CGNAT `100.64.0.0/10`, link-local, IPv6 ULA and link-local)
+//! means something only on the network where it was learnt: on a hotel's Wi-Fi,
+//! `192.168.1.23` is whoever the hotel gave it to. Each address remembers the node's local
+//! networks (its non-loopback interface addresses) when it was learnt; a private one is dialled
+//! only while those are unchanged, and never if it was learnt before the node knew its networks
+//! (from the store, at start). Loopback addresses reach only this device and are always allowed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use libp2p::multiaddr::Protocol;
+use libp2p::Multiaddr;
+
+/// How old a member's reachability announcement may be and still be dialled: 24 hours.
+pub const ANNOUNCEMENT_MAX_AGE: u64 = 24 * 3600;
+/// How far in the future an announcement may be dated (clocks differ) and still count.
+pub const MAX_CLOCK_SKEW: u64 = 600;
+/// First wait before redialling an address.
+pub const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait between attempts at one address.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Most addresses kept.
+pub const MAX_TARGETS: usize = 256;
+
+/// The node's local networks: its non-loopback interface addresses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Networks(BTreeSet<IpAddr>);
+
+impl Networks {
+    /// The networks behind the addresses the node listens on (`0.0.0.0` expands to one address
+    /// per interface).
+    pub fn from_listen<'a>(addrs: impl IntoIterator<Item = &'a Multiaddr>) -> Self {
+        Self(
+            addrs
+                .into_iter()
+                .filter_map(ip_of)
+                .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+                .collect(),
+        )
+    }
+
+    /// Whether the node has any non-loopback interface.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether every address of `self` is also in `other`.
+    pub fn is_subset(&self, other: &Networks) -> bool {
+        self.0.is_subset(&other.0)
+    }
+}
+
+/// Where an address came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The user, in this run.
+    Given,
+    /// The invite this device joined with.
+    Invite,
+    /// A member's announcement dated `at` (Unix seconds, author-chosen).
+    Announced {
+        /// The announcement's timestamp.
+        at: u64,
+    },
+}
+
+struct Entry {
+    source: Source,
+    /// The node's networks when it learnt the address; `None` if it did not know them.
+    learnt_on: Option<Networks>,
+    next: Instant,
+    delay: Duration,
+    connected: bool,
+}
+
+/// The addresses the node may dial, with back-off.
+#[derive(Default)]
+pub struct DialPolicy {
+    entries: BTreeMap<Multiaddr, Entry>,
+}
+
+impl DialPolicy {
+    /// An empty policy.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The user asked to dial `addr` (or the node was started with it).
+    pub fn given(&mut self, addr: Multiaddr, networks: Option<&Networks>, now: Instant) {
+        self.insert(addr, Source::Given, networks, now);
+    }
+
+    /// An address from the invite this device joined with.
+    pub fn invite(&mut self, addr: Multiaddr, networks: Option<&Networks>, now: Instant) {
+        self.insert(addr, Source::Invite, networks, now);
+    }
+
+    /// Replace the announced addresses with `announced` (address, announcement date), the
+    /// current members' newest announcements. Addresses no longer announced are dropped; new
+    /// ones remember `networks` (pass `None` while the node does not know its networks yet).
+    pub fn set_announced(
+        &mut self,
+        announced: impl IntoIterator<Item = (Multiaddr, u64)>,
+        networks: Option<&Networks>,
+        now: Instant,
+    ) {
+        let mut fresh: BTreeMap<Multiaddr, u64> = BTreeMap::new();
+        for (addr, at) in announced {
+            let e = fresh.entry(addr).or_insert(at);
+            *e = (*e).max(at);
+        }
+        self.entries.retain(|addr, e| {
+            !matches!(e.source, Source::Announced { .. }) || fresh.contains_key(addr)
+        });
+        for (addr, at) in fresh {
+            match self.entries.get_mut(&addr) {
+                Some(e) => match &mut e.source {
+                    Source::Announced { at: old } => *old = at,
+                    // An invite address a member now announces counts as announced.
+                    Source::Invite => e.source = Source::Announced { at },
+                    Source::Given => {}
+                },
+                None => self.insert(addr, Source::Announced { at }, networks, now),
+            }
+        }
+    }
+
+    fn insert(
+        &mut self,
+        addr: Multiaddr,
+        source: Source,
+        networks: Option<&Networks>,
+        now: Instant,
+    ) {
+        if let Some(e) = self.entries.get_mut(&addr) {
+            // A user-given address stays given; the rest take the stronger source.
+            if source == Source::Given {
+                e.source = source;
+                e.learnt_on = networks.cloned();
+                e.next = now;
+            }
+            return;
+        }
+        if self.entries.len() >= MAX_TARGETS {
+            return;
+        }
+        self.entries.insert(
+            addr,
+            Entry {
+                source,
+                learnt_on: networks.cloned(),
+                next: now,
+                delay: INITIAL_BACKOFF,
+                connected: false,
+            },
+        );
+    }
+
+    /// Whether `addr` came from the user or the invite (its member may be admitted before the
+    /// roster names it).
+    pub fn is_explicit(&self, addr: &Multiaddr) -> bool {
+        self.entries
+            .get(addr)
+            .is_some_and(|e| matches!(e.source, Source::Given | Source::Invite))
+    }
+
+    /// The caller dialled `addr` itself (the user asked): wait before the next attempt.
+    pub fn attempted(&mut self, addr: &Multiaddr, now: Instant) {
+        if let Some(e) = self.entries.get_mut(addr) {
+            e.next = now + e.delay;
+            e.delay = (e.delay * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// A connection to `addr` was established (`true`) or its peer left (`false`).
+    pub fn set_connected(&mut self, addr: &Multiaddr, connected: bool, now: Instant) {
+        if let Some(e) = self.entries.get_mut(addr) {
+            e.connected = connected;
+            if connected {
+                e.delay = INITIAL_BACKOFF;
+                e.next = now + INITIAL_BACKOFF;
+            }
+        }
+    }
+
+    /// Every address the node had connected through is free again (its peer left).
+    pub fn clear_connected(&mut self, addrs: &[Multiaddr]) {
+        for addr in addrs {
+            if let Some(e) = self.entries.get_mut(addr) {
+                e.connected = false;
+            }
+        }
+    }
+
+    /// Whether the node may dial `addr` now, whatever the back-off says.
+    pub fn may_dial(&self, addr: &Multiaddr, unix_now: u64, networks: &Networks) -> bool {
+        self.entries
+            .get(addr)
+            .is_some_and(|e| self.eligible(addr, e, unix_now, networks))
+    }
+
+    fn eligible(&self, addr: &Multiaddr, e: &Entry, unix_now: u64, networks: &Networks) -> bool {
+        let source_ok = match e.source {
+            Source::Given => true,
+            Source::Invite => !self
+                .entries
+                .values()
+                .any(|o| matches!(o.source, Source::Announced { .. })),
+            Source::Announced { at } => {
+                at <= unix_now.saturating_add(MAX_CLOCK_SKEW)
+                    && unix_now.saturating_sub(at) <= ANNOUNCEMENT_MAX_AGE
+            }
+        };
+        if !source_ok {
+            return false;
+        }
+        match ip_of(addr) {
+            Some(ip) if ip.is_loopback() => true,
+            Some(ip) if is_private(&ip) => {
+                !networks.is_empty() && e.learnt_on.as_ref() == Some(networks)
+            }
+            _ => true,
+        }
+    }
+
+    /// The addresses to dial now: eligible, not connected, back-off elapsed. Each returned
+    /// address waits twice as long before its next attempt (up to [`MAX_BACKOFF`]).
+    pub fn due(&mut self, now: Instant, unix_now: u64, networks: &Networks) -> Vec<Multiaddr> {
+        let due: Vec<Multiaddr> = self
+            .entries
+            .iter()
+            .filter(|(addr, e)| {
+                !e.connected && e.next <= now && self.eligible(addr, e, unix_now, networks)
+            })
+            .map(|(a, _)| a.clone())
+            .collect();
+        for addr in &due {
+            if let Some(e) = self.entries.get_mut(addr) {
+                e.next = now + e.delay;
+                e.delay = (e.delay * 2).min(MAX_BACKOFF);
+            }
+        }
+        due
+    }
+
+    /// The next instant at which [`due`](Self::due) may return something (for the caller's
+    /// timer); `None` if nothing is waiting.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .filter(|e| !e.connected)
+            .map(|e| e.next)
+            .min()
+    }
+}
+
+/// The IP address of a multiaddress, if it starts with one.
+fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+/// Whether `ip` is in a range that means something only on one local network: RFC 1918,
+/// CGNAT (`100.64.0.0/10`), link-local, IPv6 unique-local (`fc00::/7`) and link-local
+/// (`fe80::/10`).
+pub fn is_private(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_private_v4(v4),
+        IpAddr::V6(v6) => {
+            let seg = v6.segments()[0];
+            (seg & 0xfe00) == 0xfc00
+                || (seg & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private_v4(&v4))
+        }
+    }
+}
+
+fn is_private_v4(ip: &Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_private() || ip.is_link_local() || (a == 100 && (64..128).contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn a(s: &str) -> Multiaddr {
+        s.parse().unwrap()
+    }
+
+    fn home() -> Networks {
+        Networks::from_listen(&[
+            a("/ip4/192.168.1.57/tcp/4001"),
+            a("/ip4/127.0.0.1/tcp/4001"),
+        ])
+    }
+
+    fn hotel() -> Networks {
+        Networks::from_listen(&[a("/ip4/192.168.1.80/tcp/4001")])
+    }
+
+    #[test]
+    fn private_ranges_are_recognised() {
+        for p in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.23",
+            "100.64.0.1",
+            "100.127.255.255",
+            "169.254.1.1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:192.168.1.1",
+        ] {
+            assert!(is_private(&p.parse().unwrap()), "{p}");
+        }
+        for p in [
+            "8.8.8.8",
+            "100.128.0.1",
+            "100.63.255.255",
+            "2001:db8::1",
+            "127.0.0.1",
+        ] {
+            assert!(!is_private(&p.parse().unwrap()), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_private_address_is_not_redialled_on_another_network() {
+        let t = Instant::now();
+        let mut policy = DialPolicy::new();
+        let lan = a("/ip4/192.168.1.23/tcp/4001");
+        policy.set_announced([(lan.clone(), NOW - 60)], Some(&home()), t);
+        assert_eq!(policy.due(t, NOW, &home()), vec![lan.clone()]);
+        // Same address range, another network (the hotel): never.
+        let later = t + MAX_BACKOFF;
+        assert!(policy.due(later, NOW, &hotel()).is_empty());
+        assert!(policy.due(later, NOW, &Networks::default()).is_empty());
+        // Back home: again.
+        assert_eq!(policy.due(later, NOW, &home()), vec![lan]);
+    }
+
+    #[test]
+    fn a_private_address_learnt_before_the_networks_were_known_is_never_dialled() {
+        let t = Instant::now();
+        let mut policy = DialPolicy::new();
+        let lan = a("/ip4/10.0.0.5/tcp/4001");
+        let public = a("/ip4/203.0.113.5/tcp/4001");
+        let local = a("/ip4/127.0.0.1/tcp/4001");
+        policy.set_announced(
+            [
+                (lan.clone(), NOW),
+                (public.clone(), NOW),
+                (local.clone(), NOW),
+            ],
+            None,
+            t,
+        );
+        let due = policy.due(t, NOW, &home());
+        assert!(!due.contains(&lan));
+        assert!(due.contains(&public) && due.contains(&local));
+    }
+
+    #[test]
+    fn only_recent_announcements_of_current_members_are_dialled() {
+        let t = Instant::now();
+        let mut policy = DialPolicy::new();
+        let old = a("/ip4/203.0.113.1/tcp/1");
+        let fresh = a("/ip4/203.0.113.2/tcp/1");
+        let future = a("/ip4/203.0.113.3/tcp/1");
+        policy.set_announced(
+            [
+                (old.clone(), NOW - ANNOUNCEMENT_MAX_AGE - 1),
+                (fresh.clone(), NOW - ANNOUNCEMENT_MAX_AGE),
+                (future.clone(), NOW + MAX_CLOCK_SKEW + 1),
+            ],
+            Some(&home()),
+            t,
+        );
+        assert_eq!(policy.due(t, NOW, &home()), vec![fresh.clone()]);
+        // The member was removed: its announcement is no longer passed in, so its address goes.
+        policy.set_announced([], Some(&home()), t);
+        assert!(policy.due(t + MAX_BACKOFF, NOW, &home()).is_empty());
+        assert!(!policy.may_dial(&fresh, NOW, &home()));
+    }
+
+    #[test]
+    fn invite_addresses_are_dialled_only_while_joining() {
+        let t = Instant::now();
+        let mut policy = DialPolicy::new();
+        let invite = a("/ip4/203.0.113.9/tcp/1");
+        policy.invite(invite.clone(), None, t);
+        assert!(policy.is_explicit(&invite));
+        assert_eq!(policy.due(t, NOW, &home()), vec![invite.clone()]);
+        policy.set_announced([(a("/ip4/203.0.113.10/tcp/1"), NOW)], Some(&home()), t);
+        assert!(!policy.may_dial(&invite, NOW, &home()));
+        // Unless a member announces it too.
+        policy.set_announced(
+            [(a("/ip4/203.0.113.10/tcp/1"), NOW), (invite.clone(), NOW)],
+            Some(&home()),
+            t,
+        );
+        assert!(policy.may_dial(&invite, NOW, &home()));
+        // A user-given address is always dialled.
+        let given = a("/ip4/203.0.113.11/tcp/1");
+        policy.given(given.clone(), Some(&home()), t);
+        assert!(policy.may_dial(&given, NOW, &home()));
+    }
+
+    #[test]
+    fn backoff_doubles_and_connected_addresses_wait() {
+        let t = Instant::now();
+        let mut policy = DialPolicy::new();
+        let addr = a("/ip4/203.0.113.1/tcp/1");
+        policy.given(addr.clone(), None, t);
+        assert_eq!(policy.due(t, NOW, &home()).len(), 1);
+        assert!(policy.due(t, NOW, &home()).is_empty());
+        assert_eq!(policy.due(t + INITIAL_BACKOFF, NOW, &home()).len(), 1);
+        assert!(policy.due(t + INITIAL_BACKOFF * 2, NOW, &home()).is_empty());
+        assert_eq!(policy.poll_timeout(), Some(t + INITIAL_BACKOFF * 3));
+        policy.set_connected(&addr, true, t);
+        assert!(policy.due(t + MAX_BACKOFF, NOW, &home()).is_empty());
+        policy.clear_connected(&[addr]);
+        assert_eq!(policy.due(t + MAX_BACKOFF, NOW, &home()).len(), 1);
+    }
+}
