@@ -5,15 +5,17 @@ mod identity;
 mod interactive;
 mod moderation;
 mod run;
+mod ui;
 
 use std::io::Write;
 
-use lookout_node::api::{ApiError, ErrorCode, Request, Response};
+use lookout_node::api::{ApiError, ErrorCode};
+use lookout_node::client::Client;
 use serde::Serialize;
 
 use crate::args::{Cli, CollectiveCommand, Command, PassphraseCommand};
 use crate::render::Style;
-use crate::session::{unexpected, Context};
+use crate::session::{Context, Session};
 
 pub use run::{PID_FILE, WIPING_FILE};
 
@@ -116,6 +118,7 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
         } => moderation::revoke(&ctx, member, reason, certificate, yes, out).await,
         Command::Promote { member } => moderation::promote(&ctx, member, true, true, out).await,
         Command::Demote { member, yes } => moderation::promote(&ctx, member, false, yes, out).await,
+        Command::Ui { listen, no_open } => ui::ui(&ctx, listen, no_open, out).await,
         Command::Post(args) => alerts::post(&ctx, args, out).await,
         Command::Alerts {
             area,
@@ -146,21 +149,15 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
     }
 }
 
-/// Open the data, run one request, close.
-async fn request(ctx: &Context, request: Request) -> Result<(Response, bool), ApiError> {
+/// Open the data, run `call` with the typed client, close; says whether it went through a
+/// running node.
+async fn request<R>(
+    ctx: &Context,
+    call: impl AsyncFnOnce(&mut Client<&mut Session>) -> Result<R, ApiError>,
+) -> Result<(R, bool), ApiError> {
     let mut session = ctx.open().await?;
     let through_node = session.through_node();
-    let result = session.execute(request).await;
+    let result = call(&mut session.client()).await;
     session.close()?;
     Ok((result?, through_node))
-}
-
-/// The [`Response::Status`] of this device.
-async fn status_view(
-    session: &mut crate::session::Session,
-) -> Result<lookout_node::api::StatusView, ApiError> {
-    match session.execute(Request::Status).await? {
-        Response::Status(view) => Ok(view),
-        other => Err(unexpected(&other)),
-    }
 }
