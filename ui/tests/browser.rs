@@ -107,7 +107,13 @@ async fn browser(width: u32, height: u32) -> Option<Browser> {
         },
         "goog:loggingPrefs": { "browser": "ALL" }
     });
-    let caps = caps.as_object().unwrap().clone();
+    let mut caps = caps.as_object().unwrap().clone();
+    if width < 500 {
+        // Desktop Chromium windows are at least 500 px wide: emulate a phone's screen instead.
+        caps["goog:chromeOptions"]["mobileEmulation"] = json!({
+            "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2, "touch": true }
+        });
+    }
     let started = Instant::now();
     loop {
         match ClientBuilder::native()
@@ -506,7 +512,7 @@ async fn moderator_flows() {
         c,
         Duration::from_secs(5),
         "the approval",
-        "Newcomer is now a member.",
+        "is now a member.",
     )
     .await;
     let invite = c
@@ -629,6 +635,79 @@ async fn outsiders() {
         "the session survived the forged post"
     );
     browser.close().await;
+    for node in s.nodes {
+        node.stop().await;
+    }
+}
+
+/// Screenshots of the main screens at phone and desktop width for `docs/screenshots/` (run
+/// on demand: `cargo test -p lookout-ui --test browser screenshots -- --ignored`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes docs/screenshots; run on demand"]
+async fn screenshots() {
+    tokio::time::timeout(DEADLINE, take_screenshots())
+        .await
+        .expect("browser test deadline");
+}
+
+async fn take_screenshots() {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    let s = scene(1).await;
+    let mut first = draft(
+        "Pulled a knife when asked to pay. Drives a silver hatchback.",
+        "07700 900123",
+    );
+    first.area = "Harbour Street".into();
+    first.severity = lookout_protocol::content::Severity::Critical;
+    s.nodes[1].post(first).await;
+    let mut second = draft(
+        "Refused to pay, shouted and followed me to the bus stop.",
+        "07700 900456",
+    );
+    second.area = "Station Road".into();
+    second.category = lookout_protocol::content::Category::NonPayment;
+    second.severity = lookout_protocol::content::Severity::Medium;
+    s.nodes[1].post(second).await;
+    let founder = &s.nodes[0];
+    lookout_tests::eventually("alerts reach the founder", || async {
+        (founder.alerts().await.len() == 2).then_some(())
+    })
+    .await;
+    for (label, width, height) in [("phone", 360, 780), ("desktop", 1280, 860)] {
+        let Some(browser) = browser(width, height).await else {
+            return;
+        };
+        let c = browser.client();
+        c.goto(&s.url).await.unwrap();
+        let shots: [(&str, &str); 4] = [
+            ("alerts", "/"),
+            ("check", "/check"),
+            ("post", "/post"),
+            ("moderate", "/moderate"),
+        ];
+        for (name, path) in shots {
+            c.goto(&format!("http://{}{path}", s.ui)).await.unwrap();
+            if name == "check" {
+                c.find(Locator::Id("q"))
+                    .await
+                    .unwrap()
+                    .send_keys("07700 900123")
+                    .await
+                    .unwrap();
+                page_has(c, Duration::from_secs(5), "check", "Careful").await;
+                c.execute("document.activeElement.blur()", vec![])
+                    .await
+                    .unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let png = c.screenshot().await.unwrap();
+            std::fs::write(out.join(format!("{name}-{label}.png")), png).unwrap();
+        }
+        // The server has locked nothing; a new browser logs in again with a new session.
+        browser.close().await;
+        // Each launch token opens any number of sessions until a quick exit.
+    }
     for node in s.nodes {
         node.stop().await;
     }
