@@ -7,8 +7,6 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
-use std::future::Future;
-
 use lookout_node::api::{ApiError, ErrorCode, Request, Response};
 use lookout_node::client::{Client, Transport};
 use lookout_node::control::Connection;
@@ -145,15 +143,10 @@ impl Context {
 }
 
 impl Transport for Session {
-    fn execute(
-        &mut self,
-        request: Request,
-    ) -> impl Future<Output = Result<Response, ApiError>> + Send {
-        async move {
-            match self {
-                Session::Node(connection) => connection.request(request).await,
-                Session::Local(replica) => replica.execute(request),
-            }
+    async fn execute(&mut self, request: Request) -> Result<Response, ApiError> {
+        match self {
+            Session::Node(connection) => connection.request(request).await,
+            Session::Local(replica) => replica.execute(request),
         }
     }
 }

@@ -315,7 +315,7 @@ mod tests {
 
     fn draft() -> PostDraft {
         PostDraft {
-            category: lookout_protocol::content::Category::Client,
+            category: lookout_protocol::content::Category::Violence,
             severity: lookout_protocol::content::Severity::High,
             description: "x".into(),
             phones: vec![],
