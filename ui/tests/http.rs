@@ -403,3 +403,144 @@ async fn the_interface_refuses_to_listen_beyond_loopback() {
     let home = tempfile::tempdir().unwrap();
     assert!(lookout_ui::Ui::new(home.path().to_path_buf(), &listener, None).is_err());
 }
+
+/// Starts nothing; accepts one passphrase (stands in for the CLI's node launcher).
+struct FakeLauncher;
+
+impl lookout_ui::Launcher for FakeLauncher {
+    fn unlock(
+        &self,
+        passphrase: zeroize::Zeroizing<String>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), lookout_node::api::ApiError>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            if passphrase.as_str() == "right horse battery" {
+                Ok(())
+            } else {
+                Err(lookout_node::api::ApiError::new(
+                    lookout_node::api::ErrorCode::WrongPassphrase,
+                    "wrong passphrase",
+                ))
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn after_a_quick_exit_only_the_passphrase_that_unlocked_the_node_opens_a_session() {
+    let home = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ui = lookout_ui::Ui::new(
+        home.path().to_path_buf(),
+        &listener,
+        Some(std::sync::Arc::new(FakeLauncher)),
+    )
+    .unwrap();
+    let token = ui.url().split("token=").nth(1).unwrap().to_owned();
+    tokio::spawn(ui.serve(listener, std::future::pending()));
+    let s = Served {
+        addr,
+        token,
+        _home: home,
+    };
+    let h = host(&s);
+    let o = origin(&s);
+    let form_type = ("Content-Type", "application/x-www-form-urlencoded");
+    // Before any quick exit, the passphrase form gives nothing.
+    let early = send(
+        s.addr,
+        "POST",
+        "/unlock",
+        &[("Host", &h), ("Origin", &o), form_type],
+        "passphrase=right+horse+battery",
+    )
+    .await;
+    assert_eq!(early.status, 403);
+    let cookie = login(&s).await;
+    let csrf = csrf(&s, &cookie).await;
+    // The node is started with the passphrase typed in the page.
+    let wrong = send(
+        s.addr,
+        "POST",
+        "/start",
+        &[("Host", &h), ("Cookie", &cookie), ("Origin", &o), form_type],
+        &format!("csrf={csrf}&passphrase=wrong"),
+    )
+    .await;
+    assert_eq!(wrong.status, 403);
+    assert!(wrong.body.contains("Wrong passphrase"));
+    let right = send(
+        s.addr,
+        "POST",
+        "/start",
+        &[("Host", &h), ("Cookie", &cookie), ("Origin", &o), form_type],
+        &format!("csrf={csrf}&passphrase=right+horse+battery"),
+    )
+    .await;
+    assert_eq!(right.status, 303, "{}", right.body);
+    // Quick exit; then a wrong passphrase gets nothing, the right one a new session.
+    let lock = send(
+        s.addr,
+        "POST",
+        "/lock",
+        &[
+            ("Host", &h),
+            ("Cookie", &cookie),
+            ("Origin", &o),
+            ("x-csrf-token", &csrf),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(lock.status, 303);
+    let page = send(s.addr, "GET", "/unlock", &[("Host", &h)], "").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("name=\"passphrase\""));
+    let wrong = send(
+        s.addr,
+        "POST",
+        "/unlock",
+        &[("Host", &h), ("Origin", &o), form_type],
+        "passphrase=wrong",
+    )
+    .await;
+    assert_eq!(wrong.status, 403);
+    assert!(wrong.header("set-cookie").is_none());
+    let foreign = send(
+        s.addr,
+        "POST",
+        "/unlock",
+        &[("Host", &h), ("Origin", "http://evil.example"), form_type],
+        "passphrase=right+horse+battery",
+    )
+    .await;
+    assert_eq!(foreign.status, 403, "another site cannot unlock");
+    let right = send(
+        s.addr,
+        "POST",
+        "/unlock",
+        &[("Host", &h), ("Origin", &o), form_type],
+        "passphrase=right+horse+battery",
+    )
+    .await;
+    assert_eq!(right.status, 303);
+    let fresh = right
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(fresh, cookie);
+    let page = send(
+        s.addr,
+        "GET",
+        "/start",
+        &[("Host", &h), ("Cookie", &fresh)],
+        "",
+    )
+    .await;
+    assert_eq!(page.status, 200);
+}
