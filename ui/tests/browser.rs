@@ -640,6 +640,74 @@ async fn outsiders() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_a_phone_with_labelled_controls_and_44px_targets() {
+    tokio::time::timeout(DEADLINE, phone_pages())
+        .await
+        .expect("browser test deadline");
+}
+
+/// Per page: how far it scrolls sideways, controls under 44 px tall, controls without a label.
+const LAYOUT_PROBE: &str = r#"
+const small = [], unlabelled = [];
+for (const el of document.querySelectorAll('button, a, select, input:not([type=hidden]), textarea, summary')) {
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 && r.height === 0) continue;
+  if (el.classList.contains('skip')) continue;
+  const target = (el.type === 'checkbox' || el.type === 'radio') ? el.closest('label') : el;
+  if (target && target.getBoundingClientRect().height < 44) small.push(el.outerHTML.slice(0, 90));
+  if (['INPUT', 'SELECT', 'TEXTAREA'].includes(el.tagName) && el.labels.length === 0 && !el.getAttribute('aria-label')) unlabelled.push(el.outerHTML.slice(0, 90));
+}
+return { overflow: document.documentElement.scrollWidth - window.innerWidth, small, unlabelled };
+"#;
+
+async fn phone_pages() {
+    let Some(browser) = browser(360, 780).await else {
+        return;
+    };
+    let s = scene(1).await;
+    s.nodes[1]
+        .post(draft("Refused to pay and followed me home", "07700 900777"))
+        .await;
+    let founder = &s.nodes[0];
+    lookout_tests::eventually("the alert arrives", || async {
+        (!founder.alerts().await.is_empty()).then_some(())
+    })
+    .await;
+    let c = browser.client();
+    c.goto(&s.url).await.unwrap();
+    let width = c.execute("return window.innerWidth", vec![]).await.unwrap();
+    assert_eq!(width, json!(360), "a phone-sized screen");
+    for path in ["/", "/check", "/post", "/status", "/moderate", "/sheet"] {
+        c.goto(&format!("http://{}{path}", s.ui)).await.unwrap();
+        let probe = c.execute(LAYOUT_PROBE, vec![]).await.unwrap();
+        assert!(
+            probe["overflow"].as_i64().unwrap() <= 0,
+            "{path} scrolls sideways: {probe}"
+        );
+        assert_eq!(probe["small"], json!([]), "{path}: targets under 44 px");
+        assert_eq!(
+            probe["unlabelled"],
+            json!([]),
+            "{path}: controls without a label"
+        );
+    }
+    // The printable sheet names no member.
+    c.goto(&format!("http://{}/sheet", s.ui)).await.unwrap();
+    let sheet = body(c).await;
+    assert!(sheet.contains("Refused to pay and followed me home"));
+    assert!(
+        !sheet.contains("member1") && !sheet.contains("founder"),
+        "{sheet}"
+    );
+    let errors = console_errors(c).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    browser.close().await;
+    for node in s.nodes {
+        node.stop().await;
+    }
+}
+
 /// Screenshots of the main screens at phone and desktop width for `docs/screenshots/` (run
 /// on demand: `cargo test -p lookout-ui --test browser screenshots -- --ignored`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
