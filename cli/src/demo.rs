@@ -17,7 +17,7 @@ use lookout_protocol::content::{Category, Severity};
 use lookout_protocol::membership::Policy;
 use lookout_protocol::passphrase::KdfParams;
 
-use crate::commands::{Out, Outcome};
+use crate::out::{Out, Outcome};
 use crate::render::{self, abbreviate, short};
 
 /// How long any one step may take.
