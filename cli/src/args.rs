@@ -183,6 +183,21 @@ another terminal."
         sync_interval: u64,
     },
 
+    /// Open Lookout in your web browser (starts your node if it is not running).
+    #[command(
+        after_help = "The page is served on this device only (loopback). The address printed carries a \
+secret for this launch: do not share it. Press Esc or the Exit button to leave the page quickly; \
+it then shows a blank page and locks."
+    )]
+    Ui {
+        /// Where to serve the page: a loopback address and port.
+        #[arg(long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Print the address only; do not open the browser.
+        #[arg(long)]
+        no_open: bool,
+    },
+
     /// Warn everyone: post an alert (asks step by step when given no options).
     Post(PostArgs),
 

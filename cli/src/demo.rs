@@ -9,18 +9,16 @@ use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lookout_node::api::{
-    AlertFilter, AlertView, ApiError, ErrorCode, PostDraft, Request, Response,
-};
+use lookout_node::api::{AlertFilter, AlertView, ApiError, ErrorCode, PostDraft};
+use lookout_node::client::Client;
 use lookout_node::replica::{now, Replica};
 use lookout_node::{NodeConfig, NodeHandle};
 use lookout_protocol::content::{Category, Severity};
 use lookout_protocol::membership::Policy;
 use lookout_protocol::passphrase::KdfParams;
 
-use crate::commands::{Out, Outcome};
+use crate::out::{Out, Outcome};
 use crate::render::{self, abbreviate, short};
-use crate::session::unexpected;
 
 /// How long any one step may take.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -112,14 +110,7 @@ async fn scenario(
             founder_name,
             &format!("lookout approve {}", abbreviate(&code)),
         );
-        let view = match members[0]
-            .handle
-            .execute(Request::Approve { target: code })
-            .await?
-        {
-            Response::Proposal(view) => view,
-            other => return Err(unexpected(&other)),
-        };
+        let view = client(&members[0].handle).approve(code).await?;
         let Some(invite) = view.invite else {
             return Err(internal("the approval did not admit the member".into()));
         };
@@ -153,10 +144,7 @@ async fn scenario(
     ));
     let poster = &members[1];
     t.step(poster.name, "lookout members");
-    let view = match poster.handle.execute(Request::Members).await? {
-        Response::Members(view) => view,
-        other => return Err(unexpected(&other)),
-    };
+    let view = client(&poster.handle).members().await?;
     t.show(&render::members(&view, t.out.style));
 
     // An alert travels.
@@ -182,16 +170,7 @@ async fn scenario(
     let seen = alerts(&reader.handle).await?;
     t.show(&render::alerts(&seen, now(), t.out.style));
     t.step(reader.name, "lookout check \"+44 7700 900123\"");
-    let matched = match reader
-        .handle
-        .execute(Request::Check {
-            term: "+44 7700 900123".into(),
-        })
-        .await?
-    {
-        Response::Alerts { alerts } => alerts,
-        other => return Err(unexpected(&other)),
-    };
+    let matched = client(&reader.handle).check("+44 7700 900123").await?;
     if matched.is_empty() {
         return Err(internal(
             "`check` did not find the number written another way".into(),
@@ -209,17 +188,10 @@ async fn scenario(
         founder_name,
         &format!("lookout revoke {removed} --reason \"phone was stolen\""),
     );
-    let epoch = match members[0]
-        .handle
-        .execute(Request::Revoke {
-            member: removed.into(),
-            reason: "phone was stolen".into(),
-        })
+    let epoch = client(&members[0].handle)
+        .revoke(removed, "phone was stolen")
         .await?
-    {
-        Response::Revoked { epoch, .. } => epoch,
-        other => return Err(unexpected(&other)),
-    };
+        .epoch;
     t.show(&format!(
         "Removed. {removed} is no longer a member.\nThe group key was changed (new key {}): they cannot read anything posted from now on.",
         epoch.unwrap_or_default()
@@ -332,21 +304,17 @@ async fn wait_listening(handle: &NodeHandle) -> Result<String, ApiError> {
     Ok(format!("{address}/p2p/{}", handle.peer_id()))
 }
 
+/// The typed client over a node started in this process.
+fn client(handle: &NodeHandle) -> Client<NodeHandle> {
+    Client::new(handle.clone())
+}
+
 async fn post(handle: &NodeHandle, draft: PostDraft) -> Result<String, ApiError> {
-    match handle.execute(Request::Post(draft)).await? {
-        Response::Posted { id } => Ok(id),
-        other => Err(unexpected(&other)),
-    }
+    client(handle).post(draft).await
 }
 
 async fn alerts(handle: &NodeHandle) -> Result<Vec<AlertView>, ApiError> {
-    match handle
-        .execute(Request::Alerts(AlertFilter::default()))
-        .await?
-    {
-        Response::Alerts { alerts } => Ok(alerts),
-        other => Err(unexpected(&other)),
-    }
+    client(handle).alerts(AlertFilter::default()).await
 }
 
 async fn has_alert(handle: &NodeHandle, id: &str) -> bool {

@@ -20,6 +20,7 @@ mod codes;
 mod commands;
 mod demo;
 mod labels;
+mod out;
 mod render;
 mod session;
 mod sheet;
@@ -33,7 +34,7 @@ use lookout_node::api::{ApiError, ErrorCode};
 use tracing_subscriber::EnvFilter;
 
 use crate::args::Cli;
-use crate::commands::Outcome;
+use crate::out::Outcome;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -8,7 +8,8 @@ use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use lookout_node::api::{ApiError, ErrorCode, Request, Response};
-use lookout_node::control::Client;
+use lookout_node::client::{Client, Transport};
+use lookout_node::control::Connection;
 use lookout_node::replica::Replica;
 use lookout_protocol::passphrase::KdfParams;
 use zeroize::Zeroizing;
@@ -34,7 +35,7 @@ pub struct Context {
 /// An open connection to this device's data.
 pub enum Session {
     /// `lookout run` is active: requests go over its control socket.
-    Node(Client),
+    Node(Connection),
     /// No node: the store is open in this process.
     Local(Box<Replica>),
 }
@@ -66,8 +67,8 @@ impl Context {
 
     /// Connect to the running node, or open the store with the passphrase.
     pub async fn open(&self) -> Result<Session, ApiError> {
-        if let Some(client) = Client::connect(&self.home).await {
-            return Ok(Session::Node(client));
+        if let Some(connection) = Connection::connect(&self.home).await {
+            return Ok(Session::Node(connection));
         }
         Ok(Session::Local(Box::new(self.open_replica()?)))
     }
@@ -95,7 +96,7 @@ impl Context {
 
     /// Whether a node answers on this home's control socket.
     pub async fn node_running(&self) -> bool {
-        Client::connect(&self.home).await.is_some()
+        Connection::connect(&self.home).await.is_some()
     }
 
     /// The passphrase from `--passphrase-file`, `LOOKOUT_PASSPHRASE`, or asked on the terminal
@@ -141,13 +142,19 @@ impl Context {
     }
 }
 
-impl Session {
-    /// Execute a request on the node or on the store.
-    pub async fn execute(&mut self, request: Request) -> Result<Response, ApiError> {
+impl Transport for Session {
+    async fn execute(&mut self, request: Request) -> Result<Response, ApiError> {
         match self {
-            Session::Node(client) => client.request(request).await,
+            Session::Node(connection) => connection.request(request).await,
             Session::Local(replica) => replica.execute(request),
         }
+    }
+}
+
+impl Session {
+    /// The typed client over this session.
+    pub fn client(&mut self) -> Client<&mut Session> {
+        Client::new(self)
     }
 
     /// Whether requests go through a running node.
@@ -173,20 +180,6 @@ impl Session {
             Session::Local(replica) => replica.close(),
         }
     }
-}
-
-/// An answer of the wrong kind (a node of another version).
-pub fn unexpected(response: &Response) -> ApiError {
-    let kind = serde_json::to_value(response)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned))
-        .unwrap_or_default();
-    ApiError::new(
-        ErrorCode::Unsupported,
-        format!(
-            "the node answered with an unexpected '{kind}': is it a different Lookout version?"
-        ),
-    )
 }
 
 pub(crate) fn read_passphrase_file(path: &Path) -> Result<Zeroizing<String>, ApiError> {

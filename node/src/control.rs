@@ -182,14 +182,15 @@ async fn write_line(
     write.write_all(b"\n").await
 }
 
-/// A client of a running node's control socket.
-pub struct Client {
+/// A connection to a running node's control socket (wrap it in [`crate::client::Client`] for
+/// typed requests).
+pub struct Connection {
     lines: BufReader<tokio::net::unix::OwnedReadHalf>,
     write: tokio::net::unix::OwnedWriteHalf,
     next_id: u64,
 }
 
-impl Client {
+impl Connection {
     /// Connect to the node serving `home`, if one is running.
     pub async fn connect(home: &Path) -> Option<Self> {
         let stream = UnixStream::connect(socket_path(home)).await.ok()?;
@@ -233,12 +234,12 @@ impl Client {
         }
     }
 
-    /// Start watching; then call [`Client::next_event`] repeatedly.
+    /// Start watching; then call [`Connection::next_event`] repeatedly.
     pub async fn watch(&mut self) -> Result<(), ApiError> {
         self.request(Request::Watch).await.map(|_| ())
     }
 
-    /// The next streamed event (after [`Client::watch`]); `None` when the node went away.
+    /// The next streamed event (after [`Connection::watch`]); `None` when the node went away.
     pub async fn next_event(&mut self) -> Option<Event> {
         let mut line = String::new();
         loop {

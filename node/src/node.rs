@@ -229,10 +229,7 @@ impl NodeHandle {
 
     /// Status, with network figures.
     pub async fn status(&self) -> Result<StatusView, ApiError> {
-        match self.execute(Request::Status).await? {
-            Response::Status(s) => Ok(s),
-            _ => Err(ApiError::new(ErrorCode::Internal, "unexpected reply")),
-        }
+        crate::client::Client::new(self.clone()).status().await
     }
 
     /// Subscribe to new alerts and membership changes.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use lookout_node::api::*;
-use lookout_node::control::{socket_path, Client};
+use lookout_node::control::{socket_path, Connection};
 use lookout_node::replica::Replica;
 use lookout_node::NodeConfig;
 use lookout_protocol::content::{Category, Severity};
@@ -49,9 +49,9 @@ async fn control_socket_serves_requests_errors_and_events() {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.permissions().mode() & 0o777, 0o600);
 
-        let mut watcher = Client::connect(&home).await.expect("node is running");
+        let mut watcher = Connection::connect(&home).await.expect("node is running");
         watcher.watch().await.unwrap();
-        let mut client = Client::connect(&home).await.unwrap();
+        let mut client = Connection::connect(&home).await.unwrap();
         let Response::Posted { id } = client.request(Request::Post(draft())).await.unwrap() else {
             panic!("not posted")
         };

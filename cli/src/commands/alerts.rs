@@ -3,10 +3,9 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use lookout_node::api::{
-    AlertFilter, AlertView, ApiError, ErrorCode, Event, PostDraft, Request, Response,
-};
-use lookout_node::control::Client;
+use lookout_node::api::{AlertFilter, AlertView, ApiError, ErrorCode, Event, PostDraft};
+use lookout_node::client::Client;
+use lookout_node::control::Connection;
 use lookout_node::replica::now;
 use lookout_protocol::content::{Category, Severity};
 use serde_json::json;
@@ -14,7 +13,7 @@ use serde_json::json;
 use super::{interactive, request, Out, Outcome};
 use crate::args::{PostArgs, SheetFormat};
 use crate::render::{self, short};
-use crate::session::{unexpected, Context};
+use crate::session::Context;
 use crate::{sheet, when};
 
 /// `lookout post`.
@@ -22,10 +21,7 @@ pub async fn post(ctx: &Context, args: PostArgs, out: Out) -> Result<Outcome, Ap
     let now = now();
     let draft =
         if args.is_empty() && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
-            let country = match request(ctx, Request::Status).await?.0 {
-                Response::Status(status) => status.country,
-                other => return Err(unexpected(&other)),
-            };
+            let country = request(ctx, async |c| c.status().await).await?.0.country;
             let stdin = std::io::stdin();
             let mut input = stdin.lock();
             let mut output = std::io::stdout();
@@ -45,11 +41,7 @@ pub async fn post(ctx: &Context, args: PostArgs, out: Out) -> Result<Outcome, Ap
         } else {
             draft_from(args, now)?
         };
-    let (response, through_node) = request(ctx, Request::Post(draft)).await?;
-    let id = match response {
-        Response::Posted { id } => id,
-        other => return Err(unexpected(&other)),
-    };
+    let (id, through_node) = request(ctx, async |c| c.post(draft).await).await?;
     if out.json {
         out.json(&json!({ "id": id, "sent": through_node }))?;
         return Ok(Outcome::Done);
@@ -134,10 +126,7 @@ pub async fn list(
     if watch {
         return watch_alerts(ctx, filter, out).await;
     }
-    let alerts = match request(ctx, Request::Alerts(filter)).await?.0 {
-        Response::Alerts { alerts } => alerts,
-        other => return Err(unexpected(&other)),
-    };
+    let alerts = request(ctx, async |c| c.alerts(filter).await).await?.0;
     if out.json {
         out.json(&alerts)?;
     } else {
@@ -155,13 +144,16 @@ async fn watch_alerts(ctx: &Context, filter: AlertFilter, out: Out) -> Result<Ou
         )
     };
     // Subscribe before listing, on a second connection, so nothing falls in between.
-    let mut events = Client::connect(&ctx.home).await.ok_or_else(not_running)?;
+    let mut events = Connection::connect(&ctx.home)
+        .await
+        .ok_or_else(not_running)?;
     events.watch().await?;
-    let mut lister = Client::connect(&ctx.home).await.ok_or_else(not_running)?;
-    let alerts = match lister.request(Request::Alerts(filter.clone())).await? {
-        Response::Alerts { alerts } => alerts,
-        other => return Err(unexpected(&other)),
-    };
+    let mut lister = Client::new(
+        Connection::connect(&ctx.home)
+            .await
+            .ok_or_else(not_running)?,
+    );
+    let alerts = lister.alerts(filter.clone()).await?;
     drop(lister);
     let mut shown: std::collections::HashSet<String> =
         alerts.iter().map(|a| a.id.clone()).collect();
@@ -254,10 +246,7 @@ pub fn check_term(value: Option<String>) -> Result<String, ApiError> {
 /// `lookout check`.
 pub async fn check(ctx: &Context, value: &str, out: Out) -> Result<Outcome, ApiError> {
     let term = value.to_owned();
-    let alerts = match request(ctx, Request::Check { term }).await?.0 {
-        Response::Alerts { alerts } => alerts,
-        other => return Err(unexpected(&other)),
-    };
+    let alerts = request(ctx, async |c| c.check(term).await).await?.0;
     let outcome = if alerts.is_empty() {
         Outcome::NothingFound
     } else {
@@ -298,11 +287,7 @@ pub async fn retract(
 ) -> Result<Outcome, ApiError> {
     let id = pasted_id(&id);
     let target = id.clone();
-    let response = request(ctx, Request::Retract { id, reason }).await?;
-    let posted = match response.0 {
-        Response::Posted { id } => id,
-        other => return Err(unexpected(&other)),
-    };
+    let posted = request(ctx, async |c| c.retract(id, reason).await).await?.0;
     if out.json {
         out.json(&json!({ "retracted": target, "id": posted }))?;
     } else {
@@ -324,11 +309,9 @@ pub async fn corroborate(
 ) -> Result<Outcome, ApiError> {
     let id = pasted_id(&id);
     let target = id.clone();
-    let response = request(ctx, Request::Corroborate { id, note }).await?;
-    let posted = match response.0 {
-        Response::Posted { id } => id,
-        other => return Err(unexpected(&other)),
-    };
+    let posted = request(ctx, async |c| c.corroborate(id, note).await)
+        .await?
+        .0;
     if out.json {
         out.json(&json!({ "corroborated": target, "id": posted }))?;
     } else {
@@ -362,10 +345,7 @@ pub async fn export(
         area: area.clone(),
         ..AlertFilter::default()
     };
-    let alerts = match request(ctx, Request::Alerts(filter)).await?.0 {
-        Response::Alerts { alerts } => alerts,
-        other => return Err(unexpected(&other)),
-    };
+    let alerts = request(ctx, async |c| c.alerts(filter).await).await?.0;
     let now = now();
     let entries = sheet::Entry::all(&alerts);
     let document = if out.json {

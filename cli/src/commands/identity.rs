@@ -5,17 +5,17 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lookout_node::api::{ApiError, ErrorCode, Request, Response};
+use lookout_node::api::{ApiError, ErrorCode};
 use lookout_node::replica::{now, Replica};
 use lookout_node::store::{Store, StoreError};
 use lookout_protocol::invite::JoinRequest;
 use lookout_protocol::membership::Policy;
 use serde_json::json;
 
-use super::{request, status_view, Out, Outcome, PID_FILE, WIPING_FILE};
+use super::{request, Out, Outcome, PID_FILE, WIPING_FILE};
 use crate::codes::{self, CodeKind};
 use crate::render;
-use crate::session::{unexpected, Context};
+use crate::session::Context;
 
 /// File name of the self-revocation certificate when `--revocation-cert` is not given.
 pub const CERTIFICATE_FILE: &str = "revocation-certificate.txt";
@@ -329,7 +329,7 @@ pub async fn join(ctx: &Context, invite: &str, out: Out) -> Result<Outcome, ApiE
 /// `lookout status`.
 pub async fn status(ctx: &Context, out: Out) -> Result<Outcome, ApiError> {
     let mut session = ctx.open().await?;
-    let result = status_view(&mut session).await;
+    let result = session.client().status().await;
     session.close()?;
     let view = result?;
     if out.json {
@@ -342,10 +342,7 @@ pub async fn status(ctx: &Context, out: Out) -> Result<Outcome, ApiError> {
 
 /// `lookout members`.
 pub async fn members(ctx: &Context, out: Out) -> Result<Outcome, ApiError> {
-    let view = match request(ctx, Request::Members).await?.0 {
-        Response::Members(view) => view,
-        other => return Err(unexpected(&other)),
-    };
+    let view = request(ctx, async |c| c.members().await).await?.0;
     if out.json {
         out.json(&view)?;
     } else {

@@ -5,52 +5,17 @@ mod identity;
 mod interactive;
 mod moderation;
 mod run;
+mod ui;
 
-use std::io::Write;
-
-use lookout_node::api::{ApiError, ErrorCode, Request, Response};
-use serde::Serialize;
+use lookout_node::api::ApiError;
+use lookout_node::client::Client;
 
 use crate::args::{Cli, CollectiveCommand, Command, PassphraseCommand};
 use crate::render::Style;
-use crate::session::{unexpected, Context};
+use crate::session::{Context, Session};
 
+pub use crate::out::{Out, Outcome};
 pub use run::{PID_FILE, WIPING_FILE};
-
-/// How a command ended, when it did not fail.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Done (exit 0).
-    Done,
-    /// `check` found nothing (exit 1).
-    NothingFound,
-}
-
-/// Where and how results are printed.
-#[derive(Clone, Copy, Debug)]
-pub struct Out {
-    /// `--json`.
-    pub json: bool,
-    /// Colours.
-    pub style: Style,
-}
-
-impl Out {
-    /// Print text as it is (it ends with a newline).
-    pub fn text(&self, text: &str) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(text.as_bytes());
-        let _ = stdout.flush();
-    }
-
-    /// Print one JSON value on one line.
-    pub fn json<T: Serialize>(&self, value: &T) -> Result<(), ApiError> {
-        let line = serde_json::to_string(value)
-            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot write JSON: {e}")))?;
-        self.text(&format!("{line}\n"));
-        Ok(())
-    }
-}
 
 /// Run the parsed command line.
 pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
@@ -116,6 +81,7 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
         } => moderation::revoke(&ctx, member, reason, certificate, yes, out).await,
         Command::Promote { member } => moderation::promote(&ctx, member, true, true, out).await,
         Command::Demote { member, yes } => moderation::promote(&ctx, member, false, yes, out).await,
+        Command::Ui { listen, no_open } => ui::ui(&ctx, listen, no_open, out).await,
         Command::Post(args) => alerts::post(&ctx, args, out).await,
         Command::Alerts {
             area,
@@ -146,21 +112,15 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
     }
 }
 
-/// Open the data, run one request, close.
-async fn request(ctx: &Context, request: Request) -> Result<(Response, bool), ApiError> {
+/// Open the data, run `call` with the typed client, close; says whether it went through a
+/// running node.
+async fn request<R>(
+    ctx: &Context,
+    call: impl AsyncFnOnce(&mut Client<&mut Session>) -> Result<R, ApiError>,
+) -> Result<(R, bool), ApiError> {
     let mut session = ctx.open().await?;
     let through_node = session.through_node();
-    let result = session.execute(request).await;
+    let result = call(&mut session.client()).await;
     session.close()?;
     Ok((result?, through_node))
-}
-
-/// The [`Response::Status`] of this device.
-async fn status_view(
-    session: &mut crate::session::Session,
-) -> Result<lookout_node::api::StatusView, ApiError> {
-    match session.execute(Request::Status).await? {
-        Response::Status(view) => Ok(view),
-        other => Err(unexpected(&other)),
-    }
 }

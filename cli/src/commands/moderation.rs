@@ -3,13 +3,13 @@
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
-use lookout_node::api::{ApiError, ErrorCode, MemberView, ProposalView, Request, Response};
+use lookout_node::api::{ApiError, ErrorCode, MemberView, ProposalView};
 use serde_json::json;
 
 use super::{request, Out, Outcome};
 use crate::codes::{self, CodeKind};
 use crate::render::short;
-use crate::session::{unexpected, Context, Session};
+use crate::session::{Context, Session};
 
 /// `lookout approve CODE` or `lookout approve --proposal ID`.
 pub async fn approve(
@@ -102,10 +102,7 @@ async fn approve_in(
     target: String,
     addresses: &[String],
 ) -> Result<(ProposalView, Option<String>), ApiError> {
-    let view = match session.execute(Request::Approve { target }).await? {
-        Response::Proposal(view) => view,
-        other => return Err(unexpected(&other)),
-    };
+    let view = session.client().approve(target).await?;
     let invite = match &view.invite {
         Some(code) => Some(add_addresses(session, code, addresses).await?),
         None => None,
@@ -115,10 +112,7 @@ async fn approve_in(
 
 /// `lookout pending`.
 pub async fn pending(ctx: &Context, out: Out) -> Result<Outcome, ApiError> {
-    let proposals = match request(ctx, Request::Pending).await?.0 {
-        Response::Pending { proposals } => proposals,
-        other => return Err(unexpected(&other)),
-    };
+    let proposals = request(ctx, async |c| c.pending().await).await?.0;
     if out.json {
         out.json(&proposals)?;
     } else {
@@ -136,10 +130,8 @@ pub async fn invite(
 ) -> Result<Outcome, ApiError> {
     let mut session = ctx.open().await?;
     let result = async {
-        match session.execute(Request::Invite).await? {
-            Response::Invite { code } => add_addresses(&mut session, &code, addresses).await,
-            other => Err(unexpected(&other)),
-        }
+        let code = session.client().invite().await?;
+        add_addresses(&mut session, &code, addresses).await
     }
     .await;
     session.close()?;
@@ -167,11 +159,9 @@ pub async fn revoke(
             return Ok(Outcome::Done);
         }
     }
-    let request = match (certificate, member) {
-        (Some(path), _) => Request::PublishRevocation {
-            certificate: read_certificate(&path)?,
-        },
-        (None, Some(member)) => Request::Revoke { member, reason },
+    let removal = match (certificate, member) {
+        (Some(path), _) => Removal::Certificate(read_certificate(&path)?),
+        (None, Some(member)) => Removal::Member(member),
         (None, None) => {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
@@ -179,14 +169,16 @@ pub async fn revoke(
             ))
         }
     };
-    let self_revocation = matches!(request, Request::PublishRevocation { .. });
+    let self_revocation = matches!(removal, Removal::Certificate(_));
     let mut session = ctx.open().await?;
     let result = async {
         let names = member_names(&mut session).await;
-        match session.execute(request).await? {
-            Response::Revoked { member, epoch } => Ok((member, epoch, names)),
-            other => Err(unexpected(&other)),
-        }
+        let mut client = session.client();
+        let revoked = match removal {
+            Removal::Certificate(certificate) => client.publish_revocation(certificate).await?,
+            Removal::Member(member) => client.revoke(member, reason).await?,
+        };
+        Ok::<_, ApiError>((revoked.member, revoked.epoch, names))
     }
     .await;
     session.close()?;
@@ -236,14 +228,10 @@ pub async fn promote(
         out.text("Nothing was changed.\n");
         return Ok(Outcome::Done);
     }
-    let request = if promote {
-        Request::Promote { member }
+    let view = if promote {
+        request(ctx, async |c| c.promote(member).await).await?.0
     } else {
-        Request::Demote { member }
-    };
-    let view = match super::request(ctx, request).await?.0 {
-        Response::Proposal(view) => view,
-        other => return Err(unexpected(&other)),
+        request(ctx, async |c| c.demote(member).await).await?.0
     };
     if out.json {
         out.json(&view)?;
@@ -285,10 +273,7 @@ enum Loss {
 /// is no terminal to ask on). `Ok(false)` when the person said no. Whom `who` names is left to
 /// the node when it is unclear here (it answers with the precise error).
 async fn confirm_loss(ctx: &Context, who: &str, loss: Loss, yes: bool) -> Result<bool, ApiError> {
-    let view = match request(ctx, Request::Members).await?.0 {
-        Response::Members(view) => view,
-        other => return Err(unexpected(&other)),
-    };
+    let view = request(ctx, async |c| c.members().await).await?.0;
     let wanted = who.trim().to_lowercase();
     let by_id: Vec<&MemberView> = view
         .members
@@ -392,11 +377,19 @@ fn invite_text(
     Ok(text)
 }
 
+/// Whom `revoke` removes.
+enum Removal {
+    /// A member, by name or id prefix.
+    Member(String),
+    /// Whoever the self-revocation certificate names.
+    Certificate(String),
+}
+
 /// (member id, name) of current members, for messages; empty when unavailable.
 async fn member_names(session: &mut Session) -> Vec<(String, String)> {
-    match session.execute(Request::Members).await {
-        Ok(Response::Members(view)) => view.members.into_iter().map(|m| (m.id, m.name)).collect(),
-        _ => Vec::new(),
+    match session.client().members().await {
+        Ok(view) => view.members.into_iter().map(|m| (m.id, m.name)).collect(),
+        Err(_) => Vec::new(),
     }
 }
 

@@ -68,11 +68,8 @@ pub async fn run(
         control_socket: Some(control::socket_path(&ctx.home)),
         ..NodeConfig::default()
     };
-    let handle = lookout_node::start(replica, config)
-        .await
-        .map_err(start_error)?;
+    let handle = start_node(ctx, replica, config).await?;
     let pid_path = ctx.home.join(PID_FILE);
-    let _ = std::fs::write(&pid_path, format!("{}\n", std::process::id()));
 
     let result = serve(&handle, &before, out).await;
     handle.shutdown().await;
@@ -86,6 +83,38 @@ pub async fn run(
         }
     }
     Ok(Outcome::Done)
+}
+
+/// Start the node with its control socket and note its process id (so `wipe` can stop it).
+async fn start_node(
+    ctx: &Context,
+    replica: lookout_node::replica::Replica,
+    config: NodeConfig,
+) -> Result<NodeHandle, ApiError> {
+    let handle = lookout_node::start(replica, config)
+        .await
+        .map_err(start_error)?;
+    let _ = std::fs::write(ctx.home.join(PID_FILE), format!("{}\n", std::process::id()));
+    Ok(handle)
+}
+
+/// Start the node the way `lookout run` does with no options (for `lookout ui`).
+pub async fn start_default(
+    ctx: &Context,
+    replica: lookout_node::replica::Replica,
+) -> Result<NodeHandle, ApiError> {
+    if replica.status().collective.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::NoCollective,
+            "this device is not in a collective yet: found one with `lookout collective create`, or join with `lookout join INVITE`",
+        ));
+    }
+    let config = NodeConfig {
+        listen: default_listen(&replica.listen_addresses()),
+        control_socket: Some(control::socket_path(&ctx.home)),
+        ..NodeConfig::default()
+    };
+    start_node(ctx, replica, config).await
 }
 
 /// Print where the node listens, then events, until a stop signal.

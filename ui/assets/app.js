@@ -1,0 +1,79 @@
+// The interface's only script (served from this origin; the page allows no inline script).
+// Quick exit, live feed, check as you type, local dates, print.
+"use strict";
+(function () {
+  const csrf = document.querySelector('meta[name="csrf"]')?.content || "";
+
+  // Quick exit: lock the session on the server, then replace this page with a neutral one
+  // (location.replace leaves no entry to go back to).
+  function quickExit(event) {
+    if (event) event.preventDefault();
+    try {
+      fetch("/lock", { method: "POST", keepalive: true, credentials: "same-origin",
+        headers: { "x-csrf-token": csrf } }).catch(() => {});
+    } catch (e) { /* leave anyway */ }
+    document.body.innerHTML = "";
+    window.location.replace("/exit");
+  }
+  document.getElementById("exit-form")?.addEventListener("submit", quickExit);
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") quickExit(e); });
+
+  // Dates in the reader's language and time zone.
+  const html = document.documentElement;
+  const locales = [html.lang, html.dataset.fallback || "en", "en"];
+  function localDates(root) {
+    let format;
+    try {
+      format = new Intl.DateTimeFormat(locales, { dateStyle: "medium", timeStyle: "short" });
+    } catch (e) { return; }
+    root.querySelectorAll("time[datetime]").forEach((t) => {
+      const d = new Date(t.getAttribute("datetime"));
+      if (!isNaN(d)) t.textContent = format.format(d);
+    });
+  }
+  localDates(document);
+
+  // Live feed: the server says something changed (no content); fetch the feed again.
+  const feed = document.getElementById("feed");
+  if (feed && window.EventSource) {
+    const live = document.getElementById("live");
+    const source = new EventSource("/events");
+    source.addEventListener("open", () => { feed.dataset.connected = "1"; });
+    const refresh = () => {
+      fetch(feed.dataset.live, { credentials: "same-origin" })
+        .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
+        .then((text) => {
+          feed.innerHTML = text;
+          localDates(feed);
+          if (live) live.textContent = feed.dataset.new || "";
+        })
+        .catch(() => {});
+    };
+    ["alert", "retracted", "members"].forEach((name) => source.addEventListener(name, refresh));
+  }
+
+  // Check as you type (POST, so what is looked up never lands in an address or history).
+  const q = document.getElementById("q");
+  const results = document.getElementById("check-results");
+  if (q && results) {
+    let timer = null;
+    let asked = 0;
+    const ask = () => {
+      const mine = ++asked;
+      const body = new URLSearchParams({ csrf: csrf, q: q.value });
+      fetch("/check/results", { method: "POST", credentials: "same-origin", body: body,
+        headers: { "x-csrf-token": csrf } })
+        .then((r) => r.text().then((text) => ({ ok: r.ok, text: text })))
+        .then(({ ok, text }) => {
+          if (mine !== asked) return;
+          if (!ok) { results.textContent = text; return; }
+          results.innerHTML = text;
+          localDates(results);
+        })
+        .catch(() => {});
+    };
+    q.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(ask, 250); });
+  }
+
+  document.getElementById("print")?.addEventListener("click", () => window.print());
+})();

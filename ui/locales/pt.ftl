@@ -1,0 +1,169 @@
+# Português. Needs review by a native speaker.
+language-name = Português
+language-code = pt
+language-fallback = en
+app-title = Notas
+skip-to-content = Ir para o conteúdo
+quick-exit = Sair
+quick-exit-hint = Sair já (Esc): mostra uma página em branco e bloqueia
+nav-label = Principal
+nav-alerts = Alertas
+nav-check = Verificar
+nav-post = Publicar
+nav-status = Estado
+nav-moderate = Moderar
+nav-sheet = Imprimir
+language = Língua
+language-switch = Mudar
+error-title = Não funcionou
+error-back = Voltar
+done-posted = Publicado. Está a caminho dos outros membros.
+done-retracted = O alerta foi retirado para todos.
+done-corroborated = Obrigada. O seu relato foi acrescentado.
+done-approved = Aprovado.
+done-revoked = Removido. Deixa de receber alertas.
+done-proposed = Proposto. Outros moderadores podem ter de aprovar.
+done-unlocked = Desbloqueado.
+feed-title = Alertas
+feed-empty = Não há alertas agora.
+feed-new = A lista foi atualizada.
+alerts-count = { $n ->
+    [one] 1 alerta
+   *[other] { $n } alertas
+}
+filter-area = Zona
+filter-group = Sobre
+filter-all = Tudo
+filter-time = Publicado
+filter-any-time = Sempre
+filter-24h = Últimas 24 horas
+filter-7d = Últimos 7 dias
+filter-30d = Últimos 30 dias
+filter-apply = Mostrar
+group-client = Clientes
+group-police = Polícia
+severity-low = Baixo
+severity-medium = Médio
+severity-high = Alto
+severity-critical = Crítico
+category-violence = Violência
+category-sexual-assault = Agressão sexual
+category-robbery = Roubo
+category-non-payment = Não pagou
+category-condom-removal = Tirou o preservativo
+category-threats = Ameaças
+category-drugging = Drogas às escondidas
+category-fake-client = Cliente falso
+category-time-waster = Faz perder tempo
+category-police-raid = Rusga policial
+category-police-harassment = Assédio policial
+category-other = Outro
+corroborations = { $n ->
+    [one] 1 membro diz que também lhe aconteceu
+   *[other] { $n } membros dizem que também lhes aconteceu
+}
+alert-identifiers = Números, matrículas e nomes
+alert-actions = Mais
+alert-by = Publicado por { $value }
+alert-on-behalf = por outra pessoa
+alert-retracted = Retirado: { $value }
+corroborate-note = Também me aconteceu (nota, opcional)
+corroborate = Também me aconteceu
+retract-reason = Porque retirar?
+retract = Retirar este alerta
+check-title = Verificar
+check-label = Este número, matrícula ou nome está num alerta?
+check-button = Verificar
+check-none = Nada encontrado para “{ $value }”.
+check-found = { $n ->
+    [one] Cuidado: 1 alerta corresponde.
+   *[other] Cuidado: { $n } alertas correspondem.
+}
+check-matched = Corresponde: { $value }
+post-title = Publicar um alerta
+post-category = O que aconteceu?
+post-choose = Escolha…
+post-severity = Qual o perigo?
+post-description = Conte o que aconteceu
+post-phone = Número de telefone
+post-as-typed = Guardar o número como o escrevi
+post-plate = Matrícula
+post-name = Nome ou alcunha
+post-area = Onde
+post-when = Quando
+post-expires = Manter durante
+post-on-behalf = Publico por outra pessoa
+post-submit = Publicar o alerta
+post-need-category = Escolha o que aconteceu.
+post-need-description = Diga o que aconteceu.
+when-now = Agora mesmo
+when-hours-ago = { $n ->
+    [one] Há 1 hora
+   *[other] Há { $n } horas
+}
+when-yesterday = Ontem
+when-days-ago = { $n ->
+    [one] Há 1 dia
+   *[other] Há { $n } dias
+}
+expires-default = O tempo habitual
+expires-days = { $n ->
+    [one] 1 dia
+   *[other] { $n } dias
+}
+status-title = Estado
+status-collective = Grupo
+status-you = Você
+status-fingerprint = Impressão digital
+status-connection = Ligação
+status-connected = { $n ->
+    [one] Ligada a 1 membro
+   *[other] Ligada a { $n } membros
+}
+status-alone = Sem ligação a ninguém agora
+status-members = Membros
+status-alerts = Alertas
+status-last-sync = Última atualização
+status-never = Ainda não
+status-waiting = Publicações à espera de sair
+role-member = membro
+role-moderator = moderadora
+role-removed = removida
+role-waiting = ainda não admitida
+moderate-title = Moderar
+approve-title = Aprovar alguém
+approve-label = Cole o código de adesão
+approve-button = Aprovar
+approve-admitted = { $value } é agora membro.
+approve-recorded = A sua aprovação de { $value } ficou registada. Faltam outras aprovações.
+approve-already = { $value } já é membro.
+invite-title = O convite
+invite-hint = Entregue este convite em privado, em pessoa se puder. Pode ler a imagem.
+invite-qr = Convite em código QR
+pending-title = À espera de aprovação
+pending-none = Nada à espera.
+members-title = Membros
+members-you = você
+promote = Tornar moderadora
+demote = Tirar direitos de moderação
+revoke = Remover…
+revoke-title = Remover { $value }?
+revoke-warning = { $value } deixa de receber alertas e não pode publicar. Não se pode desfazer.
+revoke-reason = Porquê (os outros moderadores veem isto)
+revoke-confirm = Sim, remover { $value }
+revoke-not-confirmed = Ninguém foi removido: use o botão da página de confirmação.
+member-unknown = Esse membro não está no grupo.
+cancel = Cancelar
+sheet-title = Folha de alertas
+sheet-hint = Para imprimir. Não mostra nomes de membros.
+sheet-print = Imprimir
+sheet-printed = Impresso em { $value }
+sheet-severity = Perigo
+sheet-what = O que aconteceu
+sheet-who = Quem
+sheet-where-when = Onde e quando
+unlock-title = Bloqueado
+unlock-passphrase = Frase-passe
+unlock-button = Desbloquear
+unlock-wrong = Frase-passe errada. Tente outra vez.
+unlock-run-again = Esta página está bloqueada. Para a abrir, corra `lookout ui` outra vez.

@@ -1,0 +1,1317 @@
+//! The pages and what each form does: alerts (live), check, post, status, moderation, the
+//! printable sheet, the language switch, quick exit and unlocking.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use futures::Stream;
+use lookout_node::api::{AlertFilter, AlertView, ApiError, ErrorCode, Event, PostDraft};
+use lookout_node::client::Client;
+use lookout_node::control::Connection;
+use lookout_node::replica::now;
+use lookout_protocol::content::{Category, Group, Severity};
+use rust_embed::RustEmbed;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::guard::{self, Session};
+use crate::i18n::Tr;
+use crate::text::clean;
+use crate::AppState;
+
+#[derive(RustEmbed)]
+#[folder = "assets/"]
+struct Assets;
+
+/// Every route, with the guard in front.
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(feed))
+        .route("/feed", get(feed_fragment))
+        .route("/filter", post(set_filter))
+        .route("/events", get(events))
+        .route("/check", get(check_page).post(check_submit))
+        .route("/check/results", post(check_fragment))
+        .route("/post", get(post_page).post(post_submit))
+        .route("/alerts/{id}/retract", post(retract))
+        .route("/alerts/{id}/corroborate", post(corroborate))
+        .route("/status", get(status))
+        .route("/moderate", get(moderate))
+        .route("/approve", post(approve))
+        .route("/members/{id}/revoke", get(revoke_confirm).post(revoke))
+        .route("/members/{id}/promote", post(promote))
+        .route("/members/{id}/demote", post(demote))
+        .route("/sheet", get(sheet))
+        .route("/lang", post(set_lang))
+        .route("/lock", post(lock))
+        .route("/exit", get(exit))
+        .route("/login", get(login))
+        .route("/unlock", get(unlock_page).post(unlock))
+        .route("/start", get(start_page).post(start))
+        .route("/assets/{file}", get(asset))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::check,
+        ))
+        .with_state(state)
+}
+
+/// What the feed shows.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct FeedFilter {
+    /// Text the area must contain.
+    #[serde(default)]
+    pub area: String,
+    /// `client`, `police` or empty for all.
+    #[serde(default)]
+    pub group: String,
+    /// Hours back, or empty for all.
+    #[serde(default)]
+    pub hours: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The frame every page shares.
+
+/// The page frame: language, CSRF token, navigation, role.
+pub struct Chrome {
+    t: Tr,
+    csrf: String,
+    path: &'static str,
+    languages: Vec<LangOption>,
+    moderator: bool,
+    notice: String,
+}
+
+/// One entry of the language switch.
+pub struct LangOption {
+    code: String,
+    name: String,
+    selected: bool,
+}
+
+impl Chrome {
+    fn new(state: &AppState, session: &Session, headers: &HeaderMap, path: &'static str) -> Self {
+        let lang = session.lang.clone().unwrap_or_else(|| {
+            let accept = headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default();
+            state.catalog.negotiate(accept)
+        });
+        let t = state.catalog.tr(&lang);
+        let languages = state
+            .catalog
+            .languages()
+            .iter()
+            .map(|(code, name)| LangOption {
+                selected: *code == t.lang,
+                code: code.clone(),
+                name: name.clone(),
+            })
+            .collect();
+        Self {
+            t,
+            csrf: session.csrf.clone(),
+            path,
+            languages,
+            moderator: false,
+            notice: String::new(),
+        }
+    }
+
+    fn nav(&self, target: &str) -> &'static str {
+        if self.path == target {
+            "page"
+        } else {
+            "false"
+        }
+    }
+}
+
+/// Render a template into a page (an error page if rendering fails).
+fn page(template: impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.\n").into_response(),
+    }
+}
+
+/// What a handler can fail with.
+enum Failure {
+    /// No node runs for this home: ask for the passphrase to start it.
+    NotRunning,
+    /// The node refused or failed.
+    Api(ApiError),
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Failure::Api(error)
+    }
+}
+
+async fn client(state: &AppState) -> Result<Client<Connection>, Failure> {
+    Connection::connect(&state.home)
+        .await
+        .map(Client::new)
+        .ok_or(Failure::NotRunning)
+}
+
+/// Status and role, for the frame.
+async fn framed(state: &AppState, chrome: &mut Chrome) -> Result<Client<Connection>, Failure> {
+    let mut client = client(state).await?;
+    let status = client.status().await?;
+    chrome.moderator = status.is_moderator;
+    Ok(client)
+}
+
+fn failed(chrome: Chrome, failure: Failure) -> Response {
+    match failure {
+        Failure::NotRunning => Redirect::to("/start").into_response(),
+        Failure::Api(error) => {
+            let status = match error.code {
+                ErrorCode::Internal | ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let message = clean(&error.message);
+            (status, page(ErrorPage { c: chrome, message })).into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    c: Chrome,
+    message: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alerts.
+
+/// One alert as the page shows it (member text cleaned; escaping is the template's).
+pub struct AlertItem {
+    id: String,
+    short: String,
+    severity: &'static str,
+    severity_label: String,
+    category_label: String,
+    group: &'static str,
+    description: String,
+    identifiers: Vec<String>,
+    physical: String,
+    area: String,
+    when_iso: String,
+    when_text: String,
+    author: String,
+    corroborations: usize,
+    retracted: Option<String>,
+    on_behalf: bool,
+    matched: String,
+}
+
+fn severity_key(severity: Severity) -> &'static str {
+    severity.as_str()
+}
+
+fn group_key(category: Category) -> &'static str {
+    match category.group() {
+        Group::Client => "client",
+        Group::Policing => "police",
+        Group::Other => "other",
+    }
+}
+
+fn item(t: &Tr, alert: &AlertView) -> AlertItem {
+    let identifiers = alert
+        .phones
+        .iter()
+        .chain(&alert.plates)
+        .chain(&alert.names)
+        .chain(&alert.handles)
+        .map(|s| clean(s))
+        .collect();
+    let when = alert.incident_time.unwrap_or(alert.posted);
+    AlertItem {
+        id: alert.id.clone(),
+        short: alert.id.get(..8).unwrap_or(&alert.id).to_owned(),
+        severity: severity_key(alert.severity),
+        severity_label: t.msg(&format!("severity-{}", alert.severity.as_str())),
+        category_label: t.msg(&format!("category-{}", alert.category.as_str())),
+        group: group_key(alert.category),
+        description: clean(&alert.description),
+        identifiers,
+        physical: clean(&alert.physical),
+        area: clean(&alert.area),
+        when_iso: iso(when),
+        when_text: utc(when),
+        author: clean(&alert.author),
+        corroborations: alert.corroborations,
+        retracted: alert.retracted.as_deref().map(clean),
+        on_behalf: alert.on_behalf,
+        matched: alert.matched.as_deref().map(clean).unwrap_or_default(),
+    }
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (the page's script shows it in the
+/// reader's language and time zone).
+fn iso(time: u64) -> String {
+    let (y, m, d, hh, mm, ss) = civil(time);
+    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
+/// The same without a script: a plain UTC date.
+fn utc(time: u64) -> String {
+    let (y, m, d, hh, mm, _) = civil(time);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
+}
+
+/// Civil date from Unix time (Howard Hinnant's days-from-civil, inverted).
+fn civil(time: u64) -> (i64, u32, u32, u64, u64, u64) {
+    let secs = time % 86_400;
+    let days = i64::try_from(time / 86_400).unwrap_or(0);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let y = if m <= 2 { y + 1 } else { y };
+    (y, m, d, secs / 3600, secs % 3600 / 60, secs % 60)
+}
+
+async fn feed_items(
+    client: &mut Client<Connection>,
+    t: &Tr,
+    filter: &FeedFilter,
+) -> Result<Vec<AlertItem>, ApiError> {
+    let since = filter
+        .hours
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|h| now().saturating_sub(h.saturating_mul(3600)));
+    let area = Some(filter.area.trim().to_owned()).filter(|a| !a.is_empty());
+    let alerts = client
+        .alerts(AlertFilter {
+            area,
+            category: None,
+            since,
+            include_retracted: false,
+        })
+        .await?;
+    Ok(alerts
+        .iter()
+        .filter(|a| filter.group.is_empty() || group_key(a.category) == filter.group)
+        .map(|a| item(t, a))
+        .collect())
+}
+
+#[derive(Template)]
+#[template(path = "feed.html")]
+struct FeedPage {
+    c: Chrome,
+    alerts: Vec<AlertItem>,
+    filter: FeedFilter,
+}
+
+#[derive(Template)]
+#[template(path = "feed_list.html")]
+struct FeedList {
+    c: Chrome,
+    alerts: Vec<AlertItem>,
+}
+
+#[derive(Deserialize)]
+struct Done {
+    done: Option<String>,
+}
+
+/// A notice after a redirect: only known words travel in the address.
+fn notice(t: &Tr, done: Option<&str>) -> String {
+    match done {
+        Some(
+            what @ ("posted" | "retracted" | "corroborated" | "approved" | "revoked" | "proposed"
+            | "unlocked"),
+        ) => t.msg(&format!("done-{what}")),
+        _ => String::new(),
+    }
+}
+
+async fn feed(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Query(done): Query<Done>,
+) -> Response {
+    let mut c = Chrome::new(&state, &session, &headers, "/");
+    c.notice = notice(&c.t, done.done.as_deref());
+    let result = async {
+        let mut client = framed(&state, &mut c).await?;
+        Ok::<_, Failure>(feed_items(&mut client, &c.t, &session.filter).await?)
+    }
+    .await;
+    match result {
+        Ok(alerts) => page(FeedPage {
+            c,
+            alerts,
+            filter: session.filter.clone(),
+        }),
+        Err(failure) => failed(c, failure),
+    }
+}
+
+async fn feed_fragment(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+) -> Response {
+    let mut c = Chrome::new(&state, &session, &headers, "/");
+    let result = async {
+        let mut client = framed(&state, &mut c).await?;
+        Ok::<_, Failure>(feed_items(&mut client, &c.t, &session.filter).await?)
+    }
+    .await;
+    match result {
+        Ok(alerts) => page(FeedList { c, alerts }),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+async fn set_filter(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Form(filter): Form<FeedFilter>,
+) -> Response {
+    let filter = FeedFilter {
+        area: filter.area.chars().take(100).collect(),
+        group: match filter.group.as_str() {
+            g @ ("client" | "police") => g.to_owned(),
+            _ => String::new(),
+        },
+        hours: filter
+            .hours
+            .trim()
+            .parse::<u32>()
+            .map(|h| h.to_string())
+            .unwrap_or_default(),
+    };
+    state.guard.update(&session.id, |s| s.filter = filter);
+    Redirect::to("/").into_response()
+}
+
+/// New alerts, retractions and membership changes as server-sent events. They carry no
+/// content (the page fetches the feed again), so nothing of an alert sits in an event log.
+async fn events(State(state): State<AppState>, Extension(session): Extension<Session>) -> Response {
+    let Some(mut connection) = Connection::connect(&state.home).await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    if connection.watch().await.is_err() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let stream = event_stream(state, session.id, connection);
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+fn event_stream(
+    state: AppState,
+    session: String,
+    connection: Connection,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    futures::stream::unfold(connection, move |mut connection| {
+        let state = state.clone();
+        let session = session.clone();
+        async move {
+            let event = connection.next_event().await?;
+            // A quick exit ends the stream at the next event.
+            state.guard.session(&session)?;
+            let name = match event {
+                Event::Alert(_) => "alert",
+                Event::Retracted { .. } => "retracted",
+                Event::MembershipChanged { .. } => "members",
+                _ => "other",
+            };
+            Some((Ok(SseEvent::default().event(name).data("1")), connection))
+        }
+    })
+}
+
+#[derive(Deserialize)]
+struct ReasonForm {
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Deserialize)]
+struct NoteForm {
+    #[serde(default)]
+    note: String,
+}
+
+async fn retract(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<ReasonForm>,
+) -> Response {
+    let c = Chrome::new(&state, &session, &headers, "/");
+    let result = async {
+        let mut client = client(&state).await?;
+        Ok::<_, Failure>(client.retract(id, form.reason).await?)
+    }
+    .await;
+    match result {
+        Ok(_) => Redirect::to("/?done=retracted").into_response(),
+        Err(failure) => failed(c, failure),
+    }
+}
+
+async fn corroborate(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<NoteForm>,
+) -> Response {
+    let c = Chrome::new(&state, &session, &headers, "/");
+    let result = async {
+        let mut client = client(&state).await?;
+        Ok::<_, Failure>(client.corroborate(id, form.note).await?)
+    }
+    .await;
+    match result {
+        Ok(_) => Redirect::to("/?done=corroborated").into_response(),
+        Err(failure) => failed(c, failure),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Check.
+
+#[derive(Template)]
+#[template(path = "check.html")]
+struct CheckPage {
+    c: Chrome,
+    q: String,
+    searched: bool,
+    alerts: Vec<AlertItem>,
+}
+
+#[derive(Template)]
+#[template(path = "check_results.html")]
+struct CheckResults {
+    c: Chrome,
+    q: String,
+    searched: bool,
+    alerts: Vec<AlertItem>,
+}
+
+#[derive(Deserialize)]
+struct CheckForm {
+    #[serde(default)]
+    q: String,
+}
+
+async fn check_page(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+) -> Response {
+    let mut c = Chrome::new(&state, &session, &headers, "/check");
+    match framed(&state, &mut c).await {
+        Ok(_) => page(CheckPage {
+            c,
+            q: String::new(),
+            searched: false,
+            alerts: Vec::new(),
+        }),
+        Err(failure) => failed(c, failure),
+    }
+}
+
+async fn run_check(state: &AppState, t: &Tr, q: &str) -> Result<Vec<AlertItem>, Failure> {
+    if q.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut client = client(state).await?;
+    let alerts = client.check(q.trim()).await?;
+    Ok(alerts.iter().map(|a| item(t, a)).collect())
+}
+
+/// The check as a POST, so what was looked up never appears in an address or the history.
+async fn check_submit(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Form(form): Form<CheckForm>,
+) -> Response {
+    let mut c = Chrome::new(&state, &session, &headers, "/check");
+    if let Err(failure) = framed(&state, &mut c).await {
+        return failed(c, failure);
+    }
+    match run_check(&state, &c.t, &form.q).await {
+        Ok(alerts) => page(CheckPage {
+            c,
+            searched: !form.q.trim().is_empty(),
+            q: form.q,
+            alerts,
+        }),
+        Err(failure) => failed(c, failure),
+    }
+}
+
+/// The results alone, for the page's script (answered as you type).
+async fn check_fragment(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Form(form): Form<CheckForm>,
+) -> Response {
+    let c = Chrome::new(&state, &session, &headers, "/check");
+    match run_check(&state, &c.t, &form.q).await {
+        Ok(alerts) => page(CheckResults {
+            c,
+            searched: !form.q.trim().is_empty(),
+            q: form.q,
+            alerts,
+        }),
+        Err(Failure::Api(error)) => {
+            (StatusCode::BAD_REQUEST, clean(&error.message)).into_response()
+        }
+        Err(Failure::NotRunning) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Post.
+
+/// The post form, as typed (kept when the node refuses it, so nothing is lost).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PostForm {
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    severity: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    plate: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    area: String,
+    #[serde(default)]
+    hours_ago: String,
+    #[serde(default)]
+    expires: String,
+    #[serde(default)]
+    on_behalf: Option<String>,
+    #[serde(default)]
+    as_typed: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "post.html")]
+struct PostPage {
+    c: Chrome,
+    form: PostForm,
+    categories: Vec<Choice>,
+    severities: Vec<Choice>,
+    error: String,
+}
+
+/// An option of a select or radio group.
+pub struct Choice {
+    value: &'static str,
+    label: String,
+    selected: bool,
+}
+
+fn post_page_for(c: Chrome, form: PostForm, error: String) -> Response {
+    let categories = Category::ALL
+        .iter()
+        .map(|cat| Choice {
+            value: cat.as_str(),
+            label: c.t.msg(&format!("category-{}", cat.as_str())),
+            selected: form.category == cat.as_str(),
+        })
+        .collect();
+    let chosen = if form.severity.is_empty() {
+        "medium"
+    } else {
+        form.severity.as_str()
+    };
+    let severities = Severity::ALL
+        .iter()
+        .map(|s| Choice {
+            value: s.as_str(),
+            label: c.t.msg(&format!("severity-{}", s.as_str())),
+            selected: chosen == s.as_str(),
+        })
+        .collect();
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    (
+        status,
+        page(PostPage {
+            c,
+            form,
+            categories,
+            severities,
+            error,
+        }),
+    )
+        .into_response()
+}
+
+async fn post_page(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+) -> Response {
+    let mut c = Chrome::new(&state, &session, &headers, "/post");
+    match framed(&state, &mut c).await {
+        Ok(_) => post_page_for(c, PostForm::default(), String::new()),
+        Err(failure) => failed(c, failure),
+    }
+}
+
+fn draft(form: &PostForm, t: &Tr, now: u64) -> Result<PostDraft, String> {
+    let category: Category = form
+        .category
+        .parse()
+        .map_err(|_| t.msg("post-need-category"))?;
+    let severity: Severity = form.severity.parse().unwrap_or(Severity::Medium);
+    if form.description.trim().is_empty() {
+        return Err(t.msg("post-need-description"));
+    }
+    let one = |text: &str| -> Vec<String> {
+        Some(text.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .into_iter()
+            .collect()
+    };
+    let incident_time = form
+        .hours_ago
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|h| now.saturating_sub(h.saturating_mul(3600)));
+    Ok(PostDraft {
+        category,
+        severity,
+        description: form.description.trim().to_owned(),
+        phones: one(&form.phone),
+        phones_as_typed: form.as_typed.is_some(),
+        plates: one(&form.plate),
+        names: one(&form.name),
+        handles: Vec::new(),
+        physical: String::new(),
+        area: form.area.trim().to_owned(),
+        incident_time,
+        expires_in_days: form.expires.trim().parse().ok(),
+        language: t.lang.clone(),
+        on_behalf: form.on_behalf.is_some(),
+    })
+}
+
+async fn post_submit(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Form(form): Form<PostForm>,
+) -> Response {
+    let mut c = Chrome::new(&state, &session, &headers, "/post");
+    let mut client = match framed(&state, &mut c).await {
+        Ok(client) => client,
+        Err(failure) => return failed(c, failure),
+    };
+    let draft = match draft(&form, &c.t, now()) {
+        Ok(draft) => draft,
+        Err(error) => return post_page_for(c, form, error),
+    };
+    match client.post(draft).await {
+        Ok(_) => Redirect::to("/?done=posted").into_response(),
+        Err(error) => {
+            let error = clean(&error.message);
+            post_page_for(c, form, error)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status.
+
+#[derive(Template)]
+#[template(path = "status.html")]
+struct StatusPage {
+    c: Chrome,
+    collective: String,
+    name: String,
+    fingerprint: String,
+    role: String,
+    members: usize,
+    peers: usize,
+    alerts: usize,
+    outbox: usize,
+    last_sync_iso: String,
+    last_sync_text: String,
+}
+
+async fn status(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+) -> Response {
+    let mut c = Chrome::new(&state, &session, &headers, "/status");
+    let result = async {
+        let mut client = client(&state).await?;
+        Ok::<_, Failure>(client.status().await?)
+    }
+    .await;
+    match result {
+        Ok(s) => {
+            c.moderator = s.is_moderator;
+            let role = c.t.msg(if s.is_removed {
+                "role-removed"
+            } else if s.is_moderator {
+                "role-moderator"
+            } else if s.is_member {
+                "role-member"
+            } else {
+                "role-waiting"
+            });
+            page(StatusPage {
+                collective: clean(&s.collective.unwrap_or_default()),
+                name: clean(&s.name),
+                fingerprint: s.fingerprint,
+                role,
+                members: s.members,
+                peers: s.peers,
+                alerts: s.alerts,
+                outbox: s.outbox,
+                last_sync_iso: s.last_sync.map(iso).unwrap_or_default(),
+                last_sync_text: s
+                    .last_sync
+                    .map(utc)
+                    .unwrap_or_else(|| c.t.msg("status-never")),
+                c,
+            })
+        }
+        Err(failure) => failed(c, failure),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Moderation.
+
+#[derive(Template)]
+#[template(path = "moderate.html")]
+struct ModeratePage {
+    c: Chrome,
+    proposals: Vec<ProposalItem>,
+    members: Vec<MemberItem>,
+    invite: String,
+    invite_qr: String,
+    result: String,
+}
+
+/// A proposal as shown.
+pub struct ProposalItem {
+    id: String,
+    action: String,
+    subject: String,
+    approvals: usize,
+    needed: usize,
+}
+
+/// A member as shown.
+pub struct MemberItem {
+    id: String,
+    name: String,
+    fingerprint: String,
+    moderator: bool,
+    you: bool,
+}
+
+async fn moderate_view(
+    state: &AppState,
+    c: &mut Chrome,
+) -> Result<(Vec<ProposalItem>, Vec<MemberItem>), Failure> {
+    let mut client = framed(state, c).await?;
+    let proposals = client
+        .pending()
+        .await?
+        .into_iter()
+        .map(|p| ProposalItem {
+            id: p.id,
+            action: clean(&p.action),
+            subject: clean(&p.subject),
+            approvals: p.approvals,
+            needed: p.needed,
+        })
+        .collect();
+    let members = client
+        .members()
+        .await?
+        .members
+        .into_iter()
+        .map(|m| MemberItem {
+            id: m.id,
+            name: clean(&m.name),
+            fingerprint: m.fingerprint,
+            moderator: m.moderator,
+            you: m.you,
+        })
+        .collect();
+    Ok((proposals, members))
+}
+
+async fn moderate_page(
+    state: &AppState,
+    mut c: Chrome,
+    invite: String,
+    result: String,
+) -> Response {
+    match moderate_view(state, &mut c).await {
+        Ok((proposals, members)) => {
+            let invite_qr = if invite.is_empty() {
+                String::new()
+            } else {
+                qr_svg(&invite)
+            };
+            page(ModeratePage {
+                c,
+                proposals,
+                members,
+                invite,
+                invite_qr,
+                result,
+            })
+        }
+        Err(failure) => failed(c, failure),
+    }
+}
+
+/// A QR code as an inline SVG (made here from a code; no member text in it).
+fn qr_svg(code: &str) -> String {
+    qrcode::QrCode::new(code.as_bytes())
+        .map(|qr| {
+            qr.render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .dark_color(qrcode::render::svg::Color("#000000"))
+                .light_color(qrcode::render::svg::Color("#ffffff"))
+                .build()
+        })
+        .unwrap_or_default()
+}
+
+async fn moderate(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Query(done): Query<Done>,
+) -> Response {
+    let mut c = Chrome::new(&state, &session, &headers, "/moderate");
+    c.notice = notice(&c.t, done.done.as_deref());
+    moderate_page(&state, c, String::new(), String::new()).await
+}
+
+#[derive(Deserialize)]
+struct ApproveForm {
+    #[serde(default)]
+    target: String,
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Form(form): Form<ApproveForm>,
+) -> Response {
+    let c = Chrome::new(&state, &session, &headers, "/moderate");
+    let target: String = form.target.split_whitespace().collect();
+    let result = async {
+        let mut client = client(&state).await?;
+        Ok::<_, Failure>(client.approve(target).await?)
+    }
+    .await;
+    match result {
+        Ok(view) => {
+            let result = if view.already {
+                c.t.with("approve-already", &clean(&view.subject))
+            } else if view.done {
+                c.t.with("approve-admitted", &clean(&view.subject))
+            } else {
+                c.t.with("approve-recorded", &clean(&view.subject))
+            };
+            moderate_page(&state, c, view.invite.unwrap_or_default(), result).await
+        }
+        Err(failure) => failed(c, failure),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "revoke.html")]
+struct RevokePage {
+    c: Chrome,
+    member: MemberItem,
+}
+
+async fn find_member(state: &AppState, c: &mut Chrome, id: &str) -> Result<MemberItem, Failure> {
+    let (_, members) = moderate_view(state, c).await?;
+    members.into_iter().find(|m| m.id == id).ok_or_else(|| {
+        Failure::Api(ApiError::new(
+            ErrorCode::UnknownMember,
+            c.t.msg("member-unknown"),
+        ))
+    })
+}
+
+async fn revoke_confirm(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let mut c = Chrome::new(&state, &session, &headers, "/moderate");
+    match find_member(&state, &mut c, &id).await {
+        Ok(member) => page(RevokePage { c, member }),
+        Err(failure) => failed(c, failure),
+    }
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<RevokeForm>,
+) -> Response {
+    let c = Chrome::new(&state, &session, &headers, "/moderate");
+    if form.confirm != "remove" {
+        // Only the confirmation page's own button removes anyone.
+        let error = ApiError::new(ErrorCode::InvalidInput, c.t.msg("revoke-not-confirmed"));
+        return failed(c, Failure::Api(error));
+    }
+    let result = async {
+        let mut client = client(&state).await?;
+        Ok::<_, Failure>(client.revoke(id, form.reason).await?)
+    }
+    .await;
+    match result {
+        Ok(_) => Redirect::to("/moderate?done=revoked").into_response(),
+        Err(failure) => failed(c, failure),
+    }
+}
+
+async fn promote(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let c = Chrome::new(&state, &session, &headers, "/moderate");
+    let result = async {
+        let mut client = client(&state).await?;
+        Ok::<_, Failure>(client.promote(id).await?)
+    }
+    .await;
+    match result {
+        Ok(_) => Redirect::to("/moderate?done=proposed").into_response(),
+        Err(failure) => failed(c, failure),
+    }
+}
+
+async fn demote(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let c = Chrome::new(&state, &session, &headers, "/moderate");
+    let result = async {
+        let mut client = client(&state).await?;
+        Ok::<_, Failure>(client.demote(id).await?)
+    }
+    .await;
+    match result {
+        Ok(_) => Redirect::to("/moderate?done=proposed").into_response(),
+        Err(failure) => failed(c, failure),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The printable sheet: no member names or ids.
+
+#[derive(Template)]
+#[template(path = "sheet.html")]
+struct SheetPage {
+    c: Chrome,
+    alerts: Vec<AlertItem>,
+    printed: String,
+}
+
+async fn sheet(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+) -> Response {
+    let mut c = Chrome::new(&state, &session, &headers, "/sheet");
+    let result = async {
+        let mut client = framed(&state, &mut c).await?;
+        Ok::<_, Failure>(feed_items(&mut client, &c.t, &FeedFilter::default()).await?)
+    }
+    .await;
+    match result {
+        Ok(alerts) => page(SheetPage {
+            c,
+            alerts,
+            printed: utc(now()),
+        }),
+        Err(failure) => failed(c, failure),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Language, quick exit, login, unlocking, static files.
+
+#[derive(Deserialize)]
+struct LangForm {
+    lang: String,
+    #[serde(default)]
+    back: String,
+}
+
+const PAGES: &[&str] = &["/", "/check", "/post", "/status", "/moderate", "/sheet"];
+
+async fn set_lang(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Form(form): Form<LangForm>,
+) -> Response {
+    if state.catalog.has(&form.lang) {
+        state
+            .guard
+            .update(&session.id, |s| s.lang = Some(form.lang.clone()));
+    }
+    let back = PAGES
+        .iter()
+        .find(|p| **p == form.back)
+        .copied()
+        .unwrap_or("/");
+    Redirect::to(back).into_response()
+}
+
+/// Quick exit: lock every session, retire the launch token, show the neutral page.
+async fn lock(State(state): State<AppState>) -> Response {
+    state.guard.lock_all();
+    Redirect::to("/exit").into_response()
+}
+
+#[derive(Template)]
+#[template(path = "exit.html")]
+struct ExitPage;
+
+async fn exit() -> Response {
+    page(ExitPage)
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// The launch token becomes a cookie; the redirect takes it out of the address bar.
+async fn login(State(state): State<AppState>, Query(query): Query<LoginQuery>) -> Response {
+    match state.guard.login(&query.token) {
+        Some(session) => (
+            [(header::SET_COOKIE, guard::cookie(&session))],
+            Redirect::to("/"),
+        )
+            .into_response(),
+        None => guard::Refusal::NoSession.into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "unlock.html")]
+struct UnlockPage {
+    c: Chrome,
+    action: &'static str,
+    error: String,
+    can: bool,
+}
+
+/// A frame for pages shown without a session (their forms are checked by Origin only).
+fn bare(state: &AppState, headers: &HeaderMap) -> Chrome {
+    let session = Session {
+        id: String::new(),
+        csrf: String::new(),
+        lang: None,
+        filter: FeedFilter::default(),
+        order: 0,
+    };
+    Chrome::new(state, &session, headers, "/unlock")
+}
+
+async fn unlock_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !state.guard.is_locked() {
+        return guard::Refusal::NoSession.into_response();
+    }
+    let can = state.guard.can_unlock();
+    page(UnlockPage {
+        c: bare(&state, &headers),
+        action: "/unlock",
+        error: String::new(),
+        can,
+    })
+}
+
+#[derive(Deserialize)]
+struct PassphraseForm {
+    passphrase: String,
+}
+
+/// How long a wrong passphrase makes the next attempt wait (slows guessing).
+const WRONG_PASSPHRASE_DELAY: Duration = Duration::from_secs(1);
+
+async fn unlock(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<PassphraseForm>,
+) -> Response {
+    let passphrase = Zeroizing::new(form.passphrase);
+    if !state.guard.is_locked() {
+        return guard::Refusal::NoSession.into_response();
+    }
+    match state.guard.unlock(passphrase.as_bytes()) {
+        Some(session) => (
+            [(header::SET_COOKIE, guard::cookie(&session))],
+            Redirect::to("/?done=unlocked"),
+        )
+            .into_response(),
+        None => {
+            tokio::time::sleep(WRONG_PASSPHRASE_DELAY).await;
+            let c = bare(&state, &headers);
+            let error = c.t.msg("unlock-wrong");
+            let can = state.guard.can_unlock();
+            (
+                StatusCode::FORBIDDEN,
+                page(UnlockPage {
+                    c,
+                    action: "/unlock",
+                    error,
+                    can,
+                }),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn start_page(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+) -> Response {
+    if Connection::connect(&state.home).await.is_some() {
+        return Redirect::to("/").into_response();
+    }
+    page(UnlockPage {
+        c: Chrome::new(&state, &session, &headers, "/start"),
+        action: "/start",
+        error: String::new(),
+        can: state.launcher.is_some(),
+    })
+}
+
+async fn start(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Form(form): Form<PassphraseForm>,
+) -> Response {
+    let passphrase = Zeroizing::new(form.passphrase);
+    let c = Chrome::new(&state, &session, &headers, "/start");
+    let Some(launcher) = state.launcher.clone() else {
+        return Redirect::to("/start").into_response();
+    };
+    match launcher.unlock(passphrase.clone()).await {
+        Ok(()) => {
+            state.guard.remember_passphrase(passphrase.as_bytes());
+            Redirect::to("/?done=unlocked").into_response()
+        }
+        Err(error) => {
+            tokio::time::sleep(WRONG_PASSPHRASE_DELAY).await;
+            let error = if error.code == ErrorCode::WrongPassphrase {
+                c.t.msg("unlock-wrong")
+            } else {
+                clean(&error.message)
+            };
+            (
+                StatusCode::FORBIDDEN,
+                page(UnlockPage {
+                    c,
+                    action: "/start",
+                    error,
+                    can: true,
+                }),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    let Some(content) = Assets::get(&file) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let kind = match file.rsplit('.').next() {
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    };
+    ([(header::CONTENT_TYPE, kind)], content.data.into_owned()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil_utc() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso(1_795_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+    }
+}
