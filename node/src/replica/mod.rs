@@ -127,6 +127,9 @@ impl Replica {
             ));
         }
         let store = Store::open(home, passphrase).map_err(store_error)?;
+        // Posts whose expiry hour passed while the device was off become unreadable before
+        // anything is loaded.
+        store.forget_expired_keys(now()).map_err(store_error)?;
         let sealed = store
             .get(Tree::Identity, KEY_IDENTITY)
             .map_err(store_error)?
@@ -346,6 +349,8 @@ pub fn store_error(error: StoreError) -> ApiError {
         StoreError::WrongPassphrase => ErrorCode::WrongPassphrase,
         StoreError::Locked { .. } => ErrorCode::Busy,
         StoreError::NotFound { .. } => ErrorCode::NotInitialized,
+        StoreError::Incompatible { .. } => ErrorCode::Unsupported,
+        StoreError::DuressSameAsPassphrase => ErrorCode::InvalidInput,
         _ => ErrorCode::Internal,
     };
     ApiError::new(code, error.to_string())
