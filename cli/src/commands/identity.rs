@@ -523,6 +523,56 @@ pub fn change_passphrase(
     Ok(Outcome::Done)
 }
 
+/// `lookout passphrase duress`: set (or clear) the passphrase that erases this device's data.
+pub fn set_duress(
+    ctx: &Context,
+    duress_file: Option<PathBuf>,
+    clear: bool,
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    let mut replica = ctx.open_replica()?;
+    let result = if clear {
+        replica.set_duress(None)
+    } else {
+        let duress = match &duress_file {
+            Some(path) => crate::session::read_passphrase_file(path)?,
+            None if std::io::stdin().is_terminal() => crate::session::prompt_labelled(
+                "Choose a duress passphrase (typing it erases everything): ",
+                true,
+            )?,
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidInput,
+                    "no duress passphrase: type it on a terminal, or give --duress-passphrase-file FILE",
+                ))
+            }
+        };
+        if duress.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "the duress passphrase is empty",
+            ));
+        }
+        replica.set_duress(Some(duress.as_bytes()))
+    };
+    replica.close()?;
+    result?;
+    if out.json {
+        out.json(&json!({ "duress": !clear }))?;
+    } else if clear {
+        out.text(&format!(
+            "{} There is no duress passphrase any more.\n",
+            out.style.good("Done.")
+        ));
+    } else {
+        out.text(&format!(
+            "{} Typing the duress passphrase wherever Lookout asks for your passphrase now erases everything on this device; Lookout then acts as if it was never set up.\n",
+            out.style.good("Done.")
+        ));
+    }
+    Ok(Outcome::Done)
+}
+
 /// Refuse a passphrase that someone holding this device could guess (an estimate by zxcvbn of
 /// under about 10^10 guesses), in one sentence, before anything is created.
 fn refuse_weak(passphrase: &str, name: &str) -> Result<(), ApiError> {

@@ -1,0 +1,135 @@
+//! The duress passphrase (issue 9), through the real binary: typed where the passphrase is
+//! asked, it erases the home, and the command answers exactly as on a device where Lookout was
+//! never set up: same output, same exit code, no directory left. The key file does not show
+//! whether a duress passphrase is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const DURESS: &str = "let me go now please";
+
+/// `lookout ARGS` with the duress passphrase typed, and the same on a never-initialised home;
+/// both outputs with their home replaced by `HOME`.
+fn as_typed(home: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = run_command(command(home).env("LOOKOUT_PASSPHRASE", DURESS).args(args));
+    let home = home.display().to_string();
+    (
+        out.code,
+        out.stdout.replace(&home, "HOME"),
+        out.stderr.replace(&home, "HOME"),
+    )
+}
+
+fn set_up(home: &Path, dir: &Path) {
+    init(home, "Quenburga");
+    ok(
+        home,
+        &["collective", "create", "--name", "Marigold Collective"],
+    );
+    post(
+        home,
+        "bit my shoulder in the lift",
+        &["--phone", "07700 900551"],
+    );
+    let duress_file = dir.join("duress.txt");
+    std::fs::write(&duress_file, format!("{DURESS}\n")).unwrap();
+    let key_before = std::fs::read(home.join("store.key")).unwrap();
+    let set = ok(
+        home,
+        &[
+            "passphrase",
+            "duress",
+            "--duress-passphrase-file",
+            duress_file.to_str().unwrap(),
+        ],
+    );
+    assert!(set.stdout.contains("erases everything"), "{set:?}");
+    std::fs::remove_file(&duress_file).unwrap();
+    // Same size, same header (parameters and salt): the file does not tell.
+    let key_after = std::fs::read(home.join("store.key")).unwrap();
+    assert_eq!(key_after.len(), key_before.len());
+    assert_eq!(key_after[..33], key_before[..33]);
+    assert_ne!(key_after, key_before);
+    // The passphrase still opens everything.
+    assert_eq!(alert_ids(home, &[]).len(), 1);
+}
+
+#[test]
+fn duress_passphrase_leaves_a_home_indistinguishable_from_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ana");
+    let never = dir.path().join("never");
+    set_up(&home, dir.path());
+    // A home without a duress passphrase has a key file of the same size.
+    let other = dir.path().join("bea");
+    init(&other, "Ottoline");
+    assert_eq!(
+        std::fs::metadata(other.join("store.key")).unwrap().len(),
+        std::fs::metadata(home.join("store.key")).unwrap().len()
+    );
+
+    let coerced = as_typed(&home, &["alerts"]);
+    let fresh = as_typed(&never, &["alerts"]);
+    assert_eq!(coerced, fresh);
+    assert_eq!(coerced.0, 3, "{coerced:?}");
+    assert!(!home.exists(), "the home is gone");
+    assert!(!never.exists());
+    // And from then on, with any passphrase, every command answers as on a bare device.
+    for args in [&["status"][..], &["alerts", "--json"], &["members"]] {
+        assert_eq!(as_typed(&home, args), as_typed(&never, args));
+        let real = run(&home, args);
+        let bare = run(&never, args);
+        assert_eq!(real.code, bare.code);
+        assert_eq!(
+            real.stderr.replace(&home.display().to_string(), "HOME"),
+            bare.stderr.replace(&never.display().to_string(), "HOME")
+        );
+    }
+    assert!(!home.exists() && !never.exists());
+}
+
+#[test]
+fn duress_passphrase_at_run_erases_and_answers_as_a_bare_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ana");
+    let never = dir.path().join("never");
+    set_up(&home, dir.path());
+    let args = ["run", "--listen", "/ip4/127.0.0.1/tcp/0"];
+    let coerced = as_typed(&home, &args);
+    let fresh = as_typed(&never, &args);
+    assert_eq!(coerced, fresh);
+    assert_ne!(coerced.0, 0);
+    assert!(!home.exists() && !never.exists());
+}
+
+/// With a node running, the duress passphrase typed at another command (here `passphrase
+/// change`, which asks it) destroys the key at once, stops the node and removes the home.
+#[test]
+fn duress_passphrase_while_a_node_runs_stops_it_and_erases() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ana");
+    let never = dir.path().join("never");
+    set_up(&home, dir.path());
+    let mut node = Node::start(&home);
+    let new_file = dir.path().join("new.txt");
+    std::fs::write(&new_file, "a new long passphrase here\n").unwrap();
+    let args = [
+        "passphrase",
+        "change",
+        "--new-passphrase-file",
+        new_file.to_str().unwrap(),
+    ];
+    let coerced = as_typed(&home, &args);
+    let fresh = as_typed(&never, &args);
+    assert_eq!(coerced, fresh);
+    node.wait_exit();
+    assert!(
+        !home.exists(),
+        "left: {:?}",
+        std::fs::read_dir(&home).map(|d| d.count())
+    );
+}
