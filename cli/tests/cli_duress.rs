@@ -133,3 +133,47 @@ fn duress_passphrase_while_a_node_runs_stops_it_and_erases() {
         std::fs::read_dir(&home).map(|d| d.count())
     );
 }
+
+/// Issue 9, memory and crashes: the running `lookout run` process has a core-file limit of zero
+/// and is not dumpable (so no ptrace attachment by the same user), as the kernel reports it.
+#[test]
+fn a_running_node_dumps_no_core_and_cannot_be_attached_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = founded(dir.path());
+    let node = Node::start_args(
+        &home,
+        |c| {
+            c.env_remove("LOOKOUT_INSECURE_DUMPABLE")
+                .env("RUST_LOG", "lookout_node=debug");
+        },
+        &[],
+    );
+    let pid = node.pid();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let fields: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!(fields[4..6], ["0", "0"], "{core}");
+    // A non-dumpable process's /proc entries belong to root, so a process of the same user
+    // cannot open its memory (meaningful when the tests do not run as root).
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").unwrap().uid();
+    let owner = std::fs::metadata(format!("/proc/{pid}/mem")).unwrap().uid();
+    if me != 0 {
+        assert_eq!(
+            owner, 0,
+            "/proc/{pid}/mem is owned by uid {owner}: the process is dumpable"
+        );
+        assert!(std::fs::File::open(format!("/proc/{pid}/mem")).is_err());
+    }
+    // The process's own reading of the kernel's flag (prctl PR_GET_DUMPABLE after setting it).
+    node.stop_and_then(|logs| {
+        assert!(
+            logs.contains("process hardened") && logs.contains("not_dumpable=true"),
+            "{logs}"
+        );
+        assert!(logs.contains("no_core_dumps=true"), "{logs}");
+    });
+}

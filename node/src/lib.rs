@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod control;
+pub mod hardening;
 pub mod net;
 pub mod node;
 pub mod replica;
