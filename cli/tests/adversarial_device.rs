@@ -247,7 +247,7 @@ fn a_real_home_uses_the_shipped_kdf_and_guesses_are_slow() {
     let out = run_command(&mut real_init);
     assert_eq!(out.code, 0, "{out:?}");
     let sealed = std::fs::read(home.join("store.key")).unwrap();
-    assert_eq!(&sealed[..5], b"LKPS\x01");
+    assert_eq!(&sealed[..5], b"LKSK\x02");
     let param = |at: usize| u32::from_le_bytes(sealed[at..at + 4].try_into().unwrap());
     let params = (param(5), param(9), param(13));
     let shipped = KdfParams::DEFAULT;

@@ -127,9 +127,6 @@ impl Replica {
             ));
         }
         let store = Store::open(home, passphrase).map_err(store_error)?;
-        // Posts whose expiry hour passed while the device was off become unreadable before
-        // anything is loaded.
-        store.forget_expired_keys(now()).map_err(store_error)?;
         let sealed = store
             .get(Tree::Identity, KEY_IDENTITY)
             .map_err(store_error)?
@@ -155,6 +152,9 @@ impl Replica {
             membership_dirty: false,
         };
         replica.load()?;
+        // Posts that expired while the device was off are deleted, and the data keys of hours
+        // that have passed destroyed, before anything else happens.
+        replica.expire(now())?;
         Ok(replica)
     }
 

@@ -1,41 +1,63 @@
-//! The node's encrypted-at-rest key-value store.
+//! The node's encrypted-at-rest key-value store (store format 2).
 //!
-//! A [`Store`] is a sled database whose values are encrypted with
-//! XChaCha20-Poly1305 under a random 32-byte storage key; the storage key is
-//! sealed under the user's passphrase with
-//! [`lookout_protocol::passphrase::seal`] (Argon2id). Without the passphrase
-//! a seized phone shows which trees exist, how many entries each has, their
-//! keys and the sizes of their values, and nothing else.
+//! A [`Store`] is a sled database whose entries are encrypted under keys derived from a random
+//! 32-byte storage key; the storage key is sealed under the user's passphrase in a two-slot key
+//! file (`keyfile.rs`; Argon2id). Without the passphrase a seized phone shows which trees exist,
+//! how many entries each has and the size bucket of each value, and nothing else: no key, id,
+//! name or length.
 //!
-//! # Keys are stored in the clear
+//! # Keys are keyed hashes, values are padded
 //!
-//! Only values are encrypted. Callers must use **non-sensitive keys only**:
-//! content hashes, random ids, fixed names, epoch numbers. Nothing readable,
-//! no text, phone numbers, names, addresses or peer addresses, may ever be
-//! part of a key. This is the design contract of the store, not a detail.
+//! The sled key of an entry is `BLAKE3-keyed(entry MAC key, tree, key)`, so callers may use ids
+//! (op, delivery and content ids, fixed names) as keys without those ids reaching the disk; the
+//! original key travels inside the encrypted value and [`Store::iter`] gives it back. Iteration
+//! is therefore in no useful order. Values are padded to a size bucket (256 B up to 64 KiB by
+//! powers of two, then multiples of 64 KiB). See `sealing.rs` for the byte formats.
+//!
+//! # Values that expire
+//!
+//! [`Store::put_expiring`] seals a value a second time under the data key of its expiry hour
+//! (`datakeys.rs`). [`Store::forget_expired_keys`] destroys the keys of hours that have passed,
+//! rewriting the data-key file atomically and overwriting the old one; from then on no copy of
+//! those values, including old ones sled leaves in its log, can be opened with any passphrase.
+//! [`forensic::recover`] is the test oracle that checks this from the raw files.
 //!
 //! # On-disk layout
 //!
 //! ```text
 //! <home>/            0700
-//!   store/           0700  the sled database (values encrypted, keys clear)
-//!   store.key        0600  the storage key sealed under the passphrase,
-//!                          label b"lookout storage key v1" (105 bytes)
+//!   store/           0700  the sled database: keyed-hash keys, padded encrypted values
+//!   store.key        0600  the storage key in one of two equal sealed slots, the other random
+//!                          or the duress slot (179 bytes, magic "LKSK", format 2)
+//!   store.dkeys      0600  the data keys of live expiry hours, sealed under the storage key,
+//!                          padded to a multiple of 64 keys
+//!   store.key.tmp, store.dkeys.tmp
+//!                    0600  only while a key file is being replaced
 //!   store.lock       0600  flock held while a Store is open
 //! ```
 //!
-//! Each value is bound to its tree and key (see `sealing.rs` for the byte
-//! format), so an attacker with write access cannot move a value to another
-//! entry. An internal tree `__lookout_check` holds one encrypted record that
-//! proves at open time that the key file belongs to this database.
+//! Each value carries its tree and key inside the ciphertext and is checked against them, so an
+//! attacker with write access cannot move a value to another entry. An internal tree
+//! `__lookout_check` holds one encrypted record, `lookout store v2`, that proves at open time
+//! that the key file belongs to this database and is of this format.
 //!
-//! # Wiping
+//! # Old homes
+//!
+//! A home of store format 1 (key file sealed as one `LKPS` blob, ids as clear keys) is refused
+//! with [`StoreError::Incompatible`] and left untouched; there is no migration.
+//!
+//! # Duress and wiping
+//!
+//! [`Store::set_duress`] seals a duress marker in the key file's other slot. [`Store::open`]
+//! with the duress passphrase erases the store (key file first) and answers
+//! [`StoreError::NotFound`], as for a home without a store.
 //!
 //! [`Store::wipe`] and [`Store::wipe_home`] crypto-shred: the key file is
 //! overwritten with random bytes, synced and unlinked before anything else,
 //! so the data is unreadable from that moment even if removing the database
 //! files is interrupted. Flash storage may keep stale copies of old blocks
-//! that no file system call reaches; the passphrase is what protects those.
+//! (of the key file and of earlier data-key files) that no file system call
+//! reaches; the passphrase and the device's own encryption are what protect those.
 //!
 //! # Example
 //!
@@ -557,14 +579,13 @@ impl Store {
             trees,
             db,
             key,
-            key_file,
+            key_file: _,
             data_keys,
             layout,
             lock,
         } = self;
         let key_file_len = layout.shred_key_file()?;
         drop(key);
-        drop(key_file);
         drop(data_keys);
         let key_destroyed_after = started.elapsed();
         // Close the database before removing its files so its background
