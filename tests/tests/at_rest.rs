@@ -180,16 +180,28 @@ fn an_expired_alert_is_unrecoverable_from_the_raw_files_with_the_passphrase() {
         "Barnaby Thrale",
     );
     later.expires_in_days = Some(30);
+    let mut ids = Vec::new();
     for draft in [soon, later] {
-        assert!(matches!(
-            founder.execute(Request::Post(draft)).unwrap(),
-            Response::Posted { .. }
-        ));
+        let Response::Posted { id } = founder.execute(Request::Post(draft)).unwrap() else {
+            panic!("posted");
+        };
+        let raw: Vec<u8> = (0..id.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&id[i..i + 2], 16).unwrap())
+            .collect();
+        ids.push(raw);
     }
+    let (soon_id, later_id) = (&ids[0], &ids[1]);
     founder.flush().unwrap();
     let before = forensic::recover(&home, PASSPHRASE).unwrap();
     assert!(before.contains(b"followed me to the tram stop"));
     assert!(before.contains(b"refused to pay and shouted"));
+    // Control: the oracle reads entry keys, and this device's outbox names both posts.
+    assert!(before.contains(soon_id));
+    assert!(before
+        .keys
+        .iter()
+        .any(|(tree, key)| tree == "outbox" && key == soon_id));
 
     let gone = founder.expire(now() + 86_400 + BUCKET_SECS + 60).unwrap();
     assert_eq!(gone, 1, "the one-day alert expired");
@@ -213,10 +225,16 @@ fn an_expired_alert_is_unrecoverable_from_the_raw_files_with_the_passphrase() {
             String::from_utf8_lossy(needle)
         );
     }
+    // Neither its id (the alerts tree's key) nor the outbox note that this device wrote it.
+    assert!(
+        !after.contains(soon_id),
+        "the expired alert's id is recoverable with the passphrase"
+    );
     assert!(
         after.sealed_without_key >= 1,
         "its old copies are there, sealed"
     );
+    assert!(after.contains(later_id));
     assert!(after.contains(b"refused to pay and shouted"));
     assert!(after.contains(b"Quillhaven Row"));
     let mut reopened = reopen(&home);

@@ -198,6 +198,8 @@ impl Replica {
                 Effect::DeletePost(id) => {
                     posts += 1;
                     batch.remove(Tree::Alerts, &id.0);
+                    // Our own post's outbox note goes with it.
+                    batch.remove(Tree::Outbox, &id.0);
                 }
                 Effect::DeleteDelivery(id) => {
                     deliveries += 1;

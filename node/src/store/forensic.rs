@@ -23,6 +23,9 @@ pub struct Findings {
     pub files: Vec<(PathBuf, Vec<u8>)>,
     /// Every value that opened, live or an old copy: `(tree, value)`.
     pub values: Vec<(String, Vec<u8>)>,
+    /// Every entry key (an op, delivery or alert id) that opened, under the storage key or
+    /// under a data key the data-key file still holds: `(tree, key)`.
+    pub keys: Vec<(String, Vec<u8>)>,
     /// Values found whose data key no longer exists.
     pub sealed_without_key: usize,
     /// Data keys the data-key file still holds.
@@ -30,10 +33,12 @@ pub struct Findings {
 }
 
 impl Findings {
-    /// Whether `needle` occurs in any raw file or any recovered value.
+    /// Whether `needle` occurs in any raw file, any recovered value or any recovered entry key.
     pub fn contains(&self, needle: &[u8]) -> bool {
         let hit = |hay: &[u8]| !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle);
-        self.files.iter().any(|(_, bytes)| hit(bytes)) || self.values.iter().any(|(_, v)| hit(v))
+        self.files.iter().any(|(_, bytes)| hit(bytes))
+            || self.values.iter().any(|(_, v)| hit(v))
+            || self.keys.iter().any(|(_, k)| hit(k))
     }
 }
 
@@ -71,16 +76,24 @@ pub fn recover(home: &Path, passphrase: &[u8]) -> Result<Findings, StoreError> {
                 let Some(opened) = key.open_any(candidate) else {
                     continue;
                 };
+                if !opened.key.is_empty() {
+                    findings
+                        .keys
+                        .push((opened.tree.clone(), opened.key.clone()));
+                }
                 match Stored::parse(&opened.payload) {
                     Some(Stored::Plain(value)) => {
                         findings.values.push((opened.tree.clone(), value.to_vec()));
                     }
-                    Some(Stored::Expiring { sealed, .. }) => {
+                    Some(Stored::Expiring { sealed, bucket }) => {
                         let mut found = false;
+                        // Every remaining data key, not only the bucket's own: nothing the
+                        // passphrase unlocks is left untried.
                         for (_, data_key) in data_keys.iter() {
-                            if let Some(value) =
-                                sealing::open_expiring(data_key, &opened.tree, &opened.key, &sealed)
+                            if let Some((entry_key, value)) =
+                                sealing::open_expiring(data_key, &opened.tree, bucket, &sealed)
                             {
+                                findings.keys.push((opened.tree.clone(), entry_key));
                                 findings.values.push((opened.tree.clone(), value.to_vec()));
                                 found = true;
                             }

@@ -451,16 +451,26 @@ impl Store {
                     .filter_map(move |entry| match entry {
                         Err(error) => Some(Err(error.into())),
                         Ok((_, stored)) => {
+                            let tampered = || Some(Err(StoreError::TamperedValue { tree: name }));
                             let Some(opened) = self.key.open_any(&stored) else {
-                                return Some(Err(StoreError::TamperedValue { tree: name }));
+                                return tampered();
                             };
                             if opened.tree != name {
-                                return Some(Err(StoreError::TamperedValue { tree: name }));
+                                return tampered();
                             }
-                            match self.open_stored(tree, &opened.key, &stored) {
-                                Ok(Some(value)) => Some(Ok((opened.key, value))),
-                                Ok(None) => None,
-                                Err(error) => Some(Err(error)),
+                            match Stored::parse(&opened.payload) {
+                                Some(Stored::Plain(value)) => Some(Ok((opened.key, value))),
+                                Some(Stored::Expiring { bucket, sealed })
+                                    if opened.key.is_empty() =>
+                                {
+                                    let keys = lock_poisoned(&self.data_keys);
+                                    let data_key = keys.get(bucket)?;
+                                    match sealing::open_expiring(data_key, name, bucket, &sealed) {
+                                        Some((key, value)) => Some(Ok((key, value))),
+                                        None => tampered(),
+                                    }
+                                }
+                                _ => tampered(),
                             }
                         }
                     }),
@@ -691,9 +701,10 @@ impl Store {
                 let Some(data_key) = keys.get(bucket) else {
                     return Ok(None);
                 };
-                sealing::open_expiring(data_key, tree.name(), key, &sealed)
-                    .map(Some)
-                    .ok_or(StoreError::TamperedValue { tree: tree.name() })
+                match sealing::open_expiring(data_key, tree.name(), bucket, &sealed) {
+                    Some((inner_key, value)) if inner_key == key => Ok(Some(value)),
+                    _ => Err(StoreError::TamperedValue { tree: tree.name() }),
+                }
             }
         }
     }

@@ -15,10 +15,15 @@
 //! - the **data-key file key**: seals the small file of data keys (see `datakeys.rs`).
 //!
 //! A payload is `0 || value` (kept under the value key only) or `1 || bucket u64 LE || nonce
-//! (24) || ciphertext || tag` for a value that expires: the inner ciphertext is under the data
-//! key of its expiry bucket, associated data `b"lookout data v1" || len(tree) || tree ||
-//! len(key) || key`. Once that data key is destroyed the value cannot be read, even from old
-//! copies sled left in its log, even with the passphrase.
+//! (24) || ciphertext || tag` for a value that expires. An expiring entry's outer plaintext
+//! holds an empty key: its key (an alert id) is inside the inner ciphertext, whose plaintext is
+//! `len(key) u8 || key || value`, under the data key of its expiry bucket, associated data
+//! `b"lookout data v2" || len(tree) || tree || bucket u64 LE`. Once that data key is destroyed
+//! neither the value nor its key can be read, even from old copies sled left in its log, even
+//! with the passphrase: the storage key alone shows only that an entry of that tree expiring
+//! in that hour existed. (Whoever already knows an id and holds the passphrase can still
+//! recompute its keyed-hash sled key and look for it in old sled files: a guess confirmed,
+//! never an id revealed.)
 
 use blake3::Hasher;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -46,7 +51,7 @@ const LARGE_BUCKET: usize = 64 * 1024;
 
 const PAYLOAD_PLAIN: u8 = 0;
 const PAYLOAD_DATA_KEY: u8 = 1;
-const INNER_LABEL: &[u8] = b"lookout data v1";
+const INNER_LABEL: &[u8] = b"lookout data v2";
 
 /// The size a plaintext of `len` bytes is padded to: the next power of two from 256 bytes up to
 /// 64 KiB, then the next multiple of 64 KiB.
@@ -178,8 +183,9 @@ impl StorageKey {
         self.seal_payload(tree_name, key, &payload)
     }
 
-    /// Encrypts `value` under `data_key` (of expiry bucket `bucket`), then as
-    /// [`Self::seal_value`] does.
+    /// Encrypts `key` and `value` under `data_key` (of expiry bucket `bucket`), then seals that
+    /// under the value key with an empty entry key: without the data key neither the entry's
+    /// key nor its value can be read.
     pub(super) fn seal_expiring(
         &self,
         tree_name: &str,
@@ -188,13 +194,17 @@ impl StorageKey {
         bucket: u64,
         data_key: &Secret,
     ) -> Result<Vec<u8>, StoreError> {
-        let aad = inner_aad(tree_name, key);
-        let inner = seal_with(data_key, value, &aad)?;
+        let (_, key_len) = lengths(tree_name, key)?;
+        let mut inner_plain = Zeroizing::new(Vec::with_capacity(1 + key.len() + value.len()));
+        inner_plain.push(key_len);
+        inner_plain.extend_from_slice(key);
+        inner_plain.extend_from_slice(value);
+        let inner = seal_with(data_key, &inner_plain, &inner_aad(tree_name, bucket))?;
         let mut payload = Zeroizing::new(Vec::with_capacity(9 + inner.len()));
         payload.push(PAYLOAD_DATA_KEY);
         payload.extend_from_slice(&bucket.to_le_bytes());
         payload.extend_from_slice(&inner);
-        self.seal_payload(tree_name, key, &payload)
+        self.seal_payload(tree_name, &[], &payload)
     }
 
     fn seal_payload(
@@ -224,7 +234,8 @@ impl StorageKey {
     }
 
     /// Decrypts what [`Self::seal_value`] or [`Self::seal_expiring`] produced for the same
-    /// entry. `Ok(Payload::Expiring)` is returned for the second kind; open it with its data key.
+    /// entry. `Ok(Stored::Expiring)` is returned for the second kind; open it with its data key
+    /// ([`open_expiring`]) and check the key inside.
     pub(super) fn open_value(
         &self,
         tree_name: &'static str,
@@ -233,10 +244,20 @@ impl StorageKey {
     ) -> Result<Stored, StoreError> {
         let tampered = || StoreError::TamperedValue { tree: tree_name };
         let opened = self.open_any(stored).ok_or_else(tampered)?;
-        if opened.tree != tree_name || opened.key != key {
+        if opened.tree != tree_name {
             return Err(tampered());
         }
-        Stored::parse(&opened.payload).ok_or_else(tampered)
+        let parsed = Stored::parse(&opened.payload).ok_or_else(tampered)?;
+        // A plain value names its key here; an expiring one inside its data-key layer (checked
+        // by the caller once opened).
+        let key_here: &[u8] = match parsed {
+            Stored::Plain(_) => key,
+            Stored::Expiring { .. } => &[],
+        };
+        if opened.key != key_here {
+            return Err(tampered());
+        }
+        Ok(parsed)
     }
 
     /// Decrypts a stored value whatever entry it belongs to: its tree, key and payload.
@@ -286,14 +307,22 @@ impl Stored {
     }
 }
 
-/// Opens the inner ciphertext of an expiring value with its data key.
+/// Opens the inner ciphertext of an expiring value of `tree_name` and `bucket` with its data
+/// key: the entry's key and value.
 pub(super) fn open_expiring(
     data_key: &Secret,
     tree_name: &str,
-    key: &[u8],
+    bucket: u64,
     sealed: &[u8],
-) -> Option<Zeroizing<Vec<u8>>> {
-    open_with(data_key, sealed, &inner_aad(tree_name, key))
+) -> Option<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+    let plain = open_with(data_key, sealed, &inner_aad(tree_name, bucket))?;
+    let (&key_len, rest) = plain.split_first()?;
+    let key_len = usize::from(key_len);
+    if rest.len() < key_len {
+        return None;
+    }
+    let (key, value) = rest.split_at(key_len);
+    Some((key.to_vec(), Zeroizing::new(value.to_vec())))
 }
 
 /// `nonce || ciphertext || tag` of `plain` under `key`.
@@ -342,14 +371,13 @@ fn lengths(tree_name: &str, key: &[u8]) -> Result<(u8, u8), StoreError> {
     }
 }
 
-fn inner_aad(tree_name: &str, key: &[u8]) -> Vec<u8> {
-    // Lengths were checked when the entry was sealed; saturating keeps this total.
-    let mut aad = Vec::with_capacity(INNER_LABEL.len() + 2 + tree_name.len() + key.len());
+fn inner_aad(tree_name: &str, bucket: u64) -> Vec<u8> {
+    // Tree names are short constants; saturating keeps this total.
+    let mut aad = Vec::with_capacity(INNER_LABEL.len() + 1 + tree_name.len() + 8);
     aad.extend_from_slice(INNER_LABEL);
     aad.push(u8::try_from(tree_name.len()).unwrap_or(u8::MAX));
     aad.extend_from_slice(tree_name.as_bytes());
-    aad.push(u8::try_from(key.len()).unwrap_or(u8::MAX));
-    aad.extend_from_slice(key);
+    aad.extend_from_slice(&bucket.to_le_bytes());
     aad
 }
 
@@ -442,15 +470,15 @@ mod tests {
             panic!("expected an expiring value");
         };
         assert_eq!(bucket, 42);
-        assert_eq!(
-            open_expiring(&data, "alerts", b"k", &sealed)
-                .unwrap()
-                .as_slice(),
-            b"secret text"
-        );
-        assert!(open_expiring(&data, "alerts", b"j", &sealed).is_none());
+        let (inner_key, value) = open_expiring(&data, "alerts", 42, &sealed).unwrap();
+        assert_eq!(inner_key, b"k");
+        assert_eq!(value.as_slice(), b"secret text");
+        // The outer layer holds no key: the storage key alone does not name the entry.
+        assert!(key.open_any(&stored).unwrap().key.is_empty());
+        assert!(open_expiring(&data, "outbox", 42, &sealed).is_none());
+        assert!(open_expiring(&data, "alerts", 43, &sealed).is_none());
         let other = Secret::generate().unwrap();
-        assert!(open_expiring(&other, "alerts", b"k", &sealed).is_none());
+        assert!(open_expiring(&other, "alerts", 42, &sealed).is_none());
     }
 
     #[test]

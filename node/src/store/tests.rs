@@ -680,17 +680,20 @@ fn expired_values_are_unrecoverable_with_the_passphrase_and_the_raw_files() {
     let day = 86_400;
     let gone = b"GONE: bit me on the stairs, 07700 900999";
     let live = b"LIVE: took the deposit, 07700 900111";
+    // The entry key is an alert id: it must go with the value.
+    let gone_id = b"GONE-ID:3f9a1c77e2b54d08a6c1e9f0";
     store
-        .put_expiring(Tree::Alerts, b"gone", gone, t0 + day)
+        .put_expiring(Tree::Alerts, gone_id, gone, t0 + day)
         .unwrap();
     store
         .put_expiring(Tree::Alerts, b"live", live, t0 + 5 * day)
         .unwrap();
     assert_eq!(store.data_key_count(), 2);
     store.flush().unwrap();
-    assert!(store.remove(Tree::Alerts, b"gone").unwrap());
+    assert!(store.remove(Tree::Alerts, gone_id).unwrap());
     store.flush().unwrap();
     let before = forensic::recover(&home, PASS).unwrap();
+    assert!(before.contains(gone_id), "the oracle reads entry keys");
     assert!(
         before.contains(gone),
         "a removed value's old copy is still in sled's files and opens with the passphrase"
@@ -708,14 +711,25 @@ fn expired_values_are_unrecoverable_with_the_passphrase_and_the_raw_files() {
     assert!(!after.contains(gone), "the expired value is recoverable");
     assert!(!after.contains(b"07700 900999"));
     assert!(
+        !after.contains(gone_id),
+        "the expired value's id is recoverable with the storage key"
+    );
+    assert!(
         after.sealed_without_key >= 1,
         "the old copy is there, but sealed"
     );
     assert!(after.contains(live), "the scan reads what is live");
+    assert!(
+        after
+            .keys
+            .iter()
+            .any(|(t, k)| t == "alerts" && k == b"live"),
+        "and its key"
+    );
     assert_eq!(after.data_keys, 1);
     let store = open_again(&home);
     assert_eq!(value(&store, Tree::Alerts, b"live").unwrap(), live);
-    assert_eq!(value(&store, Tree::Alerts, b"gone"), None);
+    assert_eq!(value(&store, Tree::Alerts, gone_id), None);
 }
 
 /// A value whose expiry hour passed while it was still in the store is gone too: `get` and
