@@ -84,17 +84,41 @@ impl DataKeys {
         self.keys.iter().map(|(b, k)| (*b, k))
     }
 
+    /// Drops the key of `bucket` (one whose file write failed).
+    pub(super) fn remove(&mut self, bucket: u64) {
+        self.keys.remove(&bucket);
+    }
+
     /// The sealed file contents.
     pub(super) fn seal(&self, file_key: &Secret) -> Result<Vec<u8>, StoreError> {
-        let count = u32::try_from(self.keys.len()).map_err(|_| StoreError::Corrupt {
+        self.seal_where(file_key, |_| true)
+    }
+
+    /// The sealed file contents without the keys of buckets past at `now`: written before
+    /// they are forgotten in memory, so a failed write leaves them to be retried.
+    pub(super) fn seal_without_past(
+        &self,
+        file_key: &Secret,
+        now: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.seal_where(file_key, |bucket| !is_past(bucket, now))
+    }
+
+    fn seal_where(
+        &self,
+        file_key: &Secret,
+        keep: impl Fn(u64) -> bool,
+    ) -> Result<Vec<u8>, StoreError> {
+        let kept: Vec<_> = self.keys.iter().filter(|(b, _)| keep(**b)).collect();
+        let count = u32::try_from(kept.len()).map_err(|_| StoreError::Corrupt {
             what: "too many data keys",
         })?;
-        let blocks = self.keys.len().div_ceil(ENTRIES_PER_BLOCK).max(1);
+        let blocks = kept.len().div_ceil(ENTRIES_PER_BLOCK).max(1);
         let mut plain = Zeroizing::new(Vec::with_capacity(
             4 + blocks * ENTRIES_PER_BLOCK * ENTRY_LEN,
         ));
         plain.extend_from_slice(&count.to_le_bytes());
-        for (bucket, key) in &self.keys {
+        for (bucket, key) in kept {
             plain.extend_from_slice(&bucket.to_le_bytes());
             plain.extend_from_slice(key.as_bytes());
         }

@@ -369,16 +369,16 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// I/O errors (the keys are then gone from memory but may remain in the old file until
-    /// the next successful call).
+    /// I/O errors. The keys are then still held, in memory and in the file, and the next call
+    /// tries again: memory forgets a key only once the file without it is durably written.
     pub fn forget_expired_keys(&self, now: u64) -> Result<usize, StoreError> {
         let mut keys = lock_poisoned(&self.data_keys);
         if !keys.any_past(now) {
             return Ok(0);
         }
-        let forgotten = keys.forget_past(now);
         self.layout
-            .write_data_keys_file(&keys.seal(self.key.data_file_key())?)?;
+            .write_data_keys_file(&keys.seal_without_past(self.key.data_file_key(), now)?)?;
+        let forgotten = keys.forget_past(now);
         tracing::debug!(forgotten, "expired data keys destroyed");
         Ok(forgotten)
     }
@@ -678,8 +678,14 @@ impl Store {
         if !keys.contains(bucket) {
             // The new key must be on disk before any value sealed under it.
             keys.insert(bucket, Secret::generate()?);
-            self.layout
-                .write_data_keys_file(&keys.seal(self.key.data_file_key())?)?;
+            let written = keys
+                .seal(self.key.data_file_key())
+                .and_then(|sealed| self.layout.write_data_keys_file(&sealed));
+            if let Err(error) = written {
+                // Never seal a value under a key a restart would not find.
+                keys.remove(bucket);
+                return Err(error);
+            }
         }
         let data_key = keys.get(bucket).ok_or(StoreError::Corrupt {
             what: "a data key vanished",

@@ -748,6 +748,60 @@ fn a_value_outliving_its_data_key_reads_as_absent() {
     assert_eq!(keys, vec![b"plain".to_vec()]);
 }
 
+/// Review finding 7: a data-key file that fails to be rewritten must not leave the expired
+/// keys in it while memory has forgotten them (no later call would try again). The failure is
+/// injected by putting a directory where the new file is written; the retry writes the file
+/// without the expired key, and a forensic scan then finds the expired value nowhere.
+#[test]
+fn a_failed_data_key_rewrite_is_retried_until_the_file_forgets() {
+    let (_dir, home, store) = fresh();
+    let t0: u64 = 1_800_000_000;
+    let gone = b"GONE AFTER RETRY: 07700 900444";
+    store.put_expiring(Tree::Alerts, b"gone", gone, t0).unwrap();
+    store
+        .put_expiring(Tree::Alerts, b"live", b"still live", t0 + 86_400)
+        .unwrap();
+    store.flush().unwrap();
+    let blocker = home.join("store.dkeys.tmp");
+    fs::create_dir(&blocker).unwrap();
+    let past = t0 + BUCKET_SECS;
+    assert!(store.forget_expired_keys(past).is_err(), "the write fails");
+    fs::remove_dir(&blocker).unwrap();
+    assert_eq!(
+        store.forget_expired_keys(past).unwrap(),
+        1,
+        "the next call tries again"
+    );
+    store.close().unwrap();
+    let after = forensic::recover(&home, PASS).unwrap();
+    assert_eq!(
+        after.data_keys, 1,
+        "only the live hour's key is in the file"
+    );
+    assert!(!after.contains(gone));
+    assert!(after.contains(b"still live"));
+}
+
+/// A data key whose file write fails is not kept in memory: no value is sealed under a key
+/// that a restart would not find.
+#[test]
+fn a_new_data_key_that_fails_to_be_written_is_not_used() {
+    let (_dir, home, store) = fresh();
+    let blocker = home.join("store.dkeys.tmp");
+    fs::create_dir(&blocker).unwrap();
+    assert!(store
+        .put_expiring(Tree::Alerts, b"k", b"v", 1_800_000_000)
+        .is_err());
+    assert_eq!(store.data_key_count(), 0);
+    fs::remove_dir(&blocker).unwrap();
+    store
+        .put_expiring(Tree::Alerts, b"k", b"v", 1_800_000_000)
+        .unwrap();
+    store.close().unwrap();
+    let store = open_again(&home);
+    assert_eq!(value(&store, Tree::Alerts, b"k").unwrap(), b"v");
+}
+
 /// Issue 9: the duress passphrase erases the store, and the home then looks like one that
 /// never had one. Setting it does not change the key file's size or header.
 #[test]
