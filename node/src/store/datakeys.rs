@@ -11,6 +11,9 @@
 //!               (padded to a multiple of 64 entries)
 //! ```
 //!
+//! The entry of bucket `u64::MAX`, if present, is not a data key: it is the duress slot's derived
+//! key, which lets a key-file write re-seal the duress slot (see `keyfile.rs`).
+//!
 //! The file is replaced atomically (written beside, synced, renamed, directory synced) and the
 //! old file's bytes are overwritten in place, so once a bucket's key is dropped no file in the
 //! home holds it. sled may keep old copies of a removed value in its log: they are ciphertext
@@ -31,8 +34,8 @@ const DATA_FILE_LABEL: &[u8] = b"lookout data keys v1";
 const ENTRY_LEN: usize = 8 + STORAGE_KEY_LEN;
 /// The file's entries are padded to a multiple of this, so its size says little about activity.
 const ENTRIES_PER_BLOCK: usize = 64;
-/// More buckets than a year and a day of hours cannot be live at once.
-const MAX_ENTRIES: usize = 367 * 24;
+/// More buckets than a year and a day of hours cannot be live at once (plus the duress entry).
+const MAX_ENTRIES: usize = 367 * 24 + 1;
 
 /// The bucket of a value expiring at `expires` (seconds since the Unix epoch).
 pub(super) fn bucket_of(expires: u64) -> u64 {
@@ -44,13 +47,28 @@ fn is_past(bucket: u64, now: u64) -> bool {
     bucket.saturating_add(1).saturating_mul(BUCKET_SECS) <= now
 }
 
+/// The file entry holding the duress slot's derived key (see `keyfile.rs`), not a data key.
+const DURESS_ENTRY: u64 = u64::MAX;
+
 /// The data keys in memory.
 #[derive(Default)]
 pub(super) struct DataKeys {
     keys: BTreeMap<u64, Secret>,
+    /// The duress slot's derived key, kept so that every key-file write can re-seal that slot.
+    duress: Option<Secret>,
 }
 
 impl DataKeys {
+    /// The duress slot's derived key, if one was stored.
+    pub(super) fn duress(&self) -> Option<&Secret> {
+        self.duress.as_ref()
+    }
+
+    /// Replaces the duress slot's derived key; returns the previous one.
+    pub(super) fn set_duress(&mut self, duress: Option<Secret>) -> Option<Secret> {
+        std::mem::replace(&mut self.duress, duress)
+    }
+
     pub(super) fn get(&self, bucket: u64) -> Option<&Secret> {
         self.keys.get(&bucket)
     }
@@ -109,7 +127,12 @@ impl DataKeys {
         file_key: &Secret,
         keep: impl Fn(u64) -> bool,
     ) -> Result<Vec<u8>, StoreError> {
-        let kept: Vec<_> = self.keys.iter().filter(|(b, _)| keep(**b)).collect();
+        let kept: Vec<_> = self
+            .keys
+            .iter()
+            .filter(|(b, _)| keep(**b))
+            .chain(self.duress.iter().map(|k| (&DURESS_ENTRY, k)))
+            .collect();
         let count = u32::try_from(kept.len()).map_err(|_| StoreError::Corrupt {
             what: "too many data keys",
         })?;
@@ -149,6 +172,7 @@ impl DataKeys {
             return Err(corrupt("the data-key file is malformed"));
         }
         let mut keys = BTreeMap::new();
+        let mut duress = None;
         for _ in 0..count {
             let (bucket, after) = rest
                 .split_first_chunk::<8>()
@@ -156,10 +180,15 @@ impl DataKeys {
             let (key, after) = after
                 .split_first_chunk::<STORAGE_KEY_LEN>()
                 .ok_or(corrupt("the data-key file is truncated"))?;
-            keys.insert(u64::from_le_bytes(*bucket), Secret::from_slice(key)?);
+            match u64::from_le_bytes(*bucket) {
+                DURESS_ENTRY => duress = Some(Secret::from_slice(key)?),
+                bucket => {
+                    keys.insert(bucket, Secret::from_slice(key)?);
+                }
+            }
             rest = after;
         }
-        Ok(Self { keys })
+        Ok(Self { keys, duress })
     }
 }
 

@@ -20,6 +20,13 @@
 //! Both passphrases share the salt and the parameters; changing the passphrase keeps them, so a
 //! duress passphrase stays valid across changes.
 //!
+//! Every write of the file (passphrase change, duress set or cleared) re-seals **both** slots
+//! with fresh nonces (an unused slot gets fresh random bytes), so two images of the file taken
+//! before and after show both slots changed and never which one holds the storage key. To
+//! re-seal the duress slot without its passphrase, the store keeps the duress slot's derived
+//! key `K_duress` in the data-key file (sealed under the storage key; see `datakeys.rs`): whoever
+//! holds the real passphrase learns that a duress passphrase is set, never the passphrase.
+//!
 //! Format 1 (a single [`lookout_protocol::passphrase::seal`] blob) is recognised and refused with
 //! [`StoreError::Incompatible`]: its database keeps clear-text keys and has no data keys.
 
@@ -57,8 +64,13 @@ pub(super) struct KeyFile {
 
 /// What a passphrase opened.
 pub(super) enum Unlocked {
-    /// The storage key, found in slot `slot`.
-    Storage { key: StorageKey, slot: usize },
+    /// The storage key, found in slot `slot`, and the key the passphrase derived (to re-seal
+    /// the slot later without asking again).
+    Storage {
+        key: StorageKey,
+        slot: usize,
+        derived: Secret,
+    },
     /// The duress slot.
     Duress,
 }
@@ -69,7 +81,7 @@ impl KeyFile {
         passphrase: &[u8],
         params: KdfParams,
         key: &StorageKey,
-    ) -> Result<(Self, usize), StoreError> {
+    ) -> Result<(Self, usize, Secret), StoreError> {
         params.check().map_err(StoreError::InvalidParams)?;
         let mut salt = [0u8; SALT_LEN];
         fill(&mut salt)?;
@@ -94,7 +106,7 @@ impl KeyFile {
         let slot = usize::from(pick[0] & 1);
         let k = file.derive(passphrase)?;
         file.slots[slot] = file.seal_slot(&k, KIND_STORAGE, key.as_bytes())?;
-        Ok((file, slot))
+        Ok((file, slot, k))
     }
 
     /// Parses a key file; format 1 is [`StoreError::Incompatible`].
@@ -160,6 +172,7 @@ impl KeyFile {
                     KIND_STORAGE => Ok(Unlocked::Storage {
                         key: StorageKey::from_slice(secret.as_slice())?,
                         slot,
+                        derived: k,
                     }),
                     KIND_DURESS => Ok(Unlocked::Duress),
                     _ => Err(StoreError::KeyFile(PassphraseError::Malformed(
@@ -171,51 +184,41 @@ impl KeyFile {
         Err(StoreError::WrongPassphrase)
     }
 
-    /// The same file with the storage key in slot `slot` re-sealed under `passphrase`. If the
-    /// new passphrase opens the other slot (it was the duress passphrase), that slot becomes
-    /// random: one passphrase cannot be both.
-    pub(super) fn with_passphrase(
+    /// The same header with both slots new: the storage key in slot `slot` sealed under the
+    /// derived key `storage` (fresh nonce), and the other slot the duress slot sealed under
+    /// `duress` (fresh nonce and marker) or fresh random bytes.
+    pub(super) fn resealed(
         &self,
         slot: usize,
-        passphrase: &[u8],
+        storage: &Secret,
         key: &StorageKey,
+        duress: Option<&Secret>,
     ) -> Result<Self, StoreError> {
-        let k = self.derive(passphrase)?;
-        let mut next = self.clone();
-        let other = 1 - slot.min(1);
-        if self.open_slot(&k, other).is_some() {
-            fill(&mut next.slots[other])?;
-        }
-        next.slots[slot.min(1)] = self.seal_slot(&k, KIND_STORAGE, key.as_bytes())?;
-        Ok(next)
-    }
-
-    /// The same file with `duress` set as the duress passphrase (replacing any earlier one).
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::DuressSameAsPassphrase`] if `duress` opens the storage key.
-    pub(super) fn with_duress(&self, slot: usize, duress: &[u8]) -> Result<Self, StoreError> {
-        let k = self.derive(duress)?;
         let slot = slot.min(1);
-        if self.open_slot(&k, slot).is_some() {
-            return Err(StoreError::DuressSameAsPassphrase);
-        }
-        let mut marker = Zeroizing::new([0u8; STORAGE_KEY_LEN]);
-        fill(marker.as_mut())?;
         let mut next = self.clone();
-        next.slots[1 - slot] = self.seal_slot(&k, KIND_DURESS, &marker)?;
+        next.slots[slot] = self.seal_slot(storage, KIND_STORAGE, key.as_bytes())?;
+        next.slots[1 - slot] = match duress {
+            Some(duress) => {
+                let mut marker = Zeroizing::new([0u8; STORAGE_KEY_LEN]);
+                fill(marker.as_mut())?;
+                self.seal_slot(duress, KIND_DURESS, &marker)?
+            }
+            None => {
+                let mut random = [0u8; SLOT_LEN];
+                fill(&mut random)?;
+                random
+            }
+        };
         Ok(next)
     }
 
-    /// The same file with the duress slot (if any) replaced by random bytes.
-    pub(super) fn without_duress(&self, slot: usize) -> Result<Self, StoreError> {
-        let mut next = self.clone();
-        fill(&mut next.slots[1 - slot.min(1)])?;
-        Ok(next)
+    /// Whether the derived key `k` opens slot `slot` as a duress slot.
+    pub(super) fn is_duress_key(&self, k: &Secret, slot: usize) -> bool {
+        matches!(self.open_slot(k, slot), Some((KIND_DURESS, _)))
     }
 
-    fn derive(&self, passphrase: &[u8]) -> Result<Secret, StoreError> {
+    /// One Argon2id run with this file's salt and parameters.
+    pub(super) fn derive(&self, passphrase: &[u8]) -> Result<Secret, StoreError> {
         let k = passphrase::derive_key(passphrase, &self.salt, self.params)
             .map_err(StoreError::KeyFile)?;
         Secret::from_slice(k.as_ref())
@@ -261,9 +264,9 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn storage(unlocked: Unlocked) -> (StorageKey, usize) {
+    fn storage(unlocked: Unlocked) -> (StorageKey, usize, Secret) {
         match unlocked {
-            Unlocked::Storage { key, slot } => (key, slot),
+            Unlocked::Storage { key, slot, derived } => (key, slot, derived),
             Unlocked::Duress => panic!("expected the storage key"),
         }
     }
@@ -271,30 +274,31 @@ mod tests {
     #[test]
     fn slots_passphrases_and_duress() {
         let key = StorageKey::generate().unwrap();
-        let (file, slot) = KeyFile::create(b"real", KdfParams::TESTING, &key).unwrap();
+        let (file, slot, k) = KeyFile::create(b"real", KdfParams::TESTING, &key).unwrap();
         let bytes = file.encode();
         assert_eq!(bytes.len(), KEY_FILE_LEN);
         let file = KeyFile::parse(&bytes, Path::new("/h")).unwrap();
-        let (opened, found) = storage(file.unlock(b"real").unwrap());
+        let (opened, found, derived) = storage(file.unlock(b"real").unwrap());
         assert_eq!(found, slot);
+        assert_eq!(derived.as_bytes(), k.as_bytes());
         assert_eq!(opened.as_bytes(), key.as_bytes());
         assert!(matches!(
             file.unlock(b"wrong"),
             Err(StoreError::WrongPassphrase)
         ));
 
-        let with = file.with_duress(slot, b"panic").unwrap();
+        let kd = file.derive(b"panic").unwrap();
+        let with = file.resealed(slot, &k, &key, Some(&kd)).unwrap();
         assert_eq!(with.encode().len(), bytes.len());
         assert_eq!(with.encode()[..HEADER_LEN], bytes[..HEADER_LEN]);
         assert!(matches!(with.unlock(b"panic").unwrap(), Unlocked::Duress));
+        assert!(with.is_duress_key(&kd, 1 - slot));
+        assert!(!with.is_duress_key(&k, slot));
         storage(with.unlock(b"real").unwrap());
-        assert!(matches!(
-            with.with_duress(slot, b"real"),
-            Err(StoreError::DuressSameAsPassphrase)
-        ));
 
-        // A passphrase change keeps the duress passphrase; the old passphrase opens nothing.
-        let changed = with.with_passphrase(slot, b"new", &key).unwrap();
+        // A new passphrase: the old one opens nothing, the duress one still erases.
+        let k_new = with.derive(b"new").unwrap();
+        let changed = with.resealed(slot, &k_new, &key, Some(&kd)).unwrap();
         assert!(matches!(
             changed.unlock(b"real"),
             Err(StoreError::WrongPassphrase)
@@ -304,14 +308,15 @@ mod tests {
             Unlocked::Duress
         ));
         storage(changed.unlock(b"new").unwrap());
-        // Choosing the duress passphrase as the new passphrase clears the duress slot.
-        let same = changed.with_passphrase(slot, b"panic", &key).unwrap();
-        storage(same.unlock(b"panic").unwrap());
-        let cleared = with.without_duress(slot).unwrap();
+        let cleared = changed.resealed(slot, &k_new, &key, None).unwrap();
         assert!(matches!(
             cleared.unlock(b"panic"),
             Err(StoreError::WrongPassphrase)
         ));
+        // Re-sealing with the same keys still changes both slots (fresh nonces).
+        let again = cleared.resealed(slot, &k_new, &key, None).unwrap();
+        assert_ne!(again.slots[0], cleared.slots[0]);
+        assert_ne!(again.slots[1], cleared.slots[1]);
     }
 
     #[test]

@@ -139,8 +139,9 @@ pub struct Store {
     trees: Vec<sled::Tree>,
     db: sled::Db,
     key: StorageKey,
-    /// The key file as last written, and the slot of the storage key in it.
-    key_file: Mutex<(KeyFile, usize)>,
+    /// The key file as last written, the slot of the storage key in it, and the key the
+    /// passphrase derived (so both slots can be re-sealed on every write).
+    key_file: Mutex<(KeyFile, usize, Secret)>,
     data_keys: Mutex<DataKeys>,
     layout: Layout,
     lock: File,
@@ -192,7 +193,7 @@ impl Store {
         let data_keys = DataKeys::default();
         layout.write_data_keys_file(&data_keys.seal(key.data_file_key())?)?;
 
-        let (key_file, slot) = KeyFile::create(passphrase, params, &key)?;
+        let (key_file, slot, derived) = KeyFile::create(passphrase, params, &key)?;
         layout.write_key_file(&key_file.encode())?;
         home::restrict_tree(&layout.db_dir);
         tracing::debug!(trees = trees.len(), "store created");
@@ -200,7 +201,7 @@ impl Store {
             trees,
             db,
             key,
-            key_file: Mutex::new((key_file, slot)),
+            key_file: Mutex::new((key_file, slot, derived)),
             data_keys: Mutex::new(data_keys),
             layout,
             lock,
@@ -232,8 +233,8 @@ impl Store {
             });
         }
         let key_file = KeyFile::parse(&layout.read_key_file()?, home)?;
-        let (key, slot) = match key_file.unlock(passphrase)? {
-            Unlocked::Storage { key, slot } => (key, slot),
+        let (key, slot, derived) = match key_file.unlock(passphrase)? {
+            Unlocked::Storage { key, slot, derived } => (key, slot, derived),
             Unlocked::Duress => {
                 erase(&layout);
                 return Err(StoreError::NotFound {
@@ -269,7 +270,7 @@ impl Store {
             trees,
             db,
             key,
-            key_file: Mutex::new((key_file, slot)),
+            key_file: Mutex::new((key_file, slot, derived)),
             data_keys: Mutex::new(data_keys),
             layout,
             lock,
@@ -291,40 +292,92 @@ impl Store {
     /// parameters and salt (so a duress passphrase stays valid; if `new_passphrase` is the
     /// duress passphrase, the duress passphrase is cleared).
     ///
-    /// The stored data is not re-encrypted, only the key file is replaced
-    /// (atomically; the old file's contents are overwritten). Ask the user
-    /// for the old passphrase before calling this if the store was opened
-    /// long ago.
+    /// Both slots of the key file are re-sealed with fresh nonces, so two images of the file
+    /// do not show which slot changed. The stored data is not re-encrypted, only the key file
+    /// is replaced (atomically; the old file's contents are overwritten). Ask the user for the
+    /// old passphrase before calling this if the store was opened long ago.
     ///
     /// # Errors
     ///
     /// I/O errors.
     pub fn change_passphrase(&self, new_passphrase: &[u8]) -> Result<(), StoreError> {
         let mut guard = lock_poisoned(&self.key_file);
-        let next = guard
-            .0
-            .with_passphrase(guard.1, new_passphrase, &self.key)?;
+        let (file, slot) = (&guard.0, guard.1);
+        let derived = file.derive(new_passphrase)?;
+        let duress = self.live_duress(file, slot);
+        // One passphrase cannot be both: choosing the duress passphrase clears it.
+        let duress = duress.filter(|d| d.as_bytes() != derived.as_bytes());
+        let cleared = duress.is_none();
+        let next = file.resealed(slot, &derived, &self.key, duress.as_ref())?;
         self.layout.write_key_file(&next.encode())?;
-        guard.0 = next;
+        *guard = (next, slot, derived);
+        drop(guard);
+        if cleared {
+            self.store_duress_key(None)?;
+        }
         tracing::info!("store passphrase changed");
         Ok(())
     }
 
     /// Sets (`Some`) or clears (`None`) the duress passphrase: entering it at
-    /// [`Self::open`] erases the store. The key file keeps the same size and shape either way.
+    /// [`Self::open`] erases the store. The key file keeps the same size and shape either way,
+    /// and both its slots are re-sealed with fresh nonces.
     ///
     /// # Errors
     ///
     /// [`StoreError::DuressSameAsPassphrase`], and I/O errors.
     pub fn set_duress(&self, duress: Option<&[u8]>) -> Result<(), StoreError> {
         let mut guard = lock_poisoned(&self.key_file);
+        let (file, slot) = (&guard.0, guard.1);
         let next = match duress {
-            Some(duress) => guard.0.with_duress(guard.1, duress)?,
-            None => guard.0.without_duress(guard.1)?,
+            Some(duress) => {
+                let duress = file.derive(duress)?;
+                if duress.as_bytes() == guard.2.as_bytes() {
+                    return Err(StoreError::DuressSameAsPassphrase);
+                }
+                // Its derived key goes to the data-key file first: a key file whose duress slot
+                // could not be re-sealed later is never written. A stored key that opens no
+                // slot (the key-file write below failed) is ignored.
+                self.store_duress_key(Some(Secret::from_slice(duress.as_bytes())?))?;
+                file.resealed(slot, &guard.2, &self.key, Some(&duress))?
+            }
+            None => file.resealed(slot, &guard.2, &self.key, None)?,
         };
         self.layout.write_key_file(&next.encode())?;
         guard.0 = next;
+        drop(guard);
+        if duress.is_none() {
+            self.store_duress_key(None)?;
+        }
         Ok(())
+    }
+
+    /// The stored duress key, if it opens the duress slot of `file` now.
+    fn live_duress(&self, file: &KeyFile, slot: usize) -> Option<Secret> {
+        let keys = lock_poisoned(&self.data_keys);
+        let duress = keys.duress()?;
+        if !file.is_duress_key(duress, 1 - slot.min(1)) {
+            return None;
+        }
+        Secret::from_slice(duress.as_bytes()).ok()
+    }
+
+    /// Writes the data-key file with `duress` as the stored duress key (memory keeps the old
+    /// one if the write fails).
+    fn store_duress_key(&self, duress: Option<Secret>) -> Result<(), StoreError> {
+        let mut keys = lock_poisoned(&self.data_keys);
+        let had = keys.duress().is_some();
+        if !had && duress.is_none() {
+            return Ok(());
+        }
+        let previous = keys.set_duress(duress);
+        let written = keys
+            .seal(self.key.data_file_key())
+            .and_then(|sealed| self.layout.write_data_keys_file(&sealed));
+        if written.is_err() {
+            keys.set_duress(previous);
+        }
+        written
     }
 
     /// Stores `value` under `key` in `tree`, replacing any previous value.

@@ -836,6 +836,58 @@ fn duress_passphrase_erases_and_leaves_no_store() {
     ));
 }
 
+/// Review finding 8f: every key-file write (duress set, passphrase change, duress cleared)
+/// re-seals both slots with fresh nonces, so two images of the key file do not show which slot
+/// changed (which would tell the storage slot from the duress one). The duress passphrase
+/// stays valid across a passphrase change and a reopen.
+#[test]
+fn every_key_file_write_changes_both_slots() {
+    let (_dir, home, store) = fresh();
+    let slots = |bytes: &[u8]| {
+        let (a, b) = bytes[33..].split_at((bytes.len() - 33) / 2);
+        (a.to_vec(), b.to_vec())
+    };
+    let image = || fs::read(home.join(home::KEY_FILE)).unwrap();
+    let both_changed = |before: &[u8], after: &[u8], what: &str| {
+        let (b0, b1) = slots(before);
+        let (a0, a1) = slots(after);
+        assert_ne!(b0, a0, "slot 0 unchanged by {what}");
+        assert_ne!(b1, a1, "slot 1 unchanged by {what}");
+    };
+    let first = image();
+    store.set_duress(Some(b"duress words")).unwrap();
+    let with_duress = image();
+    both_changed(&first, &with_duress, "setting the duress passphrase");
+    store.change_passphrase(b"new passphrase").unwrap();
+    let changed = image();
+    both_changed(&with_duress, &changed, "a passphrase change");
+    store.close().unwrap();
+    let store = Store::open(&home, b"new passphrase").unwrap();
+    store.change_passphrase(b"newer passphrase").unwrap();
+    let changed_again = image();
+    both_changed(
+        &changed,
+        &changed_again,
+        "a passphrase change after a reopen",
+    );
+    store.set_duress(None).unwrap();
+    let cleared = image();
+    both_changed(&changed_again, &cleared, "clearing the duress passphrase");
+    store.set_duress(Some(b"other duress")).unwrap();
+    store.change_passphrase(b"last passphrase").unwrap();
+    store.close().unwrap();
+    // The cleared duress passphrase opens nothing; the one set later survived the change.
+    assert!(matches!(
+        Store::open(&home, b"duress words"),
+        Err(StoreError::WrongPassphrase)
+    ));
+    assert!(matches!(
+        Store::open(&home, b"other duress"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(!Store::exists(&home));
+}
+
 /// Store keys are keyed hashes: two stores holding the same ids share no key bytes, and no id
 /// appears in either's files.
 #[test]
