@@ -354,6 +354,10 @@ copied the device, or wipe and re-enrol."
         /// Remove the duress passphrase.
         #[arg(long)]
         clear: bool,
+        /// Keep a duress passphrase that is easy to guess (not recommended: whoever guesses it
+        /// can destroy this device's data).
+        #[arg(long, conflicts_with = "clear")]
+        allow_weak_passphrase: bool,
     },
 }
 

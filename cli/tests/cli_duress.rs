@@ -106,6 +106,31 @@ fn duress_passphrase_at_run_erases_and_answers_as_a_bare_device() {
     assert!(!home.exists() && !never.exists());
 }
 
+/// Review finding 8e: the duress passphrase is checked for strength like the real one (an
+/// easily guessed one is a second way into the device: the one that destroys it); the check
+/// can be waived with --allow-weak-passphrase.
+#[test]
+fn a_weak_duress_passphrase_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ana");
+    init(&home, "Quenburga");
+    let weak = dir.path().join("weak.txt");
+    std::fs::write(&weak, "1234\n").unwrap();
+    let key_before = std::fs::read(home.join("store.key")).unwrap();
+    let args = [
+        "passphrase",
+        "duress",
+        "--duress-passphrase-file",
+        weak.to_str().unwrap(),
+    ];
+    fails(&home, &args, 2, "too easy to guess");
+    assert_eq!(std::fs::read(home.join("store.key")).unwrap(), key_before);
+    let mut waived = args.to_vec();
+    waived.push("--allow-weak-passphrase");
+    ok(&home, &waived);
+    assert_ne!(std::fs::read(home.join("store.key")).unwrap(), key_before);
+}
+
 /// With a node running, the duress passphrase typed at another command (here `passphrase
 /// change`, which asks it) destroys the key at once, stops the node and removes the home.
 #[test]

@@ -41,7 +41,7 @@ pub fn init(
     }
     let passphrase = ctx.passphrase(true)?;
     if !allow_weak {
-        refuse_weak(&passphrase, name)?;
+        refuse_weak(&passphrase, name, "nothing was created")?;
     }
     let short_passphrase = passphrase.chars().count() < 10;
     let (replica, certificate) = Replica::create(
@@ -505,7 +505,7 @@ pub fn change_passphrase(
     }
     if !allow_weak {
         let name = replica.name().to_owned();
-        refuse_weak(&new, &name)?;
+        refuse_weak(&new, &name, "nothing was changed")?;
     }
     let params = Context::kdf_params();
     let result = replica.change_passphrase(new.as_bytes(), params);
@@ -528,6 +528,7 @@ pub fn set_duress(
     ctx: &Context,
     duress_file: Option<PathBuf>,
     clear: bool,
+    allow_weak: bool,
     out: Out,
 ) -> Result<Outcome, ApiError> {
     let mut replica = ctx.open_replica()?;
@@ -553,6 +554,12 @@ pub fn set_duress(
                 "the duress passphrase is empty",
             ));
         }
+        if !allow_weak {
+            // A guessable duress passphrase is a way for anyone holding the device to destroy
+            // its data: the same bar as the real one.
+            let name = replica.name().to_owned();
+            refuse_weak(&duress, &name, "nothing was changed")?;
+        }
         replica.set_duress(Some(duress.as_bytes()))
     };
     replica.close()?;
@@ -575,7 +582,7 @@ pub fn set_duress(
 
 /// Refuse a passphrase that someone holding this device could guess (an estimate by zxcvbn of
 /// under about 10^10 guesses), in one sentence, before anything is created.
-fn refuse_weak(passphrase: &str, name: &str) -> Result<(), ApiError> {
+fn refuse_weak(passphrase: &str, name: &str, nothing: &str) -> Result<(), ApiError> {
     let estimate = zxcvbn::zxcvbn(passphrase, &[name, "lookout", "Lookout"]);
     if estimate.score() >= zxcvbn::Score::Three {
         return Ok(());
@@ -588,7 +595,7 @@ fn refuse_weak(passphrase: &str, name: &str) -> Result<(), ApiError> {
     Err(ApiError::new(
         ErrorCode::InvalidInput,
         format!(
-            "this passphrase is too easy to guess{why}: someone who takes this device could find it, so choose four or five unrelated words; nothing was created (--allow-weak-passphrase keeps it anyway)"
+            "this passphrase is too easy to guess{why}: someone who takes this device could find it, so choose four or five unrelated words; {nothing} (--allow-weak-passphrase keeps it anyway)"
         ),
     ))
 }

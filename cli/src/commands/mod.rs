@@ -98,7 +98,14 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
         Command::Passphrase(PassphraseCommand::Duress {
             duress_passphrase_file,
             clear,
-        }) => identity::set_duress(&ctx, duress_passphrase_file, clear, out),
+            allow_weak_passphrase,
+        }) => identity::set_duress(
+            &ctx,
+            duress_passphrase_file,
+            clear,
+            allow_weak_passphrase,
+            out,
+        ),
         Command::JoinRequest { qr } => identity::join_request(&ctx, qr, out).await,
         Command::Join { invite } => identity::join(&ctx, &invite, out).await,
         Command::Status => identity::status(&ctx, out).await,
