@@ -231,10 +231,7 @@ fn forget_home(home: &Path) {
     if !Store::remove_leftovers(home) && home.join(lookout_node::control::SOCKET_NAME).exists() {
         // A node runs on a key that no longer exists: stop it (as `lookout wipe` does), then
         // remove the files it held.
-        let pid = std::fs::read_to_string(home.join(crate::commands::run::PID_FILE))
-            .ok()
-            .and_then(|text| text.trim().parse::<u32>().ok());
-        if let Some(pid) = pid {
+        if let Some(pid) = node_pid(home) {
             let _ = std::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
                 .stdout(std::process::Stdio::null())
@@ -257,6 +254,49 @@ fn forget_home(home: &Path) {
         let _ = std::fs::remove_file(home.join(name));
     }
     let _ = std::fs::remove_dir(home);
+}
+
+/// The process id of the `lookout run` serving this home, to stop it.
+///
+/// Asked of the kernel first: the peer credentials of a connection to the home's control
+/// socket name the process that listens on it, which is this home's node whatever the pid file
+/// says. Only when no node answers there (its socket file was removed) is the pid file read,
+/// and then trusted only if `/proc/PID/cmdline` shows a `lookout ... run` process: a stale
+/// file whose pid an unrelated program now has is ignored. The limit: such a fallback process
+/// could be a `lookout run` of another home of the same user (the command line does not always
+/// name the home); its node then stops, which loses nothing.
+pub(crate) fn node_pid(home: &Path) -> Option<u32> {
+    if let Some(pid) = socket_peer_pid(home) {
+        return Some(pid);
+    }
+    let pid = std::fs::read_to_string(home.join(crate::commands::run::PID_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .filter(|&pid| pid > 1 && pid != std::process::id())?;
+    is_lookout_run(pid).then_some(pid)
+}
+
+fn socket_peer_pid(home: &Path) -> Option<u32> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let stream =
+        std::os::unix::net::UnixStream::connect(lookout_node::control::socket_path(home)).ok()?;
+    let credentials = getsockopt(&stream, PeerCredentials).ok()?;
+    u32::try_from(credentials.pid())
+        .ok()
+        .filter(|&pid| pid > 1 && pid != std::process::id())
+}
+
+/// Whether process `pid` runs `lookout ... run` (its command line, which any user can read).
+fn is_lookout_run(pid: u32) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let mut args = cmdline.split(|&b| b == 0).filter(|a| !a.is_empty());
+    let Some(program) = args.next() else {
+        return false;
+    };
+    let name = program.rsplit(|&b| b == b'/').next().unwrap_or(program);
+    name.starts_with(b"lookout") && args.any(|a| a == b"run")
 }
 
 pub(crate) fn prompt(confirm: bool) -> Result<Zeroizing<String>, ApiError> {

@@ -131,6 +131,42 @@ fn a_weak_duress_passphrase_is_refused() {
     assert_ne!(std::fs::read(home.join("store.key")).unwrap(), key_before);
 }
 
+/// Review finding 8d: a stale or planted pid file is not trusted. It names another process (a
+/// `sleep` standing in for an unrelated program that reused the pid); the duress passphrase
+/// still stops the node that serves this home's control socket, and the other process is
+/// never signalled.
+#[test]
+fn duress_stops_the_node_of_this_home_not_the_process_a_pid_file_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ana");
+    set_up(&home, dir.path());
+    let mut node = Node::start(&home);
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    std::fs::write(home.join("node.pid"), format!("{}\n", bystander.id())).unwrap();
+    // `passphrase change` asks the passphrase even while a node runs.
+    let new_file = dir.path().join("new.txt");
+    std::fs::write(&new_file, "a new long passphrase here\n").unwrap();
+    let args = [
+        "passphrase",
+        "change",
+        "--new-passphrase-file",
+        new_file.to_str().unwrap(),
+    ];
+    let coerced = as_typed(&home, &args);
+    assert_ne!(coerced.0, 0);
+    assert!(node.wait_exit().is_some(), "the node still runs");
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "the process the pid file named was signalled"
+    );
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+    assert!(!home.exists());
+}
+
 /// With a node running, the duress passphrase typed at another command (here `passphrase
 /// change`, which asks it) destroys the key at once, stops the node and removes the home.
 #[test]

@@ -448,7 +448,7 @@ fn confirm_wipe(home: &Path) -> Result<bool, ApiError> {
     Ok(answer.trim().eq_ignore_ascii_case("yes"))
 }
 
-/// Ask the running node (through the pid file `lookout run` wrote) to stop, and wait.
+/// Ask the running node (the process serving this home's control socket) to stop, and wait.
 async fn stop_node(ctx: &Context) -> Result<(), ApiError> {
     let busy = || {
         ApiError::new(
@@ -456,10 +456,8 @@ async fn stop_node(ctx: &Context) -> Result<(), ApiError> {
             "a Lookout node is running for this home and could not be stopped: stop it (Ctrl-C) and wipe again",
         )
     };
-    let pid = std::fs::read_to_string(ctx.home.join(PID_FILE))
-        .ok()
-        .and_then(|text| text.trim().parse::<u32>().ok())
-        .ok_or_else(busy)?;
+    // The kernel's word for which process serves this home's socket, not the pid file's.
+    let pid = crate::session::node_pid(&ctx.home).ok_or_else(busy)?;
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
