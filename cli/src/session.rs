@@ -78,6 +78,10 @@ impl Context {
     /// left of this home goes too, and the answer is the one a device without Lookout gives.
     pub fn open_replica(&self) -> Result<Replica, ApiError> {
         if !lookout_node::store::Store::exists(&self.home) {
+            // Asked all the same, as on a device with Lookout: otherwise a prompt followed by
+            // "no Lookout identity" would show that a duress passphrase erased this one. What
+            // is typed is not used.
+            let _ = self.passphrase(false);
             return Err(self.no_identity());
         }
         let passphrase = self.passphrase(false)?;

@@ -106,6 +106,48 @@ fn duress_passphrase_at_run_erases_and_answers_as_a_bare_device() {
     assert!(!home.exists() && !never.exists());
 }
 
+/// Review finding 8a: on a terminal, a device where Lookout was never set up asks for the
+/// passphrase before it says there is no identity, as a device with Lookout does (and as one
+/// erased by the duress passphrase did): the prompt does not tell them apart. Run under
+/// `script`, which gives the command a terminal.
+#[test]
+fn a_bare_device_asks_the_passphrase_like_a_set_up_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let never = dir.path().join("never");
+    let ana = dir.path().join("ana");
+    init(&ana, "Quenburga");
+    let on_terminal = |home: &Path| {
+        let line = format!(
+            "{} --home {} alerts",
+            env!("CARGO_BIN_EXE_lookout"),
+            home.display()
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env_remove("LOOKOUT_PASSPHRASE")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) runs the command on a terminal");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"let me go now please\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let bare = on_terminal(&never);
+    assert!(bare.contains("Passphrase:"), "{bare}");
+    assert!(bare.contains("no Lookout identity"), "{bare}");
+    let set_up = on_terminal(&ana);
+    assert!(set_up.contains("Passphrase:"), "{set_up}");
+    assert!(!never.exists());
+}
+
 /// Review finding 8e: the duress passphrase is checked for strength like the real one (an
 /// easily guessed one is a second way into the device: the one that destroys it); the check
 /// can be waived with --allow-weak-passphrase.
