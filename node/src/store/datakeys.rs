@@ -16,7 +16,12 @@
 //!
 //! The file is replaced atomically (written beside, synced, renamed, directory synced) and the
 //! old file's bytes are overwritten in place, so once a bucket's key is dropped no file in the
-//! home holds it. sled may keep old copies of a removed value in its log: they are ciphertext
+//! home holds it. Until that overwrite the old file keeps a second name, `store.dkeys.old` (a
+//! hard link made just before the rename): a crash in between leaves it there, and every start
+//! shreds it. On flash storage and copy-on-write file systems (F2FS, btrfs, APFS) an overwrite
+//! in place may land in new blocks and leave the old ones readable below the file system; no
+//! file-system call reaches them. Memory forgets a key only once the file without it is
+//! durably written, so a failed write is retried. sled may keep old copies of a removed value in its log: they are ciphertext
 //! under a key that no longer exists.
 
 use std::collections::BTreeMap;

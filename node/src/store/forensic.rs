@@ -28,7 +28,8 @@ pub struct Findings {
     pub keys: Vec<(String, Vec<u8>)>,
     /// Values found whose data key no longer exists.
     pub sealed_without_key: usize,
-    /// Data keys the data-key file still holds.
+    /// Data keys the data-key file (`store.dkeys`) still holds. Keys of any other file that
+    /// opens as a data-key file are tried too.
     pub data_keys: usize,
 }
 
@@ -63,6 +64,14 @@ pub fn recover(home: &Path, passphrase: &[u8]) -> Result<Findings, StoreError> {
         ..Findings::default()
     };
     collect_files(home, &mut findings.files)?;
+    // Any file that opens as a data-key file (an old one a crash left, under whatever name)
+    // gives its keys too.
+    let mut data_keys = vec![data_keys];
+    for (_, bytes) in &findings.files {
+        if let Ok(found) = DataKeys::open(bytes, key.data_file_key()) {
+            data_keys.push(found);
+        }
+    }
     for (_, bytes) in &findings.files {
         let sizes = padded_sizes(bytes.len());
         for offset in 0..bytes.len() {
@@ -89,7 +98,7 @@ pub fn recover(home: &Path, passphrase: &[u8]) -> Result<Findings, StoreError> {
                         let mut found = false;
                         // Every remaining data key, not only the bucket's own: nothing the
                         // passphrase unlocks is left untried.
-                        for (_, data_key) in data_keys.iter() {
+                        for (_, data_key) in data_keys.iter().flat_map(DataKeys::iter) {
                             if let Some((entry_key, value)) =
                                 sealing::open_expiring(data_key, &opened.tree, bucket, &sealed)
                             {

@@ -23,6 +23,12 @@ const KEY_TMP_FILE: &str = "store.key.tmp";
 pub(super) const DATA_KEYS_FILE: &str = "store.dkeys";
 /// Temporary name a new data-key file is written under before it is renamed.
 const DATA_KEYS_TMP_FILE: &str = "store.dkeys.tmp";
+/// A hard link to the key file being replaced, kept from just before the rename until its
+/// bytes are overwritten: a crash in between leaves the old file findable (and shredded at the
+/// next start) instead of an unlinked inode no one will overwrite.
+const KEY_OLD_FILE: &str = "store.key.old";
+/// The same for the data-key file (it holds the keys of hours just forgotten).
+const DATA_KEYS_OLD_FILE: &str = "store.dkeys.old";
 
 /// A key file is 179 bytes; anything near this cap is not ours.
 const MAX_KEY_FILE_LEN: u64 = 4096;
@@ -41,6 +47,8 @@ pub(super) struct Layout {
     pub(super) key_tmp: PathBuf,
     pub(super) data_keys: PathBuf,
     pub(super) data_keys_tmp: PathBuf,
+    pub(super) key_old: PathBuf,
+    pub(super) data_keys_old: PathBuf,
     pub(super) lock_file: PathBuf,
 }
 
@@ -53,6 +61,8 @@ impl Layout {
             key_tmp: home.join(KEY_TMP_FILE),
             data_keys: home.join(DATA_KEYS_FILE),
             data_keys_tmp: home.join(DATA_KEYS_TMP_FILE),
+            key_old: home.join(KEY_OLD_FILE),
+            data_keys_old: home.join(DATA_KEYS_OLD_FILE),
             lock_file: home.join(LOCK_FILE),
         }
     }
@@ -140,19 +150,40 @@ impl Layout {
     /// passphrase) does not linger in that inode. Flash storage may still keep
     /// stale copies of blocks that no file system call can reach.
     pub(super) fn write_key_file(&self, sealed: &[u8]) -> Result<(), StoreError> {
-        self.replace_file(&self.key_file, &self.key_tmp, sealed)
+        self.replace_file(&self.key_file, &self.key_tmp, &self.key_old, sealed)
     }
 
     /// Durably replaces the data-key file, as [`Self::write_key_file`] does the key file: the
     /// old file's bytes (keys of buckets now forgotten among them) are overwritten.
     pub(super) fn write_data_keys_file(&self, sealed: &[u8]) -> Result<(), StoreError> {
-        self.replace_file(&self.data_keys, &self.data_keys_tmp, sealed)
+        self.replace_file(
+            &self.data_keys,
+            &self.data_keys_tmp,
+            &self.data_keys_old,
+            sealed,
+        )
     }
 
-    fn replace_file(&self, path: &Path, tmp_path: &Path, sealed: &[u8]) -> Result<(), StoreError> {
-        // A leftover from an interrupted earlier write: shred and remove it so `create_new`
-        // below does not fail.
+    /// Shreds what an interrupted replacement left under the `.old` names (done at every
+    /// start). A `.old` name still linked to the current file (the crash came before the
+    /// rename) is only unlinked: its bytes are the live file's.
+    pub(super) fn shred_old_files(&self) -> Result<(), StoreError> {
+        shred_stale_old(&self.key_old, &self.key_file)?;
+        shred_stale_old(&self.data_keys_old, &self.data_keys)?;
+        sync_dir(&self.home)
+    }
+
+    fn replace_file(
+        &self,
+        path: &Path,
+        tmp_path: &Path,
+        old_path: &Path,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        // Leftovers from an interrupted earlier write: shred and remove them so `create_new`
+        // and `hard_link` below do not fail.
         shred_if_exists(tmp_path)?;
+        shred_stale_old(old_path, path)?;
         let mut tmp = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -164,12 +195,13 @@ impl Layout {
             .map_err(io_error("write", tmp_path))?;
         drop(tmp);
 
-        let old = match OpenOptions::new().write(true).open(path) {
-            Ok(file) => Some(file),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+        // The old file keeps a name until its bytes are overwritten.
+        let had_old = match fs::hard_link(path, old_path) {
+            Ok(()) => true,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => false,
             Err(cause) => {
                 return Err(StoreError::Io {
-                    action: "open",
+                    action: "link the old",
                     path: path.to_path_buf(),
                     cause,
                 })
@@ -177,8 +209,15 @@ impl Layout {
         };
         fs::rename(tmp_path, path).map_err(io_error("replace", path))?;
         sync_dir(&self.home)?;
-        if let Some(mut old) = old {
-            overwrite_with_random(&mut old).map_err(io_error("shred the old", path))?;
+        #[cfg(test)]
+        if tests_only::crash_after_rename() {
+            return Err(StoreError::Corrupt {
+                what: "a crash injected by a test",
+            });
+        }
+        if had_old {
+            shred_if_exists(old_path)?;
+            sync_dir(&self.home)?;
         }
         Ok(())
     }
@@ -206,10 +245,12 @@ impl Layout {
     /// Shreds the files that go with the key file: an interrupted key change's temporary file
     /// and the data keys (useless without the storage key, but nothing need stay).
     pub(super) fn shred_key_file_parts(&self) -> Result<(), StoreError> {
+        shred_if_exists(&self.key_old)?;
         shred_if_exists(&self.key_tmp)?;
         sync_dir(&self.home)?;
         shred_if_exists(&self.data_keys)?;
         shred_if_exists(&self.data_keys_tmp)?;
+        shred_if_exists(&self.data_keys_old)?;
         sync_dir(&self.home)
     }
 
@@ -220,6 +261,8 @@ impl Layout {
             &self.key_tmp,
             &self.data_keys,
             &self.data_keys_tmp,
+            &self.key_old,
+            &self.data_keys_old,
             &self.db_dir,
         ]
         .iter()
@@ -295,6 +338,42 @@ pub(super) fn shred_if_exists(path: &Path) -> Result<(), StoreError> {
         remove_if_exists(path).map_err(io_error("remove", path))?;
     }
     Ok(())
+}
+
+/// Shreds `old` unless it is another name of `current` (same inode), which is only unlinked.
+fn shred_stale_old(old: &Path, current: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(old_meta) = fs::symlink_metadata(old) else {
+        return Ok(());
+    };
+    let same =
+        fs::metadata(current).is_ok_and(|c| c.ino() == old_meta.ino() && c.dev() == old_meta.dev());
+    if same {
+        remove_if_exists(old).map_err(io_error("remove", old))
+    } else {
+        shred_if_exists(old)?;
+        // Not a regular file we could open for writing: still do not leave it.
+        remove_if_exists(old).map_err(io_error("remove", old))
+    }
+}
+
+/// Test hooks: a crash injected between a replacement's rename and the old file's overwrite.
+#[cfg(test)]
+pub(super) mod tests_only {
+    use std::cell::Cell;
+
+    thread_local! {
+        static CRASH_AFTER_RENAME: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// The next replacement on this thread stops right after its rename, as a crash would.
+    pub(in crate::store) fn inject_crash_after_rename() {
+        CRASH_AFTER_RENAME.with(|c| c.set(true));
+    }
+
+    pub(super) fn crash_after_rename() -> bool {
+        CRASH_AFTER_RENAME.with(|c| c.replace(false))
+    }
 }
 
 /// Removes a file, treating "already gone" as success.

@@ -243,6 +243,8 @@ impl Store {
             }
         };
         let lock = layout.lock()?;
+        // What an interrupted key-file or data-key-file replacement left: shredded first.
+        layout.shred_old_files()?;
 
         if !layout.db_dir.is_dir() {
             return Err(StoreError::Corrupt {

@@ -782,6 +782,82 @@ fn a_failed_data_key_rewrite_is_retried_until_the_file_forgets() {
     assert!(after.contains(b"still live"));
 }
 
+/// Review finding 6: a crash between the data-key file's rename and the overwrite of the old
+/// file must not leave the forgotten keys in an unlinked inode no one will overwrite. The old
+/// file keeps the name `store.dkeys.old` until it is shredded, so after the (injected) crash
+/// the scan finds the expired value through it, and the next start shreds it: the inode's bytes
+/// (watched through a hard link the test made) are overwritten and the value is found nowhere.
+#[test]
+fn a_crash_between_rename_and_overwrite_leaves_the_old_data_keys_to_be_shredded() {
+    let (dir, home, store) = fresh();
+    let t0: u64 = 1_800_000_000;
+    let gone = b"GONE AFTER CRASH: 07700 900222";
+    store.put_expiring(Tree::Alerts, b"gone", gone, t0).unwrap();
+    store.flush().unwrap();
+    let watcher = dir.path().join("old-inode");
+    fs::hard_link(home.join(home::DATA_KEYS_FILE), &watcher).unwrap();
+    let old_bytes = fs::read(&watcher).unwrap();
+    home::tests_only::inject_crash_after_rename();
+    assert!(store.forget_expired_keys(t0 + BUCKET_SECS).is_err());
+    drop(store);
+    assert!(home.join("store.dkeys.old").exists());
+    let crashed = forensic::recover(&home, PASS).unwrap();
+    assert!(
+        crashed.contains(gone),
+        "the old file is still there to shred"
+    );
+
+    let store = open_again(&home);
+    assert!(!home.join("store.dkeys.old").exists(), "shredded at start");
+    assert_ne!(
+        fs::read(&watcher).unwrap(),
+        old_bytes,
+        "its bytes overwritten"
+    );
+    fs::remove_file(&watcher).unwrap();
+    // The crash came after the new file, without the key, was in place.
+    assert_eq!(store.data_key_count(), 0);
+    store.close().unwrap();
+    let after = forensic::recover(&home, PASS).unwrap();
+    assert!(!after.contains(gone));
+    assert_eq!(after.data_keys, 0);
+}
+
+/// A `.old` name still linked to the live file (a crash before the rename) is only unlinked
+/// at start, never shredded: the live file stays intact.
+#[test]
+fn an_old_name_of_the_live_file_is_unlinked_not_shredded() {
+    let (_dir, home, store) = fresh();
+    store
+        .put_expiring(Tree::Alerts, b"k", b"v", 1_800_000_000)
+        .unwrap();
+    store.put(Tree::Meta, b"m", b"kept").unwrap();
+    store.close().unwrap();
+    fs::hard_link(
+        home.join(home::DATA_KEYS_FILE),
+        home.join("store.dkeys.old"),
+    )
+    .unwrap();
+    fs::hard_link(home.join(home::KEY_FILE), home.join("store.key.old")).unwrap();
+    let store = open_again(&home);
+    assert!(!home.join("store.dkeys.old").exists());
+    assert!(!home.join("store.key.old").exists());
+    assert_eq!(value(&store, Tree::Alerts, b"k").unwrap(), b"v");
+    store.close().unwrap();
+    open_again(&home).close().unwrap();
+}
+
+/// After every key-file or data-key-file replacement no `.old` name is left.
+#[test]
+fn no_old_file_is_left_after_a_replacement() {
+    let (_dir, home, store) = fresh();
+    store.put_expiring(Tree::Alerts, b"k", b"v", 7_200).unwrap();
+    store.forget_expired_keys(10_800).unwrap();
+    store.change_passphrase(b"another passphrase").unwrap();
+    assert!(!home.join("store.dkeys.old").exists());
+    assert!(!home.join("store.key.old").exists());
+}
+
 /// A data key whose file write fails is not kept in memory: no value is sealed under a key
 /// that a restart would not find.
 #[test]
