@@ -357,25 +357,6 @@ fn shred_stale_old(old: &Path, current: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// Test hooks: a crash injected between a replacement's rename and the old file's overwrite.
-#[cfg(test)]
-pub(super) mod tests_only {
-    use std::cell::Cell;
-
-    thread_local! {
-        static CRASH_AFTER_RENAME: Cell<bool> = const { Cell::new(false) };
-    }
-
-    /// The next replacement on this thread stops right after its rename, as a crash would.
-    pub(in crate::store) fn inject_crash_after_rename() {
-        CRASH_AFTER_RENAME.with(|c| c.set(true));
-    }
-
-    pub(super) fn crash_after_rename() -> bool {
-        CRASH_AFTER_RENAME.with(|c| c.replace(false))
-    }
-}
-
 /// Removes a file, treating "already gone" as success.
 pub(super) fn remove_if_exists(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
@@ -416,5 +397,24 @@ pub(super) fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Err
         action,
         path,
         cause,
+    }
+}
+
+/// Test hooks: a crash injected between a replacement's rename and the old file's overwrite.
+#[cfg(test)]
+pub(super) mod tests_only {
+    use std::cell::Cell;
+
+    thread_local! {
+        static CRASH_AFTER_RENAME: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// The next replacement on this thread stops right after its rename, as a crash would.
+    pub(in crate::store) fn inject_crash_after_rename() {
+        CRASH_AFTER_RENAME.with(|c| c.set(true));
+    }
+
+    pub(super) fn crash_after_rename() -> bool {
+        CRASH_AFTER_RENAME.with(|c| c.replace(false))
     }
 }
