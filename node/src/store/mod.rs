@@ -20,6 +20,8 @@
 //! (`datakeys.rs`). [`Store::forget_expired_keys`] destroys the keys of hours that have passed,
 //! rewriting the data-key file atomically and overwriting the old one; from then on no copy of
 //! those values, including old ones sled leaves in its log, can be opened with any passphrase.
+//! An expiring entry's key (an alert id) is sealed with its value under the data key, so the
+//! storage key alone shows only that an entry of that tree expired in that hour.
 //! [`forensic::recover`] is the test oracle that checks this from the raw files.
 //!
 //! # On-disk layout
@@ -31,8 +33,10 @@
 //!                          or the duress slot (179 bytes, magic "LKSK", format 2)
 //!   store.dkeys      0600  the data keys of live expiry hours, sealed under the storage key,
 //!                          padded to a multiple of 64 keys
-//!   store.key.tmp, store.dkeys.tmp
-//!                    0600  only while a key file is being replaced
+//!   store.key.tmp, store.dkeys.tmp, store.key.old, store.dkeys.old
+//!                    0600  only while a key file is being replaced (the `.old` names hold
+//!                          the replaced file until its bytes are overwritten; a crash leaves
+//!                          them, and every start shreds them)
 //!   store.lock       0600  flock held while a Store is open
 //! ```
 //!
