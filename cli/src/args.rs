@@ -358,6 +358,23 @@ copied the device, or wipe and re-enrol."
         #[arg(long)]
         allow_weak_passphrase: bool,
     },
+    /// Set a duress passphrase: typed wherever Lookout asks for your passphrase, it erases
+    /// everything on this device at once, and Lookout then acts as if it was never set up.
+    #[command(
+        after_help = "Asks your passphrase, then the duress passphrase twice. Give it when someone forces you to unlock Lookout: the data is destroyed (key first, then the files) and the command answers exactly as on a phone where Lookout was never set up. Nothing on the device shows whether a duress passphrase is set. Setting it again replaces it; --clear removes it. Stop `lookout run` first."
+    )]
+    Duress {
+        /// Read the duress passphrase from the first line of this file instead of asking.
+        #[arg(long, value_name = "FILE", conflicts_with = "clear")]
+        duress_passphrase_file: Option<PathBuf>,
+        /// Remove the duress passphrase.
+        #[arg(long)]
+        clear: bool,
+        /// Keep a duress passphrase that is easy to guess (not recommended: whoever guesses it
+        /// can destroy this device's data).
+        #[arg(long, conflicts_with = "clear")]
+        allow_weak_passphrase: bool,
+    },
 }
 
 /// `lookout collective ...`.

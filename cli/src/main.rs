@@ -40,6 +40,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
     init_logging(cli.verbose);
+    // Before any passphrase, key or alert is in memory: no core file, no ptrace attachment.
+    lookout_node::hardening::harden_process();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -74,15 +74,16 @@ impl Context {
     }
 
     /// Open the store directly (fails with a clear message when a node has it open).
+    ///
+    /// If the passphrase typed is the duress passphrase, the store has erased itself; what is
+    /// left of this home goes too, and the answer is the one a device without Lookout gives.
     pub fn open_replica(&self) -> Result<Replica, ApiError> {
         if !lookout_node::store::Store::exists(&self.home) {
-            return Err(ApiError::new(
-                ErrorCode::NotInitialized,
-                format!(
-                    "no Lookout identity in {}: run `lookout init --name NICKNAME` first (or give the right --home)",
-                    self.home.display()
-                ),
-            ));
+            // Asked all the same, as on a device with Lookout: otherwise a prompt followed by
+            // "no Lookout identity" would show that a duress passphrase erased this one. What
+            // is typed is not used.
+            let _ = self.passphrase(false);
+            return Err(self.no_identity());
         }
         let passphrase = self.passphrase(false)?;
         Replica::open(&self.home, passphrase.as_bytes()).map_err(|e| match e.code {
@@ -90,8 +91,23 @@ impl Context {
                 ErrorCode::WrongPassphrase,
                 "wrong passphrase: check it and try again (if it is lost, `lookout wipe` erases this device's data)",
             ),
+            ErrorCode::NotInitialized => {
+                forget_home(&self.home);
+                self.no_identity()
+            }
             _ => e,
         })
+    }
+
+    /// What every command answers when this device has no Lookout identity.
+    pub fn no_identity(&self) -> ApiError {
+        ApiError::new(
+            ErrorCode::NotInitialized,
+            format!(
+                "no Lookout identity in {}: run `lookout init --name NICKNAME` first (or give the right --home)",
+                self.home.display()
+            ),
+        )
     }
 
     /// Whether a node answers on this home's control socket.
@@ -203,17 +219,98 @@ pub(crate) fn read_passphrase_file(path: &Path) -> Result<Zeroizing<String>, Api
     Ok(line)
 }
 
+/// After the store vanished under a command (the duress passphrase erased it, or a wipe ran):
+/// stop a node still holding it, remove what is left of the store and the files the CLI keeps
+/// in the home, and the home itself if it is then empty, so the device shows no trace of
+/// Lookout. Errors are ignored: whoever typed the duress passphrase must see nothing different.
+fn forget_home(home: &Path) {
+    use lookout_node::store::Store;
+    if !Store::remove_leftovers(home) && home.join(lookout_node::control::SOCKET_NAME).exists() {
+        // A node runs on a key that no longer exists: stop it (as `lookout wipe` does), then
+        // remove the files it held.
+        if let Some(pid) = node_pid(home) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+            let started = std::time::Instant::now();
+            while !Store::remove_leftovers(home)
+                && started.elapsed() < std::time::Duration::from_secs(10)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    }
+    for name in [
+        crate::commands::identity::CERTIFICATE_FILE,
+        crate::commands::run::PID_FILE,
+        crate::commands::run::WIPING_FILE,
+        lookout_node::control::SOCKET_NAME,
+    ] {
+        let _ = std::fs::remove_file(home.join(name));
+    }
+    let _ = std::fs::remove_dir(home);
+}
+
+/// The process id of the `lookout run` serving this home, to stop it.
+///
+/// Asked of the kernel first: the peer credentials of a connection to the home's control
+/// socket name the process that listens on it, which is this home's node whatever the pid file
+/// says. Only when no node answers there (its socket file was removed) is the pid file read,
+/// and then trusted only if `/proc/PID/cmdline` shows a `lookout ... run` process: a stale
+/// file whose pid an unrelated program now has is ignored. The limit: such a fallback process
+/// could be a `lookout run` of another home of the same user (the command line does not always
+/// name the home); its node then stops, which loses nothing.
+pub(crate) fn node_pid(home: &Path) -> Option<u32> {
+    if let Some(pid) = socket_peer_pid(home) {
+        return Some(pid);
+    }
+    let pid = std::fs::read_to_string(home.join(crate::commands::run::PID_FILE))
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .filter(|&pid| pid > 1 && pid != std::process::id())?;
+    is_lookout_run(pid).then_some(pid)
+}
+
+fn socket_peer_pid(home: &Path) -> Option<u32> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let stream =
+        std::os::unix::net::UnixStream::connect(lookout_node::control::socket_path(home)).ok()?;
+    let credentials = getsockopt(&stream, PeerCredentials).ok()?;
+    u32::try_from(credentials.pid())
+        .ok()
+        .filter(|&pid| pid > 1 && pid != std::process::id())
+}
+
+/// Whether process `pid` runs `lookout ... run` (its command line, which any user can read).
+fn is_lookout_run(pid: u32) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let mut args = cmdline.split(|&b| b == 0).filter(|a| !a.is_empty());
+    let Some(program) = args.next() else {
+        return false;
+    };
+    let name = program.rsplit(|&b| b == b'/').next().unwrap_or(program);
+    name.starts_with(b"lookout") && args.any(|a| a == b"run")
+}
+
 pub(crate) fn prompt(confirm: bool) -> Result<Zeroizing<String>, ApiError> {
+    let label = if confirm {
+        "Choose a passphrase (you need it every time; nobody can recover it): "
+    } else {
+        "Passphrase: "
+    };
+    prompt_labelled(label, confirm)
+}
+
+pub(crate) fn prompt_labelled(label: &str, confirm: bool) -> Result<Zeroizing<String>, ApiError> {
     let failed = |e: std::io::Error| {
         ApiError::new(
             ErrorCode::InvalidInput,
             format!("cannot read the passphrase: {e}"),
         )
-    };
-    let label = if confirm {
-        "Choose a passphrase (you need it every time; nobody can recover it): "
-    } else {
-        "Passphrase: "
     };
     let first = Zeroizing::new(rpassword::prompt_password(label).map_err(failed)?);
     if confirm {

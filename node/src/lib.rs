@@ -11,6 +11,7 @@ pub mod api;
 pub mod client;
 pub mod control;
 pub mod dial;
+pub mod hardening;
 pub mod net;
 pub mod node;
 pub mod replica;

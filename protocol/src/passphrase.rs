@@ -332,11 +332,18 @@ fn associated_data(header: &[u8], label: &[u8]) -> Vec<u8> {
     aad
 }
 
-fn derive_key(
+/// The 32-byte key `Argon2id(v0x13, passphrase, salt, params)` that [`seal`] encrypts under,
+/// for callers that keep their own format around it (the node's two-slot key file).
+///
+/// # Errors
+///
+/// [`PassphraseError::ParamsOutOfRange`] for parameters [`KdfParams::check`] refuses.
+pub fn derive_key(
     passphrase: &[u8],
     salt: &[u8; SALT_LEN],
     params: KdfParams,
 ) -> Result<Zeroizing<[u8; KEY_LEN]>, PassphraseError> {
+    params.check()?;
     let argon_params = Params::new(
         params.memory_kib,
         params.iterations,

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lookout_node::api::{PostDraft, Request, Response};
+use lookout_node::replica::now;
+use lookout_node::store::{forensic, BUCKET_SECS};
 use lookout_protocol::content::{Category, Severity};
 use lookout_protocol::membership::Policy;
 use lookout_tests::*;
@@ -121,27 +123,129 @@ async fn homes_hold_nothing_readable() {
                 );
             }
         }
-        // Control: the data is on disk (alert ids are keys, stored in the clear by design), so
-        // the search above looked at the right bytes.
+        // Store keys are keyed hashes: no alert id appears in any file either. Control: with the
+        // passphrase the same bytes hold the alert, so the search above looked at the right
+        // bytes.
         for id in [&first, &second] {
             let raw: Vec<u8> = (0..id.len())
                 .step_by(2)
                 .map(|i| u8::from_str_radix(&id[i..i + 2], 16).unwrap())
                 .collect();
-            for home in (0..NAMES.len()).map(|i| dir.path().join(format!("node{i}"))) {
+            for file in &files {
                 assert!(
-                    files_under(&home)
-                        .iter()
-                        .any(|f| contains(&std::fs::read(f).unwrap(), &raw)),
-                    "the alert is stored under {}",
-                    home.display()
+                    !contains(&std::fs::read(file).unwrap(), &raw),
+                    "{} holds an alert id in the clear",
+                    file.display()
                 );
             }
+        }
+        for home in (0..NAMES.len()).map(|i| dir.path().join(format!("node{i}"))) {
+            let found = forensic::recover(&home, PASSPHRASE).unwrap();
+            assert!(
+                found.contains(b"bit my shoulder in the lift"),
+                "the alert is stored under {}",
+                home.display()
+            );
         }
         println!("scanned {} files, {scanned} bytes", files.len());
     })
     .await
     .expect("scenario timed out");
+}
+
+/// Issue 9, deleted means unrecoverable: a member's replica holds an alert that expires in a
+/// day and one that lives a month. Once expiry has run past the first one's hour, neither the
+/// raw files nor anything the passphrase and the remaining data keys open hold its text or
+/// number, while the live alert still opens. Before expiry the same scan finds both.
+#[test]
+fn an_expired_alert_is_unrecoverable_from_the_raw_files_with_the_passphrase() {
+    let collective = Collective::new(1, Policy::default());
+    let dir = collective.dir;
+    let mut replicas = collective.replicas;
+    let home = dir.path().join("node0");
+    let founder = &mut replicas[0];
+    let mut soon = alert(
+        "followed me to the tram stop",
+        "07700 900777",
+        "KX19 QQP",
+        "Brambleford Arcade",
+        "Osric Wexley",
+    );
+    soon.expires_in_days = Some(1);
+    let mut later = alert(
+        "refused to pay and shouted",
+        "07700 900333",
+        "RB15 MMA",
+        "Quillhaven Row",
+        "Barnaby Thrale",
+    );
+    later.expires_in_days = Some(30);
+    let mut ids = Vec::new();
+    for draft in [soon, later] {
+        let Response::Posted { id } = founder.execute(Request::Post(draft)).unwrap() else {
+            panic!("posted");
+        };
+        let raw: Vec<u8> = (0..id.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&id[i..i + 2], 16).unwrap())
+            .collect();
+        ids.push(raw);
+    }
+    let (soon_id, later_id) = (&ids[0], &ids[1]);
+    founder.flush().unwrap();
+    let before = forensic::recover(&home, PASSPHRASE).unwrap();
+    assert!(before.contains(b"followed me to the tram stop"));
+    assert!(before.contains(b"refused to pay and shouted"));
+    // Control: the oracle reads entry keys, and this device's outbox names both posts.
+    assert!(before.contains(soon_id));
+    assert!(before
+        .keys
+        .iter()
+        .any(|(tree, key)| tree == "outbox" && key == soon_id));
+
+    let gone = founder.expire(now() + 86_400 + BUCKET_SECS + 60).unwrap();
+    assert_eq!(gone, 1, "the one-day alert expired");
+    for replica in replicas {
+        replica.close().unwrap();
+    }
+
+    let after = forensic::recover(&home, PASSPHRASE).unwrap();
+    for needle in [
+        &b"followed me to the tram stop"[..],
+        b"tram stop",
+        b"07700 900777",
+        b"+447700900777",
+        b"KX19",
+        b"Brambleford",
+        b"Wexley",
+    ] {
+        assert!(
+            !after.contains(needle),
+            "{:?} is recoverable after expiry",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    // Neither its id (the alerts tree's key) nor the outbox note that this device wrote it.
+    assert!(
+        !after.contains(soon_id),
+        "the expired alert's id is recoverable with the passphrase"
+    );
+    assert!(
+        after.sealed_without_key >= 1,
+        "its old copies are there, sealed"
+    );
+    assert!(after.contains(later_id));
+    assert!(after.contains(b"refused to pay and shouted"));
+    assert!(after.contains(b"Quillhaven Row"));
+    let mut reopened = reopen(&home);
+    let Response::Alerts { alerts } = reopened
+        .execute(Request::Alerts(Default::default()))
+        .unwrap()
+    else {
+        panic!("alerts");
+    };
+    assert_eq!(alerts.len(), 1);
+    reopened.close().unwrap();
 }
 
 fn alert(description: &str, phone: &str, plate: &str, area: &str, name: &str) -> PostDraft {

@@ -41,7 +41,7 @@ pub fn init(
     }
     let passphrase = ctx.passphrase(true)?;
     if !allow_weak {
-        refuse_weak(&passphrase, name)?;
+        refuse_weak(&passphrase, name, "nothing was created")?;
     }
     let short_passphrase = passphrase.chars().count() < 10;
     let (replica, certificate) = Replica::create(
@@ -445,7 +445,7 @@ fn confirm_wipe(home: &Path) -> Result<bool, ApiError> {
     Ok(answer.trim().eq_ignore_ascii_case("yes"))
 }
 
-/// Ask the running node (through the pid file `lookout run` wrote) to stop, and wait.
+/// Ask the running node (the process serving this home's control socket) to stop, and wait.
 async fn stop_node(ctx: &Context) -> Result<(), ApiError> {
     let busy = || {
         ApiError::new(
@@ -453,10 +453,8 @@ async fn stop_node(ctx: &Context) -> Result<(), ApiError> {
             "a Lookout node is running for this home and could not be stopped: stop it (Ctrl-C) and wipe again",
         )
     };
-    let pid = std::fs::read_to_string(ctx.home.join(PID_FILE))
-        .ok()
-        .and_then(|text| text.trim().parse::<u32>().ok())
-        .ok_or_else(busy)?;
+    // The kernel's word for which process serves this home's socket, not the pid file's.
+    let pid = crate::session::node_pid(&ctx.home).ok_or_else(busy)?;
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -502,7 +500,7 @@ pub fn change_passphrase(
     }
     if !allow_weak {
         let name = replica.name().to_owned();
-        refuse_weak(&new, &name)?;
+        refuse_weak(&new, &name, "nothing was changed")?;
     }
     let params = Context::kdf_params();
     let result = replica.change_passphrase(new.as_bytes(), params);
@@ -520,9 +518,66 @@ pub fn change_passphrase(
     Ok(Outcome::Done)
 }
 
+/// `lookout passphrase duress`: set (or clear) the passphrase that erases this device's data.
+pub fn set_duress(
+    ctx: &Context,
+    duress_file: Option<PathBuf>,
+    clear: bool,
+    allow_weak: bool,
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    let mut replica = ctx.open_replica()?;
+    let result = if clear {
+        replica.set_duress(None)
+    } else {
+        let duress = match &duress_file {
+            Some(path) => crate::session::read_passphrase_file(path)?,
+            None if std::io::stdin().is_terminal() => crate::session::prompt_labelled(
+                "Choose a duress passphrase (typing it erases everything): ",
+                true,
+            )?,
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidInput,
+                    "no duress passphrase: type it on a terminal, or give --duress-passphrase-file FILE",
+                ))
+            }
+        };
+        if duress.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "the duress passphrase is empty",
+            ));
+        }
+        if !allow_weak {
+            // A guessable duress passphrase is a way for anyone holding the device to destroy
+            // its data: the same bar as the real one.
+            let name = replica.name().to_owned();
+            refuse_weak(&duress, &name, "nothing was changed")?;
+        }
+        replica.set_duress(Some(duress.as_bytes()))
+    };
+    replica.close()?;
+    result?;
+    if out.json {
+        out.json(&json!({ "duress": !clear }))?;
+    } else if clear {
+        out.text(&format!(
+            "{} There is no duress passphrase any more.\n",
+            out.style.good("Done.")
+        ));
+    } else {
+        out.text(&format!(
+            "{} Typing the duress passphrase wherever Lookout asks for your passphrase now erases everything on this device; Lookout then acts as if it was never set up.\n",
+            out.style.good("Done.")
+        ));
+    }
+    Ok(Outcome::Done)
+}
+
 /// Refuse a passphrase that someone holding this device could guess (an estimate by zxcvbn of
 /// under about 10^10 guesses), in one sentence, before anything is created.
-fn refuse_weak(passphrase: &str, name: &str) -> Result<(), ApiError> {
+fn refuse_weak(passphrase: &str, name: &str, nothing: &str) -> Result<(), ApiError> {
     let estimate = zxcvbn::zxcvbn(passphrase, &[name, "lookout", "Lookout"]);
     if estimate.score() >= zxcvbn::Score::Three {
         return Ok(());
@@ -535,7 +590,7 @@ fn refuse_weak(passphrase: &str, name: &str) -> Result<(), ApiError> {
     Err(ApiError::new(
         ErrorCode::InvalidInput,
         format!(
-            "this passphrase is too easy to guess{why}: someone who takes this device could find it, so choose four or five unrelated words; nothing was created (--allow-weak-passphrase keeps it anyway)"
+            "this passphrase is too easy to guess{why}: someone who takes this device could find it, so choose four or five unrelated words; {nothing} (--allow-weak-passphrase keeps it anyway)"
         ),
     ))
 }

@@ -1,10 +1,10 @@
 //! Each command: turn arguments into [`Request`]s, run them, print the answers.
 
 mod alerts;
-mod identity;
+pub(crate) mod identity;
 mod interactive;
 mod moderation;
-mod run;
+pub(crate) mod run;
 mod ui;
 
 use lookout_node::api::ApiError;
@@ -60,6 +60,17 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
             new_passphrase_file,
             allow_weak_passphrase,
         }) => identity::change_passphrase(&ctx, new_passphrase_file, allow_weak_passphrase, out),
+        Command::Passphrase(PassphraseCommand::Duress {
+            duress_passphrase_file,
+            clear,
+            allow_weak_passphrase,
+        }) => identity::set_duress(
+            &ctx,
+            duress_passphrase_file,
+            clear,
+            allow_weak_passphrase,
+            out,
+        ),
         Command::JoinRequest { qr } => identity::join_request(&ctx, qr, out).await,
         Command::Join { invite } => identity::join(&ctx, &invite, out).await,
         Command::Status => identity::status(&ctx, out).await,

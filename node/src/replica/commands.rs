@@ -360,20 +360,32 @@ impl Replica {
         self.store
             .put(Tree::Meta, KEY_SEQ, &seq.to_le_bytes())
             .map_err(store_error)?;
-        self.accept_local(SetKind::Envelopes, sealed.bytes)?;
+        self.accept_local(SetKind::Envelopes, sealed.bytes, Some(expires))?;
         Ok(sealed.id)
     }
 
     /// Ingest an item we made ourselves; it must be accepted, then it is queued for gossip.
-    pub(super) fn accept_local(&mut self, kind: SetKind, bytes: Vec<u8>) -> Result<(), ApiError> {
+    ///
+    /// An item that expires (a post, corroboration, retraction: `expires` is its expiry) is
+    /// noted in the outbox under the data key of its expiry hour, like the item itself: once
+    /// that hour's key is destroyed, nothing on the device says this device wrote it.
+    pub(super) fn accept_local(
+        &mut self,
+        kind: SetKind,
+        bytes: Vec<u8>,
+        expires: Option<u64>,
+    ) -> Result<(), ApiError> {
         match self.ingest(&WireItem {
             kind,
             bytes: bytes.clone(),
         })? {
             Ingested::Accepted | Ingested::Duplicate => {
-                self.store
-                    .put(Tree::Outbox, &kind.id_of(&bytes), &[])
-                    .map_err(store_error)?;
+                let id = kind.id_of(&bytes);
+                match expires {
+                    Some(expires) => self.store.put_expiring(Tree::Outbox, &id, &[], expires),
+                    None => self.store.put(Tree::Outbox, &id, &[]),
+                }
+                .map_err(store_error)?;
                 self.flush()?;
                 self.outgoing.push(WireItem { kind, bytes });
                 Ok(())
@@ -398,7 +410,7 @@ impl Replica {
         )
         .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
         let id = op.id();
-        self.accept_local(SetKind::Ops, op.encoded().to_vec())?;
+        self.accept_local(SetKind::Ops, op.encoded().to_vec(), None)?;
         if let Some(reason) = self.collective()?.log().roster().dropped().get(&id) {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
@@ -436,7 +448,7 @@ impl Replica {
             &mut OsRng,
         )
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        self.accept_local(SetKind::Deliveries, delivery.encoded().to_vec())?;
+        self.accept_local(SetKind::Deliveries, delivery.encoded().to_vec(), None)?;
         info!(epoch = %key.id().short(), members = recipients.len(), "group key rotated");
         Ok(key.id())
     }
@@ -492,7 +504,7 @@ impl Replica {
                 &mut OsRng,
             )
             .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-            self.accept_local(SetKind::Deliveries, delivery.encoded().to_vec())?;
+            self.accept_local(SetKind::Deliveries, delivery.encoded().to_vec(), None)?;
             shared += missing.len();
         }
         Ok(shared)

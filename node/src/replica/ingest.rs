@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use tracing::{debug, trace};
+use zeroize::Zeroizing;
 
 use lookout_protocol::reconcile::Item;
 use lookout_protocol::replica::{Effect, Note};
@@ -82,8 +83,11 @@ impl Replica {
                 Effect::PutDelivery { id, bytes } => self.store.put(Tree::EpochKeys, &id.0, &bytes),
                 Effect::DeleteDelivery(id) => self.store.remove(Tree::EpochKeys, &id.0).map(drop),
                 Effect::PutPost { id, record } => {
-                    let value = postcard::to_allocvec(&record).unwrap_or_default();
-                    self.store.put(Tree::Alerts, &id.0, &value)
+                    // Under the data key of its expiry hour: destroyed once the hour has
+                    // passed, so no copy sled leaves behind can be read afterwards.
+                    let value = Zeroizing::new(postcard::to_allocvec(&record).unwrap_or_default());
+                    self.store
+                        .put_expiring(Tree::Alerts, &id.0, &value, record.body.expires)
                 }
                 Effect::DeletePost(id) => self.store.remove(Tree::Alerts, &id.0).map(drop),
                 Effect::Note(note) => {
@@ -173,13 +177,17 @@ impl Replica {
         Ok(out)
     }
 
-    /// Delete expired posts and epoch keys no longer needed. Returns how many posts went.
+    /// Delete expired posts and epoch keys no longer needed, then destroy the data keys of
+    /// every expiry hour that has passed (which makes the deleted posts unrecoverable). Returns
+    /// how many posts went.
     pub fn expire(&mut self, now: u64) -> Result<usize, ApiError> {
         let Some(state) = self.collective.as_mut() else {
+            self.store.forget_expired_keys(now).map_err(store_error)?;
             return Ok(0);
         };
         let effects = state.expire(now);
         if effects.is_empty() {
+            self.store.forget_expired_keys(now).map_err(store_error)?;
             return Ok(0);
         }
         let mut batch = Batch::new();
@@ -190,6 +198,8 @@ impl Replica {
                 Effect::DeletePost(id) => {
                     posts += 1;
                     batch.remove(Tree::Alerts, &id.0);
+                    // Our own post's outbox note goes with it.
+                    batch.remove(Tree::Outbox, &id.0);
                 }
                 Effect::DeleteDelivery(id) => {
                     deliveries += 1;
@@ -200,6 +210,7 @@ impl Replica {
         }
         self.store.apply_batch(batch).map_err(store_error)?;
         self.store.flush().map_err(store_error)?;
+        self.store.forget_expired_keys(now).map_err(store_error)?;
         if deliveries > 0 {
             debug!(deliveries, "expired epoch key deliveries deleted");
         }

@@ -51,7 +51,7 @@ impl Replica {
             match answer {
                 KeyAnswer::Again(bytes) => out.push(bytes),
                 KeyAnswer::New(bytes) => {
-                    self.accept_local(SetKind::Deliveries, bytes.clone())?;
+                    self.accept_local(SetKind::Deliveries, bytes.clone(), None)?;
                     trace!("key shared on request");
                     out.push(bytes);
                 }

@@ -180,6 +180,9 @@ impl Replica {
                 .map(|c| c.book().held_keys().map(|k| k.id()).collect())
                 .unwrap_or_default();
         }
+        // Posts that expired while the device was off are deleted, and the data keys of hours
+        // that have passed destroyed, before anything else happens.
+        replica.expire(now())?;
         Ok(replica)
     }
 
@@ -376,6 +379,8 @@ pub fn store_error(error: StoreError) -> ApiError {
         StoreError::WrongPassphrase => ErrorCode::WrongPassphrase,
         StoreError::Locked { .. } => ErrorCode::Busy,
         StoreError::NotFound { .. } => ErrorCode::NotInitialized,
+        StoreError::Incompatible { .. } => ErrorCode::Unsupported,
+        StoreError::DuressSameAsPassphrase => ErrorCode::InvalidInput,
         _ => ErrorCode::Internal,
     };
     ApiError::new(code, error.to_string())

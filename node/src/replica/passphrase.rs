@@ -25,9 +25,7 @@ impl Replica {
             .put(Tree::Identity, KEY_IDENTITY_NEXT, &sealed)
             .and_then(|()| self.store.flush())
             .map_err(store_error)?;
-        self.store
-            .change_passphrase(new, params)
-            .map_err(store_error)?;
+        self.store.change_passphrase(new).map_err(store_error)?;
         self.store
             .put(Tree::Identity, KEY_IDENTITY, &sealed)
             .and_then(|()| {
@@ -53,4 +51,13 @@ pub(super) fn unseal_identity(
         .or_else(|| {
             next.and_then(|n| Identity::unseal_with_agreement(passphrase, n, agreement).ok())
         })
+}
+
+impl Replica {
+    /// Set (`Some`) or clear (`None`) the duress passphrase: entering it wherever the
+    /// passphrase is asked erases this device's data, and Lookout then behaves as if it had
+    /// never been set up. Nothing on disk shows whether one is set.
+    pub fn set_duress(&mut self, duress: Option<&[u8]>) -> Result<(), ApiError> {
+        self.store.set_duress(duress).map_err(store_error)
+    }
 }

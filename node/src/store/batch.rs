@@ -31,6 +31,8 @@ pub(super) enum Op {
         tree: Tree,
         key: Vec<u8>,
         value: Zeroizing<Vec<u8>>,
+        /// Sealed under the data key of this expiry time, if any.
+        expires: Option<u64>,
     },
     Remove {
         tree: Tree,
@@ -52,13 +54,31 @@ impl Batch {
         Self::default()
     }
 
-    /// Adds a write of `value` under `key` in `tree`. The same contract as
-    /// [`Store::put`](super::Store::put): `key` is stored in the clear.
+    /// Adds a write of `value` under `key` in `tree`, as [`Store::put`](super::Store::put).
     pub fn put(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> &mut Self {
         self.ops.push(Op::Put {
             tree,
             key: key.to_vec(),
             value: Zeroizing::new(value.to_vec()),
+            expires: None,
+        });
+        self
+    }
+
+    /// Adds a write of a value that expires at `expires`, as
+    /// [`Store::put_expiring`](super::Store::put_expiring).
+    pub fn put_expiring(
+        &mut self,
+        tree: Tree,
+        key: &[u8],
+        value: &[u8],
+        expires: u64,
+    ) -> &mut Self {
+        self.ops.push(Op::Put {
+            tree,
+            key: key.to_vec(),
+            value: Zeroizing::new(value.to_vec()),
+            expires: Some(expires),
         });
         self
     }

@@ -22,6 +22,18 @@ pub enum StoreError {
         /// The home directory holding the existing store.
         home: PathBuf,
     },
+    /// The home was made by an older Lookout whose store format this version cannot read.
+    /// Nothing was changed.
+    #[error(
+        "the Lookout data in {home} was made by an older version of Lookout (store format 1),          which this version cannot read; nothing was changed or deleted: keep using the older          version, or run `lookout wipe` and enrol this device again"
+    )]
+    Incompatible {
+        /// The home directory holding the old store.
+        home: PathBuf,
+    },
+    /// A duress passphrase must differ from the passphrase.
+    #[error("the duress passphrase must differ from your passphrase; nothing was changed")]
+    DuressSameAsPassphrase,
     /// The passphrase does not open the store's key file.
     #[error(
         "wrong passphrase (or the store's key file was altered); check the passphrase and try again"

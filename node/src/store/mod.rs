@@ -1,43 +1,69 @@
-//! The node's encrypted-at-rest key-value store.
+//! The node's encrypted-at-rest key-value store (store format 2).
 //!
-//! A [`Store`] is a sled database whose values are encrypted with
-//! XChaCha20-Poly1305 under a random 32-byte storage key; the storage key is
-//! sealed under the user's passphrase with
-//! [`lookout_protocol::passphrase::seal`] (Argon2id). Without the passphrase
-//! a seized phone shows which trees exist, how many entries each has, their
-//! keys and the sizes of their values, and nothing else.
+//! A [`Store`] is a sled database whose entries are encrypted under keys derived from a random
+//! 32-byte storage key; the storage key is sealed under the user's passphrase in a two-slot key
+//! file (`keyfile.rs`; Argon2id). Without the passphrase a seized phone shows which trees exist,
+//! how many entries each has and the size bucket of each value, and nothing else: no key, id,
+//! name or length.
 //!
-//! # Keys are stored in the clear
+//! # Keys are keyed hashes, values are padded
 //!
-//! Only values are encrypted. Callers must use **non-sensitive keys only**:
-//! content hashes, random ids, fixed names, epoch numbers. Nothing readable,
-//! no text, phone numbers, names, addresses or peer addresses, may ever be
-//! part of a key. This is the design contract of the store, not a detail.
+//! The sled key of an entry is `BLAKE3-keyed(entry MAC key, tree, key)`, so callers may use ids
+//! (op, delivery and content ids, fixed names) as keys without those ids reaching the disk; the
+//! original key travels inside the encrypted value and [`Store::iter`] gives it back. Iteration
+//! is therefore in no useful order. Values are padded to a size bucket (256 B up to 64 KiB by
+//! powers of two, then multiples of 64 KiB). See `sealing.rs` for the byte formats.
+//!
+//! # Values that expire
+//!
+//! [`Store::put_expiring`] seals a value a second time under the data key of its expiry hour
+//! (`datakeys.rs`). [`Store::forget_expired_keys`] destroys the keys of hours that have passed,
+//! rewriting the data-key file atomically and overwriting the old one; from then on no copy of
+//! those values, including old ones sled leaves in its log, can be opened with any passphrase.
+//! An expiring entry's key (an alert id) is sealed with its value under the data key, so the
+//! storage key alone shows only that an entry of that tree expired in that hour.
+//! [`forensic::recover`] is the test oracle that checks this from the raw files.
 //!
 //! # On-disk layout
 //!
 //! ```text
 //! <home>/            0700
-//!   store/           0700  the sled database (values encrypted, keys clear)
-//!   store.key        0600  the storage key sealed under the passphrase,
-//!                          label b"lookout storage key v1" (105 bytes)
+//!   store/           0700  the sled database: keyed-hash keys, padded encrypted values
+//!   store.key        0600  the storage key in one of two equal sealed slots, the other random
+//!                          or the duress slot (179 bytes, magic "LKSK", format 2)
+//!   store.dkeys      0600  the data keys of live expiry hours, sealed under the storage key,
+//!                          padded to a multiple of 64 keys
+//!   store.key.tmp, store.dkeys.tmp, store.key.old, store.dkeys.old
+//!                    0600  only while a key file is being replaced (the `.old` names hold
+//!                          the replaced file until its bytes are overwritten; a crash leaves
+//!                          them, and every start shreds them)
 //!   store.lock       0600  flock held while a Store is open
 //!   secrets          0600  secrets that must be gone once replaced (agreement and
 //!                          epoch keys), sealed under the storage key; see secrets.rs
 //! ```
 //!
-//! Each value is bound to its tree and key (see `sealing.rs` for the byte
-//! format), so an attacker with write access cannot move a value to another
-//! entry. An internal tree `__lookout_check` holds one encrypted record that
-//! proves at open time that the key file belongs to this database.
+//! Each value carries its tree and key inside the ciphertext and is checked against them, so an
+//! attacker with write access cannot move a value to another entry. An internal tree
+//! `__lookout_check` holds one encrypted record, `lookout store v2`, that proves at open time
+//! that the key file belongs to this database and is of this format.
 //!
-//! # Wiping
+//! # Old homes
+//!
+//! A home of store format 1 (key file sealed as one `LKPS` blob, ids as clear keys) is refused
+//! with [`StoreError::Incompatible`] and left untouched; there is no migration.
+//!
+//! # Duress and wiping
+//!
+//! [`Store::set_duress`] seals a duress marker in the key file's other slot. [`Store::open`]
+//! with the duress passphrase erases the store (key file first) and answers
+//! [`StoreError::NotFound`], as for a home without a store.
 //!
 //! [`Store::wipe`] and [`Store::wipe_home`] crypto-shred: the key file is
 //! overwritten with random bytes, synced and unlinked before anything else,
 //! so the data is unreadable from that moment even if removing the database
 //! files is interrupted. Flash storage may keep stale copies of old blocks
-//! that no file system call reaches; the passphrase is what protects those.
+//! (of the key file and of earlier data-key files) that no file system call
+//! reaches; the passphrase and the device's own encryption are what protect those.
 //!
 //! # Example
 //!
@@ -65,8 +91,11 @@
 //! ```
 
 mod batch;
+mod datakeys;
 mod error;
+pub mod forensic;
 mod home;
+mod keyfile;
 mod sealing;
 mod secrets;
 mod tree;
@@ -77,30 +106,31 @@ mod tests;
 use std::fmt;
 use std::fs::File;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use lookout_protocol::passphrase::{self, KdfParams, PassphraseError};
-use rand::rngs::OsRng;
+use lookout_protocol::passphrase::KdfParams;
 use sled::transaction::{ConflictableTransactionResult, TransactionError};
 use sled::Transactional;
 use zeroize::Zeroizing;
 
 pub use batch::Batch;
+pub use datakeys::BUCKET_SECS;
 pub use error::{StoreError, WipeReport};
+pub use keyfile::STORAGE_KEY_LABEL;
 pub use tree::Tree;
 
 use batch::Op;
+use datakeys::{bucket_of, DataKeys};
 use home::Layout;
-use sealing::StorageKey;
-
-/// Label the storage key is sealed under, so that a sealed identity (or any
-/// other blob sealed under the same passphrase) cannot stand in for it.
-pub const STORAGE_KEY_LABEL: &[u8] = b"lookout storage key v1";
+use keyfile::{KeyFile, Unlocked};
+use sealing::{Secret, StorageKey, Stored};
 
 /// Internal tree holding the check record; "__" names are reserved.
 const CHECK_TREE: &str = "__lookout_check";
 const CHECK_KEY: &[u8] = b"check";
-const CHECK_VALUE: &[u8] = b"lookout store v1";
+/// The store format marker: a home of another format is refused, never rewritten.
+const CHECK_VALUE: &[u8] = b"lookout store v2";
 
 /// sled's page cache limit. Its default (1 GiB) is too much for a phone.
 const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
@@ -116,6 +146,10 @@ pub struct Store {
     trees: Vec<sled::Tree>,
     db: sled::Db,
     key: StorageKey,
+    /// The key file as last written, the slot of the storage key in it, and the key the
+    /// passphrase derived (so both slots can be re-sealed on every write).
+    key_file: Mutex<(KeyFile, usize, Secret)>,
+    data_keys: Mutex<DataKeys>,
     layout: Layout,
     lock: File,
 }
@@ -158,27 +192,24 @@ impl Store {
         let db = open_db(&layout)?;
         let check = db.open_tree(CHECK_TREE)?;
         check.insert(
-            CHECK_KEY,
+            key.entry_key(CHECK_TREE, CHECK_KEY)?,
             key.seal_value(CHECK_TREE, CHECK_KEY, CHECK_VALUE)?,
         )?;
         let trees = open_trees(&db)?;
         db.flush()?;
+        let data_keys = DataKeys::default();
+        layout.write_data_keys_file(&data_keys.seal(key.data_file_key())?)?;
 
-        let sealed = passphrase::seal(
-            passphrase,
-            key.as_bytes(),
-            STORAGE_KEY_LABEL,
-            params,
-            &mut OsRng,
-        )
-        .map_err(StoreError::InvalidParams)?;
-        layout.write_key_file(&sealed)?;
+        let (key_file, slot, derived) = KeyFile::create(passphrase, params, &key)?;
+        layout.write_key_file(&key_file.encode())?;
         home::restrict_tree(&layout.db_dir);
         tracing::debug!(trees = trees.len(), "store created");
         Ok(Self {
             trees,
             db,
             key,
+            key_file: Mutex::new((key_file, slot, derived)),
+            data_keys: Mutex::new(data_keys),
             layout,
             lock,
         })
@@ -186,9 +217,16 @@ impl Store {
 
     /// Opens the store in `home` with `passphrase`.
     ///
+    /// The passphrase is tried first (one Argon2id run). If it is the duress passphrase (see
+    /// [`Self::set_duress`]) the store is erased at once, key file first, and this returns
+    /// [`StoreError::NotFound`] exactly as for a home that never had a store. If another
+    /// process holds the store open, its key is destroyed all the same and the remaining files
+    /// go when that process stops and something opens or wipes the home.
+    ///
     /// # Errors
     ///
     /// [`StoreError::NotFound`] if there is no store (or it was wiped),
+    /// [`StoreError::Incompatible`] for a home of an older store format (left untouched),
     /// [`StoreError::Locked`] if another process has it open,
     /// [`StoreError::WrongPassphrase`], [`StoreError::KeyFile`] for a
     /// malformed key file, [`StoreError::Corrupt`] if the key file and the
@@ -201,15 +239,19 @@ impl Store {
                 home: home.to_path_buf(),
             });
         }
+        let key_file = KeyFile::parse(&layout.read_key_file()?, home)?;
+        let (key, slot, derived) = match key_file.unlock(passphrase)? {
+            Unlocked::Storage { key, slot, derived } => (key, slot, derived),
+            Unlocked::Duress => {
+                erase(&layout);
+                return Err(StoreError::NotFound {
+                    home: home.to_path_buf(),
+                });
+            }
+        };
         let lock = layout.lock()?;
-        let sealed = layout.read_key_file()?;
-        let key_bytes =
-            passphrase::open(passphrase, &sealed, STORAGE_KEY_LABEL).map_err(|e| match e {
-                PassphraseError::WrongPassphrase => StoreError::WrongPassphrase,
-                other => StoreError::KeyFile(other),
-            })?;
-        let key = StorageKey::from_slice(&key_bytes)?;
-        drop(key_bytes);
+        // What an interrupted key-file or data-key-file replacement left: shredded first.
+        layout.shred_old_files()?;
 
         if !layout.db_dir.is_dir() {
             return Err(StoreError::Corrupt {
@@ -217,16 +259,19 @@ impl Store {
             });
         }
         let db = open_db(&layout)?;
-        let check = db.open_tree(CHECK_TREE)?.get(CHECK_KEY)?;
+        let check = db
+            .open_tree(CHECK_TREE)?
+            .get(key.entry_key(CHECK_TREE, CHECK_KEY)?)?;
         let check = check.ok_or(StoreError::Corrupt {
-            what: "the database has no check record",
+            what: "the key file does not belong to this database",
         })?;
         let checked = key.open_value(CHECK_TREE, CHECK_KEY, &check);
-        if !checked.is_ok_and(|value| value.as_slice() == CHECK_VALUE) {
+        if !matches!(checked, Ok(Stored::Plain(value)) if value.as_slice() == CHECK_VALUE) {
             return Err(StoreError::Corrupt {
                 what: "the key file does not belong to this database",
             });
         }
+        let data_keys = DataKeys::open(&layout.read_data_keys_file()?, key.data_file_key())?;
         let trees = open_trees(&db)?;
         home::restrict_tree(&layout.db_dir);
         tracing::debug!(trees = trees.len(), "store opened");
@@ -234,6 +279,8 @@ impl Store {
             trees,
             db,
             key,
+            key_file: Mutex::new((key_file, slot, derived)),
+            data_keys: Mutex::new(data_keys),
             layout,
             lock,
         })
@@ -250,57 +297,172 @@ impl Store {
         &self.layout.home
     }
 
-    /// Re-seals the storage key under `new_passphrase` with `params`.
+    /// Re-seals the storage key under `new_passphrase`, keeping the key file's key-derivation
+    /// parameters and salt (so a duress passphrase stays valid; if `new_passphrase` is the
+    /// duress passphrase, the duress passphrase is cleared).
     ///
-    /// The stored data is not re-encrypted, only the key file is replaced
-    /// (atomically; the old file's contents are overwritten). Ask the user
-    /// for the old passphrase before calling this if the store was opened
-    /// long ago.
+    /// Both slots of the key file are re-sealed with fresh nonces, so two images of the file
+    /// do not show which slot changed. The stored data is not re-encrypted, only the key file
+    /// is replaced (atomically; the old file's contents are overwritten). Ask the user for the
+    /// old passphrase before calling this if the store was opened long ago.
     ///
     /// # Errors
     ///
-    /// [`StoreError::InvalidParams`] for refused parameters, and I/O errors.
-    pub fn change_passphrase(
-        &self,
-        new_passphrase: &[u8],
-        params: KdfParams,
-    ) -> Result<(), StoreError> {
-        let sealed = passphrase::seal(
-            new_passphrase,
-            self.key.as_bytes(),
-            STORAGE_KEY_LABEL,
-            params,
-            &mut OsRng,
-        )
-        .map_err(StoreError::InvalidParams)?;
-        self.layout.write_key_file(&sealed)?;
+    /// I/O errors.
+    pub fn change_passphrase(&self, new_passphrase: &[u8]) -> Result<(), StoreError> {
+        let mut guard = lock_poisoned(&self.key_file);
+        let (file, slot) = (&guard.0, guard.1);
+        let derived = file.derive(new_passphrase)?;
+        let duress = self.live_duress(file, slot);
+        // One passphrase cannot be both: choosing the duress passphrase clears it.
+        let duress = duress.filter(|d| d.as_bytes() != derived.as_bytes());
+        let cleared = duress.is_none();
+        let next = file.resealed(slot, &derived, &self.key, duress.as_ref())?;
+        self.layout.write_key_file(&next.encode())?;
+        *guard = (next, slot, derived);
+        drop(guard);
+        if cleared {
+            self.store_duress_key(None)?;
+        }
         tracing::info!("store passphrase changed");
         Ok(())
     }
 
-    /// Stores `value` under `key` in `tree`, replacing any previous value.
-    ///
-    /// `key` is written in the clear: only ever pass non-sensitive keys (see
-    /// the module documentation). Not durable until [`Self::flush`].
+    /// Sets (`Some`) or clears (`None`) the duress passphrase: entering it at
+    /// [`Self::open`] erases the store. The key file keeps the same size and shape either way,
+    /// and both its slots are re-sealed with fresh nonces.
     ///
     /// # Errors
     ///
-    /// Database errors, or a failing system random number generator.
-    pub fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        let sealed = self.key.seal_value(tree.name(), key, value)?;
-        self.sled_tree(tree)?.insert(key, sealed)?;
+    /// [`StoreError::DuressSameAsPassphrase`], and I/O errors.
+    pub fn set_duress(&self, duress: Option<&[u8]>) -> Result<(), StoreError> {
+        let mut guard = lock_poisoned(&self.key_file);
+        let (file, slot) = (&guard.0, guard.1);
+        let next = match duress {
+            Some(duress) => {
+                let duress = file.derive(duress)?;
+                if duress.as_bytes() == guard.2.as_bytes() {
+                    return Err(StoreError::DuressSameAsPassphrase);
+                }
+                // Its derived key goes to the data-key file first: a key file whose duress slot
+                // could not be re-sealed later is never written. A stored key that opens no
+                // slot (the key-file write below failed) is ignored.
+                self.store_duress_key(Some(Secret::from_slice(duress.as_bytes())?))?;
+                file.resealed(slot, &guard.2, &self.key, Some(&duress))?
+            }
+            None => file.resealed(slot, &guard.2, &self.key, None)?,
+        };
+        self.layout.write_key_file(&next.encode())?;
+        guard.0 = next;
+        drop(guard);
+        if duress.is_none() {
+            self.store_duress_key(None)?;
+        }
         Ok(())
     }
 
-    /// The value under `key` in `tree`, if any.
+    /// The stored duress key, if it opens the duress slot of `file` now.
+    fn live_duress(&self, file: &KeyFile, slot: usize) -> Option<Secret> {
+        let keys = lock_poisoned(&self.data_keys);
+        let duress = keys.duress()?;
+        if !file.is_duress_key(duress, 1 - slot.min(1)) {
+            return None;
+        }
+        Secret::from_slice(duress.as_bytes()).ok()
+    }
+
+    /// Writes the data-key file with `duress` as the stored duress key (memory keeps the old
+    /// one if the write fails).
+    fn store_duress_key(&self, duress: Option<Secret>) -> Result<(), StoreError> {
+        let mut keys = lock_poisoned(&self.data_keys);
+        let had = keys.duress().is_some();
+        if !had && duress.is_none() {
+            return Ok(());
+        }
+        let previous = keys.set_duress(duress);
+        let written = keys
+            .seal(self.key.data_file_key())
+            .and_then(|sealed| self.layout.write_data_keys_file(&sealed));
+        if written.is_err() {
+            keys.set_duress(previous);
+        }
+        written
+    }
+
+    /// Stores `value` under `key` in `tree`, replacing any previous value.
+    ///
+    /// On disk the entry's key is a keyed hash of `tree` and `key`, and the value is padded to a
+    /// size bucket. Not durable until [`Self::flush`].
+    ///
+    /// # Errors
+    ///
+    /// Database errors, a key longer than 255 bytes, or a failing system random number
+    /// generator.
+    pub fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let sealed = self.key.seal_value(tree.name(), key, value)?;
+        self.sled_tree(tree)?
+            .insert(self.key.entry_key(tree.name(), key)?, sealed)?;
+        Ok(())
+    }
+
+    /// Stores `value`, which expires at `expires` (seconds since the Unix epoch), under the data
+    /// key of its expiry hour. Once [`Self::forget_expired_keys`] has run past that hour, no
+    /// copy of the value can be read any more, with any passphrase.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::put`], and I/O errors writing a new data key.
+    pub fn put_expiring(
+        &self,
+        tree: Tree,
+        key: &[u8],
+        value: &[u8],
+        expires: u64,
+    ) -> Result<(), StoreError> {
+        let sealed = self.seal_expiring(tree, key, value, expires)?;
+        self.sled_tree(tree)?
+            .insert(self.key.entry_key(tree.name(), key)?, sealed)?;
+        Ok(())
+    }
+
+    /// Destroys the data keys of every expiry hour that ended at or before `now`: the values
+    /// sealed under them become unreadable for good. The data-key file is rewritten durably
+    /// and the old one overwritten. Returns how many keys were destroyed.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors. The keys are then still held, in memory and in the file, and the next call
+    /// tries again: memory forgets a key only once the file without it is durably written.
+    pub fn forget_expired_keys(&self, now: u64) -> Result<usize, StoreError> {
+        let mut keys = lock_poisoned(&self.data_keys);
+        if !keys.any_past(now) {
+            return Ok(0);
+        }
+        self.layout
+            .write_data_keys_file(&keys.seal_without_past(self.key.data_file_key(), now)?)?;
+        let forgotten = keys.forget_past(now);
+        tracing::debug!(forgotten, "expired data keys destroyed");
+        Ok(forgotten)
+    }
+
+    /// Number of data keys held (one per expiry hour with live values).
+    pub fn data_key_count(&self) -> usize {
+        lock_poisoned(&self.data_keys).len()
+    }
+
+    /// The value under `key` in `tree`, if any. A value whose data key was destroyed is gone:
+    /// `None`.
     ///
     /// # Errors
     ///
     /// [`StoreError::TamperedValue`] if the stored value fails
     /// authentication, and database errors.
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        match self.sled_tree(tree)?.get(key)? {
-            Some(stored) => Ok(Some(self.key.open_value(tree.name(), key, &stored)?)),
+        match self
+            .sled_tree(tree)?
+            .get(self.key.entry_key(tree.name(), key)?)?
+        {
+            Some(stored) => self.open_stored(tree, key, &stored),
             None => Ok(None),
         }
     }
@@ -311,7 +473,10 @@ impl Store {
     ///
     /// Database errors.
     pub fn remove(&self, tree: Tree, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.sled_tree(tree)?.remove(key)?.is_some())
+        Ok(self
+            .sled_tree(tree)?
+            .remove(self.key.entry_key(tree.name(), key)?)?
+            .is_some())
     }
 
     /// Whether `tree` has an entry under `key` (without decrypting it).
@@ -320,10 +485,13 @@ impl Store {
     ///
     /// Database errors.
     pub fn contains(&self, tree: Tree, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.sled_tree(tree)?.contains_key(key)?)
+        Ok(self
+            .sled_tree(tree)?
+            .contains_key(self.key.entry_key(tree.name(), key)?)?)
     }
 
-    /// All entries of `tree` in key order, decrypted one at a time.
+    /// All entries of `tree`, decrypted one at a time, in no particular order (sled orders
+    /// them by their keyed hash). Entries whose data key was destroyed are skipped.
     ///
     /// An entry that fails authentication yields
     /// [`StoreError::TamperedValue`] and iteration can go on past it.
@@ -331,17 +499,44 @@ impl Store {
         &self,
         tree: Tree,
     ) -> impl Iterator<Item = Result<(Vec<u8>, Zeroizing<Vec<u8>>), StoreError>> + '_ {
-        self.decrypting(tree, |t| t.iter())
-    }
-
-    /// The entries of `tree` whose key starts with `prefix`, in key order.
-    pub fn scan_prefix<'a>(
-        &'a self,
-        tree: Tree,
-        prefix: &[u8],
-    ) -> impl Iterator<Item = Result<(Vec<u8>, Zeroizing<Vec<u8>>), StoreError>> + 'a {
-        let prefix = prefix.to_vec();
-        self.decrypting(tree, move |t| t.scan_prefix(prefix))
+        let (entries, missing) = match self.sled_tree(tree) {
+            Ok(sled_tree) => (Some(sled_tree.iter()), None),
+            Err(error) => (None, Some(Err(error))),
+        };
+        let name = tree.name();
+        missing
+            .into_iter()
+            .chain(
+                entries
+                    .into_iter()
+                    .flatten()
+                    .filter_map(move |entry| match entry {
+                        Err(error) => Some(Err(error.into())),
+                        Ok((_, stored)) => {
+                            let tampered = || Some(Err(StoreError::TamperedValue { tree: name }));
+                            let Some(opened) = self.key.open_any(&stored) else {
+                                return tampered();
+                            };
+                            if opened.tree != name {
+                                return tampered();
+                            }
+                            match Stored::parse(&opened.payload) {
+                                Some(Stored::Plain(value)) => Some(Ok((opened.key, value))),
+                                Some(Stored::Expiring { bucket, sealed })
+                                    if opened.key.is_empty() =>
+                                {
+                                    let keys = lock_poisoned(&self.data_keys);
+                                    let data_key = keys.get(bucket)?;
+                                    match sealing::open_expiring(data_key, name, bucket, &sealed) {
+                                        Some((key, value)) => Some(Ok((key, value))),
+                                        None => tampered(),
+                                    }
+                                }
+                                _ => tampered(),
+                            }
+                        }
+                    }),
+            )
     }
 
     /// Number of entries in `tree`. This walks the tree: O(entries).
@@ -370,12 +565,21 @@ impl Store {
             let tree = op.tree();
             let slot = touched.binary_search(&tree).unwrap_or_default();
             let (key, sealed) = match op {
-                Op::Put { key, value, .. } => {
-                    (key, Some(self.key.seal_value(tree.name(), key, value)?))
-                }
+                Op::Put {
+                    key,
+                    value,
+                    expires: None,
+                    ..
+                } => (key, Some(self.key.seal_value(tree.name(), key, value)?)),
+                Op::Put {
+                    key,
+                    value,
+                    expires: Some(expires),
+                    ..
+                } => (key, Some(self.seal_expiring(tree, key, value, *expires)?)),
                 Op::Remove { key, .. } => (key, None),
             };
-            writes.push((slot, key.as_slice(), sealed));
+            writes.push((slot, self.key.entry_key(tree.name(), key)?, sealed));
         }
         let trees = touched
             .iter()
@@ -390,10 +594,10 @@ impl Store {
                     };
                     match sealed {
                         Some(sealed) => {
-                            tree.insert(*key, sealed.as_slice())?;
+                            tree.insert(key.as_slice(), sealed.as_slice())?;
                         }
                         None => {
-                            tree.remove(*key)?;
+                            tree.remove(key.as_slice())?;
                         }
                     }
                 }
@@ -447,11 +651,14 @@ impl Store {
             trees,
             db,
             key,
+            key_file: _,
+            data_keys,
             layout,
             lock,
         } = self;
         let key_file_len = layout.shred_key_file()?;
         drop(key);
+        drop(data_keys);
         let key_destroyed_after = started.elapsed();
         // Close the database before removing its files so its background
         // flusher does not recreate any. What it flushes is unreadable now.
@@ -473,7 +680,7 @@ impl Store {
         let started = Instant::now();
         let layout = Layout::new(home);
         let has_key = layout.key_file_exists();
-        if !has_key && !layout.db_dir.exists() {
+        if !layout.any_store_file() {
             return Err(StoreError::NotFound {
                 home: home.to_path_buf(),
             });
@@ -502,34 +709,100 @@ impl Store {
         Ok(true)
     }
 
+    /// Removes what is left of a store whose key file is gone (an interrupted wipe, or a
+    /// duress erase while a node held the store): the database, data keys and lock file. Does
+    /// nothing if the home has a key file or is locked. Returns whether anything was removed.
+    pub fn remove_leftovers(home: &Path) -> bool {
+        let layout = Layout::new(home);
+        if layout.key_file_exists() || !layout.any_store_file() {
+            return false;
+        }
+        let Ok(lock) = layout.lock() else {
+            return false;
+        };
+        let _ = layout.shred_key_file_parts();
+        let _ = home::remove_dir_counting(&layout.db_dir);
+        let _ = secrets::remove(&layout.home);
+        let _ = home::remove_if_exists(&layout.lock_file);
+        drop(lock);
+        let _ = home::sync_dir(home);
+        true
+    }
+
+    fn seal_expiring(
+        &self,
+        tree: Tree,
+        key: &[u8],
+        value: &[u8],
+        expires: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let bucket = bucket_of(expires);
+        let mut keys = lock_poisoned(&self.data_keys);
+        if !keys.contains(bucket) {
+            // The new key must be on disk before any value sealed under it.
+            keys.insert(bucket, Secret::generate()?);
+            let written = keys
+                .seal(self.key.data_file_key())
+                .and_then(|sealed| self.layout.write_data_keys_file(&sealed));
+            if let Err(error) = written {
+                // Never seal a value under a key a restart would not find.
+                keys.remove(bucket);
+                return Err(error);
+            }
+        }
+        let data_key = keys.get(bucket).ok_or(StoreError::Corrupt {
+            what: "a data key vanished",
+        })?;
+        self.key
+            .seal_expiring(tree.name(), key, value, bucket, data_key)
+    }
+
+    fn open_stored(
+        &self,
+        tree: Tree,
+        key: &[u8],
+        stored: &[u8],
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        match self.key.open_value(tree.name(), key, stored)? {
+            Stored::Plain(value) => Ok(Some(value)),
+            Stored::Expiring { bucket, sealed } => {
+                let keys = lock_poisoned(&self.data_keys);
+                let Some(data_key) = keys.get(bucket) else {
+                    return Ok(None);
+                };
+                match sealing::open_expiring(data_key, tree.name(), bucket, &sealed) {
+                    Some((inner_key, value)) if inner_key == key => Ok(Some(value)),
+                    _ => Err(StoreError::TamperedValue { tree: tree.name() }),
+                }
+            }
+        }
+    }
+
     fn sled_tree(&self, tree: Tree) -> Result<&sled::Tree, StoreError> {
         // Every variant is opened in `open_trees`, so this never fails.
         self.trees.get(tree.index()).ok_or(StoreError::Corrupt {
             what: "a tree of the store was not opened",
         })
     }
+}
 
-    fn decrypting<'a, I>(
-        &'a self,
-        tree: Tree,
-        entries: impl FnOnce(&sled::Tree) -> I,
-    ) -> impl Iterator<Item = Result<(Vec<u8>, Zeroizing<Vec<u8>>), StoreError>> + 'a
-    where
-        I: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + 'a,
-    {
-        let (entries, missing) = match self.sled_tree(tree) {
-            Ok(sled_tree) => (Some(entries(sled_tree)), None),
-            Err(error) => (None, Some(Err(error))),
-        };
-        let name = tree.name();
-        missing
-            .into_iter()
-            .chain(entries.into_iter().flatten().map(move |entry| {
-                let (key, stored) = entry?;
-                let value = self.key.open_value(name, &key, &stored)?;
-                Ok((key.to_vec(), value))
-            }))
+/// A mutex's contents even if a thread panicked holding it: the data keys and key file it
+/// guards are replaced whole, never left half-written in memory.
+fn lock_poisoned<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The duress erase: the key file first (without waiting for the lock), then the rest if no
+/// other process holds the store. Errors are not reported: whoever typed the duress passphrase
+/// must see what a device without Lookout shows.
+fn erase(layout: &Layout) {
+    if layout.shred_key_file().is_err() {
+        // Could not overwrite it (read-only?): at least try to unlink it.
+        let _ = home::remove_if_exists(&layout.key_file);
     }
+    let _ = Store::remove_leftovers(&layout.home);
 }
 
 /// Shows only where the store lives: never keys or values.
@@ -568,6 +841,7 @@ fn finish_wipe(
         let path = path.to_path_buf();
         move |cause| StoreError::WipeIncomplete { path, cause }
     };
+    layout.shred_key_file_parts()?;
     let (files, bytes) =
         home::remove_dir_counting(&layout.db_dir).map_err(incomplete(&layout.db_dir))?;
     let (secret_files, secret_bytes) =

@@ -1,16 +1,31 @@
-//! Encryption of stored values under the storage key.
+//! Encryption of stored entries: keyed-hash keys, padded values, data keys.
 //!
-//! A stored value is `[VALUE_VERSION] || nonce (24) || ciphertext || tag (16)`,
-//! XChaCha20-Poly1305 with a fresh random nonce per write. The associated data
-//! is `[VALUE_VERSION] || len(tree name) as u8 || tree name || key`: the
-//! length prefix keeps `("ab", "c…")` and `("a", "bc…")` apart, and binding
-//! tree and key means a value copied to another entry fails to open.
+//! Everything here is derived from the random 32-byte storage key with BLAKE3's key derivation
+//! (one context string per use), so the keys below are independent of each other:
 //!
-//! What this does not hide: value lengths (ciphertext = plaintext + 41
-//! bytes), the keys themselves, and which entries exist. Nor does it stop
-//! an attacker with write access from rolling an entry back to an older value
-//! of the same entry or deleting it; the threat it answers is a seized device.
+//! - the **entry MAC key**: the sled key of an entry is `BLAKE3-keyed(mac key, len(tree) ||
+//!   tree || len(key) || key)`, 32 bytes. Without the storage key a sled key says nothing, and
+//!   the same op or content id gets unrelated sled keys in two homes.
+//! - the **value key**: a stored value is `[VALUE_VERSION] || nonce (24) || ciphertext || tag
+//!   (16)`, XChaCha20-Poly1305 with a fresh random nonce, associated data `[VALUE_VERSION]`.
+//!   Its plaintext is `len(tree) u8 || tree || len(key) u8 || key || len(payload) u32 LE ||
+//!   payload`, zero-padded to a size bucket ([`padded_len`]): sizes show only a bucket, never
+//!   a text's length or the member count. Opening checks that the tree and key inside are the
+//!   entry's own, so a value copied to another entry fails.
+//! - the **data-key file key**: seals the small file of data keys (see `datakeys.rs`).
+//!
+//! A payload is `0 || value` (kept under the value key only) or `1 || bucket u64 LE || nonce
+//! (24) || ciphertext || tag` for a value that expires. An expiring entry's outer plaintext
+//! holds an empty key: its key (an alert id) is inside the inner ciphertext, whose plaintext is
+//! `len(key) u8 || key || value`, under the data key of its expiry bucket, associated data
+//! `b"lookout data v2" || len(tree) || tree || bucket u64 LE`. Once that data key is destroyed
+//! neither the value nor its key can be read, even from old copies sled left in its log, even
+//! with the passphrase: the storage key alone shows only that an entry of that tree expiring
+//! in that hour existed. (Whoever already knows an id and holds the passphrase can still
+//! recompute its keyed-hash sled key and look for it in old sled files: a guess confirmed,
+//! never an id revealed.)
 
+use blake3::Hasher;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::rngs::OsRng;
@@ -19,21 +34,51 @@ use zeroize::Zeroizing;
 
 use super::StoreError;
 
-/// Length of the storage key.
+/// Length of the storage key and of every key derived from it.
 pub(super) const STORAGE_KEY_LEN: usize = 32;
 
-/// Format version byte leading every stored value.
-const VALUE_VERSION: u8 = 1;
-const NONCE_LEN: usize = 24;
-const TAG_LEN: usize = 16;
-const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
+/// Format version byte leading every stored value (1 was the format before keyed hashes).
+pub(super) const VALUE_VERSION: u8 = 2;
+pub(super) const NONCE_LEN: usize = 24;
+pub(super) const TAG_LEN: usize = 16;
+/// Bytes a stored value adds to its padded plaintext.
+pub(super) const OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
 
-/// The random key every value is encrypted under. Zeroized on drop; no
-/// `Debug`, no `Clone`.
-pub(super) struct StorageKey(Zeroizing<[u8; STORAGE_KEY_LEN]>);
+/// Smallest padded plaintext.
+const MIN_BUCKET: usize = 256;
+/// Above this, plaintexts are padded to a multiple of it.
+const LARGE_BUCKET: usize = 64 * 1024;
 
-impl StorageKey {
-    /// A fresh key from the operating system's generator.
+const PAYLOAD_PLAIN: u8 = 0;
+const PAYLOAD_DATA_KEY: u8 = 1;
+const INNER_LABEL: &[u8] = b"lookout data v2";
+
+/// The size a plaintext of `len` bytes is padded to: the next power of two from 256 bytes up to
+/// 64 KiB, then the next multiple of 64 KiB.
+pub(super) fn padded_len(len: usize) -> usize {
+    if len <= LARGE_BUCKET {
+        len.max(MIN_BUCKET).next_power_of_two()
+    } else {
+        len.div_ceil(LARGE_BUCKET).saturating_mul(LARGE_BUCKET)
+    }
+}
+
+/// Every size [`padded_len`] can give up to `max`, for scanning raw files.
+pub(super) fn padded_sizes(max: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut size = MIN_BUCKET;
+    while size <= max {
+        sizes.push(size);
+        size = padded_len(size + 1);
+    }
+    sizes
+}
+
+/// A 32-byte secret, zeroized on drop; no `Debug`, no `Clone`.
+pub(super) struct Secret(Zeroizing<[u8; STORAGE_KEY_LEN]>);
+
+impl Secret {
+    /// A fresh secret from the operating system's generator.
     pub(super) fn generate() -> Result<Self, StoreError> {
         let mut key = Zeroizing::new([0u8; STORAGE_KEY_LEN]);
         OsRng
@@ -42,100 +87,317 @@ impl StorageKey {
         Ok(Self(key))
     }
 
-    /// Takes the key out of an opened key file.
+    /// Takes a secret out of a slice of the right length.
     pub(super) fn from_slice(bytes: &[u8]) -> Result<Self, StoreError> {
         let mut key = Zeroizing::new([0u8; STORAGE_KEY_LEN]);
         if bytes.len() != STORAGE_KEY_LEN {
             return Err(StoreError::Corrupt {
-                what: "the key file holds a key of the wrong length",
+                what: "a key of the wrong length",
             });
         }
         key.copy_from_slice(bytes);
         Ok(Self(key))
     }
 
-    /// The raw key, for sealing it into the key file.
-    pub(super) fn as_bytes(&self) -> &[u8] {
-        self.0.as_ref()
+    /// The raw bytes, for sealing into a key file.
+    pub(super) fn as_bytes(&self) -> &[u8; STORAGE_KEY_LEN] {
+        &self.0
     }
 
-    /// Encrypts `value` for the entry `key` of tree `tree_name`.
+    fn derive(&self, context: &str) -> Self {
+        Self(Zeroizing::new(blake3::derive_key(context, self.0.as_ref())))
+    }
+
+    pub(super) fn cipher(&self) -> XChaCha20Poly1305 {
+        // The cipher copies the key and zeroizes its copy on drop.
+        XChaCha20Poly1305::new(self.0.as_ref().into())
+    }
+}
+
+/// The random key every value is encrypted under, and the keys derived from it.
+pub(super) struct StorageKey {
+    raw: Secret,
+    mac: Secret,
+    values: Secret,
+    data_file: Secret,
+}
+
+/// An entry opened without knowing its key beforehand (for the forensic scan).
+pub(super) struct Opened {
+    pub(super) tree: String,
+    pub(super) key: Vec<u8>,
+    pub(super) payload: Zeroizing<Vec<u8>>,
+}
+
+impl StorageKey {
+    /// A fresh key from the operating system's generator.
+    pub(super) fn generate() -> Result<Self, StoreError> {
+        Ok(Self::from_secret(Secret::generate()?))
+    }
+
+    /// Takes the key out of an opened key file.
+    pub(super) fn from_slice(bytes: &[u8]) -> Result<Self, StoreError> {
+        Ok(Self::from_secret(Secret::from_slice(bytes)?))
+    }
+
+    fn from_secret(raw: Secret) -> Self {
+        Self {
+            mac: raw.derive("lookout store 2026 entry mac key"),
+            values: raw.derive("lookout store 2026 value key"),
+            data_file: raw.derive("lookout store 2026 data-key file key"),
+            raw,
+        }
+    }
+
+    /// The raw key, for sealing it into the key file.
+    pub(super) fn as_bytes(&self) -> &[u8; STORAGE_KEY_LEN] {
+        self.raw.as_bytes()
+    }
+
+    /// The key the data-key file is sealed under.
+    pub(super) fn data_file_key(&self) -> &Secret {
+        &self.data_file
+    }
+
+    /// The sled key of entry `key` in tree `tree_name`: a keyed hash, never the key itself.
+    pub(super) fn entry_key(&self, tree_name: &str, key: &[u8]) -> Result<[u8; 32], StoreError> {
+        let (tree_len, key_len) = lengths(tree_name, key)?;
+        let mut hasher = Hasher::new_keyed(self.mac.as_bytes());
+        hasher.update(&[tree_len]);
+        hasher.update(tree_name.as_bytes());
+        hasher.update(&[key_len]);
+        hasher.update(key);
+        Ok(*hasher.finalize().as_bytes())
+    }
+
+    /// Encrypts `value` for entry `key` of `tree_name`, under the value key only.
     pub(super) fn seal_value(
         &self,
         tree_name: &str,
         key: &[u8],
         value: &[u8],
     ) -> Result<Vec<u8>, StoreError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        OsRng
-            .try_fill_bytes(&mut nonce)
-            .map_err(StoreError::Randomness)?;
-        let aad = associated_data(tree_name, key);
-        let ciphertext = self
-            .cipher()
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: value,
-                    aad: &aad,
-                },
-            )
-            // Only fails for values beyond 256 GiB, which cannot be in memory.
-            .map_err(|_| StoreError::Corrupt {
-                what: "a value too large to encrypt",
-            })?;
-        let mut stored = Vec::with_capacity(OVERHEAD + value.len());
+        let mut payload = Zeroizing::new(Vec::with_capacity(1 + value.len()));
+        payload.push(PAYLOAD_PLAIN);
+        payload.extend_from_slice(value);
+        self.seal_payload(tree_name, key, &payload)
+    }
+
+    /// Encrypts `key` and `value` under `data_key` (of expiry bucket `bucket`), then seals that
+    /// under the value key with an empty entry key: without the data key neither the entry's
+    /// key nor its value can be read.
+    pub(super) fn seal_expiring(
+        &self,
+        tree_name: &str,
+        key: &[u8],
+        value: &[u8],
+        bucket: u64,
+        data_key: &Secret,
+    ) -> Result<Vec<u8>, StoreError> {
+        let (_, key_len) = lengths(tree_name, key)?;
+        let mut inner_plain = Zeroizing::new(Vec::with_capacity(1 + key.len() + value.len()));
+        inner_plain.push(key_len);
+        inner_plain.extend_from_slice(key);
+        inner_plain.extend_from_slice(value);
+        let inner = seal_with(data_key, &inner_plain, &inner_aad(tree_name, bucket))?;
+        let mut payload = Zeroizing::new(Vec::with_capacity(9 + inner.len()));
+        payload.push(PAYLOAD_DATA_KEY);
+        payload.extend_from_slice(&bucket.to_le_bytes());
+        payload.extend_from_slice(&inner);
+        self.seal_payload(tree_name, &[], &payload)
+    }
+
+    fn seal_payload(
+        &self,
+        tree_name: &str,
+        key: &[u8],
+        payload: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        let (tree_len, key_len) = lengths(tree_name, key)?;
+        let payload_len = u32::try_from(payload.len()).map_err(|_| StoreError::Corrupt {
+            what: "a value too large to store",
+        })?;
+        let used = 2 + tree_name.len() + key.len() + 4 + payload.len();
+        let mut plain = Zeroizing::new(Vec::with_capacity(padded_len(used)));
+        plain.push(tree_len);
+        plain.extend_from_slice(tree_name.as_bytes());
+        plain.push(key_len);
+        plain.extend_from_slice(key);
+        plain.extend_from_slice(&payload_len.to_le_bytes());
+        plain.extend_from_slice(payload);
+        plain.resize(padded_len(used), 0);
+        let sealed = seal_with(&self.values, &plain, &[VALUE_VERSION])?;
+        let mut stored = Vec::with_capacity(1 + sealed.len());
         stored.push(VALUE_VERSION);
-        stored.extend_from_slice(&nonce);
-        stored.extend_from_slice(&ciphertext);
+        stored.extend_from_slice(&sealed);
         Ok(stored)
     }
 
-    /// Decrypts what [`Self::seal_value`] produced for the same entry.
+    /// Decrypts what [`Self::seal_value`] or [`Self::seal_expiring`] produced for the same
+    /// entry. `Ok(Stored::Expiring)` is returned for the second kind; open it with its data key
+    /// ([`open_expiring`]) and check the key inside.
     pub(super) fn open_value(
         &self,
         tree_name: &'static str,
         key: &[u8],
         stored: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    ) -> Result<Stored, StoreError> {
         let tampered = || StoreError::TamperedValue { tree: tree_name };
-        let (&version, rest) = stored.split_first().ok_or_else(tampered)?;
-        if version != VALUE_VERSION {
+        let opened = self.open_any(stored).ok_or_else(tampered)?;
+        if opened.tree != tree_name {
             return Err(tampered());
         }
-        let (nonce, ciphertext) = rest.split_first_chunk::<NONCE_LEN>().ok_or_else(tampered)?;
-        if ciphertext.len() < TAG_LEN {
+        let parsed = Stored::parse(&opened.payload).ok_or_else(tampered)?;
+        // A plain value names its key here; an expiring one inside its data-key layer (checked
+        // by the caller once opened).
+        let key_here: &[u8] = match parsed {
+            Stored::Plain(_) => key,
+            Stored::Expiring { .. } => &[],
+        };
+        if opened.key != key_here {
             return Err(tampered());
         }
-        let aad = associated_data(tree_name, key);
-        self.cipher()
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: &aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| tampered())
+        Ok(parsed)
     }
 
-    fn cipher(&self) -> XChaCha20Poly1305 {
-        // The cipher copies the key and zeroizes its copy on drop.
-        XChaCha20Poly1305::new(self.0.as_ref().into())
+    /// Decrypts a stored value whatever entry it belongs to: its tree, key and payload.
+    pub(super) fn open_any(&self, stored: &[u8]) -> Option<Opened> {
+        let (&version, sealed) = stored.split_first()?;
+        if version != VALUE_VERSION {
+            return None;
+        }
+        let plain = open_with(&self.values, sealed, &[VALUE_VERSION])?;
+        let mut reader = Reader(&plain);
+        let tree_len = reader.byte()?;
+        let tree = String::from_utf8(reader.take(usize::from(tree_len))?.to_vec()).ok()?;
+        let key_len = reader.byte()?;
+        let key = reader.take(usize::from(key_len))?.to_vec();
+        let payload_len = u32::from_le_bytes(reader.take(4)?.try_into().ok()?);
+        let payload = reader.take(usize::try_from(payload_len).ok()?)?;
+        Some(Opened {
+            tree,
+            key,
+            payload: Zeroizing::new(payload.to_vec()),
+        })
     }
 }
 
-fn associated_data(tree_name: &str, key: &[u8]) -> Vec<u8> {
-    // Tree names are short constants (checked in tree.rs tests); saturating
-    // keeps this total even so.
-    let name_len = u8::try_from(tree_name.len()).unwrap_or(u8::MAX);
-    let mut aad = Vec::with_capacity(2 + tree_name.len() + key.len());
-    aad.push(VALUE_VERSION);
-    aad.push(name_len);
+/// A decrypted payload.
+pub(super) enum Stored {
+    /// The value itself.
+    Plain(Zeroizing<Vec<u8>>),
+    /// A value sealed under the data key of `bucket`.
+    Expiring { bucket: u64, sealed: Vec<u8> },
+}
+
+impl Stored {
+    pub(super) fn parse(payload: &[u8]) -> Option<Self> {
+        let (&kind, rest) = payload.split_first()?;
+        match kind {
+            PAYLOAD_PLAIN => Some(Self::Plain(Zeroizing::new(rest.to_vec()))),
+            PAYLOAD_DATA_KEY => {
+                let (bucket, sealed) = rest.split_first_chunk::<8>()?;
+                Some(Self::Expiring {
+                    bucket: u64::from_le_bytes(*bucket),
+                    sealed: sealed.to_vec(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Opens the inner ciphertext of an expiring value of `tree_name` and `bucket` with its data
+/// key: the entry's key and value.
+pub(super) fn open_expiring(
+    data_key: &Secret,
+    tree_name: &str,
+    bucket: u64,
+    sealed: &[u8],
+) -> Option<(Vec<u8>, Zeroizing<Vec<u8>>)> {
+    let plain = open_with(data_key, sealed, &inner_aad(tree_name, bucket))?;
+    let (&key_len, rest) = plain.split_first()?;
+    let key_len = usize::from(key_len);
+    if rest.len() < key_len {
+        return None;
+    }
+    let (key, value) = rest.split_at(key_len);
+    Some((key.to_vec(), Zeroizing::new(value.to_vec())))
+}
+
+/// `nonce || ciphertext || tag` of `plain` under `key`.
+pub(super) fn seal_with(key: &Secret, plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    OsRng
+        .try_fill_bytes(&mut nonce)
+        .map_err(StoreError::Randomness)?;
+    let ciphertext = key
+        .cipher()
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad })
+        // Only fails for values beyond 256 GiB, which cannot be in memory.
+        .map_err(|_| StoreError::Corrupt {
+            what: "a value too large to encrypt",
+        })?;
+    let mut sealed = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+    sealed.extend_from_slice(&nonce);
+    sealed.extend_from_slice(&ciphertext);
+    Ok(sealed)
+}
+
+/// Opens what [`seal_with`] made.
+pub(super) fn open_with(key: &Secret, sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    let (nonce, ciphertext) = sealed.split_first_chunk::<NONCE_LEN>()?;
+    if ciphertext.len() < TAG_LEN {
+        return None;
+    }
+    key.cipher()
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
+        .ok()
+        .map(Zeroizing::new)
+}
+
+fn lengths(tree_name: &str, key: &[u8]) -> Result<(u8, u8), StoreError> {
+    match (u8::try_from(tree_name.len()), u8::try_from(key.len())) {
+        (Ok(tree_len), Ok(key_len)) => Ok((tree_len, key_len)),
+        _ => Err(StoreError::Corrupt {
+            what: "a store key longer than 255 bytes",
+        }),
+    }
+}
+
+fn inner_aad(tree_name: &str, bucket: u64) -> Vec<u8> {
+    // Tree names are short constants; saturating keeps this total.
+    let mut aad = Vec::with_capacity(INNER_LABEL.len() + 1 + tree_name.len() + 8);
+    aad.extend_from_slice(INNER_LABEL);
+    aad.push(u8::try_from(tree_name.len()).unwrap_or(u8::MAX));
     aad.extend_from_slice(tree_name.as_bytes());
-    aad.extend_from_slice(key);
+    aad.extend_from_slice(&bucket.to_le_bytes());
     aad
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
 }
 
 #[cfg(test)]
@@ -144,18 +406,24 @@ mod tests {
 
     use super::*;
 
+    fn plain(stored: Stored) -> Vec<u8> {
+        match stored {
+            Stored::Plain(v) => v.to_vec(),
+            Stored::Expiring { .. } => panic!("expected a plain value"),
+        }
+    }
+
     #[test]
     fn value_round_trip_and_binding() {
         let key = StorageKey::generate().unwrap();
         let stored = key.seal_value("alerts", b"k1", b"hello").unwrap();
-        assert_eq!(stored.len(), OVERHEAD + 5);
+        assert_eq!(stored.len(), OVERHEAD + MIN_BUCKET);
         assert_eq!(
-            key.open_value("alerts", b"k1", &stored).unwrap().as_slice(),
+            plain(key.open_value("alerts", b"k1", &stored).unwrap()),
             b"hello"
         );
         assert!(key.open_value("alerts", b"k2", &stored).is_err());
         assert!(key.open_value("outbox", b"k1", &stored).is_err());
-        // The length prefix separates tree name from key.
         let shifted = key.seal_value("alert", b"sk1", b"hello").unwrap();
         assert!(key.open_value("alerts", b"k1", &shifted).is_err());
         let other = StorageKey::generate().unwrap();
@@ -163,18 +431,69 @@ mod tests {
     }
 
     #[test]
+    fn sizes_show_only_a_bucket() {
+        let key = StorageKey::generate().unwrap();
+        let short = key.seal_value("alerts", b"k", &[7; 10]).unwrap();
+        let longer = key.seal_value("alerts", b"k", &[7; 200]).unwrap();
+        assert_eq!(short.len(), longer.len());
+        let big = key.seal_value("alerts", b"k", &[7; 300]).unwrap();
+        assert_eq!(big.len(), OVERHEAD + 512);
+        assert_eq!(padded_len(70_000), 128 * 1024);
+        assert_eq!(padded_sizes(2048), vec![256, 512, 1024, 2048]);
+    }
+
+    #[test]
+    fn entry_keys_are_keyed_hashes() {
+        let a = StorageKey::generate().unwrap();
+        let b = StorageKey::generate().unwrap();
+        let id = [9u8; 32];
+        assert_ne!(
+            a.entry_key("alerts", &id).unwrap(),
+            b.entry_key("alerts", &id).unwrap()
+        );
+        assert_ne!(
+            a.entry_key("alerts", &id).unwrap(),
+            a.entry_key("outbox", &id).unwrap()
+        );
+        assert_ne!(a.entry_key("alerts", &id).unwrap(), id);
+    }
+
+    #[test]
+    fn expiring_values_need_their_data_key() {
+        let key = StorageKey::generate().unwrap();
+        let data = Secret::generate().unwrap();
+        let stored = key
+            .seal_expiring("alerts", b"k", b"secret text", 42, &data)
+            .unwrap();
+        let Stored::Expiring { bucket, sealed } = key.open_value("alerts", b"k", &stored).unwrap()
+        else {
+            panic!("expected an expiring value");
+        };
+        assert_eq!(bucket, 42);
+        let (inner_key, value) = open_expiring(&data, "alerts", 42, &sealed).unwrap();
+        assert_eq!(inner_key, b"k");
+        assert_eq!(value.as_slice(), b"secret text");
+        // The outer layer holds no key: the storage key alone does not name the entry.
+        assert!(key.open_any(&stored).unwrap().key.is_empty());
+        assert!(open_expiring(&data, "outbox", 42, &sealed).is_none());
+        assert!(open_expiring(&data, "alerts", 43, &sealed).is_none());
+        let other = Secret::generate().unwrap();
+        assert!(open_expiring(&other, "alerts", 42, &sealed).is_none());
+    }
+
+    #[test]
     fn short_or_unknown_values_are_errors() {
         let key = StorageKey::generate().unwrap();
         let stored = key.seal_value("meta", b"k", b"").unwrap();
-        for len in 0..stored.len() {
+        for len in [0, 1, 20, 40, stored.len() - 1] {
             assert!(matches!(
                 key.open_value("meta", b"k", &stored[..len]),
                 Err(StoreError::TamperedValue { tree: "meta" })
             ));
         }
         let mut wrong_version = stored.clone();
-        wrong_version[0] = 2;
+        wrong_version[0] = 1;
         assert!(key.open_value("meta", b"k", &wrong_version).is_err());
-        assert!(key.open_value("meta", b"k", &stored).unwrap().is_empty());
+        assert!(plain(key.open_value("meta", b"k", &stored).unwrap()).is_empty());
     }
 }

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::home::{io_error, overwrite_with_random, remove_if_exists, sync_dir};
+use super::sealing::Stored;
 use super::{Store, StoreError};
 
 /// Name of the secrets file inside the home directory.
@@ -107,8 +108,11 @@ impl Store {
             .take(MAX_SECRETS_FILE_LEN)
             .read_to_end(&mut sealed)
             .map_err(io_error("read", &file))?;
-        let padded = self.key.open_value(SECRETS_TREE, SECRETS_KEY, &sealed)?;
         let tampered = || StoreError::TamperedValue { tree: SECRETS_TREE };
+        let padded = match self.key.open_value(SECRETS_TREE, SECRETS_KEY, &sealed)? {
+            Stored::Plain(padded) => padded,
+            Stored::Expiring { .. } => return Err(tampered()),
+        };
         let (len, rest) = padded.split_first_chunk::<4>().ok_or_else(tampered)?;
         let len = u32::from_le_bytes(*len) as usize;
         let plain = rest.get(..len).ok_or_else(tampered)?;

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lookout_protocol::passphrase::{self, KdfParams};
+use rand::rngs::OsRng;
 use tempfile::TempDir;
 
 use super::*;
@@ -38,6 +39,20 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+/// A byte of the key file's header (inside the salt) that the slots are bound to.
+const HEADER_BYTE_TO_FLIP: usize = 20;
+
+/// The storage key `passphrase` opens in these key-file bytes, if any.
+fn opens(bytes: &[u8], passphrase: &[u8]) -> Option<[u8; 32]> {
+    match keyfile::KeyFile::parse(bytes, Path::new("/"))
+        .ok()?
+        .unlock(passphrase)
+    {
+        Ok(keyfile::Unlocked::Storage { key, .. }) => Some(*key.as_bytes()),
+        _ => None,
+    }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -74,11 +89,12 @@ fn round_trip_across_close_and_reopen() {
     assert!(store.contains(Tree::Alerts, b"a1").unwrap());
     assert!(!store.contains(Tree::Outbox, b"a1").unwrap());
 
-    let all: Vec<_> = store
+    let mut all: Vec<_> = store
         .iter(Tree::Alerts)
         .map(|entry| entry.map(|(k, v)| (k, v.to_vec())))
         .collect::<Result<_, _>>()
         .unwrap();
+    all.sort();
     assert_eq!(
         all,
         vec![
@@ -86,11 +102,6 @@ fn round_trip_across_close_and_reopen() {
             (b"a2".to_vec(), b"second alert, replaced".to_vec()),
         ]
     );
-    let prefixed: Vec<_> = store
-        .scan_prefix(Tree::Alerts, b"a2")
-        .map(|entry| entry.unwrap().0)
-        .collect();
-    assert_eq!(prefixed, vec![b"a2".to_vec()]);
 
     assert!(store.remove(Tree::Alerts, b"a1").unwrap());
     assert!(!store.remove(Tree::Alerts, b"a1").unwrap());
@@ -180,25 +191,27 @@ fn tampered_value_is_an_error_not_a_panic() {
     store.put(Tree::Alerts, b"k1", b"an alert").unwrap();
     store.put(Tree::Alerts, b"k2", b"another alert").unwrap();
     let raw = store.sled_tree(Tree::Alerts).unwrap();
-    let stored = raw.get(b"k1").unwrap().unwrap().to_vec();
-    for i in 0..stored.len() {
+    let k1 = store.key.entry_key("alerts", b"k1").unwrap();
+    let stored = raw.get(k1).unwrap().unwrap().to_vec();
+    for i in (0..stored.len()).step_by(7) {
         let mut tampered = stored.clone();
         tampered[i] ^= 0x20;
-        raw.insert(b"k1", tampered).unwrap();
+        raw.insert(k1, tampered).unwrap();
         assert!(matches!(
             store.get(Tree::Alerts, b"k1"),
             Err(StoreError::TamperedValue { tree: "alerts" })
         ));
     }
     for garbage in [&b""[..], b"\x01", &stored[..stored.len() - 1], &[0xff; 200]] {
-        raw.insert(b"k1", garbage).unwrap();
+        raw.insert(k1, garbage).unwrap();
         assert!(store.get(Tree::Alerts, b"k1").is_err());
     }
     // Iteration reports the bad entry and goes on to the good one.
     let entries: Vec<_> = store.iter(Tree::Alerts).collect();
     assert_eq!(entries.len(), 2);
-    assert!(entries[0].is_err());
-    assert_eq!(entries[1].as_ref().unwrap().1.as_slice(), b"another alert");
+    assert_eq!(entries.iter().filter(|e| e.is_err()).count(), 1);
+    let good = entries.iter().find_map(|e| e.as_ref().ok()).unwrap();
+    assert_eq!(good.1.as_slice(), b"another alert");
     // Reopening is not affected by a bad value.
     drop(store);
     let store = open_again(&home);
@@ -209,17 +222,18 @@ fn tampered_value_is_an_error_not_a_panic() {
 fn value_moved_to_another_entry_is_refused() {
     let (_dir, _home, store) = fresh();
     store.put(Tree::Alerts, b"k1", b"alert one").unwrap();
+    let entry = |tree: &str, key: &[u8]| store.key.entry_key(tree, key).unwrap();
     let stored = store
         .sled_tree(Tree::Alerts)
         .unwrap()
-        .get(b"k1")
+        .get(entry("alerts", b"k1"))
         .unwrap()
         .unwrap();
     // Same tree, other key.
     store
         .sled_tree(Tree::Alerts)
         .unwrap()
-        .insert(b"k2", stored.clone())
+        .insert(entry("alerts", b"k2"), stored.clone())
         .unwrap();
     assert!(matches!(
         store.get(Tree::Alerts, b"k2"),
@@ -229,7 +243,7 @@ fn value_moved_to_another_entry_is_refused() {
     store
         .sled_tree(Tree::Outbox)
         .unwrap()
-        .insert(b"k1", stored)
+        .insert(entry("outbox", b"k1"), stored)
         .unwrap();
     assert!(matches!(
         store.get(Tree::Outbox, b"k1"),
@@ -255,19 +269,25 @@ fn nothing_readable_on_disk() {
     store.put(Tree::Alerts, key.as_bytes(), &alert).unwrap();
     let mut batch = Batch::new();
     batch
-        .put(Tree::Outbox, b"m1", &alert)
-        .put(Tree::Peers, b"p1", phone);
+        .put(Tree::Outbox, b"outbox key m1", &alert)
+        .put(Tree::Peers, b"peers key p1", phone);
     store.apply_batch(batch).unwrap();
     store.flush().unwrap();
     store.close().unwrap();
 
     let files = files_under(&home);
     assert!(files.len() >= 3, "{files:?}");
-    let mut clear_key_seen = false;
     for file in files {
         let bytes = fs::read(&file).unwrap();
-        clear_key_seen |= contains(&bytes, key.as_bytes());
-        for needle in [&phone[..], text, PASS] {
+        // Needles long enough that random ciphertext does not hold them by chance.
+        for needle in [
+            &phone[..],
+            text,
+            PASS,
+            key.as_bytes(),
+            b"outbox key m1",
+            b"peers key p1",
+        ] {
             assert!(
                 !contains(&bytes, needle),
                 "{} contains {:?}",
@@ -276,9 +296,12 @@ fn nothing_readable_on_disk() {
             );
         }
     }
-    // Keys are stored in the clear, so seeing one proves the scan reached
-    // the records themselves.
-    assert!(clear_key_seen, "the scan did not see the stored records");
+    // With the passphrase, the same bytes hold the alert: the scan above reached the records.
+    let found = forensic::recover(&home, PASS).unwrap();
+    assert!(found
+        .values
+        .iter()
+        .any(|(tree, v)| tree == "alerts" && *v == alert));
     let store = open_again(&home);
     assert!(contains(
         &store.get(Tree::Alerts, key.as_bytes()).unwrap().unwrap(),
@@ -311,11 +334,11 @@ fn key_file_holds_a_sealed_key_bound_to_its_label() {
     store.close().unwrap();
     let key_file = home.join(home::KEY_FILE);
     let sealed = fs::read(&key_file).unwrap();
-    assert_eq!(sealed.len(), passphrase::MIN_SEALED_LEN + 32);
-    assert_eq!(&sealed[..4], b"LKPS");
+    assert_eq!(sealed.len(), keyfile::KEY_FILE_LEN);
+    assert_eq!(&sealed[..4], b"LKSK");
 
-    // Another secret sealed under the same passphrase, e.g. an identity,
-    // cannot stand in for the storage key.
+    // Another secret sealed under the same passphrase, e.g. an identity, cannot stand in for
+    // the storage key; it is taken for the key file of an older Lookout and refused unchanged.
     let identity = passphrase::seal(
         PASS,
         &[7; 32],
@@ -327,8 +350,9 @@ fn key_file_holds_a_sealed_key_bound_to_its_label() {
     fs::write(&key_file, &identity).unwrap();
     assert!(matches!(
         Store::open(&home, PASS),
-        Err(StoreError::WrongPassphrase)
+        Err(StoreError::Incompatible { .. })
     ));
+    assert_eq!(fs::read(&key_file).unwrap(), identity);
 
     // The key file of another store, same passphrase: caught by the check record.
     let other_home = dir.path().join("other");
@@ -353,6 +377,10 @@ fn key_file_holds_a_sealed_key_bound_to_its_label() {
         Store::open(&home, PASS),
         Err(StoreError::Corrupt { .. })
     ));
+    let mut flipped = sealed.clone();
+    flipped[HEADER_BYTE_TO_FLIP] ^= 1;
+    fs::write(&key_file, &flipped).unwrap();
+    assert!(Store::open(&home, PASS).is_err());
     fs::write(&key_file, &sealed).unwrap();
     open_again(&home);
 }
@@ -366,17 +394,7 @@ fn change_passphrase() {
     fs::hard_link(home.join(home::KEY_FILE), &old_inode).unwrap();
     let old_sealed = fs::read(&old_inode).unwrap();
 
-    store
-        .change_passphrase(b"new passphrase", KdfParams::TESTING)
-        .unwrap();
-    let refused = KdfParams {
-        memory_kib: u32::MAX,
-        ..KdfParams::TESTING
-    };
-    assert!(matches!(
-        store.change_passphrase(b"x", refused),
-        Err(StoreError::InvalidParams(_))
-    ));
+    store.change_passphrase(b"new passphrase").unwrap();
     store.close().unwrap();
 
     assert!(matches!(
@@ -394,7 +412,8 @@ fn change_passphrase() {
     let old_after = fs::read(&old_inode).unwrap();
     assert_eq!(old_after.len(), old_sealed.len());
     assert_ne!(old_after, old_sealed);
-    assert!(passphrase::open(PASS, &old_after, STORAGE_KEY_LABEL).is_err());
+    assert!(opens(&old_after, PASS).is_none());
+    assert!(opens(&old_sealed, PASS).is_some());
 }
 
 #[test]
@@ -532,7 +551,9 @@ fn wipe_destroys_the_key_first_and_everything_after() {
     }
 
     let report = store.wipe().unwrap();
-    assert!(report.elapsed < Duration::from_secs(1), "{report:?}");
+    // A loose sanity bound only (a shared test machine is slow); the speed itself is in
+    // docs/BENCHMARKS.md.
+    assert!(report.elapsed < Duration::from_secs(10), "{report:?}");
     assert!(report.key_destroyed_after <= report.elapsed);
     assert!(report.files_removed >= 2, "{report:?}");
     assert!(report.bytes_removed > 5_000 * 1024, "{report:?}");
@@ -552,7 +573,8 @@ fn wipe_destroys_the_key_first_and_everything_after() {
     let sealed_after = fs::read(&key_inode).unwrap();
     assert_eq!(sealed_after.len(), sealed_before.len());
     assert_ne!(sealed_after, sealed_before);
-    assert!(passphrase::open(PASS, &sealed_after, STORAGE_KEY_LABEL).is_err());
+    assert!(opens(&sealed_after, PASS).is_none());
+    assert!(opens(&sealed_before, PASS).is_some());
 
     // Put everything recovered back: the old passphrase opens nothing.
     fs::rename(&db_copy, home.join(home::DB_DIR)).unwrap();
@@ -655,4 +677,338 @@ fn wipe_benchmark() {
         report.key_destroyed_after, report.elapsed, report.files_removed, report.bytes_removed
     );
     assert!(report.elapsed < Duration::from_secs(1));
+}
+
+/// Issue 9: deleted means unrecoverable. An expiring value removed from the store can still be
+/// read from sled's log with the passphrase (the old weakness, shown first); once the data key
+/// of its expiry hour is destroyed, nothing in the home opens it, while a live value still
+/// opens.
+#[test]
+fn expired_values_are_unrecoverable_with_the_passphrase_and_the_raw_files() {
+    let (_dir, home, store) = fresh();
+    let t0: u64 = 1_800_000_000;
+    let day = 86_400;
+    let gone = b"GONE: bit me on the stairs, 07700 900999";
+    let live = b"LIVE: took the deposit, 07700 900111";
+    // The entry key is an alert id: it must go with the value.
+    let gone_id = b"GONE-ID:3f9a1c77e2b54d08a6c1e9f0";
+    store
+        .put_expiring(Tree::Alerts, gone_id, gone, t0 + day)
+        .unwrap();
+    store
+        .put_expiring(Tree::Alerts, b"live", live, t0 + 5 * day)
+        .unwrap();
+    assert_eq!(store.data_key_count(), 2);
+    store.flush().unwrap();
+    assert!(store.remove(Tree::Alerts, gone_id).unwrap());
+    store.flush().unwrap();
+    let before = forensic::recover(&home, PASS).unwrap();
+    assert!(before.contains(gone_id), "the oracle reads entry keys");
+    assert!(
+        before.contains(gone),
+        "a removed value's old copy is still in sled's files and opens with the passphrase"
+    );
+
+    // Nothing is forgotten before the hour of its expiry has ended.
+    assert_eq!(store.forget_expired_keys(t0 + day).unwrap(), 0);
+    assert_eq!(
+        store.forget_expired_keys(t0 + day + BUCKET_SECS).unwrap(),
+        1
+    );
+    store.close().unwrap();
+
+    let after = forensic::recover(&home, PASS).unwrap();
+    assert!(!after.contains(gone), "the expired value is recoverable");
+    assert!(!after.contains(b"07700 900999"));
+    assert!(
+        !after.contains(gone_id),
+        "the expired value's id is recoverable with the storage key"
+    );
+    assert!(
+        after.sealed_without_key >= 1,
+        "the old copy is there, but sealed"
+    );
+    assert!(after.contains(live), "the scan reads what is live");
+    assert!(
+        after
+            .keys
+            .iter()
+            .any(|(t, k)| t == "alerts" && k == b"live"),
+        "and its key"
+    );
+    assert_eq!(after.data_keys, 1);
+    let store = open_again(&home);
+    assert_eq!(value(&store, Tree::Alerts, b"live").unwrap(), live);
+    assert_eq!(value(&store, Tree::Alerts, gone_id), None);
+}
+
+/// A value whose expiry hour passed while it was still in the store is gone too: `get` and
+/// `iter` no longer see it.
+#[test]
+fn a_value_outliving_its_data_key_reads_as_absent() {
+    let (_dir, _home, store) = fresh();
+    store
+        .put_expiring(Tree::Alerts, b"k", b"old alert", 7_200)
+        .unwrap();
+    store.put(Tree::Alerts, b"plain", b"kept").unwrap();
+    assert_eq!(value(&store, Tree::Alerts, b"k").unwrap(), b"old alert");
+    store.forget_expired_keys(10_800).unwrap();
+    assert_eq!(value(&store, Tree::Alerts, b"k"), None);
+    let keys: Vec<_> = store.iter(Tree::Alerts).map(|e| e.unwrap().0).collect();
+    assert_eq!(keys, vec![b"plain".to_vec()]);
+}
+
+/// Review finding 7: a data-key file that fails to be rewritten must not leave the expired
+/// keys in it while memory has forgotten them (no later call would try again). The failure is
+/// injected by putting a directory where the new file is written; the retry writes the file
+/// without the expired key, and a forensic scan then finds the expired value nowhere.
+#[test]
+fn a_failed_data_key_rewrite_is_retried_until_the_file_forgets() {
+    let (_dir, home, store) = fresh();
+    let t0: u64 = 1_800_000_000;
+    let gone = b"GONE AFTER RETRY: 07700 900444";
+    store.put_expiring(Tree::Alerts, b"gone", gone, t0).unwrap();
+    store
+        .put_expiring(Tree::Alerts, b"live", b"still live", t0 + 86_400)
+        .unwrap();
+    store.flush().unwrap();
+    let blocker = home.join("store.dkeys.tmp");
+    fs::create_dir(&blocker).unwrap();
+    let past = t0 + BUCKET_SECS;
+    assert!(store.forget_expired_keys(past).is_err(), "the write fails");
+    fs::remove_dir(&blocker).unwrap();
+    assert_eq!(
+        store.forget_expired_keys(past).unwrap(),
+        1,
+        "the next call tries again"
+    );
+    store.close().unwrap();
+    let after = forensic::recover(&home, PASS).unwrap();
+    assert_eq!(
+        after.data_keys, 1,
+        "only the live hour's key is in the file"
+    );
+    assert!(!after.contains(gone));
+    assert!(after.contains(b"still live"));
+}
+
+/// Review finding 6: a crash between the data-key file's rename and the overwrite of the old
+/// file must not leave the forgotten keys in an unlinked inode no one will overwrite. The old
+/// file keeps the name `store.dkeys.old` until it is shredded, so after the (injected) crash
+/// the scan finds the expired value through it, and the next start shreds it: the inode's bytes
+/// (watched through a hard link the test made) are overwritten and the value is found nowhere.
+#[test]
+fn a_crash_between_rename_and_overwrite_leaves_the_old_data_keys_to_be_shredded() {
+    let (dir, home, store) = fresh();
+    let t0: u64 = 1_800_000_000;
+    let gone = b"GONE AFTER CRASH: 07700 900222";
+    store.put_expiring(Tree::Alerts, b"gone", gone, t0).unwrap();
+    store.flush().unwrap();
+    let watcher = dir.path().join("old-inode");
+    fs::hard_link(home.join(home::DATA_KEYS_FILE), &watcher).unwrap();
+    let old_bytes = fs::read(&watcher).unwrap();
+    home::tests_only::inject_crash_after_rename();
+    assert!(store.forget_expired_keys(t0 + BUCKET_SECS).is_err());
+    drop(store);
+    assert!(home.join("store.dkeys.old").exists());
+    let crashed = forensic::recover(&home, PASS).unwrap();
+    assert!(
+        crashed.contains(gone),
+        "the old file is still there to shred"
+    );
+
+    let store = open_again(&home);
+    assert!(!home.join("store.dkeys.old").exists(), "shredded at start");
+    assert_ne!(
+        fs::read(&watcher).unwrap(),
+        old_bytes,
+        "its bytes overwritten"
+    );
+    fs::remove_file(&watcher).unwrap();
+    // The crash came after the new file, without the key, was in place.
+    assert_eq!(store.data_key_count(), 0);
+    store.close().unwrap();
+    let after = forensic::recover(&home, PASS).unwrap();
+    assert!(!after.contains(gone));
+    assert_eq!(after.data_keys, 0);
+}
+
+/// A `.old` name still linked to the live file (a crash before the rename) is only unlinked
+/// at start, never shredded: the live file stays intact.
+#[test]
+fn an_old_name_of_the_live_file_is_unlinked_not_shredded() {
+    let (_dir, home, store) = fresh();
+    store
+        .put_expiring(Tree::Alerts, b"k", b"v", 1_800_000_000)
+        .unwrap();
+    store.put(Tree::Meta, b"m", b"kept").unwrap();
+    store.close().unwrap();
+    fs::hard_link(
+        home.join(home::DATA_KEYS_FILE),
+        home.join("store.dkeys.old"),
+    )
+    .unwrap();
+    fs::hard_link(home.join(home::KEY_FILE), home.join("store.key.old")).unwrap();
+    let store = open_again(&home);
+    assert!(!home.join("store.dkeys.old").exists());
+    assert!(!home.join("store.key.old").exists());
+    assert_eq!(value(&store, Tree::Alerts, b"k").unwrap(), b"v");
+    store.close().unwrap();
+    open_again(&home).close().unwrap();
+}
+
+/// After every key-file or data-key-file replacement no `.old` name is left.
+#[test]
+fn no_old_file_is_left_after_a_replacement() {
+    let (_dir, home, store) = fresh();
+    store.put_expiring(Tree::Alerts, b"k", b"v", 7_200).unwrap();
+    store.forget_expired_keys(10_800).unwrap();
+    store.change_passphrase(b"another passphrase").unwrap();
+    assert!(!home.join("store.dkeys.old").exists());
+    assert!(!home.join("store.key.old").exists());
+}
+
+/// A data key whose file write fails is not kept in memory: no value is sealed under a key
+/// that a restart would not find.
+#[test]
+fn a_new_data_key_that_fails_to_be_written_is_not_used() {
+    let (_dir, home, store) = fresh();
+    let blocker = home.join("store.dkeys.tmp");
+    fs::create_dir(&blocker).unwrap();
+    assert!(store
+        .put_expiring(Tree::Alerts, b"k", b"v", 1_800_000_000)
+        .is_err());
+    assert_eq!(store.data_key_count(), 0);
+    fs::remove_dir(&blocker).unwrap();
+    store
+        .put_expiring(Tree::Alerts, b"k", b"v", 1_800_000_000)
+        .unwrap();
+    store.close().unwrap();
+    let store = open_again(&home);
+    assert_eq!(value(&store, Tree::Alerts, b"k").unwrap(), b"v");
+}
+
+/// Issue 9: the duress passphrase erases the store, and the home then looks like one that
+/// never had one. Setting it does not change the key file's size or header.
+#[test]
+fn duress_passphrase_erases_and_leaves_no_store() {
+    let (_dir, home, store) = fresh();
+    store.put(Tree::Alerts, b"k", b"an alert").unwrap();
+    let before = fs::read(home.join(home::KEY_FILE)).unwrap();
+    store.set_duress(Some(b"duress words")).unwrap();
+    assert!(matches!(
+        store.set_duress(Some(PASS)),
+        Err(StoreError::DuressSameAsPassphrase)
+    ));
+    let after = fs::read(home.join(home::KEY_FILE)).unwrap();
+    assert_eq!(before.len(), after.len());
+    assert_eq!(before[..33], after[..33]);
+    store.close().unwrap();
+    // The passphrase still opens it; a wrong one changes nothing.
+    open_again(&home).close().unwrap();
+    assert!(matches!(
+        Store::open(&home, b"wrong"),
+        Err(StoreError::WrongPassphrase)
+    ));
+    assert!(matches!(
+        Store::open(&home, b"duress words"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(!Store::exists(&home));
+    assert_eq!(fs::read_dir(&home).unwrap().count(), 0);
+    assert!(matches!(
+        Store::open(&home, PASS),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// Review finding 8f: every key-file write (duress set, passphrase change, duress cleared)
+/// re-seals both slots with fresh nonces, so two images of the key file do not show which slot
+/// changed (which would tell the storage slot from the duress one). The duress passphrase
+/// stays valid across a passphrase change and a reopen.
+#[test]
+fn every_key_file_write_changes_both_slots() {
+    let (_dir, home, store) = fresh();
+    let slots = |bytes: &[u8]| {
+        let (a, b) = bytes[33..].split_at((bytes.len() - 33) / 2);
+        (a.to_vec(), b.to_vec())
+    };
+    let image = || fs::read(home.join(home::KEY_FILE)).unwrap();
+    let both_changed = |before: &[u8], after: &[u8], what: &str| {
+        let (b0, b1) = slots(before);
+        let (a0, a1) = slots(after);
+        assert_ne!(b0, a0, "slot 0 unchanged by {what}");
+        assert_ne!(b1, a1, "slot 1 unchanged by {what}");
+    };
+    let first = image();
+    store.set_duress(Some(b"duress words")).unwrap();
+    let with_duress = image();
+    both_changed(&first, &with_duress, "setting the duress passphrase");
+    store.change_passphrase(b"new passphrase").unwrap();
+    let changed = image();
+    both_changed(&with_duress, &changed, "a passphrase change");
+    store.close().unwrap();
+    let store = Store::open(&home, b"new passphrase").unwrap();
+    store.change_passphrase(b"newer passphrase").unwrap();
+    let changed_again = image();
+    both_changed(
+        &changed,
+        &changed_again,
+        "a passphrase change after a reopen",
+    );
+    store.set_duress(None).unwrap();
+    let cleared = image();
+    both_changed(&changed_again, &cleared, "clearing the duress passphrase");
+    store.set_duress(Some(b"other duress")).unwrap();
+    store.change_passphrase(b"last passphrase").unwrap();
+    store.close().unwrap();
+    // The cleared duress passphrase opens nothing; the one set later survived the change.
+    assert!(matches!(
+        Store::open(&home, b"duress words"),
+        Err(StoreError::WrongPassphrase)
+    ));
+    assert!(matches!(
+        Store::open(&home, b"other duress"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(!Store::exists(&home));
+}
+
+/// Store keys are keyed hashes: two stores holding the same ids share no key bytes, and no id
+/// appears in either's files.
+#[test]
+fn two_stores_share_no_key_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let homes = [dir.path().join("a"), dir.path().join("b")];
+    let id = blake3::hash(b"an op both members hold");
+    for home in &homes {
+        let store = Store::create(home, PASS, KdfParams::TESTING).unwrap();
+        store.put(Tree::Membership, id.as_bytes(), b"op").unwrap();
+        store.close().unwrap();
+    }
+    let files: Vec<Vec<Vec<u8>>> = homes
+        .iter()
+        .map(|h| {
+            files_under(h)
+                .iter()
+                .map(|f| fs::read(f).unwrap())
+                .collect()
+        })
+        .collect();
+    for bytes in files.iter().flatten() {
+        assert!(!contains(bytes, id.as_bytes()));
+    }
+    let a = Store::open(&homes[0], PASS).unwrap();
+    let b = Store::open(&homes[1], PASS).unwrap();
+    let (ka, kb) = (
+        a.key.entry_key("membership", id.as_bytes()).unwrap(),
+        b.key.entry_key("membership", id.as_bytes()).unwrap(),
+    );
+    assert_ne!(ka, kb);
+    assert!(files[1].iter().all(|bytes| !contains(bytes, &ka)));
+    assert!(files[0].iter().all(|bytes| !contains(bytes, &kb)));
+    assert!(
+        files[0].iter().any(|bytes| contains(bytes, &ka)),
+        "the scan saw the key"
+    );
 }
