@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::api::{ApiError, ErrorCode, Event, MemberSync, Request, Response, StatusView};
-use crate::dial::{DialPolicy, Networks};
+use crate::dial::{DialPolicy, Networks, Source};
 use crate::net::hello::{Credentials, Dialer, Listener};
 use crate::net::{self, short, Behaviour, GateEvent, MessageAcceptance, NetConfig, NetEvent};
 use crate::replica::{now, Ingested, Replica, SetKind, WireItem};
@@ -273,13 +273,26 @@ fn stopped() -> ApiError {
     ApiError::new(ErrorCode::Internal, "the node has stopped")
 }
 
+/// Which member a dialled address may admit besides those on the roster (see
+/// [`EventLoop::hello_allowed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unnamed {
+    /// None: an announced or mDNS address.
+    Nobody,
+    /// The member the invite named (an invite address).
+    Inviter(MemberId),
+    /// Any member not known to be removed, while this device is still joining: an address the
+    /// user gave, or an invite's address if the invite named no inviter (an old code).
+    WhileJoining,
+}
+
 /// Where the hello of one transport peer stands.
 enum Hello {
     /// We dialled `addr` and run the dialer's side.
     Dialing {
         state: Dialer,
         addr: Multiaddr,
-        explicit: bool,
+        unnamed: Unnamed,
     },
     /// They dialled us; `None` until their `Open` arrived.
     Listening(Option<Listener>),
@@ -488,12 +501,18 @@ impl EventLoop {
             .membership()
             .map(|log| log.roster().removed().keys().copied().collect())
             .unwrap_or_default();
+        let names_me = self.replica.roster_names_me();
         let gate = &mut self.swarm.behaviour_mut().gate;
-        let evicted = gate.set_allowed(allowed, &keep);
+        let mut evicted = gate.set_allowed(allowed, &keep);
         // A member admitted from an invite address before the roster named it loses that
         // allowance once the roster says it was removed.
         for member in &removed {
             gate.revoke_temporary(member);
+        }
+        // Once the roster names this member, it names every member worth talking to: the
+        // allowances that let the joining node reach its inviter end.
+        if names_me && gate.has_temporary() {
+            evicted.extend(gate.expire_temporary(Instant::now(), Duration::ZERO));
         }
         for peer in evicted {
             info!(peer = %short(&peer), "disconnecting a peer no longer in the roster");
@@ -588,6 +607,15 @@ impl EventLoop {
         }
         self.learn_member_addresses();
         let now = Instant::now();
+        for peer in self
+            .swarm
+            .behaviour_mut()
+            .gate
+            .expire_temporary(now, net::TEMPORARY_ALLOWANCE)
+        {
+            debug!(peer = %short(&peer), "a temporary allowance ended");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
         let before = self.farewells.len();
         self.farewells.retain(|_, (deadline, _)| *deadline > now);
         if self.farewells.len() != before {
@@ -965,7 +993,14 @@ impl EventLoop {
                 if self.hellos.contains_key(&peer) {
                     return;
                 }
-                let explicit = self.dial.is_explicit(&without_p2p(address));
+                let unnamed = match self.dial.source(&without_p2p(address)) {
+                    Some(Source::Given) => Unnamed::WhileJoining,
+                    Some(Source::Invite) => self
+                        .replica
+                        .inviter()
+                        .map_or(Unnamed::WhileJoining, Unnamed::Inviter),
+                    Some(Source::Announced { .. }) | None => Unnamed::Nobody,
+                };
                 let local = *self.swarm.local_peer_id();
                 let (state, open) = Dialer::start(&self.creds, local, peer, random_nonce());
                 self.swarm.behaviour_mut().hello_request(&peer, open);
@@ -974,7 +1009,7 @@ impl EventLoop {
                     Hello::Dialing {
                         state,
                         addr: without_p2p(address),
-                        explicit,
+                        unnamed,
                     },
                 );
             }
@@ -984,17 +1019,27 @@ impl EventLoop {
         }
     }
 
-    /// Whether a member proved in a hello may connect: on the roster, or (for an address from
-    /// an invite or the user, before the roster names it) not known to be removed.
-    fn hello_allowed(&self, member: &MemberId, explicit: bool) -> bool {
+    /// Whether a member proved in a hello may connect: on the roster (or let in temporarily);
+    /// or, while this device is still joining (its roster does not name it yet), the member an
+    /// address may admit unnamed: the invite's inviter at an invite address, any member not
+    /// known to be removed at an address the user gave (or from an invite naming nobody).
+    fn hello_allowed(&self, member: &MemberId, unnamed: Unnamed) -> bool {
         if self.swarm.behaviour().gate.is_allowed(member) {
             return true;
         }
-        explicit
-            && self
+        if self.replica.roster_names_me()
+            || self
                 .replica
                 .membership()
-                .is_some_and(|log| !log.roster().is_removed(member))
+                .is_none_or(|log| log.roster().is_removed(member))
+        {
+            return false;
+        }
+        match unnamed {
+            Unnamed::Nobody => false,
+            Unnamed::Inviter(inviter) => *member == inviter,
+            Unnamed::WhileJoining => true,
+        }
     }
 
     fn on_hello(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
@@ -1070,13 +1115,13 @@ impl EventLoop {
         let Some(Hello::Dialing {
             state,
             addr,
-            explicit,
+            unnamed,
             ..
         }) = self.hellos.get_mut(&peer)
         else {
             return;
         };
-        let explicit = *explicit;
+        let unnamed = *unnamed;
         let addr = addr.clone();
         // First answer: the listener's `Accept`; then its proof.
         match state.on_accept(&self.creds, response) {
@@ -1089,7 +1134,7 @@ impl EventLoop {
         }
         let verdict = match self.hellos.get(&peer) {
             Some(Hello::Dialing { state, .. }) => {
-                state.on_proof(&self.creds, response, |m| self.hello_allowed(m, explicit))
+                state.on_proof(&self.creds, response, |m| self.hello_allowed(m, unnamed))
             }
             _ => return,
         };

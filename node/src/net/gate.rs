@@ -38,6 +38,11 @@ use lookout_protocol::MemberId;
 /// How many members may be let in temporarily (bootstrap peers, before the roster names them).
 pub const MAX_TEMPORARY_PEERS: usize = 16;
 
+/// How long a temporary allowance lasts at most: long enough for a joining node's first sync
+/// (which ends it anyway, see `docs/PROTOCOL.md`), short enough that an admission at an
+/// address does not last the whole run.
+pub const TEMPORARY_ALLOWANCE: Duration = Duration::from_secs(600);
+
 /// How many inbound connections from one IP address may be in their handshake at once.
 ///
 /// Members behind one address (a drop-in centre's Wi-Fi) rarely connect at the same instant,
@@ -99,7 +104,8 @@ pub struct MemberGate<B> {
     /// The collective protocols.
     pub inner: B,
     allowed: HashSet<MemberId>,
-    temporary: HashSet<MemberId>,
+    /// Members let in before the roster names them, and since when.
+    temporary: HashMap<MemberId, Instant>,
     /// Transport peer → the member it proved to be.
     proven: HashMap<PeerId, MemberId>,
     /// Every established connection per peer.
@@ -118,7 +124,7 @@ impl<B> MemberGate<B> {
         Self {
             inner,
             allowed,
-            temporary: HashSet::new(),
+            temporary: HashMap::new(),
             proven: HashMap::new(),
             connected: HashMap::new(),
             inner_connections: HashMap::new(),
@@ -130,7 +136,7 @@ impl<B> MemberGate<B> {
 
     /// Whether `member` may hold a connection (on the roster or temporarily allowed).
     pub fn is_allowed(&self, member: &MemberId) -> bool {
-        self.allowed.contains(member) || self.temporary.contains(member)
+        self.allowed.contains(member) || self.temporary.contains_key(member)
     }
 
     /// Records that `peer` proved it is `member`. Returns false (and records nothing) if the
@@ -197,19 +203,36 @@ impl<B> MemberGate<B> {
     /// Lets `member` in although it is not (yet) on the roster: the member behind a bootstrap
     /// address from an invite, before the joining node has the roster.
     pub fn allow_temporarily(&mut self, member: MemberId) -> Result<(), GateError> {
-        if !self.temporary.contains(&member) && self.temporary.len() >= MAX_TEMPORARY_PEERS {
+        if !self.temporary.contains_key(&member) && self.temporary.len() >= MAX_TEMPORARY_PEERS {
             return Err(GateError::TooManyTemporaryPeers {
                 max: MAX_TEMPORARY_PEERS,
             });
         }
-        self.temporary.insert(member);
+        self.temporary.entry(member).or_insert_with(Instant::now);
         Ok(())
+    }
+
+    /// Ends every temporary allowance older than `max_age` (or all, with a zero `max_age`),
+    /// closing the connections of members the roster does not name. Returns the peers evicted.
+    pub fn expire_temporary(&mut self, now: Instant, max_age: Duration) -> Vec<PeerId> {
+        let before = self.temporary.len();
+        self.temporary
+            .retain(|_, since| !max_age.is_zero() && now.duration_since(*since) < max_age);
+        if self.temporary.len() == before {
+            return Vec::new();
+        }
+        self.evict_disallowed(&HashSet::new())
+    }
+
+    /// Whether any member is let in temporarily.
+    pub fn has_temporary(&self) -> bool {
+        !self.temporary.is_empty()
     }
 
     /// Withdraws a temporary allowance, closing connections of its peers if the member is not
     /// on the roster. Returns whether `member` had one.
     pub fn revoke_temporary(&mut self, member: &MemberId) -> bool {
-        let had = self.temporary.remove(member);
+        let had = self.temporary.remove(member).is_some();
         if had {
             self.evict_disallowed(&HashSet::new());
         }
@@ -559,5 +582,27 @@ mod tests {
         assert!(gate.is_allowed(&bootstrap));
         assert!(gate.revoke_temporary(&bootstrap));
         assert!(!gate.is_allowed(&bootstrap));
+    }
+
+    #[test]
+    fn temporary_allowances_expire_and_evict() {
+        let mut gate = MemberGate::new(dummy::Behaviour, [member(1)].into());
+        let (a, b) = (PeerId::random(), PeerId::random());
+        gate.allow_temporarily(member(9)).unwrap_or_default();
+        assert!(gate.admit(a, member(9)));
+        assert!(gate.admit(b, member(1)));
+        gate.connected.entry(a).or_default();
+        let now = Instant::now();
+        assert!(gate.expire_temporary(now, TEMPORARY_ALLOWANCE).is_empty());
+        assert_eq!(
+            gate.expire_temporary(now + TEMPORARY_ALLOWANCE, TEMPORARY_ALLOWANCE),
+            vec![a]
+        );
+        assert!(!gate.is_allowed(&member(9)));
+        assert_eq!(gate.member_of(&b), Some(member(1)));
+        // A zero age ends them all (the roster names this member).
+        gate.allow_temporarily(member(8)).unwrap_or_default();
+        gate.expire_temporary(now, Duration::ZERO);
+        assert!(!gate.has_temporary());
     }
 }

@@ -50,7 +50,7 @@ pub use codec::{
 };
 pub use gate::{
     short, GateError, GateEvent, Gated, MemberGate, TooManyHandshakes, MAX_PENDING_GATE_EVENTS,
-    MAX_PENDING_INCOMING_PER_IP, MAX_TEMPORARY_PEERS,
+    MAX_PENDING_INCOMING_PER_IP, MAX_TEMPORARY_PEERS, TEMPORARY_ALLOWANCE,
 };
 pub use hello::{Credentials, HelloCodec, HelloError, HELLO_PROTOCOL};
 pub use libp2p::gossipsub::{MessageAcceptance, MessageId};
