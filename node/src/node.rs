@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::api::{ApiError, ErrorCode, Event, MemberSync, Request, Response, StatusView};
 use crate::dial::{DialPolicy, Networks, Source};
-use crate::net::hello::{Credentials, Dialer, Listener};
+use crate::net::hello::{Credentials, Dialer, Keying, Listener};
 use crate::net::{self, short, Behaviour, GateEvent, MessageAcceptance, NetConfig, NetEvent};
 use crate::replica::{now, Ingested, Replica, SetKind, WireItem};
 use crate::sync::{self, Session, Step};
@@ -140,7 +140,8 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
     // A fresh transport key for every run: it is all a peer sees before the hello, and it
     // must not link this run to the member or to any other run.
     let keypair = libp2p::identity::Keypair::generate_ed25519();
-    let creds = Credentials::new(log.genesis().encoded(), &replica.identity().ed25519_seed());
+    let mut creds = Credentials::new(log.genesis().encoded(), &replica.identity().ed25519_seed());
+    creds.set_epoch_keys(&replica.hello_epoch_keys(net::MAX_EPOCH_SECRETS));
     let allowed: HashSet<MemberId> = replica.allowed_members().into_iter().collect();
     let net_config = NetConfig {
         listen: config.listen.clone(),
@@ -605,6 +606,9 @@ impl EventLoop {
         if let Err(e) = self.replica.maintain() {
             warn!(error = %e, "maintenance failed");
         }
+        // Epoch keys arrive by sync and expire: the hello follows the newest ones.
+        self.creds
+            .set_epoch_keys(&self.replica.hello_epoch_keys(net::MAX_EPOCH_SECRETS));
         self.learn_member_addresses();
         let now = Instant::now();
         for peer in self
@@ -1001,8 +1005,21 @@ impl EventLoop {
                         .map_or(Unnamed::WhileJoining, Unnamed::Inviter),
                     Some(Source::Announced { .. }) | None => Unnamed::Nobody,
                 };
+                // An address nobody vouched for (mDNS): key the first step with the newest
+                // epoch's secret, which members removed before it lack, so that a former
+                // member advertising itself cannot make this member name itself.
+                let keying = match unnamed {
+                    Unnamed::Nobody if self.dial.source(&without_p2p(address)).is_none() => {
+                        Keying::NewestEpoch
+                    }
+                    _ => Keying::Genesis,
+                };
                 let local = *self.swarm.local_peer_id();
-                let (state, open) = Dialer::start(&self.creds, local, peer, random_nonce());
+                let Some((state, open)) =
+                    Dialer::start_keyed(&self.creds, keying, local, peer, random_nonce())
+                else {
+                    return self.hello_failed(peer, "no epoch key for a discovered peer");
+                };
                 self.swarm.behaviour_mut().hello_request(&peer, open);
                 self.hellos.insert(
                     peer,

@@ -52,7 +52,7 @@ pub use gate::{
     short, GateError, GateEvent, Gated, MemberGate, TooManyHandshakes, MAX_PENDING_GATE_EVENTS,
     MAX_PENDING_INCOMING_PER_IP, MAX_TEMPORARY_PEERS, TEMPORARY_ALLOWANCE,
 };
-pub use hello::{Credentials, HelloCodec, HelloError, HELLO_PROTOCOL};
+pub use hello::{Credentials, HelloCodec, HelloError, Keying, HELLO_PROTOCOL, MAX_EPOCH_SECRETS};
 pub use libp2p::gossipsub::{MessageAcceptance, MessageId};
 
 use libp2p::{

@@ -295,6 +295,24 @@ impl Replica {
             .map(MemberId)
     }
 
+    /// Raw keys of the newest epochs this member holds, newest first (the write epoch leads):
+    /// the hello's epoch-keyed first step (`net::hello::Keying::NewestEpoch`).
+    pub fn hello_epoch_keys(&self, most: usize) -> Vec<[u8; 32]> {
+        let Some(state) = self.collective.as_ref() else {
+            return Vec::new();
+        };
+        let book = state.book();
+        let write = book.write_epoch(state.log().roster(), now());
+        let mut epochs: Vec<_> = book.epochs().filter(|e| e.have_key).collect();
+        epochs.sort_by_key(|e| (Some(e.id) != write, std::cmp::Reverse(e.created)));
+        epochs
+            .into_iter()
+            .filter_map(|e| book.key(&e.id))
+            .take(most)
+            .map(|k| *k.to_bytes())
+            .collect()
+    }
+
     /// Whether the roster names this device's member: it has received its own admission, so
     /// it knows its collective's members (an invite's allowances are over).
     pub fn roster_names_me(&self) -> bool {
