@@ -319,7 +319,8 @@ struct EventLoop {
     /// Peers to sync with once the running session ends.
     waiting_sync: VecDeque<PeerId>,
     session_peers: HashSet<PeerId>,
-    strikes: HashMap<PeerId, u32>,
+    /// Invalid sync data per member (not per transport id: a member can make new ones).
+    strikes: HashMap<MemberId, u32>,
     stats: NetStats,
     listening: Vec<Multiaddr>,
     /// How the swarm was built (to build it again with a fresh key).
@@ -1186,13 +1187,21 @@ impl EventLoop {
         let _ = self.swarm.disconnect_peer_id(peer);
     }
 
+    /// Count invalid sync data against the member behind `peer`; at [`MAX_STRIKES`] every
+    /// connection of that member (under any transport id) is closed.
     fn strike(&mut self, peer: PeerId) {
-        let strikes = self.strikes.entry(peer).or_insert(0);
+        let Some(member) = self.swarm.behaviour().gate.member_of(&peer) else {
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        };
+        let strikes = self.strikes.entry(member).or_insert(0);
         *strikes += 1;
         if *strikes >= MAX_STRIKES {
-            warn!(peer = %short(&peer), "disconnecting a peer that keeps sending invalid sync data");
-            self.strikes.remove(&peer);
-            let _ = self.swarm.disconnect_peer_id(peer);
+            warn!(peer = %short(&peer), "disconnecting a member that keeps sending invalid sync data");
+            self.strikes.remove(&member);
+            for p in self.swarm.behaviour().gate.peers_of(&member) {
+                let _ = self.swarm.disconnect_peer_id(p);
+            }
         }
     }
 }

@@ -35,6 +35,11 @@ use libp2p::{
 };
 use lookout_protocol::MemberId;
 
+/// How many transport ids one member may have proven at once: a phone that changed network
+/// (its old connections not yet closed) has two; more would let one member fill the node's
+/// connection slots and the gossip mesh under many ephemeral ids. The newest evicts the oldest.
+pub const MAX_PEERS_PER_MEMBER: usize = 2;
+
 /// How many members may be let in temporarily (bootstrap peers, before the roster names them).
 pub const MAX_TEMPORARY_PEERS: usize = 16;
 
@@ -108,6 +113,9 @@ pub struct MemberGate<B> {
     temporary: HashMap<MemberId, Instant>,
     /// Transport peer → the member it proved to be.
     proven: HashMap<PeerId, MemberId>,
+    /// When each proven peer was admitted (a counter: larger is newer).
+    admitted: HashMap<PeerId, u64>,
+    admissions: u64,
     /// Every established connection per peer.
     connected: HashMap<PeerId, HashSet<ConnectionId>>,
     /// Connections that carry `B`.
@@ -126,6 +134,8 @@ impl<B> MemberGate<B> {
             allowed,
             temporary: HashMap::new(),
             proven: HashMap::new(),
+            admitted: HashMap::new(),
+            admissions: 0,
             connected: HashMap::new(),
             inner_connections: HashMap::new(),
             pending: VecDeque::new(),
@@ -140,13 +150,39 @@ impl<B> MemberGate<B> {
     }
 
     /// Records that `peer` proved it is `member`. Returns false (and records nothing) if the
-    /// member is not allowed.
+    /// member is not allowed. If the member already has [`MAX_PEERS_PER_MEMBER`] other proven
+    /// transport ids, the oldest is forgotten and its connections closed.
     pub fn admit(&mut self, peer: PeerId, member: MemberId) -> bool {
         if !self.is_allowed(&member) {
             return false;
         }
+        loop {
+            let others: Vec<(u64, PeerId)> = self
+                .proven
+                .iter()
+                .filter(|(p, m)| **m == member && **p != peer)
+                .map(|(p, _)| (self.admitted.get(p).copied().unwrap_or(0), *p))
+                .collect();
+            if others.len() < MAX_PEERS_PER_MEMBER {
+                break;
+            }
+            if let Some((_, oldest)) = others.into_iter().min() {
+                self.disconnect(oldest);
+            }
+        }
+        self.admissions += 1;
         self.proven.insert(peer, member);
+        self.admitted.insert(peer, self.admissions);
         true
+    }
+
+    /// The proven transport ids of `member`.
+    pub fn peers_of(&self, member: &MemberId) -> Vec<PeerId> {
+        self.proven
+            .iter()
+            .filter(|(_, m)| *m == member)
+            .map(|(p, _)| *p)
+            .collect()
     }
 
     /// The member `peer` proved to be, if it did.
@@ -195,6 +231,7 @@ impl<B> MemberGate<B> {
             .collect();
         for peer in &forbidden {
             self.proven.remove(peer);
+            self.admitted.remove(peer);
             self.evict(*peer);
         }
         forbidden
@@ -242,6 +279,7 @@ impl<B> MemberGate<B> {
     /// Closes every connection of `peer` and forgets its proof.
     pub fn disconnect(&mut self, peer: PeerId) {
         self.proven.remove(&peer);
+        self.admitted.remove(&peer);
         self.evict(peer);
     }
 
@@ -406,6 +444,7 @@ impl<B: NetworkBehaviour> NetworkBehaviour for MemberGate<B> {
                         self.connected.remove(&e.peer_id);
                         // A transport peer that left must prove itself again.
                         self.proven.remove(&e.peer_id);
+                        self.admitted.remove(&e.peer_id);
                     }
                 }
                 let carried = self
@@ -582,6 +621,35 @@ mod tests {
         assert!(gate.is_allowed(&bootstrap));
         assert!(gate.revoke_temporary(&bootstrap));
         assert!(!gate.is_allowed(&bootstrap));
+    }
+
+    #[test]
+    fn a_member_holds_at_most_two_transport_ids() {
+        let mut gate = MemberGate::new(dummy::Behaviour, [member(1), member(2)].into());
+        let ids: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
+        for id in &ids {
+            gate.connected.entry(*id).or_default();
+            assert!(gate.admit(*id, member(1)));
+        }
+        let other = PeerId::random();
+        assert!(gate.admit(other, member(2)));
+        // The two newest stay; every older one was forgotten and its connections closed.
+        let mut kept = gate.peers_of(&member(1));
+        kept.sort();
+        let mut newest = ids[3..].to_vec();
+        newest.sort();
+        assert_eq!(kept, newest);
+        for old in &ids[..3] {
+            assert_eq!(gate.member_of(old), None);
+            assert!(gate.pending.iter().any(|e| matches!(
+                e,
+                ToSwarm::CloseConnection { peer_id, .. } if peer_id == old
+            )));
+        }
+        assert_eq!(gate.member_of(&other), Some(member(2)));
+        // Proving again under a kept id evicts nobody.
+        assert!(gate.admit(ids[4], member(1)));
+        assert_eq!(gate.peers_of(&member(1)).len(), MAX_PEERS_PER_MEMBER);
     }
 
     #[test]
