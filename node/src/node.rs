@@ -43,8 +43,33 @@ pub const FAREWELL: Duration = Duration::from_secs(5);
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most connected peers still to prove membership at once.
 pub const MAX_UNPROVEN: usize = 32;
-/// Most connected peers from one IP address still to prove membership at once.
+/// Most connected peers from one IP address (IPv6: one /64) still to prove membership at once.
 pub const MAX_UNPROVEN_PER_IP: usize = 4;
+/// Most peers this node dialled still to prove membership at once (a budget of its own, so
+/// inbound strangers cannot crowd out the node's own hellos to members).
+pub const MAX_UNPROVEN_OUTGOING: usize = 32;
+
+/// A connected peer that has not proved membership yet.
+struct Unproven {
+    since: Instant,
+    /// Its address, IPv6 cut to the /64 (see [`address_bucket`]).
+    ip: Option<IpAddr>,
+    /// Whether this node dialled it.
+    outgoing: bool,
+}
+
+/// The address as counted against per-address caps: an IPv6 host usually holds a whole /64,
+/// so its /64 counts as one address.
+pub fn address_bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::V6(octets.into())
+        }
+    }
+}
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -314,7 +339,7 @@ struct EventLoop {
     /// Hellos in progress, by transport peer.
     hellos: HashMap<PeerId, Hello>,
     /// Connected peers that have not proved membership yet, since when.
-    unproven: HashMap<PeerId, (Instant, Option<IpAddr>)>,
+    unproven: HashMap<PeerId, Unproven>,
     sessions: HashMap<OutboundRequestId, (PeerId, Session)>,
     /// Peers to sync with once the running session ends.
     waiting_sync: VecDeque<PeerId>,
@@ -630,7 +655,7 @@ impl EventLoop {
         let late: Vec<PeerId> = self
             .unproven
             .iter()
-            .filter(|(_, (since, _))| now.duration_since(*since) >= HELLO_TIMEOUT)
+            .filter(|(_, u)| now.duration_since(u.since) >= HELLO_TIMEOUT)
             .map(|(p, _)| *p)
             .collect();
         for peer in late {
@@ -977,22 +1002,51 @@ impl EventLoop {
             return;
         }
         debug!(peer = %short(&peer), "connected; hello");
-        // Connections that have not proved anything yet are capped, overall and per address,
-        // so strangers holding them open cannot crowd members out.
-        let ip = remote_ip(endpoint.get_remote_address());
-        let from_ip = self
-            .unproven
-            .values()
-            .filter(|(_, i)| ip.is_some() && *i == ip)
-            .count();
-        if !self.unproven.contains_key(&peer)
-            && (self.unproven.len() >= MAX_UNPROVEN || from_ip >= MAX_UNPROVEN_PER_IP)
-        {
-            return self.hello_failed(peer, "too many connections without a proof");
+        // Connections that have not proved anything yet are capped, so strangers holding them
+        // open cannot crowd members out: the node's own dials have their own budget; inbound
+        // ones are capped overall and per address (an IPv6 /64 counts as one), and a new one
+        // evicts the oldest rather than being refused, so a flood only ever shortens the time
+        // its own connections get, and a member's hello (a few round trips) still gets through.
+        let ip = remote_ip(endpoint.get_remote_address()).map(address_bucket);
+        let outgoing = endpoint.is_dialer();
+        if !self.unproven.contains_key(&peer) {
+            if outgoing {
+                let own = self.unproven.values().filter(|u| u.outgoing).count();
+                if own >= MAX_UNPROVEN_OUTGOING {
+                    return self.hello_failed(peer, "too many own hellos at once");
+                }
+            } else {
+                let inbound = self.unproven.iter().filter(|(_, u)| !u.outgoing);
+                let oldest_of = |same_bucket: bool| {
+                    self.unproven
+                        .iter()
+                        .filter(|(_, u)| {
+                            !u.outgoing && (!same_bucket || (ip.is_some() && u.ip == ip))
+                        })
+                        .min_by_key(|(_, u)| u.since)
+                        .map(|(p, _)| *p)
+                };
+                let from_bucket = inbound
+                    .clone()
+                    .filter(|(_, u)| ip.is_some() && u.ip == ip)
+                    .count();
+                let victim = if from_bucket >= MAX_UNPROVEN_PER_IP {
+                    oldest_of(true)
+                } else if inbound.count() >= MAX_UNPROVEN {
+                    oldest_of(false)
+                } else {
+                    None
+                };
+                if let Some(victim) = victim {
+                    self.hello_failed(victim, "evicted by a newer connection without a proof");
+                }
+            }
         }
-        self.unproven
-            .entry(peer)
-            .or_insert_with(|| (Instant::now(), ip));
+        self.unproven.entry(peer).or_insert_with(|| Unproven {
+            since: Instant::now(),
+            ip,
+            outgoing,
+        });
         match endpoint {
             ConnectedPoint::Dialer { address, .. } => {
                 if self.hellos.contains_key(&peer) {
@@ -1269,6 +1323,17 @@ mod tests {
         assert!(network_changed(&home_and_vpn, &hotel_and_vpn));
         // Loopback alone is no network.
         assert!(!network_changed(&home, &nets(&["/ip4/127.0.0.1/tcp/4001"])));
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_counts_as_one_address() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_bucket(a), address_bucket(b));
+        assert_ne!(address_bucket(a), address_bucket(c));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(address_bucket(v4), v4);
     }
 
     #[test]

@@ -292,7 +292,12 @@ impl<B> MemberGate<B> {
     ) -> Result<(), ConnectionDenied> {
         let Some(ip) = remote.iter().find_map(|p| match p {
             Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-            Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+            // An IPv6 host usually holds a whole /64: count the /64.
+            Protocol::Ip6(ip) => {
+                let mut octets = ip.octets();
+                octets[8..].fill(0);
+                Some(IpAddr::V6(octets.into()))
+            }
             _ => None,
         }) else {
             return Ok(());
