@@ -316,7 +316,7 @@ enum Unnamed {
 enum Hello {
     /// We dialled `addr` and run the dialer's side.
     Dialing {
-        state: Dialer,
+        state: Box<Dialer>,
         addr: Multiaddr,
         unnamed: Unnamed,
     },
@@ -1079,7 +1079,7 @@ impl EventLoop {
                 self.hellos.insert(
                     peer,
                     Hello::Dialing {
-                        state,
+                        state: Box::new(state),
                         addr: without_p2p(address),
                         unnamed,
                     },
