@@ -295,6 +295,7 @@ mod tests {
             Invite {
                 genesis: genesis.clone(),
                 addresses: addresses.iter().map(|a| a.to_string()).collect(),
+                inviter: None,
             }
             .to_code()
         };

@@ -206,6 +206,7 @@ pub fn genesis_decode(data: &[u8]) {
     let invite = Invite {
         genesis,
         addresses: Vec::new(),
+        inviter: None,
     };
     assert_eq!(Invite::from_code(&invite.to_code()).ok(), Some(invite));
 }

@@ -170,12 +170,9 @@ impl DialPolicy {
         );
     }
 
-    /// Whether `addr` came from the user or the invite (its member may be admitted before the
-    /// roster names it).
-    pub fn is_explicit(&self, addr: &Multiaddr) -> bool {
-        self.entries
-            .get(addr)
-            .is_some_and(|e| matches!(e.source, Source::Given | Source::Invite))
+    /// Where `addr` came from, if the policy knows it.
+    pub fn source(&self, addr: &Multiaddr) -> Option<Source> {
+        self.entries.get(addr).map(|e| e.source)
     }
 
     /// The caller dialled `addr` itself (the user asked): wait before the next attempt.
@@ -410,7 +407,7 @@ mod tests {
         let mut policy = DialPolicy::new();
         let invite = a("/ip4/203.0.113.9/tcp/1");
         policy.invite(invite.clone(), None, t);
-        assert!(policy.is_explicit(&invite));
+        assert_eq!(policy.source(&invite), Some(Source::Invite));
         assert_eq!(policy.due(t, NOW, &home()), vec![invite.clone()]);
         policy.set_announced([(a("/ip4/203.0.113.10/tcp/1"), NOW)], Some(&home()), t);
         assert!(!policy.may_dial(&invite, NOW, &home()));

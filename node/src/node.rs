@@ -20,8 +20,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::api::{ApiError, ErrorCode, Event, MemberSync, Request, Response, StatusView};
-use crate::dial::{DialPolicy, Networks};
-use crate::net::hello::{Credentials, Dialer, Listener};
+use crate::dial::{DialPolicy, Networks, Source};
+use crate::net::hello::{Credentials, Dialer, Keying, Listener};
 use crate::net::{self, short, Behaviour, GateEvent, MessageAcceptance, NetConfig, NetEvent};
 use crate::replica::{now, Ingested, Replica, SetKind, WireItem};
 use crate::sync::{self, Session, Step};
@@ -43,8 +43,33 @@ pub const FAREWELL: Duration = Duration::from_secs(5);
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most connected peers still to prove membership at once.
 pub const MAX_UNPROVEN: usize = 32;
-/// Most connected peers from one IP address still to prove membership at once.
+/// Most connected peers from one IP address (IPv6: one /64) still to prove membership at once.
 pub const MAX_UNPROVEN_PER_IP: usize = 4;
+/// Most peers this node dialled still to prove membership at once (a budget of its own, so
+/// inbound strangers cannot crowd out the node's own hellos to members).
+pub const MAX_UNPROVEN_OUTGOING: usize = 32;
+
+/// A connected peer that has not proved membership yet.
+struct Unproven {
+    since: Instant,
+    /// Its address, IPv6 cut to the /64 (see [`address_bucket`]).
+    ip: Option<IpAddr>,
+    /// Whether this node dialled it.
+    outgoing: bool,
+}
+
+/// The address as counted against per-address caps: an IPv6 host usually holds a whole /64,
+/// so its /64 counts as one address.
+pub fn address_bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::V6(octets.into())
+        }
+    }
+}
 
 /// How to run a node.
 #[derive(Clone, Debug)]
@@ -140,7 +165,8 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
     // A fresh transport key for every run: it is all a peer sees before the hello, and it
     // must not link this run to the member or to any other run.
     let keypair = libp2p::identity::Keypair::generate_ed25519();
-    let creds = Credentials::new(log.genesis().encoded(), &replica.identity().ed25519_seed());
+    let mut creds = Credentials::new(log.genesis().encoded(), &replica.identity().ed25519_seed());
+    creds.set_epoch_keys(&replica.hello_epoch_keys(net::MAX_EPOCH_SECRETS));
     let allowed: HashSet<MemberId> = replica.allowed_members().into_iter().collect();
     let net_config = NetConfig {
         listen: config.listen.clone(),
@@ -270,13 +296,26 @@ fn stopped() -> ApiError {
     ApiError::new(ErrorCode::Internal, "the node has stopped")
 }
 
+/// Which member a dialled address may admit besides those on the roster (see
+/// [`EventLoop::hello_allowed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unnamed {
+    /// None: an announced or mDNS address.
+    Nobody,
+    /// The member the invite named (an invite address).
+    Inviter(MemberId),
+    /// Any member not known to be removed, while this device is still joining: an address the
+    /// user gave, or an invite's address if the invite named no inviter (an old code).
+    WhileJoining,
+}
+
 /// Where the hello of one transport peer stands.
 enum Hello {
     /// We dialled `addr` and run the dialer's side.
     Dialing {
-        state: Dialer,
+        state: Box<Dialer>,
         addr: Multiaddr,
-        explicit: bool,
+        unnamed: Unnamed,
     },
     /// They dialled us; `None` until their `Open` arrived.
     Listening(Option<Listener>),
@@ -297,12 +336,13 @@ struct EventLoop {
     /// Hellos in progress, by transport peer.
     hellos: HashMap<PeerId, Hello>,
     /// Connected peers that have not proved membership yet, since when.
-    unproven: HashMap<PeerId, (Instant, Option<IpAddr>)>,
+    unproven: HashMap<PeerId, Unproven>,
     sessions: HashMap<OutboundRequestId, (PeerId, Session)>,
     /// Peers to sync with once the running session ends.
     waiting_sync: VecDeque<PeerId>,
     session_peers: HashSet<PeerId>,
-    strikes: HashMap<PeerId, u32>,
+    /// Invalid sync data per member (not per transport id: a member can make new ones).
+    strikes: HashMap<MemberId, u32>,
     stats: NetStats,
     listening: Vec<Multiaddr>,
     /// How the swarm was built (to build it again with a fresh key).
@@ -485,12 +525,18 @@ impl EventLoop {
             .membership()
             .map(|log| log.roster().removed().keys().copied().collect())
             .unwrap_or_default();
+        let names_me = self.replica.roster_names_me();
         let gate = &mut self.swarm.behaviour_mut().gate;
-        let evicted = gate.set_allowed(allowed, &keep);
+        let mut evicted = gate.set_allowed(allowed, &keep);
         // A member admitted from an invite address before the roster named it loses that
         // allowance once the roster says it was removed.
         for member in &removed {
             gate.revoke_temporary(member);
+        }
+        // Once the roster names this member, it names every member worth talking to: the
+        // allowances that let the joining node reach its inviter end.
+        if names_me && gate.has_temporary() {
+            evicted.extend(gate.expire_temporary(Instant::now(), Duration::ZERO));
         }
         for peer in evicted {
             info!(peer = %short(&peer), "disconnecting a peer no longer in the roster");
@@ -583,8 +629,20 @@ impl EventLoop {
         if let Err(e) = self.replica.maintain() {
             warn!(error = %e, "maintenance failed");
         }
+        // Epoch keys arrive by sync and expire: the hello follows the newest ones.
+        self.creds
+            .set_epoch_keys(&self.replica.hello_epoch_keys(net::MAX_EPOCH_SECRETS));
         self.learn_member_addresses();
         let now = Instant::now();
+        for peer in self
+            .swarm
+            .behaviour_mut()
+            .gate
+            .expire_temporary(now, net::TEMPORARY_ALLOWANCE)
+        {
+            debug!(peer = %short(&peer), "a temporary allowance ended");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
         let before = self.farewells.len();
         self.farewells.retain(|_, (deadline, _)| *deadline > now);
         if self.farewells.len() != before {
@@ -594,7 +652,7 @@ impl EventLoop {
         let late: Vec<PeerId> = self
             .unproven
             .iter()
-            .filter(|(_, (since, _))| now.duration_since(*since) >= HELLO_TIMEOUT)
+            .filter(|(_, u)| now.duration_since(u.since) >= HELLO_TIMEOUT)
             .map(|(p, _)| *p)
             .collect();
         for peer in late {
@@ -941,37 +999,86 @@ impl EventLoop {
             return;
         }
         debug!(peer = %short(&peer), "connected; hello");
-        // Connections that have not proved anything yet are capped, overall and per address,
-        // so strangers holding them open cannot crowd members out.
-        let ip = remote_ip(endpoint.get_remote_address());
-        let from_ip = self
-            .unproven
-            .values()
-            .filter(|(_, i)| ip.is_some() && *i == ip)
-            .count();
-        if !self.unproven.contains_key(&peer)
-            && (self.unproven.len() >= MAX_UNPROVEN || from_ip >= MAX_UNPROVEN_PER_IP)
-        {
-            return self.hello_failed(peer, "too many connections without a proof");
+        // Connections that have not proved anything yet are capped, so strangers holding them
+        // open cannot crowd members out: the node's own dials have their own budget; inbound
+        // ones are capped overall and per address (an IPv6 /64 counts as one), and a new one
+        // evicts the oldest rather than being refused, so a flood only ever shortens the time
+        // its own connections get, and a member's hello (a few round trips) still gets through.
+        let ip = remote_ip(endpoint.get_remote_address()).map(address_bucket);
+        let outgoing = endpoint.is_dialer();
+        if !self.unproven.contains_key(&peer) {
+            if outgoing {
+                let own = self.unproven.values().filter(|u| u.outgoing).count();
+                if own >= MAX_UNPROVEN_OUTGOING {
+                    return self.hello_failed(peer, "too many own hellos at once");
+                }
+            } else {
+                let inbound = self.unproven.iter().filter(|(_, u)| !u.outgoing);
+                let oldest_of = |same_bucket: bool| {
+                    self.unproven
+                        .iter()
+                        .filter(|(_, u)| {
+                            !u.outgoing && (!same_bucket || (ip.is_some() && u.ip == ip))
+                        })
+                        .min_by_key(|(_, u)| u.since)
+                        .map(|(p, _)| *p)
+                };
+                let from_bucket = inbound
+                    .clone()
+                    .filter(|(_, u)| ip.is_some() && u.ip == ip)
+                    .count();
+                let victim = if from_bucket >= MAX_UNPROVEN_PER_IP {
+                    oldest_of(true)
+                } else if inbound.count() >= MAX_UNPROVEN {
+                    oldest_of(false)
+                } else {
+                    None
+                };
+                if let Some(victim) = victim {
+                    self.hello_failed(victim, "evicted by a newer connection without a proof");
+                }
+            }
         }
-        self.unproven
-            .entry(peer)
-            .or_insert_with(|| (Instant::now(), ip));
+        self.unproven.entry(peer).or_insert_with(|| Unproven {
+            since: Instant::now(),
+            ip,
+            outgoing,
+        });
         match endpoint {
             ConnectedPoint::Dialer { address, .. } => {
                 if self.hellos.contains_key(&peer) {
                     return;
                 }
-                let explicit = self.dial.is_explicit(&without_p2p(address));
+                let unnamed = match self.dial.source(&without_p2p(address)) {
+                    Some(Source::Given) => Unnamed::WhileJoining,
+                    Some(Source::Invite) => self
+                        .replica
+                        .inviter()
+                        .map_or(Unnamed::WhileJoining, Unnamed::Inviter),
+                    Some(Source::Announced { .. }) | None => Unnamed::Nobody,
+                };
+                // An address nobody vouched for (mDNS): key the first step with the newest
+                // epoch's secret, which members removed before it lack, so that a former
+                // member advertising itself cannot make this member name itself.
+                let keying = match unnamed {
+                    Unnamed::Nobody if self.dial.source(&without_p2p(address)).is_none() => {
+                        Keying::NewestEpoch
+                    }
+                    _ => Keying::Genesis,
+                };
                 let local = *self.swarm.local_peer_id();
-                let (state, open) = Dialer::start(&self.creds, local, peer, random_nonce());
+                let Some((state, open)) =
+                    Dialer::start_keyed(&self.creds, keying, local, peer, random_nonce())
+                else {
+                    return self.hello_failed(peer, "no epoch key for a discovered peer");
+                };
                 self.swarm.behaviour_mut().hello_request(&peer, open);
                 self.hellos.insert(
                     peer,
                     Hello::Dialing {
-                        state,
+                        state: Box::new(state),
                         addr: without_p2p(address),
-                        explicit,
+                        unnamed,
                     },
                 );
             }
@@ -981,17 +1088,27 @@ impl EventLoop {
         }
     }
 
-    /// Whether a member proved in a hello may connect: on the roster, or (for an address from
-    /// an invite or the user, before the roster names it) not known to be removed.
-    fn hello_allowed(&self, member: &MemberId, explicit: bool) -> bool {
+    /// Whether a member proved in a hello may connect: on the roster (or let in temporarily);
+    /// or, while this device is still joining (its roster does not name it yet), the member an
+    /// address may admit unnamed: the invite's inviter at an invite address, any member not
+    /// known to be removed at an address the user gave (or from an invite naming nobody).
+    fn hello_allowed(&self, member: &MemberId, unnamed: Unnamed) -> bool {
         if self.swarm.behaviour().gate.is_allowed(member) {
             return true;
         }
-        explicit
-            && self
+        if self.replica.roster_names_me()
+            || self
                 .replica
                 .membership()
-                .is_some_and(|log| !log.roster().is_removed(member))
+                .is_none_or(|log| log.roster().is_removed(member))
+        {
+            return false;
+        }
+        match unnamed {
+            Unnamed::Nobody => false,
+            Unnamed::Inviter(inviter) => *member == inviter,
+            Unnamed::WhileJoining => true,
+        }
     }
 
     fn on_hello(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
@@ -1067,13 +1184,13 @@ impl EventLoop {
         let Some(Hello::Dialing {
             state,
             addr,
-            explicit,
+            unnamed,
             ..
         }) = self.hellos.get_mut(&peer)
         else {
             return;
         };
-        let explicit = *explicit;
+        let unnamed = *unnamed;
         let addr = addr.clone();
         // First answer: the listener's `Accept`; then its proof.
         match state.on_accept(&self.creds, response) {
@@ -1086,7 +1203,7 @@ impl EventLoop {
         }
         let verdict = match self.hellos.get(&peer) {
             Some(Hello::Dialing { state, .. }) => {
-                state.on_proof(&self.creds, response, |m| self.hello_allowed(m, explicit))
+                state.on_proof(&self.creds, response, |m| self.hello_allowed(m, unnamed))
             }
             _ => return,
         };
@@ -1121,13 +1238,21 @@ impl EventLoop {
         let _ = self.swarm.disconnect_peer_id(peer);
     }
 
+    /// Count invalid sync data against the member behind `peer`; at [`MAX_STRIKES`] every
+    /// connection of that member (under any transport id) is closed.
     fn strike(&mut self, peer: PeerId) {
-        let strikes = self.strikes.entry(peer).or_insert(0);
+        let Some(member) = self.swarm.behaviour().gate.member_of(&peer) else {
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        };
+        let strikes = self.strikes.entry(member).or_insert(0);
         *strikes += 1;
         if *strikes >= MAX_STRIKES {
-            warn!(peer = %short(&peer), "disconnecting a peer that keeps sending invalid sync data");
-            self.strikes.remove(&peer);
-            let _ = self.swarm.disconnect_peer_id(peer);
+            warn!(peer = %short(&peer), "disconnecting a member that keeps sending invalid sync data");
+            self.strikes.remove(&member);
+            for p in self.swarm.behaviour().gate.peers_of(&member) {
+                let _ = self.swarm.disconnect_peer_id(p);
+            }
         }
     }
 }
@@ -1195,6 +1320,17 @@ mod tests {
         assert!(network_changed(&home_and_vpn, &hotel_and_vpn));
         // Loopback alone is no network.
         assert!(!network_changed(&home, &nets(&["/ip4/127.0.0.1/tcp/4001"])));
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_counts_as_one_address() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_bucket(a), address_bucket(b));
+        assert_ne!(address_bucket(a), address_bucket(c));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(address_bucket(v4), v4);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
 use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
-use lookout_node::net::hello::Dialer;
+use lookout_node::net::hello::{Dialer, Listener};
 use lookout_node::net::{
     BytesCodec, Credentials, Gated, HelloCodec, MemberGate, HELLO_PROTOCOL, SYNC_PROTOCOL,
 };
@@ -57,6 +57,7 @@ pub enum Seen {
 
 enum Script {
     Dial(Multiaddr),
+    Listen(oneshot::Sender<Multiaddr>),
     Publish(Vec<u8>, oneshot::Sender<Result<(), String>>),
     Request(PeerId, Vec<u8>, oneshot::Sender<Result<Vec<u8>, String>>),
 }
@@ -89,6 +90,8 @@ pub fn hello_behaviour() -> request_response::Behaviour<HelloCodec> {
 pub struct HelloDriver {
     creds: Option<Credentials>,
     pending: HashMap<PeerId, (Dialer, Multiaddr, ConnectionId)>,
+    /// Hellos of peers that dialled us (the listener's side), `None` until their `Open`.
+    listening: HashMap<PeerId, Option<Listener>>,
 }
 
 impl HelloDriver {
@@ -97,6 +100,7 @@ impl HelloDriver {
         Self {
             creds,
             pending: HashMap::new(),
+            listening: HashMap::new(),
         }
     }
 
@@ -122,8 +126,38 @@ impl HelloDriver {
             hello.send_request(&peer, open);
             self.pending
                 .insert(peer, (state, address.clone(), connection));
+        } else if self.creds.is_some() {
+            self.listening.entry(peer).or_insert(None);
         }
         (false, None)
+    }
+
+    /// A hello request from a peer that dialled us: answer as a member's node would, but admit
+    /// whatever member proves itself (a secret holder does not care who the dialer is). Returns
+    /// the answer to send, if any.
+    pub fn on_request<B: NetworkBehaviour>(
+        &mut self,
+        local: PeerId,
+        gate: &mut MemberGate<B>,
+        peer: PeerId,
+        request: &[u8],
+    ) -> Option<Vec<u8>> {
+        let creds = self.creds.as_ref()?;
+        match self.listening.get_mut(&peer)? {
+            slot @ None => {
+                let (state, accept) =
+                    Listener::on_open(creds, local, peer, request, rand::random()).ok()?;
+                *slot = Some(state);
+                Some(accept)
+            }
+            Some(state) => {
+                let (member, reply) = state.on_proof(creds, request, |_| true).ok()?;
+                self.listening.remove(&peer);
+                gate.allow_temporarily(member).ok()?;
+                gate.admit(peer, member);
+                Some(reply)
+            }
+        }
     }
 
     /// A hello answer from `peer`. Returns where to redial once the node proved itself.
@@ -197,11 +231,16 @@ impl RawPeer {
         tokio::spawn(async move {
             let mut waiting: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, String>>> =
                 HashMap::new();
+            let mut listen_reply: Option<oneshot::Sender<Multiaddr>> = None;
             loop {
                 tokio::select! {
                     command = commands.recv() => match command {
                         None => return,
                         Some(Script::Dial(addr)) => { let _ = swarm.dial(addr); }
+                        Some(Script::Listen(done)) => {
+                            let _ = swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap());
+                            listen_reply = Some(done);
+                        }
                         Some(Script::Publish(data, done)) => {
                             let result = swarm
                                 .behaviour_mut()
@@ -233,6 +272,26 @@ impl RawPeer {
                                 Seen::Connected(peer_id)
                             }
                             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => Seen::Closed(peer_id),
+                            SwarmEvent::NewListenAddr { address, .. } => {
+                                if let Some(done) = listen_reply.take() {
+                                    let _ = done.send(address);
+                                }
+                                continue;
+                            }
+                            SwarmEvent::Behaviour(RawBehaviourEvent::Hello(
+                                request_response::Event::Message {
+                                    peer,
+                                    message: request_response::Message::Request { request, channel, .. },
+                                    ..
+                                },
+                            )) => {
+                                let local = *swarm.local_peer_id();
+                                let b = swarm.behaviour_mut();
+                                if let Some(reply) = driver.on_request(local, &mut b.gate, peer, &request) {
+                                    let _ = b.hello.send_response(channel, reply);
+                                }
+                                continue;
+                            }
                             SwarmEvent::Behaviour(RawBehaviourEvent::Hello(
                                 request_response::Event::Message {
                                     peer,
@@ -295,6 +354,14 @@ impl RawPeer {
     /// Dial an address (with `/p2p/`).
     pub async fn dial(&self, addr: Multiaddr) {
         self.script.send(Script::Dial(addr)).await.unwrap();
+    }
+
+    /// Listen on a fresh loopback TCP port; returns the address (without `/p2p/`). A node that
+    /// dials it gets the listener's side of the hello, proving this swarm's credentials.
+    pub async fn listen(&self) -> Multiaddr {
+        let (done, addr) = oneshot::channel();
+        self.script.send(Script::Listen(done)).await.unwrap();
+        addr.await.unwrap()
     }
 
     /// Publish one item on the topic; `false` if gossipsub had nobody to send it to.

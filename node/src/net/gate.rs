@@ -35,8 +35,18 @@ use libp2p::{
 };
 use lookout_protocol::MemberId;
 
+/// How many transport ids one member may have proven at once: a phone that changed network
+/// (its old connections not yet closed) has two; more would let one member fill the node's
+/// connection slots and the gossip mesh under many ephemeral ids. The newest evicts the oldest.
+pub const MAX_PEERS_PER_MEMBER: usize = 2;
+
 /// How many members may be let in temporarily (bootstrap peers, before the roster names them).
 pub const MAX_TEMPORARY_PEERS: usize = 16;
+
+/// How long a temporary allowance lasts at most: long enough for a joining node's first sync
+/// (which ends it anyway, see `docs/PROTOCOL.md`), short enough that an admission at an
+/// address does not last the whole run.
+pub const TEMPORARY_ALLOWANCE: Duration = Duration::from_secs(600);
 
 /// How many inbound connections from one IP address may be in their handshake at once.
 ///
@@ -99,9 +109,13 @@ pub struct MemberGate<B> {
     /// The collective protocols.
     pub inner: B,
     allowed: HashSet<MemberId>,
-    temporary: HashSet<MemberId>,
+    /// Members let in before the roster names them, and since when.
+    temporary: HashMap<MemberId, Instant>,
     /// Transport peer → the member it proved to be.
     proven: HashMap<PeerId, MemberId>,
+    /// When each proven peer was admitted (a counter: larger is newer).
+    admitted: HashMap<PeerId, u64>,
+    admissions: u64,
     /// Every established connection per peer.
     connected: HashMap<PeerId, HashSet<ConnectionId>>,
     /// Connections that carry `B`.
@@ -118,8 +132,10 @@ impl<B> MemberGate<B> {
         Self {
             inner,
             allowed,
-            temporary: HashSet::new(),
+            temporary: HashMap::new(),
             proven: HashMap::new(),
+            admitted: HashMap::new(),
+            admissions: 0,
             connected: HashMap::new(),
             inner_connections: HashMap::new(),
             pending: VecDeque::new(),
@@ -130,17 +146,43 @@ impl<B> MemberGate<B> {
 
     /// Whether `member` may hold a connection (on the roster or temporarily allowed).
     pub fn is_allowed(&self, member: &MemberId) -> bool {
-        self.allowed.contains(member) || self.temporary.contains(member)
+        self.allowed.contains(member) || self.temporary.contains_key(member)
     }
 
     /// Records that `peer` proved it is `member`. Returns false (and records nothing) if the
-    /// member is not allowed.
+    /// member is not allowed. If the member already has [`MAX_PEERS_PER_MEMBER`] other proven
+    /// transport ids, the oldest is forgotten and its connections closed.
     pub fn admit(&mut self, peer: PeerId, member: MemberId) -> bool {
         if !self.is_allowed(&member) {
             return false;
         }
+        loop {
+            let others: Vec<(u64, PeerId)> = self
+                .proven
+                .iter()
+                .filter(|(p, m)| **m == member && **p != peer)
+                .map(|(p, _)| (self.admitted.get(p).copied().unwrap_or(0), *p))
+                .collect();
+            if others.len() < MAX_PEERS_PER_MEMBER {
+                break;
+            }
+            if let Some((_, oldest)) = others.into_iter().min() {
+                self.disconnect(oldest);
+            }
+        }
+        self.admissions += 1;
         self.proven.insert(peer, member);
+        self.admitted.insert(peer, self.admissions);
         true
+    }
+
+    /// The proven transport ids of `member`.
+    pub fn peers_of(&self, member: &MemberId) -> Vec<PeerId> {
+        self.proven
+            .iter()
+            .filter(|(_, m)| *m == member)
+            .map(|(p, _)| *p)
+            .collect()
     }
 
     /// The member `peer` proved to be, if it did.
@@ -189,6 +231,7 @@ impl<B> MemberGate<B> {
             .collect();
         for peer in &forbidden {
             self.proven.remove(peer);
+            self.admitted.remove(peer);
             self.evict(*peer);
         }
         forbidden
@@ -197,19 +240,36 @@ impl<B> MemberGate<B> {
     /// Lets `member` in although it is not (yet) on the roster: the member behind a bootstrap
     /// address from an invite, before the joining node has the roster.
     pub fn allow_temporarily(&mut self, member: MemberId) -> Result<(), GateError> {
-        if !self.temporary.contains(&member) && self.temporary.len() >= MAX_TEMPORARY_PEERS {
+        if !self.temporary.contains_key(&member) && self.temporary.len() >= MAX_TEMPORARY_PEERS {
             return Err(GateError::TooManyTemporaryPeers {
                 max: MAX_TEMPORARY_PEERS,
             });
         }
-        self.temporary.insert(member);
+        self.temporary.entry(member).or_insert_with(Instant::now);
         Ok(())
+    }
+
+    /// Ends every temporary allowance older than `max_age` (or all, with a zero `max_age`),
+    /// closing the connections of members the roster does not name. Returns the peers evicted.
+    pub fn expire_temporary(&mut self, now: Instant, max_age: Duration) -> Vec<PeerId> {
+        let before = self.temporary.len();
+        self.temporary
+            .retain(|_, since| !max_age.is_zero() && now.duration_since(*since) < max_age);
+        if self.temporary.len() == before {
+            return Vec::new();
+        }
+        self.evict_disallowed(&HashSet::new())
+    }
+
+    /// Whether any member is let in temporarily.
+    pub fn has_temporary(&self) -> bool {
+        !self.temporary.is_empty()
     }
 
     /// Withdraws a temporary allowance, closing connections of its peers if the member is not
     /// on the roster. Returns whether `member` had one.
     pub fn revoke_temporary(&mut self, member: &MemberId) -> bool {
-        let had = self.temporary.remove(member);
+        let had = self.temporary.remove(member).is_some();
         if had {
             self.evict_disallowed(&HashSet::new());
         }
@@ -219,6 +279,7 @@ impl<B> MemberGate<B> {
     /// Closes every connection of `peer` and forgets its proof.
     pub fn disconnect(&mut self, peer: PeerId) {
         self.proven.remove(&peer);
+        self.admitted.remove(&peer);
         self.evict(peer);
     }
 
@@ -231,7 +292,12 @@ impl<B> MemberGate<B> {
     ) -> Result<(), ConnectionDenied> {
         let Some(ip) = remote.iter().find_map(|p| match p {
             Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-            Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+            // An IPv6 host usually holds a whole /64: count the /64.
+            Protocol::Ip6(ip) => {
+                let mut octets = ip.octets();
+                octets[8..].fill(0);
+                Some(IpAddr::V6(octets.into()))
+            }
             _ => None,
         }) else {
             return Ok(());
@@ -383,6 +449,7 @@ impl<B: NetworkBehaviour> NetworkBehaviour for MemberGate<B> {
                         self.connected.remove(&e.peer_id);
                         // A transport peer that left must prove itself again.
                         self.proven.remove(&e.peer_id);
+                        self.admitted.remove(&e.peer_id);
                     }
                 }
                 let carried = self
@@ -559,5 +626,56 @@ mod tests {
         assert!(gate.is_allowed(&bootstrap));
         assert!(gate.revoke_temporary(&bootstrap));
         assert!(!gate.is_allowed(&bootstrap));
+    }
+
+    #[test]
+    fn a_member_holds_at_most_two_transport_ids() {
+        let mut gate = MemberGate::new(dummy::Behaviour, [member(1), member(2)].into());
+        let ids: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
+        for id in &ids {
+            gate.connected.entry(*id).or_default();
+            assert!(gate.admit(*id, member(1)));
+        }
+        let other = PeerId::random();
+        assert!(gate.admit(other, member(2)));
+        // The two newest stay; every older one was forgotten and its connections closed.
+        let mut kept = gate.peers_of(&member(1));
+        kept.sort();
+        let mut newest = ids[3..].to_vec();
+        newest.sort();
+        assert_eq!(kept, newest);
+        for old in &ids[..3] {
+            assert_eq!(gate.member_of(old), None);
+            assert!(gate.pending.iter().any(|e| matches!(
+                e,
+                ToSwarm::CloseConnection { peer_id, .. } if peer_id == old
+            )));
+        }
+        assert_eq!(gate.member_of(&other), Some(member(2)));
+        // Proving again under a kept id evicts nobody.
+        assert!(gate.admit(ids[4], member(1)));
+        assert_eq!(gate.peers_of(&member(1)).len(), MAX_PEERS_PER_MEMBER);
+    }
+
+    #[test]
+    fn temporary_allowances_expire_and_evict() {
+        let mut gate = MemberGate::new(dummy::Behaviour, [member(1)].into());
+        let (a, b) = (PeerId::random(), PeerId::random());
+        gate.allow_temporarily(member(9)).unwrap_or_default();
+        assert!(gate.admit(a, member(9)));
+        assert!(gate.admit(b, member(1)));
+        gate.connected.entry(a).or_default();
+        let now = Instant::now();
+        assert!(gate.expire_temporary(now, TEMPORARY_ALLOWANCE).is_empty());
+        assert_eq!(
+            gate.expire_temporary(now + TEMPORARY_ALLOWANCE, TEMPORARY_ALLOWANCE),
+            vec![a]
+        );
+        assert!(!gate.is_allowed(&member(9)));
+        assert_eq!(gate.member_of(&b), Some(member(1)));
+        // A zero age ends them all (the roster names this member).
+        gate.allow_temporarily(member(8)).unwrap_or_default();
+        gate.expire_temporary(now, Duration::ZERO);
+        assert!(!gate.has_temporary());
     }
 }

@@ -37,6 +37,10 @@ pub const HELLO_PROTOCOL: StreamProtocol = StreamProtocol::new("/lookout/hello/1
 pub const MAX_HELLO_BYTES: usize = 256;
 
 const SECRET_CONTEXT: &str = "lookout hello secret v1";
+const EPOCH_SECRET_CONTEXT: &str = "lookout hello epoch secret v1";
+/// How many of the newest epoch keys a listener accepts besides the genesis secret (a member
+/// lagging behind a rotation still proves itself with the one before).
+pub const MAX_EPOCH_SECRETS: usize = 4;
 const TRANSCRIPT_CONTEXT: &str = "lookout hello transcript v1";
 const DIALER_TAG_CONTEXT: &str = "lookout hello dialer tag v1";
 const LISTENER_TAG_CONTEXT: &str = "lookout hello listener tag v1";
@@ -74,8 +78,10 @@ pub enum HelloError {
     NotAllowed,
 }
 
-/// The collective's hello secret: derived from the signed genesis record, which only members
-/// (and whoever saw an invite code) hold.
+/// A hello secret: derived from the signed genesis record, which every member ever admitted
+/// (and whoever saw an invite code) holds for good, or from an epoch key, which only the
+/// members of that epoch hold.
+#[derive(Clone)]
 pub struct HelloSecret(Zeroizing<[u8; 32]>);
 
 impl HelloSecret {
@@ -84,14 +90,37 @@ impl HelloSecret {
         Self(Zeroizing::new(blake3::derive_key(SECRET_CONTEXT, genesis)))
     }
 
+    /// The secret of the epoch whose raw key is `key`.
+    pub fn from_epoch_key(key: &[u8; 32]) -> Self {
+        Self(Zeroizing::new(blake3::derive_key(
+            EPOCH_SECRET_CONTEXT,
+            key,
+        )))
+    }
+
     fn subkey(&self, context: &str) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(blake3::derive_key(context, self.0.as_slice()))
     }
 }
 
-/// What a node needs to run the hello: the collective's secret and the member's signing key.
+/// Which secret the dialer keys the hello's first step with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keying {
+    /// The genesis secret: for addresses the user gave, the invite's, and members' recent
+    /// announcements (a member lagging behind a rotation still reaches those).
+    Genesis,
+    /// The newest epoch's secret, which members removed before that epoch lack: for peers
+    /// nobody vouched for (discovered by mDNS), so that a former member advertising itself
+    /// there cannot make a member name itself.
+    NewestEpoch,
+}
+
+/// What a node needs to run the hello: the collective's secrets and the member's signing key.
 pub struct Credentials {
     secret: HelloSecret,
+    /// Secrets of the newest epochs whose key this member holds, newest (the write epoch)
+    /// first; at most [`MAX_EPOCH_SECRETS`].
+    epochs: Vec<HelloSecret>,
     signing: SigningKey,
 }
 
@@ -100,7 +129,26 @@ impl Credentials {
     pub fn new(genesis: &[u8], ed25519_seed: &[u8; 32]) -> Self {
         Self {
             secret: HelloSecret::from_genesis(genesis),
+            epochs: Vec::new(),
             signing: SigningKey::from_bytes(ed25519_seed),
+        }
+    }
+
+    /// Replace the epoch keys the hello may use: raw keys, newest first (only the first
+    /// [`MAX_EPOCH_SECRETS`] are kept).
+    pub fn set_epoch_keys<'a>(&mut self, keys: impl IntoIterator<Item = &'a [u8; 32]>) {
+        self.epochs = keys
+            .into_iter()
+            .take(MAX_EPOCH_SECRETS)
+            .map(HelloSecret::from_epoch_key)
+            .collect();
+    }
+
+    /// The secret a dialer uses with `keying`; `None` if it needs an epoch key and holds none.
+    fn dialer_secret(&self, keying: Keying) -> Option<&HelloSecret> {
+        match keying {
+            Keying::Genesis => Some(&self.secret),
+            Keying::NewestEpoch => self.epochs.first(),
         }
     }
 
@@ -241,7 +289,10 @@ fn pair(kind: u8, nonce: &[u8; 32], tag: &blake3::Hash) -> Vec<u8> {
 }
 
 /// The dialer's side of a hello.
-pub struct Dialer(DialerState);
+pub struct Dialer {
+    state: DialerState,
+    secret: HelloSecret,
+}
 
 enum DialerState {
     /// `Open` sent; waiting for `Accept`.
@@ -252,8 +303,32 @@ enum DialerState {
 
 impl Dialer {
     /// Start a hello on a connection we dialled: returns the state and the `Open` request.
+    /// The first step is keyed with the genesis secret ([`Keying::Genesis`]).
     pub fn start(
         creds: &Credentials,
+        local: PeerId,
+        remote: PeerId,
+        nonce: [u8; NONCE_BYTES],
+    ) -> (Self, Vec<u8>) {
+        let secret = creds.secret.clone();
+        Self::start_with_secret(secret, local, remote, nonce)
+    }
+
+    /// Start a hello keyed as `keying` says; `None` (send nothing, hang up) if that needs an
+    /// epoch key and this member holds none.
+    pub fn start_keyed(
+        creds: &Credentials,
+        keying: Keying,
+        local: PeerId,
+        remote: PeerId,
+        nonce: [u8; NONCE_BYTES],
+    ) -> Option<(Self, Vec<u8>)> {
+        let secret = creds.dialer_secret(keying)?.clone();
+        Some(Self::start_with_secret(secret, local, remote, nonce))
+    }
+
+    fn start_with_secret(
+        secret: HelloSecret,
         local: PeerId,
         remote: PeerId,
         nonce: [u8; NONCE_BYTES],
@@ -263,9 +338,12 @@ impl Dialer {
             listener: remote,
             nonce_d: nonce,
         };
-        let t = tag(&creds.secret, DIALER_TAG_CONTEXT, &transcript.hash(None));
+        let t = tag(&secret, DIALER_TAG_CONTEXT, &transcript.hash(None));
         (
-            Self(DialerState::Opened(transcript)),
+            Self {
+                state: DialerState::Opened(transcript),
+                secret,
+            },
             pair(OPEN, &nonce, &t),
         )
     }
@@ -273,17 +351,17 @@ impl Dialer {
     /// The listener's answer to `Open`: if it proves the secret, returns our sealed proof to
     /// send next. Only now does anything about our member leave this node.
     pub fn on_accept(&mut self, creds: &Credentials, reply: &[u8]) -> Result<Vec<u8>, HelloError> {
-        let DialerState::Opened(transcript) = &self.0 else {
+        let DialerState::Opened(transcript) = &self.state else {
             return Err(HelloError::Malformed);
         };
         let (nonce_l, their_tag) = split_pair(reply, ACCEPT)?;
         let full = transcript.hash(Some(&nonce_l));
-        if tag(&creds.secret, LISTENER_TAG_CONTEXT, &full) != blake3::Hash::from(their_tag) {
+        if tag(&self.secret, LISTENER_TAG_CONTEXT, &full) != blake3::Hash::from(their_tag) {
             return Err(HelloError::BadTag);
         }
         let signature = creds.signing.sign(&signed(DIALER_SIG_CONTEXT, &full, None));
-        let message = seal(&creds.secret, &full, false, &creds.member(), &signature);
-        self.0 = DialerState::Proved(full);
+        let message = seal(&self.secret, &full, false, &creds.member(), &signature);
+        self.state = DialerState::Proved(full);
         Ok(message)
     }
 
@@ -295,10 +373,10 @@ impl Dialer {
         reply: &[u8],
         allowed: impl FnOnce(&MemberId) -> bool,
     ) -> Result<MemberId, HelloError> {
-        let DialerState::Proved(full) = &self.0 else {
+        let DialerState::Proved(full) = &self.state else {
             return Err(HelloError::Malformed);
         };
-        let (member, signature) = open(&creds.secret, full, true, reply)?;
+        let (member, signature) = open(&self.secret, full, true, reply)?;
         verify(
             &member,
             &signed(LISTENER_SIG_CONTEXT, full, Some(&creds.member())),
@@ -314,10 +392,13 @@ impl Dialer {
 /// The listener's side of a hello.
 pub struct Listener {
     full: [u8; 32],
+    /// The secret the dialer keyed its `Open` with (genesis or one of the newest epochs').
+    secret: HelloSecret,
 }
 
 impl Listener {
-    /// A dialer's `Open`: if its tag proves the secret, returns the state and our `Accept`.
+    /// A dialer's `Open`: if its tag proves the genesis secret or one of the newest epochs'
+    /// secrets, returns the state and our `Accept` (keyed with the same secret).
     pub fn on_open(
         creds: &Credentials,
         local: PeerId,
@@ -331,14 +412,16 @@ impl Listener {
             listener: local,
             nonce_d,
         };
-        if tag(&creds.secret, DIALER_TAG_CONTEXT, &transcript.hash(None))
-            != blake3::Hash::from(their_tag)
-        {
-            return Err(HelloError::BadTag);
-        }
+        let t1 = transcript.hash(None);
+        let their_tag = blake3::Hash::from(their_tag);
+        let secret = std::iter::once(&creds.secret)
+            .chain(&creds.epochs)
+            .find(|s| tag(s, DIALER_TAG_CONTEXT, &t1) == their_tag)
+            .ok_or(HelloError::BadTag)?
+            .clone();
         let full = transcript.hash(Some(&nonce));
-        let t = tag(&creds.secret, LISTENER_TAG_CONTEXT, &full);
-        Ok((Self { full }, pair(ACCEPT, &nonce, &t)))
+        let t = tag(&secret, LISTENER_TAG_CONTEXT, &full);
+        Ok((Self { full, secret }, pair(ACCEPT, &nonce, &t)))
     }
 
     /// The dialer's proof: if valid and `allowed` admits its member, returns that member and
@@ -349,7 +432,7 @@ impl Listener {
         request: &[u8],
         allowed: impl FnOnce(&MemberId) -> bool,
     ) -> Result<(MemberId, Vec<u8>), HelloError> {
-        let (member, signature) = open(&creds.secret, &self.full, false, request)?;
+        let (member, signature) = open(&self.secret, &self.full, false, request)?;
         verify(
             &member,
             &signed(DIALER_SIG_CONTEXT, &self.full, None),
@@ -363,7 +446,7 @@ impl Listener {
             .sign(&signed(LISTENER_SIG_CONTEXT, &self.full, Some(&member)));
         Ok((
             member,
-            seal(&creds.secret, &self.full, true, &creds.member(), &ours),
+            seal(&self.secret, &self.full, true, &creds.member(), &ours),
         ))
     }
 }
@@ -518,6 +601,65 @@ mod tests {
         );
     }
 
+    /// A member dialling a peer discovered by mDNS keys the first step with the newest epoch's
+    /// secret: a former member (genesis and the epochs before its removal) listening there
+    /// cannot answer, so the member never names itself. A member lagging one rotation behind
+    /// still proves itself to a current one.
+    #[test]
+    fn a_former_member_cannot_answer_an_epoch_keyed_hello() {
+        let (old_epoch, new_epoch) = ([10u8; 32], [11u8; 32]);
+        let mut member = creds(b"genesis", 1);
+        member.set_epoch_keys([&new_epoch, &old_epoch]);
+        let mut former = creds(b"genesis", 2);
+        former.set_epoch_keys([&old_epoch]);
+        let (dp, lp) = (PeerId::random(), PeerId::random());
+
+        // Control, the old behaviour: keyed with the genesis secret, the former member passes
+        // step 1 and would receive the member's identity proof.
+        let (mut genesis_dialer, open) = Dialer::start(&member, dp, lp, [1; 32]);
+        let (_, accept) = Listener::on_open(&former, lp, dp, &open, [2; 32]).unwrap();
+        assert!(genesis_dialer.on_accept(&member, &accept).is_ok());
+
+        let (mut dialer, open) =
+            Dialer::start_keyed(&member, Keying::NewestEpoch, dp, lp, [1; 32]).unwrap();
+        assert!(matches!(
+            Listener::on_open(&former, lp, dp, &open, [2; 32]),
+            Err(HelloError::BadTag)
+        ));
+        // Whatever it answers, keyed with what it holds, the member sends nothing more.
+        for secret in [
+            HelloSecret::from_genesis(b"genesis"),
+            HelloSecret::from_epoch_key(&old_epoch),
+        ] {
+            let full = Transcript {
+                dialer: dp,
+                listener: lp,
+                nonce_d: [1; 32],
+            }
+            .hash(Some(&[2; 32]));
+            let accept = pair(ACCEPT, &[2; 32], &tag(&secret, LISTENER_TAG_CONTEXT, &full));
+            assert_eq!(dialer.on_accept(&member, &accept), Err(HelloError::BadTag));
+        }
+        // A member without any epoch key does not start an epoch-keyed hello at all.
+        assert!(
+            Dialer::start_keyed(&creds(b"genesis", 3), Keying::NewestEpoch, dp, lp, [1; 32])
+                .is_none()
+        );
+
+        // A member lagging behind the rotation (old epoch only) dials a current member: the
+        // listener still accepts the older epoch's secret, and the hello completes.
+        let (mut lagging_dialer, open) =
+            Dialer::start_keyed(&former, Keying::NewestEpoch, dp, lp, [1; 32]).unwrap();
+        let (listener, accept) = Listener::on_open(&member, lp, dp, &open, [2; 32]).unwrap();
+        let proof = lagging_dialer.on_accept(&former, &accept).unwrap();
+        let (seen, reply) = listener.on_proof(&member, &proof, |_| true).unwrap();
+        assert_eq!(seen, former.member());
+        assert_eq!(
+            lagging_dialer.on_proof(&former, &reply, |_| true),
+            Ok(member.member())
+        );
+    }
+
     #[test]
     fn garbage_is_refused_without_panicking() {
         let b = creds(b"genesis", 2);
@@ -531,7 +673,10 @@ mod tests {
             assert!(
                 Listener::on_open(&b, PeerId::random(), PeerId::random(), junk, [0; 32]).is_err()
             );
-            let l = Listener { full: [0; 32] };
+            let l = Listener {
+                full: [0; 32],
+                secret: HelloSecret::from_genesis(b"genesis"),
+            };
             assert!(l.on_proof(&b, junk, |_| true).is_err());
         }
     }

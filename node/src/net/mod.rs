@@ -49,10 +49,10 @@ pub use codec::{
     read_frame, write_frame, BytesCodec, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
 };
 pub use gate::{
-    short, GateError, GateEvent, Gated, MemberGate, TooManyHandshakes, MAX_PENDING_GATE_EVENTS,
-    MAX_PENDING_INCOMING_PER_IP, MAX_TEMPORARY_PEERS,
+    short, GateError, GateEvent, Gated, MemberGate, TooManyHandshakes, MAX_PEERS_PER_MEMBER,
+    MAX_PENDING_GATE_EVENTS, MAX_PENDING_INCOMING_PER_IP, MAX_TEMPORARY_PEERS, TEMPORARY_ALLOWANCE,
 };
-pub use hello::{Credentials, HelloCodec, HelloError, HELLO_PROTOCOL};
+pub use hello::{Credentials, HelloCodec, HelloError, Keying, HELLO_PROTOCOL, MAX_EPOCH_SECRETS};
 pub use libp2p::gossipsub::{MessageAcceptance, MessageId};
 
 use libp2p::{

@@ -14,7 +14,8 @@ use lookout_protocol::replica::State;
 use lookout_protocol::{ContentId, EpochId, MemberId, OpId};
 
 use super::{
-    now, store_error, Ingested, Replica, SetKind, WireItem, KEY_BOOTSTRAP, KEY_GENESIS, KEY_SEQ,
+    now, store_error, Ingested, Replica, SetKind, WireItem, KEY_BOOTSTRAP, KEY_GENESIS,
+    KEY_INVITER, KEY_SEQ,
 };
 use crate::api::{ApiError, ErrorCode, PostDraft, ProposalView, Request, Response};
 use crate::store::Tree;
@@ -211,6 +212,11 @@ impl Replica {
             ));
         }
         self.adopt_genesis(&invite.genesis, &invite.addresses)?;
+        if let Some(inviter) = invite.inviter {
+            self.store
+                .put(Tree::Meta, KEY_INVITER, &inviter.0)
+                .map_err(store_error)?;
+        }
         self.flush()?;
         Ok(invite)
     }
@@ -255,6 +261,7 @@ impl Replica {
         Ok(Invite {
             genesis: state.log().genesis().clone(),
             addresses,
+            inviter: Some(self.identity.member_id()),
         }
         .to_code())
     }

@@ -43,6 +43,7 @@ const KEY_GENESIS: &[u8] = b"genesis";
 const KEY_SEQ: &[u8] = b"seq";
 const KEY_BOOTSTRAP: &[u8] = b"bootstrap";
 const KEY_LISTEN: &[u8] = b"listen";
+const KEY_INVITER: &[u8] = b"inviter";
 pub use lookout_protocol::replica::{MAX_HELD, MAX_REFUSED};
 
 /// The current time in seconds since the Unix epoch.
@@ -315,6 +316,43 @@ impl Replica {
     /// Bootstrap addresses from the invite this device joined with.
     pub fn bootstrap_addresses(&self) -> Vec<String> {
         self.meta_strings(KEY_BOOTSTRAP)
+    }
+
+    /// The member who made the invite this device joined with, if the invite named one.
+    pub fn inviter(&self) -> Option<MemberId> {
+        self.store
+            .get(Tree::Meta, KEY_INVITER)
+            .ok()
+            .flatten()
+            .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+            .map(MemberId)
+    }
+
+    /// Raw keys of the newest epochs this member holds, newest first (the write epoch leads):
+    /// the hello's epoch-keyed first step (`net::hello::Keying::NewestEpoch`).
+    pub fn hello_epoch_keys(&self, most: usize) -> Vec<[u8; 32]> {
+        let Some(state) = self.collective.as_ref() else {
+            return Vec::new();
+        };
+        let book = state.book();
+        let write = book.write_epoch(state.log().roster(), now());
+        let mut epochs: Vec<_> = book.epochs().filter(|e| e.have_key).collect();
+        epochs.sort_by_key(|e| (Some(e.id) != write, std::cmp::Reverse(e.created)));
+        epochs
+            .into_iter()
+            .filter_map(|e| book.key(&e.id))
+            .take(most)
+            .map(|k| *k.to_bytes())
+            .collect()
+    }
+
+    /// Whether the roster names this device's member: it has received its own admission, so
+    /// it knows its collective's members (an invite's allowances are over).
+    pub fn roster_names_me(&self) -> bool {
+        let me = self.identity.member_id();
+        self.collective
+            .as_ref()
+            .is_some_and(|c| c.log().roster().is_member(&me))
     }
 
     /// Remember the addresses the node listened on (for invites made while it is stopped).
