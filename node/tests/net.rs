@@ -589,7 +589,7 @@ async fn sync_round_trip_and_oversized_frames() {
 async fn a_four_gib_length_prefix_is_rejected_before_allocation() {
     within("codec", async {
         use request_response::Codec as _;
-        let mut codec = BytesCodec;
+        let mut codec = BytesCodec::default();
         // Claims 4 GiB - 1, carries three bytes.
         let mut wire = Cursor::new(vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
         let err = codec

@@ -77,7 +77,7 @@ struct RawBehaviour {
 /// The hello behaviour a raw swarm needs to prove a member's key to a node.
 pub fn hello_behaviour() -> request_response::Behaviour<HelloCodec> {
     request_response::Behaviour::with_codec(
-        HelloCodec,
+        HelloCodec::default(),
         [(HELLO_PROTOCOL, ProtocolSupport::Full)],
         request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
     )
@@ -205,7 +205,7 @@ impl RawPeer {
         let topic = gossipsub::IdentTopic::new(topic);
         gossipsub.subscribe(&topic).unwrap();
         let sync = request_response::Behaviour::with_codec(
-            BytesCodec,
+            BytesCodec::default(),
             [(SYNC_PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT),
         );

@@ -229,12 +229,12 @@ impl Spy {
             .subscribe(&gossipsub::IdentTopic::new(topic))
             .unwrap();
         let sync = request_response::Behaviour::with_codec(
-            BytesCodec,
+            BytesCodec::default(),
             [(SYNC_PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default(),
         );
         let hello = request_response::Behaviour::with_codec(
-            HelloCodec,
+            HelloCodec::default(),
             [(HELLO_PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default(),
         );

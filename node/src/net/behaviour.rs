@@ -139,14 +139,14 @@ impl Behaviour {
             .with_max_established_per_peer(Some(cfg.max_established_per_peer));
 
         let sync = request_response::Behaviour::with_codec(
-            BytesCodec,
+            BytesCodec::default(),
             [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(cfg.request_timeout)
                 .with_max_concurrent_streams(MAX_CONCURRENT_SYNC_STREAMS),
         );
         let hello = request_response::Behaviour::with_codec(
-            HelloCodec,
+            HelloCodec::default(),
             [(HELLO_PROTOCOL, request_response::ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(cfg.handshake_timeout)

@@ -21,14 +21,20 @@ pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// Length of the frame prefix in bytes.
 const PREFIX_BYTES: usize = 4;
 
-/// A [`request_response::Codec`] whose requests and responses are opaque byte strings.
+/// A [`request_response::Codec`] whose requests and responses are opaque byte strings, one
+/// length-prefixed frame each way, of at most `REQUEST` and `RESPONSE` bytes.
 ///
-/// The node's sync logic encodes its own messages into these bytes; this codec only frames
-/// them and enforces [`MAX_REQUEST_BYTES`] and [`MAX_RESPONSE_BYTES`].
+/// The node's protocols encode their own messages into these bytes; this codec only frames
+/// them and enforces the caps.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct BytesCodec;
+pub struct FrameCodec<const REQUEST: usize, const RESPONSE: usize>;
 
-impl request_response::Codec for BytesCodec {
+/// The sync codec: caps [`MAX_REQUEST_BYTES`] and [`MAX_RESPONSE_BYTES`].
+pub type BytesCodec = FrameCodec<MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES>;
+
+impl<const REQUEST: usize, const RESPONSE: usize> request_response::Codec
+    for FrameCodec<REQUEST, RESPONSE>
+{
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
     type Response = Vec<u8>;
@@ -37,14 +43,14 @@ impl request_response::Codec for BytesCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, MAX_REQUEST_BYTES).await
+        read_frame(io, REQUEST).await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, MAX_RESPONSE_BYTES).await
+        read_frame(io, RESPONSE).await
     }
 
     async fn write_request<T>(
@@ -56,7 +62,7 @@ impl request_response::Codec for BytesCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &request, MAX_REQUEST_BYTES).await
+        write_frame(io, &request, REQUEST).await
     }
 
     async fn write_response<T>(
@@ -68,7 +74,7 @@ impl request_response::Codec for BytesCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &response, MAX_RESPONSE_BYTES).await
+        write_frame(io, &response, RESPONSE).await
     }
 }
 

@@ -19,16 +19,11 @@
 //! A peer that fails any check gets no answer at all (the caller closes the connection).
 //! Everything here is pure: nonces come in as arguments.
 
-use std::io;
-
 use chacha20poly1305::{aead::Aead, ChaCha20Poly1305, KeyInit};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use futures::{AsyncRead, AsyncWrite};
-use libp2p::{request_response, PeerId, StreamProtocol};
+use libp2p::{PeerId, StreamProtocol};
 use lookout_protocol::MemberId;
 use zeroize::Zeroizing;
-
-use super::codec::{read_frame, write_frame};
 
 /// The protocol name of the hello exchange.
 pub const HELLO_PROTOCOL: StreamProtocol = StreamProtocol::new("/lookout/hello/1");
@@ -451,54 +446,8 @@ impl Listener {
     }
 }
 
-/// A [`request_response::Codec`] for hello messages: one length-prefixed frame each way, at
-/// most [`MAX_HELLO_BYTES`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HelloCodec;
-
-impl request_response::Codec for HelloCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_frame(io, MAX_HELLO_BYTES).await
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_frame(io, MAX_HELLO_BYTES).await
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        request: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, &request, MAX_HELLO_BYTES).await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        response: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, &response, MAX_HELLO_BYTES).await
-    }
-}
+/// The hello codec: one length-prefixed frame each way, at most [`MAX_HELLO_BYTES`].
+pub type HelloCodec = super::codec::FrameCodec<MAX_HELLO_BYTES, MAX_HELLO_BYTES>;
 
 #[cfg(test)]
 mod tests {
