@@ -256,7 +256,10 @@ impl KeyDelivery {
         for recipient in recipients {
             let shared = x25519(&ephemeral, &scalar, &recipient.agreement);
             if shared.iter().all(|b| *b == 0) {
-                return Err(EpochError::Seal);
+                // A weak key (refused when identities are verified, so only from a roster made
+                // before that rule): anyone could open a share sealed to it. Its holder gets
+                // no share; everyone else still does, so one bad key cannot block a rotation.
+                continue;
             }
             let wrap = wrapping_key(
                 &shared,
@@ -861,6 +864,34 @@ mod tests {
     use curve25519_dalek::constants::EIGHT_TORSION;
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;
+
+    /// A recipient whose agreement key has only a small-order component (u = 0) would get a
+    /// share anyone could open: it gets none, and everyone else still gets theirs, so one weak
+    /// key in a roster cannot stop a rotation (and with it a revocation's cut-off).
+    #[test]
+    fn a_weak_agreement_key_gets_no_share_and_blocks_no_rotation() {
+        let mut rng = ChaCha20Rng::seed_from_u64(11);
+        let author = Identity::generate(&mut rng);
+        let honest = Identity::generate(&mut rng);
+        let mut weak = Identity::generate(&mut rng).public();
+        weak.agreement = [0u8; 32];
+        let key = EpochKey::generate(&mut rng);
+        let delivery = KeyDelivery::create(
+            &author,
+            CollectiveId([7; 32]),
+            &key,
+            DeliveryKind::Rotation,
+            Vec::new(),
+            1,
+            &[author.public(), honest.public(), weak.clone()],
+            &mut rng,
+        )
+        .unwrap();
+        let recipients: Vec<MemberId> = delivery.recipients().collect();
+        assert!(!recipients.contains(&weak.member));
+        assert_eq!(recipients.len(), 2);
+        assert_eq!(delivery.open(&honest).unwrap().unwrap().id(), key.id());
+    }
 
     /// The Edwards-form multiplication the sealer uses gives exactly what the recipient's X25519
     /// computes: for honest keys, for keys with a small-order component, and for `u`

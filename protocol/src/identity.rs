@@ -118,6 +118,10 @@ pub enum IdentityError {
     /// The agreement key is not signed by the member key.
     #[error("the encryption key is not signed by the member key")]
     BadAgreementSignature,
+    /// The agreement key has only a small-order component: a key sealed to it would be readable
+    /// by anyone, so no share is ever sealed to it.
+    #[error("the encryption key is a weak (small-order) key")]
+    WeakAgreementKey,
     /// The encoding is broken.
     #[error("identity encoding: {0}")]
     Decode(#[from] DecodeError),
@@ -378,7 +382,11 @@ impl PublicIdentity {
         let key = verifying_key(&self.member).ok_or(IdentityError::BadMemberKey)?;
         let sig = Signature::from_bytes(&self.agreement_sig);
         key.verify_strict(&agreement_message(&self.agreement), &sig)
-            .map_err(|_| IdentityError::BadAgreementSignature)
+            .map_err(|_| IdentityError::BadAgreementSignature)?;
+        if !is_contributory(&self.agreement) {
+            return Err(IdentityError::WeakAgreementKey);
+        }
+        Ok(())
     }
 
     /// The fingerprint to compare aloud when vetting in person: 20 digits in groups of five.
@@ -429,6 +437,15 @@ pub(crate) fn verifying_key(member: &MemberId) -> Option<VerifyingKey> {
     VerifyingKey::from_bytes(&member.0).ok()
 }
 
+/// Whether X25519 with `agreement` gives a secret that depends on the private scalar. A clamped
+/// scalar is a multiple of 8, so it sends a point with only a small-order component (there are a
+/// handful, with several encodings each) to zero, and every other point to a non-zero value.
+fn is_contributory(agreement: &[u8; 32]) -> bool {
+    StaticSecret::from([0x5a; 32])
+        .diffie_hellman(&x25519_dalek::PublicKey::from(*agreement))
+        .was_contributory()
+}
+
 /// Verify a signature made by [`Identity::sign`], with `verify_strict`.
 pub fn verify(member: &MemberId, context: &[u8], message: &[u8], signature: &[u8; 64]) -> bool {
     let Some(key) = verifying_key(member) else {
@@ -460,6 +477,26 @@ mod tests {
     use super::*;
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;
+
+    /// A member signing a small-order agreement key (in a join request or a rotation) is
+    /// refused: a share sealed to it would open for anyone.
+    #[test]
+    fn a_signed_small_order_agreement_key_is_refused() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let id = Identity::generate(&mut rng);
+        let mut order_four = [0u8; 32];
+        order_four[0] = 1; // u = 1: a point of order 4
+        for agreement in [[0u8; 32], order_four] {
+            let mut public = id.public();
+            public.agreement = agreement;
+            public.agreement_sig = id.signing.sign(&agreement_message(&agreement)).to_bytes();
+            assert!(matches!(
+                public.verify(),
+                Err(IdentityError::WeakAgreementKey)
+            ));
+        }
+        id.public().verify().unwrap();
+    }
 
     #[test]
     fn public_identity_verifies_and_round_trips() {
