@@ -165,6 +165,25 @@ async fn client(state: &AppState) -> Result<Client<Connection>, Failure> {
         .ok_or(Failure::NotRunning)
 }
 
+/// Make one change through a fresh client, then send the browser to `done`; a failure shows
+/// the error page.
+async fn change<T>(
+    state: &AppState,
+    c: Chrome,
+    done: &str,
+    act: impl AsyncFnOnce(&mut Client<Connection>) -> Result<T, ApiError>,
+) -> Response {
+    let result = async {
+        let mut client = client(state).await?;
+        Ok::<_, Failure>(act(&mut client).await?)
+    }
+    .await;
+    match result {
+        Ok(_) => Redirect::to(done).into_response(),
+        Err(failure) => failed(c, failure),
+    }
+}
+
 /// Status and role, for the frame.
 async fn framed(state: &AppState, chrome: &mut Chrome) -> Result<Client<Connection>, Failure> {
     let mut client = client(state).await?;
@@ -469,15 +488,10 @@ async fn retract(
     Form(form): Form<ReasonForm>,
 ) -> Response {
     let c = Chrome::new(&state, &session, &headers, "/");
-    let result = async {
-        let mut client = client(&state).await?;
-        Ok::<_, Failure>(client.retract(id, form.reason).await?)
-    }
-    .await;
-    match result {
-        Ok(_) => Redirect::to("/?done=retracted").into_response(),
-        Err(failure) => failed(c, failure),
-    }
+    change(&state, c, "/?done=retracted", async move |client| {
+        client.retract(id, form.reason).await
+    })
+    .await
 }
 
 async fn corroborate(
@@ -488,15 +502,10 @@ async fn corroborate(
     Form(form): Form<NoteForm>,
 ) -> Response {
     let c = Chrome::new(&state, &session, &headers, "/");
-    let result = async {
-        let mut client = client(&state).await?;
-        Ok::<_, Failure>(client.corroborate(id, form.note).await?)
-    }
-    .await;
-    match result {
-        Ok(_) => Redirect::to("/?done=corroborated").into_response(),
-        Err(failure) => failed(c, failure),
-    }
+    change(&state, c, "/?done=corroborated", async move |client| {
+        client.corroborate(id, form.note).await
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1021,15 +1030,10 @@ async fn revoke(
         let error = ApiError::new(ErrorCode::InvalidInput, c.t.msg("revoke-not-confirmed"));
         return failed(c, Failure::Api(error));
     }
-    let result = async {
-        let mut client = client(&state).await?;
-        Ok::<_, Failure>(client.revoke(id, form.reason).await?)
-    }
-    .await;
-    match result {
-        Ok(_) => Redirect::to("/moderate?done=revoked").into_response(),
-        Err(failure) => failed(c, failure),
-    }
+    change(&state, c, "/moderate?done=revoked", async move |client| {
+        client.revoke(id, form.reason).await
+    })
+    .await
 }
 
 async fn promote(
@@ -1039,15 +1043,10 @@ async fn promote(
     Path(id): Path<String>,
 ) -> Response {
     let c = Chrome::new(&state, &session, &headers, "/moderate");
-    let result = async {
-        let mut client = client(&state).await?;
-        Ok::<_, Failure>(client.promote(id).await?)
-    }
-    .await;
-    match result {
-        Ok(_) => Redirect::to("/moderate?done=proposed").into_response(),
-        Err(failure) => failed(c, failure),
-    }
+    change(&state, c, "/moderate?done=proposed", async move |client| {
+        client.promote(id).await
+    })
+    .await
 }
 
 async fn demote(
@@ -1057,15 +1056,10 @@ async fn demote(
     Path(id): Path<String>,
 ) -> Response {
     let c = Chrome::new(&state, &session, &headers, "/moderate");
-    let result = async {
-        let mut client = client(&state).await?;
-        Ok::<_, Failure>(client.demote(id).await?)
-    }
-    .await;
-    match result {
-        Ok(_) => Redirect::to("/moderate?done=proposed").into_response(),
-        Err(failure) => failed(c, failure),
-    }
+    change(&state, c, "/moderate?done=proposed", async move |client| {
+        client.demote(id).await
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
