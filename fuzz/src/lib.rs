@@ -1,6 +1,6 @@
 //! Fuzz targets for the Lookout protocol core and the node's peer-facing decoders. The bodies
 //! live in [`targets`] and [`node_targets`], which `protocol/tests/fuzz_corpus_replay.rs` and
-//! `node/tests/fuzz_corpus_replay.rs` also compile, so ordinary `cargo test` replays the corpus
+//! `node/tests/node/fuzz_corpus_replay.rs` also compile, so ordinary `cargo test` replays the corpus
 //! through exactly the code the fuzzers run.
 #![forbid(unsafe_code)]
 

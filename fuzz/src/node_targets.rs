@@ -2,7 +2,7 @@
 //! responses on `/lookout/sync/1`, and gossip items. Arbitrary bytes in, no panic out.
 //!
 //! Shared by `fuzz/fuzz_targets/{sync_*,wire_item_*}.rs` and, through `#[path]`, by
-//! `node/tests/fuzz_corpus_replay.rs`. The fixture is a real [`Replica`] (encrypted sled store in
+//! `node/tests/node/fuzz_corpus_replay.rs`. The fixture is a real [`Replica`] (encrypted sled store in
 //! a temporary directory) of a two-member collective holding membership ops, key deliveries and
 //! posts, so reconciliation and fetches have something to work on. It is built once per process
 //! and kept: inputs that change it (a push of a valid item) behave like a peer doing the same.

@@ -438,7 +438,8 @@ fn new_member_gets_live_epochs_by_share() {
 
 /// Regression: reachability posts were exempt from every quota and could live as long as an
 /// alert, so one member could store any number of them on every device (found by
-/// `tests/tests/adversarial_members.rs`). They now have their own daily quota and live a day.
+/// `tests/tests/e2e/adversarial_members.rs`). They now have their own daily quota and live a
+/// day.
 #[test]
 fn reachability_posts_have_their_own_quota_and_live_a_day() {
     let mut net = Net::new();
@@ -492,8 +493,8 @@ fn reachability_posts_have_their_own_quota_and_live_a_day() {
 /// to someone removed before the rotation) or moved its write deadline earlier (a copy of the
 /// rotation, back-dated, naming an older membership state), so a replica that saw it before an
 /// honest post refused that post and penalised the honest node that sent it (found by
-/// `tests/tests/adversarial_epochs.rs`: a catching-up node never received the alerts and struck
-/// its honest peers). More deliveries now only widen what may be written under an epoch.
+/// `tests/tests/e2e/adversarial_epochs.rs`: a catching-up node never received the alerts and
+/// struck its honest peers). More deliveries now only widen what may be written under an epoch.
 #[test]
 fn deliveries_a_member_forges_never_narrow_an_epoch() {
     let mut net = Net::new();

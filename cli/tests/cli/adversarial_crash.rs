@@ -6,12 +6,10 @@
 //! in the end it finishes catching up.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use lookout_node::replica::{now, Ingested, Replica, SetKind, WireItem};
 use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
 use lookout_protocol::envelope::{self, InnerBody};
@@ -29,7 +27,7 @@ fn kill_9_during_catch_up_loses_nothing() {
 }
 
 /// The same with a larger catch-up and more rounds; a few minutes in debug:
-/// `cargo test -p lookout-cli --test adversarial_crash -- --ignored --nocapture`.
+/// `cargo test -p lookout-cli --test cli adversarial_crash:: -- --ignored --nocapture`.
 #[test]
 #[ignore = "long; the CI version above runs a smaller catch-up"]
 fn kill_9_during_a_large_catch_up_loses_nothing() {

@@ -4,14 +4,12 @@
 //! itself on the local network unless asked to. Every test drives the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::*;
+use crate::common::*;
 
 /// `lookout check` with what to look for on standard input instead of the command line.
 fn check_from_stdin(home: &Path, input: &str) -> Output {

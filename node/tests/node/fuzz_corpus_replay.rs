@@ -6,7 +6,7 @@
 //! The seed inputs are written by
 //!
 //! ```text
-//! LOOKOUT_WRITE_CORPUS=1 cargo test -p lookout-node --test fuzz_corpus_replay
+//! LOOKOUT_WRITE_CORPUS=1 cargo test -p lookout-node --test node fuzz_corpus_replay::
 //! ```
 //!
 //! which adds `seed-*` files made from a real two-member collective (their ids and signatures
@@ -19,8 +19,7 @@ use lookout_node::replica::{SetKind, WireItem};
 use lookout_node::sync::{self, SyncRequest, SyncResponse, RECONCILE_LIMITS};
 use lookout_protocol::reconcile::Reconciler;
 
-#[path = "../../fuzz/src/node_targets.rs"]
-mod node_targets;
+use crate::node_targets;
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")

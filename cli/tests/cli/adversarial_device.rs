@@ -6,12 +6,10 @@
 //! A passphrase guess costs one Argon2id run with the shipped parameters (measured).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use lookout_node::replica::Replica;
 use lookout_node::store::{forensic, Store, STORAGE_KEY_LABEL};
 use lookout_protocol::passphrase::{self, KdfParams};
@@ -284,7 +282,7 @@ fn a_real_home_uses_the_shipped_kdf_and_guesses_are_slow() {
 }
 
 /// Cost of one passphrase guess against a store sealed with [`KdfParams::DEFAULT`], in release:
-/// `cargo test --release -p lookout-cli --test adversarial_device -- --ignored --nocapture`.
+/// `cargo test --release -p lookout-cli --test cli adversarial_device:: -- --ignored --nocapture`.
 #[test]
 #[ignore = "measurement; run in release"]
 fn passphrase_guess_cost_with_default_params() {

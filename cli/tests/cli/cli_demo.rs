@@ -1,9 +1,7 @@
 //! `lookout demo` runs a real collective in-process and narrates it; it must pass on its own.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn the_demo_runs_to_the_end() {

@@ -2,11 +2,9 @@
 //! single slip breaks the collective. Every test drives the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 fn post_phone(home: &Path, phone: &str, extra: &[&str]) -> Output {
     let mut args = vec![

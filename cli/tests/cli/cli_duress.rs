@@ -4,11 +4,9 @@
 //! whether a duress passphrase is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 const DURESS: &str = "let me go now please";
 

@@ -3,9 +3,7 @@
 //! text-direction overrides are refused with a clear message, and nothing is posted.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn control_and_direction_characters_are_refused_when_posting() {

@@ -5,11 +5,9 @@
 //! in any form (raw bytes or hex). Control: the passphrase opens the same files and finds them.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use lookout_node::replica::{Replica, SetKind};
 use lookout_node::store::forensic;
 

@@ -3,12 +3,10 @@
 //! or full peer ids.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// The mDNS port.
 const MDNS_PORT: u16 = 5353;

@@ -3,11 +3,9 @@
 //! cli_scenario.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// A founded collective in `home`, and Bea admitted (offline, so her device has not synced).
 fn founded(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, String) {

@@ -55,7 +55,7 @@ fn tcp_loopback() -> Multiaddr {
 
 /// The member a test swarm stands for. These tests exercise the gate, not the hello: each
 /// swarm is told up front which transport peer proved which member (the node's event loop does
-/// that after the hello, see `tests/tests/non_member.rs`).
+/// that after the hello, see `tests/tests/e2e/non_member.rs`).
 fn member(peer: &PeerId) -> MemberId {
     MemberId(*blake3::hash(&peer.to_bytes()).as_bytes())
 }

@@ -2,13 +2,11 @@
 //! types ends up in the logs even at the most verbose levels.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn watching_prints_new_alerts_as_they_arrive() {

@@ -6,8 +6,7 @@
 use lookout_node::replica::{Ingested, SetKind, WireItem};
 use lookout_node::sync::{self, SyncRequest, SyncResponse};
 
-#[path = "../../fuzz/src/node_targets.rs"]
-mod node_targets;
+use crate::node_targets;
 
 #[test]
 fn a_push_stops_at_the_first_invalid_item() {

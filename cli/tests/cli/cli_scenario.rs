@@ -3,11 +3,9 @@
 //! check, export, catch up after a stop and after a crash, retract, revoke, wipe.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn a_collective_from_founding_to_wiping() {

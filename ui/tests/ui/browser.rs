@@ -718,7 +718,7 @@ async fn phone_pages() {
 }
 
 /// Screenshots of the main screens at phone and desktop width for `docs/screenshots/` (run
-/// on demand: `cargo test -p lookout-ui --test browser screenshots -- --ignored`).
+/// on demand: `cargo test -p lookout-ui --test ui browser::screenshots -- --ignored`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "writes docs/screenshots; run on demand"]
 async fn screenshots() {

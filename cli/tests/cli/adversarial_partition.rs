@@ -6,13 +6,11 @@
 //! same alerts and the same write epoch, and both removed members learn that they were removed.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use common::*;
+use crate::common::*;
 
 const NAMES: [&str; 6] = ["Ana", "Bea", "Cleo", "Dora", "Eve", "Fay"];
 

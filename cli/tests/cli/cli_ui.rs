@@ -1,15 +1,13 @@
 //! `lookout ui`: one command starts the node and serves the page on loopback only.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// One HTTP/1.1 request with a deadline; (status line, whole answer).
 fn http(address: &str, path: &str, cookie: Option<&str>) -> (String, String) {

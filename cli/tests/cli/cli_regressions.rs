@@ -3,9 +3,7 @@
 //! store is reopened.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// The control socket's envelope had its own `id` field flattened with `Request`, so
 /// `Request::Retract { id, .. }` and `Request::Corroborate { id, .. }` failed with "duplicate field
