@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use lookout_node::client::Client as NodeClient;
 use lookout_node::control::socket_path;
 use lookout_protocol::membership::Policy;
@@ -116,7 +117,8 @@ async fn browser(width: u32, height: u32) -> Option<Browser> {
     }
     let started = Instant::now();
     loop {
-        match ClientBuilder::native()
+        // chromedriver speaks plain HTTP on loopback: no TLS stack needed (nor OpenSSL to build).
+        match ClientBuilder::new(HttpConnector::new())
             .capabilities(caps.clone())
             .connect(&url)
             .await
