@@ -16,11 +16,7 @@ use super::{Out, Outcome};
 use crate::render::short;
 use crate::session::Context;
 
-/// File in the home holding the running node's process id (so `wipe` can stop it).
-pub const PID_FILE: &str = "node.pid";
-/// File `wipe` leaves in the home before it stops the node, so the node does not tell the
-/// person that their alerts wait on a device that is being erased.
-pub const WIPING_FILE: &str = "wiping";
+pub use lookout_node::device::{PID_FILE, WIPING_FILE};
 /// How long to wait for the network to report listen addresses.
 const LISTEN_PATIENCE: Duration = Duration::from_secs(10);
 
