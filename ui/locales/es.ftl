@@ -132,3 +132,81 @@ wipe-word = BORRAR
 wipe-type = Para borrar, escribe { $value } abajo
 wipe-button = Borrar todo ahora
 wipe-not-confirmed = No se borró nada. Escribe { $value } exactamente.
+
+done-approved = Aprobado.
+corroborations = { $n ->
+    [one] 1 miembro dice que le pasó también
+   *[other] { $n } miembros dicen que les pasó también
+}
+alert-identifiers = Números, matrículas y nombres
+alert-actions = Más
+alert-by = Publicado por { $value }
+alert-on-behalf = por otra persona
+alert-retracted = Retirada: { $value }
+corroborate-note = Me pasó también (nota, opcional)
+retract-reason = ¿Por qué la retiras?
+check-matched = Coincide: { $value }
+post-as-typed = Guardar el número tal como lo escribí
+post-expires = Guardarla durante
+post-on-behalf = Publico esto por otra persona
+post-need-category = Elige qué pasó.
+post-need-description = Cuenta qué pasó.
+when-hours-ago = { $n ->
+    [one] Hace 1 hora
+   *[other] Hace { $n } horas
+}
+when-days-ago = { $n ->
+    [one] Hace 1 día
+   *[other] Hace { $n } días
+}
+expires-default = El tiempo habitual
+expires-days = { $n ->
+    [one] 1 día
+   *[other] { $n } días
+}
+status-collective = Grupo
+status-you = Tú
+status-fingerprint = Huella
+status-connection = Conexión
+status-connected = { $n ->
+    [one] Conectada a 1 miembro
+   *[other] Conectada a { $n } miembros
+}
+status-alone = Ahora no hay conexión con nadie
+status-last-sync = Última actualización
+status-never = Todavía no
+status-waiting = Tus publicaciones que esperan para salir
+role-member = miembro
+role-moderator = moderación
+role-removed = expulsada
+role-waiting = todavía sin admitir
+moderate-title = Moderar
+approve-title = Aprobar a alguien
+approve-label = Pega su código para entrar
+approve-admitted = { $value } ya es miembro.
+approve-recorded = Tu aprobación para { $value } quedó registrada. Hacen falta más aprobaciones.
+approve-already = { $value } ya es miembro.
+invite-title = Su invitación
+invite-hint = Dale esta invitación en privado, en persona si puedes. Puede escanear la imagen.
+invite-qr = Invitación como código QR
+pending-title = Esperando aprobación
+pending-none = No hay nada esperando.
+members-you = tú
+promote = Dar moderación
+demote = Quitar la moderación
+revoke = Expulsar…
+revoke-title = ¿Expulsar a { $value }?
+revoke-warning = { $value } dejará de recibir alertas y no podrá publicar. No se puede deshacer.
+revoke-reason = Por qué (lo ven las demás personas moderadoras)
+revoke-confirm = Sí, expulsar a { $value }
+revoke-not-confirmed = No se expulsó a nadie: usa el botón de la página de confirmación.
+member-unknown = Ese miembro no está en el grupo.
+sheet-title = Hoja de alertas
+sheet-hint = Para imprimir. No muestra nombres de miembros.
+sheet-print = Imprimir
+sheet-printed = Impresa el { $value }
+sheet-severity = Peligro
+sheet-what = Qué pasó
+sheet-who = Quién
+sheet-where-when = Dónde y cuándo
+unlock-run-again = Esta página está bloqueada. Para abrirla otra vez, ejecuta `lookout ui` de nuevo.
