@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -84,8 +83,6 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// How often to sync with a random connected member.
     pub sync_interval: Duration,
-    /// Serve the control socket at this path.
-    pub control_socket: Option<PathBuf>,
     /// Gossip heartbeat (shorter in tests).
     pub gossip_heartbeat: Duration,
 }
@@ -104,7 +101,6 @@ impl Default for NodeConfig {
             peers: Vec::new(),
             mdns: false,
             sync_interval: Duration::from_secs(30),
-            control_socket: None,
             gossip_heartbeat: net::DEFAULT_GOSSIP_HEARTBEAT,
         }
     }
@@ -153,9 +149,6 @@ pub enum StartError {
     /// The network layer failed.
     #[error("network: {0}")]
     Net(#[from] net::NetError),
-    /// The control socket could not be served.
-    #[error("control socket: {0}")]
-    Control(std::io::Error),
 }
 
 /// Start a node around an opened replica. Must be called within a tokio runtime.
@@ -201,11 +194,6 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         commands: commands.clone(),
         peer_id: shared_peer_id.clone(),
     };
-    if let Some(path) = &config.control_socket {
-        crate::control::serve(path, handle.clone())
-            .await
-            .map_err(StartError::Control)?;
-    }
     let event_loop = EventLoop {
         swarm,
         replica,
@@ -294,6 +282,16 @@ impl NodeHandle {
 
 fn stopped() -> ApiError {
     ApiError::new(ErrorCode::Internal, "the node has stopped")
+}
+
+impl crate::client::Transport for NodeHandle {
+    fn execute(
+        &mut self,
+        request: Request,
+    ) -> impl std::future::Future<Output = Result<Response, ApiError>> + Send {
+        let handle = self.clone();
+        async move { handle.execute(request).await }
+    }
 }
 
 /// Which member a dialled address may admit besides those on the roster (see
@@ -387,18 +385,10 @@ impl EventLoop {
 
     /// Close the swarm and the store (flushing it and releasing its lock).
     fn stop(self) {
-        let Self {
-            swarm,
-            replica,
-            config,
-            ..
-        } = self;
+        let Self { swarm, replica, .. } = self;
         drop(swarm);
         if let Err(e) = replica.close() {
             warn!(error = %e, "closing the store on shutdown failed");
-        }
-        if let Some(path) = &config.control_socket {
-            let _ = std::fs::remove_file(path);
         }
         info!("node stopped");
     }

@@ -174,6 +174,7 @@ async fn console_errors(client: &Client) -> Vec<String> {
 /// A collective of a founder (moderator, whose page is served) and `members` more, running.
 struct Scene {
     nodes: Vec<TestNode>,
+    _controls: Vec<lookout_node::control::ControlSocket>,
     ui: SocketAddr,
     url: String,
     _dir: tempfile::TempDir,
@@ -187,10 +188,16 @@ async fn scene(members: usize) -> Scene {
         dir: homes,
         replicas,
     } = collective;
+    let mut controls = Vec::new();
     for replica in replicas {
-        let mut config = test_config();
-        config.control_socket = Some(socket_path(replica.home()));
-        nodes.push(start_node_with(replica, config).await);
+        let home = replica.home().to_path_buf();
+        let node = start_node_with(replica, test_config()).await;
+        controls.push(
+            lookout_node::control::serve(&socket_path(&home), node.handle.clone())
+                .await
+                .unwrap(),
+        );
+        nodes.push(node);
     }
     for node in &nodes[1..] {
         lookout_tests::connect(node, &nodes[0]).await;
@@ -208,6 +215,7 @@ async fn scene(members: usize) -> Scene {
         nodes,
         ui,
         url,
+        _controls: controls,
         _dir: dir,
     }
 }
@@ -721,28 +729,35 @@ async fn phone_pages() {
 /// settings and the fast key derivation).
 #[derive(Default)]
 struct NodeLauncher {
-    node: tokio::sync::Mutex<Option<lookout_node::NodeHandle>>,
+    node: tokio::sync::Mutex<
+        Option<(
+            lookout_node::NodeHandle,
+            lookout_node::control::ControlSocket,
+        )>,
+    >,
 }
 
 impl lookout_ui::Launcher for NodeLauncher {
     fn start(&self, replica: lookout_node::replica::Replica) -> lookout_ui::Pending<'_, ()> {
         Box::pin(async move {
-            let mut config = test_config();
-            config.control_socket = Some(socket_path(replica.home()));
-            let handle = lookout_node::start(replica, config).await.map_err(|e| {
-                lookout_node::api::ApiError::new(
-                    lookout_node::api::ErrorCode::Internal,
-                    e.to_string(),
-                )
-            })?;
-            *self.node.lock().await = Some(handle);
+            let internal = |e: String| {
+                lookout_node::api::ApiError::new(lookout_node::api::ErrorCode::Internal, e)
+            };
+            let home = replica.home().to_path_buf();
+            let handle = lookout_node::start(replica, test_config())
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+            let control = lookout_node::control::serve(&socket_path(&home), handle.clone())
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+            *self.node.lock().await = Some((handle, control));
             Ok(())
         })
     }
 
     fn stop(&self) -> lookout_ui::Pending<'_, ()> {
         Box::pin(async move {
-            if let Some(node) = self.node.lock().await.take() {
+            if let Some((node, _control)) = self.node.lock().await.take() {
                 node.shutdown().await;
             }
             Ok(())

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lookout_node::api::{ApiError, ErrorCode};
+use lookout_node::control::ControlSocket;
 use lookout_node::replica::Replica;
 use lookout_node::NodeHandle;
 use lookout_protocol::passphrase::KdfParams;
@@ -86,7 +87,7 @@ pub async fn ui(
     };
     let served = ui.serve(listener, stop).await;
     let _ = std::fs::remove_file(ctx.home.join(OPEN_FILE));
-    if let Some(node) = launcher.node.lock().await.take() {
+    if let Some((node, _control)) = launcher.node.lock().await.take() {
         node.shutdown().await;
         let _ = std::fs::remove_file(ctx.home.join(PID_FILE));
     }
@@ -100,7 +101,8 @@ pub async fn ui(
 /// Starts the node for the page.
 struct Launcher {
     ctx: Context,
-    node: Mutex<Option<NodeHandle>>,
+    /// The node this process runs, with its control socket.
+    node: Mutex<Option<(NodeHandle, ControlSocket)>>,
 }
 
 impl Launcher {
@@ -117,7 +119,7 @@ impl Launcher {
     /// The node this process runs stops here; one run by another process (`lookout run`) is
     /// stopped as `lookout wipe` stops it.
     async fn halt(&self) -> Result<(), ApiError> {
-        if let Some(node) = self.node.lock().await.take() {
+        if let Some((node, _control)) = self.node.lock().await.take() {
             node.shutdown().await;
             return Ok(());
         }
