@@ -22,9 +22,9 @@ use crate::api::{ApiError, ErrorCode, Event, Request, Response, API_VERSION};
 use crate::node::NodeHandle;
 
 /// Longest request line accepted.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_LINE_BYTES: usize = 64 * 1024;
 /// Most control connections served at once.
-pub const MAX_CLIENTS: usize = 16;
+pub(crate) const MAX_CLIENTS: usize = 16;
 /// File name of the socket inside the home directory.
 pub const SOCKET_NAME: &str = "control.sock";
 

@@ -27,26 +27,26 @@ use crate::sync::{self, Session, Step};
 use lookout_protocol::MemberId;
 
 /// Capacity of the command channel from handles to the loop.
-pub const COMMAND_CAPACITY: usize = 64;
+pub(crate) const COMMAND_CAPACITY: usize = 64;
 /// Capacity of the event broadcast to watchers (slow watchers miss old events).
-pub const EVENT_CAPACITY: usize = 256;
+pub(crate) const EVENT_CAPACITY: usize = 256;
 /// How often periodic work runs.
 pub const TICK: Duration = Duration::from_secs(2);
 /// Most peers dialled from one mDNS discovery event.
-pub const MAX_MDNS_DIALS: usize = 8;
+pub(crate) const MAX_MDNS_DIALS: usize = 8;
 /// Sync requests a peer may get wrong before it is disconnected.
-pub const MAX_STRIKES: u32 = 5;
+pub(crate) const MAX_STRIKES: u32 = 5;
 /// How long a just-removed member stays connected while it is told of its removal.
-pub const FAREWELL: Duration = Duration::from_secs(5);
+pub(crate) const FAREWELL: Duration = Duration::from_secs(5);
 /// How long a connection may stay open without its peer proving membership in the hello.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most connected peers still to prove membership at once.
-pub const MAX_UNPROVEN: usize = 32;
+pub(crate) const MAX_UNPROVEN: usize = 32;
 /// Most connected peers from one IP address (IPv6: one /64) still to prove membership at once.
 pub const MAX_UNPROVEN_PER_IP: usize = 4;
 /// Most peers this node dialled still to prove membership at once (a budget of its own, so
 /// inbound strangers cannot crowd out the node's own hellos to members).
-pub const MAX_UNPROVEN_OUTGOING: usize = 32;
+pub(crate) const MAX_UNPROVEN_OUTGOING: usize = 32;
 
 /// A connected peer that has not proved membership yet.
 struct Unproven {
@@ -59,7 +59,7 @@ struct Unproven {
 
 /// The address as counted against per-address caps: an IPv6 host usually holds a whole /64,
 /// so its /64 counts as one address.
-pub fn address_bucket(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_bucket(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => {
