@@ -288,7 +288,6 @@ async fn start(replica: Replica) -> Result<NodeHandle, ApiError> {
         peers: Vec::new(),
         mdns: false,
         sync_interval: Duration::from_secs(1),
-        control_socket: None,
         gossip_heartbeat: Duration::from_millis(200),
     };
     lookout_node::start(replica, config)

@@ -10,7 +10,7 @@ use lookout_protocol::content::{Category, Severity};
 use lookout_protocol::replica::Refusal;
 
 /// Version of the control protocol; a client sends it with every request.
-pub const API_VERSION: u32 = 1;
+pub(crate) const API_VERSION: u32 = 1;
 
 /// Something a member asks of their node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

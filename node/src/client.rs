@@ -3,7 +3,8 @@
 //!
 //! The same client runs over every way of reaching a replica ([`Transport`]): a running node's
 //! control socket ([`crate::control::Connection`]), a node started in this process
-//! ([`NodeHandle`]) or a store opened directly ([`Replica`]). The CLI and the web interface use
+//! ([`crate::NodeHandle`]) or a store opened directly ([`Replica`]). Each transport implements
+//! the trait beside its own type, so this module depends on the replica only. The CLI and the web interface use
 //! it; a reply of the wrong kind (a node of another version) becomes an [`ApiError`] with
 //! [`ErrorCode::Unsupported`].
 //!
@@ -25,8 +26,6 @@ use crate::api::{
     AlertFilter, AlertView, ApiError, ErrorCode, MembersView, PostDraft, ProposalView, Request,
     Response, StatusView,
 };
-use crate::control::Connection;
-use crate::node::NodeHandle;
 use crate::replica::Replica;
 
 /// A way to have a [`Request`] executed.
@@ -36,25 +35,6 @@ pub trait Transport {
         &mut self,
         request: Request,
     ) -> impl Future<Output = Result<Response, ApiError>> + Send;
-}
-
-impl Transport for Connection {
-    fn execute(
-        &mut self,
-        request: Request,
-    ) -> impl Future<Output = Result<Response, ApiError>> + Send {
-        self.request(request)
-    }
-}
-
-impl Transport for NodeHandle {
-    fn execute(
-        &mut self,
-        request: Request,
-    ) -> impl Future<Output = Result<Response, ApiError>> + Send {
-        let handle = self.clone();
-        async move { handle.execute(request).await }
-    }
 }
 
 impl Transport for Replica {

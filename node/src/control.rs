@@ -22,9 +22,9 @@ use crate::api::{ApiError, ErrorCode, Event, Request, Response, API_VERSION};
 use crate::node::NodeHandle;
 
 /// Longest request line accepted.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_LINE_BYTES: usize = 64 * 1024;
 /// Most control connections served at once.
-pub const MAX_CLIENTS: usize = 16;
+pub(crate) const MAX_CLIENTS: usize = 16;
 /// File name of the socket inside the home directory.
 pub const SOCKET_NAME: &str = "control.sock";
 
@@ -50,8 +50,25 @@ struct Reply {
     err: Option<ApiError>,
 }
 
-/// Serve the control socket at `path` for `node` (in a background task).
-pub async fn serve(path: &Path, node: NodeHandle) -> std::io::Result<()> {
+/// The control socket being served for a node. Dropping it stops accepting connections and
+/// removes the socket file: the program that started the node keeps it as long as the node
+/// runs (the node itself knows nothing of this socket).
+#[must_use = "the control socket is removed when this is dropped"]
+pub struct ControlSocket {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Serve the control socket at `path` for `node` (in a background task, until the returned
+/// [`ControlSocket`] is dropped).
+pub async fn serve(path: &Path, node: NodeHandle) -> std::io::Result<ControlSocket> {
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
             return Err(std::io::Error::new(
@@ -64,7 +81,7 @@ pub async fn serve(path: &Path, node: NodeHandle) -> std::io::Result<()> {
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
@@ -82,7 +99,10 @@ pub async fn serve(path: &Path, node: NodeHandle) -> std::io::Result<()> {
             });
         }
     });
-    Ok(())
+    Ok(ControlSocket {
+        path: path.to_owned(),
+        task,
+    })
 }
 
 async fn handle(stream: UnixStream, node: NodeHandle) -> std::io::Result<()> {
@@ -180,6 +200,15 @@ async fn write_line(
 ) -> std::io::Result<()> {
     write.write_all(line.as_bytes()).await?;
     write.write_all(b"\n").await
+}
+
+impl crate::client::Transport for Connection {
+    fn execute(
+        &mut self,
+        request: Request,
+    ) -> impl std::future::Future<Output = Result<Response, ApiError>> + Send {
+        self.request(request)
+    }
 }
 
 /// A connection to a running node's control socket (wrap it in [`crate::client::Client`] for

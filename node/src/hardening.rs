@@ -14,7 +14,7 @@
 //! fast test KDF.
 
 /// Keeps a debug build dumpable; ignored by release builds.
-pub const INSECURE_DUMPABLE_ENV: &str = "LOOKOUT_INSECURE_DUMPABLE";
+pub(crate) const INSECURE_DUMPABLE_ENV: &str = "LOOKOUT_INSECURE_DUMPABLE";
 
 /// What [`harden_process`] managed to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

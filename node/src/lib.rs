@@ -10,6 +10,7 @@
 pub mod api;
 pub mod client;
 pub mod control;
+pub mod device;
 pub mod dial;
 pub mod hardening;
 pub mod net;

@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -28,26 +27,26 @@ use crate::sync::{self, Session, Step};
 use lookout_protocol::MemberId;
 
 /// Capacity of the command channel from handles to the loop.
-pub const COMMAND_CAPACITY: usize = 64;
+pub(crate) const COMMAND_CAPACITY: usize = 64;
 /// Capacity of the event broadcast to watchers (slow watchers miss old events).
-pub const EVENT_CAPACITY: usize = 256;
+pub(crate) const EVENT_CAPACITY: usize = 256;
 /// How often periodic work runs.
 pub const TICK: Duration = Duration::from_secs(2);
 /// Most peers dialled from one mDNS discovery event.
-pub const MAX_MDNS_DIALS: usize = 8;
+pub(crate) const MAX_MDNS_DIALS: usize = 8;
 /// Sync requests a peer may get wrong before it is disconnected.
-pub const MAX_STRIKES: u32 = 5;
+pub(crate) const MAX_STRIKES: u32 = 5;
 /// How long a just-removed member stays connected while it is told of its removal.
-pub const FAREWELL: Duration = Duration::from_secs(5);
+pub(crate) const FAREWELL: Duration = Duration::from_secs(5);
 /// How long a connection may stay open without its peer proving membership in the hello.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most connected peers still to prove membership at once.
-pub const MAX_UNPROVEN: usize = 32;
+pub(crate) const MAX_UNPROVEN: usize = 32;
 /// Most connected peers from one IP address (IPv6: one /64) still to prove membership at once.
 pub const MAX_UNPROVEN_PER_IP: usize = 4;
 /// Most peers this node dialled still to prove membership at once (a budget of its own, so
 /// inbound strangers cannot crowd out the node's own hellos to members).
-pub const MAX_UNPROVEN_OUTGOING: usize = 32;
+pub(crate) const MAX_UNPROVEN_OUTGOING: usize = 32;
 
 /// A connected peer that has not proved membership yet.
 struct Unproven {
@@ -60,7 +59,7 @@ struct Unproven {
 
 /// The address as counted against per-address caps: an IPv6 host usually holds a whole /64,
 /// so its /64 counts as one address.
-pub fn address_bucket(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_bucket(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => {
@@ -84,8 +83,6 @@ pub struct NodeConfig {
     pub mdns: bool,
     /// How often to sync with a random connected member.
     pub sync_interval: Duration,
-    /// Serve the control socket at this path.
-    pub control_socket: Option<PathBuf>,
     /// Gossip heartbeat (shorter in tests).
     pub gossip_heartbeat: Duration,
 }
@@ -104,7 +101,6 @@ impl Default for NodeConfig {
             peers: Vec::new(),
             mdns: false,
             sync_interval: Duration::from_secs(30),
-            control_socket: None,
             gossip_heartbeat: net::DEFAULT_GOSSIP_HEARTBEAT,
         }
     }
@@ -153,9 +149,6 @@ pub enum StartError {
     /// The network layer failed.
     #[error("network: {0}")]
     Net(#[from] net::NetError),
-    /// The control socket could not be served.
-    #[error("control socket: {0}")]
-    Control(std::io::Error),
 }
 
 /// Start a node around an opened replica. Must be called within a tokio runtime.
@@ -201,11 +194,6 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         commands: commands.clone(),
         peer_id: shared_peer_id.clone(),
     };
-    if let Some(path) = &config.control_socket {
-        crate::control::serve(path, handle.clone())
-            .await
-            .map_err(StartError::Control)?;
-    }
     let event_loop = EventLoop {
         swarm,
         replica,
@@ -294,6 +282,16 @@ impl NodeHandle {
 
 fn stopped() -> ApiError {
     ApiError::new(ErrorCode::Internal, "the node has stopped")
+}
+
+impl crate::client::Transport for NodeHandle {
+    fn execute(
+        &mut self,
+        request: Request,
+    ) -> impl std::future::Future<Output = Result<Response, ApiError>> + Send {
+        let handle = self.clone();
+        async move { handle.execute(request).await }
+    }
 }
 
 /// Which member a dialled address may admit besides those on the roster (see
@@ -387,18 +385,10 @@ impl EventLoop {
 
     /// Close the swarm and the store (flushing it and releasing its lock).
     fn stop(self) {
-        let Self {
-            swarm,
-            replica,
-            config,
-            ..
-        } = self;
+        let Self { swarm, replica, .. } = self;
         drop(swarm);
         if let Err(e) = replica.close() {
             warn!(error = %e, "closing the store on shutdown failed");
-        }
-        if let Some(path) = &config.control_socket {
-            let _ = std::fs::remove_file(path);
         }
         info!("node stopped");
     }

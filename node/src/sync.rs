@@ -18,11 +18,11 @@ use crate::replica::{Ingested, Replica, SetKind, WireItem};
 /// Most ids in one fetch.
 pub const MAX_FETCH_IDS: usize = 512;
 /// Most bytes of items in one response (below the transport's 4 MiB response cap).
-pub const MAX_ITEMS_BYTES: usize = 3 * 1024 * 1024;
+pub(crate) const MAX_ITEMS_BYTES: usize = 3 * 1024 * 1024;
 /// Most bytes of items in one push request (below the transport's 256 KiB request cap).
-pub const MAX_PUSH_BYTES: usize = 200 * 1024;
+pub(crate) const MAX_PUSH_BYTES: usize = 200 * 1024;
 /// Most reconciliation rounds for one set before the session gives up.
-pub const MAX_ROUNDS: usize = 32;
+pub(crate) const MAX_ROUNDS: usize = 32;
 /// Limits for reconciliation messages.
 pub const RECONCILE_LIMITS: Limits = Limits {
     max_message_bytes: 60 * 1024,
@@ -223,7 +223,7 @@ pub fn request_kind(request: &[u8]) -> Option<SetKind> {
 
 /// A push of the newest membership ops (within [`MAX_PUSH_BYTES`]): sent to a member who was
 /// just removed, so its node learns of the removal before it is disconnected.
-pub fn membership_push(replica: &mut Replica) -> Vec<u8> {
+pub(crate) fn membership_push(replica: &mut Replica) -> Vec<u8> {
     let ids: Vec<[u8; 32]> = replica
         .sync_items(SetKind::Ops)
         .iter()

@@ -172,7 +172,6 @@ pub fn test_config() -> NodeConfig {
         peers: Vec::new(),
         mdns: false,
         sync_interval: Duration::from_secs(1),
-        control_socket: None,
         gossip_heartbeat: Duration::from_millis(200),
     }
 }

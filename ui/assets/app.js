@@ -75,5 +75,24 @@
     q.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(ask, 250); });
   }
 
+  // How guessable a new passphrase is, as it is typed (POST: it never lands in an address).
+  const pass = document.getElementById("w-passphrase");
+  const meter = document.getElementById("strength");
+  if (pass && meter) {
+    const name = document.getElementById("w-name");
+    let timer = null;
+    let asked = 0;
+    const ask = () => {
+      const mine = ++asked;
+      const body = new URLSearchParams({ csrf: csrf, name: name ? name.value : "", passphrase: pass.value });
+      fetch("/welcome/strength", { method: "POST", credentials: "same-origin", body: body,
+        headers: { "x-csrf-token": csrf } })
+        .then((r) => (r.ok ? r.text() : ""))
+        .then((text) => { if (mine === asked) meter.innerHTML = text; })
+        .catch(() => {});
+    };
+    pass.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(ask, 250); });
+  }
+
   document.getElementById("print")?.addEventListener("click", () => window.print());
 })();

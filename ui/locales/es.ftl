@@ -90,3 +90,123 @@ unlock-title = Bloqueado
 unlock-passphrase = Frase de contraseña
 unlock-button = Desbloquear
 unlock-wrong = Frase de contraseña incorrecta. Inténtalo otra vez.
+done-founded = Tu grupo está listo. Eres su primera persona moderadora.
+done-joined = Ya estás dentro. Tu dispositivo está trayendo los miembros y las alertas; puede tardar un minuto.
+welcome-title = Bienvenida
+welcome-intro = Este dispositivo todavía no tiene identidad. Elige un nombre y una frase de contraseña.
+welcome-name = Tu nombre en el grupo
+welcome-name-hint = Mejor un apodo. Los demás miembros lo ven.
+welcome-passphrase = Elige una frase de contraseña
+welcome-passphrase-hint = La necesitas cada vez. Nadie puede recuperarla. Lo mejor son cuatro o cinco palabras sin relación.
+welcome-again = Escribe la frase de contraseña otra vez
+welcome-button = Crear mi identidad
+welcome-need-name = Elige un nombre.
+welcome-passphrases-differ = Las dos frases de contraseña no son iguales. No se creó nada.
+welcome-too-weak = Esta frase de contraseña es fácil de adivinar. Quien se lleve este dispositivo podría encontrarla. Elige cuatro o cinco palabras sin relación. No se creó nada.
+strength-0 = Muy fácil de adivinar
+strength-1 = Fácil de adivinar
+strength-2 = Todavía demasiado fácil de adivinar
+strength-3 = Difícil de adivinar
+strength-4 = Muy difícil de adivinar
+enrol-title = Hola, { $value }
+certificate-title = Tu código de emergencia
+certificate-hint = Si pierdes este dispositivo o te lo quitan, cualquier miembro puede usar este código para bloquear tu identidad. Apúntalo o guárdalo lejos de este dispositivo. Solo se muestra ahora.
+found-title = Empezar un grupo nuevo
+found-hint = Pasas a moderar el grupo. Después apruebas a las personas que piden entrar.
+found-name = Nombre del grupo
+found-country = País para los números sin +país (dos letras, opcional)
+found-button = Empezar el grupo
+found-need-name = Ponle un nombre al grupo.
+join-title = Entrar en un grupo
+join-hint = Muestra este código a quien modera, en persona o por un mensaje privado. Puede escanear la imagen.
+join-fingerprint = Lee estos números en voz alta a quien modera. Comprueba que ve los mismos.
+join-code = Tu código para entrar
+join-qr = Tu código para entrar como código QR
+join-invite = Cuando te aprueben, pega aquí la invitación que te dieron
+join-button = Entrar
+join-need-invite = Pega la invitación que te dieron.
+wipe-link = Borrado de emergencia…
+wipe-title = Borrar todo
+wipe-warning = Esto borra tu identidad, tu grupo y todas las alertas de este dispositivo, para siempre. No se puede deshacer.
+wipe-word = BORRAR
+wipe-type = Para borrar, escribe { $value } abajo
+wipe-button = Borrar todo ahora
+wipe-not-confirmed = No se borró nada. Escribe { $value } exactamente.
+
+done-approved = Aprobado.
+corroborations = { $n ->
+    [one] 1 miembro dice que le pasó también
+   *[other] { $n } miembros dicen que les pasó también
+}
+alert-identifiers = Números, matrículas y nombres
+alert-actions = Más
+alert-by = Publicado por { $value }
+alert-on-behalf = por otra persona
+alert-retracted = Retirada: { $value }
+corroborate-note = Me pasó también (nota, opcional)
+retract-reason = ¿Por qué la retiras?
+check-matched = Coincide: { $value }
+post-as-typed = Guardar el número tal como lo escribí
+post-expires = Guardarla durante
+post-on-behalf = Publico esto por otra persona
+post-need-category = Elige qué pasó.
+post-need-description = Cuenta qué pasó.
+when-hours-ago = { $n ->
+    [one] Hace 1 hora
+   *[other] Hace { $n } horas
+}
+when-days-ago = { $n ->
+    [one] Hace 1 día
+   *[other] Hace { $n } días
+}
+expires-default = El tiempo habitual
+expires-days = { $n ->
+    [one] 1 día
+   *[other] { $n } días
+}
+status-collective = Grupo
+status-you = Tú
+status-fingerprint = Huella
+status-connection = Conexión
+status-connected = { $n ->
+    [one] Conectada a 1 miembro
+   *[other] Conectada a { $n } miembros
+}
+status-alone = Ahora no hay conexión con nadie
+status-last-sync = Última actualización
+status-never = Todavía no
+status-waiting = Tus publicaciones que esperan para salir
+role-member = miembro
+role-moderator = moderación
+role-removed = expulsada
+role-waiting = todavía sin admitir
+moderate-title = Moderar
+approve-title = Aprobar a alguien
+approve-label = Pega su código para entrar
+approve-admitted = { $value } ya es miembro.
+approve-recorded = Tu aprobación para { $value } quedó registrada. Hacen falta más aprobaciones.
+approve-already = { $value } ya es miembro.
+invite-title = Su invitación
+invite-hint = Dale esta invitación en privado, en persona si puedes. Puede escanear la imagen.
+invite-qr = Invitación como código QR
+pending-title = Esperando aprobación
+pending-none = No hay nada esperando.
+members-you = tú
+promote = Dar moderación
+demote = Quitar la moderación
+revoke = Expulsar…
+revoke-title = ¿Expulsar a { $value }?
+revoke-warning = { $value } dejará de recibir alertas y no podrá publicar. No se puede deshacer.
+revoke-reason = Por qué (lo ven las demás personas moderadoras)
+revoke-confirm = Sí, expulsar a { $value }
+revoke-not-confirmed = No se expulsó a nadie: usa el botón de la página de confirmación.
+member-unknown = Ese miembro no está en el grupo.
+sheet-title = Hoja de alertas
+sheet-hint = Para imprimir. No muestra nombres de miembros.
+sheet-print = Imprimir
+sheet-printed = Impresa el { $value }
+sheet-severity = Peligro
+sheet-what = Qué pasó
+sheet-who = Quién
+sheet-where-when = Dónde y cuándo
+unlock-run-again = Esta página está bloqueada. Para abrirla otra vez, ejecuta `lookout ui` de nuevo.

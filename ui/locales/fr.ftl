@@ -88,3 +88,125 @@ unlock-title = Verrouillé
 unlock-passphrase = Phrase secrète
 unlock-button = Déverrouiller
 unlock-wrong = Phrase secrète incorrecte. Réessayez.
+done-founded = Votre groupe est prêt. Vous en êtes la première personne modératrice.
+done-joined = Vous avez rejoint le groupe. Votre appareil récupère les membres et les alertes ; cela peut prendre une minute.
+welcome-title = Bienvenue
+welcome-intro = Cet appareil n’a pas encore d’identité. Choisissez un nom et une phrase secrète.
+welcome-name = Votre nom dans le groupe
+welcome-name-hint = Un surnom, c’est mieux. Les autres membres le voient.
+welcome-passphrase = Choisissez une phrase secrète
+welcome-passphrase-hint = Il vous la faut à chaque fois. Personne ne peut la retrouver. Le mieux : quatre ou cinq mots sans rapport entre eux.
+welcome-again = Tapez la phrase secrète encore une fois
+welcome-button = Créer mon identité
+welcome-need-name = Choisissez un nom.
+welcome-passphrases-differ = Les deux phrases secrètes ne sont pas les mêmes. Rien n’a été créé.
+welcome-too-weak = Cette phrase secrète est facile à deviner. Quelqu’un qui prend cet appareil pourrait la trouver. Choisissez quatre ou cinq mots sans rapport. Rien n’a été créé.
+strength-0 = Très facile à deviner
+strength-1 = Facile à deviner
+strength-2 = Encore trop facile à deviner
+strength-3 = Difficile à deviner
+strength-4 = Très difficile à deviner
+enrol-title = Bonjour, { $value }
+certificate-title = Votre code d’urgence
+certificate-hint = Si cet appareil est perdu ou pris, n’importe quel membre peut utiliser ce code pour bloquer votre identité. Notez-le ou gardez-le loin de cet appareil. Il n’est montré que maintenant.
+found-title = Créer un nouveau groupe
+found-hint = Vous devenez modératrice du groupe. Ensuite, vous approuvez les personnes qui demandent à entrer.
+found-name = Nom du groupe
+found-country = Pays des numéros sans +pays (deux lettres, facultatif)
+found-button = Créer le groupe
+found-need-name = Donnez un nom au groupe.
+join-title = Rejoindre un groupe
+join-hint = Montrez ce code à une personne qui modère, en personne ou par message privé. Elle peut scanner l’image.
+join-fingerprint = Lisez ces chiffres à voix haute à la personne qui modère. Elle vérifie qu’elle voit les mêmes.
+join-code = Votre code pour rejoindre
+join-qr = Votre code pour rejoindre en code QR
+join-invite = Une fois approuvée, collez ici l’invitation reçue
+join-button = Rejoindre
+join-need-invite = Collez l’invitation que vous avez reçue.
+wipe-link = Effacement d’urgence…
+wipe-title = Tout effacer
+wipe-warning = Cela efface votre identité, votre groupe et toutes les alertes de cet appareil, pour toujours. C’est irréversible.
+wipe-word = EFFACER
+wipe-type = Pour effacer, tapez { $value } ci-dessous
+wipe-button = Tout effacer maintenant
+wipe-not-confirmed = Rien n’a été effacé. Tapez { $value } exactement.
+
+done-approved = Approuvé.
+done-revoked = Retiré. Cette personne ne reçoit plus d’alertes.
+done-proposed = Proposé. D’autres personnes modératrices devront peut-être approuver.
+corroborations = { $n ->
+    [one] 1 membre dit que c’est aussi arrivé
+   *[other] { $n } membres disent que c’est aussi arrivé
+}
+alert-identifiers = Numéros, plaques et noms
+alert-actions = Plus
+alert-by = Publiée par { $value }
+alert-on-behalf = pour quelqu’un d’autre
+alert-retracted = Retirée : { $value }
+corroborate-note = Ça m’est arrivé aussi (note, facultatif)
+retract-reason = Pourquoi la retirer ?
+check-matched = Correspond : { $value }
+post-as-typed = Garder le numéro tel que je l’ai tapé
+post-expires = La garder pendant
+post-on-behalf = Je publie ceci pour quelqu’un d’autre
+post-need-category = Choisissez ce qui s’est passé.
+post-need-description = Dites ce qui s’est passé.
+when-hours-ago = { $n ->
+    [one] Il y a 1 heure
+   *[other] Il y a { $n } heures
+}
+when-days-ago = { $n ->
+    [one] Il y a 1 jour
+   *[other] Il y a { $n } jours
+}
+expires-default = La durée habituelle
+expires-days = { $n ->
+    [one] 1 jour
+   *[other] { $n } jours
+}
+status-collective = Groupe
+status-you = Vous
+status-fingerprint = Empreinte
+status-connection = Connexion
+status-connected = { $n ->
+    [one] Connectée à 1 membre
+   *[other] Connectée à { $n } membres
+}
+status-alone = Connectée à personne pour le moment
+status-last-sync = Dernière mise à jour
+status-never = Pas encore
+status-waiting = Vos publications en attente d’envoi
+role-member = membre
+role-moderator = modération
+role-removed = retirée
+role-waiting = pas encore admise
+moderate-title = Modérer
+approve-title = Approuver quelqu’un
+approve-label = Collez son code pour rejoindre
+approve-admitted = { $value } est maintenant membre.
+approve-recorded = Votre approbation pour { $value } est enregistrée. Il en faut d’autres.
+approve-already = { $value } est déjà membre.
+invite-title = Son invitation
+invite-hint = Donnez-lui cette invitation en privé, en personne si possible. Elle peut scanner l’image.
+invite-qr = L’invitation en code QR
+pending-title = En attente d’approbation
+pending-none = Rien n’est en attente.
+members-you = vous
+promote = Donner la modération
+demote = Retirer la modération
+revoke = Retirer…
+revoke-title = Retirer { $value } ?
+revoke-warning = { $value } ne recevra plus d’alertes et ne pourra plus publier. C’est irréversible.
+revoke-reason = Pourquoi (les autres personnes modératrices le voient)
+revoke-confirm = Oui, retirer { $value }
+revoke-not-confirmed = Personne n’a été retiré : utilisez le bouton de la page de confirmation.
+member-unknown = Ce membre n’est pas dans le groupe.
+sheet-title = Fiche d’alertes
+sheet-hint = Pour imprimer. Elle ne montre aucun nom de membre.
+sheet-print = Imprimer
+sheet-printed = Imprimée le { $value }
+sheet-severity = Danger
+sheet-what = Ce qui s’est passé
+sheet-who = Qui
+sheet-where-when = Où et quand
+unlock-run-again = Cette page est verrouillée. Pour la rouvrir, lancez `lookout ui` à nouveau.

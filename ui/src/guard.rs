@@ -123,6 +123,15 @@ impl Guard {
         inner.token = None;
     }
 
+    /// After a wipe: end every session, retire the token and forget the passphrase, so nothing
+    /// opens the interface again in this launch.
+    pub fn forget(&self) {
+        let mut inner = self.lock();
+        inner.sessions.clear();
+        inner.token = None;
+        inner.verifier = None;
+    }
+
     /// Whether a quick exit locked the interface.
     pub fn is_locked(&self) -> bool {
         self.lock().token.is_none()

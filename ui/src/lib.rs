@@ -20,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+mod first_run;
 pub mod guard;
 pub mod i18n;
 mod pages;
@@ -33,16 +34,25 @@ use std::sync::Arc;
 
 use axum::Router;
 use lookout_node::api::ApiError;
-use zeroize::Zeroizing;
+use lookout_node::replica::Replica;
+use lookout_protocol::passphrase::KdfParams;
 
-/// Starts the node for this home with a passphrase typed in the browser (given by the program
-/// that serves the interface, which knows how to run a node).
+/// A future the [`Launcher`] returns.
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 'a>>;
+
+/// Runs the node for this home (given by the program that serves the interface, which knows
+/// how to run a node; `lookout ui` runs it in its own process).
 pub trait Launcher: Send + Sync {
-    /// Open the store with `passphrase` and start the node with its control socket.
-    fn unlock(
-        &self,
-        passphrase: Zeroizing<String>,
-    ) -> Pin<Box<dyn Future<Output = Result<(), ApiError>> + Send + '_>>;
+    /// Start the node around `replica` (opened with the passphrase typed in the page, and in
+    /// a collective), with its control socket.
+    fn start(&self, replica: Replica) -> Pending<'_, ()>;
+    /// Stop the node serving this home, whichever process runs it, and return once it has
+    /// let go of the store (before a wipe).
+    fn stop(&self) -> Pending<'_, ()>;
+    /// Key-derivation settings for a new identity's store.
+    fn kdf(&self) -> KdfParams {
+        KdfParams::DEFAULT
+    }
 }
 
 /// Everything the handlers share.
@@ -52,6 +62,8 @@ pub struct AppState {
     pub(crate) catalog: Arc<i18n::Catalog>,
     pub(crate) home: Arc<PathBuf>,
     pub(crate) launcher: Option<Arc<dyn Launcher>>,
+    /// The store of a device with an identity but no collective yet, between the steps.
+    pub(crate) enrolling: Arc<tokio::sync::Mutex<Option<first_run::Enrolling>>>,
 }
 
 /// One launch of the interface.
@@ -84,6 +96,7 @@ impl Ui {
                 catalog: Arc::new(i18n::Catalog::load()),
                 home: Arc::new(home),
                 launcher,
+                enrolling: Arc::default(),
             },
             url,
         })
@@ -111,9 +124,15 @@ impl Ui {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
+        let enrolling = self.state.enrolling.clone();
+        let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        // A store still waiting for a collective is closed cleanly.
+        if let Some(pending) = enrolling.lock().await.take() {
+            let _ = pending.replica.close();
+        }
+        served
     }
 }
 

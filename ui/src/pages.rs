@@ -15,12 +15,14 @@ use futures::Stream;
 use lookout_node::api::{AlertFilter, AlertView, ApiError, ErrorCode, Event, PostDraft};
 use lookout_node::client::Client;
 use lookout_node::control::Connection;
-use lookout_node::replica::now;
+use lookout_node::replica::{now, Replica};
+use lookout_node::store::Store;
 use lookout_protocol::content::{Category, Group, Severity};
 use rust_embed::RustEmbed;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::first_run::{self, Enrolling};
 use crate::guard::{self, Session};
 use crate::i18n::Tr;
 use crate::text::clean;
@@ -55,6 +57,15 @@ pub fn routes(state: AppState) -> Router {
         .route("/login", get(login))
         .route("/unlock", get(unlock_page).post(unlock))
         .route("/start", get(start_page).post(start))
+        .route(
+            "/welcome",
+            get(first_run::welcome_page).post(first_run::create),
+        )
+        .route("/welcome/strength", post(first_run::strength))
+        .route("/enrol", get(first_run::enrol_page))
+        .route("/found", post(first_run::found))
+        .route("/join", post(first_run::join))
+        .route("/wipe", get(first_run::wipe_page).post(first_run::wipe))
         .route("/assets/{file}", get(asset))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -82,23 +93,28 @@ pub struct FeedFilter {
 
 /// The page frame: language, CSRF token, navigation, role.
 pub struct Chrome {
-    t: Tr,
-    csrf: String,
-    path: &'static str,
-    languages: Vec<LangOption>,
-    moderator: bool,
-    notice: String,
+    pub(crate) t: Tr,
+    pub(crate) csrf: String,
+    pub(crate) path: &'static str,
+    pub(crate) languages: Vec<LangOption>,
+    pub(crate) moderator: bool,
+    pub(crate) notice: String,
 }
 
 /// One entry of the language switch.
 pub struct LangOption {
-    code: String,
-    name: String,
-    selected: bool,
+    pub(crate) code: String,
+    pub(crate) name: String,
+    pub(crate) selected: bool,
 }
 
 impl Chrome {
-    fn new(state: &AppState, session: &Session, headers: &HeaderMap, path: &'static str) -> Self {
+    pub(crate) fn new(
+        state: &AppState,
+        session: &Session,
+        headers: &HeaderMap,
+        path: &'static str,
+    ) -> Self {
         let lang = session.lang.clone().unwrap_or_else(|| {
             let accept = headers
                 .get(header::ACCEPT_LANGUAGE)
@@ -127,7 +143,12 @@ impl Chrome {
         }
     }
 
-    fn nav(&self, target: &str) -> &'static str {
+    /// A first-run page (no identity or no collective yet): nothing to navigate to.
+    pub(crate) fn setup(&self) -> bool {
+        matches!(self.path, "/welcome" | "/enrol")
+    }
+
+    pub(crate) fn nav(&self, target: &str) -> &'static str {
         if self.path == target {
             "page"
         } else {
@@ -137,7 +158,7 @@ impl Chrome {
 }
 
 /// Render a template into a page (an error page if rendering fails).
-fn page(template: impl Template) -> Response {
+pub(crate) fn page(template: impl Template) -> Response {
     match template.render() {
         Ok(html) => Html(html).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.\n").into_response(),
@@ -145,7 +166,7 @@ fn page(template: impl Template) -> Response {
 }
 
 /// What a handler can fail with.
-enum Failure {
+pub(crate) enum Failure {
     /// No node runs for this home: ask for the passphrase to start it.
     NotRunning,
     /// The node refused or failed.
@@ -192,7 +213,7 @@ async fn framed(state: &AppState, chrome: &mut Chrome) -> Result<Client<Connecti
     Ok(client)
 }
 
-fn failed(chrome: Chrome, failure: Failure) -> Response {
+pub(crate) fn failed(chrome: Chrome, failure: Failure) -> Response {
     match failure {
         Failure::NotRunning => Redirect::to("/start").into_response(),
         Failure::Api(error) => {
@@ -362,7 +383,7 @@ fn notice(t: &Tr, done: Option<&str>) -> String {
     match done {
         Some(
             what @ ("posted" | "retracted" | "corroborated" | "approved" | "revoked" | "proposed"
-            | "unlocked"),
+            | "unlocked" | "founded" | "joined"),
         ) => t.msg(&format!("done-{what}")),
         _ => String::new(),
     }
@@ -790,8 +811,10 @@ async fn status(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
     headers: HeaderMap,
+    Query(done): Query<Done>,
 ) -> Response {
     let mut c = Chrome::new(&state, &session, &headers, "/status");
+    c.notice = notice(&c.t, done.done.as_deref());
     let result = async {
         let mut client = client(&state).await?;
         Ok::<_, Failure>(client.status().await?)
@@ -922,7 +945,7 @@ async fn moderate_page(
 }
 
 /// A QR code as an inline SVG (made here from a code; no member text in it).
-fn qr_svg(code: &str) -> String {
+pub(crate) fn qr_svg(code: &str) -> String {
     qrcode::QrCode::new(code.as_bytes())
         .map(|qr| {
             qr.render::<qrcode::render::svg::Color<'_>>()
@@ -1104,7 +1127,17 @@ struct LangForm {
     back: String,
 }
 
-const PAGES: &[&str] = &["/", "/check", "/post", "/status", "/moderate", "/sheet"];
+const PAGES: &[&str] = &[
+    "/",
+    "/check",
+    "/post",
+    "/status",
+    "/moderate",
+    "/sheet",
+    "/welcome",
+    "/enrol",
+    "/wipe",
+];
 
 async fn set_lang(
     State(state): State<AppState>,
@@ -1240,6 +1273,12 @@ async fn start_page(
     if Connection::connect(&state.home).await.is_some() {
         return Redirect::to("/").into_response();
     }
+    if state.enrolling.lock().await.is_some() {
+        return Redirect::to("/enrol").into_response();
+    }
+    if !Store::exists(&state.home) {
+        return Redirect::to("/welcome").into_response();
+    }
     page(UnlockPage {
         c: Chrome::new(&state, &session, &headers, "/start"),
         action: "/start",
@@ -1248,6 +1287,8 @@ async fn start_page(
     })
 }
 
+/// Open the store with the passphrase typed here, then start the node (or, for a device not
+/// yet in a collective, go on to founding or joining).
 async fn start(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
@@ -1259,7 +1300,32 @@ async fn start(
     let Some(launcher) = state.launcher.clone() else {
         return Redirect::to("/start").into_response();
     };
-    match launcher.unlock(passphrase.clone()).await {
+    if Connection::connect(&state.home).await.is_some() {
+        return Redirect::to("/").into_response();
+    }
+    let home = state.home.to_path_buf();
+    let secret = passphrase.clone();
+    let opened = tokio::task::spawn_blocking(move || Replica::open(&home, secret.as_bytes()))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::new(ErrorCode::Internal, e.to_string())));
+    let started = match opened {
+        Ok(replica) if replica.membership().is_none() => {
+            state.guard.remember_passphrase(passphrase.as_bytes());
+            *state.enrolling.lock().await = Some(Enrolling {
+                replica,
+                certificate: None,
+            });
+            return Redirect::to("/enrol").into_response();
+        }
+        Ok(replica) => launcher.start(replica).await,
+        // The duress passphrase erased the store: from here on this is a device without
+        // Lookout, as the CLI shows it.
+        Err(error) if error.code == ErrorCode::NotInitialized => {
+            return Redirect::to("/welcome").into_response();
+        }
+        Err(error) => Err(error),
+    };
+    match started {
         Ok(()) => {
             state.guard.remember_passphrase(passphrase.as_bytes());
             Redirect::to("/?done=unlocked").into_response()

@@ -7,20 +7,18 @@ use std::time::{Duration, Instant};
 
 use lookout_node::api::{ApiError, ErrorCode};
 use lookout_node::replica::{now, Replica};
-use lookout_node::store::{Store, StoreError};
+use lookout_node::store::Store;
 use lookout_protocol::invite::JoinRequest;
 use lookout_protocol::membership::Policy;
 use serde_json::json;
 
-use super::{request, Out, Outcome, PID_FILE, WIPING_FILE};
+use super::{request, Out, Outcome};
 use crate::codes::{self, CodeKind};
 use crate::render;
 use crate::session::Context;
 
-/// File name of the self-revocation certificate when `--revocation-cert` is not given.
-pub const CERTIFICATE_FILE: &str = "revocation-certificate.txt";
-/// How long `wipe` waits for a running node to stop.
-const STOP_PATIENCE: Duration = Duration::from_secs(15);
+pub use lookout_node::device::CERTIFICATE_FILE;
+use lookout_node::device::STOP_PATIENCE;
 
 /// `lookout init`.
 pub fn init(
@@ -367,47 +365,7 @@ pub async fn wipe(ctx: &Context, yes: bool, out: Out) -> Result<Outcome, ApiErro
         out.text("Nothing was erased.\n");
         return Ok(Outcome::Done);
     }
-    // The key first, before anything that can wait or fail (stopping a node that hangs, a
-    // lock): from this moment nothing on disk can be read, with or without the passphrase.
-    let _ = std::fs::write(home.join(WIPING_FILE), b"");
-    let shredded = Store::shred_key(home).map_err(lookout_node::replica::store_error)?;
-    if ctx.node_running().await {
-        if let Err(e) = stop_node(ctx).await {
-            return Err(if shredded {
-                ApiError::new(
-                    e.code,
-                    format!(
-                        "the data is already unreadable (its key is destroyed), but {}; stop it and run `lookout wipe` again to remove the files",
-                        e.message.trim_start_matches("a Lookout node is running for this home and ")
-                    ),
-                )
-            } else {
-                e
-            });
-        }
-    }
-    let started = Instant::now();
-    let report = loop {
-        match Store::wipe_home(home) {
-            Ok(report) => break report,
-            Err(StoreError::Locked { .. }) if started.elapsed() < STOP_PATIENCE => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(StoreError::NotFound { .. }) => return Err(nothing_there()),
-            Err(e) => return Err(lookout_node::replica::store_error(e)),
-        }
-    };
-    // Files the CLI itself leaves in the home. The certificate copy in the home goes too: on a
-    // seized device it would only prove membership; the user was told to keep another copy.
-    for name in [
-        CERTIFICATE_FILE,
-        PID_FILE,
-        WIPING_FILE,
-        lookout_node::control::SOCKET_NAME,
-    ] {
-        let _ = std::fs::remove_file(home.join(name));
-    }
-    let _ = std::fs::remove_dir(home);
+    let report = erase(ctx).await?;
     if out.json {
         out.json(&json!({
             "wiped": true,
@@ -422,6 +380,12 @@ pub async fn wipe(ctx: &Context, yes: bool, out: Out) -> Result<Outcome, ApiErro
         ));
     }
     Ok(Outcome::Done)
+}
+
+/// Erase this home (the path `lookout wipe` and the web interface's emergency wipe share): a
+/// node serving it from another process is stopped with a signal.
+pub(crate) async fn erase(ctx: &Context) -> Result<lookout_node::store::WipeReport, ApiError> {
+    lookout_node::device::wipe(&ctx.home, async || stop_node(ctx).await).await
 }
 
 fn confirm_wipe(home: &Path) -> Result<bool, ApiError> {
@@ -446,7 +410,7 @@ fn confirm_wipe(home: &Path) -> Result<bool, ApiError> {
 }
 
 /// Ask the running node (the process serving this home's control socket) to stop, and wait.
-async fn stop_node(ctx: &Context) -> Result<(), ApiError> {
+pub(crate) async fn stop_node(ctx: &Context) -> Result<(), ApiError> {
     let busy = || {
         ApiError::new(
             ErrorCode::Busy,
@@ -578,14 +542,13 @@ pub fn set_duress(
 /// Refuse a passphrase that someone holding this device could guess (an estimate by zxcvbn of
 /// under about 10^10 guesses), in one sentence, before anything is created.
 fn refuse_weak(passphrase: &str, name: &str, nothing: &str) -> Result<(), ApiError> {
-    let estimate = zxcvbn::zxcvbn(passphrase, &[name, "lookout", "Lookout"]);
-    if estimate.score() >= zxcvbn::Score::Three {
+    let estimate = lookout_node::device::strength(passphrase, name);
+    if !estimate.guessable() {
         return Ok(());
     }
     let why = estimate
-        .feedback()
-        .and_then(|f| f.warning())
-        .map(|w| format!(" ({})", w.to_string().trim_end_matches('.').to_lowercase()))
+        .warning
+        .map(|w| format!(" ({})", w.trim_end_matches('.').to_lowercase()))
         .unwrap_or_default();
     Err(ApiError::new(
         ErrorCode::InvalidInput,

@@ -15,7 +15,7 @@ use crate::render::Style;
 use crate::session::{Context, Session};
 
 pub use crate::out::{Out, Outcome};
-pub use run::{PID_FILE, WIPING_FILE};
+pub use run::PID_FILE;
 
 /// Run the parsed command line.
 pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {

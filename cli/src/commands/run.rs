@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 use lookout_node::api::{ApiError, ErrorCode, Event};
+use lookout_node::control::{self, ControlSocket};
 use lookout_node::node::StartError;
-use lookout_node::{control, NodeConfig, NodeHandle};
+use lookout_node::{NodeConfig, NodeHandle};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -16,11 +17,7 @@ use super::{Out, Outcome};
 use crate::render::short;
 use crate::session::Context;
 
-/// File in the home holding the running node's process id (so `wipe` can stop it).
-pub const PID_FILE: &str = "node.pid";
-/// File `wipe` leaves in the home before it stops the node, so the node does not tell the
-/// person that their alerts wait on a device that is being erased.
-pub const WIPING_FILE: &str = "wiping";
+pub use lookout_node::device::{PID_FILE, WIPING_FILE};
 /// How long to wait for the network to report listen addresses.
 const LISTEN_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -65,14 +62,14 @@ pub async fn run(
         peers,
         mdns,
         sync_interval: Duration::from_secs(sync_interval.max(1)),
-        control_socket: Some(control::socket_path(&ctx.home)),
         ..NodeConfig::default()
     };
-    let handle = start_node(ctx, replica, config).await?;
+    let (handle, control) = start_node(ctx, replica, config).await?;
     let pid_path = ctx.home.join(PID_FILE);
 
     let result = serve(&handle, &before, out).await;
     handle.shutdown().await;
+    drop(control);
     let _ = std::fs::remove_file(&pid_path);
     result?;
     if !out.json {
@@ -85,24 +82,39 @@ pub async fn run(
     Ok(Outcome::Done)
 }
 
-/// Start the node with its control socket and note its process id (so `wipe` can stop it).
+/// Start the node, serve its control socket beside it, and note the process id (so `wipe` can
+/// stop it). The socket is removed when the returned [`ControlSocket`] is dropped.
 async fn start_node(
     ctx: &Context,
     replica: lookout_node::replica::Replica,
     config: NodeConfig,
-) -> Result<NodeHandle, ApiError> {
+) -> Result<(NodeHandle, ControlSocket), ApiError> {
     let handle = lookout_node::start(replica, config)
         .await
         .map_err(start_error)?;
+    let control = match control::serve(&control::socket_path(&ctx.home), handle.clone()).await {
+        Ok(control) => control,
+        Err(e) => {
+            handle.shutdown().await;
+            return Err(if e.kind() == std::io::ErrorKind::AddrInUse {
+                ApiError::new(ErrorCode::Busy, "a node is already running for this home")
+            } else {
+                ApiError::new(
+                    ErrorCode::Internal,
+                    format!("cannot serve the control socket: {e}"),
+                )
+            });
+        }
+    };
     let _ = std::fs::write(ctx.home.join(PID_FILE), format!("{}\n", std::process::id()));
-    Ok(handle)
+    Ok((handle, control))
 }
 
 /// Start the node the way `lookout run` does with no options (for `lookout ui`).
 pub async fn start_default(
     ctx: &Context,
     replica: lookout_node::replica::Replica,
-) -> Result<NodeHandle, ApiError> {
+) -> Result<(NodeHandle, ControlSocket), ApiError> {
     if replica.status().collective.is_none() {
         return Err(ApiError::new(
             ErrorCode::NoCollective,
@@ -111,7 +123,6 @@ pub async fn start_default(
     }
     let config = NodeConfig {
         listen: default_listen(&replica.listen_addresses()),
-        control_socket: Some(control::socket_path(&ctx.home)),
         ..NodeConfig::default()
     };
     start_node(ctx, replica, config).await
@@ -332,9 +343,6 @@ fn parse_addr(text: &str) -> Result<Multiaddr, ApiError> {
 fn start_error(error: StartError) -> ApiError {
     match error {
         StartError::NoCollective => ApiError::new(ErrorCode::NoCollective, error.to_string()),
-        StartError::Control(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            ApiError::new(ErrorCode::Busy, "a node is already running for this home")
-        }
         StartError::Net(e) => ApiError::new(
             ErrorCode::InvalidInput,
             format!("cannot start networking: {e} (is the address or port already in use?)"),

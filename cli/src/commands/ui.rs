@@ -3,18 +3,18 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use lookout_node::api::{ApiError, ErrorCode};
+use lookout_node::control::ControlSocket;
 use lookout_node::replica::Replica;
 use lookout_node::NodeHandle;
+use lookout_protocol::passphrase::KdfParams;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Mutex;
-use zeroize::Zeroizing;
 
-use super::{run, Out, Outcome, PID_FILE};
+use super::{identity, run, Out, Outcome, PID_FILE};
 use crate::session::{Context, PASSPHRASE_ENV};
 
 /// File in the home the browser is pointed at (so the secret address never appears on a
@@ -37,15 +37,6 @@ pub async fn ui(
             format!("{listen} is not a loopback address: the page is only served on this device (use 127.0.0.1:PORT)"),
         ));
     }
-    if !lookout_node::store::Store::exists(&ctx.home) {
-        return Err(ApiError::new(
-            ErrorCode::NotInitialized,
-            format!(
-                "no Lookout identity in {}: run `lookout init --name NICKNAME` first (or give the right --home)",
-                ctx.home.display()
-            ),
-        ));
-    }
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidInput,
@@ -58,12 +49,18 @@ pub async fn ui(
     });
     let ui = lookout_ui::Ui::new(ctx.home.clone(), &listener, Some(launcher.clone()))
         .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
-    // With a passphrase given non-interactively, start the node now; otherwise the page asks.
+    // With a passphrase given non-interactively, start the node now; otherwise the page asks
+    // (and on a device without an identity, offers to create one).
     let given = ctx.passphrase_file.is_some() || std::env::var_os(PASSPHRASE_ENV).is_some();
-    if given && !ctx.node_running().await {
+    if given && lookout_node::store::Store::exists(&ctx.home) && !ctx.node_running().await {
         let passphrase = ctx.passphrase(false)?;
-        launcher.start(passphrase.clone()).await?;
-        ui.remember_passphrase(passphrase.as_bytes());
+        let replica = ctx.open_replica()?;
+        if replica.membership().is_some() {
+            launcher.launch(replica).await?;
+            ui.remember_passphrase(passphrase.as_bytes());
+        } else {
+            replica.close()?;
+        }
     }
     let url = ui.url().to_owned();
     if out.json {
@@ -90,7 +87,7 @@ pub async fn ui(
     };
     let served = ui.serve(listener, stop).await;
     let _ = std::fs::remove_file(ctx.home.join(OPEN_FILE));
-    if let Some(node) = launcher.node.lock().await.take() {
+    if let Some((node, _control)) = launcher.node.lock().await.take() {
         node.shutdown().await;
         let _ = std::fs::remove_file(ctx.home.join(PID_FILE));
     }
@@ -104,31 +101,43 @@ pub async fn ui(
 /// Starts the node for the page.
 struct Launcher {
     ctx: Context,
-    node: Mutex<Option<NodeHandle>>,
+    /// The node this process runs, with its control socket.
+    node: Mutex<Option<(NodeHandle, ControlSocket)>>,
 }
 
 impl Launcher {
-    async fn start(&self, passphrase: Zeroizing<String>) -> Result<(), ApiError> {
+    async fn launch(&self, replica: Replica) -> Result<(), ApiError> {
         let mut node = self.node.lock().await;
         if node.is_some() || self.ctx.node_running().await {
+            replica.close()?;
             return Ok(());
         }
-        let home = self.ctx.home.clone();
-        let replica =
-            tokio::task::spawn_blocking(move || Replica::open(&home, passphrase.as_bytes()))
-                .await
-                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))??;
         *node = Some(run::start_default(&self.ctx, replica).await?);
         Ok(())
+    }
+
+    /// The node this process runs stops here; one run by another process (`lookout run`) is
+    /// stopped as `lookout wipe` stops it.
+    async fn halt(&self) -> Result<(), ApiError> {
+        if let Some((node, _control)) = self.node.lock().await.take() {
+            node.shutdown().await;
+            return Ok(());
+        }
+        identity::stop_node(&self.ctx).await
     }
 }
 
 impl lookout_ui::Launcher for Launcher {
-    fn unlock(
-        &self,
-        passphrase: Zeroizing<String>,
-    ) -> Pin<Box<dyn std::future::Future<Output = Result<(), ApiError>> + Send + '_>> {
-        Box::pin(self.start(passphrase))
+    fn start(&self, replica: Replica) -> lookout_ui::Pending<'_, ()> {
+        Box::pin(self.launch(replica))
+    }
+
+    fn stop(&self) -> lookout_ui::Pending<'_, ()> {
+        Box::pin(self.halt())
+    }
+
+    fn kdf(&self) -> KdfParams {
+        Context::kdf_params()
     }
 }
 

@@ -29,13 +29,13 @@ use zeroize::Zeroizing;
 pub const HELLO_PROTOCOL: StreamProtocol = StreamProtocol::new("/lookout/hello/1");
 
 /// Largest hello message either way, in bytes.
-pub const MAX_HELLO_BYTES: usize = 256;
+pub(crate) const MAX_HELLO_BYTES: usize = 256;
 
 const SECRET_CONTEXT: &str = "lookout hello secret v1";
 const EPOCH_SECRET_CONTEXT: &str = "lookout hello epoch secret v1";
 /// How many of the newest epoch keys a listener accepts besides the genesis secret (a member
 /// lagging behind a rotation still proves itself with the one before).
-pub const MAX_EPOCH_SECRETS: usize = 4;
+pub(crate) const MAX_EPOCH_SECRETS: usize = 4;
 const TRANSCRIPT_CONTEXT: &str = "lookout hello transcript v1";
 const DIALER_TAG_CONTEXT: &str = "lookout hello dialer tag v1";
 const LISTENER_TAG_CONTEXT: &str = "lookout hello listener tag v1";
@@ -77,16 +77,16 @@ pub enum HelloError {
 /// (and whoever saw an invite code) holds for good, or from an epoch key, which only the
 /// members of that epoch hold.
 #[derive(Clone)]
-pub struct HelloSecret(Zeroizing<[u8; 32]>);
+pub(crate) struct HelloSecret(Zeroizing<[u8; 32]>);
 
 impl HelloSecret {
     /// The secret of the collective whose encoded signed genesis record is `genesis`.
-    pub fn from_genesis(genesis: &[u8]) -> Self {
+    pub(crate) fn from_genesis(genesis: &[u8]) -> Self {
         Self(Zeroizing::new(blake3::derive_key(SECRET_CONTEXT, genesis)))
     }
 
     /// The secret of the epoch whose raw key is `key`.
-    pub fn from_epoch_key(key: &[u8; 32]) -> Self {
+    pub(crate) fn from_epoch_key(key: &[u8; 32]) -> Self {
         Self(Zeroizing::new(blake3::derive_key(
             EPOCH_SECRET_CONTEXT,
             key,
@@ -100,7 +100,7 @@ impl HelloSecret {
 
 /// Which secret the dialer keys the hello's first step with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Keying {
+pub(crate) enum Keying {
     /// The genesis secret: for addresses the user gave, the invite's, and members' recent
     /// announcements (a member lagging behind a rotation still reaches those).
     Genesis,
@@ -131,7 +131,7 @@ impl Credentials {
 
     /// Replace the epoch keys the hello may use: raw keys, newest first (only the first
     /// [`MAX_EPOCH_SECRETS`] are kept).
-    pub fn set_epoch_keys<'a>(&mut self, keys: impl IntoIterator<Item = &'a [u8; 32]>) {
+    pub(crate) fn set_epoch_keys<'a>(&mut self, keys: impl IntoIterator<Item = &'a [u8; 32]>) {
         self.epochs = keys
             .into_iter()
             .take(MAX_EPOCH_SECRETS)
@@ -311,7 +311,7 @@ impl Dialer {
 
     /// Start a hello keyed as `keying` says; `None` (send nothing, hang up) if that needs an
     /// epoch key and this member holds none.
-    pub fn start_keyed(
+    pub(crate) fn start_keyed(
         creds: &Credentials,
         keying: Keying,
         local: PeerId,

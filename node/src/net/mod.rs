@@ -52,7 +52,8 @@ pub use gate::{
     short, GateError, GateEvent, Gated, MemberGate, TooManyHandshakes, MAX_PEERS_PER_MEMBER,
     MAX_PENDING_GATE_EVENTS, MAX_PENDING_INCOMING_PER_IP, MAX_TEMPORARY_PEERS, TEMPORARY_ALLOWANCE,
 };
-pub use hello::{Credentials, HelloCodec, HelloError, Keying, HELLO_PROTOCOL, MAX_EPOCH_SECRETS};
+pub(crate) use hello::MAX_EPOCH_SECRETS;
+pub use hello::{Credentials, HelloCodec, HelloError, HELLO_PROTOCOL};
 pub use libp2p::gossipsub::{MessageAcceptance, MessageId};
 
 use libp2p::{
@@ -62,27 +63,27 @@ use libp2p::{
 use lookout_protocol::MemberId;
 
 /// Domain-separation context for content ids; the protocol crate derives ids the same way.
-pub const CONTENT_ID_CONTEXT: &str = "lookout content id v1";
+pub(crate) const CONTENT_ID_CONTEXT: &str = "lookout content id v1";
 
 /// Default time a connection with no open streams is kept.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default bound on the transport handshake (TCP: multistream, Noise, yamux; QUIC: TLS).
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a sync request may take before it fails with a timeout.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default gossipsub heartbeat.
 pub const DEFAULT_GOSSIP_HEARTBEAT: Duration = Duration::from_secs(1);
 /// Default cap on established connections with one peer: room for the hello connection and a
 /// member connection over TCP and over QUIC at once.
-pub const DEFAULT_MAX_ESTABLISHED_PER_PEER: u32 = 3;
+pub(crate) const DEFAULT_MAX_ESTABLISHED_PER_PEER: u32 = 3;
 /// Default cap on established connections overall.
-pub const DEFAULT_MAX_ESTABLISHED_TOTAL: u32 = 128;
+pub(crate) const DEFAULT_MAX_ESTABLISHED_TOTAL: u32 = 128;
 /// Default cap on inbound connections still in their handshake.
-pub const DEFAULT_MAX_PENDING_INCOMING: u32 = 32;
+pub(crate) const DEFAULT_MAX_PENDING_INCOMING: u32 = 32;
 /// Default cap on outbound connections still in their handshake.
-pub const DEFAULT_MAX_PENDING_OUTGOING: u32 = 32;
+pub(crate) const DEFAULT_MAX_PENDING_OUTGOING: u32 = 32;
 /// Most inbound streams per connection still negotiating their protocol at once.
-pub const MAX_NEGOTIATING_INBOUND_STREAMS: usize = 32;
+pub(crate) const MAX_NEGOTIATING_INBOUND_STREAMS: usize = 32;
 
 /// How a node's network layer is set up.
 #[derive(Debug, Clone)]

@@ -298,7 +298,7 @@ impl Replica {
     }
 
     /// Members' node peers allowed to connect: current members except this device.
-    pub fn allowed_members(&self) -> BTreeSet<MemberId> {
+    pub(crate) fn allowed_members(&self) -> BTreeSet<MemberId> {
         let me = self.identity.member_id();
         self.collective
             .as_ref()
@@ -314,7 +314,7 @@ impl Replica {
     }
 
     /// Bootstrap addresses from the invite this device joined with.
-    pub fn bootstrap_addresses(&self) -> Vec<String> {
+    pub(crate) fn bootstrap_addresses(&self) -> Vec<String> {
         self.meta_strings(KEY_BOOTSTRAP)
     }
 
@@ -330,7 +330,7 @@ impl Replica {
 
     /// Raw keys of the newest epochs this member holds, newest first (the write epoch leads):
     /// the hello's epoch-keyed first step (`net::hello::Keying::NewestEpoch`).
-    pub fn hello_epoch_keys(&self, most: usize) -> Vec<[u8; 32]> {
+    pub(crate) fn hello_epoch_keys(&self, most: usize) -> Vec<[u8; 32]> {
         let Some(state) = self.collective.as_ref() else {
             return Vec::new();
         };
@@ -348,7 +348,7 @@ impl Replica {
 
     /// Whether the roster names this device's member: it has received its own admission, so
     /// it knows its collective's members (an invite's allowances are over).
-    pub fn roster_names_me(&self) -> bool {
+    pub(crate) fn roster_names_me(&self) -> bool {
         let me = self.identity.member_id();
         self.collective
             .as_ref()
@@ -412,7 +412,7 @@ fn no_collective() -> ApiError {
 }
 
 /// Turn a store error into an API error a person can act on.
-pub fn store_error(error: StoreError) -> ApiError {
+pub(crate) fn store_error(error: StoreError) -> ApiError {
     let code = match &error {
         StoreError::WrongPassphrase => ErrorCode::WrongPassphrase,
         StoreError::Locked { .. } => ErrorCode::Busy,

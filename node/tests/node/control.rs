@@ -41,10 +41,12 @@ async fn control_socket_serves_requests_errors_and_events() {
         let config = NodeConfig {
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
             mdns: false,
-            control_socket: Some(socket_path(&home)),
             ..NodeConfig::default()
         };
         let node = lookout_node::start(replica, config).await.unwrap();
+        let control = lookout_node::control::serve(&socket_path(&home), node.clone())
+            .await
+            .unwrap();
         let mode = std::fs::metadata(socket_path(&home)).unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(mode.permissions().mode() & 0o777, 0o600);
@@ -109,7 +111,11 @@ async fn control_socket_serves_requests_errors_and_events() {
         // The node still answers.
         assert!(node.status().await.unwrap().running);
         node.shutdown().await;
-        assert!(!socket_path(&home).exists(), "socket removed on shutdown");
+        drop(control);
+        assert!(
+            !socket_path(&home).exists(),
+            "socket removed when its server is dropped"
+        );
     })
     .await
     .expect("timed out");

@@ -176,6 +176,7 @@ async fn console_errors(client: &Client) -> Vec<String> {
 /// A collective of a founder (moderator, whose page is served) and `members` more, running.
 struct Scene {
     nodes: Vec<TestNode>,
+    _controls: Vec<lookout_node::control::ControlSocket>,
     ui: SocketAddr,
     url: String,
     _dir: tempfile::TempDir,
@@ -189,10 +190,16 @@ async fn scene(members: usize) -> Scene {
         dir: homes,
         replicas,
     } = collective;
+    let mut controls = Vec::new();
     for replica in replicas {
-        let mut config = test_config();
-        config.control_socket = Some(socket_path(replica.home()));
-        nodes.push(start_node_with(replica, config).await);
+        let home = replica.home().to_path_buf();
+        let node = start_node_with(replica, test_config()).await;
+        controls.push(
+            lookout_node::control::serve(&socket_path(&home), node.handle.clone())
+                .await
+                .unwrap(),
+        );
+        nodes.push(node);
     }
     for node in &nodes[1..] {
         lookout_tests::connect(node, &nodes[0]).await;
@@ -210,6 +217,7 @@ async fn scene(members: usize) -> Scene {
         nodes,
         ui,
         url,
+        _controls: controls,
         _dir: dir,
     }
 }
@@ -414,7 +422,7 @@ async fn member_flows() {
     )
     .await;
 
-    // Languages: Portuguese, then Tetum (with Portuguese where Tetum has no message yet).
+    // Languages: Portuguese, then Tetum.
     c.goto(&format!("http://{}/", s.ui)).await.unwrap();
     let select = c.find(Locator::Id("lang")).await.unwrap();
     select.select_by_value("pt").await.unwrap();
@@ -448,8 +456,8 @@ async fn member_flows() {
     assert_eq!(lang, json!("tet"));
     let page = body(c).await;
     assert!(
-        page.contains("Sobre"),
-        "Tetum falls back to Portuguese where it has no message"
+        page.contains("Kona-ba") && !page.contains("Sobre"),
+        "Tetum's own messages, not Portuguese fallbacks"
     );
 
     // No CSP violation and no script error anywhere so far.
@@ -719,6 +727,333 @@ async fn phone_pages() {
     }
 }
 
+/// Runs a real node for the page in this process, as `lookout ui` does (with the test network
+/// settings and the fast key derivation).
+#[derive(Default)]
+struct NodeLauncher {
+    node: tokio::sync::Mutex<
+        Option<(
+            lookout_node::NodeHandle,
+            lookout_node::control::ControlSocket,
+        )>,
+    >,
+}
+
+impl lookout_ui::Launcher for NodeLauncher {
+    fn start(&self, replica: lookout_node::replica::Replica) -> lookout_ui::Pending<'_, ()> {
+        Box::pin(async move {
+            let internal = |e: String| {
+                lookout_node::api::ApiError::new(lookout_node::api::ErrorCode::Internal, e)
+            };
+            let home = replica.home().to_path_buf();
+            let handle = lookout_node::start(replica, test_config())
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+            let control = lookout_node::control::serve(&socket_path(&home), handle.clone())
+                .await
+                .map_err(|e| internal(e.to_string()))?;
+            *self.node.lock().await = Some((handle, control));
+            Ok(())
+        })
+    }
+
+    fn stop(&self) -> lookout_ui::Pending<'_, ()> {
+        Box::pin(async move {
+            if let Some((node, _control)) = self.node.lock().await.take() {
+                node.shutdown().await;
+            }
+            Ok(())
+        })
+    }
+
+    fn kdf(&self) -> lookout_protocol::passphrase::KdfParams {
+        lookout_protocol::passphrase::KdfParams::TESTING
+    }
+}
+
+/// The page for a home where nothing exists yet, with a launcher that runs real nodes.
+async fn first_run_scene(home: PathBuf) -> (SocketAddr, String, std::sync::Arc<NodeLauncher>) {
+    let launcher = std::sync::Arc::new(NodeLauncher::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ui = listener.local_addr().unwrap();
+    let served = lookout_ui::Ui::new(home, &listener, Some(launcher.clone())).unwrap();
+    let url = served.url().to_owned();
+    tokio::spawn(served.serve(listener, std::future::pending()));
+    (ui, url, launcher)
+}
+
+const STRONG: &str = "orbit velvet cactus lantern";
+
+async fn type_into(c: &Client, id: &str, text: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+async fn click(c: &Client, id: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn value(c: &Client, id: &str) -> String {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+/// Log in on a device without an identity and create one called `name` through the page.
+async fn create_identity(c: &Client, url: &str, name: &str) {
+    c.goto(url).await.unwrap();
+    within(Duration::from_secs(5), "the first-run page", || async {
+        c.current_url()
+            .await
+            .map(|u| u.path() == "/welcome")
+            .unwrap_or(false)
+    })
+    .await;
+    assert_eq!(c.title().await.unwrap(), "Notes", "neutral title");
+    page_has(c, Duration::from_secs(5), "the welcome", "Welcome").await;
+    type_into(c, "w-name", name).await;
+    // The meter says how guessable the passphrase is as it is typed.
+    type_into(c, "w-passphrase", "password1").await;
+    page_has(
+        c,
+        Duration::from_secs(5),
+        "a weak passphrase",
+        "Very easy to guess",
+    )
+    .await;
+    c.find(Locator::Id("w-passphrase"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+    type_into(c, "w-passphrase", STRONG).await;
+    page_has(
+        c,
+        Duration::from_secs(5),
+        "a strong passphrase",
+        "hard to guess",
+    )
+    .await;
+    type_into(c, "w-again", STRONG).await;
+    click(c, "welcome-submit").await;
+    page_has(
+        c,
+        Duration::from_secs(10),
+        "the identity is created",
+        &format!("Hello, {name}"),
+    )
+    .await;
+    let address = c.current_url().await.unwrap();
+    assert!(
+        !address.as_str().contains("orbit") && address.query().is_none(),
+        "the passphrase never lands in an address: {address}"
+    );
+    assert!(
+        value(c, "certificate").await.starts_with("LK"),
+        "the emergency code"
+    );
+    c.find(Locator::Css(".qr svg"))
+        .await
+        .expect("the join code as a QR code");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_creates_an_identity_and_founds_a_collective_in_a_real_browser() {
+    tokio::time::timeout(DEADLINE, first_run_found())
+        .await
+        .expect("browser test deadline");
+}
+
+async fn first_run_found() {
+    let Some(browser) = browser(1280, 900).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let (_ui, url, launcher) = first_run_scene(home.clone()).await;
+    let c = browser.client();
+    create_identity(c, &url, "Ana").await;
+    type_into(c, "f-name", "Harbour Collective").await;
+    type_into(c, "f-country", "gb").await;
+    click(c, "found-submit").await;
+    page_has(
+        c,
+        Duration::from_secs(10),
+        "the collective is founded",
+        "Your group is ready.",
+    )
+    .await;
+    assert_eq!(text(c, "h1").await, "Alerts");
+    c.find(Locator::Css("nav a[href='/moderate']"))
+        .await
+        .expect("the founder moderates");
+    let status = NodeClient::new(
+        lookout_node::control::Connection::connect(&home)
+            .await
+            .unwrap(),
+    )
+    .status()
+    .await
+    .unwrap();
+    assert_eq!(status.collective.as_deref(), Some("Harbour Collective"));
+    assert!(status.is_moderator);
+    let errors = console_errors(c).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    browser.close().await;
+    let _ = lookout_ui::Launcher::stop(&*launcher).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_asks_to_join_and_becomes_a_member_with_the_invite_in_a_real_browser() {
+    tokio::time::timeout(DEADLINE, first_run_join())
+        .await
+        .expect("browser test deadline");
+}
+
+async fn first_run_join() {
+    let Some(browser) = browser(1280, 900).await else {
+        return;
+    };
+    // A moderator's node elsewhere.
+    let Collective { dir, mut replicas } = Collective::new(0, Policy::default());
+    let moderator = start_node_with(replicas.remove(0), test_config()).await;
+    lookout_tests::listen_addr(&moderator).await;
+    let (ui, url, launcher) = first_run_scene(dir.path().join("newcomer")).await;
+    let c = browser.client();
+    create_identity(c, &url, "Newcomer").await;
+    // The join code and the fingerprint to read aloud, on screen.
+    let code = value(c, "join-request").await;
+    assert!(code.starts_with("LKJOIN"), "{code}");
+    let shown = text(c, "#fingerprint").await;
+    // The moderator approves it (through the node's client) and hands over the invite.
+    let approved = NodeClient::new(moderator.handle.clone())
+        .approve(code)
+        .await
+        .unwrap();
+    assert!(approved.done);
+    let members = moderator.members().await;
+    let newcomer = members
+        .members
+        .iter()
+        .find(|m| m.name == "Newcomer")
+        .unwrap();
+    assert_eq!(
+        newcomer.fingerprint, shown,
+        "the moderator sees the fingerprint read aloud"
+    );
+    type_into(c, "invite", &approved.invite.unwrap()).await;
+    click(c, "join-submit").await;
+    page_has(c, Duration::from_secs(10), "joined", "You joined.").await;
+    // The node started for the page learns of its admission from the moderator's.
+    let started = Instant::now();
+    loop {
+        c.goto(&format!("http://{ui}/status")).await.unwrap();
+        if body(c).await.contains("Newcomer · member") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not a member within 30 s: {}",
+            body(c).await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let errors = console_errors(c).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    browser.close().await;
+    let _ = lookout_ui::Launcher::stop(&*launcher).await;
+    moderator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emergency_wipe_needs_the_word_then_leaves_a_neutral_page_and_no_home() {
+    tokio::time::timeout(DEADLINE, emergency_wipe())
+        .await
+        .expect("browser test deadline");
+}
+
+async fn emergency_wipe() {
+    let Some(browser) = browser(1280, 900).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let (ui, url, launcher) = first_run_scene(home.clone()).await;
+    let c = browser.client();
+    create_identity(c, &url, "Ana").await;
+    type_into(c, "f-name", "Harbour Collective").await;
+    click(c, "found-submit").await;
+    page_has(
+        c,
+        Duration::from_secs(10),
+        "founded",
+        "Your group is ready.",
+    )
+    .await;
+    c.goto(&format!("http://{ui}/status")).await.unwrap();
+    click(c, "wipe-link").await;
+    page_has(
+        c,
+        Duration::from_secs(5),
+        "the confirmation",
+        "Erase everything",
+    )
+    .await;
+    assert_eq!(text(c, "#wipe-shown").await, "ERASE");
+    let errors = console_errors(c).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    // Anything but the word shown erases nothing.
+    type_into(c, "wipe-word", "yes").await;
+    click(c, "wipe-confirm").await;
+    page_has(c, Duration::from_secs(5), "refused", "Nothing was erased.").await;
+    assert!(lookout_node::store::Store::exists(&home));
+    assert!(lookout_node::control::Connection::connect(&home)
+        .await
+        .is_some());
+    type_into(c, "wipe-word", "erase").await;
+    click(c, "wipe-confirm").await;
+    within(Duration::from_secs(20), "the neutral page", || async {
+        c.current_url()
+            .await
+            .map(|u| u.path() == "/exit")
+            .unwrap_or(false)
+    })
+    .await;
+    assert_eq!(c.title().await.unwrap(), "Notes");
+    assert!(body(c).await.contains("No notes yet."));
+    assert!(!home.exists(), "the home is gone");
+    assert!(launcher.node.lock().await.is_none(), "the node stopped");
+    c.goto(&format!("http://{ui}/")).await.unwrap();
+    assert_eq!(body(c).await, "Nothing here.", "the session is gone");
+    c.goto(&url).await.unwrap();
+    assert_eq!(
+        body(c).await,
+        "Nothing here.",
+        "the launch token is retired"
+    );
+    // Only the refusals above (answered 400 and 403): no CSP violation, no script error.
+    let errors = console_errors(c).await;
+    assert!(
+        errors.iter().all(|e| e.contains("Failed to load resource")),
+        "console errors: {errors:?}"
+    );
+    browser.close().await;
+}
+
 /// Screenshots of the main screens at phone and desktop width for `docs/screenshots/` (run
 /// on demand: `cargo test -p lookout-ui --test ui browser::screenshots -- --ignored`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -759,11 +1094,12 @@ async fn take_screenshots() {
         };
         let c = browser.client();
         c.goto(&s.url).await.unwrap();
-        let shots: [(&str, &str); 4] = [
+        let shots: [(&str, &str); 5] = [
             ("alerts", "/"),
             ("check", "/check"),
             ("post", "/post"),
             ("moderate", "/moderate"),
+            ("wipe", "/wipe"),
         ];
         for (name, path) in shots {
             c.goto(&format!("http://{}{path}", s.ui)).await.unwrap();
@@ -789,5 +1125,36 @@ async fn take_screenshots() {
     }
     for node in s.nodes {
         node.stop().await;
+    }
+    // The first-run screens, on a device without an identity.
+    for (label, width, height) in [("phone", 360, 780), ("desktop", 1280, 860)] {
+        let Some(browser) = browser(width, height).await else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (_ui, url, launcher) = first_run_scene(dir.path().join("home")).await;
+        let c = browser.client();
+        c.goto(&url).await.unwrap();
+        page_has(c, Duration::from_secs(5), "welcome", "Welcome").await;
+        type_into(c, "w-name", "Ana").await;
+        type_into(c, "w-passphrase", STRONG).await;
+        page_has(c, Duration::from_secs(5), "meter", "hard to guess").await;
+        c.execute("document.activeElement.blur()", vec![])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(out.join(format!("welcome-{label}.png")), png).unwrap();
+        type_into(c, "w-again", STRONG).await;
+        click(c, "welcome-submit").await;
+        page_has(c, Duration::from_secs(10), "enrol", "Hello, Ana").await;
+        c.execute("document.getElementById('join-h').scrollIntoView()", vec![])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(out.join(format!("join-{label}.png")), png).unwrap();
+        browser.close().await;
+        let _ = lookout_ui::Launcher::stop(&*launcher).await;
     }
 }

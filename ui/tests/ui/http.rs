@@ -6,6 +6,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use lookout_node::replica::Replica;
+use lookout_protocol::membership::Policy;
+use lookout_protocol::passphrase::KdfParams;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every request has a deadline.
@@ -18,10 +21,16 @@ struct Served {
 }
 
 async fn serve() -> Served {
-    let home = tempfile::tempdir().unwrap();
+    serve_with(tempfile::tempdir().unwrap(), None).await
+}
+
+async fn serve_with(
+    home: tempfile::TempDir,
+    launcher: Option<std::sync::Arc<dyn lookout_ui::Launcher>>,
+) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let ui = lookout_ui::Ui::new(home.path().to_path_buf(), &listener, None).unwrap();
+    let ui = lookout_ui::Ui::new(home.path().join("home"), &listener, launcher).unwrap();
     let token = ui.url().split("token=").nth(1).unwrap().to_owned();
     tokio::spawn(ui.serve(listener, std::future::pending()));
     Served {
@@ -112,12 +121,12 @@ async fn login(s: &Served) -> String {
     cookie.split(';').next().unwrap().to_owned()
 }
 
-/// The page's CSRF token (from the passphrase page shown when no node runs).
+/// The page's CSRF token (from the wipe confirmation, shown whatever the state of the home).
 async fn csrf(s: &Served, cookie: &str) -> String {
     let answer = send(
         s.addr,
         "GET",
-        "/start",
+        "/wipe",
         &[("Host", &host(s)), ("Cookie", cookie)],
         "",
     )
@@ -374,11 +383,12 @@ async fn pages_have_no_inline_script_or_external_resource() {
     let page = send(
         s.addr,
         "GET",
-        "/start",
+        "/welcome",
         &[("Host", &h), ("Cookie", &cookie)],
         "",
     )
     .await;
+    assert_eq!(page.status, 200);
     let body = page.body.to_lowercase();
     assert!(body.contains("<script src=\"/assets/app.js\""));
     assert_eq!(
@@ -404,47 +414,57 @@ async fn the_interface_refuses_to_listen_beyond_loopback() {
     assert!(lookout_ui::Ui::new(home.path().to_path_buf(), &listener, None).is_err());
 }
 
-/// Starts nothing; accepts one passphrase (stands in for the CLI's node launcher).
-struct FakeLauncher;
+/// Starts no node: closes the store it is given and counts the starts (stands in for the
+/// CLI's node launcher).
+#[derive(Default)]
+struct FakeLauncher {
+    started: std::sync::atomic::AtomicUsize,
+}
 
 impl lookout_ui::Launcher for FakeLauncher {
-    fn unlock(
-        &self,
-        passphrase: zeroize::Zeroizing<String>,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<(), lookout_node::api::ApiError>> + Send + '_>,
-    > {
-        Box::pin(async move {
-            if passphrase.as_str() == "right horse battery" {
-                Ok(())
-            } else {
-                Err(lookout_node::api::ApiError::new(
-                    lookout_node::api::ErrorCode::WrongPassphrase,
-                    "wrong passphrase",
-                ))
-            }
-        })
+    fn start(&self, replica: Replica) -> lookout_ui::Pending<'_, ()> {
+        self.started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move { replica.close() })
     }
+
+    fn stop(&self) -> lookout_ui::Pending<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn kdf(&self) -> KdfParams {
+        KdfParams::TESTING
+    }
+}
+
+const PASSPHRASE: &str = "right horse battery";
+
+/// A home with an identity (and a collective when `founded`), closed.
+fn home_with_identity(founded: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut replica, _) = Replica::create(
+        &dir.path().join("home"),
+        PASSPHRASE.as_bytes(),
+        "Ana",
+        KdfParams::TESTING,
+    )
+    .unwrap();
+    if founded {
+        replica
+            .create_collective("Harbour", Policy::default())
+            .unwrap();
+    }
+    replica.close().unwrap();
+    dir
 }
 
 #[tokio::test]
 async fn after_a_quick_exit_only_the_passphrase_that_unlocked_the_node_opens_a_session() {
-    let home = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let ui = lookout_ui::Ui::new(
-        home.path().to_path_buf(),
-        &listener,
-        Some(std::sync::Arc::new(FakeLauncher)),
+    let s = serve_with(
+        home_with_identity(true),
+        Some(std::sync::Arc::new(FakeLauncher::default())),
     )
-    .unwrap();
-    let token = ui.url().split("token=").nth(1).unwrap().to_owned();
-    tokio::spawn(ui.serve(listener, std::future::pending()));
-    let s = Served {
-        addr,
-        token,
-        _home: home,
-    };
+    .await;
     let h = host(&s);
     let o = origin(&s);
     let form_type = ("Content-Type", "application/x-www-form-urlencoded");
@@ -543,4 +563,305 @@ async fn after_a_quick_exit_only_the_passphrase_that_unlocked_the_node_opens_a_s
     )
     .await;
     assert_eq!(page.status, 200);
+}
+
+/// A form POST from `origin` with the session `cookie`.
+async fn post_from(s: &Served, origin: &str, cookie: &str, path: &str, body: &str) -> Answer {
+    send(
+        s.addr,
+        "POST",
+        path,
+        &[
+            ("Host", &host(s)),
+            ("Cookie", cookie),
+            ("Origin", origin),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        body,
+    )
+    .await
+}
+
+/// Every state change the first-run and wipe pages add: refused without the session's CSRF
+/// token, or from another origin with it, and nothing happens to the home.
+#[tokio::test]
+async fn first_run_and_wipe_forms_refuse_a_missing_csrf_token_or_another_origin() {
+    for founded in [None, Some(false), Some(true)] {
+        let dir = match founded {
+            None => tempfile::tempdir().unwrap(),
+            Some(founded) => home_with_identity(founded),
+        };
+        let home = dir.path().join("home");
+        let s = serve_with(dir, Some(std::sync::Arc::new(FakeLauncher::default()))).await;
+        let cookie = login(&s).await;
+        let token = csrf(&s, &cookie).await;
+        let o = origin(&s);
+        let fields = format!(
+            "name=Bea&passphrase=orbit+velvet+cactus+lantern&again=orbit+velvet+cactus+lantern\
+             &country=GB&invite=LKINV1-x&word=ERASE"
+        );
+        for path in [
+            "/welcome",
+            "/welcome/strength",
+            "/found",
+            "/join",
+            "/wipe",
+            "/start",
+        ] {
+            let missing = post_from(&s, &o, &cookie, path, &fields).await;
+            assert_eq!(missing.status, 403, "{path} without the token");
+            let wrong = post_from(
+                &s,
+                &o,
+                &cookie,
+                path,
+                &format!("csrf={}&{fields}", "0".repeat(64)),
+            )
+            .await;
+            assert_eq!(wrong.status, 403, "{path} with a wrong token");
+            for bad in ["http://evil.example", "null", "http://localhost"] {
+                let foreign =
+                    post_from(&s, bad, &cookie, path, &format!("csrf={token}&{fields}")).await;
+                assert_eq!(foreign.status, 403, "{path} from {bad}");
+            }
+        }
+        assert_eq!(
+            lookout_node::store::Store::exists(&home),
+            founded.is_some(),
+            "nothing was created or erased"
+        );
+        // The session is intact: nothing above locked it.
+        assert_eq!(csrf(&s, &cookie).await, token);
+    }
+}
+
+#[tokio::test]
+async fn creating_an_identity_refuses_a_guessable_passphrase_and_keeps_it_out_of_addresses() {
+    let launcher = std::sync::Arc::new(FakeLauncher::default());
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let s = serve_with(dir, Some(launcher.clone())).await;
+    let cookie = login(&s).await;
+    let o = origin(&s);
+    // No identity: every page leads to the first-run page.
+    let start = send(
+        s.addr,
+        "GET",
+        "/",
+        &[("Host", &host(&s)), ("Cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert_eq!(start.header("location").as_deref(), Some("/start"));
+    let start = send(
+        s.addr,
+        "GET",
+        "/start",
+        &[("Host", &host(&s)), ("Cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert_eq!(start.header("location").as_deref(), Some("/welcome"));
+    let token = csrf(&s, &cookie).await;
+    // The strength meter answers POSTs only.
+    let meter = post_from(
+        &s,
+        &o,
+        &cookie,
+        "/welcome/strength",
+        &format!("csrf={token}&name=Bea&passphrase=password1"),
+    )
+    .await;
+    assert_eq!(meter.status, 200);
+    assert!(meter.body.contains("data-score=\"0\""), "{}", meter.body);
+    let strong = post_from(
+        &s,
+        &o,
+        &cookie,
+        "/welcome/strength",
+        &format!("csrf={token}&name=Bea&passphrase=orbit+velvet+cactus+lantern"),
+    )
+    .await;
+    assert!(
+        strong.body.contains("Very hard to guess"),
+        "{}",
+        strong.body
+    );
+    let get = send(
+        s.addr,
+        "GET",
+        "/welcome/strength?passphrase=x",
+        &[("Host", &host(&s)), ("Cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert_eq!(get.status, 405, "never in an address");
+    for (body, why) in [
+        (
+            format!("csrf={token}&name=Bea&passphrase=password1&again=password1"),
+            "too easy to guess",
+        ),
+        (
+            format!("csrf={token}&name=Bea&passphrase=orbit+velvet+cactus+lantern&again=orbit+velvet"),
+            "not the same",
+        ),
+        (
+            format!("csrf={token}&name=&passphrase=orbit+velvet+cactus+lantern&again=orbit+velvet+cactus+lantern"),
+            "Choose a name",
+        ),
+    ] {
+        let refused = post_from(&s, &o, &cookie, "/welcome", &body).await;
+        assert_eq!(refused.status, 400, "{why}");
+        assert!(refused.body.contains(why), "{why}: {}", refused.body);
+        assert!(!refused.body.contains("orbit") && !refused.body.contains("password1"));
+        assert!(!lookout_node::store::Store::exists(&home));
+    }
+    let created = post_from(
+        &s,
+        &o,
+        &cookie,
+        "/welcome",
+        &format!("csrf={token}&name=Bea&passphrase=orbit+velvet+cactus+lantern&again=orbit+velvet+cactus+lantern"),
+    )
+    .await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    assert_eq!(created.header("location").as_deref(), Some("/enrol"));
+    assert!(created.header("set-cookie").is_none());
+    assert!(lookout_node::store::Store::exists(&home));
+    // The next page: the emergency code once, the join code with its QR and the fingerprint.
+    let enrol = send(
+        s.addr,
+        "GET",
+        "/enrol",
+        &[("Host", &host(&s)), ("Cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert_eq!(enrol.status, 200);
+    assert!(enrol.body.contains("LKJOIN"), "{}", enrol.body);
+    assert!(enrol.body.contains("<svg"));
+    assert!(enrol.body.contains("id=\"certificate\""));
+    assert!(!enrol.body.contains("orbit"));
+    // A bad invite is refused with the page kept; founding starts the node.
+    let bad = post_from(
+        &s,
+        &o,
+        &cookie,
+        "/join",
+        &format!("csrf={token}&invite=LKINV1-nonsense"),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("cannot be used"), "{}", bad.body);
+    let founded = post_from(
+        &s,
+        &o,
+        &cookie,
+        "/found",
+        &format!("csrf={token}&name=Harbour&country=gb"),
+    )
+    .await;
+    assert_eq!(founded.status, 303, "{}", founded.body);
+    assert_eq!(
+        founded.header("location").as_deref(),
+        Some("/?done=founded")
+    );
+    assert_eq!(
+        launcher.started.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    let reopened = Replica::open(&home, b"orbit velvet cactus lantern").unwrap();
+    let status = reopened.status();
+    assert_eq!(status.collective.as_deref(), Some("Harbour"));
+    assert!(status.is_moderator);
+}
+
+#[tokio::test]
+async fn a_wipe_needs_the_word_shown_on_the_page_then_nothing_opens_again() {
+    let dir = home_with_identity(true);
+    let home = dir.path().join("home");
+    let s = serve_with(dir, Some(std::sync::Arc::new(FakeLauncher::default()))).await;
+    let cookie = login(&s).await;
+    let token = csrf(&s, &cookie).await;
+    let o = origin(&s);
+    let page = send(
+        s.addr,
+        "GET",
+        "/wipe",
+        &[("Host", &host(&s)), ("Cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert!(
+        page.body.contains("id=\"wipe-shown\">ERASE<"),
+        "{}",
+        page.body
+    );
+    for word in ["", "yes", "ERAS", "APAGAR"] {
+        let refused = post_from(
+            &s,
+            &o,
+            &cookie,
+            "/wipe",
+            &format!("csrf={token}&word={word}"),
+        )
+        .await;
+        assert_eq!(refused.status, 400, "{word}");
+        assert!(lookout_node::store::Store::exists(&home), "{word}");
+    }
+    // In Portuguese the word is Portuguese.
+    let lang = post_from(
+        &s,
+        &o,
+        &cookie,
+        "/lang",
+        &format!("csrf={token}&lang=pt&back=/wipe"),
+    )
+    .await;
+    assert_eq!(lang.status, 303);
+    let refused = post_from(
+        &s,
+        &o,
+        &cookie,
+        "/wipe",
+        &format!("csrf={token}&word=ERASE"),
+    )
+    .await;
+    assert_eq!(refused.status, 400, "the English word in a Portuguese page");
+    let wiped = post_from(
+        &s,
+        &o,
+        &cookie,
+        "/wipe",
+        &format!("csrf={token}&word=apagar"),
+    )
+    .await;
+    assert_eq!(wiped.status, 303, "{}", wiped.body);
+    assert_eq!(wiped.header("location").as_deref(), Some("/exit"));
+    assert!(!home.exists(), "the home is gone");
+    let h = host(&s);
+    let after = send(s.addr, "GET", "/", &[("Host", &h), ("Cookie", &cookie)], "").await;
+    assert_eq!(after.status, 403, "the session is gone");
+    let token_again = send(
+        s.addr,
+        "GET",
+        &format!("/login?token={}", s.token),
+        &[("Host", &h)],
+        "",
+    )
+    .await;
+    assert_eq!(token_again.status, 403, "the launch token is retired");
+    let unlock = send(
+        s.addr,
+        "POST",
+        "/unlock",
+        &[
+            ("Host", &h),
+            ("Origin", &o),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &format!("passphrase={}", PASSPHRASE.replace(' ', "+")),
+    )
+    .await;
+    assert_eq!(unlock.status, 403, "the passphrase opens nothing either");
 }
