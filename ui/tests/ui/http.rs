@@ -596,10 +596,9 @@ async fn first_run_and_wipe_forms_refuse_a_missing_csrf_token_or_another_origin(
         let cookie = login(&s).await;
         let token = csrf(&s, &cookie).await;
         let o = origin(&s);
-        let fields = format!(
+        let fields =
             "name=Bea&passphrase=orbit+velvet+cactus+lantern&again=orbit+velvet+cactus+lantern\
-             &country=GB&invite=LKINV1-x&word=ERASE"
-        );
+             &country=GB&invite=LKINV1-x&word=ERASE";
         for path in [
             "/welcome",
             "/welcome/strength",
@@ -608,7 +607,7 @@ async fn first_run_and_wipe_forms_refuse_a_missing_csrf_token_or_another_origin(
             "/wipe",
             "/start",
         ] {
-            let missing = post_from(&s, &o, &cookie, path, &fields).await;
+            let missing = post_from(&s, &o, &cookie, path, fields).await;
             assert_eq!(missing.status, 403, "{path} without the token");
             let wrong = post_from(
                 &s,
