@@ -326,6 +326,11 @@ certificate for a lost or seized phone: `lookout revoke --certificate FILE`."
         yes: bool,
     },
 
+    /// Mailboxes: always-on nodes that store and forward the collective's encrypted items and
+    /// relay connections, holding no key (moderators add and remove them).
+    #[command(subcommand)]
+    Mailbox(crate::commands::mailbox::MailboxCommand),
+
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.

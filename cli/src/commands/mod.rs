@@ -3,6 +3,7 @@
 mod alerts;
 pub(crate) mod identity;
 mod interactive;
+pub(crate) mod mailbox;
 mod moderation;
 pub(crate) mod run;
 mod ui;
@@ -119,6 +120,7 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
             no_mdns: _,
             sync_interval,
         } => run::run(&ctx, &listen, &peer, mdns, sync_interval, out).await,
+        Command::Mailbox(command) => mailbox::mailbox(&ctx, command, out).await,
         Command::Completions { .. } | Command::Demo { .. } => Ok(Outcome::Done),
     }
 }
