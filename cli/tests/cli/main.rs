@@ -20,6 +20,7 @@ mod cli_errors;
 mod cli_forgiving;
 mod cli_hostile_text;
 mod cli_live;
+mod cli_mailbox;
 mod cli_network;
 mod cli_privacy;
 mod cli_regressions;

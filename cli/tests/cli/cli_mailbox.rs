@@ -2,13 +2,9 @@
 //! code, lists it, removes it by a short id; every mistake gets its message and exit code.
 //! (Approval by k moderators and refusal to plain members are tested through real nodes in
 //! `tests/tests/adversarial_membership.rs`.)
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
+use crate::common::*;
 use ed25519_dalek::SigningKey;
 use lookout_protocol::mailbox::MailboxPairing;
 
