@@ -1,12 +1,13 @@
 //! `lookout mailbox add|list|remove` (issue 10): a moderator adds a mailbox from its pairing
 //! code, lists it, removes it by a short id; every mistake gets its message and exit code.
 //! (Approval by k moderators and refusal to plain members are tested through real nodes in
-//! `tests/tests/adversarial_membership.rs`.)
-use std::collections::HashMap;
+//! `tests/tests/e2e/adversarial_membership.rs`.)
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use crate::common::*;
 use ed25519_dalek::SigningKey;
 use lookout_protocol::mailbox::MailboxPairing;
+use std::collections::HashMap;
 
 fn pairing(seed: u64) -> MailboxPairing {
     let mut bytes = [0u8; 32];
