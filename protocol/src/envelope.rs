@@ -21,7 +21,6 @@
 
 use chacha20poly1305::aead::{Aead as _, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use ed25519_dalek::{Signature, VerifyingKey};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +30,7 @@ use crate::epoch::{EpochInfo, EpochKey, EpochStatus};
 use crate::identity::{self, Identity};
 use crate::ids::{CollectiveId, ContentId, EpochId, MemberId, OpId};
 use crate::membership::{decode_canonical, Roster};
+use crate::sig;
 
 /// Envelope format version.
 pub const VERSION: u8 = 2;
@@ -50,7 +50,8 @@ pub const MAX_REACHABILITY_PER_DAY: u32 = 24;
 pub const MAX_REACHABILITY_SECS: u64 = 86_400;
 /// Most membership heads an envelope may name.
 pub const MAX_HEADS: usize = 32;
-const INNER_SIG_CONTEXT: &[u8] = b"lookout envelope v1";
+/// The signing context of an envelope's inner body.
+pub const INNER_SIG_CONTEXT: &[u8] = b"lookout envelope v1";
 
 /// The part everyone on the path sees.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,15 +190,31 @@ pub fn seal<R: RngCore + CryptoRng>(
 pub fn seal_unvalidated<R: RngCore + CryptoRng>(
     author: &Identity,
     key: &EpochKey,
+    body: InnerBody,
+    rng: &mut R,
+) -> Result<Envelope, EnvelopeError> {
+    seal_signed_with(author.member_id(), key, body, rng, |inner| {
+        author.sign(INNER_SIG_CONTEXT, inner)
+    })
+}
+
+/// [`seal_unvalidated`] with a caller-made signature over the encoded inner body (signed under
+/// [`INNER_SIG_CONTEXT`]): how a hostile member crafts a signature its own key made in an
+/// unusual way (a mixed-order R, say). Only for tests.
+#[doc(hidden)]
+pub fn seal_signed_with<R: RngCore + CryptoRng>(
+    author: MemberId,
+    key: &EpochKey,
     mut body: InnerBody,
     rng: &mut R,
+    sign: impl FnOnce(&[u8]) -> [u8; 64],
 ) -> Result<Envelope, EnvelopeError> {
     body.heads.sort();
     body.heads.dedup();
     body.epoch = key.id();
-    body.author = author.member_id();
+    body.author = author;
     let inner = codec::encode(&body);
-    let signature = author.sign(INNER_SIG_CONTEXT, &inner);
+    let signature = sign(&inner);
     let id = ContentId::of_signed_body(&inner);
     let signed = codec::encode(&SignedInner {
         body: inner,
@@ -294,8 +311,9 @@ pub fn open<'k>(
     Ok(d.into_opened())
 }
 
-/// Decrypt and verify many envelopes, checking the signatures of the whole batch at once (about
-/// twice as fast). If the batch check fails, each is checked alone so only the bad ones fail.
+/// Decrypt and verify many envelopes, checking the signatures of the whole batch at once
+/// ([`sig::verify_batch`]: the same rule as [`open`], so each verdict is exactly what [`open`]
+/// would say; one bad signature refuses exactly its envelope).
 pub fn open_batch<'k>(
     envelopes: &[&[u8]],
     collective: CollectiveId,
@@ -305,42 +323,22 @@ pub fn open_batch<'k>(
         .iter()
         .map(|bytes| decrypt(bytes, collective, &key_for))
         .collect();
-    let mut messages = Vec::new();
-    let mut signatures = Vec::new();
-    let mut keys = Vec::new();
-    let mut weak = false;
-    // Authors repeat within a batch: decompress each key once.
-    let mut authors: std::collections::HashMap<MemberId, Option<VerifyingKey>> =
-        std::collections::HashMap::new();
-    for d in decrypted.iter().flatten() {
-        let key = *authors.entry(d.body.author).or_insert_with(|| {
-            VerifyingKey::from_bytes(&d.body.author.0)
-                .ok()
-                .filter(|k| !k.is_weak())
-        });
-        match key {
-            Some(key) => {
-                messages.push(identity::signed_message(INNER_SIG_CONTEXT, &d.inner_bytes));
-                signatures.push(Signature::from_bytes(&d.signature));
-                keys.push(key);
-            }
-            None => weak = true,
-        }
-    }
-    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    let batch_ok = !weak && ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok();
+    let items: Vec<sig::Item<'_>> = decrypted
+        .iter()
+        .flatten()
+        .map(|d| sig::Item {
+            key: &d.body.author.0,
+            ctx: INNER_SIG_CONTEXT,
+            body: &d.inner_bytes,
+            sig: &d.signature,
+        })
+        .collect();
+    let mut verdicts = sig::verify_batch(&items).into_iter();
     decrypted
         .into_iter()
         .map(|d| {
             let d = d?;
-            if !batch_ok
-                && !identity::verify(
-                    &d.body.author,
-                    INNER_SIG_CONTEXT,
-                    &d.inner_bytes,
-                    &d.signature,
-                )
-            {
+            if verdicts.next() != Some(true) {
                 return Err(EnvelopeError::BadSignature);
             }
             Ok(d.into_opened())

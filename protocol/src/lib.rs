@@ -67,6 +67,7 @@ pub mod passphrase;
 pub mod reconcile;
 pub mod replica;
 mod serde_bytes64;
+pub mod sig;
 pub mod textcode;
 
 pub use ids::{CollectiveId, ContentId, DeliveryId, EpochId, MemberId, OpId};
