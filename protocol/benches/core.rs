@@ -273,16 +273,19 @@ fn primitives(c: &mut Criterion) {
         .iter()
         .map(|(_, _, sig)| Signature::from_bytes(sig))
         .collect();
-    group.bench_function("ed25519-dalek verify_batch of 64 (cofactorless, replaced)", |b| {
-        b.iter(|| {
-            let messages: Vec<Vec<u8>> = signed
-                .iter()
-                .map(|(_, body, _)| sig::signed_message(b"bench", body))
-                .collect();
-            let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-            ed25519_dalek::verify_batch(black_box(&refs), &dalek_sigs, &dalek_keys).unwrap();
-        });
-    });
+    group.bench_function(
+        "ed25519-dalek verify_batch of 64 (cofactorless, replaced)",
+        |b| {
+            b.iter(|| {
+                let messages: Vec<Vec<u8>> = signed
+                    .iter()
+                    .map(|(_, body, _)| sig::signed_message(b"bench", body))
+                    .collect();
+                let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+                ed25519_dalek::verify_batch(black_box(&refs), &dalek_sigs, &dalek_keys).unwrap();
+            });
+        },
+    );
     group.throughput(Throughput::Elements(1));
     group.bench_function("ed25519 key decompression", |b| {
         b.iter(|| VerifyingKey::from_bytes(black_box(&bytes)).unwrap());

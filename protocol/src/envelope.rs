@@ -523,27 +523,32 @@ impl Verified {
         self.opened.coarse_time
     }
 
+    /// What the replica keeps of this post in memory.
+    pub fn meta(&self) -> PostMeta {
+        PostMeta::of(self.body())
+    }
+
     /// Rules for a post that refers to `target`, the post its content names (an edit, retraction
     /// or corroboration), checked once the target is held: only alerts are referred to; only the
     /// author edits; only the author or a moderator of the `current` roster retracts, and a
     /// retraction lives at least as long as its alert. Authority comes from the current roster,
     /// never from the membership state the post names (`at_heads`, which its author chooses):
     /// `at_heads` only tells a former moderator ([`Rejection::NoLongerModerator`], ignored) from
-    /// someone who never was one ([`Rejection::NotAModerator`], penalised).
+    /// someone who never was one ([`Rejection::NotAModerator`], penalised). `target` is what the
+    /// replica keeps of the target ([`Verified::meta`]) under the id `target_id`.
     pub fn check_reference(
         &self,
-        target: &Verified,
+        target_id: ContentId,
+        target: &PostMeta,
         at_heads: &Roster,
         current: &Roster,
     ) -> Result<(), Rejection> {
         let body = self.body();
-        if body.content.target() != Some(target.id())
-            || !matches!(target.body().content, Content::Alert(_))
-        {
+        if body.content.target() != Some(target_id) || target.kind != PostKind::Alert {
             return Err(Rejection::NotAnAlert);
         }
         let author = body.author;
-        let by_author = author == target.author();
+        let by_author = author == target.author;
         match &body.content {
             Content::Edit { .. } if !by_author => Err(Rejection::NotTheAuthor),
             Content::Retraction { .. } if !by_author && !current.is_moderator(&author) => {
@@ -553,21 +558,89 @@ impl Verified {
                     Rejection::NotAModerator
                 })
             }
-            Content::Retraction { .. } if body.expires < target.body().expires => {
+            Content::Retraction { .. } if body.expires < target.expires => {
                 Err(Rejection::RetractionExpiresFirst)
             }
             _ => Ok(()),
         }
     }
 
-    /// Whether this post withdraws `target` now: a retraction of it by its author, or by someone
-    /// who is a moderator in the `current` roster. A retraction stored while its author was a
-    /// moderator stops counting once they are demoted or removed (another moderator can retract
-    /// again); the author's own retraction always counts.
-    pub fn retracts(&self, target: &Verified, current: &Roster) -> bool {
-        let body = self.body();
-        matches!(&body.content, Content::Retraction { target: t, .. } if *t == target.id())
-            && (body.author == target.author() || current.is_moderator(&body.author))
+    /// Whether this post withdraws the post `target_id` (kept as `target`) now: see
+    /// [`PostMeta::retracts`].
+    pub fn retracts(&self, target_id: ContentId, target: &PostMeta, current: &Roster) -> bool {
+        self.meta().retracts(target_id, target, current)
+    }
+}
+
+/// What kind of post it is, without its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PostKind {
+    /// [`Content::Alert`].
+    Alert,
+    /// [`Content::Edit`].
+    Edit,
+    /// [`Content::Retraction`].
+    Retraction,
+    /// [`Content::Corroboration`].
+    Corroboration,
+    /// [`Content::Reachability`].
+    Reachability,
+}
+
+/// The few fields of a verified post that the replica's rules and indexes need: what a replica
+/// keeps in memory for every live post, while the post itself stays on disk (about 90 bytes
+/// instead of a few kilobytes of decoded text per post).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostMeta {
+    /// Who wrote it.
+    pub author: MemberId,
+    /// What kind of post.
+    pub kind: PostKind,
+    /// The alert it refers to (edits, retractions, corroborations).
+    pub target: Option<ContentId>,
+    /// When it was written (the signed timestamp; the coarse time is derived from it).
+    pub timestamp: u64,
+    /// When it expires.
+    pub expires: u64,
+}
+
+impl PostMeta {
+    /// What is kept of a post with this (verified) body.
+    pub fn of(body: &InnerBody) -> Self {
+        let kind = match &body.content {
+            Content::Alert(_) => PostKind::Alert,
+            Content::Edit { .. } => PostKind::Edit,
+            Content::Retraction { .. } => PostKind::Retraction,
+            Content::Corroboration { .. } => PostKind::Corroboration,
+            Content::Reachability { .. } => PostKind::Reachability,
+        };
+        Self {
+            author: body.author,
+            kind,
+            target: body.content.target(),
+            timestamp: body.timestamp,
+            expires: body.expires,
+        }
+    }
+
+    /// The coarse time in the envelope's clear part (its position in reconciliation).
+    pub fn coarse_time(&self) -> u64 {
+        coarse(self.timestamp)
+    }
+
+    /// Whether it counts against the author's alert quota (everything but reachability posts).
+    pub fn counts_against_quota(&self) -> bool {
+        self.kind != PostKind::Reachability
+    }
+
+    /// Whether this post withdraws the post `target_id` (kept as `target`) now: a retraction of
+    /// it by its author, or by someone who is a moderator in the `current` roster. A retraction
+    /// stored while its author was a moderator stops counting once they are demoted or removed
+    /// (another moderator can retract again); the author's own retraction always counts.
+    pub fn retracts(&self, target_id: ContentId, target: &PostMeta, current: &Roster) -> bool {
+        self.kind == PostKind::Retraction
+            && self.target == Some(target_id)
+            && (self.author == target.author || current.is_moderator(&self.author))
     }
 }
 

@@ -666,3 +666,74 @@ fn a_mixed_order_signature_gets_one_verdict_singly_and_in_batches() {
     // ZIP-215 (cofactored) accepts it: the torsion component of R is multiplied away.
     assert!(single.is_ok(), "{single:?}");
 }
+
+/// `bytes` re-encrypted under `key` with one bit of the author's signature flipped: it decrypts
+/// and decodes, and its content id still matches the body; only the signature is wrong.
+fn with_broken_signature(bytes: &[u8], key: &EpochKey) -> Vec<u8> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    use lookout_protocol::codec;
+    let mut outer = envelope::peek(bytes).unwrap();
+    let cipher = XChaCha20Poly1305::new(key.to_bytes().as_ref().into());
+    let ciphertext = std::mem::take(&mut outer.ciphertext);
+    let aad = codec::encode(&outer);
+    let mut plaintext = cipher
+        .decrypt(
+            XNonce::from_slice(&outer.nonce),
+            Payload {
+                msg: &ciphertext,
+                aad: &aad,
+            },
+        )
+        .unwrap();
+    let len = usize::from(u16::from_le_bytes([plaintext[0], plaintext[1]]));
+    plaintext[2 + len - 1] ^= 1;
+    outer.ciphertext = cipher
+        .encrypt(
+            XNonce::from_slice(&outer.nonce),
+            Payload {
+                msg: &plaintext,
+                aad: &aad,
+            },
+        )
+        .unwrap();
+    codec::encode(&outer)
+}
+
+#[test]
+fn one_bad_signature_in_a_batch_fails_exactly_that_envelope() {
+    let mut net = Net::new();
+    let alice = net.add();
+    let bob = net.add();
+    let (k1, d1) = net.rotate(NOW);
+    let mut book = EpochBook::new();
+    book.record(
+        &d1,
+        &net.founder,
+        &net.log.roster_at(&d1.body().heads).unwrap(),
+    )
+    .unwrap();
+    let collective = net.log.collective();
+    for bad in [0, 3, 7] {
+        let mut envs: Vec<Vec<u8>> = (0..8)
+            .map(|i| {
+                let author = if i % 2 == 0 { &alice } else { &bob };
+                net.post(author, &k1, NOW + i, NOW + 1000).bytes
+            })
+            .collect();
+        envs[bad] = with_broken_signature(&envs[bad], &k1);
+        assert!(matches!(
+            envelope::open(&envs[bad], collective, |id| book.key(id)),
+            Err(EnvelopeError::BadSignature)
+        ));
+        let refs: Vec<&[u8]> = envs.iter().map(Vec::as_slice).collect();
+        let batch = envelope::open_batch(&refs, collective, |id| book.key(id));
+        for (i, result) in batch.iter().enumerate() {
+            if i == bad {
+                assert!(matches!(result, Err(EnvelopeError::BadSignature)), "{i}");
+            } else {
+                assert!(result.is_ok(), "envelope {i} refused beside a bad one");
+            }
+        }
+    }
+}

@@ -59,11 +59,7 @@ impl Replica {
             }
             Request::Corroborate { id, note } => {
                 let target = self.find_post(&id)?;
-                let author = self
-                    .collective()?
-                    .posts()
-                    .get(&target)
-                    .map(|p| p.body().author);
+                let author = self.collective()?.posts().get(&target).map(|p| p.author);
                 if author == Some(self.identity.member_id()) {
                     return Err(ApiError::new(
                         ErrorCode::InvalidInput,
@@ -342,7 +338,7 @@ impl Replica {
             (_, None) => content
                 .target()
                 .and_then(|t| state.posts().get(&t))
-                .map(|p| p.body().expires)
+                .map(|p| p.expires)
                 .unwrap_or(now + policy.max_alert_secs())
                 .max(now + 60),
         };
@@ -815,14 +811,21 @@ impl Replica {
         let now = now();
         let mut newest: std::collections::BTreeMap<MemberId, (u64, Vec<String>)> =
             std::collections::BTreeMap::new();
-        for stored in state.posts().values() {
-            let body = stored.body();
+        for (id, meta) in state.posts() {
+            if meta.kind != lookout_protocol::envelope::PostKind::Reachability
+                || meta.author == me
+                || !roster.is_member(&meta.author)
+                || meta.expires <= now
+            {
+                continue;
+            }
+            let Some(stored) = self.stored_post(id) else {
+                continue;
+            };
+            let body = &stored.body;
             let Content::Reachability { addresses } = &body.content else {
                 continue;
             };
-            if body.author == me || !roster.is_member(&body.author) || body.expires <= now {
-                continue;
-            }
             let entry = newest.entry(body.author).or_insert((0, Vec::new()));
             if body.timestamp >= entry.0 {
                 *entry = (body.timestamp, addresses.clone());

@@ -1,10 +1,12 @@
 //! What a member sees: status, members, proposals, alerts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use lookout_protocol::content::{Alert, Content};
+use lookout_protocol::envelope::{InnerBody, PostKind, PostMeta};
 use lookout_protocol::identity::fingerprint;
 use lookout_protocol::membership::{PendingKind, Roster};
+use lookout_protocol::replica::{PostRecord, State};
 use lookout_protocol::{ContentId, MemberId, OpId};
 
 use super::{now, Replica};
@@ -40,7 +42,7 @@ impl Replica {
             view.alerts = state
                 .posts()
                 .values()
-                .filter(|p| matches!(p.body().content, Content::Alert(_)) && p.body().expires > now)
+                .filter(|p| p.kind == PostKind::Alert && p.expires > now)
                 .count();
             view.epoch = state.book().write_epoch(roster, now).map(|e| e.short());
             view.held = state.held_count();
@@ -166,20 +168,17 @@ impl Replica {
         }
     }
 
-    /// Live alerts matching `filter`, newest first.
+    /// Live alerts matching `filter`, newest first. Only the kept index is in memory: each
+    /// alert shown is read from the store.
     pub fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertView>, ApiError> {
         let state = self.collective()?;
         let now = now();
         let area = filter.area.as_ref().map(|a| a.to_lowercase());
-        let mut views: Vec<AlertView> = state
-            .posts()
-            .iter()
-            .filter(|(_, p)| matches!(p.body().content, Content::Alert(_)))
-            .filter(|(_, p)| p.body().expires > now)
+        let mut views: Vec<AlertView> = live_alerts(state, now)
+            .filter(|(_, m)| filter.since.is_none_or(|s| m.timestamp >= s))
             .filter_map(|(id, _)| self.alert_view(id))
             .filter(|v| filter.include_retracted || v.retracted.is_none())
             .filter(|v| filter.category.is_none_or(|c| v.category == c))
-            .filter(|v| filter.since.is_none_or(|s| v.posted >= s))
             .filter(|v| {
                 area.as_ref()
                     .is_none_or(|a| v.area.to_lowercase().contains(a.as_str()))
@@ -189,7 +188,8 @@ impl Replica {
         Ok(views)
     }
 
-    /// Live, unretracted alerts naming `term` (phone, plate, handle or name).
+    /// Live, unretracted alerts naming `term` (phone, plate, handle or name). Pages through the
+    /// stored alerts one at a time; only matches are kept.
     pub fn check(&self, term: &str) -> Result<Vec<AlertView>, ApiError> {
         let term = term.trim();
         if term.is_empty() {
@@ -198,26 +198,69 @@ impl Replica {
                 "give a phone number, plate, handle or name to check",
             ));
         }
-        let country = self.collective()?.log().roster().policy().country.clone();
+        let state = self.collective()?;
+        let country = state.log().roster().policy().country.clone();
         let mut out = Vec::new();
-        for mut view in self.alerts(&AlertFilter::default())? {
-            let alert = alert_from_view(&view);
-            if let Some(kind) = alert.matches(term, &country) {
+        for (id, _) in live_alerts(state, now()) {
+            // An alert nothing refers to is shown as posted: match its text before building the
+            // view. Edited, retracted or corroborated ones are matched as shown.
+            if state.referring(id).is_empty() {
+                let Some(record) = self.stored_post(id) else {
+                    continue;
+                };
+                let Content::Alert(alert) = &record.body.content else {
+                    continue;
+                };
+                if alert.matches(term, &country).is_none() {
+                    continue;
+                }
+            }
+            let Some(mut view) = self.alert_view(id) else {
+                continue;
+            };
+            if view.retracted.is_some() {
+                continue;
+            }
+            if let Some(kind) = alert_from_view(&view).matches(term, &country) {
                 view.matched = Some(format!("{kind:?}").to_lowercase());
                 out.push(view);
             }
         }
+        out.sort_by(|a, b| b.posted.cmp(&a.posted).then(a.id.cmp(&b.id)));
         Ok(out)
     }
 
     /// An alert with its latest edit, retraction and corroborations applied.
     pub(super) fn alert_view(&self, id: &ContentId) -> Option<AlertView> {
+        self.alert_view_with(id, &HashMap::new())
+    }
+
+    /// [`Replica::alert_view`], reading posts from `posted` (just written) before the store.
+    pub(super) fn alert_view_with(
+        &self,
+        id: &ContentId,
+        posted: &HashMap<ContentId, Box<PostRecord>>,
+    ) -> Option<AlertView> {
         let state = self.collective.as_ref()?;
-        let stored = state.posts().get(id)?;
-        let body = stored.body();
+        let meta = state.posts().get(id)?;
+        if meta.kind != PostKind::Alert {
+            return None;
+        }
+        let load = |id: &ContentId| -> Option<InnerBody> {
+            match posted.get(id) {
+                Some(record) => Some(record.body.clone()),
+                None => self.stored_post(id).map(|r| r.body),
+            }
+        };
+        let body = load(id)?;
         let Content::Alert(original) = &body.content else {
             return None;
         };
+        let referring: Vec<(ContentId, PostMeta, InnerBody)> = state
+            .referring(id)
+            .iter()
+            .filter_map(|r| Some((*r, *state.posts().get(r)?, load(r)?)))
+            .collect();
         let mut alert = original;
         let mut edited = false;
         let mut edit_time = 0;
@@ -225,9 +268,7 @@ impl Replica {
         // Each member other than the author counts once, with their latest note.
         let mut corroborations: BTreeMap<MemberId, (u64, &str)> = BTreeMap::new();
         let mut retracted_at = u64::MAX;
-        let referring = state.referring(id);
-        for other in referring.iter().filter_map(|r| state.posts().get(r)) {
-            let b = other.body();
+        for (_, other, b) in &referring {
             match &b.content {
                 Content::Edit { target, alert: new }
                     if target == id && b.timestamp >= edit_time =>
@@ -240,7 +281,7 @@ impl Replica {
                 // first such retraction stands (a later one does not replace its reason).
                 Content::Retraction { reason, .. }
                     if b.timestamp < retracted_at
-                        && other.retracts(stored, state.log().roster()) =>
+                        && other.retracts(*id, meta, state.log().roster()) =>
                 {
                     retracted_at = b.timestamp;
                     retracted = Some(if reason.is_empty() {
@@ -299,6 +340,14 @@ impl Replica {
             matched: None,
         })
     }
+}
+
+/// The live alerts kept (not retractions, edits or other posts).
+fn live_alerts(state: &State, now: u64) -> impl Iterator<Item = (&ContentId, &PostMeta)> {
+    state
+        .posts()
+        .iter()
+        .filter(move |(_, m)| m.kind == PostKind::Alert && m.expires > now)
 }
 
 use crate::api::ErrorCode;
