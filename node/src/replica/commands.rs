@@ -35,6 +35,20 @@ impl Replica {
             Request::Check { term } => Ok(Response::Alerts {
                 alerts: self.check(&term)?,
             }),
+            Request::AlertsPage {
+                filter,
+                after,
+                limit,
+            } => {
+                let limit = page_limit(limit);
+                let (alerts, next) = self.alerts_page(&filter, after.as_deref(), limit)?;
+                Ok(Response::AlertsPage { alerts, next })
+            }
+            Request::CheckPage { term, after, limit } => {
+                let limit = page_limit(limit);
+                let (alerts, next) = self.check_page(&term, after.as_deref(), limit)?;
+                Ok(Response::AlertsPage { alerts, next })
+            }
             Request::Post(draft) => Ok(Response::Posted {
                 id: self.post(draft)?.to_hex(),
             }),
@@ -875,4 +889,9 @@ impl Replica {
         }
         items
     }
+}
+
+/// A page's size as asked, within 1..=[`crate::api::MAX_PAGE`].
+fn page_limit(limit: u32) -> usize {
+    usize::try_from(limit.clamp(1, crate::api::MAX_PAGE)).unwrap_or(1)
 }

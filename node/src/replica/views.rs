@@ -168,29 +168,50 @@ impl Replica {
         }
     }
 
-    /// Live alerts matching `filter`, newest first. Only the kept index is in memory: each
-    /// alert shown is read from the store.
+    /// Live alerts matching `filter`, newest first (every page of [`Replica::alerts_page`]).
     pub fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertView>, ApiError> {
-        let state = self.collective()?;
-        let now = now();
-        let area = filter.area.as_ref().map(|a| a.to_lowercase());
-        let mut views: Vec<AlertView> = live_alerts(state, now)
-            .filter(|(_, m)| filter.since.is_none_or(|s| m.timestamp >= s))
-            .filter_map(|(id, _)| self.alert_view(id))
-            .filter(|v| filter.include_retracted || v.retracted.is_none())
-            .filter(|v| filter.category.is_none_or(|c| v.category == c))
-            .filter(|v| {
-                area.as_ref()
-                    .is_none_or(|a| v.area.to_lowercase().contains(a.as_str()))
-            })
-            .collect();
-        views.sort_by(|a, b| b.posted.cmp(&a.posted).then(a.id.cmp(&b.id)));
-        Ok(views)
+        Ok(self.alerts_page(filter, None, usize::MAX)?.0)
     }
 
-    /// Live, unretracted alerts naming `term` (phone, plate, handle or name). Pages through the
-    /// stored alerts one at a time; only matches are kept.
+    /// Up to `limit` live alerts matching `filter`, newest first, after the cursor `after` (from
+    /// an earlier page); and the cursor of the next page, if there is more. Only the compact
+    /// index is in memory: the alerts examined for this page are read from the store, no others.
+    pub fn alerts_page(
+        &self,
+        filter: &AlertFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<AlertView>, Option<String>), ApiError> {
+        let state = self.collective()?;
+        let area = filter.area.as_ref().map(|a| a.to_lowercase());
+        let candidates = newest_first(
+            live_alerts(state, now())
+                .filter(|(_, m)| filter.since.is_none_or(|s| m.timestamp >= s)),
+        );
+        page(&candidates, after, limit, |id| {
+            self.alert_view(id)
+                .filter(|v| filter.include_retracted || v.retracted.is_none())
+                .filter(|v| filter.category.is_none_or(|c| v.category == c))
+                .filter(|v| {
+                    area.as_ref()
+                        .is_none_or(|a| v.area.to_lowercase().contains(a.as_str()))
+                })
+        })
+    }
+
+    /// Live, unretracted alerts naming `term` (phone, plate, handle or name), newest first (every
+    /// page of [`Replica::check_page`]).
     pub fn check(&self, term: &str) -> Result<Vec<AlertView>, ApiError> {
+        Ok(self.check_page(term, None, usize::MAX)?.0)
+    }
+
+    /// One page of [`Replica::check`], as [`Replica::alerts_page`].
+    pub fn check_page(
+        &self,
+        term: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<AlertView>, Option<String>), ApiError> {
         let term = term.trim();
         if term.is_empty() {
             return Err(ApiError::new(
@@ -200,34 +221,25 @@ impl Replica {
         }
         let state = self.collective()?;
         let country = state.log().roster().policy().country.clone();
-        let mut out = Vec::new();
-        for (id, _) in live_alerts(state, now()) {
+        let candidates = newest_first(live_alerts(state, now()));
+        page(&candidates, after, limit, |id| {
             // An alert nothing refers to is shown as posted: match its text before building the
             // view. Edited, retracted or corroborated ones are matched as shown.
             if state.referring(id).is_empty() {
-                let Some(record) = self.stored_post(id) else {
-                    continue;
-                };
+                let record = self.stored_post(id)?;
                 let Content::Alert(alert) = &record.body.content else {
-                    continue;
+                    return None;
                 };
-                if alert.matches(term, &country).is_none() {
-                    continue;
-                }
+                alert.matches(term, &country)?;
             }
-            let Some(mut view) = self.alert_view(id) else {
-                continue;
-            };
+            let mut view = self.alert_view(id)?;
             if view.retracted.is_some() {
-                continue;
+                return None;
             }
-            if let Some(kind) = alert_from_view(&view).matches(term, &country) {
-                view.matched = Some(format!("{kind:?}").to_lowercase());
-                out.push(view);
-            }
-        }
-        out.sort_by(|a, b| b.posted.cmp(&a.posted).then(a.id.cmp(&b.id)));
-        Ok(out)
+            let kind = alert_from_view(&view).matches(term, &country)?;
+            view.matched = Some(format!("{kind:?}").to_lowercase());
+            Some(view)
+        })
     }
 
     /// An alert with its latest edit, retraction and corroborations applied.
@@ -340,6 +352,62 @@ impl Replica {
             matched: None,
         })
     }
+}
+
+/// Alerts in listing order, newest first (then by id): the order of every page.
+fn newest_first<'a>(
+    alerts: impl Iterator<Item = (&'a ContentId, &'a PostMeta)>,
+) -> Vec<(u64, ContentId)> {
+    let mut out: Vec<(u64, ContentId)> = alerts.map(|(id, m)| (m.timestamp, *id)).collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    out
+}
+
+/// A page cursor: the date and id of the last alert a page examined.
+fn cursor(entry: &(u64, ContentId)) -> String {
+    format!("{}-{}", entry.0, entry.1.to_hex())
+}
+
+fn parse_cursor(cursor: &str) -> Result<(u64, ContentId), ApiError> {
+    let bad = || ApiError::new(ErrorCode::InvalidInput, "not a page cursor");
+    let (time, id) = cursor.split_once('-').ok_or_else(bad)?;
+    let time = time.parse().map_err(|_| bad())?;
+    let id: [u8; 32] = hex::decode(id)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(bad)?;
+    Ok((time, ContentId(id)))
+}
+
+/// Up to `limit` views of `candidates` (in listing order) after the cursor `after`, each made by
+/// `view` (`None`: left out); and the cursor of the next page if candidates remain.
+fn page(
+    candidates: &[(u64, ContentId)],
+    after: Option<&str>,
+    limit: usize,
+    view: impl Fn(&ContentId) -> Option<AlertView>,
+) -> Result<(Vec<AlertView>, Option<String>), ApiError> {
+    let start = match after {
+        None => 0,
+        Some(c) => {
+            let (time, id) = parse_cursor(c)?;
+            // The first candidate after the cursor in listing order (the cursor's alert may
+            // have expired since).
+            candidates.partition_point(|(t, i)| *t > time || (*t == time && *i <= id))
+        }
+    };
+    let mut out = Vec::new();
+    let mut next = None;
+    for (n, entry) in candidates.iter().enumerate().skip(start) {
+        if out.len() >= limit.max(1) {
+            next = Some(cursor(&candidates[n - 1]));
+            break;
+        }
+        if let Some(v) = view(&entry.1) {
+            out.push(v);
+        }
+    }
+    Ok((out, next))
 }
 
 /// The live alerts kept (not retractions, edits or other posts).
