@@ -518,6 +518,22 @@ async fn memory_probe_run() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let settled = rss_kib("VmRSS");
     let settled_peak = rss_kib("VmHWM");
+    // What `lookout alerts` shows first: one page of 500.
+    let paged = Instant::now();
+    let first_page = match node
+        .handle
+        .execute(lookout_node::api::Request::AlertsPage {
+            filter: lookout_node::api::AlertFilter::default(),
+            after: None,
+            limit: 500,
+        })
+        .await
+        .unwrap()
+    {
+        lookout_node::api::Response::AlertsPage { alerts, .. } => alerts.len(),
+        other => panic!("unexpected {other:?}"),
+    };
+    let page = paged.elapsed();
     let listed = Instant::now();
     let alerts = node.alerts().await.len();
     let list = listed.elapsed();
@@ -536,7 +552,8 @@ async fn memory_probe_run() {
     let check = checked.elapsed();
     println!(
         "probe: {} alerts, open {load:.2?}; RSS {} MiB after start (process before open {} MiB), peak {} MiB; \
-         list all {list:.2?}, check {check:.2?} ({found} found); RSS after listing {} MiB, peak {} MiB",
+         first page {page:.2?} ({first_page} alerts), list all {list:.2?}, check {check:.2?} ({found} found); \
+         RSS after listing {} MiB, peak {} MiB",
         status.alerts.max(alerts),
         settled / 1024,
         before / 1024,
