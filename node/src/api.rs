@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use lookout_protocol::content::{Category, Severity};
 use lookout_protocol::replica::Refusal;
 
+/// Most alerts one page of [`Request::AlertsPage`] or [`Request::CheckPage`] holds.
+pub const MAX_PAGE: u32 = 500;
+
 /// Version of the control protocol; a client sends it with every request.
 pub(crate) const API_VERSION: u32 = 1;
 
@@ -28,6 +31,27 @@ pub enum Request {
     Check {
         /// What to look for, as typed.
         term: String,
+    },
+    /// One page of [`Request::Alerts`]: up to `limit` alerts after the cursor `after` (the
+    /// `next` of the previous page; none for the first). Answered with [`Response::AlertsPage`].
+    AlertsPage {
+        /// Which alerts.
+        filter: AlertFilter,
+        /// Where the previous page ended.
+        #[serde(default)]
+        after: Option<String>,
+        /// Most alerts in this page (at least one; at most [`MAX_PAGE`]).
+        limit: u32,
+    },
+    /// One page of [`Request::Check`], as [`Request::AlertsPage`].
+    CheckPage {
+        /// What to look for, as typed.
+        term: String,
+        /// Where the previous page ended.
+        #[serde(default)]
+        after: Option<String>,
+        /// Most alerts in this page (at least one; at most [`MAX_PAGE`]).
+        limit: u32,
     },
     /// Post an alert.
     Post(PostDraft),
@@ -166,6 +190,13 @@ pub enum Response {
     Alerts {
         /// Matching alerts, newest first.
         alerts: Vec<AlertView>,
+    },
+    /// For [`Request::AlertsPage`] and [`Request::CheckPage`].
+    AlertsPage {
+        /// This page's alerts, newest first.
+        alerts: Vec<AlertView>,
+        /// The cursor of the next page (`after`), if there is more.
+        next: Option<String>,
     },
     /// For posts, retractions and corroborations.
     Posted {

@@ -24,7 +24,7 @@ use std::future::Future;
 
 use crate::api::{
     AlertFilter, AlertView, ApiError, ErrorCode, MailboxesView, MembersView, PostDraft,
-    ProposalView, Request, Response, StatusView,
+    ProposalView, Request, Response, StatusView, MAX_PAGE,
 };
 use crate::replica::Replica;
 
@@ -110,13 +110,42 @@ impl<T: Transport> Client<T> {
     }
 
     /// Live alerts matching `filter`, newest first.
+    ///
+    /// Follows the node's pages ([`Request::AlertsPage`]) to the end.
     pub async fn alerts(&mut self, filter: AlertFilter) -> Result<Vec<AlertView>, ApiError> {
-        self.alert_list(Request::Alerts(filter)).await
+        self.all_pages(|after| Request::AlertsPage {
+            filter: filter.clone(),
+            after,
+            limit: MAX_PAGE,
+        })
+        .await
     }
 
-    /// Alerts naming this phone number, plate, handle or name (as typed).
+    /// One page of live alerts: up to `limit`, after the cursor `after`; and the next cursor.
+    pub async fn alerts_page(
+        &mut self,
+        filter: AlertFilter,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<(Vec<AlertView>, Option<String>), ApiError> {
+        self.alert_page(Request::AlertsPage {
+            filter,
+            after,
+            limit,
+        })
+        .await
+    }
+
+    /// Alerts naming this phone number, plate, handle or name (as typed). Follows the node's
+    /// pages ([`Request::CheckPage`]) to the end.
     pub async fn check(&mut self, term: impl Into<String>) -> Result<Vec<AlertView>, ApiError> {
-        self.alert_list(Request::Check { term: term.into() }).await
+        let term = term.into();
+        self.all_pages(|after| Request::CheckPage {
+            term: term.clone(),
+            after,
+            limit: MAX_PAGE,
+        })
+        .await
     }
 
     /// Post an alert; returns its id (hex).
@@ -235,10 +264,30 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    async fn alert_list(&mut self, request: Request) -> Result<Vec<AlertView>, ApiError> {
+    async fn alert_page(
+        &mut self,
+        request: Request,
+    ) -> Result<(Vec<AlertView>, Option<String>), ApiError> {
         match self.transport.execute(request).await? {
-            Response::Alerts { alerts } => Ok(alerts),
+            Response::AlertsPage { alerts, next } => Ok((alerts, next)),
             other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Every page of a listing, in order.
+    async fn all_pages(
+        &mut self,
+        request: impl Fn(Option<String>) -> Request,
+    ) -> Result<Vec<AlertView>, ApiError> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let (alerts, next) = self.alert_page(request(after.take())).await?;
+            out.extend(alerts);
+            match next {
+                Some(cursor) => after = Some(cursor),
+                None => return Ok(out),
+            }
         }
     }
 

@@ -219,6 +219,7 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         farewells: HashMap::new(),
         told: HashSet::new(),
         inbound_sync: HashMap::new(),
+        flush_at: None,
     };
     tokio::spawn(event_loop.run());
     Ok(handle)
@@ -358,7 +359,13 @@ struct EventLoop {
     told: HashSet<PeerId>,
     /// When each peer last sent us a sync request.
     inbound_sync: HashMap<PeerId, Instant>,
+    /// When gossip accepted since the last flush must be flushed (group commit).
+    flush_at: Option<tokio::time::Instant>,
 }
+
+/// How long accepted gossip waits for its fsync: enough for the event loop to poll the swarm and
+/// hand the forwards to the connections first, and to share one fsync among a burst.
+const GROUP_COMMIT: Duration = Duration::from_millis(2);
 
 impl EventLoop {
     async fn run(mut self) {
@@ -373,6 +380,7 @@ impl EventLoop {
                     None => break None,
                 },
                 _ = tick.tick() => self.on_tick(),
+                () = flush_deadline(self.flush_at) => self.flush_accepted(),
             }
             self.after_change();
         };
@@ -394,6 +402,8 @@ impl EventLoop {
     }
 
     fn on_command(&mut self, command: Command) {
+        // Whatever the member is told next (a status, a list of alerts) is durable first.
+        self.flush_accepted();
         match command {
             Command::Execute(request, reply) => {
                 let result = match request {
@@ -455,6 +465,10 @@ impl EventLoop {
     fn after_change(&mut self) {
         for item in self.replica.take_outgoing() {
             self.publish(&item);
+        }
+        // Watchers hear of accepted gossip only once it is durable.
+        if self.flush_at.is_some() {
+            return;
         }
         let events = self.replica.take_events();
         let membership_changed = events
@@ -847,10 +861,11 @@ impl EventLoop {
                 MessageAcceptance::Reject
             }
             Some(item) => match self.replica.ingest(&item) {
+                // Forwarded now; made durable by the group commit, once the swarm has handed the
+                // forward to the connections, and before anyone is told of it.
                 Ok(Ingested::Accepted) => {
-                    if let Err(e) = self.replica.flush() {
-                        warn!(error = %e, "flush failed");
-                    }
+                    self.flush_at
+                        .get_or_insert_with(|| tokio::time::Instant::now() + GROUP_COMMIT);
                     MessageAcceptance::Accept
                 }
                 Ok(Ingested::Held) => {
@@ -872,6 +887,15 @@ impl EventLoop {
         self.swarm
             .behaviour_mut()
             .report_validation(&id, &source, verdict);
+    }
+
+    /// Flush gossip accepted since the last flush (one fsync for a burst), then tell watchers.
+    fn flush_accepted(&mut self) {
+        if self.flush_at.take().is_some() {
+            if let Err(e) = self.replica.flush() {
+                warn!(error = %e, "flush failed");
+            }
+        }
     }
 
     fn on_sync_response(&mut self, request_id: OutboundRequestId, response: &[u8]) {
@@ -1253,6 +1277,14 @@ pub fn without_p2p(addr: &Multiaddr) -> Multiaddr {
     addr.iter()
         .filter(|p| !matches!(p, Protocol::P2p(_)))
         .collect()
+}
+
+/// Resolves at `at`, or never.
+async fn flush_deadline(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Whether the device moved to another network: an interface address the swarm had is gone

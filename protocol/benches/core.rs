@@ -17,12 +17,14 @@ use lookout_protocol::envelope::{self, Envelope, InnerBody};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::identity::{Identity, PublicIdentity};
 use lookout_protocol::membership::{resolve, Action, FoundingModerator, Op, Policy, SignedGenesis};
-use lookout_protocol::{CollectiveId, OpId};
+use lookout_protocol::{sig, CollectiveId, OpId};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 const NOW: u64 = 1_790_000_000;
 const BATCH: usize = 64;
+/// Where curve25519-dalek's multi-scalar multiplication switches to Pippenger (≥ 190 points).
+const LARGE_BATCH: usize = 256;
 
 fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
@@ -81,7 +83,7 @@ fn setup() -> Setup {
         SignedGenesis::create(&authors[0], "Bench", "a", Policy::default(), NOW, &mut rng).unwrap();
     let collective = genesis.id();
     let key = EpochKey::generate(&mut rng);
-    let envelopes = (0..BATCH)
+    let envelopes = (0..LARGE_BATCH)
         .map(|i| {
             let author = &authors[i % authors.len()];
             let body = body(collective, author, &key, i as u64 + 1);
@@ -113,8 +115,20 @@ fn envelopes(c: &mut Criterion) {
         b.iter(|| envelope::open(black_box(bytes), s.collective, |_| Some(&s.key)).unwrap());
     });
     group.throughput(Throughput::Elements(BATCH as u64));
-    let refs: Vec<&[u8]> = s.envelopes.iter().map(|e| e.bytes.as_slice()).collect();
+    let refs: Vec<&[u8]> = s.envelopes[..BATCH]
+        .iter()
+        .map(|e| e.bytes.as_slice())
+        .collect();
     group.bench_function("open_batch of 64 (decrypt + batch verify)", |b| {
+        b.iter(|| {
+            let opened = envelope::open_batch(black_box(&refs), s.collective, |_| Some(&s.key));
+            assert!(opened.iter().all(Result::is_ok));
+            opened
+        });
+    });
+    group.throughput(Throughput::Elements(LARGE_BATCH as u64));
+    let refs: Vec<&[u8]> = s.envelopes.iter().map(|e| e.bytes.as_slice()).collect();
+    group.bench_function("open_batch of 256 (decrypt + batch verify)", |b| {
         b.iter(|| {
             let opened = envelope::open_batch(black_box(&refs), s.collective, |_| Some(&s.key));
             assert!(opened.iter().all(Result::is_ok));
@@ -221,6 +235,58 @@ fn primitives(c: &mut Criterion) {
         });
     });
     let bytes = verifying.to_bytes();
+    let sig_bytes = signature.to_bytes();
+    group.bench_function("ed25519 ZIP-215 verify (sig::verify_message)", |b| {
+        b.iter(|| assert!(sig::verify_message(&bytes, black_box(&message), &sig_bytes)));
+    });
+    // Batches of 64 signatures by 8 keys (as the envelope batch): the one rule's batch
+    // (ZIP-215, one term per key) and ed25519-dalek's cofactorless batch it replaced.
+    let keys: Vec<SigningKey> = (0..8).map(|_| SigningKey::generate(&mut rng)).collect();
+    let signed: Vec<([u8; 32], Vec<u8>, [u8; 64])> = (0..BATCH)
+        .map(|i| {
+            let key = &keys[i % keys.len()];
+            let body = vec![i as u8; 600];
+            let sig = key.sign(&sig::signed_message(b"bench", &body)).to_bytes();
+            (key.verifying_key().to_bytes(), body, sig)
+        })
+        .collect();
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("ZIP-215 sig::verify_batch of 64 (8 keys)", |b| {
+        b.iter(|| {
+            let items: Vec<sig::Item<'_>> = signed
+                .iter()
+                .map(|(key, body, sig)| sig::Item {
+                    key,
+                    ctx: b"bench",
+                    body,
+                    sig,
+                })
+                .collect();
+            assert!(sig::verify_batch(black_box(&items)).iter().all(|ok| *ok));
+        });
+    });
+    let dalek_keys: Vec<VerifyingKey> = signed
+        .iter()
+        .map(|(key, _, _)| VerifyingKey::from_bytes(key).unwrap())
+        .collect();
+    let dalek_sigs: Vec<Signature> = signed
+        .iter()
+        .map(|(_, _, sig)| Signature::from_bytes(sig))
+        .collect();
+    group.bench_function(
+        "ed25519-dalek verify_batch of 64 (cofactorless, replaced)",
+        |b| {
+            b.iter(|| {
+                let messages: Vec<Vec<u8>> = signed
+                    .iter()
+                    .map(|(_, body, _)| sig::signed_message(b"bench", body))
+                    .collect();
+                let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+                ed25519_dalek::verify_batch(black_box(&refs), &dalek_sigs, &dalek_keys).unwrap();
+            });
+        },
+    );
+    group.throughput(Throughput::Elements(1));
     group.bench_function("ed25519 key decompression", |b| {
         b.iter(|| VerifyingKey::from_bytes(black_box(&bytes)).unwrap());
     });

@@ -21,7 +21,6 @@
 
 use chacha20poly1305::aead::{Aead as _, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use ed25519_dalek::{Signature, VerifyingKey};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +30,7 @@ use crate::epoch::{EpochInfo, EpochKey, EpochStatus};
 use crate::identity::{self, Identity};
 use crate::ids::{CollectiveId, ContentId, EpochId, MemberId, OpId};
 use crate::membership::{decode_canonical, Roster};
+use crate::sig;
 
 /// Envelope format version.
 pub const VERSION: u8 = 2;
@@ -50,7 +50,8 @@ pub const MAX_REACHABILITY_PER_DAY: u32 = 24;
 pub const MAX_REACHABILITY_SECS: u64 = 86_400;
 /// Most membership heads an envelope may name.
 pub const MAX_HEADS: usize = 32;
-const INNER_SIG_CONTEXT: &[u8] = b"lookout envelope v1";
+/// The signing context of an envelope's inner body.
+pub const INNER_SIG_CONTEXT: &[u8] = b"lookout envelope v1";
 
 /// The part everyone on the path sees.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,15 +190,31 @@ pub fn seal<R: RngCore + CryptoRng>(
 pub fn seal_unvalidated<R: RngCore + CryptoRng>(
     author: &Identity,
     key: &EpochKey,
+    body: InnerBody,
+    rng: &mut R,
+) -> Result<Envelope, EnvelopeError> {
+    seal_signed_with(author.member_id(), key, body, rng, |inner| {
+        author.sign(INNER_SIG_CONTEXT, inner)
+    })
+}
+
+/// [`seal_unvalidated`] with a caller-made signature over the encoded inner body (signed under
+/// [`INNER_SIG_CONTEXT`]): how a hostile member crafts a signature its own key made in an
+/// unusual way (a mixed-order R, say). Only for tests.
+#[doc(hidden)]
+pub fn seal_signed_with<R: RngCore + CryptoRng>(
+    author: MemberId,
+    key: &EpochKey,
     mut body: InnerBody,
     rng: &mut R,
+    sign: impl FnOnce(&[u8]) -> [u8; 64],
 ) -> Result<Envelope, EnvelopeError> {
     body.heads.sort();
     body.heads.dedup();
     body.epoch = key.id();
-    body.author = author.member_id();
+    body.author = author;
     let inner = codec::encode(&body);
-    let signature = author.sign(INNER_SIG_CONTEXT, &inner);
+    let signature = sign(&inner);
     let id = ContentId::of_signed_body(&inner);
     let signed = codec::encode(&SignedInner {
         body: inner,
@@ -294,8 +311,9 @@ pub fn open<'k>(
     Ok(d.into_opened())
 }
 
-/// Decrypt and verify many envelopes, checking the signatures of the whole batch at once (about
-/// twice as fast). If the batch check fails, each is checked alone so only the bad ones fail.
+/// Decrypt and verify many envelopes, checking the signatures of the whole batch at once
+/// ([`sig::verify_batch`]: the same rule as [`open`], so each verdict is exactly what [`open`]
+/// would say; one bad signature refuses exactly its envelope).
 pub fn open_batch<'k>(
     envelopes: &[&[u8]],
     collective: CollectiveId,
@@ -305,42 +323,22 @@ pub fn open_batch<'k>(
         .iter()
         .map(|bytes| decrypt(bytes, collective, &key_for))
         .collect();
-    let mut messages = Vec::new();
-    let mut signatures = Vec::new();
-    let mut keys = Vec::new();
-    let mut weak = false;
-    // Authors repeat within a batch: decompress each key once.
-    let mut authors: std::collections::HashMap<MemberId, Option<VerifyingKey>> =
-        std::collections::HashMap::new();
-    for d in decrypted.iter().flatten() {
-        let key = *authors.entry(d.body.author).or_insert_with(|| {
-            VerifyingKey::from_bytes(&d.body.author.0)
-                .ok()
-                .filter(|k| !k.is_weak())
-        });
-        match key {
-            Some(key) => {
-                messages.push(identity::signed_message(INNER_SIG_CONTEXT, &d.inner_bytes));
-                signatures.push(Signature::from_bytes(&d.signature));
-                keys.push(key);
-            }
-            None => weak = true,
-        }
-    }
-    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-    let batch_ok = !weak && ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok();
+    let items: Vec<sig::Item<'_>> = decrypted
+        .iter()
+        .flatten()
+        .map(|d| sig::Item {
+            key: &d.body.author.0,
+            ctx: INNER_SIG_CONTEXT,
+            body: &d.inner_bytes,
+            sig: &d.signature,
+        })
+        .collect();
+    let mut verdicts = sig::verify_batch(&items).into_iter();
     decrypted
         .into_iter()
         .map(|d| {
             let d = d?;
-            if !batch_ok
-                && !identity::verify(
-                    &d.body.author,
-                    INNER_SIG_CONTEXT,
-                    &d.inner_bytes,
-                    &d.signature,
-                )
-            {
+            if verdicts.next() != Some(true) {
                 return Err(EnvelopeError::BadSignature);
             }
             Ok(d.into_opened())
@@ -525,27 +523,32 @@ impl Verified {
         self.opened.coarse_time
     }
 
+    /// What the replica keeps of this post in memory.
+    pub fn meta(&self) -> PostMeta {
+        PostMeta::of(self.body())
+    }
+
     /// Rules for a post that refers to `target`, the post its content names (an edit, retraction
     /// or corroboration), checked once the target is held: only alerts are referred to; only the
     /// author edits; only the author or a moderator of the `current` roster retracts, and a
     /// retraction lives at least as long as its alert. Authority comes from the current roster,
     /// never from the membership state the post names (`at_heads`, which its author chooses):
     /// `at_heads` only tells a former moderator ([`Rejection::NoLongerModerator`], ignored) from
-    /// someone who never was one ([`Rejection::NotAModerator`], penalised).
+    /// someone who never was one ([`Rejection::NotAModerator`], penalised). `target` is what the
+    /// replica keeps of the target ([`Verified::meta`]) under the id `target_id`.
     pub fn check_reference(
         &self,
-        target: &Verified,
+        target_id: ContentId,
+        target: &PostMeta,
         at_heads: &Roster,
         current: &Roster,
     ) -> Result<(), Rejection> {
         let body = self.body();
-        if body.content.target() != Some(target.id())
-            || !matches!(target.body().content, Content::Alert(_))
-        {
+        if body.content.target() != Some(target_id) || target.kind != PostKind::Alert {
             return Err(Rejection::NotAnAlert);
         }
         let author = body.author;
-        let by_author = author == target.author();
+        let by_author = author == target.author;
         match &body.content {
             Content::Edit { .. } if !by_author => Err(Rejection::NotTheAuthor),
             Content::Retraction { .. } if !by_author && !current.is_moderator(&author) => {
@@ -555,21 +558,89 @@ impl Verified {
                     Rejection::NotAModerator
                 })
             }
-            Content::Retraction { .. } if body.expires < target.body().expires => {
+            Content::Retraction { .. } if body.expires < target.expires => {
                 Err(Rejection::RetractionExpiresFirst)
             }
             _ => Ok(()),
         }
     }
 
-    /// Whether this post withdraws `target` now: a retraction of it by its author, or by someone
-    /// who is a moderator in the `current` roster. A retraction stored while its author was a
-    /// moderator stops counting once they are demoted or removed (another moderator can retract
-    /// again); the author's own retraction always counts.
-    pub fn retracts(&self, target: &Verified, current: &Roster) -> bool {
-        let body = self.body();
-        matches!(&body.content, Content::Retraction { target: t, .. } if *t == target.id())
-            && (body.author == target.author() || current.is_moderator(&body.author))
+    /// Whether this post withdraws the post `target_id` (kept as `target`) now: see
+    /// [`PostMeta::retracts`].
+    pub fn retracts(&self, target_id: ContentId, target: &PostMeta, current: &Roster) -> bool {
+        self.meta().retracts(target_id, target, current)
+    }
+}
+
+/// What kind of post it is, without its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum PostKind {
+    /// [`Content::Alert`].
+    Alert,
+    /// [`Content::Edit`].
+    Edit,
+    /// [`Content::Retraction`].
+    Retraction,
+    /// [`Content::Corroboration`].
+    Corroboration,
+    /// [`Content::Reachability`].
+    Reachability,
+}
+
+/// The few fields of a verified post that the replica's rules and indexes need: what a replica
+/// keeps in memory for every live post, while the post itself stays on disk (about 90 bytes
+/// instead of a few kilobytes of decoded text per post).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostMeta {
+    /// Who wrote it.
+    pub author: MemberId,
+    /// What kind of post.
+    pub kind: PostKind,
+    /// The alert it refers to (edits, retractions, corroborations).
+    pub target: Option<ContentId>,
+    /// When it was written (the signed timestamp; the coarse time is derived from it).
+    pub timestamp: u64,
+    /// When it expires.
+    pub expires: u64,
+}
+
+impl PostMeta {
+    /// What is kept of a post with this (verified) body.
+    pub fn of(body: &InnerBody) -> Self {
+        let kind = match &body.content {
+            Content::Alert(_) => PostKind::Alert,
+            Content::Edit { .. } => PostKind::Edit,
+            Content::Retraction { .. } => PostKind::Retraction,
+            Content::Corroboration { .. } => PostKind::Corroboration,
+            Content::Reachability { .. } => PostKind::Reachability,
+        };
+        Self {
+            author: body.author,
+            kind,
+            target: body.content.target(),
+            timestamp: body.timestamp,
+            expires: body.expires,
+        }
+    }
+
+    /// The coarse time in the envelope's clear part (its position in reconciliation).
+    pub fn coarse_time(&self) -> u64 {
+        coarse(self.timestamp)
+    }
+
+    /// Whether it counts against the author's alert quota (everything but reachability posts).
+    pub fn counts_against_quota(&self) -> bool {
+        self.kind != PostKind::Reachability
+    }
+
+    /// Whether this post withdraws the post `target_id` (kept as `target`) now: a retraction of
+    /// it by its author, or by someone who is a moderator in the `current` roster. A retraction
+    /// stored while its author was a moderator stops counting once they are demoted or removed
+    /// (another moderator can retract again); the author's own retraction always counts.
+    pub fn retracts(&self, target_id: ContentId, target: &PostMeta, current: &Roster) -> bool {
+        self.kind == PostKind::Retraction
+            && self.target == Some(target_id)
+            && (self.author == target.author || current.is_moderator(&self.author))
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use x25519_dalek::StaticSecret;
@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 use crate::codec::{self, DecodeError};
 use crate::ids::{context, hash, MemberId};
 use crate::passphrase::{self, KdfParams, PassphraseError};
+use crate::sig;
 use crate::textcode::{self, TextCodeError};
 
 /// Prefix of a public identity's text code.
@@ -112,7 +113,7 @@ pub struct PublicIdentity {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentityError {
-    /// The member id is not a valid Ed25519 public key.
+    /// The member id is not a valid Ed25519 public key, or is one of small order.
     #[error("the member key is not a valid Ed25519 public key")]
     BadMemberKey,
     /// The agreement key is not signed by the member key.
@@ -201,7 +202,10 @@ impl Identity {
     /// The public half, with the agreement key signed.
     pub fn public(&self) -> PublicIdentity {
         let agreement = x25519_dalek::PublicKey::from(&self.agreement).to_bytes();
-        let agreement_sig = self.signing.sign(&agreement_message(&agreement)).to_bytes();
+        let agreement_sig = self
+            .signing
+            .sign(&sig::signed_message(AGREEMENT_SIG_CONTEXT, &agreement))
+            .to_bytes();
         PublicIdentity {
             member: self.member_id(),
             agreement,
@@ -212,7 +216,7 @@ impl Identity {
     /// Sign `message` under a domain-separation `context` (prepended with its length).
     pub fn sign(&self, context: &[u8], message: &[u8]) -> [u8; 64] {
         self.signing
-            .sign(&signed_message(context, message))
+            .sign(&sig::signed_message(context, message))
             .to_bytes()
     }
 
@@ -377,12 +381,21 @@ impl fmt::Debug for Identity {
 }
 
 impl PublicIdentity {
-    /// Check that the member key is a valid point and that it signed the agreement key.
+    /// Check that the member key is a valid point not of small order, and that it signed the
+    /// agreement key.
     pub fn verify(&self) -> Result<(), IdentityError> {
-        let key = verifying_key(&self.member).ok_or(IdentityError::BadMemberKey)?;
-        let sig = Signature::from_bytes(&self.agreement_sig);
-        key.verify_strict(&agreement_message(&self.agreement), &sig)
-            .map_err(|_| IdentityError::BadAgreementSignature)?;
+        // Explicit: ZIP-215 alone accepts a small-order key (which "signs" every message).
+        if !sig::acceptable_key(&self.member.0) {
+            return Err(IdentityError::BadMemberKey);
+        }
+        if !sig::verify(
+            &self.member.0,
+            AGREEMENT_SIG_CONTEXT,
+            &self.agreement,
+            &self.agreement_sig,
+        ) {
+            return Err(IdentityError::BadAgreementSignature);
+        }
         if !is_contributory(&self.agreement) {
             return Err(IdentityError::WeakAgreementKey);
         }
@@ -432,11 +445,6 @@ pub fn fingerprint(member: &MemberId, agreement: &[u8; 32]) -> String {
         .join(" ")
 }
 
-/// The verifying key behind a member id, if it is a valid point.
-pub(crate) fn verifying_key(member: &MemberId) -> Option<VerifyingKey> {
-    VerifyingKey::from_bytes(&member.0).ok()
-}
-
 /// Whether X25519 with `agreement` gives a secret that depends on the private scalar. A clamped
 /// scalar is a multiple of 8, so it sends a point with only a small-order component (there are a
 /// handful, with several encodings each) to zero, and every other point to a non-zero value.
@@ -446,29 +454,9 @@ fn is_contributory(agreement: &[u8; 32]) -> bool {
         .was_contributory()
 }
 
-/// Verify a signature made by [`Identity::sign`], with `verify_strict`.
+/// Verify a signature made by [`Identity::sign`] by `member`: [`sig::verify`] (the one rule).
 pub fn verify(member: &MemberId, context: &[u8], message: &[u8], signature: &[u8; 64]) -> bool {
-    let Some(key) = verifying_key(member) else {
-        return false;
-    };
-    key.verify_strict(
-        &signed_message(context, message),
-        &Signature::from_bytes(signature),
-    )
-    .is_ok()
-}
-
-/// The exact bytes an Ed25519 signature covers: context length, context, message.
-pub(crate) fn signed_message(context: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + context.len() + message.len());
-    out.push(u8::try_from(context.len()).unwrap_or(u8::MAX));
-    out.extend_from_slice(context);
-    out.extend_from_slice(message);
-    out
-}
-
-fn agreement_message(agreement: &[u8; 32]) -> Vec<u8> {
-    signed_message(AGREEMENT_SIG_CONTEXT, agreement)
+    sig::verify(&member.0, context, message, signature)
 }
 
 #[cfg(test)]
@@ -489,7 +477,10 @@ mod tests {
         for agreement in [[0u8; 32], order_four] {
             let mut public = id.public();
             public.agreement = agreement;
-            public.agreement_sig = id.signing.sign(&agreement_message(&agreement)).to_bytes();
+            public.agreement_sig = id
+                .signing
+                .sign(&sig::signed_message(AGREEMENT_SIG_CONTEXT, &agreement))
+                .to_bytes();
             assert!(matches!(
                 public.verify(),
                 Err(IdentityError::WeakAgreementKey)
@@ -525,6 +516,25 @@ mod tests {
             forged.verify(),
             Err(IdentityError::BadAgreementSignature)
         ));
+    }
+
+    #[test]
+    fn a_small_order_member_key_is_refused() {
+        // Key = the identity point, R = the identity, S = 0: the cofactored equation holds for
+        // every message, so ZIP-215 alone would call it a valid identity that signs anything.
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        let honest = Identity::generate(&mut rng).public();
+        let mut identity_point = [0u8; 32];
+        identity_point[0] = 1;
+        let mut agreement_sig = [0u8; 64];
+        agreement_sig[0] = 1;
+        let forged = PublicIdentity {
+            member: MemberId(identity_point),
+            agreement_sig,
+            ..honest
+        };
+        assert!(matches!(forged.verify(), Err(IdentityError::BadMemberKey)));
+        assert!(!verify(&forged.member, b"any", b"thing", &agreement_sig));
     }
 
     #[test]

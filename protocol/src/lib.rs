@@ -69,6 +69,7 @@ pub mod passphrase;
 pub mod reconcile;
 pub mod replica;
 mod serde_bytes64;
+pub mod sig;
 pub mod text;
 pub mod textcode;
 

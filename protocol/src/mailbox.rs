@@ -12,7 +12,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, DecodeError};
-use crate::identity::signed_message;
+use crate::sig;
 use crate::ids::MailboxId;
 use crate::textcode::{self, TextCodeError};
 
@@ -71,7 +71,7 @@ impl MailboxPairing {
     ) -> Result<Self, MailboxError> {
         check_addresses(&addresses).map_err(MailboxError::Addresses)?;
         let mailbox = key.verifying_key().to_bytes();
-        let message = signed_message(
+        let message = sig::signed_message(
             PAIRING_SIG_CONTEXT,
             &codec::encode(&(mailbox, &addresses, now)),
         );
@@ -92,17 +92,14 @@ impl MailboxPairing {
 
     /// Check the key, the addresses and the signature.
     pub fn verify(&self) -> Result<(), MailboxError> {
-        let key = mailbox_key(&self.mailbox).ok_or(MailboxError::BadKey)?;
+        mailbox_key(&self.mailbox).ok_or(MailboxError::BadKey)?;
         check_addresses(&self.addresses).map_err(MailboxError::Addresses)?;
-        let message = signed_message(
-            PAIRING_SIG_CONTEXT,
-            &codec::encode(&(self.mailbox, &self.addresses, self.created)),
-        );
-        key.verify_strict(
-            &message,
-            &ed25519_dalek::Signature::from_bytes(&self.signature),
-        )
-        .map_err(|_| MailboxError::BadSignature)
+        let body = codec::encode(&(self.mailbox, &self.addresses, self.created));
+        if sig::verify(&self.mailbox, PAIRING_SIG_CONTEXT, &body, &self.signature) {
+            Ok(())
+        } else {
+            Err(MailboxError::BadSignature)
+        }
     }
 
     /// The text code (`LKMAILBOX1-...`).
@@ -128,7 +125,7 @@ impl MailboxPairing {
 pub fn mailbox_key(mailbox: &[u8; 32]) -> Option<VerifyingKey> {
     VerifyingKey::from_bytes(mailbox)
         .ok()
-        .filter(|key| !key.is_weak())
+        .filter(|_| sig::acceptable_key(mailbox))
 }
 
 /// Check a mailbox's addresses: at most [`MAX_MAILBOX_ADDRESSES`], at most

@@ -562,3 +562,179 @@ fn deliveries_a_member_forges_never_narrow_an_epoch() {
         assert!(info.write_deadline(roster.policy()) >= deadline);
     }
 }
+
+/// A signature made by the author's own key with a mixed-order R (`r·B + T`, `T` of order 8):
+/// what a hostile member can send. Cofactorless single verification (`verify_strict`) refuses it;
+/// a randomized cofactorless batch accepts it whenever its coefficient for that signature is a
+/// multiple of 8 (one time in eight, and the author can grind the message until it is). Replicas
+/// that verify singly and replicas that verify in batches must reach the same verdict.
+fn mixed_order_signature(author: &Identity, message: &[u8], torsion: usize) -> [u8; 64] {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest, Sha512};
+    let h = Sha512::digest(author.ed25519_seed().as_slice());
+    let mut a_bytes = [0u8; 32];
+    a_bytes.copy_from_slice(&h[..32]);
+    a_bytes[0] &= 248;
+    a_bytes[31] &= 127;
+    a_bytes[31] |= 64;
+    let a = Scalar::from_bytes_mod_order(a_bytes);
+    let public = (ED25519_BASEPOINT_POINT * a).compress();
+    assert_eq!(public.to_bytes(), author.member_id().0);
+    let r = Scalar::from_hash(Sha512::new().chain_update(&h[32..]).chain_update(message));
+    let big_r = (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[torsion]).compress();
+    let k = Scalar::from_hash(
+        Sha512::new()
+            .chain_update(big_r.as_bytes())
+            .chain_update(public.as_bytes())
+            .chain_update(message),
+    );
+    let s = r + k * a;
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(big_r.as_bytes());
+    sig[32..].copy_from_slice(s.as_bytes());
+    sig
+}
+
+#[test]
+fn a_mixed_order_signature_gets_one_verdict_singly_and_in_batches() {
+    let mut net = Net::new();
+    let mallory = net.add();
+    let honest = net.add();
+    let (k1, d1) = net.rotate(NOW);
+    let mut book = EpochBook::new();
+    book.record(
+        &d1,
+        &net.founder,
+        &net.log.roster_at(&d1.body().heads).unwrap(),
+    )
+    .unwrap();
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&mallory.member_id().0).unwrap();
+    // Grind the timestamp until the cofactorless batch (ed25519-dalek's `verify_batch`, which
+    // an older release used) would accept the crafted signature.
+    let mut found = None;
+    for i in 0..200u64 {
+        let mut signed = None;
+        let envelope = envelope::seal_signed_with(
+            mallory.member_id(),
+            &k1,
+            InnerBody {
+                collective: net.log.collective(),
+                epoch: k1.id(),
+                author: mallory.member_id(),
+                seq: 1,
+                heads: net.log.roster().heads().to_vec(),
+                timestamp: NOW + i,
+                expires: NOW + 1000,
+                content: Content::Alert(alert("+447700900123")),
+            },
+            &mut net.rng,
+            |inner| {
+                let mut message = vec![u8::try_from(envelope::INNER_SIG_CONTEXT.len()).unwrap()];
+                message.extend_from_slice(envelope::INNER_SIG_CONTEXT);
+                message.extend_from_slice(inner);
+                let sig = mixed_order_signature(&mallory, &message, 1 + (i as usize % 7));
+                signed = Some((message, sig));
+                sig
+            },
+        )
+        .unwrap();
+        let (message, sig) = signed.unwrap();
+        let sig = ed25519_dalek::Signature::from_bytes(&sig);
+        assert!(key.verify_strict(&message, &sig).is_err());
+        if ed25519_dalek::verify_batch(&[&message[..]], &[sig], &[key]).is_ok() {
+            found = Some(envelope);
+            break;
+        }
+    }
+    let crafted = found.expect("one in eight batches accepts a mixed-order R");
+    let fine = net.post(&honest, &k1, NOW, NOW + 1000);
+    let collective = net.log.collective();
+    let single = envelope::open(&crafted.bytes, collective, |id| book.key(id));
+    for batch in [
+        vec![&crafted.bytes[..]],
+        vec![&fine.bytes[..], &crafted.bytes[..]],
+    ] {
+        let results = envelope::open_batch(&batch, collective, |id| book.key(id));
+        let last = results.last().unwrap();
+        assert_eq!(
+            last.is_ok(),
+            single.is_ok(),
+            "a batch and a single check disagree on a mixed-order R: {last:?} vs {single:?}"
+        );
+        assert!(results[0].is_ok());
+    }
+    // ZIP-215 (cofactored) accepts it: the torsion component of R is multiplied away.
+    assert!(single.is_ok(), "{single:?}");
+}
+
+/// `bytes` re-encrypted under `key` with one bit of the author's signature flipped: it decrypts
+/// and decodes, and its content id still matches the body; only the signature is wrong.
+fn with_broken_signature(bytes: &[u8], key: &EpochKey) -> Vec<u8> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    use lookout_protocol::codec;
+    let mut outer = envelope::peek(bytes).unwrap();
+    let cipher = XChaCha20Poly1305::new(key.to_bytes().as_ref().into());
+    let ciphertext = std::mem::take(&mut outer.ciphertext);
+    let aad = codec::encode(&outer);
+    let mut plaintext = cipher
+        .decrypt(
+            XNonce::from_slice(&outer.nonce),
+            Payload {
+                msg: &ciphertext,
+                aad: &aad,
+            },
+        )
+        .unwrap();
+    let len = usize::from(u16::from_le_bytes([plaintext[0], plaintext[1]]));
+    plaintext[2 + len - 1] ^= 1;
+    outer.ciphertext = cipher
+        .encrypt(
+            XNonce::from_slice(&outer.nonce),
+            Payload {
+                msg: &plaintext,
+                aad: &aad,
+            },
+        )
+        .unwrap();
+    codec::encode(&outer)
+}
+
+#[test]
+fn one_bad_signature_in_a_batch_fails_exactly_that_envelope() {
+    let mut net = Net::new();
+    let alice = net.add();
+    let bob = net.add();
+    let (k1, d1) = net.rotate(NOW);
+    let mut book = EpochBook::new();
+    book.record(
+        &d1,
+        &net.founder,
+        &net.log.roster_at(&d1.body().heads).unwrap(),
+    )
+    .unwrap();
+    let collective = net.log.collective();
+    for bad in [0, 3, 7] {
+        let mut envs: Vec<Vec<u8>> = (0..8)
+            .map(|i| {
+                let author = if i % 2 == 0 { &alice } else { &bob };
+                net.post(author, &k1, NOW + i, NOW + 1000).bytes
+            })
+            .collect();
+        envs[bad] = with_broken_signature(&envs[bad], &k1);
+        assert!(matches!(
+            envelope::open(&envs[bad], collective, |id| book.key(id)),
+            Err(EnvelopeError::BadSignature)
+        ));
+        let refs: Vec<&[u8]> = envs.iter().map(Vec::as_slice).collect();
+        let batch = envelope::open_batch(&refs, collective, |id| book.key(id));
+        for (i, result) in batch.iter().enumerate() {
+            if i == bad {
+                assert!(matches!(result, Err(EnvelopeError::BadSignature)), "{i}");
+            } else {
+                assert!(result.is_ok(), "envelope {i} refused beside a bad one");
+            }
+        }
+    }
+}

@@ -240,14 +240,19 @@ fn retraction_rights_come_from_the_current_roster() {
     let then = net.roster_at(&heads);
 
     // While a moderator: the retraction is accepted and withdraws the alert.
-    assert_eq!(by_moderator.check_reference(&target, &then, &then), Ok(()));
-    assert!(by_moderator.retracts(&target, &then));
-    let e = by_plain.check_reference(&target, &then, &then).unwrap_err();
+    assert_eq!(
+        by_moderator.check_reference(target.id(), &target.meta(), &then, &then),
+        Ok(())
+    );
+    assert!(by_moderator.retracts(target.id(), &target.meta(), &then));
+    let e = by_plain
+        .check_reference(target.id(), &target.meta(), &then, &then)
+        .unwrap_err();
     assert_eq!(
         (e.clone(), e.verdict()),
         (Rejection::NotAModerator, Verdict::Reject)
     );
-    assert!(!by_plain.retracts(&target, &then));
+    assert!(!by_plain.retracts(target.id(), &target.meta(), &then));
 
     // Demoted: the same retraction, naming the state in which its author was a moderator, is
     // no longer accepted (quietly: an honest node may forward one it took earlier), and one
@@ -258,15 +263,18 @@ fn retraction_rights_come_from_the_current_roster() {
     let demoted = net.log.roster().clone();
     assert!(demoted.is_member(&moderator.member_id()));
     let e = by_moderator
-        .check_reference(&target, &then, &demoted)
+        .check_reference(target.id(), &target.meta(), &then, &demoted)
         .unwrap_err();
     assert_eq!(
         (e.clone(), e.verdict()),
         (Rejection::NoLongerModerator, Verdict::Ignore)
     );
-    assert!(!by_moderator.retracts(&target, &demoted));
-    assert_eq!(by_author.check_reference(&target, &then, &demoted), Ok(()));
-    assert!(by_author.retracts(&target, &demoted));
+    assert!(!by_moderator.retracts(target.id(), &target.meta(), &demoted));
+    assert_eq!(
+        by_author.check_reference(target.id(), &target.meta(), &then, &demoted),
+        Ok(())
+    );
+    assert!(by_author.retracts(target.id(), &target.meta(), &demoted));
 }
 
 #[test]
@@ -277,7 +285,7 @@ fn a_removed_moderators_retraction_does_not_count() {
     let by_moderator = net.seal(&moderator, NOW + DAY, retraction(target.id()));
     let by_moderator = net.verify(&by_moderator.bytes);
     let then = net.log.roster().clone();
-    assert!(by_moderator.retracts(&target, &then));
+    assert!(by_moderator.retracts(target.id(), &target.meta(), &then));
     net.op(Action::Remove {
         member: moderator.member_id(),
         reason: "protected a client".into(),
@@ -285,10 +293,10 @@ fn a_removed_moderators_retraction_does_not_count() {
     let removed = net.log.roster().clone();
     assert!(removed.is_removed(&moderator.member_id()));
     let e = by_moderator
-        .check_reference(&target, &then, &removed)
+        .check_reference(target.id(), &target.meta(), &then, &removed)
         .unwrap_err();
     assert_eq!(e, Rejection::NoLongerModerator);
-    assert!(!by_moderator.retracts(&target, &removed));
+    assert!(!by_moderator.retracts(target.id(), &target.meta(), &removed));
 }
 
 #[test]
@@ -312,11 +320,11 @@ fn edits_and_retractions_keep_to_their_alert() {
         net.verify(&sealed.bytes)
     };
     assert_eq!(
-        edit(&mut net, &author).check_reference(&target, &roster, &roster),
+        edit(&mut net, &author).check_reference(target.id(), &target.meta(), &roster, &roster),
         Ok(())
     );
     assert_eq!(
-        edit(&mut net, &moderator).check_reference(&target, &roster, &roster),
+        edit(&mut net, &moderator).check_reference(target.id(), &target.meta(), &roster, &roster),
         Err(Rejection::NotTheAuthor)
     );
 
@@ -324,7 +332,7 @@ fn edits_and_retractions_keep_to_their_alert() {
     let short = net.seal(&author, NOW + DAY, retraction(target.id()));
     let short = net.verify(&short.bytes);
     let e = short
-        .check_reference(&target, &roster, &roster)
+        .check_reference(target.id(), &target.meta(), &roster, &roster)
         .unwrap_err();
     assert_eq!(
         (e.clone(), e.verdict()),
@@ -337,11 +345,11 @@ fn edits_and_retractions_keep_to_their_alert() {
     let of_retraction = net.seal(&author, NOW + 2 * DAY, retraction(full.id()));
     let of_retraction = net.verify(&of_retraction.bytes);
     assert_eq!(
-        of_retraction.check_reference(&full, &roster, &roster),
+        of_retraction.check_reference(full.id(), &full.meta(), &roster, &roster),
         Err(Rejection::NotAnAlert)
     );
     assert_eq!(
-        full.check_reference(&full, &roster, &roster),
+        full.check_reference(full.id(), &full.meta(), &roster, &roster),
         Err(Rejection::NotAnAlert)
     );
 }

@@ -35,7 +35,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use lookout_protocol::codec;
 use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
-use lookout_protocol::envelope::{self, InnerBody, Verified};
+use lookout_protocol::envelope::{self, InnerBody};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::identity::{Identity, PublicIdentity};
 use lookout_protocol::membership::{
@@ -161,6 +161,9 @@ struct Replica {
     state: State,
     /// Envelopes as accepted, by content id: what a node keeps on disk and serves to peers.
     envelopes: BTreeMap<ContentId, Vec<u8>>,
+    /// The verified bodies of the posts accepted, by content id: what a node keeps on disk (the
+    /// core keeps only [`lookout_protocol::envelope::PostMeta`] of each in memory).
+    bodies: BTreeMap<ContentId, InnerBody>,
     /// Items the core ignored or rejected, with why: for honest replicas, only adversaries' items
     /// may be among them.
     refused: Vec<([u8; 32], Refusal)>,
@@ -185,6 +188,7 @@ impl Replica {
             skew,
             state: State::new(genesis.clone()),
             envelopes: BTreeMap::new(),
+            bodies: BTreeMap::new(),
             refused: Vec::new(),
             unreadable: Vec::new(),
             stuck_since: None,
@@ -221,14 +225,47 @@ impl Replica {
         step.outcome
     }
 
+    /// Hand a sync batch to the core: runs of envelopes go through batched verification
+    /// ([`State::ingest_envelopes`]), as a node ingests a sync response. Returns the outcomes.
+    fn ingest_batch(&mut self, msgs: &[Msg], tick: u64) -> Vec<Ingested> {
+        let mut outcomes = Vec::with_capacity(msgs.len());
+        let mut rest = msgs;
+        while let Some(first) = rest.first() {
+            if first.kind != SetKind::Envelopes {
+                outcomes.push(self.ingest(first, tick));
+                rest = &rest[1..];
+                continue;
+            }
+            let run = rest
+                .iter()
+                .position(|m| m.kind != SetKind::Envelopes)
+                .unwrap_or(rest.len());
+            let (batch, after) = rest.split_at(run);
+            rest = after;
+            let bytes: Vec<&[u8]> = batch.iter().map(|m| m.bytes.as_slice()).collect();
+            let now = self.clock(tick);
+            let (results, effects) = self.state.ingest_envelopes(&bytes, &self.identity, now);
+            self.apply(effects);
+            for (msg, outcome) in batch.iter().zip(&results) {
+                if let Ingested::Rejected(why) | Ingested::Ignored(why) = outcome {
+                    self.refused.push((msg.refusal_key(), why.clone()));
+                }
+            }
+            outcomes.extend(results);
+        }
+        outcomes
+    }
+
     fn apply(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
                 Effect::PutPost { id, record } => {
                     self.envelopes.insert(id, record.envelope);
+                    self.bodies.insert(id, record.body);
                 }
                 Effect::DeletePost(id) => {
                     self.envelopes.remove(&id);
+                    self.bodies.remove(&id);
                 }
                 Effect::Note(Note::UnreadableKeyShare { epoch, signer }) => {
                     self.unreadable.push((epoch, signer));
@@ -449,19 +486,18 @@ impl Replica {
 
     fn content(&self, world: &mut World) -> Content {
         let me = self.me();
-        let alerts: Vec<&Verified> = self
-            .state
-            .posts()
-            .values()
-            .filter(|v| matches!(v.body().content, Content::Alert(_)))
-            .filter(|v| world.posted.contains_key(&v.id()))
+        let alerts: Vec<(&ContentId, &InnerBody)> = self
+            .bodies
+            .iter()
+            .filter(|(_, b)| matches!(b.content, Content::Alert(_)))
+            .filter(|(id, _)| world.posted.contains_key(id))
             .collect();
         let mine: Vec<ContentId> = alerts
             .iter()
-            .filter(|v| v.author() == me && !world.retracted.contains(&v.id()))
-            .map(|v| v.id())
+            .filter(|(id, b)| b.author == me && !world.retracted.contains(id))
+            .map(|(id, _)| **id)
             .collect();
-        let alerts: Vec<ContentId> = alerts.iter().map(|v| v.id()).collect();
+        let alerts: Vec<ContentId> = alerts.iter().map(|(id, _)| **id).collect();
         let rng = world.rng();
         let roll = rng.gen_range(0..100);
         match roll {
@@ -513,10 +549,10 @@ fn is_retracted(state: &State, target: &ContentId) -> bool {
         return false;
     };
     state.referring(target).iter().any(|r| {
-        state.posts().get(r).is_some_and(|post| {
-            matches!(post.body().content, Content::Retraction { .. })
-                && post.retracts(alert, state.log().roster())
-        })
+        state
+            .posts()
+            .get(r)
+            .is_some_and(|post| post.retracts(*target, alert, state.log().roster()))
     })
 }
 
@@ -546,6 +582,36 @@ fn rewrap(bytes: &[u8], key: &EpochKey, rng: &mut ChaCha20Rng) -> Vec<u8> {
         )
         .expect("encrypts");
     codec::encode(&outer)
+}
+
+/// A re-wrapped copy of `bytes` whose author signature has one bit flipped (same content id).
+fn break_signature(bytes: &[u8], key: &EpochKey, rng: &mut ChaCha20Rng) -> Msg {
+    let mut outer = envelope::peek(bytes).expect("an envelope");
+    let cipher = XChaCha20Poly1305::new(key.to_bytes().as_ref().into());
+    let ciphertext = std::mem::take(&mut outer.ciphertext);
+    let mut plaintext = cipher
+        .decrypt(
+            XNonce::from_slice(&outer.nonce),
+            Payload {
+                msg: &ciphertext,
+                aad: &codec::encode(&outer),
+            },
+        )
+        .expect("decrypts");
+    // Plaintext: 2-byte length, then the signed part ending with the 64-byte signature.
+    let len = usize::from(u16::from_le_bytes([plaintext[0], plaintext[1]]));
+    plaintext[2 + len - 1] ^= 1;
+    rng.fill_bytes(&mut outer.nonce);
+    outer.ciphertext = cipher
+        .encrypt(
+            XNonce::from_slice(&outer.nonce),
+            Payload {
+                msg: &plaintext,
+                aad: &codec::encode(&outer),
+            },
+        )
+        .expect("encrypts");
+    Msg::new(SetKind::Envelopes, codec::encode(&outer))
 }
 
 fn alert(rng: &mut ChaCha20Rng) -> Alert {
@@ -585,6 +651,11 @@ struct World {
     adversarial: HashSet<[u8; 32]>,
     /// Content ids of adversaries' posts (which honest replicas may hold).
     adversarial_posts: BTreeSet<ContentId>,
+    /// Sync batches in which an envelope with a bad signature was refused while others of the
+    /// same batch were accepted.
+    bad_signature_batches: usize,
+    /// Posts the forger serves with a broken signature.
+    broken: BTreeSet<ContentId>,
     /// Alerts a demoted moderator tried to retract.
     forged_retractions: BTreeSet<ContentId>,
     /// Keys an adversary tried to admit or promote past k-of-n.
@@ -683,6 +754,8 @@ struct Plot {
     demote: u64,
     forged_retraction: u64,
     rewraps: Vec<u64>,
+    /// From when the forger serves posts with broken signatures.
+    break_from: u64,
     junk_share: u64,
     flood: u64,
 }
@@ -699,6 +772,7 @@ impl Plot {
             proposals: rng.gen_range(promote + 10..=62),
             demote: 150,
             forged_retraction: rng.gen_range(170..=190),
+            break_from: rewraps[0],
             rewraps,
             junk_share: rng.gen_range(100..=185),
             flood: rng.gen_range(10..=190),
@@ -805,21 +879,45 @@ fn adversaries(
     }
 
     // Re-wrapped copies of others' alerts, retracted ones first.
+    // From the first re-wrap on, the forger serves every second post it holds with its signature
+    // broken (same content id), in place of the genuine one: peers fetching a sync batch from it
+    // must refuse exactly those envelopes and take the rest of the batch.
+    if tick >= plot.break_from {
+        let f = &replicas[forger];
+        let mut broken = Vec::new();
+        for (id, body) in f.bodies.iter().step_by(2) {
+            if world.broken.contains(id) {
+                continue;
+            }
+            if let (Some(key), Some(bytes)) = (f.state.book().key(&body.epoch), f.envelopes.get(id))
+            {
+                broken.push((*id, break_signature(bytes, key, &mut world.rng)));
+            }
+        }
+        if !broken.is_empty() {
+            let forged: Vec<Msg> = broken.iter().map(|(_, m)| m.clone()).collect();
+            world.attack("envelopes with a broken signature served in sync", &forged);
+        }
+        for (id, msg) in broken {
+            world.broken.insert(id);
+            replicas[forger].envelopes.insert(id, msg.bytes);
+        }
+    }
+
     if plot.rewraps.first().is_some_and(|t| tick >= *t) {
         plot.rewraps.remove(0);
         let f = &replicas[forger];
         let mut targets: Vec<ContentId> = f
-            .state
-            .posts()
-            .values()
-            .filter(|p| matches!(p.body().content, Content::Alert(_)) && p.author() != f.me())
-            .map(Verified::id)
+            .bodies
+            .iter()
+            .filter(|(_, b)| matches!(b.content, Content::Alert(_)) && b.author != f.me())
+            .map(|(id, _)| *id)
             .collect();
         targets.sort_by_key(|id| !world.retracted.contains(id));
         targets.truncate(3);
         let mut msgs = Vec::new();
         for id in targets {
-            let epoch = f.state.posts()[&id].body().epoch;
+            let epoch = f.bodies[&id].epoch;
             if let (Some(key), Some(bytes)) = (f.state.book().key(&epoch), f.envelopes.get(&id)) {
                 let key = key.clone();
                 msgs.push(Msg::new(
@@ -889,12 +987,11 @@ fn forged_retraction(
     let now = rogue.clock(tick);
     let me = rogue.me();
     let target = rogue
-        .state
-        .posts()
-        .values()
-        .filter(|p| matches!(p.body().content, Content::Alert(_)) && p.author() != me)
-        .filter(|p| !world.retracted.contains(&p.id()))
-        .map(|p| (p.id(), p.body().expires))
+        .bodies
+        .iter()
+        .filter(|(_, b)| matches!(b.content, Content::Alert(_)) && b.author != me)
+        .filter(|(id, _)| !world.retracted.contains(id))
+        .map(|(id, b)| (*id, b.expires))
         .next()?;
     let epoch = rogue.state.book().write_epoch(rogue.roster(), now)?;
     let key = rogue.state.book().key(&epoch)?.clone();
@@ -1036,6 +1133,8 @@ fn run(config: Config) -> Outcome {
         shares: 0,
         adversarial: HashSet::new(),
         adversarial_posts: BTreeSet::new(),
+        bad_signature_batches: 0,
+        broken: BTreeSet::new(),
         forged_retractions: BTreeSet::new(),
         spies: Vec::new(),
         flooder: None,
@@ -1168,8 +1267,19 @@ fn run(config: Config) -> Outcome {
                 }
                 let msgs = replicas[i].missing_from(&replicas[j]);
                 // Ops first, then deliveries, then envelopes: the order a sync would fetch them.
-                for msg in msgs {
-                    replicas[i].ingest(&msg, tick);
+                let outcomes = replicas[i].ingest_batch(&msgs, tick);
+                let bad_signatures = msgs
+                    .iter()
+                    .zip(&outcomes)
+                    .filter(|(_, o)| {
+                        matches!(
+                            o,
+                            Ingested::Rejected(Refusal::BadSignature(SetKind::Envelopes))
+                        )
+                    })
+                    .count();
+                if bad_signatures > 0 && outcomes.contains(&Ingested::Accepted) {
+                    world.bad_signature_batches += 1;
                 }
                 let me = replicas[i].me();
                 let lacking = replicas[i]
@@ -1342,9 +1452,9 @@ fn check(outcome: &mut Outcome) {
     for (i, r) in replicas.iter().enumerate().filter(|(_, r)| r.honest) {
         let mut counts: HashMap<(MemberId, u64), u32> = HashMap::new();
         for post in r.state.posts().values() {
-            if post.body().content.counts_against_quota() {
+            if post.counts_against_quota() {
                 *counts
-                    .entry((post.author(), envelope::day_of(post.body().timestamp)))
+                    .entry((post.author, envelope::day_of(post.timestamp)))
                     .or_default() += 1;
             }
         }
@@ -1411,27 +1521,30 @@ fn check(outcome: &mut Outcome) {
                 }
             }
         }
-        for post in r.state.posts().values() {
+        assert_eq!(
+            r.bodies.keys().collect::<Vec<_>>(),
+            r.state.posts().keys().collect::<Vec<_>>()
+        );
+        for (id, post) in &r.bodies {
             assert!(
-                r.state.book().key(&post.body().epoch).is_some(),
+                r.state.book().key(&post.epoch).is_some(),
                 "removed replica {i} accepted a post under an epoch it lacks"
             );
-            let at = log.roster_at(&post.body().heads).expect("heads held");
+            let at = log.roster_at(&post.heads).expect("heads held");
             assert!(
                 !at.is_removed(&me),
-                "removed replica {i} read post {:?}, written by an author who knew of the removal",
-                post.id()
+                "removed replica {i} read post {id:?}, written by an author who knew of the removal",
             );
         }
     }
     for r in replicas.iter() {
-        for post in r.state.posts().values() {
+        for post in r.bodies.values() {
             // Nobody reads a post under an epoch that was never delivered to them.
             let me = r.me();
             assert!(
                 deliveries
                     .values()
-                    .any(|d| d.epoch() == post.body().epoch && d.recipients().any(|m| m == me)),
+                    .any(|d| d.epoch() == post.epoch && d.recipients().any(|m| m == me)),
                 "a replica read a post under an epoch never sealed to it"
             );
         }
@@ -1456,6 +1569,72 @@ fn check_rosters_agree_at_every_post(log: &mut MembershipLog, world: &World) -> 
     checked
 }
 
+/// The founder's whole history replayed into a fresh state as one sync would bring it, every
+/// post in a single batch with one of them also present with its signature broken: exactly that
+/// envelope is refused, nothing else in the batch is, and the genuine copy is taken in. (During the run, replicas fetching from the
+/// forger meet such batches too: `bad_signature_batches` counts those with accepted posts
+/// beside the refused one.)
+fn one_bad_signature_in_a_batch(outcome: &Outcome) {
+    let r = &outcome.replicas[outcome.founder];
+    let now = r.clock(outcome.world.config.end);
+    let fresh_state = || {
+        let mut fresh = State::new(r.state.log().genesis().clone());
+        for op in r.state.log().ops() {
+            let _ = fresh.ingest(SetKind::Ops, op.encoded(), &r.identity, now);
+        }
+        for delivery in r.state.deliveries().values() {
+            let _ = fresh.ingest(SetKind::Deliveries, delivery.encoded(), &r.identity, now);
+        }
+        fresh
+    };
+    let mut fresh = fresh_state();
+    // The same batch without the broken envelope, into another fresh state: what every other
+    // envelope's outcome must be.
+    let mut control = fresh_state();
+    let (victim, body) = r
+        .bodies
+        .iter()
+        .find(|(_, b)| {
+            matches!(b.content, Content::Alert(_)) && fresh.book().key(&b.epoch).is_some()
+        })
+        .expect("an alert under a key the fresh state holds");
+    let key = r.state.book().key(&body.epoch).expect("key held");
+    let broken = break_signature(
+        &r.envelopes[victim],
+        key,
+        &mut ChaCha20Rng::seed_from_u64(7),
+    );
+    let mut batch: Vec<&[u8]> = r.envelopes.values().map(Vec::as_slice).collect();
+    // Before its genuine copy (after it, it would be a duplicate of a post held, never opened).
+    let at = batch
+        .iter()
+        .position(|b| envelope::id_of(b).ok() == Some(*victim))
+        .expect("the victim's envelope");
+    batch.insert(at, &broken.bytes);
+    let (mut outcomes, _) = fresh.ingest_envelopes(&batch, &r.identity, now);
+    assert_eq!(
+        outcomes.remove(at),
+        Ingested::Rejected(Refusal::BadSignature(SetKind::Envelopes))
+    );
+    batch.remove(at);
+    let (expected, _) = control.ingest_envelopes(&batch, &r.identity, now);
+    // Every other envelope, the genuine copy of the victim included, fares exactly as it does
+    // in the batch without the broken one.
+    assert_eq!(outcomes, expected);
+    assert!(!outcomes[at].is_rejected());
+    assert_eq!(
+        fresh.posts().contains_key(victim),
+        control.posts().contains_key(victim)
+    );
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| **o == Ingested::Accepted)
+            .count()
+            > 1
+    );
+}
+
 fn simulate(mut config: Config) {
     if std::env::var_os("SIM_WORKAROUNDS").is_some() {
         config.workarounds = true;
@@ -1466,7 +1645,8 @@ fn simulate(mut config: Config) {
     let mut outcome = run(config);
     let summary = format!(
         "seed {seed} k={k}: {} replicas, {} ops, {} posts, {} rotations, {} shares, \
-         {} messages sent ({} lost), {} retractions, attacks {:?}, {:.1?}",
+         {} messages sent ({} lost), {} retractions, attacks {:?}, {} batches with a bad \
+         signature beside accepted posts, {:.1?}",
         outcome.replicas.len(),
         outcome.replicas[0].state.log().len(),
         outcome.world.posted.len(),
@@ -1476,6 +1656,7 @@ fn simulate(mut config: Config) {
         outcome.network.lost,
         outcome.world.retracted.len(),
         outcome.world.attacks,
+        outcome.world.bad_signature_batches,
         started.elapsed()
     );
     println!("{summary}");
@@ -1492,7 +1673,7 @@ fn simulate(mut config: Config) {
         // Every attack was made, and the junk share's victim was still a member to be cut off.
         assert_eq!(
             outcome.world.attacks.len(),
-            6,
+            7,
             "{:?}; pending {:?}; dropped {:?}",
             outcome.world.attacks,
             outcome.replicas[0].roster().pending(),
@@ -1505,6 +1686,7 @@ fn simulate(mut config: Config) {
             .iter()
             .any(|(v, _, _)| roster.is_member(v)));
         assert!(!outcome.world.forged_retractions.is_empty());
+        one_bad_signature_in_a_batch(&outcome);
     }
     // The concurrent removals made both halves rotate while they could not hear each other.
     let index_of = |m: &MemberId| outcome.replicas.iter().position(|r| r.me() == *m);

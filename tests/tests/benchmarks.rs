@@ -29,9 +29,10 @@ const NODES: usize = 20;
 const SAMPLES: usize = 50;
 /// Alerts a node lacks in the catch-up benchmark.
 const CATCH_UP: usize = 10_000;
-/// Alerts stored in the memory benchmark, and how many members post them.
+/// Alerts stored in the memory benchmark (`LOOKOUT_BENCH_ALERTS` sets another count), and at
+/// most how many each member posts (Policy `posts_per_day` is a u16).
 const STORED: usize = 100_000;
-const POSTERS: usize = 4;
+const PER_POSTER: usize = 50_000;
 /// Longest any one benchmark may run.
 const BENCH_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -390,12 +391,17 @@ async fn memory() {
 
 async fn memory_run() {
     println!("machine: {}", machine());
-    let per_poster = STORED / POSTERS;
+    let stored: usize = std::env::var("LOOKOUT_BENCH_ALERTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(STORED);
+    let posters = stored.div_ceil(PER_POSTER).max(2);
+    let per_poster = stored / posters;
     let policy = Policy {
         posts_per_day: u16::try_from(per_poster + 100).unwrap(),
         ..Policy::default()
     };
-    let mut collective = Collective::new(POSTERS - 1, policy);
+    let mut collective = Collective::new(posters - 1, policy);
     collective.share_state();
     let started = Instant::now();
     let replicas = std::mem::take(&mut collective.replicas);
@@ -427,7 +433,8 @@ async fn memory_run() {
         posted.extend(handles.into_iter().map(|h| h.join().unwrap()));
     }
     println!(
-        "filled {STORED} alerts by {POSTERS} members in {:.1?}",
+        "filled {} alerts by {posters} members in {:.1?}",
+        per_poster * posters,
         started.elapsed()
     );
     // Gather everything in the founder's store.
@@ -439,14 +446,16 @@ async fn memory_run() {
             .map(|i| i.id)
             .collect();
         for chunk in ids.chunks(1000) {
-            for bytes in other.fetch(SetKind::Envelopes, chunk).unwrap() {
-                founder
-                    .ingest(&lookout_node::replica::WireItem {
-                        kind: SetKind::Envelopes,
-                        bytes,
-                    })
-                    .unwrap();
-            }
+            let items: Vec<_> = other
+                .fetch(SetKind::Envelopes, chunk)
+                .unwrap()
+                .into_iter()
+                .map(|bytes| lookout_node::replica::WireItem {
+                    kind: SetKind::Envelopes,
+                    bytes,
+                })
+                .collect();
+            founder.ingest_many(&items).unwrap();
             founder.take_events();
         }
     }
@@ -463,10 +472,11 @@ async fn memory_run() {
     }
     let size: u64 = dir_size(&home);
     println!(
-        "store size on disk with {STORED} alerts: {:.1} MiB",
+        "store size on disk with {stored} alerts: {:.1} MiB",
         size as f64 / 1048576.0
     );
-    for (label, home) in [("no alerts", &empty_home), ("100,000 alerts", &home)] {
+    let label = format!("{stored} alerts");
+    for (label, home) in [("no alerts", &empty_home), (label.as_str(), &home)] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--ignored", "--exact", "--nocapture", "memory_probe"])
             .env("LOOKOUT_BENCH_HOME", home)
@@ -506,14 +516,49 @@ async fn memory_probe_run() {
     let node = start_node_with(replica, bench_config()).await;
     let status = node.status().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = rss_kib("VmRSS");
+    let settled_peak = rss_kib("VmHWM");
+    // What `lookout alerts` shows first: one page of 500.
+    let paged = Instant::now();
+    let first_page = match node
+        .handle
+        .execute(lookout_node::api::Request::AlertsPage {
+            filter: lookout_node::api::AlertFilter::default(),
+            after: None,
+            limit: 500,
+        })
+        .await
+        .unwrap()
+    {
+        lookout_node::api::Response::AlertsPage { alerts, .. } => alerts.len(),
+        other => panic!("unexpected {other:?}"),
+    };
+    let page = paged.elapsed();
     let listed = Instant::now();
     let alerts = node.alerts().await.len();
     let list = listed.elapsed();
+    let checked = Instant::now();
+    let found = match node
+        .handle
+        .execute(lookout_node::api::Request::Check {
+            term: "07700 900602".into(),
+        })
+        .await
+        .unwrap()
+    {
+        lookout_node::api::Response::Alerts { alerts } => alerts.len(),
+        other => panic!("unexpected {other:?}"),
+    };
+    let check = checked.elapsed();
     println!(
-        "probe: {} alerts, open {load:.2?}, list {list:.2?}; RSS {} MiB (process before open {} MiB), peak {} MiB",
+        "probe: {} alerts, open {load:.2?}; RSS {} MiB after start (process before open {} MiB), peak {} MiB; \
+         first page {page:.2?} ({first_page} alerts), list all {list:.2?}, check {check:.2?} ({found} found); \
+         RSS after listing {} MiB, peak {} MiB",
         status.alerts.max(alerts),
-        rss_kib("VmRSS") / 1024,
+        settled / 1024,
         before / 1024,
+        settled_peak / 1024,
+        rss_kib("VmRSS") / 1024,
         rss_kib("VmHWM") / 1024
     );
     node.stop().await;

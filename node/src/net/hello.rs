@@ -1,4 +1,4 @@
-//! `/lookout/hello/1`: the mutual membership proof that runs inside the Noise channel before any
+//! `/lookout/hello/2`: the mutual membership proof that runs inside the Noise channel before any
 //! collective protocol (see `docs/PROTOCOL.md`, "Hello: proving membership to an unlinkable
 //! peer").
 //!
@@ -20,13 +20,13 @@
 //! Everything here is pure: nonces come in as arguments.
 
 use chacha20poly1305::{aead::Aead, ChaCha20Poly1305, KeyInit};
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey};
 use libp2p::{PeerId, StreamProtocol};
 use lookout_protocol::MemberId;
 use zeroize::Zeroizing;
 
 /// The protocol name of the hello exchange.
-pub const HELLO_PROTOCOL: StreamProtocol = StreamProtocol::new("/lookout/hello/1");
+pub const HELLO_PROTOCOL: StreamProtocol = StreamProtocol::new("/lookout/hello/2");
 
 /// Largest hello message either way, in bytes.
 pub(crate) const MAX_HELLO_BYTES: usize = 256;
@@ -255,9 +255,12 @@ fn signed(context: &[u8], transcript: &[u8; 32], dialer_member: Option<&MemberId
 }
 
 fn verify(member: &MemberId, message: &[u8], signature: &Signature) -> Result<(), HelloError> {
-    VerifyingKey::from_bytes(&member.0)
-        .and_then(|key| key.verify_strict(message, signature))
-        .map_err(|_| HelloError::BadProof)
+    // The one signature rule (ZIP-215, small-order keys refused): lookout_protocol::sig.
+    if lookout_protocol::sig::verify_message(&member.0, message, &signature.to_bytes()) {
+        Ok(())
+    } else {
+        Err(HelloError::BadProof)
+    }
 }
 
 fn split_pair(message: &[u8], kind: u8) -> Result<([u8; 32], [u8; 32]), HelloError> {

@@ -35,6 +35,20 @@ impl Replica {
             Request::Check { term } => Ok(Response::Alerts {
                 alerts: self.check(&term)?,
             }),
+            Request::AlertsPage {
+                filter,
+                after,
+                limit,
+            } => {
+                let limit = page_limit(limit);
+                let (alerts, next) = self.alerts_page(&filter, after.as_deref(), limit)?;
+                Ok(Response::AlertsPage { alerts, next })
+            }
+            Request::CheckPage { term, after, limit } => {
+                let limit = page_limit(limit);
+                let (alerts, next) = self.check_page(&term, after.as_deref(), limit)?;
+                Ok(Response::AlertsPage { alerts, next })
+            }
             Request::Post(draft) => Ok(Response::Posted {
                 id: self.post(draft)?.to_hex(),
             }),
@@ -59,11 +73,7 @@ impl Replica {
             }
             Request::Corroborate { id, note } => {
                 let target = self.find_post(&id)?;
-                let author = self
-                    .collective()?
-                    .posts()
-                    .get(&target)
-                    .map(|p| p.body().author);
+                let author = self.collective()?.posts().get(&target).map(|p| p.author);
                 if author == Some(self.identity.member_id()) {
                     return Err(ApiError::new(
                         ErrorCode::InvalidInput,
@@ -347,7 +357,7 @@ impl Replica {
             (_, None) => content
                 .target()
                 .and_then(|t| state.posts().get(&t))
-                .map(|p| p.body().expires)
+                .map(|p| p.expires)
                 .unwrap_or(now + policy.max_alert_secs())
                 .max(now + 60),
         };
@@ -820,14 +830,21 @@ impl Replica {
         let now = now();
         let mut newest: std::collections::BTreeMap<MemberId, (u64, Vec<String>)> =
             std::collections::BTreeMap::new();
-        for stored in state.posts().values() {
-            let body = stored.body();
+        for (id, meta) in state.posts() {
+            if meta.kind != lookout_protocol::envelope::PostKind::Reachability
+                || meta.author == me
+                || !roster.is_member(&meta.author)
+                || meta.expires <= now
+            {
+                continue;
+            }
+            let Some(stored) = self.stored_post(id) else {
+                continue;
+            };
+            let body = &stored.body;
             let Content::Reachability { addresses } = &body.content else {
                 continue;
             };
-            if body.author == me || !roster.is_member(&body.author) || body.expires <= now {
-                continue;
-            }
             let entry = newest.entry(body.author).or_insert((0, Vec::new()));
             if body.timestamp >= entry.0 {
                 *entry = (body.timestamp, addresses.clone());
@@ -877,4 +894,9 @@ impl Replica {
         }
         items
     }
+}
+
+/// A page's size as asked, within 1..=[`crate::api::MAX_PAGE`].
+fn page_limit(limit: u32) -> usize {
+    usize::try_from(limit.clamp(1, crate::api::MAX_PAGE)).unwrap_or(1)
 }

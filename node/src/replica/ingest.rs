@@ -2,13 +2,16 @@
 //! ([`lookout_protocol::replica::State`]). The core decides; this module applies its effects to
 //! the encrypted store and turns its notes into events.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use tracing::{debug, trace};
 use zeroize::Zeroizing;
 
+use lookout_protocol::envelope::PostMeta;
 use lookout_protocol::reconcile::Item;
 use lookout_protocol::replica::{Effect, Note};
-use lookout_protocol::{DeliveryId, EpochId, MemberId, OpId};
+use lookout_protocol::{ContentId, DeliveryId, EpochId, MemberId, OpId};
 
 pub use lookout_protocol::replica::{Ingested, Refusal, SetKind};
 
@@ -64,6 +67,47 @@ impl Replica {
         Ok(step.outcome)
     }
 
+    /// Ingest many items from a peer (a sync batch, a burst of gossip): envelopes go through
+    /// batched signature verification ([`lookout_protocol::replica::State::ingest_envelopes`]),
+    /// each other item through [`Replica::ingest`], in order. One outcome per item; nothing is
+    /// flushed.
+    pub fn ingest_many(&mut self, items: &[WireItem]) -> Result<Vec<Ingested>, ApiError> {
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut rest = items;
+        while let Some(first) = rest.first() {
+            if first.kind != SetKind::Envelopes {
+                outcomes.push(self.ingest(first)?);
+                rest = &rest[1..];
+                continue;
+            }
+            let run = rest
+                .iter()
+                .position(|i| i.kind != SetKind::Envelopes)
+                .unwrap_or(rest.len());
+            let (envelopes, after) = rest.split_at(run);
+            rest = after;
+            let Some(state) = self.collective.as_mut() else {
+                outcomes.extend(
+                    envelopes
+                        .iter()
+                        .map(|_| Ingested::Ignored(Refusal::NoCollective)),
+                );
+                continue;
+            };
+            let bytes: Vec<&[u8]> = envelopes.iter().map(|i| i.bytes.as_slice()).collect();
+            let (results, effects) = state.ingest_envelopes(&bytes, &self.identity, now());
+            for reason in results.iter().filter_map(|o| match o {
+                Ingested::Rejected(r) | Ingested::Ignored(r) => Some(r),
+                _ => None,
+            }) {
+                trace!(reason = %reason, "envelope not accepted");
+            }
+            self.apply(effects)?;
+            outcomes.extend(results);
+        }
+        Ok(outcomes)
+    }
+
     /// Try held items again (after membership or keys changed).
     pub fn retry_held(&mut self) -> Result<usize, ApiError> {
         let Some(state) = self.collective.as_mut() else {
@@ -74,37 +118,64 @@ impl Replica {
         Ok(accepted)
     }
 
-    /// Apply the core's effects: write and delete items in the store, record events.
+    /// Apply the core's effects: write and delete items in the store (all of one step in one
+    /// atomic batch: a post and its index entry are written together), then record events.
     fn apply(&mut self, effects: Vec<Effect>) -> Result<(), ApiError> {
+        let mut batch = Batch::new();
+        let mut notes = Vec::new();
+        let mut posted: HashMap<ContentId, Box<StoredRecord>> = HashMap::new();
         for effect in effects {
             match effect {
-                Effect::PutOp { id, bytes } => self.store.put(Tree::Membership, &id.0, &bytes),
-                Effect::DeleteOp(id) => self.store.remove(Tree::Membership, &id.0).map(drop),
-                Effect::PutDelivery { id, bytes } => self.store.put(Tree::EpochKeys, &id.0, &bytes),
-                Effect::DeleteDelivery(id) => self.store.remove(Tree::EpochKeys, &id.0).map(drop),
+                Effect::PutOp { id, bytes } => {
+                    batch.put(Tree::Membership, &id.0, &bytes);
+                }
+                Effect::DeleteOp(id) => {
+                    batch.remove(Tree::Membership, &id.0);
+                }
+                Effect::PutDelivery { id, bytes } => {
+                    batch.put(Tree::EpochKeys, &id.0, &bytes);
+                }
+                Effect::DeleteDelivery(id) => {
+                    batch.remove(Tree::EpochKeys, &id.0);
+                }
                 Effect::PutPost { id, record } => {
-                    // Under the data key of its expiry hour: destroyed once the hour has
-                    // passed, so no copy sled leaves behind can be read afterwards.
+                    // The post and its index entry under the data key of its expiry hour:
+                    // destroyed once the hour has passed, so no copy sled leaves behind can be
+                    // read afterwards.
                     let value = Zeroizing::new(postcard::to_allocvec(&record).unwrap_or_default());
-                    self.store
-                        .put_expiring(Tree::Alerts, &id.0, &value, record.body.expires)
+                    let meta = PostMeta::of(&record.body);
+                    let expires = record.body.expires;
+                    batch
+                        .put_expiring(Tree::Alerts, &id.0, &value, expires)
+                        .put_expiring(
+                            Tree::PostIndex,
+                            &id.0,
+                            &postcard::to_allocvec(&meta).unwrap_or_default(),
+                            expires,
+                        );
+                    posted.insert(id, record);
                 }
-                Effect::DeletePost(id) => self.store.remove(Tree::Alerts, &id.0).map(drop),
-                Effect::Note(note) => {
-                    self.note(note);
-                    Ok(())
+                Effect::DeletePost(id) => {
+                    batch
+                        .remove(Tree::Alerts, &id.0)
+                        .remove(Tree::PostIndex, &id.0);
                 }
+                Effect::Note(note) => notes.push(note),
             }
-            .map_err(store_error)?;
+        }
+        self.store.apply_batch(batch).map_err(store_error)?;
+        for note in notes {
+            self.note(note, &posted);
         }
         Ok(())
     }
 
-    /// Turn a note of the core into an event for watchers.
-    fn note(&mut self, note: Note) {
+    /// Turn a note of the core into an event for watchers. `posted` holds the posts just
+    /// written (read from there rather than back from the store).
+    fn note(&mut self, note: Note, posted: &HashMap<ContentId, Box<StoredRecord>>) {
         match note {
             Note::PostAccepted(id) => {
-                if let Some(view) = self.alert_view(&id) {
+                if let Some(view) = self.alert_view_with(&id, posted) {
                     self.events.push(Event::Alert(Box::new(view)));
                 }
             }
@@ -166,6 +237,9 @@ impl Replica {
                     }
                 }
                 SetKind::Envelopes => {
+                    if !state.posts().contains_key(&ContentId(*id)) {
+                        continue;
+                    }
                     if let Some(value) = self.store.get(Tree::Alerts, id).map_err(store_error)? {
                         if let Ok(record) = postcard::from_bytes::<StoredRecord>(&value) {
                             out.push(record.envelope);
@@ -197,9 +271,11 @@ impl Replica {
             match effect {
                 Effect::DeletePost(id) => {
                     posts += 1;
-                    batch.remove(Tree::Alerts, &id.0);
-                    // Our own post's outbox note goes with it.
-                    batch.remove(Tree::Outbox, &id.0);
+                    batch
+                        .remove(Tree::Alerts, &id.0)
+                        .remove(Tree::PostIndex, &id.0)
+                        // Our own post's outbox note goes with it.
+                        .remove(Tree::Outbox, &id.0);
                 }
                 Effect::DeleteDelivery(id) => {
                     deliveries += 1;

@@ -24,7 +24,7 @@ use std::path::Path;
 use rand::rngs::OsRng;
 use tracing::{debug, info, warn};
 
-use lookout_protocol::envelope::Verified;
+use lookout_protocol::envelope::PostMeta;
 use lookout_protocol::epoch::KeyDelivery;
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::{MembershipLog, Op, RevocationCertificate, SignedGenesis};
@@ -33,7 +33,7 @@ use lookout_protocol::replica::{PostRecord, State};
 use lookout_protocol::{ContentId, MemberId};
 
 use crate::api::{ApiError, ErrorCode, Event};
-use crate::store::{Store, StoreError, Tree};
+use crate::store::{Batch, Store, StoreError, Tree};
 
 pub use ingest::{Ingested, Refusal, SetKind, WireItem};
 
@@ -45,6 +45,8 @@ const KEY_SEQ: &[u8] = b"seq";
 const KEY_BOOTSTRAP: &[u8] = b"bootstrap";
 const KEY_LISTEN: &[u8] = b"listen";
 const KEY_INVITER: &[u8] = b"inviter";
+/// Set once [`Tree::PostIndex`] holds an entry for every stored post.
+const KEY_POST_INDEX: &[u8] = b"post_index_v1";
 pub use lookout_protocol::replica::{MAX_HELD, MAX_REFUSED};
 
 /// The current time in seconds since the Unix epoch.
@@ -222,18 +224,25 @@ impl Replica {
                 Err(e) => warn!(error = %e, "skipping unreadable stored key delivery"),
             }
         }
-        for entry in self.store.iter(Tree::Alerts) {
+        if self
+            .store
+            .get(Tree::Meta, KEY_POST_INDEX)
+            .map_err(store_error)?
+            .is_none()
+        {
+            self.build_post_index()?;
+        }
+        // Only the small index entries are read: the posts stay on disk until shown.
+        for entry in self.store.iter(Tree::PostIndex) {
             let (key, bytes) = entry.map_err(store_error)?;
-            let Ok(record) = postcard::from_bytes::<StoredRecord>(&bytes) else {
-                warn!("skipping unreadable stored post");
+            let (Ok(id), Ok(meta)) = (
+                <[u8; 32]>::try_from(key.as_slice()),
+                postcard::from_bytes::<PostMeta>(&bytes),
+            ) else {
+                warn!("skipping unreadable post index entry");
                 continue;
             };
-            let Ok(id) = <[u8; 32]>::try_from(key.as_slice()) else {
-                continue;
-            };
-            let verified =
-                Verified::restore_from_own_store(ContentId(id), record.coarse_time, record.body);
-            state.restore_post(verified);
+            state.restore_post_meta(ContentId(id), meta);
         }
         state.set_seq(
             self.store
@@ -250,6 +259,44 @@ impl Replica {
         );
         self.collective = Some(state);
         Ok(())
+    }
+
+    /// Write the post index of a store made before it existed: one pass over the posts.
+    fn build_post_index(&mut self) -> Result<(), ApiError> {
+        let mut batch = Batch::new();
+        let mut indexed = 0usize;
+        for entry in self.store.iter(Tree::Alerts) {
+            let (key, bytes) = entry.map_err(store_error)?;
+            let Ok(record) = postcard::from_bytes::<StoredRecord>(&bytes) else {
+                warn!("skipping unreadable stored post");
+                continue;
+            };
+            let meta = PostMeta::of(&record.body);
+            // Under the post's own expiry hour, as the post (see `apply`).
+            batch.put_expiring(
+                Tree::PostIndex,
+                &key,
+                &postcard::to_allocvec(&meta).unwrap_or_default(),
+                record.body.expires,
+            );
+            indexed += 1;
+            if batch.len() >= 1024 {
+                self.store
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(store_error)?;
+            }
+        }
+        batch.put(Tree::Meta, KEY_POST_INDEX, b"1");
+        self.store.apply_batch(batch).map_err(store_error)?;
+        self.store.flush().map_err(store_error)?;
+        info!(posts = indexed, "post index built");
+        Ok(())
+    }
+
+    /// A stored post, read from disk.
+    pub(crate) fn stored_post(&self, id: &ContentId) -> Option<StoredRecord> {
+        let bytes = self.store.get(Tree::Alerts, &id.0).ok()??;
+        postcard::from_bytes(&bytes).ok()
     }
 
     /// This device's identity.

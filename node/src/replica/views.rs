@@ -1,10 +1,12 @@
 //! What a member sees: status, members, proposals, alerts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use lookout_protocol::content::{Alert, Content};
+use lookout_protocol::envelope::{InnerBody, PostKind, PostMeta};
 use lookout_protocol::identity::fingerprint;
 use lookout_protocol::membership::{PendingKind, Roster};
+use lookout_protocol::replica::{PostRecord, State};
 use lookout_protocol::{ContentId, MemberId, OpId};
 
 use super::{now, Replica};
@@ -40,7 +42,7 @@ impl Replica {
             view.alerts = state
                 .posts()
                 .values()
-                .filter(|p| matches!(p.body().content, Content::Alert(_)) && p.body().expires > now)
+                .filter(|p| p.kind == PostKind::Alert && p.expires > now)
                 .count();
             view.epoch = state.book().write_epoch(roster, now).map(|e| e.short());
             view.held = state.held_count();
@@ -174,31 +176,50 @@ impl Replica {
         }
     }
 
-    /// Live alerts matching `filter`, newest first.
+    /// Live alerts matching `filter`, newest first (every page of [`Replica::alerts_page`]).
     pub fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertView>, ApiError> {
-        let state = self.collective()?;
-        let now = now();
-        let area = filter.area.as_ref().map(|a| a.to_lowercase());
-        let mut views: Vec<AlertView> = state
-            .posts()
-            .iter()
-            .filter(|(_, p)| matches!(p.body().content, Content::Alert(_)))
-            .filter(|(_, p)| p.body().expires > now)
-            .filter_map(|(id, _)| self.alert_view(id))
-            .filter(|v| filter.include_retracted || v.retracted.is_none())
-            .filter(|v| filter.category.is_none_or(|c| v.category == c))
-            .filter(|v| filter.since.is_none_or(|s| v.posted >= s))
-            .filter(|v| {
-                area.as_ref()
-                    .is_none_or(|a| v.area.to_lowercase().contains(a.as_str()))
-            })
-            .collect();
-        views.sort_by(|a, b| b.posted.cmp(&a.posted).then(a.id.cmp(&b.id)));
-        Ok(views)
+        Ok(self.alerts_page(filter, None, usize::MAX)?.0)
     }
 
-    /// Live, unretracted alerts naming `term` (phone, plate, handle or name).
+    /// Up to `limit` live alerts matching `filter`, newest first, after the cursor `after` (from
+    /// an earlier page); and the cursor of the next page, if there is more. Only the compact
+    /// index is in memory: the alerts examined for this page are read from the store, no others.
+    pub fn alerts_page(
+        &self,
+        filter: &AlertFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<AlertView>, Option<String>), ApiError> {
+        let state = self.collective()?;
+        let area = filter.area.as_ref().map(|a| a.to_lowercase());
+        let candidates = newest_first(
+            live_alerts(state, now())
+                .filter(|(_, m)| filter.since.is_none_or(|s| m.timestamp >= s)),
+        );
+        page(&candidates, after, limit, |id| {
+            self.alert_view(id)
+                .filter(|v| filter.include_retracted || v.retracted.is_none())
+                .filter(|v| filter.category.is_none_or(|c| v.category == c))
+                .filter(|v| {
+                    area.as_ref()
+                        .is_none_or(|a| v.area.to_lowercase().contains(a.as_str()))
+                })
+        })
+    }
+
+    /// Live, unretracted alerts naming `term` (phone, plate, handle or name), newest first (every
+    /// page of [`Replica::check_page`]).
     pub fn check(&self, term: &str) -> Result<Vec<AlertView>, ApiError> {
+        Ok(self.check_page(term, None, usize::MAX)?.0)
+    }
+
+    /// One page of [`Replica::check`], as [`Replica::alerts_page`].
+    pub fn check_page(
+        &self,
+        term: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<AlertView>, Option<String>), ApiError> {
         let term = term.trim();
         if term.is_empty() {
             return Err(ApiError::new(
@@ -206,26 +227,60 @@ impl Replica {
                 "give a phone number, plate, handle or name to check",
             ));
         }
-        let country = self.collective()?.log().roster().policy().country.clone();
-        let mut out = Vec::new();
-        for mut view in self.alerts(&AlertFilter::default())? {
-            let alert = alert_from_view(&view);
-            if let Some(kind) = alert.matches(term, &country) {
-                view.matched = Some(format!("{kind:?}").to_lowercase());
-                out.push(view);
+        let state = self.collective()?;
+        let country = state.log().roster().policy().country.clone();
+        let candidates = newest_first(live_alerts(state, now()));
+        page(&candidates, after, limit, |id| {
+            // An alert nothing refers to is shown as posted: match its text before building the
+            // view. Edited, retracted or corroborated ones are matched as shown.
+            if state.referring(id).is_empty() {
+                let record = self.stored_post(id)?;
+                let Content::Alert(alert) = &record.body.content else {
+                    return None;
+                };
+                alert.matches(term, &country)?;
             }
-        }
-        Ok(out)
+            let mut view = self.alert_view(id)?;
+            if view.retracted.is_some() {
+                return None;
+            }
+            let kind = alert_from_view(&view).matches(term, &country)?;
+            view.matched = Some(format!("{kind:?}").to_lowercase());
+            Some(view)
+        })
     }
 
     /// An alert with its latest edit, retraction and corroborations applied.
     pub(super) fn alert_view(&self, id: &ContentId) -> Option<AlertView> {
+        self.alert_view_with(id, &HashMap::new())
+    }
+
+    /// [`Replica::alert_view`], reading posts from `posted` (just written) before the store.
+    pub(super) fn alert_view_with(
+        &self,
+        id: &ContentId,
+        posted: &HashMap<ContentId, Box<PostRecord>>,
+    ) -> Option<AlertView> {
         let state = self.collective.as_ref()?;
-        let stored = state.posts().get(id)?;
-        let body = stored.body();
+        let meta = state.posts().get(id)?;
+        if meta.kind != PostKind::Alert {
+            return None;
+        }
+        let load = |id: &ContentId| -> Option<InnerBody> {
+            match posted.get(id) {
+                Some(record) => Some(record.body.clone()),
+                None => self.stored_post(id).map(|r| r.body),
+            }
+        };
+        let body = load(id)?;
         let Content::Alert(original) = &body.content else {
             return None;
         };
+        let referring: Vec<(ContentId, PostMeta, InnerBody)> = state
+            .referring(id)
+            .iter()
+            .filter_map(|r| Some((*r, *state.posts().get(r)?, load(r)?)))
+            .collect();
         let mut alert = original;
         let mut edited = false;
         let mut edit_time = 0;
@@ -233,9 +288,7 @@ impl Replica {
         // Each member other than the author counts once, with their latest note.
         let mut corroborations: BTreeMap<MemberId, (u64, &str)> = BTreeMap::new();
         let mut retracted_at = u64::MAX;
-        let referring = state.referring(id);
-        for other in referring.iter().filter_map(|r| state.posts().get(r)) {
-            let b = other.body();
+        for (_, other, b) in &referring {
             match &b.content {
                 Content::Edit { target, alert: new }
                     if target == id && b.timestamp >= edit_time =>
@@ -248,7 +301,7 @@ impl Replica {
                 // first such retraction stands (a later one does not replace its reason).
                 Content::Retraction { reason, .. }
                     if b.timestamp < retracted_at
-                        && other.retracts(stored, state.log().roster()) =>
+                        && other.retracts(*id, meta, state.log().roster()) =>
                 {
                     retracted_at = b.timestamp;
                     retracted = Some(if reason.is_empty() {
@@ -307,6 +360,70 @@ impl Replica {
             matched: None,
         })
     }
+}
+
+/// Alerts in listing order, newest first (then by id): the order of every page.
+fn newest_first<'a>(
+    alerts: impl Iterator<Item = (&'a ContentId, &'a PostMeta)>,
+) -> Vec<(u64, ContentId)> {
+    let mut out: Vec<(u64, ContentId)> = alerts.map(|(id, m)| (m.timestamp, *id)).collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    out
+}
+
+/// A page cursor: the date and id of the last alert a page examined.
+fn cursor(entry: &(u64, ContentId)) -> String {
+    format!("{}-{}", entry.0, entry.1.to_hex())
+}
+
+fn parse_cursor(cursor: &str) -> Result<(u64, ContentId), ApiError> {
+    let bad = || ApiError::new(ErrorCode::InvalidInput, "not a page cursor");
+    let (time, id) = cursor.split_once('-').ok_or_else(bad)?;
+    let time = time.parse().map_err(|_| bad())?;
+    let id: [u8; 32] = hex::decode(id)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(bad)?;
+    Ok((time, ContentId(id)))
+}
+
+/// Up to `limit` views of `candidates` (in listing order) after the cursor `after`, each made by
+/// `view` (`None`: left out); and the cursor of the next page if candidates remain.
+fn page(
+    candidates: &[(u64, ContentId)],
+    after: Option<&str>,
+    limit: usize,
+    view: impl Fn(&ContentId) -> Option<AlertView>,
+) -> Result<(Vec<AlertView>, Option<String>), ApiError> {
+    let start = match after {
+        None => 0,
+        Some(c) => {
+            let (time, id) = parse_cursor(c)?;
+            // The first candidate after the cursor in listing order (the cursor's alert may
+            // have expired since).
+            candidates.partition_point(|(t, i)| *t > time || (*t == time && *i <= id))
+        }
+    };
+    let mut out = Vec::new();
+    let mut next = None;
+    for (n, entry) in candidates.iter().enumerate().skip(start) {
+        if out.len() >= limit.max(1) {
+            next = Some(cursor(&candidates[n - 1]));
+            break;
+        }
+        if let Some(v) = view(&entry.1) {
+            out.push(v);
+        }
+    }
+    Ok((out, next))
+}
+
+/// The live alerts kept (not retractions, edits or other posts).
+fn live_alerts(state: &State, now: u64) -> impl Iterator<Item = (&ContentId, &PostMeta)> {
+    state
+        .posts()
+        .iter()
+        .filter(move |(_, m)| m.kind == PostKind::Alert && m.expires > now)
 }
 
 use crate::api::ErrorCode;

@@ -45,6 +45,9 @@ trees! {
     Peers => "peers",
     /// Small bookkeeping values under fixed names (schema version, counters).
     Meta => "meta",
+    /// What the replica keeps in memory of each stored post (kind, author, dates, the alert
+    /// it refers to), keyed like alerts: read at start instead of every post.
+    PostIndex => "post_index",
 }
 
 impl Tree {

@@ -181,3 +181,66 @@ fn ana_approve_invite(home: &std::path::Path) -> ErrorCode {
     let invite = ana.invite_code().unwrap();
     ana.approve(&invite).unwrap_err().code
 }
+
+/// Follow the pages of a listing to the end through the control requests.
+fn all_pages(ana: &mut Replica, request: impl Fn(Option<String>) -> Request) -> Vec<AlertView> {
+    let mut out = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        let Response::AlertsPage { alerts, next } = ana.execute(request(after.take())).unwrap()
+        else {
+            panic!("not a page");
+        };
+        assert!(alerts.len() <= 3);
+        out.extend(alerts);
+        match next {
+            Some(cursor) => after = Some(cursor),
+            None => break,
+        }
+    }
+    assert!(pages >= 3, "{pages} pages");
+    out
+}
+
+#[test]
+fn alerts_and_check_page_through_the_same_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ana, _cert) =
+        Replica::create(&dir.path().join("ana"), PASS, "Ana", KdfParams::TESTING).unwrap();
+    ana.create_collective("Night Shift", Policy::default())
+        .unwrap();
+    for i in 0..8 {
+        let phone = if i % 4 == 3 {
+            "07700 900999"
+        } else {
+            "07700 900123"
+        };
+        ana.post(draft(&format!("alert {i}"), phone)).unwrap();
+    }
+    let whole = ana.alerts(&AlertFilter::default()).unwrap();
+    assert_eq!(whole.len(), 8);
+    let paged = all_pages(&mut ana, |after| Request::AlertsPage {
+        filter: AlertFilter::default(),
+        after,
+        limit: 3,
+    });
+    assert_eq!(paged, whole);
+    let whole = ana.check("07700 900123").unwrap();
+    assert_eq!(whole.len(), 6);
+    let paged = all_pages(&mut ana, |after| Request::CheckPage {
+        term: "07700 900123".into(),
+        after,
+        limit: 3,
+    });
+    assert_eq!(paged, whole);
+    let err = ana
+        .execute(Request::AlertsPage {
+            filter: AlertFilter::default(),
+            after: Some("not a cursor".into()),
+            limit: 3,
+        })
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidInput);
+}

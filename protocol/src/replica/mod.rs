@@ -18,7 +18,7 @@ use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
 use crate::content::Content;
-use crate::envelope::{self, InnerBody, Verdict, Verified};
+use crate::envelope::{self, InnerBody, Opened, PostKind, PostMeta, Verdict, Verified};
 use crate::epoch::{DeliveryKind, EpochBook, EpochError, KeyDelivery, Recorded};
 use crate::identity::{Identity, PublicIdentity};
 use crate::ids::{context, hash};
@@ -206,7 +206,9 @@ pub struct State {
     log: MembershipLog,
     book: EpochBook,
     deliveries: BTreeMap<DeliveryId, KeyDelivery>,
-    posts: BTreeMap<ContentId, Verified>,
+    /// What is kept in memory of every live post (the posts themselves are the caller's to
+    /// keep, from [`Effect::PutPost`]).
+    posts: BTreeMap<ContentId, PostMeta>,
     /// Posts referring to each alert (edits, retractions, corroborations).
     refs: HashMap<ContentId, Vec<ContentId>>,
     /// Accepted posts per (author, UTC day, counts against the alert quota): reachability posts
@@ -268,8 +270,8 @@ impl State {
         &self.deliveries
     }
 
-    /// Posts held, verified.
-    pub fn posts(&self) -> &BTreeMap<ContentId, Verified> {
+    /// What is kept of every post held (verified); the posts' bodies are in the caller's store.
+    pub fn posts(&self) -> &BTreeMap<ContentId, PostMeta> {
         &self.posts
     }
 
@@ -332,8 +334,14 @@ impl State {
     }
 
     /// Load a post read back from this replica's own store.
-    pub fn restore_post(&mut self, verified: Verified) {
-        self.insert_post(verified);
+    pub fn restore_post(&mut self, verified: &Verified) {
+        self.insert_post(verified.id(), verified.meta());
+    }
+
+    /// Load what was kept of a post ([`PostMeta::of`] its verified body), read back from this
+    /// replica's own authenticated store. Never use it for anything that came from elsewhere.
+    pub fn restore_post_meta(&mut self, id: ContentId, meta: PostMeta) {
+        self.insert_post(id, meta);
     }
 
     /// Take in one item from a peer (or made locally), at time `now`, as `me`. When it is a
@@ -357,7 +365,7 @@ impl State {
                     && envelope::id_of(bytes)
                         .ok()
                         .and_then(|id| self.posts.get(&id))
-                        .is_some_and(|v| matches!(v.body().content, Content::Alert(_)))
+                        .is_some_and(|m| m.kind == PostKind::Alert)
             }
         }
     }
@@ -404,7 +412,13 @@ impl State {
             SetKind::Deliveries => self.ingest_delivery(bytes, me, now, effects),
             SetKind::Envelopes => self.ingest_envelope(bytes, now, effects),
         };
-        match &outcome {
+        self.remember(kind, bytes, id, &outcome);
+        outcome
+    }
+
+    /// Keep a held item aside, and remember a refused one by its refusal key `id`.
+    fn remember(&mut self, kind: SetKind, bytes: &[u8], id: [u8; 32], outcome: &Ingested) {
+        match outcome {
             Ingested::Held => {
                 if !self.held.iter().any(|(_, b)| b == bytes) {
                     if self.held.len() >= MAX_HELD {
@@ -421,7 +435,6 @@ impl State {
             }
             Ingested::Accepted | Ingested::Duplicate => {}
         }
-        outcome
     }
 
     fn ingest_op(&mut self, bytes: &[u8], effects: &mut Vec<Effect>) -> Ingested {
@@ -508,6 +521,68 @@ impl State {
         Ingested::Accepted
     }
 
+    /// Take in many envelopes at once (a sync batch or a burst of gossip), at time `now`: their
+    /// signatures are checked together ([`envelope::open_batch`]), then each is judged
+    /// in order exactly as [`State::ingest`] judges it alone, so one bad signature refuses that
+    /// envelope and no other. Returns the outcome of each, in order, and the effects of all.
+    pub fn ingest_envelopes(
+        &mut self,
+        envelopes: &[&[u8]],
+        me: &Identity,
+        now: u64,
+    ) -> (Vec<Ingested>, Vec<Effect>) {
+        let mut effects = Vec::new();
+        // What is already held or refused is not opened again.
+        let fresh: Vec<bool> = envelopes
+            .iter()
+            .map(|bytes| !self.known_envelope(bytes))
+            .collect();
+        let to_open: Vec<&[u8]> = envelopes
+            .iter()
+            .zip(&fresh)
+            .filter(|(_, fresh)| **fresh)
+            .map(|(bytes, _)| *bytes)
+            .collect();
+        let collective = self.log.collective();
+        let book = &self.book;
+        let mut opened = envelope::open_batch(&to_open, collective, |e| book.key(e)).into_iter();
+        let mut outcomes = Vec::with_capacity(envelopes.len());
+        let mut release = false;
+        for (bytes, fresh) in envelopes.iter().zip(fresh) {
+            let opened = if fresh { opened.next() } else { None };
+            let outcome = match opened {
+                // Duplicates within the batch are found here, as `ingest` finds them.
+                Some(_) if self.known_envelope(bytes) => Ingested::Duplicate,
+                Some(opened) => {
+                    let outcome = self.accept_opened(bytes, opened, now, &mut effects);
+                    self.remember(
+                        SetKind::Envelopes,
+                        bytes,
+                        SetKind::Envelopes.refusal_key(bytes),
+                        &outcome,
+                    );
+                    outcome
+                }
+                None => Ingested::Duplicate,
+            };
+            release |= outcome == Ingested::Accepted && self.may_release(SetKind::Envelopes, bytes);
+            outcomes.push(outcome);
+        }
+        if release {
+            self.retry(me, now, &mut effects);
+        }
+        (outcomes, effects)
+    }
+
+    /// Whether an envelope is a wrapping of a post already held (a forged id is caught when it
+    /// is opened), or these very bytes were refused before.
+    fn known_envelope(&self, bytes: &[u8]) -> bool {
+        envelope::id_of(bytes).is_ok_and(|id| self.posts.contains_key(&id))
+            || self
+                .refused
+                .contains(&SetKind::Envelopes.refusal_key(bytes))
+    }
+
     fn ingest_envelope(&mut self, bytes: &[u8], now: u64, effects: &mut Vec<Effect>) -> Ingested {
         // Any wrapping of a post already held is that post (a forged id is caught by `open`).
         if envelope::id_of(bytes).is_ok_and(|id| self.posts.contains_key(&id)) {
@@ -515,7 +590,19 @@ impl State {
         }
         let collective = self.log.collective();
         let book = &self.book;
-        let opened = match envelope::open(bytes, collective, |e| book.key(e)) {
+        let opened = envelope::open(bytes, collective, |e| book.key(e));
+        self.accept_opened(bytes, opened, now, effects)
+    }
+
+    /// The rules after an envelope is opened: membership, epoch, quota, target.
+    fn accept_opened(
+        &mut self,
+        bytes: &[u8],
+        opened: Result<Opened, envelope::EnvelopeError>,
+        now: u64,
+        effects: &mut Vec<Effect>,
+    ) -> Ingested {
+        let opened = match opened {
             Ok(o) => o,
             Err(e) => return Ingested::judged(e.verdict(), e),
         };
@@ -551,7 +638,7 @@ impl State {
             Content::Retraction { target, .. } => Note::Retracted { target: *target },
             _ => Note::PostAccepted(id),
         }));
-        self.insert_post(verified);
+        self.insert_post(id, verified.meta());
         Ingested::Accepted
     }
 
@@ -563,26 +650,37 @@ impl State {
             return Some(Ingested::Held);
         };
         let e = verified
-            .check_reference(original, at_heads, self.log.roster())
+            .check_reference(target, original, at_heads, self.log.roster())
             .err()?;
         Some(Ingested::judged(e.verdict(), e))
     }
 
-    /// Keep an accepted post in memory, with its quota count and reference index.
-    fn insert_post(&mut self, verified: Verified) {
-        *self.quota.entry(quota_key(verified.body())).or_insert(0) += 1;
-        if let Some(target) = verified.body().content.target() {
-            self.refs.entry(target).or_default().push(verified.id());
+    /// Keep what is needed of an accepted post in memory, with its quota count and reference
+    /// index.
+    fn insert_post(&mut self, id: ContentId, meta: PostMeta) {
+        if self.posts.contains_key(&id) {
+            return;
+        }
+        *self
+            .quota
+            .entry((
+                meta.author,
+                envelope::day_of(meta.timestamp),
+                meta.counts_against_quota(),
+            ))
+            .or_insert(0) += 1;
+        if let Some(target) = meta.target {
+            self.refs.entry(target).or_default().push(id);
         }
         self.index.posts = None;
-        self.posts.insert(verified.id(), verified);
+        self.posts.insert(id, meta);
     }
 
     /// Forget a post (expired). Its quota count stays: the day it counted against has passed
     /// for any post that expires.
     fn remove_post(&mut self, id: &ContentId) {
-        if let Some(verified) = self.posts.remove(id) {
-            if let Some(target) = verified.body().content.target() {
+        if let Some(meta) = self.posts.remove(id) {
+            if let Some(target) = meta.target {
                 if let Some(list) = self.refs.get_mut(&target) {
                     list.retain(|r| r != id);
                     if list.is_empty() {
@@ -601,7 +699,7 @@ impl State {
         let expired: Vec<ContentId> = self
             .posts
             .iter()
-            .filter(|(_, p)| p.body().expires <= now)
+            .filter(|(_, p)| p.expires <= now)
             .map(|(id, _)| *id)
             .collect();
         let policy = self.log.roster().policy().clone();
@@ -652,10 +750,10 @@ impl State {
                     .collect(),
                 SetKind::Envelopes => self
                     .posts
-                    .values()
-                    .map(|p| Item {
+                    .iter()
+                    .map(|(id, p)| Item {
                         timestamp: p.coarse_time(),
-                        id: p.id().0,
+                        id: id.0,
                     })
                     .collect(),
             };

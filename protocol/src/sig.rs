@@ -1,0 +1,185 @@
+//! The one signature rule: every Ed25519 signature Lookout checks is checked here.
+//!
+//! Rule (docs/PROTOCOL.md §1.3): [ZIP-215] verification, with the cofactored equation
+//! `[8]([S]B − R − [k]A) = 0`, `k = SHA-512(R ‖ A ‖ M)`, `S` canonical (`< ℓ`), `A` and `R` any
+//! encodings that decompress (non-canonical `y` and small-order points included); plus one
+//! Lookout rule: a public key `A` of small order is refused (with such a key, a small-order `R`
+//! and `S = 0` "sign" every message).
+//!
+//! Why not `verify_strict`: cofactorless single verification and a randomized batch do not agree
+//! on every input. A signature whose `R` (or key) carries a torsion component fails
+//! `verify_strict` yet passes a cofactorless batch whenever that signature's random coefficient
+//! is a multiple of 8, so a hostile member could craft an alert one replica accepts and another
+//! refuses. With the cofactored equation the torsion component is multiplied away in both the
+//! single and the batch check: for any input, a batch accepts exactly when every item would be
+//! accepted alone (up to the batch's 2⁻¹²⁸ chance of accepting a bad one), so a node may verify
+//! singly or in batches and reach the same verdict as every other node.
+//!
+//! Signing is unchanged (ed25519-dalek's RFC 8032 signatures; honest signatures verify under both
+//! rules).
+//!
+//! [ZIP-215]: https://zips.z.cash/zip-0215
+
+use std::collections::HashMap;
+
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use ed25519_zebra::{batch, Signature, VerificationKey, VerificationKeyBytes};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+/// Verify `sig` by `key` over `body` signed in context `ctx` (the signed bytes are
+/// `len(ctx) as u8 ‖ ctx ‖ body`, see [`signed_message`]).
+pub fn verify(key: &[u8; 32], ctx: &[u8], body: &[u8], sig: &[u8; 64]) -> bool {
+    verify_message(key, &signed_message(ctx, body), sig)
+}
+
+/// [`verify`] for a message that already carries its own context in its first bytes (the
+/// node's hello proofs). Same rule.
+pub fn verify_message(key: &[u8; 32], message: &[u8], sig: &[u8; 64]) -> bool {
+    acceptable_key(key)
+        && VerificationKey::try_from(*key)
+            .and_then(|k| k.verify(&Signature::from_bytes(sig), message))
+            .is_ok()
+}
+
+/// Whether `key` may sign at all: it decompresses to a curve point that is not of small order.
+/// Every verification here checks it; identities check it when they are verified.
+pub fn acceptable_key(key: &[u8; 32]) -> bool {
+    CompressedEdwardsY(*key)
+        .decompress()
+        .is_some_and(|point| !point.is_small_order())
+}
+
+/// One signature to check in a batch, as for [`verify`].
+#[derive(Clone, Copy, Debug)]
+pub struct Item<'a> {
+    /// The signer's public key.
+    pub key: &'a [u8; 32],
+    /// The signing context.
+    pub ctx: &'a [u8],
+    /// The signed body.
+    pub body: &'a [u8],
+    /// The signature.
+    pub sig: &'a [u8; 64],
+}
+
+/// Verify many signatures at once: entry `i` of the answer is exactly what [`verify`] says of
+/// item `i`. All are checked in one cofactored batch equation (one term per distinct key, so a
+/// batch of alerts from a few authors costs little more than one multi-scalar multiplication);
+/// only if the batch fails is each checked alone, so one bad signature refuses exactly its item.
+///
+/// The batch's random coefficients come from a hash of the whole batch (keys, signatures,
+/// messages), as in ed25519-dalek: the core stays deterministic, and a forger cannot know them
+/// before fixing every input.
+pub fn verify_batch(items: &[Item<'_>]) -> Vec<bool> {
+    let mut keys: HashMap<[u8; 32], bool> = HashMap::new();
+    let mut verifier = batch::Verifier::new();
+    let mut queued: Vec<Option<batch::Item>> = Vec::with_capacity(items.len());
+    let mut seed = blake3::Hasher::new_derive_key("lookout signature batch coefficients v1");
+    for item in items {
+        let ok = *keys
+            .entry(*item.key)
+            .or_insert_with(|| acceptable_key(item.key));
+        if !ok {
+            queued.push(None);
+            continue;
+        }
+        let message = signed_message(item.ctx, item.body);
+        seed.update(item.key)
+            .update(item.sig)
+            .update(&(message.len() as u64).to_le_bytes())
+            .update(&message);
+        let queued_item = batch::Item::from((
+            VerificationKeyBytes::from(*item.key),
+            Signature::from_bytes(item.sig),
+            &message[..],
+        ));
+        verifier.queue(queued_item.clone());
+        queued.push(Some(queued_item));
+    }
+    let rng = ChaCha20Rng::from_seed(*seed.finalize().as_bytes());
+    let all_ok = queued.iter().any(Option::is_some) && verifier.verify(rng).is_ok();
+    queued
+        .into_iter()
+        .map(|item| match item {
+            None => false,
+            Some(_) if all_ok => true,
+            Some(item) => item.verify_single().is_ok(),
+        })
+        .collect()
+}
+
+/// The exact bytes a signature covers: context length, context, message.
+pub fn signed_message(context: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + context.len() + message.len());
+    out.push(u8::try_from(context.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(context);
+    out.extend_from_slice(message);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+
+    #[test]
+    fn honest_signatures_verify_and_others_do_not() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let public = key.verifying_key().to_bytes();
+        let sig = key.sign(&signed_message(b"ctx", b"body")).to_bytes();
+        assert!(verify(&public, b"ctx", b"body", &sig));
+        assert!(!verify(&public, b"ctx2", b"body", &sig));
+        assert!(!verify(&public, b"ctx", b"bodY", &sig));
+        let mut bad = sig;
+        bad[40] ^= 1;
+        assert!(!verify(&public, b"ctx", b"body", &bad));
+        let items = [
+            Item {
+                key: &public,
+                ctx: b"ctx",
+                body: b"body",
+                sig: &sig,
+            },
+            Item {
+                key: &public,
+                ctx: b"ctx",
+                body: b"body",
+                sig: &bad,
+            },
+            Item {
+                key: &public,
+                ctx: b"ctx",
+                body: b"body",
+                sig: &sig,
+            },
+        ];
+        assert_eq!(verify_batch(&items), vec![true, false, true]);
+        assert_eq!(verify_batch(&items[..1]), vec![true]);
+        assert!(verify_batch(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_small_order_key_signs_nothing() {
+        // The identity point as the key, the identity as R and S = 0: the cofactored equation
+        // holds for every message, so only the explicit key check stops it.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut sig = [0u8; 64];
+        sig[0] = 1;
+        let zebra = VerificationKey::try_from(identity).map(|k| {
+            k.verify(&Signature::from_bytes(&sig), &signed_message(b"c", b"any"))
+                .is_ok()
+        });
+        assert_eq!(zebra, Ok(true), "ZIP-215 alone accepts it");
+        assert!(!acceptable_key(&identity));
+        assert!(!verify(&identity, b"c", b"any", &sig));
+        let item = Item {
+            key: &identity,
+            ctx: b"c",
+            body: b"any",
+            sig: &sig,
+        };
+        assert_eq!(verify_batch(&[item]), vec![false]);
+    }
+}
