@@ -384,8 +384,9 @@ impl PublicIdentity {
     /// Check that the member key is a valid point not of small order, and that it signed the
     /// agreement key.
     pub fn verify(&self) -> Result<(), IdentityError> {
-        // Explicit: ZIP-215 alone accepts a small-order key (which "signs" every message).
-        if !sig::acceptable_key(&self.member.0) {
+        // Explicit: ZIP-215 alone accepts a small-order key (which "signs" every message), and
+        // a key with a torsion component or a second encoding (another id for one secret).
+        if !sig::admissible_key(&self.member.0) {
             return Err(IdentityError::BadMemberKey);
         }
         if !sig::verify(
@@ -535,6 +536,50 @@ mod tests {
         };
         assert!(matches!(forged.verify(), Err(IdentityError::BadMemberKey)));
         assert!(!verify(&forged.member, b"any", b"thing", &agreement_sig));
+    }
+
+    #[test]
+    fn a_member_key_with_a_torsion_component_is_refused() {
+        // One secret, a second id: A + T (T of order 8) verifies A's holder's signatures under
+        // the cofactored rule when the signer hashes A + T. Refused at the door, so a removal
+        // or revocation of A leaves no twin behind.
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        use curve25519_dalek::scalar::Scalar;
+        use sha2::{Digest, Sha512};
+        let mut rng = ChaCha20Rng::seed_from_u64(13);
+        let honest = Identity::generate(&mut rng).public();
+        let secret = Scalar::from_bytes_mod_order([7u8; 32]);
+        let twin = (ED25519_BASEPOINT_POINT * secret + EIGHT_TORSION[1])
+            .compress()
+            .0;
+        let message = sig::signed_message(AGREEMENT_SIG_CONTEXT, &honest.agreement);
+        let r = Scalar::from_bytes_mod_order([9u8; 32]);
+        let big_r = (ED25519_BASEPOINT_POINT * r).compress().0;
+        let k = Scalar::from_bytes_mod_order_wide(&{
+            let mut h = Sha512::new();
+            h.update(big_r);
+            h.update(twin);
+            h.update(&message);
+            h.finalize().into()
+        });
+        let s = r + k * secret;
+        let mut agreement_sig = [0u8; 64];
+        agreement_sig[..32].copy_from_slice(&big_r);
+        agreement_sig[32..].copy_from_slice(s.as_bytes());
+        // The signature holds under the one rule: only the admission check keeps the twin out.
+        assert!(sig::verify(
+            &twin,
+            AGREEMENT_SIG_CONTEXT,
+            &honest.agreement,
+            &agreement_sig
+        ));
+        let forged = PublicIdentity {
+            member: MemberId(twin),
+            agreement_sig,
+            ..honest
+        };
+        assert!(matches!(forged.verify(), Err(IdentityError::BadMemberKey)));
+        assert!(honest.verify().is_ok());
     }
 
     #[test]

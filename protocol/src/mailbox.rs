@@ -12,8 +12,8 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, DecodeError};
-use crate::sig;
 use crate::ids::MailboxId;
+use crate::sig;
 use crate::textcode::{self, TextCodeError};
 
 /// Prefix of a mailbox pairing code.
@@ -125,7 +125,7 @@ impl MailboxPairing {
 pub fn mailbox_key(mailbox: &[u8; 32]) -> Option<VerifyingKey> {
     VerifyingKey::from_bytes(mailbox)
         .ok()
-        .filter(|_| sig::acceptable_key(mailbox))
+        .filter(|_| sig::admissible_key(mailbox))
 }
 
 /// Check a mailbox's addresses: at most [`MAX_MAILBOX_ADDRESSES`], at most

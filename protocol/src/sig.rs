@@ -50,6 +50,19 @@ pub fn acceptable_key(key: &[u8; 32]) -> bool {
         .is_some_and(|point| !point.is_small_order())
 }
 
+/// Whether `key` may be *admitted* as a signer (a member's or a mailbox's id): an
+/// [`acceptable_key`] that is also torsion-free and in its canonical encoding. Under the
+/// cofactored rule a key `A + T` (`T` a torsion point) or a second encoding of `A` verifies the
+/// signatures of whoever holds `A`'s secret, so without this one secret could stand behind
+/// several ids (eight torsion variants), and a revocation or removal of one id would not cover
+/// the others. Honest keys (`[a]B`) always pass. Checked where a key enters (identities,
+/// mailbox ids), not on every signature.
+pub fn admissible_key(key: &[u8; 32]) -> bool {
+    CompressedEdwardsY(*key).decompress().is_some_and(|point| {
+        !point.is_small_order() && point.is_torsion_free() && point.compress().0 == *key
+    })
+}
+
 /// One signature to check in a batch, as for [`verify`].
 #[derive(Clone, Copy, Debug)]
 pub struct Item<'a> {
