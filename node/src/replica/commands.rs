@@ -140,6 +140,11 @@ impl Replica {
                 let op = self.make_op(Action::ProposeDemote { member })?;
                 Ok(Response::Proposal(self.proposal_view(op)))
             }
+            Request::MailboxAdd { code } => Ok(Response::Proposal(self.mailbox_add(&code)?)),
+            Request::Mailboxes => Ok(Response::Mailboxes(self.mailboxes()?)),
+            Request::MailboxRemove { mailbox } => Ok(Response::MailboxRemoved {
+                mailbox: self.mailbox_remove(&mailbox)?.to_hex(),
+            }),
             Request::Invite => Ok(Response::Invite {
                 code: self.invite_code()?,
             }),
@@ -640,7 +645,7 @@ impl Replica {
         Ok(())
     }
 
-    fn require_member(&self) -> Result<(), ApiError> {
+    pub(super) fn require_member(&self) -> Result<(), ApiError> {
         let roster = self.collective()?.log().roster();
         let me = self.identity.member_id();
         if roster.is_removed(&me) {
@@ -658,7 +663,7 @@ impl Replica {
         Ok(())
     }
 
-    fn require_moderator(&self) -> Result<(), ApiError> {
+    pub(super) fn require_moderator(&self) -> Result<(), ApiError> {
         self.require_member()?;
         if !self
             .collective()?
