@@ -16,7 +16,7 @@ use lookout_tests::mailbox::*;
 use lookout_tests::rogue::Forger;
 use lookout_tests::*;
 
-const LIMIT: Duration = Duration::from_secs(120);
+const LIMIT: Duration = Duration::from_secs(180);
 
 fn genesis_of(replica: &Replica) -> Vec<u8> {
     replica.membership().unwrap().genesis().encoded().to_vec()
@@ -797,4 +797,146 @@ async fn mailbox_catch_up() {
     })
     .await
     .expect("benchmark timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbound_mailbox_binds_to_the_collective_that_added_it_and_then_refuses_another() {
+    tokio::time::timeout(LIMIT, async {
+        let mut a = Collective::new(1, Policy::default());
+        let mut b = Collective::new(0, Policy::default());
+        let home = tempfile::tempdir().unwrap();
+        let identity = lookout_node::mailbox::init(home.path(), &[]).unwrap();
+        let code = lookout_node::mailbox::pairing_code(&identity, now()).unwrap();
+        let mb = start_mailbox(home.path(), StoreLimits::default()).await;
+        let mbp = mb.handle.peer_id();
+
+        // Before A adds it, a member of B offers B: provisional, but the roster does not name
+        // the mailbox, so it does not bind.
+        let mut bc = Client::new();
+        assert_eq!(
+            bc.admit(
+                mbp,
+                &mb.addr,
+                &signing_key(&b.replicas[0]),
+                collective_of(&b.replicas[0]),
+                &genesis_of(&b.replicas[0])
+            )
+            .await,
+            Ok(lookout_node::net::mailbox_admission::Welcome::Provisional)
+        );
+        // (B has no ops beyond its genesis: the push is empty.)
+        bc.push(mbp, ops_of(&mut b.replicas[0])).await.unwrap();
+        assert_eq!(mb.handle.status().await.unwrap().collective, None);
+        // Nothing but ops while unbound.
+        let alert = Forger::new(&mut b.replicas[0]).alert("not before binding");
+        let refused = bc
+            .request(mbp, &SyncRequest::Push { items: vec![alert] })
+            .await;
+        assert!(
+            matches!(
+                refused,
+                Ok(SyncResponse::Ack { accepted: 0, .. }) | Ok(SyncResponse::Error { .. }) | Err(_)
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(
+            matches!(bc.reserve(mbp, &mb.addr).await, RelayOutcome::Granted),
+            false,
+            "no reservation while provisional"
+        );
+
+        // A's moderator adds it; a member of A brings the ops: it binds to A.
+        a.replicas[0].mailbox_add(&code).unwrap();
+        let mut ac = Client::new();
+        assert_eq!(
+            ac.admit(
+                mbp,
+                &mb.addr,
+                &signing_key(&a.replicas[0]),
+                collective_of(&a.replicas[0]),
+                &genesis_of(&a.replicas[0])
+            )
+            .await,
+            Ok(lookout_node::net::mailbox_admission::Welcome::Provisional)
+        );
+        ac.push(mbp, ops_of(&mut a.replicas[0])).await.unwrap();
+        let status = mb.handle.status().await.unwrap();
+        assert_eq!(
+            status.collective,
+            Some(collective_of(&a.replicas[0]).short())
+        );
+
+        // Now a full member of A is admitted in full; B's member is turned away.
+        let mut full = Client::new();
+        assert_eq!(
+            full.admit(
+                mbp,
+                &mb.addr,
+                &signing_key(&a.replicas[1]),
+                collective_of(&a.replicas[1]),
+                &genesis_of(&a.replicas[0])
+            )
+            .await,
+            Ok(lookout_node::net::mailbox_admission::Welcome::Full)
+        );
+        assert_eq!(full.reserve(mbp, &mb.addr).await, RelayOutcome::Granted);
+        let mut late = Client::new();
+        assert_eq!(
+            late.admit(
+                mbp,
+                &mb.addr,
+                &signing_key(&b.replicas[0]),
+                collective_of(&b.replicas[0]),
+                &genesis_of(&b.replicas[0])
+            )
+            .await,
+            Err("this mailbox serves another collective".into())
+        );
+
+        // The binding survives a restart.
+        let home_path = mb.stop().await;
+        let mb = start_mailbox(&home_path, StoreLimits::default()).await;
+        assert_eq!(
+            mb.handle.status().await.unwrap().collective,
+            Some(collective_of(&a.replicas[0]).short())
+        );
+
+        // Removed by A: it stops serving, and says so.
+        let id = hex::encode(identity.mailbox_id());
+        a.replicas[0].mailbox_remove(&id).unwrap();
+        let mut mod_client = Client::new();
+        let mbp = mb.handle.peer_id();
+        mod_client
+            .admit(
+                mbp,
+                &mb.addr,
+                &signing_key(&a.replicas[0]),
+                collective_of(&a.replicas[0]),
+                &genesis_of(&a.replicas[0]),
+            )
+            .await
+            .unwrap();
+        let _ = mod_client.push(mbp, ops_of(&mut a.replicas[0])).await;
+        assert!(
+            mb.handle.status().await.unwrap().removed,
+            "the mailbox knows it was removed"
+        );
+        let mut after = Client::new();
+        assert!(
+            after
+                .admit(
+                    mbp,
+                    &mb.addr,
+                    &signing_key(&a.replicas[1]),
+                    collective_of(&a.replicas[1]),
+                    &genesis_of(&a.replicas[0])
+                )
+                .await
+                .is_err(),
+            "a removed mailbox admits no one"
+        );
+        mb.stop().await;
+    })
+    .await
+    .expect("timed out");
 }
