@@ -805,6 +805,15 @@ impl Runtime {
             .drain()
             .map(|(p, (m, c))| (p, m, c))
             .collect();
+        // The gate admits the roster's members first, so that ending the temporary allowances
+        // below closes only those the roster does not name.
+        let allowed: HashSet<MemberId> = self
+            .store
+            .log()
+            .map(|l| l.roster().members().map(|m| m.identity.member).collect())
+            .unwrap_or_default();
+        let keep: HashSet<PeerId> = provisional.iter().map(|(p, _, _)| *p).collect();
+        self.swarm.behaviour_mut().gate.set_allowed(allowed, &keep);
         for (peer, member, c) in provisional {
             let gate = &mut self.swarm.behaviour_mut().gate;
             gate.revoke_temporary(&member);
