@@ -472,10 +472,8 @@ impl Runtime {
                     let _ = self.swarm.disconnect_peer_id(peer);
                 }
             }
-            request_response::Event::ResponseSent { peer, .. } => {
-                if self.refused.remove(&peer) {
-                    let _ = self.swarm.disconnect_peer_id(peer);
-                }
+            request_response::Event::ResponseSent { peer, .. } if self.refused.remove(&peer) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
             }
             request_response::Event::InboundFailure { peer, .. } => {
                 self.pending.remove(&peer);
