@@ -294,6 +294,20 @@ impl Client {
         .await?
     }
 
+    /// Sends only an `Open` over a new connection (as any stranger can) and returns the
+    /// mailbox's `Accept` as received.
+    pub async fn open_only(
+        &mut self,
+        mailbox: PeerId,
+        addr: &Multiaddr,
+    ) -> Result<Vec<u8>, String> {
+        self.connect_raw(mailbox, addr).await?;
+        let mut nonce = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let (_, open) = MailboxDialer::start(self.peer_id(), mailbox, nonce);
+        self.admission_request(mailbox, open).await
+    }
+
     /// Runs admission with the member key `signing` over a new connection, then (if admitted)
     /// opens the connection that carries the services and closes the first. `is_mailbox`
     /// plays the member's roster check.

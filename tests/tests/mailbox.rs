@@ -68,6 +68,44 @@ fn stage() -> Stage {
     }
 }
 
+/// Finding 5 of the first review: a stranger who reaches a bound mailbox learns from its
+/// `Accept` that it is bound, not which collective it serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_says_nothing_to_a_stranger() {
+    tokio::time::timeout(LIMIT, async {
+        let s = stage();
+        let id = collective_of(&s.collective.replicas[0]);
+        let mb = start_mailbox(s.mailbox_home.path(), StoreLimits::default()).await;
+        let mbp = mb.handle.peer_id();
+        let accept = Client::new().open_only(mbp, &mb.addr).await.unwrap();
+        assert_eq!(
+            accept.len(),
+            lookout_node::net::mailbox_admission::ACCEPT_BYTES
+        );
+        assert!(
+            !accept.windows(8).any(|w| w == &id.0[..8]),
+            "a stranger's Accept carries the collective id"
+        );
+        // A current member is still admitted in full: the signature covers the id it knows.
+        let mut member = Client::new();
+        assert_eq!(
+            member
+                .admit(
+                    mbp,
+                    &mb.addr,
+                    &signing_key(&s.collective.replicas[1]),
+                    id,
+                    &genesis_of(&s.collective.replicas[0])
+                )
+                .await,
+            Ok(lookout_node::net::mailbox_admission::Welcome::Full)
+        );
+        mb.stop().await;
+    })
+    .await
+    .expect("timed out");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_member_and_a_revoked_member_get_no_admission_reservation_circuit_or_item() {
     tokio::time::timeout(LIMIT, async {
@@ -285,7 +323,7 @@ async fn a_mailbox_bound_to_one_collective_refuses_another() {
             .await;
         assert_eq!(
             refused,
-            Err("this mailbox serves another collective".into()),
+            Err("the mailbox did not prove its key for this connection and our collective".into()),
             "B's member sees the binding and sends nothing about itself"
         );
         // A hostile client that proves B's key anyway (claiming A's collective) is refused.
@@ -892,7 +930,7 @@ async fn an_unbound_mailbox_binds_to_the_collective_that_added_it_and_then_refus
                 &genesis_of(&b.replicas[0])
             )
             .await,
-            Err("this mailbox serves another collective".into())
+            Err("the mailbox did not prove its key for this connection and our collective".into())
         );
 
         // The binding survives a restart.

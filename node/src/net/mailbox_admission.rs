@@ -10,15 +10,20 @@
 //! T = BLAKE3 derive_key("lookout mailbox transcript v1", len32(D)‖D‖len32(L)‖L‖n_m‖n_b)
 //!
 //! 1. member  → mailbox  Open   { n_m }
-//!    mailbox → member   Accept { n_b, mailbox, bound: Option<CollectiveId>,
-//!                                sig_b = Ed25519(mailbox key, "lookout mailbox v1" ‖ T ‖ bound) }
+//!    mailbox → member   Accept { n_b, mailbox, bound flag (1 bound, 0 unbound), 32 zero bytes,
+//!                                sig_b = Ed25519(mailbox key, "lookout mailbox v1" ‖ T ‖ b) }
+//!    where b = 1 ‖ the bound collective id, or 0 ‖ 32 zero bytes while unbound
 //! 2. member  → mailbox  Prove  { member, sig_m = Ed25519(member key,
 //!                                "lookout mailbox member v1" ‖ T ‖ mailbox), genesis? }
 //!    mailbox → member   Welcome { provisional } | Refused
 //! ```
 //!
-//! The member checks `sig_b`, that `mailbox` is a current mailbox of its roster and that
-//! `bound` is its own collective or none, before it sends anything about itself. The mailbox
+//! The `Accept` tells a stranger only whether the mailbox is bound, never which collective it
+//! serves (from the id follow the envelope tag and gossip topic, and it would link the mailboxes
+//! of one collective). A member checks `sig_b` against its own collective id (or against
+//! "unbound"): a mailbox bound to another collective fails that check like a forgery. It also
+//! checks that `mailbox` is a current mailbox of its roster, all before it sends anything about
+//! itself. The mailbox
 //! admits the member if its key signed the transcript and it is a current member of the roster
 //! the mailbox resolved. An unbound mailbox (fresh from `mailbox init`) admits provisionally:
 //! it takes the genesis record sent with the proof and the ops, and serves nothing else until its
@@ -55,7 +60,8 @@ const KEY_BYTES: usize = 32;
 const SIG_BYTES: usize = 64;
 /// `Open`: kind, nonce.
 pub const OPEN_BYTES: usize = 1 + NONCE_BYTES;
-/// `Accept`: kind, nonce, mailbox key, bound flag, collective id (zeros if unbound), signature.
+/// `Accept`: kind, nonce, mailbox key, bound flag, 32 reserved zero bytes (where version 1 sent
+/// the collective id: the size stays fixed), signature.
 pub const ACCEPT_BYTES: usize = 1 + NONCE_BYTES + KEY_BYTES + 1 + 32 + SIG_BYTES;
 /// `Prove` without a genesis record: kind, member key, signature, genesis length (`u16`, 0).
 pub const PROVE_BASE_BYTES: usize = 1 + KEY_BYTES + SIG_BYTES + 2;
@@ -105,15 +111,13 @@ pub enum AdmissionError {
     /// The message has the wrong kind or length, or came at the wrong step.
     #[error("malformed mailbox admission message")]
     Malformed,
-    /// The mailbox's signature over this connection's transcript does not verify.
-    #[error("the mailbox did not prove its key for this connection")]
+    /// The mailbox's signature over this connection's transcript and our collective does not
+    /// verify: forged, replayed, or a mailbox bound to another collective.
+    #[error("the mailbox did not prove its key for this connection and our collective")]
     BadMailboxSignature,
     /// The mailbox key is not a current mailbox of the member's roster.
     #[error("this peer is not a current mailbox of the collective")]
     NotOurMailbox,
-    /// The mailbox serves another collective.
-    #[error("this mailbox serves another collective")]
-    OtherCollective,
     /// The member's signature over this connection's transcript does not verify.
     #[error("the member's proof is invalid")]
     BadMemberSignature,
@@ -263,9 +267,10 @@ impl MailboxDialer {
         }
         let n_b: [u8; 32] = field(reply, 1)?;
         let mailbox: [u8; 32] = field(reply, 33)?;
+        // Only a flag in clear: the signature covers the bound collective, which must be ours.
         let bound = match (reply.get(65), field::<32>(reply, 66)?) {
             (Some(0), zeros) if zeros == [0; 32] => None,
-            (Some(1), id) => Some(CollectiveId(id)),
+            (Some(1), zeros) if zeros == [0; 32] => Some(collective),
             _ => return Err(AdmissionError::Malformed),
         };
         let sig: [u8; 64] = field(reply, 98)?;
@@ -276,11 +281,7 @@ impl MailboxDialer {
         if !is_current_mailbox(&mailbox) {
             return Err(AdmissionError::NotOurMailbox);
         }
-        let send_genesis = match bound {
-            Some(c) if c == collective => false,
-            Some(_) => return Err(AdmissionError::OtherCollective),
-            None => true,
-        };
+        let send_genesis = bound.is_none();
         let genesis: &[u8] = if send_genesis { genesis } else { &[] };
         let len = u16::try_from(genesis.len())
             .ok()
@@ -357,7 +358,8 @@ impl MailboxListener {
         accept.push(ACCEPT);
         accept.extend_from_slice(&nonce);
         accept.extend_from_slice(&mailbox);
-        accept.extend_from_slice(&bound_bytes(bound.as_ref()));
+        accept.push(u8::from(bound.is_some()));
+        accept.extend_from_slice(&[0; 32]);
         accept.extend_from_slice(&sig.to_bytes());
         Ok((
             Self {
@@ -504,6 +506,45 @@ mod tests {
         assert_eq!(r.dialer.on_verdict(&welcome), Ok(Welcome::Provisional));
     }
 
+    /// Finding 5 of the first review: a stranger's 33-byte `Open` must not learn which
+    /// collective a mailbox serves (its envelope tag and gossip topic follow from the id, and
+    /// it links the mailboxes of one collective), only whether it is bound.
+    #[test]
+    fn an_accept_says_nothing_to_a_stranger() {
+        let (mailbox, member) = (key(1), key(2));
+        let other = CollectiveId([9; 32]);
+        let ours = open(&mailbox, Some(COLLECTIVE));
+        let theirs = open(&mailbox, Some(other));
+        let unbound = open(&mailbox, None);
+        for (accept, id) in [(&ours.accept, COLLECTIVE), (&theirs.accept, other)] {
+            assert_eq!(accept.len(), ACCEPT_BYTES);
+            assert!(
+                !accept.windows(32).any(|w| w == id.0),
+                "the collective id is in the accept"
+            );
+            assert!(
+                !accept.windows(16).any(|w| w == &id.0[..16]),
+                "part of the collective id is in the accept"
+            );
+            assert_eq!(accept[65], 1, "bound");
+        }
+        assert_eq!(unbound.accept.len(), ACCEPT_BYTES);
+        assert_eq!(unbound.accept[65], 0, "unbound");
+        // Same keys, peers and nonces, two collectives: the frames differ only in the signature.
+        assert_eq!(ours.accept[..98], theirs.accept[..98]);
+        // The signature still covers the bound collective: its member is admitted, a member of
+        // another collective is not.
+        let mut d = MailboxDialer::start(ours.dp, ours.lp, [1; 32]).0;
+        assert!(d
+            .on_accept(&member, COLLECTIVE, GENESIS, &ours.accept, |_| true)
+            .is_ok());
+        let mut d = MailboxDialer::start(ours.dp, ours.lp, [1; 32]).0;
+        assert_eq!(
+            d.on_accept(&member, other, GENESIS, &ours.accept, |_| true),
+            Err(AdmissionError::BadMailboxSignature)
+        );
+    }
+
     #[test]
     fn a_member_sends_nothing_to_a_key_that_is_not_its_mailbox() {
         let (mailbox, member) = (key(1), key(2));
@@ -526,10 +567,11 @@ mod tests {
     fn a_mailbox_bound_elsewhere_is_refused_by_the_member() {
         let (mailbox, member) = (key(1), key(2));
         let mut r = open(&mailbox, Some(CollectiveId([9; 32])));
+        // The accept does not say which collective; the signature over ours fails.
         assert_eq!(
             r.dialer
                 .on_accept(&member, COLLECTIVE, GENESIS, &r.accept, |_| true),
-            Err(AdmissionError::OtherCollective)
+            Err(AdmissionError::BadMailboxSignature)
         );
     }
 
@@ -548,7 +590,7 @@ mod tests {
         // A bound accept rewritten to claim "unbound" (to get the genesis): signature fails.
         let r = open(&mailbox, Some(COLLECTIVE));
         let mut unbound = r.accept.clone();
-        unbound[65..98].fill(0);
+        unbound[65] = 0;
         let mut d = MailboxDialer::start(r.dp, r.lp, [1; 32]).0;
         assert_eq!(
             d.on_accept(&member, COLLECTIVE, GENESIS, &unbound, |_| true),
@@ -752,8 +794,8 @@ mod tests {
             let mut d = MailboxDialer::start(r.dp, r.lp, [1; 32]).0;
             assert_eq!(d.on_verdict(&[WELCOME, 0]), Err(AdmissionError::Malformed));
         }
-        // An accept whose bound flag is neither 0 nor 1, or 0 with a non-zero id.
-        for (flag, fill) in [(2u8, 0u8), (0, 1)] {
+        // An accept whose bound flag is neither 0 nor 1, or whose reserved bytes are not zero.
+        for (flag, fill) in [(2u8, 0u8), (0, 1), (1, 7)] {
             let r = open(&mailbox, Some(COLLECTIVE));
             let mut bad = r.accept.clone();
             bad[65] = flag;
