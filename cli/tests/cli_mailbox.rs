@@ -20,6 +20,7 @@ fn pairing(seed: u64) -> MailboxPairing {
     MailboxPairing::create(
         &key,
         vec![format!("/ip4/203.0.113.7/tcp/{}", 4000 + seed % 1000)],
+        [7; 32],
         1_790_000_000,
     )
     .unwrap()

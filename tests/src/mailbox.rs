@@ -309,8 +309,8 @@ impl Client {
     }
 
     /// Runs admission with the member key `signing` over a new connection, then (if admitted)
-    /// opens the connection that carries the services and closes the first. `is_mailbox`
-    /// plays the member's roster check.
+    /// opens the connection that carries the services and closes the first. Without a bind
+    /// secret: an unbound mailbox is not offered the genesis.
     pub async fn admit(
         &mut self,
         mailbox: PeerId,
@@ -319,13 +319,28 @@ impl Client {
         collective: CollectiveId,
         genesis: &[u8],
     ) -> Result<Welcome, String> {
+        self.admit_binding(mailbox, addr, signing, collective, genesis, None)
+            .await
+    }
+
+    /// As [`Self::admit`], holding the mailbox's bind secret (as a moderator's node that added
+    /// it from its pairing code does): an unbound mailbox gets the genesis and the bind tag.
+    pub async fn admit_binding(
+        &mut self,
+        mailbox: PeerId,
+        addr: &Multiaddr,
+        signing: &SigningKey,
+        collective: CollectiveId,
+        genesis: &[u8],
+        bind_secret: Option<&[u8; 32]>,
+    ) -> Result<Welcome, String> {
         self.connect_raw(mailbox, addr).await?;
         let mut nonce = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let (mut dialer, open) = MailboxDialer::start(self.peer_id(), mailbox, nonce);
         let accept = self.admission_request(mailbox, open).await?;
         let prove = dialer
-            .on_accept(signing, collective, genesis, &accept, |_| true)
+            .on_accept(signing, collective, genesis, bind_secret, &accept, |_| true)
             .map_err(|e| e.to_string())?;
         let verdict = self.admission_request(mailbox, prove).await?;
         let welcome = dialer.on_verdict(&verdict).map_err(|e| e.to_string())?;

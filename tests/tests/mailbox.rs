@@ -851,16 +851,20 @@ async fn an_unbound_mailbox_binds_to_the_collective_that_added_it_and_then_refus
         let mb = start_mailbox(home.path(), StoreLimits::default()).await;
         let mbp = mb.handle.peer_id();
 
-        // Before A adds it, a member of B offers B: provisional, but the roster does not name
-        // the mailbox, so it does not bind.
+        // Before A adds it, a member of B who got hold of the code offers B: provisional, but
+        // the roster does not name the mailbox, so it does not bind.
+        let secret = lookout_protocol::mailbox::MailboxPairing::from_code(&code)
+            .unwrap()
+            .bind_secret;
         let mut bc = Client::new();
         assert_eq!(
-            bc.admit(
+            bc.admit_binding(
                 mbp,
                 &mb.addr,
                 &signing_key(&b.replicas[0]),
                 collective_of(&b.replicas[0]),
-                &genesis_of(&b.replicas[0])
+                &genesis_of(&b.replicas[0]),
+                Some(&secret),
             )
             .await,
             Ok(lookout_node::net::mailbox_admission::Welcome::Provisional)
@@ -885,16 +889,21 @@ async fn an_unbound_mailbox_binds_to_the_collective_that_added_it_and_then_refus
             "no reservation while provisional"
         );
 
-        // A's moderator adds it; a member of A brings the ops: it binds to A.
+        // A's moderator adds it; its node (holding the bind secret) brings the ops: it binds
+        // to A.
         a.replicas[0].mailbox_add(&code).unwrap();
+        let kept = a.replicas[0]
+            .mailbox_bind_secret(&lookout_protocol::MailboxId(identity.mailbox_id()))
+            .unwrap();
         let mut ac = Client::new();
         assert_eq!(
-            ac.admit(
+            ac.admit_binding(
                 mbp,
                 &mb.addr,
                 &signing_key(&a.replicas[0]),
                 collective_of(&a.replicas[0]),
-                &genesis_of(&a.replicas[0])
+                &genesis_of(&a.replicas[0]),
+                Some(&kept),
             )
             .await,
             Ok(lookout_node::net::mailbox_admission::Welcome::Provisional)
@@ -974,6 +983,108 @@ async fn an_unbound_mailbox_binds_to_the_collective_that_added_it_and_then_refus
                 .await
                 .is_err(),
             "a removed mailbox admits no one"
+        );
+        mb.stop().await;
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Finding 5 of the first review: anyone who reaches an unbound mailbox learns its key from the
+/// `Accept`, founds a collective of their own whose roster names that key (a `ProposeMailbox`
+/// carries no proof of possession) and offers it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_with_a_fake_collective_cannot_bind_an_unbound_mailbox() {
+    tokio::time::timeout(LIMIT, async {
+        let mut a = Collective::new(1, Policy::default());
+        let mut evil = Collective::new(0, Policy::default());
+        let home = tempfile::tempdir().unwrap();
+        let identity = lookout_node::mailbox::init(home.path(), &[]).unwrap();
+        let code = lookout_node::mailbox::pairing_code(&identity, now()).unwrap();
+        let mb = start_mailbox(home.path(), StoreLimits::default()).await;
+        let mbp = mb.handle.peer_id();
+
+        // The stranger reads the mailbox key off an Accept and names it in its own roster.
+        let accept = Client::new().open_only(mbp, &mb.addr).await.unwrap();
+        let key: [u8; 32] = accept[33..65].try_into().unwrap();
+        assert_eq!(key, identity.mailbox_id());
+        let mut evil_ops = ops_of(&mut evil.replicas[0]);
+        let mut forger = Forger::new(&mut evil.replicas[0]);
+        let heads = forger.heads();
+        let propose = forger.op(
+            heads,
+            lookout_protocol::membership::Action::ProposeMailbox {
+                mailbox: key,
+                addresses: vec!["/ip4/203.0.113.9/tcp/4001".into()],
+            },
+        );
+        evil.replicas[0].ingest(&propose).unwrap();
+        evil_ops.push(propose);
+        // Without the bind secret, the stranger's own node offers nothing; with a guessed one
+        // (or a hand-made proof), the mailbox refuses the genesis.
+        let mut stranger = Client::new();
+        let offered = stranger
+            .admit(
+                mbp,
+                &mb.addr,
+                &signing_key(&evil.replicas[0]),
+                collective_of(&evil.replicas[0]),
+                &genesis_of(&evil.replicas[0]),
+            )
+            .await;
+        assert!(offered.is_err(), "{offered:?}");
+        let mut guesser = Client::new();
+        let offered = guesser
+            .admit_binding(
+                mbp,
+                &mb.addr,
+                &signing_key(&evil.replicas[0]),
+                collective_of(&evil.replicas[0]),
+                &genesis_of(&evil.replicas[0]),
+                Some(&[0x5a; 32]),
+            )
+            .await;
+        assert!(offered.is_err(), "{offered:?}");
+        for client in [&mut stranger, &mut guesser] {
+            let pushed = client.push(mbp, evil_ops.clone()).await;
+            assert!(
+                !matches!(pushed, Ok((n, _)) if n > 0),
+                "an unadmitted stranger pushed ops: {pushed:?}"
+            );
+        }
+        assert_eq!(
+            mb.handle.status().await.unwrap().collective,
+            None,
+            "a stranger bound the mailbox to a collective of its own"
+        );
+
+        // The real moderator's node, which kept the bind secret from the pairing code, binds it.
+        a.replicas[0].mailbox_add(&code).unwrap();
+        let mailbox_id = lookout_protocol::MailboxId(identity.mailbox_id());
+        let secret = a.replicas[0].mailbox_bind_secret(&mailbox_id).unwrap();
+        assert_eq!(*secret, *identity.bind_secret);
+        assert!(a.replicas[1].mailbox_bind_secret(&mailbox_id).is_none());
+        let mut moderator = Client::new();
+        assert_eq!(
+            moderator
+                .admit_binding(
+                    mbp,
+                    &mb.addr,
+                    &signing_key(&a.replicas[0]),
+                    collective_of(&a.replicas[0]),
+                    &genesis_of(&a.replicas[0]),
+                    Some(&secret),
+                )
+                .await,
+            Ok(lookout_node::net::mailbox_admission::Welcome::Provisional)
+        );
+        moderator
+            .push(mbp, ops_of(&mut a.replicas[0]))
+            .await
+            .unwrap();
+        assert_eq!(
+            mb.handle.status().await.unwrap().collective,
+            Some(collective_of(&a.replicas[0]).short())
         );
         mb.stop().await;
     })

@@ -2,7 +2,8 @@
 //! members' connections and helps them learn whether they are reachable, while holding no key
 //! that reads anything (see `SECURITY.md`, "A mailbox", and `docs/PROTOCOL.md`, "Mailboxes").
 //!
-//! - [`init`] makes the mailbox key and a stable transport key in `HOME/mailbox/`.
+//! - [`init`] makes the mailbox key, a stable transport key and the bind secret (carried by the
+//!   pairing code: its holder may bind the fresh mailbox to a collective) in `HOME/mailbox/`.
 //! - [`start`] runs it: its own swarm and event loop ([`runtime`]), the blind store
 //!   ([`store::BlindStore`]), `/lookout/mailbox/1` admission
 //!   ([`crate::net::mailbox_admission`]), `/lookout/sync/2` over the stored items, a circuit relay
@@ -28,6 +29,7 @@ pub use store::{BlindStore, StoreLimits, StoreStats, Stored};
 pub const MAILBOX_DIR: &str = "mailbox";
 const KEY_FILE: &str = "mailbox.key";
 const TRANSPORT_KEY_FILE: &str = "transport.key";
+const BIND_SECRET_FILE: &str = "bind.key";
 const ADDRESSES_FILE: &str = "addresses";
 const DB_DIR: &str = "db";
 
@@ -105,6 +107,9 @@ pub struct MailboxIdentity {
     pub transport: Keypair,
     /// The public addresses given at `init` (bare multiaddrs, no `/p2p/`).
     pub addresses: Vec<Multiaddr>,
+    /// The bind secret: the pairing code carries it, and an unbound mailbox takes a genesis
+    /// record only from a node that proves it.
+    pub bind_secret: Zeroizing<[u8; 32]>,
 }
 
 impl MailboxIdentity {
@@ -173,6 +178,9 @@ pub fn init(home: &Path, addresses: &[Multiaddr]) -> Result<MailboxIdentity, Mai
     let mut transport = Zeroizing::new([0u8; 32]);
     OsRng.fill_bytes(transport.as_mut());
     write_private(&layout.dir.join(TRANSPORT_KEY_FILE), transport.as_slice())?;
+    let mut bind = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(bind.as_mut());
+    write_private(&layout.dir.join(BIND_SECRET_FILE), bind.as_slice())?;
     let text: String = addresses.iter().map(|a| format!("{a}\n")).collect();
     write_private(&layout.dir.join(ADDRESSES_FILE), text.as_bytes())?;
     // The key file last: its presence means the mailbox is complete.
@@ -180,13 +188,19 @@ pub fn init(home: &Path, addresses: &[Multiaddr]) -> Result<MailboxIdentity, Mai
     load(home)
 }
 
-/// The pairing code (`LKMAILBOX1-...`) a moderator pastes into `lookout mailbox add`: the
-/// mailbox key and its addresses, signed by that key.
+/// The pairing code (`LKMAILBOX2-...`) a moderator pastes into `lookout mailbox add`: the
+/// mailbox key, its addresses and its bind secret, signed by that key. Show it only to moderators:
+/// whoever holds it can bind the fresh mailbox.
 pub fn pairing_code(identity: &MailboxIdentity, now: u64) -> Result<String, MailboxError> {
     let addresses: Vec<String> = identity.addresses.iter().map(ToString::to_string).collect();
-    lookout_protocol::mailbox::MailboxPairing::create(&identity.signing, addresses, now)
-        .map(|p| p.to_code())
-        .map_err(|e| MailboxError::Pairing(e.to_string()))
+    lookout_protocol::mailbox::MailboxPairing::create(
+        &identity.signing,
+        addresses,
+        *identity.bind_secret,
+        now,
+    )
+    .map(|p| p.to_code())
+    .map_err(|e| MailboxError::Pairing(e.to_string()))
 }
 
 /// Loads the mailbox of `home`.
@@ -200,6 +214,7 @@ pub fn load(home: &Path) -> Result<MailboxIdentity, MailboxError> {
     let mut transport = read_key(&transport_path)?;
     let transport = Keypair::ed25519_from_bytes(transport.as_mut_slice())
         .map_err(|_| MailboxError::DamagedKey(transport_path))?;
+    let bind_secret = read_key(&layout.dir.join(BIND_SECRET_FILE))?;
     let addresses_path = layout.dir.join(ADDRESSES_FILE);
     let addresses = match fs::read_to_string(&addresses_path) {
         Ok(text) => text.lines().filter_map(|l| l.trim().parse().ok()).collect(),
@@ -210,6 +225,7 @@ pub fn load(home: &Path) -> Result<MailboxIdentity, MailboxError> {
         signing: SigningKey::from_bytes(&seed),
         transport,
         addresses,
+        bind_secret,
     })
 }
 
@@ -229,7 +245,9 @@ mod tests {
         assert_eq!(made.mailbox_id(), loaded.mailbox_id());
         assert_eq!(made.peer_id(), loaded.peer_id());
         assert_eq!(loaded.addresses, vec![addr]);
-        for file in [KEY_FILE, TRANSPORT_KEY_FILE] {
+        assert_eq!(made.bind_secret, loaded.bind_secret);
+        assert_ne!(*made.bind_secret, [0; 32]);
+        for file in [KEY_FILE, TRANSPORT_KEY_FILE, BIND_SECRET_FILE] {
             let mode = fs::metadata(home.path().join(MAILBOX_DIR).join(file))
                 .unwrap()
                 .permissions()

@@ -493,7 +493,7 @@ impl Runtime {
         if let Some(mut listener) = self.pending.remove(&peer) {
             self.pending_order.retain(|p| *p != peer);
             let bound = self.store.log();
-            let result = listener.on_prove(request, |m| {
+            let result = listener.on_prove(request, &self.identity.bind_secret, |m| {
                 bound.is_some_and(|log| log.roster().is_member(m))
             });
             return match result {

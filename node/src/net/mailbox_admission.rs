@@ -14,7 +14,9 @@
 //!                                sig_b = Ed25519(mailbox key, "lookout mailbox v1" ‖ T ‖ b) }
 //!    where b = 1 ‖ the bound collective id, or 0 ‖ 32 zero bytes while unbound
 //! 2. member  → mailbox  Prove  { member, sig_m = Ed25519(member key,
-//!                                "lookout mailbox member v1" ‖ T ‖ mailbox), genesis? }
+//!                                "lookout mailbox member v1" ‖ T ‖ mailbox),
+//!                                (genesis, bind_tag)? }
+//!    where bind_tag = BLAKE3 keyed(derive_key("lookout mailbox bind v1", bind secret), T)
 //!    mailbox → member   Welcome { provisional } | Refused
 //! ```
 //!
@@ -25,9 +27,12 @@
 //! checks that `mailbox` is a current mailbox of its roster, all before it sends anything about
 //! itself. The mailbox
 //! admits the member if its key signed the transcript and it is a current member of the roster
-//! the mailbox resolved. An unbound mailbox (fresh from `mailbox init`) admits provisionally:
-//! it takes the genesis record sent with the proof and the ops, and serves nothing else until its
-//! resolved roster names both itself and that member (the runtime decides that, not this code).
+//! the mailbox resolved. An unbound mailbox (fresh from `mailbox init`) admits provisionally
+//! only a node that proves the bind secret of its pairing code (`bind_tag`: a moderator's node
+//! that ran `lookout mailbox add CODE`): it takes the genesis record sent with the proof and the
+//! ops, and serves nothing else until its resolved roster names both itself and that member (the
+//! runtime decides that, not this code). Without the secret, a stranger who read the mailbox key
+//! off an `Accept` and named it in a collective of its own cannot bind it first.
 //!
 //! Both sides are pure state machines: nonces come in as arguments, roster checks as closures.
 //! Every message has a fixed size except `Prove`, whose genesis record is at most
@@ -48,6 +53,10 @@ pub const MAX_GENESIS_BYTES: usize = 2048;
 const TRANSCRIPT_CONTEXT: &str = "lookout mailbox transcript v1";
 const MAILBOX_SIG_CONTEXT: &[u8] = b"lookout mailbox v1";
 const MEMBER_SIG_CONTEXT: &[u8] = b"lookout mailbox member v1";
+const BIND_KDF_CONTEXT: &str = "lookout mailbox bind v1";
+
+/// The bind tag's length: it follows the genesis record in a `Prove` to an unbound mailbox.
+pub const BIND_TAG_BYTES: usize = 32;
 
 const OPEN: u8 = 1;
 const ACCEPT: u8 = 2;
@@ -68,8 +77,8 @@ pub const PROVE_BASE_BYTES: usize = 1 + KEY_BYTES + SIG_BYTES + 2;
 /// `Welcome` and `Refused`: kind and one flag byte.
 pub const VERDICT_BYTES: usize = 2;
 
-/// Largest admission request either way (`Prove` with the largest genesis record).
-pub const MAX_MAILBOX_REQUEST_BYTES: usize = PROVE_BASE_BYTES + MAX_GENESIS_BYTES;
+/// Largest admission request either way (`Prove` with the largest genesis record and its tag).
+pub const MAX_MAILBOX_REQUEST_BYTES: usize = PROVE_BASE_BYTES + MAX_GENESIS_BYTES + BIND_TAG_BYTES;
 /// Largest admission response (`Accept`).
 pub const MAX_MAILBOX_RESPONSE_BYTES: usize = ACCEPT_BYTES;
 
@@ -127,6 +136,13 @@ pub enum AdmissionError {
     /// An unbound mailbox needs the genesis record and none came (or it is too long).
     #[error("an unbound mailbox needs the collective's genesis record")]
     MissingGenesis,
+    /// The mailbox is unbound and we do not hold its bind secret: the node of a moderator who
+    /// added it (from its pairing code) binds it. Nothing about us was sent.
+    #[error("this mailbox is not bound yet; the node of a moderator who added it binds it")]
+    NoBindSecret,
+    /// A genesis record came without a valid bind tag: not from a holder of the pairing code.
+    #[error("the genesis record did not come with this mailbox's bind secret")]
+    BadBindTag,
     /// The mailbox refused the member.
     #[error("the mailbox refused admission")]
     Refused,
@@ -182,6 +198,13 @@ fn bound_bytes(bound: Option<&CollectiveId>) -> [u8; 33] {
         out[1..].copy_from_slice(&c.0);
     }
     out
+}
+
+/// The bind tag a holder of `bind_secret` sends with the genesis record on the connection whose
+/// transcript is `t`.
+fn bind_tag(bind_secret: &[u8; 32], t: &[u8; 32]) -> blake3::Hash {
+    let key = blake3::derive_key(BIND_KDF_CONTEXT, bind_secret);
+    blake3::keyed_hash(&key, t)
 }
 
 fn mailbox_signed(t: &[u8; 32], bound: Option<&CollectiveId>) -> Vec<u8> {
@@ -248,13 +271,16 @@ impl MailboxDialer {
 
     /// The mailbox's `Accept`. If it proves a current mailbox (`is_current_mailbox`) of our
     /// `collective` (or an unbound one), returns our `Prove` to send next; `genesis` (the encoded
-    /// signed genesis record) goes with it only to an unbound mailbox. On error send nothing more
-    /// and close the connection.
+    /// signed genesis record) goes with it only to an unbound mailbox, and only if we hold that
+    /// mailbox's `bind_secret` (from its pairing code: a moderator's node that added it), with
+    /// the bind tag; without it an unbound mailbox gets [`AdmissionError::NoBindSecret`] and
+    /// nothing is sent. On error send nothing more and close the connection.
     pub fn on_accept(
         &mut self,
         signing: &SigningKey,
         collective: CollectiveId,
         genesis: &[u8],
+        bind_secret: Option<&[u8; 32]>,
         reply: &[u8],
         is_current_mailbox: impl FnOnce(&[u8; 32]) -> bool,
     ) -> Result<Vec<u8>, AdmissionError> {
@@ -290,13 +316,21 @@ impl MailboxDialer {
         if send_genesis && genesis.is_empty() {
             return Err(AdmissionError::MissingGenesis);
         }
+        let tag = match (send_genesis, bind_secret) {
+            (false, _) => None,
+            (true, Some(secret)) => Some(bind_tag(secret, &t)),
+            (true, None) => return Err(AdmissionError::NoBindSecret),
+        };
         let sig_m = signing.sign(&member_signed(&t, &mailbox));
-        let mut prove = Vec::with_capacity(PROVE_BASE_BYTES + genesis.len());
+        let mut prove = Vec::with_capacity(PROVE_BASE_BYTES + genesis.len() + BIND_TAG_BYTES);
         prove.push(PROVE);
         prove.extend_from_slice(&signing.verifying_key().to_bytes());
         prove.extend_from_slice(&sig_m.to_bytes());
         prove.extend_from_slice(&len.to_be_bytes());
         prove.extend_from_slice(genesis);
+        if let Some(tag) = tag {
+            prove.extend_from_slice(tag.as_bytes());
+        }
         self.state = DialerState::Proved { mailbox };
         Ok(prove)
     }
@@ -373,12 +407,13 @@ impl MailboxListener {
     }
 
     /// The member's `Prove`: the admission and our `Welcome` if its key signed this transcript
-    /// and `is_current_member` admits it (a bound mailbox), or it sent a genesis record (an
-    /// unbound one). On error answer [`refused()`] and close the connection. One proof per
-    /// `Open`: a second one is refused.
+    /// and `is_current_member` admits it (a bound mailbox), or it sent a genesis record with a
+    /// valid tag of our `bind_secret` (an unbound one). On error answer [`refused()`] and close
+    /// the connection. One proof per `Open`: a second one is refused.
     pub fn on_prove(
         &mut self,
         request: &[u8],
+        bind_secret: &[u8; 32],
         is_current_member: impl FnOnce(&MemberId) -> bool,
     ) -> Result<(Admission, Vec<u8>), AdmissionError> {
         if self.used {
@@ -391,10 +426,19 @@ impl MailboxListener {
         let member = MemberId(field(request, 1)?);
         let sig: [u8; 64] = field(request, 33)?;
         let len = usize::from(u16::from_be_bytes(field(request, 97)?));
-        let genesis = request
+        let rest = request
             .get(PROVE_BASE_BYTES..)
-            .filter(|g| g.len() == len)
             .ok_or(AdmissionError::Malformed)?;
+        // `len` bytes of genesis record, then (only if there is one) the bind tag.
+        let (genesis, tag) = match len {
+            0 if rest.is_empty() => (rest, None),
+            0 => return Err(AdmissionError::Malformed),
+            _ if rest.len() == len + BIND_TAG_BYTES => {
+                let (genesis, tag) = rest.split_at(len);
+                (genesis, Some(field::<BIND_TAG_BYTES>(tag, 0)?))
+            }
+            _ => return Err(AdmissionError::Malformed),
+        };
         if !verify(&member.0, &member_signed(&self.t, &self.mailbox), &sig) {
             return Err(AdmissionError::BadMemberSignature);
         }
@@ -411,6 +455,13 @@ impl MailboxListener {
             None => {
                 if genesis.is_empty() || genesis.len() > MAX_GENESIS_BYTES {
                     return Err(AdmissionError::MissingGenesis);
+                }
+                // `blake3::Hash` compares in constant time.
+                let valid = tag.is_some_and(|tag| {
+                    blake3::Hash::from_bytes(tag) == bind_tag(bind_secret, &self.t)
+                });
+                if !valid {
+                    return Err(AdmissionError::BadBindTag);
                 }
                 Ok((
                     Admission::Provisional {
@@ -436,6 +487,7 @@ mod tests {
 
     const COLLECTIVE: CollectiveId = CollectiveId([7; 32]);
     const GENESIS: &[u8] = b"signed genesis record";
+    const BIND: [u8; 32] = [8; 32];
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
@@ -471,7 +523,7 @@ mod tests {
         let mut r = open(&mailbox, Some(COLLECTIVE));
         let prove = r
             .dialer
-            .on_accept(&member, COLLECTIVE, GENESIS, &r.accept, |m| {
+            .on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |m| {
                 *m == mailbox.verifying_key().to_bytes()
             })
             .unwrap();
@@ -479,7 +531,7 @@ mod tests {
         assert_eq!(prove.len(), PROVE_BASE_BYTES);
         assert_eq!(r.dialer.mailbox(), Some(mailbox.verifying_key().to_bytes()));
         let mid = MemberId(member.verifying_key().to_bytes());
-        let (admission, welcome) = r.listener.on_prove(&prove, |m| *m == mid).unwrap();
+        let (admission, welcome) = r.listener.on_prove(&prove, &BIND, |m| *m == mid).unwrap();
         assert_eq!(admission, Admission::Member(mid));
         assert_eq!(welcome.len(), VERDICT_BYTES);
         assert_eq!(r.dialer.on_verdict(&welcome), Ok(Welcome::Full));
@@ -491,11 +543,16 @@ mod tests {
         let mut r = open(&mailbox, None);
         let prove = r
             .dialer
-            .on_accept(&member, COLLECTIVE, GENESIS, &r.accept, |_| true)
+            .on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                true
+            })
             .unwrap();
-        assert_eq!(prove.len(), PROVE_BASE_BYTES + GENESIS.len());
+        assert_eq!(
+            prove.len(),
+            PROVE_BASE_BYTES + GENESIS.len() + BIND_TAG_BYTES
+        );
         // The roster check does not apply: the unbound mailbox has no roster yet.
-        let (admission, welcome) = r.listener.on_prove(&prove, |_| false).unwrap();
+        let (admission, welcome) = r.listener.on_prove(&prove, &BIND, |_| false).unwrap();
         assert_eq!(
             admission,
             Admission::Provisional {
@@ -536,13 +593,112 @@ mod tests {
         // another collective is not.
         let mut d = MailboxDialer::start(ours.dp, ours.lp, [1; 32]).0;
         assert!(d
-            .on_accept(&member, COLLECTIVE, GENESIS, &ours.accept, |_| true)
+            .on_accept(
+                &member,
+                COLLECTIVE,
+                GENESIS,
+                Some(&BIND),
+                &ours.accept,
+                |_| true
+            )
             .is_ok());
         let mut d = MailboxDialer::start(ours.dp, ours.lp, [1; 32]).0;
         assert_eq!(
-            d.on_accept(&member, other, GENESIS, &ours.accept, |_| true),
+            d.on_accept(&member, other, GENESIS, Some(&BIND), &ours.accept, |_| true),
             Err(AdmissionError::BadMailboxSignature)
         );
+    }
+
+    /// Finding 5 of the first review, part 2: the mailbox key is public (any `Accept` shows it)
+    /// and a `ProposeMailbox` carries no proof of possession, so a stranger can found a
+    /// collective naming it. Only the pairing code's bind secret lets a genesis in.
+    #[test]
+    fn an_unbound_mailbox_takes_a_genesis_only_with_its_bind_secret() {
+        let (mailbox, member) = (key(1), key(2));
+        // A member without the secret sends nothing to an unbound mailbox.
+        let mut r = open(&mailbox, None);
+        assert_eq!(
+            r.dialer
+                .on_accept(&member, COLLECTIVE, GENESIS, None, &r.accept, |_| true),
+            Err(AdmissionError::NoBindSecret)
+        );
+        // But needs none for a bound one.
+        let mut r = open(&mailbox, Some(COLLECTIVE));
+        assert!(r
+            .dialer
+            .on_accept(&member, COLLECTIVE, GENESIS, None, &r.accept, |_| true)
+            .is_ok());
+        // A stranger with another secret: refused.
+        let mut r = open(&mailbox, None);
+        let prove = r
+            .dialer
+            .on_accept(
+                &member,
+                COLLECTIVE,
+                GENESIS,
+                Some(&[9; 32]),
+                &r.accept,
+                |_| true,
+            )
+            .unwrap();
+        assert_eq!(
+            r.listener.on_prove(&prove, &BIND, |_| true).map(|x| x.0),
+            Err(AdmissionError::BadBindTag)
+        );
+        // A genesis with the tag cut off, or zeroed: refused.
+        let mut r = open(&mailbox, None);
+        let mut prove = r
+            .dialer
+            .on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                true
+            })
+            .unwrap();
+        let good = prove.clone();
+        prove.truncate(prove.len() - BIND_TAG_BYTES);
+        assert_eq!(
+            r.listener.on_prove(&prove, &BIND, |_| true).map(|x| x.0),
+            Err(AdmissionError::Malformed)
+        );
+        let (mut l, _) = MailboxListener::on_open(
+            &mailbox,
+            None,
+            r.lp,
+            r.dp,
+            &MailboxDialer::start(r.dp, r.lp, [1; 32]).1,
+            [2; 32],
+        )
+        .unwrap();
+        let mut zeroed = good.clone();
+        let n = zeroed.len();
+        zeroed[n - BIND_TAG_BYTES..].fill(0);
+        assert_eq!(
+            l.on_prove(&zeroed, &BIND, |_| true).map(|x| x.0),
+            Err(AdmissionError::BadBindTag)
+        );
+        // A valid proof and tag replayed on another connection (another mailbox nonce): the
+        // member's signature and the tag are both bound to the transcript.
+        let (mut other, _) = MailboxListener::on_open(
+            &mailbox,
+            None,
+            r.lp,
+            r.dp,
+            &MailboxDialer::start(r.dp, r.lp, [1; 32]).1,
+            [3; 32],
+        )
+        .unwrap();
+        assert!(other.on_prove(&good, &BIND, |_| true).is_err());
+        // The holder of the secret, on its own connection: provisional.
+        let mut r = open(&mailbox, None);
+        let prove = r
+            .dialer
+            .on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                true
+            })
+            .unwrap();
+        assert!(matches!(
+            r.listener.on_prove(&prove, &BIND, |_| false),
+            Ok((Admission::Provisional { .. }, _))
+        ));
     }
 
     #[test]
@@ -551,14 +707,18 @@ mod tests {
         let mut r = open(&mailbox, Some(COLLECTIVE));
         assert_eq!(
             r.dialer
-                .on_accept(&member, COLLECTIVE, GENESIS, &r.accept, |_| false),
+                .on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                    false
+                }),
             Err(AdmissionError::NotOurMailbox)
         );
         assert_eq!(r.dialer.mailbox(), None);
         // And no second chance on the same dialer.
         assert_eq!(
             r.dialer
-                .on_accept(&member, COLLECTIVE, GENESIS, &r.accept, |_| true),
+                .on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                    true
+                }),
             Err(AdmissionError::Malformed)
         );
     }
@@ -570,7 +730,9 @@ mod tests {
         // The accept does not say which collective; the signature over ours fails.
         assert_eq!(
             r.dialer
-                .on_accept(&member, COLLECTIVE, GENESIS, &r.accept, |_| true),
+                .on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                    true
+                }),
             Err(AdmissionError::BadMailboxSignature)
         );
     }
@@ -584,7 +746,7 @@ mod tests {
         forged[33..65].copy_from_slice(&mailbox.verifying_key().to_bytes());
         let mut d = MailboxDialer::start(r.dp, r.lp, [1; 32]).0;
         assert_eq!(
-            d.on_accept(&member, COLLECTIVE, GENESIS, &forged, |_| true),
+            d.on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &forged, |_| true),
             Err(AdmissionError::BadMailboxSignature)
         );
         // A bound accept rewritten to claim "unbound" (to get the genesis): signature fails.
@@ -593,7 +755,9 @@ mod tests {
         unbound[65] = 0;
         let mut d = MailboxDialer::start(r.dp, r.lp, [1; 32]).0;
         assert_eq!(
-            d.on_accept(&member, COLLECTIVE, GENESIS, &unbound, |_| true),
+            d.on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &unbound, |_| {
+                true
+            }),
             Err(AdmissionError::BadMailboxSignature)
         );
     }
@@ -605,13 +769,17 @@ mod tests {
         // A relay (another listener peer id) replays the real mailbox's accept.
         let mut d = MailboxDialer::start(r.dp, PeerId::random(), [1; 32]).0;
         assert_eq!(
-            d.on_accept(&member, COLLECTIVE, GENESIS, &r.accept, |_| true),
+            d.on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                true
+            }),
             Err(AdmissionError::BadMailboxSignature)
         );
         // Another nonce on the member's side: another transcript.
         let mut d = MailboxDialer::start(r.dp, r.lp, [3; 32]).0;
         assert_eq!(
-            d.on_accept(&member, COLLECTIVE, GENESIS, &r.accept, |_| true),
+            d.on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                true
+            }),
             Err(AdmissionError::BadMailboxSignature)
         );
     }
@@ -623,7 +791,9 @@ mod tests {
         let mut r = open(&mailbox, Some(COLLECTIVE));
         let prove = r
             .dialer
-            .on_accept(&member, COLLECTIVE, GENESIS, &r.accept, |_| true)
+            .on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                true
+            })
             .unwrap();
         // An attacker who saw the proof (a compromised relay) replays it on its own connection,
         // with the member's open nonce: the mailbox's fresh nonce and the peer ids differ.
@@ -633,7 +803,7 @@ mod tests {
             MailboxListener::on_open(&mailbox, Some(COLLECTIVE), r.lp, attacker, &open, [2; 32])
                 .unwrap();
         assert_eq!(
-            other.on_prove(&prove, |m| *m == mid).map(|x| x.0),
+            other.on_prove(&prove, &BIND, |m| *m == mid).map(|x| x.0),
             Err(AdmissionError::BadMemberSignature)
         );
         // Same peers, new mailbox nonce: still fails.
@@ -641,13 +811,15 @@ mod tests {
             MailboxListener::on_open(&mailbox, Some(COLLECTIVE), r.lp, r.dp, &open, [5; 32])
                 .unwrap();
         assert_eq!(
-            again.on_prove(&prove, |m| *m == mid).map(|x| x.0),
+            again.on_prove(&prove, &BIND, |m| *m == mid).map(|x| x.0),
             Err(AdmissionError::BadMemberSignature)
         );
         // The right listener accepts it once, never twice.
-        assert!(r.listener.on_prove(&prove, |m| *m == mid).is_ok());
+        assert!(r.listener.on_prove(&prove, &BIND, |m| *m == mid).is_ok());
         assert_eq!(
-            r.listener.on_prove(&prove, |m| *m == mid).map(|x| x.0),
+            r.listener
+                .on_prove(&prove, &BIND, |m| *m == mid)
+                .map(|x| x.0),
             Err(AdmissionError::Malformed)
         );
     }
@@ -658,7 +830,9 @@ mod tests {
         let mut r = open(&mailbox, Some(COLLECTIVE));
         let prove = r
             .dialer
-            .on_accept(&member, COLLECTIVE, GENESIS, &r.accept, |_| true)
+            .on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                true
+            })
             .unwrap();
         // A listener with another mailbox key but the same transcript (same peers and nonces).
         let (mut wrong, _) = MailboxListener::on_open(
@@ -671,7 +845,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            wrong.on_prove(&prove, |_| true).map(|x| x.0),
+            wrong.on_prove(&prove, &BIND, |_| true).map(|x| x.0),
             Err(AdmissionError::BadMemberSignature)
         );
     }
@@ -682,10 +856,12 @@ mod tests {
         let mut r = open(&mailbox, Some(COLLECTIVE));
         let prove = r
             .dialer
-            .on_accept(&member, COLLECTIVE, GENESIS, &r.accept, |_| true)
+            .on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                true
+            })
             .unwrap();
         assert_eq!(
-            r.listener.on_prove(&prove, |_| false).map(|x| x.0),
+            r.listener.on_prove(&prove, &BIND, |_| false).map(|x| x.0),
             Err(AdmissionError::NotMember)
         );
         assert_eq!(refused().len(), VERDICT_BYTES);
@@ -701,12 +877,19 @@ mod tests {
         let mut r = open(&mailbox, Some(COLLECTIVE));
         let mut prove = r
             .dialer
-            .on_accept(&impostor, COLLECTIVE, GENESIS, &r.accept, |_| true)
+            .on_accept(
+                &impostor,
+                COLLECTIVE,
+                GENESIS,
+                Some(&BIND),
+                &r.accept,
+                |_| true,
+            )
             .unwrap();
         // The impostor names a real member's key next to its own signature.
         prove[1..33].copy_from_slice(&member.verifying_key().to_bytes());
         assert_eq!(
-            r.listener.on_prove(&prove, |_| true).map(|x| x.0),
+            r.listener.on_prove(&prove, &BIND, |_| true).map(|x| x.0),
             Err(AdmissionError::BadMemberSignature)
         );
     }
@@ -717,21 +900,23 @@ mod tests {
         let mut r = open(&mailbox, None);
         assert_eq!(
             r.dialer
-                .on_accept(&member, COLLECTIVE, &[], &r.accept, |_| true),
+                .on_accept(&member, COLLECTIVE, &[], Some(&BIND), &r.accept, |_| true),
             Err(AdmissionError::MissingGenesis)
         );
         let big = vec![0u8; MAX_GENESIS_BYTES + 1];
         let mut r = open(&mailbox, None);
         assert_eq!(
             r.dialer
-                .on_accept(&member, COLLECTIVE, &big, &r.accept, |_| true),
+                .on_accept(&member, COLLECTIVE, &big, Some(&BIND), &r.accept, |_| true),
             Err(AdmissionError::MissingGenesis)
         );
         // A proof with no genesis to an unbound mailbox, made by hand.
         let mut r = open(&mailbox, Some(COLLECTIVE));
         let bare = r
             .dialer
-            .on_accept(&member, COLLECTIVE, GENESIS, &r.accept, |_| true)
+            .on_accept(&member, COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                true
+            })
             .unwrap();
         let (mut unbound, _) = MailboxListener::on_open(
             &mailbox,
@@ -745,7 +930,7 @@ mod tests {
         // Same transcript (same nonces and peers) but the signature bound no genesis in; the
         // unbound mailbox still refuses a proof without one.
         assert_eq!(
-            unbound.on_prove(&bare, |_| true).map(|x| x.0),
+            unbound.on_prove(&bare, &BIND, |_| true).map(|x| x.0),
             Err(AdmissionError::MissingGenesis)
         );
         // And a bound mailbox refuses a proof that carries one.
@@ -754,7 +939,9 @@ mod tests {
         with_genesis[97..99].copy_from_slice(&len);
         with_genesis.extend_from_slice(GENESIS);
         assert_eq!(
-            r.listener.on_prove(&with_genesis, |_| true).map(|x| x.0),
+            r.listener
+                .on_prove(&with_genesis, &BIND, |_| true)
+                .map(|x| x.0),
             Err(AdmissionError::Malformed)
         );
     }
@@ -785,10 +972,10 @@ mod tests {
                 .is_err());
             }
             let mut r = open(&mailbox, Some(COLLECTIVE));
-            assert!(r.listener.on_prove(j, |_| true).is_err());
+            assert!(r.listener.on_prove(j, &BIND, |_| true).is_err());
             let mut d = MailboxDialer::start(r.dp, r.lp, [1; 32]).0;
             assert!(d
-                .on_accept(&key(2), COLLECTIVE, GENESIS, j, |_| true)
+                .on_accept(&key(2), COLLECTIVE, GENESIS, Some(&BIND), j, |_| true)
                 .is_err());
             // A verdict before any accept is out of order.
             let mut d = MailboxDialer::start(r.dp, r.lp, [1; 32]).0;
@@ -802,7 +989,7 @@ mod tests {
             bad[66..98].fill(fill);
             let mut d = MailboxDialer::start(r.dp, r.lp, [1; 32]).0;
             assert_eq!(
-                d.on_accept(&key(2), COLLECTIVE, GENESIS, &bad, |_| true),
+                d.on_accept(&key(2), COLLECTIVE, GENESIS, Some(&BIND), &bad, |_| true),
                 Err(AdmissionError::Malformed)
             );
         }
@@ -810,17 +997,21 @@ mod tests {
         let mut r = open(&mailbox, None);
         let mut prove = r
             .dialer
-            .on_accept(&key(2), COLLECTIVE, GENESIS, &r.accept, |_| true)
+            .on_accept(&key(2), COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                true
+            })
             .unwrap();
         prove.pop();
         assert_eq!(
-            r.listener.on_prove(&prove, |_| true).map(|x| x.0),
+            r.listener.on_prove(&prove, &BIND, |_| true).map(|x| x.0),
             Err(AdmissionError::Malformed)
         );
         // Unknown verdicts.
         let mut r = open(&mailbox, Some(COLLECTIVE));
         r.dialer
-            .on_accept(&key(2), COLLECTIVE, GENESIS, &r.accept, |_| true)
+            .on_accept(&key(2), COLLECTIVE, GENESIS, Some(&BIND), &r.accept, |_| {
+                true
+            })
             .unwrap();
         assert_eq!(
             r.dialer.on_verdict(&[WELCOME, 2]),
@@ -834,6 +1025,9 @@ mod tests {
         assert_eq!(ACCEPT_BYTES, 162);
         assert_eq!(PROVE_BASE_BYTES, 99);
         assert!(MAX_MAILBOX_RESPONSE_BYTES >= ACCEPT_BYTES.max(VERDICT_BYTES));
-        assert!(MAX_MAILBOX_REQUEST_BYTES >= OPEN_BYTES.max(PROVE_BASE_BYTES + MAX_GENESIS_BYTES));
+        assert!(
+            MAX_MAILBOX_REQUEST_BYTES
+                >= OPEN_BYTES.max(PROVE_BASE_BYTES + MAX_GENESIS_BYTES + BIND_TAG_BYTES)
+        );
     }
 }
