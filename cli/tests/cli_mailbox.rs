@@ -144,7 +144,7 @@ fn wrong_codes_are_refused_with_their_reason() {
         .unwrap()
         .to_owned();
     fails(&ana, &["mailbox", "add", &join], 8, "join request code");
-    fails(&ana, &["mailbox", "add", "hello"], 8, "LKMAILBOX1");
+    fails(&ana, &["mailbox", "add", "hello"], 8, "LKMAILBOX2");
     // Nothing was added.
     let listed = ok(&ana, &["mailbox", "list", "--json"]).json();
     assert_eq!(listed["current"].as_array().unwrap().len(), 0);

@@ -103,7 +103,8 @@ fn init(
     }
     let mut text = format!(
         "Mailbox made in {}.\nMailbox id: {}\n\nGive this pairing code to a moderator of your collective \
-(`lookout mailbox add CODE`):\n\n{code}\n\n",
+(`lookout mailbox add CODE`), and to no one else: whoever holds it can bind this fresh mailbox \
+to a collective of their own.\n\n{code}\n\n",
         ctx.home.join(mailbox::MAILBOX_DIR).display(),
         identity.mailbox_hex(),
     );

@@ -23,7 +23,7 @@ member: each of them runs `lookout mailbox add CODE` with the same code. Members
 it with no configuration."
     )]
     Add {
-        /// The pairing code (LKMAILBOX1-...), or `-` to read it from stdin.
+        /// The pairing code (LKMAILBOX2-...), or `-` to read it from stdin.
         code: String,
     },
     /// The collective's mailboxes: current, waiting for approvals, removed.
