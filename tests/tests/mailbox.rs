@@ -953,6 +953,12 @@ async fn an_unbound_mailbox_binds_to_the_collective_that_added_it_and_then_refus
         // Removed by A: it stops serving, and says so.
         let id = hex::encode(identity.mailbox_id());
         a.replicas[0].mailbox_remove(&id).unwrap();
+        assert!(
+            a.replicas[0]
+                .mailbox_bind_secret(&lookout_protocol::MailboxId(identity.mailbox_id()))
+                .is_none(),
+            "a removed mailbox's bind secret is forgotten"
+        );
         let mut mod_client = Client::new();
         let mbp = mb.handle.peer_id();
         mod_client
