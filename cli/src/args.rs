@@ -104,6 +104,10 @@ pub enum Command {
     #[command(subcommand)]
     Collective(CollectiveCommand),
 
+    /// Run a blind mailbox for a collective (an always-on machine), or manage mailboxes.
+    #[command(subcommand)]
+    Mailbox(crate::commands::mailbox::MailboxCommand),
+
     /// Change the passphrase this device's data is sealed under.
     #[command(subcommand)]
     Passphrase(PassphraseCommand),
@@ -325,11 +329,6 @@ certificate for a lost or seized phone: `lookout revoke --certificate FILE`."
         #[arg(long)]
         yes: bool,
     },
-
-    /// Mailboxes: always-on nodes that store and forward the collective's encrypted items and
-    /// relay connections, holding no key (moderators add and remove them).
-    #[command(subcommand)]
-    Mailbox(crate::commands::mailbox::MailboxCommand),
 
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {

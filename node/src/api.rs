@@ -103,7 +103,7 @@ pub enum Request {
     /// Moderators: propose a mailbox from its pairing code, or approve the pending proposal
     /// for that mailbox.
     MailboxAdd {
-        /// The pairing code (`LKMAILBOX1-...`).
+        /// The pairing code (`LKMAILBOX2-...`).
         code: String,
     },
     /// The collective's mailboxes: current, pending with approvals, removed.

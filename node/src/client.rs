@@ -235,7 +235,7 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    /// Moderators: propose the mailbox of a pairing code (`LKMAILBOX1-...`), or approve the
+    /// Moderators: propose the mailbox of a pairing code (`LKMAILBOX2-...`), or approve the
     /// pending proposal for it.
     pub async fn mailbox_add(&mut self, code: impl Into<String>) -> Result<ProposalView, ApiError> {
         self.proposal(Request::MailboxAdd { code: code.into() })

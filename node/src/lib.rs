@@ -13,6 +13,7 @@ pub mod control;
 pub mod device;
 pub mod dial;
 pub mod hardening;
+pub mod mailbox;
 pub mod net;
 pub mod node;
 pub mod replica;

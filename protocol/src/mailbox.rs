@@ -4,9 +4,12 @@
 //! forwards the collective's encrypted items and relays connections, holding no key of the
 //! collective. It is admitted by the moderators like a member (k approvals of an
 //! [`Action::ProposeMailbox`](crate::membership::Action::ProposeMailbox)) and removed by one
-//! moderator. Its pairing code `LKMAILBOX1-...` carries its Ed25519 key, the addresses it can be
-//! dialled at, and a signature by that key over both (proof that whoever made the code holds the
-//! key, so nobody can pair someone else's key with their own addresses).
+//! moderator. Its pairing code `LKMAILBOX2-...` carries its Ed25519 key, the addresses it can be
+//! dialled at, its bind secret, and a signature by that key over all of them (proof that whoever
+//! made the code holds the key, so nobody can pair someone else's key with their own addresses).
+//! The bind secret is what lets a moderator's node bind the fresh mailbox to the collective: the
+//! mailbox takes a genesis record only from a node that proves it (see the node's
+//! `net::mailbox_admission`). The code is therefore shown only to moderators.
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -17,7 +20,7 @@ use crate::sig;
 use crate::textcode::{self, TextCodeError};
 
 /// Prefix of a mailbox pairing code.
-pub const MAILBOX_CODE_PREFIX: &str = "LKMAILBOX1";
+pub const MAILBOX_CODE_PREFIX: &str = "LKMAILBOX2";
 /// Most addresses a mailbox may announce.
 pub const MAX_MAILBOX_ADDRESSES: usize = 4;
 /// Most bytes of addresses in all (they travel in a membership op, which has a fixed size).
@@ -25,7 +28,7 @@ pub const MAX_MAILBOX_ADDRESS_BYTES: usize = 256;
 /// Largest encoded pairing accepted.
 const MAX_PAIRING_BYTES: usize = 1024;
 
-const PAIRING_SIG_CONTEXT: &[u8] = b"lookout mailbox pairing v1";
+const PAIRING_SIG_CONTEXT: &[u8] = b"lookout mailbox pairing v2";
 
 /// Why a mailbox pairing code or a mailbox named in an op was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,8 +51,8 @@ pub enum MailboxError {
     Addresses(&'static str),
 }
 
-/// A mailbox's identity and addresses, signed by its key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A mailbox's identity, addresses and bind secret, signed by its key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailboxPairing {
     /// The mailbox's Ed25519 verifying key.
     pub mailbox: [u8; 32],
@@ -57,28 +60,33 @@ pub struct MailboxPairing {
     pub addresses: Vec<String>,
     /// When the code was made, seconds since the Unix epoch.
     pub created: u64,
-    /// The mailbox key's signature over `(mailbox, addresses, created)`.
+    /// The random secret made by `mailbox init`: whoever proves it may bind the unbound mailbox
+    /// to a collective. Only moderators see the code.
+    pub bind_secret: [u8; 32],
+    /// The mailbox key's signature over `(mailbox, addresses, created, bind_secret)`.
     #[serde(with = "crate::serde_bytes64")]
     pub signature: [u8; 64],
 }
 
 impl MailboxPairing {
-    /// Make a pairing for the mailbox holding `key`.
+    /// Make a pairing for the mailbox holding `key` and `bind_secret`.
     pub fn create(
         key: &SigningKey,
         addresses: Vec<String>,
+        bind_secret: [u8; 32],
         now: u64,
     ) -> Result<Self, MailboxError> {
         check_addresses(&addresses).map_err(MailboxError::Addresses)?;
         let mailbox = key.verifying_key().to_bytes();
         let message = sig::signed_message(
             PAIRING_SIG_CONTEXT,
-            &codec::encode(&(mailbox, &addresses, now)),
+            &codec::encode(&(mailbox, &addresses, now, bind_secret)),
         );
         let pairing = Self {
             mailbox,
             addresses,
             created: now,
+            bind_secret,
             signature: key.sign(&message).to_bytes(),
         };
         pairing.verify()?;
@@ -94,7 +102,12 @@ impl MailboxPairing {
     pub fn verify(&self) -> Result<(), MailboxError> {
         mailbox_key(&self.mailbox).ok_or(MailboxError::BadKey)?;
         check_addresses(&self.addresses).map_err(MailboxError::Addresses)?;
-        let body = codec::encode(&(self.mailbox, &self.addresses, self.created));
+        let body = codec::encode(&(
+            self.mailbox,
+            &self.addresses,
+            self.created,
+            self.bind_secret,
+        ));
         if sig::verify(&self.mailbox, PAIRING_SIG_CONTEXT, &body, &self.signature) {
             Ok(())
         } else {
@@ -102,7 +115,7 @@ impl MailboxPairing {
         }
     }
 
-    /// The text code (`LKMAILBOX1-...`).
+    /// The text code (`LKMAILBOX2-...`).
     pub fn to_code(&self) -> String {
         textcode::encode(MAILBOX_CODE_PREFIX, &codec::encode(self))
     }
@@ -118,6 +131,17 @@ impl MailboxPairing {
         }
         pairing.verify()?;
         Ok(pairing)
+    }
+}
+
+impl std::fmt::Debug for MailboxPairing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailboxPairing")
+            .field("mailbox", &hex::encode(self.mailbox))
+            .field("addresses", &self.addresses)
+            .field("created", &self.created)
+            .field("bind_secret", &"(secret)")
+            .finish_non_exhaustive()
     }
 }
 
@@ -180,11 +204,16 @@ mod tests {
                 "/ip4/203.0.113.7/tcp/4001".into(),
                 "/dns4/mb.example/udp/4001/quic-v1".into(),
             ],
+            [4; 32],
             1_790_000_000,
         )
         .unwrap();
         let code = pairing.to_code();
-        assert!(code.starts_with("LKMAILBOX1-"));
+        assert!(code.starts_with("LKMAILBOX2-"));
+        assert!(
+            !format!("{pairing:?}").contains("4, 4"),
+            "Debug hides the bind secret"
+        );
         assert_eq!(MailboxPairing::from_code(&code).unwrap(), pairing);
         assert_eq!(pairing.id().0, key().verifying_key().to_bytes());
     }
@@ -192,7 +221,8 @@ mod tests {
     #[test]
     fn altered_or_foreign_codes_are_refused() {
         let mut pairing =
-            MailboxPairing::create(&key(), vec!["/ip4/203.0.113.7/tcp/4001".into()], 5).unwrap();
+            MailboxPairing::create(&key(), vec!["/ip4/203.0.113.7/tcp/4001".into()], [1; 32], 5)
+                .unwrap();
         // Someone else's addresses under the mailbox's key: the signature no longer holds.
         pairing.addresses = vec!["/ip4/198.51.100.1/tcp/4001".into()];
         let code = textcode::encode(MAILBOX_CODE_PREFIX, &codec::encode(&pairing));
@@ -200,10 +230,21 @@ mod tests {
             MailboxPairing::from_code(&code),
             Err(MailboxError::BadSignature)
         );
+        // Someone else's bind secret under the mailbox's key: refused too.
+        let mut rebound =
+            MailboxPairing::create(&key(), vec!["/ip4/203.0.113.7/tcp/4001".into()], [1; 32], 5)
+                .unwrap();
+        rebound.bind_secret = [2; 32];
+        let code = textcode::encode(MAILBOX_CODE_PREFIX, &codec::encode(&rebound));
+        assert_eq!(
+            MailboxPairing::from_code(&code),
+            Err(MailboxError::BadSignature)
+        );
         // Another key claiming the signature.
         let other = SigningKey::from_bytes(&[3; 32]);
         let mut stolen =
-            MailboxPairing::create(&key(), vec!["/ip4/203.0.113.7/tcp/4001".into()], 5).unwrap();
+            MailboxPairing::create(&key(), vec!["/ip4/203.0.113.7/tcp/4001".into()], [1; 32], 5)
+                .unwrap();
         stolen.mailbox = other.verifying_key().to_bytes();
         let code = textcode::encode(MAILBOX_CODE_PREFIX, &codec::encode(&stolen));
         assert_eq!(
@@ -228,7 +269,7 @@ mod tests {
         assert!(check_addresses(&five).is_err());
         let long = vec![format!("/dns4/{}/tcp/1", "a".repeat(250))];
         assert!(check_addresses(&long).is_err());
-        assert!(MailboxPairing::create(&key(), long, 0).is_err());
+        assert!(MailboxPairing::create(&key(), long, [1; 32], 0).is_err());
         // The identity point is weak: never a mailbox.
         let mut identity = [0u8; 32];
         identity[0] = 1;

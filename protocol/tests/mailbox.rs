@@ -440,9 +440,13 @@ fn bad_mailbox_ops_are_refused_at_decode_and_all_ops_keep_one_size() {
 #[test]
 fn pairing_codes_carry_what_a_proposal_needs() {
     let key = SigningKey::from_bytes(&[5; 32]);
-    let pairing =
-        MailboxPairing::create(&key, vec!["/ip4/203.0.113.7/udp/4001/quic-v1".into()], NOW)
-            .unwrap();
+    let pairing = MailboxPairing::create(
+        &key,
+        vec!["/ip4/203.0.113.7/udp/4001/quic-v1".into()],
+        [6; 32],
+        NOW,
+    )
+    .unwrap();
     let parsed = MailboxPairing::from_code(&pairing.to_code()).unwrap();
     assert_eq!(parsed.id(), mid(&key));
     let (mut w, f) = World::new(1);

@@ -1,185 +1,178 @@
-//! `lookout mailbox ...`: moderators add, list and remove the collective's mailboxes
-//! (always-on nodes that store and forward encrypted items and relay connections, holding no
-//! key of the collective).
+//! `lookout mailbox ...`: set up and run a blind mailbox (an always-on node that stores and
+//! forwards a collective's items and relays its members' connections, but reads nothing).
+
+use std::path::PathBuf;
 
 use clap::Subcommand;
-use lookout_node::api::{ApiError, MailboxView, MailboxesView};
-use serde_json::json;
-use std::fmt::Write as _;
+use libp2p::Multiaddr;
+use lookout_node::api::{ApiError, ErrorCode};
+use lookout_node::mailbox::{self, MailboxConfig, MailboxError};
 
-use super::{request, Out, Outcome};
-use crate::codes::{self, CodeKind};
-use crate::render::short;
+use crate::out::{Out, Outcome};
 use crate::session::Context;
 
-/// `lookout mailbox ...`.
+/// `lookout mailbox` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum MailboxCommand {
-    /// Moderators: propose a mailbox from the pairing code it printed (or approve the waiting
-    /// proposal for it, when another moderator proposed it already).
+    /// Make a mailbox in this home and print its pairing code for a moderator.
     #[command(
-        after_help = "The collective needs as many moderators to approve a mailbox as to let in a \
-member: each of them runs `lookout mailbox add CODE` with the same code. Members' nodes then use \
-it with no configuration."
+        after_help = "The mailbox's keys are kept in HOME/mailbox/ in files only this user can read, \
+not under a passphrase: a mailbox must start unattended. They let it relay and store ciphertext for \
+the collective; they open no alert."
     )]
-    Add {
-        /// The pairing code (LKMAILBOX1-...), or `-` to read it from stdin.
-        code: String,
+    Init {
+        /// A public address where members reach this mailbox, e.g. /ip4/203.0.113.7/tcp/4001 or
+        /// /dns4/mailbox.example.org/udp/4001/quic-v1 (repeatable, at most 4).
+        #[arg(long, value_name = "MULTIADDR")]
+        address: Vec<String>,
+        /// Also draw the pairing code as a QR code (or write it to FILE.svg).
+        #[arg(long, value_name = "FILE", num_args = 0..=1)]
+        qr: Option<Option<PathBuf>>,
     },
-    /// The collective's mailboxes: current, waiting for approvals, removed.
-    List,
-    /// Moderators: remove a mailbox at once (or withdraw a waiting proposal). A removed mailbox
-    /// can never be added again.
-    Remove {
-        /// The mailbox id, or the start of it (at least 4 hex digits), from `lookout mailbox list`.
-        id: String,
+    /// Run the mailbox until interrupted (Ctrl-C or SIGTERM).
+    Run {
+        /// Address to listen on, e.g. /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1
+        /// (repeatable; at least one).
+        #[arg(long, value_name = "MULTIADDR", required = true)]
+        listen: Vec<String>,
+        /// Public address to announce when it differs from the ones given at `init` (a port
+        /// forward, a new IP address). Repeatable.
+        #[arg(long, value_name = "MULTIADDR")]
+        external_address: Vec<String>,
     },
+    /// Moderators: add, list and remove the collective's mailboxes.
+    #[command(flatten)]
+    Admin(super::mailbox_admin::AdminCommand),
 }
 
-/// Run a `lookout mailbox` command.
-pub async fn mailbox(
+fn parse(addr: &str) -> Result<Multiaddr, ApiError> {
+    addr.trim().parse().map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("{addr} is not an address like /ip4/203.0.113.7/tcp/4001: {e}"),
+        )
+    })
+}
+
+fn api_error(e: MailboxError) -> ApiError {
+    let code = match e {
+        MailboxError::AlreadyInitialised(_) | MailboxError::NotInitialised(_) => {
+            ErrorCode::InvalidInput
+        }
+        _ => ErrorCode::Internal,
+    };
+    ApiError::new(code, e.to_string())
+}
+
+/// Runs one `lookout mailbox` command.
+pub async fn dispatch(
     ctx: &Context,
     command: MailboxCommand,
     out: Out,
 ) -> Result<Outcome, ApiError> {
     match command {
-        MailboxCommand::Add { code } => add(ctx, &code, out).await,
-        MailboxCommand::List => list(ctx, out).await,
-        MailboxCommand::Remove { id } => remove(ctx, &id, out).await,
+        MailboxCommand::Init { address, qr } => init(ctx, &address, qr, out),
+        MailboxCommand::Run {
+            listen,
+            external_address,
+        } => run(ctx, &listen, &external_address, out).await,
+        MailboxCommand::Admin(command) => super::mailbox_admin::dispatch(ctx, command, out).await,
     }
 }
 
-async fn add(ctx: &Context, code: &str, out: Out) -> Result<Outcome, ApiError> {
-    let code = codes::argument(code)?;
-    let kind = codes::kind_of(&code);
-    if matches!(
-        kind,
-        CodeKind::JoinRequest | CodeKind::Invite | CodeKind::Revocation
-    ) {
-        if let Some(error) = codes::misplaced(kind, CodeKind::OtherCode) {
-            return Err(error);
-        }
-    }
-    let view = request(ctx, async |c| c.mailbox_add(code).await).await?.0;
+fn init(
+    ctx: &Context,
+    addresses: &[String],
+    qr: Option<Option<PathBuf>>,
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    let addresses = addresses
+        .iter()
+        .map(|a| parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let identity = mailbox::init(&ctx.home, &addresses).map_err(api_error)?;
+    let code = mailbox::pairing_code(&identity, lookout_node::replica::now()).map_err(api_error)?;
     if out.json {
-        out.json(&view)?;
+        out.json(&serde_json::json!({
+            "mailbox": identity.mailbox_hex(),
+            "peer_id": identity.peer_id().to_string(),
+            "addresses": addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "pairing_code": code,
+        }))?;
         return Ok(Outcome::Done);
     }
-    let style = out.style;
-    let text = if view.already {
-        format!(
-            "{} is already a mailbox of the collective: nothing was changed.\n",
-            view.subject
-        )
-    } else if view.done {
-        format!(
-            "{} {} is now a mailbox of the collective: members' nodes will use it.\n",
-            style.good("Added."),
-            view.subject
-        )
-    } else {
-        format!(
-            "{} Your approval is recorded: {} of {} needed.\n\
-             Other moderators approve with `lookout mailbox add` and the same code;\n\
-             `lookout mailbox list` shows what is waiting.\n",
-            style.good("Proposed."),
-            view.approvals,
-            view.needed
-        )
-    };
+    let mut text = format!(
+        "Mailbox made in {}.\nMailbox id: {}\n\nGive this pairing code to a moderator of your collective \
+(`lookout mailbox add CODE`), and to no one else: whoever holds it can bind this fresh mailbox \
+to a collective of their own.\n\n{code}\n\n",
+        ctx.home.join(mailbox::MAILBOX_DIR).display(),
+        identity.mailbox_hex(),
+    );
+    if addresses.is_empty() {
+        text.push_str(
+            "No public address was given: members cannot find this mailbox until it is added with one. \
+Run init again in a fresh home with --address.\n",
+        );
+    }
+    if let Some(file) = qr {
+        text.push_str(&crate::codes::qr_section(
+            &code,
+            file.as_deref(),
+            out.style.colour,
+        )?);
+    }
+    text.push_str(&format!(
+        "Then start it: lookout --home {} mailbox run --listen /ip4/0.0.0.0/tcp/4001 --listen /ip4/0.0.0.0/udp/4001/quic-v1\n",
+        ctx.home.display()
+    ));
     out.text(&text);
     Ok(Outcome::Done)
 }
 
-async fn list(ctx: &Context, out: Out) -> Result<Outcome, ApiError> {
-    let view = request(ctx, async |c| c.mailboxes().await).await?.0;
+async fn run(
+    ctx: &Context,
+    listen: &[String],
+    external: &[String],
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    let config = MailboxConfig {
+        listen: listen.iter().map(|a| parse(a)).collect::<Result<_, _>>()?,
+        external: external
+            .iter()
+            .map(|a| parse(a))
+            .collect::<Result<_, _>>()?,
+        ..MailboxConfig::default()
+    };
+    let (handle, task) = mailbox::start(&ctx.home, config).await.map_err(api_error)?;
+    // Give the listeners a moment to come up, then say where the mailbox is.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let status = handle.status().await.map_err(api_error)?;
     if out.json {
-        out.json(&view)?;
-    } else {
-        out.text(&render(&view));
-    }
-    Ok(Outcome::Done)
-}
-
-async fn remove(ctx: &Context, id: &str, out: Out) -> Result<Outcome, ApiError> {
-    let id = id.to_owned();
-    let mailbox = request(ctx, async |c| c.mailbox_remove(id).await).await?.0;
-    if out.json {
-        out.json(&json!({ "mailbox": mailbox }))?;
+        out.json(&status)?;
     } else {
         out.text(&format!(
-            "{} Mailbox {} is removed: members' nodes stop using it, and it can never be added again.\n",
-            out.style.good("Removed."),
-            short(&mailbox)
+            "Mailbox {} running (peer id {}).\nListening on: {}\n{}\nStop it with Ctrl-C.\n",
+            &status.mailbox[..12],
+            status.peer_id,
+            status.listening.join(", "),
+            match &status.collective {
+                Some(c) => format!("Serving collective {c}."),
+                None => "Not bound to a collective yet: it binds when a member of the collective that added it connects.".to_owned(),
+            }
         ));
     }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot wait for signals: {e}")))?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = task => {
+            return Err(ApiError::new(ErrorCode::Internal, "the mailbox stopped unexpectedly"));
+        }
+    }
+    let _ = handle.shutdown().await;
+    if !out.json {
+        out.text("Mailbox stopped.\n");
+    }
     Ok(Outcome::Done)
-}
-
-/// The list as text.
-fn render(view: &MailboxesView) -> String {
-    let mut out = String::new();
-    let line = |m: &MailboxView| {
-        if m.addresses.is_empty() {
-            format!("[{}]", short(&m.id))
-        } else {
-            format!("[{}] {}", short(&m.id), m.addresses.join(" "))
-        }
-    };
-    if view.current.is_empty() {
-        out.push_str("No mailbox: members reach each other only directly.\n");
-    } else {
-        out.push_str("Mailboxes:\n");
-        for m in &view.current {
-            let _ = writeln!(out, "  {}", line(m));
-        }
-    }
-    if !view.pending.is_empty() {
-        out.push_str("\nWaiting for approvals:\n");
-        for m in &view.pending {
-            let _ = writeln!(
-                out,
-                "  {}: {} of {} approvals ({})",
-                line(m),
-                m.approvals,
-                m.needed,
-                m.approved_by.join(", ")
-            );
-        }
-    }
-    if !view.removed.is_empty() {
-        out.push_str("\nRemoved (never added again):\n");
-        for m in &view.removed {
-            let _ = writeln!(out, "  {} by {}", line(m), m.removed_by.join(", "));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn renders_each_section() {
-        let m = |id: &str| MailboxView {
-            id: id.into(),
-            addresses: vec!["/ip4/203.0.113.7/tcp/4001".into()],
-            proposal: "ab".repeat(32),
-            approvals: 1,
-            needed: 2,
-            approved_by: vec!["Ana".into()],
-            removed_by: vec!["Bea".into()],
-        };
-        let text = render(&MailboxesView {
-            current: vec![m(&"11".repeat(32))],
-            pending: vec![m(&"22".repeat(32))],
-            removed: vec![m(&"33".repeat(32))],
-        });
-        assert!(text.contains("[11111111] /ip4/203.0.113.7/tcp/4001"));
-        assert!(text.contains("1 of 2 approvals (Ana)"));
-        assert!(text.contains("by Bea"));
-        assert!(render(&MailboxesView::default()).contains("No mailbox"));
-    }
 }

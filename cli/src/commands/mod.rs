@@ -4,6 +4,7 @@ mod alerts;
 pub(crate) mod identity;
 mod interactive;
 pub(crate) mod mailbox;
+mod mailbox_admin;
 mod moderation;
 pub(crate) mod run;
 mod ui;
@@ -72,6 +73,7 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
             allow_weak_passphrase,
             out,
         ),
+        Command::Mailbox(command) => mailbox::dispatch(&ctx, command, out).await,
         Command::JoinRequest { qr } => identity::join_request(&ctx, qr, out).await,
         Command::Join { invite } => identity::join(&ctx, &invite, out).await,
         Command::Status => identity::status(&ctx, out).await,
@@ -120,7 +122,6 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
             no_mdns: _,
             sync_interval,
         } => run::run(&ctx, &listen, &peer, mdns, sync_interval, out).await,
-        Command::Mailbox(command) => mailbox::mailbox(&ctx, command, out).await,
         Command::Completions { .. } | Command::Demo { .. } => Ok(Outcome::Done),
     }
 }

@@ -17,6 +17,7 @@ fn pairing(seed: u64) -> MailboxPairing {
     MailboxPairing::create(
         &key,
         vec![format!("/ip4/203.0.113.7/tcp/{}", 4000 + seed % 1000)],
+        [7; 32],
         1_790_000_000,
     )
     .unwrap()
@@ -140,7 +141,7 @@ fn wrong_codes_are_refused_with_their_reason() {
         .unwrap()
         .to_owned();
     fails(&ana, &["mailbox", "add", &join], 8, "join request code");
-    fails(&ana, &["mailbox", "add", "hello"], 8, "LKMAILBOX1");
+    fails(&ana, &["mailbox", "add", "hello"], 8, "LKMAILBOX2");
     // Nothing was added.
     let listed = ok(&ana, &["mailbox", "list", "--json"]).json();
     assert_eq!(listed["current"].as_array().unwrap().len(), 0);

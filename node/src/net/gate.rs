@@ -521,9 +521,14 @@ impl<B: NetworkBehaviour> NetworkBehaviour for MemberGate<B> {
                 }) => {
                     let connections = self.inner_connections.get(&peer_id);
                     let target = match handler {
-                        NotifyHandler::One(c) => {
-                            connections.is_some_and(|s| s.contains(&c)).then_some(c)
-                        }
+                        // By connection id, whoever's it is: the relay server names the
+                        // circuit's source peer with the destination's connection (the swarm
+                        // routes by the id alone).
+                        NotifyHandler::One(c) => self
+                            .inner_connections
+                            .values()
+                            .any(|s| s.contains(&c))
+                            .then_some(c),
                         NotifyHandler::Any => connections.and_then(|s| s.iter().next().copied()),
                     };
                     // A protocol addressing a connection it does not run on: drop it.

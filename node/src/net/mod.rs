@@ -38,6 +38,7 @@ mod behaviour;
 mod codec;
 mod gate;
 pub mod hello;
+pub mod mailbox_admission;
 
 use std::{collections::HashSet, convert::Infallible, time::Duration};
 

@@ -5,11 +5,23 @@ use lookout_protocol::mailbox::MailboxPairing;
 use lookout_protocol::membership::{Action, PendingKind, Roster};
 use lookout_protocol::{MailboxId, MemberId};
 
-use super::Replica;
+use zeroize::Zeroizing;
+
+use super::{store_error, Replica};
 use crate::api::{ApiError, ErrorCode, MailboxView, MailboxesView, ProposalView};
+use crate::store::Tree;
+
+/// Meta key prefix of a mailbox's bind secret (from its pairing code), per mailbox id.
+const KEY_BIND_SECRET: &[u8] = b"mailbox-bind/";
+
+fn bind_secret_key(mailbox: &MailboxId) -> Vec<u8> {
+    [KEY_BIND_SECRET, &mailbox.0[..]].concat()
+}
 
 impl Replica {
-    /// Propose the mailbox of a pairing code, or approve the pending proposal for it.
+    /// Propose the mailbox of a pairing code, or approve the pending proposal for it. Keeps the
+    /// code's bind secret in the sealed store, so that this node can bind the fresh mailbox
+    /// ([`Self::mailbox_bind_secret`]).
     pub fn mailbox_add(&mut self, code: &str) -> Result<ProposalView, ApiError> {
         self.require_moderator()?;
         let pairing = MailboxPairing::from_code(code.trim()).map_err(|e| {
@@ -32,6 +44,9 @@ impl Replica {
                 "this key is a member's key, which can never be a mailbox",
             ));
         }
+        self.store
+            .put(Tree::Meta, &bind_secret_key(&mailbox), &pairing.bind_secret)
+            .map_err(store_error)?;
         if let Some(current) = roster.mailbox(&mailbox) {
             let mut view = self.proposal_view(current.admitted_by);
             view.already = true;
@@ -127,7 +142,23 @@ impl Replica {
         self.require_moderator()?;
         let mailbox = self.find_mailbox(prefix)?;
         self.make_op(Action::RemoveMailbox { mailbox: mailbox.0 })?;
+        self.store
+            .remove(Tree::Meta, &bind_secret_key(&mailbox))
+            .map_err(store_error)?;
         Ok(mailbox)
+    }
+
+    /// The bind secret of `mailbox`, if this node's moderator added it from its pairing code:
+    /// sent (as a tag) with the genesis record when that mailbox is still unbound
+    /// ([`crate::net::mailbox_admission::MailboxDialer::on_accept`]).
+    pub fn mailbox_bind_secret(&self, mailbox: &MailboxId) -> Option<Zeroizing<[u8; 32]>> {
+        let bytes = self
+            .store
+            .get(Tree::Meta, &bind_secret_key(mailbox))
+            .ok()
+            .flatten()?;
+        let secret: [u8; 32] = bytes.as_slice().try_into().ok()?;
+        Some(Zeroizing::new(secret))
     }
 
     /// A current or pending mailbox whose hex id starts with `prefix` (at least 4 digits).

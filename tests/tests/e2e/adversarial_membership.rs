@@ -255,8 +255,13 @@ async fn a_captured_moderator_cannot_add_a_mailbox_alone() {
         let mut founder = offline.pop().unwrap();
         let peer = arm(&founder, &nodes).await;
         let real = SigningKey::generate(&mut OsRng);
-        let pairing =
-            MailboxPairing::create(&real, vec!["/ip4/203.0.113.7/tcp/4001".into()], now()).unwrap();
+        let pairing = MailboxPairing::create(
+            &real,
+            vec!["/ip4/203.0.113.7/tcp/4001".into()],
+            [7; 32],
+            now(),
+        )
+        .unwrap();
         let rogue = SigningKey::generate(&mut OsRng);
         let rogue_hex = hex_of(&rogue.verifying_key().to_bytes());
         let real_hex = hex_of(&pairing.mailbox);
