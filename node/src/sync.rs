@@ -22,7 +22,7 @@ pub(crate) const MAX_ITEMS_BYTES: usize = 3 * 1024 * 1024;
 /// Most bytes of items in one push request (below the transport's 256 KiB request cap).
 pub(crate) const MAX_PUSH_BYTES: usize = 200 * 1024;
 /// Most reconciliation rounds for one set before the session gives up.
-pub(crate) const MAX_ROUNDS: usize = 32;
+pub const MAX_ROUNDS: usize = 32;
 /// Limits for reconciliation messages.
 pub const RECONCILE_LIMITS: Limits = Limits {
     max_message_bytes: 60 * 1024,

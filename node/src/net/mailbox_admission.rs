@@ -40,7 +40,7 @@
 
 use std::time::Duration;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use libp2p::{request_response, PeerId, StreamProtocol};
 use lookout_protocol::{CollectiveId, MemberId};
 
