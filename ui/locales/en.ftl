@@ -210,3 +210,21 @@ wipe-word = ERASE
 wipe-type = To erase, type { $value } below
 wipe-button = Erase everything now
 wipe-not-confirmed = Nothing was erased. Type { $value } exactly.
+
+## Mailboxes (moderators)
+mailboxes-title = Mailboxes
+mailboxes-hint = A mailbox keeps alerts for members who are offline. It never sees what they say. Add one only with a pairing code from someone you trust.
+mailboxes-none = No mailboxes yet.
+mailbox-approvals = { $n } of { $k } approvals
+mailbox-addresses = Addresses
+mailbox-add-label = Paste the mailbox's pairing code (it starts with LKMAILBOX1-)
+mailbox-add-button = Add mailbox
+mailbox-remove = Remove…
+mailbox-remove-title = Remove mailbox { $value }?
+mailbox-remove-warning = Members will stop using this mailbox, and it can never be added again. This cannot be undone.
+mailbox-remove-confirm = Yes, remove mailbox { $value }
+mailbox-not-confirmed = No mailbox was removed: use the button on the confirmation page.
+mailbox-unknown = There is no such mailbox.
+done-mailbox-added = Mailbox added.
+done-mailbox-proposed = Mailbox proposed. Other moderators need to approve it.
+done-mailbox-removed = Mailbox removed.

@@ -210,3 +210,21 @@ sheet-what = Qué pasó
 sheet-who = Quién
 sheet-where-when = Dónde y cuándo
 unlock-run-again = Esta página está bloqueada. Para abrirla otra vez, ejecuta `lookout ui` de nuevo.
+
+## Buzones (moderadoras)
+mailboxes-title = Buzones
+mailboxes-hint = Un buzón guarda las alertas para quien está sin conexión. Nunca ve lo que dicen. Añade uno solo con un código de emparejamiento de alguien de confianza.
+mailboxes-none = Todavía no hay buzones.
+mailbox-approvals = { $n } de { $k } aprobaciones
+mailbox-addresses = Direcciones
+mailbox-add-label = Pega el código de emparejamiento del buzón (empieza por LKMAILBOX1-)
+mailbox-add-button = Añadir buzón
+mailbox-remove = Quitar…
+mailbox-remove-title = ¿Quitar el buzón { $value }?
+mailbox-remove-warning = Las integrantes dejarán de usar este buzón y no se podrá volver a añadir. No se puede deshacer.
+mailbox-remove-confirm = Sí, quitar el buzón { $value }
+mailbox-not-confirmed = No se quitó ningún buzón: usa el botón de la página de confirmación.
+mailbox-unknown = Ese buzón no existe.
+done-mailbox-added = Buzón añadido.
+done-mailbox-proposed = Buzón propuesto. Otras moderadoras tienen que aprobarlo.
+done-mailbox-removed = Buzón quitado.

@@ -210,3 +210,21 @@ sheet-what = Ce qui s’est passé
 sheet-who = Qui
 sheet-where-when = Où et quand
 unlock-run-again = Cette page est verrouillée. Pour la rouvrir, lancez `lookout ui` à nouveau.
+
+## Boîtes aux lettres (modératrices)
+mailboxes-title = Boîtes aux lettres
+mailboxes-hint = Une boîte aux lettres garde les alertes pour les membres hors ligne. Elle ne voit jamais ce qu’elles disent. N’en ajoutez qu’avec un code d’appairage venant d’une personne de confiance.
+mailboxes-none = Pas encore de boîte aux lettres.
+mailbox-approvals = { $n } approbations sur { $k }
+mailbox-addresses = Adresses
+mailbox-add-label = Collez le code d’appairage de la boîte (il commence par LKMAILBOX1-)
+mailbox-add-button = Ajouter la boîte
+mailbox-remove = Retirer…
+mailbox-remove-title = Retirer la boîte { $value } ?
+mailbox-remove-warning = Les membres cesseront d’utiliser cette boîte, et elle ne pourra jamais être ajoutée à nouveau. C’est irréversible.
+mailbox-remove-confirm = Oui, retirer la boîte { $value }
+mailbox-not-confirmed = Aucune boîte n’a été retirée : utilisez le bouton de la page de confirmation.
+mailbox-unknown = Cette boîte aux lettres n’existe pas.
+done-mailbox-added = Boîte ajoutée.
+done-mailbox-proposed = Boîte proposée. D’autres modératrices doivent l’approuver.
+done-mailbox-removed = Boîte retirée.

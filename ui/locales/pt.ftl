@@ -209,3 +209,21 @@ wipe-word = APAGAR
 wipe-type = Para apagar, escreva { $value } abaixo
 wipe-button = Apagar tudo agora
 wipe-not-confirmed = Nada foi apagado. Escreva { $value } exatamente.
+
+## Caixas de correio (moderadoras)
+mailboxes-title = Caixas de correio
+mailboxes-hint = Uma caixa de correio guarda os alertas para quem está sem ligação. Nunca vê o que dizem. Adicione só com um código de emparelhamento de alguém em quem confia.
+mailboxes-none = Ainda não há caixas de correio.
+mailbox-approvals = { $n } de { $k } aprovações
+mailbox-addresses = Endereços
+mailbox-add-label = Cole o código de emparelhamento da caixa (começa por LKMAILBOX1-)
+mailbox-add-button = Adicionar caixa
+mailbox-remove = Remover…
+mailbox-remove-title = Remover a caixa { $value }?
+mailbox-remove-warning = Os membros deixam de usar esta caixa, e nunca mais pode ser adicionada. Não se pode desfazer.
+mailbox-remove-confirm = Sim, remover a caixa { $value }
+mailbox-not-confirmed = Nenhuma caixa foi removida: use o botão da página de confirmação.
+mailbox-unknown = Essa caixa de correio não existe.
+done-mailbox-added = Caixa adicionada.
+done-mailbox-proposed = Caixa proposta. Outras moderadoras têm de aprovar.
+done-mailbox-removed = Caixa removida.

@@ -190,3 +190,21 @@ sheet-what = Saida mak akontese
 sheet-who = Se
 sheet-where-when = Iha ne'ebé no bainhira
 unlock-run-again = Pájina ne'e xave hela. Atu loke fali, halai `lookout ui` dala ida tan.
+
+## Kaixa korreiu (moderadór sira)
+mailboxes-title = Kaixa korreiu
+mailboxes-hint = Kaixa korreiu rai alerta ba membru sira ne'ebé la iha ligasaun. Nia la haree saida mak sira hatete. Aumenta de'it ho kódigu emparellamentu husi ema ne'ebé ita fiar.
+mailboxes-none = Seidauk iha kaixa korreiu.
+mailbox-approvals = aprovasaun { $n } husi { $k }
+mailbox-addresses = Enderesu sira
+mailbox-add-label = Tau kódigu emparellamentu kaixa nian (hahú ho LKMAILBOX1-)
+mailbox-add-button = Aumenta kaixa
+mailbox-remove = Hasai…
+mailbox-remove-title = Hasai kaixa { $value }?
+mailbox-remove-warning = Membru sira sei la uza tan kaixa ne'e, no la bele aumenta fali. La bele hadi'a fali.
+mailbox-remove-confirm = Sin, hasai kaixa { $value }
+mailbox-not-confirmed = La hasai kaixa ida: uza butaun iha pájina konfirmasaun.
+mailbox-unknown = Kaixa korreiu ne'e la iha.
+done-mailbox-added = Kaixa aumenta ona.
+done-mailbox-proposed = Kaixa proposta ona. Moderadór seluk tenke aprova.
+done-mailbox-removed = Kaixa hasai ona.

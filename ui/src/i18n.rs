@@ -177,6 +177,19 @@ impl Tr {
         self.format(id, Some(&args))
     }
 
+    /// A message with two numbers `$n` of `$k` (such as approvals so far of those needed).
+    pub fn of(
+        &self,
+        id: &str,
+        n: impl std::borrow::Borrow<usize>,
+        k: impl std::borrow::Borrow<usize>,
+    ) -> String {
+        let mut args = FluentArgs::new();
+        args.set("n", FluentValue::from(*n.borrow()));
+        args.set("k", FluentValue::from(*k.borrow()));
+        self.format(id, Some(&args))
+    }
+
     /// The language to try after this one for dates formatted in the browser.
     pub fn fallback(&self) -> String {
         self.chain

@@ -12,7 +12,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use futures::Stream;
-use lookout_node::api::{AlertFilter, AlertView, ApiError, ErrorCode, Event, PostDraft};
+use lookout_node::api::{
+    AlertFilter, AlertView, ApiError, ErrorCode, Event, MailboxView, PostDraft,
+};
 use lookout_node::client::Client;
 use lookout_node::control::Connection;
 use lookout_node::replica::{now, Replica};
@@ -50,6 +52,11 @@ pub fn routes(state: AppState) -> Router {
         .route("/members/{id}/revoke", get(revoke_confirm).post(revoke))
         .route("/members/{id}/promote", post(promote))
         .route("/members/{id}/demote", post(demote))
+        .route("/mailboxes/add", post(mailbox_add))
+        .route(
+            "/mailboxes/{id}/remove",
+            get(mailbox_remove_confirm).post(mailbox_remove),
+        )
         .route("/sheet", get(sheet))
         .route("/lang", post(set_lang))
         .route("/lock", post(lock))
@@ -383,7 +390,8 @@ fn notice(t: &Tr, done: Option<&str>) -> String {
     match done {
         Some(
             what @ ("posted" | "retracted" | "corroborated" | "approved" | "revoked" | "proposed"
-            | "unlocked" | "founded" | "joined"),
+            | "unlocked" | "founded" | "joined" | "mailbox-added" | "mailbox-proposed"
+            | "mailbox-removed"),
         ) => t.msg(&format!("done-{what}")),
         _ => String::new(),
     }
@@ -862,9 +870,41 @@ struct ModeratePage {
     c: Chrome,
     proposals: Vec<ProposalItem>,
     members: Vec<MemberItem>,
+    mailboxes: MailboxList,
     invite: String,
     invite_qr: String,
     result: String,
+}
+
+/// The collective's mailboxes as shown (addresses cleaned; escaping is the template's).
+#[derive(Default)]
+pub struct MailboxList {
+    current: Vec<MailboxItem>,
+    pending: Vec<MailboxItem>,
+}
+
+/// One mailbox as shown.
+pub struct MailboxItem {
+    id: String,
+    short: String,
+    addresses: Vec<String>,
+    proposal: String,
+    approvals: usize,
+    needed: usize,
+}
+
+impl MailboxItem {
+    fn from_view(view: MailboxView) -> Self {
+        let short = view.id.chars().take(16).collect();
+        MailboxItem {
+            short,
+            addresses: view.addresses.iter().map(|a| clean(a)).collect(),
+            id: view.id,
+            proposal: view.proposal,
+            approvals: view.approvals,
+            needed: view.needed,
+        }
+    }
 }
 
 /// A proposal as shown.
@@ -885,10 +925,10 @@ pub struct MemberItem {
     you: bool,
 }
 
-async fn moderate_view(
-    state: &AppState,
-    c: &mut Chrome,
-) -> Result<(Vec<ProposalItem>, Vec<MemberItem>), Failure> {
+/// Proposals, members and (for a moderator) mailboxes.
+type ModerateView = (Vec<ProposalItem>, Vec<MemberItem>, MailboxList);
+
+async fn moderate_view(state: &AppState, c: &mut Chrome) -> Result<ModerateView, Failure> {
     let mut client = framed(state, c).await?;
     let proposals = client
         .pending()
@@ -915,7 +955,25 @@ async fn moderate_view(
             you: m.you,
         })
         .collect();
-    Ok((proposals, members))
+    // Only a moderator can change them: a member's page does not list or offer them.
+    let mailboxes = if c.moderator {
+        let view = client.mailboxes().await?;
+        MailboxList {
+            current: view
+                .current
+                .into_iter()
+                .map(MailboxItem::from_view)
+                .collect(),
+            pending: view
+                .pending
+                .into_iter()
+                .map(MailboxItem::from_view)
+                .collect(),
+        }
+    } else {
+        MailboxList::default()
+    };
+    Ok((proposals, members, mailboxes))
 }
 
 async fn moderate_page(
@@ -925,7 +983,7 @@ async fn moderate_page(
     result: String,
 ) -> Response {
     match moderate_view(state, &mut c).await {
-        Ok((proposals, members)) => {
+        Ok((proposals, members, mailboxes)) => {
             let invite_qr = if invite.is_empty() {
                 String::new()
             } else {
@@ -935,6 +993,7 @@ async fn moderate_page(
                 c,
                 proposals,
                 members,
+                mailboxes,
                 invite,
                 invite_qr,
                 result,
@@ -1010,7 +1069,7 @@ struct RevokePage {
 }
 
 async fn find_member(state: &AppState, c: &mut Chrome, id: &str) -> Result<MemberItem, Failure> {
-    let (_, members) = moderate_view(state, c).await?;
+    let (_, members, _) = moderate_view(state, c).await?;
     members.into_iter().find(|m| m.id == id).ok_or_else(|| {
         Failure::Api(ApiError::new(
             ErrorCode::UnknownMember,
@@ -1082,6 +1141,93 @@ async fn demote(
     change(&state, c, "/moderate?done=proposed", async move |client| {
         client.demote(id).await
     })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mailboxes (moderators): add by pairing code, remove after a confirmation page.
+
+#[derive(Deserialize)]
+struct MailboxAddForm {
+    #[serde(default)]
+    code: String,
+}
+
+async fn mailbox_add(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Form(form): Form<MailboxAddForm>,
+) -> Response {
+    let c = Chrome::new(&state, &session, &headers, "/moderate");
+    // A pasted code may carry line breaks or spaces; the code itself has none.
+    let code: String = form.code.split_whitespace().collect();
+    let result = async {
+        let mut client = client(&state).await?;
+        Ok::<_, Failure>(client.mailbox_add(code).await?)
+    }
+    .await;
+    match result {
+        Ok(view) if view.done => Redirect::to("/moderate?done=mailbox-added").into_response(),
+        Ok(_) => Redirect::to("/moderate?done=mailbox-proposed").into_response(),
+        Err(failure) => failed(c, failure),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "mailbox_remove.html")]
+struct MailboxRemovePage {
+    c: Chrome,
+    mailbox: MailboxItem,
+}
+
+async fn mailbox_remove_confirm(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let mut c = Chrome::new(&state, &session, &headers, "/moderate");
+    let found = async {
+        let (_, _, mailboxes) = moderate_view(&state, &mut c).await?;
+        Ok::<_, Failure>(mailboxes.current.into_iter().find(|m| m.id == id))
+    }
+    .await;
+    match found {
+        Ok(Some(mailbox)) => page(MailboxRemovePage { c, mailbox }),
+        Ok(None) => {
+            let error = ApiError::new(ErrorCode::InvalidInput, c.t.msg("mailbox-unknown"));
+            failed(c, Failure::Api(error))
+        }
+        Err(failure) => failed(c, failure),
+    }
+}
+
+#[derive(Deserialize)]
+struct MailboxRemoveForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn mailbox_remove(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<MailboxRemoveForm>,
+) -> Response {
+    let c = Chrome::new(&state, &session, &headers, "/moderate");
+    if form.confirm != "remove" {
+        // Only the confirmation page's own button removes a mailbox.
+        let error = ApiError::new(ErrorCode::InvalidInput, c.t.msg("mailbox-not-confirmed"));
+        return failed(c, Failure::Api(error));
+    }
+    change(
+        &state,
+        c,
+        "/moderate?done=mailbox-removed",
+        async move |client| client.mailbox_remove(id).await,
+    )
     .await
 }
 

@@ -598,6 +598,89 @@ async fn moderator_flows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_adds_and_removes_a_mailbox_in_a_real_browser() {
+    tokio::time::timeout(DEADLINE, mailbox_flows())
+        .await
+        .expect("browser test deadline");
+}
+
+async fn mailbox_flows() {
+    let Some(browser) = browser(1280, 900).await else {
+        return;
+    };
+    let s = scene(1).await;
+    let c = browser.client();
+    c.goto(&s.url).await.unwrap();
+    let mailboxes = || async {
+        NodeClient::new(s.nodes[0].handle.clone())
+            .mailboxes()
+            .await
+            .unwrap()
+    };
+
+    // Paste a pairing code: the mailbox is listed with its short id and address.
+    let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    let pairing = lookout_protocol::mailbox::MailboxPairing::create(
+        &key,
+        vec!["/ip4/127.0.0.1/tcp/4001".into()],
+        lookout_node::replica::now(),
+    )
+    .unwrap();
+    let id = hex::encode(key.verifying_key().to_bytes());
+    c.goto(&format!("http://{}/moderate", s.ui)).await.unwrap();
+    type_into(c, "mailbox-code", &pairing.to_code()).await;
+    c.find(Locator::Css("#mailbox-add-form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    page_has(c, Duration::from_secs(5), "the addition", "Mailbox added.").await;
+    let row = format!("li[data-mailbox='{id}']");
+    within(Duration::from_secs(5), "the mailbox listed", || async {
+        let listed = text_now(c, &row).await;
+        listed.contains(&id[..16]) && listed.contains("/ip4/127.0.0.1/tcp/4001")
+    })
+    .await;
+    assert!(mailboxes().await.current.iter().any(|m| m.id == id));
+
+    // Remove it, with a confirmation page first.
+    c.find(Locator::Css(&format!("{row} a.mailbox-remove")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    page_has(
+        c,
+        Duration::from_secs(5),
+        "the confirmation",
+        &format!("Remove mailbox {}?", &id[..16]),
+    )
+    .await;
+    assert!(
+        mailboxes().await.current.iter().any(|m| m.id == id),
+        "nothing happens before confirming"
+    );
+    click(c, "mailbox-remove-confirm").await;
+    page_has(c, Duration::from_secs(5), "the removal", "Mailbox removed.").await;
+    let view = mailboxes().await;
+    assert!(view.current.is_empty());
+    assert!(view.removed.iter().any(|m| m.id == id));
+    assert!(
+        c.find(Locator::Css(&row)).await.is_err(),
+        "a removed mailbox is no longer listed"
+    );
+
+    let errors = console_errors(c).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    browser.close().await;
+    for node in s.nodes {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_or_a_wrong_one_and_other_sites_get_nothing_in_a_browser() {
     tokio::time::timeout(DEADLINE, outsiders())
         .await

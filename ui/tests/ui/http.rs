@@ -864,3 +864,248 @@ async fn a_wipe_needs_the_word_shown_on_the_page_then_nothing_opens_again() {
     .await;
     assert_eq!(unlock.status, 403, "the passphrase opens nothing either");
 }
+
+/// A running collective (founder, who moderates, and one member) with the interface served
+/// over the home of node `served` (0: the founder, 1: the member).
+struct Running {
+    s: Served,
+    nodes: Vec<lookout_tests::TestNode>,
+    _controls: Vec<lookout_node::control::ControlSocket>,
+}
+
+async fn running(served: usize) -> Running {
+    let lookout_tests::Collective {
+        dir: homes,
+        replicas,
+    } = lookout_tests::Collective::new(1, Policy::default());
+    let mut nodes = Vec::new();
+    let mut controls = Vec::new();
+    for replica in replicas {
+        let home = replica.home().to_path_buf();
+        let node = lookout_tests::start_node_with(replica, lookout_tests::test_config()).await;
+        controls.push(
+            lookout_node::control::serve(
+                &lookout_node::control::socket_path(&home),
+                node.handle.clone(),
+            )
+            .await
+            .unwrap(),
+        );
+        nodes.push(node);
+    }
+    lookout_tests::connect(&nodes[1], &nodes[0]).await;
+    for node in &nodes {
+        node.wait_members(2).await;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ui = lookout_ui::Ui::new(nodes[served].home.clone(), &listener, None).unwrap();
+    let token = ui.url().split("token=").nth(1).unwrap().to_owned();
+    tokio::spawn(ui.serve(listener, std::future::pending()));
+    Running {
+        s: Served {
+            addr,
+            token,
+            _home: homes,
+        },
+        nodes,
+        _controls: controls,
+    }
+}
+
+/// A mailbox's pairing code, made now for loopback.
+fn pairing_code(seed: u8) -> (String, String) {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    let pairing = lookout_protocol::mailbox::MailboxPairing::create(
+        &key,
+        vec!["/ip4/127.0.0.1/tcp/4001".into()],
+        lookout_node::replica::now(),
+    )
+    .unwrap();
+    (
+        pairing.to_code(),
+        hex::encode(key.verifying_key().to_bytes()),
+    )
+}
+
+async fn mailboxes(node: &lookout_tests::TestNode) -> lookout_node::api::MailboxesView {
+    lookout_node::client::Client::new(node.handle.clone())
+        .mailboxes()
+        .await
+        .unwrap()
+}
+
+/// The mailbox forms (add, remove) refuse a POST without the session's CSRF token, with a
+/// wrong one, or from another origin (or none) with the right one, and nothing changes; the
+/// page's own forms do change it, removal only through the confirmation button.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mailbox_forms_refuse_a_missing_csrf_token_or_a_cross_origin_post() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let o = origin(s);
+        let page = send(
+            s.addr,
+            "GET",
+            "/moderate",
+            &[("Host", &host(s)), ("Cookie", &cookie)],
+            "",
+        )
+        .await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.body.contains("id=\"mailbox-add-form\""),
+            "{}",
+            page.body
+        );
+
+        let (code, id) = pairing_code(7);
+        let add = format!("code={code}");
+        let remove_path = format!("/mailboxes/{id}/remove");
+        let refused = |path: String, fields: String| {
+            let cookie = cookie.clone();
+            let token = token.clone();
+            let o = o.clone();
+            async move {
+                let missing = post_from(s, &o, &cookie, &path, &fields).await;
+                assert_eq!(missing.status, 403, "{path} without the token");
+                let empty = post_from(s, &o, &cookie, &path, &format!("csrf=&{fields}")).await;
+                assert_eq!(empty.status, 403, "{path} with an empty token");
+                let wrong = format!("csrf={}&{fields}", "0".repeat(64));
+                let wrong = post_from(s, &o, &cookie, &path, &wrong).await;
+                assert_eq!(wrong.status, 403, "{path} with a wrong token");
+                let with = format!("csrf={token}&{fields}");
+                for bad in ["http://evil.example", "null", "http://localhost"] {
+                    let foreign = post_from(s, bad, &cookie, &path, &with).await;
+                    assert_eq!(foreign.status, 403, "{path} from {bad}");
+                }
+                let no_origin = send(
+                    s.addr,
+                    "POST",
+                    &path,
+                    &[
+                        ("Host", &host(s)),
+                        ("Cookie", &cookie),
+                        ("Content-Type", "application/x-www-form-urlencoded"),
+                    ],
+                    &with,
+                )
+                .await;
+                assert_eq!(no_origin.status, 403, "{path} without an Origin");
+            }
+        };
+
+        refused("/mailboxes/add".into(), add.clone()).await;
+        let view = mailboxes(&r.nodes[0]).await;
+        assert!(
+            view.current.is_empty() && view.pending.is_empty(),
+            "nothing added"
+        );
+
+        let added = post_from(
+            s,
+            &o,
+            &cookie,
+            "/mailboxes/add",
+            &format!("csrf={token}&{add}"),
+        )
+        .await;
+        assert_eq!(added.status, 303, "{}", added.body);
+        assert_eq!(
+            added.header("location").as_deref(),
+            Some("/moderate?done=mailbox-added")
+        );
+        assert!(mailboxes(&r.nodes[0])
+            .await
+            .current
+            .iter()
+            .any(|m| m.id == id));
+
+        refused(remove_path.clone(), "confirm=remove".into()).await;
+        // The right token and origin but not the confirmation page's button: nothing either.
+        let unconfirmed = post_from(s, &o, &cookie, &remove_path, &format!("csrf={token}")).await;
+        assert_eq!(unconfirmed.status, 400);
+        assert!(
+            mailboxes(&r.nodes[0])
+                .await
+                .current
+                .iter()
+                .any(|m| m.id == id),
+            "nothing removed"
+        );
+
+        let removed = post_from(
+            s,
+            &o,
+            &cookie,
+            &remove_path,
+            &format!("csrf={token}&confirm=remove"),
+        )
+        .await;
+        assert_eq!(removed.status, 303, "{}", removed.body);
+        let view = mailboxes(&r.nodes[0]).await;
+        assert!(view.current.is_empty());
+        assert!(view.removed.iter().any(|m| m.id == id));
+        // The session is intact: nothing above locked it.
+        assert_eq!(csrf(s, &cookie).await, token);
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// A plain member's page offers no mailbox forms, and the add form posted anyway (with the
+/// right token, from the right origin) is refused by the node: nothing is added.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_member_gets_no_mailbox_forms() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(1).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let page = send(
+            s.addr,
+            "GET",
+            "/moderate",
+            &[("Host", &host(s)), ("Cookie", &cookie)],
+            "",
+        )
+        .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains("id=\"members-h\""),
+            "the page itself shows"
+        );
+        for needle in [
+            "mailbox-add-form",
+            "/mailboxes/",
+            "name=\"code\"",
+            "mailboxes-h",
+        ] {
+            assert!(!page.body.contains(needle), "{needle} on a member's page");
+        }
+        let (code, _) = pairing_code(9);
+        let forced = post_from(
+            s,
+            &origin(s),
+            &cookie,
+            "/mailboxes/add",
+            &format!("csrf={token}&code={code}"),
+        )
+        .await;
+        assert_eq!(forced.status, 400, "{}", forced.body);
+        for node in &r.nodes {
+            let view = mailboxes(node).await;
+            assert!(view.current.is_empty() && view.pending.is_empty());
+        }
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
