@@ -623,6 +623,7 @@ async fn mailbox_flows() {
     let pairing = lookout_protocol::mailbox::MailboxPairing::create(
         &key,
         vec!["/ip4/127.0.0.1/tcp/4001".into()],
+        [7; 32],
         lookout_node::replica::now(),
     )
     .unwrap();

@@ -919,6 +919,7 @@ fn pairing_code(seed: u8) -> (String, String) {
     let pairing = lookout_protocol::mailbox::MailboxPairing::create(
         &key,
         vec!["/ip4/127.0.0.1/tcp/4001".into()],
+        [7; 32],
         lookout_node::replica::now(),
     )
     .unwrap();
