@@ -110,6 +110,11 @@ id_type!(
     /// A key delivery (rotation or share): hash of its signed encoding.
     DeliveryId
 );
+id_type!(
+    /// A mailbox (an always-on store-and-forward node that holds no key of the collective): the
+    /// bytes of its Ed25519 verifying key. A key that is or was a member is never a mailbox.
+    MailboxId
+);
 
 impl CollectiveId {
     /// The gossip topic name of this collective: a hash, so the name never appears on the wire.

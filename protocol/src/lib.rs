@@ -13,6 +13,7 @@
 //! - [`content`] and [`envelope`]: alerts and other posts, signed then encrypted and padded.
 //! - [`reconcile`]: range-based set reconciliation for catch-up sync.
 //! - [`replica`]: the rules for taking in a peer's item, as a state machine returning effects.
+//! - [`mailbox`]: a mailbox's pairing code (its key, addresses and proof of possession).
 //! - [`passphrase`]: sealing secrets under a passphrase (Argon2id + XChaCha20-Poly1305).
 //!
 //! ```
@@ -62,6 +63,7 @@ pub mod epoch;
 pub mod identity;
 pub mod ids;
 pub mod invite;
+pub mod mailbox;
 pub mod membership;
 pub mod passphrase;
 pub mod reconcile;
@@ -69,4 +71,4 @@ pub mod replica;
 mod serde_bytes64;
 pub mod textcode;
 
-pub use ids::{CollectiveId, ContentId, DeliveryId, EpochId, MemberId, OpId};
+pub use ids::{CollectiveId, ContentId, DeliveryId, EpochId, MailboxId, MemberId, OpId};

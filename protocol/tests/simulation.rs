@@ -305,7 +305,7 @@ impl Replica {
                     PendingKind::Add { identity, .. } => world.vetted.contains(&identity.member),
                     PendingKind::Promote(member) => world.promotable.contains(member),
                     PendingKind::Demote(member) => world.demotable.contains(member),
-                    PendingKind::RemoveModerator(_) => false,
+                    PendingKind::RemoveModerator(_) | PendingKind::AddMailbox { .. } => false,
                 };
                 if agreed && !pending.approvals.contains(&me) {
                     let proposal = pending.proposal;

@@ -134,6 +134,14 @@ impl Replica {
                 Action::ProposePromote { member } => ("promote", name_of(roster, member)),
                 Action::ProposeDemote { member } => ("demote", name_of(roster, member)),
                 Action::Remove { member, .. } => ("remove", member.short()),
+                Action::ProposeMailbox { mailbox, addresses } => (
+                    "add mailbox",
+                    format!(
+                        "mailbox {} at {}",
+                        lookout_protocol::MailboxId(*mailbox).short(),
+                        addresses.join(" ")
+                    ),
+                ),
                 _ => ("other", String::new()),
             };
             view.action = action.into();
@@ -344,5 +352,9 @@ fn describe(kind: &PendingKind, roster: &Roster) -> (&'static str, String) {
         PendingKind::Promote(m) => ("promote", name_of(roster, m)),
         PendingKind::Demote(m) => ("demote", name_of(roster, m)),
         PendingKind::RemoveModerator(m) => ("remove moderator", name_of(roster, m)),
+        PendingKind::AddMailbox { mailbox, addresses } => (
+            "add mailbox",
+            format!("mailbox {} at {}", mailbox.short(), addresses.join(" ")),
+        ),
     }
 }

@@ -15,7 +15,9 @@ pub use log::{
     InsertOutcome, MembershipLog, OpRefusal, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_ORPHANS,
     MAX_ORPHANS_PER_AUTHOR,
 };
-pub use resolve::{resolve, Member, Pending, PendingKind, Removed, Roster, MAX_ROUNDS};
+pub use resolve::{
+    resolve, Mailbox, Member, Pending, PendingKind, Removed, RemovedMailbox, Roster, MAX_ROUNDS,
+};
 
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -41,7 +43,8 @@ pub const MAX_GENESIS_BYTES: usize = 2048;
 /// The exact length of every signed op body: the largest op any action makes (32 parents, the
 /// longest removal reason, a ten-byte timestamp), so an op's size says nothing of its kind.
 /// collective 32, author 32, parents 1 + 32·32, timestamp ≤ 10, action ≤ 1 + 32 + 2 + 280 (a
-/// removal with the longest reason), padding length ≤ 2.
+/// removal with the longest reason; a mailbox proposal takes at most 1 + 32 + 1 + 4·2 + 256),
+/// padding length ≤ 2.
 pub const OP_BODY_BYTES: usize =
     32 + 32 + (1 + MAX_PARENTS * 32) + 10 + (1 + 32 + 2 + MAX_REASON_BYTES) + 2;
 
@@ -390,6 +393,19 @@ pub enum Action {
         /// The member's identity with the new agreement key.
         identity: PublicIdentity,
     },
+    /// A moderator proposes admitting a mailbox (it counts as the proposer's approval; needs k,
+    /// exactly like [`Action::ProposeAdd`]).
+    ProposeMailbox {
+        /// The mailbox's Ed25519 key (from its pairing code, whose signature proves possession).
+        mailbox: [u8; 32],
+        /// Bare multiaddrs members dial it at (see [`crate::mailbox::check_addresses`]).
+        addresses: Vec<String>,
+    },
+    /// A moderator removes a mailbox, at once. A removed mailbox is never admitted again.
+    RemoveMailbox {
+        /// Which.
+        mailbox: [u8; 32],
+    },
 }
 
 /// The signed content of an op.
@@ -488,6 +504,12 @@ impl Op {
                 if identity.member != body.author {
                     return Err(OpError::Structure("a member can only rotate their own key"));
                 }
+            }
+            Action::ProposeMailbox { mailbox, addresses } => {
+                if crate::mailbox::mailbox_key(mailbox).is_none() {
+                    return Err(OpError::Structure("the mailbox key is not a valid key"));
+                }
+                crate::mailbox::check_addresses(addresses).map_err(OpError::Structure)?;
             }
             _ => {}
         }

@@ -29,6 +29,11 @@
 //!    cycle of concurrent removals keeps the removals found in both of the last two rounds).
 //!    Every step depends only on the set of ops.
 //! 6. Removal is final for a key: a removed member must enrol again with a new identity.
+//! 7. **Mailboxes.** A mailbox is admitted exactly as a member is (a moderator's proposal and k
+//!    moderators' approvals, counted only from those still moderators at the completing
+//!    approval) and removed by one moderator at once (its proposal too, while pending). A removed
+//!    mailbox is never admitted again, and a key that is or was a member is never a mailbox, nor
+//!    a mailbox's key a member. A mailbox authors no ops and holds no rights.
 //!
 //! Cost: one replay is linear in the number of ops; each effective removal adds one pass over
 //! its causal past and one bit per op. Nothing is quadratic in the number of ops.
@@ -37,7 +42,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{Action, Op, Policy, SignedGenesis, MIN_AGREEMENT_ROTATION_SECS};
 use crate::identity::PublicIdentity;
-use crate::ids::{CollectiveId, MemberId, OpId};
+use crate::ids::{CollectiveId, MailboxId, MemberId, OpId};
 
 /// Most replay rounds spent finding the effective removals.
 pub const MAX_ROUNDS: usize = 8;
@@ -68,6 +73,29 @@ pub struct Removed {
     pub self_revoked: bool,
 }
 
+/// A current mailbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mailbox {
+    /// Its key.
+    pub id: MailboxId,
+    /// The addresses members dial it at (bare multiaddrs, as checked by
+    /// [`crate::mailbox::check_addresses`]; a node dials only those that parse).
+    pub addresses: Vec<String>,
+    /// The proposal that admitted it.
+    pub admitted_by: OpId,
+}
+
+/// A removed mailbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemovedMailbox {
+    /// Its key.
+    pub id: MailboxId,
+    /// The moderators whose ops removed it.
+    pub by: Vec<MemberId>,
+    /// The ops that removed it.
+    pub ops: Vec<OpId>,
+}
+
 /// What a pending proposal would do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PendingKind {
@@ -84,6 +112,13 @@ pub enum PendingKind {
     Demote(MemberId),
     /// Remove a moderator.
     RemoveModerator(MemberId),
+    /// Admit a mailbox.
+    AddMailbox {
+        /// Its key.
+        mailbox: MailboxId,
+        /// Its addresses.
+        addresses: Vec<String>,
+    },
 }
 
 /// A proposal still waiting for approvals.
@@ -113,6 +148,8 @@ pub struct Roster {
     op_count: usize,
     lock_ops: BTreeSet<OpId>,
     admissions: BTreeMap<MemberId, OpId>,
+    mailboxes: BTreeMap<MailboxId, Mailbox>,
+    removed_mailboxes: BTreeMap<MailboxId, RemovedMailbox>,
 }
 
 impl Roster {
@@ -185,6 +222,26 @@ impl Roster {
     /// How many ops were resolved.
     pub fn op_count(&self) -> usize {
         self.op_count
+    }
+    /// Current mailboxes, by id.
+    pub fn mailboxes(&self) -> impl Iterator<Item = &Mailbox> {
+        self.mailboxes.values()
+    }
+    /// A current mailbox.
+    pub fn mailbox(&self, id: &MailboxId) -> Option<&Mailbox> {
+        self.mailboxes.get(id)
+    }
+    /// Whether `id` is a current mailbox.
+    pub fn is_mailbox(&self, id: &MailboxId) -> bool {
+        self.mailboxes.contains_key(id)
+    }
+    /// Removed mailboxes, by id.
+    pub fn removed_mailboxes(&self) -> &BTreeMap<MailboxId, RemovedMailbox> {
+        &self.removed_mailboxes
+    }
+    /// Whether `id` is a removed mailbox (never admitted again).
+    pub fn is_removed_mailbox(&self, id: &MailboxId) -> bool {
+        self.removed_mailboxes.contains_key(id)
     }
     /// Whether `op` is part of an effective removal or demotion.
     pub(crate) fn is_lock_op(&self, op: &OpId) -> bool {
@@ -495,6 +552,10 @@ struct Replay {
     heir: Option<MemberId>,
     /// Every agreement key any member has had in the replay so far.
     agreements: HashSet<[u8; 32]>,
+    /// Mailboxes admitted and not removed so far: addresses and admitting proposal.
+    mailboxes: BTreeMap<MailboxId, (Vec<String>, usize)>,
+    /// Mailboxes removed so far: who and by which ops.
+    removed_mailboxes: BTreeMap<MailboxId, (BTreeSet<MemberId>, BTreeSet<OpId>)>,
 }
 
 impl Replay {
@@ -519,6 +580,8 @@ impl Replay {
             restored: BTreeMap::new(),
             heir,
             agreements: HashSet::new(),
+            mailboxes: BTreeMap::new(),
+            removed_mailboxes: BTreeMap::new(),
         };
         for (identity, name) in g.founding_moderators() {
             let seniority = replay.next_seniority();
@@ -630,6 +693,9 @@ impl Replay {
                 if self.members.contains_key(&target) {
                     return Err("already a member, or removed");
                 }
+                if self.is_or_was_mailbox(&MailboxId(target.0)) {
+                    return Err("a mailbox's key cannot be a member");
+                }
                 self.propose(
                     effective,
                     fallback,
@@ -724,6 +790,49 @@ impl Replay {
                     PendingKind::Demote(*member),
                     author,
                 )?;
+            }
+            Action::ProposeMailbox { mailbox, addresses } => {
+                let mailbox = MailboxId(*mailbox);
+                if self.members.contains_key(&MemberId(mailbox.0)) {
+                    return Err("a key that is or was a member cannot be a mailbox");
+                }
+                if self.removed_mailboxes.contains_key(&mailbox) {
+                    return Err("a removed mailbox is never admitted again");
+                }
+                if self.mailboxes.contains_key(&mailbox) {
+                    return Err("already a mailbox");
+                }
+                self.propose(
+                    effective,
+                    fallback,
+                    op.id(),
+                    i,
+                    PendingKind::AddMailbox {
+                        mailbox,
+                        addresses: addresses.clone(),
+                    },
+                    author,
+                )?;
+            }
+            Action::RemoveMailbox { mailbox } => {
+                let mailbox = MailboxId(*mailbox);
+                if let Some((by, ops)) = self.removed_mailboxes.get_mut(&mailbox) {
+                    // Another moderator's removal of the same mailbox: recorded, no new effect.
+                    by.insert(author);
+                    ops.insert(op.id());
+                    return Ok(());
+                }
+                let proposed = self.proposals.iter().any(|p| {
+                    matches!(&p.kind, PendingKind::AddMailbox { mailbox: m, .. } if *m == mailbox)
+                });
+                if !self.mailboxes.contains_key(&mailbox) && !proposed {
+                    return Err("removes a mailbox that was never proposed");
+                }
+                self.mailboxes.remove(&mailbox);
+                self.removed_mailboxes.insert(
+                    mailbox,
+                    (BTreeSet::from([author]), BTreeSet::from([op.id()])),
+                );
             }
             Action::RotateAgreementKey { identity } => {
                 // The author is a current member here (checked above) and `identity.member` is
@@ -820,7 +929,9 @@ impl Replay {
         match kind {
             PendingKind::Add { identity, name } => {
                 self.proposals[index].done = true;
-                if !self.members.contains_key(&identity.member) {
+                if !self.members.contains_key(&identity.member)
+                    && !self.is_or_was_mailbox(&MailboxId(identity.member.0))
+                {
                     let heir = self.heir == Some(identity.member);
                     let seniority = self.next_seniority();
                     let name = self.unique_name(name, &identity.member);
@@ -837,6 +948,16 @@ impl Replay {
                             rotated_at: None,
                         },
                     );
+                }
+            }
+            PendingKind::AddMailbox { mailbox, addresses } => {
+                self.proposals[index].done = true;
+                // Concurrent proposals may have made the key a member, or removed or admitted
+                // the mailbox, since this one was made.
+                if !self.members.contains_key(&MemberId(mailbox.0))
+                    && !self.is_or_was_mailbox(&mailbox)
+                {
+                    self.mailboxes.insert(mailbox, (addresses, index));
                 }
             }
             PendingKind::Promote(member) => {
@@ -871,6 +992,11 @@ impl Replay {
             }
         }
         Ok(())
+    }
+
+    /// Whether `mailbox` is a mailbox now or was one (removed).
+    fn is_or_was_mailbox(&self, mailbox: &MailboxId) -> bool {
+        self.mailboxes.contains_key(mailbox) || self.removed_mailboxes.contains_key(mailbox)
     }
 
     /// Whether `member` may be proposed for promotion by op `i`: a member not removed before it,
@@ -1102,6 +1228,10 @@ impl Replay {
                 PendingKind::Demote(m) | PendingKind::RemoveModerator(m) => {
                     members.get(m).is_some_and(|m| m.moderator)
                 }
+                PendingKind::AddMailbox { mailbox, .. } => {
+                    !self.is_or_was_mailbox(mailbox)
+                        && !self.members.contains_key(&MemberId(mailbox.0))
+                }
             })
             .map(|p| Pending {
                 proposal: p.op,
@@ -1126,6 +1256,30 @@ impl Replay {
             .map(|(id, _)| *id)
             .collect();
         heads.sort();
+        let mailboxes = self
+            .mailboxes
+            .iter()
+            .map(|(id, (addresses, index))| {
+                let mailbox = Mailbox {
+                    id: *id,
+                    addresses: addresses.clone(),
+                    admitted_by: self.proposals[*index].op,
+                };
+                (*id, mailbox)
+            })
+            .collect();
+        let removed_mailboxes = self
+            .removed_mailboxes
+            .iter()
+            .map(|(id, (by, ops))| {
+                let removed = RemovedMailbox {
+                    id: *id,
+                    by: by.iter().copied().collect(),
+                    ops: ops.iter().copied().collect(),
+                };
+                (*id, removed)
+            })
+            .collect();
         let g = genesis.genesis();
         Roster {
             collective: genesis.id(),
@@ -1139,6 +1293,8 @@ impl Replay {
             op_count: graph.len(),
             lock_ops,
             admissions,
+            mailboxes,
+            removed_mailboxes,
         }
     }
 }
