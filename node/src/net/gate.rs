@@ -113,6 +113,10 @@ pub struct MemberGate<B> {
     temporary: HashMap<MemberId, Instant>,
     /// Transport peer → the member it proved to be.
     proven: HashMap<PeerId, MemberId>,
+    /// Transport peer → the mailbox (its Ed25519 key) that proved itself in the mailbox
+    /// admission and is on the roster. Its later connections carry the collective protocols
+    /// too (sync, identify, AutoNAT; gossipsub is never used with it).
+    mailboxes: HashMap<PeerId, [u8; 32]>,
     /// When each proven peer was admitted (a counter: larger is newer).
     admitted: HashMap<PeerId, u64>,
     admissions: u64,
@@ -134,6 +138,7 @@ impl<B> MemberGate<B> {
             allowed,
             temporary: HashMap::new(),
             proven: HashMap::new(),
+            mailboxes: HashMap::new(),
             admitted: HashMap::new(),
             admissions: 0,
             connected: HashMap::new(),
@@ -174,6 +179,33 @@ impl<B> MemberGate<B> {
         self.proven.insert(peer, member);
         self.admitted.insert(peer, self.admissions);
         true
+    }
+
+    /// Records that `peer` proved it is the mailbox `mailbox` (the caller checked that the
+    /// roster names it): its connections from now on carry the collective protocols.
+    pub fn admit_mailbox(&mut self, peer: PeerId, mailbox: [u8; 32]) {
+        self.mailboxes.insert(peer, mailbox);
+    }
+
+    /// The mailbox `peer` proved to be, if it did.
+    pub fn mailbox_of(&self, peer: &PeerId) -> Option<[u8; 32]> {
+        self.mailboxes.get(peer).copied()
+    }
+
+    /// Forgets every transport id of `mailbox` (removed from the roster) and closes their
+    /// connections. Returns the peers evicted.
+    pub fn forget_mailbox(&mut self, mailbox: &[u8; 32]) -> Vec<PeerId> {
+        let peers: Vec<PeerId> = self
+            .mailboxes
+            .iter()
+            .filter(|(_, m)| *m == mailbox)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in &peers {
+            self.mailboxes.remove(peer);
+            self.evict(*peer);
+        }
+        peers
     }
 
     /// The proven transport ids of `member`.
@@ -315,6 +347,7 @@ impl<B> MemberGate<B> {
 
     fn carries_inner(&self, peer: &PeerId) -> bool {
         self.proven.get(peer).is_some_and(|m| self.is_allowed(m))
+            || self.mailboxes.contains_key(peer)
     }
 
     fn evict(&mut self, peer: PeerId) {
@@ -449,6 +482,7 @@ impl<B: NetworkBehaviour> NetworkBehaviour for MemberGate<B> {
                         self.connected.remove(&e.peer_id);
                         // A transport peer that left must prove itself again.
                         self.proven.remove(&e.peer_id);
+                        self.mailboxes.remove(&e.peer_id);
                         self.admitted.remove(&e.peer_id);
                     }
                 }
@@ -584,6 +618,29 @@ mod tests {
         assert!(!gate.carries_inner(&stranger));
         assert!(gate.admit(stranger, member(1)));
         assert!(gate.carries_inner(&stranger));
+    }
+
+    #[test]
+    fn a_mailbox_carries_the_protocols_only_once_admitted_and_until_removed() {
+        let mut gate = MemberGate::new(dummy::Behaviour, [member(1)].into());
+        let (mailbox, other) = (PeerId::random(), PeerId::random());
+        // A relay or mailbox that did not prove itself is a stranger like any other.
+        assert!(!gate.carries_inner(&mailbox));
+        gate.admit_mailbox(mailbox, [7; 32]);
+        gate.connected.entry(mailbox).or_default();
+        assert!(gate.carries_inner(&mailbox));
+        assert_eq!(gate.mailbox_of(&mailbox), Some([7; 32]));
+        assert!(!gate.carries_inner(&other));
+        // A mailbox is not a member: never counted or synced as one.
+        assert_eq!(gate.member_of(&mailbox), None);
+        assert_eq!(gate.members_connected().count(), 0);
+        // Removed from the roster: forgotten and its connections closed.
+        assert_eq!(gate.forget_mailbox(&[7; 32]), vec![mailbox]);
+        assert!(!gate.carries_inner(&mailbox));
+        assert!(gate.pending.iter().any(|e| matches!(
+            e,
+            ToSwarm::CloseConnection { peer_id, .. } if *peer_id == mailbox
+        )));
     }
 
     #[test]
