@@ -288,27 +288,29 @@ fn has_alert(home: &Path, id: &str) -> bool {
     alert_ids(home, &[]).iter().any(|a| a == id)
 }
 
-#[test]
-fn members_behind_nats_reach_each_other_through_a_blind_mailbox() {
-    // Skip only where namespaces cannot be made (not root, no netns support).
-    let net = match Net::up("plain") {
-        Ok(net) => net,
-        Err(reason) => {
-            println!("nat_mailbox skipped: {reason}");
-            return;
-        }
-    };
-    let suite = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let (ana, bea, cleo, dora, mbx) = (
-        dir.path().join("ana"),
-        dir.path().join("bea"),
-        dir.path().join("cleo"),
-        dir.path().join("dora"),
-        dir.path().join("mailbox"),
-    );
+/// The homes of the suite, made on loopback before any NAT exists.
+struct Homes {
+    ana: PathBuf,
+    bea: PathBuf,
+    cleo: PathBuf,
+    dora: PathBuf,
+    mbx: PathBuf,
+    /// The mailbox's pairing code.
+    code: String,
+    /// The mailbox's id as `mailbox list` shows it.
+    mailbox_id: String,
+}
 
-    // Setup on loopback: Ana founds, admits the mailbox, enrols Bea and Cleo.
+/// Ana founds the collective, admits the mailbox and enrols Bea and Cleo (their nodes sync with
+/// hers on loopback), so that each knows the roster and its mailbox.
+fn setup(dir: &Path) -> Homes {
+    let (ana, bea, cleo, dora, mbx) = (
+        dir.join("ana"),
+        dir.join("bea"),
+        dir.join("cleo"),
+        dir.join("dora"),
+        dir.join("mailbox"),
+    );
     init(&ana, "Anabela Quintessa");
     ok(
         &ana,
@@ -347,6 +349,38 @@ fn members_behind_nats_reach_each_other_through_a_blind_mailbox() {
     bea_node.stop();
     cleo_node.stop();
     ana_node.stop();
+    Homes {
+        ana,
+        bea,
+        cleo,
+        dora,
+        mbx,
+        code,
+        mailbox_id,
+    }
+}
+
+#[test]
+fn members_behind_nats_reach_each_other_through_a_blind_mailbox() {
+    // Skip only where namespaces cannot be made (not root, no netns support).
+    let net = match Net::up("plain") {
+        Ok(net) => net,
+        Err(reason) => {
+            println!("nat_mailbox skipped: {reason}");
+            return;
+        }
+    };
+    let suite = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let Homes {
+        ana,
+        bea,
+        cleo,
+        dora,
+        mbx,
+        code,
+        mailbox_id,
+    } = setup(dir.path());
     println!("setup on loopback: {:?}", suite.elapsed());
 
     // Plain NAT: through the relay at once, then directly by hole punching.
@@ -491,4 +525,133 @@ fn members_behind_nats_reach_each_other_through_a_blind_mailbox() {
     }
     drop(net);
     println!("nat_mailbox suite: {:?}", suite.elapsed());
+}
+
+/// Latency of alerts from A to B (post command to B's `alerts --watch` line), `n` of them.
+fn latencies(ana: &Path, bea: &Path, n: usize, label: &str) -> Vec<Duration> {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    let mut watcher = command(bea).args(["alerts", "--watch"]).spawn().unwrap();
+    let (lines, received) = mpsc::channel();
+    let stdout = watcher.stdout.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send((Instant::now(), line));
+        }
+    });
+    // Wait for the watcher to be ready.
+    loop {
+        let (_, line) = received.recv_timeout(STEP).expect("watcher starts");
+        if line.contains("Waiting for new alerts") {
+            break;
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        let id = post(
+            ana,
+            &format!("{label} benchmark alert {i}"),
+            &["--area", "Dock"],
+        );
+        let arrived = loop {
+            let (at, line) = received.recv_timeout(STEP).expect("the alert arrives");
+            if line.contains(&id[..8]) {
+                break at;
+            }
+        };
+        out.push(arrived.duration_since(started));
+        // Let gossip and pushes settle between samples.
+        thread::sleep(Duration::from_millis(100));
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    out.sort();
+    out
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    let i = (sorted.len() * p).div_ceil(100).saturating_sub(1);
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn mailbox_bytes() -> u64 {
+    let out = netns(&[
+        "exec",
+        "pub",
+        "sh",
+        "-c",
+        "cat /sys/class/net/eth0/statistics/rx_bytes /sys/class/net/eth0/statistics/tx_bytes",
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum()
+}
+
+/// The "Reach" benchmarks of docs/BENCHMARKS.md: alert latency through the relay (symmetric
+/// NAT) and over the hole-punched connection (plain NAT), and the bytes the mailbox's link
+/// carries per alert. `sudo -E cargo test --release -p lookout-cli --test nat_mailbox --
+/// --ignored reach_benchmark --nocapture` (`REACH_SAMPLES`, default 50).
+#[test]
+#[ignore = "a benchmark: run by hand"]
+fn reach_benchmark() {
+    let n: usize = std::env::var("REACH_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let dir = tempfile::tempdir().unwrap();
+    let net = match Net::up("symmetric") {
+        Ok(net) => net,
+        Err(reason) => {
+            println!("reach_benchmark skipped: {reason}");
+            return;
+        }
+    };
+    let homes = setup(dir.path());
+    let report = |label: &str, d: &[Duration]| {
+        println!(
+            "{label}: n={} p50={:?} p99={:?} max={:?}",
+            d.len(),
+            percentile(d, 50),
+            percentile(d, 99),
+            d[d.len() - 1]
+        );
+    };
+    let mut mailbox = Proc::mailbox(&homes.mbx);
+    mailbox.wait_ready("mailbox");
+    let a = Proc::member("A", "a", &homes.ana);
+    let b = Proc::member("B", "b", &homes.bea);
+    a.wait_relayed();
+    b.wait_relayed();
+    thread::sleep(Duration::from_secs(2));
+    let before = mailbox_bytes();
+    let relayed = latencies(&homes.ana, &homes.bea, n, "relayed");
+    let bytes = mailbox_bytes() - before;
+    report("symmetric NAT, through the mailbox", &relayed);
+    println!(
+        "mailbox link bytes per alert (both directions, all traffic): {}",
+        bytes / n as u64
+    );
+    for p in [a, b, mailbox] {
+        p.stop();
+    }
+    drop(net);
+
+    let net = Net::up("plain").expect("namespaces");
+    let mut mailbox = Proc::mailbox(&homes.mbx);
+    mailbox.wait_ready("mailbox");
+    let a = Proc::member("A", "a", &homes.ana);
+    let b = Proc::member("B", "b", &homes.bea);
+    a.wait_relayed();
+    b.wait_relayed();
+    b.until("hole punched", || {
+        (a.status()["direct_peers"] == 1 && b.status()["direct_peers"] == 1).then_some(())
+    });
+    let direct = latencies(&homes.ana, &homes.bea, n, "direct");
+    report("plain NAT, after hole punching", &direct);
+    for p in [a, b, mailbox] {
+        p.stop();
+    }
+    drop(net);
 }

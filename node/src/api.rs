@@ -74,6 +74,18 @@ pub enum Request {
     },
     /// An invite code for an admitted member.
     Invite,
+    /// Moderators: propose admitting the mailbox of this pairing code (`LKMAILBOX1-…`).
+    MailboxAdd {
+        /// The pairing code `lookout mailbox init` printed.
+        code: String,
+    },
+    /// The collective's mailboxes.
+    Mailboxes,
+    /// Moderators: remove a mailbox, at once.
+    MailboxRemove {
+        /// The first hex digits of its id (see `lookout mailbox list`).
+        id: String,
+    },
     /// Stream new alerts as they arrive (control socket only).
     Watch,
 }
@@ -167,6 +179,11 @@ pub enum Response {
         member: String,
         /// The new epoch that excludes them, if this node rotated.
         epoch: Option<String>,
+    },
+    /// For [`Request::Mailboxes`].
+    Mailboxes {
+        /// The current mailboxes.
+        mailboxes: Vec<MailboxView>,
     },
     /// For [`Request::Invite`].
     Invite {
@@ -349,6 +366,15 @@ pub struct StatusView {
     /// Relayed connections upgraded to direct ones by hole punching since start.
     #[serde(default)]
     pub hole_punches: u64,
+}
+
+/// One of the collective's mailboxes, as the roster has it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxView {
+    /// Its id (hex of its key).
+    pub id: String,
+    /// The addresses members dial it at.
+    pub addresses: Vec<String>,
 }
 
 /// How this node stands with one of the collective's mailboxes.
