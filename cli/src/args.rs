@@ -104,6 +104,10 @@ pub enum Command {
     #[command(subcommand)]
     Collective(CollectiveCommand),
 
+    /// Run a blind mailbox for a collective (an always-on machine), or manage mailboxes.
+    #[command(subcommand)]
+    Mailbox(crate::commands::mailbox::MailboxCommand),
+
     /// Change the passphrase this device's data is sealed under.
     #[command(subcommand)]
     Passphrase(PassphraseCommand),

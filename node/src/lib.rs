@@ -12,6 +12,7 @@ pub mod client;
 pub mod control;
 pub mod dial;
 pub mod hardening;
+pub mod mailbox;
 pub mod mailboxes;
 pub mod net;
 pub mod node;

@@ -3,6 +3,7 @@
 mod alerts;
 pub(crate) mod identity;
 mod interactive;
+pub(crate) mod mailbox;
 mod moderation;
 pub(crate) mod run;
 mod ui;
@@ -71,6 +72,7 @@ pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
             allow_weak_passphrase,
             out,
         ),
+        Command::Mailbox(command) => mailbox::dispatch(&ctx, command, out).await,
         Command::JoinRequest { qr } => identity::join_request(&ctx, qr, out).await,
         Command::Join { invite } => identity::join(&ctx, &invite, out).await,
         Command::Status => identity::status(&ctx, out).await,

@@ -1,0 +1,173 @@
+//! `lookout mailbox ...`: set up and run a blind mailbox (an always-on node that stores and
+//! forwards a collective's items and relays its members' connections, but reads nothing).
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use libp2p::Multiaddr;
+use lookout_node::api::{ApiError, ErrorCode};
+use lookout_node::mailbox::{self, MailboxConfig, MailboxError};
+
+use crate::out::{Out, Outcome};
+use crate::session::Context;
+
+/// `lookout mailbox` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MailboxCommand {
+    /// Make a mailbox in this home and print its pairing code for a moderator.
+    #[command(
+        after_help = "The mailbox's keys are kept in HOME/mailbox/ in files only this user can read, \
+not under a passphrase: a mailbox must start unattended. They let it relay and store ciphertext for \
+the collective; they open no alert."
+    )]
+    Init {
+        /// A public address where members reach this mailbox, e.g. /ip4/203.0.113.7/tcp/4001 or
+        /// /dns4/mailbox.example.org/udp/4001/quic-v1 (repeatable, at most 4).
+        #[arg(long, value_name = "MULTIADDR")]
+        address: Vec<String>,
+        /// Also draw the pairing code as a QR code (or write it to FILE.svg).
+        #[arg(long, value_name = "FILE", num_args = 0..=1)]
+        qr: Option<Option<PathBuf>>,
+    },
+    /// Run the mailbox until interrupted (Ctrl-C or SIGTERM).
+    Run {
+        /// Address to listen on, e.g. /ip4/0.0.0.0/tcp/4001 and /ip4/0.0.0.0/udp/4001/quic-v1
+        /// (repeatable; at least one).
+        #[arg(long, value_name = "MULTIADDR", required = true)]
+        listen: Vec<String>,
+        /// Public address to announce when it differs from the ones given at `init` (a port
+        /// forward, a new IP address). Repeatable.
+        #[arg(long, value_name = "MULTIADDR")]
+        external_address: Vec<String>,
+    },
+}
+
+fn parse(addr: &str) -> Result<Multiaddr, ApiError> {
+    addr.trim().parse().map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("{addr} is not an address like /ip4/203.0.113.7/tcp/4001: {e}"),
+        )
+    })
+}
+
+fn api_error(e: MailboxError) -> ApiError {
+    let code = match e {
+        MailboxError::AlreadyInitialised(_) | MailboxError::NotInitialised(_) => {
+            ErrorCode::InvalidInput
+        }
+        _ => ErrorCode::Internal,
+    };
+    ApiError::new(code, e.to_string())
+}
+
+/// Runs one `lookout mailbox` command.
+pub async fn dispatch(
+    ctx: &Context,
+    command: MailboxCommand,
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    match command {
+        MailboxCommand::Init { address, qr } => init(ctx, &address, qr, out),
+        MailboxCommand::Run {
+            listen,
+            external_address,
+        } => run(ctx, &listen, &external_address, out).await,
+    }
+}
+
+fn init(
+    ctx: &Context,
+    addresses: &[String],
+    qr: Option<Option<PathBuf>>,
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    let addresses = addresses
+        .iter()
+        .map(|a| parse(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let identity = mailbox::init(&ctx.home, &addresses).map_err(api_error)?;
+    let code = mailbox::pairing_code(&identity, lookout_node::replica::now()).map_err(api_error)?;
+    if out.json {
+        out.json(&serde_json::json!({
+            "mailbox": identity.mailbox_hex(),
+            "peer_id": identity.peer_id().to_string(),
+            "addresses": addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "pairing_code": code,
+        }))?;
+        return Ok(Outcome::Done);
+    }
+    let mut text = format!(
+        "Mailbox made in {}.\nMailbox id: {}\n\nGive this pairing code to a moderator of your collective \
+(`lookout mailbox add CODE`):\n\n{code}\n\n",
+        ctx.home.join(mailbox::MAILBOX_DIR).display(),
+        identity.mailbox_hex(),
+    );
+    if addresses.is_empty() {
+        text.push_str(
+            "No public address was given: members cannot find this mailbox until it is added with one. \
+Run init again in a fresh home with --address.\n",
+        );
+    }
+    if let Some(file) = qr {
+        text.push_str(&crate::codes::qr_section(
+            &code,
+            file.as_deref(),
+            out.style.colour,
+        )?);
+    }
+    text.push_str(&format!(
+        "Then start it: lookout --home {} mailbox run --listen /ip4/0.0.0.0/tcp/4001 --listen /ip4/0.0.0.0/udp/4001/quic-v1\n",
+        ctx.home.display()
+    ));
+    out.text(&text);
+    Ok(Outcome::Done)
+}
+
+async fn run(
+    ctx: &Context,
+    listen: &[String],
+    external: &[String],
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    let config = MailboxConfig {
+        listen: listen.iter().map(|a| parse(a)).collect::<Result<_, _>>()?,
+        external: external
+            .iter()
+            .map(|a| parse(a))
+            .collect::<Result<_, _>>()?,
+        ..MailboxConfig::default()
+    };
+    let (handle, task) = mailbox::start(&ctx.home, config).await.map_err(api_error)?;
+    // Give the listeners a moment to come up, then say where the mailbox is.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let status = handle.status().await.map_err(api_error)?;
+    if out.json {
+        out.json(&status)?;
+    } else {
+        out.text(&format!(
+            "Mailbox {} running (peer id {}).\nListening on: {}\n{}\nStop it with Ctrl-C.\n",
+            &status.mailbox[..12],
+            status.peer_id,
+            status.listening.join(", "),
+            match &status.collective {
+                Some(c) => format!("Serving collective {c}."),
+                None => "Not bound to a collective yet: it binds when a member of the collective that added it connects.".to_owned(),
+            }
+        ));
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot wait for signals: {e}")))?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        _ = task => {
+            return Err(ApiError::new(ErrorCode::Internal, "the mailbox stopped unexpectedly"));
+        }
+    }
+    let _ = handle.shutdown().await;
+    if !out.json {
+        out.text("Mailbox stopped.\n");
+    }
+    Ok(Outcome::Done)
+}
