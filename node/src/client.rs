@@ -218,6 +218,29 @@ impl<T: Transport> Client<T> {
         .await
     }
 
+    /// Moderators: propose admitting the mailbox of a pairing code.
+    pub async fn mailbox_add(&mut self, code: impl Into<String>) -> Result<ProposalView, ApiError> {
+        self.proposal(Request::MailboxAdd { code: code.into() })
+            .await
+    }
+
+    /// The collective's current mailboxes.
+    pub async fn mailboxes(&mut self) -> Result<Vec<crate::api::MailboxView>, ApiError> {
+        match self.transport.execute(Request::Mailboxes).await? {
+            Response::Mailboxes { mailboxes } => Ok(mailboxes),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Moderators: remove a mailbox (by the first hex digits of its id).
+    pub async fn mailbox_remove(
+        &mut self,
+        id: impl Into<String>,
+    ) -> Result<ProposalView, ApiError> {
+        self.proposal(Request::MailboxRemove { id: id.into() })
+            .await
+    }
+
     /// An invite code for an admitted member.
     pub async fn invite(&mut self) -> Result<String, ApiError> {
         match self.transport.execute(Request::Invite).await? {

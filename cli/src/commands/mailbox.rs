@@ -40,6 +40,9 @@ the collective; they open no alert."
         #[arg(long, value_name = "MULTIADDR")]
         external_address: Vec<String>,
     },
+    /// Moderators: add, list and remove the collective's mailboxes.
+    #[command(flatten)]
+    Admin(super::mailbox_admin::AdminCommand),
 }
 
 fn parse(addr: &str) -> Result<Multiaddr, ApiError> {
@@ -73,6 +76,7 @@ pub async fn dispatch(
             listen,
             external_address,
         } => run(ctx, &listen, &external_address, out).await,
+        MailboxCommand::Admin(command) => super::mailbox_admin::dispatch(ctx, command, out).await,
     }
 }
 

@@ -4,6 +4,7 @@ mod alerts;
 pub(crate) mod identity;
 mod interactive;
 pub(crate) mod mailbox;
+mod mailbox_admin;
 mod moderation;
 pub(crate) mod run;
 mod ui;
