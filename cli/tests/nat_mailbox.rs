@@ -119,6 +119,7 @@ impl Proc {
     }
 
     /// A member's node in `ns` (QUIC and TCP on every interface, frequent sync).
+    /// Started, not yet serving commands: see [`Proc::ready`].
     fn member(name: &'static str, ns: &str, home: &Path) -> Proc {
         Proc::spawn(
             name,
@@ -154,6 +155,13 @@ impl Proc {
                 MAILBOX_TCP,
             ],
         )
+    }
+
+    /// Wait until a member's node serves commands (before that, a command would open its store
+    /// and keep the node from starting).
+    fn ready(mut self) -> Proc {
+        self.wait_ready("Press Ctrl-C");
+        self
     }
 
     fn output(&self) -> String {
@@ -215,6 +223,9 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("--- {} output ---\n{}", self.name, self.output());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -329,7 +340,7 @@ fn setup(dir: &Path) -> Homes {
         ],
     )
     .json();
-    let code = pairing["code"].as_str().unwrap().to_owned();
+    let code = pairing["pairing_code"].as_str().unwrap().to_owned();
     ok(&ana, &["mailbox", "add", &code]);
     let mailbox_id = ok(&ana, &["mailbox", "list", "--json"]).json()[0]["id"]
         .as_str()
@@ -386,11 +397,12 @@ fn members_behind_nats_reach_each_other_through_a_blind_mailbox() {
     // Plain NAT: through the relay at once, then directly by hole punching.
     let mailbox = {
         let mut m = Proc::mailbox(&mbx);
-        m.wait_ready("mailbox");
+        m.wait_ready("Stop it with Ctrl-C");
         m
     };
     let a = Proc::member("A", "a", &ana);
     let b = Proc::member("B", "b", &bea);
+    let (a, b) = (a.ready(), b.ready());
     a.wait_relayed();
     b.wait_relayed();
     let phone = "07700 900461";
@@ -407,7 +419,7 @@ fn members_behind_nats_reach_each_other_through_a_blind_mailbox() {
     let latency = posted.elapsed();
     println!("plain NAT: A→B through the mailbox in {latency:?}");
     assert!(latency < Duration::from_secs(5), "{latency:?}");
-    b.until("A and B connect directly (hole punching)", || {
+    a.until("A and B connect directly (hole punching)", || {
         let (sa, sb) = (a.status(), b.status());
         let punched = sa["hole_punches"].as_u64()? + sb["hole_punches"].as_u64()? > 0;
         (punched && sa["direct_peers"] == 1 && sb["direct_peers"] == 1).then_some(())
@@ -420,7 +432,7 @@ fn members_behind_nats_reach_each_other_through_a_blind_mailbox() {
         (a.status()["outbox"] == 0).then_some(())
     });
     a.stop();
-    let b = Proc::member("B", "b", &bea);
+    let b = Proc::member("B", "b", &bea).ready();
     b.until("B catches up from the mailbox alone", || {
         has_alert(&bea, &while_away).then_some(())
     });
@@ -433,11 +445,12 @@ fn members_behind_nats_reach_each_other_through_a_blind_mailbox() {
     let net = Net::up("symmetric").expect("namespaces worked a moment ago");
     let mailbox = {
         let mut m = Proc::mailbox(&mbx);
-        m.wait_ready("mailbox");
+        m.wait_ready("Stop it with Ctrl-C");
         m
     };
     let a = Proc::member("A", "a", &ana);
     let b = Proc::member("B", "b", &bea);
+    let (a, b) = (a.ready(), b.ready());
     a.wait_relayed();
     b.wait_relayed();
     let posted = Instant::now();
@@ -451,7 +464,7 @@ fn members_behind_nats_reach_each_other_through_a_blind_mailbox() {
     assert!(latency < Duration::from_secs(5), "{latency:?}");
 
     // A revoked member and a non-member get nothing from the mailbox.
-    ok(&ana, &["revoke", "Cleonice", "--yes"]);
+    ok(&ana, &["revoke", "Cleonice Varanda", "--yes"]);
     b.until("the removal reaches B through the mailbox", || {
         (b.status()["members"] == 2).then_some(())
     });
@@ -464,6 +477,7 @@ fn members_behind_nats_reach_each_other_through_a_blind_mailbox() {
     ok(&dora, &["mailbox", "add", &code]);
     let c = Proc::member("C", "a", &cleo);
     let d = Proc::member("D", "b", &dora);
+    let (c, d) = (c.ready(), d.ready());
     for outsider in [&c, &d] {
         outsider.until(
             "the mailbox refuses a revoked member and a non-member",
@@ -619,9 +633,10 @@ fn reach_benchmark() {
         );
     };
     let mut mailbox = Proc::mailbox(&homes.mbx);
-    mailbox.wait_ready("mailbox");
+    mailbox.wait_ready("Stop it with Ctrl-C");
     let a = Proc::member("A", "a", &homes.ana);
     let b = Proc::member("B", "b", &homes.bea);
+    let (a, b) = (a.ready(), b.ready());
     a.wait_relayed();
     b.wait_relayed();
     thread::sleep(Duration::from_secs(2));
@@ -640,9 +655,10 @@ fn reach_benchmark() {
 
     let net = Net::up("plain").expect("namespaces");
     let mut mailbox = Proc::mailbox(&homes.mbx);
-    mailbox.wait_ready("mailbox");
+    mailbox.wait_ready("Stop it with Ctrl-C");
     let a = Proc::member("A", "a", &homes.ana);
     let b = Proc::member("B", "b", &homes.bea);
+    let (a, b) = (a.ready(), b.ready());
     a.wait_relayed();
     b.wait_relayed();
     b.until("hole punched", || {

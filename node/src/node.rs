@@ -853,7 +853,12 @@ impl EventLoop {
         }
         let networks = self.networks().unwrap_or_default();
         for addr in self.dial.due(now, crate::replica::now(), &networks) {
-            let _ = self.swarm.dial(addr);
+            let relayed = is_relayed(&addr);
+            if let Err(e) = self.swarm.dial(addr) {
+                debug!(relayed, error = %e, "could not dial a member's address");
+            } else {
+                debug!(relayed, "dialling a member's address");
+            }
         }
         let gone: Vec<PeerId> = self
             .mailbox_farewells
@@ -985,7 +990,19 @@ impl EventLoop {
                 self.connections.insert(connection_id, (peer_id, via));
                 self.on_connected(peer_id, connection_id, &endpoint);
             }
-            SwarmEvent::OutgoingConnectionError { connection_id, .. } => {
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                // Not the address: logs must not reveal where members are.
+                if let libp2p::swarm::DialError::Transport(errors) = &error {
+                    for (addr, e) in errors {
+                        debug!(relayed = is_relayed(addr), error = ?e, "a dial failed");
+                    }
+                } else {
+                    debug!(kind = dial_error_kind(&error), "a dial failed");
+                }
                 if let Some(id) = self.mailbox_dials.remove(&connection_id) {
                     debug!("a mailbox could not be reached");
                     self.mailboxes.failed(&id, Instant::now());
@@ -1105,6 +1122,15 @@ impl EventLoop {
                 ..
             }) => {
                 debug!(peer = %short(&peer), error = %error, "sync request failed");
+                if matches!(
+                    error,
+                    request_response::OutboundFailure::UnsupportedProtocols
+                ) && self.swarm.behaviour().gate.mailbox_of(&peer).is_some()
+                {
+                    // The mailbox did not give this connection its services (it was opened
+                    // while the mailbox still counted an older one): start over.
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
                 self.farewell_done(request_id);
                 if self.sessions.remove(&request_id).is_some() {
                     self.session_ended(peer);
@@ -1301,12 +1327,13 @@ impl EventLoop {
                 state,
             },
         );
-        debug!(peer = %short(&peer), "mailbox connected; admission");
+        debug!(peer = %short(&peer), ?connection, "mailbox connected; admission");
     }
 
     /// A further connection with an admitted mailbox (it carries sync, identify and AutoNAT):
     /// close the admission connection, then reserve a relayed address once it is gone; sync.
     fn mailbox_connected(&mut self, peer: PeerId, connection: ConnectionId) {
+        debug!(peer = %short(&peer), ?connection, "connected to an admitted mailbox");
         let old: Vec<ConnectionId> = self
             .connections
             .iter()
@@ -1821,6 +1848,19 @@ fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
         }
     }
     None
+}
+
+fn dial_error_kind(error: &libp2p::swarm::DialError) -> &'static str {
+    use libp2p::swarm::DialError;
+    match error {
+        DialError::LocalPeerId { .. } => "local peer id",
+        DialError::NoAddresses => "no addresses",
+        DialError::DialPeerConditionFalse(_) => "condition",
+        DialError::Aborted => "aborted",
+        DialError::WrongPeerId { .. } => "wrong peer id",
+        DialError::Denied { .. } => "denied",
+        DialError::Transport(_) => "transport",
+    }
 }
 
 fn nat_word(status: &autonat::NatStatus) -> &'static str {

@@ -345,6 +345,24 @@ impl<B> MemberGate<B> {
         Ok(())
     }
 
+    /// The connection a wrapped protocol's `NotifyHandler` may go to: one that carries the
+    /// protocols. `One(c)` is checked by connection alone, whatever `peer_id` says: the swarm
+    /// routes it by connection id, and the relay server addresses the destination's connection
+    /// under the source's peer id when it forwards a circuit.
+    fn inner_target(&self, peer: &PeerId, handler: NotifyHandler) -> Option<ConnectionId> {
+        match handler {
+            NotifyHandler::One(c) => self
+                .inner_connections
+                .values()
+                .any(|s| s.contains(&c))
+                .then_some(c),
+            NotifyHandler::Any => self
+                .inner_connections
+                .get(peer)
+                .and_then(|s| s.iter().next().copied()),
+        }
+    }
+
     fn carries_inner(&self, peer: &PeerId) -> bool {
         self.proven.get(peer).is_some_and(|m| self.is_allowed(m))
             || self.mailboxes.contains_key(peer)
@@ -553,13 +571,7 @@ impl<B: NetworkBehaviour> NetworkBehaviour for MemberGate<B> {
                     handler,
                     event,
                 }) => {
-                    let connections = self.inner_connections.get(&peer_id);
-                    let target = match handler {
-                        NotifyHandler::One(c) => {
-                            connections.is_some_and(|s| s.contains(&c)).then_some(c)
-                        }
-                        NotifyHandler::Any => connections.and_then(|s| s.iter().next().copied()),
-                    };
+                    let target = self.inner_target(&peer_id, handler);
                     // A protocol addressing a connection it does not run on: drop it.
                     if let Some(c) = target {
                         return Poll::Ready(ToSwarm::NotifyHandler {
@@ -641,6 +653,35 @@ mod tests {
             e,
             ToSwarm::CloseConnection { peer_id, .. } if *peer_id == mailbox
         )));
+    }
+
+    /// The relay server forwards a circuit by notifying the destination's connection under the
+    /// source's peer id; the gate must pass that on (the swarm routes by connection), and still
+    /// drop anything meant for a connection that does not carry the protocols.
+    #[test]
+    fn a_handler_event_goes_to_any_carrying_connection_whatever_peer_it_names() {
+        let mut gate = MemberGate::new(dummy::Behaviour, [member(1), member(2)].into());
+        let (src, dst, stranger) = (PeerId::random(), PeerId::random(), PeerId::random());
+        gate.admit(src, member(1));
+        gate.admit(dst, member(2));
+        let (c_src, c_dst, c_stranger) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+            ConnectionId::new_unchecked(3),
+        );
+        gate.inner_connections.entry(src).or_default().insert(c_src);
+        gate.inner_connections.entry(dst).or_default().insert(c_dst);
+        assert_eq!(
+            gate.inner_target(&src, NotifyHandler::One(c_dst)),
+            Some(c_dst)
+        );
+        assert_eq!(gate.inner_target(&src, NotifyHandler::Any), Some(c_src));
+        // A connection without the protocols (a stranger's) never gets their events.
+        assert_eq!(
+            gate.inner_target(&src, NotifyHandler::One(c_stranger)),
+            None
+        );
+        assert_eq!(gate.inner_target(&stranger, NotifyHandler::Any), None);
     }
 
     #[test]
