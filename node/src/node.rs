@@ -239,6 +239,7 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         mailboxes: MailboxLinks::new(),
         mailbox_dials: HashMap::new(),
         admissions: HashMap::new(),
+        admission_connections: HashMap::new(),
         replacing: HashMap::new(),
         relayed: HashMap::new(),
         connections: HashMap::new(),
@@ -381,6 +382,8 @@ struct EventLoop {
     mailbox_dials: HashMap<ConnectionId, [u8; 32]>,
     /// Mailbox admissions under way, by transport peer.
     admissions: HashMap<PeerId, Admission>,
+    /// Each mailbox's admission connection, until a connection with its services replaces it.
+    admission_connections: HashMap<PeerId, ConnectionId>,
     /// Admitted mailboxes' admission connections being replaced by one that carries the
     /// protocols: once it closes, the node reserves a relayed address on the mailbox.
     replacing: HashMap<ConnectionId, PeerId>,
@@ -808,6 +811,7 @@ impl EventLoop {
         self.synced_once = false;
         self.mailbox_dials.clear();
         self.admissions.clear();
+        self.admission_connections.clear();
         self.replacing.clear();
         self.relayed.clear();
         self.connections.clear();
@@ -854,6 +858,14 @@ impl EventLoop {
         let networks = self.networks().unwrap_or_default();
         for addr in self.dial.due(now, crate::replica::now(), &networks) {
             let relayed = is_relayed(&addr);
+            // Through a mailbox only once it admitted this node (the relay serves nobody else,
+            // and the relay client would otherwise dial it on its own).
+            if relay_of(&addr).is_some_and(|relay| {
+                !self.swarm.behaviour().gate.has_member_connection(&relay)
+                    || self.swarm.behaviour().gate.mailbox_of(&relay).is_none()
+            }) {
+                continue;
+            }
             if let Err(e) = self.swarm.dial(addr) {
                 debug!(relayed, error = %e, "could not dial a member's address");
             } else {
@@ -918,6 +930,13 @@ impl EventLoop {
                 }
             }
         }
+        for peer in self.mailboxes.admitted_peers() {
+            let replacing = self.replacing.values().any(|p| *p == peer)
+                || self.admission_connections.contains_key(&peer);
+            if !replacing && self.swarm.behaviour().gate.has_member_connection(&peer) {
+                self.reserve_on(peer);
+            }
+        }
         for peer in self.mailboxes.sync_due(now, MAILBOX_SYNC_INTERVAL) {
             if self.swarm.behaviour().gate.has_member_connection(&peer) {
                 self.start_sync(peer);
@@ -972,6 +991,10 @@ impl EventLoop {
                 if let Err(e) = self.replica.set_listen_addresses(&listening) {
                     warn!(error = %e, "could not remember listen addresses");
                 }
+            }
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                // A reservation that ended (or never came): asked for again by the next tick.
+                self.relayed.retain(|_, (_, l)| *l != listener_id);
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listening.retain(|a| *a != address);
@@ -1028,6 +1051,7 @@ impl EventLoop {
                 self.connections.remove(&connection_id);
                 self.replacing.remove(&connection_id);
                 self.admissions.remove(&peer_id);
+                self.admission_connections.remove(&peer_id);
                 if self
                     .mailboxes
                     .disconnected(&peer_id, Instant::now())
@@ -1315,6 +1339,7 @@ impl EventLoop {
             return;
         }
         self.mailboxes.connected(&mailbox, peer);
+        self.admission_connections.insert(peer, connection);
         let addr = without_p2p(endpoint.get_remote_address());
         let local = *self.swarm.local_peer_id();
         let (state, open) = MailboxDialer::start(local, peer, random_nonce());
@@ -1334,18 +1359,14 @@ impl EventLoop {
     /// close the admission connection, then reserve a relayed address once it is gone; sync.
     fn mailbox_connected(&mut self, peer: PeerId, connection: ConnectionId) {
         debug!(peer = %short(&peer), ?connection, "connected to an admitted mailbox");
-        let old: Vec<ConnectionId> = self
-            .connections
-            .iter()
-            .filter(|(c, (p, _))| *p == peer && **c != connection)
-            .map(|(c, _)| *c)
-            .collect();
-        if old.is_empty() && !self.mailboxes.is_provisional(&peer) {
-            self.reserve_on(peer);
-        }
-        for c in old {
-            self.replacing.insert(c, peer);
-            self.swarm.close_connection(c);
+        // The relay client reserves on the first connection it knows with the relay: never
+        // the admission connection, which the mailbox gives no relay.
+        match self.admission_connections.remove(&peer) {
+            Some(c) if self.connections.contains_key(&c) => {
+                self.replacing.insert(c, peer);
+                self.swarm.close_connection(c);
+            }
+            _ => self.reserve_on(peer),
         }
         let behaviour = self.swarm.behaviour_mut();
         // A mailbox has no part in gossip: it gets items by sync and push only.
@@ -1362,6 +1383,14 @@ impl EventLoop {
             .autonat
             .add_server(peer, addr);
         self.start_sync(peer);
+    }
+
+    /// The roster mailbox `addr` belongs to.
+    fn mailbox_at(&self, addr: &Multiaddr) -> Option<[u8; 32]> {
+        roster_mailboxes(&self.replica)
+            .into_iter()
+            .find(|(_, addresses)| addresses.contains(addr))
+            .map(|(id, _)| id)
     }
 
     /// Ask the mailbox at `peer` to relay for this node.
@@ -1532,6 +1561,25 @@ impl EventLoop {
         }
         if self.swarm.behaviour().gate.mailbox_of(&peer).is_some() {
             return self.mailbox_connected(peer, connection);
+        }
+        // Another connection with a mailbox (the relay client dials its relay itself): never
+        // the member hello (a mailbox cannot answer it, and a failed hello hangs up on the
+        // peer), and never one the relay could pick without the mailbox's services.
+        let at = match endpoint {
+            ConnectedPoint::Dialer { address, .. } => Some(without_p2p(address)),
+            ConnectedPoint::Listener { .. } => None,
+        };
+        let mailbox_address = at.as_ref().and_then(|a| self.mailbox_at(a));
+        if self.mailboxes.by_peer(&peer).is_some() || mailbox_address.is_some() {
+            match mailbox_address {
+                Some(id) if self.mailboxes.get(&id).is_some_and(|l| l.peer.is_none()) => {
+                    return self.start_admission(peer, connection, id, endpoint);
+                }
+                _ => {
+                    self.swarm.close_connection(connection);
+                    return;
+                }
+            }
         }
         if let ConnectedPoint::Dialer { address, .. } = endpoint {
             let addr = without_p2p(address);
