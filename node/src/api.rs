@@ -74,20 +74,21 @@ pub enum Request {
     },
     /// An invite code for an admitted member.
     Invite,
-    /// Moderators: propose admitting the mailbox of this pairing code (`LKMAILBOX1-…`).
-    MailboxAdd {
-        /// The pairing code `lookout mailbox init` printed.
-        code: String,
-    },
-    /// The collective's mailboxes.
-    Mailboxes,
-    /// Moderators: remove a mailbox, at once.
-    MailboxRemove {
-        /// The first hex digits of its id (see `lookout mailbox list`).
-        id: String,
-    },
     /// Stream new alerts as they arrive (control socket only).
     Watch,
+    /// Moderators: propose a mailbox from its pairing code, or approve the pending proposal
+    /// for that mailbox.
+    MailboxAdd {
+        /// The pairing code (`LKMAILBOX1-...`).
+        code: String,
+    },
+    /// The collective's mailboxes: current, pending with approvals, removed.
+    Mailboxes,
+    /// Moderators: remove a mailbox (at once).
+    MailboxRemove {
+        /// Mailbox id or a unique prefix of it.
+        mailbox: String,
+    },
 }
 
 /// Which alerts to list.
@@ -180,11 +181,6 @@ pub enum Response {
         /// The new epoch that excludes them, if this node rotated.
         epoch: Option<String>,
     },
-    /// For [`Request::Mailboxes`].
-    Mailboxes {
-        /// The current mailboxes.
-        mailboxes: Vec<MailboxView>,
-    },
     /// For [`Request::Invite`].
     Invite {
         /// The code.
@@ -192,6 +188,13 @@ pub enum Response {
     },
     /// Acknowledges [`Request::Watch`]; events follow.
     Watching,
+    /// For [`Request::Mailboxes`].
+    Mailboxes(MailboxesView),
+    /// For [`Request::MailboxRemove`].
+    MailboxRemoved {
+        /// The mailbox removed (hex).
+        mailbox: String,
+    },
 }
 
 /// Error codes clients can match on (also the CLI's exit codes, see [`ErrorCode::exit_code`]).
@@ -368,15 +371,6 @@ pub struct StatusView {
     pub hole_punches: u64,
 }
 
-/// One of the collective's mailboxes, as the roster has it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MailboxView {
-    /// Its id (hex of its key).
-    pub id: String,
-    /// The addresses members dial it at.
-    pub addresses: Vec<String>,
-}
-
 /// How this node stands with one of the collective's mailboxes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailboxLinkView {
@@ -440,6 +434,37 @@ pub struct MemberView {
     pub you: bool,
     /// For removed members: whether by self-revocation.
     pub self_revoked: bool,
+}
+
+/// The collective's mailboxes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxesView {
+    /// Current mailboxes.
+    pub current: Vec<MailboxView>,
+    /// Proposed mailboxes waiting for approvals.
+    pub pending: Vec<MailboxView>,
+    /// Removed mailboxes (never admitted again).
+    pub removed: Vec<MailboxView>,
+}
+
+/// One mailbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxView {
+    /// Mailbox id (hex).
+    pub id: String,
+    /// Addresses members dial it at.
+    pub addresses: Vec<String>,
+    /// The proposal that admitted it, or that is waiting (hex); empty for a removed mailbox
+    /// that never completed.
+    pub proposal: String,
+    /// For a pending one: approvals so far.
+    pub approvals: usize,
+    /// For a pending one: approvals needed.
+    pub needed: usize,
+    /// For a pending one: the moderators who approved (display names).
+    pub approved_by: Vec<String>,
+    /// For a removed one: the moderators who removed it (display names).
+    pub removed_by: Vec<String>,
 }
 
 /// A proposal and how far it got.

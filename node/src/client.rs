@@ -22,8 +22,8 @@
 use std::future::Future;
 
 use crate::api::{
-    AlertFilter, AlertView, ApiError, ErrorCode, MembersView, PostDraft, ProposalView, Request,
-    Response, StatusView,
+    AlertFilter, AlertView, ApiError, ErrorCode, MailboxesView, MembersView, PostDraft,
+    ProposalView, Request, Response, StatusView,
 };
 use crate::control::Connection;
 use crate::node::NodeHandle;
@@ -218,33 +218,39 @@ impl<T: Transport> Client<T> {
         .await
     }
 
-    /// Moderators: propose admitting the mailbox of a pairing code.
+    /// An invite code for an admitted member.
+    pub async fn invite(&mut self) -> Result<String, ApiError> {
+        match self.transport.execute(Request::Invite).await? {
+            Response::Invite { code } => Ok(code),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Moderators: propose the mailbox of a pairing code (`LKMAILBOX1-...`), or approve the
+    /// pending proposal for it.
     pub async fn mailbox_add(&mut self, code: impl Into<String>) -> Result<ProposalView, ApiError> {
         self.proposal(Request::MailboxAdd { code: code.into() })
             .await
     }
 
-    /// The collective's current mailboxes.
-    pub async fn mailboxes(&mut self) -> Result<Vec<crate::api::MailboxView>, ApiError> {
+    /// The collective's mailboxes: current, pending, removed.
+    pub async fn mailboxes(&mut self) -> Result<MailboxesView, ApiError> {
         match self.transport.execute(Request::Mailboxes).await? {
-            Response::Mailboxes { mailboxes } => Ok(mailboxes),
+            Response::Mailboxes(view) => Ok(view),
             other => Err(unexpected(&other)),
         }
     }
 
-    /// Moderators: remove a mailbox (by the first hex digits of its id).
-    pub async fn mailbox_remove(
-        &mut self,
-        id: impl Into<String>,
-    ) -> Result<ProposalView, ApiError> {
-        self.proposal(Request::MailboxRemove { id: id.into() })
-            .await
-    }
-
-    /// An invite code for an admitted member.
-    pub async fn invite(&mut self) -> Result<String, ApiError> {
-        match self.transport.execute(Request::Invite).await? {
-            Response::Invite { code } => Ok(code),
+    /// Moderators: remove a mailbox by id or unique id prefix; returns its full id (hex).
+    pub async fn mailbox_remove(&mut self, mailbox: impl Into<String>) -> Result<String, ApiError> {
+        match self
+            .transport
+            .execute(Request::MailboxRemove {
+                mailbox: mailbox.into(),
+            })
+            .await?
+        {
+            Response::MailboxRemoved { mailbox } => Ok(mailbox),
             other => Err(unexpected(&other)),
         }
     }

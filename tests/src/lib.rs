@@ -2,6 +2,7 @@
 //! home directory, enrolled into one collective.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod mailbox;
 pub mod rogue;
 
 use std::collections::BTreeSet;

@@ -226,3 +226,128 @@ async fn strangers_ops_are_not_kept_and_many_heads_freeze_nobody() {
     .await
     .expect("scenario timed out");
 }
+
+/// Mailboxes (issue 10): a k = 2 collective whose founder's phone is captured. The founder's key
+/// proposes the collective's real mailbox and the second moderator approves it through her node
+/// (`mailbox add` of the same pairing code): every node lists it. The captured key then proposes
+/// a rogue mailbox naming no parents and approves it itself: no node admits it. A plain member's
+/// node cannot propose or remove a mailbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_moderator_cannot_add_a_mailbox_alone() {
+    use ed25519_dalek::SigningKey;
+    use lookout_node::api::{ErrorCode, MailboxesView, Response};
+    use lookout_protocol::mailbox::MailboxPairing;
+
+    async fn mailboxes(node: &TestNode) -> MailboxesView {
+        match node.execute(Request::Mailboxes).await {
+            Response::Mailboxes(view) => view,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let policy = Policy {
+            approvals_required: 2,
+            ..Policy::default()
+        };
+        let collective = Collective::named(&["founder", "second", "ana"], policy);
+        let (_dir, nodes, mut offline) = stage(collective, &[0]).await;
+        let mut founder = offline.pop().unwrap();
+        let peer = arm(&founder, &nodes).await;
+        let real = SigningKey::generate(&mut OsRng);
+        let pairing =
+            MailboxPairing::create(&real, vec!["/ip4/203.0.113.7/tcp/4001".into()], now()).unwrap();
+        let rogue = SigningKey::generate(&mut OsRng);
+        let rogue_hex = hex_of(&rogue.verifying_key().to_bytes());
+        let real_hex = hex_of(&pairing.mailbox);
+
+        let mut forger = Forger::new(&mut founder);
+        let heads = forger.heads();
+        let proposal = forger.op(
+            heads,
+            Action::ProposeMailbox {
+                mailbox: pairing.mailbox,
+                addresses: pairing.addresses.clone(),
+            },
+        );
+        for node in &nodes {
+            peer.push(node.handle.peer_id(), &[proposal.clone()])
+                .await
+                .unwrap();
+        }
+        eventually(
+            "the proposal is pending on the second moderator's node",
+            || async { (mailboxes(&nodes[0]).await.pending.len() == 1).then_some(()) },
+        )
+        .await;
+        // The plain member cannot approve it, nor propose one.
+        let refused = nodes[1]
+            .try_execute(Request::MailboxAdd {
+                code: pairing.to_code(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::NotModerator);
+        // The second moderator approves by pasting the same code.
+        nodes[0]
+            .execute(Request::MailboxAdd {
+                code: pairing.to_code(),
+            })
+            .await;
+        for node in &nodes {
+            eventually("every node lists the mailbox", || async {
+                let view = mailboxes(node).await;
+                (view.current.len() == 1 && view.current[0].id == real_hex).then_some(())
+            })
+            .await;
+        }
+
+        // The captured key alone: a rogue mailbox, backdated, with its own "second" approval.
+        let rogue_add = forger.op(
+            vec![],
+            Action::ProposeMailbox {
+                mailbox: rogue.verifying_key().to_bytes(),
+                addresses: vec!["/ip4/198.51.100.66/tcp/4001".into()],
+            },
+        );
+        let rogue_id = OpId(rogue_add.id());
+        let self_approval = forger.op(vec![rogue_id], Action::Approve { proposal: rogue_id });
+        for node in &nodes {
+            peer.push(
+                node.handle.peer_id(),
+                &[rogue_add.clone(), self_approval.clone()],
+            )
+            .await
+            .unwrap();
+        }
+        // A plain member's node cannot remove the real mailbox.
+        let refused = nodes[1]
+            .try_execute(Request::MailboxRemove {
+                mailbox: real_hex[..8].into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::NotModerator);
+        for node in &nodes {
+            eventually("the rogue proposal arrives", || async {
+                let view = mailboxes(node).await;
+                view.pending.iter().any(|m| m.id == rogue_hex).then_some(())
+            })
+            .await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for node in &nodes {
+            let view = mailboxes(node).await;
+            let ids: Vec<&str> = view.current.iter().map(|m| m.id.as_str()).collect();
+            assert_eq!(ids, vec![real_hex.as_str()], "{}", node.name);
+            let pending = view.pending.iter().find(|m| m.id == rogue_hex).unwrap();
+            assert_eq!((pending.approvals, pending.needed), (1, 2), "{}", node.name);
+        }
+    })
+    .await
+    .expect("scenario timed out");
+}
+
+fn hex_of(bytes: &[u8; 32]) -> String {
+    lookout_protocol::MailboxId(*bytes).to_hex()
+}

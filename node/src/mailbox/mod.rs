@@ -62,6 +62,9 @@ pub enum MailboxError {
     /// The mailbox stopped.
     #[error("the mailbox is not running")]
     Stopped,
+    /// The addresses cannot go into a pairing code.
+    #[error("cannot make the pairing code: {0}")]
+    Pairing(String),
 }
 
 /// The files of one mailbox.
@@ -177,15 +180,13 @@ pub fn init(home: &Path, addresses: &[Multiaddr]) -> Result<MailboxIdentity, Mai
     load(home)
 }
 
-/// The pairing code a moderator pastes into `lookout mailbox add` (PENDING the `MailboxPairing`
-/// of branch `mbx-proto`: until it is merged, the mailbox id and addresses in clear).
-pub fn pairing_code(identity: &MailboxIdentity, _now: u64) -> Result<String, MailboxError> {
+/// The pairing code (`LKMAILBOX1-...`) a moderator pastes into `lookout mailbox add`: the
+/// mailbox key and its addresses, signed by that key.
+pub fn pairing_code(identity: &MailboxIdentity, now: u64) -> Result<String, MailboxError> {
     let addresses: Vec<String> = identity.addresses.iter().map(ToString::to_string).collect();
-    Ok(format!(
-        "{} {}",
-        identity.mailbox_hex(),
-        addresses.join(" ")
-    ))
+    lookout_protocol::mailbox::MailboxPairing::create(&identity.signing, addresses, now)
+        .map(|p| p.to_code())
+        .map_err(|e| MailboxError::Pairing(e.to_string()))
 }
 
 /// Loads the mailbox of `home`.

@@ -20,7 +20,7 @@ use libp2p::{
 use lookout_protocol::membership::{MembershipLog, Op, SignedGenesis};
 use lookout_protocol::reconcile::Reconciler;
 use lookout_protocol::replica::SetKind;
-use lookout_protocol::{CollectiveId, MemberId};
+use lookout_protocol::{CollectiveId, MailboxId, MemberId};
 use rand::{rngs::OsRng, RngCore};
 use tokio::sync::{mpsc, oneshot};
 
@@ -343,16 +343,13 @@ struct Runtime {
 }
 
 /// Whether `log`'s roster names `mailbox` as one of its current mailboxes.
-///
-/// PENDING the roster API of branch `mbx-proto` (`Roster::is_mailbox`): until it is merged no
-/// roster names a mailbox, so an unbound mailbox never binds.
-fn roster_names_mailbox(_log: &MembershipLog, _mailbox: &[u8; 32]) -> bool {
-    false
+fn roster_names_mailbox(log: &MembershipLog, mailbox: &[u8; 32]) -> bool {
+    log.roster().is_mailbox(&MailboxId(*mailbox))
 }
 
-/// Whether `log`'s roster removed `mailbox` (PENDING `Roster::removed_mailboxes` of `mbx-proto`).
-fn roster_removed_mailbox(_log: &MembershipLog, _mailbox: &[u8; 32]) -> bool {
-    false
+/// Whether `log`'s roster removed `mailbox`.
+fn roster_removed_mailbox(log: &MembershipLog, mailbox: &[u8; 32]) -> bool {
+    log.roster().is_removed_mailbox(&MailboxId(*mailbox))
 }
 
 impl Runtime {

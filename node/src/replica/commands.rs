@@ -140,62 +140,14 @@ impl Replica {
                 let op = self.make_op(Action::ProposeDemote { member })?;
                 Ok(Response::Proposal(self.proposal_view(op)))
             }
+            Request::MailboxAdd { code } => Ok(Response::Proposal(self.mailbox_add(&code)?)),
+            Request::Mailboxes => Ok(Response::Mailboxes(self.mailboxes()?)),
+            Request::MailboxRemove { mailbox } => Ok(Response::MailboxRemoved {
+                mailbox: self.mailbox_remove(&mailbox)?.to_hex(),
+            }),
             Request::Invite => Ok(Response::Invite {
                 code: self.invite_code()?,
             }),
-            Request::MailboxAdd { code } => {
-                self.require_moderator()?;
-                let pairing = lookout_protocol::mailbox::MailboxPairing::from_code(code.trim())
-                    .map_err(|e| {
-                        ApiError::new(
-                            ErrorCode::BadCode,
-                            format!("this mailbox pairing code cannot be used: {e}"),
-                        )
-                    })?;
-                let op = self.make_op(Action::ProposeMailbox {
-                    mailbox: pairing.mailbox,
-                    addresses: pairing.addresses,
-                })?;
-                Ok(Response::Proposal(self.proposal_view(op)))
-            }
-            Request::Mailboxes => {
-                let roster = self.collective()?.log().roster();
-                Ok(Response::Mailboxes {
-                    mailboxes: roster
-                        .mailboxes()
-                        .map(|m| crate::api::MailboxView {
-                            id: m.id.to_hex(),
-                            addresses: m.addresses.clone(),
-                        })
-                        .collect(),
-                })
-            }
-            Request::MailboxRemove { id } => {
-                self.require_moderator()?;
-                let prefix = id.trim().to_ascii_lowercase();
-                let roster = self.collective()?.log().roster();
-                let found: Vec<[u8; 32]> = roster
-                    .mailboxes()
-                    .filter(|m| !prefix.is_empty() && m.id.to_hex().starts_with(&prefix))
-                    .map(|m| m.id.0)
-                    .collect();
-                let mailbox =
-                    match found.as_slice() {
-                        [one] => *one,
-                        [] => return Err(ApiError::new(
-                            ErrorCode::UnknownMember,
-                            "no current mailbox has an id starting so: see `lookout mailbox list`",
-                        )),
-                        _ => {
-                            return Err(ApiError::new(
-                                ErrorCode::Ambiguous,
-                                "several mailboxes' ids start so: give more digits",
-                            ))
-                        }
-                    };
-                let op = self.make_op(Action::RemoveMailbox { mailbox })?;
-                Ok(Response::Proposal(self.proposal_view(op)))
-            }
             Request::Watch => Err(ApiError::new(
                 ErrorCode::InvalidInput,
                 "watching needs a running node: start it with `lookout run`",
@@ -693,7 +645,7 @@ impl Replica {
         Ok(())
     }
 
-    fn require_member(&self) -> Result<(), ApiError> {
+    pub(super) fn require_member(&self) -> Result<(), ApiError> {
         let roster = self.collective()?.log().roster();
         let me = self.identity.member_id();
         if roster.is_removed(&me) {
@@ -711,7 +663,7 @@ impl Replica {
         Ok(())
     }
 
-    fn require_moderator(&self) -> Result<(), ApiError> {
+    pub(super) fn require_moderator(&self) -> Result<(), ApiError> {
         self.require_member()?;
         if !self
             .collective()?

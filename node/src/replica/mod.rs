@@ -13,6 +13,7 @@
 mod commands;
 mod ingest;
 mod keyshare;
+mod mailboxes;
 mod passphrase;
 mod secrets;
 mod views;
