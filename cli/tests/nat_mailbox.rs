@@ -342,7 +342,7 @@ fn setup(dir: &Path) -> Homes {
     .json();
     let code = pairing["pairing_code"].as_str().unwrap().to_owned();
     ok(&ana, &["mailbox", "add", &code]);
-    let mailbox_id = ok(&ana, &["mailbox", "list", "--json"]).json()[0]["id"]
+    let mailbox_id = ok(&ana, &["mailbox", "list", "--json"]).json()["current"][0]["id"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -37,11 +37,7 @@ it with no configuration."
 }
 
 /// Run a `lookout mailbox` command.
-pub async fn dispatch(
-    ctx: &Context,
-    command: AdminCommand,
-    out: Out,
-) -> Result<Outcome, ApiError> {
+pub async fn dispatch(ctx: &Context, command: AdminCommand, out: Out) -> Result<Outcome, ApiError> {
     match command {
         AdminCommand::Add { code } => add(ctx, &code, out).await,
         AdminCommand::List => list(ctx, out).await,
