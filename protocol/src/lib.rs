@@ -69,6 +69,7 @@ pub mod passphrase;
 pub mod reconcile;
 pub mod replica;
 mod serde_bytes64;
+pub mod text;
 pub mod textcode;
 
 pub use ids::{CollectiveId, ContentId, DeliveryId, EpochId, MailboxId, MemberId, OpId};

@@ -167,6 +167,7 @@ pub fn check_addresses(addresses: &[String]) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use rand_chacha::rand_core::SeedableRng;
 

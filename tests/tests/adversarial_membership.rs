@@ -271,7 +271,7 @@ async fn a_captured_moderator_cannot_add_a_mailbox_alone() {
             },
         );
         for node in &nodes {
-            peer.push(node.handle.peer_id(), &[proposal.clone()])
+            peer.push(node.handle.peer_id(), std::slice::from_ref(&proposal))
                 .await
                 .unwrap();
         }

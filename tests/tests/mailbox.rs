@@ -50,8 +50,11 @@ struct Stage {
     mailbox_home: tempfile::TempDir,
 }
 
+/// Member names the forensic check looks for.
+const NAMES: [&str; 3] = ["Quenburga", "Ottoline", "Wilhelmina"];
+
 fn stage() -> Stage {
-    let mut collective = Collective::new(2, Policy::default());
+    let mut collective = Collective::named(&NAMES, Policy::default());
     let revoked = collective.replicas[2].identity().member_id();
     collective.replicas[0]
         .revoke(revoked, "left".into())
@@ -839,9 +842,8 @@ async fn an_unbound_mailbox_binds_to_the_collective_that_added_it_and_then_refus
             ),
             "{refused:?}"
         );
-        assert_eq!(
-            matches!(bc.reserve(mbp, &mb.addr).await, RelayOutcome::Granted),
-            false,
+        assert!(
+            matches!(bc.reserve(mbp, &mb.addr).await, RelayOutcome::Refused(_)),
             "no reservation while provisional"
         );
 
@@ -936,6 +938,34 @@ async fn an_unbound_mailbox_binds_to_the_collective_that_added_it_and_then_refus
             "a removed mailbox admits no one"
         );
         mb.stop().await;
+    })
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails until membership text is sealed (design section 1, branch mbx-proto): genesis and ops carry names in clear"]
+async fn the_mailbox_files_hold_no_member_or_collective_names() {
+    tokio::time::timeout(LIMIT, async {
+        let s = stage();
+        let home = s.mailbox_home.path();
+        let mb = start_mailbox(home, StoreLimits::default()).await;
+        mb.stop().await;
+        for file in files_under(home) {
+            let bytes = std::fs::read(&file).unwrap();
+            for needle in NAMES
+                .iter()
+                .map(|n| n.as_bytes())
+                .chain([&b"Test Collective"[..]])
+            {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{} holds {:?}",
+                    file.display(),
+                    String::from_utf8_lossy(needle)
+                );
+            }
+        }
     })
     .await
     .expect("timed out");

@@ -472,10 +472,8 @@ impl Runtime {
                     let _ = self.swarm.disconnect_peer_id(peer);
                 }
             }
-            request_response::Event::ResponseSent { peer, .. } => {
-                if self.refused.remove(&peer) {
-                    let _ = self.swarm.disconnect_peer_id(peer);
-                }
+            request_response::Event::ResponseSent { peer, .. } if self.refused.remove(&peer) => {
+                let _ = self.swarm.disconnect_peer_id(peer);
             }
             request_response::Event::InboundFailure { peer, .. } => {
                 self.pending.remove(&peer);
@@ -805,6 +803,15 @@ impl Runtime {
             .drain()
             .map(|(p, (m, c))| (p, m, c))
             .collect();
+        // The gate admits the roster's members first, so that ending the temporary allowances
+        // below closes only those the roster does not name.
+        let allowed: HashSet<MemberId> = self
+            .store
+            .log()
+            .map(|l| l.roster().members().map(|m| m.identity.member).collect())
+            .unwrap_or_default();
+        let keep: HashSet<PeerId> = provisional.iter().map(|(p, _, _)| *p).collect();
+        self.swarm.behaviour_mut().gate.set_allowed(allowed, &keep);
         for (peer, member, c) in provisional {
             let gate = &mut self.swarm.behaviour_mut().gate;
             gate.revoke_temporary(&member);

@@ -20,6 +20,9 @@ const OPS_TREE: &str = "mailbox ops";
 const DELIVERIES_TREE: &str = "mailbox deliveries";
 const ENVELOPES_TREE: &str = "mailbox envelopes";
 const META_TREE: &str = "mailbox meta";
+/// Kind byte ‖ id → timestamp (u64 BE) ‖ size (u32 BE) of every delivery and envelope: what the
+/// in-memory index is rebuilt from at start, without reading a single body.
+const INDEX_TREE: &str = "mailbox index";
 const GENESIS_KEY: &[u8] = b"genesis";
 
 /// Seconds in a day.
@@ -127,6 +130,7 @@ pub struct BlindStore {
     deliveries: sled::Tree,
     envelopes: sled::Tree,
     meta: sled::Tree,
+    index_tree: sled::Tree,
     log: Option<MembershipLog>,
     index: [Index; 3],
     /// Bytes of deliveries and envelopes.
@@ -142,6 +146,17 @@ fn slot(kind: SetKind) -> usize {
         SetKind::Deliveries => 1,
         SetKind::Envelopes => 2,
     }
+}
+
+fn index_key(kind: SetKind, id: &[u8; 32]) -> [u8; 33] {
+    let mut key = [0u8; 33];
+    key[0] = match kind {
+        SetKind::Ops => 0,
+        SetKind::Deliveries => 1,
+        SetKind::Envelopes => 2,
+    };
+    key[1..].copy_from_slice(id);
+    key
 }
 
 fn size_of(bytes: &[u8]) -> u32 {
@@ -160,6 +175,7 @@ impl BlindStore {
             deliveries: db.open_tree(DELIVERIES_TREE)?,
             envelopes: db.open_tree(ENVELOPES_TREE)?,
             meta: db.open_tree(META_TREE)?,
+            index_tree: db.open_tree(INDEX_TREE)?,
             _db: db,
             log: None,
             index: Default::default(),
@@ -196,34 +212,30 @@ impl BlindStore {
             );
         }
         self.log = Some(log);
-        for (kind, tree) in [
-            (SetKind::Deliveries, self.deliveries.clone()),
-            (SetKind::Envelopes, self.envelopes.clone()),
-        ] {
-            for entry in tree.iter() {
-                let (key, bytes) = entry?;
-                let Ok(id) = <[u8; 32]>::try_from(key.as_ref()) else {
-                    continue;
-                };
-                let Some(timestamp) = self.timestamp_of(kind, &bytes) else {
-                    continue;
-                };
-                self.bytes += u64::from(size_of(&bytes));
-                self.index[slot(kind)].insert(Item { timestamp, id }, size_of(&bytes));
-            }
+        for entry in self.index_tree.iter() {
+            let (key, value) = entry?;
+            let kind = match key.first() {
+                Some(1) => SetKind::Deliveries,
+                Some(2) => SetKind::Envelopes,
+                _ => continue,
+            };
+            let (Some(id), Some(timestamp), Some(size)) = (
+                key.get(1..33).and_then(|b| <[u8; 32]>::try_from(b).ok()),
+                value
+                    .get(..8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_be_bytes),
+                value
+                    .get(8..12)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map(u32::from_be_bytes),
+            ) else {
+                continue;
+            };
+            self.bytes += u64::from(size);
+            self.index[slot(kind)].insert(Item { timestamp, id }, size);
         }
         Ok(())
-    }
-
-    /// The reconciliation timestamp of a stored item (as members compute it).
-    fn timestamp_of(&self, kind: SetKind, bytes: &[u8]) -> Option<u64> {
-        match kind {
-            SetKind::Ops => None,
-            SetKind::Deliveries => KeyDelivery::decode(bytes, self.collective()?)
-                .ok()
-                .map(|d| d.body().timestamp),
-            SetKind::Envelopes => envelope::peek(bytes).ok().map(|o| o.coarse_time),
-        }
     }
 
     /// The collective this mailbox serves, once bound.
@@ -387,6 +399,10 @@ impl BlindStore {
         counter.1 += 1;
         counter.2 += u64::from(size);
         tree.insert(id, bytes)?;
+        let mut entry = [0u8; 12];
+        entry[..8].copy_from_slice(&timestamp.to_be_bytes());
+        entry[8..].copy_from_slice(&size.to_be_bytes());
+        self.index_tree.insert(index_key(kind, &id), &entry)?;
         self.index[slot(kind)].insert(Item { timestamp, id }, size);
         self.bytes += u64::from(size);
         self.enforce_cap()?;
@@ -413,6 +429,7 @@ impl BlindStore {
 
     fn delete(&mut self, kind: SetKind, item: &Item) -> Result<(), StoreError> {
         self.tree(kind).remove(item.id)?;
+        self.index_tree.remove(index_key(kind, &item.id))?;
         if let Some(size) = self.index[slot(kind)].remove(item) {
             self.bytes = self.bytes.saturating_sub(u64::from(size));
         }
@@ -452,7 +469,13 @@ impl BlindStore {
 
     /// Writes everything to disk.
     pub fn flush(&self) -> Result<(), StoreError> {
-        for tree in [&self.ops, &self.deliveries, &self.envelopes, &self.meta] {
+        for tree in [
+            &self.ops,
+            &self.deliveries,
+            &self.envelopes,
+            &self.meta,
+            &self.index_tree,
+        ] {
             tree.flush()?;
         }
         Ok(())
