@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use lookout_node::api::{
     AlertView, CorroborationView, MembersView, ProposalView, StatusView, UnreadableShareView,
 };
+use lookout_node::reach::Reachability;
 use lookout_protocol::content::{display_safe, local_phone, Severity};
 
 use crate::labels::category_meaning;
@@ -281,6 +282,37 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
             };
             let _ = writeln!(out, "{:<13}{text}", "Last synced:");
         }
+        let reach = match view.reachability {
+            Reachability::Direct => "direct (members can connect to this node's own address)",
+            Reachability::Relayed => "through a mailbox's relay (not directly)",
+            Reachability::Unreachable => {
+                "not reachable (this node can still fetch and send, but nobody can call it)"
+            }
+            Reachability::Unknown => "not known yet",
+        };
+        let _ = writeln!(out, "{:<13}{reach}", "Reachable:");
+        for (i, mailbox) in view.mailboxes.iter().enumerate() {
+            let label = if i == 0 { "Mailboxes:" } else { "" };
+            let relay = if mailbox.reserved {
+                ", relays for you"
+            } else {
+                ""
+            };
+            let sync = mailbox
+                .last_sync
+                .map(|t| format!(", synced {}", when::ago(t, now)))
+                .unwrap_or_default();
+            let at = mailbox
+                .address
+                .as_deref()
+                .map(|a| format!(" at {}", display_safe(a, false)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{label:<13}{}{at}: {}{relay}{sync}",
+                mailbox.id, mailbox.state
+            );
+        }
     } else {
         let _ = writeln!(
             out,
@@ -488,6 +520,40 @@ mod tests {
             Style::default(),
         );
         assert!(!quiet.contains("Warning:"));
+    }
+
+    #[test]
+    fn status_shows_reachability_and_mailboxes() {
+        let view = StatusView {
+            name: "Vic".into(),
+            running: true,
+            reachability: Reachability::Relayed,
+            mailboxes: vec![lookout_node::api::MailboxLinkView {
+                id: "0123456789abcdef".into(),
+                address: Some("/ip4/198.18.0.10/udp/4001/quic-v1".into()),
+                state: "admitted".into(),
+                reserved: true,
+                last_sync: Some(990),
+            }],
+            ..StatusView::default()
+        };
+        let text = status(&view, 1000, Style::default());
+        assert!(
+            text.contains("Reachable:   through a mailbox's relay"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "Mailboxes:   0123456789abcdef at /ip4/198.18.0.10/udp/4001/quic-v1: admitted, relays for you, synced"
+        ), "{text}");
+        let stopped = status(
+            &StatusView {
+                running: false,
+                ..view
+            },
+            1000,
+            Style::default(),
+        );
+        assert!(!stopped.contains("Reachable:"));
     }
 
     #[test]

@@ -176,6 +176,8 @@ pub struct PostDraft {
 /// The answer to a [`Request`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+// A status is answered once per request; boxing it would change every caller for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Response {
     /// For [`Request::Status`].
     Status(StatusView),
@@ -384,6 +386,37 @@ pub struct StatusView {
     /// copy), which moderators should look into. Kept while the epoch lives.
     #[serde(default)]
     pub unreadable_key_shares: Vec<UnreadableShareView>,
+    /// How this node can be reached: `direct`, `relayed`, `unreachable` or `unknown` (see
+    /// [`crate::reach`]). Only a running node knows; `unknown` otherwise.
+    #[serde(default)]
+    pub reachability: crate::reach::Reachability,
+    /// The collective's mailboxes and how this node stands with each (running node only).
+    #[serde(default)]
+    pub mailboxes: Vec<MailboxLinkView>,
+    /// Connected members with a direct connection (running node only).
+    #[serde(default)]
+    pub direct_peers: usize,
+    /// Connected members reached only through a mailbox's relay (running node only).
+    #[serde(default)]
+    pub relayed_peers: usize,
+    /// Relayed connections upgraded to direct ones by hole punching since start.
+    #[serde(default)]
+    pub hole_punches: u64,
+}
+
+/// How this node stands with one of the collective's mailboxes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxLinkView {
+    /// The mailbox's id (its key, first 16 hex digits).
+    pub id: String,
+    /// The address it was last dialled at (from the roster).
+    pub address: Option<String>,
+    /// `dialing`, `connected` (admission under way), `admitted`, `refused` or `unreachable`.
+    pub state: String,
+    /// Whether it holds a relay reservation for this node.
+    pub reserved: bool,
+    /// When this node last completed a sync with it (UNIX seconds).
+    pub last_sync: Option<u64>,
 }
 
 /// A member who signed a key share for this device that does not open.

@@ -12,16 +12,19 @@ use libp2p::gossipsub;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{mdns, Multiaddr, PeerId, Swarm};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{autonat, core::transport::ListenerId, dcutr, mdns, relay, Multiaddr, PeerId, Swarm};
 use rand::seq::IteratorRandom;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::api::{ApiError, ErrorCode, Event, MemberSync, Request, Response, StatusView};
 use crate::dial::{DialPolicy, Networks, Source};
+use crate::mailboxes::{MailboxLinks, MAILBOX_SYNC_INTERVAL};
 use crate::net::hello::{Credentials, Dialer, Keying, Listener};
+use crate::net::mailbox_admission::{MailboxDialer, Welcome};
 use crate::net::{self, short, Behaviour, GateEvent, MessageAcceptance, NetConfig, NetEvent};
+use crate::reach::{self, NatProbe};
 use crate::replica::{now, Ingested, Replica, SetKind, WireItem};
 use crate::sync::{self, Session, Step};
 use lookout_protocol::MemberId;
@@ -121,6 +124,8 @@ pub struct NetStats {
     pub rejected: u64,
     /// Connections closed because the peer did not prove membership in the hello.
     pub denied: u64,
+    /// Relayed connections upgraded to direct ones by hole punching.
+    pub hole_punches: u64,
 }
 
 enum Command {
@@ -215,11 +220,21 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         shared_peer_id,
         built_on: None,
         last_periodic_sync: Instant::now(),
-        announced: false,
+        announced: None,
         farewells: HashMap::new(),
         told: HashSet::new(),
         inbound_sync: HashMap::new(),
         flush_at: None,
+        mailboxes: MailboxLinks::new(),
+        mailbox_dials: HashMap::new(),
+        admissions: HashMap::new(),
+        admission_connections: HashMap::new(),
+        replacing: HashMap::new(),
+        relayed: HashMap::new(),
+        connections: HashMap::new(),
+        nat: NatProbe::Unknown,
+        synced_once: false,
+        mailbox_farewells: HashMap::new(),
     };
     tokio::spawn(event_loop.run());
     Ok(handle)
@@ -351,7 +366,8 @@ struct EventLoop {
     /// The local networks the current swarm has seen (grows while interfaces come up).
     built_on: Option<Networks>,
     last_periodic_sync: Instant,
-    announced: bool,
+    /// The addresses announced in this run, if any.
+    announced: Option<Vec<String>>,
     /// Removed members still connected until they acknowledge the push of their removal (or
     /// [`FAREWELL`] passes).
     farewells: HashMap<PeerId, (Instant, OutboundRequestId)>,
@@ -361,6 +377,36 @@ struct EventLoop {
     inbound_sync: HashMap<PeerId, Instant>,
     /// When gossip accepted since the last flush must be flushed (group commit).
     flush_at: Option<tokio::time::Instant>,
+    /// The links with the roster's mailboxes.
+    mailboxes: MailboxLinks,
+    /// Dials of mailbox addresses under way, by connection.
+    mailbox_dials: HashMap<ConnectionId, [u8; 32]>,
+    /// Mailbox admissions under way, by transport peer.
+    admissions: HashMap<PeerId, Admission>,
+    /// Each mailbox's admission connection, until a connection with its services replaces it.
+    admission_connections: HashMap<PeerId, ConnectionId>,
+    /// Admitted mailboxes' admission connections being replaced by one that carries the
+    /// protocols: once it closes, the node reserves a relayed address on the mailbox.
+    replacing: HashMap<ConnectionId, PeerId>,
+    /// The relayed address each mailbox holds for this node, and its listener.
+    relayed: HashMap<PeerId, (Multiaddr, ListenerId)>,
+    /// Every established connection: its peer and whether it is relayed (and by whom).
+    connections: HashMap<ConnectionId, (PeerId, Option<PeerId>)>,
+    /// What AutoNAT last concluded.
+    nat: NatProbe,
+    /// Whether a sync completed in this run (announcements wait for it).
+    synced_once: bool,
+    /// Mailboxes just removed from the roster, still connected until they acknowledge the push
+    /// of the ops that removed them (or [`FAREWELL`] passes), so that they learn it and pass
+    /// it on to the members connected to them.
+    mailbox_farewells: HashMap<PeerId, (Instant, OutboundRequestId)>,
+}
+
+/// One mailbox admission under way (see [`crate::net::mailbox_admission`]).
+struct Admission {
+    mailbox: [u8; 32],
+    addr: Multiaddr,
+    state: MailboxDialer,
 }
 
 /// How long accepted gossip waits for its fsync: enough for the event loop to poll the swarm and
@@ -371,6 +417,7 @@ impl EventLoop {
     async fn run(mut self) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.refresh_mailboxes();
         let done = loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event),
@@ -457,15 +504,46 @@ impl EventLoop {
             view.synced_with.sort_by(|a, b| a.name.cmp(&b.name));
         }
         view.bytes_received = self.stats.bytes_received;
+        let reservations: Vec<reach::Reservation> = self
+            .mailboxes
+            .reservations()
+            .into_iter()
+            .map(|accepted_at| reach::Reservation { accepted_at })
+            .collect();
+        view.reachability = reach::reachability(&reach::Inputs {
+            nat: self.nat,
+            reservations: &reservations,
+            listening: &self.listening,
+            now: now(),
+        });
+        view.mailboxes = self.mailboxes.views();
+        let members: HashSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .gate
+            .members_connected()
+            .map(|(p, _)| p)
+            .collect();
+        let direct: HashSet<PeerId> = self
+            .connections
+            .values()
+            .filter(|(p, via)| via.is_none() && members.contains(p))
+            .map(|(p, _)| *p)
+            .collect();
+        view.direct_peers = direct.len();
+        view.relayed_peers = members.len() - direct.len();
+        view.hole_punches = self.stats.hole_punches;
         view
     }
 
     /// After anything that may have changed the replica: publish what it made, tell watchers,
     /// update who may connect.
     fn after_change(&mut self) {
-        for item in self.replica.take_outgoing() {
-            self.publish(&item);
+        let outgoing = self.replica.take_outgoing();
+        for item in &outgoing {
+            self.publish(item);
         }
+        self.push_to_mailboxes(outgoing);
         // Watchers hear of accepted gossip only once it is durable.
         if self.flush_at.is_some() {
             return;
@@ -480,6 +558,105 @@ impl EventLoop {
         if membership_changed {
             self.bid_farewells();
             self.update_gate();
+            self.refresh_mailboxes();
+        }
+    }
+
+    /// Hand this node's new items to every admitted mailbox at once (store and forward: the
+    /// mailbox passes them on to the members connected to it, and keeps them for the others).
+    fn push_to_mailboxes(&mut self, items: Vec<WireItem>) {
+        if items.is_empty() {
+            return;
+        }
+        let peers = self.mailboxes.admitted_peers();
+        if peers.is_empty() {
+            return;
+        }
+        let mut batches: Vec<Vec<WireItem>> = vec![Vec::new()];
+        let mut size = 0;
+        for item in items {
+            size += item.bytes.len() + 8;
+            if size > sync::MAX_PUSH_BYTES {
+                batches.push(Vec::new());
+                size = item.bytes.len() + 8;
+            }
+            if let Some(batch) = batches.last_mut() {
+                batch.push(item);
+            }
+        }
+        for batch in batches.into_iter().filter(|b| !b.is_empty()) {
+            let push = sync::encode(&sync::SyncRequest::Push { items: batch });
+            for peer in &peers {
+                if self.swarm.behaviour().gate.has_member_connection(peer) {
+                    self.swarm.behaviour_mut().request(peer, push.clone());
+                }
+            }
+        }
+    }
+
+    /// Follow the roster's mailboxes: new ones are dialled, removed ones dropped (connections,
+    /// reservation, circuits through them).
+    fn refresh_mailboxes(&mut self) {
+        let current: Vec<([u8; 32], Vec<Multiaddr>)> = roster_mailboxes(&self.replica);
+        let removed: Vec<PeerId> = self.mailboxes.set_roster(current, Instant::now());
+        for peer in removed {
+            // Out of every use at once (no sync, no relay); connected only to be told.
+            if let Some((_, listener)) = self.relayed.remove(&peer) {
+                self.swarm.remove_listener(listener);
+            }
+            if self.swarm.behaviour().gate.has_member_connection(&peer) {
+                let push = sync::membership_push(&mut self.replica);
+                let id = self.swarm.behaviour_mut().request(&peer, push);
+                self.mailbox_farewells
+                    .insert(peer, (Instant::now() + FAREWELL, id));
+                self.close_circuits_through(peer);
+            } else {
+                self.drop_mailbox_peer(peer);
+            }
+        }
+        // A mailbox dropped before it connected: forget its admission.
+        let stale: Vec<PeerId> = self
+            .admissions
+            .iter()
+            .filter(|(_, a)| !self.mailboxes.contains(&a.mailbox))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in stale {
+            self.drop_mailbox_peer(peer);
+        }
+    }
+
+    /// Close everything that goes through the mailbox at `peer`: its connections, this node's
+    /// reservation on it, and relayed connections through it.
+    fn drop_mailbox_peer(&mut self, peer: PeerId) {
+        info!(peer = %short(&peer), "dropping a mailbox no longer on the roster");
+        self.admissions.remove(&peer);
+        if let Some(id) = self.swarm.behaviour().gate.mailbox_of(&peer) {
+            self.swarm.behaviour_mut().gate.forget_mailbox(&id);
+        }
+        if let Some((_, listener)) = self.relayed.remove(&peer) {
+            self.swarm.remove_listener(listener);
+        }
+        self.swarm
+            .behaviour_mut()
+            .gate
+            .inner
+            .autonat
+            .remove_server(&peer);
+        self.close_circuits_through(peer);
+        let _ = self.swarm.disconnect_peer_id(peer);
+    }
+
+    /// Close the relayed connections that go through the relay at `peer`.
+    fn close_circuits_through(&mut self, peer: PeerId) {
+        let through: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, (_, via))| *via == Some(peer))
+            .map(|(c, _)| *c)
+            .collect();
+        for connection in through {
+            self.swarm.close_connection(connection);
         }
     }
 
@@ -550,6 +727,16 @@ impl EventLoop {
 
     /// A removed member answered the push of its removal (or the push failed): let it go.
     fn farewell_done(&mut self, request_id: OutboundRequestId) -> bool {
+        if let Some(peer) = self
+            .mailbox_farewells
+            .iter()
+            .find(|(_, (_, id))| *id == request_id)
+            .map(|(peer, _)| *peer)
+        {
+            self.mailbox_farewells.remove(&peer);
+            self.drop_mailbox_peer(peer);
+            return true;
+        }
         let Some(peer) = self
             .farewells
             .iter()
@@ -624,7 +811,17 @@ impl EventLoop {
         self.dial.clear_connected(&dialled);
         self.listening.clear();
         self.built_on = None;
-        self.announced = false;
+        self.announced = None;
+        self.synced_once = false;
+        self.mailbox_dials.clear();
+        self.admissions.clear();
+        self.admission_connections.clear();
+        self.replacing.clear();
+        self.relayed.clear();
+        self.connections.clear();
+        self.nat = NatProbe::Unknown;
+        self.mailboxes.reset(Instant::now());
+        self.mailbox_farewells.clear();
         Ok(())
     }
 
@@ -664,8 +861,32 @@ impl EventLoop {
         }
         let networks = self.networks().unwrap_or_default();
         for addr in self.dial.due(now, crate::replica::now(), &networks) {
-            let _ = self.swarm.dial(addr);
+            let relayed = is_relayed(&addr);
+            // Through a mailbox only once it admitted this node (the relay serves nobody else,
+            // and the relay client would otherwise dial it on its own).
+            if relay_of(&addr).is_some_and(|relay| {
+                !self.swarm.behaviour().gate.has_member_connection(&relay)
+                    || self.swarm.behaviour().gate.mailbox_of(&relay).is_none()
+            }) {
+                continue;
+            }
+            if let Err(e) = self.swarm.dial(addr) {
+                debug!(relayed, error = %e, "could not dial a member's address");
+            } else {
+                debug!(relayed, "dialling a member's address");
+            }
         }
+        let gone: Vec<PeerId> = self
+            .mailbox_farewells
+            .iter()
+            .filter(|(_, (deadline, _))| *deadline <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in gone {
+            self.mailbox_farewells.remove(&peer);
+            self.drop_mailbox_peer(peer);
+        }
+        self.tend_mailboxes(now);
         if self.last_periodic_sync.elapsed() >= self.config.sync_interval {
             self.last_periodic_sync = now;
             let quiet_since = now.checked_sub(self.config.sync_interval);
@@ -692,6 +913,36 @@ impl EventLoop {
                 .choose(&mut rand::thread_rng())
                 .copied();
             if let Some(peer) = peer {
+                self.start_sync(peer);
+            }
+        }
+    }
+
+    /// Dial the mailboxes due, and sync with the admitted ones every
+    /// [`MAILBOX_SYNC_INTERVAL`].
+    fn tend_mailboxes(&mut self, now: Instant) {
+        for (id, addr) in self.mailboxes.due(now) {
+            let opts = DialOpts::unknown_peer_id().address(addr).build();
+            let connection = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => {
+                    self.mailbox_dials.insert(connection, id);
+                }
+                Err(e) => {
+                    debug!(error = %e, "could not dial a mailbox");
+                    self.mailboxes.failed(&id, now);
+                }
+            }
+        }
+        for peer in self.mailboxes.admitted_peers() {
+            let replacing = self.replacing.values().any(|p| *p == peer)
+                || self.admission_connections.contains_key(&peer);
+            if !replacing && self.swarm.behaviour().gate.has_member_connection(&peer) {
+                self.reserve_on(peer);
+            }
+        }
+        for peer in self.mailboxes.sync_due(now, MAILBOX_SYNC_INTERVAL) {
+            if self.swarm.behaviour().gate.has_member_connection(&peer) {
                 self.start_sync(peer);
             }
         }
@@ -732,6 +983,10 @@ impl EventLoop {
     fn on_swarm(&mut self, event: SwarmEvent<NetEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
+                // Relayed addresses are the mailboxes' (see `relayed`), not this node's own.
+                if is_relayed(&address) {
+                    return;
+                }
                 self.listening.push(address);
                 // Never the address itself: logs must not reveal where members are.
                 info!(addresses = self.listening.len(), "listening");
@@ -741,6 +996,10 @@ impl EventLoop {
                     warn!(error = %e, "could not remember listen addresses");
                 }
             }
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                // A reservation that ended (or never came): asked for again by the next tick.
+                self.relayed.retain(|_, (_, l)| *l != listener_id);
+            }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.listening.retain(|a| *a != address);
                 info!(
@@ -749,14 +1008,70 @@ impl EventLoop {
                 );
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
-            } => self.on_connected(peer_id, &endpoint),
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
+            } => {
+                let via = relay_of(endpoint.get_remote_address());
+                self.connections.insert(connection_id, (peer_id, via));
+                self.on_connected(peer_id, connection_id, &endpoint);
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                // Not the address: logs must not reveal where members are.
+                if let libp2p::swarm::DialError::Transport(errors) = &error {
+                    for (addr, e) in errors {
+                        debug!(relayed = is_relayed(addr), error = ?e, "a dial failed");
+                    }
+                } else {
+                    debug!(kind = dial_error_kind(&error), "a dial failed");
+                }
+                if let Some(id) = self.mailbox_dials.remove(&connection_id) {
+                    debug!("a mailbox could not be reached");
+                    self.mailboxes.failed(&id, Instant::now());
+                }
+            }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
+                ..
+            } if num_established > 0 => {
+                self.connections.remove(&connection_id);
+                if self.replacing.remove(&connection_id).is_some() {
+                    self.reserve_on(peer_id);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
                 ..
             } => {
                 debug!(peer = %short(&peer_id), "disconnected");
+                self.connections.remove(&connection_id);
+                self.replacing.remove(&connection_id);
+                self.admissions.remove(&peer_id);
+                self.admission_connections.remove(&peer_id);
+                if self
+                    .mailboxes
+                    .disconnected(&peer_id, Instant::now())
+                    .is_some()
+                {
+                    info!(peer = %short(&peer_id), "mailbox disconnected");
+                    if let Some((_, listener)) = self.relayed.remove(&peer_id) {
+                        self.swarm.remove_listener(listener);
+                    }
+                    self.swarm
+                        .behaviour_mut()
+                        .gate
+                        .inner
+                        .autonat
+                        .remove_server(&peer_id);
+                }
                 self.hellos.remove(&peer_id);
                 self.unproven.remove(&peer_id);
                 if let Some(addrs) = self.dialled.remove(&peer_id) {
@@ -797,8 +1112,13 @@ impl EventLoop {
                         return;
                     }
                     let member = self.swarm.behaviour().gate.member_of(&peer);
+                    let from_mailbox = self.swarm.behaviour().gate.mailbox_of(&peer).is_some();
                     let served = sync::serve_from(&mut self.replica, member, &request);
-                    if served.misbehaved {
+                    if served.misbehaved && from_mailbox {
+                        // Items a mailbox forwards are its members' (it cannot check them):
+                        // refused, never held against the mailbox.
+                        debug!(peer = %short(&peer), "refused items a mailbox forwarded");
+                    } else if served.misbehaved {
                         self.strike(peer);
                     } else {
                         if let Some(member) = member {
@@ -815,6 +1135,11 @@ impl EventLoop {
                     if self.farewell_done(request_id) {
                         return;
                     }
+                    if !self.sessions.contains_key(&request_id)
+                        && self.swarm.behaviour().gate.mailbox_of(&peer).is_some()
+                    {
+                        return self.on_mailbox_ack(&response);
+                    }
                     self.on_sync_response(request_id, &response);
                 }
             },
@@ -825,12 +1150,41 @@ impl EventLoop {
                 ..
             }) => {
                 debug!(peer = %short(&peer), error = %error, "sync request failed");
+                if matches!(
+                    error,
+                    request_response::OutboundFailure::UnsupportedProtocols
+                ) && self.swarm.behaviour().gate.mailbox_of(&peer).is_some()
+                {
+                    // The mailbox did not give this connection its services (it was opened
+                    // while the mailbox still counted an older one): start over.
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
                 self.farewell_done(request_id);
                 if self.sessions.remove(&request_id).is_some() {
                     self.session_ended(peer);
                 }
             }
             NetEvent::Hello(event) => self.on_hello(event),
+            NetEvent::Mailbox(event) => self.on_admission(event),
+            NetEvent::Relay(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            }) => self.on_reserved(relay_peer_id, renewal),
+            NetEvent::Relay(event) => debug!(?event, "relay"),
+            NetEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            }) => match result {
+                Ok(_) => {
+                    self.stats.hole_punches += 1;
+                    info!(peer = %short(&remote_peer_id), "hole punched: direct connection with a member");
+                }
+                Err(e) => {
+                    debug!(peer = %short(&remote_peer_id), error = %e, "hole punching failed; staying relayed");
+                }
+            },
+            NetEvent::Autonat(event) => self.on_autonat(&event),
             NetEvent::Gate(GateEvent::Evicted { peer }) => {
                 debug!(peer = %short(&peer), "evicted");
             }
@@ -914,13 +1268,24 @@ impl EventLoop {
                 if let Some(member) = self.swarm.behaviour().gate.member_of(&peer) {
                     self.stats.synced_with.insert(member, now());
                 }
+                self.mailboxes.synced(&peer, now());
+                if self.mailboxes.is_provisional(&peer) {
+                    // It has the ops now, so it can bind; a new admission gets every service.
+                    info!(peer = %short(&peer), "synced a mailbox that was not bound yet; reconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
                 debug!(peer = %short(&peer), accepted = session.accepted, bytes = session.bytes_received, "sync done");
-                self.after_first_sync();
+                let with_member = self.swarm.behaviour().gate.member_of(&peer).is_some();
+                self.after_first_sync(with_member);
             }
             Step::Abort(reason) => {
                 self.session_ended(peer);
                 debug!(peer = %short(&peer), reason = %reason, "sync aborted");
-                self.strike(peer);
+                // A mailbox cannot open envelopes, so it cannot tell a member's bad item from
+                // a good one: it never gets strikes for items this node refuses.
+                if self.swarm.behaviour().gate.mailbox_of(&peer).is_none() {
+                    self.strike(peer);
+                }
             }
         }
     }
@@ -929,28 +1294,251 @@ impl EventLoop {
     /// our own posts (made offline, say) have reached that peer, so gossip them once to the rest
     /// of the mesh and forget the outbox. (Announcing first: the hint is gossiped with the rest
     /// and does not sit in the outbox as an "unsent" post of the person until the next sync.)
-    fn after_first_sync(&mut self) {
+    ///
+    /// Only a sync with a *member* empties the outbox: a mailbox cannot open what it holds, and
+    /// a hostile one could say it has an alert (in the reconciliation, or by acknowledging a
+    /// push) and drop it. The alert then stays "unsent" and goes out again at the next sync
+    /// with a member (`a_mailbox_ack_is_not_delivery`).
+    fn after_first_sync(&mut self, with_member: bool) {
+        self.synced_once = true;
         self.announce_reachability();
         for item in self.replica.outbox() {
             self.publish(&item);
+        }
+        if !with_member {
+            return;
         }
         if let Err(e) = self.replica.clear_outbox() {
             warn!(error = %e, "could not clear the outbox");
         }
     }
 
-    /// Once per run: post where this node can be reached, for members only.
+    /// A mailbox answered a push: it stored the items or refused some. Either way nothing is
+    /// delivered to a member yet, so the outbox is left as it is (see `after_first_sync`).
+    fn on_mailbox_ack(&mut self, response: &[u8]) {
+        if let Some(sync::SyncResponse::Ack { accepted, rejected }) = sync::decode(response) {
+            debug!(accepted, rejected, "a mailbox took a push");
+        }
+    }
+
+    /// Post where this node can be reached, for members only: its relayed addresses (on the
+    /// mailboxes) first, then its own. Again whenever they change (a reservation won or lost).
     fn announce_reachability(&mut self) {
-        if !self.announced && !self.listening.is_empty() {
-            self.announced = true;
-            let addresses: Vec<String> = self
-                .listening
+        if !self.synced_once {
+            return;
+        }
+        let mut addresses: Vec<String> =
+            self.relayed.values().map(|(a, _)| a.to_string()).collect();
+        addresses.sort();
+        addresses.extend(
+            self.listening
                 .iter()
                 .filter(|a| is_dialable(a))
-                .map(ToString::to_string)
-                .collect();
-            if let Err(e) = self.replica.announce_reachability(&addresses) {
-                debug!(error = %e, "reachability not announced");
+                .map(ToString::to_string),
+        );
+        if addresses.is_empty() || self.announced.as_ref() == Some(&addresses) {
+            return;
+        }
+        self.announced = Some(addresses.clone());
+        if let Err(e) = self.replica.announce_reachability(&addresses) {
+            debug!(error = %e, "reachability not announced");
+        }
+    }
+
+    /// A connection to a mailbox's address is up: start the admission (see
+    /// [`crate::net::mailbox_admission`]). Nothing about this member is sent before the
+    /// mailbox proved it is the one the roster names.
+    fn start_admission(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        mailbox: [u8; 32],
+        endpoint: &ConnectedPoint,
+    ) {
+        if !self.mailboxes.contains(&mailbox) {
+            self.swarm.close_connection(connection);
+            return;
+        }
+        self.mailboxes.connected(&mailbox, peer);
+        self.admission_connections.insert(peer, connection);
+        let addr = without_p2p(endpoint.get_remote_address());
+        let local = *self.swarm.local_peer_id();
+        let (state, open) = MailboxDialer::start(local, peer, random_nonce());
+        self.swarm.behaviour_mut().mailbox_request(&peer, open);
+        self.admissions.insert(
+            peer,
+            Admission {
+                mailbox,
+                addr,
+                state,
+            },
+        );
+        debug!(peer = %short(&peer), ?connection, "mailbox connected; admission");
+    }
+
+    /// A further connection with an admitted mailbox (it carries sync, identify and AutoNAT):
+    /// close the admission connection, then reserve a relayed address once it is gone; sync.
+    fn mailbox_connected(&mut self, peer: PeerId, connection: ConnectionId) {
+        debug!(peer = %short(&peer), ?connection, "connected to an admitted mailbox");
+        // The relay client reserves on the first connection it knows with the relay: never
+        // the admission connection, which the mailbox gives no relay.
+        match self.admission_connections.remove(&peer) {
+            Some(c) if self.connections.contains_key(&c) => {
+                self.replacing.insert(c, peer);
+                self.swarm.close_connection(c);
+            }
+            _ => self.reserve_on(peer),
+        }
+        let behaviour = self.swarm.behaviour_mut();
+        // A mailbox has no part in gossip: it gets items by sync and push only.
+        behaviour.gate.inner.gossipsub.blacklist_peer(&peer);
+        let addr = self
+            .mailboxes
+            .by_peer(&peer)
+            .and_then(|id| self.mailboxes.get(&id))
+            .and_then(|l| l.address.clone());
+        self.swarm
+            .behaviour_mut()
+            .gate
+            .inner
+            .autonat
+            .add_server(peer, addr);
+        self.start_sync(peer);
+    }
+
+    /// The roster mailbox `addr` belongs to.
+    fn mailbox_at(&self, addr: &Multiaddr) -> Option<[u8; 32]> {
+        roster_mailboxes(&self.replica)
+            .into_iter()
+            .find(|(_, addresses)| addresses.contains(addr))
+            .map(|(id, _)| id)
+    }
+
+    /// Ask the mailbox at `peer` to relay for this node.
+    fn reserve_on(&mut self, peer: PeerId) {
+        // A mailbox not bound yet relays nothing; the node reconnects once it has synced.
+        if self.relayed.contains_key(&peer) || self.mailboxes.is_provisional(&peer) {
+            return;
+        }
+        let Some(addr) = self
+            .mailboxes
+            .by_peer(&peer)
+            .and_then(|id| self.mailboxes.get(&id))
+            .and_then(|l| l.address.clone())
+        else {
+            return;
+        };
+        let circuit = addr.with(Protocol::P2p(peer)).with(Protocol::P2pCircuit);
+        match self.swarm.listen_on(circuit.clone()) {
+            Ok(listener) => {
+                let local = *self.swarm.local_peer_id();
+                self.relayed
+                    .insert(peer, (circuit.with(Protocol::P2p(local)), listener));
+            }
+            Err(e) => warn!(error = %e, "could not ask a mailbox for a relay reservation"),
+        }
+    }
+
+    /// The mailbox at `peer` relays for this node.
+    fn on_reserved(&mut self, peer: PeerId, renewal: bool) {
+        self.mailboxes.reserved(&peer, now());
+        if !renewal {
+            info!(peer = %short(&peer), "relay reservation accepted by a mailbox");
+            self.announce_reachability();
+        }
+    }
+
+    /// AutoNAT concluded something (or refreshed its conclusion).
+    fn on_autonat(&mut self, event: &autonat::Event) {
+        if let autonat::Event::StatusChanged { new, .. } = event {
+            info!(status = nat_word(new), "NAT status changed");
+        }
+        let status = self.swarm.behaviour().gate.inner.autonat.nat_status();
+        self.nat = match status {
+            autonat::NatStatus::Public(_) => NatProbe::Public { at: now() },
+            autonat::NatStatus::Private => NatProbe::Private { at: now() },
+            autonat::NatStatus::Unknown => NatProbe::Unknown,
+        };
+    }
+
+    /// An answer of the mailbox admission (or its failure).
+    fn on_admission(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        let (peer, response) = match event {
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { response, .. },
+                ..
+            } => (peer, Some(response)),
+            request_response::Event::OutboundFailure { peer, .. } => (peer, None),
+            // A mailbox never asks a member anything on this protocol.
+            _ => return,
+        };
+        let Some(admission) = self.admissions.get_mut(&peer) else {
+            return;
+        };
+        let mailbox = admission.mailbox;
+        let Some(response) = response else {
+            self.admissions.remove(&peer);
+            self.mailboxes.failed(&mailbox, Instant::now());
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        };
+        let step = if admission.state.mailbox().is_none() {
+            // The mailbox's `Accept`: name ourselves only to the mailbox the roster names (the
+            // one this address belongs to), and only if it proved its key.
+            let Some(log) = self.replica.membership() else {
+                return;
+            };
+            let signing =
+                ed25519_dalek::SigningKey::from_bytes(&self.replica.identity().ed25519_seed());
+            // Kept by `mailbox add` on this device: only then can an unbound mailbox be bound.
+            let bind_secret = self
+                .replica
+                .mailbox_bind_secret(&lookout_protocol::MailboxId(mailbox));
+            match admission.state.on_accept(
+                &signing,
+                log.collective(),
+                log.genesis().encoded(),
+                bind_secret.as_deref(),
+                &response,
+                |id| *id == mailbox,
+            ) {
+                Ok(prove) => Ok(Some(prove)),
+                Err(e) => Err(e),
+            }
+        } else {
+            admission.state.on_verdict(&response).map(|welcome| {
+                if welcome == Welcome::Provisional {
+                    self.mailboxes.provisional(&mailbox);
+                }
+                None
+            })
+        };
+        match step {
+            Ok(Some(next)) => {
+                self.swarm.behaviour_mut().mailbox_request(&peer, next);
+            }
+            Ok(None) => {
+                let Some(admission) = self.admissions.remove(&peer) else {
+                    return;
+                };
+                info!(peer = %short(&peer), "admitted by a mailbox");
+                self.mailboxes.admitted(&mailbox);
+                self.swarm.behaviour_mut().gate.admit_mailbox(peer, mailbox);
+                // A fresh connection carries sync, relay, identify and AutoNAT; the admission
+                // connection is closed once it is up.
+                let _ = self.swarm.dial(
+                    DialOpts::peer_id(peer)
+                        .addresses(vec![admission.addr])
+                        .condition(PeerCondition::Always)
+                        .build(),
+                );
+            }
+            Err(e) => {
+                self.admissions.remove(&peer);
+                warn!(peer = %short(&peer), error = %e, "a mailbox refused this member or failed to prove itself");
+                self.mailboxes.refused(&mailbox, Instant::now());
+                let _ = self.swarm.disconnect_peer_id(peer);
             }
         }
     }
@@ -975,7 +1563,8 @@ impl EventLoop {
             .set_announced(announced, networks.as_ref(), Instant::now());
     }
 
-    /// The node's local networks, once it listens (unknown before).
+    /// The node's local networks, once it listens (unknown before). (Relayed addresses never
+    /// enter `listening`.)
     fn networks(&self) -> Option<Networks> {
         (!self.listening.is_empty()).then(|| Networks::from_listen(&self.listening))
     }
@@ -991,7 +1580,33 @@ impl EventLoop {
         log.roster().is_removed(&member)
     }
 
-    fn on_connected(&mut self, peer: PeerId, endpoint: &ConnectedPoint) {
+    fn on_connected(&mut self, peer: PeerId, connection: ConnectionId, endpoint: &ConnectedPoint) {
+        // A mailbox: it proves itself in the mailbox admission, never in the member hello.
+        if let Some(mailbox) = self.mailbox_dials.remove(&connection) {
+            return self.start_admission(peer, connection, mailbox, endpoint);
+        }
+        if self.swarm.behaviour().gate.mailbox_of(&peer).is_some() {
+            return self.mailbox_connected(peer, connection);
+        }
+        // Another connection with a mailbox (the relay client dials its relay itself): never
+        // the member hello (a mailbox cannot answer it, and a failed hello hangs up on the
+        // peer), and never one the relay could pick without the mailbox's services.
+        let at = match endpoint {
+            ConnectedPoint::Dialer { address, .. } => Some(without_p2p(address)),
+            ConnectedPoint::Listener { .. } => None,
+        };
+        let mailbox_address = at.as_ref().and_then(|a| self.mailbox_at(a));
+        if self.mailboxes.by_peer(&peer).is_some() || mailbox_address.is_some() {
+            match mailbox_address {
+                Some(id) if self.mailboxes.get(&id).is_some_and(|l| l.peer.is_none()) => {
+                    return self.start_admission(peer, connection, id, endpoint);
+                }
+                _ => {
+                    self.swarm.close_connection(connection);
+                    return;
+                }
+            }
+        }
         if let ConnectedPoint::Dialer { address, .. } = endpoint {
             let addr = without_p2p(address);
             self.dial.set_connected(&addr, true, Instant::now());
@@ -1272,8 +1887,13 @@ impl EventLoop {
 }
 
 /// The address without its `/p2p/` part: transport identities change with every run, so a
-/// peer id in an address is at best stale.
+/// peer id in an address is at best stale. A relayed address (`…/p2p/RELAY/p2p-circuit/p2p/
+/// MEMBER`) is kept whole: the relay needs both ids, and it is valid for one run of its member
+/// anyway.
 pub fn without_p2p(addr: &Multiaddr) -> Multiaddr {
+    if is_relayed(addr) {
+        return addr.clone();
+    }
     addr.iter()
         .filter(|p| !matches!(p, Protocol::P2p(_)))
         .collect()
@@ -1287,11 +1907,70 @@ async fn flush_deadline(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// Whether `addr` goes through a relay.
+pub fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
+}
+
 /// Whether the device moved to another network: an interface address the swarm had is gone
 /// and another one appeared. (Interfaces coming up one by one after start only add addresses;
 /// losing the network altogether waits for the next one.)
 fn network_changed(before: &Networks, now: &Networks) -> bool {
     !now.is_empty() && !before.is_subset(now) && !now.is_subset(before)
+}
+
+/// The relay a relayed address goes through (the `/p2p/` before `/p2p-circuit`).
+fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
+    let mut relay = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2p(peer) => relay = Some(peer),
+            Protocol::P2pCircuit => return relay,
+            _ => {}
+        }
+    }
+    None
+}
+
+fn dial_error_kind(error: &libp2p::swarm::DialError) -> &'static str {
+    use libp2p::swarm::DialError;
+    match error {
+        DialError::LocalPeerId { .. } => "local peer id",
+        DialError::NoAddresses => "no addresses",
+        DialError::DialPeerConditionFalse(_) => "condition",
+        DialError::Aborted => "aborted",
+        DialError::WrongPeerId { .. } => "wrong peer id",
+        DialError::Denied { .. } => "denied",
+        DialError::Transport(_) => "transport",
+    }
+}
+
+fn nat_word(status: &autonat::NatStatus) -> &'static str {
+    match status {
+        autonat::NatStatus::Public(_) => "public",
+        autonat::NatStatus::Private => "private",
+        autonat::NatStatus::Unknown => "unknown",
+    }
+}
+
+/// The roster's current mailboxes with their addresses (bare multiaddrs; bad ones skipped).
+fn roster_mailboxes(replica: &Replica) -> Vec<([u8; 32], Vec<Multiaddr>)> {
+    let Some(log) = replica.membership() else {
+        return Vec::new();
+    };
+    log.roster()
+        .mailboxes()
+        .map(|m| {
+            let addresses = m
+                .addresses
+                .iter()
+                .filter_map(|a| a.parse::<Multiaddr>().ok())
+                .filter(|a| !is_relayed(a))
+                .map(|a| without_p2p(&a))
+                .collect();
+            (m.id.0, addresses)
+        })
+        .collect()
 }
 
 fn remote_ip(addr: &Multiaddr) -> Option<IpAddr> {
@@ -1362,5 +2041,11 @@ mod tests {
                 .parse()
                 .unwrap();
         assert_eq!(without_p2p(&addr).to_string(), "/ip4/127.0.0.1/tcp/4001");
+        // A relayed address needs the relay's id and its member's.
+        let relayed: Multiaddr = "/ip4/198.18.0.10/udp/4001/quic-v1/p2p/12D3KooWQJ3sYkzNyH8aKPhqgyaPCS5UQ4PjKgAW1Hs7pgWfJ6Bk/p2p-circuit/p2p/12D3KooWQJ3sYkzNyH8aKPhqgyaPCS5UQ4PjKgAW1Hs7pgWfJ6Bk"
+            .parse()
+            .unwrap();
+        assert!(is_relayed(&relayed));
+        assert_eq!(without_p2p(&relayed), relayed);
     }
 }

@@ -127,6 +127,15 @@ status-alerts = Alerts
 status-last-sync = Last update
 status-never = Not yet
 status-waiting = Your posts still waiting to go out
+status-reach = Reachable
+status-reach-direct = Directly
+status-reach-relayed = Through a mailbox
+status-reach-unreachable = Not reachable (you can still fetch and send)
+status-reach-unknown = Not known yet
+status-mailboxes = { $n ->
+    [one] { $n } mailbox reached
+   *[other] { $n } mailboxes reached
+}
 role-member = member
 role-moderator = moderator
 role-removed = removed

@@ -126,6 +126,15 @@ status-alerts = Alertas
 status-last-sync = Última atualização
 status-never = Ainda não
 status-waiting = Publicações à espera de sair
+status-reach = Alcançável
+status-reach-direct = Diretamente
+status-reach-relayed = Através de uma caixa postal
+status-reach-unreachable = Não alcançável (ainda pode receber e enviar)
+status-reach-unknown = Ainda não se sabe
+status-mailboxes = { $n ->
+    [one] { $n } caixa postal alcançada
+   *[other] { $n } caixas postais alcançadas
+}
 role-member = membro
 role-moderator = moderadora
 role-removed = removida

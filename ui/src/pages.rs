@@ -813,6 +813,8 @@ struct StatusPage {
     outbox: usize,
     last_sync_iso: String,
     last_sync_text: String,
+    reach: String,
+    mailboxes: usize,
 }
 
 async fn status(
@@ -854,6 +856,13 @@ async fn status(
                     .last_sync
                     .map(utc)
                     .unwrap_or_else(|| c.t.msg("status-never")),
+                reach: c.t.msg(match s.reachability {
+                    lookout_node::reach::Reachability::Direct => "status-reach-direct",
+                    lookout_node::reach::Reachability::Relayed => "status-reach-relayed",
+                    lookout_node::reach::Reachability::Unreachable => "status-reach-unreachable",
+                    lookout_node::reach::Reachability::Unknown => "status-reach-unknown",
+                }),
+                mailboxes: s.mailboxes.iter().filter(|m| m.state == "admitted").count(),
                 c,
             })
         }

@@ -26,3 +26,4 @@ mod cli_privacy;
 mod cli_regressions;
 mod cli_scenario;
 mod cli_ui;
+mod nat_mailbox;

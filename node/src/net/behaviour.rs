@@ -1,19 +1,30 @@
 //! The composed libp2p behaviour of a Lookout node and the events it reports.
 
-use std::{collections::HashSet, convert::Infallible, time::Duration};
+use std::{
+    collections::HashSet,
+    convert::Infallible,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use libp2p::{
-    connection_limits, gossipsub, identify,
+    autonat, connection_limits,
+    core::{transport::PortUse, Endpoint},
+    dcutr, gossipsub, identify,
     identity::Keypair,
-    mdns, ping, request_response,
-    swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
-    PeerId,
+    mdns, ping, relay, request_response,
+    swarm::{
+        behaviour::toggle::Toggle, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
+        THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+    },
+    Multiaddr, PeerId,
 };
 
 use super::{
     codec::{BytesCodec, SYNC_PROTOCOL},
     gate::{GateEvent, Gated, MemberGate},
     hello::{HelloCodec, HELLO_PROTOCOL},
+    mailbox_admission::{admission_behaviour, AdmissionRole, MailboxCodec},
     message_id, NetConfig, NetError,
 };
 
@@ -23,6 +34,11 @@ pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
 
 /// Identify protocol version string. Deliberately says nothing about the software version.
 pub const IDENTIFY_PROTOCOL: &str = "/lookout/id/1";
+
+/// How often a settled NAT status is checked again.
+pub const AUTONAT_REFRESH: Duration = Duration::from_secs(5 * 60);
+/// Probes in a row that settle a NAT status.
+const AUTONAT_CONFIDENCE: usize = 2;
 
 /// Agent string sent over identify, in place of the default that names the libp2p version.
 const AGENT_VERSION: &str = "lookout";
@@ -58,6 +74,13 @@ pub struct Collective {
     pub identify: identify::Behaviour,
     /// Liveness checks.
     pub ping: ping::Behaviour,
+    /// Direct connection upgrade through relay: turns a relayed connection with a proven member
+    /// into a direct one where both NATs allow (hole punching). Only on proven connections, so
+    /// a stranger never learns this node's observed addresses.
+    pub dcutr: dcutr::Behaviour,
+    /// AutoNAT (v1), client only: asks admitted mailboxes (the only servers it is given)
+    /// whether this node's observed addresses can be dialled from outside. Serves nobody.
+    pub autonat: autonat::Behaviour,
 }
 
 /// An event of one of the collective's protocols.
@@ -71,6 +94,10 @@ pub enum CollectiveEvent {
     Identify(Box<identify::Event>),
     /// Ping.
     Ping(ping::Event),
+    /// Hole punching.
+    Dcutr(dcutr::Event),
+    /// NAT status probes.
+    Autonat(autonat::Event),
 }
 
 /// The libp2p behaviour of a Lookout node.
@@ -90,6 +117,15 @@ pub struct Behaviour {
     pub hello: request_response::Behaviour<HelloCodec>,
     /// Local-network discovery, if enabled.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// `/lookout/mailbox/1`, member side only (outbound): admission by the roster's mailboxes.
+    /// On every connection, like the hello; the event loop runs it only on connections it
+    /// dialled to a mailbox's roster address.
+    pub mailbox: Admissions,
+    /// Circuit relay v2, client side: reservations on admitted mailboxes and circuits through
+    /// them. On every connection (it is the transport's other half); it accepts an inbound
+    /// circuit only from a relay this node holds a reservation on, and every relayed connection
+    /// still faces the hello and the gate like a direct one.
+    pub relay: relay::client::Behaviour,
 }
 
 /// An event from one of the node's protocols, as it appears in `SwarmEvent::Behaviour`.
@@ -111,11 +147,23 @@ pub enum NetEvent {
     Ping(ping::Event),
     /// mDNS discovered or expired local peers (only when enabled).
     Mdns(mdns::Event),
+    /// Mailbox admission: an answer of a mailbox (or a failure).
+    Mailbox(request_response::Event<Vec<u8>, Vec<u8>>),
+    /// Relay client: a reservation accepted, a circuit established.
+    Relay(relay::client::Event),
+    /// Hole punching through a relayed connection succeeded or failed.
+    Dcutr(dcutr::Event),
+    /// AutoNAT: the node's NAT status changed, or a probe ended.
+    Autonat(autonat::Event),
 }
 
 impl Behaviour {
     /// Builds the behaviour for `keypair` under `cfg`, subscribed to `cfg.topic`.
-    pub(crate) fn new(keypair: &Keypair, cfg: &NetConfig) -> Result<Self, NetError> {
+    pub(crate) fn new(
+        keypair: &Keypair,
+        cfg: &NetConfig,
+        relay: relay::client::Behaviour,
+    ) -> Result<Self, NetError> {
         let local_peer = keypair.public().to_peer_id();
         let topic = gossipsub::IdentTopic::new(cfg.topic.clone());
 
@@ -172,12 +220,16 @@ impl Behaviour {
             sync,
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
+            dcutr: dcutr::Behaviour::new(local_peer),
+            autonat: autonat::Behaviour::new(local_peer, autonat_config(cfg)),
         };
         Ok(Self {
             gate: MemberGate::new(collective, cfg.allowed.clone()),
             limits: connection_limits::Behaviour::new(limits),
             hello,
             mdns: Toggle::from(mdns),
+            mailbox: Admissions(admission_behaviour(AdmissionRole::Member)),
+            relay,
         })
     }
 
@@ -240,6 +292,16 @@ impl Behaviour {
         self.hello.send_request(peer, request)
     }
 
+    /// Sends a mailbox admission message; the answer (or failure) arrives as
+    /// [`NetEvent::Mailbox`].
+    pub fn mailbox_request(
+        &mut self,
+        peer: &PeerId,
+        request: Vec<u8>,
+    ) -> request_response::OutboundRequestId {
+        self.mailbox.0.send_request(peer, request)
+    }
+
     /// Answers a hello request.
     pub fn hello_respond(
         &mut self,
@@ -247,6 +309,27 @@ impl Behaviour {
         response: Vec<u8>,
     ) -> Result<(), Vec<u8>> {
         self.hello.send_response(channel, response)
+    }
+}
+
+/// AutoNAT as a client of the servers it is given (admitted mailboxes) and never a server: a
+/// member dials nobody back on anyone's request.
+fn autonat_config(cfg: &NetConfig) -> autonat::Config {
+    autonat::Config {
+        timeout: cfg.request_timeout,
+        boot_delay: cfg.autonat_boot_delay,
+        retry_interval: cfg.autonat_retry,
+        refresh_interval: AUTONAT_REFRESH,
+        throttle_server_period: Duration::ZERO,
+        use_connected: false,
+        confidence_max: AUTONAT_CONFIDENCE,
+        max_peer_addresses: 0,
+        throttle_clients_global_max: 0,
+        throttle_clients_peer_max: 0,
+        throttle_clients_period: Duration::from_secs(1),
+        // Mailboxes are added as servers explicitly; this only concerns servers found among
+        // connected peers, which is off.
+        only_global_ips: false,
     }
 }
 
@@ -320,6 +403,8 @@ impl From<Gated<CollectiveEvent>> for NetEvent {
             Gated::Inner(CollectiveEvent::Sync(e)) => Self::Sync(e),
             Gated::Inner(CollectiveEvent::Identify(e)) => Self::Identify(e),
             Gated::Inner(CollectiveEvent::Ping(e)) => Self::Ping(e),
+            Gated::Inner(CollectiveEvent::Dcutr(e)) => Self::Dcutr(e),
+            Gated::Inner(CollectiveEvent::Autonat(e)) => Self::Autonat(e),
         }
     }
 }
@@ -333,6 +418,118 @@ impl From<Infallible> for NetEvent {
 impl From<request_response::Event<Vec<u8>, Vec<u8>>> for NetEvent {
     fn from(event: request_response::Event<Vec<u8>, Vec<u8>>) -> Self {
         Self::Hello(event)
+    }
+}
+
+impl From<AdmissionEvent> for NetEvent {
+    fn from(event: AdmissionEvent) -> Self {
+        Self::Mailbox(event.0)
+    }
+}
+
+/// The mailbox admission's request-response behaviour, under an event type of its own (the
+/// hello's has the same shape, and the derived behaviour tells fields apart by event type).
+pub struct Admissions(pub request_response::Behaviour<MailboxCodec>);
+
+/// An event of [`Admissions`].
+#[derive(Debug)]
+pub struct AdmissionEvent(pub request_response::Event<Vec<u8>, Vec<u8>>);
+
+impl NetworkBehaviour for Admissions {
+    type ConnectionHandler =
+        <request_response::Behaviour<MailboxCodec> as NetworkBehaviour>::ConnectionHandler;
+    type ToSwarm = AdmissionEvent;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.0
+            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        peer: PeerId,
+        local_addr: &Multiaddr,
+        remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.0
+            .handle_established_inbound_connection(connection_id, peer, local_addr, remote_addr)
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        maybe_peer: Option<PeerId>,
+        addresses: &[Multiaddr],
+        effective_role: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.0.handle_pending_outbound_connection(
+            connection_id,
+            maybe_peer,
+            addresses,
+            effective_role,
+        )
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        connection_id: ConnectionId,
+        peer: PeerId,
+        addr: &Multiaddr,
+        role_override: Endpoint,
+        port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.0.handle_established_outbound_connection(
+            connection_id,
+            peer,
+            addr,
+            role_override,
+            port_use,
+        )
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
+        self.0.on_swarm_event(event);
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer_id: PeerId,
+        connection_id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        self.0
+            .on_connection_handler_event(peer_id, connection_id, event);
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        self.0.poll(cx).map(|event| event.map_out(AdmissionEvent))
+    }
+}
+
+impl From<relay::client::Event> for NetEvent {
+    fn from(event: relay::client::Event) -> Self {
+        Self::Relay(event)
+    }
+}
+
+impl From<dcutr::Event> for CollectiveEvent {
+    fn from(event: dcutr::Event) -> Self {
+        Self::Dcutr(event)
+    }
+}
+
+impl From<autonat::Event> for CollectiveEvent {
+    fn from(event: autonat::Event) -> Self {
+        Self::Autonat(event)
     }
 }
 

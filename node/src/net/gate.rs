@@ -113,6 +113,10 @@ pub struct MemberGate<B> {
     temporary: HashMap<MemberId, Instant>,
     /// Transport peer → the member it proved to be.
     proven: HashMap<PeerId, MemberId>,
+    /// Transport peer → the mailbox (its Ed25519 key) that proved itself in the mailbox
+    /// admission and is on the roster. Its later connections carry the collective protocols
+    /// too (sync, identify, AutoNAT; gossipsub is never used with it).
+    mailboxes: HashMap<PeerId, [u8; 32]>,
     /// When each proven peer was admitted (a counter: larger is newer).
     admitted: HashMap<PeerId, u64>,
     admissions: u64,
@@ -134,6 +138,7 @@ impl<B> MemberGate<B> {
             allowed,
             temporary: HashMap::new(),
             proven: HashMap::new(),
+            mailboxes: HashMap::new(),
             admitted: HashMap::new(),
             admissions: 0,
             connected: HashMap::new(),
@@ -174,6 +179,33 @@ impl<B> MemberGate<B> {
         self.proven.insert(peer, member);
         self.admitted.insert(peer, self.admissions);
         true
+    }
+
+    /// Records that `peer` proved it is the mailbox `mailbox` (the caller checked that the
+    /// roster names it): its connections from now on carry the collective protocols.
+    pub fn admit_mailbox(&mut self, peer: PeerId, mailbox: [u8; 32]) {
+        self.mailboxes.insert(peer, mailbox);
+    }
+
+    /// The mailbox `peer` proved to be, if it did.
+    pub fn mailbox_of(&self, peer: &PeerId) -> Option<[u8; 32]> {
+        self.mailboxes.get(peer).copied()
+    }
+
+    /// Forgets every transport id of `mailbox` (removed from the roster) and closes their
+    /// connections. Returns the peers evicted.
+    pub fn forget_mailbox(&mut self, mailbox: &[u8; 32]) -> Vec<PeerId> {
+        let peers: Vec<PeerId> = self
+            .mailboxes
+            .iter()
+            .filter(|(_, m)| *m == mailbox)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in &peers {
+            self.mailboxes.remove(peer);
+            self.evict(*peer);
+        }
+        peers
     }
 
     /// The proven transport ids of `member`.
@@ -313,8 +345,27 @@ impl<B> MemberGate<B> {
         Ok(())
     }
 
+    /// The connection a wrapped protocol's `NotifyHandler` may go to: one that carries the
+    /// protocols. `One(c)` is checked by connection alone, whatever `peer_id` says: the swarm
+    /// routes it by connection id, and the relay server addresses the destination's connection
+    /// under the source's peer id when it forwards a circuit.
+    fn inner_target(&self, peer: &PeerId, handler: NotifyHandler) -> Option<ConnectionId> {
+        match handler {
+            NotifyHandler::One(c) => self
+                .inner_connections
+                .values()
+                .any(|s| s.contains(&c))
+                .then_some(c),
+            NotifyHandler::Any => self
+                .inner_connections
+                .get(peer)
+                .and_then(|s| s.iter().next().copied()),
+        }
+    }
+
     fn carries_inner(&self, peer: &PeerId) -> bool {
         self.proven.get(peer).is_some_and(|m| self.is_allowed(m))
+            || self.mailboxes.contains_key(peer)
     }
 
     fn evict(&mut self, peer: PeerId) {
@@ -449,6 +500,7 @@ impl<B: NetworkBehaviour> NetworkBehaviour for MemberGate<B> {
                         self.connected.remove(&e.peer_id);
                         // A transport peer that left must prove itself again.
                         self.proven.remove(&e.peer_id);
+                        self.mailboxes.remove(&e.peer_id);
                         self.admitted.remove(&e.peer_id);
                     }
                 }
@@ -519,18 +571,7 @@ impl<B: NetworkBehaviour> NetworkBehaviour for MemberGate<B> {
                     handler,
                     event,
                 }) => {
-                    let connections = self.inner_connections.get(&peer_id);
-                    let target = match handler {
-                        // By connection id, whoever's it is: the relay server names the
-                        // circuit's source peer with the destination's connection (the swarm
-                        // routes by the id alone).
-                        NotifyHandler::One(c) => self
-                            .inner_connections
-                            .values()
-                            .any(|s| s.contains(&c))
-                            .then_some(c),
-                        NotifyHandler::Any => connections.and_then(|s| s.iter().next().copied()),
-                    };
+                    let target = self.inner_target(&peer_id, handler);
                     // A protocol addressing a connection it does not run on: drop it.
                     if let Some(c) = target {
                         return Poll::Ready(ToSwarm::NotifyHandler {
@@ -589,6 +630,58 @@ mod tests {
         assert!(!gate.carries_inner(&stranger));
         assert!(gate.admit(stranger, member(1)));
         assert!(gate.carries_inner(&stranger));
+    }
+
+    #[test]
+    fn a_mailbox_carries_the_protocols_only_once_admitted_and_until_removed() {
+        let mut gate = MemberGate::new(dummy::Behaviour, [member(1)].into());
+        let (mailbox, other) = (PeerId::random(), PeerId::random());
+        // A relay or mailbox that did not prove itself is a stranger like any other.
+        assert!(!gate.carries_inner(&mailbox));
+        gate.admit_mailbox(mailbox, [7; 32]);
+        gate.connected.entry(mailbox).or_default();
+        assert!(gate.carries_inner(&mailbox));
+        assert_eq!(gate.mailbox_of(&mailbox), Some([7; 32]));
+        assert!(!gate.carries_inner(&other));
+        // A mailbox is not a member: never counted or synced as one.
+        assert_eq!(gate.member_of(&mailbox), None);
+        assert_eq!(gate.members_connected().count(), 0);
+        // Removed from the roster: forgotten and its connections closed.
+        assert_eq!(gate.forget_mailbox(&[7; 32]), vec![mailbox]);
+        assert!(!gate.carries_inner(&mailbox));
+        assert!(gate.pending.iter().any(|e| matches!(
+            e,
+            ToSwarm::CloseConnection { peer_id, .. } if *peer_id == mailbox
+        )));
+    }
+
+    /// The relay server forwards a circuit by notifying the destination's connection under the
+    /// source's peer id; the gate must pass that on (the swarm routes by connection), and still
+    /// drop anything meant for a connection that does not carry the protocols.
+    #[test]
+    fn a_handler_event_goes_to_any_carrying_connection_whatever_peer_it_names() {
+        let mut gate = MemberGate::new(dummy::Behaviour, [member(1), member(2)].into());
+        let (src, dst, stranger) = (PeerId::random(), PeerId::random(), PeerId::random());
+        gate.admit(src, member(1));
+        gate.admit(dst, member(2));
+        let (c_src, c_dst, c_stranger) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+            ConnectionId::new_unchecked(3),
+        );
+        gate.inner_connections.entry(src).or_default().insert(c_src);
+        gate.inner_connections.entry(dst).or_default().insert(c_dst);
+        assert_eq!(
+            gate.inner_target(&src, NotifyHandler::One(c_dst)),
+            Some(c_dst)
+        );
+        assert_eq!(gate.inner_target(&src, NotifyHandler::Any), Some(c_src));
+        // A connection without the protocols (a stranger's) never gets their events.
+        assert_eq!(
+            gate.inner_target(&src, NotifyHandler::One(c_stranger)),
+            None
+        );
+        assert_eq!(gate.inner_target(&stranger, NotifyHandler::Any), None);
     }
 
     #[test]

@@ -40,11 +40,11 @@ mod gate;
 pub mod hello;
 pub mod mailbox_admission;
 
-use std::{collections::HashSet, convert::Infallible, time::Duration};
+use std::{collections::HashSet, time::Duration};
 
 pub use behaviour::{
-    Behaviour, Collective, CollectiveEvent, NetEvent, GRAYLIST_THRESHOLD, IDENTIFY_PROTOCOL,
-    MAX_CONCURRENT_SYNC_STREAMS, MAX_GOSSIP_BYTES,
+    AdmissionEvent, Admissions, Behaviour, Collective, CollectiveEvent, NetEvent,
+    GRAYLIST_THRESHOLD, IDENTIFY_PROTOCOL, MAX_CONCURRENT_SYNC_STREAMS, MAX_GOSSIP_BYTES,
 };
 pub use codec::{
     read_frame, write_frame, BytesCodec, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
@@ -83,6 +83,10 @@ pub(crate) const DEFAULT_MAX_ESTABLISHED_TOTAL: u32 = 128;
 pub(crate) const DEFAULT_MAX_PENDING_INCOMING: u32 = 32;
 /// Default cap on outbound connections still in their handshake.
 pub(crate) const DEFAULT_MAX_PENDING_OUTGOING: u32 = 32;
+/// Default wait before the first AutoNAT probe.
+pub const DEFAULT_AUTONAT_BOOT_DELAY: Duration = Duration::from_secs(3);
+/// Default wait between AutoNAT probes while the status is unsettled.
+pub const DEFAULT_AUTONAT_RETRY: Duration = Duration::from_secs(20);
 /// Most inbound streams per connection still negotiating their protocol at once.
 pub(crate) const MAX_NEGOTIATING_INBOUND_STREAMS: usize = 32;
 
@@ -115,6 +119,10 @@ pub struct NetConfig {
     pub max_pending_incoming: u32,
     /// Cap on outbound connections still in their handshake.
     pub max_pending_outgoing: u32,
+    /// Wait before the first AutoNAT probe (once a mailbox is admitted).
+    pub autonat_boot_delay: Duration,
+    /// Wait between AutoNAT probes while the NAT status is not settled.
+    pub autonat_retry: Duration,
 }
 
 impl Default for NetConfig {
@@ -132,6 +140,8 @@ impl Default for NetConfig {
             max_established_total: DEFAULT_MAX_ESTABLISHED_TOTAL,
             max_pending_incoming: DEFAULT_MAX_PENDING_INCOMING,
             max_pending_outgoing: DEFAULT_MAX_PENDING_OUTGOING,
+            autonat_boot_delay: DEFAULT_AUTONAT_BOOT_DELAY,
+            autonat_retry: DEFAULT_AUTONAT_RETRY,
         }
     }
 }
@@ -175,10 +185,13 @@ pub enum NetError {
     /// The node is not subscribed to its topic (someone unsubscribed it).
     #[error("not subscribed to the collective's topic")]
     NotSubscribed,
+    /// The behaviour could not be composed (a message from the swarm builder).
+    #[error("could not set up the network protocols: {0}")]
+    Behaviour(String),
 }
 
 /// Builds a swarm with the transport key `keypair` (fresh for every run: it must never be the
-/// member's key): TCP (Noise + yamux) and QUIC on tokio, listening on every address in
+/// member's key): TCP (Noise + yamux), QUIC and circuit relay v2 (client) on tokio, listening on every address in
 /// `cfg.listen`, subscribed to `cfg.topic`, running the collective's protocols only for members
 /// of `cfg.allowed` that proved themselves in the hello.
 ///
@@ -193,10 +206,10 @@ pub fn build_swarm(keypair: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>
     if cfg.max_established_per_peer == 0 || cfg.max_established_total == 0 {
         return Err(NetError::ZeroConnectionCap);
     }
-    let behaviour = Behaviour::new(&keypair, cfg)?;
     let handshake_timeout = cfg.handshake_timeout;
     let idle_timeout = cfg.idle_timeout;
 
+    let mut failed: Option<NetError> = None;
     let mut swarm = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -208,8 +221,20 @@ pub fn build_swarm(keypair: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>
             quic.handshake_timeout = handshake_timeout;
             quic
         })
-        .with_behaviour(|_| behaviour)
-        .map_err(|never: Infallible| -> NetError { match never {} })?
+        .with_relay_client(noise::Config::new, yamux::Config::default)?
+        .with_behaviour(|key, relay| match Behaviour::new(key, cfg, relay) {
+            Ok(behaviour) => Ok(behaviour),
+            Err(e) => {
+                let message = e.to_string();
+                failed = Some(e);
+                Err(message.into())
+            }
+        })
+        .map_err(|e| {
+            failed
+                .take()
+                .unwrap_or_else(|| NetError::Behaviour(e.to_string()))
+        })?
         .with_swarm_config(|swarm| {
             swarm
                 .with_idle_connection_timeout(idle_timeout)

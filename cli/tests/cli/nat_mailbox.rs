@@ -1,0 +1,692 @@
+//! Issue 10 end to end, over real NAT on this machine: a mailbox on a public segment, member A
+//! behind one home NAT, member B behind another (`scripts/netns-nat.sh`), every process a real
+//! `lookout` run inside its network namespace.
+//!
+//! Needs root (network namespaces); elsewhere it prints why it skipped and passes. Run it alone:
+//! `sudo -E cargo test -p lookout-cli --test cli nat_mailbox:: -- --nocapture`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// Namespace prefix of this suite (so it never meets a hand-made `lk` setup).
+const PREFIX: &str = "lkm";
+/// The mailbox's address on the public segment.
+const MAILBOX_QUIC: &str = "/ip4/198.18.0.10/udp/4001/quic-v1";
+const MAILBOX_TCP: &str = "/ip4/198.18.0.10/tcp/4001";
+/// Longest any step of this suite is waited for.
+const STEP: Duration = Duration::from_secs(25);
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/netns-nat.sh")
+}
+
+fn netns(args: &[&str]) -> std::process::Output {
+    Command::new(script())
+        .args(args)
+        .env("LK_NETNS_PREFIX", PREFIX)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run scripts/netns-nat.sh")
+}
+
+/// The namespaces, removed when dropped.
+struct Net;
+
+impl Net {
+    /// Build the NATs (`plain` or `symmetric`); `Err(reason)` if namespaces cannot be made here.
+    fn up(mode: &str) -> Result<Net, String> {
+        let out = netns(&["up", mode]);
+        match out.status.code() {
+            Some(0) => {}
+            Some(77) => return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+            _ => panic!("netns-nat.sh up {mode} failed: {out:?}"),
+        }
+        let check = netns(&["check"]);
+        assert!(check.status.success(), "the NATs misbehave: {check:?}");
+        Ok(Net)
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = netns(&["down"]);
+    }
+}
+
+/// `lookout` inside namespace `ns` (pub, a, b), with the test environment.
+fn in_ns(ns: &str, home: &Path) -> Command {
+    let mut c = Command::new(script());
+    c.env("LK_NETNS_PREFIX", PREFIX)
+        .args(["exec", ns, env!("CARGO_BIN_EXE_lookout"), "--home"])
+        .arg(home)
+        .env("LOOKOUT_PASSPHRASE", PASSPHRASE)
+        .env("LOOKOUT_INSECURE_FAST_KDF", "1")
+        .env("LOOKOUT_INSECURE_DUMPABLE", "1")
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info,lookout_node=debug")
+        .env_remove("LOOKOUT_HOME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// A long-running `lookout` process in a namespace, killed when dropped.
+struct Proc {
+    name: &'static str,
+    child: Child,
+    home: PathBuf,
+    out: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    fn spawn(name: &'static str, ns: &str, home: &Path, args: &[&str]) -> Proc {
+        let mut child = in_ns(ns, home).args(args).spawn().expect("spawn lookout");
+        let out = Arc::new(Mutex::new(String::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = out.clone();
+            thread::spawn(move || {
+                let mut pipe = pipe;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    out.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        Proc {
+            name,
+            child,
+            home: home.to_path_buf(),
+            out,
+        }
+    }
+
+    /// A member's node in `ns` (QUIC and TCP on every interface, frequent sync).
+    /// Started, not yet serving commands: see [`Proc::ready`].
+    fn member(name: &'static str, ns: &str, home: &Path) -> Proc {
+        Proc::spawn(
+            name,
+            ns,
+            home,
+            &[
+                "run",
+                "--listen",
+                "/ip4/0.0.0.0/udp/0/quic-v1",
+                "--listen",
+                "/ip4/0.0.0.0/tcp/0",
+                "--sync-interval",
+                "2",
+            ],
+        )
+    }
+
+    fn mailbox(home: &Path) -> Proc {
+        Proc::spawn(
+            "mailbox",
+            "pub",
+            home,
+            &[
+                "mailbox",
+                "run",
+                "--listen",
+                "/ip4/0.0.0.0/udp/4001/quic-v1",
+                "--listen",
+                "/ip4/0.0.0.0/tcp/4001",
+                "--external-address",
+                MAILBOX_QUIC,
+                "--external-address",
+                MAILBOX_TCP,
+            ],
+        )
+    }
+
+    /// Wait until a member's node serves commands (before that, a command would open its store
+    /// and keep the node from starting).
+    fn ready(mut self) -> Proc {
+        self.wait_ready("Press Ctrl-C");
+        self
+    }
+
+    fn output(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    fn wait_ready(&mut self, marker: &str) {
+        self.until(&format!("{} is ready", self.name), || {
+            self.output().contains(marker).then_some(())
+        });
+    }
+
+    /// Poll `check` until it gives a value (every 100 ms), or fail after [`STEP`] with the
+    /// process's output.
+    fn until<T>(&self, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+        let started = Instant::now();
+        loop {
+            if let Some(value) = check() {
+                return value;
+            }
+            assert!(
+                started.elapsed() < STEP,
+                "timed out after {STEP:?} waiting for: {what}\n--- {} output ---\n{}",
+                self.name,
+                self.output()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        status(&self.home)
+    }
+
+    /// Wait until this member's node is admitted by the mailbox and holds a reservation on it.
+    fn wait_relayed(&self) {
+        self.until("admitted by the mailbox, with a reservation", || {
+            let s = self.status();
+            let m = s["mailboxes"].as_array()?.first()?.clone();
+            (m["state"] == "admitted" && m["reserved"] == true && s["reachability"] == "relayed")
+                .then_some(())
+        });
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < STEP {
+            if self.child.try_wait().unwrap().is_some() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("--- {} output ---\n{}", self.name, self.output());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every readable byte of a process's memory (root: `/proc/PID/maps` and `/proc/PID/mem`),
+/// read while it runs; no core file is made.
+fn process_memory(pid: u32) -> Vec<u8> {
+    use std::io::{Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut all = Vec::new();
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (start, end) = (
+            u64::from_str_radix(start, 16).unwrap(),
+            u64::from_str_radix(end, 16).unwrap(),
+        );
+        let mut buf = vec![0u8; (end - start) as usize];
+        if mem.seek(SeekFrom::Start(start)).is_ok() && mem.read_exact(&mut buf).is_ok() {
+            all.extend_from_slice(&buf);
+        }
+    }
+    all
+}
+
+fn files_under(dir: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return all;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            all.extend(files_under(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            all.extend(bytes);
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    let needle = needle.as_bytes();
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A member enrolled through the real codes, with Ana's node on loopback.
+fn enrol(ana: &Path, home: &Path, name: &str) {
+    init(home, name);
+    let request = ok(home, &["join-request", "--json"]).json();
+    let approved = ok(
+        ana,
+        &["approve", request["code"].as_str().unwrap(), "--json"],
+    )
+    .json();
+    assert_eq!(approved["done"], true, "{approved}");
+    ok(home, &["join", approved["invite"].as_str().unwrap()]);
+}
+
+fn has_alert(home: &Path, id: &str) -> bool {
+    alert_ids(home, &[]).iter().any(|a| a == id)
+}
+
+/// The homes of the suite, made on loopback before any NAT exists.
+struct Homes {
+    ana: PathBuf,
+    bea: PathBuf,
+    cleo: PathBuf,
+    dora: PathBuf,
+    mbx: PathBuf,
+    /// The mailbox's pairing code.
+    code: String,
+    /// The mailbox's id as `mailbox list` shows it.
+    mailbox_id: String,
+}
+
+/// Ana founds the collective, admits the mailbox and enrols Bea and Cleo (their nodes sync with
+/// hers on loopback), so that each knows the roster and its mailbox.
+fn setup(dir: &Path) -> Homes {
+    let (ana, bea, cleo, dora, mbx) = (
+        dir.join("ana"),
+        dir.join("bea"),
+        dir.join("cleo"),
+        dir.join("dora"),
+        dir.join("mailbox"),
+    );
+    init(&ana, "Anabela Quintessa");
+    ok(
+        &ana,
+        &["collective", "create", "--name", "Harbour Collective"],
+    );
+    let pairing = ok(
+        &mbx,
+        &[
+            "mailbox",
+            "init",
+            "--json",
+            "--address",
+            MAILBOX_QUIC,
+            "--address",
+            MAILBOX_TCP,
+        ],
+    )
+    .json();
+    let code = pairing["pairing_code"].as_str().unwrap().to_owned();
+    ok(&ana, &["mailbox", "add", &code]);
+    let mailbox_id = ok(&ana, &["mailbox", "list", "--json"]).json()["current"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ana_node = Node::start(&ana);
+    enrol(&ana, &bea, "Beatriz Ondulada");
+    enrol(&ana, &cleo, "Cleonice Varanda");
+    let bea_node = Node::start_args(&bea, |_| {}, &["--peer", &ana_node.addresses[0]]);
+    let cleo_node = Node::start_args(&cleo, |_| {}, &["--peer", &ana_node.addresses[0]]);
+    for home in [&bea, &cleo] {
+        eventually("members learn the roster and its mailbox", || {
+            let s = status(home);
+            (s["members"] == 3 && s["is_member"] == true).then_some(())
+        });
+    }
+    bea_node.stop();
+    cleo_node.stop();
+    ana_node.stop();
+    Homes {
+        ana,
+        bea,
+        cleo,
+        dora,
+        mbx,
+        code,
+        mailbox_id,
+    }
+}
+
+#[test]
+fn members_behind_nats_reach_each_other_through_a_blind_mailbox() {
+    suite(false);
+}
+
+/// The whole suite, also requiring that the mailbox hold no member name or collective name.
+#[test]
+#[ignore = "names are in clear in the genesis and ops a mailbox stores until membership text is \
+            sealed (design §1; SECURITY.md says so)"]
+fn the_mailbox_holds_no_member_name() {
+    suite(true);
+}
+
+/// Issue 10's cases in order; `check_names` adds the member names and the collective's name to
+/// what the mailbox must not hold.
+fn suite(check_names: bool) {
+    // Skip only where namespaces cannot be made (not root, no netns support).
+    let net = match Net::up("plain") {
+        Ok(net) => net,
+        Err(reason) => {
+            println!("nat_mailbox skipped: {reason}");
+            return;
+        }
+    };
+    let suite = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let Homes {
+        ana,
+        bea,
+        cleo,
+        dora,
+        mbx,
+        code,
+        mailbox_id,
+    } = setup(dir.path());
+    println!("setup on loopback: {:?}", suite.elapsed());
+
+    // Plain NAT: through the relay at once, then directly by hole punching.
+    let mailbox = {
+        let mut m = Proc::mailbox(&mbx);
+        m.wait_ready("Stop it with Ctrl-C");
+        m
+    };
+    let a = Proc::member("A", "a", &ana);
+    let b = Proc::member("B", "b", &bea);
+    let (a, b) = (a.ready(), b.ready());
+    a.wait_relayed();
+    b.wait_relayed();
+    let phone = "07700 900461";
+    let secret_text = "Grey van, scar over left eyebrow 5521";
+    let posted = Instant::now();
+    let first = post(
+        &ana,
+        secret_text,
+        &["--phone", phone, "--area", "Wharf Lane"],
+    );
+    b.until("B receives A's alert through the mailbox", || {
+        has_alert(&bea, &first).then_some(())
+    });
+    let latency = posted.elapsed();
+    println!("plain NAT: A→B through the mailbox in {latency:?}");
+    assert!(latency < Duration::from_secs(5), "{latency:?}");
+    a.until("A and B connect directly (hole punching)", || {
+        let (sa, sb) = (a.status(), b.status());
+        let punched = sa["hole_punches"].as_u64()? + sb["hole_punches"].as_u64()? > 0;
+        (punched && sa["direct_peers"] == 1 && sb["direct_peers"] == 1).then_some(())
+    });
+
+    // B offline while A posts; A goes offline; B gets the alert from the mailbox alone.
+    b.stop();
+    let while_away = post(&ana, "Took the money and ran 8123", &["--area", "Quay"]);
+    a.until("A handed its alert to the mailbox", || {
+        (a.status()["outbox"] == 0).then_some(())
+    });
+    a.stop();
+    let b = Proc::member("B", "b", &bea).ready();
+    b.until("B catches up from the mailbox alone", || {
+        has_alert(&bea, &while_away).then_some(())
+    });
+    b.stop();
+    mailbox.stop();
+    drop(net);
+    println!("plain NAT done: {:?}", suite.elapsed());
+
+    // Symmetric NAT: no hole punching, the relay keeps working.
+    let net = Net::up("symmetric").expect("namespaces worked a moment ago");
+    let mailbox = {
+        let mut m = Proc::mailbox(&mbx);
+        m.wait_ready("Stop it with Ctrl-C");
+        m
+    };
+    let a = Proc::member("A", "a", &ana);
+    let b = Proc::member("B", "b", &bea);
+    let (a, b) = (a.ready(), b.ready());
+    a.wait_relayed();
+    b.wait_relayed();
+    let posted = Instant::now();
+    let third = post(&ana, "Refused a condom 3390", &["--area", "Dock"]);
+    b.until(
+        "B receives through the mailbox behind symmetric NAT",
+        || has_alert(&bea, &third).then_some(()),
+    );
+    let latency = posted.elapsed();
+    println!("symmetric NAT: A→B through the mailbox in {latency:?}");
+    assert!(latency < Duration::from_secs(5), "{latency:?}");
+
+    // A revoked member and a non-member get nothing from the mailbox.
+    ok(&ana, &["revoke", "Cleonice Varanda", "--yes"]);
+    b.until("the removal reaches B through the mailbox", || {
+        (b.status()["members"] == 2).then_some(())
+    });
+    let after_removal = post(&ana, "Second car, blue 4471", &["--area", "Dock"]);
+    b.until("B has the alert after the removal", || {
+        has_alert(&bea, &after_removal).then_some(())
+    });
+    init(&dora, "Dorotea Outsider");
+    ok(&dora, &["collective", "create", "--name", "Elsewhere"]);
+    ok(&dora, &["mailbox", "add", &code]);
+    let c = Proc::member("C", "a", &cleo);
+    let d = Proc::member("D", "b", &dora);
+    let (c, d) = (c.ready(), d.ready());
+    for outsider in [&c, &d] {
+        outsider.until(
+            "the mailbox refuses a revoked member and a non-member",
+            || {
+                let s = outsider.status();
+                let m = s["mailboxes"].as_array()?.first()?.clone();
+                (m["state"] == "refused").then_some(())
+            },
+        );
+        let s = outsider.status();
+        assert_eq!(s["mailboxes"][0]["reserved"], false, "{s}");
+        assert!(s["reachability"] != "relayed", "{s}");
+        assert_eq!(s["peers"], 0, "no circuit to a member: {s}");
+    }
+    assert!(!has_alert(&cleo, &after_removal));
+    assert!(!has_alert(&cleo, &third));
+    assert!(alert_ids(&dora, &[]).is_empty());
+
+    // The mailbox's files and memory hold no alert text, number or member name.
+    let mut leaks: Vec<String> = Vec::new();
+    let memory = process_memory(mailbox.child.id());
+    assert!(memory.len() > 1_000_000, "read the mailbox's memory");
+    let files = files_under(&mbx);
+    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    let mut secrets = vec![
+        secret_text,
+        "scar over left eyebrow",
+        "Took the money and ran",
+        "Wharf Lane",
+        &digits,
+        &digits[1..],
+    ];
+    if check_names {
+        secrets.extend(["Anabela", "Beatriz", "Cleonice", "Harbour Collective"]);
+    }
+    for secret in secrets {
+        if contains(&memory, secret) {
+            leaks.push(format!("mailbox memory holds '{secret}'"));
+        }
+        if contains(&files, secret) {
+            leaks.push(format!("mailbox files hold '{secret}'"));
+        }
+    }
+    // (Checked at the end, so that the cases below still run and report.)
+
+    // A removed mailbox can no longer reach members.
+    ok(&ana, &["mailbox", "remove", &mailbox_id]);
+    for member in [&a, &b] {
+        member.until("members drop the removed mailbox", || {
+            let s = member.status();
+            (s["mailboxes"].as_array()?.is_empty() && s["reachability"] != "relayed").then_some(())
+        });
+    }
+    let after = post(&ana, "After the mailbox went 6610", &["--area", "Dock"]);
+    thread::sleep(Duration::from_secs(3));
+    assert!(
+        !has_alert(&bea, &after),
+        "nothing reached B through the removed mailbox"
+    );
+    for p in [a, b, c, d, mailbox] {
+        p.stop();
+    }
+    drop(net);
+    println!("nat_mailbox suite: {:?}", suite.elapsed());
+    assert!(leaks.is_empty(), "{leaks:#?}");
+}
+
+/// Latency of `n` alerts from `ana` to `bea` (from the post command to `bea`'s
+/// `alerts --watch` line).
+fn latencies(ana: &Path, bea: &Path, n: usize, label: &str) -> Vec<Duration> {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    let mut watcher = command(bea).args(["alerts", "--watch"]).spawn().unwrap();
+    let (lines, received) = mpsc::channel();
+    let stdout = watcher.stdout.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send((Instant::now(), line));
+        }
+    });
+    // Wait for the watcher to be ready.
+    loop {
+        let (_, line) = received.recv_timeout(STEP).expect("watcher starts");
+        if line.contains("Waiting for new alerts") {
+            break;
+        }
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        let id = post(
+            ana,
+            &format!("{label} benchmark alert {i}"),
+            &["--area", "Dock"],
+        );
+        let arrived = loop {
+            let (at, line) = received.recv_timeout(STEP).expect("the alert arrives");
+            if line.contains(&id[..8]) {
+                break at;
+            }
+        };
+        out.push(arrived.duration_since(started));
+        // Let gossip and pushes settle between samples.
+        thread::sleep(Duration::from_millis(100));
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    out.sort();
+    out
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    let i = (sorted.len() * p).div_ceil(100).saturating_sub(1);
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn mailbox_bytes() -> u64 {
+    let out = netns(&[
+        "exec",
+        "pub",
+        "sh",
+        "-c",
+        "cat /sys/class/net/eth0/statistics/rx_bytes /sys/class/net/eth0/statistics/tx_bytes",
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum()
+}
+
+/// The "Reach" benchmarks of docs/BENCHMARKS.md: alert latency through the relay (symmetric
+/// NAT) and over the hole-punched connection (plain NAT), and the bytes the mailbox's link
+/// carries per alert. `sudo -E cargo test --release -p lookout-cli --test cli nat_mailbox:: --
+/// --ignored reach_benchmark --nocapture` (`REACH_SAMPLES`, default 40: a member's daily
+/// posting quota bounds it).
+#[test]
+#[ignore = "a benchmark: run by hand"]
+fn reach_benchmark() {
+    let n: usize = std::env::var("REACH_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let dir = tempfile::tempdir().unwrap();
+    let net = match Net::up("symmetric") {
+        Ok(net) => net,
+        Err(reason) => {
+            println!("reach_benchmark skipped: {reason}");
+            return;
+        }
+    };
+    let homes = setup(dir.path());
+    let report = |label: &str, d: &[Duration]| {
+        println!(
+            "{label}: n={} p50={:?} p99={:?} max={:?}",
+            d.len(),
+            percentile(d, 50),
+            percentile(d, 99),
+            d[d.len() - 1]
+        );
+    };
+    let mut mailbox = Proc::mailbox(&homes.mbx);
+    mailbox.wait_ready("Stop it with Ctrl-C");
+    let a = Proc::member("A", "a", &homes.ana);
+    let b = Proc::member("B", "b", &homes.bea);
+    let (a, b) = (a.ready(), b.ready());
+    a.wait_relayed();
+    b.wait_relayed();
+    thread::sleep(Duration::from_secs(2));
+    let before = mailbox_bytes();
+    let relayed = latencies(&homes.ana, &homes.bea, n, "relayed");
+    let bytes = mailbox_bytes() - before;
+    report("symmetric NAT, through the mailbox", &relayed);
+    println!(
+        "mailbox link bytes per alert (both directions, all traffic): {}",
+        bytes / n as u64
+    );
+    for p in [a, b, mailbox] {
+        p.stop();
+    }
+    drop(net);
+
+    let net = Net::up("plain").expect("namespaces");
+    let mut mailbox = Proc::mailbox(&homes.mbx);
+    mailbox.wait_ready("Stop it with Ctrl-C");
+    let a = Proc::member("A", "a", &homes.ana);
+    let b = Proc::member("B", "b", &homes.bea);
+    let (a, b) = (a.ready(), b.ready());
+    a.wait_relayed();
+    b.wait_relayed();
+    b.until("hole punched", || {
+        (a.status()["direct_peers"] == 1 && b.status()["direct_peers"] == 1).then_some(())
+    });
+    // B posts this time: each member's daily posting quota is the collective's policy.
+    let direct = latencies(&homes.bea, &homes.ana, n, "direct");
+    report("plain NAT, after hole punching (B to A)", &direct);
+    for p in [a, b, mailbox] {
+        p.stop();
+    }
+    drop(net);
+}
