@@ -1125,3 +1125,120 @@ async fn the_mailbox_files_hold_no_member_or_collective_names() {
     .await
     .expect("timed out");
 }
+
+/// Review finding: a member's node emptied its outbox (its own posts not yet known to have
+/// reached a member) when a mailbox completed a sync session with it or acknowledged a push, so
+/// a hostile mailbox could take an alert, drop it, and the alert was never sent again. Only a
+/// sync with a member is delivery: the alerts stay unsent while the mailbox alone holds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_ack_is_not_delivery() {
+    tokio::time::timeout(LIMIT, async {
+        // A (the founder) and B; the roster names a mailbox at a loopback address chosen now.
+        let mut collective = Collective::new(1, Policy::default());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: libp2p::Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+        let mailbox_home = tempfile::tempdir().unwrap();
+        let identity =
+            lookout_node::mailbox::init(mailbox_home.path(), std::slice::from_ref(&addr)).unwrap();
+        let code = lookout_node::mailbox::pairing_code(&identity, now()).unwrap();
+        collective.replicas[0].mailbox_add(&code).unwrap();
+        collective.share_state();
+        {
+            // Bound, with every op (the roster naming it included), as a first visit leaves it.
+            let mut store = BlindStore::open(
+                &MailboxHome::new(mailbox_home.path()).db_dir(),
+                StoreLimits::default(),
+            )
+            .unwrap();
+            store
+                .bind(
+                    collective.replicas[0]
+                        .membership()
+                        .unwrap()
+                        .genesis()
+                        .clone(),
+                )
+                .unwrap();
+            let founder = collective.replicas[0].identity().member_id();
+            for item in ops_of(&mut collective.replicas[0]) {
+                store
+                    .put(founder, SetKind::Ops, &item.bytes, now())
+                    .unwrap();
+            }
+            store.flush().unwrap();
+        }
+        let config = lookout_node::mailbox::MailboxConfig {
+            listen: vec![addr.clone()],
+            ..lookout_node::mailbox::MailboxConfig::default()
+        };
+        let (mb, mb_task) = lookout_node::mailbox::start(mailbox_home.path(), config)
+            .await
+            .unwrap();
+
+        // A posts offline: the alert waits in its outbox.
+        let b_replica = collective.replicas.pop().unwrap();
+        let mut a_replica = collective.replicas.pop().unwrap();
+        a_replica
+            .post(draft("offline alert", "07700 900611"))
+            .unwrap();
+        a_replica.flush().unwrap();
+        assert!(a_replica.has_unconfirmed_posts());
+
+        // A's node reaches only the mailbox: the first sync carries the alert there.
+        let a = start_node(a_replica).await;
+        eventually("the mailbox stores the offline alert", || async {
+            (mb.status().await.unwrap().envelopes >= 1).then_some(())
+        })
+        .await;
+        eventually("A completes a sync with the mailbox", || async {
+            a.status().await.last_sync.map(|_| ())
+        })
+        .await;
+        assert_eq!(a.peers().await, 0, "A reaches no member");
+        // A second alert, posted while admitted: the node pushes it and the mailbox acks.
+        let pushed = a.post(draft("pushed alert", "07700 900612")).await;
+        eventually("the mailbox acknowledges the pushed alert", || async {
+            (mb.status().await.unwrap().envelopes >= 2).then_some(())
+        })
+        .await;
+        let before = a.status().await;
+        assert!(
+            before.outbox >= 2,
+            "a mailbox's sync or ack emptied the outbox: {} unsent",
+            before.outbox
+        );
+        never(
+            "A's outbox empties with only the mailbox",
+            Duration::from_secs(3),
+            || async { a.status().await.outbox < 2 },
+        )
+        .await;
+        let alerts = a.alert_ids().await;
+        assert_eq!(alerts.len(), 2);
+
+        // B comes up; A syncs with a member: now the alerts are delivered.
+        let b = start_node(b_replica).await;
+        connect(&a, &b).await;
+        eventually("A's outbox empties after a sync with B", || async {
+            (a.status().await.outbox == 0).then_some(())
+        })
+        .await;
+        for id in &alerts {
+            eventually("B holds A's alerts", || async {
+                b.has_alert(id).await.then_some(())
+            })
+            .await;
+        }
+        assert!(b.has_alert(&pushed).await);
+        b.stop().await;
+        a.stop().await;
+        mb.shutdown().await.unwrap();
+        let _ = mb_task.await;
+    })
+    .await
+    .expect("timed out");
+}
