@@ -22,7 +22,7 @@ use crate::api::{ApiError, ErrorCode, Event, MemberSync, Request, Response, Stat
 use crate::dial::{DialPolicy, Networks, Source};
 use crate::mailboxes::{MailboxLinks, MAILBOX_SYNC_INTERVAL};
 use crate::net::hello::{Credentials, Dialer, Keying, Listener};
-use crate::net::mailbox_admission::{MailboxDialer, Welcome};
+use crate::net::mailbox_admission::{AdmissionError, MailboxDialer, Welcome};
 use crate::net::{self, short, Behaviour, GateEvent, MessageAcceptance, NetConfig, NetEvent};
 use crate::reach::{self, NatProbe};
 use crate::replica::{now, Ingested, Replica, SetKind, WireItem};
@@ -1536,6 +1536,15 @@ impl EventLoop {
             }
             Err(e) => {
                 self.admissions.remove(&peer);
+                if matches!(e, AdmissionError::NoBindSecret) {
+                    // Not bound yet: the node of the moderator who added it binds it soon (it
+                    // holds the bind secret), so try again as after a failed dial, not after
+                    // a refusal.
+                    debug!(peer = %short(&peer), "a mailbox is not bound yet; trying again soon");
+                    self.mailboxes.failed(&mailbox, Instant::now());
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                    return;
+                }
                 warn!(peer = %short(&peer), error = %e, "a mailbox refused this member or failed to prove itself");
                 self.mailboxes.refused(&mailbox, Instant::now());
                 let _ = self.swarm.disconnect_peer_id(peer);

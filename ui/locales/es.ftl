@@ -228,3 +228,14 @@ mailbox-unknown = Ese buzón no existe.
 done-mailbox-added = Buzón añadido.
 done-mailbox-proposed = Buzón propuesto. Otras moderadoras tienen que aprobarlo.
 done-mailbox-removed = Buzón quitado.
+
+## Reach (mailboxes)
+status-reach = Alcanzable
+status-reach-direct = Directamente
+status-reach-relayed = A través de un buzón
+status-reach-unreachable = No alcanzable (aún puedes recibir y enviar)
+status-reach-unknown = Todavía no se sabe
+status-mailboxes = { $n ->
+    [one] { $n } buzón alcanzado
+   *[other] { $n } buzones alcanzados
+}

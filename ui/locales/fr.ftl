@@ -228,3 +228,14 @@ mailbox-unknown = Cette boîte aux lettres n’existe pas.
 done-mailbox-added = Boîte ajoutée.
 done-mailbox-proposed = Boîte proposée. D’autres modératrices doivent l’approuver.
 done-mailbox-removed = Boîte retirée.
+
+## Reach (mailboxes)
+status-reach = Joignable
+status-reach-direct = Directement
+status-reach-relayed = Par une boîte aux lettres
+status-reach-unreachable = Pas joignable (vous pouvez quand même recevoir et envoyer)
+status-reach-unknown = Pas encore connu
+status-mailboxes = { $n ->
+    [one] { $n } boîte aux lettres jointe
+   *[other] { $n } boîtes aux lettres jointes
+}

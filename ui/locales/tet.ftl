@@ -208,3 +208,11 @@ mailbox-unknown = Kaixa korreiu ne'e la iha.
 done-mailbox-added = Kaixa aumenta ona.
 done-mailbox-proposed = Kaixa proposta ona. Moderadór seluk tenke aprova.
 done-mailbox-removed = Kaixa hasai ona.
+
+## Reach (mailboxes)
+status-reach = Bele to'o
+status-reach-direct = Diretamente
+status-reach-relayed = Liu husi kaixa postál ida
+status-reach-unreachable = La bele to'o (ita sei bele simu no haruka)
+status-reach-unknown = Seidauk hatene
+status-mailboxes = Kaixa postál { $n } mak to'o ona

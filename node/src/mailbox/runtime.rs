@@ -314,6 +314,7 @@ pub async fn start(
         provisional: HashMap::new(),
         candidates: HashMap::new(),
         removed: false,
+        cut_off_at: None,
         listening: Vec::new(),
     };
     mailbox.on_roster_changed();
@@ -337,6 +338,10 @@ struct Runtime {
     candidates: HashMap<CollectiveId, MembershipLog>,
     /// The collective removed this mailbox.
     removed: bool,
+    /// When the collective's removal of this mailbox takes effect here: it first passes the
+    /// ops that removed it on to the members connected (its last service), so that a member
+    /// whose only link is this mailbox learns of it too, then serves nobody.
+    cut_off_at: Option<tokio::time::Instant>,
     /// Whether to announce specific listen addresses as external ones (none were given).
     announce_listen: bool,
     listening: Vec<Multiaddr>,
@@ -348,6 +353,18 @@ fn roster_names_mailbox(log: &MembershipLog, mailbox: &[u8; 32]) -> bool {
 }
 
 /// Whether `log`'s roster removed `mailbox`.
+/// How long a mailbox that just learnt of its removal keeps its connections, to pass the
+/// removing ops on to the members connected, before it serves nobody.
+const REMOVAL_FAREWELL: Duration = Duration::from_secs(2);
+
+/// Resolves at `at`, or never.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 fn roster_removed_mailbox(log: &MembershipLog, mailbox: &[u8; 32]) -> bool {
     log.roster().is_removed_mailbox(&MailboxId(*mailbox))
 }
@@ -372,6 +389,10 @@ impl Runtime {
                         return;
                     }
                 },
+                _ = until(self.cut_off_at) => {
+                    self.cut_off_at = None;
+                    self.on_roster_changed();
+                }
                 _ = expiry.tick() => {
                     match self.store.expire(crate::replica::now()) {
                         Ok(0) => {}
@@ -586,11 +607,20 @@ impl Runtime {
             .inner
             .sync
             .send_response(channel, encode(&response));
-        if roster_changed {
+        let removes_us = roster_changed
+            && !self.removed
+            && self
+                .store
+                .log()
+                .is_some_and(|log| roster_removed_mailbox(log, &self.identity.mailbox_id()));
+        if roster_changed && !removes_us {
             self.on_roster_changed();
         }
         if !new_items.is_empty() {
             self.forward(peer, new_items);
+        }
+        if removes_us && self.cut_off_at.is_none() {
+            self.cut_off_at = Some(tokio::time::Instant::now() + REMOVAL_FAREWELL);
         }
     }
 
