@@ -1100,6 +1100,16 @@ async fn revoke_confirm(
     }
 }
 
+/// Only a confirmation page's own button (`confirm=remove`) removes a member or a mailbox;
+/// anything else is refused with `message`.
+fn confirmed(c: Chrome, confirm: &str, message: &str) -> Result<Chrome, Box<Response>> {
+    if confirm == "remove" {
+        return Ok(c);
+    }
+    let error = ApiError::new(ErrorCode::InvalidInput, c.t.msg(message));
+    Err(Box::new(failed(c, Failure::Api(error))))
+}
+
 #[derive(Deserialize)]
 struct RevokeForm {
     #[serde(default)]
@@ -1116,11 +1126,10 @@ async fn revoke(
     Form(form): Form<RevokeForm>,
 ) -> Response {
     let c = Chrome::new(&state, &session, &headers, "/moderate");
-    if form.confirm != "remove" {
-        // Only the confirmation page's own button removes anyone.
-        let error = ApiError::new(ErrorCode::InvalidInput, c.t.msg("revoke-not-confirmed"));
-        return failed(c, Failure::Api(error));
-    }
+    let c = match confirmed(c, &form.confirm, "revoke-not-confirmed") {
+        Ok(c) => c,
+        Err(refused) => return *refused,
+    };
     change(&state, c, "/moderate?done=revoked", async move |client| {
         client.revoke(id, form.reason).await
     })
@@ -1226,11 +1235,10 @@ async fn mailbox_remove(
     Form(form): Form<MailboxRemoveForm>,
 ) -> Response {
     let c = Chrome::new(&state, &session, &headers, "/moderate");
-    if form.confirm != "remove" {
-        // Only the confirmation page's own button removes a mailbox.
-        let error = ApiError::new(ErrorCode::InvalidInput, c.t.msg("mailbox-not-confirmed"));
-        return failed(c, Failure::Api(error));
-    }
+    let c = match confirmed(c, &form.confirm, "mailbox-not-confirmed") {
+        Ok(c) => c,
+        Err(refused) => return *refused,
+    };
     change(
         &state,
         c,
