@@ -253,6 +253,10 @@ impl Roster {
     }
 }
 
+/// Why a removal or demotion of the heir does not count (see [`Resolution::new`]).
+const HEIR_STAYS: &str =
+    "the member holding moderator rights for a collective left without one cannot be removed or demoted";
+
 /// Resolve a set of ops into a roster. Ops whose parents are not all in the set are ignored, as
 /// are ops of other collectives.
 pub fn resolve(genesis: &SignedGenesis, ops: &[&Op]) -> Roster {
@@ -287,8 +291,11 @@ impl Resolution {
         // A cycle of concurrent removals among the moderators themselves can, in principle,
         // leave members with no moderator at all: then the longest-standing member holds the
         // rights throughout, so the collective can always be administered.
-        // The heir itself may be removed once it holds the rights (its self-revocation, say):
-        // then the next longest-standing member is tried, a bounded number of times.
+        // No removal or demotion of the heir counts in that replay (its own rights could make
+        // one count: `a_history_whose_removals_undermine_themselves_keeps_a_moderator`); only its
+        // own published revocation ends them. If it is no member at the end (its admission
+        // dropped, or revoked), the next longest-standing member is tried, a bounded number of
+        // times.
         let mut tried = BTreeSet::new();
         while replay.current_moderators(&graph, &fix).is_empty() && tried.len() < MAX_ROUNDS {
             let Some(heir) = replay.senior_member(&graph, &fix, &tried) else {
@@ -719,6 +726,9 @@ impl Replay {
                 self.approve(effective, fallback, index, author, i)?;
             }
             Action::Remove { member, .. } => {
+                if self.heir == Some(*member) {
+                    return Err(HEIR_STAYS);
+                }
                 if !self.is_member_now(effective, member, i) {
                     return Err("removes someone who is not a member");
                 }
@@ -779,6 +789,9 @@ impl Replay {
                 )?;
             }
             Action::ProposeDemote { member } => {
+                if self.heir == Some(*member) {
+                    return Err(HEIR_STAYS);
+                }
                 if !self.is_moderator_now(effective, member, i) {
                     return Err("demotes someone who is not a moderator");
                 }
