@@ -196,8 +196,8 @@ proptest! {
 /// a removal whose author was admitted by an op of the removed founder that the removal does not
 /// name (its own rights undermined by what it drops), and a cycle of removals after it, left one
 /// member and no moderator. The member then given moderator rights (the heir) was itself removed
-/// by an op its own rights had made count. The heir can now be neither removed nor demoted (only
-/// its own published revocation ends its rights, and succession then goes on).
+/// by a member her own rights admitted. The next longest-standing member is now tried as well,
+/// every heir keeping her rights.
 #[test]
 fn a_history_whose_removals_undermine_themselves_keeps_a_moderator() {
     let (genesis, ops) = random_history(11_858_833_528_661_401_234, 21, 1);

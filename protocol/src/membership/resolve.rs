@@ -253,10 +253,6 @@ impl Roster {
     }
 }
 
-/// Why a removal or demotion of the heir does not count (see [`Resolution::new`]).
-const HEIR_STAYS: &str =
-    "the member holding moderator rights for a collective left without one cannot be removed or demoted";
-
 /// Resolve a set of ops into a roster. Ops whose parents are not all in the set are ignored, as
 /// are ops of other collectives.
 pub fn resolve(genesis: &SignedGenesis, ops: &[&Op]) -> Roster {
@@ -279,11 +275,17 @@ impl Resolution {
     pub(crate) fn new(genesis: &SignedGenesis, ops: &[&Op]) -> Self {
         let (graph, sorted) = Graph::build(genesis.id(), ops);
         let k = usize::from(genesis.genesis().policy.approvals_required);
-        let (fix, replay) = fixpoint(&graph, &sorted, genesis, None, None);
+        let (fix, replay) = fixpoint(&graph, &sorted, genesis, None, &BTreeSet::new());
         let moderators = replay.current_moderators(&graph, &fix);
         let (mut fallback, mut fix, mut replay) = if !moderators.is_empty() && moderators.len() < k
         {
-            let (fix, replay) = fixpoint(&graph, &sorted, genesis, Some(&moderators), None);
+            let (fix, replay) = fixpoint(
+                &graph,
+                &sorted,
+                genesis,
+                Some(&moderators),
+                &BTreeSet::new(),
+            );
             (Some(moderators), fix, replay)
         } else {
             (None, fix, replay)
@@ -291,18 +293,19 @@ impl Resolution {
         // A cycle of concurrent removals among the moderators themselves can, in principle,
         // leave members with no moderator at all: then the longest-standing member holds the
         // rights throughout, so the collective can always be administered.
-        // No removal or demotion of the heir counts in that replay (its own rights could make
-        // one count: `a_history_whose_removals_undermine_themselves_keeps_a_moderator`); only its
-        // own published revocation ends them. If it is no member at the end (its admission
-        // dropped, or revoked), the next longest-standing member is tried, a bounded number of
-        // times.
+        // The heir may lose its membership in that replay: its self-revocation, or a removal
+        // that its own rights made count (`a_history_whose_removals_undermine_themselves_keeps_a_moderator`:
+        // the heir's rights admitted a member whose rights then removed it). Then the next
+        // longest-standing member is tried *as well*: every member tried keeps its rights
+        // throughout, so a member admitted through an earlier heir's rights stays admitted.
+        // Bounded by MAX_ROUNDS tries.
         let mut tried = BTreeSet::new();
         while replay.current_moderators(&graph, &fix).is_empty() && tried.len() < MAX_ROUNDS {
             let Some(heir) = replay.senior_member(&graph, &fix, &tried) else {
                 break;
             };
             tried.insert(heir);
-            (fix, replay) = fixpoint(&graph, &sorted, genesis, None, Some(heir));
+            (fix, replay) = fixpoint(&graph, &sorted, genesis, None, &tried);
             fallback = Some(BTreeSet::new());
         }
         let roster = replay.roster(&graph, &fix, genesis);
@@ -356,18 +359,18 @@ fn fixpoint(
     ops: &[&Op],
     genesis: &SignedGenesis,
     fallback: Option<&BTreeSet<MemberId>>,
-    heir: Option<MemberId>,
+    heirs: &BTreeSet<MemberId>,
 ) -> (Fix, Replay) {
     let mut fix = Fix::default();
     let mut previous: Option<Fix> = None;
-    let mut replay = Replay::run(graph, ops, genesis, &fix, fallback, heir);
+    let mut replay = Replay::run(graph, ops, genesis, &fix, fallback, heirs);
     for _ in 0..MAX_ROUNDS {
         let found = replay.fix();
         if found == fix {
             return (fix, replay);
         }
         previous = Some(std::mem::replace(&mut fix, found));
-        replay = Replay::run(graph, ops, genesis, &fix, fallback, heir);
+        replay = Replay::run(graph, ops, genesis, &fix, fallback, heirs);
     }
     // Oscillating cycle of concurrent removals: keep the removals found in both of the last two
     // rounds, and everyone promoted in either.
@@ -381,7 +384,7 @@ fn fixpoint(
             .collect(),
         promoted: last.promoted.union(&before.promoted).copied().collect(),
     };
-    let mut replay = Replay::run(graph, ops, genesis, &fix, fallback, heir);
+    let mut replay = Replay::run(graph, ops, genesis, &fix, fallback, heirs);
     replay.locks.clone_from(&fix.locks);
     replay.promoted.clone_from(&fix.promoted);
     (fix, replay)
@@ -555,8 +558,8 @@ struct Replay {
     admitted: usize,
     /// Demoted members handed moderator rights back by succession, and where.
     restored: BTreeMap<MemberId, usize>,
-    /// A member holding moderator rights throughout (see [`Resolution::new`]).
-    heir: Option<MemberId>,
+    /// Members holding moderator rights throughout (see [`Resolution::new`]).
+    heirs: BTreeSet<MemberId>,
     /// Every agreement key any member has had in the replay so far.
     agreements: HashSet<[u8; 32]>,
     /// Mailboxes admitted and not removed so far: addresses and admitting proposal.
@@ -572,7 +575,7 @@ impl Replay {
         genesis: &SignedGenesis,
         fix: &Fix,
         fallback: Option<&BTreeSet<MemberId>>,
-        heir: Option<MemberId>,
+        heirs: &BTreeSet<MemberId>,
     ) -> Self {
         let g = genesis.genesis();
         let mut replay = Self {
@@ -585,7 +588,7 @@ impl Replay {
             k: usize::from(g.policy.approvals_required),
             admitted: 0,
             restored: BTreeMap::new(),
-            heir,
+            heirs: heirs.clone(),
             agreements: HashSet::new(),
             mailboxes: BTreeMap::new(),
             removed_mailboxes: BTreeMap::new(),
@@ -604,9 +607,9 @@ impl Replay {
             });
             replay.promoted.insert(identity.member);
         }
-        if let Some(heir) = heir {
-            replay.restored.insert(heir, usize::MAX);
-            replay.promoted.insert(heir);
+        for heir in heirs {
+            replay.restored.insert(*heir, usize::MAX);
+            replay.promoted.insert(*heir);
         }
         let effective = EffectiveLocks::new(graph, fix);
         for (i, op) in ops.iter().enumerate() {
@@ -726,9 +729,6 @@ impl Replay {
                 self.approve(effective, fallback, index, author, i)?;
             }
             Action::Remove { member, .. } => {
-                if self.heir == Some(*member) {
-                    return Err(HEIR_STAYS);
-                }
                 if !self.is_member_now(effective, member, i) {
                     return Err("removes someone who is not a member");
                 }
@@ -789,9 +789,6 @@ impl Replay {
                 )?;
             }
             Action::ProposeDemote { member } => {
-                if self.heir == Some(*member) {
-                    return Err(HEIR_STAYS);
-                }
                 if !self.is_moderator_now(effective, member, i) {
                     return Err("demotes someone who is not a moderator");
                 }
@@ -945,7 +942,7 @@ impl Replay {
                 if !self.members.contains_key(&identity.member)
                     && !self.is_or_was_mailbox(&MailboxId(identity.member.0))
                 {
-                    let heir = self.heir == Some(identity.member);
+                    let heir = self.heirs.contains(&identity.member);
                     let seniority = self.next_seniority();
                     let name = self.unique_name(name, &identity.member);
                     self.agreements.insert(identity.agreement);
