@@ -695,8 +695,8 @@ impl EventLoop {
     }
 
     /// Once a hole-punched direct connection with a member has stood for [`PUNCH_SETTLE`], close
-    /// the relayed connections with that member: gossip goes over a peer's first connection, so
-    /// it would otherwise keep going through the mailbox (its bandwidth, and one more place
+    /// the relayed connections with that member: gossip and sync use whichever of a peer's
+    /// connections is ready, so they would otherwise keep going partly through the mailbox (its bandwidth, and one more place
     /// that sees the traffic). A moment's wait lets the other side finish its half of the
     /// direct connection before its relayed ones go.
     fn drop_relayed_after_punch(&mut self, now: Instant) {
@@ -1827,7 +1827,11 @@ impl EventLoop {
                 );
             }
             ConnectedPoint::Listener { .. } => {
-                match self.hellos.entry(peer).or_insert(Hello::Listening(None, Unnamed::Nobody)) {
+                match self
+                    .hellos
+                    .entry(peer)
+                    .or_insert(Hello::Listening(None, Unnamed::Nobody))
+                {
                     Hello::Dialing { crossed, .. } => {
                         debug!(peer = %short(&peer), "crossed dials: the peer dialled us too");
                         *crossed = true;
@@ -1864,15 +1868,15 @@ impl EventLoop {
             request_response::Event::OutboundFailure { peer, error, .. } => {
                 let local = *self.swarm.local_peer_id();
                 match self.hellos.get(&peer) {
-                    // Crossed dials: the peer keeps dialling and dropped our `Open`; its own
-                    // may still be on its way (on the other connection). Wait for it as
-                    // listener (the hello timeout still applies).
+                    // Maybe crossed dials: the peer keeps dialling and dropped our `Open`, and
+                    // its own connection may not even be up here yet (the drop can overtake it
+                    // on the other connection: seen in `crossed_dials`). Wait for its `Open` as
+                    // listener; a peer that just did not answer is closed by the hello timeout
+                    // as any silent one is.
                     Some(Hello::Dialing {
-                        crossed: true,
-                        unnamed,
-                        ..
+                        unnamed, crossed, ..
                     }) if crossed_hello_yields(&local, &peer) => {
-                        debug!(peer = %short(&peer), "crossed dials: giving way, waiting for the peer's hello");
+                        debug!(peer = %short(&peer), crossed, "hello unanswered: giving way, waiting for the peer's hello");
                         let unnamed = *unnamed;
                         self.hellos.insert(peer, Hello::Listening(None, unnamed));
                     }
@@ -2213,12 +2217,15 @@ mod tests {
     #[test]
     fn a_relayed_address_names_its_relay_and_its_target() {
         let (relay, target) = (PeerId::random(), PeerId::random());
-        let relayed: Multiaddr = format!("/ip4/198.18.0.10/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{target}")
-            .parse()
-            .unwrap();
+        let relayed: Multiaddr =
+            format!("/ip4/198.18.0.10/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{target}")
+                .parse()
+                .unwrap();
         assert_eq!(relay_of(&relayed), Some(relay));
         assert_eq!(circuit_target(&relayed), Some(target));
-        let direct: Multiaddr = format!("/ip4/198.18.0.10/tcp/4001/p2p/{relay}").parse().unwrap();
+        let direct: Multiaddr = format!("/ip4/198.18.0.10/tcp/4001/p2p/{relay}")
+            .parse()
+            .unwrap();
         assert_eq!(circuit_target(&direct), None);
         // The two ends of crossed dials always agree on which one gives way.
         assert_ne!(

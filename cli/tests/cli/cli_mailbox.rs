@@ -204,10 +204,7 @@ fn mailbox_status_is_answered_by_the_running_mailbox() {
     assert_eq!(first["reservations"], 0, "{first}");
     assert_eq!(first["circuits"], 0, "{first}");
     assert_eq!(first["pairing_code"], code.as_str(), "{first}");
-    assert!(
-        first["listening"].to_string().contains(&address),
-        "{first}"
-    );
+    assert!(first["listening"].to_string().contains(&address), "{first}");
     let text = ok(&mbx, &["mailbox", "status"]).stdout;
     assert!(text.contains("Bound to a collective: no"), "{text}");
     assert!(text.contains(&code), "{text}");
@@ -215,14 +212,17 @@ fn mailbox_status_is_answered_by_the_running_mailbox() {
     let ana = founded(dir.path());
     ok(&ana, &["mailbox", "add", &code]);
     let node = Node::start(&ana);
-    let bound = eventually("the member's node binds the mailbox and reserves on it", || {
-        let s = ok(&mbx, &["mailbox", "status", "--json"]).json();
-        (s["bound"] == true
-            && s["members_connected"] == 1
-            && s["reservations"] == 1
-            && s["items"].as_u64()? > 0)
-            .then_some(s)
-    });
+    let bound = eventually(
+        "the member's node binds the mailbox and reserves on it",
+        || {
+            let s = ok(&mbx, &["mailbox", "status", "--json"]).json();
+            (s["bound"] == true
+                && s["members_connected"] == 1
+                && s["reservations"] == 1
+                && s["items"].as_u64()? > 0)
+                .then_some(s)
+        },
+    );
     assert!(bound["bytes"].as_u64().is_some(), "{bound}");
     assert_eq!(bound["circuits"], 0, "{bound}");
     let text = ok(&mbx, &["mailbox", "status"]).stdout;

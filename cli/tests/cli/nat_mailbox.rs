@@ -447,15 +447,18 @@ fn suite(check_names: bool) {
     assert!(latency < Duration::from_secs(5), "{latency:?}");
     // The mailbox's own account (`mailbox status`, over its control socket): bound, both
     // members admitted, each holding a reservation, the items stored.
-    let mstatus = mailbox.until("the mailbox reports both members and their reservations", || {
-        let s = ok(&mbx, &["mailbox", "status", "--json"]).json();
-        (s["bound"] == true
-            && s["removed"] == false
-            && s["members_connected"] == 2
-            && s["reservations"] == 2
-            && s["items"].as_u64()? > 0)
-            .then_some(s)
-    });
+    let mstatus = mailbox.until(
+        "the mailbox reports both members and their reservations",
+        || {
+            let s = ok(&mbx, &["mailbox", "status", "--json"]).json();
+            (s["bound"] == true
+                && s["removed"] == false
+                && s["members_connected"] == 2
+                && s["reservations"] == 2
+                && s["items"].as_u64()? > 0)
+                .then_some(s)
+        },
+    );
     assert_eq!(mstatus["pairing_code"], code.as_str(), "{mstatus}");
     assert!(
         mstatus["external"].to_string().contains(MAILBOX_QUIC),
@@ -474,8 +477,8 @@ fn suite(check_names: bool) {
         "plain NAT: A and B connected directly (hole punching) {:?} after the first alert",
         punched.elapsed()
     );
-    // Then their relayed connections close: gossip would otherwise keep going through the
-    // mailbox (over a peer's first connection).
+    // Then their relayed connections close: gossip and sync would otherwise keep going partly
+    // through the mailbox.
     mailbox.until("the circuits between A and B close", || {
         (ok(&mbx, &["mailbox", "status", "--json"]).json()["circuits"] == 0).then_some(())
     });
@@ -733,13 +736,20 @@ fn reach_benchmark() {
     let (a, b) = (a.ready(), b.ready());
     a.wait_relayed();
     b.wait_relayed();
-    b.until("hole punched, the circuits between the members closed", || {
-        let circuits = ok(&homes.mbx, &["mailbox", "status", "--json"]).json()["circuits"].clone();
-        (a.status()["direct_peers"] == 1 && b.status()["direct_peers"] == 1 && circuits == 0)
-            .then_some(())
-    });
+    b.until(
+        "hole punched, the circuits between the members closed",
+        || {
+            let circuits =
+                ok(&homes.mbx, &["mailbox", "status", "--json"]).json()["circuits"].clone();
+            (a.status()["direct_peers"] == 1 && b.status()["direct_peers"] == 1 && circuits == 0)
+                .then_some(())
+        },
+    );
     let direct = latencies(&homes.ana, &homes.bea, n, "direct");
-    report("plain NAT, over the hole-punched connection (A to B)", &direct);
+    report(
+        "plain NAT, over the hole-punched connection (A to B)",
+        &direct,
+    );
     for p in [a, b, mailbox] {
         p.stop();
     }

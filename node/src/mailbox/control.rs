@@ -167,7 +167,10 @@ async fn handle(stream: UnixStream, mailbox: MailboxHandle) -> std::io::Result<(
     }
 }
 
-async fn execute(mailbox: &MailboxHandle, request: MailboxRequest) -> Result<MailboxAnswer, ApiError> {
+async fn execute(
+    mailbox: &MailboxHandle,
+    request: MailboxRequest,
+) -> Result<MailboxAnswer, ApiError> {
     match request {
         MailboxRequest::Status => mailbox
             .status()
@@ -207,10 +210,7 @@ async fn ask_on(
     request: MailboxRequest,
 ) -> Result<MailboxAnswer, ApiError> {
     let io = |e: std::io::Error| {
-        ApiError::new(
-            ErrorCode::Internal,
-            format!("mailbox control socket: {e}"),
-        )
+        ApiError::new(ErrorCode::Internal, format!("mailbox control socket: {e}"))
     };
     let line = serde_json::to_string(&Envelope {
         v: MAILBOX_API_VERSION,
@@ -261,7 +261,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!(line, r#"{"v":1,"id":1,"request":{"cmd":"status"}}"#);
-        assert!(serde_json::from_str::<Envelope>(r#"{"v":1,"id":1,"request":{"cmd":"wipe"}}"#)
-            .is_err());
+        assert!(
+            serde_json::from_str::<Envelope>(r#"{"v":1,"id":1,"request":{"cmd":"wipe"}}"#).is_err()
+        );
     }
 }

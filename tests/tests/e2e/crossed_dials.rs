@@ -32,7 +32,10 @@ async fn members_dialling_each_other_at_once_connect_without_a_failed_hello() {
                 (a.peers().await == 1 && b.peers().await == 1).then_some(())
             })
             .await;
-            let (sa, sb) = (a.handle.stats().await.unwrap(), b.handle.stats().await.unwrap());
+            let (sa, sb) = (
+                a.handle.stats().await.unwrap(),
+                b.handle.stats().await.unwrap(),
+            );
             assert_eq!(
                 (sa.denied, sb.denied),
                 (0, 0),
