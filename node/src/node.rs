@@ -228,6 +228,7 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         told: HashSet::new(),
         inbound_sync: HashMap::new(),
         flush_at: None,
+        crossed_wait_at: None,
         mailboxes: MailboxLinks::new(),
         mailbox_dials: HashMap::new(),
         admissions: HashMap::new(),
@@ -337,6 +338,9 @@ enum Hello {
         unnamed: Unnamed,
         /// The peer dialled us too (crossed dials, see [`crossed_hello_yields`]).
         crossed: bool,
+        /// When our `Open` went unanswered while we would give way but had no sign yet of the
+        /// peer's own dial: we wait [`CROSSED_GRACE`] for its connection, then hang up.
+        unanswered: Option<Instant>,
     },
     /// They dialled us; `None` until their `Open` arrived. `unnamed` is [`Unnamed::Nobody`]
     /// unless we were dialling them too and gave way (then it is what our dial's address allows).
@@ -349,9 +353,21 @@ enum Hello {
 /// whatever order the connections and messages arrive in; before this rule both ignored the
 /// other's `Open`, each saw its own go unanswered and hung up ("no answer"), and the next dials
 /// of the pair crossed again.
+///
+/// The peer picks its own transport id, so it can always make us the one that gives way; giving
+/// way gives it nothing more (as listener we still need its `Open`, keyed with the collective's
+/// secret, and a member's proof). It is done only on a sign of crossed dials: the peer's own
+/// connection to us (at once, or within [`CROSSED_GRACE`] of our `Open` going unanswered), or
+/// its `Open` arriving while we dial. A peer that drops our `Open` and never dialled us is
+/// hung up on ("no answer") after at most that grace, not held for [`HELLO_TIMEOUT`].
 fn crossed_hello_yields(local: &PeerId, remote: &PeerId) -> bool {
     local.to_bytes() > remote.to_bytes()
 }
+
+/// How long a dialler that would give way waits, after its `Open` went unanswered, for the
+/// peer's own connection (crossed dials): the peer's dropping of our `Open` can overtake its
+/// connection to us (seen in `crossed_dials`), by a round trip or so.
+const CROSSED_GRACE: Duration = Duration::from_secs(1);
 
 /// See [`EventLoop::hello_allowed`].
 fn hello_allowed(
@@ -419,6 +435,8 @@ struct EventLoop {
     inbound_sync: HashMap<PeerId, Instant>,
     /// When gossip accepted since the last flush must be flushed (group commit).
     flush_at: Option<tokio::time::Instant>,
+    /// The earliest end of a wait for a crossed dial (see [`EventLoop::end_crossed_waits`]).
+    crossed_wait_at: Option<tokio::time::Instant>,
     /// The links with the roster's mailboxes.
     mailboxes: MailboxLinks,
     /// Dials of mailbox addresses under way, by connection.
@@ -475,6 +493,7 @@ impl EventLoop {
                 },
                 _ = tick.tick() => self.on_tick(),
                 () = flush_deadline(self.flush_at) => self.flush_accepted(),
+                () = flush_deadline(self.crossed_wait_at) => self.end_crossed_waits(),
             }
             self.after_change();
         };
@@ -1823,20 +1842,31 @@ impl EventLoop {
                         addr: without_p2p(address),
                         unnamed,
                         crossed: false,
+                        unanswered: None,
                     },
                 );
             }
             ConnectedPoint::Listener { .. } => {
-                match self
+                let give_way = match self
                     .hellos
                     .entry(peer)
                     .or_insert(Hello::Listening(None, Unnamed::Nobody))
                 {
-                    Hello::Dialing { crossed, .. } => {
+                    Hello::Dialing {
+                        crossed,
+                        unanswered,
+                        unnamed,
+                        ..
+                    } => {
                         debug!(peer = %short(&peer), "crossed dials: the peer dialled us too");
                         *crossed = true;
+                        // Our `Open` was dropped already: give way now (see `on_hello`).
+                        unanswered.is_some().then_some(*unnamed)
                     }
-                    Hello::Listening(..) => {}
+                    Hello::Listening(..) => None,
+                };
+                if let Some(unnamed) = give_way {
+                    self.hellos.insert(peer, Hello::Listening(None, unnamed));
                 }
             }
         }
@@ -1868,17 +1898,33 @@ impl EventLoop {
             request_response::Event::OutboundFailure { peer, error, .. } => {
                 let local = *self.swarm.local_peer_id();
                 match self.hellos.get(&peer) {
-                    // Maybe crossed dials: the peer keeps dialling and dropped our `Open`, and
-                    // its own connection may not even be up here yet (the drop can overtake it
-                    // on the other connection: seen in `crossed_dials`). Wait for its `Open` as
-                    // listener; a peer that just did not answer is closed by the hello timeout
-                    // as any silent one is.
+                    // Crossed dials: the peer dialled us too and dropped our `Open`. Wait for its
+                    // `Open` as listener.
                     Some(Hello::Dialing {
-                        unnamed, crossed, ..
+                        unnamed,
+                        crossed: true,
+                        ..
                     }) if crossed_hello_yields(&local, &peer) => {
-                        debug!(peer = %short(&peer), crossed, "hello unanswered: giving way, waiting for the peer's hello");
+                        debug!(peer = %short(&peer), "hello unanswered, crossed dials: giving way, waiting for the peer's hello");
                         let unnamed = *unnamed;
                         self.hellos.insert(peer, Hello::Listening(None, unnamed));
+                    }
+                    // Maybe crossed dials whose other connection is not up here yet (the drop
+                    // can overtake it: seen in `crossed_dials`): wait for it a short grace,
+                    // then hang up (`end_crossed_waits`). No sign of it is no reason to wait.
+                    Some(Hello::Dialing {
+                        crossed: false,
+                        unanswered: None,
+                        ..
+                    }) if crossed_hello_yields(&local, &peer) => {
+                        debug!(peer = %short(&peer), "hello unanswered: waiting a moment for a crossed dial");
+                        let now = Instant::now();
+                        if let Some(Hello::Dialing { unanswered, .. }) = self.hellos.get_mut(&peer)
+                        {
+                            *unanswered = Some(now);
+                        }
+                        let at = tokio::time::Instant::from_std(now + CROSSED_GRACE);
+                        self.crossed_wait_at = Some(self.crossed_wait_at.map_or(at, |t| t.min(at)));
                     }
                     Some(Hello::Dialing { .. }) => {
                         debug!(peer = %short(&peer), %error, "hello: no answer");
@@ -2006,6 +2052,32 @@ impl EventLoop {
                 );
             }
             Err(e) => self.hello_failed(peer, &e.to_string()),
+        }
+    }
+
+    /// Hang up on the peers whose `Open` went unanswered [`CROSSED_GRACE`] ago with no sign of
+    /// a crossed dial since (see [`crossed_hello_yields`]).
+    fn end_crossed_waits(&mut self) {
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        let mut late = Vec::new();
+        for (peer, hello) in &self.hellos {
+            if let Hello::Dialing {
+                unanswered: Some(at),
+                ..
+            } = hello
+            {
+                let end = *at + CROSSED_GRACE;
+                if end <= now {
+                    late.push(*peer);
+                } else {
+                    next = Some(next.map_or(end, |n| n.min(end)));
+                }
+            }
+        }
+        self.crossed_wait_at = next.map(tokio::time::Instant::from_std);
+        for peer in late {
+            self.hello_failed(peer, "no answer");
         }
     }
 

@@ -49,3 +49,49 @@ async fn members_dialling_each_other_at_once_connect_without_a_failed_hello() {
     .await
     .expect("test timed out");
 }
+
+/// The tie-break of crossed dials is no handle for a stranger: the peer picks its own transport
+/// id, so one listening at an address a member dials can always pick one that sorts before the
+/// member's. When it drops the member's `Open` without having dialled the member (no crossed
+/// dial), the member gives way only for a short grace (its own connection might still be on its
+/// way) and then hangs up: the dial does not sit in the member's budget of own hellos for the
+/// whole hello timeout (10 s), as it did when any unanswered hello gave way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_with_a_smaller_transport_id_that_drops_the_hello_is_closed_at_once() {
+    use lookout_tests::rogue::RawPeer;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let Collective { dir, replicas } = Collective::new(1, Policy::default());
+        let home = replicas[0].home().to_path_buf();
+        drop(replicas);
+        let node = start_node(reopen(&home)).await;
+        let local = node.handle.peer_id();
+        let keypair = loop {
+            let k = libp2p::identity::Keypair::generate_ed25519();
+            if k.public().to_peer_id().to_bytes() < local.to_bytes() {
+                break k;
+            }
+        };
+        let stranger = RawPeer::spawn_with_key(None, "nothing", keypair);
+        let addr = stranger
+            .listen()
+            .await
+            .with_p2p(stranger.peer_id())
+            .unwrap();
+        let started = std::time::Instant::now();
+        node.handle.dial(addr).await.unwrap();
+        eventually("the node hangs up on the stranger", || async {
+            (node.handle.stats().await.unwrap().denied == 1).then_some(())
+        })
+        .await;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "an unanswered hello to a stranger was held for {took:?}"
+        );
+        assert_eq!(node.peers().await, 0);
+        node.stop().await;
+        drop(dir);
+    })
+    .await
+    .expect("test timed out");
+}
