@@ -35,6 +35,9 @@ pub(crate) const COMMAND_CAPACITY: usize = 64;
 pub(crate) const EVENT_CAPACITY: usize = 256;
 /// How often periodic work runs.
 pub const TICK: Duration = Duration::from_secs(2);
+/// How long a hole-punched direct connection stands before the relayed ones with its member are
+/// closed.
+const PUNCH_SETTLE: Duration = Duration::from_secs(1);
 /// Most peers dialled from one mDNS discovery event.
 pub(crate) const MAX_MDNS_DIALS: usize = 8;
 /// Sync requests a peer may get wrong before it is disconnected.
@@ -225,6 +228,7 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         told: HashSet::new(),
         inbound_sync: HashMap::new(),
         flush_at: None,
+        crossed_wait_at: None,
         mailboxes: MailboxLinks::new(),
         mailbox_dials: HashMap::new(),
         admissions: HashMap::new(),
@@ -232,6 +236,8 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         replacing: HashMap::new(),
         relayed: HashMap::new(),
         connections: HashMap::new(),
+        punched: HashMap::new(),
+        hello_connections: HashMap::new(),
         nat: NatProbe::Unknown,
         synced_once: false,
         mailbox_farewells: HashMap::new(),
@@ -330,9 +336,61 @@ enum Hello {
         state: Box<Dialer>,
         addr: Multiaddr,
         unnamed: Unnamed,
+        /// The peer dialled us too (crossed dials, see [`crossed_hello_yields`]).
+        crossed: bool,
+        /// When our `Open` went unanswered while we would give way but had no sign yet of the
+        /// peer's own dial: we wait [`CROSSED_GRACE`] for its connection, then hang up.
+        unanswered: Option<Instant>,
     },
-    /// They dialled us; `None` until their `Open` arrived.
-    Listening(Option<Listener>),
+    /// They dialled us; `None` until their `Open` arrived. `unnamed` is [`Unnamed::Nobody`]
+    /// unless we were dialling them too and gave way (then it is what our dial's address allows).
+    Listening(Option<Listener>, Unnamed),
+}
+
+/// Whether this node, having dialled `remote` while `remote` dialled it (two members dialling
+/// each other's relayed addresses at once: crossed dials), gives up its own hello and answers
+/// the peer's as listener. Exactly one of the two does (the one with the larger transport id),
+/// whatever order the connections and messages arrive in; before this rule both ignored the
+/// other's `Open`, each saw its own go unanswered and hung up ("no answer"), and the next dials
+/// of the pair crossed again.
+///
+/// The peer picks its own transport id, so it can always make us the one that gives way; giving
+/// way gives it nothing more (as listener we still need its `Open`, keyed with the collective's
+/// secret, and a member's proof). It is done only on a sign of crossed dials: the peer's own
+/// connection to us (at once, or within [`CROSSED_GRACE`] of our `Open` going unanswered), or
+/// its `Open` arriving while we dial. A peer that drops our `Open` and never dialled us is
+/// hung up on ("no answer") after at most that grace, not held for [`HELLO_TIMEOUT`].
+fn crossed_hello_yields(local: &PeerId, remote: &PeerId) -> bool {
+    local.to_bytes() > remote.to_bytes()
+}
+
+/// How long a dialler that would give way waits, after its `Open` went unanswered, for the
+/// peer's own connection (crossed dials): the peer's dropping of our `Open` can overtake its
+/// connection to us (seen in `crossed_dials`), by a round trip or so.
+const CROSSED_GRACE: Duration = Duration::from_secs(1);
+
+/// See [`EventLoop::hello_allowed`].
+fn hello_allowed(
+    gate: &net::MemberGate<net::Collective>,
+    replica: &Replica,
+    member: &MemberId,
+    unnamed: Unnamed,
+) -> bool {
+    if gate.is_allowed(member) {
+        return true;
+    }
+    if replica.roster_names_me()
+        || replica
+            .membership()
+            .is_none_or(|log| log.roster().is_removed(member))
+    {
+        return false;
+    }
+    match unnamed {
+        Unnamed::Nobody => false,
+        Unnamed::Inviter(inviter) => *member == inviter,
+        Unnamed::WhileJoining => true,
+    }
 }
 
 struct EventLoop {
@@ -377,6 +435,8 @@ struct EventLoop {
     inbound_sync: HashMap<PeerId, Instant>,
     /// When gossip accepted since the last flush must be flushed (group commit).
     flush_at: Option<tokio::time::Instant>,
+    /// The earliest end of a wait for a crossed dial (see [`EventLoop::end_crossed_waits`]).
+    crossed_wait_at: Option<tokio::time::Instant>,
     /// The links with the roster's mailboxes.
     mailboxes: MailboxLinks,
     /// Dials of mailbox addresses under way, by connection.
@@ -392,6 +452,11 @@ struct EventLoop {
     relayed: HashMap<PeerId, (Multiaddr, ListenerId)>,
     /// Every established connection: its peer and whether it is relayed (and by whom).
     connections: HashMap<ConnectionId, (PeerId, Option<PeerId>)>,
+    /// Members we just hole-punched a direct connection with, and when: their relayed
+    /// connections are closed a moment later (see [`EventLoop::drop_relayed_after_punch`]).
+    punched: HashMap<PeerId, Instant>,
+    /// The connections each peer ran (or runs) its hello on: they carry only the hello.
+    hello_connections: HashMap<PeerId, Vec<ConnectionId>>,
     /// What AutoNAT last concluded.
     nat: NatProbe,
     /// Whether a sync completed in this run (announcements wait for it).
@@ -428,6 +493,7 @@ impl EventLoop {
                 },
                 _ = tick.tick() => self.on_tick(),
                 () = flush_deadline(self.flush_at) => self.flush_accepted(),
+                () = flush_deadline(self.crossed_wait_at) => self.end_crossed_waits(),
             }
             self.after_change();
         };
@@ -647,6 +713,37 @@ impl EventLoop {
         let _ = self.swarm.disconnect_peer_id(peer);
     }
 
+    /// Once a hole-punched direct connection with a member has stood for [`PUNCH_SETTLE`], close
+    /// the relayed connections with that member: gossip and sync use whichever of a peer's
+    /// connections is ready, so they would otherwise keep going partly through the mailbox (its bandwidth, and one more place
+    /// that sees the traffic). A moment's wait lets the other side finish its half of the
+    /// direct connection before its relayed ones go.
+    fn drop_relayed_after_punch(&mut self, now: Instant) {
+        let settled: Vec<PeerId> = self
+            .punched
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) >= PUNCH_SETTLE)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in settled {
+            self.punched.remove(&peer);
+            let of_peer = |via: bool| {
+                self.connections
+                    .iter()
+                    .filter(move |(_, (p, v))| *p == peer && v.is_some() == via)
+                    .map(|(c, _)| *c)
+            };
+            if of_peer(false).next().is_none() {
+                continue;
+            }
+            let relayed: Vec<ConnectionId> = of_peer(true).collect();
+            debug!(peer = %short(&peer), relayed = relayed.len(), "direct connection up: closing the relayed ones");
+            for connection in relayed {
+                self.swarm.close_connection(connection);
+            }
+        }
+    }
+
     /// Close the relayed connections that go through the relay at `peer`.
     fn close_circuits_through(&mut self, peer: PeerId) {
         let through: Vec<ConnectionId> = self
@@ -859,6 +956,7 @@ impl EventLoop {
         for peer in late {
             self.hello_failed(peer, "no proof in time");
         }
+        self.drop_relayed_after_punch(now);
         let networks = self.networks().unwrap_or_default();
         for addr in self.dial.due(now, crate::replica::now(), &networks) {
             let relayed = is_relayed(&addr);
@@ -868,6 +966,12 @@ impl EventLoop {
                 !self.swarm.behaviour().gate.has_member_connection(&relay)
                     || self.swarm.behaviour().gate.mailbox_of(&relay).is_none()
             }) {
+                continue;
+            }
+            // A member's relayed address names its transport id: with a connection to that id
+            // already (it dialled us first, or a hole-punched one), another through the relay
+            // would only cross the first one's hello or outlive the direct one.
+            if circuit_target(&addr).is_some_and(|peer| self.swarm.is_connected(&peer)) {
                 continue;
             }
             if let Err(e) = self.swarm.dial(addr) {
@@ -1013,7 +1117,12 @@ impl EventLoop {
                 connection_id,
                 ..
             } => {
-                let via = relay_of(endpoint.get_remote_address());
+                // An inbound circuit's remote address is only `/p2p/SRC`: its relay is in the
+                // local address (`…/p2p/RELAY/p2p-circuit`).
+                let via = match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } => relay_of(address),
+                    ConnectedPoint::Listener { local_addr, .. } => relay_of(local_addr),
+                };
                 self.connections.insert(connection_id, (peer_id, via));
                 self.on_connected(peer_id, connection_id, &endpoint);
             }
@@ -1082,6 +1191,8 @@ impl EventLoop {
                 self.session_ended(peer_id);
                 self.farewells.remove(&peer_id);
                 self.inbound_sync.remove(&peer_id);
+                self.punched.remove(&peer_id);
+                self.hello_connections.remove(&peer_id);
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour(event),
             _ => {}
@@ -1178,6 +1289,7 @@ impl EventLoop {
             }) => match result {
                 Ok(_) => {
                     self.stats.hole_punches += 1;
+                    self.punched.insert(remote_peer_id, Instant::now());
                     info!(peer = %short(&remote_peer_id), "hole punched: direct connection with a member");
                 }
                 Err(e) => {
@@ -1625,10 +1737,18 @@ impl EventLoop {
             // A connection with a proven member: it carries the collective's protocols.
             debug!(peer = %short(&peer), "member connected");
             self.unproven.remove(&peer);
-            // The hello connection has done its work; it closes when idle. (Closing it here
-            // could reach the listener before this connection does, and a transport peer with
-            // no connection left must prove itself again.)
+            // The hello connections have done their work. The dialer of this one leaves them
+            // (its close could reach us before this connection does, and a transport peer with
+            // no connection left must prove itself again); we accepted it, so the dialer has
+            // it already, and we close them: after crossed dials there are two, and with this
+            // one they would fill the per-peer cap and leave no room for a hole-punched one.
             self.hellos.remove(&peer);
+            let hello_connections = self.hello_connections.remove(&peer).unwrap_or_default();
+            if !endpoint.is_dialer() {
+                for c in hello_connections {
+                    self.swarm.close_connection(c);
+                }
+            }
             // One session per new connection, run by the dialer: a session fetches and
             // pushes, so a second one from the listener would carry everything twice.
             if endpoint.is_dialer() {
@@ -1637,6 +1757,10 @@ impl EventLoop {
             return;
         }
         debug!(peer = %short(&peer), "connected; hello");
+        self.hello_connections
+            .entry(peer)
+            .or_default()
+            .push(connection);
         // Connections that have not proved anything yet are capped, so strangers holding them
         // open cannot crowd members out: the node's own dials have their own budget; inbound
         // ones are capped overall and per address (an IPv6 /64 counts as one), and a new one
@@ -1717,11 +1841,33 @@ impl EventLoop {
                         state: Box::new(state),
                         addr: without_p2p(address),
                         unnamed,
+                        crossed: false,
+                        unanswered: None,
                     },
                 );
             }
             ConnectedPoint::Listener { .. } => {
-                self.hellos.entry(peer).or_insert(Hello::Listening(None));
+                let give_way = match self
+                    .hellos
+                    .entry(peer)
+                    .or_insert(Hello::Listening(None, Unnamed::Nobody))
+                {
+                    Hello::Dialing {
+                        crossed,
+                        unanswered,
+                        unnamed,
+                        ..
+                    } => {
+                        debug!(peer = %short(&peer), "crossed dials: the peer dialled us too");
+                        *crossed = true;
+                        // Our `Open` was dropped already: give way now (see `on_hello`).
+                        unanswered.is_some().then_some(*unnamed)
+                    }
+                    Hello::Listening(..) => None,
+                };
+                if let Some(unnamed) = give_way {
+                    self.hellos.insert(peer, Hello::Listening(None, unnamed));
+                }
             }
         }
     }
@@ -1731,22 +1877,7 @@ impl EventLoop {
     /// address may admit unnamed: the invite's inviter at an invite address, any member not
     /// known to be removed at an address the user gave (or from an invite naming nobody).
     fn hello_allowed(&self, member: &MemberId, unnamed: Unnamed) -> bool {
-        if self.swarm.behaviour().gate.is_allowed(member) {
-            return true;
-        }
-        if self.replica.roster_names_me()
-            || self
-                .replica
-                .membership()
-                .is_none_or(|log| log.roster().is_removed(member))
-        {
-            return false;
-        }
-        match unnamed {
-            Unnamed::Nobody => false,
-            Unnamed::Inviter(inviter) => *member == inviter,
-            Unnamed::WhileJoining => true,
-        }
+        hello_allowed(&self.swarm.behaviour().gate, &self.replica, member, unnamed)
     }
 
     fn on_hello(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
@@ -1764,9 +1895,42 @@ impl EventLoop {
                 message: request_response::Message::Response { response, .. },
                 ..
             } => self.on_hello_response(peer, &response),
-            request_response::Event::OutboundFailure { peer, .. } => {
-                if matches!(self.hellos.get(&peer), Some(Hello::Dialing { .. })) {
-                    self.hello_failed(peer, "no answer");
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                let local = *self.swarm.local_peer_id();
+                match self.hellos.get(&peer) {
+                    // Crossed dials: the peer dialled us too and dropped our `Open`. Wait for its
+                    // `Open` as listener.
+                    Some(Hello::Dialing {
+                        unnamed,
+                        crossed: true,
+                        ..
+                    }) if crossed_hello_yields(&local, &peer) => {
+                        debug!(peer = %short(&peer), "hello unanswered, crossed dials: giving way, waiting for the peer's hello");
+                        let unnamed = *unnamed;
+                        self.hellos.insert(peer, Hello::Listening(None, unnamed));
+                    }
+                    // Maybe crossed dials whose other connection is not up here yet (the drop
+                    // can overtake it: seen in `crossed_dials`): wait for it a short grace,
+                    // then hang up (`end_crossed_waits`). No sign of it is no reason to wait.
+                    Some(Hello::Dialing {
+                        crossed: false,
+                        unanswered: None,
+                        ..
+                    }) if crossed_hello_yields(&local, &peer) => {
+                        debug!(peer = %short(&peer), "hello unanswered: waiting a moment for a crossed dial");
+                        let now = Instant::now();
+                        if let Some(Hello::Dialing { unanswered, .. }) = self.hellos.get_mut(&peer)
+                        {
+                            *unanswered = Some(now);
+                        }
+                        let at = tokio::time::Instant::from_std(now + CROSSED_GRACE);
+                        self.crossed_wait_at = Some(self.crossed_wait_at.map_or(at, |t| t.min(at)));
+                    }
+                    Some(Hello::Dialing { .. }) => {
+                        debug!(peer = %short(&peer), %error, "hello: no answer");
+                        self.hello_failed(peer, "no answer");
+                    }
+                    _ => {}
                 }
             }
             _ => {}
@@ -1779,9 +1943,22 @@ impl EventLoop {
         request: &[u8],
         channel: request_response::ResponseChannel<Vec<u8>>,
     ) {
+        // Crossed dials: the peer dialled us while we dialled it, and both sent an `Open`.
+        // One hello is enough: the one that gives way (see [`crossed_hello_yields`]) answers
+        // this `Open` as listener; the other drops it and waits for the answer to its own.
+        let local = *self.swarm.local_peer_id();
+        if let Some(Hello::Dialing { unnamed, .. }) = self.hellos.get(&peer) {
+            if !crossed_hello_yields(&local, &peer) {
+                debug!(peer = %short(&peer), "crossed dials: keeping our hello, dropping theirs");
+                return;
+            }
+            debug!(peer = %short(&peer), "crossed dials: giving way, answering the peer's hello");
+            let unnamed = *unnamed;
+            self.hellos.insert(peer, Hello::Listening(None, unnamed));
+        }
         // Only a peer that dialled us runs the listener's side, once.
         let result = match self.hellos.get_mut(&peer) {
-            Some(Hello::Listening(slot @ None)) => {
+            Some(Hello::Listening(slot @ None, _)) => {
                 let local = *self.swarm.local_peer_id();
                 match Listener::on_open(&self.creds, local, peer, request, random_nonce()) {
                     Ok((state, accept)) => {
@@ -1791,13 +1968,24 @@ impl EventLoop {
                     Err(e) => Err(e),
                 }
             }
-            Some(Hello::Listening(Some(state))) => {
-                let gate = &self.swarm.behaviour().gate;
-                match state.on_proof(&self.creds, request, |m| gate.is_allowed(m)) {
+            Some(Hello::Listening(Some(state), unnamed)) => {
+                let unnamed = *unnamed;
+                let proof = {
+                    let (gate, replica) = (&self.swarm.behaviour().gate, &self.replica);
+                    state.on_proof(&self.creds, request, |m| {
+                        hello_allowed(gate, replica, m, unnamed)
+                    })
+                };
+                match proof {
                     Ok((member, reply)) => {
                         self.hellos.remove(&peer);
                         self.unproven.remove(&peer);
-                        self.swarm.behaviour_mut().gate.admit(peer, member);
+                        let gate = &mut self.swarm.behaviour_mut().gate;
+                        if !gate.is_allowed(&member) {
+                            // Only after giving way in crossed dials (see `Unnamed`).
+                            let _ = gate.allow_temporarily(member);
+                        }
+                        gate.admit(peer, member);
                         debug!(peer = %short(&peer), "member proved itself (we listened)");
                         Ok(Some(reply))
                     }
@@ -1867,6 +2055,32 @@ impl EventLoop {
         }
     }
 
+    /// Hang up on the peers whose `Open` went unanswered [`CROSSED_GRACE`] ago with no sign of
+    /// a crossed dial since (see [`crossed_hello_yields`]).
+    fn end_crossed_waits(&mut self) {
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        let mut late = Vec::new();
+        for (peer, hello) in &self.hellos {
+            if let Hello::Dialing {
+                unanswered: Some(at),
+                ..
+            } = hello
+            {
+                let end = *at + CROSSED_GRACE;
+                if end <= now {
+                    late.push(*peer);
+                } else {
+                    next = Some(next.map_or(end, |n| n.min(end)));
+                }
+            }
+        }
+        self.crossed_wait_at = next.map(tokio::time::Instant::from_std);
+        for peer in late {
+            self.hello_failed(peer, "no answer");
+        }
+    }
+
     /// The peer did not prove membership: count it and hang up without a word.
     fn hello_failed(&mut self, peer: PeerId, why: &str) {
         self.hellos.remove(&peer);
@@ -1926,6 +2140,20 @@ pub fn is_relayed(addr: &Multiaddr) -> bool {
 /// losing the network altogether waits for the next one.)
 fn network_changed(before: &Networks, now: &Networks) -> bool {
     !now.is_empty() && !before.is_subset(now) && !now.is_subset(before)
+}
+
+/// The peer a relayed address leads to (the `/p2p/` after `/p2p-circuit`).
+fn circuit_target(addr: &Multiaddr) -> Option<PeerId> {
+    let mut after_circuit = false;
+    let mut target = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2pCircuit => after_circuit = true,
+            Protocol::P2p(peer) if after_circuit => target = Some(peer),
+            _ => {}
+        }
+    }
+    target
 }
 
 /// The relay a relayed address goes through (the `/p2p/` before `/p2p-circuit`).
@@ -2056,5 +2284,25 @@ mod tests {
             .unwrap();
         assert!(is_relayed(&relayed));
         assert_eq!(without_p2p(&relayed), relayed);
+    }
+
+    #[test]
+    fn a_relayed_address_names_its_relay_and_its_target() {
+        let (relay, target) = (PeerId::random(), PeerId::random());
+        let relayed: Multiaddr =
+            format!("/ip4/198.18.0.10/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{target}")
+                .parse()
+                .unwrap();
+        assert_eq!(relay_of(&relayed), Some(relay));
+        assert_eq!(circuit_target(&relayed), Some(target));
+        let direct: Multiaddr = format!("/ip4/198.18.0.10/tcp/4001/p2p/{relay}")
+            .parse()
+            .unwrap();
+        assert_eq!(circuit_target(&direct), None);
+        // The two ends of crossed dials always agree on which one gives way.
+        assert_ne!(
+            crossed_hello_yields(&relay, &target),
+            crossed_hello_yields(&target, &relay)
+        );
     }
 }

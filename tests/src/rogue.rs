@@ -190,7 +190,12 @@ impl RawPeer {
     /// Start a raw swarm proving `creds` (a member's key and collective; `None` for a stranger)
     /// with a fresh transport key, subscribed to `topic`. Must run inside tokio.
     pub fn spawn(creds: Option<Credentials>, topic: &str) -> Self {
-        let keypair = Keypair::generate_ed25519();
+        Self::spawn_with_key(creds, topic, Keypair::generate_ed25519())
+    }
+
+    /// [`RawPeer::spawn`] with a transport key of the caller's choice (an attacker picks its
+    /// own, e.g. one whose peer id sorts before a node's).
+    pub fn spawn_with_key(creds: Option<Credentials>, topic: &str, keypair: Keypair) -> Self {
         let gossip = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Anonymous)
             .max_transmit_size(1024 * 1024)

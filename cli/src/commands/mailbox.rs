@@ -40,6 +40,9 @@ the collective; they open no alert."
         #[arg(long, value_name = "MULTIADDR")]
         external_address: Vec<String>,
     },
+    /// Ask the mailbox running in this home how it is doing: bound or not, what it stores, the
+    /// members connected, reservations and circuits, its addresses and its pairing code.
+    Status,
     /// Moderators: add, list and remove the collective's mailboxes.
     #[command(flatten)]
     Admin(super::mailbox_admin::AdminCommand),
@@ -76,6 +79,7 @@ pub async fn dispatch(
             listen,
             external_address,
         } => run(ctx, &listen, &external_address, out).await,
+        MailboxCommand::Status => status(ctx, out).await,
         MailboxCommand::Admin(command) => super::mailbox_admin::dispatch(ctx, command, out).await,
     }
 }
@@ -144,6 +148,14 @@ async fn run(
         ..MailboxConfig::default()
     };
     let (handle, task) = mailbox::start(&ctx.home, config).await.map_err(api_error)?;
+    let _control = mailbox::control::serve(&ctx.home, handle.clone())
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("cannot open the mailbox's control socket: {e}"),
+            )
+        })?;
     // Give the listeners a moment to come up, then say where the mailbox is.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let status = handle.status().await.map_err(api_error)?;
@@ -174,5 +186,71 @@ async fn run(
     if !out.json {
         out.text("Mailbox stopped.\n");
     }
+    Ok(Outcome::Done)
+}
+
+async fn status(ctx: &Context, out: Out) -> Result<Outcome, ApiError> {
+    use mailbox::control::{ask, MailboxAnswer, MailboxRequest};
+    if !mailbox::MailboxHome::new(&ctx.home).exists() {
+        return Err(api_error(MailboxError::NotInitialised(ctx.home.clone())));
+    }
+    let Some(answer) = ask(&ctx.home, MailboxRequest::Status).await else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!(
+                "the mailbox in {} is not running; start it with `lookout --home {} mailbox run --listen ...`",
+                ctx.home.display(),
+                ctx.home.display()
+            ),
+        ));
+    };
+    let s = match answer? {
+        MailboxAnswer::Status(s) => s,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::Internal,
+                "the mailbox gave an answer of another kind",
+            ))
+        }
+    };
+    if out.json {
+        out.json(&s)?;
+        return Ok(Outcome::Done);
+    }
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let list = |a: &[String]| {
+        if a.is_empty() {
+            "none".to_owned()
+        } else {
+            a.join(", ")
+        }
+    };
+    out.text(&format!(
+        "Mailbox {} (peer id {})\n\
+         Bound to a collective: {}\n\
+         Removed by its collective: {}\n\
+         Stored: {} items, {} bytes\n\
+         Members connected: {} ({} transport ids admitted)\n\
+         Reservations: {}, circuits: {}\n\
+         Listening on: {}\n\
+         Announced addresses: {}\n\n\
+         Pairing code (for moderators only):\n{}\n",
+        s.mailbox.get(..12).unwrap_or(&s.mailbox),
+        s.peer_id,
+        match &s.collective {
+            Some(c) => format!("yes ({c})"),
+            None => "no".to_owned(),
+        },
+        yes_no(s.removed),
+        s.items,
+        s.bytes,
+        s.members_connected,
+        s.admitted,
+        s.reservations,
+        s.circuits,
+        list(&s.listening),
+        list(&s.external),
+        s.pairing_code,
+    ));
     Ok(Outcome::Done)
 }

@@ -147,3 +147,93 @@ fn wrong_codes_are_refused_with_their_reason() {
     assert_eq!(listed["current"].as_array().unwrap().len(), 0);
     assert_eq!(listed["pending"].as_array().unwrap().len(), 0);
 }
+
+/// A `lookout mailbox run` process on loopback, killed when dropped.
+struct MailboxProcess(std::process::Child);
+
+impl Drop for MailboxProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback TCP port nothing listens on (just freed).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `lookout mailbox status` asks the running mailbox over its control socket (0600): unbound and
+/// empty at first, with the pairing code `init` printed; bound, storing the collective's items,
+/// with the member connected and its reservation once a member's node met it; a clear error
+/// when no mailbox runs.
+#[test]
+fn mailbox_status_is_answered_by_the_running_mailbox() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mbx = dir.path().join("mailbox");
+    let address = format!("/ip4/127.0.0.1/tcp/{}", free_port());
+    let made = ok(&mbx, &["mailbox", "init", "--json", "--address", &address]).json();
+    let code = made["pairing_code"].as_str().unwrap().to_owned();
+    fails(&mbx, &["mailbox", "status"], 2, "is not running");
+    let nobody = dir.path().join("nobody");
+    fails(&nobody, &["mailbox", "status"], 2, "no mailbox in");
+
+    let child = command(&mbx)
+        .args(["mailbox", "run", "--listen", &address])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mailbox = MailboxProcess(child);
+    let socket = mbx.join("mailbox").join("control.sock");
+    let first = eventually("the mailbox answers on its control socket", || {
+        let out = run(&mbx, &["mailbox", "status", "--json"]);
+        (out.code == 0).then(|| out.json())
+    });
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+    assert_eq!(first["bound"], false, "{first}");
+    assert_eq!(first["removed"], false, "{first}");
+    assert_eq!(first["items"], 0, "{first}");
+    assert_eq!(first["members_connected"], 0, "{first}");
+    assert_eq!(first["reservations"], 0, "{first}");
+    assert_eq!(first["circuits"], 0, "{first}");
+    // Made afresh (so dated now), for the same mailbox.
+    let again = MailboxPairing::from_code(first["pairing_code"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        again.id(),
+        MailboxPairing::from_code(&code).unwrap().id(),
+        "{first}"
+    );
+    assert!(first["listening"].to_string().contains(&address), "{first}");
+    let text = ok(&mbx, &["mailbox", "status"]).stdout;
+    assert!(text.contains("Bound to a collective: no"), "{text}");
+    assert!(text.contains("LKMAILBOX2-"), "{text}");
+
+    let ana = founded(dir.path());
+    ok(&ana, &["mailbox", "add", &code]);
+    let node = Node::start(&ana);
+    let bound = eventually(
+        "the member's node binds the mailbox and reserves on it",
+        || {
+            let s = ok(&mbx, &["mailbox", "status", "--json"]).json();
+            (s["bound"] == true
+                && s["members_connected"] == 1
+                && s["reservations"] == 1
+                && s["items"].as_u64()? > 0)
+                .then_some(s)
+        },
+    );
+    assert!(bound["bytes"].as_u64().is_some(), "{bound}");
+    assert_eq!(bound["circuits"], 0, "{bound}");
+    let text = ok(&mbx, &["mailbox", "status"]).stdout;
+    assert!(text.contains("Bound to a collective: yes"), "{text}");
+    assert!(text.contains("Members connected: 1"), "{text}");
+    node.stop();
+    drop(mailbox);
+}

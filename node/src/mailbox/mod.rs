@@ -9,6 +9,7 @@
 //!   ([`crate::net::mailbox_admission`]), `/lookout/sync/2` over the stored items, a circuit relay
 //!   v2 server and an AutoNAT server, all offered only to admitted members.
 
+pub mod control;
 mod runtime;
 pub mod store;
 

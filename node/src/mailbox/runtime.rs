@@ -84,8 +84,8 @@ impl Default for MailboxConfig {
     }
 }
 
-/// What `status` reports. No member ids: only counts.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// What `status` reports (and `lookout mailbox status` shows). No member ids: only counts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MailboxStatus {
     /// The mailbox key, hex.
     pub mailbox: String,
@@ -107,6 +107,21 @@ pub struct MailboxStatus {
     pub bytes: u64,
     /// Addresses the mailbox listens on.
     pub listening: Vec<String>,
+    /// Whether a collective bound this mailbox.
+    pub bound: bool,
+    /// Items held (ops, deliveries and envelopes).
+    pub items: usize,
+    /// Distinct members admitted and connected now (a member may hold several transport ids).
+    pub members_connected: usize,
+    /// Relay reservations held by members now.
+    pub reservations: usize,
+    /// Circuits relayed between members now.
+    pub circuits: usize,
+    /// Public addresses the mailbox announces (relayed addresses are built on them).
+    pub external: Vec<String>,
+    /// The pairing code, as `mailbox init` printed it (it carries the bind secret: for the
+    /// operator and the collective's moderators only).
+    pub pairing_code: String,
 }
 
 enum Command {
@@ -316,6 +331,8 @@ pub async fn start(
         removed: false,
         cut_off_at: None,
         listening: Vec::new(),
+        reservations: HashMap::new(),
+        circuits: 0,
     };
     mailbox.on_roster_changed();
     let task = tokio::spawn(mailbox.run(rx));
@@ -345,6 +362,10 @@ struct Runtime {
     /// Whether to announce specific listen addresses as external ones (none were given).
     announce_listen: bool,
     listening: Vec<Multiaddr>,
+    /// Relay reservations per transport peer (one per connection it reserved on).
+    reservations: HashMap<PeerId, usize>,
+    /// Circuits open now.
+    circuits: usize,
 }
 
 /// Whether `log`'s roster names `mailbox` as one of its current mailboxes.
@@ -418,6 +439,47 @@ impl Runtime {
             envelopes: stats.envelopes,
             bytes: stats.bytes,
             listening: self.listening.iter().map(ToString::to_string).collect(),
+            bound: self.store.collective().is_some(),
+            items: stats.ops + stats.deliveries + stats.envelopes,
+            members_connected: self
+                .swarm
+                .behaviour()
+                .gate
+                .members_connected()
+                .map(|(_, member)| member)
+                .collect::<HashSet<_>>()
+                .len(),
+            reservations: self.reservations.values().sum(),
+            circuits: self.circuits,
+            external: self
+                .swarm
+                .external_addresses()
+                .map(ToString::to_string)
+                .collect(),
+            pairing_code: super::pairing_code(&self.identity, crate::replica::now())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Keeps the counts of reservations and circuits `status` reports.
+    fn on_relay(&mut self, event: &relay::Event) {
+        match event {
+            relay::Event::ReservationReqAccepted {
+                src_peer_id,
+                renewed: false,
+            } => *self.reservations.entry(*src_peer_id).or_default() += 1,
+            relay::Event::ReservationClosed { src_peer_id }
+            | relay::Event::ReservationTimedOut { src_peer_id } => {
+                if let Some(n) = self.reservations.get_mut(src_peer_id) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.reservations.remove(src_peer_id);
+                    }
+                }
+            }
+            relay::Event::CircuitReqAccepted { .. } => self.circuits += 1,
+            relay::Event::CircuitClosed { .. } => self.circuits = self.circuits.saturating_sub(1),
+            _ => {}
         }
     }
 
@@ -452,7 +514,10 @@ impl Runtime {
             ))) => self.on_sync(event),
             SwarmEvent::Behaviour(MailboxBehaviourEvent::Gate(Gated::Inner(
                 ServicesEvent::Relay(event),
-            ))) => tracing::debug!(?event, "relay"),
+            ))) => {
+                tracing::debug!(?event, "relay");
+                self.on_relay(&event);
+            }
             _ => {}
         }
     }

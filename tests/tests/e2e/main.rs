@@ -13,6 +13,7 @@ mod adversarial_keyshare;
 mod adversarial_members;
 mod adversarial_membership;
 mod at_rest;
+mod crossed_dials;
 mod discovery;
 mod hostile_peers;
 mod invite_admission;
