@@ -95,6 +95,10 @@ struct Config {
     /// (what is sent to them is lost), act on nothing, sync with nobody.
     churn: f64,
     down_ticks: u64,
+    /// Ticks a plain member without a usable epoch waits for a moderator's rotation before it
+    /// rotates itself (longer than gossip takes to cross the collective, or every member who
+    /// hears of a removal before the moderator's rotation rotates too).
+    member_rotation_wait: u64,
 }
 
 impl Config {
@@ -117,6 +121,7 @@ impl Config {
             dials: None,
             churn: 0.0,
             down_ticks: 0,
+            member_rotation_wait: 3,
         }
     }
 
@@ -133,6 +138,7 @@ impl Config {
             dials: Some(3),
             churn: 0.10,
             down_ticks: 20,
+            member_rotation_wait: 30,
             ..Self::new(seed, 1)
         }
     }
@@ -443,7 +449,7 @@ impl Replica {
         };
         if needs_rotation {
             let since = *self.stuck_since.get_or_insert(tick);
-            if moderator || tick >= since + 3 {
+            if moderator || tick >= since + world.config.member_rotation_wait {
                 let key = EpochKey::generate(world.rng());
                 let recipients: Vec<_> = roster.members().map(|m| m.identity.clone()).collect();
                 out.push(self.make_delivery(
