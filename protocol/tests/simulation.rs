@@ -1211,7 +1211,9 @@ fn run(config: Config) -> Outcome {
         |tick: u64, a: usize, b: usize| (split_at..heal_at).contains(&tick) && side(a) != side(b);
     // Who talks to whom: everyone, or (scale runs) the links each replica dialled, both ways.
     let links: Vec<Vec<usize>> = match config.dials {
-        None => (0..n).map(|i| (0..n).filter(|j| *j != i).collect()).collect(),
+        None => (0..n)
+            .map(|i| (0..n).filter(|j| *j != i).collect())
+            .collect(),
         Some(dials) => {
             let mut linked = vec![BTreeSet::new(); n];
             for i in 0..n {
@@ -1221,22 +1223,33 @@ fn run(config: Config) -> Outcome {
                     linked[j].insert(i);
                 }
             }
-            linked.into_iter().map(|l| l.into_iter().collect()).collect()
+            linked
+                .into_iter()
+                .map(|l| l.into_iter().collect())
+                .collect()
         }
     };
     let gossip = config.dials.is_some();
     // Churn: each churning replica's one offline interval, after enrolment, before the quiet.
     let mut down: Vec<Option<(u64, u64)>> = vec![None; n];
     if config.churn > 0.0 {
-        let mut churning: Vec<usize> = (2..n).collect();
+        // Not the member who publishes a revocation certificate at tick 95 (its op must find it
+        // a member), nor the newcomer.
+        let mut churning: Vec<usize> = (2..n)
+            .filter(|i| *i != cast.friend && *i != cast.newcomer)
+            .collect();
         churning.shuffle(&mut world.rng);
         let count = (config.churn * n as f64).round() as usize;
-        let last = config.quiet_from.saturating_sub(config.down_ticks).max(adds_done + 1);
+        let last = config
+            .quiet_from
+            .saturating_sub(config.down_ticks)
+            .max(adds_done + 1);
         for &i in churning.iter().take(count) {
             let from = world.rng.gen_range(adds_done..last);
             down[i] = Some((from, from + config.down_ticks));
         }
     }
+    let mut deferred: Vec<(usize, Action)> = Vec::new();
     let offline = |tick: u64, i: usize| down[i].is_some_and(|(a, b)| (a..b).contains(&tick));
 
     for tick in 0..=config.end {
@@ -1326,7 +1339,24 @@ fn run(config: Config) -> Outcome {
                 scripted.push((founder, Action::ProposeDemote { member }));
             }
         }
+        // An actor who has not yet heard of its own admission (gossip is slower in large
+        // collectives) acts once it has.
+        scripted.append(&mut deferred);
         for (who, action) in scripted {
+            if !replicas[who].is_member() {
+                assert!(
+                    tick < config.quiet_from,
+                    "replica {who} never heard it is a member: {} ops (founder {}), {} held, links {:?}, down {:?}, refused {:?}",
+                    replicas[who].state.log().len(),
+                    replicas[founder].state.log().len(),
+                    replicas[who].state.held_count(),
+                    links[who],
+                    down[who],
+                    replicas[who].refused.iter().map(|r| &r.1).take(5).collect::<Vec<_>>()
+                );
+                deferred.push((who, action));
+                continue;
+            }
             outbox.push((who, replicas[who].make_op(tick, action)));
         }
         outbox.extend(adversaries(
@@ -1871,7 +1901,9 @@ fn simulate_scale(config: Config) {
     caught_up.sort_unstable();
     let pct = |v: &[u64], p: f64| {
         let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
-        v.get(rank.clamp(1, v.len().max(1)) - 1).copied().unwrap_or(0)
+        v.get(rank.clamp(1, v.len().max(1)) - 1)
+            .copied()
+            .unwrap_or(0)
     };
     let degrees: Vec<usize> = links.iter().map(Vec::len).collect();
     let peak_rss = std::fs::read_to_string("/proc/self/status")
@@ -1912,12 +1944,11 @@ fn simulate_scale(config: Config) {
         checked - ran,
     );
     assert!(world.posted.len() >= 20, "too few posts to mean much");
-    assert!(world.rotations.len() >= 3, "removals should have forced rotations");
-    assert_eq!(
-        live.len() + caught_up.len(),
-        pairs,
-        "every pair measured"
+    assert!(
+        world.rotations.len() >= 3,
+        "removals should have forced rotations"
     );
+    assert_eq!(live.len() + caught_up.len(), pairs, "every pair measured");
 }
 
 /// The scale run in every `cargo test`: 50 replicas gossiping over 3 dialled links each, with
