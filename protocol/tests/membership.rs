@@ -691,6 +691,35 @@ fn one_member_holds_a_bounded_number_of_orphans_and_ops_a_day() {
     assert!(refused > 0, "no daily quota on membership ops");
 }
 
+/// A founder enrolling 100 members: her ops reach a replica out of order, again and again (a
+/// lost gossip message, then sync batches in id order), so most are held as orphans and evicted
+/// (64 per author) each time, six times. Only ops held count against her daily quota: once the first op
+/// arrives, every one is taken in. (Before the fix, each evicted copy still counted: after
+/// five such rounds the replica refused her ops for the rest of the day.)
+#[test]
+fn evicted_orphans_do_not_use_up_an_honest_authors_quota() {
+    let (mut w, f) = World::new(1);
+    for _ in 0..100 {
+        let member = w.identity();
+        w.add(&[&f], &member);
+    }
+    let mut log = MembershipLog::new(w.genesis.clone());
+    for _ in 0..6 {
+        for op in w.ops[1..].iter().rev() {
+            log.insert(op.clone());
+        }
+    }
+    assert_eq!(log.orphan_count(), MAX_ORPHANS_PER_AUTHOR);
+    for op in &w.ops {
+        assert!(
+            !matches!(log.insert(op.clone()), InsertOutcome::Refused(_)),
+            "an honest founder's op refused"
+        );
+    }
+    assert_eq!(log.len(), w.ops.len());
+    assert_eq!(log.roster().members().count(), 101);
+}
+
 /// 40 concurrent proposals (a member flooding, or a large partition healing) leave 40 heads,
 /// more than an op can name. Writers name a bounded set, so nobody is frozen out.
 #[test]

@@ -30,6 +30,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::rc::Rc;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -84,6 +85,20 @@ struct Config {
     /// Posting stops here; only reactions (approvals, shares, rotations) and sync continue.
     quiet_from: u64,
     end: u64,
+    /// Scale runs (issue 12): each replica dials this many random others, items travel only
+    /// along those links (both ways), and a replica forwards to its other links what it accepts
+    /// from one (gossip); anti-entropy is with a linked replica. `None`: every replica reaches
+    /// every other directly.
+    dials: Option<usize>,
+    /// Share of the replicas (not the two founding moderators) that go offline once, for
+    /// `down_ticks`, between the end of enrolment and the quiet phase: they receive nothing
+    /// (what is sent to them is lost), act on nothing, sync with nobody.
+    churn: f64,
+    down_ticks: u64,
+    /// Ticks a plain member without a usable epoch waits for a moderator's rotation before it
+    /// rotates itself (longer than gossip takes to cross the collective, or every member who
+    /// hears of a removal before the moderator's rotation rotates too).
+    member_rotation_wait: u64,
 }
 
 impl Config {
@@ -103,6 +118,28 @@ impl Config {
             adversaries: false,
             quiet_from: 200,
             end: 260,
+            dials: None,
+            churn: 0.0,
+            down_ticks: 0,
+            member_rotation_wait: 3,
+        }
+    }
+
+    /// Issue 12 at scale: `n` replicas in a k = 1 collective, each dialling 3 others (gossip
+    /// along the links, a hop taking 1 or 2 ticks, 10 % of messages lost), a tenth of them
+    /// offline for 20 ticks at some point; about one post a tick. No partition, no adversaries.
+    fn scale(seed: u64, n: usize) -> Self {
+        Self {
+            n,
+            max_delay: 2,
+            post_rate: 1.0 / n as f64,
+            adds_per_tick: n.div_ceil(8),
+            partition: (0, 0),
+            dials: Some(3),
+            churn: 0.10,
+            down_ticks: 20,
+            member_rotation_wait: 30,
+            ..Self::new(seed, 1)
         }
     }
 
@@ -133,12 +170,16 @@ fn time(tick: u64) -> u64 {
 #[derive(Clone, Debug)]
 struct Msg {
     kind: SetKind,
-    bytes: Vec<u8>,
+    /// Shared: a copy in flight on each link would not fit a 1,000-replica run in memory.
+    bytes: Rc<[u8]>,
 }
 
 impl Msg {
     fn new(kind: SetKind, bytes: Vec<u8>) -> Self {
-        Self { kind, bytes }
+        Self {
+            kind,
+            bytes: bytes.into(),
+        }
     }
 
     fn refusal_key(&self) -> [u8; 32] {
@@ -151,6 +192,7 @@ impl Msg {
 struct Posted {
     author: MemberId,
     heads: Vec<OpId>,
+    tick: u64,
 }
 
 /// One member's device: the core's state plus what a node adds around it.
@@ -173,6 +215,9 @@ struct Replica {
     stuck_since: Option<u64>,
     workarounds: bool,
     honest: bool,
+    /// The tick of the item being taken in, and when each post was accepted (for latency).
+    tick: u64,
+    arrived: HashMap<ContentId, u64>,
 }
 
 impl Replica {
@@ -194,6 +239,8 @@ impl Replica {
             stuck_since: None,
             workarounds,
             honest,
+            tick: 0,
+            arrived: HashMap::new(),
         }
     }
 
@@ -215,6 +262,7 @@ impl Replica {
 
     /// Hand an item to the core and apply what it says.
     fn ingest(&mut self, msg: &Msg, tick: u64) -> Ingested {
+        self.tick = tick;
         let step = self
             .state
             .ingest(msg.kind, &msg.bytes, &self.identity, self.clock(tick));
@@ -228,6 +276,7 @@ impl Replica {
     /// Hand a sync batch to the core: runs of envelopes go through batched verification
     /// ([`State::ingest_envelopes`]), as a node ingests a sync response. Returns the outcomes.
     fn ingest_batch(&mut self, msgs: &[Msg], tick: u64) -> Vec<Ingested> {
+        self.tick = tick;
         let mut outcomes = Vec::with_capacity(msgs.len());
         let mut rest = msgs;
         while let Some(first) = rest.first() {
@@ -242,7 +291,7 @@ impl Replica {
                 .unwrap_or(rest.len());
             let (batch, after) = rest.split_at(run);
             rest = after;
-            let bytes: Vec<&[u8]> = batch.iter().map(|m| m.bytes.as_slice()).collect();
+            let bytes: Vec<&[u8]> = batch.iter().map(|m| &m.bytes[..]).collect();
             let now = self.clock(tick);
             let (results, effects) = self.state.ingest_envelopes(&bytes, &self.identity, now);
             self.apply(effects);
@@ -260,6 +309,7 @@ impl Replica {
         for effect in effects {
             match effect {
                 Effect::PutPost { id, record } => {
+                    self.arrived.entry(id).or_insert(self.tick);
                     self.envelopes.insert(id, record.envelope);
                     self.bodies.insert(id, record.body);
                 }
@@ -399,7 +449,7 @@ impl Replica {
         };
         if needs_rotation {
             let since = *self.stuck_since.get_or_insert(tick);
-            if moderator || tick >= since + 3 {
+            if moderator || tick >= since + world.config.member_rotation_wait {
                 let key = EpochKey::generate(world.rng());
                 let recipients: Vec<_> = roster.members().map(|m| m.identity.clone()).collect();
                 out.push(self.make_delivery(
@@ -454,7 +504,14 @@ impl Replica {
                 _ => None,
             };
             let sealed = envelope::seal(&self.identity, &key, body, world.rng()).expect("seal");
-            world.posted.insert(sealed.id, Posted { author: me, heads });
+            world.posted.insert(
+                sealed.id,
+                Posted {
+                    author: me,
+                    heads,
+                    tick,
+                },
+            );
             let msg = Msg::new(SetKind::Envelopes, sealed.bytes);
             let outcome = self.ingest(&msg, tick);
             assert_eq!(outcome, Ingested::Accepted, "own post refused");
@@ -687,6 +744,8 @@ struct Network {
     next: u64,
     sent: usize,
     lost: usize,
+    /// Envelopes that reached a replica already holding them (gossip runs only).
+    duplicates: usize,
 }
 
 impl Network {
@@ -731,6 +790,10 @@ struct Outcome {
     founder: usize,
     removed: Vec<usize>,
     network: Network,
+    /// Each replica's offline interval, if it churned.
+    down: Vec<Option<(u64, u64)>>,
+    /// Replica indices of each replica's links.
+    links: Vec<Vec<usize>>,
 }
 
 /// The scripted roles, picked from the seed.
@@ -900,7 +963,7 @@ fn adversaries(
         }
         for (id, msg) in broken {
             world.broken.insert(id);
-            replicas[forger].envelopes.insert(id, msg.bytes);
+            replicas[forger].envelopes.insert(id, msg.bytes.to_vec());
         }
     }
 
@@ -1146,13 +1209,68 @@ fn run(config: Config) -> Outcome {
     let (split_at, heal_at) = config.partition;
     let partitioned =
         |tick: u64, a: usize, b: usize| (split_at..heal_at).contains(&tick) && side(a) != side(b);
+    // Who talks to whom: everyone, or (scale runs) the links each replica dialled, both ways.
+    let links: Vec<Vec<usize>> = match config.dials {
+        None => (0..n)
+            .map(|i| (0..n).filter(|j| *j != i).collect())
+            .collect(),
+        Some(dials) => {
+            let mut linked = vec![BTreeSet::new(); n];
+            for i in 0..n {
+                for k in rand::seq::index::sample(&mut world.rng, n - 1, dials.min(n - 1)) {
+                    let j = if k >= i { k + 1 } else { k };
+                    linked[i].insert(j);
+                    linked[j].insert(i);
+                }
+            }
+            linked
+                .into_iter()
+                .map(|l| l.into_iter().collect())
+                .collect()
+        }
+    };
+    let gossip = config.dials.is_some();
+    // Churn: each churning replica's one offline interval, after enrolment, before the quiet.
+    let mut down: Vec<Option<(u64, u64)>> = vec![None; n];
+    if config.churn > 0.0 {
+        // Not the member who publishes a revocation certificate at tick 95 (its op must find it
+        // a member), nor the newcomer.
+        let mut churning: Vec<usize> = (2..n)
+            .filter(|i| *i != cast.friend && *i != cast.newcomer)
+            .collect();
+        churning.shuffle(&mut world.rng);
+        let count = (config.churn * n as f64).round() as usize;
+        let last = config
+            .quiet_from
+            .saturating_sub(config.down_ticks)
+            .max(adds_done + 1);
+        for &i in churning.iter().take(count) {
+            let from = world.rng.gen_range(adds_done..last);
+            down[i] = Some((from, from + config.down_ticks));
+        }
+    }
+    let mut deferred: Vec<(usize, Action)> = Vec::new();
+    let offline = |tick: u64, i: usize| down[i].is_some_and(|(a, b)| (a..b).contains(&tick));
 
     for tick in 0..=config.end {
         // Arrivals.
         for (from, to, msg) in network.due(tick) {
-            // A link cut while the message was in flight loses it.
-            if !partitioned(tick, from, to) {
-                replicas[to].ingest(&msg, tick);
+            // A link cut while the message was in flight loses it, and so does a replica offline.
+            if partitioned(tick, from, to) || offline(tick, to) {
+                continue;
+            }
+            let outcome = replicas[to].ingest(&msg, tick);
+            if !gossip {
+                continue;
+            }
+            match outcome {
+                Ingested::Accepted => {
+                    for &next in links[to].iter().filter(|next| **next != from) {
+                        network.send(tick, to, next, msg.clone(), &mut world);
+                    }
+                }
+                Ingested::Duplicate if msg.kind == SetKind::Envelopes => network.duplicates += 1,
+                _ => {}
             }
         }
         // Members always have a moderator.
@@ -1221,7 +1339,24 @@ fn run(config: Config) -> Outcome {
                 scripted.push((founder, Action::ProposeDemote { member }));
             }
         }
+        // An actor who has not yet heard of its own admission (gossip is slower in large
+        // collectives) acts once it has.
+        scripted.append(&mut deferred);
         for (who, action) in scripted {
+            if !replicas[who].is_member() {
+                assert!(
+                    tick < config.quiet_from,
+                    "replica {who} never heard it is a member: {} ops (founder {}), {} held, links {:?}, down {:?}, refused {:?}",
+                    replicas[who].state.log().len(),
+                    replicas[founder].state.log().len(),
+                    replicas[who].state.held_count(),
+                    links[who],
+                    down[who],
+                    replicas[who].refused.iter().map(|r| &r.1).take(5).collect::<Vec<_>>()
+                );
+                deferred.push((who, action));
+                continue;
+            }
             outbox.push((who, replicas[who].make_op(tick, action)));
         }
         outbox.extend(adversaries(
@@ -1234,7 +1369,9 @@ fn run(config: Config) -> Outcome {
         ));
 
         // Each honest replica's own behaviour, in a random order.
-        let mut order: Vec<usize> = (0..n).filter(|i| replicas[*i].honest).collect();
+        let mut order: Vec<usize> = (0..n)
+            .filter(|i| replicas[*i].honest && !offline(tick, *i))
+            .collect();
         order.shuffle(&mut world.rng);
         for i in order {
             let mut out = Vec::new();
@@ -1242,7 +1379,11 @@ fn run(config: Config) -> Outcome {
             outbox.extend(out.into_iter().map(|m| (i, m)));
         }
         for (from, msg) in outbox {
-            for to in (0..n).filter(|to| *to != from) {
+            // What an offline replica made (a scripted op) reaches others by sync later.
+            if offline(tick, from) {
+                continue;
+            }
+            for &to in &links[from] {
                 if !partitioned(tick, from, to) {
                     network.send(tick, from, to, msg.clone(), &mut world);
                 }
@@ -1258,10 +1399,17 @@ fn run(config: Config) -> Outcome {
         };
         if tick % period == 0 {
             for i in 0..n {
-                let peers: Vec<usize> = (0..n)
-                    .filter(|j| *j != i && !partitioned(tick, i, *j))
+                if offline(tick, i) {
+                    continue;
+                }
+                let peers: Vec<usize> = links[i]
+                    .iter()
+                    .copied()
+                    .filter(|j| !partitioned(tick, i, *j) && !offline(tick, *j))
                     .collect();
-                let j = *peers.choose(&mut world.rng).expect("peers");
+                let Some(&j) = peers.choose(&mut world.rng) else {
+                    continue; // every link offline: try next time
+                };
                 if world.rng.gen_bool(config.loss) {
                     continue;
                 }
@@ -1325,6 +1473,8 @@ fn run(config: Config) -> Outcome {
         founder,
         removed,
         network,
+        down,
+        links,
     }
 }
 
@@ -1702,6 +1852,121 @@ fn simulate(mut config: Config) {
         2,
         "concurrent rotations on both sides"
     );
+}
+
+/// A scale run (issue 12): the invariants of [`check`] (every current member holds every post,
+/// rosters agree, removed members read nothing new), and a report of how long posts took to
+/// arrive, in ticks (a gossip hop takes 1 or 2), at members online throughout and at members
+/// catching up after being offline.
+fn simulate_scale(config: Config) {
+    let (seed, n) = (config.seed, config.n);
+    let started = std::time::Instant::now();
+    let mut outcome = run(config);
+    let ran = started.elapsed();
+    check(&mut outcome);
+    let checked = started.elapsed();
+    let Outcome {
+        replicas,
+        world,
+        founder,
+        network,
+        down,
+        links,
+        ..
+    } = &outcome;
+    let mut log = replicas[*founder].state.log().clone();
+    let roster = replicas[*founder].roster();
+    let (mut live, mut caught_up) = (Vec::new(), Vec::new());
+    let mut pairs = 0;
+    for (id, post) in &world.posted {
+        // Members when it was posted (later joiners receive it as part of joining).
+        let at = log.roster_at(&post.heads).expect("heads held").clone();
+        for (i, r) in replicas.iter().enumerate() {
+            let me = r.me();
+            if me == post.author || !at.is_member(&me) || !roster.is_member(&me) {
+                continue;
+            }
+            pairs += 1;
+            let arrived = r.arrived[id];
+            let latency = arrived - post.tick;
+            let away = down[i].is_some_and(|(from, to)| post.tick < to && arrived >= from);
+            if away {
+                caught_up.push(latency);
+            } else {
+                live.push(latency);
+            }
+        }
+    }
+    live.sort_unstable();
+    caught_up.sort_unstable();
+    let pct = |v: &[u64], p: f64| {
+        let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+        v.get(rank.clamp(1, v.len().max(1)) - 1)
+            .copied()
+            .unwrap_or(0)
+    };
+    let degrees: Vec<usize> = links.iter().map(Vec::len).collect();
+    let peak_rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
+        })
+        .unwrap_or_else(|| "?".into());
+    println!(
+        "scale seed {seed}: {n} replicas (links per replica {}..{}, mean {:.1}), {} ops, {} posts, \
+         {} rotations, {} shares, {} offline once; {} messages sent ({} lost); {:.2} duplicate \
+         envelopes per post and member; every post reached every member ({pairs} pairs). \
+         Latency in ticks, members online: p50 {} p90 {} p99 {} max {} ({} pairs); catching up: \
+         p50 {} p99 {} max {} ({} pairs). Wall time {:.1?} run + {:.1?} checks; peak RSS {peak_rss} kB",
+        degrees.iter().min().unwrap(),
+        degrees.iter().max().unwrap(),
+        degrees.iter().sum::<usize>() as f64 / n as f64,
+        replicas[*founder].state.log().len(),
+        world.posted.len(),
+        world.rotations.len(),
+        world.shares,
+        down.iter().flatten().count(),
+        network.sent,
+        network.lost,
+        network.duplicates as f64 / pairs.max(1) as f64,
+        pct(&live, 50.0),
+        pct(&live, 90.0),
+        pct(&live, 99.0),
+        live.last().copied().unwrap_or(0),
+        live.len(),
+        pct(&caught_up, 50.0),
+        pct(&caught_up, 99.0),
+        caught_up.last().copied().unwrap_or(0),
+        caught_up.len(),
+        ran,
+        checked - ran,
+    );
+    assert!(world.posted.len() >= 20, "too few posts to mean much");
+    assert!(
+        world.rotations.len() >= 3,
+        "removals should have forced rotations"
+    );
+    assert_eq!(live.len() + caught_up.len(), pairs, "every pair measured");
+}
+
+/// The scale run in every `cargo test`: 50 replicas gossiping over 3 dialled links each, with
+/// churn. The 1,000-replica run is `scale_1000` (docs/BENCHMARKS.md).
+#[test]
+fn scale_50_gossip_and_churn() {
+    simulate_scale(Config::scale(1, 50));
+}
+
+/// Issue 12: `SIM_REPLICAS` (default 1,000) replicas, by hand, in release:
+/// `cargo test --release -p lookout-protocol --test simulation -- --ignored --exact scale_1000 --nocapture`.
+#[test]
+#[ignore = "long: SIM_REPLICAS replicas (default 1,000) with gossip and churn"]
+fn scale_1000() {
+    let replicas = env_number("SIM_REPLICAS", 1000) as usize;
+    for seed in 0..env_number("SIM_SEEDS", 1) {
+        simulate_scale(Config::scale(12 + seed, replicas));
+    }
 }
 
 fn explore(count: u64, config: impl Fn(u64) -> Config + std::panic::RefUnwindSafe) {

@@ -113,6 +113,20 @@ impl MembershipLog {
         Ok(())
     }
 
+    /// An orphan dropped is no longer held: it stops counting against its author's quota (it
+    /// comes back through sync, and counts again then). Without this, an honest moderator's
+    /// ops arriving out of order, evicted and fetched again, used up the day's quota at that
+    /// replica, which then refused her ops for the rest of the day (found by the simulation's
+    /// scale run: `scale_1000` with 200 replicas).
+    fn uncount(&mut self, op: &Op) {
+        if let Some(n) = self
+            .per_author_day
+            .get_mut(&(op.author(), op.body().timestamp / 86_400))
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     fn count(&mut self, op: &Op) {
         *self
             .per_author_day
@@ -215,7 +229,9 @@ impl MembershipLog {
             .collect();
         if mine.len() >= MAX_ORPHANS_PER_AUTHOR {
             if let Some(last) = mine.last() {
-                self.orphans.remove(last);
+                if let Some(dropped) = self.orphans.remove(last) {
+                    self.uncount(&dropped);
+                }
                 self.evicted.push(*last);
             }
         }
@@ -225,7 +241,8 @@ impl MembershipLog {
 
     fn trim_orphans(&mut self) {
         while self.orphans.len() > MAX_ORPHANS {
-            if let Some((id, _)) = self.orphans.pop_last() {
+            if let Some((id, dropped)) = self.orphans.pop_last() {
+                self.uncount(&dropped);
                 self.evicted.push(id);
             }
         }
