@@ -378,6 +378,41 @@ async fn catch_up_run() {
     for node in nodes {
         node.stop().await;
     }
+    single_verify_limit();
+}
+
+/// The ceiling of one core for single signature checks, in the same run: `verify_strict`
+/// (ed25519-dalek) and the protocol's rule (`sig::verify`, ZIP-215 with a key check), each over
+/// a 600-byte message.
+fn single_verify_limit() {
+    use ed25519_dalek::{Signer, SigningKey};
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let public = key.verifying_key();
+    let message = lookout_protocol::sig::signed_message(b"bench", &[7u8; 600]);
+    let signature = key.sign(&message);
+    const N: u32 = 4000;
+    let started = Instant::now();
+    for _ in 0..N {
+        assert!(public
+            .verify_strict(std::hint::black_box(&message), &signature)
+            .is_ok());
+    }
+    let strict = started.elapsed() / N;
+    let started = Instant::now();
+    for _ in 0..N {
+        assert!(lookout_protocol::sig::verify(
+            public.as_bytes(),
+            b"bench",
+            std::hint::black_box(&[7u8; 600]),
+            &signature.to_bytes()
+        ));
+    }
+    let rule = started.elapsed() / N;
+    println!(
+        "single verification on one core: verify_strict {strict:.1?} ({:.0}/s), sig::verify {rule:.1?} ({:.0}/s)",
+        1.0 / strict.as_secs_f64(),
+        1.0 / rule.as_secs_f64()
+    );
 }
 
 /// Fills a store with [`STORED`] alerts, then measures a node started on it in a fresh process.
