@@ -146,7 +146,8 @@ impl PostIndex {
         now / BUCKET_SECS
     }
 
-    /// Number of chunks (for tests and logs).
+    /// Number of chunks.
+    #[cfg(test)]
     pub(super) fn chunks(&self) -> usize {
         self.buckets.values().map(Vec::len).sum()
     }
@@ -179,14 +180,20 @@ mod tests {
     #[test]
     fn chunks_merge_and_hold_every_entry_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            Store::create(&dir.path().join("home"), PASS, lookout_protocol::passphrase::KdfParams::TESTING)
-                .unwrap();
+        let store = Store::create(
+            &dir.path().join("home"),
+            PASS,
+            lookout_protocol::passphrase::KdfParams::TESTING,
+        )
+        .unwrap();
         let base = 10 * BUCKET_SECS;
         let mut index = PostIndex::default();
         let mut written = Vec::new();
         let mut n = 0;
-        for (round, size) in [1, 1, 1, 5, 1, 128, 3, 1, 1, 700, 2, 5000, 1, 1].iter().enumerate() {
+        for (round, size) in [1, 1, 1, 5, 1, 128, 3, 1, 1, 700, 2, 5000, 1, 1]
+            .iter()
+            .enumerate()
+        {
             let mut batch = Batch::new();
             let entries: Vec<Entry> = (0..*size)
                 .map(|i| {
@@ -264,9 +271,14 @@ mod tests {
             lookout_protocol::passphrase::KdfParams::TESTING,
         )
         .unwrap();
-        ana.create_collective("Night Shift", lookout_protocol::membership::Policy::default())
-            .unwrap();
-        let ids: Vec<ContentId> = (0..5).map(|i| ana.post(draft(&format!("alert {i}"))).unwrap()).collect();
+        ana.create_collective(
+            "Night Shift",
+            lookout_protocol::membership::Policy::default(),
+        )
+        .unwrap();
+        let ids: Vec<ContentId> = (0..5)
+            .map(|i| ana.post(draft(&format!("alert {i}"))).unwrap())
+            .collect();
         assert!(ana.store.remove(Tree::Alerts, &ids[0].0).unwrap());
         ana.close().unwrap();
 
@@ -275,13 +287,19 @@ mod tests {
         assert_eq!(posts.len(), 5, "the index was read, not rebuilt");
         assert!(ana.post_index.chunks() <= 3);
         // A store of the format before: no marker, so the next open rebuilds from the posts.
-        ana.store.remove(Tree::Meta, super::super::KEY_POST_INDEX).unwrap();
+        ana.store
+            .remove(Tree::Meta, super::super::KEY_POST_INDEX)
+            .unwrap();
         ana.close().unwrap();
         let ana = Replica::open(&home, PASS).unwrap();
         let posts = ana.collective.as_ref().unwrap().posts();
         assert_eq!(posts.len(), 4, "rebuilt from the posts");
         assert!(!posts.contains_key(&ids[0]));
-        assert!(ana.store.get(Tree::Meta, super::super::KEY_POST_INDEX).unwrap().is_some());
+        assert!(ana
+            .store
+            .get(Tree::Meta, super::super::KEY_POST_INDEX)
+            .unwrap()
+            .is_some());
         ana.close().unwrap();
         let ana = Replica::open(&home, PASS).unwrap();
         assert_eq!(ana.collective.as_ref().unwrap().posts().len(), 4);

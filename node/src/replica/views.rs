@@ -419,7 +419,9 @@ fn page<T>(
         head.sort_unstable_by(listing_order);
         out.extend(head.iter().filter_map(|entry| view(&entry.1)));
         if out.len() >= limit {
-            let next = (!tail.is_empty()).then(|| head.last().map(cursor)).flatten();
+            let next = (!tail.is_empty())
+                .then(|| head.last().map(cursor))
+                .flatten();
             return Ok((out, next));
         }
         rest = tail;

@@ -267,8 +267,7 @@ fn epoch_keys(
         .unwrap()
         .iter()
         .filter_map(|bytes| {
-            let delivery =
-                lookout_protocol::epoch::KeyDelivery::decode(bytes, collective).unwrap();
+            let delivery = lookout_protocol::epoch::KeyDelivery::decode(bytes, collective).unwrap();
             delivery.open(replica.identity())?.ok()
         })
         .map(|key| (key.id(), key))
@@ -336,7 +335,11 @@ fn one_forged_signature_in_an_ingested_batch_refuses_exactly_that_post() {
                     "the forged post, at {bad}"
                 );
             } else {
-                assert_eq!(*outcome, Ingested::Accepted, "post {i} beside a forged one at {bad}");
+                assert_eq!(
+                    *outcome,
+                    Ingested::Accepted,
+                    "post {i} beside a forged one at {bad}"
+                );
             }
         }
         held += 7;
