@@ -489,6 +489,7 @@ fn describe(kind: &PendingKind, roster: &Roster) -> (&'static str, String) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     /// The paging before selection: sort every candidate, then walk them.
