@@ -378,6 +378,41 @@ async fn catch_up_run() {
     for node in nodes {
         node.stop().await;
     }
+    single_verify_limit();
+}
+
+/// The ceiling of one core for single signature checks, in the same run: `verify_strict`
+/// (ed25519-dalek) and the protocol's rule (`sig::verify`, ZIP-215 with a key check), each over
+/// a 600-byte message.
+fn single_verify_limit() {
+    use ed25519_dalek::{Signer, SigningKey};
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let public = key.verifying_key();
+    let message = lookout_protocol::sig::signed_message(b"bench", &[7u8; 600]);
+    let signature = key.sign(&message);
+    const N: u32 = 4000;
+    let started = Instant::now();
+    for _ in 0..N {
+        assert!(public
+            .verify_strict(std::hint::black_box(&message), &signature)
+            .is_ok());
+    }
+    let strict = started.elapsed() / N;
+    let started = Instant::now();
+    for _ in 0..N {
+        assert!(lookout_protocol::sig::verify(
+            public.as_bytes(),
+            b"bench",
+            std::hint::black_box(&[7u8; 600]),
+            &signature.to_bytes()
+        ));
+    }
+    let rule = started.elapsed() / N;
+    println!(
+        "single verification on one core: verify_strict {strict:.1?} ({:.0}/s), sig::verify {rule:.1?} ({:.0}/s)",
+        1.0 / strict.as_secs_f64(),
+        1.0 / rule.as_secs_f64()
+    );
 }
 
 /// Fills a store with [`STORED`] alerts, then measures a node started on it in a fresh process.
@@ -483,16 +518,16 @@ async fn memory_run() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        let line = text
-            .lines()
-            .find(|l| l.starts_with("probe:"))
-            .unwrap_or_else(|| {
-                panic!(
-                    "probe failed: {text} {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            });
-        println!("node with {label}: {line}");
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("probe:")).collect();
+        if lines.len() < 2 {
+            panic!(
+                "probe failed: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        for line in lines {
+            println!("node with {label}: {line}");
+        }
     }
 }
 
@@ -510,9 +545,21 @@ async fn memory_probe_run() {
         return;
     };
     let before = rss_kib("VmRSS");
+    // The database alone first (sled's recovery, no post read), then the replica.
+    let (store_open, store_rss) = {
+        let opened = Instant::now();
+        let store =
+            lookout_node::store::Store::open(std::path::Path::new(&home), PASSPHRASE).unwrap();
+        let took = opened.elapsed();
+        let rss = rss_kib("VmRSS");
+        store.close().unwrap();
+        (took, rss)
+    };
+    let cpu_before = cpu_ms();
     let opened = Instant::now();
     let replica = reopen(std::path::Path::new(&home));
     let load = opened.elapsed();
+    let load_cpu = cpu_ms() - cpu_before;
     let node = start_node_with(replica, bench_config()).await;
     let status = node.status().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -551,6 +598,10 @@ async fn memory_probe_run() {
     };
     let check = checked.elapsed();
     println!(
+        "probe: store alone: open {store_open:.2?}, RSS {} MiB; replica open {load:.2?} (CPU {load_cpu} ms)",
+        store_rss / 1024
+    );
+    println!(
         "probe: {} alerts, open {load:.2?}; RSS {} MiB after start (process before open {} MiB), peak {} MiB; \
          first page {page:.2?} ({first_page} alerts), list all {list:.2?}, check {check:.2?} ({found} found); \
          RSS after listing {} MiB, peak {} MiB",
@@ -562,6 +613,21 @@ async fn memory_probe_run() {
         rss_kib("VmHWM") / 1024
     );
     node.stop().await;
+}
+
+/// CPU time of this process so far (user + system), in milliseconds.
+fn cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the file, 12 and 13 after the command name.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    ticks * 10
 }
 
 fn rss_kib(field: &str) -> u64 {

@@ -124,6 +124,7 @@ impl Replica {
         let mut batch = Batch::new();
         let mut notes = Vec::new();
         let mut posted: HashMap<ContentId, Box<StoredRecord>> = HashMap::new();
+        let mut indexed = Vec::new();
         for effect in effects {
             match effect {
                 Effect::PutOp { id, bytes } => {
@@ -143,26 +144,23 @@ impl Replica {
                     // destroyed once the hour has passed, so no copy sled leaves behind can be
                     // read afterwards.
                     let value = Zeroizing::new(postcard::to_allocvec(&record).unwrap_or_default());
-                    let meta = PostMeta::of(&record.body);
-                    let expires = record.body.expires;
-                    batch
-                        .put_expiring(Tree::Alerts, &id.0, &value, expires)
-                        .put_expiring(
-                            Tree::PostIndex,
-                            &id.0,
-                            &postcard::to_allocvec(&meta).unwrap_or_default(),
-                            expires,
-                        );
+                    batch.put_expiring(Tree::Alerts, &id.0, &value, record.body.expires);
+                    indexed.push((id, PostMeta::of(&record.body)));
                     posted.insert(id, record);
                 }
+                // Only expiry deletes posts (`Replica::expire`, which also drops the index
+                // chunks of hours that have passed; an entry of a post gone within the current
+                // hour is dropped by the expiry at the next start).
                 Effect::DeletePost(id) => {
-                    batch
-                        .remove(Tree::Alerts, &id.0)
-                        .remove(Tree::PostIndex, &id.0);
+                    batch.remove(Tree::Alerts, &id.0);
                 }
                 Effect::Note(note) => notes.push(note),
             }
         }
+        // The index entries of all the posts of this step: one chunk per expiry hour.
+        self.post_index
+            .add(&self.store, &mut batch, indexed)
+            .map_err(store_error)?;
         self.store.apply_batch(batch).map_err(store_error)?;
         for note in notes {
             self.note(note, &posted);
@@ -260,11 +258,13 @@ impl Replica {
             return Ok(0);
         };
         let effects = state.expire(now);
-        if effects.is_empty() {
+        let mut batch = Batch::new();
+        // The index chunks of the hours that have passed: every post in them has expired.
+        self.post_index.remove_past(&mut batch, now);
+        if effects.is_empty() && batch.is_empty() {
             self.store.forget_expired_keys(now).map_err(store_error)?;
             return Ok(0);
         }
-        let mut batch = Batch::new();
         let mut posts = 0;
         let mut deliveries = 0;
         for effect in &effects {
@@ -273,7 +273,6 @@ impl Replica {
                     posts += 1;
                     batch
                         .remove(Tree::Alerts, &id.0)
-                        .remove(Tree::PostIndex, &id.0)
                         // Our own post's outbox note goes with it.
                         .remove(Tree::Outbox, &id.0);
                 }

@@ -15,6 +15,7 @@ mod ingest;
 mod keyshare;
 mod mailboxes;
 mod passphrase;
+mod post_index;
 mod secrets;
 mod views;
 
@@ -45,8 +46,10 @@ const KEY_SEQ: &[u8] = b"seq";
 const KEY_BOOTSTRAP: &[u8] = b"bootstrap";
 const KEY_LISTEN: &[u8] = b"listen";
 const KEY_INVITER: &[u8] = b"inviter";
-/// Set once [`Tree::PostIndex`] holds an entry for every stored post.
-const KEY_POST_INDEX: &[u8] = b"post_index_v1";
+/// Set once [`Tree::PostIndex`] holds, in chunks (`post_index.rs`), an entry for every stored
+/// post: written when the store is created, or by the pass that builds the index of a store
+/// made before this format (`post_index_v1` held one entry per post).
+const KEY_POST_INDEX: &[u8] = b"post_index_v2";
 pub use lookout_protocol::replica::{MAX_HELD, MAX_REFUSED};
 
 /// The current time in seconds since the Unix epoch.
@@ -69,6 +72,8 @@ pub struct Replica {
     membership_dirty: bool,
     /// The epochs whose keys the secrets file holds.
     secrets_epochs: BTreeSet<lookout_protocol::EpochId>,
+    /// The layout of the post index's chunks on disk.
+    post_index: post_index::PostIndex,
 }
 
 /// A post as kept in the store.
@@ -108,6 +113,8 @@ impl Replica {
                 )
             })
             .and_then(|()| store.put(Tree::Meta, KEY_NAME, name.as_bytes()))
+            // No posts yet, so the (empty) post index is complete: no open builds it.
+            .and_then(|()| store.put(Tree::Meta, KEY_POST_INDEX, b"1"))
             .and_then(|()| store.flush())
             .map_err(store_error)?;
         info!(member = %identity.member_id().short(), "identity created");
@@ -121,6 +128,7 @@ impl Replica {
                 events: Vec::new(),
                 membership_dirty: false,
                 secrets_epochs: BTreeSet::new(),
+                post_index: post_index::PostIndex::default(),
             },
             certificate,
         ))
@@ -167,6 +175,7 @@ impl Replica {
             events: Vec::new(),
             membership_dirty: false,
             secrets_epochs: BTreeSet::new(),
+            post_index: post_index::PostIndex::default(),
         };
         let (epoch_keys, migrate) = match stored_secrets {
             Some(s) => (s.epoch_keys, false),
@@ -232,18 +241,12 @@ impl Replica {
         {
             self.build_post_index()?;
         }
-        // Only the small index entries are read: the posts stay on disk until shown.
-        for entry in self.store.iter(Tree::PostIndex) {
-            let (key, bytes) = entry.map_err(store_error)?;
-            let (Ok(id), Ok(meta)) = (
-                <[u8; 32]>::try_from(key.as_slice()),
-                postcard::from_bytes::<PostMeta>(&bytes),
-            ) else {
-                warn!("skipping unreadable post index entry");
-                continue;
-            };
-            state.restore_post_meta(ContentId(id), meta);
+        // Only the index's chunks are read: the posts stay on disk until shown.
+        let (index, entries) = post_index::PostIndex::load(&self.store).map_err(store_error)?;
+        for (id, meta) in entries {
+            state.restore_post_meta(id, meta);
         }
+        self.post_index = index;
         state.set_seq(
             self.store
                 .get(Tree::Meta, KEY_SEQ)
@@ -261,31 +264,27 @@ impl Replica {
         Ok(())
     }
 
-    /// Write the post index of a store made before it existed: one pass over the posts.
+    /// Write the post index of a store made before its format: one pass over the posts.
     fn build_post_index(&mut self) -> Result<(), ApiError> {
-        let mut batch = Batch::new();
-        let mut indexed = 0usize;
+        self.store.clear(Tree::PostIndex).map_err(store_error)?;
+        let mut index = post_index::PostIndex::default();
+        let mut entries = Vec::new();
         for entry in self.store.iter(Tree::Alerts) {
             let (key, bytes) = entry.map_err(store_error)?;
-            let Ok(record) = postcard::from_bytes::<StoredRecord>(&bytes) else {
+            let (Ok(id), Ok(record)) = (
+                <[u8; 32]>::try_from(key.as_slice()),
+                postcard::from_bytes::<StoredRecord>(&bytes),
+            ) else {
                 warn!("skipping unreadable stored post");
                 continue;
             };
-            let meta = PostMeta::of(&record.body);
-            // Under the post's own expiry hour, as the post (see `apply`).
-            batch.put_expiring(
-                Tree::PostIndex,
-                &key,
-                &postcard::to_allocvec(&meta).unwrap_or_default(),
-                record.body.expires,
-            );
-            indexed += 1;
-            if batch.len() >= 1024 {
-                self.store
-                    .apply_batch(std::mem::take(&mut batch))
-                    .map_err(store_error)?;
-            }
+            entries.push((ContentId(id), PostMeta::of(&record.body)));
         }
+        let indexed = entries.len();
+        let mut batch = Batch::new();
+        index
+            .add(&self.store, &mut batch, entries)
+            .map_err(store_error)?;
         batch.put(Tree::Meta, KEY_POST_INDEX, b"1");
         self.store.apply_batch(batch).map_err(store_error)?;
         self.store.flush().map_err(store_error)?;

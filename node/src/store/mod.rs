@@ -132,8 +132,11 @@ const CHECK_KEY: &[u8] = b"check";
 /// The store format marker: a home of another format is refused, never rewritten.
 const CHECK_VALUE: &[u8] = b"lookout store v2";
 
-/// sled's page cache limit. Its default (1 GiB) is too much for a phone.
-const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+/// sled's page cache limit. Its default (1 GiB) is too much for a phone, and so was 64 MiB: at
+/// 100,000 alerts, listing them all filled it (313 MiB RSS, docs/BENCHMARKS.md). Pages not in
+/// the cache are read back through the operating system's own file cache; the post index is a
+/// few large values (`replica/post_index.rs`), so a start needs few pages.
+const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
 
 /// An open, encrypted store. Holds the home directory's lock until dropped.
 ///
@@ -477,6 +480,16 @@ impl Store {
             .sled_tree(tree)?
             .remove(self.key.entry_key(tree.name(), key)?)?
             .is_some())
+    }
+
+    /// Removes every entry of `tree`.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn clear(&self, tree: Tree) -> Result<(), StoreError> {
+        self.sled_tree(tree)?.clear()?;
+        Ok(())
     }
 
     /// Whether `tree` has an entry under `key` (without decrypting it).

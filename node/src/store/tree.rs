@@ -46,7 +46,8 @@ trees! {
     /// Small bookkeeping values under fixed names (schema version, counters).
     Meta => "meta",
     /// What the replica keeps in memory of each stored post (kind, author, dates, the alert
-    /// it refers to), keyed like alerts: read at start instead of every post.
+    /// it refers to), in chunks of many posts per expiry hour (`replica/post_index.rs`): read
+    /// at start instead of every post.
     PostIndex => "post_index",
 }
 

@@ -251,3 +251,98 @@ fn alerts_and_check_page_through_the_same_listing() {
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidInput);
 }
+
+/// Every epoch key `replica`'s member opens from the deliveries it holds.
+fn epoch_keys(
+    replica: &mut Replica,
+) -> std::collections::BTreeMap<lookout_protocol::EpochId, lookout_protocol::epoch::EpochKey> {
+    let collective = replica.membership().unwrap().collective();
+    let ids: Vec<[u8; 32]> = replica
+        .sync_items(SetKind::Deliveries)
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    replica
+        .fetch(SetKind::Deliveries, &ids)
+        .unwrap()
+        .iter()
+        .filter_map(|bytes| {
+            let delivery = lookout_protocol::epoch::KeyDelivery::decode(bytes, collective).unwrap();
+            delivery.open(replica.identity())?.ok()
+        })
+        .map(|key| (key.id(), key))
+        .collect()
+}
+
+/// A batch of envelopes from a sync goes through one batched signature check; a post in it
+/// whose signature is not its author's (here: a copy of a member's alert, re-dated and signed
+/// by another key) is refused, and exactly it: every honest post beside it is taken in, first,
+/// middle or last.
+#[test]
+fn one_forged_signature_in_an_ingested_batch_refuses_exactly_that_post() {
+    use lookout_protocol::envelope;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ana, _) =
+        Replica::create(&dir.path().join("ana"), PASS, "Ana", KdfParams::TESTING).unwrap();
+    ana.create_collective("Night Shift", Policy::default())
+        .unwrap();
+    let (mut bea, _) =
+        Replica::create(&dir.path().join("bea"), PASS, "Bea", KdfParams::TESTING).unwrap();
+    let view = ana.approve(&bea.join_request().to_code()).unwrap();
+    bea.join(&view.invite.unwrap()).unwrap();
+    sync(&mut ana, &mut bea);
+    let collective = bea.membership().unwrap().collective();
+    let keys = epoch_keys(&mut bea);
+    let stranger = lookout_protocol::identity::Identity::generate_at(
+        &mut rand::rngs::OsRng,
+        lookout_node::replica::now(),
+    );
+    let mut held = 0;
+    for bad in [0, 3, 7] {
+        let ids: Vec<[u8; 32]> = (0..8)
+            .map(|i| bea.post(draft(&format!("batch {bad} post {i}"), "07700 900321")))
+            .map(|id| id.unwrap().0)
+            .collect();
+        let mut items: Vec<WireItem> = bea
+            .fetch(SetKind::Envelopes, &ids)
+            .unwrap()
+            .into_iter()
+            .map(|bytes| WireItem {
+                kind: SetKind::Envelopes,
+                bytes,
+            })
+            .collect();
+        let mut body = envelope::open(&items[bad].bytes, collective, |e| keys.get(e))
+            .unwrap()
+            .body;
+        body.timestamp -= 1;
+        let key = keys.get(&body.epoch).unwrap();
+        let author = body.author;
+        let forged =
+            envelope::seal_signed_with(author, key, body, &mut rand::rngs::OsRng, |inner| {
+                stranger.sign(envelope::INNER_SIG_CONTEXT, inner)
+            })
+            .unwrap();
+        items[bad].bytes = forged.bytes;
+        let outcomes = ana.ingest_many(&items).unwrap();
+        for (i, outcome) in outcomes.iter().enumerate() {
+            if i == bad {
+                assert_eq!(
+                    *outcome,
+                    Ingested::Rejected(lookout_protocol::replica::Refusal::BadSignature(
+                        SetKind::Envelopes
+                    )),
+                    "the forged post, at {bad}"
+                );
+            } else {
+                assert_eq!(
+                    *outcome,
+                    Ingested::Accepted,
+                    "post {i} beside a forged one at {bad}"
+                );
+            }
+        }
+        held += 7;
+        assert_eq!(ana.alerts(&AlertFilter::default()).unwrap().len(), held);
+    }
+}

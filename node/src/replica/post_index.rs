@@ -1,0 +1,307 @@
+//! The post index on disk: what the replica keeps in memory of every stored post
+//! ([`PostMeta`]), written in chunks so that a start reads a few large values instead of one
+//! small value per post.
+//!
+//! A chunk holds the index entries (content id and [`PostMeta`]) of posts that expire in the
+//! same hour (the store's data-key bucket, [`BUCKET_SECS`]), sealed under that hour's data key
+//! like the posts themselves: once the hour has passed and its key is destroyed, no copy of the
+//! chunk can be read. Its store key is `bucket (u64 BE) ‖ seq (u64 BE)` (hashed before it reaches
+//! the disk, as every store key).
+//!
+//! Every write of posts adds one chunk per expiry hour it touches, in the same atomic batch as
+//! the posts. Chunks of one hour are merged like a binary counter: a new chunk absorbs the
+//! hour's newest chunks while they are no larger than what it holds so far (up to
+//! [`MAX_CHUNK`] entries), so an hour of `n` posts has O(log n) chunks and each entry is
+//! rewritten O(log n) times. Posts are deleted only when they expire; the chunks of an hour go
+//! when the hour has passed ([`PostIndex::past`]), and the entries of posts expired within the
+//! current hour are dropped by the replica's expiry at the next start.
+
+use std::collections::BTreeMap;
+
+use lookout_protocol::envelope::PostMeta;
+use lookout_protocol::ContentId;
+
+use crate::store::{Batch, Store, StoreError, Tree, BUCKET_SECS};
+
+/// Most entries in one chunk (about 110 bytes each when encoded).
+pub(super) const MAX_CHUNK: usize = 4096;
+
+/// One index entry as stored.
+type Entry = (ContentId, PostMeta);
+
+/// The chunks of the post index, per expiry hour: what is needed to write and merge them
+/// without reading the index back.
+#[derive(Debug, Default)]
+pub(super) struct PostIndex {
+    /// Per expiry bucket, its chunks' (seq, entries), oldest first.
+    buckets: BTreeMap<u64, Vec<(u64, usize)>>,
+    next_seq: u64,
+}
+
+fn chunk_key(bucket: u64, seq: u64) -> [u8; 16] {
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&bucket.to_be_bytes());
+    key[8..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn bucket_of(expires: u64) -> u64 {
+    expires / BUCKET_SECS
+}
+
+impl PostIndex {
+    /// Reads every chunk of the index: the entries, and the chunks' layout. Chunks that do not
+    /// decode are skipped (and reported).
+    pub(super) fn load(store: &Store) -> Result<(Self, Vec<Entry>), StoreError> {
+        let mut index = Self::default();
+        let mut entries = Vec::new();
+        for entry in store.iter(Tree::PostIndex) {
+            let (key, bytes) = entry?;
+            let (Ok(key), Ok(chunk)) = (
+                <[u8; 16]>::try_from(key.as_slice()),
+                postcard::from_bytes::<Vec<Entry>>(&bytes),
+            ) else {
+                tracing::warn!("skipping unreadable post index chunk");
+                continue;
+            };
+            let (bucket, seq) = key.split_at(8);
+            let bucket = u64::from_be_bytes(bucket.try_into().unwrap_or_default());
+            let seq = u64::from_be_bytes(seq.try_into().unwrap_or_default());
+            index.next_seq = index.next_seq.max(seq.saturating_add(1));
+            index
+                .buckets
+                .entry(bucket)
+                .or_default()
+                .push((seq, chunk.len()));
+            entries.extend(chunk);
+        }
+        for chunks in index.buckets.values_mut() {
+            chunks.sort_unstable();
+        }
+        Ok((index, entries))
+    }
+
+    /// Adds to `batch` the index entries of `posts` (new posts, written in the same batch):
+    /// one chunk per expiry hour, merged with that hour's newest chunks as the module describes
+    /// (those are read back from `store`).
+    pub(super) fn add(
+        &mut self,
+        store: &Store,
+        batch: &mut Batch,
+        posts: impl IntoIterator<Item = Entry>,
+    ) -> Result<(), StoreError> {
+        let mut by_bucket: BTreeMap<u64, Vec<Entry>> = BTreeMap::new();
+        for (id, meta) in posts {
+            by_bucket
+                .entry(bucket_of(meta.expires))
+                .or_default()
+                .push((id, meta));
+        }
+        for (bucket, mut entries) in by_bucket {
+            let chunks = self.buckets.entry(bucket).or_default();
+            // Absorb the newest chunks while they are no larger than what this one holds.
+            while let Some(&(seq, len)) = chunks.last() {
+                if len > entries.len() || len + entries.len() > MAX_CHUNK {
+                    break;
+                }
+                let key = chunk_key(bucket, seq);
+                if let Some(bytes) = store.get(Tree::PostIndex, &key)? {
+                    match postcard::from_bytes::<Vec<Entry>>(&bytes) {
+                        Ok(old) => entries.extend(old),
+                        // Not merged (and so not lost): leave it as it is.
+                        Err(_) => break,
+                    }
+                }
+                batch.remove(Tree::PostIndex, &key);
+                chunks.pop();
+            }
+            while !entries.is_empty() {
+                let rest = entries.split_off(entries.len().min(MAX_CHUNK));
+                let chunk = std::mem::replace(&mut entries, rest);
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                let expires = chunk.iter().map(|(_, m)| m.expires).max().unwrap_or(0);
+                let value =
+                    zeroize::Zeroizing::new(postcard::to_allocvec(&chunk).unwrap_or_default());
+                batch.put_expiring(Tree::PostIndex, &chunk_key(bucket, seq), &value, expires);
+                chunks.push((seq, chunk.len()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds to `batch` the removal of every chunk of the hours that have passed at `now` (all
+    /// their posts have expired).
+    pub(super) fn remove_past(&mut self, batch: &mut Batch, now: u64) {
+        let current = self.buckets.split_off(&self.past(now));
+        for (bucket, chunks) in std::mem::replace(&mut self.buckets, current) {
+            for (seq, _) in chunks {
+                batch.remove(Tree::PostIndex, &chunk_key(bucket, seq));
+            }
+        }
+    }
+
+    /// The first bucket not yet past at `now`.
+    fn past(&self, now: u64) -> u64 {
+        now / BUCKET_SECS
+    }
+
+    /// Number of chunks.
+    #[cfg(test)]
+    pub(super) fn chunks(&self) -> usize {
+        self.buckets.values().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use lookout_protocol::envelope::PostKind;
+    use lookout_protocol::MemberId;
+
+    const PASS: &[u8] = b"test passphrase";
+
+    fn meta(n: u64, expires: u64) -> Entry {
+        let mut id = [0; 32];
+        id[..8].copy_from_slice(&n.to_le_bytes());
+        let meta = PostMeta {
+            author: MemberId([7; 32]),
+            kind: PostKind::Alert,
+            target: None,
+            timestamp: 1_000 + n,
+            expires,
+        };
+        (ContentId(id), meta)
+    }
+
+    /// Writes in batches of many sizes, into a few hours, then reads the index back: every
+    /// entry exactly once, few chunks per hour; once an hour has passed its chunks are gone.
+    #[test]
+    fn chunks_merge_and_hold_every_entry_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(
+            &dir.path().join("home"),
+            PASS,
+            lookout_protocol::passphrase::KdfParams::TESTING,
+        )
+        .unwrap();
+        let base = 10 * BUCKET_SECS;
+        let mut index = PostIndex::default();
+        let mut written = Vec::new();
+        let mut n = 0;
+        for (round, size) in [1, 1, 1, 5, 1, 128, 3, 1, 1, 700, 2, 5000, 1, 1]
+            .iter()
+            .enumerate()
+        {
+            let mut batch = Batch::new();
+            let entries: Vec<Entry> = (0..*size)
+                .map(|i| {
+                    n += 1;
+                    // Three hours, the last one far more often.
+                    let hour = [0, 1, 2, 2][(i + round) % 4];
+                    meta(n, base + hour * BUCKET_SECS + 5)
+                })
+                .collect();
+            written.extend(entries.iter().copied());
+            index.add(&store, &mut batch, entries).unwrap();
+            store.apply_batch(batch).unwrap();
+        }
+        let (loaded, mut entries) = PostIndex::load(&store).unwrap();
+        assert_eq!(loaded.chunks(), index.chunks());
+        entries.sort_by_key(|(id, _)| *id);
+        written.sort_by_key(|(id, _)| *id);
+        assert_eq!(entries, written);
+        for chunks in loaded.buckets.values() {
+            assert!(chunks.len() <= 16, "{chunks:?}");
+            assert!(chunks.iter().all(|(_, len)| *len <= MAX_CHUNK));
+        }
+
+        // The first two hours pass.
+        let mut index = loaded;
+        let mut batch = Batch::new();
+        index.remove_past(&mut batch, base + 2 * BUCKET_SECS);
+        store.apply_batch(batch).unwrap();
+        let (_, left) = PostIndex::load(&store).unwrap();
+        assert!(!left.is_empty());
+        assert!(left
+            .iter()
+            .all(|(_, m)| bucket_of(m.expires) == bucket_of(base + 2 * BUCKET_SECS)));
+        assert_eq!(
+            left.len(),
+            written
+                .iter()
+                .filter(|(_, m)| m.expires >= base + 2 * BUCKET_SECS)
+                .count()
+        );
+    }
+
+    fn draft(text: &str) -> crate::api::PostDraft {
+        crate::api::PostDraft {
+            category: lookout_protocol::content::Category::Violence,
+            severity: lookout_protocol::content::Severity::High,
+            description: text.into(),
+            phones: vec!["07700 900123".into()],
+            phones_as_typed: false,
+            plates: vec![],
+            names: vec![],
+            handles: vec![],
+            physical: String::new(),
+            area: "Station Road".into(),
+            incident_time: None,
+            expires_in_days: None,
+            language: "en".into(),
+            on_behalf: false,
+        }
+    }
+
+    /// A store made by this version has its index marker from the start: reopened with posts,
+    /// it reads the index and does not rebuild it from the posts (seen here by deleting one
+    /// post behind the index's back: a rebuild would not list it). Without the marker (a store
+    /// of the format before), the open rebuilds it from the posts.
+    #[test]
+    fn a_fresh_store_reopened_with_posts_reads_its_index_without_a_rebuild() {
+        use crate::replica::Replica;
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("ana");
+        let (mut ana, _) = Replica::create(
+            &home,
+            PASS,
+            "Ana",
+            lookout_protocol::passphrase::KdfParams::TESTING,
+        )
+        .unwrap();
+        ana.create_collective(
+            "Night Shift",
+            lookout_protocol::membership::Policy::default(),
+        )
+        .unwrap();
+        let ids: Vec<ContentId> = (0..5)
+            .map(|i| ana.post(draft(&format!("alert {i}"))).unwrap())
+            .collect();
+        assert!(ana.store.remove(Tree::Alerts, &ids[0].0).unwrap());
+        ana.close().unwrap();
+
+        let ana = Replica::open(&home, PASS).unwrap();
+        let posts = ana.collective.as_ref().unwrap().posts();
+        assert_eq!(posts.len(), 5, "the index was read, not rebuilt");
+        assert!(ana.post_index.chunks() <= 3);
+        // A store of the format before: no marker, so the next open rebuilds from the posts.
+        ana.store
+            .remove(Tree::Meta, super::super::KEY_POST_INDEX)
+            .unwrap();
+        ana.close().unwrap();
+        let ana = Replica::open(&home, PASS).unwrap();
+        let posts = ana.collective.as_ref().unwrap().posts();
+        assert_eq!(posts.len(), 4, "rebuilt from the posts");
+        assert!(!posts.contains_key(&ids[0]));
+        assert!(ana
+            .store
+            .get(Tree::Meta, super::super::KEY_POST_INDEX)
+            .unwrap()
+            .is_some());
+        ana.close().unwrap();
+        let ana = Replica::open(&home, PASS).unwrap();
+        assert_eq!(ana.collective.as_ref().unwrap().posts().len(), 4);
+    }
+}
