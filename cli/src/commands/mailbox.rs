@@ -41,7 +41,8 @@ the collective; they open no alert."
         external_address: Vec<String>,
     },
     /// Ask the mailbox running in this home how it is doing: bound or not, what it stores, the
-    /// members connected, reservations and circuits, its addresses and its pairing code.
+    /// members connected, reservations and circuits, its addresses. (No pairing code: it holds
+    /// the bind secret, and `mailbox init` printed it.)
     Status,
     /// Moderators: add, list and remove the collective's mailboxes.
     #[command(flatten)]
@@ -233,8 +234,7 @@ async fn status(ctx: &Context, out: Out) -> Result<Outcome, ApiError> {
          Members connected: {} ({} transport ids admitted)\n\
          Reservations: {}, circuits: {}\n\
          Listening on: {}\n\
-         Announced addresses: {}\n\n\
-         Pairing code (for moderators only):\n{}\n",
+         Announced addresses: {}\n",
         s.mailbox.get(..12).unwrap_or(&s.mailbox),
         s.peer_id,
         match &s.collective {
@@ -250,7 +250,6 @@ async fn status(ctx: &Context, out: Out) -> Result<Outcome, ApiError> {
         s.circuits,
         list(&s.listening),
         list(&s.external),
-        s.pairing_code,
     ));
     Ok(Outcome::Done)
 }

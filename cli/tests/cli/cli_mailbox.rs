@@ -167,8 +167,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `lookout mailbox status` asks the running mailbox over its control socket (0600): unbound and
-/// empty at first, with the pairing code `init` printed; bound, storing the collective's items,
+/// `lookout mailbox status` asks the running mailbox over its control socket (0600, in a directory
+/// made 0700 before the socket is bound even when it existed as 0755): unbound and empty at
+/// first, and never with the pairing code or the bind secret; bound, storing the collective's items,
 /// with the member connected and its reservation once a member's node met it; a clear error
 /// when no mailbox runs.
 #[test]
@@ -180,6 +181,11 @@ fn mailbox_status_is_answered_by_the_running_mailbox() {
     let made = ok(&mbx, &["mailbox", "init", "--json", "--address", &address]).json();
     let code = made["pairing_code"].as_str().unwrap().to_owned();
     fails(&mbx, &["mailbox", "status"], 2, "is not running");
+    // A mailbox directory left group- and world-readable (copied, restored from a backup).
+    let mbx_dir = mbx.join("mailbox");
+    std::fs::set_permissions(&mbx_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bind_secret = std::fs::read(mbx_dir.join("bind.key")).unwrap();
+    assert_eq!(bind_secret.len(), 32);
     let nobody = dir.path().join("nobody");
     fails(&nobody, &["mailbox", "status"], 2, "no mailbox in");
 
@@ -197,23 +203,28 @@ fn mailbox_status_is_answered_by_the_running_mailbox() {
     });
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+    let mode = std::fs::metadata(&mbx_dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "mailbox directory mode {mode:o}");
+    // No secret in the status: no pairing code, nothing of the bind secret.
+    let secret_hex: String = bind_secret.iter().map(|b| format!("{b:02x}")).collect();
+    let raw = first.to_string();
+    assert!(first.get("pairing_code").is_none(), "{first}");
+    assert!(!raw.contains("LKMAILBOX"), "{first}");
+    assert!(!raw.to_lowercase().contains(&secret_hex), "{first}");
+    assert!(!raw.contains(&code), "{first}");
     assert_eq!(first["bound"], false, "{first}");
     assert_eq!(first["removed"], false, "{first}");
     assert_eq!(first["items"], 0, "{first}");
     assert_eq!(first["members_connected"], 0, "{first}");
     assert_eq!(first["reservations"], 0, "{first}");
     assert_eq!(first["circuits"], 0, "{first}");
-    // Made afresh (so dated now), for the same mailbox.
-    let again = MailboxPairing::from_code(first["pairing_code"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        again.id(),
-        MailboxPairing::from_code(&code).unwrap().id(),
-        "{first}"
-    );
+    // The mailbox it names is the one of the pairing code `init` printed.
+    let id = MailboxPairing::from_code(&code).unwrap().id().to_hex();
+    assert_eq!(first["mailbox"].as_str().unwrap(), id, "{first}");
     assert!(first["listening"].to_string().contains(&address), "{first}");
     let text = ok(&mbx, &["mailbox", "status"]).stdout;
     assert!(text.contains("Bound to a collective: no"), "{text}");
-    assert!(text.contains("LKMAILBOX2-"), "{text}");
+    assert!(!text.contains("LKMAILBOX"), "{text}");
 
     let ana = founded(dir.path());
     ok(&ana, &["mailbox", "add", &code]);

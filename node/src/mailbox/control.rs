@@ -6,8 +6,11 @@
 //! `{"v":1,"id":1,"request":{"cmd":"status"}}` (a [`MailboxRequest`]) and reads one reply per
 //! request, `{"id":1,"ok":{"answer":"status",...}}` (a [`MailboxAnswer`]) or
 //! `{"id":1,"err":{"code":"invalid-input","message":"..."}}`. Lines longer than
-//! [`MAX_LINE_BYTES`] are refused. The answer carries the pairing code (which holds the bind
-//! secret): it is for the operator, as `mailbox init` printed it.
+//! [`MAX_LINE_BYTES`] are refused. The answer holds no secret: no pairing code (it carries the
+//! bind secret; only `mailbox init` prints it), no member id, only counts and addresses.
+//!
+//! The directory is made 0700 (even when it existed with a looser mode) *before* the socket is
+//! bound in it, so no other local user can reach the socket in the moment before it is 0600.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,9 @@ const MAX_LINE_BYTES: usize = 4 * 1024;
 const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
 /// Most control connections served at once.
 const MAX_CLIENTS: usize = 8;
+/// Pause after a failed `accept` (out of file descriptors, say) before the next one, so that
+/// the loop does not spin.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What a client may ask a running mailbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +95,12 @@ impl Drop for MailboxControl {
 /// the returned [`MailboxControl`] is dropped).
 pub async fn serve(home: &Path, mailbox: MailboxHandle) -> std::io::Result<MailboxControl> {
     let path = mailbox_socket_path(home);
+    // Only the operator's user may reach the socket: its directory is 0700 before it is bound
+    // (the socket is made at the umask's mode, then set 0600). A directory that already existed
+    // with a looser mode (copied, restored) is tightened; one we cannot chmod (not ours) is
+    // refused by the error.
+    let dir = MailboxHome::new(home).dir().to_path_buf();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     if path.exists() {
         if UnixStream::connect(&path).await.is_ok() {
             return Err(std::io::Error::new(
@@ -103,8 +115,13 @@ pub async fn serve(home: &Path, mailbox: MailboxHandle) -> std::io::Result<Mailb
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    warn!(error = %e, "mailbox control socket: accept failed; pausing");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
             };
             let Ok(permit) = slots.clone().try_acquire_owned() else {
                 warn!("too many mailbox control connections; refusing one");

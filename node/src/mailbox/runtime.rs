@@ -119,9 +119,6 @@ pub struct MailboxStatus {
     pub circuits: usize,
     /// Public addresses the mailbox announces (relayed addresses are built on them).
     pub external: Vec<String>,
-    /// The pairing code, as `mailbox init` printed it (it carries the bind secret: for the
-    /// operator and the collective's moderators only).
-    pub pairing_code: String,
 }
 
 enum Command {
@@ -456,8 +453,6 @@ impl Runtime {
                 .external_addresses()
                 .map(ToString::to_string)
                 .collect(),
-            pairing_code: super::pairing_code(&self.identity, crate::replica::now())
-                .unwrap_or_default(),
         }
     }
 
