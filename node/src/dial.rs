@@ -25,14 +25,17 @@ use std::time::{Duration, Instant};
 use libp2p::multiaddr::Protocol;
 use libp2p::Multiaddr;
 
+use crate::policy::dial::{Backoff, Jitter};
+
 /// How old a member's reachability announcement may be and still be dialled: 24 hours.
 pub const ANNOUNCEMENT_MAX_AGE: u64 = 24 * 3600;
 /// How far in the future an announcement may be dated (clocks differ) and still count.
 pub const MAX_CLOCK_SKEW: u64 = 600;
-/// First wait before redialling an address.
-pub const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+/// First wait before redialling an address (the back-off itself is
+/// [`crate::policy::dial::Backoff`]).
+pub const INITIAL_BACKOFF: Duration = crate::policy::dial::INITIAL_BACKOFF;
 /// Longest wait between attempts at one address.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
+pub const MAX_BACKOFF: Duration = crate::policy::dial::MAX_BACKOFF;
 /// Most addresses kept.
 pub const MAX_TARGETS: usize = 256;
 
@@ -82,8 +85,7 @@ struct Entry {
     source: Source,
     /// The node's networks when it learnt the address; `None` if it did not know them.
     learnt_on: Option<Networks>,
-    next: Instant,
-    delay: Duration,
+    backoff: Backoff,
     connected: bool,
 }
 
@@ -91,12 +93,21 @@ struct Entry {
 #[derive(Default)]
 pub struct DialPolicy {
     entries: BTreeMap<Multiaddr, Entry>,
+    jitter: Jitter,
 }
 
 impl DialPolicy {
     /// An empty policy.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty policy whose back-off jitter is drawn from `seed` (tests).
+    pub fn with_seed(seed: u64) -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            jitter: Jitter::seeded(seed),
+        }
     }
 
     /// The user asked to dial `addr` (or the node was started with it).
@@ -151,9 +162,12 @@ impl DialPolicy {
             if source == Source::Given {
                 e.source = source;
                 e.learnt_on = networks.cloned();
-                e.next = now;
+                e.backoff.renewed(now);
             }
             return;
+        }
+        if self.entries.len() >= MAX_TARGETS {
+            self.prune(now);
         }
         if self.entries.len() >= MAX_TARGETS {
             return;
@@ -163,8 +177,7 @@ impl DialPolicy {
             Entry {
                 source,
                 learnt_on: networks.cloned(),
-                next: now,
-                delay: INITIAL_BACKOFF,
+                backoff: Backoff::new(now),
                 connected: false,
             },
         );
@@ -178,8 +191,7 @@ impl DialPolicy {
     /// The caller dialled `addr` itself (the user asked): wait before the next attempt.
     pub fn attempted(&mut self, addr: &Multiaddr, now: Instant) {
         if let Some(e) = self.entries.get_mut(addr) {
-            e.next = now + e.delay;
-            e.delay = (e.delay * 2).min(MAX_BACKOFF);
+            e.backoff.attempted(now, &mut self.jitter);
         }
     }
 
@@ -188,8 +200,7 @@ impl DialPolicy {
         if let Some(e) = self.entries.get_mut(addr) {
             e.connected = connected;
             if connected {
-                e.delay = INITIAL_BACKOFF;
-                e.next = now + INITIAL_BACKOFF;
+                e.backoff.connected(now);
             }
         }
     }
@@ -241,17 +252,37 @@ impl DialPolicy {
             .entries
             .iter()
             .filter(|(addr, e)| {
-                !e.connected && e.next <= now && self.eligible(addr, e, unix_now, networks)
+                !e.connected && e.backoff.is_due(now) && self.eligible(addr, e, unix_now, networks)
             })
             .map(|(a, _)| a.clone())
             .collect();
         for addr in &due {
             if let Some(e) = self.entries.get_mut(addr) {
-                e.next = now + e.delay;
-                e.delay = (e.delay * 2).min(MAX_BACKOFF);
+                e.backoff.attempted(now, &mut self.jitter);
             }
         }
         due
+    }
+
+    /// Forget the addresses the user gave or the invite named that have been neither connected
+    /// nor given again for [`crate::policy::dial::STALE_TARGET`] (announced addresses follow
+    /// the announcements, see [`set_announced`](Self::set_announced)). Returns how many went.
+    pub fn prune(&mut self, now: Instant) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|_, e| {
+            e.connected || matches!(e.source, Source::Announced { .. }) || !e.backoff.is_stale(now)
+        });
+        before - self.entries.len()
+    }
+
+    /// How many addresses the policy holds.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the policy holds no address.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// The next instant at which [`due`](Self::due) may return something (for the caller's
@@ -260,7 +291,7 @@ impl DialPolicy {
         self.entries
             .values()
             .filter(|e| !e.connected)
-            .map(|e| e.next)
+            .map(|e| e.backoff.next())
             .min()
     }
 }
@@ -434,10 +465,45 @@ mod tests {
         assert!(policy.due(t, NOW, &home()).is_empty());
         assert_eq!(policy.due(t + INITIAL_BACKOFF, NOW, &home()).len(), 1);
         assert!(policy.due(t + INITIAL_BACKOFF * 2, NOW, &home()).is_empty());
-        assert_eq!(policy.poll_timeout(), Some(t + INITIAL_BACKOFF * 3));
+        // Due again 2 s after the second attempt, less up to a fifth of it (jitter).
+        let next = policy.poll_timeout().unwrap();
+        assert!(
+            next <= t + INITIAL_BACKOFF * 3
+                && next >= t + INITIAL_BACKOFF * 3 - INITIAL_BACKOFF * 2 / 5
+        );
         policy.set_connected(&addr, true, t);
         assert!(policy.due(t + MAX_BACKOFF, NOW, &home()).is_empty());
         policy.clear_connected(&[addr]);
         assert_eq!(policy.due(t + MAX_BACKOFF, NOW, &home()).len(), 1);
+    }
+
+    #[test]
+    fn dial_targets_stay_bounded_under_churn_and_stale_ones_make_room() {
+        let t = Instant::now();
+        let mut policy = DialPolicy::with_seed(3);
+        // 200 new addresses per stale period: fewer than the cap are ever fresh at once.
+        let step = crate::policy::dial::STALE_TARGET / 4;
+        for i in 0..10_000u32 {
+            let now = t + step * (i / 50);
+            let [a1, a2, a3, a4] = i.to_be_bytes();
+            let addr = a(&format!(
+                "/ip4/203.{a2}.{a3}.{a4}/tcp/{}",
+                1000 + u16::from(a1)
+            ));
+            policy.given(addr.clone(), None, now);
+            assert!(policy.len() <= MAX_TARGETS);
+            if i >= 2 * MAX_TARGETS as u32 {
+                // Old targets went stale, so a new one still gets in.
+                assert_eq!(policy.source(&addr), Some(Source::Given), "{i}");
+            }
+        }
+        // A connected target is never forgotten.
+        let mut policy = DialPolicy::with_seed(4);
+        policy.given(a("/ip4/198.51.100.2/tcp/1"), None, t);
+        let kept = a("/ip4/198.51.100.1/tcp/1");
+        policy.given(kept.clone(), None, t);
+        policy.set_connected(&kept, true, t);
+        assert!(policy.prune(t + crate::policy::dial::STALE_TARGET * 10) > 0);
+        assert_eq!(policy.source(&kept), Some(Source::Given));
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod client;
+pub(crate) mod commit;
 pub mod control;
 pub mod device;
 pub mod dial;
@@ -17,6 +18,7 @@ pub mod mailbox;
 pub mod mailboxes;
 pub mod net;
 pub mod node;
+pub(crate) mod policy;
 pub mod reach;
 pub mod replica;
 pub mod store;

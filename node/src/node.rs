@@ -2,7 +2,7 @@
 //! a cloneable [`NodeHandle`] that sends commands with a oneshot reply (the shape of
 //! rust-libp2p's file-sharing example).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -14,16 +14,19 @@ use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{autonat, core::transport::ListenerId, dcutr, mdns, relay, Multiaddr, PeerId, Swarm};
-use rand::seq::IteratorRandom;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::api::{ApiError, ErrorCode, Event, MemberSync, Request, Response, StatusView};
+use crate::commit::GroupCommit;
 use crate::dial::{DialPolicy, Networks, Source};
 use crate::mailboxes::{MailboxLinks, MAILBOX_SYNC_INTERVAL};
 use crate::net::hello::{Credentials, Dialer, Keying, Listener};
 use crate::net::mailbox_admission::{AdmissionError, MailboxDialer, Welcome};
 use crate::net::{self, short, Behaviour, GateEvent, MessageAcceptance, NetConfig, NetEvent};
+use crate::policy::farewell::Farewells;
+use crate::policy::strikes::{Strikes, Verdict};
+use crate::policy::sync::{Start, SyncSchedule};
 use crate::reach::{self, NatProbe};
 use crate::replica::{now, Ingested, Replica, SetKind, WireItem};
 use crate::sync::{self, Session, Step};
@@ -40,10 +43,6 @@ pub const TICK: Duration = Duration::from_secs(2);
 const PUNCH_SETTLE: Duration = Duration::from_secs(1);
 /// Most peers dialled from one mDNS discovery event.
 pub(crate) const MAX_MDNS_DIALS: usize = 8;
-/// Sync requests a peer may get wrong before it is disconnected.
-pub(crate) const MAX_STRIKES: u32 = 5;
-/// How long a just-removed member stays connected while it is told of its removal.
-pub(crate) const FAREWELL: Duration = Duration::from_secs(5);
 /// How long a connection may stay open without its peer proving membership in the hello.
 pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most connected peers still to prove membership at once.
@@ -202,32 +201,28 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         commands: commands.clone(),
         peer_id: shared_peer_id.clone(),
     };
+    let sync = SyncSchedule::new(config.sync_interval, started, crate::policy::os_seed());
     let event_loop = EventLoop {
         swarm,
         replica,
         receiver,
         events,
-        config,
         dial,
         dialled: HashMap::new(),
         creds,
         hellos: HashMap::new(),
         unproven: HashMap::new(),
         sessions: HashMap::new(),
-        waiting_sync: VecDeque::new(),
-        session_peers: HashSet::new(),
-        strikes: HashMap::new(),
+        sync,
+        strikes: Strikes::default(),
         stats: NetStats::default(),
         listening: Vec::new(),
         net_config,
         shared_peer_id,
         built_on: None,
-        last_periodic_sync: Instant::now(),
         announced: None,
-        farewells: HashMap::new(),
-        told: HashSet::new(),
-        inbound_sync: HashMap::new(),
-        flush_at: None,
+        farewells: Farewells::default(),
+        commit: GroupCommit::default(),
         crossed_wait_at: None,
         mailboxes: MailboxLinks::new(),
         mailbox_dials: HashMap::new(),
@@ -240,7 +235,7 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         hello_connections: HashMap::new(),
         nat: NatProbe::Unknown,
         synced_once: false,
-        mailbox_farewells: HashMap::new(),
+        mailbox_farewells: Farewells::default(),
     };
     tokio::spawn(event_loop.run());
     Ok(handle)
@@ -398,7 +393,6 @@ struct EventLoop {
     replica: Replica,
     receiver: mpsc::Receiver<Command>,
     events: broadcast::Sender<Event>,
-    config: NodeConfig,
     /// Which addresses to dial, and when.
     dial: DialPolicy,
     /// The addresses each connected peer was reached at (freed when it leaves).
@@ -410,11 +404,10 @@ struct EventLoop {
     /// Connected peers that have not proved membership yet, since when.
     unproven: HashMap<PeerId, Unproven>,
     sessions: HashMap<OutboundRequestId, (PeerId, Session)>,
-    /// Peers to sync with once the running session ends.
-    waiting_sync: VecDeque<PeerId>,
-    session_peers: HashSet<PeerId>,
+    /// When to sync with whom (see [`SyncSchedule`]).
+    sync: SyncSchedule<PeerId>,
     /// Invalid sync data per member (not per transport id: a member can make new ones).
-    strikes: HashMap<MemberId, u32>,
+    strikes: Strikes<MemberId>,
     stats: NetStats,
     listening: Vec<Multiaddr>,
     /// How the swarm was built (to build it again with a fresh key).
@@ -423,18 +416,13 @@ struct EventLoop {
     shared_peer_id: std::sync::Arc<std::sync::Mutex<PeerId>>,
     /// The local networks the current swarm has seen (grows while interfaces come up).
     built_on: Option<Networks>,
-    last_periodic_sync: Instant,
     /// The addresses announced in this run, if any.
     announced: Option<Vec<String>>,
     /// Removed members still connected until they acknowledge the push of their removal (or
-    /// [`FAREWELL`] passes).
-    farewells: HashMap<PeerId, (Instant, OutboundRequestId)>,
-    /// Removed members already told (never twice).
-    told: HashSet<PeerId>,
-    /// When each peer last sent us a sync request.
-    inbound_sync: HashMap<PeerId, Instant>,
-    /// When gossip accepted since the last flush must be flushed (group commit).
-    flush_at: Option<tokio::time::Instant>,
+    /// [`crate::policy::farewell::FAREWELL`] passes).
+    farewells: Farewells<PeerId, OutboundRequestId>,
+    /// The fsync of accepted gossip, off the loop (see [`GroupCommit`]).
+    commit: GroupCommit,
     /// The earliest end of a wait for a crossed dial (see [`EventLoop::end_crossed_waits`]).
     crossed_wait_at: Option<tokio::time::Instant>,
     /// The links with the roster's mailboxes.
@@ -462,9 +450,9 @@ struct EventLoop {
     /// Whether a sync completed in this run (announcements wait for it).
     synced_once: bool,
     /// Mailboxes just removed from the roster, still connected until they acknowledge the push
-    /// of the ops that removed them (or [`FAREWELL`] passes), so that they learn it and pass
+    /// of the ops that removed them (or [`crate::policy::farewell::FAREWELL`] passes), so that they learn it and pass
     /// it on to the members connected to them.
-    mailbox_farewells: HashMap<PeerId, (Instant, OutboundRequestId)>,
+    mailbox_farewells: Farewells<PeerId, OutboundRequestId>,
 }
 
 /// One mailbox admission under way (see [`crate::net::mailbox_admission`]).
@@ -473,10 +461,6 @@ struct Admission {
     addr: Multiaddr,
     state: MailboxDialer,
 }
-
-/// How long accepted gossip waits for its fsync: enough for the event loop to poll the swarm and
-/// hand the forwards to the connections first, and to share one fsync among a burst.
-const GROUP_COMMIT: Duration = Duration::from_millis(2);
 
 impl EventLoop {
     async fn run(mut self) {
@@ -492,11 +476,12 @@ impl EventLoop {
                     None => break None,
                 },
                 _ = tick.tick() => self.on_tick(),
-                () = flush_deadline(self.flush_at) => self.flush_accepted(),
-                () = flush_deadline(self.crossed_wait_at) => self.end_crossed_waits(),
+                events = self.commit.finished() => self.tell_watchers(events),
+                () = deadline(self.crossed_wait_at) => self.end_crossed_waits(),
             }
             self.after_change();
         };
+        self.commit.close().await;
         self.stop();
         // Only now, with the store closed and its lock released, may the caller reopen it.
         if let Some(done) = done {
@@ -516,7 +501,8 @@ impl EventLoop {
 
     fn on_command(&mut self, command: Command) {
         // Whatever the member is told next (a status, a list of alerts) is durable first.
-        self.flush_accepted();
+        let durable = self.commit.flush_now(&mut self.replica);
+        self.tell_watchers(durable);
         match command {
             Command::Execute(request, reply) => {
                 let result = match request {
@@ -610,11 +596,18 @@ impl EventLoop {
             self.publish(item);
         }
         self.push_to_mailboxes(outgoing);
-        // Watchers hear of accepted gossip only once it is durable.
-        if self.flush_at.is_some() {
+        // Watchers hear of accepted gossip only once it is durable: the fsync starts now, and
+        // takes the events waiting with it (told when it returns).
+        self.commit.start(&mut self.replica);
+        if self.commit.is_pending() {
             return;
         }
         let events = self.replica.take_events();
+        self.tell_watchers(events);
+    }
+
+    /// Tell watchers of `events` (durable), and follow a membership change.
+    fn tell_watchers(&mut self, events: Vec<Event>) {
         let membership_changed = events
             .iter()
             .any(|e| matches!(e, Event::MembershipChanged { .. }));
@@ -673,8 +666,7 @@ impl EventLoop {
             if self.swarm.behaviour().gate.has_member_connection(&peer) {
                 let push = sync::membership_push(&mut self.replica);
                 let id = self.swarm.behaviour_mut().request(&peer, push);
-                self.mailbox_farewells
-                    .insert(peer, (Instant::now() + FAREWELL, id));
+                self.mailbox_farewells.sent(peer, id, Instant::now());
                 self.close_circuits_through(peer);
             } else {
                 self.drop_mailbox_peer(peer);
@@ -763,7 +755,7 @@ impl EventLoop {
     fn bid_farewells(&mut self) {
         let removed = self.removed_peers();
         for peer in removed {
-            if !self.swarm.is_connected(&peer) || !self.told.insert(peer) {
+            if !self.swarm.is_connected(&peer) || !self.farewells.should_tell(peer) {
                 continue;
             }
             self.swarm
@@ -774,7 +766,7 @@ impl EventLoop {
                 .blacklist_peer(&peer);
             let push = sync::membership_push(&mut self.replica);
             let id = self.swarm.behaviour_mut().request(&peer, push);
-            self.farewells.insert(peer, (Instant::now() + FAREWELL, id));
+            self.farewells.sent(peer, id, Instant::now());
             debug!(peer = %short(&peer), "telling a removed member of its removal");
         }
     }
@@ -797,7 +789,7 @@ impl EventLoop {
     /// Admit exactly the roster (and removed members still being told), disconnecting the rest.
     fn update_gate(&mut self) {
         let allowed: HashSet<MemberId> = self.replica.allowed_members().into_iter().collect();
-        let keep: HashSet<PeerId> = self.farewells.keys().copied().collect();
+        let keep: HashSet<PeerId> = self.farewells.peers().collect();
         let removed: Vec<MemberId> = self
             .replica
             .membership()
@@ -824,25 +816,13 @@ impl EventLoop {
 
     /// A removed member answered the push of its removal (or the push failed): let it go.
     fn farewell_done(&mut self, request_id: OutboundRequestId) -> bool {
-        if let Some(peer) = self
-            .mailbox_farewells
-            .iter()
-            .find(|(_, (_, id))| *id == request_id)
-            .map(|(peer, _)| *peer)
-        {
-            self.mailbox_farewells.remove(&peer);
+        if let Some(peer) = self.mailbox_farewells.answered(request_id) {
             self.drop_mailbox_peer(peer);
             return true;
         }
-        let Some(peer) = self
-            .farewells
-            .iter()
-            .find(|(_, (_, id))| *id == request_id)
-            .map(|(peer, _)| *peer)
-        else {
+        if self.farewells.answered(request_id).is_none() {
             return false;
-        };
-        self.farewells.remove(&peer);
+        }
         self.update_gate();
         true
     }
@@ -898,12 +878,9 @@ impl EventLoop {
         self.hellos.clear();
         self.unproven.clear();
         self.sessions.clear();
-        self.session_peers.clear();
-        self.waiting_sync.clear();
+        self.sync.clear();
         self.strikes.clear();
         self.farewells.clear();
-        self.told.clear();
-        self.inbound_sync.clear();
         let dialled: Vec<Multiaddr> = self.dialled.drain().flat_map(|(_, a)| a).collect();
         self.dial.clear_connected(&dialled);
         self.listening.clear();
@@ -941,9 +918,8 @@ impl EventLoop {
             debug!(peer = %short(&peer), "a temporary allowance ended");
             let _ = self.swarm.disconnect_peer_id(peer);
         }
-        let before = self.farewells.len();
-        self.farewells.retain(|_, (deadline, _)| *deadline > now);
-        if self.farewells.len() != before {
+        self.strikes.handle_timeout(now);
+        if !self.farewells.handle_timeout(now).is_empty() {
             self.update_gate();
         }
         // Close connections whose peer has not proved membership in time.
@@ -980,45 +956,20 @@ impl EventLoop {
                 debug!(relayed, "dialling a member's address");
             }
         }
-        let gone: Vec<PeerId> = self
-            .mailbox_farewells
-            .iter()
-            .filter(|(_, (deadline, _))| *deadline <= now)
-            .map(|(p, _)| *p)
-            .collect();
-        for peer in gone {
-            self.mailbox_farewells.remove(&peer);
+        for peer in self.mailbox_farewells.handle_timeout(now) {
             self.drop_mailbox_peer(peer);
         }
         self.tend_mailboxes(now);
-        if self.last_periodic_sync.elapsed() >= self.config.sync_interval {
-            self.last_periodic_sync = now;
-            let quiet_since = now.checked_sub(self.config.sync_interval);
-            // Skip peers syncing with us right now: our session would fetch the same items.
-            // Unless posts of ours are still unconfirmed: only a session we run proves that a
-            // member holds them (it pushes what the peer lacks), and a founder whom everyone
-            // syncs with would otherwise never run one and warn of "unsent" posts for ever.
-            self.inbound_sync
-                .retain(|_, at| quiet_since.is_some_and(|q| *at > q));
-            let unconfirmed = self.replica.has_unconfirmed_posts();
-            let connected: Vec<PeerId> = self
-                .swarm
-                .behaviour()
-                .gate
-                .members_connected()
-                .map(|(p, _)| p)
-                .collect();
-            let peer = connected
-                .iter()
-                .filter(|p| {
-                    !self.session_peers.contains(p)
-                        && (unconfirmed || !self.inbound_sync.contains_key(p))
-                })
-                .choose(&mut rand::thread_rng())
-                .copied();
-            if let Some(peer) = peer {
-                self.start_sync(peer);
-            }
+        let connected: Vec<PeerId> = self
+            .swarm
+            .behaviour()
+            .gate
+            .members_connected()
+            .map(|(p, _)| p)
+            .collect();
+        let unconfirmed = self.replica.has_unconfirmed_posts();
+        if let Some(peer) = self.sync.handle_timeout(now, &connected, unconfirmed) {
+            self.start_sync(peer);
         }
     }
 
@@ -1055,32 +1006,23 @@ impl EventLoop {
     /// Start a sync session with `peer`, or queue it behind the one running: sessions run one
     /// at a time so a node reconnecting to several members does not fetch everything twice.
     fn start_sync(&mut self, peer: PeerId) {
-        if self.session_peers.contains(&peer) || self.replica.membership().is_none() {
-            return;
-        }
-        if !self.session_peers.is_empty() {
-            if !self.waiting_sync.contains(&peer) {
-                self.waiting_sync.push_back(peer);
-            }
+        if self.replica.membership().is_none() || self.sync.request(peer) != Start::Now {
             return;
         }
         let (session, step) = Session::start(&mut self.replica);
         if let Step::Send(request) = step {
             let id = self.swarm.behaviour_mut().request(&peer, request);
             self.sessions.insert(id, (peer, session));
-            self.session_peers.insert(peer);
+            self.sync.started(peer);
             debug!(peer = %short(&peer), "sync started");
         }
     }
 
     /// A session with `peer` ended (done, failed or disconnected): start the next queued one.
     fn session_ended(&mut self, peer: PeerId) {
-        self.session_peers.remove(&peer);
-        while let Some(next) = self.waiting_sync.pop_front() {
-            if self.swarm.behaviour().gate.has_member_connection(&next) {
-                self.start_sync(next);
-                break;
-            }
+        let gate = &self.swarm.behaviour().gate;
+        if let Some(next) = self.sync.ended(&peer, |p| gate.has_member_connection(p)) {
+            self.start_sync(next);
         }
     }
 
@@ -1187,10 +1129,15 @@ impl EventLoop {
                     self.dial.clear_connected(&addrs);
                 }
                 self.sessions.retain(|_, (p, _)| *p != peer_id);
-                self.waiting_sync.retain(|p| *p != peer_id);
-                self.session_ended(peer_id);
-                self.farewells.remove(&peer_id);
-                self.inbound_sync.remove(&peer_id);
+                let gate = &self.swarm.behaviour().gate;
+                if let Some(next) = self
+                    .sync
+                    .disconnected(&peer_id, |p| gate.has_member_connection(p))
+                {
+                    self.start_sync(next);
+                }
+                self.farewells.disconnected(&peer_id);
+                self.mailbox_farewells.disconnected(&peer_id);
                 self.punched.remove(&peer_id);
                 self.hello_connections.remove(&peer_id);
             }
@@ -1212,7 +1159,7 @@ impl EventLoop {
                     request, channel, ..
                 } => {
                     self.stats.bytes_received += request.len() as u64;
-                    self.inbound_sync.insert(peer, Instant::now());
+                    self.sync.inbound(peer, Instant::now());
                     if self.is_removed(&peer) && sync::request_kind(&request) != Some(SetKind::Ops)
                     {
                         // A removed member being told of its removal gets membership only.
@@ -1318,49 +1265,42 @@ impl EventLoop {
         }
     }
 
+    /// Validate, forward, persist: the verdict goes to gossipsub as soon as the envelope's
+    /// checks are done (an accepted item is forwarded at once, a rejected one counts against the
+    /// peer's gossip score), then the item is written to the store, and made durable by the
+    /// group commit before watchers hear of it.
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, data: &[u8]) {
         self.stats.bytes_received += data.len() as u64;
-        let verdict = match WireItem::decode(data) {
-            None => {
-                debug!(peer = %short(&source), "undecodable gossip rejected");
+        let Some(item) = WireItem::decode(data) else {
+            debug!(peer = %short(&source), "undecodable gossip rejected");
+            self.stats.rejected += 1;
+            self.swarm
+                .behaviour_mut()
+                .report_validation(&id, &source, MessageAcceptance::Reject);
+            return;
+        };
+        let (outcome, writes) = self.replica.validate(&item);
+        let verdict = match &outcome {
+            Ingested::Accepted => MessageAcceptance::Accept,
+            Ingested::Held => MessageAcceptance::Ignore,
+            Ingested::Rejected(reason) => {
+                debug!(peer = %short(&source), reason = %reason, "gossip rejected");
                 self.stats.rejected += 1;
                 MessageAcceptance::Reject
             }
-            Some(item) => match self.replica.ingest(&item) {
-                // Forwarded now; made durable by the group commit, once the swarm has handed the
-                // forward to the connections, and before anyone is told of it.
-                Ok(Ingested::Accepted) => {
-                    self.flush_at
-                        .get_or_insert_with(|| tokio::time::Instant::now() + GROUP_COMMIT);
-                    MessageAcceptance::Accept
-                }
-                Ok(Ingested::Held) => {
-                    self.start_sync(source);
-                    MessageAcceptance::Ignore
-                }
-                Ok(Ingested::Rejected(reason)) => {
-                    debug!(peer = %short(&source), reason = %reason, "gossip rejected");
-                    self.stats.rejected += 1;
-                    MessageAcceptance::Reject
-                }
-                Ok(Ingested::Duplicate | Ingested::Ignored(_)) => MessageAcceptance::Ignore,
-                Err(e) => {
-                    warn!(error = %e, "storing gossip failed");
-                    MessageAcceptance::Ignore
-                }
-            },
+            Ingested::Duplicate | Ingested::Ignored(_) => MessageAcceptance::Ignore,
         };
         self.swarm
             .behaviour_mut()
             .report_validation(&id, &source, verdict);
-    }
-
-    /// Flush gossip accepted since the last flush (one fsync for a burst), then tell watchers.
-    fn flush_accepted(&mut self) {
-        if self.flush_at.take().is_some() {
-            if let Err(e) = self.replica.flush() {
-                warn!(error = %e, "flush failed");
-            }
+        if let Err(e) = self.replica.persist(writes) {
+            warn!(error = %e, "storing gossip failed");
+            return;
+        }
+        match outcome {
+            Ingested::Accepted => self.commit.wrote(),
+            Ingested::Held => self.start_sync(source),
+            _ => {}
         }
     }
 
@@ -2090,20 +2030,22 @@ impl EventLoop {
         let _ = self.swarm.disconnect_peer_id(peer);
     }
 
-    /// Count invalid sync data against the member behind `peer`; at [`MAX_STRIKES`] every
+    /// Count invalid sync data against the member behind `peer`; at [`crate::policy::strikes::MAX_STRIKES`] (strikes decay, see [`Strikes`]) every
     /// connection of that member (under any transport id) is closed.
     fn strike(&mut self, peer: PeerId) {
         let Some(member) = self.swarm.behaviour().gate.member_of(&peer) else {
             let _ = self.swarm.disconnect_peer_id(peer);
             return;
         };
-        let strikes = self.strikes.entry(member).or_insert(0);
-        *strikes += 1;
-        if *strikes >= MAX_STRIKES {
-            warn!(peer = %short(&peer), "disconnecting a member that keeps sending invalid sync data");
-            self.strikes.remove(&member);
-            for p in self.swarm.behaviour().gate.peers_of(&member) {
-                let _ = self.swarm.disconnect_peer_id(p);
+        match self.strikes.strike(member, Instant::now()) {
+            Verdict::Counted(strikes) => {
+                debug!(peer = %short(&peer), strikes, "invalid sync data");
+            }
+            Verdict::Disconnect => {
+                warn!(peer = %short(&peer), "disconnecting a member that keeps sending invalid sync data");
+                for p in self.swarm.behaviour().gate.peers_of(&member) {
+                    let _ = self.swarm.disconnect_peer_id(p);
+                }
             }
         }
     }
@@ -2122,8 +2064,8 @@ pub fn without_p2p(addr: &Multiaddr) -> Multiaddr {
         .collect()
 }
 
-/// Resolves at `at`, or never.
-async fn flush_deadline(at: Option<tokio::time::Instant>) {
+/// Sleeps until `at`, or forever when there is none.
+async fn deadline(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

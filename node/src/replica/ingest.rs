@@ -53,18 +53,40 @@ impl WireItem {
     }
 }
 
+/// The store writes of an item [`Replica::validate`] took in, for [`Replica::persist`].
+#[must_use = "an item validated but not persisted is lost at the next restart"]
+pub struct Unpersisted(Vec<Effect>);
+
 impl Replica {
     /// Ingest one item from a peer. Nothing is flushed; call [`Replica::flush`] after a batch.
     pub fn ingest(&mut self, item: &WireItem) -> Result<Ingested, ApiError> {
+        let (outcome, writes) = self.validate(item);
+        self.persist(writes)?;
+        Ok(outcome)
+    }
+
+    /// The first half of [`Replica::ingest`]: every check of the core (signature, membership,
+    /// epoch, decryption) and its decision, without touching the store. The node reports the
+    /// verdict to gossip (which forwards an accepted item at once), then calls
+    /// [`Replica::persist`] with the writes. Until then the item is in memory only.
+    pub fn validate(&mut self, item: &WireItem) -> (Ingested, Unpersisted) {
         let Some(state) = self.collective.as_mut() else {
-            return Ok(Ingested::Ignored(Refusal::NoCollective));
+            return (
+                Ingested::Ignored(Refusal::NoCollective),
+                Unpersisted(Vec::new()),
+            );
         };
         let step = state.ingest(item.kind, &item.bytes, &self.identity, now());
         if let Ingested::Rejected(reason) | Ingested::Ignored(reason) = &step.outcome {
             trace!(kind = ?item.kind, reason = %reason, "item not accepted");
         }
-        self.apply(step.effects)?;
-        Ok(step.outcome)
+        (step.outcome, Unpersisted(step.effects))
+    }
+
+    /// The second half of [`Replica::ingest`]: write what [`Replica::validate`] decided to the
+    /// store (one atomic batch; not flushed) and queue its events.
+    pub fn persist(&mut self, writes: Unpersisted) -> Result<(), ApiError> {
+        self.apply(writes.0)
     }
 
     /// Ingest many items from a peer (a sync batch, a burst of gossip): envelopes go through

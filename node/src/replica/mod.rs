@@ -36,7 +36,7 @@ use lookout_protocol::{ContentId, MemberId};
 use crate::api::{ApiError, ErrorCode, Event};
 use crate::store::{Batch, Store, StoreError, Tree};
 
-pub use ingest::{Ingested, Refusal, SetKind, WireItem};
+pub use ingest::{Ingested, Refusal, SetKind, Unpersisted, WireItem};
 
 const KEY_IDENTITY: &[u8] = b"identity";
 const KEY_REVOCATION: &[u8] = b"revocation";
@@ -430,6 +430,11 @@ impl Replica {
     /// Make everything accepted so far durable.
     pub fn flush(&self) -> Result<(), ApiError> {
         self.store.flush().map_err(store_error)
+    }
+
+    /// A handle that flushes the store from another thread (the node's group commit).
+    pub fn flusher(&self) -> crate::store::Flusher {
+        self.store.flusher()
     }
 
     /// Close the store cleanly.

@@ -157,6 +157,23 @@ pub struct Store {
     lock: File,
 }
 
+/// Makes the writes of a [`Store`] durable from another thread (see [`Store::flusher`]). It
+/// can do nothing else: no reads, no writes.
+#[derive(Clone)]
+pub struct Flusher(sled::Db);
+
+impl Flusher {
+    /// Makes every write made to the store before this call durable.
+    ///
+    /// # Errors
+    ///
+    /// Database errors.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.0.flush()?;
+        Ok(())
+    }
+}
+
 impl Store {
     /// Creates a new store in `home`, creating `home` (mode 0700) if needed.
     ///
@@ -633,6 +650,13 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+
+    /// A handle that makes every write made so far durable from another thread (the node's
+    /// group commit runs the fsync off its event loop). It keeps the database open: wait for it
+    /// before closing the store.
+    pub fn flusher(&self) -> Flusher {
+        Flusher(self.db.clone())
     }
 
     /// Flushes and closes the store, releasing the lock.
