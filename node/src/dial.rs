@@ -17,6 +17,12 @@
 //! networks (its non-loopback interface addresses) when it was learnt; a private one is dialled
 //! only while those are unchanged, and never if it was learnt before the node knew its networks
 //! (from the store, at start). Loopback addresses reach only this device and are always allowed.
+//!
+//! The roster's mailbox addresses (chosen by a moderator) obey the same network rule: a private
+//! one is dialled only while the node's networks are those it had when the roster first named
+//! the address in this run ([`DialPolicy::set_roster_mailboxes`],
+//! [`DialPolicy::may_dial_mailbox`]). The mailbox links schedule those dials themselves; this
+//! policy only says which addresses they may use.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -91,6 +97,9 @@ struct Entry {
 #[derive(Default)]
 pub struct DialPolicy {
     entries: BTreeMap<Multiaddr, Entry>,
+    /// The roster's mailbox addresses and the node's networks when it first saw each (`None`
+    /// until it knows them).
+    roster: BTreeMap<Multiaddr, Option<Networks>>,
 }
 
 impl DialPolicy {
@@ -170,6 +179,33 @@ impl DialPolicy {
         );
     }
 
+    /// The roster's mailboxes are now at `addresses`. Each remembers the first `networks`
+    /// known in this run (`None` while the node does not know them: then only its loopback and
+    /// public addresses may be dialled). Addresses no longer in the roster are forgotten.
+    pub fn set_roster_mailboxes<'a>(
+        &mut self,
+        addresses: impl IntoIterator<Item = &'a Multiaddr>,
+        networks: Option<&Networks>,
+    ) {
+        let current: BTreeSet<&Multiaddr> = addresses.into_iter().collect();
+        self.roster.retain(|a, _| current.contains(a));
+        for addr in current {
+            let learnt_on = self.roster.entry(addr.clone()).or_insert(None);
+            if learnt_on.is_none() {
+                *learnt_on = networks.cloned();
+            }
+        }
+    }
+
+    /// Whether the node may dial the roster mailbox address `addr` now: it is on the roster,
+    /// and, if private, the node is on the networks where it learnt it (loopback is always
+    /// allowed; an address with no IP, such as `/dns4/...`, is judged where it is resolved).
+    pub fn may_dial_mailbox(&self, addr: &Multiaddr, networks: &Networks) -> bool {
+        self.roster
+            .get(addr)
+            .is_some_and(|learnt_on| network_allows(addr, learnt_on.as_ref(), networks))
+    }
+
     /// Where `addr` came from, if the policy knows it.
     pub fn source(&self, addr: &Multiaddr) -> Option<Source> {
         self.entries.get(addr).map(|e| e.source)
@@ -222,16 +258,7 @@ impl DialPolicy {
                     && unix_now.saturating_sub(at) <= ANNOUNCEMENT_MAX_AGE
             }
         };
-        if !source_ok {
-            return false;
-        }
-        match ip_of(addr) {
-            Some(ip) if ip.is_loopback() => true,
-            Some(ip) if is_private(&ip) => {
-                !networks.is_empty() && e.learnt_on.as_ref() == Some(networks)
-            }
-            _ => true,
-        }
+        source_ok && network_allows(addr, e.learnt_on.as_ref(), networks)
     }
 
     /// The addresses to dial now: eligible, not connected, back-off elapsed. Each returned
@@ -262,6 +289,16 @@ impl DialPolicy {
             .filter(|e| !e.connected)
             .map(|e| e.next)
             .min()
+    }
+}
+
+/// The network rule: loopback always; a private-range address only while the node's networks
+/// are `learnt_on`, those it had when it learnt the address; anything else.
+fn network_allows(addr: &Multiaddr, learnt_on: Option<&Networks>, networks: &Networks) -> bool {
+    match ip_of(addr) {
+        Some(ip) if ip.is_loopback() => true,
+        Some(ip) if is_private(&ip) => !networks.is_empty() && learnt_on == Some(networks),
+        _ => true,
     }
 }
 

@@ -2,7 +2,7 @@
 //! pending proposal), list them, remove one.
 
 use lookout_protocol::mailbox::MailboxPairing;
-use lookout_protocol::membership::{Action, PendingKind, Roster};
+use lookout_protocol::membership::{Action, PendingKind, Roster, MAX_MAILBOXES};
 use lookout_protocol::{MailboxId, MemberId};
 
 use zeroize::Zeroizing;
@@ -30,6 +30,20 @@ impl Replica {
                 format!("this mailbox pairing code cannot be used: {e}"),
             )
         })?;
+        pairing.check_age(super::now()).map_err(|e| {
+            ApiError::new(
+                ErrorCode::BadCode,
+                format!("this mailbox pairing code cannot be used: {e}"),
+            )
+        })?;
+        for address in &pairing.addresses {
+            crate::mailbox::check_member_dialable(address).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::BadCode,
+                    format!("this mailbox pairing code cannot be used: {e}"),
+                )
+            })?;
+        }
         let mailbox = pairing.id();
         let roster = self.collective()?.log().roster();
         if roster.is_removed_mailbox(&mailbox) {
@@ -56,6 +70,14 @@ impl Replica {
             PendingKind::AddMailbox { mailbox: m, .. } if *m == mailbox => Some(p.proposal),
             _ => None,
         });
+        if existing.is_none() && roster.mailboxes().count() >= MAX_MAILBOXES {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "the collective already has {MAX_MAILBOXES} mailboxes, the most it can have: remove one first (`lookout mailbox remove ID`)"
+                ),
+            ));
+        }
         let proposal = match existing {
             Some(proposal) => {
                 let me = self.identity.member_id();
