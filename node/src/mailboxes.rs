@@ -348,8 +348,13 @@ mod tests {
         );
         links.failed(&[1; 32], now);
         // The wait doubled.
-        assert!(links.due(now + MAILBOX_INITIAL_BACKOFF, |_| true).is_empty());
-        assert_eq!(links.due(now + MAILBOX_INITIAL_BACKOFF * 2, |_| true).len(), 1);
+        assert!(links
+            .due(now + MAILBOX_INITIAL_BACKOFF, |_| true)
+            .is_empty());
+        assert_eq!(
+            links.due(now + MAILBOX_INITIAL_BACKOFF * 2, |_| true).len(),
+            1
+        );
     }
 
     #[test]
@@ -403,7 +408,13 @@ mod tests {
         let hotel = Networks::from_listen(&["/ip4/10.9.0.4/tcp/1".parse().unwrap()]);
         let mut policy = DialPolicy::new();
         let mut links = MailboxLinks::new();
-        links.set_roster([([1; 32], vec![lan.clone()]), ([2; 32], vec![lan.clone(), public.clone()])], now);
+        links.set_roster(
+            [
+                ([1; 32], vec![lan.clone()]),
+                ([2; 32], vec![lan.clone(), public.clone()]),
+            ],
+            now,
+        );
         policy.set_roster_mailboxes([&lan, &public], Some(&home));
         // At home: both mailboxes, the first address of each.
         let due = links.due(now, |a| policy.may_dial_mailbox(a, &home));
@@ -431,7 +442,10 @@ mod tests {
         assert!(fresh.may_dial_mailbox(&public, &home));
         fresh.set_roster_mailboxes([&lan], Some(&home));
         assert!(fresh.may_dial_mailbox(&lan, &home));
-        assert!(!fresh.may_dial_mailbox(&public, &home), "no longer on the roster");
+        assert!(
+            !fresh.may_dial_mailbox(&public, &home),
+            "no longer on the roster"
+        );
     }
 
     #[test]
@@ -443,7 +457,9 @@ mod tests {
         links.due(now, |_| true);
         links.connected(&[1; 32], peer);
         links.refused(&[1; 32], now);
-        assert!(links.due(now + MAILBOX_MAX_BACKOFF / 4, |_| true).is_empty());
+        assert!(links
+            .due(now + MAILBOX_MAX_BACKOFF / 4, |_| true)
+            .is_empty());
         assert_eq!(links.views()[0].state, "refused");
         assert_eq!(links.due(now + MAILBOX_REFUSED_BACKOFF, |_| true).len(), 1);
         links.connected(&[1; 32], peer);

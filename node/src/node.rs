@@ -2163,7 +2163,11 @@ mod tests {
         // A flood through the same relay: each new one evicts that relay's oldest only.
         for n in 100..164 {
             let (_, victim) = arrive(&mut unproven, relayed(PeerId::random()), n);
-            assert_ne!(victim, Some(member_direct), "a relayed flood evicted a direct hello");
+            assert_ne!(
+                victim,
+                Some(member_direct),
+                "a relayed flood evicted a direct hello"
+            );
         }
         assert!(unproven.contains_key(&member_direct));
         let through_relay = unproven

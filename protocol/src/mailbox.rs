@@ -287,9 +287,14 @@ mod tests {
     fn codes_from_the_future_or_too_old_are_refused() {
         let now = 1_790_000_000;
         let at = |created| {
-            MailboxPairing::create(&key(), vec!["/ip4/203.0.113.7/tcp/4001".into()], [1; 32], created)
-                .unwrap()
-                .check_age(now)
+            MailboxPairing::create(
+                &key(),
+                vec!["/ip4/203.0.113.7/tcp/4001".into()],
+                [1; 32],
+                created,
+            )
+            .unwrap()
+            .check_age(now)
         };
         assert_eq!(at(now), Ok(()));
         assert_eq!(at(now + MAX_PAIRING_CLOCK_SKEW), Ok(()));
@@ -298,7 +303,10 @@ mod tests {
             at(now + MAX_PAIRING_CLOCK_SKEW + 1),
             Err(MailboxError::FromTheFuture(MAX_PAIRING_CLOCK_SKEW + 1))
         );
-        assert_eq!(at(u64::MAX), Err(MailboxError::FromTheFuture(u64::MAX - now)));
+        assert_eq!(
+            at(u64::MAX),
+            Err(MailboxError::FromTheFuture(u64::MAX - now))
+        );
         assert_eq!(at(now - MAX_PAIRING_AGE - 1), Err(MailboxError::TooOld(30)));
         assert_eq!(at(0), Err(MailboxError::TooOld(now / 86_400)));
     }

@@ -518,16 +518,9 @@ fn roster_mailboxes_are_capped() {
     assert_eq!(resolve(&w.genesis, &refs), roster);
     // One removed: the second moderator approves again and the ninth is in.
     let current = roster.mailboxes().next().unwrap().id;
-    w.op(
-        &f[0],
-        Action::RemoveMailbox {
-            mailbox: current.0,
-        },
-    );
+    w.op(&f[0], Action::RemoveMailbox { mailbox: current.0 });
     w.op(&f[1], Action::Approve { proposal: left_out });
     let roster = w.roster();
     assert_eq!(roster.mailboxes().count(), MAX_MAILBOXES);
-    assert!(roster
-        .mailboxes()
-        .any(|m| m.admitted_by == left_out));
+    assert!(roster.mailboxes().any(|m| m.admitted_by == left_out));
 }

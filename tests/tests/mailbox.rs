@@ -1277,7 +1277,9 @@ async fn a_mailbox_address_that_is_a_member_does_not_cut_that_member() {
             status
                 .mailboxes
                 .first()
-                .filter(|m| m.address.is_some() && (m.state == "refused" || m.state == "unreachable"))
+                .filter(|m| {
+                    m.address.is_some() && (m.state == "refused" || m.state == "unreachable")
+                })
                 .map(|_| ())
         })
         .await;
@@ -1330,8 +1332,14 @@ async fn roster_mailboxes_are_capped_and_obey_the_dial_policy() {
         }
         let ninth = founder.mailbox_add(&code("/ip4/127.0.0.1/tcp/9".to_owned()).1);
         let error = ninth.expect_err("a ninth mailbox was added");
-        assert!(error.to_string().contains("already has 8 mailboxes"), "{error}");
-        assert_eq!(founder.membership().unwrap().roster().mailboxes().count(), 8);
+        assert!(
+            error.to_string().contains("already has 8 mailboxes"),
+            "{error}"
+        );
+        assert_eq!(
+            founder.membership().unwrap().roster().mailboxes().count(),
+            8
+        );
 
         let a = start_node(collective.replicas.remove(0)).await;
         eventually("the loopback mailboxes are dialled", || async {

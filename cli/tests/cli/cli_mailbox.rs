@@ -144,7 +144,12 @@ fn codes_from_the_future_too_old_or_with_dns_names_are_refused() {
     let home = dir.path().join("mb");
     fails(
         &home,
-        &["mailbox", "init", "--address", "/dns4/mb.example.org/tcp/4001"],
+        &[
+            "mailbox",
+            "init",
+            "--address",
+            "/dns4/mb.example.org/tcp/4001",
+        ],
         2,
         "is a DNS name",
     );
@@ -152,24 +157,47 @@ fn codes_from_the_future_too_old_or_with_dns_names_are_refused() {
     // A code that aged out: the operator prints a fresh one for the same key.
     let made = ok(
         &home,
-        &["mailbox", "init", "--address", "/ip4/203.0.113.9/tcp/4001", "--json"],
+        &[
+            "mailbox",
+            "init",
+            "--address",
+            "/ip4/203.0.113.9/tcp/4001",
+            "--json",
+        ],
     )
     .json();
     let fresh = ok(
         &home,
-        &["mailbox", "code", "--address", "/ip4/203.0.113.10/tcp/4001", "--json"],
+        &[
+            "mailbox",
+            "code",
+            "--address",
+            "/ip4/203.0.113.10/tcp/4001",
+            "--json",
+        ],
     )
     .json();
     assert_eq!(fresh["mailbox"], made["mailbox"]);
     let pairing = MailboxPairing::from_code(fresh["pairing_code"].as_str().unwrap()).unwrap();
-    assert_eq!(pairing.addresses, vec!["/ip4/203.0.113.10/tcp/4001".to_owned()]);
+    assert_eq!(
+        pairing.addresses,
+        vec!["/ip4/203.0.113.10/tcp/4001".to_owned()]
+    );
     fails(
         &home,
-        &["mailbox", "code", "--address", "/dns6/mb.example.org/tcp/4001"],
+        &[
+            "mailbox",
+            "code",
+            "--address",
+            "/dns6/mb.example.org/tcp/4001",
+        ],
         2,
         "is a DNS name",
     );
-    ok(&ana, &["mailbox", "add", fresh["pairing_code"].as_str().unwrap()]);
+    ok(
+        &ana,
+        &["mailbox", "add", fresh["pairing_code"].as_str().unwrap()],
+    );
 }
 
 #[test]
