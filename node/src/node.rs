@@ -112,9 +112,9 @@ fn hello_victim<'a>(
     let oldest = |it: &mut dyn Iterator<Item = (&'a PeerId, &'a Unproven)>| {
         it.min_by_key(|(_, u)| u.since).map(|(p, _)| *p)
     };
-    let from_bucket = inbound.clone().filter(|(_, u)| same(*u)).count();
+    let from_bucket = inbound.clone().filter(|(_, u)| same(u)).count();
     if bucket.is_some_and(|b| from_bucket >= b.cap()) {
-        oldest(&mut inbound.filter(|(_, u)| same(*u)))
+        oldest(&mut inbound.filter(|(_, u)| same(u)))
     } else if inbound.clone().count() >= MAX_UNPROVEN {
         oldest(&mut inbound.clone())
     } else {
