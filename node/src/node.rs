@@ -72,9 +72,12 @@ enum HelloBucket {
     /// A direct connection: its address, IPv6 cut to the /64 (see [`address_bucket`]); at most
     /// [`MAX_UNPROVEN_PER_IP`].
     Ip(IpAddr),
-    /// A relayed connection, by the relay's address it came through (the source is the peer
-    /// itself, one entry per transport id); at most [`MAX_UNPROVEN_PER_RELAY`].
-    Relay(Multiaddr),
+    /// A relayed connection, by the relay's peer id (the source is the peer itself, one entry
+    /// per transport id); at most [`MAX_UNPROVEN_PER_RELAY`]. Keyed by the relay, not by the
+    /// circuit address: two reservations on one relay (TCP and QUIC, or an old and a new one
+    /// after a network change) must not double its share. `None`: a circuit address naming no
+    /// relay (all such share one bucket).
+    Relay(Option<PeerId>),
 }
 
 impl HelloBucket {
@@ -92,7 +95,7 @@ impl HelloBucket {
 fn hello_bucket(endpoint: &ConnectedPoint) -> Option<HelloBucket> {
     match endpoint {
         ConnectedPoint::Listener { local_addr, .. } if is_relayed(local_addr) => {
-            Some(HelloBucket::Relay(local_addr.clone()))
+            Some(HelloBucket::Relay(relay_of(local_addr)))
         }
         _ => remote_ip(endpoint.get_remote_address())
             .map(address_bucket)
@@ -2123,7 +2126,7 @@ mod tests {
         };
         assert_eq!(
             hello_bucket(&relayed(PeerId::random())),
-            Some(HelloBucket::Relay(circuit.clone()))
+            Some(HelloBucket::Relay(Some(relay)))
         );
         assert_eq!(
             hello_bucket(&direct("198.18.0.10")),
@@ -2182,6 +2185,55 @@ mod tests {
                 .count(),
             5
         );
+    }
+
+    /// Review 2 finding 9: the relayed-hello bucket is the relay's peer id. Two reservations on
+    /// one relay (a TCP and a QUIC circuit address) share its 16 places; they do not get 16 each.
+    #[test]
+    fn one_relay_with_two_circuit_addresses_gets_16_places() {
+        let relay = PeerId::random();
+        let tcp: Multiaddr = format!("/ip4/198.18.0.10/tcp/4001/p2p/{relay}/p2p-circuit")
+            .parse()
+            .unwrap();
+        let quic: Multiaddr = format!("/ip4/198.18.0.10/udp/4001/quic-v1/p2p/{relay}/p2p-circuit")
+            .parse()
+            .unwrap();
+        let relayed = |local: &Multiaddr| ConnectedPoint::Listener {
+            local_addr: local.clone(),
+            send_back_addr: Multiaddr::empty().with(Protocol::P2p(PeerId::random())),
+        };
+        assert_eq!(
+            hello_bucket(&relayed(&tcp)),
+            hello_bucket(&relayed(&quic)),
+            "two circuit addresses of one relay are one bucket"
+        );
+        let t0 = Instant::now();
+        let mut unproven: HashMap<PeerId, Unproven> = HashMap::new();
+        for n in 0..64u64 {
+            let endpoint = relayed(if n % 2 == 0 { &tcp } else { &quic });
+            let bucket = hello_bucket(&endpoint);
+            if let Some(v) = hello_victim(unproven.iter(), bucket.as_ref()) {
+                unproven.remove(&v);
+            }
+            unproven.insert(
+                PeerId::random(),
+                Unproven {
+                    since: t0 + Duration::from_millis(n),
+                    bucket,
+                    outgoing: false,
+                },
+            );
+        }
+        assert_eq!(unproven.len(), MAX_UNPROVEN_PER_RELAY);
+        // Another relay still has its own room.
+        let other: Multiaddr = format!(
+            "/ip4/198.18.0.11/tcp/4001/p2p/{}/p2p-circuit",
+            PeerId::random()
+        )
+        .parse()
+        .unwrap();
+        let bucket = hello_bucket(&relayed(&other));
+        assert_eq!(hello_victim(unproven.iter(), bucket.as_ref()), None);
     }
 
     #[test]

@@ -1369,3 +1369,62 @@ async fn roster_mailboxes_are_capped_and_obey_the_dial_policy() {
     .await
     .expect("timed out");
 }
+
+/// Review 2 finding 1: with k = 2, a rogue moderator proposes the real mailbox's key with an
+/// address she controls (the op carries no mailbox signature over its addresses). The honest
+/// moderator then pastes the genuine pairing code: her node must not approve the rogue's
+/// proposal (every member would dial the rogue's address and never the mailbox), but refuse,
+/// naming both address lists. The rogue's address never reaches the roster, and the honest
+/// moderator's node keeps no bind secret for the refused code.
+#[test]
+fn a_second_moderator_never_approves_addresses_she_did_not_paste() {
+    use lookout_protocol::mailbox::MailboxPairing;
+    use lookout_protocol::membership::Action;
+    use lookout_protocol::MailboxId;
+    let policy = Policy {
+        approvals_required: 2,
+        ..Policy::default()
+    };
+    let mut collective = Collective::named(&["ana", "rogue"], policy);
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let genuine = "/ip4/203.0.113.7/tcp/4001".to_owned();
+    let rogue_addr = "/ip4/198.51.100.66/tcp/443".to_owned();
+    let code = MailboxPairing::create(&key, vec![genuine.clone()], [7; 32], now())
+        .unwrap()
+        .to_code();
+    let mailbox = key.verifying_key().to_bytes();
+    let proposal = {
+        let mut rogue = Forger::new(&mut collective.replicas[1]);
+        let heads = rogue.heads();
+        rogue.op(
+            heads,
+            Action::ProposeMailbox {
+                mailbox,
+                addresses: vec![rogue_addr.clone()],
+            },
+        )
+    };
+    let ana = &mut collective.replicas[0];
+    ana.ingest(&proposal).unwrap();
+    ana.flush().unwrap();
+    assert_eq!(ana.membership().unwrap().roster().pending().len(), 1);
+
+    let result = ana.mailbox_add(&code);
+    let roster = ana.membership().unwrap().roster();
+    let admitted: Vec<Vec<String>> = roster.mailboxes().map(|m| m.addresses.clone()).collect();
+    assert!(
+        admitted.iter().all(|a| !a.contains(&rogue_addr)),
+        "the genuine code approved the rogue's address: {admitted:?}"
+    );
+    let error = result.expect_err("a proposal with other addresses was approved");
+    let text = error.to_string();
+    assert!(
+        text.contains(&rogue_addr) && text.contains(&genuine),
+        "the refusal names both address lists: {text}"
+    );
+    assert!(ana.mailbox_bind_secret(&MailboxId(mailbox)).is_none());
+    // The pending proposal shows its addresses in `mailbox list`, so a moderator sees them.
+    let list = ana.mailboxes().unwrap();
+    assert_eq!(list.pending.len(), 1);
+    assert_eq!(list.pending[0].addresses, vec![rogue_addr]);
+}

@@ -89,7 +89,9 @@ pub fn check_member_dialable(addr: &str) -> Result<(), String> {
             return Err(format!(
                 "{addr} is a DNS name: members' phones do not look names up (no DNS transport, \
 and a lookup would tell the network which mailbox they use). Give the server's IP address, \
-e.g. /ip4/203.0.113.7/tcp/4001; if it changes, print a fresh code and add it again"
+e.g. /ip4/203.0.113.7/tcp/4001. A mailbox's addresses cannot be changed yet once it is added: \
+if the IP address changes, run `lookout mailbox init` on a fresh home and have the moderators \
+add its code (and remove this mailbox)"
             ));
         }
         _ => {

@@ -18,6 +18,14 @@ fn bind_secret_key(mailbox: &MailboxId) -> Vec<u8> {
     [KEY_BIND_SECRET, &mailbox.0[..]].concat()
 }
 
+/// Whether two address lists name the same addresses (in any order).
+fn same_addresses(a: &[String], b: &[String]) -> bool {
+    fn set(x: &[String]) -> std::collections::BTreeSet<&str> {
+        x.iter().map(|s| s.trim()).collect()
+    }
+    set(a) == set(b)
+}
+
 impl Replica {
     /// Propose the mailbox of a pairing code, or approve the pending proposal for it. Keeps the
     /// code's bind secret in the sealed store, so that this node can bind the fresh mailbox
@@ -58,18 +66,54 @@ impl Replica {
                 "this key is a member's key, which can never be a mailbox",
             ));
         }
-        self.store
-            .put(Tree::Meta, &bind_secret_key(&mailbox), &pairing.bind_secret)
-            .map_err(store_error)?;
         if let Some(current) = roster.mailbox(&mailbox) {
+            if !same_addresses(&current.addresses, &pairing.addresses) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidInput,
+                    format!(
+                        "this mailbox is already in the collective, but at {} while this code says {}: addresses cannot be changed yet; to move the mailbox, remove it (`lookout mailbox remove ID`) and have its operator run `lookout mailbox init` on a fresh home and give you its code",
+                        current.addresses.join(" "),
+                        pairing.addresses.join(" ")
+                    ),
+                ));
+            }
+            self.store
+                .put(Tree::Meta, &bind_secret_key(&mailbox), &pairing.bind_secret)
+                .map_err(store_error)?;
             let mut view = self.proposal_view(current.admitted_by);
             view.already = true;
             return Ok(view);
         }
+        // Approve only a proposal naming exactly the code's addresses: the op carries no
+        // signature of the mailbox over its addresses, so another moderator may have proposed
+        // this key at an address of her own (which every member would then dial).
+        let mut other_addresses = None;
         let existing = roster.pending().iter().find_map(|p| match &p.kind {
-            PendingKind::AddMailbox { mailbox: m, .. } if *m == mailbox => Some(p.proposal),
+            PendingKind::AddMailbox {
+                mailbox: m,
+                addresses,
+            } if *m == mailbox => {
+                if same_addresses(addresses, &pairing.addresses) {
+                    Some(p.proposal)
+                } else {
+                    other_addresses = Some((p.proposal, addresses.clone()));
+                    None
+                }
+            }
             _ => None,
         });
+        if let (None, Some((proposal, addresses))) = (existing, other_addresses) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "refused: the pending proposal {} for this mailbox names the addresses {}, but this pairing code says {}. Approving it would make every member dial {}, which this mailbox never signed. Ask the moderator who proposed it; if she did not mean it, her key may be in someone else's hands. Removing the proposal (`lookout mailbox remove ID`) bars this mailbox key for good: its operator must then run `lookout mailbox init` on a fresh home",
+                    &proposal.to_hex()[..16],
+                    addresses.join(" "),
+                    pairing.addresses.join(" "),
+                    addresses.join(" ")
+                ),
+            ));
+        }
         if existing.is_none() && roster.mailboxes().count() >= MAX_MAILBOXES {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
@@ -95,13 +139,21 @@ impl Replica {
                         ),
                     ));
                 }
+                self.store
+                    .put(Tree::Meta, &bind_secret_key(&mailbox), &pairing.bind_secret)
+                    .map_err(store_error)?;
                 self.make_op(Action::Approve { proposal })?;
                 proposal
             }
-            None => self.make_op(Action::ProposeMailbox {
-                mailbox: pairing.mailbox,
-                addresses: pairing.addresses,
-            })?,
+            None => {
+                self.store
+                    .put(Tree::Meta, &bind_secret_key(&mailbox), &pairing.bind_secret)
+                    .map_err(store_error)?;
+                self.make_op(Action::ProposeMailbox {
+                    mailbox: pairing.mailbox,
+                    addresses: pairing.addresses,
+                })?
+            }
         };
         Ok(self.proposal_view(proposal))
     }
