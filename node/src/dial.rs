@@ -20,9 +20,11 @@
 //!
 //! The roster's mailbox addresses (chosen by a moderator) obey the same network rule: a private
 //! one is dialled only while the node's networks are those it had when the roster first named
-//! the address in this run ([`DialPolicy::set_roster_mailboxes`],
-//! [`DialPolicy::may_dial_mailbox`]). The mailbox links schedule those dials themselves; this
-//! policy only says which addresses they may use.
+//! the address ([`DialPolicy::set_roster_mailboxes`], [`DialPolicy::may_dial_mailbox`]). Those
+//! networks are kept in the sealed store across restarts ([`DialPolicy::roster_networks`],
+//! [`DialPolicy::restore_roster_networks`]): after a restart on a hotel's network the address is
+//! still tied to the network where it was first seen, not to the hotel's. The mailbox links
+//! schedule those dials themselves; this policy only says which addresses they may use.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -62,6 +64,24 @@ impl Networks {
     /// Whether the node has any non-loopback interface.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// As stored: the addresses, comma-separated.
+    pub fn to_text(&self) -> String {
+        self.0
+            .iter()
+            .map(IpAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// From [`Self::to_text`]; `None` if any part is not an IP address.
+    pub fn from_text(text: &str) -> Option<Self> {
+        text.split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse().ok())
+            .collect::<Option<BTreeSet<IpAddr>>>()
+            .map(Self)
     }
 
     /// Whether every address of `self` is also in `other`.
@@ -180,20 +200,48 @@ impl DialPolicy {
     }
 
     /// The roster's mailboxes are now at `addresses`. Each remembers the first `networks`
-    /// known in this run (`None` while the node does not know them: then only its loopback and
-    /// public addresses may be dialled). Addresses no longer in the roster are forgotten.
+    /// known (`None` while the node does not know them: then only its loopback and public
+    /// addresses may be dialled), in this run or, once restored, an earlier one. Addresses no
+    /// longer in the roster are forgotten. Returns whether what [`Self::roster_networks`] says
+    /// changed (then the caller stores it again).
     pub fn set_roster_mailboxes<'a>(
         &mut self,
         addresses: impl IntoIterator<Item = &'a Multiaddr>,
         networks: Option<&Networks>,
-    ) {
+    ) -> bool {
         let current: BTreeSet<&Multiaddr> = addresses.into_iter().collect();
-        self.roster.retain(|a, _| current.contains(a));
+        let mut changed = false;
+        self.roster.retain(|a, learnt_on| {
+            let keep = current.contains(a);
+            changed |= !keep && learnt_on.is_some();
+            keep
+        });
         for addr in current {
             let learnt_on = self.roster.entry(addr.clone()).or_insert(None);
-            if learnt_on.is_none() {
+            if learnt_on.is_none() && networks.is_some() {
                 *learnt_on = networks.cloned();
+                changed = true;
             }
+        }
+        changed
+    }
+
+    /// The networks each roster mailbox address was first seen on, to be stored.
+    pub fn roster_networks(&self) -> Vec<(Multiaddr, Networks)> {
+        self.roster
+            .iter()
+            .filter_map(|(a, n)| n.clone().map(|n| (a.clone(), n)))
+            .collect()
+    }
+
+    /// The networks stored by an earlier run ([`Self::roster_networks`]): call before the first
+    /// [`Self::set_roster_mailboxes`], so an address keeps the network it was first seen on.
+    pub fn restore_roster_networks(
+        &mut self,
+        stored: impl IntoIterator<Item = (Multiaddr, Networks)>,
+    ) {
+        for (addr, networks) in stored {
+            self.roster.insert(addr, Some(networks));
         }
     }
 
@@ -351,6 +399,46 @@ mod tests {
 
     fn hotel() -> Networks {
         Networks::from_listen(&[a("/ip4/192.168.1.80/tcp/4001")])
+    }
+
+    /// Review 2 finding 5: the network a private roster mailbox address was first seen on
+    /// survives a restart. Seen at home, stored; the node restarts on a hotel's network using
+    /// the same range: the address is not dialled there (before the fix, the hotel became its
+    /// network at the restart), and is again once back home.
+    #[test]
+    fn a_private_mailbox_address_is_not_dialled_after_a_restart_on_another_network() {
+        let lan = a("/ip4/192.168.1.5/tcp/4001");
+        let public = a("/ip4/203.0.113.7/tcp/4001");
+        let mut first_run = DialPolicy::new();
+        assert!(first_run.set_roster_mailboxes([&lan, &public], Some(&home())));
+        assert!(first_run.may_dial_mailbox(&lan, &home()));
+        assert!(!first_run.set_roster_mailboxes([&lan, &public], Some(&home())));
+        // What the node stores, as text, and reads back at the next start.
+        let stored: Vec<(String, String)> = first_run
+            .roster_networks()
+            .into_iter()
+            .map(|(a, n)| (a.to_string(), n.to_text()))
+            .collect();
+        assert_eq!(stored.len(), 2);
+        let restored = stored
+            .iter()
+            .map(|(a, n)| (a.parse().unwrap(), Networks::from_text(n).unwrap()));
+        let mut hotel_run = DialPolicy::new();
+        hotel_run.restore_roster_networks(restored);
+        // Started on the hotel's network: nothing new learnt, the LAN address not dialled.
+        assert!(!hotel_run.set_roster_mailboxes([&lan, &public], Some(&hotel())));
+        assert!(!hotel_run.may_dial_mailbox(&lan, &hotel()));
+        assert!(hotel_run.may_dial_mailbox(&public, &hotel()));
+        assert!(hotel_run.may_dial_mailbox(&lan, &home()));
+        // Without what was stored, the hotel would have become the address's network.
+        let mut forgetful = DialPolicy::new();
+        forgetful.set_roster_mailboxes([&lan], Some(&hotel()));
+        assert!(forgetful.may_dial_mailbox(&lan, &hotel()));
+        // An address leaving the roster is forgotten (and the change is reported for storing).
+        assert!(hotel_run.set_roster_mailboxes([&public], Some(&hotel())));
+        assert_eq!(hotel_run.roster_networks().len(), 1);
+        assert_eq!(Networks::from_text("not an ip"), None);
+        assert_eq!(Networks::from_text(""), Some(Networks::default()));
     }
 
     #[test]

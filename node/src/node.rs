@@ -258,6 +258,14 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
     for addr in &config.peers {
         dial.given(without_p2p(addr), None, started);
     }
+    // The networks each roster mailbox address was first seen on, in an earlier run (review 2
+    // finding 5): a restart on another network does not make that network the address's.
+    dial.restore_roster_networks(
+        replica
+            .mailbox_networks()
+            .into_iter()
+            .filter_map(|(a, n)| Some((a.parse::<Multiaddr>().ok()?, Networks::from_text(&n)?))),
+    );
 
     let shared_peer_id = std::sync::Arc::new(std::sync::Mutex::new(peer_id));
     let handle = NodeHandle {
@@ -1012,8 +1020,20 @@ impl EventLoop {
         // A moderator chose these addresses: the dial policy's network rule applies to them as
         // to members' announced ones (review finding 6).
         let networks = self.networks();
-        self.dial
+        let changed = self
+            .dial
             .set_roster_mailboxes(self.mailboxes.addresses(), networks.as_ref());
+        if changed {
+            let entries: Vec<(String, String)> = self
+                .dial
+                .roster_networks()
+                .into_iter()
+                .map(|(a, n)| (a.to_string(), n.to_text()))
+                .collect();
+            if let Err(e) = self.replica.set_mailbox_networks(&entries) {
+                warn!(error = %e, "could not store the mailbox addresses' networks");
+            }
+        }
         let networks = networks.unwrap_or_default();
         let dial = &self.dial;
         let due = self

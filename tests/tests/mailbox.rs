@@ -1428,3 +1428,27 @@ fn a_second_moderator_never_approves_addresses_she_did_not_paste() {
     assert_eq!(list.pending.len(), 1);
     assert_eq!(list.pending[0].addresses, vec![rogue_addr]);
 }
+
+/// Review 2 finding 5: the networks each roster mailbox address was first seen on are kept in
+/// the sealed store across a restart (the policy side is
+/// `a_private_mailbox_address_is_not_dialled_after_a_restart_on_another_network` in
+/// `node/src/dial.rs`).
+#[test]
+fn mailbox_networks_survive_a_reopen() {
+    let mut collective = Collective::new(0, Policy::default());
+    let home = collective.replicas[0].home().to_path_buf();
+    let entries = vec![
+        (
+            "/ip4/192.168.1.5/tcp/4001".to_owned(),
+            "192.168.1.57".to_owned(),
+        ),
+        ("/ip4/203.0.113.7/tcp/4001".to_owned(), String::new()),
+    ];
+    assert!(collective.replicas[0].mailbox_networks().is_empty());
+    collective.replicas[0]
+        .set_mailbox_networks(&entries)
+        .unwrap();
+    collective.replicas.remove(0).close().unwrap();
+    let reopened = reopen(&home);
+    assert_eq!(reopened.mailbox_networks(), entries);
+}

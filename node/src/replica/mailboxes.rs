@@ -14,6 +14,9 @@ use crate::store::Tree;
 /// Meta key prefix of a mailbox's bind secret (from its pairing code), per mailbox id.
 const KEY_BIND_SECRET: &[u8] = b"mailbox-bind/";
 
+/// Meta key of the networks the device was on when it first saw each roster mailbox address.
+const KEY_MAILBOX_NETWORKS: &[u8] = b"mailbox-networks";
+
 fn bind_secret_key(mailbox: &MailboxId) -> Vec<u8> {
     [KEY_BIND_SECRET, &mailbox.0[..]].concat()
 }
@@ -220,6 +223,36 @@ impl Replica {
             .remove(Tree::Meta, &bind_secret_key(&mailbox))
             .map_err(store_error)?;
         Ok(mailbox)
+    }
+
+    /// The networks this device was on when it first saw each roster mailbox address, as stored
+    /// by [`Self::set_mailbox_networks`]: `(address, networks)` text pairs (see
+    /// [`crate::dial::Networks::to_text`]). Unreadable lines are skipped.
+    pub fn mailbox_networks(&self) -> Vec<(String, String)> {
+        let Some(bytes) = self
+            .store
+            .get(Tree::Meta, KEY_MAILBOX_NETWORKS)
+            .ok()
+            .flatten()
+        else {
+            return Vec::new();
+        };
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(a, n)| (a.to_owned(), n.to_owned()))
+            .collect()
+    }
+
+    /// Store the networks of the roster's mailbox addresses (at most 8 mailboxes of 4
+    /// addresses: a short value, rewritten whole). Sealed like every meta value.
+    pub fn set_mailbox_networks(&self, entries: &[(String, String)]) -> Result<(), ApiError> {
+        let text: String = entries.iter().map(|(a, n)| format!("{a} {n}\n")).collect();
+        self.store
+            .put(Tree::Meta, KEY_MAILBOX_NETWORKS, text.as_bytes())
+            .map_err(store_error)
     }
 
     /// The bind secret of `mailbox`, if this node's moderator added it from its pairing code:
