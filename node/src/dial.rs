@@ -17,6 +17,14 @@
 //! networks (its non-loopback interface addresses) when it was learnt; a private one is dialled
 //! only while those are unchanged, and never if it was learnt before the node knew its networks
 //! (from the store, at start). Loopback addresses reach only this device and are always allowed.
+//!
+//! The roster's mailbox addresses (chosen by a moderator) obey the same network rule: a private
+//! one is dialled only while the node's networks are those it had when the roster first named
+//! the address ([`DialPolicy::set_roster_mailboxes`], [`DialPolicy::may_dial_mailbox`]). Those
+//! networks are kept in the sealed store across restarts ([`DialPolicy::roster_networks`],
+//! [`DialPolicy::restore_roster_networks`]): after a restart on a hotel's network the address is
+//! still tied to the network where it was first seen, not to the hotel's. The mailbox links
+//! schedule those dials themselves; this policy only says which addresses they may use.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -61,6 +69,24 @@ impl Networks {
         self.0.is_empty()
     }
 
+    /// As stored: the addresses, comma-separated.
+    pub fn to_text(&self) -> String {
+        self.0
+            .iter()
+            .map(IpAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// From [`Self::to_text`]; `None` if any part is not an IP address.
+    pub fn from_text(text: &str) -> Option<Self> {
+        text.split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse().ok())
+            .collect::<Option<BTreeSet<IpAddr>>>()
+            .map(Self)
+    }
+
     /// Whether every address of `self` is also in `other`.
     pub fn is_subset(&self, other: &Networks) -> bool {
         self.0.is_subset(&other.0)
@@ -94,6 +120,9 @@ struct Entry {
 pub struct DialPolicy {
     entries: BTreeMap<Multiaddr, Entry>,
     jitter: Jitter,
+    /// The roster's mailbox addresses and the node's networks when it first saw each (`None`
+    /// until it knows them).
+    roster: BTreeMap<Multiaddr, Option<Networks>>,
 }
 
 impl DialPolicy {
@@ -107,6 +136,7 @@ impl DialPolicy {
         Self {
             entries: BTreeMap::new(),
             jitter: Jitter::seeded(seed),
+            roster: BTreeMap::new(),
         }
     }
 
@@ -183,6 +213,61 @@ impl DialPolicy {
         );
     }
 
+    /// The roster's mailboxes are now at `addresses`. Each remembers the first `networks`
+    /// known (`None` while the node does not know them: then only its loopback and public
+    /// addresses may be dialled), in this run or, once restored, an earlier one. Addresses no
+    /// longer in the roster are forgotten. Returns whether what [`Self::roster_networks`] says
+    /// changed (then the caller stores it again).
+    pub fn set_roster_mailboxes<'a>(
+        &mut self,
+        addresses: impl IntoIterator<Item = &'a Multiaddr>,
+        networks: Option<&Networks>,
+    ) -> bool {
+        let current: BTreeSet<&Multiaddr> = addresses.into_iter().collect();
+        let mut changed = false;
+        self.roster.retain(|a, learnt_on| {
+            let keep = current.contains(a);
+            changed |= !keep && learnt_on.is_some();
+            keep
+        });
+        for addr in current {
+            let learnt_on = self.roster.entry(addr.clone()).or_insert(None);
+            if learnt_on.is_none() && networks.is_some() {
+                *learnt_on = networks.cloned();
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The networks each roster mailbox address was first seen on, to be stored.
+    pub fn roster_networks(&self) -> Vec<(Multiaddr, Networks)> {
+        self.roster
+            .iter()
+            .filter_map(|(a, n)| n.clone().map(|n| (a.clone(), n)))
+            .collect()
+    }
+
+    /// The networks stored by an earlier run ([`Self::roster_networks`]): call before the first
+    /// [`Self::set_roster_mailboxes`], so an address keeps the network it was first seen on.
+    pub fn restore_roster_networks(
+        &mut self,
+        stored: impl IntoIterator<Item = (Multiaddr, Networks)>,
+    ) {
+        for (addr, networks) in stored {
+            self.roster.insert(addr, Some(networks));
+        }
+    }
+
+    /// Whether the node may dial the roster mailbox address `addr` now: it is on the roster,
+    /// and, if private, the node is on the networks where it learnt it (loopback is always
+    /// allowed; an address with no IP, such as `/dns4/...`, is judged where it is resolved).
+    pub fn may_dial_mailbox(&self, addr: &Multiaddr, networks: &Networks) -> bool {
+        self.roster
+            .get(addr)
+            .is_some_and(|learnt_on| network_allows(addr, learnt_on.as_ref(), networks))
+    }
+
     /// Where `addr` came from, if the policy knows it.
     pub fn source(&self, addr: &Multiaddr) -> Option<Source> {
         self.entries.get(addr).map(|e| e.source)
@@ -233,16 +318,7 @@ impl DialPolicy {
                     && unix_now.saturating_sub(at) <= ANNOUNCEMENT_MAX_AGE
             }
         };
-        if !source_ok {
-            return false;
-        }
-        match ip_of(addr) {
-            Some(ip) if ip.is_loopback() => true,
-            Some(ip) if is_private(&ip) => {
-                !networks.is_empty() && e.learnt_on.as_ref() == Some(networks)
-            }
-            _ => true,
-        }
+        source_ok && network_allows(addr, e.learnt_on.as_ref(), networks)
     }
 
     /// The addresses to dial now: eligible, not connected, back-off elapsed. Each returned
@@ -296,6 +372,16 @@ impl DialPolicy {
     }
 }
 
+/// The network rule: loopback always; a private-range address only while the node's networks
+/// are `learnt_on`, those it had when it learnt the address; anything else.
+fn network_allows(addr: &Multiaddr, learnt_on: Option<&Networks>, networks: &Networks) -> bool {
+    match ip_of(addr) {
+        Some(ip) if ip.is_loopback() => true,
+        Some(ip) if is_private(&ip) => !networks.is_empty() && learnt_on == Some(networks),
+        _ => true,
+    }
+}
+
 /// The IP address of a multiaddress, if it starts with one.
 fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
     addr.iter().find_map(|p| match p {
@@ -345,6 +431,46 @@ mod tests {
 
     fn hotel() -> Networks {
         Networks::from_listen(&[a("/ip4/192.168.1.80/tcp/4001")])
+    }
+
+    /// Review 2 finding 5: the network a private roster mailbox address was first seen on
+    /// survives a restart. Seen at home, stored; the node restarts on a hotel's network using
+    /// the same range: the address is not dialled there (before the fix, the hotel became its
+    /// network at the restart), and is again once back home.
+    #[test]
+    fn a_private_mailbox_address_is_not_dialled_after_a_restart_on_another_network() {
+        let lan = a("/ip4/192.168.1.5/tcp/4001");
+        let public = a("/ip4/203.0.113.7/tcp/4001");
+        let mut first_run = DialPolicy::new();
+        assert!(first_run.set_roster_mailboxes([&lan, &public], Some(&home())));
+        assert!(first_run.may_dial_mailbox(&lan, &home()));
+        assert!(!first_run.set_roster_mailboxes([&lan, &public], Some(&home())));
+        // What the node stores, as text, and reads back at the next start.
+        let stored: Vec<(String, String)> = first_run
+            .roster_networks()
+            .into_iter()
+            .map(|(a, n)| (a.to_string(), n.to_text()))
+            .collect();
+        assert_eq!(stored.len(), 2);
+        let restored = stored
+            .iter()
+            .map(|(a, n)| (a.parse().unwrap(), Networks::from_text(n).unwrap()));
+        let mut hotel_run = DialPolicy::new();
+        hotel_run.restore_roster_networks(restored);
+        // Started on the hotel's network: nothing new learnt, the LAN address not dialled.
+        assert!(!hotel_run.set_roster_mailboxes([&lan, &public], Some(&hotel())));
+        assert!(!hotel_run.may_dial_mailbox(&lan, &hotel()));
+        assert!(hotel_run.may_dial_mailbox(&public, &hotel()));
+        assert!(hotel_run.may_dial_mailbox(&lan, &home()));
+        // Without what was stored, the hotel would have become the address's network.
+        let mut forgetful = DialPolicy::new();
+        forgetful.set_roster_mailboxes([&lan], Some(&hotel()));
+        assert!(forgetful.may_dial_mailbox(&lan, &hotel()));
+        // An address leaving the roster is forgotten (and the change is reported for storing).
+        assert!(hotel_run.set_roster_mailboxes([&public], Some(&hotel())));
+        assert_eq!(hotel_run.roster_networks().len(), 1);
+        assert_eq!(Networks::from_text("not an ip"), None);
+        assert_eq!(Networks::from_text(""), Some(Networks::default()));
     }
 
     #[test]

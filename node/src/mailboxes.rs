@@ -122,7 +122,13 @@ impl MailboxLinks {
     }
 
     /// Mailboxes to dial now, each with the address to try; they are marked as being dialled.
-    pub fn due(&mut self, now: Instant) -> Vec<([u8; 32], Multiaddr)> {
+    /// Only addresses `allowed` says may be dialled (the dial policy's network rule) are
+    /// tried; a mailbox with none is left alone.
+    pub fn due(
+        &mut self,
+        now: Instant,
+        allowed: impl Fn(&Multiaddr) -> bool,
+    ) -> Vec<([u8; 32], Multiaddr)> {
         let mut out = Vec::new();
         for (id, link) in &mut self.links {
             if !matches!(link.state, LinkState::Idle | LinkState::Refused)
@@ -131,8 +137,14 @@ impl MailboxLinks {
             {
                 continue;
             }
-            let i = link.next_address % link.addresses.len();
-            link.next_address = link.next_address.wrapping_add(1);
+            let n = link.addresses.len();
+            let Some(i) = (0..n)
+                .map(|k| link.next_address.wrapping_add(k) % n)
+                .find(|i| allowed(&link.addresses[*i]))
+            else {
+                continue;
+            };
+            link.next_address = i.wrapping_add(1);
             let addr = link.addresses[i].clone();
             link.state = LinkState::Dialing;
             link.address = Some(addr.clone());
@@ -256,6 +268,11 @@ impl MailboxLinks {
         self.links.contains_key(id)
     }
 
+    /// Every roster address of every mailbox.
+    pub fn addresses(&self) -> impl Iterator<Item = &Multiaddr> {
+        self.links.values().flat_map(|l| l.addresses.iter())
+    }
+
     /// Transport ids of admitted mailboxes.
     pub fn admitted_peers(&self) -> Vec<PeerId> {
         self.links
@@ -320,19 +337,24 @@ mod tests {
         let now = Instant::now();
         let mut links = MailboxLinks::new();
         links.set_roster([([1; 32], vec![addr(1), addr(2)])], now);
-        assert_eq!(links.due(now), vec![([1; 32], addr(1))]);
+        assert_eq!(links.due(now, |_| true), vec![([1; 32], addr(1))]);
         // Being dialled: not again.
-        assert!(links.due(now).is_empty());
+        assert!(links.due(now, |_| true).is_empty());
         links.failed(&[1; 32], now);
-        assert!(links.due(now).is_empty());
+        assert!(links.due(now, |_| true).is_empty());
         assert_eq!(
-            links.due(now + MAILBOX_INITIAL_BACKOFF),
+            links.due(now + MAILBOX_INITIAL_BACKOFF, |_| true),
             vec![([1; 32], addr(2))]
         );
         links.failed(&[1; 32], now);
         // The wait doubled.
-        assert!(links.due(now + MAILBOX_INITIAL_BACKOFF).is_empty());
-        assert_eq!(links.due(now + MAILBOX_INITIAL_BACKOFF * 2).len(), 1);
+        assert!(links
+            .due(now + MAILBOX_INITIAL_BACKOFF, |_| true)
+            .is_empty());
+        assert_eq!(
+            links.due(now + MAILBOX_INITIAL_BACKOFF * 2, |_| true).len(),
+            1
+        );
     }
 
     #[test]
@@ -341,7 +363,7 @@ mod tests {
         let peer = PeerId::random();
         let mut links = MailboxLinks::new();
         links.set_roster([([1; 32], vec![addr(1)])], now);
-        links.due(now);
+        links.due(now, |_| true);
         links.connected(&[1; 32], peer);
         // Not before admission.
         assert!(links.sync_due(now, MAILBOX_SYNC_INTERVAL).is_empty());
@@ -361,7 +383,7 @@ mod tests {
         let peer = PeerId::random();
         let mut links = MailboxLinks::new();
         links.set_roster([([1; 32], vec![addr(1)]), ([2; 32], vec![addr(2)])], now);
-        links.due(now);
+        links.due(now, |_| true);
         links.connected(&[1; 32], peer);
         links.admitted(&[1; 32]);
         links.reserved(&peer, 100);
@@ -373,18 +395,73 @@ mod tests {
         assert_eq!(links.by_peer(&peer), None);
     }
 
+    /// Review finding 6: a moderator chooses a mailbox's addresses, so they obey the dial
+    /// policy's network rule like members' announced addresses: a private-range one only on the
+    /// network where the node learnt it; loopback and public ones anywhere.
+    #[test]
+    fn mailbox_addresses_obey_the_dial_policy() {
+        use crate::dial::{DialPolicy, Networks};
+        let now = Instant::now();
+        let lan: Multiaddr = "/ip4/192.168.1.5/tcp/4001".parse().unwrap();
+        let public = addr(7);
+        let home = Networks::from_listen(&["/ip4/192.168.1.57/tcp/1".parse().unwrap()]);
+        let hotel = Networks::from_listen(&["/ip4/10.9.0.4/tcp/1".parse().unwrap()]);
+        let mut policy = DialPolicy::new();
+        let mut links = MailboxLinks::new();
+        links.set_roster(
+            [
+                ([1; 32], vec![lan.clone()]),
+                ([2; 32], vec![lan.clone(), public.clone()]),
+            ],
+            now,
+        );
+        policy.set_roster_mailboxes([&lan, &public], Some(&home));
+        // At home: both mailboxes, the first address of each.
+        let due = links.due(now, |a| policy.may_dial_mailbox(a, &home));
+        assert_eq!(due, vec![([1; 32], lan.clone()), ([2; 32], lan.clone())]);
+        links.failed(&[1; 32], now);
+        links.failed(&[2; 32], now);
+        // Round robin at home: the second address next.
+        let later = now + MAILBOX_MAX_BACKOFF;
+        let due = links.due(later, |a| policy.may_dial_mailbox(a, &home));
+        assert_eq!(due, vec![([1; 32], lan.clone()), ([2; 32], public.clone())]);
+        links.failed(&[1; 32], later);
+        links.failed(&[2; 32], later);
+        // In the hotel: the LAN address is someone else's; it is skipped, and the mailbox with
+        // no other address is not dialled at all.
+        let later = later + MAILBOX_MAX_BACKOFF;
+        let due = links.due(later, |a| policy.may_dial_mailbox(a, &hotel));
+        assert_eq!(due, vec![([2; 32], public.clone())]);
+        assert_eq!(links.get(&[1; 32]).unwrap().state, LinkState::Idle);
+        // An address the roster does not name is never dialled, and one learnt before the
+        // node knew its networks is private to nobody.
+        assert!(!policy.may_dial_mailbox(&addr(9), &home));
+        let mut fresh = DialPolicy::new();
+        fresh.set_roster_mailboxes([&lan, &public], None);
+        assert!(!fresh.may_dial_mailbox(&lan, &home));
+        assert!(fresh.may_dial_mailbox(&public, &home));
+        fresh.set_roster_mailboxes([&lan], Some(&home));
+        assert!(fresh.may_dial_mailbox(&lan, &home));
+        assert!(
+            !fresh.may_dial_mailbox(&public, &home),
+            "no longer on the roster"
+        );
+    }
+
     #[test]
     fn a_refusal_waits_longer_and_a_disconnect_forgets_the_reservation() {
         let now = Instant::now();
         let peer = PeerId::random();
         let mut links = MailboxLinks::new();
         links.set_roster([([1; 32], vec![addr(1)])], now);
-        links.due(now);
+        links.due(now, |_| true);
         links.connected(&[1; 32], peer);
         links.refused(&[1; 32], now);
-        assert!(links.due(now + MAILBOX_MAX_BACKOFF / 4).is_empty());
+        assert!(links
+            .due(now + MAILBOX_MAX_BACKOFF / 4, |_| true)
+            .is_empty());
         assert_eq!(links.views()[0].state, "refused");
-        assert_eq!(links.due(now + MAILBOX_REFUSED_BACKOFF).len(), 1);
+        assert_eq!(links.due(now + MAILBOX_REFUSED_BACKOFF, |_| true).len(), 1);
         links.connected(&[1; 32], peer);
         links.admitted(&[1; 32]);
         links.reserved(&peer, 5);

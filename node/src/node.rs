@@ -53,13 +53,78 @@ pub const MAX_UNPROVEN_PER_IP: usize = 4;
 /// inbound strangers cannot crowd out the node's own hellos to members).
 pub(crate) const MAX_UNPROVEN_OUTGOING: usize = 32;
 
+/// Most connected peers still to prove membership at once that came in through one relay (a
+/// mailbox): each relayed source is its own peer, so members behind one mailbox are not held
+/// to the per-address cap of a single IP, but one relay (a hostile mailbox can open circuits
+/// under any source id) cannot take more than half of [`MAX_UNPROVEN`].
+pub const MAX_UNPROVEN_PER_RELAY: usize = MAX_UNPROVEN / 2;
+
 /// A connected peer that has not proved membership yet.
 struct Unproven {
     since: Instant,
-    /// Its address, IPv6 cut to the /64 (see [`address_bucket`]).
-    ip: Option<IpAddr>,
+    /// What it counts against (see [`hello_bucket`]).
+    bucket: Option<HelloBucket>,
     /// Whether this node dialled it.
     outgoing: bool,
+}
+
+/// What an inbound connection still to prove membership counts against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum HelloBucket {
+    /// A direct connection: its address, IPv6 cut to the /64 (see [`address_bucket`]); at most
+    /// [`MAX_UNPROVEN_PER_IP`].
+    Ip(IpAddr),
+    /// A relayed connection, by the relay's peer id (the source is the peer itself, one entry
+    /// per transport id); at most [`MAX_UNPROVEN_PER_RELAY`]. Keyed by the relay, not by the
+    /// circuit address: two reservations on one relay (TCP and QUIC, or an old and a new one
+    /// after a network change) must not double its share. `None`: a circuit address naming no
+    /// relay (all such share one bucket).
+    Relay(Option<PeerId>),
+}
+
+impl HelloBucket {
+    fn cap(&self) -> usize {
+        match self {
+            Self::Ip(_) => MAX_UNPROVEN_PER_IP,
+            Self::Relay(_) => MAX_UNPROVEN_PER_RELAY,
+        }
+    }
+}
+
+/// The bucket of an inbound connection. A relayed one (the relay client reports its local
+/// address as `<relay address>/p2p-circuit` and its remote one as `/p2p/<source>`, no IP) counts
+/// against its relay, never against an IP address.
+fn hello_bucket(endpoint: &ConnectedPoint) -> Option<HelloBucket> {
+    match endpoint {
+        ConnectedPoint::Listener { local_addr, .. } if is_relayed(local_addr) => {
+            Some(HelloBucket::Relay(relay_of(local_addr)))
+        }
+        _ => remote_ip(endpoint.get_remote_address())
+            .map(address_bucket)
+            .map(HelloBucket::Ip),
+    }
+}
+
+/// Which inbound connection still to prove membership a new inbound one in `bucket` evicts:
+/// the oldest of its bucket when that is full, else the oldest of all when [`MAX_UNPROVEN`]
+/// are waiting; `None` if there is room.
+fn hello_victim<'a>(
+    unproven: impl Iterator<Item = (&'a PeerId, &'a Unproven)> + Clone,
+    bucket: Option<&HelloBucket>,
+) -> Option<PeerId> {
+    let inbound = unproven.filter(|(_, u)| !u.outgoing);
+    let same = |u: &Unproven| bucket.is_some() && u.bucket.as_ref() == bucket;
+    let oldest = |it: &mut dyn Iterator<Item = (&'a PeerId, &'a Unproven)>| {
+        it.min_by_key(|(_, u)| u.since).map(|(p, _)| *p)
+    };
+    let from_bucket = inbound.clone().filter(|(_, u)| same(u)).count();
+    if bucket.is_some_and(|b| from_bucket >= b.cap()) {
+        oldest(&mut inbound.filter(|(_, u)| same(u)))
+    } else if inbound.clone().count() >= MAX_UNPROVEN {
+        oldest(&mut inbound.clone())
+    } else {
+        None
+    }
 }
 
 /// The address as counted against per-address caps: an IPv6 host usually holds a whole /64,
@@ -195,6 +260,14 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
     for addr in &config.peers {
         dial.given(without_p2p(addr), None, started);
     }
+    // The networks each roster mailbox address was first seen on, in an earlier run (review 2
+    // finding 5): a restart on another network does not make that network the address's.
+    dial.restore_roster_networks(
+        replica
+            .mailbox_networks()
+            .into_iter()
+            .filter_map(|(a, n)| Some((a.parse::<Multiaddr>().ok()?, Networks::from_text(&n)?))),
+    );
 
     let shared_peer_id = std::sync::Arc::new(std::sync::Mutex::new(peer_id));
     let handle = NodeHandle {
@@ -702,7 +775,30 @@ impl EventLoop {
             .autonat
             .remove_server(&peer);
         self.close_circuits_through(peer);
-        let _ = self.swarm.disconnect_peer_id(peer);
+        if self.swarm.behaviour().gate.member_of(&peer).is_some() {
+            // Not a mailbox's transport id but a member's node its roster address reached:
+            // only the connection opened for the admission goes.
+            self.close_admission(peer);
+        } else {
+            self.admission_connections.remove(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// Close the connection opened for a mailbox admission with `peer`, and only it. A roster
+    /// address may lead to a member's node (a moderator can name any address), and closing
+    /// every connection with that transport id would cut the member from this node at every
+    /// retry (review finding 4, `a_mailbox_address_that_is_a_member_does_not_cut_that_member`).
+    fn close_admission(&mut self, peer: PeerId) {
+        match self.admission_connections.remove(&peer) {
+            Some(connection) => {
+                self.swarm.close_connection(connection);
+            }
+            None if self.swarm.behaviour().gate.member_of(&peer).is_none() => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            None => {}
+        }
     }
 
     /// Once a hole-punched direct connection with a member has stood for [`PUNCH_SETTLE`], close
@@ -976,7 +1072,29 @@ impl EventLoop {
     /// Dial the mailboxes due, and sync with the admitted ones every
     /// [`MAILBOX_SYNC_INTERVAL`].
     fn tend_mailboxes(&mut self, now: Instant) {
-        for (id, addr) in self.mailboxes.due(now) {
+        // A moderator chose these addresses: the dial policy's network rule applies to them as
+        // to members' announced ones (review finding 6).
+        let networks = self.networks();
+        let changed = self
+            .dial
+            .set_roster_mailboxes(self.mailboxes.addresses(), networks.as_ref());
+        if changed {
+            let entries: Vec<(String, String)> = self
+                .dial
+                .roster_networks()
+                .into_iter()
+                .map(|(a, n)| (a.to_string(), n.to_text()))
+                .collect();
+            if let Err(e) = self.replica.set_mailbox_networks(&entries) {
+                warn!(error = %e, "could not store the mailbox addresses' networks");
+            }
+        }
+        let networks = networks.unwrap_or_default();
+        let dial = &self.dial;
+        let due = self
+            .mailboxes
+            .due(now, |a| dial.may_dial_mailbox(a, &networks));
+        for (id, addr) in due {
             let opts = DialOpts::unknown_peer_id().address(addr).build();
             let connection = opts.connection_id();
             match self.swarm.dial(opts) {
@@ -1532,13 +1650,16 @@ impl EventLoop {
         let Some(response) = response else {
             self.admissions.remove(&peer);
             self.mailboxes.failed(&mailbox, Instant::now());
-            let _ = self.swarm.disconnect_peer_id(peer);
+            self.close_admission(peer);
             return;
         };
         let step = if admission.state.mailbox().is_none() {
             // The mailbox's `Accept`: name ourselves only to the mailbox the roster names (the
             // one this address belongs to), and only if it proved its key.
             let Some(log) = self.replica.membership() else {
+                self.admissions.remove(&peer);
+                self.mailboxes.failed(&mailbox, Instant::now());
+                self.close_admission(peer);
                 return;
             };
             let signing =
@@ -1594,12 +1715,12 @@ impl EventLoop {
                     // a refusal.
                     debug!(peer = %short(&peer), "a mailbox is not bound yet; trying again soon");
                     self.mailboxes.failed(&mailbox, Instant::now());
-                    let _ = self.swarm.disconnect_peer_id(peer);
+                    self.close_admission(peer);
                     return;
                 }
                 warn!(peer = %short(&peer), error = %e, "a mailbox refused this member or failed to prove itself");
                 self.mailboxes.refused(&mailbox, Instant::now());
-                let _ = self.swarm.disconnect_peer_id(peer);
+                self.close_admission(peer);
             }
         }
     }
@@ -1643,7 +1764,16 @@ impl EventLoop {
 
     fn on_connected(&mut self, peer: PeerId, connection: ConnectionId, endpoint: &ConnectedPoint) {
         // A mailbox: it proves itself in the mailbox admission, never in the member hello.
+        let proven_member = self.swarm.behaviour().gate.member_of(&peer).is_some();
         if let Some(mailbox) = self.mailbox_dials.remove(&connection) {
+            if proven_member {
+                // The roster's address for this mailbox leads to a member's node: not a
+                // mailbox. This connection closes, the member's others stay.
+                warn!(peer = %short(&peer), "a mailbox's roster address leads to a member's node");
+                self.mailboxes.refused(&mailbox, Instant::now());
+                self.swarm.close_connection(connection);
+                return;
+            }
             return self.start_admission(peer, connection, mailbox, endpoint);
         }
         if self.swarm.behaviour().gate.mailbox_of(&peer).is_some() {
@@ -1657,7 +1787,8 @@ impl EventLoop {
             ConnectedPoint::Listener { .. } => None,
         };
         let mailbox_address = at.as_ref().and_then(|a| self.mailbox_at(a));
-        if self.mailboxes.by_peer(&peer).is_some() || mailbox_address.is_some() {
+        if !proven_member && (self.mailboxes.by_peer(&peer).is_some() || mailbox_address.is_some())
+        {
             match mailbox_address {
                 Some(id) if self.mailboxes.get(&id).is_some_and(|l| l.peer.is_none()) => {
                     return self.start_admission(peer, connection, id, endpoint);
@@ -1706,7 +1837,7 @@ impl EventLoop {
         // ones are capped overall and per address (an IPv6 /64 counts as one), and a new one
         // evicts the oldest rather than being refused, so a flood only ever shortens the time
         // its own connections get, and a member's hello (a few round trips) still gets through.
-        let ip = remote_ip(endpoint.get_remote_address()).map(address_bucket);
+        let bucket = hello_bucket(endpoint);
         let outgoing = endpoint.is_dialer();
         if !self.unproven.contains_key(&peer) {
             if outgoing {
@@ -1715,27 +1846,7 @@ impl EventLoop {
                     return self.hello_failed(peer, "too many own hellos at once");
                 }
             } else {
-                let inbound = self.unproven.iter().filter(|(_, u)| !u.outgoing);
-                let oldest_of = |same_bucket: bool| {
-                    self.unproven
-                        .iter()
-                        .filter(|(_, u)| {
-                            !u.outgoing && (!same_bucket || (ip.is_some() && u.ip == ip))
-                        })
-                        .min_by_key(|(_, u)| u.since)
-                        .map(|(p, _)| *p)
-                };
-                let from_bucket = inbound
-                    .clone()
-                    .filter(|(_, u)| ip.is_some() && u.ip == ip)
-                    .count();
-                let victim = if from_bucket >= MAX_UNPROVEN_PER_IP {
-                    oldest_of(true)
-                } else if inbound.count() >= MAX_UNPROVEN {
-                    oldest_of(false)
-                } else {
-                    None
-                };
+                let victim = hello_victim(self.unproven.iter(), bucket.as_ref());
                 if let Some(victim) = victim {
                     self.hello_failed(victim, "evicted by a newer connection without a proof");
                 }
@@ -1743,7 +1854,7 @@ impl EventLoop {
         }
         self.unproven.entry(peer).or_insert_with(|| Unproven {
             since: Instant::now(),
-            ip,
+            bucket,
             outgoing,
         });
         match endpoint {
@@ -2182,6 +2293,137 @@ mod tests {
     fn nets(addrs: &[&str]) -> Networks {
         let addrs: Vec<Multiaddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
         Networks::from_listen(&addrs)
+    }
+
+    /// Members behind one mailbox prove themselves over relayed connections, which carry no IP
+    /// address (the relay client reports `/p2p/<source>` as the remote address): each source is
+    /// its own peer and they count against their relay, with room for 16 at once, never against
+    /// the mailbox's IP. A relay flooding hellos under fresh source ids (a hostile mailbox can)
+    /// holds at most half of the room and then evicts its own oldest, not the direct hellos.
+    #[test]
+    fn relayed_hellos_count_against_their_relay_not_an_ip() {
+        let relay = PeerId::random();
+        let circuit: Multiaddr = format!("/ip4/198.18.0.10/tcp/4001/p2p/{relay}/p2p-circuit")
+            .parse()
+            .unwrap();
+        let relayed = |src: PeerId| ConnectedPoint::Listener {
+            local_addr: circuit.clone(),
+            send_back_addr: Multiaddr::empty().with(Protocol::P2p(src)),
+        };
+        let direct = |ip: &str| ConnectedPoint::Listener {
+            local_addr: "/ip4/10.0.0.2/tcp/4001".parse().unwrap(),
+            send_back_addr: format!("/ip4/{ip}/tcp/5555").parse().unwrap(),
+        };
+        assert_eq!(
+            hello_bucket(&relayed(PeerId::random())),
+            Some(HelloBucket::Relay(Some(relay)))
+        );
+        assert_eq!(
+            hello_bucket(&direct("198.18.0.10")),
+            Some(HelloBucket::Ip("198.18.0.10".parse().unwrap()))
+        );
+        let t0 = Instant::now();
+        let mut unproven: HashMap<PeerId, Unproven> = HashMap::new();
+        let arrive = |unproven: &mut HashMap<PeerId, Unproven>, endpoint, n: u64| {
+            let bucket = hello_bucket(&endpoint);
+            let victim = hello_victim(unproven.iter(), bucket.as_ref());
+            if let Some(v) = victim {
+                unproven.remove(&v);
+            }
+            let peer = PeerId::random();
+            unproven.insert(
+                peer,
+                Unproven {
+                    since: t0 + Duration::from_millis(n),
+                    bucket,
+                    outgoing: false,
+                },
+            );
+            (peer, victim)
+        };
+        // A direct hello from elsewhere, and four from the mailbox's own IP (its cap).
+        let (member_direct, _) = arrive(&mut unproven, direct("203.0.113.9"), 0);
+        for n in 1..=4 {
+            assert_eq!(arrive(&mut unproven, direct("198.18.0.10"), n).1, None);
+        }
+        // Twelve members behind the mailbox at once: nobody is evicted.
+        let mut members = Vec::new();
+        for n in 10..22 {
+            let (peer, victim) = arrive(&mut unproven, relayed(PeerId::random()), n);
+            assert_eq!(victim, None, "relayed hello {n} evicted someone");
+            members.push(peer);
+        }
+        // A flood through the same relay: each new one evicts that relay's oldest only.
+        for n in 100..164 {
+            let (_, victim) = arrive(&mut unproven, relayed(PeerId::random()), n);
+            assert_ne!(
+                victim,
+                Some(member_direct),
+                "a relayed flood evicted a direct hello"
+            );
+        }
+        assert!(unproven.contains_key(&member_direct));
+        let through_relay = unproven
+            .values()
+            .filter(|u| matches!(u.bucket, Some(HelloBucket::Relay(_))))
+            .count();
+        assert_eq!(through_relay, MAX_UNPROVEN_PER_RELAY);
+        assert_eq!(
+            unproven
+                .values()
+                .filter(|u| matches!(u.bucket, Some(HelloBucket::Ip(_))))
+                .count(),
+            5
+        );
+    }
+
+    /// Review 2 finding 9: the relayed-hello bucket is the relay's peer id. Two reservations on
+    /// one relay (a TCP and a QUIC circuit address) share its 16 places; they do not get 16 each.
+    #[test]
+    fn one_relay_with_two_circuit_addresses_gets_16_places() {
+        let relay = PeerId::random();
+        let tcp: Multiaddr = format!("/ip4/198.18.0.10/tcp/4001/p2p/{relay}/p2p-circuit")
+            .parse()
+            .unwrap();
+        let quic: Multiaddr = format!("/ip4/198.18.0.10/udp/4001/quic-v1/p2p/{relay}/p2p-circuit")
+            .parse()
+            .unwrap();
+        let relayed = |local: &Multiaddr| ConnectedPoint::Listener {
+            local_addr: local.clone(),
+            send_back_addr: Multiaddr::empty().with(Protocol::P2p(PeerId::random())),
+        };
+        assert_eq!(
+            hello_bucket(&relayed(&tcp)),
+            hello_bucket(&relayed(&quic)),
+            "two circuit addresses of one relay are one bucket"
+        );
+        let t0 = Instant::now();
+        let mut unproven: HashMap<PeerId, Unproven> = HashMap::new();
+        for n in 0..64u64 {
+            let endpoint = relayed(if n % 2 == 0 { &tcp } else { &quic });
+            let bucket = hello_bucket(&endpoint);
+            if let Some(v) = hello_victim(unproven.iter(), bucket.as_ref()) {
+                unproven.remove(&v);
+            }
+            unproven.insert(
+                PeerId::random(),
+                Unproven {
+                    since: t0 + Duration::from_millis(n),
+                    bucket,
+                    outgoing: false,
+                },
+            );
+        }
+        assert_eq!(unproven.len(), MAX_UNPROVEN_PER_RELAY);
+        // Another relay still has its own room.
+        let other: Multiaddr = format!(
+            "/ip4/198.18.0.11/tcp/4001/p2p/{}/p2p-circuit",
+            PeerId::random()
+        )
+        .parse()
+        .unwrap();
+        let bucket = hello_bucket(&relayed(&other));
+        assert_eq!(hello_victim(unproven.iter(), bucket.as_ref()), None);
     }
 
     #[test]

@@ -27,6 +27,11 @@ pub const MAX_MAILBOX_ADDRESSES: usize = 4;
 pub const MAX_MAILBOX_ADDRESS_BYTES: usize = 256;
 /// Largest encoded pairing accepted.
 const MAX_PAIRING_BYTES: usize = 1024;
+/// How far in the future a pairing code may be dated and still be taken (clocks differ).
+pub const MAX_PAIRING_CLOCK_SKEW: u64 = 3600;
+/// How old a pairing code may be when a moderator pastes it: 30 days. An older code may name
+/// addresses the mailbox left long ago; its operator prints a fresh one (`lookout mailbox code`).
+pub const MAX_PAIRING_AGE: u64 = 30 * 24 * 3600;
 
 const PAIRING_SIG_CONTEXT: &[u8] = b"lookout mailbox pairing v2";
 
@@ -49,6 +54,12 @@ pub enum MailboxError {
     /// The addresses break a rule.
     #[error("mailbox addresses: {0}")]
     Addresses(&'static str),
+    /// The code is dated further in the future than clocks differ.
+    #[error("the mailbox pairing code is dated {0} s in the future: check this device's clock and the mailbox's, then print a fresh code")]
+    FromTheFuture(u64),
+    /// The code is too old to be taken.
+    #[error("the mailbox pairing code is {0} days old (at most 30 are accepted): ask the mailbox's operator for a fresh one (`lookout --home DIR mailbox code`)")]
+    TooOld(u64),
 }
 
 /// A mailbox's identity, addresses and bind secret, signed by its key.
@@ -113,6 +124,21 @@ impl MailboxPairing {
         } else {
             Err(MailboxError::BadSignature)
         }
+    }
+
+    /// Whether the code may be taken at `now` (seconds since the Unix epoch): dated at most
+    /// [`MAX_PAIRING_CLOCK_SKEW`] ahead and at most [`MAX_PAIRING_AGE`] old. Whoever made the
+    /// code chose `created`; only the mailbox key's signature binds it, so this is a check on
+    /// the operator's clock and on stale codes, not on an attacker.
+    pub fn check_age(&self, now: u64) -> Result<(), MailboxError> {
+        if self.created > now.saturating_add(MAX_PAIRING_CLOCK_SKEW) {
+            return Err(MailboxError::FromTheFuture(self.created - now));
+        }
+        let age = now.saturating_sub(self.created);
+        if age > MAX_PAIRING_AGE {
+            return Err(MailboxError::TooOld(age / 86_400));
+        }
+        Ok(())
     }
 
     /// The text code (`LKMAILBOX2-...`).
@@ -255,6 +281,34 @@ mod tests {
             MailboxPairing::from_code("LKINVITE1-AAAA"),
             Err(MailboxError::TextCode(TextCodeError::WrongKind { .. }))
         ));
+    }
+
+    #[test]
+    fn codes_from_the_future_or_too_old_are_refused() {
+        let now = 1_790_000_000;
+        let at = |created| {
+            MailboxPairing::create(
+                &key(),
+                vec!["/ip4/203.0.113.7/tcp/4001".into()],
+                [1; 32],
+                created,
+            )
+            .unwrap()
+            .check_age(now)
+        };
+        assert_eq!(at(now), Ok(()));
+        assert_eq!(at(now + MAX_PAIRING_CLOCK_SKEW), Ok(()));
+        assert_eq!(at(now - MAX_PAIRING_AGE), Ok(()));
+        assert_eq!(
+            at(now + MAX_PAIRING_CLOCK_SKEW + 1),
+            Err(MailboxError::FromTheFuture(MAX_PAIRING_CLOCK_SKEW + 1))
+        );
+        assert_eq!(
+            at(u64::MAX),
+            Err(MailboxError::FromTheFuture(u64::MAX - now))
+        );
+        assert_eq!(at(now - MAX_PAIRING_AGE - 1), Err(MailboxError::TooOld(30)));
+        assert_eq!(at(0), Err(MailboxError::TooOld(now / 86_400)));
     }
 
     #[test]

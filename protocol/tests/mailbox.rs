@@ -462,3 +462,65 @@ fn pairing_codes_carry_what_a_proposal_needs() {
         parsed.addresses
     );
 }
+
+/// Review finding 6: every member dials every current mailbox, so a moderator's proposals must
+/// not make the roster name an unbounded number. At most `MAX_MAILBOXES`: a proposal made while
+/// the roster is full is dropped; with k = 2, an approval that would complete one beyond the cap
+/// is dropped and the proposal stays pending until a mailbox is removed.
+#[test]
+fn roster_mailboxes_are_capped() {
+    // k = 1: every proposal completes at once.
+    let (mut w, f) = World::new(1);
+    let keys: Vec<SigningKey> = (0..=MAX_MAILBOXES).map(|_| w.mailbox_key()).collect();
+    for key in &keys[..MAX_MAILBOXES] {
+        w.op(&f[0], propose(key));
+    }
+    assert_eq!(w.roster().mailboxes().count(), MAX_MAILBOXES);
+    let over = w.op(&f[0], propose(&keys[MAX_MAILBOXES]));
+    let roster = w.roster();
+    assert_eq!(roster.mailboxes().count(), MAX_MAILBOXES);
+    assert!(!roster.is_mailbox(&mid(&keys[MAX_MAILBOXES])));
+    assert!(roster.dropped().contains_key(&over));
+    assert!(roster.pending().is_empty());
+    // A removal makes room: the same key may be proposed again.
+    w.op(&f[0], remove(&keys[0]));
+    w.op(&f[0], propose(&keys[MAX_MAILBOXES]));
+    let roster = w.roster();
+    assert_eq!(roster.mailboxes().count(), MAX_MAILBOXES);
+    assert!(roster.is_mailbox(&mid(&keys[MAX_MAILBOXES])));
+
+    // k = 2, concurrent: nine proposals all pending, each approved; only eight complete, in
+    // the canonical order, and the ninth stays pending until a removal.
+    let (mut w, f) = World::new(2);
+    let keys: Vec<SigningKey> = (0..=MAX_MAILBOXES).map(|_| w.mailbox_key()).collect();
+    let base = w.heads();
+    let proposals: Vec<OpId> = keys
+        .iter()
+        .map(|key| w.op_with(&f[0], base.clone(), propose(key)))
+        .collect();
+    for p in &proposals {
+        w.op(&f[1], Action::Approve { proposal: *p });
+    }
+    let roster = w.roster();
+    assert_eq!(roster.mailboxes().count(), MAX_MAILBOXES);
+    let waiting: Vec<&Pending> = roster
+        .pending()
+        .iter()
+        .filter(|p| matches!(p.kind, PendingKind::AddMailbox { .. }))
+        .collect();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].approvals, vec![f[0].member_id()]);
+    let left_out = waiting[0].proposal;
+    // The same ops in any order give the same eight.
+    let mut reversed = w.ops.clone();
+    reversed.reverse();
+    let refs: Vec<&Op> = reversed.iter().collect();
+    assert_eq!(resolve(&w.genesis, &refs), roster);
+    // One removed: the second moderator approves again and the ninth is in.
+    let current = roster.mailboxes().next().unwrap().id;
+    w.op(&f[0], Action::RemoveMailbox { mailbox: current.0 });
+    w.op(&f[1], Action::Approve { proposal: left_out });
+    let roster = w.roster();
+    assert_eq!(roster.mailboxes().count(), MAX_MAILBOXES);
+    assert!(roster.mailboxes().any(|m| m.admitted_by == left_out));
+}

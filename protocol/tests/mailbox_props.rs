@@ -19,10 +19,22 @@ use rand_chacha::ChaCha20Rng;
 const NOW: u64 = 1_790_000_000;
 
 fn random_history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Op>) {
+    random_history_with(seed, len, k, 2, false)
+}
+
+/// `extra_boxes` plain mailbox keys plus one that is also a member's; `crowded` makes most
+/// steps mailbox proposals and approvals, so the roster reaches [`MAX_MAILBOXES`].
+fn random_history_with(
+    seed: u64,
+    len: usize,
+    k: u8,
+    extra_boxes: usize,
+    crowded: bool,
+) -> (SignedGenesis, Vec<Op>) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let pool: Vec<Identity> = (0..6).map(|_| Identity::generate(&mut rng)).collect();
-    // Three mailbox keys, the last one also a member identity's key (pool[5]).
-    let mut boxes: Vec<[u8; 32]> = (0..2)
+    // Mailbox keys, the last one also a member identity's key (pool[5]).
+    let mut boxes: Vec<[u8; 32]> = (0..extra_boxes)
         .map(|_| SigningKey::generate(&mut rng).verifying_key().to_bytes())
         .collect();
     boxes.push(pool[5].member_id().0);
@@ -46,6 +58,9 @@ fn random_history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Op>) {
     for step in 0..len {
         let author = if step < 4 {
             0
+        } else if crowded {
+            // Mostly the founding moderators (pool[1] is one when k = 2, promoted at step 2).
+            [0, 0, 1, 1, 2, 3][rng.gen_range(0..6)]
         } else {
             rng.gen_range(0..pool.len())
         };
@@ -73,7 +88,13 @@ fn random_history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Op>) {
             .map(Op::id)
             .collect();
         let mailbox = *boxes.choose(&mut rng).unwrap();
-        let action = match (step, rng.gen_range(0..12)) {
+        let roll = if crowded && step >= 3 {
+            // Mostly proposals of mailboxes and approvals, a few removals.
+            [5, 6, 5, 6, 2, 3, 4, 7][rng.gen_range(0..8)]
+        } else {
+            rng.gen_range(0..12)
+        };
+        let action = match (step, roll) {
             (0 | 1, _) => Action::ProposeAdd {
                 identity: pool[step + 1].public(),
                 name: "m".into(),
@@ -187,6 +208,46 @@ proptest! {
             prop_assert_eq!(batch.roster(), &reference);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(proptest_seed::config(48))]
+
+    /// Crowded histories (many mailbox keys, mostly mailbox proposals and approvals): never
+    /// more than `MAX_MAILBOXES` current, and the same ones whatever the order.
+    #[test]
+    fn roster_mailboxes_never_exceed_the_cap_in_any_order(
+        seed in any::<u64>(),
+        len in 10usize..60,
+        k in 1u8..=2,
+        shuffle in any::<u64>(),
+    ) {
+        let (genesis, ops) = random_history_with(seed, len, k, 14, true);
+        let all = replica(&genesis, ops.clone());
+        let ops: Vec<Op> = ops.into_iter().filter(|o| all.holds(&o.id())).collect();
+        let refs: Vec<&Op> = ops.iter().collect();
+        let reference = resolve(&genesis, &refs);
+        prop_assert!(reference.mailboxes().count() <= MAX_MAILBOXES);
+        let mut order = ops.clone();
+        order.shuffle(&mut ChaCha20Rng::seed_from_u64(shuffle));
+        let refs: Vec<&Op> = order.iter().collect();
+        prop_assert_eq!(&resolve(&genesis, &refs), &reference);
+        let log = replica(&genesis, order);
+        prop_assert_eq!(log.roster(), &reference);
+    }
+}
+
+/// The crowded generator reaches the cap (so the property above is not vacuous).
+#[test]
+fn crowded_histories_reach_the_mailbox_cap() {
+    let full = (0..32)
+        .filter(|seed| {
+            let (genesis, ops) = random_history_with(*seed, 50, 1 + (*seed % 2) as u8, 14, true);
+            let refs: Vec<&Op> = ops.iter().collect();
+            resolve(&genesis, &refs).mailboxes().count() == MAX_MAILBOXES
+        })
+        .count();
+    assert!(full >= 4, "{full} of 32 crowded histories reached the cap");
 }
 
 /// The generator makes the cases the property is about: histories with admitted mailboxes,

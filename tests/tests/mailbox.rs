@@ -1248,3 +1248,207 @@ async fn a_mailbox_ack_is_not_delivery() {
     .await
     .expect("timed out");
 }
+
+/// Review finding 4: a moderator proposes a "mailbox" whose address is a member's node. Every
+/// member dials it as a mailbox, the admission fails (a member's node does not speak the
+/// mailbox protocol), and the node used to hang up on every connection with that transport id,
+/// its proven member connection included, again at every retry. Only the connection opened for
+/// the attempt may close: the member stays connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_address_that_is_a_member_does_not_cut_that_member() {
+    tokio::time::timeout(LIMIT, async {
+        let (_dir, nodes) = Collective::new(1, Policy::default()).start().await;
+        let (a, b) = (&nodes[0], &nodes[1]);
+        eventually("A and B connected", || async {
+            (a.peers().await == 1 && b.peers().await == 1).then_some(())
+        })
+        .await;
+        // The founder (a moderator) names B's own address as a mailbox's.
+        let b_addr: libp2p::Multiaddr = b.status().await.listening[0].parse().unwrap();
+        let mailbox_home = tempfile::tempdir().unwrap();
+        let identity =
+            lookout_node::mailbox::init(mailbox_home.path(), std::slice::from_ref(&b_addr))
+                .unwrap();
+        let code = lookout_node::mailbox::pairing_code(&identity, now()).unwrap();
+        a.execute(Request::MailboxAdd { code }).await;
+        // A tries it (the link leaves `dialing`/`connected` once the admission failed)...
+        eventually("A tried the mailbox address", || async {
+            let status = a.status().await;
+            status
+                .mailboxes
+                .first()
+                .filter(|m| {
+                    m.address.is_some() && (m.state == "refused" || m.state == "unreachable")
+                })
+                .map(|_| ())
+        })
+        .await;
+        // ...and keeps B through every retry (back-off 1, 2, 4 s).
+        never(
+            "A loses its connection with B",
+            Duration::from_secs(8),
+            || async { a.peers().await == 0 || b.peers().await == 0 },
+        )
+        .await;
+        for node in nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Review finding 6: a moderator chooses the mailboxes and their addresses, and every member
+/// dials them. The roster holds at most 8 (`mailbox add` of a ninth is refused with the reason),
+/// and roster addresses obey the dial policy: a private-range address is not dialled on a
+/// network where the node did not learn it (here: a node on loopback only never dials
+/// `10.255.0.1`), while loopback ones are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roster_mailboxes_are_capped_and_obey_the_dial_policy() {
+    use lookout_protocol::mailbox::MailboxPairing;
+    tokio::time::timeout(LIMIT, async {
+        let mut collective = Collective::new(1, Policy::default());
+        let founder = &mut collective.replicas[0];
+        let code = |addr: String| {
+            let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+            let id = hex::encode(&key.verifying_key().to_bytes()[..8]);
+            let code = MailboxPairing::create(&key, vec![addr], [7; 32], now())
+                .unwrap()
+                .to_code();
+            (id, code)
+        };
+        let (private_id, private_code) = code("/ip4/10.255.0.1/tcp/4001".to_owned());
+        founder.mailbox_add(&private_code).unwrap();
+        for _ in 0..7 {
+            // A loopback port nobody listens on: dialled, refused at once.
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            founder
+                .mailbox_add(&code(format!("/ip4/127.0.0.1/tcp/{port}")).1)
+                .unwrap();
+        }
+        let ninth = founder.mailbox_add(&code("/ip4/127.0.0.1/tcp/9".to_owned()).1);
+        let error = ninth.expect_err("a ninth mailbox was added");
+        assert!(
+            error.to_string().contains("already has 8 mailboxes"),
+            "{error}"
+        );
+        assert_eq!(
+            founder.membership().unwrap().roster().mailboxes().count(),
+            8
+        );
+
+        let a = start_node(collective.replicas.remove(0)).await;
+        eventually("the loopback mailboxes are dialled", || async {
+            let status = a.status().await;
+            let dialled = status
+                .mailboxes
+                .iter()
+                .filter(|m| m.id != private_id && m.address.is_some())
+                .count();
+            (status.mailboxes.len() == 8 && dialled == 7).then_some(())
+        })
+        .await;
+        never(
+            "the private-range mailbox address is dialled off its network",
+            Duration::from_secs(3),
+            || async {
+                a.status()
+                    .await
+                    .mailboxes
+                    .iter()
+                    .any(|m| m.id == private_id && m.address.is_some())
+            },
+        )
+        .await;
+        a.stop().await;
+    })
+    .await
+    .expect("timed out");
+}
+
+/// Review 2 finding 1: with k = 2, a rogue moderator proposes the real mailbox's key with an
+/// address she controls (the op carries no mailbox signature over its addresses). The honest
+/// moderator then pastes the genuine pairing code: her node must not approve the rogue's
+/// proposal (every member would dial the rogue's address and never the mailbox), but refuse,
+/// naming both address lists. The rogue's address never reaches the roster, and the honest
+/// moderator's node keeps no bind secret for the refused code.
+#[test]
+fn a_second_moderator_never_approves_addresses_she_did_not_paste() {
+    use lookout_protocol::mailbox::MailboxPairing;
+    use lookout_protocol::membership::Action;
+    use lookout_protocol::MailboxId;
+    let policy = Policy {
+        approvals_required: 2,
+        ..Policy::default()
+    };
+    let mut collective = Collective::named(&["ana", "rogue"], policy);
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let genuine = "/ip4/203.0.113.7/tcp/4001".to_owned();
+    let rogue_addr = "/ip4/198.51.100.66/tcp/443".to_owned();
+    let code = MailboxPairing::create(&key, vec![genuine.clone()], [7; 32], now())
+        .unwrap()
+        .to_code();
+    let mailbox = key.verifying_key().to_bytes();
+    let proposal = {
+        let mut rogue = Forger::new(&mut collective.replicas[1]);
+        let heads = rogue.heads();
+        rogue.op(
+            heads,
+            Action::ProposeMailbox {
+                mailbox,
+                addresses: vec![rogue_addr.clone()],
+            },
+        )
+    };
+    let ana = &mut collective.replicas[0];
+    ana.ingest(&proposal).unwrap();
+    ana.flush().unwrap();
+    assert_eq!(ana.membership().unwrap().roster().pending().len(), 1);
+
+    let result = ana.mailbox_add(&code);
+    let roster = ana.membership().unwrap().roster();
+    let admitted: Vec<Vec<String>> = roster.mailboxes().map(|m| m.addresses.clone()).collect();
+    assert!(
+        admitted.iter().all(|a| !a.contains(&rogue_addr)),
+        "the genuine code approved the rogue's address: {admitted:?}"
+    );
+    let error = result.expect_err("a proposal with other addresses was approved");
+    let text = error.to_string();
+    assert!(
+        text.contains(&rogue_addr) && text.contains(&genuine),
+        "the refusal names both address lists: {text}"
+    );
+    assert!(ana.mailbox_bind_secret(&MailboxId(mailbox)).is_none());
+    // The pending proposal shows its addresses in `mailbox list`, so a moderator sees them.
+    let list = ana.mailboxes().unwrap();
+    assert_eq!(list.pending.len(), 1);
+    assert_eq!(list.pending[0].addresses, vec![rogue_addr]);
+}
+
+/// Review 2 finding 5: the networks each roster mailbox address was first seen on are kept in
+/// the sealed store across a restart (the policy side is
+/// `a_private_mailbox_address_is_not_dialled_after_a_restart_on_another_network` in
+/// `node/src/dial.rs`).
+#[test]
+fn mailbox_networks_survive_a_reopen() {
+    let mut collective = Collective::new(0, Policy::default());
+    let home = collective.replicas[0].home().to_path_buf();
+    let entries = vec![
+        (
+            "/ip4/192.168.1.5/tcp/4001".to_owned(),
+            "192.168.1.57".to_owned(),
+        ),
+        ("/ip4/203.0.113.7/tcp/4001".to_owned(), String::new()),
+    ];
+    assert!(collective.replicas[0].mailbox_networks().is_empty());
+    collective.replicas[0]
+        .set_mailbox_networks(&entries)
+        .unwrap();
+    collective.replicas.remove(0).close().unwrap();
+    let reopened = reopen(&home);
+    assert_eq!(reopened.mailbox_networks(), entries);
+}

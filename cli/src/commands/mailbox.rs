@@ -22,7 +22,19 @@ the collective; they open no alert."
     )]
     Init {
         /// A public address where members reach this mailbox, e.g. /ip4/203.0.113.7/tcp/4001 or
-        /// /dns4/mailbox.example.org/udp/4001/quic-v1 (repeatable, at most 4).
+        /// /ip4/203.0.113.7/udp/4001/quic-v1 (repeatable, at most 4; an IP address, not a DNS
+        /// name: members' phones do not look names up).
+        #[arg(long, value_name = "MULTIADDR")]
+        address: Vec<String>,
+        /// Also draw the pairing code as a QR code (or write it to FILE.svg).
+        #[arg(long, value_name = "FILE", num_args = 0..=1)]
+        qr: Option<Option<PathBuf>>,
+    },
+    /// Print a fresh pairing code for this home's mailbox (same key; dated now), with its
+    /// `init` addresses or the ones given here.
+    Code {
+        /// Put these addresses in the code instead of those given at `init` (repeatable, at
+        /// most 4; IP addresses, TCP or QUIC).
         #[arg(long, value_name = "MULTIADDR")]
         address: Vec<String>,
         /// Also draw the pairing code as a QR code (or write it to FILE.svg).
@@ -60,9 +72,9 @@ fn parse(addr: &str) -> Result<Multiaddr, ApiError> {
 
 fn api_error(e: MailboxError) -> ApiError {
     let code = match e {
-        MailboxError::AlreadyInitialised(_) | MailboxError::NotInitialised(_) => {
-            ErrorCode::InvalidInput
-        }
+        MailboxError::AlreadyInitialised(_)
+        | MailboxError::NotInitialised(_)
+        | MailboxError::Address(_) => ErrorCode::InvalidInput,
         _ => ErrorCode::Internal,
     };
     ApiError::new(code, e.to_string())
@@ -76,6 +88,7 @@ pub async fn dispatch(
 ) -> Result<Outcome, ApiError> {
     match command {
         MailboxCommand::Init { address, qr } => init(ctx, &address, qr, out),
+        MailboxCommand::Code { address, qr } => code(ctx, &address, qr, out),
         MailboxCommand::Run {
             listen,
             external_address,
@@ -130,6 +143,48 @@ Run init again in a fresh home with --address.\n",
         "Then start it: lookout --home {} mailbox run --listen /ip4/0.0.0.0/tcp/4001 --listen /ip4/0.0.0.0/udp/4001/quic-v1\n",
         ctx.home.display()
     ));
+    out.text(&text);
+    Ok(Outcome::Done)
+}
+
+fn code(
+    ctx: &Context,
+    addresses: &[String],
+    qr: Option<Option<PathBuf>>,
+    out: Out,
+) -> Result<Outcome, ApiError> {
+    let mut identity = mailbox::load(&ctx.home).map_err(api_error)?;
+    if !addresses.is_empty() {
+        let parsed = addresses
+            .iter()
+            .map(|a| parse(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        for addr in &parsed {
+            mailbox::check_member_dialable(&addr.to_string())
+                .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e))?;
+        }
+        identity.addresses = parsed;
+    }
+    let code = mailbox::pairing_code(&identity, lookout_node::replica::now()).map_err(api_error)?;
+    if out.json {
+        out.json(&serde_json::json!({
+            "mailbox": identity.mailbox_hex(),
+            "addresses": identity.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "pairing_code": code,
+        }))?;
+        return Ok(Outcome::Done);
+    }
+    let mut text = format!(
+        "A fresh pairing code for mailbox {} (for moderators only, taken for 30 days):\n\n{code}\n\n",
+        identity.mailbox_hex()
+    );
+    if let Some(file) = qr {
+        text.push_str(&crate::codes::qr_section(
+            &code,
+            file.as_deref(),
+            out.style.colour,
+        )?);
+    }
     out.text(&text);
     Ok(Outcome::Done)
 }

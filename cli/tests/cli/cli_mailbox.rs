@@ -10,17 +10,19 @@ use lookout_protocol::mailbox::MailboxPairing;
 use std::collections::HashMap;
 
 fn pairing(seed: u64) -> MailboxPairing {
+    pairing_at(
+        seed,
+        vec![format!("/ip4/203.0.113.7/tcp/{}", 4000 + seed % 1000)],
+        lookout_node::replica::now(),
+    )
+}
+
+fn pairing_at(seed: u64, addresses: Vec<String>, created: u64) -> MailboxPairing {
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     bytes[31] = 0x4c;
     let key = SigningKey::from_bytes(&bytes);
-    MailboxPairing::create(
-        &key,
-        vec![format!("/ip4/203.0.113.7/tcp/{}", 4000 + seed % 1000)],
-        [7; 32],
-        1_790_000_000,
-    )
-    .unwrap()
+    MailboxPairing::create(&key, addresses, [7; 32], created).unwrap()
 }
 
 /// Two pairings whose ids start with the same 4 hex digits.
@@ -115,6 +117,86 @@ fn a_moderator_adds_lists_and_removes_mailboxes() {
         &["mailbox", "remove", "ffff0000"],
         7,
         "no mailbox matches",
+    );
+}
+
+/// A pairing code's date is its maker's choice and its clock's: one dated in the future
+/// (beyond clock skew) or older than 30 days is refused with the reason; a DNS address is
+/// refused too (members' nodes have no DNS transport: it would be taken and never dialled).
+#[test]
+fn codes_from_the_future_too_old_or_with_dns_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    let now = lookout_node::replica::now();
+    let addr = || vec!["/ip4/203.0.113.7/tcp/4001".to_owned()];
+    let future = pairing_at(1, addr(), now + 2 * 3600).to_code();
+    fails(&ana, &["mailbox", "add", &future], 8, "in the future");
+    let old = pairing_at(2, addr(), now - 31 * 86_400).to_code();
+    fails(&ana, &["mailbox", "add", &old], 8, "31 days old");
+    let dns = pairing_at(3, vec!["/dns4/mb.example.org/tcp/4001".to_owned()], now).to_code();
+    fails(&ana, &["mailbox", "add", &dns], 8, "is a DNS name");
+    let listed = ok(&ana, &["mailbox", "list", "--json"]).json();
+    assert_eq!(listed["current"].as_array().unwrap().len(), 0);
+    // Within the skew and the age limit: taken.
+    let fine = pairing_at(4, addr(), now + 600).to_code();
+    ok(&ana, &["mailbox", "add", &fine]);
+    // `mailbox init` refuses a DNS name before making anything.
+    let home = dir.path().join("mb");
+    fails(
+        &home,
+        &[
+            "mailbox",
+            "init",
+            "--address",
+            "/dns4/mb.example.org/tcp/4001",
+        ],
+        2,
+        "is a DNS name",
+    );
+    assert!(!home.join("mailbox").exists());
+    // A code that aged out: the operator prints a fresh one for the same key.
+    let made = ok(
+        &home,
+        &[
+            "mailbox",
+            "init",
+            "--address",
+            "/ip4/203.0.113.9/tcp/4001",
+            "--json",
+        ],
+    )
+    .json();
+    let fresh = ok(
+        &home,
+        &[
+            "mailbox",
+            "code",
+            "--address",
+            "/ip4/203.0.113.10/tcp/4001",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(fresh["mailbox"], made["mailbox"]);
+    let pairing = MailboxPairing::from_code(fresh["pairing_code"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        pairing.addresses,
+        vec!["/ip4/203.0.113.10/tcp/4001".to_owned()]
+    );
+    fails(
+        &home,
+        &[
+            "mailbox",
+            "code",
+            "--address",
+            "/dns6/mb.example.org/tcp/4001",
+        ],
+        2,
+        "is a DNS name",
+    );
+    ok(
+        &ana,
+        &["mailbox", "add", fresh["pairing_code"].as_str().unwrap()],
     );
 }
 

@@ -68,6 +68,45 @@ pub enum MailboxError {
     /// The addresses cannot go into a pairing code.
     #[error("cannot make the pairing code: {0}")]
     Pairing(String),
+    /// An address members could not dial.
+    #[error("{0}")]
+    Address(String),
+}
+
+/// Whether members can dial `addr`: an IP address (`/ip4/...` or `/ip6/...`) then TCP or
+/// QUIC. Members' nodes have no DNS transport (a lookup would also tell the network's resolver
+/// which mailbox a phone uses), so `/dns4/...`, `/dns6/...` and `/dns/...` addresses are
+/// refused with a clear error rather than taken and never dialled.
+pub fn check_member_dialable(addr: &str) -> Result<(), String> {
+    use libp2p::multiaddr::Protocol;
+    let parsed: Multiaddr = addr
+        .trim()
+        .parse()
+        .map_err(|e| format!("{addr} is not an address like /ip4/203.0.113.7/tcp/4001: {e}"))?;
+    let mut parts = parsed.iter();
+    match parts.next() {
+        Some(Protocol::Ip4(_) | Protocol::Ip6(_)) => {}
+        Some(Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_) | Protocol::Dnsaddr(_)) => {
+            return Err(format!(
+                "{addr} is a DNS name: members' phones do not look names up (no DNS transport, \
+and a lookup would tell the network which mailbox they use). Give the server's IP address, \
+e.g. /ip4/203.0.113.7/tcp/4001. A mailbox's addresses cannot be changed yet once it is added: \
+if the IP address changes, run `lookout mailbox init` on a fresh home and have the moderators \
+add its code (and remove this mailbox)"
+            ));
+        }
+        _ => {
+            return Err(format!(
+                "{addr} must start with an IP address, e.g. /ip4/203.0.113.7/tcp/4001"
+            ))
+        }
+    }
+    match (parts.next(), parts.next()) {
+        (Some(Protocol::Tcp(_)), None) | (Some(Protocol::Udp(_)), Some(Protocol::QuicV1)) => Ok(()),
+        _ => Err(format!(
+            "{addr} must be TCP or QUIC, e.g. /ip4/203.0.113.7/tcp/4001 or /ip4/203.0.113.7/udp/4001/quic-v1"
+        )),
+    }
 }
 
 /// The files of one mailbox.
@@ -165,6 +204,9 @@ fn read_key(path: &Path) -> Result<Zeroizing<[u8; 32]>, MailboxError> {
 /// Makes a new mailbox in `home`: the mailbox key and the transport key (files of mode 0600,
 /// not sealed under a passphrase: a mailbox starts unattended) and the public addresses.
 pub fn init(home: &Path, addresses: &[Multiaddr]) -> Result<MailboxIdentity, MailboxError> {
+    for addr in addresses {
+        check_member_dialable(&addr.to_string()).map_err(MailboxError::Address)?;
+    }
     let layout = MailboxHome::new(home);
     if layout.exists() {
         return Err(MailboxError::AlreadyInitialised(layout.dir.clone()));

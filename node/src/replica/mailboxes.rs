@@ -2,7 +2,7 @@
 //! pending proposal), list them, remove one.
 
 use lookout_protocol::mailbox::MailboxPairing;
-use lookout_protocol::membership::{Action, PendingKind, Roster};
+use lookout_protocol::membership::{Action, PendingKind, Roster, MAX_MAILBOXES};
 use lookout_protocol::{MailboxId, MemberId};
 
 use zeroize::Zeroizing;
@@ -14,8 +14,19 @@ use crate::store::Tree;
 /// Meta key prefix of a mailbox's bind secret (from its pairing code), per mailbox id.
 const KEY_BIND_SECRET: &[u8] = b"mailbox-bind/";
 
+/// Meta key of the networks the device was on when it first saw each roster mailbox address.
+const KEY_MAILBOX_NETWORKS: &[u8] = b"mailbox-networks";
+
 fn bind_secret_key(mailbox: &MailboxId) -> Vec<u8> {
     [KEY_BIND_SECRET, &mailbox.0[..]].concat()
+}
+
+/// Whether two address lists name the same addresses (in any order).
+fn same_addresses(a: &[String], b: &[String]) -> bool {
+    fn set(x: &[String]) -> std::collections::BTreeSet<&str> {
+        x.iter().map(|s| s.trim()).collect()
+    }
+    set(a) == set(b)
 }
 
 impl Replica {
@@ -30,6 +41,20 @@ impl Replica {
                 format!("this mailbox pairing code cannot be used: {e}"),
             )
         })?;
+        pairing.check_age(super::now()).map_err(|e| {
+            ApiError::new(
+                ErrorCode::BadCode,
+                format!("this mailbox pairing code cannot be used: {e}"),
+            )
+        })?;
+        for address in &pairing.addresses {
+            crate::mailbox::check_member_dialable(address).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::BadCode,
+                    format!("this mailbox pairing code cannot be used: {e}"),
+                )
+            })?;
+        }
         let mailbox = pairing.id();
         let roster = self.collective()?.log().roster();
         if roster.is_removed_mailbox(&mailbox) {
@@ -44,18 +69,62 @@ impl Replica {
                 "this key is a member's key, which can never be a mailbox",
             ));
         }
-        self.store
-            .put(Tree::Meta, &bind_secret_key(&mailbox), &pairing.bind_secret)
-            .map_err(store_error)?;
         if let Some(current) = roster.mailbox(&mailbox) {
+            if !same_addresses(&current.addresses, &pairing.addresses) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidInput,
+                    format!(
+                        "this mailbox is already in the collective, but at {} while this code says {}: addresses cannot be changed yet; to move the mailbox, remove it (`lookout mailbox remove ID`) and have its operator run `lookout mailbox init` on a fresh home and give you its code",
+                        current.addresses.join(" "),
+                        pairing.addresses.join(" ")
+                    ),
+                ));
+            }
+            self.store
+                .put(Tree::Meta, &bind_secret_key(&mailbox), &pairing.bind_secret)
+                .map_err(store_error)?;
             let mut view = self.proposal_view(current.admitted_by);
             view.already = true;
             return Ok(view);
         }
+        // Approve only a proposal naming exactly the code's addresses: the op carries no
+        // signature of the mailbox over its addresses, so another moderator may have proposed
+        // this key at an address of her own (which every member would then dial).
+        let mut other_addresses = None;
         let existing = roster.pending().iter().find_map(|p| match &p.kind {
-            PendingKind::AddMailbox { mailbox: m, .. } if *m == mailbox => Some(p.proposal),
+            PendingKind::AddMailbox {
+                mailbox: m,
+                addresses,
+            } if *m == mailbox => {
+                if same_addresses(addresses, &pairing.addresses) {
+                    Some(p.proposal)
+                } else {
+                    other_addresses = Some((p.proposal, addresses.clone()));
+                    None
+                }
+            }
             _ => None,
         });
+        if let (None, Some((proposal, addresses))) = (existing, other_addresses) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "refused: the pending proposal {} for this mailbox names the addresses {}, but this pairing code says {}. Approving it would make every member dial {}, which this mailbox never signed. Ask the moderator who proposed it; if she did not mean it, her key may be in someone else's hands. Removing the proposal (`lookout mailbox remove ID`) bars this mailbox key for good: its operator must then run `lookout mailbox init` on a fresh home",
+                    &proposal.to_hex()[..16],
+                    addresses.join(" "),
+                    pairing.addresses.join(" "),
+                    addresses.join(" ")
+                ),
+            ));
+        }
+        if existing.is_none() && roster.mailboxes().count() >= MAX_MAILBOXES {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!(
+                    "the collective already has {MAX_MAILBOXES} mailboxes, the most it can have: remove one first (`lookout mailbox remove ID`)"
+                ),
+            ));
+        }
         let proposal = match existing {
             Some(proposal) => {
                 let me = self.identity.member_id();
@@ -73,13 +142,21 @@ impl Replica {
                         ),
                     ));
                 }
+                self.store
+                    .put(Tree::Meta, &bind_secret_key(&mailbox), &pairing.bind_secret)
+                    .map_err(store_error)?;
                 self.make_op(Action::Approve { proposal })?;
                 proposal
             }
-            None => self.make_op(Action::ProposeMailbox {
-                mailbox: pairing.mailbox,
-                addresses: pairing.addresses,
-            })?,
+            None => {
+                self.store
+                    .put(Tree::Meta, &bind_secret_key(&mailbox), &pairing.bind_secret)
+                    .map_err(store_error)?;
+                self.make_op(Action::ProposeMailbox {
+                    mailbox: pairing.mailbox,
+                    addresses: pairing.addresses,
+                })?
+            }
         };
         Ok(self.proposal_view(proposal))
     }
@@ -146,6 +223,36 @@ impl Replica {
             .remove(Tree::Meta, &bind_secret_key(&mailbox))
             .map_err(store_error)?;
         Ok(mailbox)
+    }
+
+    /// The networks this device was on when it first saw each roster mailbox address, as stored
+    /// by [`Self::set_mailbox_networks`]: `(address, networks)` text pairs (see
+    /// [`crate::dial::Networks::to_text`]). Unreadable lines are skipped.
+    pub fn mailbox_networks(&self) -> Vec<(String, String)> {
+        let Some(bytes) = self
+            .store
+            .get(Tree::Meta, KEY_MAILBOX_NETWORKS)
+            .ok()
+            .flatten()
+        else {
+            return Vec::new();
+        };
+        let Ok(text) = std::str::from_utf8(&bytes) else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(a, n)| (a.to_owned(), n.to_owned()))
+            .collect()
+    }
+
+    /// Store the networks of the roster's mailbox addresses (at most 8 mailboxes of 4
+    /// addresses: a short value, rewritten whole). Sealed like every meta value.
+    pub fn set_mailbox_networks(&self, entries: &[(String, String)]) -> Result<(), ApiError> {
+        let text: String = entries.iter().map(|(a, n)| format!("{a} {n}\n")).collect();
+        self.store
+            .put(Tree::Meta, KEY_MAILBOX_NETWORKS, text.as_bytes())
+            .map_err(store_error)
     }
 
     /// The bind secret of `mailbox`, if this node's moderator added it from its pairing code:

@@ -16,7 +16,8 @@ pub use log::{
     MAX_ORPHANS_PER_AUTHOR,
 };
 pub use resolve::{
-    resolve, Mailbox, Member, Pending, PendingKind, Removed, RemovedMailbox, Roster, MAX_ROUNDS,
+    resolve, Mailbox, Member, Pending, PendingKind, Removed, RemovedMailbox, Roster, MAX_MAILBOXES,
+    MAX_ROUNDS,
 };
 
 use rand_core::{CryptoRng, RngCore};

@@ -33,7 +33,9 @@
 //!    moderators' approvals, counted only from those still moderators at the completing
 //!    approval) and removed by one moderator at once (its proposal too, while pending). A removed
 //!    mailbox is never admitted again, and a key that is or was a member is never a mailbox, nor
-//!    a mailbox's key a member. A mailbox authors no ops and holds no rights.
+//!    a mailbox's key a member. A mailbox authors no ops and holds no rights. A roster holds at
+//!    most [`MAX_MAILBOXES`]: a proposal made while it is full is dropped, and an approval that
+//!    would complete one beyond it is dropped (the proposal stays pending).
 //!
 //! Cost: one replay is linear in the number of ops; each effective removal adds one pass over
 //! its causal past and one bit per op. Nothing is quadratic in the number of ops.
@@ -46,6 +48,11 @@ use crate::ids::{CollectiveId, MailboxId, MemberId, OpId};
 
 /// Most replay rounds spent finding the effective removals.
 pub const MAX_ROUNDS: usize = 8;
+
+/// Most current mailboxes a roster holds. Every member dials every current mailbox, so the cap
+/// bounds what a moderator's proposals can make every member's node do (connections, dials,
+/// reservations). A proposal that would complete beyond it does not take effect (§4.4).
+pub const MAX_MAILBOXES: usize = 8;
 
 /// A current member.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -812,6 +819,9 @@ impl Replay {
                 if self.mailboxes.contains_key(&mailbox) {
                     return Err("already a mailbox");
                 }
+                if self.mailboxes.len() >= MAX_MAILBOXES {
+                    return Err("the collective already has the most mailboxes");
+                }
                 self.propose(
                     effective,
                     fallback,
@@ -961,6 +971,16 @@ impl Replay {
                 }
             }
             PendingKind::AddMailbox { mailbox, addresses } => {
+                if self.mailboxes.len() >= MAX_MAILBOXES
+                    && !self.is_or_was_mailbox(&mailbox)
+                    && !self.members.contains_key(&MemberId(mailbox.0))
+                {
+                    // Concurrent proposals filled the roster first: this one stays pending (a
+                    // later approval completes it once a mailbox was removed).
+                    self.proposals[index].approvers.pop();
+                    self.proposals[index].approvals.pop();
+                    return Err("the collective already has the most mailboxes");
+                }
                 self.proposals[index].done = true;
                 // Concurrent proposals may have made the key a member, or removed or admitted
                 // the mailbox, since this one was made.
