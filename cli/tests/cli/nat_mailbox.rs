@@ -470,11 +470,15 @@ fn suite(check_names: bool) {
     let punched = Instant::now();
     // A hole punch takes a few round trips and timeouts of its own; on a loaded 2-core
     // machine it once took longer than the usual step, so this wait is longer.
-    a.until_within(HOLE_PUNCH, "A and B connect directly (hole punching)", || {
-        let (sa, sb) = (a.status(), b.status());
-        let punched = sa["hole_punches"].as_u64()? + sb["hole_punches"].as_u64()? > 0;
-        (punched && sa["direct_peers"] == 1 && sb["direct_peers"] == 1).then_some(())
-    });
+    a.until_within(
+        HOLE_PUNCH,
+        "A and B connect directly (hole punching)",
+        || {
+            let (sa, sb) = (a.status(), b.status());
+            let punched = sa["hole_punches"].as_u64()? + sb["hole_punches"].as_u64()? > 0;
+            (punched && sa["direct_peers"] == 1 && sb["direct_peers"] == 1).then_some(())
+        },
+    );
     println!(
         "plain NAT: A and B connected directly (hole punching) {:?} after the first alert",
         punched.elapsed()

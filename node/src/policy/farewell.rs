@@ -48,6 +48,7 @@ impl<P: Copy + Eq + Hash, R: Copy + Eq> Farewells<P, R> {
         Some(peer)
     }
 
+    #[cfg(test)]
     /// Whether `peer` is being told.
     pub(crate) fn contains(&self, peer: &P) -> bool {
         self.pending.contains_key(peer)
@@ -58,6 +59,7 @@ impl<P: Copy + Eq + Hash, R: Copy + Eq> Farewells<P, R> {
         self.pending.keys().copied()
     }
 
+    #[cfg(test)]
     /// When the next farewell runs out.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.pending.values().map(|(deadline, _)| *deadline).min()
@@ -89,6 +91,7 @@ impl<P: Copy + Eq + Hash, R: Copy + Eq> Farewells<P, R> {
         self.told.clear();
     }
 
+    #[cfg(test)]
     /// How many peers the policy remembers (pending or told).
     pub(crate) fn len(&self) -> usize {
         self.pending.len().max(self.told.len())

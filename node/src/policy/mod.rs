@@ -1,7 +1,8 @@
 //! Time-driven decisions of the event loop as small pure policies: each holds its own state,
 //! takes `now` (and, where it draws lots, a seeded RNG it owns) and returns what to do; none
 //! touches a socket. The event loop only translates between them and the swarm (the shape of
-//! quinn-proto's `poll_timeout` / `handle_timeout`).
+//! quinn-proto's `poll_timeout` / `handle_timeout`; the loop still calls `handle_timeout` from its
+//! 2 s tick, so `poll_timeout` is used by the tests only).
 //!
 //! - [`sync`]: which peer to sync with and when, one session at a time.
 //! - [`dial`]: back-off with jitter between attempts at one address (the address filtering

@@ -68,11 +68,13 @@ impl<M: Copy + Eq + Hash> Strikes<M> {
         Verdict::Counted(strikes)
     }
 
+    #[cfg(test)]
     /// The strikes `member` has at `now`.
     pub(crate) fn strikes(&self, member: &M, now: Instant) -> u32 {
         self.records.get(member).map_or(0, |r| r.strikes_at(now))
     }
 
+    #[cfg(test)]
     /// The next instant at which a record can be forgotten.
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         self.records
@@ -91,6 +93,7 @@ impl<M: Copy + Eq + Hash> Strikes<M> {
         self.records.clear();
     }
 
+    #[cfg(test)]
     /// How many members the policy remembers.
     pub(crate) fn len(&self) -> usize {
         self.records.len()

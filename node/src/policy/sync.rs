@@ -135,6 +135,7 @@ impl<P: Copy + Eq + Hash> SyncSchedule<P> {
         self.waiting.clear();
     }
 
+    #[cfg(test)]
     /// How many peers the schedule remembers in all.
     pub(crate) fn len(&self) -> usize {
         self.inbound.len() + self.running.len() + self.waiting.len()
