@@ -28,6 +28,7 @@
 //! `reconcile_props.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod names;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
@@ -39,7 +40,7 @@ use lookout_protocol::envelope::{self, InnerBody};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::identity::{Identity, PublicIdentity};
 use lookout_protocol::membership::{
-    Action, FoundingModerator, MembershipLog, Op, PendingKind, Policy, RevocationCertificate,
+    Action, NewModerator, MembershipLog, Op, PendingKind, Policy, RevocationCertificate,
     Roster, SignedGenesis,
 };
 use lookout_protocol::replica::{Effect, Ingested, KeyAnswer, Note, Refusal, SetKind, State};
@@ -818,7 +819,7 @@ fn adversaries(
             Vec::new(),
             Action::ProposeAdd {
                 identity: spy.public(),
-                name: "spy".into(),
+                name: names::name("spy"),
             },
         );
         let add_id = Op::decode(&add.bytes, r.state.log().collective())
@@ -837,7 +838,7 @@ fn adversaries(
             Vec::new(),
             Action::Remove {
                 member: moderator,
-                reason: "alone".into(),
+                reason: names::reason("alone"),
             },
         );
         let msgs = [add, promote, remove];
@@ -860,7 +861,7 @@ fn adversaries(
                 heads.clone(),
                 Action::ProposeAdd {
                     identity: stranger.public(),
-                    name: format!("stranger {i}"),
+                    name: names::name(format!("stranger {i}")),
                 },
             ));
         }
@@ -964,7 +965,7 @@ fn adversaries(
                 time(tick),
                 Action::ProposeAdd {
                     identity: stranger.public(),
-                    name: format!("flood {i}"),
+                    name: names::name(format!("flood {i}")),
                 },
             )
             .expect("op");
@@ -1071,13 +1072,14 @@ fn run(config: Config) -> Outcome {
     // A collective needing k approvals is founded by k moderators: the founder and replica 1.
     let co = identities[1..usize::from(config.k)]
         .iter()
-        .map(|m| FoundingModerator {
+        .map(|m| NewModerator {
             identity: m.public(),
             name: "second".into(),
         })
         .collect();
     let genesis = SignedGenesis::create_with_moderators(
         &identities[0],
+        &names::secret(),
         "Sim",
         "founder",
         co,
@@ -1165,11 +1167,11 @@ fn run(config: Config) -> Outcome {
         let mut outbox: Vec<(usize, Msg)> = Vec::new();
         let add = |i: usize, replicas: &[Replica]| Action::ProposeAdd {
             identity: replicas[i].identity.public(),
-            name: format!("member {i}"),
+            name: names::name(format!("member {i}")),
         };
         let remove = |i: usize, replicas: &[Replica]| Action::Remove {
             member: replicas[i].me(),
-            reason: "phone seized".into(),
+            reason: names::reason("phone seized"),
         };
         let mut scripted: Vec<(usize, Action)> = match tick {
             2 => vec![(founder, add(cast.moderator, &replicas))],

@@ -4,6 +4,7 @@
 //! fix, without amplification.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod names;
 use lookout_protocol::codec::{self, DecodeError};
 use lookout_protocol::epoch::*;
 use lookout_protocol::identity::{Identity, PublicIdentity};
@@ -201,22 +202,22 @@ fn every_kind_of_op(rng: &mut ChaCha20Rng, author: &Identity, parents: Vec<OpId>
     let actions = vec![
         Action::ProposeAdd {
             identity: other.public(),
-            name: "A".into(),
+            name: names::name("A"),
         },
         Action::ProposeAdd {
             identity: other.public(),
-            name: "N".repeat(MAX_NAME_BYTES),
+            name: names::name("N".repeat(MAX_NAME_BYTES)),
         },
         Action::Approve {
             proposal: OpId([3; 32]),
         },
         Action::Remove {
             member: other.member_id(),
-            reason: String::new(),
+            reason: names::reason(String::new()),
         },
         Action::Remove {
             member: other.member_id(),
-            reason: "r".repeat(MAX_REASON_BYTES),
+            reason: names::reason("r".repeat(MAX_REASON_BYTES)),
         },
         Action::PublishRevocation {
             certificate: RevocationCertificate::create(&other, NOW),

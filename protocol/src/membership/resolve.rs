@@ -43,6 +43,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use super::{Action, Op, Policy, SignedGenesis, MIN_AGREEMENT_ROTATION_SECS};
 use crate::identity::PublicIdentity;
 use crate::ids::{CollectiveId, MailboxId, MemberId, OpId};
+use crate::text::{SealedName, TextField, TextKey};
 
 /// Most replay rounds spent finding the effective removals.
 pub const MAX_ROUNDS: usize = 8;
@@ -52,19 +53,22 @@ pub const MAX_ROUNDS: usize = 8;
 pub struct Member {
     /// Public keys (the agreement key is the latest rotated one).
     pub identity: PublicIdentity,
-    /// Display name.
-    pub name: String,
+    /// Display name, sealed: only [`Roster::display_names`] opens it, for display (the resolver
+    /// never reads a name).
+    pub name: SealedName,
     /// Whether they currently hold moderator rights.
     pub moderator: bool,
     /// The proposal that admitted them (`None` for founding moderators).
     pub admitted_by: Option<OpId>,
+    /// Order of admission (founding moderators first, from 1).
+    pub seniority: usize,
 }
 
 /// A removed member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Removed {
-    /// Their display name when they were a member (empty if never admitted).
-    pub name: String,
+    /// Their sealed display name when they were a member (`None` if never admitted).
+    pub name: Option<SealedName>,
     /// The moderators (or, for a self-revocation, the publisher) whose ops removed them.
     pub by: Vec<MemberId>,
     /// The ops that removed them.
@@ -103,8 +107,8 @@ pub enum PendingKind {
     Add {
         /// The proposed identity.
         identity: PublicIdentity,
-        /// Their display name.
-        name: String,
+        /// Their display name, sealed.
+        name: SealedName,
     },
     /// Make a member a moderator.
     Promote(MemberId),
@@ -177,6 +181,44 @@ impl Roster {
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
+    /// Every current member's display name, opened with `key` (`None`: a device without the
+    /// collective secret, such as a mailbox). A name that does not open (no key, a hostile
+    /// moderator's garbage, control characters) shows as `unreadable name (<first 8 hex>)`.
+    /// Names are unique, so nobody can post as "Ana": a name already shown for a member
+    /// admitted earlier (ignoring case and surrounding spaces) gets the start of the newcomer's
+    /// member id appended, `Ana (2f56e492)`. Display only: no rule of the resolver reads a name.
+    pub fn display_names(&self, key: Option<&TextKey>) -> BTreeMap<MemberId, String> {
+        let mut by_seniority: Vec<&Member> = self.members.values().collect();
+        by_seniority.sort_by_key(|m| (m.seniority, m.identity.member));
+        let mut taken = BTreeSet::new();
+        let mut out = BTreeMap::new();
+        for m in by_seniority {
+            let id = m.identity.member;
+            let name = match key.and_then(|k| m.name.open(k)) {
+                Some(name) if taken.insert(name.trim().to_lowercase()) => name,
+                Some(name) => format!("{} ({})", name.trim(), &id.to_hex()[..8]),
+                None => crate::text::unreadable_name(&id),
+            };
+            out.insert(id, name);
+        }
+        out
+    }
+
+    /// One member's display name as [`Roster::display_names`] shows it; a removed member's
+    /// opened name; `unreadable name (…)` for anyone else.
+    pub fn display_name(&self, key: Option<&TextKey>, id: &MemberId) -> String {
+        if self.members.contains_key(id) {
+            if let Some(name) = self.display_names(key).remove(id) {
+                return name;
+            }
+        }
+        self.removed
+            .get(id)
+            .and_then(|r| r.name.as_ref())
+            .map(|n| n.display(key))
+            .unwrap_or_else(|| crate::text::unreadable_name(id))
+    }
+
     /// A current member.
     pub fn member(&self, id: &MemberId) -> Option<&Member> {
         self.members.get(id)
@@ -513,7 +555,7 @@ impl EffectiveLocks {
 #[derive(Clone, Debug)]
 struct MemberRec {
     identity: PublicIdentity,
-    name: String,
+    name: SealedName,
     /// Order of admission (founding moderators first).
     seniority: usize,
     /// The proposal that admitted them.
@@ -588,7 +630,7 @@ impl Replay {
             replay.agreements.insert(identity.agreement);
             replay.members.entry(identity.member).or_insert(MemberRec {
                 identity: identity.clone(),
-                name: name.to_owned(),
+                name,
                 seniority,
                 admission: None,
                 admitted_at: None,
@@ -703,7 +745,12 @@ impl Replay {
                     i,
                     PendingKind::Add {
                         identity: identity.clone(),
-                        name: name.clone(),
+                        name: SealedName {
+                            text: name.clone(),
+                            field: TextField::MemberName,
+                            author,
+                            subject: target,
+                        },
                     },
                     author,
                 )?;
@@ -934,7 +981,6 @@ impl Replay {
                 {
                     let heir = self.heir == Some(identity.member);
                     let seniority = self.next_seniority();
-                    let name = self.unique_name(name, &identity.member);
                     self.agreements.insert(identity.agreement);
                     self.members.insert(
                         identity.member,
@@ -1028,20 +1074,6 @@ impl Replay {
             }
         }
         true
-    }
-
-    /// Display names are unique in a collective, so nobody can post as "Ana": a name already
-    /// used by someone admitted earlier (ignoring case and surrounding spaces) gets the start of
-    /// the newcomer's member id appended, `Ana (2f56e492)`.
-    fn unique_name(&self, name: String, member: &MemberId) -> String {
-        let key = |n: &str| n.trim().to_lowercase();
-        let wanted = key(&name);
-        if self.members.values().any(|r| key(&r.name) == wanted) {
-            let hex = member.to_hex();
-            format!("{} ({})", name.trim(), &hex[..8.min(hex.len())])
-        } else {
-            name
-        }
     }
 
     /// Hand moderator rights to the longest-standing remaining member.
@@ -1174,8 +1206,7 @@ impl Replay {
                     let name = self
                         .members
                         .get(&lock.target)
-                        .map(|rec| rec.name.clone())
-                        .unwrap_or_default();
+                        .map(|rec| rec.name.clone());
                     let entry = removed.entry(lock.target).or_insert(Removed {
                         name,
                         by: Vec::new(),
@@ -1206,6 +1237,7 @@ impl Replay {
                     name: rec.name.clone(),
                     moderator: rec.moderator && !demoted.contains(id),
                     admitted_by: rec.admission.map(|index| self.proposals[index].op),
+                    seniority: rec.seniority,
                 };
                 (*id, member)
             })
