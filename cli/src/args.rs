@@ -155,7 +155,7 @@ before approving. When the collective needs more than one approval, the others r
 
     /// Join the collective with the invite code a moderator gave you.
     Join {
-        /// The invite code (LKINVITE1-...), or `-` to read it from stdin.
+        /// The invite code (LKINVITE2-...), or `-` to read it from stdin.
         invite: String,
     },
 

@@ -6,7 +6,9 @@
 use std::io::Read;
 
 use lookout_node::api::{ApiError, ErrorCode};
-use lookout_protocol::invite::{Invite, INVITE_CODE_PREFIX, JOIN_CODE_PREFIX};
+use lookout_protocol::invite::{
+    Invite, INVITE_CODE_PREFIX, JOIN_CODE_PREFIX, OLD_INVITE_CODE_PREFIX,
+};
 use lookout_protocol::membership::REVOCATION_CODE_PREFIX;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
@@ -16,7 +18,7 @@ use qrcode::QrCode;
 pub enum CodeKind {
     /// `LKJOIN1-`: a new member's join request.
     JoinRequest,
-    /// `LKINVITE1-`: a moderator's invite.
+    /// `LKINVITE2-`: a moderator's invite (and `LKINVITE1-`, an older one, refused when read).
     Invite,
     /// `LKREVOKE1-`: a self-revocation certificate.
     Revocation,
@@ -42,7 +44,7 @@ pub fn kind_of(text: &str) -> CodeKind {
     };
     if prefixed(JOIN_CODE_PREFIX) {
         CodeKind::JoinRequest
-    } else if prefixed(INVITE_CODE_PREFIX) {
+    } else if prefixed(INVITE_CODE_PREFIX) || prefixed(OLD_INVITE_CODE_PREFIX) {
         CodeKind::Invite
     } else if prefixed(REVOCATION_CODE_PREFIX) {
         CodeKind::Revocation
@@ -78,7 +80,7 @@ pub fn misplaced(kind: CodeKind, wanted: CodeKind) -> Option<ApiError> {
             "this is a join request code (LKJOIN1-...): it goes to a moderator, who runs `lookout approve CODE`"
         }
         CodeKind::Invite => {
-            "this is an invite code (LKINVITE1-...): the new member uses it with `lookout join CODE`"
+            "this is an invite code (LKINVITE2-...): the new member uses it with `lookout join CODE`"
         }
         CodeKind::Revocation => {
             "this is a revocation certificate (LKREVOKE1-...): publish it with `lookout revoke --certificate FILE`"
@@ -88,7 +90,7 @@ pub fn misplaced(kind: CodeKind, wanted: CodeKind) -> Option<ApiError> {
                 "this is not a join request code: it should start with LKJOIN1- (copy all of it)"
             }
             CodeKind::Invite => {
-                "this is not an invite code: it should start with LKINVITE1- (copy all of it)"
+                "this is not an invite code: it should start with LKINVITE2- (copy all of it)"
             }
             _ => "this is not a revocation certificate: it should contain LKREVOKE1-...",
         },
@@ -282,8 +284,10 @@ mod tests {
         use lookout_protocol::identity::Identity;
         use lookout_protocol::membership::{Policy, SignedGenesis};
         let founder = Identity::generate(&mut rand::rngs::OsRng);
+        let secret = lookout_protocol::text::CollectiveSecret::generate(&mut rand::rngs::OsRng);
         let genesis = SignedGenesis::create(
             &founder,
+            &secret,
             "c",
             "f",
             Policy::default(),
@@ -294,6 +298,7 @@ mod tests {
         let invite = |addresses: &[&str]| {
             Invite {
                 genesis: genesis.clone(),
+                secret: secret.clone(),
                 addresses: addresses.iter().map(|a| a.to_string()).collect(),
                 inviter: None,
             }

@@ -151,6 +151,9 @@ pub enum StartError {
     /// This device has no collective yet.
     #[error("this device is not in a collective yet: create one or join with an invite first")]
     NoCollective,
+    /// This device is in a collective but does not hold its secret (damaged secrets file).
+    #[error("this device does not hold its collective's secret: join again with a new invite")]
+    NoCollectiveSecret,
     /// The network layer failed.
     #[error("network: {0}")]
     Net(#[from] net::NetError),
@@ -163,7 +166,11 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
     // A fresh transport key for every run: it is all a peer sees before the hello, and it
     // must not link this run to the member or to any other run.
     let keypair = libp2p::identity::Keypair::generate_ed25519();
-    let mut creds = Credentials::new(log.genesis().encoded(), &replica.identity().ed25519_seed());
+    let hello_secret = replica
+        .hello_secret()
+        .map_err(|_| StartError::NoCollectiveSecret)?;
+    let mut creds = Credentials::new(&hello_secret, &replica.identity().ed25519_seed());
+    drop(hello_secret);
     creds.set_epoch_keys(&replica.hello_epoch_keys(net::MAX_EPOCH_SECRETS));
     let allowed: HashSet<MemberId> = replica.allowed_members().into_iter().collect();
     let net_config = NetConfig {

@@ -453,7 +453,7 @@ pub fn hello_of(replica: &Replica) -> Credentials {
 /// Credentials proving the key with `seed` in the collective of `replica` (an accomplice who
 /// was given the collective's secret but is not on the roster, say).
 pub fn hello_with(replica: &Replica, seed: &[u8; 32]) -> Credentials {
-    Credentials::new(replica.membership().unwrap().genesis().encoded(), seed)
+    Credentials::new(&replica.hello_secret().unwrap(), seed)
 }
 
 /// The gossip topic of a replica's collective.
@@ -504,6 +504,19 @@ impl<'a> Forger<'a> {
     /// The member whose key signs.
     pub fn member(&self) -> MemberId {
         self.replica.identity().member_id()
+    }
+
+    /// `ProposeAdd` of `identity` as `name`, sealed under the collective's key as this member
+    /// (a rogue member holds the collective secret like any other).
+    pub fn propose_add(&self, identity: PublicIdentity, name: &str) -> Action {
+        let key = self.replica.text_key().unwrap();
+        Action::propose_add(&key, &self.member(), identity, name, &mut OsRng).unwrap()
+    }
+
+    /// `Remove` of `member` for `reason`, sealed as this member.
+    pub fn remove(&self, member: MemberId, reason: &str) -> Action {
+        let key = self.replica.text_key().unwrap();
+        Action::remove(&key, &self.member(), member, reason, &mut OsRng).unwrap()
     }
 
     /// The membership heads the member holds now.

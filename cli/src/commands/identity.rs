@@ -297,9 +297,16 @@ pub async fn join(ctx: &Context, invite: &str, out: Out) -> Result<Outcome, ApiE
     session.close()?;
     let invite = result?;
     let genesis = invite.genesis.genesis();
+    let key = invite.secret.text_key();
+    let collective = genesis.sealed_name().display(Some(&key));
+    let founder = genesis
+        .founding_moderators()
+        .next()
+        .map(|(_, name)| name.display(Some(&key)))
+        .unwrap_or_default();
     if out.json {
         out.json(&json!({
-            "collective": genesis.name,
+            "collective": collective,
             "collective_id": invite.genesis.id().to_hex(),
             "addresses": invite.addresses,
         }))?;
@@ -310,8 +317,8 @@ pub async fn join(ctx: &Context, invite: &str, out: Out) -> Result<Outcome, ApiE
          Next: start your node and keep it running:  lookout run\n\
          It fetches the member list and the alerts; until then this device does not know it was admitted.\n",
         out.style.good("Done."),
-        genesis.name,
-        genesis.founder_name
+        collective,
+        founder
     );
     if invite.addresses.is_empty() {
         text.push_str(&format!(

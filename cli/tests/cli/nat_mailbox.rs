@@ -390,8 +390,6 @@ fn members_behind_nats_reach_each_other_through_a_blind_mailbox() {
 
 /// The whole suite, also requiring that the mailbox hold no member name or collective name.
 #[test]
-#[ignore = "names are in clear in the genesis and ops a mailbox stores until membership text is \
-            sealed (design §1; SECURITY.md says so)"]
 fn the_mailbox_holds_no_member_name() {
     suite(true);
 }

@@ -295,10 +295,7 @@ async fn forged_retractions_edits_and_approvals_are_refused() {
         let collective_id = forger.collective();
         let propose = forger.op(
             heads.clone(),
-            Action::ProposeAdd {
-                identity: accomplice.public(),
-                name: "accomplice".into(),
-            },
+            forger.propose_add(accomplice.public(), "accomplice"),
         );
         let proposal = lookout_protocol::OpId(propose.id());
         let approve = forger.op(vec![proposal], Action::Approve { proposal });
@@ -425,17 +422,11 @@ async fn ops_back_dated_by_a_removed_moderator_have_no_effect() {
         let ops = vec![
             forger.op(
                 before_removal.clone(),
-                Action::Remove {
-                    member: ana,
-                    reason: "back-dated".into(),
-                },
+                forger.remove(ana, "back-dated"),
             ),
             forger.op(
                 before_removal.clone(),
-                Action::ProposeAdd {
-                    identity: accomplice.public(),
-                    name: "accomplice".into(),
-                },
+                forger.propose_add(accomplice.public(), "accomplice"),
             ),
             forger.op(
                 before_removal.clone(),
