@@ -495,6 +495,7 @@ impl EventLoop {
         view.last_sync = self.stats.last_sync;
         if let Some(log) = self.replica.membership() {
             let roster = log.roster();
+            let mut names = roster.display_names(self.replica.text_key().as_ref());
             view.synced_with = self
                 .stats
                 .synced_with
@@ -503,7 +504,7 @@ impl EventLoop {
                     let member = roster.member(member)?;
                     Some(MemberSync {
                         member: member.identity.member.to_hex(),
-                        name: member.name.clone(),
+                        name: names.remove(&member.identity.member).unwrap_or_default(),
                         at: *at,
                     })
                 })

@@ -319,7 +319,13 @@ mod tests {
         assert_eq!(short.ciphertext.len(), sealed.ciphertext.len());
         assert!(!sealed.ciphertext.windows(4).any(|w| w == b"Ana "));
         let reason = key
-            .seal(TextField::RemovalReason, &ana, &bea, &"x".repeat(280), &mut rng)
+            .seal(
+                TextField::RemovalReason,
+                &ana,
+                &bea,
+                &"x".repeat(280),
+                &mut rng,
+            )
             .unwrap();
         assert!(reason.fits(TextField::RemovalReason));
         assert!(key

@@ -40,8 +40,8 @@ use lookout_protocol::envelope::{self, InnerBody};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::identity::{Identity, PublicIdentity};
 use lookout_protocol::membership::{
-    Action, NewModerator, MembershipLog, Op, PendingKind, Policy, RevocationCertificate,
-    Roster, SignedGenesis,
+    Action, MembershipLog, NewModerator, Op, PendingKind, Policy, RevocationCertificate, Roster,
+    SignedGenesis,
 };
 use lookout_protocol::replica::{Effect, Ingested, KeyAnswer, Note, Refusal, SetKind, State};
 use lookout_protocol::{ContentId, DeliveryId, EpochId, MemberId, OpId};

@@ -46,7 +46,9 @@ pub fn clean_names(t: &crate::i18n::Tr, text: &str) -> String {
     let mut rest = text.as_str();
     while let Some(at) = rest.find(MARK) {
         let after = &rest[at + MARK.len()..];
-        let id = after.get(..8).filter(|h| h.chars().all(|c| c.is_ascii_hexdigit()));
+        let id = after
+            .get(..8)
+            .filter(|h| h.chars().all(|c| c.is_ascii_hexdigit()));
         match id {
             Some(id) if after[8..].starts_with(')') => {
                 out.push_str(&rest[..at]);

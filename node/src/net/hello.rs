@@ -463,13 +463,16 @@ mod tests {
     use super::*;
 
     fn test_secret(collective: &[u8]) -> HelloSecret {
-        let secret =
-            lookout_protocol::text::CollectiveSecret::from_bytes(*blake3::hash(collective).as_bytes());
+        let secret = lookout_protocol::text::CollectiveSecret::from_bytes(
+            *blake3::hash(collective).as_bytes(),
+        );
         HelloSecret::from_collective(&secret.hello_secret())
     }
 
     fn creds(collective: &[u8], seed: u8) -> Credentials {
-        let secret = lookout_protocol::text::CollectiveSecret::from_bytes(*blake3::hash(collective).as_bytes());
+        let secret = lookout_protocol::text::CollectiveSecret::from_bytes(
+            *blake3::hash(collective).as_bytes(),
+        );
         Credentials::new(&secret.hello_secret(), &[seed; 32])
     }
 

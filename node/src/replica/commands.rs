@@ -109,11 +109,11 @@ impl Replica {
                     "this certificate is for member {}",
                     member.to_hex().get(..12).unwrap_or_default()
                 );
+                let key = self.text_key();
                 if let Some(removed) = roster.removed().get(&member) {
-                    let name = if removed.name.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", removed.name)
+                    let name = match &removed.name {
+                        None => String::new(),
+                        Some(name) => format!(" ({})", name.display(key.as_ref())),
                     };
                     return Err(ApiError::new(
                         ErrorCode::InvalidInput,
@@ -128,7 +128,12 @@ impl Replica {
                         ErrorCode::UnknownMember,
                         format!(
                             "{whose}, who was never in {}: nothing was published (is it from another collective?)",
-                            state.log().genesis().genesis().name
+                            state
+                                .log()
+                                .genesis()
+                                .genesis()
+                                .sealed_name()
+                                .display(key.as_ref())
                         ),
                     ));
                 }
@@ -777,9 +782,10 @@ impl Replica {
             .filter(|id| wanted.len() >= 4 && id.to_hex().starts_with(&wanted))
             .collect();
         let by_name: Vec<MemberId> = roster
-            .members()
-            .filter(|m| m.name.to_lowercase() == wanted)
-            .map(|m| m.identity.member)
+            .display_names(self.text_key().as_ref())
+            .into_iter()
+            .filter(|(_, name)| name.to_lowercase() == wanted)
+            .map(|(id, _)| id)
             .collect();
         let found = if by_id.is_empty() { by_name } else { by_id };
         match found.as_slice() {

@@ -2,7 +2,7 @@
 //! pending proposal), list them, remove one.
 
 use lookout_protocol::mailbox::MailboxPairing;
-use lookout_protocol::membership::{Action, PendingKind, Roster};
+use lookout_protocol::membership::{Action, PendingKind};
 use lookout_protocol::{MailboxId, MemberId};
 
 use zeroize::Zeroizing;
@@ -220,4 +220,3 @@ impl Replica {
         }
     }
 }
-

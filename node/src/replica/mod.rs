@@ -202,7 +202,9 @@ impl Replica {
     /// The key the collective's names and removal reasons open under (`None` before this
     /// device founded or joined a collective).
     pub fn text_key(&self) -> Option<TextKey> {
-        self.collective_secret.as_ref().map(CollectiveSecret::text_key)
+        self.collective_secret
+            .as_ref()
+            .map(CollectiveSecret::text_key)
     }
 
     /// The collective's secret, as an invite carries it.

@@ -46,9 +46,7 @@ fn encode(
     collective: Option<&CollectiveSecret>,
     keys: &[Zeroizing<[u8; 32]>],
 ) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(
-        36 + agreement.len() + 32 * keys.len(),
-    ));
+    let mut out = Zeroizing::new(Vec::with_capacity(36 + agreement.len() + 32 * keys.len()));
     out.push(SECRETS_VERSION);
     out.extend_from_slice(
         &u16::try_from(agreement.len())

@@ -145,19 +145,25 @@ impl Replica {
         if let Some(op) = state.log().get(&proposal) {
             use lookout_protocol::membership::Action;
             let (action, subject) = match &op.body().action {
-                Action::ProposeAdd { .. } => {
-                    let name = op.body().action.sealed_text(op.author());
-                    let identity = match &op.body().action {
-                        Action::ProposeAdd { identity, .. } => identity.member,
-                        _ => op.author(),
+                Action::ProposeAdd { identity, .. } => {
+                    let member = identity.member;
+                    let shown = if roster.is_member(&member) {
+                        name_of(roster, key.as_ref(), &member)
+                    } else {
+                        op.body()
+                            .action
+                            .sealed_text(op.author())
+                            .map(|n| n.display(key.as_ref()))
+                            .unwrap_or_default()
                     };
-                    let shown = name
-                        .map(|n| n.display(key.as_ref()))
-                        .unwrap_or_default();
-                    ("add", format!("{shown} ({})", identity.short()))
+                    ("add", format!("{shown} ({})", member.short()))
                 }
-                Action::ProposePromote { member } => ("promote", name_of(roster, key.as_ref(), member)),
-                Action::ProposeDemote { member } => ("demote", name_of(roster, key.as_ref(), member)),
+                Action::ProposePromote { member } => {
+                    ("promote", name_of(roster, key.as_ref(), member))
+                }
+                Action::ProposeDemote { member } => {
+                    ("demote", name_of(roster, key.as_ref(), member))
+                }
                 Action::Remove { member, .. } => ("remove", member.short()),
                 Action::ProposeMailbox { mailbox, addresses } => (
                     "add mailbox",

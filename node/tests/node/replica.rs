@@ -262,8 +262,13 @@ fn the_collective_secret_survives_reopening_and_goes_with_the_wipe() {
     let (mut ana, _) = Replica::create(&home, PASS, "Anastasia", KdfParams::TESTING).unwrap();
     ana.create_collective("Night Shift Collective", Policy::default())
         .unwrap();
-    let (mut bea, _) =
-        Replica::create(&dir.path().join("bea"), PASS, "Beatrice", KdfParams::TESTING).unwrap();
+    let (mut bea, _) = Replica::create(
+        &dir.path().join("bea"),
+        PASS,
+        "Beatrice",
+        KdfParams::TESTING,
+    )
+    .unwrap();
     let view = ana.approve(&bea.join_request().to_code()).unwrap();
     let invite = lookout_protocol::invite::Invite::from_code(&view.invite.unwrap()).unwrap();
     assert_eq!(Some(&invite.secret), ana.collective_secret());

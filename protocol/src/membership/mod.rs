@@ -47,12 +47,8 @@ pub const MAX_GENESIS_BYTES: usize = 4096;
 /// collective 32, author 32, parents 1 + 32·32, timestamp ≤ 10, action ≤ 1 + 32 + 24 + 2 +
 /// (2 + 280 + 16) (a removal with the longest reason, sealed: nonce, length, padded text, tag;
 /// a mailbox proposal takes at most 1 + 32 + 1 + 4·2 + 256), padding length ≤ 2.
-pub const OP_BODY_BYTES: usize = 32
-    + 32
-    + (1 + MAX_PARENTS * 32)
-    + 10
-    + (1 + 32 + 24 + 2 + (2 + MAX_REASON_BYTES + 16))
-    + 2;
+pub const OP_BODY_BYTES: usize =
+    32 + 32 + (1 + MAX_PARENTS * 32) + 10 + (1 + 32 + 24 + 2 + (2 + MAX_REASON_BYTES + 16)) + 2;
 
 const OP_SIG_CONTEXT: &[u8] = b"lookout membership op v3";
 const GENESIS_SIG_CONTEXT: &[u8] = b"lookout genesis v1";

@@ -1203,10 +1203,7 @@ impl Replay {
             lock_ops.extend(lock.at.iter().map(|p| graph.ids[*p]));
             match lock.scope {
                 Scope::Membership => {
-                    let name = self
-                        .members
-                        .get(&lock.target)
-                        .map(|rec| rec.name.clone());
+                    let name = self.members.get(&lock.target).map(|rec| rec.name.clone());
                     let entry = removed.entry(lock.target).or_insert(Removed {
                         name,
                         by: Vec::new(),

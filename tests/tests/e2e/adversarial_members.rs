@@ -420,10 +420,7 @@ async fn ops_back_dated_by_a_removed_moderator_have_no_effect() {
         let ana = nodes[1].member;
         let rogue_member = rogue.identity().member_id();
         let ops = vec![
-            forger.op(
-                before_removal.clone(),
-                forger.remove(ana, "back-dated"),
-            ),
+            forger.op(before_removal.clone(), forger.remove(ana, "back-dated")),
             forger.op(
                 before_removal.clone(),
                 forger.propose_add(accomplice.public(), "accomplice"),

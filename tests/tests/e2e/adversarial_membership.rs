@@ -53,10 +53,7 @@ async fn a_captured_founder_cannot_bend_k_of_n() {
         let spy = Identity::generate(&mut OsRng);
         let mut forger = Forger::new(&mut founder);
         let collective_id = forger.collective();
-        let add = forger.op(
-            vec![],
-            forger.propose_add(spy.public(), "spy"),
-        );
+        let add = forger.op(vec![], forger.propose_add(spy.public(), "spy"));
         let add_id = OpId(add.id());
         let promote = forger.op(
             vec![add_id],
@@ -76,10 +73,7 @@ async fn a_captured_founder_cannot_bend_k_of_n() {
         )
         .unwrap();
         let second = lookout_protocol::MemberId::from_hex(&second_id).unwrap();
-        let removal = forger.op(
-            vec![spy_approves.id()],
-            forger.remove(second, "taken over"),
-        );
+        let removal = forger.op(vec![spy_approves.id()], forger.remove(second, "taken over"));
         let spy_seconds = Op::create(
             &spy,
             collective_id,

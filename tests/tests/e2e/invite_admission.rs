@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use libp2p::Multiaddr;
+use lookout_node::net::Credentials;
 use lookout_protocol::invite::Invite;
 use lookout_protocol::membership::Policy;
-use lookout_node::net::Credentials;
 use lookout_tests::rogue::{hello_with, topic_of, RawPeer, Seen};
 use lookout_tests::*;
 
@@ -126,7 +126,8 @@ async fn a_node_holding_only_the_genesis_cannot_pass_a_hello() {
         let seed = member.identity().ed25519_seed();
         let genesis = founder.membership().unwrap().genesis().encoded().to_vec();
         let topic = topic_of(&founder);
-        let from_genesis = lookout_protocol::ids::hash("lookout hello secret v1", &[&genesis]);
+        let from_genesis =
+            lookout_protocol::ids::hash("lookout hello secret v1", &[genesis.as_slice()]);
         let genesis_holder = RawPeer::spawn(Some(Credentials::new(&from_genesis, &seed)), &topic);
         let honest = RawPeer::spawn(Some(hello_with(&member, &seed)), &topic);
         let founder_node = start_node(founder).await;
@@ -139,9 +140,10 @@ async fn a_node_holding_only_the_genesis_cannot_pass_a_hello() {
         )
         .await;
         honest.dial(founder_addr).await;
-        eventually("the founder admits the member's key with the secret", || async {
-            admitted(&honest).then_some(())
-        })
+        eventually(
+            "the founder admits the member's key with the secret",
+            || async { admitted(&honest).then_some(()) },
+        )
         .await;
         drop(dir);
     })
