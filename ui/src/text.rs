@@ -19,23 +19,6 @@ fn hidden(c: char) -> bool {
         )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bidi_overrides_and_controls_are_removed() {
-        assert_eq!(clean("07700\u{202E}321\u{202C} 900"), "07700321 900");
-        assert_eq!(clean("a\u{0007}b\u{2066}c\u{200F}"), "abc");
-        assert_eq!(clean("line one\nline\ttwo"), "line one\nline\ttwo");
-        assert_eq!(
-            clean("<script>"),
-            "<script>",
-            "escaping is the template's job"
-        );
-    }
-}
-
 /// `text` cleaned, with every name the node could not open (`unreadable name (1a2b3c4d)`: no
 /// collective secret, or a hostile moderator's garbage) said in the reader's language
 /// (`name-unreadable`).
@@ -63,4 +46,21 @@ pub fn clean_names(t: &crate::i18n::Tr, text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bidi_overrides_and_controls_are_removed() {
+        assert_eq!(clean("07700\u{202E}321\u{202C} 900"), "07700321 900");
+        assert_eq!(clean("a\u{0007}b\u{2066}c\u{200F}"), "abc");
+        assert_eq!(clean("line one\nline\ttwo"), "line one\nline\ttwo");
+        assert_eq!(
+            clean("<script>"),
+            "<script>",
+            "escaping is the template's job"
+        );
+    }
 }
