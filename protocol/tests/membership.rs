@@ -823,6 +823,49 @@ fn display_names_are_unique_in_a_collective() {
     .is_err());
 }
 
+/// Attacker (REVIEW2 #4): a moderator admits a second "Ana" and then removes the real one.
+/// The newcomer must not inherit the plain name: a name stays reserved by everyone admitted
+/// earlier, removed members included, and the real Ana's old alerts keep her plain name.
+#[test]
+fn a_removed_members_name_is_not_inherited_by_a_newcomer() {
+    let (mut w, f) = World::new(1);
+    let key = names::secret().text_key();
+    let ana = w.identity();
+    let impostor = w.identity();
+    for (who, name) in [(&ana, "Ana"), (&impostor, "Ana")] {
+        let action =
+            Action::propose_add(&key, &f.member_id(), who.public(), name, &mut w.rng).unwrap();
+        w.op(&f, action);
+    }
+    w.op(&f, remove(&ana));
+    let roster = w.roster();
+    assert!(roster.is_removed(&ana.member_id()));
+    assert!(roster.is_member(&impostor.member_id()));
+    let suffixed = format!("Ana ({})", &impostor.member_id().to_hex()[..8]);
+    assert_eq!(
+        roster.display_names(Some(&key))[&impostor.member_id()],
+        suffixed
+    );
+    assert_eq!(
+        roster.display_name(Some(&key), &impostor.member_id()),
+        suffixed
+    );
+    assert!(!roster
+        .display_names(Some(&key))
+        .contains_key(&ana.member_id()));
+    assert_eq!(roster.display_name(Some(&key), &ana.member_id()), "Ana");
+    // A newcomer admitted after the removal is suffixed too.
+    let later = w.identity();
+    let action =
+        Action::propose_add(&key, &f.member_id(), later.public(), " ANA", &mut w.rng).unwrap();
+    w.op(&f, action);
+    let roster = w.roster();
+    assert_eq!(
+        roster.display_names(Some(&key))[&later.member_id()],
+        format!("ANA ({})", &later.member_id().to_hex()[..8])
+    );
+}
+
 /// Attacker: a node holding the genesis record and every op but not the collective secret (a
 /// mailbox, or whoever seizes one) reads no name: every member shows as unreadable, and a wrong
 /// secret opens nothing either. The bytes it holds contain no name.

@@ -69,6 +69,9 @@ pub struct Member {
 pub struct Removed {
     /// Their sealed display name when they were a member (`None` if never admitted).
     pub name: Option<SealedName>,
+    /// Their order of admission when they were a member (`None` if never admitted): a removed
+    /// member keeps their place, so their name stays reserved ([`Roster::display_names`]).
+    pub seniority: Option<usize>,
     /// The moderators (or, for a self-revocation, the publisher) whose ops removed them.
     pub by: Vec<MemberId>,
     /// The ops that removed them.
@@ -184,17 +187,36 @@ impl Roster {
     /// Every current member's display name, opened with `key` (`None`: a device without the
     /// collective secret, such as a mailbox). A name that does not open (no key, a hostile
     /// moderator's garbage, control characters) shows as `unreadable name (<first 8 hex>)`.
-    /// Names are unique, so nobody can post as "Ana": a name already shown for a member
-    /// admitted earlier (ignoring case and surrounding spaces) gets the start of the newcomer's
-    /// member id appended, `Ana (2f56e492)`. Display only: no rule of the resolver reads a name.
+    /// Names are unique, so nobody can post as "Ana": a name already held by anyone admitted
+    /// earlier (ignoring case and surrounding spaces), **removed members included**, gets the
+    /// start of the newcomer's member id appended, `Ana (2f56e492)`. So removing the real Ana
+    /// does not hand her name (and, in readers' eyes, her old alerts) to a later "Ana".
+    /// Display only: no rule of the resolver reads a name.
     pub fn display_names(&self, key: Option<&TextKey>) -> BTreeMap<MemberId, String> {
-        let mut by_seniority: Vec<&Member> = self.members.values().collect();
-        by_seniority.sort_by_key(|m| (m.seniority, m.identity.member));
+        self.all_display_names(key)
+            .into_iter()
+            .filter(|(id, _)| self.members.contains_key(id))
+            .collect()
+    }
+
+    /// Display names of every member ever admitted (current and removed), decided in seniority
+    /// order as [`Roster::display_names`] describes.
+    fn all_display_names(&self, key: Option<&TextKey>) -> BTreeMap<MemberId, String> {
+        let mut by_seniority: Vec<(usize, MemberId, &SealedName)> = self
+            .members
+            .values()
+            .map(|m| (m.seniority, m.identity.member, &m.name))
+            .chain(
+                self.removed
+                    .iter()
+                    .filter_map(|(id, r)| Some((r.seniority?, *id, r.name.as_ref()?))),
+            )
+            .collect();
+        by_seniority.sort_by_key(|(seniority, id, _)| (*seniority, *id));
         let mut taken = BTreeSet::new();
         let mut out = BTreeMap::new();
-        for m in by_seniority {
-            let id = m.identity.member;
-            let name = match key.and_then(|k| m.name.open(k)) {
+        for (_, id, sealed) in by_seniority {
+            let name = match key.and_then(|k| sealed.open(k)) {
                 Some(name) if taken.insert(name.trim().to_lowercase()) => name,
                 Some(name) => format!("{} ({})", name.trim(), &id.to_hex()[..8]),
                 None => crate::text::unreadable_name(&id),
@@ -204,18 +226,11 @@ impl Roster {
         out
     }
 
-    /// One member's display name as [`Roster::display_names`] shows it; a removed member's
-    /// opened name; `unreadable name (…)` for anyone else.
+    /// One member's display name as [`Roster::display_names`] shows it (for a removed member
+    /// too, with the suffix their name had); `unreadable name (…)` for anyone else.
     pub fn display_name(&self, key: Option<&TextKey>, id: &MemberId) -> String {
-        if self.members.contains_key(id) {
-            if let Some(name) = self.display_names(key).remove(id) {
-                return name;
-            }
-        }
-        self.removed
-            .get(id)
-            .and_then(|r| r.name.as_ref())
-            .map(|n| n.display(key))
+        self.all_display_names(key)
+            .remove(id)
             .unwrap_or_else(|| crate::text::unreadable_name(id))
     }
 
@@ -1203,9 +1218,10 @@ impl Replay {
             lock_ops.extend(lock.at.iter().map(|p| graph.ids[*p]));
             match lock.scope {
                 Scope::Membership => {
-                    let name = self.members.get(&lock.target).map(|rec| rec.name.clone());
+                    let rec = self.members.get(&lock.target);
                     let entry = removed.entry(lock.target).or_insert(Removed {
-                        name,
+                        name: rec.map(|rec| rec.name.clone()),
+                        seniority: rec.map(|rec| rec.seniority),
                         by: Vec::new(),
                         ops: Vec::new(),
                         self_revoked: false,
