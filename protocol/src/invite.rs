@@ -77,6 +77,14 @@ struct InviteWire {
     inviter: [u8; 32],
 }
 
+/// The wire form's own copy of the secret is wiped when it goes, on both paths (encode and
+/// decode), not only a copy of it.
+impl Drop for InviteWire {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
+}
+
 impl Invite {
     /// The text code.
     pub fn to_code(&self) -> String {
@@ -87,8 +95,9 @@ impl Invite {
             inviter: self.inviter.map(|m| m.0).unwrap_or([0; 32]),
         };
         let payload = zeroize::Zeroizing::new(codec::encode(&wire));
-        let mut secret = wire.secret;
-        zeroize::Zeroize::zeroize(&mut secret);
+        drop(wire);
+        // The returned code holds the secret too: it is printed or shown as a QR code, so the
+        // caller owns that copy.
         textcode::encode(INVITE_CODE_PREFIX, &payload)
     }
 
@@ -104,7 +113,7 @@ impl Invite {
             return Err(OpError::OldInvite);
         }
         let bytes = zeroize::Zeroizing::new(textcode::decode(INVITE_CODE_PREFIX, code)?);
-        let wire: InviteWire = codec::decode(&bytes, MAX_GENESIS_BYTES + 2048)?;
+        let mut wire: InviteWire = codec::decode(&bytes, MAX_GENESIS_BYTES + 2048)?;
         let secret = CollectiveSecret::from_bytes(wire.secret);
         // An all-zero inviter is no key.
         let inviter = (wire.inviter != [0; 32]).then_some(MemberId(wire.inviter));
@@ -122,7 +131,7 @@ impl Invite {
         Ok(Self {
             genesis,
             secret,
-            addresses: wire.addresses,
+            addresses: std::mem::take(&mut wire.addresses),
             inviter,
         })
     }
