@@ -1772,9 +1772,17 @@ impl EventLoop {
                 message: request_response::Message::Response { response, .. },
                 ..
             } => self.on_hello_response(peer, &response),
-            request_response::Event::OutboundFailure { peer, .. } => {
+            request_response::Event::OutboundFailure { peer, error, .. } => {
                 if matches!(self.hellos.get(&peer), Some(Hello::Dialing { .. })) {
-                    self.hello_failed(peer, "no answer");
+                    let why = match error {
+                        // An older (or newer) Lookout: a clear version mismatch, not a proof
+                        // that failed.
+                        request_response::OutboundFailure::UnsupportedProtocols => {
+                            "the peer does not speak /lookout/hello/3 (another Lookout version)"
+                        }
+                        _ => "no answer",
+                    };
+                    self.hello_failed(peer, why);
                 }
             }
             _ => {}

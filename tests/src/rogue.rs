@@ -83,7 +83,7 @@ pub fn hello_behaviour() -> request_response::Behaviour<HelloCodec> {
     )
 }
 
-/// Runs the dialer's side of `/lookout/hello/2` for a raw swarm, as a node would: on every
+/// Runs the dialer's side of `/lookout/hello/3` for a raw swarm, as a node would: on every
 /// connection it dials, it proves `creds` (if any) and, once the node proved itself, admits
 /// the node in the raw swarm's [`MemberGate`] and redials, so the second connection carries
 /// the collective's protocols.

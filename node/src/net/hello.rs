@@ -1,4 +1,4 @@
-//! `/lookout/hello/2`: the mutual membership proof that runs inside the Noise channel before any
+//! `/lookout/hello/3`: the mutual membership proof that runs inside the Noise channel before any
 //! collective protocol (see `docs/PROTOCOL.md`, "Hello: proving membership to an unlinkable
 //! peer").
 //!
@@ -27,7 +27,7 @@ use lookout_protocol::MemberId;
 use zeroize::Zeroizing;
 
 /// The protocol name of the hello exchange.
-pub const HELLO_PROTOCOL: StreamProtocol = StreamProtocol::new("/lookout/hello/2");
+pub const HELLO_PROTOCOL: StreamProtocol = StreamProtocol::new("/lookout/hello/3");
 
 /// Largest hello message either way, in bytes.
 pub(crate) const MAX_HELLO_BYTES: usize = 256;
