@@ -57,17 +57,30 @@ pub fn kind_of(text: &str) -> CodeKind {
     }
 }
 
-/// A code argument as given, or read from stdin when it is `-`.
+/// A code argument as given, or read from stdin when it is `-`: at a terminal one pasted line
+/// (after a prompt on stderr), otherwise everything piped in (at most 64 KiB).
 pub fn argument(text: &str) -> Result<String, ApiError> {
+    use std::io::{BufRead, IsTerminal};
     if text.trim() != "-" {
         return Ok(text.trim().to_owned());
     }
     let mut input = String::new();
-    std::io::stdin()
-        .take(64 * 1024)
-        .read_to_string(&mut input)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("cannot read stdin: {e}")))?;
-    Ok(input.split_whitespace().collect())
+    let stdin = std::io::stdin();
+    let read = if stdin.is_terminal() {
+        eprint!("Paste the code and press Enter: ");
+        stdin.lock().take(64 * 1024).read_line(&mut input)
+    } else {
+        stdin.lock().take(64 * 1024).read_to_string(&mut input)
+    };
+    read.map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("cannot read stdin: {e}")))?;
+    let code: String = input.split_whitespace().collect();
+    if code.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "no code on stdin: paste the code, or pipe it in (`lookout join < invite.txt`)",
+        ));
+    }
+    Ok(code)
 }
 
 /// The error for a code pasted into the wrong command, or `None` if it is the wanted kind.
@@ -80,7 +93,7 @@ pub fn misplaced(kind: CodeKind, wanted: CodeKind) -> Option<ApiError> {
             "this is a join request code (LKJOIN1-...): it goes to a moderator, who runs `lookout approve CODE`"
         }
         CodeKind::Invite => {
-            "this is an invite code (LKINVITE2-...): the new member uses it with `lookout join CODE`"
+            "this is an invite code (LKINVITE2-...): the new member runs `lookout join` and pastes it when asked"
         }
         CodeKind::Revocation => {
             "this is a revocation certificate (LKREVOKE1-...): publish it with `lookout revoke --certificate FILE`"
@@ -218,13 +231,41 @@ pub fn qr_file(code: &str, path: &std::path::Path) -> Result<String, ApiError> {
         .min_dimensions(400, 400)
         .quiet_zone(true)
         .build();
-    std::fs::write(path, svg).map_err(|e| {
+    write_private(path, svg.as_bytes()).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidInput,
             format!("cannot write {}: {e}", path.display()),
         )
     })?;
-    Ok(format!("QR code written to {}\n", path.display()))
+    Ok(format!(
+        "QR code written to {} (readable by you only: it is as secret as the code)\n",
+        path.display()
+    ))
+}
+
+/// Write `bytes` to `path` readable and writable by the owner only (mode 0600 on Unix, also
+/// when the file already existed with a wider mode): an invite's QR code holds the collective
+/// secret.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        let mut file = file;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = options.open(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
 }
 
 /// The smallest QR version that holds `code`, at the strongest error correction level that

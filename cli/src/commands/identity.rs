@@ -224,7 +224,7 @@ pub async fn create_collective(
     );
     if let Some(invite) = invite {
         text.push_str(&format!(
-            "\nGive the other founding moderators this invite, privately; they run `lookout join CODE`:\n\n{invite}\n"
+            "\nGive the other founding moderators this invite, privately; they run `lookout join` and paste it when asked:\n\n{invite}\n"
         ));
     }
     out.text(&text);
@@ -276,7 +276,7 @@ pub async fn join_request(
         )?);
     }
     text.push_str(
-        "\nWhen you are approved, the moderator gives you an invite code. Then run:\n  lookout join INVITE\n",
+        "\nWhen you are approved, the moderator gives you an invite code. Then run:\n  lookout join\nand paste it when asked (kept out of your shell history that way).\n",
     );
     out.text(&text);
     Ok(Outcome::Done)
