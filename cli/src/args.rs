@@ -154,8 +154,13 @@ before approving. When the collective needs more than one approval, the others r
     },
 
     /// Join the collective with the invite code a moderator gave you.
+    #[command(
+        after_help = "Run `lookout join` and paste the code when asked (or pipe it in: `lookout join < invite.txt`). The code holds the collective's key: given as an argument it stays in your shell history and shows in the process list."
+    )]
     Join {
-        /// The invite code (LKINVITE1-...), or `-` to read it from stdin.
+        /// The invite code (LKINVITE2-...); leave it out or give `-` to read it from stdin
+        /// (recommended: the code then stays out of shell history and the process list).
+        #[arg(default_value = "-")]
         invite: String,
     },
 

@@ -6,7 +6,9 @@
 use std::io::Read;
 
 use lookout_node::api::{ApiError, ErrorCode};
-use lookout_protocol::invite::{Invite, INVITE_CODE_PREFIX, JOIN_CODE_PREFIX};
+use lookout_protocol::invite::{
+    Invite, INVITE_CODE_PREFIX, JOIN_CODE_PREFIX, OLD_INVITE_CODE_PREFIX,
+};
 use lookout_protocol::membership::REVOCATION_CODE_PREFIX;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
@@ -16,7 +18,7 @@ use qrcode::QrCode;
 pub enum CodeKind {
     /// `LKJOIN1-`: a new member's join request.
     JoinRequest,
-    /// `LKINVITE1-`: a moderator's invite.
+    /// `LKINVITE2-`: a moderator's invite (and `LKINVITE1-`, an older one, refused when read).
     Invite,
     /// `LKREVOKE1-`: a self-revocation certificate.
     Revocation,
@@ -42,7 +44,7 @@ pub fn kind_of(text: &str) -> CodeKind {
     };
     if prefixed(JOIN_CODE_PREFIX) {
         CodeKind::JoinRequest
-    } else if prefixed(INVITE_CODE_PREFIX) {
+    } else if prefixed(INVITE_CODE_PREFIX) || prefixed(OLD_INVITE_CODE_PREFIX) {
         CodeKind::Invite
     } else if prefixed(REVOCATION_CODE_PREFIX) {
         CodeKind::Revocation
@@ -55,17 +57,30 @@ pub fn kind_of(text: &str) -> CodeKind {
     }
 }
 
-/// A code argument as given, or read from stdin when it is `-`.
+/// A code argument as given, or read from stdin when it is `-`: at a terminal one pasted line
+/// (after a prompt on stderr), otherwise everything piped in (at most 64 KiB).
 pub fn argument(text: &str) -> Result<String, ApiError> {
+    use std::io::{BufRead, IsTerminal};
     if text.trim() != "-" {
         return Ok(text.trim().to_owned());
     }
     let mut input = String::new();
-    std::io::stdin()
-        .take(64 * 1024)
-        .read_to_string(&mut input)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("cannot read stdin: {e}")))?;
-    Ok(input.split_whitespace().collect())
+    let stdin = std::io::stdin();
+    let read = if stdin.is_terminal() {
+        eprint!("Paste the code and press Enter: ");
+        stdin.lock().take(64 * 1024).read_line(&mut input)
+    } else {
+        stdin.lock().take(64 * 1024).read_to_string(&mut input)
+    };
+    read.map_err(|e| ApiError::new(ErrorCode::InvalidInput, format!("cannot read stdin: {e}")))?;
+    let code: String = input.split_whitespace().collect();
+    if code.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "no code on stdin: paste the code, or pipe it in (`lookout join < invite.txt`)",
+        ));
+    }
+    Ok(code)
 }
 
 /// The error for a code pasted into the wrong command, or `None` if it is the wanted kind.
@@ -78,7 +93,7 @@ pub fn misplaced(kind: CodeKind, wanted: CodeKind) -> Option<ApiError> {
             "this is a join request code (LKJOIN1-...): it goes to a moderator, who runs `lookout approve CODE`"
         }
         CodeKind::Invite => {
-            "this is an invite code (LKINVITE1-...): the new member uses it with `lookout join CODE`"
+            "this is an invite code (LKINVITE2-...): the new member runs `lookout join` and pastes it when asked"
         }
         CodeKind::Revocation => {
             "this is a revocation certificate (LKREVOKE1-...): publish it with `lookout revoke --certificate FILE`"
@@ -88,7 +103,7 @@ pub fn misplaced(kind: CodeKind, wanted: CodeKind) -> Option<ApiError> {
                 "this is not a join request code: it should start with LKJOIN1- (copy all of it)"
             }
             CodeKind::Invite => {
-                "this is not an invite code: it should start with LKINVITE1- (copy all of it)"
+                "this is not an invite code: it should start with LKINVITE2- (copy all of it)"
             }
             _ => "this is not a revocation certificate: it should contain LKREVOKE1-...",
         },
@@ -216,13 +231,41 @@ pub fn qr_file(code: &str, path: &std::path::Path) -> Result<String, ApiError> {
         .min_dimensions(400, 400)
         .quiet_zone(true)
         .build();
-    std::fs::write(path, svg).map_err(|e| {
+    write_private(path, svg.as_bytes()).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidInput,
             format!("cannot write {}: {e}", path.display()),
         )
     })?;
-    Ok(format!("QR code written to {}\n", path.display()))
+    Ok(format!(
+        "QR code written to {} (readable by you only: it is as secret as the code)\n",
+        path.display()
+    ))
+}
+
+/// Write `bytes` to `path` readable and writable by the owner only (mode 0600 on Unix, also
+/// when the file already existed with a wider mode): an invite's QR code holds the collective
+/// secret.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        let mut file = file;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = options.open(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
 }
 
 /// The smallest QR version that holds `code`, at the strongest error correction level that
@@ -282,8 +325,10 @@ mod tests {
         use lookout_protocol::identity::Identity;
         use lookout_protocol::membership::{Policy, SignedGenesis};
         let founder = Identity::generate(&mut rand::rngs::OsRng);
+        let secret = lookout_protocol::text::CollectiveSecret::generate(&mut rand::rngs::OsRng);
         let genesis = SignedGenesis::create(
             &founder,
+            &secret,
             "c",
             "f",
             Policy::default(),
@@ -294,6 +339,7 @@ mod tests {
         let invite = |addresses: &[&str]| {
             Invite {
                 genesis: genesis.clone(),
+                secret: secret.clone(),
                 addresses: addresses.iter().map(|a| a.to_string()).collect(),
                 inviter: None,
             }

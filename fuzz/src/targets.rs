@@ -10,11 +10,12 @@ use lookout_protocol::epoch::{EpochBook, EpochKey, KeyDelivery};
 use lookout_protocol::identity::{Identity, PublicIdentity};
 use lookout_protocol::invite::{Invite, JoinRequest};
 use lookout_protocol::membership::{
-    resolve, Action, FoundingModerator, InsertOutcome, MembershipLog, Op, Policy,
+    resolve, Action, InsertOutcome, MembershipLog, NewModerator, Op, OpError, Policy,
     RevocationCertificate, Roster, SignedGenesis,
 };
 use lookout_protocol::passphrase::{self, KdfParams};
 use lookout_protocol::reconcile::{Item, Limits, Reconciler};
+use lookout_protocol::text::{CollectiveSecret, SealedText, TextField};
 use lookout_protocol::OpId;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -112,13 +113,21 @@ impl Fixture {
             ..Policy::default()
         };
         let second = Identity::generate(&mut rng);
-        let co = vec![FoundingModerator {
+        let co = vec![NewModerator {
             identity: second.public(),
             name: "Bea".into(),
         }];
-        let genesis_k2 =
-            SignedGenesis::create_with_moderators(&a, "Fuzz", "Ana", co, policy, NOW, &mut rng)
-                .expect("genesis");
+        let genesis_k2 = SignedGenesis::create_with_moderators(
+            &a,
+            &fuzz_secret(),
+            "Fuzz",
+            "Ana",
+            co,
+            policy,
+            NOW,
+            &mut rng,
+        )
+        .expect("genesis");
         let mut cast = vec![a, second];
         cast.extend((2..CAST).map(|_| Identity::generate(&mut rng)));
         let rotated = cast
@@ -203,12 +212,31 @@ pub fn genesis_decode(data: &[u8]) {
         1 + genesis.genesis().co_moderators.len()
     );
     assert!(log.roster().is_moderator(&genesis.genesis().founder.member));
+    let secret = fuzz_secret();
+    let matches = genesis.matches(&secret);
     let invite = Invite {
         genesis,
+        secret,
         addresses: Vec::new(),
         inviter: None,
     };
-    assert_eq!(Invite::from_code(&invite.to_code()).ok(), Some(invite));
+    match Invite::from_code(&invite.to_code()) {
+        Ok(back) => assert!(matches && back == invite),
+        Err(error) => assert!(!matches && matches!(error, OpError::WrongSecret)),
+    }
+}
+
+/// The fuzz collectives' secret (the fixed vectors' own is not known here).
+fn fuzz_secret() -> CollectiveSecret {
+    CollectiveSecret::from_bytes([0xF2; 32])
+}
+
+/// A sealed text of the right length for `field` (the resolver never opens it).
+fn fuzz_text(field: TextField) -> SealedText {
+    SealedText {
+        nonce: [0; 24],
+        ciphertext: vec![0; field.sealed_bytes()],
+    }
 }
 
 /// `KeyDelivery::decode`, its authority at the named state, and recording it in A's book
@@ -420,14 +448,14 @@ pub fn membership_resolve(data: &[u8]) {
         let action = match what % 8 {
             0 | 7 => Action::ProposeAdd {
                 identity: f.publics[target].clone(),
-                name: format!("m{target}"),
+                name: fuzz_text(TextField::MemberName),
             },
             1 if !ops.is_empty() => Action::Approve {
                 proposal: ops[usize::from(whom) % ops.len()].id(),
             },
             2 => Action::Remove {
                 member: f.cast[target].member_id(),
-                reason: String::new(),
+                reason: fuzz_text(TextField::RemovalReason),
             },
             3 => Action::PublishRevocation {
                 certificate: f.certificates[target].clone(),

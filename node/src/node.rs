@@ -218,6 +218,9 @@ pub enum StartError {
     /// This device has no collective yet.
     #[error("this device is not in a collective yet: create one or join with an invite first")]
     NoCollective,
+    /// This device is in a collective but does not hold its secret (damaged secrets file).
+    #[error("this device does not hold its collective's secret: join again with a new invite")]
+    NoCollectiveSecret,
     /// The network layer failed.
     #[error("network: {0}")]
     Net(#[from] net::NetError),
@@ -230,7 +233,11 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
     // A fresh transport key for every run: it is all a peer sees before the hello, and it
     // must not link this run to the member or to any other run.
     let keypair = libp2p::identity::Keypair::generate_ed25519();
-    let mut creds = Credentials::new(log.genesis().encoded(), &replica.identity().ed25519_seed());
+    let hello_secret = replica
+        .hello_secret()
+        .map_err(|_| StartError::NoCollectiveSecret)?;
+    let mut creds = Credentials::new(&hello_secret, &replica.identity().ed25519_seed());
+    drop(hello_secret);
     creds.set_epoch_keys(&replica.hello_epoch_keys(net::MAX_EPOCH_SECRETS));
     let allowed: HashSet<MemberId> = replica.allowed_members().into_iter().collect();
     let net_config = NetConfig {
@@ -613,6 +620,7 @@ impl EventLoop {
         view.last_sync = self.stats.last_sync;
         if let Some(log) = self.replica.membership() {
             let roster = log.roster();
+            let mut names = roster.display_names(self.replica.text_key().as_ref());
             view.synced_with = self
                 .stats
                 .synced_with
@@ -621,7 +629,7 @@ impl EventLoop {
                     let member = roster.member(member)?;
                     Some(MemberSync {
                         member: member.identity.member.to_hex(),
-                        name: member.name.clone(),
+                        name: names.remove(&member.identity.member).unwrap_or_default(),
                         at: *at,
                     })
                 })
@@ -1949,6 +1957,19 @@ impl EventLoop {
             request_response::Event::OutboundFailure { peer, error, .. } => {
                 let local = *self.swarm.local_peer_id();
                 match self.hellos.get(&peer) {
+                    // An older (or newer) Lookout: a clear version mismatch, not a proof that
+                    // failed, and no crossed dial to wait for.
+                    Some(Hello::Dialing { .. })
+                        if matches!(
+                            error,
+                            request_response::OutboundFailure::UnsupportedProtocols
+                        ) =>
+                    {
+                        self.hello_failed(
+                            peer,
+                            "the peer does not speak /lookout/hello/3 (another Lookout version)",
+                        );
+                    }
                     // Crossed dials: the peer dialled us too and dropped our `Open`. Wait for its
                     // `Open` as listener.
                     Some(Hello::Dialing {

@@ -16,7 +16,8 @@ use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity}
 use lookout_protocol::envelope::{self, Envelope, InnerBody};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::identity::{Identity, PublicIdentity};
-use lookout_protocol::membership::{resolve, Action, FoundingModerator, Op, Policy, SignedGenesis};
+use lookout_protocol::membership::{resolve, Action, NewModerator, Op, Policy, SignedGenesis};
+use lookout_protocol::text::{CollectiveSecret, SealedText, TextField};
 use lookout_protocol::{sig, CollectiveId, OpId};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -79,8 +80,16 @@ struct Setup {
 fn setup() -> Setup {
     let mut rng = rng(1);
     let authors: Vec<Identity> = (0..8).map(|_| Identity::generate(&mut rng)).collect();
-    let genesis =
-        SignedGenesis::create(&authors[0], "Bench", "a", Policy::default(), NOW, &mut rng).unwrap();
+    let genesis = SignedGenesis::create(
+        &authors[0],
+        &CollectiveSecret::from_bytes([3; 32]),
+        "Bench",
+        "a",
+        Policy::default(),
+        NOW,
+        &mut rng,
+    )
+    .unwrap();
     let collective = genesis.id();
     let key = EpochKey::generate(&mut rng);
     let envelopes = (0..LARGE_BATCH)
@@ -148,13 +157,21 @@ fn large_history() -> (SignedGenesis, Vec<Op>) {
         approvals_required: 2,
         ..Policy::default()
     };
-    let co = vec![FoundingModerator {
+    let co = vec![NewModerator {
         identity: second.public(),
         name: "s".into(),
     }];
-    let genesis =
-        SignedGenesis::create_with_moderators(&founder, "Big", "f", co, policy, NOW, &mut rng)
-            .unwrap();
+    let genesis = SignedGenesis::create_with_moderators(
+        &founder,
+        &CollectiveSecret::from_bytes([3; 32]),
+        "Big",
+        "f",
+        co,
+        policy,
+        NOW,
+        &mut rng,
+    )
+    .unwrap();
     let collective = genesis.id();
     let mut ops: Vec<Op> = Vec::new();
     let push = |ops: &mut Vec<Op>, author: &Identity, action: Action| {
@@ -166,7 +183,10 @@ fn large_history() -> (SignedGenesis, Vec<Op>) {
     };
     let add = |identity: PublicIdentity| Action::ProposeAdd {
         identity,
-        name: "member".into(),
+        name: SealedText {
+            nonce: [0; 24],
+            ciphertext: vec![0; TextField::MemberName.sealed_bytes()],
+        },
     };
     for _ in 0..998 {
         let member = Identity::generate(&mut rng).public();

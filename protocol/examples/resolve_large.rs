@@ -10,8 +10,9 @@ use std::time::Instant;
 
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::{
-    resolve, Action, FoundingModerator, MembershipLog, Op, Policy, SignedGenesis,
+    resolve, Action, MembershipLog, NewModerator, Op, Policy, SignedGenesis,
 };
+use lookout_protocol::text::{CollectiveSecret, SealedText, TextField};
 use lookout_protocol::OpId;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -40,13 +41,21 @@ fn main() {
         approvals_required: 2,
         ..Policy::default()
     };
-    let co = vec![FoundingModerator {
+    let co = vec![NewModerator {
         identity: second.public(),
         name: "second".into(),
     }];
-    let genesis =
-        SignedGenesis::create_with_moderators(&founder, "Big", "f", co, policy, NOW, &mut rng)
-            .unwrap();
+    let genesis = SignedGenesis::create_with_moderators(
+        &founder,
+        &CollectiveSecret::from_bytes([3; 32]),
+        "Big",
+        "f",
+        co,
+        policy,
+        NOW,
+        &mut rng,
+    )
+    .unwrap();
     let collective = genesis.id();
     let people: Vec<Identity> = (0..members.saturating_sub(2))
         .map(|_| Identity::generate(&mut rng))
@@ -76,7 +85,10 @@ fn main() {
             &founder,
             Action::ProposeAdd {
                 identity: p.public(),
-                name: "member".into(),
+                name: SealedText {
+                    nonce: [0; 24],
+                    ciphertext: vec![0; TextField::MemberName.sealed_bytes()],
+                },
             },
         );
         push(&mut ops, &second, Action::Approve { proposal });
@@ -93,7 +105,10 @@ fn main() {
                 &founder,
                 Action::Remove {
                     member: people[(removed * 20 + 7) % people.len()].member_id(),
-                    reason: String::new(),
+                    reason: SealedText {
+                        nonce: [0; 24],
+                        ciphertext: vec![0; TextField::RemovalReason.sealed_bytes()],
+                    },
                 },
             );
             removed += 1;

@@ -3,7 +3,7 @@
 //!
 //! In person, the new member shows a [`JoinRequest`] code (or its QR); the moderator compares the
 //! fingerprint aloud, then approves. Once admitted, the moderator hands back an [`Invite`]: the
-//! collective's signed genesis record and where the moderator's node can be reached. Both codes
+//! collective's signed genesis record, its secret and where the moderator's node can be reached. Both codes
 //! are checksummed text (see [`crate::textcode`]).
 
 use serde::{Deserialize, Serialize};
@@ -11,13 +11,17 @@ use serde::{Deserialize, Serialize};
 use crate::codec;
 use crate::identity::PublicIdentity;
 use crate::membership::{OpError, SignedGenesis, MAX_GENESIS_BYTES, MAX_NAME_BYTES};
+use crate::text::CollectiveSecret;
 use crate::textcode;
 use crate::MemberId;
 
 /// Prefix of a join request code.
 pub const JOIN_CODE_PREFIX: &str = "LKJOIN1";
-/// Prefix of an invite code.
-pub const INVITE_CODE_PREFIX: &str = "LKINVITE1";
+/// Prefix of an invite code (version 2: carries the collective secret).
+pub const INVITE_CODE_PREFIX: &str = "LKINVITE2";
+/// Prefix of the first invite codes (no collective secret), refused with
+/// [`OpError::OldInvite`].
+pub const OLD_INVITE_CODE_PREFIX: &str = "LKINVITE1";
 /// Most bootstrap addresses in an invite.
 pub const MAX_INVITE_ADDRESSES: usize = 8;
 
@@ -48,67 +52,70 @@ impl JoinRequest {
     }
 }
 
-/// What a newly admitted member needs to join: the collective and where to find it.
+/// What a newly admitted member needs to join: the collective, its secret and where to find it.
+/// The code is as secret as the collective: whoever reads it can read every member's name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invite {
     /// The collective's signed genesis record (its hash is the collective id).
     pub genesis: SignedGenesis,
+    /// The collective secret: names are sealed under it and the hello secret comes from it. It
+    /// matches the genesis record's check ([`Invite::from_code`] refuses one that does not).
+    pub secret: CollectiveSecret,
     /// Multiaddresses of the inviting node (bare: transport identities change every run).
     pub addresses: Vec<String>,
     /// The member who made the invite: the only member the joining node admits at
-    /// [`Invite::addresses`] before its roster names that member. `None` in codes made before
-    /// this field existed (see `docs/PROTOCOL.md`, "Invites").
+    /// [`Invite::addresses`] before its roster names that member.
     pub inviter: Option<MemberId>,
 }
 
-/// The invite as first defined: genesis and addresses only. Still accepted.
-#[derive(Serialize, Deserialize)]
-struct InviteWireV1 {
-    genesis: Vec<u8>,
-    addresses: Vec<String>,
-}
-
-/// The invite with its inviter: the first version's fields and the inviter's member id,
-/// appended (an old decoder refuses the trailing bytes rather than misreading them).
+/// The invite on the wire (`LKINVITE2`): genesis, secret, addresses, inviter (all zero: none).
 #[derive(Serialize, Deserialize)]
 struct InviteWire {
     genesis: Vec<u8>,
+    secret: [u8; 32],
     addresses: Vec<String>,
     inviter: [u8; 32],
+}
+
+/// The wire form's own copy of the secret is wiped when it goes, on both paths (encode and
+/// decode), not only a copy of it.
+impl Drop for InviteWire {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
 }
 
 impl Invite {
     /// The text code.
     pub fn to_code(&self) -> String {
-        let genesis = self.genesis.encoded().to_vec();
-        let addresses = self.addresses.clone();
-        let payload = match self.inviter {
-            Some(inviter) => codec::encode(&InviteWire {
-                genesis,
-                addresses,
-                inviter: inviter.0,
-            }),
-            None => codec::encode(&InviteWireV1 { genesis, addresses }),
+        let wire = InviteWire {
+            genesis: self.genesis.encoded().to_vec(),
+            secret: *self.secret.as_bytes(),
+            addresses: self.addresses.clone(),
+            inviter: self.inviter.map(|m| m.0).unwrap_or([0; 32]),
         };
+        let payload = zeroize::Zeroizing::new(codec::encode(&wire));
+        drop(wire);
+        // The returned code holds the secret too: it is printed or shown as a QR code, so the
+        // caller owns that copy.
         textcode::encode(INVITE_CODE_PREFIX, &payload)
     }
 
-    /// Parse and verify a text code.
+    /// Parse and verify a text code: an old code (`LKINVITE1`) is refused with
+    /// [`OpError::OldInvite`], a secret that does not match the genesis record's check with
+    /// [`OpError::WrongSecret`].
     pub fn from_code(code: &str) -> Result<Self, OpError> {
-        let bytes = textcode::decode(INVITE_CODE_PREFIX, code)?;
-        let max = MAX_GENESIS_BYTES + 2048;
-        let wire = match codec::decode::<InviteWire>(&bytes, max) {
-            Ok(w) => w,
-            Err(_) => {
-                let old: InviteWireV1 = codec::decode(&bytes, max)?;
-                InviteWire {
-                    genesis: old.genesis,
-                    addresses: old.addresses,
-                    inviter: [0; 32],
-                }
-            }
-        };
-        // An all-zero inviter is no key: read it as an old code.
+        if code
+            .trim()
+            .get(..OLD_INVITE_CODE_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(OLD_INVITE_CODE_PREFIX))
+        {
+            return Err(OpError::OldInvite);
+        }
+        let bytes = zeroize::Zeroizing::new(textcode::decode(INVITE_CODE_PREFIX, code)?);
+        let mut wire: InviteWire = codec::decode(&bytes, MAX_GENESIS_BYTES + 2048)?;
+        let secret = CollectiveSecret::from_bytes(wire.secret);
+        // An all-zero inviter is no key.
         let inviter = (wire.inviter != [0; 32]).then_some(MemberId(wire.inviter));
         if wire.addresses.len() > MAX_INVITE_ADDRESSES
             || wire.addresses.iter().any(|a| a.len() > 256)
@@ -117,9 +124,14 @@ impl Invite {
                 "too many or too long addresses in the invite",
             ));
         }
+        let genesis = SignedGenesis::decode(&wire.genesis)?;
+        if !genesis.matches(&secret) {
+            return Err(OpError::WrongSecret);
+        }
         Ok(Self {
-            genesis: SignedGenesis::decode(&wire.genesis)?,
-            addresses: wire.addresses,
+            genesis,
+            secret,
+            addresses: std::mem::take(&mut wire.addresses),
             inviter,
         })
     }
@@ -137,29 +149,19 @@ mod tests {
     fn codes_round_trip_and_refuse_each_other() {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
         let founder = Identity::generate(&mut rng);
+        let secret = CollectiveSecret::generate(&mut rng);
         let genesis =
-            SignedGenesis::create(&founder, "c", "f", Policy::default(), 1, &mut rng).unwrap();
+            SignedGenesis::create(&founder, &secret, "c", "f", Policy::default(), 1, &mut rng)
+                .unwrap();
         let invite = Invite {
             genesis: genesis.clone(),
+            secret: secret.clone(),
             addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
             inviter: Some(founder.member_id()),
         };
         let code = invite.to_code();
+        assert!(code.starts_with(INVITE_CODE_PREFIX));
         assert_eq!(Invite::from_code(&code).unwrap(), invite);
-        // A code made before invites named their inviter still parses, without one.
-        let old = Invite {
-            inviter: None,
-            ..invite.clone()
-        };
-        let old_code = textcode::encode(
-            INVITE_CODE_PREFIX,
-            &codec::encode(&InviteWireV1 {
-                genesis: genesis.encoded().to_vec(),
-                addresses: invite.addresses.clone(),
-            }),
-        );
-        assert_eq!(old.to_code(), old_code);
-        assert_eq!(Invite::from_code(&old_code).unwrap(), old);
         let request = JoinRequest {
             identity: Identity::generate(&mut rng).public(),
             name: "Bea".into(),
@@ -168,5 +170,47 @@ mod tests {
         assert_eq!(JoinRequest::from_code(&join).unwrap(), request);
         assert!(JoinRequest::from_code(&code).is_err());
         assert!(Invite::from_code(&join).is_err());
+    }
+
+    /// An invite made by an older Lookout (no secret, `LKINVITE1`) is refused with a message
+    /// that says so.
+    #[test]
+    fn an_old_invite_code_is_refused_clearly() {
+        #[derive(Serialize)]
+        struct InviteWireV1 {
+            genesis: Vec<u8>,
+            addresses: Vec<String>,
+        }
+        let old = textcode::encode(
+            OLD_INVITE_CODE_PREFIX,
+            &codec::encode(&InviteWireV1 {
+                genesis: vec![1, 2, 3],
+                addresses: Vec::new(),
+            }),
+        );
+        let error = Invite::from_code(&old).unwrap_err();
+        assert!(matches!(error, OpError::OldInvite));
+        assert!(error.to_string().contains("older Lookout"), "{error}");
+    }
+
+    /// Attacker (or a mistake): an invite whose secret is not the collective's is refused at
+    /// once, before the joiner adopts anything.
+    #[test]
+    fn an_invite_with_a_wrong_secret_is_refused() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        let founder = Identity::generate(&mut rng);
+        let secret = CollectiveSecret::generate(&mut rng);
+        let genesis =
+            SignedGenesis::create(&founder, &secret, "c", "f", Policy::default(), 1, &mut rng)
+                .unwrap();
+        let wrong = Invite {
+            genesis,
+            secret: CollectiveSecret::generate(&mut rng),
+            addresses: Vec::new(),
+            inviter: None,
+        };
+        let error = Invite::from_code(&wrong.to_code()).unwrap_err();
+        assert!(matches!(error, OpError::WrongSecret), "{error}");
+        assert!(error.to_string().contains("does not match"), "{error}");
     }
 }

@@ -22,8 +22,9 @@
 //! let mut rng = ChaCha20Rng::seed_from_u64(7); // a real node passes OsRng
 //! let now = 1_790_000_000;
 //! let founder = Identity::generate(&mut rng);
-//! let genesis =
-//!     SignedGenesis::create(&founder, "Night Shift", "Ana", Policy::default(), now, &mut rng)?;
+//! let secret = lookout_protocol::text::CollectiveSecret::generate(&mut rng); // goes in invites
+//! let genesis = SignedGenesis::create(
+//!     &founder, &secret, "Night Shift", "Ana", Policy::default(), now, &mut rng)?;
 //! let log = MembershipLog::new(genesis.clone());
 //! assert!(log.roster().is_moderator(&founder.member_id()));
 //!

@@ -13,8 +13,10 @@
 //!   may carry so a joiner given a wrong secret is refused at once;
 //! - the hello secret KDF(`lookout hello secret v2`, secret) (`docs/PROTOCOL.md` §9.1).
 //!
-//! **Status:** these types and their tests are in place; the genesis record, the ops, invites,
-//! the node and the hello do not use them yet (see the branch's report).
+//! The genesis record (version 3) seals the collective's name and every founding moderator's
+//! name, `ProposeAdd` seals the new member's name and `Remove` its reason; the roster holds them
+//! as [`SealedName`]s and a device with the secret opens them for display only (the resolver
+//! never reads a name). Invites (`LKINVITE2`) carry the secret.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -80,6 +82,14 @@ impl CollectiveSecret {
     }
 }
 
+impl PartialEq for CollectiveSecret {
+    fn eq(&self, other: &Self) -> bool {
+        bool::from(subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]))
+    }
+}
+
+impl Eq for CollectiveSecret {}
+
 impl std::fmt::Debug for CollectiveSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CollectiveSecret(..)")
@@ -87,7 +97,7 @@ impl std::fmt::Debug for CollectiveSecret {
 }
 
 /// Which field a sealed text fills: its context and its longest plaintext.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TextField {
     /// The collective's name (genesis).
     CollectiveName,
@@ -152,21 +162,26 @@ impl SealedText {
     }
 }
 
-fn aad(field: TextField, author: &MemberId) -> Vec<u8> {
+/// Associated data: the field's context, the author (who signs the record carrying the text)
+/// and the subject (the member the text is about: the named member, the removed member; the
+/// founder for the collective's name).
+fn aad(field: TextField, author: &MemberId, subject: &MemberId) -> Vec<u8> {
     let context = field.context();
-    let mut out = Vec::with_capacity(1 + context.len() + 32);
+    let mut out = Vec::with_capacity(1 + context.len() + 64);
     out.push(u8::try_from(context.len()).unwrap_or(u8::MAX));
     out.extend_from_slice(context);
     out.extend_from_slice(&author.0);
+    out.extend_from_slice(&subject.0);
     out
 }
 
 impl TextKey {
-    /// Seal `text` for `field`, written by `author`.
+    /// Seal `text` for `field`, written by `author` about `subject`.
     pub fn seal<R: RngCore + CryptoRng>(
         &self,
         field: TextField,
         author: &MemberId,
+        subject: &MemberId,
         text: &str,
         rng: &mut R,
     ) -> Result<SealedText, SealTextError> {
@@ -181,7 +196,7 @@ impl TextKey {
         let mut nonce = [0u8; 24];
         rng.fill_bytes(&mut nonce);
         let cipher = XChaCha20Poly1305::new(self.0.as_ref().into());
-        let aad = aad(field, author);
+        let aad = aad(field, author, subject);
         let ciphertext = cipher
             .encrypt(
                 XNonce::from_slice(&nonce),
@@ -194,14 +209,21 @@ impl TextKey {
         Ok(SealedText { nonce, ciphertext })
     }
 
-    /// Open a sealed text of `field` by `author`: `None` if it does not open under this key (a
-    /// wrong key, another field or author, or a hostile writer's garbage) or is not valid text.
-    pub fn open(&self, sealed: &SealedText, field: TextField, author: &MemberId) -> Option<String> {
+    /// Open a sealed text of `field` by `author` about `subject`: `None` if it does not open
+    /// under this key (a wrong key, another field, author or subject, or a hostile writer's
+    /// garbage) or is not valid text.
+    pub fn open(
+        &self,
+        sealed: &SealedText,
+        field: TextField,
+        author: &MemberId,
+        subject: &MemberId,
+    ) -> Option<String> {
         if !sealed.fits(field) {
             return None;
         }
         let cipher = XChaCha20Poly1305::new(self.0.as_ref().into());
-        let aad = aad(field, author);
+        let aad = aad(field, author, subject);
         let plain = Zeroizing::new(
             cipher
                 .decrypt(
@@ -219,6 +241,41 @@ impl TextKey {
             return None;
         }
         String::from_utf8(body.to_vec()).ok()
+    }
+}
+
+/// A sealed name or reason as the roster keeps it: the sealed text and what it is bound to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SealedName {
+    /// The sealed text.
+    pub text: SealedText,
+    /// Its field.
+    pub field: TextField,
+    /// Who signed the record carrying it.
+    pub author: MemberId,
+    /// Whom it is about.
+    pub subject: MemberId,
+}
+
+impl SealedName {
+    /// The text, if it opens under `key` and is displayable (a name: 1 to 64 bytes without
+    /// control or text-direction characters; a reason: no control characters but new lines).
+    pub fn open(&self, key: &TextKey) -> Option<String> {
+        let text = key.open(&self.text, self.field, &self.author, &self.subject)?;
+        let ok = match self.field {
+            TextField::RemovalReason => !text
+                .chars()
+                .any(|c| crate::content::is_unprintable(c, true)),
+            _ => crate::membership::check_name(&text).is_ok(),
+        };
+        ok.then_some(text)
+    }
+
+    /// The text to show: opened, or (no key, or it does not open) `unreadable name (<8 hex>)`
+    /// of the subject.
+    pub fn display(&self, key: Option<&TextKey>) -> String {
+        key.and_then(|k| self.open(k))
+            .unwrap_or_else(|| unreadable_name(&self.subject))
     }
 }
 
@@ -242,35 +299,44 @@ mod tests {
         let ana = MemberId([1; 32]);
         let bea = MemberId([2; 32]);
         let sealed = key
-            .seal(TextField::MemberName, &ana, "Ana Maria", &mut rng)
+            .seal(TextField::MemberName, &ana, &bea, "Ana Maria", &mut rng)
             .unwrap();
         assert_eq!(
-            key.open(&sealed, TextField::MemberName, &ana).as_deref(),
+            key.open(&sealed, TextField::MemberName, &ana, &bea)
+                .as_deref(),
             Some("Ana Maria")
         );
-        assert_eq!(key.open(&sealed, TextField::MemberName, &bea), None);
-        assert_eq!(key.open(&sealed, TextField::FoundingName, &ana), None);
+        // Another author, another subject, another field: nothing.
+        assert_eq!(key.open(&sealed, TextField::MemberName, &bea, &bea), None);
+        assert_eq!(key.open(&sealed, TextField::MemberName, &ana, &ana), None);
+        assert_eq!(key.open(&sealed, TextField::FoundingName, &ana, &bea), None);
         let other = CollectiveSecret::generate(&mut rng).text_key();
-        assert_eq!(other.open(&sealed, TextField::MemberName, &ana), None);
+        assert_eq!(other.open(&sealed, TextField::MemberName, &ana, &bea), None);
         // Every name seals to one length, whatever it says; no plaintext byte shows.
         let short = key
-            .seal(TextField::MemberName, &ana, "A", &mut rng)
+            .seal(TextField::MemberName, &ana, &ana, "A", &mut rng)
             .unwrap();
         assert_eq!(short.ciphertext.len(), sealed.ciphertext.len());
         assert!(!sealed.ciphertext.windows(4).any(|w| w == b"Ana "));
         let reason = key
-            .seal(TextField::RemovalReason, &ana, &"x".repeat(280), &mut rng)
+            .seal(
+                TextField::RemovalReason,
+                &ana,
+                &bea,
+                &"x".repeat(280),
+                &mut rng,
+            )
             .unwrap();
         assert!(reason.fits(TextField::RemovalReason));
         assert!(key
-            .seal(TextField::MemberName, &ana, &"x".repeat(65), &mut rng)
+            .seal(TextField::MemberName, &ana, &ana, &"x".repeat(65), &mut rng)
             .is_err());
         // Garbage of the right length opens to nothing and breaks nothing.
         let garbage = SealedText {
             nonce: [7; 24],
             ciphertext: vec![9; TextField::MemberName.sealed_bytes()],
         };
-        assert_eq!(key.open(&garbage, TextField::MemberName, &ana), None);
+        assert_eq!(key.open(&garbage, TextField::MemberName, &ana, &ana), None);
         assert_eq!(unreadable_name(&ana), "unreadable name (01010101)");
     }
 

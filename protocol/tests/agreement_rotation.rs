@@ -3,6 +3,7 @@
 //! secret, once destroyed, opens nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod names;
 use lookout_protocol::epoch::*;
 use lookout_protocol::identity::*;
 use lookout_protocol::membership::*;
@@ -32,6 +33,7 @@ impl World {
         let member = Identity::generate_at(&mut rng, NOW);
         let genesis = SignedGenesis::create(
             &founder,
+            &names::secret(),
             "Night Shift",
             "Ana",
             Policy::default(),
@@ -47,7 +49,7 @@ impl World {
         };
         let add = Action::ProposeAdd {
             identity: world.member.public(),
-            name: "Bea".into(),
+            name: names::name("Bea"),
         };
         world.op(true, NOW + 10, add);
         assert!(world.log.roster().is_member(&world.member.member_id()));
@@ -284,7 +286,7 @@ fn rotations_by_a_removed_member_are_ignored() {
         NOW + DAY,
         Action::Remove {
             member,
-            reason: "turned".into(),
+            reason: names::reason("turned"),
         },
     );
     assert!(w.log.roster().is_removed(&member));

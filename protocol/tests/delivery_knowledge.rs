@@ -5,6 +5,7 @@
 //! (`EpochInfo::status`) and dropping the recipient check from `authorize`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod names;
 use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
 use lookout_protocol::envelope::{self, InnerBody, Verdict};
 use lookout_protocol::epoch::{DeliveryKind, EpochBook, EpochKey, KeyDelivery};
@@ -37,8 +38,16 @@ impl Trio {
         let f = Identity::generate(&mut rng);
         let a = Identity::generate(&mut rng);
         let b = Identity::generate(&mut rng);
-        let genesis =
-            SignedGenesis::create(&f, "Trio", "f", Policy::default(), START, &mut rng).unwrap();
+        let genesis = SignedGenesis::create(
+            &f,
+            &names::secret(),
+            "Trio",
+            "f",
+            Policy::default(),
+            START,
+            &mut rng,
+        )
+        .unwrap();
         let mut trio = Self {
             rng,
             log: MembershipLog::new(genesis),
@@ -52,14 +61,14 @@ impl Trio {
         };
         let add_a = Action::ProposeAdd {
             identity: trio.a.public(),
-            name: "a".into(),
+            name: names::name("a"),
         };
         trio.op(add_a);
         let members: Vec<_> = [&trio.f, &trio.a].iter().map(|i| i.public()).collect();
         let rotation = trio.deliver(DeliveryKind::Rotation, &members);
         let add_b = Action::ProposeAdd {
             identity: trio.b.public(),
-            name: "b".into(),
+            name: names::name("b"),
         };
         trio.op(add_b);
         let share = trio.deliver(DeliveryKind::Share, &[trio.b.public()]);
@@ -163,7 +172,7 @@ fn bug_writer_who_missed_a_share_writes_under_an_epoch_the_removed_member_holds(
     let mut trio = Trio::new();
     let remove_b = Action::Remove {
         member: trio.b.member_id(),
-        reason: "phone seized".into(),
+        reason: names::reason("phone seized"),
     };
     trio.op(remove_b);
     let roster = trio.log.roster().clone();

@@ -1,6 +1,7 @@
 //! Key epochs and envelopes: removal locks members out of later alerts; every validation rule.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod names;
 use lookout_protocol::content::*;
 use lookout_protocol::envelope::{self, EnvelopeError, InnerBody, Rejection, Verdict};
 use lookout_protocol::epoch::*;
@@ -22,8 +23,16 @@ impl Net {
     fn new() -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(99);
         let founder = Identity::generate(&mut rng);
-        let genesis =
-            SignedGenesis::create(&founder, "n", "f", Policy::default(), NOW, &mut rng).unwrap();
+        let genesis = SignedGenesis::create(
+            &founder,
+            &names::secret(),
+            "n",
+            "f",
+            Policy::default(),
+            NOW,
+            &mut rng,
+        )
+        .unwrap();
         Self {
             rng,
             log: MembershipLog::new(genesis),
@@ -57,7 +66,7 @@ impl Net {
             None,
             Action::ProposeAdd {
                 identity: id.public(),
-                name: "m".into(),
+                name: names::name("m"),
             },
         );
         id
@@ -148,7 +157,7 @@ fn removed_member_cannot_decrypt_alerts_of_later_epochs() {
         None,
         Action::Remove {
             member: mallory.member_id(),
-            reason: "seized".into(),
+            reason: names::reason("seized"),
         },
     );
     let mut founder_book = EpochBook::new();
@@ -282,7 +291,7 @@ fn authorize_enforces_every_rule() {
         None,
         Action::Remove {
             member: alice.member_id(),
-            reason: "left".into(),
+            reason: names::reason("left"),
         },
     );
     let after = net.log.roster().clone();
@@ -506,7 +515,7 @@ fn deliveries_a_member_forges_never_narrow_an_epoch() {
         None,
         Action::Remove {
             member: yan.member_id(),
-            reason: "seized".into(),
+            reason: names::reason("seized"),
         },
     );
     let (key, rotation) = net.rotate(NOW);

@@ -3,6 +3,7 @@
 //! style: every field an op signs is the attacker's choice, parents included.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod names;
 use ed25519_dalek::SigningKey;
 use lookout_protocol::identity::Identity;
 use lookout_protocol::mailbox::{MailboxPairing, MAX_MAILBOX_ADDRESSES};
@@ -27,7 +28,7 @@ impl World {
         let co = founders[1..]
             .iter()
             .enumerate()
-            .map(|(i, m)| FoundingModerator {
+            .map(|(i, m)| NewModerator {
                 identity: m.public(),
                 name: format!("co{i}"),
             })
@@ -38,6 +39,7 @@ impl World {
         };
         let genesis = SignedGenesis::create_with_moderators(
             &founders[0],
+            &names::secret(),
             "Test",
             "founder",
             co,
@@ -103,7 +105,7 @@ impl World {
             moderators,
             Action::ProposeAdd {
                 identity: who.public(),
-                name: "member".into(),
+                name: names::name("member"),
             },
         )
     }
@@ -225,7 +227,7 @@ fn approvals_of_a_moderator_removed_before_the_completing_approval_do_not_count(
         &[&f[0], &third],
         Action::Remove {
             member: f[1].member_id(),
-            reason: "phone taken".into(),
+            reason: names::reason("phone taken"),
         },
     );
     assert!(!w.roster().is_member(&f[1].member_id()));
@@ -289,7 +291,7 @@ fn member_and_mailbox_keys_are_disjoint() {
         &f[0],
         Action::Remove {
             member: member.member_id(),
-            reason: "left".into(),
+            reason: names::reason("left"),
         },
     );
     w.op(&f[0], as_mailbox);
@@ -322,7 +324,7 @@ fn concurrent_member_and_mailbox_proposals_of_one_key_admit_at_most_one() {
         base.clone(),
         Action::ProposeAdd {
             identity: twin.public(),
-            name: "twin".into(),
+            name: names::name("twin"),
         },
     );
     w.op_with(&f[0], base, propose(&mb));
@@ -354,7 +356,7 @@ fn parents_chosen_to_look_earlier_give_no_authority() {
         &f[0],
         Action::Remove {
             member: turned.member_id(),
-            reason: "turned".into(),
+            reason: names::reason("turned"),
         },
     );
     assert!(!w.roster().is_member(&turned.member_id()));

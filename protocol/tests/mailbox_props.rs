@@ -4,6 +4,7 @@
 //! proposed both as member and as mailbox.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod names;
 mod proptest_seed;
 
 use ed25519_dalek::SigningKey;
@@ -42,16 +43,23 @@ fn random_history_with(
         approvals_required: k,
         ..Policy::default()
     };
-    let co: Vec<FoundingModerator> = pool[1..usize::from(k)]
+    let co: Vec<NewModerator> = pool[1..usize::from(k)]
         .iter()
         .enumerate()
-        .map(|(i, m)| FoundingModerator {
+        .map(|(i, m)| NewModerator {
             identity: m.public(),
             name: format!("co{i}"),
         })
         .collect();
     let genesis = SignedGenesis::create_with_moderators(
-        &pool[0], "prop", "founder", co, policy, NOW, &mut rng,
+        &pool[0],
+        &names::secret(),
+        "prop",
+        "founder",
+        co,
+        policy,
+        NOW,
+        &mut rng,
     )
     .unwrap();
     let mut ops: Vec<Op> = Vec::new();
@@ -97,14 +105,14 @@ fn random_history_with(
         let action = match (step, roll) {
             (0 | 1, _) => Action::ProposeAdd {
                 identity: pool[step + 1].public(),
-                name: "m".into(),
+                name: names::name("m"),
             },
             (2, _) => Action::ProposePromote {
                 member: pool[1].member_id(),
             },
             (_, 0..=1) => Action::ProposeAdd {
                 identity: pool[target].public(),
-                name: "m".into(),
+                name: names::name("m"),
             },
             (_, 2..=4) if !proposals.is_empty() => Action::Approve {
                 proposal: *proposals.choose(&mut rng).unwrap(),
@@ -116,7 +124,7 @@ fn random_history_with(
             (_, 7) => Action::RemoveMailbox { mailbox },
             (_, 8) => Action::Remove {
                 member: pool[rng.gen_range(0..pool.len())].member_id(),
-                reason: String::new(),
+                reason: names::reason(String::new()),
             },
             (_, 9) => Action::ProposePromote {
                 member: pool[target].member_id(),

@@ -1,6 +1,7 @@
 //! Membership rules: k-of-n admission, removal, strong removal, retaliation, self-revocation.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod names;
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::*;
 use lookout_protocol::{CollectiveId, MemberId, OpId};
@@ -30,13 +31,20 @@ impl World {
         let founding = co
             .iter()
             .enumerate()
-            .map(|(i, m)| FoundingModerator {
+            .map(|(i, m)| NewModerator {
                 identity: m.public(),
                 name: format!("co{i}"),
             })
             .collect();
         let genesis = SignedGenesis::create_with_moderators(
-            &founder, "Test", "founder", founding, policy, NOW, &mut rng,
+            &founder,
+            &names::secret(),
+            "Test",
+            "founder",
+            founding,
+            policy,
+            NOW,
+            &mut rng,
         )
         .expect("genesis");
         (
@@ -85,7 +93,7 @@ impl World {
             moderators[0],
             Action::ProposeAdd {
                 identity: who.public(),
-                name: "member".into(),
+                name: names::name("member"),
             },
         );
         for m in &moderators[1..] {
@@ -110,7 +118,7 @@ impl World {
 fn remove(member: &Identity) -> Action {
     Action::Remove {
         member: member.member_id(),
-        reason: "phone seized".into(),
+        reason: names::reason("phone seized"),
     }
 }
 
@@ -159,7 +167,7 @@ fn k2_approvals_made_concurrently_by_offline_moderators_combine() {
         &founder,
         Action::ProposeAdd {
             identity: newbie.public(),
-            name: "n".into(),
+            name: names::name("n"),
         },
     );
     let seen = w.heads();
@@ -191,14 +199,14 @@ fn one_moderator_removes_a_member_immediately() {
         &f,
         Action::ProposeAdd {
             identity: m.public(),
-            name: "again".into(),
+            name: names::name("again"),
         },
     );
     w.op(
         &_m2,
         Action::ProposeAdd {
             identity: m.public(),
-            name: "again".into(),
+            name: names::name("again"),
         },
     );
     assert!(!w.roster().is_member(&m.member_id()));
@@ -234,7 +242,7 @@ fn removed_members_concurrent_ops_are_dropped() {
         base.clone(),
         Action::ProposeAdd {
             identity: accomplice.public(),
-            name: "acc".into(),
+            name: names::name("acc"),
         },
     );
     // The founder removes m2 (a moderator: k = 1 so one removal suffices) without seeing it.
@@ -306,7 +314,7 @@ fn op_naming_its_authors_removal_is_refused() {
         &x,
         Action::ProposeAdd {
             identity: newbie.public(),
-            name: "n".into(),
+            name: names::name("n"),
         },
     );
     assert!(w.roster().dropped().contains_key(&late));
@@ -386,7 +394,7 @@ fn demotion_needs_k_and_drops_concurrent_moderator_actions() {
         base.clone(),
         Action::ProposeAdd {
             identity: newbie.public(),
-            name: "n".into(),
+            name: names::name("n"),
         },
     );
     w.op_with(
@@ -446,7 +454,7 @@ fn captured_founder_cannot_add_or_promote_alone_with_chosen_parents() {
         vec![],
         Action::ProposeAdd {
             identity: spy.public(),
-            name: "spy".into(),
+            name: names::name("spy"),
         },
     );
     let promote = w.op_with(
@@ -481,7 +489,7 @@ fn k2_genesis_needs_two_founding_moderators() {
         ..Policy::default()
     };
     assert!(matches!(
-        SignedGenesis::create(&founder, "T", "f", policy, NOW, &mut rng),
+        SignedGenesis::create(&founder, &names::secret(), "T", "f", policy, NOW, &mut rng),
         Err(OpError::BadPolicy(_))
     ));
 }
@@ -596,7 +604,7 @@ fn fewer_than_k_moderators_left_promote_together() {
         &f,
         Action::ProposeAdd {
             identity: spy.public(),
-            name: "spy".into(),
+            name: names::name("spy"),
         },
     );
     let cert = RevocationCertificate::create(&f, NOW);
@@ -735,7 +743,7 @@ fn many_concurrent_heads_do_not_freeze_the_collective() {
             base.clone(),
             Action::ProposeAdd {
                 identity: newbie.public(),
-                name: "n".into(),
+                name: names::name("n"),
             },
         );
     }
@@ -780,7 +788,7 @@ fn incremental_resolution_equals_full_resolution() {
         let action = match i % 5 {
             0..=2 => Action::ProposeAdd {
                 identity: p.public(),
-                name: format!("p{i}"),
+                name: names::name(format!("p{i}")),
             },
             3 => Action::ProposePromote {
                 member: people
@@ -803,23 +811,21 @@ fn incremental_resolution_equals_full_resolution() {
 #[test]
 fn display_names_are_unique_in_a_collective() {
     let (mut w, f) = World::new(1);
+    let key = names::secret().text_key();
     let first = w.identity();
     let second = w.identity();
     for (who, name) in [(&first, "Ana"), (&second, " ana ")] {
-        w.op(
-            &f,
-            Action::ProposeAdd {
-                identity: who.public(),
-                name: name.into(),
-            },
-        );
+        let action =
+            Action::propose_add(&key, &f.member_id(), who.public(), name, &mut w.rng).unwrap();
+        w.op(&f, action);
     }
     let roster = w.roster();
-    assert_eq!(roster.member(&first.member_id()).unwrap().name, "Ana");
-    let shown = &roster.member(&second.member_id()).unwrap().name;
+    let shown = roster.display_names(Some(&key));
+    assert_eq!(shown[&first.member_id()], "Ana");
+    assert_eq!(shown[&f.member_id()], "founder");
     assert_eq!(
-        shown,
-        &format!("ana ({})", &second.member_id().to_hex()[..8])
+        shown[&second.member_id()],
+        format!("ana ({})", &second.member_id().to_hex()[..8])
     );
     // Founding moderators must have distinct names.
     let mut rng = ChaCha20Rng::seed_from_u64(5);
@@ -829,12 +835,231 @@ fn display_names_are_unique_in_a_collective() {
         approvals_required: 2,
         ..Policy::default()
     };
-    let twin = vec![FoundingModerator {
+    let twin = vec![NewModerator {
         identity: co.public(),
         name: "FOUNDER".into(),
     }];
     assert!(SignedGenesis::create_with_moderators(
-        &founder, "T", "founder", twin, policy, NOW, &mut rng
+        &founder,
+        &names::secret(),
+        "T",
+        "founder",
+        twin,
+        policy,
+        NOW,
+        &mut rng
     )
     .is_err());
+}
+
+/// Attacker (REVIEW2 #4): a moderator admits a second "Ana" and then removes the real one.
+/// The newcomer must not inherit the plain name: a name stays reserved by everyone admitted
+/// earlier, removed members included, and the real Ana's old alerts keep her plain name.
+#[test]
+fn a_removed_members_name_is_not_inherited_by_a_newcomer() {
+    let (mut w, f) = World::new(1);
+    let key = names::secret().text_key();
+    let ana = w.identity();
+    let impostor = w.identity();
+    for (who, name) in [(&ana, "Ana"), (&impostor, "Ana")] {
+        let action =
+            Action::propose_add(&key, &f.member_id(), who.public(), name, &mut w.rng).unwrap();
+        w.op(&f, action);
+    }
+    w.op(&f, remove(&ana));
+    let roster = w.roster();
+    assert!(roster.is_removed(&ana.member_id()));
+    assert!(roster.is_member(&impostor.member_id()));
+    let suffixed = format!("Ana ({})", &impostor.member_id().to_hex()[..8]);
+    assert_eq!(
+        roster.display_names(Some(&key))[&impostor.member_id()],
+        suffixed
+    );
+    assert_eq!(
+        roster.display_name(Some(&key), &impostor.member_id()),
+        suffixed
+    );
+    assert!(!roster
+        .display_names(Some(&key))
+        .contains_key(&ana.member_id()));
+    assert_eq!(roster.display_name(Some(&key), &ana.member_id()), "Ana");
+    // A newcomer admitted after the removal is suffixed too.
+    let later = w.identity();
+    let action =
+        Action::propose_add(&key, &f.member_id(), later.public(), " ANA", &mut w.rng).unwrap();
+    w.op(&f, action);
+    let roster = w.roster();
+    assert_eq!(
+        roster.display_names(Some(&key))[&later.member_id()],
+        format!("ANA ({})", &later.member_id().to_hex()[..8])
+    );
+}
+
+/// Attacker: a node holding the genesis record and every op but not the collective secret (a
+/// mailbox, or whoever seizes one) reads no name: every member shows as unreadable, and a wrong
+/// secret opens nothing either. The bytes it holds contain no name.
+#[test]
+fn a_node_without_the_secret_reads_no_name() {
+    let (mut w, f) = World::new(2);
+    let key = names::secret().text_key();
+    let bea = w.identity();
+    let action =
+        Action::propose_add(&key, &f.member_id(), bea.public(), "Beatriz", &mut w.rng).unwrap();
+    let proposal = w.op(&f, action);
+    let co = w.co.remove(0);
+    w.op(&co, Action::Approve { proposal });
+    let roster = w.roster();
+    assert!(roster.is_member(&bea.member_id()));
+    let wrong = lookout_protocol::text::CollectiveSecret::from_bytes([1; 32]).text_key();
+    for key in [None, Some(&wrong)] {
+        for (id, name) in roster.display_names(key) {
+            assert_eq!(name, format!("unreadable name ({})", &id.to_hex()[..8]));
+        }
+    }
+    assert_eq!(
+        roster.display_names(Some(&key))[&bea.member_id()],
+        "Beatriz"
+    );
+    let mut bytes = w.genesis.encoded().to_vec();
+    for op in &w.ops {
+        bytes.extend_from_slice(op.encoded());
+    }
+    for needle in ["Beatriz", "founder", "co0", "Test"] {
+        assert!(
+            !bytes.windows(needle.len()).any(|b| b == needle.as_bytes()),
+            "{needle} in clear"
+        );
+    }
+}
+
+/// Attacker: a sealed name copied into another op (another new member), another field (a
+/// removal's reason) or passed off under another author does not open, and the copy changes
+/// nothing the resolver decides.
+#[test]
+fn a_sealed_name_copied_elsewhere_does_not_open() {
+    let (mut w, f) = World::new(1);
+    let key = names::secret().text_key();
+    let (ana, bea, cat) = (w.identity(), w.identity(), w.identity());
+    let Action::ProposeAdd { name: sealed, .. } =
+        Action::propose_add(&key, &f.member_id(), ana.public(), "Ana", &mut w.rng).unwrap()
+    else {
+        unreachable!()
+    };
+    w.op(
+        &f,
+        Action::ProposeAdd {
+            identity: ana.public(),
+            name: sealed.clone(),
+        },
+    );
+    // Another op, for another member, by the same author.
+    w.op(
+        &f,
+        Action::ProposeAdd {
+            identity: bea.public(),
+            name: sealed.clone(),
+        },
+    );
+    // Another author (Ana, now a member; k = 1 makes her a moderator only if promoted: promote).
+    let promote = w.op(
+        &f,
+        Action::ProposePromote {
+            member: ana.member_id(),
+        },
+    );
+    assert!(!w.roster().dropped().contains_key(&promote));
+    w.op(
+        &ana,
+        Action::ProposeAdd {
+            identity: cat.public(),
+            name: sealed.clone(),
+        },
+    );
+    let roster = w.roster();
+    for m in [&ana, &bea, &cat] {
+        assert!(roster.is_member(&m.member_id()), "the rules ignore names");
+    }
+    let shown = roster.display_names(Some(&key));
+    assert_eq!(shown[&ana.member_id()], "Ana");
+    for m in [&bea, &cat] {
+        assert_eq!(
+            shown[&m.member_id()],
+            format!("unreadable name ({})", &m.member_id().to_hex()[..8])
+        );
+    }
+    // Another field: the name's bytes as a removal reason (lengths differ, so padded to fit).
+    let as_reason = lookout_protocol::text::SealedName {
+        text: sealed,
+        field: lookout_protocol::text::TextField::RemovalReason,
+        author: f.member_id(),
+        subject: ana.member_id(),
+    };
+    assert_eq!(as_reason.open(&key), None);
+}
+
+/// Attacker: a hostile moderator seals garbage (or nothing that opens) as a new member's name.
+/// It is admitted exactly as with a real name (the rules never read it), shown as an unreadable
+/// name, and every other name still shows.
+#[test]
+fn a_hostile_moderators_garbage_name_shows_unreadable_and_changes_no_roster() {
+    let key = names::secret().text_key();
+    let run = |garbage: bool| {
+        let (mut w, f) = World::new(1);
+        let victim = w.identity();
+        let name = if garbage {
+            lookout_protocol::text::SealedText {
+                nonce: [9; 24],
+                ciphertext: vec![
+                    0xAB;
+                    lookout_protocol::text::TextField::MemberName.sealed_bytes()
+                ],
+            }
+        } else {
+            names::name("Dee")
+        };
+        w.op(
+            &f,
+            Action::ProposeAdd {
+                identity: victim.public(),
+                name,
+            },
+        );
+        let roster = w.roster();
+        let members: Vec<(MemberId, bool)> = roster
+            .members()
+            .map(|m| (m.identity.member, m.moderator))
+            .collect();
+        (
+            roster.display_names(Some(&key)),
+            members,
+            victim.member_id(),
+            f.member_id(),
+        )
+    };
+    let (shown, with_garbage, victim, f) = run(true);
+    let (_, with_name, _, _) = run(false);
+    assert_eq!(with_garbage, with_name, "the name changes no roster");
+    assert_eq!(
+        shown[&victim],
+        format!("unreadable name ({})", &victim.to_hex()[..8])
+    );
+    assert_eq!(shown[&f], "founder");
+    // A control character sealed properly is refused at display too.
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let sealed = lookout_protocol::text::SealedName {
+        text: key
+            .seal(
+                lookout_protocol::text::TextField::MemberName,
+                &f,
+                &victim,
+                "A\u{202E}na",
+                &mut rng,
+            )
+            .unwrap(),
+        field: lookout_protocol::text::TextField::MemberName,
+        author: f,
+        subject: victim,
+    };
+    assert_eq!(sealed.open(&key), None);
+    assert!(sealed.display(Some(&key)).starts_with("unreadable name ("));
 }

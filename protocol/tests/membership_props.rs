@@ -2,6 +2,7 @@
 //! roster, whatever order the ops arrived in, including concurrent removals and approvals.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod names;
 mod proptest_seed;
 
 use lookout_protocol::identity::Identity;
@@ -25,16 +26,23 @@ fn random_history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Op>) {
         ..Policy::default()
     };
     // A collective needing k approvals is founded by k moderators.
-    let co: Vec<FoundingModerator> = pool[1..usize::from(k)]
+    let co: Vec<NewModerator> = pool[1..usize::from(k)]
         .iter()
         .enumerate()
-        .map(|(i, m)| FoundingModerator {
+        .map(|(i, m)| NewModerator {
             identity: m.public(),
             name: format!("co{i}"),
         })
         .collect();
     let genesis = SignedGenesis::create_with_moderators(
-        &pool[0], "prop", "founder", co, policy, NOW, &mut rng,
+        &pool[0],
+        &names::secret(),
+        "prop",
+        "founder",
+        co,
+        policy,
+        NOW,
+        &mut rng,
     )
     .unwrap();
     let mut ops: Vec<Op> = Vec::new();
@@ -74,21 +82,21 @@ fn random_history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Op>) {
         let action = match (step, rng.gen_range(0..10)) {
             (0 | 1, _) => Action::ProposeAdd {
                 identity: pool[step + 1].public(),
-                name: "m".into(),
+                name: names::name("m"),
             },
             (2 | 3, _) => Action::ProposePromote {
                 member: pool[step - 1].member_id(),
             },
             (_, 0..=2) => Action::ProposeAdd {
                 identity: pool[target].public(),
-                name: "m".into(),
+                name: names::name("m"),
             },
             (_, 3..=4) if !proposals.is_empty() => Action::Approve {
                 proposal: *proposals.choose(&mut rng).unwrap(),
             },
             (_, 5..=6) => Action::Remove {
                 member: pool[rng.gen_range(0..pool.len())].member_id(),
-                reason: String::new(),
+                reason: names::reason(String::new()),
             },
             (_, 7) => Action::ProposePromote {
                 member: pool[target].member_id(),

@@ -2,6 +2,7 @@
 //! rights for retractions taken from the current roster, never from the state a post names.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod names;
 use chacha20poly1305::aead::{Aead as _, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use lookout_protocol::codec;
@@ -31,8 +32,16 @@ impl Net {
     fn new() -> (Self, Identity, Identity, Identity) {
         let mut rng = ChaCha20Rng::seed_from_u64(7);
         let founder = Identity::generate(&mut rng);
-        let genesis =
-            SignedGenesis::create(&founder, "n", "f", Policy::default(), NOW, &mut rng).unwrap();
+        let genesis = SignedGenesis::create(
+            &founder,
+            &names::secret(),
+            "n",
+            "f",
+            Policy::default(),
+            NOW,
+            &mut rng,
+        )
+        .unwrap();
         let mut net = Self {
             log: MembershipLog::new(genesis),
             key: EpochKey::generate(&mut rng),
@@ -87,7 +96,7 @@ impl Net {
         let id = Identity::generate(&mut self.rng);
         self.op(Action::ProposeAdd {
             identity: id.public(),
-            name: "m".into(),
+            name: names::name("m"),
         });
         id
     }
@@ -288,7 +297,7 @@ fn a_removed_moderators_retraction_does_not_count() {
     assert!(by_moderator.retracts(target.id(), &target.meta(), &then));
     net.op(Action::Remove {
         member: moderator.member_id(),
-        reason: "protected a client".into(),
+        reason: names::reason("protected a client"),
     });
     let removed = net.log.roster().clone();
     assert!(removed.is_removed(&moderator.member_id()));

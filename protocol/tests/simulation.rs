@@ -28,6 +28,7 @@
 //! `reconcile_props.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod names;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::rc::Rc;
@@ -40,8 +41,8 @@ use lookout_protocol::envelope::{self, InnerBody};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::identity::{Identity, PublicIdentity};
 use lookout_protocol::membership::{
-    Action, FoundingModerator, MembershipLog, Op, PendingKind, Policy, RevocationCertificate,
-    Roster, SignedGenesis,
+    Action, MembershipLog, NewModerator, Op, PendingKind, Policy, RevocationCertificate, Roster,
+    SignedGenesis,
 };
 use lookout_protocol::replica::{Effect, Ingested, KeyAnswer, Note, Refusal, SetKind, State};
 use lookout_protocol::{ContentId, DeliveryId, EpochId, MemberId, OpId};
@@ -881,7 +882,7 @@ fn adversaries(
             Vec::new(),
             Action::ProposeAdd {
                 identity: spy.public(),
-                name: "spy".into(),
+                name: names::name("spy"),
             },
         );
         let add_id = Op::decode(&add.bytes, r.state.log().collective())
@@ -900,7 +901,7 @@ fn adversaries(
             Vec::new(),
             Action::Remove {
                 member: moderator,
-                reason: "alone".into(),
+                reason: names::reason("alone"),
             },
         );
         let msgs = [add, promote, remove];
@@ -923,7 +924,7 @@ fn adversaries(
                 heads.clone(),
                 Action::ProposeAdd {
                     identity: stranger.public(),
-                    name: format!("stranger {i}"),
+                    name: names::name(format!("stranger {i}")),
                 },
             ));
         }
@@ -1027,7 +1028,7 @@ fn adversaries(
                 time(tick),
                 Action::ProposeAdd {
                     identity: stranger.public(),
-                    name: format!("flood {i}"),
+                    name: names::name(format!("flood {i}")),
                 },
             )
             .expect("op");
@@ -1134,13 +1135,14 @@ fn run(config: Config) -> Outcome {
     // A collective needing k approvals is founded by k moderators: the founder and replica 1.
     let co = identities[1..usize::from(config.k)]
         .iter()
-        .map(|m| FoundingModerator {
+        .map(|m| NewModerator {
             identity: m.public(),
             name: "second".into(),
         })
         .collect();
     let genesis = SignedGenesis::create_with_moderators(
         &identities[0],
+        &names::secret(),
         "Sim",
         "founder",
         co,
@@ -1283,11 +1285,11 @@ fn run(config: Config) -> Outcome {
         let mut outbox: Vec<(usize, Msg)> = Vec::new();
         let add = |i: usize, replicas: &[Replica]| Action::ProposeAdd {
             identity: replicas[i].identity.public(),
-            name: format!("member {i}"),
+            name: names::name(format!("member {i}")),
         };
         let remove = |i: usize, replicas: &[Replica]| Action::Remove {
             member: replicas[i].me(),
-            reason: "phone seized".into(),
+            reason: names::reason("phone seized"),
         };
         let mut scripted: Vec<(usize, Action)> = match tick {
             2 => vec![(founder, add(cast.moderator, &replicas))],

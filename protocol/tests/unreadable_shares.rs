@@ -3,6 +3,7 @@
 //! any other member, and who may be given it on request.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod names;
 use lookout_protocol::epoch::*;
 use lookout_protocol::identity::{Identity, PublicIdentity};
 use lookout_protocol::membership::*;
@@ -33,8 +34,16 @@ impl Group {
         let f = Identity::generate(&mut rng);
         let v = Identity::generate(&mut rng);
         let r = Identity::generate(&mut rng);
-        let genesis =
-            SignedGenesis::create(&f, "g", "f", Policy::default(), NOW, &mut rng).unwrap();
+        let genesis = SignedGenesis::create(
+            &f,
+            &names::secret(),
+            "g",
+            "f",
+            Policy::default(),
+            NOW,
+            &mut rng,
+        )
+        .unwrap();
         let mut group = Self {
             rng,
             log: MembershipLog::new(genesis),
@@ -45,7 +54,7 @@ impl Group {
         for who in [group.v.public(), group.r.public()] {
             group.op(Action::ProposeAdd {
                 identity: who,
-                name: "m".into(),
+                name: names::name("m"),
             });
         }
         group
@@ -216,7 +225,7 @@ fn the_key_is_shared_on_request_only_with_members_entitled_to_it() {
     // The rogue is removed: it gets nothing any more, and the epoch is retired.
     g.op(Action::Remove {
         member: r,
-        reason: "junk shares".into(),
+        reason: names::reason("junk shares"),
     });
     let roster = g.log.roster().clone();
     assert_eq!(
@@ -231,7 +240,7 @@ fn the_key_is_shared_on_request_only_with_members_entitled_to_it() {
     let late = Identity::generate(&mut g.rng);
     g.op(Action::ProposeAdd {
         identity: late.public(),
-        name: "late".into(),
+        name: names::name("late"),
     });
     let roster = g.log.roster().clone();
     assert!(roster.is_member(&late.member_id()));
@@ -273,7 +282,7 @@ fn a_removed_member_lacks_nothing_it_could_ask_for() {
     );
     g.op(Action::Remove {
         member: v.member,
-        reason: "left".into(),
+        reason: names::reason("left"),
     });
     assert!(v_book.lacking(&v.member, g.log.roster(), NOW).is_empty());
 }

@@ -30,11 +30,13 @@ use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity}
 use lookout_protocol::envelope::{self, InnerBody};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::identity::{Identity, PublicIdentity};
+use lookout_protocol::invite::Invite;
 use lookout_protocol::membership::{
     Action, MembershipLog, Op, Policy, RevocationCertificate, SignedGenesis,
 };
 use lookout_protocol::passphrase::{self, KdfParams};
 use lookout_protocol::reconcile::{Item, Limits, Reconciler};
+use lookout_protocol::text::CollectiveSecret;
 use lookout_protocol::{CollectiveId, OpId};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -93,9 +95,15 @@ fn secret(identity: &Identity) -> Vec<u8> {
         .to_vec()
 }
 
+/// The collective's secret (carried by invites, never in the genesis or an op).
+fn collective_secret() -> CollectiveSecret {
+    CollectiveSecret::generate(&mut rng(0x5C))
+}
+
 fn genesis(a: &Identity) -> SignedGenesis {
     SignedGenesis::create(
         a,
+        &collective_secret(),
         "Night Shift",
         "Ana",
         Policy::default(),
@@ -107,14 +115,12 @@ fn genesis(a: &Identity) -> SignedGenesis {
 
 /// The actions of the op vectors, in order; each op names the previous one as its parent.
 fn actions(ids: &[Identity; 3], proposal_of_c: Option<OpId>) -> Vec<(usize, Action)> {
-    let [_, b, c] = ids;
+    let [a, b, c] = ids;
+    let key = collective_secret().text_key();
     vec![
         (
             0,
-            Action::ProposeAdd {
-                identity: b.public(),
-                name: "Bea".into(),
-            },
+            Action::propose_add(&key, &a.member_id(), b.public(), "Bea", &mut rng(0xBEA)).unwrap(),
         ),
         (
             0,
@@ -142,10 +148,14 @@ fn actions(ids: &[Identity; 3], proposal_of_c: Option<OpId>) -> Vec<(usize, Acti
         ),
         (
             0,
-            Action::Remove {
-                member: c.member_id(),
-                reason: "phone seized".into(),
-            },
+            Action::remove(
+                &key,
+                &a.member_id(),
+                c.member_id(),
+                "phone seized",
+                &mut rng(0x4E),
+            )
+            .unwrap(),
         ),
         (
             1,
@@ -173,10 +183,14 @@ fn ops(ids: &[Identity; 3], collective: CollectiveId) -> (Op, Vec<Op>) {
                 &ids[1],
                 parents,
                 10,
-                Action::ProposeAdd {
-                    identity: ids[2].public(),
-                    name: "Cat".into(),
-                },
+                Action::propose_add(
+                    &collective_secret().text_key(),
+                    &ids[1].member_id(),
+                    ids[2].public(),
+                    "Cat",
+                    &mut rng(0xCA7),
+                )
+                .unwrap(),
             );
             let approve = Action::Approve { proposal: p.id() };
             out.push(make(&ids[author], vec![p.id()], 11, approve));
@@ -341,6 +355,17 @@ fn build() -> Built {
     let collective = genesis.id();
     hex.insert("genesis".to_owned(), genesis.encoded().to_vec());
     text.push(("collective_id".into(), collective.to_hex()));
+    text.push((
+        "collective_secret".into(),
+        hex::encode(collective_secret().as_bytes()),
+    ));
+    let invite = Invite {
+        genesis: genesis.clone(),
+        secret: collective_secret(),
+        addresses: vec!["/ip4/192.0.2.1/tcp/4001".into()],
+        inviter: Some(a.member_id()),
+    };
+    text.push(("invite_code".into(), invite.to_code()));
     let (proposal, ops) = ops(&ids, collective);
     hex.insert("op_propose_add_c".to_owned(), proposal.encoded().to_vec());
     text.push(("op_propose_add_c_id".into(), proposal.id().to_hex()));
@@ -591,10 +616,28 @@ fn genesis_vector_decodes() {
     let genesis = SignedGenesis::decode(&bytes).unwrap();
     assert_eq!(genesis.id().0, committed_id("collective_id"));
     let g = genesis.genesis();
-    assert_eq!(g.version, 2);
+    assert_eq!(g.version, 3);
     assert!(g.co_moderators.is_empty());
-    assert_eq!(g.name, "Night Shift");
-    assert_eq!(g.founder_name, "Ana");
+    let secret = CollectiveSecret::from_bytes(
+        hex::decode(committed_text("collective_secret"))
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    assert!(genesis.matches(&secret));
+    let key = secret.text_key();
+    assert_eq!(g.sealed_name().open(&key).as_deref(), Some("Night Shift"));
+    let (_, founder_name) = g.founding_moderators().next().unwrap();
+    assert_eq!(founder_name.open(&key).as_deref(), Some("Ana"));
+    // The record holds no name in clear.
+    for needle in [&b"Night Shift"[..], b"Ana"] {
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+    }
+    // The invite carries the genesis and the secret.
+    let invite = Invite::from_code(&committed_text("invite_code")).unwrap();
+    assert_eq!(invite.genesis, genesis);
+    assert_eq!(invite.secret, secret);
+    assert_eq!(invite.inviter, Some(a.member_id()));
     assert_eq!(g.founder, a.public());
     assert_eq!(g.policy, Policy::default());
     assert_eq!(g.created, NOW);
@@ -644,6 +687,16 @@ fn op_vectors_decode() {
     assert!(roster.is_moderator(&ids[0].member_id()));
     let b = roster.member(&ids[1].member_id()).unwrap();
     assert!(!b.moderator);
+    let key = collective_secret().text_key();
+    assert_eq!(roster.display_names(Some(&key))[&ids[1].member_id()], "Bea");
+    assert_eq!(
+        roster.removed()[&ids[2].member_id()]
+            .name
+            .as_ref()
+            .and_then(|n| n.open(&key))
+            .as_deref(),
+        Some("Cat")
+    );
     assert_eq!(b.identity, b_rotated(&ids[1]));
     let removed = &roster.removed()[&ids[2].member_id()];
     assert!(removed.self_revoked);

@@ -83,7 +83,7 @@ pub fn hello_behaviour() -> request_response::Behaviour<HelloCodec> {
     )
 }
 
-/// Runs the dialer's side of `/lookout/hello/2` for a raw swarm, as a node would: on every
+/// Runs the dialer's side of `/lookout/hello/3` for a raw swarm, as a node would: on every
 /// connection it dials, it proves `creds` (if any) and, once the node proved itself, admits
 /// the node in the raw swarm's [`MemberGate`] and redials, so the second connection carries
 /// the collective's protocols.
@@ -458,7 +458,7 @@ pub fn hello_of(replica: &Replica) -> Credentials {
 /// Credentials proving the key with `seed` in the collective of `replica` (an accomplice who
 /// was given the collective's secret but is not on the roster, say).
 pub fn hello_with(replica: &Replica, seed: &[u8; 32]) -> Credentials {
-    Credentials::new(replica.membership().unwrap().genesis().encoded(), seed)
+    Credentials::new(&replica.hello_secret().unwrap(), seed)
 }
 
 /// The gossip topic of a replica's collective.
@@ -509,6 +509,19 @@ impl<'a> Forger<'a> {
     /// The member whose key signs.
     pub fn member(&self) -> MemberId {
         self.replica.identity().member_id()
+    }
+
+    /// `ProposeAdd` of `identity` as `name`, sealed under the collective's key as this member
+    /// (a rogue member holds the collective secret like any other).
+    pub fn propose_add(&self, identity: PublicIdentity, name: &str) -> Action {
+        let key = self.replica.text_key().unwrap();
+        Action::propose_add(&key, &self.member(), identity, name, &mut OsRng).unwrap()
+    }
+
+    /// `Remove` of `member` for `reason`, sealed as this member.
+    pub fn remove(&self, member: MemberId, reason: &str) -> Action {
+        let key = self.replica.text_key().unwrap();
+        Action::remove(&key, &self.member(), member, reason, &mut OsRng).unwrap()
     }
 
     /// The membership heads the member holds now.

@@ -203,7 +203,7 @@ async fn flood(length: Duration) -> Report {
         let flooder = Flooder::spawn(
             (
                 &hostile.identity().ed25519_seed()[..],
-                hostile.membership().unwrap().genesis().encoded(),
+                &hostile.hello_secret().unwrap()[..],
             ),
             &topic,
             tag,
@@ -307,11 +307,12 @@ fn flooder_process() {
         return;
     };
     let fields: Vec<&str> = config.split(' ').collect();
-    let [seed, genesis, topic, tag, op, target, victim, secs] = fields[..] else {
+    let [seed, hello_secret, topic, tag, op, target, victim, secs] = fields[..] else {
         panic!("bad {FLOOD_ENV}: {config}");
     };
     let seed: [u8; 32] = hex_bytes(seed).try_into().unwrap();
-    let creds = Credentials::new(&hex_bytes(genesis), &seed);
+    let hello_secret: [u8; 32] = hex_bytes(hello_secret).try_into().unwrap();
+    let creds = Credentials::new(&hello_secret, &seed);
     let tag: [u8; 8] = hex_bytes(tag).try_into().unwrap();
     let attack = Attack {
         creds,
@@ -367,9 +368,9 @@ struct Sent {
 
 impl Flooder {
     /// Start flooding `victim` at `target` with the member key `seed` of the collective with
-    /// `genesis`, for `length`.
+    /// hello secret `hello_secret`, for `length`.
     fn spawn(
-        (seed, genesis): (&[u8], &[u8]),
+        (seed, hello_secret): (&[u8], &[u8]),
         topic: &str,
         tag: [u8; 8],
         op: &[u8],
@@ -381,7 +382,7 @@ impl Flooder {
         let config = format!(
             "{} {} {topic} {} {} {target} {victim} {}",
             hex(seed),
-            hex(genesis),
+            hex(hello_secret),
             hex(&tag),
             hex(op),
             length.as_secs()

@@ -1105,7 +1105,6 @@ async fn a_stranger_with_a_fake_collective_cannot_bind_an_unbound_mailbox() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails until membership text is sealed (design section 1, branch mbx-proto): genesis and ops carry names in clear"]
 async fn the_mailbox_files_hold_no_member_or_collective_names() {
     tokio::time::timeout(LIMIT, async {
         let s = stage();

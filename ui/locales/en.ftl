@@ -154,6 +154,7 @@ pending-title = Waiting for approval
 pending-none = Nothing is waiting.
 members-title = Members
 members-you = you
+name-unreadable = unreadable name ({ $value })
 promote = Make moderator
 demote = Remove moderator rights
 revoke = Remove…

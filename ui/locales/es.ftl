@@ -192,6 +192,7 @@ invite-qr = Invitación como código QR
 pending-title = Esperando aprobación
 pending-none = No hay nada esperando.
 members-you = tú
+name-unreadable = nombre ilegible ({ $value })
 promote = Dar moderación
 demote = Quitar la moderación
 revoke = Expulsar…

@@ -192,6 +192,7 @@ invite-qr = L’invitation en code QR
 pending-title = En attente d’approbation
 pending-none = Rien n’est en attente.
 members-you = vous
+name-unreadable = nom illisible ({ $value })
 promote = Donner la modération
 demote = Retirer la modération
 revoke = Retirer…

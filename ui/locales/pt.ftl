@@ -153,6 +153,7 @@ pending-title = À espera de aprovação
 pending-none = Nada à espera.
 members-title = Membros
 members-you = você
+name-unreadable = nome ilegível ({ $value })
 promote = Tornar moderadora
 demote = Tirar direitos de moderação
 revoke = Remover…

@@ -172,6 +172,7 @@ invite-qr = Konvite hanesan kódigu QR
 pending-title = Hein aprovasaun
 pending-none = La iha buat ida hein.
 members-you = ita
+name-unreadable = naran la bele lee ({ $value })
 promote = Halo moderadór
 demote = Hasai direitu moderadór
 revoke = Hasai…

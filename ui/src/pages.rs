@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use crate::first_run::{self, Enrolling};
 use crate::guard::{self, Session};
 use crate::i18n::Tr;
-use crate::text::clean;
+use crate::text::{clean, clean_names};
 use crate::AppState;
 
 #[derive(RustEmbed)]
@@ -300,7 +300,7 @@ fn item(t: &Tr, alert: &AlertView) -> AlertItem {
         area: clean(&alert.area),
         when_iso: iso(when),
         when_text: utc(when),
-        author: clean(&alert.author),
+        author: clean_names(t, &alert.author),
         corroborations: alert.corroborations,
         retracted: alert.retracted.as_deref().map(clean),
         on_behalf: alert.on_behalf,
@@ -843,7 +843,7 @@ async fn status(
                 "role-waiting"
             });
             page(StatusPage {
-                collective: clean(&s.collective.unwrap_or_default()),
+                collective: clean_names(&c.t, &s.collective.unwrap_or_default()),
                 name: clean(&s.name),
                 fingerprint: s.fingerprint,
                 role,
@@ -946,7 +946,7 @@ async fn moderate_view(state: &AppState, c: &mut Chrome) -> Result<ModerateView,
         .map(|p| ProposalItem {
             id: p.id,
             action: clean(&p.action),
-            subject: clean(&p.subject),
+            subject: clean_names(&c.t, &p.subject),
             approvals: p.approvals,
             needed: p.needed,
         })
@@ -958,7 +958,7 @@ async fn moderate_view(state: &AppState, c: &mut Chrome) -> Result<ModerateView,
         .into_iter()
         .map(|m| MemberItem {
             id: m.id,
-            name: clean(&m.name),
+            name: clean_names(&c.t, &m.name),
             fingerprint: m.fingerprint,
             moderator: m.moderator,
             you: m.you,
@@ -1058,11 +1058,11 @@ async fn approve(
     match result {
         Ok(view) => {
             let result = if view.already {
-                c.t.with("approve-already", &clean(&view.subject))
+                c.t.with("approve-already", &clean_names(&c.t, &view.subject))
             } else if view.done {
-                c.t.with("approve-admitted", &clean(&view.subject))
+                c.t.with("approve-admitted", &clean_names(&c.t, &view.subject))
             } else {
-                c.t.with("approve-recorded", &clean(&view.subject))
+                c.t.with("approve-recorded", &clean_names(&c.t, &view.subject))
             };
             moderate_page(&state, c, view.invite.unwrap_or_default(), result).await
         }

@@ -19,6 +19,35 @@ fn hidden(c: char) -> bool {
         )
 }
 
+/// `text` cleaned, with every name the node could not open (`unreadable name (1a2b3c4d)`: no
+/// collective secret, or a hostile moderator's garbage) said in the reader's language
+/// (`name-unreadable`).
+pub fn clean_names(t: &crate::i18n::Tr, text: &str) -> String {
+    const MARK: &str = "unreadable name (";
+    let text = clean(text);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(MARK) {
+        let after = &rest[at + MARK.len()..];
+        let id = after
+            .get(..8)
+            .filter(|h| h.chars().all(|c| c.is_ascii_hexdigit()));
+        match id {
+            Some(id) if after[8..].starts_with(')') => {
+                out.push_str(&rest[..at]);
+                out.push_str(&t.with("name-unreadable", id));
+                rest = &after[9..];
+            }
+            _ => {
+                out.push_str(&rest[..at + MARK.len()]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -224,7 +224,7 @@ pub async fn create_collective(
     );
     if let Some(invite) = invite {
         text.push_str(&format!(
-            "\nGive the other founding moderators this invite, privately; they run `lookout join CODE`:\n\n{invite}\n"
+            "\nGive the other founding moderators this invite, privately; they run `lookout join` and paste it when asked:\n\n{invite}\n"
         ));
     }
     out.text(&text);
@@ -276,7 +276,7 @@ pub async fn join_request(
         )?);
     }
     text.push_str(
-        "\nWhen you are approved, the moderator gives you an invite code. Then run:\n  lookout join INVITE\n",
+        "\nWhen you are approved, the moderator gives you an invite code. Then run:\n  lookout join\nand paste it when asked (kept out of your shell history that way).\n",
     );
     out.text(&text);
     Ok(Outcome::Done)
@@ -297,9 +297,16 @@ pub async fn join(ctx: &Context, invite: &str, out: Out) -> Result<Outcome, ApiE
     session.close()?;
     let invite = result?;
     let genesis = invite.genesis.genesis();
+    let key = invite.secret.text_key();
+    let collective = genesis.sealed_name().display(Some(&key));
+    let founder = genesis
+        .founding_moderators()
+        .next()
+        .map(|(_, name)| name.display(Some(&key)))
+        .unwrap_or_default();
     if out.json {
         out.json(&json!({
-            "collective": genesis.name,
+            "collective": collective,
             "collective_id": invite.genesis.id().to_hex(),
             "addresses": invite.addresses,
         }))?;
@@ -310,8 +317,8 @@ pub async fn join(ctx: &Context, invite: &str, out: Out) -> Result<Outcome, ApiE
          Next: start your node and keep it running:  lookout run\n\
          It fetches the member list and the alerts; until then this device does not know it was admitted.\n",
         out.style.good("Done."),
-        genesis.name,
-        genesis.founder_name
+        collective,
+        founder
     );
     if invite.addresses.is_empty() {
         text.push_str(&format!(

@@ -365,7 +365,7 @@ fn invite_text(
         text.push('\n');
         text.push_str(&codes::qr_section(code, file.as_deref(), style.colour)?);
     }
-    text.push_str("\nThey run:  lookout join CODE\n");
+    text.push_str("\nThey run:  lookout join   (and paste it when asked)\n");
     if codes::invite_addresses(code).is_empty() {
         text.push_str(&format!(
             "\n{} your node has never run, so the invite cannot say where to find it (it only works\n\

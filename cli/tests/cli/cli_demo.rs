@@ -11,7 +11,7 @@ fn the_demo_runs_to_the_end() {
         "[Ana] $ lookout collective create",
         "[Bea] $ lookout join-request",
         "[Ana] $ lookout approve LKJOIN1-",
-        "[Cleo] $ lookout join LKINVITE1-",
+        "[Cleo] $ lookout join LKINVITE2-",
         "the alert reached all 3 nodes",
         "matched by phone",
         "[Ana] $ lookout revoke Cleo",

@@ -321,3 +321,69 @@ fn no_file_in_a_home_names_the_member_or_the_collective() {
     assert!(text_init.contains("LKREVOKE1-"), "{text_init}");
     assert!(text_init.contains("not kept in clear"), "{text_init}");
 }
+
+/// Run `lookout ARGS...` with `input` on standard input.
+fn with_stdin(home: &Path, args: &[&str], input: &str) -> Output {
+    let mut child = command(home)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// REVIEW2 #3: an invite code holds the collective secret. Its QR file is readable by the owner
+/// only (also when it overwrites a wider file), and `lookout join` without a code (or with `-`)
+/// reads it from standard input, so it need not land in shell history or the process list.
+#[test]
+fn an_invite_qr_file_is_private_and_join_reads_the_code_from_stdin() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let fresh = dir.path().join("fresh.svg");
+    ok(&ana, &["invite", "--qr", fresh.to_str().unwrap()]);
+    assert_eq!(mode(&fresh), 0o600);
+    let wide = dir.path().join("wide.svg");
+    std::fs::write(&wide, "old").unwrap();
+    std::fs::set_permissions(&wide, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let written = ok(&ana, &["invite", "--qr", wide.to_str().unwrap()]);
+    assert!(
+        written.stdout.contains("readable by you only"),
+        "{written:?}"
+    );
+    assert_eq!(mode(&wide), 0o600);
+    assert!(std::fs::read_to_string(&wide).unwrap().contains("<svg"));
+
+    let bea = dir.path().join("bea");
+    init(&bea, "Bea");
+    let code = ok(&bea, &["join-request", "--json"]).json()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let approved = ok(&ana, &["approve", &code, "--json"]).json();
+    let invite = approved["invite"].as_str().unwrap().to_owned();
+    let joined = with_stdin(&bea, &["join"], &format!("{invite}\n"));
+    assert_eq!(joined.code, 0, "{joined:?}");
+    assert_eq!(status(&bea)["collective"], status(&ana)["collective"]);
+    // Nothing on stdin: a clear error, and the device stays out.
+    let cleo = dir.path().join("cleo");
+    init(&cleo, "Cleo");
+    let empty = with_stdin(&cleo, &["join", "-"], "");
+    assert_ne!(empty.code, 0, "{empty:?}");
+    assert!(empty.stderr.contains("no code on stdin"), "{empty:?}");
+    assert!(status(&cleo)["collective"].is_null());
+}

@@ -113,7 +113,7 @@ pub struct Behaviour {
     pub gate: MemberGate<Collective>,
     /// Caps on pending and established connections.
     pub limits: connection_limits::Behaviour,
-    /// `/lookout/hello/2`: the membership proof, on every connection.
+    /// `/lookout/hello/3`: the membership proof, on every connection.
     pub hello: request_response::Behaviour<HelloCodec>,
     /// Local-network discovery, if enabled.
     pub mdns: Toggle<mdns::tokio::Behaviour>,

@@ -2,7 +2,7 @@
 //! protocols.
 //!
 //! Transport keys are ephemeral, so a new connection's [`PeerId`] says nothing about who is
-//! behind it. Every connection first carries only `/lookout/hello/2` (a sibling behaviour): the
+//! behind it. Every connection first carries only `/lookout/hello/3` (a sibling behaviour): the
 //! gate wraps the collective protocols (gossipsub, sync, identify, ping) and gives them a
 //! [`dummy::ConnectionHandler`] on every connection with a peer that has not proved membership,
 //! so a stranger never sees a subscription (the collective's topic), an identify message

@@ -1,4 +1,4 @@
-//! `/lookout/hello/2`: the mutual membership proof that runs inside the Noise channel before any
+//! `/lookout/hello/3`: the mutual membership proof that runs inside the Noise channel before any
 //! collective protocol (see `docs/PROTOCOL.md`, "Hello: proving membership to an unlinkable
 //! peer").
 //!
@@ -7,7 +7,8 @@
 //!
 //! 1. dialer → listener `Open { nonce_d, tag_d }`; listener → dialer `Accept { nonce_l, tag_l }`.
 //!    Each tag is a BLAKE3 MAC under a key derived from the collective's hello secret (from the
-//!    genesis record every member holds) over a transcript naming both transport peer ids and
+//!    collective secret every member's device holds, never the genesis record a mailbox holds
+//!    too) over a transcript naming both transport peer ids and
 //!    the nonces so far. Nobody without the secret can make or check one; a tag seen elsewhere
 //!    names other peer ids or nonces.
 //! 2. dialer → listener `Prove(seal(member_d ‖ sig_d))`; the listener checks that member is on
@@ -26,12 +27,11 @@ use lookout_protocol::MemberId;
 use zeroize::Zeroizing;
 
 /// The protocol name of the hello exchange.
-pub const HELLO_PROTOCOL: StreamProtocol = StreamProtocol::new("/lookout/hello/2");
+pub const HELLO_PROTOCOL: StreamProtocol = StreamProtocol::new("/lookout/hello/3");
 
 /// Largest hello message either way, in bytes.
 pub(crate) const MAX_HELLO_BYTES: usize = 256;
 
-const SECRET_CONTEXT: &str = "lookout hello secret v1";
 const EPOCH_SECRET_CONTEXT: &str = "lookout hello epoch secret v1";
 /// How many of the newest epoch keys a listener accepts besides the genesis secret (a member
 /// lagging behind a rotation still proves itself with the one before).
@@ -73,16 +73,19 @@ pub enum HelloError {
     NotAllowed,
 }
 
-/// A hello secret: derived from the signed genesis record, which every member ever admitted
-/// (and whoever saw an invite code) holds for good, or from an epoch key, which only the
-/// members of that epoch hold.
+/// A hello secret: derived from the collective secret (`lookout hello secret v2`, see
+/// [`lookout_protocol::text::CollectiveSecret::hello_secret`]), which every member ever
+/// admitted (and whoever saw an invite code) holds for good but a mailbox does not, or from an
+/// epoch key, which only the members of that epoch hold.
 #[derive(Clone)]
 pub(crate) struct HelloSecret(Zeroizing<[u8; 32]>);
 
 impl HelloSecret {
-    /// The secret of the collective whose encoded signed genesis record is `genesis`.
-    pub(crate) fn from_genesis(genesis: &[u8]) -> Self {
-        Self(Zeroizing::new(blake3::derive_key(SECRET_CONTEXT, genesis)))
+    /// The collective's hello secret, as [`CollectiveSecret::hello_secret`] derives it.
+    ///
+    /// [`CollectiveSecret::hello_secret`]: lookout_protocol::text::CollectiveSecret::hello_secret
+    pub(crate) fn from_collective(hello_secret: &[u8; 32]) -> Self {
+        Self(Zeroizing::new(*hello_secret))
     }
 
     /// The secret of the epoch whose raw key is `key`.
@@ -120,10 +123,12 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// Credentials from the encoded genesis record and the member's Ed25519 seed.
-    pub fn new(genesis: &[u8], ed25519_seed: &[u8; 32]) -> Self {
+    /// Credentials from the collective's hello secret
+    /// ([`lookout_protocol::text::CollectiveSecret::hello_secret`]) and the member's Ed25519
+    /// seed.
+    pub fn new(hello_secret: &[u8; 32], ed25519_seed: &[u8; 32]) -> Self {
         Self {
-            secret: HelloSecret::from_genesis(genesis),
+            secret: HelloSecret::from_collective(hello_secret),
             epochs: Vec::new(),
             signing: SigningKey::from_bytes(ed25519_seed),
         }
@@ -457,8 +462,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn creds(genesis: &[u8], seed: u8) -> Credentials {
-        Credentials::new(genesis, &[seed; 32])
+    fn test_secret(collective: &[u8]) -> HelloSecret {
+        let secret = lookout_protocol::text::CollectiveSecret::from_bytes(
+            *blake3::hash(collective).as_bytes(),
+        );
+        HelloSecret::from_collective(&secret.hello_secret())
+    }
+
+    fn creds(collective: &[u8], seed: u8) -> Credentials {
+        let secret = lookout_protocol::text::CollectiveSecret::from_bytes(
+            *blake3::hash(collective).as_bytes(),
+        );
+        Credentials::new(&secret.hello_secret(), &[seed; 32])
     }
 
     /// Runs a whole hello; returns what each side concluded.
@@ -580,7 +595,7 @@ mod tests {
         ));
         // Whatever it answers, keyed with what it holds, the member sends nothing more.
         for secret in [
-            HelloSecret::from_genesis(b"genesis"),
+            test_secret(b"genesis"),
             HelloSecret::from_epoch_key(&old_epoch),
         ] {
             let full = Transcript {
@@ -627,7 +642,7 @@ mod tests {
             );
             let l = Listener {
                 full: [0; 32],
-                secret: HelloSecret::from_genesis(b"genesis"),
+                secret: test_secret(b"genesis"),
             };
             assert!(l.on_proof(&b, junk, |_| true).is_err());
         }

@@ -48,7 +48,7 @@ use lookout_protocol::{CollectiveId, MemberId};
 pub const MAILBOX_PROTOCOL: StreamProtocol = StreamProtocol::new("/lookout/mailbox/1");
 
 /// Largest signed genesis record a member sends to an unbound mailbox, in bytes.
-pub const MAX_GENESIS_BYTES: usize = 2048;
+pub const MAX_GENESIS_BYTES: usize = lookout_protocol::membership::MAX_GENESIS_BYTES;
 
 const TRANSCRIPT_CONTEXT: &str = "lookout mailbox transcript v1";
 const MAILBOX_SIG_CONTEXT: &[u8] = b"lookout mailbox v1";

@@ -8,9 +8,10 @@ use lookout_protocol::envelope::{self, InnerBody};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::invite::{Invite, JoinRequest};
 use lookout_protocol::membership::{
-    Action, FoundingModerator, Op, PendingKind, Policy, RevocationCertificate, SignedGenesis,
+    Action, NewModerator, Op, PendingKind, Policy, RevocationCertificate, SignedGenesis,
 };
 use lookout_protocol::replica::State;
+use lookout_protocol::text::CollectiveSecret;
 use lookout_protocol::{ContentId, EpochId, MemberId, OpId};
 
 use super::{
@@ -108,11 +109,11 @@ impl Replica {
                     "this certificate is for member {}",
                     member.to_hex().get(..12).unwrap_or_default()
                 );
+                let key = self.text_key();
                 if let Some(removed) = roster.removed().get(&member) {
-                    let name = if removed.name.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", removed.name)
+                    let name = match &removed.name {
+                        None => String::new(),
+                        Some(name) => format!(" ({})", name.display(key.as_ref())),
                     };
                     return Err(ApiError::new(
                         ErrorCode::InvalidInput,
@@ -127,7 +128,12 @@ impl Replica {
                         ErrorCode::UnknownMember,
                         format!(
                             "{whose}, who was never in {}: nothing was published (is it from another collective?)",
-                            state.log().genesis().genesis().name
+                            state
+                                .log()
+                                .genesis()
+                                .genesis()
+                                .sealed_name()
+                                .display(key.as_ref())
                         ),
                     ));
                 }
@@ -187,13 +193,15 @@ impl Replica {
         }
         let co = co_moderators
             .into_iter()
-            .map(|r| FoundingModerator {
+            .map(|r| NewModerator {
                 identity: r.identity,
                 name: r.name,
             })
             .collect();
+        let secret = CollectiveSecret::generate(&mut OsRng);
         let genesis = SignedGenesis::create_with_moderators(
             &self.identity,
+            &secret,
             name,
             &self.name,
             co,
@@ -202,6 +210,9 @@ impl Replica {
             &mut OsRng,
         )
         .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
+        // The secret is durable (sealed in the secrets file) before the collective exists.
+        self.collective_secret = Some(secret);
+        self.write_secrets()?;
         self.adopt_genesis(&genesis, &[])?;
         self.rotate()?;
         self.flush()?;
@@ -226,6 +237,8 @@ impl Replica {
                 "this device is already in another collective (use another --home)",
             ));
         }
+        self.collective_secret = Some(invite.secret.clone());
+        self.write_secrets()?;
         self.adopt_genesis(&invite.genesis, &invite.addresses)?;
         if let Some(inviter) = invite.inviter {
             self.store
@@ -273,8 +286,15 @@ impl Replica {
             .into_iter()
             .take(lookout_protocol::invite::MAX_INVITE_ADDRESSES)
             .collect();
+        let secret = self.collective_secret.clone().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotInitialized,
+                "this device does not hold its collective's secret, so it cannot invite",
+            )
+        })?;
         Ok(Invite {
             genesis: state.log().genesis().clone(),
+            secret,
             addresses,
             inviter: Some(self.identity.member_id()),
         }
@@ -570,10 +590,17 @@ impl Replica {
             });
             match existing {
                 Some(proposal) => self.approve_existing(proposal)?,
-                None => self.make_op(Action::ProposeAdd {
-                    identity: request.identity,
-                    name: request.name,
-                })?,
+                None => {
+                    let action = Action::propose_add(
+                        &self.require_text_key()?,
+                        &self.identity.member_id(),
+                        request.identity,
+                        &request.name,
+                        &mut OsRng,
+                    )
+                    .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
+                    self.make_op(action)?
+                }
             }
         } else {
             let proposal = self.find_proposal(target)?;
@@ -585,6 +612,16 @@ impl Replica {
             view.invite = Some(self.invite_code()?);
         }
         Ok(view)
+    }
+
+    /// The text key, or why this device cannot write names.
+    fn require_text_key(&self) -> Result<lookout_protocol::text::TextKey, ApiError> {
+        self.text_key().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotInitialized,
+                "this device does not hold its collective's secret: join again with a new invite",
+            )
+        })
     }
 
     fn approve_existing(&mut self, proposal: OpId) -> Result<OpId, ApiError> {
@@ -619,8 +656,19 @@ impl Replica {
             ));
         }
         let was_moderator = roster.is_moderator(&member);
-        let reason: String = reason.trim().chars().take(200).collect();
-        self.make_op(Action::Remove { member, reason })?;
+        let mut reason: String = reason.trim().chars().take(200).collect();
+        while reason.len() > lookout_protocol::membership::MAX_REASON_BYTES {
+            reason.pop();
+        }
+        let action = Action::remove(
+            &self.require_text_key()?,
+            &self.identity.member_id(),
+            member,
+            &reason,
+            &mut OsRng,
+        )
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
+        self.make_op(action)?;
         if was_moderator && self.collective()?.log().roster().is_member(&member) {
             return Err(ApiError::new(
                 ErrorCode::NotModerator,
@@ -734,9 +782,10 @@ impl Replica {
             .filter(|id| wanted.len() >= 4 && id.to_hex().starts_with(&wanted))
             .collect();
         let by_name: Vec<MemberId> = roster
-            .members()
-            .filter(|m| m.name.to_lowercase() == wanted)
-            .map(|m| m.identity.member)
+            .display_names(self.text_key().as_ref())
+            .into_iter()
+            .filter(|(_, name)| name.to_lowercase() == wanted)
+            .map(|(id, _)| id)
             .collect();
         let found = if by_id.is_empty() { by_name } else { by_id };
         match found.as_slice() {

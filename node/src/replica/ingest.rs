@@ -216,7 +216,7 @@ impl Replica {
         let name = self
             .collective
             .as_ref()
-            .and_then(|c| member_name(c.log().roster(), &signer))
+            .map(|c| super::views::name_of(c.log().roster(), self.text_key().as_ref(), &signer))
             .unwrap_or_default();
         Event::UnreadableKeyShare {
             signer: signer.to_hex(),
@@ -313,15 +313,4 @@ impl Replica {
         }
         Ok(posts)
     }
-}
-
-/// The display name of a current or removed member.
-pub(super) fn member_name(
-    roster: &lookout_protocol::membership::Roster,
-    member: &MemberId,
-) -> Option<String> {
-    roster
-        .member(member)
-        .map(|m| m.name.clone())
-        .or_else(|| roster.removed().get(member).map(|r| r.name.clone()))
 }

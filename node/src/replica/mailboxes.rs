@@ -165,7 +165,12 @@ impl Replica {
     pub fn mailboxes(&self) -> Result<MailboxesView, ApiError> {
         self.require_member()?;
         let roster = self.collective()?.log().roster();
-        let names = |ids: &[MemberId]| ids.iter().map(|id| member_name(roster, id)).collect();
+        let key = self.text_key();
+        let names = |ids: &[MemberId]| {
+            ids.iter()
+                .map(|id| super::views::name_of(roster, key.as_ref(), id))
+                .collect()
+        };
         let current = roster
             .mailboxes()
             .map(|m| MailboxView {
@@ -321,13 +326,4 @@ impl Replica {
             )),
         }
     }
-}
-
-fn member_name(roster: &Roster, id: &MemberId) -> String {
-    roster
-        .member(id)
-        .map(|m| m.name.clone())
-        .or_else(|| roster.removed().get(id).map(|r| r.name.clone()))
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| format!("former member {}", id.short()))
 }

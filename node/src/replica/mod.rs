@@ -31,6 +31,7 @@ use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::{MembershipLog, Op, RevocationCertificate, SignedGenesis};
 use lookout_protocol::passphrase::KdfParams;
 use lookout_protocol::replica::{PostRecord, State};
+use lookout_protocol::text::{CollectiveSecret, TextKey};
 use lookout_protocol::{ContentId, MemberId};
 
 use crate::api::{ApiError, ErrorCode, Event};
@@ -74,6 +75,9 @@ pub struct Replica {
     secrets_epochs: BTreeSet<lookout_protocol::EpochId>,
     /// The layout of the post index's chunks on disk.
     post_index: post_index::PostIndex,
+    /// The collective's secret (kept in the secrets file): names open under it and the hello
+    /// secret comes from it.
+    collective_secret: Option<CollectiveSecret>,
 }
 
 /// A post as kept in the store.
@@ -129,6 +133,7 @@ impl Replica {
                 membership_dirty: false,
                 secrets_epochs: BTreeSet::new(),
                 post_index: post_index::PostIndex::default(),
+                collective_secret: None,
             },
             certificate,
         ))
@@ -176,9 +181,13 @@ impl Replica {
             membership_dirty: false,
             secrets_epochs: BTreeSet::new(),
             post_index: post_index::PostIndex::default(),
+            collective_secret: None,
         };
         let (epoch_keys, migrate) = match stored_secrets {
-            Some(s) => (s.epoch_keys, false),
+            Some(s) => {
+                replica.collective_secret = s.collective;
+                (s.epoch_keys, false)
+            }
             // A home made before the secrets file: its agreement key moves there now (the
             // database's old record of it stays until its first rotation has been destroyed).
             None => (Vec::new(), true),
@@ -197,6 +206,33 @@ impl Replica {
         // that have passed destroyed, before anything else happens.
         replica.expire(now())?;
         Ok(replica)
+    }
+
+    /// The key the collective's names and removal reasons open under (`None` before this
+    /// device founded or joined a collective).
+    pub fn text_key(&self) -> Option<TextKey> {
+        self.collective_secret
+            .as_ref()
+            .map(CollectiveSecret::text_key)
+    }
+
+    /// The collective's secret, as an invite carries it.
+    pub fn collective_secret(&self) -> Option<&CollectiveSecret> {
+        self.collective_secret.as_ref()
+    }
+
+    /// The collective's hello secret (`docs/PROTOCOL.md`, hello): from the collective secret,
+    /// which a mailbox holding only the genesis record lacks.
+    pub fn hello_secret(&self) -> Result<zeroize::Zeroizing<[u8; 32]>, ApiError> {
+        self.collective_secret
+            .as_ref()
+            .map(CollectiveSecret::hello_secret)
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NotInitialized,
+                    "this device does not hold its collective's secret: join again with a new invite",
+                )
+            })
     }
 
     fn load(&mut self, epoch_keys: Vec<lookout_protocol::epoch::EpochKey>) -> Result<(), ApiError> {

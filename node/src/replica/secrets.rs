@@ -1,6 +1,7 @@
 //! This device's secrets that must be gone once replaced: its X25519 agreement keys (rotated
-//! every week, the old one destroyed after a short overlap) and the epoch keys it holds
-//! (destroyed when every alert under them has expired). They live in the store's secrets file
+//! every week, the old one destroyed after a short overlap), the collective's secret (names are
+//! sealed under it and the hello secret comes from it; it came in the invite or was made at the
+//! founding) and the epoch keys it holds (destroyed when every alert under them has expired). They live in the store's secrets file
 //! ([`Store::write_secrets`](crate::store::Store::write_secrets)), which is overwritten when they
 //! change, never in the database, whose old records stay readable with the passphrase. The
 //! sealed identity in the database holds the signing key only.
@@ -18,25 +19,34 @@ use zeroize::Zeroizing;
 use lookout_protocol::epoch::EpochKey;
 use lookout_protocol::identity::agreement_policy;
 use lookout_protocol::membership::Action;
+use lookout_protocol::text::CollectiveSecret;
 use lookout_protocol::EpochId;
 
 use super::{store_error, Replica};
 use crate::api::{ApiError, ErrorCode};
 use crate::store::Store;
 
-const SECRETS_VERSION: u8 = 1;
+/// Version 2 added the collective secret; version 1 files (no collective secret) are still read.
+const SECRETS_VERSION: u8 = 2;
 
 /// What the secrets file holds, decoded.
 pub(super) struct Secrets {
     /// [`Identity::agreement_keys`](lookout_protocol::identity::Identity::agreement_keys).
     pub(super) agreement: Zeroizing<Vec<u8>>,
+    /// The collective's secret, once this device founded or joined one.
+    pub(super) collective: Option<CollectiveSecret>,
     /// The epoch keys held.
     pub(super) epoch_keys: Vec<EpochKey>,
 }
 
-/// Encode: version, agreement keys' length (u16le) and bytes, then 32 bytes per epoch key.
-fn encode(agreement: &[u8], keys: &[Zeroizing<[u8; 32]>]) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(3 + agreement.len() + 32 * keys.len()));
+/// Encode: version, agreement keys' length (u16le) and bytes, 1 and the collective secret (or
+/// 0), then 32 bytes per epoch key.
+fn encode(
+    agreement: &[u8],
+    collective: Option<&CollectiveSecret>,
+    keys: &[Zeroizing<[u8; 32]>],
+) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(36 + agreement.len() + 32 * keys.len()));
     out.push(SECRETS_VERSION);
     out.extend_from_slice(
         &u16::try_from(agreement.len())
@@ -44,6 +54,13 @@ fn encode(agreement: &[u8], keys: &[Zeroizing<[u8; 32]>]) -> Zeroizing<Vec<u8>> 
             .to_le_bytes(),
     );
     out.extend_from_slice(agreement);
+    match collective {
+        Some(secret) => {
+            out.push(1);
+            out.extend_from_slice(secret.as_bytes());
+        }
+        None => out.push(0),
+    }
     for key in keys {
         out.extend_from_slice(key.as_ref());
     }
@@ -52,13 +69,26 @@ fn encode(agreement: &[u8], keys: &[Zeroizing<[u8; 32]>]) -> Zeroizing<Vec<u8>> 
 
 fn decode(bytes: &[u8]) -> Option<Secrets> {
     let (&version, rest) = bytes.split_first()?;
-    if version != SECRETS_VERSION {
+    if version != 1 && version != SECRETS_VERSION {
         return None;
     }
     let (len, rest) = rest.split_first_chunk::<2>()?;
     let len = usize::from(u16::from_le_bytes(*len));
     let agreement = Zeroizing::new(rest.get(..len)?.to_vec());
-    let keys = rest.get(len..)?;
+    let mut rest = rest.get(len..)?;
+    let mut collective = None;
+    if version == SECRETS_VERSION {
+        let (&flag, after) = rest.split_first()?;
+        rest = after;
+        if flag == 1 {
+            let (secret, after) = rest.split_first_chunk::<32>()?;
+            collective = Some(CollectiveSecret::from_bytes(*secret));
+            rest = after;
+        } else if flag != 0 {
+            return None;
+        }
+    }
+    let keys = rest;
     if keys.len() % 32 != 0 {
         return None;
     }
@@ -68,6 +98,7 @@ fn decode(bytes: &[u8]) -> Option<Secrets> {
         .collect();
     Some(Secrets {
         agreement,
+        collective,
         epoch_keys,
     })
 }
@@ -85,7 +116,7 @@ pub(super) fn read(store: &Store) -> Result<Option<Secrets>, ApiError> {
 /// Write the secrets file for a new identity (no epoch keys yet).
 pub(super) fn write_initial(store: &Store, agreement: &[u8]) -> Result<(), ApiError> {
     store
-        .write_secrets(&encode(agreement, &[]))
+        .write_secrets(&encode(agreement, None, &[]))
         .map_err(store_error)
 }
 
@@ -98,7 +129,11 @@ impl Replica {
             .map(|c| c.book().held_keys().map(|k| (k.id(), k.to_bytes())).unzip())
             .unwrap_or_default();
         self.store
-            .write_secrets(&encode(&self.identity.agreement_keys(), &keys))
+            .write_secrets(&encode(
+                &self.identity.agreement_keys(),
+                self.collective_secret.as_ref(),
+                &keys,
+            ))
             .map_err(store_error)?;
         self.secrets_epochs = ids;
         Ok(())
@@ -155,13 +190,25 @@ mod tests {
     #[test]
     fn secrets_round_trip_and_garbage_is_refused() {
         let keys = [Zeroizing::new([7u8; 32]), Zeroizing::new([9u8; 32])];
-        let bytes = encode(&[1, 2, 3], &keys);
+        let secret = CollectiveSecret::from_bytes([5; 32]);
+        let bytes = encode(&[1, 2, 3], Some(&secret), &keys);
         let back = decode(&bytes).unwrap();
         assert_eq!(back.agreement.as_slice(), &[1, 2, 3]);
+        assert_eq!(back.collective, Some(secret));
         assert_eq!(back.epoch_keys.len(), 2);
         assert_eq!(*back.epoch_keys[1].to_bytes(), [9u8; 32]);
         assert!(decode(&bytes[..bytes.len() - 1]).is_none());
+        let none = decode(&encode(&[1], None, &keys)).unwrap();
+        assert!(none.collective.is_none());
+        assert_eq!(none.epoch_keys.len(), 2);
+        // A version 1 file (before the collective secret) still reads.
+        let mut v1 = vec![1, 1, 0, 4];
+        v1.extend_from_slice(&[7u8; 32]);
+        let old = decode(&v1).unwrap();
+        assert!(old.collective.is_none());
+        assert_eq!(old.epoch_keys.len(), 1);
         assert!(decode(&[2, 0, 0]).is_none());
+        assert!(decode(&[3, 0, 0, 0]).is_none());
         assert!(decode(&[]).is_none());
     }
 }

@@ -7,6 +7,7 @@ use lookout_protocol::envelope::{InnerBody, PostKind, PostMeta};
 use lookout_protocol::identity::fingerprint;
 use lookout_protocol::membership::{PendingKind, Roster};
 use lookout_protocol::replica::{PostRecord, State};
+use lookout_protocol::text::TextKey;
 use lookout_protocol::{ContentId, MemberId, OpId};
 
 use super::{now, Replica};
@@ -31,7 +32,14 @@ impl Replica {
         if let Some(state) = &self.collective {
             let roster = state.log().roster();
             let now = now();
-            view.collective = Some(state.log().genesis().genesis().name.clone());
+            view.collective = Some(
+                state
+                    .log()
+                    .genesis()
+                    .genesis()
+                    .sealed_name()
+                    .display(self.text_key().as_ref()),
+            );
             view.collective_id = Some(state.log().collective().to_hex());
             view.country = Some(roster.policy().country.clone());
             view.is_member = roster.is_member(&me);
@@ -52,7 +60,7 @@ impl Replica {
                 .flat_map(|e| e.unreadable_from.iter().map(move |signer| (e, signer)))
                 .map(|(e, signer)| UnreadableShareView {
                     signer: signer.to_hex(),
-                    signer_name: super::ingest::member_name(roster, signer).unwrap_or_default(),
+                    signer_name: name_of(roster, self.text_key().as_ref(), signer),
                     epoch: e.id.short(),
                     recovered: e.have_key,
                 })
@@ -66,11 +74,13 @@ impl Replica {
     pub fn members(&self) -> Result<MembersView, ApiError> {
         let roster = self.collective()?.log().roster();
         let me = self.identity.member_id();
+        let key = self.text_key();
+        let mut names = roster.display_names(key.as_ref());
         let members = roster
             .members()
             .map(|m| MemberView {
                 id: m.identity.member.to_hex(),
-                name: m.name.clone(),
+                name: names.remove(&m.identity.member).unwrap_or_default(),
                 moderator: m.moderator,
                 fingerprint: m.identity.fingerprint(),
                 you: m.identity.member == me,
@@ -82,7 +92,11 @@ impl Replica {
             .iter()
             .map(|(id, r)| MemberView {
                 id: id.to_hex(),
-                name: r.name.clone(),
+                name: r
+                    .name
+                    .as_ref()
+                    .map(|n| n.display(key.as_ref()))
+                    .unwrap_or_else(|| format!("former member {}", id.short())),
                 moderator: false,
                 fingerprint: String::new(),
                 you: *id == me,
@@ -118,8 +132,9 @@ impl Replica {
             return view;
         };
         let roster = state.log().roster();
+        let key = self.text_key();
         if let Some(p) = roster.pending().iter().find(|p| p.proposal == proposal) {
-            let (action, subject) = describe(&p.kind, roster);
+            let (action, subject) = describe(&p.kind, roster, key.as_ref());
             view.action = action.into();
             view.subject = subject;
             view.approvals = p.approvals.len();
@@ -130,11 +145,25 @@ impl Replica {
         if let Some(op) = state.log().get(&proposal) {
             use lookout_protocol::membership::Action;
             let (action, subject) = match &op.body().action {
-                Action::ProposeAdd { identity, name } => {
-                    ("add", format!("{name} ({})", identity.member.short()))
+                Action::ProposeAdd { identity, .. } => {
+                    let member = identity.member;
+                    let shown = if roster.is_member(&member) {
+                        name_of(roster, key.as_ref(), &member)
+                    } else {
+                        op.body()
+                            .action
+                            .sealed_text(op.author())
+                            .map(|n| n.display(key.as_ref()))
+                            .unwrap_or_default()
+                    };
+                    ("add", format!("{shown} ({})", member.short()))
                 }
-                Action::ProposePromote { member } => ("promote", name_of(roster, member)),
-                Action::ProposeDemote { member } => ("demote", name_of(roster, member)),
+                Action::ProposePromote { member } => {
+                    ("promote", name_of(roster, key.as_ref(), member))
+                }
+                Action::ProposeDemote { member } => {
+                    ("demote", name_of(roster, key.as_ref(), member))
+                }
                 Action::Remove { member, .. } => ("remove", member.short()),
                 Action::ProposeMailbox { mailbox, addresses } => (
                     "add mailbox",
@@ -324,6 +353,7 @@ impl Replica {
             }
         }
         let roster = state.log().roster();
+        let key = self.text_key();
         let ids = &alert.identifiers;
         Some(AlertView {
             id: id.to_hex(),
@@ -341,14 +371,14 @@ impl Replica {
             expires: body.expires,
             language: alert.language.clone(),
             on_behalf: alert.on_behalf,
-            author: name_of(roster, &body.author),
+            author: name_of(roster, key.as_ref(), &body.author),
             retracted,
             corroborations: corroborations.len(),
             corroborated_by: {
                 let mut by: Vec<CorroborationView> = corroborations
                     .iter()
                     .map(|(member, (posted, note))| CorroborationView {
-                        member: name_of(roster, member),
+                        member: name_of(roster, key.as_ref(), member),
                         note: (*note).to_owned(),
                         posted: *posted,
                     })
@@ -458,28 +488,35 @@ fn alert_from_view(view: &AlertView) -> Alert {
     }
 }
 
-fn name_of(roster: &Roster, member: &MemberId) -> String {
-    roster
-        .member(member)
-        .map(|m| m.name.clone())
-        .or_else(|| roster.removed().get(member).map(|r| r.name.clone()))
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| format!("former member {}", member.short()))
+/// A member's name as shown: opened with the collective's text key (`unreadable name (…)` if it
+/// does not open), or `former member …` for someone the roster never admitted.
+pub(super) fn name_of(roster: &Roster, key: Option<&TextKey>, member: &MemberId) -> String {
+    let known = roster.is_member(member)
+        || roster
+            .removed()
+            .get(member)
+            .is_some_and(|r| r.name.is_some());
+    if known {
+        roster.display_name(key, member)
+    } else {
+        format!("former member {}", member.short())
+    }
 }
 
-fn describe(kind: &PendingKind, roster: &Roster) -> (&'static str, String) {
+fn describe(kind: &PendingKind, roster: &Roster, key: Option<&TextKey>) -> (&'static str, String) {
     match kind {
         PendingKind::Add { identity, name } => (
             "add",
             format!(
-                "{name} ({}, fingerprint {})",
+                "{} ({}, fingerprint {})",
+                name.display(key),
                 identity.member.short(),
                 fingerprint(&identity.member, &identity.agreement)
             ),
         ),
-        PendingKind::Promote(m) => ("promote", name_of(roster, m)),
-        PendingKind::Demote(m) => ("demote", name_of(roster, m)),
-        PendingKind::RemoveModerator(m) => ("remove moderator", name_of(roster, m)),
+        PendingKind::Promote(m) => ("promote", name_of(roster, key, m)),
+        PendingKind::Demote(m) => ("demote", name_of(roster, key, m)),
+        PendingKind::RemoveModerator(m) => ("remove moderator", name_of(roster, key, m)),
         PendingKind::AddMailbox { mailbox, addresses } => (
             "add mailbox",
             format!("mailbox {} at {}", mailbox.short(), addresses.join(" ")),

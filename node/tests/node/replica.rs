@@ -346,3 +346,69 @@ fn one_forged_signature_in_an_ingested_batch_refuses_exactly_that_post() {
         assert_eq!(ana.alerts(&AlertFilter::default()).unwrap().len(), held);
     }
 }
+
+/// The collective secret is kept sealed in the secrets file: a reopened device still shows every
+/// name and can still invite; the invite carries the same secret; the emergency wipe removes the
+/// file with everything else. No name is in the clear in any file of the home.
+#[test]
+fn the_collective_secret_survives_reopening_and_goes_with_the_wipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ana");
+    let (mut ana, _) = Replica::create(&home, PASS, "Anastasia", KdfParams::TESTING).unwrap();
+    ana.create_collective("Night Shift Collective", Policy::default())
+        .unwrap();
+    let (mut bea, _) = Replica::create(
+        &dir.path().join("bea"),
+        PASS,
+        "Beatrice",
+        KdfParams::TESTING,
+    )
+    .unwrap();
+    let view = ana.approve(&bea.join_request().to_code()).unwrap();
+    let invite = lookout_protocol::invite::Invite::from_code(&view.invite.unwrap()).unwrap();
+    assert_eq!(Some(&invite.secret), ana.collective_secret());
+    assert_eq!(
+        ana.status().collective.as_deref(),
+        Some("Night Shift Collective")
+    );
+    ana.flush().unwrap();
+    drop(ana);
+    let ana = Replica::open(&home, PASS).unwrap();
+    assert_eq!(Some(&invite.secret), ana.collective_secret());
+    let names: Vec<String> = ana
+        .members()
+        .unwrap()
+        .members
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert!(names.contains(&"Anastasia".to_owned()), "{names:?}");
+    assert!(names.contains(&"Beatrice".to_owned()), "{names:?}");
+    bea.join(&invite.to_code()).unwrap();
+    for file in walk(&home) {
+        let bytes = std::fs::read(&file).unwrap();
+        for needle in [&b"Beatrice"[..], b"Night Shift Collective"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} holds a name",
+                file.display()
+            );
+        }
+    }
+    assert!(home.join("secrets").exists());
+    ana.wipe().unwrap();
+    assert!(!home.join("secrets").exists());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

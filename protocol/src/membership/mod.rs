@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, DecodeError};
 use crate::identity::{self, Identity, IdentityError, PublicIdentity};
 use crate::ids::{context, hash, CollectiveId, MemberId, OpId};
+use crate::text::{CollectiveSecret, SealedName, SealedText, TextField, TextKey};
 
 /// Largest encoded op accepted.
 pub const MAX_OP_BYTES: usize = 4096;
@@ -38,16 +39,17 @@ pub const MAX_REASON_BYTES: usize = 280;
 /// Least time, by the ops' own dates, between two effective agreement-key rotations of one
 /// member: a later one dated sooner has no effect (see [`resolve`]).
 pub const MIN_AGREEMENT_ROTATION_SECS: u64 = 86_400;
-/// Largest encoded genesis record.
-pub const MAX_GENESIS_BYTES: usize = 2048;
+/// Largest encoded genesis record: the founder and [`MAX_CO_MODERATORS`] co-moderators, each
+/// with a public identity (128 bytes) and a sealed name (107), fit with room to spare.
+pub const MAX_GENESIS_BYTES: usize = 4096;
 
 /// The exact length of every signed op body: the largest op any action makes (32 parents, the
 /// longest removal reason, a ten-byte timestamp), so an op's size says nothing of its kind.
-/// collective 32, author 32, parents 1 + 32·32, timestamp ≤ 10, action ≤ 1 + 32 + 2 + 280 (a
-/// removal with the longest reason; a mailbox proposal takes at most 1 + 32 + 1 + 4·2 + 256),
-/// padding length ≤ 2.
+/// collective 32, author 32, parents 1 + 32·32, timestamp ≤ 10, action ≤ 1 + 32 + 24 + 2 +
+/// (2 + 280 + 16) (a removal with the longest reason, sealed: nonce, length, padded text, tag;
+/// a mailbox proposal takes at most 1 + 32 + 1 + 4·2 + 256), padding length ≤ 2.
 pub const OP_BODY_BYTES: usize =
-    32 + 32 + (1 + MAX_PARENTS * 32) + 10 + (1 + 32 + 2 + MAX_REASON_BYTES) + 2;
+    32 + 32 + (1 + MAX_PARENTS * 32) + 10 + (1 + 32 + 24 + 2 + (2 + MAX_REASON_BYTES + 16)) + 2;
 
 const OP_SIG_CONTEXT: &[u8] = b"lookout membership op v3";
 const GENESIS_SIG_CONTEXT: &[u8] = b"lookout genesis v1";
@@ -120,14 +122,16 @@ impl Policy {
 /// The founding record of a collective.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genesis {
-    /// Format version, 1.
+    /// Format version, [`GENESIS_VERSION`].
     pub version: u8,
-    /// The collective's name, shown to members only.
-    pub name: String,
+    /// The collective's name, sealed under the collective secret ([`TextField::CollectiveName`],
+    /// author and subject the founder): shown to members only.
+    pub name: SealedText,
     /// The founding moderator.
     pub founder: PublicIdentity,
-    /// The founder's display name.
-    pub founder_name: String,
+    /// The founder's display name, sealed ([`TextField::FoundingName`], author and subject the
+    /// founder).
+    pub founder_name: SealedText,
     /// The rules.
     pub policy: Policy,
     /// Founding time, seconds since the Unix epoch.
@@ -137,11 +141,25 @@ pub struct Genesis {
     /// Moderators named at the founding besides the founder (the founding ceremony). A
     /// collective needing k approvals is founded by at least k moderators, so k is never waived.
     pub co_moderators: Vec<FoundingModerator>,
+    /// [`CollectiveSecret::check`] of the collective secret, so a joiner handed a wrong secret
+    /// is refused at once. It reveals nothing of the secret.
+    pub secret_check: [u8; 32],
 }
 
 /// A moderator named in the genesis record beside the founder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FoundingModerator {
+    /// Their public keys (from their join request, checked in person).
+    pub identity: PublicIdentity,
+    /// Their display name, sealed ([`TextField::FoundingName`], author the founder, subject
+    /// this moderator).
+    pub name: SealedText,
+}
+
+/// A co-moderator for [`SignedGenesis::create_with_moderators`], name in clear (it is sealed
+/// there).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewModerator {
     /// Their public keys (from their join request, checked in person).
     pub identity: PublicIdentity,
     /// Their display name.
@@ -151,35 +169,63 @@ pub struct FoundingModerator {
 /// Most moderators a genesis record may name besides the founder.
 pub const MAX_CO_MODERATORS: usize = 15;
 
-/// Genesis format version.
-pub const GENESIS_VERSION: u8 = 2;
+/// Genesis format version: 3 seals every name under the collective secret and carries its
+/// check (versions 1 and 2 carried names in clear and are refused).
+pub const GENESIS_VERSION: u8 = 3;
 
 impl Genesis {
-    /// Every founding moderator (founder first), with their names.
-    pub fn founding_moderators(&self) -> impl Iterator<Item = (&PublicIdentity, &str)> {
-        std::iter::once((&self.founder, self.founder_name.as_str())).chain(
-            self.co_moderators
-                .iter()
-                .map(|m| (&m.identity, m.name.as_str())),
-        )
+    /// Every founding moderator (founder first), with their sealed names.
+    pub fn founding_moderators(&self) -> impl Iterator<Item = (&PublicIdentity, SealedName)> {
+        let founder = self.founder.member;
+        std::iter::once((
+            &self.founder,
+            SealedName {
+                text: self.founder_name.clone(),
+                field: TextField::FoundingName,
+                author: founder,
+                subject: founder,
+            },
+        ))
+        .chain(self.co_moderators.iter().map(move |m| {
+            (
+                &m.identity,
+                SealedName {
+                    text: m.name.clone(),
+                    field: TextField::FoundingName,
+                    author: founder,
+                    subject: m.identity.member,
+                },
+            )
+        }))
+    }
+
+    /// The collective's name, sealed.
+    pub fn sealed_name(&self) -> SealedName {
+        SealedName {
+            text: self.name.clone(),
+            field: TextField::CollectiveName,
+            author: self.founder.member,
+            subject: self.founder.member,
+        }
     }
 
     fn check_founders(&self) -> Result<(), OpError> {
         if self.co_moderators.len() > MAX_CO_MODERATORS {
             return Err(OpError::Structure("too many founding moderators"));
         }
+        if !self.name.fits(TextField::CollectiveName)
+            || !self.founder_name.fits(TextField::FoundingName)
+        {
+            return Err(OpError::Structure("a sealed name has the wrong length"));
+        }
         let mut seen = std::collections::BTreeSet::from([self.founder.member]);
-        let mut names = std::collections::BTreeSet::from([self.founder_name.trim().to_lowercase()]);
         for m in &self.co_moderators {
             m.identity.verify()?;
-            check_name(&m.name)?;
+            if !m.name.fits(TextField::FoundingName) {
+                return Err(OpError::Structure("a sealed name has the wrong length"));
+            }
             if !seen.insert(m.identity.member) {
                 return Err(OpError::Structure("a founding moderator is named twice"));
-            }
-            if !names.insert(m.name.trim().to_lowercase()) {
-                return Err(OpError::Structure(
-                    "two founding moderators have the same display name",
-                ));
             }
         }
         if usize::from(self.policy.approvals_required) > 1 + self.co_moderators.len() {
@@ -207,25 +253,39 @@ struct SignedBytes {
 }
 
 impl SignedGenesis {
-    /// Found a collective: `founder` signs a genesis record.
+    /// Found a collective: `founder` signs a genesis record whose names are sealed under
+    /// `secret` (made with [`CollectiveSecret::generate`], kept by the founder's device, handed
+    /// on in invites).
     pub fn create<R: RngCore + CryptoRng>(
         founder: &Identity,
+        secret: &CollectiveSecret,
         name: &str,
         founder_name: &str,
         policy: Policy,
         now: u64,
         rng: &mut R,
     ) -> Result<Self, OpError> {
-        Self::create_with_moderators(founder, name, founder_name, Vec::new(), policy, now, rng)
+        Self::create_with_moderators(
+            founder,
+            secret,
+            name,
+            founder_name,
+            Vec::new(),
+            policy,
+            now,
+            rng,
+        )
     }
 
     /// Found a collective with co-moderators (a founding ceremony): needed when the policy asks
     /// for k > 1 approvals, since k moderators must exist from the start.
+    #[allow(clippy::too_many_arguments)]
     pub fn create_with_moderators<R: RngCore + CryptoRng>(
         founder: &Identity,
+        secret: &CollectiveSecret,
         name: &str,
         founder_name: &str,
-        co_moderators: Vec<FoundingModerator>,
+        co_moderators: Vec<NewModerator>,
         policy: Policy,
         now: u64,
         rng: &mut R,
@@ -233,17 +293,42 @@ impl SignedGenesis {
         policy.validate()?;
         check_name(name)?;
         check_name(founder_name)?;
+        let me = founder.member_id();
+        let mut names = std::collections::BTreeSet::from([founder_name.trim().to_lowercase()]);
+        for m in &co_moderators {
+            check_name(&m.name)?;
+            if !names.insert(m.name.trim().to_lowercase()) {
+                return Err(OpError::Structure(
+                    "two founding moderators have the same display name",
+                ));
+            }
+        }
+        let key = secret.text_key();
+        let seal = |field, subject: &MemberId, text: &str, rng: &mut R| {
+            key.seal(field, &me, subject, text, rng)
+                .map_err(|_| OpError::Structure("names must be 1 to 64 bytes"))
+        };
+        let co_moderators = co_moderators
+            .into_iter()
+            .map(|m| {
+                Ok(FoundingModerator {
+                    name: seal(TextField::FoundingName, &m.identity.member, &m.name, rng)?,
+                    identity: m.identity,
+                })
+            })
+            .collect::<Result<Vec<_>, OpError>>()?;
         let mut nonce = [0u8; 16];
         rng.fill_bytes(&mut nonce);
         let genesis = Genesis {
             version: GENESIS_VERSION,
-            name: name.into(),
+            name: seal(TextField::CollectiveName, &me, name, rng)?,
             founder: founder.public(),
-            founder_name: founder_name.into(),
+            founder_name: seal(TextField::FoundingName, &me, founder_name, rng)?,
             policy,
             created: now,
             nonce,
             co_moderators,
+            secret_check: secret.check(),
         };
         genesis.check_founders()?;
         let body = codec::encode(&genesis);
@@ -254,10 +339,15 @@ impl SignedGenesis {
     /// Decode and verify a signed genesis record.
     pub fn decode(bytes: &[u8]) -> Result<Self, OpError> {
         let signed: SignedBytes = codec::decode(bytes, MAX_GENESIS_BYTES)?;
-        let genesis: Genesis = decode_canonical(&signed.body, MAX_GENESIS_BYTES)?;
-        if genesis.version != GENESIS_VERSION {
-            return Err(OpError::UnsupportedVersion(genesis.version));
+        // The version comes first in the body: read it alone so an old record is named as such
+        // rather than failing to decode.
+        match signed.body.first() {
+            Some(&GENESIS_VERSION) => {}
+            Some(&old) if old < GENESIS_VERSION => return Err(OpError::OldGenesis(old)),
+            Some(&new) => return Err(OpError::UnsupportedVersion(new)),
+            None => return Err(OpError::Structure("empty genesis record")),
         }
+        let genesis: Genesis = decode_canonical(&signed.body, MAX_GENESIS_BYTES)?;
         genesis.founder.verify()?;
         genesis.check_founders()?;
         if !identity::verify(
@@ -269,8 +359,6 @@ impl SignedGenesis {
             return Err(OpError::BadSignature);
         }
         genesis.policy.validate()?;
-        check_name(&genesis.name)?;
-        check_name(&genesis.founder_name)?;
         Ok(Self {
             id: CollectiveId(hash(context::COLLECTIVE_ID, &[bytes])),
             genesis,
@@ -291,6 +379,11 @@ impl SignedGenesis {
     /// The signed bytes, as sent.
     pub fn encoded(&self) -> &[u8] {
         &self.encoded
+    }
+
+    /// Whether `secret` is this collective's secret (the record's check).
+    pub fn matches(&self, secret: &CollectiveSecret) -> bool {
+        secret.matches(&self.genesis.secret_check)
     }
 }
 
@@ -359,8 +452,9 @@ pub enum Action {
     ProposeAdd {
         /// The new member's public identity.
         identity: PublicIdentity,
-        /// Their display name (a pseudonym).
-        name: String,
+        /// Their display name (a pseudonym), sealed ([`TextField::MemberName`], author the
+        /// proposer, subject the new member; see [`Action::propose_add`]).
+        name: SealedText,
     },
     /// A moderator approves a proposal.
     Approve {
@@ -371,8 +465,9 @@ pub enum Action {
     Remove {
         /// Who.
         member: MemberId,
-        /// Why, for the other moderators.
-        reason: String,
+        /// Why, for the other moderators, sealed ([`TextField::RemovalReason`], author the
+        /// remover, subject the removed member; see [`Action::remove`]).
+        reason: SealedText,
     },
     /// Publish a member's self-revocation certificate: immediate removal.
     PublishRevocation {
@@ -407,6 +502,57 @@ pub enum Action {
         /// Which.
         mailbox: [u8; 32],
     },
+}
+
+impl Action {
+    /// `author` proposes adding `identity` under the display `name`, sealed under `key`.
+    pub fn propose_add<R: RngCore + CryptoRng>(
+        key: &TextKey,
+        author: &MemberId,
+        identity: PublicIdentity,
+        name: &str,
+        rng: &mut R,
+    ) -> Result<Self, OpError> {
+        check_name(name)?;
+        let name = key
+            .seal(TextField::MemberName, author, &identity.member, name, rng)
+            .map_err(|_| OpError::Structure("names must be 1 to 64 bytes"))?;
+        Ok(Action::ProposeAdd { identity, name })
+    }
+
+    /// `author` removes `member` for `reason`, sealed under `key`.
+    pub fn remove<R: RngCore + CryptoRng>(
+        key: &TextKey,
+        author: &MemberId,
+        member: MemberId,
+        reason: &str,
+        rng: &mut R,
+    ) -> Result<Self, OpError> {
+        let reason = key
+            .seal(TextField::RemovalReason, author, &member, reason, rng)
+            .map_err(|_| OpError::Structure("reason too long"))?;
+        Ok(Action::Remove { member, reason })
+    }
+
+    /// The sealed text this action carries, bound to the op's `author` (a new member's name, a
+    /// removal's reason), if any.
+    pub fn sealed_text(&self, author: MemberId) -> Option<SealedName> {
+        match self {
+            Action::ProposeAdd { identity, name } => Some(SealedName {
+                text: name.clone(),
+                field: TextField::MemberName,
+                author,
+                subject: identity.member,
+            }),
+            Action::Remove { member, reason } => Some(SealedName {
+                text: reason.clone(),
+                field: TextField::RemovalReason,
+                author,
+                subject: *member,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The signed content of an op.
@@ -494,10 +640,12 @@ impl Op {
         match &body.action {
             Action::ProposeAdd { identity, name } => {
                 identity.verify()?;
-                check_name(name)?;
+                if !name.fits(TextField::MemberName) {
+                    return Err(OpError::Structure("a sealed name has the wrong length"));
+                }
             }
-            Action::Remove { reason, .. } if reason.len() > MAX_REASON_BYTES => {
-                return Err(OpError::Structure("reason too long"));
+            Action::Remove { reason, .. } if !reason.fits(TextField::RemovalReason) => {
+                return Err(OpError::Structure("a sealed reason has the wrong length"));
             }
             Action::PublishRevocation { certificate } => certificate.verify()?,
             Action::RotateAgreementKey { identity } => {
@@ -566,6 +714,15 @@ pub enum OpError {
     /// A newer format than this software understands.
     #[error("membership record version {0} is not supported; update Lookout")]
     UnsupportedVersion(u8),
+    /// A genesis record of an older format (names in clear), which this version refuses.
+    #[error("this collective was founded with an older Lookout (genesis version {0}); ask for a new invite")]
+    OldGenesis(u8),
+    /// An invite code of an older format (no collective secret).
+    #[error("this invite was made by an older Lookout; ask for a new invite")]
+    OldInvite,
+    /// The invite's collective secret is not the one its genesis record was made with.
+    #[error("this invite's collective secret does not match its collective; ask for a new invite")]
+    WrongSecret,
     /// An identity inside is invalid.
     #[error(transparent)]
     Identity(#[from] IdentityError),
@@ -581,11 +738,14 @@ impl OpError {
     /// Whether a peer that sent this should be penalised (everything here is proof of a broken or
     /// hostile sender, since honest nodes only forward verified records).
     pub fn is_peer_fault(&self) -> bool {
-        !matches!(self, OpError::UnsupportedVersion(_))
+        !matches!(
+            self,
+            OpError::UnsupportedVersion(_) | OpError::OldGenesis(_) | OpError::OldInvite
+        )
     }
 }
 
-fn check_name(name: &str) -> Result<(), OpError> {
+pub(crate) fn check_name(name: &str) -> Result<(), OpError> {
     if name.trim().is_empty() || name.len() > MAX_NAME_BYTES {
         return Err(OpError::Structure("names must be 1 to 64 bytes"));
     }

@@ -45,6 +45,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use super::{Action, Op, Policy, SignedGenesis, MIN_AGREEMENT_ROTATION_SECS};
 use crate::identity::PublicIdentity;
 use crate::ids::{CollectiveId, MailboxId, MemberId, OpId};
+use crate::text::{SealedName, TextField, TextKey};
 
 /// Most replay rounds spent finding the effective removals.
 pub const MAX_ROUNDS: usize = 8;
@@ -59,19 +60,25 @@ pub const MAX_MAILBOXES: usize = 8;
 pub struct Member {
     /// Public keys (the agreement key is the latest rotated one).
     pub identity: PublicIdentity,
-    /// Display name.
-    pub name: String,
+    /// Display name, sealed: only [`Roster::display_names`] opens it, for display (the resolver
+    /// never reads a name).
+    pub name: SealedName,
     /// Whether they currently hold moderator rights.
     pub moderator: bool,
     /// The proposal that admitted them (`None` for founding moderators).
     pub admitted_by: Option<OpId>,
+    /// Order of admission (founding moderators first, from 1).
+    pub seniority: usize,
 }
 
 /// A removed member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Removed {
-    /// Their display name when they were a member (empty if never admitted).
-    pub name: String,
+    /// Their sealed display name when they were a member (`None` if never admitted).
+    pub name: Option<SealedName>,
+    /// Their order of admission when they were a member (`None` if never admitted): a removed
+    /// member keeps their place, so their name stays reserved ([`Roster::display_names`]).
+    pub seniority: Option<usize>,
     /// The moderators (or, for a self-revocation, the publisher) whose ops removed them.
     pub by: Vec<MemberId>,
     /// The ops that removed them.
@@ -110,8 +117,8 @@ pub enum PendingKind {
     Add {
         /// The proposed identity.
         identity: PublicIdentity,
-        /// Their display name.
-        name: String,
+        /// Their display name, sealed.
+        name: SealedName,
     },
     /// Make a member a moderator.
     Promote(MemberId),
@@ -184,6 +191,56 @@ impl Roster {
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
+    /// Every current member's display name, opened with `key` (`None`: a device without the
+    /// collective secret, such as a mailbox). A name that does not open (no key, a hostile
+    /// moderator's garbage, control characters) shows as `unreadable name (<first 8 hex>)`.
+    /// Names are unique, so nobody can post as "Ana": a name already held by anyone admitted
+    /// earlier (ignoring case and surrounding spaces), **removed members included**, gets the
+    /// start of the newcomer's member id appended, `Ana (2f56e492)`. So removing the real Ana
+    /// does not hand her name (and, in readers' eyes, her old alerts) to a later "Ana".
+    /// Display only: no rule of the resolver reads a name.
+    pub fn display_names(&self, key: Option<&TextKey>) -> BTreeMap<MemberId, String> {
+        self.all_display_names(key)
+            .into_iter()
+            .filter(|(id, _)| self.members.contains_key(id))
+            .collect()
+    }
+
+    /// Display names of every member ever admitted (current and removed), decided in seniority
+    /// order as [`Roster::display_names`] describes.
+    fn all_display_names(&self, key: Option<&TextKey>) -> BTreeMap<MemberId, String> {
+        let mut by_seniority: Vec<(usize, MemberId, &SealedName)> = self
+            .members
+            .values()
+            .map(|m| (m.seniority, m.identity.member, &m.name))
+            .chain(
+                self.removed
+                    .iter()
+                    .filter_map(|(id, r)| Some((r.seniority?, *id, r.name.as_ref()?))),
+            )
+            .collect();
+        by_seniority.sort_by_key(|(seniority, id, _)| (*seniority, *id));
+        let mut taken = BTreeSet::new();
+        let mut out = BTreeMap::new();
+        for (_, id, sealed) in by_seniority {
+            let name = match key.and_then(|k| sealed.open(k)) {
+                Some(name) if taken.insert(name.trim().to_lowercase()) => name,
+                Some(name) => format!("{} ({})", name.trim(), &id.to_hex()[..8]),
+                None => crate::text::unreadable_name(&id),
+            };
+            out.insert(id, name);
+        }
+        out
+    }
+
+    /// One member's display name as [`Roster::display_names`] shows it (for a removed member
+    /// too, with the suffix their name had); `unreadable name (…)` for anyone else.
+    pub fn display_name(&self, key: Option<&TextKey>, id: &MemberId) -> String {
+        self.all_display_names(key)
+            .remove(id)
+            .unwrap_or_else(|| crate::text::unreadable_name(id))
+    }
+
     /// A current member.
     pub fn member(&self, id: &MemberId) -> Option<&Member> {
         self.members.get(id)
@@ -530,7 +587,7 @@ impl EffectiveLocks {
 #[derive(Clone, Debug)]
 struct MemberRec {
     identity: PublicIdentity,
-    name: String,
+    name: SealedName,
     /// Order of admission (founding moderators first).
     seniority: usize,
     /// The proposal that admitted them.
@@ -605,7 +662,7 @@ impl Replay {
             replay.agreements.insert(identity.agreement);
             replay.members.entry(identity.member).or_insert(MemberRec {
                 identity: identity.clone(),
-                name: name.to_owned(),
+                name,
                 seniority,
                 admission: None,
                 admitted_at: None,
@@ -720,7 +777,12 @@ impl Replay {
                     i,
                     PendingKind::Add {
                         identity: identity.clone(),
-                        name: name.clone(),
+                        name: SealedName {
+                            text: name.clone(),
+                            field: TextField::MemberName,
+                            author,
+                            subject: target,
+                        },
                     },
                     author,
                 )?;
@@ -954,7 +1016,6 @@ impl Replay {
                 {
                     let heir = self.heirs.contains(&identity.member);
                     let seniority = self.next_seniority();
-                    let name = self.unique_name(name, &identity.member);
                     self.agreements.insert(identity.agreement);
                     self.members.insert(
                         identity.member,
@@ -1058,20 +1119,6 @@ impl Replay {
             }
         }
         true
-    }
-
-    /// Display names are unique in a collective, so nobody can post as "Ana": a name already
-    /// used by someone admitted earlier (ignoring case and surrounding spaces) gets the start of
-    /// the newcomer's member id appended, `Ana (2f56e492)`.
-    fn unique_name(&self, name: String, member: &MemberId) -> String {
-        let key = |n: &str| n.trim().to_lowercase();
-        let wanted = key(&name);
-        if self.members.values().any(|r| key(&r.name) == wanted) {
-            let hex = member.to_hex();
-            format!("{} ({})", name.trim(), &hex[..8.min(hex.len())])
-        } else {
-            name
-        }
     }
 
     /// Hand moderator rights to the longest-standing remaining member.
@@ -1201,13 +1248,10 @@ impl Replay {
             lock_ops.extend(lock.at.iter().map(|p| graph.ids[*p]));
             match lock.scope {
                 Scope::Membership => {
-                    let name = self
-                        .members
-                        .get(&lock.target)
-                        .map(|rec| rec.name.clone())
-                        .unwrap_or_default();
+                    let rec = self.members.get(&lock.target);
                     let entry = removed.entry(lock.target).or_insert(Removed {
-                        name,
+                        name: rec.map(|rec| rec.name.clone()),
+                        seniority: rec.map(|rec| rec.seniority),
                         by: Vec::new(),
                         ops: Vec::new(),
                         self_revoked: false,
@@ -1236,6 +1280,7 @@ impl Replay {
                     name: rec.name.clone(),
                     moderator: rec.moderator && !demoted.contains(id),
                     admitted_by: rec.admission.map(|index| self.proposals[index].op),
+                    seniority: rec.seniority,
                 };
                 (*id, member)
             })

@@ -210,6 +210,18 @@ impl From<OpError> for Refusal {
             },
             OpError::Structure(detail) => Refusal::Malformed { kind: KIND, detail },
             OpError::BadPolicy(detail) => Refusal::Malformed { kind: KIND, detail },
+            OpError::OldGenesis(version) => Refusal::UnsupportedVersion {
+                kind: KIND,
+                version,
+            },
+            OpError::OldInvite => Refusal::Malformed {
+                kind: KIND,
+                detail: "an invite of an older format",
+            },
+            OpError::WrongSecret => Refusal::Malformed {
+                kind: KIND,
+                detail: "an invite whose secret is not its collective's",
+            },
         }
     }
 }

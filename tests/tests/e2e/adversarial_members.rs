@@ -295,10 +295,7 @@ async fn forged_retractions_edits_and_approvals_are_refused() {
         let collective_id = forger.collective();
         let propose = forger.op(
             heads.clone(),
-            Action::ProposeAdd {
-                identity: accomplice.public(),
-                name: "accomplice".into(),
-            },
+            forger.propose_add(accomplice.public(), "accomplice"),
         );
         let proposal = lookout_protocol::OpId(propose.id());
         let approve = forger.op(vec![proposal], Action::Approve { proposal });
@@ -423,19 +420,10 @@ async fn ops_back_dated_by_a_removed_moderator_have_no_effect() {
         let ana = nodes[1].member;
         let rogue_member = rogue.identity().member_id();
         let ops = vec![
+            forger.op(before_removal.clone(), forger.remove(ana, "back-dated")),
             forger.op(
                 before_removal.clone(),
-                Action::Remove {
-                    member: ana,
-                    reason: "back-dated".into(),
-                },
-            ),
-            forger.op(
-                before_removal.clone(),
-                Action::ProposeAdd {
-                    identity: accomplice.public(),
-                    name: "accomplice".into(),
-                },
+                forger.propose_add(accomplice.public(), "accomplice"),
             ),
             forger.op(
                 before_removal.clone(),

@@ -53,13 +53,7 @@ async fn a_captured_founder_cannot_bend_k_of_n() {
         let spy = Identity::generate(&mut OsRng);
         let mut forger = Forger::new(&mut founder);
         let collective_id = forger.collective();
-        let add = forger.op(
-            vec![],
-            Action::ProposeAdd {
-                identity: spy.public(),
-                name: "spy".into(),
-            },
-        );
+        let add = forger.op(vec![], forger.propose_add(spy.public(), "spy"));
         let add_id = OpId(add.id());
         let promote = forger.op(
             vec![add_id],
@@ -79,13 +73,7 @@ async fn a_captured_founder_cannot_bend_k_of_n() {
         )
         .unwrap();
         let second = lookout_protocol::MemberId::from_hex(&second_id).unwrap();
-        let removal = forger.op(
-            vec![spy_approves.id()],
-            Action::Remove {
-                member: second,
-                reason: "taken over".into(),
-            },
-        );
+        let removal = forger.op(vec![spy_approves.id()], forger.remove(second, "taken over"));
         let spy_seconds = Op::create(
             &spy,
             collective_id,
@@ -164,10 +152,7 @@ async fn strangers_ops_are_not_kept_and_many_heads_freeze_nobody() {
                         collective_id,
                         heads.clone(),
                         now(),
-                        Action::ProposeAdd {
-                            identity: other.public(),
-                            name: "x".into(),
-                        },
+                        forger.propose_add(other.public(), "x"),
                     )
                     .unwrap(),
                 )
@@ -188,10 +173,7 @@ async fn strangers_ops_are_not_kept_and_many_heads_freeze_nobody() {
                 let newcomer = Identity::generate(&mut OsRng);
                 forger.op(
                     heads.clone(),
-                    Action::ProposeAdd {
-                        identity: newcomer.public(),
-                        name: "newcomer".into(),
-                    },
+                    forger.propose_add(newcomer.public(), "newcomer"),
                 )
             })
             .collect();

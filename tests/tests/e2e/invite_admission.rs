@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use libp2p::Multiaddr;
+use lookout_node::net::Credentials;
 use lookout_protocol::invite::Invite;
 use lookout_protocol::membership::Policy;
 use lookout_tests::rogue::{hello_with, topic_of, RawPeer, Seen};
@@ -38,6 +39,7 @@ async fn a_secret_holder_at_an_invite_address_is_not_admitted() {
         let view = founder.approve(&joiner.join_request().to_code()).unwrap();
         assert!(view.done);
         let genesis = founder.membership().unwrap().genesis().clone();
+        let secret = founder.collective_secret().unwrap().clone();
         let topic = topic_of(&founder);
         let stranger = RawPeer::spawn(Some(hello_with(&founder, &[7; 32])), &topic);
         let stranger_addr = stranger.listen().await;
@@ -48,6 +50,7 @@ async fn a_secret_holder_at_an_invite_address_is_not_admitted() {
         // or one the attacker slipped in) besides the inviter's.
         let invite = Invite {
             genesis,
+            secret,
             addresses: vec![stranger_addr.to_string(), founder_addr.to_string()],
             inviter: Some(founder_node.member),
         };
@@ -104,6 +107,45 @@ async fn a_given_address_admits_no_unnamed_member_once_the_roster_names_us() {
             || async { admitted(&stranger) },
         )
         .await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+/// Attacker: a node holding the genesis record and every op but not the collective secret (a
+/// mailbox, or whoever seizes one) cannot pass a member's hello, even with a member's own
+/// signing key. The hello secret used to come from the genesis record (`lookout hello secret
+/// v1` of its bytes, which such a node computes); it now comes from the collective secret.
+/// Control: the same key with the collective's hello secret is admitted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_holding_only_the_genesis_cannot_pass_a_hello() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let Collective { dir, mut replicas } = Collective::new(1, Policy::default());
+        let member = replicas.remove(1);
+        let founder = replicas.remove(0);
+        let seed = member.identity().ed25519_seed();
+        let genesis = founder.membership().unwrap().genesis().encoded().to_vec();
+        let topic = topic_of(&founder);
+        let from_genesis =
+            lookout_protocol::ids::hash("lookout hello secret v1", &[genesis.as_slice()]);
+        let genesis_holder = RawPeer::spawn(Some(Credentials::new(&from_genesis, &seed)), &topic);
+        let honest = RawPeer::spawn(Some(hello_with(&member, &seed)), &topic);
+        let founder_node = start_node(founder).await;
+        let founder_addr = listen_addr(&founder_node).await;
+        genesis_holder.dial(founder_addr.clone()).await;
+        never(
+            "the founder admits a peer holding only the genesis record",
+            WATCH,
+            || async { admitted(&genesis_holder) },
+        )
+        .await;
+        honest.dial(founder_addr).await;
+        eventually(
+            "the founder admits the member's key with the secret",
+            || async { admitted(&honest).then_some(()) },
+        )
+        .await;
+        drop(dir);
     })
     .await
     .expect("test timed out");

@@ -2,7 +2,7 @@
 //!
 //! The node's transport key is fresh for every run, so the peer id the Noise handshake reveals
 //! is not the member's key (and differs between runs). Membership is proven inside the channel
-//! (`/lookout/hello/2`) before identify, ping, gossip or sync run, so a stranger who dials a
+//! (`/lookout/hello/3`) before identify, ping, gossip or sync run, so a stranger who dials a
 //! member, or who holds an address a member dials (a stale address on a hotel network), never
 //! gets an identify message (listen addresses), a subscription (the collective's topic), a ping,
 //! a sync answer or anything of the member's identity proof.
