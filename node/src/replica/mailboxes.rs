@@ -2,7 +2,7 @@
 //! pending proposal), list them, remove one.
 
 use lookout_protocol::mailbox::MailboxPairing;
-use lookout_protocol::membership::{Action, PendingKind, Roster, MAX_MAILBOXES};
+use lookout_protocol::membership::{Action, PendingKind, MAX_MAILBOXES};
 use lookout_protocol::{MailboxId, MemberId};
 
 use zeroize::Zeroizing;
