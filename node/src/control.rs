@@ -50,9 +50,9 @@ struct Reply {
     err: Option<ApiError>,
 }
 
-/// The control socket being served for a node. Dropping it stops accepting connections and
-/// removes the socket file: the program that started the node keeps it as long as the node
-/// runs (the node itself knows nothing of this socket).
+/// A control socket being served (a node's, or a mailbox's). Dropping it stops accepting
+/// connections and removes the socket file: the program that started the node keeps it as long
+/// as the node runs (the node itself knows nothing of this socket).
 #[must_use = "the control socket is removed when this is dropped"]
 pub struct ControlSocket {
     path: PathBuf,
@@ -66,43 +66,82 @@ impl Drop for ControlSocket {
     }
 }
 
+/// How long the accept loop pauses after a failed accept (out of file descriptors, say), so it
+/// never spins.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Serve the control socket at `path` for `node` (in a background task, until the returned
 /// [`ControlSocket`] is dropped).
 pub async fn serve(path: &Path, node: NodeHandle) -> std::io::Result<ControlSocket> {
+    let listener = bind_private(path, "another node is already running for this home").await?;
+    Ok(serve_on(
+        listener,
+        path,
+        MAX_CLIENTS,
+        "control",
+        move |stream| handle(stream, node.clone()),
+    ))
+}
+
+/// A Unix socket at `path` that only this user may use (0600; its directory's mode is the
+/// caller's business). Refused with `in_use` when a running program already answers there; a
+/// stale file left by one that stopped is replaced.
+pub(crate) async fn bind_private(
+    path: &Path,
+    in_use: &'static str,
+) -> std::io::Result<UnixListener> {
     if path.exists() {
         if UnixStream::connect(path).await.is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                "another node is already running for this home",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, in_use));
         }
         std::fs::remove_file(path)?;
     }
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
+    Ok(listener)
+}
+
+/// Accept connections on `listener` in a background task, at most `max` at once, each answered
+/// by `handle`; a failed accept pauses the loop for [`ACCEPT_BACKOFF`].
+pub(crate) fn serve_on<F, Fut>(
+    listener: UnixListener,
+    path: &Path,
+    max: usize,
+    what: &'static str,
+    handle: F,
+) -> ControlSocket
+where
+    F: Fn(UnixStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max));
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    warn!(error = %e, socket = what, "accept failed; pausing");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
             };
             let Ok(permit) = slots.clone().try_acquire_owned() else {
-                warn!("too many control connections; refusing one");
+                warn!(socket = what, "too many connections; refusing one");
                 continue;
             };
-            let node = node.clone();
+            let served = handle(stream);
             tokio::spawn(async move {
-                if let Err(e) = handle(stream, node).await {
-                    debug!(error = %e, "control connection ended");
+                if let Err(e) = served.await {
+                    debug!(error = %e, socket = what, "connection ended");
                 }
                 drop(permit);
             });
         }
     });
-    Ok(ControlSocket {
+    ControlSocket {
         path: path.to_owned(),
         task,
-    })
+    }
 }
 
 async fn handle(stream: UnixStream, node: NodeHandle) -> std::io::Result<()> {

@@ -17,8 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
-use tracing::{debug, warn};
+use tokio::net::UnixStream;
 
 use super::{MailboxHandle, MailboxHome, MailboxStatus};
 use crate::api::{ApiError, ErrorCode};
@@ -33,9 +32,6 @@ const MAX_LINE_BYTES: usize = 4 * 1024;
 const MAX_ANSWER_BYTES: u64 = 1024 * 1024;
 /// Most control connections served at once.
 const MAX_CLIENTS: usize = 8;
-/// Pause after a failed `accept` (out of file descriptors, say) before the next one, so that
-/// the loop does not spin.
-const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What a client may ask a running mailbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,18 +74,7 @@ pub fn mailbox_socket_path(home: &Path) -> PathBuf {
 
 /// The control socket being served for a mailbox; dropping it stops serving and removes the
 /// socket file.
-#[must_use = "the control socket is removed when this is dropped"]
-pub struct MailboxControl {
-    path: PathBuf,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for MailboxControl {
-    fn drop(&mut self) {
-        self.task.abort();
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
+pub use crate::control::ControlSocket as MailboxControl;
 
 /// Serve the control socket of the mailbox in `home` for `mailbox` (in a background task, until
 /// the returned [`MailboxControl`] is dropped).
@@ -101,42 +86,14 @@ pub async fn serve(home: &Path, mailbox: MailboxHandle) -> std::io::Result<Mailb
     // refused by the error.
     let dir = MailboxHome::new(home).dir().to_path_buf();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-    if path.exists() {
-        if UnixStream::connect(&path).await.is_ok() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                "this mailbox is already running",
-            ));
-        }
-        std::fs::remove_file(&path)?;
-    }
-    let listener = UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
-    let task = tokio::spawn(async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    warn!(error = %e, "mailbox control socket: accept failed; pausing");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    continue;
-                }
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                warn!("too many mailbox control connections; refusing one");
-                continue;
-            };
-            let mailbox = mailbox.clone();
-            tokio::spawn(async move {
-                if let Err(e) = handle(stream, mailbox).await {
-                    debug!(error = %e, "mailbox control connection ended");
-                }
-                drop(permit);
-            });
-        }
-    });
-    Ok(MailboxControl { path, task })
+    let listener = crate::control::bind_private(&path, "this mailbox is already running").await?;
+    Ok(crate::control::serve_on(
+        listener,
+        &path,
+        MAX_CLIENTS,
+        "mailbox control",
+        move |stream| handle(stream, mailbox.clone()),
+    ))
 }
 
 async fn handle(stream: UnixStream, mailbox: MailboxHandle) -> std::io::Result<()> {
