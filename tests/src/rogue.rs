@@ -873,3 +873,62 @@ pub async fn stop_all(nodes: Vec<TestNode>) -> Vec<Replica> {
     }
     replicas
 }
+
+/// A sync codec for attackers: writes requests exactly as given (no framing, no cap); reads
+/// responses as sync frames.
+#[derive(Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl request_response::Codec for RawCodec {
+    type Protocol = libp2p::StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(
+        &mut self,
+        _: &libp2p::StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>>
+    where
+        T: libp2p::futures::AsyncRead + Unpin + Send,
+    {
+        lookout_node::net::read_frame(io, lookout_node::net::MAX_RESPONSE_BYTES).await
+    }
+
+    async fn read_response<T>(
+        &mut self,
+        _: &libp2p::StreamProtocol,
+        io: &mut T,
+    ) -> std::io::Result<Vec<u8>>
+    where
+        T: libp2p::futures::AsyncRead + Unpin + Send,
+    {
+        lookout_node::net::read_frame(io, lookout_node::net::MAX_RESPONSE_BYTES).await
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &libp2p::StreamProtocol,
+        io: &mut T,
+        request: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: libp2p::futures::AsyncWrite + Unpin + Send,
+    {
+        libp2p::futures::AsyncWriteExt::write_all(io, &request).await?;
+        libp2p::futures::AsyncWriteExt::close(io).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &libp2p::StreamProtocol,
+        io: &mut T,
+        response: Vec<u8>,
+    ) -> std::io::Result<()>
+    where
+        T: libp2p::futures::AsyncWrite + Unpin + Send,
+    {
+        libp2p::futures::AsyncWriteExt::write_all(io, &response).await?;
+        libp2p::futures::AsyncWriteExt::close(io).await
+    }
+}

@@ -16,24 +16,23 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::HashSet;
-use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use libp2p::futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, SwarmBuilder};
-use lookout_node::net::{read_frame, MAX_GOSSIP_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL};
+use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
 use lookout_node::net::{Credentials, Gated, MemberGate};
+use lookout_node::net::{MAX_GOSSIP_BYTES, SYNC_PROTOCOL};
 use lookout_node::replica::{SetKind, WireItem};
 use lookout_node::sync::{self, SyncRequest};
 use lookout_protocol::envelope::{Outer, MAX_ENVELOPE_BYTES, VERSION};
 use lookout_protocol::membership::Policy;
 use lookout_protocol::EpochId;
-use lookout_tests::rogue::{hello_behaviour, HelloDriver};
+use lookout_tests::rogue::{hello_behaviour, HelloDriver, RawCodec};
 use lookout_tests::*;
 
 /// Most growth of the test process's resident memory (the two nodes; the attacker runs in its
@@ -727,55 +726,5 @@ impl Junk {
         let mut frame = (body.len() as u32).to_be_bytes().to_vec();
         frame.extend(body);
         frame
-    }
-}
-
-/// Writes requests exactly as given (no framing, no cap); reads responses as sync frames.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-impl request_response::Codec for RawCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_frame(io, MAX_RESPONSE_BYTES).await
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_frame(io, MAX_RESPONSE_BYTES).await
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        request: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&request).await?;
-        io.close().await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        response: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&response).await?;
-        io.close().await
     }
 }

@@ -3,22 +3,19 @@
 //! oversized sync frames and junk bytes on the TCP port is survived and penalised.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use libp2p::futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, SwarmBuilder};
-use lookout_node::net::{
-    read_frame, Credentials, Gated, MemberGate, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
-};
+use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, PeerId, SwarmBuilder};
+use lookout_node::net::{Credentials, Gated, MemberGate, SYNC_PROTOCOL};
 use lookout_node::replica::{SetKind, WireItem};
 use lookout_node::sync::{self, SyncRequest};
 use lookout_protocol::membership::Policy;
-use lookout_tests::rogue::{hello_behaviour, hello_of, HelloDriver};
+use lookout_tests::rogue::{hello_behaviour, hello_of, HelloDriver, RawCodec};
 use lookout_tests::*;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
@@ -364,55 +361,5 @@ impl RawPeer {
             log.iter()
                 .any(|s| matches!(s, Seen::Closed(p) if *p == peer))
         })
-    }
-}
-
-/// Writes requests exactly as given (no framing, no cap); reads responses as sync frames.
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-
-impl request_response::Codec for RawCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_frame(io, MAX_RESPONSE_BYTES).await
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_frame(io, MAX_RESPONSE_BYTES).await
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        request: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&request).await?;
-        io.close().await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        response: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&response).await?;
-        io.close().await
     }
 }
