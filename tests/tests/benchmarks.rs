@@ -386,11 +386,10 @@ async fn catch_up_run() {
         node.stop().await;
     }
     let limits_after = verify_limits();
-    for (when, (strict, batched)) in [("before", limits_before), ("after", limits_after)] {
+    for (when, (strict, batched, large)) in [("before", limits_before), ("after", limits_after)] {
         println!(
-            "limits {when} the catch-up, per CPU-second of one thread: verify_strict {:.0}/s, \
-             open_batch of {LIMIT_BATCH} {:.0} envelopes/s",
-            strict, batched
+            "limits {when} the catch-up, per CPU-second of one thread: verify_strict {strict:.0}/s, \
+             open_batch of {LIMIT_BATCH} {batched:.0} envelopes/s, of {LARGE_BATCH} {large:.0}/s"
         );
     }
     single_verify_limit();
@@ -398,12 +397,14 @@ async fn catch_up_run() {
 
 /// Envelopes per batch in [`verify_limits`]: a sync run ([`lookout_node::sync::INGEST_BATCH`]).
 const LIMIT_BATCH: usize = lookout_node::sync::INGEST_BATCH;
+/// A whole fetch ([`lookout_node::sync::MAX_FETCH_IDS`]) as one batch, for comparison.
+const LARGE_BATCH: usize = lookout_node::sync::MAX_FETCH_IDS;
 
 /// The ceilings of one core in this process, interleaved round by round and timed in CPU time
 /// of this thread: raw `verify_strict` (key already decompressed, 600-byte message) and
 /// `envelope::open_batch` of [`LIMIT_BATCH`] alerts by one author (as in the catch-up). Per
-/// CPU-second: (signatures, envelopes).
-fn verify_limits() -> (f64, f64) {
+/// CPU-second: (signatures, envelopes, envelopes in batches of [`LARGE_BATCH`]).
+fn verify_limits() -> (f64, f64, f64) {
     use ed25519_dalek::{Signer, SigningKey};
     use lookout_protocol::envelope::{self, InnerBody};
     use lookout_protocol::epoch::EpochKey;
@@ -435,7 +436,7 @@ fn verify_limits() -> (f64, f64) {
         language: "en".into(),
         on_behalf: false,
     });
-    let envelopes: Vec<Vec<u8>> = (0..LIMIT_BATCH)
+    let envelopes: Vec<Vec<u8>> = (0..LARGE_BATCH)
         .map(|i| {
             let body = InnerBody {
                 collective,
@@ -450,14 +451,15 @@ fn verify_limits() -> (f64, f64) {
             envelope::seal(&author, &key, body, &mut rng).unwrap().bytes
         })
         .collect();
-    let refs: Vec<&[u8]> = envelopes.iter().map(Vec::as_slice).collect();
+    let large: Vec<&[u8]> = envelopes.iter().map(Vec::as_slice).collect();
+    let refs = &large[..LIMIT_BATCH];
     let signing = SigningKey::from_bytes(&[9; 32]);
     let public = signing.verifying_key();
     let message = lookout_protocol::sig::signed_message(b"bench", &[7u8; 600]);
     let signature = signing.sign(&message);
-    const ROUNDS: usize = 8;
-    let (mut strict, mut batched) = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..ROUNDS {
+    const ROUNDS: usize = 32;
+    let (mut strict, mut batched, mut batched_large) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for round in 0..ROUNDS {
         let t = thread_cpu();
         for _ in 0..LIMIT_BATCH {
             assert!(public
@@ -466,14 +468,26 @@ fn verify_limits() -> (f64, f64) {
         }
         strict += thread_cpu() - t;
         let t = thread_cpu();
-        let opened = envelope::open_batch(std::hint::black_box(&refs), collective, |e| {
+        let opened = envelope::open_batch(std::hint::black_box(refs), collective, |e| {
             (*e == key.id()).then_some(&key)
         });
         batched += thread_cpu() - t;
         assert!(opened.iter().all(Result::is_ok));
+        if round % (LARGE_BATCH / LIMIT_BATCH) == 0 {
+            let t = thread_cpu();
+            let opened = envelope::open_batch(std::hint::black_box(&large), collective, |e| {
+                (*e == key.id()).then_some(&key)
+            });
+            batched_large += thread_cpu() - t;
+            assert!(opened.iter().all(Result::is_ok));
+        }
     }
     let n = (ROUNDS * LIMIT_BATCH) as f64;
-    (n / strict.as_secs_f64(), n / batched.as_secs_f64())
+    (
+        n / strict.as_secs_f64(),
+        n / batched.as_secs_f64(),
+        n / batched_large.as_secs_f64(),
+    )
 }
 
 /// User + system CPU time of this whole process (every thread), from `/proc/self/stat`.
@@ -481,9 +495,16 @@ fn process_cpu() -> Duration {
     cpu_of("/proc/self/stat")
 }
 
-/// User + system CPU time of the calling thread.
+/// CPU time of the calling thread, in nanoseconds (`/proc/thread-self/schedstat`: time on a
+/// CPU).
 fn thread_cpu() -> Duration {
-    cpu_of("/proc/thread-self/stat")
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("procfs");
+    Duration::from_nanos(
+        stat.split_whitespace()
+            .next()
+            .and_then(|f| f.parse().ok())
+            .expect("schedstat format"),
+    )
 }
 
 /// Fields 14 and 15 (utime, stime) of a `stat` file, in clock ticks (`USER_HZ`, 100 on Linux:
