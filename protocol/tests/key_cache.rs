@@ -74,12 +74,7 @@ impl World {
             let step = state.ingest(SetKind::Ops, op.encoded(), &founder, NOW + 30);
             assert_eq!(step.outcome, Ingested::Accepted);
         }
-        let step = state.ingest(
-            SetKind::Deliveries,
-            delivery.encoded(),
-            &founder,
-            NOW + 30,
-        );
+        let step = state.ingest(SetKind::Deliveries, delivery.encoded(), &founder, NOW + 30);
         assert_eq!(step.outcome, Ingested::Accepted);
         Self {
             rng,

@@ -406,10 +406,10 @@ const LARGE_BATCH: usize = lookout_node::sync::MAX_FETCH_IDS;
 /// CPU-second: (signatures, envelopes, envelopes in batches of [`LARGE_BATCH`]).
 fn verify_limits() -> (f64, f64, f64) {
     use ed25519_dalek::{Signer, SigningKey};
+    use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
     use lookout_protocol::envelope::{self, InnerBody};
     use lookout_protocol::epoch::EpochKey;
     use lookout_protocol::identity::Identity;
-    use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
     use lookout_protocol::{CollectiveId, OpId};
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -458,7 +458,8 @@ fn verify_limits() -> (f64, f64, f64) {
     let message = lookout_protocol::sig::signed_message(b"bench", &[7u8; 600]);
     let signature = signing.sign(&message);
     const ROUNDS: usize = 32;
-    let (mut strict, mut batched, mut batched_large) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut strict, mut batched, mut batched_large) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for round in 0..ROUNDS {
         let t = thread_cpu();
         for _ in 0..LIMIT_BATCH {

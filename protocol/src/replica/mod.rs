@@ -617,7 +617,9 @@ impl State {
             |e| book.key(e),
             // Only a current member's key is kept; whose key the post claims decides nothing
             // else (the verdict is the one rule's either way).
-            |author, ctx, body, sig| keys.verify(&author.0, ctx, body, sig, roster.is_member(author)),
+            |author, ctx, body, sig| {
+                keys.verify(&author.0, ctx, body, sig, roster.is_member(author))
+            },
         );
         self.accept_opened(bytes, opened, now, effects)
     }
