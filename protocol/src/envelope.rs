@@ -299,8 +299,22 @@ pub fn open<'k>(
     collective: CollectiveId,
     key_for: impl Fn(&EpochId) -> Option<&'k EpochKey>,
 ) -> Result<Opened, EnvelopeError> {
+    open_verified_by(bytes, collective, key_for, |author, ctx, body, sig| {
+        identity::verify(author, ctx, body, sig)
+    })
+}
+
+/// [`open`], with the signature checked by `verify` (the claimed author, context, signed
+/// bytes, signature) in place of [`identity::verify`]: for a caller that keeps a
+/// [`sig::KeyCache`]. `verify` must give [`identity::verify`]'s verdict.
+pub fn open_verified_by<'k>(
+    bytes: &[u8],
+    collective: CollectiveId,
+    key_for: impl Fn(&EpochId) -> Option<&'k EpochKey>,
+    verify: impl FnOnce(&MemberId, &[u8], &[u8], &[u8; 64]) -> bool,
+) -> Result<Opened, EnvelopeError> {
     let d = decrypt(bytes, collective, &key_for)?;
-    if !identity::verify(
+    if !verify(
         &d.body.author,
         INNER_SIG_CONTEXT,
         &d.inner_bytes,

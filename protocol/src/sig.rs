@@ -42,6 +42,79 @@ pub fn verify_message(key: &[u8; 32], message: &[u8], sig: &[u8; 64]) -> bool {
             .is_ok()
 }
 
+/// Most keys a [`KeyCache`] holds (a roster's members; beyond it, keys are decompressed per
+/// verification as without a cache).
+pub const MAX_CACHED_KEYS: usize = 4096;
+
+/// Decompressed verification keys, so a key is decompressed once rather than twice per
+/// signature ([`verify`] decompresses it for [`acceptable_key`] and again to verify).
+///
+/// An entry is computed from the key bytes alone (an [`acceptable_key`], decompressed), so a
+/// cached verification says exactly what [`verify`] says: nothing an item claims can put a
+/// wrong point under a key. Which keys are cached is the caller's choice (a replica caches the
+/// keys of its current roster's members and empties the cache when the roster changes), and the
+/// cache holds at most [`MAX_CACHED_KEYS`].
+#[derive(Default)]
+pub struct KeyCache {
+    keys: HashMap<[u8; 32], VerificationKey>,
+}
+
+impl KeyCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// [`verify`], with `key` cached for next time if `cache_it` and there is room. Same
+    /// verdict as [`verify`] for every input.
+    pub fn verify(
+        &mut self,
+        key: &[u8; 32],
+        ctx: &[u8],
+        body: &[u8],
+        sig: &[u8; 64],
+        cache_it: bool,
+    ) -> bool {
+        let vk = match self.keys.get(key) {
+            Some(vk) => *vk,
+            None => {
+                if !acceptable_key(key) {
+                    return false;
+                }
+                let Ok(vk) = VerificationKey::try_from(*key) else {
+                    return false;
+                };
+                if cache_it && self.keys.len() < MAX_CACHED_KEYS {
+                    self.keys.insert(*key, vk);
+                }
+                vk
+            }
+        };
+        vk.verify(&Signature::from_bytes(sig), &signed_message(ctx, body))
+            .is_ok()
+    }
+
+    /// Whether `key` is cached.
+    pub fn contains(&self, key: &[u8; 32]) -> bool {
+        self.keys.contains_key(key)
+    }
+
+    /// How many keys are cached.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is cached.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Forget every key.
+    pub fn clear(&mut self) {
+        self.keys.clear();
+    }
+}
+
 /// Whether `key` may sign at all: it decompresses to a curve point that is not of small order.
 /// Every verification here checks it; identities check it when they are verified.
 pub fn acceptable_key(key: &[u8; 32]) -> bool {
@@ -170,6 +243,34 @@ mod tests {
         assert_eq!(verify_batch(&items), vec![true, false, true]);
         assert_eq!(verify_batch(&items[..1]), vec![true]);
         assert!(verify_batch(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_key_cache_gives_the_rules_verdict_and_keeps_what_it_is_told() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let public = key.verifying_key().to_bytes();
+        let sig = key.sign(&signed_message(b"ctx", b"body")).to_bytes();
+        let mut bad = sig;
+        bad[40] ^= 1;
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut small = [0u8; 64];
+        small[0] = 1;
+        let mut cache = KeyCache::new();
+        assert!(cache.verify(&public, b"ctx", b"body", &sig, false));
+        assert!(cache.is_empty(), "not kept unless asked");
+        for _ in 0..2 {
+            assert!(cache.verify(&public, b"ctx", b"body", &sig, true));
+            assert!(!cache.verify(&public, b"ctx", b"body", &bad, true));
+            assert!(!cache.verify(&public, b"ctx2", b"body", &sig, true));
+        }
+        assert!(cache.contains(&public));
+        // A small-order key is refused and never kept.
+        assert!(!cache.verify(&identity, b"c", b"any", &small, true));
+        assert!(!cache.contains(&identity));
+        assert_eq!(cache.len(), 1);
+        cache.clear();
+        assert!(!cache.contains(&public));
     }
 
     #[test]

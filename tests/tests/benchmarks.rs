@@ -343,6 +343,8 @@ async fn catch_up_run() {
         nodes.push(start_node_with(replica, bench_config()).await);
     }
     let back = &nodes[1];
+    let limits_before = verify_limits();
+    let cpu_start = process_cpu();
     let start = Instant::now();
     connect(back, &nodes[0]).await;
     let mut firsts = None;
@@ -361,6 +363,7 @@ async fn catch_up_run() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let took = start.elapsed();
+    let cpu = process_cpu() - cpu_start;
     let received = back.handle.stats().await.unwrap().bytes_received;
     println!(
         "offline posting: {CATCH_UP} alerts in {posting:.2?} ({:.0}/s)",
@@ -372,13 +375,152 @@ async fn catch_up_run() {
         firsts.unwrap_or_default()
     );
     println!(
+        "catch-up CPU: {cpu:.2?} of the whole process (both nodes, every thread) = {:.0} alerts per CPU-second",
+        CATCH_UP as f64 / cpu.as_secs_f64()
+    );
+    println!(
         "catch-up bytes: received {received} for {lacked} bytes of envelopes lacked ({:.3}x)",
         received as f64 / lacked as f64
     );
     for node in nodes {
         node.stop().await;
     }
+    let limits_after = verify_limits();
+    for (when, (strict, batched, large)) in [("before", limits_before), ("after", limits_after)] {
+        println!(
+            "limits {when} the catch-up, per CPU-second of one thread: verify_strict {strict:.0}/s, \
+             open_batch of {LIMIT_BATCH} {batched:.0} envelopes/s, of {LARGE_BATCH} {large:.0}/s"
+        );
+    }
     single_verify_limit();
+}
+
+/// Envelopes per batch in [`verify_limits`]: a sync run ([`lookout_node::sync::INGEST_BATCH`]).
+const LIMIT_BATCH: usize = lookout_node::sync::INGEST_BATCH;
+/// A whole fetch ([`lookout_node::sync::MAX_FETCH_IDS`]) as one batch, for comparison.
+const LARGE_BATCH: usize = lookout_node::sync::MAX_FETCH_IDS;
+
+/// The ceilings of one core in this process, interleaved round by round and timed in CPU time
+/// of this thread: raw `verify_strict` (key already decompressed, 600-byte message) and
+/// `envelope::open_batch` of [`LIMIT_BATCH`] alerts by one author (as in the catch-up). Per
+/// CPU-second: (signatures, envelopes, envelopes in batches of [`LARGE_BATCH`]).
+fn verify_limits() -> (f64, f64, f64) {
+    use ed25519_dalek::{Signer, SigningKey};
+    use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
+    use lookout_protocol::envelope::{self, InnerBody};
+    use lookout_protocol::epoch::EpochKey;
+    use lookout_protocol::identity::Identity;
+    use lookout_protocol::{CollectiveId, OpId};
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let author = Identity::generate(&mut rng);
+    let collective = CollectiveId([5; 32]);
+    let key = EpochKey::generate(&mut rng);
+    let now = 1_790_000_000;
+    let mut identifiers = Identifiers {
+        phones: vec!["07700 900601".into()],
+        plates: Vec::new(),
+        names: Vec::new(),
+        handles: Vec::new(),
+        description: String::new(),
+    };
+    identifiers.normalise("GB").unwrap();
+    // As the catch-up's alerts (`draft`).
+    let content = Content::Alert(Alert {
+        category: Category::Violence,
+        severity: Severity::High,
+        description: "catch-up limit".into(),
+        identifiers,
+        area: "Harbour Street".into(),
+        incident_time: None,
+        language: "en".into(),
+        on_behalf: false,
+    });
+    let envelopes: Vec<Vec<u8>> = (0..LARGE_BATCH)
+        .map(|i| {
+            let body = InnerBody {
+                collective,
+                epoch: key.id(),
+                author: author.member_id(),
+                seq: i as u64 + 1,
+                heads: vec![OpId([3; 32])],
+                timestamp: now + i as u64,
+                expires: now + 30 * 86_400,
+                content: content.clone(),
+            };
+            envelope::seal(&author, &key, body, &mut rng).unwrap().bytes
+        })
+        .collect();
+    let large: Vec<&[u8]> = envelopes.iter().map(Vec::as_slice).collect();
+    let refs = &large[..LIMIT_BATCH];
+    let signing = SigningKey::from_bytes(&[9; 32]);
+    let public = signing.verifying_key();
+    let message = lookout_protocol::sig::signed_message(b"bench", &[7u8; 600]);
+    let signature = signing.sign(&message);
+    const ROUNDS: usize = 32;
+    let (mut strict, mut batched, mut batched_large) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for round in 0..ROUNDS {
+        let t = thread_cpu();
+        for _ in 0..LIMIT_BATCH {
+            assert!(public
+                .verify_strict(std::hint::black_box(&message), &signature)
+                .is_ok());
+        }
+        strict += thread_cpu() - t;
+        let t = thread_cpu();
+        let opened = envelope::open_batch(std::hint::black_box(refs), collective, |e| {
+            (*e == key.id()).then_some(&key)
+        });
+        batched += thread_cpu() - t;
+        assert!(opened.iter().all(Result::is_ok));
+        if round % (LARGE_BATCH / LIMIT_BATCH) == 0 {
+            let t = thread_cpu();
+            let opened = envelope::open_batch(std::hint::black_box(&large), collective, |e| {
+                (*e == key.id()).then_some(&key)
+            });
+            batched_large += thread_cpu() - t;
+            assert!(opened.iter().all(Result::is_ok));
+        }
+    }
+    let n = (ROUNDS * LIMIT_BATCH) as f64;
+    (
+        n / strict.as_secs_f64(),
+        n / batched.as_secs_f64(),
+        n / batched_large.as_secs_f64(),
+    )
+}
+
+/// User + system CPU time of this whole process (every thread), from `/proc/self/stat`.
+fn process_cpu() -> Duration {
+    cpu_of("/proc/self/stat")
+}
+
+/// CPU time of the calling thread, in nanoseconds (`/proc/thread-self/schedstat`: time on a
+/// CPU).
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("procfs");
+    Duration::from_nanos(
+        stat.split_whitespace()
+            .next()
+            .and_then(|f| f.parse().ok())
+            .expect("schedstat format"),
+    )
+}
+
+/// Fields 14 and 15 (utime, stime) of a `stat` file, in clock ticks (`USER_HZ`, 100 on Linux:
+/// a resolution of 10 ms, so sum over enough work).
+fn cpu_of(path: &str) -> Duration {
+    let stat = std::fs::read_to_string(path).expect("procfs");
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let after = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().expect("a tick count"))
+        .collect();
+    Duration::from_millis((fields[0] + fields[1]) * 10)
 }
 
 /// The ceiling of one core for single signature checks, in the same run: `verify_strict`

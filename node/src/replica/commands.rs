@@ -922,7 +922,7 @@ impl Replica {
 
     /// Whether some of our items are not yet known to have reached a member.
     pub fn has_unconfirmed_posts(&self) -> bool {
-        self.store.len(Tree::Outbox) > 0
+        !self.store.is_empty(Tree::Outbox)
     }
 
     /// Our items not yet known to have reached a peer, for publishing at start.

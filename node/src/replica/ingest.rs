@@ -53,6 +53,13 @@ impl WireItem {
     }
 }
 
+/// The first field of a stored post ([`StoredRecord::envelope`]), what sync sends: read without
+/// decoding the rest of the record.
+#[derive(Deserialize)]
+struct StoredEnvelope {
+    envelope: Vec<u8>,
+}
+
 /// The store writes of an item [`Replica::validate`] took in, for [`Replica::persist`].
 #[must_use = "an item validated but not persisted is lost at the next restart"]
 pub struct Unpersisted(Vec<Effect>);
@@ -261,7 +268,9 @@ impl Replica {
                         continue;
                     }
                     if let Some(value) = self.store.get(Tree::Alerts, id).map_err(store_error)? {
-                        if let Ok(record) = postcard::from_bytes::<StoredRecord>(&value) {
+                        // Only the envelope, the record's first field: the body is not decoded.
+                        if let Ok((record, _)) = postcard::take_from_bytes::<StoredEnvelope>(&value)
+                        {
                             out.push(record.envelope);
                         }
                     }

@@ -78,6 +78,17 @@ pub struct Replica {
     /// The collective's secret (kept in the secrets file): names open under it and the hello
     /// secret comes from it.
     collective_secret: Option<CollectiveSecret>,
+    /// Every member's display name at one roster ([`Replica::member_name`]): opening them all
+    /// costs one decryption per member ever admitted, so an alert view must not redo it.
+    names: std::cell::RefCell<Option<NameMemo>>,
+}
+
+/// Display names of every member ever admitted, at the roster with these heads, and whether
+/// the collective secret (which opens them) was known.
+struct NameMemo {
+    heads: Vec<lookout_protocol::OpId>,
+    with_secret: bool,
+    names: std::collections::BTreeMap<lookout_protocol::MemberId, String>,
 }
 
 /// A post as kept in the store.
@@ -134,6 +145,7 @@ impl Replica {
                 secrets_epochs: BTreeSet::new(),
                 post_index: post_index::PostIndex::default(),
                 collective_secret: None,
+                names: Default::default(),
             },
             certificate,
         ))
@@ -182,6 +194,7 @@ impl Replica {
             secrets_epochs: BTreeSet::new(),
             post_index: post_index::PostIndex::default(),
             collective_secret: None,
+            names: Default::default(),
         };
         let (epoch_keys, migrate) = match stored_secrets {
             Some(s) => {

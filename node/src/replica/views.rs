@@ -353,7 +353,6 @@ impl Replica {
             }
         }
         let roster = state.log().roster();
-        let key = self.text_key();
         let ids = &alert.identifiers;
         Some(AlertView {
             id: id.to_hex(),
@@ -371,14 +370,14 @@ impl Replica {
             expires: body.expires,
             language: alert.language.clone(),
             on_behalf: alert.on_behalf,
-            author: name_of(roster, key.as_ref(), &body.author),
+            author: self.member_name(roster, &body.author),
             retracted,
             corroborations: corroborations.len(),
             corroborated_by: {
                 let mut by: Vec<CorroborationView> = corroborations
                     .iter()
                     .map(|(member, (posted, note))| CorroborationView {
-                        member: name_of(roster, key.as_ref(), member),
+                        member: self.member_name(roster, member),
                         note: (*note).to_owned(),
                         posted: *posted,
                     })
@@ -490,6 +489,37 @@ fn alert_from_view(view: &AlertView) -> Alert {
 
 /// A member's name as shown: opened with the collective's text key (`unreadable name (…)` if it
 /// does not open), or `former member …` for someone the roster never admitted.
+impl Replica {
+    /// [`name_of`], from the names of every member at `roster` opened once per roster (and
+    /// collective secret) and kept: an alert view names its author, so taking in a batch of
+    /// alerts or listing them would otherwise open every member's name for each alert.
+    pub(super) fn member_name(&self, roster: &Roster, member: &MemberId) -> String {
+        let known = roster.is_member(member)
+            || roster
+                .removed()
+                .get(member)
+                .is_some_and(|r| r.name.is_some());
+        if !known {
+            return format!("former member {}", member.short());
+        }
+        let with_secret = self.collective_secret.is_some();
+        let mut memo = self.names.borrow_mut();
+        let fresh = memo
+            .as_ref()
+            .is_some_and(|m| m.with_secret == with_secret && m.heads == roster.heads());
+        if !fresh {
+            *memo = Some(super::NameMemo {
+                heads: roster.heads().to_vec(),
+                with_secret,
+                names: roster.all_display_names(self.text_key().as_ref()),
+            });
+        }
+        memo.as_ref()
+            .and_then(|m| m.names.get(member).cloned())
+            .unwrap_or_else(|| lookout_protocol::text::unreadable_name(member))
+    }
+}
+
 pub(super) fn name_of(roster: &Roster, key: Option<&TextKey>, member: &MemberId) -> String {
     let known = roster.is_member(member)
         || roster

@@ -207,8 +207,10 @@ impl Roster {
     }
 
     /// Display names of every member ever admitted (current and removed), decided in seniority
-    /// order as [`Roster::display_names`] describes.
-    fn all_display_names(&self, key: Option<&TextKey>) -> BTreeMap<MemberId, String> {
+    /// order as [`Roster::display_names`] describes. One decryption per name: a caller naming
+    /// many members at one roster should keep this map rather than call
+    /// [`Roster::display_name`] for each.
+    pub fn all_display_names(&self, key: Option<&TextKey>) -> BTreeMap<MemberId, String> {
         let mut by_seniority: Vec<(usize, MemberId, &SealedName)> = self
             .members
             .values()

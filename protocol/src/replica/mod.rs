@@ -24,6 +24,7 @@ use crate::identity::{Identity, PublicIdentity};
 use crate::ids::{context, hash};
 use crate::membership::{InsertOutcome, MembershipLog, Op, Roster, SignedGenesis};
 use crate::reconcile::Item;
+use crate::sig;
 use crate::{ContentId, DeliveryId, EpochId, MemberId, OpId};
 
 pub use refusal::Refusal;
@@ -222,6 +223,11 @@ pub struct State {
     /// rotates their encryption key over and over cannot make this replica sign share after
     /// share for them.
     shares_made: HashMap<(MemberId, u64), usize>,
+    /// Decompressed keys of members of the roster whose heads are `keys_at`, for single
+    /// verifications (gossip): emptied whenever the roster changes, so only current members'
+    /// keys are ever held, and each entry comes from the key bytes alone ([`sig::KeyCache`]).
+    keys: sig::KeyCache,
+    keys_at: Vec<OpId>,
 }
 
 /// Most new shares a replica makes on request for one member per UTC day (twice what one
@@ -252,6 +258,8 @@ impl State {
             seq: 0,
             index: Indexes::default(),
             shares_made: HashMap::new(),
+            keys: sig::KeyCache::new(),
+            keys_at: Vec::new(),
         }
     }
 
@@ -283,6 +291,13 @@ impl State {
     /// Items waiting for missing state.
     pub fn held_count(&self) -> usize {
         self.held.len()
+    }
+
+    /// Whether the key of `member` is in the cache of decompressed keys single verifications
+    /// use (for tests). It holds only keys of members of the roster at the last single
+    /// verification: the next one after a roster change empties it first.
+    pub fn key_cached(&self, member: &MemberId) -> bool {
+        self.keys.contains(&member.0)
     }
 
     /// The sequence number of this replica's member's last post.
@@ -589,8 +604,23 @@ impl State {
             return Ingested::Duplicate;
         }
         let collective = self.log.collective();
+        let roster = self.log.roster();
+        if self.keys_at != roster.heads() {
+            self.keys.clear();
+            self.keys_at = roster.heads().to_vec();
+        }
         let book = &self.book;
-        let opened = envelope::open(bytes, collective, |e| book.key(e));
+        let keys = &mut self.keys;
+        let opened = envelope::open_verified_by(
+            bytes,
+            collective,
+            |e| book.key(e),
+            // Only a current member's key is kept; whose key the post claims decides nothing
+            // else (the verdict is the one rule's either way).
+            |author, ctx, body, sig| {
+                keys.verify(&author.0, ctx, body, sig, roster.is_member(author))
+            },
+        );
         self.accept_opened(bytes, opened, now, effects)
     }
 
