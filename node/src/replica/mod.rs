@@ -78,6 +78,9 @@ pub struct Replica {
     /// The collective's secret (kept in the secrets file): names open under it and the hello
     /// secret comes from it.
     collective_secret: Option<CollectiveSecret>,
+    /// A post of ours was written to the store and queued for gossip, not yet flushed
+    /// ([`Replica::execute_unflushed`]).
+    unflushed_post: bool,
 }
 
 /// A post as kept in the store.
@@ -134,6 +137,7 @@ impl Replica {
                 secrets_epochs: BTreeSet::new(),
                 post_index: post_index::PostIndex::default(),
                 collective_secret: None,
+                unflushed_post: false,
             },
             certificate,
         ))
@@ -182,6 +186,7 @@ impl Replica {
             secrets_epochs: BTreeSet::new(),
             post_index: post_index::PostIndex::default(),
             collective_secret: None,
+            unflushed_post: false,
         };
         let (epoch_keys, migrate) = match stored_secrets {
             Some(s) => {
