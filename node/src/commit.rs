@@ -69,11 +69,7 @@ impl GroupCommit {
 
     /// A write was made whose answer must wait until it is durable: `answer` goes to `reply`
     /// once an fsync started after this call has returned.
-    pub(crate) fn answer_when_durable(
-        &mut self,
-        reply: Reply,
-        answer: Result<Response, ApiError>,
-    ) {
+    pub(crate) fn answer_when_durable(&mut self, reply: Reply, answer: Result<Response, ApiError>) {
         self.dirty = true;
         self.waiting.push(Held { reply, answer });
     }
@@ -195,6 +191,9 @@ mod tests {
         let (reply, mut answered) = oneshot::channel();
         commit.answer_when_durable(reply, posted("b"));
         commit.close(replica.flusher()).await;
-        assert!(matches!(answered.try_recv(), Ok(Ok(Response::Posted { .. }))));
+        assert!(matches!(
+            answered.try_recv(),
+            Ok(Ok(Response::Posted { .. }))
+        ));
     }
 }

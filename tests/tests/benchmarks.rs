@@ -83,15 +83,24 @@ async fn propagation_run() {
         "CPU over the {SAMPLES} timed alerts (all {NODES} nodes, one process): Lookout {} ms",
         lookout.cpu_ms
     );
-    summary(&format!("Lookout nodes, one alert to all {NODES}"), lookout.all);
+    summary(
+        &format!("Lookout nodes, one alert to all {NODES}"),
+        lookout.all,
+    );
     summary("Lookout nodes, first other node", lookout.first);
-    summary("Lookout nodes, `post` answered (after its fsync)", lookout.answered);
+    summary(
+        "Lookout nodes, `post` answered (after its fsync)",
+        lookout.answered,
+    );
     let bare = bare_gossipsub_propagation().await;
     println!(
         "CPU over the {SAMPLES} timed messages (all {NODES} swarms): bare gossipsub {} ms",
         bare.cpu_ms
     );
-    summary(&format!("bare gossipsub, one message to all {NODES}"), bare.all);
+    summary(
+        &format!("bare gossipsub, one message to all {NODES}"),
+        bare.all,
+    );
     summary("bare gossipsub, first other swarm", bare.first);
 }
 

@@ -43,7 +43,9 @@ async fn scenario() {
 
     // The alert reaches the member and is shown to its user.
     let mut events = member.handle.watch().await.unwrap();
-    let id = founder.post(draft("shown, then lost", "07700 900123")).await;
+    let id = founder
+        .post(draft("shown, then lost", "07700 900123"))
+        .await;
     tokio::time::timeout(PATIENCE, async {
         loop {
             if let Ok(Event::Alert(view)) = events.recv().await {
