@@ -1,32 +1,64 @@
-//! Group commit of accepted gossip, off the event loop.
+//! Group commit, off the event loop.
 //!
 //! A gossiped item is validated (signature, membership, epoch, decryption), its verdict goes to
-//! gossipsub at once (which hands the forward to the connections), and only then is it written
-//! to the store. The fsync that makes it durable runs on a blocking thread, so the loop goes on
-//! validating and forwarding meanwhile; writes made while one fsync runs share the next one.
-//! Watchers hear of an item only once the fsync covering it has returned, and whatever the
-//! member asks next is answered only after everything accepted so far is durable
-//! ([`GroupCommit::flush_now`]).
+//! gossipsub at once (which hands the forward to the connections), then it is written to the
+//! store and watchers hear of it: an alert reaches this node's user once the node has checked
+//! it, not once it is on disk (docs/PROTOCOL.md §9.4). The fsync that makes it durable runs on a
+//! blocking thread, so the loop goes on validating and forwarding meanwhile; writes made while
+//! one fsync runs share the next one.
+//!
+//! A member's own post is published as soon as it is sealed and written, before its fsync; the
+//! answer to `post` waits here until the fsync covering it has returned
+//! ([`GroupCommit::answer_when_durable`]), so an acknowledged post survives a crash.
 
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::api::Event;
+use crate::api::{ApiError, ErrorCode, Response};
 use crate::replica::Replica;
-use crate::store::StoreError;
+use crate::store::{Flusher, StoreError};
+
+/// Where a command's answer goes.
+pub(crate) type Reply = oneshot::Sender<Result<Response, ApiError>>;
+
+/// An answer held until the writes it acknowledges are durable.
+struct Held {
+    reply: Reply,
+    answer: Result<Response, ApiError>,
+}
+
+impl Held {
+    /// Send the answer, or, if the fsync failed, say that the post went out but is not stored.
+    fn send(self, flushed: Result<(), String>) {
+        let answer = match flushed {
+            Ok(()) => self.answer,
+            Err(e) => Err(ApiError::new(
+                ErrorCode::Internal,
+                format!(
+                    "the alert was sent to connected members, but storing it on this device \
+                     failed ({e}); it comes back from them at the next sync"
+                ),
+            )),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
 
 /// The group commit's state.
 #[derive(Default)]
 pub(crate) struct GroupCommit {
     /// Writes were made since the running fsync (if any) started.
     dirty: bool,
+    /// Answers waiting for the writes made since the running fsync started.
+    waiting: Vec<Held>,
     in_flight: Option<InFlight>,
 }
 
 struct InFlight {
     done: JoinHandle<Result<(), StoreError>>,
-    /// Events of the writes this fsync covers, told once it returns.
-    events: Vec<Event>,
+    /// Answers of the writes this fsync covers, sent once it returns.
+    answers: Vec<Held>,
 }
 
 impl GroupCommit {
@@ -35,58 +67,133 @@ impl GroupCommit {
         self.dirty = true;
     }
 
-    /// Whether events must wait: writes not yet durable, or an fsync running.
-    pub(crate) fn is_pending(&self) -> bool {
-        self.dirty || self.in_flight.is_some()
+    /// A write was made whose answer must wait until it is durable: `answer` goes to `reply`
+    /// once an fsync started after this call has returned.
+    pub(crate) fn answer_when_durable(&mut self, reply: Reply, answer: Result<Response, ApiError>) {
+        self.dirty = true;
+        self.waiting.push(Held { reply, answer });
     }
 
-    /// Start an fsync if writes wait and none is running; the events queued so far go with it.
-    pub(crate) fn start(&mut self, replica: &mut Replica) {
+    /// Start an fsync if writes wait and none is running; the answers waiting go with it.
+    pub(crate) fn start(&mut self, replica: &Replica) {
         if !self.dirty || self.in_flight.is_some() {
             return;
         }
         self.dirty = false;
-        let events = replica.take_events();
         let flusher = replica.flusher();
         let done = tokio::task::spawn_blocking(move || flusher.flush());
-        self.in_flight = Some(InFlight { done, events });
+        self.in_flight = Some(InFlight {
+            done,
+            answers: std::mem::take(&mut self.waiting),
+        });
     }
 
-    /// Resolves when the running fsync returns (never if none runs), with the events it made
-    /// durable.
-    pub(crate) async fn finished(&mut self) -> Vec<Event> {
+    /// Resolves when the running fsync returns (never if none runs), and sends the answers it
+    /// made durable.
+    pub(crate) async fn finished(&mut self) {
         let Some(in_flight) = self.in_flight.as_mut() else {
             return std::future::pending().await;
         };
-        match (&mut in_flight.done).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(error = %e, "flush failed"),
-            Err(e) => warn!(error = %e, "flush task failed"),
-        }
-        self.in_flight.take().map(|f| f.events).unwrap_or_default()
-    }
-
-    /// Make everything written so far durable now, on this thread (before the member is told
-    /// anything). Returns the events that may be told now; a running fsync is still waited
-    /// for by [`finished`](Self::finished) and [`close`](Self::close).
-    pub(crate) fn flush_now(&mut self, replica: &mut Replica) -> Vec<Event> {
-        if !self.is_pending() {
-            return Vec::new();
-        }
-        if let Err(e) = replica.flush() {
+        let flushed = match (&mut in_flight.done).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = &flushed {
             warn!(error = %e, "flush failed");
         }
-        self.dirty = false;
-        self.in_flight
-            .as_mut()
-            .map(|f| std::mem::take(&mut f.events))
-            .unwrap_or_default()
+        for held in self.in_flight.take().map(|f| f.answers).unwrap_or_default() {
+            held.send(flushed.clone());
+        }
     }
 
-    /// Wait for the running fsync (it keeps the database open), before the store is closed.
-    pub(crate) async fn close(&mut self) {
-        if let Some(in_flight) = self.in_flight.take() {
-            let _ = in_flight.done.await;
+    /// Before the store is closed: wait for the running fsync (it keeps the database open),
+    /// then make the rest durable on this thread, sending every answer held.
+    pub(crate) async fn close(&mut self, flusher: Flusher) {
+        self.finished_if_running().await;
+        if self.dirty || !self.waiting.is_empty() {
+            let flushed = flusher.flush().map_err(|e| e.to_string());
+            self.dirty = false;
+            for held in std::mem::take(&mut self.waiting) {
+                held.send(flushed.clone());
+            }
         }
+    }
+
+    async fn finished_if_running(&mut self) {
+        if self.in_flight.is_some() {
+            self.finished().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn posted(id: &str) -> Result<Response, ApiError> {
+        Ok(Response::Posted { id: id.into() })
+    }
+
+    /// The answer to a post is held until an fsync started after the write has returned: not
+    /// sent when the write is made, nor by an fsync that was already running.
+    #[tokio::test]
+    async fn an_answer_waits_for_the_fsync_after_its_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = crate::replica::Replica::create(
+            dir.path(),
+            b"a passphrase for the commit test",
+            "commit",
+            lookout_protocol::passphrase::KdfParams::TESTING,
+        )
+        .unwrap()
+        .0;
+        let mut commit = GroupCommit::default();
+
+        // A gossiped item written: an fsync starts, with no answer.
+        commit.wrote();
+        commit.start(&replica);
+        // Our post written while it runs: its answer waits for the next fsync.
+        let (reply, mut answered) = oneshot::channel();
+        commit.answer_when_durable(reply, posted("a"));
+        commit.start(&replica);
+        assert!(answered.try_recv().is_err(), "answered before any fsync");
+        commit.finished().await;
+        assert!(
+            answered.try_recv().is_err(),
+            "answered by an fsync that started before the post was written"
+        );
+        commit.start(&replica);
+        commit.finished().await;
+        match answered.try_recv() {
+            Ok(Ok(Response::Posted { id })) => assert_eq!(id, "a"),
+            other => panic!("expected the post's answer, got {other:?}"),
+        }
+    }
+
+    /// Answers still held at shutdown are sent once the rest is flushed.
+    #[tokio::test]
+    async fn closing_answers_what_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = crate::replica::Replica::create(
+            dir.path(),
+            b"a passphrase for the commit test",
+            "commit",
+            lookout_protocol::passphrase::KdfParams::TESTING,
+        )
+        .unwrap()
+        .0;
+        let mut commit = GroupCommit::default();
+        commit.wrote();
+        commit.start(&replica);
+        let (reply, mut answered) = oneshot::channel();
+        commit.answer_when_durable(reply, posted("b"));
+        commit.close(replica.flusher()).await;
+        assert!(matches!(
+            answered.try_recv(),
+            Ok(Ok(Response::Posted { .. }))
+        ));
     }
 }

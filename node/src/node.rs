@@ -556,12 +556,12 @@ impl EventLoop {
                     None => break None,
                 },
                 _ = tick.tick() => self.on_tick(),
-                events = self.commit.finished() => self.tell_watchers(events),
+                () = self.commit.finished() => {}
                 () = deadline(self.crossed_wait_at) => self.end_crossed_waits(),
             }
             self.after_change();
         };
-        self.commit.close().await;
+        self.commit.close(self.replica.flusher()).await;
         self.stop();
         // Only now, with the store closed and its lock released, may the caller reopen it.
         if let Some(done) = done {
@@ -580,16 +580,19 @@ impl EventLoop {
     }
 
     fn on_command(&mut self, command: Command) {
-        // Whatever the member is told next (a status, a list of alerts) is durable first.
-        let durable = self.commit.flush_now(&mut self.replica);
-        self.tell_watchers(durable);
         match command {
             Command::Execute(request, reply) => {
-                let result = match request {
-                    Request::Status => Ok(Response::Status(self.status())),
-                    other => self.replica.execute(other),
+                let (result, unflushed) = match request {
+                    Request::Status => (Ok(Response::Status(self.status())), false),
+                    other => self.replica.execute_unflushed(other),
                 };
-                let _ = reply.send(result);
+                if unflushed {
+                    // A post of ours: published by `after_change` right after this, answered
+                    // once the group commit has made it durable.
+                    self.commit.answer_when_durable(reply, result);
+                } else {
+                    let _ = reply.send(result);
+                }
             }
             Command::Watch(reply) => {
                 let _ = reply.send(self.events.subscribe());
@@ -677,17 +680,17 @@ impl EventLoop {
             self.publish(item);
         }
         self.push_to_mailboxes(outgoing);
-        // Watchers hear of accepted gossip only once it is durable: the fsync starts now, and
-        // takes the events waiting with it (told when it returns).
-        self.commit.start(&mut self.replica);
-        if self.commit.is_pending() {
-            return;
-        }
+        // What was written (accepted gossip, a post of ours now on its way) is made durable by
+        // an fsync on a blocking thread, which starts now if none runs.
+        self.commit.start(&self.replica);
+        // Watchers hear of an item once this node has checked it, before that fsync: a crash
+        // loses only what the network still holds and the next sync fetches again
+        // (docs/PROTOCOL.md §9.4).
         let events = self.replica.take_events();
         self.tell_watchers(events);
     }
 
-    /// Tell watchers of `events` (durable), and follow a membership change.
+    /// Tell watchers of `events`, and follow a membership change.
     fn tell_watchers(&mut self, events: Vec<Event>) {
         let membership_changed = events
             .iter()
@@ -1393,8 +1396,8 @@ impl EventLoop {
 
     /// Validate, forward, persist: the verdict goes to gossipsub as soon as the envelope's
     /// checks are done (an accepted item is forwarded at once, a rejected one counts against the
-    /// peer's gossip score), then the item is written to the store, and made durable by the
-    /// group commit before watchers hear of it.
+    /// peer's gossip score), then the item is written to the store and watchers hear of it;
+    /// the group commit makes it durable off the loop.
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, data: &[u8]) {
         self.stats.bytes_received += data.len() as u64;
         let Some(item) = WireItem::decode(data) else {

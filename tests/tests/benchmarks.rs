@@ -79,12 +79,45 @@ async fn propagation() {
 async fn propagation_run() {
     println!("machine: {}", machine());
     let lookout = lookout_propagation().await;
-    summary(&format!("Lookout nodes, one alert to all {NODES}"), lookout);
+    println!(
+        "CPU over the {SAMPLES} timed alerts (all {NODES} nodes, one process): Lookout {} ms",
+        lookout.cpu_ms
+    );
+    summary(
+        &format!("Lookout nodes, one alert to all {NODES}"),
+        lookout.all,
+    );
+    summary("Lookout nodes, first other node", lookout.first);
+    summary(
+        "Lookout nodes, `post` answered (after its fsync)",
+        lookout.answered,
+    );
     let bare = bare_gossipsub_propagation().await;
-    summary(&format!("bare gossipsub, one message to all {NODES}"), bare);
+    println!(
+        "CPU over the {SAMPLES} timed messages (all {NODES} swarms): bare gossipsub {} ms",
+        bare.cpu_ms
+    );
+    summary(
+        &format!("bare gossipsub, one message to all {NODES}"),
+        bare.all,
+    );
+    summary("bare gossipsub, first other swarm", bare.first);
 }
 
-async fn lookout_propagation() -> Vec<Duration> {
+/// One propagation run's samples, from the start of the post (or publish).
+#[derive(Default)]
+struct Propagation {
+    /// Until the last of the `NODES` nodes told its watcher (the benchmark's figure).
+    all: Vec<Duration>,
+    /// Until the first node other than the poster did.
+    first: Vec<Duration>,
+    /// Until `post` returned (Lookout only).
+    answered: Vec<Duration>,
+    /// CPU time of the whole process (every node) over the timed rounds.
+    cpu_ms: u64,
+}
+
+async fn lookout_propagation() -> Propagation {
     let mut collective = Collective::new(NODES - 1, Policy::default());
     collective.share_state();
     let mut nodes = Vec::new();
@@ -114,15 +147,21 @@ async fn lookout_propagation() -> Vec<Duration> {
     }
     // Let the gossip mesh form over a few heartbeats, and warm up.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut samples = Vec::new();
+    let mut samples = Propagation::default();
+    let mut cpu_start = 0;
     for round in 0..SAMPLES + 3 {
+        if round == 3 {
+            cpu_start = cpu_ms();
+        }
         let poster = &nodes[round % NODES];
         let start = Instant::now();
         let id = poster
             .post(draft(&format!("propagation {round}"), "07700 900600"))
             .await;
+        let answered = start.elapsed();
         let mut seen = HashSet::new();
         let mut last = start;
+        let mut first: Option<Instant> = None;
         while seen.len() < NODES {
             let (node, got, at) = tokio::time::timeout(Duration::from_secs(30), arrived.recv())
                 .await
@@ -130,12 +169,18 @@ async fn lookout_propagation() -> Vec<Duration> {
                 .unwrap();
             if got == id && seen.insert(node) {
                 last = last.max(at);
+                if node != round % NODES {
+                    first = Some(first.map_or(at, |f| f.min(at)));
+                }
             }
         }
         if round >= 3 {
-            samples.push(last - start);
+            samples.all.push(last - start);
+            samples.first.push(first.unwrap() - start);
+            samples.answered.push(answered);
         }
     }
+    samples.cpu_ms = cpu_ms() - cpu_start;
     for node in nodes {
         node.stop().await;
     }
@@ -144,7 +189,7 @@ async fn lookout_propagation() -> Vec<Duration> {
 
 /// Plain gossipsub swarms with the node's gossip settings, transport and topology; the
 /// application accepts every message at once.
-async fn bare_gossipsub_propagation() -> Vec<Duration> {
+async fn bare_gossipsub_propagation() -> Propagation {
     let topic = gossipsub::IdentTopic::new("bench");
     let (arrivals, mut arrived) = mpsc::unbounded_channel();
     let mut publishers = Vec::new();
@@ -202,8 +247,12 @@ async fn bare_gossipsub_propagation() -> Vec<Duration> {
         dialers[from].send(addresses[to].clone()).unwrap();
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut samples = Vec::new();
+    let mut samples = Propagation::default();
+    let mut cpu_start = 0;
     for round in 0..SAMPLES + 3 {
+        if round == 3 {
+            cpu_start = cpu_ms();
+        }
         // Same size as an alert on the wire: a 600-byte envelope in its item framing.
         let mut data = vec![0u8; 603];
         data[..8].copy_from_slice(&(round as u64).to_le_bytes());
@@ -212,6 +261,7 @@ async fn bare_gossipsub_propagation() -> Vec<Duration> {
         publishers[round % NODES].send(data).unwrap();
         let mut seen = HashSet::new();
         let mut last = start;
+        let mut first: Option<Instant> = None;
         while seen.len() < NODES {
             let (node, got, at) = tokio::time::timeout(Duration::from_secs(30), arrived.recv())
                 .await
@@ -219,12 +269,17 @@ async fn bare_gossipsub_propagation() -> Vec<Duration> {
                 .unwrap();
             if got == id && seen.insert(node) {
                 last = last.max(at);
+                if node != round % NODES {
+                    first = Some(first.map_or(at, |f| f.min(at)));
+                }
             }
         }
         if round >= 3 {
-            samples.push(last - start);
+            samples.all.push(last - start);
+            samples.first.push(first.unwrap() - start);
         }
     }
+    samples.cpu_ms = cpu_ms() - cpu_start;
     samples
 }
 

@@ -22,8 +22,26 @@ use crate::api::{ApiError, ErrorCode, PostDraft, ProposalView, Request, Response
 use crate::store::Tree;
 
 impl Replica {
-    /// Execute a request. [`Request::Watch`] is answered by the node, not here.
+    /// Execute a request. [`Request::Watch`] is answered by the node, not here. Everything
+    /// it wrote is durable when it returns.
     pub fn execute(&mut self, request: Request) -> Result<Response, ApiError> {
+        let (result, unflushed) = self.execute_unflushed(request);
+        if unflushed {
+            self.flush()?;
+        }
+        result
+    }
+
+    /// [`Replica::execute`], except that a post of ours (an alert, retraction or
+    /// corroboration) is written to the store and queued for gossip without the fsync: the
+    /// second value says whether it still needs one. The node publishes the post at once and
+    /// answers only once its group commit made it durable (docs/PROTOCOL.md §9.4).
+    pub fn execute_unflushed(&mut self, request: Request) -> (Result<Response, ApiError>, bool) {
+        let result = self.execute_request(request);
+        (result, std::mem::take(&mut self.unflushed_post))
+    }
+
+    fn execute_request(&mut self, request: Request) -> Result<Response, ApiError> {
         match request {
             Request::Status => Ok(Response::Status(self.status())),
             Request::Members => Ok(Response::Members(self.members()?)),
@@ -428,7 +446,17 @@ impl Replica {
                     None => self.store.put(Tree::Outbox, &id, &[]),
                 }
                 .map_err(store_error)?;
-                self.flush()?;
+                if kind == SetKind::Envelopes {
+                    // Made durable by the caller: `execute` at once, the node's group commit
+                    // after publishing it. A post lost to a crash before that fsync was never
+                    // acknowledged, and `seq` is no identity (§6), so a post made after the
+                    // restart with the same `seq` is simply another post.
+                    self.unflushed_post = true;
+                } else {
+                    // Membership ops and key deliveries extend this member's own chain of
+                    // heads: durable before anyone sees them.
+                    self.flush()?;
+                }
                 self.outgoing.push(WireItem { kind, bytes });
                 Ok(())
             }

@@ -81,6 +81,9 @@ pub struct Replica {
     /// Every member's display name at one roster ([`Replica::member_name`]): opening them all
     /// costs one decryption per member ever admitted, so an alert view must not redo it.
     names: std::cell::RefCell<Option<NameMemo>>,
+    /// A post of ours was written to the store and queued for gossip, not yet flushed
+    /// ([`Replica::execute_unflushed`]).
+    unflushed_post: bool,
 }
 
 /// Display names of every member ever admitted, at the roster with these heads, and whether
@@ -146,6 +149,7 @@ impl Replica {
                 post_index: post_index::PostIndex::default(),
                 collective_secret: None,
                 names: Default::default(),
+                unflushed_post: false,
             },
             certificate,
         ))
@@ -195,6 +199,7 @@ impl Replica {
             post_index: post_index::PostIndex::default(),
             collective_secret: None,
             names: Default::default(),
+            unflushed_post: false,
         };
         let (epoch_keys, migrate) = match stored_secrets {
             Some(s) => {
