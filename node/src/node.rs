@@ -1524,6 +1524,9 @@ impl EventLoop {
         if let Err(e) = self.replica.announce_reachability(&addresses) {
             debug!(error = %e, "reachability not announced");
         }
+        if self.replica.take_unflushed() {
+            self.commit.wrote();
+        }
     }
 
     /// A connection to a mailbox's address is up: start the admission (see

@@ -37,8 +37,18 @@ impl Replica {
     /// second value says whether it still needs one. The node publishes the post at once and
     /// answers only once its group commit made it durable (docs/PROTOCOL.md §9.4).
     pub fn execute_unflushed(&mut self, request: Request) -> (Result<Response, ApiError>, bool) {
+        // Owed by something outside this command (the node takes it itself): not this
+        // command's to wait for.
+        self.unflushed_post = false;
         let result = self.execute_request(request);
-        (result, std::mem::take(&mut self.unflushed_post))
+        (result, self.take_unflushed())
+    }
+
+    /// Whether a post of ours was written since the last call and still needs an fsync; the
+    /// node's own posts made outside a command (reachability) are handed to the group commit
+    /// with this, so the flag never carries over to an unrelated command's answer.
+    pub fn take_unflushed(&mut self) -> bool {
+        std::mem::take(&mut self.unflushed_post)
     }
 
     fn execute_request(&mut self, request: Request) -> Result<Response, ApiError> {

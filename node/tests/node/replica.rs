@@ -412,3 +412,26 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A reachability announcement the node makes on its own (outside any command) leaves no
+/// pending fsync behind for the next, unrelated command: before `take_unflushed`, the next
+/// command's answer waited for a group commit and, if that fsync failed, came back as "the
+/// alert was sent …" (REVIEW3 P1).
+#[test]
+fn a_reachability_announcement_leaves_no_fsync_owed_to_the_next_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ana, _cert) =
+        Replica::create(&dir.path().join("ana"), PASS, "Ana", KdfParams::TESTING).unwrap();
+    ana.create_collective("Night Shift", Policy::default())
+        .unwrap();
+    let announced = ana
+        .announce_reachability(&["/ip4/192.0.2.7/tcp/4001".into()])
+        .unwrap();
+    assert!(announced.is_some(), "a member announces where she is");
+    let (answer, unflushed) = ana.execute_unflushed(Request::Members);
+    assert!(answer.is_ok());
+    assert!(!unflushed, "a members listing owes no fsync");
+    let (_, unflushed) =
+        ana.execute_unflushed(Request::Post(draft("hit a worker", "07700 900123")));
+    assert!(unflushed, "a post owes one");
+}
