@@ -574,6 +574,12 @@ impl Store {
         self.sled_tree(tree).map_or(0, sled::Tree::len)
     }
 
+    /// Whether `tree` has no entry: reads only its first (O(log entries)), unlike
+    /// [`Store::len`].
+    pub fn is_empty(&self, tree: Tree) -> bool {
+        self.sled_tree(tree).map_or(true, sled::Tree::is_empty)
+    }
+
     /// Applies every operation of `batch` atomically: after a crash either
     /// all of them are visible or none.
     ///
