@@ -99,32 +99,36 @@ impl Posts {
         }
     }
 
-    fn slot(&mut self, meta: &PostMeta) -> Slot {
+    /// The slot of `meta`, its author added to the table if new; `None` only when the table
+    /// already holds 2^32 authors (never reached: that table alone would need 128 GiB).
+    fn slot(&mut self, meta: &PostMeta) -> Option<Slot> {
         let author = match self.author_index.get(&meta.author) {
             Some(&i) => i,
             None => {
-                // More than 2^32 distinct authors cannot be held in memory anyway.
-                let i = u32::try_from(self.authors.len()).expect("fewer than 2^32 authors");
+                let i = u32::try_from(self.authors.len()).ok()?;
                 self.authors.push(meta.author);
                 self.author_index.insert(meta.author, i);
                 i
             }
         };
-        Slot {
+        Some(Slot {
             timestamp: meta.timestamp,
             expires: meta.expires,
             author,
             kind: meta.kind,
             has_target: meta.target.is_some(),
-        }
+        })
     }
 
-    /// Add a post; false (and nothing changed) if it is already held.
+    /// Add a post; false (and nothing changed) if it is already held (or the author table is
+    /// full, see [`Posts::slot`]).
     pub(super) fn insert(&mut self, id: ContentId, meta: PostMeta) -> bool {
         if self.map.contains_key(&id) {
             return false;
         }
-        let slot = self.slot(&meta);
+        let Some(slot) = self.slot(&meta) else {
+            return false;
+        };
         if let Some(target) = meta.target {
             self.targets.insert(id, target);
         }
@@ -144,16 +148,21 @@ impl Posts {
         entries.dedup_by_key(|(id, _)| *id);
         entries.retain(|(id, _)| !self.map.contains_key(id));
         let mut slots = Vec::with_capacity(entries.len());
-        for (id, meta) in &entries {
-            slots.push((*id, self.slot(meta)));
+        let mut added = Vec::with_capacity(entries.len());
+        for (id, meta) in entries {
+            let Some(slot) = self.slot(&meta) else {
+                continue;
+            };
+            slots.push((id, slot));
             if let Some(target) = meta.target {
-                self.targets.insert(*id, target);
+                self.targets.insert(id, target);
             }
+            added.push((id, meta));
         }
         let old = std::mem::take(&mut self.map);
         // `BTreeMap::from_iter` sorts (already sorted here) and bulk-builds full nodes.
         self.map = old.into_iter().chain(slots).collect();
-        entries
+        added
     }
 
     /// Forget a post; what was kept of it, if it was held.
