@@ -610,7 +610,7 @@ fn is_retracted(state: &State, target: &ContentId) -> bool {
         state
             .posts()
             .get(r)
-            .is_some_and(|post| post.retracts(*target, alert, state.log().roster()))
+            .is_some_and(|post| post.retracts(*target, &alert, state.log().roster()))
     })
 }
 

@@ -691,6 +691,9 @@ async fn memory_run() {
             founder.take_events();
         }
     }
+    // As after a sync with a member: no post of the founder's is still "unsent" (an outbox of
+    // 50,000 offline posts would be walked by every status: +24 MiB at 100,000 alerts).
+    founder.clear_outbox().unwrap();
     founder.flush().unwrap();
     let home = founder.home().to_path_buf();
     let empty_home = collective.dir.path().join("empty");
@@ -707,6 +710,17 @@ async fn memory_run() {
         "store size on disk with {stored} alerts: {:.1} MiB",
         size as f64 / 1048576.0
     );
+    if std::env::var_os("LOOKOUT_BENCH_KEEP").is_some() {
+        // Kept for measuring other builds on the same stores (`memory_probe` with
+        // LOOKOUT_BENCH_HOME); the caller deletes it.
+        let kept = std::mem::replace(&mut collective.dir, tempfile::tempdir().unwrap()).keep();
+        println!(
+            "kept: stores in {} (alerts: {}, empty: {})",
+            kept.display(),
+            home.display(),
+            empty_home.display()
+        );
+    }
     let label = format!("{stored} alerts");
     for (label, home) in [("no alerts", &empty_home), (label.as_str(), &home)] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
@@ -754,11 +768,20 @@ async fn memory_probe_run() {
     };
     let cpu_before = cpu_ms();
     let opened = Instant::now();
-    let replica = reopen(std::path::Path::new(&home));
+    let mut replica = reopen(std::path::Path::new(&home));
     let load = opened.elapsed();
     let load_cpu = cpu_ms() - cpu_before;
+    let opened_rss = rss_kib("VmRSS");
+    // What the first sync session builds (and keeps until the set changes): the sorted
+    // reconciliation set of every envelope held.
+    let synced = Instant::now();
+    let sync_set = replica.sync_items(SetKind::Envelopes).len();
+    let sync_build = synced.elapsed();
+    let synced_rss = rss_kib("VmRSS");
     let node = start_node_with(replica, bench_config()).await;
+    let started_rss = rss_kib("VmRSS");
     let status = node.status().await;
+    let status_rss = rss_kib("VmRSS");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let settled = rss_kib("VmRSS");
     let settled_peak = rss_kib("VmHWM");
@@ -795,8 +818,14 @@ async fn memory_probe_run() {
     };
     let check = checked.elapsed();
     println!(
-        "probe: store alone: open {store_open:.2?}, RSS {} MiB; replica open {load:.2?} (CPU {load_cpu} ms)",
-        store_rss / 1024
+        "probe: store alone: open {store_open:.2?}, RSS {} MiB; replica open {load:.2?} (CPU {load_cpu} ms), \
+         RSS {} MiB; reconciliation set of {sync_set} built in {sync_build:.2?}, RSS {} MiB; \
+         node started, RSS {} MiB; after a status, RSS {} MiB",
+        store_rss / 1024,
+        opened_rss / 1024,
+        synced_rss / 1024,
+        started_rss / 1024,
+        status_rss / 1024
     );
     println!(
         "probe: {} alerts, open {load:.2?}; RSS {} MiB after start (process before open {} MiB), peak {} MiB; \

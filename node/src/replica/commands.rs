@@ -925,7 +925,7 @@ impl Replica {
             {
                 continue;
             }
-            let Some(stored) = self.stored_post(id) else {
+            let Some(stored) = self.stored_post(&id) else {
                 continue;
             };
             let body = &stored.body;
@@ -960,6 +960,8 @@ impl Replica {
 
     /// Whether some of our items are not yet known to have reached a member.
     pub fn has_unconfirmed_posts(&self) -> bool {
+        // Asked every tick: `len` would walk every outbox entry each time (and fill the page
+        // cache with them).
         !self.store.is_empty(Tree::Outbox)
     }
 

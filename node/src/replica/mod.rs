@@ -297,9 +297,7 @@ impl Replica {
         }
         // Only the index's chunks are read: the posts stay on disk until shown.
         let (index, entries) = post_index::PostIndex::load(&self.store).map_err(store_error)?;
-        for (id, meta) in entries {
-            state.restore_post_meta(id, meta);
-        }
+        state.restore_post_metas(entries);
         self.post_index = index;
         state.set_seq(
             self.store

@@ -308,7 +308,7 @@ impl Replica {
         let referring: Vec<(ContentId, PostMeta, InnerBody)> = state
             .referring(id)
             .iter()
-            .filter_map(|r| Some((*r, *state.posts().get(r)?, load(r)?)))
+            .filter_map(|r| Some((*r, state.posts().get(r)?, load(r)?)))
             .collect();
         let mut alert = original;
         let mut edited = false;
@@ -330,7 +330,7 @@ impl Replica {
                 // first such retraction stands (a later one does not replace its reason).
                 Content::Retraction { reason, .. }
                     if b.timestamp < retracted_at
-                        && other.retracts(*id, meta, state.log().roster()) =>
+                        && other.retracts(*id, &meta, state.log().roster()) =>
                 {
                     retracted_at = b.timestamp;
                     retracted = Some(if reason.is_empty() {
@@ -393,10 +393,8 @@ impl Replica {
 
 /// Alerts as (date, id), in no order: [`page`] puts them in listing order (newest first, then
 /// by id), sorting only as many as a page examines.
-fn newest_first<'a>(
-    alerts: impl Iterator<Item = (&'a ContentId, &'a PostMeta)>,
-) -> Vec<(u64, ContentId)> {
-    alerts.map(|(id, m)| (m.timestamp, *id)).collect()
+fn newest_first(alerts: impl Iterator<Item = (ContentId, PostMeta)>) -> Vec<(u64, ContentId)> {
+    alerts.map(|(id, m)| (m.timestamp, id)).collect()
 }
 
 /// The listing order: newest first, then by id.
@@ -459,7 +457,7 @@ fn page<T>(
 }
 
 /// The live alerts kept (not retractions, edits or other posts).
-fn live_alerts(state: &State, now: u64) -> impl Iterator<Item = (&ContentId, &PostMeta)> {
+fn live_alerts(state: &State, now: u64) -> impl Iterator<Item = (ContentId, PostMeta)> + '_ {
     state
         .posts()
         .iter()

@@ -574,7 +574,8 @@ impl Store {
         self.sled_tree(tree).map_or(0, sled::Tree::len)
     }
 
-    /// Whether `tree` has no entry: O(1), unlike [`Store::len`].
+    /// Whether `tree` has no entry: reads only its first (O(log entries)), unlike
+    /// [`Store::len`].
     pub fn is_empty(&self, tree: Tree) -> bool {
         self.sled_tree(tree).map_or(true, sled::Tree::is_empty)
     }
