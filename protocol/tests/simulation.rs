@@ -1480,6 +1480,45 @@ fn run(config: Config) -> Outcome {
     }
 }
 
+/// Why `r`'s roster differs from `reference`'s: the ops each holds that the other lacks, and
+/// whether resolving `r`'s ops from scratch gives the same roster as its log's.
+fn roster_difference(r: &Replica, reference: &Replica) -> String {
+    let (a, b) = (r.state.log(), reference.state.log());
+    let lacking: Vec<String> = b
+        .ops()
+        .filter(|op| !a.holds(&op.id()))
+        .map(|op| {
+            let key = SetKind::Ops.refusal_key(op.encoded());
+            let why: Vec<&Refusal> = r
+                .refused
+                .iter()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, w)| w)
+                .collect();
+            format!(
+                "{:?} by {:?} at {}, refused {why:?}",
+                op.body().action,
+                op.author(),
+                op.body().timestamp
+            )
+        })
+        .collect();
+    let extra = a.ops().filter(|op| !b.contains(&op.id())).count();
+    let ops: Vec<&Op> = a.ops().collect();
+    let fresh = lookout_protocol::membership::resolve(a.genesis(), &ops);
+    format!(
+        "{} ops against {} (orphans {}, {} extra); lacking {:?}; fresh resolution equal to its \
+         log's roster: {}; to the reference's: {}",
+        a.len(),
+        b.len(),
+        a.orphan_count(),
+        extra,
+        lacking.iter().take(5).collect::<Vec<_>>(),
+        &fresh == a.roster(),
+        &fresh == b.roster(),
+    )
+}
+
 /// Check every invariant of a finished run.
 fn check(outcome: &mut Outcome) {
     let Outcome {
@@ -1495,7 +1534,12 @@ fn check(outcome: &mut Outcome) {
     let reference = replicas[*founder].roster().clone();
     for (i, r) in replicas.iter().enumerate() {
         assert_eq!(r.state.log().orphan_count(), 0, "replica {i} has orphans");
-        assert_eq!(r.roster(), &reference, "replica {i} roster differs");
+        if r.roster() != &reference {
+            panic!(
+                "replica {i} roster differs: {}",
+                roster_difference(r, &replicas[*founder])
+            );
+        }
     }
     for i in removed.iter() {
         let id = replicas[*i].me();
