@@ -55,6 +55,8 @@ use rand_chacha::ChaCha20Rng;
 const START: u64 = 1_790_000_000;
 /// Seconds per tick.
 const TICK_SECS: u64 = 60;
+/// Most members one moderator enrols in a scale run (all on one day, under the daily op quota).
+const ADDS_PER_ENROLLER: usize = 200;
 
 /// The scenario's knobs. Times are in ticks.
 #[derive(Clone, Debug)]
@@ -1164,7 +1166,17 @@ fn run(config: Config) -> Outcome {
     // Roles. Replica 0 founds, 1 is promoted to moderator, the last joins during the partition;
     // of the plain members in between, three are removed and one revokes itself, and with
     // adversaries two more turn rogue.
-    let mut plain: Vec<usize> = (2..n - 1).collect();
+    // Enrolment is shared by enough moderators to keep each under the daily op quota
+    // (`MAX_OPS_PER_AUTHOR_PER_DAY`): above 203 replicas the founder, replica 1 and replicas
+    // 2.. (admitted and promoted with replica 1) take turns.
+    let enrollers = (n - 3).div_ceil(ADDS_PER_ENROLLER).max(1);
+    let extra_moderators: Vec<usize> = (2..2 + enrollers.saturating_sub(2)).collect();
+    let first_plain = 2 + extra_moderators.len();
+    let enrolling: Vec<usize> = std::iter::once(0)
+        .chain((enrollers > 1).then_some(1))
+        .chain(extra_moderators.iter().copied())
+        .collect();
+    let mut plain: Vec<usize> = (first_plain..n - 1).collect();
     plain.shuffle(&mut rng);
     let cast = Cast {
         moderator: 1,
@@ -1185,7 +1197,7 @@ fn run(config: Config) -> Outcome {
         })
         .collect();
     let batch = config.adds_per_tick;
-    let batches = (n - 3).div_ceil(batch) as u64;
+    let batches = (n - 1 - first_plain).div_ceil(batch) as u64;
     let adds_done = 5 + 3 * batches;
     let mut plot = Plot::new(&mut rng, adds_done);
     let mut rogue_heads = None;
@@ -1312,17 +1324,21 @@ fn run(config: Config) -> Outcome {
             reason: names::reason("phone seized"),
         };
         let mut scripted: Vec<(usize, Action)> = match tick {
-            2 => vec![(founder, add(cast.moderator, &replicas))],
-            4 => vec![(
-                founder,
-                Action::ProposePromote {
-                    member: replicas[cast.moderator].me(),
-                },
-            )],
+            2 => std::iter::once(cast.moderator)
+                .chain(extra_moderators.iter().copied())
+                .map(|i| (founder, add(i, &replicas)))
+                .collect(),
+            4 => std::iter::once(cast.moderator)
+                .chain(extra_moderators.iter().copied())
+                .map(|i| {
+                    let member = replicas[i].me();
+                    (founder, Action::ProposePromote { member })
+                })
+                .collect(),
             t if (5..adds_done).contains(&t) && (t - 5) % 3 == 0 => {
-                let first = 2 + ((t - 5) / 3) as usize * batch;
+                let first = first_plain + ((t - 5) / 3) as usize * batch;
                 (first..(first + batch).min(n - 1))
-                    .map(|i| (founder, add(i, &replicas)))
+                    .map(|i| (enrolling[i % enrolling.len()], add(i, &replicas)))
                     .collect()
             }
             95 => vec![(
@@ -1365,7 +1381,11 @@ fn run(config: Config) -> Outcome {
         // collectives) acts once it has.
         scripted.append(&mut deferred);
         for (who, action) in scripted {
-            if !replicas[who].is_member() {
+            // A moderator enrolling waits until it has heard of its promotion.
+            let waits_for_promotion = who != founder
+                && matches!(action, Action::ProposeAdd { .. })
+                && !replicas[who].roster().is_moderator(&replicas[who].me());
+            if !replicas[who].is_member() || waits_for_promotion {
                 assert!(
                     tick < config.quiet_from,
                     "replica {who} never heard it is a member: {} ops (founder {}), {} held, links {:?}, down {:?}, refused {:?}",
