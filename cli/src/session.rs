@@ -20,6 +20,9 @@ use zeroize::Zeroizing;
 /// each. Deliberately absent from `--help`: a store made this way is cheap to brute-force. See
 /// the README's testing section.
 pub const INSECURE_FAST_KDF_ENV: &str = "LOOKOUT_INSECURE_FAST_KDF";
+/// Whether this build may honour [`INSECURE_FAST_KDF_ENV`]: debug builds, and release builds
+/// made with the non-default `insecure-test-kdf` feature for the scale benchmark.
+const FAST_KDF_BUILD: bool = cfg!(debug_assertions) || cfg!(feature = "insecure-test-kdf");
 /// The passphrase, for scripts (less safe than typing it).
 pub const PASSPHRASE_ENV: &str = "LOOKOUT_PASSPHRASE";
 
@@ -140,10 +143,12 @@ impl Context {
     }
 
     /// Key-derivation settings for a new store. The fast test setting exists only in debug
-    /// builds: a release binary ignores the variable, so no real device can be talked into it.
+    /// builds and in a release build made with the `insecure-test-kdf` feature (the scale
+    /// benchmark's, never a shipped one): any other release binary ignores the variable, so no
+    /// real device can be talked into it.
     pub fn kdf_params() -> KdfParams {
         let asked = std::env::var(INSECURE_FAST_KDF_ENV).is_ok_and(|v| v == "1");
-        if asked && !cfg!(debug_assertions) {
+        if asked && !FAST_KDF_BUILD {
             eprintln!("warning: {INSECURE_FAST_KDF_ENV} is ignored by a release build");
             return KdfParams::DEFAULT;
         }
@@ -329,14 +334,15 @@ pub(crate) fn prompt_labelled(label: &str, confirm: bool) -> Result<Zeroizing<St
 mod tests {
     use super::*;
 
-    /// Debug builds (the tests) may use the fast setting; a release build never does. Run
-    /// `cargo test --release -p lookout-cli --bin lookout session` to check the release side.
+    /// Debug builds (the tests) may use the fast setting; a release build never does unless
+    /// built with the `insecure-test-kdf` feature. Run `cargo test --release -p lookout-cli
+    /// --bin lookout session` to check the release side.
     #[test]
     fn the_fast_test_kdf_exists_only_in_debug_builds() {
         std::env::set_var(INSECURE_FAST_KDF_ENV, "1");
         let params = Context::kdf_params();
         std::env::remove_var(INSECURE_FAST_KDF_ENV);
-        if cfg!(debug_assertions) {
+        if cfg!(debug_assertions) || cfg!(feature = "insecure-test-kdf") {
             assert_eq!(params, KdfParams::TESTING);
         } else {
             assert_eq!(params, KdfParams::DEFAULT);

@@ -2,9 +2,14 @@
 //! `lookout run` processes of the binary under test on loopback, each with its own `--home`:
 //!
 //! ```text
-//! cargo test --release -p lookout-cli --test scale -- --ignored --nocapture
+//! cargo test --release -p lookout-cli --features insecure-test-kdf --test scale -- --ignored --nocapture
 //! SCALE_NODES=10 SCALE_POST_SECS=60 cargo test -p lookout-cli --test scale -- --ignored --nocapture
 //! ```
+//!
+//! `insecure-test-kdf` (a non-default feature of lookout-cli, for this benchmark only) lets the
+//! release binary honour `LOOKOUT_INSECURE_FAST_KDF=1` as debug builds do, so enrolment costs
+//! 8 KiB Argon2id derivations instead of four 64 MiB ones per member; without the feature a
+//! release binary ignores the variable and the run takes the production derivations.
 //!
 //! Enrolment is the real one, command by command: a founding moderator (k = 1) runs her node;
 //! each other member runs `init`, `join-request`, the founder runs `approve CODE` (through her

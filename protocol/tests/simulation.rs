@@ -55,6 +55,8 @@ use rand_chacha::ChaCha20Rng;
 const START: u64 = 1_790_000_000;
 /// Seconds per tick.
 const TICK_SECS: u64 = 60;
+/// Most members one moderator enrols in a scale run (all on one day, under the daily op quota).
+const ADDS_PER_ENROLLER: usize = 200;
 
 /// The scenario's knobs. Times are in ticks.
 #[derive(Clone, Debug)]
@@ -86,6 +88,10 @@ struct Config {
     /// Posting stops here; only reactions (approvals, shares, rotations) and sync continue.
     quiet_from: u64,
     end: u64,
+    /// Quiet ticks allowed past `end` while the replicas have not converged (every replica not
+    /// removed holds what each of its links holds); 0: the run ends at `end` whatever. Scale runs
+    /// allow `n` (gossip over 3 dialled links takes longer to cross a larger collective).
+    settle: u64,
     /// Scale runs (issue 12): each replica dials this many random others, items travel only
     /// along those links (both ways), and a replica forwards to its other links what it accepts
     /// from one (gossip); anti-entropy is with a linked replica. `None`: every replica reaches
@@ -119,6 +125,7 @@ impl Config {
             adversaries: false,
             quiet_from: 200,
             end: 260,
+            settle: 0,
             dials: None,
             churn: 0.0,
             down_ticks: 0,
@@ -140,6 +147,7 @@ impl Config {
             churn: 0.10,
             down_ticks: 20,
             member_rotation_wait: 30,
+            settle: n as u64,
             ..Self::new(seed, 1)
         }
     }
@@ -795,6 +803,8 @@ struct Outcome {
     down: Vec<Option<(u64, u64)>>,
     /// Replica indices of each replica's links.
     links: Vec<Vec<usize>>,
+    /// The last tick run (past `end` when the quiet phase ran on until convergence).
+    last_tick: u64,
 }
 
 /// The scripted roles, picked from the seed.
@@ -1156,7 +1166,17 @@ fn run(config: Config) -> Outcome {
     // Roles. Replica 0 founds, 1 is promoted to moderator, the last joins during the partition;
     // of the plain members in between, three are removed and one revokes itself, and with
     // adversaries two more turn rogue.
-    let mut plain: Vec<usize> = (2..n - 1).collect();
+    // Enrolment is shared by enough moderators to keep each under the daily op quota
+    // (`MAX_OPS_PER_AUTHOR_PER_DAY`): above 203 replicas the founder, replica 1 and replicas
+    // 2.. (admitted and promoted with replica 1) take turns.
+    let enrollers = (n - 3).div_ceil(ADDS_PER_ENROLLER).max(1);
+    let extra_moderators: Vec<usize> = (2..2 + enrollers.saturating_sub(2)).collect();
+    let first_plain = 2 + extra_moderators.len();
+    let enrolling: Vec<usize> = std::iter::once(0)
+        .chain((enrollers > 1).then_some(1))
+        .chain(extra_moderators.iter().copied())
+        .collect();
+    let mut plain: Vec<usize> = (first_plain..n - 1).collect();
     plain.shuffle(&mut rng);
     let cast = Cast {
         moderator: 1,
@@ -1177,7 +1197,7 @@ fn run(config: Config) -> Outcome {
         })
         .collect();
     let batch = config.adds_per_tick;
-    let batches = (n - 3).div_ceil(batch) as u64;
+    let batches = (n - 1 - first_plain).div_ceil(batch) as u64;
     let adds_done = 5 + 3 * batches;
     let mut plot = Plot::new(&mut rng, adds_done);
     let mut rogue_heads = None;
@@ -1254,7 +1274,19 @@ fn run(config: Config) -> Outcome {
     let mut deferred: Vec<(usize, Action)> = Vec::new();
     let offline = |tick: u64, i: usize| down[i].is_some_and(|(a, b)| (a..b).contains(&tick));
 
-    for tick in 0..=config.end {
+    let removed = [
+        cast.victims[0],
+        cast.victims[1],
+        cast.victims[2],
+        cast.revoked,
+    ];
+    let started = std::time::Instant::now();
+    let mut last_tick = 0;
+    for tick in 0..=config.end + config.settle {
+        last_tick = tick;
+        if n >= 200 && tick % 20 == 0 {
+            eprintln!("  tick {tick}: {:.1?}", started.elapsed());
+        }
         // Arrivals.
         for (from, to, msg) in network.due(tick) {
             // A link cut while the message was in flight loses it, and so does a replica offline.
@@ -1292,17 +1324,21 @@ fn run(config: Config) -> Outcome {
             reason: names::reason("phone seized"),
         };
         let mut scripted: Vec<(usize, Action)> = match tick {
-            2 => vec![(founder, add(cast.moderator, &replicas))],
-            4 => vec![(
-                founder,
-                Action::ProposePromote {
-                    member: replicas[cast.moderator].me(),
-                },
-            )],
+            2 => std::iter::once(cast.moderator)
+                .chain(extra_moderators.iter().copied())
+                .map(|i| (founder, add(i, &replicas)))
+                .collect(),
+            4 => std::iter::once(cast.moderator)
+                .chain(extra_moderators.iter().copied())
+                .map(|i| {
+                    let member = replicas[i].me();
+                    (founder, Action::ProposePromote { member })
+                })
+                .collect(),
             t if (5..adds_done).contains(&t) && (t - 5) % 3 == 0 => {
-                let first = 2 + ((t - 5) / 3) as usize * batch;
+                let first = first_plain + ((t - 5) / 3) as usize * batch;
                 (first..(first + batch).min(n - 1))
-                    .map(|i| (founder, add(i, &replicas)))
+                    .map(|i| (enrolling[i % enrolling.len()], add(i, &replicas)))
                     .collect()
             }
             95 => vec![(
@@ -1345,7 +1381,11 @@ fn run(config: Config) -> Outcome {
         // collectives) acts once it has.
         scripted.append(&mut deferred);
         for (who, action) in scripted {
-            if !replicas[who].is_member() {
+            // A moderator enrolling waits until it has heard of its promotion.
+            let waits_for_promotion = who != founder
+                && matches!(action, Action::ProposeAdd { .. })
+                && !replicas[who].roster().is_moderator(&replicas[who].me());
+            if !replicas[who].is_member() || waits_for_promotion {
                 assert!(
                     tick < config.quiet_from,
                     "replica {who} never heard it is a member: {} ops (founder {}), {} held, links {:?}, down {:?}, refused {:?}",
@@ -1461,23 +1501,91 @@ fn run(config: Config) -> Outcome {
                 }
             }
         }
+        if config.settle > 0 && tick >= config.end && settled(&replicas, &links, &removed) {
+            break;
+        }
     }
 
-    let removed = vec![
-        cast.victims[0],
-        cast.victims[1],
-        cast.victims[2],
-        cast.revoked,
-    ];
     Outcome {
         replicas,
         world,
         founder,
-        removed,
+        removed: removed.to_vec(),
         network,
         down,
         links,
+        last_tick,
     }
+}
+
+/// Whether every replica not removed holds everything its links not removed hold.
+fn settled(replicas: &[Replica], links: &[Vec<usize>], removed: &[usize]) -> bool {
+    (0..replicas.len())
+        .filter(|i| !removed.contains(i))
+        .all(|i| {
+            links[i]
+                .iter()
+                .filter(|j| !removed.contains(j))
+                .all(|&j| replicas[i].missing_from(&replicas[j]).is_empty())
+        })
+}
+
+/// The refusal keys of every item `r` holds.
+fn held_keys(r: &Replica) -> HashSet<[u8; 32]> {
+    let ops = r
+        .state
+        .log()
+        .ops()
+        .map(|op| SetKind::Ops.refusal_key(op.encoded()));
+    let deliveries = r
+        .state
+        .deliveries()
+        .values()
+        .map(|d| SetKind::Deliveries.refusal_key(d.encoded()));
+    let envelopes = r
+        .envelopes
+        .values()
+        .map(|bytes| SetKind::Envelopes.refusal_key(bytes));
+    ops.chain(deliveries).chain(envelopes).collect()
+}
+
+/// Why `r`'s roster differs from `reference`'s: the ops each holds that the other lacks, and
+/// whether resolving `r`'s ops from scratch gives the same roster as its log's.
+fn roster_difference(r: &Replica, reference: &Replica) -> String {
+    let (a, b) = (r.state.log(), reference.state.log());
+    let lacking: Vec<String> = b
+        .ops()
+        .filter(|op| !a.holds(&op.id()))
+        .map(|op| {
+            let key = SetKind::Ops.refusal_key(op.encoded());
+            let why: Vec<&Refusal> = r
+                .refused
+                .iter()
+                .filter(|(k, _)| *k == key)
+                .map(|(_, w)| w)
+                .collect();
+            format!(
+                "{:?} by {:?} at {}, refused {why:?}",
+                op.body().action,
+                op.author(),
+                op.body().timestamp
+            )
+        })
+        .collect();
+    let extra = a.ops().filter(|op| !b.contains(&op.id())).count();
+    let ops: Vec<&Op> = a.ops().collect();
+    let fresh = lookout_protocol::membership::resolve(a.genesis(), &ops);
+    format!(
+        "{} ops against {} (orphans {}, {} extra); lacking {:?}; fresh resolution equal to its \
+         log's roster: {}; to the reference's: {}",
+        a.len(),
+        b.len(),
+        a.orphan_count(),
+        extra,
+        lacking.iter().take(5).collect::<Vec<_>>(),
+        &fresh == a.roster(),
+        &fresh == b.roster(),
+    )
 }
 
 /// Check every invariant of a finished run.
@@ -1495,7 +1603,12 @@ fn check(outcome: &mut Outcome) {
     let reference = replicas[*founder].roster().clone();
     for (i, r) in replicas.iter().enumerate() {
         assert_eq!(r.state.log().orphan_count(), 0, "replica {i} has orphans");
-        assert_eq!(r.roster(), &reference, "replica {i} roster differs");
+        if r.roster() != &reference {
+            panic!(
+                "replica {i} roster differs: {}",
+                roster_difference(r, &replicas[*founder])
+            );
+        }
     }
     for i in removed.iter() {
         let id = replicas[*i].me();
@@ -1536,12 +1649,16 @@ fn check(outcome: &mut Outcome) {
         .filter(|i| replicas[*i].honest)
         .collect();
 
-    // 2. Honest replicas refuse only what adversaries made.
+    // 2. Honest replicas refuse only what adversaries made, but for refusals that hold only until
+    //    something else arrives (an op by a member whose admission had not arrived): those items
+    //    were taken in later.
     for (i, r) in replicas.iter().enumerate().filter(|(_, r)| r.honest) {
+        let held = held_keys(r);
         let honest: Vec<&Refusal> = r
             .refused
             .iter()
             .filter(|(key, _)| !world.adversarial.contains(key))
+            .filter(|(key, why)| !(why.may_pass_later() && held.contains(key)))
             .map(|(_, why)| why)
             .collect();
         assert!(
@@ -1861,7 +1978,7 @@ fn simulate(mut config: Config) {
 /// arrive, in ticks (a gossip hop takes 1 or 2), at members online throughout and at members
 /// catching up after being offline.
 fn simulate_scale(config: Config) {
-    let (seed, n) = (config.seed, config.n);
+    let (seed, n, quiet_from) = (config.seed, config.n, config.quiet_from);
     let started = std::time::Instant::now();
     let mut outcome = run(config);
     let ran = started.elapsed();
@@ -1874,6 +1991,7 @@ fn simulate_scale(config: Config) {
         network,
         down,
         links,
+        last_tick,
         ..
     } = &outcome;
     let mut log = replicas[*founder].state.log().clone();
@@ -1917,7 +2035,8 @@ fn simulate_scale(config: Config) {
         })
         .unwrap_or_else(|| "?".into());
     println!(
-        "scale seed {seed}: {n} replicas (links per replica {}..{}, mean {:.1}), {} ops, {} posts, \
+        "scale seed {seed}: {n} replicas (links per replica {}..{}, mean {:.1}), converged at tick \
+         {last_tick} (quiet from {quiet_from}), {} ops, {} posts, \
          {} rotations, {} shares, {} offline once; {} messages sent ({} lost); {:.2} duplicate \
          envelopes per post and member; every post reached every member ({pairs} pairs). \
          Latency in ticks, members online: p50 {} p90 {} p99 {} max {} ({} pairs); catching up: \

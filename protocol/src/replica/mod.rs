@@ -453,13 +453,16 @@ impl State {
                     self.held.push_back((kind, bytes.to_vec()));
                 }
             }
-            Ingested::Rejected(_) | Ingested::Ignored(_) => {
+            Ingested::Rejected(why) | Ingested::Ignored(why) if !why.may_pass_later() => {
                 if self.refused.len() >= MAX_REFUSED {
                     self.refused.clear();
                 }
                 self.refused.insert(id);
             }
-            Ingested::Accepted | Ingested::Duplicate => {}
+            Ingested::Rejected(_)
+            | Ingested::Ignored(_)
+            | Ingested::Accepted
+            | Ingested::Duplicate => {}
         }
     }
 

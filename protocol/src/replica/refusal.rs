@@ -120,6 +120,21 @@ pub enum Refusal {
     OpQuota,
 }
 
+impl Refusal {
+    /// Whether the same bytes may be taken in later, so the refusal is not remembered
+    /// ([`State`](super::State) answers `Duplicate` to bytes it remembers refusing): an op
+    /// whose author's admission has not arrived yet, an op over a quota that an evicted orphan
+    /// frees again, an item dated ahead of this device's clock. Remembering these stopped a
+    /// replica for good from taking in a member's op that gossip brought before her admission
+    /// (`an_op_that_arrived_before_its_authors_admission_is_taken_in_when_fetched_again`).
+    pub fn may_pass_later(&self) -> bool {
+        matches!(
+            self,
+            Refusal::NeverAMember | Refusal::OpQuota | Refusal::ClockSkew(_)
+        )
+    }
+}
+
 impl From<OpRefusal> for Refusal {
     fn from(refusal: OpRefusal) -> Self {
         match refusal {

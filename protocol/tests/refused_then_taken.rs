@@ -1,0 +1,135 @@
+//! Regression tests for a convergence bug found by the simulation's scale run (`scale_1000` with
+//! 200 replicas, seed 12): a replica remembered every refusal by the refused bytes and answered
+//! `Duplicate` when they came again, including refusals that hold only until something else
+//! arrives. A member's op that gossip brought before her admission was refused ("never a
+//! member"), and every later sync that fetched it again got `Duplicate`: that replica's roster
+//! never took the op in (the run ended with the moderator lacking a published revocation every
+//! other replica held). The same held for an item dated ahead of the replica's clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod names;
+use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
+use lookout_protocol::identity::Identity;
+use lookout_protocol::membership::{Action, Op, Policy, RevocationCertificate, SignedGenesis};
+use lookout_protocol::replica::{Ingested, Refusal, SetKind, State};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const START: u64 = 1_790_000_000;
+
+fn founded(rng: &mut ChaCha20Rng, founder: &Identity) -> SignedGenesis {
+    SignedGenesis::create(
+        founder,
+        &names::secret(),
+        "Order",
+        "f",
+        Policy::default(),
+        START,
+        rng,
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_op_that_arrived_before_its_authors_admission_is_taken_in_when_fetched_again() {
+    let mut rng = ChaCha20Rng::seed_from_u64(12);
+    let founder = Identity::generate(&mut rng);
+    let member = Identity::generate(&mut rng);
+    let observer = Identity::generate(&mut rng);
+    let genesis = founded(&mut rng, &founder);
+    let collective = genesis.id();
+
+    // The founder admits the member (k = 1); the member then writes an op naming it.
+    let admission = Op::create(
+        &founder,
+        collective,
+        Vec::new(),
+        START + 60,
+        Action::ProposeAdd {
+            identity: member.public(),
+            name: names::name("m"),
+        },
+    )
+    .unwrap();
+    let members_op = Op::create(
+        &member,
+        collective,
+        vec![admission.id()],
+        START + 120,
+        Action::PublishRevocation {
+            certificate: RevocationCertificate::create(&observer, START),
+        },
+    )
+    .unwrap();
+
+    let mut state = State::new(genesis);
+    let now = START + 180;
+    // Gossip brings the member's op first: not hers to write yet, as far as this replica knows.
+    let first = state.ingest(SetKind::Ops, members_op.encoded(), &observer, now);
+    assert_eq!(first.outcome, Ingested::Ignored(Refusal::NeverAMember));
+    // Then her admission, then a sync fetches her op again (a peer holds it).
+    let admitted = state.ingest(SetKind::Ops, admission.encoded(), &observer, now);
+    assert_eq!(admitted.outcome, Ingested::Accepted);
+    let again = state.ingest(SetKind::Ops, members_op.encoded(), &observer, now);
+    assert_eq!(again.outcome, Ingested::Accepted, "refused for good");
+    assert!(state.log().contains(&members_op.id()));
+}
+
+#[test]
+fn a_delivery_dated_ahead_of_the_clock_is_taken_in_once_the_clock_gets_there() {
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let founder = Identity::generate(&mut rng);
+    let genesis = founded(&mut rng, &founder);
+    let heads = genesis.id();
+    let key = EpochKey::generate(&mut rng);
+    let dated = START + 3_600;
+    let rotation = KeyDelivery::create(
+        &founder,
+        heads,
+        &key,
+        DeliveryKind::Rotation,
+        Vec::new(),
+        dated,
+        &[founder.public()],
+        &mut rng,
+    )
+    .unwrap();
+
+    let mut state = State::new(genesis);
+    let early = state.ingest(SetKind::Deliveries, rotation.encoded(), &founder, START);
+    assert_eq!(
+        early.outcome,
+        Ingested::Ignored(Refusal::ClockSkew(SetKind::Deliveries))
+    );
+    let later = state.ingest(SetKind::Deliveries, rotation.encoded(), &founder, dated);
+    assert_eq!(later.outcome, Ingested::Accepted, "refused for good");
+}
+
+#[test]
+fn a_bad_signature_is_still_remembered() {
+    let mut rng = ChaCha20Rng::seed_from_u64(14);
+    let founder = Identity::generate(&mut rng);
+    let genesis = founded(&mut rng, &founder);
+    let op = Op::create(
+        &founder,
+        genesis.id(),
+        Vec::new(),
+        START,
+        Action::PublishRevocation {
+            certificate: RevocationCertificate::create(&founder, START),
+        },
+    )
+    .unwrap();
+    let mut bytes = op.encoded().to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1; // inside the signature
+    let mut state = State::new(genesis);
+    let first = state.ingest(SetKind::Ops, &bytes, &founder, START);
+    assert!(
+        matches!(first.outcome, Ingested::Rejected(_)),
+        "{:?}",
+        first.outcome
+    );
+    let again = state.ingest(SetKind::Ops, &bytes, &founder, START);
+    assert_eq!(again.outcome, Ingested::Duplicate);
+}
