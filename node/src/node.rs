@@ -968,13 +968,24 @@ impl EventLoop {
     /// A connection with `peer` stood: for a proven member, a relayed one is a new hole-punch
     /// round (DCUtR tries on it), and one this node dialled for a retry supersedes the older
     /// relayed ones a moment later; a direct one ends the retries.
-    fn punch_connected(&mut self, peer: PeerId, connection: ConnectionId, relayed: bool) {
+    fn punch_connected(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        endpoint: &ConnectedPoint,
+        relayed: bool,
+    ) {
         let retry = self.punch.dials.remove(&connection).is_some();
         if self.swarm.behaviour().gate.member_of(&peer).is_none() {
             return;
         }
         let now = Instant::now();
         if !relayed {
+            let quic = endpoint
+                .get_remote_address()
+                .iter()
+                .any(|p| matches!(p, Protocol::QuicV1));
+            debug!(peer = %short(&peer), transport = if quic { "quic" } else { "tcp" }, "direct connection with a member");
             self.punch.policy.direct(&peer);
             return;
         }
@@ -1337,7 +1348,7 @@ impl EventLoop {
                     ConnectedPoint::Listener { local_addr, .. } => relay_of(local_addr),
                 };
                 self.connections.insert(connection_id, (peer_id, via));
-                self.punch_connected(peer_id, connection_id, via.is_some());
+                self.punch_connected(peer_id, connection_id, &endpoint, via.is_some());
                 self.on_connected(peer_id, connection_id, &endpoint);
             }
             SwarmEvent::OutgoingConnectionError {
@@ -1735,6 +1746,32 @@ impl EventLoop {
         self.start_sync(peer);
     }
 
+    /// A connection with the admitted mailbox at `peer` over the other transport than
+    /// `admitted_at` (QUIC if that was TCP, and the reverse), if the roster gives one: the
+    /// addresses the mailbox observes (identify) are the only ones DCUtR offers a member
+    /// hole-punching with this node, so with one transport only, a member could punch over
+    /// that one only. TCP's punch (a simultaneous open) fails while either NAT still holds
+    /// the entry of an earlier failed one (minutes), QUIC's does not (seen in the NAT suite:
+    /// `hole_punching_is_retried_after_dcutr_gives_up`).
+    fn dial_other_transport(&mut self, peer: PeerId, mailbox: &[u8; 32], admitted_at: &Multiaddr) {
+        let quic = |a: &Multiaddr| a.iter().any(|p| matches!(p, Protocol::QuicV1));
+        let networks = self.networks().unwrap_or_default();
+        let other = self.mailboxes.get(mailbox).and_then(|link| {
+            link.addresses
+                .iter()
+                .find(|a| quic(a) != quic(admitted_at) && self.dial.may_dial_mailbox(a, &networks))
+                .cloned()
+        });
+        if let Some(addr) = other {
+            let _ = self.swarm.dial(
+                DialOpts::peer_id(peer)
+                    .addresses(vec![addr])
+                    .condition(PeerCondition::Always)
+                    .build(),
+            );
+        }
+    }
+
     /// The roster mailbox `addr` belongs to.
     fn mailbox_at(&self, addr: &Multiaddr) -> Option<[u8; 32]> {
         roster_mailboxes(&self.replica)
@@ -1861,10 +1898,11 @@ impl EventLoop {
                 // connection is closed once it is up.
                 let _ = self.swarm.dial(
                     DialOpts::peer_id(peer)
-                        .addresses(vec![admission.addr])
+                        .addresses(vec![admission.addr.clone()])
                         .condition(PeerCondition::Always)
                         .build(),
                 );
+                self.dial_other_transport(peer, &mailbox, &admission.addr);
             }
             Err(e) => {
                 self.admissions.remove(&peer);
