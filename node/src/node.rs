@@ -960,7 +960,9 @@ impl EventLoop {
                     self.punch.dials.insert(connection, peer);
                     info!(peer = %short(&peer), "still relayed: redialling a member through the mailbox for another hole punch");
                 }
-                Err(e) => debug!(peer = %short(&peer), error = %e, "could not redial a member for a hole punch"),
+                Err(e) => {
+                    debug!(peer = %short(&peer), error = %e, "could not redial a member for a hole punch")
+                }
             }
         }
     }
@@ -1374,9 +1376,12 @@ impl EventLoop {
                 peer_id,
                 connection_id,
                 num_established,
+                ref cause,
                 ..
             } if num_established > 0 => {
-                self.connections.remove(&connection_id);
+                if let Some((_, via)) = self.connections.remove(&connection_id) {
+                    debug!(peer = %short(&peer_id), relayed = via.is_some(), left = num_established, ?cause, "a connection closed");
+                }
                 if self.replacing.remove(&connection_id).is_some() {
                     self.reserve_on(peer_id);
                 }

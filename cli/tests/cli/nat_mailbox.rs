@@ -36,9 +36,8 @@ fn wait_direct(a: &Proc, b: &Proc, mbx: &Path) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < HOLE_PUNCH {
         let (sa, sb) = (a.status(), b.status());
-        let punched = sa["hole_punches"].as_u64().unwrap_or(0)
-            + sb["hole_punches"].as_u64().unwrap_or(0)
-            > 0;
+        let punched =
+            sa["hole_punches"].as_u64().unwrap_or(0) + sb["hole_punches"].as_u64().unwrap_or(0) > 0;
         if punched
             && sa["direct_peers"] == 1
             && sb["direct_peers"] == 1
@@ -48,10 +47,8 @@ fn wait_direct(a: &Proc, b: &Proc, mbx: &Path) -> Option<Duration> {
         {
             if let Some(dir) = std::env::var_os("LK_NAT_DUMP") {
                 for p in [a, b] {
-                    let _ = std::fs::write(
-                        Path::new(&dir).join(format!("{}.log", p.name)),
-                        p.output(),
-                    );
+                    let _ =
+                        std::fs::write(Path::new(&dir).join(format!("{}.log", p.name)), p.output());
                     for line in p.output().lines().filter(|l| {
                         l.contains("hole-punch") || l.contains("direct connection with")
                     }) {
@@ -702,7 +699,10 @@ fn hole_punching_is_retried_after_dcutr_gives_up() {
         );
         thread::sleep(Duration::from_millis(100));
     }
-    println!("blocked: DCUtR gave up after {:?}; opening the path", failed.elapsed());
+    println!(
+        "blocked: DCUtR gave up after {:?}; opening the path",
+        failed.elapsed()
+    );
     block("-D");
     assert_eq!(a.status()["direct_peers"], 0);
     let waited = wait_direct(&a, &b, &homes.mbx);

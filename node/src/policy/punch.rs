@@ -190,7 +190,10 @@ mod tests {
             let wait = due - now;
             let full = Duration::from_secs(*secs);
             assert!(wait <= full, "round {i}: {wait:?} > {full:?}");
-            assert!(wait >= full.mul_f64(1.0 - JITTER), "round {i}: {wait:?} too short");
+            assert!(
+                wait >= full.mul_f64(1.0 - JITTER),
+                "round {i}: {wait:?} too short"
+            );
             // Nothing before it is due.
             assert!(p
                 .handle_timeout(due - Duration::from_millis(1), &only)
