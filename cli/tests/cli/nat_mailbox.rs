@@ -125,7 +125,16 @@ fn in_ns(ns: &str, home: &Path) -> Command {
         .env("LOOKOUT_INSECURE_FAST_KDF", "1")
         .env("LOOKOUT_INSECURE_DUMPABLE", "1")
         .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info,lookout_node=debug,libp2p_dcutr=debug")
+        .env(
+            "RUST_LOG",
+            // With `LK_NAT_DUMP=DIR`, DCUtR's own lines too (they name addresses: only for a
+            // run by hand), and the members' logs are written to DIR once they punched.
+            if std::env::var_os("LK_NAT_DUMP").is_some() {
+                "info,lookout_node=debug,libp2p_dcutr=debug"
+            } else {
+                "info,lookout_node=debug"
+            },
+        )
         .env_remove("LOOKOUT_HOME")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -167,6 +167,7 @@ impl<P: Copy + Eq + Hash> Punches<P> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn set(peers: &[u32]) -> HashSet<u32> {
