@@ -402,6 +402,13 @@ pub struct StatusView {
     /// Relayed connections upgraded to direct ones by hole punching since start.
     #[serde(default)]
     pub hole_punches: u64,
+    /// Hole-punch rounds (DCUtR) that failed on this node's side since start.
+    #[serde(default)]
+    pub hole_punch_failures: u64,
+    /// Members redialled through a relay to give the hole punch another round, since start
+    /// (see `policy::punch`).
+    #[serde(default)]
+    pub hole_punch_retries: u64,
 }
 
 /// How this node stands with one of the collective's mailboxes.

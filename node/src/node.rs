@@ -25,6 +25,7 @@ use crate::net::hello::{Credentials, Dialer, Keying, Listener};
 use crate::net::mailbox_admission::{AdmissionError, MailboxDialer, Welcome};
 use crate::net::{self, short, Behaviour, GateEvent, MessageAcceptance, NetConfig, NetEvent};
 use crate::policy::farewell::Farewells;
+use crate::policy::punch::Punches;
 use crate::policy::strikes::{Strikes, Verdict};
 use crate::policy::sync::{Start, SyncSchedule};
 use crate::reach::{self, NatProbe};
@@ -41,6 +42,28 @@ pub const TICK: Duration = Duration::from_secs(2);
 /// How long a hole-punched direct connection stands before the relayed ones with its member are
 /// closed.
 const PUNCH_SETTLE: Duration = Duration::from_secs(1);
+/// Most relayed addresses of one member tried in one hole-punch redial.
+const MAX_PUNCH_ADDRESSES: usize = 4;
+/// Most hole-punch redials under way at once (one per member; bounded like the members).
+const MAX_PUNCH_DIALS: usize = crate::policy::punch::MAX_PEERS;
+
+/// Hole-punch retries (see [`crate::policy::punch`]): when, the redials under way, and the
+/// redials that stood, whose member's older relayed connections close [`PUNCH_SETTLE`] later.
+struct PunchRetries {
+    policy: Punches<PeerId>,
+    dials: HashMap<ConnectionId, PeerId>,
+    superseding: HashMap<PeerId, (ConnectionId, Instant)>,
+}
+
+impl PunchRetries {
+    fn new() -> Self {
+        Self {
+            policy: Punches::new(crate::policy::os_seed()),
+            dials: HashMap::new(),
+            superseding: HashMap::new(),
+        }
+    }
+}
 /// Most peers dialled from one mDNS discovery event.
 pub(crate) const MAX_MDNS_DIALS: usize = 8;
 /// How long a connection may stay open without its peer proving membership in the hello.
@@ -193,6 +216,10 @@ pub struct NetStats {
     pub denied: u64,
     /// Relayed connections upgraded to direct ones by hole punching.
     pub hole_punches: u64,
+    /// Hole-punch rounds that failed on this side (DCUtR's error event).
+    pub hole_punch_failures: u64,
+    /// Members redialled through a relay for another hole-punch round.
+    pub hole_punch_retries: u64,
 }
 
 enum Command {
@@ -312,6 +339,7 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         relayed: HashMap::new(),
         connections: HashMap::new(),
         punched: HashMap::new(),
+        punch: PunchRetries::new(),
         hello_connections: HashMap::new(),
         nat: NatProbe::Unknown,
         synced_once: false,
@@ -523,6 +551,8 @@ struct EventLoop {
     /// Members we just hole-punched a direct connection with, and when: their relayed
     /// connections are closed a moment later (see [`EventLoop::drop_relayed_after_punch`]).
     punched: HashMap<PeerId, Instant>,
+    /// Hole-punch retries with members connected only through a relay.
+    punch: PunchRetries,
     /// The connections each peer ran (or runs) its hello on: they carry only the hello.
     hello_connections: HashMap<PeerId, Vec<ConnectionId>>,
     /// What AutoNAT last concluded.
@@ -669,6 +699,8 @@ impl EventLoop {
         view.direct_peers = direct.len();
         view.relayed_peers = members.len() - direct.len();
         view.hole_punches = self.stats.hole_punches;
+        view.hole_punch_failures = self.stats.hole_punch_failures;
+        view.hole_punch_retries = self.stats.hole_punch_retries;
         view
     }
 
@@ -840,6 +872,131 @@ impl EventLoop {
             for connection in relayed {
                 self.swarm.close_connection(connection);
             }
+        }
+    }
+
+    /// Hole-punch retries (see [`crate::policy::punch`]), from the tick: close the relayed
+    /// connections a retry's new one superseded, then redial through the relay the members
+    /// the policy says are due.
+    fn retry_hole_punches(&mut self, now: Instant) {
+        // A retry's relayed connection that has stood for [`PUNCH_SETTLE`] replaces the older
+        // relayed ones with its member (only older ones: if the member redialled us at the
+        // same time, whichever of the two crossing redials is newer here stays).
+        let settled: Vec<(PeerId, ConnectionId)> = self
+            .punch
+            .superseding
+            .iter()
+            .filter(|(_, (_, at))| now.duration_since(*at) >= PUNCH_SETTLE)
+            .map(|(p, (c, _))| (*p, *c))
+            .collect();
+        for (peer, newest) in settled {
+            self.punch.superseding.remove(&peer);
+            if !self.connections.contains_key(&newest) {
+                continue;
+            }
+            let older: Vec<ConnectionId> = self
+                .connections
+                .iter()
+                .filter(|(c, (p, via))| *p == peer && via.is_some() && **c < newest)
+                .map(|(c, _)| *c)
+                .collect();
+            for connection in older {
+                self.swarm.close_connection(connection);
+            }
+        }
+        let members: HashSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .gate
+            .members_connected()
+            .map(|(p, _)| p)
+            .collect();
+        let mut relayed_only: HashSet<PeerId> = HashSet::new();
+        let mut direct: HashSet<PeerId> = HashSet::new();
+        for (peer, via) in self.connections.values() {
+            if members.contains(peer) {
+                if via.is_some() {
+                    relayed_only.insert(*peer);
+                } else {
+                    direct.insert(*peer);
+                }
+            }
+        }
+        relayed_only.retain(|p| !direct.contains(p));
+        let due = self.punch.policy.handle_timeout(now, &relayed_only);
+        if due.is_empty() {
+            return;
+        }
+        let announced = self.replica.member_addresses();
+        for peer in due {
+            // The member's own relayed addresses (announced, naming this transport id),
+            // through a mailbox that admitted this node.
+            let addrs: Vec<Multiaddr> = announced
+                .iter()
+                .flat_map(|(_, _, addresses)| addresses.iter())
+                .filter_map(|a| a.parse::<Multiaddr>().ok())
+                .filter(|a| circuit_target(a) == Some(peer))
+                .filter(|a| {
+                    relay_of(a).is_some_and(|relay| {
+                        let gate = &self.swarm.behaviour().gate;
+                        gate.has_member_connection(&relay) && gate.mailbox_of(&relay).is_some()
+                    })
+                })
+                .take(MAX_PUNCH_ADDRESSES)
+                .collect();
+            if self.punch.dials.len() >= MAX_PUNCH_DIALS {
+                break;
+            }
+            if addrs.is_empty() {
+                // The member redials us instead (its own policy runs the same schedule).
+                debug!(peer = %short(&peer), "hole punch due, but no relayed address of the member");
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::Always)
+                .build();
+            let connection = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => {
+                    self.stats.hole_punch_retries += 1;
+                    self.punch.dials.insert(connection, peer);
+                    info!(peer = %short(&peer), "still relayed: redialling a member through the mailbox for another hole punch");
+                }
+                Err(e) => {
+                    debug!(peer = %short(&peer), error = %e, "could not redial a member for a hole punch")
+                }
+            }
+        }
+    }
+
+    /// A connection with `peer` stood: for a proven member, a relayed one is a new hole-punch
+    /// round (DCUtR tries on it), and one this node dialled for a retry supersedes the older
+    /// relayed ones a moment later; a direct one ends the retries.
+    fn punch_connected(
+        &mut self,
+        peer: PeerId,
+        connection: ConnectionId,
+        endpoint: &ConnectedPoint,
+        relayed: bool,
+    ) {
+        let retry = self.punch.dials.remove(&connection).is_some();
+        if self.swarm.behaviour().gate.member_of(&peer).is_none() {
+            return;
+        }
+        let now = Instant::now();
+        if !relayed {
+            let quic = endpoint
+                .get_remote_address()
+                .iter()
+                .any(|p| matches!(p, Protocol::QuicV1));
+            debug!(peer = %short(&peer), transport = if quic { "quic" } else { "tcp" }, "direct connection with a member");
+            self.punch.policy.direct(&peer);
+            return;
+        }
+        self.punch.policy.round_started(peer, now);
+        if retry {
+            self.punch.superseding.insert(peer, (connection, now));
         }
     }
 
@@ -1040,6 +1197,7 @@ impl EventLoop {
             self.hello_failed(peer, "no proof in time");
         }
         self.drop_relayed_after_punch(now);
+        self.retry_hole_punches(now);
         let networks = self.networks().unwrap_or_default();
         for addr in self.dial.due(now, crate::replica::now(), &networks) {
             let relayed = is_relayed(&addr);
@@ -1195,6 +1353,7 @@ impl EventLoop {
                     ConnectedPoint::Listener { local_addr, .. } => relay_of(local_addr),
                 };
                 self.connections.insert(connection_id, (peer_id, via));
+                self.punch_connected(peer_id, connection_id, &endpoint, via.is_some());
                 self.on_connected(peer_id, connection_id, &endpoint);
             }
             SwarmEvent::OutgoingConnectionError {
@@ -1210,6 +1369,7 @@ impl EventLoop {
                 } else {
                     debug!(kind = dial_error_kind(&error), "a dial failed");
                 }
+                self.punch.dials.remove(&connection_id);
                 if let Some(id) = self.mailbox_dials.remove(&connection_id) {
                     debug!("a mailbox could not be reached");
                     self.mailboxes.failed(&id, Instant::now());
@@ -1219,9 +1379,12 @@ impl EventLoop {
                 peer_id,
                 connection_id,
                 num_established,
+                ref cause,
                 ..
             } if num_established > 0 => {
-                self.connections.remove(&connection_id);
+                if let Some((_, via)) = self.connections.remove(&connection_id) {
+                    debug!(peer = %short(&peer_id), relayed = via.is_some(), left = num_established, ?cause, "a connection closed");
+                }
                 if self.replacing.remove(&connection_id).is_some() {
                     self.reserve_on(peer_id);
                 }
@@ -1268,6 +1431,7 @@ impl EventLoop {
                 self.farewells.disconnected(&peer_id);
                 self.mailbox_farewells.disconnected(&peer_id);
                 self.punched.remove(&peer_id);
+                self.punch.superseding.remove(&peer_id);
                 self.hello_connections.remove(&peer_id);
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour(event),
@@ -1366,10 +1530,13 @@ impl EventLoop {
                 Ok(_) => {
                     self.stats.hole_punches += 1;
                     self.punched.insert(remote_peer_id, Instant::now());
+                    self.punch.policy.direct(&remote_peer_id);
                     info!(peer = %short(&remote_peer_id), "hole punched: direct connection with a member");
                 }
                 Err(e) => {
-                    debug!(peer = %short(&remote_peer_id), error = %e, "hole punching failed; staying relayed");
+                    self.stats.hole_punch_failures += 1;
+                    self.punch.policy.failed(remote_peer_id, Instant::now());
+                    debug!(peer = %short(&remote_peer_id), error = %e, "hole punching failed; staying relayed, retried later");
                 }
             },
             NetEvent::Autonat(event) => self.on_autonat(&event),
@@ -1590,6 +1757,32 @@ impl EventLoop {
         self.start_sync(peer);
     }
 
+    /// A connection with the admitted mailbox at `peer` over the other transport than
+    /// `admitted_at` (QUIC if that was TCP, and the reverse), if the roster gives one: the
+    /// addresses the mailbox observes (identify) are the only ones DCUtR offers a member
+    /// hole-punching with this node, so with one transport only, a member could punch over
+    /// that one only. TCP's punch (a simultaneous open) fails while either NAT still holds
+    /// the entry of an earlier failed one (minutes), QUIC's does not (seen in the NAT suite:
+    /// `hole_punching_is_retried_after_dcutr_gives_up`).
+    fn dial_other_transport(&mut self, peer: PeerId, mailbox: &[u8; 32], admitted_at: &Multiaddr) {
+        let quic = |a: &Multiaddr| a.iter().any(|p| matches!(p, Protocol::QuicV1));
+        let networks = self.networks().unwrap_or_default();
+        let other = self.mailboxes.get(mailbox).and_then(|link| {
+            link.addresses
+                .iter()
+                .find(|a| quic(a) != quic(admitted_at) && self.dial.may_dial_mailbox(a, &networks))
+                .cloned()
+        });
+        if let Some(addr) = other {
+            let _ = self.swarm.dial(
+                DialOpts::peer_id(peer)
+                    .addresses(vec![addr])
+                    .condition(PeerCondition::Always)
+                    .build(),
+            );
+        }
+    }
+
     /// The roster mailbox `addr` belongs to.
     fn mailbox_at(&self, addr: &Multiaddr) -> Option<[u8; 32]> {
         roster_mailboxes(&self.replica)
@@ -1716,10 +1909,11 @@ impl EventLoop {
                 // connection is closed once it is up.
                 let _ = self.swarm.dial(
                     DialOpts::peer_id(peer)
-                        .addresses(vec![admission.addr])
+                        .addresses(vec![admission.addr.clone()])
                         .condition(PeerCondition::Always)
                         .build(),
                 );
+                self.dial_other_transport(peer, &mailbox, &admission.addr);
             }
             Err(e) => {
                 self.admissions.remove(&peer);
@@ -1816,7 +2010,10 @@ impl EventLoop {
         if let ConnectedPoint::Dialer { address, .. } = endpoint {
             let addr = without_p2p(address);
             self.dial.set_connected(&addr, true, Instant::now());
-            self.dialled.entry(peer).or_default().push(addr);
+            let dialled = self.dialled.entry(peer).or_default();
+            if !dialled.contains(&addr) {
+                dialled.push(addr);
+            }
         }
         if self.swarm.behaviour().gate.member_of(&peer).is_some() {
             // A connection with a proven member: it carries the collective's protocols.

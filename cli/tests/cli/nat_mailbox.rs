@@ -22,8 +22,61 @@ const MAILBOX_QUIC: &str = "/ip4/198.18.0.10/udp/4001/quic-v1";
 const MAILBOX_TCP: &str = "/ip4/198.18.0.10/tcp/4001";
 /// Longest any step of this suite is waited for.
 const STEP: Duration = Duration::from_secs(25);
-/// How long the hole punch may take before it is reported as not done.
-const HOLE_PUNCH: Duration = Duration::from_secs(60);
+/// How long the hole punch may take, retries included (DCUtR's first round, then the node's
+/// retries after 2 s, 5 s and 15 s: `node/src/policy/punch.rs`).
+const HOLE_PUNCH: Duration = Duration::from_secs(90);
+/// The suites share the namespaces and the mailbox's fixed port: one at a time (a panic in
+/// one does not stop the others).
+static NAMESPACES: Mutex<()> = Mutex::new(());
+
+/// Wait until `a` and `b` are connected directly by hole punching (each with one direct
+/// member, the mailbox's circuits between them closed), at most [`HOLE_PUNCH`]; how long it
+/// took, or `None`.
+fn wait_direct(a: &Proc, b: &Proc, mbx: &Path) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < HOLE_PUNCH {
+        let (sa, sb) = (a.status(), b.status());
+        let punched =
+            sa["hole_punches"].as_u64().unwrap_or(0) + sb["hole_punches"].as_u64().unwrap_or(0) > 0;
+        if punched
+            && sa["direct_peers"] == 1
+            && sb["direct_peers"] == 1
+            && sa["relayed_peers"] == 0
+            && sb["relayed_peers"] == 0
+            && ok(mbx, &["mailbox", "status", "--json"]).json()["circuits"] == 0
+        {
+            if let Some(dir) = std::env::var_os("LK_NAT_DUMP") {
+                for p in [a, b] {
+                    let _ =
+                        std::fs::write(Path::new(&dir).join(format!("{}.log", p.name)), p.output());
+                    for line in p.output().lines().filter(|l| {
+                        l.contains("hole-punch") || l.contains("direct connection with")
+                    }) {
+                        println!("{}: {line}", p.name);
+                    }
+                }
+            }
+            return Some(started.elapsed());
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// The hole-punch counters of both members, for the report.
+fn punch_counts(a: &Proc, b: &Proc) -> String {
+    let (sa, sb) = (a.status(), b.status());
+    let n = |s: &serde_json::Value, k: &str| s[k].as_u64().unwrap_or(0);
+    format!(
+        "punched {}+{}, failed rounds {}+{}, retries {}+{} (A+B)",
+        n(&sa, "hole_punches"),
+        n(&sb, "hole_punches"),
+        n(&sa, "hole_punch_failures"),
+        n(&sb, "hole_punch_failures"),
+        n(&sa, "hole_punch_retries"),
+        n(&sb, "hole_punch_retries"),
+    )
+}
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/netns-nat.sh")
@@ -72,7 +125,16 @@ fn in_ns(ns: &str, home: &Path) -> Command {
         .env("LOOKOUT_INSECURE_FAST_KDF", "1")
         .env("LOOKOUT_INSECURE_DUMPABLE", "1")
         .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info,lookout_node=debug")
+        .env(
+            "RUST_LOG",
+            // With `LK_NAT_DUMP=DIR`, DCUtR's own lines too (they name addresses: only for a
+            // run by hand), and the members' logs are written to DIR once they punched.
+            if std::env::var_os("LK_NAT_DUMP").is_some() {
+                "info,lookout_node=debug,libp2p_dcutr=debug"
+            } else {
+                "info,lookout_node=debug"
+            },
+        )
         .env_remove("LOOKOUT_HOME")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -385,9 +447,6 @@ fn the_mailbox_holds_no_member_name() {
 /// Issue 10's cases in order; `check_names` adds the member names and the collective's name to
 /// what the mailbox must not hold.
 fn suite(check_names: bool) {
-    // The two tests running the suite share the namespaces and the mailbox's fixed port: one at
-    // a time (a panic in one does not stop the other).
-    static NAMESPACES: Mutex<()> = Mutex::new(());
     let _one_at_a_time = NAMESPACES.lock().unwrap_or_else(|e| e.into_inner());
     // Skip only where namespaces cannot be made (not root, no netns support).
     let net = match Net::up("plain") {
@@ -457,41 +516,16 @@ fn suite(check_names: bool) {
         mstatus["external"].to_string().contains(MAILBOX_QUIC),
         "{mstatus}"
     );
-    // Hole punching through the port-preserving NATs: reported, not required. Crossed dials
-    // no longer abandon the hellos (`crossed_hello_yields`), but libp2p's DCUtR gives up after
-    // 3 attempts and nothing tries again later: on a loaded machine that happened (about one
-    // run in five here, "Giving up after 3 dial attempts"), and the members then stay relayed,
-    // which the rest of this suite requires to keep working.
-    let punched = Instant::now();
-    let direct = (|| {
-        while punched.elapsed() < HOLE_PUNCH {
-            let (sa, sb) = (a.status(), b.status());
-            let done = sa["hole_punches"].as_u64().unwrap_or(0)
-                + sb["hole_punches"].as_u64().unwrap_or(0)
-                > 0;
-            if done && sa["direct_peers"] == 1 && sb["direct_peers"] == 1 {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        false
-    })();
-    if direct {
-        println!(
-            "plain NAT: A and B connected directly (hole punching) {:?} after the first alert",
-            punched.elapsed()
-        );
-        // Then their relayed connections close: gossip and sync would otherwise keep going
-        // partly through the mailbox.
-        mailbox.until("the circuits between A and B close", || {
-            (ok(&mbx, &["mailbox", "status", "--json"]).json()["circuits"] == 0).then_some(())
-        });
-    } else {
-        println!(
-            "plain NAT: NO direct connection within {HOLE_PUNCH:?} (hole punching gave up); \
-             A and B stay relayed through the mailbox"
-        );
-    }
+    // Hole punching through the port-preserving NATs: required, within a bound that leaves room
+    // for a few of the node's retries (libp2p's DCUtR gives up after 3 dials on one relayed
+    // connection, which happened about one run in five under load before the retries).
+    let waited = wait_direct(&a, &b, &mbx);
+    let counts = punch_counts(&a, &b);
+    println!("plain NAT: direct connection (hole punching) after {waited:?} from the first alert; {counts}");
+    assert!(
+        waited.is_some(),
+        "no direct connection within {HOLE_PUNCH:?} with port-preserving NATs; {counts}"
+    );
 
     // B offline while A posts; A goes offline; B gets the alert from the mailbox alone.
     b.stop();
@@ -623,6 +657,81 @@ fn suite(check_names: bool) {
     assert!(leaks.is_empty(), "{leaks:#?}");
 }
 
+/// The hole punch's first round is made to fail (every packet between the two NATs' public
+/// addresses dropped, as a NAT losing its mapping or a busy link would), and the path opens
+/// right after DCUtR gave up: the members must still end up connected directly, which only a
+/// later round can do. Before the retries (`node/src/policy/punch.rs`) nothing tried again and
+/// they stayed relayed for good.
+#[test]
+fn hole_punching_is_retried_after_dcutr_gives_up() {
+    let _one_at_a_time = NAMESPACES.lock().unwrap_or_else(|e| e.into_inner());
+    let net = match Net::up("plain") {
+        Ok(net) => net,
+        Err(reason) => {
+            println!("hole punch retry skipped: {reason}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let homes = setup(dir.path());
+    // Between NAT A's public address and NAT B's, nothing passes (the mailbox still does).
+    let block = |op: &str| {
+        for rule in [["-s", "198.18.0.3"], ["-d", "198.18.0.3"]] {
+            let out = netns(&[
+                "exec", "nat-a", "iptables", op, "FORWARD", rule[0], rule[1], "-j", "DROP",
+            ]);
+            assert!(out.status.success(), "iptables {op}: {out:?}");
+        }
+    };
+    block("-I");
+    let mut mailbox = Proc::mailbox(&homes.mbx);
+    mailbox.wait_ready("Stop it with Ctrl-C");
+    let a = Proc::member("A", "a", &homes.ana);
+    let b = Proc::member("B", "b", &homes.bea);
+    let (a, b) = (a.ready(), b.ready());
+    a.wait_relayed();
+    b.wait_relayed();
+    // The alert still comes through the relay while the hole punch fails.
+    let id = post(&homes.ana, "Blocked path alert 7781", &["--area", "Dock"]);
+    b.until("B receives A's alert through the mailbox", || {
+        has_alert(&homes.bea, &id).then_some(())
+    });
+    // Wait for DCUtR to give up on one side (3 dials), then open the path.
+    let failed = Instant::now();
+    let gave_up = |p: &Proc| p.output().contains("hole punching failed");
+    while !(gave_up(&a) || gave_up(&b)) {
+        assert!(
+            failed.elapsed() < HOLE_PUNCH,
+            "DCUtR never reported a failure with the path blocked\n--- A ---\n{}\n--- B ---\n{}",
+            a.output(),
+            b.output()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "blocked: DCUtR gave up after {:?}; opening the path",
+        failed.elapsed()
+    );
+    block("-D");
+    assert_eq!(a.status()["direct_peers"], 0);
+    let waited = wait_direct(&a, &b, &homes.mbx);
+    let counts = punch_counts(&a, &b);
+    println!("after the path opened: direct after {waited:?}; {counts}");
+    assert!(
+        waited.is_some(),
+        "no direct connection within {HOLE_PUNCH:?} of the path opening; {counts}"
+    );
+    // The retry ran through the relay: the alert path never went away.
+    let later = post(&homes.ana, "After the punch 7782", &["--area", "Dock"]);
+    b.until("B receives A's next alert directly", || {
+        has_alert(&homes.bea, &later).then_some(())
+    });
+    for p in [a, b, mailbox] {
+        p.stop();
+    }
+    drop(net);
+}
+
 /// Latency of `n` alerts from `ana` to `bea` (from the post command to `bea`'s
 /// `alerts --watch` line).
 fn latencies(ana: &Path, bea: &Path, n: usize, label: &str) -> Vec<Duration> {
@@ -698,6 +807,7 @@ fn reach_benchmark() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
+    let _one_at_a_time = NAMESPACES.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let net = match Net::up("symmetric") {
         Ok(net) => net,

@@ -75,8 +75,12 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default gossipsub heartbeat.
 pub const DEFAULT_GOSSIP_HEARTBEAT: Duration = Duration::from_secs(1);
 /// Default cap on established connections with one peer: room for the hello connection and a
-/// member connection over TCP and over QUIC at once.
-pub(crate) const DEFAULT_MAX_ESTABLISHED_PER_PEER: u32 = 3;
+/// member connection over TCP and over QUIC at once, and during a hole-punch retry for two
+/// relayed connections (the retry's and the one it supersedes a second later), two punched ones
+/// (QUIC and TCP punch at once) and one more relayed one if the member redialled at the same
+/// moment. At 3, each end kept the punched connection it made first and refused the other's,
+/// so both direct connections died (seen in the NAT suite).
+pub(crate) const DEFAULT_MAX_ESTABLISHED_PER_PEER: u32 = 5;
 /// Default cap on established connections overall.
 pub(crate) const DEFAULT_MAX_ESTABLISHED_TOTAL: u32 = 128;
 /// Default cap on inbound connections still in their handshake.

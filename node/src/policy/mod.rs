@@ -9,12 +9,15 @@
 //!   that decides *whether* to dial stays in [`crate::dial`]).
 //! - [`strikes`]: invalid data counted per member, decaying, up to a ban.
 //! - [`farewell`]: how long a removed peer stays connected while it is told of its removal.
+//! - [`punch`]: when to give the hole punch with a member connected only through a relay
+//!   another round.
 //!
 //! Every policy forgets the peers it has not heard of for a while, so that churn of
 //! transport ids (fresh for every run of every peer) cannot grow its state without bound.
 
 pub(crate) mod dial;
 pub(crate) mod farewell;
+pub(crate) mod punch;
 pub(crate) mod strikes;
 pub(crate) mod sync;
 
