@@ -133,3 +133,99 @@ fn a_bad_signature_is_still_remembered() {
     let again = state.ingest(SetKind::Ops, &bytes, &founder, START);
     assert_eq!(again.outcome, Ingested::Duplicate);
 }
+
+/// Review 3, S1: a member who turns signs an op with a key no op proposed and pushes the same
+/// bytes again and again. Each copy must not be verified again until the log changes: the
+/// second copy is answered from memory (`Duplicate`), and the author check comes before any
+/// signature check (a never-member op with a broken signature is refused as never a member,
+/// not verified). Once the log changes (the author's admission arrives) the op is taken in.
+#[test]
+fn the_same_never_member_op_is_verified_once_until_the_log_changes() {
+    let mut rng = ChaCha20Rng::seed_from_u64(15);
+    let founder = Identity::generate(&mut rng);
+    let stranger = Identity::generate(&mut rng);
+    let genesis = founded(&mut rng, &founder);
+    let collective = genesis.id();
+    let admission = Op::create(
+        &founder,
+        collective,
+        Vec::new(),
+        START + 60,
+        Action::ProposeAdd {
+            identity: stranger.public(),
+            name: names::name("s"),
+        },
+    )
+    .unwrap();
+    let strangers_op = Op::create(
+        &stranger,
+        collective,
+        vec![admission.id()],
+        START + 120,
+        Action::PublishRevocation {
+            certificate: RevocationCertificate::create(&founder, START),
+        },
+    )
+    .unwrap();
+    let mut state = State::new(genesis);
+    let now = START + 180;
+
+    // The author check needs no signature: a forged copy is refused without being verified.
+    let mut forged = strangers_op.encoded().to_vec();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let step = state.ingest(SetKind::Ops, &forged, &founder, now);
+    assert_eq!(step.outcome, Ingested::Ignored(Refusal::NeverAMember));
+
+    let first = state.ingest(SetKind::Ops, strangers_op.encoded(), &founder, now);
+    assert_eq!(first.outcome, Ingested::Ignored(Refusal::NeverAMember));
+    for _ in 0..1_000 {
+        let again = state.ingest(SetKind::Ops, strangers_op.encoded(), &founder, now);
+        assert_eq!(again.outcome, Ingested::Duplicate, "verified again");
+    }
+    // The log changes: the refusal is forgotten and the op passes.
+    let admitted = state.ingest(SetKind::Ops, admission.encoded(), &founder, now);
+    assert_eq!(admitted.outcome, Ingested::Accepted);
+    let taken = state.ingest(SetKind::Ops, strangers_op.encoded(), &founder, now);
+    assert_eq!(taken.outcome, Ingested::Accepted);
+}
+
+/// Review 3, S1: an item dated far ahead is remembered with its date and not opened again
+/// until the clock gets within the skew of it.
+#[test]
+fn an_item_dated_ahead_is_not_verified_again_until_its_date_nears() {
+    let mut rng = ChaCha20Rng::seed_from_u64(16);
+    let founder = Identity::generate(&mut rng);
+    let genesis = founded(&mut rng, &founder);
+    let heads = genesis.id();
+    let key = EpochKey::generate(&mut rng);
+    let dated = START + 10 * 365 * 86_400;
+    let rotation = KeyDelivery::create(
+        &founder,
+        heads,
+        &key,
+        DeliveryKind::Rotation,
+        Vec::new(),
+        dated,
+        &[founder.public()],
+        &mut rng,
+    )
+    .unwrap();
+    let mut state = State::new(genesis);
+    let early = state.ingest(SetKind::Deliveries, rotation.encoded(), &founder, START);
+    assert_eq!(
+        early.outcome,
+        Ingested::Ignored(Refusal::ClockSkew(SetKind::Deliveries))
+    );
+    for step in 1..100 {
+        let again = state.ingest(
+            SetKind::Deliveries,
+            rotation.encoded(),
+            &founder,
+            START + step,
+        );
+        assert_eq!(again.outcome, Ingested::Duplicate, "verified again");
+    }
+    let later = state.ingest(SetKind::Deliveries, rotation.encoded(), &founder, dated);
+    assert_eq!(later.outcome, Ingested::Accepted);
+}

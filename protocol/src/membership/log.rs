@@ -58,6 +58,9 @@ pub struct MembershipLog {
     resolution: OnceCell<Resolution>,
     cache: HashMap<Vec<OpId>, Roster>,
     evicted: Vec<OpId>,
+    /// Bumped whenever an op is kept or an orphan dropped: the only changes that can turn a
+    /// refusal ([`OpRefusal`]) into a pass.
+    generation: u64,
 }
 
 impl MembershipLog {
@@ -72,7 +75,15 @@ impl MembershipLog {
             resolution: OnceCell::new(),
             cache: HashMap::new(),
             evicted: Vec::new(),
+            generation: 0,
         }
+    }
+
+    /// A number that changes whenever something changes that could let an op refused by
+    /// [`MembershipLog::precheck`] pass: an op kept (it may propose the author, or be the
+    /// admission) or an orphan dropped (it frees a quota slot).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The genesis record.
@@ -99,13 +110,21 @@ impl MembershipLog {
     }
 
     fn admit_check(&self, op: &Op) -> Result<(), OpRefusal> {
-        if !self.may_author(&op.author()) {
+        self.precheck(&op.author(), op.body().timestamp)
+    }
+
+    /// Whether an op by `author` dated `timestamp` would be refused now (never a member, over
+    /// quota): lookups only, so a replica asks before it verifies any signature
+    /// ([`Op::peek`](super::Op::peek)). The answer changes only when
+    /// [`MembershipLog::generation`] does.
+    pub fn precheck(&self, author: &MemberId, timestamp: u64) -> Result<(), OpRefusal> {
+        if !self.may_author(author) {
             return Err(OpRefusal::NeverAMember);
         }
-        let day = op.body().timestamp / 86_400;
+        let day = timestamp / 86_400;
         if self
             .per_author_day
-            .get(&(op.author(), day))
+            .get(&(*author, day))
             .is_some_and(|n| *n >= MAX_OPS_PER_AUTHOR_PER_DAY)
         {
             return Err(OpRefusal::OverQuota);
@@ -119,6 +138,7 @@ impl MembershipLog {
     /// replica, which then refused her ops for the rest of the day (found by the simulation's
     /// scale run: `scale_1000` with 200 replicas).
     fn uncount(&mut self, op: &Op) {
+        self.generation += 1;
         if let Some(n) = self
             .per_author_day
             .get_mut(&(op.author(), op.body().timestamp / 86_400))
@@ -128,6 +148,7 @@ impl MembershipLog {
     }
 
     fn count(&mut self, op: &Op) {
+        self.generation += 1;
         *self
             .per_author_day
             .entry((op.author(), op.body().timestamp / 86_400))

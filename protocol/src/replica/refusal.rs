@@ -121,8 +121,11 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// Whether the same bytes may be taken in later, so the refusal is not remembered
-    /// ([`State`](super::State) answers `Duplicate` to bytes it remembers refusing): an op
+    /// Whether the same bytes may be taken in later, so the refusal is remembered only until
+    /// what could let it pass happens (the membership log changes, or the clock nears the
+    /// item's date); until then [`State`](super::State) answers `Duplicate` to the same bytes
+    /// without verifying them again
+    /// (`the_same_never_member_op_is_verified_once_until_the_log_changes`). An op
     /// whose author's admission has not arrived yet, an op over a quota that an evicted orphan
     /// frees again, an item dated ahead of this device's clock. Remembering these stopped a
     /// replica for good from taking in a member's op that gossip brought before her admission
