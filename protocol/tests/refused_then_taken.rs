@@ -229,3 +229,73 @@ fn an_item_dated_ahead_is_not_verified_again_until_its_date_nears() {
     let later = state.ingest(SetKind::Deliveries, rotation.encoded(), &founder, dated);
     assert_eq!(later.outcome, Ingested::Accepted);
 }
+
+/// Review 3, S3: a member signs many valid posts naming a made-up membership head. Each is
+/// held (its roster cannot be resolved), and every accepted op, delivery or alert tries every
+/// held item again. One author's held items are capped, so one member costs each retry at most
+/// that many items, however many it sends.
+#[test]
+fn one_members_junk_held_posts_are_capped() {
+    use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
+    use lookout_protocol::envelope::{self, InnerBody};
+    use lookout_protocol::replica::MAX_HELD_PER_AUTHOR;
+    use lookout_protocol::OpId;
+
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    let founder = Identity::generate(&mut rng);
+    let genesis = founded(&mut rng, &founder);
+    let collective = genesis.id();
+    let key = EpochKey::generate(&mut rng);
+    let rotation = KeyDelivery::create(
+        &founder,
+        collective,
+        &key,
+        DeliveryKind::Rotation,
+        Vec::new(),
+        START,
+        &[founder.public()],
+        &mut rng,
+    )
+    .unwrap();
+    let mut state = State::new(genesis);
+    let now = START + 60;
+    let step = state.ingest(SetKind::Deliveries, rotation.encoded(), &founder, now);
+    assert_eq!(step.outcome, Ingested::Accepted);
+    for seq in 1..=200u64 {
+        let sealed = envelope::seal(
+            &founder,
+            &key,
+            InnerBody {
+                collective,
+                epoch: key.id(),
+                author: founder.member_id(),
+                seq,
+                heads: vec![OpId([7; 32])],
+                timestamp: now,
+                expires: now + 86_400,
+                content: Content::Alert(Alert {
+                    category: Category::Robbery,
+                    severity: Severity::Medium,
+                    description: format!("junk {seq}"),
+                    identifiers: Identifiers {
+                        phones: vec!["+447700900123".into()],
+                        ..Identifiers::default()
+                    },
+                    area: "harbour".into(),
+                    incident_time: None,
+                    language: "en".into(),
+                    on_behalf: false,
+                }),
+            },
+            &mut rng,
+        )
+        .unwrap();
+        let step = state.ingest(SetKind::Envelopes, &sealed.bytes, &founder, now);
+        assert_eq!(step.outcome, Ingested::Held);
+    }
+    assert!(
+        state.held_count() <= MAX_HELD_PER_AUTHOR,
+        "one member holds {} items",
+        state.held_count()
+    );
+}

@@ -30,6 +30,9 @@ pub use refusal::Refusal;
 
 /// Most items held back waiting for missing state.
 pub const MAX_HELD: usize = 2048;
+/// Most items held back for one author (their oldest is dropped first): one member's junk
+/// (posts naming a made-up head) costs each retry of the held items at most this many.
+pub const MAX_HELD_PER_AUTHOR: usize = 64;
 /// Most items remembered as refused (so sync does not fetch them again).
 pub const MAX_REFUSED: usize = 16_384;
 
@@ -214,7 +217,11 @@ pub struct State {
     /// Accepted posts per (author, UTC day, counts against the alert quota): reachability posts
     /// have a quota of their own.
     quota: HashMap<(MemberId, u64, bool), u32>,
-    held: VecDeque<(SetKind, Vec<u8>)>,
+    /// Items waiting for missing state, oldest first, with their author where it is known
+    /// (a post that opened, a delivery), for [`MAX_HELD_PER_AUTHOR`].
+    held: VecDeque<(SetKind, Vec<u8>, Option<MemberId>)>,
+    /// The author of the item just held, for [`State::remember`].
+    held_author: Option<MemberId>,
     refused: HashSet<[u8; 32]>,
     /// Refusals that may pass later ([`Refusal::may_pass_later`]), by refusal key, with what
     /// must happen first: the same bytes are answered `Duplicate` until then, unverified.
@@ -263,6 +270,7 @@ impl State {
             refs: HashMap::new(),
             quota: HashMap::new(),
             held: VecDeque::new(),
+            held_author: None,
             refused: HashSet::new(),
             deferred: HashMap::new(),
             skew_date: None,
@@ -378,7 +386,7 @@ impl State {
         match kind {
             SetKind::Ops | SetKind::Deliveries => true,
             SetKind::Envelopes => {
-                self.held.iter().any(|(k, _)| *k == SetKind::Envelopes)
+                self.held.iter().any(|(k, _, _)| *k == SetKind::Envelopes)
                     && envelope::id_of(bytes)
                         .ok()
                         .and_then(|id| self.posts.get(&id))
@@ -400,7 +408,7 @@ impl State {
         loop {
             let held: Vec<_> = self.held.drain(..).collect();
             let mut progress = false;
-            for (kind, bytes) in held {
+            for (kind, bytes, _) in held {
                 if self.ingest_one(kind, &bytes, me, now, effects) == Ingested::Accepted {
                     accepted += 1;
                     progress = true;
@@ -426,6 +434,7 @@ impl State {
         }
         self.deferred.remove(&id);
         self.skew_date = None;
+        self.held_author = None;
         let outcome = match kind {
             SetKind::Ops => self.ingest_op(bytes, effects),
             SetKind::Deliveries => self.ingest_delivery(bytes, me, now, effects),
@@ -448,11 +457,20 @@ impl State {
     fn remember(&mut self, kind: SetKind, bytes: &[u8], id: [u8; 32], outcome: &Ingested) {
         match outcome {
             Ingested::Held => {
-                if !self.held.iter().any(|(_, b)| b == bytes) {
-                    if self.held.len() >= MAX_HELD {
+                let author = self.held_author.take();
+                if !self.held.iter().any(|(_, b, _)| b == bytes) {
+                    // One author's oldest goes first once it has its share (Review 3, S3).
+                    let mine = author.map_or(0, |a| {
+                        self.held.iter().filter(|(_, _, w)| *w == Some(a)).count()
+                    });
+                    if mine >= MAX_HELD_PER_AUTHOR {
+                        if let Some(oldest) = self.held.iter().position(|(_, _, w)| *w == author) {
+                            self.held.remove(oldest);
+                        }
+                    } else if self.held.len() >= MAX_HELD {
                         self.held.pop_front();
                     }
-                    self.held.push_back((kind, bytes.to_vec()));
+                    self.held.push_back((kind, bytes.to_vec(), author));
                 }
             }
             Ingested::Rejected(why) | Ingested::Ignored(why) if !why.may_pass_later() => {
@@ -551,6 +569,7 @@ impl State {
             return Ingested::Ignored(Refusal::ClockSkew(SetKind::Deliveries));
         }
         let Some(roster) = self.log.roster_at(&delivery.body().heads) else {
+            self.held_author = Some(delivery.body().author);
             return Ingested::Held;
         };
         if let Err(e) = delivery.check_authority(&roster) {
@@ -608,6 +627,7 @@ impl State {
                 Some(_) if self.known_envelope(bytes, now) => Ingested::Duplicate,
                 Some(opened) => {
                     self.skew_date = None;
+                    self.held_author = None;
                     let outcome = self.accept_opened(bytes, opened, now, &mut effects);
                     self.remember(
                         SetKind::Envelopes,
@@ -660,6 +680,8 @@ impl State {
             Ok(o) => o,
             Err(e) => return Ingested::judged(e.verdict(), e),
         };
+        // Whoever signed it is who a hold is counted against (it opened, so it is theirs).
+        self.held_author = Some(opened.body.author);
         let Some(at_heads) = self.log.roster_at(&opened.body.heads) else {
             return Ingested::Held;
         };
