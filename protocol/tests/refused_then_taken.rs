@@ -299,3 +299,117 @@ fn one_members_junk_held_posts_are_capped() {
         state.held_count()
     );
 }
+
+/// Review 3, H2: op dates were unchecked, so the per-author-day quota bounded nothing (the
+/// author picks the day). An op dated further ahead than the clock skew is refused until the
+/// clock gets there; an op dated before the collective's founding is refused for good.
+#[test]
+fn ops_dated_far_ahead_or_before_genesis_are_not_kept() {
+    let mut rng = ChaCha20Rng::seed_from_u64(18);
+    let founder = Identity::generate(&mut rng);
+    let genesis = founded(&mut rng, &founder);
+    let collective = genesis.id();
+    let now = START + 86_400;
+    let revocation = |rng: &mut ChaCha20Rng| Action::PublishRevocation {
+        certificate: RevocationCertificate::create(&Identity::generate(rng), START),
+    };
+    let ahead = Op::create(
+        &founder,
+        collective,
+        Vec::new(),
+        now + 86_400,
+        revocation(&mut rng),
+    )
+    .unwrap();
+    let before = Op::create(
+        &founder,
+        collective,
+        Vec::new(),
+        START - 30 * 86_400,
+        revocation(&mut rng),
+    )
+    .unwrap();
+    let mut state = State::new(genesis);
+    let step = state.ingest(SetKind::Ops, ahead.encoded(), &founder, now);
+    assert_ne!(step.outcome, Ingested::Accepted, "a far-future op was kept");
+    assert!(!state.log().holds(&ahead.id()));
+    let step = state.ingest(SetKind::Ops, before.encoded(), &founder, now);
+    assert_ne!(
+        step.outcome,
+        Ingested::Accepted,
+        "an op before genesis was kept"
+    );
+    assert!(!state.log().holds(&before.id()));
+    // Once the clock gets there, the op dated ahead is taken in.
+    let step = state.ingest(SetKind::Ops, ahead.encoded(), &founder, now + 86_400);
+    assert_eq!(step.outcome, Ingested::Accepted);
+}
+
+/// Review 3, H2: an orphan `ProposeAdd` (made-up parents) made its key a permitted author at
+/// every replica that saw it, even once the orphan was evicted. Only proposals kept in the log
+/// with their history count.
+#[test]
+fn evicted_orphans_leave_no_trace() {
+    use lookout_protocol::membership::{InsertOutcome, MembershipLog, OpRefusal};
+    use lookout_protocol::OpId;
+
+    let mut rng = ChaCha20Rng::seed_from_u64(19);
+    let founder = Identity::generate(&mut rng);
+    let member = Identity::generate(&mut rng);
+    let genesis = founded(&mut rng, &founder);
+    let collective = genesis.id();
+    let mut log = MembershipLog::new(genesis);
+    let admission = Op::create(
+        &founder,
+        collective,
+        Vec::new(),
+        START + 60,
+        Action::ProposeAdd {
+            identity: member.public(),
+            name: names::name("m"),
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        log.insert(admission.clone()),
+        InsertOutcome::Added(_)
+    ));
+    let mut keys = Vec::new();
+    for i in 0..100u64 {
+        let key = Identity::generate(&mut rng);
+        let orphan = Op::create(
+            &member,
+            collective,
+            vec![OpId([9; 32])],
+            START + 120 + i,
+            Action::ProposeAdd {
+                identity: key.public(),
+                name: names::name("k"),
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            log.insert(orphan),
+            InsertOutcome::MissingParents(_)
+        ));
+        keys.push(key);
+    }
+    // The first key's orphan was evicted, the last one's is still waiting: neither may author.
+    for key in [&keys[0], &keys[99]] {
+        let op = Op::create(
+            key,
+            collective,
+            vec![admission.id()],
+            START + 300,
+            Action::PublishRevocation {
+                certificate: RevocationCertificate::create(key, START),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            log.insert(op),
+            InsertOutcome::Refused(OpRefusal::NeverAMember),
+            "an orphan's proposal let its key author"
+        );
+    }
+}

@@ -41,6 +41,11 @@ pub enum OpRefusal {
     /// Its author has [`MAX_OPS_PER_AUTHOR_PER_DAY`] ops held for its day already.
     #[error("its author is over the daily quota of membership ops")]
     OverQuota,
+    /// Dated before the collective was founded (less the clock skew allowed): with the
+    /// replica's refusal of ops dated ahead of its clock, this bounds an author's ops to the
+    /// quota times the days since the founding.
+    #[error("it is dated before the collective was founded")]
+    BeforeGenesis,
 }
 
 /// A replica's membership ops and the rosters they resolve to.
@@ -97,7 +102,7 @@ impl MembershipLog {
     }
 
     /// Whether a replica should keep an op by this author at all: founding moderators and keys
-    /// that a kept op proposed for admission (everyone who is or was a member is one of these).
+    /// that an op kept in the log with its history (not an orphan) proposed for admission (everyone who is or was a member is one of these).
     /// The set only grows as ops arrive, so replicas that hold the same ops keep the same ones
     /// whatever order they came in (a refused op is fetched again by a later sync).
     pub fn may_author(&self, author: &MemberId) -> bool {
@@ -118,6 +123,10 @@ impl MembershipLog {
     /// ([`Op::peek`](super::Op::peek)). The answer changes only when
     /// [`MembershipLog::generation`] does.
     pub fn precheck(&self, author: &MemberId, timestamp: u64) -> Result<(), OpRefusal> {
+        let founded = self.genesis.genesis().created;
+        if timestamp.saturating_add(crate::envelope::MAX_CLOCK_SKEW_SECS) < founded {
+            return Err(OpRefusal::BeforeGenesis);
+        }
         if !self.may_author(author) {
             return Err(OpRefusal::NeverAMember);
         }
@@ -153,8 +162,16 @@ impl MembershipLog {
             .per_author_day
             .entry((op.author(), op.body().timestamp / 86_400))
             .or_default() += 1;
+    }
+
+    /// An op joined the log with its history: a proposal in it lets its key author ops. Only
+    /// here, never for an orphan (it may be evicted, and an evicted op must leave no trace:
+    /// `evicted_orphans_leave_no_trace`), so the set depends only on the ops in the log.
+    fn kept(&mut self, op: &Op) {
         if let Action::ProposeAdd { identity, .. } = &op.body().action {
-            self.proposed.insert(identity.member);
+            if self.proposed.insert(identity.member) {
+                self.generation += 1;
+            }
         }
     }
 
@@ -190,6 +207,7 @@ impl MembershipLog {
             .resolution
             .get_mut()
             .is_some_and(|r| r.append(&self.genesis, &op));
+        self.kept(&op);
         self.ops.insert(id, op);
         let mut added = vec![id];
         let released = self.release_orphans();
@@ -298,6 +316,7 @@ impl MembershipLog {
             let Some(op) = self.orphans.remove(&id) else {
                 continue;
             };
+            self.kept(&op);
             self.ops.insert(id, op);
             added.push(id);
             for child in children.remove(&id).unwrap_or_default() {

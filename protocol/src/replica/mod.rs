@@ -436,7 +436,7 @@ impl State {
         self.skew_date = None;
         self.held_author = None;
         let outcome = match kind {
-            SetKind::Ops => self.ingest_op(bytes, effects),
+            SetKind::Ops => self.ingest_op(bytes, now, effects),
             SetKind::Deliveries => self.ingest_delivery(bytes, me, now, effects),
             SetKind::Envelopes => self.ingest_envelope(bytes, now, effects),
         };
@@ -497,7 +497,7 @@ impl State {
         }
     }
 
-    fn ingest_op(&mut self, bytes: &[u8], effects: &mut Vec<Effect>) -> Ingested {
+    fn ingest_op(&mut self, bytes: &[u8], now: u64, effects: &mut Vec<Effect>) -> Ingested {
         // Lookups first, on the unverified body: an op by a key that may not author, or over
         // its author's quota, costs no signature check (Review 3, S1).
         let body = match Op::peek(bytes, self.log.collective()) {
@@ -507,6 +507,12 @@ impl State {
         };
         if self.log.holds(&OpId(SetKind::Ops.id_of(bytes))) {
             return Ingested::Duplicate;
+        }
+        // Dated ahead: refused until the clock gets there, so an author cannot pick future
+        // days to escape the daily quota (Review 3, H2).
+        if body.timestamp > now.saturating_add(envelope::MAX_CLOCK_SKEW_SECS) {
+            self.skew_date = Some(body.timestamp);
+            return Ingested::Ignored(Refusal::ClockSkew(SetKind::Ops));
         }
         if let Err(why) = self.log.precheck(&body.author, body.timestamp) {
             return Ingested::Ignored(why.into());

@@ -118,6 +118,9 @@ pub enum Refusal {
     /// A membership op by an author over their daily quota of ops.
     #[error("its author is over the daily quota of membership ops")]
     OpQuota,
+    /// A membership op dated before the collective was founded.
+    #[error("it is dated before the collective was founded")]
+    OpBeforeGenesis,
 }
 
 impl Refusal {
@@ -143,6 +146,7 @@ impl From<OpRefusal> for Refusal {
         match refusal {
             OpRefusal::NeverAMember => Refusal::NeverAMember,
             OpRefusal::OverQuota => Refusal::OpQuota,
+            OpRefusal::BeforeGenesis => Refusal::OpBeforeGenesis,
         }
     }
 }
@@ -250,7 +254,11 @@ mod tests {
 
     #[test]
     fn messages_name_the_item_and_keep_the_protocol_wording() {
-        for refusal in [OpRefusal::NeverAMember, OpRefusal::OverQuota] {
+        for refusal in [
+            OpRefusal::NeverAMember,
+            OpRefusal::OverQuota,
+            OpRefusal::BeforeGenesis,
+        ] {
             assert_eq!(Refusal::from(refusal).to_string(), refusal.to_string());
         }
         assert_eq!(
