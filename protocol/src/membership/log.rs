@@ -15,6 +15,11 @@ pub const MAX_ORPHANS_PER_AUTHOR: usize = 64;
 /// Most ops one author may have held per UTC day of their timestamps. An honest moderator
 /// enrolling a whole drop-in session stays far below it.
 pub const MAX_OPS_PER_AUTHOR_PER_DAY: usize = 256;
+/// How far before the genesis record's founding time an op may be dated: a day, so a co-founder
+/// whose phone's clock is behind the founder's is not refused for good, while an author still
+/// holds at most [`MAX_OPS_PER_AUTHOR_PER_DAY`] ops per day from the founding to now (and one
+/// day more).
+pub const FOUNDING_SLACK_SECS: u64 = 86_400;
 /// Distinct membership states whose rosters are cached (alerts name the state they were written at).
 const ROSTER_CACHE: usize = 32;
 
@@ -41,7 +46,7 @@ pub enum OpRefusal {
     /// Its author has [`MAX_OPS_PER_AUTHOR_PER_DAY`] ops held for its day already.
     #[error("its author is over the daily quota of membership ops")]
     OverQuota,
-    /// Dated before the collective was founded (less the clock skew allowed): with the
+    /// Dated before the collective was founded (less [`FOUNDING_SLACK_SECS`]): with the
     /// replica's refusal of ops dated ahead of its clock, this bounds an author's ops to the
     /// quota times the days since the founding.
     #[error("it is dated before the collective was founded")]
@@ -124,7 +129,7 @@ impl MembershipLog {
     /// [`MembershipLog::generation`] does.
     pub fn precheck(&self, author: &MemberId, timestamp: u64) -> Result<(), OpRefusal> {
         let founded = self.genesis.genesis().created;
-        if timestamp.saturating_add(crate::envelope::MAX_CLOCK_SKEW_SECS) < founded {
+        if timestamp.saturating_add(FOUNDING_SLACK_SECS) < founded {
             return Err(OpRefusal::BeforeGenesis);
         }
         if !self.may_author(author) {
