@@ -413,3 +413,81 @@ fn evicted_orphans_leave_no_trace() {
         );
     }
 }
+
+/// Review 3, H2: a plain member's `ProposeAdd` completes nothing, yet it made its key a permitted
+/// author of ops at every replica (and that key's proposals the next, without bound). Now a
+/// proposal lets its key author only if its author may propose (a founder, or promoted by one
+/// who may), or once the resolved roster admitted it.
+#[test]
+fn proposals_by_a_plain_member_do_not_let_their_keys_author_ops() {
+    use lookout_protocol::membership::{InsertOutcome, MembershipLog, OpRefusal};
+
+    let mut rng = ChaCha20Rng::seed_from_u64(20);
+    let founder = Identity::generate(&mut rng);
+    let member = Identity::generate(&mut rng);
+    let sock = Identity::generate(&mut rng);
+    let genesis = founded(&mut rng, &founder);
+    let collective = genesis.id();
+    let mut log = MembershipLog::new(genesis);
+    let admission = Op::create(
+        &founder,
+        collective,
+        Vec::new(),
+        START + 60,
+        Action::ProposeAdd {
+            identity: member.public(),
+            name: names::name("m"),
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        log.insert(admission.clone()),
+        InsertOutcome::Added(_)
+    ));
+    let proposal = Op::create(
+        &member,
+        collective,
+        vec![admission.id()],
+        START + 120,
+        Action::ProposeAdd {
+            identity: sock.public(),
+            name: names::name("s"),
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        log.insert(proposal.clone()),
+        InsertOutcome::Added(_)
+    ));
+    let socks_op = Op::create(
+        &sock,
+        collective,
+        vec![proposal.id()],
+        START + 180,
+        Action::PublishRevocation {
+            certificate: RevocationCertificate::create(&sock, START),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        log.insert(socks_op.clone()),
+        InsertOutcome::Refused(OpRefusal::NeverAMember),
+        "a plain member's proposal let its key author"
+    );
+    // A plain member's proposal is dropped by the resolver (only moderators propose); once a
+    // moderator proposes the key (k = 1: the admission completes), it may author.
+    let by_moderator = Op::create(
+        &founder,
+        collective,
+        vec![proposal.id()],
+        START + 240,
+        Action::ProposeAdd {
+            identity: sock.public(),
+            name: names::name("s"),
+        },
+    )
+    .unwrap();
+    assert!(matches!(log.insert(by_moderator), InsertOutcome::Added(_)));
+    assert!(log.roster().is_member(&sock.member_id()));
+    assert!(matches!(log.insert(socks_op), InsertOutcome::Added(_)));
+}

@@ -61,8 +61,14 @@ pub struct MembershipLog {
     orphans: BTreeMap<OpId, Op>,
     /// Ops held (with history or not) per author and UTC day.
     per_author_day: HashMap<(MemberId, u64), usize>,
-    /// Keys proposed for admission by ops held: they may author ops once admitted.
+    /// Keys proposed for admission by ops in the log whose authors may propose: they may author
+    /// ops.
     proposed: BTreeSet<MemberId>,
+    /// Keys whose proposals count toward `proposed`: besides the founding moderators, every key
+    /// an op in the log proposed for promotion whose author is one of these (a set that only
+    /// grows; it holds everyone ever promoted, and the proposals of plain members count for
+    /// nothing).
+    proposers: BTreeSet<MemberId>,
     /// Resolved lazily, so a batch of inserts costs one resolution; kept so that an op naming
     /// every head is applied without a full replay.
     resolution: OnceCell<Resolution>,
@@ -82,6 +88,7 @@ impl MembershipLog {
             orphans: BTreeMap::new(),
             per_author_day: HashMap::new(),
             proposed: BTreeSet::new(),
+            proposers: BTreeSet::new(),
             resolution: OnceCell::new(),
             cache: HashMap::new(),
             evicted: Vec::new(),
@@ -110,13 +117,23 @@ impl MembershipLog {
     /// that an op kept in the log with its history (not an orphan) proposed for admission (everyone who is or was a member is one of these).
     /// The set only grows as ops arrive, so replicas that hold the same ops keep the same ones
     /// whatever order they came in (a refused op is fetched again by a later sync).
+    ///
+    /// A plain member's proposal does not count (Review 3, H2:
+    /// `proposals_by_a_plain_member_do_not_let_their_keys_author_ops`); a key it proposed may
+    /// author once the resolved roster admitted it (moderators approved), looked up last.
     pub fn may_author(&self, author: &MemberId) -> bool {
-        self.proposed.contains(author)
-            || self
-                .genesis
-                .genesis()
-                .founding_moderators()
-                .any(|(m, _)| m.member == *author)
+        self.proposed.contains(author) || self.is_founder(author) || self.roster().knows(author)
+    }
+
+    fn is_founder(&self, key: &MemberId) -> bool {
+        self.genesis
+            .genesis()
+            .founding_moderators()
+            .any(|(m, _)| m.member == *key)
+    }
+
+    fn may_propose(&self, key: &MemberId) -> bool {
+        self.proposers.contains(key) || self.is_founder(key)
     }
 
     fn admit_check(&self, op: &Op) -> Result<(), OpRefusal> {
@@ -173,9 +190,36 @@ impl MembershipLog {
     /// here, never for an orphan (it may be evicted, and an evicted op must leave no trace:
     /// `evicted_orphans_leave_no_trace`), so the set depends only on the ops in the log.
     fn kept(&mut self, op: &Op) {
-        if let Action::ProposeAdd { identity, .. } = &op.body().action {
-            if self.proposed.insert(identity.member) {
-                self.generation += 1;
+        if !self.may_propose(&op.author()) {
+            return;
+        }
+        match &op.body().action {
+            Action::ProposeAdd { identity, .. } => {
+                let new = self.proposed.insert(identity.member);
+                self.generation += u64::from(new);
+            }
+            Action::ProposePromote { member } => self.grant(*member),
+            _ => {}
+        }
+    }
+
+    /// `key` may propose: so count its proposals already in the log, and those of everyone it
+    /// proposed for promotion (the set depends only on the ops in the log, whatever their order).
+    fn grant(&mut self, key: MemberId) {
+        let mut work = vec![key];
+        while let Some(key) = work.pop() {
+            if self.is_founder(&key) || !self.proposers.insert(key) {
+                continue;
+            }
+            self.generation += 1;
+            for op in self.ops.values().filter(|op| op.author() == key) {
+                match &op.body().action {
+                    Action::ProposeAdd { identity, .. } => {
+                        self.proposed.insert(identity.member);
+                    }
+                    Action::ProposePromote { member } => work.push(*member),
+                    _ => {}
+                }
             }
         }
     }
