@@ -113,14 +113,15 @@ impl MembershipLog {
         self.genesis.id()
     }
 
-    /// Whether a replica should keep an op by this author at all: founding moderators and keys
-    /// that an op kept in the log with its history (not an orphan) proposed for admission (everyone who is or was a member is one of these).
-    /// The set only grows as ops arrive, so replicas that hold the same ops keep the same ones
-    /// whatever order they came in (a refused op is fetched again by a later sync).
-    ///
-    /// A plain member's proposal does not count (Review 3, H2:
-    /// `proposals_by_a_plain_member_do_not_let_their_keys_author_ops`); a key it proposed may
-    /// author once the resolved roster admitted it (moderators approved), looked up last.
+    /// Whether a replica should keep an op by this author at all: founding moderators, keys
+    /// proposed for admission by an op in the log with its history (not an orphan) whose author
+    /// may propose (a founding moderator, or proposed for promotion by one who may), and, looked
+    /// up last, keys the resolved roster knows (admitted, current or removed: a member admitted
+    /// by an heir of the last-moderator fallback, who made no promotion op). The first two sets
+    /// only grow as ops arrive, so replicas that hold the same ops keep the same ones whatever
+    /// order they came in (a refused op is fetched again by a later sync); the roster lookup is
+    /// not monotone (a removal may undo an admission). A plain member's proposal counts for
+    /// nothing (Review 3, H2: `proposals_by_a_plain_member_do_not_let_their_keys_author_ops`).
     pub fn may_author(&self, author: &MemberId) -> bool {
         self.proposed.contains(author) || self.is_founder(author) || self.roster().knows(author)
     }
