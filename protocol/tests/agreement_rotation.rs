@@ -349,15 +349,18 @@ fn a_member_who_keeps_rotating_gets_a_bounded_number_of_new_shares() {
     let epoch = delivery.epoch();
     let mut made = 0;
     // Each day by the ops' dates one rotation takes effect; on one day of the answerer's clock
-    // the member asks again after each.
+    // the member asks again after each. (Ops dated ahead of the clock are refused since
+    // Review 3, H2, so each rotation is taken in at its own date: the bound on shares must
+    // hold whatever the rotations' dates.)
     for day in 0..(MAX_NEW_SHARES_PER_MEMBER_PER_DAY as u64 + 10) {
-        let op = w.member_rotates(NOW + (8 + 2 * day) * DAY);
+        let dated = NOW + (8 + 2 * day) * DAY;
+        let op = w.member_rotates(dated);
         accepted(
             &mut founder_state,
             SetKind::Ops,
             op.encoded(),
             &w.founder,
-            NOW + 2 * DAY,
+            dated,
         );
         let answers = founder_state.answer_key_request(
             &w.founder,

@@ -15,6 +15,11 @@ pub const MAX_ORPHANS_PER_AUTHOR: usize = 64;
 /// Most ops one author may have held per UTC day of their timestamps. An honest moderator
 /// enrolling a whole drop-in session stays far below it.
 pub const MAX_OPS_PER_AUTHOR_PER_DAY: usize = 256;
+/// How far before the genesis record's founding time an op may be dated: a day, so a co-founder
+/// whose phone's clock is behind the founder's is not refused for good, while an author still
+/// holds at most [`MAX_OPS_PER_AUTHOR_PER_DAY`] ops per day from the founding to now (and one
+/// day more).
+pub const FOUNDING_SLACK_SECS: u64 = 86_400;
 /// Distinct membership states whose rosters are cached (alerts name the state they were written at).
 const ROSTER_CACHE: usize = 32;
 
@@ -41,6 +46,11 @@ pub enum OpRefusal {
     /// Its author has [`MAX_OPS_PER_AUTHOR_PER_DAY`] ops held for its day already.
     #[error("its author is over the daily quota of membership ops")]
     OverQuota,
+    /// Dated before the collective was founded (less [`FOUNDING_SLACK_SECS`]): with the
+    /// replica's refusal of ops dated ahead of its clock, this bounds an author's ops to the
+    /// quota times the days since the founding.
+    #[error("it is dated before the collective was founded")]
+    BeforeGenesis,
 }
 
 /// A replica's membership ops and the rosters they resolve to.
@@ -51,13 +61,22 @@ pub struct MembershipLog {
     orphans: BTreeMap<OpId, Op>,
     /// Ops held (with history or not) per author and UTC day.
     per_author_day: HashMap<(MemberId, u64), usize>,
-    /// Keys proposed for admission by ops held: they may author ops once admitted.
+    /// Keys proposed for admission by ops in the log whose authors may propose: they may author
+    /// ops.
     proposed: BTreeSet<MemberId>,
+    /// Keys whose proposals count toward `proposed`: besides the founding moderators, every key
+    /// an op in the log proposed for promotion whose author is one of these (a set that only
+    /// grows; it holds everyone ever promoted, and the proposals of plain members count for
+    /// nothing).
+    proposers: BTreeSet<MemberId>,
     /// Resolved lazily, so a batch of inserts costs one resolution; kept so that an op naming
     /// every head is applied without a full replay.
     resolution: OnceCell<Resolution>,
     cache: HashMap<Vec<OpId>, Roster>,
     evicted: Vec<OpId>,
+    /// Bumped whenever an op is kept or an orphan dropped: the only changes that can turn a
+    /// refusal ([`OpRefusal`]) into a pass.
+    generation: u64,
 }
 
 impl MembershipLog {
@@ -69,10 +88,19 @@ impl MembershipLog {
             orphans: BTreeMap::new(),
             per_author_day: HashMap::new(),
             proposed: BTreeSet::new(),
+            proposers: BTreeSet::new(),
             resolution: OnceCell::new(),
             cache: HashMap::new(),
             evicted: Vec::new(),
+            generation: 0,
         }
+    }
+
+    /// A number that changes whenever something changes that could let an op refused by
+    /// [`MembershipLog::precheck`] pass: an op kept (it may propose the author, or be the
+    /// admission) or an orphan dropped (it frees a quota slot).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The genesis record.
@@ -85,27 +113,50 @@ impl MembershipLog {
         self.genesis.id()
     }
 
-    /// Whether a replica should keep an op by this author at all: founding moderators and keys
-    /// that a kept op proposed for admission (everyone who is or was a member is one of these).
-    /// The set only grows as ops arrive, so replicas that hold the same ops keep the same ones
-    /// whatever order they came in (a refused op is fetched again by a later sync).
+    /// Whether a replica should keep an op by this author at all: founding moderators, keys
+    /// proposed for admission by an op in the log with its history (not an orphan) whose author
+    /// may propose (a founding moderator, or proposed for promotion by one who may), and, looked
+    /// up last, keys the resolved roster knows (admitted, current or removed: a member admitted
+    /// by an heir of the last-moderator fallback, who made no promotion op). The first two sets
+    /// only grow as ops arrive, so replicas that hold the same ops keep the same ones whatever
+    /// order they came in (a refused op is fetched again by a later sync); the roster lookup is
+    /// not monotone (a removal may undo an admission). A plain member's proposal counts for
+    /// nothing (Review 3, H2: `proposals_by_a_plain_member_do_not_let_their_keys_author_ops`).
     pub fn may_author(&self, author: &MemberId) -> bool {
-        self.proposed.contains(author)
-            || self
-                .genesis
-                .genesis()
-                .founding_moderators()
-                .any(|(m, _)| m.member == *author)
+        self.proposed.contains(author) || self.is_founder(author) || self.roster().knows(author)
+    }
+
+    fn is_founder(&self, key: &MemberId) -> bool {
+        self.genesis
+            .genesis()
+            .founding_moderators()
+            .any(|(m, _)| m.member == *key)
+    }
+
+    fn may_propose(&self, key: &MemberId) -> bool {
+        self.proposers.contains(key) || self.is_founder(key)
     }
 
     fn admit_check(&self, op: &Op) -> Result<(), OpRefusal> {
-        if !self.may_author(&op.author()) {
+        self.precheck(&op.author(), op.body().timestamp)
+    }
+
+    /// Whether an op by `author` dated `timestamp` would be refused now (never a member, over
+    /// quota): lookups only, so a replica asks before it verifies any signature
+    /// ([`Op::peek`](super::Op::peek)). The answer changes only when
+    /// [`MembershipLog::generation`] does.
+    pub fn precheck(&self, author: &MemberId, timestamp: u64) -> Result<(), OpRefusal> {
+        let founded = self.genesis.genesis().created;
+        if timestamp.saturating_add(FOUNDING_SLACK_SECS) < founded {
+            return Err(OpRefusal::BeforeGenesis);
+        }
+        if !self.may_author(author) {
             return Err(OpRefusal::NeverAMember);
         }
-        let day = op.body().timestamp / 86_400;
+        let day = timestamp / 86_400;
         if self
             .per_author_day
-            .get(&(op.author(), day))
+            .get(&(*author, day))
             .is_some_and(|n| *n >= MAX_OPS_PER_AUTHOR_PER_DAY)
         {
             return Err(OpRefusal::OverQuota);
@@ -119,6 +170,7 @@ impl MembershipLog {
     /// replica, which then refused her ops for the rest of the day (found by the simulation's
     /// scale run: `scale_1000` with 200 replicas).
     fn uncount(&mut self, op: &Op) {
+        self.generation += 1;
         if let Some(n) = self
             .per_author_day
             .get_mut(&(op.author(), op.body().timestamp / 86_400))
@@ -128,12 +180,48 @@ impl MembershipLog {
     }
 
     fn count(&mut self, op: &Op) {
+        self.generation += 1;
         *self
             .per_author_day
             .entry((op.author(), op.body().timestamp / 86_400))
             .or_default() += 1;
-        if let Action::ProposeAdd { identity, .. } = &op.body().action {
-            self.proposed.insert(identity.member);
+    }
+
+    /// An op joined the log with its history: a proposal in it lets its key author ops. Only
+    /// here, never for an orphan (it may be evicted, and an evicted op must leave no trace:
+    /// `evicted_orphans_leave_no_trace`), so the set depends only on the ops in the log.
+    fn kept(&mut self, op: &Op) {
+        if !self.may_propose(&op.author()) {
+            return;
+        }
+        match &op.body().action {
+            Action::ProposeAdd { identity, .. } => {
+                let new = self.proposed.insert(identity.member);
+                self.generation += u64::from(new);
+            }
+            Action::ProposePromote { member } => self.grant(*member),
+            _ => {}
+        }
+    }
+
+    /// `key` may propose: so count its proposals already in the log, and those of everyone it
+    /// proposed for promotion (the set depends only on the ops in the log, whatever their order).
+    fn grant(&mut self, key: MemberId) {
+        let mut work = vec![key];
+        while let Some(key) = work.pop() {
+            if self.is_founder(&key) || !self.proposers.insert(key) {
+                continue;
+            }
+            self.generation += 1;
+            for op in self.ops.values().filter(|op| op.author() == key) {
+                match &op.body().action {
+                    Action::ProposeAdd { identity, .. } => {
+                        self.proposed.insert(identity.member);
+                    }
+                    Action::ProposePromote { member } => work.push(*member),
+                    _ => {}
+                }
+            }
         }
     }
 
@@ -169,6 +257,7 @@ impl MembershipLog {
             .resolution
             .get_mut()
             .is_some_and(|r| r.append(&self.genesis, &op));
+        self.kept(&op);
         self.ops.insert(id, op);
         let mut added = vec![id];
         let released = self.release_orphans();
@@ -277,6 +366,7 @@ impl MembershipLog {
             let Some(op) = self.orphans.remove(&id) else {
                 continue;
             };
+            self.kept(&op);
             self.ops.insert(id, op);
             added.push(id);
             for child in children.remove(&id).unwrap_or_default() {

@@ -610,8 +610,18 @@ impl Op {
         Self::decode(&codec::encode(&SignedBytes { body, signature }), collective)
     }
 
-    /// Decode and verify an op received for `collective`.
-    pub fn decode(bytes: &[u8], collective: CollectiveId) -> Result<Self, OpError> {
+    /// The signed body of an op received for `collective`, decoded and checked for structure
+    /// but **not verified**: what a replica may look at to refuse an op cheaply (an unknown
+    /// author, a full quota, a date out of range) before it pays for signature checks. Every
+    /// field is the sender's choice until [`Op::decode`] verifies it.
+    pub fn peek(bytes: &[u8], collective: CollectiveId) -> Result<OpBody, OpError> {
+        Self::unverified(bytes, collective).map(|(_, body)| body)
+    }
+
+    fn unverified(
+        bytes: &[u8],
+        collective: CollectiveId,
+    ) -> Result<(SignedBytes, OpBody), OpError> {
         let signed: SignedBytes = codec::decode(bytes, MAX_OP_BYTES)?;
         let body: OpBody = decode_canonical(&signed.body, MAX_OP_BYTES)?;
         if body.collective != collective {
@@ -629,6 +639,12 @@ impl Op {
                 "the padding does not make the op exactly the one op size",
             ));
         }
+        Ok((signed, body))
+    }
+
+    /// Decode and verify an op received for `collective`.
+    pub fn decode(bytes: &[u8], collective: CollectiveId) -> Result<Self, OpError> {
+        let (signed, body) = Self::unverified(bytes, collective)?;
         if !identity::verify(
             &body.author,
             OP_SIG_CONTEXT,

@@ -268,7 +268,8 @@ impl Roster {
         self.removed.contains_key(id)
     }
     /// Whether `id` is or was a member (founding moderators included). Which ops a replica keeps
-    /// is decided by [`MembershipLog::may_author`](super::MembershipLog::may_author), not by this.
+    /// is decided by [`MembershipLog::may_author`](super::MembershipLog::may_author), which asks
+    /// this last.
     pub fn knows(&self, id: &MemberId) -> bool {
         self.members.contains_key(id) || self.removed.contains_key(id)
     }

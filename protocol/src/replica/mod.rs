@@ -33,6 +33,9 @@ pub use refusal::Refusal;
 
 /// Most items held back waiting for missing state.
 pub const MAX_HELD: usize = 2048;
+/// Most items held back for one author (their oldest is dropped first): one member's junk
+/// (posts naming a made-up head) costs each retry of the held items at most this many.
+pub const MAX_HELD_PER_AUTHOR: usize = 64;
 /// Most items remembered as refused (so sync does not fetch them again).
 pub const MAX_REFUSED: usize = 16_384;
 
@@ -217,8 +220,18 @@ pub struct State {
     /// Accepted posts per (author, UTC day, counts against the alert quota): reachability posts
     /// have a quota of their own.
     quota: HashMap<(MemberId, u64, bool), u32>,
-    held: VecDeque<(SetKind, Vec<u8>)>,
+    /// Items waiting for missing state, oldest first, with their author where it is known
+    /// (a post that opened, a delivery), for [`MAX_HELD_PER_AUTHOR`].
+    held: VecDeque<(SetKind, Vec<u8>, Option<MemberId>)>,
+    /// The author of the item just held, for [`State::remember`].
+    held_author: Option<MemberId>,
     refused: HashSet<[u8; 32]>,
+    /// Refusals that may pass later ([`Refusal::may_pass_later`]), by refusal key, with what
+    /// must happen first: the same bytes are answered `Duplicate` until then, unverified.
+    deferred: HashMap<[u8; 32], Until>,
+    /// The date of the item just refused as dated ahead ([`Refusal::ClockSkew`]), for
+    /// [`State::remember`].
+    skew_date: Option<u64>,
     seq: u64,
     index: Indexes,
     /// New shares made on request per (asker, UTC day of `now`): bounded, so a member who
@@ -236,6 +249,15 @@ pub struct State {
 /// request may name): an honest member asks again only after a junk share or when a share
 /// sealed to an encryption key it has since destroyed arrives.
 pub const MAX_NEW_SHARES_PER_MEMBER_PER_DAY: usize = 2 * crate::epoch::MAX_KEY_REQUEST_EPOCHS;
+
+/// What a refusal that may pass later waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// The membership log to change from this [`MembershipLog::generation`].
+    LogChanges(u64),
+    /// The clock to come within [`envelope::MAX_CLOCK_SKEW_SECS`] of this date.
+    Dated(u64),
+}
 
 /// Sorted (timestamp, id) sets for reconciliation, rebuilt lazily.
 #[derive(Debug, Clone, Default)]
@@ -256,7 +278,10 @@ impl State {
             refs: HashMap::new(),
             quota: HashMap::new(),
             held: VecDeque::new(),
+            held_author: None,
             refused: HashSet::new(),
+            deferred: HashMap::new(),
+            skew_date: None,
             seq: 0,
             index: Indexes::default(),
             shares_made: HashMap::new(),
@@ -387,7 +412,7 @@ impl State {
         match kind {
             SetKind::Ops | SetKind::Deliveries => true,
             SetKind::Envelopes => {
-                self.held.iter().any(|(k, _)| *k == SetKind::Envelopes)
+                self.held.iter().any(|(k, _, _)| *k == SetKind::Envelopes)
                     && envelope::id_of(bytes)
                         .ok()
                         .and_then(|id| self.posts.get(&id))
@@ -409,7 +434,7 @@ impl State {
         loop {
             let held: Vec<_> = self.held.drain(..).collect();
             let mut progress = false;
-            for (kind, bytes) in held {
+            for (kind, bytes, _) in held {
                 if self.ingest_one(kind, &bytes, me, now, effects) == Ingested::Accepted {
                     accepted += 1;
                     progress = true;
@@ -430,11 +455,14 @@ impl State {
         effects: &mut Vec<Effect>,
     ) -> Ingested {
         let id = kind.refusal_key(bytes);
-        if self.refused.contains(&id) {
+        if self.refused.contains(&id) || self.still_deferred(&id, now) {
             return Ingested::Duplicate;
         }
+        self.deferred.remove(&id);
+        self.skew_date = None;
+        self.held_author = None;
         let outcome = match kind {
-            SetKind::Ops => self.ingest_op(bytes, effects),
+            SetKind::Ops => self.ingest_op(bytes, now, effects),
             SetKind::Deliveries => self.ingest_delivery(bytes, me, now, effects),
             SetKind::Envelopes => self.ingest_envelope(bytes, now, effects),
         };
@@ -442,15 +470,33 @@ impl State {
         outcome
     }
 
+    /// Whether these bytes were refused for a reason that has not changed since.
+    fn still_deferred(&self, id: &[u8; 32], now: u64) -> bool {
+        match self.deferred.get(id) {
+            None => false,
+            Some(Until::LogChanges(generation)) => *generation == self.log.generation(),
+            Some(Until::Dated(date)) => *date > now.saturating_add(envelope::MAX_CLOCK_SKEW_SECS),
+        }
+    }
+
     /// Keep a held item aside, and remember a refused one by its refusal key `id`.
     fn remember(&mut self, kind: SetKind, bytes: &[u8], id: [u8; 32], outcome: &Ingested) {
         match outcome {
             Ingested::Held => {
-                if !self.held.iter().any(|(_, b)| b == bytes) {
-                    if self.held.len() >= MAX_HELD {
+                let author = self.held_author.take();
+                if !self.held.iter().any(|(_, b, _)| b == bytes) {
+                    // One author's oldest goes first once it has its share (Review 3, S3).
+                    let mine = author.map_or(0, |a| {
+                        self.held.iter().filter(|(_, _, w)| *w == Some(a)).count()
+                    });
+                    if mine >= MAX_HELD_PER_AUTHOR {
+                        if let Some(oldest) = self.held.iter().position(|(_, _, w)| *w == author) {
+                            self.held.remove(oldest);
+                        }
+                    } else if self.held.len() >= MAX_HELD {
                         self.held.pop_front();
                     }
-                    self.held.push_back((kind, bytes.to_vec()));
+                    self.held.push_back((kind, bytes.to_vec(), author));
                 }
             }
             Ingested::Rejected(why) | Ingested::Ignored(why) if !why.may_pass_later() => {
@@ -459,22 +505,49 @@ impl State {
                 }
                 self.refused.insert(id);
             }
-            Ingested::Rejected(_)
-            | Ingested::Ignored(_)
-            | Ingested::Accepted
-            | Ingested::Duplicate => {}
+            // Remembered with what must happen before they may pass, so the same bytes are
+            // not verified again until then (Review 3, S1).
+            Ingested::Rejected(why) | Ingested::Ignored(why) => {
+                let until = match why {
+                    Refusal::ClockSkew(_) => self.skew_date.take().map(Until::Dated),
+                    _ => Some(Until::LogChanges(self.log.generation())),
+                };
+                if let Some(until) = until {
+                    if self.deferred.len() >= MAX_REFUSED {
+                        self.deferred.clear();
+                    }
+                    self.deferred.insert(id, until);
+                }
+            }
+            Ingested::Accepted | Ingested::Duplicate => {}
         }
     }
 
-    fn ingest_op(&mut self, bytes: &[u8], effects: &mut Vec<Effect>) -> Ingested {
+    fn ingest_op(&mut self, bytes: &[u8], now: u64, effects: &mut Vec<Effect>) -> Ingested {
+        // Lookups first, on the unverified body: an op by a key that may not author, or over
+        // its author's quota, costs no signature check (Review 3, S1).
+        let body = match Op::peek(bytes, self.log.collective()) {
+            Ok(body) => body,
+            Err(e) if e.is_peer_fault() => return Ingested::Rejected(e.into()),
+            Err(e) => return Ingested::Ignored(e.into()),
+        };
+        if self.log.holds(&OpId(SetKind::Ops.id_of(bytes))) {
+            return Ingested::Duplicate;
+        }
+        // Dated ahead: refused until the clock gets there, so an author cannot pick future
+        // days to escape the daily quota (Review 3, H2).
+        if body.timestamp > now.saturating_add(envelope::MAX_CLOCK_SKEW_SECS) {
+            self.skew_date = Some(body.timestamp);
+            return Ingested::Ignored(Refusal::ClockSkew(SetKind::Ops));
+        }
+        if let Err(why) = self.log.precheck(&body.author, body.timestamp) {
+            return Ingested::Ignored(why.into());
+        }
         let op = match Op::decode(bytes, self.log.collective()) {
             Ok(op) => op,
             Err(e) if e.is_peer_fault() => return Ingested::Rejected(e.into()),
             Err(e) => return Ingested::Ignored(e.into()),
         };
-        if self.log.holds(&op.id()) {
-            return Ingested::Duplicate;
-        }
         let id = op.id();
         // The log decides first (known author, quota, orphan bounds); only what it keeps is
         // written, and orphans it evicts are deleted, so a peer cannot fill the disk.
@@ -524,9 +597,11 @@ impl State {
         // A later-dated rotation of an epoch pushes its write deadline and key deletion later
         // (see `EpochInfo::created`): only as far as now, like a post's date.
         if delivery.body().timestamp > now.saturating_add(envelope::MAX_CLOCK_SKEW_SECS) {
+            self.skew_date = Some(delivery.body().timestamp);
             return Ingested::Ignored(Refusal::ClockSkew(SetKind::Deliveries));
         }
         let Some(roster) = self.log.roster_at(&delivery.body().heads) else {
+            self.held_author = Some(delivery.body().author);
             return Ingested::Held;
         };
         if let Err(e) = delivery.check_authority(&roster) {
@@ -564,7 +639,7 @@ impl State {
         // What is already held or refused is not opened again.
         let fresh: Vec<bool> = envelopes
             .iter()
-            .map(|bytes| !self.known_envelope(bytes))
+            .map(|bytes| !self.known_envelope(bytes, now))
             .collect();
         let to_open: Vec<&[u8]> = envelopes
             .iter()
@@ -581,8 +656,10 @@ impl State {
             let opened = if fresh { opened.next() } else { None };
             let outcome = match opened {
                 // Duplicates within the batch are found here, as `ingest` finds them.
-                Some(_) if self.known_envelope(bytes) => Ingested::Duplicate,
+                Some(_) if self.known_envelope(bytes, now) => Ingested::Duplicate,
                 Some(opened) => {
+                    self.skew_date = None;
+                    self.held_author = None;
                     let outcome = self.accept_opened(bytes, opened, now, &mut effects);
                     self.remember(
                         SetKind::Envelopes,
@@ -605,11 +682,11 @@ impl State {
 
     /// Whether an envelope is a wrapping of a post already held (a forged id is caught when it
     /// is opened), or these very bytes were refused before.
-    fn known_envelope(&self, bytes: &[u8]) -> bool {
+    fn known_envelope(&self, bytes: &[u8], now: u64) -> bool {
+        let key = SetKind::Envelopes.refusal_key(bytes);
         envelope::id_of(bytes).is_ok_and(|id| self.posts.contains_key(&id))
-            || self
-                .refused
-                .contains(&SetKind::Envelopes.refusal_key(bytes))
+            || self.refused.contains(&key)
+            || self.still_deferred(&key, now)
     }
 
     fn ingest_envelope(&mut self, bytes: &[u8], now: u64, effects: &mut Vec<Effect>) -> Ingested {
@@ -650,6 +727,8 @@ impl State {
             Ok(o) => o,
             Err(e) => return Ingested::judged(e.verdict(), e),
         };
+        // Whoever signed it is who a hold is counted against (it opened, so it is theirs).
+        self.held_author = Some(opened.body.author);
         let Some(at_heads) = self.log.roster_at(&opened.body.heads) else {
             return Ingested::Held;
         };
@@ -661,9 +740,15 @@ impl State {
             .get(&quota_key(&opened.body))
             .copied()
             .unwrap_or(0);
+        let dated = opened.body.timestamp;
         let verified = match opened.authorize(&at_heads, self.log.roster(), &info, now, count) {
             Ok(v) => v,
-            Err(e) => return Ingested::judged(e.verdict(), e),
+            Err(e) => {
+                if e == envelope::Rejection::FromTheFuture {
+                    self.skew_date = Some(dated);
+                }
+                return Ingested::judged(e.verdict(), e);
+            }
         };
         if let Some(outcome) = self.check_target(&verified, &at_heads) {
             return outcome;

@@ -118,11 +118,17 @@ pub enum Refusal {
     /// A membership op by an author over their daily quota of ops.
     #[error("its author is over the daily quota of membership ops")]
     OpQuota,
+    /// A membership op dated before the collective was founded.
+    #[error("it is dated before the collective was founded")]
+    OpBeforeGenesis,
 }
 
 impl Refusal {
-    /// Whether the same bytes may be taken in later, so the refusal is not remembered
-    /// ([`State`](super::State) answers `Duplicate` to bytes it remembers refusing): an op
+    /// Whether the same bytes may be taken in later, so the refusal is remembered only until
+    /// what could let it pass happens (the membership log changes, or the clock nears the
+    /// item's date); until then [`State`](super::State) answers `Duplicate` to the same bytes
+    /// without verifying them again
+    /// (`the_same_never_member_op_is_verified_once_until_the_log_changes`). An op
     /// whose author's admission has not arrived yet, an op over a quota that an evicted orphan
     /// frees again, an item dated ahead of this device's clock. Remembering these stopped a
     /// replica for good from taking in a member's op that gossip brought before her admission
@@ -140,6 +146,7 @@ impl From<OpRefusal> for Refusal {
         match refusal {
             OpRefusal::NeverAMember => Refusal::NeverAMember,
             OpRefusal::OverQuota => Refusal::OpQuota,
+            OpRefusal::BeforeGenesis => Refusal::OpBeforeGenesis,
         }
     }
 }
@@ -247,7 +254,11 @@ mod tests {
 
     #[test]
     fn messages_name_the_item_and_keep_the_protocol_wording() {
-        for refusal in [OpRefusal::NeverAMember, OpRefusal::OverQuota] {
+        for refusal in [
+            OpRefusal::NeverAMember,
+            OpRefusal::OverQuota,
+            OpRefusal::BeforeGenesis,
+        ] {
             assert_eq!(Refusal::from(refusal).to_string(), refusal.to_string());
         }
         assert_eq!(
