@@ -146,6 +146,15 @@ impl KdfParams {
             Err(PassphraseError::ParamsOutOfRange)
         }
     }
+
+    /// Whether these parameters are below `target` in memory, passes or lanes, so that a blob
+    /// sealed with them should be re-sealed with `target`. Parameters at or above `target` in
+    /// all three are never "weaker" (a re-seal never lowers any of them).
+    pub const fn is_weaker_than(&self, target: &Self) -> bool {
+        self.memory_kib < target.memory_kib
+            || self.iterations < target.iterations
+            || self.parallelism < target.parallelism
+    }
 }
 
 /// Why a secret could not be sealed or opened.
@@ -251,6 +260,16 @@ pub fn open(
         )
         .map(Zeroizing::new)
         .map_err(|_| PassphraseError::WrongPassphrase)
+}
+
+/// The key-derivation parameters a sealed blob's header names (checked as [`open`] checks
+/// them), without deriving anything.
+///
+/// # Errors
+///
+/// As [`open`] for a malformed header, an unknown version or out-of-range parameters.
+pub fn params_of(sealed: &[u8]) -> Result<KdfParams, PassphraseError> {
+    decode_header(sealed).map(|header| header.params)
 }
 
 /// The fields of a parsed header.
@@ -554,6 +573,31 @@ mod tests {
             parallelism: KdfParams::MAX_PARALLELISM,
         };
         largest.check().unwrap();
+    }
+
+    #[test]
+    fn weaker_parameters_are_told_apart_and_read_from_the_header() {
+        assert!(KdfParams::TESTING.is_weaker_than(&KdfParams::DEFAULT));
+        assert!(!KdfParams::DEFAULT.is_weaker_than(&KdfParams::TESTING));
+        assert!(!KdfParams::DEFAULT.is_weaker_than(&KdfParams::DEFAULT));
+        let fewer_passes = KdfParams {
+            iterations: 2,
+            ..KdfParams::DEFAULT
+        };
+        assert!(fewer_passes.is_weaker_than(&KdfParams::DEFAULT));
+        let fewer_lanes = KdfParams {
+            parallelism: 1,
+            ..KdfParams::TESTING
+        };
+        let two_lanes = KdfParams {
+            memory_kib: 16,
+            parallelism: 2,
+            ..KdfParams::TESTING
+        };
+        assert!(fewer_lanes.is_weaker_than(&two_lanes));
+        let sealed = seal(PASS, b"s", LABEL, KdfParams::TESTING, &mut rng()).unwrap();
+        assert_eq!(params_of(&sealed), Ok(KdfParams::TESTING));
+        assert!(params_of(b"LKPS").is_err());
     }
 
     #[test]
