@@ -6,19 +6,17 @@
 //! the build's environment, as in the benchmark's documented command (`cli/tests/scale.rs`),
 //! which also builds into its own target directory so `target/release/lookout` is never it.
 
+#[path = "src/build_gate.rs"]
+mod build_gate;
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-env-changed=LOOKOUT_SCALE_BENCH");
+    println!("cargo:rerun-if-changed=src/build_gate.rs");
+    println!("cargo:rerun-if-env-changed={}", build_gate::SCALE_BENCH_ENV);
     let feature = std::env::var_os("CARGO_FEATURE_INSECURE_TEST_KDF").is_some();
-    let on_purpose = std::env::var("LOOKOUT_SCALE_BENCH").is_ok_and(|v| v == "1");
-    if feature && !on_purpose {
-        eprintln!(
-            "error: the `insecure-test-kdf` feature of lookout-cli makes a binary that can seal \
-             homes with test-strength passphrase protection. It is for the scale benchmark only \
-             and is never part of a real build (do not use --all-features for lookout-cli). To \
-             build it on purpose, set LOOKOUT_SCALE_BENCH=1 and a target directory of its own: \
-             see cli/tests/scale.rs."
-        );
+    let scale_bench = std::env::var(build_gate::SCALE_BENCH_ENV).ok();
+    if let Some(why) = build_gate::refusal(feature, scale_bench.as_deref()) {
+        eprintln!("error: {why}");
         std::process::exit(1);
     }
 }

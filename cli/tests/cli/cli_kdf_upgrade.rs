@@ -178,3 +178,17 @@ fn a_reseal_that_cannot_be_written_keeps_the_old_key_file_and_the_home_opens() {
     assert_eq!(key_file_params(&home), KdfParams::DEFAULT);
     assert_eq!(identity_params(&home), KdfParams::DEFAULT);
 }
+
+/// Review S2 (a): a build that can seal homes with test-strength parameters says so.
+#[test]
+fn the_version_says_whether_this_is_an_insecure_test_kdf_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_command(command(dir.path()).arg("--version"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with("lookout "), "{out:?}");
+    assert_eq!(
+        out.stdout.contains("INSECURE TEST KDF BUILD"),
+        cfg!(feature = "insecure-test-kdf"),
+        "{out:?}"
+    );
+}
