@@ -196,7 +196,7 @@ fn upgrade_kdf(replica: &mut Replica, passphrase: &[u8]) {
             }
             if done.any() {
                 eprintln!(
-                    "notice: this home was sealed with test-strength passphrase protection; re-sealed with {} MiB, {} passes",
+                    "notice: this home was sealed with test-strength passphrase protection; re-sealed with at least {} MiB, {} passes",
                     target.memory_kib / 1024,
                     target.iterations
                 );

@@ -155,6 +155,22 @@ impl KdfParams {
             || self.iterations < target.iterations
             || self.parallelism < target.parallelism
     }
+
+    /// What to re-seal a blob sealed with these parameters with, to reach `target`: each of
+    /// memory, passes and lanes the larger of the two, so none is lowered (or `target` itself,
+    /// should that combination exceed the bounds of [`Self::check`]).
+    pub fn strengthened(&self, target: &Self) -> Self {
+        let both = Self {
+            memory_kib: self.memory_kib.max(target.memory_kib),
+            iterations: self.iterations.max(target.iterations),
+            parallelism: self.parallelism.max(target.parallelism),
+        };
+        if both.check().is_ok() {
+            both
+        } else {
+            *target
+        }
+    }
 }
 
 /// Why a secret could not be sealed or opened.
@@ -595,6 +611,20 @@ mod tests {
             ..KdfParams::TESTING
         };
         assert!(fewer_lanes.is_weaker_than(&two_lanes));
+        // More memory but fewer passes: re-sealed with more passes, the memory kept.
+        let big = KdfParams {
+            memory_kib: 256 * 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        assert!(big.is_weaker_than(&KdfParams::DEFAULT));
+        let next = big.strengthened(&KdfParams::DEFAULT);
+        assert_eq!((next.memory_kib, next.iterations), (256 * 1024, 3));
+        assert!(!next.is_weaker_than(&KdfParams::DEFAULT) && !next.is_weaker_than(&big));
+        assert_eq!(
+            KdfParams::TESTING.strengthened(&KdfParams::DEFAULT),
+            KdfParams::DEFAULT
+        );
         let sealed = seal(PASS, b"s", LABEL, KdfParams::TESTING, &mut rng()).unwrap();
         assert_eq!(params_of(&sealed), Ok(KdfParams::TESTING));
         assert!(params_of(b"LKPS").is_err());

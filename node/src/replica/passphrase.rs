@@ -58,7 +58,8 @@ impl Replica {
     /// Re-seal, under the same `passphrase` (the one this store was opened with), whatever of
     /// this device's passphrase-sealed data (the storage key file, the sealed identity) has
     /// key-derivation parameters below `params` in memory, passes or lanes: a home made by a
-    /// test build (`KdfParams::TESTING`) opened by a normal one. Never lowers them. Each file
+    /// test build (`KdfParams::TESTING`) opened by a normal one, with
+    /// [`KdfParams::strengthened`], so none of the three is lowered. Each file
     /// is replaced atomically, and either version opens with `passphrase`. See
     /// [`Store::upgrade_kdf`](crate::store::Store::upgrade_kdf) for a key file with a duress
     /// passphrase, which is left as it is.
@@ -76,9 +77,10 @@ impl Replica {
             .get(Tree::Identity, KEY_IDENTITY)
             .map_err(store_error)?
             .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the store has no identity"))?;
-        let weak = lookout_protocol::passphrase::params_of(&sealed)
-            .map_or(true, |had| had.is_weaker_than(&params));
+        let had = lookout_protocol::passphrase::params_of(&sealed).ok();
+        let weak = had.is_none_or(|had| had.is_weaker_than(&params));
         if weak {
+            let params = had.map_or(params, |had| had.strengthened(&params));
             let resealed = self
                 .identity
                 .seal_without_agreement(passphrase, params, &mut OsRng)

@@ -365,9 +365,9 @@ impl Store {
         Ok(())
     }
 
-    /// Re-seals the storage key under the same `passphrase` with `params`, a fresh salt and
-    /// both slots new, when the key file's parameters are below `params` in memory, passes or
-    /// lanes (a home made by a test build). Never lowers them. `passphrase` must be the one
+    /// Re-seals the storage key under the same `passphrase` with a fresh salt and both slots
+    /// new, when the key file's parameters are below `params` in memory, passes or lanes (a home
+    /// made by a test build): with [`KdfParams::strengthened`], so none of the three is lowered. `passphrase` must be the one
     /// the store was opened with.
     ///
     /// A live duress passphrase shares the file's salt and parameters, and only its derived key
@@ -397,17 +397,13 @@ impl Store {
         if self.live_duress(file, slot).is_some() {
             return Ok(KdfUpgrade::DuressSet { was });
         }
+        let params = was.strengthened(&params);
         let (next, slot, derived) = KeyFile::create(passphrase, params, &self.key)?;
         self.layout.write_key_file(&next.encode())?;
         *guard = (next, slot, derived);
         drop(guard);
         tracing::info!("key file re-sealed with stronger key-derivation parameters");
         Ok(KdfUpgrade::Upgraded { was })
-    }
-
-    /// The key-derivation parameters of the key file as last written.
-    pub fn kdf_params(&self) -> KdfParams {
-        lock_poisoned(&self.key_file).0.params()
     }
 
     /// Sets (`Some`) or clears (`None`) the duress passphrase: entering it at
