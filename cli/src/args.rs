@@ -39,11 +39,22 @@ Exit codes:
   9   the data is in use by another Lookout program: stop it or wait
   10  something failed on this device";
 
+/// What `--version` says: a build made with the scale benchmark's `insecure-test-kdf` feature
+/// says so, since it can seal a home with test-strength parameters (`cli/build.rs`).
+const VERSION: &str = if cfg!(feature = "insecure-test-kdf") {
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (INSECURE TEST KDF BUILD: for the scale benchmark only, never for real use)"
+    )
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 /// The `lookout` command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "lookout",
-    version,
+    version = VERSION,
     about = ABOUT,
     after_help = AFTER_HELP,
     arg_required_else_help = true,

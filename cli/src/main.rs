@@ -16,6 +16,8 @@
 #![forbid(unsafe_code)]
 
 mod args;
+#[cfg(test)]
+mod build_gate;
 mod codes;
 mod commands;
 mod demo;

@@ -11,6 +11,7 @@ use lookout_node::api::{ApiError, ErrorCode, Request, Response};
 use lookout_node::client::{Client, Transport};
 use lookout_node::control::Connection;
 use lookout_node::replica::Replica;
+use lookout_node::store::KdfUpgrade;
 use lookout_protocol::passphrase::KdfParams;
 use zeroize::Zeroizing;
 
@@ -89,7 +90,7 @@ impl Context {
             return Err(self.no_identity());
         }
         let passphrase = self.passphrase(false)?;
-        Replica::open(&self.home, passphrase.as_bytes()).map_err(|e| match e.code {
+        let mut replica = Replica::open(&self.home, passphrase.as_bytes()).map_err(|e| match e.code {
             ErrorCode::WrongPassphrase => ApiError::new(
                 ErrorCode::WrongPassphrase,
                 "wrong passphrase: check it and try again (if it is lost, `lookout wipe` erases this device's data)",
@@ -99,7 +100,9 @@ impl Context {
                 self.no_identity()
             }
             _ => e,
-        })
+        })?;
+        upgrade_kdf(&mut replica, passphrase.as_bytes());
+        Ok(replica)
     }
 
     /// What every command answers when this device has no Lookout identity.
@@ -147,7 +150,7 @@ impl Context {
     /// benchmark's, never a shipped one): any other release binary ignores the variable, so no
     /// real device can be talked into it.
     pub fn kdf_params() -> KdfParams {
-        let asked = std::env::var(INSECURE_FAST_KDF_ENV).is_ok_and(|v| v == "1");
+        let asked = fast_kdf_asked();
         if asked && !FAST_KDF_BUILD {
             eprintln!("warning: {INSECURE_FAST_KDF_ENV} is ignored by a release build");
             return KdfParams::DEFAULT;
@@ -160,6 +163,49 @@ impl Context {
         } else {
             KdfParams::DEFAULT
         }
+    }
+}
+
+/// Whether the environment asks for the fast test key derivation.
+fn fast_kdf_asked() -> bool {
+    std::env::var(INSECURE_FAST_KDF_ENV).is_ok_and(|v| v == "1")
+}
+
+/// What [`Context::kdf_params`] answers, without its warnings (said at every open otherwise).
+fn kdf_target() -> KdfParams {
+    if FAST_KDF_BUILD && fast_kdf_asked() {
+        KdfParams::TESTING
+    } else {
+        KdfParams::DEFAULT
+    }
+}
+
+/// Right after a successful unlock: re-seal what a test build sealed with weaker key-derivation
+/// parameters than this process would use for a new home (a debug build's or the scale
+/// benchmark's `KdfParams::TESTING`, opened by a normal build), with one line on stderr. A
+/// failure leaves the old files in place (each is replaced atomically) and only warns.
+fn upgrade_kdf(replica: &mut Replica, passphrase: &[u8]) {
+    let target = kdf_target();
+    match replica.upgrade_kdf(passphrase, target) {
+        Ok(done) => {
+            if let KdfUpgrade::DuressSet { was } = done.key_file {
+                eprintln!(
+                    "warning: this home's passphrase protection is test-strength ({} KiB, {} pass), and the duress passphrase cannot be carried over to stronger settings: run `lookout passphrase duress --clear`, then `lookout passphrase duress` to set it again",
+                    was.memory_kib, was.iterations
+                );
+            }
+            if done.any() {
+                eprintln!(
+                    "notice: this home was sealed with test-strength passphrase protection; re-sealed with at least {} MiB, {} passes",
+                    target.memory_kib / 1024,
+                    target.iterations
+                );
+            }
+        }
+        Err(e) => eprintln!(
+            "warning: this home's passphrase protection is test-strength and could not be strengthened ({}); it is unchanged",
+            e.message
+        ),
     }
 }
 

@@ -2,7 +2,8 @@
 //! `lookout run` processes of the binary under test on loopback, each with its own `--home`:
 //!
 //! ```text
-//! cargo test --release -p lookout-cli --features insecure-test-kdf --test scale -- --ignored --nocapture
+//! LOOKOUT_SCALE_BENCH=1 CARGO_TARGET_DIR=target/scale-bench \
+//!   cargo test --release -p lookout-cli --features insecure-test-kdf --test scale -- --ignored --nocapture
 //! SCALE_NODES=10 SCALE_POST_SECS=60 cargo test -p lookout-cli --test scale -- --ignored --nocapture
 //! ```
 //!
@@ -10,6 +11,11 @@
 //! release binary honour `LOOKOUT_INSECURE_FAST_KDF=1` as debug builds do, so enrolment costs
 //! 8 KiB Argon2id derivations instead of four 64 MiB ones per member; without the feature a
 //! release binary ignores the variable and the run takes the production derivations.
+//! `cli/build.rs` refuses to build the feature unless `LOOKOUT_SCALE_BENCH=1` is set (so
+//! `--all-features` cannot turn it on by accident), and the command above builds into its own
+//! `target/scale-bench`, so the `target/release/lookout` the README points to is never this
+//! build. Such a binary says `INSECURE TEST KDF BUILD` in `lookout --version`. Delete
+//! `target/scale-bench` after the run.
 //!
 //! Enrolment is the real one, command by command: a founding moderator (k = 1) runs her node;
 //! each other member runs `init`, `join-request`, the founder runs `approve CODE` (through her

@@ -146,6 +146,31 @@ impl KdfParams {
             Err(PassphraseError::ParamsOutOfRange)
         }
     }
+
+    /// Whether these parameters are below `target` in memory, passes or lanes, so that a blob
+    /// sealed with them should be re-sealed with `target`. Parameters at or above `target` in
+    /// all three are never "weaker" (a re-seal never lowers any of them).
+    pub const fn is_weaker_than(&self, target: &Self) -> bool {
+        self.memory_kib < target.memory_kib
+            || self.iterations < target.iterations
+            || self.parallelism < target.parallelism
+    }
+
+    /// What to re-seal a blob sealed with these parameters with, to reach `target`: each of
+    /// memory, passes and lanes the larger of the two, so none is lowered (or `target` itself,
+    /// should that combination exceed the bounds of [`Self::check`]).
+    pub fn strengthened(&self, target: &Self) -> Self {
+        let both = Self {
+            memory_kib: self.memory_kib.max(target.memory_kib),
+            iterations: self.iterations.max(target.iterations),
+            parallelism: self.parallelism.max(target.parallelism),
+        };
+        if both.check().is_ok() {
+            both
+        } else {
+            *target
+        }
+    }
 }
 
 /// Why a secret could not be sealed or opened.
@@ -251,6 +276,16 @@ pub fn open(
         )
         .map(Zeroizing::new)
         .map_err(|_| PassphraseError::WrongPassphrase)
+}
+
+/// The key-derivation parameters a sealed blob's header names (checked as [`open`] checks
+/// them), without deriving anything.
+///
+/// # Errors
+///
+/// As [`open`] for a malformed header, an unknown version or out-of-range parameters.
+pub fn params_of(sealed: &[u8]) -> Result<KdfParams, PassphraseError> {
+    decode_header(sealed).map(|header| header.params)
 }
 
 /// The fields of a parsed header.
@@ -554,6 +589,45 @@ mod tests {
             parallelism: KdfParams::MAX_PARALLELISM,
         };
         largest.check().unwrap();
+    }
+
+    #[test]
+    fn weaker_parameters_are_told_apart_and_read_from_the_header() {
+        assert!(KdfParams::TESTING.is_weaker_than(&KdfParams::DEFAULT));
+        assert!(!KdfParams::DEFAULT.is_weaker_than(&KdfParams::TESTING));
+        assert!(!KdfParams::DEFAULT.is_weaker_than(&KdfParams::DEFAULT));
+        let fewer_passes = KdfParams {
+            iterations: 2,
+            ..KdfParams::DEFAULT
+        };
+        assert!(fewer_passes.is_weaker_than(&KdfParams::DEFAULT));
+        let fewer_lanes = KdfParams {
+            parallelism: 1,
+            ..KdfParams::TESTING
+        };
+        let two_lanes = KdfParams {
+            memory_kib: 16,
+            parallelism: 2,
+            ..KdfParams::TESTING
+        };
+        assert!(fewer_lanes.is_weaker_than(&two_lanes));
+        // More memory but fewer passes: re-sealed with more passes, the memory kept.
+        let big = KdfParams {
+            memory_kib: 256 * 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        assert!(big.is_weaker_than(&KdfParams::DEFAULT));
+        let next = big.strengthened(&KdfParams::DEFAULT);
+        assert_eq!((next.memory_kib, next.iterations), (256 * 1024, 3));
+        assert!(!next.is_weaker_than(&KdfParams::DEFAULT) && !next.is_weaker_than(&big));
+        assert_eq!(
+            KdfParams::TESTING.strengthened(&KdfParams::DEFAULT),
+            KdfParams::DEFAULT
+        );
+        let sealed = seal(PASS, b"s", LABEL, KdfParams::TESTING, &mut rng()).unwrap();
+        assert_eq!(params_of(&sealed), Ok(KdfParams::TESTING));
+        assert!(params_of(b"LKPS").is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod cli_duress;
 mod cli_errors;
 mod cli_forgiving;
 mod cli_hostile_text;
+mod cli_kdf_upgrade;
 mod cli_live;
 mod cli_mailbox;
 mod cli_network;

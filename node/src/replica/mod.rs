@@ -38,6 +38,7 @@ use crate::api::{ApiError, ErrorCode, Event};
 use crate::store::{Batch, Store, StoreError, Tree};
 
 pub use ingest::{Ingested, Refusal, SetKind, Unpersisted, WireItem};
+pub use passphrase::KdfUpgraded;
 
 const KEY_IDENTITY: &[u8] = b"identity";
 const KEY_REVOCATION: &[u8] = b"revocation";

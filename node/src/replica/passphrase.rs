@@ -7,7 +7,7 @@ use lookout_protocol::passphrase::KdfParams;
 
 use super::{store_error, Replica, KEY_IDENTITY};
 use crate::api::{ApiError, ErrorCode};
-use crate::store::Tree;
+use crate::store::{KdfUpgrade, Tree};
 
 /// The identity sealed under a new passphrase, kept until the key file has changed too, so a
 /// crash at any moment leaves a home that one of the two passphrases opens.
@@ -35,6 +35,73 @@ impl Replica {
             })
             .and_then(|()| self.store.flush())
             .map_err(store_error)
+    }
+}
+
+/// What [`Replica::upgrade_kdf`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfUpgraded {
+    /// The storage key file.
+    pub key_file: KdfUpgrade,
+    /// Whether the sealed identity record was re-sealed (it had weaker parameters).
+    pub identity: bool,
+}
+
+impl KdfUpgraded {
+    /// Whether anything was re-sealed.
+    pub fn any(&self) -> bool {
+        self.identity || matches!(self.key_file, KdfUpgrade::Upgraded { .. })
+    }
+}
+
+impl Replica {
+    /// Re-seal, under the same `passphrase` (the one this store was opened with), whatever of
+    /// this device's passphrase-sealed data (the storage key file, the sealed identity) has
+    /// key-derivation parameters below `params` in memory, passes or lanes: a home made by a
+    /// test build (`KdfParams::TESTING`) opened by a normal one, with
+    /// [`KdfParams::strengthened`], so none of the three is lowered. Each file
+    /// is replaced atomically, and either version opens with `passphrase`. See
+    /// [`Store::upgrade_kdf`](crate::store::Store::upgrade_kdf) for a key file with a duress
+    /// passphrase, which is left as it is.
+    pub fn upgrade_kdf(
+        &mut self,
+        passphrase: &[u8],
+        params: KdfParams,
+    ) -> Result<KdfUpgraded, ApiError> {
+        let key_file = self
+            .store
+            .upgrade_kdf(passphrase, params)
+            .map_err(store_error)?;
+        let sealed = self
+            .store
+            .get(Tree::Identity, KEY_IDENTITY)
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the store has no identity"))?;
+        let had = lookout_protocol::passphrase::params_of(&sealed).ok();
+        let weak = had.is_none_or(|had| had.is_weaker_than(&params));
+        if weak {
+            let params = had.map_or(params, |had| had.strengthened(&params));
+            let resealed = self
+                .identity
+                .seal_without_agreement(passphrase, params, &mut OsRng)
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+            // One record replaced (sled writes it atomically), then made durable. What an
+            // interrupted passphrase change left beside it goes: the key file opened with
+            // `passphrase`, so the record sealed under it is the one that belongs.
+            self.store
+                .put(Tree::Identity, KEY_IDENTITY, &resealed)
+                .and_then(|()| {
+                    self.store
+                        .remove(Tree::Identity, KEY_IDENTITY_NEXT)
+                        .map(|_| ())
+                })
+                .and_then(|()| self.store.flush())
+                .map_err(store_error)?;
+        }
+        Ok(KdfUpgraded {
+            key_file,
+            identity: weak,
+        })
     }
 }
 

@@ -154,6 +154,11 @@ impl KeyFile {
         })
     }
 
+    /// The key-derivation parameters the file's header names.
+    pub(super) fn params(&self) -> KdfParams {
+        self.params
+    }
+
     /// The file's bytes.
     pub(super) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(KEY_FILE_LEN);

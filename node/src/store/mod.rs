@@ -157,6 +157,23 @@ pub struct Store {
     lock: File,
 }
 
+/// What [`Store::upgrade_kdf`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KdfUpgrade {
+    /// The parameters were already at least those asked for: nothing written.
+    NotNeeded,
+    /// Re-sealed; `was` is what the file had.
+    Upgraded {
+        /// The parameters the file had.
+        was: KdfParams,
+    },
+    /// Weaker, but a duress passphrase is set and could not be carried over: nothing written.
+    DuressSet {
+        /// The parameters the file has.
+        was: KdfParams,
+    },
+}
+
 /// Makes the writes of a [`Store`] durable from another thread (see [`Store::flusher`]). It
 /// can do nothing else: no reads, no writes.
 #[derive(Clone)]
@@ -346,6 +363,47 @@ impl Store {
         }
         tracing::info!("store passphrase changed");
         Ok(())
+    }
+
+    /// Re-seals the storage key under the same `passphrase` with a fresh salt and both slots
+    /// new, when the key file's parameters are below `params` in memory, passes or lanes (a home
+    /// made by a test build): with [`KdfParams::strengthened`], so none of the three is lowered. `passphrase` must be the one
+    /// the store was opened with.
+    ///
+    /// A live duress passphrase shares the file's salt and parameters, and only its derived key
+    /// is kept, so it cannot be carried over: then nothing is written and
+    /// [`KdfUpgrade::DuressSet`] says so. The file is replaced atomically (a crash leaves the
+    /// old or the new one, both opened by `passphrase`) and the old file's bytes are overwritten.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::WrongPassphrase`] if `passphrase` is not this store's, invalid `params`,
+    /// and I/O errors.
+    pub fn upgrade_kdf(
+        &self,
+        passphrase: &[u8],
+        params: KdfParams,
+    ) -> Result<KdfUpgrade, StoreError> {
+        params.check().map_err(StoreError::InvalidParams)?;
+        let mut guard = lock_poisoned(&self.key_file);
+        let (file, slot) = (&guard.0, guard.1);
+        let was = file.params();
+        if !was.is_weaker_than(&params) {
+            return Ok(KdfUpgrade::NotNeeded);
+        }
+        if file.derive(passphrase)?.as_bytes() != guard.2.as_bytes() {
+            return Err(StoreError::WrongPassphrase);
+        }
+        if self.live_duress(file, slot).is_some() {
+            return Ok(KdfUpgrade::DuressSet { was });
+        }
+        let params = was.strengthened(&params);
+        let (next, slot, derived) = KeyFile::create(passphrase, params, &self.key)?;
+        self.layout.write_key_file(&next.encode())?;
+        *guard = (next, slot, derived);
+        drop(guard);
+        tracing::info!("key file re-sealed with stronger key-derivation parameters");
+        Ok(KdfUpgrade::Upgraded { was })
     }
 
     /// Sets (`Some`) or clears (`None`) the duress passphrase: entering it at

@@ -1012,3 +1012,44 @@ fn two_stores_share_no_key_bytes() {
         "the scan saw the key"
     );
 }
+
+/// Review S2 (b): `upgrade_kdf` re-seals a test-strength key file only with the passphrase
+/// that opened it, keeps the data readable, and never lowers the parameters.
+#[test]
+fn upgrade_kdf_needs_the_same_passphrase_and_never_lowers() {
+    // Stronger than TESTING, cheap enough for a unit test.
+    let stronger = KdfParams {
+        memory_kib: 64,
+        iterations: 2,
+        parallelism: 1,
+    };
+    let (_dir, home, store) = fresh();
+    store.put(Tree::Meta, b"k", b"v").unwrap();
+    store.flush().unwrap();
+    let before = fs::read(home.join("store.key")).unwrap();
+    assert!(matches!(
+        store.upgrade_kdf(b"another passphrase", stronger),
+        Err(StoreError::WrongPassphrase)
+    ));
+    assert_eq!(fs::read(home.join("store.key")).unwrap(), before);
+    assert_eq!(
+        store.upgrade_kdf(PASS, stronger).unwrap(),
+        KdfUpgrade::Upgraded {
+            was: KdfParams::TESTING
+        }
+    );
+    assert_eq!(
+        store.upgrade_kdf(PASS, KdfParams::TESTING).unwrap(),
+        KdfUpgrade::NotNeeded
+    );
+    let after = fs::read(home.join("store.key")).unwrap();
+    assert_ne!(after[..33], before[..33], "new parameters and salt");
+    drop(store);
+    let store = Store::open(&home, PASS).unwrap();
+    assert_eq!(value(&store, Tree::Meta, b"k").unwrap(), b"v");
+    assert_eq!(
+        store.upgrade_kdf(PASS, stronger).unwrap(),
+        KdfUpgrade::NotNeeded
+    );
+    assert_eq!(fs::read(home.join("store.key")).unwrap(), after);
+}
