@@ -24,6 +24,7 @@ use lookout_protocol::{CollectiveId, MailboxId, MemberId};
 use rand::{rngs::OsRng, RngCore};
 use tokio::sync::{mpsc, oneshot};
 
+use super::learn::Learner;
 use super::store::{BlindStore, StoreLimits, Stored};
 use super::{MailboxError, MailboxHome, MailboxIdentity};
 use crate::net::mailbox_admission::{
@@ -119,6 +120,9 @@ pub struct MailboxStatus {
     pub circuits: usize,
     /// Public addresses the mailbox announces (relayed addresses are built on them).
     pub external: Vec<String>,
+    /// Of those, the ones learnt from what admitted members observe (none were given).
+    #[serde(default)]
+    pub learnt: Vec<String>,
 }
 
 enum Command {
@@ -314,8 +318,10 @@ pub async fn start(
         peer_id: identity.peer_id(),
         mailbox: identity.mailbox_id(),
     };
+    let learn = cfg.external.is_empty() && identity.addresses.is_empty();
     let mut mailbox = Runtime {
-        announce_listen: cfg.external.is_empty() && identity.addresses.is_empty(),
+        announce_listen: learn,
+        learner: learn.then(Learner::default),
         identity,
         swarm,
         store,
@@ -358,6 +364,8 @@ struct Runtime {
     cut_off_at: Option<tokio::time::Instant>,
     /// Whether to announce specific listen addresses as external ones (none were given).
     announce_listen: bool,
+    /// Learns the public address from admitted members' observations (none was given).
+    learner: Option<Learner>,
     listening: Vec<Multiaddr>,
     /// Relay reservations per transport peer (one per connection it reserved on).
     reservations: HashMap<PeerId, usize>,
@@ -453,6 +461,12 @@ impl Runtime {
                 .external_addresses()
                 .map(ToString::to_string)
                 .collect(),
+            learnt: self
+                .learner
+                .iter()
+                .flat_map(Learner::confirmed)
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 
@@ -513,8 +527,30 @@ impl Runtime {
                 tracing::debug!(?event, "relay");
                 self.on_relay(&event);
             }
+            SwarmEvent::Behaviour(MailboxBehaviourEvent::Gate(Gated::Inner(
+                ServicesEvent::Identify(identify::Event::Received { peer_id, info, .. }),
+            ))) => self.on_observed(peer_id, &info.observed_addr),
             _ => {}
         }
+    }
+
+    /// Transport peer `peer` observed this mailbox at `observed` (identify). Counted only from
+    /// a peer admitted as a current member (not provisionally: anyone can offer an unbound
+    /// mailbox a collective of their own), and only when no public address was given.
+    fn on_observed(&mut self, peer: PeerId, observed: &Multiaddr) {
+        let admitted = self.admitted.lock().is_ok_and(|a| a.contains(&peer));
+        let member = self.swarm.behaviour().gate.member_of(&peer);
+        let (Some(learner), true, Some(member)) = (self.learner.as_mut(), admitted, member) else {
+            return;
+        };
+        let Some(change) = learner.report(member, observed) else {
+            return;
+        };
+        if let Some(old) = &change.old {
+            self.swarm.remove_external_address(old);
+        }
+        self.swarm.add_external_address(change.new.clone());
+        tracing::info!(address = %change.new, replaced = ?change.old.as_ref().map(ToString::to_string), "mailbox learnt its public address from what members observe");
     }
 
     fn forget_peer(&mut self, peer: &PeerId) {
