@@ -496,7 +496,7 @@ impl Runtime {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "mailbox listening");
-                if self.announce_listen && is_specific(&address) {
+                if self.announce_listen && is_announceable(&address) {
                     self.swarm.add_external_address(address.clone());
                 }
                 self.listening.push(address);
@@ -1047,12 +1047,26 @@ fn reconcile(
         .map_err(|e| e.to_string())
 }
 
-/// Whether an address names a specific interface (not 0.0.0.0 or ::).
-fn is_specific(addr: &Multiaddr) -> bool {
+/// Whether a listen address may be announced as it is, with no public address given: a
+/// specific interface (not 0.0.0.0 or ::) that is either loopback (a mailbox for nodes on the
+/// same machine, as in tests) or not a private LAN address (RFC 1918, CGNAT, link-local, ULA).
+/// A private address is what a mailbox behind a port forward listens on: what members reach it
+/// at is learnt instead ([`super::learn`]).
+fn is_announceable(addr: &Multiaddr) -> bool {
     use libp2p::multiaddr::Protocol;
     addr.iter().all(|p| match p {
-        Protocol::Ip4(ip) => !ip.is_unspecified(),
-        Protocol::Ip6(ip) => !ip.is_unspecified(),
+        Protocol::Ip4(ip) => {
+            let [a, b, ..] = ip.octets();
+            let cgnat = a == 100 && (64..128).contains(&b);
+            !ip.is_unspecified()
+                && (ip.is_loopback() || !(ip.is_private() || ip.is_link_local() || cgnat))
+        }
+        Protocol::Ip6(ip) => {
+            let first = ip.segments()[0];
+            let ula = first & 0xfe00 == 0xfc00;
+            let link_local = first & 0xffc0 == 0xfe80;
+            !ip.is_unspecified() && (ip.is_loopback() || !(ula || link_local))
+        }
         _ => true,
     })
 }
