@@ -420,10 +420,18 @@ fn setup_with(dir: &Path, given: bool) -> Homes {
     );
     let addresses = ["--address", MAILBOX_QUIC, "--address", MAILBOX_TCP];
     let pairing = if given {
-        ok(&mbx, &[&["mailbox", "init", "--json"][..], &addresses].concat()).json()
+        ok(
+            &mbx,
+            &[&["mailbox", "init", "--json"][..], &addresses].concat(),
+        )
+        .json()
     } else {
         ok(&mbx, &["mailbox", "init", "--json"]);
-        ok(&mbx, &[&["mailbox", "code", "--json"][..], &addresses].concat()).json()
+        ok(
+            &mbx,
+            &[&["mailbox", "code", "--json"][..], &addresses].concat(),
+        )
+        .json()
     };
     let code = pairing["pairing_code"].as_str().unwrap().to_owned();
     ok(&ana, &["mailbox", "add", &code]);
@@ -719,7 +727,11 @@ fn a_mailbox_behind_a_port_forward_learns_its_public_address() {
     thread::sleep(Duration::from_secs(3));
     let s = mstatus();
     assert_eq!(s["members_connected"], 1, "{s}");
-    assert_eq!(s["learnt"], serde_json::json!([]), "one member made it external: {s}");
+    assert_eq!(
+        s["learnt"],
+        serde_json::json!([]),
+        "one member made it external: {s}"
+    );
     assert!(!public(&s), "{s}");
     // B too: two members observed the forwarded address; the mailbox announces it and relays.
     let b = Proc::member("B", "b", &bea).ready();
@@ -739,7 +751,10 @@ fn a_mailbox_behind_a_port_forward_learns_its_public_address() {
     let learnt = Instant::now();
     a.wait_relayed();
     b.wait_relayed();
-    println!("forwarded mailbox: both members relayed {:?} after it learnt its address", learnt.elapsed());
+    println!(
+        "forwarded mailbox: both members relayed {:?} after it learnt its address",
+        learnt.elapsed()
+    );
     let posted = Instant::now();
     let alert = post(&ana, "Followed me to the car 7704", &["--area", "Quay"]);
     b.until("B receives A's alert through the forwarded mailbox", || {

@@ -148,9 +148,7 @@ impl Learner {
     /// members report it and more report it than the confirmed one.
     fn reconsider(&mut self, transport: Transport) -> Option<Change> {
         let current = self.confirmed.get(&transport).cloned();
-        let current_support = current
-            .as_ref()
-            .map_or(0, |c| self.support(transport, c));
+        let current_support = current.as_ref().map_or(0, |c| self.support(transport, c));
         let (best, support) = self
             .candidates(transport)
             .into_iter()
@@ -198,8 +196,16 @@ mod tests {
         let mut l = Learner::default();
         assert_eq!(l.report(member(1), &addr(TCP)), None);
         // A different address from the second member confirms nothing.
-        assert_eq!(l.report(member(2), &addr("/ip4/203.0.113.9/tcp/4001")), None);
-        let change = l.report(member(3), &addr(&format!("{TCP}/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN")));
+        assert_eq!(
+            l.report(member(2), &addr("/ip4/203.0.113.9/tcp/4001")),
+            None
+        );
+        let change = l.report(
+            member(3),
+            &addr(&format!(
+                "{TCP}/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+            )),
+        );
         assert_eq!(
             change,
             Some(Change {
