@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-/// Namespace prefix of this suite (so it never meets a hand-made `lk` setup).
-const PREFIX: &str = "lkm";
+/// Namespace prefix of this suite (so it never meets a hand-made `lk` setup); `LK_NAT_PREFIX`
+/// overrides it, so that two checkouts can run the suite at once.
+fn prefix() -> String {
+    std::env::var("LK_NAT_PREFIX").unwrap_or_else(|_| "lkm".to_owned())
+}
 /// The mailbox's address on the public segment.
 const MAILBOX_QUIC: &str = "/ip4/198.18.0.10/udp/4001/quic-v1";
 const MAILBOX_TCP: &str = "/ip4/198.18.0.10/tcp/4001";
@@ -85,7 +88,7 @@ fn script() -> PathBuf {
 fn netns(args: &[&str]) -> std::process::Output {
     Command::new(script())
         .args(args)
-        .env("LK_NETNS_PREFIX", PREFIX)
+        .env("LK_NETNS_PREFIX", prefix())
         .stdin(Stdio::null())
         .output()
         .expect("run scripts/netns-nat.sh")
@@ -124,7 +127,7 @@ impl Drop for Net {
 /// `lookout` inside namespace `ns` (pub, a, b), with the test environment.
 fn in_ns(ns: &str, home: &Path) -> Command {
     let mut c = Command::new(script());
-    c.env("LK_NETNS_PREFIX", PREFIX)
+    c.env("LK_NETNS_PREFIX", prefix())
         .args(["exec", ns, env!("CARGO_BIN_EXE_lookout"), "--home"])
         .arg(home)
         .env("LOOKOUT_PASSPHRASE", PASSPHRASE)
