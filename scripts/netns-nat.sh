@@ -10,10 +10,14 @@
 # (only replies to connections opened from inside pass). 198.18.0.0/15 is the range reserved for
 # network benchmarks: no real host uses it, and nothing here is routed off this machine.
 #
-#   scripts/netns-nat.sh up [plain|symmetric]   build it (symmetric: --random-fully port mapping)
+#   scripts/netns-nat.sh up [plain|symmetric] [forwarded]
+#                                                build it (symmetric: --random-fully port mapping;
+#                                                forwarded: lk-pub sits at 10.0.3.2 behind its own
+#                                                NAT lk-nat-m, whose WAN is 198.18.0.10 and which
+#                                                forwards TCP and UDP port 4001 to it)
 #   scripts/netns-nat.sh down                    remove every namespace it made
 #   scripts/netns-nat.sh check                   prove the NATs behave (outbound works, inbound dropped)
-#   scripts/netns-nat.sh exec NS CMD...          run CMD inside namespace NS (pub, a, b, nat-a, nat-b)
+#   scripts/netns-nat.sh exec NS CMD...          run CMD inside namespace NS (pub, a, b, nat-a, nat-b, nat-m)
 #
 # LK_NETNS_PREFIX (default "lk") names the namespaces, so two runs can coexist. Needs root; installs
 # iptables when missing (apt-get update first). Exits 77 with a reason where namespaces cannot be
@@ -25,6 +29,7 @@ NS_INET=$P-inet
 NS_PUB=$P-pub
 NS_NAT_A=$P-nat-a
 NS_NAT_B=$P-nat-b
+NS_NAT_M=$P-nat-m
 NS_A=$P-a
 NS_B=$P-b
 
@@ -46,7 +51,7 @@ need_tools() {
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 down() {
-  for ns in "$NS_A" "$NS_B" "$NS_NAT_A" "$NS_NAT_B" "$NS_PUB" "$NS_INET"; do
+  for ns in "$NS_A" "$NS_B" "$NS_NAT_A" "$NS_NAT_B" "$NS_PUB" "$NS_NAT_M" "$NS_INET"; do
     ip netns del "$ns" 2>/dev/null || true
   done
 }
@@ -90,21 +95,51 @@ home() {
   in_ns "$nat" iptables -A INPUT -i lan -j ACCEPT
 }
 
+# The public host behind a port-forwarding router: WAN 198.18.0.10, the host at 10.0.3.2, TCP
+# and UDP port 4001 forwarded to it (DNAT), everything else from outside dropped.
+forwarded_host() {
+  ip netns add "$NS_NAT_M"
+  ip netns add "$NS_PUB"
+  in_ns "$NS_NAT_M" ip link set lo up
+  in_ns "$NS_PUB" ip link set lo up
+  attach_to_inet "$NS_NAT_M" wan 198.18.0.10
+  ip link add lan netns "$NS_NAT_M" type veth peer name eth0 netns "$NS_PUB"
+  in_ns "$NS_NAT_M" ip addr add 10.0.3.1/24 dev lan
+  in_ns "$NS_NAT_M" ip link set lan up
+  in_ns "$NS_PUB" ip addr add 10.0.3.2/24 dev eth0
+  in_ns "$NS_PUB" ip link set eth0 up
+  in_ns "$NS_PUB" ip route add default via 10.0.3.1
+  in_ns "$NS_NAT_M" sysctl -qw net.ipv4.ip_forward=1
+  in_ns "$NS_NAT_M" iptables -t nat -A POSTROUTING -o wan -j MASQUERADE
+  for proto in tcp udp; do
+    in_ns "$NS_NAT_M" iptables -t nat -A PREROUTING -i wan -p "$proto" --dport 4001 \
+      -j DNAT --to-destination 10.0.3.2:4001
+  done
+  in_ns "$NS_NAT_M" iptables -P FORWARD DROP
+  in_ns "$NS_NAT_M" iptables -A FORWARD -i lan -o wan -j ACCEPT
+  in_ns "$NS_NAT_M" iptables -A FORWARD -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED,DNAT -j ACCEPT
+}
+
 up() {
-  local mode=${1:-plain}
+  local mode=${1:-plain} forwarded=${2:-}
   case "$mode" in plain|symmetric) ;; *) echo "netns-nat: mode is plain or symmetric" >&2; exit 2 ;; esac
+  case "$forwarded" in ''|forwarded) ;; *) echo "netns-nat: the second word is 'forwarded' or nothing" >&2; exit 2 ;; esac
   need_tools
   down
   ip netns add "$NS_INET"
   in_ns "$NS_INET" ip link set lo up
   in_ns "$NS_INET" ip link add br0 type bridge
   in_ns "$NS_INET" ip link set br0 up
-  ip netns add "$NS_PUB"
-  in_ns "$NS_PUB" ip link set lo up
-  attach_to_inet "$NS_PUB" eth0 198.18.0.10
+  if [ "$forwarded" = forwarded ]; then
+    forwarded_host
+  else
+    ip netns add "$NS_PUB"
+    in_ns "$NS_PUB" ip link set lo up
+    attach_to_inet "$NS_PUB" eth0 198.18.0.10
+  fi
   home "$NS_NAT_A" 198.18.0.2 1 "$NS_A" "$mode"
   home "$NS_NAT_B" 198.18.0.3 2 "$NS_B" "$mode"
-  echo "netns-nat: up ($mode NAT): $NS_PUB=198.18.0.10, $NS_A=10.0.1.2 behind 198.18.0.2, $NS_B=10.0.2.2 behind 198.18.0.3"
+  echo "netns-nat: up ($mode NAT${forwarded:+, public host forwarded}): $NS_PUB=198.18.0.10, $NS_A=10.0.1.2 behind 198.18.0.2, $NS_B=10.0.2.2 behind 198.18.0.3"
 }
 
 # Outbound from each home reaches the public host; nothing reaches a home unsolicited.
@@ -121,13 +156,13 @@ check() {
 }
 
 case "${1:-}" in
-  up) up "${2:-plain}" ;;
+  up) up "${2:-plain}" "${3:-}" ;;
   down) down ;;
   check) check ;;
   exec)
     shift
     ns=${1:?namespace}; shift
-    case "$ns" in pub) ns=$NS_PUB ;; a) ns=$NS_A ;; b) ns=$NS_B ;; nat-a) ns=$NS_NAT_A ;; nat-b) ns=$NS_NAT_B ;; esac
+    case "$ns" in pub) ns=$NS_PUB ;; a) ns=$NS_A ;; b) ns=$NS_B ;; nat-a) ns=$NS_NAT_A ;; nat-b) ns=$NS_NAT_B ;; nat-m) ns=$NS_NAT_M ;; esac
     exec ip netns exec "$ns" "$@"
     ;;
   *) sed -n '2,20p' "$0" >&2; exit 2 ;;

@@ -12,12 +12,12 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, NetworkBehaviour, SwarmEvent};
-use libp2p::{noise, relay, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
+use libp2p::{identify, noise, relay, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
 use lookout_node::mailbox::{self, BlindStore, MailboxConfig, MailboxHandle, StoreLimits};
 use lookout_node::net::mailbox_admission::{
     admission_behaviour, AdmissionRole, MailboxCodec, MailboxDialer, Welcome,
 };
-use lookout_node::net::{BytesCodec, Gated, MemberGate, SYNC_PROTOCOL};
+use lookout_node::net::{BytesCodec, Gated, MemberGate, IDENTIFY_PROTOCOL, SYNC_PROTOCOL};
 use lookout_node::replica::{Replica, SetKind, WireItem};
 use lookout_node::sync::{self, SyncRequest, SyncResponse};
 use lookout_protocol::{CollectiveId, MemberId};
@@ -100,6 +100,8 @@ pub async fn start_mailbox(home: &Path, limits: StoreLimits) -> TestMailbox {
 struct ClientServices {
     sync: request_response::Behaviour<BytesCodec>,
     relay: relay::client::Behaviour,
+    /// Tells the mailbox the address this client observes it at, as a member's node does.
+    identify: identify::Behaviour,
 }
 
 /// Like a member's node: admission on every connection, the services only on connections
@@ -145,7 +147,7 @@ impl Client {
             .unwrap()
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .unwrap()
-            .with_behaviour(|_, relay| ClientBehaviour {
+            .with_behaviour(|key, relay| ClientBehaviour {
                 admission: admission_behaviour(AdmissionRole::Member),
                 gate: MemberGate::new(
                     ClientServices {
@@ -155,6 +157,10 @@ impl Client {
                             request_response::Config::default().with_request_timeout(STEP),
                         ),
                         relay,
+                        identify: identify::Behaviour::new(identify::Config::new(
+                            IDENTIFY_PROTOCOL.to_owned(),
+                            key.public(),
+                        )),
                     },
                     [MAILBOX_PLACEHOLDER].into(),
                 ),

@@ -185,6 +185,85 @@ async fn a_non_member_and_a_revoked_member_get_no_admission_reservation_circuit_
     .expect("timed out");
 }
 
+/// Issue 10, "its public address may be given or learnt": a mailbox given no address learns
+/// the one members observe it at only once two distinct admitted members report it; a
+/// non-member, a revoked member and a single member make nothing external.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_member_or_a_non_member_cannot_make_an_address_external() {
+    tokio::time::timeout(LIMIT, async {
+        let s = stage();
+        let mb = start_mailbox(s.mailbox_home.path(), StoreLimits::default()).await;
+        let mbp = mb.handle.peer_id();
+        let (genesis, collective) = (
+            genesis_of(&s.collective.replicas[0]),
+            collective_of(&s.collective.replicas[0]),
+        );
+        let learnt = || {
+            let handle = mb.handle.clone();
+            async move { handle.status().await.unwrap().learnt }
+        };
+        let full = Ok(lookout_node::net::mailbox_admission::Welcome::Full);
+        let mut clients = Vec::new();
+        for (who, key) in [
+            (
+                "non-member",
+                ed25519_dalek::SigningKey::from_bytes(&[42; 32]),
+            ),
+            ("revoked member", signing_key(&s.collective.replicas[2])),
+        ] {
+            let mut attacker = Client::new();
+            let admitted = attacker
+                .admit(mbp, &mb.addr, &key, collective, &genesis)
+                .await;
+            assert!(admitted.is_err(), "{who} admitted: {admitted:?}");
+            attacker.connect(mbp, &mb.addr).await.unwrap();
+            attacker.pump(Duration::from_millis(500)).await;
+            clients.push(attacker);
+        }
+        let mut first = Client::new();
+        let key = signing_key(&s.collective.replicas[1]);
+        assert_eq!(
+            first.admit(mbp, &mb.addr, &key, collective, &genesis).await,
+            full
+        );
+        first.connect(mbp, &mb.addr).await.unwrap();
+        first.pump(Duration::from_secs(1)).await;
+        // A second transport id of the same member adds nothing.
+        let mut again = Client::new();
+        assert_eq!(
+            again.admit(mbp, &mb.addr, &key, collective, &genesis).await,
+            full
+        );
+        again.connect(mbp, &mb.addr).await.unwrap();
+        again.pump(Duration::from_secs(1)).await;
+        assert_eq!(mb.handle.status().await.unwrap().members_connected, 1);
+        assert!(
+            learnt().await.is_empty(),
+            "one member made its word external"
+        );
+        // A second member observing the same address confirms it.
+        let mut second = Client::new();
+        let key = signing_key(&s.collective.replicas[0]);
+        assert_eq!(
+            second
+                .admit(mbp, &mb.addr, &key, collective, &genesis)
+                .await,
+            full
+        );
+        second.connect(mbp, &mb.addr).await.unwrap();
+        let started = std::time::Instant::now();
+        while learnt().await.is_empty() && started.elapsed() < STEP {
+            second.pump(Duration::from_millis(200)).await;
+        }
+        let status = mb.handle.status().await.unwrap();
+        assert_eq!(status.learnt, vec![mb.addr.to_string()], "{status:?}");
+        assert!(status.external.contains(&mb.addr.to_string()), "{status:?}");
+        mb.stop().await;
+    })
+    .await
+    .expect("timed out");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admitted_member_reaches_another_through_a_circuit_and_gets_pushes() {
     tokio::time::timeout(LIMIT, async {

@@ -48,7 +48,8 @@ the collective; they open no alert."
         #[arg(long, value_name = "MULTIADDR", required = true)]
         listen: Vec<String>,
         /// Public address to announce when it differs from the ones given at `init` (a port
-        /// forward, a new IP address). Repeatable.
+        /// forward, a new IP address). Repeatable. With none here and none at `init`, the
+        /// mailbox learns it from what at least two admitted members observe.
         #[arg(long, value_name = "MULTIADDR")]
         external_address: Vec<String>,
     },
@@ -289,7 +290,8 @@ async fn status(ctx: &Context, out: Out) -> Result<Outcome, ApiError> {
          Members connected: {} ({} transport ids admitted)\n\
          Reservations: {}, circuits: {}\n\
          Listening on: {}\n\
-         Announced addresses: {}\n",
+         Announced addresses: {}\n\
+         Learnt from members: {}\n",
         s.mailbox.get(..12).unwrap_or(&s.mailbox),
         s.peer_id,
         match &s.collective {
@@ -305,6 +307,7 @@ async fn status(ctx: &Context, out: Out) -> Result<Outcome, ApiError> {
         s.circuits,
         list(&s.listening),
         list(&s.external),
+        list(&s.learnt),
     ));
     Ok(Outcome::Done)
 }

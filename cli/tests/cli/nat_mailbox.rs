@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-/// Namespace prefix of this suite (so it never meets a hand-made `lk` setup).
-const PREFIX: &str = "lkm";
+/// Namespace prefix of this suite (so it never meets a hand-made `lk` setup); `LK_NAT_PREFIX`
+/// overrides it, so that two checkouts can run the suite at once.
+fn prefix() -> String {
+    std::env::var("LK_NAT_PREFIX").unwrap_or_else(|_| "lkm".to_owned())
+}
 /// The mailbox's address on the public segment.
 const MAILBOX_QUIC: &str = "/ip4/198.18.0.10/udp/4001/quic-v1";
 const MAILBOX_TCP: &str = "/ip4/198.18.0.10/tcp/4001";
@@ -85,7 +88,7 @@ fn script() -> PathBuf {
 fn netns(args: &[&str]) -> std::process::Output {
     Command::new(script())
         .args(args)
-        .env("LK_NETNS_PREFIX", PREFIX)
+        .env("LK_NETNS_PREFIX", prefix())
         .stdin(Stdio::null())
         .output()
         .expect("run scripts/netns-nat.sh")
@@ -97,7 +100,13 @@ struct Net;
 impl Net {
     /// Build the NATs (`plain` or `symmetric`); `Err(reason)` if namespaces cannot be made here.
     fn up(mode: &str) -> Result<Net, String> {
-        let out = netns(&["up", mode]);
+        Net::up_with(&["up", mode])
+    }
+
+    /// `up(mode)` with the public host behind a port-forwarding NAT (`forwarded`).
+    fn up_with(args: &[&str]) -> Result<Net, String> {
+        let mode = args[1..].join(" ");
+        let out = netns(args);
         match out.status.code() {
             Some(0) => {}
             Some(77) => return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
@@ -118,7 +127,7 @@ impl Drop for Net {
 /// `lookout` inside namespace `ns` (pub, a, b), with the test environment.
 fn in_ns(ns: &str, home: &Path) -> Command {
     let mut c = Command::new(script());
-    c.env("LK_NETNS_PREFIX", PREFIX)
+    c.env("LK_NETNS_PREFIX", prefix())
         .args(["exec", ns, env!("CARGO_BIN_EXE_lookout"), "--home"])
         .arg(home)
         .env("LOOKOUT_PASSPHRASE", PASSPHRASE)
@@ -215,6 +224,23 @@ impl Proc {
                 MAILBOX_QUIC,
                 "--external-address",
                 MAILBOX_TCP,
+            ],
+        )
+    }
+
+    /// A mailbox behind a port forward, given no public address: it must learn it.
+    fn mailbox_learning(home: &Path) -> Proc {
+        Proc::spawn(
+            "mailbox",
+            "pub",
+            home,
+            &[
+                "mailbox",
+                "run",
+                "--listen",
+                "/ip4/0.0.0.0/udp/4001/quic-v1",
+                "--listen",
+                "/ip4/0.0.0.0/tcp/4001",
             ],
         )
     }
@@ -377,6 +403,12 @@ struct Homes {
 /// Ana founds the collective, admits the mailbox and enrols Bea and Cleo (their nodes sync with
 /// hers on loopback), so that each knows the roster and its mailbox.
 fn setup(dir: &Path) -> Homes {
+    setup_with(dir, true)
+}
+
+/// [`setup`]; with `given` false the mailbox is made with no public address (`mailbox init`
+/// alone) and its pairing code names the public addresses (`mailbox code --address`).
+fn setup_with(dir: &Path, given: bool) -> Homes {
     let (ana, bea, cleo, dora, mbx) = (
         dir.join("ana"),
         dir.join("bea"),
@@ -389,19 +421,21 @@ fn setup(dir: &Path) -> Homes {
         &ana,
         &["collective", "create", "--name", "Kittiwake Collective"],
     );
-    let pairing = ok(
-        &mbx,
-        &[
-            "mailbox",
-            "init",
-            "--json",
-            "--address",
-            MAILBOX_QUIC,
-            "--address",
-            MAILBOX_TCP,
-        ],
-    )
-    .json();
+    let addresses = ["--address", MAILBOX_QUIC, "--address", MAILBOX_TCP];
+    let pairing = if given {
+        ok(
+            &mbx,
+            &[&["mailbox", "init", "--json"][..], &addresses].concat(),
+        )
+        .json()
+    } else {
+        ok(&mbx, &["mailbox", "init", "--json"]);
+        ok(
+            &mbx,
+            &[&["mailbox", "code", "--json"][..], &addresses].concat(),
+        )
+        .json()
+    };
     let code = pairing["pairing_code"].as_str().unwrap().to_owned();
     ok(&ana, &["mailbox", "add", &code]);
     let mailbox_id = ok(&ana, &["mailbox", "list", "--json"]).json()["current"][0]["id"]
@@ -655,6 +689,87 @@ fn suite(check_names: bool) {
     drop(net);
     println!("nat_mailbox suite: {:?}", suite.elapsed());
     assert!(leaks.is_empty(), "{leaks:#?}");
+}
+
+/// Issue 10, "its public address may be given or learnt": the mailbox sits behind a
+/// port-forwarding NAT (198.18.0.10:4001 forwarded to 10.0.3.2), runs with no
+/// `--external-address` and was given no address at `init` (its pairing code names the
+/// forwarded one). One member's observation does not make an address external; once two
+/// members observed the same one the mailbox announces it, relays, and A→B arrives through it.
+#[test]
+fn a_mailbox_behind_a_port_forward_learns_its_public_address() {
+    let _one_at_a_time = NAMESPACES.lock().unwrap_or_else(|e| e.into_inner());
+    let net = match Net::up_with(&["up", "plain", "forwarded"]) {
+        Ok(net) => net,
+        Err(reason) => {
+            println!("nat_mailbox skipped: {reason}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let homes = setup_with(dir.path(), false);
+    let (ana, bea, mbx) = (homes.ana, homes.bea, homes.mbx);
+    let mailbox = {
+        let mut m = Proc::mailbox_learning(&mbx);
+        m.wait_ready("Stop it with Ctrl-C");
+        m
+    };
+    let mstatus = || ok(&mbx, &["mailbox", "status", "--json"]).json();
+    let public = |s: &serde_json::Value| {
+        let e = s["external"].to_string();
+        e.contains("198.18.0.10") || e.contains("10.0.3.2")
+    };
+    let s = mstatus();
+    assert!(!public(&s), "{s}");
+    // A alone: admitted (over TCP and QUIC), but its word alone makes nothing external.
+    let a = Proc::member("A", "a", &ana).ready();
+    a.until("A admitted by the mailbox", || {
+        let s = a.status();
+        (s["mailboxes"].as_array()?.first()?["state"] == "admitted").then_some(())
+    });
+    thread::sleep(Duration::from_secs(3));
+    let s = mstatus();
+    assert_eq!(s["members_connected"], 1, "{s}");
+    assert_eq!(
+        s["learnt"],
+        serde_json::json!([]),
+        "one member made it external: {s}"
+    );
+    assert!(!public(&s), "{s}");
+    // B too: two members observed the forwarded address; the mailbox announces it and relays.
+    let b = Proc::member("B", "b", &bea).ready();
+    let s = mailbox.until("the mailbox learns its public address", || {
+        let s = mstatus();
+        (s["learnt"].as_array()?.len() == 2).then_some(s)
+    });
+    for addr in [MAILBOX_TCP, MAILBOX_QUIC] {
+        assert!(s["learnt"].to_string().contains(addr), "{s}");
+        assert!(s["external"].to_string().contains(addr), "{s}");
+    }
+    assert!(
+        !s["external"].to_string().contains("10.0.3.2"),
+        "the private address is not announced: {s}"
+    );
+    assert!(mailbox.output().contains("learnt its public address"));
+    let learnt = Instant::now();
+    a.wait_relayed();
+    b.wait_relayed();
+    println!(
+        "forwarded mailbox: both members relayed {:?} after it learnt its address",
+        learnt.elapsed()
+    );
+    let posted = Instant::now();
+    let alert = post(&ana, "Followed me to the car 7704", &["--area", "Quay"]);
+    b.until("B receives A's alert through the forwarded mailbox", || {
+        has_alert(&bea, &alert).then_some(())
+    });
+    let latency = posted.elapsed();
+    println!("forwarded mailbox: A→B through the mailbox in {latency:?}");
+    assert!(latency < Duration::from_secs(5), "{latency:?}");
+    for p in [a, b, mailbox] {
+        p.stop();
+    }
+    drop(net);
 }
 
 /// The hole punch's first round is made to fail (every packet between the two NATs' public

@@ -10,6 +10,7 @@
 //!   v2 server and an AutoNAT server, all offered only to admitted members.
 
 pub mod control;
+pub mod learn;
 mod runtime;
 pub mod store;
 

@@ -24,6 +24,7 @@ use lookout_protocol::{CollectiveId, MailboxId, MemberId};
 use rand::{rngs::OsRng, RngCore};
 use tokio::sync::{mpsc, oneshot};
 
+use super::learn::Learner;
 use super::store::{BlindStore, StoreLimits, Stored};
 use super::{MailboxError, MailboxHome, MailboxIdentity};
 use crate::net::mailbox_admission::{
@@ -119,6 +120,9 @@ pub struct MailboxStatus {
     pub circuits: usize,
     /// Public addresses the mailbox announces (relayed addresses are built on them).
     pub external: Vec<String>,
+    /// Of those, the ones learnt from what admitted members observe (none were given).
+    #[serde(default)]
+    pub learnt: Vec<String>,
 }
 
 enum Command {
@@ -314,8 +318,10 @@ pub async fn start(
         peer_id: identity.peer_id(),
         mailbox: identity.mailbox_id(),
     };
+    let learn = cfg.external.is_empty() && identity.addresses.is_empty();
     let mut mailbox = Runtime {
-        announce_listen: cfg.external.is_empty() && identity.addresses.is_empty(),
+        announce_listen: learn,
+        learner: learn.then(Learner::default),
         identity,
         swarm,
         store,
@@ -358,6 +364,8 @@ struct Runtime {
     cut_off_at: Option<tokio::time::Instant>,
     /// Whether to announce specific listen addresses as external ones (none were given).
     announce_listen: bool,
+    /// Learns the public address from admitted members' observations (none was given).
+    learner: Option<Learner>,
     listening: Vec<Multiaddr>,
     /// Relay reservations per transport peer (one per connection it reserved on).
     reservations: HashMap<PeerId, usize>,
@@ -453,6 +461,12 @@ impl Runtime {
                 .external_addresses()
                 .map(ToString::to_string)
                 .collect(),
+            learnt: self
+                .learner
+                .iter()
+                .flat_map(Learner::confirmed)
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 
@@ -482,7 +496,7 @@ impl Runtime {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "mailbox listening");
-                if self.announce_listen && is_specific(&address) {
+                if self.announce_listen && is_announceable(&address) {
                     self.swarm.add_external_address(address.clone());
                 }
                 self.listening.push(address);
@@ -513,8 +527,30 @@ impl Runtime {
                 tracing::debug!(?event, "relay");
                 self.on_relay(&event);
             }
+            SwarmEvent::Behaviour(MailboxBehaviourEvent::Gate(Gated::Inner(
+                ServicesEvent::Identify(identify::Event::Received { peer_id, info, .. }),
+            ))) => self.on_observed(peer_id, &info.observed_addr),
             _ => {}
         }
+    }
+
+    /// Transport peer `peer` observed this mailbox at `observed` (identify). Counted only from
+    /// a peer admitted as a current member (not provisionally: anyone can offer an unbound
+    /// mailbox a collective of their own), and only when no public address was given.
+    fn on_observed(&mut self, peer: PeerId, observed: &Multiaddr) {
+        let admitted = self.admitted.lock().is_ok_and(|a| a.contains(&peer));
+        let member = self.swarm.behaviour().gate.member_of(&peer);
+        let (Some(learner), true, Some(member)) = (self.learner.as_mut(), admitted, member) else {
+            return;
+        };
+        let Some(change) = learner.report(member, observed) else {
+            return;
+        };
+        if let Some(old) = &change.old {
+            self.swarm.remove_external_address(old);
+        }
+        self.swarm.add_external_address(change.new.clone());
+        tracing::info!(address = %change.new, replaced = ?change.old.as_ref().map(ToString::to_string), "mailbox learnt its public address from what members observe");
     }
 
     fn forget_peer(&mut self, peer: &PeerId) {
@@ -1011,12 +1047,26 @@ fn reconcile(
         .map_err(|e| e.to_string())
 }
 
-/// Whether an address names a specific interface (not 0.0.0.0 or ::).
-fn is_specific(addr: &Multiaddr) -> bool {
+/// Whether a listen address may be announced as it is, with no public address given: a
+/// specific interface (not 0.0.0.0 or ::) that is either loopback (a mailbox for nodes on the
+/// same machine, as in tests) or not a private LAN address (RFC 1918, CGNAT, link-local, ULA).
+/// A private address is what a mailbox behind a port forward listens on: what members reach it
+/// at is learnt instead ([`super::learn`]).
+fn is_announceable(addr: &Multiaddr) -> bool {
     use libp2p::multiaddr::Protocol;
     addr.iter().all(|p| match p {
-        Protocol::Ip4(ip) => !ip.is_unspecified(),
-        Protocol::Ip6(ip) => !ip.is_unspecified(),
+        Protocol::Ip4(ip) => {
+            let [a, b, ..] = ip.octets();
+            let cgnat = a == 100 && (64..128).contains(&b);
+            !ip.is_unspecified()
+                && (ip.is_loopback() || !(ip.is_private() || ip.is_link_local() || cgnat))
+        }
+        Protocol::Ip6(ip) => {
+            let first = ip.segments()[0];
+            let ula = first & 0xfe00 == 0xfc00;
+            let link_local = first & 0xffc0 == 0xfe80;
+            !ip.is_unspecified() && (ip.is_loopback() || !(ula || link_local))
+        }
         _ => true,
     })
 }
