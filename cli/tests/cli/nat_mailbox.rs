@@ -32,6 +32,31 @@ const HOLE_PUNCH: Duration = Duration::from_secs(90);
 /// one does not stop the others).
 static NAMESPACES: Mutex<()> = Mutex::new(());
 
+/// One case at a time on this machine: the threads of this binary through [`NAMESPACES`], other
+/// processes (another checkout's suite with the same prefix) through an advisory lock on a file
+/// named after the prefix, held until the guard drops (the kernel frees it if the process dies).
+struct OneAtATime {
+    _file: std::fs::File,
+    _thread: std::sync::MutexGuard<'static, ()>,
+}
+
+fn one_at_a_time() -> OneAtATime {
+    let thread = NAMESPACES.lock().unwrap_or_else(|e| e.into_inner());
+    let path = std::env::temp_dir().join(format!("lookout-nat-suite-{}.lock", prefix()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    file.lock()
+        .unwrap_or_else(|e| panic!("lock {}: {e}", path.display()));
+    OneAtATime {
+        _file: file,
+        _thread: thread,
+    }
+}
+
 /// Wait until `a` and `b` are connected directly by hole punching (each with one direct
 /// member, the mailbox's circuits between them closed), at most [`HOLE_PUNCH`]; how long it
 /// took, or `None`.
@@ -481,7 +506,7 @@ fn the_mailbox_holds_no_member_name() {
 /// Issue 10's cases in order; `check_names` adds the member names and the collective's name to
 /// what the mailbox must not hold.
 fn suite(check_names: bool) {
-    let _one_at_a_time = NAMESPACES.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = one_at_a_time();
     // Skip only where namespaces cannot be made (not root, no netns support).
     let net = match Net::up("plain") {
         Ok(net) => net,
@@ -698,7 +723,7 @@ fn suite(check_names: bool) {
 /// members observed the same one the mailbox announces it, relays, and A→B arrives through it.
 #[test]
 fn a_mailbox_behind_a_port_forward_learns_its_public_address() {
-    let _one_at_a_time = NAMESPACES.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = one_at_a_time();
     let net = match Net::up_with(&["up", "plain", "forwarded"]) {
         Ok(net) => net,
         Err(reason) => {
@@ -779,7 +804,7 @@ fn a_mailbox_behind_a_port_forward_learns_its_public_address() {
 /// they stayed relayed for good.
 #[test]
 fn hole_punching_is_retried_after_dcutr_gives_up() {
-    let _one_at_a_time = NAMESPACES.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = one_at_a_time();
     let net = match Net::up("plain") {
         Ok(net) => net,
         Err(reason) => {
@@ -922,7 +947,7 @@ fn reach_benchmark() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
-    let _one_at_a_time = NAMESPACES.lock().unwrap_or_else(|e| e.into_inner());
+    let _one_at_a_time = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let net = match Net::up("symmetric") {
         Ok(net) => net,
