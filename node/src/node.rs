@@ -13,7 +13,9 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{autonat, core::transport::ListenerId, dcutr, mdns, relay, Multiaddr, PeerId, Swarm};
+use libp2p::{
+    autonat, core::transport::ListenerId, dcutr, mdns, ping, relay, Multiaddr, PeerId, Swarm,
+};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -25,7 +27,7 @@ use crate::net::hello::{Credentials, Dialer, Keying, Listener};
 use crate::net::mailbox_admission::{AdmissionError, MailboxDialer, Welcome};
 use crate::net::{self, short, Behaviour, GateEvent, MessageAcceptance, NetConfig, NetEvent};
 use crate::policy::farewell::Farewells;
-use crate::policy::punch::Punches;
+use crate::policy::punch::{Punches, Supersede};
 use crate::policy::strikes::{Strikes, Verdict};
 use crate::policy::sync::{Start, SyncSchedule};
 use crate::reach::{self, NatProbe};
@@ -48,11 +50,12 @@ const MAX_PUNCH_ADDRESSES: usize = 4;
 const MAX_PUNCH_DIALS: usize = crate::policy::punch::MAX_PEERS;
 
 /// Hole-punch retries (see [`crate::policy::punch`]): when, the redials under way, and the
-/// redials that stood, whose member's older relayed connections close [`PUNCH_SETTLE`] later.
+/// redials that stood, which replace the older relayed connections through their relay once
+/// they carried a round trip (or are closed themselves if they carry none).
 struct PunchRetries {
     policy: Punches<PeerId>,
     dials: HashMap<ConnectionId, PeerId>,
-    superseding: HashMap<PeerId, (ConnectionId, Instant)>,
+    superseding: Supersede<PeerId, ConnectionId>,
 }
 
 impl PunchRetries {
@@ -60,7 +63,7 @@ impl PunchRetries {
         Self {
             policy: Punches::new(crate::policy::os_seed()),
             dials: HashMap::new(),
-            superseding: HashMap::new(),
+            superseding: Supersede::new(),
         }
     }
 }
@@ -879,30 +882,17 @@ impl EventLoop {
     /// connections a retry's new one superseded, then redial through the relay the members
     /// the policy says are due.
     fn retry_hole_punches(&mut self, now: Instant) {
-        // A retry's relayed connection that has stood for [`PUNCH_SETTLE`] replaces the older
-        // relayed ones with its member (only older ones: if the member redialled us at the
-        // same time, whichever of the two crossing redials is newer here stays).
-        let settled: Vec<(PeerId, ConnectionId)> = self
-            .punch
-            .superseding
+        // A retry's relayed connection that carried a round trip replaces the older relayed
+        // ones with its member through the same relay; one that carried none in time is
+        // closed itself (review U1: the retry may have landed on a mailbox that stalls).
+        let open: Vec<(ConnectionId, PeerId, Option<PeerId>)> = self
+            .connections
             .iter()
-            .filter(|(_, (_, at))| now.duration_since(*at) >= PUNCH_SETTLE)
-            .map(|(p, (c, _))| (*p, *c))
+            .map(|(c, (p, via))| (*c, *p, *via))
             .collect();
-        for (peer, newest) in settled {
-            self.punch.superseding.remove(&peer);
-            if !self.connections.contains_key(&newest) {
-                continue;
-            }
-            let older: Vec<ConnectionId> = self
-                .connections
-                .iter()
-                .filter(|(c, (p, via))| *p == peer && via.is_some() && **c < newest)
-                .map(|(c, _)| *c)
-                .collect();
-            for connection in older {
-                self.swarm.close_connection(connection);
-            }
+        for connection in self.punch.superseding.handle_timeout(now, &open) {
+            debug!("closing a relayed connection a hole-punch retry decided on");
+            self.swarm.close_connection(connection);
         }
         let members: HashSet<PeerId> = self
             .swarm
@@ -971,21 +961,21 @@ impl EventLoop {
     }
 
     /// A connection with `peer` stood: for a proven member, a relayed one is a new hole-punch
-    /// round (DCUtR tries on it), and one this node dialled for a retry supersedes the older
-    /// relayed ones a moment later; a direct one ends the retries.
+    /// round (DCUtR tries on it), and one this node dialled for a retry may replace the older
+    /// relayed ones through the same relay (see [`Supersede`]); a direct one ends the retries.
     fn punch_connected(
         &mut self,
         peer: PeerId,
         connection: ConnectionId,
         endpoint: &ConnectedPoint,
-        relayed: bool,
+        via: Option<PeerId>,
     ) {
         let retry = self.punch.dials.remove(&connection).is_some();
         if self.swarm.behaviour().gate.member_of(&peer).is_none() {
             return;
         }
         let now = Instant::now();
-        if !relayed {
+        let Some(relay) = via else {
             let quic = endpoint
                 .get_remote_address()
                 .iter()
@@ -993,10 +983,12 @@ impl EventLoop {
             debug!(peer = %short(&peer), transport = if quic { "quic" } else { "tcp" }, "direct connection with a member");
             self.punch.policy.direct(&peer);
             return;
-        }
+        };
         self.punch.policy.round_started(peer, now);
         if retry {
-            self.punch.superseding.insert(peer, (connection, now));
+            self.punch
+                .superseding
+                .retry_connected(connection, peer, relay, now);
         }
     }
 
@@ -1353,7 +1345,7 @@ impl EventLoop {
                     ConnectedPoint::Listener { local_addr, .. } => relay_of(local_addr),
                 };
                 self.connections.insert(connection_id, (peer_id, via));
-                self.punch_connected(peer_id, connection_id, &endpoint, via.is_some());
+                self.punch_connected(peer_id, connection_id, &endpoint, via);
                 self.on_connected(peer_id, connection_id, &endpoint);
             }
             SwarmEvent::OutgoingConnectionError {
@@ -1382,6 +1374,7 @@ impl EventLoop {
                 ref cause,
                 ..
             } if num_established > 0 => {
+                self.punch.superseding.closed(&connection_id);
                 if let Some((_, via)) = self.connections.remove(&connection_id) {
                     debug!(peer = %short(&peer_id), relayed = via.is_some(), left = num_established, ?cause, "a connection closed");
                 }
@@ -1396,6 +1389,7 @@ impl EventLoop {
             } => {
                 debug!(peer = %short(&peer_id), "disconnected");
                 self.connections.remove(&connection_id);
+                self.punch.superseding.closed(&connection_id);
                 self.replacing.remove(&connection_id);
                 self.admissions.remove(&peer_id);
                 self.admission_connections.remove(&peer_id);
@@ -1431,7 +1425,6 @@ impl EventLoop {
                 self.farewells.disconnected(&peer_id);
                 self.mailbox_farewells.disconnected(&peer_id);
                 self.punched.remove(&peer_id);
-                self.punch.superseding.remove(&peer_id);
                 self.hello_connections.remove(&peer_id);
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour(event),
@@ -1540,6 +1533,11 @@ impl EventLoop {
                 }
             },
             NetEvent::Autonat(event) => self.on_autonat(&event),
+            NetEvent::Ping(ping::Event {
+                connection,
+                result: Ok(_),
+                ..
+            }) => self.punch.superseding.carried(connection),
             NetEvent::Gate(GateEvent::Evicted { peer }) => {
                 debug!(peer = %short(&peer), "evicted");
             }

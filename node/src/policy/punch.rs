@@ -21,6 +21,11 @@
 //!   do not redial each other at once;
 //! - a member with a direct connection, or gone, is forgotten (a round is over when the
 //!   direct connection stands); at most [`MAX_PEERS`] members are tracked.
+//!
+//! [`Supersede`] decides what happens to the relayed connections a retry leaves behind: the
+//! retry's new relayed connection replaces only the older ones *through the same relay*, and
+//! only once it has carried a round trip (a ping answered on it); one that carries nothing
+//! within [`PROOF_BOUND`] is closed itself, and the older ones stay.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
@@ -46,6 +51,12 @@ pub(crate) const JITTER: f64 = 0.2;
 pub(crate) const ROUND_WINDOW: Duration = Duration::from_secs(40);
 /// Most members tracked at once (the node's connection cap bounds them already).
 pub(crate) const MAX_PEERS: usize = 256;
+
+/// How long a retry's relayed connection stands, at least, before it replaces older ones.
+pub(crate) const SETTLE: Duration = Duration::from_secs(1);
+/// How long a retry's relayed connection has to carry a round trip (libp2p's ping sends its
+/// first ping at once and waits 20 s for the answer); one that has not by then is closed.
+pub(crate) const PROOF_BOUND: Duration = Duration::from_secs(30);
 
 /// Where the hole punch with one member stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,10 +176,221 @@ impl<P: Copy + Eq + Hash> Punches<P> {
     }
 }
 
+/// A retry's relayed connection, until it replaced the older ones or was closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pending<P> {
+    /// The member.
+    peer: P,
+    /// The relay (mailbox) it goes through.
+    relay: P,
+    /// When it stood.
+    since: Instant,
+    /// Whether it carried a round trip.
+    proven: bool,
+}
+
+/// The relayed connections hole-punch retries opened, by connection id `C`, and which
+/// connections to close because of them.
+///
+/// A retry dials up to 4 relayed addresses of the member, through different mailboxes, and
+/// keeps whichever connects first; a seized or broken mailbox can accept the circuit and then
+/// forward nothing. So the new connection replaces only the older relayed connections with the
+/// same member *through the same relay* (a circuit through mailbox M2 never closes one through
+/// M1), and only once it has carried a round trip; until then nothing is closed, and if it has
+/// not carried one within [`PROOF_BOUND`], the new connection itself is closed.
+pub(crate) struct Supersede<P, C> {
+    pending: HashMap<C, Pending<P>>,
+}
+
+impl<P: Copy + Eq, C: Copy + Eq + Hash + Ord> Supersede<P, C> {
+    pub(crate) fn new() -> Self {
+        Self {
+            pending: HashMap::new(),
+        }
+    }
+
+    /// A relayed connection this node dialled for a retry stood at `now`, with `peer` through
+    /// `relay`. At most [`MAX_PEERS`] are tracked: one over that is never used to close anything
+    /// (and the relay's own circuit limits end it).
+    pub(crate) fn retry_connected(&mut self, connection: C, peer: P, relay: P, now: Instant) {
+        if self.pending.len() >= MAX_PEERS {
+            return;
+        }
+        self.pending.insert(
+            connection,
+            Pending {
+                peer,
+                relay,
+                since: now,
+                proven: false,
+            },
+        );
+    }
+
+    /// A round trip (a ping answered) completed on `connection`.
+    pub(crate) fn carried(&mut self, connection: C) {
+        if let Some(p) = self.pending.get_mut(&connection) {
+            p.proven = true;
+        }
+    }
+
+    /// `connection` closed.
+    pub(crate) fn closed(&mut self, connection: &C) {
+        self.pending.remove(connection);
+    }
+
+    /// The connections to close at `now`, given every open connection as (id, peer, relay if
+    /// relayed). A retry's connection that carried a round trip and stood [`SETTLE`] closes the
+    /// older relayed connections with its member through its relay (only older ones: if the
+    /// member redialled through the same relay at the same time, whichever of the two is newer
+    /// here stays); one that carried none within [`PROOF_BOUND`] is closed itself. Either way
+    /// it is forgotten, and so is one no longer open.
+    pub(crate) fn handle_timeout(&mut self, now: Instant, open: &[(C, P, Option<P>)]) -> Vec<C> {
+        let mut close = Vec::new();
+        self.pending.retain(|new, p| {
+            if !open.iter().any(|(c, _, _)| c == new) {
+                return false;
+            }
+            let age = now.saturating_duration_since(p.since);
+            if p.proven {
+                if age < SETTLE {
+                    return true;
+                }
+                close.extend(
+                    open.iter()
+                        .filter(|(c, peer, relay)| {
+                            *peer == p.peer && *relay == Some(p.relay) && c < new
+                        })
+                        .map(|(c, _, _)| *c),
+                );
+                false
+            } else if age >= PROOF_BOUND {
+                close.push(*new);
+                false
+            } else {
+                true
+            }
+        });
+        close.sort();
+        close.dedup();
+        close
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.pending.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Connection ids 1, 2, ...; peers and relays are small numbers: member 7, mailboxes
+    /// 101 (M1, honest) and 102 (M2, stalls).
+    const MEMBER: u32 = 7;
+    const M1: u32 = 101;
+    const M2: u32 = 102;
+
+    /// U1: a retry that landed on M2 never closes the connection through M1, proven or not.
+    #[test]
+    fn a_retry_through_another_relay_never_closes_the_working_one() {
+        let t = Instant::now();
+        let mut s: Supersede<u32, u32> = Supersede::new();
+        let open = [(1, MEMBER, Some(M1)), (2, MEMBER, Some(M2))];
+        s.retry_connected(2, MEMBER, M2, t);
+        s.carried(2);
+        assert!(s.handle_timeout(t + SETTLE, &open).is_empty());
+        assert_eq!(s.len(), 0);
+        // Unproven: at the bound the new one goes, the old one stays.
+        s.retry_connected(2, MEMBER, M2, t);
+        assert_eq!(s.handle_timeout(t + PROOF_BOUND, &open), vec![2]);
+    }
+
+    /// An unproven new connection closes nothing, however long it stands; past the bound it is
+    /// closed itself and forgotten.
+    #[test]
+    fn an_unproven_retry_never_closes_the_old_one_and_is_closed_at_its_bound() {
+        let t = Instant::now();
+        let mut s: Supersede<u32, u32> = Supersede::new();
+        let open = [(1, MEMBER, Some(M1)), (2, MEMBER, Some(M1))];
+        s.retry_connected(2, MEMBER, M1, t);
+        let mut now = t;
+        while now < t + PROOF_BOUND {
+            assert!(s.handle_timeout(now, &open).is_empty(), "at {now:?}");
+            now += Duration::from_millis(500);
+        }
+        assert_eq!(s.handle_timeout(t + PROOF_BOUND, &open), vec![2]);
+        assert_eq!(s.len(), 0);
+        // A round trip that comes after it was given up changes nothing.
+        s.carried(2);
+        assert!(s.handle_timeout(t + PROOF_BOUND * 2, &open).is_empty());
+    }
+
+    /// A proven new connection through the same relay replaces the older ones with that member
+    /// through that relay, after the settle time, and nothing else: not other members', not
+    /// other relays', not direct ones, not newer ones.
+    #[test]
+    fn a_proven_retry_closes_only_older_ones_through_its_relay() {
+        let t = Instant::now();
+        let mut s: Supersede<u32, u32> = Supersede::new();
+        let open = [
+            (1, MEMBER, Some(M1)),
+            (2, MEMBER, Some(M2)),
+            (3, MEMBER, None),
+            (4, 8, Some(M1)),
+            (5, MEMBER, Some(M1)),
+            (6, MEMBER, Some(M1)),
+        ];
+        s.retry_connected(5, MEMBER, M1, t);
+        s.carried(5);
+        assert!(s.handle_timeout(t, &open).is_empty(), "settle first");
+        assert_eq!(s.handle_timeout(t + SETTLE, &open), vec![1]);
+        assert_eq!(s.len(), 0);
+    }
+
+    /// Two retries crossing through the same relay: each end closes only what is older than
+    /// its own, so the two ends never close each other's last one.
+    #[test]
+    fn crossing_retries_keep_a_connection() {
+        let t = Instant::now();
+        // On A: its own retry is 2, B's arrived later as 3; B's 3 is newer, so A closes nothing.
+        let mut a: Supersede<u32, u32> = Supersede::new();
+        let open_a = [
+            (1, MEMBER, Some(M1)),
+            (2, MEMBER, Some(M1)),
+            (3, MEMBER, Some(M1)),
+        ];
+        a.retry_connected(2, MEMBER, M1, t);
+        a.carried(2);
+        assert_eq!(a.handle_timeout(t + SETTLE, &open_a), vec![1]);
+        assert!(open_a.iter().any(|(c, _, _)| *c == 3));
+    }
+
+    /// A connection that closed is forgotten; the tracked set is bounded, and emptied by the
+    /// ticks whatever the events.
+    #[test]
+    fn state_stays_bounded_and_pruned() {
+        let t = Instant::now();
+        let mut s: Supersede<u32, u32> = Supersede::new();
+        for c in 0..(MAX_PEERS as u32 * 2) {
+            s.retry_connected(c, c, M1, t);
+        }
+        assert_eq!(s.len(), MAX_PEERS);
+        s.closed(&0);
+        assert_eq!(s.len(), MAX_PEERS - 1);
+        // Gone from the open set: forgotten at the next tick, nothing closed.
+        assert!(s.handle_timeout(t, &[]).is_empty());
+        assert_eq!(s.len(), 0);
+        // Still open: every one is decided by its bound.
+        for c in 0..10u32 {
+            s.retry_connected(c, c, M1, t);
+        }
+        let open: Vec<(u32, u32, Option<u32>)> = (0..10).map(|c| (c, c, Some(M1))).collect();
+        assert_eq!(s.handle_timeout(t + PROOF_BOUND, &open).len(), 10);
+        assert_eq!(s.len(), 0);
+    }
 
     fn set(peers: &[u32]) -> HashSet<u32> {
         peers.iter().copied().collect()
