@@ -686,13 +686,7 @@ impl EventLoop {
             now: now(),
         });
         view.mailboxes = self.mailboxes.views();
-        let members: HashSet<PeerId> = self
-            .swarm
-            .behaviour()
-            .gate
-            .members_connected()
-            .map(|(p, _)| p)
-            .collect();
+        let members: HashSet<PeerId> = self.member_peers().collect();
         let direct: HashSet<PeerId> = self
             .connections
             .values()
@@ -894,13 +888,7 @@ impl EventLoop {
             debug!("closing a relayed connection a hole-punch retry decided on");
             self.swarm.close_connection(connection);
         }
-        let members: HashSet<PeerId> = self
-            .swarm
-            .behaviour()
-            .gate
-            .members_connected()
-            .map(|(p, _)| p)
-            .collect();
+        let members: HashSet<PeerId> = self.member_peers().collect();
         let mut relayed_only: HashSet<PeerId> = HashSet::new();
         let mut direct: HashSet<PeerId> = HashSet::new();
         for (peer, via) in self.connections.values() {
@@ -1217,13 +1205,7 @@ impl EventLoop {
             self.drop_mailbox_peer(peer);
         }
         self.tend_mailboxes(now);
-        let connected: Vec<PeerId> = self
-            .swarm
-            .behaviour()
-            .gate
-            .members_connected()
-            .map(|(p, _)| p)
-            .collect();
+        let connected: Vec<PeerId> = self.member_peers().collect();
         let unconfirmed = self.replica.has_unconfirmed_posts();
         if let Some(peer) = self.sync.handle_timeout(now, &connected, unconfirmed) {
             self.start_sync(peer);
@@ -1665,6 +1647,15 @@ impl EventLoop {
         if let Some(sync::SyncResponse::Ack { accepted, rejected }) = sync::decode(response) {
             debug!(accepted, rejected, "a mailbox took a push");
         }
+    }
+
+    /// The transport ids of the members connected now (proven by their hello).
+    fn member_peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.swarm
+            .behaviour()
+            .gate
+            .members_connected()
+            .map(|(p, _)| p)
     }
 
     /// Post where this node can be reached, for members only: its relayed addresses (on the
