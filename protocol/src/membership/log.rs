@@ -3,6 +3,7 @@
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::authors::Authors;
 use super::resolve::Resolution;
 use super::{Action, Op, Roster, SignedGenesis, MAX_PARENTS};
 use crate::ids::{CollectiveId, MemberId, OpId};
@@ -61,14 +62,10 @@ pub struct MembershipLog {
     orphans: BTreeMap<OpId, Op>,
     /// Ops held (with history or not) per author and UTC day.
     per_author_day: HashMap<(MemberId, u64), usize>,
-    /// Keys proposed for admission by ops in the log whose authors may propose: they may author
-    /// ops.
-    proposed: BTreeSet<MemberId>,
-    /// Keys whose proposals count toward `proposed`: besides the founding moderators, every key
-    /// an op in the log proposed for promotion whose author is one of these (a set that only
-    /// grows; it holds everyone ever promoted, and the proposals of plain members count for
-    /// nothing).
-    proposers: BTreeSet<MemberId>,
+    /// Who may author and propose, from the ops in the log alone (founders, and keys k
+    /// proposers vouched to admit or promote): a set that only grows, the same whatever order
+    /// the ops arrived in.
+    authors: Authors,
     /// Resolved lazily, so a batch of inserts costs one resolution; kept so that an op naming
     /// every head is applied without a full replay.
     resolution: OnceCell<Resolution>,
@@ -83,12 +80,11 @@ impl MembershipLog {
     /// A log holding only the genesis record.
     pub fn new(genesis: SignedGenesis) -> Self {
         Self {
+            authors: Authors::new(&genesis),
             genesis,
             ops: BTreeMap::new(),
             orphans: BTreeMap::new(),
             per_author_day: HashMap::new(),
-            proposed: BTreeSet::new(),
-            proposers: BTreeSet::new(),
             resolution: OnceCell::new(),
             cache: HashMap::new(),
             evicted: Vec::new(),
@@ -113,28 +109,27 @@ impl MembershipLog {
         self.genesis.id()
     }
 
-    /// Whether a replica should keep an op by this author at all: founding moderators, keys
-    /// proposed for admission by an op in the log with its history (not an orphan) whose author
-    /// may propose (a founding moderator, or proposed for promotion by one who may), and, looked
-    /// up last, keys the resolved roster knows (admitted, current or removed: a member admitted
-    /// by an heir of the last-moderator fallback, who made no promotion op). The first two sets
-    /// only grow as ops arrive, so replicas that hold the same ops keep the same ones whatever
-    /// order they came in (a refused op is fetched again by a later sync); the roster lookup is
-    /// not monotone (a removal may undo an admission). A plain member's proposal counts for
-    /// nothing (Review 3, H2: `proposals_by_a_plain_member_do_not_let_their_keys_author_ops`).
+    /// Whether a replica should keep an op by this author at all: a founding moderator, a key
+    /// whose admission or promotion k distinct proposers (k = the policy's `approvals_required`)
+    /// proposed or approved in ops held with their history, proposers being the founding
+    /// moderators and keys whose promotion k proposers vouched for ([`Authors`]); and, looked up
+    /// last, a key the resolved roster knows (admitted, current or removed). The first part is a
+    /// function of the ops in the log that only grows as ops arrive, so replicas holding the same
+    /// ops keep the same ones whatever order they came in (a refused op is fetched again by a
+    /// later sync); one moderator's unapproved proposals make no key an author
+    /// (`a_rogue_moderators_unapproved_proposals_let_no_key_author`). The roster lookup is needed
+    /// only for members whose admission the resolver completed with a moderator no promotion op
+    /// names: an heir of the last-moderator fallback, or a promotion by fewer than k remaining
+    /// moderators (`a_member_admitted_by_the_last_moderators_heir_may_author`); it is not
+    /// monotone (a removal may undo an admission).
     pub fn may_author(&self, author: &MemberId) -> bool {
-        self.proposed.contains(author) || self.is_founder(author) || self.roster().knows(author)
+        self.authors.may_author(author) || self.roster().knows(author)
     }
 
-    fn is_founder(&self, key: &MemberId) -> bool {
-        self.genesis
-            .genesis()
-            .founding_moderators()
-            .any(|(m, _)| m.member == *key)
-    }
-
-    fn may_propose(&self, key: &MemberId) -> bool {
-        self.proposers.contains(key) || self.is_founder(key)
+    /// Whether `key`'s proposals and approvals count toward who may author: a founding moderator,
+    /// or a key whose promotion k proposers vouched for.
+    pub fn may_propose(&self, key: &MemberId) -> bool {
+        self.authors.may_propose(key)
     }
 
     fn admit_check(&self, op: &Op) -> Result<(), OpRefusal> {
@@ -187,41 +182,13 @@ impl MembershipLog {
             .or_default() += 1;
     }
 
-    /// An op joined the log with its history: a proposal in it lets its key author ops. Only
-    /// here, never for an orphan (it may be evicted, and an evicted op must leave no trace:
-    /// `evicted_orphans_leave_no_trace`), so the set depends only on the ops in the log.
+    /// An op joined the log with its history: a proposal or approval in it may let keys author
+    /// or propose. Only here, never for an orphan (it may be evicted, and an evicted op must
+    /// leave no trace: `evicted_orphans_leave_no_trace`), so the sets depend only on the ops in
+    /// the log.
     fn kept(&mut self, op: &Op) {
-        if !self.may_propose(&op.author()) {
-            return;
-        }
-        match &op.body().action {
-            Action::ProposeAdd { identity, .. } => {
-                let new = self.proposed.insert(identity.member);
-                self.generation += u64::from(new);
-            }
-            Action::ProposePromote { member } => self.grant(*member),
-            _ => {}
-        }
-    }
-
-    /// `key` may propose: so count its proposals already in the log, and those of everyone it
-    /// proposed for promotion (the set depends only on the ops in the log, whatever their order).
-    fn grant(&mut self, key: MemberId) {
-        let mut work = vec![key];
-        while let Some(key) = work.pop() {
-            if self.is_founder(&key) || !self.proposers.insert(key) {
-                continue;
-            }
+        if self.authors.kept(op) {
             self.generation += 1;
-            for op in self.ops.values().filter(|op| op.author() == key) {
-                match &op.body().action {
-                    Action::ProposeAdd { identity, .. } => {
-                        self.proposed.insert(identity.member);
-                    }
-                    Action::ProposePromote { member } => work.push(*member),
-                    _ => {}
-                }
-            }
         }
     }
 

@@ -8,6 +8,7 @@
 //! ops computes the same roster, whatever order they arrived in. The rules are in
 //! `docs/PROTOCOL.md` §4 and on [`resolve`].
 
+mod authors;
 mod log;
 mod resolve;
 
