@@ -22,6 +22,7 @@ mod non_member;
 mod offline_catch_up;
 mod partition_heal;
 mod revocation;
+mod rogue_moderator_sybils;
 mod shown_before_durable;
 mod slow_peers;
 mod three_nodes;
