@@ -61,10 +61,12 @@ pub(super) struct Authors {
 }
 
 impl Authors {
-    /// Only the genesis record held.
-    pub(super) fn new(genesis: &SignedGenesis) -> Self {
+    /// Who may author and propose given the genesis record and `ops`, the ops held in the log
+    /// with their whole history (in any order: the result is the same). A log whose ops leave
+    /// it builds this again from those left.
+    pub(super) fn new<'a>(genesis: &SignedGenesis, ops: impl IntoIterator<Item = &'a Op>) -> Self {
         let record = genesis.genesis();
-        Self {
+        let mut authors = Self {
             k: usize::from(record.policy.approvals_required).max(1),
             proposers: record
                 .founding_moderators()
@@ -73,7 +75,11 @@ impl Authors {
             proposed: BTreeSet::new(),
             proposals: HashMap::new(),
             vouched: HashMap::new(),
+        };
+        for op in ops {
+            authors.kept(op);
         }
+        authors
     }
 
     /// A founding moderator, or a key k proposers vouched to admit or promote.

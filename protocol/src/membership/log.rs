@@ -80,7 +80,7 @@ impl MembershipLog {
     /// A log holding only the genesis record.
     pub fn new(genesis: SignedGenesis) -> Self {
         Self {
-            authors: Authors::new(&genesis),
+            authors: Authors::new(&genesis, std::iter::empty()),
             genesis,
             ops: BTreeMap::new(),
             orphans: BTreeMap::new(),
