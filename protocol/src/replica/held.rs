@@ -1,0 +1,198 @@
+//! Items held back until missing state arrives, kept in the form their first check left them
+//! (an envelope decrypted with its signature verified, a key delivery decoded and verified), and
+//! indexed by what each waits for, so a new op, key or alert tries again only the items waiting
+//! for it, and a retry re-runs only the checks whose answer can change (the roster at the item's
+//! heads, the epoch, the quota, the target), never a decryption or a signature check.
+//!
+//! Bounded in items ([`MAX_HELD`], [`MAX_HELD_PER_AUTHOR`], [`MAX_HELD_UNOPENED`]) and in
+//! accounted bytes ([`MAX_HELD_BYTES`], [`MAX_HELD_BYTES_PER_AUTHOR`]): each item counts its
+//! bytes as received and again for its decoded form, plus [`HELD_ITEM_OVERHEAD`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::envelope::Opened;
+use crate::epoch::KeyDelivery;
+use crate::{ContentId, EpochId, MemberId, OpId};
+
+/// Most items held back waiting for missing state.
+pub const MAX_HELD: usize = 2048;
+/// Most items held back for one author (their oldest is dropped first): one member's junk
+/// (posts naming a made-up head) takes at most this many places.
+pub const MAX_HELD_PER_AUTHOR: usize = 64;
+/// Most envelopes held whose epoch key this replica lacks: they cannot be opened, so nobody
+/// is known to have signed them, and they are dropped oldest first among themselves, never
+/// pushing out an item whose author is known.
+pub const MAX_HELD_UNOPENED: usize = MAX_HELD / 4;
+/// Most bytes held items are accounted for in all (see [`HELD_ITEM_OVERHEAD`]).
+pub const MAX_HELD_BYTES: usize = 16 << 20;
+/// Most bytes one author's held items are accounted for (their oldest is dropped first): a
+/// key delivery may be 256 KiB, so a count alone would let one member hold 64 of them.
+pub const MAX_HELD_BYTES_PER_AUTHOR: usize = MAX_HELD_BYTES / 8;
+/// What each held item is accounted for besides twice its length (its bytes as received and
+/// its decoded form, which is never larger than the encoding it came from by more than the
+/// allocations' headers): the entry, its decoded structure's headers and its index entries.
+pub const HELD_ITEM_OVERHEAD: usize = 1024;
+
+/// What a held item waits for: any one arriving tries it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum Wait {
+    /// A membership op (a head it names) to join the log.
+    Op(OpId),
+    /// A key delivery of this epoch (its key, or its rotation) to be accepted.
+    Epoch(EpochId),
+    /// A post (the alert it refers to) to be accepted.
+    Post(ContentId),
+}
+
+/// What a held item's first check established.
+#[derive(Debug)]
+pub(super) enum Form {
+    /// An envelope under an epoch whose key this replica lacks: not opened yet.
+    Sealed(Vec<u8>),
+    /// An envelope that decrypted and whose signature verifies, with its bytes as received.
+    Opened(Vec<u8>, Box<Opened>),
+    /// A key delivery that decoded and whose signature verifies.
+    Delivery(Box<KeyDelivery>),
+}
+
+impl Form {
+    /// Its bytes as received.
+    pub(super) fn bytes(&self) -> &[u8] {
+        match self {
+            Form::Sealed(bytes) | Form::Opened(bytes, _) => bytes,
+            Form::Delivery(delivery) => delivery.encoded(),
+        }
+    }
+
+    /// What it is accounted for: its bytes, once more for a decoded form, and the overhead.
+    fn cost(&self) -> usize {
+        let len = self.bytes().len();
+        match self {
+            Form::Sealed(_) => len + HELD_ITEM_OVERHEAD,
+            Form::Opened(..) | Form::Delivery(_) => 2 * len + HELD_ITEM_OVERHEAD,
+        }
+    }
+}
+
+/// An item to hold: its form, who signed it (where known) and what it waits for.
+#[derive(Debug)]
+pub(super) struct Hold {
+    pub(super) form: Form,
+    pub(super) author: Option<MemberId>,
+    pub(super) waits: Vec<Wait>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    hold: Hold,
+    /// Its refusal key (the hash of its bytes).
+    key: [u8; 32],
+    cost: usize,
+}
+
+/// The held items, oldest first, with their indexes.
+#[derive(Debug, Default)]
+pub(super) struct HeldItems {
+    /// By age: a lower number is older. An item tried again and held again keeps its age.
+    entries: BTreeMap<u64, Entry>,
+    next: u64,
+    by_key: HashMap<[u8; 32], u64>,
+    by_wait: HashMap<Wait, BTreeSet<u64>>,
+    /// Per author (`None`: unopened envelopes), their items and accounted bytes.
+    by_author: HashMap<Option<MemberId>, (BTreeSet<u64>, usize)>,
+    bytes: usize,
+}
+
+impl HeldItems {
+    /// How many items are held.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The bytes the held items are accounted for.
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The item held under this refusal key, if any.
+    pub(super) fn find(&self, key: &[u8; 32]) -> Option<u64> {
+        self.by_key.get(key).copied()
+    }
+
+    /// Every held item, oldest first.
+    pub(super) fn all(&self) -> Vec<u64> {
+        self.entries.keys().copied().collect()
+    }
+
+    /// The items waiting for `wait`, oldest first.
+    pub(super) fn waiting_for(&self, wait: &Wait) -> Vec<u64> {
+        self.by_wait
+            .get(wait)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Take an item out (to try it again), with its refusal key and age.
+    pub(super) fn take(&mut self, at: u64) -> Option<(Hold, [u8; 32], u64)> {
+        let entry = self.entries.remove(&at)?;
+        self.by_key.remove(&entry.key);
+        for wait in &entry.hold.waits {
+            if let Some(set) = self.by_wait.get_mut(wait) {
+                set.remove(&at);
+                if set.is_empty() {
+                    self.by_wait.remove(wait);
+                }
+            }
+        }
+        if let Some((set, bytes)) = self.by_author.get_mut(&entry.hold.author) {
+            set.remove(&at);
+            *bytes -= entry.cost;
+            if set.is_empty() {
+                self.by_author.remove(&entry.hold.author);
+            }
+        }
+        self.bytes -= entry.cost;
+        Some((entry.hold, entry.key, at))
+    }
+
+    /// Hold an item under its refusal key `key`, as new or (`age`) at the age it had, dropping
+    /// the oldest items its bounds require: its author's first, then unopened envelopes' among
+    /// themselves, then the oldest of all.
+    pub(super) fn insert(&mut self, key: [u8; 32], hold: Hold, age: Option<u64>) {
+        if let Some(old) = self.find(&key) {
+            self.take(old);
+        }
+        let cost = hold.form.cost();
+        let author = hold.author;
+        let (count_cap, bytes_cap) = match author {
+            Some(_) => (MAX_HELD_PER_AUTHOR, MAX_HELD_BYTES_PER_AUTHOR),
+            None => (MAX_HELD_UNOPENED, MAX_HELD_BYTES_PER_AUTHOR),
+        };
+        while let Some((set, bytes)) = self.by_author.get(&author) {
+            if set.len() < count_cap && bytes + cost <= bytes_cap {
+                break;
+            }
+            let Some(&oldest) = set.first() else { break };
+            self.take(oldest);
+        }
+        while self.entries.len() >= MAX_HELD || self.bytes + cost > MAX_HELD_BYTES {
+            let Some((&oldest, _)) = self.entries.first_key_value() else {
+                break;
+            };
+            self.take(oldest);
+        }
+        let at = age.unwrap_or_else(|| {
+            self.next += 1;
+            self.next
+        });
+        for wait in &hold.waits {
+            self.by_wait.entry(*wait).or_default().insert(at);
+        }
+        let (set, bytes) = self.by_author.entry(author).or_default();
+        set.insert(at);
+        *bytes += cost;
+        self.bytes += cost;
+        self.by_key.insert(key, at);
+        self.entries.insert(at, Entry { hold, key, cost });
+    }
+}
