@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::envelope::Opened;
 use crate::epoch::KeyDelivery;
+use crate::membership::Op;
 use crate::{ContentId, EpochId, MemberId, OpId};
 
 /// Most items held back waiting for missing state.
@@ -53,6 +54,8 @@ pub(super) enum Form {
     Opened(Vec<u8>, Box<Opened>),
     /// A key delivery that decoded and whose signature verifies.
     Delivery(Box<KeyDelivery>),
+    /// A membership op that decoded and whose signatures verify, waiting for its parents.
+    Op(Box<Op>),
 }
 
 impl Form {
@@ -61,6 +64,7 @@ impl Form {
         match self {
             Form::Sealed(bytes) | Form::Opened(bytes, _) => bytes,
             Form::Delivery(delivery) => delivery.encoded(),
+            Form::Op(op) => op.encoded(),
         }
     }
 
@@ -69,7 +73,7 @@ impl Form {
         let len = self.bytes().len();
         match self {
             Form::Sealed(_) => len + HELD_ITEM_OVERHEAD,
-            Form::Opened(..) | Form::Delivery(_) => 2 * len + HELD_ITEM_OVERHEAD,
+            Form::Opened(..) | Form::Delivery(_) | Form::Op(_) => 2 * len + HELD_ITEM_OVERHEAD,
         }
     }
 }
@@ -194,5 +198,103 @@ impl HeldItems {
         self.bytes += cost;
         self.by_key.insert(key, at);
         self.entries.insert(at, Entry { hold, key, cost });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sealed(len: usize, tag: u8, author: Option<u8>, waits: Vec<Wait>) -> ([u8; 32], Hold) {
+        let mut key = [0u8; 32];
+        key[0] = tag;
+        key[1] = author.unwrap_or(0xff);
+        key[2..10].copy_from_slice(&(len as u64).to_le_bytes());
+        let hold = Hold {
+            form: Form::Sealed(vec![0; len]),
+            author: author.map(|a| MemberId([a; 32])),
+            waits,
+        };
+        (key, hold)
+    }
+
+    /// The accounted bytes stay under the caps whatever is held: one author's large items push
+    /// out that author's oldest, and many authors' push out the oldest of all.
+    #[test]
+    fn held_bytes_stay_within_the_caps() {
+        let mut held = HeldItems::default();
+        let big = 200_000;
+        for i in 0..40u8 {
+            let (key, hold) = sealed(big, i, Some(1), vec![Wait::Op(OpId([i; 32]))]);
+            held.insert(key, hold, None);
+            let mine = held
+                .by_author
+                .get(&Some(MemberId([1; 32])))
+                .map_or(0, |e| e.1);
+            assert!(
+                mine <= MAX_HELD_BYTES_PER_AUTHOR,
+                "{mine} bytes for one author"
+            );
+        }
+        for author in 2..60u8 {
+            for i in 0..8u8 {
+                let (key, hold) = sealed(big, i, Some(author), vec![Wait::Epoch(EpochId([i; 32]))]);
+                held.insert(key, hold, None);
+                assert!(
+                    held.bytes() <= MAX_HELD_BYTES,
+                    "{} bytes held",
+                    held.bytes()
+                );
+            }
+        }
+        let total: usize = held.entries.values().map(|e| e.cost).sum();
+        assert_eq!(total, held.bytes());
+        assert!(held.bytes() > MAX_HELD_BYTES - 2 * big - HELD_ITEM_OVERHEAD * 2);
+    }
+
+    /// Envelopes nobody is known to have signed (their key is missing) take at most their own
+    /// share of the places, and push out only each other: an author's held item stays.
+    #[test]
+    fn unopened_envelopes_push_out_only_each_other() {
+        let mut held = HeldItems::default();
+        let (key, hold) = sealed(100, 0, Some(7), vec![Wait::Post(ContentId([1; 32]))]);
+        held.insert(key, hold, None);
+        for i in 0..(MAX_HELD as u32 + 10) {
+            let mut key = [0xaa; 32];
+            key[..4].copy_from_slice(&i.to_le_bytes());
+            let hold = Hold {
+                form: Form::Sealed(vec![1; 100]),
+                author: None,
+                waits: vec![Wait::Epoch(EpochId([9; 32]))],
+            };
+            held.insert(key, hold, None);
+        }
+        assert_eq!(held.len(), MAX_HELD_UNOPENED + 1);
+        assert!(held.find(&key).is_some(), "an author's item was pushed out");
+        assert_eq!(
+            held.waiting_for(&Wait::Epoch(EpochId([9; 32]))).len(),
+            MAX_HELD_UNOPENED
+        );
+    }
+
+    /// Taking an item out removes it from every index, so nothing stale is left behind by
+    /// items that never get what they wait for.
+    #[test]
+    fn taking_an_item_leaves_no_index_entry() {
+        let mut held = HeldItems::default();
+        let waits = vec![Wait::Op(OpId([1; 32])), Wait::Op(OpId([2; 32]))];
+        let (key, hold) = sealed(10, 0, Some(3), waits);
+        held.insert(key, hold, None);
+        let at = held.find(&key).unwrap_or_default();
+        let (hold, taken, age) = held.take(at).expect("held");
+        assert_eq!((taken, age), (key, at));
+        assert_eq!(hold.waits.len(), 2);
+        assert_eq!(held.len(), 0);
+        assert_eq!(held.bytes(), 0);
+        assert!(held.by_wait.is_empty() && held.by_author.is_empty() && held.by_key.is_empty());
+        // Held again at its age.
+        held.insert(key, hold, Some(age));
+        assert_eq!(held.find(&key), Some(age));
+        assert_eq!(held.waiting_for(&Wait::Op(OpId([2; 32]))), vec![age]);
     }
 }

@@ -457,6 +457,7 @@ impl State {
             Form::Sealed(bytes) => self.ingest_envelope(&bytes, now, effects),
             Form::Opened(bytes, opened) => self.accept_opened(&bytes, Ok(*opened), now, effects),
             Form::Delivery(delivery) => self.accept_delivery(*delivery, me, effects),
+            Form::Op(op) => self.accept_op(*op, effects),
         };
         self.remember(key, &outcome, Some(age));
         outcome
@@ -520,8 +521,8 @@ impl State {
     /// by its refusal key `id`.
     fn remember(&mut self, id: [u8; 32], outcome: &Ingested, age: Option<u64>) {
         match outcome {
-            // An op waiting for its parents is kept by the log (with bounds of its own), so it
-            // has no hold here.
+            // Every item judged `Held` leaves its hold; an op the log keeps without one (none
+            // now) is the log's alone.
             Ingested::Held => {
                 if let Some(hold) = self.hold.take() {
                     self.held.insert(id, hold, age);
@@ -576,7 +577,25 @@ impl State {
             Err(e) if e.is_peer_fault() => return Ingested::Rejected(e.into()),
             Err(e) => return Ingested::Ignored(e.into()),
         };
+        self.accept_op(op, effects)
+    }
+
+    /// The log's rules for a verified op. One waiting for its parents is kept by the log (in
+    /// its bounded orphan set) and held here too, so it is tried again when a parent joins
+    /// even if the log has dropped it meanwhile (a burst of one author's ops, in any order).
+    fn accept_op(&mut self, op: Op, effects: &mut Vec<Effect>) -> Ingested {
         let id = op.id();
+        if self.log.contains(&id) {
+            return Ingested::Duplicate;
+        }
+        let waits = self.missing_heads(op.parents());
+        if !waits.is_empty() && self.log.holds(&id) {
+            // Still an orphan of the log: wait on.
+            let author = op.author();
+            return self.hold(Form::Op(Box::new(op)), Some(author), waits);
+        }
+        let waiting = (!waits.is_empty()).then(|| op.clone());
+        let bytes = op.encoded().to_vec();
         // The log decides first (known author, quota, orphan bounds); only what it keeps is
         // written, and orphans it evicts are deleted, so a peer cannot fill the disk.
         let outcome = self.log.insert(op);
@@ -586,10 +605,7 @@ impl State {
             outcome,
             InsertOutcome::Added(_) | InsertOutcome::MissingParents(_)
         ) {
-            effects.push(Effect::PutOp {
-                id,
-                bytes: bytes.to_vec(),
-            });
+            effects.push(Effect::PutOp { id, bytes });
         }
         match outcome {
             // The roster is resolved lazily, once per batch, when someone next looks.
@@ -601,7 +617,13 @@ impl State {
             InsertOutcome::Duplicate => Ingested::Duplicate,
             // Kept in the log's orphan set (and in the store): the caller syncs to fetch the
             // parents.
-            InsertOutcome::MissingParents(_) => Ingested::Held,
+            InsertOutcome::MissingParents(_) => match waiting {
+                Some(op) => {
+                    let author = op.author();
+                    self.hold(Form::Op(Box::new(op)), Some(author), waits)
+                }
+                None => Ingested::Held,
+            },
             // The forwarder may know a proposal this node lacks yet: not its fault.
             InsertOutcome::Refused(why) => Ingested::Ignored(why.into()),
         }
