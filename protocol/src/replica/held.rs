@@ -203,6 +203,7 @@ impl HeldItems {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::expect_used)]
     use super::*;
 
     fn sealed(len: usize, tag: u8, author: Option<u8>, waits: Vec<Wait>) -> ([u8; 32], Hold) {
@@ -285,7 +286,7 @@ mod tests {
         let waits = vec![Wait::Op(OpId([1; 32])), Wait::Op(OpId([2; 32]))];
         let (key, hold) = sealed(10, 0, Some(3), waits);
         held.insert(key, hold, None);
-        let at = held.find(&key).unwrap_or_default();
+        let at = held.find(&key).expect("held");
         let (hold, taken, age) = held.take(at).expect("held");
         assert_eq!((taken, age), (key, at));
         assert_eq!(hold.waits.len(), 2);
