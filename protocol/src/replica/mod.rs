@@ -588,7 +588,12 @@ impl State {
         if self.log.contains(&id) {
             return Ingested::Duplicate;
         }
-        let waits = self.missing_heads(op.parents());
+        let waits: Vec<Wait> = op
+            .parents()
+            .iter()
+            .filter(|p| !self.log.contains(p))
+            .map(|p| Wait::Op(*p))
+            .collect();
         if !waits.is_empty() && self.log.holds(&id) {
             // Still an orphan of the log: wait on.
             let author = op.author();
@@ -611,6 +616,7 @@ impl State {
             // The roster is resolved lazily, once per batch, when someone next looks.
             InsertOutcome::Added(ids) => {
                 self.released.extend(ids.into_iter().map(Wait::Op));
+                self.released.push(Wait::AnyOp);
                 effects.push(Effect::Note(Note::MembershipChanged));
                 Ingested::Accepted
             }
@@ -636,6 +642,13 @@ impl State {
         now: u64,
         effects: &mut Vec<Effect>,
     ) -> Ingested {
+        // A duplicate costs no signature check.
+        if self
+            .deliveries
+            .contains_key(&DeliveryId(SetKind::Deliveries.id_of(bytes)))
+        {
+            return Ingested::Duplicate;
+        }
         let delivery = match KeyDelivery::decode(bytes, self.log.collective()) {
             Ok(d) => d,
             // A newer peer's format is no fault of the peer.
@@ -767,13 +780,18 @@ impl State {
             || self.still_deferred(&key, now)
     }
 
-    /// The heads of `heads` not in the log with their history, as what an item waits for.
+    /// The heads of `heads` not in the log with their history, as what an item waits for; any
+    /// op joining, should the log lack none of them yet not resolve them.
     fn missing_heads(&self, heads: &[OpId]) -> Vec<Wait> {
-        heads
+        let waits: Vec<Wait> = heads
             .iter()
             .filter(|h| !self.log.contains(h))
             .map(|h| Wait::Op(*h))
-            .collect()
+            .collect();
+        if waits.is_empty() {
+            return vec![Wait::AnyOp];
+        }
+        waits
     }
 
     fn ingest_envelope(&mut self, bytes: &[u8], now: u64, effects: &mut Vec<Effect>) -> Ingested {
