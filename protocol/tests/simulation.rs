@@ -1388,11 +1388,13 @@ fn run(config: Config) -> Outcome {
             if !replicas[who].is_member() || waits_for_promotion {
                 assert!(
                     tick < config.quiet_from,
-                    "replica {who} never heard it is a member: {} ops (founder {}), {} held, links {:?}, down {:?}, refused {:?}",
+                    "replica {who} never heard it is a member: {} ops, {} orphans (founder {}), {} held, links {:?} holding {:?} ops, down {:?}, refused {:?}",
                     replicas[who].state.log().len(),
+                    replicas[who].state.log().orphan_count(),
                     replicas[founder].state.log().len(),
                     replicas[who].state.held_count(),
                     links[who],
+                    links[who].iter().map(|j| replicas[*j].state.log().len()).collect::<Vec<_>>(),
                     down[who],
                     replicas[who].refused.iter().map(|r| &r.1).take(5).collect::<Vec<_>>()
                 );

@@ -9,18 +9,19 @@
 //! its encrypted store and event stream; the simulation applies them to nothing and runs the
 //! very same rules.
 
+mod held;
 mod posts;
 mod refusal;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
 use crate::content::Content;
-use crate::envelope::{self, InnerBody, Opened, PostKind, PostMeta, Verdict, Verified};
-use crate::epoch::{DeliveryKind, EpochBook, EpochError, KeyDelivery, Recorded};
+use crate::envelope::{self, EnvelopeError, InnerBody, Opened, PostMeta, Verdict, Verified};
+use crate::epoch::{DeliveryKind, EpochBook, EpochError, EpochStatus, KeyDelivery, Recorded};
 use crate::identity::{Identity, PublicIdentity};
 use crate::ids::{context, hash};
 use crate::membership::{InsertOutcome, MembershipLog, Op, Roster, SignedGenesis};
@@ -28,14 +29,13 @@ use crate::reconcile::Item;
 use crate::sig;
 use crate::{ContentId, DeliveryId, EpochId, MemberId, OpId};
 
+use held::{Form, HeldItems, Hold, Wait};
+pub use held::{
+    HELD_ITEM_OVERHEAD, MAX_HELD, MAX_HELD_BYTES, MAX_HELD_BYTES_PER_AUTHOR, MAX_HELD_PER_AUTHOR,
+    MAX_HELD_UNOPENED,
+};
 pub use posts::Posts;
 pub use refusal::Refusal;
-
-/// Most items held back waiting for missing state.
-pub const MAX_HELD: usize = 2048;
-/// Most items held back for one author (their oldest is dropped first): one member's junk
-/// (posts naming a made-up head) costs each retry of the held items at most this many.
-pub const MAX_HELD_PER_AUTHOR: usize = 64;
 /// Most items remembered as refused (so sync does not fetch them again).
 pub const MAX_REFUSED: usize = 16_384;
 
@@ -220,11 +220,14 @@ pub struct State {
     /// Accepted posts per (author, UTC day, counts against the alert quota): reachability posts
     /// have a quota of their own.
     quota: HashMap<(MemberId, u64, bool), u32>,
-    /// Items waiting for missing state, oldest first, with their author where it is known
-    /// (a post that opened, a delivery), for [`MAX_HELD_PER_AUTHOR`].
-    held: VecDeque<(SetKind, Vec<u8>, Option<MemberId>)>,
-    /// The author of the item just held, for [`State::remember`].
-    held_author: Option<MemberId>,
+    /// Items waiting for missing state (ops waiting for their parents are the log's), in the
+    /// form their first check left them, indexed by what they wait for.
+    held: HeldItems,
+    /// The item just judged `Held`, for [`State::remember`] (an op's is kept by the log).
+    hold: Option<Hold>,
+    /// What items accepted since the last release may release (ops joined, epochs with a new
+    /// delivery, posts): [`State::release`] tries the items held waiting for them.
+    released: Vec<Wait>,
     refused: HashSet<[u8; 32]>,
     /// Refusals that may pass later ([`Refusal::may_pass_later`]), by refusal key, with what
     /// must happen first: the same bytes are answered `Duplicate` until then, unverified.
@@ -277,8 +280,9 @@ impl State {
             posts: Posts::default(),
             refs: HashMap::new(),
             quota: HashMap::new(),
-            held: VecDeque::new(),
-            held_author: None,
+            held: HeldItems::default(),
+            hold: None,
+            released: Vec::new(),
             refused: HashSet::new(),
             deferred: HashMap::new(),
             skew_date: None,
@@ -315,9 +319,15 @@ impl State {
         self.refs.get(id).map_or(&[], Vec::as_slice)
     }
 
-    /// Items waiting for missing state.
+    /// Items waiting for missing state (besides ops waiting for their parents, which the log
+    /// keeps: [`MembershipLog::orphan_count`]).
     pub fn held_count(&self) -> usize {
         self.held.len()
+    }
+
+    /// The bytes the held items are accounted for (at most [`MAX_HELD_BYTES`]).
+    pub fn held_bytes(&self) -> usize {
+        self.held.bytes()
     }
 
     /// Whether the key of `member` is in the cache of decompressed keys single verifications
@@ -395,55 +405,62 @@ impl State {
         self.index.posts = None;
     }
 
-    /// Take in one item from a peer (or made locally), at time `now`, as `me`. When it is a
-    /// new op or delivery, held items it may release are tried again.
+    /// Take in one item from a peer (or made locally), at time `now`, as `me`. What it releases
+    /// (held items waiting for the op, the epoch or the post it is) is tried again.
     pub fn ingest(&mut self, kind: SetKind, bytes: &[u8], me: &Identity, now: u64) -> Step {
         let mut effects = Vec::new();
         let outcome = self.ingest_one(kind, bytes, me, now, &mut effects);
-        if outcome == Ingested::Accepted && self.may_release(kind, bytes) {
-            self.retry(me, now, &mut effects);
-        }
+        self.release(me, now, &mut effects);
         Step { outcome, effects }
     }
 
-    /// Whether the item just accepted may release held ones: new membership or keys may, and
-    /// so may an alert that edits, retractions or corroborations held were waiting for.
-    fn may_release(&self, kind: SetKind, bytes: &[u8]) -> bool {
-        match kind {
-            SetKind::Ops | SetKind::Deliveries => true,
-            SetKind::Envelopes => {
-                self.held.iter().any(|(k, _, _)| *k == SetKind::Envelopes)
-                    && envelope::id_of(bytes)
-                        .ok()
-                        .and_then(|id| self.posts.get(&id))
-                        .is_some_and(|m| m.kind == PostKind::Alert)
-            }
-        }
-    }
-
-    /// Try held items again (after membership or keys changed). Returns how many were
-    /// accepted, and the effects.
+    /// Try every held item again (after the clock moved, say): each from the form its first
+    /// check left it in. Returns how many were accepted, and the effects.
     pub fn retry_held(&mut self, me: &Identity, now: u64) -> (usize, Vec<Effect>) {
         let mut effects = Vec::new();
-        let accepted = self.retry(me, now, &mut effects);
+        let mut accepted = 0;
+        for at in self.held.all() {
+            if self.recheck(at, me, now, &mut effects) == Ingested::Accepted {
+                accepted += 1;
+            }
+        }
+        accepted += self.release(me, now, &mut effects);
         (accepted, effects)
     }
 
-    fn retry(&mut self, me: &Identity, now: u64, effects: &mut Vec<Effect>) -> usize {
+    /// Try again the held items waiting for what was accepted, and for what those release in
+    /// turn. Returns how many were accepted.
+    fn release(&mut self, me: &Identity, now: u64, effects: &mut Vec<Effect>) -> usize {
         let mut accepted = 0;
-        loop {
-            let held: Vec<_> = self.held.drain(..).collect();
-            let mut progress = false;
-            for (kind, bytes, _) in held {
-                if self.ingest_one(kind, &bytes, me, now, effects) == Ingested::Accepted {
-                    accepted += 1;
-                    progress = true;
+        while !self.released.is_empty() {
+            for wait in std::mem::take(&mut self.released) {
+                for at in self.held.waiting_for(&wait) {
+                    if self.recheck(at, me, now, effects) == Ingested::Accepted {
+                        accepted += 1;
+                    }
                 }
             }
-            if !progress {
-                return accepted;
-            }
         }
+        accepted
+    }
+
+    /// Judge a held item again from the form its first check left it in (no signature is
+    /// checked again, nothing decrypted again but an envelope whose key had been missing), and
+    /// hold it again at its age if it still waits.
+    fn recheck(&mut self, at: u64, me: &Identity, now: u64, effects: &mut Vec<Effect>) -> Ingested {
+        let Some((hold, key, age)) = self.held.take(at) else {
+            return Ingested::Duplicate;
+        };
+        self.skew_date = None;
+        self.hold = None;
+        let outcome = match hold.form {
+            Form::Sealed(bytes) => self.ingest_envelope(&bytes, now, effects),
+            Form::Opened(bytes, opened) => self.accept_opened(&bytes, Ok(*opened), now, effects),
+            Form::Delivery(delivery) => self.accept_delivery(*delivery, me, effects),
+            Form::Op(op) => self.accept_op(*op, effects),
+        };
+        self.remember(key, &outcome, Some(age));
+        outcome
     }
 
     fn ingest_one(
@@ -458,15 +475,19 @@ impl State {
         if self.refused.contains(&id) || self.still_deferred(&id, now) {
             return Ingested::Duplicate;
         }
+        // The same bytes as an item held: judged again from what its first check established.
+        if let Some(at) = self.held.find(&id) {
+            return self.recheck(at, me, now, effects);
+        }
         self.deferred.remove(&id);
         self.skew_date = None;
-        self.held_author = None;
+        self.hold = None;
         let outcome = match kind {
             SetKind::Ops => self.ingest_op(bytes, now, effects),
             SetKind::Deliveries => self.ingest_delivery(bytes, me, now, effects),
             SetKind::Envelopes => self.ingest_envelope(bytes, now, effects),
         };
-        self.remember(kind, bytes, id, &outcome);
+        self.remember(id, &outcome, None);
         outcome
     }
 
@@ -479,24 +500,32 @@ impl State {
         }
     }
 
-    /// Keep a held item aside, and remember a refused one by its refusal key `id`.
-    fn remember(&mut self, kind: SetKind, bytes: &[u8], id: [u8; 32], outcome: &Ingested) {
+    /// An item that waits for `waits`, in the form its check established, signed by `author`
+    /// where known: held, unless the membership log cannot know its signer as a possible author
+    /// ([`MembershipLog::may_author`]). Such an item is refused for now (`NeverAMember`) and
+    /// remembered until the log changes, so keys a member makes up cannot take held places
+    /// from members' items; sync fetches it again once her admission arrives.
+    fn hold(&mut self, form: Form, author: Option<MemberId>, waits: Vec<Wait>) -> Ingested {
+        if author.is_some_and(|a| !self.log.may_author(&a)) {
+            return Ingested::Ignored(Refusal::NeverAMember);
+        }
+        self.hold = Some(Hold {
+            form,
+            author,
+            waits,
+        });
+        Ingested::Held
+    }
+
+    /// Keep a held item aside (at its `age` if it was held before), and remember a refused one
+    /// by its refusal key `id`.
+    fn remember(&mut self, id: [u8; 32], outcome: &Ingested, age: Option<u64>) {
         match outcome {
+            // Every item judged `Held` leaves its hold; an op the log keeps without one (none
+            // now) is the log's alone.
             Ingested::Held => {
-                let author = self.held_author.take();
-                if !self.held.iter().any(|(_, b, _)| b == bytes) {
-                    // One author's oldest goes first once it has its share (Review 3, S3).
-                    let mine = author.map_or(0, |a| {
-                        self.held.iter().filter(|(_, _, w)| *w == Some(a)).count()
-                    });
-                    if mine >= MAX_HELD_PER_AUTHOR {
-                        if let Some(oldest) = self.held.iter().position(|(_, _, w)| *w == author) {
-                            self.held.remove(oldest);
-                        }
-                    } else if self.held.len() >= MAX_HELD {
-                        self.held.pop_front();
-                    }
-                    self.held.push_back((kind, bytes.to_vec(), author));
+                if let Some(hold) = self.hold.take() {
+                    self.held.insert(id, hold, age);
                 }
             }
             Ingested::Rejected(why) | Ingested::Ignored(why) if !why.may_pass_later() => {
@@ -548,7 +577,30 @@ impl State {
             Err(e) if e.is_peer_fault() => return Ingested::Rejected(e.into()),
             Err(e) => return Ingested::Ignored(e.into()),
         };
+        self.accept_op(op, effects)
+    }
+
+    /// The log's rules for a verified op. One waiting for its parents is kept by the log (in
+    /// its bounded orphan set) and held here too, so it is tried again when a parent joins
+    /// even if the log has dropped it meanwhile (a burst of one author's ops, in any order).
+    fn accept_op(&mut self, op: Op, effects: &mut Vec<Effect>) -> Ingested {
         let id = op.id();
+        if self.log.contains(&id) {
+            return Ingested::Duplicate;
+        }
+        let waits: Vec<Wait> = op
+            .parents()
+            .iter()
+            .filter(|p| !self.log.contains(p))
+            .map(|p| Wait::Op(*p))
+            .collect();
+        if !waits.is_empty() && self.log.holds(&id) {
+            // Still an orphan of the log: wait on.
+            let author = op.author();
+            return self.hold(Form::Op(Box::new(op)), Some(author), waits);
+        }
+        let waiting = (!waits.is_empty()).then(|| op.clone());
+        let bytes = op.encoded().to_vec();
         // The log decides first (known author, quota, orphan bounds); only what it keeps is
         // written, and orphans it evicts are deleted, so a peer cannot fill the disk.
         let outcome = self.log.insert(op);
@@ -558,21 +610,26 @@ impl State {
             outcome,
             InsertOutcome::Added(_) | InsertOutcome::MissingParents(_)
         ) {
-            effects.push(Effect::PutOp {
-                id,
-                bytes: bytes.to_vec(),
-            });
+            effects.push(Effect::PutOp { id, bytes });
         }
         match outcome {
             // The roster is resolved lazily, once per batch, when someone next looks.
-            InsertOutcome::Added(_) => {
+            InsertOutcome::Added(ids) => {
+                self.released.extend(ids.into_iter().map(Wait::Op));
+                self.released.push(Wait::AnyOp);
                 effects.push(Effect::Note(Note::MembershipChanged));
                 Ingested::Accepted
             }
             InsertOutcome::Duplicate => Ingested::Duplicate,
             // Kept in the log's orphan set (and in the store): the caller syncs to fetch the
             // parents.
-            InsertOutcome::MissingParents(_) => Ingested::Held,
+            InsertOutcome::MissingParents(_) => match waiting {
+                Some(op) => {
+                    let author = op.author();
+                    self.hold(Form::Op(Box::new(op)), Some(author), waits)
+                }
+                None => Ingested::Held,
+            },
             // The forwarder may know a proposal this node lacks yet: not its fault.
             InsertOutcome::Refused(why) => Ingested::Ignored(why.into()),
         }
@@ -585,6 +642,13 @@ impl State {
         now: u64,
         effects: &mut Vec<Effect>,
     ) -> Ingested {
+        // A duplicate costs no signature check.
+        if self
+            .deliveries
+            .contains_key(&DeliveryId(SetKind::Deliveries.id_of(bytes)))
+        {
+            return Ingested::Duplicate;
+        }
         let delivery = match KeyDelivery::decode(bytes, self.log.collective()) {
             Ok(d) => d,
             // A newer peer's format is no fault of the peer.
@@ -600,9 +664,24 @@ impl State {
             self.skew_date = Some(delivery.body().timestamp);
             return Ingested::Ignored(Refusal::ClockSkew(SetKind::Deliveries));
         }
+        self.accept_delivery(delivery, me, effects)
+    }
+
+    /// The rules after a delivery decoded and its signature verified: its authority at its
+    /// heads, then what it gives this replica.
+    fn accept_delivery(
+        &mut self,
+        delivery: KeyDelivery,
+        me: &Identity,
+        effects: &mut Vec<Effect>,
+    ) -> Ingested {
+        if self.deliveries.contains_key(&delivery.id()) {
+            return Ingested::Duplicate;
+        }
         let Some(roster) = self.log.roster_at(&delivery.body().heads) else {
-            self.held_author = Some(delivery.body().author);
-            return Ingested::Held;
+            let author = delivery.body().author;
+            let waits = self.missing_heads(&delivery.body().heads);
+            return self.hold(Form::Delivery(Box::new(delivery)), Some(author), waits);
         };
         if let Err(e) = delivery.check_authority(&roster) {
             return Ingested::Rejected(e.into());
@@ -618,8 +697,9 @@ impl State {
         }
         effects.push(Effect::PutDelivery {
             id: delivery.id(),
-            bytes: bytes.to_vec(),
+            bytes: delivery.encoded().to_vec(),
         });
+        self.released.push(Wait::Epoch(delivery.epoch()));
         self.deliveries.insert(delivery.id(), delivery);
         self.index.deliveries = None;
         Ingested::Accepted
@@ -636,7 +716,7 @@ impl State {
         now: u64,
     ) -> (Vec<Ingested>, Vec<Effect>) {
         let mut effects = Vec::new();
-        // What is already held or refused is not opened again.
+        // What is already accepted, held or refused is not opened again.
         let fresh: Vec<bool> = envelopes
             .iter()
             .map(|bytes| !self.known_envelope(bytes, now))
@@ -651,42 +731,67 @@ impl State {
         let book = &self.book;
         let mut opened = envelope::open_batch(&to_open, collective, |e| book.key(e)).into_iter();
         let mut outcomes = Vec::with_capacity(envelopes.len());
-        let mut release = false;
         for (bytes, fresh) in envelopes.iter().zip(fresh) {
             let opened = if fresh { opened.next() } else { None };
+            let key = SetKind::Envelopes.refusal_key(bytes);
             let outcome = match opened {
                 // Duplicates within the batch are found here, as `ingest` finds them.
-                Some(_) if self.known_envelope(bytes, now) => Ingested::Duplicate,
+                Some(_) if self.known_envelope(bytes, now) => {
+                    self.known_again(&key, me, now, &mut effects)
+                }
                 Some(opened) => {
+                    self.deferred.remove(&key);
                     self.skew_date = None;
-                    self.held_author = None;
+                    self.hold = None;
                     let outcome = self.accept_opened(bytes, opened, now, &mut effects);
-                    self.remember(
-                        SetKind::Envelopes,
-                        bytes,
-                        SetKind::Envelopes.refusal_key(bytes),
-                        &outcome,
-                    );
+                    self.remember(key, &outcome, None);
                     outcome
                 }
-                None => Ingested::Duplicate,
+                None => self.known_again(&key, me, now, &mut effects),
             };
-            release |= outcome == Ingested::Accepted && self.may_release(SetKind::Envelopes, bytes);
             outcomes.push(outcome);
         }
-        if release {
-            self.retry(me, now, &mut effects);
-        }
+        self.release(me, now, &mut effects);
         (outcomes, effects)
     }
 
+    /// An envelope known already: a held one is judged again from its kept form, anything
+    /// else is a duplicate.
+    fn known_again(
+        &mut self,
+        key: &[u8; 32],
+        me: &Identity,
+        now: u64,
+        effects: &mut Vec<Effect>,
+    ) -> Ingested {
+        match self.held.find(key) {
+            Some(at) => self.recheck(at, me, now, effects),
+            None => Ingested::Duplicate,
+        }
+    }
+
     /// Whether an envelope is a wrapping of a post already held (a forged id is caught when it
-    /// is opened), or these very bytes were refused before.
+    /// is opened), these very bytes are held, or were refused before.
     fn known_envelope(&self, bytes: &[u8], now: u64) -> bool {
         let key = SetKind::Envelopes.refusal_key(bytes);
         envelope::id_of(bytes).is_ok_and(|id| self.posts.contains_key(&id))
+            || self.held.find(&key).is_some()
             || self.refused.contains(&key)
             || self.still_deferred(&key, now)
+    }
+
+    /// The heads of `heads` not in the log with their history, as what an item waits for; any
+    /// op joining, should the log lack none of them yet not resolve them.
+    fn missing_heads(&self, heads: &[OpId]) -> Vec<Wait> {
+        let waits: Vec<Wait> = heads
+            .iter()
+            .filter(|h| !self.log.contains(h))
+            .map(|h| Wait::Op(*h))
+            .collect();
+        if waits.is_empty() {
+            return vec![Wait::AnyOp];
+        }
+        waits
     }
 
     fn ingest_envelope(&mut self, bytes: &[u8], now: u64, effects: &mut Vec<Effect>) -> Ingested {
@@ -715,41 +820,79 @@ impl State {
         self.accept_opened(bytes, opened, now, effects)
     }
 
-    /// The rules after an envelope is opened: membership, epoch, quota, target.
+    /// The rules after an envelope is opened: membership, epoch, quota, target. What waits
+    /// is held in its opened form, so trying it again checks no signature.
     fn accept_opened(
         &mut self,
         bytes: &[u8],
-        opened: Result<Opened, envelope::EnvelopeError>,
+        opened: Result<Opened, EnvelopeError>,
         now: u64,
         effects: &mut Vec<Effect>,
     ) -> Ingested {
         let opened = match opened {
             Ok(o) => o,
+            // Nobody is known to have signed it until it opens.
+            Err(EnvelopeError::UnknownEpoch(epoch)) => {
+                return self.hold(Form::Sealed(bytes.to_vec()), None, vec![Wait::Epoch(epoch)]);
+            }
             Err(e) => return Ingested::judged(e.verdict(), e),
         };
+        // Another wrapping of a post accepted since this one was held.
+        if self.posts.contains_key(&opened.id) {
+            return Ingested::Duplicate;
+        }
         // Whoever signed it is who a hold is counted against (it opened, so it is theirs).
-        self.held_author = Some(opened.body.author);
+        let author = opened.body.author;
+        let epoch = opened.body.epoch;
         let Some(at_heads) = self.log.roster_at(&opened.body.heads) else {
-            return Ingested::Held;
+            let waits = self.missing_heads(&opened.body.heads);
+            return self.hold(
+                Form::Opened(bytes.to_vec(), Box::new(opened)),
+                Some(author),
+                waits,
+            );
         };
-        let Some(info) = self.book.info(&opened.body.epoch).cloned() else {
-            return Ingested::Held;
+        let Some(info) = self.book.info(&epoch) else {
+            return self.hold(
+                Form::Opened(bytes.to_vec(), Box::new(opened)),
+                Some(author),
+                vec![Wait::Epoch(epoch)],
+            );
         };
+        // What may still be held after `authorize` consumed it: kept only then (rare).
+        let missing_target = opened
+            .body
+            .content
+            .target()
+            .filter(|t| !self.posts.contains_key(t));
+        let keep = (missing_target.is_some() || info.status(&at_heads) == EpochStatus::Unconfirmed)
+            .then(|| opened.clone());
         let count = self
             .quota
             .get(&quota_key(&opened.body))
             .copied()
             .unwrap_or(0);
         let dated = opened.body.timestamp;
-        let verified = match opened.authorize(&at_heads, self.log.roster(), &info, now, count) {
-            Ok(v) => v,
-            Err(e) => {
+        let (verified, keep) = match (
+            opened.authorize(&at_heads, self.log.roster(), info, now, count),
+            keep,
+        ) {
+            (Ok(v), keep) => (v, keep),
+            (Err(envelope::Rejection::EpochUnconfirmed), Some(kept)) => {
+                let form = Form::Opened(bytes.to_vec(), Box::new(kept));
+                return self.hold(form, Some(author), vec![Wait::Epoch(epoch)]);
+            }
+            (Err(e), _) => {
                 if e == envelope::Rejection::FromTheFuture {
                     self.skew_date = Some(dated);
                 }
                 return Ingested::judged(e.verdict(), e);
             }
         };
+        if let (Some(target), Some(kept)) = (missing_target, keep) {
+            let form = Form::Opened(bytes.to_vec(), Box::new(kept));
+            return self.hold(form, Some(author), vec![Wait::Post(target)]);
+        }
         if let Some(outcome) = self.check_target(&verified, &at_heads) {
             return outcome;
         }
@@ -768,11 +911,12 @@ impl State {
             _ => Note::PostAccepted(id),
         }));
         self.insert_post(id, verified.meta());
+        self.released.push(Wait::Post(id));
         Ingested::Accepted
     }
 
-    /// Rules for posts that refer to another post: the target must be known, then
-    /// [`Verified::check_reference`] against the current roster.
+    /// Rules for posts that refer to a post held: [`Verified::check_reference`] against the
+    /// current roster.
     fn check_target(&self, verified: &Verified, at_heads: &Roster) -> Option<Ingested> {
         let target = verified.body().content.target()?;
         let Some(original) = self.posts.get(&target) else {
