@@ -403,6 +403,7 @@ async fn catch_up_run() {
     let back = start_node_with(replicas.next().unwrap(), bench_config()).await;
     let limits_before = verify_limits();
     let cpu_start = process_cpu();
+    let written_start = bytes_written();
     let start = Instant::now();
     back.handle.dial(sender.addr.clone()).await.unwrap();
     let mut firsts = None;
@@ -422,6 +423,7 @@ async fn catch_up_run() {
     }
     let took = start.elapsed();
     let cpu = process_cpu() - cpu_start;
+    let written = bytes_written() - written_start;
     let sender_cpu = sender.stop();
     let received = back.handle.stats().await.unwrap().bytes_received;
     println!(
@@ -441,8 +443,10 @@ async fn catch_up_run() {
         CATCH_UP as f64 / (cpu + sender_cpu).as_secs_f64()
     );
     println!(
-        "catch-up bytes: received {received} for {lacked} bytes of envelopes lacked ({:.3}x)",
-        received as f64 / lacked as f64
+        "catch-up bytes: received {received} for {lacked} bytes of envelopes lacked ({:.3}x); \
+         the receiving process wrote {written} bytes to storage ({:.0} per alert)",
+        received as f64 / lacked as f64,
+        written as f64 / CATCH_UP as f64
     );
     back.stop().await;
     let limits_after = verify_limits();
@@ -631,6 +635,17 @@ fn verify_limits() -> (f64, f64, f64) {
         n / batched.as_secs_f64(),
         n / batched_large.as_secs_f64(),
     )
+}
+
+/// Bytes this process has caused to be written to storage so far (`write_bytes` of
+/// `/proc/self/io`: counted when a page is dirtied, whoever writes it back).
+fn bytes_written() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// User + system CPU time of this whole process (every thread), from `/proc/self/stat`.
