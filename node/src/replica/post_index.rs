@@ -123,7 +123,7 @@ impl PostIndex {
                 let expires = chunk.iter().map(|(_, m)| m.expires).max().unwrap_or(0);
                 let value =
                     zeroize::Zeroizing::new(postcard::to_allocvec(&chunk).unwrap_or_default());
-                batch.put_expiring(Tree::PostIndex, &chunk_key(bucket, seq), &value, expires);
+                batch.put_expiring_owned(Tree::PostIndex, &chunk_key(bucket, seq), value, expires);
                 chunks.push((seq, chunk.len()));
             }
         }
