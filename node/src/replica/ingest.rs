@@ -173,7 +173,7 @@ impl Replica {
                     // destroyed once the hour has passed, so no copy sled leaves behind can be
                     // read afterwards.
                     let value = Zeroizing::new(postcard::to_allocvec(&record).unwrap_or_default());
-                    batch.put_expiring(Tree::Alerts, &id.0, &value, record.body.expires);
+                    batch.put_expiring_owned(Tree::Alerts, &id.0, value, record.body.expires);
                     indexed.push((id, PostMeta::of(&record.body)));
                     posted.insert(id, record);
                 }

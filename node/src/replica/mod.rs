@@ -50,8 +50,13 @@ const KEY_LISTEN: &[u8] = b"listen";
 const KEY_INVITER: &[u8] = b"inviter";
 /// Set once [`Tree::PostIndex`] holds, in chunks (`post_index.rs`), an entry for every stored
 /// post: written when the store is created, or by the pass that builds the index of a store
-/// made before this format (`post_index_v1` held one entry per post).
-const KEY_POST_INDEX: &[u8] = b"post_index_v2";
+/// made before this format (`post_index_v1` held one entry per post; `post_index_v2` the same
+/// chunks as now, in a sled tree of their own, which `Store::open` now drops).
+const KEY_POST_INDEX: &[u8] = b"post_index_v3";
+/// The marker of the format before, removed by the pass that builds the index: a version that
+/// reads `post_index_v2` then rebuilds its index from the posts and stops at the first index
+/// chunk it meets among them (a clear error) rather than showing no alerts.
+const KEY_POST_INDEX_V2: &[u8] = b"post_index_v2";
 pub use lookout_protocol::replica::{MAX_HELD, MAX_REFUSED};
 
 /// The current time in seconds since the Unix epoch.
@@ -338,7 +343,9 @@ impl Replica {
         index
             .add(&self.store, &mut batch, entries)
             .map_err(store_error)?;
-        batch.put(Tree::Meta, KEY_POST_INDEX, b"1");
+        batch
+            .put(Tree::Meta, KEY_POST_INDEX, b"1")
+            .remove(Tree::Meta, KEY_POST_INDEX_V2);
         self.store.apply_batch(batch).map_err(store_error)?;
         self.store.flush().map_err(store_error)?;
         info!(posts = indexed, "post index built");

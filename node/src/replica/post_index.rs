@@ -123,7 +123,7 @@ impl PostIndex {
                 let expires = chunk.iter().map(|(_, m)| m.expires).max().unwrap_or(0);
                 let value =
                     zeroize::Zeroizing::new(postcard::to_allocvec(&chunk).unwrap_or_default());
-                batch.put_expiring(Tree::PostIndex, &chunk_key(bucket, seq), &value, expires);
+                batch.put_expiring_owned(Tree::PostIndex, &chunk_key(bucket, seq), value, expires);
                 chunks.push((seq, chunk.len()));
             }
         }
@@ -303,5 +303,89 @@ mod tests {
         ana.close().unwrap();
         let ana = Replica::open(&home, PASS).unwrap();
         assert_eq!(ana.collective.as_ref().unwrap().posts().len(), 4);
+    }
+
+    /// A store of the format before (`post_index_v2`: the index chunks in a sled tree of their
+    /// own, laid out here by moving this version's chunks there byte for byte, as the old
+    /// version wrote them) opens with every post: the old sled tree is dropped, the index built
+    /// again from the posts beside them, its marker replaced; the next open reads it.
+    #[test]
+    fn a_store_with_the_post_index_in_its_own_sled_tree_is_migrated() {
+        use crate::replica::Replica;
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("ana");
+        let (mut ana, _) = Replica::create(
+            &home,
+            PASS,
+            "Ana",
+            lookout_protocol::passphrase::KdfParams::TESTING,
+        )
+        .unwrap();
+        ana.create_collective(
+            "Night Shift",
+            lookout_protocol::membership::Policy::default(),
+        )
+        .unwrap();
+        let ids: std::collections::BTreeSet<ContentId> = (0..12)
+            .map(|i| ana.post(draft(&format!("alert {i}"))).unwrap())
+            .collect();
+        ana.close().unwrap();
+
+        // The old layout.
+        let store = Store::open(&home, PASS).unwrap();
+        let db = store.sled_db();
+        let shared = db.open_tree(Tree::Alerts.name()).unwrap();
+        let own = db.open_tree(Tree::PostIndex.name()).unwrap();
+        let mut moved = 0;
+        for entry in shared.scan_prefix(Tree::PostIndex.key_prefix()) {
+            let (key, value) = entry.unwrap();
+            if Tree::PostIndex.owns(&key) {
+                own.insert(&key[1..], value).unwrap();
+                shared.remove(&key).unwrap();
+                moved += 1;
+            }
+        }
+        assert!(moved > 0);
+        // sled keeps the database open while a tree handle lives.
+        drop((shared, own));
+        store
+            .remove(Tree::Meta, super::super::KEY_POST_INDEX)
+            .unwrap();
+        store
+            .put(Tree::Meta, super::super::KEY_POST_INDEX_V2, b"1")
+            .unwrap();
+        assert!(store.iter(Tree::PostIndex).next().is_none());
+        store.close().unwrap();
+
+        let ana = Replica::open(&home, PASS).unwrap();
+        let posts = ana.collective.as_ref().unwrap().posts();
+        assert_eq!(
+            posts
+                .keys()
+                .copied()
+                .collect::<std::collections::BTreeSet<_>>(),
+            ids
+        );
+        let names = ana.store.sled_db().tree_names();
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.as_ref() == Tree::PostIndex.name().as_bytes()),
+            "the old sled tree is dropped"
+        );
+        assert_eq!(ana.store.len(Tree::Alerts), ids.len());
+        assert!(ana.store.len(Tree::PostIndex) > 0);
+        for (marker, present) in [
+            (super::super::KEY_POST_INDEX, true),
+            (super::super::KEY_POST_INDEX_V2, false),
+        ] {
+            assert_eq!(
+                ana.store.get(Tree::Meta, marker).unwrap().is_some(),
+                present
+            );
+        }
+        ana.close().unwrap();
+        let ana = Replica::open(&home, PASS).unwrap();
+        assert_eq!(ana.collective.as_ref().unwrap().posts().len(), ids.len());
     }
 }

@@ -83,6 +83,23 @@ impl Batch {
         self
     }
 
+    /// As [`Batch::put_expiring`], taking the value's buffer instead of copying it.
+    pub fn put_expiring_owned(
+        &mut self,
+        tree: Tree,
+        key: &[u8],
+        value: Zeroizing<Vec<u8>>,
+        expires: u64,
+    ) -> &mut Self {
+        self.ops.push(Op::Put {
+            tree,
+            key: key.to_vec(),
+            value,
+            expires: Some(expires),
+        });
+        self
+    }
+
     /// Adds a removal of `key` from `tree`.
     pub fn remove(&mut self, tree: Tree, key: &[u8]) -> &mut Self {
         self.ops.push(Op::Remove {

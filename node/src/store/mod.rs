@@ -479,7 +479,7 @@ impl Store {
     pub fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let sealed = self.key.seal_value(tree.name(), key, value)?;
         self.sled_tree(tree)?
-            .insert(self.key.entry_key(tree.name(), key)?, sealed)?;
+            .insert(self.sled_key(tree, key)?, sealed)?;
         Ok(())
     }
 
@@ -499,7 +499,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let sealed = self.seal_expiring(tree, key, value, expires)?;
         self.sled_tree(tree)?
-            .insert(self.key.entry_key(tree.name(), key)?, sealed)?;
+            .insert(self.sled_key(tree, key)?, sealed)?;
         Ok(())
     }
 
@@ -536,10 +536,7 @@ impl Store {
     /// [`StoreError::TamperedValue`] if the stored value fails
     /// authentication, and database errors.
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        match self
-            .sled_tree(tree)?
-            .get(self.key.entry_key(tree.name(), key)?)?
-        {
+        match self.sled_tree(tree)?.get(self.sled_key(tree, key)?)? {
             Some(stored) => self.open_stored(tree, key, &stored),
             None => Ok(None),
         }
@@ -553,7 +550,7 @@ impl Store {
     pub fn remove(&self, tree: Tree, key: &[u8]) -> Result<bool, StoreError> {
         Ok(self
             .sled_tree(tree)?
-            .remove(self.key.entry_key(tree.name(), key)?)?
+            .remove(self.sled_key(tree, key)?)?
             .is_some())
     }
 
@@ -563,7 +560,20 @@ impl Store {
     ///
     /// Database errors.
     pub fn clear(&self, tree: Tree) -> Result<(), StoreError> {
-        self.sled_tree(tree)?.clear()?;
+        let sled_tree = self.sled_tree(tree)?;
+        if !tree.shares_sled_tree() {
+            sled_tree.clear()?;
+            return Ok(());
+        }
+        // Only this tree's entries, in one atomic batch.
+        let mut batch = sled::Batch::default();
+        for key in sled_tree.scan_prefix(tree.key_prefix()).keys() {
+            let key = key?;
+            if tree.owns(&key) {
+                batch.remove(key);
+            }
+        }
+        sled_tree.apply_batch(batch)?;
         Ok(())
     }
 
@@ -575,7 +585,7 @@ impl Store {
     pub fn contains(&self, tree: Tree, key: &[u8]) -> Result<bool, StoreError> {
         Ok(self
             .sled_tree(tree)?
-            .contains_key(self.key.entry_key(tree.name(), key)?)?)
+            .contains_key(self.sled_key(tree, key)?)?)
     }
 
     /// All entries of `tree`, decrypted one at a time, in no particular order (sled orders
@@ -588,7 +598,7 @@ impl Store {
         tree: Tree,
     ) -> impl Iterator<Item = Result<(Vec<u8>, Zeroizing<Vec<u8>>), StoreError>> + '_ {
         let (entries, missing) = match self.sled_tree(tree) {
-            Ok(sled_tree) => (Some(sled_tree.iter()), None),
+            Ok(sled_tree) => (Some(sled_tree.scan_prefix(tree.key_prefix())), None),
             Err(error) => (None, Some(Err(error))),
         };
         let name = tree.name();
@@ -600,6 +610,8 @@ impl Store {
                     .flatten()
                     .filter_map(move |entry| match entry {
                         Err(error) => Some(Err(error.into())),
+                        // Another tree's entry in a shared sled tree.
+                        Ok((key, _)) if !tree.owns(&key) => None,
                         Ok((_, stored)) => {
                             let tampered = || Some(Err(StoreError::TamperedValue { tree: name }));
                             let Some(opened) = self.key.open_any(&stored) else {
@@ -629,13 +641,24 @@ impl Store {
 
     /// Number of entries in `tree`. This walks the tree: O(entries).
     pub fn len(&self, tree: Tree) -> usize {
-        self.sled_tree(tree).map_or(0, sled::Tree::len)
+        self.sled_tree(tree).map_or(0, |sled_tree| {
+            sled_tree
+                .scan_prefix(tree.key_prefix())
+                .keys()
+                .filter(|key| key.as_ref().is_ok_and(|key| tree.owns(key)))
+                .count()
+        })
     }
 
-    /// Whether `tree` has no entry: reads only its first (O(log entries)), unlike
-    /// [`Store::len`].
+    /// Whether `tree` has no entry: reads only its first (O(log entries)) unless it shares its
+    /// sled tree (then it may step over the other tree's entries), unlike [`Store::len`].
     pub fn is_empty(&self, tree: Tree) -> bool {
-        self.sled_tree(tree).map_or(true, sled::Tree::is_empty)
+        self.sled_tree(tree).map_or(true, |sled_tree| {
+            !sled_tree
+                .scan_prefix(tree.key_prefix())
+                .keys()
+                .any(|key| key.as_ref().is_ok_and(|key| tree.owns(key)))
+        })
     }
 
     /// Applies every operation of `batch` atomically: after a crash either
@@ -651,13 +674,14 @@ impl Store {
         }
         // Encrypt outside the transaction: sled may run the closure several
         // times, and each value must get one fresh nonce.
-        let mut touched: Vec<Tree> = batch.ops.iter().map(Op::tree).collect();
+        let mut touched: Vec<&'static str> =
+            batch.ops.iter().map(|op| op.tree().sled_name()).collect();
         touched.sort_unstable();
         touched.dedup();
         let mut writes = Vec::with_capacity(batch.ops.len());
         for op in &batch.ops {
             let tree = op.tree();
-            let slot = touched.binary_search(&tree).unwrap_or_default();
+            let slot = touched.binary_search(&tree.sled_name()).unwrap_or_default();
             let (key, sealed) = match op {
                 Op::Put {
                     key,
@@ -673,12 +697,33 @@ impl Store {
                 } => (key, Some(self.seal_expiring(tree, key, value, *expires)?)),
                 Op::Remove { key, .. } => (key, None),
             };
-            writes.push((slot, self.key.entry_key(tree.name(), key)?, sealed));
+            writes.push((slot, self.sled_key(tree, key)?, sealed));
         }
+        let first_of = |name: &str| {
+            batch
+                .ops
+                .iter()
+                .map(Op::tree)
+                .find(|tree| tree.sled_name() == name)
+        };
         let trees = touched
             .iter()
-            .map(|&tree| self.sled_tree(tree).cloned())
+            .filter_map(|name| first_of(name))
+            .map(|tree| self.sled_tree(tree).cloned())
             .collect::<Result<Vec<_>, _>>()?;
+        if let [tree] = trees.as_slice() {
+            // One sled tree (a post and its index entry share one): a sled batch is atomic
+            // within it and, unlike a transaction, does not read every key before writing it.
+            let mut sled_batch = sled::Batch::default();
+            for (_, key, sealed) in writes {
+                match sealed {
+                    Some(sealed) => sled_batch.insert(key, sealed),
+                    None => sled_batch.remove(key),
+                }
+            }
+            tree.apply_batch(sled_batch)?;
+            return Ok(());
+        }
 
         let result = trees.as_slice().transaction(
             |view| -> ConflictableTransactionResult<(), std::convert::Infallible> {
@@ -879,6 +924,22 @@ impl Store {
         }
     }
 
+    /// The database itself, for tests that lay out an older format by hand.
+    #[cfg(test)]
+    pub(crate) fn sled_db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// The sled key of entry `key` of `tree`: the tree's prefix ([`Tree::key_prefix`]), then
+    /// the keyed hash of the tree's name and `key`.
+    fn sled_key(&self, tree: Tree, key: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let prefix = tree.key_prefix();
+        let mut sled_key = Vec::with_capacity(prefix.len() + 32);
+        sled_key.extend_from_slice(prefix);
+        sled_key.extend_from_slice(&self.key.entry_key(tree.name(), key)?);
+        Ok(sled_key)
+    }
+
     fn sled_tree(&self, tree: Tree) -> Result<&sled::Tree, StoreError> {
         // Every variant is opened in `open_trees`, so this never fails.
         self.trees.get(tree.index()).ok_or(StoreError::Corrupt {
@@ -922,10 +983,24 @@ fn open_db(layout: &Layout) -> Result<sled::Db, StoreError> {
         .open()?)
 }
 
+/// Opens the sled tree of every tree, in [`Tree::ALL`]'s order (trees sharing a sled tree get
+/// handles to the same one). The sled tree a tree had of its own before it shared another's
+/// (the post index's, before the replica's `post_index_v3`) is dropped: the replica builds its
+/// contents again where they now live.
 fn open_trees(db: &sled::Db) -> Result<Vec<sled::Tree>, StoreError> {
+    for &tree in Tree::ALL {
+        let own = tree.name().as_bytes();
+        if tree.sled_name() != tree.name() && db.tree_names().iter().any(|n| n.as_ref() == own) {
+            db.drop_tree(tree.name())?;
+            tracing::info!(
+                tree = tree.name(),
+                "a sled tree of the old store format dropped"
+            );
+        }
+    }
     Tree::ALL
         .iter()
-        .map(|tree| Ok(db.open_tree(tree.name())?))
+        .map(|tree| Ok(db.open_tree(tree.sled_name())?))
         .collect()
 }
 

@@ -453,13 +453,20 @@ fn debug_shows_no_secrets() {
 
 /// Open the store again after dropping it. Another test of this binary may fork a child process
 /// at that moment (`durable_after_abort`): until the child execs, it shares the lock file's
-/// descriptor, so the lock can outlive the drop by a few milliseconds.
+/// descriptor, and sled's own lock file's, so either lock can outlive the drop by a few
+/// milliseconds.
 fn open_again(home: &std::path::Path) -> Store {
     let started = std::time::Instant::now();
     loop {
         match Store::open(home, PASS) {
             Err(StoreError::Locked { .. })
                 if started.elapsed() < std::time::Duration::from_secs(5) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(StoreError::Database(sled::Error::Io(error)))
+                if error.kind() == std::io::ErrorKind::WouldBlock
+                    && started.elapsed() < std::time::Duration::from_secs(5) =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }

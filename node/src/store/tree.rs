@@ -6,7 +6,8 @@ macro_rules! trees {
     ($( $(#[doc = $doc:literal])* $variant:ident => $name:literal, )+) => {
         /// A named tree (keyspace) of the store.
         ///
-        /// Each tree is a separate sled tree whose name is written to disk in
+        /// Each tree is a sled tree (the post index shares the posts' one, under
+        /// prefixed keys: [`Tree::sled_name`]) whose name is written to disk in
         /// the clear, so names say what kind of data a tree holds but never
         /// anything about its contents. Names are part of the on-disk format
         /// and of every value's associated data: never rename one.
@@ -57,6 +58,40 @@ impl Tree {
     pub(super) const fn index(self) -> usize {
         self as usize
     }
+
+    /// The sled tree holding this tree's entries. The post index shares the posts' sled tree,
+    /// so that a post and its index entry are written by one sled batch (atomic within a sled
+    /// tree) rather than a transaction over two trees, which reads every key it writes first.
+    /// Before the replica's `post_index_v3` the post index had a sled tree of its own
+    /// ([`Tree::name`]), which opening a store drops (the replica then builds the index again).
+    pub(super) const fn sled_name(self) -> &'static str {
+        match self {
+            Tree::PostIndex => Tree::Alerts.name(),
+            other => other.name(),
+        }
+    }
+
+    /// What this tree's sled keys start with, before the 32-byte keyed hash: distinguishes the
+    /// entries of trees sharing a sled tree ([`Tree::sled_name`]) without decrypting them.
+    pub(crate) const fn key_prefix(self) -> &'static [u8] {
+        match self {
+            Tree::PostIndex => b"i",
+            _ => b"",
+        }
+    }
+
+    /// Whether another tree shares this one's sled tree.
+    pub(super) fn shares_sled_tree(self) -> bool {
+        Tree::ALL
+            .iter()
+            .any(|&other| other != self && other.sled_name() == self.sled_name())
+    }
+
+    /// Whether `sled_key`, a key of this tree's sled tree, is an entry of this tree.
+    pub(crate) fn owns(self, sled_key: &[u8]) -> bool {
+        let prefix = self.key_prefix();
+        sled_key.len() == prefix.len() + 32 && sled_key.starts_with(prefix)
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +109,23 @@ mod tests {
             // Names starting with "__" are reserved for the store itself.
             assert!(!name.starts_with("__"));
         }
+    }
+
+    /// Every sled key of one tree is owned by it and by no other tree of its sled tree.
+    #[test]
+    fn trees_sharing_a_sled_tree_own_disjoint_keys() {
+        for &tree in Tree::ALL {
+            let mut key = tree.key_prefix().to_vec();
+            key.extend_from_slice(&[0x69; 32]);
+            assert!(tree.owns(&key));
+            for &other in Tree::ALL {
+                if other != tree && other.sled_name() == tree.sled_name() {
+                    assert!(!other.owns(&key), "{tree:?} and {other:?}");
+                }
+            }
+        }
+        assert!(Tree::PostIndex.shares_sled_tree() && Tree::Alerts.shares_sled_tree());
+        assert!(!Tree::Outbox.shares_sled_tree());
     }
 
     #[test]
