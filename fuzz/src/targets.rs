@@ -99,6 +99,7 @@ impl Fixture {
         let mut log = MembershipLog::new(genesis.clone());
         log.extend(history.iter().cloned());
         let early = log.roster_at(&[history[0].id()]).expect("held");
+        let early = Roster::clone(&early);
         let key_bytes: [u8; 32] = unhex(&text("epoch_key")).try_into().expect("32 bytes");
         let epoch_key = EpochKey::from_bytes(key_bytes);
         let delivery = KeyDelivery::decode(&unhex(DELIVERY), collective).expect("vector delivery");
@@ -249,7 +250,7 @@ pub fn delivery_decode(data: &[u8]) {
     let mut log = f.log.clone();
     let roster = match log.roster_at(&delivery.body().heads) {
         Some(roster) => roster,
-        None => log.roster().clone(),
+        None => std::sync::Arc::new(log.roster().clone()),
     };
     let _ = delivery.check_authority(&roster);
     let mut book = EpochBook::new();

@@ -126,7 +126,7 @@ impl Net {
     }
 
     fn roster_at(&self, heads: &[OpId]) -> Roster {
-        self.log.clone().roster_at(heads).unwrap()
+        Roster::clone(&self.log.clone().roster_at(heads).unwrap())
     }
 }
 

@@ -1832,8 +1832,8 @@ fn check_rosters_agree_at_every_post(log: &mut MembershipLog, world: &World) -> 
     fresh.extend(log.ops().cloned());
     let mut checked = 0;
     for post in world.posted.values() {
-        let a: Roster = log.roster_at(&post.heads).expect("held");
-        let b: Roster = fresh.roster_at(&post.heads).expect("held");
+        let a: std::sync::Arc<Roster> = log.roster_at(&post.heads).expect("held");
+        let b: std::sync::Arc<Roster> = fresh.roster_at(&post.heads).expect("held");
         assert_eq!(a, b);
         checked += 1;
     }

@@ -2,6 +2,7 @@
 
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use super::authors::Authors;
 use super::resolve::Resolution;
@@ -22,7 +23,7 @@ pub const MAX_OPS_PER_AUTHOR_PER_DAY: usize = 256;
 /// day more).
 pub const FOUNDING_SLACK_SECS: u64 = 86_400;
 /// Distinct membership states whose rosters are cached (alerts name the state they were written at).
-const ROSTER_CACHE: usize = 32;
+const ROSTER_CACHE: usize = 8;
 
 /// What [`MembershipLog::insert`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +74,7 @@ pub struct MembershipLog {
     /// past, which their ids fix: new ops never change it, so entries are dropped only to bound
     /// memory, never on insert (the 1,000-replica simulation spent most of its time resolving
     /// again what an insert had just thrown away).
-    cache: VecDeque<(Vec<OpId>, Roster)>,
+    cache: VecDeque<(Vec<OpId>, Arc<Roster>)>,
     evicted: Vec<OpId>,
     /// Bumped whenever an op is kept or an orphan dropped: the only changes that can turn a
     /// refusal ([`OpRefusal`]) into a pass.
@@ -410,17 +411,20 @@ impl MembershipLog {
         false
     }
 
-    /// The roster as it was at `heads` (an alert's or key delivery's named membership state).
-    /// `None` if some of those ops are not held yet: sync first.
-    pub fn roster_at(&mut self, heads: &[OpId]) -> Option<Roster> {
+    /// The roster as it was at `heads` (an alert's or key delivery's named membership state),
+    /// shared: the same state is named by many items, and a roster of a large collective is
+    /// costly to copy. `None` if some of those ops are not held yet: sync first.
+    pub fn roster_at(&mut self, heads: &[OpId]) -> Option<Arc<Roster>> {
         let mut key = heads.to_vec();
         key.sort();
         key.dedup();
-        if key == self.roster().heads() {
-            return Some(self.roster().clone());
-        }
         if let Some((_, roster)) = self.cache.iter().find(|(k, _)| *k == key) {
-            return Some(roster.clone());
+            return Some(Arc::clone(roster));
+        }
+        if key == self.roster().heads() {
+            let roster = Arc::new(self.roster().clone());
+            self.remember(key, Arc::clone(&roster));
+            return Some(roster);
         }
         if key.iter().any(|h| !self.ops.contains_key(h)) {
             return None;
@@ -435,12 +439,16 @@ impl MembershipLog {
             }
         }
         let subset: Vec<&Op> = seen.iter().filter_map(|id| self.ops.get(id)).collect();
-        let roster = super::resolve(&self.genesis, &subset);
+        let roster = Arc::new(super::resolve(&self.genesis, &subset));
+        self.remember(key, Arc::clone(&roster));
+        Some(roster)
+    }
+
+    fn remember(&mut self, heads: Vec<OpId>, roster: Arc<Roster>) {
         if self.cache.len() >= ROSTER_CACHE {
             self.cache.pop_front();
         }
-        self.cache.push_back((key, roster.clone()));
-        Some(roster)
+        self.cache.push_back((heads, roster));
     }
 
     /// Whether the op is held (with its full history).
