@@ -431,7 +431,7 @@ mod tests {
             .remove(Tree::Meta, super::super::KEY_POST_INDEX)
             .unwrap();
         ana.close().unwrap();
-        let ana = Replica::open(&home, PASS).expect("the upgraded store opens");
+        let ana = Replica::open(&home, PASS).unwrap();
         let posts: std::collections::BTreeSet<ContentId> = ana
             .collective
             .as_ref()
