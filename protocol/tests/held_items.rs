@@ -284,3 +284,164 @@ fn an_alert_that_outran_its_authors_admission_is_taken_in_after_it() {
     let step = state.ingest(SetKind::Deliveries, share.encoded(), &w.r, NOW);
     assert_eq!(step.outcome, Ingested::Accepted, "refused for good");
 }
+
+/// What any member holding the epoch key can do to anyone's envelope: decrypt it and encrypt
+/// the same plaintext again under a fresh nonce (new bytes, the same signed post).
+fn rewrap(bytes: &[u8], key: &EpochKey, rng: &mut ChaCha20Rng) -> Vec<u8> {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    use rand_chacha::rand_core::RngCore;
+    let mut outer = envelope::peek(bytes).expect("an envelope");
+    let cipher = XChaCha20Poly1305::new(key.to_bytes().as_ref().into());
+    let ciphertext = std::mem::take(&mut outer.ciphertext);
+    let aad = lookout_protocol::codec::encode(&outer);
+    let plaintext = cipher
+        .decrypt(
+            XNonce::from_slice(&outer.nonce),
+            Payload {
+                msg: &ciphertext,
+                aad: &aad,
+            },
+        )
+        .expect("decrypts");
+    rng.fill_bytes(&mut outer.nonce);
+    let aad = lookout_protocol::codec::encode(&outer);
+    outer.ciphertext = cipher
+        .encrypt(
+            XNonce::from_slice(&outer.nonce),
+            Payload {
+                msg: &plaintext,
+                aad: &aad,
+            },
+        )
+        .expect("encrypts");
+    lookout_protocol::codec::encode(&outer)
+}
+
+/// The world with its admissions and rotation taken in, and an op by the founder still in
+/// flight to this replica.
+fn world_with_an_op_in_flight(seed: u64) -> (World, State, Op) {
+    let mut w = World::new(seed);
+    let mut state = State::new(w.genesis.clone());
+    for op in &w.admissions {
+        let step = state.ingest(SetKind::Ops, op.encoded(), &w.r, NOW);
+        assert_eq!(step.outcome, Ingested::Accepted);
+    }
+    let step = state.ingest(SetKind::Deliveries, w.rotation.encoded(), &w.r, NOW);
+    assert_eq!(step.outcome, Ingested::Accepted);
+    let newcomer = Identity::generate(&mut w.rng);
+    let in_flight = Op::create(
+        &w.founder,
+        w.collective(),
+        vec![w.admissions[2].id()],
+        START + 400,
+        Action::ProposeAdd {
+            identity: newcomer.public(),
+            name: names::name("newcomer"),
+        },
+    )
+    .unwrap();
+    (w, state, in_flight)
+}
+
+/// Review 5, H2: x (a member, so she holds the epoch key) re-wraps one of m's held alerts 64
+/// times. Each copy was opened and held apart under its own bytes, counted against m's 64
+/// places, so m's other held alert was pushed out and not taken in when the op it waited for
+/// arrived. Now a wrapping of a post held opened is a duplicate: the first wrapping is kept.
+#[test]
+fn rewrapped_copies_of_a_held_alert_take_none_of_its_authors_places() {
+    let (mut w, mut state, in_flight) = world_with_an_op_in_flight(23);
+    let co = w.collective();
+    let heads = vec![in_flight.id()];
+    let first = alert(&w.key, co, &w.m, heads.clone(), 1, "first", &mut w.rng);
+    let second = alert(&w.key, co, &w.m, heads, 2, "second", &mut w.rng);
+    for bytes in [&first, &second] {
+        let step = state.ingest(SetKind::Envelopes, bytes, &w.r, NOW);
+        assert_eq!(step.outcome, Ingested::Held);
+    }
+    let copies: Vec<Vec<u8>> = (0..64)
+        .map(|_| rewrap(&second, &w.key, &mut w.rng))
+        .collect();
+    for copy in &copies[..32] {
+        assert_ne!(copy, &second);
+        let step = state.ingest(SetKind::Envelopes, copy, &w.r, NOW);
+        assert_eq!(step.outcome, Ingested::Duplicate);
+    }
+    // The batch path too.
+    let batch: Vec<&[u8]> = copies[32..].iter().map(Vec::as_slice).collect();
+    let (outcomes, _) = state.ingest_envelopes(&batch, &w.r, NOW);
+    assert!(
+        outcomes.iter().all(|o| *o == Ingested::Duplicate),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        state.held_count(),
+        2,
+        "only the first wrapping of each is held"
+    );
+
+    let step = state.ingest(SetKind::Ops, in_flight.encoded(), &w.r, NOW);
+    assert_eq!(step.outcome, Ingested::Accepted);
+    assert!(state
+        .posts()
+        .contains_key(&envelope::id_of(&second).unwrap()));
+    assert!(
+        state
+            .posts()
+            .contains_key(&envelope::id_of(&first).unwrap()),
+        "m's first alert was pushed out by copies of her second"
+    );
+    assert_eq!(state.held_count(), 0);
+}
+
+/// Review 5, H3: anyone replays a chain of 100 of the founder's ops in reverse order (child
+/// first) to a replica that holds her alert waiting for the chain's first op. Her held ops
+/// took her 64 places with her alert, so the replay pushed the alert out. Now her ops waiting
+/// for parents have 64 places of their own: the alert is taken in when the first op arrives,
+/// and at least 64 of the ops join with it (the rest are fetched again by sync).
+#[test]
+fn a_replay_of_an_authors_ops_does_not_push_out_her_held_alert() {
+    let (mut w, mut state, in_flight) = world_with_an_op_in_flight(24);
+    let co = w.collective();
+    let held = alert(
+        &w.key,
+        co,
+        &w.founder,
+        vec![in_flight.id()],
+        1,
+        "held",
+        &mut w.rng,
+    );
+    let step = state.ingest(SetKind::Envelopes, &held, &w.r, NOW);
+    assert_eq!(step.outcome, Ingested::Held);
+    let mut chain: Vec<Op> = Vec::new();
+    for i in 0..100u64 {
+        let parent = chain.last().map_or(in_flight.id(), Op::id);
+        let who = Identity::generate(&mut w.rng);
+        chain.push(
+            Op::create(
+                &w.founder,
+                co,
+                vec![parent],
+                START + 401 + i,
+                Action::ProposeAdd {
+                    identity: who.public(),
+                    name: names::name(format!("n{i}")),
+                },
+            )
+            .unwrap(),
+        );
+    }
+    for op in chain.iter().rev() {
+        let _ = state.ingest(SetKind::Ops, op.encoded(), &w.r, NOW);
+    }
+    let before = state.log().len();
+    let step = state.ingest(SetKind::Ops, in_flight.encoded(), &w.r, NOW);
+    assert_eq!(step.outcome, Ingested::Accepted);
+    assert!(
+        state.posts().contains_key(&envelope::id_of(&held).unwrap()),
+        "her held alert was pushed out by a replay of her own ops"
+    );
+    let joined = state.log().len() - before - 1;
+    assert!(joined >= 64, "only {joined} of the 100 ops joined");
+}

@@ -327,13 +327,26 @@ impl Replica {
         self.store.clear(Tree::PostIndex).map_err(store_error)?;
         let mut index = post_index::PostIndex::default();
         let mut entries = Vec::new();
+        // A post that fails to open (a flipped bit on flash) or to decode is left out of the
+        // index, as it was unreadable before: it must not keep the store from opening, and the
+        // next sync fetches it again (Review 5, S1).
+        let mut skipped = 0usize;
         for entry in self.store.iter(Tree::Alerts) {
-            let (key, bytes) = entry.map_err(store_error)?;
+            let (key, bytes) = match entry {
+                Ok(entry) => entry,
+                Err(error @ StoreError::TamperedValue { .. }) => {
+                    warn!(%error, "skipping a stored post that fails authentication");
+                    skipped += 1;
+                    continue;
+                }
+                Err(error) => return Err(store_error(error)),
+            };
             let (Ok(id), Ok(record)) = (
                 <[u8; 32]>::try_from(key.as_slice()),
                 postcard::from_bytes::<StoredRecord>(&bytes),
             ) else {
                 warn!("skipping unreadable stored post");
+                skipped += 1;
                 continue;
             };
             entries.push((ContentId(id), PostMeta::of(&record.body)));
@@ -348,7 +361,7 @@ impl Replica {
             .remove(Tree::Meta, KEY_POST_INDEX_V2);
         self.store.apply_batch(batch).map_err(store_error)?;
         self.store.flush().map_err(store_error)?;
-        info!(posts = indexed, "post index built");
+        info!(posts = indexed, skipped, "post index built");
         Ok(())
     }
 

@@ -17,12 +17,14 @@ use crate::{ContentId, EpochId, MemberId, OpId};
 
 /// Most items held back waiting for missing state.
 pub const MAX_HELD: usize = 2048;
-/// Most items held back for one author (their oldest is dropped first): one member's junk
-/// (posts naming a made-up head) takes at most this many places.
+/// Most items held back for one author, and apart from them most of her ops waiting for their
+/// parents (the oldest of each dropped first): one member's junk (posts naming a made-up head)
+/// takes at most this many places, and a replay of her ops (in reverse order, say) cannot push
+/// out her held posts and deliveries (Review 5, H3).
 pub const MAX_HELD_PER_AUTHOR: usize = 64;
 /// Most envelopes held whose epoch key this replica lacks: they cannot be opened, so nobody
-/// is known to have signed them, and they are dropped oldest first among themselves, never
-/// pushing out an item whose author is known.
+/// is known to have signed them, and they push out only each other, never an item whose
+/// author is known, even when the held set is full (Review 5, H1).
 pub const MAX_HELD_UNOPENED: usize = MAX_HELD / 4;
 /// Most bytes held items are accounted for in all (see [`HELD_ITEM_OVERHEAD`]).
 pub const MAX_HELD_BYTES: usize = 16 << 20;
@@ -81,6 +83,35 @@ impl Form {
     }
 }
 
+/// Whose share of the places a held item takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Bucket {
+    /// Envelopes that could not be opened: nobody is known to have signed them.
+    Unopened,
+    /// An author's posts and deliveries.
+    Items(MemberId),
+    /// An author's ops waiting for their parents.
+    Ops(MemberId),
+}
+
+impl Bucket {
+    fn of(hold: &Hold) -> Bucket {
+        match (hold.author, &hold.form) {
+            (None, _) => Bucket::Unopened,
+            (Some(author), Form::Op(_)) => Bucket::Ops(author),
+            (Some(author), _) => Bucket::Items(author),
+        }
+    }
+
+    /// Its most items and accounted bytes.
+    fn caps(self) -> (usize, usize) {
+        match self {
+            Bucket::Unopened => (MAX_HELD_UNOPENED, MAX_HELD_BYTES_PER_AUTHOR),
+            Bucket::Items(_) | Bucket::Ops(_) => (MAX_HELD_PER_AUTHOR, MAX_HELD_BYTES_PER_AUTHOR),
+        }
+    }
+}
+
 /// An item to hold: its form, who signed it (where known) and what it waits for.
 #[derive(Debug)]
 pub(super) struct Hold {
@@ -105,8 +136,11 @@ pub(super) struct HeldItems {
     next: u64,
     by_key: HashMap<[u8; 32], u64>,
     by_wait: HashMap<Wait, BTreeSet<u64>>,
-    /// Per author (`None`: unopened envelopes), their items and accounted bytes.
-    by_author: HashMap<Option<MemberId>, (BTreeSet<u64>, usize)>,
+    /// Per share of the places, its items and accounted bytes.
+    by_bucket: HashMap<Bucket, (BTreeSet<u64>, usize)>,
+    /// The opened envelopes by the id of the post they carry (verified when opened): another
+    /// wrapping of the same post is a duplicate (Review 5, H2).
+    by_post: HashMap<ContentId, u64>,
     bytes: usize,
 }
 
@@ -124,6 +158,11 @@ impl HeldItems {
     /// The item held under this refusal key, if any.
     pub(super) fn find(&self, key: &[u8; 32]) -> Option<u64> {
         self.by_key.get(key).copied()
+    }
+
+    /// Whether an opened envelope carrying the post `id` is held.
+    pub(super) fn holds_post(&self, id: &ContentId) -> bool {
+        self.by_post.contains_key(id)
     }
 
     /// Every held item, oldest first.
@@ -151,11 +190,17 @@ impl HeldItems {
                 }
             }
         }
-        if let Some((set, bytes)) = self.by_author.get_mut(&entry.hold.author) {
+        if let Form::Opened(_, opened) = &entry.hold.form {
+            if self.by_post.get(&opened.id) == Some(&at) {
+                self.by_post.remove(&opened.id);
+            }
+        }
+        let bucket = Bucket::of(&entry.hold);
+        if let Some((set, bytes)) = self.by_bucket.get_mut(&bucket) {
             set.remove(&at);
             *bytes -= entry.cost;
             if set.is_empty() {
-                self.by_author.remove(&entry.hold.author);
+                self.by_bucket.remove(&bucket);
             }
         }
         self.bytes -= entry.cost;
@@ -163,19 +208,18 @@ impl HeldItems {
     }
 
     /// Hold an item under its refusal key `key`, as new or (`age`) at the age it had, dropping
-    /// the oldest items its bounds require: its author's first, then unopened envelopes' among
-    /// themselves, then the oldest of all.
-    pub(super) fn insert(&mut self, key: [u8; 32], hold: Hold, age: Option<u64>) {
+    /// the oldest items its bounds require: its share's (its author's posts and deliveries, her
+    /// ops, or the unopened envelopes) first, then the oldest of all, except that an unopened
+    /// envelope pushes out only unopened ones: when none is left to drop, it is dropped itself
+    /// (returns false).
+    pub(super) fn insert(&mut self, key: [u8; 32], hold: Hold, age: Option<u64>) -> bool {
         if let Some(old) = self.find(&key) {
             self.take(old);
         }
         let cost = hold.form.cost();
-        let author = hold.author;
-        let (count_cap, bytes_cap) = match author {
-            Some(_) => (MAX_HELD_PER_AUTHOR, MAX_HELD_BYTES_PER_AUTHOR),
-            None => (MAX_HELD_UNOPENED, MAX_HELD_BYTES_PER_AUTHOR),
-        };
-        while let Some((set, bytes)) = self.by_author.get(&author) {
+        let bucket = Bucket::of(&hold);
+        let (count_cap, bytes_cap) = bucket.caps();
+        while let Some((set, bytes)) = self.by_bucket.get(&bucket) {
             if set.len() < count_cap && bytes + cost <= bytes_cap {
                 break;
             }
@@ -183,8 +227,15 @@ impl HeldItems {
             self.take(oldest);
         }
         while self.entries.len() >= MAX_HELD || self.bytes + cost > MAX_HELD_BYTES {
-            let Some((&oldest, _)) = self.entries.first_key_value() else {
-                break;
+            let oldest = match bucket {
+                Bucket::Unopened => self
+                    .by_bucket
+                    .get(&Bucket::Unopened)
+                    .and_then(|(set, _)| set.first().copied()),
+                Bucket::Items(_) | Bucket::Ops(_) => self.entries.keys().next().copied(),
+            };
+            let Some(oldest) = oldest else {
+                return false;
             };
             self.take(oldest);
         }
@@ -195,12 +246,16 @@ impl HeldItems {
         for wait in &hold.waits {
             self.by_wait.entry(*wait).or_default().insert(at);
         }
-        let (set, bytes) = self.by_author.entry(author).or_default();
+        if let Form::Opened(_, opened) = &hold.form {
+            self.by_post.entry(opened.id).or_insert(at);
+        }
+        let (set, bytes) = self.by_bucket.entry(bucket).or_default();
         set.insert(at);
         *bytes += cost;
         self.bytes += cost;
         self.by_key.insert(key, at);
         self.entries.insert(at, Entry { hold, key, cost });
+        true
     }
 }
 
@@ -232,8 +287,8 @@ mod tests {
             let (key, hold) = sealed(big, i, Some(1), vec![Wait::Op(OpId([i; 32]))]);
             held.insert(key, hold, None);
             let mine = held
-                .by_author
-                .get(&Some(MemberId([1; 32])))
+                .by_bucket
+                .get(&Bucket::Items(MemberId([1; 32])))
                 .map_or(0, |e| e.1);
             assert!(
                 mine <= MAX_HELD_BYTES_PER_AUTHOR,
@@ -281,6 +336,62 @@ mod tests {
         );
     }
 
+    /// The same once the held set is full of items whose authors are known (32 authors' 64
+    /// places each): unopened envelopes find none of their own to push out and are dropped
+    /// themselves, and every authored item stays (Review 5, H1: 512 were pushed out). With
+    /// room made, they take places again, still at most their share.
+    #[test]
+    fn unopened_envelopes_push_out_only_each_other_when_the_set_is_full() {
+        let mut held = HeldItems::default();
+        let authored = Wait::Op(OpId([1; 32]));
+        for author in 0..(MAX_HELD / MAX_HELD_PER_AUTHOR) as u8 {
+            for i in 0..MAX_HELD_PER_AUTHOR as u32 {
+                let mut key = [author; 32];
+                key[1..5].copy_from_slice(&i.to_le_bytes());
+                let hold = Hold {
+                    form: Form::Sealed(vec![0; 100]),
+                    author: Some(MemberId([author; 32])),
+                    waits: vec![authored],
+                };
+                assert!(held.insert(key, hold, None));
+            }
+        }
+        assert_eq!(held.len(), MAX_HELD);
+        let unopened = |i: u32| {
+            let mut key = [0xee; 32];
+            key[..4].copy_from_slice(&i.to_le_bytes());
+            let hold = Hold {
+                form: Form::Sealed(vec![1; 100]),
+                author: None,
+                waits: vec![Wait::Epoch(EpochId([9; 32]))],
+            };
+            (key, hold)
+        };
+        for i in 0..MAX_HELD_UNOPENED as u32 {
+            let (key, hold) = unopened(i);
+            assert!(!held.insert(key, hold, None));
+            assert!(held.find(&key).is_none());
+        }
+        assert_eq!(
+            held.waiting_for(&authored).len(),
+            MAX_HELD,
+            "authored items pushed out"
+        );
+        assert_eq!(held.len(), MAX_HELD);
+        // Room made: unopened ones are held again, and once that room is full they push out
+        // only each other.
+        for at in held.waiting_for(&authored).into_iter().take(10) {
+            held.take(at);
+        }
+        for i in 0..20u32 {
+            let (key, hold) = unopened(1000 + i);
+            held.insert(key, hold, None);
+        }
+        assert_eq!(held.len(), MAX_HELD);
+        assert_eq!(held.waiting_for(&authored).len(), MAX_HELD - 10);
+        assert_eq!(held.waiting_for(&Wait::Epoch(EpochId([9; 32]))).len(), 10);
+    }
+
     /// Taking an item out removes it from every index, so nothing stale is left behind by
     /// items that never get what they wait for.
     #[test]
@@ -295,7 +406,7 @@ mod tests {
         assert_eq!(hold.waits.len(), 2);
         assert_eq!(held.len(), 0);
         assert_eq!(held.bytes(), 0);
-        assert!(held.by_wait.is_empty() && held.by_author.is_empty() && held.by_key.is_empty());
+        assert!(held.by_wait.is_empty() && held.by_bucket.is_empty() && held.by_key.is_empty());
         // Held again at its age.
         held.insert(key, hold, Some(age));
         assert_eq!(held.find(&key), Some(age));

@@ -525,7 +525,9 @@ impl State {
             // now) is the log's alone.
             Ingested::Held => {
                 if let Some(hold) = self.hold.take() {
-                    self.held.insert(id, hold, age);
+                    // An unopened envelope finding no unopened one to push out is dropped
+                    // here: sync fetches it again once its key arrives.
+                    let _held = self.held.insert(id, hold, age);
                 }
             }
             Ingested::Rejected(why) | Ingested::Ignored(why) if !why.may_pass_later() => {
@@ -774,7 +776,7 @@ impl State {
     /// is opened), these very bytes are held, or were refused before.
     fn known_envelope(&self, bytes: &[u8], now: u64) -> bool {
         let key = SetKind::Envelopes.refusal_key(bytes);
-        envelope::id_of(bytes).is_ok_and(|id| self.posts.contains_key(&id))
+        envelope::id_of(bytes).is_ok_and(|id| self.post_known(&id))
             || self.held.find(&key).is_some()
             || self.refused.contains(&key)
             || self.still_deferred(&key, now)
@@ -794,9 +796,18 @@ impl State {
         waits
     }
 
+    /// Whether the post `id` is accepted, or held opened (its id verified) in another
+    /// wrapping: any other wrapping of it is a duplicate, so copies re-encrypted with fresh
+    /// nonces by a member who holds the epoch key are neither opened nor held again and take
+    /// none of its author's held places (Review 5, H2).
+    fn post_known(&self, id: &ContentId) -> bool {
+        self.posts.contains_key(id) || self.held.holds_post(id)
+    }
+
     fn ingest_envelope(&mut self, bytes: &[u8], now: u64, effects: &mut Vec<Effect>) -> Ingested {
-        // Any wrapping of a post already held is that post (a forged id is caught by `open`).
-        if envelope::id_of(bytes).is_ok_and(|id| self.posts.contains_key(&id)) {
+        // Any wrapping of a post already held is that post (a forged id is caught by `open`;
+        // one naming a held post's id is answered as a duplicate while that post is held).
+        if envelope::id_of(bytes).is_ok_and(|id| self.post_known(&id)) {
             return Ingested::Duplicate;
         }
         let collective = self.log.collective();
@@ -837,8 +848,9 @@ impl State {
             }
             Err(e) => return Ingested::judged(e.verdict(), e),
         };
-        // Another wrapping of a post accepted since this one was held.
-        if self.posts.contains_key(&opened.id) {
+        // Another wrapping of a post accepted since this one was held, or held now (the first
+        // wrapping held is kept).
+        if self.post_known(&opened.id) {
             return Ingested::Duplicate;
         }
         // Whoever signed it is who a hold is counted against (it opened, so it is theirs).
