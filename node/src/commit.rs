@@ -133,6 +133,17 @@ mod tests {
 
     use super::*;
 
+    fn replica_in(dir: &std::path::Path) -> crate::replica::Replica {
+        crate::replica::Replica::create(
+            dir,
+            b"a passphrase for the commit test",
+            "commit",
+            lookout_protocol::passphrase::KdfParams::TESTING,
+        )
+        .unwrap()
+        .0
+    }
+
     fn posted(id: &str) -> Result<Response, ApiError> {
         Ok(Response::Posted { id: id.into() })
     }
@@ -142,14 +153,7 @@ mod tests {
     #[tokio::test]
     async fn an_answer_waits_for_the_fsync_after_its_write() {
         let dir = tempfile::tempdir().unwrap();
-        let replica = crate::replica::Replica::create(
-            dir.path(),
-            b"a passphrase for the commit test",
-            "commit",
-            lookout_protocol::passphrase::KdfParams::TESTING,
-        )
-        .unwrap()
-        .0;
+        let replica = replica_in(dir.path());
         let mut commit = GroupCommit::default();
 
         // A gossiped item written: an fsync starts, with no answer.
@@ -177,14 +181,7 @@ mod tests {
     #[tokio::test]
     async fn closing_answers_what_waits() {
         let dir = tempfile::tempdir().unwrap();
-        let replica = crate::replica::Replica::create(
-            dir.path(),
-            b"a passphrase for the commit test",
-            "commit",
-            lookout_protocol::passphrase::KdfParams::TESTING,
-        )
-        .unwrap()
-        .0;
+        let replica = replica_in(dir.path());
         let mut commit = GroupCommit::default();
         commit.wrote();
         commit.start(&replica);

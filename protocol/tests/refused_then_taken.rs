@@ -30,6 +30,28 @@ fn founded(rng: &mut ChaCha20Rng, founder: &Identity) -> SignedGenesis {
     .unwrap()
 }
 
+/// `by`'s op proposing `who` for admission under the display name `name`.
+fn propose_add(
+    by: &Identity,
+    collective: lookout_protocol::CollectiveId,
+    parents: Vec<lookout_protocol::OpId>,
+    at: u64,
+    who: &Identity,
+    name: &str,
+) -> Op {
+    Op::create(
+        by,
+        collective,
+        parents,
+        at,
+        Action::ProposeAdd {
+            identity: who.public(),
+            name: names::name(name),
+        },
+    )
+    .unwrap()
+}
+
 #[test]
 fn an_op_that_arrived_before_its_authors_admission_is_taken_in_when_fetched_again() {
     let mut rng = ChaCha20Rng::seed_from_u64(12);
@@ -40,17 +62,7 @@ fn an_op_that_arrived_before_its_authors_admission_is_taken_in_when_fetched_agai
     let collective = genesis.id();
 
     // The founder admits the member (k = 1); the member then writes an op naming it.
-    let admission = Op::create(
-        &founder,
-        collective,
-        Vec::new(),
-        START + 60,
-        Action::ProposeAdd {
-            identity: member.public(),
-            name: names::name("m"),
-        },
-    )
-    .unwrap();
+    let admission = propose_add(&founder, collective, Vec::new(), START + 60, &member, "m");
     let members_op = Op::create(
         &member,
         collective,
@@ -146,17 +158,7 @@ fn the_same_never_member_op_is_verified_once_until_the_log_changes() {
     let stranger = Identity::generate(&mut rng);
     let genesis = founded(&mut rng, &founder);
     let collective = genesis.id();
-    let admission = Op::create(
-        &founder,
-        collective,
-        Vec::new(),
-        START + 60,
-        Action::ProposeAdd {
-            identity: stranger.public(),
-            name: names::name("s"),
-        },
-    )
-    .unwrap();
+    let admission = propose_add(&founder, collective, Vec::new(), START + 60, &stranger, "s");
     let strangers_op = Op::create(
         &stranger,
         collective,
@@ -359,17 +361,7 @@ fn evicted_orphans_leave_no_trace() {
     let genesis = founded(&mut rng, &founder);
     let collective = genesis.id();
     let mut log = MembershipLog::new(genesis);
-    let admission = Op::create(
-        &founder,
-        collective,
-        Vec::new(),
-        START + 60,
-        Action::ProposeAdd {
-            identity: member.public(),
-            name: names::name("m"),
-        },
-    )
-    .unwrap();
+    let admission = propose_add(&founder, collective, Vec::new(), START + 60, &member, "m");
     assert!(matches!(
         log.insert(admission.clone()),
         InsertOutcome::Added(_)
@@ -377,17 +369,14 @@ fn evicted_orphans_leave_no_trace() {
     let mut keys = Vec::new();
     for i in 0..100u64 {
         let key = Identity::generate(&mut rng);
-        let orphan = Op::create(
+        let orphan = propose_add(
             &member,
             collective,
             vec![OpId([9; 32])],
             START + 120 + i,
-            Action::ProposeAdd {
-                identity: key.public(),
-                name: names::name("k"),
-            },
-        )
-        .unwrap();
+            &key,
+            "k",
+        );
         assert!(matches!(
             log.insert(orphan),
             InsertOutcome::MissingParents(_)
@@ -429,32 +418,19 @@ fn proposals_by_a_plain_member_do_not_let_their_keys_author_ops() {
     let genesis = founded(&mut rng, &founder);
     let collective = genesis.id();
     let mut log = MembershipLog::new(genesis);
-    let admission = Op::create(
-        &founder,
-        collective,
-        Vec::new(),
-        START + 60,
-        Action::ProposeAdd {
-            identity: member.public(),
-            name: names::name("m"),
-        },
-    )
-    .unwrap();
+    let admission = propose_add(&founder, collective, Vec::new(), START + 60, &member, "m");
     assert!(matches!(
         log.insert(admission.clone()),
         InsertOutcome::Added(_)
     ));
-    let proposal = Op::create(
+    let proposal = propose_add(
         &member,
         collective,
         vec![admission.id()],
         START + 120,
-        Action::ProposeAdd {
-            identity: sock.public(),
-            name: names::name("s"),
-        },
-    )
-    .unwrap();
+        &sock,
+        "s",
+    );
     assert!(matches!(
         log.insert(proposal.clone()),
         InsertOutcome::Added(_)
@@ -476,17 +452,14 @@ fn proposals_by_a_plain_member_do_not_let_their_keys_author_ops() {
     );
     // A plain member's proposal is dropped by the resolver (only moderators propose); once a
     // moderator proposes the key (k = 1: the admission completes), it may author.
-    let by_moderator = Op::create(
+    let by_moderator = propose_add(
         &founder,
         collective,
         vec![proposal.id()],
         START + 240,
-        Action::ProposeAdd {
-            identity: sock.public(),
-            name: names::name("s"),
-        },
-    )
-    .unwrap();
+        &sock,
+        "s",
+    );
     assert!(matches!(log.insert(by_moderator), InsertOutcome::Added(_)));
     assert!(log.roster().is_member(&sock.member_id()));
     assert!(matches!(log.insert(socks_op), InsertOutcome::Added(_)));

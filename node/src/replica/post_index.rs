@@ -255,17 +255,10 @@ mod tests {
         }
     }
 
-    /// A store made by this version has its index marker from the start: reopened with posts,
-    /// it reads the index and does not rebuild it from the posts (seen here by deleting one
-    /// post behind the index's back: a rebuild would not list it). Without the marker (a store
-    /// of the format before), the open rebuilds it from the posts.
-    #[test]
-    fn a_fresh_store_reopened_with_posts_reads_its_index_without_a_rebuild() {
-        use crate::replica::Replica;
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("ana");
-        let (mut ana, _) = Replica::create(
-            &home,
+    /// Ana's new home at `home`, founding a collective with the default policy.
+    fn founded_at(home: &std::path::Path) -> crate::replica::Replica {
+        let (mut ana, _) = crate::replica::Replica::create(
+            home,
             PASS,
             "Ana",
             lookout_protocol::passphrase::KdfParams::TESTING,
@@ -276,6 +269,19 @@ mod tests {
             lookout_protocol::membership::Policy::default(),
         )
         .unwrap();
+        ana
+    }
+
+    /// A store made by this version has its index marker from the start: reopened with posts,
+    /// it reads the index and does not rebuild it from the posts (seen here by deleting one
+    /// post behind the index's back: a rebuild would not list it). Without the marker (a store
+    /// of the format before), the open rebuilds it from the posts.
+    #[test]
+    fn a_fresh_store_reopened_with_posts_reads_its_index_without_a_rebuild() {
+        use crate::replica::Replica;
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("ana");
+        let mut ana = founded_at(&home);
         let ids: Vec<ContentId> = (0..5)
             .map(|i| ana.post(draft(&format!("alert {i}"))).unwrap())
             .collect();
@@ -314,18 +320,7 @@ mod tests {
         use crate::replica::Replica;
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("ana");
-        let (mut ana, _) = Replica::create(
-            &home,
-            PASS,
-            "Ana",
-            lookout_protocol::passphrase::KdfParams::TESTING,
-        )
-        .unwrap();
-        ana.create_collective(
-            "Night Shift",
-            lookout_protocol::membership::Policy::default(),
-        )
-        .unwrap();
+        let mut ana = founded_at(&home);
         let ids: std::collections::BTreeSet<ContentId> = (0..12)
             .map(|i| ana.post(draft(&format!("alert {i}"))).unwrap())
             .collect();
@@ -398,18 +393,7 @@ mod tests {
         use crate::replica::Replica;
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("ana");
-        let (mut ana, _) = Replica::create(
-            &home,
-            PASS,
-            "Ana",
-            lookout_protocol::passphrase::KdfParams::TESTING,
-        )
-        .unwrap();
-        ana.create_collective(
-            "Night Shift",
-            lookout_protocol::membership::Policy::default(),
-        )
-        .unwrap();
+        let mut ana = founded_at(&home);
         let ids: std::collections::BTreeSet<ContentId> = (0..4)
             .map(|i| ana.post(draft(&format!("alert {i}"))).unwrap())
             .collect();
