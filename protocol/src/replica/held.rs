@@ -41,9 +41,6 @@ pub const HELD_ITEM_OVERHEAD: usize = 1024;
 pub(super) enum Wait {
     /// A membership op (a head it names) to join the log.
     Op(OpId),
-    /// Any membership op to join the log (an item whose heads the log holds but does not
-    /// resolve).
-    AnyOp,
     /// A key delivery of this epoch (its key, or its rotation) to be accepted.
     Epoch(EpochId),
     /// A post (the alert it refers to) to be accepted.

@@ -618,7 +618,6 @@ impl State {
             // The roster is resolved lazily, once per batch, when someone next looks.
             InsertOutcome::Added(ids) => {
                 self.released.extend(ids.into_iter().map(Wait::Op));
-                self.released.push(Wait::AnyOp);
                 effects.push(Effect::Note(Note::MembershipChanged));
                 Ingested::Accepted
             }
@@ -782,18 +781,15 @@ impl State {
             || self.still_deferred(&key, now)
     }
 
-    /// The heads of `heads` not in the log with their history, as what an item waits for; any
-    /// op joining, should the log lack none of them yet not resolve them.
+    /// The heads of `heads` not in the log with their history, as what an item waits for
+    /// (`MembershipLog::roster_at` answers for any heads the log holds, so an item is held for
+    /// its heads only when one of them is missing).
     fn missing_heads(&self, heads: &[OpId]) -> Vec<Wait> {
-        let waits: Vec<Wait> = heads
+        heads
             .iter()
             .filter(|h| !self.log.contains(h))
             .map(|h| Wait::Op(*h))
-            .collect();
-        if waits.is_empty() {
-            return vec![Wait::AnyOp];
-        }
-        waits
+            .collect()
     }
 
     /// Whether the post `id` is accepted, or held opened (its id verified) in another
