@@ -74,13 +74,7 @@ impl Batch {
         value: &[u8],
         expires: u64,
     ) -> &mut Self {
-        self.ops.push(Op::Put {
-            tree,
-            key: key.to_vec(),
-            value: Zeroizing::new(value.to_vec()),
-            expires: Some(expires),
-        });
-        self
+        self.put_expiring_owned(tree, key, Zeroizing::new(value.to_vec()), expires)
     }
 
     /// As [`Batch::put_expiring`], taking the value's buffer instead of copying it.
