@@ -44,9 +44,7 @@ use lookout_protocol::membership::{
     Action, MembershipLog, NewModerator, Op, PendingKind, Policy, RevocationCertificate, Roster,
     SignedGenesis,
 };
-use lookout_protocol::replica::{
-    parents_first, Effect, Ingested, KeyAnswer, Note, Refusal, SetKind, State,
-};
+use lookout_protocol::replica::{Effect, Ingested, KeyAnswer, Note, Refusal, SetKind, State};
 use lookout_protocol::{ContentId, DeliveryId, EpochId, MemberId, OpId};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
@@ -288,16 +286,18 @@ impl Replica {
     /// ([`State::ingest_envelopes`]), as a node ingests a sync response. Returns the outcomes.
     fn ingest_batch(&mut self, msgs: &[Msg], tick: u64) -> Vec<Ingested> {
         self.tick = tick;
-        // Ops parents first (a fetch comes in id order), as `replica::parents_first` orders them;
-        // the outcomes are reported in the order of `msgs`.
+        // Ops as one batch ([`State::ingest_ops`]: parents first, held items tried once after).
         let ops = msgs.iter().take_while(|m| m.kind == SetKind::Ops).count();
         let bytes: Vec<&[u8]> = msgs[..ops].iter().map(|m| &m.bytes[..]).collect();
-        let order = parents_first(&bytes, self.state.log().collective());
-        let mut op_outcomes = vec![Ingested::Duplicate; ops];
-        for i in order {
-            op_outcomes[i] = self.ingest(&msgs[i], tick);
+        let (mut outcomes, effects) =
+            self.state
+                .ingest_ops(&bytes, &self.identity, self.clock(tick));
+        self.apply(effects);
+        for (msg, outcome) in msgs[..ops].iter().zip(&outcomes) {
+            if let Ingested::Rejected(why) | Ingested::Ignored(why) = outcome {
+                self.refused.push((msg.refusal_key(), why.clone()));
+            }
         }
-        let mut outcomes = op_outcomes;
         outcomes.reserve(msgs.len() - ops);
         let mut rest = &msgs[ops..];
         while let Some(first) = rest.first() {
@@ -725,6 +725,8 @@ struct World {
     retracted: BTreeSet<ContentId>,
     rotations: Vec<(u64, MemberId, EpochId)>,
     shares: usize,
+    /// Ops fetched by syncs, and their outcomes by kind (the progress line of scale runs).
+    pulled_ops: BTreeMap<&'static str, usize>,
     /// Refusal keys of what adversaries made: honest replicas may refuse only these.
     adversarial: HashSet<[u8; 32]>,
     /// Content ids of adversaries' posts (which honest replicas may hold).
@@ -1228,6 +1230,7 @@ fn run(config: Config) -> Outcome {
         retracted: BTreeSet::new(),
         rotations: Vec::new(),
         shares: 0,
+        pulled_ops: BTreeMap::new(),
         adversarial: HashSet::new(),
         adversarial_posts: BTreeSet::new(),
         bad_signature_batches: 0,
@@ -1507,6 +1510,18 @@ fn pull(i: usize, j: usize, tick: u64, replicas: &mut [Replica], world: &mut Wor
     let msgs = replicas[i].missing_from(&replicas[j]);
     // Ops first, then deliveries, then envelopes: the order a sync would fetch them.
     let outcomes = replicas[i].ingest_batch(&msgs, tick);
+    for (msg, outcome) in msgs.iter().zip(&outcomes) {
+        if msg.kind == SetKind::Ops {
+            let what = match outcome {
+                Ingested::Accepted => "accepted",
+                Ingested::Duplicate => "duplicate",
+                Ingested::Held => "held",
+                Ingested::Ignored(_) => "ignored",
+                Ingested::Rejected(_) => "rejected",
+            };
+            *world.pulled_ops.entry(what).or_default() += 1;
+        }
+    }
     let bad_signatures = msgs
         .iter()
         .zip(&outcomes)
@@ -1571,7 +1586,8 @@ fn progress(
     eprintln!(
         "  tick {tick}: {elapsed:.1?}; made {} shares, {} rotations; replicas hold {} ops, {} \
          orphans, {} deliveries ({} MiB encoded; replica 0: {} distinct named states), {} held \
-         items ({} MiB), {} posts, {} refusals logged; {} messages in flight",
+         items ({} MiB), {} posts, {} refusals logged; {} messages in flight; ops fetched by \
+         sync {:?}",
         world.shares,
         world.rotations.len(),
         sum(&|r| r.state.log().len()),
@@ -1584,6 +1600,7 @@ fn progress(
         sum(&|r| r.envelopes.len()),
         sum(&|r| r.refused.len()),
         network.payloads.len(),
+        world.pulled_ops,
     );
 }
 
