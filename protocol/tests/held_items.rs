@@ -445,3 +445,52 @@ fn a_replay_of_an_authors_ops_does_not_push_out_her_held_alert() {
     let joined = state.log().len() - before - 1;
     assert!(joined >= 64, "only {joined} of the 100 ops joined");
 }
+
+/// A sync batch of a long chain of one moderator's ops, fetched in id order (a random order for
+/// a chain): `State::ingest_ops` takes it in parents first, so every op joins in one batch,
+/// where taking them in as fetched leaves all but the first few waiting for their parents
+/// (beyond the log's 64 orphans per author, so a later sync must fetch and verify them again).
+#[test]
+fn a_chain_fetched_in_id_order_joins_in_one_batch() {
+    let mut rng = ChaCha20Rng::seed_from_u64(41);
+    let founder = Identity::generate(&mut rng);
+    let genesis = SignedGenesis::create(
+        &founder,
+        &names::secret(),
+        "Chain",
+        "f",
+        Policy::default(),
+        START,
+        &mut rng,
+    )
+    .unwrap();
+    let mut chain: Vec<Op> = Vec::new();
+    for i in 0..150 {
+        let member = Identity::generate(&mut rng);
+        let parents = chain.last().map(|op| vec![op.id()]).unwrap_or_default();
+        let action = Action::ProposeAdd {
+            identity: member.public(),
+            name: names::name(format!("m{i}")),
+        };
+        chain.push(Op::create(&founder, genesis.id(), parents, START + i, action).unwrap());
+    }
+    let mut fetched: Vec<&Op> = chain.iter().collect();
+    fetched.sort_by_key(|op| op.id());
+    let bytes: Vec<&[u8]> = fetched.iter().map(|op| op.encoded()).collect();
+    let me = Identity::generate(&mut rng);
+    let now = START + 1_000;
+
+    let mut batch = State::new(genesis.clone());
+    let (outcomes, _) = batch.ingest_ops(&bytes, &me, now);
+    assert!(outcomes.iter().all(|o| *o == Ingested::Accepted));
+    assert_eq!(batch.log().len(), chain.len());
+    assert_eq!(batch.log().roster().len(), chain.len() + 1);
+
+    // One by one, as fetched: most of the chain waits, and some of it is dropped.
+    let mut single = State::new(genesis);
+    for b in &bytes {
+        let _ = single.ingest(SetKind::Ops, b, &me, now);
+    }
+    assert!(single.log().len() < chain.len());
+    assert!(single.log().len() + single.log().orphan_count() < chain.len());
+}

@@ -286,8 +286,20 @@ impl Replica {
     /// ([`State::ingest_envelopes`]), as a node ingests a sync response. Returns the outcomes.
     fn ingest_batch(&mut self, msgs: &[Msg], tick: u64) -> Vec<Ingested> {
         self.tick = tick;
-        let mut outcomes = Vec::with_capacity(msgs.len());
-        let mut rest = msgs;
+        // Ops as one batch ([`State::ingest_ops`]: parents first, held items tried once after).
+        let ops = msgs.iter().take_while(|m| m.kind == SetKind::Ops).count();
+        let bytes: Vec<&[u8]> = msgs[..ops].iter().map(|m| &m.bytes[..]).collect();
+        let (mut outcomes, effects) =
+            self.state
+                .ingest_ops(&bytes, &self.identity, self.clock(tick));
+        self.apply(effects);
+        for (msg, outcome) in msgs[..ops].iter().zip(&outcomes) {
+            if let Ingested::Rejected(why) | Ingested::Ignored(why) = outcome {
+                self.refused.push((msg.refusal_key(), why.clone()));
+            }
+        }
+        outcomes.reserve(msgs.len() - ops);
+        let mut rest = &msgs[ops..];
         while let Some(first) = rest.first() {
             if first.kind != SetKind::Envelopes {
                 outcomes.push(self.ingest(first, tick));
@@ -713,6 +725,8 @@ struct World {
     retracted: BTreeSet<ContentId>,
     rotations: Vec<(u64, MemberId, EpochId)>,
     shares: usize,
+    /// Ops fetched by syncs, and their outcomes by kind (the progress line of scale runs).
+    pulled_ops: BTreeMap<&'static str, usize>,
     /// Refusal keys of what adversaries made: honest replicas may refuse only these.
     adversarial: HashSet<[u8; 32]>,
     /// Content ids of adversaries' posts (which honest replicas may hold).
@@ -1216,6 +1230,7 @@ fn run(config: Config) -> Outcome {
         retracted: BTreeSet::new(),
         rotations: Vec::new(),
         shares: 0,
+        pulled_ops: BTreeMap::new(),
         adversarial: HashSet::new(),
         adversarial_posts: BTreeSet::new(),
         bad_signature_batches: 0,
@@ -1285,9 +1300,13 @@ fn run(config: Config) -> Outcome {
     for tick in 0..=config.end + config.settle {
         last_tick = tick;
         if n >= 200 && tick % 20 == 0 {
-            eprintln!("  tick {tick}: {:.1?}", started.elapsed());
+            progress(tick, started.elapsed(), &replicas, &network, &world);
         }
         // Arrivals.
+        // Scale runs: a replica that holds a gossiped item (it lacks what the item names) syncs
+        // with its sender in the same tick, once a tick, as a node does (`start_sync` on
+        // `Ingested::Held`).
+        let mut pull_from: BTreeMap<usize, usize> = BTreeMap::new();
         for (from, to, msg) in network.due(tick) {
             // A link cut while the message was in flight loses it, and so does a replica offline.
             if partitioned(tick, from, to) || offline(tick, to) {
@@ -1296,6 +1315,9 @@ fn run(config: Config) -> Outcome {
             let outcome = replicas[to].ingest(&msg, tick);
             if !gossip {
                 continue;
+            }
+            if outcome == Ingested::Held {
+                pull_from.entry(to).or_insert(from);
             }
             match outcome {
                 Ingested::Accepted => {
@@ -1441,12 +1463,17 @@ fn run(config: Config) -> Outcome {
         } else {
             config.sync_every
         };
+        for (i, j) in pull_from {
+            if !offline(tick, i) && !offline(tick, j) && !world.rng.gen_bool(config.loss) {
+                pull(i, j, tick, &mut replicas, &mut world);
+            }
+        }
         if tick % period == 0 {
-            for i in 0..n {
+            for (i, linked) in links.iter().enumerate() {
                 if offline(tick, i) {
                     continue;
                 }
-                let peers: Vec<usize> = links[i]
+                let peers: Vec<usize> = linked
                     .iter()
                     .copied()
                     .filter(|j| !partitioned(tick, i, *j) && !offline(tick, *j))
@@ -1457,50 +1484,7 @@ fn run(config: Config) -> Outcome {
                 if world.rng.gen_bool(config.loss) {
                     continue;
                 }
-                let msgs = replicas[i].missing_from(&replicas[j]);
-                // Ops first, then deliveries, then envelopes: the order a sync would fetch them.
-                let outcomes = replicas[i].ingest_batch(&msgs, tick);
-                let bad_signatures = msgs
-                    .iter()
-                    .zip(&outcomes)
-                    .filter(|(_, o)| {
-                        matches!(
-                            o,
-                            Ingested::Rejected(Refusal::BadSignature(SetKind::Envelopes))
-                        )
-                    })
-                    .count();
-                if bad_signatures > 0 && outcomes.contains(&Ingested::Accepted) {
-                    world.bad_signature_batches += 1;
-                }
-                let me = replicas[i].me();
-                let lacking = replicas[i]
-                    .state
-                    .lacking_epochs(&me, replicas[i].clock(tick));
-                if lacking.is_empty() || !replicas[j].honest {
-                    continue;
-                }
-                let now = replicas[j].clock(tick);
-                let answerer = &mut replicas[j];
-                let answers = answerer.state.answer_key_request(
-                    &answerer.identity,
-                    &me,
-                    &lacking,
-                    now,
-                    &mut world.rng,
-                );
-                for answer in answers {
-                    let msg = match answer {
-                        KeyAnswer::Again(bytes) => Msg::new(SetKind::Deliveries, bytes),
-                        KeyAnswer::New(bytes) => {
-                            let msg = Msg::new(SetKind::Deliveries, bytes);
-                            replicas[j].ingest(&msg, tick);
-                            world.shares += 1;
-                            msg
-                        }
-                    };
-                    replicas[i].ingest(&msg, tick);
-                }
+                pull(i, j, tick, &mut replicas, &mut world);
             }
         }
         if config.settle > 0 && tick >= config.end && settled(&replicas, &links, &removed) {
@@ -1518,6 +1502,106 @@ fn run(config: Config) -> Outcome {
         links,
         last_tick,
     }
+}
+
+/// One sync session: replica `i` pulls what it lacks from `j`, then asks it for the epoch keys
+/// it lacks (as a node does in every sync session it starts).
+fn pull(i: usize, j: usize, tick: u64, replicas: &mut [Replica], world: &mut World) {
+    let msgs = replicas[i].missing_from(&replicas[j]);
+    // Ops first, then deliveries, then envelopes: the order a sync would fetch them.
+    let outcomes = replicas[i].ingest_batch(&msgs, tick);
+    for (msg, outcome) in msgs.iter().zip(&outcomes) {
+        if msg.kind == SetKind::Ops {
+            let what = match outcome {
+                Ingested::Accepted => "accepted",
+                Ingested::Duplicate => "duplicate",
+                Ingested::Held => "held",
+                Ingested::Ignored(_) => "ignored",
+                Ingested::Rejected(_) => "rejected",
+            };
+            *world.pulled_ops.entry(what).or_default() += 1;
+        }
+    }
+    let bad_signatures = msgs
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| {
+            matches!(
+                o,
+                Ingested::Rejected(Refusal::BadSignature(SetKind::Envelopes))
+            )
+        })
+        .count();
+    if bad_signatures > 0 && outcomes.contains(&Ingested::Accepted) {
+        world.bad_signature_batches += 1;
+    }
+    let me = replicas[i].me();
+    let lacking = replicas[i]
+        .state
+        .lacking_epochs(&me, replicas[i].clock(tick));
+    if lacking.is_empty() || !replicas[j].honest {
+        return;
+    }
+    let now = replicas[j].clock(tick);
+    let answerer = &mut replicas[j];
+    let answers =
+        answerer
+            .state
+            .answer_key_request(&answerer.identity, &me, &lacking, now, &mut world.rng);
+    for answer in answers {
+        let msg = match answer {
+            KeyAnswer::Again(bytes) => Msg::new(SetKind::Deliveries, bytes),
+            KeyAnswer::New(bytes) => {
+                let msg = Msg::new(SetKind::Deliveries, bytes);
+                replicas[j].ingest(&msg, tick);
+                world.shares += 1;
+                msg
+            }
+        };
+        replicas[i].ingest(&msg, tick);
+    }
+}
+
+/// A scale run's progress line: where the run's items are, per replica (summed) and in the
+/// harness, so a growth can be placed.
+fn progress(
+    tick: u64,
+    elapsed: std::time::Duration,
+    replicas: &[Replica],
+    network: &Network,
+    world: &World,
+) {
+    let sum = |f: &dyn Fn(&Replica) -> usize| replicas.iter().map(f).sum::<usize>();
+    let delivery_bytes = sum(&|r| {
+        r.state
+            .deliveries()
+            .values()
+            .map(|d| d.encoded().len())
+            .sum()
+    });
+    let mut heads: HashSet<Vec<OpId>> = HashSet::new();
+    for d in replicas[0].state.deliveries().values() {
+        heads.insert(d.body().heads.clone());
+    }
+    eprintln!(
+        "  tick {tick}: {elapsed:.1?}; made {} shares, {} rotations; replicas hold {} ops, {} \
+         orphans, {} deliveries ({} MiB encoded; replica 0: {} distinct named states), {} held \
+         items ({} MiB), {} posts, {} refusals logged; {} messages in flight; ops fetched by \
+         sync {:?}",
+        world.shares,
+        world.rotations.len(),
+        sum(&|r| r.state.log().len()),
+        sum(&|r| r.state.log().orphan_count()),
+        sum(&|r| r.state.deliveries().len()),
+        delivery_bytes >> 20,
+        heads.len(),
+        sum(&|r| r.state.held_count()),
+        sum(&|r| r.state.held_bytes()) >> 20,
+        sum(&|r| r.envelopes.len()),
+        sum(&|r| r.refused.len()),
+        network.payloads.len(),
+        world.pulled_ops,
+    );
 }
 
 /// Whether every replica not removed holds everything its links not removed hold.
