@@ -10,18 +10,9 @@
 //! A member's own post is published as soon as it is sealed and written, before its fsync; the
 //! answer to `post` waits here until the fsync covering it has returned
 //! ([`GroupCommit::answer_when_durable`]), so an acknowledged post survives a crash.
-//!
-//! Gossip alone (no answer waiting) is made durable at most every [`GOSSIP_COMMIT_INTERVAL`]:
-//! under a stream of alerts each fsync, and sled's sealing and writing of its log buffer for
-//! it, then covers several instead of one each. What the network holds is still there to be
-//! fetched again if the device dies in between (docs/PROTOCOL.md §9.4); an answer waiting
-//! starts an fsync at once.
-
-use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tracing::warn;
 
 use crate::api::{ApiError, ErrorCode, Response};
@@ -54,9 +45,6 @@ impl Held {
     }
 }
 
-/// Shortest time between the starts of two fsyncs when only gossip waits for one (no answer).
-pub(crate) const GOSSIP_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
-
 /// The group commit's state.
 #[derive(Default)]
 pub(crate) struct GroupCommit {
@@ -65,8 +53,6 @@ pub(crate) struct GroupCommit {
     /// Answers waiting for the writes made since the running fsync started.
     waiting: Vec<Held>,
     in_flight: Option<InFlight>,
-    /// When the last fsync started.
-    last_start: Option<Instant>,
 }
 
 struct InFlight {
@@ -90,35 +76,16 @@ impl GroupCommit {
 
     /// Start an fsync if writes wait and none is running; the answers waiting go with it.
     pub(crate) fn start(&mut self, replica: &Replica) {
-        self.start_at(replica, Instant::now());
-    }
-
-    /// [`Self::start`] at `now`.
-    fn start_at(&mut self, replica: &Replica, now: Instant) {
         if !self.dirty || self.in_flight.is_some() {
             return;
         }
-        if self.deferred_until().is_some_and(|at| now < at) {
-            return;
-        }
         self.dirty = false;
-        self.last_start = Some(now);
         let flusher = replica.flusher();
         let done = tokio::task::spawn_blocking(move || flusher.flush());
         self.in_flight = Some(InFlight {
             done,
             answers: std::mem::take(&mut self.waiting),
         });
-    }
-
-    /// When gossip written (and no answer waiting) is due for its fsync, if it waits for
-    /// [`GOSSIP_COMMIT_INTERVAL`] since the last one's start: the loop calls [`Self::start`]
-    /// then.
-    pub(crate) fn deferred_until(&self) -> Option<Instant> {
-        if !self.dirty || self.in_flight.is_some() || !self.waiting.is_empty() {
-            return None;
-        }
-        self.last_start.map(|at| at + GOSSIP_COMMIT_INTERVAL)
     }
 
     /// Resolves when the running fsync returns (never if none runs), and sends the answers it
@@ -208,55 +175,6 @@ mod tests {
             Ok(Ok(Response::Posted { id })) => assert_eq!(id, "a"),
             other => panic!("expected the post's answer, got {other:?}"),
         }
-    }
-
-    /// Gossip alone waits for the interval after the last fsync's start; an answer waiting
-    /// does not, and shutdown makes what waits durable.
-    #[tokio::test]
-    async fn gossip_alone_shares_an_fsync_per_interval_and_an_answer_does_not_wait() {
-        let dir = tempfile::tempdir().unwrap();
-        let replica = replica_in(dir.path());
-        let mut commit = GroupCommit::default();
-        let t = Instant::now();
-        commit.wrote();
-        commit.start_at(&replica, t);
-        commit.finished().await;
-        // More gossip within the interval: deferred until it has passed.
-        let soon = t + GOSSIP_COMMIT_INTERVAL / 2;
-        commit.wrote();
-        commit.start_at(&replica, soon);
-        assert!(
-            commit.in_flight.is_none(),
-            "gossip fsynced before the interval"
-        );
-        let due = commit.deferred_until().expect("a deferred fsync");
-        assert_eq!(due, t + GOSSIP_COMMIT_INTERVAL);
-        commit.start_at(&replica, due);
-        assert!(
-            commit.in_flight.is_some(),
-            "gossip not fsynced after the interval"
-        );
-        commit.finished().await;
-        // A post of ours right after: its fsync starts at once.
-        let (reply, mut answered) = oneshot::channel();
-        commit.answer_when_durable(reply, posted("c"));
-        assert_eq!(commit.deferred_until(), None);
-        commit.start_at(&replica, due + GOSSIP_COMMIT_INTERVAL / 2);
-        assert!(
-            commit.in_flight.is_some(),
-            "an answer waited for the gossip interval"
-        );
-        commit.finished().await;
-        assert!(matches!(
-            answered.try_recv(),
-            Ok(Ok(Response::Posted { .. }))
-        ));
-        // Gossip deferred at shutdown is flushed by `close`.
-        commit.wrote();
-        commit.start_at(&replica, due + GOSSIP_COMMIT_INTERVAL * 3 / 4);
-        assert!(commit.in_flight.is_none());
-        commit.close(replica.flusher()).await;
-        assert!(!commit.dirty);
     }
 
     /// Answers still held at shutdown are sent once the rest is flushed.

@@ -585,7 +585,6 @@ impl EventLoop {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.refresh_mailboxes();
         let done = loop {
-            let commit_due = self.commit.deferred_until();
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event),
                 command = self.receiver.recv() => match command {
@@ -595,7 +594,6 @@ impl EventLoop {
                 },
                 _ = tick.tick() => self.on_tick(),
                 () = self.commit.finished() => {}
-                () = deadline(commit_due) => {}
                 () = deadline(self.crossed_wait_at) => self.end_crossed_waits(),
             }
             self.after_change();
