@@ -324,11 +324,28 @@ impl DialPolicy {
     /// The addresses to dial now: eligible, not connected, back-off elapsed. Each returned
     /// address waits twice as long before its next attempt (up to [`MAX_BACKOFF`]).
     pub fn due(&mut self, now: Instant, unix_now: u64, networks: &Networks) -> Vec<Multiaddr> {
+        self.due_except(now, unix_now, networks, |_| false)
+    }
+
+    /// As [`due`](Self::due), leaving out the addresses `reached` names (a member's, when the
+    /// node has a direct connection with that member already, whoever dialled): those are not
+    /// dialled and their back-off is left as it is, so that they are due at once when the
+    /// member goes.
+    pub fn due_except(
+        &mut self,
+        now: Instant,
+        unix_now: u64,
+        networks: &Networks,
+        reached: impl Fn(&Multiaddr) -> bool,
+    ) -> Vec<Multiaddr> {
         let due: Vec<Multiaddr> = self
             .entries
             .iter()
             .filter(|(addr, e)| {
-                !e.connected && e.backoff.is_due(now) && self.eligible(addr, e, unix_now, networks)
+                !e.connected
+                    && e.backoff.is_due(now)
+                    && !reached(addr)
+                    && self.eligible(addr, e, unix_now, networks)
             })
             .map(|(a, _)| a.clone())
             .collect();
@@ -601,6 +618,30 @@ mod tests {
         assert!(policy.due(t + MAX_BACKOFF, NOW, &home()).is_empty());
         policy.clear_connected(&[addr]);
         assert_eq!(policy.due(t + MAX_BACKOFF, NOW, &home()).len(), 1);
+    }
+
+    #[test]
+    fn a_connected_members_addresses_are_not_dialled_until_it_goes() {
+        let t = Instant::now();
+        let mut policy = DialPolicy::with_seed(5);
+        let theirs = a("/ip4/203.0.113.20/tcp/1");
+        let other = a("/ip4/203.0.113.21/tcp/1");
+        policy.set_announced(
+            [(theirs.clone(), NOW), (other.clone(), NOW)],
+            Some(&home()),
+            t,
+        );
+        // The member behind `theirs` dialled us: its address is left alone, every tick.
+        for i in 0..5 {
+            let now = t + MAX_BACKOFF * i;
+            let due = policy.due_except(now, NOW, &home(), |x| *x == theirs);
+            assert!(!due.contains(&theirs), "tick {i}");
+        }
+        // It went: due at once, its back-off untouched by the ticks it was skipped.
+        assert_eq!(
+            policy.due_except(t + MAX_BACKOFF * 5, NOW, &home(), |_| false),
+            vec![theirs, other]
+        );
     }
 
     #[test]

@@ -319,6 +319,7 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         events,
         dial,
         dialled: HashMap::new(),
+        announcers: HashMap::new(),
         creds,
         hellos: HashMap::new(),
         unproven: HashMap::new(),
@@ -508,6 +509,9 @@ struct EventLoop {
     dial: DialPolicy,
     /// The addresses each connected peer was reached at (freed when it leaves).
     dialled: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Who announced each address the dial policy holds from announcements (two members may
+    /// name one address: a shared relay's, or a stale one).
+    announcers: HashMap<Multiaddr, Vec<MemberId>>,
     /// This member's hello credentials.
     creds: Credentials,
     /// Hellos in progress, by transport peer.
@@ -1179,7 +1183,26 @@ impl EventLoop {
         self.drop_relayed_after_punch(now);
         self.retry_hole_punches(now);
         let networks = self.networks().unwrap_or_default();
-        for addr in self.dial.due(now, crate::replica::now(), &networks) {
+        // A member this node has a direct connection with already (whoever dialled) is not
+        // dialled again at its announced addresses: every such dial was a TCP and Noise
+        // handshake, a hello and a sync session for a connection that closes again
+        // (docs/BENCHMARKS.md, "Issue 12: propagation (branch `prop`)").
+        let direct: HashSet<MemberId> = self
+            .connections
+            .values()
+            .filter(|(_, via)| via.is_none())
+            .filter_map(|(peer, _)| self.swarm.behaviour().gate.member_of(peer))
+            .collect();
+        let announcers = &self.announcers;
+        let reached = |addr: &Multiaddr| {
+            announcers
+                .get(addr)
+                .is_some_and(|members| members.iter().all(|m| direct.contains(m)))
+        };
+        let due = self
+            .dial
+            .due_except(now, crate::replica::now(), &networks, reached);
+        for addr in due {
             let relayed = is_relayed(&addr);
             // Through a mailbox only once it admitted this node (the relay serves nobody else,
             // and the relay client would otherwise dial it on its own).
@@ -1925,18 +1948,26 @@ impl EventLoop {
     /// Dial targets from the addresses current members announced (kept across restarts,
     /// encrypted); the policy keeps only recent ones and private ones learnt on this network.
     fn learn_member_addresses(&mut self) {
-        let announced: Vec<(Multiaddr, u64)> = self
+        let announced: Vec<(Multiaddr, u64, MemberId)> = self
             .replica
             .member_addresses()
             .into_iter()
-            .flat_map(|(_, at, addresses)| {
+            .flat_map(|(member, at, addresses)| {
                 addresses
                     .into_iter()
                     .filter_map(|a| a.parse::<Multiaddr>().ok())
                     .filter(is_dialable)
-                    .map(move |a| (without_p2p(&a), at))
+                    .map(move |a| (without_p2p(&a), at, member))
             })
             .collect();
+        self.announcers.clear();
+        for (addr, _, member) in &announced {
+            self.announcers
+                .entry(addr.clone())
+                .or_default()
+                .push(*member);
+        }
+        let announced = announced.into_iter().map(|(addr, at, _)| (addr, at));
         let networks = self.networks();
         self.dial
             .set_announced(announced, networks.as_ref(), Instant::now());

@@ -25,7 +25,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Nodes in the propagation benchmark.
 const NODES: usize = 20;
-/// Alerts timed in the propagation benchmark.
+/// Alerts timed in the propagation benchmark (`LOOKOUT_BENCH_SAMPLES` sets another count, for a
+/// profile of the timed rounds alone).
 const SAMPLES: usize = 50;
 /// Alerts a node lacks in the catch-up benchmark.
 const CATCH_UP: usize = 10_000;
@@ -45,10 +46,19 @@ fn bench_config() -> NodeConfig {
     }
 }
 
-/// The topology: a ring of `n` where node i also dials i + 5 (every node has four peers).
+/// The first dials: a ring of `n` where node i also dials i + 5 (every node has four peers).
+/// Lookout nodes then dial the addresses the others announce, until every member is connected
+/// to every other (production behaviour); the benchmark times them once they are.
 fn edges(n: usize) -> Vec<(usize, usize)> {
     (0..n)
         .flat_map(|i| [(i, (i + 1) % n), (i, (i + 5) % n)])
+        .collect()
+}
+
+/// The topology the Lookout nodes settle in, and the plain swarms are given: every pair.
+fn full_mesh(n: usize) -> Vec<(usize, usize)> {
+    (0..n)
+        .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
         .collect()
 }
 
@@ -76,12 +86,25 @@ async fn propagation() {
         .expect("benchmark timed out");
 }
 
+/// How many alerts the propagation benchmark times.
+fn timed_samples() -> usize {
+    std::env::var("LOOKOUT_BENCH_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(SAMPLES)
+}
+
 async fn propagation_run() {
     println!("machine: {}", machine());
     let lookout = lookout_propagation().await;
+    let samples = timed_samples();
     println!(
-        "CPU over the {SAMPLES} timed alerts (all {NODES} nodes, one process): Lookout {} ms",
-        lookout.cpu_ms
+        "CPU over the {samples} timed alerts (all {NODES} nodes, one process): Lookout {} ms, \
+         {:.2} ms per alert; by thread: {}",
+        lookout.cpu_ms,
+        lookout.cpu_ms as f64 / samples as f64,
+        lookout.threads
     );
     summary(
         &format!("Lookout nodes, one alert to all {NODES}"),
@@ -94,8 +117,11 @@ async fn propagation_run() {
     );
     let bare = bare_gossipsub_propagation().await;
     println!(
-        "CPU over the {SAMPLES} timed messages (all {NODES} swarms): bare gossipsub {} ms",
-        bare.cpu_ms
+        "CPU over the {samples} timed messages (all {NODES} swarms): bare gossipsub {} ms, \
+         {:.2} ms per message; by thread: {}",
+        bare.cpu_ms,
+        bare.cpu_ms as f64 / samples as f64,
+        bare.threads
     );
     summary(
         &format!("bare gossipsub, one message to all {NODES}"),
@@ -115,6 +141,9 @@ struct Propagation {
     answered: Vec<Duration>,
     /// CPU time of the whole process (every node) over the timed rounds.
     cpu_ms: u64,
+    /// The same, per kind of thread (tokio's workers and blocking threads, sled's, ...), for
+    /// the threads alive at both ends of the timed rounds.
+    threads: String,
 }
 
 async fn lookout_propagation() -> Propagation {
@@ -128,11 +157,32 @@ async fn lookout_propagation() -> Propagation {
         connect(&nodes[from], &nodes[to]).await;
     }
     for node in &nodes {
-        eventually("the topology is up", || async {
-            (node.peers().await == 4).then_some(())
+        eventually("the first dials are up", || async {
+            (node.peers().await >= 4).then_some(())
         })
         .await;
     }
+    // Each node dials the addresses the others announce after their first sync: wait until
+    // every node is connected to every other, so that no dial falls in the timed rounds.
+    let settling = Instant::now();
+    loop {
+        let mut peers = Vec::new();
+        for node in &nodes {
+            peers.push(node.peers().await);
+        }
+        if peers.iter().all(|&p| p == NODES - 1) {
+            break;
+        }
+        assert!(
+            settling.elapsed() < Duration::from_secs(300),
+            "the nodes did not connect to every member: {peers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "every node connected to every other {:.1} s after the first dials",
+        settling.elapsed().as_secs_f64()
+    );
     let (arrivals, mut arrived) = mpsc::unbounded_channel();
     for (i, node) in nodes.iter().enumerate() {
         let mut events = node.handle.watch().await.unwrap();
@@ -149,9 +199,12 @@ async fn lookout_propagation() -> Propagation {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut samples = Propagation::default();
     let mut cpu_start = 0;
-    for round in 0..SAMPLES + 3 {
+    let mut threads_start = ThreadsCpu::default();
+    for round in 0..timed_samples() + 3 {
         if round == 3 {
+            println!("timed rounds begin");
             cpu_start = cpu_ms();
+            threads_start = ThreadsCpu::now();
         }
         let poster = &nodes[round % NODES];
         let start = Instant::now();
@@ -181,14 +234,22 @@ async fn lookout_propagation() -> Propagation {
         }
     }
     samples.cpu_ms = cpu_ms() - cpu_start;
+    samples.threads = ThreadsCpu::now().since(&threads_start);
+    println!("timed rounds end");
+    let mut peers = Vec::new();
+    for node in &nodes {
+        peers.push(node.peers().await);
+    }
+    println!("members connected to each node after the timed rounds: {peers:?}");
     for node in nodes {
         node.stop().await;
     }
     samples
 }
 
-/// Plain gossipsub swarms with the node's gossip settings, transport and topology; the
-/// application accepts every message at once.
+/// Plain gossipsub swarms with the node's gossip settings, transport and topology (every pair
+/// connected, as the Lookout nodes are once settled); the application accepts every message at
+/// once.
 async fn bare_gossipsub_propagation() -> Propagation {
     let topic = gossipsub::IdentTopic::new("bench");
     let (arrivals, mut arrived) = mpsc::unbounded_channel();
@@ -243,15 +304,17 @@ async fn bare_gossipsub_propagation() -> Propagation {
         dialers.push(dial);
         addresses.push(address.await.unwrap());
     }
-    for (from, to) in edges(NODES) {
+    for (from, to) in full_mesh(NODES) {
         dialers[from].send(addresses[to].clone()).unwrap();
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut samples = Propagation::default();
     let mut cpu_start = 0;
-    for round in 0..SAMPLES + 3 {
+    let mut threads_start = ThreadsCpu::default();
+    for round in 0..timed_samples() + 3 {
         if round == 3 {
             cpu_start = cpu_ms();
+            threads_start = ThreadsCpu::now();
         }
         // Same size as an alert on the wire: a 600-byte envelope in its item framing.
         let mut data = vec![0u8; 603];
@@ -280,7 +343,50 @@ async fn bare_gossipsub_propagation() -> Propagation {
         }
     }
     samples.cpu_ms = cpu_ms() - cpu_start;
+    samples.threads = ThreadsCpu::now().since(&threads_start);
     samples
+}
+
+/// CPU time of this process's threads by kind (name without its trailing number), from each
+/// thread's `schedstat` (nanoseconds on a CPU).
+#[derive(Default)]
+struct ThreadsCpu(std::collections::BTreeMap<(String, u64), Duration>);
+
+impl ThreadsCpu {
+    fn now() -> Self {
+        let mut threads = std::collections::BTreeMap::new();
+        for entry in std::fs::read_dir("/proc/self/task").into_iter().flatten() {
+            let Ok(entry) = entry else { continue };
+            let Ok(tid) = entry.file_name().to_string_lossy().parse::<u64>() else {
+                continue;
+            };
+            let path = entry.path();
+            let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            let kind = name.trim().trim_end_matches(|c: char| c.is_ascii_digit());
+            let on_cpu = std::fs::read_to_string(path.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0);
+            threads.insert((kind.to_owned(), tid), Duration::from_nanos(on_cpu));
+        }
+        Self(threads)
+    }
+
+    /// What each kind of thread spent since `before` (threads alive at both ends only).
+    fn since(&self, before: &Self) -> String {
+        let mut kinds = std::collections::BTreeMap::<&str, Duration>::new();
+        for (key, cpu) in &self.0 {
+            if let Some(was) = before.0.get(key) {
+                *kinds.entry(key.0.as_str()).or_default() += cpu.saturating_sub(*was);
+            }
+        }
+        kinds
+            .iter()
+            .filter(|(_, cpu)| **cpu >= Duration::from_millis(1))
+            .map(|(kind, cpu)| format!("{kind} {} ms", cpu.as_millis()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 fn bare_swarm(topic: &gossipsub::IdentTopic) -> libp2p::Swarm<gossipsub::Behaviour> {
