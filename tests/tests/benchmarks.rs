@@ -541,10 +541,11 @@ async fn catch_up_sender() {
     node.stop().await;
 }
 
-/// Envelopes per batch in [`verify_limits`]: a sync run ([`lookout_node::sync::INGEST_BATCH`]).
-const LIMIT_BATCH: usize = lookout_node::sync::INGEST_BATCH;
-/// A whole fetch ([`lookout_node::sync::MAX_FETCH_IDS`]) as one batch, for comparison.
-const LARGE_BATCH: usize = lookout_node::sync::MAX_FETCH_IDS;
+/// Envelopes per batch in [`verify_limits`]: the sync runs before branch `catchup`.
+const LIMIT_BATCH: usize = 128;
+/// A whole fetch ([`lookout_node::sync::MAX_FETCH_IDS`]) as one batch: a sync run now
+/// ([`lookout_node::sync::INGEST_BATCH`]).
+const LARGE_BATCH: usize = lookout_node::sync::INGEST_BATCH;
 
 /// The ceilings of one core in this process, interleaved round by round and timed in CPU time
 /// of this thread: raw `verify_strict` (key already decompressed, 600-byte message) and
