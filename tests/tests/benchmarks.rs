@@ -700,15 +700,14 @@ fn process_cpu() -> Duration {
     cpu_of("/proc/self/stat")
 }
 
-/// CPU time of the calling thread, in nanoseconds (`/proc/thread-self/schedstat`: time on a
+/// CPU time of the calling thread, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`: time on a
 /// CPU).
 fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("procfs");
-    Duration::from_nanos(
-        stat.split_whitespace()
-            .next()
-            .and_then(|f| f.parse().ok())
-            .expect("schedstat format"),
+    // The kernel brings the running thread's time up to date for this clock (unlike
+    // /proc/thread-self/schedstat, which moves at scheduler ticks: too coarse for one round).
+    Duration::from(
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+            .expect("thread CPU clock"),
     )
 }
 

@@ -18,8 +18,9 @@
 //!
 //! [`Store::put_expiring`] seals a value under the data key of its expiry hour (`datakeys.rs`),
 //! in one layer whose head, under the storage key's value key, names the hour (value format 3;
-//! format 2 sealed it a second time under the value key, and such values are still read). [`Store::forget_expired_keys`] destroys the keys of hours that have passed,
-//! rewriting the data-key file atomically and overwriting the old one; from then on no copy of
+//! format 2 sealed it a second time under the value key, and such values are still read).
+//! [`Store::forget_expired_keys`] destroys the keys of hours that have passed, rewriting the
+//! data-key file atomically and overwriting the old one; from then on no copy of
 //! those values, including old ones sled leaves in its log, can be opened with any passphrase.
 //! An expiring entry's key (an alert id) is sealed with its value under the data key, so the
 //! storage key alone shows only that an entry of that tree expired in that hour.
