@@ -36,6 +36,7 @@ pub enum SyncRequest {
         /// Which set.
         kind: SetKind,
         /// The reconciliation message.
+        #[serde(with = "lookout_protocol::serde_byte_vec")]
         message: Vec<u8>,
     },
     /// Send me these items.
@@ -64,6 +65,7 @@ pub enum SyncResponse {
     /// The responder's reconciliation message.
     Reconcile {
         /// The message.
+        #[serde(with = "lookout_protocol::serde_byte_vec")]
         message: Vec<u8>,
     },
     /// Fetched items.
@@ -253,8 +255,13 @@ fn served(response: SyncResponse, misbehaved: bool, changed: bool) -> Served {
     }
 }
 
-/// Items verified together in one batch by [`ingest_all`].
-pub const INGEST_BATCH: usize = 128;
+/// Items verified together in one batch by [`ingest_all`]: a whole fetch ([`MAX_FETCH_IDS`]).
+/// From about 190 points the batch's multi-scalar multiplication switches from Straus to
+/// Pippenger, so a run of 512 costs less per envelope than four runs of 128 (docs/BENCHMARKS.md,
+/// "Issue 12: catch-up ingest, branch `catchup`"). A response holding a forged envelope costs
+/// one batch and then a single check of each envelope in it (about 512 × 60 µs on an idle
+/// core), and ends the session.
+pub const INGEST_BATCH: usize = MAX_FETCH_IDS;
 
 /// Ingest items (from a fetch or a push), flushing once at the end.
 ///

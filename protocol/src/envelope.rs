@@ -69,6 +69,7 @@ pub struct Outer {
     /// XChaCha20-Poly1305 nonce.
     pub nonce: [u8; 24],
     /// Padded, encrypted inner part.
+    #[serde(with = "crate::serde_byte_vec")]
     pub ciphertext: Vec<u8>,
 }
 
@@ -95,6 +96,7 @@ pub struct InnerBody {
 
 #[derive(Serialize, Deserialize)]
 struct SignedInner {
+    #[serde(with = "crate::serde_byte_vec")]
     body: Vec<u8>,
     #[serde(with = "crate::serde_bytes64")]
     signature: [u8; 64],
@@ -376,15 +378,13 @@ fn decrypt<'k>(
     }
     let key = key_for(&outer.epoch).ok_or(EnvelopeError::UnknownEpoch(outer.epoch))?;
     let cipher = XChaCha20Poly1305::new(key.as_bytes().into());
-    let mut header = outer.clone();
-    header.ciphertext = Vec::new();
     let plaintext = zeroize::Zeroizing::new(
         cipher
             .decrypt(
                 XNonce::from_slice(&outer.nonce),
                 Payload {
                     msg: &outer.ciphertext,
-                    aad: &associated_data(&header),
+                    aad: &associated_data(&outer),
                 },
             )
             .map_err(|_| EnvelopeError::Decrypt)?,
@@ -723,8 +723,15 @@ pub fn coarse(timestamp: u64) -> u64 {
     timestamp - timestamp % COARSE_SECS
 }
 
-fn associated_data(header: &Outer) -> Vec<u8> {
-    let mut header = header.clone();
-    header.ciphertext = Vec::new();
-    codec::encode(&header)
+/// The outer header without its ciphertext (not copied).
+fn associated_data(outer: &Outer) -> Vec<u8> {
+    codec::encode(&Outer {
+        version: outer.version,
+        collective_tag: outer.collective_tag,
+        epoch: outer.epoch,
+        coarse_time: outer.coarse_time,
+        id: outer.id,
+        nonce: outer.nonce,
+        ciphertext: Vec::new(),
+    })
 }

@@ -556,10 +556,19 @@ async fn catch_up_run() {
     );
     back.stop().await;
     let limits_after = verify_limits();
-    for (when, (strict, batched, large)) in [("before", limits_before), ("after", limits_after)] {
+    for (when, limits) in [("before", limits_before), ("after", limits_after)] {
+        let Limits {
+            strict,
+            batched,
+            large,
+            ratio,
+            ratio_large,
+        } = limits;
         println!(
             "limits {when} the catch-up, per CPU-second of one thread: verify_strict {strict:.0}/s, \
-             open_batch of {LIMIT_BATCH} {batched:.0} envelopes/s, of {LARGE_BATCH} {large:.0}/s"
+             open_batch of {LIMIT_BATCH} {batched:.0} envelopes/s, of {LARGE_BATCH} {large:.0}/s; \
+             median of the per-round ratios (verify_strict time per signature / open_batch time \
+             per envelope, same round): {ratio:.2}x at {LIMIT_BATCH}, {ratio_large:.2}x at {LARGE_BATCH}"
         );
     }
     single_verify_limit();
@@ -647,16 +656,42 @@ async fn catch_up_sender() {
     node.stop().await;
 }
 
-/// Envelopes per batch in [`verify_limits`]: a sync run ([`lookout_node::sync::INGEST_BATCH`]).
-const LIMIT_BATCH: usize = lookout_node::sync::INGEST_BATCH;
-/// A whole fetch ([`lookout_node::sync::MAX_FETCH_IDS`]) as one batch, for comparison.
-const LARGE_BATCH: usize = lookout_node::sync::MAX_FETCH_IDS;
+/// Envelopes per batch in [`verify_limits`]: the sync runs before branch `catchup`.
+const LIMIT_BATCH: usize = 128;
+/// A whole fetch ([`lookout_node::sync::MAX_FETCH_IDS`]) as one batch: a sync run now
+/// ([`lookout_node::sync::INGEST_BATCH`]).
+const LARGE_BATCH: usize = lookout_node::sync::INGEST_BATCH;
+
+/// What [`verify_limits`] measured.
+struct Limits {
+    /// `verify_strict` signatures per CPU-second.
+    strict: f64,
+    /// Envelopes per CPU-second through `open_batch` of [`LIMIT_BATCH`].
+    batched: f64,
+    /// The same in batches of [`LARGE_BATCH`].
+    large: f64,
+    /// Median over rounds of (`verify_strict` time per signature ÷ `open_batch` time per
+    /// envelope) in the same round, at [`LIMIT_BATCH`]: robust to a load that changes between
+    /// rounds.
+    ratio: f64,
+    /// The same at [`LARGE_BATCH`] (every round that ran one).
+    ratio_large: f64,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
 
 /// The ceilings of one core in this process, interleaved round by round and timed in CPU time
 /// of this thread: raw `verify_strict` (key already decompressed, 600-byte message) and
-/// `envelope::open_batch` of [`LIMIT_BATCH`] alerts by one author (as in the catch-up). Per
-/// CPU-second: (signatures, envelopes, envelopes in batches of [`LARGE_BATCH`]).
-fn verify_limits() -> (f64, f64, f64) {
+/// `envelope::open_batch` of [`LIMIT_BATCH`] and of [`LARGE_BATCH`] alerts by one author (as in
+/// the catch-up).
+fn verify_limits() -> Limits {
     use ed25519_dalek::{Signer, SigningKey};
     use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
     use lookout_protocol::envelope::{self, InnerBody};
@@ -709,9 +744,10 @@ fn verify_limits() -> (f64, f64, f64) {
     let public = signing.verifying_key();
     let message = lookout_protocol::sig::signed_message(b"bench", &[7u8; 600]);
     let signature = signing.sign(&message);
-    const ROUNDS: usize = 32;
+    const ROUNDS: usize = 64;
     let (mut strict, mut batched, mut batched_large) =
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut ratios, mut ratios_large) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let t = thread_cpu();
         for _ in 0..LIMIT_BATCH {
@@ -719,28 +755,39 @@ fn verify_limits() -> (f64, f64, f64) {
                 .verify_strict(std::hint::black_box(&message), &signature)
                 .is_ok());
         }
-        strict += thread_cpu() - t;
+        let strict_round = thread_cpu() - t;
+        strict += strict_round;
         let t = thread_cpu();
         let opened = envelope::open_batch(std::hint::black_box(refs), collective, |e| {
             (*e == key.id()).then_some(&key)
         });
-        batched += thread_cpu() - t;
+        let batched_round = thread_cpu() - t;
+        batched += batched_round;
         assert!(opened.iter().all(Result::is_ok));
+        // Both per item, over LIMIT_BATCH items each.
+        ratios.push(strict_round.as_secs_f64() / batched_round.as_secs_f64());
         if round % (LARGE_BATCH / LIMIT_BATCH) == 0 {
             let t = thread_cpu();
             let opened = envelope::open_batch(std::hint::black_box(&large), collective, |e| {
                 (*e == key.id()).then_some(&key)
             });
-            batched_large += thread_cpu() - t;
+            let large_round = thread_cpu() - t;
+            batched_large += large_round;
             assert!(opened.iter().all(Result::is_ok));
+            ratios_large.push(
+                (strict_round.as_secs_f64() / LIMIT_BATCH as f64)
+                    / (large_round.as_secs_f64() / LARGE_BATCH as f64),
+            );
         }
     }
     let n = (ROUNDS * LIMIT_BATCH) as f64;
-    (
-        n / strict.as_secs_f64(),
-        n / batched.as_secs_f64(),
-        n / batched_large.as_secs_f64(),
-    )
+    Limits {
+        strict: n / strict.as_secs_f64(),
+        batched: n / batched.as_secs_f64(),
+        large: n / batched_large.as_secs_f64(),
+        ratio: median(ratios),
+        ratio_large: median(ratios_large),
+    }
 }
 
 /// Bytes this process has caused to be written to storage so far (`write_bytes` of
@@ -759,15 +806,14 @@ fn process_cpu() -> Duration {
     cpu_of("/proc/self/stat")
 }
 
-/// CPU time of the calling thread, in nanoseconds (`/proc/thread-self/schedstat`: time on a
+/// CPU time of the calling thread, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`: time on a
 /// CPU).
 fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("procfs");
-    Duration::from_nanos(
-        stat.split_whitespace()
-            .next()
-            .and_then(|f| f.parse().ok())
-            .expect("schedstat format"),
+    // The kernel brings the running thread's time up to date for this clock (unlike
+    // /proc/thread-self/schedstat, which moves at scheduler ticks: too coarse for one round).
+    Duration::from(
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+            .expect("thread CPU clock"),
     )
 }
 

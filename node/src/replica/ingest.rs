@@ -25,6 +25,7 @@ pub struct WireItem {
     /// What it is.
     pub kind: SetKind,
     /// Its encoding.
+    #[serde(with = "lookout_protocol::serde_byte_vec")]
     pub bytes: Vec<u8>,
 }
 
@@ -57,6 +58,7 @@ impl WireItem {
 /// decoding the rest of the record.
 #[derive(Deserialize)]
 struct StoredEnvelope {
+    #[serde(with = "lookout_protocol::serde_byte_vec")]
     envelope: Vec<u8>,
 }
 

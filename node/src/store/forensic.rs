@@ -13,8 +13,12 @@ use std::path::{Path, PathBuf};
 use super::datakeys::DataKeys;
 use super::home::Layout;
 use super::keyfile::{KeyFile, Unlocked};
-use super::sealing::{self, padded_sizes, Stored, OVERHEAD, VALUE_VERSION};
+use super::sealing::{
+    self, padded_sizes, Layers, Stored, EXPIRING_OVERHEAD, EXPIRING_VERSION, NONCE_LEN, OVERHEAD,
+    VALUE_VERSION,
+};
 use super::StoreError;
+use super::Tree;
 
 /// Everything recovered from a home.
 #[derive(Debug, Default)]
@@ -72,9 +76,14 @@ pub fn recover(home: &Path, passphrase: &[u8]) -> Result<Findings, StoreError> {
             data_keys.push(found);
         }
     }
-    for (_, bytes) in &findings.files {
+    let files = std::mem::take(&mut findings.files);
+    for (_, bytes) in &files {
         let sizes = padded_sizes(bytes.len());
         for offset in 0..bytes.len() {
+            if bytes[offset] == EXPIRING_VERSION {
+                recover_one_layer(&key, &data_keys, &bytes[offset..], &sizes, &mut findings);
+                continue;
+            }
             if bytes[offset] != VALUE_VERSION {
                 continue;
             }
@@ -94,14 +103,22 @@ pub fn recover(home: &Path, passphrase: &[u8]) -> Result<Findings, StoreError> {
                     Some(Stored::Plain(value)) => {
                         findings.values.push((opened.tree.clone(), value.to_vec()));
                     }
-                    Some(Stored::Expiring { sealed, bucket }) => {
+                    Some(Stored::Expiring {
+                        sealed,
+                        bucket,
+                        layers,
+                    }) => {
                         let mut found = false;
                         // Every remaining data key, not only the bucket's own: nothing the
                         // passphrase unlocks is left untried.
                         for (_, data_key) in data_keys.iter().flat_map(DataKeys::iter) {
-                            if let Some((entry_key, value)) =
-                                sealing::open_expiring(data_key, &opened.tree, bucket, &sealed)
-                            {
+                            if let Some((entry_key, value)) = sealing::open_expiring(
+                                data_key,
+                                &opened.tree,
+                                bucket,
+                                &sealed,
+                                layers,
+                            ) {
                                 findings.keys.push((opened.tree.clone(), entry_key));
                                 findings.values.push((opened.tree.clone(), value.to_vec()));
                                 found = true;
@@ -116,7 +133,46 @@ pub fn recover(home: &Path, passphrase: &[u8]) -> Result<Findings, StoreError> {
             }
         }
     }
+    findings.files = files;
     Ok(findings)
+}
+
+/// Tries to open a one-layer expiring value (format 3) at the start of `bytes`: its head under
+/// every tree's name, then its body at every padded size under every data key.
+fn recover_one_layer(
+    key: &sealing::StorageKey,
+    data_keys: &[DataKeys],
+    bytes: &[u8],
+    sizes: &[usize],
+    findings: &mut Findings,
+) {
+    for tree in Tree::ALL {
+        let Some(bucket) = key.open_head(tree.name(), bytes) else {
+            continue;
+        };
+        let mut found = false;
+        for size in sizes {
+            let Some(candidate) = bytes.get(..EXPIRING_OVERHEAD + size) else {
+                break;
+            };
+            let mut sealed = candidate[1..1 + NONCE_LEN].to_vec();
+            sealed.extend_from_slice(&candidate[EXPIRING_OVERHEAD - sealing::TAG_LEN..]);
+            for (_, data_key) in data_keys.iter().flat_map(DataKeys::iter) {
+                if let Some((entry_key, value)) =
+                    sealing::open_expiring(data_key, tree.name(), bucket, &sealed, Layers::One)
+                {
+                    findings.keys.push((tree.name().to_owned(), entry_key));
+                    findings
+                        .values
+                        .push((tree.name().to_owned(), value.to_vec()));
+                    found = true;
+                }
+            }
+        }
+        if !found {
+            findings.sealed_without_key += 1;
+        }
+    }
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) -> Result<(), StoreError> {

@@ -16,9 +16,11 @@
 //!
 //! # Values that expire
 //!
-//! [`Store::put_expiring`] seals a value a second time under the data key of its expiry hour
-//! (`datakeys.rs`). [`Store::forget_expired_keys`] destroys the keys of hours that have passed,
-//! rewriting the data-key file atomically and overwriting the old one; from then on no copy of
+//! [`Store::put_expiring`] seals a value under the data key of its expiry hour (`datakeys.rs`),
+//! in one layer whose head, under the storage key's value key, names the hour (value format 3;
+//! format 2 sealed it a second time under the value key, and such values are still read).
+//! [`Store::forget_expired_keys`] destroys the keys of hours that have passed, rewriting the
+//! data-key file atomically and overwriting the old one; from then on no copy of
 //! those values, including old ones sled leaves in its log, can be opened with any passphrase.
 //! An expiring entry's key (an alert id) is sealed with its value under the data key, so the
 //! storage key alone shows only that an entry of that tree expired in that hour.
@@ -614,25 +616,27 @@ impl Store {
                         Ok((key, _)) if !tree.owns(&key) => None,
                         Ok((_, stored)) => {
                             let tampered = || Some(Err(StoreError::TamperedValue { tree: name }));
-                            let Some(opened) = self.key.open_any(&stored) else {
+                            let Some((key_here, opened)) = self.key.open_entry(name, &stored)
+                            else {
                                 return tampered();
                             };
-                            if opened.tree != name {
-                                return tampered();
-                            }
-                            match Stored::parse(&opened.payload) {
-                                Some(Stored::Plain(value)) => Some(Ok((opened.key, value))),
-                                Some(Stored::Expiring { bucket, sealed })
-                                    if opened.key.is_empty() =>
-                                {
+                            match opened {
+                                Stored::Plain(value) => Some(Ok((key_here, value))),
+                                Stored::Expiring {
+                                    bucket,
+                                    sealed,
+                                    layers,
+                                } if key_here.is_empty() => {
                                     let keys = lock_poisoned(&self.data_keys);
                                     let data_key = keys.get(bucket)?;
-                                    match sealing::open_expiring(data_key, name, bucket, &sealed) {
+                                    match sealing::open_expiring(
+                                        data_key, name, bucket, &sealed, layers,
+                                    ) {
                                         Some((key, value)) => Some(Ok((key, value))),
                                         None => tampered(),
                                     }
                                 }
-                                _ => tampered(),
+                                Stored::Expiring { .. } => tampered(),
                             }
                         }
                     }),
@@ -911,17 +915,47 @@ impl Store {
     ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         match self.key.open_value(tree.name(), key, stored)? {
             Stored::Plain(value) => Ok(Some(value)),
-            Stored::Expiring { bucket, sealed } => {
+            Stored::Expiring {
+                bucket,
+                sealed,
+                layers,
+            } => {
                 let keys = lock_poisoned(&self.data_keys);
                 let Some(data_key) = keys.get(bucket) else {
                     return Ok(None);
                 };
-                match sealing::open_expiring(data_key, tree.name(), bucket, &sealed) {
+                match sealing::open_expiring(data_key, tree.name(), bucket, &sealed, layers) {
                     Some((inner_key, value)) if inner_key == key => Ok(Some(value)),
                     _ => Err(StoreError::TamperedValue { tree: tree.name() }),
                 }
             }
         }
+    }
+
+    /// [`Store::put_expiring`] as value format 2 wrote it (two layers), for tests of stores
+    /// written before format 3.
+    #[cfg(test)]
+    pub(crate) fn put_expiring_v2(
+        &self,
+        tree: Tree,
+        key: &[u8],
+        value: &[u8],
+        expires: u64,
+    ) -> Result<(), StoreError> {
+        // Makes sure the hour's data key exists (and is on disk).
+        self.seal_expiring(tree, key, b"", expires)?;
+        let bucket = bucket_of(expires);
+        let sealed = {
+            let keys = lock_poisoned(&self.data_keys);
+            let data_key = keys.get(bucket).ok_or(StoreError::Corrupt {
+                what: "a data key vanished",
+            })?;
+            self.key
+                .seal_expiring_v2(tree.name(), key, value, bucket, data_key)?
+        };
+        self.sled_tree(tree)?
+            .insert(self.sled_key(tree, key)?, sealed)?;
+        Ok(())
     }
 
     /// The database itself, for tests that lay out an older format by hand.

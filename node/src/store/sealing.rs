@@ -14,6 +14,19 @@
 //!   entry's own, so a value copied to another entry fails.
 //! - the **data-key file key**: seals the small file of data keys (see `datakeys.rs`).
 //!
+//! A value that expires (format 3, [`EXPIRING_VERSION`]) is sealed in **one** layer: `[3] ||
+//! nonce (24) || head (8 + tag) || ciphertext || tag`. The head is the expiry bucket (u64 LE)
+//! under the value key, associated data `b"lookout expiring head v3" || len(tree) || tree`: the
+//! storage key is needed to learn the hour. The ciphertext is under the data key of that
+//! bucket, associated data `b"lookout data v3" || len(tree) || tree || bucket u64 LE`, and its
+//! plaintext is `len(key) u8 || key || len(value) u32 LE || value`, zero-padded to a size
+//! bucket ([`padded_len`]). Both use the same random nonce under two independent keys. So an
+//! expiring value costs one pass of the cipher over its bytes instead of two, and says no more
+//! than before: without the storage key, its size bucket; with it alone, its tree and hour.
+//!
+//! Format 2's expiring values (below), written before format 3, are still read; they are not
+//! rewritten, and go when their hour's data key is destroyed, as every expiring value does.
+//!
 //! A payload is `0 || value` (kept under the value key only) or `1 || bucket u64 LE || nonce
 //! (24) || ciphertext || tag` for a value that expires. An expiring entry's outer plaintext
 //! holds an empty key: its key (an alert id) is inside the inner ciphertext, whose plaintext is
@@ -26,7 +39,7 @@
 //! never an id revealed.)
 
 use blake3::Hasher;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -52,6 +65,16 @@ const LARGE_BUCKET: usize = 64 * 1024;
 const PAYLOAD_PLAIN: u8 = 0;
 const PAYLOAD_DATA_KEY: u8 = 1;
 const INNER_LABEL: &[u8] = b"lookout data v2";
+
+/// Version byte leading an expiring value sealed in one layer (see the module's documentation).
+pub(super) const EXPIRING_VERSION: u8 = 3;
+/// Bytes a one-layer expiring value adds to its padded plaintext: version, nonce, the sealed
+/// bucket (8 bytes and a tag) and the tag.
+pub(super) const EXPIRING_OVERHEAD: usize = 1 + NONCE_LEN + HEAD_LEN + TAG_LEN;
+/// The sealed bucket of a one-layer expiring value.
+const HEAD_LEN: usize = 8 + TAG_LEN;
+const HEAD_LABEL: &[u8] = b"lookout expiring head v3";
+const BODY_LABEL: &[u8] = b"lookout data v3";
 
 /// The size a plaintext of `len` bytes is padded to: the next power of two from 256 bytes up to
 /// 64 KiB, then the next multiple of 64 KiB.
@@ -183,10 +206,60 @@ impl StorageKey {
         self.seal_payload(tree_name, key, &payload)
     }
 
-    /// Encrypts `key` and `value` under `data_key` (of expiry bucket `bucket`), then seals that
-    /// under the value key with an empty entry key: without the data key neither the entry's
-    /// key nor its value can be read.
+    /// Encrypts `key` and `value` under `data_key` (of expiry bucket `bucket`), in one layer
+    /// (format 3): without the data key neither the entry's key nor its value can be read, and
+    /// without the storage key not even the bucket.
     pub(super) fn seal_expiring(
+        &self,
+        tree_name: &str,
+        key: &[u8],
+        value: &[u8],
+        bucket: u64,
+        data_key: &Secret,
+    ) -> Result<Vec<u8>, StoreError> {
+        let (_, key_len) = lengths(tree_name, key)?;
+        let value_len = u32::try_from(value.len()).map_err(|_| StoreError::Corrupt {
+            what: "a value too large to store",
+        })?;
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng
+            .try_fill_bytes(&mut nonce)
+            .map_err(StoreError::Randomness)?;
+        let nonce_ref = XNonce::from_slice(&nonce);
+        let too_large = |_| StoreError::Corrupt {
+            what: "a value too large to encrypt",
+        };
+        let mut head = bucket.to_le_bytes().to_vec();
+        self.values
+            .cipher()
+            .encrypt_in_place(nonce_ref, &head_aad(tree_name), &mut head)
+            .map_err(too_large)?;
+        let used = 1 + key.len() + 4 + value.len();
+        let padded = padded_len(used);
+        let mut stored = Zeroizing::new(Vec::with_capacity(EXPIRING_OVERHEAD + padded));
+        stored.push(EXPIRING_VERSION);
+        stored.extend_from_slice(&nonce);
+        stored.extend_from_slice(&head);
+        let body = stored.len();
+        stored.push(key_len);
+        stored.extend_from_slice(key);
+        stored.extend_from_slice(&value_len.to_le_bytes());
+        stored.extend_from_slice(value);
+        stored.resize(body + padded, 0);
+        // Encrypted where it lies: the plaintext is never copied (and the buffer is zeroized
+        // on drop should encryption fail).
+        let tag = data_key
+            .cipher()
+            .encrypt_in_place_detached(nonce_ref, &body_aad(tree_name, bucket), &mut stored[body..])
+            .map_err(too_large)?;
+        stored.extend_from_slice(&tag);
+        Ok(std::mem::take(&mut *stored))
+    }
+
+    /// The format 2 sealing of an expiring value (two layers: under the data key, then under
+    /// the value key with an empty entry key), for tests of stores written before format 3.
+    #[cfg(test)]
+    pub(super) fn seal_expiring_v2(
         &self,
         tree_name: &str,
         key: &[u8],
@@ -243,21 +316,69 @@ impl StorageKey {
         stored: &[u8],
     ) -> Result<Stored, StoreError> {
         let tampered = || StoreError::TamperedValue { tree: tree_name };
-        let opened = self.open_any(stored).ok_or_else(tampered)?;
-        if opened.tree != tree_name {
-            return Err(tampered());
-        }
-        let parsed = Stored::parse(&opened.payload).ok_or_else(tampered)?;
+        let (key_found, parsed) = self.open_entry(tree_name, stored).ok_or_else(tampered)?;
         // A plain value names its key here; an expiring one inside its data-key layer (checked
         // by the caller once opened).
         let key_here: &[u8] = match parsed {
             Stored::Plain(_) => key,
             Stored::Expiring { .. } => &[],
         };
-        if opened.key != key_here {
+        if key_found != key_here {
             return Err(tampered());
         }
         Ok(parsed)
+    }
+
+    /// Decrypts a stored value of tree `tree_name`, of either format, as far as the storage key
+    /// goes: the key it names (empty for an expiring value, whose key is under its data key)
+    /// and what it holds. `None` if it is not a value of that tree.
+    pub(super) fn open_entry(&self, tree_name: &str, stored: &[u8]) -> Option<(Vec<u8>, Stored)> {
+        match stored.first()? {
+            &EXPIRING_VERSION => {
+                let bucket = self.open_head(tree_name, stored)?;
+                // nonce || ciphertext || tag, as `seal_with` lays it out.
+                let mut sealed = stored.get(1..1 + NONCE_LEN)?.to_vec();
+                sealed.extend_from_slice(stored.get(1 + NONCE_LEN + HEAD_LEN..)?);
+                Some((
+                    Vec::new(),
+                    Stored::Expiring {
+                        bucket,
+                        sealed,
+                        layers: Layers::One,
+                    },
+                ))
+            }
+            _ => {
+                let opened = self.open_any(stored)?;
+                if opened.tree != tree_name {
+                    return None;
+                }
+                Some((opened.key, Stored::parse(&opened.payload)?))
+            }
+        }
+    }
+
+    /// The expiry bucket of a one-layer expiring value of tree `tree_name` (its first
+    /// [`EXPIRING_OVERHEAD`] − tag bytes suffice), if its head opens.
+    pub(super) fn open_head(&self, tree_name: &str, stored: &[u8]) -> Option<u64> {
+        let (&version, rest) = stored.split_first()?;
+        if version != EXPIRING_VERSION {
+            return None;
+        }
+        let (nonce, rest) = rest.split_first_chunk::<NONCE_LEN>()?;
+        let head = rest.get(..HEAD_LEN)?;
+        let bucket = self
+            .values
+            .cipher()
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: head,
+                    aad: &head_aad(tree_name),
+                },
+            )
+            .ok()?;
+        Some(u64::from_le_bytes(bucket.as_slice().try_into().ok()?))
     }
 
     /// Decrypts a stored value whatever entry it belongs to: its tree, key and payload.
@@ -286,8 +407,23 @@ impl StorageKey {
 pub(super) enum Stored {
     /// The value itself.
     Plain(Zeroizing<Vec<u8>>),
-    /// A value sealed under the data key of `bucket`.
-    Expiring { bucket: u64, sealed: Vec<u8> },
+    /// A value sealed under the data key of `bucket`: `nonce || ciphertext || tag`.
+    Expiring {
+        bucket: u64,
+        sealed: Vec<u8>,
+        layers: Layers,
+    },
+}
+
+/// How an expiring value was sealed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Layers {
+    /// Format 2: under the data key inside a value-key layer; plaintext `len(key) || key ||
+    /// value`.
+    Two,
+    /// Format 3: under the data key alone, the bucket in a value-key head; plaintext `len(key)
+    /// || key || len(value) u32 LE || value`, zero-padded.
+    One,
 }
 
 impl Stored {
@@ -300,6 +436,7 @@ impl Stored {
                 Some(Self::Expiring {
                     bucket: u64::from_le_bytes(*bucket),
                     sealed: sealed.to_vec(),
+                    layers: Layers::Two,
                 })
             }
             _ => None,
@@ -314,15 +451,29 @@ pub(super) fn open_expiring(
     tree_name: &str,
     bucket: u64,
     sealed: &[u8],
+    layers: Layers,
 ) -> Option<(Vec<u8>, Zeroizing<Vec<u8>>)> {
-    let plain = open_with(data_key, sealed, &inner_aad(tree_name, bucket))?;
-    let (&key_len, rest) = plain.split_first()?;
-    let key_len = usize::from(key_len);
-    if rest.len() < key_len {
-        return None;
-    }
-    let (key, value) = rest.split_at(key_len);
-    Some((key.to_vec(), Zeroizing::new(value.to_vec())))
+    let aad = match layers {
+        Layers::Two => inner_aad(tree_name, bucket),
+        Layers::One => body_aad(tree_name, bucket),
+    };
+    let plain = open_with(data_key, sealed, &aad)?;
+    let mut reader = Reader(&plain);
+    let key_len = reader.byte()?;
+    let key = reader.take(usize::from(key_len))?.to_vec();
+    let value = match layers {
+        Layers::Two => reader.0,
+        Layers::One => {
+            let value_len = u32::from_le_bytes(reader.take(4)?.try_into().ok()?);
+            let value = reader.take(usize::try_from(value_len).ok()?)?;
+            // The padding is zeros (authenticated anyway; checked so a value has one form).
+            if reader.0.iter().any(|b| *b != 0) {
+                return None;
+            }
+            value
+        }
+    };
+    Some((key, Zeroizing::new(value.to_vec())))
 }
 
 /// `nonce || ciphertext || tag` of `plain` under `key`.
@@ -375,6 +526,25 @@ fn inner_aad(tree_name: &str, bucket: u64) -> Vec<u8> {
     // Tree names are short constants; saturating keeps this total.
     let mut aad = Vec::with_capacity(INNER_LABEL.len() + 1 + tree_name.len() + 8);
     aad.extend_from_slice(INNER_LABEL);
+    aad.push(u8::try_from(tree_name.len()).unwrap_or(u8::MAX));
+    aad.extend_from_slice(tree_name.as_bytes());
+    aad.extend_from_slice(&bucket.to_le_bytes());
+    aad
+}
+
+/// Associated data of a one-layer expiring value's head (its bucket, under the value key).
+fn head_aad(tree_name: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(HEAD_LABEL.len() + 1 + tree_name.len());
+    aad.extend_from_slice(HEAD_LABEL);
+    aad.push(u8::try_from(tree_name.len()).unwrap_or(u8::MAX));
+    aad.extend_from_slice(tree_name.as_bytes());
+    aad
+}
+
+/// Associated data of a one-layer expiring value's body (under its bucket's data key).
+fn body_aad(tree_name: &str, bucket: u64) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(BODY_LABEL.len() + 1 + tree_name.len() + 8);
+    aad.extend_from_slice(BODY_LABEL);
     aad.push(u8::try_from(tree_name.len()).unwrap_or(u8::MAX));
     aad.extend_from_slice(tree_name.as_bytes());
     aad.extend_from_slice(&bucket.to_le_bytes());
@@ -465,20 +635,87 @@ mod tests {
         let stored = key
             .seal_expiring("alerts", b"k", b"secret text", 42, &data)
             .unwrap();
-        let Stored::Expiring { bucket, sealed } = key.open_value("alerts", b"k", &stored).unwrap()
+        assert_eq!(stored[0], EXPIRING_VERSION);
+        let Stored::Expiring {
+            bucket,
+            sealed,
+            layers,
+        } = key.open_value("alerts", b"k", &stored).unwrap()
         else {
             panic!("expected an expiring value");
         };
-        assert_eq!(bucket, 42);
-        let (inner_key, value) = open_expiring(&data, "alerts", 42, &sealed).unwrap();
+        assert_eq!((bucket, layers), (42, Layers::One));
+        let (inner_key, value) = open_expiring(&data, "alerts", 42, &sealed, layers).unwrap();
         assert_eq!(inner_key, b"k");
         assert_eq!(value.as_slice(), b"secret text");
-        // The outer layer holds no key: the storage key alone does not name the entry.
-        assert!(key.open_any(&stored).unwrap().key.is_empty());
-        assert!(open_expiring(&data, "outbox", 42, &sealed).is_none());
-        assert!(open_expiring(&data, "alerts", 43, &sealed).is_none());
+        // The storage key alone does not name the entry, and opens it only in its own tree.
+        assert!(key.open_entry("alerts", &stored).unwrap().0.is_empty());
+        assert!(key.open_entry("outbox", &stored).is_none());
+        assert!(key.open_any(&stored).is_none());
+        assert!(open_expiring(&data, "outbox", 42, &sealed, layers).is_none());
+        assert!(open_expiring(&data, "alerts", 43, &sealed, layers).is_none());
+        assert!(open_expiring(&data, "alerts", 42, &sealed, Layers::Two).is_none());
         let other = Secret::generate().unwrap();
-        assert!(open_expiring(&other, "alerts", 42, &sealed).is_none());
+        assert!(open_expiring(&other, "alerts", 42, &sealed, layers).is_none());
+        assert!(StorageKey::generate()
+            .unwrap()
+            .open_entry("alerts", &stored)
+            .is_none());
+        // Any flipped byte is refused: the head, the ciphertext, the tag.
+        for at in [0, 5, 30, 50, stored.len() / 2, stored.len() - 1] {
+            let mut bad = stored.clone();
+            bad[at] ^= 1;
+            let opened = key.open_entry("alerts", &bad);
+            let Some((_, Stored::Expiring { bucket, sealed, .. })) = opened else {
+                continue;
+            };
+            assert!(open_expiring(&data, "alerts", bucket, &sealed, Layers::One).is_none());
+        }
+    }
+
+    /// One layer: the value's size shows only its bucket, and the value is sealed once.
+    #[test]
+    fn expiring_values_are_padded_to_a_bucket() {
+        let key = StorageKey::generate().unwrap();
+        let data = Secret::generate().unwrap();
+        let short = key
+            .seal_expiring("alerts", &[1; 32], &[7; 10], 1, &data)
+            .unwrap();
+        let longer = key
+            .seal_expiring("alerts", &[1; 32], &[7; 200], 1, &data)
+            .unwrap();
+        assert_eq!(short.len(), longer.len());
+        assert_eq!(short.len(), EXPIRING_OVERHEAD + MIN_BUCKET);
+        let big = key
+            .seal_expiring("alerts", &[1; 32], &[7; 1500], 1, &data)
+            .unwrap();
+        assert_eq!(big.len(), EXPIRING_OVERHEAD + 2048);
+    }
+
+    /// Values of format 2 (two layers), written before format 3, still open.
+    #[test]
+    fn two_layer_expiring_values_still_open() {
+        let key = StorageKey::generate().unwrap();
+        let data = Secret::generate().unwrap();
+        let stored = key
+            .seal_expiring_v2("alerts", b"k", b"old text", 42, &data)
+            .unwrap();
+        assert_eq!(stored[0], VALUE_VERSION);
+        let Stored::Expiring {
+            bucket,
+            sealed,
+            layers,
+        } = key.open_value("alerts", b"k", &stored).unwrap()
+        else {
+            panic!("expected an expiring value");
+        };
+        assert_eq!((bucket, layers), (42, Layers::Two));
+        let (inner_key, value) = open_expiring(&data, "alerts", 42, &sealed, layers).unwrap();
+        assert_eq!(
+            (inner_key.as_slice(), value.as_slice()),
+            (&b"k"[..], &b"old text"[..])
+        );
+        assert!(open_expiring(&data, "alerts", 42, &sealed, Layers::One).is_none());
     }
 
     #[test]

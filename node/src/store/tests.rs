@@ -749,6 +749,75 @@ fn expired_values_are_unrecoverable_with_the_passphrase_and_the_raw_files() {
     assert_eq!(value(&store, Tree::Alerts, gone_id), None);
 }
 
+/// Value format 3 seals an expiring value once: a store holding values of format 2 (sealed
+/// twice, written before) still reads them beside new ones (`get`, `iter`, the forensic scan),
+/// and once their hour's data key is destroyed neither kind opens, from the store or from the
+/// raw files.
+#[test]
+fn two_layer_values_of_a_store_before_format_3_read_and_expire_like_new_ones() {
+    let (_dir, home, store) = fresh();
+    let t0: u64 = 1_800_000_000;
+    let day = 86_400;
+    let old_text = b"OLD FORMAT: followed her home, 07700 900222";
+    let old_id = b"OLD-ID:71c2e09b4d5a";
+    let new_text = b"NEW FORMAT: same hour, 07700 900333";
+    let live_text = b"LIVE: a later hour, 07700 900444";
+    store
+        .put_expiring_v2(Tree::Alerts, old_id, old_text, t0 + day)
+        .unwrap();
+    store
+        .put_expiring(Tree::Alerts, b"new", new_text, t0 + day)
+        .unwrap();
+    store
+        .put_expiring_v2(Tree::PostIndex, b"old-chunk", b"OLD CHUNK", t0 + 5 * day)
+        .unwrap();
+    store
+        .put_expiring(Tree::Alerts, b"live", live_text, t0 + 5 * day)
+        .unwrap();
+    store.close().unwrap();
+
+    let store = open_again(&home);
+    assert_eq!(value(&store, Tree::Alerts, old_id).unwrap(), old_text);
+    assert_eq!(value(&store, Tree::Alerts, b"new").unwrap(), new_text);
+    assert_eq!(
+        value(&store, Tree::PostIndex, b"old-chunk").unwrap(),
+        b"OLD CHUNK"
+    );
+    let mut keys: Vec<_> = store.iter(Tree::Alerts).map(|e| e.unwrap().0).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec![old_id.to_vec(), b"live".to_vec(), b"new".to_vec()]
+    );
+    store.flush().unwrap();
+    let before = forensic::recover(&home, PASS).unwrap();
+    for text in [&old_text[..], new_text, live_text, b"OLD CHUNK"] {
+        assert!(before.contains(text), "the oracle reads both formats");
+    }
+    assert!(before.contains(old_id));
+
+    store.forget_expired_keys(t0 + day + BUCKET_SECS).unwrap();
+    store.close().unwrap();
+    let after = forensic::recover(&home, PASS).unwrap();
+    for text in [
+        &old_text[..],
+        new_text,
+        &old_id[..],
+        b"07700 900222",
+        b"07700 900333",
+    ] {
+        assert!(
+            !after.contains(text),
+            "an expired value of either format opens"
+        );
+    }
+    assert!(after.contains(live_text) && after.contains(b"OLD CHUNK"));
+    let store = open_again(&home);
+    assert_eq!(value(&store, Tree::Alerts, old_id), None);
+    assert_eq!(value(&store, Tree::Alerts, b"new"), None);
+    assert_eq!(value(&store, Tree::Alerts, b"live").unwrap(), live_text);
+}
+
 /// A value whose expiry hour passed while it was still in the store is gone too: `get` and
 /// `iter` no longer see it.
 #[test]
