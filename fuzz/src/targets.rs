@@ -236,7 +236,7 @@ fn fuzz_secret() -> CollectiveSecret {
 fn fuzz_text(field: TextField) -> SealedText {
     SealedText {
         nonce: [0; 24],
-        ciphertext: vec![0; field.sealed_bytes()],
+        ciphertext: vec![0; field.sealed_bytes()].into(),
     }
 }
 

@@ -185,7 +185,7 @@ fn large_history() -> (SignedGenesis, Vec<Op>) {
         identity,
         name: SealedText {
             nonce: [0; 24],
-            ciphertext: vec![0; TextField::MemberName.sealed_bytes()],
+            ciphertext: vec![0; TextField::MemberName.sealed_bytes()].into(),
         },
     };
     for _ in 0..998 {

@@ -87,7 +87,7 @@ fn main() {
                 identity: p.public(),
                 name: SealedText {
                     nonce: [0; 24],
-                    ciphertext: vec![0; TextField::MemberName.sealed_bytes()],
+                    ciphertext: vec![0; TextField::MemberName.sealed_bytes()].into(),
                 },
             },
         );
@@ -107,7 +107,7 @@ fn main() {
                     member: people[(removed * 20 + 7) % people.len()].member_id(),
                     reason: SealedText {
                         nonce: [0; 24],
-                        ciphertext: vec![0; TextField::RemovalReason.sealed_bytes()],
+                        ciphertext: vec![0; TextField::RemovalReason.sealed_bytes()].into(),
                     },
                 },
             );

@@ -22,6 +22,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 use crate::ids::{hash, MemberId};
@@ -142,7 +143,25 @@ pub struct SealedText {
     /// Random nonce.
     pub nonce: [u8; 24],
     /// XChaCha20-Poly1305 of `len as u16 LE ‖ text ‖ zeros`, padded to the field's maximum.
-    pub ciphertext: Vec<u8>,
+    /// Shared, not copied, by the records, proposals and rosters that hold the same text (on
+    /// the wire exactly as a `Vec<u8>`).
+    #[serde(with = "shared_bytes")]
+    pub ciphertext: Arc<[u8]>,
+}
+
+/// Serde for `Arc<[u8]>` as the byte sequence a `Vec<u8>` is (serde's own impl needs its `rc`
+/// feature).
+mod shared_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(bytes: &Arc<[u8]>, serializer: S) -> Result<S::Ok, S::Error> {
+        bytes[..].serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Arc<[u8]>, D::Error> {
+        Vec::<u8>::deserialize(deserializer).map(Arc::from)
+    }
 }
 
 /// Why text could not be sealed.
@@ -206,7 +225,10 @@ impl TextKey {
                 },
             )
             .map_err(|_| SealTextError::TooLong(max))?;
-        Ok(SealedText { nonce, ciphertext })
+        Ok(SealedText {
+            nonce,
+            ciphertext: ciphertext.into(),
+        })
     }
 
     /// Open a sealed text of `field` by `author` about `subject`: `None` if it does not open
@@ -229,7 +251,7 @@ impl TextKey {
                 .decrypt(
                     XNonce::from_slice(&sealed.nonce),
                     Payload {
-                        msg: &sealed.ciphertext,
+                        msg: &sealed.ciphertext[..],
                         aad: &aad,
                     },
                 )
@@ -292,6 +314,22 @@ mod tests {
     use rand_chacha::rand_core::SeedableRng;
 
     #[test]
+    fn sealed_text_is_encoded_as_before_and_shared_by_its_clones() {
+        let sealed = SealedText {
+            nonce: [3; 24],
+            ciphertext: vec![7; TextField::MemberName.sealed_bytes()].into(),
+        };
+        // The wire form of the `Vec<u8>` it was before: a length, then the bytes.
+        let before = ([3u8; 24], vec![7u8; TextField::MemberName.sealed_bytes()]);
+        let bytes = crate::codec::encode(&sealed);
+        assert_eq!(bytes, crate::codec::encode(&before));
+        let decoded: SealedText = crate::codec::decode(&bytes, 1024).unwrap();
+        assert_eq!(decoded, sealed);
+        let copy = decoded.clone();
+        assert!(Arc::ptr_eq(&copy.ciphertext, &decoded.ciphertext));
+    }
+
+    #[test]
     fn seals_open_only_with_the_key_field_and_author() {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
         let secret = CollectiveSecret::generate(&mut rng);
@@ -334,7 +372,7 @@ mod tests {
         // Garbage of the right length opens to nothing and breaks nothing.
         let garbage = SealedText {
             nonce: [7; 24],
-            ciphertext: vec![9; TextField::MemberName.sealed_bytes()],
+            ciphertext: vec![9; TextField::MemberName.sealed_bytes()].into(),
         };
         assert_eq!(key.open(&garbage, TextField::MemberName, &ana, &ana), None);
         assert_eq!(unreadable_name(&ana), "unreadable name (01010101)");

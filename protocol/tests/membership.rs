@@ -1012,7 +1012,8 @@ fn a_hostile_moderators_garbage_name_shows_unreadable_and_changes_no_roster() {
                 ciphertext: vec![
                     0xAB;
                     lookout_protocol::text::TextField::MemberName.sealed_bytes()
-                ],
+                ]
+                .into(),
             }
         } else {
             names::name("Dee")

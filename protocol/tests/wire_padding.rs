@@ -290,14 +290,20 @@ fn hostile_op_padding_is_refused_cleanly() {
     let len = honest.body().padding.len();
     for bad_len in [0, len - 1, len + 1, 2 * len] {
         let mut bad = honest.body().clone();
-        bad.padding = vec![0; bad_len];
+        bad.padding = vec![0; bad_len].into();
         assert!(structure(&sign(&bad)), "{bad_len}");
     }
+    // A non-zero byte anywhere in padding of the right length, first, middle or last.
+    for at in [0, len / 2, len - 1] {
+        let mut bytes = honest.body().padding.to_vec();
+        bytes[at] = 0x80;
+        let mut bad = honest.body().clone();
+        bad.padding = bytes.into();
+        assert!(!bad.padding.is_zero());
+        assert!(structure(&sign(&bad)), "{at}");
+    }
     let mut bad = honest.body().clone();
-    bad.padding[0] = 0x80;
-    assert!(structure(&sign(&bad)));
-    let mut bad = honest.body().clone();
-    bad.padding = vec![0; MAX_OP_BYTES];
+    bad.padding = vec![0; MAX_OP_BYTES].into();
     assert!(matches!(
         Op::decode(&sign(&bad), COLLECTIVE),
         Err(OpError::Decode(DecodeError::TooLarge { .. }))

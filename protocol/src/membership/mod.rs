@@ -571,8 +571,8 @@ pub struct OpBody {
     /// What it does.
     pub action: Action,
     /// Zero bytes making the encoded body exactly [`OP_BODY_BYTES`] long (set by
-    /// [`Op::create`]).
-    pub padding: Vec<u8>,
+    /// [`Op::create`]); in memory only their count.
+    pub padding: codec::Padding,
 }
 
 /// A verified op: its signature checks, its structure is valid. Whether it has *effect* is
@@ -601,11 +601,11 @@ impl Op {
             parents,
             timestamp: now,
             action,
-            padding: Vec::new(),
+            padding: codec::Padding::default(),
         };
         let pad = crate::epoch::padding_for(codec::encode(&body).len(), OP_BODY_BYTES)
             .ok_or(OpError::Structure("the op is larger than an op may be"))?;
-        body.padding = vec![0; pad];
+        body.padding = codec::Padding::zeros(pad);
         let body = codec::encode(&body);
         let signature = author.sign(OP_SIG_CONTEXT, &body);
         Self::decode(&codec::encode(&SignedBytes { body, signature }), collective)
@@ -635,7 +635,7 @@ impl Op {
             return Err(OpError::Structure("parents must be sorted and distinct"));
         }
         // Every op is the same size: the padding is fixed by the rest and all zero.
-        if signed.body.len() != OP_BODY_BYTES || body.padding.iter().any(|b| *b != 0) {
+        if signed.body.len() != OP_BODY_BYTES || !body.padding.is_zero() {
             return Err(OpError::Structure(
                 "the padding does not make the op exactly the one op size",
             ));
