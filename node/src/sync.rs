@@ -36,7 +36,7 @@ pub enum SyncRequest {
         /// Which set.
         kind: SetKind,
         /// The reconciliation message.
-        #[serde(with = "lookout_protocol::serde_byte_vec")]
+        #[serde(with = "serde_bytes")]
         message: Vec<u8>,
     },
     /// Send me these items.
@@ -65,7 +65,7 @@ pub enum SyncResponse {
     /// The responder's reconciliation message.
     Reconcile {
         /// The message.
-        #[serde(with = "lookout_protocol::serde_byte_vec")]
+        #[serde(with = "serde_bytes")]
         message: Vec<u8>,
     },
     /// Fetched items.

@@ -219,4 +219,44 @@ mod tests {
         let hostile = [0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0];
         assert_eq!(decode::<Padding>(&hostile, 64), Err(DecodeError::Malformed));
     }
+
+    /// Byte vectors marked `#[serde(with = "serde_bytes")]` (envelopes, stored records, sync
+    /// messages) decode as one block and keep postcard's encoding of a `Vec<u8>` byte for byte.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn a_byte_vector_keeps_its_postcard_encoding() {
+        #[derive(Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Plain {
+            a: u8,
+            bytes: Vec<u8>,
+            b: u64,
+        }
+        #[derive(Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Fast {
+            a: u8,
+            #[serde(with = "serde_bytes")]
+            bytes: Vec<u8>,
+            b: u64,
+        }
+        for len in [0usize, 1, 127, 128, 300, 20_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let plain = Plain {
+                a: 9,
+                bytes: bytes.clone(),
+                b: 1 << 40,
+            };
+            let fast = Fast {
+                a: 9,
+                bytes,
+                b: 1 << 40,
+            };
+            let encoded = postcard::to_allocvec(&plain).unwrap();
+            assert_eq!(postcard::to_allocvec(&fast).unwrap(), encoded);
+            assert_eq!(postcard::from_bytes::<Fast>(&encoded).unwrap(), fast);
+            // A length beyond the input is refused, not trusted.
+            assert!(postcard::from_bytes::<Fast>(&encoded[..encoded.len() - 1]).is_err());
+            let json = serde_json::to_string(&fast).unwrap();
+            assert_eq!(serde_json::from_str::<Fast>(&json).unwrap(), fast);
+        }
+    }
 }

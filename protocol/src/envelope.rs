@@ -69,7 +69,7 @@ pub struct Outer {
     /// XChaCha20-Poly1305 nonce.
     pub nonce: [u8; 24],
     /// Padded, encrypted inner part.
-    #[serde(with = "crate::serde_byte_vec")]
+    #[serde(with = "serde_bytes")]
     pub ciphertext: Vec<u8>,
 }
 
@@ -96,7 +96,7 @@ pub struct InnerBody {
 
 #[derive(Serialize, Deserialize)]
 struct SignedInner {
-    #[serde(with = "crate::serde_byte_vec")]
+    #[serde(with = "serde_bytes")]
     body: Vec<u8>,
     #[serde(with = "crate::serde_bytes64")]
     signature: [u8; 64],

@@ -69,7 +69,6 @@ pub mod membership;
 pub mod passphrase;
 pub mod reconcile;
 pub mod replica;
-pub mod serde_byte_vec;
 mod serde_bytes64;
 pub mod sig;
 pub mod text;

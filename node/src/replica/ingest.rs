@@ -25,7 +25,7 @@ pub struct WireItem {
     /// What it is.
     pub kind: SetKind,
     /// Its encoding.
-    #[serde(with = "lookout_protocol::serde_byte_vec")]
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
 }
 
@@ -58,7 +58,7 @@ impl WireItem {
 /// decoding the rest of the record.
 #[derive(Deserialize)]
 struct StoredEnvelope {
-    #[serde(with = "lookout_protocol::serde_byte_vec")]
+    #[serde(with = "serde_bytes")]
     envelope: Vec<u8>,
 }
 

@@ -134,7 +134,7 @@ impl Ingested {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostRecord {
     /// The envelope's bytes.
-    #[serde(with = "crate::serde_byte_vec")]
+    #[serde(with = "serde_bytes")]
     pub envelope: Vec<u8>,
     /// The coarse time in clear (its position in reconciliation).
     pub coarse_time: u64,
