@@ -435,7 +435,9 @@ fn page<T>(
         candidates.retain(|(t, i)| *t < time || (*t == time && *i > id));
     }
     let limit = limit.max(1);
-    let mut out = Vec::new();
+    // At most this many views: allocated once, not grown by doubling (a listing of 100,000
+    // alerts held its views twice over while the vector moved, docs/BENCHMARKS.md "store2").
+    let mut out = Vec::with_capacity(limit.min(candidates.len()));
     let mut rest = candidates.as_mut_slice();
     while !rest.is_empty() {
         let want = (limit - out.len()).min(rest.len());

@@ -116,7 +116,7 @@ pub fn recover(home: &Path, passphrase: &[u8]) -> Result<Findings, StoreError> {
                                 data_key,
                                 &opened.tree,
                                 bucket,
-                                &sealed,
+                                sealed.clone(),
                                 layers,
                             ) {
                                 findings.keys.push((opened.tree.clone(), entry_key));
@@ -159,7 +159,7 @@ fn recover_one_layer(
             sealed.extend_from_slice(&candidate[EXPIRING_OVERHEAD - sealing::TAG_LEN..]);
             for (_, data_key) in data_keys.iter().flat_map(DataKeys::iter) {
                 if let Some((entry_key, value)) =
-                    sealing::open_expiring(data_key, tree.name(), bucket, &sealed, Layers::One)
+                    sealing::open_expiring(data_key, tree.name(), bucket, sealed.clone(), Layers::One)
                 {
                     findings.keys.push((tree.name().to_owned(), entry_key));
                     findings

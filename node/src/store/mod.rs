@@ -630,7 +630,7 @@ impl Store {
                                     let keys = lock_poisoned(&self.data_keys);
                                     let data_key = keys.get(bucket)?;
                                     match sealing::open_expiring(
-                                        data_key, name, bucket, &sealed, layers,
+                                        data_key, name, bucket, sealed, layers,
                                     ) {
                                         Some((key, value)) => Some(Ok((key, value))),
                                         None => tampered(),
@@ -924,7 +924,7 @@ impl Store {
                 let Some(data_key) = keys.get(bucket) else {
                     return Ok(None);
                 };
-                match sealing::open_expiring(data_key, tree.name(), bucket, &sealed, layers) {
+                match sealing::open_expiring(data_key, tree.name(), bucket, sealed, layers) {
                     Some((inner_key, value)) if inner_key == key => Ok(Some(value)),
                     _ => Err(StoreError::TamperedValue { tree: tree.name() }),
                 }

@@ -337,8 +337,12 @@ impl StorageKey {
             &EXPIRING_VERSION => {
                 let bucket = self.open_head(tree_name, stored)?;
                 // nonce || ciphertext || tag, as `seal_with` lays it out.
-                let mut sealed = stored.get(1..1 + NONCE_LEN)?.to_vec();
-                sealed.extend_from_slice(stored.get(1 + NONCE_LEN + HEAD_LEN..)?);
+                let nonce = stored.get(1..1 + NONCE_LEN)?;
+                let body = stored.get(1 + NONCE_LEN + HEAD_LEN..)?;
+                // The one copy a read makes: opened in place by `open_expiring`.
+                let mut sealed = Vec::with_capacity(NONCE_LEN + body.len());
+                sealed.extend_from_slice(nonce);
+                sealed.extend_from_slice(body);
                 Some((
                     Vec::new(),
                     Stored::Expiring {
@@ -446,34 +450,60 @@ impl Stored {
 
 /// Opens the inner ciphertext of an expiring value of `tree_name` and `bucket` with its data
 /// key: the entry's key and value.
+///
+/// `sealed` is decrypted where it lies and the value moved to its front: a read allocates no
+/// buffer beyond the one the caller copied the stored bytes into (a listing of every alert
+/// reads each post once, docs/BENCHMARKS.md "store2").
 pub(super) fn open_expiring(
     data_key: &Secret,
     tree_name: &str,
     bucket: u64,
-    sealed: &[u8],
+    sealed: Vec<u8>,
     layers: Layers,
 ) -> Option<(Vec<u8>, Zeroizing<Vec<u8>>)> {
     let aad = match layers {
         Layers::Two => inner_aad(tree_name, bucket),
         Layers::One => body_aad(tree_name, bucket),
     };
-    let plain = open_with(data_key, sealed, &aad)?;
-    let mut reader = Reader(&plain);
+    // Zeroized on drop whatever happens: it holds plaintext once decrypted.
+    let mut plain = Zeroizing::new(sealed);
+    let body = plain.len().checked_sub(TAG_LEN)?.checked_sub(NONCE_LEN)?;
+    let (nonce, rest) = plain.split_at_mut(NONCE_LEN);
+    let (ciphertext, tag) = rest.split_at_mut(body);
+    data_key
+        .cipher()
+        .decrypt_in_place_detached(
+            XNonce::from_slice(nonce),
+            &aad,
+            ciphertext,
+            chacha20poly1305::Tag::from_slice(tag),
+        )
+        .ok()?;
+    let mut reader = Reader(ciphertext);
     let key_len = reader.byte()?;
     let key = reader.take(usize::from(key_len))?.to_vec();
-    let value = match layers {
-        Layers::Two => reader.0,
+    let value_len = match layers {
+        Layers::Two => {
+            let rest = reader.0.len();
+            reader.take(rest)?;
+            rest
+        }
         Layers::One => {
             let value_len = u32::from_le_bytes(reader.take(4)?.try_into().ok()?);
-            let value = reader.take(usize::try_from(value_len).ok()?)?;
+            let value_len = usize::try_from(value_len).ok()?;
+            let value = reader.take(value_len)?;
             // The padding is zeros (authenticated anyway; checked so a value has one form).
             if reader.0.iter().any(|b| *b != 0) {
                 return None;
             }
-            value
+            value.len()
         }
     };
-    Some((key, Zeroizing::new(value.to_vec())))
+    let start = body - reader.0.len() - value_len;
+    let start = NONCE_LEN + start;
+    plain.copy_within(start..start + value_len, 0);
+    plain.truncate(value_len);
+    Some((key, plain))
 }
 
 /// `nonce || ciphertext || tag` of `plain` under `key`.
@@ -645,18 +675,18 @@ mod tests {
             panic!("expected an expiring value");
         };
         assert_eq!((bucket, layers), (42, Layers::One));
-        let (inner_key, value) = open_expiring(&data, "alerts", 42, &sealed, layers).unwrap();
+        let (inner_key, value) = open_expiring(&data, "alerts", 42, sealed.clone(), layers).unwrap();
         assert_eq!(inner_key, b"k");
         assert_eq!(value.as_slice(), b"secret text");
         // The storage key alone does not name the entry, and opens it only in its own tree.
         assert!(key.open_entry("alerts", &stored).unwrap().0.is_empty());
         assert!(key.open_entry("outbox", &stored).is_none());
         assert!(key.open_any(&stored).is_none());
-        assert!(open_expiring(&data, "outbox", 42, &sealed, layers).is_none());
-        assert!(open_expiring(&data, "alerts", 43, &sealed, layers).is_none());
-        assert!(open_expiring(&data, "alerts", 42, &sealed, Layers::Two).is_none());
+        assert!(open_expiring(&data, "outbox", 42, sealed.clone(), layers).is_none());
+        assert!(open_expiring(&data, "alerts", 43, sealed.clone(), layers).is_none());
+        assert!(open_expiring(&data, "alerts", 42, sealed.clone(), Layers::Two).is_none());
         let other = Secret::generate().unwrap();
-        assert!(open_expiring(&other, "alerts", 42, &sealed, layers).is_none());
+        assert!(open_expiring(&other, "alerts", 42, sealed.clone(), layers).is_none());
         assert!(StorageKey::generate()
             .unwrap()
             .open_entry("alerts", &stored)
@@ -669,7 +699,7 @@ mod tests {
             let Some((_, Stored::Expiring { bucket, sealed, .. })) = opened else {
                 continue;
             };
-            assert!(open_expiring(&data, "alerts", bucket, &sealed, Layers::One).is_none());
+            assert!(open_expiring(&data, "alerts", bucket, sealed.clone(), Layers::One).is_none());
         }
     }
 
@@ -710,12 +740,12 @@ mod tests {
             panic!("expected an expiring value");
         };
         assert_eq!((bucket, layers), (42, Layers::Two));
-        let (inner_key, value) = open_expiring(&data, "alerts", 42, &sealed, layers).unwrap();
+        let (inner_key, value) = open_expiring(&data, "alerts", 42, sealed.clone(), layers).unwrap();
         assert_eq!(
             (inner_key.as_slice(), value.as_slice()),
             (&b"k"[..], &b"old text"[..])
         );
-        assert!(open_expiring(&data, "alerts", 42, &sealed, Layers::One).is_none());
+        assert!(open_expiring(&data, "alerts", 42, sealed.clone(), Layers::One).is_none());
     }
 
     #[test]
