@@ -158,9 +158,13 @@ fn recover_one_layer(
             let mut sealed = candidate[1..1 + NONCE_LEN].to_vec();
             sealed.extend_from_slice(&candidate[EXPIRING_OVERHEAD - sealing::TAG_LEN..]);
             for (_, data_key) in data_keys.iter().flat_map(DataKeys::iter) {
-                if let Some((entry_key, value)) =
-                    sealing::open_expiring(data_key, tree.name(), bucket, sealed.clone(), Layers::One)
-                {
+                if let Some((entry_key, value)) = sealing::open_expiring(
+                    data_key,
+                    tree.name(),
+                    bucket,
+                    sealed.clone(),
+                    Layers::One,
+                ) {
                     findings.keys.push((tree.name().to_owned(), entry_key));
                     findings
                         .values

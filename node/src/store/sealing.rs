@@ -675,7 +675,8 @@ mod tests {
             panic!("expected an expiring value");
         };
         assert_eq!((bucket, layers), (42, Layers::One));
-        let (inner_key, value) = open_expiring(&data, "alerts", 42, sealed.clone(), layers).unwrap();
+        let (inner_key, value) =
+            open_expiring(&data, "alerts", 42, sealed.clone(), layers).unwrap();
         assert_eq!(inner_key, b"k");
         assert_eq!(value.as_slice(), b"secret text");
         // The storage key alone does not name the entry, and opens it only in its own tree.
@@ -740,7 +741,8 @@ mod tests {
             panic!("expected an expiring value");
         };
         assert_eq!((bucket, layers), (42, Layers::Two));
-        let (inner_key, value) = open_expiring(&data, "alerts", 42, sealed.clone(), layers).unwrap();
+        let (inner_key, value) =
+            open_expiring(&data, "alerts", 42, sealed.clone(), layers).unwrap();
         assert_eq!(
             (inner_key.as_slice(), value.as_slice()),
             (&b"k"[..], &b"old text"[..])
