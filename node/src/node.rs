@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::api::{ApiError, ErrorCode, Event, MemberSync, Request, Response, StatusView};
 use crate::commit::GroupCommit;
+use crate::hop;
 use crate::dial::{DialPolicy, Networks, Source};
 use crate::mailboxes::{MailboxLinks, MAILBOX_SYNC_INTERVAL};
 use crate::net::hello::{Credentials, Dialer, Keying, Listener};
@@ -619,10 +620,17 @@ impl EventLoop {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Execute(request, reply) => {
+                let posting = matches!(request, Request::Post(_));
+                if posting {
+                    hop::mark(hop::Stage::PostIn);
+                }
                 let (result, unflushed) = match request {
                     Request::Status => (Ok(Response::Status(self.status())), false),
                     other => self.replica.execute_unflushed(other),
                 };
+                if posting {
+                    hop::mark(hop::Stage::PostStored);
+                }
                 if unflushed {
                     // A post of ours: published by `after_change` right after this, answered
                     // once the group commit has made it durable.
@@ -729,6 +737,9 @@ impl EventLoop {
             .iter()
             .any(|e| matches!(e, Event::MembershipChanged { .. }));
         for event in events {
+            if matches!(event, Event::Alert(_)) {
+                hop::mark(hop::Stage::Shown);
+            }
             let _ = self.events.send(event);
         }
         if membership_changed {
@@ -1076,6 +1087,9 @@ impl EventLoop {
     }
 
     fn publish(&mut self, item: &WireItem) {
+        if item.kind == SetKind::Envelopes {
+            hop::mark(hop::Stage::Published);
+        }
         match self.swarm.behaviour_mut().publish(item.encode()) {
             Ok(_) => debug!(kind = ?item.kind, "published"),
             // No peer yet: the item stays in the store and reaches peers by sync.
@@ -1578,7 +1592,14 @@ impl EventLoop {
                 .report_validation(&id, &source, MessageAcceptance::Reject);
             return;
         };
+        let alert = item.kind == SetKind::Envelopes;
+        if alert {
+            hop::mark(hop::Stage::GossipIn);
+        }
         let (outcome, writes) = self.replica.validate(&item);
+        if alert {
+            hop::mark(hop::Stage::Validated);
+        }
         let verdict = match &outcome {
             Ingested::Accepted => MessageAcceptance::Accept,
             Ingested::Held => MessageAcceptance::Ignore,
@@ -1592,9 +1613,15 @@ impl EventLoop {
         self.swarm
             .behaviour_mut()
             .report_validation(&id, &source, verdict);
+        if alert {
+            hop::mark(hop::Stage::Reported);
+        }
         if let Err(e) = self.replica.persist(writes) {
             warn!(error = %e, "storing gossip failed");
             return;
+        }
+        if alert {
+            hop::mark(hop::Stage::Stored);
         }
         match outcome {
             Ingested::Accepted => self.commit.wrote(),
