@@ -598,7 +598,16 @@ impl EventLoop {
                 () = deadline(self.crossed_wait_at) => self.end_crossed_waits(),
             }
             self.after_change();
+            if self.replica.holds_writes() {
+                // An alert was forwarded (or published) and shown: let the tasks that woke
+                // meanwhile (the connections sending it, and in one process the other nodes)
+                // run before this node writes it to its store; nothing else runs on this loop
+                // in between. Then the group commit makes it durable.
+                tokio::task::yield_now().await;
+                self.write_held();
+            }
         };
+        self.write_held();
         self.commit.close(self.replica.flusher()).await;
         self.stop();
         // Only now, with the store closed and its lock released, may the caller reopen it.
@@ -624,11 +633,15 @@ impl EventLoop {
                 if posting {
                     hop::mark(hop::Stage::PostIn);
                 }
+                // A post of ours is published and shown before its store writes, which the
+                // loop makes right after (`replica/held.rs`); anything else writes at once.
+                self.replica.hold_post_writes(posting);
                 let (result, unflushed) = match request {
                     Request::Status => (Ok(Response::Status(self.status())), false),
                     other => self.replica.execute_unflushed(other),
                 };
-                if posting {
+                self.replica.hold_post_writes(false);
+                if posting && !self.replica.holds_writes() {
                     hop::mark(hop::Stage::PostStored);
                 }
                 if unflushed {
@@ -721,14 +734,31 @@ impl EventLoop {
             self.publish(item);
         }
         self.push_to_mailboxes(outgoing);
-        // What was written (accepted gossip, a post of ours now on its way) is made durable by
-        // an fsync on a blocking thread, which starts now if none runs.
-        self.commit.start(&self.replica);
-        // Watchers hear of an item once this node has checked it, before that fsync: a crash
-        // loses only what the network still holds and the next sync fetches again
+        // Watchers hear of an item once this node has checked it, before it is on disk: a
+        // crash loses only what the network still holds and the next sync fetches again
         // (docs/PROTOCOL.md §9.4).
         let events = self.replica.take_events();
         self.tell_watchers(events);
+        // What was written (accepted gossip, a post of ours now on its way) is made durable by
+        // an fsync on a blocking thread, which starts now if none runs; not while a post's
+        // writes are held (`write_held` starts it), so that an answer waiting for durability
+        // is never sent after an fsync that did not cover its post.
+        if !self.replica.holds_writes() {
+            self.commit.start(&self.replica);
+        }
+    }
+
+    /// Make the posts' writes held since validation (`replica/held.rs`), then start the fsync.
+    fn write_held(&mut self) {
+        match self.replica.write_held() {
+            Ok(true) => {
+                hop::mark(hop::Stage::Stored);
+                self.commit.wrote();
+            }
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, "storing a post failed"),
+        }
+        self.commit.start(&self.replica);
     }
 
     /// Tell watchers of `events`, and follow a membership change.
@@ -1616,11 +1646,22 @@ impl EventLoop {
         if alert {
             hop::mark(hop::Stage::Reported);
         }
-        if let Err(e) = self.replica.persist(writes) {
+        // An accepted post is shown now and written by `write_held` once the loop has let the
+        // forward go out; anything else is written now.
+        let stored = match outcome {
+            Ingested::Accepted if alert => {
+                self.replica.hold_post_writes(true);
+                let accepted = self.replica.accept_post(writes);
+                self.replica.hold_post_writes(false);
+                accepted
+            }
+            _ => self.replica.persist(writes),
+        };
+        if let Err(e) = stored {
             warn!(error = %e, "storing gossip failed");
             return;
         }
-        if alert {
+        if alert && !self.replica.holds_writes() {
             hop::mark(hop::Stage::Stored);
         }
         match outcome {

@@ -86,6 +86,19 @@ async fn propagation() {
         .expect("benchmark timed out");
 }
 
+/// A pause before each round of the propagation benchmark (`LOOKOUT_BENCH_GAP_MS`, default 0:
+/// back to back), the same on both sides: with one, each alert is timed on a process that has
+/// finished the work the previous one left (writes and fsyncs made after the alert was shown),
+/// as a single alert would be; without, that work overlaps the next round.
+fn round_gap() -> Duration {
+    Duration::from_millis(
+        std::env::var("LOOKOUT_BENCH_GAP_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
 /// How many alerts the propagation benchmark times.
 fn timed_samples() -> usize {
     std::env::var("LOOKOUT_BENCH_SAMPLES")
@@ -96,7 +109,11 @@ fn timed_samples() -> usize {
 }
 
 async fn propagation_run() {
-    println!("machine: {}", machine());
+    println!(
+        "machine: {}; pause before each round: {} ms",
+        machine(),
+        round_gap().as_millis()
+    );
     let lookout = lookout_propagation().await;
     let samples = timed_samples();
     println!(
@@ -208,6 +225,7 @@ async fn lookout_propagation() -> Propagation {
             cpu_start = cpu_ms();
             threads_start = ThreadsCpu::now();
         }
+        tokio::time::sleep(round_gap()).await;
         // The marks since the last round's start are that round's (its alert's writes may
         // come after its last arrival).
         let marks = lookout_node::hop::take();
@@ -334,6 +352,7 @@ async fn bare_gossipsub_propagation() -> Propagation {
         let mut data = vec![0u8; 603];
         data[..8].copy_from_slice(&(round as u64).to_le_bytes());
         let id = net::message_id(&data);
+        tokio::time::sleep(round_gap()).await;
         let start = Instant::now();
         publishers[round % NODES].send(data).unwrap();
         let mut seen = HashSet::new();
