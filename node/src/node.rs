@@ -21,8 +21,8 @@ use tracing::{debug, info, warn};
 
 use crate::api::{ApiError, ErrorCode, Event, MemberSync, Request, Response, StatusView};
 use crate::commit::GroupCommit;
-use crate::hop;
 use crate::dial::{DialPolicy, Networks, Source};
+use crate::hop;
 use crate::mailboxes::{MailboxLinks, MAILBOX_SYNC_INTERVAL};
 use crate::net::hello::{Credentials, Dialer, Keying, Listener};
 use crate::net::mailbox_admission::{AdmissionError, MailboxDialer, Welcome};

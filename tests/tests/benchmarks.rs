@@ -398,7 +398,12 @@ impl Timeline {
         for (stage, mut offsets) in by_stage {
             offsets.sort();
             let n = Duration::from_nanos(offsets.len() as u64);
-            let row = [offsets[0], offsets[offsets.len() / 2], offsets[offsets.len() - 1], n];
+            let row = [
+                offsets[0],
+                offsets[offsets.len() / 2],
+                offsets[offsets.len() - 1],
+                n,
+            ];
             self.0.entry(stage).or_default().push(row);
         }
     }
