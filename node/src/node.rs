@@ -644,9 +644,11 @@ impl EventLoop {
                 if posting && !self.replica.holds_writes() {
                     hop::mark(hop::Stage::PostStored);
                 }
-                if unflushed {
-                    // A post of ours: published by `after_change` right after this, answered
-                    // once the group commit has made it durable.
+                if unflushed && self.replica.holds_writes() {
+                    // A post of ours: published by `after_change` right after this, written
+                    // by `write_held`, answered once the group commit has made it durable.
+                    self.commit.answer_when_written(reply, result);
+                } else if unflushed {
                     self.commit.answer_when_durable(reply, result);
                 } else {
                     let _ = reply.send(result);
@@ -751,12 +753,17 @@ impl EventLoop {
     /// Make the posts' writes held since validation (`replica/held.rs`), then start the fsync.
     fn write_held(&mut self) {
         match self.replica.write_held() {
-            Ok(true) => {
-                hop::mark(hop::Stage::Stored);
-                self.commit.wrote();
+            Ok(written) => {
+                if written {
+                    hop::mark(hop::Stage::Stored);
+                    self.commit.wrote();
+                }
+                self.commit.held_written(Ok(()));
             }
-            Ok(false) => {}
-            Err(e) => warn!(error = %e, "storing a post failed"),
+            Err(e) => {
+                warn!(error = %e, "storing a post failed");
+                self.commit.held_written(Err(e.to_string()));
+            }
         }
         self.commit.start(&self.replica);
     }
