@@ -52,6 +52,8 @@ pub(crate) struct GroupCommit {
     dirty: bool,
     /// Answers waiting for the writes made since the running fsync started.
     waiting: Vec<Held>,
+    /// Answers waiting for held writes to be made (then they wait in `waiting`).
+    unwritten: Vec<Held>,
     in_flight: Option<InFlight>,
 }
 
@@ -72,6 +74,30 @@ impl GroupCommit {
     pub(crate) fn answer_when_durable(&mut self, reply: Reply, answer: Result<Response, ApiError>) {
         self.dirty = true;
         self.waiting.push(Held { reply, answer });
+    }
+
+    /// As [`GroupCommit::answer_when_durable`], for a post whose store writes are still held
+    /// (made after its publish, `replica/held.rs`): it waits for [`GroupCommit::held_written`].
+    pub(crate) fn answer_when_written(&mut self, reply: Reply, answer: Result<Response, ApiError>) {
+        self.unwritten.push(Held { reply, answer });
+    }
+
+    /// The held writes were made (then the answers waiting for them wait for the next fsync),
+    /// or failed (then they are answered now with the error that says the post went out but
+    /// is not stored on this device).
+    pub(crate) fn held_written(&mut self, written: Result<(), String>) {
+        let unwritten = std::mem::take(&mut self.unwritten);
+        match written {
+            Ok(()) => {
+                self.dirty |= !unwritten.is_empty();
+                self.waiting.extend(unwritten);
+            }
+            Err(e) => {
+                for held in unwritten {
+                    held.send(Err(e.clone()));
+                }
+            }
+        }
     }
 
     /// Start an fsync if writes wait and none is running; the answers waiting go with it.
@@ -111,10 +137,14 @@ impl GroupCommit {
     /// then make the rest durable on this thread, sending every answer held.
     pub(crate) async fn close(&mut self, flusher: Flusher) {
         self.finished_if_running().await;
-        if self.dirty || !self.waiting.is_empty() {
+        if self.dirty || !self.waiting.is_empty() || !self.unwritten.is_empty() {
             let flushed = flusher.flush().map_err(|e| e.to_string());
             self.dirty = false;
-            for held in std::mem::take(&mut self.waiting) {
+            let unwritten = std::mem::take(&mut self.unwritten);
+            for held in std::mem::take(&mut self.waiting)
+                .into_iter()
+                .chain(unwritten)
+            {
                 held.send(flushed.clone());
             }
         }
@@ -174,6 +204,39 @@ mod tests {
         match answered.try_recv() {
             Ok(Ok(Response::Posted { id })) => assert_eq!(id, "a"),
             other => panic!("expected the post's answer, got {other:?}"),
+        }
+    }
+
+    /// A post whose writes are held (published first, `replica/held.rs`) is answered only by an
+    /// fsync started after `held_written`; if the held writes fail, it is answered at once with
+    /// the error, never with success.
+    #[tokio::test]
+    async fn an_answer_waits_for_its_held_writes_then_their_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = replica_in(dir.path());
+        let mut commit = GroupCommit::default();
+        let (reply, mut answered) = oneshot::channel();
+        commit.answer_when_written(reply, posted("c"));
+        // An fsync of other writes, started while the post's writes are still held.
+        commit.wrote();
+        commit.start(&replica);
+        commit.finished().await;
+        assert!(answered.try_recv().is_err(), "answered before its writes");
+        commit.held_written(Ok(()));
+        assert!(answered.try_recv().is_err(), "answered before its fsync");
+        commit.start(&replica);
+        commit.finished().await;
+        assert!(matches!(
+            answered.try_recv(),
+            Ok(Ok(Response::Posted { .. }))
+        ));
+
+        let (reply, mut failed) = oneshot::channel();
+        commit.answer_when_written(reply, posted("d"));
+        commit.held_written(Err("disk full".into()));
+        match failed.try_recv() {
+            Ok(Err(e)) => assert!(e.to_string().contains("disk full"), "{e}"),
+            other => panic!("expected the storing error, got {other:?}"),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod control;
 pub mod device;
 pub mod dial;
 pub mod hardening;
+pub mod hop;
 pub mod mailbox;
 pub mod mailboxes;
 pub mod net;

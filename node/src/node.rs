@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use crate::api::{ApiError, ErrorCode, Event, MemberSync, Request, Response, StatusView};
 use crate::commit::GroupCommit;
 use crate::dial::{DialPolicy, Networks, Source};
+use crate::hop;
 use crate::mailboxes::{MailboxLinks, MAILBOX_SYNC_INTERVAL};
 use crate::net::hello::{Credentials, Dialer, Keying, Listener};
 use crate::net::mailbox_admission::{AdmissionError, MailboxDialer, Welcome};
@@ -597,7 +598,16 @@ impl EventLoop {
                 () = deadline(self.crossed_wait_at) => self.end_crossed_waits(),
             }
             self.after_change();
+            if self.replica.holds_writes() {
+                // An alert was forwarded (or published) and shown: let the tasks that woke
+                // meanwhile (the connections sending it, and in one process the other nodes)
+                // run before this node writes it to its store; nothing else runs on this loop
+                // in between. Then the group commit makes it durable.
+                tokio::task::yield_now().await;
+                self.write_held();
+            }
         };
+        self.write_held();
         self.commit.close(self.replica.flusher()).await;
         self.stop();
         // Only now, with the store closed and its lock released, may the caller reopen it.
@@ -619,13 +629,26 @@ impl EventLoop {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Execute(request, reply) => {
+                let posting = matches!(request, Request::Post(_));
+                if posting {
+                    hop::mark(hop::Stage::PostIn);
+                }
+                // A post of ours is published and shown before its store writes, which the
+                // loop makes right after (`replica/held.rs`); anything else writes at once.
+                self.replica.hold_post_writes(posting);
                 let (result, unflushed) = match request {
                     Request::Status => (Ok(Response::Status(self.status())), false),
                     other => self.replica.execute_unflushed(other),
                 };
-                if unflushed {
-                    // A post of ours: published by `after_change` right after this, answered
-                    // once the group commit has made it durable.
+                self.replica.hold_post_writes(false);
+                if posting && !self.replica.holds_writes() {
+                    hop::mark(hop::Stage::PostStored);
+                }
+                if unflushed && self.replica.holds_writes() {
+                    // A post of ours: published by `after_change` right after this, written
+                    // by `write_held`, answered once the group commit has made it durable.
+                    self.commit.answer_when_written(reply, result);
+                } else if unflushed {
                     self.commit.answer_when_durable(reply, result);
                 } else {
                     let _ = reply.send(result);
@@ -713,14 +736,36 @@ impl EventLoop {
             self.publish(item);
         }
         self.push_to_mailboxes(outgoing);
-        // What was written (accepted gossip, a post of ours now on its way) is made durable by
-        // an fsync on a blocking thread, which starts now if none runs.
-        self.commit.start(&self.replica);
-        // Watchers hear of an item once this node has checked it, before that fsync: a crash
-        // loses only what the network still holds and the next sync fetches again
+        // Watchers hear of an item once this node has checked it, before it is on disk: a
+        // crash loses only what the network still holds and the next sync fetches again
         // (docs/PROTOCOL.md §9.4).
         let events = self.replica.take_events();
         self.tell_watchers(events);
+        // What was written (accepted gossip, a post of ours now on its way) is made durable by
+        // an fsync on a blocking thread, which starts now if none runs; not while a post's
+        // writes are held (`write_held` starts it), so that an answer waiting for durability
+        // is never sent after an fsync that did not cover its post.
+        if !self.replica.holds_writes() {
+            self.commit.start(&self.replica);
+        }
+    }
+
+    /// Make the posts' writes held since validation (`replica/held.rs`), then start the fsync.
+    fn write_held(&mut self) {
+        match self.replica.write_held() {
+            Ok(written) => {
+                if written {
+                    hop::mark(hop::Stage::Stored);
+                    self.commit.wrote();
+                }
+                self.commit.held_written(Ok(()));
+            }
+            Err(e) => {
+                warn!(error = %e, "storing a post failed");
+                self.commit.held_written(Err(e.to_string()));
+            }
+        }
+        self.commit.start(&self.replica);
     }
 
     /// Tell watchers of `events`, and follow a membership change.
@@ -729,6 +774,9 @@ impl EventLoop {
             .iter()
             .any(|e| matches!(e, Event::MembershipChanged { .. }));
         for event in events {
+            if matches!(event, Event::Alert(_)) {
+                hop::mark(hop::Stage::Shown);
+            }
             let _ = self.events.send(event);
         }
         if membership_changed {
@@ -1076,6 +1124,9 @@ impl EventLoop {
     }
 
     fn publish(&mut self, item: &WireItem) {
+        if item.kind == SetKind::Envelopes {
+            hop::mark(hop::Stage::Published);
+        }
         match self.swarm.behaviour_mut().publish(item.encode()) {
             Ok(_) => debug!(kind = ?item.kind, "published"),
             // No peer yet: the item stays in the store and reaches peers by sync.
@@ -1578,7 +1629,14 @@ impl EventLoop {
                 .report_validation(&id, &source, MessageAcceptance::Reject);
             return;
         };
+        let alert = item.kind == SetKind::Envelopes;
+        if alert {
+            hop::mark(hop::Stage::GossipIn);
+        }
         let (outcome, writes) = self.replica.validate(&item);
+        if alert {
+            hop::mark(hop::Stage::Validated);
+        }
         let verdict = match &outcome {
             Ingested::Accepted => MessageAcceptance::Accept,
             Ingested::Held => MessageAcceptance::Ignore,
@@ -1592,9 +1650,26 @@ impl EventLoop {
         self.swarm
             .behaviour_mut()
             .report_validation(&id, &source, verdict);
-        if let Err(e) = self.replica.persist(writes) {
+        if alert {
+            hop::mark(hop::Stage::Reported);
+        }
+        // An accepted post is shown now and written by `write_held` once the loop has let the
+        // forward go out; anything else is written now.
+        let stored = match outcome {
+            Ingested::Accepted if alert => {
+                self.replica.hold_post_writes(true);
+                let accepted = self.replica.accept_post(writes);
+                self.replica.hold_post_writes(false);
+                accepted
+            }
+            _ => self.replica.persist(writes),
+        };
+        if let Err(e) = stored {
             warn!(error = %e, "storing gossip failed");
             return;
+        }
+        if alert && !self.replica.holds_writes() {
+            hop::mark(hop::Stage::Stored);
         }
         match outcome {
             Ingested::Accepted => self.commit.wrote(),

@@ -86,6 +86,19 @@ async fn propagation() {
         .expect("benchmark timed out");
 }
 
+/// A pause before each round of the propagation benchmark (`LOOKOUT_BENCH_GAP_MS`, default 0:
+/// back to back), the same on both sides: with one, each alert is timed on a process that has
+/// finished the work the previous one left (writes and fsyncs made after the alert was shown),
+/// as a single alert would be; without, that work overlaps the next round.
+fn round_gap() -> Duration {
+    Duration::from_millis(
+        std::env::var("LOOKOUT_BENCH_GAP_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
 /// How many alerts the propagation benchmark times.
 fn timed_samples() -> usize {
     std::env::var("LOOKOUT_BENCH_SAMPLES")
@@ -96,7 +109,11 @@ fn timed_samples() -> usize {
 }
 
 async fn propagation_run() {
-    println!("machine: {}", machine());
+    println!(
+        "machine: {}; pause before each round: {} ms",
+        machine(),
+        round_gap().as_millis()
+    );
     let lookout = lookout_propagation().await;
     let samples = timed_samples();
     println!(
@@ -200,14 +217,24 @@ async fn lookout_propagation() -> Propagation {
     let mut samples = Propagation::default();
     let mut cpu_start = 0;
     let mut threads_start = ThreadsCpu::default();
+    let mut timeline = Timeline::default();
+    let mut last_start: Option<Instant> = None;
     for round in 0..timed_samples() + 3 {
         if round == 3 {
             println!("timed rounds begin");
             cpu_start = cpu_ms();
             threads_start = ThreadsCpu::now();
         }
+        tokio::time::sleep(round_gap()).await;
+        // The marks since the last round's start are that round's (its alert's writes may
+        // come after its last arrival).
+        let marks = lookout_node::hop::take();
+        if let Some(before) = last_start.filter(|_| round > 3) {
+            timeline.round(before, marks);
+        }
         let poster = &nodes[round % NODES];
         let start = Instant::now();
+        last_start = Some(start);
         let id = poster
             .post(draft(&format!("propagation {round}"), "07700 900600"))
             .await;
@@ -236,6 +263,11 @@ async fn lookout_propagation() -> Propagation {
     samples.cpu_ms = cpu_ms() - cpu_start;
     samples.threads = ThreadsCpu::now().since(&threads_start);
     println!("timed rounds end");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if let Some(before) = last_start {
+        timeline.round(before, lookout_node::hop::take());
+    }
+    timeline.print();
     let mut peers = Vec::new();
     for node in &nodes {
         peers.push(node.peers().await);
@@ -320,6 +352,7 @@ async fn bare_gossipsub_propagation() -> Propagation {
         let mut data = vec![0u8; 603];
         data[..8].copy_from_slice(&(round as u64).to_le_bytes());
         let id = net::message_id(&data);
+        tokio::time::sleep(round_gap()).await;
         let start = Instant::now();
         publishers[round % NODES].send(data).unwrap();
         let mut seen = HashSet::new();
@@ -345,6 +378,57 @@ async fn bare_gossipsub_propagation() -> Propagation {
     samples.cpu_ms = cpu_ms() - cpu_start;
     samples.threads = ThreadsCpu::now().since(&threads_start);
     samples
+}
+
+/// Where each timed alert was when (`LOOKOUT_HOP_TIMES=1`): per stage, over the nodes that
+/// marked it, the first, median and last mark after the round's start; printed as the median
+/// over rounds.
+#[derive(Default)]
+struct Timeline(std::collections::BTreeMap<lookout_node::hop::Stage, Vec<[Duration; 4]>>);
+
+impl Timeline {
+    fn round(&mut self, start: Instant, marks: Vec<(lookout_node::hop::Stage, Instant)>) {
+        let mut by_stage = std::collections::BTreeMap::<_, Vec<Duration>>::new();
+        for (stage, at) in marks {
+            by_stage
+                .entry(stage)
+                .or_default()
+                .push(at.saturating_duration_since(start));
+        }
+        for (stage, mut offsets) in by_stage {
+            offsets.sort();
+            let n = Duration::from_nanos(offsets.len() as u64);
+            let row = [
+                offsets[0],
+                offsets[offsets.len() / 2],
+                offsets[offsets.len() - 1],
+                n,
+            ];
+            self.0.entry(stage).or_default().push(row);
+        }
+    }
+
+    fn print(&self) {
+        if self.0.is_empty() {
+            return;
+        }
+        println!("timeline (ms after `post` began; median over rounds of each round's first / median / last node; marks per round):");
+        for (stage, rows) in &self.0 {
+            let median = |i: usize| {
+                let mut v: Vec<Duration> = rows.iter().map(|r| r[i]).collect();
+                v.sort();
+                v[v.len() / 2]
+            };
+            println!(
+                "  {stage:?}: {:.2} / {:.2} / {:.2} ms ({} marks, {} rounds)",
+                median(0).as_secs_f64() * 1e3,
+                median(1).as_secs_f64() * 1e3,
+                median(2).as_secs_f64() * 1e3,
+                median(3).as_nanos(),
+                rows.len()
+            );
+        }
+    }
 }
 
 /// CPU time of this process's threads by kind (name without its trailing number), from each

@@ -427,9 +427,7 @@ impl Replica {
         };
         let sealed = envelope::seal(&self.identity, &key, body, &mut OsRng)
             .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
-        self.store
-            .put(Tree::Meta, KEY_SEQ, &seq.to_le_bytes())
-            .map_err(store_error)?;
+        self.put_with_post(Tree::Meta, KEY_SEQ, &seq.to_le_bytes(), None)?;
         self.accept_local(SetKind::Envelopes, sealed.bytes, Some(expires))?;
         Ok(sealed.id)
     }
@@ -445,17 +443,33 @@ impl Replica {
         bytes: Vec<u8>,
         expires: Option<u64>,
     ) -> Result<(), ApiError> {
-        match self.ingest(&WireItem {
+        let item = WireItem {
             kind,
             bytes: bytes.clone(),
-        })? {
+        };
+        let outcome = if kind == SetKind::Envelopes {
+            // A post: its writes may be held until the node has published it (`held.rs`).
+            let (outcome, writes) = self.validate(&item);
+            match outcome {
+                Ingested::Accepted => self.accept_post(writes)?,
+                _ => self.persist(writes)?,
+            }
+            outcome
+        } else {
+            self.ingest(&item)?
+        };
+        match outcome {
             Ingested::Accepted | Ingested::Duplicate => {
                 let id = kind.id_of(&bytes);
-                match expires {
-                    Some(expires) => self.store.put_expiring(Tree::Outbox, &id, &[], expires),
-                    None => self.store.put(Tree::Outbox, &id, &[]),
+                if kind == SetKind::Envelopes {
+                    self.put_with_post(Tree::Outbox, &id, &[], expires)?;
+                } else {
+                    match expires {
+                        Some(expires) => self.store.put_expiring(Tree::Outbox, &id, &[], expires),
+                        None => self.store.put(Tree::Outbox, &id, &[]),
+                    }
+                    .map_err(store_error)?;
                 }
-                .map_err(store_error)?;
                 if kind == SetKind::Envelopes {
                     // Made durable by the caller: `execute` at once, the node's group commit
                     // after publishing it. A post lost to a crash before that fsync was never

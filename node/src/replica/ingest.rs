@@ -64,7 +64,7 @@ struct StoredEnvelope {
 
 /// The store writes of an item [`Replica::validate`] took in, for [`Replica::persist`].
 #[must_use = "an item validated but not persisted is lost at the next restart"]
-pub struct Unpersisted(Vec<Effect>);
+pub struct Unpersisted(pub(super) Vec<Effect>);
 
 impl Replica {
     /// Ingest one item from a peer. Nothing is flushed; call [`Replica::flush`] after a batch.
@@ -152,7 +152,15 @@ impl Replica {
     /// Apply the core's effects: write and delete items in the store (all of one step in one
     /// atomic batch: a post and its index entry are written together), then record events.
     fn apply(&mut self, effects: Vec<Effect>) -> Result<(), ApiError> {
-        let mut batch = Batch::new();
+        self.apply_onto(Batch::new(), effects)
+    }
+
+    /// [`Replica::apply`], adding to `batch` (writes held with a post: `held.rs`).
+    pub(super) fn apply_onto(
+        &mut self,
+        mut batch: Batch,
+        effects: Vec<Effect>,
+    ) -> Result<(), ApiError> {
         let mut notes = Vec::new();
         let mut posted: HashMap<ContentId, Box<StoredRecord>> = HashMap::new();
         let mut indexed = Vec::new();
@@ -201,7 +209,7 @@ impl Replica {
 
     /// Turn a note of the core into an event for watchers. `posted` holds the posts just
     /// written (read from there rather than back from the store).
-    fn note(&mut self, note: Note, posted: &HashMap<ContentId, Box<StoredRecord>>) {
+    pub(super) fn note(&mut self, note: Note, posted: &HashMap<ContentId, Box<StoredRecord>>) {
         match note {
             Note::PostAccepted(id) => {
                 if let Some(view) = self.alert_view_with(&id, posted) {

@@ -11,6 +11,7 @@
 //! stay in the store so set reconciliation delivers them whenever a peer is reached.
 
 mod commands;
+mod held;
 mod ingest;
 mod keyshare;
 mod mailboxes;
@@ -90,6 +91,8 @@ pub struct Replica {
     /// A post of ours was written to the store and queued for gossip, not yet flushed
     /// ([`Replica::execute_unflushed`]).
     unflushed_post: bool,
+    /// Posts' writes held by the node's event loop until it has forwarded and shown them.
+    held: held::HeldWrites,
 }
 
 /// Display names of every member ever admitted, at the roster with these heads, and whether
@@ -156,6 +159,7 @@ impl Replica {
                 collective_secret: None,
                 names: Default::default(),
                 unflushed_post: false,
+                held: Default::default(),
             },
             certificate,
         ))
@@ -206,6 +210,7 @@ impl Replica {
             collective_secret: None,
             names: Default::default(),
             unflushed_post: false,
+            held: Default::default(),
         };
         let (epoch_keys, migrate) = match stored_secrets {
             Some(s) => {

@@ -435,3 +435,72 @@ fn a_reachability_announcement_leaves_no_fsync_owed_to_the_next_command() {
         ana.execute_unflushed(Request::Post(draft("hit a worker", "07700 900123")));
     assert!(unflushed, "a post owes one");
 }
+
+/// The node's write-behind (`node/src/replica/held.rs`): with holding on (the event loop turns
+/// it on around a `post` and a gossiped post), an accepted post is shown (its event is out) and
+/// queued for gossip before any of its store writes; `write_held` makes them all, and they
+/// survive a reopen (the post, the poster's outbox mark). With holding off, a post is written
+/// at once.
+#[test]
+fn a_held_post_is_shown_before_its_writes_and_written_by_write_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ana_home, bea_home) = (dir.path().join("ana"), dir.path().join("bea"));
+    let (mut ana, _) = Replica::create(&ana_home, PASS, "Ana", KdfParams::TESTING).unwrap();
+    ana.create_collective("Night Shift", Policy::default())
+        .unwrap();
+    let (mut bea, _) = Replica::create(&bea_home, PASS, "Bea", KdfParams::TESTING).unwrap();
+    let view = ana.approve(&bea.join_request().to_code()).unwrap();
+    bea.join(&view.invite.unwrap()).unwrap();
+    sync(&mut ana, &mut bea);
+    assert!(bea.status().is_member);
+    let _ = (ana.take_events(), bea.take_events(), ana.take_outgoing());
+    let shown = |events: Vec<Event>| events.iter().any(|e| matches!(e, Event::Alert(_)));
+    let listed = |r: &Replica| r.alerts(&AlertFilter::default()).unwrap().len();
+
+    // Ana's own post: shown and queued for gossip, nothing of it written yet.
+    ana.hold_post_writes(true);
+    let (answer, unflushed) = ana.execute_unflushed(Request::Post(draft("held", "07700 900123")));
+    ana.hold_post_writes(false);
+    assert!(answer.is_ok() && unflushed, "{answer:?}");
+    assert!(ana.holds_writes());
+    assert!(shown(ana.take_events()), "shown before it is written");
+    let outgoing = ana.take_outgoing();
+    assert_eq!(outgoing.len(), 1, "queued for gossip before it is written");
+    assert_eq!(listed(&ana), 0, "nothing of the post is in the store yet");
+    assert!(ana.write_held().unwrap());
+    assert!(!ana.holds_writes());
+    assert!(!ana.write_held().unwrap(), "nothing is written twice");
+    assert_eq!(listed(&ana), 1);
+
+    // Bea takes it from gossip: checked, shown, then written.
+    let (outcome, writes) = bea.validate(&outgoing[0]);
+    assert_eq!(outcome, Ingested::Accepted);
+    bea.hold_post_writes(true);
+    bea.accept_post(writes).unwrap();
+    bea.hold_post_writes(false);
+    assert!(shown(bea.take_events()));
+    assert_eq!(listed(&bea), 0);
+    assert!(bea.write_held().unwrap());
+    assert_eq!(listed(&bea), 1);
+
+    // Durable once flushed: both still hold it after a reopen, and Ana's outbox still has it
+    // (no member has synced with her since).
+    ana.flush().unwrap();
+    bea.flush().unwrap();
+    ana.close().unwrap();
+    bea.close().unwrap();
+    let mut ana = Replica::open(&ana_home, PASS).unwrap();
+    let bea = Replica::open(&bea_home, PASS).unwrap();
+    assert_eq!(listed(&ana), 1);
+    assert_eq!(listed(&bea), 1);
+    assert!(
+        ana.outbox().contains(&outgoing[0]),
+        "the post's outbox mark was written with it"
+    );
+
+    // Holding off (every other path): written at once.
+    let (answer, _) = ana.execute_unflushed(Request::Post(draft("at once", "07700 900456")));
+    assert!(answer.is_ok());
+    assert!(!ana.holds_writes());
+    assert_eq!(listed(&ana), 2);
+}

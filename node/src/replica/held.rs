@@ -1,0 +1,101 @@
+//! Write-behind for posts, in the node's event loop: an accepted post (gossiped, or one of
+//! ours) is forwarded or published and shown to watchers as soon as its checks pass, and its
+//! store writes (the post, its index entry, for our own the outbox mark and the sequence
+//! number) are made a moment later, in one batch, once the loop has let the tasks woken by the
+//! forward run (`Node::run` in `node/src/node.rs`). Then the group commit makes them durable,
+//! and only after that is a post of ours acknowledged to its author. Nothing else happens on
+//! the loop in between, so nothing reads the store while a post's writes are held.
+//!
+//! Off unless [`Replica::hold_post_writes`] turned it on: the node turns it on only around a
+//! `post` command and a gossiped post (the command line, the tests, sync and every other path
+//! write at once).
+
+use std::collections::HashMap;
+
+use lookout_protocol::replica::{Effect, Note};
+use lookout_protocol::ContentId;
+
+use super::ingest::Unpersisted;
+use super::{store_error, Replica, StoredRecord};
+use crate::api::ApiError;
+use crate::store::{Batch, Tree};
+
+/// Store writes held for [`Replica::write_held`].
+#[derive(Default)]
+pub(super) struct HeldWrites {
+    /// Whether posts' writes are held at all.
+    on: bool,
+    /// Plain writes (outbox marks, the sequence number), applied first.
+    batch: Batch,
+    /// The core's effects of the posts accepted (their notes already turned into events).
+    effects: Vec<Effect>,
+}
+
+impl Replica {
+    /// Hold accepted posts' store writes until [`Replica::write_held`] (the node's event loop).
+    pub fn hold_post_writes(&mut self, on: bool) {
+        self.held.on = on;
+    }
+
+    /// Whether writes are held, waiting for [`Replica::write_held`].
+    pub fn holds_writes(&self) -> bool {
+        !self.held.batch.is_empty() || !self.held.effects.is_empty()
+    }
+
+    /// Take in a post [`Replica::validate`] accepted: watchers hear of it now; its writes are
+    /// held if holding is on, else made at once (as [`Replica::persist`]).
+    pub fn accept_post(&mut self, writes: Unpersisted) -> Result<(), ApiError> {
+        if !self.held.on {
+            return self.persist(writes);
+        }
+        let mut notes: Vec<Note> = Vec::new();
+        let mut posted: HashMap<ContentId, Box<StoredRecord>> = HashMap::new();
+        for effect in writes.0 {
+            match effect {
+                Effect::Note(note) => notes.push(note),
+                Effect::PutPost { id, record } => {
+                    posted.insert(id, record.clone());
+                    self.held.effects.push(Effect::PutPost { id, record });
+                }
+                other => self.held.effects.push(other),
+            }
+        }
+        for note in notes {
+            self.note(note, &posted);
+        }
+        Ok(())
+    }
+
+    /// A write of ours that goes with a post: held with it if holding is on, else made now.
+    pub(super) fn put_with_post(
+        &mut self,
+        tree: Tree,
+        key: &[u8],
+        value: &[u8],
+        expires: Option<u64>,
+    ) -> Result<(), ApiError> {
+        if self.held.on {
+            match expires {
+                Some(expires) => self.held.batch.put_expiring(tree, key, value, expires),
+                None => self.held.batch.put(tree, key, value),
+            };
+            return Ok(());
+        }
+        match expires {
+            Some(expires) => self.store.put_expiring(tree, key, value, expires),
+            None => self.store.put(tree, key, value),
+        }
+        .map_err(store_error)
+    }
+
+    /// Make the held writes, in one atomic batch (not flushed). Whether there were any.
+    pub fn write_held(&mut self) -> Result<bool, ApiError> {
+        if !self.holds_writes() {
+            return Ok(false);
+        }
+        let batch = std::mem::take(&mut self.held.batch);
+        let effects = std::mem::take(&mut self.held.effects);
+        self.apply_onto(batch, effects)?;
+        Ok(true)
+    }
+}
