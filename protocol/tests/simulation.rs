@@ -552,8 +552,8 @@ impl Replica {
             .state
             .deliveries()
             .values()
-            .filter(|d| d.epoch() == epoch && d.body().kind == DeliveryKind::Rotation)
-            .map(|d| d.body().heads.clone())
+            .filter(|d| d.epoch() == epoch && d.kind() == DeliveryKind::Rotation)
+            .map(|d| d.heads().to_vec())
             .collect();
         let mut log = self.state.log().clone();
         rotations.iter().any(|heads| {
@@ -1581,7 +1581,7 @@ fn progress(
     });
     let mut heads: HashSet<Vec<OpId>> = HashSet::new();
     for d in replicas[0].state.deliveries().values() {
-        heads.insert(d.body().heads.clone());
+        heads.insert(d.heads().to_vec());
     }
     eprintln!(
         "  tick {tick}: {elapsed:.1?}; made {} shares, {} rotations; replicas hold {} ops, {} \
@@ -1850,9 +1850,14 @@ fn check(outcome: &mut Outcome) {
 
     // 7. Removed members hold no key of an epoch rotated by someone who knew of the removal, and
     //    read no post under one.
-    let deliveries: BTreeMap<DeliveryId, KeyDelivery> = replicas
+    // Deliveries are kept encoded: each distinct one is decoded (and verified) once here.
+    let kept: BTreeMap<DeliveryId, &lookout_protocol::replica::KeptDelivery> = replicas
         .iter()
-        .flat_map(|r| r.state.deliveries().iter().map(|(k, v)| (*k, v.clone())))
+        .flat_map(|r| r.state.deliveries().iter().map(|(k, v)| (*k, v)))
+        .collect();
+    let deliveries: BTreeMap<DeliveryId, KeyDelivery> = kept
+        .into_iter()
+        .map(|(id, d)| (id, d.decode(log.collective()).expect("a held delivery decodes")))
         .collect();
     for i in removed.iter() {
         let r = &replicas[*i];
