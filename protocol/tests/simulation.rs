@@ -1635,12 +1635,21 @@ fn process_figures(replicas: usize) -> String {
     let mib = |k: Option<u64>| {
         k.map_or_else(
             || "?".to_owned(),
-            |k| format!("{:.0} MiB ({:.2} MiB per replica)", k as f64 / 1024.0, k as f64 / 1024.0 / n),
+            |k| {
+                format!(
+                    "{:.0} MiB ({:.2} MiB per replica)",
+                    k as f64 / 1024.0,
+                    k as f64 / 1024.0 / n
+                )
+            },
         )
     };
     format!(
         "CPU {} s; RSS {}, peak {}",
-        cpu.map_or_else(|| "?".to_owned(), |c| format!("{c:.1} ({:.3} per replica)", c / n)),
+        cpu.map_or_else(
+            || "?".to_owned(),
+            |c| format!("{c:.1} ({:.3} per replica)", c / n)
+        ),
         mib(kib("VmRSS:")),
         mib(kib("VmHWM:")),
     )
@@ -1899,7 +1908,12 @@ fn check(outcome: &mut Outcome) {
         .collect();
     let deliveries: BTreeMap<DeliveryId, KeyDelivery> = kept
         .into_iter()
-        .map(|(id, d)| (id, d.decode(log.collective()).expect("a held delivery decodes")))
+        .map(|(id, d)| {
+            (
+                id,
+                d.decode(log.collective()).expect("a held delivery decodes"),
+            )
+        })
         .collect();
     for i in removed.iter() {
         let r = &replicas[*i];
