@@ -7,9 +7,9 @@
 //! its authority checked, our share opened) nothing but its id, epoch, author, kind, heads,
 //! date and bytes is read again, except to find a share of our own to send again
 //! ([`State::own_share`](super::State::own_share)), which decodes on use. Keeping only the bytes
-//! and those few fields took the deliveries' share of the 200-replica simulation's heap from
-//! about a quarter to about a tenth (docs/BENCHMARKS.md, "Issue 12: 1,000 replicas, branch
-//! `sim` (fourth session)").
+//! and those few fields took the 200-replica simulation's peak from 736 to 483 MB, the
+//! deliveries' share of its heap from about a quarter to about a sixth (docs/BENCHMARKS.md,
+//! "Issue 12: 1,000 replicas, branch `sim` (fourth session, 2026-11-30)").
 
 use std::collections::btree_map::{self, BTreeMap};
 
