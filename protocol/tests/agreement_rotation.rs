@@ -391,3 +391,65 @@ fn accepted(state: &mut State, kind: SetKind, bytes: &[u8], me: &Identity, now: 
         Ingested::Accepted
     );
 }
+
+/// Deliveries are kept encoded only (branch `sim`, `replica::KeptDelivery`): what is kept is the
+/// accepted bytes with the fields of their verified body, and a share of one's own asked for
+/// again is found by decoding those bytes and sent again byte for byte, while a member whose
+/// key has since rotated gets a new share, not the old one.
+#[test]
+fn a_kept_delivery_is_its_bytes_and_is_sent_again_from_them() {
+    let mut w = World::new(10);
+    let mut founder_state = State::new(w.log.genesis().clone());
+    let (_, delivery) = w.rotation(NOW + DAY);
+    for op in w.log.ops() {
+        accepted(
+            &mut founder_state,
+            SetKind::Ops,
+            op.encoded(),
+            &w.founder,
+            NOW + DAY,
+        );
+    }
+    accepted(
+        &mut founder_state,
+        SetKind::Deliveries,
+        delivery.encoded(),
+        &w.founder,
+        NOW + DAY,
+    );
+    let kept = founder_state.deliveries().get(&delivery.id()).unwrap();
+    assert_eq!(kept.encoded(), delivery.encoded());
+    assert_eq!(kept.epoch(), delivery.epoch());
+    assert_eq!(kept.author(), delivery.body().author);
+    assert_eq!(kept.kind(), DeliveryKind::Rotation);
+    assert_eq!(kept.heads(), delivery.body().heads.as_slice());
+    assert_eq!(kept.timestamp(), delivery.body().timestamp);
+    assert_eq!(&kept.decode(w.id()).unwrap(), &delivery);
+
+    let ask = |state: &mut State, w: &mut World| {
+        state.answer_key_request(
+            &w.founder,
+            &w.member.member_id(),
+            &[delivery.epoch()],
+            NOW + 2 * DAY,
+            &mut w.rng,
+        )
+    };
+    let again = ask(&mut founder_state, &mut w);
+    assert_eq!(again, vec![KeyAnswer::Again(delivery.encoded().to_vec())]);
+    // Once the member's agreement key has rotated, the kept rotation no longer carries a share
+    // for it: a new one is made.
+    let op = w.member_rotates(NOW + 8 * DAY);
+    accepted(
+        &mut founder_state,
+        SetKind::Ops,
+        op.encoded(),
+        &w.founder,
+        NOW + 8 * DAY,
+    );
+    let answers = ask(&mut founder_state, &mut w);
+    assert!(
+        matches!(answers.as_slice(), [KeyAnswer::New(_)]),
+        "{answers:?}"
+    );
+}

@@ -552,8 +552,8 @@ impl Replica {
             .state
             .deliveries()
             .values()
-            .filter(|d| d.epoch() == epoch && d.body().kind == DeliveryKind::Rotation)
-            .map(|d| d.body().heads.clone())
+            .filter(|d| d.epoch() == epoch && d.kind() == DeliveryKind::Rotation)
+            .map(|d| d.heads().to_vec())
             .collect();
         let mut log = self.state.log().clone();
         rotations.iter().any(|heads| {
@@ -1581,13 +1581,13 @@ fn progress(
     });
     let mut heads: HashSet<Vec<OpId>> = HashSet::new();
     for d in replicas[0].state.deliveries().values() {
-        heads.insert(d.body().heads.clone());
+        heads.insert(d.heads().to_vec());
     }
     eprintln!(
         "  tick {tick}: {elapsed:.1?}; made {} shares, {} rotations; replicas hold {} ops, {} \
          orphans, {} deliveries ({} MiB encoded; replica 0: {} distinct named states), {} held \
          items ({} MiB), {} posts, {} refusals logged; {} messages in flight; ops fetched by \
-         sync {:?}",
+         sync {:?}; {}",
         world.shares,
         world.rotations.len(),
         sum(&|r| r.state.log().len()),
@@ -1601,7 +1601,58 @@ fn progress(
         sum(&|r| r.refused.len()),
         network.payloads.len(),
         world.pulled_ops,
+        process_figures(replicas.len()),
     );
+}
+
+/// This process's CPU time and resident memory (now and peak), in all and per replica, from
+/// `/proc/self` (Linux; "?" elsewhere). Per replica is the total divided by the replicas: the
+/// harness's own state (network queues, posts kept for the checks) is counted in it.
+fn process_figures(replicas: usize) -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    // utime and stime, the 14th and 15th fields, in clock ticks of 1/100 s (USER_HZ on Linux).
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<u64> = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            (fields.len() == 2).then(|| (fields[0] + fields[1]) as f64 / 100.0)
+        });
+    let n = replicas.max(1) as f64;
+    let mib = |k: Option<u64>| {
+        k.map_or_else(
+            || "?".to_owned(),
+            |k| {
+                format!(
+                    "{:.0} MiB ({:.2} MiB per replica)",
+                    k as f64 / 1024.0,
+                    k as f64 / 1024.0 / n
+                )
+            },
+        )
+    };
+    format!(
+        "CPU {} s; RSS {}, peak {}",
+        cpu.map_or_else(
+            || "?".to_owned(),
+            |c| format!("{c:.1} ({:.3} per replica)", c / n)
+        ),
+        mib(kib("VmRSS:")),
+        mib(kib("VmHWM:")),
+    )
 }
 
 /// Whether every replica not removed holds everything its links not removed hold.
@@ -1850,9 +1901,19 @@ fn check(outcome: &mut Outcome) {
 
     // 7. Removed members hold no key of an epoch rotated by someone who knew of the removal, and
     //    read no post under one.
-    let deliveries: BTreeMap<DeliveryId, KeyDelivery> = replicas
+    // Deliveries are kept encoded: each distinct one is decoded (and verified) once here.
+    let kept: BTreeMap<DeliveryId, &lookout_protocol::replica::KeptDelivery> = replicas
         .iter()
-        .flat_map(|r| r.state.deliveries().iter().map(|(k, v)| (*k, v.clone())))
+        .flat_map(|r| r.state.deliveries().iter().map(|(k, v)| (*k, v)))
+        .collect();
+    let deliveries: BTreeMap<DeliveryId, KeyDelivery> = kept
+        .into_iter()
+        .map(|(id, d)| {
+            (
+                id,
+                d.decode(log.collective()).expect("a held delivery decodes"),
+            )
+        })
         .collect();
     for i in removed.iter() {
         let r = &replicas[*i];
@@ -2126,7 +2187,7 @@ fn simulate_scale(config: Config) {
          {} rotations, {} shares, {} offline once; {} messages sent ({} lost); {:.2} duplicate \
          envelopes per post and member; every post reached every member ({pairs} pairs). \
          Latency in ticks, members online: p50 {} p90 {} p99 {} max {} ({} pairs); catching up: \
-         p50 {} p99 {} max {} ({} pairs). Wall time {:.1?} run + {:.1?} checks; peak RSS {peak_rss} kB",
+         p50 {} p99 {} max {} ({} pairs). Wall time {:.1?} run + {:.1?} checks; peak RSS {peak_rss} kB; {}",
         degrees.iter().min().unwrap(),
         degrees.iter().max().unwrap(),
         degrees.iter().sum::<usize>() as f64 / n as f64,
@@ -2149,6 +2210,7 @@ fn simulate_scale(config: Config) {
         caught_up.len(),
         ran,
         checked - ran,
+        process_figures(n),
     );
     assert!(world.posted.len() >= 20, "too few posts to mean much");
     assert!(

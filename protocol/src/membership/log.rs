@@ -24,6 +24,10 @@ pub const MAX_OPS_PER_AUTHOR_PER_DAY: usize = 256;
 pub const FOUNDING_SLACK_SECS: u64 = 86_400;
 /// Distinct membership states whose rosters are cached (alerts name the state they were written at).
 const ROSTER_CACHE: usize = 8;
+/// Most members summed over the cached rosters (branch `sim`): a phone of a collective of up to
+/// 256 members keeps all [`ROSTER_CACHE`]; one of 1,000 keeps two (a roster of 1,000 members is
+/// about 400 KB, and items naming other states than the current one are rare once settled).
+const ROSTER_CACHE_MEMBERS: usize = 2_048;
 
 /// What [`MembershipLog::insert`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -445,8 +449,11 @@ impl MembershipLog {
     }
 
     fn remember(&mut self, heads: Vec<OpId>, roster: Arc<Roster>) {
-        if self.cache.len() >= ROSTER_CACHE {
-            self.cache.pop_front();
+        let mut members = roster.len() + self.cache.iter().map(|(_, r)| r.len()).sum::<usize>();
+        while self.cache.len() >= ROSTER_CACHE
+            || (members > ROSTER_CACHE_MEMBERS && !self.cache.is_empty())
+        {
+            members -= self.cache.pop_front().map_or(0, |(_, r)| r.len());
         }
         self.cache.push_back((heads, roster));
     }

@@ -9,12 +9,13 @@
 //! its encrypted store and event stream; the simulation applies them to nothing and runs the
 //! very same rules.
 
+mod deliveries;
 mod held;
 mod named;
 mod posts;
 mod refusal;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use rand_core::{CryptoRng, RngCore};
@@ -30,6 +31,7 @@ use crate::reconcile::Item;
 use crate::sig;
 use crate::{ContentId, DeliveryId, EpochId, MemberId, OpId};
 
+pub use deliveries::{Deliveries, KeptDelivery};
 use held::{Form, HeldItems, Hold, Wait};
 pub use held::{
     HELD_ITEM_OVERHEAD, MAX_HELD, MAX_HELD_BYTES, MAX_HELD_BYTES_PER_AUTHOR, MAX_HELD_PER_AUTHOR,
@@ -214,7 +216,8 @@ pub struct Step {
 pub struct State {
     log: MembershipLog,
     book: EpochBook,
-    deliveries: BTreeMap<DeliveryId, KeyDelivery>,
+    /// Kept encoded, with the few fields read again ([`KeptDelivery`]).
+    deliveries: Deliveries,
     /// What is kept in memory of every live post (the posts themselves are the caller's to
     /// keep, from [`Effect::PutPost`]).
     posts: Posts,
@@ -279,7 +282,7 @@ impl State {
         Self {
             log: MembershipLog::new(genesis),
             book: EpochBook::new(),
-            deliveries: BTreeMap::new(),
+            deliveries: Deliveries::default(),
             posts: Posts::default(),
             refs: HashMap::new(),
             quota: HashMap::new(),
@@ -307,8 +310,8 @@ impl State {
         &self.book
     }
 
-    /// Key deliveries held.
-    pub fn deliveries(&self) -> &BTreeMap<DeliveryId, KeyDelivery> {
+    /// Key deliveries held (their bytes and the fields read again: [`KeptDelivery`]).
+    pub fn deliveries(&self) -> &Deliveries {
         &self.deliveries
     }
 
@@ -381,7 +384,7 @@ impl State {
             return Err("stored key delivery names unknown membership state");
         };
         let recorded = self.book.record(&delivery, me, named.roster(&self.log));
-        self.deliveries.insert(delivery.id(), delivery);
+        self.deliveries.insert(&delivery);
         self.index.deliveries = None;
         recorded
             .map(|_| ())
@@ -726,7 +729,7 @@ impl State {
             bytes: delivery.encoded().to_vec(),
         });
         self.released.push(Wait::Epoch(delivery.epoch()));
-        self.deliveries.insert(delivery.id(), delivery);
+        self.deliveries.insert(&delivery);
         self.index.deliveries = None;
         Ingested::Accepted
     }
@@ -1018,7 +1021,7 @@ impl State {
             .deliveries
             .values()
             .filter(|d| gone_epochs.contains(&d.epoch()))
-            .map(KeyDelivery::id)
+            .map(KeptDelivery::id)
             .collect();
         let mut effects = Vec::with_capacity(expired.len() + gone_deliveries.len());
         for id in expired {
@@ -1054,7 +1057,7 @@ impl State {
                     .deliveries
                     .values()
                     .map(|d| Item {
-                        timestamp: d.body().timestamp,
+                        timestamp: d.timestamp(),
                         id: d.id().0,
                     })
                     .collect(),
@@ -1137,16 +1140,19 @@ impl State {
     }
 
     /// A delivery of `epoch` signed by `me` that carries a share for `member` at their current
-    /// agreement key: sent again rather than a new share made.
+    /// agreement key: sent again rather than a new share made. Only `me`'s deliveries of that
+    /// epoch are decoded to look (deliveries are kept encoded: [`KeptDelivery`]).
     pub fn own_share(
         &self,
         me: &MemberId,
         epoch: &EpochId,
         member: &PublicIdentity,
-    ) -> Option<&KeyDelivery> {
+    ) -> Option<KeyDelivery> {
+        let collective = self.log.collective();
         self.deliveries
             .values()
-            .filter(|d| d.epoch() == *epoch && d.body().author == *me)
+            .filter(|d| d.epoch() == *epoch && d.author() == *me)
+            .filter_map(|d| d.decode(collective).ok())
             .find(|d| {
                 d.body()
                     .shares
