@@ -12,6 +12,7 @@
 mod held;
 mod named;
 mod posts;
+mod quota_refused;
 mod refusal;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -25,7 +26,7 @@ use crate::envelope::{self, EnvelopeError, InnerBody, Opened, PostMeta, Verdict,
 use crate::epoch::{DeliveryKind, EpochBook, EpochError, EpochStatus, KeyDelivery, Recorded};
 use crate::identity::{Identity, PublicIdentity};
 use crate::ids::{context, hash};
-use crate::membership::{InsertOutcome, MembershipLog, Op, Roster, SignedGenesis};
+use crate::membership::{InsertOutcome, MembershipLog, Op, OpRefusal, Roster, SignedGenesis};
 use crate::reconcile::Item;
 use crate::sig;
 use crate::{ContentId, DeliveryId, EpochId, MemberId, OpId};
@@ -37,6 +38,8 @@ pub use held::{
 };
 use named::Named;
 pub use posts::Posts;
+pub use quota_refused::MAX_QUOTA_REFUSED;
+use quota_refused::QuotaRefused;
 pub use refusal::Refusal;
 /// Most items remembered as refused (so sync does not fetch them again).
 pub const MAX_REFUSED: usize = 16_384;
@@ -117,6 +120,16 @@ impl Ingested {
     /// Whether the sender should be penalised.
     pub fn is_rejected(&self) -> bool {
         matches!(self, Ingested::Rejected(_))
+    }
+
+    /// The outcome with no penalty for the sender: a refusal of an item judged with heads read
+    /// as absent ([`State::effective_heads`]) may be of an honest item from the other side of a
+    /// quota split, which its forwarder could not have judged as this replica does.
+    fn without_penalty(self) -> Self {
+        match self {
+            Ingested::Rejected(why) => Ingested::Ignored(why),
+            other => other,
+        }
     }
 
     /// An error judged by the protocol's verdict on it.
@@ -249,6 +262,9 @@ pub struct State {
     /// keys are ever held, and each entry comes from the key bytes alone ([`sig::KeyCache`]).
     keys: sig::KeyCache,
     keys_at: Vec<OpId>,
+    /// Ops refused because their author's day was full here: an item naming one among its
+    /// heads is judged as if that head were absent ([`State::effective_heads`]).
+    quota_refused: QuotaRefused,
 }
 
 /// Most new shares a replica makes on request for one member per UTC day (twice what one
@@ -294,6 +310,7 @@ impl State {
             shares_made: HashMap::new(),
             keys: sig::KeyCache::new(),
             keys_at: Vec::new(),
+            quota_refused: QuotaRefused::default(),
         }
     }
 
@@ -326,6 +343,18 @@ impl State {
     /// keeps: [`MembershipLog::orphan_count`]).
     pub fn held_count(&self) -> usize {
         self.held.len()
+    }
+
+    /// How many op ids are remembered as refused over their author's daily quota (at most
+    /// [`MAX_QUOTA_REFUSED`]).
+    pub fn quota_refused_count(&self) -> usize {
+        self.quota_refused.len()
+    }
+
+    /// Whether the op `id` is remembered as refused over its author's daily quota: items
+    /// naming it among their heads are judged as if it were absent.
+    pub fn refused_over_quota(&self, id: &OpId) -> bool {
+        self.quota_refused.contains(id)
     }
 
     /// The bytes the held items are accounted for (at most [`MAX_HELD_BYTES`]).
@@ -377,7 +406,16 @@ impl State {
         delivery: KeyDelivery,
         me: &Identity,
     ) -> Result<(), &'static str> {
-        let Some(named) = Named::of(&mut self.log, &delivery.body().heads) else {
+        // It was accepted with the heads it names that the log holds (others were refused over
+        // the quota, a set not kept across restarts): judged at those again.
+        let held: Vec<OpId> = delivery
+            .body()
+            .heads
+            .iter()
+            .filter(|h| self.log.contains(h))
+            .copied()
+            .collect();
+        let Some(named) = Named::of(&mut self.log, &held) else {
             return Err("stored key delivery names unknown membership state");
         };
         let recorded = self.book.record(&delivery, me, named.roster(&self.log));
@@ -596,6 +634,9 @@ impl State {
             return Ingested::Ignored(Refusal::ClockSkew(SetKind::Ops));
         }
         if let Err(why) = self.log.precheck(&body.author, body.timestamp) {
+            if why == OpRefusal::OverQuota {
+                self.refuse_over_quota(OpId(SetKind::Ops.id_of(bytes)));
+            }
             return Ingested::Ignored(why.into());
         }
         let op = match Op::decode(bytes, self.log.collective()) {
@@ -656,7 +697,12 @@ impl State {
                 None => Ingested::Held,
             },
             // The forwarder may know a proposal this node lacks yet: not its fault.
-            InsertOutcome::Refused(why) => Ingested::Ignored(why.into()),
+            InsertOutcome::Refused(why) => {
+                if why == OpRefusal::OverQuota {
+                    self.refuse_over_quota(id);
+                }
+                Ingested::Ignored(why.into())
+            }
         }
     }
 
@@ -703,14 +749,20 @@ impl State {
         if self.deliveries.contains_key(&delivery.id()) {
             return Ingested::Duplicate;
         }
-        let Some(named) = Named::of(&mut self.log, &delivery.body().heads) else {
+        let dropped = self.effective_heads(&delivery.body().heads);
+        let heads = dropped.as_deref().unwrap_or(&delivery.body().heads);
+        let Some(named) = Named::of(&mut self.log, heads) else {
             let author = delivery.body().author;
-            let waits = self.missing_heads(&delivery.body().heads);
+            let waits = self.missing_heads(heads);
             return self.hold(Form::Delivery(Box::new(delivery)), Some(author), waits);
         };
         let roster = named.roster(&self.log);
+        let penalty = |outcome: Ingested| match dropped {
+            Some(_) => outcome.without_penalty(),
+            None => outcome,
+        };
         if let Err(e) = delivery.check_authority(roster) {
-            return Ingested::Rejected(e.into());
+            return penalty(Ingested::Rejected(e.into()));
         }
         match self.book.record(&delivery, me, roster) {
             Ok(Recorded::NewKey(_) | Recorded::Noted) => {}
@@ -719,7 +771,7 @@ impl State {
             Ok(Recorded::Unreadable { epoch, signer }) => {
                 effects.push(Effect::Note(Note::UnreadableKeyShare { epoch, signer }));
             }
-            Err(e) => return Ingested::Rejected(e.into()),
+            Err(e) => return penalty(Ingested::Rejected(e.into())),
         }
         effects.push(Effect::PutDelivery {
             id: delivery.id(),
@@ -806,6 +858,35 @@ impl State {
             || self.still_deferred(&key, now)
     }
 
+    /// Remember `id` as refused because its author's day is full here, and try again the items
+    /// waiting for it: they are judged as if it were absent ([`State::effective_heads`]).
+    fn refuse_over_quota(&mut self, id: OpId) {
+        if self.quota_refused.insert(id) {
+            self.released.push(Wait::Op(id));
+        }
+    }
+
+    /// The heads an item is judged at, when they differ from those it names: without the ones
+    /// this replica refused over their author's daily quota and does not hold (`None`: judged
+    /// at the heads it names). Why reading those as absent grants nothing: an item's author
+    /// chooses its heads, so naming fewer is in her power already, and every rule reading
+    /// them gives fewer heads no more than the author could get herself: membership and removal
+    /// of the author and of a delivery's recipients, the epoch's status and a rotation's
+    /// removals are all read from the roster at the heads, which is `roster_at` of the
+    /// remaining heads exactly as if she had named only those (the `Named::Current` shortcut
+    /// compares the remaining heads with the current ones, so it too gives that roster), and a
+    /// reference's authority comes from the current roster. No rule asks that heads be recent
+    /// or include anything. What it changes for third parties: a rotation judged so records
+    /// fewer removals, which later posts can only find more retired (never less), and a
+    /// refusal of an item so judged penalises nobody ([`Ingested::without_penalty`]).
+    fn effective_heads(&self, heads: &[OpId]) -> Option<Vec<OpId>> {
+        let absent = |h: &OpId| !self.log.contains(h) && self.quota_refused.contains(h);
+        heads
+            .iter()
+            .any(absent)
+            .then(|| heads.iter().filter(|h| !absent(h)).copied().collect())
+    }
+
     /// The heads of `heads` not in the log with their history, as what an item waits for
     /// (`MembershipLog::roster_at` answers for any heads the log holds, so an item is held for
     /// its heads only when one of them is missing).
@@ -877,8 +958,10 @@ impl State {
         // Whoever signed it is who a hold is counted against (it opened, so it is theirs).
         let author = opened.body.author;
         let epoch = opened.body.epoch;
-        let Some(named) = Named::of(&mut self.log, &opened.body.heads) else {
-            let waits = self.missing_heads(&opened.body.heads);
+        let dropped = self.effective_heads(&opened.body.heads);
+        let heads = dropped.as_deref().unwrap_or(&opened.body.heads);
+        let Some(named) = Named::of(&mut self.log, heads) else {
+            let waits = self.missing_heads(heads);
             return self.hold(
                 Form::Opened(bytes.to_vec(), Box::new(opened)),
                 Some(author),
@@ -893,6 +976,10 @@ impl State {
             );
         };
         let at_heads = named.roster(&self.log);
+        let penalty = |outcome: Ingested| match dropped {
+            Some(_) => outcome.without_penalty(),
+            None => outcome,
+        };
         // What may still be held after `authorize` consumed it: kept only then (rare).
         let missing_target = opened
             .body
@@ -920,7 +1007,7 @@ impl State {
                 if e == envelope::Rejection::FromTheFuture {
                     self.skew_date = Some(dated);
                 }
-                return Ingested::judged(e.verdict(), e);
+                return penalty(Ingested::judged(e.verdict(), e));
             }
         };
         if let (Some(target), Some(kept)) = (missing_target, keep) {
@@ -928,7 +1015,7 @@ impl State {
             return self.hold(form, Some(author), vec![Wait::Post(target)]);
         }
         if let Some(outcome) = self.check_target(&verified, named.roster(&self.log)) {
-            return outcome;
+            return penalty(outcome);
         }
         let id = verified.id();
         effects.push(Effect::PutPost {
