@@ -38,7 +38,7 @@ pub use held::{
 };
 use named::Named;
 pub use posts::Posts;
-pub use quota_refused::MAX_QUOTA_REFUSED;
+pub use quota_refused::{MAX_QUOTA_REFUSED, MAX_QUOTA_REFUSED_PARENTS};
 use quota_refused::QuotaRefused;
 pub use refusal::Refusal;
 /// Most items remembered as refused (so sync does not fetch them again).
@@ -354,7 +354,7 @@ impl State {
     /// Whether the op `id` is remembered as refused over its author's daily quota: items
     /// naming it among their heads are judged as if it were absent.
     pub fn refused_over_quota(&self, id: &OpId) -> bool {
-        self.quota_refused.contains(id)
+        self.quota_refused.parents(id).is_some()
     }
 
     /// The bytes the held items are accounted for (at most [`MAX_HELD_BYTES`]).
@@ -635,7 +635,7 @@ impl State {
         }
         if let Err(why) = self.log.precheck(&body.author, body.timestamp) {
             if why == OpRefusal::OverQuota {
-                self.refuse_over_quota(OpId(SetKind::Ops.id_of(bytes)));
+                self.refuse_over_quota(OpId(SetKind::Ops.id_of(bytes)), &body.parents);
             }
             return Ingested::Ignored(why.into());
         }
@@ -667,6 +667,7 @@ impl State {
             return self.hold(Form::Op(Box::new(op)), Some(author), waits);
         }
         let waiting = (!waits.is_empty()).then(|| op.clone());
+        let parents = op.parents().to_vec();
         let bytes = op.encoded().to_vec();
         // The log decides first (known author, quota, orphan bounds); only what it keeps is
         // written, and orphans it evicts are deleted, so a peer cannot fill the disk.
@@ -699,7 +700,7 @@ impl State {
             // The forwarder may know a proposal this node lacks yet: not its fault.
             InsertOutcome::Refused(why) => {
                 if why == OpRefusal::OverQuota {
-                    self.refuse_over_quota(id);
+                    self.refuse_over_quota(id, &parents);
                 }
                 Ingested::Ignored(why.into())
             }
@@ -860,31 +861,56 @@ impl State {
 
     /// Remember `id` as refused because its author's day is full here, and try again the items
     /// waiting for it: they are judged as if it were absent ([`State::effective_heads`]).
-    fn refuse_over_quota(&mut self, id: OpId) {
-        if self.quota_refused.insert(id) {
+    fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId]) {
+        if self.quota_refused.insert(id, parents) {
             self.released.push(Wait::Op(id));
         }
     }
 
-    /// The heads an item is judged at, when they differ from those it names: without the ones
-    /// this replica refused over their author's daily quota and does not hold (`None`: judged
-    /// at the heads it names). Why reading those as absent grants nothing: an item's author
-    /// chooses its heads, so naming fewer is in her power already, and every rule reading
-    /// them gives fewer heads no more than the author could get herself: membership and removal
-    /// of the author and of a delivery's recipients, the epoch's status and a rotation's
-    /// removals are all read from the roster at the heads, which is `roster_at` of the
-    /// remaining heads exactly as if she had named only those (the `Named::Current` shortcut
-    /// compares the remaining heads with the current ones, so it too gives that roster), and a
-    /// reference's authority comes from the current roster. No rule asks that heads be recent
-    /// or include anything. What it changes for third parties: a rotation judged so records
-    /// fewer removals, which later posts can only find more retired (never less), and a
-    /// refusal of an item so judged penalises nobody ([`Ingested::without_penalty`]).
+    /// The heads an item is judged at, when they differ from those it names: each head this
+    /// replica refused over its author's daily quota and does not hold is read as absent, and
+    /// the parents that op names (fixed by its bytes, hence by its id) as named instead, again
+    /// and again while those are such heads (`None`: judged at the heads it names). So an alert
+    /// written on a run of the member's ops, naming only the last, keeps the history below.
+    ///
+    /// Why this grants nothing: an item's author chooses its heads, any ids she likes, so the
+    /// heads read here are ones she could have named herself, and every rule reading them is
+    /// one she could already play with them: membership and removal of the author and of a
+    /// delivery's recipients, a rotation reaching every member, the epoch's status and a
+    /// rotation's removals all come from the roster at the heads, `roster_at` of the heads
+    /// read exactly as if she had named them (the `Named::Current` shortcut compares those
+    /// heads with the current ones, so it gives that roster too); a reference's authority
+    /// comes from the current roster; no rule asks that heads be recent or include anything.
+    /// What it changes for third parties: a rotation so judged must still reach every member
+    /// at the heads read, and records the removals there (fewer removals recorded only make
+    /// later posts find its epoch retired sooner), and a refusal of an item so judged
+    /// penalises nobody ([`Ingested::without_penalty`]).
     fn effective_heads(&self, heads: &[OpId]) -> Option<Vec<OpId>> {
-        let absent = |h: &OpId| !self.log.contains(h) && self.quota_refused.contains(h);
-        heads
-            .iter()
-            .any(absent)
-            .then(|| heads.iter().filter(|h| !absent(h)).copied().collect())
+        let refused = |h: &OpId| {
+            if self.log.contains(h) {
+                None
+            } else {
+                self.quota_refused.parents(h)
+            }
+        };
+        if !heads.iter().any(|h| refused(h).is_some()) {
+            return None;
+        }
+        let mut read = std::collections::BTreeSet::new();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<OpId> = heads.to_vec();
+        while let Some(h) = stack.pop() {
+            if !seen.insert(h) {
+                continue;
+            }
+            match refused(&h) {
+                Some(parents) => stack.extend_from_slice(parents),
+                None => {
+                    read.insert(h);
+                }
+            }
+        }
+        Some(read.into_iter().collect())
     }
 
     /// The heads of `heads` not in the log with their history, as what an item waits for
