@@ -13,9 +13,7 @@ use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity}
 use lookout_protocol::envelope::{self, InnerBody};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::identity::{Identity, PublicIdentity};
-use lookout_protocol::membership::{
-    Action, Op, Policy, SignedGenesis, MAX_OPS_PER_AUTHOR_PER_DAY,
-};
+use lookout_protocol::membership::{Action, Op, Policy, SignedGenesis, MAX_OPS_PER_AUTHOR_PER_DAY};
 use lookout_protocol::replica::{Ingested, Refusal, SetKind, State, MAX_QUOTA_REFUSED};
 use lookout_protocol::{CollectiveId, OpId};
 use rand_chacha::rand_core::SeedableRng;
@@ -80,8 +78,14 @@ impl World {
         });
         for (i, action) in actions.into_iter().enumerate() {
             let parents = setup.last().map(|op| vec![op.id()]).unwrap_or_default();
-            let op = Op::create(&founder, genesis.id(), parents, START + 60 * (i as u64 + 1), action)
-                .unwrap();
+            let op = Op::create(
+                &founder,
+                genesis.id(),
+                parents,
+                START + 60 * (i as u64 + 1),
+                action,
+            )
+            .unwrap();
             setup.push(op);
         }
         let key = EpochKey::generate(&mut rng);
@@ -136,9 +140,17 @@ impl World {
     fn side_a(&self) -> State {
         let mut state = State::new(self.genesis.clone());
         for op in &self.setup {
-            assert_eq!(ingest(&mut state, SetKind::Ops, op.encoded(), &self.a), Ingested::Accepted);
+            assert_eq!(
+                ingest(&mut state, SetKind::Ops, op.encoded(), &self.a),
+                Ingested::Accepted
+            );
         }
-        let rotation = ingest(&mut state, SetKind::Deliveries, self.rotation.encoded(), &self.a);
+        let rotation = ingest(
+            &mut state,
+            SetKind::Deliveries,
+            self.rotation.encoded(),
+            &self.a,
+        );
         assert_eq!(rotation, Ingested::Accepted);
         for (i, op) in self.run.iter().enumerate() {
             let outcome = ingest(&mut state, SetKind::Ops, op.encoded(), &self.a);
@@ -158,9 +170,17 @@ impl World {
     fn side_b(&self) -> State {
         let mut state = State::new(self.genesis.clone());
         for op in &self.setup {
-            assert_eq!(ingest(&mut state, SetKind::Ops, op.encoded(), &self.b), Ingested::Accepted);
+            assert_eq!(
+                ingest(&mut state, SetKind::Ops, op.encoded(), &self.b),
+                Ingested::Accepted
+            );
         }
-        let rotation = ingest(&mut state, SetKind::Deliveries, self.rotation.encoded(), &self.b);
+        let rotation = ingest(
+            &mut state,
+            SetKind::Deliveries,
+            self.rotation.encoded(),
+            &self.b,
+        );
         assert_eq!(rotation, Ingested::Accepted);
         for op in &self.run[..255] {
             let outcome = ingest(&mut state, SetKind::Ops, op.encoded(), &self.b);
@@ -284,12 +304,25 @@ fn an_alert_and_a_rotation_written_on_a_refused_head_cross_the_split() {
     let heads = a.log().roster().heads().to_vec();
     let co = w.collective();
     let post = alert(&key, co, &w.a, heads, "violent client", &mut w.rng);
-    assert_eq!(ingest(&mut a, SetKind::Envelopes, &post, &w.a), Ingested::Accepted);
+    assert_eq!(
+        ingest(&mut a, SetKind::Envelopes, &post, &w.a),
+        Ingested::Accepted
+    );
 
     let outcomes = hand_over(&mut a, &mut b, &w.b, std::slice::from_ref(&post));
-    assert_eq!(outcomes, vec![Ingested::Accepted], "the alert did not cross");
-    assert!(b.deliveries().contains_key(&rotation.id()), "the rotation did not cross");
-    assert!(b.book().key(&key.id()).is_some(), "B's member lacks the new key");
+    assert_eq!(
+        outcomes,
+        vec![Ingested::Accepted],
+        "the alert did not cross"
+    );
+    assert!(
+        b.deliveries().contains_key(&rotation.id()),
+        "the rotation did not cross"
+    );
+    assert!(
+        b.book().key(&key.id()).is_some(),
+        "B's member lacks the new key"
+    );
     assert_eq!(b.held_count(), 1, "only x's op 256 waits (for op 255)");
     // The op split stays: op 255 is refused over the quota at B, and its descendant waits.
     assert!(!b.log().contains(&refused));
@@ -304,7 +337,10 @@ fn an_alert_waiting_for_an_op_is_taken_in_when_the_op_is_refused_over_the_quota(
     let a = w.side_a();
     let mut b = State::new(w.genesis.clone());
     for op in &w.setup {
-        assert_eq!(ingest(&mut b, SetKind::Ops, op.encoded(), &w.b), Ingested::Accepted);
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
     }
     assert_eq!(
         ingest(&mut b, SetKind::Deliveries, w.rotation.encoded(), &w.b),
@@ -313,9 +349,15 @@ fn an_alert_waiting_for_an_op_is_taken_in_when_the_op_is_refused_over_the_quota(
     let heads = a.log().roster().heads().to_vec();
     let (key, co) = (w.key.clone(), w.collective());
     let post = alert(&key, co, &w.a, heads, "early", &mut w.rng);
-    assert_eq!(ingest(&mut b, SetKind::Envelopes, &post, &w.b), Ingested::Held);
+    assert_eq!(
+        ingest(&mut b, SetKind::Envelopes, &post, &w.b),
+        Ingested::Held
+    );
     for op in &w.run[..255] {
-        assert_eq!(ingest(&mut b, SetKind::Ops, op.encoded(), &w.b), Ingested::Accepted);
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
     }
     assert_eq!(
         ingest(&mut b, SetKind::Ops, w.run[256].encoded(), &w.b),
@@ -380,7 +422,10 @@ fn a_refused_head_is_judged_as_the_heads_it_is_read_as() {
     let cases: Vec<(Vec<OpId>, Vec<OpId>)> = vec![
         (vec![refused], vec![w.run[254].id()]),
         (vec![late.id()], vec![w.setup[3].id()]),
-        (vec![refused, late.id()], vec![w.run[254].id(), w.setup[3].id()]),
+        (
+            vec![refused, late.id()],
+            vec![w.run[254].id(), w.setup[3].id()],
+        ),
         (vec![refused, made_up], vec![w.run[254].id(), made_up]),
         (vec![late.id(), made_up], vec![w.setup[3].id(), made_up]),
     ];
@@ -442,10 +487,16 @@ fn the_refused_set_stays_bounded_under_a_flood() {
         assert!(b.quota_refused_count() <= MAX_QUOTA_REFUSED);
     }
     assert_eq!(b.quota_refused_count(), MAX_QUOTA_REFUSED);
-    assert!(!b.refused_over_quota(&refused), "the oldest was not forgotten");
+    assert!(
+        !b.refused_over_quota(&refused),
+        "the oldest was not forgotten"
+    );
     // Forgotten: an alert naming op 255 waits for it again.
     let heads = vec![refused];
     let (key, co) = (w.key.clone(), w.collective());
     let post = alert(&key, co, &w.a, heads, "after the flood", &mut w.rng);
-    assert_eq!(ingest(&mut b, SetKind::Envelopes, &post, &w.b), Ingested::Held);
+    assert_eq!(
+        ingest(&mut b, SetKind::Envelopes, &post, &w.b),
+        Ingested::Held
+    );
 }

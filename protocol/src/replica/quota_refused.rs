@@ -100,7 +100,9 @@ mod tests {
         assert_eq!(set.len(), MAX_QUOTA_REFUSED);
         let last = 10_000_000 + MAX_QUOTA_REFUSED as u32 * 2 - 1;
         assert!(set.parents(&id(last)).is_some());
-        assert!(set.parents(&id(last + 1 - MAX_QUOTA_REFUSED as u32)).is_some());
+        assert!(set
+            .parents(&id(last + 1 - MAX_QUOTA_REFUSED as u32))
+            .is_some());
         assert!(set.parents(&id(last - MAX_QUOTA_REFUSED as u32)).is_none());
     }
 }
