@@ -329,6 +329,50 @@ fn an_alert_and_a_rotation_written_on_a_refused_head_cross_the_split() {
     assert!(!b.log().contains(&w.run[256].id()));
 }
 
+/// After a restart (the set of ops refused over the quota is not kept), a rotation B took in on
+/// a refused head waits for that head again, and is taken in again when sync offers the op
+/// and B refuses it once more; B's member then reads alerts under the rotated key again.
+#[test]
+fn a_rotation_taken_in_on_a_refused_head_is_taken_in_again_after_a_restart() {
+    let mut w = World::new(5);
+    let mut a = w.side_a();
+    let mut b = w.side_b();
+    let (key, rotation) = w.rotation_on(&a);
+    assert_eq!(
+        ingest(&mut a, SetKind::Deliveries, rotation.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    assert!(b.deliveries().contains_key(&rotation.id()));
+
+    // Restart: the ops and deliveries read back from B's store.
+    let mut again = State::new(w.genesis.clone());
+    // The store keeps ops waiting for their parents too (op 256).
+    let mut stored: Vec<Op> = b.log().ops().cloned().collect();
+    if !stored.iter().any(|op| op.id() == w.run[256].id()) {
+        stored.push(w.run[256].clone());
+    }
+    again.restore_ops(stored);
+    for delivery in b.deliveries().values() {
+        again.restore_delivery(delivery.clone(), &w.b).unwrap();
+    }
+    assert!(again.book().key(&key.id()).is_none());
+    assert_eq!(again.held_count(), 1, "the rotation waits for op 255");
+    let outcomes = hand_over(&mut a, &mut again, &w.b, &[]);
+    assert!(outcomes.is_empty());
+    assert!(again.deliveries().contains_key(&rotation.id()));
+    assert!(again.book().key(&key.id()).is_some());
+    assert!(!again.log().contains(&w.run[255].id()));
+    assert!(again.refused_over_quota(&w.run[255].id()));
+    let heads = a.log().roster().heads().to_vec();
+    let co = w.collective();
+    let post = alert(&key, co, &w.a, heads, "after a restart", &mut w.rng);
+    assert_eq!(
+        ingest(&mut again, SetKind::Envelopes, &post, &w.b),
+        Ingested::Accepted
+    );
+}
+
 /// The same alert arriving at B before B refused op 255 waits for it (an op it has not seen),
 /// and is taken in when B refuses op 255 over the quota: the refusal releases what waited.
 #[test]

@@ -400,23 +400,34 @@ impl State {
         self.book.preload(keys);
     }
 
-    /// Load a key delivery read back from this replica's own store.
+    /// Load a key delivery read back from this replica's own store. One naming membership ops
+    /// the log lacks is held until they arrive (or are refused over the quota again), as one
+    /// from a peer would be.
     pub fn restore_delivery(
         &mut self,
         delivery: KeyDelivery,
         me: &Identity,
     ) -> Result<(), &'static str> {
-        // It was accepted with the heads it names that the log holds (others were refused over
-        // the quota, a set not kept across restarts): judged at those again.
-        let held: Vec<OpId> = delivery
-            .body()
-            .heads
-            .iter()
-            .filter(|h| self.log.contains(h))
-            .copied()
-            .collect();
-        let Some(named) = Named::of(&mut self.log, &held) else {
-            return Err("stored key delivery names unknown membership state");
+        let Some(named) = Named::of(&mut self.log, &delivery.body().heads) else {
+            // Taken in with a head read as refused over the quota (a set not kept across
+            // restarts), or its heads are not all stored: held as a peer's delivery would be,
+            // and tried again when they arrive or are refused again (sync offers them again).
+            // Judging it at the heads held instead would record fewer removals for a rotation.
+            let author = delivery.body().author;
+            let waits = self.missing_heads(&delivery.body().heads);
+            let hold = Hold {
+                form: Form::Delivery(Box::new(delivery)),
+                author: Some(author),
+                waits,
+            };
+            return if self
+                .held
+                .insert(SetKind::Deliveries.id_of(hold.form.bytes()), hold, None)
+            {
+                Ok(())
+            } else {
+                Err("stored key delivery names unknown membership state")
+            };
         };
         let recorded = self.book.record(&delivery, me, named.roster(&self.log));
         self.deliveries.insert(delivery.id(), delivery);
