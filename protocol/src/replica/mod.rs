@@ -122,8 +122,8 @@ impl Ingested {
         matches!(self, Ingested::Rejected(_))
     }
 
-    /// The outcome with no penalty for the sender: a refusal of an item judged with heads read
-    /// as absent ([`State::effective_heads`]) may be of an honest item from the other side of a
+    /// The outcome with no penalty for the sender: a refusal of an item judged with a head read
+    /// as refused over the quota ([`State::effective_heads`]) may be of an honest item from the other side of a
     /// quota split, which its forwarder could not have judged as this replica does.
     fn without_penalty(self) -> Self {
         match self {
@@ -262,8 +262,9 @@ pub struct State {
     /// keys are ever held, and each entry comes from the key bytes alone ([`sig::KeyCache`]).
     keys: sig::KeyCache,
     keys_at: Vec<OpId>,
-    /// Ops refused because their author's day was full here: an item naming one among its
-    /// heads is judged as if that head were absent ([`State::effective_heads`]).
+    /// Ops refused because their author's day was full here, with their parents: an item naming
+    /// one among its heads is judged as if it named its parents instead
+    /// ([`State::effective_heads`]).
     quota_refused: QuotaRefused,
 }
 
@@ -352,7 +353,7 @@ impl State {
     }
 
     /// Whether the op `id` is remembered as refused over its author's daily quota: items
-    /// naming it among their heads are judged as if it were absent.
+    /// naming it among their heads are judged as if they named its parents instead.
     pub fn refused_over_quota(&self, id: &OpId) -> bool {
         self.quota_refused.parents(id).is_some()
     }
@@ -871,7 +872,7 @@ impl State {
     }
 
     /// Remember `id` as refused because its author's day is full here, and try again the items
-    /// waiting for it: they are judged as if it were absent ([`State::effective_heads`]).
+    /// waiting for it: they are judged as if they named its parents ([`State::effective_heads`]).
     fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId]) {
         if self.quota_refused.insert(id, parents) {
             self.released.push(Wait::Op(id));
@@ -892,10 +893,11 @@ impl State {
     /// read exactly as if she had named them (the `Named::Current` shortcut compares those
     /// heads with the current ones, so it gives that roster too); a reference's authority
     /// comes from the current roster; no rule asks that heads be recent or include anything.
-    /// What it changes for third parties: a rotation so judged must still reach every member
-    /// at the heads read, and records the removals there (fewer removals recorded only make
-    /// later posts find its epoch retired sooner), and a refusal of an item so judged
-    /// penalises nobody ([`Ingested::without_penalty`]).
+    /// So a rotation so judged must still reach every member at the heads read and records the
+    /// removals there, as it would had its author named them. Only this replica's state decides
+    /// whether a head is read so, and only for the op of exactly those bytes (its id), refused
+    /// here. A refusal of an item so judged penalises nobody ([`Ingested::without_penalty`]).
+    /// Cost: at most the set's ids and parents are visited per item.
     fn effective_heads(&self, heads: &[OpId]) -> Option<Vec<OpId>> {
         let refused = |h: &OpId| {
             if self.log.contains(h) {
