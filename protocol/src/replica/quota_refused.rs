@@ -1,23 +1,22 @@
 //! Membership ops this replica refused because their author's day was full here (the op quota,
-//! [`OpRefusal::OverQuota`](crate::membership::OpRefusal::OverQuota)), remembered so items naming
-//! them among their heads are judged as if those heads were absent and their parents named instead (SECURITY.md, H1's residual:
-//! a member over the quota can make two replicas keep different ops of hers for good, and every
-//! alert and key delivery written on the other side names one this side refused).
+//! [`OpRefusal::OverQuota`](crate::membership::OpRefusal::OverQuota)), remembered with the
+//! parents each names, so an item naming one among its heads is judged as if it named that op's
+//! parents instead (SECURITY.md, H1's residual: a member over the quota can make two replicas
+//! keep different ops of hers for good, and alerts and key deliveries written on one side name
+//! an op the other side refused). The parents are read from the op's bytes, which its id fixes;
+//! naming them keeps the history the author saw below it (an alert written just after a run of
+//! the member's ops names only the last of them).
 //!
-//! Why that is safe: an item's author chooses its heads, and reading some of them as absent only
-//! gives her what naming other heads (the others and those parents) herself gives her; the rules that read heads are checked
-//! against that in `State::effective_heads`. So an id in this set, even one of bytes nobody
-//! signed (the quota is checked before the signature), makes no item pass that would not pass
-//! with the heads its author could have named.
-//!
-//! Each id is kept with the parents its op names (read from its bytes, which fix its id): a
-//! head refused here is read as those parents, so the history the author saw below it still
-//! counts (an alert written just after a run of the member's ops names only the last of them).
+//! Why that is safe: an item's author chooses its heads, so the heads read are ones she could
+//! have named herself, and the rules that read heads are checked against that in
+//! `State::effective_heads`. So an id in this set, even one of bytes nobody signed (the quota is
+//! checked before the signature), makes no item pass that would not pass with heads its author
+//! could have named.
 //!
 //! Bounded: the most recent [`MAX_QUOTA_REFUSED`] ids, and [`MAX_QUOTA_REFUSED_PARENTS`] parent
-//! ids in all, the oldest forgotten first. A flood of
-//! refused ops pushes out older ids, and an item naming a forgotten one waits for it as it did
-//! before this set existed (held up to the held-item caps): no worse than without it.
+//! ids in all, the oldest forgotten first. A flood of refused ops pushes out older ids, and an
+//! item naming a forgotten one waits for it as it did before this set existed (held up to the
+//! held-item caps): no worse than without it.
 
 use std::collections::{HashMap, VecDeque};
 
