@@ -544,3 +544,36 @@ fn the_refused_set_stays_bounded_under_a_flood() {
         Ingested::Held
     );
 }
+
+/// Only ops refused over their author's quota are read so: an op by a key no member proposed
+/// (refused for now) and an op merely missing are not, and an alert naming either waits for it.
+#[test]
+fn only_ops_refused_over_the_quota_are_read_as_their_parents() {
+    let mut w = World::new(6);
+    let mut b = w.side_b();
+    let stranger = Identity::generate_at(&mut w.rng, START);
+    let by_stranger = Op::create(
+        &stranger,
+        w.collective(),
+        vec![w.run[0].id()],
+        NOW - 10,
+        Action::RotateAgreementKey {
+            identity: stranger.public(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, by_stranger.encoded(), &w.b),
+        Ingested::Ignored(Refusal::NeverAMember)
+    );
+    assert!(!b.refused_over_quota(&by_stranger.id()));
+    assert_eq!(b.quota_refused_count(), 0);
+    let (key, co) = (w.key.clone(), w.collective());
+    for (i, head) in [by_stranger.id(), w.run[255].id()].into_iter().enumerate() {
+        let post = alert(&key, co, &w.a, vec![head], &format!("{i}"), &mut w.rng);
+        assert_eq!(
+            ingest(&mut b, SetKind::Envelopes, &post, &w.b),
+            Ingested::Held
+        );
+    }
+}
