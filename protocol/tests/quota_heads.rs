@@ -577,3 +577,50 @@ fn only_ops_refused_over_the_quota_are_read_as_their_parents() {
         );
     }
 }
+
+/// What stays (SECURITY.md, "Not mitigated"): once anyone writes an op on A's side of the split
+/// (here the founder removes x), it names op 255 as its parent and never joins at B, and the
+/// rotation and alert naming it are held at B as before, though B refused op 255 over the quota.
+#[test]
+fn an_alert_naming_a_later_op_built_on_a_refused_one_still_waits() {
+    let mut w = World::new(7);
+    let mut a = w.side_a();
+    let mut b = w.side_b();
+    let removal = Op::create(
+        &w.founder,
+        w.collective(),
+        a.log().writer_heads(&w.founder.member_id()),
+        NOW - 20,
+        Action::Remove {
+            member: w.x.member_id(),
+            reason: names::reason("split"),
+        },
+    )
+    .unwrap();
+    assert_eq!(removal.parents(), &[w.run[255].id()]);
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    // The founder rotates the key away from x, naming the removal.
+    let (key, rotation) = w.rotation_on(&a);
+    assert_eq!(
+        ingest(&mut a, SetKind::Deliveries, rotation.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let heads = a.log().roster().heads().to_vec();
+    let co = w.collective();
+    let post = alert(&key, co, &w.a, heads, "after the removal", &mut w.rng);
+    assert_eq!(
+        ingest(&mut a, SetKind::Envelopes, &post, &w.a),
+        Ingested::Accepted
+    );
+    let outcomes = hand_over(&mut a, &mut b, &w.b, std::slice::from_ref(&post));
+    assert!(b.refused_over_quota(&w.run[255].id()));
+    assert!(!b.log().contains(&removal.id()), "the op split healed");
+    assert_eq!(outcomes, vec![Ingested::Held]);
+    assert!(
+        !b.deliveries().contains_key(&rotation.id()),
+        "the rotation crossed"
+    );
+}
