@@ -13,6 +13,7 @@ mod deliveries;
 mod held;
 mod named;
 mod posts;
+mod quota_refused;
 mod refusal;
 
 use std::collections::{HashMap, HashSet};
@@ -26,7 +27,7 @@ use crate::envelope::{self, EnvelopeError, InnerBody, Opened, PostMeta, Verdict,
 use crate::epoch::{DeliveryKind, EpochBook, EpochError, EpochStatus, KeyDelivery, Recorded};
 use crate::identity::{Identity, PublicIdentity};
 use crate::ids::{context, hash};
-use crate::membership::{InsertOutcome, MembershipLog, Op, Roster, SignedGenesis};
+use crate::membership::{InsertOutcome, MembershipLog, Op, OpRefusal, Roster, SignedGenesis};
 use crate::reconcile::Item;
 use crate::sig;
 use crate::{ContentId, DeliveryId, EpochId, MemberId, OpId};
@@ -39,6 +40,8 @@ pub use held::{
 };
 use named::Named;
 pub use posts::Posts;
+use quota_refused::QuotaRefused;
+pub use quota_refused::{MAX_QUOTA_REFUSED, MAX_QUOTA_REFUSED_PARENTS};
 pub use refusal::Refusal;
 /// Most items remembered as refused (so sync does not fetch them again).
 pub const MAX_REFUSED: usize = 16_384;
@@ -119,6 +122,16 @@ impl Ingested {
     /// Whether the sender should be penalised.
     pub fn is_rejected(&self) -> bool {
         matches!(self, Ingested::Rejected(_))
+    }
+
+    /// The outcome with no penalty for the sender: a refusal of an item judged with a head read
+    /// as refused over the quota ([`State::effective_heads`]) may be of an honest item from the other side of a
+    /// quota split, which its forwarder could not have judged as this replica does.
+    fn without_penalty(self) -> Self {
+        match self {
+            Ingested::Rejected(why) => Ingested::Ignored(why),
+            other => other,
+        }
     }
 
     /// An error judged by the protocol's verdict on it.
@@ -252,6 +265,10 @@ pub struct State {
     /// keys are ever held, and each entry comes from the key bytes alone ([`sig::KeyCache`]).
     keys: sig::KeyCache,
     keys_at: Vec<OpId>,
+    /// Ops refused because their author's day was full here, with their parents: an item naming
+    /// one among its heads is judged as if it named its parents instead
+    /// ([`State::effective_heads`]).
+    quota_refused: QuotaRefused,
 }
 
 /// Most new shares a replica makes on request for one member per UTC day (twice what one
@@ -297,6 +314,7 @@ impl State {
             shares_made: HashMap::new(),
             keys: sig::KeyCache::new(),
             keys_at: Vec::new(),
+            quota_refused: QuotaRefused::default(),
         }
     }
 
@@ -329,6 +347,18 @@ impl State {
     /// keeps: [`MembershipLog::orphan_count`]).
     pub fn held_count(&self) -> usize {
         self.held.len()
+    }
+
+    /// How many op ids are remembered as refused over their author's daily quota (at most
+    /// [`MAX_QUOTA_REFUSED`]).
+    pub fn quota_refused_count(&self) -> usize {
+        self.quota_refused.len()
+    }
+
+    /// Whether the op `id` is remembered as refused over its author's daily quota: items
+    /// naming it among their heads are judged as if they named its parents instead.
+    pub fn refused_over_quota(&self, id: &OpId) -> bool {
+        self.quota_refused.parents(id).is_some()
     }
 
     /// The bytes the held items are accounted for (at most [`MAX_HELD_BYTES`]).
@@ -374,14 +404,34 @@ impl State {
         self.book.preload(keys);
     }
 
-    /// Load a key delivery read back from this replica's own store.
+    /// Load a key delivery read back from this replica's own store. One naming membership ops
+    /// the log lacks is held until they arrive (or are refused over the quota again), as one
+    /// from a peer would be.
     pub fn restore_delivery(
         &mut self,
         delivery: KeyDelivery,
         me: &Identity,
     ) -> Result<(), &'static str> {
         let Some(named) = Named::of(&mut self.log, &delivery.body().heads) else {
-            return Err("stored key delivery names unknown membership state");
+            // Taken in with a head read as refused over the quota (a set not kept across
+            // restarts), or its heads are not all stored: held as a peer's delivery would be,
+            // and tried again when they arrive or are refused again (sync offers them again).
+            // Judging it at the heads held instead would record fewer removals for a rotation.
+            let author = delivery.body().author;
+            let waits = self.missing_heads(&delivery.body().heads);
+            let hold = Hold {
+                form: Form::Delivery(Box::new(delivery)),
+                author: Some(author),
+                waits,
+            };
+            return if self
+                .held
+                .insert(SetKind::Deliveries.id_of(hold.form.bytes()), hold, None)
+            {
+                Ok(())
+            } else {
+                Err("stored key delivery names unknown membership state")
+            };
         };
         let recorded = self.book.record(&delivery, me, named.roster(&self.log));
         self.deliveries.insert(&delivery);
@@ -599,6 +649,9 @@ impl State {
             return Ingested::Ignored(Refusal::ClockSkew(SetKind::Ops));
         }
         if let Err(why) = self.log.precheck(&body.author, body.timestamp) {
+            if why == OpRefusal::OverQuota {
+                self.refuse_over_quota(OpId(SetKind::Ops.id_of(bytes)), &body.parents);
+            }
             return Ingested::Ignored(why.into());
         }
         let op = match Op::decode(bytes, self.log.collective()) {
@@ -629,6 +682,7 @@ impl State {
             return self.hold(Form::Op(Box::new(op)), Some(author), waits);
         }
         let waiting = (!waits.is_empty()).then(|| op.clone());
+        let parents = op.parents().to_vec();
         let bytes = op.encoded().to_vec();
         // The log decides first (known author, quota, orphan bounds); only what it keeps is
         // written, and orphans it evicts are deleted, so a peer cannot fill the disk.
@@ -659,7 +713,12 @@ impl State {
                 None => Ingested::Held,
             },
             // The forwarder may know a proposal this node lacks yet: not its fault.
-            InsertOutcome::Refused(why) => Ingested::Ignored(why.into()),
+            InsertOutcome::Refused(why) => {
+                if why == OpRefusal::OverQuota {
+                    self.refuse_over_quota(id, &parents);
+                }
+                Ingested::Ignored(why.into())
+            }
         }
     }
 
@@ -706,14 +765,20 @@ impl State {
         if self.deliveries.contains_key(&delivery.id()) {
             return Ingested::Duplicate;
         }
-        let Some(named) = Named::of(&mut self.log, &delivery.body().heads) else {
+        let dropped = self.effective_heads(&delivery.body().heads);
+        let heads = dropped.as_deref().unwrap_or(&delivery.body().heads);
+        let Some(named) = Named::of(&mut self.log, heads) else {
             let author = delivery.body().author;
-            let waits = self.missing_heads(&delivery.body().heads);
+            let waits = self.missing_heads(heads);
             return self.hold(Form::Delivery(Box::new(delivery)), Some(author), waits);
         };
         let roster = named.roster(&self.log);
+        let penalty = |outcome: Ingested| match dropped {
+            Some(_) => outcome.without_penalty(),
+            None => outcome,
+        };
         if let Err(e) = delivery.check_authority(roster) {
-            return Ingested::Rejected(e.into());
+            return penalty(Ingested::Rejected(e.into()));
         }
         match self.book.record(&delivery, me, roster) {
             Ok(Recorded::NewKey(_) | Recorded::Noted) => {}
@@ -722,7 +787,7 @@ impl State {
             Ok(Recorded::Unreadable { epoch, signer }) => {
                 effects.push(Effect::Note(Note::UnreadableKeyShare { epoch, signer }));
             }
-            Err(e) => return Ingested::Rejected(e.into()),
+            Err(e) => return penalty(Ingested::Rejected(e.into())),
         }
         effects.push(Effect::PutDelivery {
             id: delivery.id(),
@@ -809,6 +874,61 @@ impl State {
             || self.still_deferred(&key, now)
     }
 
+    /// Remember `id` as refused because its author's day is full here, and try again the items
+    /// waiting for it: they are judged as if they named its parents ([`State::effective_heads`]).
+    fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId]) {
+        if self.quota_refused.insert(id, parents) {
+            self.released.push(Wait::Op(id));
+        }
+    }
+
+    /// The heads an item is judged at, when they differ from those it names: each head this
+    /// replica refused over its author's daily quota and does not hold is read as absent, and
+    /// the parents that op names (fixed by its bytes, hence by its id) as named instead, again
+    /// and again while those are such heads (`None`: judged at the heads it names). So an alert
+    /// written on a run of the member's ops, naming only the last, keeps the history below.
+    ///
+    /// Why this grants nothing: an item's author chooses its heads, any ids she likes, so the
+    /// heads read here are ones she could have named herself, and every rule reading them is
+    /// one she could already play with them: membership and removal of the author and of a
+    /// delivery's recipients, a rotation reaching every member, the epoch's status and a
+    /// rotation's removals all come from the roster at the heads, `roster_at` of the heads
+    /// read exactly as if she had named them (the `Named::Current` shortcut compares those
+    /// heads with the current ones, so it gives that roster too); a reference's authority
+    /// comes from the current roster; no rule asks that heads be recent or include anything.
+    /// So a rotation so judged must still reach every member at the heads read and records the
+    /// removals there, as it would had its author named them. Only this replica's state decides
+    /// whether a head is read so, and only for the op of exactly those bytes (its id), refused
+    /// here. A refusal of an item so judged penalises nobody ([`Ingested::without_penalty`]).
+    /// Cost: at most the set's ids and parents are visited per item.
+    fn effective_heads(&self, heads: &[OpId]) -> Option<Vec<OpId>> {
+        let refused = |h: &OpId| {
+            if self.log.contains(h) {
+                None
+            } else {
+                self.quota_refused.parents(h)
+            }
+        };
+        if !heads.iter().any(|h| refused(h).is_some()) {
+            return None;
+        }
+        let mut read = std::collections::BTreeSet::new();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<OpId> = heads.to_vec();
+        while let Some(h) = stack.pop() {
+            if !seen.insert(h) {
+                continue;
+            }
+            match refused(&h) {
+                Some(parents) => stack.extend_from_slice(parents),
+                None => {
+                    read.insert(h);
+                }
+            }
+        }
+        Some(read.into_iter().collect())
+    }
+
     /// The heads of `heads` not in the log with their history, as what an item waits for
     /// (`MembershipLog::roster_at` answers for any heads the log holds, so an item is held for
     /// its heads only when one of them is missing).
@@ -880,8 +1000,10 @@ impl State {
         // Whoever signed it is who a hold is counted against (it opened, so it is theirs).
         let author = opened.body.author;
         let epoch = opened.body.epoch;
-        let Some(named) = Named::of(&mut self.log, &opened.body.heads) else {
-            let waits = self.missing_heads(&opened.body.heads);
+        let dropped = self.effective_heads(&opened.body.heads);
+        let heads = dropped.as_deref().unwrap_or(&opened.body.heads);
+        let Some(named) = Named::of(&mut self.log, heads) else {
+            let waits = self.missing_heads(heads);
             return self.hold(
                 Form::Opened(bytes.to_vec(), Box::new(opened)),
                 Some(author),
@@ -896,6 +1018,10 @@ impl State {
             );
         };
         let at_heads = named.roster(&self.log);
+        let penalty = |outcome: Ingested| match dropped {
+            Some(_) => outcome.without_penalty(),
+            None => outcome,
+        };
         // What may still be held after `authorize` consumed it: kept only then (rare).
         let missing_target = opened
             .body
@@ -923,7 +1049,7 @@ impl State {
                 if e == envelope::Rejection::FromTheFuture {
                     self.skew_date = Some(dated);
                 }
-                return Ingested::judged(e.verdict(), e);
+                return penalty(Ingested::judged(e.verdict(), e));
             }
         };
         if let (Some(target), Some(kept)) = (missing_target, keep) {
@@ -931,7 +1057,7 @@ impl State {
             return self.hold(form, Some(author), vec![Wait::Post(target)]);
         }
         if let Some(outcome) = self.check_target(&verified, named.roster(&self.log)) {
-            return outcome;
+            return penalty(outcome);
         }
         let id = verified.id();
         effects.push(Effect::PutPost {
