@@ -354,7 +354,8 @@ fn a_rotation_taken_in_on_a_refused_head_is_taken_in_again_after_a_restart() {
     }
     again.restore_ops(stored);
     for delivery in b.deliveries().values() {
-        again.restore_delivery(delivery.clone(), &w.b).unwrap();
+        let delivery = delivery.decode(b.log().collective()).unwrap();
+        again.restore_delivery(delivery, &w.b).unwrap();
     }
     assert!(again.book().key(&key.id()).is_none());
     assert_eq!(again.held_count(), 1, "the rotation waits for op 255");
