@@ -328,24 +328,7 @@ fn a_flood_of_rotations_is_bounded() {
 #[test]
 fn a_member_who_keeps_rotating_gets_a_bounded_number_of_new_shares() {
     let mut w = World::new(9);
-    let mut founder_state = State::new(w.log.genesis().clone());
-    let (_, delivery) = w.rotation(NOW + DAY);
-    for op in w.log.ops() {
-        accepted(
-            &mut founder_state,
-            SetKind::Ops,
-            op.encoded(),
-            &w.founder,
-            NOW + DAY,
-        );
-    }
-    accepted(
-        &mut founder_state,
-        SetKind::Deliveries,
-        delivery.encoded(),
-        &w.founder,
-        NOW + DAY,
-    );
+    let (mut founder_state, delivery) = founder_with_a_rotation(&mut w);
     let epoch = delivery.epoch();
     let mut made = 0;
     // Each day by the ops' dates one rotation takes effect; on one day of the answerer's clock
@@ -385,20 +368,8 @@ fn a_member_who_keeps_rotating_gets_a_bounded_number_of_new_shares() {
     assert_eq!(made, MAX_NEW_SHARES_PER_MEMBER_PER_DAY);
 }
 
-fn accepted(state: &mut State, kind: SetKind, bytes: &[u8], me: &Identity, now: u64) {
-    assert_eq!(
-        state.ingest(kind, bytes, me, now).outcome,
-        Ingested::Accepted
-    );
-}
-
-/// Deliveries are kept encoded only (branch `sim`, `replica::KeptDelivery`): what is kept is the
-/// accepted bytes with the fields of their verified body, and a share of one's own asked for
-/// again is found by decoding those bytes and sent again byte for byte, while a member whose
-/// key has since rotated gets a new share, not the old one.
-#[test]
-fn a_kept_delivery_is_its_bytes_and_is_sent_again_from_them() {
-    let mut w = World::new(10);
+/// The founder's replica with every op of `w` and a rotation dated a day on, and that rotation.
+fn founder_with_a_rotation(w: &mut World) -> (State, KeyDelivery) {
     let mut founder_state = State::new(w.log.genesis().clone());
     let (_, delivery) = w.rotation(NOW + DAY);
     for op in w.log.ops() {
@@ -417,6 +388,24 @@ fn a_kept_delivery_is_its_bytes_and_is_sent_again_from_them() {
         &w.founder,
         NOW + DAY,
     );
+    (founder_state, delivery)
+}
+
+fn accepted(state: &mut State, kind: SetKind, bytes: &[u8], me: &Identity, now: u64) {
+    assert_eq!(
+        state.ingest(kind, bytes, me, now).outcome,
+        Ingested::Accepted
+    );
+}
+
+/// Deliveries are kept encoded only (branch `sim`, `replica::KeptDelivery`): what is kept is the
+/// accepted bytes with the fields of their verified body, and a share of one's own asked for
+/// again is found by decoding those bytes and sent again byte for byte, while a member whose
+/// key has since rotated gets a new share, not the old one.
+#[test]
+fn a_kept_delivery_is_its_bytes_and_is_sent_again_from_them() {
+    let mut w = World::new(10);
+    let (mut founder_state, delivery) = founder_with_a_rotation(&mut w);
     let kept = founder_state.deliveries().get(&delivery.id()).unwrap();
     assert_eq!(kept.encoded(), delivery.encoded());
     assert_eq!(kept.epoch(), delivery.epoch());

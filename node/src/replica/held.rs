@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use lookout_protocol::replica::{Effect, Note};
+use lookout_protocol::replica::Effect;
 use lookout_protocol::ContentId;
 
 use super::ingest::Unpersisted;
@@ -48,21 +48,24 @@ impl Replica {
         if !self.held.on {
             return self.persist(writes);
         }
-        let mut notes: Vec<Note> = Vec::new();
-        let mut posted: HashMap<ContentId, Box<StoredRecord>> = HashMap::new();
-        for effect in writes.0 {
-            match effect {
-                Effect::Note(note) => notes.push(note),
-                Effect::PutPost { id, record } => {
-                    posted.insert(id, record.clone());
-                    self.held.effects.push(Effect::PutPost { id, record });
-                }
-                other => self.held.effects.push(other),
+        let (notes, effects): (Vec<Effect>, Vec<Effect>) = writes
+            .0
+            .into_iter()
+            .partition(|e| matches!(e, Effect::Note(_)));
+        // The notes read the posts from their held writes (not copied, not from the store).
+        let posted: HashMap<ContentId, &StoredRecord> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::PutPost { id, record } => Some((*id, &**record)),
+                _ => None,
+            })
+            .collect();
+        for effect in notes {
+            if let Effect::Note(note) = effect {
+                self.note(note, &posted);
             }
         }
-        for note in notes {
-            self.note(note, &posted);
-        }
+        self.held.effects.extend(effects);
         Ok(())
     }
 

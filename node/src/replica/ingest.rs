@@ -162,7 +162,7 @@ impl Replica {
         effects: Vec<Effect>,
     ) -> Result<(), ApiError> {
         let mut notes = Vec::new();
-        let mut posted: HashMap<ContentId, Box<StoredRecord>> = HashMap::new();
+        let mut records: Vec<(ContentId, Box<StoredRecord>)> = Vec::new();
         let mut indexed = Vec::new();
         for effect in effects {
             match effect {
@@ -185,7 +185,7 @@ impl Replica {
                     let value = Zeroizing::new(postcard::to_allocvec(&record).unwrap_or_default());
                     batch.put_expiring_owned(Tree::Alerts, &id.0, value, record.body.expires);
                     indexed.push((id, PostMeta::of(&record.body)));
-                    posted.insert(id, record);
+                    records.push((id, record));
                 }
                 // Only expiry deletes posts (`Replica::expire`, which also drops the index
                 // chunks of hours that have passed; an entry of a post gone within the current
@@ -201,6 +201,7 @@ impl Replica {
             .add(&self.store, &mut batch, indexed)
             .map_err(store_error)?;
         self.store.apply_batch(batch).map_err(store_error)?;
+        let posted = records.iter().map(|(id, r)| (*id, &**r)).collect();
         for note in notes {
             self.note(note, &posted);
         }
@@ -209,7 +210,7 @@ impl Replica {
 
     /// Turn a note of the core into an event for watchers. `posted` holds the posts just
     /// written (read from there rather than back from the store).
-    pub(super) fn note(&mut self, note: Note, posted: &HashMap<ContentId, Box<StoredRecord>>) {
+    pub(super) fn note(&mut self, note: Note, posted: &HashMap<ContentId, &StoredRecord>) {
         match note {
             Note::PostAccepted(id) => {
                 if let Some(view) = self.alert_view_with(&id, posted) {

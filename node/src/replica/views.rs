@@ -288,7 +288,7 @@ impl Replica {
     pub(super) fn alert_view_with(
         &self,
         id: &ContentId,
-        posted: &HashMap<ContentId, Box<PostRecord>>,
+        posted: &HashMap<ContentId, &PostRecord>,
     ) -> Option<AlertView> {
         let state = self.collective.as_ref()?;
         let meta = state.posts().get(id)?;

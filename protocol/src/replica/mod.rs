@@ -127,9 +127,9 @@ impl Ingested {
     /// The outcome with no penalty for the sender: a refusal of an item judged with a head read
     /// as refused over the quota ([`State::effective_heads`]) may be of an honest item from the other side of a
     /// quota split, which its forwarder could not have judged as this replica does.
-    fn without_penalty(self) -> Self {
+    fn without_penalty_if(self, heads_read: bool) -> Self {
         match self {
-            Ingested::Rejected(why) => Ingested::Ignored(why),
+            Ingested::Rejected(why) if heads_read => Ingested::Ignored(why),
             other => other,
         }
     }
@@ -765,18 +765,15 @@ impl State {
         if self.deliveries.contains_key(&delivery.id()) {
             return Ingested::Duplicate;
         }
-        let dropped = self.effective_heads(&delivery.body().heads);
-        let heads = dropped.as_deref().unwrap_or(&delivery.body().heads);
+        let read = self.effective_heads(&delivery.body().heads);
+        let heads = read.as_deref().unwrap_or(&delivery.body().heads);
         let Some(named) = Named::of(&mut self.log, heads) else {
             let author = delivery.body().author;
             let waits = self.missing_heads(heads);
             return self.hold(Form::Delivery(Box::new(delivery)), Some(author), waits);
         };
         let roster = named.roster(&self.log);
-        let penalty = |outcome: Ingested| match dropped {
-            Some(_) => outcome.without_penalty(),
-            None => outcome,
-        };
+        let penalty = |outcome: Ingested| outcome.without_penalty_if(read.is_some());
         if let Err(e) = delivery.check_authority(roster) {
             return penalty(Ingested::Rejected(e.into()));
         }
@@ -899,7 +896,7 @@ impl State {
     /// So a rotation so judged must still reach every member at the heads read and records the
     /// removals there, as it would had its author named them. Only this replica's state decides
     /// whether a head is read so, and only for the op of exactly those bytes (its id), refused
-    /// here. A refusal of an item so judged penalises nobody ([`Ingested::without_penalty`]).
+    /// here. A refusal of an item so judged penalises nobody ([`Ingested::without_penalty_if`]).
     /// Cost: at most the set's ids and parents are visited per item.
     fn effective_heads(&self, heads: &[OpId]) -> Option<Vec<OpId>> {
         let refused = |h: &OpId| {
@@ -1000,8 +997,8 @@ impl State {
         // Whoever signed it is who a hold is counted against (it opened, so it is theirs).
         let author = opened.body.author;
         let epoch = opened.body.epoch;
-        let dropped = self.effective_heads(&opened.body.heads);
-        let heads = dropped.as_deref().unwrap_or(&opened.body.heads);
+        let read = self.effective_heads(&opened.body.heads);
+        let heads = read.as_deref().unwrap_or(&opened.body.heads);
         let Some(named) = Named::of(&mut self.log, heads) else {
             let waits = self.missing_heads(heads);
             return self.hold(
@@ -1018,10 +1015,7 @@ impl State {
             );
         };
         let at_heads = named.roster(&self.log);
-        let penalty = |outcome: Ingested| match dropped {
-            Some(_) => outcome.without_penalty(),
-            None => outcome,
-        };
+        let penalty = |outcome: Ingested| outcome.without_penalty_if(read.is_some());
         // What may still be held after `authorize` consumed it: kept only then (rare).
         let missing_target = opened
             .body
