@@ -752,6 +752,11 @@ fn a_mailbox_behind_a_port_forward_learns_its_public_address() {
         let s = a.status();
         (s["mailboxes"].as_array()?.first()?["state"] == "admitted").then_some(())
     });
+    // The mailbox counts A once A's connection to it is up (under load a moment after A saw
+    // its admission); then A's observation has 3 s to (wrongly) make an address external.
+    mailbox.until("the mailbox counts A connected", || {
+        (mstatus()["members_connected"] == 1).then_some(())
+    });
     thread::sleep(Duration::from_secs(3));
     let s = mstatus();
     assert_eq!(s["members_connected"], 1, "{s}");
