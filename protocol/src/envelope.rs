@@ -362,6 +362,36 @@ pub fn open_batch<'k>(
         .collect()
 }
 
+/// Read an envelope this replica already accepted (the node keeps each post as its envelope
+/// only, in its encrypted store, and decodes it when shown): decrypt and decode with every check
+/// of [`open`] except the signature, which was verified when the post was accepted. Never use it
+/// on bytes from the network: only on bytes read back from storage that authenticates them.
+pub fn open_kept<'k>(
+    bytes: &[u8],
+    collective: CollectiveId,
+    key_for: impl Fn(&EpochId) -> Option<&'k EpochKey>,
+) -> Result<Opened, EnvelopeError> {
+    decrypt(bytes, collective, &key_for).map(Decrypted::into_opened)
+}
+
+/// The padded plaintext (length, signed inner part, zero padding) of an envelope, if `key`
+/// opens it, with no other check: for the forensic oracle of the node's store tests, which tries
+/// every epoch key a seized device holds on every envelope it recovers.
+pub fn plaintext_with(bytes: &[u8], key: &EpochKey) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let outer = peek(bytes).ok()?;
+    let cipher = XChaCha20Poly1305::new(key.as_bytes().into());
+    cipher
+        .decrypt(
+            XNonce::from_slice(&outer.nonce),
+            Payload {
+                msg: &outer.ciphertext,
+                aad: &associated_data(&outer),
+            },
+        )
+        .ok()
+        .map(zeroize::Zeroizing::new)
+}
+
 fn decrypt<'k>(
     bytes: &[u8],
     collective: CollectiveId,

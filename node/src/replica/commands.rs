@@ -942,7 +942,7 @@ impl Replica {
             let Some(stored) = self.stored_post(&id) else {
                 continue;
             };
-            let body = &stored.body;
+            let body = &stored;
             let Content::Reachability { addresses } = &body.content else {
                 continue;
             };

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use tracing::{debug, trace};
-use zeroize::Zeroizing;
 
 use lookout_protocol::envelope::PostMeta;
 use lookout_protocol::reconcile::Item;
@@ -15,7 +14,7 @@ use lookout_protocol::{ContentId, DeliveryId, EpochId, MemberId, OpId};
 
 pub use lookout_protocol::replica::{Ingested, Refusal, SetKind};
 
-use super::{now, store_error, Replica, StoredRecord};
+use super::{now, post_record, store_error, Replica, StoredRecord};
 use crate::api::{ApiError, Event};
 use crate::store::{Batch, Tree};
 
@@ -52,14 +51,6 @@ impl WireItem {
         let (item, rest) = postcard::take_from_bytes::<Self>(bytes).ok()?;
         rest.is_empty().then_some(item)
     }
-}
-
-/// The first field of a stored post ([`StoredRecord::envelope`]), what sync sends: read without
-/// decoding the rest of the record.
-#[derive(Deserialize)]
-struct StoredEnvelope {
-    #[serde(with = "serde_bytes")]
-    envelope: Vec<u8>,
 }
 
 /// The store writes of an item [`Replica::validate`] took in, for [`Replica::persist`].
@@ -179,10 +170,10 @@ impl Replica {
                     batch.remove(Tree::EpochKeys, &id.0);
                 }
                 Effect::PutPost { id, record } => {
-                    // The post and its index entry under the data key of its expiry hour:
-                    // destroyed once the hour has passed, so no copy sled leaves behind can be
-                    // read afterwards.
-                    let value = Zeroizing::new(postcard::to_allocvec(&record).unwrap_or_default());
+                    // The post (its envelope only: `post_record.rs`) and its index entry under
+                    // the data key of its expiry hour: destroyed once the hour has passed, so no
+                    // copy sled leaves behind can be read afterwards.
+                    let value = post_record::encode(&record.envelope);
                     batch.put_expiring_owned(Tree::Alerts, &id.0, value, record.body.expires);
                     indexed.push((id, PostMeta::of(&record.body)));
                     records.push((id, record));
@@ -279,11 +270,7 @@ impl Replica {
                         continue;
                     }
                     if let Some(value) = self.store.get(Tree::Alerts, id).map_err(store_error)? {
-                        // Only the envelope, the record's first field: the body is not decoded.
-                        if let Ok((record, _)) = postcard::take_from_bytes::<StoredEnvelope>(&value)
-                        {
-                            out.push(record.envelope);
-                        }
+                        out.extend(post_record::envelope_of(&value));
                     }
                 }
             }

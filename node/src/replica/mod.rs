@@ -17,6 +17,7 @@ mod keyshare;
 mod mailboxes;
 mod passphrase;
 mod post_index;
+pub(crate) mod post_record;
 mod secrets;
 mod views;
 
@@ -26,7 +27,7 @@ use std::path::Path;
 use rand::rngs::OsRng;
 use tracing::{debug, info, warn};
 
-use lookout_protocol::envelope::PostMeta;
+use lookout_protocol::envelope::{InnerBody, PostMeta};
 use lookout_protocol::epoch::KeyDelivery;
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::{MembershipLog, Op, RevocationCertificate, SignedGenesis};
@@ -176,7 +177,12 @@ impl Replica {
                 ),
             ));
         }
-        let store = Store::open(home, passphrase).map_err(store_error)?;
+        let mut store = Store::open(home, passphrase).map_err(store_error)?;
+        // A store of the format before keeps each post decoded beside its envelope: rewritten
+        // as envelopes only before anything reads them (`post_record.rs`).
+        if store.format() < crate::store::STORE_FORMAT {
+            post_record::migrate(&mut store).map_err(store_error)?;
+        }
         let sealed = store
             .get(Tree::Identity, KEY_IDENTITY)
             .map_err(store_error)?
@@ -304,7 +310,7 @@ impl Replica {
             .map_err(store_error)?
             .is_none()
         {
-            self.build_post_index()?;
+            self.build_post_index(&state)?;
         }
         // Only the index's chunks are read: the posts stay on disk until shown.
         let (index, entries) = post_index::PostIndex::load(&self.store).map_err(store_error)?;
@@ -328,7 +334,7 @@ impl Replica {
     }
 
     /// Write the post index of a store made before its format: one pass over the posts.
-    fn build_post_index(&mut self) -> Result<(), ApiError> {
+    fn build_post_index(&mut self, state: &State) -> Result<(), ApiError> {
         self.store.clear(Tree::PostIndex).map_err(store_error)?;
         let mut index = post_index::PostIndex::default();
         let mut entries = Vec::new();
@@ -346,15 +352,15 @@ impl Replica {
                 }
                 Err(error) => return Err(store_error(error)),
             };
-            let (Ok(id), Ok(record)) = (
+            let (Ok(id), Some(body)) = (
                 <[u8; 32]>::try_from(key.as_slice()),
-                postcard::from_bytes::<StoredRecord>(&bytes),
+                post_record::body_of(&bytes, state),
             ) else {
                 warn!("skipping unreadable stored post");
                 skipped += 1;
                 continue;
             };
-            entries.push((ContentId(id), PostMeta::of(&record.body)));
+            entries.push((ContentId(id), PostMeta::of(&body)));
         }
         let indexed = entries.len();
         let mut batch = Batch::new();
@@ -370,10 +376,10 @@ impl Replica {
         Ok(())
     }
 
-    /// A stored post, read from disk.
-    pub(crate) fn stored_post(&self, id: &ContentId) -> Option<StoredRecord> {
+    /// A stored post, read from disk and opened with its epoch key.
+    pub(crate) fn stored_post(&self, id: &ContentId) -> Option<InnerBody> {
         let bytes = self.store.get(Tree::Alerts, &id.0).ok()??;
-        postcard::from_bytes(&bytes).ok()
+        post_record::body_of(&bytes, self.collective.as_ref()?)
     }
 
     /// This device's identity.
@@ -547,7 +553,7 @@ pub(crate) fn store_error(error: StoreError) -> ApiError {
         StoreError::WrongPassphrase => ErrorCode::WrongPassphrase,
         StoreError::Locked { .. } => ErrorCode::Busy,
         StoreError::NotFound { .. } => ErrorCode::NotInitialized,
-        StoreError::Incompatible { .. } => ErrorCode::Unsupported,
+        StoreError::Incompatible { .. } | StoreError::TooNew { .. } => ErrorCode::Unsupported,
         StoreError::DuressSameAsPassphrase => ErrorCode::InvalidInput,
         _ => ErrorCode::Internal,
     };

@@ -67,7 +67,7 @@ fn encode(
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<Secrets> {
+pub(super) fn decode(bytes: &[u8]) -> Option<Secrets> {
     let (&version, rest) = bytes.split_first()?;
     if version != 1 && version != SECRETS_VERSION {
         return None;

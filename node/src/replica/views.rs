@@ -263,8 +263,8 @@ impl Replica {
             // An alert nothing refers to is shown as posted: match its text before building the
             // view. Edited, retracted or corroborated ones are matched as shown.
             if state.referring(id).is_empty() {
-                let record = self.stored_post(id)?;
-                let Content::Alert(alert) = &record.body.content else {
+                let body = self.stored_post(id)?;
+                let Content::Alert(alert) = &body.content else {
                     return None;
                 };
                 alert.matches(term, &country)?;
@@ -298,7 +298,7 @@ impl Replica {
         let load = |id: &ContentId| -> Option<InnerBody> {
             match posted.get(id) {
                 Some(record) => Some(record.body.clone()),
-                None => self.stored_post(id).map(|r| r.body),
+                None => self.stored_post(id),
             }
         };
         let body = load(id)?;

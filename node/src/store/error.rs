@@ -31,6 +31,21 @@ pub enum StoreError {
         /// The home directory holding the old store.
         home: PathBuf,
     },
+    /// The home was written by a newer Lookout, in a store format this version does not know.
+    /// Nothing was changed.
+    #[error(
+        "the Lookout data in {home} was written by a newer version of Lookout (store format \
+         {found}; this version reads formats up to {known}); nothing was changed or deleted: \
+         update Lookout to open it"
+    )]
+    TooNew {
+        /// The home directory holding the newer store.
+        home: PathBuf,
+        /// The format its check record names.
+        found: u32,
+        /// The newest format this version reads.
+        known: u32,
+    },
     /// A duress passphrase must differ from the passphrase.
     #[error("the duress passphrase must differ from your passphrase; nothing was changed")]
     DuressSameAsPassphrase,

@@ -5,7 +5,8 @@
 //! every file under the home byte by byte and tries to open a stored value at every offset, for
 //! every padded size, with the storage key the passphrase unlocks, then opens what it finds with
 //! every data key the data-key file still holds. Old versions of values that sled left in its
-//! log are found this way as well as live ones.
+//! log are found this way as well as live ones. The posts among them (kept as their envelopes)
+//! are then opened with every epoch key the secrets file holds, as an examiner would.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use super::datakeys::DataKeys;
 use super::home::Layout;
 use super::keyfile::{KeyFile, Unlocked};
 use super::sealing::{
-    self, padded_sizes, Layers, Stored, EXPIRING_OVERHEAD, EXPIRING_VERSION, NONCE_LEN, OVERHEAD,
+    self, padded_sizes, padded_sizes_expiring, Layers, Stored, EXPIRING_OVERHEAD, EXPIRING_VERSION, NONCE_LEN, OVERHEAD,
     VALUE_VERSION,
 };
 use super::StoreError;
@@ -32,6 +33,9 @@ pub struct Findings {
     pub keys: Vec<(String, Vec<u8>)>,
     /// Values found whose data key no longer exists.
     pub sealed_without_key: usize,
+    /// Posts' envelopes found among the values that an epoch key of the secrets file opened
+    /// (their plaintexts are among `values`, tree `alerts (envelope opened)`).
+    pub envelopes_opened: usize,
     /// Data keys the data-key file (`store.dkeys`) still holds. Keys of any other file that
     /// opens as a data-key file are tried too.
     pub data_keys: usize,
@@ -79,9 +83,16 @@ pub fn recover(home: &Path, passphrase: &[u8]) -> Result<Findings, StoreError> {
     let files = std::mem::take(&mut findings.files);
     for (_, bytes) in &files {
         let sizes = padded_sizes(bytes.len());
+        let expiring_sizes = padded_sizes_expiring(bytes.len());
         for offset in 0..bytes.len() {
             if bytes[offset] == EXPIRING_VERSION {
-                recover_one_layer(&key, &data_keys, &bytes[offset..], &sizes, &mut findings);
+                recover_one_layer(
+                    &key,
+                    &data_keys,
+                    &bytes[offset..],
+                    &expiring_sizes,
+                    &mut findings,
+                );
                 continue;
             }
             if bytes[offset] != VALUE_VERSION {
@@ -132,6 +143,25 @@ pub fn recover(home: &Path, passphrase: &[u8]) -> Result<Findings, StoreError> {
                 }
             }
         }
+    }
+    // The posts' envelopes found, opened with every epoch key the secrets file (which the
+    // passphrase opens) holds: what the examiner reads of a post is its text, not only the
+    // envelope the store keeps (`replica/post_record.rs`).
+    if let Ok(Some(secrets)) = super::secrets::read(home, &key) {
+        let opened = crate::replica::post_record::open_with_secrets(
+            findings
+                .values
+                .iter()
+                .filter(|(tree, _)| tree == Tree::Alerts.name())
+                .map(|(_, value)| value.as_slice()),
+            &secrets,
+        );
+        findings.envelopes_opened = opened.len();
+        findings.values.extend(
+            opened
+                .into_iter()
+                .map(|plain| (format!("{} (envelope opened)", Tree::Alerts.name()), plain.to_vec())),
+        );
     }
     findings.files = files;
     Ok(findings)

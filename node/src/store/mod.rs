@@ -1,4 +1,4 @@
-//! The node's encrypted-at-rest key-value store (store format 2).
+//! The node's encrypted-at-rest key-value store (store format 3).
 //!
 //! A [`Store`] is a sled database whose entries are encrypted under keys derived from a random
 //! 32-byte storage key; the storage key is sealed under the user's passphrase in a two-slot key
@@ -46,8 +46,11 @@
 //!
 //! Each value carries its tree and key inside the ciphertext and is checked against them, so an
 //! attacker with write access cannot move a value to another entry. An internal tree
-//! `__lookout_check` holds one encrypted record, `lookout store v2`, that proves at open time
-//! that the key file belongs to this database and is of this format.
+//! `__lookout_check` holds one encrypted record, `lookout store v3` (the format's number), that
+//! proves at open time that the key file belongs to this database and says its format. Format 3
+//! differs from 2 only in how the replica keeps a post (its envelope only, `replica/post_record.rs`):
+//! a home of format 2 opens, the replica rewrites its posts and marks it 3; a home of a format
+//! newer than [`STORE_FORMAT`] is refused with [`StoreError::TooNew`] and left untouched.
 //!
 //! # Old homes
 //!
@@ -131,8 +134,32 @@ use sealing::{Secret, StorageKey, Stored};
 /// Internal tree holding the check record; "__" names are reserved.
 const CHECK_TREE: &str = "__lookout_check";
 const CHECK_KEY: &[u8] = b"check";
-/// The store format marker: a home of another format is refused, never rewritten.
-const CHECK_VALUE: &[u8] = b"lookout store v2";
+/// The store format marker: `lookout store v` and the format number, sealed under the storage
+/// key. A home of an unknown (newer) format is refused, never rewritten.
+const CHECK_PREFIX: &[u8] = b"lookout store v";
+/// The format a new store is created in, and the newest this version reads. Format 3 keeps each
+/// post as its envelope only (`replica/post_record.rs`); format 2 kept the decoded post beside
+/// it. The store itself reads both alike: what differs is the posts' records, which the replica
+/// rewrites when it opens a store of format 2, then marks it 3 ([`Store::set_format`]).
+pub const STORE_FORMAT: u32 = 3;
+/// The oldest format this version opens (format 1 homes are refused by their key file).
+const OLDEST_FORMAT: u32 = 2;
+
+/// The check record's value for `format`.
+fn check_value(format: u32) -> Vec<u8> {
+    let mut value = CHECK_PREFIX.to_vec();
+    value.extend_from_slice(format.to_string().as_bytes());
+    value
+}
+
+/// The format a check record names, if it is one.
+fn format_of(check: &[u8]) -> Option<u32> {
+    let digits = check.strip_prefix(CHECK_PREFIX)?;
+    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
 
 /// sled's page cache limit. Its default (1 GiB) is too much for a phone, and so was 64 MiB: at
 /// 100,000 alerts, listing them all filled it (313 MiB RSS, docs/BENCHMARKS.md). Pages not in
@@ -155,6 +182,8 @@ pub struct Store {
     /// passphrase derived (so both slots can be re-sealed on every write).
     key_file: Mutex<(KeyFile, usize, Secret)>,
     data_keys: Mutex<DataKeys>,
+    /// The format the check record names ([`STORE_FORMAT`] or an older one still read).
+    format: u32,
     layout: Layout,
     lock: File,
 }
@@ -232,7 +261,7 @@ impl Store {
         let check = db.open_tree(CHECK_TREE)?;
         check.insert(
             key.entry_key(CHECK_TREE, CHECK_KEY)?,
-            key.seal_value(CHECK_TREE, CHECK_KEY, CHECK_VALUE)?,
+            key.seal_value(CHECK_TREE, CHECK_KEY, &check_value(STORE_FORMAT))?,
         )?;
         let trees = open_trees(&db)?;
         db.flush()?;
@@ -249,6 +278,7 @@ impl Store {
             key,
             key_file: Mutex::new((key_file, slot, derived)),
             data_keys: Mutex::new(data_keys),
+            format: STORE_FORMAT,
             layout,
             lock,
         })
@@ -304,12 +334,25 @@ impl Store {
         let check = check.ok_or(StoreError::Corrupt {
             what: "the key file does not belong to this database",
         })?;
-        let checked = key.open_value(CHECK_TREE, CHECK_KEY, &check);
-        if !matches!(checked, Ok(Stored::Plain(value)) if value.as_slice() == CHECK_VALUE) {
-            return Err(StoreError::Corrupt {
-                what: "the key file does not belong to this database",
-            });
-        }
+        let format = match key.open_value(CHECK_TREE, CHECK_KEY, &check) {
+            Ok(Stored::Plain(value)) => format_of(&value),
+            _ => None,
+        };
+        let format = match format {
+            Some(format) if (OLDEST_FORMAT..=STORE_FORMAT).contains(&format) => format,
+            Some(found) if found > STORE_FORMAT => {
+                return Err(StoreError::TooNew {
+                    home: home.to_path_buf(),
+                    found,
+                    known: STORE_FORMAT,
+                })
+            }
+            _ => {
+                return Err(StoreError::Corrupt {
+                    what: "the key file does not belong to this database",
+                })
+            }
+        };
         let data_keys = DataKeys::open(&layout.read_data_keys_file()?, key.data_file_key())?;
         let trees = open_trees(&db)?;
         home::restrict_tree(&layout.db_dir);
@@ -320,9 +363,53 @@ impl Store {
             key,
             key_file: Mutex::new((key_file, slot, derived)),
             data_keys: Mutex::new(data_keys),
+            format,
             layout,
             lock,
         })
+    }
+
+    /// The store format the home is in: [`STORE_FORMAT`], or an older one this version still
+    /// opens (its owner then migrates what differs and calls [`Store::set_format`]).
+    pub fn format(&self) -> u32 {
+        self.format
+    }
+
+    /// Records that the home is now in `format` (its check record rewritten and flushed with
+    /// every write before it): a version that does not know `format` refuses the home from then
+    /// on instead of misreading it.
+    ///
+    /// # Errors
+    ///
+    /// Database errors; a format this version does not know ([`StoreError::TooNew`]).
+    pub fn set_format(&mut self, format: u32) -> Result<(), StoreError> {
+        if format > STORE_FORMAT {
+            return Err(StoreError::TooNew {
+                home: self.layout.home.clone(),
+                found: format,
+                known: STORE_FORMAT,
+            });
+        }
+        self.write_check(&check_value(format))?;
+        self.format = format;
+        Ok(())
+    }
+
+    /// Rewrites the check record (sealed as at creation) and flushes.
+    fn write_check(&self, value: &[u8]) -> Result<(), StoreError> {
+        let check = self.db.open_tree(CHECK_TREE)?;
+        check.insert(
+            self.key.entry_key(CHECK_TREE, CHECK_KEY)?,
+            self.key.seal_value(CHECK_TREE, CHECK_KEY, value)?,
+        )?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Writes any check record, for tests of homes of other formats.
+    #[cfg(test)]
+    pub(crate) fn write_check_for_tests(&self, value: &[u8]) -> Result<(), StoreError> {
+        self.write_check(value)
     }
 
     /// Whether `home` holds a store (its key file exists). A wiped store, or
@@ -803,6 +890,7 @@ impl Store {
             key,
             key_file: _,
             data_keys,
+            format: _,
             layout,
             lock,
         } = self;

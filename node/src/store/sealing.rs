@@ -86,6 +86,36 @@ pub(super) fn padded_len(len: usize) -> usize {
     }
 }
 
+/// The size the plaintext of a one-layer expiring value of `len` bytes is padded to: the next
+/// size of the form 2^k or 3·2^(k−2) (256, 384, 512, 768, 1024, 1536, ...) up to 64 KiB, then the
+/// next multiple of 64 KiB. Finer than [`padded_len`] so that a post, kept as its envelope
+/// (itself padded to a power of two B, plus about 170 bytes of header and entry fields), takes
+/// 1.5·B at rest instead of 2·B: every envelope of one bucket still takes one size, so the size
+/// on disk still tells only the envelope's bucket.
+pub(super) fn padded_len_expiring(len: usize) -> usize {
+    let power = padded_len(len);
+    if len > LARGE_BUCKET || power <= MIN_BUCKET {
+        return power;
+    }
+    let between = power / 4 * 3;
+    if len <= between {
+        between
+    } else {
+        power
+    }
+}
+
+/// Every size [`padded_len_expiring`] can give up to `max`, for scanning raw files.
+pub(super) fn padded_sizes_expiring(max: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut size = MIN_BUCKET;
+    while size <= max {
+        sizes.push(size);
+        size = padded_len_expiring(size + 1);
+    }
+    sizes
+}
+
 /// Every size [`padded_len`] can give up to `max`, for scanning raw files.
 pub(super) fn padded_sizes(max: usize) -> Vec<usize> {
     let mut sizes = Vec::new();
@@ -235,7 +265,7 @@ impl StorageKey {
             .encrypt_in_place(nonce_ref, &head_aad(tree_name), &mut head)
             .map_err(too_large)?;
         let used = 1 + key.len() + 4 + value.len();
-        let padded = padded_len(used);
+        let padded = padded_len_expiring(used);
         let mut stored = Zeroizing::new(Vec::with_capacity(EXPIRING_OVERHEAD + padded));
         stored.push(EXPIRING_VERSION);
         stored.extend_from_slice(&nonce);
@@ -640,6 +670,37 @@ mod tests {
         assert_eq!(big.len(), OVERHEAD + 512);
         assert_eq!(padded_len(70_000), 128 * 1024);
         assert_eq!(padded_sizes(2048), vec![256, 512, 1024, 2048]);
+    }
+
+    /// One-layer expiring values take the finer ladder (2^k and 1.5·2^k): a post kept as its
+    /// envelope takes 1.5 times its envelope's bucket, and every envelope of one bucket the same
+    /// size, whatever its header's varints.
+    #[test]
+    fn expiring_values_show_only_a_bucket_of_the_finer_ladder() {
+        assert_eq!(
+            padded_sizes_expiring(4096),
+            vec![256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096]
+        );
+        for (len, padded) in [(1, 256), (256, 256), (257, 384), (384, 384), (385, 512)] {
+            assert_eq!(padded_len_expiring(len), padded, "{len}");
+        }
+        assert_eq!(padded_len_expiring(70_000), 128 * 1024);
+        assert_eq!(padded_len_expiring(49_153), 64 * 1024);
+        let key = StorageKey::generate().unwrap();
+        let data_key = Secret::generate().unwrap();
+        // An envelope is its bucket B plus 131 to 136 bytes; its record one more byte.
+        for bucket in [512, 1024, 2048, 4096, 8192] {
+            let sizes: std::collections::BTreeSet<usize> = (131..=136)
+                .map(|extra| {
+                    let record = vec![7u8; 1 + bucket + extra];
+                    key.seal_expiring("alerts", &[1; 32], &record, 3, &data_key)
+                        .unwrap()
+                        .len()
+                })
+                .collect();
+            let expected = EXPIRING_OVERHEAD + bucket / 2 * 3;
+            assert_eq!(sizes.into_iter().collect::<Vec<_>>(), vec![expected]);
+        }
     }
 
     #[test]

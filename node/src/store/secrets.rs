@@ -91,33 +91,41 @@ impl Store {
     ///
     /// I/O errors, and [`StoreError::TamperedValue`] if it does not open under the storage key.
     pub fn read_secrets(&self) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        let (file, _) = paths(&self.layout.home);
-        let handle = match fs::File::open(&file) {
-            Ok(handle) => handle,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(cause) => {
-                return Err(StoreError::Io {
-                    action: "open",
-                    path: file,
-                    cause,
-                })
-            }
-        };
-        let mut sealed = Vec::new();
-        handle
-            .take(MAX_SECRETS_FILE_LEN)
-            .read_to_end(&mut sealed)
-            .map_err(io_error("read", &file))?;
-        let tampered = || StoreError::TamperedValue { tree: SECRETS_TREE };
-        let padded = match self.key.open_value(SECRETS_TREE, SECRETS_KEY, &sealed)? {
-            Stored::Plain(padded) => padded,
-            Stored::Expiring { .. } => return Err(tampered()),
-        };
-        let (len, rest) = padded.split_first_chunk::<4>().ok_or_else(tampered)?;
-        let len = u32::from_le_bytes(*len) as usize;
-        let plain = rest.get(..len).ok_or_else(tampered)?;
-        Ok(Some(Zeroizing::new(plain.to_vec())))
+        read(&self.layout.home, &self.key)
     }
+}
+
+/// The secrets file of `home`, opened with the storage key ([`Store::read_secrets`]).
+pub(super) fn read(
+    home: &Path,
+    key: &super::sealing::StorageKey,
+) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+    let (file, _) = paths(home);
+    let handle = match fs::File::open(&file) {
+        Ok(handle) => handle,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(cause) => {
+            return Err(StoreError::Io {
+                action: "open",
+                path: file,
+                cause,
+            })
+        }
+    };
+    let mut sealed = Vec::new();
+    handle
+        .take(MAX_SECRETS_FILE_LEN)
+        .read_to_end(&mut sealed)
+        .map_err(io_error("read", &file))?;
+    let tampered = || StoreError::TamperedValue { tree: SECRETS_TREE };
+    let padded = match key.open_value(SECRETS_TREE, SECRETS_KEY, &sealed)? {
+        Stored::Plain(padded) => padded,
+        Stored::Expiring { .. } => return Err(tampered()),
+    };
+    let (len, rest) = padded.split_first_chunk::<4>().ok_or_else(tampered)?;
+    let len = u32::from_le_bytes(*len) as usize;
+    let plain = rest.get(..len).ok_or_else(tampered)?;
+    Ok(Some(Zeroizing::new(plain.to_vec())))
 }
 
 /// Remove the secrets file (and a leftover temporary one) from `home`, counting what was
