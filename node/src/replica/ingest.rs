@@ -155,6 +155,7 @@ impl Replica {
         let mut notes = Vec::new();
         let mut records: Vec<(ContentId, Box<StoredRecord>)> = Vec::new();
         let mut indexed = Vec::new();
+        let mut deliveries = false;
         for effect in effects {
             match effect {
                 Effect::PutOp { id, bytes } => {
@@ -164,6 +165,7 @@ impl Replica {
                     batch.remove(Tree::Membership, &id.0);
                 }
                 Effect::PutDelivery { id, bytes } => {
+                    deliveries = true;
                     batch.put(Tree::EpochKeys, &id.0, &bytes);
                 }
                 Effect::DeleteDelivery(id) => {
@@ -192,6 +194,9 @@ impl Replica {
             .add(&self.store, &mut batch, indexed)
             .map_err(store_error)?;
         self.store.apply_batch(batch).map_err(store_error)?;
+        if deliveries {
+            self.keep_new_epoch_keys()?;
+        }
         let posted = records.iter().map(|(id, r)| (*id, &**r)).collect();
         for note in notes {
             self.note(note, &posted);

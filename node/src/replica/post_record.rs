@@ -196,12 +196,22 @@ mod tests {
         })
         .unwrap();
         // Every post's id: the retraction too.
-        ids = ana.collective.as_ref().unwrap().posts().keys().copied().collect();
+        ids = ana
+            .collective
+            .as_ref()
+            .unwrap()
+            .posts()
+            .keys()
+            .copied()
+            .collect();
         assert_eq!(ids.len(), 7);
         (ana, ids)
     }
 
-    fn everything(replica: &Replica, ids: &[ContentId]) -> (Vec<crate::api::AlertView>, Vec<Vec<u8>>) {
+    fn everything(
+        replica: &Replica,
+        ids: &[ContentId],
+    ) -> (Vec<crate::api::AlertView>, Vec<Vec<u8>>) {
         let filter = AlertFilter {
             include_retracted: true,
             ..AlertFilter::default()
@@ -233,7 +243,10 @@ mod tests {
         let state = ana.collective.as_ref().unwrap();
         for id in &ids[..6] {
             let value = ana.store.get(Tree::Alerts, &id.0).unwrap().unwrap();
-            assert_eq!(value[0], ENVELOPE_ONLY, "a new post is kept as its envelope");
+            assert_eq!(
+                value[0], ENVELOPE_ONLY,
+                "a new post is kept as its envelope"
+            );
             let body = super::body_of(&value, state).unwrap();
             let old = PostRecord {
                 envelope: value[1..].to_vec(),
@@ -286,7 +299,10 @@ mod tests {
             .map(|m| m.expires)
             .max()
             .unwrap();
-        assert_eq!(ana.expire(expires + 2 * crate::store::BUCKET_SECS).unwrap(), 7);
+        assert_eq!(
+            ana.expire(expires + 2 * crate::store::BUCKET_SECS).unwrap(),
+            7
+        );
         assert_eq!(ana.store.iter(Tree::Alerts).count(), 0);
     }
 
@@ -323,7 +339,10 @@ mod tests {
                 })
             ));
         }
-        for (check, newer) in [(&b"lookout store v"[..], false), (b"lookout store v12", true)] {
+        for (check, newer) in [
+            (&b"lookout store v"[..], false),
+            (b"lookout store v12", true),
+        ] {
             let dir = tempfile::tempdir().unwrap();
             let home = dir.path().join("bea");
             let (bea, _) = home_with_posts(&home);

@@ -139,6 +139,24 @@ impl Replica {
         Ok(())
     }
 
+    /// Rewrite the secrets file at once if it lacks an epoch key held (one a rotation made or a
+    /// delivery just brought): a post is kept as its envelope only (`post_record.rs`), so its
+    /// epoch key must be in the file as soon as a post can be stored under it, not only after
+    /// the next [`Replica::maintain_secrets`] (keys that expired are still dropped there).
+    pub(super) fn keep_new_epoch_keys(&mut self) -> Result<(), ApiError> {
+        let Some(state) = self.collective.as_ref() else {
+            return Ok(());
+        };
+        if state
+            .book()
+            .held_keys()
+            .all(|k| self.secrets_epochs.contains(&k.id()))
+        {
+            return Ok(());
+        }
+        self.write_secrets()
+    }
+
     /// The agreement-key policy and the epoch keys kept, at `now`: rotate this member's X25519
     /// key when due ([`agreement_policy`]) and publish it, destroy retired secrets past their
     /// overlap, and keep the secrets file's epoch keys the ones held (new keys in, expired ones

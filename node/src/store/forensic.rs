@@ -15,8 +15,8 @@ use super::datakeys::DataKeys;
 use super::home::Layout;
 use super::keyfile::{KeyFile, Unlocked};
 use super::sealing::{
-    self, padded_sizes, padded_sizes_expiring, Layers, Stored, EXPIRING_OVERHEAD, EXPIRING_VERSION, NONCE_LEN, OVERHEAD,
-    VALUE_VERSION,
+    self, padded_sizes, padded_sizes_expiring, Layers, Stored, EXPIRING_OVERHEAD, EXPIRING_VERSION,
+    NONCE_LEN, OVERHEAD, VALUE_VERSION,
 };
 use super::StoreError;
 use super::Tree;
@@ -157,11 +157,12 @@ pub fn recover(home: &Path, passphrase: &[u8]) -> Result<Findings, StoreError> {
             &secrets,
         );
         findings.envelopes_opened = opened.len();
-        findings.values.extend(
-            opened
-                .into_iter()
-                .map(|plain| (format!("{} (envelope opened)", Tree::Alerts.name()), plain.to_vec())),
-        );
+        findings.values.extend(opened.into_iter().map(|plain| {
+            (
+                format!("{} (envelope opened)", Tree::Alerts.name()),
+                plain.to_vec(),
+            )
+        }));
     }
     findings.files = files;
     Ok(findings)

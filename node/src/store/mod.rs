@@ -12,7 +12,8 @@
 //! (op, delivery and content ids, fixed names) as keys without those ids reaching the disk; the
 //! original key travels inside the encrypted value and [`Store::iter`] gives it back. Iteration
 //! is therefore in no useful order. Values are padded to a size bucket (256 B up to 64 KiB by
-//! powers of two, then multiples of 64 KiB). See `sealing.rs` for the byte formats.
+//! powers of two, then multiples of 64 KiB; expiring values also 1.5 times a power of two).
+//! See `sealing.rs` for the byte formats.
 //!
 //! # Values that expire
 //!

@@ -20,7 +20,8 @@
 //! storage key is needed to learn the hour. The ciphertext is under the data key of that
 //! bucket, associated data `b"lookout data v3" || len(tree) || tree || bucket u64 LE`, and its
 //! plaintext is `len(key) u8 || key || len(value) u32 LE || value`, zero-padded to a size
-//! bucket ([`padded_len`]). Both use the same random nonce under two independent keys. So an
+//! bucket of the finer ladder ([`padded_len_expiring`]: 2^k or 1.5·2^k; before the store's
+//! format 3, [`padded_len`]). Both use the same random nonce under two independent keys. So an
 //! expiring value costs one pass of the cipher over its bytes instead of two, and says no more
 //! than before: without the storage key, its size bucket; with it alone, its tree and hour.
 //!
