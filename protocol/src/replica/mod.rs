@@ -38,7 +38,7 @@ pub use held::{
     HELD_ITEM_OVERHEAD, MAX_HELD, MAX_HELD_BYTES, MAX_HELD_BYTES_PER_AUTHOR, MAX_HELD_PER_AUTHOR,
     MAX_HELD_UNOPENED,
 };
-use named::Named;
+use named::{Named, NamedMembers};
 pub use posts::Posts;
 use quota_refused::QuotaRefused;
 pub use quota_refused::{MAX_QUOTA_REFUSED, MAX_QUOTA_REFUSED_PARENTS};
@@ -412,7 +412,7 @@ impl State {
         delivery: KeyDelivery,
         me: &Identity,
     ) -> Result<(), &'static str> {
-        let Some(named) = Named::of(&mut self.log, &delivery.body().heads) else {
+        let Some(named) = NamedMembers::of(&mut self.log, &delivery.body().heads) else {
             // Taken in with a head read as refused over the quota (a set not kept across
             // restarts), or its heads are not all stored: held as a peer's delivery would be,
             // and tried again when they arrive or are refused again (sync offers them again).
@@ -433,7 +433,7 @@ impl State {
                 Err("stored key delivery names unknown membership state")
             };
         };
-        let recorded = self.book.record(&delivery, me, named.roster(&self.log));
+        let recorded = self.book.record(&delivery, me, &named.view(&self.log));
         self.deliveries.insert(&delivery);
         self.index.deliveries = None;
         recorded
@@ -767,12 +767,12 @@ impl State {
         }
         let read = self.effective_heads(&delivery.body().heads);
         let heads = read.as_deref().unwrap_or(&delivery.body().heads);
-        let Some(named) = Named::of(&mut self.log, heads) else {
+        let Some(named) = NamedMembers::of(&mut self.log, heads) else {
             let author = delivery.body().author;
             let waits = self.missing_heads(heads);
             return self.hold(Form::Delivery(Box::new(delivery)), Some(author), waits);
         };
-        let roster = named.roster(&self.log);
+        let roster = &named.view(&self.log);
         let penalty = |outcome: Ingested| outcome.without_penalty_if(read.is_some());
         if let Err(e) = delivery.check_authority(roster) {
             return penalty(Ingested::Rejected(e.into()));

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::membership::{MembershipLog, Roster};
-use crate::OpId;
+use crate::membership::{MembersAt, Membership, MembershipLog, Roster};
+use crate::{MemberId, OpId};
 
 /// The roster at an item's named heads: the log's own current roster when the heads are its
 /// current heads (most items name them once membership has settled), else the log's roster at
@@ -32,6 +32,73 @@ impl Named {
             Self::Current => log.roster(),
             Self::At(roster) => roster,
         }
+    }
+}
+
+/// What a key delivery reads at its named heads: the current roster, the members and removals
+/// the log kept of a state its roster was resolved at ([`MembershipLog::membership_at`]), or
+/// else the roster at those heads ([`MembershipLog::roster_at`], a full resolution unless
+/// cached). The same answers whichever it is (`the_delivery_view_is_roster_at`).
+pub(super) enum NamedMembers {
+    /// The current roster or a roster at other heads.
+    Roster(Named),
+    /// What the log kept of that state.
+    Kept(Arc<Membership>),
+}
+
+impl NamedMembers {
+    /// The membership at `heads` (`None`: some of those ops are not held yet).
+    pub(super) fn of(log: &mut MembershipLog, heads: &[OpId]) -> Option<Self> {
+        if is_current(log.roster().heads(), heads) {
+            return Some(Self::Roster(Named::Current));
+        }
+        if let Some(kept) = log.membership_at(heads) {
+            return Some(Self::Kept(kept));
+        }
+        log.roster_at(heads).map(|r| Self::Roster(Named::At(r)))
+    }
+
+    /// The view, read from `log` when it is the current roster.
+    pub(super) fn view<'a>(&'a self, log: &'a MembershipLog) -> MembersView<'a> {
+        match self {
+            Self::Roster(named) => MembersView::Roster(named.roster(log)),
+            Self::Kept(kept) => MembersView::Kept(kept),
+        }
+    }
+}
+
+/// A roster or a kept membership, read alike.
+pub(super) enum MembersView<'a> {
+    Roster(&'a Roster),
+    Kept(&'a Membership),
+}
+
+impl MembersAt for MembersView<'_> {
+    fn is_member(&self, id: &MemberId) -> bool {
+        match self {
+            Self::Roster(r) => MembersAt::is_member(*r, id),
+            Self::Kept(m) => m.is_member(id),
+        }
+    }
+    fn agreement(&self, id: &MemberId) -> Option<[u8; 32]> {
+        match self {
+            Self::Roster(r) => r.agreement(id),
+            Self::Kept(m) => m.agreement(id),
+        }
+    }
+    fn member_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        let ids: Box<dyn Iterator<Item = MemberId> + '_> = match self {
+            Self::Roster(r) => Box::new(r.member_ids()),
+            Self::Kept(m) => Box::new(m.member_ids()),
+        };
+        ids
+    }
+    fn removed_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        let ids: Box<dyn Iterator<Item = MemberId> + '_> = match self {
+            Self::Roster(r) => Box::new(r.removed_ids()),
+            Self::Kept(m) => Box::new(m.removed_ids()),
+        };
+        ids
     }
 }
 
@@ -64,85 +131,9 @@ mod tests {
     use rand_chacha::ChaCha20Rng;
 
     use super::{proptest_seed, Named};
-    use crate::identity::Identity;
-    use crate::membership::{
-        Action, MembershipLog, Op, Policy, RevocationCertificate, SignedGenesis,
-    };
-    use crate::text::{CollectiveSecret, TextField};
-    use crate::{MemberId, OpId};
-
-    const NOW: u64 = 1_790_000_000;
-
-    fn history(seed: u64, len: usize) -> (SignedGenesis, Vec<Op>) {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let secret = CollectiveSecret::from_bytes([0x5e; 32]);
-        let pool: Vec<Identity> = (0..6).map(|_| Identity::generate(&mut rng)).collect();
-        let genesis = SignedGenesis::create_with_moderators(
-            &pool[0],
-            &secret,
-            "named",
-            "founder",
-            Vec::new(),
-            Policy::default(),
-            NOW,
-            &mut rng,
-        )
-        .unwrap();
-        let mut seal = |field| {
-            secret
-                .text_key()
-                .seal(field, &MemberId([0; 32]), &MemberId([0; 32]), "x", &mut rng)
-                .unwrap()
-        };
-        let names: Vec<_> = (0..len).map(|_| seal(TextField::MemberName)).collect();
-        let reason = seal(TextField::RemovalReason);
-        let mut ops: Vec<Op> = Vec::new();
-        for (step, name) in names.into_iter().enumerate() {
-            let author = if step < 4 {
-                0
-            } else {
-                rng.gen_range(0..pool.len())
-            };
-            let target = rng.gen_range(1..pool.len());
-            let mut parents = Vec::new();
-            for _ in 0..rng.gen_range(0..=ops.len().min(3)) {
-                parents.push(ops[rng.gen_range(0..ops.len())].id());
-            }
-            if !ops.is_empty() && rng.gen_bool(0.6) {
-                parents.push(ops[ops.len() - 1].id());
-            }
-            let action = match (step, rng.gen_range(0..8)) {
-                (0 | 1, _) | (_, 0..=2) => Action::ProposeAdd {
-                    identity: pool[if step < 2 { step + 1 } else { target }].public(),
-                    name,
-                },
-                (2 | 3, _) | (_, 3) => Action::ProposePromote {
-                    member: pool[if step < 4 { step - 1 } else { target }].member_id(),
-                },
-                (_, 4..=5) => Action::Remove {
-                    member: pool[target].member_id(),
-                    reason: reason.clone(),
-                },
-                (_, 6) => Action::ProposeDemote {
-                    member: pool[target].member_id(),
-                },
-                _ => Action::PublishRevocation {
-                    certificate: RevocationCertificate::create(&pool[target], NOW),
-                },
-            };
-            ops.push(
-                Op::create(
-                    &pool[author],
-                    genesis.id(),
-                    parents,
-                    NOW + step as u64,
-                    action,
-                )
-                .unwrap(),
-            );
-        }
-        (genesis, ops)
-    }
+    use crate::membership::random_history::history;
+    use crate::membership::{MembershipLog, Op};
+    use crate::OpId;
 
     proptest! {
         #![proptest_config(proptest_seed::config(64))]
