@@ -68,6 +68,21 @@ impl MembersAt for Roster {
     }
 }
 
+impl<T: MembersAt + ?Sized> MembersAt for Arc<T> {
+    fn is_member(&self, id: &MemberId) -> bool {
+        (**self).is_member(id)
+    }
+    fn agreement(&self, id: &MemberId) -> Option<[u8; 32]> {
+        (**self).agreement(id)
+    }
+    fn member_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        (**self).member_ids()
+    }
+    fn removed_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        (**self).removed_ids()
+    }
+}
+
 /// The members and removals of one roster, as a key delivery reads them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Membership {
