@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use super::Roster;
-use crate::ids::{MemberId, OpId};
+use crate::ids::{CollectiveId, MemberId, OpId};
 
 /// Most older states kept.
 const MAX_STATES: usize = 256;
@@ -233,6 +233,65 @@ impl PastStates {
         let found = Arc::new(found);
         self.last = Some((key.to_vec(), Arc::clone(&found)));
         Some(found)
+    }
+}
+
+/// Memberships at named states, shared by the replicas of one process (a simulation of many
+/// replicas: each would otherwise resolve every state a key delivery names, the same pure
+/// computation a thousand times). Off unless given to [`State`](crate::replica::State) with
+/// `share_named_states`; a node runs one replica and never uses it. Exact: a state is fixed by
+/// its collective (whose id fixes the genesis record) and its heads (whose ids fix every op
+/// below them), and a replica asks only once it holds every one of those ops, so the answer is
+/// the one its own full resolution would give. Counts what it saves, so a simulation can report
+/// the CPU a node would spend.
+#[derive(Debug, Default)]
+pub struct SharedStates {
+    map: std::sync::Mutex<std::collections::HashMap<(CollectiveId, Vec<OpId>), Arc<Membership>>>,
+    resolved: std::sync::atomic::AtomicU64,
+    reused: std::sync::atomic::AtomicU64,
+}
+
+/// Most states a [`SharedStates`] keeps before it starts again empty.
+const MAX_SHARED_STATES: usize = 8_192;
+
+impl SharedStates {
+    /// The membership at `key` (sorted, without repeats), if some replica resolved it.
+    pub(crate) fn get(&self, collective: CollectiveId, key: &[OpId]) -> Option<Arc<Membership>> {
+        let map = self.map.lock().ok()?;
+        let found = map.get(&(collective, key.to_vec())).cloned();
+        if found.is_some() {
+            self.reused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// Keep what a replica's full resolution at `key` gave.
+    pub(crate) fn put(&self, collective: CollectiveId, key: Vec<OpId>, at: Arc<Membership>) {
+        self.resolved
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= MAX_SHARED_STATES {
+                map.clear();
+            }
+            map.insert((collective, key), at);
+        }
+    }
+
+    /// Full resolutions made (once per state) and answers reused instead of a resolution.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.resolved.load(std::sync::atomic::Ordering::Relaxed),
+            self.reused.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Up to `n` of the states kept (heads), to time a resolution of each.
+    pub fn sample(&self, n: usize) -> Vec<Vec<OpId>> {
+        self.map
+            .lock()
+            .map(|map| map.keys().take(n).map(|(_, k)| k.clone()).collect())
+            .unwrap_or_default()
     }
 }
 

@@ -15,7 +15,7 @@ mod log;
 pub(crate) mod random_history;
 mod resolve;
 
-pub use at_heads::{MembersAt, Membership};
+pub use at_heads::{MembersAt, Membership, SharedStates};
 pub use log::{
     InsertOutcome, MembershipLog, OpRefusal, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_ORPHANS,
     MAX_ORPHANS_PER_AUTHOR,

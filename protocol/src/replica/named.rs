@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::membership::{MembersAt, Membership, MembershipLog, Roster};
+use crate::membership::{MembersAt, Membership, MembershipLog, Roster, SharedStates};
 use crate::{MemberId, OpId};
 
 /// The roster at an item's named heads: the log's own current roster when the heads are its
@@ -47,15 +47,36 @@ pub(super) enum NamedMembers {
 }
 
 impl NamedMembers {
-    /// The membership at `heads` (`None`: some of those ops are not held yet).
-    pub(super) fn of(log: &mut MembershipLog, heads: &[OpId]) -> Option<Self> {
+    /// The membership at `heads` (`None`: some of those ops are not held yet). With `shared`
+    /// (a simulation's replicas), a state another replica resolved is not resolved again, once
+    /// this log holds its ops ([`SharedStates`]).
+    pub(super) fn of(
+        log: &mut MembershipLog,
+        heads: &[OpId],
+        shared: Option<&SharedStates>,
+    ) -> Option<Self> {
         if is_current(log.roster().heads(), heads) {
             return Some(Self::Roster(Named::Current));
         }
         if let Some(kept) = log.membership_at(heads) {
             return Some(Self::Kept(kept));
         }
-        log.roster_at(heads).map(|r| Self::Roster(Named::At(r)))
+        let Some(shared) = shared else {
+            return log.roster_at(heads).map(|r| Self::Roster(Named::At(r)));
+        };
+        if !heads.iter().all(|h| log.contains(h)) {
+            return None;
+        }
+        let mut key = heads.to_vec();
+        key.sort();
+        key.dedup();
+        let collective = log.collective();
+        if let Some(kept) = shared.get(collective, &key) {
+            return Some(Self::Kept(kept));
+        }
+        let roster = log.roster_at(heads)?;
+        shared.put(collective, key, Arc::new(Membership::of(&roster)));
+        Some(Self::Roster(Named::At(roster)))
     }
 
     /// The view, read from `log` when it is the current roster.
