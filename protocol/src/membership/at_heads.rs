@@ -246,10 +246,13 @@ impl PastStates {
 /// the CPU a node would spend.
 #[derive(Debug, Default)]
 pub struct SharedStates {
-    map: std::sync::Mutex<std::collections::HashMap<(CollectiveId, Vec<OpId>), Arc<Membership>>>,
+    map: std::sync::Mutex<SharedMap>,
     resolved: std::sync::atomic::AtomicU64,
     reused: std::sync::atomic::AtomicU64,
 }
+
+/// A state (collective and sorted heads) and what a resolution there gave.
+type SharedMap = std::collections::HashMap<(CollectiveId, Vec<OpId>), Arc<Membership>>;
 
 /// Most states a [`SharedStates`] keeps before it starts again empty.
 const MAX_SHARED_STATES: usize = 8_192;
@@ -296,10 +299,6 @@ impl SharedStates {
 }
 
 #[cfg(test)]
-#[path = "../../tests/proptest_seed/mod.rs"]
-mod proptest_seed;
-
-#[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     //! What the log kept of a state is what a full resolution of that state gives, for random
@@ -314,8 +313,9 @@ mod tests {
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
-    use super::{proptest_seed, MembersAt, Membership};
+    use super::{MembersAt, Membership};
     use crate::membership::random_history::history;
+    use crate::membership::random_history::proptest_seed;
     use crate::membership::{resolve, MembershipLog, Op, Roster, SignedGenesis};
     use crate::OpId;
 

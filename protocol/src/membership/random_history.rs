@@ -12,6 +12,10 @@ use crate::identity::Identity;
 use crate::text::{CollectiveSecret, TextField};
 use crate::MemberId;
 
+/// The fixed seeds helper (docs/TESTING.md), loaded once for the crate's unit tests.
+#[path = "../../tests/proptest_seed/mod.rs"]
+pub(crate) mod proptest_seed;
+
 /// When the histories start.
 pub(crate) const NOW: u64 = 1_790_000_000;
 /// Seconds between consecutive ops: three steps are more than a day, so some agreement-key

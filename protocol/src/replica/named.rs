@@ -136,10 +136,6 @@ fn is_current(current: &[OpId], heads: &[OpId]) -> bool {
 }
 
 #[cfg(test)]
-#[path = "../../tests/proptest_seed/mod.rs"]
-mod proptest_seed;
-
-#[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     //! `Named::of` gives the roster `roster_at` gives, for random histories and any named heads:
@@ -151,8 +147,9 @@ mod tests {
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
-    use super::{proptest_seed, Named};
+    use super::Named;
     use crate::membership::random_history::history;
+    use crate::membership::random_history::proptest_seed;
     use crate::membership::{MembershipLog, Op};
     use crate::OpId;
 
