@@ -147,11 +147,11 @@ mod tests {
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
-    use super::Named;
+    use super::{Named, NamedMembers};
     use crate::membership::random_history::history;
     use crate::membership::random_history::proptest_seed;
-    use crate::membership::{MembershipLog, Op};
-    use crate::OpId;
+    use crate::membership::{MembersAt, MembershipLog, Op, SharedStates};
+    use crate::{MemberId, OpId};
 
     proptest! {
         #![proptest_config(proptest_seed::config(64))]
@@ -191,5 +191,58 @@ mod tests {
                 prop_assert_eq!(named, at, "heads {:?}", heads);
             }
         }
+
+        /// What a key delivery reads at its heads ([`NamedMembers`]: the current roster, a kept
+        /// state, a state another replica resolved, or a full resolution) is what `roster_at`
+        /// gives, for every state the roster was resolved at and random heads; and a kept
+        /// state is used for the former (so the kept path is the one checked).
+        #[test]
+        fn what_a_delivery_reads_is_roster_at(seed in any::<u64>(), len in 1usize..24, look in 1u32..=4) {
+            let (genesis, ops) = history(seed, len);
+            let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x6465_6c69);
+            let mut log = MembershipLog::new(genesis.clone());
+            // Two logs that never resolve a past state: the first resolves each state asked and
+            // shares it, the second reuses it.
+            let mut other = MembershipLog::new(genesis.clone());
+            let mut third = MembershipLog::new(genesis);
+            let shared = SharedStates::default();
+            let mut states = Vec::new();
+            for op in &ops {
+                let _ = log.insert(op.clone());
+                let _ = other.insert(op.clone());
+                let _ = third.insert(op.clone());
+                if rng.gen_ratio(look, 4) {
+                    states.push(log.roster().heads().to_vec());
+                }
+            }
+            let all: Vec<OpId> = ops.iter().map(Op::id).collect();
+            let mut candidates = states.clone();
+            for _ in 0..6 {
+                let take = rng.gen_range(0..=3.min(all.len()));
+                candidates.push(all.choose_multiple(&mut rng, take).copied().collect());
+            }
+            for heads in &candidates {
+                let at = log.roster_at(heads).map(|r| facts(&*r));
+                for (with, log) in [(None, &mut log), (Some(&shared), &mut other), (Some(&shared), &mut third)] {
+                    let named = NamedMembers::of(log, heads, with);
+                    if with.is_none() && states.contains(heads) && *heads != log.roster().heads() {
+                        prop_assert!(matches!(named, Some(NamedMembers::Kept(_))));
+                    }
+                    let read = named.map(|n| facts(&n.view(log)));
+                    prop_assert_eq!(&read, &at, "heads {:?}", heads);
+                }
+            }
+            // The third log reused every state the second resolved.
+            let (resolved, reused) = shared.counts();
+            prop_assert!(reused >= resolved);
+        }
+    }
+
+    fn facts(at: &impl MembersAt) -> (Vec<(MemberId, [u8; 32])>, Vec<MemberId>) {
+        let members = at
+            .member_ids()
+            .map(|id| (id, at.agreement(&id).unwrap()))
+            .collect();
+        (members, at.removed_ids().collect())
     }
 }
