@@ -449,10 +449,23 @@ pub fn fingerprint(member: &MemberId, agreement: &[u8; 32]) -> String {
 /// Whether X25519 with `agreement` gives a secret that depends on the private scalar. A clamped
 /// scalar is a multiple of 8, so it sends a point with only a small-order component (there are a
 /// handful, with several encodings each) to zero, and every other point to a non-zero value.
+///
+/// Asked as "is \[8\]P the identity", with X25519's own ladder and decoding of `u` (top bit
+/// ignored, non-canonical values reduced) over the bits of 8: three doublings instead of a whole
+/// X25519 (which was 18 % of the 1,000-replica simulation's CPU: every op admitting a member or
+/// rotating a key is checked once per replica). The same answer for every input: X25519 with
+/// any clamped scalar c gives zero exactly when c·P is the identity, i.e. when P's order divides
+/// c. P's order divides 8ℓ (on the curve) or 4ℓ' (on its twist), ℓ > 2^252 and ℓ' > 2^253 prime;
+/// c is a multiple of 8 below 2^255, so neither ℓ nor ℓ' divides it (c = mℓ with 8 | m would be
+/// at least 8ℓ > 2^255), and the order divides c exactly when it divides 8. Checked against
+/// X25519 on every small-order encoding and random keys
+/// (`contributory_is_x25519_nonzero_for_every_small_order_encoding_and_random_keys`).
 fn is_contributory(agreement: &[u8; 32]) -> bool {
-    StaticSecret::from([0x5a; 32])
-        .diffie_hellman(&x25519_dalek::PublicKey::from(*agreement))
-        .was_contributory()
+    let eight = [true, false, false, false];
+    curve25519_dalek::MontgomeryPoint(*agreement)
+        .mul_bits_be(eight.into_iter())
+        .to_bytes()
+        != [0u8; 32]
 }
 
 /// Verify a signature made by [`Identity::sign`] by `member`: [`sig::verify`] (the one rule).
@@ -488,6 +501,54 @@ mod tests {
             ));
         }
         id.public().verify().unwrap();
+    }
+
+    /// The old check: a whole X25519 with a fixed clamped scalar, then "was it contributory".
+    fn contributory_by_x25519(agreement: &[u8; 32]) -> bool {
+        StaticSecret::from([0x5a; 32])
+            .diffie_hellman(&x25519_dalek::PublicKey::from(*agreement))
+            .was_contributory()
+    }
+
+    /// Every encoding of a point of order dividing 8 on the curve or its twist: u = 0, 1, p − 1
+    /// and the two u of order 8, each also as u + p where that is below 2^255, and each of those
+    /// with the ignored top bit set; then random strings and real agreement keys.
+    #[test]
+    fn contributory_is_x25519_nonzero_for_every_small_order_encoding_and_random_keys() {
+        let hex = |s: &str| -> [u8; 32] {
+            let mut out = [0u8; 32];
+            for (i, byte) in out.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+            }
+            out
+        };
+        let mut small = vec![
+            [0u8; 32],
+            hex("0100000000000000000000000000000000000000000000000000000000000000"),
+            hex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"), // p - 1
+            hex("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"), // p
+            hex("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"), // p + 1
+            hex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+            hex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+        ];
+        for u in small.clone() {
+            let mut high = u;
+            high[31] |= 0x80;
+            small.push(high);
+        }
+        for u in &small {
+            assert!(!contributory_by_x25519(u), "{u:?} is small order");
+            assert_eq!(is_contributory(u), contributory_by_x25519(u), "{u:?}");
+        }
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        for _ in 0..2_000 {
+            let mut u = [0u8; 32];
+            rng.fill_bytes(&mut u);
+            assert_eq!(is_contributory(&u), contributory_by_x25519(&u), "{u:?}");
+            let key = Identity::generate(&mut rng).public().agreement;
+            assert!(is_contributory(&key));
+            assert!(contributory_by_x25519(&key));
+        }
     }
 
     #[test]

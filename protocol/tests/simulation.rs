@@ -32,6 +32,7 @@ mod names;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -42,7 +43,7 @@ use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::identity::{Identity, PublicIdentity};
 use lookout_protocol::membership::{
     Action, MembershipLog, NewModerator, Op, PendingKind, Policy, RevocationCertificate, Roster,
-    SignedGenesis,
+    SharedStates, SignedGenesis,
 };
 use lookout_protocol::replica::{Effect, Ingested, KeyAnswer, Note, Refusal, SetKind, State};
 use lookout_protocol::{ContentId, DeliveryId, EpochId, MemberId, OpId};
@@ -106,6 +107,9 @@ struct Config {
     /// rotates itself (longer than gossip takes to cross the collective, or every member who
     /// hears of a removal before the moderator's rotation rotates too).
     member_rotation_wait: u64,
+    /// Key deliveries' named states resolved once for all replicas, not once per replica
+    /// (`SharedStates`: the same answers; scale runs with `SIM_SHARED_STATES=1`).
+    shared_states: bool,
 }
 
 impl Config {
@@ -130,6 +134,7 @@ impl Config {
             churn: 0.0,
             down_ticks: 0,
             member_rotation_wait: 3,
+            shared_states: false,
         }
     }
 
@@ -148,6 +153,7 @@ impl Config {
             down_ticks: 20,
             member_rotation_wait: 30,
             settle: n as u64,
+            shared_states: env_number("SIM_SHARED_STATES", 0) == 1,
             ..Self::new(seed, 1)
         }
     }
@@ -819,6 +825,8 @@ struct Outcome {
     links: Vec<Vec<usize>>,
     /// The last tick run (past `end` when the quiet phase ran on until convergence).
     last_tick: u64,
+    /// The named states resolved once for all replicas, if so configured.
+    shared: Option<Arc<SharedStates>>,
 }
 
 /// The scripted roles, picked from the seed.
@@ -1210,6 +1218,14 @@ fn run(config: Config) -> Outcome {
             Replica::new(id, skew, &genesis, config.workarounds, honest)
         })
         .collect();
+    let shared = config
+        .shared_states
+        .then(|| Arc::new(SharedStates::default()));
+    if let Some(shared) = &shared {
+        for r in &mut replicas {
+            r.state.share_named_states(Arc::clone(shared));
+        }
+    }
     let batch = config.adds_per_tick;
     let batches = (n - 1 - first_plain).div_ceil(batch) as u64;
     let adds_done = 5 + 3 * batches;
@@ -1501,6 +1517,7 @@ fn run(config: Config) -> Outcome {
         down,
         links,
         last_tick,
+        shared,
     }
 }
 
@@ -1608,6 +1625,32 @@ fn progress(
 /// This process's CPU time and resident memory (now and peak), in all and per replica, from
 /// `/proc/self` (Linux; "?" elsewhere). Per replica is the total divided by the replicas: the
 /// harness's own state (network queues, posts kept for the checks) is counted in it.
+/// What sharing named states across replicas saved, and what it would have cost each replica:
+/// full resolutions made (once per state) and answers reused, and the CPU of a resolution at
+/// some of those states on the founder's log (timed one after another, each on a fresh copy of
+/// the log so no cache answers), so per-replica CPU can be given as a node would spend it.
+fn shared_figures(shared: &SharedStates, founder: &Replica, n: usize) -> String {
+    let (resolved, reused) = shared.counts();
+    let sample = shared.sample(40);
+    let mut spent = std::time::Duration::ZERO;
+    let mut timed = 0u32;
+    for heads in &sample {
+        let mut log = founder.state.log().clone();
+        let started = std::time::Instant::now();
+        if log.roster_at(heads).is_some() {
+            spent += started.elapsed();
+            timed += 1;
+        }
+    }
+    let each = spent.as_secs_f64() / f64::from(timed.max(1));
+    format!(
+        "shared named states: {resolved} resolved once, {reused} answers reused ({:.1} per replica); a resolution at {timed} of them on the founder's log: {:.2} ms each, so a replica resolving them itself would spend {:.2} CPU s more",
+        reused as f64 / n as f64,
+        each * 1e3,
+        each * reused as f64 / n as f64,
+    )
+}
+
 fn process_figures(replicas: usize) -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kib = |field: &str| {
@@ -2212,6 +2255,12 @@ fn simulate_scale(config: Config) {
         checked - ran,
         process_figures(n),
     );
+    if let Some(shared) = &outcome.shared {
+        eprintln!(
+            "{}",
+            shared_figures(shared, &outcome.replicas[outcome.founder], n)
+        );
+    }
     assert!(world.posted.len() >= 20, "too few posts to mean much");
     assert!(
         world.rotations.len() >= 3,

@@ -1,9 +1,10 @@
 //! The set of membership ops a replica holds, with ops whose parents have not arrived yet.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
+use super::at_heads::{Membership, PastStates};
 use super::authors::Authors;
 use super::resolve::Resolution;
 use super::{Action, Op, Roster, SignedGenesis, MAX_PARENTS};
@@ -83,6 +84,8 @@ pub struct MembershipLog {
     /// Bumped whenever an op is kept or an orphan dropped: the only changes that can turn a
     /// refusal ([`OpRefusal`]) into a pass.
     generation: u64,
+    /// What key deliveries read of each state the roster was resolved at (`at_heads.rs`).
+    past: RefCell<PastStates>,
 }
 
 impl MembershipLog {
@@ -98,6 +101,7 @@ impl MembershipLog {
             cache: VecDeque::new(),
             evicted: Vec::new(),
             generation: 0,
+            past: RefCell::default(),
         }
     }
 
@@ -233,6 +237,9 @@ impl MembershipLog {
             .resolution
             .get_mut()
             .is_some_and(|r| r.append(&self.genesis, &op));
+        if let Some(r) = self.resolution.get().filter(|_| appended) {
+            self.past.get_mut().observe(&r.roster);
+        }
         self.kept(&op);
         self.ops.insert(id, op);
         let mut added = vec![id];
@@ -362,7 +369,9 @@ impl MembershipLog {
             .resolution
             .get_or_init(|| {
                 let ops: Vec<&Op> = self.ops.values().collect();
-                Resolution::new(&self.genesis, &ops)
+                let resolution = Resolution::new(&self.genesis, &ops);
+                self.past.borrow_mut().observe(&resolution.roster);
+                resolution
             })
             .roster
     }
@@ -446,6 +455,16 @@ impl MembershipLog {
         let roster = Arc::new(super::resolve(&self.genesis, &subset));
         self.remember(key, Arc::clone(&roster));
         Some(roster)
+    }
+
+    /// The members and removals at `heads` (what a key delivery reads), if the roster was
+    /// resolved at exactly the state they name and it is still kept ([`PastStates`]); `None`
+    /// otherwise: ask [`MembershipLog::roster_at`].
+    pub fn membership_at(&mut self, heads: &[OpId]) -> Option<Arc<Membership>> {
+        let mut key = heads.to_vec();
+        key.sort();
+        key.dedup();
+        self.past.get_mut().at(&key)
     }
 
     fn remember(&mut self, heads: Vec<OpId>, roster: Arc<Roster>) {

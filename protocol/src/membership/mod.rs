@@ -8,10 +8,14 @@
 //! ops computes the same roster, whatever order they arrived in. The rules are in
 //! `docs/PROTOCOL.md` §4 and on [`resolve`].
 
+mod at_heads;
 mod authors;
 mod log;
+#[cfg(test)]
+pub(crate) mod random_history;
 mod resolve;
 
+pub use at_heads::{MembersAt, Membership, SharedStates};
 pub use log::{
     InsertOutcome, MembershipLog, OpRefusal, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_ORPHANS,
     MAX_ORPHANS_PER_AUTHOR,

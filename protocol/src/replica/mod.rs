@@ -18,6 +18,7 @@ mod refusal;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,9 @@ use crate::envelope::{self, EnvelopeError, InnerBody, Opened, PostMeta, Verdict,
 use crate::epoch::{DeliveryKind, EpochBook, EpochError, EpochStatus, KeyDelivery, Recorded};
 use crate::identity::{Identity, PublicIdentity};
 use crate::ids::{context, hash};
-use crate::membership::{InsertOutcome, MembershipLog, Op, OpRefusal, Roster, SignedGenesis};
+use crate::membership::{
+    InsertOutcome, MembershipLog, Op, OpRefusal, Roster, SharedStates, SignedGenesis,
+};
 use crate::reconcile::Item;
 use crate::sig;
 use crate::{ContentId, DeliveryId, EpochId, MemberId, OpId};
@@ -38,7 +41,7 @@ pub use held::{
     HELD_ITEM_OVERHEAD, MAX_HELD, MAX_HELD_BYTES, MAX_HELD_BYTES_PER_AUTHOR, MAX_HELD_PER_AUTHOR,
     MAX_HELD_UNOPENED,
 };
-use named::Named;
+use named::{Named, NamedMembers};
 pub use posts::Posts;
 use quota_refused::QuotaRefused;
 pub use quota_refused::{MAX_QUOTA_REFUSED, MAX_QUOTA_REFUSED_PARENTS};
@@ -269,6 +272,9 @@ pub struct State {
     /// one among its heads is judged as if it named its parents instead
     /// ([`State::effective_heads`]).
     quota_refused: QuotaRefused,
+    /// Memberships at named states shared with the other replicas of a simulation (`None` in a
+    /// node): [`State::share_named_states`].
+    shared: Option<Arc<SharedStates>>,
 }
 
 /// Most new shares a replica makes on request for one member per UTC day (twice what one
@@ -315,7 +321,15 @@ impl State {
             keys: sig::KeyCache::new(),
             keys_at: Vec::new(),
             quota_refused: QuotaRefused::default(),
+            shared: None,
         }
+    }
+
+    /// For a simulation running many replicas in one process: judge key deliveries at states
+    /// other replicas already resolved without resolving them again ([`SharedStates`]; the
+    /// same answers). A node runs one replica and has no use for it.
+    pub fn share_named_states(&mut self, shared: Arc<SharedStates>) {
+        self.shared = Some(shared);
     }
 
     /// The membership log.
@@ -412,7 +426,11 @@ impl State {
         delivery: KeyDelivery,
         me: &Identity,
     ) -> Result<(), &'static str> {
-        let Some(named) = Named::of(&mut self.log, &delivery.body().heads) else {
+        let Some(named) = NamedMembers::of(
+            &mut self.log,
+            &delivery.body().heads,
+            self.shared.as_deref(),
+        ) else {
             // Taken in with a head read as refused over the quota (a set not kept across
             // restarts), or its heads are not all stored: held as a peer's delivery would be,
             // and tried again when they arrive or are refused again (sync offers them again).
@@ -433,7 +451,7 @@ impl State {
                 Err("stored key delivery names unknown membership state")
             };
         };
-        let recorded = self.book.record(&delivery, me, named.roster(&self.log));
+        let recorded = self.book.record(&delivery, me, &named.view(&self.log));
         self.deliveries.insert(&delivery);
         self.index.deliveries = None;
         recorded
@@ -767,12 +785,12 @@ impl State {
         }
         let read = self.effective_heads(&delivery.body().heads);
         let heads = read.as_deref().unwrap_or(&delivery.body().heads);
-        let Some(named) = Named::of(&mut self.log, heads) else {
+        let Some(named) = NamedMembers::of(&mut self.log, heads, self.shared.as_deref()) else {
             let author = delivery.body().author;
             let waits = self.missing_heads(heads);
             return self.hold(Form::Delivery(Box::new(delivery)), Some(author), waits);
         };
-        let roster = named.roster(&self.log);
+        let roster = &named.view(&self.log);
         let penalty = |outcome: Ingested| outcome.without_penalty_if(read.is_some());
         if let Err(e) = delivery.check_authority(roster) {
             return penalty(Ingested::Rejected(e.into()));

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::membership::{MembershipLog, Roster};
-use crate::OpId;
+use crate::membership::{MembersAt, Membership, MembershipLog, Roster, SharedStates};
+use crate::{MemberId, OpId};
 
 /// The roster at an item's named heads: the log's own current roster when the heads are its
 /// current heads (most items name them once membership has settled), else the log's roster at
@@ -35,6 +35,94 @@ impl Named {
     }
 }
 
+/// What a key delivery reads at its named heads: the current roster, the members and removals
+/// the log kept of a state its roster was resolved at ([`MembershipLog::membership_at`]), or
+/// else the roster at those heads ([`MembershipLog::roster_at`], a full resolution unless
+/// cached). The same answers whichever it is (`the_delivery_view_is_roster_at`).
+pub(super) enum NamedMembers {
+    /// The current roster or a roster at other heads.
+    Roster(Named),
+    /// What the log kept of that state.
+    Kept(Arc<Membership>),
+}
+
+impl NamedMembers {
+    /// The membership at `heads` (`None`: some of those ops are not held yet). With `shared`
+    /// (a simulation's replicas), a state another replica resolved is not resolved again, once
+    /// this log holds its ops ([`SharedStates`]).
+    pub(super) fn of(
+        log: &mut MembershipLog,
+        heads: &[OpId],
+        shared: Option<&SharedStates>,
+    ) -> Option<Self> {
+        if is_current(log.roster().heads(), heads) {
+            return Some(Self::Roster(Named::Current));
+        }
+        if let Some(kept) = log.membership_at(heads) {
+            return Some(Self::Kept(kept));
+        }
+        let Some(shared) = shared else {
+            return log.roster_at(heads).map(|r| Self::Roster(Named::At(r)));
+        };
+        if !heads.iter().all(|h| log.contains(h)) {
+            return None;
+        }
+        let mut key = heads.to_vec();
+        key.sort();
+        key.dedup();
+        let collective = log.collective();
+        if let Some(kept) = shared.get(collective, &key) {
+            return Some(Self::Kept(kept));
+        }
+        let roster = log.roster_at(heads)?;
+        shared.put(collective, key, Arc::new(Membership::of(&roster)));
+        Some(Self::Roster(Named::At(roster)))
+    }
+
+    /// The view, read from `log` when it is the current roster.
+    pub(super) fn view<'a>(&'a self, log: &'a MembershipLog) -> MembersView<'a> {
+        match self {
+            Self::Roster(named) => MembersView::Roster(named.roster(log)),
+            Self::Kept(kept) => MembersView::Kept(kept),
+        }
+    }
+}
+
+/// A roster or a kept membership, read alike.
+pub(super) enum MembersView<'a> {
+    Roster(&'a Roster),
+    Kept(&'a Membership),
+}
+
+impl MembersAt for MembersView<'_> {
+    fn is_member(&self, id: &MemberId) -> bool {
+        match self {
+            Self::Roster(r) => MembersAt::is_member(*r, id),
+            Self::Kept(m) => m.is_member(id),
+        }
+    }
+    fn agreement(&self, id: &MemberId) -> Option<[u8; 32]> {
+        match self {
+            Self::Roster(r) => r.agreement(id),
+            Self::Kept(m) => m.agreement(id),
+        }
+    }
+    fn member_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        let ids: Box<dyn Iterator<Item = MemberId> + '_> = match self {
+            Self::Roster(r) => Box::new(r.member_ids()),
+            Self::Kept(m) => Box::new(m.member_ids()),
+        };
+        ids
+    }
+    fn removed_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        let ids: Box<dyn Iterator<Item = MemberId> + '_> = match self {
+            Self::Roster(r) => Box::new(r.removed_ids()),
+            Self::Kept(m) => Box::new(m.removed_ids()),
+        };
+        ids
+    }
+}
+
 /// Whether `heads`, as a set, are `current` (sorted, without repeats, as a roster's heads are):
 /// the key `roster_at` compares.
 fn is_current(current: &[OpId], heads: &[OpId]) -> bool {
@@ -48,10 +136,6 @@ fn is_current(current: &[OpId], heads: &[OpId]) -> bool {
 }
 
 #[cfg(test)]
-#[path = "../../tests/proptest_seed/mod.rs"]
-mod proptest_seed;
-
-#[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     //! `Named::of` gives the roster `roster_at` gives, for random histories and any named heads:
@@ -63,86 +147,11 @@ mod tests {
     use rand_chacha::rand_core::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
-    use super::{proptest_seed, Named};
-    use crate::identity::Identity;
-    use crate::membership::{
-        Action, MembershipLog, Op, Policy, RevocationCertificate, SignedGenesis,
-    };
-    use crate::text::{CollectiveSecret, TextField};
+    use super::{Named, NamedMembers};
+    use crate::membership::random_history::history;
+    use crate::membership::random_history::proptest_seed;
+    use crate::membership::{MembersAt, MembershipLog, Op, SharedStates};
     use crate::{MemberId, OpId};
-
-    const NOW: u64 = 1_790_000_000;
-
-    fn history(seed: u64, len: usize) -> (SignedGenesis, Vec<Op>) {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let secret = CollectiveSecret::from_bytes([0x5e; 32]);
-        let pool: Vec<Identity> = (0..6).map(|_| Identity::generate(&mut rng)).collect();
-        let genesis = SignedGenesis::create_with_moderators(
-            &pool[0],
-            &secret,
-            "named",
-            "founder",
-            Vec::new(),
-            Policy::default(),
-            NOW,
-            &mut rng,
-        )
-        .unwrap();
-        let mut seal = |field| {
-            secret
-                .text_key()
-                .seal(field, &MemberId([0; 32]), &MemberId([0; 32]), "x", &mut rng)
-                .unwrap()
-        };
-        let names: Vec<_> = (0..len).map(|_| seal(TextField::MemberName)).collect();
-        let reason = seal(TextField::RemovalReason);
-        let mut ops: Vec<Op> = Vec::new();
-        for (step, name) in names.into_iter().enumerate() {
-            let author = if step < 4 {
-                0
-            } else {
-                rng.gen_range(0..pool.len())
-            };
-            let target = rng.gen_range(1..pool.len());
-            let mut parents = Vec::new();
-            for _ in 0..rng.gen_range(0..=ops.len().min(3)) {
-                parents.push(ops[rng.gen_range(0..ops.len())].id());
-            }
-            if !ops.is_empty() && rng.gen_bool(0.6) {
-                parents.push(ops[ops.len() - 1].id());
-            }
-            let action = match (step, rng.gen_range(0..8)) {
-                (0 | 1, _) | (_, 0..=2) => Action::ProposeAdd {
-                    identity: pool[if step < 2 { step + 1 } else { target }].public(),
-                    name,
-                },
-                (2 | 3, _) | (_, 3) => Action::ProposePromote {
-                    member: pool[if step < 4 { step - 1 } else { target }].member_id(),
-                },
-                (_, 4..=5) => Action::Remove {
-                    member: pool[target].member_id(),
-                    reason: reason.clone(),
-                },
-                (_, 6) => Action::ProposeDemote {
-                    member: pool[target].member_id(),
-                },
-                _ => Action::PublishRevocation {
-                    certificate: RevocationCertificate::create(&pool[target], NOW),
-                },
-            };
-            ops.push(
-                Op::create(
-                    &pool[author],
-                    genesis.id(),
-                    parents,
-                    NOW + step as u64,
-                    action,
-                )
-                .unwrap(),
-            );
-        }
-        (genesis, ops)
-    }
 
     proptest! {
         #![proptest_config(proptest_seed::config(64))]
@@ -182,5 +191,58 @@ mod tests {
                 prop_assert_eq!(named, at, "heads {:?}", heads);
             }
         }
+
+        /// What a key delivery reads at its heads ([`NamedMembers`]: the current roster, a kept
+        /// state, a state another replica resolved, or a full resolution) is what `roster_at`
+        /// gives, for every state the roster was resolved at and random heads; and a kept
+        /// state is used for the former (so the kept path is the one checked).
+        #[test]
+        fn what_a_delivery_reads_is_roster_at(seed in any::<u64>(), len in 1usize..24, look in 1u32..=4) {
+            let (genesis, ops) = history(seed, len);
+            let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x6465_6c69);
+            let mut log = MembershipLog::new(genesis.clone());
+            // Two logs that never resolve a past state: the first resolves each state asked and
+            // shares it, the second reuses it.
+            let mut other = MembershipLog::new(genesis.clone());
+            let mut third = MembershipLog::new(genesis);
+            let shared = SharedStates::default();
+            let mut states = Vec::new();
+            for op in &ops {
+                let _ = log.insert(op.clone());
+                let _ = other.insert(op.clone());
+                let _ = third.insert(op.clone());
+                if rng.gen_ratio(look, 4) {
+                    states.push(log.roster().heads().to_vec());
+                }
+            }
+            let all: Vec<OpId> = ops.iter().map(Op::id).collect();
+            let mut candidates = states.clone();
+            for _ in 0..6 {
+                let take = rng.gen_range(0..=3.min(all.len()));
+                candidates.push(all.choose_multiple(&mut rng, take).copied().collect());
+            }
+            for heads in &candidates {
+                let at = log.roster_at(heads).map(|r| facts(&*r));
+                for (with, log) in [(None, &mut log), (Some(&shared), &mut other), (Some(&shared), &mut third)] {
+                    let named = NamedMembers::of(log, heads, with);
+                    if with.is_none() && states.contains(heads) && *heads != log.roster().heads() {
+                        prop_assert!(matches!(named, Some(NamedMembers::Kept(_))));
+                    }
+                    let read = named.map(|n| facts(&n.view(log)));
+                    prop_assert_eq!(&read, &at, "heads {:?}", heads);
+                }
+            }
+            // The third log reused every state the second resolved.
+            let (resolved, reused) = shared.counts();
+            prop_assert!(reused >= resolved);
+        }
+    }
+
+    fn facts(at: &impl MembersAt) -> (Vec<(MemberId, [u8; 32])>, Vec<MemberId>) {
+        let members = at
+            .member_ids()
+            .map(|id| (id, at.agreement(&id).unwrap()))
+            .collect();
+        (members, at.removed_ids().collect())
     }
 }

@@ -1,0 +1,407 @@
+//! Who the members were at a membership state the log has been at: the question a key delivery
+//! asks, answered without resolving that state again.
+//!
+//! A key delivery names the heads its recipients were taken from, and every replica checks it
+//! against the roster at those heads: its author a member, each recipient a member with the
+//! agreement key it was sealed to, and for a rotation, every member a recipient and the removed
+//! members recorded ([`KeyDelivery::check_authority`](crate::epoch::KeyDelivery::check_authority),
+//! [`EpochBook::record`](crate::epoch::EpochBook::record)). A share made on request names its
+//! maker's current heads, so during an enrolment nearly every share names a state no other item
+//! names, and each replica resolved each such state in full: a replay of every op in it (the
+//! 1,000-replica simulation spent 57–79 % of its CPU there, docs/BENCHMARKS.md). Yet most of
+//! those states are ones the replica's own log was at a moment earlier: the maker was at the
+//! same state, with the same ops, when it made the share.
+//!
+//! So the log keeps, for the states its roster was resolved at, what a delivery reads of each:
+//! the current members with their agreement keys, and the removed members ([`Membership`]). The
+//! newest is kept whole; each older one as the difference from the next newer (a few members
+//! per state during an enrolment), so keeping hundreds of states costs a few ids each.
+//!
+//! **Why the answer is exact.** The log's ops with full history are closed under parents, so a
+//! state is fixed by its heads: the ops held are exactly those heads and their ancestors. Each
+//! state recorded is the log's resolved roster at that moment, whose heads are the heads of the
+//! ops held; a state is looked up by the named heads (sorted, without repeats) compared with a
+//! recorded roster's heads (sorted, without repeats), so a hit names exactly the ops that roster
+//! was resolved from, and resolution is a function of the set of ops. The differences are
+//! applied exactly (each records an id's whole entry before the change, or its absence), so the
+//! members and removals rebuilt for a state are those of its roster. Anything not recorded, or
+//! dropped to bound memory, is answered by a full resolution as before. Checked against a full
+//! resolution at each recorded state for random histories, ops taken in in random orders
+//! (`membership_at_is_the_resolved_membership`, fixed seeds).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use super::Roster;
+use crate::ids::{CollectiveId, MemberId, OpId};
+
+/// Most older states kept.
+const MAX_STATES: usize = 256;
+/// Most entries summed over the kept differences (an entry is an id and at most one key).
+const MAX_ENTRIES: usize = 16_384;
+
+/// What a key delivery reads of the membership at its named heads: the current members with
+/// their agreement keys, and the removed members.
+pub trait MembersAt {
+    /// Whether `id` is a current member.
+    fn is_member(&self, id: &MemberId) -> bool;
+    /// A current member's agreement key (the latest rotated one).
+    fn agreement(&self, id: &MemberId) -> Option<[u8; 32]>;
+    /// Every current member, in id order.
+    fn member_ids(&self) -> impl Iterator<Item = MemberId> + '_;
+    /// Every removed member, in id order.
+    fn removed_ids(&self) -> impl Iterator<Item = MemberId> + '_;
+}
+
+impl MembersAt for Roster {
+    fn is_member(&self, id: &MemberId) -> bool {
+        Roster::is_member(self, id)
+    }
+    fn agreement(&self, id: &MemberId) -> Option<[u8; 32]> {
+        self.member(id).map(|m| m.identity.agreement)
+    }
+    fn member_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        self.members().map(|m| m.identity.member)
+    }
+    fn removed_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        self.removed().keys().copied()
+    }
+}
+
+impl<T: MembersAt + ?Sized> MembersAt for Arc<T> {
+    fn is_member(&self, id: &MemberId) -> bool {
+        (**self).is_member(id)
+    }
+    fn agreement(&self, id: &MemberId) -> Option<[u8; 32]> {
+        (**self).agreement(id)
+    }
+    fn member_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        (**self).member_ids()
+    }
+    fn removed_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        (**self).removed_ids()
+    }
+}
+
+/// The members and removals of one roster, as a key delivery reads them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Membership {
+    members: BTreeMap<MemberId, [u8; 32]>,
+    removed: BTreeSet<MemberId>,
+}
+
+impl Membership {
+    /// What a delivery reads of `roster`.
+    pub fn of(roster: &Roster) -> Self {
+        Self {
+            members: roster
+                .members()
+                .map(|m| (m.identity.member, m.identity.agreement))
+                .collect(),
+            removed: roster.removed().keys().copied().collect(),
+        }
+    }
+
+    /// Turn this membership into another by `delta` (as [`Delta::between`] made it).
+    fn apply(&mut self, delta: &Delta) {
+        for (id, key) in &delta.members {
+            match key {
+                Some(key) => self.members.insert(*id, *key),
+                None => self.members.remove(id),
+            };
+        }
+        for (id, removed) in &delta.removed {
+            if *removed {
+                self.removed.insert(*id);
+            } else {
+                self.removed.remove(id);
+            }
+        }
+    }
+}
+
+impl MembersAt for Membership {
+    fn is_member(&self, id: &MemberId) -> bool {
+        self.members.contains_key(id)
+    }
+    fn agreement(&self, id: &MemberId) -> Option<[u8; 32]> {
+        self.members.get(id).copied()
+    }
+    fn member_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        self.members.keys().copied()
+    }
+    fn removed_ids(&self) -> impl Iterator<Item = MemberId> + '_ {
+        self.removed.iter().copied()
+    }
+}
+
+/// How to turn one membership into another: each id whose entry differs, with its entry in the
+/// other (`None`: not a member there; `false`: not removed there).
+#[derive(Clone, Debug, Default)]
+struct Delta {
+    members: Vec<(MemberId, Option<[u8; 32]>)>,
+    removed: Vec<(MemberId, bool)>,
+}
+
+impl Delta {
+    /// What turns `from` into `to`.
+    fn between(from: &Membership, to: &Membership) -> Self {
+        let mut members = Vec::new();
+        for (id, key) in &from.members {
+            match to.members.get(id) {
+                Some(other) if other == key => {}
+                other => members.push((*id, other.copied())),
+            }
+        }
+        for (id, key) in &to.members {
+            if !from.members.contains_key(id) {
+                members.push((*id, Some(*key)));
+            }
+        }
+        let removed = from
+            .removed
+            .symmetric_difference(&to.removed)
+            .map(|id| (*id, to.removed.contains(id)))
+            .collect();
+        Self { members, removed }
+    }
+
+    fn entries(&self) -> usize {
+        self.members.len() + self.removed.len()
+    }
+}
+
+/// The states a log's roster was resolved at, newest whole and older ones as differences.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PastStates {
+    /// The latest roster seen: its heads and membership.
+    newest: Option<(Vec<OpId>, Membership)>,
+    /// Older states, oldest first: each one's heads and what turns the next newer state (the
+    /// next entry, or `newest` for the last) into it.
+    older: VecDeque<(Vec<OpId>, Delta)>,
+    entries: usize,
+    /// The last membership rebuilt, for deliveries naming the same state one after another.
+    last: Option<(Vec<OpId>, Arc<Membership>)>,
+}
+
+impl PastStates {
+    /// Record `roster` (resolved at its heads) as the newest state. Nothing if it is the newest
+    /// already (same heads, hence the same ops).
+    pub(crate) fn observe(&mut self, roster: &Roster) {
+        let heads = roster.heads();
+        if self.newest.as_ref().is_some_and(|(h, _)| h == heads) {
+            return;
+        }
+        let now = Membership::of(roster);
+        if let Some((old_heads, old)) = self.newest.take() {
+            let delta = Delta::between(&now, &old);
+            self.entries += delta.entries();
+            self.older.push_back((old_heads, delta));
+        }
+        self.newest = Some((heads.to_vec(), now));
+        while self.older.len() > MAX_STATES || self.entries > MAX_ENTRIES {
+            self.forget_oldest();
+        }
+    }
+
+    /// Drop the oldest state kept.
+    fn forget_oldest(&mut self) {
+        if let Some((_, delta)) = self.older.pop_front() {
+            self.entries -= delta.entries();
+        }
+    }
+
+    /// The membership at `key` (sorted, without repeats), if the log's roster was resolved at
+    /// exactly those heads and the state is still kept.
+    pub(crate) fn at(&mut self, key: &[OpId]) -> Option<Arc<Membership>> {
+        if let Some((heads, membership)) = &self.last {
+            if heads.as_slice() == key {
+                return Some(Arc::clone(membership));
+            }
+        }
+        let (newest_heads, newest) = self.newest.as_ref()?;
+        let found = if newest_heads.as_slice() == key {
+            newest.clone()
+        } else {
+            let at = self.older.iter().rposition(|(h, _)| h.as_slice() == key)?;
+            let mut membership = newest.clone();
+            for (_, delta) in self.older.iter().skip(at).rev() {
+                membership.apply(delta);
+            }
+            membership
+        };
+        let found = Arc::new(found);
+        self.last = Some((key.to_vec(), Arc::clone(&found)));
+        Some(found)
+    }
+}
+
+/// Memberships at named states, shared by the replicas of one process (a simulation of many
+/// replicas: each would otherwise resolve every state a key delivery names, the same pure
+/// computation a thousand times). Off unless given to [`State`](crate::replica::State) with
+/// `share_named_states`; a node runs one replica and never uses it. Exact: a state is fixed by
+/// its collective (whose id fixes the genesis record) and its heads (whose ids fix every op
+/// below them), and a replica asks only once it holds every one of those ops, so the answer is
+/// the one its own full resolution would give. Counts what it saves, so a simulation can report
+/// the CPU a node would spend.
+#[derive(Debug, Default)]
+pub struct SharedStates {
+    map: std::sync::Mutex<SharedMap>,
+    resolved: std::sync::atomic::AtomicU64,
+    reused: std::sync::atomic::AtomicU64,
+}
+
+/// A state (collective and sorted heads) and what a resolution there gave.
+type SharedMap = std::collections::HashMap<(CollectiveId, Vec<OpId>), Arc<Membership>>;
+
+/// Most states a [`SharedStates`] keeps before it starts again empty.
+const MAX_SHARED_STATES: usize = 8_192;
+
+impl SharedStates {
+    /// The membership at `key` (sorted, without repeats), if some replica resolved it.
+    pub(crate) fn get(&self, collective: CollectiveId, key: &[OpId]) -> Option<Arc<Membership>> {
+        let map = self.map.lock().ok()?;
+        let found = map.get(&(collective, key.to_vec())).cloned();
+        if found.is_some() {
+            self.reused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// Keep what a replica's full resolution at `key` gave.
+    pub(crate) fn put(&self, collective: CollectiveId, key: Vec<OpId>, at: Arc<Membership>) {
+        self.resolved
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= MAX_SHARED_STATES {
+                map.clear();
+            }
+            map.insert((collective, key), at);
+        }
+    }
+
+    /// Full resolutions made (once per state) and answers reused instead of a resolution.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.resolved.load(std::sync::atomic::Ordering::Relaxed),
+            self.reused.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Up to `n` of the states kept (heads), to time a resolution of each.
+    pub fn sample(&self, n: usize) -> Vec<Vec<OpId>> {
+        self.map
+            .lock()
+            .map(|map| map.keys().take(n).map(|(_, k)| k.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    //! What the log kept of a state is what a full resolution of that state gives, for random
+    //! histories taken in in random orders (orphans released in bulk, ops appended to the
+    //! resolution, full resolutions), looked up by the heads of every state the roster was
+    //! resolved at and by other sets of heads.
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    use super::{MembersAt, Membership};
+    use crate::membership::random_history::history;
+    use crate::membership::random_history::proptest_seed;
+    use crate::membership::{resolve, MembershipLog, Op, Roster, SignedGenesis};
+    use crate::OpId;
+
+    /// A full resolution of `heads` and their ancestors (`None`: not all held).
+    fn resolved(log: &MembershipLog, genesis: &SignedGenesis, heads: &[OpId]) -> Option<Roster> {
+        let mut seen = BTreeSet::new();
+        let mut stack = heads.to_vec();
+        while let Some(id) = stack.pop() {
+            if seen.insert(id) {
+                stack.extend(log.get(&id)?.parents().iter().copied());
+            }
+        }
+        let ops: Vec<&Op> = seen.iter().filter_map(|id| log.get(id)).collect();
+        Some(resolve(genesis, &ops))
+    }
+
+    fn facts(at: &impl MembersAt) -> (Vec<(crate::MemberId, [u8; 32])>, Vec<crate::MemberId>) {
+        let members = at
+            .member_ids()
+            .map(|id| (id, at.agreement(&id).unwrap()))
+            .collect();
+        (members, at.removed_ids().collect())
+    }
+
+    proptest! {
+        #![proptest_config(proptest_seed::config(96))]
+
+        #[test]
+        fn membership_at_is_the_resolved_membership(
+            seed in any::<u64>(),
+            len in 1usize..32,
+            shuffle in any::<bool>(),
+            look in 1u32..=4,
+        ) {
+            let (genesis, ops) = history(seed, len);
+            let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x6174_6865);
+            let mut order = ops.clone();
+            if shuffle {
+                order.shuffle(&mut rng);
+            } else {
+                for _ in 0..len / 4 {
+                    let (a, b) = (rng.gen_range(0..len), rng.gen_range(0..len));
+                    order.swap(a, b);
+                }
+            }
+            let mut log = MembershipLog::new(genesis.clone());
+            let mut states: Vec<Vec<OpId>> = Vec::new();
+            for op in order {
+                let _ = log.insert(op);
+                if rng.gen_ratio(look, 4) {
+                    states.push(log.roster().heads().to_vec());
+                }
+            }
+            let all: Vec<OpId> = ops.iter().map(Op::id).collect();
+            let mut named: Vec<Vec<OpId>> = Vec::new();
+            for heads in &states {
+                // The state's heads as named: in any order, with repeats.
+                let mut as_named = heads.clone();
+                as_named.shuffle(&mut rng);
+                if let Some(first) = heads.first() {
+                    as_named.push(*first);
+                }
+                named.push(as_named);
+            }
+            for _ in 0..8 {
+                let take = rng.gen_range(0..=3.min(all.len()));
+                named.push(all.choose_multiple(&mut rng, take).copied().collect());
+            }
+            for heads in states.iter().chain(&named) {
+                let kept = log.membership_at(heads);
+                let full = resolved(&log, &genesis, heads);
+                if states.iter().any(|s| {
+                    let mut key = heads.clone();
+                    key.sort();
+                    key.dedup();
+                    *s == key
+                }) {
+                    // Every state the roster was resolved at is kept (far fewer than the bounds).
+                    prop_assert!(kept.is_some(), "state {:?} not kept", heads);
+                }
+                if let Some(kept) = kept {
+                    let full = full.expect("a kept state is held");
+                    prop_assert_eq!(&*kept, &Membership::of(&full), "heads {:?}", heads);
+                    prop_assert_eq!(facts(&*kept), facts(&full));
+                }
+            }
+        }
+    }
+}
