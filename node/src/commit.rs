@@ -283,6 +283,60 @@ mod tests {
         }
     }
 
+    /// A received post's write starts no fsync by itself: `deferred_due` says when one must
+    /// (`RECEIVED_POST_FSYNC` after the first such write waiting), and after `defer_ended` the
+    /// next `start` runs it. An fsync started for anything else covers the post and ends its wait.
+    #[tokio::test]
+    async fn a_received_post_waits_for_its_fsync_at_most_the_deferral() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = replica_in(dir.path());
+        let mut commit = GroupCommit::default();
+        let t0 = Instant::now();
+        commit.wrote_received_post(t0);
+        commit.wrote_received_post(t0 + Duration::from_millis(300));
+        assert_eq!(commit.deferred_due(), Some(t0 + RECEIVED_POST_FSYNC));
+        commit.start(&replica);
+        assert!(
+            commit.in_flight.is_none(),
+            "an fsync started for received posts before their deferral ended"
+        );
+        commit.defer_ended();
+        assert_eq!(commit.deferred_due(), None);
+        commit.start(&replica);
+        assert!(
+            commit.in_flight.is_some(),
+            "no fsync once the deferral ended"
+        );
+        commit.finished().await;
+
+        commit.wrote_received_post(Instant::now());
+        let (reply, mut answered) = oneshot::channel();
+        commit.answer_when_durable(reply, posted("e"));
+        commit.start(&replica);
+        assert_eq!(
+            commit.deferred_due(),
+            None,
+            "the fsync covers the received post"
+        );
+        commit.finished().await;
+        assert!(matches!(
+            answered.try_recv(),
+            Ok(Ok(Response::Posted { .. }))
+        ));
+    }
+
+    /// A received post still waiting for its fsync at shutdown is flushed before the store
+    /// closes.
+    #[tokio::test]
+    async fn closing_flushes_a_received_post_still_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = replica_in(dir.path());
+        let mut commit = GroupCommit::default();
+        commit.wrote_received_post(Instant::now());
+        commit.close(replica.flusher()).await;
+        assert_eq!(commit.deferred_due(), None);
+    }
+
     /// Answers still held at shutdown are sent once the rest is flushed.
     #[tokio::test]
     async fn closing_answers_what_waits() {

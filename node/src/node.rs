@@ -760,8 +760,7 @@ impl EventLoop {
                     hop::mark(hop::Stage::Stored);
                     // Received posts' fsync may wait (`commit.rs`); a post of ours has its
                     // answer waiting, which `held_written` hands to the next fsync.
-                    self.commit
-                        .wrote_received_post(tokio::time::Instant::now());
+                    self.commit.wrote_received_post(tokio::time::Instant::now());
                 }
                 self.commit.held_written(Ok(()));
             }
@@ -1677,9 +1676,9 @@ impl EventLoop {
             hop::mark(hop::Stage::Stored);
         }
         match outcome {
-            Ingested::Accepted if alert => self
-                .commit
-                .wrote_received_post(tokio::time::Instant::now()),
+            Ingested::Accepted if alert => {
+                self.commit.wrote_received_post(tokio::time::Instant::now())
+            }
             Ingested::Accepted => self.commit.wrote(),
             Ingested::Held => self.start_sync(source),
             _ => {}
