@@ -40,14 +40,6 @@ pub const AUTONAT_REFRESH: Duration = Duration::from_secs(5 * 60);
 /// Probes in a row that settle a NAT status.
 const AUTONAT_CONFIDENCE: usize = 2;
 
-/// How often a connection is pinged after the first ping (sent at once, and what a hole
-/// punch's new connection waits for). Pings only show that a connection carries round trips
-/// (nothing acts on their failures), and a member has up to 19 connections: every 15 s (the
-/// default) is more than a ping a second on a phone, woken for nothing. NAT mappings of
-/// connections to mailboxes are kept by the mailbox's own pings (every 15 s) and reservation
-/// renewals; 60 s is also far under the shortest TCP mapping lifetimes of carrier NATs.
-pub const PING_INTERVAL: Duration = Duration::from_secs(60);
-
 /// Agent string sent over identify, in place of the default that names the libp2p version.
 const AGENT_VERSION: &str = "lookout";
 
@@ -227,7 +219,7 @@ impl Behaviour {
             gossipsub,
             sync,
             identify,
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
+            ping: ping::Behaviour::new(ping::Config::new()),
             dcutr: dcutr::Behaviour::new(local_peer),
             autonat: autonat::Behaviour::new(local_peer, autonat_config(cfg)),
         };
