@@ -10,9 +10,18 @@
 //! A member's own post is published as soon as it is sealed and written, before its fsync; the
 //! answer to `post` waits here until the fsync covering it has returned
 //! ([`GroupCommit::answer_when_durable`]), so an acknowledged post survives a crash.
+//!
+//! A post received from a peer waits up to [`RECEIVED_POST_FSYNC`] for its fsync
+//! ([`GroupCommit::wrote_received_post`]): nobody waits for it (it was shown once checked), so
+//! it shares the fsync of whatever comes next, and the fsync of an alert runs after the alert
+//! has reached the other members, not while the cores are busy passing it on. sled also
+//! flushes by itself every 500 ms (its `flush_every_ms` default), which usually comes first.
+
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::warn;
 
 use crate::api::{ApiError, ErrorCode, Response};
@@ -45,11 +54,19 @@ impl Held {
     }
 }
 
+/// How long a post received from a peer may wait for the fsync that makes it durable on this
+/// device (a crash before it loses the post from this device only, and the next sync fetches it
+/// again: docs/PROTOCOL.md §9.4.2).
+pub(crate) const RECEIVED_POST_FSYNC: Duration = Duration::from_secs(1);
+
 /// The group commit's state.
 #[derive(Default)]
 pub(crate) struct GroupCommit {
     /// Writes were made since the running fsync (if any) started.
     dirty: bool,
+    /// Since when received posts' writes wait for an fsync that may come later (at the latest
+    /// [`RECEIVED_POST_FSYNC`] after this), if any do.
+    deferred_since: Option<Instant>,
     /// Answers waiting for the writes made since the running fsync started.
     waiting: Vec<Held>,
     /// Answers waiting for held writes to be made (then they wait in `waiting`).
@@ -67,6 +84,25 @@ impl GroupCommit {
     /// Accepted items were written to the store (not durable yet).
     pub(crate) fn wrote(&mut self) {
         self.dirty = true;
+    }
+
+    /// A post received from a peer was written (not durable yet): its fsync may wait until
+    /// [`GroupCommit::deferred_due`], or come sooner with another write's.
+    pub(crate) fn wrote_received_post(&mut self, now: Instant) {
+        self.deferred_since.get_or_insert(now);
+    }
+
+    /// When the received posts' writes waiting for an fsync must have one started (none if
+    /// none wait). The event loop calls [`GroupCommit::defer_ended`] then.
+    pub(crate) fn deferred_due(&self) -> Option<Instant> {
+        self.deferred_since.map(|since| since + RECEIVED_POST_FSYNC)
+    }
+
+    /// The received posts' wait is over: the next [`GroupCommit::start`] makes them durable.
+    pub(crate) fn defer_ended(&mut self) {
+        if self.deferred_since.take().is_some() {
+            self.dirty = true;
+        }
     }
 
     /// A write was made whose answer must wait until it is durable: `answer` goes to `reply`
@@ -106,6 +142,8 @@ impl GroupCommit {
             return;
         }
         self.dirty = false;
+        // The fsync covers every write made so far, the received posts' included.
+        self.deferred_since = None;
         let flusher = replica.flusher();
         let done = tokio::task::spawn_blocking(move || flusher.flush());
         self.in_flight = Some(InFlight {
@@ -137,7 +175,12 @@ impl GroupCommit {
     /// then make the rest durable on this thread, sending every answer held.
     pub(crate) async fn close(&mut self, flusher: Flusher) {
         self.finished_if_running().await;
-        if self.dirty || !self.waiting.is_empty() || !self.unwritten.is_empty() {
+        if self.dirty
+            || self.deferred_since.is_some()
+            || !self.waiting.is_empty()
+            || !self.unwritten.is_empty()
+        {
+            self.deferred_since = None;
             let flushed = flusher.flush().map_err(|e| e.to_string());
             self.dirty = false;
             let unwritten = std::mem::take(&mut self.unwritten);
@@ -238,6 +281,60 @@ mod tests {
             Ok(Err(e)) => assert!(e.to_string().contains("disk full"), "{e}"),
             other => panic!("expected the storing error, got {other:?}"),
         }
+    }
+
+    /// A received post's write starts no fsync by itself: `deferred_due` says when one must
+    /// (`RECEIVED_POST_FSYNC` after the first such write waiting), and after `defer_ended` the
+    /// next `start` runs it. An fsync started for anything else covers the post and ends its wait.
+    #[tokio::test]
+    async fn a_received_post_waits_for_its_fsync_at_most_the_deferral() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = replica_in(dir.path());
+        let mut commit = GroupCommit::default();
+        let t0 = Instant::now();
+        commit.wrote_received_post(t0);
+        commit.wrote_received_post(t0 + Duration::from_millis(300));
+        assert_eq!(commit.deferred_due(), Some(t0 + RECEIVED_POST_FSYNC));
+        commit.start(&replica);
+        assert!(
+            commit.in_flight.is_none(),
+            "an fsync started for received posts before their deferral ended"
+        );
+        commit.defer_ended();
+        assert_eq!(commit.deferred_due(), None);
+        commit.start(&replica);
+        assert!(
+            commit.in_flight.is_some(),
+            "no fsync once the deferral ended"
+        );
+        commit.finished().await;
+
+        commit.wrote_received_post(Instant::now());
+        let (reply, mut answered) = oneshot::channel();
+        commit.answer_when_durable(reply, posted("e"));
+        commit.start(&replica);
+        assert_eq!(
+            commit.deferred_due(),
+            None,
+            "the fsync covers the received post"
+        );
+        commit.finished().await;
+        assert!(matches!(
+            answered.try_recv(),
+            Ok(Ok(Response::Posted { .. }))
+        ));
+    }
+
+    /// A received post still waiting for its fsync at shutdown is flushed before the store
+    /// closes.
+    #[tokio::test]
+    async fn closing_flushes_a_received_post_still_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let replica = replica_in(dir.path());
+        let mut commit = GroupCommit::default();
+        commit.wrote_received_post(Instant::now());
+        commit.close(replica.flusher()).await;
+        assert_eq!(commit.deferred_due(), None);
     }
 
     /// Answers still held at shutdown are sent once the rest is flushed.

@@ -586,6 +586,7 @@ impl EventLoop {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.refresh_mailboxes();
         let done = loop {
+            let fsync_due = self.commit.deferred_due();
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event),
                 command = self.receiver.recv() => match command {
@@ -595,6 +596,7 @@ impl EventLoop {
                 },
                 _ = tick.tick() => self.on_tick(),
                 () = self.commit.finished() => {}
+                () = deadline(fsync_due) => self.commit.defer_ended(),
                 () = deadline(self.crossed_wait_at) => self.end_crossed_waits(),
             }
             self.after_change();
@@ -756,7 +758,9 @@ impl EventLoop {
             Ok(written) => {
                 if written {
                     hop::mark(hop::Stage::Stored);
-                    self.commit.wrote();
+                    // Received posts' fsync may wait (`commit.rs`); a post of ours has its
+                    // answer waiting, which `held_written` hands to the next fsync.
+                    self.commit.wrote_received_post(tokio::time::Instant::now());
                 }
                 self.commit.held_written(Ok(()));
             }
@@ -1672,6 +1676,9 @@ impl EventLoop {
             hop::mark(hop::Stage::Stored);
         }
         match outcome {
+            Ingested::Accepted if alert => {
+                self.commit.wrote_received_post(tokio::time::Instant::now())
+            }
             Ingested::Accepted => self.commit.wrote(),
             Ingested::Held => self.start_sync(source),
             _ => {}
