@@ -579,25 +579,48 @@ fn only_ops_refused_over_the_quota_are_read_as_their_parents() {
     }
 }
 
-/// What stays (SECURITY.md, "Not mitigated"): once anyone writes an op on A's side of the split
-/// (here the founder removes x), it names op 255 as its parent and never joins at B, and the
-/// rotation and alert naming it are held at B as before, though B refused op 255 over the quota.
-#[test]
-fn an_alert_naming_a_later_op_built_on_a_refused_one_still_waits() {
-    let mut w = World::new(7);
-    let mut a = w.side_a();
-    let mut b = w.side_b();
-    let removal = Op::create(
+/// An op by `author` naming `parents`, dated `at`.
+fn op(w: &World, author: &Identity, parents: Vec<OpId>, at: u64, action: Action) -> Op {
+    Op::create(author, w.collective(), parents, at, action).unwrap()
+}
+
+/// The founder's removal of `who`, written on A's heads (op 255, which B refused).
+fn removal_on(w: &World, a: &State, who: &Identity, at: u64) -> Op {
+    op(
+        w,
         &w.founder,
-        w.collective(),
         a.log().writer_heads(&w.founder.member_id()),
-        NOW - 20,
+        at,
         Action::Remove {
-            member: w.x.member_id(),
+            member: who.member_id(),
             reason: names::reason("split"),
         },
     )
-    .unwrap();
+}
+
+/// Member ids, moderators and removed member ids of a roster: what two sides of the split must
+/// agree on (the refused op's own effect, here x's agreement key, is H1's residual).
+fn standing(state: &State) -> (Vec<(lookout_protocol::MemberId, bool)>, Vec<lookout_protocol::MemberId>) {
+    let roster = state.log().roster();
+    let members = roster
+        .members()
+        .map(|m| (m.identity.member, m.moderator))
+        .collect();
+    let removed = roster.removed().keys().copied().collect();
+    (members, removed)
+}
+
+/// The rest of the split (SECURITY.md, H1; until this branch "not mitigated"): once anyone
+/// writes an op on A's side (here the founder removes x), it names op 255 as its parent. On
+/// main it never joined at B, so the rotation naming it and every alert under that rotation were
+/// held at B for good. Now B reads the edge to op 255 as edges to op 255's parents (op 254): the
+/// removal joins, x is removed at B too, and the rotation and the alert cross.
+#[test]
+fn an_op_built_on_a_refused_one_and_an_alert_naming_it_cross_the_split() {
+    let mut w = World::new(7);
+    let mut a = w.side_a();
+    let mut b = w.side_b();
+    let removal = removal_on(&w, &a, &w.x, NOW - 20);
     assert_eq!(removal.parents(), &[w.run[255].id()]);
     assert_eq!(
         ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
@@ -618,10 +641,391 @@ fn an_alert_naming_a_later_op_built_on_a_refused_one_still_waits() {
     );
     let outcomes = hand_over(&mut a, &mut b, &w.b, std::slice::from_ref(&post));
     assert!(b.refused_over_quota(&w.run[255].id()));
-    assert!(!b.log().contains(&removal.id()), "the op split healed");
-    assert_eq!(outcomes, vec![Ingested::Held]);
-    assert!(
-        !b.deliveries().contains_key(&rotation.id()),
-        "the rotation crossed"
+    assert!(!b.log().contains(&w.run[255].id()));
+    assert!(b.log().contains(&removal.id()), "the removal did not cross");
+    assert_eq!(
+        b.log().read_parents(&removal.id()),
+        Some(&[w.run[254].id()][..])
     );
+    assert!(!b.log().roster().is_member(&w.x.member_id()));
+    assert!(b.log().roster().is_removed(&w.x.member_id()));
+    assert!(!a.log().roster().is_member(&w.x.member_id()));
+    assert_eq!(outcomes, vec![Ingested::Accepted], "the alert did not cross");
+    assert!(
+        b.deliveries().contains_key(&rotation.id()),
+        "the rotation did not cross"
+    );
+    assert!(b.book().key(&key.id()).is_some());
+    assert_eq!(standing(&a), standing(&b));
+}
+
+/// The removal arriving at B before B refused op 255 waits for it; B's refusal of op 255 over
+/// the quota lets it join (and the alert waiting for the removal with it).
+#[test]
+fn an_op_waiting_for_an_op_joins_when_that_op_is_refused_over_the_quota() {
+    let mut w = World::new(8);
+    let mut a = w.side_a();
+    let removal = removal_on(&w, &a, &w.x, NOW - 20);
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let heads = a.log().roster().heads().to_vec();
+    let (key, co) = (w.key.clone(), w.collective());
+    let post = alert(&key, co, &w.a, heads, "early", &mut w.rng);
+    let mut b = State::new(w.genesis.clone());
+    for op in &w.setup {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    assert_eq!(
+        ingest(&mut b, SetKind::Deliveries, w.rotation.encoded(), &w.b),
+        Ingested::Accepted
+    );
+    for op in &w.run[..255] {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, removal.encoded(), &w.b),
+        Ingested::Held
+    );
+    assert_eq!(
+        ingest(&mut b, SetKind::Envelopes, &post, &w.b),
+        Ingested::Held
+    );
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, w.run[256].encoded(), &w.b),
+        Ingested::Held
+    );
+    let step = b.ingest(SetKind::Ops, w.run[255].encoded(), &w.b, NOW);
+    assert_eq!(step.outcome, Ingested::Ignored(Refusal::OpQuota));
+    assert!(b.log().contains(&removal.id()), "the refusal did not release the removal");
+    assert!(b.log().contains(&w.run[256].id()));
+    assert!(b.posts().contains_key(&envelope::id_of(&post).unwrap()));
+    assert!(!b.log().roster().is_member(&w.x.member_id()));
+    assert_eq!(b.held_count(), 0);
+}
+
+/// A vouch chain across the split: the founder admits n on A (her proposal names op 255), n
+/// then rotates her agreement key naming her admission. At B both join: n is a member, may
+/// author, and her op is held.
+#[test]
+fn a_vouch_chain_crosses_the_split() {
+    let mut w = World::new(9);
+    let mut a = w.side_a();
+    let mut b = w.side_b();
+    let mut n = Identity::generate_at(&mut w.rng, START);
+    let admit = op(
+        &w,
+        &w.founder,
+        a.log().writer_heads(&w.founder.member_id()),
+        NOW - 30,
+        Action::ProposeAdd {
+            identity: n.public(),
+            name: names::name("n"),
+        },
+    );
+    assert_eq!(admit.parents(), &[w.run[255].id()]);
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, admit.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    assert!(a.log().roster().is_member(&n.member_id()));
+    let identity = n.rotate_agreement(NOW - 20, &mut w.rng);
+    let by_n = op(
+        &w,
+        &n,
+        a.log().writer_heads(&n.member_id()),
+        NOW - 20,
+        Action::RotateAgreementKey { identity },
+    );
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, by_n.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    assert!(b.log().contains(&admit.id()), "the admission did not cross");
+    assert!(b.log().contains(&by_n.id()), "n's op did not cross");
+    assert!(b.log().may_author(&n.member_id()));
+    assert!(b.log().roster().is_member(&n.member_id()));
+    assert_eq!(standing(&a), standing(&b));
+}
+
+/// Naming a refused op gains its author nothing she would not get by naming what it is read as:
+/// e, removed by the founder before x's run, signs ops naming ops B refused over the quota, one
+/// whose history stops before her removal (x's `late`, naming e's admission) and one after it
+/// (op 255). At B each is judged exactly as the same action naming the read parents itself, on
+/// a replica in the same state: the rosters are equal, and e's ops take no effect.
+#[test]
+fn naming_a_refused_op_gains_no_authority() {
+    let mut w = World::new(10);
+    let co = w.collective();
+    let late = op(
+        &w,
+        &w.x,
+        vec![w.setup[3].id()],
+        NOW - 100,
+        Action::ProposeDemote {
+            member: w.a.member_id(),
+        },
+    );
+    let cases = [
+        (vec![late.id()], vec![w.setup[3].id()]),
+        (vec![w.run[255].id()], vec![w.run[254].id()]),
+        (
+            vec![late.id(), w.run[255].id()],
+            vec![w.setup[3].id(), w.run[254].id()],
+        ),
+    ];
+    for (i, (named, read)) in cases.into_iter().enumerate() {
+        let mut b = w.side_b();
+        let mut twin = w.side_b();
+        for state in [&mut b, &mut twin] {
+            for refused in [&w.run[255], &late] {
+                assert_eq!(
+                    ingest(state, SetKind::Ops, refused.encoded(), &w.b),
+                    Ingested::Ignored(Refusal::OpQuota)
+                );
+            }
+        }
+        let at = NOW - 50 + i as u64;
+        let identity = w.e.rotate_agreement(at, &mut w.rng);
+        let actions = [
+            Action::RotateAgreementKey { identity },
+            Action::Remove {
+                member: w.a.member_id(),
+                reason: names::reason("grudge"),
+            },
+            Action::ProposeAdd {
+                identity: w.e.public(),
+                name: names::name("again"),
+            },
+        ];
+        for action in actions {
+            let named_op = op(&w, &w.e, named.clone(), at, action.clone());
+            let read_op = op(&w, &w.e, read.clone(), at, action);
+            let got = ingest(&mut b, SetKind::Ops, named_op.encoded(), &w.b);
+            let want = ingest(&mut twin, SetKind::Ops, read_op.encoded(), &w.b);
+            assert_eq!(got, want, "case {i}");
+            assert_eq!(got, Ingested::Accepted, "case {i}");
+            let mut expected = read.clone();
+            expected.sort();
+            assert_eq!(b.log().read_parents(&named_op.id()), Some(&expected[..]));
+        }
+        assert_eq!(standing(&b), standing(&twin), "case {i}");
+        let roster = b.log().roster();
+        assert!(roster.is_member(&w.a.member_id()), "case {i}");
+        assert!(!roster.is_member(&w.e.member_id()), "case {i}");
+        assert_eq!(
+            roster.removed()[&w.e.member_id()].ops,
+            twin.log().roster().removed()[&w.e.member_id()].ops
+        );
+        let _ = co;
+    }
+}
+
+/// A chain of refused ops is read through: B holds x's ops 0 to 199 and 56 ops of a side
+/// branch of hers for the same day, so it refuses ops 200 to 255, which A keeps. The founder's
+/// removal of x, written on A's op 255, joins at B read as naming op 199.
+#[test]
+fn a_chain_of_refused_ops_is_read_through() {
+    let mut w = World::new(11);
+    let mut a = w.side_a();
+    let removal = removal_on(&w, &a, &w.x, NOW - 20);
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let mut b = State::new(w.genesis.clone());
+    for op in &w.setup {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    for op in &w.run[..200] {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    let mut parent = w.setup[4].id();
+    for i in 0..56u64 {
+        let at = START + 900 + i;
+        let identity = w.x.rotate_agreement(at, &mut w.rng);
+        let side = op(&w, &w.x, vec![parent], at, Action::RotateAgreementKey { identity });
+        parent = side.id();
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, side.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    for op in &w.run[200..256] {
+        assert!(b.refused_over_quota(&op.id()));
+    }
+    assert!(b.log().contains(&removal.id()), "the removal did not cross");
+    assert_eq!(
+        b.log().read_parents(&removal.id()),
+        Some(&[w.run[199].id()][..])
+    );
+    assert!(b.log().roster().is_removed(&w.x.member_id()));
+    assert_eq!(standing(&a), standing(&b));
+}
+
+/// Ops written on each side cross to the other: b, on B, writes on x's op 256 (B refused op
+/// 255 and keeps 256; A keeps 255 and refused 256), the founder, on A, admits n on op 255.
+/// Each side holds the other's op, read through the op it refused, and they agree on who is a
+/// member, a moderator and removed.
+#[test]
+fn ops_written_on_both_sides_of_the_split_join_both_sides() {
+    let mut w = World::new(12);
+    let mut a = w.side_a();
+    let mut b = w.side_b();
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, w.run[255].encoded(), &w.b),
+        Ingested::Ignored(Refusal::OpQuota)
+    );
+    assert!(b.log().contains(&w.run[256].id()), "op 256 did not join at B");
+    assert_eq!(b.log().roster().heads(), &[w.run[256].id()]);
+    let n = Identity::generate_at(&mut w.rng, START);
+    let admit = op(
+        &w,
+        &w.founder,
+        a.log().writer_heads(&w.founder.member_id()),
+        NOW - 30,
+        Action::ProposeAdd {
+            identity: n.public(),
+            name: names::name("n"),
+        },
+    );
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, admit.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let identity = w.b.rotate_agreement(NOW - 25, &mut w.rng);
+    let by_b = op(
+        &w,
+        &w.b,
+        b.log().writer_heads(&w.b.member_id()),
+        NOW - 25,
+        Action::RotateAgreementKey { identity },
+    );
+    assert_eq!(by_b.parents(), &[w.run[256].id()]);
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, by_b.encoded(), &w.b),
+        Ingested::Accepted
+    );
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    let _ = hand_over(&mut b, &mut a, &w.a, &[]);
+    assert!(a.log().contains(&by_b.id()), "b's op did not join at A");
+    assert!(b.log().contains(&admit.id()), "the admission did not join at B");
+    assert_eq!(a.log().read_parents(&by_b.id()), Some(&[w.run[255].id()][..]));
+    assert_eq!(b.log().read_parents(&admit.id()), Some(&[w.run[254].id()][..]));
+    assert!(a.log().roster().is_member(&n.member_id()));
+    assert_eq!(standing(&a), standing(&b));
+    let b_at_a = a.log().roster().member(&w.b.member_id()).unwrap().identity.clone();
+    let b_at_b = b.log().roster().member(&w.b.member_id()).unwrap().identity.clone();
+    assert!(b_at_a == b_at_b, "b's rotation differs between the sides");
+}
+
+/// The refused op arriving later and joining after all (an orphan of x's evicted frees a slot
+/// of her day at B): the edge read through it becomes real, and B, holding exactly the ops A
+/// holds, resolves exactly A's roster (the same as resolving them with their own parents).
+#[test]
+fn a_refused_op_joining_later_makes_the_edge_real() {
+    let mut w = World::new(13);
+    let mut a = w.side_a();
+    let removal = removal_on(&w, &a, &w.x, NOW - 20);
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let mut b = State::new(w.genesis.clone());
+    for op in &w.setup {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    for op in &w.run[..255] {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    // An orphan of x's for the day fills her quota at B.
+    let identity = w.x.public();
+    let z = op(
+        &w,
+        &w.x,
+        vec![OpId([0x5a; 32])],
+        NOW - 5,
+        Action::RotateAgreementKey { identity },
+    );
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, z.encoded(), &w.b),
+        Ingested::Held
+    );
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    assert!(b.refused_over_quota(&w.run[255].id()));
+    assert!(b.log().contains(&removal.id()));
+    // x's orphans of the day before push z out.
+    let earlier = START - 60_000;
+    let mut sent = 0u8;
+    while b.log().holds(&z.id()) {
+        sent += 1;
+        assert!(sent < 250, "z was never evicted");
+        let identity = w.x.public();
+        let orphan = op(
+            &w,
+            &w.x,
+            vec![OpId([sent; 32])],
+            earlier + u64::from(sent),
+            Action::RotateAgreementKey { identity },
+        );
+        let _ = ingest(&mut b, SetKind::Ops, orphan.encoded(), &w.b);
+    }
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, w.run[255].encoded(), &w.b),
+        Ingested::Accepted
+    );
+    let mut read = b.log().read_parents(&removal.id()).unwrap_or_default().to_vec();
+    read.sort();
+    assert!(read.contains(&w.run[255].id()), "the edge did not become real");
+    let ops: Vec<&Op> = b.log().ops().collect();
+    let plain = lookout_protocol::membership::resolve(&w.genesis, &ops);
+    assert_eq!(b.log().roster(), &plain);
+    assert_eq!(b.log().roster(), a.log().roster());
+}
+
+/// A restart forgets which ops were refused over the quota: the removal B took in read through
+/// op 255 is an orphan again when B's store is read back, and joins again when sync offers op
+/// 255 and B refuses it once more; the roster is the one B had before the restart.
+#[test]
+fn an_op_read_through_a_refused_one_joins_again_after_a_restart() {
+    let mut w = World::new(14);
+    let mut a = w.side_a();
+    let mut b = w.side_b();
+    let removal = removal_on(&w, &a, &w.x, NOW - 20);
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    assert!(b.log().contains(&removal.id()));
+    let before = b.log().roster().clone();
+    let mut again = State::new(w.genesis.clone());
+    again.restore_ops(b.log().ops().cloned().collect());
+    assert!(!again.log().contains(&removal.id()));
+    assert!(again.log().holds(&removal.id()));
+    let _ = hand_over(&mut a, &mut again, &w.b, &[]);
+    assert!(again.log().contains(&removal.id()));
+    assert_eq!(again.log().roster(), &before);
+    let _ = w.rng.clone();
 }

@@ -488,6 +488,11 @@ impl MembershipLog {
         self.ops.is_empty()
     }
 
+    /// The parents an op held is read as naming, where they differ from those it names.
+    pub fn read_parents(&self, _id: &OpId) -> Option<&[OpId]> {
+        None
+    }
+
     /// Ops waiting for parents.
     pub fn orphan_count(&self) -> usize {
         self.orphans.len()
