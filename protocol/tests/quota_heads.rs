@@ -287,6 +287,7 @@ fn hand_over(from: &mut State, to: &mut State, me: &Identity, posts: &[Vec<u8>])
 /// has: on main both waited for op 255, which B will never take, so the alert never crossed.
 /// Now B reads op 255 as absent (its parent, op 254, named instead): the rotation and the alert
 /// are taken in, and B's member reads the alert. Op 255 itself still does not join at B.
+/// (Since branch `h1op`, x's op 256 naming op 255 joins at B too.)
 #[test]
 fn an_alert_and_a_rotation_written_on_a_refused_head_cross_the_split() {
     let mut w = World::new(1);
@@ -323,10 +324,11 @@ fn an_alert_and_a_rotation_written_on_a_refused_head_cross_the_split() {
         b.book().key(&key.id()).is_some(),
         "B's member lacks the new key"
     );
-    assert_eq!(b.held_count(), 1, "only x's op 256 waits (for op 255)");
-    // The op split stays: op 255 is refused over the quota at B, and its descendant waits.
+    assert_eq!(b.held_count(), 0, "something still waits");
+    // Op 255 itself stays refused over the quota at B (H1's residual); x's op 256, which
+    // names it, joins read as naming op 254.
     assert!(!b.log().contains(&refused));
-    assert!(!b.log().contains(&w.run[256].id()));
+    assert!(b.log().contains(&w.run[256].id()));
 }
 
 /// After a restart (the set of ops refused over the quota is not kept), a rotation B took in on
@@ -660,7 +662,8 @@ fn an_op_built_on_a_refused_one_and_an_alert_naming_it_cross_the_split() {
 }
 
 /// The removal arriving at B before B refused op 255 waits for it; B's refusal of op 255 over
-/// the quota lets it join (and the alert waiting for the removal with it).
+/// the quota lets it join, and with it x's op 256, the founder's rotation naming the removal
+/// and an alert under the rotated key, all of which waited.
 #[test]
 fn an_op_waiting_for_an_op_joins_when_that_op_is_refused_over_the_quota() {
     let mut w = World::new(8);
@@ -670,9 +673,18 @@ fn an_op_waiting_for_an_op_joins_when_that_op_is_refused_over_the_quota() {
         ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
         Ingested::Accepted
     );
+    let (key, rotation) = w.rotation_on(&a);
+    assert_eq!(
+        ingest(&mut a, SetKind::Deliveries, rotation.encoded(), &w.a),
+        Ingested::Accepted
+    );
     let heads = a.log().roster().heads().to_vec();
-    let (key, co) = (w.key.clone(), w.collective());
+    let co = w.collective();
     let post = alert(&key, co, &w.a, heads, "early", &mut w.rng);
+    assert_eq!(
+        ingest(&mut a, SetKind::Envelopes, &post, &w.a),
+        Ingested::Accepted
+    );
     let mut b = State::new(w.genesis.clone());
     for op in &w.setup {
         assert_eq!(
@@ -695,6 +707,10 @@ fn an_op_waiting_for_an_op_joins_when_that_op_is_refused_over_the_quota() {
         Ingested::Held
     );
     assert_eq!(
+        ingest(&mut b, SetKind::Deliveries, rotation.encoded(), &w.b),
+        Ingested::Held
+    );
+    assert_eq!(
         ingest(&mut b, SetKind::Envelopes, &post, &w.b),
         Ingested::Held
     );
@@ -708,6 +724,7 @@ fn an_op_waiting_for_an_op_joins_when_that_op_is_refused_over_the_quota() {
     assert!(b.log().contains(&w.run[256].id()));
     assert!(b.posts().contains_key(&envelope::id_of(&post).unwrap()));
     assert!(!b.log().roster().is_member(&w.x.member_id()));
+    assert!(b.deliveries().contains_key(&rotation.id()));
     assert_eq!(b.held_count(), 0);
 }
 

@@ -1,11 +1,12 @@
 //! The set of membership ops a replica holds, with ops whose parents have not arrived yet.
 
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use super::authors::Authors;
-use super::resolve::Resolution;
+use super::quota_refused::QuotaRefused;
+use super::resolve::{parents_of, Resolution};
 use super::{Action, Op, Roster, SignedGenesis, MAX_PARENTS};
 use crate::ids::{CollectiveId, MemberId, OpId};
 
@@ -28,6 +29,27 @@ const ROSTER_CACHE: usize = 8;
 /// 256 members keeps all [`ROSTER_CACHE`]; one of 1,000 keeps two (a roster of 1,000 members is
 /// about 400 KB, and items naming other states than the current one are rare once settled).
 const ROSTER_CACHE_MEMBERS: usize = 2_048;
+/// Most ops refused over the quota one op's reading goes through (a chain of a flooder's ops
+/// this replica refused, one author-day's quota deep at most): an op whose reading would go
+/// through more waits, as every op naming a refused op did before (PROTOCOL.md, "Reading
+/// parents refused over the quota").
+pub const MAX_READ_THROUGH: usize = 256;
+/// Most parents one op is read as naming (8 times [`MAX_PARENTS`]); an op whose reading names
+/// more waits.
+pub const MAX_READ_PARENTS: usize = 8 * MAX_PARENTS;
+
+/// How an op's parents are read against what the log holds ([`MembershipLog::reading`]).
+#[derive(Debug)]
+enum Reading {
+    /// Every parent it names is held.
+    Named,
+    /// Some parent it names was refused over the quota here and is not held: read as naming
+    /// `parents` (held ops), through the refused ops `via`.
+    Read { parents: Vec<OpId>, via: Vec<OpId> },
+    /// It waits for these ids (neither held nor refused over the quota here), or its reading
+    /// goes through too many refused ops (then: the refused parents it names).
+    Waits(Vec<OpId>),
+}
 
 /// What [`MembershipLog::insert`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +102,20 @@ pub struct MembershipLog {
     /// again what an insert had just thrown away).
     cache: VecDeque<(Vec<OpId>, Arc<Roster>)>,
     evicted: Vec<OpId>,
+    /// Ops this replica refused over the quota, with the parents each names (bounded, in
+    /// memory only): an op naming one it does not hold is read as naming its parents.
+    refused: QuotaRefused,
+    /// For each op held that was read through ops refused over the quota: the (held) parents
+    /// it is read as naming, sorted. The op's signed bytes and id are unchanged.
+    read: HashMap<OpId, Vec<OpId>>,
+    /// For the same ops: the refused ops their reading went through.
+    via: HashMap<OpId, Vec<OpId>>,
+    /// Every id in `via`: when one of them joins the log after all, the edges read through it
+    /// become real ([`MembershipLog::join`]).
+    through: HashSet<OpId>,
+    /// Ids orphans wait for (neither held nor refused), with those orphans, as of the last pass
+    /// over the orphans: a refusal over the quota of one of them tries those orphans again.
+    wanted: HashMap<OpId, BTreeSet<OpId>>,
     /// Bumped whenever an op is kept or an orphan dropped: the only changes that can turn a
     /// refusal ([`OpRefusal`]) into a pass.
     generation: u64,
@@ -97,6 +133,11 @@ impl MembershipLog {
             resolution: OnceCell::new(),
             cache: VecDeque::new(),
             evicted: Vec::new(),
+            refused: QuotaRefused::default(),
+            read: HashMap::new(),
+            via: HashMap::new(),
+            through: HashSet::new(),
+            wanted: HashMap::new(),
             generation: 0,
         }
     }
@@ -213,35 +254,194 @@ impl MembershipLog {
         if let Err(why) = self.admit_check(&op) {
             return InsertOutcome::Refused(why);
         }
-        let missing: Vec<OpId> = op
-            .parents()
-            .iter()
-            .filter(|p| !self.ops.contains_key(p))
-            .copied()
-            .collect();
+        let (read, via) = match self.reading(&op) {
+            Reading::Named => (None, Vec::new()),
+            Reading::Read { parents, via } => (Some(parents), via),
+            Reading::Waits(missing) => {
+                self.count(&op);
+                for p in &missing {
+                    self.wanted.entry(*p).or_default().insert(id);
+                }
+                let wanted = missing
+                    .into_iter()
+                    .filter(|p| !self.orphans.contains_key(p))
+                    .collect();
+                self.hold(op);
+                return InsertOutcome::MissingParents(wanted);
+            }
+        };
         self.count(&op);
-        if !missing.is_empty() {
-            let wanted = missing
-                .into_iter()
-                .filter(|p| !self.orphans.contains_key(p))
-                .collect();
-            self.hold(op);
-            return InsertOutcome::MissingParents(wanted);
-        }
         // The common case, an op naming every head, is applied without a full replay.
+        let parents = read.as_deref().unwrap_or(op.parents());
         let appended = self
             .resolution
             .get_mut()
-            .is_some_and(|r| r.append(&self.genesis, &op));
-        self.kept(&op);
-        self.ops.insert(id, op);
+            .is_some_and(|r| r.append(&self.genesis, &op, parents));
+        let rewired = self.join(op, read, via);
         let mut added = vec![id];
         let released = self.release_orphans();
-        if !appended || !released.is_empty() {
+        if !appended || rewired || !released.is_empty() {
             self.resolution.take();
         }
         added.extend(released);
         InsertOutcome::Added(added)
+    }
+
+    /// How `op`'s parents read against the ops held and the ops refused over the quota here:
+    /// each parent held is read as itself; each one refused over the quota and not held as the
+    /// parents that op names, again and again while those are such ops (the same reading as
+    /// `State::effective_heads` gives an item's heads); any other parent makes the op wait.
+    /// A function of the ops held and the refused set, whatever the order of the walk.
+    fn reading(&self, op: &Op) -> Reading {
+        if op.parents().iter().all(|p| self.ops.contains_key(p)) {
+            return Reading::Named;
+        }
+        let mut parents = BTreeSet::new();
+        let mut via = BTreeSet::new();
+        let mut missing = BTreeSet::new();
+        let mut stack: Vec<OpId> = op.parents().to_vec();
+        while let Some(p) = stack.pop() {
+            if self.ops.contains_key(&p) {
+                parents.insert(p);
+                continue;
+            }
+            // An op cannot be its own ancestor (its id hashes its parents): never read so.
+            let refused = (p != op.id()).then(|| self.refused.parents(&p)).flatten();
+            match refused {
+                Some(up) => {
+                    if via.insert(p) {
+                        if via.len() > MAX_READ_THROUGH {
+                            return Reading::Waits(self.unheld_parents(op));
+                        }
+                        stack.extend_from_slice(up);
+                    }
+                }
+                None => {
+                    missing.insert(p);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            return Reading::Waits(missing.into_iter().collect());
+        }
+        if parents.len() > MAX_READ_PARENTS {
+            return Reading::Waits(self.unheld_parents(op));
+        }
+        Reading::Read {
+            parents: parents.into_iter().collect(),
+            via: via.into_iter().collect(),
+        }
+    }
+
+    fn unheld_parents(&self, op: &Op) -> Vec<OpId> {
+        op.parents()
+            .iter()
+            .filter(|p| !self.ops.contains_key(p))
+            .copied()
+            .collect()
+    }
+
+    /// Put `op` into the log, read as naming `read` (through the refused ops `via`) if given.
+    /// If `op` is itself an op some held op was read through (refused here before, and taken
+    /// since: an orphan's eviction freed a slot of its author's day), each such edge becomes
+    /// real: `op` is added to what that op is read as naming. Its parents were read in its
+    /// place, and are its ancestors now, so the causal order is the one a replica that held
+    /// `op` all along resolves (the resolver depends only on the ancestry, not on which
+    /// ancestors are named). Returns whether another op's reading changed.
+    fn join(&mut self, op: Op, read: Option<Vec<OpId>>, via: Vec<OpId>) -> bool {
+        let id = op.id();
+        self.kept(&op);
+        self.ops.insert(id, op);
+        if let Some(read) = read {
+            self.through.extend(via.iter().copied());
+            self.read.insert(id, read);
+            self.via.insert(id, via);
+        }
+        if !self.through.remove(&id) {
+            return false;
+        }
+        for (other, via) in &self.via {
+            if via.contains(&id) {
+                if let Some(read) = self.read.get_mut(other) {
+                    if let Err(at) = read.binary_search(&id) {
+                        read.insert(at, id);
+                    }
+                }
+            }
+        }
+        self.cache.clear();
+        true
+    }
+
+    /// Remember `id`, naming `parents`, as refused over its author's quota here, and let in
+    /// the orphans that were waiting only for it (read through it). Returns whether it is newly
+    /// remembered, and the ops that joined. Lookups only unless an orphan waits for `id` (the
+    /// quota is checked before the signature, so this may be bytes nobody signed: it makes no
+    /// op join that its author could not have made join by naming `parents` herself).
+    pub fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId]) -> (bool, Vec<OpId>) {
+        if self.ops.contains_key(&id) || !self.refused.insert(id, parents) {
+            return (false, Vec::new());
+        }
+        let Some(waiting) = self.wanted.remove(&id) else {
+            return (true, Vec::new());
+        };
+        let mut ready = false;
+        for orphan in waiting {
+            let Some(op) = self.orphans.get(&orphan) else {
+                continue;
+            };
+            match self.reading(op) {
+                Reading::Waits(missing) => {
+                    for p in missing {
+                        self.wanted.entry(p).or_default().insert(orphan);
+                    }
+                }
+                _ => ready = true,
+            }
+        }
+        if !ready {
+            return (true, Vec::new());
+        }
+        let added = self.release_waiting();
+        (true, added)
+    }
+
+    /// Let in every orphan whose parents are now all held or read (and those they complete).
+    pub fn release_waiting(&mut self) -> Vec<OpId> {
+        let added = self.release_orphans();
+        if !added.is_empty() {
+            self.generation += 1;
+            self.resolution.take();
+        }
+        added
+    }
+
+    /// Whether `id` was refused over its author's quota here (and is remembered as such).
+    pub fn refused_over_quota(&self, id: &OpId) -> bool {
+        self.refused.parents(id).is_some()
+    }
+
+    /// The parents `id` names if it was refused over the quota here and is not held: an item
+    /// or op naming it is read as naming those instead.
+    pub fn refused_parents(&self, id: &OpId) -> Option<&[OpId]> {
+        if self.ops.contains_key(id) {
+            return None;
+        }
+        self.refused.parents(id)
+    }
+
+    /// How many ops refused over the quota are remembered.
+    pub fn quota_refused_count(&self) -> usize {
+        self.refused.len()
+    }
+
+    /// What `op` (not held) waits for before it can join: the ids it names, or reads through,
+    /// that are neither held nor refused over the quota here (empty: it can join).
+    pub fn missing(&self, op: &Op) -> Vec<OpId> {
+        match self.reading(op) {
+            Reading::Waits(missing) => missing,
+            Reading::Named | Reading::Read { .. } => Vec::new(),
+        }
     }
 
     /// Add many ops at once, resolving the roster once at the end. Returns the ids added; ops
@@ -316,43 +516,63 @@ impl MembershipLog {
         std::mem::take(&mut self.evicted)
     }
 
-    /// Move orphans whose parents are now all present into the log, and then those they
-    /// complete, in one pass over the orphans (linear, however long the waiting chains).
+    /// Move orphans whose parents are now all held (or read, [`MembershipLog::reading`]) into
+    /// the log, and then those they complete, in one pass over the orphans: an orphan is read
+    /// again only when an id it waits for joins. Rebuilds the index of what orphans wait for.
     fn release_orphans(&mut self) -> Vec<OpId> {
         let mut waiting: HashMap<OpId, usize> = HashMap::new();
-        let mut children: HashMap<OpId, Vec<OpId>> = HashMap::new();
-        let mut ready: Vec<OpId> = Vec::new();
+        let mut children: HashMap<OpId, BTreeSet<OpId>> = HashMap::new();
+        let mut ready: Vec<(OpId, Option<Vec<OpId>>, Vec<OpId>)> = Vec::new();
         for (id, op) in &self.orphans {
-            let missing = op
-                .parents()
-                .iter()
-                .filter(|p| !self.ops.contains_key(p))
-                .inspect(|p| children.entry(**p).or_default().push(*id))
-                .count();
-            if missing == 0 {
-                ready.push(*id);
-            } else {
-                waiting.insert(*id, missing);
-            }
-        }
-        let mut added = Vec::new();
-        while let Some(id) = ready.pop() {
-            let Some(op) = self.orphans.remove(&id) else {
-                continue;
-            };
-            self.kept(&op);
-            self.ops.insert(id, op);
-            added.push(id);
-            for child in children.remove(&id).unwrap_or_default() {
-                if let Some(count) = waiting.get_mut(&child) {
-                    *count -= 1;
-                    if *count == 0 {
-                        waiting.remove(&child);
-                        ready.push(child);
+            match self.reading(op) {
+                Reading::Named => ready.push((*id, None, Vec::new())),
+                Reading::Read { parents, via } => ready.push((*id, Some(parents), via)),
+                Reading::Waits(missing) => {
+                    waiting.insert(*id, missing.len());
+                    for p in missing {
+                        children.entry(p).or_default().insert(*id);
                     }
                 }
             }
         }
+        let mut added = Vec::new();
+        while let Some((id, read, via)) = ready.pop() {
+            let Some(op) = self.orphans.remove(&id) else {
+                continue;
+            };
+            self.join(op, read, via);
+            added.push(id);
+            for child in children.remove(&id).unwrap_or_default() {
+                let Some(count) = waiting.get_mut(&child) else {
+                    continue;
+                };
+                *count = count.saturating_sub(1);
+                if *count > 0 {
+                    continue;
+                }
+                waiting.remove(&child);
+                let Some(op) = self.orphans.get(&child) else {
+                    continue;
+                };
+                // Read again: what it waited for is held now, and may be a refused op's
+                // parent.
+                match self.reading(op) {
+                    Reading::Named => ready.push((child, None, Vec::new())),
+                    Reading::Read { parents, via } => ready.push((child, Some(parents), via)),
+                    Reading::Waits(missing) => {
+                        waiting.insert(child, missing.len());
+                        for p in missing {
+                            children.entry(p).or_default().insert(child);
+                        }
+                    }
+                }
+            }
+        }
+        children.retain(|_, orphans| {
+            orphans.retain(|o| waiting.contains_key(o));
+            !orphans.is_empty()
+        });
+        self.wanted = children;
         added
     }
 
@@ -362,7 +582,7 @@ impl MembershipLog {
             .resolution
             .get_or_init(|| {
                 let ops: Vec<&Op> = self.ops.values().collect();
-                Resolution::new(&self.genesis, &ops)
+                Resolution::new(&self.genesis, &ops, &self.read)
             })
             .roster
     }
@@ -408,7 +628,7 @@ impl MembershipLog {
             }
             if seen.insert(id) {
                 if let Some(op) = self.ops.get(&id) {
-                    stack.extend(op.parents().iter().copied());
+                    stack.extend(parents_of(op, &self.read).iter().copied());
                 }
             }
         }
@@ -438,12 +658,12 @@ impl MembershipLog {
         while let Some(id) = stack.pop() {
             if seen.insert(id) {
                 if let Some(op) = self.ops.get(&id) {
-                    stack.extend(op.parents().iter().copied());
+                    stack.extend(parents_of(op, &self.read).iter().copied());
                 }
             }
         }
         let subset: Vec<&Op> = seen.iter().filter_map(|id| self.ops.get(id)).collect();
-        let roster = Arc::new(super::resolve(&self.genesis, &subset));
+        let roster = Arc::new(Resolution::new(&self.genesis, &subset, &self.read).roster);
         self.remember(key, Arc::clone(&roster));
         Some(roster)
     }
@@ -488,9 +708,10 @@ impl MembershipLog {
         self.ops.is_empty()
     }
 
-    /// The parents an op held is read as naming, where they differ from those it names.
-    pub fn read_parents(&self, _id: &OpId) -> Option<&[OpId]> {
-        None
+    /// The parents an op held is read as naming, where they differ from those it names (it
+    /// names an op refused over the quota here: [`MembershipLog::refuse_over_quota`]), sorted.
+    pub fn read_parents(&self, id: &OpId) -> Option<&[OpId]> {
+        self.read.get(id).map(Vec::as_slice)
     }
 
     /// Ops waiting for parents.

@@ -10,12 +10,14 @@
 
 mod authors;
 mod log;
+mod quota_refused;
 mod resolve;
 
 pub use log::{
     InsertOutcome, MembershipLog, OpRefusal, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_ORPHANS,
     MAX_ORPHANS_PER_AUTHOR,
 };
+pub use quota_refused::{MAX_QUOTA_REFUSED, MAX_QUOTA_REFUSED_PARENTS};
 pub use resolve::{
     resolve, Mailbox, Member, Pending, PendingKind, Removed, RemovedMailbox, Roster, MAX_MAILBOXES,
     MAX_ROUNDS,

@@ -13,7 +13,6 @@ mod deliveries;
 mod held;
 mod named;
 mod posts;
-mod quota_refused;
 mod refusal;
 
 use std::collections::{HashMap, HashSet};
@@ -40,8 +39,7 @@ pub use held::{
 };
 use named::Named;
 pub use posts::Posts;
-use quota_refused::QuotaRefused;
-pub use quota_refused::{MAX_QUOTA_REFUSED, MAX_QUOTA_REFUSED_PARENTS};
+pub use crate::membership::{MAX_QUOTA_REFUSED, MAX_QUOTA_REFUSED_PARENTS};
 pub use refusal::Refusal;
 /// Most items remembered as refused (so sync does not fetch them again).
 pub const MAX_REFUSED: usize = 16_384;
@@ -265,10 +263,6 @@ pub struct State {
     /// keys are ever held, and each entry comes from the key bytes alone ([`sig::KeyCache`]).
     keys: sig::KeyCache,
     keys_at: Vec<OpId>,
-    /// Ops refused because their author's day was full here, with their parents: an item naming
-    /// one among its heads is judged as if it named its parents instead
-    /// ([`State::effective_heads`]).
-    quota_refused: QuotaRefused,
 }
 
 /// Most new shares a replica makes on request for one member per UTC day (twice what one
@@ -314,7 +308,6 @@ impl State {
             shares_made: HashMap::new(),
             keys: sig::KeyCache::new(),
             keys_at: Vec::new(),
-            quota_refused: QuotaRefused::default(),
         }
     }
 
@@ -352,13 +345,13 @@ impl State {
     /// How many op ids are remembered as refused over their author's daily quota (at most
     /// [`MAX_QUOTA_REFUSED`]).
     pub fn quota_refused_count(&self) -> usize {
-        self.quota_refused.len()
+        self.log.quota_refused_count()
     }
 
     /// Whether the op `id` is remembered as refused over its author's daily quota: items
     /// naming it among their heads are judged as if they named its parents instead.
     pub fn refused_over_quota(&self, id: &OpId) -> bool {
-        self.quota_refused.parents(id).is_some()
+        self.log.refused_over_quota(id)
     }
 
     /// The bytes the held items are accounted for (at most [`MAX_HELD_BYTES`]).
@@ -650,7 +643,7 @@ impl State {
         }
         if let Err(why) = self.log.precheck(&body.author, body.timestamp) {
             if why == OpRefusal::OverQuota {
-                self.refuse_over_quota(OpId(SetKind::Ops.id_of(bytes)), &body.parents);
+                self.refuse_over_quota(OpId(SetKind::Ops.id_of(bytes)), &body.parents, effects);
             }
             return Ingested::Ignored(why.into());
         }
@@ -670,16 +663,25 @@ impl State {
         if self.log.contains(&id) {
             return Ingested::Duplicate;
         }
-        let waits: Vec<Wait> = op
-            .parents()
-            .iter()
-            .filter(|p| !self.log.contains(p))
-            .map(|p| Wait::Op(*p))
-            .collect();
-        if !waits.is_empty() && self.log.holds(&id) {
-            // Still an orphan of the log: wait on.
-            let author = op.author();
-            return self.hold(Form::Op(Box::new(op)), Some(author), waits);
+        // What it waits for: parents neither held nor refused over the quota here (one refused
+        // so is read as naming that op's parents, `MembershipLog::refuse_over_quota`).
+        let waits: Vec<Wait> = self.log.missing(&op).into_iter().map(Wait::Op).collect();
+        if self.log.holds(&id) {
+            if !waits.is_empty() {
+                // Still an orphan of the log: wait on.
+                let author = op.author();
+                return self.hold(Form::Op(Box::new(op)), Some(author), waits);
+            }
+            // An orphan of the log that can join now (what it waited for was refused over the
+            // quota since).
+            let added = self.log.release_waiting();
+            let joined = added.contains(&id);
+            self.membership_grew(added, effects);
+            return if joined {
+                Ingested::Accepted
+            } else {
+                Ingested::Duplicate
+            };
         }
         let waiting = (!waits.is_empty()).then(|| op.clone());
         let parents = op.parents().to_vec();
@@ -715,7 +717,7 @@ impl State {
             // The forwarder may know a proposal this node lacks yet: not its fault.
             InsertOutcome::Refused(why) => {
                 if why == OpRefusal::OverQuota {
-                    self.refuse_over_quota(id, &parents);
+                    self.refuse_over_quota(id, &parents, effects);
                 }
                 Ingested::Ignored(why.into())
             }
@@ -873,10 +875,26 @@ impl State {
 
     /// Remember `id` as refused because its author's day is full here, and try again the items
     /// waiting for it: they are judged as if they named its parents ([`State::effective_heads`]).
-    fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId]) {
-        if self.quota_refused.insert(id, parents) {
+    /// Ops waiting for it (in the log's orphan set) join, read as naming its parents
+    /// (`MembershipLog::refuse_over_quota`).
+    fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId], effects: &mut Vec<Effect>) {
+        let (new, added) = self.log.refuse_over_quota(id, parents);
+        if new {
             self.released.push(Wait::Op(id));
         }
+        self.membership_grew(added, effects);
+    }
+
+    /// Ops that joined the log outside an insert of their own (orphans let in): what waited
+    /// for them is tried again, and the roster changed. They are in the store already (kept
+    /// there as orphans).
+    fn membership_grew(&mut self, added: Vec<OpId>, effects: &mut Vec<Effect>) {
+        if added.is_empty() {
+            return;
+        }
+        self.index.ops = None;
+        self.released.extend(added.into_iter().map(Wait::Op));
+        effects.push(Effect::Note(Note::MembershipChanged));
     }
 
     /// The heads an item is judged at, when they differ from those it names: each head this
@@ -900,11 +918,7 @@ impl State {
     /// Cost: at most the set's ids and parents are visited per item.
     fn effective_heads(&self, heads: &[OpId]) -> Option<Vec<OpId>> {
         let refused = |h: &OpId| {
-            if self.log.contains(h) {
-                None
-            } else {
-                self.quota_refused.parents(h)
-            }
+            self.log.refused_parents(h)
         };
         if !heads.iter().any(|h| refused(h).is_some()) {
             return None;

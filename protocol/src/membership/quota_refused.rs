@@ -28,8 +28,8 @@ pub const MAX_QUOTA_REFUSED: usize = 4096;
 pub const MAX_QUOTA_REFUSED_PARENTS: usize = 4 * MAX_QUOTA_REFUSED;
 
 /// The most recent op ids refused over the quota, with the parents each names, oldest first.
-#[derive(Debug, Default)]
-pub(super) struct QuotaRefused {
+#[derive(Debug, Default, Clone)]
+pub(crate) struct QuotaRefused {
     ids: HashMap<OpId, Vec<OpId>>,
     order: VecDeque<OpId>,
     parents: usize,
@@ -38,7 +38,7 @@ pub(super) struct QuotaRefused {
 impl QuotaRefused {
     /// Remember `id`, naming `parents` (already remembered: nothing changes), forgetting the
     /// oldest while over either bound. Returns whether it is new.
-    pub(super) fn insert(&mut self, id: OpId, parents: &[OpId]) -> bool {
+    pub(crate) fn insert(&mut self, id: OpId, parents: &[OpId]) -> bool {
         if self.ids.contains_key(&id) {
             return false;
         }
@@ -57,12 +57,12 @@ impl QuotaRefused {
     }
 
     /// The parents `id` names, if it is remembered.
-    pub(super) fn parents(&self, id: &OpId) -> Option<&[OpId]> {
+    pub(crate) fn parents(&self, id: &OpId) -> Option<&[OpId]> {
         self.ids.get(id).map(Vec::as_slice)
     }
 
     /// How many ids are remembered.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ids.len()
     }
 }
