@@ -30,13 +30,14 @@ const ROSTER_CACHE: usize = 8;
 /// about 400 KB, and items naming other states than the current one are rare once settled).
 const ROSTER_CACHE_MEMBERS: usize = 2_048;
 /// Most ops refused over the quota one op's reading goes through (a chain of a flooder's ops
-/// this replica refused, one author-day's quota deep at most): an op whose reading would go
-/// through more waits, as every op naming a refused op did before (PROTOCOL.md, "Reading
-/// parents refused over the quota").
-pub const MAX_READ_THROUGH: usize = 256;
-/// Most parents one op is read as naming (8 times [`MAX_PARENTS`]); an op whose reading names
+/// this replica refused): an op whose reading would go through more waits, as every op naming
+/// a refused op did before (PROTOCOL.md, "Reading parents refused over the quota"). Bounds the
+/// memory an op read so keeps (its reading, at most this many ids more) and the work of reading
+/// an orphan again on each pass over the orphans (at most this many refused ops visited).
+pub const MAX_READ_THROUGH: usize = 64;
+/// Most parents one op is read as naming (twice [`MAX_PARENTS`]); an op whose reading names
 /// more waits.
-pub const MAX_READ_PARENTS: usize = 8 * MAX_PARENTS;
+pub const MAX_READ_PARENTS: usize = 2 * MAX_PARENTS;
 
 /// How an op's parents are read against what the log holds ([`MembershipLog::reading`]).
 #[derive(Debug)]
@@ -295,6 +296,16 @@ impl MembershipLog {
     fn reading(&self, op: &Op) -> Reading {
         if op.parents().iter().all(|p| self.ops.contains_key(p)) {
             return Reading::Named;
+        }
+        // Lookups only for the common orphan, one whose parent has not arrived yet.
+        let absent: Vec<OpId> = op
+            .parents()
+            .iter()
+            .filter(|p| !self.ops.contains_key(p) && self.refused.parents(p).is_none())
+            .copied()
+            .collect();
+        if !absent.is_empty() {
+            return Reading::Waits(absent);
         }
         let mut parents = BTreeSet::new();
         let mut via = BTreeSet::new();

@@ -15,7 +15,7 @@ mod resolve;
 
 pub use log::{
     InsertOutcome, MembershipLog, OpRefusal, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_ORPHANS,
-    MAX_ORPHANS_PER_AUTHOR,
+    MAX_ORPHANS_PER_AUTHOR, MAX_READ_PARENTS, MAX_READ_THROUGH,
 };
 pub use quota_refused::{MAX_QUOTA_REFUSED, MAX_QUOTA_REFUSED_PARENTS};
 pub use resolve::{
