@@ -13,7 +13,9 @@ use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity}
 use lookout_protocol::envelope::{self, InnerBody};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::identity::{Identity, PublicIdentity};
-use lookout_protocol::membership::{Action, Op, Policy, SignedGenesis, MAX_OPS_PER_AUTHOR_PER_DAY};
+use lookout_protocol::membership::{
+    Action, Op, Policy, SignedGenesis, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_READ_THROUGH,
+};
 use lookout_protocol::replica::{Ingested, Refusal, SetKind, State, MAX_QUOTA_REFUSED};
 use lookout_protocol::{CollectiveId, OpId};
 use rand_chacha::rand_core::SeedableRng;
@@ -846,14 +848,12 @@ fn naming_a_refused_op_gains_no_authority() {
     }
 }
 
-/// A chain of refused ops is read through: B holds x's ops 0 to 199 and 56 ops of a side
-/// branch of hers for the same day, so it refuses ops 200 to 255, which A keeps. The founder's
-/// removal of x, written on A's op 255, joins at B read as naming op 199.
-#[test]
-fn a_chain_of_refused_ops_is_read_through() {
-    let mut w = World::new(11);
+/// B holds x's ops 0 to `kept - 1` and `256 - kept` ops of a side branch of hers for the same
+/// day, so it refuses ops `kept` to 255, which A keeps; A's founder removes x on op 255, and B
+/// is handed everything A holds. Returns A, B and the removal.
+fn chain_split(w: &mut World, kept: usize) -> (State, State, Op) {
     let mut a = w.side_a();
-    let removal = removal_on(&w, &a, &w.x, NOW - 20);
+    let removal = removal_on(w, &a, &w.x, NOW - 20);
     assert_eq!(
         ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
         Ingested::Accepted
@@ -865,17 +865,17 @@ fn a_chain_of_refused_ops_is_read_through() {
             Ingested::Accepted
         );
     }
-    for op in &w.run[..200] {
+    for op in &w.run[..kept] {
         assert_eq!(
             ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
             Ingested::Accepted
         );
     }
     let mut parent = w.setup[4].id();
-    for i in 0..56u64 {
+    for i in 0..(MAX_OPS_PER_AUTHOR_PER_DAY - kept) as u64 {
         let at = START + 900 + i;
         let identity = w.x.rotate_agreement(at, &mut w.rng);
-        let side = op(&w, &w.x, vec![parent], at, Action::RotateAgreementKey { identity });
+        let side = op(w, &w.x, vec![parent], at, Action::RotateAgreementKey { identity });
         parent = side.id();
         assert_eq!(
             ingest(&mut b, SetKind::Ops, side.encoded(), &w.b),
@@ -883,16 +883,37 @@ fn a_chain_of_refused_ops_is_read_through() {
         );
     }
     let _ = hand_over(&mut a, &mut b, &w.b, &[]);
-    for op in &w.run[200..256] {
+    for op in &w.run[kept..256] {
         assert!(b.refused_over_quota(&op.id()));
     }
+    (a, b, removal)
+}
+
+/// A chain of refused ops is read through: B refuses x's ops 200 to 255, which A keeps. The
+/// founder's removal of x, written on A's op 255, joins at B read as naming op 199.
+#[test]
+fn a_chain_of_refused_ops_is_read_through() {
+    let mut w = World::new(11);
+    let (a, b, removal) = chain_split(&mut w, 256 - MAX_READ_THROUGH);
     assert!(b.log().contains(&removal.id()), "the removal did not cross");
     assert_eq!(
         b.log().read_parents(&removal.id()),
-        Some(&[w.run[199].id()][..])
+        Some(&[w.run[255 - MAX_READ_THROUGH].id()][..])
     );
     assert!(b.log().roster().is_removed(&w.x.member_id()));
     assert_eq!(standing(&a), standing(&b));
+}
+
+/// The bound: an op whose reading would go through more than `MAX_READ_THROUGH` refused ops
+/// waits, as on main (the memory an op read so keeps, and the work of reading an orphan again,
+/// stay bounded); it is held, not dropped, and nothing else changes.
+#[test]
+fn an_op_read_through_more_refused_ops_than_the_bound_waits() {
+    let mut w = World::new(15);
+    let (_, b, removal) = chain_split(&mut w, 255 - MAX_READ_THROUGH);
+    assert!(!b.log().contains(&removal.id()));
+    assert!(b.log().holds(&removal.id()));
+    assert!(b.log().roster().is_member(&w.x.member_id()));
 }
 
 /// Ops written on each side cross to the other: b, on B, writes on x's op 256 (B refused op

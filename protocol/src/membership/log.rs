@@ -47,8 +47,9 @@ enum Reading {
     /// Some parent it names was refused over the quota here and is not held: read as naming
     /// `parents` (held ops), through the refused ops `via`.
     Read { parents: Vec<OpId>, via: Vec<OpId> },
-    /// It waits for these ids (neither held nor refused over the quota here), or its reading
-    /// goes through too many refused ops (then: the refused parents it names).
+    /// It waits for these ids (neither held nor refused over the quota here: the parents it
+    /// names that are, else the first such id its reading meets), or its reading goes through
+    /// too many refused ops (then: the refused parents it names).
     Waits(Vec<OpId>),
 }
 
@@ -309,7 +310,6 @@ impl MembershipLog {
         }
         let mut parents = BTreeSet::new();
         let mut via = BTreeSet::new();
-        let mut missing = BTreeSet::new();
         let mut stack: Vec<OpId> = op.parents().to_vec();
         while let Some(p) = stack.pop() {
             if self.ops.contains_key(&p) {
@@ -327,13 +327,10 @@ impl MembershipLog {
                         stack.extend_from_slice(up);
                     }
                 }
-                None => {
-                    missing.insert(p);
-                }
+                // The first id it waits for is enough: when that one arrives or is refused,
+                // the op is read again (`wanted`), so the index holds one id per such orphan.
+                None => return Reading::Waits(vec![p]),
             }
-        }
-        if !missing.is_empty() {
-            return Reading::Waits(missing.into_iter().collect());
         }
         if parents.len() > MAX_READ_PARENTS {
             return Reading::Waits(self.unheld_parents(op));
