@@ -16,7 +16,7 @@ use lookout_protocol::identity::{Identity, PublicIdentity};
 use lookout_protocol::membership::{
     Action, Op, Policy, SignedGenesis, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_READ_THROUGH,
 };
-use lookout_protocol::replica::{Ingested, Refusal, SetKind, State, MAX_QUOTA_REFUSED};
+use lookout_protocol::replica::{Effect, Ingested, Refusal, SetKind, State, MAX_QUOTA_REFUSED};
 use lookout_protocol::{CollectiveId, OpId};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -1042,9 +1042,11 @@ fn a_refused_op_joining_later_makes_the_edge_real() {
     assert_eq!(b.log().roster(), a.log().roster());
 }
 
-/// A restart forgets which ops were refused over the quota: the removal B took in read through
-/// op 255 is an orphan again when B's store is read back, and joins again when sync offers op
-/// 255 and B refuses it once more; the roster is the one B had before the restart.
+/// A restart: the refused set is not kept, but the reading of each op read through a refused
+/// op is (`Effect::PutReadParents`, stored beside the op): read back before the ops, the
+/// founder's removal of x joins again at once, and B's roster is the one it had. Without the
+/// readings (a store written before them), the removal is an orphan again and joins again when
+/// sync offers op 255 and B refuses it once more.
 #[test]
 fn an_op_read_through_a_refused_one_joins_again_after_a_restart() {
     let mut w = World::new(14);
@@ -1055,15 +1057,37 @@ fn an_op_read_through_a_refused_one_joins_again_after_a_restart() {
         ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
         Ingested::Accepted
     );
-    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    let ops: Vec<Vec<u8>> = a.log().ops().map(|op| op.encoded().to_vec()).collect();
+    let refs: Vec<&[u8]> = ops.iter().map(Vec::as_slice).collect();
+    let (_, effects) = b.ingest_ops(&refs, &w.b, NOW);
+    let readings: Vec<(OpId, Vec<OpId>, Vec<OpId>)> = effects
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::PutReadParents { id, parents, via } => Some((id, parents, via)),
+            _ => None,
+        })
+        .collect();
     assert!(b.log().contains(&removal.id()));
+    assert!(
+        readings.iter().any(|(id, parents, via)| *id == removal.id()
+            && parents == &[w.run[254].id()]
+            && via == &[w.run[255].id()]),
+        "the removal's reading was not kept"
+    );
     let before = b.log().roster().clone();
+    let stored: Vec<Op> = b.log().ops().cloned().collect();
+
     let mut again = State::new(w.genesis.clone());
-    again.restore_ops(b.log().ops().cloned().collect());
-    assert!(!again.log().contains(&removal.id()));
-    assert!(again.log().holds(&removal.id()));
-    let _ = hand_over(&mut a, &mut again, &w.b, &[]);
-    assert!(again.log().contains(&removal.id()));
+    again.restore_read_parents(readings);
+    again.restore_ops(stored.clone());
+    assert!(again.log().contains(&removal.id()), "the removal did not join on restart");
     assert_eq!(again.log().roster(), &before);
-    let _ = w.rng.clone();
+
+    let mut older = State::new(w.genesis.clone());
+    older.restore_ops(stored);
+    assert!(!older.log().contains(&removal.id()));
+    assert!(older.log().holds(&removal.id()));
+    let _ = hand_over(&mut a, &mut older, &w.b, &[]);
+    assert!(older.log().contains(&removal.id()));
+    assert_eq!(older.log().roster(), &before);
 }

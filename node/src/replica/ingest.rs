@@ -172,6 +172,14 @@ impl Replica {
                 Effect::DeleteOp(id) => {
                     batch.remove(Tree::Membership, &id.0);
                 }
+                // Beside the op, under a key no op id has (33 bytes): read back by `load`.
+                Effect::PutReadParents { id, parents, via } => {
+                    batch.put(
+                        Tree::Membership,
+                        &super::reading_key(&id),
+                        &super::encode_reading(&parents, &via),
+                    );
+                }
                 Effect::PutDelivery { id, bytes } => {
                     batch.put(Tree::EpochKeys, &id.0, &bytes);
                 }

@@ -118,6 +118,12 @@ pub struct MembershipLog {
     /// Ids orphans wait for (neither held nor refused), with those orphans, as of the last pass
     /// over the orphans: a refusal over the quota of one of them tries those orphans again.
     wanted: HashMap<OpId, BTreeSet<OpId>>,
+    /// Ops whose reading was set or changed since the caller last stored them
+    /// ([`MembershipLog::take_readings`]).
+    changed: BTreeSet<OpId>,
+    /// Readings read back from the caller's store, used while its ops are restored
+    /// ([`MembershipLog::restore_readings`]).
+    restoring: HashMap<OpId, (Vec<OpId>, Vec<OpId>)>,
     /// Bumped whenever an op is kept or an orphan dropped: the only changes that can turn a
     /// refusal ([`OpRefusal`]) into a pass.
     generation: u64,
@@ -140,6 +146,8 @@ impl MembershipLog {
             via: HashMap::new(),
             through: HashSet::new(),
             wanted: HashMap::new(),
+            changed: BTreeSet::new(),
+            restoring: HashMap::new(),
             generation: 0,
         }
     }
@@ -298,6 +306,22 @@ impl MembershipLog {
         if op.parents().iter().all(|p| self.ops.contains_key(p)) {
             return Reading::Named;
         }
+        // Read back from this replica's own store: the reading it joined with before a
+        // restart (the refused set is not kept), once what it is read as naming is held.
+        if let Some((parents, via)) = self.restoring.get(&op.id()) {
+            let absent: Vec<OpId> = parents
+                .iter()
+                .filter(|p| !self.ops.contains_key(p))
+                .copied()
+                .collect();
+            if absent.is_empty() {
+                return Reading::Read {
+                    parents: parents.clone(),
+                    via: via.clone(),
+                };
+            }
+            return Reading::Waits(absent);
+        }
         // Lookups only for the common orphan, one whose parent has not arrived yet.
         let absent: Vec<OpId> = op
             .parents()
@@ -364,6 +388,7 @@ impl MembershipLog {
             self.through.extend(via.iter().copied());
             self.read.insert(id, read);
             self.via.insert(id, via);
+            self.changed.insert(id);
         }
         if !self.through.remove(&id) {
             return false;
@@ -373,6 +398,7 @@ impl MembershipLog {
                 if let Some(read) = self.read.get_mut(other) {
                     if let Err(at) = read.binary_search(&id) {
                         read.insert(at, id);
+                        self.changed.insert(*other);
                     }
                 }
             }
@@ -422,6 +448,41 @@ impl MembershipLog {
             self.resolution.take();
         }
         added
+    }
+
+    /// The readings set or changed since the last call (op id, parents read, refused ops read
+    /// through): a node stores them so those ops join again as they did on restart.
+    pub fn take_readings(&mut self) -> Vec<(OpId, Vec<OpId>, Vec<OpId>)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .filter_map(|id| {
+                let read = self.read.get(&id)?.clone();
+                let via = self.via.get(&id).cloned().unwrap_or_default();
+                Some((id, read, via))
+            })
+            .collect()
+    }
+
+    /// Readings read back from this replica's own store (`take_readings`), for the ops about
+    /// to be restored ([`MembershipLog::extend`]); call [`MembershipLog::restored`] after.
+    /// Trusted as this replica's own earlier judgement (the store is its own and
+    /// authenticated); a reading names nothing its op's author could not have named anyway.
+    pub fn restore_readings(&mut self, readings: Vec<(OpId, Vec<OpId>, Vec<OpId>)>) {
+        for (id, mut parents, via) in readings {
+            parents.sort();
+            parents.dedup();
+            if parents.len() <= MAX_READ_PARENTS && via.len() <= MAX_READ_THROUGH {
+                self.restoring.insert(id, (parents, via));
+            }
+        }
+    }
+
+    /// The restore is over: readings read back and not used are dropped (their ops wait for
+    /// the refused op to be offered and refused again), and nothing restored is to be stored
+    /// again.
+    pub fn restored(&mut self) {
+        self.restoring = HashMap::new();
+        self.changed.clear();
     }
 
     /// Whether `id` was refused over its author's quota here (and is remembered as such).

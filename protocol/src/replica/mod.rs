@@ -169,6 +169,18 @@ pub enum Effect {
     },
     /// Delete a membership op the log evicted (an orphan pushed out by newer ones).
     DeleteOp(OpId),
+    /// Keep (or replace) the parents a kept op is read as naming, because it names an op
+    /// refused over the quota here (`MembershipLog::read_parents`), so that it joins again as it
+    /// did on restart ([`State::restore_read_parents`], before [`State::restore_ops`]), not
+    /// only once sync offers the refused op again. At most one per op kept.
+    PutReadParents {
+        /// The op's id.
+        id: OpId,
+        /// The parents it is read as naming (held ops, sorted).
+        parents: Vec<OpId>,
+        /// The refused ops the reading went through.
+        via: Vec<OpId>,
+    },
     /// Keep a key delivery.
     PutDelivery {
         /// Its id.
@@ -382,9 +394,18 @@ impl State {
         self.seq
     }
 
+    /// Load the readings of ops that name an op refused over the quota
+    /// ([`Effect::PutReadParents`]), read back from this replica's own store. Call before
+    /// [`State::restore_ops`]: an op with a reading joins as it did before the restart once the
+    /// parents it is read as naming are held.
+    pub fn restore_read_parents(&mut self, readings: Vec<(OpId, Vec<OpId>, Vec<OpId>)>) {
+        self.log.restore_readings(readings);
+    }
+
     /// Load ops read back from this replica's own store.
     pub fn restore_ops(&mut self, ops: Vec<Op>) {
         self.log.extend(ops);
+        self.log.restored();
         // Evictions while loading are of orphans the store still holds; the next insert that
         // evicts deletes them.
         self.index.ops = None;
@@ -677,6 +698,7 @@ impl State {
             let added = self.log.release_waiting();
             let joined = added.contains(&id);
             self.membership_grew(added, effects);
+            self.keep_readings(effects);
             return if joined {
                 Ingested::Accepted
             } else {
@@ -691,6 +713,7 @@ impl State {
         let outcome = self.log.insert(op);
         self.index.ops = None;
         effects.extend(self.log.take_evicted().into_iter().map(Effect::DeleteOp));
+        self.keep_readings(effects);
         if matches!(
             outcome,
             InsertOutcome::Added(_) | InsertOutcome::MissingParents(_)
@@ -883,6 +906,18 @@ impl State {
             self.released.push(Wait::Op(id));
         }
         self.membership_grew(added, effects);
+        self.keep_readings(effects);
+    }
+
+    /// Store the readings of ops that joined read through refused ops, or whose reading
+    /// changed ([`Effect::PutReadParents`]).
+    fn keep_readings(&mut self, effects: &mut Vec<Effect>) {
+        effects.extend(
+            self.log
+                .take_readings()
+                .into_iter()
+                .map(|(id, parents, via)| Effect::PutReadParents { id, parents, via }),
+        );
     }
 
     /// Ops that joined the log outside an insert of their own (orphans let in): what waited
