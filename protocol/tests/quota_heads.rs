@@ -604,7 +604,12 @@ fn removal_on(w: &World, a: &State, who: &Identity, at: u64) -> Op {
 
 /// Member ids, moderators and removed member ids of a roster: what two sides of the split must
 /// agree on (the refused op's own effect, here x's agreement key, is H1's residual).
-fn standing(state: &State) -> (Vec<(lookout_protocol::MemberId, bool)>, Vec<lookout_protocol::MemberId>) {
+fn standing(
+    state: &State,
+) -> (
+    Vec<(lookout_protocol::MemberId, bool)>,
+    Vec<lookout_protocol::MemberId>,
+) {
     let roster = state.log().roster();
     let members = roster
         .members()
@@ -654,7 +659,11 @@ fn an_op_built_on_a_refused_one_and_an_alert_naming_it_cross_the_split() {
     assert!(!b.log().roster().is_member(&w.x.member_id()));
     assert!(b.log().roster().is_removed(&w.x.member_id()));
     assert!(!a.log().roster().is_member(&w.x.member_id()));
-    assert_eq!(outcomes, vec![Ingested::Accepted], "the alert did not cross");
+    assert_eq!(
+        outcomes,
+        vec![Ingested::Accepted],
+        "the alert did not cross"
+    );
     assert!(
         b.deliveries().contains_key(&rotation.id()),
         "the rotation did not cross"
@@ -722,7 +731,10 @@ fn an_op_waiting_for_an_op_joins_when_that_op_is_refused_over_the_quota() {
     );
     let step = b.ingest(SetKind::Ops, w.run[255].encoded(), &w.b, NOW);
     assert_eq!(step.outcome, Ingested::Ignored(Refusal::OpQuota));
-    assert!(b.log().contains(&removal.id()), "the refusal did not release the removal");
+    assert!(
+        b.log().contains(&removal.id()),
+        "the refusal did not release the removal"
+    );
     assert!(b.log().contains(&w.run[256].id()));
     assert!(b.posts().contains_key(&envelope::id_of(&post).unwrap()));
     assert!(!b.log().roster().is_member(&w.x.member_id()));
@@ -783,7 +795,6 @@ fn a_vouch_chain_crosses_the_split() {
 #[test]
 fn naming_a_refused_op_gains_no_authority() {
     let mut w = World::new(10);
-    let co = w.collective();
     let late = op(
         &w,
         &w.x,
@@ -844,7 +855,6 @@ fn naming_a_refused_op_gains_no_authority() {
             roster.removed()[&w.e.member_id()].ops,
             twin.log().roster().removed()[&w.e.member_id()].ops
         );
-        let _ = co;
     }
 }
 
@@ -875,7 +885,13 @@ fn chain_split(w: &mut World, kept: usize) -> (State, State, Op) {
     for i in 0..(MAX_OPS_PER_AUTHOR_PER_DAY - kept) as u64 {
         let at = START + 900 + i;
         let identity = w.x.rotate_agreement(at, &mut w.rng);
-        let side = op(w, &w.x, vec![parent], at, Action::RotateAgreementKey { identity });
+        let side = op(
+            w,
+            &w.x,
+            vec![parent],
+            at,
+            Action::RotateAgreementKey { identity },
+        );
         parent = side.id();
         assert_eq!(
             ingest(&mut b, SetKind::Ops, side.encoded(), &w.b),
@@ -929,7 +945,10 @@ fn ops_written_on_both_sides_of_the_split_join_both_sides() {
         ingest(&mut b, SetKind::Ops, w.run[255].encoded(), &w.b),
         Ingested::Ignored(Refusal::OpQuota)
     );
-    assert!(b.log().contains(&w.run[256].id()), "op 256 did not join at B");
+    assert!(
+        b.log().contains(&w.run[256].id()),
+        "op 256 did not join at B"
+    );
     assert_eq!(b.log().roster().heads(), &[w.run[256].id()]);
     let n = Identity::generate_at(&mut w.rng, START);
     let admit = op(
@@ -962,13 +981,34 @@ fn ops_written_on_both_sides_of_the_split_join_both_sides() {
     let _ = hand_over(&mut a, &mut b, &w.b, &[]);
     let _ = hand_over(&mut b, &mut a, &w.a, &[]);
     assert!(a.log().contains(&by_b.id()), "b's op did not join at A");
-    assert!(b.log().contains(&admit.id()), "the admission did not join at B");
-    assert_eq!(a.log().read_parents(&by_b.id()), Some(&[w.run[255].id()][..]));
-    assert_eq!(b.log().read_parents(&admit.id()), Some(&[w.run[254].id()][..]));
+    assert!(
+        b.log().contains(&admit.id()),
+        "the admission did not join at B"
+    );
+    assert_eq!(
+        a.log().read_parents(&by_b.id()),
+        Some(&[w.run[255].id()][..])
+    );
+    assert_eq!(
+        b.log().read_parents(&admit.id()),
+        Some(&[w.run[254].id()][..])
+    );
     assert!(a.log().roster().is_member(&n.member_id()));
     assert_eq!(standing(&a), standing(&b));
-    let b_at_a = a.log().roster().member(&w.b.member_id()).unwrap().identity.clone();
-    let b_at_b = b.log().roster().member(&w.b.member_id()).unwrap().identity.clone();
+    let b_at_a = a
+        .log()
+        .roster()
+        .member(&w.b.member_id())
+        .unwrap()
+        .identity
+        .clone();
+    let b_at_b = b
+        .log()
+        .roster()
+        .member(&w.b.member_id())
+        .unwrap()
+        .identity
+        .clone();
     assert!(b_at_a == b_at_b, "b's rotation differs between the sides");
 }
 
@@ -977,7 +1017,7 @@ fn ops_written_on_both_sides_of_the_split_join_both_sides() {
 /// holds, resolves exactly A's roster (the same as resolving them with their own parents).
 #[test]
 fn a_refused_op_joining_later_makes_the_edge_real() {
-    let mut w = World::new(13);
+    let w = World::new(13);
     let mut a = w.side_a();
     let removal = removal_on(&w, &a, &w.x, NOW - 20);
     assert_eq!(
@@ -1033,9 +1073,16 @@ fn a_refused_op_joining_later_makes_the_edge_real() {
         ingest(&mut b, SetKind::Ops, w.run[255].encoded(), &w.b),
         Ingested::Accepted
     );
-    let mut read = b.log().read_parents(&removal.id()).unwrap_or_default().to_vec();
+    let mut read = b
+        .log()
+        .read_parents(&removal.id())
+        .unwrap_or_default()
+        .to_vec();
     read.sort();
-    assert!(read.contains(&w.run[255].id()), "the edge did not become real");
+    assert!(
+        read.contains(&w.run[255].id()),
+        "the edge did not become real"
+    );
     let ops: Vec<&Op> = b.log().ops().collect();
     let plain = lookout_protocol::membership::resolve(&w.genesis, &ops);
     assert_eq!(b.log().roster(), &plain);
@@ -1049,7 +1096,7 @@ fn a_refused_op_joining_later_makes_the_edge_real() {
 /// sync offers op 255 and B refuses it once more.
 #[test]
 fn an_op_read_through_a_refused_one_joins_again_after_a_restart() {
-    let mut w = World::new(14);
+    let w = World::new(14);
     let mut a = w.side_a();
     let mut b = w.side_b();
     let removal = removal_on(&w, &a, &w.x, NOW - 20);
@@ -1080,7 +1127,10 @@ fn an_op_read_through_a_refused_one_joins_again_after_a_restart() {
     let mut again = State::new(w.genesis.clone());
     again.restore_read_parents(readings);
     again.restore_ops(stored.clone());
-    assert!(again.log().contains(&removal.id()), "the removal did not join on restart");
+    assert!(
+        again.log().contains(&removal.id()),
+        "the removal did not join on restart"
+    );
     assert_eq!(again.log().roster(), &before);
 
     let mut older = State::new(w.genesis.clone());

@@ -28,9 +28,7 @@ const START: u64 = 1_790_000_000;
 const NOW: u64 = START + 5_000;
 
 fn ingest(state: &mut State, op: &Op, me: &Identity) -> Ingested {
-    state
-        .ingest(SetKind::Ops, op.encoded(), me, NOW)
-        .outcome
+    state.ingest(SetKind::Ops, op.encoded(), me, NOW).outcome
 }
 
 /// Every op `from` holds, handed to `to` as a sync batch would be.
@@ -130,16 +128,12 @@ fn run(seed: u64, extra: usize, remove: bool) {
         }
     }
     let mut honest: Vec<Op> = Vec::new();
-    let mut offered_a: Vec<OpId> = Vec::new();
-    let mut offered_b: Vec<OpId> = Vec::new();
     let mut joiners = 0u64;
     for step in 0..total {
         let op = &flood[order_a[step]];
         let _ = ingest(&mut a, op, &founder);
-        offered_a.push(op.id());
         let op = &flood[order_b[step]];
         let _ = ingest(&mut bs, op, &b);
-        offered_b.push(op.id());
         // Now and then an honest op on either side, on that side's heads.
         if rng.gen_bool(0.03) {
             joiners += 1;
@@ -210,7 +204,10 @@ fn run(seed: u64, extra: usize, remove: bool) {
             );
         }
         for op in &honest {
-            assert!(state.log().contains(&op.id()), "side {side}: an honest op waits");
+            assert!(
+                state.log().contains(&op.id()),
+                "side {side}: an honest op waits"
+            );
         }
         assert_eq!(state.log().orphan_count(), 0, "side {side}: orphans left");
     }
@@ -218,7 +215,6 @@ fn run(seed: u64, extra: usize, remove: bool) {
     if remove {
         assert!(a.log().roster().is_removed(&x.member_id()));
     }
-    let _ = (offered_a, offered_b);
     // The same ops held and refused, in another order: the same roster.
     for (state, me) in [(&a, &founder), (&bs, &b)] {
         let mut held: Vec<Op> = state.log().ops().cloned().collect();

@@ -623,7 +623,10 @@ mod reading_tests {
     #[test]
     fn a_reading_round_trips_through_the_store_encoding() {
         let id = lookout_protocol::OpId([7; 32]);
-        let parents = vec![lookout_protocol::OpId([1; 32]), lookout_protocol::OpId([2; 32])];
+        let parents = vec![
+            lookout_protocol::OpId([1; 32]),
+            lookout_protocol::OpId([2; 32]),
+        ];
         let via = vec![lookout_protocol::OpId([3; 32])];
         let key = reading_key(&id);
         let value = encode_reading(&parents, &via);

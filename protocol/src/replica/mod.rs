@@ -31,6 +31,7 @@ use crate::reconcile::Item;
 use crate::sig;
 use crate::{ContentId, DeliveryId, EpochId, MemberId, OpId};
 
+pub use crate::membership::{MAX_QUOTA_REFUSED, MAX_QUOTA_REFUSED_PARENTS};
 pub use deliveries::{Deliveries, KeptDelivery};
 use held::{Form, HeldItems, Hold, Wait};
 pub use held::{
@@ -39,7 +40,6 @@ pub use held::{
 };
 use named::Named;
 pub use posts::Posts;
-pub use crate::membership::{MAX_QUOTA_REFUSED, MAX_QUOTA_REFUSED_PARENTS};
 pub use refusal::Refusal;
 /// Most items remembered as refused (so sync does not fetch them again).
 pub const MAX_REFUSED: usize = 16_384;
@@ -952,9 +952,7 @@ impl State {
     /// here. A refusal of an item so judged penalises nobody ([`Ingested::without_penalty_if`]).
     /// Cost: at most the set's ids and parents are visited per item.
     fn effective_heads(&self, heads: &[OpId]) -> Option<Vec<OpId>> {
-        let refused = |h: &OpId| {
-            self.log.refused_parents(h)
-        };
+        let refused = |h: &OpId| self.log.refused_parents(h);
         if !heads.iter().any(|h| refused(h).is_some()) {
             return None;
         }
