@@ -1141,3 +1141,70 @@ fn an_op_read_through_a_refused_one_joins_again_after_a_restart() {
     assert!(older.log().contains(&removal.id()));
     assert_eq!(older.log().roster(), &before);
 }
+
+/// An op waiting deep below a chain of refused ops: B holds x's ops 0 to 198 and a side branch
+/// filling her day, refuses ops 200 to 255, and then takes the founder's removal (written on
+/// op 255), which waits for op 199, the first id below the chain it does not know. When op 199
+/// arrives and is refused over the quota too, the removal joins, read as naming op 198.
+#[test]
+fn an_op_waiting_below_refused_ops_joins_when_the_op_it_waits_for_is_refused() {
+    let mut w = World::new(16);
+    let mut a = w.side_a();
+    let removal = removal_on(&w, &a, &w.x, NOW - 20);
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let mut b = State::new(w.genesis.clone());
+    for op in &w.setup {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    for op in &w.run[..199] {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    let mut parent = w.setup[4].id();
+    for i in 0..(MAX_OPS_PER_AUTHOR_PER_DAY - 199) as u64 {
+        let at = START + 900 + i;
+        let identity = w.x.rotate_agreement(at, &mut w.rng);
+        let side = op(
+            &w,
+            &w.x,
+            vec![parent],
+            at,
+            Action::RotateAgreementKey { identity },
+        );
+        parent = side.id();
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, side.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    for op in w.run[200..256].iter().rev() {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Ignored(Refusal::OpQuota)
+        );
+    }
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, removal.encoded(), &w.b),
+        Ingested::Held
+    );
+    assert!(!b.log().contains(&removal.id()));
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, w.run[199].encoded(), &w.b),
+        Ingested::Ignored(Refusal::OpQuota)
+    );
+    assert!(b.log().contains(&removal.id()), "the removal still waits");
+    assert_eq!(
+        b.log().read_parents(&removal.id()),
+        Some(&[w.run[198].id()][..])
+    );
+    assert!(b.log().roster().is_removed(&w.x.member_id()));
+    assert_eq!(b.held_count(), 0);
+}

@@ -39,6 +39,10 @@ pub const MAX_READ_THROUGH: usize = 64;
 /// more waits.
 pub const MAX_READ_PARENTS: usize = 2 * MAX_PARENTS;
 
+/// For refused ops met in one pass over the orphans: the first id a reading through each waits
+/// for, if any ([`MembershipLog::blocked`]).
+type Blocked = HashMap<OpId, Option<OpId>>;
+
 /// How an op's parents are read against what the log holds ([`MembershipLog::reading`]).
 #[derive(Debug)]
 enum Reading {
@@ -303,6 +307,15 @@ impl MembershipLog {
     /// `State::effective_heads` gives an item's heads); any other parent makes the op wait.
     /// A function of the ops held and the refused set, whatever the order of the walk.
     fn reading(&self, op: &Op) -> Reading {
+        self.reading_with(op, &mut Blocked::new())
+    }
+
+    /// [`MembershipLog::reading`], with what is known of refused ops in this pass (`memo`,
+    /// valid while no op joins): an orphan waiting below a chain of refused ops is found
+    /// waiting in as many lookups as it names parents, however many orphans wait below the
+    /// same chain, so refusals of a flooder's (possibly unsigned) ops cost the orphans waiting
+    /// for them lookups, not walks.
+    fn reading_with(&self, op: &Op, memo: &mut Blocked) -> Reading {
         if op.parents().iter().all(|p| self.ops.contains_key(p)) {
             return Reading::Named;
         }
@@ -331,6 +344,13 @@ impl MembershipLog {
             .collect();
         if !absent.is_empty() {
             return Reading::Waits(absent);
+        }
+        for p in op.parents() {
+            if !self.ops.contains_key(p) {
+                if let Some(waits) = self.blocked(*p, memo) {
+                    return Reading::Waits(vec![waits]);
+                }
+            }
         }
         let mut parents = BTreeSet::new();
         let mut via = BTreeSet::new();
@@ -363,6 +383,58 @@ impl MembershipLog {
             parents: parents.into_iter().collect(),
             via: via.into_iter().collect(),
         }
+    }
+
+    /// For `start`, refused over the quota here and not held: the first id (neither held nor
+    /// refused) that a reading through it would wait for, `None` if there is none. Each refused
+    /// op is looked at once per `memo`.
+    fn blocked(&self, start: OpId, memo: &mut Blocked) -> Option<OpId> {
+        if let Some(known) = memo.get(&start) {
+            return *known;
+        }
+        let mut open: HashSet<OpId> = HashSet::new();
+        let mut stack = vec![(start, false)];
+        while let Some((id, expanded)) = stack.pop() {
+            if memo.contains_key(&id) {
+                continue;
+            }
+            let Some(parents) = self.refused.parents(&id) else {
+                memo.insert(id, Some(id));
+                continue;
+            };
+            if !expanded {
+                open.insert(id);
+                stack.push((id, true));
+                for p in parents {
+                    // (No cycle can be hashed; `open` guards against one all the same.)
+                    if !self.ops.contains_key(p) && !memo.contains_key(p) && !open.contains(p) {
+                        stack.push((*p, false));
+                    }
+                }
+                continue;
+            }
+            let mut waits = None;
+            for p in parents {
+                if self.ops.contains_key(p) {
+                    continue;
+                }
+                match memo.get(p) {
+                    Some(Some(m)) => {
+                        waits = Some(*m);
+                        break;
+                    }
+                    Some(None) => {}
+                    None if self.refused.parents(p).is_none() => {
+                        waits = Some(*p);
+                        break;
+                    }
+                    None => {}
+                }
+            }
+            open.remove(&id);
+            memo.insert(id, waits);
+        }
+        memo.get(&start).copied().flatten()
     }
 
     fn unheld_parents(&self, op: &Op) -> Vec<OpId> {
@@ -420,11 +492,12 @@ impl MembershipLog {
             return (true, Vec::new());
         };
         let mut ready = false;
+        let mut memo = Blocked::new();
         for orphan in waiting {
             let Some(op) = self.orphans.get(&orphan) else {
                 continue;
             };
-            match self.reading(op) {
+            match self.reading_with(op, &mut memo) {
                 Reading::Waits(missing) => {
                     for p in missing {
                         self.wanted.entry(p).or_default().insert(orphan);
@@ -592,8 +665,9 @@ impl MembershipLog {
         let mut waiting: HashMap<OpId, usize> = HashMap::new();
         let mut children: HashMap<OpId, BTreeSet<OpId>> = HashMap::new();
         let mut ready: Vec<(OpId, Option<Vec<OpId>>, Vec<OpId>)> = Vec::new();
+        let mut memo = Blocked::new();
         for (id, op) in &self.orphans {
-            match self.reading(op) {
+            match self.reading_with(op, &mut memo) {
                 Reading::Named => ready.push((*id, None, Vec::new())),
                 Reading::Read { parents, via } => ready.push((*id, Some(parents), via)),
                 Reading::Waits(missing) => {
@@ -610,6 +684,8 @@ impl MembershipLog {
                 continue;
             };
             self.join(op, read, via);
+            // What refused ops wait for may have just joined.
+            memo.clear();
             added.push(id);
             for child in children.remove(&id).unwrap_or_default() {
                 let Some(count) = waiting.get_mut(&child) else {
@@ -625,7 +701,7 @@ impl MembershipLog {
                 };
                 // Read again: what it waited for is held now, and may be a refused op's
                 // parent.
-                match self.reading(op) {
+                match self.reading_with(op, &mut memo) {
                     Reading::Named => ready.push((child, None, Vec::new())),
                     Reading::Read { parents, via } => ready.push((child, Some(parents), via)),
                     Reading::Waits(missing) => {
