@@ -38,6 +38,10 @@ pub const MAX_READ_THROUGH: usize = 64;
 /// Most parents one op is read as naming (twice [`MAX_PARENTS`]); an op whose reading names
 /// more waits.
 pub const MAX_READ_PARENTS: usize = 2 * MAX_PARENTS;
+/// Most verified refused ops kept for orphans waiting for them (beyond those read through,
+/// which are kept with the ops read through them): the oldest are dropped first, and fetched
+/// again from a peer that offers them.
+pub const MAX_WAITED_STUBS: usize = 1024;
 
 /// For refused ops met in one pass over the orphans: the first id a reading through each waits
 /// for, if any ([`MembershipLog::blocked`]).
@@ -122,6 +126,16 @@ pub struct MembershipLog {
     /// Ids orphans wait for (neither held nor refused), with those orphans, as of the last pass
     /// over the orphans: a refusal over the quota of one of them tries those orphans again.
     wanted: HashMap<OpId, BTreeSet<OpId>>,
+    /// Refused ops over the quota whose signature was checked (because an op waited for them),
+    /// kept with their bytes: only these are read through by ops (never bytes nobody signed),
+    /// and those read through (in `through`) are offered to peers and stored, so a peer can
+    /// fetch and judge them itself (`MembershipLog::offered_stubs`).
+    stubs: BTreeMap<OpId, Op>,
+    /// Stubs kept because an orphan waited for them, oldest first (at most
+    /// [`MAX_WAITED_STUBS`] not read through).
+    stub_order: VecDeque<OpId>,
+    /// Stubs newly read through, for the caller to store ([`MembershipLog::take_new_stubs`]).
+    new_stubs: Vec<OpId>,
     /// Ops whose reading was set or changed since the caller last stored them
     /// ([`MembershipLog::take_readings`]).
     changed: BTreeSet<OpId>,
@@ -151,6 +165,9 @@ impl MembershipLog {
             through: HashSet::new(),
             wanted: HashMap::new(),
             changed: BTreeSet::new(),
+            stubs: BTreeMap::new(),
+            stub_order: VecDeque::new(),
+            new_stubs: Vec::new(),
             restoring: HashMap::new(),
             generation: 0,
         }
@@ -339,7 +356,7 @@ impl MembershipLog {
         let absent: Vec<OpId> = op
             .parents()
             .iter()
-            .filter(|p| !self.ops.contains_key(p) && self.refused.parents(p).is_none())
+            .filter(|p| !self.ops.contains_key(p) && !self.stubs.contains_key(p))
             .copied()
             .collect();
         if !absent.is_empty() {
@@ -361,7 +378,9 @@ impl MembershipLog {
                 continue;
             }
             // An op cannot be its own ancestor (its id hashes its parents): never read so.
-            let refused = (p != op.id()).then(|| self.refused.parents(&p)).flatten();
+            let refused = (p != op.id())
+                .then(|| self.stubs.get(&p).map(Op::parents))
+                .flatten();
             match refused {
                 Some(up) => {
                     if via.insert(p) {
@@ -398,7 +417,7 @@ impl MembershipLog {
             if memo.contains_key(&id) {
                 continue;
             }
-            let Some(parents) = self.refused.parents(&id) else {
+            let Some(parents) = self.stubs.get(&id).map(Op::parents) else {
                 memo.insert(id, Some(id));
                 continue;
             };
@@ -424,7 +443,7 @@ impl MembershipLog {
                         break;
                     }
                     Some(None) => {}
-                    None if self.refused.parents(p).is_none() => {
+                    None if !self.stubs.contains_key(p) => {
                         waits = Some(*p);
                         break;
                     }
@@ -456,8 +475,13 @@ impl MembershipLog {
         let id = op.id();
         self.kept(&op);
         self.ops.insert(id, op);
+        self.stubs.remove(&id);
         if let Some(read) = read {
-            self.through.extend(via.iter().copied());
+            for r in &via {
+                if self.through.insert(*r) {
+                    self.new_stubs.push(*r);
+                }
+            }
             self.read.insert(id, read);
             self.via.insert(id, via);
             self.changed.insert(id);
@@ -465,31 +489,71 @@ impl MembershipLog {
         if !self.through.remove(&id) {
             return false;
         }
-        for (other, via) in &self.via {
-            if via.contains(&id) {
+        let mut named = Vec::new();
+        for (other, via) in &mut self.via {
+            if let Ok(at) = via.binary_search(&id) {
+                via.remove(at);
                 if let Some(read) = self.read.get_mut(other) {
                     if let Err(at) = read.binary_search(&id) {
                         read.insert(at, id);
-                        self.changed.insert(*other);
                     }
                 }
+                self.changed.insert(*other);
+                if via.is_empty() {
+                    named.push(*other);
+                }
+            }
+        }
+        // Read through nothing any more: every parent it names is held (each refused op it
+        // named joined since, or is below one that did), so it is read as named again.
+        for other in named {
+            if self
+                .ops
+                .get(&other)
+                .is_some_and(|op| op.parents().iter().all(|p| self.ops.contains_key(p)))
+            {
+                self.read.remove(&other);
+                self.via.remove(&other);
             }
         }
         self.cache.clear();
         true
     }
 
-    /// Remember `id`, naming `parents`, as refused over its author's quota here, and let in
-    /// the orphans that were waiting only for it (read through it). Returns whether it is newly
-    /// remembered, and the ops that joined. Lookups only unless an orphan waits for `id` (the
-    /// quota is checked before the signature, so this may be bytes nobody signed: it makes no
-    /// op join that its author could not have made join by naming `parents` herself).
-    pub fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId]) -> (bool, Vec<OpId>) {
-        if self.ops.contains_key(&id) || !self.refused.insert(id, parents) {
-            return (false, Vec::new());
+    /// Remember `id`, naming `parents`, as refused over its author's quota here (read so by
+    /// items' heads, `State::effective_heads`). Returns whether it is newly remembered. Lookups
+    /// only: the quota is checked before the signature, so this may be bytes nobody signed; ops
+    /// are read only through refused ops whose signature was checked
+    /// ([`MembershipLog::add_stub`]).
+    pub fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId]) -> bool {
+        !self.ops.contains_key(&id) && self.refused.insert(id, parents)
+    }
+
+    /// Whether an orphan waits for `id` (so a refused op of that id is worth a signature check).
+    pub fn wants(&self, id: &OpId) -> bool {
+        self.wanted.contains_key(id)
+    }
+
+    /// Keep `op`, refused over its author's quota here and verified (an orphan waits for it),
+    /// as a stub: an op naming it is read as naming its parents. Lets in the orphans that were
+    /// waiting for it; returns the ops that joined.
+    pub fn add_stub(&mut self, op: Op) -> Vec<OpId> {
+        let id = op.id();
+        if self.ops.contains_key(&id) || self.stubs.contains_key(&id) {
+            return Vec::new();
+        }
+        let _ = self.refused.insert(id, op.parents());
+        self.stubs.insert(id, op);
+        self.stub_order.push_back(id);
+        while self.stub_order.len() > MAX_WAITED_STUBS {
+            if let Some(old) = self.stub_order.pop_front() {
+                if !self.through.contains(&old) {
+                    self.stubs.remove(&old);
+                }
+            }
         }
         let Some(waiting) = self.wanted.remove(&id) else {
-            return (true, Vec::new());
+            return Vec::new();
         };
         let mut ready = false;
         let mut memo = Blocked::new();
@@ -507,10 +571,43 @@ impl MembershipLog {
             }
         }
         if !ready {
-            return (true, Vec::new());
+            return Vec::new();
         }
-        let added = self.release_waiting();
-        (true, added)
+        self.release_waiting()
+    }
+
+    /// A stub read back from this replica's own store (`take_new_stubs`): verified when it was
+    /// kept; call before the ops are restored.
+    pub fn restore_stub(&mut self, op: Op) {
+        let id = op.id();
+        let _ = self.refused.insert(id, op.parents());
+        self.stubs.insert(id, op);
+    }
+
+    /// The stubs some op held is read through: offered to peers in sync (they fetch them and
+    /// judge them themselves: refuse them over their own quota and read through them, or take
+    /// them), so an op read through one here can join there too.
+    pub fn offered_stubs(&self) -> impl Iterator<Item = &Op> {
+        self.stubs
+            .iter()
+            .filter(|(id, _)| self.through.contains(id))
+            .map(|(_, op)| op)
+    }
+
+    /// A held op or an offered stub, by id: what a peer may fetch.
+    pub fn offered(&self, id: &OpId) -> Option<&Op> {
+        self.ops
+            .get(id)
+            .or_else(|| self.stubs.get(id).filter(|_| self.through.contains(id)))
+    }
+
+    /// Stubs newly read through since the last call: a node stores them (restored with
+    /// [`MembershipLog::restore_stub`] before the ops).
+    pub fn take_new_stubs(&mut self) -> Vec<Op> {
+        std::mem::take(&mut self.new_stubs)
+            .into_iter()
+            .filter_map(|id| self.stubs.get(&id).cloned())
+            .collect()
     }
 
     /// Let in every orphan whose parents are now all held or read (and those they complete).
@@ -544,7 +641,8 @@ impl MembershipLog {
         for (id, mut parents, via) in readings {
             parents.sort();
             parents.dedup();
-            if parents.len() <= MAX_READ_PARENTS && via.len() <= MAX_READ_THROUGH {
+            // A reading grows by one parent per refused op that joins later (`join`).
+            if parents.len() <= MAX_READ_PARENTS + MAX_READ_THROUGH && via.len() <= MAX_READ_THROUGH {
                 self.restoring.insert(id, (parents, via));
             }
         }
@@ -556,6 +654,9 @@ impl MembershipLog {
     pub fn restored(&mut self) {
         self.restoring = HashMap::new();
         self.changed.clear();
+        self.new_stubs.clear();
+        let through = &self.through;
+        self.stubs.retain(|id, _| through.contains(id));
     }
 
     /// Whether `id` was refused over its author's quota here (and is remembered as such).

@@ -181,6 +181,16 @@ pub enum Effect {
         /// The refused ops the reading went through.
         via: Vec<OpId>,
     },
+    /// Keep the bytes of an op refused over the quota here that a kept op is read through (a
+    /// *stub*: verified, never effective, offered to peers), beside the ops: restored with
+    /// [`State::restore_stubs`] before them. Never deleted with an op (the ops read through it
+    /// are never dropped); one refused op that joins later is stored again as an op.
+    PutStub {
+        /// The refused op's id.
+        id: OpId,
+        /// Its encoding.
+        bytes: Vec<u8>,
+    },
     /// Keep a key delivery.
     PutDelivery {
         /// Its id.
@@ -275,7 +285,14 @@ pub struct State {
     /// keys are ever held, and each entry comes from the key bytes alone ([`sig::KeyCache`]).
     keys: sig::KeyCache,
     keys_at: Vec<OpId>,
+    /// The bytes of the most recent ops refused over the quota before their signature was
+    /// checked: when an op arrives that would be read through one of them, it is verified then
+    /// and kept as a stub ([`MembershipLog::add_stub`]), without fetching it again.
+    recent_refused: std::collections::VecDeque<(OpId, Vec<u8>)>,
 }
+
+/// Most refused ops' bytes kept for [`State::verify_wanted`] (about 190 KB).
+const RECENT_REFUSED: usize = 128;
 
 /// Most new shares a replica makes on request for one member per UTC day (twice what one
 /// request may name): an honest member asks again only after a junk share or when a share
@@ -320,6 +337,7 @@ impl State {
             shares_made: HashMap::new(),
             keys: sig::KeyCache::new(),
             keys_at: Vec::new(),
+            recent_refused: std::collections::VecDeque::new(),
         }
     }
 
@@ -400,6 +418,14 @@ impl State {
     /// parents it is read as naming are held.
     pub fn restore_read_parents(&mut self, readings: Vec<(OpId, Vec<OpId>, Vec<OpId>)>) {
         self.log.restore_readings(readings);
+    }
+
+    /// Load the stubs ([`Effect::PutStub`]) read back from this replica's own store. Call before
+    /// [`State::restore_read_parents`] and [`State::restore_ops`].
+    pub fn restore_stubs(&mut self, stubs: Vec<Op>) {
+        for op in stubs {
+            self.log.restore_stub(op);
+        }
     }
 
     /// Load ops read back from this replica's own store.
@@ -664,7 +690,25 @@ impl State {
         }
         if let Err(why) = self.log.precheck(&body.author, body.timestamp) {
             if why == OpRefusal::OverQuota {
-                self.refuse_over_quota(OpId(SetKind::Ops.id_of(bytes)), &body.parents, effects);
+                let id = OpId(SetKind::Ops.id_of(bytes));
+                // An op waits for it: verified now (and kept as a stub), or refused as forged.
+                if self.log.wants(&id) {
+                    match Op::decode(bytes, self.log.collective()) {
+                        Ok(op) => {
+                            self.refuse_over_quota(id, &body.parents, effects);
+                            self.stubbed(op, effects);
+                            self.verify_wanted(effects);
+                        }
+                        Err(e) if e.is_peer_fault() => return Ingested::Rejected(e.into()),
+                        Err(e) => return Ingested::Ignored(e.into()),
+                    }
+                } else {
+                    self.refuse_over_quota(id, &body.parents, effects);
+                    if self.recent_refused.len() >= RECENT_REFUSED {
+                        self.recent_refused.pop_front();
+                    }
+                    self.recent_refused.push_back((id, bytes.to_vec()));
+                }
             }
             return Ingested::Ignored(why.into());
         }
@@ -684,6 +728,24 @@ impl State {
         if self.log.contains(&id) {
             return Ingested::Duplicate;
         }
+        // Refused ops it would be read through whose bytes are at hand: verified and kept as
+        // stubs first, so it is judged (and joins) now.
+        loop {
+            let missing = self.log.missing(&op);
+            let Some(at) = self
+                .recent_refused
+                .iter()
+                .position(|(id, _)| missing.contains(id))
+            else {
+                break;
+            };
+            let Some((_, bytes)) = self.recent_refused.remove(at) else {
+                break;
+            };
+            if let Ok(stub) = Op::decode(&bytes, self.log.collective()) {
+                self.stubbed(stub, effects);
+            }
+        }
         // What it waits for: parents neither held nor refused over the quota here (one refused
         // so is read as naming that op's parents, `MembershipLog::refuse_over_quota`).
         let waits: Vec<Wait> = self.log.missing(&op).into_iter().map(Wait::Op).collect();
@@ -698,7 +760,7 @@ impl State {
             let added = self.log.release_waiting();
             let joined = added.contains(&id);
             self.membership_grew(added, effects);
-            self.keep_readings(effects);
+            self.verify_wanted(effects);
             return if joined {
                 Ingested::Accepted
             } else {
@@ -706,6 +768,7 @@ impl State {
             };
         }
         let waiting = (!waits.is_empty()).then(|| op.clone());
+        let verified = op.clone();
         let parents = op.parents().to_vec();
         let bytes = op.encoded().to_vec();
         // The log decides first (known author, quota, orphan bounds); only what it keeps is
@@ -713,6 +776,7 @@ impl State {
         let outcome = self.log.insert(op);
         self.index.ops = None;
         effects.extend(self.log.take_evicted().into_iter().map(Effect::DeleteOp));
+        self.verify_wanted(effects);
         self.keep_readings(effects);
         if matches!(
             outcome,
@@ -741,6 +805,10 @@ impl State {
             InsertOutcome::Refused(why) => {
                 if why == OpRefusal::OverQuota {
                     self.refuse_over_quota(id, &parents, effects);
+                    if self.log.wants(&id) {
+                        self.stubbed(verified, effects);
+                        self.verify_wanted(effects);
+                    }
                 }
                 Ingested::Ignored(why.into())
             }
@@ -901,17 +969,52 @@ impl State {
     /// Ops waiting for it (in the log's orphan set) join, read as naming its parents
     /// (`MembershipLog::refuse_over_quota`).
     fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId], effects: &mut Vec<Effect>) {
-        let (new, added) = self.log.refuse_over_quota(id, parents);
-        if new {
+        if self.log.refuse_over_quota(id, parents) {
             self.released.push(Wait::Op(id));
         }
-        self.membership_grew(added, effects);
         self.keep_readings(effects);
+    }
+
+    /// Refused ops whose bytes are at hand and that an op now waits for: verified and kept as
+    /// stubs ([`MembershipLog::add_stub`]), which may let in ops waiting for them, and so on
+    /// down a chain. At most [`RECENT_REFUSED`] signature checks in all, each of bytes an op
+    /// waits for; bytes that do not verify are dropped.
+    fn verify_wanted(&mut self, effects: &mut Vec<Effect>) {
+        loop {
+            let Some(at) = self
+                .recent_refused
+                .iter()
+                .position(|(id, _)| self.log.wants(id))
+            else {
+                break;
+            };
+            let Some((_, bytes)) = self.recent_refused.remove(at) else {
+                break;
+            };
+            if let Ok(op) = Op::decode(&bytes, self.log.collective()) {
+                self.stubbed(op, effects);
+            }
+        }
+        self.keep_readings(effects);
+    }
+
+    /// Keep a verified op refused over the quota as a stub ([`MembershipLog::add_stub`]): what
+    /// waited for it is tried again (an op held here then waits for what lies below it, or
+    /// joins).
+    fn stubbed(&mut self, op: Op, effects: &mut Vec<Effect>) {
+        let id = op.id();
+        let added = self.log.add_stub(op);
+        self.released.push(Wait::Op(id));
+        self.membership_grew(added, effects);
     }
 
     /// Store the readings of ops that joined read through refused ops, or whose reading
     /// changed ([`Effect::PutReadParents`]).
     fn keep_readings(&mut self, effects: &mut Vec<Effect>) {
+        effects.extend(self.log.take_new_stubs().into_iter().map(|op| Effect::PutStub {
+            id: op.id(),
+            bytes: op.encoded().to_vec(),
+        }));
         effects.extend(
             self.log
                 .take_readings()
@@ -1212,9 +1315,11 @@ impl State {
         };
         if slot.is_none() {
             let mut items: Vec<Item> = match kind {
+                // Stubs read through are offered too, so a peer can judge them itself.
                 SetKind::Ops => self
                     .log
                     .ops()
+                    .chain(self.log.offered_stubs())
                     .map(|op| Item {
                         timestamp: op.body().timestamp,
                         id: op.id().0,
