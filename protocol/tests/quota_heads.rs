@@ -1209,3 +1209,112 @@ fn an_op_waiting_below_refused_ops_joins_when_the_op_it_waits_for_is_refused() {
     assert!(b.log().roster().is_removed(&w.x.member_id()));
     assert_eq!(b.held_count(), 0);
 }
+
+/// Review 8, R8-4: an op read through a refused op that only this replica saw must not split
+/// the honest ops written on it. R (side A) refused x's op 256 over the quota; x then sends R
+/// alone an op of hers dated the day before naming op 256. It joins at R, read through op 256,
+/// and the founder admits n on R's heads (which name x's op). R keeps op 256's verified bytes
+/// as a stub and offers it in sync, so replica K, handed what R offers, judges op 256 itself
+/// (refuses it over its own quota, having x's 256 ops of the day) and takes in x's op and the
+/// admission. Before stubs were offered, nobody could give K op 256, and the admission and
+/// everything written on it waited at K for good.
+#[test]
+fn an_op_read_through_a_refused_op_only_one_replica_saw_crosses_with_its_stub() {
+    let mut w = World::new(17);
+    let mut r = w.side_a();
+    let y = &w.run[256];
+    assert!(r.refused_over_quota(&y.id()));
+    let identity = w.x.public();
+    let on_y = op(
+        &w,
+        &w.x,
+        vec![y.id()],
+        START - 60_000,
+        Action::RotateAgreementKey { identity },
+    );
+    assert_eq!(
+        ingest(&mut r, SetKind::Ops, on_y.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    assert_eq!(
+        r.log().read_parents(&on_y.id()),
+        Some(&[w.run[255].id()][..])
+    );
+    let n = Identity::generate_at(&mut w.rng, START);
+    let admit = op(
+        &w,
+        &w.founder,
+        r.log().writer_heads(&w.founder.member_id()),
+        NOW - 10,
+        Action::ProposeAdd {
+            identity: n.public(),
+            name: names::name("n"),
+        },
+    );
+    assert!(admit.parents().contains(&on_y.id()));
+    assert_eq!(
+        ingest(&mut r, SetKind::Ops, admit.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    assert!(
+        r.sync_items(SetKind::Ops).iter().any(|i| i.id == y.id().0),
+        "R does not offer the refused op it reads through"
+    );
+    let mut k = State::new(w.genesis.clone());
+    let _ = hand_over(&mut r, &mut k, &w.b, &[]);
+    assert!(k.refused_over_quota(&y.id()));
+    assert!(k.log().contains(&on_y.id()));
+    assert!(k.log().contains(&admit.id()), "the admission did not cross");
+    assert!(k.log().roster().is_member(&n.member_id()));
+    assert_eq!(r.log().roster(), k.log().roster());
+}
+
+/// Review 8, R8-5: bytes nobody signed are never read through. The quota is checked before the
+/// signature, so bytes claiming to be x's op of a full day (a real op with its signature
+/// spoiled) are refused over the quota at R; x's op naming them is then checked against them,
+/// they do not verify, and it waits (as on main) instead of joining at R, where honest writers
+/// would build on it while every replica that checked the signature never takes it.
+#[test]
+fn bytes_nobody_signed_are_not_read_through() {
+    let mut w = World::new(18);
+    let mut r = w.side_a();
+    let identity = w.x.public();
+    let real = op(
+        &w,
+        &w.x,
+        vec![w.run[100].id()],
+        START + 2_000,
+        Action::RotateAgreementKey { identity },
+    );
+    let mut g = real.encoded().to_vec();
+    *g.last_mut().unwrap() ^= 0x01;
+    let g_id = OpId(SetKind::Ops.id_of(&g));
+    assert_eq!(
+        ingest(&mut r, SetKind::Ops, &g, &w.a),
+        Ingested::Ignored(Refusal::OpQuota)
+    );
+    let identity = w.x.public();
+    let on_g = op(
+        &w,
+        &w.x,
+        vec![g_id],
+        START - 60_000,
+        Action::RotateAgreementKey { identity },
+    );
+    assert_eq!(
+        ingest(&mut r, SetKind::Ops, on_g.encoded(), &w.a),
+        Ingested::Held
+    );
+    assert!(!r.log().contains(&on_g.id()));
+    assert!(!r
+        .log()
+        .writer_heads(&w.founder.member_id())
+        .contains(&on_g.id()));
+    // The same bytes again, once x's op waits for them: checked, and rejected as forged.
+    let again = r.ingest(SetKind::Ops, &g, &w.a, NOW + 1).outcome;
+    assert!(
+        matches!(again, Ingested::Rejected(_) | Ingested::Duplicate),
+        "{again:?}"
+    );
+    assert!(!r.log().contains(&on_g.id()));
+}

@@ -278,8 +278,16 @@ impl Replica {
         let mut state = State::new(genesis);
         let mut ops = Vec::new();
         let mut readings = Vec::new();
+        let mut stubs = Vec::new();
         for entry in self.store.iter(Tree::Membership) {
             let (key, bytes) = entry.map_err(store_error)?;
+            if key.len() == READING_KEY_LEN && key.first() == Some(&STUB_TAG) {
+                match Op::decode(&bytes, collective_id) {
+                    Ok(op) => stubs.push(op),
+                    Err(e) => warn!(error = %e, "skipping unreadable stored stub"),
+                }
+                continue;
+            }
             if key.len() == READING_KEY_LEN {
                 match decode_reading(&key, &bytes) {
                     Some(reading) => readings.push(reading),
@@ -293,6 +301,7 @@ impl Replica {
             }
         }
         // Ops that joined read through an op refused over the quota join again as they did.
+        state.restore_stubs(stubs);
         state.restore_read_parents(readings);
         state.restore_ops(ops);
         // Keys whose deliveries were sealed to an agreement key since destroyed.
@@ -569,6 +578,17 @@ pub(crate) fn store_error(error: StoreError) -> ApiError {
 const READING_KEY_LEN: usize = 33;
 /// The tag byte of such a key.
 const READING_TAG: u8 = b'r';
+
+/// The tag byte of the key of a stub (a refused op read through, kept to offer it).
+const STUB_TAG: u8 = b's';
+
+/// The key of the stub `id` ([`Effect::PutStub`](lookout_protocol::replica::Effect)).
+pub(super) fn stub_key(id: &lookout_protocol::OpId) -> [u8; READING_KEY_LEN] {
+    let mut key = [0u8; READING_KEY_LEN];
+    key[0] = STUB_TAG;
+    key[1..].copy_from_slice(&id.0);
+    key
+}
 
 /// The key of `id`'s reading ([`Effect::PutReadParents`](lookout_protocol::replica::Effect)).
 pub(super) fn reading_key(id: &lookout_protocol::OpId) -> [u8; READING_KEY_LEN] {
