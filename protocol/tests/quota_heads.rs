@@ -1276,7 +1276,7 @@ fn an_op_read_through_a_refused_op_only_one_replica_saw_crosses_with_its_stub() 
 /// would build on it while every replica that checked the signature never takes it.
 #[test]
 fn bytes_nobody_signed_are_not_read_through() {
-    let mut w = World::new(18);
+    let w = World::new(18);
     let mut r = w.side_a();
     let identity = w.x.public();
     let real = op(

@@ -56,9 +56,12 @@ enum Reading {
     /// `parents` (held ops), through the refused ops `via`.
     Read { parents: Vec<OpId>, via: Vec<OpId> },
     /// It waits for these ids (neither held nor refused over the quota here: the parents it
-    /// names that are, else the first such id its reading meets), or its reading goes through
-    /// too many refused ops (then: the refused parents it names).
+    /// names that are, else the first such id its reading meets).
     Waits(Vec<OpId>),
+    /// Its reading goes through more than [`MAX_READ_THROUGH`] refused ops or names more than
+    /// [`MAX_READ_PARENTS`]: it waits (for the refused parents it names), and is not read again
+    /// until a stub is added or joins (`MembershipLog::over`).
+    Over(Vec<OpId>),
 }
 
 /// What [`MembershipLog::insert`] did.
@@ -136,6 +139,11 @@ pub struct MembershipLog {
     stub_order: VecDeque<OpId>,
     /// Stubs newly read through, for the caller to store ([`MembershipLog::take_new_stubs`]).
     new_stubs: Vec<OpId>,
+    /// Orphans found over the bounds of a reading (Review 8, R8-6): not read again on each pass
+    /// until a stub is added or one joins (the only changes that can shorten a reading).
+    over: HashSet<OpId>,
+    /// Bumped whenever a stub is added or joins (and `over` is emptied).
+    stub_changes: u64,
     /// Ops whose reading was set or changed since the caller last stored them
     /// ([`MembershipLog::take_readings`]).
     changed: BTreeSet<OpId>,
@@ -165,6 +173,8 @@ impl MembershipLog {
             through: HashSet::new(),
             wanted: HashMap::new(),
             changed: BTreeSet::new(),
+            over: HashSet::new(),
+            stub_changes: 0,
             stubs: BTreeMap::new(),
             stub_order: VecDeque::new(),
             new_stubs: Vec::new(),
@@ -288,7 +298,7 @@ impl MembershipLog {
         let (read, via) = match self.reading(&op) {
             Reading::Named => (None, Vec::new()),
             Reading::Read { parents, via } => (Some(parents), via),
-            Reading::Waits(missing) => {
+            Reading::Waits(missing) | Reading::Over(missing) => {
                 self.count(&op);
                 for p in &missing {
                     self.wanted.entry(*p).or_default().insert(id);
@@ -385,7 +395,7 @@ impl MembershipLog {
                 Some(up) => {
                     if via.insert(p) {
                         if via.len() > MAX_READ_THROUGH {
-                            return Reading::Waits(self.unheld_parents(op));
+                            return Reading::Over(self.unheld_parents(op));
                         }
                         stack.extend_from_slice(up);
                     }
@@ -396,7 +406,7 @@ impl MembershipLog {
             }
         }
         if parents.len() > MAX_READ_PARENTS {
-            return Reading::Waits(self.unheld_parents(op));
+            return Reading::Over(self.unheld_parents(op));
         }
         Reading::Read {
             parents: parents.into_iter().collect(),
@@ -456,6 +466,11 @@ impl MembershipLog {
         memo.get(&start).copied().flatten()
     }
 
+    fn stubs_changed(&mut self) {
+        self.stub_changes += 1;
+        self.over.clear();
+    }
+
     fn unheld_parents(&self, op: &Op) -> Vec<OpId> {
         op.parents()
             .iter()
@@ -475,16 +490,33 @@ impl MembershipLog {
         let id = op.id();
         self.kept(&op);
         self.ops.insert(id, op);
-        self.stubs.remove(&id);
-        if let Some(read) = read {
-            for r in &via {
-                if self.through.insert(*r) {
-                    self.new_stubs.push(*r);
+        if self.stubs.remove(&id).is_some() {
+            self.stubs_changed();
+        }
+        if let Some(mut read) = read {
+            // A refused op read through that joined since the reading was taken (in the same
+            // pass over the orphans) is a real parent already (Review 8, R8-8).
+            let (held, via): (Vec<OpId>, Vec<OpId>) =
+                via.into_iter().partition(|r| self.ops.contains_key(r));
+            for r in held {
+                if let Err(at) = read.binary_search(&r) {
+                    read.insert(at, r);
                 }
             }
-            self.read.insert(id, read);
-            self.via.insert(id, via);
-            self.changed.insert(id);
+            let named = self
+                .ops
+                .get(&id)
+                .is_some_and(|op| op.parents().iter().all(|p| self.ops.contains_key(p)));
+            if !named {
+                for r in &via {
+                    if self.through.insert(*r) {
+                        self.new_stubs.push(*r);
+                    }
+                }
+                self.read.insert(id, read);
+                self.via.insert(id, via);
+                self.changed.insert(id);
+            }
         }
         if !self.through.remove(&id) {
             return false;
@@ -544,6 +576,7 @@ impl MembershipLog {
         }
         let _ = self.refused.insert(id, op.parents());
         self.stubs.insert(id, op);
+        self.stubs_changed();
         self.stub_order.push_back(id);
         while self.stub_order.len() > MAX_WAITED_STUBS {
             if let Some(old) = self.stub_order.pop_front() {
@@ -562,7 +595,7 @@ impl MembershipLog {
                 continue;
             };
             match self.reading_with(op, &mut memo) {
-                Reading::Waits(missing) => {
+                Reading::Waits(missing) | Reading::Over(missing) => {
                     for p in missing {
                         self.wanted.entry(p).or_default().insert(orphan);
                     }
@@ -642,7 +675,8 @@ impl MembershipLog {
             parents.sort();
             parents.dedup();
             // A reading grows by one parent per refused op that joins later (`join`).
-            if parents.len() <= MAX_READ_PARENTS + MAX_READ_THROUGH && via.len() <= MAX_READ_THROUGH {
+            if parents.len() <= MAX_READ_PARENTS + MAX_READ_THROUGH && via.len() <= MAX_READ_THROUGH
+            {
                 self.restoring.insert(id, (parents, via));
             }
         }
@@ -682,7 +716,7 @@ impl MembershipLog {
     /// that are neither held nor refused over the quota here (empty: it can join).
     pub fn missing(&self, op: &Op) -> Vec<OpId> {
         match self.reading(op) {
-            Reading::Waits(missing) => missing,
+            Reading::Waits(missing) | Reading::Over(missing) => missing,
             Reading::Named | Reading::Read { .. } => Vec::new(),
         }
     }
@@ -767,10 +801,24 @@ impl MembershipLog {
         let mut children: HashMap<OpId, BTreeSet<OpId>> = HashMap::new();
         let mut ready: Vec<(OpId, Option<Vec<OpId>>, Vec<OpId>)> = Vec::new();
         let mut memo = Blocked::new();
+        let mut over = Vec::new();
+        let stubs_at = self.stub_changes;
         for (id, op) in &self.orphans {
-            match self.reading_with(op, &mut memo) {
+            let reading = if self.over.contains(id) {
+                Reading::Over(self.unheld_parents(op))
+            } else {
+                self.reading_with(op, &mut memo)
+            };
+            match reading {
                 Reading::Named => ready.push((*id, None, Vec::new())),
                 Reading::Read { parents, via } => ready.push((*id, Some(parents), via)),
+                Reading::Over(missing) => {
+                    over.push(*id);
+                    waiting.insert(*id, missing.len());
+                    for p in missing {
+                        children.entry(p).or_default().insert(*id);
+                    }
+                }
                 Reading::Waits(missing) => {
                     waiting.insert(*id, missing.len());
                     for p in missing {
@@ -805,7 +853,7 @@ impl MembershipLog {
                 match self.reading_with(op, &mut memo) {
                     Reading::Named => ready.push((child, None, Vec::new())),
                     Reading::Read { parents, via } => ready.push((child, Some(parents), via)),
-                    Reading::Waits(missing) => {
+                    Reading::Waits(missing) | Reading::Over(missing) => {
                         waiting.insert(child, missing.len());
                         for p in missing {
                             children.entry(p).or_default().insert(child);
@@ -819,6 +867,12 @@ impl MembershipLog {
             !orphans.is_empty()
         });
         self.wanted = children;
+        // Remembered only if no stub was added or joined during this pass (either may shorten
+        // a reading).
+        if self.stub_changes == stubs_at {
+            self.over.extend(over);
+        }
+        self.over.retain(|id| waiting.contains_key(id));
         added
     }
 

@@ -980,14 +980,11 @@ impl State {
     /// down a chain. At most [`RECENT_REFUSED`] signature checks in all, each of bytes an op
     /// waits for; bytes that do not verify are dropped.
     fn verify_wanted(&mut self, effects: &mut Vec<Effect>) {
-        loop {
-            let Some(at) = self
-                .recent_refused
-                .iter()
-                .position(|(id, _)| self.log.wants(id))
-            else {
-                break;
-            };
+        while let Some(at) = self
+            .recent_refused
+            .iter()
+            .position(|(id, _)| self.log.wants(id))
+        {
             let Some((_, bytes)) = self.recent_refused.remove(at) else {
                 break;
             };
@@ -1011,10 +1008,15 @@ impl State {
     /// Store the readings of ops that joined read through refused ops, or whose reading
     /// changed ([`Effect::PutReadParents`]).
     fn keep_readings(&mut self, effects: &mut Vec<Effect>) {
-        effects.extend(self.log.take_new_stubs().into_iter().map(|op| Effect::PutStub {
-            id: op.id(),
-            bytes: op.encoded().to_vec(),
-        }));
+        effects.extend(
+            self.log
+                .take_new_stubs()
+                .into_iter()
+                .map(|op| Effect::PutStub {
+                    id: op.id(),
+                    bytes: op.encoded().to_vec(),
+                }),
+        );
         effects.extend(
             self.log
                 .take_readings()
