@@ -598,17 +598,27 @@ pub(super) fn reading_key(id: &lookout_protocol::OpId) -> [u8; READING_KEY_LEN] 
     key
 }
 
-/// A reading's value: the number of parents read (one byte, at most
-/// `MAX_READ_PARENTS`), those parents, then the refused ops read through.
+/// Most ids a stored reading holds: parents read (at most `MAX_READ_PARENTS`, and one more per
+/// refused op that joined since) and refused ops read through (`MAX_READ_THROUGH`).
+const READING_IDS: usize = 2 * lookout_protocol::membership::MAX_READ_PARENTS
+    + lookout_protocol::membership::MAX_READ_THROUGH;
+/// Every stored reading is this long (padded), so the store's entry sizes show nothing of a
+/// split's shape to whoever looks at a seized phone's files.
+const READING_VALUE_LEN: usize = 2 + 32 * READING_IDS;
+
+/// A reading's value: the number of parents read and of refused ops read through (a byte
+/// each), those parents, those refused ops, then zeros up to [`READING_VALUE_LEN`].
 pub(super) fn encode_reading(
     parents: &[lookout_protocol::OpId],
     via: &[lookout_protocol::OpId],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + 32 * (parents.len() + via.len()));
+    let mut out = Vec::with_capacity(READING_VALUE_LEN);
     out.push(u8::try_from(parents.len()).unwrap_or(u8::MAX));
-    for id in parents.iter().chain(via) {
+    out.push(u8::try_from(via.len()).unwrap_or(u8::MAX));
+    for id in parents.iter().chain(via).take(READING_IDS) {
         out.extend_from_slice(&id.0);
     }
+    out.resize(READING_VALUE_LEN, 0);
     out
 }
 
@@ -622,15 +632,19 @@ type Reading = (
 /// A reading read back from the store, `None` if it is not one.
 fn decode_reading(key: &[u8], value: &[u8]) -> Option<Reading> {
     let id: [u8; 32] = key.strip_prefix(&[READING_TAG])?.try_into().ok()?;
-    let (&n, rest) = value.split_first()?;
-    if rest.len() % 32 != 0 || rest.len() / 32 < usize::from(n) {
+    if value.len() != READING_VALUE_LEN {
         return None;
     }
-    let ids: Vec<lookout_protocol::OpId> = rest
+    let (counts, rest) = value.split_at(2);
+    let (n, m) = (usize::from(counts[0]), usize::from(counts[1]));
+    if n + m > READING_IDS || rest[32 * (n + m)..].iter().any(|b| *b != 0) {
+        return None;
+    }
+    let ids: Vec<lookout_protocol::OpId> = rest[..32 * (n + m)]
         .chunks_exact(32)
         .filter_map(|c| c.try_into().ok().map(lookout_protocol::OpId))
         .collect();
-    let (parents, via) = ids.split_at(usize::from(n));
+    let (parents, via) = ids.split_at(n);
     Some((lookout_protocol::OpId(id), parents.to_vec(), via.to_vec()))
 }
 
@@ -638,8 +652,8 @@ fn decode_reading(key: &[u8], value: &[u8]) -> Option<Reading> {
 mod reading_tests {
     use super::*;
 
-    /// A reading round-trips through its key and value; a value too short for its count, or
-    /// not whole ids, is no reading.
+    /// A reading round-trips through its key and value, every value is the same length, and a
+    /// value of another length, with counts past its ids or with non-zero padding is no reading.
     #[test]
     fn a_reading_round_trips_through_the_store_encoding() {
         let id = lookout_protocol::OpId([7; 32]);
@@ -650,9 +664,17 @@ mod reading_tests {
         let via = vec![lookout_protocol::OpId([3; 32])];
         let key = reading_key(&id);
         let value = encode_reading(&parents, &via);
+        assert_eq!(value.len(), READING_VALUE_LEN);
+        assert_eq!(encode_reading(&[], &[]).len(), READING_VALUE_LEN);
         assert_eq!(decode_reading(&key, &value), Some((id, parents, via)));
         assert_eq!(decode_reading(&key, &value[..value.len() - 1]), None);
-        assert_eq!(decode_reading(&key, &[3, 0]), None);
+        let mut bad = value.clone();
+        bad[READING_VALUE_LEN - 1] = 1;
+        assert_eq!(decode_reading(&key, &bad), None);
+        let mut bad = value.clone();
+        bad[0] = u8::MAX;
+        bad[1] = u8::MAX;
+        assert_eq!(decode_reading(&key, &bad), None);
         assert_eq!(decode_reading(&id.0, &value), None);
     }
 }

@@ -13,6 +13,9 @@
 //! checked before the signature), makes no item pass that would not pass with heads its author
 //! could have named.
 //!
+//! Ops are read the same way, but only through refused ops whose signature was checked (the
+//! log's stubs, `MembershipLog::add_stub`): this set alone never lets an op join.
+//!
 //! Bounded: the most recent [`MAX_QUOTA_REFUSED`] ids, and [`MAX_QUOTA_REFUSED_PARENTS`] parent
 //! ids in all, the oldest forgotten first. A flood of refused ops pushes out older ids, and an
 //! item naming a forgotten one waits for it as it did before this set existed (held up to the

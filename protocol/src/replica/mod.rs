@@ -966,8 +966,7 @@ impl State {
 
     /// Remember `id` as refused because its author's day is full here, and try again the items
     /// waiting for it: they are judged as if they named its parents ([`State::effective_heads`]).
-    /// Ops waiting for it (in the log's orphan set) join, read as naming its parents
-    /// (`MembershipLog::refuse_over_quota`).
+    /// Ops are read through it only once its signature is checked (`State::stubbed`).
     fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId], effects: &mut Vec<Effect>) {
         if self.log.refuse_over_quota(id, parents) {
             self.released.push(Wait::Op(id));
