@@ -144,6 +144,9 @@ pub struct MembershipLog {
     over: HashSet<OpId>,
     /// Bumped whenever a stub is added or joins (and `over` is emptied).
     stub_changes: u64,
+    /// Author-days a slot of which was freed (an orphan dropped) since their quota was last
+    /// seen full: stubs of these may join as ops ([`MembershipLog::stubs_with_room`]).
+    room: HashSet<(MemberId, u64)>,
     /// Ops whose reading was set or changed since the caller last stored them
     /// ([`MembershipLog::take_readings`]).
     changed: BTreeSet<OpId>,
@@ -175,6 +178,7 @@ impl MembershipLog {
             changed: BTreeSet::new(),
             over: HashSet::new(),
             stub_changes: 0,
+            room: HashSet::new(),
             stubs: BTreeMap::new(),
             stub_order: VecDeque::new(),
             new_stubs: Vec::new(),
@@ -257,6 +261,8 @@ impl MembershipLog {
     /// scale run: `scale_1000` with 200 replicas).
     fn uncount(&mut self, op: &Op) {
         self.generation += 1;
+        self.room
+            .insert((op.author(), op.body().timestamp / 86_400));
         if let Some(n) = self
             .per_author_day
             .get_mut(&(op.author(), op.body().timestamp / 86_400))
@@ -625,6 +631,34 @@ impl MembershipLog {
             .iter()
             .filter(|(id, _)| self.through.contains(id))
             .map(|(_, op)| op)
+    }
+
+    /// After an orphan was dropped (a slot of its author's day freed): the stubs whose
+    /// author-day has room now and that would join at once, smallest id first, for the caller
+    /// to insert as ops (a peer that took one will never offer it again: this replica's own
+    /// reconciliation set has its id, Review 8's R8-11). Lookups only while no slot is free.
+    pub fn stubs_with_room(&mut self) -> Vec<Op> {
+        if self.room.is_empty() {
+            return Vec::new();
+        }
+        let full = |n: Option<&usize>| n.is_some_and(|n| *n >= MAX_OPS_PER_AUTHOR_PER_DAY);
+        let counts = &self.per_author_day;
+        self.room.retain(|key| !full(counts.get(key)));
+        self.stubs
+            .values()
+            .filter(|op| {
+                self.room
+                    .contains(&(op.author(), op.body().timestamp / 86_400))
+            })
+            // Only those that join at once: one that would wait would be an orphan that may
+            // push out another, freeing a slot again (no loop of evictions).
+            .filter(|op| {
+                !self.holds(&op.id())
+                    && self.precheck(&op.author(), op.body().timestamp).is_ok()
+                    && matches!(self.reading(op), Reading::Named | Reading::Read { .. })
+            })
+            .cloned()
+            .collect()
     }
 
     /// A held op or an offered stub, by id: what a peer may fetch.

@@ -778,6 +778,10 @@ impl State {
         effects.extend(self.log.take_evicted().into_iter().map(Effect::DeleteOp));
         self.verify_wanted(effects);
         self.keep_readings(effects);
+        // A slot freed (an orphan dropped): stubs of that author-day may join as ops now.
+        for stub in self.log.stubs_with_room() {
+            let _ = self.accept_op(stub, effects);
+        }
         if matches!(
             outcome,
             InsertOutcome::Added(_) | InsertOutcome::MissingParents(_)
