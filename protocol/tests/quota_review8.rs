@@ -728,7 +728,6 @@ fn r8_a_restart_resolves_what_the_replica_resolved_before_it() {
     // (h1op, R8-11's fix: the stub may have joined by itself once the slot freed.)
     let _ = feed(&mut r, &y);
     assert!(r.log().contains(&y.id()));
-    drop(feed);
     assert!(readings.contains_key(&removal.id()));
     let ops: Vec<&Op> = r.log().ops().collect();
     let plain = lookout_protocol::membership::resolve(&genesis, &ops);
