@@ -285,7 +285,7 @@ fn r8_a_reading_grown_by_a_refused_op_joining_later_survives_a_restart() {
         let orphan = w.x_op(vec![OpId([sent; 32])], START - 60_000 + u64::from(sent));
         let _ = w.feed(&mut r, &orphan, Some(&mut readings));
     }
-    // (h1op, R8-11's fix: the stub may have joined by itself once the slot freed.)
+    // Since `h1op` b64ad41 the stub y2 joins by itself when the slot frees.
     let _ = w.feed(&mut r, &y2, Some(&mut readings));
     assert!(r.log().contains(&y2.id()));
     assert!(r.log().contains(&removal.id()));
@@ -605,8 +605,7 @@ fn r8_a_refused_op_joining_in_the_same_pass_as_an_op_read_through_it_makes_the_e
         let orphan = xop(vec![OpId([sent; 32])], earlier + 1 + u64::from(sent), rot());
         let _ = feed(&mut r, &orphan);
     }
-    // (h1op, R8-11's fix: the stub may have joined by itself once the slot freed.)
-    let _ = feed(&mut r, &y);
+    assert_eq!(feed(&mut r, &y), Ingested::Held);
     assert!(!r.log().contains(&removal.id()));
     assert_eq!(feed(&mut r, &w_op), Ingested::Accepted);
     assert!(r.log().contains(&y.id()) && r.log().contains(&removal.id()));
@@ -725,7 +724,7 @@ fn r8_a_restart_resolves_what_the_replica_resolved_before_it() {
         let orphan = xop(vec![OpId([sent; 32])], earlier + 1 + u64::from(sent), rot());
         let _ = feed(&mut r, &orphan);
     }
-    // (h1op, R8-11's fix: the stub may have joined by itself once the slot freed.)
+    // Since `h1op` b64ad41 the stub y joins by itself when the slot frees.
     let _ = feed(&mut r, &y);
     assert!(r.log().contains(&y.id()));
     assert!(readings.contains_key(&removal.id()));
@@ -818,5 +817,158 @@ fn r8_a_stub_becomes_an_op_once_the_quota_allows_it() {
     assert!(
         r.log().contains(&y.id()),
         "y may join at R now and K holds it, but no reconciliation hands it to R"
+    );
+}
+
+/// The held ops reached from `from`'s named parents, through held ops and ops the log offers
+/// as stubs (refused ops read through): the ancestry `id` has by its own signed parents.
+fn named_ancestry(state: &State, id: &OpId) -> std::collections::BTreeSet<OpId> {
+    let log = state.log();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut held = std::collections::BTreeSet::new();
+    let mut stack: Vec<OpId> = log
+        .get(id)
+        .map(|op| op.parents().to_vec())
+        .unwrap_or_default();
+    while let Some(p) = stack.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        if let Some(op) = log.get(&p) {
+            held.insert(p);
+            stack.extend_from_slice(op.parents());
+        } else if let Some(stub) = log.offered(&p) {
+            stack.extend_from_slice(stub.parents());
+        }
+    }
+    held
+}
+
+/// The held ops reached from `id` as the resolver reads it (read parents where it has them).
+fn read_ancestry(state: &State, id: &OpId) -> std::collections::BTreeSet<OpId> {
+    let log = state.log();
+    let parents_of = |id: &OpId| -> Vec<OpId> {
+        log.read_parents(id)
+            .map(<[OpId]>::to_vec)
+            .or_else(|| log.get(id).map(|op| op.parents().to_vec()))
+            .unwrap_or_default()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut stack = parents_of(id);
+    while let Some(p) = stack.pop() {
+        if seen.insert(p) {
+            stack.extend(parents_of(&p));
+        }
+    }
+    seen
+}
+
+/// R8-12 (a check of the invariant behind SECURITY.md's convergence claim): every op held reads
+/// as having exactly the held ancestors its own signed parents give it through held ops and the
+/// refused ops it is read through (stubs). Random histories: x floods 300 ops of one day (each
+/// naming 1 to 3 recent ops of hers), handed to replicas K and R in two orders (so each refuses
+/// ops the other keeps), x's orphans of the day before evict her orphans of the day now and then
+/// (freeing quota slots), refused ops are sent again later, the founder writes on K's or R's
+/// heads and both take it, and the two reconcile now and then. 4 fixed seeds, checked every 10
+/// steps and at the end.
+#[test]
+fn r8_read_ancestry_is_named_ancestry_after_every_op() {
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+    let mut read_seen = 0usize;
+    for seed in 0..4u64 {
+        let w = World::new(1_000 + seed);
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let base = w.base();
+        let mut xs: Vec<Op> = Vec::new();
+        for i in 0..300u64 {
+            let n = rng.gen_range(1..=3usize);
+            let mut parents: Vec<OpId> = (0..n)
+                .map(|_| {
+                    if xs.is_empty() || rng.gen_bool(0.05) {
+                        base
+                    } else {
+                        let lo = xs.len().saturating_sub(20);
+                        xs[rng.gen_range(lo..xs.len())].id()
+                    }
+                })
+                .collect();
+            parents.sort();
+            parents.dedup();
+            xs.push(w.x_op(parents, START + 500 + i));
+        }
+        let mut order_k: Vec<usize> = (0..xs.len()).collect();
+        let mut order_r: Vec<usize> = (0..xs.len()).rev().collect();
+        for chunk in order_k.chunks_mut(8).chain(order_r.chunks_mut(8)) {
+            if rng.gen_bool(0.5) {
+                chunk.shuffle(&mut rng);
+            }
+        }
+        let mut k = w.replica();
+        let mut r = w.replica();
+        let mut again: Vec<usize> = Vec::new();
+        let mut stale = 0u8;
+        for step in 0..xs.len() {
+            let _ = w.feed(&mut k, &xs[order_k[step]], None);
+            let _ = w.feed(&mut r, &xs[order_r[step]], None);
+            if rng.gen_bool(0.2) {
+                again.push(order_r[step]);
+            }
+            if rng.gen_bool(0.05) {
+                stale = stale.wrapping_add(1);
+                let orphan = w.x_op(vec![OpId([stale; 32])], START - 60_000 + u64::from(stale));
+                let _ = w.feed(&mut k, &orphan, None);
+                let _ = w.feed(&mut r, &orphan, None);
+            }
+            if rng.gen_bool(0.15) {
+                let at_k = rng.gen_bool(0.5);
+                let heads = if at_k { &k } else { &r }
+                    .log()
+                    .writer_heads(&w.founder.member_id());
+                let op = Op::create(
+                    &w.founder,
+                    w.genesis.id(),
+                    heads,
+                    START + 900 + step as u64,
+                    Action::RotateAgreementKey {
+                        identity: w.founder.public(),
+                    },
+                )
+                .unwrap();
+                let _ = w.feed(&mut k, &op, None);
+                let _ = w.feed(&mut r, &op, None);
+            }
+            if rng.gen_bool(0.1) {
+                for j in std::mem::take(&mut again) {
+                    let _ = w.feed(&mut r, &xs[j], None);
+                }
+            }
+            if rng.gen_bool(0.05) {
+                reconcile(&w, &mut k, &mut r);
+                reconcile(&w, &mut r, &mut k);
+            }
+            if step % 10 != 9 && step + 1 != xs.len() {
+                continue;
+            }
+            for state in [&k, &r] {
+                let ids: Vec<OpId> = state.log().ops().map(Op::id).collect();
+                read_seen += ids
+                    .iter()
+                    .filter(|id| state.log().read_parents(id).is_some())
+                    .count();
+                for id in ids {
+                    assert_eq!(
+                        read_ancestry(state, &id),
+                        named_ancestry(state, &id),
+                        "seed {seed}, step {step}: op {id:?} reads with other held ancestors \
+                         than its own parents give it"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        read_seen > 0,
+        "no history had an op read through a refused op"
     );
 }

@@ -60,7 +60,7 @@ enum Reading {
     Waits(Vec<OpId>),
     /// Its reading goes through more than [`MAX_READ_THROUGH`] refused ops or names more than
     /// [`MAX_READ_PARENTS`]: it waits (for the refused parents it names), and is not read again
-    /// until a stub is added or joins (`MembershipLog::over`).
+    /// until a stub joins (`MembershipLog::over`).
     Over(Vec<OpId>),
 }
 
@@ -140,9 +140,10 @@ pub struct MembershipLog {
     /// Stubs newly read through, for the caller to store ([`MembershipLog::take_new_stubs`]).
     new_stubs: Vec<OpId>,
     /// Orphans found over the bounds of a reading (Review 8, R8-6): not read again on each pass
-    /// until a stub is added or one joins (the only changes that can shorten a reading).
+    /// until a stub joins (the only change that can shorten a reading: a stub added lets a
+    /// reading reach more refused ops, never fewer).
     over: HashSet<OpId>,
-    /// Bumped whenever a stub is added or joins (and `over` is emptied).
+    /// Bumped whenever a stub joins (and `over` is emptied).
     stub_changes: u64,
     /// Author-days a slot of which was freed (an orphan dropped) since their quota was last
     /// seen full: stubs of these may join as ops ([`MembershipLog::stubs_with_room`]).
@@ -581,8 +582,9 @@ impl MembershipLog {
             return Vec::new();
         }
         let _ = self.refused.insert(id, op.parents());
+        // (Not `stubs_changed`: a stub added only lets a reading reach more refused ops, so an
+        // orphan over the bounds stays over them, Review 8's R8-6.)
         self.stubs.insert(id, op);
-        self.stubs_changed();
         self.stub_order.push_back(id);
         while self.stub_order.len() > MAX_WAITED_STUBS {
             if let Some(old) = self.stub_order.pop_front() {
@@ -901,8 +903,7 @@ impl MembershipLog {
             !orphans.is_empty()
         });
         self.wanted = children;
-        // Remembered only if no stub was added or joined during this pass (either may shorten
-        // a reading).
+        // Remembered only if no stub joined during this pass (that may shorten a reading).
         if self.stub_changes == stubs_at {
             self.over.extend(over);
         }
