@@ -663,6 +663,11 @@ impl MembershipLog {
             .collect()
     }
 
+    /// Whether `id` is kept as a stub (a verified op refused over the quota here).
+    pub fn is_stub(&self, id: &OpId) -> bool {
+        self.stubs.contains_key(id)
+    }
+
     /// A held op or an offered stub, by id: what a peer may fetch.
     pub fn offered(&self, id: &OpId) -> Option<&Op> {
         self.ops

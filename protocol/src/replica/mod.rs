@@ -692,7 +692,9 @@ impl State {
             if why == OpRefusal::OverQuota {
                 let id = OpId(SetKind::Ops.id_of(bytes));
                 // An op waits for it: verified now (and kept as a stub), or refused as forged.
-                if self.log.wants(&id) {
+                if self.log.is_stub(&id) {
+                    // Kept already (a peer offers back the stub this replica offered).
+                } else if self.log.wants(&id) {
                     match Op::decode(bytes, self.log.collective()) {
                         Ok(op) => {
                             self.refuse_over_quota(id, &body.parents, effects);
