@@ -148,6 +148,11 @@ pub struct MembershipLog {
     /// Author-days a slot of which was freed (an orphan dropped) since their quota was last
     /// seen full: stubs of these may join as ops ([`MembershipLog::stubs_with_room`]).
     room: HashSet<(MemberId, u64)>,
+    /// Stubs with room that could not join yet, by an id each waits for: tried again when that
+    /// id joins or becomes a stub.
+    stub_waits: HashMap<OpId, Vec<OpId>>,
+    /// Stubs to try again ([`MembershipLog::stubs_with_room`]).
+    stub_retry: Vec<OpId>,
     /// Ops whose reading was set or changed since the caller last stored them
     /// ([`MembershipLog::take_readings`]).
     changed: BTreeSet<OpId>,
@@ -180,6 +185,8 @@ impl MembershipLog {
             over: HashSet::new(),
             stub_changes: 0,
             room: HashSet::new(),
+            stub_waits: HashMap::new(),
+            stub_retry: Vec::new(),
             stubs: BTreeMap::new(),
             stub_order: VecDeque::new(),
             new_stubs: Vec::new(),
@@ -497,6 +504,9 @@ impl MembershipLog {
         let id = op.id();
         self.kept(&op);
         self.ops.insert(id, op);
+        if let Some(stubs) = self.stub_waits.remove(&id) {
+            self.stub_retry.extend(stubs);
+        }
         if self.stubs.remove(&id).is_some() {
             self.stubs_changed();
         }
@@ -586,6 +596,9 @@ impl MembershipLog {
         // orphan over the bounds stays over them, Review 8's R8-6.)
         self.stubs.insert(id, op);
         self.stub_order.push_back(id);
+        if let Some(stubs) = self.stub_waits.remove(&id) {
+            self.stub_retry.extend(stubs);
+        }
         while self.stub_order.len() > MAX_WAITED_STUBS {
             if let Some(old) = self.stub_order.pop_front() {
                 if !self.through.contains(&old) {
@@ -640,27 +653,44 @@ impl MembershipLog {
     /// to insert as ops (a peer that took one will never offer it again: this replica's own
     /// reconciliation set has its id, Review 8's R8-11). Lookups only while no slot is free.
     pub fn stubs_with_room(&mut self) -> Vec<Op> {
-        if self.room.is_empty() {
-            return Vec::new();
+        // Each author-day is tried once per slot freed, and a stub that waited then is tried
+        // again only when what it waited for joins or becomes a stub (Review 8's R8-13: trying
+        // every stub after every op while a slot stayed free cost a walk of all of them each
+        // time).
+        let room = std::mem::take(&mut self.room);
+        let mut candidates: BTreeSet<OpId> =
+            std::mem::take(&mut self.stub_retry).into_iter().collect();
+        if !room.is_empty() {
+            candidates.extend(
+                self.stubs
+                    .values()
+                    .filter(|op| room.contains(&(op.author(), op.body().timestamp / 86_400)))
+                    .map(Op::id),
+            );
         }
-        let full = |n: Option<&usize>| n.is_some_and(|n| *n >= MAX_OPS_PER_AUTHOR_PER_DAY);
-        let counts = &self.per_author_day;
-        self.room.retain(|key| !full(counts.get(key)));
-        self.stubs
-            .values()
-            .filter(|op| {
-                self.room
-                    .contains(&(op.author(), op.body().timestamp / 86_400))
-            })
+        let mut memo = Blocked::new();
+        let mut ready = Vec::new();
+        for id in candidates {
+            let Some(op) = self.stubs.get(&id) else {
+                continue;
+            };
+            if self.holds(&id) || self.precheck(&op.author(), op.body().timestamp).is_err() {
+                continue;
+            }
             // Only those that join at once: one that would wait would be an orphan that may
             // push out another, freeing a slot again (no loop of evictions).
-            .filter(|op| {
-                !self.holds(&op.id())
-                    && self.precheck(&op.author(), op.body().timestamp).is_ok()
-                    && matches!(self.reading(op), Reading::Named | Reading::Read { .. })
-            })
-            .cloned()
-            .collect()
+            match self.reading_with(op, &mut memo) {
+                Reading::Named | Reading::Read { .. } => ready.push(op.clone()),
+                Reading::Waits(missing) | Reading::Over(missing) => {
+                    if self.stub_waits.len() < 4 * MAX_WAITED_STUBS {
+                        for m in missing {
+                            self.stub_waits.entry(m).or_default().push(id);
+                        }
+                    }
+                }
+            }
+        }
+        ready
     }
 
     /// Whether `id` is kept as a stub (a verified op refused over the quota here).
