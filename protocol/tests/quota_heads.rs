@@ -13,8 +13,10 @@ use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity}
 use lookout_protocol::envelope::{self, InnerBody};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::identity::{Identity, PublicIdentity};
-use lookout_protocol::membership::{Action, Op, Policy, SignedGenesis, MAX_OPS_PER_AUTHOR_PER_DAY};
-use lookout_protocol::replica::{Ingested, Refusal, SetKind, State, MAX_QUOTA_REFUSED};
+use lookout_protocol::membership::{
+    Action, Op, Policy, SignedGenesis, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_READ_THROUGH,
+};
+use lookout_protocol::replica::{Effect, Ingested, Refusal, SetKind, State, MAX_QUOTA_REFUSED};
 use lookout_protocol::{CollectiveId, OpId};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -264,7 +266,12 @@ fn alert(
 
 /// Everything A holds, as a sync would hand it to B: ops, deliveries, posts.
 fn hand_over(from: &mut State, to: &mut State, me: &Identity, posts: &[Vec<u8>]) -> Vec<Ingested> {
-    let ops: Vec<Vec<u8>> = from.log().ops().map(|op| op.encoded().to_vec()).collect();
+    let ops: Vec<Vec<u8>> = from
+        .log()
+        .ops()
+        .chain(from.log().offered_stubs())
+        .map(|op| op.encoded().to_vec())
+        .collect();
     let refs: Vec<&[u8]> = ops.iter().map(Vec::as_slice).collect();
     let _ = to.ingest_ops(&refs, me, NOW);
     let deliveries: Vec<Vec<u8>> = from
@@ -287,6 +294,7 @@ fn hand_over(from: &mut State, to: &mut State, me: &Identity, posts: &[Vec<u8>])
 /// has: on main both waited for op 255, which B will never take, so the alert never crossed.
 /// Now B reads op 255 as absent (its parent, op 254, named instead): the rotation and the alert
 /// are taken in, and B's member reads the alert. Op 255 itself still does not join at B.
+/// (Since branch `h1op`, x's op 256 naming op 255 joins at B too.)
 #[test]
 fn an_alert_and_a_rotation_written_on_a_refused_head_cross_the_split() {
     let mut w = World::new(1);
@@ -323,10 +331,11 @@ fn an_alert_and_a_rotation_written_on_a_refused_head_cross_the_split() {
         b.book().key(&key.id()).is_some(),
         "B's member lacks the new key"
     );
-    assert_eq!(b.held_count(), 1, "only x's op 256 waits (for op 255)");
-    // The op split stays: op 255 is refused over the quota at B, and its descendant waits.
+    assert_eq!(b.held_count(), 0, "something still waits");
+    // Op 255 itself stays refused over the quota at B (H1's residual); x's op 256, which
+    // names it, joins read as naming op 254.
     assert!(!b.log().contains(&refused));
-    assert!(!b.log().contains(&w.run[256].id()));
+    assert!(b.log().contains(&w.run[256].id()));
 }
 
 /// After a restart (the set of ops refused over the quota is not kept), a rotation B took in on
@@ -579,25 +588,53 @@ fn only_ops_refused_over_the_quota_are_read_as_their_parents() {
     }
 }
 
-/// What stays (SECURITY.md, "Not mitigated"): once anyone writes an op on A's side of the split
-/// (here the founder removes x), it names op 255 as its parent and never joins at B, and the
-/// rotation and alert naming it are held at B as before, though B refused op 255 over the quota.
-#[test]
-fn an_alert_naming_a_later_op_built_on_a_refused_one_still_waits() {
-    let mut w = World::new(7);
-    let mut a = w.side_a();
-    let mut b = w.side_b();
-    let removal = Op::create(
+/// An op by `author` naming `parents`, dated `at`.
+fn op(w: &World, author: &Identity, parents: Vec<OpId>, at: u64, action: Action) -> Op {
+    Op::create(author, w.collective(), parents, at, action).unwrap()
+}
+
+/// The founder's removal of `who`, written on A's heads (op 255, which B refused).
+fn removal_on(w: &World, a: &State, who: &Identity, at: u64) -> Op {
+    op(
+        w,
         &w.founder,
-        w.collective(),
         a.log().writer_heads(&w.founder.member_id()),
-        NOW - 20,
+        at,
         Action::Remove {
-            member: w.x.member_id(),
+            member: who.member_id(),
             reason: names::reason("split"),
         },
     )
-    .unwrap();
+}
+
+/// Member ids, moderators and removed member ids of a roster: what two sides of the split must
+/// agree on (the refused op's own effect, here x's agreement key, is H1's residual).
+fn standing(
+    state: &State,
+) -> (
+    Vec<(lookout_protocol::MemberId, bool)>,
+    Vec<lookout_protocol::MemberId>,
+) {
+    let roster = state.log().roster();
+    let members = roster
+        .members()
+        .map(|m| (m.identity.member, m.moderator))
+        .collect();
+    let removed = roster.removed().keys().copied().collect();
+    (members, removed)
+}
+
+/// The rest of the split (SECURITY.md, H1; until this branch "not mitigated"): once anyone
+/// writes an op on A's side (here the founder removes x), it names op 255 as its parent. On
+/// main it never joined at B, so the rotation naming it and every alert under that rotation were
+/// held at B for good. Now B reads the edge to op 255 as edges to op 255's parents (op 254): the
+/// removal joins, x is removed at B too, and the rotation and the alert cross.
+#[test]
+fn an_op_built_on_a_refused_one_and_an_alert_naming_it_cross_the_split() {
+    let mut w = World::new(7);
+    let mut a = w.side_a();
+    let mut b = w.side_b();
+    let removal = removal_on(&w, &a, &w.x, NOW - 20);
     assert_eq!(removal.parents(), &[w.run[255].id()]);
     assert_eq!(
         ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
@@ -618,10 +655,672 @@ fn an_alert_naming_a_later_op_built_on_a_refused_one_still_waits() {
     );
     let outcomes = hand_over(&mut a, &mut b, &w.b, std::slice::from_ref(&post));
     assert!(b.refused_over_quota(&w.run[255].id()));
-    assert!(!b.log().contains(&removal.id()), "the op split healed");
-    assert_eq!(outcomes, vec![Ingested::Held]);
-    assert!(
-        !b.deliveries().contains_key(&rotation.id()),
-        "the rotation crossed"
+    assert!(!b.log().contains(&w.run[255].id()));
+    assert!(b.log().contains(&removal.id()), "the removal did not cross");
+    assert_eq!(
+        b.log().read_parents(&removal.id()),
+        Some(&[w.run[254].id()][..])
     );
+    assert!(!b.log().roster().is_member(&w.x.member_id()));
+    assert!(b.log().roster().is_removed(&w.x.member_id()));
+    assert!(!a.log().roster().is_member(&w.x.member_id()));
+    assert_eq!(
+        outcomes,
+        vec![Ingested::Accepted],
+        "the alert did not cross"
+    );
+    assert!(
+        b.deliveries().contains_key(&rotation.id()),
+        "the rotation did not cross"
+    );
+    assert!(b.book().key(&key.id()).is_some());
+    assert_eq!(standing(&a), standing(&b));
+}
+
+/// The removal arriving at B before B refused op 255 waits for it; B's refusal of op 255 over
+/// the quota lets it join, and with it x's op 256, the founder's rotation naming the removal
+/// and an alert under the rotated key, all of which waited.
+#[test]
+fn an_op_waiting_for_an_op_joins_when_that_op_is_refused_over_the_quota() {
+    let mut w = World::new(8);
+    let mut a = w.side_a();
+    let removal = removal_on(&w, &a, &w.x, NOW - 20);
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let (key, rotation) = w.rotation_on(&a);
+    assert_eq!(
+        ingest(&mut a, SetKind::Deliveries, rotation.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let heads = a.log().roster().heads().to_vec();
+    let co = w.collective();
+    let post = alert(&key, co, &w.a, heads, "early", &mut w.rng);
+    assert_eq!(
+        ingest(&mut a, SetKind::Envelopes, &post, &w.a),
+        Ingested::Accepted
+    );
+    let mut b = State::new(w.genesis.clone());
+    for op in &w.setup {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    assert_eq!(
+        ingest(&mut b, SetKind::Deliveries, w.rotation.encoded(), &w.b),
+        Ingested::Accepted
+    );
+    for op in &w.run[..255] {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, removal.encoded(), &w.b),
+        Ingested::Held
+    );
+    assert_eq!(
+        ingest(&mut b, SetKind::Deliveries, rotation.encoded(), &w.b),
+        Ingested::Held
+    );
+    assert_eq!(
+        ingest(&mut b, SetKind::Envelopes, &post, &w.b),
+        Ingested::Held
+    );
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, w.run[256].encoded(), &w.b),
+        Ingested::Held
+    );
+    let step = b.ingest(SetKind::Ops, w.run[255].encoded(), &w.b, NOW);
+    assert_eq!(step.outcome, Ingested::Ignored(Refusal::OpQuota));
+    assert!(
+        b.log().contains(&removal.id()),
+        "the refusal did not release the removal"
+    );
+    assert!(b.log().contains(&w.run[256].id()));
+    assert!(b.posts().contains_key(&envelope::id_of(&post).unwrap()));
+    assert!(!b.log().roster().is_member(&w.x.member_id()));
+    assert!(b.deliveries().contains_key(&rotation.id()));
+    assert_eq!(b.held_count(), 0);
+}
+
+/// A vouch chain across the split: the founder admits n on A (her proposal names op 255), n
+/// then rotates her agreement key naming her admission. At B both join: n is a member, may
+/// author, and her op is held.
+#[test]
+fn a_vouch_chain_crosses_the_split() {
+    let mut w = World::new(9);
+    let mut a = w.side_a();
+    let mut b = w.side_b();
+    let mut n = Identity::generate_at(&mut w.rng, START);
+    let admit = op(
+        &w,
+        &w.founder,
+        a.log().writer_heads(&w.founder.member_id()),
+        NOW - 30,
+        Action::ProposeAdd {
+            identity: n.public(),
+            name: names::name("n"),
+        },
+    );
+    assert_eq!(admit.parents(), &[w.run[255].id()]);
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, admit.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    assert!(a.log().roster().is_member(&n.member_id()));
+    let identity = n.rotate_agreement(NOW - 20, &mut w.rng);
+    let by_n = op(
+        &w,
+        &n,
+        a.log().writer_heads(&n.member_id()),
+        NOW - 20,
+        Action::RotateAgreementKey { identity },
+    );
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, by_n.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    assert!(b.log().contains(&admit.id()), "the admission did not cross");
+    assert!(b.log().contains(&by_n.id()), "n's op did not cross");
+    assert!(b.log().may_author(&n.member_id()));
+    assert!(b.log().roster().is_member(&n.member_id()));
+    assert_eq!(standing(&a), standing(&b));
+}
+
+/// Naming a refused op gains its author nothing she would not get by naming what it is read as:
+/// e, removed by the founder before x's run, signs ops naming ops B refused over the quota, one
+/// whose history stops before her removal (x's `late`, naming e's admission) and one after it
+/// (op 255). At B each is judged exactly as the same action naming the read parents itself, on
+/// a replica in the same state: the rosters are equal, and e's ops take no effect.
+#[test]
+fn naming_a_refused_op_gains_no_authority() {
+    let mut w = World::new(10);
+    let late = op(
+        &w,
+        &w.x,
+        vec![w.setup[3].id()],
+        NOW - 100,
+        Action::ProposeDemote {
+            member: w.a.member_id(),
+        },
+    );
+    let cases = [
+        (vec![late.id()], vec![w.setup[3].id()]),
+        (vec![w.run[255].id()], vec![w.run[254].id()]),
+        (
+            vec![late.id(), w.run[255].id()],
+            vec![w.setup[3].id(), w.run[254].id()],
+        ),
+    ];
+    for (i, (named, read)) in cases.into_iter().enumerate() {
+        let mut b = w.side_b();
+        let mut twin = w.side_b();
+        for state in [&mut b, &mut twin] {
+            for refused in [&w.run[255], &late] {
+                assert_eq!(
+                    ingest(state, SetKind::Ops, refused.encoded(), &w.b),
+                    Ingested::Ignored(Refusal::OpQuota)
+                );
+            }
+        }
+        let at = NOW - 50 + i as u64;
+        let identity = w.e.rotate_agreement(at, &mut w.rng);
+        let actions = [
+            Action::RotateAgreementKey { identity },
+            Action::Remove {
+                member: w.a.member_id(),
+                reason: names::reason("grudge"),
+            },
+            Action::ProposeAdd {
+                identity: w.e.public(),
+                name: names::name("again"),
+            },
+        ];
+        for action in actions {
+            let named_op = op(&w, &w.e, named.clone(), at, action.clone());
+            let read_op = op(&w, &w.e, read.clone(), at, action);
+            let got = ingest(&mut b, SetKind::Ops, named_op.encoded(), &w.b);
+            let want = ingest(&mut twin, SetKind::Ops, read_op.encoded(), &w.b);
+            assert_eq!(got, want, "case {i}");
+            assert_eq!(got, Ingested::Accepted, "case {i}");
+            let mut expected = read.clone();
+            expected.sort();
+            assert_eq!(b.log().read_parents(&named_op.id()), Some(&expected[..]));
+        }
+        assert_eq!(standing(&b), standing(&twin), "case {i}");
+        let roster = b.log().roster();
+        assert!(roster.is_member(&w.a.member_id()), "case {i}");
+        assert!(!roster.is_member(&w.e.member_id()), "case {i}");
+        assert_eq!(
+            roster.removed()[&w.e.member_id()].ops,
+            twin.log().roster().removed()[&w.e.member_id()].ops
+        );
+    }
+}
+
+/// B holds x's ops 0 to `kept - 1` and `256 - kept` ops of a side branch of hers for the same
+/// day, so it refuses ops `kept` to 255, which A keeps; A's founder removes x on op 255, and B
+/// is handed everything A holds. Returns A, B and the removal.
+fn chain_split(w: &mut World, kept: usize) -> (State, State, Op) {
+    let mut a = w.side_a();
+    let removal = removal_on(w, &a, &w.x, NOW - 20);
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let mut b = State::new(w.genesis.clone());
+    for op in &w.setup {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    for op in &w.run[..kept] {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    let mut parent = w.setup[4].id();
+    for i in 0..(MAX_OPS_PER_AUTHOR_PER_DAY - kept) as u64 {
+        let at = START + 900 + i;
+        let identity = w.x.rotate_agreement(at, &mut w.rng);
+        let side = op(
+            w,
+            &w.x,
+            vec![parent],
+            at,
+            Action::RotateAgreementKey { identity },
+        );
+        parent = side.id();
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, side.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    for op in &w.run[kept..256] {
+        assert!(b.refused_over_quota(&op.id()));
+    }
+    (a, b, removal)
+}
+
+/// A chain of refused ops is read through: B refuses x's ops 200 to 255, which A keeps. The
+/// founder's removal of x, written on A's op 255, joins at B read as naming op 199.
+#[test]
+fn a_chain_of_refused_ops_is_read_through() {
+    let mut w = World::new(11);
+    let (a, b, removal) = chain_split(&mut w, 256 - MAX_READ_THROUGH);
+    assert!(b.log().contains(&removal.id()), "the removal did not cross");
+    assert_eq!(
+        b.log().read_parents(&removal.id()),
+        Some(&[w.run[255 - MAX_READ_THROUGH].id()][..])
+    );
+    assert!(b.log().roster().is_removed(&w.x.member_id()));
+    assert_eq!(standing(&a), standing(&b));
+}
+
+/// The bound: an op whose reading would go through more than `MAX_READ_THROUGH` refused ops
+/// waits, as on main (the memory an op read so keeps, and the work of reading an orphan again,
+/// stay bounded); it is held, not dropped, and nothing else changes.
+#[test]
+fn an_op_read_through_more_refused_ops_than_the_bound_waits() {
+    let mut w = World::new(15);
+    let (_, b, removal) = chain_split(&mut w, 255 - MAX_READ_THROUGH);
+    assert!(!b.log().contains(&removal.id()));
+    assert!(b.log().holds(&removal.id()));
+    assert!(b.log().roster().is_member(&w.x.member_id()));
+}
+
+/// Ops written on each side cross to the other: b, on B, writes on x's op 256 (B refused op
+/// 255 and keeps 256; A keeps 255 and refused 256), the founder, on A, admits n on op 255.
+/// Each side holds the other's op, read through the op it refused, and they agree on who is a
+/// member, a moderator and removed.
+#[test]
+fn ops_written_on_both_sides_of_the_split_join_both_sides() {
+    let mut w = World::new(12);
+    let mut a = w.side_a();
+    let mut b = w.side_b();
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, w.run[255].encoded(), &w.b),
+        Ingested::Ignored(Refusal::OpQuota)
+    );
+    assert!(
+        b.log().contains(&w.run[256].id()),
+        "op 256 did not join at B"
+    );
+    assert_eq!(b.log().roster().heads(), &[w.run[256].id()]);
+    let n = Identity::generate_at(&mut w.rng, START);
+    let admit = op(
+        &w,
+        &w.founder,
+        a.log().writer_heads(&w.founder.member_id()),
+        NOW - 30,
+        Action::ProposeAdd {
+            identity: n.public(),
+            name: names::name("n"),
+        },
+    );
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, admit.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let identity = w.b.rotate_agreement(NOW - 25, &mut w.rng);
+    let by_b = op(
+        &w,
+        &w.b,
+        b.log().writer_heads(&w.b.member_id()),
+        NOW - 25,
+        Action::RotateAgreementKey { identity },
+    );
+    assert_eq!(by_b.parents(), &[w.run[256].id()]);
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, by_b.encoded(), &w.b),
+        Ingested::Accepted
+    );
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    let _ = hand_over(&mut b, &mut a, &w.a, &[]);
+    assert!(a.log().contains(&by_b.id()), "b's op did not join at A");
+    assert!(
+        b.log().contains(&admit.id()),
+        "the admission did not join at B"
+    );
+    assert_eq!(
+        a.log().read_parents(&by_b.id()),
+        Some(&[w.run[255].id()][..])
+    );
+    assert_eq!(
+        b.log().read_parents(&admit.id()),
+        Some(&[w.run[254].id()][..])
+    );
+    assert!(a.log().roster().is_member(&n.member_id()));
+    assert_eq!(standing(&a), standing(&b));
+    let b_at_a = a
+        .log()
+        .roster()
+        .member(&w.b.member_id())
+        .unwrap()
+        .identity
+        .clone();
+    let b_at_b = b
+        .log()
+        .roster()
+        .member(&w.b.member_id())
+        .unwrap()
+        .identity
+        .clone();
+    assert!(b_at_a == b_at_b, "b's rotation differs between the sides");
+}
+
+/// The refused op joining after all (an orphan of x's evicted frees a slot of her day at B, and
+/// B takes op 255 from the stub it kept): the edge read through it becomes real, and B, holding exactly the ops A
+/// holds, resolves exactly A's roster (the same as resolving them with their own parents).
+#[test]
+fn a_refused_op_joining_later_makes_the_edge_real() {
+    let w = World::new(13);
+    let mut a = w.side_a();
+    let removal = removal_on(&w, &a, &w.x, NOW - 20);
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let mut b = State::new(w.genesis.clone());
+    for op in &w.setup {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    for op in &w.run[..255] {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    // An orphan of x's for the day fills her quota at B.
+    let identity = w.x.public();
+    let z = op(
+        &w,
+        &w.x,
+        vec![OpId([0x5a; 32])],
+        NOW - 5,
+        Action::RotateAgreementKey { identity },
+    );
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, z.encoded(), &w.b),
+        Ingested::Held
+    );
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    assert!(b.refused_over_quota(&w.run[255].id()));
+    assert!(b.log().contains(&removal.id()));
+    // x's orphans of the day before push z out.
+    let earlier = START - 60_000;
+    let mut sent = 0u8;
+    while b.log().holds(&z.id()) {
+        sent += 1;
+        assert!(sent < 250, "z was never evicted");
+        let identity = w.x.public();
+        let orphan = op(
+            &w,
+            &w.x,
+            vec![OpId([sent; 32])],
+            earlier + u64::from(sent),
+            Action::RotateAgreementKey { identity },
+        );
+        let _ = ingest(&mut b, SetKind::Ops, orphan.encoded(), &w.b);
+    }
+    // B kept op 255 as a stub (the removal is read through it): with a slot of x's day free,
+    // it joins from those bytes at once (no peer would offer it again: B offers its id itself).
+    assert!(
+        b.log().contains(&w.run[255].id()),
+        "the stub did not join when the quota allowed it"
+    );
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, w.run[255].encoded(), &w.b),
+        Ingested::Duplicate
+    );
+    // Every parent the removal names is held now: it is read as named.
+    assert_eq!(
+        b.log().read_parents(&removal.id()),
+        None,
+        "the edge did not become real"
+    );
+    let ops: Vec<&Op> = b.log().ops().collect();
+    let plain = lookout_protocol::membership::resolve(&w.genesis, &ops);
+    assert_eq!(b.log().roster(), &plain);
+    assert_eq!(b.log().roster(), a.log().roster());
+}
+
+/// A restart: the refused set is not kept, but the reading of each op read through a refused
+/// op is (`Effect::PutReadParents`, stored beside the op): read back before the ops, the
+/// founder's removal of x joins again at once, and B's roster is the one it had. Without the
+/// readings (a store written before them), the removal is an orphan again and joins again when
+/// sync offers op 255 and B refuses it once more.
+#[test]
+fn an_op_read_through_a_refused_one_joins_again_after_a_restart() {
+    let w = World::new(14);
+    let mut a = w.side_a();
+    let mut b = w.side_b();
+    let removal = removal_on(&w, &a, &w.x, NOW - 20);
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let ops: Vec<Vec<u8>> = a.log().ops().map(|op| op.encoded().to_vec()).collect();
+    let refs: Vec<&[u8]> = ops.iter().map(Vec::as_slice).collect();
+    let (_, effects) = b.ingest_ops(&refs, &w.b, NOW);
+    let readings: Vec<(OpId, Vec<OpId>, Vec<OpId>)> = effects
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::PutReadParents { id, parents, via } => Some((id, parents, via)),
+            _ => None,
+        })
+        .collect();
+    assert!(b.log().contains(&removal.id()));
+    assert!(
+        readings.iter().any(|(id, parents, via)| *id == removal.id()
+            && parents == &[w.run[254].id()]
+            && via == &[w.run[255].id()]),
+        "the removal's reading was not kept"
+    );
+    let before = b.log().roster().clone();
+    let stored: Vec<Op> = b.log().ops().cloned().collect();
+
+    let mut again = State::new(w.genesis.clone());
+    again.restore_read_parents(readings);
+    again.restore_ops(stored.clone());
+    assert!(
+        again.log().contains(&removal.id()),
+        "the removal did not join on restart"
+    );
+    assert_eq!(again.log().roster(), &before);
+
+    let mut older = State::new(w.genesis.clone());
+    older.restore_ops(stored);
+    assert!(!older.log().contains(&removal.id()));
+    assert!(older.log().holds(&removal.id()));
+    let _ = hand_over(&mut a, &mut older, &w.b, &[]);
+    assert!(older.log().contains(&removal.id()));
+    assert_eq!(older.log().roster(), &before);
+}
+
+/// An op waiting deep below a chain of refused ops: B holds x's ops 0 to 198 and a side branch
+/// filling her day, refuses ops 200 to 255, and then takes the founder's removal (written on
+/// op 255), which waits for op 199, the first id below the chain it does not know. When op 199
+/// arrives and is refused over the quota too, the removal joins, read as naming op 198.
+#[test]
+fn an_op_waiting_below_refused_ops_joins_when_the_op_it_waits_for_is_refused() {
+    let mut w = World::new(16);
+    let mut a = w.side_a();
+    let removal = removal_on(&w, &a, &w.x, NOW - 20);
+    assert_eq!(
+        ingest(&mut a, SetKind::Ops, removal.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    let mut b = State::new(w.genesis.clone());
+    for op in &w.setup {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    for op in &w.run[..199] {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    let mut parent = w.setup[4].id();
+    for i in 0..(MAX_OPS_PER_AUTHOR_PER_DAY - 199) as u64 {
+        let at = START + 900 + i;
+        let identity = w.x.rotate_agreement(at, &mut w.rng);
+        let side = op(
+            &w,
+            &w.x,
+            vec![parent],
+            at,
+            Action::RotateAgreementKey { identity },
+        );
+        parent = side.id();
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, side.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    for op in w.run[200..256].iter().rev() {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Ignored(Refusal::OpQuota)
+        );
+    }
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, removal.encoded(), &w.b),
+        Ingested::Held
+    );
+    assert!(!b.log().contains(&removal.id()));
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, w.run[199].encoded(), &w.b),
+        Ingested::Ignored(Refusal::OpQuota)
+    );
+    assert!(b.log().contains(&removal.id()), "the removal still waits");
+    assert_eq!(
+        b.log().read_parents(&removal.id()),
+        Some(&[w.run[198].id()][..])
+    );
+    assert!(b.log().roster().is_removed(&w.x.member_id()));
+    assert_eq!(b.held_count(), 0);
+}
+
+/// Review 8, R8-4: an op read through a refused op that only this replica saw must not split
+/// the honest ops written on it. R (side A) refused x's op 256 over the quota; x then sends R
+/// alone an op of hers dated the day before naming op 256. It joins at R, read through op 256,
+/// and the founder admits n on R's heads (which name x's op). R keeps op 256's verified bytes
+/// as a stub and offers it in sync, so replica K, handed what R offers, judges op 256 itself
+/// (refuses it over its own quota, having x's 256 ops of the day) and takes in x's op and the
+/// admission. Before stubs were offered, nobody could give K op 256, and the admission and
+/// everything written on it waited at K for good.
+#[test]
+fn an_op_read_through_a_refused_op_only_one_replica_saw_crosses_with_its_stub() {
+    let mut w = World::new(17);
+    let mut r = w.side_a();
+    let y = &w.run[256];
+    assert!(r.refused_over_quota(&y.id()));
+    let identity = w.x.public();
+    let on_y = op(
+        &w,
+        &w.x,
+        vec![y.id()],
+        START - 60_000,
+        Action::RotateAgreementKey { identity },
+    );
+    assert_eq!(
+        ingest(&mut r, SetKind::Ops, on_y.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    assert_eq!(
+        r.log().read_parents(&on_y.id()),
+        Some(&[w.run[255].id()][..])
+    );
+    let n = Identity::generate_at(&mut w.rng, START);
+    let admit = op(
+        &w,
+        &w.founder,
+        r.log().writer_heads(&w.founder.member_id()),
+        NOW - 10,
+        Action::ProposeAdd {
+            identity: n.public(),
+            name: names::name("n"),
+        },
+    );
+    assert!(admit.parents().contains(&on_y.id()));
+    assert_eq!(
+        ingest(&mut r, SetKind::Ops, admit.encoded(), &w.a),
+        Ingested::Accepted
+    );
+    assert!(
+        r.sync_items(SetKind::Ops).iter().any(|i| i.id == y.id().0),
+        "R does not offer the refused op it reads through"
+    );
+    let mut k = State::new(w.genesis.clone());
+    let _ = hand_over(&mut r, &mut k, &w.b, &[]);
+    assert!(k.refused_over_quota(&y.id()));
+    assert!(k.log().contains(&on_y.id()));
+    assert!(k.log().contains(&admit.id()), "the admission did not cross");
+    assert!(k.log().roster().is_member(&n.member_id()));
+    assert_eq!(r.log().roster(), k.log().roster());
+}
+
+/// Review 8, R8-5: bytes nobody signed are never read through. The quota is checked before the
+/// signature, so bytes claiming to be x's op of a full day (a real op with its signature
+/// spoiled) are refused over the quota at R; x's op naming them is then checked against them,
+/// they do not verify, and it waits (as on main) instead of joining at R, where honest writers
+/// would build on it while every replica that checked the signature never takes it.
+#[test]
+fn bytes_nobody_signed_are_not_read_through() {
+    let w = World::new(18);
+    let mut r = w.side_a();
+    let identity = w.x.public();
+    let real = op(
+        &w,
+        &w.x,
+        vec![w.run[100].id()],
+        START + 2_000,
+        Action::RotateAgreementKey { identity },
+    );
+    let mut g = real.encoded().to_vec();
+    *g.last_mut().unwrap() ^= 0x01;
+    let g_id = OpId(SetKind::Ops.id_of(&g));
+    assert_eq!(
+        ingest(&mut r, SetKind::Ops, &g, &w.a),
+        Ingested::Ignored(Refusal::OpQuota)
+    );
+    let identity = w.x.public();
+    let on_g = op(
+        &w,
+        &w.x,
+        vec![g_id],
+        START - 60_000,
+        Action::RotateAgreementKey { identity },
+    );
+    assert_eq!(
+        ingest(&mut r, SetKind::Ops, on_g.encoded(), &w.a),
+        Ingested::Held
+    );
+    assert!(!r.log().contains(&on_g.id()));
+    assert!(!r
+        .log()
+        .writer_heads(&w.founder.member_id())
+        .contains(&on_g.id()));
+    // The same bytes again, once x's op waits for them: checked, and rejected as forged.
+    let again = r.ingest(SetKind::Ops, &g, &w.a, NOW + 1).outcome;
+    assert!(
+        matches!(again, Ingested::Rejected(_) | Ingested::Duplicate),
+        "{again:?}"
+    );
+    assert!(!r.log().contains(&on_g.id()));
 }

@@ -164,6 +164,17 @@ impl Replica {
                 Effect::DeleteOp(id) => {
                     batch.remove(Tree::Membership, &id.0);
                 }
+                // Beside the ops, under keys no op id has (33 bytes): read back by `load`.
+                Effect::PutStub { id, bytes } => {
+                    batch.put(Tree::Membership, &super::stub_key(&id), &bytes);
+                }
+                Effect::PutReadParents { id, parents, via } => {
+                    batch.put(
+                        Tree::Membership,
+                        &super::reading_key(&id),
+                        &super::encode_reading(&parents, &via),
+                    );
+                }
                 Effect::PutDelivery { id, bytes } => {
                     deliveries = true;
                     batch.put(Tree::EpochKeys, &id.0, &bytes);
@@ -261,7 +272,8 @@ impl Replica {
         for id in ids {
             match kind {
                 SetKind::Ops => {
-                    if let Some(op) = state.log().get(&OpId(*id)) {
+                    // Held ops, and the refused ops some of them are read through (stubs).
+                    if let Some(op) = state.log().offered(&OpId(*id)) {
                         out.push(op.encoded().to_vec());
                     }
                 }

@@ -283,13 +283,32 @@ impl Replica {
         let collective_id = genesis.id();
         let mut state = State::new(genesis);
         let mut ops = Vec::new();
+        let mut readings = Vec::new();
+        let mut stubs = Vec::new();
         for entry in self.store.iter(Tree::Membership) {
-            let (_, bytes) = entry.map_err(store_error)?;
+            let (key, bytes) = entry.map_err(store_error)?;
+            if key.len() == READING_KEY_LEN && key.first() == Some(&STUB_TAG) {
+                match Op::decode(&bytes, collective_id) {
+                    Ok(op) => stubs.push(op),
+                    Err(e) => warn!(error = %e, "skipping unreadable stored stub"),
+                }
+                continue;
+            }
+            if key.len() == READING_KEY_LEN {
+                match decode_reading(&key, &bytes) {
+                    Some(reading) => readings.push(reading),
+                    None => warn!("skipping unreadable stored op reading"),
+                }
+                continue;
+            }
             match Op::decode(&bytes, collective_id) {
                 Ok(op) => ops.push(op),
                 Err(e) => warn!(error = %e, "skipping unreadable stored op"),
             }
         }
+        // Ops that joined read through an op refused over the quota join again as they did.
+        state.restore_stubs(stubs);
+        state.restore_read_parents(readings);
         state.restore_ops(ops);
         // Keys whose deliveries were sealed to an agreement key since destroyed.
         state.preload_epoch_keys(epoch_keys);
@@ -558,4 +577,110 @@ pub(crate) fn store_error(error: StoreError) -> ApiError {
         _ => ErrorCode::Internal,
     };
     ApiError::new(code, error.to_string())
+}
+
+/// Length of the key under which an op's reading is kept in the membership tree (a tag byte
+/// and the op id: no op id, 32 bytes, has it).
+const READING_KEY_LEN: usize = 33;
+/// The tag byte of such a key.
+const READING_TAG: u8 = b'r';
+
+/// The tag byte of the key of a stub (a refused op read through, kept to offer it).
+const STUB_TAG: u8 = b's';
+
+/// The key of the stub `id` ([`Effect::PutStub`](lookout_protocol::replica::Effect)).
+pub(super) fn stub_key(id: &lookout_protocol::OpId) -> [u8; READING_KEY_LEN] {
+    let mut key = [0u8; READING_KEY_LEN];
+    key[0] = STUB_TAG;
+    key[1..].copy_from_slice(&id.0);
+    key
+}
+
+/// The key of `id`'s reading ([`Effect::PutReadParents`](lookout_protocol::replica::Effect)).
+pub(super) fn reading_key(id: &lookout_protocol::OpId) -> [u8; READING_KEY_LEN] {
+    let mut key = [0u8; READING_KEY_LEN];
+    key[0] = READING_TAG;
+    key[1..].copy_from_slice(&id.0);
+    key
+}
+
+/// Most ids a stored reading holds: parents read (at most `MAX_READ_PARENTS`, and one more per
+/// refused op that joined since) and refused ops read through (`MAX_READ_THROUGH`).
+const READING_IDS: usize = 2 * lookout_protocol::membership::MAX_READ_PARENTS
+    + lookout_protocol::membership::MAX_READ_THROUGH;
+/// Every stored reading is this long (padded), so the store's entry sizes show nothing of a
+/// split's shape to whoever looks at a seized phone's files.
+const READING_VALUE_LEN: usize = 2 + 32 * READING_IDS;
+
+/// A reading's value: the number of parents read and of refused ops read through (a byte
+/// each), those parents, those refused ops, then zeros up to [`READING_VALUE_LEN`].
+pub(super) fn encode_reading(
+    parents: &[lookout_protocol::OpId],
+    via: &[lookout_protocol::OpId],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(READING_VALUE_LEN);
+    out.push(u8::try_from(parents.len()).unwrap_or(u8::MAX));
+    out.push(u8::try_from(via.len()).unwrap_or(u8::MAX));
+    for id in parents.iter().chain(via).take(READING_IDS) {
+        out.extend_from_slice(&id.0);
+    }
+    out.resize(READING_VALUE_LEN, 0);
+    out
+}
+
+/// An op's reading: its id, the parents it is read as naming, the refused ops read through.
+type Reading = (
+    lookout_protocol::OpId,
+    Vec<lookout_protocol::OpId>,
+    Vec<lookout_protocol::OpId>,
+);
+
+/// A reading read back from the store, `None` if it is not one.
+fn decode_reading(key: &[u8], value: &[u8]) -> Option<Reading> {
+    let id: [u8; 32] = key.strip_prefix(&[READING_TAG])?.try_into().ok()?;
+    if value.len() != READING_VALUE_LEN {
+        return None;
+    }
+    let (counts, rest) = value.split_at(2);
+    let (n, m) = (usize::from(counts[0]), usize::from(counts[1]));
+    if n + m > READING_IDS || rest[32 * (n + m)..].iter().any(|b| *b != 0) {
+        return None;
+    }
+    let ids: Vec<lookout_protocol::OpId> = rest[..32 * (n + m)]
+        .chunks_exact(32)
+        .filter_map(|c| c.try_into().ok().map(lookout_protocol::OpId))
+        .collect();
+    let (parents, via) = ids.split_at(n);
+    Some((lookout_protocol::OpId(id), parents.to_vec(), via.to_vec()))
+}
+
+#[cfg(test)]
+mod reading_tests {
+    use super::*;
+
+    /// A reading round-trips through its key and value, every value is the same length, and a
+    /// value of another length, with counts past its ids or with non-zero padding is no reading.
+    #[test]
+    fn a_reading_round_trips_through_the_store_encoding() {
+        let id = lookout_protocol::OpId([7; 32]);
+        let parents = vec![
+            lookout_protocol::OpId([1; 32]),
+            lookout_protocol::OpId([2; 32]),
+        ];
+        let via = vec![lookout_protocol::OpId([3; 32])];
+        let key = reading_key(&id);
+        let value = encode_reading(&parents, &via);
+        assert_eq!(value.len(), READING_VALUE_LEN);
+        assert_eq!(encode_reading(&[], &[]).len(), READING_VALUE_LEN);
+        assert_eq!(decode_reading(&key, &value), Some((id, parents, via)));
+        assert_eq!(decode_reading(&key, &value[..value.len() - 1]), None);
+        let mut bad = value.clone();
+        bad[READING_VALUE_LEN - 1] = 1;
+        assert_eq!(decode_reading(&key, &bad), None);
+        let mut bad = value.clone();
+        bad[0] = u8::MAX;
+        bad[1] = u8::MAX;
+        assert_eq!(decode_reading(&key, &bad), None);
+        assert_eq!(decode_reading(&id.0, &value), None);
+    }
 }

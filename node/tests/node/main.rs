@@ -16,5 +16,6 @@ mod agreement_rotation;
 mod control;
 mod fuzz_corpus_replay;
 mod net;
+mod quota_review8;
 mod replica;
 mod sync_push;

@@ -504,3 +504,93 @@ fn a_held_post_is_shown_before_its_writes_and_written_by_write_held() {
     assert!(!ana.holds_writes());
     assert_eq!(listed(&ana), 2);
 }
+
+/// SECURITY.md, H1: Bea floods more membership ops for one day than the quota; Ana keeps 255
+/// of her chain and op 256 (waiting for its parent), so op 255, which other replicas keep, is
+/// refused over the quota here. Ana's own removal of Bea, written (elsewhere) on op 255, joins
+/// read as naming op 254, and Bea is removed. After a reopen (the set of refused ops is in
+/// memory only) the removal's reading is read back from the store: Bea is still removed.
+#[test]
+fn an_op_read_through_a_refused_op_stays_joined_after_a_reopen() {
+    use lookout_protocol::membership::{Action, Op};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ana, _cert) =
+        Replica::create(&dir.path().join("ana"), PASS, "Ana", KdfParams::TESTING).unwrap();
+    ana.create_collective("Night Shift", Policy::default())
+        .unwrap();
+    let (bea, _bea_cert) =
+        Replica::create(&dir.path().join("bea"), PASS, "Bea", KdfParams::TESTING).unwrap();
+    assert!(ana.approve(&bea.join_request().to_code()).unwrap().done);
+    let log = ana.membership().unwrap();
+    let co = log.collective();
+    let mut parent = log.roster().heads()[0];
+    let now = lookout_node::replica::now();
+    let day = now - now % 86_400;
+    let step = (now - day) / 400;
+    let run: Vec<Op> = (0..300u64)
+        .map(|i| {
+            let op = Op::create(
+                bea.identity(),
+                co,
+                vec![parent],
+                day + i * step,
+                Action::RotateAgreementKey {
+                    identity: bea.identity().public(),
+                },
+            )
+            .unwrap();
+            parent = op.id();
+            op
+        })
+        .collect();
+    let put = |ana: &mut Replica, op: &Op| {
+        ana.ingest(&WireItem {
+            kind: SetKind::Ops,
+            bytes: op.encoded().to_vec(),
+        })
+        .unwrap()
+    };
+    for op in &run[..255] {
+        assert_eq!(put(&mut ana, op), Ingested::Accepted);
+    }
+    assert_eq!(put(&mut ana, &run[256]), Ingested::Held);
+    assert_ne!(put(&mut ana, &run[255]), Ingested::Accepted);
+    assert!(ana.membership().unwrap().contains(&run[256].id()));
+    let reason = ana
+        .text_key()
+        .unwrap()
+        .seal(
+            lookout_protocol::text::TextField::RemovalReason,
+            &ana.identity().member_id(),
+            &bea.identity().member_id(),
+            "flood",
+            &mut rand::rngs::OsRng,
+        )
+        .unwrap();
+    let removal = Op::create(
+        ana.identity(),
+        co,
+        vec![run[255].id()],
+        now,
+        Action::Remove {
+            member: bea.identity().member_id(),
+            reason,
+        },
+    )
+    .unwrap();
+    assert_eq!(put(&mut ana, &removal), Ingested::Accepted);
+    let removed = |ana: &Replica| {
+        ana.membership()
+            .unwrap()
+            .roster()
+            .is_removed(&bea.identity().member_id())
+    };
+    assert!(removed(&ana));
+    let home = ana.home().to_path_buf();
+    ana.close().unwrap();
+    let ana = Replica::open(&home, PASS).unwrap();
+    let log = ana.membership().unwrap();
+    assert!(log.contains(&removal.id()), "the removal is waiting again");
+    assert_eq!(log.read_parents(&removal.id()), Some(&[run[254].id()][..]));
+    assert!(removed(&ana));
+}

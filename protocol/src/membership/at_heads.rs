@@ -241,8 +241,10 @@ impl PastStates {
 /// computation a thousand times). Off unless given to [`State`](crate::replica::State) with
 /// `share_named_states`; a node runs one replica and never uses it. Exact: a state is fixed by
 /// its collective (whose id fixes the genesis record) and its heads (whose ids fix every op
-/// below them), and a replica asks only once it holds every one of those ops, so the answer is
-/// the one its own full resolution would give. Counts what it saves, so a simulation can report
+/// below them), and a replica asks only once it holds every one of those ops and reads none of
+/// them through an op refused over the quota ([`MembershipLog::reads_any`](super::MembershipLog::reads_any): such a reading makes
+/// the roster at those heads depend on the replica's refusals too), so the answer is the one its
+/// own full resolution would give. Counts what it saves, so a simulation can report
 /// the CPU a node would spend.
 #[derive(Debug, Default)]
 pub struct SharedStates {

@@ -1,12 +1,13 @@
 //! The set of membership ops a replica holds, with ops whose parents have not arrived yet.
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use super::at_heads::{Membership, PastStates};
 use super::authors::Authors;
-use super::resolve::Resolution;
+use super::quota_refused::QuotaRefused;
+use super::resolve::{parents_of, Resolution};
 use super::{Action, Op, Roster, SignedGenesis, MAX_PARENTS};
 use crate::ids::{CollectiveId, MemberId, OpId};
 
@@ -29,6 +30,40 @@ const ROSTER_CACHE: usize = 8;
 /// 256 members keeps all [`ROSTER_CACHE`]; one of 1,000 keeps two (a roster of 1,000 members is
 /// about 400 KB, and items naming other states than the current one are rare once settled).
 const ROSTER_CACHE_MEMBERS: usize = 2_048;
+/// Most ops refused over the quota one op's reading goes through (a chain of a flooder's ops
+/// this replica refused): an op whose reading would go through more waits, as every op naming
+/// a refused op did before (PROTOCOL.md, "Reading parents refused over the quota"). Bounds the
+/// memory an op read so keeps (its reading, at most this many ids more) and the work of reading
+/// an orphan again on each pass over the orphans (at most this many refused ops visited).
+pub const MAX_READ_THROUGH: usize = 64;
+/// Most parents one op is read as naming (twice [`MAX_PARENTS`]); an op whose reading names
+/// more waits.
+pub const MAX_READ_PARENTS: usize = 2 * MAX_PARENTS;
+/// Most verified refused ops kept for orphans waiting for them (beyond those read through,
+/// which are kept with the ops read through them): the oldest are dropped first, and fetched
+/// again from a peer that offers them.
+pub const MAX_WAITED_STUBS: usize = 1024;
+
+/// For refused ops met in one pass over the orphans: the first id a reading through each waits
+/// for, if any ([`MembershipLog::blocked`]).
+type Blocked = HashMap<OpId, Option<OpId>>;
+
+/// How an op's parents are read against what the log holds ([`MembershipLog::reading`]).
+#[derive(Debug)]
+enum Reading {
+    /// Every parent it names is held.
+    Named,
+    /// Some parent it names was refused over the quota here and is not held: read as naming
+    /// `parents` (held ops), through the refused ops `via`.
+    Read { parents: Vec<OpId>, via: Vec<OpId> },
+    /// It waits for these ids (neither held nor refused over the quota here: the parents it
+    /// names that are, else the first such id its reading meets).
+    Waits(Vec<OpId>),
+    /// Its reading goes through more than [`MAX_READ_THROUGH`] refused ops or names more than
+    /// [`MAX_READ_PARENTS`]: it waits (for the refused parents it names), and is not read again
+    /// until a stub joins (`MembershipLog::over`).
+    Over(Vec<OpId>),
+}
 
 /// What [`MembershipLog::insert`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +116,50 @@ pub struct MembershipLog {
     /// again what an insert had just thrown away).
     cache: VecDeque<(Vec<OpId>, Arc<Roster>)>,
     evicted: Vec<OpId>,
+    /// Ops this replica refused over the quota, with the parents each names (bounded, in
+    /// memory only): an op naming one it does not hold is read as naming its parents.
+    refused: QuotaRefused,
+    /// For each op held that was read through ops refused over the quota: the (held) parents
+    /// it is read as naming, sorted. The op's signed bytes and id are unchanged.
+    read: HashMap<OpId, Vec<OpId>>,
+    /// For the same ops: the refused ops their reading went through.
+    via: HashMap<OpId, Vec<OpId>>,
+    /// Every id in `via`: when one of them joins the log after all, the edges read through it
+    /// become real ([`MembershipLog::join`]).
+    through: HashSet<OpId>,
+    /// Ids orphans wait for (neither held nor refused), with those orphans, as of the last pass
+    /// over the orphans: a refusal over the quota of one of them tries those orphans again.
+    wanted: HashMap<OpId, BTreeSet<OpId>>,
+    /// Refused ops over the quota whose signature was checked (because an op waited for them),
+    /// kept with their bytes: only these are read through by ops (never bytes nobody signed),
+    /// and those read through (in `through`) are offered to peers and stored, so a peer can
+    /// fetch and judge them itself (`MembershipLog::offered_stubs`).
+    stubs: BTreeMap<OpId, Op>,
+    /// Stubs kept because an orphan waited for them, oldest first (at most
+    /// [`MAX_WAITED_STUBS`] not read through).
+    stub_order: VecDeque<OpId>,
+    /// Stubs newly read through, for the caller to store ([`MembershipLog::take_new_stubs`]).
+    new_stubs: Vec<OpId>,
+    /// Orphans found over the bounds of a reading (Review 8, R8-6): not read again on each pass
+    /// until a stub joins (the only change that can shorten a reading: a stub added lets a
+    /// reading reach more refused ops, never fewer).
+    over: HashSet<OpId>,
+    /// Bumped whenever a stub joins (and `over` is emptied).
+    stub_changes: u64,
+    /// Author-days a slot of which was freed (an orphan dropped) since their quota was last
+    /// seen full: stubs of these may join as ops ([`MembershipLog::stubs_with_room`]).
+    room: HashSet<(MemberId, u64)>,
+    /// Stubs with room that could not join yet, by an id each waits for: tried again when that
+    /// id joins or becomes a stub.
+    stub_waits: HashMap<OpId, Vec<OpId>>,
+    /// Stubs to try again ([`MembershipLog::stubs_with_room`]).
+    stub_retry: Vec<OpId>,
+    /// Ops whose reading was set or changed since the caller last stored them
+    /// ([`MembershipLog::take_readings`]).
+    changed: BTreeSet<OpId>,
+    /// Readings read back from the caller's store, used while its ops are restored
+    /// ([`MembershipLog::restore_readings`]).
+    restoring: HashMap<OpId, (Vec<OpId>, Vec<OpId>)>,
     /// Bumped whenever an op is kept or an orphan dropped: the only changes that can turn a
     /// refusal ([`OpRefusal`]) into a pass.
     generation: u64,
@@ -100,6 +179,21 @@ impl MembershipLog {
             resolution: OnceCell::new(),
             cache: VecDeque::new(),
             evicted: Vec::new(),
+            refused: QuotaRefused::default(),
+            read: HashMap::new(),
+            via: HashMap::new(),
+            through: HashSet::new(),
+            wanted: HashMap::new(),
+            changed: BTreeSet::new(),
+            over: HashSet::new(),
+            stub_changes: 0,
+            room: HashSet::new(),
+            stub_waits: HashMap::new(),
+            stub_retry: Vec::new(),
+            stubs: BTreeMap::new(),
+            stub_order: VecDeque::new(),
+            new_stubs: Vec::new(),
+            restoring: HashMap::new(),
             generation: 0,
             past: RefCell::default(),
         }
@@ -179,6 +273,8 @@ impl MembershipLog {
     /// scale run: `scale_1000` with 200 replicas).
     fn uncount(&mut self, op: &Op) {
         self.generation += 1;
+        self.room
+            .insert((op.author(), op.body().timestamp / 86_400));
         if let Some(n) = self
             .per_author_day
             .get_mut(&(op.author(), op.body().timestamp / 86_400))
@@ -217,38 +313,493 @@ impl MembershipLog {
         if let Err(why) = self.admit_check(&op) {
             return InsertOutcome::Refused(why);
         }
-        let missing: Vec<OpId> = op
-            .parents()
-            .iter()
-            .filter(|p| !self.ops.contains_key(p))
-            .copied()
-            .collect();
+        let (read, via) = match self.reading(&op) {
+            Reading::Named => (None, Vec::new()),
+            Reading::Read { parents, via } => (Some(parents), via),
+            Reading::Waits(missing) | Reading::Over(missing) => {
+                self.count(&op);
+                for p in &missing {
+                    self.wanted.entry(*p).or_default().insert(id);
+                }
+                let wanted = missing
+                    .into_iter()
+                    .filter(|p| !self.orphans.contains_key(p))
+                    .collect();
+                self.hold(op);
+                return InsertOutcome::MissingParents(wanted);
+            }
+        };
         self.count(&op);
-        if !missing.is_empty() {
-            let wanted = missing
-                .into_iter()
-                .filter(|p| !self.orphans.contains_key(p))
-                .collect();
-            self.hold(op);
-            return InsertOutcome::MissingParents(wanted);
-        }
         // The common case, an op naming every head, is applied without a full replay.
+        let parents = read.as_deref().unwrap_or(op.parents());
         let appended = self
             .resolution
             .get_mut()
-            .is_some_and(|r| r.append(&self.genesis, &op));
-        if let Some(r) = self.resolution.get().filter(|_| appended) {
+            .is_some_and(|r| r.append(&self.genesis, &op, parents));
+        let rewired = self.join(op, read, via);
+        if let Some(r) = self.resolution.get().filter(|_| appended && !rewired) {
             self.past.get_mut().observe(&r.roster);
         }
-        self.kept(&op);
-        self.ops.insert(id, op);
         let mut added = vec![id];
         let released = self.release_orphans();
-        if !appended || !released.is_empty() {
+        if !appended || rewired || !released.is_empty() {
             self.resolution.take();
         }
         added.extend(released);
         InsertOutcome::Added(added)
+    }
+
+    /// How `op`'s parents read against the ops held and the ops refused over the quota here:
+    /// each parent held is read as itself; each one refused over the quota and not held as the
+    /// parents that op names, again and again while those are such ops (the same reading as
+    /// `State::effective_heads` gives an item's heads); any other parent makes the op wait.
+    /// A function of the ops held and the refused set, whatever the order of the walk.
+    fn reading(&self, op: &Op) -> Reading {
+        self.reading_with(op, &mut Blocked::new())
+    }
+
+    /// [`MembershipLog::reading`], with what is known of refused ops in this pass (`memo`,
+    /// valid while no op joins): an orphan waiting below a chain of refused ops is found
+    /// waiting in as many lookups as it names parents, however many orphans wait below the
+    /// same chain, so refusals of a flooder's (possibly unsigned) ops cost the orphans waiting
+    /// for them lookups, not walks.
+    fn reading_with(&self, op: &Op, memo: &mut Blocked) -> Reading {
+        if op.parents().iter().all(|p| self.ops.contains_key(p)) {
+            return Reading::Named;
+        }
+        // Read back from this replica's own store: the reading it joined with before a
+        // restart (the refused set is not kept), once what it is read as naming is held.
+        if let Some((parents, via)) = self.restoring.get(&op.id()) {
+            let absent: Vec<OpId> = parents
+                .iter()
+                .filter(|p| !self.ops.contains_key(p))
+                .copied()
+                .collect();
+            if absent.is_empty() {
+                return Reading::Read {
+                    parents: parents.clone(),
+                    via: via.clone(),
+                };
+            }
+            return Reading::Waits(absent);
+        }
+        // Lookups only for the common orphan, one whose parent has not arrived yet.
+        let absent: Vec<OpId> = op
+            .parents()
+            .iter()
+            .filter(|p| !self.ops.contains_key(p) && !self.stubs.contains_key(p))
+            .copied()
+            .collect();
+        if !absent.is_empty() {
+            return Reading::Waits(absent);
+        }
+        for p in op.parents() {
+            if !self.ops.contains_key(p) {
+                if let Some(waits) = self.blocked(*p, memo) {
+                    return Reading::Waits(vec![waits]);
+                }
+            }
+        }
+        let mut parents = BTreeSet::new();
+        let mut via = BTreeSet::new();
+        let mut stack: Vec<OpId> = op.parents().to_vec();
+        while let Some(p) = stack.pop() {
+            if self.ops.contains_key(&p) {
+                parents.insert(p);
+                continue;
+            }
+            // An op cannot be its own ancestor (its id hashes its parents): never read so.
+            let refused = (p != op.id())
+                .then(|| self.stubs.get(&p).map(Op::parents))
+                .flatten();
+            match refused {
+                Some(up) => {
+                    if via.insert(p) {
+                        if via.len() > MAX_READ_THROUGH {
+                            return Reading::Over(self.unheld_parents(op));
+                        }
+                        stack.extend_from_slice(up);
+                    }
+                }
+                // The first id it waits for is enough: when that one arrives or is refused,
+                // the op is read again (`wanted`), so the index holds one id per such orphan.
+                None => return Reading::Waits(vec![p]),
+            }
+        }
+        if parents.len() > MAX_READ_PARENTS {
+            return Reading::Over(self.unheld_parents(op));
+        }
+        Reading::Read {
+            parents: parents.into_iter().collect(),
+            via: via.into_iter().collect(),
+        }
+    }
+
+    /// For `start`, refused over the quota here and not held: the first id (neither held nor
+    /// refused) that a reading through it would wait for, `None` if there is none. Each refused
+    /// op is looked at once per `memo`.
+    fn blocked(&self, start: OpId, memo: &mut Blocked) -> Option<OpId> {
+        if let Some(known) = memo.get(&start) {
+            return *known;
+        }
+        let mut open: HashSet<OpId> = HashSet::new();
+        let mut stack = vec![(start, false)];
+        while let Some((id, expanded)) = stack.pop() {
+            if memo.contains_key(&id) {
+                continue;
+            }
+            let Some(parents) = self.stubs.get(&id).map(Op::parents) else {
+                memo.insert(id, Some(id));
+                continue;
+            };
+            if !expanded {
+                open.insert(id);
+                stack.push((id, true));
+                for p in parents {
+                    // (No cycle can be hashed; `open` guards against one all the same.)
+                    if !self.ops.contains_key(p) && !memo.contains_key(p) && !open.contains(p) {
+                        stack.push((*p, false));
+                    }
+                }
+                continue;
+            }
+            let mut waits = None;
+            for p in parents {
+                if self.ops.contains_key(p) {
+                    continue;
+                }
+                match memo.get(p) {
+                    Some(Some(m)) => {
+                        waits = Some(*m);
+                        break;
+                    }
+                    Some(None) => {}
+                    None if !self.stubs.contains_key(p) => {
+                        waits = Some(*p);
+                        break;
+                    }
+                    None => {}
+                }
+            }
+            open.remove(&id);
+            memo.insert(id, waits);
+        }
+        memo.get(&start).copied().flatten()
+    }
+
+    fn stubs_changed(&mut self) {
+        self.stub_changes += 1;
+        self.over.clear();
+    }
+
+    fn unheld_parents(&self, op: &Op) -> Vec<OpId> {
+        op.parents()
+            .iter()
+            .filter(|p| !self.ops.contains_key(p))
+            .copied()
+            .collect()
+    }
+
+    /// Put `op` into the log, read as naming `read` (through the refused ops `via`) if given.
+    /// If `op` is itself an op some held op was read through (refused here before, and taken
+    /// since: an orphan's eviction freed a slot of its author's day), each such edge becomes
+    /// real: `op` is added to what that op is read as naming. Its parents were read in its
+    /// place, and are its ancestors now, so the causal order is the one a replica that held
+    /// `op` all along resolves (the resolver depends only on the ancestry, not on which
+    /// ancestors are named). Returns whether another op's reading changed.
+    fn join(&mut self, op: Op, read: Option<Vec<OpId>>, via: Vec<OpId>) -> bool {
+        let id = op.id();
+        self.kept(&op);
+        self.ops.insert(id, op);
+        if let Some(stubs) = self.stub_waits.remove(&id) {
+            self.stub_retry.extend(stubs);
+        }
+        if self.stubs.remove(&id).is_some() {
+            self.stubs_changed();
+        }
+        if let Some(mut read) = read {
+            // A refused op read through that joined since the reading was taken (in the same
+            // pass over the orphans) is a real parent already (Review 8, R8-8).
+            let (held, via): (Vec<OpId>, Vec<OpId>) =
+                via.into_iter().partition(|r| self.ops.contains_key(r));
+            for r in held {
+                if let Err(at) = read.binary_search(&r) {
+                    read.insert(at, r);
+                }
+            }
+            let named = self
+                .ops
+                .get(&id)
+                .is_some_and(|op| op.parents().iter().all(|p| self.ops.contains_key(p)));
+            if !named {
+                for r in &via {
+                    if self.through.insert(*r) {
+                        self.new_stubs.push(*r);
+                    }
+                }
+                self.read.insert(id, read);
+                self.via.insert(id, via);
+                self.changed.insert(id);
+            }
+        }
+        if !self.through.remove(&id) {
+            return false;
+        }
+        let mut named = Vec::new();
+        for (other, via) in &mut self.via {
+            if let Ok(at) = via.binary_search(&id) {
+                via.remove(at);
+                if let Some(read) = self.read.get_mut(other) {
+                    if let Err(at) = read.binary_search(&id) {
+                        read.insert(at, id);
+                    }
+                }
+                self.changed.insert(*other);
+                if via.is_empty() {
+                    named.push(*other);
+                }
+            }
+        }
+        // Read through nothing any more: every parent it names is held (each refused op it
+        // named joined since, or is below one that did), so it is read as named again.
+        for other in named {
+            if self
+                .ops
+                .get(&other)
+                .is_some_and(|op| op.parents().iter().all(|p| self.ops.contains_key(p)))
+            {
+                self.read.remove(&other);
+                self.via.remove(&other);
+            }
+        }
+        // Rosters at given heads read through `id` change now it is a real parent: the cached
+        // ones and the states kept for key deliveries are dropped alike.
+        self.cache.clear();
+        *self.past.get_mut() = PastStates::default();
+        true
+    }
+
+    /// Remember `id`, naming `parents`, as refused over its author's quota here (read so by
+    /// items' heads, `State::effective_heads`). Returns whether it is newly remembered. Lookups
+    /// only: the quota is checked before the signature, so this may be bytes nobody signed; ops
+    /// are read only through refused ops whose signature was checked
+    /// ([`MembershipLog::add_stub`]).
+    pub fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId]) -> bool {
+        !self.ops.contains_key(&id) && self.refused.insert(id, parents)
+    }
+
+    /// Whether an orphan waits for `id` (so a refused op of that id is worth a signature check).
+    pub fn wants(&self, id: &OpId) -> bool {
+        self.wanted.contains_key(id)
+    }
+
+    /// Keep `op`, refused over its author's quota here and verified (an orphan waits for it),
+    /// as a stub: an op naming it is read as naming its parents. Lets in the orphans that were
+    /// waiting for it; returns the ops that joined.
+    pub fn add_stub(&mut self, op: Op) -> Vec<OpId> {
+        let id = op.id();
+        if self.ops.contains_key(&id) || self.stubs.contains_key(&id) {
+            return Vec::new();
+        }
+        let _ = self.refused.insert(id, op.parents());
+        // (Not `stubs_changed`: a stub added only lets a reading reach more refused ops, so an
+        // orphan over the bounds stays over them, Review 8's R8-6.)
+        self.stubs.insert(id, op);
+        self.stub_order.push_back(id);
+        if let Some(stubs) = self.stub_waits.remove(&id) {
+            self.stub_retry.extend(stubs);
+        }
+        while self.stub_order.len() > MAX_WAITED_STUBS {
+            if let Some(old) = self.stub_order.pop_front() {
+                if !self.through.contains(&old) {
+                    self.stubs.remove(&old);
+                }
+            }
+        }
+        let Some(waiting) = self.wanted.remove(&id) else {
+            return Vec::new();
+        };
+        let mut ready = false;
+        let mut memo = Blocked::new();
+        for orphan in waiting {
+            let Some(op) = self.orphans.get(&orphan) else {
+                continue;
+            };
+            match self.reading_with(op, &mut memo) {
+                Reading::Waits(missing) | Reading::Over(missing) => {
+                    for p in missing {
+                        self.wanted.entry(p).or_default().insert(orphan);
+                    }
+                }
+                _ => ready = true,
+            }
+        }
+        if !ready {
+            return Vec::new();
+        }
+        self.release_waiting()
+    }
+
+    /// A stub read back from this replica's own store (`take_new_stubs`): verified when it was
+    /// kept; call before the ops are restored.
+    pub fn restore_stub(&mut self, op: Op) {
+        let id = op.id();
+        let _ = self.refused.insert(id, op.parents());
+        self.stubs.insert(id, op);
+    }
+
+    /// The stubs some op held is read through: offered to peers in sync (they fetch them and
+    /// judge them themselves: refuse them over their own quota and read through them, or take
+    /// them), so an op read through one here can join there too.
+    pub fn offered_stubs(&self) -> impl Iterator<Item = &Op> {
+        self.stubs
+            .iter()
+            .filter(|(id, _)| self.through.contains(id))
+            .map(|(_, op)| op)
+    }
+
+    /// After an orphan was dropped (a slot of its author's day freed): the stubs whose
+    /// author-day has room now and that would join at once, smallest id first, for the caller
+    /// to insert as ops (a peer that took one will never offer it again: this replica's own
+    /// reconciliation set has its id, Review 8's R8-11). Lookups only while no slot is free.
+    pub fn stubs_with_room(&mut self) -> Vec<Op> {
+        // Each author-day is tried once per slot freed, and a stub that waited then is tried
+        // again only when what it waited for joins or becomes a stub (Review 8's R8-13: trying
+        // every stub after every op while a slot stayed free cost a walk of all of them each
+        // time).
+        let room = std::mem::take(&mut self.room);
+        let mut candidates: BTreeSet<OpId> =
+            std::mem::take(&mut self.stub_retry).into_iter().collect();
+        if !room.is_empty() {
+            candidates.extend(
+                self.stubs
+                    .values()
+                    .filter(|op| room.contains(&(op.author(), op.body().timestamp / 86_400)))
+                    .map(Op::id),
+            );
+        }
+        let mut memo = Blocked::new();
+        let mut ready = Vec::new();
+        for id in candidates {
+            let Some(op) = self.stubs.get(&id) else {
+                continue;
+            };
+            if self.holds(&id) || self.precheck(&op.author(), op.body().timestamp).is_err() {
+                continue;
+            }
+            // Only those that join at once: one that would wait would be an orphan that may
+            // push out another, freeing a slot again (no loop of evictions).
+            match self.reading_with(op, &mut memo) {
+                Reading::Named | Reading::Read { .. } => ready.push(op.clone()),
+                Reading::Waits(missing) | Reading::Over(missing) => {
+                    if self.stub_waits.len() < 4 * MAX_WAITED_STUBS {
+                        for m in missing {
+                            self.stub_waits.entry(m).or_default().push(id);
+                        }
+                    }
+                }
+            }
+        }
+        ready
+    }
+
+    /// Whether `id` is kept as a stub (a verified op refused over the quota here).
+    pub fn is_stub(&self, id: &OpId) -> bool {
+        self.stubs.contains_key(id)
+    }
+
+    /// A held op or an offered stub, by id: what a peer may fetch.
+    pub fn offered(&self, id: &OpId) -> Option<&Op> {
+        self.ops
+            .get(id)
+            .or_else(|| self.stubs.get(id).filter(|_| self.through.contains(id)))
+    }
+
+    /// Stubs newly read through since the last call: a node stores them (restored with
+    /// [`MembershipLog::restore_stub`] before the ops).
+    pub fn take_new_stubs(&mut self) -> Vec<Op> {
+        std::mem::take(&mut self.new_stubs)
+            .into_iter()
+            .filter_map(|id| self.stubs.get(&id).cloned())
+            .collect()
+    }
+
+    /// Let in every orphan whose parents are now all held or read (and those they complete).
+    pub fn release_waiting(&mut self) -> Vec<OpId> {
+        let added = self.release_orphans();
+        if !added.is_empty() {
+            self.generation += 1;
+            self.resolution.take();
+        }
+        added
+    }
+
+    /// The readings set or changed since the last call (op id, parents read, refused ops read
+    /// through): a node stores them so those ops join again as they did on restart.
+    pub fn take_readings(&mut self) -> Vec<(OpId, Vec<OpId>, Vec<OpId>)> {
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .filter_map(|id| {
+                let read = self.read.get(&id)?.clone();
+                let via = self.via.get(&id).cloned().unwrap_or_default();
+                Some((id, read, via))
+            })
+            .collect()
+    }
+
+    /// Readings read back from this replica's own store (`take_readings`), for the ops about
+    /// to be restored ([`MembershipLog::extend`]); call [`MembershipLog::restored`] after.
+    /// Trusted as this replica's own earlier judgement (the store is its own and
+    /// authenticated); a reading names nothing its op's author could not have named anyway.
+    pub fn restore_readings(&mut self, readings: Vec<(OpId, Vec<OpId>, Vec<OpId>)>) {
+        for (id, mut parents, via) in readings {
+            parents.sort();
+            parents.dedup();
+            // A reading grows by one parent per refused op that joins later (`join`).
+            if parents.len() <= MAX_READ_PARENTS + MAX_READ_THROUGH && via.len() <= MAX_READ_THROUGH
+            {
+                self.restoring.insert(id, (parents, via));
+            }
+        }
+    }
+
+    /// The restore is over: readings read back and not used are dropped (their ops wait for
+    /// the refused op to be offered and refused again), and nothing restored is to be stored
+    /// again.
+    pub fn restored(&mut self) {
+        self.restoring = HashMap::new();
+        self.changed.clear();
+        self.new_stubs.clear();
+        let through = &self.through;
+        self.stubs.retain(|id, _| through.contains(id));
+    }
+
+    /// Whether `id` was refused over its author's quota here (and is remembered as such).
+    pub fn refused_over_quota(&self, id: &OpId) -> bool {
+        self.refused.parents(id).is_some()
+    }
+
+    /// The parents `id` names if it was refused over the quota here and is not held: an item
+    /// or op naming it is read as naming those instead.
+    pub fn refused_parents(&self, id: &OpId) -> Option<&[OpId]> {
+        if self.ops.contains_key(id) {
+            return None;
+        }
+        self.refused.parents(id)
+    }
+
+    /// How many ops refused over the quota are remembered.
+    pub fn quota_refused_count(&self) -> usize {
+        self.refused.len()
+    }
+
+    /// What `op` (not held) waits for before it can join: the ids it names, or reads through,
+    /// that are neither held nor refused over the quota here (empty: it can join).
+    pub fn missing(&self, op: &Op) -> Vec<OpId> {
+        match self.reading(op) {
+            Reading::Waits(missing) | Reading::Over(missing) => missing,
+            Reading::Named | Reading::Read { .. } => Vec::new(),
+        }
     }
 
     /// Add many ops at once, resolving the roster once at the end. Returns the ids added; ops
@@ -323,43 +874,85 @@ impl MembershipLog {
         std::mem::take(&mut self.evicted)
     }
 
-    /// Move orphans whose parents are now all present into the log, and then those they
-    /// complete, in one pass over the orphans (linear, however long the waiting chains).
+    /// Move orphans whose parents are now all held (or read, [`MembershipLog::reading`]) into
+    /// the log, and then those they complete, in one pass over the orphans: an orphan is read
+    /// again only when an id it waits for joins. Rebuilds the index of what orphans wait for.
     fn release_orphans(&mut self) -> Vec<OpId> {
         let mut waiting: HashMap<OpId, usize> = HashMap::new();
-        let mut children: HashMap<OpId, Vec<OpId>> = HashMap::new();
-        let mut ready: Vec<OpId> = Vec::new();
+        let mut children: HashMap<OpId, BTreeSet<OpId>> = HashMap::new();
+        let mut ready: Vec<(OpId, Option<Vec<OpId>>, Vec<OpId>)> = Vec::new();
+        let mut memo = Blocked::new();
+        let mut over = Vec::new();
+        let stubs_at = self.stub_changes;
         for (id, op) in &self.orphans {
-            let missing = op
-                .parents()
-                .iter()
-                .filter(|p| !self.ops.contains_key(p))
-                .inspect(|p| children.entry(**p).or_default().push(*id))
-                .count();
-            if missing == 0 {
-                ready.push(*id);
+            let reading = if self.over.contains(id) {
+                Reading::Over(self.unheld_parents(op))
             } else {
-                waiting.insert(*id, missing);
-            }
-        }
-        let mut added = Vec::new();
-        while let Some(id) = ready.pop() {
-            let Some(op) = self.orphans.remove(&id) else {
-                continue;
+                self.reading_with(op, &mut memo)
             };
-            self.kept(&op);
-            self.ops.insert(id, op);
-            added.push(id);
-            for child in children.remove(&id).unwrap_or_default() {
-                if let Some(count) = waiting.get_mut(&child) {
-                    *count -= 1;
-                    if *count == 0 {
-                        waiting.remove(&child);
-                        ready.push(child);
+            match reading {
+                Reading::Named => ready.push((*id, None, Vec::new())),
+                Reading::Read { parents, via } => ready.push((*id, Some(parents), via)),
+                Reading::Over(missing) => {
+                    over.push(*id);
+                    waiting.insert(*id, missing.len());
+                    for p in missing {
+                        children.entry(p).or_default().insert(*id);
+                    }
+                }
+                Reading::Waits(missing) => {
+                    waiting.insert(*id, missing.len());
+                    for p in missing {
+                        children.entry(p).or_default().insert(*id);
                     }
                 }
             }
         }
+        let mut added = Vec::new();
+        while let Some((id, read, via)) = ready.pop() {
+            let Some(op) = self.orphans.remove(&id) else {
+                continue;
+            };
+            self.join(op, read, via);
+            // What refused ops wait for may have just joined.
+            memo.clear();
+            added.push(id);
+            for child in children.remove(&id).unwrap_or_default() {
+                let Some(count) = waiting.get_mut(&child) else {
+                    continue;
+                };
+                *count = count.saturating_sub(1);
+                if *count > 0 {
+                    continue;
+                }
+                waiting.remove(&child);
+                let Some(op) = self.orphans.get(&child) else {
+                    continue;
+                };
+                // Read again: what it waited for is held now, and may be a refused op's
+                // parent.
+                match self.reading_with(op, &mut memo) {
+                    Reading::Named => ready.push((child, None, Vec::new())),
+                    Reading::Read { parents, via } => ready.push((child, Some(parents), via)),
+                    Reading::Waits(missing) | Reading::Over(missing) => {
+                        waiting.insert(child, missing.len());
+                        for p in missing {
+                            children.entry(p).or_default().insert(child);
+                        }
+                    }
+                }
+            }
+        }
+        children.retain(|_, orphans| {
+            orphans.retain(|o| waiting.contains_key(o));
+            !orphans.is_empty()
+        });
+        self.wanted = children;
+        // Remembered only if no stub joined during this pass (that may shorten a reading).
+        if self.stub_changes == stubs_at {
+            self.over.extend(over);
+        }
+        self.over.retain(|id| waiting.contains_key(id));
         added
     }
 
@@ -369,7 +962,7 @@ impl MembershipLog {
             .resolution
             .get_or_init(|| {
                 let ops: Vec<&Op> = self.ops.values().collect();
-                let resolution = Resolution::new(&self.genesis, &ops);
+                let resolution = Resolution::new(&self.genesis, &ops, &self.read);
                 self.past.borrow_mut().observe(&resolution.roster);
                 resolution
             })
@@ -417,7 +1010,7 @@ impl MembershipLog {
             }
             if seen.insert(id) {
                 if let Some(op) = self.ops.get(&id) {
-                    stack.extend(op.parents().iter().copied());
+                    stack.extend(parents_of(op, &self.read).iter().copied());
                 }
             }
         }
@@ -447,12 +1040,12 @@ impl MembershipLog {
         while let Some(id) = stack.pop() {
             if seen.insert(id) {
                 if let Some(op) = self.ops.get(&id) {
-                    stack.extend(op.parents().iter().copied());
+                    stack.extend(parents_of(op, &self.read).iter().copied());
                 }
             }
         }
         let subset: Vec<&Op> = seen.iter().filter_map(|id| self.ops.get(id)).collect();
-        let roster = Arc::new(super::resolve(&self.genesis, &subset));
+        let roster = Arc::new(Resolution::new(&self.genesis, &subset, &self.read).roster);
         self.remember(key, Arc::clone(&roster));
         Some(roster)
     }
@@ -505,6 +1098,19 @@ impl MembershipLog {
     /// Whether no op beyond genesis is held.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// The parents an op held is read as naming, where they differ from those it names (it
+    /// names an op refused over the quota here: [`MembershipLog::refuse_over_quota`]), sorted.
+    pub fn read_parents(&self, id: &OpId) -> Option<&[OpId]> {
+        self.read.get(id).map(Vec::as_slice)
+    }
+
+    /// Whether some op held is read as naming other parents than it names
+    /// ([`MembershipLog::read_parents`]): then a roster at given heads depends on what this
+    /// replica refused, not on the heads alone.
+    pub fn reads_any(&self) -> bool {
+        !self.read.is_empty()
     }
 
     /// Ops waiting for parents.

@@ -11,6 +11,7 @@
 mod at_heads;
 mod authors;
 mod log;
+mod quota_refused;
 #[cfg(test)]
 pub(crate) mod random_history;
 mod resolve;
@@ -18,8 +19,9 @@ mod resolve;
 pub use at_heads::{MembersAt, Membership, SharedStates};
 pub use log::{
     InsertOutcome, MembershipLog, OpRefusal, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_ORPHANS,
-    MAX_ORPHANS_PER_AUTHOR,
+    MAX_ORPHANS_PER_AUTHOR, MAX_READ_PARENTS, MAX_READ_THROUGH,
 };
+pub use quota_refused::{MAX_QUOTA_REFUSED, MAX_QUOTA_REFUSED_PARENTS};
 pub use resolve::{
     resolve, Mailbox, Member, Pending, PendingKind, Removed, RemovedMailbox, Roster, MAX_MAILBOXES,
     MAX_ROUNDS,

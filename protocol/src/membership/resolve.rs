@@ -323,7 +323,13 @@ impl Roster {
 /// Resolve a set of ops into a roster. Ops whose parents are not all in the set are ignored, as
 /// are ops of other collectives.
 pub fn resolve(genesis: &SignedGenesis, ops: &[&Op]) -> Roster {
-    Resolution::new(genesis, ops).roster
+    Resolution::new(genesis, ops, &HashMap::new()).roster
+}
+
+/// The parents the resolver reads for `op`: those `read` holds for it (the membership log's
+/// reading of edges to ops refused over the quota, `log.rs`), else those it names.
+pub(crate) fn parents_of<'a>(op: &'a Op, read: &'a HashMap<OpId, Vec<OpId>>) -> &'a [OpId] {
+    read.get(&op.id()).map_or(op.parents(), Vec::as_slice)
 }
 
 /// A resolution that can take one more op at the end of the canonical order without replaying
@@ -339,8 +345,14 @@ pub(crate) struct Resolution {
 }
 
 impl Resolution {
-    pub(crate) fn new(genesis: &SignedGenesis, ops: &[&Op]) -> Self {
-        let (graph, sorted) = Graph::build(genesis.id(), ops);
+    /// The resolution of `ops`, each read as naming the parents `read` holds for it, if any
+    /// (else those it names).
+    pub(crate) fn new(
+        genesis: &SignedGenesis,
+        ops: &[&Op],
+        read: &HashMap<OpId, Vec<OpId>>,
+    ) -> Self {
+        let (graph, sorted) = Graph::build(genesis.id(), ops, read);
         let k = usize::from(genesis.genesis().policy.approvals_required);
         let (fix, replay) = fixpoint(&graph, &sorted, genesis, None, &BTreeSet::new());
         let moderators = replay.current_moderators(&graph, &fix);
@@ -390,17 +402,18 @@ impl Resolution {
     /// Take `op`, whose parents are exactly the current heads, as the last op of the canonical
     /// order. Returns false (changing nothing) when the op could change which removals are
     /// effective or who was ever promoted: the caller then resolves from scratch.
-    pub(crate) fn append(&mut self, genesis: &SignedGenesis, op: &Op) -> bool {
+    /// `parents` are the parents it is read as naming (`parents_of`).
+    pub(crate) fn append(&mut self, genesis: &SignedGenesis, op: &Op, parents: &[OpId]) -> bool {
         if self.fallback.is_some()
             || op.body().collective != genesis.id()
-            || op.parents() != self.roster.heads.as_slice()
+            || parents != self.roster.heads.as_slice()
             || self.graph.pos.contains_key(&op.id())
         {
             return false;
         }
         let mut replay = self.replay.clone();
         let mut graph = self.graph.clone();
-        let i = graph.push(op);
+        let i = graph.push(op, parents);
         // The new op is last: it is in no effective removal's past, so the pasts stay valid.
         replay.step(&graph, &self.effective, &self.fix, None, i, op);
         replay.finish(&graph, &self.fix);
@@ -466,7 +479,11 @@ struct Graph {
 }
 
 impl Graph {
-    fn build<'a>(collective: CollectiveId, ops: &[&'a Op]) -> (Self, Vec<&'a Op>) {
+    fn build<'a>(
+        collective: CollectiveId,
+        ops: &[&'a Op],
+        read: &HashMap<OpId, Vec<OpId>>,
+    ) -> (Self, Vec<&'a Op>) {
         let by_id: HashMap<OpId, &'a Op> = ops
             .iter()
             .filter(|op| op.body().collective == collective)
@@ -476,14 +493,15 @@ impl Graph {
         let mut children: HashMap<OpId, Vec<OpId>> = HashMap::new();
         let mut ready = BTreeSet::new();
         for (id, op) in &by_id {
-            if op.parents().iter().any(|p| !by_id.contains_key(p)) {
+            let parents = parents_of(op, read);
+            if parents.iter().any(|p| !by_id.contains_key(p)) {
                 continue; // incomplete history: not part of this resolution
             }
-            for parent in op.parents() {
+            for parent in parents {
                 children.entry(*parent).or_default().push(*id);
             }
-            indegree.insert(*id, op.parents().len());
-            if op.parents().is_empty() {
+            indegree.insert(*id, parents.len());
+            if parents.is_empty() {
                 ready.insert(*id);
             }
         }
@@ -495,7 +513,7 @@ impl Graph {
         let mut sorted = Vec::with_capacity(indegree.len());
         while let Some(id) = ready.pop_first() {
             let op = by_id[&id];
-            graph.push(op);
+            graph.push(op, parents_of(op, read));
             sorted.push(op);
             for child in children.get(&id).map(Vec::as_slice).unwrap_or(&[]) {
                 if let Some(count) = indegree.get_mut(child) {
@@ -510,11 +528,10 @@ impl Graph {
         (graph, sorted)
     }
 
-    /// Append an op whose parents are all present; returns its position.
-    fn push(&mut self, op: &Op) -> usize {
+    /// Append an op whose (read) `parents` are all present; returns its position.
+    fn push(&mut self, op: &Op, parents: &[OpId]) -> usize {
         let i = self.ids.len();
-        let parents = op
-            .parents()
+        let parents = parents
             .iter()
             .filter_map(|p| self.pos.get(p))
             .filter_map(|p| u32::try_from(*p).ok())

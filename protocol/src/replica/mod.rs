@@ -13,7 +13,6 @@ mod deliveries;
 mod held;
 mod named;
 mod posts;
-mod quota_refused;
 mod refusal;
 
 use std::collections::{HashMap, HashSet};
@@ -35,6 +34,7 @@ use crate::reconcile::Item;
 use crate::sig;
 use crate::{ContentId, DeliveryId, EpochId, MemberId, OpId};
 
+pub use crate::membership::{MAX_QUOTA_REFUSED, MAX_QUOTA_REFUSED_PARENTS};
 pub use deliveries::{Deliveries, KeptDelivery};
 use held::{Form, HeldItems, Hold, Wait};
 pub use held::{
@@ -43,8 +43,6 @@ pub use held::{
 };
 use named::{Named, NamedMembers};
 pub use posts::Posts;
-use quota_refused::QuotaRefused;
-pub use quota_refused::{MAX_QUOTA_REFUSED, MAX_QUOTA_REFUSED_PARENTS};
 pub use refusal::Refusal;
 /// Most items remembered as refused (so sync does not fetch them again).
 pub const MAX_REFUSED: usize = 16_384;
@@ -174,6 +172,28 @@ pub enum Effect {
     },
     /// Delete a membership op the log evicted (an orphan pushed out by newer ones).
     DeleteOp(OpId),
+    /// Keep (or replace) the parents a kept op is read as naming, because it names an op
+    /// refused over the quota here (`MembershipLog::read_parents`), so that it joins again as it
+    /// did on restart ([`State::restore_read_parents`], before [`State::restore_ops`]), not
+    /// only once sync offers the refused op again. At most one per op kept.
+    PutReadParents {
+        /// The op's id.
+        id: OpId,
+        /// The parents it is read as naming (held ops, sorted).
+        parents: Vec<OpId>,
+        /// The refused ops the reading went through.
+        via: Vec<OpId>,
+    },
+    /// Keep the bytes of an op refused over the quota here that a kept op is read through (a
+    /// *stub*: verified, never effective, offered to peers), beside the ops: restored with
+    /// [`State::restore_stubs`] before them. Never deleted with an op (the ops read through it
+    /// are never dropped); one refused op that joins later is stored again as an op.
+    PutStub {
+        /// The refused op's id.
+        id: OpId,
+        /// Its encoding.
+        bytes: Vec<u8>,
+    },
     /// Keep a key delivery.
     PutDelivery {
         /// Its id.
@@ -268,14 +288,17 @@ pub struct State {
     /// keys are ever held, and each entry comes from the key bytes alone ([`sig::KeyCache`]).
     keys: sig::KeyCache,
     keys_at: Vec<OpId>,
-    /// Ops refused because their author's day was full here, with their parents: an item naming
-    /// one among its heads is judged as if it named its parents instead
-    /// ([`State::effective_heads`]).
-    quota_refused: QuotaRefused,
     /// Memberships at named states shared with the other replicas of a simulation (`None` in a
     /// node): [`State::share_named_states`].
     shared: Option<Arc<SharedStates>>,
+    /// The bytes of the most recent ops refused over the quota before their signature was
+    /// checked: when an op arrives that would be read through one of them, it is verified then
+    /// and kept as a stub ([`MembershipLog::add_stub`]), without fetching it again.
+    recent_refused: std::collections::VecDeque<(OpId, Vec<u8>)>,
 }
+
+/// Most refused ops' bytes kept for [`State::verify_wanted`] (about 190 KB).
+const RECENT_REFUSED: usize = 128;
 
 /// Most new shares a replica makes on request for one member per UTC day (twice what one
 /// request may name): an honest member asks again only after a junk share or when a share
@@ -320,8 +343,8 @@ impl State {
             shares_made: HashMap::new(),
             keys: sig::KeyCache::new(),
             keys_at: Vec::new(),
-            quota_refused: QuotaRefused::default(),
             shared: None,
+            recent_refused: std::collections::VecDeque::new(),
         }
     }
 
@@ -366,13 +389,13 @@ impl State {
     /// How many op ids are remembered as refused over their author's daily quota (at most
     /// [`MAX_QUOTA_REFUSED`]).
     pub fn quota_refused_count(&self) -> usize {
-        self.quota_refused.len()
+        self.log.quota_refused_count()
     }
 
     /// Whether the op `id` is remembered as refused over its author's daily quota: items
     /// naming it among their heads are judged as if they named its parents instead.
     pub fn refused_over_quota(&self, id: &OpId) -> bool {
-        self.quota_refused.parents(id).is_some()
+        self.log.refused_over_quota(id)
     }
 
     /// The bytes the held items are accounted for (at most [`MAX_HELD_BYTES`]).
@@ -403,9 +426,26 @@ impl State {
         self.seq
     }
 
+    /// Load the readings of ops that name an op refused over the quota
+    /// ([`Effect::PutReadParents`]), read back from this replica's own store. Call before
+    /// [`State::restore_ops`]: an op with a reading joins as it did before the restart once the
+    /// parents it is read as naming are held.
+    pub fn restore_read_parents(&mut self, readings: Vec<(OpId, Vec<OpId>, Vec<OpId>)>) {
+        self.log.restore_readings(readings);
+    }
+
+    /// Load the stubs ([`Effect::PutStub`]) read back from this replica's own store. Call before
+    /// [`State::restore_read_parents`] and [`State::restore_ops`].
+    pub fn restore_stubs(&mut self, stubs: Vec<Op>) {
+        for op in stubs {
+            self.log.restore_stub(op);
+        }
+    }
+
     /// Load ops read back from this replica's own store.
     pub fn restore_ops(&mut self, ops: Vec<Op>) {
         self.log.extend(ops);
+        self.log.restored();
         // Evictions while loading are of orphans the store still holds; the next insert that
         // evicts deletes them.
         self.index.ops = None;
@@ -668,7 +708,27 @@ impl State {
         }
         if let Err(why) = self.log.precheck(&body.author, body.timestamp) {
             if why == OpRefusal::OverQuota {
-                self.refuse_over_quota(OpId(SetKind::Ops.id_of(bytes)), &body.parents);
+                let id = OpId(SetKind::Ops.id_of(bytes));
+                // An op waits for it: verified now (and kept as a stub), or refused as forged.
+                if self.log.is_stub(&id) {
+                    // Kept already (a peer offers back the stub this replica offered).
+                } else if self.log.wants(&id) {
+                    match Op::decode(bytes, self.log.collective()) {
+                        Ok(op) => {
+                            self.refuse_over_quota(id, &body.parents, effects);
+                            self.stubbed(op, effects);
+                            self.verify_wanted(effects);
+                        }
+                        Err(e) if e.is_peer_fault() => return Ingested::Rejected(e.into()),
+                        Err(e) => return Ingested::Ignored(e.into()),
+                    }
+                } else {
+                    self.refuse_over_quota(id, &body.parents, effects);
+                    if self.recent_refused.len() >= RECENT_REFUSED {
+                        self.recent_refused.pop_front();
+                    }
+                    self.recent_refused.push_back((id, bytes.to_vec()));
+                }
             }
             return Ingested::Ignored(why.into());
         }
@@ -688,18 +748,47 @@ impl State {
         if self.log.contains(&id) {
             return Ingested::Duplicate;
         }
-        let waits: Vec<Wait> = op
-            .parents()
-            .iter()
-            .filter(|p| !self.log.contains(p))
-            .map(|p| Wait::Op(*p))
-            .collect();
-        if !waits.is_empty() && self.log.holds(&id) {
-            // Still an orphan of the log: wait on.
-            let author = op.author();
-            return self.hold(Form::Op(Box::new(op)), Some(author), waits);
+        // Refused ops it would be read through whose bytes are at hand: verified and kept as
+        // stubs first, so it is judged (and joins) now.
+        loop {
+            let missing = self.log.missing(&op);
+            let Some(at) = self
+                .recent_refused
+                .iter()
+                .position(|(id, _)| missing.contains(id))
+            else {
+                break;
+            };
+            let Some((_, bytes)) = self.recent_refused.remove(at) else {
+                break;
+            };
+            if let Ok(stub) = Op::decode(&bytes, self.log.collective()) {
+                self.stubbed(stub, effects);
+            }
+        }
+        // What it waits for: parents neither held nor refused over the quota here (one refused
+        // so is read as naming that op's parents, `MembershipLog::refuse_over_quota`).
+        let waits: Vec<Wait> = self.log.missing(&op).into_iter().map(Wait::Op).collect();
+        if self.log.holds(&id) {
+            if !waits.is_empty() {
+                // Still an orphan of the log: wait on.
+                let author = op.author();
+                return self.hold(Form::Op(Box::new(op)), Some(author), waits);
+            }
+            // An orphan of the log that can join now (what it waited for was refused over the
+            // quota since).
+            let added = self.log.release_waiting();
+            let joined = added.contains(&id);
+            self.membership_grew(added, effects);
+            self.verify_wanted(effects);
+            return if joined {
+                Ingested::Accepted
+            } else {
+                Ingested::Duplicate
+            };
         }
         let waiting = (!waits.is_empty()).then(|| op.clone());
+        let verified = op.clone();
         let parents = op.parents().to_vec();
         let bytes = op.encoded().to_vec();
         // The log decides first (known author, quota, orphan bounds); only what it keeps is
@@ -707,6 +796,12 @@ impl State {
         let outcome = self.log.insert(op);
         self.index.ops = None;
         effects.extend(self.log.take_evicted().into_iter().map(Effect::DeleteOp));
+        self.verify_wanted(effects);
+        self.keep_readings(effects);
+        // A slot freed (an orphan dropped): stubs of that author-day may join as ops now.
+        for stub in self.log.stubs_with_room() {
+            let _ = self.accept_op(stub, effects);
+        }
         if matches!(
             outcome,
             InsertOutcome::Added(_) | InsertOutcome::MissingParents(_)
@@ -733,7 +828,11 @@ impl State {
             // The forwarder may know a proposal this node lacks yet: not its fault.
             InsertOutcome::Refused(why) => {
                 if why == OpRefusal::OverQuota {
-                    self.refuse_over_quota(id, &parents);
+                    self.refuse_over_quota(id, &parents, effects);
+                    if self.log.wants(&id) {
+                        self.stubbed(verified, effects);
+                        self.verify_wanted(effects);
+                    }
                 }
                 Ingested::Ignored(why.into())
             }
@@ -891,10 +990,74 @@ impl State {
 
     /// Remember `id` as refused because its author's day is full here, and try again the items
     /// waiting for it: they are judged as if they named its parents ([`State::effective_heads`]).
-    fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId]) {
-        if self.quota_refused.insert(id, parents) {
+    /// Ops are read through it only once its signature is checked (`State::stubbed`).
+    fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId], effects: &mut Vec<Effect>) {
+        if self.log.refuse_over_quota(id, parents) {
             self.released.push(Wait::Op(id));
         }
+        self.keep_readings(effects);
+    }
+
+    /// Refused ops whose bytes are at hand and that an op now waits for: verified and kept as
+    /// stubs ([`MembershipLog::add_stub`]), which may let in ops waiting for them, and so on
+    /// down a chain. At most [`RECENT_REFUSED`] signature checks in all, each of bytes an op
+    /// waits for; bytes that do not verify are dropped.
+    fn verify_wanted(&mut self, effects: &mut Vec<Effect>) {
+        while let Some(at) = self
+            .recent_refused
+            .iter()
+            .position(|(id, _)| self.log.wants(id))
+        {
+            let Some((_, bytes)) = self.recent_refused.remove(at) else {
+                break;
+            };
+            if let Ok(op) = Op::decode(&bytes, self.log.collective()) {
+                self.stubbed(op, effects);
+            }
+        }
+        self.keep_readings(effects);
+    }
+
+    /// Keep a verified op refused over the quota as a stub ([`MembershipLog::add_stub`]): what
+    /// waited for it is tried again (an op held here then waits for what lies below it, or
+    /// joins).
+    fn stubbed(&mut self, op: Op, effects: &mut Vec<Effect>) {
+        let id = op.id();
+        let added = self.log.add_stub(op);
+        self.released.push(Wait::Op(id));
+        self.membership_grew(added, effects);
+    }
+
+    /// Store the readings of ops that joined read through refused ops, or whose reading
+    /// changed ([`Effect::PutReadParents`]).
+    fn keep_readings(&mut self, effects: &mut Vec<Effect>) {
+        effects.extend(
+            self.log
+                .take_new_stubs()
+                .into_iter()
+                .map(|op| Effect::PutStub {
+                    id: op.id(),
+                    bytes: op.encoded().to_vec(),
+                }),
+        );
+        effects.extend(
+            self.log
+                .take_readings()
+                .into_iter()
+                .map(|(id, parents, via)| Effect::PutReadParents { id, parents, via }),
+        );
+    }
+
+    /// Ops that joined the log outside an insert of their own (orphans let in): what waited
+    /// for them is tried again, and the roster changed. They are in the store already (kept
+    /// there as orphans).
+    fn membership_grew(&mut self, added: Vec<OpId>, effects: &mut Vec<Effect>) {
+        if added.is_empty() {
+            return;
+        }
+        self.index.ops = None;
+        self.released.extend(added.into_iter().map(Wait::Op));
+        effects.push(Effect::Note(Note::MembershipChanged));
     }
 
     /// The heads an item is judged at, when they differ from those it names: each head this
@@ -917,13 +1080,7 @@ impl State {
     /// here. A refusal of an item so judged penalises nobody ([`Ingested::without_penalty_if`]).
     /// Cost: at most the set's ids and parents are visited per item.
     fn effective_heads(&self, heads: &[OpId]) -> Option<Vec<OpId>> {
-        let refused = |h: &OpId| {
-            if self.log.contains(h) {
-                None
-            } else {
-                self.quota_refused.parents(h)
-            }
-        };
+        let refused = |h: &OpId| self.log.refused_parents(h);
         if !heads.iter().any(|h| refused(h).is_some()) {
             return None;
         }
@@ -1183,9 +1340,11 @@ impl State {
         };
         if slot.is_none() {
             let mut items: Vec<Item> = match kind {
+                // Stubs read through are offered too, so a peer can judge them itself.
                 SetKind::Ops => self
                     .log
                     .ops()
+                    .chain(self.log.offered_stubs())
                     .map(|op| Item {
                         timestamp: op.body().timestamp,
                         id: op.id().0,

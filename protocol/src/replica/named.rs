@@ -49,7 +49,7 @@ pub(super) enum NamedMembers {
 impl NamedMembers {
     /// The membership at `heads` (`None`: some of those ops are not held yet). With `shared`
     /// (a simulation's replicas), a state another replica resolved is not resolved again, once
-    /// this log holds its ops ([`SharedStates`]).
+    /// this log holds its ops and reads none through a refused op ([`SharedStates`]).
     pub(super) fn of(
         log: &mut MembershipLog,
         heads: &[OpId],
@@ -61,7 +61,10 @@ impl NamedMembers {
         if let Some(kept) = log.membership_at(heads) {
             return Some(Self::Kept(kept));
         }
-        let Some(shared) = shared else {
+        // Shared only between replicas that read every op as it names its parents: a roster at
+        // given heads is then fixed by those heads; one read through an op refused over the
+        // quota depends on the replica's refusals too.
+        let Some(shared) = shared.filter(|_| !log.reads_any()) else {
             return log.roster_at(heads).map(|r| Self::Roster(Named::At(r)));
         };
         if !heads.iter().all(|h| log.contains(h)) {

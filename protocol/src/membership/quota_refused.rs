@@ -13,6 +13,9 @@
 //! checked before the signature), makes no item pass that would not pass with heads its author
 //! could have named.
 //!
+//! Ops are read the same way, but only through refused ops whose signature was checked (the
+//! log's stubs, `MembershipLog::add_stub`): this set alone never lets an op join.
+//!
 //! Bounded: the most recent [`MAX_QUOTA_REFUSED`] ids, and [`MAX_QUOTA_REFUSED_PARENTS`] parent
 //! ids in all, the oldest forgotten first. A flood of refused ops pushes out older ids, and an
 //! item naming a forgotten one waits for it as it did before this set existed (held up to the
@@ -28,8 +31,8 @@ pub const MAX_QUOTA_REFUSED: usize = 4096;
 pub const MAX_QUOTA_REFUSED_PARENTS: usize = 4 * MAX_QUOTA_REFUSED;
 
 /// The most recent op ids refused over the quota, with the parents each names, oldest first.
-#[derive(Debug, Default)]
-pub(super) struct QuotaRefused {
+#[derive(Debug, Default, Clone)]
+pub(crate) struct QuotaRefused {
     ids: HashMap<OpId, Vec<OpId>>,
     order: VecDeque<OpId>,
     parents: usize,
@@ -38,7 +41,7 @@ pub(super) struct QuotaRefused {
 impl QuotaRefused {
     /// Remember `id`, naming `parents` (already remembered: nothing changes), forgetting the
     /// oldest while over either bound. Returns whether it is new.
-    pub(super) fn insert(&mut self, id: OpId, parents: &[OpId]) -> bool {
+    pub(crate) fn insert(&mut self, id: OpId, parents: &[OpId]) -> bool {
         if self.ids.contains_key(&id) {
             return false;
         }
@@ -57,12 +60,12 @@ impl QuotaRefused {
     }
 
     /// The parents `id` names, if it is remembered.
-    pub(super) fn parents(&self, id: &OpId) -> Option<&[OpId]> {
+    pub(crate) fn parents(&self, id: &OpId) -> Option<&[OpId]> {
         self.ids.get(id).map(Vec::as_slice)
     }
 
     /// How many ids are remembered.
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ids.len()
     }
 }

@@ -1,0 +1,261 @@
+//! Property test for H1's op half (SECURITY.md, "Residual, a split by a member over the quota"):
+//! a member floods more ops for one day than the quota, handed to two replicas in different
+//! random orders, while honest authors write on each side (admissions, a removal of the
+//! flooder). After they sync both ways, every op each side was offered is held there or was
+//! refused over the quota there (nothing waits for good on an op the other side keeps), every
+//! honest op is held on both sides, and the sides agree on who is a member, a moderator and
+//! removed. A third replica given exactly the ops one side holds, in another order, then the
+//! ops it refused, resolves exactly that side's roster: the same ops held and refused, the
+//! same roster.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod names;
+mod proptest_seed;
+
+use std::collections::BTreeSet;
+
+use lookout_protocol::identity::Identity;
+use lookout_protocol::membership::{Action, Op, Policy, SignedGenesis};
+use lookout_protocol::replica::{Ingested, SetKind, State};
+use lookout_protocol::{MemberId, OpId};
+use proptest::prelude::*;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const START: u64 = 1_790_000_000;
+const NOW: u64 = START + 5_000;
+
+fn ingest(state: &mut State, op: &Op, me: &Identity) -> Ingested {
+    state.ingest(SetKind::Ops, op.encoded(), me, NOW).outcome
+}
+
+/// Every op `from` holds, handed to `to` as a sync batch would be.
+fn sync(from: &State, to: &mut State, me: &Identity) {
+    let ops: Vec<Vec<u8>> = from
+        .log()
+        .ops()
+        .chain(from.log().offered_stubs())
+        .map(|op| op.encoded().to_vec())
+        .collect();
+    let refs: Vec<&[u8]> = ops.iter().map(Vec::as_slice).collect();
+    let _ = to.ingest_ops(&refs, me, NOW);
+}
+
+type Standing = (Vec<(MemberId, bool)>, Vec<MemberId>);
+
+fn standing(state: &State) -> Standing {
+    let roster = state.log().roster();
+    (
+        roster
+            .members()
+            .map(|m| (m.identity.member, m.moderator))
+            .collect(),
+        roster.removed().keys().copied().collect(),
+    )
+}
+
+fn run(seed: u64, extra: usize, remove: bool) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let founder = Identity::generate_at(&mut rng, START);
+    let x = Identity::generate_at(&mut rng, START);
+    let b = Identity::generate_at(&mut rng, START);
+    let genesis = SignedGenesis::create(
+        &founder,
+        &names::secret(),
+        "Props",
+        "f",
+        Policy::default(),
+        START,
+        &mut rng,
+    )
+    .unwrap();
+    let co = genesis.id();
+    let mut setup: Vec<Op> = Vec::new();
+    for (i, who) in [&x, &b].iter().enumerate() {
+        let parents = setup.last().map(|o| vec![o.id()]).unwrap_or_default();
+        setup.push(
+            Op::create(
+                &founder,
+                co,
+                parents,
+                START + 10 + i as u64,
+                Action::ProposeAdd {
+                    identity: who.public(),
+                    name: names::name(format!("m{i}")),
+                },
+            )
+            .unwrap(),
+        );
+    }
+    // x's flood: a random DAG of ops for one day, each naming one or two earlier ones.
+    let total = lookout_protocol::membership::MAX_OPS_PER_AUTHOR_PER_DAY + extra;
+    let mut flood: Vec<Op> = Vec::with_capacity(total);
+    for i in 0..total {
+        let mut parents = BTreeSet::new();
+        if flood.is_empty() {
+            parents.insert(setup[1].id());
+        } else {
+            parents.insert(flood[rng.gen_range(flood.len().saturating_sub(8)..flood.len())].id());
+            if rng.gen_bool(0.3) {
+                parents.insert(flood[rng.gen_range(0..flood.len())].id());
+            }
+        }
+        flood.push(
+            Op::create(
+                &x,
+                co,
+                parents.into_iter().collect(),
+                START + 100 + i as u64,
+                Action::RotateAgreementKey {
+                    identity: x.public(),
+                },
+            )
+            .unwrap(),
+        );
+    }
+    let mut a = State::new(genesis.clone());
+    let mut bs = State::new(genesis.clone());
+    for op in &setup {
+        assert_eq!(ingest(&mut a, op, &founder), Ingested::Accepted);
+        assert_eq!(ingest(&mut bs, op, &b), Ingested::Accepted);
+    }
+    // Each side gets the flood in its own order: mostly in order, with random swaps, so ops
+    // arrive before their parents and each side keeps different ones.
+    let mut order_a: Vec<usize> = (0..total).collect();
+    let mut order_b: Vec<usize> = (0..total).collect();
+    for order in [&mut order_a, &mut order_b] {
+        for _ in 0..total / 2 {
+            let i = rng.gen_range(0..total);
+            let j = (i + rng.gen_range(1..40)).min(total - 1);
+            order.swap(i, j);
+        }
+    }
+    let mut honest: Vec<Op> = Vec::new();
+    let mut joiners = 0u64;
+    for step in 0..total {
+        let op = &flood[order_a[step]];
+        let _ = ingest(&mut a, op, &founder);
+        let op = &flood[order_b[step]];
+        let _ = ingest(&mut bs, op, &b);
+        // Now and then an honest op on either side, on that side's heads.
+        if rng.gen_bool(0.03) {
+            joiners += 1;
+            let n = Identity::generate_at(&mut rng, START);
+            let admit = Op::create(
+                &founder,
+                co,
+                a.log().writer_heads(&founder.member_id()),
+                START + 3_000 + joiners,
+                Action::ProposeAdd {
+                    identity: n.public(),
+                    name: names::name(format!("n{joiners}")),
+                },
+            )
+            .unwrap();
+            assert_eq!(ingest(&mut a, &admit, &founder), Ingested::Accepted);
+            honest.push(admit);
+        }
+        if rng.gen_bool(0.03) {
+            let by_b = Op::create(
+                &b,
+                co,
+                bs.log().writer_heads(&b.member_id()),
+                START + 3_500 + step as u64,
+                Action::RotateAgreementKey {
+                    identity: b.public(),
+                },
+            )
+            .unwrap();
+            assert_eq!(ingest(&mut bs, &by_b, &b), Ingested::Accepted);
+            honest.push(by_b);
+        }
+    }
+    if remove {
+        let removal = Op::create(
+            &founder,
+            co,
+            a.log().writer_heads(&founder.member_id()),
+            START + 4_000,
+            Action::Remove {
+                member: x.member_id(),
+                reason: names::reason("flood"),
+            },
+        )
+        .unwrap();
+        assert_eq!(ingest(&mut a, &removal, &founder), Ingested::Accepted);
+        honest.push(removal);
+    }
+    // Sync both ways until nothing changes (orphans evicted on the way are fetched again).
+    for _ in 0..6 {
+        let before = (a.log().len(), bs.log().len());
+        sync(&a, &mut bs, &b);
+        sync(&bs, &mut a, &founder);
+        // The flood offered again, as a peer holding the evicted ops would.
+        for op in &flood {
+            let _ = ingest(&mut a, op, &founder);
+            let _ = ingest(&mut bs, op, &b);
+        }
+        if (a.log().len(), bs.log().len()) == before {
+            break;
+        }
+    }
+    for (side, state) in [("A", &a), ("B", &bs)] {
+        for op in flood.iter().chain(&honest) {
+            assert!(
+                state.log().contains(&op.id()) || state.refused_over_quota(&op.id()),
+                "side {side}: an op neither held nor refused over the quota"
+            );
+        }
+        for op in &honest {
+            assert!(
+                state.log().contains(&op.id()),
+                "side {side}: an honest op waits"
+            );
+        }
+        assert_eq!(state.log().orphan_count(), 0, "side {side}: orphans left");
+    }
+    assert_eq!(standing(&a), standing(&bs));
+    if remove {
+        assert!(a.log().roster().is_removed(&x.member_id()));
+    }
+    // The same ops held and refused, in another order: the same roster.
+    for (state, me) in [(&a, &founder), (&bs, &b)] {
+        let mut held: Vec<Op> = state.log().ops().cloned().collect();
+        held.shuffle(&mut rng);
+        let mut c = State::new(genesis.clone());
+        for chunk in held.chunks(held.len() / 3 + 1) {
+            let bytes: Vec<&[u8]> = chunk.iter().map(Op::encoded).collect();
+            let _ = c.ingest_ops(&bytes, me, NOW);
+        }
+        // Only what it holds (not the stubs it offers), as the other side's ops come after.
+        for _ in 0..3 {
+            let ops: Vec<Vec<u8>> = state.log().ops().map(|op| op.encoded().to_vec()).collect();
+            let refs: Vec<&[u8]> = ops.iter().map(Vec::as_slice).collect();
+            let _ = c.ingest_ops(&refs, me, NOW);
+        }
+        for op in &flood {
+            if !state.log().contains(&op.id()) {
+                let _ = ingest(&mut c, op, me);
+            }
+        }
+        let c_ids: BTreeSet<OpId> = c.log().ops().map(Op::id).collect();
+        let ids: BTreeSet<OpId> = state.log().ops().map(Op::id).collect();
+        assert_eq!(c_ids, ids, "the third replica holds other ops");
+        assert_eq!(c.log().roster(), state.log().roster());
+    }
+}
+
+proptest! {
+    #![proptest_config(proptest_seed::config(6))]
+
+    #[test]
+    fn floods_split_no_honest_op_and_the_same_ops_resolve_the_same(
+        seed in any::<u64>(),
+        extra in 4usize..48,
+        remove in any::<bool>(),
+    ) {
+        run(seed, extra, remove);
+    }
+}
