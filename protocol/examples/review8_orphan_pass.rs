@@ -13,77 +13,21 @@
 
 use std::time::Instant;
 
-use lookout_protocol::identity::Identity;
-use lookout_protocol::membership::{
-    Action, InsertOutcome, MembershipLog, Op, Policy, SignedGenesis,
-};
-use lookout_protocol::text::{CollectiveSecret, SealedText, TextField};
+use lookout_protocol::membership::{Action, InsertOutcome, MembershipLog, Op};
 use lookout_protocol::OpId;
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha20Rng;
 
-const START: u64 = 1_790_000_000;
+mod review8_common;
 
-/// CPU time of this process (user + system), in seconds, from /proc/self/stat.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
-}
+use review8_common::{cpu_secs, World, START};
 
 fn main() {
     let inserts: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100);
-    let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let founder = Identity::generate_at(&mut rng, START);
-    let x = Identity::generate_at(&mut rng, START);
-    let genesis = SignedGenesis::create(
-        &founder,
-        &CollectiveSecret::from_bytes([3; 32]),
-        "R8",
-        "f",
-        Policy::default(),
-        START,
-        &mut rng,
-    )
-    .unwrap();
-    let co = genesis.id();
-    let add = Op::create(
-        &founder,
-        co,
-        vec![],
-        START + 10,
-        Action::ProposeAdd {
-            identity: x.public(),
-            name: SealedText {
-                nonce: [0; 24],
-                ciphertext: vec![0; TextField::MemberName.sealed_bytes()].into(),
-            },
-        },
-    )
-    .unwrap();
-    let xop = |parents: Vec<OpId>, at: u64| {
-        Op::create(
-            &x,
-            co,
-            parents,
-            at,
-            Action::RotateAgreementKey {
-                identity: x.public(),
-            },
-        )
-        .unwrap()
-    };
+    let w = World::new();
+    let (founder, genesis, co, add) = (&w.founder, &w.genesis, w.co, &w.add);
+    let xop = |parents: Vec<OpId>, at: u64| w.xop(parents, at);
     for (heavy, churn) in [(false, false), (true, false), (true, true)] {
         let mut log = MembershipLog::new(genesis.clone());
         let _ = log.insert(add.clone());
@@ -121,7 +65,7 @@ fn main() {
         let ops: Vec<Op> = (0..inserts)
             .map(|i| {
                 let op = Op::create(
-                    &founder,
+                    founder,
                     co,
                     heads.clone(),
                     START + 2000 + i,

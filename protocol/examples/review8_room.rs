@@ -9,75 +9,21 @@
 //! replica takes in, `State::accept_op`) and of CALLS calls with no free slot.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use lookout_protocol::identity::Identity;
-use lookout_protocol::membership::{
-    Action, InsertOutcome, MembershipLog, Op, Policy, SignedGenesis,
-};
-use lookout_protocol::text::{CollectiveSecret, SealedText, TextField};
+use lookout_protocol::membership::{InsertOutcome, MembershipLog};
 use lookout_protocol::OpId;
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha20Rng;
 
-const START: u64 = 1_790_000_000;
+mod review8_common;
 
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
+use review8_common::{cpu_secs, World, START};
 
 fn main() {
     let calls: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100);
-    let mut rng = ChaCha20Rng::seed_from_u64(1);
-    let founder = Identity::generate_at(&mut rng, START);
-    let x = Identity::generate_at(&mut rng, START);
-    let genesis = SignedGenesis::create(
-        &founder,
-        &CollectiveSecret::from_bytes([3; 32]),
-        "R8",
-        "f",
-        Policy::default(),
-        START,
-        &mut rng,
-    )
-    .unwrap();
-    let co = genesis.id();
-    let add = Op::create(
-        &founder,
-        co,
-        vec![],
-        START + 10,
-        Action::ProposeAdd {
-            identity: x.public(),
-            name: SealedText {
-                nonce: [0; 24],
-                ciphertext: vec![0; TextField::MemberName.sealed_bytes()].into(),
-            },
-        },
-    )
-    .unwrap();
-    let xop = |parents: Vec<OpId>, at: u64| {
-        Op::create(
-            &x,
-            co,
-            parents,
-            at,
-            Action::RotateAgreementKey {
-                identity: x.public(),
-            },
-        )
-        .unwrap()
-    };
+    let w = World::new();
+    let (genesis, add) = (&w.genesis, &w.add);
+    let xop = |parents: Vec<OpId>, at: u64| w.xop(parents, at);
     let mut log = MembershipLog::new(genesis.clone());
     let _ = log.insert(add.clone());
     let mut prev = add.id();

@@ -154,7 +154,7 @@ impl PostIndex {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use lookout_protocol::envelope::PostKind;
@@ -236,7 +236,8 @@ mod tests {
         );
     }
 
-    fn draft(text: &str) -> crate::api::PostDraft {
+    /// A violence alert with one phone number and `text` (the node's unit tests of posts).
+    pub(in crate::replica) fn draft(text: &str) -> crate::api::PostDraft {
         crate::api::PostDraft {
             category: lookout_protocol::content::Category::Violence,
             severity: lookout_protocol::content::Severity::High,

@@ -149,29 +149,11 @@ mod tests {
 
     use super::{encode, ENVELOPE_ONLY};
     use crate::api::{AlertFilter, ErrorCode, Request};
+    use crate::replica::post_index::tests::draft;
     use crate::replica::{now, Replica};
     use crate::store::{Store, StoreError, Tree, STORE_FORMAT};
 
     const PASS: &[u8] = b"test passphrase";
-
-    fn draft(text: &str) -> crate::api::PostDraft {
-        crate::api::PostDraft {
-            category: lookout_protocol::content::Category::Violence,
-            severity: lookout_protocol::content::Severity::High,
-            description: text.into(),
-            phones: vec!["07700 900123".into()],
-            phones_as_typed: false,
-            plates: vec![],
-            names: vec![],
-            handles: vec![],
-            physical: String::new(),
-            area: "Station Road".into(),
-            incident_time: None,
-            expires_in_days: None,
-            language: "en".into(),
-            on_behalf: false,
-        }
-    }
 
     /// Ana's home with a collective, 6 alerts, one of them retracted.
     fn home_with_posts(home: &std::path::Path) -> (Replica, Vec<ContentId>) {
