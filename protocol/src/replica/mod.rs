@@ -607,7 +607,12 @@ impl State {
         effects: &mut Vec<Effect>,
     ) -> Ingested {
         let id = kind.refusal_key(bytes);
-        if self.refused.contains(&id) || self.still_deferred(&id, now) {
+        // An op refused over the quota (deferred until the log changes) that an orphan has
+        // waited for since is judged again, so it is verified and kept as a stub: a stub added
+        // changes what orphans wait for but not the log's generation, and the orphan waiting
+        // below it would wait for good (`quota_ops_props` regression, seed 10121065744911640062).
+        let wanted = kind == SetKind::Ops && self.log.wants(&OpId(id));
+        if self.refused.contains(&id) || (!wanted && self.still_deferred(&id, now)) {
             return Ingested::Duplicate;
         }
         // The same bytes as an item held: judged again from what its first check established.
