@@ -160,7 +160,7 @@ pub(super) mod tests {
     use lookout_protocol::envelope::PostKind;
     use lookout_protocol::MemberId;
 
-    const PASS: &[u8] = b"test passphrase";
+    pub(in crate::replica) const PASS: &[u8] = b"test passphrase";
 
     fn meta(n: u64, expires: u64) -> Entry {
         let mut id = [0; 32];
@@ -257,7 +257,7 @@ pub(super) mod tests {
     }
 
     /// Ana's new home at `home`, founding a collective with the default policy.
-    fn founded_at(home: &std::path::Path) -> crate::replica::Replica {
+    pub(in crate::replica) fn founded_at(home: &std::path::Path) -> crate::replica::Replica {
         let (mut ana, _) = crate::replica::Replica::create(
             home,
             PASS,

@@ -149,26 +149,15 @@ mod tests {
 
     use super::{encode, ENVELOPE_ONLY};
     use crate::api::{AlertFilter, ErrorCode, Request};
-    use crate::replica::post_index::tests::draft;
+    use crate::replica::post_index::tests::{draft, founded_at};
     use crate::replica::{now, Replica};
     use crate::store::{Store, StoreError, Tree, STORE_FORMAT};
 
-    const PASS: &[u8] = b"test passphrase";
+    use crate::replica::post_index::tests::PASS;
 
     /// Ana's home with a collective, 6 alerts, one of them retracted.
     fn home_with_posts(home: &std::path::Path) -> (Replica, Vec<ContentId>) {
-        let (mut ana, _) = Replica::create(
-            home,
-            PASS,
-            "Ana",
-            lookout_protocol::passphrase::KdfParams::TESTING,
-        )
-        .unwrap();
-        ana.create_collective(
-            "Night Shift",
-            lookout_protocol::membership::Policy::default(),
-        )
-        .unwrap();
+        let mut ana = founded_at(home);
         let mut ids: Vec<ContentId> = (0..6)
             .map(|i| ana.post(draft(&format!("alert {i}"))).unwrap())
             .collect();
