@@ -142,7 +142,7 @@ const CHECK_PREFIX: &[u8] = b"lookout store v";
 /// post as its envelope only (`replica/post_record.rs`); format 2 kept the decoded post beside
 /// it. The store itself reads both alike: what differs is the posts' records, which the replica
 /// rewrites when it opens a store of format 2, then marks it 3 ([`Store::set_format`]).
-pub const STORE_FORMAT: u32 = 3;
+pub const STORE_FORMAT: u32 = 4;
 /// The oldest format this version opens (format 1 homes are refused by their key file).
 const OLDEST_FORMAT: u32 = 2;
 
