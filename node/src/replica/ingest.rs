@@ -375,7 +375,13 @@ impl Replica {
             return Ok(Vec::new());
         };
         let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
+        // Posts grouped by pack (`post_pack.rs`), so each pack is opened once (the order of
+        // what is served does not matter: each item names itself).
+        let mut ordered = ids.to_vec();
+        if kind == SetKind::Envelopes {
+            ordered.sort_by_key(|id| self.post_index.pack_of(&ContentId(*id)));
+        }
+        for id in &ordered {
             match kind {
                 SetKind::Ops => {
                     // Held ops, and the refused ops some of them are read through (stubs).
