@@ -304,3 +304,131 @@ impl<B: NetworkBehaviour> NetworkBehaviour for OnlyOn<B> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::swarm::dummy;
+
+    fn addr(port: u16) -> Multiaddr {
+        format!("/ip4/127.0.0.1/tcp/{port}")
+            .parse()
+            .unwrap_or_else(|_| Multiaddr::empty())
+    }
+
+    fn outbound(
+        w: &mut OnlyOn<dummy::Behaviour>,
+        c: ConnectionId,
+        p: PeerId,
+        a: &Multiaddr,
+    ) -> bool {
+        let handler =
+            w.handle_established_outbound_connection(c, p, a, Endpoint::Dialer, PortUse::New);
+        matches!(handler, Ok(Either::Left(_)))
+    }
+
+    fn inbound(w: &mut OnlyOn<dummy::Behaviour>, c: ConnectionId, p: PeerId) -> bool {
+        let handler = w.handle_established_inbound_connection(c, p, &addr(1), &addr(2));
+        matches!(handler, Ok(Either::Left(_)))
+    }
+
+    #[test]
+    fn a_connection_nobody_chose_gets_no_handler() {
+        let mut w = OnlyOn::new(dummy::Behaviour);
+        let peer = PeerId::random();
+        assert!(!outbound(
+            &mut w,
+            ConnectionId::new_unchecked(1),
+            peer,
+            &addr(9)
+        ));
+        assert!(!inbound(&mut w, ConnectionId::new_unchecked(2), peer));
+        assert!(!w.carries(&peer));
+    }
+
+    #[test]
+    fn an_announced_connection_carries_it_once() {
+        let mut w = OnlyOn::new(dummy::Behaviour);
+        let (c, peer) = (ConnectionId::new_unchecked(1), PeerId::random());
+        w.expect_connection(c);
+        assert!(outbound(&mut w, c, peer, &addr(9)));
+        assert!(w.carries(&peer));
+        // The announcement is used up: another connection of that peer does not carry it.
+        assert!(!outbound(
+            &mut w,
+            ConnectionId::new_unchecked(2),
+            peer,
+            &addr(9)
+        ));
+    }
+
+    #[test]
+    fn only_outbound_connections_to_a_chosen_address_carry_it() {
+        let mut w = OnlyOn::new(dummy::Behaviour);
+        let peer = PeerId::random();
+        w.select_addresses([addr(9)]);
+        let with_peer = addr(9).with(Protocol::P2p(peer));
+        assert!(outbound(
+            &mut w,
+            ConnectionId::new_unchecked(1),
+            peer,
+            &with_peer
+        ));
+        assert!(!outbound(
+            &mut w,
+            ConnectionId::new_unchecked(2),
+            peer,
+            &addr(8)
+        ));
+        assert!(!inbound(&mut w, ConnectionId::new_unchecked(3), peer));
+        w.select_addresses([]);
+        assert!(!outbound(
+            &mut w,
+            ConnectionId::new_unchecked(4),
+            peer,
+            &addr(9)
+        ));
+    }
+
+    #[test]
+    fn a_selected_peer_is_forgotten_when_it_leaves() {
+        let mut w = OnlyOn::new(dummy::Behaviour);
+        let peer = PeerId::random();
+        w.select_peer(peer);
+        assert!(inbound(&mut w, ConnectionId::new_unchecked(1), peer));
+        w.on_swarm_event(FromSwarm::ConnectionClosed(ConnectionClosed {
+            peer_id: peer,
+            connection_id: ConnectionId::new_unchecked(1),
+            endpoint: &libp2p::core::ConnectedPoint::Dialer {
+                address: addr(9),
+                role_override: Endpoint::Dialer,
+                port_use: PortUse::New,
+            },
+            cause: None,
+            remaining_established: 0,
+        }));
+        assert!(!w.carries(&peer));
+        assert!(!inbound(&mut w, ConnectionId::new_unchecked(2), peer));
+        w.select_peer(peer);
+        w.forget_peer(&peer);
+        assert!(!inbound(&mut w, ConnectionId::new_unchecked(3), peer));
+    }
+
+    #[test]
+    fn announcements_are_bounded() {
+        let mut w = OnlyOn::new(dummy::Behaviour);
+        for i in 0..(MAX_EXPECTED_CONNECTIONS + 10) {
+            w.expect_connection(ConnectionId::new_unchecked(i));
+        }
+        assert_eq!(w.expected.len(), MAX_EXPECTED_CONNECTIONS);
+        // The oldest went first.
+        assert!(!outbound(
+            &mut w,
+            ConnectionId::new_unchecked(0),
+            PeerId::random(),
+            &addr(9)
+        ));
+        let newest = ConnectionId::new_unchecked(MAX_EXPECTED_CONNECTIONS + 9);
+        assert!(outbound(&mut w, newest, PeerId::random(), &addr(9)));
+    }
+}
