@@ -827,6 +827,12 @@ impl EventLoop {
     fn refresh_mailboxes(&mut self) {
         let current: Vec<([u8; 32], Vec<Multiaddr>)> = roster_mailboxes(&self.replica);
         let removed: Vec<PeerId> = self.mailboxes.set_roster(current, Instant::now());
+        // Only connections to the roster's mailbox addresses carry the mailbox admission.
+        let addresses: Vec<Multiaddr> = self.mailboxes.addresses().cloned().collect();
+        self.swarm
+            .behaviour_mut()
+            .mailbox
+            .select_addresses(addresses);
         for peer in removed {
             // Out of every use at once (no sync, no relay); connected only to be told.
             if let Some((_, listener)) = self.relayed.remove(&peer) {
@@ -859,7 +865,7 @@ impl EventLoop {
         info!(peer = %short(&peer), "dropping a mailbox no longer on the roster");
         self.admissions.remove(&peer);
         if let Some(id) = self.swarm.behaviour().gate.mailbox_of(&peer) {
-            self.swarm.behaviour_mut().gate.forget_mailbox(&id);
+            self.swarm.behaviour_mut().forget_mailbox(&id);
         }
         if let Some((_, listener)) = self.relayed.remove(&peer) {
             self.swarm.remove_listener(listener);
@@ -869,6 +875,7 @@ impl EventLoop {
             .gate
             .inner
             .autonat
+            .inner
             .remove_server(&peer);
         self.close_circuits_through(peer);
         if self.swarm.behaviour().gate.member_of(&peer).is_some() {
@@ -1318,6 +1325,8 @@ impl EventLoop {
         for (id, addr) in due {
             let opts = DialOpts::unknown_peer_id().address(addr).build();
             let connection = opts.connection_id();
+            // Only this connection carries the mailbox admission.
+            self.swarm.behaviour_mut().dialling_mailbox(connection);
             match self.swarm.dial(opts) {
                 Ok(()) => {
                     self.mailbox_dials.insert(connection, id);
@@ -1467,6 +1476,7 @@ impl EventLoop {
                         .gate
                         .inner
                         .autonat
+                        .inner
                         .remove_server(&peer_id);
                 }
                 self.hellos.remove(&peer_id);
@@ -1847,6 +1857,7 @@ impl EventLoop {
             .gate
             .inner
             .autonat
+            .inner
             .add_server(peer, addr);
         self.start_sync(peer);
     }
@@ -1924,7 +1935,7 @@ impl EventLoop {
         if let autonat::Event::StatusChanged { new, .. } = event {
             info!(status = nat_word(new), "NAT status changed");
         }
-        let status = self.swarm.behaviour().gate.inner.autonat.nat_status();
+        let status = self.swarm.behaviour().gate.inner.autonat.inner.nat_status();
         self.nat = match status {
             autonat::NatStatus::Public(_) => NatProbe::Public { at: now() },
             autonat::NatStatus::Private => NatProbe::Private { at: now() },
@@ -1998,7 +2009,7 @@ impl EventLoop {
                 };
                 info!(peer = %short(&peer), "admitted by a mailbox");
                 self.mailboxes.admitted(&mailbox);
-                self.swarm.behaviour_mut().gate.admit_mailbox(peer, mailbox);
+                self.swarm.behaviour_mut().admit_mailbox(peer, mailbox);
                 // A fresh connection carries sync, relay, identify and AutoNAT; the admission
                 // connection is closed once it is up.
                 let _ = self.swarm.dial(

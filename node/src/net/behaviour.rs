@@ -25,7 +25,7 @@ use super::{
     gate::{GateEvent, Gated, MemberGate},
     hello::{HelloCodec, HELLO_PROTOCOL},
     mailbox_admission::{admission_behaviour, AdmissionRole, MailboxCodec},
-    message_id, NetConfig, NetError,
+    message_id, NetConfig, NetError, OnlyOn,
 };
 
 /// Largest gossip RPC frame we send or accept, in bytes (64 KiB). Alerts are small; anything
@@ -80,7 +80,8 @@ pub struct Collective {
     pub dcutr: dcutr::Behaviour,
     /// AutoNAT (v1), client only: asks admitted mailboxes (the only servers it is given)
     /// whether this node's observed addresses can be dialled from outside. Serves nobody.
-    pub autonat: autonat::Behaviour,
+    /// Only on connections with admitted mailboxes ([`Behaviour::admit_mailbox`]).
+    pub autonat: OnlyOn<autonat::Behaviour>,
 }
 
 /// An event of one of the collective's protocols.
@@ -118,14 +119,15 @@ pub struct Behaviour {
     /// Local-network discovery, if enabled.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// `/lookout/mailbox/1`, member side only (outbound): admission by the roster's mailboxes.
-    /// On every connection, like the hello; the event loop runs it only on connections it
-    /// dialled to a mailbox's roster address.
-    pub mailbox: Admissions,
+    /// Only on the connections the event loop dials to a mailbox's roster address (announced
+    /// with [`Behaviour::dialling_mailbox`]).
+    pub mailbox: OnlyOn<Admissions>,
     /// Circuit relay v2, client side: reservations on admitted mailboxes and circuits through
-    /// them. On every connection (it is the transport's other half); it accepts an inbound
-    /// circuit only from a relay this node holds a reservation on, and every relayed connection
-    /// still faces the hello and the gate like a direct one.
-    pub relay: relay::client::Behaviour,
+    /// them. Only on connections with admitted mailboxes ([`Behaviour::admit_mailbox`]) and
+    /// those it dials itself (to its relay); member-to-member connections never carry it. It
+    /// accepts an inbound circuit only from a relay this node holds a reservation on, and every
+    /// relayed connection still faces the hello and the gate like a direct one.
+    pub relay: OnlyOn<relay::client::Behaviour>,
 }
 
 /// An event from one of the node's protocols, as it appears in `SwarmEvent::Behaviour`.
@@ -221,15 +223,15 @@ impl Behaviour {
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
             dcutr: dcutr::Behaviour::new(local_peer),
-            autonat: autonat::Behaviour::new(local_peer, autonat_config(cfg)),
+            autonat: OnlyOn::new(autonat::Behaviour::new(local_peer, autonat_config(cfg))),
         };
         Ok(Self {
             gate: MemberGate::new(collective, cfg.allowed.clone()),
             limits: connection_limits::Behaviour::new(limits),
             hello,
             mdns: Toggle::from(mdns),
-            mailbox: Admissions(admission_behaviour(AdmissionRole::Member)),
-            relay,
+            mailbox: OnlyOn::new(Admissions(admission_behaviour(AdmissionRole::Member))),
+            relay: OnlyOn::new(relay),
         })
     }
 
@@ -299,7 +301,33 @@ impl Behaviour {
         peer: &PeerId,
         request: Vec<u8>,
     ) -> request_response::OutboundRequestId {
-        self.mailbox.0.send_request(peer, request)
+        self.mailbox.inner.0.send_request(peer, request)
+    }
+
+    /// The outbound connection `connection` (from `DialOpts::connection_id`, announced before
+    /// the dial) goes to a mailbox's roster address: it carries the mailbox admission.
+    pub fn dialling_mailbox(&mut self, connection: ConnectionId) {
+        self.mailbox.expect_connection(connection);
+    }
+
+    /// Records that `peer` proved it is the mailbox `mailbox` (the caller checked that the
+    /// roster names it): its connections from now on carry the collective protocols, the relay
+    /// client and AutoNAT.
+    pub fn admit_mailbox(&mut self, peer: PeerId, mailbox: [u8; 32]) {
+        self.gate.admit_mailbox(peer, mailbox);
+        self.gate.inner.autonat.select_peer(peer);
+        self.relay.select_peer(peer);
+    }
+
+    /// Forgets every transport id of `mailbox` (removed from the roster) and closes their
+    /// connections. Returns the peers evicted.
+    pub fn forget_mailbox(&mut self, mailbox: &[u8; 32]) -> Vec<PeerId> {
+        let peers = self.gate.forget_mailbox(mailbox);
+        for peer in &peers {
+            self.gate.inner.autonat.forget_peer(peer);
+            self.relay.forget_peer(peer);
+        }
+        peers
     }
 
     /// Answers a hello request.

@@ -39,6 +39,7 @@ mod codec;
 mod gate;
 pub mod hello;
 pub mod mailbox_admission;
+mod only;
 
 use std::{collections::HashSet, time::Duration};
 
@@ -56,6 +57,7 @@ pub use gate::{
 pub(crate) use hello::MAX_EPOCH_SECRETS;
 pub use hello::{Credentials, HelloCodec, HelloError, HELLO_PROTOCOL};
 pub use libp2p::gossipsub::{MessageAcceptance, MessageId};
+pub use only::{OnlyOn, MAX_EXPECTED_CONNECTIONS};
 
 use libp2p::{
     gossipsub, identity::Keypair, noise, swarm::Swarm, tcp, yamux, Multiaddr, SwarmBuilder,

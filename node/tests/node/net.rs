@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     future::Future,
     io,
     net::SocketAddr,
@@ -19,7 +19,7 @@ use libp2p::{
     identity::Keypair,
     multiaddr::Protocol,
     noise, request_response,
-    swarm::{dial_opts::DialOpts, SwarmEvent},
+    swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent},
     tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder,
 };
 use lookout_node::net::{
@@ -850,6 +850,79 @@ async fn members_connect_over_quic() {
             MessageAcceptance::Accept
         })
         .await;
+    })
+    .await
+}
+
+/// The protocol names `observer` learns over identify on each of its connections with `peer`,
+/// until `until` says it has seen enough.
+async fn identified_protocols(
+    net: &mut Net,
+    observer: usize,
+    until: impl Fn(&HashMap<ConnectionId, Vec<String>>) -> bool,
+) -> HashMap<ConnectionId, Vec<String>> {
+    let mut seen: HashMap<ConnectionId, Vec<String>> = HashMap::new();
+    net.drive(|_, event| {
+        if let Some((n, SwarmEvent::Behaviour(NetEvent::Identify(e)))) = event {
+            if let libp2p::identify::Event::Received {
+                connection_id,
+                info,
+                ..
+            } = *e
+            {
+                if n == observer {
+                    let names = info.protocols.iter().map(ToString::to_string).collect();
+                    seen.insert(connection_id, names);
+                }
+            }
+        }
+        until(&seen).then(|| seen.clone())
+    })
+    .await
+}
+
+const RELAY_STOP: &str = "/libp2p/circuit/relay/0.2.0/stop";
+const AUTONAT: &str = "/libp2p/autonat/1.0.0";
+
+/// Issue 12: a member-to-member connection carries only what members use (gossip, sync,
+/// identify, ping, the hello); the relay client and AutoNAT run only on connections with an
+/// admitted mailbox. Every handler on a connection is polled at each of its wake-ups, so the
+/// ones alerts never use cost CPU on every alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_connections_carry_no_mailbox_protocols() {
+    within("member connections", async {
+        let mut net = Net::all_allowed(2, tcp_loopback()).await;
+        net.dial(1, 0);
+        let seen = identified_protocols(&mut net, 1, |s| !s.is_empty()).await;
+        let (first, names) = seen.iter().next().map(|(c, n)| (*c, n.clone())).unwrap();
+        assert!(
+            names.iter().any(|n| n == SYNC_PROTOCOL.as_ref()),
+            "the member connection lacks sync: {names:?}"
+        );
+        for unwanted in [RELAY_STOP, AUTONAT] {
+            assert!(
+                !names.iter().any(|n| n == unwanted),
+                "a member connection offers {unwanted}: {names:?}"
+            );
+        }
+
+        // Once node 0 takes node 1 for an admitted mailbox, its next connection with it carries
+        // the relay client and AutoNAT; the first one keeps what it had.
+        let peer1 = net.peers[1];
+        net.swarms[0].behaviour_mut().admit_mailbox(peer1, [7; 32]);
+        let opts = DialOpts::peer_id(peer1)
+            .addresses(vec![net.addrs[1].clone()])
+            .condition(libp2p::swarm::dial_opts::PeerCondition::Always)
+            .build();
+        net.swarms[0].dial(opts).unwrap();
+        let seen = identified_protocols(&mut net, 1, |s| s.keys().any(|c| *c != first)).await;
+        let (_, names) = seen.iter().find(|(c, _)| **c != first).unwrap();
+        for wanted in [RELAY_STOP, AUTONAT] {
+            assert!(
+                names.iter().any(|n| n == wanted),
+                "a mailbox connection lacks {wanted}: {names:?}"
+            );
+        }
     })
     .await
 }
