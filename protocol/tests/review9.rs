@@ -166,3 +166,79 @@ fn r9_stubs_of_one_author_day_are_bounded_by_the_quota_not_by_the_ops_read_throu
         "one author-day has {stubs} stubs kept, stored ({stored} PutStub) and offered, over the quota of {MAX_OPS_PER_AUTHOR_PER_DAY}"
     );
 }
+
+impl World {
+    /// The founder's removal of x, naming `heads`.
+    fn removal(&self, heads: Vec<OpId>) -> Op {
+        Op::create(
+            &self.founder,
+            self.genesis.id(),
+            heads,
+            NOW - 20,
+            Action::Remove {
+                member: self.x.member_id(),
+                reason: names::reason("flooding"),
+            },
+        )
+        .unwrap()
+    }
+
+    /// An op of x's naming `parent`, dated on `at`'s day, whose id is below `below` (ground by
+    /// its timestamp, as an attacker would).
+    fn x_op_below(&self, parent: OpId, at: u64, below: &OpId) -> Op {
+        (0..10_000u64)
+            .map(|i| self.x_op(vec![parent], at + i))
+            .find(|op| op.id() < *below)
+            .unwrap()
+    }
+}
+
+/// R9-2 (a test for `quota2`'s per-author-day stub bound; passes on main, where stubs are not
+/// bounded, R9-1). Whatever bounds stubs of one author-day must not let the flooder use it up
+/// before an honest op needs it: x first makes R keep 384 junk stubs of her full day D (each
+/// ground below the id of her op y, and all of them there before y), then the founder, at K
+/// where y was kept, removes x writing on K's heads (y among them). At R y is over the quota;
+/// the removal must still join at R and x be removed there (otherwise H1's split is back, for
+/// the cost of 6 ops of another day's quota).
+#[test]
+fn r9_a_flooders_junk_stubs_do_not_use_up_what_an_honest_op_needs() {
+    let w = World::new(92);
+    // y: x's op of day D with a large id (ground), kept at K, refused over the quota at R.
+    let y = (0..10_000u64)
+        .map(|i| w.x_op(vec![w.base()], START - 45_000 + i))
+        .find(|op| op.id().0[0] == 0xff)
+        .unwrap();
+    let fillers = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY, START + 1_000);
+    let mut k = w.replica();
+    accept_all(&w, &mut k, std::slice::from_ref(&y));
+    accept_all(&w, &mut k, &fillers[..MAX_OPS_PER_AUTHOR_PER_DAY - 1]);
+    let mut r = w.replica();
+    accept_all(&w, &mut r, &fillers);
+
+    // Junk: 6 chains of 64 over-quota ops of day D, each op's id below y's, each carried by an
+    // op of x's dated the day before (within that day's quota).
+    for j in 0..6u64 {
+        let mut chain: Vec<Op> = Vec::new();
+        for i in 0..64u64 {
+            let parent = chain.last().map_or(w.base(), Op::id);
+            chain.push(w.x_op_below(parent, START - 30_000 + j * 2_000 + i * 20, &y.id()));
+        }
+        refuse_all(&w, &mut r, &chain);
+        let carrier = w.x_op(vec![chain[63].id()], PREV_DAY + j);
+        assert_eq!(w.feed(&mut r, &carrier).outcome, Ingested::Accepted, "carrier {j}");
+    }
+
+    let removal = w.removal(k.log().writer_heads(&w.founder.member_id()));
+    assert!(removal.parents().contains(&y.id()));
+    assert_eq!(w.feed(&mut k, &removal).outcome, Ingested::Accepted);
+    assert!(k.log().roster().is_removed(&w.x.member_id()));
+
+    // R is handed what K holds that it lacks (the removal, then y), as a sync would.
+    let first = w.feed(&mut r, &removal).outcome;
+    let second = w.feed(&mut r, &y).outcome;
+    assert!(
+        r.log().contains(&removal.id()),
+        "the removal of the flooder does not join at R ({first:?}, then y: {second:?}): x stays a member there"
+    );
+    assert!(r.log().roster().is_removed(&w.x.member_id()));
+}
