@@ -113,7 +113,6 @@ impl World {
     }
 }
 
-
 fn accept_all(w: &World, state: &mut State, ops: &[Op]) {
     for (i, op) in ops.iter().enumerate() {
         assert_eq!(w.feed(state, op).outcome, Ingested::Accepted, "op {i}");
@@ -225,7 +224,11 @@ fn r9_a_flooders_junk_stubs_do_not_use_up_what_an_honest_op_needs() {
         }
         refuse_all(&w, &mut r, &chain);
         let carrier = w.x_op(vec![chain[63].id()], PREV_DAY + j);
-        assert_eq!(w.feed(&mut r, &carrier).outcome, Ingested::Accepted, "carrier {j}");
+        assert_eq!(
+            w.feed(&mut r, &carrier).outcome,
+            Ingested::Accepted,
+            "carrier {j}"
+        );
     }
 
     let removal = w.removal(k.log().writer_heads(&w.founder.member_id()));
@@ -241,4 +244,163 @@ fn r9_a_flooders_junk_stubs_do_not_use_up_what_an_honest_op_needs() {
         "the removal of the flooder does not join at R ({first:?}, then y: {second:?}): x stays a member there"
     );
     assert!(r.log().roster().is_removed(&w.x.member_id()));
+}
+
+/// R9-2b (a test for `quota2`'s stub bound, as R9-2; passes on main). The same, with junk
+/// stubs that no op is read through (kept only because x's own orphans wait for them): 64
+/// orphans of hers (dated the day before) each naming 32 over-quota ops of her full day D, every
+/// one ground below y's id and naming an op nobody has, so none of her orphans ever joins and
+/// 2,048 stubs of day D are kept before y arrives. The founder's removal of x written on y must
+/// still join at R.
+#[test]
+fn r9_a_flooders_waited_junk_stubs_do_not_use_up_what_an_honest_op_needs() {
+    let w = World::new(93);
+    let y = (0..10_000u64)
+        .map(|i| w.x_op(vec![w.base()], START - 45_000 + i))
+        .find(|op| op.id().0[0] == 0xff)
+        .unwrap();
+    let fillers = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY, START + 1_000);
+    let mut k = w.replica();
+    accept_all(&w, &mut k, std::slice::from_ref(&y));
+    accept_all(&w, &mut k, &fillers[..MAX_OPS_PER_AUTHOR_PER_DAY - 1]);
+    let mut r = w.replica();
+    accept_all(&w, &mut r, &fillers);
+
+    let mut junk_at = START - 50_000;
+    for o in 0..64u64 {
+        let nowhere = OpId([0x01; 32]);
+        let junk: Vec<Op> = (0..32)
+            .map(|_| {
+                junk_at += 20;
+                w.x_op_below(nowhere, junk_at, &y.id())
+            })
+            .collect();
+        let orphan = w.x_op(junk.iter().map(Op::id).collect(), PREV_DAY + o);
+        assert_eq!(
+            w.feed(&mut r, &orphan).outcome,
+            Ingested::Held,
+            "orphan {o}"
+        );
+        for j in &junk {
+            let _ = w.feed(&mut r, j);
+            assert!(r.log().is_stub(&j.id()) || r.log().refused_over_quota(&j.id()));
+        }
+    }
+
+    let removal = w.removal(k.log().writer_heads(&w.founder.member_id()));
+    assert!(removal.parents().contains(&y.id()));
+    assert_eq!(w.feed(&mut k, &removal).outcome, Ingested::Accepted);
+    let first = w.feed(&mut r, &removal).outcome;
+    let second = w.feed(&mut r, &y).outcome;
+    assert!(
+        r.log().contains(&removal.id()),
+        "the removal of the flooder does not join at R ({first:?}, then y: {second:?}): x stays a member there"
+    );
+    assert!(r.log().roster().is_removed(&w.x.member_id()));
+}
+
+/// R9-3 (a test for `quota2`'s stubs as nodes of the resolver's graph; passes on main). A stub
+/// never takes effect and lets no key author: x, a co-founding moderator (k = 1), fills her day
+/// at R, and her 257th op of it admits s. R refuses it over the quota and keeps it as a stub
+/// when the founder's op written on it (at K, which took it) arrives. At R s must not be a
+/// member, and s's own op must not be taken: otherwise the quota bounds nothing a moderator
+/// signs (every over-quota admission takes effect once any honest op is written on it).
+#[test]
+fn r9_a_stub_takes_no_effect_and_lets_no_key_author() {
+    let mut rng = ChaCha20Rng::seed_from_u64(94);
+    let founder = Identity::generate_at(&mut rng, START);
+    let x = Identity::generate_at(&mut rng, START);
+    let s = Identity::generate_at(&mut rng, START);
+    let me = Identity::generate_at(&mut rng, START);
+    let genesis = SignedGenesis::create_with_moderators(
+        &founder,
+        &names::secret(),
+        "Review 9",
+        "f",
+        vec![lookout_protocol::membership::NewModerator {
+            identity: x.public(),
+            name: "x".into(),
+        }],
+        Policy::default(),
+        START,
+        &mut rng,
+    )
+    .unwrap();
+    let co = genesis.id();
+    let feed =
+        |state: &mut State, op: &Op| state.ingest(SetKind::Ops, op.encoded(), &me, NOW).outcome;
+    let mut fillers: Vec<Op> = Vec::new();
+    for i in 0..MAX_OPS_PER_AUTHOR_PER_DAY as u64 {
+        let parents = fillers.last().map(|o| vec![o.id()]).unwrap_or_default();
+        let op = Op::create(
+            &x,
+            co,
+            parents,
+            START + 1_000 + i,
+            Action::RotateAgreementKey {
+                identity: x.public(),
+            },
+        )
+        .unwrap();
+        fillers.push(op);
+    }
+    let y = Op::create(
+        &x,
+        co,
+        vec![fillers[MAX_OPS_PER_AUTHOR_PER_DAY - 2].id()],
+        START + 2_000,
+        Action::ProposeAdd {
+            identity: s.public(),
+            name: names::name("s"),
+        },
+    )
+    .unwrap();
+    let mut k = State::new(genesis.clone());
+    for op in fillers[..MAX_OPS_PER_AUTHOR_PER_DAY - 1]
+        .iter()
+        .chain(std::iter::once(&y))
+    {
+        assert_eq!(feed(&mut k, op), Ingested::Accepted);
+    }
+    assert!(k.log().roster().is_member(&s.member_id()));
+    let h = Op::create(
+        &founder,
+        co,
+        k.log().writer_heads(&founder.member_id()),
+        NOW - 10,
+        Action::RotateAgreementKey {
+            identity: founder.public(),
+        },
+    )
+    .unwrap();
+    assert!(h.parents().contains(&y.id()));
+    assert_eq!(feed(&mut k, &h), Ingested::Accepted);
+    let by_s = Op::create(
+        &s,
+        co,
+        vec![h.id()],
+        NOW - 5,
+        Action::RotateAgreementKey {
+            identity: s.public(),
+        },
+    )
+    .unwrap();
+    assert_eq!(feed(&mut k, &by_s), Ingested::Accepted);
+
+    let mut r = State::new(genesis.clone());
+    for op in &fillers {
+        assert_eq!(feed(&mut r, op), Ingested::Accepted);
+    }
+    assert_eq!(feed(&mut r, &y), Ingested::Ignored(Refusal::OpQuota));
+    assert_eq!(feed(&mut r, &h), Ingested::Accepted);
+    assert!(r.log().contains(&h.id()) && !r.log().contains(&y.id()));
+    assert!(
+        !r.log().roster().is_member(&s.member_id()),
+        "x's admission of s, over her quota at R, took effect there"
+    );
+    let outcome = feed(&mut r, &by_s);
+    assert!(
+        !r.log().contains(&by_s.id()) && !r.log().may_author(&s.member_id()),
+        "s, admitted only by an op over the quota at R, authors there ({outcome:?})"
+    );
 }
