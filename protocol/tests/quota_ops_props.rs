@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::{Action, Op, Policy, SignedGenesis};
-use lookout_protocol::replica::{Ingested, SetKind, State};
+use lookout_protocol::replica::{Ingested, Refusal, SetKind, State};
 use lookout_protocol::{MemberId, OpId};
 use proptest::prelude::*;
 use rand::seq::SliceRandom;
@@ -258,4 +258,113 @@ proptest! {
     ) {
         run(seed, extra, remove);
     }
+}
+
+/// The shape of the regressions of seeds 10440444908074376828 and 11762850317557233155: an op
+/// written on a chain of a flooder's ops this replica refused over the quota, fetched parents
+/// first after the chain was refused here once (so its ids are deferred, and their bytes pushed
+/// out of those kept at hand by later refusals). The op joins in that same batch, read through
+/// the chain; before, each refused op it read through was found one sync round after the
+/// last, and an op above a long chain waited as long (the property test's sync stopped first).
+#[test]
+fn an_op_on_a_chain_refused_before_joins_in_the_batch_that_offers_the_chain_again() {
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let founder = Identity::generate_at(&mut rng, START);
+    let x = Identity::generate_at(&mut rng, START);
+    let b = Identity::generate_at(&mut rng, START);
+    let genesis = SignedGenesis::create(
+        &founder,
+        &names::secret(),
+        "Chain",
+        "f",
+        Policy::default(),
+        START,
+        &mut rng,
+    )
+    .unwrap();
+    let co = genesis.id();
+    let mut state = State::new(genesis);
+    let mut last: Vec<OpId> = Vec::new();
+    for (i, who) in [&x, &b].iter().enumerate() {
+        let admit = Op::create(
+            &founder,
+            co,
+            last.clone(),
+            START + 10 + i as u64,
+            Action::ProposeAdd {
+                identity: who.public(),
+                name: names::name(format!("m{i}")),
+            },
+        )
+        .unwrap();
+        assert_eq!(ingest(&mut state, &admit, &founder), Ingested::Accepted);
+        last = vec![admit.id()];
+    }
+    let x_op = |parents: Vec<OpId>, at: u64| {
+        Op::create(
+            &x,
+            co,
+            parents,
+            at,
+            Action::RotateAgreementKey {
+                identity: x.public(),
+            },
+        )
+        .unwrap()
+    };
+    // x fills her day here.
+    let mut fill: Vec<OpId> = Vec::new();
+    for i in 0..lookout_protocol::membership::MAX_OPS_PER_AUTHOR_PER_DAY {
+        let op = x_op(
+            fill.last().map_or(last.clone(), |id| vec![*id]),
+            START + 100 + i as u64,
+        );
+        assert_eq!(ingest(&mut state, &op, &b), Ingested::Accepted);
+        fill.push(op.id());
+    }
+    // Three more in a chain on top: refused over the quota.
+    let mut chain: Vec<Op> = Vec::new();
+    for i in 0..3u64 {
+        let parent = chain.last().map_or(fill[fill.len() - 1], Op::id);
+        chain.push(x_op(vec![parent], START + 1_000 + i));
+    }
+    for op in &chain {
+        assert_eq!(
+            ingest(&mut state, op, &b),
+            Ingested::Ignored(Refusal::OpQuota)
+        );
+    }
+    // More refused ops than a replica keeps the bytes of at hand (128).
+    for i in 0..140u64 {
+        let junk = x_op(vec![fill[i as usize]], START + 2_000 + i);
+        assert_eq!(
+            ingest(&mut state, &junk, &b),
+            Ingested::Ignored(Refusal::OpQuota)
+        );
+    }
+    // b writes on the chain's last op (she holds it: her replica took x's ops in another
+    // order), and a sync offers the chain again with her op, parents first.
+    let on_chain = Op::create(
+        &b,
+        co,
+        vec![chain[2].id()],
+        START + 3_000,
+        Action::RotateAgreementKey {
+            identity: b.public(),
+        },
+    )
+    .unwrap();
+    let batch: Vec<&[u8]> = chain
+        .iter()
+        .chain(std::iter::once(&on_chain))
+        .map(Op::encoded)
+        .collect();
+    let (outcomes, _) = state.ingest_ops(&batch, &b, NOW);
+    assert_eq!(outcomes[3], Ingested::Accepted, "{outcomes:?}");
+    assert!(state.log().contains(&on_chain.id()));
+    assert_eq!(
+        state.log().read_parents(&on_chain.id()),
+        Some(&[fill[fill.len() - 1]][..])
+    );
+    assert_eq!(state.log().orphan_count(), 0);
 }

@@ -613,6 +613,15 @@ impl State {
         // below it would wait for good (`quota_ops_props` regression, seed 10121065744911640062).
         let wanted = kind == SetKind::Ops && self.log.wants(&OpId(id));
         if self.refused.contains(&id) || (!wanted && self.still_deferred(&id, now)) {
+            // An op refused over the quota and offered again: its bytes are kept at hand (no
+            // signature check), so that when a stub added later in the same batch makes an
+            // orphan wait for it, it is verified and kept as a stub then (`verify_wanted`).
+            // Without this, a chain of refused ops offered parents first was found one link
+            // per sync round, and an orphan below a long one waited as long (`quota_ops_props`
+            // regressions, seeds 10440444908074376828 and 11762850317557233155).
+            if kind == SetKind::Ops && self.log.refused_parents(&OpId(id)).is_some() {
+                self.keep_refused_bytes(OpId(id), bytes);
+            }
             return Ingested::Duplicate;
         }
         // The same bytes as an item held: judged again from what its first check established.
@@ -729,10 +738,7 @@ impl State {
                     }
                 } else {
                     self.refuse_over_quota(id, &body.parents, effects);
-                    if self.recent_refused.len() >= RECENT_REFUSED {
-                        self.recent_refused.pop_front();
-                    }
-                    self.recent_refused.push_back((id, bytes.to_vec()));
+                    self.keep_refused_bytes(id, bytes);
                 }
             }
             return Ingested::Ignored(why.into());
@@ -837,6 +843,11 @@ impl State {
                     if self.log.wants(&id) {
                         self.stubbed(verified, effects);
                         self.verify_wanted(effects);
+                    } else {
+                        // Kept at hand as a refusal at the precheck keeps it: an op held
+                        // (rechecked) and refused now is deferred, so without its bytes an
+                        // orphan that comes to wait for it later waited for the next sync.
+                        self.keep_refused_bytes(id, verified.encoded());
                     }
                 }
                 Ingested::Ignored(why.into())
@@ -1001,6 +1012,18 @@ impl State {
             self.released.push(Wait::Op(id));
         }
         self.keep_readings(effects);
+    }
+
+    /// Keep the bytes of an op refused over the quota at hand ([`RECENT_REFUSED`], oldest
+    /// dropped first; once each), for [`State::verify_wanted`].
+    fn keep_refused_bytes(&mut self, id: OpId, bytes: &[u8]) {
+        if self.log.is_stub(&id) || self.recent_refused.iter().any(|(kept, _)| *kept == id) {
+            return;
+        }
+        if self.recent_refused.len() >= RECENT_REFUSED {
+            self.recent_refused.pop_front();
+        }
+        self.recent_refused.push_back((id, bytes.to_vec()));
     }
 
     /// Refused ops whose bytes are at hand and that an op now waits for: verified and kept as
