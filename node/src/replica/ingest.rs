@@ -2,7 +2,11 @@
 //! ([`lookout_protocol::replica::State`]). The core decides; this module applies its effects to
 //! the encrypted store and turns its notes into events.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+
+use rand::rngs::OsRng;
+use rand::RngCore;
+use zeroize::Zeroizing;
 
 use serde::{Deserialize, Serialize};
 use tracing::{debug, trace};
@@ -14,9 +18,13 @@ use lookout_protocol::{ContentId, DeliveryId, EpochId, MemberId, OpId};
 
 pub use lookout_protocol::replica::{Ingested, Refusal, SetKind};
 
-use super::{now, post_record, store_error, Replica, StoredRecord};
+use super::post_index::Located;
+use super::{now, post_pack, post_record, store_error, Replica, StoredRecord};
 use crate::api::{ApiError, Event};
-use crate::store::{Batch, Tree};
+use crate::store::{Batch, StoreError, Tree, BUCKET_SECS};
+
+/// A post to be written: its id, its index entry and its record (`post_record.rs`).
+type NewPost = (ContentId, PostMeta, Zeroizing<Vec<u8>>);
 
 /// An item on the wire (gossip message or sync payload).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,7 +162,8 @@ impl Replica {
     ) -> Result<(), ApiError> {
         let mut notes = Vec::new();
         let mut records: Vec<(ContentId, Box<StoredRecord>)> = Vec::new();
-        let mut indexed = Vec::new();
+        let mut new_posts: Vec<NewPost> = Vec::new();
+        let mut touched_packs = BTreeSet::new();
         let mut deliveries = false;
         for effect in effects {
             match effect {
@@ -183,23 +192,26 @@ impl Replica {
                     batch.remove(Tree::EpochKeys, &id.0);
                 }
                 Effect::PutPost { id, record } => {
-                    // The post (its envelope only: `post_record.rs`) and its index entry under
-                    // the data key of its expiry hour: destroyed once the hour has passed, so no
-                    // copy sled leaves behind can be read afterwards.
+                    // The post (its envelope only: `post_record.rs`), alone or in a pack with
+                    // others of this step (`post_pack.rs`), and its index entry, under the data
+                    // key of its expiry hour: destroyed once the hour has passed, so no copy
+                    // sled leaves behind can be read afterwards.
                     let value = post_record::encode(&record.envelope);
-                    batch.put_expiring_owned(Tree::Alerts, &id.0, value, record.body.expires);
-                    indexed.push((id, PostMeta::of(&record.body)));
+                    new_posts.push((id, PostMeta::of(&record.body), value));
                     records.push((id, record));
                 }
                 // Only expiry deletes posts (`Replica::expire`, which also drops the index
                 // chunks of hours that have passed; an entry of a post gone within the current
                 // hour is dropped by the expiry at the next start).
                 Effect::DeletePost(id) => {
-                    batch.remove(Tree::Alerts, &id.0);
+                    self.remove_post(&mut batch, &mut touched_packs, id);
                 }
                 Effect::Note(note) => notes.push(note),
             }
         }
+        self.rewrite_packs(&mut batch, touched_packs)
+            .map_err(store_error)?;
+        let indexed = self.write_posts(&mut batch, new_posts);
         // The index entries of all the posts of this step: one chunk per expiry hour.
         self.post_index
             .add(&self.store, &mut batch, indexed)
@@ -211,6 +223,100 @@ impl Replica {
         let posted = records.iter().map(|(id, r)| (*id, &**r)).collect();
         for note in notes {
             self.note(note, &posted);
+        }
+        Ok(())
+    }
+
+    /// Adds `posts` to `batch`: each expiry hour's posts in time order (a listing then opens
+    /// few packs per page), in packs of neighbours (`post_pack.rs`), a post left alone (the
+    /// only one of its hour here, or too large) under its own id. Returns their index entries.
+    fn write_posts(&mut self, batch: &mut Batch, mut posts: Vec<NewPost>) -> Vec<Located> {
+        posts.sort_by_key(|(id, meta, _)| (meta.expires / BUCKET_SECS, meta.timestamp, *id));
+        let mut located = Vec::with_capacity(posts.len());
+        let mut alone = Vec::new();
+        for hour in posts.chunk_by(|a, b| a.1.expires / BUCKET_SECS == b.1.expires / BUCKET_SECS) {
+            let (packable, large): (Vec<&NewPost>, Vec<&NewPost>) = hour
+                .iter()
+                .partition(|(_, _, record)| post_pack::fits(record.len()));
+            alone.extend(large);
+            let lens: Vec<usize> = packable.iter().map(|(_, _, r)| r.len()).collect();
+            let mut rest = packable.as_slice();
+            for run in post_pack::plan(&lens) {
+                let (pack, after) = rest.split_at(run.min(rest.len()));
+                rest = after;
+                if let [single] = pack {
+                    alone.push(*single);
+                    continue;
+                }
+                let id = OsRng.next_u64();
+                let value = post_pack::encode(pack.iter().map(|(id, _, r)| (id, r.as_slice())));
+                let expires = pack.iter().map(|(_, m, _)| m.expires).max().unwrap_or(0);
+                batch.put_expiring_owned(Tree::Alerts, &post_pack::pack_key(id), value, expires);
+                located.extend(pack.iter().map(|(post, meta, _)| (*post, *meta, Some(id))));
+            }
+        }
+        for (id, meta, record) in alone {
+            batch.put_expiring(Tree::Alerts, &id.0, record, meta.expires);
+            located.push((*id, *meta, None));
+        }
+        located
+    }
+
+    /// Adds to `batch` the removal of post `id`: its own entry, or (once
+    /// [`Replica::rewrite_packs`] runs) its place in its pack, noted in `touched`.
+    pub(super) fn remove_post(
+        &mut self,
+        batch: &mut Batch,
+        touched: &mut BTreeSet<u64>,
+        id: ContentId,
+    ) {
+        match self.post_index.forget_pack(&id) {
+            Some(pack) => {
+                touched.insert(pack);
+            }
+            None => {
+                batch.remove(Tree::Alerts, &id.0);
+            }
+        }
+    }
+
+    /// Adds to `batch` each pack of `touched` rewritten with only the posts still placed in it
+    /// (the others were deleted), or its removal once none is left. A pack that does not read
+    /// is removed (its posts were unreadable already).
+    pub(super) fn rewrite_packs(
+        &mut self,
+        batch: &mut Batch,
+        touched: BTreeSet<u64>,
+    ) -> Result<(), StoreError> {
+        if touched.is_empty() {
+            return Ok(());
+        }
+        self.pack_cache.get_mut().take();
+        for pack in touched {
+            let key = post_pack::pack_key(pack);
+            let value = match self.store.get(Tree::Alerts, &key) {
+                Ok(value) => value,
+                Err(error @ StoreError::TamperedValue { .. }) => {
+                    tracing::warn!(%error, "removing a pack of posts that fails authentication");
+                    None
+                }
+                Err(error) => return Err(error),
+            };
+            let posts = self.collective.as_ref().map(|c| c.posts());
+            let kept: Vec<(ContentId, &[u8], u64)> = value
+                .as_deref()
+                .and_then(|v| post_pack::decode(v))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(id, _)| self.post_index.pack_of(id) == Some(pack))
+                .filter_map(|(id, record)| Some((id, record, posts?.get(&id)?.expires)))
+                .collect();
+            let Some(expires) = kept.iter().map(|(_, _, e)| *e).max() else {
+                batch.remove(Tree::Alerts, &key);
+                continue;
+            };
+            let value = post_pack::encode(kept.iter().map(|(id, r, _)| (id, *r)));
+            batch.put_expiring_owned(Tree::Alerts, &key, value, expires);
         }
         Ok(())
     }
@@ -269,7 +375,13 @@ impl Replica {
             return Ok(Vec::new());
         };
         let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
+        // Posts grouped by pack (`post_pack.rs`), so each pack is opened once (the order of
+        // what is served does not matter: each item names itself).
+        let mut ordered = ids.to_vec();
+        if kind == SetKind::Envelopes {
+            ordered.sort_by_key(|id| self.post_index.pack_of(&ContentId(*id)));
+        }
+        for id in &ordered {
             match kind {
                 SetKind::Ops => {
                     // Held ops, and the refused ops some of them are read through (stubs).
@@ -286,7 +398,8 @@ impl Replica {
                     if !state.posts().contains_key(&ContentId(*id)) {
                         continue;
                     }
-                    if let Some(value) = self.store.get(Tree::Alerts, id).map_err(store_error)? {
+                    let record = self.post_record(&ContentId(*id)).map_err(store_error)?;
+                    if let Some(value) = record {
                         out.extend(post_record::envelope_of(&value));
                     }
                 }
@@ -313,14 +426,14 @@ impl Replica {
         }
         let mut posts = 0;
         let mut deliveries = 0;
+        let mut touched_packs = BTreeSet::new();
         for effect in &effects {
             match effect {
                 Effect::DeletePost(id) => {
                     posts += 1;
-                    batch
-                        .remove(Tree::Alerts, &id.0)
-                        // Our own post's outbox note goes with it.
-                        .remove(Tree::Outbox, &id.0);
+                    self.remove_post(&mut batch, &mut touched_packs, *id);
+                    // Our own post's outbox note goes with it.
+                    batch.remove(Tree::Outbox, &id.0);
                 }
                 Effect::DeleteDelivery(id) => {
                     deliveries += 1;
@@ -329,6 +442,8 @@ impl Replica {
                 _ => {}
             }
         }
+        self.rewrite_packs(&mut batch, touched_packs)
+            .map_err(store_error)?;
         self.store.apply_batch(batch).map_err(store_error)?;
         self.store.flush().map_err(store_error)?;
         self.store.forget_expired_keys(now).map_err(store_error)?;

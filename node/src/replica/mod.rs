@@ -17,6 +17,7 @@ mod keyshare;
 mod mailboxes;
 mod passphrase;
 mod post_index;
+mod post_pack;
 pub(crate) mod post_record;
 mod secrets;
 mod views;
@@ -94,6 +95,10 @@ pub struct Replica {
     unflushed_post: bool,
     /// Posts' writes held by the node's event loop until it has forwarded and shown them.
     held: held::HeldWrites,
+    /// The pack last opened to read a post (`post_pack.rs`): a listing reads its posts in time
+    /// order, and a pack holds posts of neighbouring times. Emptied whenever a pack is
+    /// rewritten or removed.
+    pack_cache: std::cell::RefCell<Option<(u64, zeroize::Zeroizing<Vec<u8>>)>>,
 }
 
 /// Display names of every member ever admitted, at the roster with these heads, and whether
@@ -161,6 +166,7 @@ impl Replica {
                 names: Default::default(),
                 unflushed_post: false,
                 held: Default::default(),
+                pack_cache: Default::default(),
             },
             certificate,
         ))
@@ -178,10 +184,20 @@ impl Replica {
             ));
         }
         let mut store = Store::open(home, passphrase).map_err(store_error)?;
-        // A store of the format before keeps each post decoded beside its envelope: rewritten
-        // as envelopes only before anything reads them (`post_record.rs`).
-        if store.format() < crate::store::STORE_FORMAT {
+        // A store of format 2 keeps each post decoded beside its envelope: rewritten as
+        // envelopes only before anything reads them (`post_record.rs`), and marked as of this
+        // format. Format 3 differs only in having no packs of posts (`post_pack.rs`): its posts
+        // are read as they are, and the mark tells an older version to refuse the store now.
+        if store.format() < 3 {
             post_record::migrate(&mut store).map_err(store_error)?;
+        } else if store.format() < crate::store::STORE_FORMAT {
+            store
+                .set_format(crate::store::STORE_FORMAT)
+                .map_err(store_error)?;
+            info!(
+                format = crate::store::STORE_FORMAT,
+                "store marked as of the new format"
+            );
         }
         let sealed = store
             .get(Tree::Identity, KEY_IDENTITY)
@@ -217,6 +233,7 @@ impl Replica {
             names: Default::default(),
             unflushed_post: false,
             held: Default::default(),
+            pack_cache: Default::default(),
         };
         let (epoch_keys, migrate) = match stored_secrets {
             Some(s) => {
@@ -332,8 +349,14 @@ impl Replica {
             self.build_post_index(&state)?;
         }
         // Only the index's chunks are read: the posts stay on disk until shown.
-        let (index, entries) = post_index::PostIndex::load(&self.store).map_err(store_error)?;
-        state.restore_post_metas(entries);
+        let (index, entries) =
+            post_index::PostIndex::load_located(&self.store).map_err(store_error)?;
+        state.restore_post_metas(
+            entries
+                .into_iter()
+                .map(|(id, meta, _)| (id, meta))
+                .collect(),
+        );
         self.post_index = index;
         state.set_seq(
             self.store
@@ -371,6 +394,20 @@ impl Replica {
                 }
                 Err(error) => return Err(store_error(error)),
             };
+            if let Some(pack) = post_pack::pack_of_key(&key) {
+                let Some(posts) = post_pack::decode(&bytes) else {
+                    warn!("skipping an unreadable pack of posts");
+                    skipped += 1;
+                    continue;
+                };
+                for (id, record) in posts {
+                    match post_record::body_of(record, state) {
+                        Some(body) => entries.push((id, PostMeta::of(&body), Some(pack))),
+                        None => skipped += 1,
+                    }
+                }
+                continue;
+            }
             let (Ok(id), Some(body)) = (
                 <[u8; 32]>::try_from(key.as_slice()),
                 post_record::body_of(&bytes, state),
@@ -379,7 +416,7 @@ impl Replica {
                 skipped += 1;
                 continue;
             };
-            entries.push((ContentId(id), PostMeta::of(&body)));
+            entries.push((ContentId(id), PostMeta::of(&body), None));
         }
         let indexed = entries.len();
         let mut batch = Batch::new();
@@ -397,8 +434,30 @@ impl Replica {
 
     /// A stored post, read from disk and opened with its epoch key.
     pub(crate) fn stored_post(&self, id: &ContentId) -> Option<InnerBody> {
-        let bytes = self.store.get(Tree::Alerts, &id.0).ok()??;
+        let bytes = self.post_record(id).ok()??;
         post_record::body_of(&bytes, self.collective.as_ref()?)
+    }
+
+    /// The record of post `id` as stored (`post_record.rs`): its own entry, or its place in
+    /// its pack (`post_pack.rs`).
+    pub(crate) fn post_record(
+        &self,
+        id: &ContentId,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, StoreError> {
+        let Some(pack) = self.post_index.pack_of(id) else {
+            return self.store.get(Tree::Alerts, &id.0);
+        };
+        let mut cache = self.pack_cache.borrow_mut();
+        if cache.as_ref().map(|(held, _)| *held) != Some(pack) {
+            let Some(value) = self.store.get(Tree::Alerts, &post_pack::pack_key(pack))? else {
+                return Ok(None);
+            };
+            *cache = Some((pack, value));
+        }
+        Ok(cache
+            .as_ref()
+            .and_then(|(_, value)| post_pack::find(value, id))
+            .map(|record| zeroize::Zeroizing::new(record.to_vec())))
     }
 
     /// This device's identity.

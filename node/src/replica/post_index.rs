@@ -1,12 +1,15 @@
 //! The post index on disk: what the replica keeps in memory of every stored post
-//! ([`PostMeta`]), written in chunks so that a start reads a few large values instead of one
-//! small value per post.
+//! ([`PostMeta`], and where the post is: its own entry, or a pack of posts, `post_pack.rs`),
+//! written in chunks so that a start reads a few large values instead of one small value per
+//! post.
 //!
-//! A chunk holds the index entries (content id and [`PostMeta`]) of posts that expire in the
-//! same hour (the store's data-key bucket, [`BUCKET_SECS`]), sealed under that hour's data key
-//! like the posts themselves: once the hour has passed and its key is destroyed, no copy of the
-//! chunk can be read. Its store key is `bucket (u64 BE) ‖ seq (u64 BE)` (hashed before it reaches
-//! the disk, as every store key).
+//! A chunk holds the index entries (content id, [`PostMeta`] and the post's pack, if any) of
+//! posts that expire in the same hour (the store's data-key bucket, [`BUCKET_SECS`]), sealed
+//! under that hour's data key like the posts themselves: once the hour has passed and its key
+//! is destroyed, no copy of the chunk can be read. Its store key is `bucket (u64 BE) ‖ seq (u64
+//! BE) ‖ 'p'` (hashed before it reaches the disk, as every store key). Chunks of store format 3
+//! have no pack field and a key without the last byte: they are still read, and merged into
+//! chunks of the new kind as below.
 //!
 //! Every write of posts adds one chunk per expiry hour it touches, in the same atomic batch as
 //! the posts. Chunks of one hour are merged like a binary counter: a new chunk absorbs the
@@ -16,7 +19,7 @@
 //! when the hour has passed ([`PostIndex::past`]), and the entries of posts expired within the
 //! current hour are dropped by the replica's expiry at the next start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use lookout_protocol::envelope::PostMeta;
 use lookout_protocol::ContentId;
@@ -26,22 +29,33 @@ use crate::store::{Batch, Store, StoreError, Tree, BUCKET_SECS};
 /// Most entries in one chunk (about 110 bytes each when encoded).
 pub(super) const MAX_CHUNK: usize = 4096;
 
-/// One index entry as stored.
+/// One index entry as the replica's core takes it.
 type Entry = (ContentId, PostMeta);
+/// One index entry as stored: and the pack holding the post (`None`: the post's own entry).
+pub(super) type Located = (ContentId, PostMeta, Option<u64>);
+
+/// The last byte of a chunk key of the current kind (entries with their pack).
+const LOCATED_TAG: u8 = b'p';
 
 /// The chunks of the post index, per expiry hour: what is needed to write and merge them
-/// without reading the index back.
+/// without reading the index back; and the pack of every packed post.
 #[derive(Debug, Default)]
 pub(super) struct PostIndex {
-    /// Per expiry bucket, its chunks' (seq, entries), oldest first.
-    buckets: BTreeMap<u64, Vec<(u64, usize)>>,
+    /// Per expiry bucket, its chunks' (seq, entries, located), oldest first (`located`: the
+    /// current kind of chunk, with each entry's pack).
+    buckets: BTreeMap<u64, Vec<(u64, usize, bool)>>,
     next_seq: u64,
+    /// The pack of every post kept in one (`post_pack.rs`); posts not here have their own entry.
+    packs: HashMap<ContentId, u64>,
 }
 
-fn chunk_key(bucket: u64, seq: u64) -> [u8; 16] {
-    let mut key = [0; 16];
-    key[..8].copy_from_slice(&bucket.to_be_bytes());
-    key[8..].copy_from_slice(&seq.to_be_bytes());
+fn chunk_key(bucket: u64, seq: u64, located: bool) -> Vec<u8> {
+    let mut key = Vec::with_capacity(17);
+    key.extend_from_slice(&bucket.to_be_bytes());
+    key.extend_from_slice(&seq.to_be_bytes());
+    if located {
+        key.push(LOCATED_TAG);
+    }
     key
 }
 
@@ -49,36 +63,72 @@ fn bucket_of(expires: u64) -> u64 {
     expires / BUCKET_SECS
 }
 
+/// A chunk's entries, of either kind.
+fn decode_chunk(bytes: &[u8], located: bool) -> Option<Vec<Located>> {
+    if located {
+        postcard::from_bytes::<Vec<Located>>(bytes).ok()
+    } else {
+        let entries = postcard::from_bytes::<Vec<Entry>>(bytes).ok()?;
+        Some(entries.into_iter().map(|(id, m)| (id, m, None)).collect())
+    }
+}
+
 impl PostIndex {
     /// Reads every chunk of the index: the entries, and the chunks' layout. Chunks that do not
     /// decode are skipped (and reported).
+    #[cfg(test)]
     pub(super) fn load(store: &Store) -> Result<(Self, Vec<Entry>), StoreError> {
+        Self::load_located(store)
+            .map(|(index, entries)| (index, entries.into_iter().map(|(i, m, _)| (i, m)).collect()))
+    }
+
+    /// [`PostIndex::load`], with each entry's pack (also kept in the index, [`Self::pack_of`]).
+    pub(super) fn load_located(store: &Store) -> Result<(Self, Vec<Located>), StoreError> {
         let mut index = Self::default();
         let mut entries = Vec::new();
         for entry in store.iter(Tree::PostIndex) {
             let (key, bytes) = entry?;
-            let (Ok(key), Ok(chunk)) = (
-                <[u8; 16]>::try_from(key.as_slice()),
-                postcard::from_bytes::<Vec<Entry>>(&bytes),
-            ) else {
+            let located = match key.len() {
+                16 => false,
+                17 if key.last() == Some(&LOCATED_TAG) => true,
+                _ => {
+                    tracing::warn!("skipping a post index entry of an unknown kind");
+                    continue;
+                }
+            };
+            let Some(chunk) = decode_chunk(&bytes, located) else {
                 tracing::warn!("skipping unreadable post index chunk");
                 continue;
             };
-            let (bucket, seq) = key.split_at(8);
-            let bucket = u64::from_be_bytes(bucket.try_into().unwrap_or_default());
-            let seq = u64::from_be_bytes(seq.try_into().unwrap_or_default());
+            let bucket = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
+            let seq = u64::from_be_bytes(key[8..16].try_into().unwrap_or_default());
             index.next_seq = index.next_seq.max(seq.saturating_add(1));
             index
                 .buckets
                 .entry(bucket)
                 .or_default()
-                .push((seq, chunk.len()));
+                .push((seq, chunk.len(), located));
+            for (id, _, pack) in &chunk {
+                if let Some(pack) = pack {
+                    index.packs.insert(*id, *pack);
+                }
+            }
             entries.extend(chunk);
         }
         for chunks in index.buckets.values_mut() {
             chunks.sort_unstable();
         }
         Ok((index, entries))
+    }
+
+    /// The pack holding post `id`, if it is kept in one.
+    pub(super) fn pack_of(&self, id: &ContentId) -> Option<u64> {
+        self.packs.get(id).copied()
+    }
+
+    /// Forgets that post `id` is in a pack (it was deleted, or moved to its own entry).
+    pub(super) fn forget_pack(&mut self, id: &ContentId) -> Option<u64> {
+        self.packs.remove(id)
     }
 
     /// Adds to `batch` the index entries of `posts` (new posts, written in the same batch):
@@ -88,28 +138,31 @@ impl PostIndex {
         &mut self,
         store: &Store,
         batch: &mut Batch,
-        posts: impl IntoIterator<Item = Entry>,
+        posts: impl IntoIterator<Item = Located>,
     ) -> Result<(), StoreError> {
-        let mut by_bucket: BTreeMap<u64, Vec<Entry>> = BTreeMap::new();
-        for (id, meta) in posts {
+        let mut by_bucket: BTreeMap<u64, Vec<Located>> = BTreeMap::new();
+        for (id, meta, pack) in posts {
+            if let Some(pack) = pack {
+                self.packs.insert(id, pack);
+            }
             by_bucket
                 .entry(bucket_of(meta.expires))
                 .or_default()
-                .push((id, meta));
+                .push((id, meta, pack));
         }
         for (bucket, mut entries) in by_bucket {
             let chunks = self.buckets.entry(bucket).or_default();
             // Absorb the newest chunks while they are no larger than what this one holds.
-            while let Some(&(seq, len)) = chunks.last() {
+            while let Some(&(seq, len, located)) = chunks.last() {
                 if len > entries.len() || len + entries.len() > MAX_CHUNK {
                     break;
                 }
-                let key = chunk_key(bucket, seq);
+                let key = chunk_key(bucket, seq, located);
                 if let Some(bytes) = store.get(Tree::PostIndex, &key)? {
-                    match postcard::from_bytes::<Vec<Entry>>(&bytes) {
-                        Ok(old) => entries.extend(old),
+                    match decode_chunk(&bytes, located) {
+                        Some(old) => entries.extend(old),
                         // Not merged (and so not lost): leave it as it is.
-                        Err(_) => break,
+                        None => break,
                     }
                 }
                 batch.remove(Tree::PostIndex, &key);
@@ -120,11 +173,16 @@ impl PostIndex {
                 let chunk = std::mem::replace(&mut entries, rest);
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                let expires = chunk.iter().map(|(_, m)| m.expires).max().unwrap_or(0);
+                let expires = chunk.iter().map(|(_, m, _)| m.expires).max().unwrap_or(0);
                 let value =
                     zeroize::Zeroizing::new(postcard::to_allocvec(&chunk).unwrap_or_default());
-                batch.put_expiring_owned(Tree::PostIndex, &chunk_key(bucket, seq), value, expires);
-                chunks.push((seq, chunk.len()));
+                batch.put_expiring_owned(
+                    Tree::PostIndex,
+                    &chunk_key(bucket, seq, true),
+                    value,
+                    expires,
+                );
+                chunks.push((seq, chunk.len(), true));
             }
         }
         Ok(())
@@ -135,8 +193,8 @@ impl PostIndex {
     pub(super) fn remove_past(&mut self, batch: &mut Batch, now: u64) {
         let current = self.buckets.split_off(&self.past(now));
         for (bucket, chunks) in std::mem::replace(&mut self.buckets, current) {
-            for (seq, _) in chunks {
-                batch.remove(Tree::PostIndex, &chunk_key(bucket, seq));
+            for (seq, _, located) in chunks {
+                batch.remove(Tree::PostIndex, &chunk_key(bucket, seq, located));
             }
         }
     }
@@ -204,7 +262,13 @@ pub(super) mod tests {
                 })
                 .collect();
             written.extend(entries.iter().copied());
-            index.add(&store, &mut batch, entries).unwrap();
+            index
+                .add(
+                    &store,
+                    &mut batch,
+                    entries.iter().map(|&(i, m)| (i, m, None)),
+                )
+                .unwrap();
             store.apply_batch(batch).unwrap();
         }
         let (loaded, mut entries) = PostIndex::load(&store).unwrap();
@@ -214,7 +278,7 @@ pub(super) mod tests {
         assert_eq!(entries, written);
         for chunks in loaded.buckets.values() {
             assert!(chunks.len() <= 16, "{chunks:?}");
-            assert!(chunks.iter().all(|(_, len)| *len <= MAX_CHUNK));
+            assert!(chunks.iter().all(|(_, len, _)| *len <= MAX_CHUNK));
         }
 
         // The first two hours pass.

@@ -118,7 +118,7 @@ pub(super) fn migrate(store: &mut Store) -> Result<usize, StoreError> {
 }
 
 /// For the forensic oracle ([`crate::store::forensic::recover`]): the padded plaintext of every
-/// envelope in `records` (values found in the posts' tree, of either format) that an epoch key
+/// envelope in `records` (values found in the posts' tree, of either format, or packs) that an epoch key
 /// of the secrets file (its plaintext, `secrets`) opens. What a seized device gives whoever
 /// holds its passphrase: the secrets file opens with it, and holds the epoch keys.
 pub(crate) fn open_with_secrets<'a>(
@@ -129,6 +129,11 @@ pub(crate) fn open_with_secrets<'a>(
         return Vec::new();
     };
     records
+        // A pack's posts (`post_pack.rs`) one by one, any other record as it is.
+        .flat_map(|record| match super::post_pack::decode(record) {
+            Some(posts) => posts.into_iter().map(|(_, r)| r).collect(),
+            None => vec![record],
+        })
         .filter_map(envelope_of)
         .flat_map(|envelope| {
             secrets
@@ -286,7 +291,7 @@ mod tests {
         let home = dir.path().join("ana");
         let (ana, _) = home_with_posts(&home);
         ana.store
-            .write_check_for_tests(b"lookout store v4")
+            .write_check_for_tests(b"lookout store v5")
             .unwrap();
         ana.close().unwrap();
         for _ in 0..2 {
@@ -296,7 +301,7 @@ mod tests {
             assert_eq!(error.code, ErrorCode::Unsupported);
             assert!(
                 error.message.contains("newer version of Lookout")
-                    && error.message.contains("store format 4")
+                    && error.message.contains("store format 5")
                     && error.message.contains("nothing was changed"),
                 "{}",
                 error.message
@@ -304,7 +309,7 @@ mod tests {
             assert!(matches!(
                 Store::open(&home, PASS),
                 Err(StoreError::TooNew {
-                    found: 4,
+                    found: 5,
                     known: STORE_FORMAT,
                     ..
                 })

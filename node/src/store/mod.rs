@@ -1,4 +1,4 @@
-//! The node's encrypted-at-rest key-value store (store format 3).
+//! The node's encrypted-at-rest key-value store (store format 4).
 //!
 //! A [`Store`] is a sled database whose entries are encrypted under keys derived from a random
 //! 32-byte storage key; the storage key is sealed under the user's passphrase in a two-slot key
@@ -47,10 +47,11 @@
 //!
 //! Each value carries its tree and key inside the ciphertext and is checked against them, so an
 //! attacker with write access cannot move a value to another entry. An internal tree
-//! `__lookout_check` holds one encrypted record, `lookout store v3` (the format's number), that
-//! proves at open time that the key file belongs to this database and says its format. Format 3
-//! differs from 2 only in how the replica keeps a post (its envelope only, `replica/post_record.rs`):
-//! a home of format 2 opens, the replica rewrites its posts and marks it 3; a home of a format
+//! `__lookout_check` holds one encrypted record, `lookout store v4` (the format's number), that
+//! proves at open time that the key file belongs to this database and says its format. Formats
+//! 2, 3 and 4 differ only in how the replica keeps a post (format 3: its envelope only,
+//! `replica/post_record.rs`; format 4: the posts of one write in packs, `replica/post_pack.rs`):
+//! a home of format 2 or 3 opens, the replica rewrites format 2's posts and marks it 4; a home of a format
 //! newer than [`STORE_FORMAT`] is refused with [`StoreError::TooNew`] and left untouched.
 //!
 //! # Old homes
@@ -138,11 +139,13 @@ const CHECK_KEY: &[u8] = b"check";
 /// The store format marker: `lookout store v` and the format number, sealed under the storage
 /// key. A home of an unknown (newer) format is refused, never rewritten.
 const CHECK_PREFIX: &[u8] = b"lookout store v";
-/// The format a new store is created in, and the newest this version reads. Format 3 keeps each
-/// post as its envelope only (`replica/post_record.rs`); format 2 kept the decoded post beside
-/// it. The store itself reads both alike: what differs is the posts' records, which the replica
-/// rewrites when it opens a store of format 2, then marks it 3 ([`Store::set_format`]).
-pub const STORE_FORMAT: u32 = 3;
+/// The format a new store is created in, and the newest this version reads. Format 4 keeps the
+/// posts of one write in packs (`replica/post_pack.rs`); format 3 kept each post under its own
+/// id, as its envelope only (`replica/post_record.rs`); format 2 kept the decoded post beside
+/// it. The store itself reads them all alike: what differs is the posts' records, which the
+/// replica rewrites when it opens a store of format 2, and marks any older store 4
+/// ([`Store::set_format`]).
+pub const STORE_FORMAT: u32 = 4;
 /// The oldest format this version opens (format 1 homes are refused by their key file).
 const OLDEST_FORMAT: u32 = 2;
 

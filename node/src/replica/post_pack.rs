@@ -1,0 +1,394 @@
+//! Packs: the posts of one write (a sync run, a burst of gossip) that expire in the same hour,
+//! kept together as one sealed value instead of one value per post (store format 4).
+//!
+//! sled's cost is per key (a tree walk, a page delta, a leaf split every 16 keys, each logged),
+//! and keyed-hash keys scatter a sync run's posts over the whole tree: at catch-up that was
+//! about a third of the receiving node's CPU (docs/BENCHMARKS.md, "Issue 12: branch
+//! `catchup`"). A pack holds up to [`PACK_MAX_POSTS`] posts, at most [`PACK_MAX_BYTES`] of
+//! them, so that a sled leaf of packs stays under sled's blob threshold and reading one post
+//! opens a few KiB, not a whole run.
+//!
+//! A pack is an entry of the posts' tree under the key `'P' ‖ pack id (u64 BE, random)`, never
+//! 32 bytes long as a post's own key is. It is sealed like a post, under the data key of its
+//! posts' expiry hour (all of them expire in that hour), so it goes, unreadable, when that
+//! hour's key is destroyed. Its plaintext is `1 ‖ count u16 LE ‖ (content id (32) ‖ len u32
+//! LE ‖ record)*`, each record a post's own record (`post_record.rs`: `0 ‖ envelope`). A size at
+//! rest then shows the size bucket of the pack's posts together, no more than their own values
+//! showed. Which pack holds a post is in the post index (`post_index.rs`), written in the same
+//! atomic batch. A post deleted before its hour passes is taken out of its pack by rewriting
+//! the pack without it ([`Replica::expire`](super::Replica::expire)).
+
+use zeroize::Zeroizing;
+
+use lookout_protocol::ContentId;
+
+/// Most posts in one pack.
+pub(super) const PACK_MAX_POSTS: usize = 8;
+/// Most bytes of encoded posts in one pack (a post larger than half of it is kept alone).
+pub(super) const PACK_MAX_BYTES: usize = 6 * 1024;
+/// The first byte of a pack's plaintext. A record of its own starts with 0 (record format 2)
+/// or with its envelope's length as a varint, at least 0x80 (record format 1): never 1.
+pub(super) const PACK_VERSION: u8 = 1;
+/// The first byte of a pack's store key.
+const PACK_TAG: u8 = b'P';
+/// Bytes a post takes in a pack besides its record.
+const ENTRY_OVERHEAD: usize = 32 + 4;
+const HEADER: usize = 1 + 2;
+
+/// The store key of pack `pack`.
+pub(super) fn pack_key(pack: u64) -> [u8; 9] {
+    let mut key = [0; 9];
+    key[0] = PACK_TAG;
+    key[1..].copy_from_slice(&pack.to_be_bytes());
+    key
+}
+
+/// The pack id a store key of the posts' tree names, if it is a pack's.
+pub(super) fn pack_of_key(key: &[u8]) -> Option<u64> {
+    let (&tag, id) = key.split_first()?;
+    (tag == PACK_TAG)
+        .then(|| id.try_into().ok().map(u64::from_be_bytes))
+        .flatten()
+}
+
+/// The bytes a post whose record is `record_len` bytes takes in a pack.
+pub(super) fn entry_len(record_len: usize) -> usize {
+    ENTRY_OVERHEAD + record_len
+}
+
+/// Whether a post of `record_len` bytes is packed at all (else it is kept alone).
+pub(super) fn fits(record_len: usize) -> bool {
+    entry_len(record_len) <= PACK_MAX_BYTES / 2
+}
+
+/// The plaintext of a pack of `posts` (id, record): at most [`PACK_MAX_POSTS`] of them.
+pub(super) fn encode<'a>(
+    posts: impl ExactSizeIterator<Item = (&'a ContentId, &'a [u8])>,
+) -> Zeroizing<Vec<u8>> {
+    let mut pack = Zeroizing::new(Vec::with_capacity(HEADER + PACK_MAX_BYTES));
+    pack.push(PACK_VERSION);
+    let count = u16::try_from(posts.len()).unwrap_or(u16::MAX);
+    pack.extend_from_slice(&count.to_le_bytes());
+    for (id, record) in posts.take(usize::from(count)) {
+        pack.extend_from_slice(&id.0);
+        let len = u32::try_from(record.len()).unwrap_or(u32::MAX);
+        pack.extend_from_slice(&len.to_le_bytes());
+        pack.extend_from_slice(record);
+    }
+    pack
+}
+
+/// The posts of a pack (id, record), in order; `None` if it is not a well-formed pack.
+pub(super) fn decode(pack: &[u8]) -> Option<Vec<(ContentId, &[u8])>> {
+    let (&version, rest) = pack.split_first()?;
+    if version != PACK_VERSION {
+        return None;
+    }
+    let (count, mut rest) = rest.split_at_checked(2)?;
+    let count = u16::from_le_bytes(count.try_into().ok()?);
+    let mut posts = Vec::with_capacity(usize::from(count).min(PACK_MAX_POSTS * 8));
+    for _ in 0..count {
+        let (id, after) = rest.split_at_checked(32)?;
+        let (len, after) = after.split_at_checked(4)?;
+        let len = usize::try_from(u32::from_le_bytes(len.try_into().ok()?)).ok()?;
+        let (record, after) = after.split_at_checked(len)?;
+        posts.push((ContentId(id.try_into().ok()?), record));
+        rest = after;
+    }
+    Some(posts)
+}
+
+/// The record of post `id` in `pack`, if it holds it.
+pub(super) fn find<'a>(pack: &'a [u8], id: &ContentId) -> Option<&'a [u8]> {
+    decode(pack)?
+        .into_iter()
+        .find(|(held, _)| held == id)
+        .map(|(_, record)| record)
+}
+
+/// Splits posts of one expiry hour (given by their record lengths, in the order they are to be
+/// kept) into packs: consecutive runs of at most [`PACK_MAX_POSTS`] posts and
+/// [`PACK_MAX_BYTES`] bytes. Returns the runs' lengths; a run of one is kept alone.
+pub(super) fn plan(record_lens: &[usize]) -> Vec<usize> {
+    let mut runs = Vec::new();
+    let (mut posts, mut bytes) = (0, 0);
+    for &len in record_lens {
+        let len = entry_len(len);
+        if posts > 0 && (posts == PACK_MAX_POSTS || bytes + len > PACK_MAX_BYTES) {
+            runs.push(posts);
+            (posts, bytes) = (0, 0);
+        }
+        posts += 1;
+        bytes += len;
+    }
+    if posts > 0 {
+        runs.push(posts);
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_pack_gives_back_each_post_and_refuses_garbage() {
+        let ids: Vec<ContentId> = (0..5u8).map(|i| ContentId([i; 32])).collect();
+        let records: Vec<Vec<u8>> = (0..5usize).map(|i| vec![0; 100 + i]).collect();
+        let pack = encode(ids.iter().zip(records.iter().map(Vec::as_slice)));
+        let back = decode(&pack).unwrap();
+        assert_eq!(back.len(), 5);
+        for ((id, record), (want_id, want)) in back.iter().zip(ids.iter().zip(&records)) {
+            assert_eq!(id, want_id);
+            assert_eq!(record, want);
+            assert_eq!(find(&pack, id), Some(want.as_slice()));
+        }
+        assert_eq!(find(&pack, &ContentId([9; 32])), None);
+        // Cut anywhere, or of another version: refused, never read past its end.
+        for cut in 0..pack.len() {
+            assert!(decode(&pack[..cut]).is_none(), "cut at {cut}");
+        }
+        let mut other = pack.to_vec();
+        other[0] = 0;
+        assert!(decode(&other).is_none());
+        assert_eq!(pack_of_key(&pack_key(77)), Some(77));
+        assert_eq!(pack_of_key(&[7; 32]), None);
+    }
+
+    #[test]
+    fn plan_keeps_packs_within_their_bounds() {
+        assert_eq!(plan(&[]), Vec::<usize>::new());
+        assert_eq!(plan(&[600; 20]), vec![8, 8, 4]);
+        // 6 KiB: 2,100-byte records three to a pack would pass it.
+        assert_eq!(plan(&[2_100; 5]), vec![2, 2, 1]);
+        let runs = plan(&[700; 17]);
+        assert_eq!(runs.iter().sum::<usize>(), 17);
+        assert!(runs
+            .iter()
+            .all(|&n| n <= PACK_MAX_POSTS && n * entry_len(700) <= PACK_MAX_BYTES));
+        assert!(fits(600) && !fits(PACK_MAX_BYTES));
+    }
+
+    /// Ana's and Bea's homes in `dir`, Bea a member knowing the roster and epoch keys, and
+    /// Ana's `n` posts (as the sync would send them).
+    fn pair_with_posts(
+        dir: &std::path::Path,
+        n: usize,
+    ) -> (
+        crate::replica::Replica,
+        crate::replica::Replica,
+        Vec<crate::replica::WireItem>,
+    ) {
+        use crate::replica::post_index::tests::{draft, founded_at, PASS};
+        use crate::replica::{Replica, SetKind, WireItem};
+        let mut ana = founded_at(&dir.join("ana"));
+        let (mut bea, _) = Replica::create(
+            &dir.join("bea"),
+            PASS,
+            "Bea",
+            lookout_protocol::passphrase::KdfParams::TESTING,
+        )
+        .unwrap();
+        let view = ana.approve(&bea.join_request().to_code()).unwrap();
+        bea.join(&view.invite.unwrap()).unwrap();
+        for i in 0..n {
+            ana.post(draft(&format!("packed alert {i}"))).unwrap();
+        }
+        let mut posts = Vec::new();
+        for kind in SetKind::ORDER {
+            let ids: Vec<[u8; 32]> = ana.sync_items(kind).iter().map(|i| i.id).collect();
+            let items: Vec<WireItem> = ana
+                .fetch(kind, &ids)
+                .unwrap()
+                .into_iter()
+                .map(|bytes| WireItem { kind, bytes })
+                .collect();
+            if kind == SetKind::Envelopes {
+                posts = items;
+            } else {
+                for item in &items {
+                    bea.ingest(item).unwrap();
+                }
+            }
+        }
+        assert_eq!(posts.len(), n);
+        (ana, bea, posts)
+    }
+
+    /// What a replica shows and serves of every post of `ids`.
+    fn seen(
+        replica: &crate::replica::Replica,
+        ids: &[ContentId],
+    ) -> Vec<(Option<lookout_protocol::envelope::InnerBody>, Vec<Vec<u8>>)> {
+        ids.iter()
+            .map(|id| {
+                (
+                    replica.stored_post(id),
+                    replica
+                        .fetch(crate::replica::SetKind::Envelopes, &[id.0])
+                        .unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// A sync run's posts are kept in packs (far fewer store entries than posts); every post
+    /// reads back, is served and listed exactly as its author has it, before and after a
+    /// reopen; the forensic oracle, which holds the passphrase, reads them while their hour's
+    /// key lives, and nothing of them once every post has expired.
+    #[test]
+    fn a_sync_runs_posts_are_packed_read_back_and_expire_unrecoverably() {
+        use crate::replica::post_index::tests::PASS;
+        use crate::replica::Replica;
+        use crate::store::{forensic, Tree};
+        let dir = tempfile::tempdir().unwrap();
+        let (ana, mut bea, posts) = pair_with_posts(dir.path(), 20);
+        let outcomes = bea.ingest_many(&posts).unwrap();
+        assert!(outcomes
+            .iter()
+            .all(|o| matches!(o, crate::replica::Ingested::Accepted)));
+        bea.flush().unwrap();
+        let ids: Vec<ContentId> = posts.iter().map(|p| ContentId(p.id())).collect();
+        let entries = bea.store.len(Tree::Alerts);
+        assert!(
+            entries <= 20_usize.div_ceil(PACK_MAX_POSTS) + 1,
+            "{entries} entries"
+        );
+        let want = seen(&ana, &ids);
+        assert!(want
+            .iter()
+            .all(|(body, served)| body.is_some() && served.len() == 1));
+        assert_eq!(seen(&bea, &ids), want);
+        let filter = crate::api::AlertFilter::default();
+        assert_eq!(bea.alerts(&filter).unwrap().len(), 20);
+
+        let home = bea.home().to_path_buf();
+        bea.close().unwrap();
+        let found = forensic::recover(&home, PASS).unwrap();
+        assert!(found.envelopes_opened >= 20, "{}", found.envelopes_opened);
+        assert!(found.contains(b"packed alert 17"));
+        let mut bea = Replica::open(&home, PASS).unwrap();
+        assert_eq!(seen(&bea, &ids), want);
+
+        let last = bea
+            .collective
+            .as_ref()
+            .unwrap()
+            .posts()
+            .values()
+            .map(|m| m.expires)
+            .max()
+            .unwrap();
+        assert_eq!(
+            bea.expire(last + 2 * crate::store::BUCKET_SECS).unwrap(),
+            20
+        );
+        assert_eq!(bea.store.len(Tree::Alerts), 0);
+        assert!(seen(&bea, &ids)
+            .iter()
+            .all(|(b, s)| b.is_none() && s.is_empty()));
+        bea.close().unwrap();
+        let found = forensic::recover(&home, PASS).unwrap();
+        assert!(!found.contains(b"packed alert"));
+    }
+
+    /// A post deleted while others of its pack live on (expiry part-way through an hour) is
+    /// taken out of the pack: the pack is rewritten with the others only, which still read.
+    #[test]
+    fn a_post_deleted_from_a_pack_is_gone_and_its_neighbours_stay() {
+        use crate::store::{Batch, Tree};
+        let dir = tempfile::tempdir().unwrap();
+        let (_ana, mut bea, posts) = pair_with_posts(dir.path(), 5);
+        bea.ingest_many(&posts).unwrap();
+        let ids: Vec<ContentId> = posts.iter().map(|p| ContentId(p.id())).collect();
+        let pack = bea.post_index.pack_of(&ids[2]).unwrap();
+        assert!(ids
+            .iter()
+            .all(|id| bea.post_index.pack_of(id) == Some(pack)));
+        let before = seen(&bea, &ids);
+        assert!(
+            bea.stored_post(&ids[2]).is_some(),
+            "read once: the pack is cached"
+        );
+
+        // As `Replica::expire` deletes one post.
+        let mut batch = Batch::new();
+        let mut touched = std::collections::BTreeSet::new();
+        bea.remove_post(&mut batch, &mut touched, ids[2]);
+        bea.rewrite_packs(&mut batch, touched).unwrap();
+        bea.store.apply_batch(batch).unwrap();
+
+        assert_eq!(bea.store.len(Tree::Alerts), 1);
+        let raw = bea
+            .store
+            .get(Tree::Alerts, &pack_key(pack))
+            .unwrap()
+            .unwrap();
+        let held: Vec<ContentId> = decode(&raw)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(held.len(), 4);
+        assert!(!held.contains(&ids[2]));
+        assert!(bea.stored_post(&ids[2]).is_none());
+        for (i, id) in ids.iter().enumerate().filter(|(i, _)| *i != 2) {
+            assert_eq!(seen(&bea, &[*id])[0], before[i]);
+        }
+    }
+
+    /// A home of store format 3 (as main wrote it: every post under its own id, index chunks
+    /// without packs, laid out here by rewriting this version's chunks as that version wrote
+    /// them) opens with every post, is marked as of format 4 (so format 3's version refuses it
+    /// from then on), and its old chunks merge with new ones.
+    #[test]
+    fn a_store_of_format_3_opens_is_marked_4_and_loses_nothing() {
+        use crate::replica::post_index::tests::{draft, founded_at, PASS};
+        use crate::replica::Replica;
+        use crate::store::{Store, Tree, STORE_FORMAT};
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("ana");
+        let mut ana = founded_at(&home);
+        let mut ids: Vec<ContentId> = (0..6)
+            .map(|i| ana.post(draft(&format!("old alert {i}"))).unwrap())
+            .collect();
+        let want = seen(&ana, &ids);
+        ana.close().unwrap();
+
+        let store = Store::open(&home, PASS).unwrap();
+        let chunks: Vec<_> = store.iter(Tree::PostIndex).map(Result::unwrap).collect();
+        assert!(!chunks.is_empty());
+        for (key, value) in chunks {
+            assert_eq!(key.len(), 17, "this version writes chunks with packs");
+            let entries: Vec<crate::replica::post_index::Located> =
+                postcard::from_bytes(&value).unwrap();
+            let expires = entries.iter().map(|(_, m, _)| m.expires).max().unwrap();
+            let old: Vec<_> = entries.into_iter().map(|(id, m, _)| (id, m)).collect();
+            store
+                .put_expiring(
+                    Tree::PostIndex,
+                    &key[..16],
+                    &postcard::to_allocvec(&old).unwrap(),
+                    expires,
+                )
+                .unwrap();
+            store.remove(Tree::PostIndex, &key).unwrap();
+        }
+        store.write_check_for_tests(b"lookout store v3").unwrap();
+        store.close().unwrap();
+
+        let mut ana = Replica::open(&home, PASS).unwrap();
+        assert_eq!(ana.store.format(), STORE_FORMAT);
+        assert_eq!(STORE_FORMAT, 4);
+        assert_eq!(seen(&ana, &ids), want);
+        ids.extend((0..3).map(|i| ana.post(draft(&format!("new alert {i}"))).unwrap()));
+        ana.close().unwrap();
+        let ana = Replica::open(&home, PASS).unwrap();
+        assert_eq!(ana.collective.as_ref().unwrap().posts().len(), 9);
+        assert_eq!(&seen(&ana, &ids)[..6], &want[..]);
+        assert!(seen(&ana, &ids)
+            .iter()
+            .all(|(b, s)| b.is_some() && s.len() == 1));
+    }
+}
