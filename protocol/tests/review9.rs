@@ -6,9 +6,14 @@
 
 mod names;
 
+use lookout_protocol::content::{Alert, Category, Content, Identifiers, Severity};
+use lookout_protocol::envelope::{self, InnerBody};
+use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::identity::Identity;
+use lookout_protocol::identity::PublicIdentity;
 use lookout_protocol::membership::{Action, Op, Policy, SignedGenesis, MAX_OPS_PER_AUTHOR_PER_DAY};
 use lookout_protocol::replica::{Effect, Ingested, Refusal, SetKind, State};
+use lookout_protocol::CollectiveId;
 use lookout_protocol::OpId;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -566,5 +571,345 @@ fn r9_an_op_on_a_chain_joins_in_the_batch_that_offers_it_whatever_the_flooder_in
     assert_eq!(
         rounds, 1,
         "the removal of the flooder joined R only after {rounds} sync rounds"
+    );
+}
+
+// ---- R9-7: the alert side (set-up copied from quota_heads.rs) ----
+
+/// How many ops x signs for the day: more than the quota.
+const HEADS_RUN: usize = 300;
+
+/// A collective of a founder (the only moderator, k = 1) and members admitted one after
+/// another: `a` (an honest member on side A), `x` (who splits), `b` (replica B's member) and
+/// `e` (removed by the founder before x's run). The founder rotates the group key to all but
+/// `e`, and x signs a chain of `RUN` agreement-key rotations dated the same day.
+#[allow(dead_code)] // copied whole from quota_heads.rs
+struct HeadsWorld {
+    rng: ChaCha20Rng,
+    founder: Identity,
+    a: Identity,
+    x: Identity,
+    b: Identity,
+    e: Identity,
+    genesis: SignedGenesis,
+    /// The founder's ops, in order: admissions of a, x, b, e, then the removal of e.
+    setup: Vec<Op>,
+    rotation: KeyDelivery,
+    key: EpochKey,
+    /// x's chain: each names the one before (the first names the removal of e).
+    run: Vec<Op>,
+}
+
+impl HeadsWorld {
+    fn new(seed: u64) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let founder = Identity::generate_at(&mut rng, START);
+        let a = Identity::generate_at(&mut rng, START);
+        let mut x = Identity::generate_at(&mut rng, START);
+        let b = Identity::generate_at(&mut rng, START);
+        let e = Identity::generate_at(&mut rng, START);
+        let genesis = SignedGenesis::create(
+            &founder,
+            &names::secret(),
+            "Quota",
+            "f",
+            Policy::default(),
+            START,
+            &mut rng,
+        )
+        .unwrap();
+        let mut setup: Vec<Op> = Vec::new();
+        let mut actions: Vec<Action> = [&a, &x, &b, &e]
+            .iter()
+            .enumerate()
+            .map(|(i, who)| Action::ProposeAdd {
+                identity: who.public(),
+                name: names::name(format!("member {i}")),
+            })
+            .collect();
+        actions.push(Action::Remove {
+            member: e.member_id(),
+            reason: names::reason("removed"),
+        });
+        for (i, action) in actions.into_iter().enumerate() {
+            let parents = setup.last().map(|op| vec![op.id()]).unwrap_or_default();
+            let op = Op::create(
+                &founder,
+                genesis.id(),
+                parents,
+                START + 60 * (i as u64 + 1),
+                action,
+            )
+            .unwrap();
+            setup.push(op);
+        }
+        let key = EpochKey::generate(&mut rng);
+        let rotation = KeyDelivery::create(
+            &founder,
+            genesis.id(),
+            &key,
+            DeliveryKind::Rotation,
+            vec![setup[4].id()],
+            START + 400,
+            &[founder.public(), a.public(), x.public(), b.public()],
+            &mut rng,
+        )
+        .unwrap();
+        let mut run: Vec<Op> = Vec::with_capacity(HEADS_RUN);
+        for i in 0..HEADS_RUN as u64 {
+            let at = START + 500 + i;
+            let identity = x.rotate_agreement(at, &mut rng);
+            let parent = run.last().map_or(setup[4].id(), Op::id);
+            run.push(
+                Op::create(
+                    &x,
+                    genesis.id(),
+                    vec![parent],
+                    at,
+                    Action::RotateAgreementKey { identity },
+                )
+                .unwrap(),
+            );
+        }
+        Self {
+            rng,
+            founder,
+            a,
+            x,
+            b,
+            e,
+            genesis,
+            setup,
+            rotation,
+            key,
+            run,
+        }
+    }
+
+    fn collective(&self) -> CollectiveId {
+        self.genesis.id()
+    }
+
+    /// Replica A (its member `a`): the setup, the rotation, then x's run in order, so it keeps
+    /// the first 256 (the quota) and refuses the rest.
+    fn side_a(&self) -> State {
+        let mut state = State::new(self.genesis.clone());
+        for op in &self.setup {
+            assert_eq!(
+                ingest_kind(&mut state, SetKind::Ops, op.encoded(), &self.a),
+                Ingested::Accepted
+            );
+        }
+        let rotation = ingest_kind(
+            &mut state,
+            SetKind::Deliveries,
+            self.rotation.encoded(),
+            &self.a,
+        );
+        assert_eq!(rotation, Ingested::Accepted);
+        for (i, op) in self.run.iter().enumerate() {
+            let outcome = ingest_kind(&mut state, SetKind::Ops, op.encoded(), &self.a);
+            if i < MAX_OPS_PER_AUTHOR_PER_DAY {
+                assert_eq!(outcome, Ingested::Accepted, "op {i}");
+            } else {
+                assert_eq!(outcome, Ingested::Ignored(Refusal::OpQuota), "op {i}");
+            }
+        }
+        assert_eq!(state.log().roster().heads(), &[self.run[255].id()]);
+        state
+    }
+
+    /// Replica B (its member `b`): the setup and rotation, then x hands it her run in another
+    /// order: ops 0 to 254, then 256 (waiting for its parent, and counted), so 255, which A
+    /// keeps, is over the quota here.
+    fn side_b(&self) -> State {
+        let mut state = State::new(self.genesis.clone());
+        for op in &self.setup {
+            assert_eq!(
+                ingest_kind(&mut state, SetKind::Ops, op.encoded(), &self.b),
+                Ingested::Accepted
+            );
+        }
+        let rotation = ingest_kind(
+            &mut state,
+            SetKind::Deliveries,
+            self.rotation.encoded(),
+            &self.b,
+        );
+        assert_eq!(rotation, Ingested::Accepted);
+        for op in &self.run[..255] {
+            let outcome = ingest_kind(&mut state, SetKind::Ops, op.encoded(), &self.b);
+            assert_eq!(outcome, Ingested::Accepted);
+        }
+        let outcome = ingest_kind(&mut state, SetKind::Ops, self.run[256].encoded(), &self.b);
+        assert_eq!(outcome, Ingested::Held);
+        state
+    }
+
+    /// A new group key rotated by the founder to every member of `state`'s roster, naming its
+    /// current heads.
+    #[allow(dead_code)]
+    fn rotation_on(&mut self, state: &State) -> (EpochKey, KeyDelivery) {
+        let key = EpochKey::generate(&mut self.rng);
+        let to: Vec<PublicIdentity> = state
+            .log()
+            .roster()
+            .members()
+            .map(|m| m.identity.clone())
+            .collect();
+        let delivery = KeyDelivery::create(
+            &self.founder,
+            self.collective(),
+            &key,
+            DeliveryKind::Rotation,
+            state.log().roster().heads().to_vec(),
+            NOW - 60,
+            &to,
+            &mut self.rng,
+        )
+        .unwrap();
+        delivery.check_authority(state.log().roster()).unwrap();
+        (key, delivery)
+    }
+}
+
+fn ingest_kind(state: &mut State, kind: SetKind, bytes: &[u8], me: &Identity) -> Ingested {
+    state.ingest(kind, bytes, me, NOW).outcome
+}
+
+/// An alert by `author` naming `heads`, sealed under `key`.
+fn alert(
+    key: &EpochKey,
+    collective: CollectiveId,
+    author: &Identity,
+    heads: Vec<OpId>,
+    text: &str,
+    rng: &mut ChaCha20Rng,
+) -> Vec<u8> {
+    let at = NOW - 30;
+    envelope::seal(
+        author,
+        key,
+        InnerBody {
+            collective,
+            epoch: key.id(),
+            author: author.member_id(),
+            seq: 1,
+            heads,
+            timestamp: at,
+            expires: at + 86_400,
+            content: Content::Alert(Alert {
+                category: Category::Robbery,
+                severity: Severity::High,
+                description: text.into(),
+                identifiers: Identifiers {
+                    phones: vec!["+447700900123".into()],
+                    ..Identifiers::default()
+                },
+                area: "harbour".into(),
+                incident_time: None,
+                language: "en".into(),
+                on_behalf: false,
+            }),
+        },
+        rng,
+    )
+    .unwrap()
+    .bytes
+}
+
+/// Everything A holds, as a sync would hand it to B: ops, deliveries, posts.
+fn hand_over(from: &mut State, to: &mut State, me: &Identity, posts: &[Vec<u8>]) -> Vec<Ingested> {
+    let ops: Vec<Vec<u8>> = from
+        .log()
+        .ops()
+        .chain(from.log().offered_stubs())
+        .map(|op| op.encoded().to_vec())
+        .collect();
+    let refs: Vec<&[u8]> = ops.iter().map(Vec::as_slice).collect();
+    let _ = to.ingest_ops(&refs, me, NOW);
+    let deliveries: Vec<Vec<u8>> = from
+        .deliveries()
+        .values()
+        .map(|d| d.encoded().to_vec())
+        .collect();
+    for d in &deliveries {
+        let _ = to.ingest(SetKind::Deliveries, d, me, NOW);
+    }
+    posts
+        .iter()
+        .map(|p| to.ingest(SetKind::Envelopes, p, me, NOW).outcome)
+        .collect()
+}
+
+/// R9-7. An alert (or key delivery) written on a head refused over the quota is read through
+/// the bounded refused set only (4,096 ids, 16,384 parents), never through the stubs. x's op 256
+/// at B reads through op 255, so B keeps op 255 as a stub for good; then x pushes op 255 out of
+/// the refused set with 512 over-quota ops of 32 parents each (the quota is checked before the
+/// signature: they may be bytes nobody signed). Op 255 offered again is "kept already" as a
+/// stub, so it never enters the refused set again: an honest member's alert written on A's
+/// heads (op 255) waits at B for good, however many syncs pass and whatever joins B's log
+/// (checked by hand: a membership op joining B does not release it). The safe behaviour: the
+/// alert crosses in the sync that offers op 255 again.
+#[test]
+fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed() {
+    let mut w = HeadsWorld::new(97);
+    let mut b = w.side_b();
+    let mut a = w.side_a();
+    let refused = w.run[255].id();
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    assert!(b.refused_over_quota(&refused));
+    assert!(b.log().is_stub(&refused) && b.log().contains(&w.run[256].id()));
+    let identity = w.x.public();
+    for i in 0..512u64 {
+        let parents: Vec<OpId> = (0..32u64)
+            .map(|p| {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&(i * 32 + p).to_le_bytes());
+                id[31] = 0x99;
+                OpId(id)
+            })
+            .collect();
+        let op = Op::create(
+            &w.x,
+            w.collective(),
+            parents,
+            START + 1_000 + i,
+            Action::RotateAgreementKey {
+                identity: identity.clone(),
+            },
+        )
+        .unwrap();
+        let outcome = ingest_kind(&mut b, SetKind::Ops, op.encoded(), &w.b);
+        assert_eq!(outcome, Ingested::Ignored(Refusal::OpQuota));
+    }
+    assert!(!b.refused_over_quota(&refused), "not pushed out");
+    let heads = a.log().roster().heads().to_vec();
+    assert!(heads.contains(&refused));
+    let (key, co) = (w.key.clone(), w.collective());
+    let post = alert(
+        &key,
+        co,
+        &w.a,
+        heads,
+        "written on the refused head",
+        &mut w.rng,
+    );
+    assert_eq!(
+        ingest_kind(&mut a, SetKind::Envelopes, &post, &w.a),
+        Ingested::Accepted
+    );
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes = hand_over(&mut a, &mut b, &w.b, std::slice::from_ref(&post));
+        if outcomes[0] == Ingested::Accepted {
+            break;
+        }
+    }
+    assert_eq!(
+        outcomes[0],
+        Ingested::Accepted,
+        "after 3 syncs offering op 255 again, the alert still waits at B (refused set: {})",
+        b.refused_over_quota(&refused)
     );
 }
