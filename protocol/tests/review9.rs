@@ -913,3 +913,103 @@ fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed() {
         b.refused_over_quota(&refused)
     );
 }
+
+/// R9-7b. The same without a stub: B's day of x's is full with ops 0 to 254 and a fork z of
+/// hers, so it refuses op 255 and nothing of B's reads through it. After x's flush of the
+/// refused set, op 255 offered again is "deferred until the log changes" and answered as a
+/// duplicate without being remembered again, so the alert written on it waits at B until some
+/// membership op joins B's log (in a quiet collective: hours or days). Safe: it crosses in the
+/// sync that offers op 255 again.
+#[test]
+fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed_without_a_stub() {
+    let mut w = HeadsWorld::new(98);
+    let mut a = w.side_a();
+    let mut b = State::new(w.genesis.clone());
+    for op in &w.setup {
+        assert_eq!(
+            ingest_kind(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    assert_eq!(
+        ingest_kind(&mut b, SetKind::Deliveries, w.rotation.encoded(), &w.b),
+        Ingested::Accepted
+    );
+    for op in &w.run[..255] {
+        assert_eq!(
+            ingest_kind(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    let z = Op::create(
+        &w.x,
+        w.collective(),
+        vec![w.run[254].id()],
+        START + 2_000,
+        Action::RotateAgreementKey {
+            identity: w.x.public(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        ingest_kind(&mut b, SetKind::Ops, z.encoded(), &w.b),
+        Ingested::Accepted
+    );
+    let refused = w.run[255].id();
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    assert!(b.refused_over_quota(&refused) && !b.log().is_stub(&refused));
+    let identity = w.x.public();
+    for i in 0..512u64 {
+        let parents: Vec<OpId> = (0..32u64)
+            .map(|p| {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&(i * 32 + p).to_le_bytes());
+                id[31] = 0x98;
+                OpId(id)
+            })
+            .collect();
+        let op = Op::create(
+            &w.x,
+            w.collective(),
+            parents,
+            START + 1_000 + i,
+            Action::RotateAgreementKey {
+                identity: identity.clone(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            ingest_kind(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Ignored(Refusal::OpQuota)
+        );
+    }
+    assert!(!b.refused_over_quota(&refused), "not pushed out");
+    let heads = a.log().roster().heads().to_vec();
+    assert_eq!(heads, vec![refused]);
+    let (key, co) = (w.key.clone(), w.collective());
+    let post = alert(
+        &key,
+        co,
+        &w.a,
+        heads,
+        "written on the refused head",
+        &mut w.rng,
+    );
+    assert_eq!(
+        ingest_kind(&mut a, SetKind::Envelopes, &post, &w.a),
+        Ingested::Accepted
+    );
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes = hand_over(&mut a, &mut b, &w.b, std::slice::from_ref(&post));
+        if outcomes[0] == Ingested::Accepted {
+            break;
+        }
+    }
+    assert_eq!(
+        outcomes[0],
+        Ingested::Accepted,
+        "after 3 syncs offering op 255 again, the alert still waits at B (refused set: {})",
+        b.refused_over_quota(&refused)
+    );
+}
