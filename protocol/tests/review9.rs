@@ -1013,3 +1013,45 @@ fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed_withou
         b.refused_over_quota(&refused)
     );
 }
+
+/// R9-8. A key delivery signed by a key that never was a member, naming a head refused over the
+/// quota, is refused without penalty (`without_penalty_if(read)`), after a full resolution of
+/// the roster at the heads read: a stranger may send such deliveries for ever, each costing a
+/// signature check and a resolution, and is never dropped. The same delivery naming the held
+/// parent directly is rejected (penalised). Safe: a delivery whose author the log cannot know
+/// as a possible author is rejected whatever heads it names.
+#[test]
+fn r9_a_strangers_delivery_on_a_refused_head_is_penalised() {
+    let mut w = HeadsWorld::new(99);
+    let mut b = w.side_b();
+    let mut a = w.side_a();
+    let refused = w.run[255].id();
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    assert!(b.refused_over_quota(&refused));
+    let stranger = Identity::generate_at(&mut w.rng, START);
+    assert!(!b.log().may_author(&stranger.member_id()));
+    let key = EpochKey::generate(&mut w.rng);
+    let forged = |heads: Vec<OpId>, rng: &mut ChaCha20Rng| {
+        KeyDelivery::create(
+            &stranger,
+            w.genesis.id(),
+            &key,
+            DeliveryKind::Rotation,
+            heads,
+            NOW - 60,
+            &[stranger.public(), w.b.public()],
+            rng,
+        )
+        .unwrap()
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(990);
+    let direct = forged(vec![w.run[254].id()], &mut rng);
+    let control = ingest_kind(&mut b, SetKind::Deliveries, direct.encoded(), &w.b);
+    assert!(control.is_rejected(), "control: {control:?}");
+    let via_refused = forged(vec![refused], &mut rng);
+    let outcome = ingest_kind(&mut b, SetKind::Deliveries, via_refused.encoded(), &w.b);
+    assert!(
+        outcome.is_rejected(),
+        "a stranger's delivery naming a refused head is not penalised: {outcome:?}"
+    );
+}
