@@ -542,11 +542,71 @@ impl State {
     ) -> (Vec<Ingested>, Vec<Effect>) {
         let mut effects = Vec::new();
         let mut outcomes = vec![Ingested::Duplicate; ops.len()];
-        for i in parents_first(ops, self.log.collective()) {
+        let order = parents_first(ops, self.log.collective());
+        for &i in &order {
             outcomes[i] = self.ingest_one(SetKind::Ops, ops[i], me, now, &mut effects);
         }
+        self.stub_wanted_in(ops, &order, &mut effects);
         self.release(me, now, &mut effects);
         (outcomes, effects)
+    }
+
+    /// After a batch: its ops refused over the quota here that an orphan came to wait for
+    /// only later in the batch (a stub added below it, an op naming it) are verified now and
+    /// kept as stubs, and so on down a chain, children first, so an op above a chain refused
+    /// here joins in the batch that offers the chain whatever the batch's order and whatever
+    /// else it holds (Review 9, R9-4: a flooder's junk interleaved in the batch pushed the
+    /// chain's bytes out of those kept at hand, one window of links per sync round). At most
+    /// one signature check per op of the batch; bytes that do not verify are refused for good.
+    fn stub_wanted_in(&mut self, ops: &[&[u8]], order: &[usize], effects: &mut Vec<Effect>) {
+        let ids: Vec<OpId> = ops
+            .iter()
+            .map(|bytes| OpId(SetKind::Ops.id_of(bytes)))
+            .collect();
+        let mut tried = vec![false; ops.len()];
+        loop {
+            let mut progress = false;
+            for &i in order.iter().rev() {
+                let (Some(&id), Some(&bytes)) = (ids.get(i), ops.get(i)) else {
+                    continue;
+                };
+                if tried.get(i).copied().unwrap_or(true)
+                    || !self.log.wants(&id)
+                    || self.log.holds(&id)
+                    || self.log.is_stub(&id)
+                    || self.log.refused_parents(&id).is_none()
+                    || self.refused.contains(&id.0)
+                {
+                    continue;
+                }
+                if let Some(t) = tried.get_mut(i) {
+                    *t = true;
+                }
+                match Op::decode(bytes, self.log.collective()) {
+                    Ok(op) => {
+                        self.recent_refused.retain(|(kept, _)| *kept != id);
+                        self.stubbed(op, effects);
+                        progress = true;
+                    }
+                    Err(e) => self.refuse_forged(id, e),
+                }
+            }
+            progress |= self.verify_wanted(effects);
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    /// Bytes kept at hand as an op refused over the quota that do not verify: refused for
+    /// good, so they are not kept nor checked again.
+    fn refuse_forged(&mut self, id: OpId, e: crate::membership::OpError) {
+        let outcome = if e.is_peer_fault() {
+            Ingested::Rejected(e.into())
+        } else {
+            Ingested::Ignored(e.into())
+        };
+        self.remember(id.0, &outcome, None);
     }
 
     /// Try every held item again (after the clock moved, say): each from the form its first
@@ -612,13 +672,19 @@ impl State {
         // changes what orphans wait for but not the log's generation, and the orphan waiting
         // below it would wait for good (`quota_ops_props` regression, seed 10121065744911640062).
         let wanted = kind == SetKind::Ops && self.log.wants(&OpId(id));
-        if self.refused.contains(&id) || (!wanted && self.still_deferred(&id, now)) {
+        // Refused for good (a bad signature, say): never kept at hand nor verified again
+        // (Review 9, R9-6).
+        if self.refused.contains(&id) {
+            return Ingested::Duplicate;
+        }
+        if !wanted && self.still_deferred(&id, now) {
             // An op refused over the quota and offered again: its bytes are kept at hand (no
-            // signature check), so that when a stub added later in the same batch makes an
-            // orphan wait for it, it is verified and kept as a stub then (`verify_wanted`).
-            // Without this, a chain of refused ops offered parents first was found one link
-            // per sync round, and an orphan below a long one waited as long (`quota_ops_props`
-            // regressions, seeds 10440444908074376828 and 11762850317557233155).
+            // signature check), so that when a stub added later makes an orphan wait for it,
+            // it is verified and kept as a stub then (`verify_wanted`; in a sync batch,
+            // whatever the batch's order, `State::stub_wanted_in`). Without this, a chain of
+            // refused ops offered parents first was found one link per sync round, and an
+            // orphan below a long one waited as long (`quota_ops_props` regressions, seeds
+            // 10440444908074376828 and 11762850317557233155).
             if kind == SetKind::Ops && self.log.refused_parents(&OpId(id)).is_some() {
                 self.keep_refused_bytes(OpId(id), bytes);
             }
@@ -1030,20 +1096,27 @@ impl State {
     /// stubs ([`MembershipLog::add_stub`]), which may let in ops waiting for them, and so on
     /// down a chain. At most [`RECENT_REFUSED`] signature checks in all, each of bytes an op
     /// waits for; bytes that do not verify are dropped.
-    fn verify_wanted(&mut self, effects: &mut Vec<Effect>) {
+    /// Returns whether any was kept.
+    fn verify_wanted(&mut self, effects: &mut Vec<Effect>) -> bool {
+        let mut kept = false;
         while let Some(at) = self
             .recent_refused
             .iter()
             .position(|(id, _)| self.log.wants(id))
         {
-            let Some((_, bytes)) = self.recent_refused.remove(at) else {
+            let Some((id, bytes)) = self.recent_refused.remove(at) else {
                 break;
             };
-            if let Ok(op) = Op::decode(&bytes, self.log.collective()) {
-                self.stubbed(op, effects);
+            match Op::decode(&bytes, self.log.collective()) {
+                Ok(op) => {
+                    self.stubbed(op, effects);
+                    kept = true;
+                }
+                Err(e) => self.refuse_forged(id, e),
             }
         }
         self.keep_readings(effects);
+        kept
     }
 
     /// Keep a verified op refused over the quota as a stub ([`MembershipLog::add_stub`]): what
