@@ -146,6 +146,13 @@ pub struct MembershipLog {
     over: HashSet<OpId>,
     /// Bumped whenever a stub joins (and `over` is emptied).
     stub_changes: u64,
+    /// Stubs whose whole past is held or settled stubs (a reading through them waits for
+    /// nothing), kept across passes over the orphans, so an orphan waiting below a large
+    /// region of stubs costs a walk of the unsettled part only, not of all of it on every
+    /// pass (Review 9, R9-5: one orphan below 16,000 stubs cost 20 ms per op any replica
+    /// took in). Only grows while stubs stay (an op never leaves the log); emptied when a
+    /// settled stub is dropped without joining.
+    settled: RefCell<HashSet<OpId>>,
     /// Author-days a slot of which was freed (an orphan dropped) since their quota was last
     /// seen full: stubs of these may join as ops ([`MembershipLog::stubs_with_room`]).
     room: HashSet<(MemberId, u64)>,
@@ -187,6 +194,7 @@ impl MembershipLog {
             changed: BTreeSet::new(),
             over: HashSet::new(),
             stub_changes: 0,
+            settled: RefCell::default(),
             room: HashSet::new(),
             stub_waits: HashMap::new(),
             stub_retry: Vec::new(),
@@ -442,10 +450,18 @@ impl MembershipLog {
         if let Some(known) = memo.get(&start) {
             return *known;
         }
+        let mut settled = self.settled.borrow_mut();
+        if settled.contains(&start) {
+            return None;
+        }
         let mut open: HashSet<OpId> = HashSet::new();
         let mut stack = vec![(start, false)];
         while let Some((id, expanded)) = stack.pop() {
             if memo.contains_key(&id) {
+                continue;
+            }
+            if settled.contains(&id) {
+                memo.insert(id, None);
                 continue;
             }
             let Some(parents) = self.stubs.get(&id).map(Op::parents) else {
@@ -457,7 +473,11 @@ impl MembershipLog {
                 stack.push((id, true));
                 for p in parents {
                     // (No cycle can be hashed; `open` guards against one all the same.)
-                    if !self.ops.contains_key(p) && !memo.contains_key(p) && !open.contains(p) {
+                    if !self.ops.contains_key(p)
+                        && !memo.contains_key(p)
+                        && !open.contains(p)
+                        && !settled.contains(p)
+                    {
                         stack.push((*p, false));
                     }
                 }
@@ -465,7 +485,7 @@ impl MembershipLog {
             }
             let mut waits = None;
             for p in parents {
-                if self.ops.contains_key(p) {
+                if self.ops.contains_key(p) || settled.contains(p) {
                     continue;
                 }
                 match memo.get(p) {
@@ -483,6 +503,9 @@ impl MembershipLog {
             }
             open.remove(&id);
             memo.insert(id, waits);
+            if waits.is_none() {
+                settled.insert(id);
+            }
         }
         memo.get(&start).copied().flatten()
     }
@@ -515,6 +538,7 @@ impl MembershipLog {
             self.stub_retry.extend(stubs);
         }
         if self.stubs.remove(&id).is_some() {
+            self.settled.get_mut().remove(&id);
             self.stubs_changed();
         }
         if let Some(mut read) = read {
@@ -613,6 +637,10 @@ impl MembershipLog {
             if let Some(old) = self.stub_order.pop_front() {
                 if !self.through.contains(&old) {
                     self.stubs.remove(&old);
+                    // Settled stubs above it may not be any more.
+                    if self.settled.get_mut().contains(&old) {
+                        self.settled.get_mut().clear();
+                    }
                 }
             }
         }
@@ -772,6 +800,7 @@ impl MembershipLog {
         self.new_stubs.clear();
         let through = &self.through;
         self.stubs.retain(|id, _| through.contains(id));
+        self.settled.get_mut().clear();
     }
 
     /// Whether `id` was refused over its author's quota here (and is remembered as such).
