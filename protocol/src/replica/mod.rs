@@ -1095,8 +1095,7 @@ impl State {
     /// Refused ops whose bytes are at hand and that an op now waits for: verified and kept as
     /// stubs ([`MembershipLog::add_stub`]), which may let in ops waiting for them, and so on
     /// down a chain. At most [`RECENT_REFUSED`] signature checks in all, each of bytes an op
-    /// waits for; bytes that do not verify are dropped.
-    /// Returns whether any was kept.
+    /// waits for; bytes that do not verify are refused for good. Returns whether any was kept.
     fn verify_wanted(&mut self, effects: &mut Vec<Effect>) -> bool {
         let mut kept = false;
         while let Some(at) = self
