@@ -514,7 +514,9 @@ fn a_refused_head_is_judged_as_the_heads_it_is_read_as() {
 
 /// A flood of ops over the quota (x signs thousands more for the day) keeps the set of refused
 /// ids at its bound; the oldest are forgotten first, and an item naming a forgotten one waits
-/// for it again, as every such item did before: no worse than without the set.
+/// for it again, as every such item did before: no worse than without the set. A stub (op 255,
+/// which op 256 at B is read through) is verified and kept, and stays read whatever the flood
+/// (Review 9, R9-7).
 #[test]
 fn the_refused_set_stays_bounded_under_a_flood() {
     let mut w = World::new(4);
@@ -525,6 +527,7 @@ fn the_refused_set_stays_bounded_under_a_flood() {
     assert!(b.refused_over_quota(&refused));
     let identity = w.x.public();
     let flood = MAX_QUOTA_REFUSED + 500;
+    let mut first = None;
     for i in 0..flood as u64 {
         let op = Op::create(
             &w.x,
@@ -536,17 +539,20 @@ fn the_refused_set_stays_bounded_under_a_flood() {
             },
         )
         .unwrap();
+        first.get_or_insert(op.id());
         let outcome = ingest(&mut b, SetKind::Ops, op.encoded(), &w.b);
         assert_eq!(outcome, Ingested::Ignored(Refusal::OpQuota));
         assert!(b.quota_refused_count() <= MAX_QUOTA_REFUSED);
     }
     assert_eq!(b.quota_refused_count(), MAX_QUOTA_REFUSED);
+    let first = first.unwrap();
     assert!(
-        !b.refused_over_quota(&refused),
+        !b.refused_over_quota(&first),
         "the oldest was not forgotten"
     );
-    // Forgotten: an alert naming op 255 waits for it again.
-    let heads = vec![refused];
+    assert!(b.log().is_stub(&refused) && b.refused_over_quota(&refused));
+    // Forgotten: an alert naming the flood's first op waits for it again.
+    let heads = vec![first];
     let (key, co) = (w.key.clone(), w.collective());
     let post = alert(&key, co, &w.a, heads, "after the flood", &mut w.rng);
     assert_eq!(
@@ -1323,4 +1329,180 @@ fn bytes_nobody_signed_are_not_read_through() {
         "{again:?}"
     );
     assert!(!r.log().contains(&on_g.id()));
+}
+
+// ---- Review 9, R9-7 (copied from branch `rev9`, `protocol/tests/review9.rs`) ----
+
+/// R9-7. An alert (or key delivery) written on a head refused over the quota is read through
+/// the bounded refused set only (4,096 ids, 16,384 parents), never through the stubs. x's op 256
+/// at B reads through op 255, so B keeps op 255 as a stub for good; then x pushes op 255 out of
+/// the refused set with 512 over-quota ops of 32 parents each (the quota is checked before the
+/// signature: they may be bytes nobody signed). Op 255 offered again is "kept already" as a
+/// stub, so it never enters the refused set again: an honest member's alert written on A's
+/// heads (op 255) waits at B for good, however many syncs pass and whatever joins B's log
+/// (checked by hand: a membership op joining B does not release it). The safe behaviour: the
+/// alert crosses in the sync that offers op 255 again.
+#[test]
+fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed() {
+    let mut w = World::new(97);
+    let mut b = w.side_b();
+    let mut a = w.side_a();
+    let refused = w.run[255].id();
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    assert!(b.refused_over_quota(&refused));
+    assert!(b.log().is_stub(&refused) && b.log().contains(&w.run[256].id()));
+    let identity = w.x.public();
+    for i in 0..512u64 {
+        let parents: Vec<OpId> = (0..32u64)
+            .map(|p| {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&(i * 32 + p).to_le_bytes());
+                id[31] = 0x99;
+                OpId(id)
+            })
+            .collect();
+        let op = Op::create(
+            &w.x,
+            w.collective(),
+            parents,
+            START + 1_000 + i,
+            Action::RotateAgreementKey {
+                identity: identity.clone(),
+            },
+        )
+        .unwrap();
+        let outcome = ingest(&mut b, SetKind::Ops, op.encoded(), &w.b);
+        assert_eq!(outcome, Ingested::Ignored(Refusal::OpQuota));
+    }
+    // (On main the flood pushed op 255 out of the refused set; a stub now stays refused over
+    // the quota whatever the flood, which is the fix.)
+    let heads = a.log().roster().heads().to_vec();
+    assert!(heads.contains(&refused));
+    let (key, co) = (w.key.clone(), w.collective());
+    let post = alert(
+        &key,
+        co,
+        &w.a,
+        heads,
+        "written on the refused head",
+        &mut w.rng,
+    );
+    assert_eq!(
+        ingest(&mut a, SetKind::Envelopes, &post, &w.a),
+        Ingested::Accepted
+    );
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes = hand_over(&mut a, &mut b, &w.b, std::slice::from_ref(&post));
+        if outcomes[0] == Ingested::Accepted {
+            break;
+        }
+    }
+    assert_eq!(
+        outcomes[0],
+        Ingested::Accepted,
+        "after 3 syncs offering op 255 again, the alert still waits at B (refused set: {})",
+        b.refused_over_quota(&refused)
+    );
+}
+
+/// R9-7b. The same without a stub: B's day of x's is full with ops 0 to 254 and a fork z of
+/// hers, so it refuses op 255 and nothing of B's reads through it. After x's flush of the
+/// refused set, op 255 offered again is "deferred until the log changes" and answered as a
+/// duplicate without being remembered again, so the alert written on it waits at B until some
+/// membership op joins B's log (in a quiet collective: hours or days). Safe: it crosses in the
+/// sync that offers op 255 again.
+#[test]
+fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed_without_a_stub() {
+    let mut w = World::new(98);
+    let mut a = w.side_a();
+    let mut b = State::new(w.genesis.clone());
+    for op in &w.setup {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    assert_eq!(
+        ingest(&mut b, SetKind::Deliveries, w.rotation.encoded(), &w.b),
+        Ingested::Accepted
+    );
+    for op in &w.run[..255] {
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Accepted
+        );
+    }
+    let z = Op::create(
+        &w.x,
+        w.collective(),
+        vec![w.run[254].id()],
+        START + 2_000,
+        Action::RotateAgreementKey {
+            identity: w.x.public(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        ingest(&mut b, SetKind::Ops, z.encoded(), &w.b),
+        Ingested::Accepted
+    );
+    let refused = w.run[255].id();
+    let _ = hand_over(&mut a, &mut b, &w.b, &[]);
+    assert!(b.refused_over_quota(&refused) && !b.log().is_stub(&refused));
+    let identity = w.x.public();
+    for i in 0..512u64 {
+        let parents: Vec<OpId> = (0..32u64)
+            .map(|p| {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&(i * 32 + p).to_le_bytes());
+                id[31] = 0x98;
+                OpId(id)
+            })
+            .collect();
+        let op = Op::create(
+            &w.x,
+            w.collective(),
+            parents,
+            START + 1_000 + i,
+            Action::RotateAgreementKey {
+                identity: identity.clone(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
+            Ingested::Ignored(Refusal::OpQuota)
+        );
+    }
+    // (On main the flood pushed op 255 out of the refused set; a stub now stays refused over
+    // the quota whatever the flood, which is the fix.)
+    let heads = a.log().roster().heads().to_vec();
+    assert_eq!(heads, vec![refused]);
+    let (key, co) = (w.key.clone(), w.collective());
+    let post = alert(
+        &key,
+        co,
+        &w.a,
+        heads,
+        "written on the refused head",
+        &mut w.rng,
+    );
+    assert_eq!(
+        ingest(&mut a, SetKind::Envelopes, &post, &w.a),
+        Ingested::Accepted
+    );
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes = hand_over(&mut a, &mut b, &w.b, std::slice::from_ref(&post));
+        if outcomes[0] == Ingested::Accepted {
+            break;
+        }
+    }
+    assert_eq!(
+        outcomes[0],
+        Ingested::Accepted,
+        "after 3 syncs offering op 255 again, the alert still waits at B (refused set: {})",
+        b.refused_over_quota(&refused)
+    );
 }

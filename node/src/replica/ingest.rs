@@ -211,7 +211,9 @@ impl Replica {
         }
         self.rewrite_packs(&mut batch, touched_packs)
             .map_err(store_error)?;
-        let indexed = self.write_posts(&mut batch, new_posts);
+        let indexed = self
+            .write_posts(&mut batch, new_posts)
+            .map_err(store_error)?;
         // The index entries of all the posts of this step: one chunk per expiry hour.
         self.post_index
             .add(&self.store, &mut batch, indexed)
@@ -230,7 +232,11 @@ impl Replica {
     /// Adds `posts` to `batch`: each expiry hour's posts in time order (a listing then opens
     /// few packs per page), in packs of neighbours (`post_pack.rs`), a post left alone (the
     /// only one of its hour here, or too large) under its own id. Returns their index entries.
-    fn write_posts(&mut self, batch: &mut Batch, mut posts: Vec<NewPost>) -> Vec<Located> {
+    fn write_posts(
+        &mut self,
+        batch: &mut Batch,
+        mut posts: Vec<NewPost>,
+    ) -> Result<Vec<Located>, StoreError> {
         posts.sort_by_key(|(id, meta, _)| (meta.expires / BUCKET_SECS, meta.timestamp, *id));
         let mut located = Vec::with_capacity(posts.len());
         let mut alone = Vec::new();
@@ -248,7 +254,12 @@ impl Replica {
                     alone.push(*single);
                     continue;
                 }
-                let id = OsRng.next_u64();
+                // Random: a pack's key names none of its posts (two of 2^64 meet by chance only).
+                let mut id = [0; 8];
+                OsRng
+                    .try_fill_bytes(&mut id)
+                    .map_err(StoreError::Randomness)?;
+                let id = u64::from_le_bytes(id);
                 let value = post_pack::encode(pack.iter().map(|(id, _, r)| (id, r.as_slice())));
                 let expires = pack.iter().map(|(_, m, _)| m.expires).max().unwrap_or(0);
                 batch.put_expiring_owned(Tree::Alerts, &post_pack::pack_key(id), value, expires);
@@ -259,7 +270,7 @@ impl Replica {
             batch.put_expiring(Tree::Alerts, &id.0, record, meta.expires);
             located.push((*id, *meta, None));
         }
-        located
+        Ok(located)
     }
 
     /// Adds to `batch` the removal of post `id`: its own entry, or (once

@@ -805,7 +805,7 @@ impl MembershipLog {
 
     /// Whether `id` was refused over its author's quota here (and is remembered as such).
     pub fn refused_over_quota(&self, id: &OpId) -> bool {
-        self.refused.parents(id).is_some()
+        self.refused.parents(id).is_some() || self.stubs.contains_key(id)
     }
 
     /// The parents `id` names if it was refused over the quota here and is not held: an item
@@ -814,7 +814,11 @@ impl MembershipLog {
         if self.ops.contains_key(id) {
             return None;
         }
-        self.refused.parents(id)
+        // A stub is a refused op too, verified and kept: read through even once a flood of
+        // refusals has pushed its id out of the bounded set (Review 9, R9-7).
+        self.refused
+            .parents(id)
+            .or_else(|| self.stubs.get(id).map(Op::parents))
     }
 
     /// How many ops refused over the quota are remembered.

@@ -574,8 +574,8 @@ impl State {
                     || !self.log.wants(&id)
                     || self.log.holds(&id)
                     || self.log.is_stub(&id)
-                    || self.log.refused_parents(&id).is_none()
                     || self.refused.contains(&id.0)
+                    || self.over_quota_parents(bytes).is_none()
                 {
                     continue;
                 }
@@ -596,6 +596,14 @@ impl State {
                 break;
             }
         }
+    }
+
+    /// The parents an op's bytes name if its author's day is full here (lookups only, on the
+    /// unverified body, as the first refusal was decided): `None` for any other op.
+    fn over_quota_parents(&self, bytes: &[u8]) -> Option<Vec<OpId>> {
+        let body = Op::peek(bytes, self.log.collective()).ok()?;
+        (self.log.precheck(&body.author, body.timestamp) == Err(OpRefusal::OverQuota))
+            .then_some(body.parents)
     }
 
     /// Bytes kept at hand as an op refused over the quota that do not verify: refused for
@@ -685,8 +693,14 @@ impl State {
             // refused ops offered parents first was found one link per sync round, and an
             // orphan below a long one waited as long (`quota_ops_props` regressions, seeds
             // 10440444908074376828 and 11762850317557233155).
-            if kind == SetKind::Ops && self.log.refused_parents(&OpId(id)).is_some() {
-                self.keep_refused_bytes(OpId(id), bytes);
+            // Judged from its bytes (lookups only), not from the bounded refused set a flood
+            // may have pushed it out of, and put back in that set, so what waits for it is
+            // released (Review 9, R9-4b, R9-7).
+            if kind == SetKind::Ops {
+                if let Some(parents) = self.over_quota_parents(bytes) {
+                    self.refuse_over_quota(OpId(id), &parents, effects);
+                    self.keep_refused_bytes(OpId(id), bytes);
+                }
             }
             return Ingested::Duplicate;
         }
@@ -791,7 +805,9 @@ impl State {
                 let id = OpId(SetKind::Ops.id_of(bytes));
                 // An op waits for it: verified now (and kept as a stub), or refused as forged.
                 if self.log.is_stub(&id) {
-                    // Kept already (a peer offers back the stub this replica offered).
+                    // Kept already (a peer offers back the stub this replica offered); back in
+                    // the refused set if a flood pushed it out, releasing what waits for it.
+                    self.refuse_over_quota(id, &body.parents, effects);
                 } else if self.log.wants(&id) {
                     match Op::decode(bytes, self.log.collective()) {
                         Ok(op) => {
