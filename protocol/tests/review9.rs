@@ -1062,7 +1062,8 @@ fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed() {
         let outcome = ingest_kind(&mut b, SetKind::Ops, op.encoded(), &w.b);
         assert_eq!(outcome, Ingested::Ignored(Refusal::OpQuota));
     }
-    assert!(!b.refused_over_quota(&refused), "not pushed out");
+    // (Since quota2 0822324 a stub counts as refused over the quota whatever the set holds, so
+    // `refused_over_quota` no longer tells whether the flood pushed it out.)
     let heads = a.log().roster().heads().to_vec();
     assert!(heads.contains(&refused));
     let (key, co) = (w.key.clone(), w.collective());
@@ -1322,18 +1323,17 @@ fn r9_an_alert_on_a_refused_head_crosses_while_the_refused_set_is_flushed_every_
         ingest_kind(&mut a, SetKind::Envelopes, &post, &w.a),
         Ingested::Accepted
     );
-    let mut outcome = Ingested::Duplicate;
+    let id = envelope::id_of(&post).unwrap();
     for round in 0..3u8 {
         let _ = hand_over(&mut a, &mut b, &w.b, &[]);
         flush_refused(&w, &mut b, round);
-        outcome = ingest_kind(&mut b, SetKind::Envelopes, &post, &w.b);
-        if outcome == Ingested::Accepted {
+        let _ = ingest_kind(&mut b, SetKind::Envelopes, &post, &w.b);
+        if b.posts().contains_key(&id) {
             break;
         }
     }
-    assert_eq!(
-        outcome,
-        Ingested::Accepted,
+    assert!(
+        b.posts().contains_key(&id),
         "after 3 syncs, each with the refused set flushed between its ops and its posts, the alert still waits at B"
     );
 }
