@@ -150,8 +150,8 @@ pub struct MembershipLog {
     /// nothing), kept across passes over the orphans, so an orphan waiting below a large
     /// region of stubs costs a walk of the unsettled part only, not of all of it on every
     /// pass (Review 9, R9-5: one orphan below 16,000 stubs cost 20 ms per op any replica
-    /// took in). Only grows while stubs stay (an op never leaves the log); emptied when a
-    /// settled stub is dropped without joining.
+    /// took in). A stub dropped without joining leaves it, and stubs above it stay (see
+    /// `add_stub`); emptied on restore.
     settled: RefCell<HashSet<OpId>>,
     /// Author-days a slot of which was freed (an orphan dropped) since their quota was last
     /// seen full: stubs of these may join as ops ([`MembershipLog::stubs_with_room`]).
@@ -637,10 +637,13 @@ impl MembershipLog {
             if let Some(old) = self.stub_order.pop_front() {
                 if !self.through.contains(&old) {
                     self.stubs.remove(&old);
-                    // Settled stubs above it may not be any more.
-                    if self.settled.get_mut().contains(&old) {
-                        self.settled.get_mut().clear();
-                    }
+                    // Only it leaves `settled`: stubs above it stay there, though their past
+                    // now lacks it. Harmless: `blocked` is a filter before the reading's walk,
+                    // which is what decides, stops at `old` (no stub, not held) and waits for
+                    // it, within the same bounds (the walk visits part of what it visits with
+                    // `old` kept). Emptying `settled` here let a flooder force a walk of every
+                    // stub per op with one message each (Review 9, R9-5b).
+                    self.settled.get_mut().remove(&old);
                 }
             }
         }
