@@ -411,6 +411,10 @@ impl Resolution {
     /// goes through the same rounds to the same fix. Checking the last round alone is not
     /// enough: an op dropped there (its author removed by a removal the fix holds) may take
     /// effect in an earlier round and lead the fixpoint elsewhere (`append_props`).
+    /// In the last round `finish` drops nothing (a single removal is made only of someone the
+    /// round's fix never promoted, and at convergence that fix holds everyone promoted), so
+    /// stepping onto its finished replay, as before, was the same there; in earlier rounds it
+    /// may drop single removals, hence the unfinished replays.
     pub(crate) fn append(&mut self, genesis: &SignedGenesis, op: &Op, parents: &[OpId]) -> bool {
         if self.fallback.is_some()
             || op.body().collective != genesis.id()
