@@ -339,7 +339,8 @@ pub(crate) struct Resolution {
     graph: Graph,
     replay: Replay,
     fix: Fix,
-    effective: EffectiveLocks,
+    /// Every round of the fixpoint that found `fix`, if it converged (see [`Round`]).
+    rounds: Option<Vec<Round>>,
     fallback: Option<BTreeSet<MemberId>>,
     pub(crate) roster: Roster,
 }
@@ -354,11 +355,11 @@ impl Resolution {
     ) -> Self {
         let (graph, sorted) = Graph::build(genesis.id(), ops, read);
         let k = usize::from(genesis.genesis().policy.approvals_required);
-        let (fix, replay) = fixpoint(&graph, &sorted, genesis, None, &BTreeSet::new());
+        let (fix, replay, rounds) = fixpoint(&graph, &sorted, genesis, None, &BTreeSet::new());
         let moderators = replay.current_moderators(&graph, &fix);
         let (mut fallback, mut fix, mut replay) = if !moderators.is_empty() && moderators.len() < k
         {
-            let (fix, replay) = fixpoint(
+            let (fix, replay, _) = fixpoint(
                 &graph,
                 &sorted,
                 genesis,
@@ -384,16 +385,15 @@ impl Resolution {
                 break;
             };
             tried.insert(heir);
-            (fix, replay) = fixpoint(&graph, &sorted, genesis, None, &tried);
+            (fix, replay, _) = fixpoint(&graph, &sorted, genesis, None, &tried);
             fallback = Some(BTreeSet::new());
         }
         let roster = replay.roster(&graph, &fix, genesis);
-        let effective = EffectiveLocks::new(&graph, &fix);
         Self {
             graph,
             replay,
             fix,
-            effective,
+            rounds,
             fallback,
             roster,
         }
@@ -403,6 +403,18 @@ impl Resolution {
     /// order. Returns false (changing nothing) when the op could change which removals are
     /// effective or who was ever promoted: the caller then resolves from scratch.
     /// `parents` are the parents it is read as naming (`parents_of`).
+    ///
+    /// A full resolution of the ops with `op` would replay every round of the fixpoint again,
+    /// from the empty fix: the op is last, so each round's replay of the earlier ops is the one
+    /// kept in [`Round`], and stepping `op` onto it is all that round would add. The op is taken
+    /// only if, in *every* round, what that round finds is unchanged: then the full resolution
+    /// goes through the same rounds to the same fix. Checking the last round alone is not
+    /// enough: an op dropped there (its author removed by a removal the fix holds) may take
+    /// effect in an earlier round and lead the fixpoint elsewhere (`append_props`).
+    /// In the last round `finish` drops nothing (a single removal is made only of someone the
+    /// round's fix never promoted, and at convergence that fix holds everyone promoted), so
+    /// stepping onto its finished replay, as before, was the same there; in earlier rounds it
+    /// may drop single removals, hence the unfinished replays.
     pub(crate) fn append(&mut self, genesis: &SignedGenesis, op: &Op, parents: &[OpId]) -> bool {
         if self.fallback.is_some()
             || op.body().collective != genesis.id()
@@ -411,20 +423,51 @@ impl Resolution {
         {
             return false;
         }
-        let mut replay = self.replay.clone();
+        let Some(rounds) = &self.rounds else {
+            return false;
+        };
         let mut graph = self.graph.clone();
         let i = graph.push(op, parents);
-        // The new op is last: it is in no effective removal's past, so the pasts stay valid.
-        replay.step(&graph, &self.effective, &self.fix, None, i, op);
-        replay.finish(&graph, &self.fix);
-        if replay.locks != self.fix.locks || replay.promoted != self.fix.promoted {
-            return false;
+        let mut stepped = Vec::with_capacity(rounds.len());
+        let mut last = None;
+        for (r, round) in rounds.iter().enumerate() {
+            // The new op is last: it is in no effective removal's past, so the pasts stay valid.
+            let mut replay = round.replay.clone();
+            replay.step(&graph, &round.effective, &round.fix, None, i, op);
+            let mut finished = replay.clone();
+            finished.finish(&graph, &round.fix);
+            // What this round found before: the next round's fix, or the fix itself at the end.
+            let found = rounds.get(r + 1).map_or(&self.fix, |next| &next.fix);
+            if finished.locks != found.locks || finished.promoted != found.promoted {
+                return false;
+            }
+            stepped.push(Round {
+                fix: round.fix.clone(),
+                effective: round.effective.clone(),
+                replay,
+            });
+            last = Some(finished);
         }
+        let Some(replay) = last else {
+            return false;
+        };
         self.roster = replay.roster(&graph, &self.fix, genesis);
         self.replay = replay;
+        self.rounds = Some(stepped);
         self.graph = graph;
         true
     }
+}
+
+/// One round of a fixpoint that converged: the fix it took as given, its effective locks, and
+/// its replay *before* `finish` (which drops single removals of anyone ever promoted: an op
+/// appended later must be stepped onto the state those removals were still in, as a full
+/// replay would).
+#[derive(Clone, Debug)]
+struct Round {
+    fix: Fix,
+    effective: EffectiveLocks,
+    replay: Replay,
 }
 
 /// What one round of replay learns and the next one takes as given.
@@ -440,20 +483,33 @@ fn fixpoint(
     genesis: &SignedGenesis,
     fallback: Option<&BTreeSet<MemberId>>,
     heirs: &BTreeSet<MemberId>,
-) -> (Fix, Replay) {
+) -> (Fix, Replay, Option<Vec<Round>>) {
     let mut fix = Fix::default();
     let mut previous: Option<Fix> = None;
-    let mut replay = Replay::run(graph, ops, genesis, &fix, fallback, heirs);
+    let mut rounds = Vec::new();
+    let round = |fix: &Fix, rounds: &mut Vec<Round>| {
+        let effective = EffectiveLocks::new(graph, fix);
+        let unfinished = Replay::unfinished(graph, ops, genesis, &effective, fix, fallback, heirs);
+        let mut replay = unfinished.clone();
+        replay.finish(graph, fix);
+        rounds.push(Round {
+            fix: fix.clone(),
+            effective,
+            replay: unfinished,
+        });
+        replay
+    };
+    let mut replay = round(&fix, &mut rounds);
     for _ in 0..MAX_ROUNDS {
         let found = replay.fix();
         if found == fix {
-            return (fix, replay);
+            return (fix, replay, Some(rounds));
         }
         previous = Some(std::mem::replace(&mut fix, found));
-        replay = Replay::run(graph, ops, genesis, &fix, fallback, heirs);
+        replay = round(&fix, &mut rounds);
     }
     // Oscillating cycle of concurrent removals: keep the removals found in both of the last two
-    // rounds, and everyone promoted in either.
+    // rounds, and everyone promoted in either. (No op is appended to such a resolution.)
     let last = replay.fix();
     let before = previous.unwrap_or_default();
     let fix = Fix {
@@ -467,7 +523,7 @@ fn fixpoint(
     let mut replay = Replay::run(graph, ops, genesis, &fix, fallback, heirs);
     replay.locks.clone_from(&fix.locks);
     replay.promoted.clone_from(&fix.promoted);
-    (fix, replay)
+    (fix, replay, None)
 }
 
 /// The causal graph: ops in canonical topological order, parents as positions.
@@ -661,6 +717,22 @@ impl Replay {
         fallback: Option<&BTreeSet<MemberId>>,
         heirs: &BTreeSet<MemberId>,
     ) -> Self {
+        let effective = EffectiveLocks::new(graph, fix);
+        let mut replay = Self::unfinished(graph, ops, genesis, &effective, fix, fallback, heirs);
+        replay.finish(graph, fix);
+        replay
+    }
+
+    /// Every op replayed, before `finish`.
+    fn unfinished(
+        graph: &Graph,
+        ops: &[&Op],
+        genesis: &SignedGenesis,
+        effective: &EffectiveLocks,
+        fix: &Fix,
+        fallback: Option<&BTreeSet<MemberId>>,
+        heirs: &BTreeSet<MemberId>,
+    ) -> Self {
         let g = genesis.genesis();
         let mut replay = Self {
             members: BTreeMap::new(),
@@ -695,11 +767,9 @@ impl Replay {
             replay.restored.insert(*heir, usize::MAX);
             replay.promoted.insert(*heir);
         }
-        let effective = EffectiveLocks::new(graph, fix);
         for (i, op) in ops.iter().enumerate() {
-            replay.step(graph, &effective, fix, fallback, i, op);
+            replay.step(graph, effective, fix, fallback, i, op);
         }
-        replay.finish(graph, fix);
         replay
     }
 
