@@ -464,8 +464,11 @@ fn open_again(home: &std::path::Path) -> Store {
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
+            // sled reports its lock held either as `WouldBlock` or as an `Other` error saying
+            // "could not acquire lock" (seen in CI on the integration of the sixth session).
             Err(StoreError::Database(sled::Error::Io(error)))
-                if error.kind() == std::io::ErrorKind::WouldBlock
+                if (error.kind() == std::io::ErrorKind::WouldBlock
+                    || error.to_string().contains("could not acquire lock"))
                     && started.elapsed() < std::time::Duration::from_secs(5) =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
