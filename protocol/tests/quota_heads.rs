@@ -1351,29 +1351,7 @@ fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed() {
     let _ = hand_over(&mut a, &mut b, &w.b, &[]);
     assert!(b.refused_over_quota(&refused));
     assert!(b.log().is_stub(&refused) && b.log().contains(&w.run[256].id()));
-    let identity = w.x.public();
-    for i in 0..512u64 {
-        let parents: Vec<OpId> = (0..32u64)
-            .map(|p| {
-                let mut id = [0u8; 32];
-                id[..8].copy_from_slice(&(i * 32 + p).to_le_bytes());
-                id[31] = 0x99;
-                OpId(id)
-            })
-            .collect();
-        let op = Op::create(
-            &w.x,
-            w.collective(),
-            parents,
-            START + 1_000 + i,
-            Action::RotateAgreementKey {
-                identity: identity.clone(),
-            },
-        )
-        .unwrap();
-        let outcome = ingest(&mut b, SetKind::Ops, op.encoded(), &w.b);
-        assert_eq!(outcome, Ingested::Ignored(Refusal::OpQuota));
-    }
+    flush_refused(&w, &mut b, 0x10);
     // (On main the flood pushed op 255 out of the refused set; a stub now stays refused over
     // the quota whatever the flood, which is the fix.)
     let heads = a.log().roster().heads().to_vec();
@@ -1406,16 +1384,9 @@ fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed() {
     );
 }
 
-/// R9-7b. The same without a stub: B's day of x's is full with ops 0 to 254 and a fork z of
-/// hers, so it refuses op 255 and nothing of B's reads through it. After x's flush of the
-/// refused set, op 255 offered again is "deferred until the log changes" and answered as a
-/// duplicate without being remembered again, so the alert written on it waits at B until some
-/// membership op joins B's log (in a quiet collective: hours or days). Safe: it crosses in the
-/// sync that offers op 255 again.
-#[test]
-fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed_without_a_stub() {
-    let mut w = World::new(98);
-    let mut a = w.side_a();
+/// Replica B of R9-7b and R9-7c: x's day full with her ops 0 to 254 and a fork z of hers (on op
+/// 254), so B refuses op 255 over the quota and nothing of B's reads through it (no stub).
+fn side_b_full_without_op_255(w: &World) -> State {
     let mut b = State::new(w.genesis.clone());
     for op in &w.setup {
         assert_eq!(
@@ -1447,34 +1418,24 @@ fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed_withou
         ingest(&mut b, SetKind::Ops, z.encoded(), &w.b),
         Ingested::Accepted
     );
+    b
+}
+
+/// R9-7b. The same without a stub: B's day of x's is full with ops 0 to 254 and a fork z of
+/// hers, so it refuses op 255 and nothing of B's reads through it. After x's flush of the
+/// refused set, op 255 offered again is "deferred until the log changes" and answered as a
+/// duplicate without being remembered again, so the alert written on it waits at B until some
+/// membership op joins B's log (in a quiet collective: hours or days). Safe: it crosses in the
+/// sync that offers op 255 again.
+#[test]
+fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed_without_a_stub() {
+    let mut w = World::new(98);
+    let mut a = w.side_a();
+    let mut b = side_b_full_without_op_255(&w);
     let refused = w.run[255].id();
     let _ = hand_over(&mut a, &mut b, &w.b, &[]);
     assert!(b.refused_over_quota(&refused) && !b.log().is_stub(&refused));
-    let identity = w.x.public();
-    for i in 0..512u64 {
-        let parents: Vec<OpId> = (0..32u64)
-            .map(|p| {
-                let mut id = [0u8; 32];
-                id[..8].copy_from_slice(&(i * 32 + p).to_le_bytes());
-                id[31] = 0x98;
-                OpId(id)
-            })
-            .collect();
-        let op = Op::create(
-            &w.x,
-            w.collective(),
-            parents,
-            START + 1_000 + i,
-            Action::RotateAgreementKey {
-                identity: identity.clone(),
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
-            Ingested::Ignored(Refusal::OpQuota)
-        );
-    }
+    flush_refused(&w, &mut b, 0x11);
     // (On main the flood pushed op 255 out of the refused set; a stub now stays refused over
     // the quota whatever the flood, which is the fix.)
     let heads = a.log().roster().heads().to_vec();
@@ -1592,37 +1553,7 @@ fn flush_refused(w: &World, b: &mut State, tag: u8) {
 fn r9_an_alert_on_a_refused_head_crosses_while_the_refused_set_is_flushed_every_round() {
     let mut w = World::new(96);
     let mut a = w.side_a();
-    let mut b = State::new(w.genesis.clone());
-    for op in &w.setup {
-        assert_eq!(
-            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
-            Ingested::Accepted
-        );
-    }
-    assert_eq!(
-        ingest(&mut b, SetKind::Deliveries, w.rotation.encoded(), &w.b),
-        Ingested::Accepted
-    );
-    for op in &w.run[..255] {
-        assert_eq!(
-            ingest(&mut b, SetKind::Ops, op.encoded(), &w.b),
-            Ingested::Accepted
-        );
-    }
-    let z = Op::create(
-        &w.x,
-        w.collective(),
-        vec![w.run[254].id()],
-        START + 2_000,
-        Action::RotateAgreementKey {
-            identity: w.x.public(),
-        },
-    )
-    .unwrap();
-    assert_eq!(
-        ingest(&mut b, SetKind::Ops, z.encoded(), &w.b),
-        Ingested::Accepted
-    );
+    let mut b = side_b_full_without_op_255(&w);
     let refused = w.run[255].id();
     let heads = a.log().roster().heads().to_vec();
     assert_eq!(heads, vec![refused]);
