@@ -41,6 +41,7 @@
 //! its causal past and one bit per op. Nothing is quadratic in the number of ops.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use super::{Action, Op, Policy, SignedGenesis, MIN_AGREEMENT_ROTATION_SECS};
 use crate::identity::PublicIdentity;
@@ -426,35 +427,37 @@ impl Resolution {
         let Some(rounds) = &self.rounds else {
             return false;
         };
-        let mut graph = self.graph.clone();
+        // The graph takes the op in place (no copy) and gives it back if the op is refused.
+        let graph = &mut self.graph;
         let i = graph.push(op, parents);
         let mut stepped = Vec::with_capacity(rounds.len());
-        let mut last = None;
         for (r, round) in rounds.iter().enumerate() {
             // The new op is last: it is in no effective removal's past, so the pasts stay valid.
+            // The clone shares every member and proposal record with the kept round; the step
+            // copies only those it changes.
             let mut replay = round.replay.clone();
-            replay.step(&graph, &round.effective, &round.fix, None, i, op);
-            let mut finished = replay.clone();
-            finished.finish(&graph, &round.fix);
+            replay.step(graph, &round.effective, &round.fix, None, i, op);
             // What this round found before: the next round's fix, or the fix itself at the end.
             let found = rounds.get(r + 1).map_or(&self.fix, |next| &next.fix);
-            if finished.locks != found.locks || finished.promoted != found.promoted {
+            if !replay.finishes_with(&round.fix, found) {
+                graph.pop();
                 return false;
             }
             stepped.push(Round {
-                fix: round.fix.clone(),
-                effective: round.effective.clone(),
+                fix: Arc::clone(&round.fix),
+                effective: Arc::clone(&round.effective),
                 replay,
             });
-            last = Some(finished);
         }
-        let Some(replay) = last else {
+        let Some(last) = stepped.last() else {
+            graph.pop();
             return false;
         };
-        self.roster = replay.roster(&graph, &self.fix, genesis);
+        let mut replay = last.replay.clone();
+        replay.finish(graph, &last.fix);
+        self.roster = replay.roster(graph, &self.fix, genesis);
         self.replay = replay;
         self.rounds = Some(stepped);
-        self.graph = graph;
         true
     }
 }
@@ -465,8 +468,10 @@ impl Resolution {
 /// replay would).
 #[derive(Clone, Debug)]
 struct Round {
-    fix: Fix,
-    effective: EffectiveLocks,
+    /// Shared with the rounds stepped from this one by `append` (never changed).
+    fix: Arc<Fix>,
+    /// Shared as `fix` is.
+    effective: Arc<EffectiveLocks>,
     replay: Replay,
 }
 
@@ -486,31 +491,44 @@ fn fixpoint(
 ) -> (Fix, Replay, Option<Vec<Round>>) {
     let mut fix = Fix::default();
     let mut previous: Option<Fix> = None;
-    let mut rounds = Vec::new();
+    let mut rounds: Vec<Round> = Vec::new();
+    // Each round keeps its replay before `finish` and returns the fix `finish` would leave.
     let round = |fix: &Fix, rounds: &mut Vec<Round>| {
         let effective = EffectiveLocks::new(graph, fix);
         let unfinished = Replay::unfinished(graph, ops, genesis, &effective, fix, fallback, heirs);
-        let mut replay = unfinished.clone();
-        replay.finish(graph, fix);
+        let found = unfinished.finished_fix(fix);
         rounds.push(Round {
-            fix: fix.clone(),
-            effective,
+            fix: Arc::new(fix.clone()),
+            effective: Arc::new(effective),
             replay: unfinished,
         });
-        replay
+        found
     };
-    let mut replay = round(&fix, &mut rounds);
+    let mut found = round(&fix, &mut rounds);
     for _ in 0..MAX_ROUNDS {
-        let found = replay.fix();
         if found == fix {
+            // Converged: the last round's replay, finished, is the answer (its records shared
+            // with the kept round).
+            let mut replay = rounds.last().map(|r| r.replay.clone()).unwrap_or_else(|| {
+                Replay::unfinished(
+                    graph,
+                    ops,
+                    genesis,
+                    &EffectiveLocks::new(graph, &fix),
+                    &fix,
+                    fallback,
+                    heirs,
+                )
+            });
+            replay.finish(graph, &fix);
             return (fix, replay, Some(rounds));
         }
         previous = Some(std::mem::replace(&mut fix, found));
-        replay = round(&fix, &mut rounds);
+        found = round(&fix, &mut rounds);
     }
     // Oscillating cycle of concurrent removals: keep the removals found in both of the last two
     // rounds, and everyone promoted in either. (No op is appended to such a resolution.)
-    let last = replay.fix();
+    let last = found;
     let before = previous.unwrap_or_default();
     let fix = Fix {
         locks: last
@@ -596,6 +614,14 @@ impl Graph {
         self.pos.insert(op.id(), i);
         self.parents.push(parents);
         i
+    }
+
+    /// Take back the op `push` added last (an op `Resolution::append` refused).
+    fn pop(&mut self) {
+        if let Some(id) = self.ids.pop() {
+            self.pos.remove(&id);
+            self.parents.pop();
+        }
     }
 
     fn len(&self) -> usize {
@@ -688,8 +714,11 @@ struct Proposal {
 
 #[derive(Clone, Debug)]
 struct Replay {
-    members: BTreeMap<MemberId, MemberRec>,
-    proposals: Vec<Proposal>,
+    /// Shared, not copied, by clones (each round kept for `append`, each step appended): a
+    /// record is copied only when a clone still sharing it changes it (`Arc::make_mut`).
+    members: BTreeMap<MemberId, Arc<MemberRec>>,
+    /// Shared by clones as `members` is.
+    proposals: Vec<Arc<Proposal>>,
     by_op: HashMap<OpId, usize>,
     locks: Vec<Lock>,
     promoted: BTreeSet<MemberId>,
@@ -752,15 +781,20 @@ impl Replay {
         for (identity, name) in g.founding_moderators() {
             let seniority = replay.next_seniority();
             replay.agreements.insert(identity.agreement);
-            replay.members.entry(identity.member).or_insert(MemberRec {
-                identity: identity.clone(),
-                name,
-                seniority,
-                admission: None,
-                admitted_at: None,
-                moderator: true,
-                rotated_at: None,
-            });
+            replay
+                .members
+                .entry(identity.member)
+                .or_insert_with(|| {
+                    Arc::new(MemberRec {
+                        identity: identity.clone(),
+                        name,
+                        seniority,
+                        admission: None,
+                        admitted_at: None,
+                        moderator: true,
+                        rotated_at: None,
+                    })
+                });
             replay.promoted.insert(identity.member);
         }
         for heir in heirs {
@@ -792,13 +826,49 @@ impl Replay {
         }
     }
 
+    /// Whether `finish` drops `lock`: a single moderator's removal of someone ever promoted (in
+    /// this replay so far or in the fix it took as given).
+    fn refuses(promoted: &BTreeSet<MemberId>, fix: &Fix, lock: &Lock) -> bool {
+        lock.single && (promoted.contains(&lock.target) || fix.promoted.contains(&lock.target))
+    }
+
+    /// The fix this replay finds: `finish`'s locks and who was promoted, without finishing (or
+    /// copying) the replay.
+    fn finished_fix(&self, fix: &Fix) -> Fix {
+        let mut locks: Vec<Lock> = self
+            .locks
+            .iter()
+            .filter(|l| !Self::refuses(&self.promoted, fix, l))
+            .cloned()
+            .collect();
+        locks.sort();
+        Fix {
+            locks,
+            promoted: self.promoted.clone(),
+        }
+    }
+
+    /// Whether this replay, finished, finds `found` (as `finished_fix(fix) == *found`, without
+    /// copying).
+    fn finishes_with(&self, fix: &Fix, found: &Fix) -> bool {
+        if self.promoted != found.promoted {
+            return false;
+        }
+        let mut locks: Vec<&Lock> = self
+            .locks
+            .iter()
+            .filter(|l| !Self::refuses(&self.promoted, fix, l))
+            .collect();
+        locks.sort();
+        locks.len() == found.locks.len() && locks.iter().zip(&found.locks).all(|(a, b)| *a == b)
+    }
+
     /// Drop single-moderator removals of anyone ever promoted (those take k); sort.
     fn finish(&mut self, graph: &Graph, fix: &Fix) {
         let promoted = &self.promoted;
         let mut refused = Vec::new();
         self.locks.retain(|l| {
-            let keep =
-                !(l.single && (promoted.contains(&l.target) || fix.promoted.contains(&l.target)));
+            let keep = !Self::refuses(promoted, fix, l);
             if !keep {
                 refused.extend(l.at.iter().copied());
             }
@@ -813,13 +883,6 @@ impl Replay {
             }
         }
         self.locks.sort();
-    }
-
-    fn fix(&self) -> Fix {
-        Fix {
-            locks: self.locks.clone(),
-            promoted: self.promoted.clone(),
-        }
     }
 
     fn apply(
@@ -1012,10 +1075,11 @@ impl Replay {
                 if self.agreements.contains(&identity.agreement) {
                     return Err("rotates to an encryption key a member already has");
                 }
-                let rec = self
-                    .members
-                    .get_mut(&author)
-                    .ok_or("author is not a member at this point")?;
+                let rec = Arc::make_mut(
+                    self.members
+                        .get_mut(&author)
+                        .ok_or("author is not a member at this point")?,
+                );
                 let timestamp = op.body().timestamp;
                 if rec
                     .rotated_at
@@ -1043,14 +1107,14 @@ impl Replay {
         author: MemberId,
     ) -> Result<(), &'static str> {
         let index = self.proposals.len();
-        self.proposals.push(Proposal {
+        self.proposals.push(Arc::new(Proposal {
             op,
             kind,
             approvers: Vec::new(),
             approvals: Vec::new(),
             needed: self.k,
             done: false,
-        });
+        }));
         self.by_op.insert(op, index);
         self.approve(effective, fallback, index, author, i)
     }
@@ -1064,7 +1128,7 @@ impl Replay {
         i: usize,
     ) -> Result<(), &'static str> {
         let k = self.k;
-        let proposal = &mut self.proposals[index];
+        let proposal = self.proposal_mut(index);
         proposal.approvers.push(author);
         proposal.approvals.push(i);
         let proposal = &self.proposals[index];
@@ -1088,7 +1152,7 @@ impl Replay {
             .iter()
             .filter(|a| **a == author || self.is_moderator_now(effective, a, i))
             .count();
-        let proposal = &mut self.proposals[index];
+        let proposal = self.proposal_mut(index);
         if standing < k && !by_fallback {
             return Ok(());
         }
@@ -1100,7 +1164,7 @@ impl Replay {
         let kind = proposal.kind.clone();
         match kind {
             PendingKind::Add { identity, name } => {
-                self.proposals[index].done = true;
+                self.proposal_mut(index).done = true;
                 if !self.members.contains_key(&identity.member)
                     && !self.is_or_was_mailbox(&MailboxId(identity.member.0))
                 {
@@ -1109,7 +1173,7 @@ impl Replay {
                     self.agreements.insert(identity.agreement);
                     self.members.insert(
                         identity.member,
-                        MemberRec {
+                        Arc::new(MemberRec {
                             identity,
                             name,
                             seniority,
@@ -1117,7 +1181,7 @@ impl Replay {
                             admitted_at: Some(i),
                             moderator: heir,
                             rotated_at: None,
-                        },
+                        }),
                     );
                 }
             }
@@ -1128,11 +1192,11 @@ impl Replay {
                 {
                     // Concurrent proposals filled the roster first: this one stays pending (a
                     // later approval completes it once a mailbox was removed).
-                    self.proposals[index].approvers.pop();
-                    self.proposals[index].approvals.pop();
+                    self.proposal_mut(index).approvers.pop();
+                    self.proposal_mut(index).approvals.pop();
                     return Err("the collective already has the most mailboxes");
                 }
-                self.proposals[index].done = true;
+                self.proposal_mut(index).done = true;
                 // Concurrent proposals may have made the key a member, or removed or admitted
                 // the mailbox, since this one was made.
                 if !self.members.contains_key(&MemberId(mailbox.0))
@@ -1142,9 +1206,9 @@ impl Replay {
                 }
             }
             PendingKind::Promote(member) => {
-                self.proposals[index].done = true;
+                self.proposal_mut(index).done = true;
                 if let Some(rec) = self.members.get_mut(&member) {
-                    rec.moderator = true;
+                    Arc::make_mut(rec).moderator = true;
                     self.promoted.insert(member);
                 }
             }
@@ -1156,11 +1220,11 @@ impl Replay {
                 };
                 if self.moderators_now(effective, i, Some(target)) == 0 {
                     // Would leave the collective without a moderator: it stays pending.
-                    self.proposals[index].approvers.pop();
-                    self.proposals[index].approvals.pop();
+                    self.proposal_mut(index).approvers.pop();
+                    self.proposal_mut(index).approvals.pop();
                     return Err("would leave the collective without a moderator");
                 }
-                self.proposals[index].done = true;
+                self.proposal_mut(index).done = true;
                 self.locks.push(Lock {
                     target,
                     scope,
@@ -1173,6 +1237,11 @@ impl Replay {
             }
         }
         Ok(())
+    }
+
+    /// Proposal `index`, copied first if a clone of this replay still shares it.
+    fn proposal_mut(&mut self, index: usize) -> &mut Proposal {
+        Arc::make_mut(&mut self.proposals[index])
     }
 
     /// Whether `mailbox` is a mailbox now or was one (removed).
@@ -1229,7 +1298,7 @@ impl Replay {
                 self.restored.insert(heir, i);
             }
             if let Some(rec) = self.members.get_mut(&heir) {
-                rec.moderator = true;
+                Arc::make_mut(rec).moderator = true;
             }
             self.promoted.insert(heir);
         }
