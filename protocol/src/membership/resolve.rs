@@ -482,6 +482,33 @@ struct Fix {
     promoted: BTreeSet<MemberId>,
 }
 
+impl Fix {
+    /// What every replay holds before its first op: no lock, and the founding moderators and
+    /// `heirs` promoted (`Replay::unfinished` promotes them first, and a replay only ever adds
+    /// to who was promoted).
+    fn before_any_op(genesis: &SignedGenesis, heirs: &BTreeSet<MemberId>) -> Self {
+        let mut promoted: BTreeSet<MemberId> = genesis
+            .genesis()
+            .founding_moderators()
+            .map(|(identity, _)| identity.member)
+            .collect();
+        promoted.extend(heirs.iter().copied());
+        Self {
+            locks: Vec::new(),
+            promoted,
+        }
+    }
+}
+
+/// Iterate whole replays from [`Fix::before_any_op`] until the fix they find stops changing.
+///
+/// Starting there rather than from the empty fix is the same iteration one round shorter where
+/// it ends at once: a round reads its fix's `promoted` only together with the replay's own
+/// (`Replay::refuses`, the `Remove` step), which holds those members from its start, so a round
+/// from `before_any_op` replays exactly as one from the empty fix and finds the same fix. The
+/// empty start's next round would only repeat that replay when what it found is `before_any_op`
+/// (a history without promotions or removals, the common case), and from any other fix both go
+/// on alike (`starting_before_any_op_finds_the_same_fixpoint`).
 fn fixpoint(
     graph: &Graph,
     ops: &[&Op],
@@ -489,7 +516,20 @@ fn fixpoint(
     fallback: Option<&BTreeSet<MemberId>>,
     heirs: &BTreeSet<MemberId>,
 ) -> (Fix, Replay, Option<Vec<Round>>) {
-    let mut fix = Fix::default();
+    let start = Fix::before_any_op(genesis, heirs);
+    fixpoint_from(graph, ops, genesis, fallback, heirs, start)
+}
+
+/// [`fixpoint`] from the fix `start` (the empty one in tests, to compare).
+fn fixpoint_from(
+    graph: &Graph,
+    ops: &[&Op],
+    genesis: &SignedGenesis,
+    fallback: Option<&BTreeSet<MemberId>>,
+    heirs: &BTreeSet<MemberId>,
+    start: Fix,
+) -> (Fix, Replay, Option<Vec<Round>>) {
+    let mut fix = start;
     let mut previous: Option<Fix> = None;
     let mut rounds: Vec<Round> = Vec::new();
     // Each round keeps its replay before `finish` and returns the fix `finish` would leave.
@@ -1561,5 +1601,91 @@ impl BitSet {
         self.words
             .get(i / 64)
             .is_some_and(|word| word & (1 << (i % 64)) != 0)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    //! The fixpoint from [`Fix::before_any_op`] is the fixpoint from the empty fix.
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::membership::random_history::{history, proptest_seed};
+
+    /// What each round found, repeats in a row taken once (the empty start's extra round
+    /// repeats its first).
+    fn found(rounds: &[Round]) -> Vec<Fix> {
+        let mut out: Vec<Fix> = rounds
+            .iter()
+            .map(|r| r.replay.finished_fix(&r.fix))
+            .collect();
+        out.dedup();
+        out
+    }
+
+    /// Both starts give the same fix, roster and rounds; returns how many rounds each ran.
+    fn compare(
+        genesis: &SignedGenesis,
+        ops: &[Op],
+        fallback: Option<&BTreeSet<MemberId>>,
+        heirs: &BTreeSet<MemberId>,
+    ) -> Result<(usize, usize), TestCaseError> {
+        let refs: Vec<&Op> = ops.iter().collect();
+        let (graph, sorted) = Graph::build(genesis.id(), &refs, &HashMap::new());
+        let (fix, replay, rounds) = fixpoint(&graph, &sorted, genesis, fallback, heirs);
+        let (fix_empty, replay_empty, rounds_empty) =
+            fixpoint_from(&graph, &sorted, genesis, fallback, heirs, Fix::default());
+        prop_assert_eq!(&fix, &fix_empty);
+        prop_assert_eq!(
+            replay.roster(&graph, &fix, genesis),
+            replay_empty.roster(&graph, &fix_empty, genesis)
+        );
+        match (rounds, rounds_empty) {
+            (Some(rounds), Some(rounds_empty)) => {
+                prop_assert_eq!(found(&rounds), found(&rounds_empty));
+                prop_assert!(rounds.len() == rounds_empty.len() || rounds.len() == 1);
+                prop_assert!(rounds_empty.len() >= 2);
+                Ok((rounds.len(), rounds_empty.len()))
+            }
+            (None, None) => Ok((MAX_ROUNDS + 1, MAX_ROUNDS + 1)),
+            _ => Err(TestCaseError::fail("one start converged, the other did not")),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(proptest_seed::config(256))]
+
+        /// Random histories (promotions, demotions, removals, self-revocations that hand the
+        /// rights to an heir), with and without heirs and a fallback set, as `Resolution::new`
+        /// calls the fixpoint.
+        #[test]
+        fn starting_before_any_op_finds_the_same_fixpoint(
+            seed in any::<u64>(),
+            len in 1usize..40,
+        ) {
+            let (genesis, ops) = history(seed, len);
+            let none = BTreeSet::new();
+            compare(&genesis, &ops, None, &none)?;
+            let refs: Vec<&Op> = ops.iter().collect();
+            let roster = resolve(&genesis, &refs);
+            let members: Vec<MemberId> = roster.members().map(|m| m.identity.member).collect();
+            let moderators: BTreeSet<MemberId> =
+                members.iter().copied().filter(|m| roster.is_moderator(m)).collect();
+            compare(&genesis, &ops, Some(&moderators), &none)?;
+            let heirs: BTreeSet<MemberId> = members.iter().rev().take(2).copied().collect();
+            compare(&genesis, &ops, None, &heirs)?;
+        }
+    }
+
+    /// A history without promotions or removals (the founder admits two members) ends after one
+    /// round; from the empty fix it took two.
+    #[test]
+    fn a_history_without_promotions_or_removals_takes_one_round() {
+        let (genesis, ops) = history(7, 2);
+        let refs: Vec<&Op> = ops.iter().collect();
+        assert_eq!(resolve(&genesis, &refs).len(), 3);
+        let rounds = compare(&genesis, &ops, None, &BTreeSet::new()).unwrap();
+        assert_eq!(rounds, (1, 2));
     }
 }
