@@ -338,7 +338,6 @@ pub(crate) fn parents_of<'a>(op: &'a Op, read: &'a HashMap<OpId, Vec<OpId>>) -> 
 #[derive(Clone, Debug)]
 pub(crate) struct Resolution {
     graph: Graph,
-    replay: Replay,
     fix: Fix,
     /// Every round of the fixpoint that found `fix`, if it converged (see [`Round`]).
     rounds: Option<Vec<Round>>,
@@ -392,7 +391,6 @@ impl Resolution {
         let roster = replay.roster(&graph, &fix, genesis);
         Self {
             graph,
-            replay,
             fix,
             rounds,
             fallback,
@@ -456,7 +454,6 @@ impl Resolution {
         let mut replay = last.replay.clone();
         replay.finish(graph, &last.fix);
         self.roster = replay.roster(graph, &self.fix, genesis);
-        self.replay = replay;
         self.rounds = Some(stepped);
         true
     }
@@ -862,20 +859,17 @@ impl Replay {
         for (identity, name) in g.founding_moderators() {
             let seniority = replay.next_seniority();
             replay.agreements.insert(identity.agreement);
-            replay
-                .members
-                .entry(identity.member)
-                .or_insert_with(|| {
-                    Arc::new(MemberRec {
-                        identity: identity.clone(),
-                        name,
-                        seniority,
-                        admission: None,
-                        admitted_at: None,
-                        moderator: true,
-                        rotated_at: None,
-                    })
-                });
+            replay.members.entry(identity.member).or_insert_with(|| {
+                Arc::new(MemberRec {
+                    identity: identity.clone(),
+                    name,
+                    seniority,
+                    admission: None,
+                    admitted_at: None,
+                    moderator: true,
+                    rotated_at: None,
+                })
+            });
             replay.promoted.insert(identity.member);
         }
         for heir in heirs {
@@ -1679,8 +1673,15 @@ mod tests {
         let refs: Vec<&Op> = ops.iter().collect();
         let (graph, sorted) = Graph::build(genesis.id(), &refs, &HashMap::new());
         let (fix, replay, rounds) = fixpoint(&graph, &sorted, genesis, fallback, heirs);
-        let (fix_plain, replay_plain, rounds_plain) =
-            fixpoint_from(&graph, &sorted, genesis, fallback, heirs, Fix::default(), false);
+        let (fix_plain, replay_plain, rounds_plain) = fixpoint_from(
+            &graph,
+            &sorted,
+            genesis,
+            fallback,
+            heirs,
+            Fix::default(),
+            false,
+        );
         prop_assert_eq!(&fix, &fix_plain);
         prop_assert_eq!(
             replay.roster(&graph, &fix, genesis),
@@ -1767,6 +1768,9 @@ mod tests {
                 found += 1;
             }
         }
-        assert!(found > 0, "no history of the founder promoting both members");
+        assert!(
+            found > 0,
+            "no history of the founder promoting both members"
+        );
     }
 }
