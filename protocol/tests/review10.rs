@@ -250,7 +250,11 @@ fn r10_stubs_kept_for_waiting_orphans_are_charged_when_an_op_reads_through_them(
         let mut parents: Vec<OpId> = junk.iter().map(Op::id).collect();
         parents.push(nowhere);
         let orphan = w.x_op(parents, PREV_DAY + 2 * round);
-        assert_eq!(w.feed(&mut r, &orphan).outcome, Ingested::Held, "orphan {round}");
+        assert_eq!(
+            w.feed(&mut r, &orphan).outcome,
+            Ingested::Held,
+            "orphan {round}"
+        );
         for j in &junk {
             let _ = w.feed(&mut r, j);
         }
@@ -281,7 +285,11 @@ fn r10_an_orphan_carrier_is_charged_for_the_stubs_it_comes_to_read_through() {
     for j in 0..8u64 {
         let chain = w.x_chain(w.base(), 64, START + 2_000 + 100 * j);
         let carrier = w.x_op(vec![chain[63].id()], PREV_DAY + j);
-        assert_eq!(w.feed(&mut r, &carrier).outcome, Ingested::Held, "carrier {j}");
+        assert_eq!(
+            w.feed(&mut r, &carrier).outcome,
+            Ingested::Held,
+            "carrier {j}"
+        );
         for op in chain.iter().rev() {
             let _ = w.feed(&mut r, op);
         }
@@ -299,4 +307,107 @@ fn r10_an_orphan_carrier_is_charged_for_the_stubs_it_comes_to_read_through() {
         kept <= MAX_OPS_PER_AUTHOR_PER_DAY,
         "{joined} orphan carriers of one day made R keep {kept} stubs of x for good ({per_day} of day D)"
     );
+}
+
+/// What a node would have in its store from the effects of the steps it took.
+#[derive(Default)]
+struct Disk {
+    ops: std::collections::BTreeMap<OpId, Op>,
+    stubs: std::collections::BTreeMap<OpId, Op>,
+    readings: std::collections::BTreeMap<OpId, (Vec<OpId>, Vec<OpId>)>,
+}
+
+impl Disk {
+    fn take(&mut self, w: &World, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::PutOp { id, bytes } => {
+                    let op = Op::decode(&bytes, w.genesis.id()).unwrap();
+                    self.ops.insert(id, op);
+                }
+                Effect::DeleteOp(id) => {
+                    self.ops.remove(&id);
+                }
+                Effect::PutStub { id, bytes } => {
+                    let op = Op::decode(&bytes, w.genesis.id()).unwrap();
+                    self.stubs.insert(id, op);
+                }
+                Effect::PutReadParents { id, parents, via } => {
+                    self.readings.insert(id, (parents, via));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A replica started from this store, as a node restores one.
+    fn restart(&self, w: &World) -> State {
+        let mut state = State::new(w.genesis.clone());
+        state.restore_stubs(self.stubs.values().cloned().collect());
+        state.restore_read_parents(
+            self.readings
+                .iter()
+                .map(|(id, (parents, via))| (*id, parents.clone(), via.clone()))
+                .collect(),
+        );
+        state.restore_ops(self.ops.values().cloned().collect());
+        state
+    }
+}
+
+/// R10-5 (guard for `wanted` Part 2: a restart must hold what the replica held before it).
+/// Two ops of x's day D', z1 and z2, both read through the same over-quota op s of her full
+/// day D: s is new to R when z1 joins, not when z2 does. With 253 more ops of D', D' is exactly
+/// full at R under the rule's live charges (2 + 1 + 253), and has room on main. The founder's
+/// removal of x is written on z1, z2 and the last of D'. After a restart (stubs, readings and
+/// ops read back from what R stored), R must hold the same ops and have x removed: a restore
+/// that charges each op for every own stub in its stored reading (2 + 2 + 253 = 257) refuses
+/// one of them, and the removal written on it waits.
+#[test]
+fn r10_a_restart_holds_the_ops_and_the_removal_it_held_before() {
+    let w = World::new(105);
+    let mut r = w.replica();
+    let mut disk = Disk::default();
+    for op in &w.setup {
+        disk.ops.insert(op.id(), op.clone());
+    }
+    let mut feed = |r: &mut State, disk: &mut Disk, op: &Op| {
+        let step = w.feed(r, op);
+        disk.take(&w, step.effects);
+        step.outcome
+    };
+    let fillers = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY, START + 1_000);
+    for op in &fillers {
+        assert_eq!(feed(&mut r, &mut disk, op), Ingested::Accepted);
+    }
+    let s = w.x_op(vec![w.base()], START + 2_000);
+    assert_eq!(
+        feed(&mut r, &mut disk, &s),
+        Ingested::Ignored(Refusal::OpQuota)
+    );
+    let z1 = w.x_op(vec![s.id()], PREV_DAY);
+    let z2 = w.x_op(vec![s.id()], PREV_DAY + 1);
+    assert_eq!(feed(&mut r, &mut disk, &z1), Ingested::Accepted, "z1");
+    assert_eq!(feed(&mut r, &mut disk, &z2), Ingested::Accepted, "z2");
+    let rest = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY - 3, PREV_DAY + 100);
+    for (i, op) in rest.iter().enumerate() {
+        assert_eq!(feed(&mut r, &mut disk, op), Ingested::Accepted, "D' op {i}");
+    }
+    let removal = w.removal(vec![z1.id(), z2.id(), rest.last().unwrap().id()]);
+    assert_eq!(feed(&mut r, &mut disk, &removal), Ingested::Accepted);
+    assert!(r.log().roster().is_removed(&w.x.member_id()));
+    let before: std::collections::BTreeSet<OpId> = r.log().ops().map(Op::id).collect();
+
+    let again = disk.restart(&w);
+    let after: std::collections::BTreeSet<OpId> = again.log().ops().map(Op::id).collect();
+    let lost: Vec<&OpId> = before.difference(&after).collect();
+    assert!(
+        lost.is_empty() && again.log().roster().is_removed(&w.x.member_id()),
+        "after a restart R no longer holds {} op(s) it held (the removal held: {}, z1: {}, z2: {})",
+        lost.len(),
+        again.log().contains(&removal.id()),
+        again.log().contains(&z1.id()),
+        again.log().contains(&z2.id())
+    );
+    assert_eq!(again.log().roster(), r.log().roster());
 }
