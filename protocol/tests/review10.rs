@@ -411,3 +411,74 @@ fn r10_a_restart_holds_the_ops_and_the_removal_it_held_before() {
     );
     assert_eq!(again.log().roster(), r.log().roster());
 }
+
+/// R10-6 (against `wanted`'s R9-8 fix, 7e9740a): a stranger's key delivery read through a
+/// refused head is penalised only if no op held, stub or *remembered refused op* proposes to
+/// admit its author (`MembershipLog::may_be_admitted`). The refused set is filled from bytes
+/// whose signature was never checked (the quota is checked first), so the stranger s first
+/// sends one unsigned op "by" x, whose day is full here (any full author-day will do: a
+/// refused head to name exists only because one is), proposing to admit s. It is refused over
+/// the quota (no penalty), and from then on s's deliveries on refused heads are again refused
+/// without penalty, each after a full resolution: R9-8 back for one message per 4,096 of the
+/// refused set. Safe: a delivery of a key that only bytes nobody signed propose is rejected.
+/// (Fails on main too, where R9-8 is not fixed at all.)
+#[test]
+fn r10_a_strangers_delivery_stays_penalised_after_unsigned_bytes_propose_her() {
+    use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
+    let w = World::new(106);
+    let mut r = w.replica();
+    let fillers = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY, START + 1_000);
+    accept_all(&w, &mut r, &fillers);
+    let y = w.x_op(vec![w.base()], START + 2_000);
+    refuse_all(&w, &mut r, std::slice::from_ref(&y));
+    let mut rng = ChaCha20Rng::seed_from_u64(1060);
+    let stranger = Identity::generate_at(&mut rng, START);
+    let key = EpochKey::generate(&mut rng);
+    let delivery = |heads: Vec<OpId>, rng: &mut ChaCha20Rng| {
+        KeyDelivery::create(
+            &stranger,
+            w.genesis.id(),
+            &key,
+            DeliveryKind::Rotation,
+            heads,
+            NOW - 60,
+            &[stranger.public(), w.h.public()],
+            rng,
+        )
+        .unwrap()
+    };
+    let direct = delivery(vec![w.base()], &mut rng);
+    let control = r
+        .ingest(SetKind::Deliveries, direct.encoded(), &w.h, NOW)
+        .outcome;
+    assert!(control.is_rejected(), "control: {control:?}");
+
+    // Bytes nobody signed: x's op proposing s, its signature's last byte flipped.
+    let mut forged = Op::create(
+        &w.x,
+        w.genesis.id(),
+        vec![w.base()],
+        START + 2_500,
+        Action::ProposeAdd {
+            identity: stranger.public(),
+            name: names::name("s"),
+        },
+    )
+    .unwrap()
+    .encoded()
+    .to_vec();
+    let last = forged.len() - 1;
+    forged[last] ^= 0x01;
+    assert!(Op::decode(&forged, w.genesis.id()).is_err(), "not signed");
+    let refused = r.ingest(SetKind::Ops, &forged, &w.h, NOW).outcome;
+    assert_eq!(refused, Ingested::Ignored(Refusal::OpQuota));
+
+    let via_refused = delivery(vec![y.id()], &mut rng);
+    let outcome = r
+        .ingest(SetKind::Deliveries, via_refused.encoded(), &w.h, NOW)
+        .outcome;
+    assert!(
+        outcome.is_rejected(),
+        "after one unsigned op proposing her, a stranger's delivery naming a refused head is not penalised: {outcome:?}"
+    );
+}
