@@ -371,7 +371,7 @@ fn r10_a_restart_holds_the_ops_and_the_removal_it_held_before() {
     for op in &w.setup {
         disk.ops.insert(op.id(), op.clone());
     }
-    let mut feed = |r: &mut State, disk: &mut Disk, op: &Op| {
+    let feed = |r: &mut State, disk: &mut Disk, op: &Op| {
         let step = w.feed(r, op);
         disk.take(&w, step.effects);
         step.outcome
