@@ -115,3 +115,52 @@ fn r10_posts_of_a_damaged_pack_are_no_longer_claimed_before_a_restart() {
         claimed.len() - served
     );
 }
+
+/// R10-K2 (packfix 8f45650 / main): an index chunk that does not read is skipped at open and
+/// its posts are "not claimed, so sync fetches them again". Not so for a member's own alert
+/// that no peer has yet (still in her outbox): nobody can send it back, and the outbox, which
+/// is republished at start, serves posts through the core's index, which no longer lists it.
+/// The alert's bytes are still on disk under its own id. Here Ana posts with no peer around,
+/// her index chunk is replaced by bytes that are no chunk (as a flipped bit is, since
+/// 8f45650), and after a restart her alert must still be listed or waiting in her outbox.
+#[test]
+fn r10_an_own_unsynced_alert_survives_an_unreadable_index_chunk() {
+    use lookout_node::store::{Store, Tree};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("ana");
+    let (mut ana, _) = Replica::create(&home, PASS, "Ana", KdfParams::TESTING).unwrap();
+    ana.create_collective("Night Shift", Policy::default())
+        .unwrap();
+    ana.execute(Request::Post(draft("nobody has this yet")))
+        .unwrap();
+    let outgoing: Vec<WireItem> = ana
+        .take_outgoing()
+        .into_iter()
+        .filter(|i| i.kind == SetKind::Envelopes)
+        .collect();
+    assert_eq!(outgoing.len(), 1);
+    let post = outgoing.into_iter().next().unwrap();
+    assert!(ana.outbox().contains(&post), "in the outbox before");
+    ana.flush().unwrap();
+    ana.close().unwrap();
+
+    let store = Store::open(&home, PASS).unwrap();
+    let chunks: Vec<Vec<u8>> = store.iter(Tree::PostIndex).map(|e| e.unwrap().0).collect();
+    assert!(!chunks.is_empty());
+    let later = lookout_node::replica::now() + 7 * 86_400;
+    for key in &chunks {
+        store
+            .put_expiring(Tree::PostIndex, key, b"no chunk here", later)
+            .unwrap();
+    }
+    store.close().unwrap();
+
+    let ana = Replica::open(&home, PASS).unwrap();
+    let listed = ana.alerts(&AlertFilter::default()).unwrap().len();
+    let outbox = ana.outbox();
+    assert!(
+        listed == 1 || outbox.contains(&post),
+        "Ana's own alert, which no peer has, is gone after her index chunk did not read ({listed} listed, {} in the outbox): nobody can send it back",
+        outbox.len()
+    );
+}
