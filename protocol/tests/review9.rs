@@ -406,3 +406,42 @@ fn r9_a_stub_takes_no_effect_and_lets_no_key_author() {
         "s, admitted only by an op over the quota at R, authors there ({outcome:?})"
     );
 }
+
+/// The one "wanted" signal (`MembershipLog::take_newly_wanted`, judged in
+/// `State::judge_wanted`), without bytes at hand. x's op o of the day before names c2 of her
+/// chain c1 <- c2 of her full day, and waits for it. Then c1 is refused over the quota (deferred
+/// until the log changes) and 130 more refusals push its bytes out of those kept at hand
+/// (refusals do not change the log's generation). c2 arrives and is kept as a stub, since o
+/// waits for it: now o waits for c1, and no op joined, so the generation is unchanged.
+/// Offered again, c1 must be verified and kept as a stub (its deferral lifted when o came to
+/// want it), and o join; were it not lifted, c1 would be a duplicate and o wait for good.
+#[test]
+fn an_op_an_orphan_comes_to_want_is_judged_again_when_offered_though_its_bytes_are_gone() {
+    let w = World::new(95);
+    let mut r = w.replica();
+    let fillers = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY, START + 1_000);
+    accept_all(&w, &mut r, &fillers);
+    let chain = w.x_chain(w.base(), 2, START + 2_000);
+    let o = w.x_op(vec![chain[1].id()], PREV_DAY);
+    assert_eq!(w.feed(&mut r, &o).outcome, Ingested::Held);
+    refuse_all(&w, &mut r, &chain[..1]);
+    let junk: Vec<Op> = (0..130u64)
+        .map(|i| w.x_op(vec![w.base()], START + 3_000 + i))
+        .collect();
+    refuse_all(&w, &mut r, &junk);
+    refuse_all(&w, &mut r, &chain[1..]);
+    assert!(
+        r.log().is_stub(&chain[1].id()),
+        "c2, wanted by o, is not kept as a stub"
+    );
+    assert!(!r.log().contains(&o.id()) && r.log().wants(&chain[0].id()));
+    refuse_all(&w, &mut r, &chain[..1]);
+    assert!(
+        r.log().is_stub(&chain[0].id()),
+        "c1, wanted by o since c2 became a stub, is not verified when offered again"
+    );
+    assert!(
+        r.log().contains(&o.id()),
+        "o, read through c2 and c1, does not join"
+    );
+}

@@ -130,6 +130,10 @@ pub struct MembershipLog {
     /// Ids orphans wait for (neither held nor refused), with those orphans, as of the last pass
     /// over the orphans: a refusal over the quota of one of them tries those orphans again.
     wanted: HashMap<OpId, BTreeSet<OpId>>,
+    /// Ids that became wanted (keys of `wanted`) since the caller last took them
+    /// ([`MembershipLog::take_newly_wanted`]): the one signal that a refused op has become
+    /// worth a signature check. Always a subset of `wanted`'s keys, so bounded as it is.
+    newly_wanted: HashSet<OpId>,
     /// Refused ops over the quota whose signature was checked (because an op waited for them),
     /// kept with their bytes: only these are read through by ops (never bytes nobody signed),
     /// and those read through (in `through`) are offered to peers and stored, so a peer can
@@ -191,6 +195,7 @@ impl MembershipLog {
             via: HashMap::new(),
             through: HashSet::new(),
             wanted: HashMap::new(),
+            newly_wanted: HashSet::new(),
             changed: BTreeSet::new(),
             over: HashSet::new(),
             stub_changes: 0,
@@ -327,7 +332,7 @@ impl MembershipLog {
             Reading::Waits(missing) | Reading::Over(missing) => {
                 self.count(&op);
                 for p in &missing {
-                    self.wanted.entry(*p).or_default().insert(id);
+                    self.want(*p, id);
                 }
                 let wanted = missing
                     .into_iter()
@@ -617,6 +622,27 @@ impl MembershipLog {
         self.wanted.contains_key(id)
     }
 
+    /// Record that `orphan` waits for `id`.
+    fn want(&mut self, id: OpId, orphan: OpId) {
+        let orphans = self.wanted.entry(id).or_default();
+        if orphans.is_empty() {
+            self.newly_wanted.insert(id);
+        }
+        orphans.insert(orphan);
+    }
+
+    /// The ids an orphan came to wait for since the last call (and still waits for), smallest
+    /// first. Whatever changes what orphans wait for (an op held back, a stub added below an
+    /// orphan, a pass over the orphans after an op joined) records it here, so a caller that
+    /// refused an op of such an id before (over the quota, and deferred until the log changes)
+    /// judges it again from this alone: a stub added changes what orphans wait for without
+    /// changing [`MembershipLog::generation`].
+    pub fn take_newly_wanted(&mut self) -> Vec<OpId> {
+        let mut ids: Vec<OpId> = self.newly_wanted.drain().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Keep `op`, refused over its author's quota here and verified (an orphan waits for it),
     /// as a stub: an op naming it is read as naming its parents. Lets in the orphans that were
     /// waiting for it; returns the ops that joined.
@@ -647,6 +673,7 @@ impl MembershipLog {
                 }
             }
         }
+        self.newly_wanted.remove(&id);
         let Some(waiting) = self.wanted.remove(&id) else {
             return Vec::new();
         };
@@ -659,7 +686,7 @@ impl MembershipLog {
             match self.reading_with(op, &mut memo) {
                 Reading::Waits(missing) | Reading::Over(missing) => {
                     for p in missing {
-                        self.wanted.entry(p).or_default().insert(orphan);
+                        self.want(p, orphan);
                     }
                 }
                 _ => ready = true,
@@ -983,7 +1010,11 @@ impl MembershipLog {
             orphans.retain(|o| waiting.contains_key(o));
             !orphans.is_empty()
         });
-        self.wanted = children;
+        let old = std::mem::replace(&mut self.wanted, children);
+        let wanted = &self.wanted;
+        self.newly_wanted.retain(|id| wanted.contains_key(id));
+        self.newly_wanted
+            .extend(wanted.keys().filter(|id| !old.contains_key(id)));
         // Remembered only if no stub joined during this pass (that may shorten a reading).
         if self.stub_changes == stubs_at {
             self.over.extend(over);
