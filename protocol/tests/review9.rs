@@ -445,3 +445,43 @@ fn an_op_an_orphan_comes_to_want_is_judged_again_when_offered_though_its_bytes_a
         "o, read through c2 and c1, does not join"
     );
 }
+
+/// R9-1's candidate rule (op-quota-bottom-q.md §9), attacked: "stubs of an op's own author
+/// that it newly makes a replica keep count against its author-day's quota". x holds 192 ops
+/// of day d' everywhere. K also holds her chain of 64 ops of day D and her op c of d' on its
+/// top (c costs K one slot: the chain is held there as ops). R holds 256 fillers of D, so it
+/// refuses the chain and reads c through 64 stubs of x's. The founder writes h on K's heads
+/// (c among them). h is honest and within quota: it must join at R. It does today (c joins at
+/// R through the 64 stubs). Under the candidate rule c costs R 1 + 64 slots of (x, d'), 192 + 65
+/// > 256, so R refuses c; h then reads through c and the 64 stubs below it, 65 refused ops,
+/// over `MAX_READ_THROUGH`, and waits at R: an honest op's fate follows the charge, which
+/// depends on what R holds. This test is why the rule was not built (§9).
+#[test]
+fn an_honest_op_on_an_op_read_through_its_authors_stubs_joins_where_her_day_is_nearly_full() {
+    let w = World::new(96);
+    let fillers = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY, START + 1_000);
+    let day_before: Vec<Op> = (0..192u64)
+        .map(|i| w.x_op(vec![w.base()], PREV_DAY + i))
+        .collect();
+    let chain = w.x_chain(w.base(), 64, START + 2_000);
+    let c = w.x_op(vec![chain[63].id()], PREV_DAY + 500);
+    let mut k = w.replica();
+    accept_all(&w, &mut k, &day_before);
+    accept_all(&w, &mut k, &chain);
+    accept_all(&w, &mut k, std::slice::from_ref(&c));
+    let h = w.removal(k.log().writer_heads(&w.founder.member_id()));
+    assert!(h.parents().contains(&c.id()));
+    assert_eq!(w.feed(&mut k, &h).outcome, Ingested::Accepted);
+
+    let mut r = w.replica();
+    accept_all(&w, &mut r, &fillers);
+    accept_all(&w, &mut r, &day_before);
+    refuse_all(&w, &mut r, &chain);
+    let at_c = w.feed(&mut r, &c).outcome;
+    let at_h = w.feed(&mut r, &h).outcome;
+    assert!(
+        r.log().contains(&h.id()),
+        "the founder's op on K's heads waits at R (c: {at_c:?}, h: {at_h:?})"
+    );
+    assert!(r.log().roster().is_removed(&w.x.member_id()));
+}
