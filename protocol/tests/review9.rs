@@ -2,7 +2,7 @@
 //! main's H1 code: ops read through ops refused over the daily quota, "stubs"). Each test
 //! asserts the SAFE behaviour, so it fails while the finding it is named after exists
 //! (docs/design/REVIEW9.md). R9-4's, R9-7's and R9-8's tests live in quota_ops_props.rs and
-//! quota_heads.rs; R9-1, not fixed, is `#[ignore]`d with the reason (R9-8 likewise, there).
+//! quota_heads.rs; R9-1, not fixed, is `#[ignore]`d with the reason (op-quota-bottom-q.md §9).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod names;
@@ -452,8 +452,8 @@ fn an_op_an_orphan_comes_to_want_is_judged_again_when_offered_though_its_bytes_a
 /// top (c costs K one slot: the chain is held there as ops). R holds 256 fillers of D, so it
 /// refuses the chain and reads c through 64 stubs of x's. The founder writes h on K's heads
 /// (c among them). h is honest and within quota: it must join at R. It does today (c joins at
-/// R through the 64 stubs). Under the candidate rule c costs R 1 + 64 slots of (x, d'), 192 + 65
-/// > 256, so R refuses c; h then reads through c and the 64 stubs below it, 65 refused ops,
+/// R through the 64 stubs). Under the candidate rule c costs R 1 + 64 slots of (x, d'), and
+/// 192 + 65 is over 256, so R refuses c; h then reads through c and the 64 stubs below it, 65 refused ops,
 /// over `MAX_READ_THROUGH`, and waits at R: an honest op's fate follows the charge, which
 /// depends on what R holds. This test is why the rule was not built (§9).
 #[test]
@@ -484,4 +484,97 @@ fn an_honest_op_on_an_op_read_through_its_authors_stubs_joins_where_her_day_is_n
         "the founder's op on K's heads waits at R (c: {at_c:?}, h: {at_h:?})"
     );
     assert!(r.log().roster().is_removed(&w.x.member_id()));
+}
+
+/// R9-8's fix (`MembershipLog::may_be_admitted`), its honest side: a key delivery read through
+/// a refused op is penalised only if no op the replica knows of ever proposed its author. x,
+/// a co-founding moderator (k = 1), fills her day at R; her 257th op y admits s, and R refuses
+/// it over the quota (before any signature check). s, a member at K, sends a rotation naming
+/// y: at R it is read at y's parents, where s is no member, so it is refused, but without
+/// penalty (its honest forwarder holds y). A stranger's delivery naming y is penalised.
+#[test]
+fn a_delivery_by_a_key_admitted_only_by_a_refused_op_is_refused_without_penalty() {
+    use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
+    let mut rng = ChaCha20Rng::seed_from_u64(97);
+    let founder = Identity::generate_at(&mut rng, START);
+    let x = Identity::generate_at(&mut rng, START);
+    let s = Identity::generate_at(&mut rng, START);
+    let stranger = Identity::generate_at(&mut rng, START);
+    let me = Identity::generate_at(&mut rng, START);
+    let genesis = SignedGenesis::create_with_moderators(
+        &founder,
+        &names::secret(),
+        "Review 9",
+        "f",
+        vec![lookout_protocol::membership::NewModerator {
+            identity: x.public(),
+            name: "x".into(),
+        }],
+        Policy::default(),
+        START,
+        &mut rng,
+    )
+    .unwrap();
+    let co = genesis.id();
+    let mut fillers: Vec<Op> = Vec::new();
+    for i in 0..MAX_OPS_PER_AUTHOR_PER_DAY as u64 {
+        let parents = fillers.last().map(|o| vec![o.id()]).unwrap_or_default();
+        let action = Action::RotateAgreementKey {
+            identity: x.public(),
+        };
+        fillers.push(Op::create(&x, co, parents, START + 1_000 + i, action).unwrap());
+    }
+    let y = Op::create(
+        &x,
+        co,
+        vec![fillers[MAX_OPS_PER_AUTHOR_PER_DAY - 1].id()],
+        START + 2_000,
+        Action::ProposeAdd {
+            identity: s.public(),
+            name: names::name("s"),
+        },
+    )
+    .unwrap();
+    let key = EpochKey::generate(&mut rng);
+    let delivery = |author: &Identity, rng: &mut ChaCha20Rng| {
+        KeyDelivery::create(
+            author,
+            co,
+            &key,
+            DeliveryKind::Rotation,
+            vec![y.id()],
+            NOW - 60,
+            &[founder.public(), x.public(), author.public(), me.public()],
+            rng,
+        )
+        .unwrap()
+    };
+    let by_s = delivery(&s, &mut rng);
+    let by_stranger = delivery(&stranger, &mut rng);
+    let mut r = State::new(genesis);
+    for op in &fillers {
+        assert_eq!(
+            r.ingest(SetKind::Ops, op.encoded(), &me, NOW).outcome,
+            Ingested::Accepted
+        );
+    }
+    assert_eq!(
+        r.ingest(SetKind::Ops, y.encoded(), &me, NOW).outcome,
+        Ingested::Ignored(Refusal::OpQuota)
+    );
+    assert!(r.refused_over_quota(&y.id()) && !r.log().is_stub(&y.id()));
+    let honest = r
+        .ingest(SetKind::Deliveries, by_s.encoded(), &me, NOW)
+        .outcome;
+    assert!(
+        matches!(honest, Ingested::Ignored(_)),
+        "s's delivery, admitted by the refused y, is penalised or taken: {honest:?}"
+    );
+    let forged = r
+        .ingest(SetKind::Deliveries, by_stranger.encoded(), &me, NOW)
+        .outcome;
+    assert!(
+        forged.is_rejected(),
+        "a stranger's delivery on y: {forged:?}"
+    );
 }

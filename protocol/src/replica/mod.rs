@@ -613,12 +613,12 @@ impl State {
         }
     }
 
-    /// The parents an op's bytes name if its author's day is full here (lookups only, on the
+    /// The body of an op's bytes if its author's day is full here (lookups only, on the
     /// unverified body, as the first refusal was decided): `None` for any other op.
-    fn over_quota_parents(&self, bytes: &[u8]) -> Option<Vec<OpId>> {
+    fn over_quota_body(&self, bytes: &[u8]) -> Option<crate::membership::OpBody> {
         let body = Op::peek(bytes, self.log.collective()).ok()?;
         (self.log.precheck(&body.author, body.timestamp) == Err(OpRefusal::OverQuota))
-            .then_some(body.parents)
+            .then_some(body)
     }
 
     /// Try every held item again (after the clock moved, say): each from the form its first
@@ -711,8 +711,8 @@ impl State {
             // may have pushed it out of, and put back in that set, so what waits for it is
             // released (Review 9, R9-4b, R9-7).
             if kind == SetKind::Ops {
-                if let Some(parents) = self.over_quota_parents(bytes) {
-                    self.refuse_over_quota(OpId(id), &parents, effects);
+                if let Some(body) = self.over_quota_body(bytes) {
+                    self.refuse_over_quota(OpId(id), &body, effects);
                     self.keep_refused_bytes(OpId(id), bytes);
                 }
             }
@@ -821,18 +821,18 @@ impl State {
                 if self.log.is_stub(&id) {
                     // Kept already (a peer offers back the stub this replica offered); back in
                     // the refused set if a flood pushed it out, releasing what waits for it.
-                    self.refuse_over_quota(id, &body.parents, effects);
+                    self.refuse_over_quota(id, &body, effects);
                 } else if self.log.wants(&id) {
                     match Op::decode(bytes, self.log.collective()) {
                         Ok(op) => {
-                            self.refuse_over_quota(id, &body.parents, effects);
+                            self.refuse_over_quota(id, &body, effects);
                             self.stubbed(op, effects);
                         }
                         Err(e) if e.is_peer_fault() => return Ingested::Rejected(e.into()),
                         Err(e) => return Ingested::Ignored(e.into()),
                     }
                 } else {
-                    self.refuse_over_quota(id, &body.parents, effects);
+                    self.refuse_over_quota(id, &body, effects);
                     self.keep_refused_bytes(id, bytes);
                 }
             }
@@ -894,7 +894,6 @@ impl State {
         }
         let waiting = (!waits.is_empty()).then(|| op.clone());
         let verified = op.clone();
-        let parents = op.parents().to_vec();
         let bytes = op.encoded().to_vec();
         // The log decides first (known author, quota, orphan bounds); only what it keeps is
         // written, and orphans it evicts are deleted, so a peer cannot fill the disk.
@@ -932,7 +931,7 @@ impl State {
             // The forwarder may know a proposal this node lacks yet: not its fault.
             InsertOutcome::Refused(why) => {
                 if why == OpRefusal::OverQuota {
-                    self.refuse_over_quota(id, &parents, effects);
+                    self.refuse_over_quota(id, verified.body(), effects);
                     if self.log.wants(&id) {
                         self.stubbed(verified, effects);
                     } else {
@@ -991,6 +990,16 @@ impl State {
             return Ingested::Duplicate;
         }
         let read = self.effective_heads(&delivery.body().heads);
+        // Read through refused ops, a delivery is refused without penalty (its honest
+        // forwarder may hold the refused op that admitted its author), unless no op this
+        // replica knows of (held, a stub, or remembered as refused) ever proposed its author:
+        // then it is a stranger's, penalised, and costs no roster at the heads read (Review 9,
+        // R9-8).
+        if read.is_some() && !self.log.may_be_admitted(&delivery.body().author) {
+            return Ingested::Rejected(
+                EpochError::NotAllowed("the author was not a member").into(),
+            );
+        }
         let heads = read.as_deref().unwrap_or(&delivery.body().heads);
         let Some(named) = NamedMembers::of(&mut self.log, heads, self.shared.as_deref()) else {
             let author = delivery.body().author;
@@ -1099,8 +1108,16 @@ impl State {
     /// Remember `id` as refused because its author's day is full here, and try again the items
     /// waiting for it: they are judged as if they named its parents ([`State::effective_heads`]).
     /// Ops are read through it only once its signature is checked (`State::stubbed`).
-    fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId], effects: &mut Vec<Effect>) {
-        if self.log.refuse_over_quota(id, parents) {
+    fn refuse_over_quota(
+        &mut self,
+        id: OpId,
+        body: &crate::membership::OpBody,
+        effects: &mut Vec<Effect>,
+    ) {
+        if self
+            .log
+            .refuse_over_quota(id, &body.parents, body.action.admits())
+        {
             self.released.push(Wait::Op(id));
         }
         self.keep_readings(effects);
