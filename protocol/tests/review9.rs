@@ -536,21 +536,21 @@ fn a_delivery_by_a_key_admitted_only_by_a_refused_op_is_refused_without_penalty(
     )
     .unwrap();
     let key = EpochKey::generate(&mut rng);
-    let delivery = |author: &Identity, rng: &mut ChaCha20Rng| {
+    let delivery = |author: &Identity, rng: &mut ChaCha20Rng, head: OpId| {
         KeyDelivery::create(
             author,
             co,
             &key,
             DeliveryKind::Rotation,
-            vec![y.id()],
+            vec![head],
             NOW - 60,
             &[founder.public(), x.public(), author.public(), me.public()],
             rng,
         )
         .unwrap()
     };
-    let by_s = delivery(&s, &mut rng);
-    let by_stranger = delivery(&stranger, &mut rng);
+    let by_s = delivery(&s, &mut rng, y.id());
+    let by_stranger = delivery(&stranger, &mut rng, y.id());
     let mut r = State::new(genesis);
     for op in &fillers {
         assert_eq!(
@@ -558,6 +558,31 @@ fn a_delivery_by_a_key_admitted_only_by_a_refused_op_is_refused_without_penalty(
             Ingested::Accepted
         );
     }
+    // Before R has y: s's delivery naming x's op z on y (refused here too) is read at y, a
+    // head R lacks, and is not penalised (it waits, or is refused for now as by a key R
+    // cannot know yet).
+    let z = Op::create(
+        &x,
+        co,
+        vec![y.id()],
+        START + 2_001,
+        Action::RotateAgreementKey {
+            identity: x.public(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        r.ingest(SetKind::Ops, z.encoded(), &me, NOW).outcome,
+        Ingested::Ignored(Refusal::OpQuota)
+    );
+    let early = delivery(&s, &mut rng, z.id());
+    let early = r
+        .ingest(SetKind::Deliveries, early.encoded(), &me, NOW)
+        .outcome;
+    assert!(
+        !early.is_rejected(),
+        "s's delivery on z before y: {early:?}"
+    );
     assert_eq!(
         r.ingest(SetKind::Ops, y.encoded(), &me, NOW).outcome,
         Ingested::Ignored(Refusal::OpQuota)

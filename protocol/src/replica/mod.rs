@@ -990,17 +990,22 @@ impl State {
             return Ingested::Duplicate;
         }
         let read = self.effective_heads(&delivery.body().heads);
+        let heads = read.as_deref().unwrap_or(&delivery.body().heads);
         // Read through refused ops, a delivery is refused without penalty (its honest
-        // forwarder may hold the refused op that admitted its author), unless no op this
-        // replica knows of (held, a stub, or remembered as refused) ever proposed its author:
-        // then it is a stranger's, penalised, and costs no roster at the heads read (Review 9,
-        // R9-8).
-        if read.is_some() && !self.log.may_be_admitted(&delivery.body().author) {
+        // forwarder may hold the refused op that admitted its author), unless every head read
+        // is held and no op this replica knows of (held, a stub, or remembered as refused)
+        // ever proposed its author: the op admitting an honest author is in the past of the
+        // heads it names, so it is held, or a stub, or a refused op the reading went through,
+        // or below a head read that is not held yet. Such a delivery is a stranger's,
+        // penalised, and costs no roster at the heads read (Review 9, R9-8).
+        if read.is_some()
+            && !self.log.may_be_admitted(&delivery.body().author)
+            && heads.iter().all(|h| self.log.contains(h))
+        {
             return Ingested::Rejected(
                 EpochError::NotAllowed("the author was not a member").into(),
             );
         }
-        let heads = read.as_deref().unwrap_or(&delivery.body().heads);
         let Some(named) = NamedMembers::of(&mut self.log, heads, self.shared.as_deref()) else {
             let author = delivery.body().author;
             let waits = self.missing_heads(heads);
