@@ -45,7 +45,7 @@ fn main() {
             let op = xop(layer.clone(), START + 1000 + n);
             n += 1;
             assert!(matches!(log.insert(op.clone()), InsertOutcome::Refused(_)));
-            let _ = log.refuse_over_quota(op.id(), op.parents());
+            let _ = log.refuse_over_quota(op.id(), op.parents(), op.body().action.admits());
             let _ = log.add_stub(op.clone());
             next.push(op.id());
         }

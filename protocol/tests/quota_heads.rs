@@ -1475,9 +1475,12 @@ fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed_withou
 /// the roster at the heads read: a stranger may send such deliveries for ever, each costing a
 /// signature check and a resolution, and is never dropped. The same delivery naming the held
 /// parent directly is rejected (penalised). Safe: a delivery whose author the log cannot know
-/// as a possible author is rejected whatever heads it names.
+/// as a possible author is rejected whatever heads it names. Fixed: before any resolution, a
+/// delivery read through refused ops is rejected if no op held, stub or remembered refused op
+/// proposes to admit its author (`MembershipLog::may_be_admitted`; its honest side is
+/// `a_delivery_by_a_key_admitted_only_by_a_refused_op_is_refused_without_penalty` in
+/// review9.rs).
 #[test]
-#[ignore = "known residual (Review 9 R9-8): a stranger's delivery naming a refused head is refused without penalty"]
 fn r9_a_strangers_delivery_on_a_refused_head_is_penalised() {
     let mut w = World::new(99);
     let mut b = w.side_b();

@@ -379,8 +379,9 @@ fn an_op_on_a_chain_refused_before_joins_in_the_batch_that_offers_the_chain_agai
 /// junk is no part of the removal's past (the founder names the 32 latest heads: h's 31 and the
 /// chain's top), so the removal reads through 64 refused ops, within the bound. The safe
 /// behaviour claimed: the removal joins in the batch that offers the chain again. Fails on
-/// 86601b8 (8 rounds); passes since the batch's wanted refused ops are verified after it
-/// (`State::stub_wanted_in`).
+/// 86601b8 (8 rounds); passes since the batch's wanted refused ops are verified from the
+/// batch's bytes (then `State::stub_wanted_in` after the batch; now `State::judge_wanted`,
+/// after each op, from the ops of the batch judged so far).
 #[test]
 fn r9_an_op_on_a_chain_joins_in_the_batch_that_offers_it_whatever_the_flooder_interleaves() {
     chain_interleaved_with_junk(false);
@@ -393,7 +394,9 @@ fn r9_an_op_on_a_chain_joins_in_the_batch_that_offers_it_whatever_the_flooder_in
 /// at most 16,384 parents, so the junk of ~34 links pushes the earlier links out of it within
 /// the batch, and `stub_wanted_in` skips an op whose id is no longer in the refused set
 /// (`refused_parents(&id).is_none()`), as `verify_wanted` skips bytes no longer at hand: the
-/// removal again waits one sync round per link below that window.
+/// removal again waits one sync round per link below that window. (Both are gone: an id an
+/// orphan comes to want is judged from the batch's bytes whatever the refused set still holds,
+/// `State::judge_wanted`.)
 #[test]
 fn r9_an_op_on_a_chain_joins_whatever_the_flooder_interleaves_with_parent_heavy_junk() {
     chain_interleaved_with_junk(true);

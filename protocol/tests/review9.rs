@@ -2,7 +2,7 @@
 //! main's H1 code: ops read through ops refused over the daily quota, "stubs"). Each test
 //! asserts the SAFE behaviour, so it fails while the finding it is named after exists
 //! (docs/design/REVIEW9.md). R9-4's, R9-7's and R9-8's tests live in quota_ops_props.rs and
-//! quota_heads.rs; R9-1, not fixed, is `#[ignore]`d with the reason (R9-8 likewise, there).
+//! quota_heads.rs; R9-1, not fixed, is `#[ignore]`d with the reason (op-quota-bottom-q.md §9).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod names;
@@ -137,7 +137,7 @@ fn refuse_all(w: &World, state: &mut State, ops: &[Op]) {
 /// for every day since the founding she backdates to. Here 8 of her ops make 512 stubs of one
 /// author-day; the safe bound is at most the quota's worth (256) of stubs per author-day.
 #[test]
-#[ignore = "known residual (SECURITY.md H1, Review 9 R9-1): stubs are bounded per op read through them, not per author-day"]
+#[ignore = "known residual (SECURITY.md H1, Review 9 R9-1): stubs are bounded per op read through them, not per author-day; the own-stub charge breaks (op-quota-bottom-q.md §9)"]
 fn r9_stubs_of_one_author_day_are_bounded_by_the_quota_not_by_the_ops_read_through_them() {
     let w = World::new(91);
     let mut r = w.replica();
@@ -404,5 +404,202 @@ fn r9_a_stub_takes_no_effect_and_lets_no_key_author() {
     assert!(
         !r.log().contains(&by_s.id()) && !r.log().may_author(&s.member_id()),
         "s, admitted only by an op over the quota at R, authors there ({outcome:?})"
+    );
+}
+
+/// The one "wanted" signal (`MembershipLog::take_newly_wanted`, judged in
+/// `State::judge_wanted`), without bytes at hand. x's op o of the day before names c2 of her
+/// chain c1 <- c2 of her full day, and waits for it. Then c1 is refused over the quota (deferred
+/// until the log changes) and 130 more refusals push its bytes out of those kept at hand
+/// (refusals do not change the log's generation). c2 arrives and is kept as a stub, since o
+/// waits for it: now o waits for c1, and no op joined, so the generation is unchanged.
+/// Offered again, c1 must be verified and kept as a stub (its deferral lifted when o came to
+/// want it), and o join; were it not lifted, c1 would be a duplicate and o wait for good.
+#[test]
+fn an_op_an_orphan_comes_to_want_is_judged_again_when_offered_though_its_bytes_are_gone() {
+    let w = World::new(95);
+    let mut r = w.replica();
+    let fillers = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY, START + 1_000);
+    accept_all(&w, &mut r, &fillers);
+    let chain = w.x_chain(w.base(), 2, START + 2_000);
+    let o = w.x_op(vec![chain[1].id()], PREV_DAY);
+    assert_eq!(w.feed(&mut r, &o).outcome, Ingested::Held);
+    refuse_all(&w, &mut r, &chain[..1]);
+    let junk: Vec<Op> = (0..130u64)
+        .map(|i| w.x_op(vec![w.base()], START + 3_000 + i))
+        .collect();
+    refuse_all(&w, &mut r, &junk);
+    refuse_all(&w, &mut r, &chain[1..]);
+    assert!(
+        r.log().is_stub(&chain[1].id()),
+        "c2, wanted by o, is not kept as a stub"
+    );
+    assert!(!r.log().contains(&o.id()) && r.log().wants(&chain[0].id()));
+    refuse_all(&w, &mut r, &chain[..1]);
+    assert!(
+        r.log().is_stub(&chain[0].id()),
+        "c1, wanted by o since c2 became a stub, is not verified when offered again"
+    );
+    assert!(
+        r.log().contains(&o.id()),
+        "o, read through c2 and c1, does not join"
+    );
+}
+
+/// R9-1's candidate rule (op-quota-bottom-q.md §9), attacked: "stubs of an op's own author
+/// that it newly makes a replica keep count against its author-day's quota". x holds 192 ops
+/// of day d' everywhere. K also holds her chain of 64 ops of day D and her op c of d' on its
+/// top (c costs K one slot: the chain is held there as ops). R holds 256 fillers of D, so it
+/// refuses the chain and reads c through 64 stubs of x's. The founder writes h on K's heads
+/// (c among them). h is honest and within quota: it must join at R. It does today (c joins at
+/// R through the 64 stubs). Under the candidate rule c costs R 1 + 64 slots of (x, d'), and
+/// 192 + 65 is over 256, so R refuses c; h then reads through c and the 64 stubs below it, 65 refused ops,
+/// over `MAX_READ_THROUGH`, and waits at R: an honest op's fate follows the charge, which
+/// depends on what R holds. This test is why the rule was not built (§9).
+#[test]
+fn an_honest_op_on_an_op_read_through_its_authors_stubs_joins_where_her_day_is_nearly_full() {
+    let w = World::new(96);
+    let fillers = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY, START + 1_000);
+    let day_before: Vec<Op> = (0..192u64)
+        .map(|i| w.x_op(vec![w.base()], PREV_DAY + i))
+        .collect();
+    let chain = w.x_chain(w.base(), 64, START + 2_000);
+    let c = w.x_op(vec![chain[63].id()], PREV_DAY + 500);
+    let mut k = w.replica();
+    accept_all(&w, &mut k, &day_before);
+    accept_all(&w, &mut k, &chain);
+    accept_all(&w, &mut k, std::slice::from_ref(&c));
+    let h = w.removal(k.log().writer_heads(&w.founder.member_id()));
+    assert!(h.parents().contains(&c.id()));
+    assert_eq!(w.feed(&mut k, &h).outcome, Ingested::Accepted);
+
+    let mut r = w.replica();
+    accept_all(&w, &mut r, &fillers);
+    accept_all(&w, &mut r, &day_before);
+    refuse_all(&w, &mut r, &chain);
+    let at_c = w.feed(&mut r, &c).outcome;
+    let at_h = w.feed(&mut r, &h).outcome;
+    assert!(
+        r.log().contains(&h.id()),
+        "the founder's op on K's heads waits at R (c: {at_c:?}, h: {at_h:?})"
+    );
+    assert!(r.log().roster().is_removed(&w.x.member_id()));
+}
+
+/// R9-8's fix (`MembershipLog::may_be_admitted`), its honest side: a key delivery read through
+/// a refused op is penalised only if no op the replica knows of ever proposed its author. x,
+/// a co-founding moderator (k = 1), fills her day at R; her 257th op y admits s, and R refuses
+/// it over the quota (before any signature check). s, a member at K, sends a rotation naming
+/// y: at R it is read at y's parents, where s is no member, so it is refused, but without
+/// penalty (its honest forwarder holds y). A stranger's delivery naming y is penalised.
+#[test]
+fn a_delivery_by_a_key_admitted_only_by_a_refused_op_is_refused_without_penalty() {
+    use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
+    let mut rng = ChaCha20Rng::seed_from_u64(97);
+    let founder = Identity::generate_at(&mut rng, START);
+    let x = Identity::generate_at(&mut rng, START);
+    let s = Identity::generate_at(&mut rng, START);
+    let stranger = Identity::generate_at(&mut rng, START);
+    let me = Identity::generate_at(&mut rng, START);
+    let genesis = SignedGenesis::create_with_moderators(
+        &founder,
+        &names::secret(),
+        "Review 9",
+        "f",
+        vec![lookout_protocol::membership::NewModerator {
+            identity: x.public(),
+            name: "x".into(),
+        }],
+        Policy::default(),
+        START,
+        &mut rng,
+    )
+    .unwrap();
+    let co = genesis.id();
+    let mut fillers: Vec<Op> = Vec::new();
+    for i in 0..MAX_OPS_PER_AUTHOR_PER_DAY as u64 {
+        let parents = fillers.last().map(|o| vec![o.id()]).unwrap_or_default();
+        let action = Action::RotateAgreementKey {
+            identity: x.public(),
+        };
+        fillers.push(Op::create(&x, co, parents, START + 1_000 + i, action).unwrap());
+    }
+    let y = Op::create(
+        &x,
+        co,
+        vec![fillers[MAX_OPS_PER_AUTHOR_PER_DAY - 1].id()],
+        START + 2_000,
+        Action::ProposeAdd {
+            identity: s.public(),
+            name: names::name("s"),
+        },
+    )
+    .unwrap();
+    let key = EpochKey::generate(&mut rng);
+    let delivery = |author: &Identity, rng: &mut ChaCha20Rng, head: OpId| {
+        KeyDelivery::create(
+            author,
+            co,
+            &key,
+            DeliveryKind::Rotation,
+            vec![head],
+            NOW - 60,
+            &[founder.public(), x.public(), author.public(), me.public()],
+            rng,
+        )
+        .unwrap()
+    };
+    let by_s = delivery(&s, &mut rng, y.id());
+    let by_stranger = delivery(&stranger, &mut rng, y.id());
+    let mut r = State::new(genesis);
+    for op in &fillers {
+        assert_eq!(
+            r.ingest(SetKind::Ops, op.encoded(), &me, NOW).outcome,
+            Ingested::Accepted
+        );
+    }
+    // Before R has y: s's delivery naming x's op z on y (refused here too) is read at y, a
+    // head R lacks, and is not penalised (it waits, or is refused for now as by a key R
+    // cannot know yet).
+    let z = Op::create(
+        &x,
+        co,
+        vec![y.id()],
+        START + 2_001,
+        Action::RotateAgreementKey {
+            identity: x.public(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        r.ingest(SetKind::Ops, z.encoded(), &me, NOW).outcome,
+        Ingested::Ignored(Refusal::OpQuota)
+    );
+    let early = delivery(&s, &mut rng, z.id());
+    let early = r
+        .ingest(SetKind::Deliveries, early.encoded(), &me, NOW)
+        .outcome;
+    assert!(
+        !early.is_rejected(),
+        "s's delivery on z before y: {early:?}"
+    );
+    assert_eq!(
+        r.ingest(SetKind::Ops, y.encoded(), &me, NOW).outcome,
+        Ingested::Ignored(Refusal::OpQuota)
+    );
+    assert!(r.refused_over_quota(&y.id()) && !r.log().is_stub(&y.id()));
+    let honest = r
+        .ingest(SetKind::Deliveries, by_s.encoded(), &me, NOW)
+        .outcome;
+    assert!(
+        matches!(honest, Ingested::Ignored(_)),
+        "s's delivery, admitted by the refused y, is penalised or taken: {honest:?}"
+    );
+    let forged = r
+        .ingest(SetKind::Deliveries, by_stranger.encoded(), &me, NOW)
+        .outcome;
+    assert!(
+        forged.is_rejected(),
+        "a stranger's delivery on y: {forged:?}"
     );
 }

@@ -54,6 +54,9 @@ pub(super) struct Authors {
     proposers: BTreeSet<MemberId>,
     /// Keys whose admission k proposers vouched for.
     proposed: BTreeSet<MemberId>,
+    /// Every key an op kept proposes to admit, admitted yet or not
+    /// ([`Authors::ever_proposed`]).
+    named: BTreeSet<MemberId>,
     /// Vouches per proposal id (`ProposeAdd`/`ProposePromote` held, or named by an approval held).
     proposals: HashMap<OpId, Vouches>,
     /// Proposals each key that is not (yet) a proposer vouched for: they count once it is one.
@@ -73,6 +76,7 @@ impl Authors {
                 .map(|(m, _)| m.member)
                 .collect(),
             proposed: BTreeSet::new(),
+            named: BTreeSet::new(),
             proposals: HashMap::new(),
             vouched: HashMap::new(),
         };
@@ -87,6 +91,11 @@ impl Authors {
         self.proposed.contains(key) || self.proposers.contains(key)
     }
 
+    /// Whether an op kept proposes to admit `key` (enough approvals or not).
+    pub(super) fn ever_proposed(&self, key: &MemberId) -> bool {
+        self.named.contains(key)
+    }
+
     /// A founding moderator, or a key k proposers vouched to promote.
     pub(super) fn may_propose(&self, key: &MemberId) -> bool {
         self.proposers.contains(key)
@@ -96,7 +105,10 @@ impl Authors {
     /// no trace). Returns whether a key may now author or propose that could not before.
     pub(super) fn kept(&mut self, op: &Op) -> bool {
         let (proposal, grant) = match &op.body().action {
-            Action::ProposeAdd { identity, .. } => (op.id(), Some(Grant::Author(identity.member))),
+            Action::ProposeAdd { identity, .. } => {
+                self.named.insert(identity.member);
+                (op.id(), Some(Grant::Author(identity.member)))
+            }
             Action::ProposePromote { member } => (op.id(), Some(Grant::Propose(*member))),
             Action::Approve { proposal } => (*proposal, None),
             _ => return false,

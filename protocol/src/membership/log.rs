@@ -130,11 +130,18 @@ pub struct MembershipLog {
     /// Ids orphans wait for (neither held nor refused), with those orphans, as of the last pass
     /// over the orphans: a refusal over the quota of one of them tries those orphans again.
     wanted: HashMap<OpId, BTreeSet<OpId>>,
+    /// Ids that became wanted (keys of `wanted`) since the caller last took them
+    /// ([`MembershipLog::take_newly_wanted`]): the one signal that a refused op has become
+    /// worth a signature check. Always a subset of `wanted`'s keys, so bounded as it is.
+    newly_wanted: HashSet<OpId>,
     /// Refused ops over the quota whose signature was checked (because an op waited for them),
     /// kept with their bytes: only these are read through by ops (never bytes nobody signed),
     /// and those read through (in `through`) are offered to peers and stored, so a peer can
     /// fetch and judge them itself (`MembershipLog::offered_stubs`).
     stubs: BTreeMap<OpId, Op>,
+    /// The keys stubs propose to admit, with how many stubs name each
+    /// ([`MembershipLog::may_be_admitted`]).
+    stub_admits: HashMap<MemberId, usize>,
     /// Stubs kept because an orphan waited for them, oldest first (at most
     /// [`MAX_WAITED_STUBS`] not read through).
     stub_order: VecDeque<OpId>,
@@ -191,6 +198,7 @@ impl MembershipLog {
             via: HashMap::new(),
             through: HashSet::new(),
             wanted: HashMap::new(),
+            newly_wanted: HashSet::new(),
             changed: BTreeSet::new(),
             over: HashSet::new(),
             stub_changes: 0,
@@ -199,6 +207,7 @@ impl MembershipLog {
             stub_waits: HashMap::new(),
             stub_retry: Vec::new(),
             stubs: BTreeMap::new(),
+            stub_admits: HashMap::new(),
             stub_order: VecDeque::new(),
             new_stubs: Vec::new(),
             restoring: HashMap::new(),
@@ -327,7 +336,7 @@ impl MembershipLog {
             Reading::Waits(missing) | Reading::Over(missing) => {
                 self.count(&op);
                 for p in &missing {
-                    self.wanted.entry(*p).or_default().insert(id);
+                    self.want(*p, id);
                 }
                 let wanted = missing
                     .into_iter()
@@ -537,7 +546,7 @@ impl MembershipLog {
         if let Some(stubs) = self.stub_waits.remove(&id) {
             self.stub_retry.extend(stubs);
         }
-        if self.stubs.remove(&id).is_some() {
+        if self.remove_stub(&id) {
             self.settled.get_mut().remove(&id);
             self.stubs_changed();
         }
@@ -608,13 +617,87 @@ impl MembershipLog {
     /// only: the quota is checked before the signature, so this may be bytes nobody signed; ops
     /// are read only through refused ops whose signature was checked
     /// ([`MembershipLog::add_stub`]).
-    pub fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId]) -> bool {
-        !self.ops.contains_key(&id) && self.refused.insert(id, parents)
+    ///
+    /// `admits` is the key it proposes to admit, if any (read from its bytes as its parents are,
+    /// [`MembershipLog::may_be_admitted`]).
+    pub fn refuse_over_quota(
+        &mut self,
+        id: OpId,
+        parents: &[OpId],
+        admits: Option<MemberId>,
+    ) -> bool {
+        !self.ops.contains_key(&id) && self.refused.insert(id, parents, admits)
+    }
+
+    /// Whether `key` could be a member at some heads an item may be judged at here: a key the
+    /// log knows as a possible author ([`MembershipLog::may_author`]), or one that an op held,
+    /// a stub or an op remembered as refused over the quota proposes to admit. Lookups only.
+    /// An item read through refused ops whose author is none of these was written by a key
+    /// that no op this replica knows of ever proposed (Review 9, R9-8): its refusal needs no
+    /// roster at the heads read and may be penalised.
+    pub fn may_be_admitted(&self, key: &MemberId) -> bool {
+        self.authors.ever_proposed(key)
+            || self.stub_admits.contains_key(key)
+            || self.refused.admits(key)
+            || self.may_author(key)
+    }
+
+    fn insert_stub(&mut self, op: Op) {
+        let id = op.id();
+        let _ = self
+            .refused
+            .insert(id, op.parents(), op.body().action.admits());
+        if let Some(key) = op.body().action.admits() {
+            *self.stub_admits.entry(key).or_default() += 1;
+        }
+        if let Some(old) = self.stubs.insert(id, op) {
+            self.forget_stub_admits(&old);
+        }
+    }
+
+    fn remove_stub(&mut self, id: &OpId) -> bool {
+        let Some(op) = self.stubs.remove(id) else {
+            return false;
+        };
+        self.forget_stub_admits(&op);
+        true
+    }
+
+    fn forget_stub_admits(&mut self, op: &Op) {
+        if let Some(key) = op.body().action.admits() {
+            if let Some(n) = self.stub_admits.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.stub_admits.remove(&key);
+                }
+            }
+        }
     }
 
     /// Whether an orphan waits for `id` (so a refused op of that id is worth a signature check).
     pub fn wants(&self, id: &OpId) -> bool {
         self.wanted.contains_key(id)
+    }
+
+    /// Record that `orphan` waits for `id`.
+    fn want(&mut self, id: OpId, orphan: OpId) {
+        let orphans = self.wanted.entry(id).or_default();
+        if orphans.is_empty() {
+            self.newly_wanted.insert(id);
+        }
+        orphans.insert(orphan);
+    }
+
+    /// The ids an orphan came to wait for since the last call (and still waits for), smallest
+    /// first. Whatever changes what orphans wait for (an op held back, a stub added below an
+    /// orphan, a pass over the orphans after an op joined) records it here, so a caller that
+    /// refused an op of such an id before (over the quota, and deferred until the log changes)
+    /// judges it again from this alone: a stub added changes what orphans wait for without
+    /// changing [`MembershipLog::generation`].
+    pub fn take_newly_wanted(&mut self) -> Vec<OpId> {
+        let mut ids: Vec<OpId> = self.newly_wanted.drain().collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Keep `op`, refused over its author's quota here and verified (an orphan waits for it),
@@ -625,10 +708,9 @@ impl MembershipLog {
         if self.ops.contains_key(&id) || self.stubs.contains_key(&id) {
             return Vec::new();
         }
-        let _ = self.refused.insert(id, op.parents());
         // (Not `stubs_changed`: a stub added only lets a reading reach more refused ops, so an
         // orphan over the bounds stays over them, Review 8's R8-6.)
-        self.stubs.insert(id, op);
+        self.insert_stub(op);
         self.stub_order.push_back(id);
         if let Some(stubs) = self.stub_waits.remove(&id) {
             self.stub_retry.extend(stubs);
@@ -636,7 +718,7 @@ impl MembershipLog {
         while self.stub_order.len() > MAX_WAITED_STUBS {
             if let Some(old) = self.stub_order.pop_front() {
                 if !self.through.contains(&old) {
-                    self.stubs.remove(&old);
+                    self.remove_stub(&old);
                     // Only it leaves `settled`: stubs above it stay there, though their past
                     // now lacks it. Harmless: `blocked` is a filter before the reading's walk,
                     // which is what decides, stops at `old` (no stub, not held) and waits for
@@ -647,6 +729,7 @@ impl MembershipLog {
                 }
             }
         }
+        self.newly_wanted.remove(&id);
         let Some(waiting) = self.wanted.remove(&id) else {
             return Vec::new();
         };
@@ -659,7 +742,7 @@ impl MembershipLog {
             match self.reading_with(op, &mut memo) {
                 Reading::Waits(missing) | Reading::Over(missing) => {
                     for p in missing {
-                        self.wanted.entry(p).or_default().insert(orphan);
+                        self.want(p, orphan);
                     }
                 }
                 _ => ready = true,
@@ -674,9 +757,7 @@ impl MembershipLog {
     /// A stub read back from this replica's own store (`take_new_stubs`): verified when it was
     /// kept; call before the ops are restored.
     pub fn restore_stub(&mut self, op: Op) {
-        let id = op.id();
-        let _ = self.refused.insert(id, op.parents());
-        self.stubs.insert(id, op);
+        self.insert_stub(op);
     }
 
     /// The stubs some op held is read through: offered to peers in sync (they fetch them and
@@ -801,8 +882,15 @@ impl MembershipLog {
         self.restoring = HashMap::new();
         self.changed.clear();
         self.new_stubs.clear();
-        let through = &self.through;
-        self.stubs.retain(|id, _| through.contains(id));
+        let unread: Vec<OpId> = self
+            .stubs
+            .keys()
+            .filter(|id| !self.through.contains(id))
+            .copied()
+            .collect();
+        for id in unread {
+            self.remove_stub(&id);
+        }
         self.settled.get_mut().clear();
     }
 
@@ -983,7 +1071,11 @@ impl MembershipLog {
             orphans.retain(|o| waiting.contains_key(o));
             !orphans.is_empty()
         });
-        self.wanted = children;
+        let old = std::mem::replace(&mut self.wanted, children);
+        let wanted = &self.wanted;
+        self.newly_wanted.retain(|id| wanted.contains_key(id));
+        self.newly_wanted
+            .extend(wanted.keys().filter(|id| !old.contains_key(id)));
         // Remembered only if no stub joined during this pass (that may shorten a reading).
         if self.stub_changes == stubs_at {
             self.over.extend(over);

@@ -512,6 +512,15 @@ pub enum Action {
 }
 
 impl Action {
+    /// The key this action proposes to admit, if it is a [`Action::ProposeAdd`]: the only
+    /// action that can make a key that never was a member one.
+    pub fn admits(&self) -> Option<MemberId> {
+        match self {
+            Action::ProposeAdd { identity, .. } => Some(identity.member),
+            _ => None,
+        }
+    }
+
     /// `author` proposes adding `identity` under the display `name`, sealed under `key`.
     pub fn propose_add<R: RngCore + CryptoRng>(
         key: &TextKey,

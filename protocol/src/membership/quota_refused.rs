@@ -23,7 +23,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::OpId;
+use crate::{MemberId, OpId};
 
 /// Most op ids remembered as refused over the quota.
 pub const MAX_QUOTA_REFUSED: usize = 4096;
@@ -33,27 +33,42 @@ pub const MAX_QUOTA_REFUSED_PARENTS: usize = 4 * MAX_QUOTA_REFUSED;
 /// The most recent op ids refused over the quota, with the parents each names, oldest first.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct QuotaRefused {
-    ids: HashMap<OpId, Vec<OpId>>,
+    ids: HashMap<OpId, (Vec<OpId>, Option<MemberId>)>,
     order: VecDeque<OpId>,
     parents: usize,
+    /// The keys the remembered ops propose to admit, with how many name each
+    /// (`MembershipLog::may_be_admitted`).
+    admits: HashMap<MemberId, usize>,
 }
 
 impl QuotaRefused {
-    /// Remember `id`, naming `parents` (already remembered: nothing changes), forgetting the
-    /// oldest while over either bound. Returns whether it is new.
-    pub(crate) fn insert(&mut self, id: OpId, parents: &[OpId]) -> bool {
+    /// Remember `id`, naming `parents` and proposing to admit `admits` (already remembered:
+    /// nothing changes), forgetting the oldest while over either bound. Returns whether it is
+    /// new.
+    pub(crate) fn insert(&mut self, id: OpId, parents: &[OpId], admits: Option<MemberId>) -> bool {
         if self.ids.contains_key(&id) {
             return false;
         }
         self.parents += parents.len();
-        self.ids.insert(id, parents.to_vec());
+        self.ids.insert(id, (parents.to_vec(), admits));
+        if let Some(key) = admits {
+            *self.admits.entry(key).or_default() += 1;
+        }
         self.order.push_back(id);
         while self.order.len() > MAX_QUOTA_REFUSED || self.parents > MAX_QUOTA_REFUSED_PARENTS {
             let Some(old) = self.order.pop_front() else {
                 break;
             };
-            if let Some(gone) = self.ids.remove(&old) {
+            if let Some((gone, admits)) = self.ids.remove(&old) {
                 self.parents -= gone.len();
+                if let Some(key) = admits {
+                    if let Some(n) = self.admits.get_mut(&key) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.admits.remove(&key);
+                        }
+                    }
+                }
             }
         }
         true
@@ -61,7 +76,12 @@ impl QuotaRefused {
 
     /// The parents `id` names, if it is remembered.
     pub(crate) fn parents(&self, id: &OpId) -> Option<&[OpId]> {
-        self.ids.get(id).map(Vec::as_slice)
+        self.ids.get(id).map(|(parents, _)| parents.as_slice())
+    }
+
+    /// Whether a remembered op proposes to admit `key`.
+    pub(crate) fn admits(&self, key: &MemberId) -> bool {
+        self.admits.contains_key(key)
     }
 
     /// How many ids are remembered.
@@ -85,19 +105,19 @@ mod tests {
         };
         for i in 0..(MAX_QUOTA_REFUSED as u32 * 3) {
             let parents: Vec<OpId> = (0..(i % 33)).map(|p| id(p + 1_000_000)).collect();
-            assert!(set.insert(id(i), &parents));
-            assert!(!set.insert(id(i), &[]));
+            assert!(set.insert(id(i), &parents, None));
+            assert!(!set.insert(id(i), &[], None));
             assert!(set.len() <= MAX_QUOTA_REFUSED);
             assert!(set.parents <= MAX_QUOTA_REFUSED_PARENTS);
             assert_eq!(set.order.len(), set.ids.len());
-            let counted: usize = set.ids.values().map(Vec::len).sum();
+            let counted: usize = set.ids.values().map(|(p, _)| p.len()).sum();
             assert_eq!(counted, set.parents);
         }
         assert!(set.parents(&id(MAX_QUOTA_REFUSED as u32 * 3 - 1)).is_some());
         assert!(set.parents(&id(0)).is_none());
         // Ops naming no parents: the count bound is the one reached.
         for i in 0..(MAX_QUOTA_REFUSED as u32 * 2) {
-            set.insert(id(10_000_000 + i), &[]);
+            set.insert(id(10_000_000 + i), &[], None);
         }
         assert_eq!(set.len(), MAX_QUOTA_REFUSED);
         let last = 10_000_000 + MAX_QUOTA_REFUSED as u32 * 2 - 1;
@@ -106,5 +126,30 @@ mod tests {
             .parents(&id(last + 1 - MAX_QUOTA_REFUSED as u32))
             .is_some());
         assert!(set.parents(&id(last - MAX_QUOTA_REFUSED as u32)).is_none());
+    }
+
+    /// The keys remembered ops propose to admit are known while one such op is remembered,
+    /// and forgotten with the last of them.
+    #[test]
+    fn admitted_keys_are_forgotten_with_their_ops() {
+        let mut set = QuotaRefused::default();
+        let id = |i: u32| {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&i.to_le_bytes());
+            OpId(b)
+        };
+        let key = MemberId([7; 32]);
+        assert!(set.insert(id(0), &[], Some(key)));
+        assert!(set.insert(id(1), &[], Some(key)));
+        assert!(!set.insert(id(1), &[], Some(key)));
+        assert!(set.admits(&key) && !set.admits(&MemberId([8; 32])));
+        for i in 2..=(MAX_QUOTA_REFUSED as u32) {
+            set.insert(id(i), &[], None);
+        }
+        assert!(set.parents(&id(0)).is_none() && set.admits(&key));
+        set.insert(id(MAX_QUOTA_REFUSED as u32 + 1), &[], None);
+        assert!(set.parents(&id(1)).is_none());
+        assert!(!set.admits(&key));
+        assert!(set.admits.is_empty());
     }
 }

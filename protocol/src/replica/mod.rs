@@ -297,7 +297,7 @@ pub struct State {
     recent_refused: std::collections::VecDeque<(OpId, Vec<u8>)>,
 }
 
-/// Most refused ops' bytes kept for [`State::verify_wanted`] (about 190 KB).
+/// Most refused ops' bytes kept for [`State::judge_wanted`] (about 190 KB).
 const RECENT_REFUSED: usize = 128;
 
 /// Most new shares a replica makes on request for one member per UTC day (twice what one
@@ -524,7 +524,7 @@ impl State {
     pub fn ingest(&mut self, kind: SetKind, bytes: &[u8], me: &Identity, now: u64) -> Step {
         let mut effects = Vec::new();
         let outcome = self.ingest_one(kind, bytes, me, now, &mut effects);
-        self.release(me, now, &mut effects);
+        self.release(me, now, &mut Batch::default(), &mut effects);
         Step { outcome, effects }
     }
 
@@ -542,79 +542,83 @@ impl State {
     ) -> (Vec<Ingested>, Vec<Effect>) {
         let mut effects = Vec::new();
         let mut outcomes = vec![Ingested::Duplicate; ops.len()];
-        let order = parents_first(ops, self.log.collective());
+        let (order, index) = batch_order(ops, self.log.collective());
+        let mut batch = Batch {
+            ops,
+            index,
+            judged: vec![false; ops.len()],
+        };
         for &i in &order {
             outcomes[i] = self.ingest_one(SetKind::Ops, ops[i], me, now, &mut effects);
+            if let Some(judged) = batch.judged.get_mut(i) {
+                *judged = true;
+            }
+            self.judge_wanted(&mut batch, now, &mut effects);
         }
-        self.stub_wanted_in(ops, &order, &mut effects);
-        self.release(me, now, &mut effects);
+        self.release(me, now, &mut batch, &mut effects);
         (outcomes, effects)
     }
 
-    /// After a batch: its ops refused over the quota here that an orphan came to wait for
-    /// only later in the batch (a stub added below it, an op naming it) are verified now and
-    /// kept as stubs, and so on down a chain, children first, so an op above a chain refused
-    /// here joins in the batch that offers the chain whatever the batch's order and whatever
-    /// else it holds (Review 9, R9-4: a flooder's junk interleaved in the batch pushed the
-    /// chain's bytes out of those kept at hand, one window of links per sync round). At most
-    /// one signature check per op of the batch; bytes that do not verify are refused for good.
-    fn stub_wanted_in(&mut self, ops: &[&[u8]], order: &[usize], effects: &mut Vec<Effect>) {
-        let ids: Vec<OpId> = ops
-            .iter()
-            .map(|bytes| OpId(SetKind::Ops.id_of(bytes)))
-            .collect();
-        let mut tried = vec![false; ops.len()];
+    /// The one place an op refused here is judged again because an orphan came to wait for
+    /// it ([`MembershipLog::take_newly_wanted`]: an op held back, a stub added below an
+    /// orphan, a pass over the orphans). Its deferral is lifted (a stub added changes what
+    /// orphans wait for, not [`MembershipLog::generation`]), and if its bytes are at hand
+    /// (kept after a refusal over the quota, or judged earlier in this `batch`) it is judged
+    /// again now: over the quota still, it is verified and kept as a stub, which may make an
+    /// orphan wait for the op below it, and so on down a chain, whatever the batch's order and
+    /// whatever else it holds (Review 9, R9-4: a flooder's junk interleaved in a batch pushed a
+    /// chain's bytes out of those kept at hand). Each id is judged so at most once per time it
+    /// becomes wanted, each batch entry and each kept bytes at most once (taken when judged),
+    /// so at most one signature check each; bytes that do not verify are refused for good.
+    fn judge_wanted(&mut self, batch: &mut Batch<'_>, now: u64, effects: &mut Vec<Effect>) {
+        let mut judged = false;
         loop {
-            let mut progress = false;
-            for &i in order.iter().rev() {
-                let (Some(&id), Some(&bytes)) = (ids.get(i), ops.get(i)) else {
-                    continue;
-                };
-                if tried.get(i).copied().unwrap_or(true)
-                    || !self.log.wants(&id)
-                    || self.log.holds(&id)
-                    || self.log.is_stub(&id)
-                    || self.refused.contains(&id.0)
-                    || self.over_quota_parents(bytes).is_none()
-                {
-                    continue;
-                }
-                if let Some(t) = tried.get_mut(i) {
-                    *t = true;
-                }
-                match Op::decode(bytes, self.log.collective()) {
-                    Ok(op) => {
-                        self.recent_refused.retain(|(kept, _)| *kept != id);
-                        self.stubbed(op, effects);
-                        progress = true;
-                    }
-                    Err(e) => self.refuse_forged(id, e),
-                }
-            }
-            progress |= self.verify_wanted(effects);
-            if !progress {
+            let ids = self.log.take_newly_wanted();
+            if ids.is_empty() {
                 break;
             }
+            for id in ids {
+                if !self.log.wants(&id) || self.log.holds(&id) || self.refused.contains(&id.0) {
+                    continue;
+                }
+                self.deferred.remove(&id.0);
+                // An op held here waiting (dropped from the log's orphans) is tried again
+                // when what it waits for arrives.
+                if self.held.find(&id.0).is_some() {
+                    continue;
+                }
+                let kept;
+                let bytes: &[u8] = match self.recent_refused.iter().position(|(k, _)| *k == id) {
+                    Some(at) => match self.recent_refused.remove(at) {
+                        Some((_, bytes)) => {
+                            kept = bytes;
+                            &kept
+                        }
+                        None => continue,
+                    },
+                    None => match batch.take(&id) {
+                        Some(bytes) => bytes,
+                        None => continue,
+                    },
+                };
+                self.skew_date = None;
+                self.hold = None;
+                let outcome = self.ingest_op(bytes, now, effects);
+                self.remember(id.0, &outcome, None);
+                judged = true;
+            }
+        }
+        if judged {
+            self.keep_readings(effects);
         }
     }
 
-    /// The parents an op's bytes name if its author's day is full here (lookups only, on the
+    /// The body of an op's bytes if its author's day is full here (lookups only, on the
     /// unverified body, as the first refusal was decided): `None` for any other op.
-    fn over_quota_parents(&self, bytes: &[u8]) -> Option<Vec<OpId>> {
+    fn over_quota_body(&self, bytes: &[u8]) -> Option<crate::membership::OpBody> {
         let body = Op::peek(bytes, self.log.collective()).ok()?;
         (self.log.precheck(&body.author, body.timestamp) == Err(OpRefusal::OverQuota))
-            .then_some(body.parents)
-    }
-
-    /// Bytes kept at hand as an op refused over the quota that do not verify: refused for
-    /// good, so they are not kept nor checked again.
-    fn refuse_forged(&mut self, id: OpId, e: crate::membership::OpError) {
-        let outcome = if e.is_peer_fault() {
-            Ingested::Rejected(e.into())
-        } else {
-            Ingested::Ignored(e.into())
-        };
-        self.remember(id.0, &outcome, None);
+            .then_some(body)
     }
 
     /// Try every held item again (after the clock moved, say): each from the form its first
@@ -627,15 +631,27 @@ impl State {
                 accepted += 1;
             }
         }
-        accepted += self.release(me, now, &mut effects);
+        accepted += self.release(me, now, &mut Batch::default(), &mut effects);
         (accepted, effects)
     }
 
     /// Try again the held items waiting for what was accepted, and for what those release in
     /// turn. Returns how many were accepted.
-    fn release(&mut self, me: &Identity, now: u64, effects: &mut Vec<Effect>) -> usize {
+    /// Ops an orphan came to wait for are judged again first, and again after each round
+    /// ([`State::judge_wanted`]).
+    fn release(
+        &mut self,
+        me: &Identity,
+        now: u64,
+        batch: &mut Batch<'_>,
+        effects: &mut Vec<Effect>,
+    ) -> usize {
         let mut accepted = 0;
-        while !self.released.is_empty() {
+        loop {
+            self.judge_wanted(batch, now, effects);
+            if self.released.is_empty() {
+                break;
+            }
             for wait in std::mem::take(&mut self.released) {
                 for at in self.held.waiting_for(&wait) {
                     if self.recheck(at, me, now, effects) == Ingested::Accepted {
@@ -675,21 +691,19 @@ impl State {
         effects: &mut Vec<Effect>,
     ) -> Ingested {
         let id = kind.refusal_key(bytes);
-        // An op refused over the quota (deferred until the log changes) that an orphan has
-        // waited for since is judged again, so it is verified and kept as a stub: a stub added
-        // changes what orphans wait for but not the log's generation, and the orphan waiting
-        // below it would wait for good (`quota_ops_props` regression, seed 10121065744911640062).
-        let wanted = kind == SetKind::Ops && self.log.wants(&OpId(id));
         // Refused for good (a bad signature, say): never kept at hand nor verified again
         // (Review 9, R9-6).
         if self.refused.contains(&id) {
             return Ingested::Duplicate;
         }
-        if !wanted && self.still_deferred(&id, now) {
+        // (An op refused over the quota that an orphan has come to wait for since is deferred
+        // no longer: `State::judge_wanted` lifts it, `quota_ops_props` regression, seed
+        // 10121065744911640062.)
+        if self.still_deferred(&id, now) {
             // An op refused over the quota and offered again: its bytes are kept at hand (no
-            // signature check), so that when a stub added later makes an orphan wait for it,
-            // it is verified and kept as a stub then (`verify_wanted`; in a sync batch,
-            // whatever the batch's order, `State::stub_wanted_in`). Without this, a chain of
+            // signature check), so that when an orphan comes to wait for it, it is verified
+            // and kept as a stub then (`State::judge_wanted`; in a sync batch, whatever the
+            // batch's order, from the batch's bytes). Without this, a chain of
             // refused ops offered parents first was found one link per sync round, and an
             // orphan below a long one waited as long (`quota_ops_props` regressions, seeds
             // 10440444908074376828 and 11762850317557233155).
@@ -697,8 +711,8 @@ impl State {
             // may have pushed it out of, and put back in that set, so what waits for it is
             // released (Review 9, R9-4b, R9-7).
             if kind == SetKind::Ops {
-                if let Some(parents) = self.over_quota_parents(bytes) {
-                    self.refuse_over_quota(OpId(id), &parents, effects);
+                if let Some(body) = self.over_quota_body(bytes) {
+                    self.refuse_over_quota(OpId(id), &body, effects);
                     self.keep_refused_bytes(OpId(id), bytes);
                 }
             }
@@ -807,19 +821,18 @@ impl State {
                 if self.log.is_stub(&id) {
                     // Kept already (a peer offers back the stub this replica offered); back in
                     // the refused set if a flood pushed it out, releasing what waits for it.
-                    self.refuse_over_quota(id, &body.parents, effects);
+                    self.refuse_over_quota(id, &body, effects);
                 } else if self.log.wants(&id) {
                     match Op::decode(bytes, self.log.collective()) {
                         Ok(op) => {
-                            self.refuse_over_quota(id, &body.parents, effects);
+                            self.refuse_over_quota(id, &body, effects);
                             self.stubbed(op, effects);
-                            self.verify_wanted(effects);
                         }
                         Err(e) if e.is_peer_fault() => return Ingested::Rejected(e.into()),
                         Err(e) => return Ingested::Ignored(e.into()),
                     }
                 } else {
-                    self.refuse_over_quota(id, &body.parents, effects);
+                    self.refuse_over_quota(id, &body, effects);
                     self.keep_refused_bytes(id, bytes);
                 }
             }
@@ -873,7 +886,6 @@ impl State {
             let added = self.log.release_waiting();
             let joined = added.contains(&id);
             self.membership_grew(added, effects);
-            self.verify_wanted(effects);
             return if joined {
                 Ingested::Accepted
             } else {
@@ -882,14 +894,12 @@ impl State {
         }
         let waiting = (!waits.is_empty()).then(|| op.clone());
         let verified = op.clone();
-        let parents = op.parents().to_vec();
         let bytes = op.encoded().to_vec();
         // The log decides first (known author, quota, orphan bounds); only what it keeps is
         // written, and orphans it evicts are deleted, so a peer cannot fill the disk.
         let outcome = self.log.insert(op);
         self.index.ops = None;
         effects.extend(self.log.take_evicted().into_iter().map(Effect::DeleteOp));
-        self.verify_wanted(effects);
         self.keep_readings(effects);
         // A slot freed (an orphan dropped): stubs of that author-day may join as ops now.
         for stub in self.log.stubs_with_room() {
@@ -921,10 +931,9 @@ impl State {
             // The forwarder may know a proposal this node lacks yet: not its fault.
             InsertOutcome::Refused(why) => {
                 if why == OpRefusal::OverQuota {
-                    self.refuse_over_quota(id, &parents, effects);
+                    self.refuse_over_quota(id, verified.body(), effects);
                     if self.log.wants(&id) {
                         self.stubbed(verified, effects);
-                        self.verify_wanted(effects);
                     } else {
                         // Kept at hand as a refusal at the precheck keeps it: an op held
                         // (rechecked) and refused now is deferred, so without its bytes an
@@ -982,6 +991,21 @@ impl State {
         }
         let read = self.effective_heads(&delivery.body().heads);
         let heads = read.as_deref().unwrap_or(&delivery.body().heads);
+        // Read through refused ops, a delivery is refused without penalty (its honest
+        // forwarder may hold the refused op that admitted its author), unless every head read
+        // is held and no op this replica knows of (held, a stub, or remembered as refused)
+        // ever proposed its author: the op admitting an honest author is in the past of the
+        // heads it names, so it is held, or a stub, or a refused op the reading went through,
+        // or below a head read that is not held yet. Such a delivery is a stranger's,
+        // penalised, and costs no roster at the heads read (Review 9, R9-8).
+        if read.is_some()
+            && !self.log.may_be_admitted(&delivery.body().author)
+            && heads.iter().all(|h| self.log.contains(h))
+        {
+            return Ingested::Rejected(
+                EpochError::NotAllowed("the author was not a member").into(),
+            );
+        }
         let Some(named) = NamedMembers::of(&mut self.log, heads, self.shared.as_deref()) else {
             let author = delivery.body().author;
             let waits = self.missing_heads(heads);
@@ -1057,7 +1081,7 @@ impl State {
             };
             outcomes.push(outcome);
         }
-        self.release(me, now, &mut effects);
+        self.release(me, now, &mut Batch::default(), &mut effects);
         (outcomes, effects)
     }
 
@@ -1089,15 +1113,23 @@ impl State {
     /// Remember `id` as refused because its author's day is full here, and try again the items
     /// waiting for it: they are judged as if they named its parents ([`State::effective_heads`]).
     /// Ops are read through it only once its signature is checked (`State::stubbed`).
-    fn refuse_over_quota(&mut self, id: OpId, parents: &[OpId], effects: &mut Vec<Effect>) {
-        if self.log.refuse_over_quota(id, parents) {
+    fn refuse_over_quota(
+        &mut self,
+        id: OpId,
+        body: &crate::membership::OpBody,
+        effects: &mut Vec<Effect>,
+    ) {
+        if self
+            .log
+            .refuse_over_quota(id, &body.parents, body.action.admits())
+        {
             self.released.push(Wait::Op(id));
         }
         self.keep_readings(effects);
     }
 
     /// Keep the bytes of an op refused over the quota at hand ([`RECENT_REFUSED`], oldest
-    /// dropped first; once each), for [`State::verify_wanted`].
+    /// dropped first; once each), for [`State::judge_wanted`].
     fn keep_refused_bytes(&mut self, id: OpId, bytes: &[u8]) {
         if self.log.is_stub(&id) || self.recent_refused.iter().any(|(kept, _)| *kept == id) {
             return;
@@ -1106,32 +1138,6 @@ impl State {
             self.recent_refused.pop_front();
         }
         self.recent_refused.push_back((id, bytes.to_vec()));
-    }
-
-    /// Refused ops whose bytes are at hand and that an op now waits for: verified and kept as
-    /// stubs ([`MembershipLog::add_stub`]), which may let in ops waiting for them, and so on
-    /// down a chain. At most [`RECENT_REFUSED`] signature checks in all, each of bytes an op
-    /// waits for; bytes that do not verify are refused for good. Returns whether any was kept.
-    fn verify_wanted(&mut self, effects: &mut Vec<Effect>) -> bool {
-        let mut kept = false;
-        while let Some(at) = self
-            .recent_refused
-            .iter()
-            .position(|(id, _)| self.log.wants(id))
-        {
-            let Some((id, bytes)) = self.recent_refused.remove(at) else {
-                break;
-            };
-            match Op::decode(&bytes, self.log.collective()) {
-                Ok(op) => {
-                    self.stubbed(op, effects);
-                    kept = true;
-                }
-                Err(e) => self.refuse_forged(id, e),
-            }
-        }
-        self.keep_readings(effects);
-        kept
     }
 
     /// Keep a verified op refused over the quota as a stub ([`MembershipLog::add_stub`]): what
@@ -1593,11 +1599,19 @@ pub enum KeyAnswer {
 /// order changes: every op is judged by the same rules. Parents are read from the unverified
 /// bodies, which is harmless: a false parent list only changes where an op is tried.
 pub fn parents_first(ops: &[&[u8]], collective: crate::CollectiveId) -> Vec<usize> {
-    let ids: Vec<OpId> = ops
+    batch_order(ops, collective).0
+}
+
+/// [`parents_first`], with the batch's ops by id (each hashed once).
+fn batch_order(
+    ops: &[&[u8]],
+    collective: crate::CollectiveId,
+) -> (Vec<usize>, HashMap<OpId, usize>) {
+    let index: HashMap<OpId, usize> = ops
         .iter()
-        .map(|bytes| OpId(SetKind::Ops.id_of(bytes)))
+        .enumerate()
+        .map(|(i, bytes)| (OpId(SetKind::Ops.id_of(bytes)), i))
         .collect();
-    let index: HashMap<OpId, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
     let mut waiting = vec![0_usize; ops.len()];
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); ops.len()];
     for (i, bytes) in ops.iter().enumerate() {
@@ -1630,7 +1644,29 @@ pub fn parents_first(ops: &[&[u8]], collective: crate::CollectiveId) -> Vec<usiz
     }
     // An op naming its own id twice over, or a cycle of made-up parents: last, in batch order.
     order.extend((0..ops.len()).filter(|i| !placed[*i]));
-    order
+    (order, index)
+}
+
+/// The ops of a batch being taken in ([`State::ingest_ops`]), by id, for
+/// [`State::judge_wanted`]: those judged already may be judged again once each.
+#[derive(Default)]
+struct Batch<'a> {
+    ops: &'a [&'a [u8]],
+    index: HashMap<OpId, usize>,
+    /// Judged in the batch, and not taken since.
+    judged: Vec<bool>,
+}
+
+impl<'a> Batch<'a> {
+    /// The bytes of op `id` if the batch judged it already and they were not taken since.
+    fn take(&mut self, id: &OpId) -> Option<&'a [u8]> {
+        let i = *self.index.get(id)?;
+        let judged = self.judged.get_mut(i)?;
+        if !std::mem::take(judged) {
+            return None;
+        }
+        self.ops.get(i).copied()
+    }
 }
 
 /// Which daily quota counter a post counts against.
