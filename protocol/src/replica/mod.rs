@@ -832,6 +832,20 @@ impl State {
                         Err(e) => return Ingested::Ignored(e.into()),
                     }
                 } else {
+                    // An op proposing an admission is verified before the refused set records
+                    // whom it admits (`MembershipLog::may_be_admitted`): bytes nobody signed
+                    // would otherwise lift a stranger's penalty for her deliveries (Review 10,
+                    // R10-6). One signature check per such message, as for any op; forged
+                    // bytes are rejected and refused for good.
+                    if body.action.admits().is_some() {
+                        if let Err(e) = Op::decode(bytes, self.log.collective()) {
+                            return if e.is_peer_fault() {
+                                Ingested::Rejected(e.into())
+                            } else {
+                                Ingested::Ignored(e.into())
+                            };
+                        }
+                    }
                     self.refuse_over_quota(id, &body, effects);
                     self.keep_refused_bytes(id, bytes);
                 }
