@@ -644,17 +644,42 @@ impl Graph {
         stubs: &[&'a Op],
         read: &'a HashMap<OpId, Vec<OpId>>,
     ) -> (Self, Vec<&'a Op>) {
-        let mut by_id: HashMap<OpId, (&'a Op, bool)> = stubs
+        let held: HashMap<OpId, &'a Op> = ops
             .iter()
             .filter(|op| op.body().collective == collective)
-            .map(|op| (op.id(), (*op, true)))
+            .map(|op| (op.id(), *op))
             .collect();
         // An op held is never a stub (a stub that joins leaves the stubs).
-        by_id.extend(
-            ops.iter()
-                .filter(|op| op.body().collective == collective)
-                .map(|op| (op.id(), (*op, false))),
-        );
+        let mut effectless: HashMap<OpId, &'a Op> = stubs
+            .iter()
+            .filter(|op| op.body().collective == collective && !held.contains_key(&op.id()))
+            .map(|op| (op.id(), *op))
+            .collect();
+        // A stub whose named parents are not all here (not expected: every stub a reading walks
+        // is read through, so kept; a store that lost one) leaves, and the ops read through it
+        // fall back to their reading below, as before stubs were nodes.
+        loop {
+            let incomplete: Vec<OpId> = effectless
+                .iter()
+                .filter(|(_, op)| {
+                    op.parents()
+                        .iter()
+                        .any(|p| !held.contains_key(p) && !effectless.contains_key(p))
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            if incomplete.is_empty() {
+                break;
+            }
+            for id in incomplete {
+                effectless.remove(&id);
+            }
+        }
+        let mut by_id: HashMap<OpId, (&'a Op, bool)> = effectless
+            .into_iter()
+            .map(|(id, op)| (id, (op, true)))
+            .collect();
+        by_id.extend(held.into_iter().map(|(id, op)| (id, (op, false))));
         let parents_in = |op: &'a Op| -> &'a [OpId] {
             let named = op.parents();
             if named.iter().all(|p| by_id.contains_key(p)) {
@@ -1714,7 +1739,8 @@ mod tests {
         heirs: &BTreeSet<MemberId>,
     ) -> Result<(usize, usize, usize), TestCaseError> {
         let refs: Vec<&Op> = ops.iter().collect();
-        let (graph, sorted) = Graph::build(genesis.id(), &refs, &[], &HashMap::new());
+        let read = HashMap::new();
+        let (graph, sorted) = Graph::build(genesis.id(), &refs, &[], &read);
         let (fix, replay, rounds) = fixpoint(&graph, &sorted, genesis, fallback, heirs);
         let (fix_plain, replay_plain, rounds_plain) = fixpoint_from(
             &graph,
