@@ -189,8 +189,10 @@ fn grow_and_compare(
         )
         .unwrap();
         ops.push(op.clone());
-        if stubs_too && step >= 4 && rng.gen_bool(0.15) {
-            // Refused over the quota here, kept as a stub (verified).
+        if stubs_too && step >= 4 && rng.gen_bool(0.15) && log.may_author(&op.author()) {
+            // Refused over the quota here, kept as a stub (verified). Only an author's op is
+            // refused over the quota (a stranger's is refused as such first), so a stub never
+            // stands where its own author's admission would have to come from above it.
             log.refuse_over_quota(op.id(), op.parents(), None);
             prop_assert_eq!(log.add_stub(op.clone()), Vec::<OpId>::new());
             stubs.push(op);
@@ -243,4 +245,14 @@ proptest! {
 #[test]
 fn an_op_dropped_only_in_the_last_round_is_not_appended() {
     grow_and_compare(9_117_055_612_011_466_661, 17, 1, false).unwrap();
+}
+
+/// The case a random run found first with stubs (kept in the regression file too): the
+/// generator stubbed an op by a key not (yet) an author, whose admission then joined read
+/// through it; a fresh log, given the stub as an op, could not take it before that admission nor
+/// the admission before it. A replica refuses a non-author's op as such, never over the quota, so
+/// the generator now stubs only authors' ops.
+#[test]
+fn stubs_case_found_by_a_random_run() {
+    grow_and_compare(16_488_292_793_025_624_328, 39, 1, true).unwrap();
 }
