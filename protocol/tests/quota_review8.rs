@@ -457,7 +457,6 @@ fn founder_op_below(w: &World, parents: &[OpId], at: u64, action: &Action, below
 /// at R (his admission read as naming x's admission, so replayed first). SECURITY.md says
 /// replicas holding different ops "differ by those ops' own effects": here y has none.
 #[test]
-#[ignore = "known residual (SECURITY.md H1): reading changes the canonical replay order"]
 fn r8_a_refused_op_without_effect_does_not_change_who_inherits_the_moderator_rights() {
     let w = World::new(87);
     let mut rng = ChaCha20Rng::seed_from_u64(870);

@@ -348,11 +348,13 @@ impl MembershipLog {
         };
         self.count(&op);
         // The common case, an op naming every head, is applied without a full replay.
-        let parents = read.as_deref().unwrap_or(op.parents());
-        let appended = self
-            .resolution
-            .get_mut()
-            .is_some_and(|r| r.append(&self.genesis, &op, parents));
+        // Only an op naming held ops alone: one read through stubs brings them into the graph
+        // (a full resolution places them).
+        let appended = read.is_none()
+            && self
+                .resolution
+                .get_mut()
+                .is_some_and(|r| r.append(&self.genesis, &op, op.parents()));
         let rewired = self.join(op, read, via);
         if let Some(r) = self.resolution.get().filter(|_| appended && !rewired) {
             self.past.get_mut().observe(&r.roster);
@@ -1090,7 +1092,8 @@ impl MembershipLog {
             .resolution
             .get_or_init(|| {
                 let ops: Vec<&Op> = self.ops.values().collect();
-                let resolution = Resolution::new(&self.genesis, &ops, &self.read);
+                let stubs: Vec<&Op> = self.graph_stubs().collect();
+                let resolution = Resolution::new(&self.genesis, &ops, &stubs, &self.read);
                 self.past.borrow_mut().observe(&resolution.roster);
                 resolution
             })
@@ -1128,21 +1131,41 @@ impl MembershipLog {
         ranked
     }
 
-    /// Whether `target` is one of `from` or among their ancestors.
+    /// Whether `target` is one of `from` or among their ancestors (in the resolver's graph:
+    /// through the stubs held ops are read through, [`MembershipLog::graph_stubs`]).
     fn covers(&self, from: &[OpId], target: &OpId) -> bool {
+        self.past_in_graph(from).contains(target)
+    }
+
+    /// The stubs in the resolver's graph: those some held op is read through (`through`), never
+    /// those kept only for waiting orphans. Effect-less nodes placed by the parents they name,
+    /// so the canonical order is the one a replica holding them as ops computes (Review 8,
+    /// R8-7; `docs/design/op-quota-bottom-q.md` §10).
+    fn graph_stubs(&self) -> impl Iterator<Item = &Op> {
+        self.stubs
+            .iter()
+            .filter(|(id, _)| self.through.contains(id))
+            .map(|(_, op)| op)
+    }
+
+    /// `from` and their ancestors in the resolver's graph: held ops and the stubs they are read
+    /// through, by the parents each names (and the parents an op is read as naming: the same
+    /// ancestors, reached without the stubs, [`Graph::build`](super::resolve)'s fallback).
+    fn past_in_graph(&self, from: &[OpId]) -> BTreeSet<OpId> {
         let mut seen: BTreeSet<OpId> = BTreeSet::new();
         let mut stack = from.to_vec();
         while let Some(id) = stack.pop() {
-            if id == *target {
-                return true;
+            if !seen.insert(id) {
+                continue;
             }
-            if seen.insert(id) {
-                if let Some(op) = self.ops.get(&id) {
-                    stack.extend(parents_of(op, &self.read).iter().copied());
-                }
+            if let Some(op) = self.ops.get(&id) {
+                stack.extend(op.parents().iter().copied());
+                stack.extend(parents_of(op, &self.read).iter().copied());
+            } else if let Some(op) = self.stubs.get(&id).filter(|_| self.through.contains(&id)) {
+                stack.extend(op.parents().iter().copied());
             }
         }
-        false
+        seen
     }
 
     /// The roster as it was at `heads` (an alert's or key delivery's named membership state),
@@ -1163,17 +1186,14 @@ impl MembershipLog {
         if key.iter().any(|h| !self.ops.contains_key(h)) {
             return None;
         }
-        let mut seen: BTreeSet<OpId> = BTreeSet::new();
-        let mut stack = key.clone();
-        while let Some(id) = stack.pop() {
-            if seen.insert(id) {
-                if let Some(op) = self.ops.get(&id) {
-                    stack.extend(parents_of(op, &self.read).iter().copied());
-                }
-            }
-        }
+        let seen = self.past_in_graph(&key);
         let subset: Vec<&Op> = seen.iter().filter_map(|id| self.ops.get(id)).collect();
-        let roster = Arc::new(Resolution::new(&self.genesis, &subset, &self.read).roster);
+        let stubs: Vec<&Op> = seen
+            .iter()
+            .filter(|id| self.through.contains(id))
+            .filter_map(|id| self.stubs.get(id))
+            .collect();
+        let roster = Arc::new(Resolution::new(&self.genesis, &subset, &stubs, &self.read).roster);
         self.remember(key, Arc::clone(&roster));
         Some(roster)
     }

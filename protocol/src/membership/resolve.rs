@@ -324,7 +324,7 @@ impl Roster {
 /// Resolve a set of ops into a roster. Ops whose parents are not all in the set are ignored, as
 /// are ops of other collectives.
 pub fn resolve(genesis: &SignedGenesis, ops: &[&Op]) -> Roster {
-    Resolution::new(genesis, ops, &HashMap::new()).roster
+    Resolution::new(genesis, ops, &[], &HashMap::new()).roster
 }
 
 /// The parents the resolver reads for `op`: those `read` holds for it (the membership log's
@@ -346,14 +346,16 @@ pub(crate) struct Resolution {
 }
 
 impl Resolution {
-    /// The resolution of `ops`, each read as naming the parents `read` holds for it, if any
-    /// (else those it names).
+    /// The resolution of `ops`, with `stubs` (the ops refused over the quota here that they are
+    /// read through) as effect-less nodes of the graph, each op placed by the parents it names
+    /// ([`Graph::build`]; `read`, the log's reading, only where those are not all present).
     pub(crate) fn new(
         genesis: &SignedGenesis,
         ops: &[&Op],
+        stubs: &[&Op],
         read: &HashMap<OpId, Vec<OpId>>,
     ) -> Self {
-        let (graph, sorted) = Graph::build(genesis.id(), ops, read);
+        let (graph, sorted) = Graph::build(genesis.id(), ops, stubs, read);
         let k = usize::from(genesis.genesis().policy.approvals_required);
         let (fix, replay, rounds) = fixpoint(&graph, &sorted, genesis, None, &BTreeSet::new());
         let moderators = replay.current_moderators(&graph, &fix);
@@ -617,30 +619,76 @@ fn fixpoint_from(
     (fix, replay, None)
 }
 
-/// The causal graph: ops in canonical topological order, parents as positions.
+/// The causal graph: ops in canonical topological order, parents as positions. It also holds,
+/// as effect-less nodes, the stubs the held ops are read through (ops refused over the quota
+/// here, `log.rs`), each with the parents it names, so an op is placed by the parents it names
+/// whatever this replica refused: a replica holding the refused op and one holding it as a stub
+/// build the same order (Review 8, R8-7; `docs/design/op-quota-bottom-q.md` §10).
 #[derive(Clone, Debug)]
 struct Graph {
     ids: Vec<OpId>,
     pos: HashMap<OpId, usize>,
     parents: Vec<Vec<u32>>,
+    /// Per position: a stub (replayed without effect, never a head, not counted as an op).
+    stub: Vec<bool>,
 }
 
 impl Graph {
+    /// `stubs` are effect-less nodes; an op (or stub) is read as naming the parents it names
+    /// when they are all in the graph, else those `read` holds for it (the log's reading; not
+    /// expected once every stub read through is passed, kept so a store missing one resolves
+    /// as before).
     fn build<'a>(
         collective: CollectiveId,
         ops: &[&'a Op],
-        read: &HashMap<OpId, Vec<OpId>>,
+        stubs: &[&'a Op],
+        read: &'a HashMap<OpId, Vec<OpId>>,
     ) -> (Self, Vec<&'a Op>) {
-        let by_id: HashMap<OpId, &'a Op> = ops
+        let mut by_id: HashMap<OpId, (&'a Op, bool)> = ops
             .iter()
             .filter(|op| op.body().collective == collective)
+            .map(|op| (op.id(), (*op, false)))
+            .collect();
+        // An op held is never a stub (a stub that joins leaves the stubs).
+        let mut effectless: HashMap<OpId, &'a Op> = stubs
+            .iter()
+            .filter(|op| op.body().collective == collective && !by_id.contains_key(&op.id()))
             .map(|op| (op.id(), *op))
             .collect();
+        // A stub whose named parents are not all here (not expected: every stub a reading walks
+        // is read through, so kept; a store that lost one) leaves, and the ops read through it
+        // fall back to their reading below, as before stubs were nodes.
+        loop {
+            let incomplete: Vec<OpId> = effectless
+                .iter()
+                .filter(|(_, op)| {
+                    op.parents()
+                        .iter()
+                        .any(|p| !by_id.contains_key(p) && !effectless.contains_key(p))
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            if incomplete.is_empty() {
+                break;
+            }
+            for id in incomplete {
+                effectless.remove(&id);
+            }
+        }
+        by_id.extend(effectless.into_iter().map(|(id, op)| (id, (op, true))));
+        let parents_in = |op: &'a Op| -> &'a [OpId] {
+            let named = op.parents();
+            if named.iter().all(|p| by_id.contains_key(p)) {
+                named
+            } else {
+                parents_of(op, read)
+            }
+        };
         let mut indegree: HashMap<OpId, usize> = HashMap::with_capacity(by_id.len());
         let mut children: HashMap<OpId, Vec<OpId>> = HashMap::new();
         let mut ready = BTreeSet::new();
-        for (id, op) in &by_id {
-            let parents = parents_of(op, read);
+        for (id, (op, _)) in &by_id {
+            let parents = parents_in(op);
             if parents.iter().any(|p| !by_id.contains_key(p)) {
                 continue; // incomplete history: not part of this resolution
             }
@@ -656,11 +704,15 @@ impl Graph {
             ids: Vec::with_capacity(indegree.len()),
             pos: HashMap::with_capacity(indegree.len()),
             parents: Vec::with_capacity(indegree.len()),
+            stub: Vec::with_capacity(indegree.len()),
         };
         let mut sorted = Vec::with_capacity(indegree.len());
         while let Some(id) = ready.pop_first() {
-            let op = by_id[&id];
-            graph.push(op, parents_of(op, read));
+            let (op, stub) = by_id[&id];
+            graph.push(op, parents_in(op));
+            if let Some(last) = graph.stub.last_mut() {
+                *last = stub;
+            }
             sorted.push(op);
             for child in children.get(&id).map(Vec::as_slice).unwrap_or(&[]) {
                 if let Some(count) = indegree.get_mut(child) {
@@ -675,7 +727,7 @@ impl Graph {
         (graph, sorted)
     }
 
-    /// Append an op whose (read) `parents` are all present; returns its position.
+    /// Append an op (never a stub) whose `parents` are all present; returns its position.
     fn push(&mut self, op: &Op, parents: &[OpId]) -> usize {
         let i = self.ids.len();
         let parents = parents
@@ -686,7 +738,13 @@ impl Graph {
         self.ids.push(op.id());
         self.pos.insert(op.id(), i);
         self.parents.push(parents);
+        self.stub.push(false);
         i
+    }
+
+    /// Whether position `i` is a stub (no effect).
+    fn is_stub(&self, i: usize) -> bool {
+        self.stub.get(i).copied().unwrap_or(false)
     }
 
     /// Take back the op `push` added last (an op `Resolution::append` refused).
@@ -694,6 +752,7 @@ impl Graph {
         if let Some(id) = self.ids.pop() {
             self.pos.remove(&id);
             self.parents.pop();
+            self.stub.pop();
         }
     }
 
@@ -896,6 +955,10 @@ impl Replay {
         i: usize,
         op: &Op,
     ) {
+        // A stub holds its place in the order and nothing else: no effect, never dropped.
+        if graph.is_stub(i) {
+            return;
+        }
         if let Err(reason) = self.apply(graph, effective, fix, fallback, i, op) {
             self.dropped.insert(op.id(), reason);
         }
@@ -1571,8 +1634,9 @@ impl Replay {
             .ids
             .iter()
             .zip(&has_child)
-            .filter(|(_, child)| !**child)
-            .map(|(id, _)| *id)
+            .zip(&graph.stub)
+            .filter(|((_, child), stub)| !**child && !**stub)
+            .map(|((id, _), _)| *id)
             .collect();
         heads.sort();
         let mailboxes = self
@@ -1609,7 +1673,7 @@ impl Replay {
             pending,
             dropped: self.dropped.clone(),
             heads,
-            op_count: graph.len(),
+            op_count: graph.stub.iter().filter(|stub| !**stub).count(),
             lock_ops,
             admissions,
             mailboxes,
@@ -1671,7 +1735,8 @@ mod tests {
         heirs: &BTreeSet<MemberId>,
     ) -> Result<(usize, usize, usize), TestCaseError> {
         let refs: Vec<&Op> = ops.iter().collect();
-        let (graph, sorted) = Graph::build(genesis.id(), &refs, &HashMap::new());
+        let read = HashMap::new();
+        let (graph, sorted) = Graph::build(genesis.id(), &refs, &[], &read);
         let (fix, replay, rounds) = fixpoint(&graph, &sorted, genesis, fallback, heirs);
         let (fix_plain, replay_plain, rounds_plain) = fixpoint_from(
             &graph,
