@@ -226,6 +226,25 @@ fn stubs_and_ops_agree(seed: u64, len: usize, k: u8) -> Result<(), TestCaseError
             "R (stubs) and K (the same as ops) differ after step {}",
             step
         );
+        // The roster at some held heads (an alert's named state): the same at R and K, and at
+        // R's own heads the roster R shows (its own rng, so the histories stay as they were).
+        let mut pick = ChaCha20Rng::seed_from_u64(seed ^ (step as u64).wrapping_mul(0x9e37));
+        if !held.is_empty() {
+            let mut key: Vec<OpId> = (0..pick.gen_range(1..=held.len().min(3)))
+                .map(|_| held[pick.gen_range(0..held.len())].id())
+                .collect();
+            key.sort();
+            key.dedup();
+            let at_r = r.roster_at(&key).map(|x| view(&x, &ignore));
+            let at_k = kk.roster_at(&key).map(|x| view(&x, &ignore));
+            prop_assert_eq!(at_r, at_k, "roster_at {:?} after step {}", key, step);
+        }
+        let heads = r.roster().heads().to_vec();
+        if !heads.is_empty() {
+            let shown = r.roster().clone();
+            let at = r.roster_at(&heads).unwrap();
+            prop_assert_eq!(&*at, &shown, "R's roster_at its heads after step {}", step);
+        }
     }
     // Restart R from what it stored.
     let mut again = MembershipLog::new(genesis.clone());
