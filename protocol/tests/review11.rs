@@ -278,3 +278,83 @@ proptest! {
         stubs_and_ops_agree(seed, len, k)?;
     }
 }
+
+/// R11-2 (a measurement, not a pass/fail test: `cargo test --release -p lookout-protocol --test
+/// review11 -- --ignored --nocapture r11_measure`). One author's held ops, each read through a
+/// chain of `MAX_READ_THROUGH` of her own ops refused over the quota (stubs): since r87 every
+/// stub read through is a node of every full resolution's graph, so the graph is up to
+/// 1 + `MAX_READ_THROUGH` times her share of the ops held. Prints the time of a full
+/// resolution with the chains as stubs and without them (the same held ops naming their
+/// parents directly).
+#[test]
+#[ignore = "measurement: prints numbers for REVIEW11.md (R11-2)"]
+fn r11_measure_full_resolution_with_stub_chains() {
+    use std::time::Instant;
+    let chains: usize = std::env::var("R11_CHAINS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let (genesis, pool) = collective(&mut rng, 1);
+    let founder = &pool[0];
+    let mk = |parents: Vec<OpId>, at: u64| {
+        Op::create(
+            founder,
+            genesis.id(),
+            parents,
+            at,
+            Action::RotateAgreementKey {
+                identity: founder.public(),
+            },
+        )
+        .unwrap()
+    };
+    let mut with = MembershipLog::new(genesis.clone());
+    let base = mk(vec![], NOW);
+    with.insert(base.clone());
+    let mut last = base.id();
+    for c in 0..chains {
+        // The chain: MAX_READ_THROUGH refused ops, each naming the one before, from `last`.
+        let mut below = last;
+        for j in 0..64u64 {
+            let stub = mk(vec![below], NOW + 10 + (c as u64) * 100 + j);
+            with.refuse_over_quota(stub.id(), stub.parents(), None);
+            with.add_stub(stub.clone());
+            below = stub.id();
+        }
+        let held = mk(vec![below], NOW + 86_400 + c as u64);
+        assert!(matches!(with.insert(held.clone()), InsertOutcome::Added(_)));
+        last = held.id();
+    }
+    // The same held ops without the chains: a plain chain of `chains` ops.
+    let mut plain_log = MembershipLog::new(genesis.clone());
+    let mut prev = base.id();
+    plain_log.insert(base.clone());
+    for c in 0..chains {
+        let op = mk(vec![prev], NOW + 86_400 + c as u64);
+        plain_log.insert(op.clone());
+        prev = op.id();
+    }
+    let time = |log: &MembershipLog| {
+        let mut best = f64::MAX;
+        for i in 0..5u64 {
+            let mut l = log.clone();
+            // A stale op (naming the first op only) forces a full resolution.
+            l.insert(mk(vec![base.id()], NOW + 200_000 + i));
+            let t = Instant::now();
+            let n = l.roster().op_count();
+            best = best.min(t.elapsed().as_secs_f64());
+            assert!(n > chains);
+        }
+        best
+    };
+    let stubs = with.offered_stubs().count();
+    println!(
+        "R11-2: {} held ops of hers; with {} stubs read through: full resolution {:.3} ms; \
+         without: {:.3} ms",
+        chains + 1,
+        stubs,
+        time(&with) * 1e3,
+        time(&plain_log) * 1e3
+    );
+}
