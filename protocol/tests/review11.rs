@@ -348,7 +348,43 @@ fn r11_measure_full_resolution_with_stub_chains() {
         }
         best
     };
+    // R11-3 on top: a member's op naming an op of hers that another replica held and this one
+    // refused (a stub naming this replica's heads, so the op is read as naming the heads: an
+    // append before r87), then reading the roster, as a node does after each op.
+    let _ = with.roster();
+    let honest_op = {
+        let mut best = f64::MAX;
+        for i in 0..5u64 {
+            let mut l = with.clone();
+            let _ = l.roster();
+            let heads = l.roster().heads().to_vec();
+            let elsewhere = mk(heads, NOW + 300 + i);
+            l.refuse_over_quota(elsewhere.id(), elsewhere.parents(), None);
+            l.add_stub(elsewhere.clone());
+            let op = Op::create(
+                &pool[0],
+                genesis.id(),
+                vec![elsewhere.id()],
+                NOW + 300_000 + i,
+                Action::ProposeAdd {
+                    identity: pool[1 + (i as usize % 5)].public(),
+                    name: names::name("h"),
+                },
+            )
+            .unwrap();
+            let t = Instant::now();
+            assert!(matches!(l.insert(op), InsertOutcome::Added(_)));
+            let _ = l.roster().op_count();
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        best
+    };
     let stubs = with.offered_stubs().count();
+    println!(
+        "R11-3: one op read through a stub (its reading names the heads), insert and roster: \
+         {:.3} ms",
+        honest_op * 1e3
+    );
     println!(
         "R11-2: {} held ops of hers; with {} stubs read through: full resolution {:.3} ms; \
          without: {:.3} ms",
