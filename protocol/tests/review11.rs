@@ -246,6 +246,30 @@ fn stubs_and_ops_agree(seed: u64, len: usize, k: u8) -> Result<(), TestCaseError
             prop_assert_eq!(&*at, &shown, "R's roster_at its heads after step {}", step);
         }
     }
+    // Another delivery order: K's ops all at once, shuffled; R's stubs first, then its ops
+    // shuffled (orphans released in bulk): the same decisions, and R's very roster.
+    let mut order = ChaCha20Rng::seed_from_u64(seed.rotate_left(17));
+    let ignore: Vec<OpId> = stubs.iter().map(Op::id).collect();
+    let mut all: Vec<Op> = held.iter().chain(&stubs).cloned().collect();
+    all.shuffle(&mut order);
+    let mut k2 = MembershipLog::new(genesis.clone());
+    k2.extend(all);
+    prop_assert_eq!(
+        view(k2.roster(), &ignore),
+        view(kk.roster(), &ignore),
+        "K, shuffled"
+    );
+    let mut r2 = MembershipLog::new(genesis.clone());
+    let mut shuffled_stubs = stubs.clone();
+    shuffled_stubs.shuffle(&mut order);
+    for s in &shuffled_stubs {
+        r2.refuse_over_quota(s.id(), s.parents(), None);
+        r2.add_stub(s.clone());
+    }
+    let mut shuffled = held.clone();
+    shuffled.shuffle(&mut order);
+    r2.extend(shuffled);
+    prop_assert_eq!(r2.roster(), r.roster(), "R, shuffled");
     // Restart R from what it stored.
     let mut again = MembershipLog::new(genesis.clone());
     for s in stored_stubs.values() {
