@@ -644,15 +644,15 @@ impl Graph {
         stubs: &[&'a Op],
         read: &'a HashMap<OpId, Vec<OpId>>,
     ) -> (Self, Vec<&'a Op>) {
-        let held: HashMap<OpId, &'a Op> = ops
+        let mut by_id: HashMap<OpId, (&'a Op, bool)> = ops
             .iter()
             .filter(|op| op.body().collective == collective)
-            .map(|op| (op.id(), *op))
+            .map(|op| (op.id(), (*op, false)))
             .collect();
         // An op held is never a stub (a stub that joins leaves the stubs).
         let mut effectless: HashMap<OpId, &'a Op> = stubs
             .iter()
-            .filter(|op| op.body().collective == collective && !held.contains_key(&op.id()))
+            .filter(|op| op.body().collective == collective && !by_id.contains_key(&op.id()))
             .map(|op| (op.id(), *op))
             .collect();
         // A stub whose named parents are not all here (not expected: every stub a reading walks
@@ -664,7 +664,7 @@ impl Graph {
                 .filter(|(_, op)| {
                     op.parents()
                         .iter()
-                        .any(|p| !held.contains_key(p) && !effectless.contains_key(p))
+                        .any(|p| !by_id.contains_key(p) && !effectless.contains_key(p))
                 })
                 .map(|(id, _)| *id)
                 .collect();
@@ -675,11 +675,7 @@ impl Graph {
                 effectless.remove(&id);
             }
         }
-        let mut by_id: HashMap<OpId, (&'a Op, bool)> = effectless
-            .into_iter()
-            .map(|(id, op)| (id, (op, true)))
-            .collect();
-        by_id.extend(held.into_iter().map(|(id, op)| (id, (op, false))));
+        by_id.extend(effectless.into_iter().map(|(id, op)| (id, (op, true))));
         let parents_in = |op: &'a Op| -> &'a [OpId] {
             let named = op.parents();
             if named.iter().all(|p| by_id.contains_key(p)) {
