@@ -47,6 +47,35 @@ pub(super) struct PostIndex {
     next_seq: u64,
     /// The pack of every post kept in one (`post_pack.rs`); posts not here have their own entry.
     packs: HashMap<ContentId, u64>,
+    /// Posts the core deleted (expired) whose removal from the store failed: removed by the
+    /// next rewrite (`post_pack.rs`, [`PackRewrite`](super::post_pack::PackRewrite)).
+    pub(super) unremoved: Vec<(ContentId, Option<u64>)>,
+    /// Packs a read found unreadable or lacking a post the index places in them: checked, and
+    /// their lost posts dropped from the index, by the next rewrite.
+    pub(super) suspect: std::cell::RefCell<std::collections::BTreeSet<u64>>,
+    /// Posts found lost since the store opened (their pack unreadable), and index chunks
+    /// skipped at open because they failed authentication or did not decode.
+    pub(super) damage: Damage,
+}
+
+/// What a replica found damaged in its store since it opened (shown by `status`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Damage {
+    /// Posts whose pack (or own entry) did not read: dropped from the index, fetched again by
+    /// the sync after the next start.
+    pub(crate) lost_posts: usize,
+    /// Index chunks that did not read at open: their posts are not claimed as held, and come
+    /// back by sync.
+    pub(crate) unreadable_chunks: usize,
+}
+
+/// One index chunk rewritten by [`PostIndex::drop_entries`]: its new number of entries
+/// (0: removed), for [`PostIndex::commit_chunks`] once the batch is applied.
+#[derive(Debug)]
+pub(super) struct ChunkChange {
+    bucket: u64,
+    seq: u64,
+    len: usize,
 }
 
 fn chunk_key(bucket: u64, seq: u64, located: bool) -> Vec<u8> {
@@ -87,7 +116,19 @@ impl PostIndex {
         let mut index = Self::default();
         let mut entries = Vec::new();
         for entry in store.iter(Tree::PostIndex) {
-            let (key, bytes) = entry?;
+            // A chunk that fails authentication (a flipped bit on flash) is skipped like one
+            // that does not decode: its posts are not claimed as held, so sync fetches them
+            // again, and their bytes stay where they are (a pack rewrite keeps every post it
+            // does not know as deleted).
+            let (key, bytes) = match entry {
+                Ok(entry) => entry,
+                Err(error @ StoreError::TamperedValue { .. }) => {
+                    tracing::warn!(%error, "skipping a post index chunk that fails authentication");
+                    index.damage.unreadable_chunks += 1;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let located = match key.len() {
                 16 => false,
                 17 if key.last() == Some(&LOCATED_TAG) => true,
@@ -98,6 +139,7 @@ impl PostIndex {
             };
             let Some(chunk) = decode_chunk(&bytes, located) else {
                 tracing::warn!("skipping unreadable post index chunk");
+                index.damage.unreadable_chunks += 1;
                 continue;
             };
             let bucket = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
@@ -158,7 +200,13 @@ impl PostIndex {
                     break;
                 }
                 let key = chunk_key(bucket, seq, located);
-                if let Some(bytes) = store.get(Tree::PostIndex, &key)? {
+                let bytes = match store.get(Tree::PostIndex, &key) {
+                    Ok(bytes) => bytes,
+                    // Not merged (and so not lost): leave it as it is.
+                    Err(StoreError::TamperedValue { .. }) => break,
+                    Err(error) => return Err(error),
+                };
+                if let Some(bytes) = bytes {
                     match decode_chunk(&bytes, located) {
                         Some(old) => entries.extend(old),
                         // Not merged (and so not lost): leave it as it is.
@@ -188,6 +236,85 @@ impl PostIndex {
         Ok(())
     }
 
+    /// The posts placed in pack `pack` (a walk over every packed post: for a damaged pack only).
+    pub(super) fn posts_in(&self, pack: u64) -> Vec<ContentId> {
+        self.packs
+            .iter()
+            .filter(|(_, held)| **held == pack)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Adds to `batch` the chunks of the hours `buckets` rewritten without the entries of
+    /// `lost` (post, and its pack or `None` for its own entry), sealed under the same hour's
+    /// key. Nothing in memory changes: pass what it returns to [`Self::commit_chunks`] once
+    /// the batch is applied. A chunk that does not read is left as it is (it was skipped at
+    /// open, so its entries are not claimed anyway).
+    pub(super) fn drop_entries(
+        &self,
+        store: &Store,
+        batch: &mut Batch,
+        lost: &std::collections::HashSet<(ContentId, Option<u64>)>,
+        buckets: impl IntoIterator<Item = u64>,
+    ) -> Result<Vec<ChunkChange>, StoreError> {
+        let mut changes = Vec::new();
+        for bucket in buckets {
+            for &(seq, len, located) in self.buckets.get(&bucket).into_iter().flatten() {
+                let key = chunk_key(bucket, seq, located);
+                let bytes = match store.get(Tree::PostIndex, &key) {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) | Err(StoreError::TamperedValue { .. }) => continue,
+                    Err(error) => return Err(error),
+                };
+                let Some(mut entries) = decode_chunk(&bytes, located) else {
+                    continue;
+                };
+                entries.retain(|(id, _, pack)| !lost.contains(&(*id, *pack)));
+                if entries.len() == len {
+                    continue;
+                }
+                // Written back as the current kind, under the same key if it was of it.
+                batch.remove(Tree::PostIndex, &key);
+                if let Some(expires) = entries.iter().map(|(_, m, _)| m.expires).max() {
+                    let value = zeroize::Zeroizing::new(
+                        postcard::to_allocvec(&entries).unwrap_or_default(),
+                    );
+                    batch.put_expiring_owned(
+                        Tree::PostIndex,
+                        &chunk_key(bucket, seq, true),
+                        value,
+                        expires,
+                    );
+                }
+                changes.push(ChunkChange {
+                    bucket,
+                    seq,
+                    len: entries.len(),
+                });
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Records in memory the chunks [`Self::drop_entries`] rewrote, once its batch is applied.
+    pub(super) fn commit_chunks(&mut self, changes: Vec<ChunkChange>) {
+        for change in changes {
+            let Some(chunks) = self.buckets.get_mut(&change.bucket) else {
+                continue;
+            };
+            if change.len == 0 {
+                chunks.retain(|(seq, _, _)| *seq != change.seq);
+            } else if let Some(chunk) = chunks.iter_mut().find(|(seq, _, _)| *seq == change.seq) {
+                *chunk = (change.seq, change.len, true);
+            }
+        }
+    }
+
+    /// Every hour with index chunks.
+    pub(super) fn hours(&self) -> Vec<u64> {
+        self.buckets.keys().copied().collect()
+    }
+
     /// Adds to `batch` the removal of every chunk of the hours that have passed at `now` (all
     /// their posts have expired).
     pub(super) fn remove_past(&mut self, batch: &mut Batch, now: u64) {
@@ -197,6 +324,15 @@ impl PostIndex {
                 batch.remove(Tree::PostIndex, &chunk_key(bucket, seq, located));
             }
         }
+    }
+
+    /// Whether [`Replica::expire`](super::Replica::expire) has anything to write at `now`
+    /// besides expired posts: chunks of hours that have passed, removals a failed batch left,
+    /// or packs a read found damaged.
+    pub(super) fn has_work(&self, now: u64) -> bool {
+        self.buckets.range(..self.past(now)).next().is_some()
+            || !self.unremoved.is_empty()
+            || !self.suspect.borrow().is_empty()
     }
 
     /// The first bucket not yet past at `now`.
