@@ -369,6 +369,8 @@ impl Replica {
             return Ok(0);
         };
         let effects = state.expire(now);
+        // A few packs read, to find damage nothing else reads (`post_pack.rs`).
+        self.scrub_packs();
         let mut batch = Batch::new();
         if effects.is_empty() && !self.post_index.has_work(now) {
             self.store.forget_expired_keys(now).map_err(store_error)?;
@@ -376,7 +378,7 @@ impl Replica {
         }
         let mut posts = 0;
         let mut deliveries = 0;
-        let mut rewrite = PackRewrite::default();
+        let mut rewrite = PackRewrite::checking_damage();
         for effect in &effects {
             match effect {
                 Effect::DeletePost(id) => {

@@ -445,7 +445,16 @@ impl Replica {
         id: &ContentId,
     ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, StoreError> {
         let Some(pack) = self.post_index.pack_of(id) else {
-            return self.store.get(Tree::Alerts, &id.0);
+            return match self.store.get(Tree::Alerts, &id.0) {
+                // Damaged: this post does not read, the others do; the next rewrite drops it
+                // from the index (`post_pack.rs`).
+                Err(StoreError::TamperedValue { .. }) => {
+                    warn!("a stored post does not read");
+                    self.post_index.suspect_alone.borrow_mut().insert(*id);
+                    Ok(None)
+                }
+                other => other,
+            };
         };
         let mut cache = self.pack_cache.borrow_mut();
         if cache.as_ref().map(|(held, _)| *held) != Some(pack) {

@@ -47,6 +47,13 @@ pub(super) struct PostIndex {
     next_seq: u64,
     /// The pack of every post kept in one (`post_pack.rs`); posts not here have their own entry.
     packs: HashMap<ContentId, u64>,
+    /// How many posts each pack holds (by the index): the packs a scrub walks.
+    pack_posts: BTreeMap<u64, u32>,
+    /// The last pack the scrub checked.
+    scrubbed: u64,
+    /// Posts kept alone (their own entry) that a read found unreadable: checked, and dropped
+    /// from the index if they still do not read, by the next rewrite.
+    pub(super) suspect_alone: std::cell::RefCell<std::collections::BTreeSet<ContentId>>,
     /// Posts the core deleted (expired) whose removal from the store failed: removed by the
     /// next rewrite (`post_pack.rs`, [`PackRewrite`](super::post_pack::PackRewrite)).
     pub(super) unremoved: Vec<(ContentId, Option<u64>)>,
@@ -152,7 +159,7 @@ impl PostIndex {
                 .push((seq, chunk.len(), located));
             for (id, _, pack) in &chunk {
                 if let Some(pack) = pack {
-                    index.packs.insert(*id, *pack);
+                    index.insert_pack(*id, *pack);
                 }
             }
             entries.extend(chunk);
@@ -170,7 +177,49 @@ impl PostIndex {
 
     /// Forgets that post `id` is in a pack (it was deleted, or moved to its own entry).
     pub(super) fn forget_pack(&mut self, id: &ContentId) -> Option<u64> {
-        self.packs.remove(id)
+        let pack = self.packs.remove(id)?;
+        if let Some(count) = self.pack_posts.get_mut(&pack) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.pack_posts.remove(&pack);
+            }
+        }
+        Some(pack)
+    }
+
+    /// Places post `id` in pack `pack`.
+    fn insert_pack(&mut self, id: ContentId, pack: u64) {
+        if self.packs.get(&id) == Some(&pack) {
+            return;
+        }
+        self.forget_pack(&id);
+        self.packs.insert(id, pack);
+        *self.pack_posts.entry(pack).or_default() += 1;
+    }
+
+    /// The next `n` packs to check (a scrub's walk over every pack, round and round).
+    pub(super) fn next_packs(&mut self, n: usize) -> Vec<u64> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let mut next: Vec<u64> = self
+            .pack_posts
+            .range((Excluded(self.scrubbed), Unbounded))
+            .map(|(pack, _)| *pack)
+            .take(n)
+            .collect();
+        if next.len() < n {
+            // Round again from the start.
+            next.extend(
+                self.pack_posts
+                    .keys()
+                    .copied()
+                    .take_while(|pack| *pack <= self.scrubbed)
+                    .take(n - next.len()),
+            );
+        }
+        if let Some(last) = next.last() {
+            self.scrubbed = *last;
+        }
+        next
     }
 
     /// Adds to `batch` the index entries of `posts` (new posts, written in the same batch):
@@ -185,7 +234,7 @@ impl PostIndex {
         let mut by_bucket: BTreeMap<u64, Vec<Located>> = BTreeMap::new();
         for (id, meta, pack) in posts {
             if let Some(pack) = pack {
-                self.packs.insert(id, pack);
+                self.insert_pack(id, pack);
             }
             by_bucket
                 .entry(bucket_of(meta.expires))
@@ -234,6 +283,13 @@ impl PostIndex {
             }
         }
         Ok(())
+    }
+
+    /// How many posts the index places in pack `pack`.
+    pub(super) fn placed_in(&self, pack: u64) -> usize {
+        self.pack_posts
+            .get(&pack)
+            .map_or(0, |n| usize::try_from(*n).unwrap_or(usize::MAX))
     }
 
     /// The posts placed in pack `pack` (a walk over every packed post: for a damaged pack only).
@@ -333,6 +389,7 @@ impl PostIndex {
         self.buckets.range(..self.past(now)).next().is_some()
             || !self.unremoved.is_empty()
             || !self.suspect.borrow().is_empty()
+            || !self.suspect_alone.borrow().is_empty()
     }
 
     /// The first bucket not yet past at `now`.

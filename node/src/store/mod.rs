@@ -133,6 +133,10 @@ use home::Layout;
 use keyfile::{KeyFile, Unlocked};
 use sealing::{Secret, StorageKey, Stored};
 
+/// A value read back, and the first second of the expiry hour it is sealed under (`None`: it
+/// does not expire).
+pub type WithHour = (Zeroizing<Vec<u8>>, Option<u64>);
+
 /// Internal tree holding the check record; "__" names are reserved.
 const CHECK_TREE: &str = "__lookout_check";
 const CHECK_KEY: &[u8] = b"check";
@@ -646,11 +650,7 @@ impl Store {
     /// # Errors
     ///
     /// As [`Store::get`].
-    pub fn get_with_hour(
-        &self,
-        tree: Tree,
-        key: &[u8],
-    ) -> Result<Option<(Zeroizing<Vec<u8>>, Option<u64>)>, StoreError> {
+    pub fn get_with_hour(&self, tree: Tree, key: &[u8]) -> Result<Option<WithHour>, StoreError> {
         match self.sled_tree(tree)?.get(self.sled_key(tree, key)?)? {
             Some(stored) => self.open_stored_with_hour(tree, key, &stored),
             None => Ok(None),
@@ -1038,7 +1038,7 @@ impl Store {
         tree: Tree,
         key: &[u8],
         stored: &[u8],
-    ) -> Result<Option<(Zeroizing<Vec<u8>>, Option<u64>)>, StoreError> {
+    ) -> Result<Option<WithHour>, StoreError> {
         match self.key.open_value(tree.name(), key, stored)? {
             Stored::Plain(value) => Ok(Some((value, None))),
             Stored::Expiring {
