@@ -688,4 +688,49 @@ pub(super) mod tests {
         let ana = Replica::open(&home, PASS).unwrap();
         assert_eq!(ana.collective.as_ref().unwrap().posts().len(), 3);
     }
+
+    /// An index chunk that fails authentication (one flipped bit on disk) no longer stops the
+    /// store from opening: it is skipped and reported by `status`, its posts are not claimed as
+    /// held (so sync fetches them again), and the other chunks' posts are all there.
+    #[test]
+    fn a_damaged_index_chunk_is_skipped_and_its_posts_are_not_claimed() {
+        use crate::replica::{Replica, SetKind};
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("ana");
+        let mut ana = founded_at(&home);
+        let ids: Vec<ContentId> = (0..6)
+            .map(|i| ana.post(draft(&format!("alert {i}"))).unwrap())
+            .collect();
+        let before = ana.collective.as_ref().unwrap().posts().len();
+        ana.close().unwrap();
+        let store = Store::open(&home, PASS).unwrap();
+        let (key, entries) = store
+            .iter(Tree::PostIndex)
+            .map(Result::unwrap)
+            .map(|(key, value)| (key, postcard::from_bytes::<Vec<Located>>(&value).unwrap()))
+            .find(|(_, entries)| entries.iter().any(|(id, _, _)| ids.contains(id)))
+            .unwrap();
+        let raw_key = store.sled_key_for_tests(Tree::PostIndex, &key);
+        let raw = store.sled_db().open_tree(Tree::Alerts.name()).unwrap();
+        let mut value = raw.get(&raw_key).unwrap().unwrap().to_vec();
+        let middle = value.len() / 2;
+        value[middle] ^= 0x10;
+        raw.insert(&raw_key, value).unwrap();
+        drop(raw);
+        store.close().unwrap();
+
+        let mut ana = Replica::open(&home, PASS).unwrap();
+        assert_eq!(ana.status().damaged_index_chunks, 1);
+        let claimed: Vec<[u8; 32]> = ana
+            .sync_items(SetKind::Envelopes)
+            .iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(claimed.len(), before - entries.len());
+        assert!(entries.iter().all(|(id, _, _)| !claimed.contains(&id.0)));
+        assert_eq!(
+            ana.fetch(SetKind::Envelopes, &claimed).unwrap().len(),
+            claimed.len()
+        );
+    }
 }
