@@ -17,6 +17,29 @@
 //! showed. Which pack holds a post is in the post index (`post_index.rs`), written in the same
 //! atomic batch. A post deleted before its hour passes is taken out of its pack by rewriting
 //! the pack without it ([`Replica::expire`](super::Replica::expire)).
+//!
+//! # Rewrites and damage
+//!
+//! A rewrite ([`PackRewrite`]) takes out of a pack only the posts the core deleted; every other
+//! post keeps its bytes, sealed again under the hour key the pack was sealed under. The pack,
+//! the index chunks it changes and the rest of the write are one atomic batch, and the
+//! in-memory index changes only once that batch is applied. What each failure does:
+//!
+//! - reading a pack or a chunk fails (a database or I/O error), or the batch fails to apply:
+//!   nothing is written and nothing in memory changes, so every post reads as before; the
+//!   removals are kept and done, and the checks made again, by the next expiry run (every 2 s
+//!   in a running node, and at every start);
+//! - a crash (power cut, SIGKILL) at any moment: the batch is all on disk or none of it;
+//! - a pack fails authentication or does not decode (a flipped bit, a value cut short), found
+//!   by any read (a listing, a peer's fetch, a rewrite) or by the scrub ([`SCRUB_PACKS`] packs
+//!   read per expiry run): only its own posts are lost. The expiry run's batch removes it and
+//!   drops their index entries (the hours' chunks rewritten without them), they are counted in
+//!   `status` (`damaged_posts`) and logged; from the next start they are not in the
+//!   reconciliation set, so the next sync fetches them again. Until that start the core still
+//!   counts them as held (it has no call to forget a post). A post kept alone that fails
+//!   authentication is dealt with the same way;
+//! - an index chunk fails authentication when rewritten: it is left as it is (it was skipped at
+//!   open, `post_index.rs`, so its posts are not claimed and come back by sync).
 
 use zeroize::Zeroizing;
 
@@ -200,7 +223,12 @@ impl super::Replica {
         use crate::store::{StoreError, Tree, BUCKET_SECS};
         use std::collections::{BTreeMap, BTreeSet, HashSet};
         // Removals a failed batch left, and (in an expiry run) packs a read found damaged.
-        rewrite.removed.append(&mut self.post_index.unremoved);
+        for (id, pack) in std::mem::take(&mut self.post_index.unremoved) {
+            if pack.is_none() {
+                batch.remove(Tree::Alerts, &id.0);
+            }
+            rewrite.removed.push((id, pack));
+        }
         let suspect = if rewrite.check_damage {
             std::mem::take(&mut *self.post_index.suspect.borrow_mut())
         } else {
@@ -219,6 +247,18 @@ impl super::Replica {
         } else {
             BTreeSet::new()
         };
+        let checking = (touched.keys().copied().collect::<Vec<_>>(), alone.clone());
+        // On an error nothing is written: what was to be checked is checked next time.
+        let again = |index: &super::post_index::PostIndex| {
+            index
+                .suspect
+                .borrow_mut()
+                .extend(checking.0.iter().copied());
+            index
+                .suspect_alone
+                .borrow_mut()
+                .extend(checking.1.iter().copied());
+        };
         for id in alone {
             if self.post_index.pack_of(&id).is_some()
                 || rewrite.removed.iter().any(|(gone, _)| *gone == id)
@@ -234,7 +274,7 @@ impl super::Replica {
                     rewrite.damaged_alone.push(id);
                 }
                 Err(error) => {
-                    self.post_index.suspect_alone.borrow_mut().insert(id);
+                    again(&self.post_index);
                     return Err(error);
                 }
             }
@@ -248,8 +288,7 @@ impl super::Replica {
                     None
                 }
                 Err(error) => {
-                    // Nothing written: its posts read as before; the checks come again.
-                    self.post_index.suspect.borrow_mut().insert(pack);
+                    again(&self.post_index);
                     return Err(error);
                 }
             };
@@ -320,7 +359,8 @@ impl super::Replica {
             let hours = hours.unwrap_or_else(|| self.post_index.hours().into_iter().collect());
             rewrite.chunks = self
                 .post_index
-                .drop_entries(&self.store, batch, &lost, hours)?;
+                .drop_entries(&self.store, batch, &lost, hours)
+                .inspect_err(|_| again(&self.post_index))?;
         }
         Ok(())
     }

@@ -126,13 +126,12 @@ fn kill_when_holding(home: &Path, peer: &str, target: usize, after: Duration) ->
         ])
         .env("LOOKOUT_CRASH_HOME", home)
         .env("LOOKOUT_CRASH_PEER", peer)
-        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut reported = 0;
-    for line in lines.map_while(Result::ok) {
+    for line in lines.by_ref().map_while(Result::ok) {
         if let Some(count) = line.strip_prefix("holding ") {
             reported = count.parse().unwrap();
             if reported >= target {
@@ -140,9 +139,20 @@ fn kill_when_holding(home: &Path, peer: &str, target: usize, after: Duration) ->
             }
         }
     }
+    // Its output read on until it dies: a closed pipe would stop it before the kill.
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
     std::thread::sleep(after);
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the child ended before it was killed"
+    );
     child.kill().unwrap();
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "killed by SIGKILL"
+    );
     reported
 }
 
