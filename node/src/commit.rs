@@ -11,7 +11,9 @@
 //! answer to `post` waits here until the fsync covering it has returned
 //! ([`GroupCommit::answer_when_durable`]), so an acknowledged post survives a crash.
 //!
-//! A post received from a peer waits up to [`RECEIVED_POST_FSYNC`] for its fsync
+//! A post received from a peer is written up to [`WRITE_BEHIND`] after it was shown, in one
+//! batch with the others received meanwhile ([`WriteBehind`]), and then waits up to
+//! [`RECEIVED_POST_FSYNC`] for its fsync
 //! ([`GroupCommit::wrote_received_post`]): nobody waits for it (it was shown once checked), so
 //! it shares the fsync of whatever comes next, and the fsync of an alert runs after the alert
 //! has reached the other members, not while the cores are busy passing it on. sled also
