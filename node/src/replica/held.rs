@@ -1,10 +1,15 @@
 //! Write-behind for posts, in the node's event loop: an accepted post (gossiped, or one of
 //! ours) is forwarded or published and shown to watchers as soon as its checks pass, and its
 //! store writes (the post, its index entry, for our own the outbox mark and the sequence
-//! number) are made a moment later, in one batch, once the loop has let the tasks woken by the
-//! forward run (`Node::run` in `node/src/node.rs`). Then the group commit makes them durable,
-//! and only after that is a post of ours acknowledged to its author. Nothing else happens on
-//! the loop in between, so nothing reads the store while a post's writes are held.
+//! number) are made later, in one batch. A post of ours: once the loop has let the tasks woken
+//! by the publish run (`EventLoop::run` in `node/src/node.rs`); then the group commit makes it
+//! durable, and only after that is it acknowledged to its author. Received posts: they wait
+//! for each other, up to [`crate::commit::WRITE_BEHIND`] after the first
+//! ([`crate::commit::WriteBehind`]), and all go in one batch. Before anything else on the loop
+//! that may read or write the store (a command other than `post`, a tick, any network event
+//! other than a gossiped message, a gossiped item that is not an accepted alert) the loop makes
+//! the held writes first, so nothing reads the store without them and every write keeps its
+//! order.
 //!
 //! Off unless [`Replica::hold_post_writes`] turned it on: the node turns it on only around a
 //! `post` command and a gossiped post (the command line, the tests, sync and every other path
@@ -40,6 +45,15 @@ impl Replica {
     /// Whether writes are held, waiting for [`Replica::write_held`].
     pub fn holds_writes(&self) -> bool {
         !self.held.batch.is_empty() || !self.held.effects.is_empty()
+    }
+
+    /// How many posts' writes are held.
+    pub fn held_posts(&self) -> usize {
+        self.held
+            .effects
+            .iter()
+            .filter(|e| matches!(e, Effect::PutPost { .. }))
+            .count()
     }
 
     /// Take in a post [`Replica::validate`] accepted: watchers hear of it now; its writes are
