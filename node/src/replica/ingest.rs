@@ -212,11 +212,20 @@ impl Replica {
         }
         // Removals (`post_pack.rs`), the new posts and the index entries of all the posts of
         // this step (one chunk per expiry hour), in one atomic batch.
+        let mut added = None;
         let written = self
             .rewrite_packs(&mut batch, &mut rewrite)
             .and_then(|()| self.write_posts(&mut batch, new_posts))
             .and_then(|indexed| self.post_index.add(&self.store, &mut batch, indexed))
-            .and_then(|()| self.store.apply_batch(batch));
+            .and_then(|undo| {
+                added = Some(undo);
+                self.store.apply_batch(batch)
+            });
+        // Not applied: the index in memory is put back as it was (no post of this batch is
+        // placed in a pack that was not written).
+        if let (Err(_), Some(undo)) = (&written, added) {
+            self.post_index.undo(undo);
+        }
         self.rewrite_done(rewrite, written.is_ok());
         written.map_err(store_error)?;
         if deliveries {

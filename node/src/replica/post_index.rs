@@ -76,6 +76,16 @@ pub(crate) struct Damage {
     pub(crate) unreadable_chunks: usize,
 }
 
+/// What [`PostIndex::add`] changed in memory, for [`PostIndex::undo`] if its batch fails.
+#[derive(Debug, Default)]
+#[must_use]
+pub(super) struct AddUndo {
+    /// Each post placed anew, with its pack before (`None`: in none).
+    packs: Vec<(ContentId, Option<u64>)>,
+    /// Each hour changed, with its chunks before (`None`: it had no entry).
+    buckets: Vec<(u64, Option<Vec<(u64, usize, bool)>>)>,
+}
+
 /// One index chunk rewritten by [`PostIndex::drop_entries`]: its new number of entries
 /// (0: removed), for [`PostIndex::commit_chunks`] once the batch is applied.
 #[derive(Debug)]
@@ -224,17 +234,27 @@ impl PostIndex {
 
     /// Adds to `batch` the index entries of `posts` (new posts, written in the same batch):
     /// one chunk per expiry hour, merged with that hour's newest chunks as the module describes
-    /// (those are read back from `store`).
+    /// (those are read back from `store`). Returns what it changed in memory, for
+    /// [`PostIndex::undo`] if the batch is not applied (on an error here it is undone already).
     pub(super) fn add(
         &mut self,
         store: &Store,
         batch: &mut Batch,
         posts: impl IntoIterator<Item = Located>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<AddUndo, StoreError> {
+        let mut undo = AddUndo::default();
         let mut by_bucket: BTreeMap<u64, Vec<Located>> = BTreeMap::new();
         for (id, meta, pack) in posts {
-            if let Some(pack) = pack {
-                self.insert_pack(id, pack);
+            let before = self.pack_of(&id);
+            if before != pack {
+                undo.packs.push((id, before));
+                match pack {
+                    Some(pack) => self.insert_pack(id, pack),
+                    // Written under its own entry: in no pack.
+                    None => {
+                        self.forget_pack(&id);
+                    }
+                }
             }
             by_bucket
                 .entry(bucket_of(meta.expires))
@@ -242,6 +262,8 @@ impl PostIndex {
                 .push((id, meta, pack));
         }
         for (bucket, mut entries) in by_bucket {
+            undo.buckets
+                .push((bucket, self.buckets.get(&bucket).cloned()));
             let chunks = self.buckets.entry(bucket).or_default();
             // Absorb the newest chunks while they are no larger than what this one holds.
             while let Some(&(seq, len, located)) = chunks.last() {
@@ -253,7 +275,10 @@ impl PostIndex {
                     Ok(bytes) => bytes,
                     // Not merged (and so not lost): leave it as it is.
                     Err(StoreError::TamperedValue { .. }) => break,
-                    Err(error) => return Err(error),
+                    Err(error) => {
+                        self.undo(undo);
+                        return Err(error);
+                    }
                 };
                 if let Some(bytes) = bytes {
                     match decode_chunk(&bytes, located) {
@@ -282,7 +307,27 @@ impl PostIndex {
                 chunks.push((seq, chunk.len(), true));
             }
         }
-        Ok(())
+        Ok(undo)
+    }
+
+    /// Puts back what [`PostIndex::add`] changed in memory, its batch not applied: the posts'
+    /// packs and the chunks of each hour as they were (the sequence numbers it took stay
+    /// taken: unused numbers are harmless).
+    pub(super) fn undo(&mut self, undo: AddUndo) {
+        for (bucket, chunks) in undo.buckets.into_iter().rev() {
+            match chunks {
+                Some(chunks) => self.buckets.insert(bucket, chunks),
+                None => self.buckets.remove(&bucket),
+            };
+        }
+        for (id, before) in undo.packs.into_iter().rev() {
+            match before {
+                Some(pack) => self.insert_pack(id, pack),
+                None => {
+                    self.forget_pack(&id);
+                }
+            }
+        }
     }
 
     /// How many posts the index places in pack `pack`.
@@ -455,7 +500,7 @@ pub(super) mod tests {
                 })
                 .collect();
             written.extend(entries.iter().copied());
-            index
+            let _applied = index
                 .add(
                     &store,
                     &mut batch,

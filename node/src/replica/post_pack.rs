@@ -34,10 +34,11 @@
 //!   by any read (a listing, a peer's fetch, a rewrite) or by the scrub ([`SCRUB_PACKS`] packs
 //!   read per expiry run): only its own posts are lost. The expiry run's batch removes it and
 //!   drops their index entries (the hours' chunks rewritten without them), they are counted in
-//!   `status` (`damaged_posts`) and logged; from the next start they are not in the
-//!   reconciliation set, so the next sync fetches them again. Until that start the core still
-//!   counts them as held (it has no call to forget a post). A post kept alone that fails
-//!   authentication is dealt with the same way;
+//!   `status` (`damaged_posts`) and logged, and the core forgets them in the same step
+//!   ([`State::forget_post`](lookout_protocol::replica::State::forget_post)): they leave the
+//!   reconciliation set at once, so the next sync fetches them again (a post the core had
+//!   already deleted is not brought back). A post kept alone that fails authentication is
+//!   dealt with the same way;
 //! - an index chunk fails authentication when rewritten: it is left as it is (it was skipped at
 //!   open, `post_index.rs`, so its posts are not claimed and come back by sync).
 
@@ -407,11 +408,18 @@ impl super::Replica {
         }
         self.post_index.damage.lost_posts += rewrite.lost.len();
         self.post_index.commit_chunks(rewrite.chunks);
+        // The core stops claiming the lost posts now (not only from the next start), so the
+        // next sync fetches them again; a post it already deleted is not brought back.
+        if let Some(state) = self.collective.as_mut() {
+            for (id, _) in &rewrite.lost {
+                state.forget_post(id);
+            }
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::replica) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
@@ -455,7 +463,7 @@ mod tests {
 
     /// Ana's and Bea's homes in `dir`, Bea a member knowing the roster and epoch keys, and
     /// Ana's `n` posts (as the sync would send them).
-    fn pair_with_posts(
+    pub(in crate::replica) fn pair_with_posts(
         dir: &std::path::Path,
         n: usize,
     ) -> (

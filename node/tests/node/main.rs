@@ -18,4 +18,5 @@ mod fuzz_corpus_replay;
 mod net;
 mod quota_review8;
 mod replica;
+mod review10;
 mod sync_push;
