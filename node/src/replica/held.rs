@@ -280,4 +280,60 @@ mod tests {
         );
         assert_eq!(claimed(&mut bea).len(), 2);
     }
+
+    /// Review 10, R10-K2, for a post of ours written in one batch with received posts (then
+    /// kept in a pack with them, not under its own id, unless its expiry hour differs): every
+    /// index chunk is made unreadable; at the next start our post, which no peer has, is
+    /// indexed again from the pack (listed, claimed, in the outbox), while the received posts
+    /// are not claimed (their authors' peers send them again).
+    #[test]
+    fn our_post_kept_in_a_pack_survives_an_unreadable_index_chunk() {
+        use crate::store::{Store, Tree};
+        let dir = tempfile::tempdir().unwrap();
+        let (_ana, mut bea, posts) = pair_with_posts(dir.path(), 3);
+        bea.hold_post_writes(true);
+        for post in &posts {
+            let (outcome, writes) = bea.validate(post);
+            assert_eq!(outcome, Ingested::Accepted);
+            bea.accept_post(writes).unwrap();
+        }
+        let own = bea
+            .post(draft("mine, packed with the received ones"))
+            .unwrap();
+        bea.hold_post_writes(false);
+        assert!(bea.write_held().unwrap());
+        let packed = bea.post_index.pack_of(&own).is_some();
+        bea.flush().unwrap();
+        let home = bea.home().to_path_buf();
+        bea.close().unwrap();
+
+        let store = Store::open(&home, PASS).unwrap();
+        let chunks: Vec<Vec<u8>> = store.iter(Tree::PostIndex).map(|e| e.unwrap().0).collect();
+        assert!(!chunks.is_empty());
+        let later = crate::replica::now() + 7 * 86_400;
+        for key in &chunks {
+            store
+                .put_expiring(Tree::PostIndex, key, b"no chunk here", later)
+                .unwrap();
+        }
+        store.close().unwrap();
+
+        let mut bea = Replica::open(&home, PASS).unwrap();
+        assert_eq!(claimed(&mut bea), vec![own.0], "packed: {packed}");
+        assert_eq!(bea.post_index.pack_of(&own).is_some(), packed);
+        assert_eq!(bea.fetch(SetKind::Envelopes, &[own.0]).unwrap().len(), 1);
+        assert!(bea.outbox().iter().any(|i| i.id() == own.0));
+        let listed = bea.alerts(&crate::api::AlertFilter::default()).unwrap();
+        assert_eq!(listed.len(), 1);
+        // Indexed again on disk: the next start finds it without a search.
+        bea.close().unwrap();
+        let mut bea = Replica::open(&home, PASS).unwrap();
+        assert_eq!(claimed(&mut bea), vec![own.0]);
+        let outcomes = bea.ingest_many(&posts).unwrap();
+        assert!(
+            outcomes.iter().all(|o| *o == Ingested::Accepted),
+            "{outcomes:?}"
+        );
+        assert_eq!(claimed(&mut bea).len(), 4);
+    }
 }
