@@ -380,9 +380,10 @@ impl Replica {
     /// but the index lacks (their chunk did not read at open, `post_index.rs`) are indexed again
     /// from their stored entry, so they are listed, served and sent again rather than lost:
     /// nobody else can send them back. Each is read under its own id, or (one written in a
-    /// pack with received posts) by one pass over the packs; its body must open and be ours.
-    /// The new index entries are written (one batch); a post whose bytes do not read either is
-    /// lost as before. Costs one lookup per outbox entry at every start.
+    /// pack with received posts) by one pass over the packs, made only when an index chunk did
+    /// not read at this open; its body must open and be ours. The new index entries are
+    /// written (one batch); a post whose bytes do not read either is lost as before. Costs one
+    /// lookup per outbox entry at every start.
     fn reindex_own_posts(&mut self, state: &mut State) -> Result<(), ApiError> {
         use lookout_protocol::{DeliveryId, OpId};
         let me = self.identity.member_id();
@@ -416,7 +417,10 @@ impl Replica {
                 }
             }
         }
-        if !lacking.is_empty() {
+        // Packs are searched only when an index chunk did not read: otherwise a packed post of
+        // ours the index lacks was lost with its pack (dropped from the index and forgotten),
+        // and a search at every start would find nothing.
+        if !lacking.is_empty() && self.post_index.damage.unreadable_chunks > 0 {
             for entry in self.store.iter(Tree::Alerts) {
                 let Ok((key, value)) = entry else { continue };
                 let Some(pack) = post_pack::pack_of_key(&key) else {

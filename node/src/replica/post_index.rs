@@ -68,11 +68,12 @@ pub(super) struct PostIndex {
 /// What a replica found damaged in its store since it opened (shown by `status`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Damage {
-    /// Posts whose pack (or own entry) did not read: dropped from the index, fetched again by
-    /// the sync after the next start.
+    /// Posts whose pack (or own entry) did not read: dropped from the index and forgotten by
+    /// the core, so the next sync fetches them again.
     pub(crate) lost_posts: usize,
     /// Index chunks that did not read at open: their posts are not claimed as held, and come
-    /// back by sync.
+    /// back by sync (our own posts still in the outbox are indexed again at open instead,
+    /// `Replica::reindex_own_posts`).
     pub(crate) unreadable_chunks: usize,
 }
 
@@ -735,8 +736,9 @@ pub(super) mod tests {
     }
 
     /// An index chunk that fails authentication (one flipped bit on disk) no longer stops the
-    /// store from opening: it is skipped and reported by `status`, its posts are not claimed as
-    /// held (so sync fetches them again), and the other chunks' posts are all there.
+    /// store from opening: it is skipped and reported by `status`, its posts (which a peer has)
+    /// are not claimed as held (so sync fetches them again), and the other chunks' posts are
+    /// all there.
     #[test]
     fn a_damaged_index_chunk_is_skipped_and_its_posts_are_not_claimed() {
         use crate::replica::{Replica, SetKind};
@@ -747,6 +749,9 @@ pub(super) mod tests {
             .map(|i| ana.post(draft(&format!("alert {i}"))).unwrap())
             .collect();
         let before = ana.collective.as_ref().unwrap().posts().len();
+        // A peer has them (a full sync cleared the outbox): posts of ours still in the outbox
+        // are indexed again at open instead (`Replica::reindex_own_posts`, Review 10 R10-K2).
+        ana.clear_outbox().unwrap();
         ana.close().unwrap();
         let store = Store::open(&home, PASS).unwrap();
         let (key, entries) = store
