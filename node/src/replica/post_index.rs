@@ -77,6 +77,9 @@ pub(crate) struct Damage {
     pub(crate) unreadable_chunks: usize,
 }
 
+/// One chunk of an hour: (seq, entries, located), as [`PostIndex`] keeps it.
+type Chunk = (u64, usize, bool);
+
 /// What [`PostIndex::add`] changed in memory, for [`PostIndex::undo`] if its batch fails.
 #[derive(Debug, Default)]
 #[must_use]
@@ -84,7 +87,7 @@ pub(super) struct AddUndo {
     /// Each post placed anew, with its pack before (`None`: in none).
     packs: Vec<(ContentId, Option<u64>)>,
     /// Each hour changed, with its chunks before (`None`: it had no entry).
-    buckets: Vec<(u64, Option<Vec<(u64, usize, bool)>>)>,
+    buckets: Vec<(u64, Option<Vec<Chunk>>)>,
 }
 
 /// One index chunk rewritten by [`PostIndex::drop_entries`]: its new number of entries
