@@ -846,8 +846,9 @@ pub(in crate::replica) mod tests {
     /// Review 9, catchup note (c): two packs damaged on disk (one bit flipped, one cut short)
     /// lose only their own posts. The store opens; every other post is listed and served
     /// (a peer's fetch of all of them is answered, not failed); the damage is reported by
-    /// `status` once found; from the next start the lost posts are not claimed as held, so
-    /// the next sync fetches them again, and then every post reads.
+    /// `status` once found; once the maintenance run has dropped them the lost posts are not
+    /// claimed as held (then and after a restart), so the next sync fetches them again, and
+    /// then every post reads.
     #[test]
     fn a_damaged_pack_loses_only_its_posts_which_the_next_sync_fetches_again() {
         use crate::replica::post_index::tests::PASS;
@@ -891,9 +892,17 @@ pub(in crate::replica) mod tests {
                 assert_eq!(got, want[i]);
             }
         }
-        // The next maintenance run drops the lost posts from the index, and says so.
+        // The next maintenance run drops the lost posts from the index, and says so; the core
+        // forgets them at once, so they are no longer claimed before any restart.
         bea.expire(crate::replica::now()).unwrap();
         assert_eq!(bea.status().damaged_posts, lost.len());
+        let claimed_now: Vec<[u8; 32]> = bea
+            .sync_items(SetKind::Envelopes)
+            .iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(claimed_now.len(), ids.len() - lost.len());
+        assert!(lost.iter().all(|id| !claimed_now.contains(&id.0)));
         assert_eq!(
             bea.store.len(crate::store::Tree::Alerts),
             1,
