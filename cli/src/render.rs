@@ -241,6 +241,19 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
                     style.warn(&unreadable_share(bad))
                 );
             }
+            if view.damaged_posts > 0 || view.damaged_index_chunks > 0 {
+                let _ = writeln!(
+                    out,
+                    "{:<13}{}",
+                    "Warning:",
+                    style.warn(&format!(
+                        "this device's store is damaged ({} alert(s), {} index part(s) did not \
+                         read): restart the node so the next sync fetches them again from \
+                         other members",
+                        view.damaged_posts, view.damaged_index_chunks
+                    ))
+                );
+            }
             if view.outbox > 0 && view.members > 1 {
                 let s = if view.outbox == 1 { "" } else { "s" };
                 let _ = writeln!(

@@ -367,6 +367,15 @@ pub struct StatusView {
     pub epoch: Option<String>,
     /// Messages waiting for missing state.
     pub held: usize,
+    /// Posts found damaged in this device's store since it opened (a pack of posts that no
+    /// longer reads: a flipped bit on flash). They are dropped from its index and fetched
+    /// again from a peer by the sync after the next start.
+    #[serde(default)]
+    pub damaged_posts: usize,
+    /// Parts of this device's post index that did not read when the store opened: the posts
+    /// they listed are not claimed as held, so sync fetches them again.
+    #[serde(default)]
+    pub damaged_index_chunks: usize,
     /// Posts waiting to reach a peer.
     pub outbox: usize,
     /// Whether a node is running (answered through the control socket).

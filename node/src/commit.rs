@@ -11,7 +11,9 @@
 //! answer to `post` waits here until the fsync covering it has returned
 //! ([`GroupCommit::answer_when_durable`]), so an acknowledged post survives a crash.
 //!
-//! A post received from a peer waits up to [`RECEIVED_POST_FSYNC`] for its fsync
+//! A post received from a peer is written up to [`WRITE_BEHIND`] after it was shown, in one
+//! batch with the others received meanwhile ([`WriteBehind`]), and then waits up to
+//! [`RECEIVED_POST_FSYNC`] for its fsync
 //! ([`GroupCommit::wrote_received_post`]): nobody waits for it (it was shown once checked), so
 //! it shares the fsync of whatever comes next, and the fsync of an alert runs after the alert
 //! has reached the other members, not while the cores are busy passing it on. sled also
@@ -58,6 +60,59 @@ impl Held {
 /// device (a crash before it loses the post from this device only, and the next sync fetches it
 /// again: docs/PROTOCOL.md §9.4.2).
 pub(crate) const RECEIVED_POST_FSYNC: Duration = Duration::from_secs(1);
+
+/// How long received posts' store writes may wait in memory before they are made, in one batch
+/// with every other received post's of the window ([`WriteBehind`]).
+pub(crate) const WRITE_BEHIND: Duration = Duration::from_millis(50);
+
+/// Most received posts whose writes wait in memory at once: the next one makes them all.
+pub(crate) const WRITE_BEHIND_POSTS: usize = 64;
+
+/// When the received posts' writes held in memory (`replica/held.rs`) must be made: write-behind
+/// for gossiped alerts. A received post is forwarded and shown once checked; its writes wait
+/// until [`WRITE_BEHIND`] after the first of the window was held, or until
+/// [`WRITE_BEHIND_POSTS`] wait, and then go to the store in ONE batch (one log write for the
+/// window instead of one per post per node). The event loop also makes them at once before
+/// anything that may read or write the store (a command, a tick, any other network event), a
+/// post of ours, and shutdown: so nothing ever reads the store without them, and every write
+/// keeps its order. A crash loses only them, which the next sync fetches again
+/// (docs/PROTOCOL.md §9.4.2).
+#[derive(Default)]
+pub(crate) struct WriteBehind {
+    /// Since when writes wait, if any do.
+    since: Option<Instant>,
+}
+
+/// What the event loop does with held writes of received posts.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WriteWhen {
+    /// Make them now.
+    Now,
+    /// Make them at this instant at the latest.
+    At(Instant),
+}
+
+impl WriteBehind {
+    /// Received posts' writes are held (`posts` of them in all) at `now`: when to make them.
+    pub(crate) fn held(&mut self, now: Instant, posts: usize) -> WriteWhen {
+        let since = *self.since.get_or_insert(now);
+        if posts >= WRITE_BEHIND_POSTS {
+            WriteWhen::Now
+        } else {
+            WriteWhen::At(since + WRITE_BEHIND)
+        }
+    }
+
+    /// When the held writes are due (none if none wait).
+    pub(crate) fn due(&self) -> Option<Instant> {
+        self.since.map(|since| since + WRITE_BEHIND)
+    }
+
+    /// The held writes were made (or failed): nothing waits.
+    pub(crate) fn written(&mut self) {
+        self.since = None;
+    }
+}
 
 /// The group commit's state.
 #[derive(Default)]
@@ -116,6 +171,11 @@ impl GroupCommit {
     /// (made after its publish, `replica/held.rs`): it waits for [`GroupCommit::held_written`].
     pub(crate) fn answer_when_written(&mut self, reply: Reply, answer: Result<Response, ApiError>) {
         self.unwritten.push(Held { reply, answer });
+    }
+
+    /// Whether an answer waits for held writes (a post of ours, `replica/held.rs`).
+    pub(crate) fn waits_for_writes(&self) -> bool {
+        !self.unwritten.is_empty()
     }
 
     /// The held writes were made (then the answers waiting for them wait for the next fsync),
@@ -335,6 +395,23 @@ mod tests {
         commit.wrote_received_post(Instant::now());
         commit.close(replica.flusher()).await;
         assert_eq!(commit.deferred_due(), None);
+    }
+
+    /// Write-behind: the window starts at the first held post and does not move with later
+    /// ones; a full window is made at once; after the writes, nothing is due.
+    #[test]
+    fn received_posts_wait_one_window_from_the_first() {
+        let mut behind = WriteBehind::default();
+        assert_eq!(behind.due(), None);
+        let t0 = Instant::now();
+        assert_eq!(behind.held(t0, 1), WriteWhen::At(t0 + WRITE_BEHIND));
+        let later = t0 + WRITE_BEHIND / 2;
+        assert_eq!(behind.held(later, 2), WriteWhen::At(t0 + WRITE_BEHIND));
+        assert_eq!(behind.due(), Some(t0 + WRITE_BEHIND));
+        assert_eq!(behind.held(later, WRITE_BEHIND_POSTS), WriteWhen::Now);
+        behind.written();
+        assert_eq!(behind.due(), None);
+        assert_eq!(behind.held(later, 1), WriteWhen::At(later + WRITE_BEHIND));
     }
 
     /// Answers still held at shutdown are sent once the rest is flushed.

@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::api::{ApiError, ErrorCode, Event, MemberSync, Request, Response, StatusView};
-use crate::commit::GroupCommit;
+use crate::commit::{GroupCommit, WriteBehind, WriteWhen};
 use crate::dial::{DialPolicy, Networks, Source};
 use crate::hop;
 use crate::mailboxes::{MailboxLinks, MAILBOX_SYNC_INTERVAL};
@@ -335,6 +335,7 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         announced: None,
         farewells: Farewells::default(),
         commit: GroupCommit::default(),
+        write_behind: WriteBehind::default(),
         crossed_wait_at: None,
         mailboxes: MailboxLinks::new(),
         mailbox_dials: HashMap::new(),
@@ -539,6 +540,8 @@ struct EventLoop {
     farewells: Farewells<PeerId, OutboundRequestId>,
     /// The fsync of accepted gossip, off the loop (see [`GroupCommit`]).
     commit: GroupCommit,
+    /// When received posts' held writes are made (`replica/held.rs`).
+    write_behind: WriteBehind,
     /// The earliest end of a wait for a crossed dial (see [`EventLoop::end_crossed_waits`]).
     crossed_wait_at: Option<tokio::time::Instant>,
     /// The links with the roster's mailboxes.
@@ -587,6 +590,10 @@ impl EventLoop {
         self.refresh_mailboxes();
         let done = loop {
             let fsync_due = self.commit.deferred_due();
+            let write_due = self.write_behind.due();
+            // Received posts' writes held in memory (`replica/held.rs`) are made before
+            // anything that may read or write the store: every arm but a gossiped message
+            // (`on_swarm`, `on_gossip`), a `post` (`on_command`) and the group commit's own.
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event),
                 command = self.receiver.recv() => match command {
@@ -594,19 +601,33 @@ impl EventLoop {
                     Some(command) => self.on_command(command),
                     None => break None,
                 },
-                _ = tick.tick() => self.on_tick(),
+                _ = tick.tick() => {
+                    self.write_held();
+                    self.on_tick();
+                }
                 () = self.commit.finished() => {}
                 () = deadline(fsync_due) => self.commit.defer_ended(),
-                () = deadline(self.crossed_wait_at) => self.end_crossed_waits(),
+                () = deadline(write_due) => self.write_held(),
+                () = deadline(self.crossed_wait_at) => {
+                    self.write_held();
+                    self.end_crossed_waits();
+                }
             }
             self.after_change();
             if self.replica.holds_writes() {
-                // An alert was forwarded (or published) and shown: let the tasks that woke
+                // An alert was forwarded (or published) and shown. A post of ours is written
+                // at once, for its answer waits for it; received posts wait for each other
+                // (`WriteBehind`), up to a window or a count. Either way the tasks that woke
                 // meanwhile (the connections sending it, and in one process the other nodes)
-                // run before this node writes it to its store; nothing else runs on this loop
-                // in between. Then the group commit makes it durable.
-                tokio::task::yield_now().await;
-                self.write_held();
+                // run first; nothing else runs on this loop in between. Then the group commit
+                // makes them durable.
+                let now = tokio::time::Instant::now();
+                if self.commit.waits_for_writes()
+                    || self.write_behind.held(now, self.replica.held_posts()) == WriteWhen::Now
+                {
+                    tokio::task::yield_now().await;
+                    self.write_held();
+                }
             }
         };
         self.write_held();
@@ -632,6 +653,11 @@ impl EventLoop {
         match command {
             Command::Execute(request, reply) => {
                 let posting = matches!(request, Request::Post(_));
+                if !posting {
+                    // Anything but a post may read or write what received posts' held writes
+                    // hold; a post of ours only adds its own writes after them.
+                    self.write_held();
+                }
                 if posting {
                     hop::mark(hop::Stage::PostIn);
                 }
@@ -754,6 +780,7 @@ impl EventLoop {
 
     /// Make the posts' writes held since validation (`replica/held.rs`), then start the fsync.
     fn write_held(&mut self) {
+        self.write_behind.written();
         match self.replica.write_held() {
             Ok(written) => {
                 if written {
@@ -1375,6 +1402,14 @@ impl EventLoop {
     }
 
     fn on_swarm(&mut self, event: SwarmEvent<NetEvent>) {
+        if !matches!(
+            event,
+            SwarmEvent::Behaviour(NetEvent::Gossip(gossipsub::Event::Message { .. }))
+        ) {
+            // Anything else may read or write the store (a sync request or answer, a hello, a
+            // peer gone): received posts' held writes first (`on_gossip` sees to gossip).
+            self.write_held();
+        }
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 // Relayed addresses are the mailboxes' (see `relayed`), not this node's own.
@@ -1676,7 +1711,11 @@ impl EventLoop {
                 self.replica.hold_post_writes(false);
                 accepted
             }
-            _ => self.replica.persist(writes),
+            _ => {
+                // Not an accepted alert: any writes go after those still held, in order.
+                self.write_held();
+                self.replica.persist(writes)
+            }
         };
         if let Err(e) = stored {
             warn!(error = %e, "storing gossip failed");

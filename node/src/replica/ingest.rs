@@ -2,7 +2,7 @@
 //! ([`lookout_protocol::replica::State`]). The core decides; this module applies its effects to
 //! the encrypted store and turns its notes into events.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -19,6 +19,7 @@ use lookout_protocol::{ContentId, DeliveryId, EpochId, MemberId, OpId};
 pub use lookout_protocol::replica::{Ingested, Refusal, SetKind};
 
 use super::post_index::Located;
+use super::post_pack::PackRewrite;
 use super::{now, post_pack, post_record, store_error, Replica, StoredRecord};
 use crate::api::{ApiError, Event};
 use crate::store::{Batch, StoreError, Tree, BUCKET_SECS};
@@ -163,7 +164,7 @@ impl Replica {
         let mut notes = Vec::new();
         let mut records: Vec<(ContentId, Box<StoredRecord>)> = Vec::new();
         let mut new_posts: Vec<NewPost> = Vec::new();
-        let mut touched_packs = BTreeSet::new();
+        let mut rewrite = PackRewrite::default();
         let mut deliveries = false;
         for effect in effects {
             match effect {
@@ -204,21 +205,29 @@ impl Replica {
                 // chunks of hours that have passed; an entry of a post gone within the current
                 // hour is dropped by the expiry at the next start).
                 Effect::DeletePost(id) => {
-                    self.remove_post(&mut batch, &mut touched_packs, id);
+                    self.remove_post(&mut batch, &mut rewrite, id);
                 }
                 Effect::Note(note) => notes.push(note),
             }
         }
-        self.rewrite_packs(&mut batch, touched_packs)
-            .map_err(store_error)?;
-        let indexed = self
-            .write_posts(&mut batch, new_posts)
-            .map_err(store_error)?;
-        // The index entries of all the posts of this step: one chunk per expiry hour.
-        self.post_index
-            .add(&self.store, &mut batch, indexed)
-            .map_err(store_error)?;
-        self.store.apply_batch(batch).map_err(store_error)?;
+        // Removals (`post_pack.rs`), the new posts and the index entries of all the posts of
+        // this step (one chunk per expiry hour), in one atomic batch.
+        let mut added = None;
+        let written = self
+            .rewrite_packs(&mut batch, &mut rewrite)
+            .and_then(|()| self.write_posts(&mut batch, new_posts))
+            .and_then(|indexed| self.post_index.add(&self.store, &mut batch, indexed))
+            .and_then(|undo| {
+                added = Some(undo);
+                self.store.apply_batch(batch)
+            });
+        // Not applied: the index in memory is put back as it was (no post of this batch is
+        // placed in a pack that was not written).
+        if let (Err(_), Some(undo)) = (&written, added) {
+            self.post_index.undo(undo);
+        }
+        self.rewrite_done(rewrite, written.is_ok());
+        written.map_err(store_error)?;
         if deliveries {
             self.keep_new_epoch_keys()?;
         }
@@ -271,65 +280,6 @@ impl Replica {
             located.push((*id, *meta, None));
         }
         Ok(located)
-    }
-
-    /// Adds to `batch` the removal of post `id`: its own entry, or (once
-    /// [`Replica::rewrite_packs`] runs) its place in its pack, noted in `touched`.
-    pub(super) fn remove_post(
-        &mut self,
-        batch: &mut Batch,
-        touched: &mut BTreeSet<u64>,
-        id: ContentId,
-    ) {
-        match self.post_index.forget_pack(&id) {
-            Some(pack) => {
-                touched.insert(pack);
-            }
-            None => {
-                batch.remove(Tree::Alerts, &id.0);
-            }
-        }
-    }
-
-    /// Adds to `batch` each pack of `touched` rewritten with only the posts still placed in it
-    /// (the others were deleted), or its removal once none is left. A pack that does not read
-    /// is removed (its posts were unreadable already).
-    pub(super) fn rewrite_packs(
-        &mut self,
-        batch: &mut Batch,
-        touched: BTreeSet<u64>,
-    ) -> Result<(), StoreError> {
-        if touched.is_empty() {
-            return Ok(());
-        }
-        self.pack_cache.get_mut().take();
-        for pack in touched {
-            let key = post_pack::pack_key(pack);
-            let value = match self.store.get(Tree::Alerts, &key) {
-                Ok(value) => value,
-                Err(error @ StoreError::TamperedValue { .. }) => {
-                    tracing::warn!(%error, "removing a pack of posts that fails authentication");
-                    None
-                }
-                Err(error) => return Err(error),
-            };
-            let posts = self.collective.as_ref().map(|c| c.posts());
-            let kept: Vec<(ContentId, &[u8], u64)> = value
-                .as_deref()
-                .and_then(|v| post_pack::decode(v))
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|(id, _)| self.post_index.pack_of(id) == Some(pack))
-                .filter_map(|(id, record)| Some((id, record, posts?.get(&id)?.expires)))
-                .collect();
-            let Some(expires) = kept.iter().map(|(_, _, e)| *e).max() else {
-                batch.remove(Tree::Alerts, &key);
-                continue;
-            };
-            let value = post_pack::encode(kept.iter().map(|(id, r, _)| (id, *r)));
-            batch.put_expiring_owned(Tree::Alerts, &key, value, expires);
-        }
-        Ok(())
     }
 
     /// Turn a note of the core into an event for watchers. `posted` holds the posts just
@@ -428,21 +378,21 @@ impl Replica {
             return Ok(0);
         };
         let effects = state.expire(now);
+        // A few packs read, to find damage nothing else reads (`post_pack.rs`).
+        self.scrub_packs();
         let mut batch = Batch::new();
-        // The index chunks of the hours that have passed: every post in them has expired.
-        self.post_index.remove_past(&mut batch, now);
-        if effects.is_empty() && batch.is_empty() {
+        if effects.is_empty() && !self.post_index.has_work(now) {
             self.store.forget_expired_keys(now).map_err(store_error)?;
             return Ok(0);
         }
         let mut posts = 0;
         let mut deliveries = 0;
-        let mut touched_packs = BTreeSet::new();
+        let mut rewrite = PackRewrite::checking_damage();
         for effect in &effects {
             match effect {
                 Effect::DeletePost(id) => {
                     posts += 1;
-                    self.remove_post(&mut batch, &mut touched_packs, *id);
+                    self.remove_post(&mut batch, &mut rewrite, *id);
                     // Our own post's outbox note goes with it.
                     batch.remove(Tree::Outbox, &id.0);
                 }
@@ -453,9 +403,13 @@ impl Replica {
                 _ => {}
             }
         }
-        self.rewrite_packs(&mut batch, touched_packs)
-            .map_err(store_error)?;
-        self.store.apply_batch(batch).map_err(store_error)?;
+        let written = self.rewrite_packs(&mut batch, &mut rewrite).and_then(|()| {
+            // The index chunks of the hours that have passed: every post in them has expired.
+            self.post_index.remove_past(&mut batch, now);
+            self.store.apply_batch(batch)
+        });
+        self.rewrite_done(rewrite, written.is_ok());
+        written.map_err(store_error)?;
         self.store.flush().map_err(store_error)?;
         self.store.forget_expired_keys(now).map_err(store_error)?;
         if deliveries > 0 {

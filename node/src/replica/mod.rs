@@ -358,6 +358,7 @@ impl Replica {
                 .collect(),
         );
         self.post_index = index;
+        self.reindex_own_posts(&mut state)?;
         state.set_seq(
             self.store
                 .get(Tree::Meta, KEY_SEQ)
@@ -372,6 +373,95 @@ impl Replica {
             "replica loaded"
         );
         self.collective = Some(state);
+        Ok(())
+    }
+
+    /// Review 10, R10-K2: posts of ours that the outbox lists (no peer is known to have them)
+    /// but the index lacks (their chunk did not read at open, `post_index.rs`) are indexed again
+    /// from their stored entry, so they are listed, served and sent again rather than lost:
+    /// nobody else can send them back. Each is read under its own id, or (one written in a
+    /// pack with received posts) by one pass over the packs, made only when an index chunk did
+    /// not read at this open; its body must open and be ours. The new index entries are
+    /// written (one batch); a post whose bytes do not read either is lost as before. Costs one
+    /// lookup per outbox entry at every start.
+    fn reindex_own_posts(&mut self, state: &mut State) -> Result<(), ApiError> {
+        use lookout_protocol::{DeliveryId, OpId};
+        let me = self.identity.member_id();
+        let mut lacking = BTreeSet::new();
+        for entry in self.store.iter(Tree::Outbox) {
+            let Ok((key, _)) = entry else { continue };
+            let Ok(id) = <[u8; 32]>::try_from(key.as_slice()) else {
+                continue;
+            };
+            if !state.posts().contains_key(&ContentId(id))
+                && !state.log().contains(&OpId(id))
+                && state.deliveries().get(&DeliveryId(id)).is_none()
+            {
+                lacking.insert(ContentId(id));
+            }
+        }
+        if lacking.is_empty() {
+            return Ok(());
+        }
+        let ours = |record: &[u8]| {
+            post_record::body_of(record, state)
+                .filter(|body| body.author == me)
+                .map(|body| PostMeta::of(&body))
+        };
+        let mut found: Vec<post_index::Located> = Vec::new();
+        for id in lacking.clone() {
+            if let Ok(Some(record)) = self.store.get(Tree::Alerts, &id.0) {
+                if let Some(meta) = ours(&record) {
+                    lacking.remove(&id);
+                    found.push((id, meta, None));
+                }
+            }
+        }
+        // Packs are searched only when an index chunk did not read: otherwise a packed post of
+        // ours the index lacks was lost with its pack (dropped from the index and forgotten),
+        // and a search at every start would find nothing.
+        if !lacking.is_empty() && self.post_index.damage.unreadable_chunks > 0 {
+            for entry in self.store.iter(Tree::Alerts) {
+                let Ok((key, value)) = entry else { continue };
+                let Some(pack) = post_pack::pack_of_key(&key) else {
+                    continue;
+                };
+                for (id, record) in post_pack::decode(&value).unwrap_or_default() {
+                    if lacking.contains(&id) {
+                        if let Some(meta) = ours(record) {
+                            lacking.remove(&id);
+                            found.push((id, meta, Some(pack)));
+                        }
+                    }
+                }
+                if lacking.is_empty() {
+                    break;
+                }
+            }
+        }
+        if !lacking.is_empty() {
+            warn!(
+                items = lacking.len(),
+                "outbox entries whose post does not read: not sent again"
+            );
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        warn!(
+            posts = found.len(),
+            "posts of ours missing from the post index indexed again from their stored entries"
+        );
+        let mut batch = Batch::new();
+        let added = self
+            .post_index
+            .add(&self.store, &mut batch, found.iter().copied())
+            .map_err(store_error)?;
+        if let Err(error) = self.store.apply_batch(batch) {
+            self.post_index.undo(added);
+            return Err(store_error(error));
+        }
+        state.restore_post_metas(found.into_iter().map(|(id, meta, _)| (id, meta)).collect());
         Ok(())
     }
 
@@ -420,7 +510,8 @@ impl Replica {
         }
         let indexed = entries.len();
         let mut batch = Batch::new();
-        index
+        // Not applied below: `index` is then dropped with the error.
+        let _added = index
             .add(&self.store, &mut batch, entries)
             .map_err(store_error)?;
         batch
@@ -445,19 +536,41 @@ impl Replica {
         id: &ContentId,
     ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, StoreError> {
         let Some(pack) = self.post_index.pack_of(id) else {
-            return self.store.get(Tree::Alerts, &id.0);
+            return match self.store.get(Tree::Alerts, &id.0) {
+                // Damaged: this post does not read, the others do; the next rewrite drops it
+                // from the index (`post_pack.rs`).
+                Err(StoreError::TamperedValue { .. }) => {
+                    warn!("a stored post does not read");
+                    self.post_index.suspect_alone.borrow_mut().insert(*id);
+                    Ok(None)
+                }
+                other => other,
+            };
         };
         let mut cache = self.pack_cache.borrow_mut();
         if cache.as_ref().map(|(held, _)| *held) != Some(pack) {
-            let Some(value) = self.store.get(Tree::Alerts, &post_pack::pack_key(pack))? else {
-                return Ok(None);
+            let value = match self.store.get(Tree::Alerts, &post_pack::pack_key(pack)) {
+                Ok(Some(value)) => value,
+                // Damaged (a flipped bit on flash): this post does not read, the others do.
+                // The next rewrite drops its posts from the index (`post_pack.rs`).
+                Ok(None) | Err(StoreError::TamperedValue { .. }) => {
+                    warn!("a pack of posts does not read");
+                    self.post_index.suspect.borrow_mut().insert(pack);
+                    return Ok(None);
+                }
+                Err(error) => return Err(error),
             };
             *cache = Some((pack, value));
         }
-        Ok(cache
+        let record = cache
             .as_ref()
             .and_then(|(_, value)| post_pack::find(value, id))
-            .map(|record| zeroize::Zeroizing::new(record.to_vec())))
+            .map(|record| zeroize::Zeroizing::new(record.to_vec()));
+        if record.is_none() {
+            warn!("a pack of posts lacks a post the index places in it");
+            self.post_index.suspect.borrow_mut().insert(pack);
+        }
+        Ok(record)
     }
 
     /// This device's identity.

@@ -47,6 +47,56 @@ pub(super) struct PostIndex {
     next_seq: u64,
     /// The pack of every post kept in one (`post_pack.rs`); posts not here have their own entry.
     packs: HashMap<ContentId, u64>,
+    /// How many posts each pack holds (by the index): the packs a scrub walks.
+    pack_posts: BTreeMap<u64, u32>,
+    /// The last pack the scrub checked.
+    scrubbed: u64,
+    /// Posts kept alone (their own entry) that a read found unreadable: checked, and dropped
+    /// from the index if they still do not read, by the next rewrite.
+    pub(super) suspect_alone: std::cell::RefCell<std::collections::BTreeSet<ContentId>>,
+    /// Posts the core deleted (expired) whose removal from the store failed: removed by the
+    /// next rewrite (`post_pack.rs`, [`PackRewrite`](super::post_pack::PackRewrite)).
+    pub(super) unremoved: Vec<(ContentId, Option<u64>)>,
+    /// Packs a read found unreadable or lacking a post the index places in them: checked, and
+    /// their lost posts dropped from the index, by the next rewrite.
+    pub(super) suspect: std::cell::RefCell<std::collections::BTreeSet<u64>>,
+    /// Posts found lost since the store opened (their pack unreadable), and index chunks
+    /// skipped at open because they failed authentication or did not decode.
+    pub(super) damage: Damage,
+}
+
+/// What a replica found damaged in its store since it opened (shown by `status`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Damage {
+    /// Posts whose pack (or own entry) did not read: dropped from the index and forgotten by
+    /// the core, so the next sync fetches them again.
+    pub(crate) lost_posts: usize,
+    /// Index chunks that did not read at open: their posts are not claimed as held, and come
+    /// back by sync (our own posts still in the outbox are indexed again at open instead,
+    /// `Replica::reindex_own_posts`).
+    pub(crate) unreadable_chunks: usize,
+}
+
+/// One chunk of an hour: (seq, entries, located), as [`PostIndex`] keeps it.
+type Chunk = (u64, usize, bool);
+
+/// What [`PostIndex::add`] changed in memory, for [`PostIndex::undo`] if its batch fails.
+#[derive(Debug, Default)]
+#[must_use]
+pub(super) struct AddUndo {
+    /// Each post placed anew, with its pack before (`None`: in none).
+    packs: Vec<(ContentId, Option<u64>)>,
+    /// Each hour changed, with its chunks before (`None`: it had no entry).
+    buckets: Vec<(u64, Option<Vec<Chunk>>)>,
+}
+
+/// One index chunk rewritten by [`PostIndex::drop_entries`]: its new number of entries
+/// (0: removed), for [`PostIndex::commit_chunks`] once the batch is applied.
+#[derive(Debug)]
+pub(super) struct ChunkChange {
+    bucket: u64,
+    seq: u64,
+    len: usize,
 }
 
 fn chunk_key(bucket: u64, seq: u64, located: bool) -> Vec<u8> {
@@ -87,7 +137,19 @@ impl PostIndex {
         let mut index = Self::default();
         let mut entries = Vec::new();
         for entry in store.iter(Tree::PostIndex) {
-            let (key, bytes) = entry?;
+            // A chunk that fails authentication (a flipped bit on flash) is skipped like one
+            // that does not decode: its posts are not claimed as held, so sync fetches them
+            // again, and their bytes stay where they are (a pack rewrite keeps every post it
+            // does not know as deleted).
+            let (key, bytes) = match entry {
+                Ok(entry) => entry,
+                Err(error @ StoreError::TamperedValue { .. }) => {
+                    tracing::warn!(%error, "skipping a post index chunk that fails authentication");
+                    index.damage.unreadable_chunks += 1;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let located = match key.len() {
                 16 => false,
                 17 if key.last() == Some(&LOCATED_TAG) => true,
@@ -98,6 +160,7 @@ impl PostIndex {
             };
             let Some(chunk) = decode_chunk(&bytes, located) else {
                 tracing::warn!("skipping unreadable post index chunk");
+                index.damage.unreadable_chunks += 1;
                 continue;
             };
             let bucket = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
@@ -110,7 +173,7 @@ impl PostIndex {
                 .push((seq, chunk.len(), located));
             for (id, _, pack) in &chunk {
                 if let Some(pack) = pack {
-                    index.packs.insert(*id, *pack);
+                    index.insert_pack(*id, *pack);
                 }
             }
             entries.extend(chunk);
@@ -128,22 +191,74 @@ impl PostIndex {
 
     /// Forgets that post `id` is in a pack (it was deleted, or moved to its own entry).
     pub(super) fn forget_pack(&mut self, id: &ContentId) -> Option<u64> {
-        self.packs.remove(id)
+        let pack = self.packs.remove(id)?;
+        if let Some(count) = self.pack_posts.get_mut(&pack) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.pack_posts.remove(&pack);
+            }
+        }
+        Some(pack)
+    }
+
+    /// Places post `id` in pack `pack`.
+    fn insert_pack(&mut self, id: ContentId, pack: u64) {
+        if self.packs.get(&id) == Some(&pack) {
+            return;
+        }
+        self.forget_pack(&id);
+        self.packs.insert(id, pack);
+        *self.pack_posts.entry(pack).or_default() += 1;
+    }
+
+    /// The next `n` packs to check (a scrub's walk over every pack, round and round).
+    pub(super) fn next_packs(&mut self, n: usize) -> Vec<u64> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let mut next: Vec<u64> = self
+            .pack_posts
+            .range((Excluded(self.scrubbed), Unbounded))
+            .map(|(pack, _)| *pack)
+            .take(n)
+            .collect();
+        if next.len() < n {
+            // Round again from the start.
+            next.extend(
+                self.pack_posts
+                    .keys()
+                    .copied()
+                    .take_while(|pack| *pack <= self.scrubbed)
+                    .take(n - next.len()),
+            );
+        }
+        if let Some(last) = next.last() {
+            self.scrubbed = *last;
+        }
+        next
     }
 
     /// Adds to `batch` the index entries of `posts` (new posts, written in the same batch):
     /// one chunk per expiry hour, merged with that hour's newest chunks as the module describes
-    /// (those are read back from `store`).
+    /// (those are read back from `store`). Returns what it changed in memory, for
+    /// [`PostIndex::undo`] if the batch is not applied (on an error here it is undone already).
     pub(super) fn add(
         &mut self,
         store: &Store,
         batch: &mut Batch,
         posts: impl IntoIterator<Item = Located>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<AddUndo, StoreError> {
+        let mut undo = AddUndo::default();
         let mut by_bucket: BTreeMap<u64, Vec<Located>> = BTreeMap::new();
         for (id, meta, pack) in posts {
-            if let Some(pack) = pack {
-                self.packs.insert(id, pack);
+            let before = self.pack_of(&id);
+            if before != pack {
+                undo.packs.push((id, before));
+                match pack {
+                    Some(pack) => self.insert_pack(id, pack),
+                    // Written under its own entry: in no pack.
+                    None => {
+                        self.forget_pack(&id);
+                    }
+                }
             }
             by_bucket
                 .entry(bucket_of(meta.expires))
@@ -151,6 +266,8 @@ impl PostIndex {
                 .push((id, meta, pack));
         }
         for (bucket, mut entries) in by_bucket {
+            undo.buckets
+                .push((bucket, self.buckets.get(&bucket).cloned()));
             let chunks = self.buckets.entry(bucket).or_default();
             // Absorb the newest chunks while they are no larger than what this one holds.
             while let Some(&(seq, len, located)) = chunks.last() {
@@ -158,7 +275,16 @@ impl PostIndex {
                     break;
                 }
                 let key = chunk_key(bucket, seq, located);
-                if let Some(bytes) = store.get(Tree::PostIndex, &key)? {
+                let bytes = match store.get(Tree::PostIndex, &key) {
+                    Ok(bytes) => bytes,
+                    // Not merged (and so not lost): leave it as it is.
+                    Err(StoreError::TamperedValue { .. }) => break,
+                    Err(error) => {
+                        self.undo(undo);
+                        return Err(error);
+                    }
+                };
+                if let Some(bytes) = bytes {
                     match decode_chunk(&bytes, located) {
                         Some(old) => entries.extend(old),
                         // Not merged (and so not lost): leave it as it is.
@@ -185,7 +311,113 @@ impl PostIndex {
                 chunks.push((seq, chunk.len(), true));
             }
         }
-        Ok(())
+        Ok(undo)
+    }
+
+    /// Puts back what [`PostIndex::add`] changed in memory, its batch not applied: the posts'
+    /// packs and the chunks of each hour as they were (the sequence numbers it took stay
+    /// taken: unused numbers are harmless).
+    pub(super) fn undo(&mut self, undo: AddUndo) {
+        for (bucket, chunks) in undo.buckets.into_iter().rev() {
+            match chunks {
+                Some(chunks) => self.buckets.insert(bucket, chunks),
+                None => self.buckets.remove(&bucket),
+            };
+        }
+        for (id, before) in undo.packs.into_iter().rev() {
+            match before {
+                Some(pack) => self.insert_pack(id, pack),
+                None => {
+                    self.forget_pack(&id);
+                }
+            }
+        }
+    }
+
+    /// How many posts the index places in pack `pack`.
+    pub(super) fn placed_in(&self, pack: u64) -> usize {
+        self.pack_posts
+            .get(&pack)
+            .map_or(0, |n| usize::try_from(*n).unwrap_or(usize::MAX))
+    }
+
+    /// The posts placed in pack `pack` (a walk over every packed post: for a damaged pack only).
+    pub(super) fn posts_in(&self, pack: u64) -> Vec<ContentId> {
+        self.packs
+            .iter()
+            .filter(|(_, held)| **held == pack)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Adds to `batch` the chunks of the hours `buckets` rewritten without the entries of
+    /// `lost` (post, and its pack or `None` for its own entry), sealed under the same hour's
+    /// key. Nothing in memory changes: pass what it returns to [`Self::commit_chunks`] once
+    /// the batch is applied. A chunk that does not read is left as it is (it was skipped at
+    /// open, so its entries are not claimed anyway).
+    pub(super) fn drop_entries(
+        &self,
+        store: &Store,
+        batch: &mut Batch,
+        lost: &std::collections::HashSet<(ContentId, Option<u64>)>,
+        buckets: impl IntoIterator<Item = u64>,
+    ) -> Result<Vec<ChunkChange>, StoreError> {
+        let mut changes = Vec::new();
+        for bucket in buckets {
+            for &(seq, len, located) in self.buckets.get(&bucket).into_iter().flatten() {
+                let key = chunk_key(bucket, seq, located);
+                let bytes = match store.get(Tree::PostIndex, &key) {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) | Err(StoreError::TamperedValue { .. }) => continue,
+                    Err(error) => return Err(error),
+                };
+                let Some(mut entries) = decode_chunk(&bytes, located) else {
+                    continue;
+                };
+                entries.retain(|(id, _, pack)| !lost.contains(&(*id, *pack)));
+                if entries.len() == len {
+                    continue;
+                }
+                // Written back as the current kind, under the same key if it was of it.
+                batch.remove(Tree::PostIndex, &key);
+                if let Some(expires) = entries.iter().map(|(_, m, _)| m.expires).max() {
+                    let value = zeroize::Zeroizing::new(
+                        postcard::to_allocvec(&entries).unwrap_or_default(),
+                    );
+                    batch.put_expiring_owned(
+                        Tree::PostIndex,
+                        &chunk_key(bucket, seq, true),
+                        value,
+                        expires,
+                    );
+                }
+                changes.push(ChunkChange {
+                    bucket,
+                    seq,
+                    len: entries.len(),
+                });
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Records in memory the chunks [`Self::drop_entries`] rewrote, once its batch is applied.
+    pub(super) fn commit_chunks(&mut self, changes: Vec<ChunkChange>) {
+        for change in changes {
+            let Some(chunks) = self.buckets.get_mut(&change.bucket) else {
+                continue;
+            };
+            if change.len == 0 {
+                chunks.retain(|(seq, _, _)| *seq != change.seq);
+            } else if let Some(chunk) = chunks.iter_mut().find(|(seq, _, _)| *seq == change.seq) {
+                *chunk = (change.seq, change.len, true);
+            }
+        }
+    }
+
+    /// Every hour with index chunks.
+    pub(super) fn hours(&self) -> Vec<u64> {
+        self.buckets.keys().copied().collect()
     }
 
     /// Adds to `batch` the removal of every chunk of the hours that have passed at `now` (all
@@ -197,6 +429,16 @@ impl PostIndex {
                 batch.remove(Tree::PostIndex, &chunk_key(bucket, seq, located));
             }
         }
+    }
+
+    /// Whether [`Replica::expire`](super::Replica::expire) has anything to write at `now`
+    /// besides expired posts: chunks of hours that have passed, removals a failed batch left,
+    /// or packs a read found damaged.
+    pub(super) fn has_work(&self, now: u64) -> bool {
+        self.buckets.range(..self.past(now)).next().is_some()
+            || !self.unremoved.is_empty()
+            || !self.suspect.borrow().is_empty()
+            || !self.suspect_alone.borrow().is_empty()
     }
 
     /// The first bucket not yet past at `now`.
@@ -262,7 +504,7 @@ pub(super) mod tests {
                 })
                 .collect();
             written.extend(entries.iter().copied());
-            index
+            let _applied = index
                 .add(
                     &store,
                     &mut batch,
@@ -494,5 +736,54 @@ pub(super) mod tests {
         ana.close().unwrap();
         let ana = Replica::open(&home, PASS).unwrap();
         assert_eq!(ana.collective.as_ref().unwrap().posts().len(), 3);
+    }
+
+    /// An index chunk that fails authentication (one flipped bit on disk) no longer stops the
+    /// store from opening: it is skipped and reported by `status`, its posts (which a peer has)
+    /// are not claimed as held (so sync fetches them again), and the other chunks' posts are
+    /// all there.
+    #[test]
+    fn a_damaged_index_chunk_is_skipped_and_its_posts_are_not_claimed() {
+        use crate::replica::{Replica, SetKind};
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("ana");
+        let mut ana = founded_at(&home);
+        let ids: Vec<ContentId> = (0..6)
+            .map(|i| ana.post(draft(&format!("alert {i}"))).unwrap())
+            .collect();
+        let before = ana.collective.as_ref().unwrap().posts().len();
+        // A peer has them (a full sync cleared the outbox): posts of ours still in the outbox
+        // are indexed again at open instead (`Replica::reindex_own_posts`, Review 10 R10-K2).
+        ana.clear_outbox().unwrap();
+        ana.close().unwrap();
+        let store = Store::open(&home, PASS).unwrap();
+        let (key, entries) = store
+            .iter(Tree::PostIndex)
+            .map(Result::unwrap)
+            .map(|(key, value)| (key, postcard::from_bytes::<Vec<Located>>(&value).unwrap()))
+            .find(|(_, entries)| entries.iter().any(|(id, _, _)| ids.contains(id)))
+            .unwrap();
+        let raw_key = store.sled_key_for_tests(Tree::PostIndex, &key);
+        let raw = store.sled_db().open_tree(Tree::Alerts.name()).unwrap();
+        let mut value = raw.get(&raw_key).unwrap().unwrap().to_vec();
+        let middle = value.len() / 2;
+        value[middle] ^= 0x10;
+        raw.insert(&raw_key, value).unwrap();
+        drop(raw);
+        store.close().unwrap();
+
+        let mut ana = Replica::open(&home, PASS).unwrap();
+        assert_eq!(ana.status().damaged_index_chunks, 1);
+        let claimed: Vec<[u8; 32]> = ana
+            .sync_items(SetKind::Envelopes)
+            .iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(claimed.len(), before - entries.len());
+        assert!(entries.iter().all(|(id, _, _)| !claimed.contains(&id.0)));
+        assert_eq!(
+            ana.fetch(SetKind::Envelopes, &claimed).unwrap().len(),
+            claimed.len()
+        );
     }
 }

@@ -54,6 +54,8 @@ impl Replica {
                 .count();
             view.epoch = state.book().write_epoch(roster, now).map(|e| e.short());
             view.held = state.held_count();
+            view.damaged_posts = self.post_index.damage.lost_posts;
+            view.damaged_index_chunks = self.post_index.damage.unreadable_chunks;
             view.unreadable_key_shares = state
                 .book()
                 .epochs()

@@ -133,6 +133,10 @@ use home::Layout;
 use keyfile::{KeyFile, Unlocked};
 use sealing::{Secret, StorageKey, Stored};
 
+/// A value read back, and the first second of the expiry hour it is sealed under (`None`: it
+/// does not expire).
+pub type WithHour = (Zeroizing<Vec<u8>>, Option<u64>);
+
 /// Internal tree holding the check record; "__" names are reserved.
 const CHECK_TREE: &str = "__lookout_check";
 const CHECK_KEY: &[u8] = b"check";
@@ -190,6 +194,9 @@ pub struct Store {
     format: u32,
     layout: Layout,
     lock: File,
+    /// Tests: the next [`Store::apply_batch`] fails, applying nothing (as a full disk would).
+    #[cfg(test)]
+    fail_next_batch: std::sync::atomic::AtomicBool,
 }
 
 /// What [`Store::upgrade_kdf`] did.
@@ -285,6 +292,8 @@ impl Store {
             format: STORE_FORMAT,
             layout,
             lock,
+            #[cfg(test)]
+            fail_next_batch: Default::default(),
         })
     }
 
@@ -370,6 +379,8 @@ impl Store {
             format,
             layout,
             lock,
+            #[cfg(test)]
+            fail_next_batch: Default::default(),
         })
     }
 
@@ -629,8 +640,19 @@ impl Store {
     /// [`StoreError::TamperedValue`] if the stored value fails
     /// authentication, and database errors.
     pub fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        Ok(self.get_with_hour(tree, key)?.map(|(value, _)| value))
+    }
+
+    /// [`Store::get`], with the expiry hour the value is sealed under: a time in that hour
+    /// (its first second), to seal a value that replaces it under the same data key; `None`
+    /// for a value that does not expire.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::get`].
+    pub fn get_with_hour(&self, tree: Tree, key: &[u8]) -> Result<Option<WithHour>, StoreError> {
         match self.sled_tree(tree)?.get(self.sled_key(tree, key)?)? {
-            Some(stored) => self.open_stored(tree, key, &stored),
+            Some(stored) => self.open_stored_with_hour(tree, key, &stored),
             None => Ok(None),
         }
     }
@@ -767,6 +789,15 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
+        #[cfg(test)]
+        if self
+            .fail_next_batch
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::Database(sled::Error::Unsupported(
+                "a failure injected by a test".into(),
+            )));
+        }
         // Encrypt outside the transaction: sled may run the closure several
         // times, and each value must get one fresh nonce.
         let mut touched: Vec<&'static str> =
@@ -897,6 +928,8 @@ impl Store {
             format: _,
             layout,
             lock,
+            #[cfg(test)]
+                fail_next_batch: _,
         } = self;
         let key_file_len = layout.shred_key_file()?;
         drop(key);
@@ -999,14 +1032,15 @@ impl Store {
             .seal_expiring(tree.name(), key, value, bucket, data_key)
     }
 
-    fn open_stored(
+    /// A stored value opened, with the first second of its expiry hour if it expires.
+    fn open_stored_with_hour(
         &self,
         tree: Tree,
         key: &[u8],
         stored: &[u8],
-    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+    ) -> Result<Option<WithHour>, StoreError> {
         match self.key.open_value(tree.name(), key, stored)? {
-            Stored::Plain(value) => Ok(Some(value)),
+            Stored::Plain(value) => Ok(Some((value, None))),
             Stored::Expiring {
                 bucket,
                 sealed,
@@ -1017,11 +1051,21 @@ impl Store {
                     return Ok(None);
                 };
                 match sealing::open_expiring(data_key, tree.name(), bucket, sealed, layers) {
-                    Some((inner_key, value)) if inner_key == key => Ok(Some(value)),
+                    Some((inner_key, value)) if inner_key == key => {
+                        Ok(Some((value, Some(bucket.saturating_mul(BUCKET_SECS)))))
+                    }
                     _ => Err(StoreError::TamperedValue { tree: tree.name() }),
                 }
             }
         }
+    }
+
+    /// Tests: makes the next [`Store::apply_batch`] fail with a database error, applying
+    /// nothing.
+    #[cfg(test)]
+    pub(crate) fn fail_next_batch_for_tests(&self) {
+        self.fail_next_batch
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// [`Store::put_expiring`] as value format 2 wrote it (two layers), for tests of stores
@@ -1048,6 +1092,12 @@ impl Store {
         self.sled_tree(tree)?
             .insert(self.sled_key(tree, key)?, sealed)?;
         Ok(())
+    }
+
+    /// The sled key entry `key` of `tree` is stored under, for tests that damage it on disk.
+    #[cfg(test)]
+    pub(crate) fn sled_key_for_tests(&self, tree: Tree, key: &[u8]) -> Vec<u8> {
+        self.sled_key(tree, key).unwrap_or_default()
     }
 
     /// The database itself, for tests that lay out an older format by hand.

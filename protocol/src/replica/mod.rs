@@ -1437,6 +1437,41 @@ impl State {
         self.index.posts = None;
     }
 
+    /// Stop claiming the post `id` because the caller's store lost it (a damaged pack, a write
+    /// that failed after the post was accepted): it leaves the reconciliation set, the
+    /// duplicate check and the views, and its count against its author's quota is given back,
+    /// so the next sync fetches it again and it is judged afresh as any new post (an expired
+    /// one is refused then, [`Rejection::Expired`](crate::envelope::Rejection)). The posts that
+    /// refer to it stay (each still counted and indexed as referring to it), so a retraction
+    /// or edit of it still applies when it comes back. Returns what was kept of it, or `None`
+    /// (nothing changed) if it was not held: a post already deleted (expired) is never brought
+    /// back by this call. The caller calls it only for posts its store lost, never for a post
+    /// it deletes (that is [`State::expire`]'s).
+    pub fn forget_post(&mut self, id: &ContentId) -> Option<PostMeta> {
+        let meta = self.posts.remove(id)?;
+        let key = (
+            meta.author,
+            envelope::day_of(meta.timestamp),
+            meta.counts_against_quota(),
+        );
+        if let Some(count) = self.quota.get_mut(&key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.quota.remove(&key);
+            }
+        }
+        if let Some(target) = meta.target {
+            if let Some(list) = self.refs.get_mut(&target) {
+                list.retain(|r| r != id);
+                if list.is_empty() {
+                    self.refs.remove(&target);
+                }
+            }
+        }
+        self.index.posts = None;
+        Some(meta)
+    }
+
     /// Forget expired posts and the deliveries of epoch keys no longer needed at `now`. The
     /// effects delete them from disk.
     pub fn expire(&mut self, now: u64) -> Vec<Effect> {
