@@ -13,154 +13,14 @@
 mod names;
 
 use lookout_protocol::identity::Identity;
-use lookout_protocol::membership::{
-    Action, Op, Policy, SignedGenesis, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_PARENTS,
-};
+use lookout_protocol::membership::{Action, Op, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_PARENTS};
 use lookout_protocol::replica::{Effect, Ingested, Refusal, SetKind, State};
 use lookout_protocol::OpId;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-const START: u64 = 1_790_000_000;
-/// When the replicas take things in (the same UTC day as START).
-const NOW: u64 = START + 3_000;
-const DAY: u64 = 86_400;
-/// A time on the UTC day before START's (which began 51,200 s before START), yet within a day
-/// of the founding (so not refused as dated before the genesis record).
-const PREV_DAY: u64 = START - 80_000;
-
-struct World {
-    founder: Identity,
-    x: Identity,
-    h: Identity,
-    genesis: SignedGenesis,
-    /// The founder's admissions of x and h, in a chain.
-    setup: Vec<Op>,
-}
-
-impl World {
-    fn new(seed: u64) -> Self {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let founder = Identity::generate_at(&mut rng, START);
-        let x = Identity::generate_at(&mut rng, START);
-        let h = Identity::generate_at(&mut rng, START);
-        let genesis = SignedGenesis::create(
-            &founder,
-            &names::secret(),
-            "Review 10",
-            "f",
-            Policy::default(),
-            START,
-            &mut rng,
-        )
-        .unwrap();
-        let mut setup: Vec<Op> = Vec::new();
-        for (i, who) in [&x, &h].into_iter().enumerate() {
-            let parents = setup.last().map(|op| vec![op.id()]).unwrap_or_default();
-            let op = Op::create(
-                &founder,
-                genesis.id(),
-                parents,
-                START + 60 * (i as u64 + 1),
-                Action::ProposeAdd {
-                    identity: who.public(),
-                    name: names::name(format!("member {i}")),
-                },
-            )
-            .unwrap();
-            setup.push(op);
-        }
-        Self {
-            founder,
-            x,
-            h,
-            genesis,
-            setup,
-        }
-    }
-
-    fn base(&self) -> OpId {
-        self.setup.last().unwrap().id()
-    }
-
-    /// An op of x's (an agreement-key "rotation" to the key she has) naming `parents`.
-    fn x_op(&self, parents: Vec<OpId>, at: u64) -> Op {
-        Op::create(
-            &self.x,
-            self.genesis.id(),
-            parents,
-            at,
-            Action::RotateAgreementKey {
-                identity: self.x.public(),
-            },
-        )
-        .unwrap()
-    }
-
-    /// A chain of `n` ops of x's, the first naming `from`, dated from `at` on (one second
-    /// apart).
-    fn x_chain(&self, from: OpId, n: usize, at: u64) -> Vec<Op> {
-        let mut out: Vec<Op> = Vec::with_capacity(n);
-        for i in 0..n {
-            let parent = out.last().map_or(from, Op::id);
-            out.push(self.x_op(vec![parent], at + i as u64));
-        }
-        out
-    }
-
-    /// The founder's removal of x, naming `heads`.
-    fn removal(&self, heads: Vec<OpId>) -> Op {
-        Op::create(
-            &self.founder,
-            self.genesis.id(),
-            heads,
-            NOW - 20,
-            Action::Remove {
-                member: self.x.member_id(),
-                reason: names::reason("flooding"),
-            },
-        )
-        .unwrap()
-    }
-
-    /// A replica holding the setup.
-    fn replica(&self) -> State {
-        let mut state = State::new(self.genesis.clone());
-        for op in &self.setup {
-            assert_eq!(self.feed(&mut state, op).outcome, Ingested::Accepted);
-        }
-        state
-    }
-
-    fn feed(&self, state: &mut State, op: &Op) -> lookout_protocol::replica::Step {
-        state.ingest(SetKind::Ops, op.encoded(), &self.h, NOW)
-    }
-
-    /// How many stubs of x's `state` keeps for good (read through, stored and offered).
-    fn x_stubs(&self, state: &State) -> usize {
-        state
-            .log()
-            .offered_stubs()
-            .filter(|op| op.author() == self.x.member_id())
-            .count()
-    }
-}
-
-fn accept_all(w: &World, state: &mut State, ops: &[Op]) {
-    for (i, op) in ops.iter().enumerate() {
-        assert_eq!(w.feed(state, op).outcome, Ingested::Accepted, "op {i}");
-    }
-}
-
-fn refuse_all(w: &World, state: &mut State, ops: &[Op]) {
-    for (i, op) in ops.iter().enumerate() {
-        assert_eq!(
-            w.feed(state, op).outcome,
-            Ingested::Ignored(Refusal::OpQuota),
-            "op {i}"
-        );
-    }
-}
+mod flood_world;
+use flood_world::*;
 
 /// R10-1 (guard for `wanted` Part 2: an honest op must not wait where it joined before).
 /// x splits day D: K took a chain S of 2 ops of hers, R refused it (R took 256 others of D
@@ -174,7 +34,7 @@ fn refuse_all(w: &World, state: &mut State, ops: &[Op]) {
 /// waits for good, which nothing refused lets any op read through, is not).
 #[test]
 fn r10_an_orphan_that_comes_to_read_through_its_authors_stubs_does_not_hold_an_honest_op() {
-    let w = World::new(101);
+    let w = World::new(101, "Review 10");
     let mut r = w.replica();
     let fillers = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY, START + 1_000);
     accept_all(&w, &mut r, &fillers);
@@ -205,7 +65,7 @@ fn r10_an_orphan_that_comes_to_read_through_its_authors_stubs_does_not_hold_an_h
 /// quota on D' (and one op fewer on D than R8-1's chain of 65): the removal must still join.
 #[test]
 fn r10_the_charge_of_own_stubs_does_not_push_an_honest_reading_over_the_bound() {
-    let w = World::new(102);
+    let w = World::new(102, "Review 10");
     let mut r = w.replica();
     let fillers = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY, START + 1_000);
     accept_all(&w, &mut r, &fillers);
@@ -234,7 +94,7 @@ fn r10_the_charge_of_own_stubs_does_not_push_an_honest_reading_over_the_bound() 
 #[test]
 #[ignore = "known residual R9-1 (SECURITY.md H1): stubs are bounded per op, not per author-day; op-quota-bottom-q §9"]
 fn r10_stubs_kept_for_waiting_orphans_are_charged_when_an_op_reads_through_them() {
-    let w = World::new(103);
+    let w = World::new(103, "Review 10");
     let mut r = w.replica();
     let fillers = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY, START + 1_000);
     accept_all(&w, &mut r, &fillers);
@@ -279,7 +139,7 @@ fn r10_stubs_kept_for_waiting_orphans_are_charged_when_an_op_reads_through_them(
 #[test]
 #[ignore = "known residual R9-1 (SECURITY.md H1): stubs are bounded per op, not per author-day; op-quota-bottom-q §9"]
 fn r10_an_orphan_carrier_is_charged_for_the_stubs_it_comes_to_read_through() {
-    let w = World::new(104);
+    let w = World::new(104, "Review 10");
     let mut r = w.replica();
     let fillers = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY, START + 1_000);
     accept_all(&w, &mut r, &fillers);
@@ -367,7 +227,7 @@ impl Disk {
 /// one of them, and the removal written on it waits.
 #[test]
 fn r10_a_restart_holds_the_ops_and_the_removal_it_held_before() {
-    let w = World::new(105);
+    let w = World::new(105, "Review 10");
     let mut r = w.replica();
     let mut disk = Disk::default();
     for op in &w.setup {
@@ -427,7 +287,7 @@ fn r10_a_restart_holds_the_ops_and_the_removal_it_held_before() {
 #[test]
 fn r10_a_strangers_delivery_stays_penalised_after_unsigned_bytes_propose_her() {
     use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
-    let w = World::new(106);
+    let w = World::new(106, "Review 10");
     let mut r = w.replica();
     let fillers = w.x_chain(w.base(), MAX_OPS_PER_AUTHOR_PER_DAY, START + 1_000);
     accept_all(&w, &mut r, &fillers);
