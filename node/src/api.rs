@@ -368,8 +368,8 @@ pub struct StatusView {
     /// Messages waiting for missing state.
     pub held: usize,
     /// Posts found damaged in this device's store since it opened (a pack of posts that no
-    /// longer reads: a flipped bit on flash). They are dropped from its index and fetched
-    /// again from a peer by the sync after the next start.
+    /// longer reads: a flipped bit on flash). They are dropped from its index and forgotten,
+    /// so the next sync fetches them again from a peer.
     #[serde(default)]
     pub damaged_posts: usize,
     /// Parts of this device's post index that did not read when the store opened: the posts

@@ -73,10 +73,10 @@ pub(crate) const WRITE_BEHIND_POSTS: usize = 64;
 /// until [`WRITE_BEHIND`] after the first of the window was held, or until
 /// [`WRITE_BEHIND_POSTS`] wait, and then go to the store in ONE batch (one log write for the
 /// window instead of one per post per node). The event loop also makes them at once before
-/// anything that may read or write the store (a command, a tick, any other network event), a
-/// post of ours, and shutdown: so nothing ever reads the store without them, and every write
-/// keeps its order. A crash loses only them, which the next sync fetches again
-/// (docs/PROTOCOL.md §9.4.2).
+/// anything that may read or write the store (any command but `post`, a tick, any other
+/// network event), with a post of ours (whose writes join them in one batch), and at
+/// shutdown: so nothing ever reads the store without them, and every write keeps its order.
+/// A crash loses only them, which the next sync fetches again (docs/PROTOCOL.md §9.4.2).
 #[derive(Default)]
 pub(crate) struct WriteBehind {
     /// Since when writes wait, if any do.

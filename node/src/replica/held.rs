@@ -140,8 +140,8 @@ impl Replica {
 
     /// Make the held writes, in one atomic batch (not flushed). Whether there were any.
     ///
-    /// If that batch fails, the received posts in it (posts not ours) are forgotten by the core,
-    /// so sync fetches them again, and the rest (our own writes) is made again in a batch of its
+    /// If that batch fails, the received posts in it (posts not ours) are forgotten by the core
+    /// (`Replica::apply_onto`, on every path), so sync fetches them again, and the rest (our own writes) is made again in a batch of its
     /// own: the error returned is then that batch's, or none if it was made. A batch of received
     /// posts alone that fails returns its error once they are forgotten.
     pub fn write_held(&mut self) -> Result<bool, ApiError> {
@@ -181,11 +181,7 @@ impl Replica {
             %error,
             "storing received posts failed: the next sync fetches them again"
         );
-        if let Some(state) = self.collective.as_mut() {
-            for id in &received {
-                state.forget_post(id);
-            }
-        }
+        // `apply_onto` had the core forget them.
         match own {
             Some(own) => self.apply_onto(batch_of(&plain), own).map(|()| true),
             None => Err(error),

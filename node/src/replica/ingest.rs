@@ -226,6 +226,19 @@ impl Replica {
         if let (Err(_), Some(undo)) = (&written, added) {
             self.post_index.undo(undo);
         }
+        // Not applied: the posts of others in it are forgotten by the core, so the next sync
+        // fetches them again, whatever the path (gossip's held writes, a sync batch, a retry);
+        // our own are the caller's to make again (`write_held`).
+        if written.is_err() {
+            let me = self.identity.member_id();
+            if let Some(state) = self.collective.as_mut() {
+                for (id, record) in &records {
+                    if record.body.author != me {
+                        state.forget_post(id);
+                    }
+                }
+            }
+        }
         self.rewrite_done(rewrite, written.is_ok());
         written.map_err(store_error)?;
         if deliveries {

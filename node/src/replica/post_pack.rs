@@ -214,8 +214,8 @@ impl super::Replica {
     ///
     /// A pack that fails authentication or does not decode is removed, and the posts the index
     /// placed in it (or that it lacks) are lost: their index entries are dropped in the same
-    /// batch, so from the next start they are not claimed as held and the next sync fetches
-    /// them again. Other errors return with nothing in memory changed.
+    /// batch, and once it is applied the core forgets them (`rewrite_done`), so the next sync
+    /// fetches them again. Other errors return with nothing in memory changed.
     pub(super) fn rewrite_packs(
         &mut self,
         batch: &mut crate::store::Batch,
@@ -320,6 +320,15 @@ impl super::Replica {
                     // Left as it is for the expiry run's rewrite, whose batch writes no new
                     // index chunk that could merge the entries being dropped back in.
                     self.post_index.suspect.borrow_mut().insert(pack);
+                    // Its deletions wait for that run too: dropped from the index now, they
+                    // would leave their bytes in the pack that run keeps whole, readable until
+                    // the hour's key expires.
+                    rewrite
+                        .removed
+                        .retain(|(id, p)| !(*p == Some(pack) && removed.contains(id)));
+                    self.post_index
+                        .unremoved
+                        .extend(removed.iter().map(|id| (*id, Some(pack))));
                     continue;
                 }
                 tracing::warn!(
