@@ -653,13 +653,12 @@ impl EventLoop {
         match command {
             Command::Execute(request, reply) => {
                 let posting = matches!(request, Request::Post(_));
-                if !posting {
+                if posting {
+                    hop::mark(hop::Stage::PostIn);
+                } else {
                     // Anything but a post may read or write what received posts' held writes
                     // hold; a post of ours only adds its own writes after them.
                     self.write_held();
-                }
-                if posting {
-                    hop::mark(hop::Stage::PostIn);
                 }
                 // A post of ours is published and shown before its store writes, which the
                 // loop makes right after (`replica/held.rs`); anything else writes at once.

@@ -141,9 +141,10 @@ impl Replica {
     /// Make the held writes, in one atomic batch (not flushed). Whether there were any.
     ///
     /// If that batch fails, the received posts in it (posts not ours) are forgotten by the core
-    /// (`Replica::apply_onto`, on every path), so sync fetches them again, and the rest (our own writes) is made again in a batch of its
-    /// own: the error returned is then that batch's, or none if it was made. A batch of received
-    /// posts alone that fails returns its error once they are forgotten.
+    /// (`Replica::apply_onto`, on every path), so sync fetches them again, and the rest (our own
+    /// writes) is made again in a batch of its own: the error returned is then that batch's, or
+    /// none if it was made. A batch of received posts alone that fails returns its error once
+    /// they are forgotten.
     pub fn write_held(&mut self) -> Result<bool, ApiError> {
         if !self.holds_writes() {
             return Ok(false);
@@ -151,33 +152,21 @@ impl Replica {
         let plain = std::mem::take(&mut self.held.plain);
         let effects = std::mem::take(&mut self.held.effects);
         let me = self.identity.member_id();
-        let received: Vec<ContentId> = effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::PutPost { id, record } if record.body.author != me => Some(*id),
-                _ => None,
-            })
-            .collect();
+        let received =
+            |e: &Effect| matches!(e, Effect::PutPost { record, .. } if record.body.author != me);
+        let received_posts = effects.iter().filter(|e| received(e)).count();
         // Our own part, kept to be made again alone (only when received posts go with it).
-        let own: Option<Vec<Effect>> = (!received.is_empty()
-            && (!plain.is_empty() || effects.len() > received.len()))
-        .then(|| {
-            effects
-                .iter()
-                .filter(
-                    |e| !matches!(e, Effect::PutPost { record, .. } if record.body.author != me),
-                )
-                .cloned()
-                .collect()
-        });
+        let own: Option<Vec<Effect>> = (received_posts > 0
+            && (!plain.is_empty() || effects.len() > received_posts))
+            .then(|| effects.iter().filter(|e| !received(e)).cloned().collect());
         let Err(error) = self.apply_onto(batch_of(&plain), effects) else {
             return Ok(true);
         };
-        if received.is_empty() {
+        if received_posts == 0 {
             return Err(error);
         }
         warn!(
-            posts = received.len(),
+            posts = received_posts,
             %error,
             "storing received posts failed: the next sync fetches them again"
         );

@@ -432,6 +432,19 @@ pub(in crate::replica) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// When the last post `replica` holds expires.
+    pub(in crate::replica) fn last_expiry(replica: &crate::replica::Replica) -> u64 {
+        replica
+            .collective
+            .as_ref()
+            .unwrap()
+            .posts()
+            .values()
+            .map(|m| m.expires)
+            .max()
+            .unwrap()
+    }
+
     #[test]
     fn a_pack_gives_back_each_post_and_refuses_garbage() {
         let ids: Vec<ContentId> = (0..5u8).map(|i| ContentId([i; 32])).collect();
@@ -571,15 +584,7 @@ pub(in crate::replica) mod tests {
         let mut bea = Replica::open(&home, PASS).unwrap();
         assert_eq!(seen(&bea, &ids), want);
 
-        let last = bea
-            .collective
-            .as_ref()
-            .unwrap()
-            .posts()
-            .values()
-            .map(|m| m.expires)
-            .max()
-            .unwrap();
+        let last = last_expiry(&bea);
         assert_eq!(
             bea.expire(last + 2 * crate::store::BUCKET_SECS).unwrap(),
             20
@@ -752,15 +757,7 @@ pub(in crate::replica) mod tests {
         }
 
         // Every post expires; the run's batch fails; the next run removes the pack.
-        let last = bea
-            .collective
-            .as_ref()
-            .unwrap()
-            .posts()
-            .values()
-            .map(|m| m.expires)
-            .max()
-            .unwrap();
+        let last = last_expiry(&bea);
         bea.store.fail_next_batch_for_tests();
         assert!(bea.expire(last).is_err());
         assert_eq!(bea.store.len(Tree::Alerts), 1, "nothing applied");

@@ -266,15 +266,7 @@ mod tests {
         let mut ana = Replica::open(&home, PASS).unwrap();
         assert_eq!(everything(&ana, &ids), before);
         // Still sealed under their expiry hour: gone with it.
-        let expires = ana
-            .collective
-            .as_ref()
-            .unwrap()
-            .posts()
-            .values()
-            .map(|m| m.expires)
-            .max()
-            .unwrap();
+        let expires = crate::replica::post_pack::tests::last_expiry(&ana);
         assert_eq!(
             ana.expire(expires + 2 * crate::store::BUCKET_SECS).unwrap(),
             7
