@@ -141,7 +141,7 @@ pub struct MembershipLog {
     stubs: BTreeMap<OpId, Op>,
     /// The keys stubs propose to admit, with how many stubs name each
     /// ([`MembershipLog::may_be_admitted`]).
-    stub_admits: HashMap<MemberId, usize>,
+    stub_admits: super::quota_refused::Counted<MemberId>,
     /// Stubs kept because an orphan waited for them, oldest first (at most
     /// [`MAX_WAITED_STUBS`] not read through).
     stub_order: VecDeque<OpId>,
@@ -207,7 +207,7 @@ impl MembershipLog {
             stub_waits: HashMap::new(),
             stub_retry: Vec::new(),
             stubs: BTreeMap::new(),
-            stub_admits: HashMap::new(),
+            stub_admits: Default::default(),
             stub_order: VecDeque::new(),
             new_stubs: Vec::new(),
             restoring: HashMap::new(),
@@ -639,7 +639,7 @@ impl MembershipLog {
     /// roster at the heads read and may be penalised.
     pub fn may_be_admitted(&self, key: &MemberId) -> bool {
         self.authors.ever_proposed(key)
-            || self.stub_admits.contains_key(key)
+            || self.stub_admits.contains(key)
             || self.refused.admits(key)
             || self.may_author(key)
     }
@@ -650,7 +650,7 @@ impl MembershipLog {
             .refused
             .insert(id, op.parents(), op.body().action.admits());
         if let Some(key) = op.body().action.admits() {
-            *self.stub_admits.entry(key).or_default() += 1;
+            self.stub_admits.add(key);
         }
         if let Some(old) = self.stubs.insert(id, op) {
             self.forget_stub_admits(&old);
@@ -667,12 +667,7 @@ impl MembershipLog {
 
     fn forget_stub_admits(&mut self, op: &Op) {
         if let Some(key) = op.body().action.admits() {
-            if let Some(n) = self.stub_admits.get_mut(&key) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.stub_admits.remove(&key);
-                }
-            }
+            self.stub_admits.remove(&key);
         }
     }
 

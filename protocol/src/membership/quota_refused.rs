@@ -38,7 +38,43 @@ pub(crate) struct QuotaRefused {
     parents: usize,
     /// The keys the remembered ops propose to admit, with how many name each
     /// (`MembershipLog::may_be_admitted`).
-    admits: HashMap<MemberId, usize>,
+    admits: Counted<MemberId>,
+}
+
+/// Keys with how many times each was added and not yet removed (a multiset): a key is in it
+/// while its count is above zero.
+#[derive(Debug, Clone)]
+pub(crate) struct Counted<K>(HashMap<K, usize>);
+
+impl<K> Default for Counted<K> {
+    fn default() -> Self {
+        Self(HashMap::new())
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Counted<K> {
+    pub(crate) fn add(&mut self, key: K) {
+        *self.0.entry(key).or_default() += 1;
+    }
+
+    /// Take one count of `key` away (none held: nothing changes).
+    pub(crate) fn remove(&mut self, key: &K) {
+        if let Some(n) = self.0.get_mut(key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.0.remove(key);
+            }
+        }
+    }
+
+    pub(crate) fn contains(&self, key: &K) -> bool {
+        self.0.contains_key(key)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl QuotaRefused {
@@ -52,7 +88,7 @@ impl QuotaRefused {
         self.parents += parents.len();
         self.ids.insert(id, (parents.to_vec(), admits));
         if let Some(key) = admits {
-            *self.admits.entry(key).or_default() += 1;
+            self.admits.add(key);
         }
         self.order.push_back(id);
         while self.order.len() > MAX_QUOTA_REFUSED || self.parents > MAX_QUOTA_REFUSED_PARENTS {
@@ -62,12 +98,7 @@ impl QuotaRefused {
             if let Some((gone, admits)) = self.ids.remove(&old) {
                 self.parents -= gone.len();
                 if let Some(key) = admits {
-                    if let Some(n) = self.admits.get_mut(&key) {
-                        *n -= 1;
-                        if *n == 0 {
-                            self.admits.remove(&key);
-                        }
-                    }
+                    self.admits.remove(&key);
                 }
             }
         }
@@ -81,7 +112,7 @@ impl QuotaRefused {
 
     /// Whether a remembered op proposes to admit `key`.
     pub(crate) fn admits(&self, key: &MemberId) -> bool {
-        self.admits.contains_key(key)
+        self.admits.contains(key)
     }
 
     /// How many ids are remembered.

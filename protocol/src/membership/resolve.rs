@@ -708,7 +708,10 @@ impl Graph {
         };
         let mut sorted = Vec::with_capacity(indegree.len());
         while let Some(id) = ready.pop_first() {
-            let (op, stub) = by_id[&id];
+            // Every id made ready is a key of `by_id` (built from it).
+            let Some(&(op, stub)) = by_id.get(&id) else {
+                continue;
+            };
             graph.push(op, parents_in(op));
             if let Some(last) = graph.stub.last_mut() {
                 *last = stub;
@@ -973,17 +976,22 @@ impl Replay {
     /// The fix this replay finds: `finish`'s locks and who was promoted, without finishing (or
     /// copying) the replay.
     fn finished_fix(&self, fix: &Fix) -> Fix {
-        let mut locks: Vec<Lock> = self
+        Fix {
+            locks: self.finished_locks(fix).into_iter().cloned().collect(),
+            promoted: self.promoted.clone(),
+        }
+    }
+
+    /// The locks `finish` under `fix` keeps, sorted (borrowed: [`Replay::finishes_with`]
+    /// compares them without a copy).
+    fn finished_locks(&self, fix: &Fix) -> Vec<&Lock> {
+        let mut locks: Vec<&Lock> = self
             .locks
             .iter()
             .filter(|l| !Self::refuses(&self.promoted, fix, l))
-            .cloned()
             .collect();
         locks.sort();
-        Fix {
-            locks,
-            promoted: self.promoted.clone(),
-        }
+        locks
     }
 
     /// Whether this replay, finished, finds `found` (as `finished_fix(fix) == *found`, without
@@ -992,12 +1000,7 @@ impl Replay {
         if self.promoted != found.promoted {
             return false;
         }
-        let mut locks: Vec<&Lock> = self
-            .locks
-            .iter()
-            .filter(|l| !Self::refuses(&self.promoted, fix, l))
-            .collect();
-        locks.sort();
+        let locks = self.finished_locks(fix);
         locks.len() == found.locks.len() && locks.iter().zip(&found.locks).all(|(a, b)| *a == b)
     }
 
