@@ -4,6 +4,7 @@
 //! depending on whether they read the roster between ops (SECURITY.md, convergence).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod k_founded;
 mod names;
 mod proptest_seed;
 
@@ -21,29 +22,8 @@ const NOW: u64 = 1_790_000_000;
 /// A collective of six keys needing `k` approvals (founded by `k` moderators), and the pool.
 fn collective(rng: &mut ChaCha20Rng, k: u8) -> (SignedGenesis, Vec<Identity>) {
     let pool: Vec<Identity> = (0..6).map(|_| Identity::generate(&mut *rng)).collect();
-    let policy = Policy {
-        approvals_required: k,
-        ..Policy::default()
-    };
-    let co: Vec<NewModerator> = pool[1..usize::from(k)]
-        .iter()
-        .enumerate()
-        .map(|(i, m)| NewModerator {
-            identity: m.public(),
-            name: format!("co{i}"),
-        })
-        .collect();
-    let genesis = SignedGenesis::create_with_moderators(
-        &pool[0],
-        &names::secret(),
-        "append",
-        "founder",
-        co,
-        policy,
-        NOW,
-        &mut *rng,
-    )
-    .unwrap();
+    // A collective needing k approvals is founded by k moderators.
+    let genesis = k_founded::founded_by_k(&pool, k, "append", NOW, rng);
     (genesis, pool)
 }
 

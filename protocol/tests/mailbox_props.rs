@@ -4,6 +4,7 @@
 //! proposed both as member and as mailbox.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod k_founded;
 mod names;
 mod proptest_seed;
 
@@ -39,29 +40,8 @@ fn random_history_with(
         .map(|_| SigningKey::generate(&mut rng).verifying_key().to_bytes())
         .collect();
     boxes.push(pool[5].member_id().0);
-    let policy = Policy {
-        approvals_required: k,
-        ..Policy::default()
-    };
-    let co: Vec<NewModerator> = pool[1..usize::from(k)]
-        .iter()
-        .enumerate()
-        .map(|(i, m)| NewModerator {
-            identity: m.public(),
-            name: format!("co{i}"),
-        })
-        .collect();
-    let genesis = SignedGenesis::create_with_moderators(
-        &pool[0],
-        &names::secret(),
-        "prop",
-        "founder",
-        co,
-        policy,
-        NOW,
-        &mut rng,
-    )
-    .unwrap();
+    // A collective needing k approvals is founded by k moderators.
+    let genesis = k_founded::founded_by_k(&pool, k, "prop", NOW, &mut rng);
     let mut ops: Vec<Op> = Vec::new();
     for step in 0..len {
         let author = if step < 4 {

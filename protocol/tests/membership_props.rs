@@ -2,6 +2,7 @@
 //! roster, whatever order the ops arrived in, including concurrent removals and approvals.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod k_founded;
 mod names;
 mod proptest_seed;
 
@@ -21,30 +22,8 @@ const NOW: u64 = 1_790_000_000;
 fn random_history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Op>) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let pool: Vec<Identity> = (0..6).map(|_| Identity::generate(&mut rng)).collect();
-    let policy = Policy {
-        approvals_required: k,
-        ..Policy::default()
-    };
     // A collective needing k approvals is founded by k moderators.
-    let co: Vec<NewModerator> = pool[1..usize::from(k)]
-        .iter()
-        .enumerate()
-        .map(|(i, m)| NewModerator {
-            identity: m.public(),
-            name: format!("co{i}"),
-        })
-        .collect();
-    let genesis = SignedGenesis::create_with_moderators(
-        &pool[0],
-        &names::secret(),
-        "prop",
-        "founder",
-        co,
-        policy,
-        NOW,
-        &mut rng,
-    )
-    .unwrap();
+    let genesis = k_founded::founded_by_k(&pool, k, "prop", NOW, &mut rng);
     let mut ops: Vec<Op> = Vec::new();
     for step in 0..len {
         // Mostly bootstrap early: adds and promotions by the founder.

@@ -1356,32 +1356,8 @@ fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed() {
     // the quota whatever the flood, which is the fix.)
     let heads = a.log().roster().heads().to_vec();
     assert!(heads.contains(&refused));
-    let (key, co) = (w.key.clone(), w.collective());
-    let post = alert(
-        &key,
-        co,
-        &w.a,
-        heads,
-        "written on the refused head",
-        &mut w.rng,
-    );
-    assert_eq!(
-        ingest(&mut a, SetKind::Envelopes, &post, &w.a),
-        Ingested::Accepted
-    );
-    let mut outcomes = Vec::new();
-    for _ in 0..3 {
-        outcomes = hand_over(&mut a, &mut b, &w.b, std::slice::from_ref(&post));
-        if outcomes[0] == Ingested::Accepted {
-            break;
-        }
-    }
-    assert_eq!(
-        outcomes[0],
-        Ingested::Accepted,
-        "after 3 syncs offering op 255 again, the alert still waits at B (refused set: {})",
-        b.refused_over_quota(&refused)
-    );
+    let post = alert_on_heads_at_a(&mut w, &mut a, heads);
+    crosses_within_3_syncs(&w, &mut a, &mut b, &post, refused);
 }
 
 /// Replica B of R9-7b and R9-7c: x's day full with her ops 0 to 254 and a fork z of hers (on op
@@ -1440,32 +1416,8 @@ fn r9_an_alert_on_a_refused_head_crosses_after_the_refused_set_is_flushed_withou
     // the quota whatever the flood, which is the fix.)
     let heads = a.log().roster().heads().to_vec();
     assert_eq!(heads, vec![refused]);
-    let (key, co) = (w.key.clone(), w.collective());
-    let post = alert(
-        &key,
-        co,
-        &w.a,
-        heads,
-        "written on the refused head",
-        &mut w.rng,
-    );
-    assert_eq!(
-        ingest(&mut a, SetKind::Envelopes, &post, &w.a),
-        Ingested::Accepted
-    );
-    let mut outcomes = Vec::new();
-    for _ in 0..3 {
-        outcomes = hand_over(&mut a, &mut b, &w.b, std::slice::from_ref(&post));
-        if outcomes[0] == Ingested::Accepted {
-            break;
-        }
-    }
-    assert_eq!(
-        outcomes[0],
-        Ingested::Accepted,
-        "after 3 syncs offering op 255 again, the alert still waits at B (refused set: {})",
-        b.refused_over_quota(&refused)
-    );
+    let post = alert_on_heads_at_a(&mut w, &mut a, heads);
+    crosses_within_3_syncs(&w, &mut a, &mut b, &post, refused);
 }
 
 // ---- Review 9 (docs/design/REVIEW9.md) on this set-up ----
@@ -1560,19 +1512,7 @@ fn r9_an_alert_on_a_refused_head_crosses_while_the_refused_set_is_flushed_every_
     let refused = w.run[255].id();
     let heads = a.log().roster().heads().to_vec();
     assert_eq!(heads, vec![refused]);
-    let (key, co) = (w.key.clone(), w.collective());
-    let post = alert(
-        &key,
-        co,
-        &w.a,
-        heads,
-        "written on the refused head",
-        &mut w.rng,
-    );
-    assert_eq!(
-        ingest(&mut a, SetKind::Envelopes, &post, &w.a),
-        Ingested::Accepted
-    );
+    let post = alert_on_heads_at_a(&mut w, &mut a, heads);
     let id = envelope::id_of(&post).unwrap();
     for round in 0..3u8 {
         let _ = hand_over(&mut a, &mut b, &w.b, &[]);
@@ -1585,5 +1525,40 @@ fn r9_an_alert_on_a_refused_head_crosses_while_the_refused_set_is_flushed_every_
     assert!(
         b.posts().contains_key(&id),
         "after 3 syncs, each with the refused set flushed between its ops and its posts, the alert still waits at B"
+    );
+}
+
+/// A's alert "written on the refused head" naming `heads`, taken in at A.
+fn alert_on_heads_at_a(w: &mut World, a: &mut State, heads: Vec<OpId>) -> Vec<u8> {
+    let (key, co) = (w.key.clone(), w.collective());
+    let post = alert(
+        &key,
+        co,
+        &w.a,
+        heads,
+        "written on the refused head",
+        &mut w.rng,
+    );
+    assert_eq!(
+        ingest(a, SetKind::Envelopes, &post, &w.a),
+        Ingested::Accepted
+    );
+    post
+}
+
+/// `post` reaches B within 3 syncs from A that offer op 255 (`refused`) again.
+fn crosses_within_3_syncs(w: &World, a: &mut State, b: &mut State, post: &[u8], refused: OpId) {
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes = hand_over(a, b, &w.b, &[post.to_vec()]);
+        if outcomes[0] == Ingested::Accepted {
+            break;
+        }
+    }
+    assert_eq!(
+        outcomes[0],
+        Ingested::Accepted,
+        "after 3 syncs offering op 255 again, the alert still waits at B (refused set: {})",
+        b.refused_over_quota(&refused)
     );
 }

@@ -23,143 +23,21 @@ use lookout_protocol::OpId;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-const START: u64 = 1_790_000_000;
-/// When the replicas take things in (the same UTC day as the ops of the flood).
-const NOW: u64 = START + 3_000;
-
-struct World {
-    founder: Identity,
-    x: Identity,
-    h: Identity,
-    genesis: SignedGenesis,
-    /// The founder's admissions of x and h, in a chain.
-    setup: Vec<Op>,
-}
+mod flood_world;
+use flood_world::*;
 
 /// A stored reading: (parents read, refused ops read through), the latest per op.
 type Readings = BTreeMap<OpId, (Vec<OpId>, Vec<OpId>)>;
 
-impl World {
-    fn new(seed: u64) -> Self {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let founder = Identity::generate_at(&mut rng, START);
-        let x = Identity::generate_at(&mut rng, START);
-        let h = Identity::generate_at(&mut rng, START);
-        let genesis = SignedGenesis::create(
-            &founder,
-            &names::secret(),
-            "Review 8",
-            "f",
-            Policy::default(),
-            START,
-            &mut rng,
-        )
-        .unwrap();
-        let mut setup: Vec<Op> = Vec::new();
-        for (i, who) in [&x, &h].into_iter().enumerate() {
-            let parents = setup.last().map(|op| vec![op.id()]).unwrap_or_default();
-            let op = Op::create(
-                &founder,
-                genesis.id(),
-                parents,
-                START + 60 * (i as u64 + 1),
-                Action::ProposeAdd {
-                    identity: who.public(),
-                    name: names::name(format!("member {i}")),
-                },
-            )
-            .unwrap();
-            setup.push(op);
-        }
-        Self {
-            founder,
-            x,
-            h,
-            genesis,
-            setup,
+/// Give `op` to `state` as `World::feed` does, keeping the readings it stores.
+fn feed_reading(w: &World, state: &mut State, op: &Op, readings: &mut Readings) -> Ingested {
+    let step = w.feed(state, op);
+    for effect in step.effects {
+        if let Effect::PutReadParents { id, parents, via } = effect {
+            readings.insert(id, (parents, via));
         }
     }
-
-    fn base(&self) -> OpId {
-        self.setup.last().unwrap().id()
-    }
-
-    /// An op of x's (an agreement-key "rotation" to the key she has) naming `parents`.
-    fn x_op(&self, parents: Vec<OpId>, at: u64) -> Op {
-        Op::create(
-            &self.x,
-            self.genesis.id(),
-            parents,
-            at,
-            Action::RotateAgreementKey {
-                identity: self.x.public(),
-            },
-        )
-        .unwrap()
-    }
-
-    /// A chain of `n` ops of x's, the first naming `from`, dated from `at` on.
-    fn x_chain(&self, from: OpId, n: usize, at: u64) -> Vec<Op> {
-        let mut out: Vec<Op> = Vec::with_capacity(n);
-        for i in 0..n {
-            let parent = out.last().map_or(from, Op::id);
-            out.push(self.x_op(vec![parent], at + i as u64));
-        }
-        out
-    }
-
-    /// A replica holding the setup.
-    fn replica(&self) -> State {
-        let mut state = State::new(self.genesis.clone());
-        for op in &self.setup {
-            assert_eq!(self.feed(&mut state, op, None), Ingested::Accepted);
-        }
-        state
-    }
-
-    /// Give `op` to `state`, keeping the readings it stores.
-    fn feed(&self, state: &mut State, op: &Op, readings: Option<&mut Readings>) -> Ingested {
-        let step = state.ingest(SetKind::Ops, op.encoded(), &self.h, NOW);
-        if let Some(readings) = readings {
-            for effect in step.effects {
-                if let Effect::PutReadParents { id, parents, via } = effect {
-                    readings.insert(id, (parents, via));
-                }
-            }
-        }
-        step.outcome
-    }
-
-    /// The founder's removal of x, naming `heads`.
-    fn removal(&self, heads: Vec<OpId>) -> Op {
-        Op::create(
-            &self.founder,
-            self.genesis.id(),
-            heads,
-            NOW - 20,
-            Action::Remove {
-                member: self.x.member_id(),
-                reason: names::reason("flooding"),
-            },
-        )
-        .unwrap()
-    }
-}
-
-fn accept_all(w: &World, state: &mut State, ops: &[Op]) {
-    for (i, op) in ops.iter().enumerate() {
-        assert_eq!(w.feed(state, op, None), Ingested::Accepted, "op {i}");
-    }
-}
-
-fn refuse_all(w: &World, state: &mut State, ops: &[Op]) {
-    for (i, op) in ops.iter().enumerate() {
-        assert_eq!(
-            w.feed(state, op, None),
-            Ingested::Ignored(Refusal::OpQuota),
-            "op {i}"
-        );
-    }
+    step.outcome
 }
 
 /// R8-1. `MAX_READ_THROUGH` is the attacker's to exceed: x signs a chain of 65 ops (one more
@@ -170,7 +48,7 @@ fn refuse_all(w: &World, state: &mut State, ops: &[Op]) {
 #[test]
 #[ignore = "known residual (SECURITY.md H1): a reading goes through at most MAX_READ_THROUGH refused ops"]
 fn r8_a_flooders_chain_longer_than_the_read_bound_does_not_keep_her_removal_out() {
-    let w = World::new(81);
+    let w = World::new(81, "Review 8");
     let chain = w.x_chain(w.base(), 65, START + 500);
     let fillers = w.x_chain(w.base(), 256, START + 1_000);
     let mut k = w.replica();
@@ -182,10 +60,10 @@ fn r8_a_flooders_chain_longer_than_the_read_bound_does_not_keep_her_removal_out(
 
     let removal = w.removal(k.log().writer_heads(&w.founder.member_id()));
     assert!(removal.parents().contains(&chain[64].id()));
-    assert_eq!(w.feed(&mut k, &removal, None), Ingested::Accepted);
+    assert_eq!(w.feed(&mut k, &removal).outcome, Ingested::Accepted);
     assert!(k.log().roster().is_removed(&w.x.member_id()));
 
-    let outcome = w.feed(&mut r, &removal, None);
+    let outcome = w.feed(&mut r, &removal).outcome;
     assert!(
         r.log().contains(&removal.id()),
         "the removal of the flooder does not join at R ({outcome:?}): x stays a member there"
@@ -200,7 +78,7 @@ fn r8_a_flooders_chain_longer_than_the_read_bound_does_not_keep_her_removal_out(
 #[test]
 #[ignore = "known residual (SECURITY.md H1): a reading names at most MAX_READ_PARENTS parents"]
 fn r8_a_flooders_wide_fan_does_not_keep_her_removal_out() {
-    let w = World::new(82);
+    let w = World::new(82, "Review 8");
     let base = w.base();
     let fan: Vec<Op> = (0..96)
         .map(|i| w.x_op(vec![base], START + 500 + i))
@@ -223,9 +101,9 @@ fn r8_a_flooders_wide_fan_does_not_keep_her_removal_out() {
 
     let removal = w.removal(k.log().writer_heads(&w.founder.member_id()));
     assert_eq!(removal.parents().len(), 4);
-    assert_eq!(w.feed(&mut k, &removal, None), Ingested::Accepted);
+    assert_eq!(w.feed(&mut k, &removal).outcome, Ingested::Accepted);
 
-    let outcome = w.feed(&mut r, &removal, None);
+    let outcome = w.feed(&mut r, &removal).outcome;
     assert!(
         r.log().contains(&removal.id()),
         "the removal of the flooder does not join at R ({outcome:?}): x stays a member there"
@@ -241,7 +119,7 @@ fn r8_a_flooders_wide_fan_does_not_keep_her_removal_out() {
 /// member: the state after a restart differs from the state before it.
 #[test]
 fn r8_a_reading_grown_by_a_refused_op_joining_later_survives_a_restart() {
-    let w = World::new(83);
+    let w = World::new(83, "Review 8");
     let base = w.base();
     let fan: Vec<Op> = (0..63)
         .map(|i| w.x_op(vec![base], START + 500 + i))
@@ -258,7 +136,7 @@ fn r8_a_reading_grown_by_a_refused_op_joining_later_survives_a_restart() {
     accept_all(&w, &mut k, &fillers[..256 - 65]);
     let removal = w.removal(k.log().writer_heads(&w.founder.member_id()));
     assert_eq!(removal.parents().len(), 2);
-    assert_eq!(w.feed(&mut k, &removal, None), Ingested::Accepted);
+    assert_eq!(w.feed(&mut k, &removal).outcome, Ingested::Accepted);
 
     let mut readings = Readings::new();
     let mut r = w.replica();
@@ -266,10 +144,10 @@ fn r8_a_reading_grown_by_a_refused_op_joining_later_survives_a_restart() {
     accept_all(&w, &mut r, &fillers[..256 - 64]);
     // An orphan of x's for the day fills her quota at R.
     let z = w.x_op(vec![OpId([0x5a; 32])], NOW - 5);
-    assert_eq!(w.feed(&mut r, &z, None), Ingested::Held);
+    assert_eq!(w.feed(&mut r, &z).outcome, Ingested::Held);
     refuse_all(&w, &mut r, &[y2.clone(), y1.clone()]);
     assert_eq!(
-        w.feed(&mut r, &removal, Some(&mut readings)),
+        feed_reading(&w, &mut r, &removal, &mut readings),
         Ingested::Accepted
     );
     assert_eq!(
@@ -283,10 +161,10 @@ fn r8_a_reading_grown_by_a_refused_op_joining_later_survives_a_restart() {
         sent += 1;
         assert!(sent < 250, "z was never evicted");
         let orphan = w.x_op(vec![OpId([sent; 32])], START - 60_000 + u64::from(sent));
-        let _ = w.feed(&mut r, &orphan, Some(&mut readings));
+        let _ = feed_reading(&w, &mut r, &orphan, &mut readings);
     }
     // Since `h1op` b64ad41 the stub y2 joins by itself when the slot frees.
-    let _ = w.feed(&mut r, &y2, Some(&mut readings));
+    let _ = feed_reading(&w, &mut r, &y2, &mut readings);
     assert!(r.log().contains(&y2.id()));
     assert!(r.log().contains(&removal.id()));
     assert!(r.log().roster().is_removed(&w.x.member_id()));
@@ -337,7 +215,7 @@ fn sync_ops(w: &World, from: &mut State, to: &mut State) {
 /// quota the attacker fills herself into a split of honest ops at will.
 #[test]
 fn r8_an_op_read_through_bytes_only_one_replica_saw_does_not_split_honest_ops() {
-    let w = World::new(84);
+    let w = World::new(84, "Review 8");
     let mut rng = ChaCha20Rng::seed_from_u64(840);
     let base = w.base();
     let day = w.x_chain(base, 256, START + 1_000);
@@ -346,7 +224,7 @@ fn r8_an_op_read_through_bytes_only_one_replica_saw_does_not_split_honest_ops() 
     accept_all(&w, &mut r, &day);
     refuse_all(&w, &mut r, std::slice::from_ref(&y));
     let on_y = w.x_op(vec![y.id()], START - 60_000);
-    assert_eq!(w.feed(&mut r, &on_y, None), Ingested::Accepted);
+    assert_eq!(w.feed(&mut r, &on_y).outcome, Ingested::Accepted);
     let n = Identity::generate_at(&mut rng, START);
     let admit = Op::create(
         &w.founder,
@@ -360,7 +238,7 @@ fn r8_an_op_read_through_bytes_only_one_replica_saw_does_not_split_honest_ops() 
     )
     .unwrap();
     assert!(admit.parents().contains(&on_y.id()));
-    assert_eq!(w.feed(&mut r, &admit, None), Ingested::Accepted);
+    assert_eq!(w.feed(&mut r, &admit).outcome, Ingested::Accepted);
     assert!(r.log().roster().is_member(&n.member_id()));
 
     let mut k = w.replica();
@@ -384,7 +262,7 @@ fn r8_an_op_read_through_bytes_only_one_replica_saw_does_not_split_honest_ops() 
 /// the founder's admission join at K.
 #[test]
 fn r8_bytes_nobody_signed_do_not_let_an_op_join_at_one_replica_only() {
-    let w = World::new(85);
+    let w = World::new(85, "Review 8");
     let mut rng = ChaCha20Rng::seed_from_u64(850);
     let base = w.base();
     let day = w.x_chain(base, 256, START + 1_000);
@@ -400,7 +278,7 @@ fn r8_bytes_nobody_signed_do_not_let_an_op_join_at_one_replica_only() {
     );
     let on_g = w.x_op(vec![g_id], START - 60_000);
     // On `h1op` before 5dbc163 it joined at R (read through g); it should wait.
-    let _ = w.feed(&mut r, &on_g, None);
+    let _ = w.feed(&mut r, &on_g).outcome;
     let n = Identity::generate_at(&mut rng, START);
     let admit = Op::create(
         &w.founder,
@@ -413,7 +291,7 @@ fn r8_bytes_nobody_signed_do_not_let_an_op_join_at_one_replica_only() {
         },
     )
     .unwrap();
-    assert_eq!(w.feed(&mut r, &admit, None), Ingested::Accepted);
+    assert_eq!(w.feed(&mut r, &admit).outcome, Ingested::Accepted);
 
     let mut k = w.replica();
     let first = k.ingest(SetKind::Ops, &g, &w.h, NOW).outcome;
@@ -458,7 +336,7 @@ fn founder_op_below(w: &World, parents: &[OpId], at: u64, action: &Action, below
 /// replicas holding different ops "differ by those ops' own effects": here y has none.
 #[test]
 fn r8_a_refused_op_without_effect_does_not_change_who_inherits_the_moderator_rights() {
-    let w = World::new(87);
+    let w = World::new(87, "Review 8");
     let mut rng = ChaCha20Rng::seed_from_u64(870);
     let alice = Identity::generate_at(&mut rng, START);
     let bob = Identity::generate_at(&mut rng, START);
@@ -779,7 +657,7 @@ fn reconcile(w: &World, from: &mut State, to: &mut State) {
 /// `a_refused_op_joining_later_makes_the_edge_real`).
 #[test]
 fn r8_a_stub_becomes_an_op_once_the_quota_allows_it() {
-    let w = World::new(811);
+    let w = World::new(811, "Review 8");
     let base = w.base();
     let fillers = w.x_chain(base, 256, START + 1_000);
     let y = w.x_op(vec![base], START + 2_000);
@@ -789,7 +667,7 @@ fn r8_a_stub_becomes_an_op_once_the_quota_allows_it() {
     let mut r = w.replica();
     accept_all(&w, &mut r, &fillers[..255]);
     let z = w.x_op(vec![OpId([0x5a; 32])], NOW - 5);
-    assert_eq!(w.feed(&mut r, &z, None), Ingested::Held);
+    assert_eq!(w.feed(&mut r, &z).outcome, Ingested::Held);
     refuse_all(&w, &mut r, std::slice::from_ref(&y));
     let on_y = Op::create(
         &w.founder,
@@ -801,15 +679,15 @@ fn r8_a_stub_becomes_an_op_once_the_quota_allows_it() {
         },
     )
     .unwrap();
-    assert_eq!(w.feed(&mut k, &on_y, None), Ingested::Accepted);
-    assert_eq!(w.feed(&mut r, &on_y, None), Ingested::Accepted);
+    assert_eq!(w.feed(&mut k, &on_y).outcome, Ingested::Accepted);
+    assert_eq!(w.feed(&mut r, &on_y).outcome, Ingested::Accepted);
     assert!(!r.log().contains(&y.id()));
     let mut sent = 0u8;
     while r.log().holds(&z.id()) {
         sent += 1;
         assert!(sent < 250, "z was never evicted");
         let orphan = w.x_op(vec![OpId([sent; 32])], START - 60_000 + u64::from(sent));
-        let _ = w.feed(&mut r, &orphan, None);
+        let _ = w.feed(&mut r, &orphan).outcome;
     }
     reconcile(&w, &mut k, &mut r);
     reconcile(&w, &mut k, &mut r);
@@ -876,7 +754,7 @@ fn r8_read_ancestry_is_named_ancestry_after_every_op() {
     use rand::Rng;
     let mut read_seen = 0usize;
     for seed in 0..4u64 {
-        let w = World::new(1_000 + seed);
+        let w = World::new(1_000 + seed, "Review 8");
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let base = w.base();
         let mut xs: Vec<Op> = Vec::new();
@@ -908,16 +786,16 @@ fn r8_read_ancestry_is_named_ancestry_after_every_op() {
         let mut again: Vec<usize> = Vec::new();
         let mut stale = 0u8;
         for step in 0..xs.len() {
-            let _ = w.feed(&mut k, &xs[order_k[step]], None);
-            let _ = w.feed(&mut r, &xs[order_r[step]], None);
+            let _ = w.feed(&mut k, &xs[order_k[step]]).outcome;
+            let _ = w.feed(&mut r, &xs[order_r[step]]).outcome;
             if rng.gen_bool(0.2) {
                 again.push(order_r[step]);
             }
             if rng.gen_bool(0.05) {
                 stale = stale.wrapping_add(1);
                 let orphan = w.x_op(vec![OpId([stale; 32])], START - 60_000 + u64::from(stale));
-                let _ = w.feed(&mut k, &orphan, None);
-                let _ = w.feed(&mut r, &orphan, None);
+                let _ = w.feed(&mut k, &orphan).outcome;
+                let _ = w.feed(&mut r, &orphan).outcome;
             }
             if rng.gen_bool(0.15) {
                 let at_k = rng.gen_bool(0.5);
@@ -934,12 +812,12 @@ fn r8_read_ancestry_is_named_ancestry_after_every_op() {
                     },
                 )
                 .unwrap();
-                let _ = w.feed(&mut k, &op, None);
-                let _ = w.feed(&mut r, &op, None);
+                let _ = w.feed(&mut k, &op).outcome;
+                let _ = w.feed(&mut r, &op).outcome;
             }
             if rng.gen_bool(0.1) {
                 for j in std::mem::take(&mut again) {
-                    let _ = w.feed(&mut r, &xs[j], None);
+                    let _ = w.feed(&mut r, &xs[j]).outcome;
                 }
             }
             if rng.gen_bool(0.05) {

@@ -3,6 +3,7 @@
 //! in `/work/wt/REVIEW11.md`. Each test asserts the safe behaviour.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod k_founded;
 mod names;
 mod proptest_seed;
 
@@ -21,29 +22,8 @@ const NOW: u64 = 1_790_000_000;
 
 fn collective(rng: &mut ChaCha20Rng, k: u8) -> (SignedGenesis, Vec<Identity>) {
     let pool: Vec<Identity> = (0..6).map(|_| Identity::generate(&mut *rng)).collect();
-    let policy = Policy {
-        approvals_required: k,
-        ..Policy::default()
-    };
-    let co: Vec<NewModerator> = pool[1..usize::from(k)]
-        .iter()
-        .enumerate()
-        .map(|(i, m)| NewModerator {
-            identity: m.public(),
-            name: format!("co{i}"),
-        })
-        .collect();
-    let genesis = SignedGenesis::create_with_moderators(
-        &pool[0],
-        &names::secret(),
-        "review11",
-        "founder",
-        co,
-        policy,
-        NOW,
-        &mut *rng,
-    )
-    .unwrap();
+    // A collective needing k approvals is founded by k moderators.
+    let genesis = k_founded::founded_by_k(&pool, k, "review11", NOW, rng);
     (genesis, pool)
 }
 
