@@ -236,3 +236,16 @@ fn an_op_dropped_only_in_the_last_round_is_not_appended() {
 fn stubs_case_found_by_a_random_run() {
     grow_and_compare(16_488_292_793_025_624_328, 39, 1, true).unwrap();
 }
+
+/// Found by the seventh session's last random runs (2,788 cases passed before it; both runs
+/// shrank to it): after a stub joins as an op (step 35), the log that read its roster between
+/// inserts holds 30 ops in its resolution where a fresh log given the same ops and stubs holds
+/// 25 (five ops read through stubs do not join the fresh log). Not diagnosed: either the
+/// generator builds a history no replica can reach (as the case above did) or two replicas
+/// holding the same ops and stubs can resolve different rosters after a stub joins. Not in
+/// the regression file, which CI replays, until it is fixed (SECURITY.md, H1 convergence).
+#[test]
+#[ignore = "open: a stub joining as an op, found by a random run and not diagnosed (SECURITY.md H1 convergence)"]
+fn stubs_case_found_by_the_seventh_sessions_last_random_run() {
+    grow_and_compare(11_168_678_133_788_657_962, 36, 1, true).unwrap();
+}
