@@ -6,11 +6,15 @@
 
 mod k_founded;
 mod names;
+mod offer;
 mod proptest_seed;
+
+use std::collections::BTreeSet;
 
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::*;
 use lookout_protocol::OpId;
+use offer::offer;
 use proptest::prelude::*;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -58,7 +62,7 @@ fn grow_and_compare(
     len: usize,
     k: u8,
     stubs_too: bool,
-) -> Result<Vec<Op>, TestCaseError> {
+) -> Result<(SignedGenesis, Vec<Op>), TestCaseError> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let (genesis, pool) = collective(&mut rng, k);
     let mut log = MembershipLog::new(genesis.clone());
@@ -188,7 +192,67 @@ fn grow_and_compare(
             step
         );
     }
-    Ok(ops)
+    Ok((genesis, ops))
+}
+
+/// The ops of a random history (every op made, kept or not), offered to replicas in the order
+/// they were made, in a shuffled order and all at once: each keeps the same ops and shows the
+/// same roster. A removal arriving after ops that its absence let in must not change which
+/// ops are kept (`a_removal_arriving_late_does_not_change_which_ops_are_kept`).
+/// The ids of the ops a log holds with their history.
+fn held(log: &MembershipLog) -> BTreeSet<OpId> {
+    log.ops().map(Op::id).collect()
+}
+
+fn arrive_in_any_order(seed: u64, len: usize, k: u8, order: u64) -> Result<(), TestCaseError> {
+    let (genesis, ops) = grow_and_compare(seed, len, k, false)?;
+    let mut made = MembershipLog::new(genesis.clone());
+    offer(&mut made, &ops);
+    let mut rng = ChaCha20Rng::seed_from_u64(order);
+    // One removal, demotion or revocation (if any) arrives last, after every op its absence let
+    // in; the rest in the order they were made.
+    let late: Vec<usize> = (0..ops.len())
+        .filter(|i| {
+            matches!(
+                ops[*i].body().action,
+                Action::Remove { .. }
+                    | Action::ProposeDemote { .. }
+                    | Action::PublishRevocation { .. }
+            )
+        })
+        .collect();
+    if let Some(i) = late.choose(&mut rng) {
+        let mut delayed = ops.clone();
+        let op = delayed.remove(*i);
+        delayed.push(op);
+        let mut log = MembershipLog::new(genesis.clone());
+        offer(&mut log, &delayed);
+        prop_assert_eq!(
+            held(&made),
+            held(&log),
+            "a late op changed which ops are kept"
+        );
+        prop_assert_eq!(made.roster(), log.roster());
+    }
+    let mut shuffled = ops.clone();
+    shuffled.shuffle(&mut rng);
+    let mut other = MembershipLog::new(genesis.clone());
+    offer(&mut other, &shuffled);
+    let mut all_at_once = MembershipLog::new(genesis);
+    all_at_once.extend(shuffled);
+    prop_assert_eq!(
+        held(&made),
+        held(&other),
+        "made and shuffled keep different ops"
+    );
+    prop_assert_eq!(
+        held(&made),
+        held(&all_at_once),
+        "made and all at once keep different ops"
+    );
+    prop_assert_eq!(made.roster(), other.roster());
+    prop_assert_eq!(made.roster(), all_at_once.roster());
+    Ok(())
 }
 
 proptest! {
@@ -215,6 +279,17 @@ proptest! {
     ) {
         grow_and_compare(seed, len, k, true)?;
     }
+
+    /// The ops of a random history, offered in another order or all at once, are kept alike.
+    #[test]
+    fn ops_arriving_in_any_order_are_kept_alike(
+        seed in any::<u64>(),
+        len in 4usize..48,
+        k in 1u8..=3,
+        order in any::<u64>(),
+    ) {
+        arrive_in_any_order(seed, len, k, order)?;
+    }
 }
 
 /// The case `proptest` found first (kept in the regression file too, here as a plain test): the
@@ -239,14 +314,13 @@ fn stubs_case_found_by_a_random_run() {
 
 /// Found by the seventh session's last random runs (2,788 cases passed before it; both runs
 /// shrank to it): after a stub joins as an op (step 35), the log that read its roster between
-/// inserts holds 30 ops in its resolution where a fresh log given the same ops and stubs holds
-/// 25: four ops of a key the incremental log let author while the stub (a removal) had no
-/// effect are refused by the fresh log, which judges authors with the removal in effect. First
-/// look: the non-monotone roster lookup (SECURITY.md, "Residual, the roster lookup") reached
-/// through a refused removal that joins later; not confirmed. Not in
-/// the regression file, which CI replays, until it is fixed (SECURITY.md, H1 convergence).
+/// inserts held 30 ops where a fresh log given the same ops and stubs held 25. A plain member
+/// had the rights of a moderator in the roster while the stub (a self-removal, whose concurrent
+/// removal of the founder it undoes) had no effect, and admitted a key; the old roster lookup
+/// let that key author, and a later promotion naming one of its ops made its admission count
+/// for good. The fresh log, judging with the removal in effect, refused the key's ops. Fixed by
+/// looking admissions up in each op's own past (`MembershipLog::may_author`); fails before.
 #[test]
-#[ignore = "open: a stub joining as an op, found by a random run and not diagnosed (SECURITY.md H1 convergence)"]
 fn stubs_case_found_by_the_seventh_sessions_last_random_run() {
     grow_and_compare(11_168_678_133_788_657_962, 36, 1, true).unwrap();
 }

@@ -107,6 +107,17 @@ pub struct MembershipLog {
     /// proposers vouched to admit or promote): a set that only grows, the same whatever order
     /// the ops arrived in.
     authors: Authors,
+    /// Keys admitted in the roster of an op's own past (the op and its ancestors), for ops that
+    /// may complete an admission there ([`MembershipLog::look_up_admissions`]): the admissions
+    /// [`Authors`] cannot see (an heir of the last-moderator fallback, a moderator of a state
+    /// with fewer than k). A function of each op's past, which its id fixes, so this only grows
+    /// and is the same whatever order the ops arrived in.
+    looked_up: BTreeSet<MemberId>,
+    /// Keys an op kept proposes to admit that may not author yet: looked up again in the past of
+    /// each op kept that may complete an admission.
+    unadmitted: BTreeSet<MemberId>,
+    /// Ops kept since the last look-up that may complete an admission in their own past.
+    to_look_up: Vec<OpId>,
     /// Resolved lazily, so a batch of inserts costs one resolution; kept so that an op naming
     /// every head is applied without a full replay.
     resolution: OnceCell<Resolution>,
@@ -186,6 +197,9 @@ impl MembershipLog {
     pub fn new(genesis: SignedGenesis) -> Self {
         Self {
             authors: Authors::new(&genesis, std::iter::empty()),
+            looked_up: BTreeSet::new(),
+            unadmitted: BTreeSet::new(),
+            to_look_up: Vec::new(),
             genesis,
             ops: BTreeMap::new(),
             orphans: BTreeMap::new(),
@@ -236,18 +250,20 @@ impl MembershipLog {
     /// Whether a replica should keep an op by this author at all: a founding moderator, a key
     /// whose admission or promotion k distinct proposers (k = the policy's `approvals_required`)
     /// proposed or approved in ops held with their history, proposers being the founding
-    /// moderators and keys whose promotion k proposers vouched for ([`Authors`]); and, looked up
-    /// last, a key the resolved roster knows (admitted, current or removed). The first part is a
-    /// function of the ops in the log that only grows as ops arrive, so replicas holding the same
-    /// ops keep the same ones whatever order they came in (a refused op is fetched again by a
-    /// later sync); one moderator's unapproved proposals make no key an author
-    /// (`a_rogue_moderators_unapproved_proposals_let_no_key_author`). The roster lookup is needed
+    /// moderators and keys whose promotion k proposers vouched for ([`Authors`]); and a key
+    /// admitted in the roster of some op's own past, for ops held that may complete an admission
+    /// there ([`MembershipLog::look_up_admissions`]). Both are functions of the ops in the log
+    /// that only grow as ops arrive, so replicas holding the same ops keep the same ones whatever
+    /// order they came in (a refused op is fetched again by a later sync); one moderator's
+    /// unapproved proposals make no key an author
+    /// (`a_rogue_moderators_unapproved_proposals_let_no_key_author`). The second part is needed
     /// only for members whose admission the resolver completed with a moderator no promotion op
     /// names: an heir of the last-moderator fallback, or a promotion by fewer than k remaining
-    /// moderators (`a_member_admitted_by_the_last_moderators_heir_may_author`); it is not
-    /// monotone (a removal may undo an admission).
+    /// moderators (`a_member_admitted_by_the_last_moderators_heir_may_author`). It replaces a
+    /// lookup in the current roster, which was not monotone (a removal arriving late may undo an
+    /// admission some replicas had already let author; `stubs_case_found_by_the_seventh_sessions_last_random_run`).
     pub fn may_author(&self, author: &MemberId) -> bool {
-        self.authors.may_author(author) || self.roster().knows(author)
+        self.authors.may_author(author) || self.looked_up.contains(author)
     }
 
     /// Whether `key`'s proposals and approvals count toward who may author: a founding moderator,
@@ -315,6 +331,58 @@ impl MembershipLog {
     fn kept(&mut self, op: &Op) {
         if self.authors.kept(op) {
             self.generation += 1;
+        }
+        if let Some(key) = op.body().action.admits() {
+            if !self.may_author(&key) {
+                self.unadmitted.insert(key);
+            }
+        }
+        // Ops that may complete an admission in their own past: a proposal or approval, or a
+        // loss of moderators that starts the fallback (an heir, or fewer than k holding rights).
+        let may_admit = matches!(
+            op.body().action,
+            Action::ProposeAdd { .. }
+                | Action::Approve { .. }
+                | Action::Remove { .. }
+                | Action::ProposeDemote { .. }
+                | Action::PublishRevocation { .. }
+        );
+        if may_admit && !self.unadmitted.is_empty() {
+            self.to_look_up.push(op.id());
+        }
+    }
+
+    /// For each op kept since the last call that may complete an admission: the roster of the
+    /// op's own past (the op and its ancestors, with the stubs they are read through), and every
+    /// key proposed but not yet an author that it knows may author from now on. The past an op
+    /// names is fixed by its id, so this is the same for every replica holding the op, whatever
+    /// else it holds or the order it came in. One resolution of a past per such op, only while
+    /// some proposed key is not an author: an honest collective pays it for admissions k
+    /// proposers have not completed yet; a member's flood of them is bounded by her quota.
+    fn look_up_admissions(&mut self) {
+        for id in std::mem::take(&mut self.to_look_up) {
+            let authors = &self.authors;
+            let looked_up = &self.looked_up;
+            self.unadmitted
+                .retain(|k| !authors.may_author(k) && !looked_up.contains(k));
+            if self.unadmitted.is_empty() {
+                self.to_look_up.clear();
+                return;
+            }
+            if !self.ops.contains_key(&id) {
+                continue;
+            }
+            let roster = self.roster_of_past(vec![id]);
+            let admitted: Vec<MemberId> = self
+                .unadmitted
+                .iter()
+                .filter(|k| roster.knows(k))
+                .copied()
+                .collect();
+            if !admitted.is_empty() {
+                self.generation += 1;
+                self.looked_up.extend(admitted);
+            }
         }
     }
 
@@ -1078,6 +1146,7 @@ impl MembershipLog {
             self.over.extend(over);
         }
         self.over.retain(|id| waiting.contains_key(id));
+        self.look_up_admissions();
         added
     }
 
@@ -1181,7 +1250,16 @@ impl MembershipLog {
         if key.iter().any(|h| !self.ops.contains_key(h)) {
             return None;
         }
-        let seen = self.past_in_graph(&key);
+        Some(self.roster_of_past(key))
+    }
+
+    /// The roster resolved from `heads` (sorted, deduplicated, all held) and their past, through
+    /// the cache.
+    fn roster_of_past(&mut self, heads: Vec<OpId>) -> Arc<Roster> {
+        if let Some((_, roster)) = self.cache.iter().find(|(k, _)| *k == heads) {
+            return Arc::clone(roster);
+        }
+        let seen = self.past_in_graph(&heads);
         let subset: Vec<&Op> = seen.iter().filter_map(|id| self.ops.get(id)).collect();
         let stubs: Vec<&Op> = seen
             .iter()
@@ -1189,8 +1267,8 @@ impl MembershipLog {
             .filter_map(|id| self.stubs.get(id))
             .collect();
         let roster = Arc::new(Resolution::new(&self.genesis, &subset, &stubs, &self.read).roster);
-        self.remember(key, Arc::clone(&roster));
-        Some(roster)
+        self.remember(heads, Arc::clone(&roster));
+        roster
     }
 
     /// The members and removals at `heads` (what a key delivery reads), if the roster was

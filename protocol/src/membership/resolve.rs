@@ -270,7 +270,7 @@ impl Roster {
     }
     /// Whether `id` is or was a member (founding moderators included). Which ops a replica keeps
     /// is decided by [`MembershipLog::may_author`](super::MembershipLog::may_author), which asks
-    /// this last.
+    /// this of the roster of an op's own past, never of the current one.
     pub fn knows(&self, id: &MemberId) -> bool {
         self.members.contains_key(id) || self.removed.contains_key(id)
     }
