@@ -116,8 +116,9 @@ pub struct MembershipLog {
     /// Keys an op kept proposes to admit that may not author yet: looked up again in the past of
     /// each op kept that may complete an admission.
     unadmitted: BTreeSet<MemberId>,
-    /// Ops kept since the last look-up that may complete an admission in their own past.
-    to_look_up: Vec<OpId>,
+    /// Ops kept since the last look-up that may complete an admission in their own past, with
+    /// the key they may admit (`None`: any key not admitted yet).
+    to_look_up: Vec<(OpId, Option<MemberId>)>,
     /// Resolved lazily, so a batch of inserts costs one resolution; kept so that an op naming
     /// every head is applied without a full replay.
     resolution: OnceCell<Resolution>,
@@ -332,51 +333,61 @@ impl MembershipLog {
         if self.authors.kept(op) {
             self.generation += 1;
         }
+        // Ops that may complete an admission in their own past: a proposal (of its own key), an
+        // approval, or a removal, demotion or revocation (one may start the last-moderator
+        // fallback or change its heir): of any key proposed. Which ops are looked up, and for
+        // which keys, depends on the op alone and on keys whose proposals are in its past
+        // (`unadmitted` holds every such key not yet an author), never on what else this
+        // replica happens to hold: otherwise replicas could look up different pasts.
+        let may_admit = match &op.body().action {
+            Action::ProposeAdd { identity, .. } => Some(Some(identity.member)),
+            Action::Approve { .. }
+            | Action::Remove { .. }
+            | Action::ProposeDemote { .. }
+            | Action::PublishRevocation { .. } => Some(None),
+            _ => None,
+        };
         if let Some(key) = op.body().action.admits() {
             if !self.may_author(&key) {
                 self.unadmitted.insert(key);
             }
         }
-        // Ops that may complete an admission in their own past: a proposal or approval, or a
-        // loss of moderators that starts the fallback (an heir, or fewer than k holding rights).
-        let may_admit = matches!(
-            op.body().action,
-            Action::ProposeAdd { .. }
-                | Action::Approve { .. }
-                | Action::Remove { .. }
-                | Action::ProposeDemote { .. }
-                | Action::PublishRevocation { .. }
-        );
-        if may_admit && !self.unadmitted.is_empty() {
-            self.to_look_up.push(op.id());
+        match may_admit {
+            Some(Some(key)) if self.unadmitted.contains(&key) => {
+                self.to_look_up.push((op.id(), Some(key)));
+            }
+            Some(None) if !self.unadmitted.is_empty() => self.to_look_up.push((op.id(), None)),
+            _ => {}
         }
     }
 
     /// For each op kept since the last call that may complete an admission: the roster of the
-    /// op's own past (the op and its ancestors, with the stubs they are read through), and every
-    /// key proposed but not yet an author that it knows may author from now on. The past an op
-    /// names is fixed by its id, so this is the same for every replica holding the op, whatever
-    /// else it holds or the order it came in. One resolution of a past per such op, only while
-    /// some proposed key is not an author: an honest collective pays it for admissions k
-    /// proposers have not completed yet; a member's flood of them is bounded by her quota.
+    /// op's own past (the op and its ancestors, with the stubs they are read through), and the
+    /// keys proposed but not yet authors that it knows may author from now on (a proposal's own
+    /// key; any such key for an approval, removal, demotion or revocation). The past an op names
+    /// is fixed by its id, so this is the same for every replica holding the op, whatever else
+    /// it holds or the order it came in. One resolution of a past per such op while its key (or
+    /// some key) is not an author: an honest collective pays it for proposals k proposers have
+    /// not completed yet, and for approvals and removals while some proposal never completed
+    /// (an abandoned one stays); a member's flood of them is bounded by her quota.
     fn look_up_admissions(&mut self) {
-        for id in std::mem::take(&mut self.to_look_up) {
+        for (id, key) in std::mem::take(&mut self.to_look_up) {
             let authors = &self.authors;
             let looked_up = &self.looked_up;
             self.unadmitted
                 .retain(|k| !authors.may_author(k) && !looked_up.contains(k));
-            if self.unadmitted.is_empty() {
-                self.to_look_up.clear();
-                return;
-            }
-            if !self.ops.contains_key(&id) {
+            let wanted = match key {
+                Some(key) => self.unadmitted.contains(&key),
+                None => !self.unadmitted.is_empty(),
+            };
+            if !wanted || !self.ops.contains_key(&id) {
                 continue;
             }
             let roster = self.roster_of_past(vec![id]);
             let admitted: Vec<MemberId> = self
                 .unadmitted
                 .iter()
-                .filter(|k| roster.knows(k))
+                .filter(|k| key.is_none_or(|key| key == **k) && roster.knows(k))
                 .copied()
                 .collect();
             if !admitted.is_empty() {
