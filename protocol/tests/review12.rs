@@ -205,3 +205,69 @@ fn r12_measure_restart_with_one_unapproved_proposal() {
         }
     }
 }
+
+/// R12-3. k = 1. The heir admits `newbie` in an op concurrent with the founder's revocation
+/// (the fallback gives the heir her rights throughout the replay, so the admission counts once
+/// both are held: SECURITY residual (a)); her next op names both. Replica A holds every op as
+/// it comes: the look-up of that next op finds the newbie. Replica B had refused the admission
+/// over the heir's quota (a stub) when the next op arrived, read it through the stub (no
+/// effect), and took the admission later (a slot of her day freed): nothing looks the next op
+/// up again, and the admission's own past (without the revocation) does not admit the newbie.
+/// Both hold the same ops, yet B refuses the newbie's op that A keeps, for good, and B after a
+/// restart (`extend`) keeps it. SECURITY residual (c) calls this "within the over-quota
+/// residual", which is about which ops *of the flooder* are kept; here the ops split are
+/// another key's, with the op sets equal. Safe: the same ops give the same authors.
+#[test]
+fn r12_a_stub_joining_later_changes_nothing_a_replica_that_held_it_keeps() {
+    let (genesis, pool) = collective(1203, 1, 1, 5);
+    let (founder, heir, second, newbie, other) = (&pool[0], &pool[1], &pool[2], &pool[3], &pool[4]);
+    let heir_add = op(&genesis, founder, &[], add(heir));
+    let second_add = op(&genesis, founder, &[heir_add.id()], add(second));
+    let founder_revoked = revoke(&genesis, second, founder, &[second_add.id()]);
+    let newbie_add = op(&genesis, heir, &[second_add.id()], add(newbie));
+    let next = op(
+        &genesis,
+        heir,
+        &[founder_revoked.id(), newbie_add.id()],
+        add(other),
+    );
+    let newbie_own = own(&genesis, newbie, &[next.id()]);
+    let base = [heir_add, second_add, founder_revoked];
+
+    let mut a = MembershipLog::new(genesis.clone());
+    offer(&mut a, &base);
+    offer(
+        &mut a,
+        &[newbie_add.clone(), next.clone(), newbie_own.clone()],
+    );
+    assert!(a.roster().is_member(&newbie.member_id()), "the heir's admission counts");
+    assert!(a.contains(&newbie_own.id()), "A keeps the newbie's op");
+
+    let mut b = MembershipLog::new(genesis.clone());
+    offer(&mut b, &base);
+    b.refuse_over_quota(newbie_add.id(), newbie_add.parents(), newbie_add.body().action.admits());
+    assert_eq!(b.add_stub(newbie_add.clone()), Vec::<OpId>::new());
+    assert!(matches!(b.insert(next.clone()), InsertOutcome::Added(_)));
+    // A slot of the heir's day frees: the stub joins as an op.
+    assert_eq!(
+        b.insert(newbie_add.clone()),
+        InsertOutcome::Added(vec![newbie_add.id()])
+    );
+    offer(&mut b, &[newbie_own.clone()]);
+    let held = |log: &MembershipLog| log.ops().map(Op::id).collect::<std::collections::BTreeSet<_>>();
+    // B's roster has the newbie as a current member, yet B refuses her op.
+    assert!(b.roster().is_member(&newbie.member_id()));
+    let mut fresh = MembershipLog::new(genesis.clone());
+    fresh.extend(b.ops().cloned().collect::<Vec<_>>());
+    assert_eq!(
+        b.may_author(&newbie.member_id()),
+        fresh.may_author(&newbie.member_id()),
+        "B and a fresh log of B's ops (B after a restart) differ"
+    );
+    assert_eq!(
+        b.may_author(&newbie.member_id()),
+        a.may_author(&newbie.member_id()),
+        "A and B hold the same ops (and no stub), yet one lets the newbie author"
+    );
+    assert_eq!(held(&a), held(&b), "A and B keep different ops");
+}
