@@ -208,7 +208,7 @@ fn r12_measure_restart_with_one_unapproved_proposal() {
 
 /// R12-3. k = 1. The heir admits `newbie` in an op concurrent with the founder's revocation
 /// (the fallback gives the heir her rights throughout the replay, so the admission counts once
-/// both are held: SECURITY residual (a)); her next op names both. Replica A holds every op as
+/// both are held: SECURITY residual (a)); her next op (a removal) names both. Replica A holds every op as
 /// it comes: the look-up of that next op finds the newbie. Replica B had refused the admission
 /// over the heir's quota (a stub) when the next op arrived, read it through the stub (no
 /// effect), and took the admission later (a slot of her day freed): nothing looks the next op
@@ -223,16 +223,22 @@ fn r12_a_stub_joining_later_changes_nothing_a_replica_that_held_it_keeps() {
     let (founder, heir, second, newbie, other) = (&pool[0], &pool[1], &pool[2], &pool[3], &pool[4]);
     let heir_add = op(&genesis, founder, &[], add(heir));
     let second_add = op(&genesis, founder, &[heir_add.id()], add(second));
-    let founder_revoked = revoke(&genesis, second, founder, &[second_add.id()]);
-    let newbie_add = op(&genesis, heir, &[second_add.id()], add(newbie));
+    let other_add = op(&genesis, founder, &[second_add.id()], add(other));
+    let founder_revoked = revoke(&genesis, second, founder, &[other_add.id()]);
+    let newbie_add = op(&genesis, heir, &[other_add.id()], add(newbie));
+    // The heir's next op names every head: a removal (any op that looks up every key
+    // proposed: an approval, removal, demotion or revocation).
     let next = op(
         &genesis,
         heir,
         &[founder_revoked.id(), newbie_add.id()],
-        add(other),
+        Action::Remove {
+            member: other.member_id(),
+            reason: names::reason("r"),
+        },
     );
     let newbie_own = own(&genesis, newbie, &[next.id()]);
-    let base = [heir_add, second_add, founder_revoked];
+    let base = [heir_add, second_add, other_add, founder_revoked];
 
     let mut a = MembershipLog::new(genesis.clone());
     offer(&mut a, &base);
