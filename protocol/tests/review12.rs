@@ -277,3 +277,49 @@ fn r12_a_stub_joining_later_changes_nothing_a_replica_that_held_it_keeps() {
     );
     assert_eq!(held(&a), held(&b), "A and B keep different ops");
 }
+
+/// R12-4 (lookup 33c65ce). k = 1 (the default). The heir admits `newbie` in an op concurrent
+/// with the founder's revocation (it counts once both are held: residual (a)); her next op, an
+/// ordinary proposal of the next member, names both. The roster has the newbie as a member, and
+/// SECURITY's residual (a) says she may author once "a later proposal, approval, removal,
+/// demotion or revocation names a past in which she is admitted". Since 33c65ce a proposal looks
+/// up only its own key, so she stays refused: in a k = 1 collective nobody approves anything,
+/// and removals are rare, so her key rotation (or any op of hers) waits indefinitely. Safe (what
+/// the documentation promises): she may author.
+#[test]
+fn r12_a_later_proposal_naming_her_admission_lets_the_heirs_member_author() {
+    let (genesis, pool) = collective(1204, 1, 1, 5);
+    let (founder, heir, second, newbie, next_member) =
+        (&pool[0], &pool[1], &pool[2], &pool[3], &pool[4]);
+    let heir_add = op(&genesis, founder, &[], add(heir));
+    let second_add = op(&genesis, founder, &[heir_add.id()], add(second));
+    let founder_revoked = revoke(&genesis, second, founder, &[second_add.id()]);
+    let newbie_add = op(&genesis, heir, &[second_add.id()], add(newbie));
+    let next = op(
+        &genesis,
+        heir,
+        &[founder_revoked.id(), newbie_add.id()],
+        add(next_member),
+    );
+    let newbie_own = own(&genesis, newbie, &[next.id()]);
+    let mut log = MembershipLog::new(genesis.clone());
+    offer(
+        &mut log,
+        &[
+            heir_add,
+            second_add,
+            founder_revoked,
+            newbie_add,
+            next.clone(),
+            newbie_own.clone(),
+        ],
+    );
+    assert!(log.contains(&next.id()));
+    assert!(log.roster().is_member(&newbie.member_id()));
+    assert!(log.may_author(&next_member.member_id()));
+    assert!(
+        log.may_author(&newbie.member_id()),
+        "a later proposal names a past in which she is admitted, yet she may not author"
+    );
+    assert!(log.contains(&newbie_own.id()));
+}
