@@ -323,3 +323,37 @@ fn r12_a_later_proposal_naming_her_admission_lets_the_heirs_member_author() {
     );
     assert!(log.contains(&newbie_own.id()));
 }
+
+/// R12-5. Each look-up resolves an op's past through the roster cache and remembers it there
+/// (`roster_of_past`), so look-ups evict the rosters of the states items name (the cache holds
+/// 8 states, and only 2 rosters of a 1,000-member collective). Any member's flood of approvals
+/// while some proposal is unapproved (or an honest k = 2 collective's pending proposals) pushes
+/// out what alert and key-delivery checks read, each then resolved again. On main inserts never
+/// touched the cache ("new ops never change it"). Safe: a look-up does not evict a cached
+/// state.
+#[test]
+fn r12_look_ups_do_not_evict_the_states_items_name() {
+    let (genesis, pool) = collective(1205, 2, 2, 12);
+    let (f1, f2) = (&pool[0], &pool[1]);
+    let first = op(&genesis, f1, &[], add(&pool[2]));
+    let first_ok = op(&genesis, f2, &[first.id()], approve(&first));
+    let mut log = MembershipLog::new(genesis.clone());
+    offer(&mut log, &[first.clone(), first_ok.clone()]);
+    // An alert names the state after the first admission.
+    let named = log.roster_at(&[first_ok.id()]).unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &named,
+        &log.roster_at(&[first_ok.id()]).unwrap()
+    ));
+    // Ten proposals, each pending until approved: each is looked up.
+    let mut head = first_ok.id();
+    for who in &pool[3..13] {
+        let p = op(&genesis, f1, &[head], add(who));
+        head = p.id();
+        assert!(matches!(log.insert(p), InsertOutcome::Added(_)));
+    }
+    assert!(
+        std::sync::Arc::ptr_eq(&named, &log.roster_at(&[first_ok.id()]).unwrap()),
+        "the state an alert names was evicted by look-ups and is resolved again"
+    );
+}
