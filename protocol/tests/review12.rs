@@ -55,7 +55,13 @@ fn op(genesis: &SignedGenesis, author: &Identity, parents: &[OpId], action: Acti
     Op::create(author, genesis.id(), parents, NOW + 60, action).unwrap()
 }
 
-fn dated(genesis: &SignedGenesis, author: &Identity, parents: &[OpId], action: Action, at: u64) -> Op {
+fn dated(
+    genesis: &SignedGenesis,
+    author: &Identity,
+    parents: &[OpId],
+    action: Action,
+    at: u64,
+) -> Op {
     Op::create(author, genesis.id(), parents.to_vec(), at, action).unwrap()
 }
 
@@ -167,7 +173,7 @@ fn r12_a_revoked_heirs_key_cannot_grow_a_chain_of_sybil_authors() {
 #[test]
 #[ignore = "measurement, run by hand (R12-2)"]
 fn r12_measure_restart_with_one_unapproved_proposal() {
-    for n in [100usize, 200, 400, 800] {
+    for n in [100usize, 200, 400, 800, 1600] {
         let (genesis, pool) = collective(1202, 2, 2, n + 1);
         let (f1, f2) = (&pool[0], &pool[1]);
         let junk = op(&genesis, f1, &[], add(&pool[2]));
@@ -246,12 +252,19 @@ fn r12_a_stub_joining_later_changes_nothing_a_replica_that_held_it_keeps() {
         &mut a,
         &[newbie_add.clone(), next.clone(), newbie_own.clone()],
     );
-    assert!(a.roster().is_member(&newbie.member_id()), "the heir's admission counts");
+    assert!(
+        a.roster().is_member(&newbie.member_id()),
+        "the heir's admission counts"
+    );
     assert!(a.contains(&newbie_own.id()), "A keeps the newbie's op");
 
     let mut b = MembershipLog::new(genesis.clone());
     offer(&mut b, &base);
-    b.refuse_over_quota(newbie_add.id(), newbie_add.parents(), newbie_add.body().action.admits());
+    b.refuse_over_quota(
+        newbie_add.id(),
+        newbie_add.parents(),
+        newbie_add.body().action.admits(),
+    );
     assert_eq!(b.add_stub(newbie_add.clone()), Vec::<OpId>::new());
     assert!(matches!(b.insert(next.clone()), InsertOutcome::Added(_)));
     // A slot of the heir's day frees: the stub joins as an op.
@@ -260,7 +273,11 @@ fn r12_a_stub_joining_later_changes_nothing_a_replica_that_held_it_keeps() {
         InsertOutcome::Added(vec![newbie_add.id()])
     );
     offer(&mut b, &[newbie_own.clone()]);
-    let held = |log: &MembershipLog| log.ops().map(Op::id).collect::<std::collections::BTreeSet<_>>();
+    let held = |log: &MembershipLog| {
+        log.ops()
+            .map(Op::id)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
     // B's roster has the newbie as a current member, yet B refuses her op.
     assert!(b.roster().is_member(&newbie.member_id()));
     let mut fresh = MembershipLog::new(genesis.clone());
