@@ -272,7 +272,7 @@ fn r12_a_stub_joining_later_changes_nothing_a_replica_that_held_it_keeps() {
         b.insert(newbie_add.clone()),
         InsertOutcome::Added(vec![newbie_add.id()])
     );
-    offer(&mut b, &[newbie_own.clone()]);
+    offer(&mut b, std::slice::from_ref(&newbie_own));
     let held = |log: &MembershipLog| {
         log.ops()
             .map(Op::id)
