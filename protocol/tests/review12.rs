@@ -374,3 +374,98 @@ fn r12_look_ups_do_not_evict_the_states_items_name() {
         "the state an alert names was evicted by look-ups and is resolved again"
     );
 }
+
+/// R12-6. The other direction of R12-3, permanent. k = 1. The heir admits `newbie` in an op
+/// concurrent with the founder's revocation; the heir's own revocation (`heir_revoked`, naming
+/// only the founder's) is concurrent with that admission, so with it the admission is dropped.
+/// `second` approves the admission naming all three. Replica A holds everything: the approval's
+/// past has the heir revoked, the newbie is never admitted anywhere, she may not author. Replica
+/// B had the heir's revocation as a stub (over `second`'s quota) when the approval came: read
+/// through it, effect-less, the approval's past admits the newbie, who may author at B for good;
+/// then the stub joins (a slot freed). A and B hold the same ops and no stubs, and B keeps the
+/// newbie's ops for good while A refuses them for good (`looked_up` only grows; no later op can
+/// change A's answer). Safe: the same ops give the same authors.
+#[test]
+fn r12_a_revocation_held_as_a_stub_at_the_look_up_does_not_split_replicas_for_good() {
+    // The heir's admission counts in the merged past only if the replay order (ties broken by
+    // op id) puts it after the founder's revocation: the first seed where it does.
+    let seed = (1206..1270)
+        .find(|seed| {
+            let (genesis, pool) = collective(*seed, 1, 1, 4);
+            let (founder, heir, second, newbie) = (&pool[0], &pool[1], &pool[2], &pool[3]);
+            let heir_add = op(&genesis, founder, &[], add(heir));
+            let second_add = op(&genesis, founder, &[heir_add.id()], add(second));
+            let founder_revoked = revoke(&genesis, second, founder, &[second_add.id()]);
+            let newbie_add = op(&genesis, heir, &[second_add.id()], add(newbie));
+            let mut log = MembershipLog::new(genesis.clone());
+            offer(
+                &mut log,
+                &[heir_add, second_add, founder_revoked, newbie_add],
+            );
+            log.roster().is_member(&newbie.member_id())
+        })
+        .expect("a seed where the heir's concurrent admission counts");
+    let (genesis, pool) = collective(seed, 1, 1, 4);
+    let (founder, heir, second, newbie) = (&pool[0], &pool[1], &pool[2], &pool[3]);
+    let heir_add = op(&genesis, founder, &[], add(heir));
+    let second_add = op(&genesis, founder, &[heir_add.id()], add(second));
+    let founder_revoked = revoke(&genesis, second, founder, &[second_add.id()]);
+    let newbie_add = op(&genesis, heir, &[second_add.id()], add(newbie));
+    let heir_revoked = revoke(&genesis, second, heir, &[founder_revoked.id()]);
+    let approval = op(
+        &genesis,
+        second,
+        &[heir_revoked.id(), newbie_add.id()],
+        approve(&newbie_add),
+    );
+    let newbie_own = own(&genesis, newbie, &[approval.id()]);
+    let base = [heir_add, second_add, founder_revoked, newbie_add];
+
+    let mut a = MembershipLog::new(genesis.clone());
+    offer(&mut a, &base);
+    offer(
+        &mut a,
+        &[heir_revoked.clone(), approval.clone(), newbie_own.clone()],
+    );
+    assert!(!a.roster().knows(&newbie.member_id()));
+
+    let mut b = MembershipLog::new(genesis.clone());
+    offer(&mut b, &base);
+    b.refuse_over_quota(heir_revoked.id(), heir_revoked.parents(), None);
+    assert_eq!(b.add_stub(heir_revoked.clone()), Vec::<OpId>::new());
+    assert!(matches!(
+        b.insert(approval.clone()),
+        InsertOutcome::Added(_)
+    ));
+    assert_eq!(
+        b.insert(heir_revoked.clone()),
+        InsertOutcome::Added(vec![heir_revoked.id()])
+    );
+    offer(&mut b, std::slice::from_ref(&newbie_own));
+    assert!(!b.roster().knows(&newbie.member_id()));
+    let held = |log: &MembershipLog| {
+        log.ops()
+            .filter(|o| o.id() != newbie_own.id())
+            .map(Op::id)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(held(&a), held(&b), "the same ops besides the newbie's");
+    let mut fresh = MembershipLog::new(genesis.clone());
+    fresh.extend(
+        b.ops()
+            .filter(|o| o.id() != newbie_own.id())
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        b.may_author(&newbie.member_id()),
+        fresh.may_author(&newbie.member_id()),
+        "B and a fresh log of the same ops (B after a restart) differ"
+    );
+    assert_eq!(
+        a.may_author(&newbie.member_id()),
+        b.may_author(&newbie.member_id()),
+        "A and B hold the same ops, yet one lets the newbie author"
+    );
+    assert_eq!(a.contains(&newbie_own.id()), b.contains(&newbie_own.id()));
+}
