@@ -358,6 +358,63 @@ fn a_removal_arriving_late_does_not_change_which_ops_are_kept() {
     }
 }
 
+/// A restart (the ops restored with `extend`) resolves no op's past again when the look-ups
+/// done before are read back (`take_look_ups`, `restore_look_ups`): it lets the same keys author,
+/// and has nothing new to store. Without them it resolves the same pasts again and finds the same
+/// keys (an old store, or one that lost them).
+#[test]
+fn a_restart_resolves_no_past_again_with_the_look_ups_read_back() {
+    let (genesis, pool) = collective(44, 1, 1, 3);
+    let (founder, first, second, newbie) = (&pool[0], &pool[1], &pool[2], &pool[3]);
+    let first_add = op(&genesis, founder, &[], add(first));
+    let second_add = op(&genesis, founder, &[first_add.id()], add(second));
+    let revoked = op(
+        &genesis,
+        second,
+        &[second_add.id()],
+        Action::PublishRevocation {
+            certificate: RevocationCertificate::create(founder, NOW),
+        },
+    );
+    let newbie_add = op(&genesis, first, &[revoked.id()], add(newbie));
+    let newbie_own = own(&genesis, newbie, &[newbie_add.id()]);
+    let all = [
+        first_add,
+        second_add,
+        revoked,
+        newbie_add,
+        newbie_own.clone(),
+    ];
+    let mut log = MembershipLog::new(genesis.clone());
+    offer(&mut log, &all);
+    assert!(log.may_author(&newbie.member_id()));
+    let look_ups = log.take_look_ups();
+    assert!(
+        look_ups
+            .iter()
+            .any(|(_, keys)| keys.contains(&newbie.member_id())),
+        "the heir's admission was looked up: {look_ups:?}"
+    );
+
+    let mut restarted = MembershipLog::new(genesis.clone());
+    restarted.restore_look_ups(look_ups.clone());
+    restarted.extend(all.iter().cloned());
+    restarted.restored();
+    assert!(restarted.may_author(&newbie.member_id()));
+    assert!(restarted.contains(&newbie_own.id()));
+    assert_eq!(
+        restarted.take_look_ups(),
+        Vec::new(),
+        "a past resolved again"
+    );
+
+    let mut old_store = MembershipLog::new(genesis);
+    old_store.extend(all.iter().cloned());
+    old_store.restored();
+    assert!(old_store.may_author(&newbie.member_id()));
+    assert_eq!(old_store.take_look_ups(), look_ups);
+}
+
 /// Random histories of proposals, promotions and approvals by founders, admitted keys and keys
 /// nobody admitted, with random (often partial) parents.
 fn random_history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Identity>, Vec<Op>) {

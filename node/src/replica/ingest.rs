@@ -185,6 +185,13 @@ impl Replica {
                         &super::encode_reading(&parents, &via),
                     );
                 }
+                Effect::PutLookUp { id, keys } => {
+                    batch.put(
+                        Tree::Membership,
+                        &super::look_up_key(&id),
+                        &super::encode_look_up(&keys),
+                    );
+                }
                 Effect::PutDelivery { id, bytes } => {
                     deliveries = true;
                     batch.put(Tree::EpochKeys, &id.0, &bytes);

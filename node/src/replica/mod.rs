@@ -302,8 +302,17 @@ impl Replica {
         let mut ops = Vec::new();
         let mut readings = Vec::new();
         let mut stubs = Vec::new();
+        let mut look_ups = Vec::new();
         for entry in self.store.iter(Tree::Membership) {
             let (key, bytes) = entry.map_err(store_error)?;
+            if key.len() == READING_KEY_LEN && key.first() == Some(&LOOK_UP_TAG) {
+                // Unreadable: dropped, and the op's past is resolved again.
+                match decode_look_up(&key, &bytes) {
+                    Some(look_up) => look_ups.push(look_up),
+                    None => warn!("skipping unreadable stored look-up"),
+                }
+                continue;
+            }
             if key.len() == READING_KEY_LEN && key.first() == Some(&STUB_TAG) {
                 match Op::decode(&bytes, collective_id) {
                     Ok(op) => stubs.push(op),
@@ -326,6 +335,7 @@ impl Replica {
         // Ops that joined read through an op refused over the quota join again as they did.
         state.restore_stubs(stubs);
         state.restore_read_parents(readings);
+        state.restore_look_ups(look_ups);
         state.restore_ops(ops);
         // Keys whose deliveries were sealed to an agreement key since destroyed.
         state.preload_epoch_keys(epoch_keys);
@@ -768,6 +778,39 @@ pub(super) fn stub_key(id: &lookout_protocol::OpId) -> [u8; READING_KEY_LEN] {
     key
 }
 
+/// The tag byte of the key of a look-up (what an op's own past admits).
+const LOOK_UP_TAG: u8 = b'l';
+
+/// The key of `id`'s look-up ([`Effect::PutLookUp`](lookout_protocol::replica::Effect)).
+pub(super) fn look_up_key(id: &lookout_protocol::OpId) -> [u8; READING_KEY_LEN] {
+    let mut key = [0u8; READING_KEY_LEN];
+    key[0] = LOOK_UP_TAG;
+    key[1..].copy_from_slice(&id.0);
+    key
+}
+
+/// A look-up's value: the keys, 32 bytes each (often none).
+pub(super) fn encode_look_up(keys: &[lookout_protocol::MemberId]) -> Vec<u8> {
+    keys.iter().flat_map(|k| k.0).collect()
+}
+
+/// A stored look-up, if its key and value are well formed.
+fn decode_look_up(
+    key: &[u8],
+    value: &[u8],
+) -> Option<(lookout_protocol::OpId, Vec<lookout_protocol::MemberId>)> {
+    let id: [u8; 32] = key.get(1..)?.try_into().ok()?;
+    if !value.len().is_multiple_of(32) {
+        return None;
+    }
+    let keys = value
+        .chunks_exact(32)
+        .map(|c| c.try_into().map(lookout_protocol::MemberId))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    Some((lookout_protocol::OpId(id), keys))
+}
+
 /// The key of `id`'s reading ([`Effect::PutReadParents`](lookout_protocol::replica::Effect)).
 pub(super) fn reading_key(id: &lookout_protocol::OpId) -> [u8; READING_KEY_LEN] {
     let mut key = [0u8; READING_KEY_LEN];
@@ -854,5 +897,28 @@ mod reading_tests {
         bad[1] = u8::MAX;
         assert_eq!(decode_reading(&key, &bad), None);
         assert_eq!(decode_reading(&id.0, &value), None);
+    }
+
+    /// A look-up round-trips through its key and value (no key, or several), and a value that is
+    /// not whole keys is no look-up.
+    #[test]
+    fn a_look_up_round_trips_through_the_store_encoding() {
+        let id = lookout_protocol::OpId([7; 32]);
+        let key = look_up_key(&id);
+        assert_eq!(key.len(), READING_KEY_LEN);
+        assert_eq!(key[0], LOOK_UP_TAG);
+        for keys in [
+            vec![],
+            vec![
+                lookout_protocol::MemberId([1; 32]),
+                lookout_protocol::MemberId([2; 32]),
+            ],
+        ] {
+            let value = encode_look_up(&keys);
+            assert_eq!(decode_look_up(&key, &value), Some((id, keys)));
+        }
+        let value = encode_look_up(&[lookout_protocol::MemberId([1; 32])]);
+        assert_eq!(decode_look_up(&key, &value[..31]), None);
+        assert_eq!(decode_look_up(&key[..32], &value), None);
     }
 }

@@ -95,6 +95,14 @@ pub enum OpRefusal {
     BeforeGenesis,
 }
 
+/// The keys that proposed or approved one proposal to admit, and the key it admits (known once
+/// the proposal itself is held).
+#[derive(Debug, Clone, Default)]
+struct Vouchers {
+    key: Option<MemberId>,
+    by: BTreeSet<MemberId>,
+}
+
 /// A replica's membership ops and the rosters they resolve to.
 #[derive(Debug, Clone)]
 pub struct MembershipLog {
@@ -113,12 +121,27 @@ pub struct MembershipLog {
     /// with fewer than k). A function of each op's past, which its id fixes, so this only grows
     /// and is the same whatever order the ops arrived in.
     looked_up: BTreeSet<MemberId>,
-    /// Keys an op kept proposes to admit that may not author yet: looked up again in the past of
-    /// each op kept that may complete an admission.
-    unadmitted: BTreeSet<MemberId>,
+    /// Who proposed or approved each proposal to admit (by its id), and the key it admits once
+    /// the proposal itself is held: a key's admission needs k of them in a past.
+    vouchers: HashMap<OpId, Vouchers>,
+    /// Keys that may not author yet, with a proposal k distinct keys vouched for: only these can
+    /// be admitted in some op's past without being authors already.
+    ripe: BTreeSet<MemberId>,
     /// Ops kept since the last look-up that may complete an admission in their own past, with
-    /// the key they may admit (`None`: any key not admitted yet).
+    /// the key they may admit (`None`: any ripe key).
     to_look_up: Vec<(OpId, Option<MemberId>)>,
+    /// Look-ups of ops whose past misses an op (a stub's parent neither held nor a stub): tried
+    /// again when a stub joins or leaves.
+    deferred_look_ups: Vec<(OpId, Option<MemberId>)>,
+    /// A stub joined or left since the last look-up: the deferred ones are tried again.
+    stubs_left: bool,
+    /// Look-ups done since the caller last stored them ([`MembershipLog::take_look_ups`]): each
+    /// op resolved, with the keys its past admits (none, often), so a restart resolves no past
+    /// again (each would cost a resolution: Review 12, R12-2).
+    new_look_ups: Vec<(OpId, Vec<MemberId>)>,
+    /// Look-ups read back from the caller's store, used while its ops are restored
+    /// ([`MembershipLog::restore_look_ups`]).
+    restored_look_ups: HashMap<OpId, Vec<MemberId>>,
     /// Resolved lazily, so a batch of inserts costs one resolution; kept so that an op naming
     /// every head is applied without a full replay.
     resolution: OnceCell<Resolution>,
@@ -199,8 +222,13 @@ impl MembershipLog {
         Self {
             authors: Authors::new(&genesis, std::iter::empty()),
             looked_up: BTreeSet::new(),
-            unadmitted: BTreeSet::new(),
+            vouchers: HashMap::new(),
+            ripe: BTreeSet::new(),
             to_look_up: Vec::new(),
+            deferred_look_ups: Vec::new(),
+            stubs_left: false,
+            new_look_ups: Vec::new(),
+            restored_look_ups: HashMap::new(),
             genesis,
             ops: BTreeMap::new(),
             orphans: BTreeMap::new(),
@@ -333,12 +361,14 @@ impl MembershipLog {
         if self.authors.kept(op) {
             self.generation += 1;
         }
+        self.vouch(op);
         // Ops that may complete an admission in their own past: a proposal (of its own key), an
         // approval, or a removal, demotion or revocation (one may start the last-moderator
-        // fallback or change its heir): of any key proposed. Which ops are looked up, and for
-        // which keys, depends on the op alone and on keys whose proposals are in its past
-        // (`unadmitted` holds every such key not yet an author), never on what else this
-        // replica happens to hold: otherwise replicas could look up different pasts.
+        // fallback or change its heir): of any ripe key. A key can be admitted in an op's past
+        // only if k of its vouchers are in that past, held here as ops or stubs, all of which
+        // joined (or were kept) before the op: then it is ripe here now. So a look-up skipped
+        // for want of ripe keys, or a key skipped as not ripe, could have found nothing anywhere:
+        // which ops add which keys depends on the ops alone.
         let may_admit = match &op.body().action {
             Action::ProposeAdd { identity, .. } => Some(Some(identity.member)),
             Action::Approve { .. }
@@ -347,53 +377,109 @@ impl MembershipLog {
             | Action::PublishRevocation { .. } => Some(None),
             _ => None,
         };
-        if let Some(key) = op.body().action.admits() {
-            if !self.may_author(&key) {
-                self.unadmitted.insert(key);
+        if let Some(key) = may_admit {
+            let wanted = match key {
+                Some(key) => self.ripe.contains(&key),
+                None => !self.ripe.is_empty(),
+            };
+            if wanted {
+                self.to_look_up.push((op.id(), key));
             }
         }
-        match may_admit {
-            Some(Some(key)) if self.unadmitted.contains(&key) => {
-                self.to_look_up.push((op.id(), Some(key)));
+    }
+
+    /// Count `op` (held, or a stub: verified, and in the past of the ops read through it) as a
+    /// vouch for the proposal it makes or approves, and the proposal's key as ripe once k keys
+    /// vouched for it and it may not author yet.
+    fn vouch(&mut self, op: &Op) {
+        let k = usize::from(self.genesis.genesis().policy.approvals_required).max(1);
+        let author = op.author();
+        let vouched = match &op.body().action {
+            Action::ProposeAdd { identity, .. } => {
+                let entry = self.vouchers.entry(op.id()).or_default();
+                entry.key = Some(identity.member);
+                entry.by.insert(author);
+                Some(op.id())
             }
-            Some(None) if !self.unadmitted.is_empty() => self.to_look_up.push((op.id(), None)),
-            _ => {}
+            Action::Approve { proposal } => {
+                self.vouchers
+                    .entry(*proposal)
+                    .or_default()
+                    .by
+                    .insert(author);
+                Some(*proposal)
+            }
+            _ => None,
+        };
+        if let Some(entry) = vouched.and_then(|id| self.vouchers.get(&id)) {
+            if let Some(key) = entry.key.filter(|_| entry.by.len() >= k) {
+                if !self.may_author(&key) {
+                    self.ripe.insert(key);
+                }
+            }
         }
     }
 
     /// For each op kept since the last call that may complete an admission: the roster of the
-    /// op's own past (the op and its ancestors, with the stubs they are read through), and the
-    /// keys proposed but not yet authors that it knows may author from now on (a proposal's own
-    /// key; any such key for an approval, removal, demotion or revocation). The past an op names
-    /// is fixed by its id, so this is the same for every replica holding the op, whatever else
-    /// it holds or the order it came in. One resolution of a past per such op while its key (or
-    /// some key) is not an author: an honest collective pays it for proposals k proposers have
-    /// not completed yet, and for approvals and removals while some proposal never completed
-    /// (an abandoned one stays); a member's flood of them is bounded by her quota.
+    /// op's own past (the op and its ancestors), and the ripe keys (not authors yet, a proposal
+    /// k keys vouched for) it knows may author from now on (a proposal's own key; any ripe key
+    /// for an approval, removal, demotion or revocation). The past an op names is fixed by its
+    /// id, so this is the same for every replica holding the op, whatever else it holds or the
+    /// order it came in: the stubs in that past are resolved as the ops they are (held as ops
+    /// elsewhere), so which of them this replica refused over the quota changes nothing. One
+    /// resolution of a past per such op while some key is ripe: none in a collective whose
+    /// admissions k proposers complete (an abandoned proposal is never ripe with k >= 2); with
+    /// k = 1 a plain member's proposal is ripe, and a member's flood of such ops is bounded by
+    /// her quota.
     fn look_up_admissions(&mut self) {
+        if std::mem::take(&mut self.stubs_left) {
+            let deferred = std::mem::take(&mut self.deferred_look_ups);
+            self.to_look_up.extend(deferred);
+        }
         for (id, key) in std::mem::take(&mut self.to_look_up) {
             let authors = &self.authors;
             let looked_up = &self.looked_up;
-            self.unadmitted
+            self.ripe
                 .retain(|k| !authors.may_author(k) && !looked_up.contains(k));
             let wanted = match key {
-                Some(key) => self.unadmitted.contains(&key),
-                None => !self.unadmitted.is_empty(),
+                Some(key) => self.ripe.contains(&key),
+                None => !self.ripe.is_empty(),
             };
             if !wanted || !self.ops.contains_key(&id) {
                 continue;
             }
-            let roster = self.roster_of_past(vec![id]);
+            // Done before a restart: the same op, so the same past and the same keys.
+            if let Some(keys) = self.restored_look_ups.remove(&id) {
+                if keys.iter().any(|k| self.looked_up.insert(*k)) {
+                    self.generation += 1;
+                }
+                continue;
+            }
+            // Every op of the past as an op, the stubs (ops refused over the quota here, held as
+            // ops elsewhere) included: the same past at every replica, whichever of its ops each
+            // refused (Review 12, R12-3 and R12-6). One whose past misses an op (a stub's parent
+            // neither held nor a stub) waits until a stub joins or leaves.
+            let seen = self.past_in_graph(&[id]);
+            let past: Option<Vec<&Op>> = seen
+                .iter()
+                .map(|id| self.ops.get(id).or_else(|| self.stubs.get(id)))
+                .collect();
+            let Some(past) = past else {
+                self.deferred_look_ups.push((id, key));
+                continue;
+            };
+            let roster = Resolution::new(&self.genesis, &past, &[], &HashMap::new()).roster;
             let admitted: Vec<MemberId> = self
-                .unadmitted
+                .ripe
                 .iter()
                 .filter(|k| key.is_none_or(|key| key == **k) && roster.knows(k))
                 .copied()
                 .collect();
             if !admitted.is_empty() {
                 self.generation += 1;
-                self.looked_up.extend(admitted);
+                self.looked_up.extend(admitted.iter().copied());
             }
+            self.new_look_ups.push((id, admitted));
         }
     }
 
@@ -731,6 +817,7 @@ impl MembershipLog {
         if let Some(key) = op.body().action.admits() {
             self.stub_admits.add(key);
         }
+        self.vouch(&op);
         if let Some(old) = self.stubs.insert(id, op) {
             self.forget_stub_admits(&old);
         }
@@ -741,6 +828,7 @@ impl MembershipLog {
             return false;
         };
         self.forget_stub_admits(&op);
+        self.stubs_left = true;
         true
     }
 
@@ -951,11 +1039,27 @@ impl MembershipLog {
         }
     }
 
+    /// Look-ups done since the last call (op id, keys its past admits that were not authors): a
+    /// node stores them, so its restart resolves no op's past again
+    /// ([`MembershipLog::restore_look_ups`]).
+    pub fn take_look_ups(&mut self) -> Vec<(OpId, Vec<MemberId>)> {
+        std::mem::take(&mut self.new_look_ups)
+    }
+
+    /// Look-ups read back from this replica's own store ([`MembershipLog::take_look_ups`]), for
+    /// the ops about to be restored; call [`MembershipLog::restored`] after. An op looked up
+    /// before is not resolved again: its past, fixed by its id, admits the same keys.
+    pub fn restore_look_ups(&mut self, look_ups: Vec<(OpId, Vec<MemberId>)>) {
+        self.restored_look_ups = look_ups.into_iter().collect();
+    }
+
     /// The restore is over: readings read back and not used are dropped (their ops wait for
     /// the refused op to be offered and refused again), and nothing restored is to be stored
     /// again.
     pub fn restored(&mut self) {
         self.restoring = HashMap::new();
+        // Look-ups done while restoring (none stored before) stay to be stored.
+        self.restored_look_ups = HashMap::new();
         self.changed.clear();
         self.new_stubs.clear();
         let unread: Vec<OpId> = self
@@ -1261,25 +1365,23 @@ impl MembershipLog {
         if key.iter().any(|h| !self.ops.contains_key(h)) {
             return None;
         }
-        Some(self.roster_of_past(key))
+        let seen = self.past_in_graph(&key);
+        let roster = Arc::new(self.roster_of_past(&seen));
+        self.remember(key, Arc::clone(&roster));
+        Some(roster)
     }
 
-    /// The roster resolved from `heads` (sorted, deduplicated, all held) and their past, through
-    /// the cache.
-    fn roster_of_past(&mut self, heads: Vec<OpId>) -> Arc<Roster> {
-        if let Some((_, roster)) = self.cache.iter().find(|(k, _)| *k == heads) {
-            return Arc::clone(roster);
-        }
-        let seen = self.past_in_graph(&heads);
+    /// The roster resolved from `seen`, a past in the resolver's graph ([`Self::past_in_graph`]):
+    /// the ops held in it, with the stubs read through in it as effect-less nodes. Not kept in
+    /// the cache of named states (a look-up's past is named by no item: Review 12, R12-5).
+    fn roster_of_past(&self, seen: &BTreeSet<OpId>) -> Roster {
         let subset: Vec<&Op> = seen.iter().filter_map(|id| self.ops.get(id)).collect();
         let stubs: Vec<&Op> = seen
             .iter()
             .filter(|id| self.through.contains(id))
             .filter_map(|id| self.stubs.get(id))
             .collect();
-        let roster = Arc::new(Resolution::new(&self.genesis, &subset, &stubs, &self.read).roster);
-        self.remember(heads, Arc::clone(&roster));
-        roster
+        Resolution::new(&self.genesis, &subset, &stubs, &self.read).roster
     }
 
     /// The members and removals at `heads` (what a key delivery reads), if the roster was

@@ -184,6 +184,15 @@ pub enum Effect {
         /// The refused ops the reading went through.
         via: Vec<OpId>,
     },
+    /// Keep what an op's own past admits (`MembershipLog::take_look_ups`): the keys (often none)
+    /// it lets author, so that a restart resolves no op's past again
+    /// ([`State::restore_look_ups`], before [`State::restore_ops`]). At most one per op kept.
+    PutLookUp {
+        /// The op's id.
+        id: OpId,
+        /// The keys its past admits that may author because of it.
+        keys: Vec<MemberId>,
+    },
     /// Keep the bytes of an op refused over the quota here that a kept op is read through (a
     /// *stub*: verified, never effective, offered to peers), beside the ops: restored with
     /// [`State::restore_stubs`] before them. Never deleted with an op (the ops read through it
@@ -432,6 +441,12 @@ impl State {
     /// parents it is read as naming are held.
     pub fn restore_read_parents(&mut self, readings: Vec<(OpId, Vec<OpId>, Vec<OpId>)>) {
         self.log.restore_readings(readings);
+    }
+
+    /// Load the look-ups ([`Effect::PutLookUp`]) read back from this replica's own store. Call
+    /// before [`State::restore_ops`].
+    pub fn restore_look_ups(&mut self, look_ups: Vec<(OpId, Vec<MemberId>)>) {
+        self.log.restore_look_ups(look_ups);
     }
 
     /// Load the stubs ([`Effect::PutStub`]) read back from this replica's own store. Call before
@@ -1181,6 +1196,12 @@ impl State {
                 .take_readings()
                 .into_iter()
                 .map(|(id, parents, via)| Effect::PutReadParents { id, parents, via }),
+        );
+        effects.extend(
+            self.log
+                .take_look_ups()
+                .into_iter()
+                .map(|(id, keys)| Effect::PutLookUp { id, keys }),
         );
     }
 
