@@ -1,0 +1,237 @@
+//! Review 13: attacks on branch `lookup` at fe19709 (ripe keys; the stubs of an op's past
+//! resolved as ops in its look-up; look-ups stored). Each test asserts the safe behaviour; those
+//! that fail on `lookup` are left failing (findings in `/work/wt/REVIEW13.md`).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod names;
+mod offer;
+
+use lookout_protocol::identity::Identity;
+use lookout_protocol::membership::*;
+use lookout_protocol::OpId;
+use offer::offer;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const NOW: u64 = 1_790_000_000;
+
+/// A collective needing `k` approvals, founded by `founders` moderators (pool[0..founders]), and
+/// `others` further keys (copied from `may_author.rs`).
+fn collective(seed: u64, k: u8, founders: usize, others: usize) -> (SignedGenesis, Vec<Identity>) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let pool: Vec<Identity> = (0..founders + others)
+        .map(|_| Identity::generate(&mut rng))
+        .collect();
+    let co = pool[1..founders]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| NewModerator {
+            identity: m.public(),
+            name: format!("co{i}"),
+        })
+        .collect();
+    let policy = Policy {
+        approvals_required: k,
+        ..Policy::default()
+    };
+    let genesis = SignedGenesis::create_with_moderators(
+        &pool[0],
+        &names::secret(),
+        "authors",
+        "founder",
+        co,
+        policy,
+        NOW,
+        &mut rng,
+    )
+    .unwrap();
+    (genesis, pool)
+}
+
+fn op(genesis: &SignedGenesis, author: &Identity, parents: &[OpId], action: Action) -> Op {
+    let mut parents = parents.to_vec();
+    parents.sort();
+    parents.dedup();
+    Op::create(author, genesis.id(), parents, NOW + 60, action).unwrap()
+}
+
+fn dated(
+    genesis: &SignedGenesis,
+    author: &Identity,
+    parents: &[OpId],
+    action: Action,
+    at: u64,
+) -> Op {
+    Op::create(author, genesis.id(), parents.to_vec(), at, action).unwrap()
+}
+
+fn add(who: &Identity) -> Action {
+    Action::ProposeAdd {
+        identity: who.public(),
+        name: names::name("m"),
+    }
+}
+
+fn promote(who: &Identity) -> Action {
+    Action::ProposePromote {
+        member: who.member_id(),
+    }
+}
+
+fn approve(proposal: &Op) -> Action {
+    Action::Approve {
+        proposal: proposal.id(),
+    }
+}
+
+fn own(genesis: &SignedGenesis, who: &Identity, parents: &[OpId]) -> Op {
+    op(
+        genesis,
+        who,
+        parents,
+        Action::RotateAgreementKey {
+            identity: who.public(),
+        },
+    )
+}
+
+fn revoke(genesis: &SignedGenesis, by: &Identity, who: &Identity, parents: &[OpId]) -> Op {
+    op(
+        genesis,
+        by,
+        parents,
+        Action::PublishRevocation {
+            certificate: RevocationCertificate::create(who, NOW),
+        },
+    )
+}
+
+/// `n` rotations by `who` dated `at`, each naming the last: fills her quota for that day.
+fn fill_day(genesis: &SignedGenesis, who: &Identity, n: usize, at: u64) -> Vec<Op> {
+    let mut out: Vec<Op> = Vec::new();
+    let mut last: Vec<OpId> = Vec::new();
+    for _ in 0..n {
+        let o = dated(
+            genesis,
+            who,
+            &last,
+            Action::RotateAgreementKey {
+                identity: who.public(),
+            },
+            at,
+        );
+        last = vec![o.id()];
+        out.push(o);
+    }
+    out
+}
+
+/// Offer `stub` as a node does when an orphan waits for it and its author is over the quota
+/// here: refused on insert, remembered as refused, verified and kept as a stub.
+fn as_stub(log: &mut MembershipLog, stub: &Op) {
+    assert!(matches!(
+        log.insert(stub.clone()),
+        InsertOutcome::Refused(OpRefusal::OverQuota)
+    ));
+    log.refuse_over_quota(stub.id(), stub.parents(), stub.body().action.admits());
+    log.add_stub(stub.clone());
+}
+
+/// R13-1. k = 1. A moderator fills her quota for one day (256 ops, kept), then signs 64 more
+/// proposals for that day, each admitting a sybil, chained: every replica refuses them over the
+/// quota (they are over it whatever the order: the 256 kept ones come first everywhere). The
+/// next day, within her quota, she signs ONE approval (of anything) naming the last of them:
+/// kept, read through the 64 stubs. Its look-up resolves the stubs as ops: all 64 sybils are
+/// admitted in its past and become authors for good, each with 256 ops a day, though no replica
+/// holds any of their proposals as an op (the roster has none as a member). SECURITY residual (c)
+/// says "an over-quota member's stubs admit there only what her operations within the quota
+/// could": her one op within the quota admits at most one key as an op (a proposal). Safe: at
+/// most one sybil authors.
+#[test]
+fn r13_an_over_quota_moderators_stubs_make_no_more_authors_than_her_ops_within_the_quota() {
+    let (genesis, pool) = collective(1301, 1, 2, 64);
+    let flooder = &pool[1];
+    let sybils = &pool[2..66];
+    let mut log = MembershipLog::new(genesis.clone());
+    let day = NOW + 60;
+    let filler = fill_day(&genesis, flooder, 256, day);
+    offer(&mut log, &filler);
+    assert_eq!(log.len(), 256);
+    let mut stubs = Vec::new();
+    let mut last = filler.last().unwrap().id();
+    for s in sybils {
+        let o = dated(&genesis, flooder, &[last], add(s), day);
+        last = o.id();
+        stubs.push(o);
+    }
+    let x = dated(&genesis, flooder, &[last], approve(&stubs[0]), day + 86_400);
+    assert!(matches!(
+        log.insert(x.clone()),
+        InsertOutcome::MissingParents(_)
+    ));
+    for s in stubs.iter().rev() {
+        as_stub(&mut log, s);
+    }
+    assert!(log.holds(&x.id()), "the approval within the quota is kept");
+    for s in sybils {
+        assert!(!log.roster().knows(&s.member_id()), "no sybil is a member");
+    }
+    let authors = sybils
+        .iter()
+        .filter(|s| log.may_author(&s.member_id()))
+        .count();
+    assert!(
+        authors <= 1,
+        "{authors} sybils that no replica holds a proposal of as an op may author"
+    );
+}
+
+/// R13-2. k = 2, two founding moderators, two plain members. One plain member proposes a key and
+/// the other approves it: the resolver gives neither op effect (plain members neither propose nor
+/// approve), so nothing can ever admit the key, yet it has two vouchers and is *ripe* for good.
+/// From then on every honest approval (and removal, demotion, revocation) costs a resolution of
+/// its whole past (R12-2's cost, which SECURITY says k >= 2 collectives do not pay: "none in a
+/// collective whose admissions k proposers complete", "a proposal nobody approves is never ripe
+/// with k >= 2"). Seen as the look-ups the log does (`take_look_ups`, one per op resolved).
+/// Safe: the honest admissions after it resolve no past.
+#[test]
+fn r13_two_plain_members_do_not_make_every_approval_resolve_its_past() {
+    let (genesis, pool) = collective(1302, 2, 2, 8);
+    let (f1, f2, m1, m2, junk) = (&pool[0], &pool[1], &pool[2], &pool[3], &pool[4]);
+    let mut log = MembershipLog::new(genesis.clone());
+    let mut ops = Vec::new();
+    let mut at: Vec<OpId> = Vec::new();
+    for m in [m1, m2] {
+        let p = op(&genesis, f1, &at, add(m));
+        let a = op(&genesis, f2, &[p.id()], approve(&p));
+        at = vec![a.id()];
+        ops.extend([p, a]);
+    }
+    let j = op(&genesis, m1, &at, add(junk));
+    let ja = op(&genesis, m2, &[j.id()], approve(&j));
+    at = vec![ja.id()];
+    ops.extend([j, ja]);
+    offer(&mut log, &ops);
+    assert!(log.may_author(&m2.member_id()));
+    assert!(log.holds(&at[0]));
+    assert!(!log.roster().knows(&junk.member_id()));
+    let _ = log.take_look_ups();
+    // Honest admissions, each completed by k = 2 moderators.
+    let mut honest = Vec::new();
+    for m in &pool[5..8] {
+        let p = op(&genesis, f1, &at, add(m));
+        let a = op(&genesis, f2, &[p.id()], approve(&p));
+        at = vec![a.id()];
+        honest.extend([p, a]);
+    }
+    offer(&mut log, &honest);
+    for m in &pool[5..8] {
+        assert!(log.may_author(&m.member_id()));
+    }
+    let look_ups = log.take_look_ups();
+    assert!(
+        look_ups.is_empty(),
+        "{} honest ops each resolved their whole past (ripe for good: a proposal no rule admits)",
+        look_ups.len()
+    );
+}
