@@ -235,3 +235,50 @@ fn r13_two_plain_members_do_not_make_every_approval_resolve_its_past() {
         look_ups.len()
     );
 }
+
+/// R13-2 measured: k = 2, the honest admissions of R13-2 (f1 proposes, f2 approves, 100 a day)
+/// inserted one by one, with and without the two plain members' junk pair first. Measurement
+/// only: `cargo test -p lookout-protocol --test review13 -- --ignored --nocapture r13_measure`.
+#[test]
+#[ignore = "measurement, run by hand (R13-2)"]
+fn r13_measure_two_plain_members_junk_pair() {
+    for n in [200usize, 400, 800] {
+        let (genesis, pool) = collective(1303, 2, 2, n + 5);
+        let (f1, f2, m1, m2, junk) = (&pool[0], &pool[1], &pool[2], &pool[3], &pool[4]);
+        for with_junk in [false, true] {
+            let mut ops = Vec::new();
+            let mut head: Vec<OpId> = Vec::new();
+            for m in [m1, m2] {
+                let p = op(&genesis, f1, &head, add(m));
+                let a = op(&genesis, f2, &[p.id()], approve(&p));
+                head = vec![a.id()];
+                ops.extend([p, a]);
+            }
+            if with_junk {
+                let j = op(&genesis, m1, &head, add(junk));
+                let ja = op(&genesis, m2, &[j.id()], approve(&j));
+                head = vec![ja.id()];
+                ops.extend([j, ja]);
+            }
+            for (i, who) in pool[5..5 + n].iter().enumerate() {
+                let at = NOW + 60 + 86_400 * (i as u64 / 100);
+                let p = dated(&genesis, f1, &head, add(who), at);
+                let a = dated(&genesis, f2, &[p.id()], approve(&p), at);
+                head = vec![a.id()];
+                ops.extend([p, a]);
+            }
+            let started = std::time::Instant::now();
+            let mut live = MembershipLog::new(genesis.clone());
+            for o in &ops {
+                assert!(matches!(live.insert(o.clone()), InsertOutcome::Added(_)));
+            }
+            let one_by_one = started.elapsed();
+            let look_ups = live.take_look_ups().len();
+            println!(
+                "k = 2, ops {:4}, plain members' junk pair {with_junk:5}: one by one {one_by_one:?}, \
+                 look-ups {look_ups}",
+                ops.len()
+            );
+        }
+    }
+}
