@@ -131,9 +131,10 @@ pub struct MembershipLog {
     /// the key they may admit (`None`: any ripe key).
     to_look_up: Vec<(OpId, Option<MemberId>)>,
     /// Look-ups of ops whose past misses an op (a stub's parent neither held nor a stub): tried
-    /// again when a stub joins or leaves.
+    /// again when a stub is added, joins or leaves.
     deferred_look_ups: Vec<(OpId, Option<MemberId>)>,
-    /// A stub joined or left since the last look-up: the deferred ones are tried again.
+    /// A stub was added, joined or left since the last look-up: the deferred ones are tried
+    /// again.
     stubs_left: bool,
     /// Look-ups done since the caller last stored them ([`MembershipLog::take_look_ups`]): each
     /// op resolved, with the keys its past admits (none, often), so a restart resolves no past
@@ -394,14 +395,30 @@ impl MembershipLog {
     fn vouch(&mut self, op: &Op) {
         let k = usize::from(self.genesis.genesis().policy.approvals_required).max(1);
         let author = op.author();
+        // Kept only while they may matter: the proposal's key may not author yet (or the
+        // proposal is not held yet), so an honest collective keeps next to none.
         let vouched = match &op.body().action {
             Action::ProposeAdd { identity, .. } => {
+                if self.may_author(&identity.member) {
+                    self.vouchers.remove(&op.id());
+                    return;
+                }
                 let entry = self.vouchers.entry(op.id()).or_default();
                 entry.key = Some(identity.member);
                 entry.by.insert(author);
                 Some(op.id())
             }
             Action::Approve { proposal } => {
+                let held = self.ops.get(proposal).or_else(|| self.stubs.get(proposal));
+                if let Some(held) = held {
+                    match held.body().action.admits() {
+                        Some(key) if !self.may_author(&key) => {}
+                        _ => {
+                            self.vouchers.remove(proposal);
+                            return;
+                        }
+                    }
+                }
                 self.vouchers
                     .entry(*proposal)
                     .or_default()
@@ -818,6 +835,8 @@ impl MembershipLog {
             self.stub_admits.add(key);
         }
         self.vouch(&op);
+        // It may be what a deferred look-up's past missed.
+        self.stubs_left = true;
         if let Some(old) = self.stubs.insert(id, op) {
             self.forget_stub_admits(&old);
         }
