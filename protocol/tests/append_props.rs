@@ -50,6 +50,71 @@ fn full(genesis: &SignedGenesis, held: &[Op], stubs: &[Op]) -> Roster {
     resolved
 }
 
+/// A log growing op by op (reading its roster between inserts), with the ops it holds and the
+/// stubs it keeps (ops refused over the quota, verified), each roster it shows checked against
+/// a full resolution of the same ([`full`]).
+struct Growing {
+    genesis: SignedGenesis,
+    log: MembershipLog,
+    held: Vec<Op>,
+    stubs: Vec<Op>,
+}
+
+impl Growing {
+    fn new(genesis: &SignedGenesis) -> Self {
+        Self {
+            genesis: genesis.clone(),
+            log: MembershipLog::new(genesis.clone()),
+            held: Vec::new(),
+            stubs: Vec::new(),
+        }
+    }
+
+    /// A stub joins as an op (a slot of its author's day freed): it leaves the graph as a stub,
+    /// enters it as an op.
+    fn join_a_stub(&mut self, rng: &mut ChaCha20Rng, step: usize) -> Result<(), TestCaseError> {
+        let stub = self.stubs.remove(rng.gen_range(0..self.stubs.len()));
+        if let InsertOutcome::Added(added) = self.log.insert(stub.clone()) {
+            prop_assert_eq!(added, vec![stub.id()]);
+            self.held.push(stub);
+        } else {
+            self.stubs.push(stub);
+        }
+        self.check(step, " (a stub joined)")
+    }
+
+    /// `op` refused over the quota here and kept as a stub (verified). Only an author's op is
+    /// refused over the quota (a stranger's is refused as such first), so a stub never stands
+    /// where its own author's admission would have to come from above it.
+    fn stub(&mut self, op: Op) -> Result<(), TestCaseError> {
+        self.log.refuse_over_quota(op.id(), op.parents(), None);
+        prop_assert_eq!(self.log.add_stub(op.clone()), Vec::<OpId>::new());
+        self.stubs.push(op);
+        Ok(())
+    }
+
+    /// `op` inserted (kept if its author may author).
+    fn insert(&mut self, op: Op) -> Result<(), TestCaseError> {
+        if let InsertOutcome::Added(added) = self.log.insert(op.clone()) {
+            prop_assert_eq!(added, vec![op.id()]);
+            self.held.push(op);
+        }
+        Ok(())
+    }
+
+    /// The roster the log shows is a full resolution's.
+    fn check(&self, step: usize, what: &str) -> Result<(), TestCaseError> {
+        prop_assert_eq!(
+            self.log.roster(),
+            &full(&self.genesis, &self.held, &self.stubs),
+            "after step {}{}",
+            step,
+            what
+        );
+        Ok(())
+    }
+}
+
 /// Builds a random history op by op against a log that reads its roster after every insert
 /// (so each op naming every head is appended), and checks each roster against a full
 /// resolution. Most ops name exactly the current heads; some name a stale view (forcing a
@@ -65,29 +130,14 @@ fn grow_and_compare(
 ) -> Result<(SignedGenesis, Vec<Op>), TestCaseError> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let (genesis, pool) = collective(&mut rng, k);
-    let mut log = MembershipLog::new(genesis.clone());
+    let mut grown = Growing::new(&genesis);
     let mut ops: Vec<Op> = Vec::new();
-    let mut held: Vec<Op> = Vec::new();
-    let mut stubs: Vec<Op> = Vec::new();
     for step in 0..len {
-        if stubs_too && !stubs.is_empty() && rng.gen_bool(0.05) {
-            // A stub joins as an op: it leaves the graph as a stub, enters it as an op.
-            let stub = stubs.remove(rng.gen_range(0..stubs.len()));
-            if let InsertOutcome::Added(added) = log.insert(stub.clone()) {
-                prop_assert_eq!(added, vec![stub.id()]);
-                held.push(stub);
-            } else {
-                stubs.push(stub);
-            }
-            let shown = log.roster().clone();
-            prop_assert_eq!(
-                &shown,
-                &full(&genesis, &held, &stubs),
-                "after step {} (a stub joined)",
-                step
-            );
+        if stubs_too && !grown.stubs.is_empty() && rng.gen_bool(0.05) {
+            grown.join_a_stub(&mut rng, step)?;
             continue;
         }
+        let (log, held, stubs) = (&grown.log, &grown.held, &grown.stubs);
         let roster = log.roster().clone();
         // Authors are mostly current members, so most ops take effect.
         let members: Vec<usize> = (0..pool.len())
@@ -173,24 +223,12 @@ fn grow_and_compare(
         )
         .unwrap();
         ops.push(op.clone());
-        if stubs_too && step >= 4 && rng.gen_bool(0.15) && log.may_author(&op.author()) {
-            // Refused over the quota here, kept as a stub (verified). Only an author's op is
-            // refused over the quota (a stranger's is refused as such first), so a stub never
-            // stands where its own author's admission would have to come from above it.
-            log.refuse_over_quota(op.id(), op.parents(), None);
-            prop_assert_eq!(log.add_stub(op.clone()), Vec::<OpId>::new());
-            stubs.push(op);
-        } else if let InsertOutcome::Added(added) = log.insert(op.clone()) {
-            prop_assert_eq!(added, vec![op.id()]);
-            held.push(op);
+        if stubs_too && step >= 4 && rng.gen_bool(0.15) && grown.log.may_author(&op.author()) {
+            grown.stub(op)?;
+        } else {
+            grown.insert(op)?;
         }
-        let shown = log.roster().clone();
-        prop_assert_eq!(
-            &shown,
-            &full(&genesis, &held, &stubs),
-            "after step {}",
-            step
-        );
+        grown.check(step, "")?;
     }
     Ok((genesis, ops))
 }
@@ -228,26 +266,14 @@ fn heir_history_with(
 ) -> Result<(SignedGenesis, Vec<Op>), TestCaseError> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let (genesis, pool) = collective(&mut rng, k);
-    let mut log = MembershipLog::new(genesis.clone());
+    let mut grown = Growing::new(&genesis);
     let mut ops: Vec<Op> = Vec::new();
-    let mut held_ops: Vec<Op> = Vec::new();
-    let mut stubs: Vec<Op> = Vec::new();
     for step in 0..len {
-        if stubs_too && !stubs.is_empty() && rng.gen_bool(0.1) {
-            let stub = stubs.remove(rng.gen_range(0..stubs.len()));
-            if let InsertOutcome::Added(_) = log.insert(stub.clone()) {
-                held_ops.push(stub);
-            } else {
-                stubs.push(stub);
-            }
-            prop_assert_eq!(
-                log.roster(),
-                &full(&genesis, &held_ops, &stubs),
-                "after step {} (a stub joined)",
-                step
-            );
+        if stubs_too && !grown.stubs.is_empty() && rng.gen_bool(0.1) {
+            grown.join_a_stub(&mut rng, step)?;
             continue;
         }
+        let (log, stubs) = (&grown.log, &grown.stubs);
         let roster = log.roster().clone();
         let members: Vec<usize> = (0..pool.len())
             .filter(|i| roster.is_member(&pool[*i].member_id()))
@@ -309,20 +335,13 @@ fn heir_history_with(
         )
         .unwrap();
         ops.push(op.clone());
-        if stubs_too && step >= 3 && rng.gen_bool(0.2) && log.may_author(&op.author()) {
-            log.refuse_over_quota(op.id(), op.parents(), None);
-            prop_assert_eq!(log.add_stub(op.clone()), Vec::<OpId>::new());
-            stubs.push(op);
-        } else if let InsertOutcome::Added(_) = log.insert(op.clone()) {
-            held_ops.push(op);
+        if stubs_too && step >= 3 && rng.gen_bool(0.2) && grown.log.may_author(&op.author()) {
+            grown.stub(op)?;
+        } else {
+            grown.insert(op)?;
         }
         if stubs_too {
-            prop_assert_eq!(
-                log.roster(),
-                &full(&genesis, &held_ops, &stubs),
-                "after step {}",
-                step
-            );
+            grown.check(step, "")?;
         }
     }
     Ok((genesis, ops))

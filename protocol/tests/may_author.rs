@@ -5,12 +5,14 @@
 //! Now a proposal grants only once k distinct proposers proposed or approved it.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod authors_world;
 mod names;
 mod offer;
 mod proptest_seed;
 
 use std::collections::BTreeSet;
 
+use authors_world::*;
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::*;
 use lookout_protocol::{MemberId, OpId};
@@ -20,80 +22,6 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-
-const NOW: u64 = 1_790_000_000;
-
-/// A collective needing `k` approvals, founded by `founders` moderators (pool[0..founders]), and
-/// `others` further keys.
-fn collective(seed: u64, k: u8, founders: usize, others: usize) -> (SignedGenesis, Vec<Identity>) {
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let pool: Vec<Identity> = (0..founders + others)
-        .map(|_| Identity::generate(&mut rng))
-        .collect();
-    let co = pool[1..founders]
-        .iter()
-        .enumerate()
-        .map(|(i, m)| NewModerator {
-            identity: m.public(),
-            name: format!("co{i}"),
-        })
-        .collect();
-    let policy = Policy {
-        approvals_required: k,
-        ..Policy::default()
-    };
-    let genesis = SignedGenesis::create_with_moderators(
-        &pool[0],
-        &names::secret(),
-        "authors",
-        "founder",
-        co,
-        policy,
-        NOW,
-        &mut rng,
-    )
-    .unwrap();
-    (genesis, pool)
-}
-
-fn op(genesis: &SignedGenesis, author: &Identity, parents: &[OpId], action: Action) -> Op {
-    let mut parents = parents.to_vec();
-    parents.sort();
-    parents.dedup();
-    Op::create(author, genesis.id(), parents, NOW + 60, action).unwrap()
-}
-
-fn add(who: &Identity) -> Action {
-    Action::ProposeAdd {
-        identity: who.public(),
-        name: names::name("m"),
-    }
-}
-
-fn promote(who: &Identity) -> Action {
-    Action::ProposePromote {
-        member: who.member_id(),
-    }
-}
-
-fn approve(proposal: &Op) -> Action {
-    Action::Approve {
-        proposal: proposal.id(),
-    }
-}
-
-/// An op only its author can make, with no effect on anyone else: what a key that may author
-/// sends to show it (its own revocation certificate published, never applied by these tests).
-fn own(genesis: &SignedGenesis, who: &Identity, parents: &[OpId]) -> Op {
-    op(
-        genesis,
-        who,
-        parents,
-        Action::RotateAgreementKey {
-            identity: who.public(),
-        },
-    )
-}
 
 /// k = 2. A rogue founding moderator proposes her sybil's admission and promotion, unapproved;
 /// the sybil proposes fresh keys. None of them may author, so the sybil's proposals are not even

@@ -3,108 +3,14 @@
 //! fail on `lookup` are left failing (findings in `/work/wt/REVIEW12.md`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod authors_world;
 mod names;
 mod offer;
 
-use lookout_protocol::identity::Identity;
+use authors_world::*;
 use lookout_protocol::membership::*;
 use lookout_protocol::OpId;
 use offer::offer;
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha20Rng;
-
-const NOW: u64 = 1_790_000_000;
-
-/// A collective needing `k` approvals, founded by `founders` moderators (pool[0..founders]), and
-/// `others` further keys (copied from `may_author.rs`).
-fn collective(seed: u64, k: u8, founders: usize, others: usize) -> (SignedGenesis, Vec<Identity>) {
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let pool: Vec<Identity> = (0..founders + others)
-        .map(|_| Identity::generate(&mut rng))
-        .collect();
-    let co = pool[1..founders]
-        .iter()
-        .enumerate()
-        .map(|(i, m)| NewModerator {
-            identity: m.public(),
-            name: format!("co{i}"),
-        })
-        .collect();
-    let policy = Policy {
-        approvals_required: k,
-        ..Policy::default()
-    };
-    let genesis = SignedGenesis::create_with_moderators(
-        &pool[0],
-        &names::secret(),
-        "authors",
-        "founder",
-        co,
-        policy,
-        NOW,
-        &mut rng,
-    )
-    .unwrap();
-    (genesis, pool)
-}
-
-fn op(genesis: &SignedGenesis, author: &Identity, parents: &[OpId], action: Action) -> Op {
-    let mut parents = parents.to_vec();
-    parents.sort();
-    parents.dedup();
-    Op::create(author, genesis.id(), parents, NOW + 60, action).unwrap()
-}
-
-fn dated(
-    genesis: &SignedGenesis,
-    author: &Identity,
-    parents: &[OpId],
-    action: Action,
-    at: u64,
-) -> Op {
-    Op::create(author, genesis.id(), parents.to_vec(), at, action).unwrap()
-}
-
-fn add(who: &Identity) -> Action {
-    Action::ProposeAdd {
-        identity: who.public(),
-        name: names::name("m"),
-    }
-}
-
-fn promote(who: &Identity) -> Action {
-    Action::ProposePromote {
-        member: who.member_id(),
-    }
-}
-
-fn approve(proposal: &Op) -> Action {
-    Action::Approve {
-        proposal: proposal.id(),
-    }
-}
-
-fn own(genesis: &SignedGenesis, who: &Identity, parents: &[OpId]) -> Op {
-    op(
-        genesis,
-        who,
-        parents,
-        Action::RotateAgreementKey {
-            identity: who.public(),
-        },
-    )
-}
-
-fn revoke(genesis: &SignedGenesis, by: &Identity, who: &Identity, parents: &[OpId]) -> Op {
-    op(
-        genesis,
-        by,
-        parents,
-        Action::PublishRevocation {
-            certificate: RevocationCertificate::create(who, NOW),
-        },
-    )
-}
 
 /// R12-1. k = 1 (the default policy). The founder's revocation makes `heir` the longest-standing
 /// member's heir; then the heir's phone is seized and her revocation published at once. The

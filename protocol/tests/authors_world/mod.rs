@@ -1,0 +1,110 @@
+//! The world of the tests of who may author (`may_author.rs`, Reviews 12 and 13): a collective
+//! founded by some moderators, and helpers to sign the ops they and further keys make.
+#![allow(dead_code)]
+
+use crate::names;
+use lookout_protocol::identity::Identity;
+use lookout_protocol::membership::*;
+use lookout_protocol::OpId;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+pub const NOW: u64 = 1_790_000_000;
+
+/// A collective needing `k` approvals, founded by `founders` moderators (pool[0..founders]), and
+/// `others` further keys.
+pub fn collective(
+    seed: u64,
+    k: u8,
+    founders: usize,
+    others: usize,
+) -> (SignedGenesis, Vec<Identity>) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let pool: Vec<Identity> = (0..founders + others)
+        .map(|_| Identity::generate(&mut rng))
+        .collect();
+    let co = pool[1..founders]
+        .iter()
+        .enumerate()
+        .map(|(i, m)| NewModerator {
+            identity: m.public(),
+            name: format!("co{i}"),
+        })
+        .collect();
+    let policy = Policy {
+        approvals_required: k,
+        ..Policy::default()
+    };
+    let genesis = SignedGenesis::create_with_moderators(
+        &pool[0],
+        &names::secret(),
+        "authors",
+        "founder",
+        co,
+        policy,
+        NOW,
+        &mut rng,
+    )
+    .unwrap();
+    (genesis, pool)
+}
+
+pub fn op(genesis: &SignedGenesis, author: &Identity, parents: &[OpId], action: Action) -> Op {
+    let mut parents = parents.to_vec();
+    parents.sort();
+    parents.dedup();
+    Op::create(author, genesis.id(), parents, NOW + 60, action).unwrap()
+}
+
+pub fn dated(
+    genesis: &SignedGenesis,
+    author: &Identity,
+    parents: &[OpId],
+    action: Action,
+    at: u64,
+) -> Op {
+    Op::create(author, genesis.id(), parents.to_vec(), at, action).unwrap()
+}
+
+pub fn add(who: &Identity) -> Action {
+    Action::ProposeAdd {
+        identity: who.public(),
+        name: names::name("m"),
+    }
+}
+
+pub fn promote(who: &Identity) -> Action {
+    Action::ProposePromote {
+        member: who.member_id(),
+    }
+}
+
+pub fn approve(proposal: &Op) -> Action {
+    Action::Approve {
+        proposal: proposal.id(),
+    }
+}
+
+/// An op only its author can make, with no effect on anyone else: what a key that may author
+/// sends to show it.
+pub fn own(genesis: &SignedGenesis, who: &Identity, parents: &[OpId]) -> Op {
+    op(
+        genesis,
+        who,
+        parents,
+        Action::RotateAgreementKey {
+            identity: who.public(),
+        },
+    )
+}
+
+pub fn revoke(genesis: &SignedGenesis, by: &Identity, who: &Identity, parents: &[OpId]) -> Op {
+    op(
+        genesis,
+        by,
+        parents,
+        Action::PublishRevocation {
+            certificate: RevocationCertificate::create(who, NOW),
+        },
+    )
+}
