@@ -292,7 +292,7 @@ mod tests {
         let home = bea.home().to_path_buf();
         bea.close().unwrap();
 
-        let store = Store::open(&home, PASS).unwrap();
+        let store = Store::open_again_for_tests(&home, PASS);
         let chunks: Vec<Vec<u8>> = store.iter(Tree::PostIndex).map(|e| e.unwrap().0).collect();
         assert!(!chunks.is_empty());
         let later = crate::replica::now() + 7 * 86_400;

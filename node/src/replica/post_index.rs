@@ -634,7 +634,7 @@ pub(super) mod tests {
         ana.close().unwrap();
 
         // The old layout.
-        let store = Store::open(&home, PASS).unwrap();
+        let store = Store::open_again_for_tests(&home, PASS);
         let db = store.sled_db();
         let shared = db.open_tree(Tree::Alerts.name()).unwrap();
         let own = db.open_tree(Tree::PostIndex.name()).unwrap();
@@ -756,7 +756,7 @@ pub(super) mod tests {
         // are indexed again at open instead (`Replica::reindex_own_posts`, Review 10 R10-K2).
         ana.clear_outbox().unwrap();
         ana.close().unwrap();
-        let store = Store::open(&home, PASS).unwrap();
+        let store = Store::open_again_for_tests(&home, PASS);
         let (key, entries) = store
             .iter(Tree::PostIndex)
             .map(Result::unwrap)

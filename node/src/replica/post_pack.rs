@@ -657,7 +657,7 @@ pub(in crate::replica) mod tests {
         let want = seen(&ana, &ids);
         ana.close().unwrap();
 
-        let store = Store::open(&home, PASS).unwrap();
+        let store = Store::open_again_for_tests(&home, PASS);
         let chunks: Vec<_> = store.iter(Tree::PostIndex).map(Result::unwrap).collect();
         assert!(!chunks.is_empty());
         for (key, value) in chunks {

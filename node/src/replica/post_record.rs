@@ -241,7 +241,7 @@ mod tests {
             .unwrap();
         ana.close().unwrap();
         {
-            let store = Store::open(&home, PASS).unwrap();
+            let store = Store::open_again_for_tests(&home, PASS);
             assert_eq!(store.format(), 2);
             let old_records = store
                 .iter(Tree::Alerts)

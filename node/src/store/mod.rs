@@ -894,6 +894,36 @@ impl Store {
         Flusher(self.db.clone())
     }
 
+    /// Open the store again after dropping it (tests). Another test of this binary may fork a
+    /// child process at that moment (`durable_after_abort`): until the child execs, it shares
+    /// the lock file's descriptor, and sled's own lock file's, so either lock can outlive the
+    /// drop by a few milliseconds (seen in CI on a loaded machine: a post index test reopening
+    /// the store failed with "could not acquire lock").
+    #[cfg(test)]
+    #[allow(clippy::unwrap_used)]
+    pub(crate) fn open_again_for_tests(home: &Path, passphrase: &[u8]) -> Store {
+        let started = std::time::Instant::now();
+        loop {
+            match Store::open(home, passphrase) {
+                Err(StoreError::Locked { .. })
+                    if started.elapsed() < std::time::Duration::from_secs(5) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                // sled reports its lock held either as `WouldBlock` or as an `Other` error saying
+                // "could not acquire lock" (seen in CI on the integration of the sixth session).
+                Err(StoreError::Database(sled::Error::Io(error)))
+                    if (error.kind() == std::io::ErrorKind::WouldBlock
+                        || error.to_string().contains("could not acquire lock"))
+                        && started.elapsed() < std::time::Duration::from_secs(5) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other.unwrap(),
+            }
+        }
+    }
+
     /// Flushes and closes the store, releasing the lock.
     ///
     /// # Errors

@@ -451,31 +451,9 @@ fn debug_shows_no_secrets() {
     assert!(!shown.contains("key"));
 }
 
-/// Open the store again after dropping it. Another test of this binary may fork a child process
-/// at that moment (`durable_after_abort`): until the child execs, it shares the lock file's
-/// descriptor, and sled's own lock file's, so either lock can outlive the drop by a few
-/// milliseconds.
+/// Open the store again after dropping it ([`Store::open_again_for_tests`]).
 fn open_again(home: &std::path::Path) -> Store {
-    let started = std::time::Instant::now();
-    loop {
-        match Store::open(home, PASS) {
-            Err(StoreError::Locked { .. })
-                if started.elapsed() < std::time::Duration::from_secs(5) =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            // sled reports its lock held either as `WouldBlock` or as an `Other` error saying
-            // "could not acquire lock" (seen in CI on the integration of the sixth session).
-            Err(StoreError::Database(sled::Error::Io(error)))
-                if (error.kind() == std::io::ErrorKind::WouldBlock
-                    || error.to_string().contains("could not acquire lock"))
-                    && started.elapsed() < std::time::Duration::from_secs(5) =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other.unwrap(),
-        }
-    }
+    Store::open_again_for_tests(home, PASS)
 }
 
 #[test]
