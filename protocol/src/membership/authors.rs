@@ -96,6 +96,11 @@ impl Authors {
         self.named.contains(key)
     }
 
+    /// The collective's threshold k (`approvals_required`, at least 1).
+    pub(super) fn k(&self) -> usize {
+        self.k
+    }
+
     /// A founding moderator, or a key k proposers vouched to promote.
     pub(super) fn may_propose(&self, key: &MemberId) -> bool {
         self.proposers.contains(key)

@@ -378,22 +378,21 @@ impl MembershipLog {
             | Action::PublishRevocation { .. } => Some(None),
             _ => None,
         };
-        if let Some(key) = may_admit {
-            let wanted = match key {
-                Some(key) => self.ripe.contains(&key),
-                None => !self.ripe.is_empty(),
-            };
-            if wanted {
-                self.to_look_up.push((op.id(), key));
-            }
+        if let Some(key) = may_admit.filter(|key| self.ripe_for(*key)) {
+            self.to_look_up.push((op.id(), key));
         }
+    }
+
+    /// Whether a look-up for `key` (`None`: any ripe key) may find anything.
+    fn ripe_for(&self, key: Option<MemberId>) -> bool {
+        key.map_or(!self.ripe.is_empty(), |key| self.ripe.contains(&key))
     }
 
     /// Count `op` (held, or a stub: verified, and in the past of the ops read through it) as a
     /// vouch for the proposal it makes or approves, and the proposal's key as ripe once k keys
     /// vouched for it and it may not author yet.
     fn vouch(&mut self, op: &Op) {
-        let k = usize::from(self.genesis.genesis().policy.approvals_required).max(1);
+        let k = self.authors.k();
         let author = op.author();
         // Kept only while they may matter: the proposal's key may not author yet (or the
         // proposal is not held yet), so an honest collective keeps next to none.
@@ -458,11 +457,7 @@ impl MembershipLog {
             let looked_up = &self.looked_up;
             self.ripe
                 .retain(|k| !authors.may_author(k) && !looked_up.contains(k));
-            let wanted = match key {
-                Some(key) => self.ripe.contains(&key),
-                None => !self.ripe.is_empty(),
-            };
-            if !wanted || !self.ops.contains_key(&id) {
+            if !self.ripe_for(key) || !self.ops.contains_key(&id) {
                 continue;
             }
             // Done before a restart: the same op, so the same past and the same keys.
@@ -1385,22 +1380,15 @@ impl MembershipLog {
             return None;
         }
         let seen = self.past_in_graph(&key);
-        let roster = Arc::new(self.roster_of_past(&seen));
-        self.remember(key, Arc::clone(&roster));
-        Some(roster)
-    }
-
-    /// The roster resolved from `seen`, a past in the resolver's graph ([`Self::past_in_graph`]):
-    /// the ops held in it, with the stubs read through in it as effect-less nodes. Not kept in
-    /// the cache of named states (a look-up's past is named by no item: Review 12, R12-5).
-    fn roster_of_past(&self, seen: &BTreeSet<OpId>) -> Roster {
         let subset: Vec<&Op> = seen.iter().filter_map(|id| self.ops.get(id)).collect();
         let stubs: Vec<&Op> = seen
             .iter()
             .filter(|id| self.through.contains(id))
             .filter_map(|id| self.stubs.get(id))
             .collect();
-        Resolution::new(&self.genesis, &subset, &stubs, &self.read).roster
+        let roster = Arc::new(Resolution::new(&self.genesis, &subset, &stubs, &self.read).roster);
+        self.remember(key, Arc::clone(&roster));
+        Some(roster)
     }
 
     /// The members and removals at `heads` (what a key delivery reads), if the roster was
