@@ -176,11 +176,10 @@ fn a_promotion_completed_late_makes_its_earlier_vouches_count_in_any_order() {
     }
 }
 
-/// The last moderator's self-revocation makes the longest-standing member her heir; a member
-/// the heir admits is known only to the resolved roster (no promotion op names the heir). The
-/// roster lookup of `may_author` is what lets that member author ops: it cannot be removed.
-#[test]
-fn a_member_admitted_by_the_last_moderators_heir_may_author() {
+/// k = 1: the founder admits `first` then `second`; `second` publishes the founder's revocation
+/// (the last moderator's), so `first`, the longest-standing member, is the heir; the heir admits
+/// `newbie` (pool[3]), who writes an op of her own. The ops in that order.
+fn an_heir_admits_a_newbie() -> (SignedGenesis, Vec<Identity>, [Op; 5]) {
     let (genesis, pool) = collective(44, 1, 1, 3);
     let (founder, first, second, newbie) = (&pool[0], &pool[1], &pool[2], &pool[3]);
     let first_add = op(&genesis, founder, &[], add(first));
@@ -195,17 +194,20 @@ fn a_member_admitted_by_the_last_moderators_heir_may_author() {
     );
     let newbie_add = op(&genesis, first, &[revoked.id()], add(newbie));
     let newbie_own = own(&genesis, newbie, &[newbie_add.id()]);
+    let ops = [first_add, second_add, revoked, newbie_add, newbie_own];
+    (genesis, pool, ops)
+}
+
+/// The last moderator's self-revocation makes the longest-standing member her heir; a member
+/// the heir admits is known only to the resolved roster (no promotion op names the heir). The
+/// look-up in the past of her admission (`may_author`) is what lets that member author ops: it
+/// cannot be removed.
+#[test]
+fn a_member_admitted_by_the_last_moderators_heir_may_author() {
+    let (genesis, pool, all) = an_heir_admits_a_newbie();
+    let (first, newbie, newbie_own) = (&pool[1], &pool[3], &all[4]);
     let mut log = MembershipLog::new(genesis.clone());
-    offer(
-        &mut log,
-        &[
-            first_add,
-            second_add,
-            revoked,
-            newbie_add,
-            newbie_own.clone(),
-        ],
-    );
+    offer(&mut log, &all);
     assert!(log.roster().is_moderator(&first.member_id()));
     assert!(log.roster().is_member(&newbie.member_id()));
     assert!(log.contains(&newbie_own.id()));
@@ -292,27 +294,8 @@ fn a_removal_arriving_late_does_not_change_which_ops_are_kept() {
 /// keys (an old store, or one that lost them).
 #[test]
 fn a_restart_resolves_no_past_again_with_the_look_ups_read_back() {
-    let (genesis, pool) = collective(44, 1, 1, 3);
-    let (founder, first, second, newbie) = (&pool[0], &pool[1], &pool[2], &pool[3]);
-    let first_add = op(&genesis, founder, &[], add(first));
-    let second_add = op(&genesis, founder, &[first_add.id()], add(second));
-    let revoked = op(
-        &genesis,
-        second,
-        &[second_add.id()],
-        Action::PublishRevocation {
-            certificate: RevocationCertificate::create(founder, NOW),
-        },
-    );
-    let newbie_add = op(&genesis, first, &[revoked.id()], add(newbie));
-    let newbie_own = own(&genesis, newbie, &[newbie_add.id()]);
-    let all = [
-        first_add,
-        second_add,
-        revoked,
-        newbie_add,
-        newbie_own.clone(),
-    ];
+    let (genesis, pool, all) = an_heir_admits_a_newbie();
+    let (newbie, newbie_own) = (&pool[3], all[4].clone());
     let mut log = MembershipLog::new(genesis.clone());
     offer(&mut log, &all);
     assert!(log.may_author(&newbie.member_id()));
