@@ -1757,7 +1757,7 @@ impl EventLoop {
                 }
                 debug!(peer = %short(&peer), accepted = session.accepted, bytes = session.bytes_received, "sync done");
                 let with_member = self.swarm.behaviour().gate.member_of(&peer).is_some();
-                self.after_first_sync(with_member);
+                self.after_first_sync(with_member && session.pushed_everything());
             }
             Step::Abort(reason) => {
                 self.session_ended(peer);
@@ -1779,14 +1779,18 @@ impl EventLoop {
     /// Only a sync with a *member* empties the outbox: a mailbox cannot open what it holds, and
     /// a hostile one could say it has an alert (in the reconciliation, or by acknowledging a
     /// push) and drop it. The alert then stays "unsent" and goes out again at the next sync
-    /// with a member (`a_mailbox_ack_is_not_delivery`).
-    fn after_first_sync(&mut self, with_member: bool) {
+    /// with a member (`a_mailbox_ack_is_not_delivery`). Nor does a session that stopped
+    /// pushing because the member was getting the posts from someone else
+    /// ([`Session::pushed_everything`]): ours may have been among the ones left.
+    ///
+    /// `delivered`: the session was with a member and pushed it everything it lacked.
+    fn after_first_sync(&mut self, delivered: bool) {
         self.synced_once = true;
         self.announce_reachability();
         for item in self.replica.outbox() {
             self.publish(&item);
         }
-        if !with_member {
+        if !delivered {
             return;
         }
         if let Err(e) = self.replica.clear_outbox() {

@@ -3,7 +3,10 @@
 //! A session reconciles the three sets in order — membership ops, key deliveries, posts — so
 //! that by the time posts arrive the state needed to check them is there. For each set the
 //! initiator runs [`Reconciler`] rounds until it knows which ids it lacks (`need`) and which the
-//! peer lacks (`have`), fetches the first in batches and pushes the second. The responder is
+//! peer lacks (`have`), fetches the first in batches and pushes the second. Two sessions can
+//! feed one node at once (it came back and dialled one member while another dialled it): a
+//! fetch leaves out what arrived meanwhile, and pushes start small and stop once the peer says
+//! most of them were not new, so each post travels about once. The responder is
 //! stateless. Every message is capped; a session is bounded in rounds and abandoned on any
 //! error or timeout (the request-response layer times requests out).
 
@@ -21,6 +24,10 @@ pub const MAX_FETCH_IDS: usize = 512;
 pub(crate) const MAX_ITEMS_BYTES: usize = 3 * 1024 * 1024;
 /// Most bytes of items in one push request (below the transport's 256 KiB request cap).
 pub(crate) const MAX_PUSH_BYTES: usize = 200 * 1024;
+/// Most bytes of items in a session's first push of a set: pushes start small and double
+/// with each acknowledgement, so a push that would mostly duplicate what the peer is getting
+/// from someone else meanwhile is found out after a few KiB (see [`Session::pushed_everything`]).
+pub(crate) const FIRST_PUSH_BYTES: usize = 16 * 1024;
 /// Most reconciliation rounds for one set before the session gives up.
 pub const MAX_ROUNDS: usize = 32;
 /// Limits for reconciliation messages.
@@ -320,6 +327,13 @@ pub struct Session {
     need: Vec<[u8; 32]>,
     /// Whether this session asked for the keys it lacks (once, after the deliveries).
     keys_asked: bool,
+    /// How many items the push awaiting its acknowledgement carried.
+    pushing: u32,
+    /// Most bytes of the next push (from [`FIRST_PUSH_BYTES`] up to [`MAX_PUSH_BYTES`]).
+    push_limit: usize,
+    /// Whether this session stopped pushing posts the peer lacked because it was getting them
+    /// from someone else meanwhile (see [`Session::pushed_everything`]).
+    push_cut_short: bool,
     /// Items newly accepted in this session.
     pub accepted: u32,
     /// Bytes of responses received in this session.
@@ -346,11 +360,21 @@ impl Session {
             have: Vec::new(),
             need: Vec::new(),
             keys_asked: false,
+            pushing: 0,
+            push_limit: FIRST_PUSH_BYTES,
+            push_cut_short: false,
             accepted: 0,
             bytes_received: 0,
         };
         let step = session.begin_kind(replica);
         (session, step)
+    }
+
+    /// Whether the session pushed the peer everything it lacked: false if it stopped because
+    /// the peer was getting those posts from someone else. Only then may the node count its
+    /// own posts as delivered (they may be among the ones not pushed).
+    pub fn pushed_everything(&self) -> bool {
+        !self.push_cut_short
     }
 
     fn kind(&self) -> SetKind {
@@ -360,6 +384,7 @@ impl Session {
     fn begin_kind(&mut self, replica: &mut Replica) -> Step {
         self.items = replica.sync_items(self.kind()).to_vec();
         self.rounds = 0;
+        self.push_limit = FIRST_PUSH_BYTES;
         self.have.clear();
         self.need.clear();
         match Reconciler::new(&self.items, RECONCILE_LIMITS).and_then(|mut r| r.initiate()) {
@@ -408,20 +433,43 @@ impl Session {
                 }
                 self.next_transfer(replica)
             }
-            SyncResponse::Ack { .. } => self.next_transfer(replica),
+            SyncResponse::Ack { accepted, .. } => {
+                // Most of the posts just pushed were not new to the peer: another member is
+                // sending it the same ones (it came back and several of us connected at once).
+                // The rest would mostly travel twice, so they are left to that member, and to
+                // the next session if that one fails.
+                if self.kind() == SetKind::Envelopes && accepted.saturating_mul(2) < self.pushing {
+                    self.push_cut_short = !self.have.is_empty();
+                    self.have.clear();
+                } else {
+                    self.push_limit = (self.push_limit * 2).min(MAX_PUSH_BYTES);
+                }
+                self.pushing = 0;
+                self.next_transfer(replica)
+            }
             SyncResponse::Error { reason } => Step::Abort(reason),
         }
     }
 
     /// Fetch what we need, then push what they need, then move to the next set.
     fn next_transfer(&mut self, replica: &mut Replica) -> Step {
-        if !self.need.is_empty() {
-            let take = self.need.len().min(MAX_FETCH_IDS);
-            let ids: Vec<[u8; 32]> = self.need.drain(..take).collect();
-            return Step::Send(encode(&SyncRequest::Fetch {
-                kind: self.kind(),
-                ids,
-            }));
+        // Ids that arrived meanwhile (gossip, or a push from another member's session) are
+        // not fetched again.
+        let kind = self.kind();
+        let mut ids = Vec::new();
+        let mut taken = 0;
+        for id in &self.need {
+            taken += 1;
+            if !replica.holds(kind, id) {
+                ids.push(*id);
+                if ids.len() == MAX_FETCH_IDS {
+                    break;
+                }
+            }
+        }
+        self.need.drain(..taken);
+        if !ids.is_empty() {
+            return Step::Send(encode(&SyncRequest::Fetch { kind, ids }));
         }
         if !self.have.is_empty() {
             let mut items = Vec::new();
@@ -431,7 +479,7 @@ impl Session {
                     continue;
                 };
                 let Some(bytes) = found.pop() else { continue };
-                if size + bytes.len() + 8 > MAX_PUSH_BYTES && !items.is_empty() {
+                if size + bytes.len() + 8 > self.push_limit && !items.is_empty() {
                     self.have.push(id);
                     break;
                 }
@@ -442,6 +490,7 @@ impl Session {
                 });
             }
             if !items.is_empty() {
+                self.pushing = items.len() as u32;
                 return Step::Send(encode(&SyncRequest::Push { items }));
             }
         }

@@ -350,6 +350,20 @@ impl Replica {
         }
     }
 
+    /// Whether this replica holds the item `id` of `kind` already (what [`Replica::fetch`]
+    /// would serve): a session drops such ids from a fetch, since they arrived meanwhile from
+    /// another peer.
+    pub fn holds(&self, kind: SetKind, id: &[u8; 32]) -> bool {
+        let Some(state) = self.collective.as_ref() else {
+            return false;
+        };
+        match kind {
+            SetKind::Ops => state.log().offered(&OpId(*id)).is_some(),
+            SetKind::Deliveries => state.deliveries().get(&DeliveryId(*id)).is_some(),
+            SetKind::Envelopes => state.posts().contains_key(&ContentId(*id)),
+        }
+    }
+
     /// The encodings of the items with these ids that this replica holds.
     pub fn fetch(&self, kind: SetKind, ids: &[[u8; 32]]) -> Result<Vec<Vec<u8>>, ApiError> {
         let Some(state) = self.collective.as_ref() else {

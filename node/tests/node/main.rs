@@ -19,4 +19,5 @@ mod net;
 mod quota_review8;
 mod replica;
 mod review10;
+mod sync_overlap;
 mod sync_push;
