@@ -15,7 +15,7 @@ use lookout_node::net::{Credentials, Gated, MemberGate, SYNC_PROTOCOL};
 use lookout_node::replica::{SetKind, WireItem};
 use lookout_node::sync::{self, SyncRequest};
 use lookout_protocol::membership::Policy;
-use lookout_tests::rogue::{hello_behaviour, hello_of, HelloDriver, RawCodec};
+use lookout_tests::rogue::{hello_behaviour, hello_of, HelloDriver, RawCodec, Redialer};
 use lookout_tests::*;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
@@ -265,12 +265,19 @@ impl RawPeer {
         let (script, mut commands) = mpsc::channel(16);
         let (report, seen) = mpsc::unbounded_channel();
         let mut driver = HelloDriver::new(creds);
+        // The founder may refuse the first dial while the junk connections are in their
+        // handshake (at most four per IP address at once): dial again, as a node would.
+        let mut redialer = Redialer::default();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
+                    Some(addr) = redialer.due() => { let _ = swarm.dial(addr); }
                     command = commands.recv() => match command {
                         None => return,
-                        Some(Script::Dial(addr)) => { let _ = swarm.dial(addr); }
+                        Some(Script::Dial(addr)) => {
+                            redialer.dialling(&addr);
+                            let _ = swarm.dial(addr);
+                        }
                         Some(Script::Publish(data)) => {
                             let _ = swarm.behaviour_mut().gate.inner.gossipsub.publish(topic.clone(), data);
                         }
@@ -283,13 +290,23 @@ impl RawPeer {
                             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
                                 let local = *swarm.local_peer_id();
                                 let b = swarm.behaviour_mut();
-                                let (_, old) = driver.on_connected(local, &mut b.hello, &b.gate, peer_id, connection_id, &endpoint);
+                                let (member, old) = driver.on_connected(local, &mut b.hello, &b.gate, peer_id, connection_id, &endpoint);
                                 if let Some(old) = old {
                                     swarm.close_connection(old);
                                 }
+                                if member {
+                                    redialer.carried(peer_id);
+                                }
                                 Seen::Connected(peer_id)
                             }
-                            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => Seen::Closed(peer_id),
+                            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), .. } => {
+                                redialer.failed(peer);
+                                continue;
+                            }
+                            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                                redialer.closed(&peer_id);
+                                Seen::Closed(peer_id)
+                            }
                             SwarmEvent::Behaviour(RawBehaviourEvent::Hello(
                                 request_response::Event::Message {
                                     peer,

@@ -21,7 +21,7 @@ use lookout_node::net::{Credentials, Gated, MemberGate};
 use lookout_node::replica::SetKind;
 use lookout_node::sync::{self, SyncRequest};
 use lookout_protocol::membership::Policy;
-use lookout_tests::rogue::{hello_behaviour, hello_of, HelloDriver};
+use lookout_tests::rogue::{hello_behaviour, hello_of, HelloDriver, Redialer};
 use lookout_tests::*;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
@@ -296,12 +296,17 @@ impl SlowMember {
         let (connected_tx, connected) = tokio::sync::watch::channel(None);
         let (outcomes_tx, outcomes) = tokio::sync::watch::channel(Outcomes::default());
         let mut driver = HelloDriver::new(Some(creds));
+        let mut redialer = Redialer::default();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
+                    Some(addr) = redialer.due() => { let _ = swarm.dial(addr); }
                     command = rx.recv() => match command {
                         None => return,
-                        Some(Command::Dial(addr)) => { let _ = swarm.dial(addr); }
+                        Some(Command::Dial(addr)) => {
+                            redialer.dialling(&addr);
+                            let _ = swarm.dial(addr);
+                        }
                         Some(Command::Request(peer, bytes)) => {
                             swarm.behaviour_mut().gate.inner.sync.send_request(&peer, bytes);
                         }
@@ -315,8 +320,15 @@ impl SlowMember {
                                 swarm.close_connection(old);
                             }
                             if member {
+                                redialer.carried(peer_id);
                                 let _ = connected_tx.send(Some(peer_id));
                             }
+                        }
+                        SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), .. } => {
+                            redialer.failed(peer);
+                        }
+                        SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                            redialer.closed(&peer_id);
                         }
                         SwarmEvent::Behaviour(SlowBehaviourEvent::Hello(
                             request_response::Event::Message {
