@@ -140,6 +140,8 @@ pub struct MembershipLog {
     /// op resolved, with the keys its past admits (none, often), so a restart resolves no past
     /// again (each would cost a resolution: Review 12, R12-2).
     new_look_ups: Vec<(OpId, Vec<MemberId>)>,
+    /// Pasts resolved for look-ups ([`MembershipLog::past_resolutions`]).
+    past_resolutions: u64,
     /// Look-ups read back from the caller's store, used while its ops are restored
     /// ([`MembershipLog::restore_look_ups`]).
     restored_look_ups: HashMap<OpId, Vec<MemberId>>,
@@ -229,6 +231,7 @@ impl MembershipLog {
             deferred_look_ups: Vec::new(),
             stubs_left: false,
             new_look_ups: Vec::new(),
+            past_resolutions: 0,
             restored_look_ups: HashMap::new(),
             genesis,
             ops: BTreeMap::new(),
@@ -481,18 +484,78 @@ impl MembershipLog {
                 continue;
             };
             let roster = Resolution::new(&self.genesis, &past, &[], &HashMap::new()).roster;
-            let admitted: Vec<MemberId> = self
-                .ripe
-                .iter()
-                .filter(|k| key.is_none_or(|key| key == **k) && roster.knows(k))
-                .copied()
-                .collect();
-            if !admitted.is_empty() {
-                self.generation += 1;
-                self.looked_up.extend(admitted.iter().copied());
-            }
-            self.new_look_ups.push((id, admitted));
+            self.past_resolutions += 1;
+            self.admit_known(id, key, &roster);
         }
+    }
+
+    /// The ripe keys (`key`, or all) that `roster`, the roster of op `id`'s own past, knows may
+    /// author from now on; the look-up is kept for the caller to store.
+    fn admit_known(&mut self, id: OpId, key: Option<MemberId>, roster: &Roster) {
+        let admitted: Vec<MemberId> = self
+            .ripe
+            .iter()
+            .filter(|k| key.is_none_or(|key| key == **k) && roster.knows(k))
+            .copied()
+            .collect();
+        if !admitted.is_empty() {
+            self.generation += 1;
+            self.looked_up.extend(admitted.iter().copied());
+        }
+        self.new_look_ups.push((id, admitted));
+    }
+
+    /// Whether `op`, joining now, may be looked up where its look-up can be read from the
+    /// resolution it is appended to (no op read through a stub; some key ripe, or its own
+    /// proposal's key ripe once it joins). Lookups only.
+    fn may_be_looked_up(&self, op: &Op) -> bool {
+        if !self.through.is_empty() || !self.read.is_empty() {
+            return false;
+        }
+        match &op.body().action {
+            // Its key is ripe once it joins if one voucher is enough (k = 1).
+            Action::ProposeAdd { identity, .. } => {
+                self.ripe.contains(&identity.member)
+                    || (self.genesis.genesis().policy.approvals_required <= 1
+                        && !self.may_author(&identity.member))
+            }
+            Action::Approve { .. }
+            | Action::Remove { .. }
+            | Action::ProposeDemote { .. }
+            | Action::PublishRevocation { .. } => !self.ripe.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// The look-up of `id`, just appended, from the resolution it was appended to, where that is
+    /// its own past's: the op names every head (so its past is every op held) and no op is read
+    /// through a stub (so that resolution has no stub, as the look-up's has none). A full
+    /// resolution of the same ops gives the same roster (`append_props`), so this is the look-up
+    /// `look_up_admissions` would make, without resolving the past again (Review 13, R13-2: a
+    /// key kept ripe made every approval and removal resolve its whole past).
+    fn look_up_appended(&mut self, id: OpId) {
+        if !self.through.is_empty() || !self.read.is_empty() {
+            return;
+        }
+        let Some(at) = self.to_look_up.iter().position(|(queued, _)| *queued == id) else {
+            return;
+        };
+        let Some(resolution) = self.resolution.take() else {
+            return;
+        };
+        let (_, key) = self.to_look_up.remove(at);
+        let authors = &self.authors;
+        let looked_up = &self.looked_up;
+        self.ripe
+            .retain(|k| !authors.may_author(k) && !looked_up.contains(k));
+        let wanted = match key {
+            Some(key) => self.ripe.contains(&key),
+            None => !self.ripe.is_empty(),
+        };
+        if wanted {
+            self.admit_known(id, key, &resolution.roster);
+        }
+        let _ = self.resolution.set(resolution);
     }
 
     /// Add a verified op. Ops of another collective are ignored as duplicates would be.
@@ -524,6 +587,11 @@ impl MembershipLog {
             }
         };
         self.count(&op);
+        if read.is_none() && self.may_be_looked_up(&op) {
+            // Resolved first (once; appends keep it), so that the op, if it names every head, is
+            // appended and looked up in that resolution (`look_up_appended`).
+            let _ = self.roster();
+        }
         // The common case, an op naming every head, is applied without a full replay.
         // Only an op naming held ops alone: one read through stubs brings them into the graph
         // (a full resolution places them).
@@ -535,6 +603,9 @@ impl MembershipLog {
         let rewired = self.join(op, read, via);
         if let Some(r) = self.resolution.get().filter(|_| appended && !rewired) {
             self.past.get_mut().observe(&r.roster);
+        }
+        if appended && !rewired {
+            self.look_up_appended(id);
         }
         let mut added = vec![id];
         let released = self.release_orphans();
@@ -1051,6 +1122,13 @@ impl MembershipLog {
                 self.restoring.insert(id, (parents, via));
             }
         }
+    }
+
+    /// How many pasts this log has resolved for look-ups (each a full resolution of an op's
+    /// past; a look-up read from the resolution an op was appended to, or from the store, costs
+    /// none): for tests and measurements.
+    pub fn past_resolutions(&self) -> u64 {
+        self.past_resolutions
     }
 
     /// Look-ups done since the last call (op id, keys its past admits that were not authors): a
