@@ -548,11 +548,7 @@ impl MembershipLog {
         let looked_up = &self.looked_up;
         self.ripe
             .retain(|k| !authors.may_author(k) && !looked_up.contains(k));
-        let wanted = match key {
-            Some(key) => self.ripe.contains(&key),
-            None => !self.ripe.is_empty(),
-        };
-        if wanted {
+        if self.ripe_for(key) {
             self.admit_known(id, key, &resolution.roster);
         }
         let _ = self.resolution.set(resolution);
