@@ -505,34 +505,16 @@ impl MembershipLog {
         self.new_look_ups.push((id, admitted));
     }
 
-    /// Whether `op`, joining now, may be looked up where its look-up can be read from the
-    /// resolution it is appended to (no op read through a stub; some key ripe, or its own
-    /// proposal's key ripe once it joins). Lookups only.
-    fn may_be_looked_up(&self, op: &Op) -> bool {
-        if !self.through.is_empty() || !self.read.is_empty() {
-            return false;
-        }
-        match &op.body().action {
-            // Its key is ripe once it joins if one voucher is enough (k = 1).
-            Action::ProposeAdd { identity, .. } => {
-                self.ripe.contains(&identity.member)
-                    || (self.genesis.genesis().policy.approvals_required <= 1
-                        && !self.may_author(&identity.member))
-            }
-            Action::Approve { .. }
-            | Action::Remove { .. }
-            | Action::ProposeDemote { .. }
-            | Action::PublishRevocation { .. } => !self.ripe.is_empty(),
-            _ => false,
-        }
-    }
-
     /// The look-up of `id`, just appended, from the resolution it was appended to, where that is
     /// its own past's: the op names every head (so its past is every op held) and no op is read
     /// through a stub (so that resolution has no stub, as the look-up's has none). A full
     /// resolution of the same ops gives the same roster (`append_props`), so this is the look-up
     /// `look_up_admissions` would make, without resolving the past again (Review 13, R13-2: a
     /// key kept ripe made every approval and removal resolve its whole past).
+    ///
+    /// Only where the resolution is there already (a node reads the roster after each change,
+    /// and appends keep it): forcing one for an op that may turn out not to name every head
+    /// cost a resolution of every op held per op of a sync batch (Review 14, R14-1 and R14-2).
     fn look_up_appended(&mut self, id: OpId) {
         if !self.through.is_empty() || !self.read.is_empty() {
             return;
@@ -583,11 +565,6 @@ impl MembershipLog {
             }
         };
         self.count(&op);
-        if read.is_none() && self.may_be_looked_up(&op) {
-            // Resolved first (once; appends keep it), so that the op, if it names every head, is
-            // appended and looked up in that resolution (`look_up_appended`).
-            let _ = self.roster();
-        }
         // The common case, an op naming every head, is applied without a full replay.
         // Only an op naming held ops alone: one read through stubs brings them into the graph
         // (a full resolution places them).
