@@ -446,10 +446,11 @@ impl MembershipLog {
     /// id, so this is the same for every replica holding the op, whatever else it holds or the
     /// order it came in: the stubs in that past are resolved as the ops they are (held as ops
     /// elsewhere), so which of them this replica refused over the quota changes nothing. One
-    /// resolution of a past per such op while some key is ripe: none in a collective whose
-    /// admissions k proposers complete (an abandoned proposal is never ripe with k >= 2); with
-    /// k = 1 a plain member's proposal is ripe, and a member's flood of such ops is bounded by
-    /// her quota.
+    /// resolution of a past per such op while some key is ripe, unless `look_up_appended` read
+    /// it from the resolution the op was appended to: no key is ripe in a collective whose
+    /// admissions k proposers complete (an abandoned proposal is never ripe with k >= 2), but
+    /// k members vouching for one key keep it ripe for good (R13-2; with k = 1 a plain member's
+    /// proposal alone), and a member's flood of such ops is bounded by her quota.
     fn look_up_admissions(&mut self) {
         if std::mem::take(&mut self.stubs_left) {
             let deferred = std::mem::take(&mut self.deferred_look_ups);
