@@ -295,7 +295,13 @@ fn history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Identity>, Vec<O
                 identity: pool[author].public(),
             },
         };
-        let o = dated(&genesis, &pool[author], &parents, action, NOW + 60 + step as u64);
+        let o = dated(
+            &genesis,
+            &pool[author],
+            &parents,
+            action,
+            NOW + 60 + step as u64,
+        );
         ops.push(o.clone());
         match a.insert(o.clone()) {
             InsertOutcome::Added(_) => {
@@ -369,7 +375,12 @@ fn appended_look_ups_agree(seed: u64, len: usize, k: u8, order: u64) -> Result<(
             "appending log vs {}: authors",
             name
         );
-        prop_assert_eq!(a.roster(), other.roster(), "appending log vs {}: roster", name);
+        prop_assert_eq!(
+            a.roster(),
+            other.roster(),
+            "appending log vs {}: roster",
+            name
+        );
     }
     let by_id: BTreeMap<OpId, Op> = a.ops().map(|o| (o.id(), o.clone())).collect();
     for o in by_id.values() {
@@ -420,5 +431,116 @@ fn r14_generator_stats() {
         admitting += l.iter().filter(|(_, k)| !k.is_empty()).count();
         appended_only += l.len() as u64 - a.past_resolutions().min(l.len() as u64);
     }
-    println!("look-ups {look_ups}, admitting {admitting}, without a past resolution {appended_only}");
+    println!(
+        "look-ups {look_ups}, admitting {admitting}, without a past resolution {appended_only}"
+    );
+}
+
+/// R14-3. R13-2's world (k = 2, two founders; two plain members vouch for a junk key, ripe for
+/// good), and one of those plain members goes over her quota once: she fills a day with 256
+/// rotations (kept), signs a 257th op for that day (refused over the quota here, kept as a stub
+/// once an op waits for it) and, the next day, one op naming it (kept, read through the stub).
+/// `look_up_appended` and `may_be_looked_up` give up while ANY op held is read through a stub
+/// (`through`/`read` non-empty), not only for ops whose own past holds one; a stub read through
+/// never leaves unless it joins. So from then on every honest approval, naming every head, costs
+/// a resolution of its whole past again: R13-2's cost, back for good at every replica that
+/// refused the 257th op, for the price of one day's quota. Safe: the honest admissions after it
+/// (roster read after each, as in R13-2's test) resolve no past.
+#[test]
+fn r14_one_stub_read_through_does_not_bring_back_r13_2_for_every_later_approval() {
+    // The control: without the op over the quota, no past is resolved (R13-2's fix).
+    assert_eq!(approvals_after_a_junk_pair(false), 0, "the control");
+    let resolved = approvals_after_a_junk_pair(true);
+    assert_eq!(
+        resolved, 0,
+        "{resolved} honest approvals each resolved their whole past (one stub read through, far away)"
+    );
+}
+
+/// R14-3's world: how many pasts the three honest admissions' approvals resolved, after m2's
+/// 256 rotations and (`over_quota`) the op over the quota read through.
+fn approvals_after_a_junk_pair(over_quota: bool) -> u64 {
+    let (genesis, pool) = collective(1405, 2, 2, 8);
+    let (f1, f2, m1, m2, junk) = (&pool[0], &pool[1], &pool[2], &pool[3], &pool[4]);
+    let mut log = MembershipLog::new(genesis.clone());
+    let mut ops = Vec::new();
+    let mut at: Vec<OpId> = Vec::new();
+    for m in [m1, m2] {
+        let p = op(&genesis, f1, &at, add(m));
+        let a = op(&genesis, f2, &[p.id()], approve(&p));
+        at = vec![a.id()];
+        ops.extend([p, a]);
+    }
+    let j = op(&genesis, m1, &at, add(junk));
+    let ja = op(&genesis, m2, &[j.id()], approve(&j));
+    ops.extend([j, ja.clone()]);
+    offer(&mut log, &ops);
+    // m2 fills a day (the day after the admissions), then one op over the quota.
+    let day = NOW + 86_400;
+    let mut last = ja.id();
+    for _ in 0..256 {
+        let r = dated(
+            &genesis,
+            m2,
+            &[last],
+            Action::RotateAgreementKey {
+                identity: m2.public(),
+            },
+            day,
+        );
+        last = r.id();
+        assert!(matches!(log.insert(r), InsertOutcome::Added(_)));
+    }
+    let over = dated(
+        &genesis,
+        m2,
+        &[last],
+        Action::RotateAgreementKey {
+            identity: m2.public(),
+        },
+        day,
+    );
+    let next = dated(
+        &genesis,
+        m2,
+        &[over.id()],
+        Action::RotateAgreementKey {
+            identity: m2.public(),
+        },
+        day + 86_400,
+    );
+    if over_quota {
+        assert!(matches!(
+            log.insert(next.clone()),
+            InsertOutcome::MissingParents(_)
+        ));
+        assert_eq!(
+            log.insert(over.clone()),
+            InsertOutcome::Refused(OpRefusal::OverQuota)
+        );
+        log.refuse_over_quota(over.id(), over.parents(), None);
+        assert_eq!(log.add_stub(over.clone()), vec![next.id()]);
+        assert!(
+            log.read_parents(&next.id()).is_some(),
+            "read through the stub"
+        );
+    }
+    let _ = log.roster();
+    // Honest admissions, each completed by k = 2 moderators naming every head.
+    let before = log.past_resolutions();
+    for m in &pool[5..8] {
+        let p = dated(&genesis, f1, log.roster().heads(), add(m), day + 2 * 86_400);
+        assert!(matches!(log.insert(p.clone()), InsertOutcome::Added(_)));
+        let a = dated(
+            &genesis,
+            f2,
+            log.roster().heads(),
+            approve(&p),
+            day + 2 * 86_400,
+        );
+        assert!(matches!(log.insert(a), InsertOutcome::Added(_)));
+        let _ = log.roster();
+        assert!(log.may_author(&m.member_id()));
+    }
+    log.past_resolutions() - before
 }
