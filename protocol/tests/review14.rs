@@ -226,6 +226,17 @@ fn r14_measure_batches_not_naming_every_head() {
             ops.len()
         );
     }
+    // R14-3: n honest admissions (roster read after each op) after R13-2's junk pair and m2's
+    // full day, with and without her one op over the quota read through.
+    for n in [400usize, 800] {
+        for over_quota in [false, true] {
+            let (resolved, took) = approvals_after_a_junk_pair(over_quota, n);
+            println!(
+                "R14-3 k = 2, {n} honest admissions after 262 ops, one stub read through \
+                 {over_quota}: {took:?}, {resolved} pasts resolved"
+            );
+        }
+    }
 }
 
 /// A random history made op by op against a log `a` that reads its roster after every insert
@@ -418,6 +429,20 @@ proptest! {
     ) {
         appended_look_ups_agree(seed, len, k, order)?;
     }
+
+    /// The same, longer histories and k up to 3: a search run by hand (release), e.g.
+    /// `PROPTEST_CASES=3000 PROPTEST_RNG_SEED=random cargo test --release -p lookout-protocol
+    /// --test review14 -- --ignored r14_long`.
+    #[test]
+    #[ignore = "search, run by hand"]
+    fn r14_long_appended_look_ups_agree(
+        seed in any::<u64>(),
+        len in 40usize..90,
+        k in 1u8..=3,
+        order in any::<u64>(),
+    ) {
+        appended_look_ups_agree(seed, len, k, order)?;
+    }
 }
 
 #[test]
@@ -449,18 +474,19 @@ fn r14_generator_stats() {
 #[test]
 fn r14_one_stub_read_through_does_not_bring_back_r13_2_for_every_later_approval() {
     // The control: without the op over the quota, no past is resolved (R13-2's fix).
-    assert_eq!(approvals_after_a_junk_pair(false), 0, "the control");
-    let resolved = approvals_after_a_junk_pair(true);
+    assert_eq!(approvals_after_a_junk_pair(false, 3).0, 0, "the control");
+    let (resolved, _) = approvals_after_a_junk_pair(true, 3);
     assert_eq!(
         resolved, 0,
         "{resolved} honest approvals each resolved their whole past (one stub read through, far away)"
     );
 }
 
-/// R14-3's world: how many pasts the three honest admissions' approvals resolved, after m2's
-/// 256 rotations and (`over_quota`) the op over the quota read through.
-fn approvals_after_a_junk_pair(over_quota: bool) -> u64 {
-    let (genesis, pool) = collective(1405, 2, 2, 8);
+/// R14-3's world: how many pasts `n` honest admissions' approvals resolved (and how long they
+/// took to join), after m2's 256 rotations and (`over_quota`) the op over the quota read
+/// through.
+fn approvals_after_a_junk_pair(over_quota: bool, n: usize) -> (u64, std::time::Duration) {
+    let (genesis, pool) = collective(1405, 2, 2, 5 + n);
     let (f1, f2, m1, m2, junk) = (&pool[0], &pool[1], &pool[2], &pool[3], &pool[4]);
     let mut log = MembershipLog::new(genesis.clone());
     let mut ops = Vec::new();
@@ -528,19 +554,15 @@ fn approvals_after_a_junk_pair(over_quota: bool) -> u64 {
     let _ = log.roster();
     // Honest admissions, each completed by k = 2 moderators naming every head.
     let before = log.past_resolutions();
-    for m in &pool[5..8] {
-        let p = dated(&genesis, f1, log.roster().heads(), add(m), day + 2 * 86_400);
+    let started = std::time::Instant::now();
+    for (i, m) in pool[5..5 + n].iter().enumerate() {
+        let at = day + 2 * 86_400 + 86_400 * (i as u64 / 100);
+        let p = dated(&genesis, f1, log.roster().heads(), add(m), at);
         assert!(matches!(log.insert(p.clone()), InsertOutcome::Added(_)));
-        let a = dated(
-            &genesis,
-            f2,
-            log.roster().heads(),
-            approve(&p),
-            day + 2 * 86_400,
-        );
+        let a = dated(&genesis, f2, log.roster().heads(), approve(&p), at);
         assert!(matches!(log.insert(a), InsertOutcome::Added(_)));
         let _ = log.roster();
         assert!(log.may_author(&m.member_id()));
     }
-    log.past_resolutions() - before
+    (log.past_resolutions() - before, started.elapsed())
 }
