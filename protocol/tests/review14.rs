@@ -465,12 +465,14 @@ fn r14_generator_stats() {
 /// good), and one of those plain members goes over her quota once: she fills a day with 256
 /// rotations (kept), signs a 257th op for that day (refused over the quota here, kept as a stub
 /// once an op waits for it) and, the next day, one op naming it (kept, read through the stub).
-/// `look_up_appended` and `may_be_looked_up` give up while ANY op held is read through a stub
-/// (`through`/`read` non-empty), not only for ops whose own past holds one; a stub read through
-/// never leaves unless it joins. So from then on every honest approval, naming every head, costs
-/// a resolution of its whole past again: R13-2's cost, back for good at every replica that
-/// refused the 257th op, for the price of one day's quota. Safe: the honest admissions after it
-/// (roster read after each, as in R13-2's test) resolve no past.
+/// `look_up_appended` and `may_be_looked_up` give up while any op held is read through a stub
+/// (`through`/`read` non-empty): for an op naming every head that is exact (its past is every
+/// op, so it holds the stub, which the look-up resolves as an op and the roster as effect-less),
+/// but a stub read through never leaves unless it joins, so every later op's past holds it. From
+/// then on every honest approval, naming every head, costs a resolution of its whole past
+/// again: R13-2's cost, back for good at every replica that refused the 257th op, for the price
+/// of one day's quota. Safe: the honest admissions after it (roster read after each, as in
+/// R13-2's test) resolve no past.
 #[test]
 fn r14_one_stub_read_through_does_not_bring_back_r13_2_for_every_later_approval() {
     // The control: without the op over the quota, no past is resolved (R13-2's fix).
