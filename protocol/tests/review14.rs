@@ -124,6 +124,10 @@ fn r14_an_honest_first_sync_of_two_moderators_branches_resolves_no_roster_per_op
     // Every state the log passed through (heads after each op, in the order taken: the batch
     // is already parents first), but the last, which is read below.
     let mut log = state.log().clone();
+    assert!(
+        log.take_look_ups().is_empty(),
+        "no op was looked up: no key was ever ripe"
+    );
     let states = states_of(&ops);
     let resolved = states[..states.len() - 1]
         .iter()
