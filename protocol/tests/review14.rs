@@ -384,7 +384,13 @@ fn past_of(ops: &BTreeMap<OpId, Op>, id: OpId) -> Vec<&Op> {
 /// without stored look-ups: every look-up a resolution of the op's past); and every key known
 /// in the roster of some held look-up op's own past (a proposal: its own key) may author there.
 fn appended_look_ups_agree(seed: u64, len: usize, k: u8, order: u64) -> Result<(), TestCaseError> {
-    let (genesis, pool, ops, a) = history(seed, len, k);
+    let (genesis, pool, ops, mut a) = history(seed, len, k);
+    // A restart of `a`: the look-ups it stored (those read from appended resolutions among
+    // them) read back, then the ops it holds.
+    let mut restarted = MembershipLog::new(genesis.clone());
+    restarted.restore_look_ups(a.take_look_ups());
+    restarted.extend(a.ops().cloned().collect::<Vec<_>>());
+    restarted.restored();
     let mut b = MembershipLog::new(genesis.clone());
     offer(&mut b, &ops);
     let mut c = MembershipLog::new(genesis.clone());
@@ -393,7 +399,12 @@ fn appended_look_ups_agree(seed: u64, len: usize, k: u8, order: u64) -> Result<(
     shuffled.shuffle(&mut ChaCha20Rng::seed_from_u64(order));
     let mut d = MembershipLog::new(genesis.clone());
     offer(&mut d, &shuffled);
-    for (name, other) in [("in order", &b), ("all at once", &c), ("shuffled", &d)] {
+    for (name, other) in [
+        ("in order", &b),
+        ("all at once", &c),
+        ("shuffled", &d),
+        ("restarted", &restarted),
+    ] {
         prop_assert_eq!(held(&a), held(other), "appending log vs {}: ops kept", name);
         prop_assert_eq!(
             authors_of(&a, &pool),
