@@ -169,6 +169,10 @@ fn two_branches(
     out
 }
 
+fn now_for(n: usize) -> u64 {
+    NOW + 86_400 * (n as u64 / 100 + 2)
+}
+
 fn sorted(mut ids: Vec<OpId>) -> Vec<OpId> {
     ids.sort();
     ids.dedup();
@@ -261,7 +265,12 @@ fn r14_measure_batches_not_naming_every_head() {
 /// of the time and a stale view otherwise. Returns the genesis, the keys, every op made (kept
 /// or not) and the log `a` (refused ops offered again, roster read after each, until nothing
 /// more joins).
-fn history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Identity>, Vec<Op>, MembershipLog) {
+fn history(
+    seed: u64,
+    len: usize,
+    k: u8,
+    heirs: bool,
+) -> (SignedGenesis, Vec<Identity>, Vec<Op>, MembershipLog) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let (genesis, pool) = collective(seed ^ 0x1414, k, usize::from(k), 7 - usize::from(k));
     let mut a = MembershipLog::new(genesis.clone());
@@ -301,7 +310,43 @@ fn history(seed: u64, len: usize, k: u8) -> (SignedGenesis, Vec<Identity>, Vec<O
             })
             .map(Op::id)
             .collect();
+        // With `heirs`, a scripted start: the first founder proposes two keys, the others
+        // approve them, then every founder's self-revocation: heirs (promoted in the replay,
+        // not in Authors) then admit keys that only look-ups find.
+        let kk = usize::from(k);
+        let script = heirs && step < 2 + 2 * (kk - 1) + kk;
+        let (author, parents) = if script {
+            (0, roster.heads().to_vec())
+        } else {
+            (author, parents)
+        };
+        let pending: Vec<OpId> = held
+            .iter()
+            .filter(|o| matches!(o.body().action, Action::ProposeAdd { .. }))
+            .map(Op::id)
+            .collect();
+        let (author, scripted) = match step {
+            _ if !script => (author, None),
+            0 | 1 => (0, Some(add(&pool[kk + step]))),
+            s if s < 2 + 2 * (kk - 1) => {
+                let (approver, which) = (1 + (s - 2) / 2, (s - 2) % 2);
+                (
+                    approver,
+                    pending.get(which).map(|p| Action::Approve { proposal: *p }),
+                )
+            }
+            s => {
+                let founder = s - 2 - 2 * (kk - 1);
+                (
+                    founder,
+                    Some(Action::PublishRevocation {
+                        certificate: RevocationCertificate::create(&pool[founder], NOW),
+                    }),
+                )
+            }
+        };
         let action = match rng.gen_range(0..20) {
+            _ if scripted.is_some() => scripted.unwrap(),
             0..=5 => add(target),
             6..=9 if !proposals.is_empty() => Action::Approve {
                 proposal: *proposals.choose(&mut rng).unwrap(),
@@ -383,8 +428,14 @@ fn past_of(ops: &BTreeMap<OpId, Op>, id: OpId) -> Vec<&Op> {
 /// (offered in the order made, or shuffled) and a fresh log given them all at once (a restart
 /// without stored look-ups: every look-up a resolution of the op's past); and every key known
 /// in the roster of some held look-up op's own past (a proposal: its own key) may author there.
-fn appended_look_ups_agree(seed: u64, len: usize, k: u8, order: u64) -> Result<(), TestCaseError> {
-    let (genesis, pool, ops, mut a) = history(seed, len, k);
+fn appended_look_ups_agree(
+    seed: u64,
+    len: usize,
+    k: u8,
+    heirs: bool,
+    order: u64,
+) -> Result<(), TestCaseError> {
+    let (genesis, pool, ops, mut a) = history(seed, len, k, heirs);
     // A restart of `a`: the look-ups it stored (those read from appended resolutions among
     // them) read back, then the ops it holds.
     let mut restarted = MembershipLog::new(genesis.clone());
@@ -451,9 +502,10 @@ proptest! {
         seed in any::<u64>(),
         len in 6usize..40,
         k in 1u8..=2,
+        heirs in any::<bool>(),
         order in any::<u64>(),
     ) {
-        appended_look_ups_agree(seed, len, k, order)?;
+        appended_look_ups_agree(seed, len, k, heirs, order)?;
     }
 
     /// The same, longer histories and k up to 3: a search run by hand (release), e.g.
@@ -465,9 +517,10 @@ proptest! {
         seed in any::<u64>(),
         len in 40usize..90,
         k in 1u8..=3,
+        heirs in any::<bool>(),
         order in any::<u64>(),
     ) {
-        appended_look_ups_agree(seed, len, k, order)?;
+        appended_look_ups_agree(seed, len, k, heirs, order)?;
     }
 }
 
@@ -476,7 +529,7 @@ proptest! {
 fn r14_generator_stats() {
     let (mut look_ups, mut admitting, mut appended_only) = (0, 0, 0);
     for seed in 0..200u64 {
-        let (_, _, _, mut a) = history(seed, 30, 1 + (seed % 2) as u8);
+        let (_, _, _, mut a) = history(seed, 30, 1 + (seed % 2) as u8, seed % 4 < 2);
         let l = a.take_look_ups();
         look_ups += l.len();
         admitting += l.iter().filter(|(_, k)| !k.is_empty()).count();
@@ -593,4 +646,66 @@ fn approvals_after_a_junk_pair(over_quota: bool, n: usize) -> (u64, std::time::D
         assert!(log.may_author(&m.member_id()));
     }
     (log.past_resolutions() - before, started.elapsed())
+}
+
+/// A collective run by an heir, its first sync (measurement only:
+/// `cargo test --release -p lookout-protocol --test review14 -- --ignored --nocapture r14_heir`).
+#[test]
+#[ignore = "measurement, run by hand"]
+fn r14_heir_first_sync_measured() {
+    // R14-1 in a collective run by an heir (k = 1, the founder's self-revocation published):
+    // the resolution has a fallback, so no op is ever appended, and every admission by the heir
+    // (looked up: Authors does not count her) forces a resolution of all ops on top of its
+    // past's.
+    for n in [500usize, 1_000] {
+        let (genesis, pool) = collective(1406, 1, 1, n + 3);
+        let (f, heir) = (&pool[0], &pool[1]);
+        let admit = op(&genesis, f, &[], add(heir));
+        let revoked = revoke(&genesis, f, f, &[admit.id()]);
+        let mut ops = vec![admit, revoked.clone()];
+        ops.extend(admissions(&genesis, heir, &pool[2..2 + n], revoked.id()));
+        let bytes: Vec<&[u8]> = ops.iter().map(|o| o.encoded()).collect();
+        let mut state = State::new(genesis.clone());
+        let started = std::time::Instant::now();
+        let (outcomes, _) = state.ingest_ops(&bytes, &pool[n + 2], now_for(n));
+        let _ = state.log().roster();
+        let took = started.elapsed();
+        assert!(outcomes.iter().all(|o| *o == Ingested::Accepted));
+        assert!(state.log().roster().is_moderator(&heir.member_id()));
+        let mut log = state.log().clone();
+        let look_ups = log.take_look_ups();
+        println!(
+            "R14-1 heir, k = 1, first sync of {} ops (the heir's admissions): {took:?}, \
+             {} look-ups, {} admitting",
+            ops.len(),
+            look_ups.len(),
+            look_ups.iter().filter(|(_, keys)| !keys.is_empty()).count()
+        );
+    }
+}
+
+#[test]
+#[ignore = "debug"]
+fn r14_heir_debug() {
+    let n = 50;
+    let (genesis, pool) = collective(1406, 1, 1, n + 3);
+    let (f, heir) = (&pool[0], &pool[1]);
+    let admit = op(&genesis, f, &[], add(heir));
+    let revoked = revoke(&genesis, f, f, &[admit.id()]);
+    let mut ops = vec![admit, revoked.clone()];
+    ops.extend(admissions(&genesis, heir, &pool[2..2 + n], revoked.id()));
+    let mut log = MembershipLog::new(genesis.clone());
+    for o in &ops {
+        let out = log.insert(o.clone());
+        assert!(matches!(out, InsertOutcome::Added(_)), "{out:?}");
+    }
+    let look_ups = log.take_look_ups();
+    println!(
+        "past resolutions {}, look-ups {}, admitting {}, heir moderator {}, last admitted authors {}",
+        log.past_resolutions(),
+        look_ups.len(),
+        look_ups.iter().filter(|(_, k)| !k.is_empty()).count(),
+        log.roster().is_moderator(&heir.member_id()),
+        log.may_author(&pool[n + 1].member_id())
+    );
 }
