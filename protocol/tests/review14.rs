@@ -720,3 +720,118 @@ fn r14_an_heirs_admissions_looked_up_in_appended_resolutions_agree_with_a_fresh_
     }
     assert_eq!(log.roster(), fresh.roster());
 }
+
+#[test]
+fn r14_restart_case_debug() {
+    appended_look_ups_agree(4_088_194_553_106_679_778, 21, 1, true, 0).unwrap();
+}
+
+#[test]
+fn r14_restart_case_dump() {
+    let (genesis, pool, ops, mut a) = history(4_088_194_553_106_679_778, 21, 1, true);
+    let name = |m: &MemberId| {
+        pool.iter()
+            .position(|p| p.member_id() == *m)
+            .map_or("?".to_string(), |i| format!("k{i}"))
+    };
+    let idx: BTreeMap<OpId, usize> = ops.iter().enumerate().map(|(i, o)| (o.id(), i)).collect();
+    for (i, o) in ops.iter().enumerate() {
+        let act = match &o.body().action {
+            Action::ProposeAdd { identity, .. } => format!("add {}", name(&identity.member)),
+            Action::Approve { proposal } => format!("approve #{:?}", idx.get(proposal)),
+            Action::Remove { member, .. } => format!("remove {}", name(member)),
+            Action::PublishRevocation { certificate } => format!("revoke {:?}", certificate),
+            Action::ProposePromote { member } => format!("promote {}", name(member)),
+            Action::ProposeDemote { member } => format!("demote {}", name(member)),
+            Action::RotateAgreementKey { .. } => "rotate".to_string(),
+            _ => "other".to_string(),
+        };
+        let parents: Vec<usize> = o.parents().iter().filter_map(|p| idx.get(p).copied()).collect();
+        println!(
+            "#{i} by {} parents {:?} {act} held {}",
+            name(&o.author()),
+            parents,
+            a.contains(&o.id())
+        );
+    }
+    let look_ups = a.take_look_ups();
+    for (id, keys) in &look_ups {
+        println!(
+            "a look-up #{:?}: {:?}",
+            idx.get(id),
+            keys.iter().map(&name).collect::<Vec<_>>()
+        );
+    }
+    println!("a authors {:?}", pool.iter().map(|p| (name(&p.member_id()), a.may_author(&p.member_id()))).collect::<Vec<_>>());
+    let mut restarted = MembershipLog::new(genesis.clone());
+    restarted.restore_look_ups(look_ups.clone());
+    restarted.extend(a.ops().cloned().collect::<Vec<_>>());
+    restarted.restored();
+    for (id, keys) in restarted.take_look_ups() {
+        println!(
+            "restart look-up #{:?}: {:?}",
+            idx.get(&id),
+            keys.iter().map(&name).collect::<Vec<_>>()
+        );
+    }
+    println!("restarted authors {:?}", pool.iter().map(|p| (name(&p.member_id()), restarted.may_author(&p.member_id()))).collect::<Vec<_>>());
+    let mut fresh = MembershipLog::new(genesis.clone());
+    fresh.extend(a.ops().cloned().collect::<Vec<_>>());
+    for (id, keys) in fresh.take_look_ups() {
+        println!(
+            "fresh look-up #{:?}: {:?}",
+            idx.get(&id),
+            keys.iter().map(&name).collect::<Vec<_>>()
+        );
+    }
+    println!("fresh authors {:?}", pool.iter().map(|p| (name(&p.member_id()), fresh.may_author(&p.member_id()))).collect::<Vec<_>>());
+}
+
+/// R14-5. A restart reads back at most one key of each stored look-up. `look_up_admissions`
+/// restores a stored look-up with `keys.iter().any(|k| self.looked_up.insert(*k))`: `any` stops
+/// at the first key newly inserted, so a look-up that admitted two keys or more restores only
+/// the first. k = 1: member h proposes two keys while the founder revokes herself concurrently;
+/// h (the heir) then approves naming both branches: in that past the heir's rights make both
+/// proposals count (neither proposal's own past did), so the approval's look-up admits both
+/// keys at once. Live, both may author; after a restart from the stored look-ups (as a node
+/// restarts: `restore_look_ups`, `extend`, `restored`) only one may, and the other's ops are
+/// refused (here: her rotation, kept live, not kept after the restart). Safe: the restarted log
+/// lets the same keys author and keeps the same ops.
+#[test]
+fn r14_a_restart_lets_every_key_a_stored_look_up_found_author() {
+    let (genesis, pool) = collective(1407, 1, 1, 4);
+    let (f, h, k1, k2) = (&pool[0], &pool[1], &pool[2], &pool[3]);
+    let admit_h = op(&genesis, f, &[], add(h));
+    let p1 = op(&genesis, h, &[admit_h.id()], add(k1));
+    let p2 = op(&genesis, h, &[p1.id()], add(k2));
+    let revoked = revoke(&genesis, f, f, &[admit_h.id()]);
+    let x = op(&genesis, h, &[p2.id(), revoked.id()], approve(&p1));
+    let mut live = MembershipLog::new(genesis.clone());
+    for o in [&admit_h, &p1, &p2, &revoked, &x] {
+        assert!(matches!(live.insert(o.clone()), InsertOutcome::Added(_)));
+    }
+    let look_ups = live.take_look_ups();
+    let found: Vec<&Vec<MemberId>> = look_ups.iter().map(|(_, keys)| keys).collect();
+    assert!(
+        look_ups.iter().any(|(id, keys)| *id == x.id() && keys.len() == 2),
+        "the approval's look-up admits both keys: {found:?}"
+    );
+    let rotation = own(&genesis, k2, &[x.id()]);
+    let rotation1 = own(&genesis, k1, &[x.id()]);
+    for r in [&rotation, &rotation1] {
+        assert!(matches!(live.insert(r.clone()), InsertOutcome::Added(_)));
+    }
+    // A restart: the stored look-ups read back, then the ops held.
+    let mut restarted = MembershipLog::new(genesis.clone());
+    restarted.restore_look_ups(look_ups.clone());
+    restarted.extend(live.ops().cloned().collect::<Vec<_>>());
+    restarted.restored();
+    for (key, who) in [(k1, "k1"), (k2, "k2")] {
+        assert!(live.may_author(&key.member_id()));
+        assert!(
+            restarted.may_author(&key.member_id()),
+            "{who}, found by one stored look-up with another key, may not author after a restart"
+        );
+    }
+    assert_eq!(restarted.len(), live.len(), "ops kept live and not after the restart");
+}
