@@ -435,6 +435,19 @@ fn appended_look_ups_agree(
     heirs: bool,
     order: u64,
 ) -> Result<(), TestCaseError> {
+    agree(seed, len, k, heirs, order, true)
+}
+
+/// [`appended_look_ups_agree`], the restart left out if `restart` is false (to search past
+/// R14-5 for other differences).
+fn agree(
+    seed: u64,
+    len: usize,
+    k: u8,
+    heirs: bool,
+    order: u64,
+    restart: bool,
+) -> Result<(), TestCaseError> {
     let (genesis, pool, ops, mut a) = history(seed, len, k, heirs);
     // A restart of `a`: the look-ups it stored (those read from appended resolutions among
     // them) read back, then the ops it holds.
@@ -450,12 +463,11 @@ fn appended_look_ups_agree(
     shuffled.shuffle(&mut ChaCha20Rng::seed_from_u64(order));
     let mut d = MembershipLog::new(genesis.clone());
     offer(&mut d, &shuffled);
-    for (name, other) in [
-        ("in order", &b),
-        ("all at once", &c),
-        ("shuffled", &d),
-        ("restarted", &restarted),
-    ] {
+    let mut logs = vec![("in order", &b), ("all at once", &c), ("shuffled", &d)];
+    if restart {
+        logs.push(("restarted", &restarted));
+    }
+    for (name, other) in logs {
         prop_assert_eq!(held(&a), held(other), "appending log vs {}: ops kept", name);
         prop_assert_eq!(
             authors_of(&a, &pool),
@@ -508,7 +520,8 @@ proptest! {
         appended_look_ups_agree(seed, len, k, heirs, order)?;
     }
 
-    /// The same, longer histories and k up to 3: a search run by hand (release), e.g.
+    /// The same without the restart (R14-5 left out, to find other differences), longer
+    /// histories and k up to 3: a search run by hand (release), e.g.
     /// `PROPTEST_CASES=3000 PROPTEST_RNG_SEED=random cargo test --release -p lookout-protocol
     /// --test review14 -- --ignored r14_long`.
     #[test]
@@ -520,7 +533,7 @@ proptest! {
         heirs in any::<bool>(),
         order in any::<u64>(),
     ) {
-        appended_look_ups_agree(seed, len, k, heirs, order)?;
+        agree(seed, len, k, heirs, order, false)?;
     }
 }
 
@@ -721,12 +734,19 @@ fn r14_an_heirs_admissions_looked_up_in_appended_resolutions_agree_with_a_fresh_
     assert_eq!(log.roster(), fresh.roster());
 }
 
+/// The case the random run of `r14_appended_look_ups_agree_with_logs_that_resolve_each_past`
+/// found (3,812 cases in; shrunk): R14-5 in a random heir history. An heir's removal of a key it
+/// admitted (op 20) is looked up and admits two keys at once; the log restarted from its stored
+/// look-ups lets only the first author. Fails on f37c99c and main.
 #[test]
-fn r14_restart_case_debug() {
+fn r14_restart_case_found_by_the_random_run() {
     appended_look_ups_agree(4_088_194_553_106_679_778, 21, 1, true, 0).unwrap();
 }
 
+/// Prints the history of `r14_restart_case_found_by_the_random_run` and the look-ups of the
+/// live, restarted and fresh logs.
 #[test]
+#[ignore = "prints a history, by hand"]
 fn r14_restart_case_dump() {
     let (genesis, pool, ops, mut a) = history(4_088_194_553_106_679_778, 21, 1, true);
     let name = |m: &MemberId| {
@@ -746,7 +766,11 @@ fn r14_restart_case_dump() {
             Action::RotateAgreementKey { .. } => "rotate".to_string(),
             _ => "other".to_string(),
         };
-        let parents: Vec<usize> = o.parents().iter().filter_map(|p| idx.get(p).copied()).collect();
+        let parents: Vec<usize> = o
+            .parents()
+            .iter()
+            .filter_map(|p| idx.get(p).copied())
+            .collect();
         println!(
             "#{i} by {} parents {:?} {act} held {}",
             name(&o.author()),
@@ -762,7 +786,12 @@ fn r14_restart_case_dump() {
             keys.iter().map(&name).collect::<Vec<_>>()
         );
     }
-    println!("a authors {:?}", pool.iter().map(|p| (name(&p.member_id()), a.may_author(&p.member_id()))).collect::<Vec<_>>());
+    println!(
+        "a authors {:?}",
+        pool.iter()
+            .map(|p| (name(&p.member_id()), a.may_author(&p.member_id())))
+            .collect::<Vec<_>>()
+    );
     let mut restarted = MembershipLog::new(genesis.clone());
     restarted.restore_look_ups(look_ups.clone());
     restarted.extend(a.ops().cloned().collect::<Vec<_>>());
@@ -774,7 +803,12 @@ fn r14_restart_case_dump() {
             keys.iter().map(&name).collect::<Vec<_>>()
         );
     }
-    println!("restarted authors {:?}", pool.iter().map(|p| (name(&p.member_id()), restarted.may_author(&p.member_id()))).collect::<Vec<_>>());
+    println!(
+        "restarted authors {:?}",
+        pool.iter()
+            .map(|p| (name(&p.member_id()), restarted.may_author(&p.member_id())))
+            .collect::<Vec<_>>()
+    );
     let mut fresh = MembershipLog::new(genesis.clone());
     fresh.extend(a.ops().cloned().collect::<Vec<_>>());
     for (id, keys) in fresh.take_look_ups() {
@@ -784,7 +818,12 @@ fn r14_restart_case_dump() {
             keys.iter().map(&name).collect::<Vec<_>>()
         );
     }
-    println!("fresh authors {:?}", pool.iter().map(|p| (name(&p.member_id()), fresh.may_author(&p.member_id()))).collect::<Vec<_>>());
+    println!(
+        "fresh authors {:?}",
+        pool.iter()
+            .map(|p| (name(&p.member_id()), fresh.may_author(&p.member_id())))
+            .collect::<Vec<_>>()
+    );
 }
 
 /// R14-5. A restart reads back at most one key of each stored look-up. `look_up_admissions`
@@ -813,7 +852,9 @@ fn r14_a_restart_lets_every_key_a_stored_look_up_found_author() {
     let look_ups = live.take_look_ups();
     let found: Vec<&Vec<MemberId>> = look_ups.iter().map(|(_, keys)| keys).collect();
     assert!(
-        look_ups.iter().any(|(id, keys)| *id == x.id() && keys.len() == 2),
+        look_ups
+            .iter()
+            .any(|(id, keys)| *id == x.id() && keys.len() == 2),
         "the approval's look-up admits both keys: {found:?}"
     );
     let rotation = own(&genesis, k2, &[x.id()]);
@@ -833,5 +874,9 @@ fn r14_a_restart_lets_every_key_a_stored_look_up_found_author() {
             "{who}, found by one stored look-up with another key, may not author after a restart"
         );
     }
-    assert_eq!(restarted.len(), live.len(), "ops kept live and not after the restart");
+    assert_eq!(
+        restarted.len(),
+        live.len(),
+        "ops kept live and not after the restart"
+    );
 }
