@@ -466,7 +466,12 @@ impl MembershipLog {
             }
             // Done before a restart: the same op, so the same past and the same keys.
             if let Some(keys) = self.restored_look_ups.remove(&id) {
-                if keys.iter().any(|k| self.looked_up.insert(*k)) {
+                // Every key (`any` stopped at the first new one: Review 14, R14-5).
+                let mut grew = false;
+                for k in &keys {
+                    grew |= self.looked_up.insert(*k);
+                }
+                if grew {
                     self.generation += 1;
                 }
                 continue;
