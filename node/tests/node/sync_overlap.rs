@@ -11,7 +11,7 @@ use lookout_node::sync::{self, Session, Step, SyncRequest};
 use lookout_protocol::membership::Policy;
 use lookout_protocol::passphrase::KdfParams;
 
-use crate::node_targets::draft;
+use crate::node_targets::{draft, wire_items};
 
 const PASSPHRASE: &[u8] = b"overlap passphrase";
 /// Posts the returning member missed (several fetches and pushes each).
@@ -25,17 +25,12 @@ fn replica(dir: &Path, name: &str) -> Replica {
 
 /// Every item of `kinds` that `from` holds, into `to`.
 fn copy(from: &mut Replica, to: &mut Replica, kinds: &[SetKind]) {
-    for &kind in kinds {
-        let ids: Vec<[u8; 32]> = from.sync_items(kind).iter().map(|i| i.id).collect();
-        let items: Vec<_> = from
-            .fetch(kind, &ids)
-            .unwrap()
-            .into_iter()
-            .map(|bytes| lookout_node::replica::WireItem { kind, bytes })
-            .collect();
-        sync::ingest_all(to, &items);
-        let _ = to.retry_held();
-    }
+    let items: Vec<_> = wire_items(from)
+        .into_iter()
+        .filter(|i| kinds.contains(&i.kind))
+        .collect();
+    sync::ingest_all(to, &items);
+    let _ = to.retry_held();
 }
 
 /// Ana (back from a trip) lacks `MISSED` posts of Bea's; Bea and Cy both hold them.
@@ -68,16 +63,10 @@ fn world(dir: &Path) -> (Replica, Replica, Replica) {
 
 /// Bytes of the posts `replica` holds.
 fn envelope_bytes(replica: &mut Replica) -> usize {
-    let ids: Vec<[u8; 32]> = replica
-        .sync_items(SetKind::Envelopes)
+    wire_items(replica)
         .iter()
-        .map(|i| i.id)
-        .collect();
-    replica
-        .fetch(SetKind::Envelopes, &ids)
-        .unwrap()
-        .iter()
-        .map(Vec::len)
+        .filter(|i| i.kind == SetKind::Envelopes)
+        .map(|i| i.bytes.len())
         .sum()
 }
 
