@@ -288,16 +288,6 @@ proptest! {
     }
 }
 
-/// The split the ninth session's random run found (2,787 cases in; shrunk): an approval held at
-/// K and a stub at R was the only op whose past merged the branches completing a key's
-/// admission; K let the key author, R refused her op ("R Refused(NeverAMember) K Added" at
-/// step 46). Fails before stubs were looked up (SECURITY.md, Moderators, "Stubs are looked up
-/// too").
-#[test]
-fn r11_stub_case_found_by_the_ninth_sessions_random_run() {
-    stubs_and_ops_agree(13369052757974965410, 47, 2).unwrap();
-}
-
 /// R11-2 (a measurement, not a pass/fail test: `cargo test --release -p lookout-protocol --test
 /// review11 -- --ignored --nocapture r11_measure`). One author's held ops, each read through a
 /// chain of `MAX_READ_THROUGH` of her own ops refused over the quota (stubs): since r87 every
