@@ -133,9 +133,6 @@ pub struct MembershipLog {
     /// Look-ups of ops whose past misses an op (a stub's parent neither held nor a stub): tried
     /// again when a stub is added, joins or leaves.
     deferred_look_ups: Vec<(OpId, Option<MemberId>)>,
-    /// The ids those pasts miss: one joining as an op retries them (a stub's parent may join
-    /// after it). Kept to these, so ops joining cost deferred look-ups no walk of their pasts.
-    deferred_missing: HashSet<OpId>,
     /// A stub was added, joined or left since the last look-up: the deferred ones are tried
     /// again.
     stubs_left: bool,
@@ -246,7 +243,6 @@ impl MembershipLog {
             ripe: BTreeSet::new(),
             to_look_up: Vec::new(),
             deferred_look_ups: Vec::new(),
-            deferred_missing: HashSet::new(),
             stubs_left: false,
             new_look_ups: Vec::new(),
             past_resolutions: 0,
@@ -394,8 +390,8 @@ impl MembershipLog {
         if let Some(key) = may_admit(op).filter(|key| self.ripe_for(*key)) {
             self.to_look_up.push((op.id(), key));
         }
-        // A deferred look-up's past missed this op.
-        if self.deferred_missing.contains(&op.id()) {
+        // A deferred look-up's past may have missed this op.
+        if !self.deferred_look_ups.is_empty() {
             self.stubs_left = true;
         }
     }
@@ -468,7 +464,6 @@ impl MembershipLog {
     fn look_up_admissions(&mut self) {
         if std::mem::take(&mut self.stubs_left) {
             let deferred = std::mem::take(&mut self.deferred_look_ups);
-            self.deferred_missing.clear();
             self.to_look_up.extend(deferred);
         }
         for (id, key) in std::mem::take(&mut self.to_look_up) {
@@ -507,10 +502,6 @@ impl MembershipLog {
                 .map(|id| self.ops.get(id).or_else(|| self.stubs.get(id)))
                 .collect();
             let Some(past) = past else {
-                let missing = seen
-                    .iter()
-                    .filter(|id| !self.ops.contains_key(id) && !self.stubs.contains_key(id));
-                self.deferred_missing.extend(missing);
                 self.deferred_look_ups.push((id, key));
                 continue;
             };
