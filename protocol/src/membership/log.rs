@@ -219,20 +219,6 @@ pub struct MembershipLog {
     past: RefCell<PastStates>,
 }
 
-/// Whether `op` may complete an admission in its own past, and of which key (`None`: any ripe
-/// key): a proposal (of its own key), an approval, or a removal, demotion or revocation (one
-/// may start the last-moderator fallback or change its heir).
-fn may_admit(op: &Op) -> Option<Option<MemberId>> {
-    match &op.body().action {
-        Action::ProposeAdd { identity, .. } => Some(Some(identity.member)),
-        Action::Approve { .. }
-        | Action::Remove { .. }
-        | Action::ProposeDemote { .. }
-        | Action::PublishRevocation { .. } => Some(None),
-        _ => None,
-    }
-}
-
 impl MembershipLog {
     /// A log holding only the genesis record.
     pub fn new(genesis: SignedGenesis) -> Self {
@@ -387,12 +373,16 @@ impl MembershipLog {
         // joined (or were kept) before the op: then it is ripe here now. So a look-up skipped
         // for want of ripe keys, or a key skipped as not ripe, could have found nothing anywhere:
         // which ops add which keys depends on the ops alone.
-        if let Some(key) = may_admit(op).filter(|key| self.ripe_for(*key)) {
+        let may_admit = match &op.body().action {
+            Action::ProposeAdd { identity, .. } => Some(Some(identity.member)),
+            Action::Approve { .. }
+            | Action::Remove { .. }
+            | Action::ProposeDemote { .. }
+            | Action::PublishRevocation { .. } => Some(None),
+            _ => None,
+        };
+        if let Some(key) = may_admit.filter(|key| self.ripe_for(*key)) {
             self.to_look_up.push((op.id(), key));
-        }
-        // A deferred look-up's past may have missed this op.
-        if !self.deferred_look_ups.is_empty() {
-            self.stubs_left = true;
         }
     }
 
@@ -471,13 +461,7 @@ impl MembershipLog {
             let looked_up = &self.looked_up;
             self.ripe
                 .retain(|k| !authors.may_author(k) && !looked_up.contains(k));
-            let held = self.ops.contains_key(&id);
-            if !held && !self.stubs.contains_key(&id) {
-                continue;
-            }
-            // A stub's look-up is decided once its past is all here (below): its vouchers may
-            // come after it, as a held op's cannot.
-            if held && !self.ripe_for(key) {
+            if !self.ripe_for(key) || !self.ops.contains_key(&id) {
                 continue;
             }
             // Done before a restart: the same op, so the same past and the same keys.
@@ -496,7 +480,7 @@ impl MembershipLog {
             // ops elsewhere) included: the same past at every replica, whichever of its ops each
             // refused (Review 12, R12-3 and R12-6). One whose past misses an op (a stub's parent
             // neither held nor a stub) waits until a stub joins or leaves.
-            let seen = self.past_with_stubs(id);
+            let seen = self.past_in_graph(&[id]);
             let past: Option<Vec<&Op>> = seen
                 .iter()
                 .map(|id| self.ops.get(id).or_else(|| self.stubs.get(id)))
@@ -505,19 +489,7 @@ impl MembershipLog {
                 self.deferred_look_ups.push((id, key));
                 continue;
             };
-            if !self.ripe_for(key) {
-                continue;
-            }
-            let roster = if held {
-                Resolution::new(&self.genesis, &past, &[], &HashMap::new()).roster
-            } else {
-                // A stub's look-up: every stub of its past, itself included, as an effect-less
-                // node, so that what ops over the quota do lets no key author (Review 9's
-                // R9-3): only admissions held ops complete in that past count.
-                let (stubs, ops): (Vec<&Op>, Vec<&Op>) =
-                    past.iter().partition(|o| !self.ops.contains_key(&o.id()));
-                Resolution::new(&self.genesis, &ops, &stubs, &HashMap::new()).roster
-            };
+            let roster = Resolution::new(&self.genesis, &past, &[], &HashMap::new()).roster;
             self.past_resolutions += 1;
             self.admit_known(id, key, &roster);
         }
@@ -908,14 +880,6 @@ impl MembershipLog {
             self.stub_admits.add(key);
         }
         self.vouch(&op);
-        // Looked up (a replica holding it as an op looks it up when it joins), once its past is
-        // all here, with every stub in it effect-less: an admission held ops complete only in
-        // a merge this op makes is found whether it is held here or a stub (found by a random
-        // run of review11's `r11_stubs_held_as_ops_elsewhere_change_nothing_else`, ninth
-        // session), and its own effects still let no key author (R9-3).
-        if let Some(key) = may_admit(&op) {
-            self.to_look_up.push((id, key));
-        }
         // It may be what a deferred look-up's past missed.
         self.stubs_left = true;
         if let Some(old) = self.stubs.insert(id, op) {
@@ -968,14 +932,6 @@ impl MembershipLog {
     /// as a stub: an op naming it is read as naming its parents. Lets in the orphans that were
     /// waiting for it; returns the ops that joined.
     pub fn add_stub(&mut self, op: Op) -> Vec<OpId> {
-        let released = self.add_stub_and_release(op);
-        // The stub's own look-up (`insert_stub`), now as an op's is when it joins, when no
-        // orphan was released (a release ends with the look-ups).
-        self.look_up_admissions();
-        released
-    }
-
-    fn add_stub_and_release(&mut self, op: Op) -> Vec<OpId> {
         let id = op.id();
         if self.ops.contains_key(&id) || self.stubs.contains_key(&id) {
             return Vec::new();
@@ -1163,19 +1119,8 @@ impl MembershipLog {
 
     /// Look-ups read back from this replica's own store ([`MembershipLog::take_look_ups`]), for
     /// the ops about to be restored; call [`MembershipLog::restored`] after. An op looked up
-    /// before is not resolved again: its past, fixed by its id, admits the same keys. The keys
-    /// they found may author from the start, as before the restart: some were found by stubs
-    /// that are not restored (only those read through are stored).
+    /// before is not resolved again: its past, fixed by its id, admits the same keys.
     pub fn restore_look_ups(&mut self, look_ups: Vec<(OpId, Vec<MemberId>)>) {
-        let mut grew = false;
-        for (_, keys) in &look_ups {
-            for k in keys {
-                grew |= self.looked_up.insert(*k);
-            }
-        }
-        if grew {
-            self.generation += 1;
-        }
         self.restored_look_ups = look_ups.into_iter().collect();
     }
 
@@ -1451,26 +1396,6 @@ impl MembershipLog {
             .iter()
             .filter(|(id, _)| self.through.contains(id))
             .map(|(_, op)| op)
-    }
-
-    /// `id` and its ancestors as ops: held ops by the parents they name and are read as naming,
-    /// and every stub by the parents it names (read through or not: the look-up of a stub
-    /// starts at one). Ids neither held nor stubs are in it too, unwalked (the past misses them).
-    fn past_with_stubs(&self, id: OpId) -> BTreeSet<OpId> {
-        let mut seen: BTreeSet<OpId> = BTreeSet::new();
-        let mut stack = vec![id];
-        while let Some(id) = stack.pop() {
-            if !seen.insert(id) {
-                continue;
-            }
-            if let Some(op) = self.ops.get(&id) {
-                stack.extend(op.parents().iter().copied());
-                stack.extend(parents_of(op, &self.read).iter().copied());
-            } else if let Some(op) = self.stubs.get(&id) {
-                stack.extend(op.parents().iter().copied());
-            }
-        }
-        seen
     }
 
     /// `from` and their ancestors in the resolver's graph: held ops and the stubs they are read
