@@ -283,6 +283,19 @@ proptest! {
     }
 }
 
+/// The split the ninth session's random run of the property above found (2,787 cases in;
+/// shrunk): an approval held at K and a stub at R (refused over its author's quota there) was
+/// the only op whose past merged the branches in which held ops complete a key's admission; K
+/// looked it up and let the key author, R looks up no stub and refused her op ("R
+/// Refused(NeverAMember) K Added" at step 46). A known split (SECURITY.md, Moderators, residual
+/// (d)); looking stubs up (branch `stublook`) fixes this case but not Review 15's R15-1 and adds
+/// a cost (R15-2), so it was not merged.
+#[test]
+#[ignore = "known split: SECURITY.md Moderators, residual (d) (a stub is not looked up; branch stublook)"]
+fn r11_stub_case_found_by_the_ninth_sessions_random_run() {
+    stubs_and_ops_agree(13369052757974965410, 47, 2).unwrap();
+}
+
 /// R11-2 (a measurement, not a pass/fail test: `cargo test --release -p lookout-protocol --test
 /// review11 -- --ignored --nocapture r11_measure`). One author's held ops, each read through a
 /// chain of `MAX_READ_THROUGH` of her own ops refused over the quota (stubs): since r87 every
