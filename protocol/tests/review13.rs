@@ -15,37 +15,6 @@ use offer::offer;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
-/// `n` rotations by `who` dated `at`, each naming the last: fills her quota for that day.
-fn fill_day(genesis: &SignedGenesis, who: &Identity, n: usize, at: u64) -> Vec<Op> {
-    let mut out: Vec<Op> = Vec::new();
-    let mut last: Vec<OpId> = Vec::new();
-    for _ in 0..n {
-        let o = dated(
-            genesis,
-            who,
-            &last,
-            Action::RotateAgreementKey {
-                identity: who.public(),
-            },
-            at,
-        );
-        last = vec![o.id()];
-        out.push(o);
-    }
-    out
-}
-
-/// Offer `stub` as a node does when an orphan waits for it and its author is over the quota
-/// here: refused on insert, remembered as refused, verified and kept as a stub.
-fn as_stub(log: &mut MembershipLog, stub: &Op) {
-    assert!(matches!(
-        log.insert(stub.clone()),
-        InsertOutcome::Refused(OpRefusal::OverQuota)
-    ));
-    log.refuse_over_quota(stub.id(), stub.parents(), stub.body().action.admits());
-    log.add_stub(stub.clone());
-}
-
 /// R13-1. k = 1. A moderator fills her quota for one day (256 ops, kept), then signs 64 more
 /// proposals for that day, each admitting a sybil, chained: every replica refuses them over the
 /// quota (they are over it whatever the order: the 256 kept ones come first everywhere). The
@@ -64,7 +33,7 @@ fn r13_an_over_quota_moderators_stubs_make_no_more_authors_than_her_ops_within_t
     let sybils = &pool[2..66];
     let mut log = MembershipLog::new(genesis.clone());
     let day = NOW + 60;
-    let filler = fill_day(&genesis, flooder, 256, day);
+    let filler = rotations(&genesis, flooder, &[], 256, day);
     offer(&mut log, &filler);
     assert_eq!(log.len(), 256);
     let mut stubs = Vec::new();
@@ -215,7 +184,7 @@ fn r13_the_stub_sybils_author_alike_after_a_restart() {
     let flooder = &pool[1];
     let sybils = &pool[2..10];
     let day = NOW + 60;
-    let filler = fill_day(&genesis, flooder, 256, day);
+    let filler = rotations(&genesis, flooder, &[], 256, day);
     let mut stubs = Vec::new();
     let mut last = filler.last().unwrap().id();
     for s in sybils {

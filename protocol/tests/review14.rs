@@ -782,52 +782,33 @@ fn r14_restart_case_dump() {
             a.contains(&o.id())
         );
     }
-    let look_ups = a.take_look_ups();
-    for (id, keys) in &look_ups {
+    // One log's look-ups (taken) and who may author there.
+    let show = |label: &str, log: &mut MembershipLog| {
+        let look_ups = log.take_look_ups();
+        for (id, keys) in &look_ups {
+            println!(
+                "{label} look-up #{:?}: {:?}",
+                idx.get(id),
+                keys.iter().map(&name).collect::<Vec<_>>()
+            );
+        }
         println!(
-            "a look-up #{:?}: {:?}",
-            idx.get(id),
-            keys.iter().map(&name).collect::<Vec<_>>()
+            "{label} authors {:?}",
+            pool.iter()
+                .map(|p| (name(&p.member_id()), log.may_author(&p.member_id())))
+                .collect::<Vec<_>>()
         );
-    }
-    println!(
-        "a authors {:?}",
-        pool.iter()
-            .map(|p| (name(&p.member_id()), a.may_author(&p.member_id())))
-            .collect::<Vec<_>>()
-    );
+        look_ups
+    };
+    let look_ups = show("a", &mut a);
     let mut restarted = MembershipLog::new(genesis.clone());
-    restarted.restore_look_ups(look_ups.clone());
+    restarted.restore_look_ups(look_ups);
     restarted.extend(a.ops().cloned().collect::<Vec<_>>());
     restarted.restored();
-    for (id, keys) in restarted.take_look_ups() {
-        println!(
-            "restart look-up #{:?}: {:?}",
-            idx.get(&id),
-            keys.iter().map(&name).collect::<Vec<_>>()
-        );
-    }
-    println!(
-        "restarted authors {:?}",
-        pool.iter()
-            .map(|p| (name(&p.member_id()), restarted.may_author(&p.member_id())))
-            .collect::<Vec<_>>()
-    );
+    show("restart", &mut restarted);
     let mut fresh = MembershipLog::new(genesis.clone());
     fresh.extend(a.ops().cloned().collect::<Vec<_>>());
-    for (id, keys) in fresh.take_look_ups() {
-        println!(
-            "fresh look-up #{:?}: {:?}",
-            idx.get(&id),
-            keys.iter().map(&name).collect::<Vec<_>>()
-        );
-    }
-    println!(
-        "fresh authors {:?}",
-        pool.iter()
-            .map(|p| (name(&p.member_id()), fresh.may_author(&p.member_id())))
-            .collect::<Vec<_>>()
-    );
+    show("fresh", &mut fresh);
 }
 
 /// R14-5. A restart reads back at most one key of each stored look-up. `look_up_admissions`

@@ -10,41 +10,9 @@ mod names;
 mod offer;
 
 use authors_world::*;
-use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::*;
 use lookout_protocol::OpId;
 use offer::offer;
-
-/// `n` rotations by `who` dated `at`, each naming the last (the first naming `first`).
-fn chain(genesis: &SignedGenesis, who: &Identity, first: &[OpId], n: usize, at: u64) -> Vec<Op> {
-    let mut out: Vec<Op> = Vec::new();
-    let mut last: Vec<OpId> = first.to_vec();
-    for _ in 0..n {
-        let o = dated(
-            genesis,
-            who,
-            &last,
-            Action::RotateAgreementKey {
-                identity: who.public(),
-            },
-            at,
-        );
-        last = vec![o.id()];
-        out.push(o);
-    }
-    out
-}
-
-/// Offer `stub` as a node does when an orphan waits for it and its author is over the quota
-/// here: refused on insert, remembered as refused, verified and kept as a stub.
-fn as_stub(log: &mut MembershipLog, stub: &Op) {
-    assert!(matches!(
-        log.insert(stub.clone()),
-        InsertOutcome::Refused(OpRefusal::OverQuota)
-    ));
-    log.refuse_over_quota(stub.id(), stub.parents(), stub.body().action.admits());
-    log.add_stub(stub.clone());
-}
 
 fn sorted(mut ids: Vec<OpId>) -> Vec<OpId> {
     ids.sort();
@@ -70,10 +38,10 @@ fn r15_an_op_held_here_and_a_stub_there_agree_on_a_stub_of_its_past() {
     let x = &pool[2];
     let day = NOW + 60;
     let day2 = day + 86_400;
-    let f1 = chain(&genesis, m, &[], 256, day);
+    let f1 = rotations(&genesis, m, &[], 256, day);
     let t = dated(&genesis, m, &[f1.last().unwrap().id()], add(x), day);
     let s = dated(&genesis, m, &[t.id()], approve(&t), day2);
-    let f2 = chain(&genesis, m, &[f1.last().unwrap().id()], 256, day2);
+    let f2 = rotations(&genesis, m, &[f1.last().unwrap().id()], 256, day2);
     let f2_last = f2.last().unwrap();
     let o = dated(
         &genesis,
@@ -167,7 +135,7 @@ fn r15_measure_deferred_stub_look_ups() {
     let mut held: Vec<Op> = Vec::new();
     let mut last: Vec<OpId> = Vec::new();
     for day in 0..n.div_ceil(256) {
-        let c = chain(
+        let c = rotations(
             &genesis,
             founder,
             &last,
@@ -178,7 +146,7 @@ fn r15_measure_deferred_stub_look_ups() {
         held.extend(c);
     }
     let at = base + 40 * 86_400;
-    let fill = chain(&genesis, m, &last, 256, at);
+    let fill = rotations(&genesis, m, &last, 256, at);
     let head = fill.last().unwrap().id();
     let mut log = MembershipLog::new(genesis.clone());
     offer(&mut log, &held);
@@ -258,7 +226,7 @@ fn r15_deferred_then_retried_stub_look_ups_let_no_over_quota_sybil_author() {
     let (founder, m) = (&pool[0], &pool[1]);
     let sybils = &pool[2..];
     let day = NOW + 60;
-    let fill = chain(&genesis, m, &[], 256, day);
+    let fill = rotations(&genesis, m, &[], 256, day);
     let g = dated(
         &genesis,
         m,

@@ -108,3 +108,41 @@ pub fn revoke(genesis: &SignedGenesis, by: &Identity, who: &Identity, parents: &
         },
     )
 }
+
+/// `n` rotations by `who` dated `at`, each naming the last (the first naming `first`): with
+/// n = 256 and no `first`, her quota for that day filled.
+pub fn rotations(
+    genesis: &SignedGenesis,
+    who: &Identity,
+    first: &[OpId],
+    n: usize,
+    at: u64,
+) -> Vec<Op> {
+    let mut out: Vec<Op> = Vec::new();
+    let mut last: Vec<OpId> = first.to_vec();
+    for _ in 0..n {
+        let o = dated(
+            genesis,
+            who,
+            &last,
+            Action::RotateAgreementKey {
+                identity: who.public(),
+            },
+            at,
+        );
+        last = vec![o.id()];
+        out.push(o);
+    }
+    out
+}
+
+/// Offer `stub` as a node does when an orphan waits for it and its author is over the quota
+/// here: refused on insert, remembered as refused, verified and kept as a stub.
+pub fn as_stub(log: &mut MembershipLog, stub: &Op) {
+    assert!(matches!(
+        log.insert(stub.clone()),
+        InsertOutcome::Refused(OpRefusal::OverQuota)
+    ));
+    log.refuse_over_quota(stub.id(), stub.parents(), stub.body().action.admits());
+    log.add_stub(stub.clone());
+}
