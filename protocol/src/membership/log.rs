@@ -457,23 +457,14 @@ impl MembershipLog {
             self.to_look_up.extend(deferred);
         }
         for (id, key) in std::mem::take(&mut self.to_look_up) {
-            let authors = &self.authors;
-            let looked_up = &self.looked_up;
-            self.ripe
-                .retain(|k| !authors.may_author(k) && !looked_up.contains(k));
+            self.prune_ripe();
             if !self.ripe_for(key) || !self.ops.contains_key(&id) {
                 continue;
             }
             // Done before a restart: the same op, so the same past and the same keys.
             if let Some(keys) = self.restored_look_ups.remove(&id) {
                 // Every key (`any` stopped at the first new one: Review 14, R14-5).
-                let mut grew = false;
-                for k in &keys {
-                    grew |= self.looked_up.insert(*k);
-                }
-                if grew {
-                    self.generation += 1;
-                }
+                self.let_author(&keys);
                 continue;
             }
             // Every op of the past as an op, the stubs (ops refused over the quota here, held as
@@ -504,11 +495,27 @@ impl MembershipLog {
             .filter(|k| key.is_none_or(|key| key == **k) && roster.knows(k))
             .copied()
             .collect();
-        if !admitted.is_empty() {
-            self.generation += 1;
-            self.looked_up.extend(admitted.iter().copied());
-        }
+        self.let_author(&admitted);
         self.new_look_ups.push((id, admitted));
+    }
+
+    /// `keys`, found in some op's own past, may author from now on.
+    fn let_author(&mut self, keys: &[MemberId]) {
+        let mut grew = false;
+        for k in keys {
+            grew |= self.looked_up.insert(*k);
+        }
+        if grew {
+            self.generation += 1;
+        }
+    }
+
+    /// Keys no longer ripe (authors now, or found by a look-up) leave the ripe set.
+    fn prune_ripe(&mut self) {
+        let authors = &self.authors;
+        let looked_up = &self.looked_up;
+        self.ripe
+            .retain(|k| !authors.may_author(k) && !looked_up.contains(k));
     }
 
     /// The look-up of `id`, just appended, from the resolution it was appended to, where that is
@@ -532,10 +539,7 @@ impl MembershipLog {
             return;
         };
         let (_, key) = self.to_look_up.remove(at);
-        let authors = &self.authors;
-        let looked_up = &self.looked_up;
-        self.ripe
-            .retain(|k| !authors.may_author(k) && !looked_up.contains(k));
+        self.prune_ripe();
         if self.ripe_for(key) {
             self.admit_known(id, key, &resolution.roster);
         }
