@@ -78,20 +78,10 @@ fn r13_an_over_quota_moderators_stubs_make_no_more_authors_than_her_ops_within_t
 #[test]
 fn r13_two_plain_members_do_not_make_every_approval_resolve_its_past() {
     let (genesis, pool) = collective(1302, 2, 2, 8);
-    let (f1, f2, m1, m2, junk) = (&pool[0], &pool[1], &pool[2], &pool[3], &pool[4]);
+    let (f1, f2, m2, junk) = (&pool[0], &pool[1], &pool[3], &pool[4]);
     let mut log = MembershipLog::new(genesis.clone());
-    let mut ops = Vec::new();
-    let mut at: Vec<OpId> = Vec::new();
-    for m in [m1, m2] {
-        let p = op(&genesis, f1, &at, add(m));
-        let a = op(&genesis, f2, &[p.id()], approve(&p));
-        at = vec![a.id()];
-        ops.extend([p, a]);
-    }
-    let j = op(&genesis, m1, &at, add(junk));
-    let ja = op(&genesis, m2, &[j.id()], approve(&j));
-    at = vec![ja.id()];
-    ops.extend([j, ja]);
+    let ops = admissions_and_a_junk_pair(&genesis, &pool, true);
+    let mut at: Vec<OpId> = vec![ops.last().unwrap().id()];
     offer(&mut log, &ops);
     assert!(log.may_author(&m2.member_id()));
     assert!(log.holds(&at[0]));
@@ -128,22 +118,10 @@ fn r13_two_plain_members_do_not_make_every_approval_resolve_its_past() {
 fn r13_measure_two_plain_members_junk_pair() {
     for n in [200usize, 400, 800] {
         let (genesis, pool) = collective(1303, 2, 2, n + 5);
-        let (f1, f2, m1, m2, junk) = (&pool[0], &pool[1], &pool[2], &pool[3], &pool[4]);
+        let (f1, f2) = (&pool[0], &pool[1]);
         for with_junk in [false, true] {
-            let mut ops = Vec::new();
-            let mut head: Vec<OpId> = Vec::new();
-            for m in [m1, m2] {
-                let p = op(&genesis, f1, &head, add(m));
-                let a = op(&genesis, f2, &[p.id()], approve(&p));
-                head = vec![a.id()];
-                ops.extend([p, a]);
-            }
-            if with_junk {
-                let j = op(&genesis, m1, &head, add(junk));
-                let ja = op(&genesis, m2, &[j.id()], approve(&j));
-                head = vec![ja.id()];
-                ops.extend([j, ja]);
-            }
+            let mut ops = admissions_and_a_junk_pair(&genesis, &pool, with_junk);
+            let mut head: Vec<OpId> = vec![ops.last().unwrap().id()];
             for (i, who) in pool[5..5 + n].iter().enumerate() {
                 let at = NOW + 60 + 86_400 * (i as u64 / 100);
                 let p = dated(&genesis, f1, &head, add(who), at);

@@ -86,11 +86,7 @@ fn r14_a_members_batch_of_proposals_naming_an_old_op_resolves_no_roster_of_all_o
     }
     let states = states_between(&before, &junk);
     // The last state is the one read after the batch (below): not counted.
-    let resolved = states[..states.len() - 1]
-        .iter()
-        .filter(|heads| log.membership_at(heads).is_some())
-        .count();
-    assert_eq!(log.roster().heads(), states.last().unwrap().as_slice());
+    let resolved = resolved_before_the_last(&mut log, &states);
     assert_eq!(
         resolved,
         0,
@@ -129,11 +125,7 @@ fn r14_an_honest_first_sync_of_two_moderators_branches_resolves_no_roster_per_op
         "no op was looked up: no key was ever ripe"
     );
     let states = states_of(&ops);
-    let resolved = states[..states.len() - 1]
-        .iter()
-        .filter(|heads| log.membership_at(heads).is_some())
-        .count();
-    assert_eq!(log.roster().heads(), states.last().unwrap().as_slice());
+    let resolved = resolved_before_the_last(&mut log, &states);
     assert_eq!(
         resolved,
         0,
@@ -177,6 +169,17 @@ fn sorted(mut ids: Vec<OpId>) -> Vec<OpId> {
     ids.sort();
     ids.dedup();
     ids
+}
+
+/// How many of `states` but the last (the one read after the batch) `log` resolved on the way,
+/// the last being its roster's heads now.
+fn resolved_before_the_last(log: &mut MembershipLog, states: &[Vec<OpId>]) -> usize {
+    let resolved = states[..states.len() - 1]
+        .iter()
+        .filter(|heads| log.membership_at(heads).is_some())
+        .count();
+    assert_eq!(log.roster().heads(), states.last().unwrap().as_slice());
+    resolved
 }
 
 /// The heads after each op of `ops` (taken in this order, parents first).
@@ -582,54 +585,19 @@ fn r14_one_stub_read_through_does_not_bring_back_r13_2_for_every_later_approval(
 /// through.
 fn approvals_after_a_junk_pair(over_quota: bool, n: usize) -> (u64, std::time::Duration) {
     let (genesis, pool) = collective(1405, 2, 2, 5 + n);
-    let (f1, f2, m1, m2, junk) = (&pool[0], &pool[1], &pool[2], &pool[3], &pool[4]);
+    let (f1, f2, m2) = (&pool[0], &pool[1], &pool[3]);
     let mut log = MembershipLog::new(genesis.clone());
-    let mut ops = Vec::new();
-    let mut at: Vec<OpId> = Vec::new();
-    for m in [m1, m2] {
-        let p = op(&genesis, f1, &at, add(m));
-        let a = op(&genesis, f2, &[p.id()], approve(&p));
-        at = vec![a.id()];
-        ops.extend([p, a]);
-    }
-    let j = op(&genesis, m1, &at, add(junk));
-    let ja = op(&genesis, m2, &[j.id()], approve(&j));
-    ops.extend([j, ja.clone()]);
+    let ops = admissions_and_a_junk_pair(&genesis, &pool, true);
+    let ja = ops.last().unwrap().clone();
     offer(&mut log, &ops);
     // m2 fills a day (the day after the admissions), then one op over the quota.
     let day = NOW + 86_400;
-    let mut last = ja.id();
-    for _ in 0..256 {
-        let r = dated(
-            &genesis,
-            m2,
-            &[last],
-            Action::RotateAgreementKey {
-                identity: m2.public(),
-            },
-            day,
-        );
-        last = r.id();
+    let mut fill = rotations(&genesis, m2, &[ja.id()], 257, day);
+    let over = fill.pop().unwrap();
+    for r in fill {
         assert!(matches!(log.insert(r), InsertOutcome::Added(_)));
     }
-    let over = dated(
-        &genesis,
-        m2,
-        &[last],
-        Action::RotateAgreementKey {
-            identity: m2.public(),
-        },
-        day,
-    );
-    let next = dated(
-        &genesis,
-        m2,
-        &[over.id()],
-        Action::RotateAgreementKey {
-            identity: m2.public(),
-        },
-        day + 86_400,
-    );
+    let next = rotations(&genesis, m2, &[over.id()], 1, day + 86_400).remove(0);
     if over_quota {
         assert!(matches!(
             log.insert(next.clone()),

@@ -146,3 +146,29 @@ pub fn as_stub(log: &mut MembershipLog, stub: &Op) {
     log.refuse_over_quota(stub.id(), stub.parents(), stub.body().action.admits());
     log.add_stub(stub.clone());
 }
+
+/// Review 13's R13-2 world, in a collective founded by `pool[0]` and `pool[1]` with k = 2:
+/// `pool[2]` and `pool[3]` admitted (each proposed by the first founder and approved by the
+/// second), then, `with_junk`, `pool[2]`'s proposal of `pool[4]` approved by `pool[3]` (two plain
+/// members vouching for one key: ripe for good). The ops, in order.
+pub fn admissions_and_a_junk_pair(
+    genesis: &SignedGenesis,
+    pool: &[Identity],
+    with_junk: bool,
+) -> Vec<Op> {
+    let (f1, f2, m1, m2, junk) = (&pool[0], &pool[1], &pool[2], &pool[3], &pool[4]);
+    let mut ops: Vec<Op> = Vec::new();
+    let mut head: Vec<OpId> = Vec::new();
+    for m in [m1, m2] {
+        let p = op(genesis, f1, &head, add(m));
+        let a = op(genesis, f2, &[p.id()], approve(&p));
+        head = vec![a.id()];
+        ops.extend([p, a]);
+    }
+    if with_junk {
+        let j = op(genesis, m1, &head, add(junk));
+        let ja = op(genesis, m2, &[j.id()], approve(&j));
+        ops.extend([j, ja]);
+    }
+    ops
+}
