@@ -30,7 +30,7 @@ fn sorted(mut ids: Vec<OpId>) -> Vec<OpId> {
 /// S up as a stub, T effect-less: X is not. Safe: the two agree on whether X may author, and
 /// keep the same op of X's.
 #[test]
-#[ignore = "known split: SECURITY.md Moderators, residual (d) (Review 15's R15-1, on main before the stub look-ups too)"]
+#[ignore = "known split, H1's residual: SECURITY.md Moderators, residual (d) (Review 15's R15-1)"]
 fn r15_an_op_held_here_and_a_stub_there_agree_on_a_stub_of_its_past() {
     let (genesis, pool) = collective(1501, 1, 2, 1);
     let founder = &pool[0];
