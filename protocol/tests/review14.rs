@@ -274,6 +274,29 @@ fn history(
     k: u8,
     heirs: bool,
 ) -> (SignedGenesis, Vec<Identity>, Vec<Op>, MembershipLog) {
+    let (genesis, pool, ops, _, a) = history_with(seed, len, k, heirs, false);
+    (genesis, pool, ops, a)
+}
+
+/// [`history`], and with `stubs` some ops made stubs at `a` (refused over the quota there, as a
+/// replica where their authors' days are full would; kept once an op names them) and some later
+/// ops naming a stub besides the heads (read through it): from then on `a` looks ops up in the
+/// look-ups' view (R14-3). Returns the stubs too, apart from the ops. Without `stubs` the
+/// random draws are [`history`]'s.
+fn history_with(
+    seed: u64,
+    len: usize,
+    k: u8,
+    heirs: bool,
+    stubs: bool,
+) -> (
+    SignedGenesis,
+    Vec<Identity>,
+    Vec<Op>,
+    Vec<Op>,
+    MembershipLog,
+) {
+    let mut stubbed: Vec<Op> = Vec::new();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let (genesis, pool) = collective(seed ^ 0x1414, k, usize::from(k), 7 - usize::from(k));
     let mut a = MembershipLog::new(genesis.clone());
@@ -290,7 +313,11 @@ fn history(
         } else {
             rng.gen_range(0..pool.len())
         };
-        let parents: Vec<OpId> = if held.is_empty() || rng.gen_bool(0.7) {
+        let parents: Vec<OpId> = if stubs && !stubbed.is_empty() && rng.gen_bool(0.3) {
+            let mut p = roster.heads().to_vec();
+            p.push(stubbed[rng.gen_range(0..stubbed.len())].id());
+            sorted(p)
+        } else if held.is_empty() || rng.gen_bool(0.7) {
             roster.heads().to_vec()
         } else {
             sorted(
@@ -376,6 +403,13 @@ fn history(
             action,
             NOW + 60 + step as u64,
         );
+        if stubs && !script && step >= 2 && rng.gen_bool(0.15) {
+            a.refuse_over_quota(o.id(), o.parents(), o.body().action.admits());
+            a.add_stub(o.clone());
+            let _ = a.roster();
+            stubbed.push(o);
+            continue;
+        }
         ops.push(o.clone());
         match a.insert(o.clone()) {
             InsertOutcome::Added(_) => {
@@ -397,7 +431,7 @@ fn history(
             _ => {}
         }
     }
-    (genesis, pool, ops, a)
+    (genesis, pool, ops, stubbed, a)
 }
 
 fn held(log: &MembershipLog) -> BTreeSet<OpId> {
@@ -438,11 +472,14 @@ fn appended_look_ups_agree(
     heirs: bool,
     order: u64,
 ) -> Result<(), TestCaseError> {
-    agree(seed, len, k, heirs, order, true)
+    agree(seed, len, k, heirs, order, true, false)
 }
 
 /// [`appended_look_ups_agree`], the restart left out if `restart` is false (to search past
 /// R14-5 for other differences).
+///
+/// With `stubs` ([`history_with`]), every other log is given `a`'s stubs first, as refused over
+/// the quota there too: the same ops held, the same stubs.
 fn agree(
     seed: u64,
     len: usize,
@@ -450,21 +487,34 @@ fn agree(
     heirs: bool,
     order: u64,
     restart: bool,
+    stubs: bool,
 ) -> Result<(), TestCaseError> {
-    let (genesis, pool, ops, mut a) = history(seed, len, k, heirs);
-    // A restart of `a`: the look-ups it stored (those read from appended resolutions among
-    // them) read back, then the ops it holds.
+    let (genesis, pool, ops, stubbed, mut a) = history_with(seed, len, k, heirs, stubs);
+    let fresh = || {
+        let mut log = MembershipLog::new(genesis.clone());
+        for s in &stubbed {
+            log.refuse_over_quota(s.id(), s.parents(), s.body().action.admits());
+            log.add_stub(s.clone());
+        }
+        log
+    };
+    // A restart of `a`: the stubs, readings and look-ups it stored (those read from appended
+    // resolutions among them) read back, then the ops it holds.
     let mut restarted = MembershipLog::new(genesis.clone());
+    for s in a.take_new_stubs() {
+        restarted.restore_stub(s);
+    }
+    restarted.restore_readings(a.take_readings());
     restarted.restore_look_ups(a.take_look_ups());
     restarted.extend(a.ops().cloned().collect::<Vec<_>>());
     restarted.restored();
-    let mut b = MembershipLog::new(genesis.clone());
+    let mut b = fresh();
     offer(&mut b, &ops);
-    let mut c = MembershipLog::new(genesis.clone());
+    let mut c = fresh();
     c.extend(ops.iter().cloned());
     let mut shuffled = ops.clone();
     shuffled.shuffle(&mut ChaCha20Rng::seed_from_u64(order));
-    let mut d = MembershipLog::new(genesis.clone());
+    let mut d = fresh();
     offer(&mut d, &shuffled);
     let mut logs = vec![("in order", &b), ("all at once", &c), ("shuffled", &d)];
     if restart {
@@ -485,8 +535,13 @@ fn agree(
             name
         );
     }
-    let by_id: BTreeMap<OpId, Op> = a.ops().map(|o| (o.id(), o.clone())).collect();
-    for o in by_id.values() {
+    // Each look-up's past holds its stubs as ops.
+    let by_id: BTreeMap<OpId, Op> = a
+        .ops()
+        .chain(&stubbed)
+        .map(|o| (o.id(), o.clone()))
+        .collect();
+    for o in a.ops() {
         let keys: Vec<MemberId> = match &o.body().action {
             Action::ProposeAdd { identity, .. } => vec![identity.member],
             Action::Approve { .. }
@@ -536,7 +591,32 @@ proptest! {
         heirs in any::<bool>(),
         order in any::<u64>(),
     ) {
-        agree(seed, len, k, heirs, order, false)?;
+        agree(seed, len, k, heirs, order, false, false)?;
+    }
+
+    /// [`appended_look_ups_agree`] with some ops stubs and read through (R14-3's look-ups'
+    /// view): a search by hand as above, `... --ignored r14_stubbed_long`.
+    #[test]
+    fn r14_look_ups_in_the_view_agree_with_logs_that_resolve_each_past(
+        seed in any::<u64>(),
+        len in 6usize..40,
+        k in 1u8..=2,
+        heirs in any::<bool>(),
+        order in any::<u64>(),
+    ) {
+        agree(seed, len, k, heirs, order, true, true)?;
+    }
+
+    #[test]
+    #[ignore = "search, run by hand"]
+    fn r14_stubbed_long_look_ups_agree(
+        seed in any::<u64>(),
+        len in 40usize..90,
+        k in 1u8..=3,
+        heirs in any::<bool>(),
+        order in any::<u64>(),
+    ) {
+        agree(seed, len, k, heirs, order, true, true)?;
     }
 }
 
@@ -560,23 +640,23 @@ fn r14_generator_stats() {
 /// good), and one of those plain members goes over her quota once: she fills a day with 256
 /// rotations (kept), signs a 257th op for that day (refused over the quota here, kept as a stub
 /// once an op waits for it) and, the next day, one op naming it (kept, read through the stub).
-/// `look_up_appended` and `may_be_looked_up` give up while any op held is read through a stub
-/// (`through`/`read` non-empty): for an op naming every head that is exact (its past is every
-/// op, so it holds the stub, which the look-up resolves as an op and the roster as effect-less),
-/// but a stub read through never leaves unless it joins, so every later op's past holds it. From
-/// then on every honest approval, naming every head, costs a resolution of its whole past
-/// again: R13-2's cost, back for good at every replica that refused the 257th op, for the price
-/// of one day's quota. Safe: the honest admissions after it (roster read after each, as in
-/// R13-2's test) resolve no past.
+/// `look_up_appended` gave up while any op held was read through a stub (`through`/`read`
+/// non-empty): for an op naming every head that is exact (its past is every op, so it holds
+/// the stub, which the look-up resolves as an op and the roster as effect-less), but a stub
+/// read through never leaves unless it joins, so every later op's past holds it. From then on
+/// every honest approval, naming every head, cost a resolution of its whole past again: R13-2's
+/// cost, back for good at every replica that refused the 257th op, for the price of one day's
+/// quota. Safe: the honest admissions after it (roster read after each, as in R13-2's test)
+/// resolve one past between them (the look-ups' view, made at the first and appended to since),
+/// and each admitted key authors. Failed before (20 of 20 resolved their past).
 #[test]
-#[ignore = "documented cost residual: SECURITY.md Moderators, lookup cost (one stub read through brings R13-2's cost back)"]
 fn r14_one_stub_read_through_does_not_bring_back_r13_2_for_every_later_approval() {
     // The control: without the op over the quota, no past is resolved (R13-2's fix).
-    assert_eq!(approvals_after_a_junk_pair(false, 3).0, 0, "the control");
-    let (resolved, _) = approvals_after_a_junk_pair(true, 3);
-    assert_eq!(
-        resolved, 0,
-        "{resolved} honest approvals each resolved their whole past (one stub read through, far away)"
+    assert_eq!(approvals_after_a_junk_pair(false, 20).0, 0, "the control");
+    let (resolved, _) = approvals_after_a_junk_pair(true, 20);
+    assert!(
+        resolved <= 1,
+        "{resolved} of 20 honest approvals each resolved their whole past (one stub read through, far away)"
     );
 }
 

@@ -136,6 +136,15 @@ pub struct MembershipLog {
     /// A stub was added, joined or left since the last look-up: the deferred ones are tried
     /// again.
     stubs_left: bool,
+    /// The look-ups' view of every op held, while some op is read through a stub (Review 14,
+    /// R14-3): a resolution of the ops and the stubs they are read through, every one as an op
+    /// (as `look_up_admissions` resolves an op's past), so an op naming every head is looked up
+    /// in it once appended, as `look_up_appended` does with the roster's resolution when no op
+    /// is read through a stub. Exact while its count is `graph_changes`.
+    looked: Option<(u64, Resolution)>,
+    /// Ops joined and stubs added or removed: what an op's past in the resolver's graph
+    /// ([`MembershipLog::past_in_graph`]) is made of.
+    graph_changes: u64,
     /// Look-ups done since the caller last stored them ([`MembershipLog::take_look_ups`]): each
     /// op resolved, with the keys its past admits (none, often), so a restart resolves no past
     /// again (each would cost a resolution: Review 12, R12-2).
@@ -230,6 +239,8 @@ impl MembershipLog {
             to_look_up: Vec::new(),
             deferred_look_ups: Vec::new(),
             stubs_left: false,
+            looked: None,
+            graph_changes: 0,
             new_look_ups: Vec::new(),
             past_resolutions: 0,
             restored_look_ups: HashMap::new(),
@@ -529,12 +540,14 @@ impl MembershipLog {
     /// and appends keep it): forcing one for an op that may turn out not to name every head
     /// cost a resolution of every op held per op of a sync batch (Review 14, R14-1 and R14-2).
     fn look_up_appended(&mut self, id: OpId) {
-        if !self.through.is_empty() || !self.read.is_empty() {
-            return;
-        }
         let Some(at) = self.to_look_up.iter().position(|(queued, _)| *queued == id) else {
             return;
         };
+        if !self.through.is_empty() || !self.read.is_empty() {
+            self.look_up_in_view(at);
+            return;
+        }
+        self.looked = None;
         let Some(resolution) = self.resolution.take() else {
             return;
         };
@@ -544,6 +557,44 @@ impl MembershipLog {
             self.admit_known(id, key, &resolution.roster);
         }
         let _ = self.resolution.set(resolution);
+    }
+
+    /// [`MembershipLog::look_up_appended`] while some op is read through a stub (Review 14,
+    /// R14-3: this gave up then, and R13-2's cost came back for good at a replica holding one
+    /// over-quota op read through): the look-up of `to_look_up[at]`, an op just appended that
+    /// named every head, from the look-ups' view it was appended to, or from a view made now of
+    /// its past (every op held and every stub read through, as ops: the resolution
+    /// `look_up_admissions` would make), kept for the ops after it. Only while a key is ripe.
+    fn look_up_in_view(&mut self, at: usize) {
+        let (id, key) = self.to_look_up[at];
+        self.prune_ripe();
+        if !self.ripe_for(key) {
+            self.to_look_up.remove(at);
+            return;
+        }
+        let exact = self.looked.as_ref().is_some_and(|(changes, view)| {
+            *changes == self.graph_changes && view.roster.heads() == [id]
+        });
+        if !exact {
+            let seen = self.past_in_graph(&[id]);
+            let past: Option<Vec<&Op>> = seen
+                .iter()
+                .map(|id| self.ops.get(id).or_else(|| self.stubs.get(id)))
+                .collect();
+            // A past missing an op: `look_up_admissions` defers it.
+            let Some(past) = past else {
+                self.looked = None;
+                return;
+            };
+            let view = Resolution::new(&self.genesis, &past, &[], &HashMap::new());
+            self.past_resolutions += 1;
+            self.looked = Some((self.graph_changes, view));
+        }
+        self.to_look_up.remove(at);
+        if let Some((_, view)) = self.looked.take() {
+            self.admit_known(id, key, &view.roster);
+            self.looked = Some((self.graph_changes, view));
+        }
     }
 
     /// Add a verified op. Ops of another collective are ignored as duplicates would be.
@@ -583,7 +634,18 @@ impl MembershipLog {
                 .resolution
                 .get_mut()
                 .is_some_and(|r| r.append(&self.genesis, &op, op.parents()));
+        // The look-ups' view (R14-3) takes it too, if it is exact (nothing joined or changed
+        // the stubs since it was): its past is then the view's ops and this op.
+        let genesis = &self.genesis;
+        let graph_changes = self.graph_changes;
+        let looked = read.is_none()
+            && self.looked.as_mut().is_some_and(|(at, view)| {
+                *at == graph_changes && view.append(genesis, &op, op.parents())
+            });
         let rewired = self.join(op, read, via);
+        if let Some((at, _)) = self.looked.as_mut().filter(|_| looked && !rewired) {
+            *at = self.graph_changes;
+        }
         if let Some(r) = self.resolution.get().filter(|_| appended && !rewired) {
             self.past.get_mut().observe(&r.roster);
         }
@@ -774,6 +836,7 @@ impl MembershipLog {
     /// ancestors are named). Returns whether another op's reading changed.
     fn join(&mut self, op: Op, read: Option<Vec<OpId>>, via: Vec<OpId>) -> bool {
         let id = op.id();
+        self.graph_changes += 1;
         self.kept(&op);
         self.ops.insert(id, op);
         if let Some(stubs) = self.stub_waits.remove(&id) {
@@ -886,6 +949,7 @@ impl MembershipLog {
         self.vouch(&op);
         // It may be what a deferred look-up's past missed.
         self.stubs_left = true;
+        self.graph_changes += 1;
         if let Some(old) = self.stubs.insert(id, op) {
             self.forget_stub_admits(&old);
         }
@@ -897,6 +961,7 @@ impl MembershipLog {
         };
         self.forget_stub_admits(&op);
         self.stubs_left = true;
+        self.graph_changes += 1;
         true
     }
 
