@@ -142,8 +142,10 @@ pub struct MembershipLog {
     /// in it once appended, as `look_up_appended` does with the roster's resolution when no op
     /// is read through a stub. Exact while its count is `graph_changes`.
     looked: Option<(u64, Resolution)>,
-    /// Ops joined and stubs added or removed: what an op's past in the resolver's graph
-    /// ([`MembershipLog::past_in_graph`]) is made of.
+    /// Ops joined, and stubs read through added or removed: what an op's past in the resolver's
+    /// graph ([`MembershipLog::past_in_graph`]) is made of. (A stub no op is read through is in
+    /// no past, so the stubs an over-quota member adds for orphans to wait on leave the view
+    /// exact.)
     graph_changes: u64,
     /// Look-ups done since the caller last stored them ([`MembershipLog::take_look_ups`]): each
     /// op resolved, with the keys its past admits (none, often), so a restart resolves no past
@@ -949,7 +951,10 @@ impl MembershipLog {
         self.vouch(&op);
         // It may be what a deferred look-up's past missed.
         self.stubs_left = true;
-        self.graph_changes += 1;
+        // Only a stub read through is in an op's past (`past_in_graph`).
+        if self.through.contains(&id) {
+            self.graph_changes += 1;
+        }
         if let Some(old) = self.stubs.insert(id, op) {
             self.forget_stub_admits(&old);
         }
@@ -961,7 +966,9 @@ impl MembershipLog {
         };
         self.forget_stub_admits(&op);
         self.stubs_left = true;
-        self.graph_changes += 1;
+        if self.through.contains(id) {
+            self.graph_changes += 1;
+        }
         true
     }
 
