@@ -480,23 +480,29 @@ impl MembershipLog {
                 self.let_author(&keys);
                 continue;
             }
-            // Every op of the past as an op, the stubs (ops refused over the quota here, held as
-            // ops elsewhere) included: the same past at every replica, whichever of its ops each
-            // refused (Review 12, R12-3 and R12-6). One whose past misses an op (a stub's parent
-            // neither held nor a stub) waits until a stub joins or leaves.
-            let seen = self.past_in_graph(&[id]);
-            let past: Option<Vec<&Op>> = seen
-                .iter()
-                .map(|id| self.ops.get(id).or_else(|| self.stubs.get(id)))
-                .collect();
-            let Some(past) = past else {
+            // One whose past misses an op (a stub's parent neither held nor a stub) waits until
+            // a stub joins or leaves.
+            let Some(past) = self.resolve_past(id) else {
                 self.deferred_look_ups.push((id, key));
                 continue;
             };
-            let roster = Resolution::new(&self.genesis, &past, &[], &HashMap::new()).roster;
-            self.past_resolutions += 1;
-            self.admit_known(id, key, &roster);
+            self.admit_known(id, key, &past.roster);
         }
+    }
+
+    /// The resolution of op `id`'s own past as a look-up reads it: every op of the past as an
+    /// op, the stubs (ops refused over the quota here, held as ops elsewhere) included, so the
+    /// same past at every replica, whichever of its ops each refused (Review 12, R12-3 and
+    /// R12-6). `None` if the past misses an op (a stub's parent neither held nor a stub).
+    fn resolve_past(&mut self, id: OpId) -> Option<Resolution> {
+        let seen = self.past_in_graph(&[id]);
+        let past: Option<Vec<&Op>> = seen
+            .iter()
+            .map(|id| self.ops.get(id).or_else(|| self.stubs.get(id)))
+            .collect();
+        let resolution = Resolution::new(&self.genesis, &past?, &[], &HashMap::new());
+        self.past_resolutions += 1;
+        Some(resolution)
     }
 
     /// The ripe keys (`key`, or all) that `roster`, the roster of op `id`'s own past, knows may
@@ -578,18 +584,11 @@ impl MembershipLog {
             *changes == self.graph_changes && view.roster.heads() == [id]
         });
         if !exact {
-            let seen = self.past_in_graph(&[id]);
-            let past: Option<Vec<&Op>> = seen
-                .iter()
-                .map(|id| self.ops.get(id).or_else(|| self.stubs.get(id)))
-                .collect();
             // A past missing an op: `look_up_admissions` defers it.
-            let Some(past) = past else {
+            let Some(view) = self.resolve_past(id) else {
                 self.looked = None;
                 return;
             };
-            let view = Resolution::new(&self.genesis, &past, &[], &HashMap::new());
-            self.past_resolutions += 1;
             self.looked = Some((self.graph_changes, view));
         }
         self.to_look_up.remove(at);
