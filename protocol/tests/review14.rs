@@ -403,7 +403,14 @@ fn history_with(
             action,
             NOW + 60 + step as u64,
         );
-        if stubs && !script && step >= 2 && rng.gen_bool(0.15) {
+        // Only an op whose author may author here is refused over the quota (a replica asks
+        // `NeverAMember` first: Review 16's R16-4).
+        if stubs
+            && !script
+            && step >= 2
+            && rng.gen_bool(0.15)
+            && a.may_author(&pool[author].member_id())
+        {
             a.refuse_over_quota(o.id(), o.parents(), o.body().action.admits());
             a.add_stub(o.clone());
             let _ = a.roster();

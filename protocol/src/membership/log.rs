@@ -140,7 +140,10 @@ pub struct MembershipLog {
     /// R14-3): a resolution of the ops and the stubs they are read through, every one as an op
     /// (as `look_up_admissions` resolves an op's past), so an op naming every head is looked up
     /// in it once appended, as `look_up_appended` does with the roster's resolution when no op
-    /// is read through a stub. Exact while its count is `graph_changes`.
+    /// is read through a stub. Exact while its count is `graph_changes` (belt and braces: a view
+    /// whose heads are the op's own is its past, Review 16's R16-3); made again by the next
+    /// look-up once an op joined without being appended to it (R16-1), and dropped at the next
+    /// insert once no op is read through a stub or no key is ripe (R16-2).
     looked: Option<(u64, Resolution)>,
     /// Ops joined, and stubs read through added or removed: what an op's past in the resolver's
     /// graph ([`MembershipLog::past_in_graph`]) is made of. (A stub no op is read through is in
@@ -637,6 +640,11 @@ impl MembershipLog {
                 .is_some_and(|r| r.append(&self.genesis, &op, op.parents()));
         // The look-ups' view (R14-3) takes it too, if it is exact (nothing joined or changed
         // the stubs since it was): its past is then the view's ops and this op.
+        // Kept only while it may serve: some op read through a stub and some key ripe (Review
+        // 16, R16-2).
+        if self.through.is_empty() && self.read.is_empty() || self.ripe.is_empty() {
+            self.looked = None;
+        }
         let genesis = &self.genesis;
         let graph_changes = self.graph_changes;
         let looked = read.is_none()
