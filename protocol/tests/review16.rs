@@ -423,7 +423,40 @@ fn view_agrees(seed: u64, len: usize, k: u8, heirs: bool, knobs: Knobs) -> Resul
     fresh.extend(ops.iter().cloned());
     let held_ops: Vec<Op> = a.ops().cloned().collect();
     let restarted = store.restart(&genesis, held_ops);
-    for (name, other) in [("a fresh log", &fresh), ("its restart", &restarted)] {
+    // Another replica using the view: the ops shuffled (orphans released in bulk), the stubs
+    // among them at random places, the roster read after most inserts, refused ops offered
+    // again.
+    let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0xb16);
+    let mut items: Vec<(bool, Op)> = ops
+        .iter()
+        .map(|o| (false, o.clone()))
+        .chain(stubs_now.iter().map(|o| (true, (*o).clone())))
+        .collect();
+    items.shuffle(&mut rng);
+    let mut b = MembershipLog::new(genesis.clone());
+    let mut refused: Vec<Op> = Vec::new();
+    for (stub, o) in items {
+        if stub {
+            b.refuse_over_quota(o.id(), o.parents(), o.body().action.admits());
+            b.add_stub(o);
+        } else if matches!(b.insert(o.clone()), InsertOutcome::Refused(_)) {
+            refused.push(o);
+        }
+        if rng.gen_bool(0.8) {
+            let _ = b.roster();
+        }
+        refused.retain(|r| {
+            let out = b.insert(r.clone());
+            let _ = b.roster();
+            matches!(out, InsertOutcome::Refused(_))
+        });
+    }
+    offer(&mut b, &ops);
+    for (name, other) in [
+        ("a fresh log", &fresh),
+        ("its restart", &restarted),
+        ("a shuffled log", &b),
+    ] {
         prop_assert_eq!(held(&a), held(other), "log under test vs {}: ops kept", name);
         prop_assert_eq!(
             authors_of(&a, &pool),
