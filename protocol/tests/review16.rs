@@ -286,7 +286,37 @@ fn run(seed: u64, len: usize, k: u8, heirs: bool, knobs: Knobs) -> Run {
         // may author first, and a replica keeps as a stub only ops refused over the quota), so
         // only those are stubs: a stub by a key that may not author yet, joining later as an
         // op, made `a` keep ops no replica can (the first case this property found).
-        if !script && step >= 2 && rng.gen_bool(knobs.stub) && a.may_author(&pool[author].member_id()) {
+        let stub = !script && step >= 2 && rng.gen_bool(knobs.stub);
+        // Half the stubs, where there is one, are a moderator's approval of a pending proposal:
+        // a stub whose effect a look-up must see (it may complete an admission only the view
+        // finds, the stubs counting as ops there).
+        let o = match (stub && rng.gen_bool(0.5), roster.pending().first()) {
+            (true, Some(p)) => {
+                let moderators: Vec<usize> = (0..pool.len())
+                    .filter(|i| {
+                        roster
+                            .members()
+                            .any(|m| m.moderator && m.identity.member == pool[*i].member_id())
+                            && !p.approvals.contains(&pool[*i].member_id())
+                            && a.may_author(&pool[*i].member_id())
+                    })
+                    .collect();
+                match moderators.choose(&mut rng) {
+                    Some(m) => dated(
+                        &genesis,
+                        &pool[*m],
+                        &parents,
+                        Action::Approve {
+                            proposal: p.proposal,
+                        },
+                        NOW + 60 + step as u64,
+                    ),
+                    None => o,
+                }
+            }
+            _ => o,
+        };
+        if stub && a.may_author(&o.author()) {
             // A stub at `a` (and at `s`, whose heads the next ops name).
             s.refuse_over_quota(o.id(), o.parents(), o.body().action.admits());
             s.add_stub(o.clone());
