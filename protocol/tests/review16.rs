@@ -323,7 +323,10 @@ fn run(seed: u64, len: usize, k: u8, heirs: bool, knobs: Knobs) -> Run {
             a.refuse_over_quota(o.id(), o.parents(), o.body().action.admits());
             if rng.gen_bool(knobs.late_bytes) {
                 let due = step + rng.gen_range(1..5);
-                let at = late.iter().position(|(d, _)| *d > due).unwrap_or(late.len());
+                let at = late
+                    .iter()
+                    .position(|(d, _)| *d > due)
+                    .unwrap_or(late.len());
                 late.insert(at, (due, Late::StubBytes(o.clone())));
             } else {
                 a.add_stub(o.clone());
@@ -335,7 +338,10 @@ fn run(seed: u64, len: usize, k: u8, heirs: bool, knobs: Knobs) -> Run {
             ops.push(o.clone());
             if rng.gen_bool(knobs.late) {
                 let due = step + rng.gen_range(1..5);
-                let at = late.iter().position(|(d, _)| *d > due).unwrap_or(late.len());
+                let at = late
+                    .iter()
+                    .position(|(d, _)| *d > due)
+                    .unwrap_or(late.len());
                 late.insert(at, (due, Late::Op(o)));
             } else {
                 give(&mut a, &o, &mut refused_at_a);
@@ -351,16 +357,16 @@ fn run(seed: u64, len: usize, k: u8, heirs: bool, knobs: Knobs) -> Run {
             let resolved_here = (a.past_resolutions() - step_start.1) as usize;
             if made.len() > resolved_here {
                 from_view += made.len() - resolved_here;
-                admitting_from_view += made.iter().filter(|(_, k)| !k.is_empty()).count().min(made.len() - resolved_here);
+                admitting_from_view += made
+                    .iter()
+                    .filter(|(_, k)| !k.is_empty())
+                    .count()
+                    .min(made.len() - resolved_here);
             }
         }
         if rng.gen_bool(knobs.restart) {
             resolved += a.past_resolutions();
-            let held: Vec<Op> = ops
-                .iter()
-                .filter(|o| a.holds(&o.id()))
-                .cloned()
-                .collect();
+            let held: Vec<Op> = ops.iter().filter(|o| a.holds(&o.id())).cloned().collect();
             let stubs_before: Vec<Op> = stubbed
                 .iter()
                 .filter(|o| a.is_stub(&o.id()))
@@ -434,7 +440,13 @@ fn past_of(ops: &BTreeMap<OpId, Op>, id: OpId) -> Vec<&Op> {
 /// same stubs first and then every op at once (every look-up a resolution of its past), and as
 /// its own restart from what it stored; and every key known in the roster of some held look-up
 /// op's past (stubs as ops) may author.
-fn view_agrees(seed: u64, len: usize, k: u8, heirs: bool, knobs: Knobs) -> Result<(), TestCaseError> {
+fn view_agrees(
+    seed: u64,
+    len: usize,
+    k: u8,
+    heirs: bool,
+    knobs: Knobs,
+) -> Result<(), TestCaseError> {
     let Run {
         genesis,
         pool,
@@ -487,7 +499,12 @@ fn view_agrees(seed: u64, len: usize, k: u8, heirs: bool, knobs: Knobs) -> Resul
         ("its restart", &restarted),
         ("a shuffled log", &b),
     ] {
-        prop_assert_eq!(held(&a), held(other), "log under test vs {}: ops kept", name);
+        prop_assert_eq!(
+            held(&a),
+            held(other),
+            "log under test vs {}: ops kept",
+            name
+        );
         prop_assert_eq!(
             authors_of(&a, &pool),
             authors_of(other, &pool),
@@ -559,7 +576,15 @@ proptest! {
 fn r16_generator_stats() {
     for (name, knobs) in [
         ("default", KNOBS),
-        ("appended", Knobs { late: 0.1, read: 1.0, stub: 0.25, ..KNOBS }),
+        (
+            "appended",
+            Knobs {
+                late: 0.1,
+                read: 1.0,
+                stub: 0.25,
+                ..KNOBS
+            },
+        ),
     ] {
         let (mut look_ups, mut resolved, mut from_view, mut admitting) = (0usize, 0u64, 0, 0);
         for seed in 0..100u64 {
@@ -612,7 +637,10 @@ fn admissions_after_a_stub(
         ));
         as_stub(&mut log, &over);
         assert!(log.contains(&next.id()));
-        assert!(log.read_parents(&next.id()).is_some(), "read through the stub");
+        assert!(
+            log.read_parents(&next.id()).is_some(),
+            "read through the stub"
+        );
     }
     let _ = log.roster();
     let before = log.past_resolutions();
@@ -671,7 +699,10 @@ fn r16_a_members_ops_naming_old_heads_do_not_make_every_honest_approval_resolve_
 /// without her ops (R14-3's fix).
 #[test]
 fn r16_the_view_is_made_again_at_most_once_per_op_not_appended_to_it() {
-    assert!(admissions_after_a_stub(true, false, 20).0 <= 1, "R14-3's fix");
+    assert!(
+        admissions_after_a_stub(true, false, 20).0 <= 1,
+        "R14-3's fix"
+    );
     let (resolved, _) = admissions_after_a_stub(true, true, 20);
     assert!(resolved <= 20, "{resolved} pasts for 20 ops not appended");
 }
@@ -686,71 +717,5 @@ fn r16_measure_ops_naming_old_heads_between_honest_approvals() {
         println!(
             "stub read through {over}, a member's op before each approval {inter}: 400 admissions, {resolved} pasts resolved, {took:?}"
         );
-    }
-}
-
-#[test]
-#[ignore = "dump"]
-fn r16_dump() {
-    let (seed, len, k, heirs) = (15331643093625208818u64, 33usize, 2u8, true);
-    let knobs = Knobs { late: 0.1, read: 1.0, stub: 0.25, ..KNOBS };
-    for (name, knobs) in [
-        ("reads", knobs),
-        ("no reads", Knobs { reads: false, ..knobs }),
-    ] {
-        let r = run(seed, len, k, heirs, knobs);
-        let stubs_now: Vec<&Op> = r.stubbed.iter().filter(|o| r.a.is_stub(&o.id())).collect();
-        let mut fresh = MembershipLog::new(r.genesis.clone());
-        for st in &stubs_now {
-            fresh.refuse_over_quota(st.id(), st.parents(), st.body().action.admits());
-            fresh.add_stub((*st).clone());
-        }
-        fresh.extend(r.ops.iter().cloned());
-        let ids: Vec<String> = r.pool.iter().map(|p| format!("{:?}", p.member_id())).collect();
-        println!(
-            "{name}: held {} vs fresh {}; authors {:?} vs {:?}",
-            r.a.len(),
-            fresh.len(),
-            authors_of(&r.a, &r.pool),
-            authors_of(&fresh, &r.pool)
-        );
-        let _ = ids;
-        for o in r.a.ops().filter(|o| !fresh.contains(&o.id())) {
-            println!(
-                "  extra {:?} by {:?} parents {:?}: {:?}",
-                o.id(),
-                o.author(),
-                o.parents(),
-                format!("{:?}", o.body().action).chars().take(60).collect::<String>()
-            );
-        }
-        for o in &r.stubbed {
-            println!("  stubbed {:?} by {:?} parents {:?}, at a now: stub {} op {}", o.id(), o.author(), o.parents(), r.a.is_stub(&o.id()), r.a.contains(&o.id()));
-        }
-        let all: BTreeMap<OpId, Op> = r
-            .ops
-            .iter()
-            .chain(&r.stubbed)
-            .map(|o| (o.id(), o.clone()))
-            .collect();
-        for (id, keys) in r.store.look_ups.iter().filter(|(_, k)| !k.is_empty()) {
-            let past = past_of(&all, *id);
-            let roster = resolve(&r.genesis, &past);
-            let stubs_in: Vec<OpId> = past
-                .iter()
-                .map(|o| o.id())
-                .filter(|i| r.stubbed.iter().any(|s| s.id() == *i))
-                .collect();
-            println!(
-                "  look-up {id:?} {:?} found {keys:?}: fresh holds it {}, a holds {}, past {} ops, stubs in it {:?} (now stubs at a: {:?}), knows {:?}",
-                all.get(id).map(|o| format!("{:?}", o.body().action).chars().take(40).collect::<String>()),
-                fresh.contains(id),
-                r.a.contains(id),
-                past.len(),
-                stubs_in,
-                stubs_in.iter().filter(|i| r.a.is_stub(i)).collect::<Vec<_>>(),
-                keys.iter().map(|k| roster.knows(k)).collect::<Vec<_>>()
-            );
-        }
     }
 }
