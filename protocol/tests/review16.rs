@@ -566,6 +566,22 @@ proptest! {
         let knobs = Knobs { late: 0.1, read: 1.0, stub: 0.25, ..KNOBS };
         view_agrees(seed, len, k, heirs, knobs)?;
     }
+
+    /// Longer histories, more restarts and later deliveries: a search by hand,
+    /// `PROPTEST_CASES=2000 PROPTEST_RNG_SEED=random cargo test --release -p lookout-protocol
+    /// --test review16 -- --ignored r16_long`.
+    #[test]
+    #[ignore = "search, run by hand"]
+    fn r16_long_view_agrees(
+        seed in any::<u64>(),
+        len in 60usize..150,
+        k in 1u8..=3,
+        heirs in any::<bool>(),
+        read in 0.3f64..=1.0,
+    ) {
+        let knobs = Knobs { late: 0.35, read, stub: 0.2, join: 0.08, restart: 0.05, ..KNOBS };
+        view_agrees(seed, len, k, heirs, knobs)?;
+    }
 }
 
 /// How often the generator's logs look ops up, and how many of those were read from a
