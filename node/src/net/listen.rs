@@ -309,7 +309,11 @@ where
     ) -> Poll<
         ConnectionHandlerEvent<Self::OutboundProtocol, Self::OutboundOpenInfo, Self::ToBehaviour>,
     > {
-        while let Poll::Ready(Some((result, info))) = self.running.poll_next_unpin(cx) {
+        // Checked first: polling even an empty set registers the waker, at every poll.
+        while !self.running.is_empty() {
+            let Poll::Ready(Some((result, info))) = self.running.poll_next_unpin(cx) else {
+                break;
+            };
             match result {
                 Some(result) => self.deliver(result, info),
                 None => tracing::debug!("inbound stream upgrade timed out"),
