@@ -45,6 +45,8 @@ use libp2p::{
     Multiaddr, PeerId,
 };
 
+use super::MAX_NEGOTIATING_INBOUND_STREAMS;
+
 /// A [`NetworkBehaviour`] that runs `B` unchanged, with each connection's handler wrapped in a
 /// [`ListenCacheHandler`]. Derefs to `B`, so `B`'s fields and methods are used as before.
 pub struct ListenCache<B> {
@@ -189,8 +191,8 @@ where
     /// The names `H` offers, its inbound open info and its timeout.
     listen: SubstreamProtocol<OfferedNames<NameOf<H>>, H::InboundOpenInfo>,
     /// Inner upgrades not finished when their stream was negotiated (none in libp2p 0.57:
-    /// every inbound upgrade of the node's handlers is ready at once), bounded by the
-    /// upgrade's timeout.
+    /// every inbound upgrade of the node's handlers is ready at once), each bounded by the
+    /// upgrade's timeout, at most [`MAX_NEGOTIATING_INBOUND_STREAMS`] at once.
     running: FuturesUnordered<Running<H>>,
 }
 
@@ -249,6 +251,10 @@ where
             .poll(&mut Context::from_waker(futures::task::noop_waker_ref()))
         {
             Poll::Ready(result) => self.deliver(result, info),
+            // As many as the swarm lets negotiate at once, as before, when the swarm ran them.
+            Poll::Pending if self.running.len() >= MAX_NEGOTIATING_INBOUND_STREAMS => {
+                tracing::debug!("too many inbound stream upgrades running: stream dropped");
+            }
             Poll::Pending => self.running.push(
                 async move { (tokio::time::timeout(timeout, future).await.ok(), info) }.boxed(),
             ),
