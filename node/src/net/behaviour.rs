@@ -24,6 +24,7 @@ use super::{
     codec::{BytesCodec, SYNC_PROTOCOL},
     gate::{GateEvent, Gated, MemberGate},
     hello::{HelloCodec, HELLO_PROTOCOL},
+    listen::ListenCache,
     mailbox_admission::{admission_behaviour, AdmissionRole, MailboxCodec},
     message_id, NetConfig, NetError, OnlyOn,
 };
@@ -80,7 +81,7 @@ pub struct Collective {
     pub dcutr: dcutr::Behaviour,
     /// AutoNAT (v1), client only: asks admitted mailboxes (the only servers it is given)
     /// whether this node's observed addresses can be dialled from outside. Serves nobody.
-    /// Only on connections with admitted mailboxes ([`Behaviour::admit_mailbox`]).
+    /// Only on connections with admitted mailboxes ([`Protocols::admit_mailbox`]).
     pub autonat: OnlyOn<autonat::Behaviour>,
 }
 
@@ -101,7 +102,11 @@ pub enum CollectiveEvent {
     Autonat(autonat::Event),
 }
 
-/// The libp2p behaviour of a Lookout node.
+/// The libp2p behaviour of a Lookout node: its [`Protocols`], each connection's protocol names
+/// kept rather than rebuilt at every poll ([`ListenCache`]). Derefs to [`Protocols`].
+pub type Behaviour = ListenCache<Protocols>;
+
+/// The protocols of a Lookout node.
 ///
 /// The gate comes first, so it decides about a new connection before any protocol sees it.
 /// Every connection carries the hello; only connections with proven members carry the rest.
@@ -109,7 +114,7 @@ pub enum CollectiveEvent {
 /// cover the common calls.
 #[derive(NetworkBehaviour)]
 #[behaviour(to_swarm = "NetEvent")]
-pub struct Behaviour {
+pub struct Protocols {
     /// Runs the collective's protocols for proven members only.
     pub gate: MemberGate<Collective>,
     /// Caps on pending and established connections.
@@ -120,10 +125,10 @@ pub struct Behaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// `/lookout/mailbox/1`, member side only (outbound): admission by the roster's mailboxes.
     /// Only on the connections the event loop dials to a mailbox's roster address (announced
-    /// with [`Behaviour::dialling_mailbox`]).
+    /// with [`Protocols::dialling_mailbox`]).
     pub mailbox: OnlyOn<Admissions>,
     /// Circuit relay v2, client side: reservations on admitted mailboxes and circuits through
-    /// them. Only on connections with admitted mailboxes ([`Behaviour::admit_mailbox`]) and
+    /// them. Only on connections with admitted mailboxes ([`Protocols::admit_mailbox`]) and
     /// those it dials itself (to its relay); member-to-member connections never carry it. It
     /// accepts an inbound circuit only from a relay this node holds a reservation on, and every
     /// relayed connection still faces the hello and the gate like a direct one.
@@ -136,12 +141,12 @@ pub struct Behaviour {
 pub enum NetEvent {
     /// The member gate evicted a peer.
     Gate(GateEvent),
-    /// Hello: a step of the membership proof (answer requests with [`Behaviour::hello_respond`]).
+    /// Hello: a step of the membership proof (answer requests with [`Protocols::hello_respond`]).
     Hello(request_response::Event<Vec<u8>, Vec<u8>>),
-    /// Gossip: a message to validate (call [`Behaviour::report_validation`]) or a
+    /// Gossip: a message to validate (call [`Protocols::report_validation`]) or a
     /// subscription change.
     Gossip(gossipsub::Event),
-    /// Sync: an inbound request (answer with [`Behaviour::respond`]), a response, or a failure.
+    /// Sync: an inbound request (answer with [`Protocols::respond`]), a response, or a failure.
     Sync(request_response::Event<Vec<u8>, Vec<u8>>),
     /// Identify: a member told us its listen addresses.
     Identify(Box<identify::Event>),
@@ -159,8 +164,8 @@ pub enum NetEvent {
     Autonat(autonat::Event),
 }
 
-impl Behaviour {
-    /// Builds the behaviour for `keypair` under `cfg`, subscribed to `cfg.topic`.
+impl Protocols {
+    /// Builds the protocols for `keypair` under `cfg`, subscribed to `cfg.topic`.
     pub(crate) fn new(
         keypair: &Keypair,
         cfg: &NetConfig,

@@ -6,11 +6,11 @@
 //! matches `SwarmEvent::Behaviour(`[`NetEvent`]`)`:
 //!
 //! - [`NetEvent::Gossip`] `Message { propagation_source, message_id, message }`: decode and
-//!   verify `message.data`, then call [`Behaviour::report_validation`] with `Accept`, `Reject`
+//!   verify `message.data`, then call [`Protocols::report_validation`] with `Accept`, `Reject`
 //!   (the sender broke the protocol; it is penalised) or `Ignore` (duplicate, stale). Nothing is
 //!   forwarded before `Accept`.
-//! - [`NetEvent::Sync`] requests: answer with [`Behaviour::respond`]; responses and failures
-//!   carry the id returned by [`Behaviour::request`].
+//! - [`NetEvent::Sync`] requests: answer with [`Protocols::respond`]; responses and failures
+//!   carry the id returned by [`Protocols::request`].
 //! - [`NetEvent::Hello`]: a step of the membership proof; see [`hello`].
 //! - [`NetEvent::Gate`]: a removed member evicted.
 //!
@@ -38,13 +38,14 @@ mod behaviour;
 mod codec;
 mod gate;
 pub mod hello;
+mod listen;
 pub mod mailbox_admission;
 mod only;
 
 use std::{collections::HashSet, time::Duration};
 
 pub use behaviour::{
-    AdmissionEvent, Admissions, Behaviour, Collective, CollectiveEvent, NetEvent,
+    AdmissionEvent, Admissions, Behaviour, Collective, CollectiveEvent, NetEvent, Protocols,
     GRAYLIST_THRESHOLD, IDENTIFY_PROTOCOL, MAX_CONCURRENT_SYNC_STREAMS, MAX_GOSSIP_BYTES,
 };
 pub use codec::{
@@ -57,6 +58,7 @@ pub use gate::{
 pub(crate) use hello::MAX_EPOCH_SECRETS;
 pub use hello::{Credentials, HelloCodec, HelloError, HELLO_PROTOCOL};
 pub use libp2p::gossipsub::{MessageAcceptance, MessageId};
+pub use listen::{ListenCache, ListenCacheHandler, Names, OfferedNames};
 pub use only::{OnlyOn, MAX_EXPECTED_CONNECTIONS};
 
 use libp2p::{
@@ -228,8 +230,8 @@ pub fn build_swarm(keypair: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>
             quic
         })
         .with_relay_client(noise::Config::new, yamux::Config::default)?
-        .with_behaviour(|key, relay| match Behaviour::new(key, cfg, relay) {
-            Ok(behaviour) => Ok(behaviour),
+        .with_behaviour(|key, relay| match Protocols::new(key, cfg, relay) {
+            Ok(protocols) => Ok(ListenCache::new(protocols)),
             Err(e) => {
                 let message = e.to_string();
                 failed = Some(e);
