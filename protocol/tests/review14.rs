@@ -20,7 +20,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// `n` admissions by `by`, chained after `head`, 100 a day from `NOW + 60` (within the quota).
 fn admissions(genesis: &SignedGenesis, by: &Identity, keys: &[Identity], head: OpId) -> Vec<Op> {
@@ -439,32 +439,6 @@ fn history_with(
         }
     }
     (genesis, pool, ops, stubbed, a)
-}
-
-fn held(log: &MembershipLog) -> BTreeSet<OpId> {
-    log.ops().map(Op::id).collect()
-}
-
-fn authors_of(log: &MembershipLog, pool: &[Identity]) -> BTreeSet<MemberId> {
-    pool.iter()
-        .map(Identity::member_id)
-        .filter(|m| log.may_author(m))
-        .collect()
-}
-
-/// `id` and its ancestors among `ops`.
-fn past_of(ops: &BTreeMap<OpId, Op>, id: OpId) -> Vec<&Op> {
-    let mut seen = BTreeSet::new();
-    let mut stack = vec![id];
-    while let Some(x) = stack.pop() {
-        if !seen.insert(x) {
-            continue;
-        }
-        if let Some(o) = ops.get(&x) {
-            stack.extend(o.parents().iter().copied());
-        }
-    }
-    seen.iter().filter_map(|x| ops.get(x)).collect()
 }
 
 /// The log that appended (and looked ops up in the resolution it appended them to) keeps the

@@ -20,7 +20,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 // ---------------------------------------------------------------------------------------------
 // Convergence: a log using the view against logs that resolve each past.
@@ -408,32 +408,6 @@ fn run(seed: u64, len: usize, k: u8, heirs: bool, knobs: Knobs) -> Run {
         from_view,
         admitting_from_view,
     }
-}
-
-fn held(log: &MembershipLog) -> BTreeSet<OpId> {
-    log.ops().map(Op::id).collect()
-}
-
-fn authors_of(log: &MembershipLog, pool: &[Identity]) -> BTreeSet<MemberId> {
-    pool.iter()
-        .map(Identity::member_id)
-        .filter(|m| log.may_author(m))
-        .collect()
-}
-
-/// `id` and its ancestors among `ops`.
-fn past_of(ops: &BTreeMap<OpId, Op>, id: OpId) -> Vec<&Op> {
-    let mut seen = BTreeSet::new();
-    let mut stack = vec![id];
-    while let Some(x) = stack.pop() {
-        if !seen.insert(x) {
-            continue;
-        }
-        if let Some(o) = ops.get(&x) {
-            stack.extend(o.parents().iter().copied());
-        }
-    }
-    seen.iter().filter_map(|x| ops.get(x)).collect()
 }
 
 /// The log under test keeps the same ops and lets the same keys author as a fresh log given the

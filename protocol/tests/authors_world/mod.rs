@@ -5,9 +5,10 @@
 use crate::names;
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::*;
-use lookout_protocol::OpId;
+use lookout_protocol::{MemberId, OpId};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub const NOW: u64 = 1_790_000_000;
 
@@ -171,4 +172,32 @@ pub fn admissions_and_a_junk_pair(
         ops.extend([j, ja]);
     }
     ops
+}
+
+/// The ops `log` holds.
+pub fn held(log: &MembershipLog) -> BTreeSet<OpId> {
+    log.ops().map(Op::id).collect()
+}
+
+/// The keys of `pool` that may author at `log`.
+pub fn authors_of(log: &MembershipLog, pool: &[Identity]) -> BTreeSet<MemberId> {
+    pool.iter()
+        .map(Identity::member_id)
+        .filter(|m| log.may_author(m))
+        .collect()
+}
+
+/// `id` and its ancestors among `ops`.
+pub fn past_of(ops: &BTreeMap<OpId, Op>, id: OpId) -> Vec<&Op> {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![id];
+    while let Some(x) = stack.pop() {
+        if !seen.insert(x) {
+            continue;
+        }
+        if let Some(o) = ops.get(&x) {
+            stack.extend(o.parents().iter().copied());
+        }
+    }
+    seen.iter().filter_map(|x| ops.get(x)).collect()
 }
