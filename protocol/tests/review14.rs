@@ -375,27 +375,7 @@ fn history_with(
                 )
             }
         };
-        let action = match rng.gen_range(0..20) {
-            _ if scripted.is_some() => scripted.unwrap(),
-            0..=5 => add(target),
-            6..=9 if !proposals.is_empty() => Action::Approve {
-                proposal: *proposals.choose(&mut rng).unwrap(),
-            },
-            10..=11 => Action::PublishRevocation {
-                certificate: RevocationCertificate::create(target, NOW),
-            },
-            12..=13 => Action::Remove {
-                member: target.member_id(),
-                reason: names::reason(String::new()),
-            },
-            14..=15 => promote(target),
-            16 => Action::ProposeDemote {
-                member: target.member_id(),
-            },
-            _ => Action::RotateAgreementKey {
-                identity: pool[author].public(),
-            },
-        };
+        let action = random_action(&mut rng, scripted, target, &proposals, &pool[author]);
         let o = dated(
             &genesis,
             &pool[author],

@@ -201,3 +201,39 @@ pub fn past_of(ops: &BTreeMap<OpId, Op>, id: OpId) -> Vec<&Op> {
     }
     seen.iter().filter_map(|x| ops.get(x)).collect()
 }
+
+/// A random action of the look-up histories (Reviews 14 and 16): `scripted` if given, otherwise
+/// an admission, an approval of one of `proposals`, a revocation, removal, promotion or demotion
+/// of `target`, or a rotation of `author`'s own key. One draw of `rng` either way, so a
+/// scripted step leaves the draws of the steps after it as they were.
+pub fn random_action(
+    rng: &mut ChaCha20Rng,
+    scripted: Option<Action>,
+    target: &Identity,
+    proposals: &[OpId],
+    author: &Identity,
+) -> Action {
+    use rand::seq::SliceRandom;
+    use rand::Rng;
+    match rng.gen_range(0..20) {
+        _ if scripted.is_some() => scripted.unwrap(),
+        0..=5 => add(target),
+        6..=9 if !proposals.is_empty() => Action::Approve {
+            proposal: *proposals.choose(rng).unwrap(),
+        },
+        10..=11 => Action::PublishRevocation {
+            certificate: RevocationCertificate::create(target, NOW),
+        },
+        12..=13 => Action::Remove {
+            member: target.member_id(),
+            reason: names::reason(String::new()),
+        },
+        14..=15 => promote(target),
+        16 => Action::ProposeDemote {
+            member: target.member_id(),
+        },
+        _ => Action::RotateAgreementKey {
+            identity: author.public(),
+        },
+    }
+}
