@@ -39,6 +39,11 @@ use crate::ids::{CollectiveId, MemberId, OpId};
 const MAX_STATES: usize = 256;
 /// Most entries summed over the kept differences (an entry is an id and at most one key).
 const MAX_ENTRIES: usize = 16_384;
+/// Most named states kept (states the log's roster was never at, resolved for a delivery).
+const MAX_NAMED: usize = 256;
+/// Most entries summed over the named states' differences; one state further than this from
+/// its base is not kept at all.
+const MAX_NAMED_ENTRIES: usize = 16_384;
 
 /// What a key delivery reads of the membership at its named heads: the current members with
 /// their agreement keys, and the removed members.
@@ -180,6 +185,12 @@ pub(crate) struct PastStates {
     /// next entry, or `newest` for the last) into it.
     older: VecDeque<(Vec<OpId>, Delta)>,
     entries: usize,
+    /// States the roster was never at that a delivery named and the log resolved
+    /// ([`PastStates::remember`]), oldest first: each one's heads, the heads of the state it
+    /// is kept against (`newest` when it was resolved, so `newest` or one of `older` while
+    /// kept), and what turns that state into it.
+    named: VecDeque<(Vec<OpId>, Vec<OpId>, Delta)>,
+    named_entries: usize,
     /// The last membership rebuilt, for deliveries naming the same state one after another.
     last: Option<(Vec<OpId>, Arc<Membership>)>,
 }
@@ -204,35 +215,89 @@ impl PastStates {
         }
     }
 
-    /// Drop the oldest state kept.
+    /// Drop the oldest state kept, and the named states kept against it.
     fn forget_oldest(&mut self) {
-        if let Some((_, delta)) = self.older.pop_front() {
+        if let Some((heads, delta)) = self.older.pop_front() {
             self.entries -= delta.entries();
+            let mut freed = 0;
+            self.named.retain(|(_, base, delta)| {
+                let keep = *base != heads;
+                if !keep {
+                    freed += delta.entries();
+                }
+                keep
+            });
+            self.named_entries -= freed;
+        }
+    }
+
+    /// Keep `membership`, which a full resolution at `key` (sorted, without repeats) gave, as
+    /// the difference from the newest state, so that the next delivery naming `key` costs no
+    /// resolution: during an enrolment every member receives each share, and many shares
+    /// name one maker's state, which the member's own roster was never at (a replica that
+    /// takes ops in another order never stops there). Nothing if no state is kept yet, `key`
+    /// is kept already, or the difference alone is over the bound.
+    pub(crate) fn remember(&mut self, key: Vec<OpId>, membership: &Membership) {
+        let Some((base, newest)) = &self.newest else {
+            return;
+        };
+        if *base == key
+            || self.older.iter().any(|(h, _)| *h == key)
+            || self.named.iter().any(|(h, _, _)| *h == key)
+        {
+            return;
+        }
+        let delta = Delta::between(newest, membership);
+        if delta.entries() > MAX_NAMED_ENTRIES {
+            return;
+        }
+        self.named_entries += delta.entries();
+        self.named.push_back((key, base.clone(), delta));
+        while self.named.len() > MAX_NAMED || self.named_entries > MAX_NAMED_ENTRIES {
+            if let Some((_, _, delta)) = self.named.pop_front() {
+                self.named_entries -= delta.entries();
+            }
         }
     }
 
     /// The membership at `key` (sorted, without repeats), if the log's roster was resolved at
-    /// exactly those heads and the state is still kept.
+    /// exactly those heads, or a delivery's state there was kept ([`PastStates::remember`]),
+    /// and the state is still kept.
     pub(crate) fn at(&mut self, key: &[OpId]) -> Option<Arc<Membership>> {
         if let Some((heads, membership)) = &self.last {
             if heads.as_slice() == key {
                 return Some(Arc::clone(membership));
             }
         }
-        let (newest_heads, newest) = self.newest.as_ref()?;
-        let found = if newest_heads.as_slice() == key {
-            newest.clone()
-        } else {
-            let at = self.older.iter().rposition(|(h, _)| h.as_slice() == key)?;
-            let mut membership = newest.clone();
-            for (_, delta) in self.older.iter().skip(at).rev() {
+        let found = match self.resolved_at(key) {
+            Some(found) => found,
+            None => {
+                let (_, base, delta) = self.named.iter().rev().find(|(h, _, _)| h == key)?;
+                // Kept against `newest` or an older state, which is kept while it is (see
+                // `forget_oldest`; all are dropped together when the log changes what its
+                // past states are).
+                let mut membership = self.resolved_at(base)?;
                 membership.apply(delta);
+                membership
             }
-            membership
         };
         let found = Arc::new(found);
         self.last = Some((key.to_vec(), Arc::clone(&found)));
         Some(found)
+    }
+
+    /// The membership at `key`, a state the roster was resolved at and still kept.
+    fn resolved_at(&self, key: &[OpId]) -> Option<Membership> {
+        let (newest_heads, newest) = self.newest.as_ref()?;
+        if newest_heads.as_slice() == key {
+            return Some(newest.clone());
+        }
+        let at = self.older.iter().rposition(|(h, _)| h.as_slice() == key)?;
+        let mut membership = newest.clone();
+        for (_, delta) in self.older.iter().skip(at).rev() {
+            membership.apply(delta);
+        }
+        Some(membership)
     }
 }
 
@@ -404,6 +469,64 @@ mod tests {
                     prop_assert_eq!(facts(&*kept), facts(&full));
                 }
             }
+        }
+
+        /// A state a delivery named that the roster was never at, kept once resolved
+        /// (`keep_membership_at`), is the resolved membership there however many ops joined
+        /// since (each moving the kept states on), until dropped: named at random points of a
+        /// random history taken in in a random order, by random heads among the ops held.
+        #[test]
+        fn a_named_state_kept_is_the_resolved_membership(
+            seed in any::<u64>(),
+            len in 2usize..32,
+            look in 1u32..=4,
+        ) {
+            let (genesis, ops) = history(seed, len);
+            let mut rng = ChaCha20Rng::seed_from_u64(seed ^ 0x6e61_6d65);
+            let mut order = ops.clone();
+            order.shuffle(&mut rng);
+            let mut log = MembershipLog::new(genesis.clone());
+            let mut named: Vec<(Vec<OpId>, Membership)> = Vec::new();
+            let mut kept_later = 0;
+            for op in order {
+                let _ = log.insert(op);
+                if rng.gen_ratio(look, 4) {
+                    let _ = log.roster();
+                }
+                if rng.gen_ratio(1, 2) {
+                    let held: Vec<OpId> = ops
+                        .iter()
+                        .map(Op::id)
+                        .filter(|id| log.contains(id))
+                        .collect();
+                    let take = rng.gen_range(1..=3.min(held.len().max(1)));
+                    let mut heads: Vec<OpId> = held.choose_multiple(&mut rng, take).copied().collect();
+                    if heads.is_empty() {
+                        continue;
+                    }
+                    if let Some(roster) = log.roster_at(&heads) {
+                        let membership = Membership::of(&roster);
+                        log.keep_membership_at(&heads, &membership);
+                        heads.shuffle(&mut rng);
+                        named.push((heads, membership));
+                    }
+                }
+                for (heads, membership) in &named {
+                    if let Some(kept) = log.membership_at(heads) {
+                        kept_later += 1;
+                        prop_assert_eq!(&*kept, membership, "heads {:?}", heads);
+                        let full = resolved(&log, &genesis, heads).expect("held");
+                        prop_assert_eq!(facts(&*kept), facts(&full));
+                    }
+                }
+            }
+            // Far fewer states than the bounds: every one named is still kept.
+            for (heads, membership) in &named {
+                let kept = log.membership_at(heads);
+                prop_assert!(kept.is_some(), "named state {:?} not kept", heads);
+                prop_assert_eq!(&*kept.unwrap(), membership);
+            }
+            prop_assert!(named.is_empty() || kept_later >= named.len());
         }
     }
 }

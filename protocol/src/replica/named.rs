@@ -65,7 +65,9 @@ impl NamedMembers {
         // given heads is then fixed by those heads; one read through an op refused over the
         // quota depends on the replica's refusals too.
         let Some(shared) = shared.filter(|_| !log.reads_any()) else {
-            return log.roster_at(heads).map(|r| Self::Roster(Named::At(r)));
+            let roster = log.roster_at(heads)?;
+            log.keep_membership_at(heads, &Membership::of(&roster));
+            return Some(Self::Roster(Named::At(roster)));
         };
         if !heads.iter().all(|h| log.contains(h)) {
             return None;
