@@ -17,7 +17,7 @@
 //! ([`GroupCommit::wrote_received_post`]): nobody waits for it (it was shown once checked), so
 //! it shares the fsync of whatever comes next, and the fsync of an alert runs after the alert
 //! has reached the other members, not while the cores are busy passing it on. sled also
-//! flushes by itself every 500 ms (its `flush_every_ms` default), which usually comes first.
+//! flushes by itself every 500 ms (its `flush_every_ms` default), which often comes first.
 
 use std::time::Duration;
 
@@ -62,8 +62,11 @@ impl Held {
 pub(crate) const RECEIVED_POST_FSYNC: Duration = Duration::from_secs(1);
 
 /// How long received posts' store writes may wait in memory before they are made, in one batch
-/// with every other received post's of the window ([`WriteBehind`]).
-pub(crate) const WRITE_BEHIND: Duration = Duration::from_millis(50);
+/// with every other received post's of the window ([`WriteBehind`]). Each batch costs sled a
+/// roll of its log buffer and two log writes on its I/O threads whatever it holds, so the
+/// longer the window the fewer of them per alert; a crash loses at most the posts of one window
+/// more (the next sync fetches them again: docs/PROTOCOL.md §9.4.3).
+pub(crate) const WRITE_BEHIND: Duration = Duration::from_millis(200);
 
 /// Most received posts whose writes wait in memory at once: the next one makes them all.
 pub(crate) const WRITE_BEHIND_POSTS: usize = 64;
@@ -74,7 +77,7 @@ pub(crate) const WRITE_BEHIND_POSTS: usize = 64;
 /// [`WRITE_BEHIND_POSTS`] wait, and then go to the store in ONE batch (one log write for the
 /// window instead of one per post per node). The event loop also makes them at once before
 /// anything that may read or write the store (any command but `post`, a tick, any other
-/// network event), with a post of ours (whose writes join them in one batch), and at
+/// network event but a ping's result), with a post of ours (whose writes join them in one batch), and at
 /// shutdown: so nothing ever reads the store without them, and every write keeps its order.
 /// A crash loses only them, which the next sync fetches again (docs/PROTOCOL.md §9.4.2).
 #[derive(Default)]

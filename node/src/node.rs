@@ -592,8 +592,9 @@ impl EventLoop {
             let fsync_due = self.commit.deferred_due();
             let write_due = self.write_behind.due();
             // Received posts' writes held in memory (`replica/held.rs`) are made before
-            // anything that may read or write the store: every arm but a gossiped message
-            // (`on_swarm`, `on_gossip`), a `post` (`on_command`) and the group commit's own.
+            // anything that may read or write the store: every arm but a gossiped message or a
+            // ping's result (`on_swarm`, `on_gossip`), a `post` (`on_command`) and the group
+            // commit's own.
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm(event),
                 command = self.receiver.recv() => match command {
@@ -1403,10 +1404,13 @@ impl EventLoop {
     fn on_swarm(&mut self, event: SwarmEvent<NetEvent>) {
         if !matches!(
             event,
-            SwarmEvent::Behaviour(NetEvent::Gossip(gossipsub::Event::Message { .. }))
+            SwarmEvent::Behaviour(
+                NetEvent::Gossip(gossipsub::Event::Message { .. }) | NetEvent::Ping(_)
+            )
         ) {
             // Anything else may read or write the store (a sync request or answer, a hello, a
-            // peer gone): received posts' held writes first (`on_gossip` sees to gossip).
+            // peer gone): received posts' held writes first (`on_gossip` sees to gossip; a
+            // ping's result only tells the hole punch that a connection carries traffic).
             self.write_held();
         }
         match event {

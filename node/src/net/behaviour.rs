@@ -26,7 +26,7 @@ use super::{
     hello::{HelloCodec, HELLO_PROTOCOL},
     listen::ListenCache,
     mailbox_admission::{admission_behaviour, AdmissionRole, MailboxCodec},
-    message_id, NetConfig, NetError, OnlyOn,
+    message_id, NetConfig, NetError, OnWake, OnlyOn,
 };
 
 /// Largest gossip RPC frame we send or accept, in bytes (64 KiB). Alerts are small; anything
@@ -69,16 +69,17 @@ pub struct Collective {
     /// Alert dissemination on the collective's topic, with manual validation.
     pub gossipsub:
         gossipsub::Behaviour<gossipsub::IdentityTransform, gossipsub::WhitelistSubscriptionFilter>,
-    /// `/lookout/sync/2`: length-prefixed byte requests and responses.
-    pub sync: request_response::Behaviour<BytesCodec>,
+    /// `/lookout/sync/2`: length-prefixed byte requests and responses. Like identify, ping and
+    /// hole punching, polled only on its own wake-ups ([`OnWake`]), not at every gossip frame.
+    pub sync: OnWake<request_response::Behaviour<BytesCodec>>,
     /// Exchanges listen addresses with connected members.
-    pub identify: identify::Behaviour,
+    pub identify: OnWake<identify::Behaviour>,
     /// Liveness checks.
-    pub ping: ping::Behaviour,
+    pub ping: OnWake<ping::Behaviour>,
     /// Direct connection upgrade through relay: turns a relayed connection with a proven member
     /// into a direct one where both NATs allow (hole punching). Only on proven connections, so
     /// a stranger never learns this node's observed addresses.
-    pub dcutr: dcutr::Behaviour,
+    pub dcutr: OnWake<dcutr::Behaviour>,
     /// AutoNAT (v1), client only: asks admitted mailboxes (the only servers it is given)
     /// whether this node's observed addresses can be dialled from outside. Serves nobody.
     /// Only on connections with admitted mailboxes ([`Protocols::admit_mailbox`]).
@@ -119,8 +120,9 @@ pub struct Protocols {
     pub gate: MemberGate<Collective>,
     /// Caps on pending and established connections.
     pub limits: connection_limits::Behaviour,
-    /// `/lookout/hello/3`: the membership proof, on every connection.
-    pub hello: request_response::Behaviour<HelloCodec>,
+    /// `/lookout/hello/3`: the membership proof, on every connection (polled only on its own
+    /// wake-ups: [`OnWake`]).
+    pub hello: OnWake<request_response::Behaviour<HelloCodec>>,
     /// Local-network discovery, if enabled.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// `/lookout/mailbox/1`, member side only (outbound): admission by the roster's mailboxes.
@@ -224,16 +226,16 @@ impl Protocols {
 
         let collective = Collective {
             gossipsub,
-            sync,
-            identify,
-            ping: ping::Behaviour::new(ping::Config::new()),
-            dcutr: dcutr::Behaviour::new(local_peer),
+            sync: OnWake(sync),
+            identify: OnWake(identify),
+            ping: OnWake(ping::Behaviour::new(ping::Config::new())),
+            dcutr: OnWake(dcutr::Behaviour::new(local_peer)),
             autonat: OnlyOn::new(autonat::Behaviour::new(local_peer, autonat_config(cfg))),
         };
         Ok(Self {
             gate: MemberGate::new(collective, cfg.allowed.clone()),
             limits: connection_limits::Behaviour::new(limits),
-            hello,
+            hello: OnWake(hello),
             mdns: Toggle::from(mdns),
             mailbox: OnlyOn::new(Admissions(admission_behaviour(AdmissionRole::Member))),
             relay: OnlyOn::new(relay),

@@ -41,6 +41,7 @@ pub mod hello;
 mod listen;
 pub mod mailbox_admission;
 mod only;
+mod wake;
 
 use std::{collections::HashSet, time::Duration};
 
@@ -60,6 +61,7 @@ pub use hello::{Credentials, HelloCodec, HelloError, HELLO_PROTOCOL};
 pub use libp2p::gossipsub::{MessageAcceptance, MessageId};
 pub use listen::{ListenCache, ListenCacheHandler, Names, OfferedNames};
 pub use only::{OnlyOn, MAX_EXPECTED_CONNECTIONS};
+pub use wake::{OnWake, OnWakeHandler};
 
 use libp2p::{
     gossipsub, identity::Keypair, noise, swarm::Swarm, tcp, yamux, Multiaddr, SwarmBuilder,

@@ -7,7 +7,8 @@
 //! for each other, up to [`crate::commit::WRITE_BEHIND`] after the first
 //! ([`crate::commit::WriteBehind`]), and all go in one batch. Before anything else on the loop
 //! that may read or write the store (a command other than `post`, a tick, any network event
-//! other than a gossiped message, a gossiped item that is not an accepted alert) the loop makes
+//! other than a gossiped message or a ping's result, a gossiped item that is not an accepted
+//! alert) the loop makes
 //! the held writes first, so nothing reads the store without them and every write keeps its
 //! order.
 //!

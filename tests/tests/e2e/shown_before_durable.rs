@@ -6,7 +6,7 @@
 //! alert arrives and is shown, and then the home is put back as it was, which is the disk a
 //! kill before the fsync leaves (nothing of the alert written). It is also the disk a kill
 //! leaves while the alert's writes still wait in memory (write-behind, `node/src/commit.rs`
-//! `WriteBehind`: up to 50 ms after it was shown).
+//! `WriteBehind`: up to 200 ms after it was shown).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::fs;
@@ -88,7 +88,7 @@ async fn scenario() {
 }
 
 /// Write-behind (`node/src/commit.rs`, `WriteBehind`): a received alert's store writes wait in
-/// memory for up to 50 ms, to share one batch with the next alerts'. Whatever reads the store
+/// memory for up to 200 ms, to share one batch with the next alerts'. Whatever reads the store
 /// meanwhile must still find it: the listing, a check and a page asked for the moment it is
 /// shown, and the store a shutdown right after leaves behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
