@@ -517,7 +517,7 @@ mod tests {
                     }
                     if let Some(roster) = log.roster_at(&heads) {
                         let membership = Membership::of(&roster);
-                        log.keep_membership_at(&heads, &membership);
+                        log.keep_membership_at(&heads, &roster);
                         heads.shuffle(&mut rng);
                         named.push((heads, membership));
                     }

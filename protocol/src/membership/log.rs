@@ -1505,9 +1505,7 @@ impl MembershipLog {
     /// shared: the same state is named by many items, and a roster of a large collective is
     /// costly to copy. `None` if some of those ops are not held yet: sync first.
     pub fn roster_at(&mut self, heads: &[OpId]) -> Option<Arc<Roster>> {
-        let mut key = heads.to_vec();
-        key.sort();
-        key.dedup();
+        let key = state_key(heads);
         if let Some((_, roster)) = self.cache.iter().find(|(k, _)| *k == key) {
             return Some(Arc::clone(roster));
         }
@@ -1535,23 +1533,19 @@ impl MembershipLog {
     /// resolved at exactly the state they name and it is still kept ([`PastStates`]); `None`
     /// otherwise: ask [`MembershipLog::roster_at`].
     pub fn membership_at(&mut self, heads: &[OpId]) -> Option<Arc<Membership>> {
-        let mut key = heads.to_vec();
-        key.sort();
-        key.dedup();
-        self.past.get_mut().at(&key)
+        self.past.get_mut().at(&state_key(heads))
     }
 
-    /// Keep `membership`, what a delivery reads of the roster at `heads` (as
+    /// Keep what a delivery reads of `roster`, the roster at `heads` (as
     /// [`MembershipLog::roster_at`] resolved it), for the next delivery naming the same state
     /// ([`MembershipLog::membership_at`]): kept as the difference from the newest state, so
     /// far more states than [`MembershipLog::roster_at`]'s cache of whole rosters holds (two
     /// at 1,000 members: in the 1,000-replica simulation, 346,218 deliveries were answered from
     /// such kept states, against 235,398 resolved in full, docs/BENCHMARKS.md).
-    pub fn keep_membership_at(&mut self, heads: &[OpId], membership: &Membership) {
-        let mut key = heads.to_vec();
-        key.sort();
-        key.dedup();
-        self.past.get_mut().remember(key, membership);
+    pub fn keep_membership_at(&mut self, heads: &[OpId], roster: &Roster) {
+        self.past
+            .get_mut()
+            .remember(state_key(heads), &Membership::of(roster));
     }
 
     fn remember(&mut self, heads: Vec<OpId>, roster: Arc<Roster>) {
@@ -1611,4 +1605,13 @@ impl MembershipLog {
     pub fn orphan_count(&self) -> usize {
         self.orphans.len()
     }
+}
+
+/// A membership state's key: its heads sorted, without repeats (the same ops however an item
+/// names them).
+pub(crate) fn state_key(heads: &[OpId]) -> Vec<OpId> {
+    let mut key = heads.to_vec();
+    key.sort();
+    key.dedup();
+    key
 }

@@ -17,6 +17,7 @@ pub(crate) mod random_history;
 mod resolve;
 
 pub use at_heads::{MembersAt, Membership, SharedStates};
+pub(crate) use log::state_key;
 pub use log::{
     InsertOutcome, MembershipLog, OpRefusal, MAX_OPS_PER_AUTHOR_PER_DAY, MAX_ORPHANS,
     MAX_ORPHANS_PER_AUTHOR, MAX_READ_PARENTS, MAX_READ_THROUGH,

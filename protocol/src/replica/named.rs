@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::membership::{MembersAt, Membership, MembershipLog, Roster, SharedStates};
+use crate::membership::{state_key, MembersAt, Membership, MembershipLog, Roster, SharedStates};
 use crate::{MemberId, OpId};
 
 /// The roster at an item's named heads: the log's own current roster when the heads are its
@@ -66,15 +66,13 @@ impl NamedMembers {
         // quota depends on the replica's refusals too.
         let Some(shared) = shared.filter(|_| !log.reads_any()) else {
             let roster = log.roster_at(heads)?;
-            log.keep_membership_at(heads, &Membership::of(&roster));
+            log.keep_membership_at(heads, &roster);
             return Some(Self::Roster(Named::At(roster)));
         };
         if !heads.iter().all(|h| log.contains(h)) {
             return None;
         }
-        let mut key = heads.to_vec();
-        key.sort();
-        key.dedup();
+        let key = state_key(heads);
         let collective = log.collective();
         if let Some(kept) = shared.get(collective, &key) {
             return Some(Self::Kept(kept));
@@ -134,10 +132,7 @@ fn is_current(current: &[OpId], heads: &[OpId]) -> bool {
     if heads.len() < current.len() {
         return false;
     }
-    let mut key = heads.to_vec();
-    key.sort();
-    key.dedup();
-    key == current
+    state_key(heads) == current
 }
 
 #[cfg(test)]
