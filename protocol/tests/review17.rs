@@ -154,6 +154,9 @@ struct Tally {
     resolved: usize,
     current: usize,
     pure: usize,
+    /// Members with more than one agreement key among the answers from kept states (rotations
+    /// taking effect at some states and not others).
+    rotated: usize,
 }
 
 fn give(a: &mut MembershipLog, o: &Op, refused: &mut Vec<Op>) {
@@ -188,7 +191,7 @@ fn named_states_agree(
     knobs: Knobs,
 ) -> Result<Tally, TestCaseError> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let (genesis, pool) = collective(seed ^ 0x1717, k, usize::from(k), 7 - usize::from(k));
+    let (genesis, mut pool) = collective(seed ^ 0x1717, k, usize::from(k), 7 - usize::from(k));
     let mut s = MembershipLog::new(genesis.clone());
     let mut a = MembershipLog::new(genesis.clone());
     let mut store = Store::default();
@@ -203,6 +206,7 @@ fn named_states_agree(
     // Heads named before, named again later (kept states are asked again after ops join).
     let mut named_before: Vec<Vec<OpId>> = Vec::new();
     let mut tally = Tally::default();
+    let mut kept_keys: BTreeMap<MemberId, BTreeSet<[u8; 32]>> = BTreeMap::new();
     let kk = usize::from(k);
 
     for step in 0..len {
@@ -290,13 +294,16 @@ fn named_states_agree(
             }
         };
         let action = random_action(&mut rng, scripted, target, &proposals, &pool[author]);
-        let o = dated(
-            &genesis,
-            &pool[author],
-            &parents,
-            action,
-            NOW + 60 + step as u64,
-        );
+        // Ops six hours apart, and a rotation to a fresh agreement key (each member's first in a
+        // day takes effect; concurrent ones in another order at another state).
+        let at = NOW + 60 + step as u64 * 21_600;
+        let action = match action {
+            Action::RotateAgreementKey { .. } => Action::RotateAgreementKey {
+                identity: pool[author].rotate_agreement(at, &mut rng),
+            },
+            other => other,
+        };
+        let o = dated(&genesis, &pool[author], &parents, action, at);
         let stub = !script && step >= 2 && rng.gen_bool(knobs.stub);
         if stub && a.may_author(&o.author()) {
             s.refuse_over_quota(o.id(), o.parents(), o.body().action.admits());
@@ -394,7 +401,12 @@ fn named_states_agree(
             });
             let full = fresh.roster_at(heads).map(|r| facts(&*r));
             match &read {
-                Some((Path::Kept, _)) => tally.kept += 1,
+                Some((Path::Kept, (members, _))) => {
+                    tally.kept += 1;
+                    for (m, key) in members {
+                        kept_keys.entry(*m).or_default().insert(*key);
+                    }
+                }
                 Some((Path::Resolved, _)) => tally.resolved += 1,
                 Some((Path::Current, _)) => tally.current += 1,
                 None => {}
@@ -440,6 +452,7 @@ fn named_states_agree(
         let full = fresh.roster_at(heads).map(|r| facts(&*r));
         prop_assert_eq!(read, full, "at the end: heads {:?}", heads);
     }
+    tally.rotated = kept_keys.values().filter(|keys| keys.len() > 1).count();
     Ok(tally)
 }
 
@@ -484,11 +497,13 @@ fn r17_the_property_uses_kept_states() {
         all.resolved += t.resolved;
         all.current += t.current;
         all.pure += t.pure;
+        all.rotated += t.rotated;
     }
     eprintln!("{all:?}");
     assert!(all.kept > 100, "{all:?}");
     assert!(all.resolved > 100, "{all:?}");
     assert!(all.current > 10, "{all:?}");
+    assert!(all.rotated > 5, "{all:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -503,7 +518,7 @@ fn r17_the_property_uses_kept_states() {
 /// resolution of its past; named states kept against a dropped base are not answered from it.
 fn long_history(seed: u64, len: usize) -> (usize, usize, usize) {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let (genesis, pool) = collective(seed ^ 0x1718, 1, 3, 0);
+    let (genesis, mut pool) = collective(seed ^ 0x1718, 1, 3, 0);
     let mut log = MembershipLog::new(genesis.clone());
     let mut made: Vec<OpId> = Vec::new();
     let mut admitted: Vec<Identity> = Vec::new();
@@ -511,7 +526,6 @@ fn long_history(seed: u64, len: usize) -> (usize, usize, usize) {
     let (mut kept, mut kept_old, mut resolved) = (0, 0, 0);
     let mut fresh_rng = ChaCha20Rng::seed_from_u64(seed ^ 0x1d);
     for step in 0..len {
-        let author = &pool[step % 3];
         let heads = log.roster().heads().to_vec();
         let parents: Vec<OpId> = if made.len() > 4 && rng.gen_bool(0.2) {
             vec![made[rng.gen_range(made.len() - 4..made.len())]]
@@ -530,10 +544,11 @@ fn long_history(seed: u64, len: usize) -> (usize, usize, usize) {
                 reason: names::reason(String::new()),
             },
             _ => Action::RotateAgreementKey {
-                identity: author.public(),
+                identity: pool[step % 3].rotate_agreement(NOW + step as u64 * 3_600, &mut fresh_rng),
             },
         };
-        let o = op(&genesis, author, &parents, action);
+        let author = &pool[step % 3];
+        let o = dated(&genesis, author, &parents, action, NOW + step as u64 * 3_600);
         made.push(o.id());
         assert!(matches!(log.insert(o), InsertOutcome::Added(_)));
         let _ = log.roster();
