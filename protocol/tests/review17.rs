@@ -619,6 +619,22 @@ fn r17_named_states_past_the_bounds_are_exact_and_dropped_with_their_base() {
     assert_eq!(kept_old, 0);
 }
 
+/// The same over more seeds and longer (release, by hand): `R17_SEEDS=30 cargo test --release
+/// -p lookout-protocol --test review17 -- --ignored r17_long`.
+#[test]
+#[ignore = "search, run by hand (release)"]
+fn r17_long_histories_search() {
+    let seeds: u64 = std::env::var("R17_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    for seed in 0..seeds {
+        let (kept, kept_old, resolved) = long_history(1_000 + seed, 700);
+        eprintln!("seed {seed}: kept {kept}, kept 257+ after {kept_old}, resolved {resolved}");
+        assert_eq!(kept_old, 0);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Memory: the bound counts entries, not the heads each state keeps.
 // ---------------------------------------------------------------------------------------------
