@@ -905,3 +905,32 @@ fn r17_cost_of_a_kept_state_per_delivery() {
          roster_at cache hit {cached:?}, full resolution and keep {full:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The API: `keep_membership_at` trusts the roster it is given.
+// ---------------------------------------------------------------------------------------------
+
+/// R17-6. `MembershipLog::keep_membership_at(heads, roster)` is public and keeps what it is
+/// given for `heads`, without checking that `roster` is the roster there: a caller (the node
+/// crate, a future app) passing the current roster, or one at other heads, makes every later
+/// delivery naming `heads` be judged against it. The safe behaviour asserted: what is kept at
+/// `heads` is the roster there, whatever the caller passed.
+#[test]
+#[ignore = "R17-6 (LOW, API): FAILS on main 395e101 (keep_membership_at is pub and trusts its argument)"]
+fn r17_a_state_kept_is_the_roster_at_its_heads_whatever_the_caller_passes() {
+    let (genesis, pool) = collective(0x171e, 1, 2, 2);
+    let mut log = MembershipLog::new(genesis.clone());
+    let p = op(&genesis, &pool[0], &[], add(&pool[2]));
+    let q = op(&genesis, &pool[1], &[], add(&pool[3]));
+    for o in [&p, &q] {
+        assert!(matches!(log.insert(o.clone()), InsertOutcome::Added(_)));
+    }
+    let _ = log.roster();
+    // The state at p alone (the roster was never there: p and q came in one after the other,
+    // q not naming p, so the roster was at {p} only if read between: it was not).
+    let wrong = log.roster().clone();
+    log.keep_membership_at(&[p.id()], &wrong);
+    let kept = log.membership_at(&[p.id()]).map(|m| facts(&*m));
+    let at = log.roster_at(&[p.id()]).map(|r| facts(&*r));
+    assert_eq!(kept, at);
+}
