@@ -15,7 +15,8 @@
 //! So the log keeps, for the states its roster was resolved at, what a delivery reads of each:
 //! the current members with their agreement keys, and the removed members ([`Membership`]). The
 //! newest is kept whole; each older one as the difference from the next newer (a few members
-//! per state during an enrolment), so keeping hundreds of states costs a few ids each.
+//! per state during an enrolment) and its heads, within bounds on both (a member can make
+//! thousands of heads: Review 17's R17-1).
 //!
 //! A replica taking ops in another order than the maker did never stops at the maker's state:
 //! with several moderators enrolling at once, none of the 1,000-replica simulation's shares
@@ -50,11 +51,18 @@ use crate::ids::{CollectiveId, MemberId, OpId};
 const MAX_STATES: usize = 256;
 /// Most entries summed over the kept differences (an entry is an id and at most one key).
 const MAX_ENTRIES: usize = 16_384;
+/// Most head ids summed over the older states kept (a member can make thousands of heads: 256
+/// ops per day of date since the founding, each naming an old op; Review 17's R17-1).
+const MAX_HEAD_IDS: usize = 16_384;
 /// Most named states kept (states the log's roster was never at, resolved for a delivery).
 const MAX_NAMED: usize = 256;
-/// Most entries summed over the named states' differences; one state further than this from
-/// its base is not kept at all.
+/// Most entries summed over the named states' differences and their keys' ids (a key read
+/// through ops refused over the quota can name thousands: Review 17's R17-1); one state whose
+/// difference and key alone are over this is not kept at all.
 const MAX_NAMED_ENTRIES: usize = 16_384;
+/// Most memberships rebuilt from the states kept that are kept whole, for deliveries naming a
+/// few states in turn (Review 17's R17-3).
+const MAX_REBUILT: usize = 4;
 
 /// What a key delivery reads of the membership at its named heads: the current members with
 /// their agreement keys, and the removed members.
@@ -188,22 +196,32 @@ impl Delta {
 }
 
 /// The states a log's roster was resolved at, newest whole and older ones as differences.
+///
+/// Memory, whatever the ops and deliveries: at most [`MAX_ENTRIES`] + [`MAX_NAMED_ENTRIES`]
+/// entries of differences (an id and at most one key each), [`MAX_HEAD_IDS`] +
+/// [`MAX_NAMED_ENTRIES`] ids of heads and keys (a named state shares its base's heads, never
+/// copies them), and whole memberships for the newest state and the [`MAX_REBUILT`] last
+/// rebuilt (the roster's own size each).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PastStates {
     /// The latest roster seen: its heads and membership.
-    newest: Option<(Vec<OpId>, Membership)>,
+    newest: Option<(Arc<[OpId]>, Membership)>,
     /// Older states, oldest first: each one's heads and what turns the next newer state (the
     /// next entry, or `newest` for the last) into it.
-    older: VecDeque<(Vec<OpId>, Delta)>,
+    older: VecDeque<(Arc<[OpId]>, Delta)>,
+    /// Entries summed over `older`'s differences.
     entries: usize,
+    /// Head ids summed over `older`.
+    head_ids: usize,
     /// States the roster was never at that a delivery named and the log resolved
     /// ([`PastStates::remember`]), oldest first: each one's heads, the heads of the state it
     /// is kept against (`newest` when it was resolved, so `newest` or one of `older` while
-    /// kept), and what turns that state into it.
-    named: VecDeque<(Vec<OpId>, Vec<OpId>, Delta)>,
+    /// kept; shared with it), and what turns that state into it.
+    named: VecDeque<(Vec<OpId>, Arc<[OpId]>, Delta)>,
+    /// Entries summed over `named`'s differences and keys.
     named_entries: usize,
-    /// The last membership rebuilt, for deliveries naming the same state one after another.
-    last: Option<(Vec<OpId>, Arc<Membership>)>,
+    /// The last memberships rebuilt, newest last, for deliveries naming a few states in turn.
+    rebuilt: VecDeque<(Vec<OpId>, Arc<Membership>)>,
 }
 
 impl PastStates {
@@ -211,17 +229,21 @@ impl PastStates {
     /// already (same heads, hence the same ops).
     pub(crate) fn observe(&mut self, roster: &Roster) {
         let heads = roster.heads();
-        if self.newest.as_ref().is_some_and(|(h, _)| h == heads) {
+        if self.newest.as_ref().is_some_and(|(h, _)| **h == *heads) {
             return;
         }
         let now = Membership::of(roster);
         if let Some((old_heads, old)) = self.newest.take() {
             let delta = Delta::between(&now, &old);
             self.entries += delta.entries();
+            self.head_ids += old_heads.len();
             self.older.push_back((old_heads, delta));
         }
-        self.newest = Some((heads.to_vec(), now));
-        while self.older.len() > MAX_STATES || self.entries > MAX_ENTRIES {
+        self.newest = Some((Arc::from(heads), now));
+        while self.older.len() > MAX_STATES
+            || self.entries > MAX_ENTRIES
+            || self.head_ids > MAX_HEAD_IDS
+        {
             self.forget_oldest();
         }
     }
@@ -230,11 +252,12 @@ impl PastStates {
     fn forget_oldest(&mut self) {
         if let Some((heads, delta)) = self.older.pop_front() {
             self.entries -= delta.entries();
+            self.head_ids -= heads.len();
             let mut freed = 0;
-            self.named.retain(|(_, base, delta)| {
+            self.named.retain(|(key, base, delta)| {
                 let keep = *base != heads;
                 if !keep {
-                    freed += delta.entries();
+                    freed += delta.entries() + key.len();
                 }
                 keep
             });
@@ -252,21 +275,22 @@ impl PastStates {
         let Some((base, newest)) = &self.newest else {
             return;
         };
-        if *base == key
-            || self.older.iter().any(|(h, _)| *h == key)
+        if **base == *key
+            || self.older.iter().any(|(h, _)| **h == *key)
             || self.named.iter().any(|(h, _, _)| *h == key)
         {
             return;
         }
         let delta = Delta::between(newest, membership);
-        if delta.entries() > MAX_NAMED_ENTRIES {
+        let cost = delta.entries() + key.len();
+        if cost > MAX_NAMED_ENTRIES {
             return;
         }
-        self.named_entries += delta.entries();
-        self.named.push_back((key, base.clone(), delta));
+        self.named_entries += cost;
+        self.named.push_back((key, Arc::clone(base), delta));
         while self.named.len() > MAX_NAMED || self.named_entries > MAX_NAMED_ENTRIES {
-            if let Some((_, _, delta)) = self.named.pop_front() {
-                self.named_entries -= delta.entries();
+            if let Some((key, _, delta)) = self.named.pop_front() {
+                self.named_entries -= delta.entries() + key.len();
             }
         }
     }
@@ -275,10 +299,8 @@ impl PastStates {
     /// exactly those heads, or a delivery's state there was kept ([`PastStates::remember`]),
     /// and the state is still kept.
     pub(crate) fn at(&mut self, key: &[OpId]) -> Option<Arc<Membership>> {
-        if let Some((heads, membership)) = &self.last {
-            if heads.as_slice() == key {
-                return Some(Arc::clone(membership));
-            }
+        if let Some((_, membership)) = self.rebuilt.iter().find(|(h, _)| h.as_slice() == key) {
+            return Some(Arc::clone(membership));
         }
         let found = match self.resolved_at(key) {
             Some(found) => found,
@@ -293,17 +315,50 @@ impl PastStates {
             }
         };
         let found = Arc::new(found);
-        self.last = Some((key.to_vec(), Arc::clone(&found)));
+        if self.rebuilt.len() >= MAX_REBUILT {
+            self.rebuilt.pop_front();
+        }
+        self.rebuilt.push_back((key.to_vec(), Arc::clone(&found)));
         Some(found)
+    }
+
+    /// What is kept, counted by walking it (not from the running totals): entries of
+    /// differences, and ids of heads and keys, a list of heads shared by several states
+    /// counted once.
+    pub(crate) fn footprint(&self) -> (usize, usize) {
+        let mut entries = 0;
+        let mut ids = 0;
+        let mut lists = std::collections::HashSet::new();
+        let mut heads = |list: &Arc<[OpId]>, ids: &mut usize| {
+            if lists.insert(list.as_ptr()) {
+                *ids += list.len();
+            }
+        };
+        if let Some((list, _)) = &self.newest {
+            heads(list, &mut ids);
+        }
+        for (list, delta) in &self.older {
+            heads(list, &mut ids);
+            entries += delta.entries();
+        }
+        for (key, base, delta) in &self.named {
+            ids += key.len();
+            heads(base, &mut ids);
+            entries += delta.entries();
+        }
+        for (key, _) in &self.rebuilt {
+            ids += key.len();
+        }
+        (entries, ids)
     }
 
     /// The membership at `key`, a state the roster was resolved at and still kept.
     fn resolved_at(&self, key: &[OpId]) -> Option<Membership> {
         let (newest_heads, newest) = self.newest.as_ref()?;
-        if newest_heads.as_slice() == key {
+        if **newest_heads == *key {
             return Some(newest.clone());
         }
-        let at = self.older.iter().rposition(|(h, _)| h.as_slice() == key)?;
+        let at = self.older.iter().rposition(|(h, _)| **h == *key)?;
         let mut membership = newest.clone();
         for (_, delta) in self.older.iter().skip(at).rev() {
             membership.apply(delta);
@@ -517,7 +572,7 @@ mod tests {
                     }
                     if let Some(roster) = log.roster_at(&heads) {
                         let membership = Membership::of(&roster);
-                        log.keep_membership_at(&heads, &roster);
+                        log.keep_membership_at(&heads);
                         heads.shuffle(&mut rng);
                         named.push((heads, membership));
                     }

@@ -1506,8 +1506,8 @@ impl MembershipLog {
     /// costly to copy. `None` if some of those ops are not held yet: sync first.
     pub fn roster_at(&mut self, heads: &[OpId]) -> Option<Arc<Roster>> {
         let key = state_key(heads);
-        if let Some((_, roster)) = self.cache.iter().find(|(k, _)| *k == key) {
-            return Some(Arc::clone(roster));
+        if let Some(roster) = self.cached_roster(&key) {
+            return Some(roster);
         }
         if key == self.roster().heads() {
             let roster = Arc::new(self.roster().clone());
@@ -1529,6 +1529,26 @@ impl MembershipLog {
         Some(roster)
     }
 
+    /// What the states kept for key deliveries hold ([`MembershipLog::membership_at`]),
+    /// counted by walking them: entries of differences (an id and at most one key each), and
+    /// ids of heads and keys (a list of heads shared by several states counted once). For the
+    /// tests of the bounds SECURITY.md states.
+    pub fn kept_states_footprint(&self) -> (usize, usize) {
+        self.past.borrow().footprint()
+    }
+
+    /// The roster at `heads` if [`MembershipLog::roster_at`] has it at hand (no resolution).
+    pub fn cached_roster_at(&self, heads: &[OpId]) -> Option<Arc<Roster>> {
+        self.cached_roster(&state_key(heads))
+    }
+
+    fn cached_roster(&self, key: &[OpId]) -> Option<Arc<Roster>> {
+        self.cache
+            .iter()
+            .find(|(k, _)| k.as_slice() == key)
+            .map(|(_, roster)| Arc::clone(roster))
+    }
+
     /// The members and removals at `heads` (what a key delivery reads), if the roster was
     /// resolved at exactly the state they name and it is still kept ([`PastStates`]); `None`
     /// otherwise: ask [`MembershipLog::roster_at`].
@@ -1536,16 +1556,21 @@ impl MembershipLog {
         self.past.get_mut().at(&state_key(heads))
     }
 
-    /// Keep what a delivery reads of `roster`, the roster at `heads` (as
-    /// [`MembershipLog::roster_at`] resolved it), for the next delivery naming the same state
-    /// ([`MembershipLog::membership_at`]): kept as the difference from the newest state, so
-    /// far more states than [`MembershipLog::roster_at`]'s cache of whole rosters holds (two
-    /// at 1,000 members: in the 1,000-replica simulation, 346,218 deliveries were answered from
-    /// such kept states, against 235,398 resolved in full, docs/BENCHMARKS.md).
-    pub fn keep_membership_at(&mut self, heads: &[OpId], roster: &Roster) {
+    /// Keep what a delivery reads of the roster at `heads` ([`MembershipLog::roster_at`]:
+    /// from its cache just after it resolved them; nothing if some of those ops are not
+    /// held), for the next delivery naming the same state ([`MembershipLog::membership_at`]):
+    /// kept as the difference from the newest state, so far more states than
+    /// [`MembershipLog::roster_at`]'s cache of whole rosters holds (two at 1,000 members: in
+    /// the 1,000-replica simulation, 346,218 deliveries were answered from such kept states,
+    /// against 235,398 resolved in full, docs/BENCHMARKS.md). It takes no roster: what is kept
+    /// for `heads` is always the roster there (Review 17's R17-6).
+    pub fn keep_membership_at(&mut self, heads: &[OpId]) {
+        let Some(roster) = self.roster_at(heads) else {
+            return;
+        };
         self.past
             .get_mut()
-            .remember(state_key(heads), &Membership::of(roster));
+            .remember(state_key(heads), &Membership::of(&roster));
     }
 
     fn remember(&mut self, heads: Vec<OpId>, roster: Arc<Roster>) {

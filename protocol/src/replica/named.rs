@@ -58,6 +58,10 @@ impl NamedMembers {
         if is_current(log.roster().heads(), heads) {
             return Some(Self::Roster(Named::Current));
         }
+        // A roster at hand first: nothing to rebuild (Review 17's R17-3).
+        if let Some(roster) = log.cached_roster_at(heads) {
+            return Some(Self::Roster(Named::At(roster)));
+        }
         if let Some(kept) = log.membership_at(heads) {
             return Some(Self::Kept(kept));
         }
@@ -66,7 +70,7 @@ impl NamedMembers {
         // quota depends on the replica's refusals too.
         let Some(shared) = shared.filter(|_| !log.reads_any()) else {
             let roster = log.roster_at(heads)?;
-            log.keep_membership_at(heads, &roster);
+            log.keep_membership_at(heads);
             return Some(Self::Roster(Named::At(roster)));
         };
         if !heads.iter().all(|h| log.contains(h)) {
