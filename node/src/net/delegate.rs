@@ -9,7 +9,9 @@
 //! would silently drop what the wrapped protocol does there (its own connection checks, its
 //! keep-alive, its last events at closing). [`forward_behaviour!`] and [`forward_handler!`]
 //! write those methods; each wrapper names the ones it forwards and writes the others itself,
-//! so what a wrapper changes is what it writes out.
+//! so what a wrapper changes is what it writes out. A method with a default that a wrapper
+//! neither lists nor writes falls back to that default without a word from the compiler: the
+//! tests below call every such method of every wrapper on a behaviour that records the calls.
 //!
 //! rust-libp2p's own wrappers (`Toggle`, `Either`) write every method out by hand; these
 //! macros write the same bodies once.
@@ -186,3 +188,299 @@ macro_rules! forward_handler {
 }
 
 pub(crate) use {forward_behaviour, forward_handler};
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        collections::HashSet,
+        task::{Context, Poll},
+        time::Duration,
+    };
+
+    use libp2p::{
+        core::{
+            transport::{ListenerId, PortUse},
+            upgrade::DeniedUpgrade,
+            Endpoint,
+        },
+        swarm::{
+            behaviour::NewListenAddr, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
+            SubstreamProtocol, THandler, THandlerOutEvent, ToSwarm,
+        },
+        Multiaddr, PeerId,
+    };
+
+    use super::*;
+    use crate::net::{ListenCache, ListenCacheHandler, MemberGate, OnWake, OnWakeHandler, OnlyOn};
+
+    /// A refusal only [`Recorder`] gives (a trait default accepts).
+    #[derive(Debug, thiserror::Error)]
+    #[error("refused by the recorder")]
+    struct Refused;
+
+    /// A behaviour that notes every call and answers each as no trait default would.
+    #[derive(Default)]
+    struct Recorder {
+        calls: Vec<&'static str>,
+        handler_events: Vec<u8>,
+    }
+
+    fn addr() -> Multiaddr {
+        "/ip4/192.0.2.1/tcp/4001"
+            .parse()
+            .unwrap_or_else(|_| Multiaddr::empty())
+    }
+
+    impl NetworkBehaviour for Recorder {
+        type ConnectionHandler = Lively;
+        type ToSwarm = u8;
+
+        fn handle_pending_inbound_connection(
+            &mut self,
+            _: ConnectionId,
+            _: &Multiaddr,
+            _: &Multiaddr,
+        ) -> Result<(), ConnectionDenied> {
+            self.calls.push("pending inbound");
+            Err(ConnectionDenied::new(Refused))
+        }
+
+        fn handle_established_inbound_connection(
+            &mut self,
+            _: ConnectionId,
+            _: PeerId,
+            _: &Multiaddr,
+            _: &Multiaddr,
+        ) -> Result<Lively, ConnectionDenied> {
+            self.calls.push("established inbound");
+            Ok(Lively)
+        }
+
+        fn handle_pending_outbound_connection(
+            &mut self,
+            _: ConnectionId,
+            _: Option<PeerId>,
+            _: &[Multiaddr],
+            _: Endpoint,
+        ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+            self.calls.push("pending outbound");
+            Ok(vec![addr()])
+        }
+
+        fn handle_established_outbound_connection(
+            &mut self,
+            _: ConnectionId,
+            _: PeerId,
+            _: &Multiaddr,
+            _: Endpoint,
+            _: PortUse,
+        ) -> Result<Lively, ConnectionDenied> {
+            self.calls.push("established outbound");
+            Ok(Lively)
+        }
+
+        fn on_swarm_event(&mut self, _: FromSwarm<'_>) {
+            self.calls.push("swarm event");
+        }
+
+        fn on_connection_handler_event(&mut self, _: PeerId, _: ConnectionId, event: u8) {
+            self.calls.push("handler event");
+            self.handler_events.push(event);
+        }
+
+        fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<u8, Infallible>> {
+            self.calls.push("poll");
+            Poll::Ready(ToSwarm::GenerateEvent(7))
+        }
+    }
+
+    /// How long [`Lively`] gives an inbound upgrade (the default is 10 s).
+    const LIVELY_TIMEOUT: Duration = Duration::from_secs(77);
+
+    /// A handler that keeps its connection alive and has a last event at closing (the trait's
+    /// defaults do neither).
+    struct Lively;
+
+    impl ConnectionHandler for Lively {
+        type FromBehaviour = Infallible;
+        type ToBehaviour = u8;
+        type InboundProtocol = DeniedUpgrade;
+        type OutboundProtocol = DeniedUpgrade;
+        type InboundOpenInfo = ();
+        type OutboundOpenInfo = ();
+
+        fn listen_protocol(&self) -> SubstreamProtocol<DeniedUpgrade> {
+            SubstreamProtocol::new(DeniedUpgrade, ()).with_timeout(LIVELY_TIMEOUT)
+        }
+
+        fn connection_keep_alive(&self) -> bool {
+            true
+        }
+
+        fn poll(&mut self, _: &mut Context<'_>) -> Poll<HandlerEventOf<Self>> {
+            Poll::Pending
+        }
+
+        fn poll_close(&mut self, _: &mut Context<'_>) -> Poll<Option<u8>> {
+            Poll::Ready(Some(9))
+        }
+
+        fn on_behaviour_event(&mut self, never: Infallible) {
+            match never {}
+        }
+
+        fn on_connection_event(&mut self, _: ConnectionEventOf<'_, Self>) {}
+    }
+
+    /// The macros alone: a wrapper that changes nothing.
+    struct Through<B>(B);
+
+    impl<B: NetworkBehaviour> NetworkBehaviour for Through<B> {
+        type ConnectionHandler = Through<THandler<B>>;
+        type ToSwarm = B::ToSwarm;
+
+        forward_behaviour!(0: all, handler(Through));
+    }
+
+    impl<H: ConnectionHandler> ConnectionHandler for Through<H> {
+        type FromBehaviour = H::FromBehaviour;
+        type ToBehaviour = H::ToBehaviour;
+        type InboundProtocol = H::InboundProtocol;
+        type OutboundProtocol = H::OutboundProtocol;
+        type InboundOpenInfo = H::InboundOpenInfo;
+        type OutboundOpenInfo = H::OutboundOpenInfo;
+
+        forward_handler!(0: listen_protocol, connection_keep_alive, poll_close);
+
+        fn poll(&mut self, cx: &mut Context<'_>) -> Poll<HandlerEventOf<Self>> {
+            self.0.poll(cx)
+        }
+
+        fn on_behaviour_event(&mut self, event: Self::FromBehaviour) {
+            self.0.on_behaviour_event(event);
+        }
+
+        fn on_connection_event(&mut self, event: ConnectionEventOf<'_, Self>) {
+            self.0.on_connection_event(event);
+        }
+    }
+
+    fn context() -> Context<'static> {
+        Context::from_waker(futures::task::noop_waker_ref())
+    }
+
+    fn refused<T>(result: Result<T, ConnectionDenied>) -> bool {
+        result.is_err_and(|e| e.downcast_ref::<Refused>().is_some())
+    }
+
+    /// Calls every method of `w` once, in the trait's order, and checks that each answer is
+    /// the [`Recorder`]'s.
+    fn call_every_method<W>(w: &mut W)
+    where
+        W: NetworkBehaviour<ToSwarm = u8>,
+        THandlerOutEvent<W>: From<u8>,
+    {
+        let (c, peer, a) = (ConnectionId::new_unchecked(1), PeerId::random(), addr());
+        assert!(refused(w.handle_pending_inbound_connection(c, &a, &a)));
+        assert!(w
+            .handle_established_inbound_connection(c, peer, &a, &a)
+            .is_ok());
+        let addresses = w.handle_pending_outbound_connection(c, None, &[], Endpoint::Dialer);
+        assert_eq!(addresses.ok(), Some(vec![addr()]));
+        let handler =
+            w.handle_established_outbound_connection(c, peer, &a, Endpoint::Dialer, PortUse::New);
+        assert!(handler.is_ok());
+        w.on_swarm_event(FromSwarm::NewListenAddr(NewListenAddr {
+            listener_id: ListenerId::next(),
+            addr: &a,
+        }));
+        w.on_connection_handler_event(peer, c, 3.into());
+        assert!(matches!(
+            w.poll(&mut context()),
+            Poll::Ready(ToSwarm::GenerateEvent(7))
+        ));
+    }
+
+    const EVERY_CALL: [&str; 7] = [
+        "pending inbound",
+        "established inbound",
+        "pending outbound",
+        "established outbound",
+        "swarm event",
+        "handler event",
+        "poll",
+    ];
+
+    /// Checks that `handler` hands on what it does not change: the keep-alive and the last
+    /// event at closing.
+    fn hands_on_keep_alive_and_close<H: ConnectionHandler<ToBehaviour = u8>>(mut handler: H) {
+        assert!(handler.connection_keep_alive());
+        assert_eq!(handler.poll_close(&mut context()), Poll::Ready(Some(9)));
+    }
+
+    #[test]
+    fn all_forwards_every_method_to_the_wrapped_behaviour() {
+        let mut w = Through(Recorder::default());
+        call_every_method(&mut w);
+        assert_eq!(w.0.calls, EVERY_CALL);
+        assert_eq!(w.0.handler_events, [3]);
+
+        let handler = Through(Lively);
+        assert_eq!(*handler.listen_protocol().timeout(), LIVELY_TIMEOUT);
+        hands_on_keep_alive_and_close(handler);
+    }
+
+    #[test]
+    fn on_wake_and_listen_cache_forward_every_behaviour_method() {
+        let mut on_wake = OnWake(Recorder::default());
+        call_every_method(&mut on_wake);
+        assert_eq!(on_wake.calls, EVERY_CALL);
+        assert_eq!(on_wake.handler_events, [3]);
+
+        let mut cached = ListenCache::new(Recorder::default());
+        call_every_method(&mut cached);
+        assert_eq!(cached.calls, EVERY_CALL);
+        assert_eq!(cached.handler_events, [3]);
+    }
+
+    #[test]
+    fn on_wake_and_listen_cache_handlers_keep_what_the_inner_handler_says() {
+        let handler = OnWakeHandler::new(Lively);
+        assert_eq!(*handler.listen_protocol().timeout(), LIVELY_TIMEOUT);
+        hands_on_keep_alive_and_close(handler);
+
+        let handler = ListenCacheHandler::new(Lively);
+        assert_eq!(*handler.listen_protocol().timeout(), LIVELY_TIMEOUT);
+        hands_on_keep_alive_and_close(handler);
+    }
+
+    /// The two wrappers that choose connections forward what they do not decide: the pending
+    /// connections and the events of the wrapped handlers.
+    #[test]
+    fn only_on_and_the_gate_forward_pending_connections_and_handler_events() {
+        let (c, peer, a) = (ConnectionId::new_unchecked(1), PeerId::random(), addr());
+        let event = Either::<u8, Infallible>::Left(3);
+
+        let mut only = OnlyOn::new(Recorder::default());
+        assert!(refused(only.handle_pending_inbound_connection(c, &a, &a)));
+        let addresses = only.handle_pending_outbound_connection(c, None, &[], Endpoint::Dialer);
+        assert_eq!(addresses.ok(), Some(vec![addr()]));
+        only.on_connection_handler_event(peer, c, event);
+        assert_eq!(
+            only.inner.calls,
+            ["pending inbound", "pending outbound", "handler event"]
+        );
+        assert_eq!(only.inner.handler_events, [3]);
+
+        let mut gate = MemberGate::new(Recorder::default(), HashSet::new());
+        assert!(refused(gate.handle_pending_inbound_connection(c, &a, &a)));
+        let addresses = gate.handle_pending_outbound_connection(c, None, &[], Endpoint::Dialer);
+        assert_eq!(addresses.ok(), Some(vec![addr()]));
+        gate.on_connection_handler_event(peer, c, event);
+        assert_eq!(
+            gate.inner.calls,
+            ["pending inbound", "pending outbound", "handler event"]
+        );
+        assert_eq!(gate.inner.handler_events, [3]);
+    }
+}
