@@ -200,14 +200,14 @@ mod tests {
     use libp2p::{
         core::{
             transport::{ListenerId, PortUse},
-            upgrade::DeniedUpgrade,
+            upgrade::{DeniedUpgrade, ReadyUpgrade},
             Endpoint,
         },
         swarm::{
-            behaviour::NewListenAddr, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
-            SubstreamProtocol, THandler, THandlerOutEvent, ToSwarm,
+            behaviour::NewListenAddr, handler::UpgradeInfoSend, ConnectionDenied, ConnectionId,
+            FromSwarm, NetworkBehaviour, SubstreamProtocol, THandler, THandlerOutEvent, ToSwarm,
         },
-        Multiaddr, PeerId,
+        Multiaddr, PeerId, StreamProtocol,
     };
 
     use super::*;
@@ -294,7 +294,9 @@ mod tests {
         }
     }
 
-    /// How long [`Lively`] gives an inbound upgrade (the default is 10 s).
+    /// What [`Lively`] offers inbound streams, and for how long it lets one negotiate (the
+    /// default is 10 s).
+    const LIVELY_PROTOCOL: &str = "/lively/1";
     const LIVELY_TIMEOUT: Duration = Duration::from_secs(77);
 
     /// A handler that keeps its connection alive and has a last event at closing (the trait's
@@ -304,13 +306,14 @@ mod tests {
     impl ConnectionHandler for Lively {
         type FromBehaviour = Infallible;
         type ToBehaviour = u8;
-        type InboundProtocol = DeniedUpgrade;
+        type InboundProtocol = ReadyUpgrade<StreamProtocol>;
         type OutboundProtocol = DeniedUpgrade;
         type InboundOpenInfo = ();
         type OutboundOpenInfo = ();
 
-        fn listen_protocol(&self) -> SubstreamProtocol<DeniedUpgrade> {
-            SubstreamProtocol::new(DeniedUpgrade, ()).with_timeout(LIVELY_TIMEOUT)
+        fn listen_protocol(&self) -> SubstreamProtocol<Self::InboundProtocol> {
+            let upgrade = ReadyUpgrade::new(StreamProtocol::new(LIVELY_PROTOCOL));
+            SubstreamProtocol::new(upgrade, ()).with_timeout(LIVELY_TIMEOUT)
         }
 
         fn connection_keep_alive(&self) -> bool {
@@ -332,37 +335,14 @@ mod tests {
         fn on_connection_event(&mut self, _: ConnectionEventOf<'_, Self>) {}
     }
 
-    /// The macros alone: a wrapper that changes nothing.
+    /// The macro alone: a wrapper that changes nothing.
     struct Through<B>(B);
 
     impl<B: NetworkBehaviour> NetworkBehaviour for Through<B> {
-        type ConnectionHandler = Through<THandler<B>>;
+        type ConnectionHandler = THandler<B>;
         type ToSwarm = B::ToSwarm;
 
-        forward_behaviour!(0: all, handler(Through));
-    }
-
-    impl<H: ConnectionHandler> ConnectionHandler for Through<H> {
-        type FromBehaviour = H::FromBehaviour;
-        type ToBehaviour = H::ToBehaviour;
-        type InboundProtocol = H::InboundProtocol;
-        type OutboundProtocol = H::OutboundProtocol;
-        type InboundOpenInfo = H::InboundOpenInfo;
-        type OutboundOpenInfo = H::OutboundOpenInfo;
-
-        forward_handler!(0: listen_protocol, connection_keep_alive, poll_close);
-
-        fn poll(&mut self, cx: &mut Context<'_>) -> Poll<HandlerEventOf<Self>> {
-            self.0.poll(cx)
-        }
-
-        fn on_behaviour_event(&mut self, event: Self::FromBehaviour) {
-            self.0.on_behaviour_event(event);
-        }
-
-        fn on_connection_event(&mut self, event: ConnectionEventOf<'_, Self>) {
-            self.0.on_connection_event(event);
-        }
+        forward_behaviour!(0: all);
     }
 
     fn context() -> Context<'static> {
@@ -411,11 +391,39 @@ mod tests {
         "poll",
     ];
 
-    /// Checks that `handler` hands on what it does not change: the keep-alive and the last
-    /// event at closing.
-    fn hands_on_keep_alive_and_close<H: ConnectionHandler<ToBehaviour = u8>>(mut handler: H) {
+    /// Checks that `handler`, wrapping a [`Lively`], hands on what it does not change: the
+    /// protocols offered and their timeout, the keep-alive and the last event at closing.
+    fn hands_on_what_lively_says<H: ConnectionHandler<ToBehaviour = u8>>(mut handler: H) {
+        let listen = handler.listen_protocol();
+        let offered: Vec<String> = listen
+            .upgrade()
+            .protocol_info()
+            .map(|n| n.as_ref().to_owned())
+            .collect();
+        assert_eq!(offered, [LIVELY_PROTOCOL]);
+        assert_eq!(*listen.timeout(), LIVELY_TIMEOUT);
         assert!(handler.connection_keep_alive());
         assert_eq!(handler.poll_close(&mut context()), Poll::Ready(Some(9)));
+    }
+
+    /// Checks that `w`, wrapping a [`Recorder`] (found with `recorder`), hands on the pending
+    /// connections and the events of the wrapped handlers: what a wrapper that chooses the
+    /// connections of its protocol does not decide.
+    fn hands_on_pending_connections_and_handler_events<W>(mut w: W, recorder: fn(&W) -> &Recorder)
+    where
+        W: NetworkBehaviour,
+        THandlerOutEvent<W>: From<Either<u8, Infallible>>,
+    {
+        let (c, peer, a) = (ConnectionId::new_unchecked(1), PeerId::random(), addr());
+        assert!(refused(w.handle_pending_inbound_connection(c, &a, &a)));
+        let addresses = w.handle_pending_outbound_connection(c, None, &[], Endpoint::Dialer);
+        assert_eq!(addresses.ok(), Some(vec![addr()]));
+        w.on_connection_handler_event(peer, c, Either::Left(3).into());
+        assert_eq!(
+            recorder(&w).calls,
+            ["pending inbound", "pending outbound", "handler event"]
+        );
+        assert_eq!(recorder(&w).handler_events, [3]);
     }
 
     #[test]
@@ -424,10 +432,6 @@ mod tests {
         call_every_method(&mut w);
         assert_eq!(w.0.calls, EVERY_CALL);
         assert_eq!(w.0.handler_events, [3]);
-
-        let handler = Through(Lively);
-        assert_eq!(*handler.listen_protocol().timeout(), LIVELY_TIMEOUT);
-        hands_on_keep_alive_and_close(handler);
     }
 
     #[test]
@@ -445,42 +449,16 @@ mod tests {
 
     #[test]
     fn on_wake_and_listen_cache_handlers_keep_what_the_inner_handler_says() {
-        let handler = OnWakeHandler::new(Lively);
-        assert_eq!(*handler.listen_protocol().timeout(), LIVELY_TIMEOUT);
-        hands_on_keep_alive_and_close(handler);
-
-        let handler = ListenCacheHandler::new(Lively);
-        assert_eq!(*handler.listen_protocol().timeout(), LIVELY_TIMEOUT);
-        hands_on_keep_alive_and_close(handler);
+        hands_on_what_lively_says(OnWakeHandler::new(Lively));
+        hands_on_what_lively_says(ListenCacheHandler::new(Lively));
     }
 
-    /// The two wrappers that choose connections forward what they do not decide: the pending
-    /// connections and the events of the wrapped handlers.
     #[test]
     fn only_on_and_the_gate_forward_pending_connections_and_handler_events() {
-        let (c, peer, a) = (ConnectionId::new_unchecked(1), PeerId::random(), addr());
-        let event = Either::<u8, Infallible>::Left(3);
-
-        let mut only = OnlyOn::new(Recorder::default());
-        assert!(refused(only.handle_pending_inbound_connection(c, &a, &a)));
-        let addresses = only.handle_pending_outbound_connection(c, None, &[], Endpoint::Dialer);
-        assert_eq!(addresses.ok(), Some(vec![addr()]));
-        only.on_connection_handler_event(peer, c, event);
-        assert_eq!(
-            only.inner.calls,
-            ["pending inbound", "pending outbound", "handler event"]
-        );
-        assert_eq!(only.inner.handler_events, [3]);
-
-        let mut gate = MemberGate::new(Recorder::default(), HashSet::new());
-        assert!(refused(gate.handle_pending_inbound_connection(c, &a, &a)));
-        let addresses = gate.handle_pending_outbound_connection(c, None, &[], Endpoint::Dialer);
-        assert_eq!(addresses.ok(), Some(vec![addr()]));
-        gate.on_connection_handler_event(peer, c, event);
-        assert_eq!(
-            gate.inner.calls,
-            ["pending inbound", "pending outbound", "handler event"]
-        );
-        assert_eq!(gate.inner.handler_events, [3]);
+        hands_on_pending_connections_and_handler_events(OnlyOn::new(Recorder::default()), |w| {
+            &w.inner
+        });
+        let gate = MemberGate::new(Recorder::default(), HashSet::new());
+        hands_on_pending_connections_and_handler_events(gate, |w| &w.inner);
     }
 }
