@@ -11,7 +11,8 @@
 //! write those methods; each wrapper names the ones it forwards and writes the others itself,
 //! so what a wrapper changes is what it writes out. A method with a default that a wrapper
 //! neither lists nor writes falls back to that default without a word from the compiler: the
-//! tests below call every such method of every wrapper on a behaviour that records the calls.
+//! tests below call each such method on a behaviour that records the calls, through `all` and
+//! through every wrapper but `Admissions` (which uses `all` alone).
 //!
 //! rust-libp2p's own wrappers (`Toggle`, `Either`) write every method out by hand; these
 //! macros write the same bodies once.
