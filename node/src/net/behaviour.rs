@@ -1,27 +1,18 @@
 //! The composed libp2p behaviour of a Lookout node and the events it reports.
 
-use std::{
-    collections::HashSet,
-    convert::Infallible,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{collections::HashSet, convert::Infallible, time::Duration};
 
 use libp2p::{
-    autonat, connection_limits,
-    core::{transport::PortUse, Endpoint},
-    dcutr, gossipsub, identify,
+    autonat, connection_limits, dcutr, gossipsub, identify,
     identity::Keypair,
     mdns, ping, relay, request_response,
-    swarm::{
-        behaviour::toggle::Toggle, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
-        THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
-    },
-    Multiaddr, PeerId,
+    swarm::{behaviour::toggle::Toggle, ConnectionId, NetworkBehaviour},
+    PeerId,
 };
 
 use super::{
     codec::{BytesCodec, SYNC_PROTOCOL},
+    delegate::forward_behaviour,
     gate::{GateEvent, Gated, MemberGate},
     hello::{HelloCodec, HELLO_PROTOCOL},
     listen::ListenCache,
@@ -475,79 +466,7 @@ impl NetworkBehaviour for Admissions {
         <request_response::Behaviour<MailboxCodec> as NetworkBehaviour>::ConnectionHandler;
     type ToSwarm = AdmissionEvent;
 
-    fn handle_pending_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.0
-            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.0
-            .handle_established_inbound_connection(connection_id, peer, local_addr, remote_addr)
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        maybe_peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        effective_role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.0.handle_pending_outbound_connection(
-            connection_id,
-            maybe_peer,
-            addresses,
-            effective_role,
-        )
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        addr: &Multiaddr,
-        role_override: Endpoint,
-        port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.0.handle_established_outbound_connection(
-            connection_id,
-            peer,
-            addr,
-            role_override,
-            port_use,
-        )
-    }
-
-    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
-        self.0.on_swarm_event(event);
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        peer_id: PeerId,
-        connection_id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        self.0
-            .on_connection_handler_event(peer_id, connection_id, event);
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        self.0.poll(cx).map(|event| event.map_out(AdmissionEvent))
-    }
+    forward_behaviour!(0: all, poll(|event| event.map_out(AdmissionEvent)));
 }
 
 impl From<relay::client::Event> for NetEvent {

@@ -29,11 +29,13 @@ use libp2p::{
     swarm::{
         behaviour::{AddressChange, ConnectionClosed, ConnectionEstablished, ListenFailure},
         dummy, CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
-        NotifyHandler, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+        NotifyHandler, THandler, THandlerInEvent, ToSwarm,
     },
     Multiaddr, PeerId,
 };
 use lookout_protocol::MemberId;
+
+use super::delegate::{forward_behaviour, only_left};
 
 /// How many transport ids one member may have proven at once: a phone that changed network
 /// (its old connections not yet closed) has two; more would let one member fill the node's
@@ -400,20 +402,10 @@ impl<B: NetworkBehaviour> NetworkBehaviour for MemberGate<B> {
     type ConnectionHandler = Either<THandler<B>, dummy::ConnectionHandler>;
     type ToSwarm = Gated<B::ToSwarm>;
 
-    fn handle_pending_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        maybe_peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        effective_role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.inner.handle_pending_outbound_connection(
-            connection_id,
-            maybe_peer,
-            addresses,
-            effective_role,
-        )
-    }
+    forward_behaviour!(inner:
+        handle_pending_outbound_connection,
+        on_connection_handler_event(only_left),
+    );
 
     fn handle_pending_inbound_connection(
         &mut self,
@@ -539,21 +531,6 @@ impl<B: NetworkBehaviour> NetworkBehaviour for MemberGate<B> {
                     .on_swarm_event(FromSwarm::ListenFailure(ListenFailure { ..e }));
             }
             other => self.inner.on_swarm_event(other),
-        }
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        peer_id: PeerId,
-        connection_id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        match event {
-            Either::Left(event) => {
-                self.inner
-                    .on_connection_handler_event(peer_id, connection_id, event)
-            }
-            Either::Right(never) => libp2p::core::util::unreachable(never),
         }
     }
 

@@ -32,20 +32,20 @@ use std::{
 
 use futures::{future::BoxFuture, stream::FuturesUnordered, FutureExt, StreamExt};
 use libp2p::{
-    core::{transport::PortUse, upgrade, Endpoint},
+    core::upgrade,
     swarm::{
         handler::{
             ConnectionEvent, FullyNegotiatedInbound, FullyNegotiatedOutbound, InboundUpgradeSend,
             ListenUpgradeError, UpgradeInfoSend,
         },
-        ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, FromSwarm,
-        NetworkBehaviour, Stream, SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent,
-        ToSwarm,
+        ConnectionHandler, NetworkBehaviour, Stream, SubstreamProtocol, THandler,
     },
-    Multiaddr, PeerId,
 };
 
-use super::MAX_NEGOTIATING_INBOUND_STREAMS;
+use super::{
+    delegate::{forward_behaviour, forward_handler, ConnectionEventOf, HandlerEventOf},
+    MAX_NEGOTIATING_INBOUND_STREAMS,
+};
 
 /// A [`NetworkBehaviour`] that runs `B` unchanged, with each connection's handler wrapped in a
 /// [`ListenCacheHandler`]. Derefs to `B`, so `B`'s fields and methods are used as before.
@@ -83,82 +83,7 @@ where
     type ConnectionHandler = ListenCacheHandler<THandler<B>>;
     type ToSwarm = B::ToSwarm;
 
-    fn handle_pending_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.behaviour
-            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.behaviour
-            .handle_established_inbound_connection(connection_id, peer, local_addr, remote_addr)
-            .map(ListenCacheHandler::new)
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        maybe_peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        effective_role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.behaviour.handle_pending_outbound_connection(
-            connection_id,
-            maybe_peer,
-            addresses,
-            effective_role,
-        )
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        addr: &Multiaddr,
-        role_override: Endpoint,
-        port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.behaviour
-            .handle_established_outbound_connection(
-                connection_id,
-                peer,
-                addr,
-                role_override,
-                port_use,
-            )
-            .map(ListenCacheHandler::new)
-    }
-
-    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
-        self.behaviour.on_swarm_event(event);
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        peer_id: PeerId,
-        connection_id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        self.behaviour
-            .on_connection_handler_event(peer_id, connection_id, event);
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        self.behaviour.poll(cx)
-    }
+    forward_behaviour!(behaviour: all, handler(ListenCacheHandler::new));
 }
 
 /// An inner upgrade still running on a negotiated stream: its result and the open info.
@@ -305,16 +230,9 @@ where
         self.listen.clone()
     }
 
-    fn connection_keep_alive(&self) -> bool {
-        self.inner.connection_keep_alive()
-    }
+    forward_handler!(inner: connection_keep_alive, poll_close);
 
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<
-        ConnectionHandlerEvent<Self::OutboundProtocol, Self::OutboundOpenInfo, Self::ToBehaviour>,
-    > {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<HandlerEventOf<Self>> {
         // Checked first: polling even an empty set registers the waker, at every poll.
         while !self.running.is_empty() {
             let Poll::Ready(Some((result, info))) = self.running.poll_next_unpin(cx) else {
@@ -333,25 +251,12 @@ where
         event
     }
 
-    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Option<Self::ToBehaviour>> {
-        self.inner.poll_close(cx)
-    }
-
     fn on_behaviour_event(&mut self, event: Self::FromBehaviour) {
         self.inner.on_behaviour_event(event);
         self.refresh();
     }
 
-    fn on_connection_event(
-        &mut self,
-        event: ConnectionEvent<
-            '_,
-            Self::InboundProtocol,
-            Self::OutboundProtocol,
-            Self::InboundOpenInfo,
-            Self::OutboundOpenInfo,
-        >,
-    ) {
+    fn on_connection_event(&mut self, event: ConnectionEventOf<'_, Self>) {
         let event = match event {
             ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
                 protocol: (stream, name),
@@ -444,8 +349,10 @@ mod tests {
         core::upgrade::{DeniedUpgrade, ReadyUpgrade},
         gossipsub,
         identity::Keypair,
-        swarm::{handler::DialUpgradeError, StreamUpgradeError},
-        StreamProtocol,
+        swarm::{
+            handler::DialUpgradeError, ConnectionHandlerEvent, ConnectionId, StreamUpgradeError,
+        },
+        Multiaddr, PeerId, StreamProtocol,
     };
     use lookout_protocol::MemberId;
 

@@ -36,6 +36,7 @@
 
 mod behaviour;
 mod codec;
+mod delegate;
 mod gate;
 pub mod hello;
 mod listen;

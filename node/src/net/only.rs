@@ -27,10 +27,12 @@ use libp2p::{
     swarm::{
         behaviour::{AddressChange, ConnectionClosed, ConnectionEstablished},
         dummy, ConnectionDenied, ConnectionId, DialFailure, FromSwarm, NetworkBehaviour,
-        NotifyHandler, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+        NotifyHandler, THandler, THandlerInEvent, ToSwarm,
     },
     Multiaddr, PeerId,
 };
+
+use super::delegate::{forward_behaviour, only_left};
 
 /// Most connections announced with [`OnlyOn::expect_connection`] and not yet established or
 /// failed; the oldest is forgotten beyond it (a dial the swarm never reported on).
@@ -135,30 +137,11 @@ impl<B: NetworkBehaviour> NetworkBehaviour for OnlyOn<B> {
     type ConnectionHandler = Either<THandler<B>, dummy::ConnectionHandler>;
     type ToSwarm = B::ToSwarm;
 
-    fn handle_pending_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.inner
-            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        maybe_peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        effective_role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.inner.handle_pending_outbound_connection(
-            connection_id,
-            maybe_peer,
-            addresses,
-            effective_role,
-        )
-    }
+    forward_behaviour!(inner:
+        handle_pending_inbound_connection,
+        handle_pending_outbound_connection,
+        on_connection_handler_event(only_left),
+    );
 
     fn handle_established_inbound_connection(
         &mut self,
@@ -253,21 +236,6 @@ impl<B: NetworkBehaviour> NetworkBehaviour for OnlyOn<B> {
                     .on_swarm_event(FromSwarm::DialFailure(DialFailure { ..e }));
             }
             other => self.inner.on_swarm_event(other),
-        }
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        peer_id: PeerId,
-        connection_id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        match event {
-            Either::Left(event) => {
-                self.inner
-                    .on_connection_handler_event(peer_id, connection_id, event)
-            }
-            Either::Right(never) => libp2p::core::util::unreachable(never),
         }
     }
 

@@ -24,15 +24,9 @@ use std::{
 };
 
 use futures::task::AtomicWaker;
-use libp2p::{
-    core::{transport::PortUse, Endpoint},
-    swarm::{
-        handler::ConnectionEvent, ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent,
-        ConnectionId, FromSwarm, NetworkBehaviour, SubstreamProtocol, THandler, THandlerInEvent,
-        THandlerOutEvent, ToSwarm,
-    },
-    Multiaddr, PeerId,
-};
+use libp2p::swarm::{ConnectionHandler, NetworkBehaviour, THandler};
+
+use super::delegate::{forward_behaviour, forward_handler, ConnectionEventOf, HandlerEventOf};
 
 /// A [`NetworkBehaviour`] whose handlers ([`OnWakeHandler`]) are polled only on their own
 /// wake-ups and events. Derefs to the wrapped protocol.
@@ -56,82 +50,7 @@ impl<B: NetworkBehaviour> NetworkBehaviour for OnWake<B> {
     type ConnectionHandler = OnWakeHandler<THandler<B>>;
     type ToSwarm = B::ToSwarm;
 
-    fn handle_pending_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.0
-            .handle_pending_inbound_connection(connection_id, local_addr, remote_addr)
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        local_addr: &Multiaddr,
-        remote_addr: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.0
-            .handle_established_inbound_connection(connection_id, peer, local_addr, remote_addr)
-            .map(OnWakeHandler::new)
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        maybe_peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        effective_role: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.0.handle_pending_outbound_connection(
-            connection_id,
-            maybe_peer,
-            addresses,
-            effective_role,
-        )
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        connection_id: ConnectionId,
-        peer: PeerId,
-        addr: &Multiaddr,
-        role_override: Endpoint,
-        port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.0
-            .handle_established_outbound_connection(
-                connection_id,
-                peer,
-                addr,
-                role_override,
-                port_use,
-            )
-            .map(OnWakeHandler::new)
-    }
-
-    fn on_swarm_event(&mut self, event: FromSwarm<'_>) {
-        self.0.on_swarm_event(event);
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        peer_id: PeerId,
-        connection_id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        self.0
-            .on_connection_handler_event(peer_id, connection_id, event);
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        self.0.poll(cx)
-    }
+    forward_behaviour!(0: all, handler(OnWakeHandler::new));
 }
 
 /// What a handler's own waker does: note that the handler has something to do, and wake the
@@ -209,20 +128,9 @@ impl<H: ConnectionHandler> ConnectionHandler for OnWakeHandler<H> {
     type InboundOpenInfo = H::InboundOpenInfo;
     type OutboundOpenInfo = H::OutboundOpenInfo;
 
-    fn listen_protocol(&self) -> SubstreamProtocol<Self::InboundProtocol, Self::InboundOpenInfo> {
-        self.inner.listen_protocol()
-    }
+    forward_handler!(inner: listen_protocol, connection_keep_alive, poll_close);
 
-    fn connection_keep_alive(&self) -> bool {
-        self.inner.connection_keep_alive()
-    }
-
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<
-        ConnectionHandlerEvent<Self::OutboundProtocol, Self::OutboundOpenInfo, Self::ToBehaviour>,
-    > {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<HandlerEventOf<Self>> {
         // A plain load first: most polls find the flag clear (a wake-up of the connection for
         // another handler), and a locked swap on each of them costs more than the check saves.
         if !self.wake.woken.load(Ordering::Acquire)
@@ -246,25 +154,12 @@ impl<H: ConnectionHandler> ConnectionHandler for OnWakeHandler<H> {
         polled
     }
 
-    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Option<Self::ToBehaviour>> {
-        self.inner.poll_close(cx)
-    }
-
     fn on_behaviour_event(&mut self, event: Self::FromBehaviour) {
         self.mark();
         self.inner.on_behaviour_event(event);
     }
 
-    fn on_connection_event(
-        &mut self,
-        event: ConnectionEvent<
-            '_,
-            Self::InboundProtocol,
-            Self::OutboundProtocol,
-            Self::InboundOpenInfo,
-            Self::OutboundOpenInfo,
-        >,
-    ) {
+    fn on_connection_event(&mut self, event: ConnectionEventOf<'_, Self>) {
         self.mark();
         self.inner.on_connection_event(event);
     }
@@ -282,7 +177,9 @@ mod tests {
     use futures::task::noop_waker;
     use libp2p::{
         core::upgrade::DeniedUpgrade,
-        swarm::{handler::ConnectionEvent, ConnectionHandler, SubstreamProtocol},
+        swarm::{
+            handler::ConnectionEvent, ConnectionHandler, ConnectionHandlerEvent, SubstreamProtocol,
+        },
     };
 
     use super::*;
