@@ -1,0 +1,184 @@
+//! Review 18 (adversarial): handlers polled only on their own wake-ups (`OnWake`,
+//! `node/src/net/wake.rs`), driven with real libp2p handlers over loopback TCP.
+//!
+//! `OnWake` assumes that a handler returning `Pending` has registered the waker of everything it
+//! waits on (docs/PROTOCOL.md, SECURITY.md "Which connections carry what"). libp2p-ping 0.48's
+//! handler does not: when it has answered a ping it puts a fresh `recv_ping` future on the same
+//! stream in `self.inbound` and returns without polling it, so nothing waits on that stream's
+//! next bytes. Unwrapped, the next wake-up of the connection (any frame) polls it; wrapped, it
+//! is polled only when the handler's own ping timer or its own ping's answer wakes it, so the
+//! remote's next ping on the reused stream waits up to this node's whole ping interval (15 s in
+//! Lookout, against the remote's 20 s timeout). See docs/design/REVIEW18.md, finding F1.
+//!
+//! The remote side here pings every 100 ms with a 60 s timeout (so a ping that is not answered
+//! is never retried on a fresh stream within the test), and each test waits at most
+//! `DEADLINE` for five answers: a liveness bound, far above loopback round trips, far below the
+//! stall (an hour, or Lookout's 15 s interval).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::{
+    identity::Keypair,
+    noise, ping,
+    swarm::{dial_opts::DialOpts, NetworkBehaviour, SwarmEvent},
+    tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder,
+};
+use lookout_node::net::{build_swarm, NetConfig, OnWake};
+use lookout_protocol::MemberId;
+use tokio::time::Instant;
+
+/// How long five pings 100 ms apart may take to be answered.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// Pings the remote must see answered.
+const WANTED: usize = 5;
+/// The remote's ping interval.
+const REMOTE_INTERVAL: Duration = Duration::from_millis(100);
+/// The remote's ping timeout: longer than the test, so an unanswered ping is never replaced by
+/// one on a fresh stream (whose first ping is answered promptly, as a new stream is an event).
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn tcp_loopback() -> Multiaddr {
+    "/ip4/127.0.0.1/tcp/0".parse().unwrap()
+}
+
+fn bare_swarm<B: NetworkBehaviour>(behaviour: B) -> Swarm<B> {
+    SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build()
+}
+
+/// The remote: pings every [`REMOTE_INTERVAL`], waits up to [`REMOTE_TIMEOUT`] for each answer.
+fn pinger() -> Swarm<ping::Behaviour> {
+    bare_swarm(ping::Behaviour::new(
+        ping::Config::new()
+            .with_interval(REMOTE_INTERVAL)
+            .with_timeout(REMOTE_TIMEOUT),
+    ))
+}
+
+async fn listening<B: NetworkBehaviour>(swarm: &mut Swarm<B>) -> Multiaddr {
+    swarm.listen_on(tcp_loopback()).unwrap();
+    loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            return address;
+        }
+    }
+}
+
+/// Drives `node` (listening at `addr`) and `remote` (which dials it) until `remote` has had
+/// [`WANTED`] pings answered by `node`, or [`DEADLINE`] passed: the round trips, or what the
+/// remote saw instead.
+async fn pings_answered<B: NetworkBehaviour>(
+    node: &mut Swarm<B>,
+    addr: Multiaddr,
+    remote: &mut Swarm<ping::Behaviour>,
+) -> Result<Vec<Duration>, String> {
+    let target = *node.local_peer_id();
+    remote
+        .dial(DialOpts::peer_id(target).addresses(vec![addr]).build())
+        .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let mut rtts = Vec::new();
+    let mut failures = Vec::new();
+    loop {
+        let next = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                _ = node.select_next_some() => None,
+                event = remote.select_next_some() => Some(event),
+            }
+        })
+        .await;
+        match next {
+            Err(_) => {
+                return Err(format!(
+                    "only {} of {WANTED} pings answered within {DEADLINE:?} (round trips \
+                     {rtts:?}, failures {failures:?}): the node's ping handler has a ping to \
+                     answer but is not polled",
+                    rtts.len()
+                ))
+            }
+            Ok(Some(SwarmEvent::Behaviour(ping::Event { peer, result, .. }))) if peer == target => {
+                match result {
+                    Ok(rtt) => rtts.push(rtt),
+                    Err(e) => failures.push(e.to_string()),
+                }
+                if rtts.len() >= WANTED {
+                    return Ok(rtts);
+                }
+            }
+            Ok(Some(SwarmEvent::ConnectionClosed { cause, .. })) => {
+                return Err(format!("connection closed: {cause:?}"))
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The node's own ping: one at once, then only after an hour (so its handler's own timer does
+/// not poll it during the test).
+fn rare_ping() -> ping::Behaviour {
+    ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(3600)))
+}
+
+/// Control: libp2p's ping handler, unwrapped, answers every ping on its reused stream (every
+/// wake-up of the connection polls it). Shows the harness can pass.
+#[tokio::test]
+async fn an_unwrapped_ping_handler_answers_every_ping_on_a_reused_stream() {
+    let mut node = bare_swarm(rare_ping());
+    let addr = listening(&mut node).await;
+    let mut remote = pinger();
+    let rtts = pings_answered(&mut node, addr, &mut remote).await;
+    assert!(rtts.is_ok(), "{rtts:?}");
+}
+
+/// F1 (attacker's test: fails on main 395e101). The same handler inside `OnWake`: the first
+/// ping (a new stream: an event handed in) is answered, the second, on the same stream, is not,
+/// until the node's own ping timer fires (an hour here).
+#[tokio::test]
+async fn an_on_wake_ping_handler_answers_every_ping_on_a_reused_stream() {
+    let mut node = bare_swarm(OnWake(rare_ping()));
+    let addr = listening(&mut node).await;
+    let mut remote = pinger();
+    let rtts = pings_answered(&mut node, addr, &mut remote).await;
+    assert!(rtts.is_ok(), "{rtts:?}");
+}
+
+/// F1 on a Lookout node as built by `build_swarm` (its ping: libp2p's defaults, 15 s interval,
+/// 20 s timeout) with a proven member pinging it (attacker's test: fails on main 395e101).
+/// Between two Lookout nodes each side's answer waits for its own next ping (up to 15 s, against
+/// the other's 20 s timeout): round trips measured at seconds, and timeouts when both wait on
+/// each other (docs/design/REVIEW18.md).
+#[tokio::test]
+async fn a_lookout_node_answers_every_ping_of_a_member_on_a_reused_stream() {
+    let mut remote = pinger();
+    let remote_peer: PeerId = *remote.local_peer_id();
+    let member = MemberId(*blake3::hash(&remote_peer.to_bytes()).as_bytes());
+    let cfg = NetConfig {
+        listen: vec![tcp_loopback()],
+        topic: "review18-topic".into(),
+        allowed: [member].into_iter().collect(),
+        ..NetConfig::default()
+    };
+    let mut node = build_swarm(Keypair::generate_ed25519(), &cfg).unwrap();
+    // The hello is not under test: the member is taken as proven, so the gate gives its
+    // connection the collective's protocols (ping among them).
+    assert!(node.behaviour_mut().gate.admit(remote_peer, member));
+    let addr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = node.select_next_some().await {
+            break address;
+        }
+    };
+    let rtts = pings_answered(&mut node, addr, &mut remote).await;
+    assert!(rtts.is_ok(), "{rtts:?}");
+}
