@@ -42,6 +42,8 @@ mod listen;
 pub mod mailbox_admission;
 mod only;
 mod wake;
+#[cfg(test)]
+mod review18;
 
 use std::{collections::HashSet, time::Duration};
 
