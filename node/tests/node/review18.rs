@@ -228,3 +228,145 @@ async fn two_on_wake_pingers_answer_each_other_at_loopback_speed() {
         "pings answered late ({slow:?}) or not at all ({failures:?})"
     );
 }
+
+/// Attack on the sync handler inside `OnWake` (holds on main 395e101): two Lookout swarms,
+/// each a proven member of the other's, run rounds of sync requests in both directions at
+/// once, as many as a connection's handler runs (`MAX_CONCURRENT_SYNC_STREAMS` counts inbound
+/// and outbound streams together: half each way, less one), while one of them publishes gossip
+/// every 2 ms (the connection's task woken for gossip all the time, the sync handlers only by
+/// their own streams and channels). Every request must be answered, none may fail or time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_at_full_concurrency_completes_while_gossip_flows() {
+    use lookout_node::net::{Behaviour, NetEvent, MAX_CONCURRENT_SYNC_STREAMS};
+    use libp2p::{gossipsub, request_response};
+
+    const ROUNDS: usize = 8;
+    const PER_SIDE: usize = MAX_CONCURRENT_SYNC_STREAMS / 2 - 1;
+    let keys: Vec<Keypair> = (0..2).map(|_| Keypair::generate_ed25519()).collect();
+    let peers: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
+    let member = |p: &PeerId| MemberId(*blake3::hash(&p.to_bytes()).as_bytes());
+    let mut swarms: Vec<Swarm<Behaviour>> = Vec::new();
+    let mut addrs = Vec::new();
+    for key in keys {
+        let cfg = NetConfig {
+            listen: vec![tcp_loopback()],
+            topic: "review18-topic".into(),
+            allowed: peers.iter().map(member).collect(),
+            request_timeout: Duration::from_secs(20),
+            ..NetConfig::default()
+        };
+        let mut swarm = build_swarm(key, &cfg).unwrap();
+        for p in &peers {
+            swarm.behaviour_mut().gate.admit(*p, member(p));
+        }
+        addrs.push(loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+                break address;
+            }
+        });
+        swarms.push(swarm);
+    }
+    let (mut a, mut b) = {
+        let b = swarms.pop().unwrap();
+        (swarms.pop().unwrap(), b)
+    };
+    a.dial(DialOpts::peer_id(peers[1]).addresses(vec![addrs[1].clone()]).build())
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut publish = tokio::time::interval(Duration::from_millis(2));
+    let mut gossip_received = 0usize;
+    let mut published = 0u64;
+    let mut subscribed = false;
+    let mut outstanding = [0usize; 2];
+    let mut answered = [0usize; 2];
+    let mut failures: Vec<String> = Vec::new();
+    let mut round = 0;
+    loop {
+        // A new round once both directions' requests of the last one are answered.
+        if subscribed && outstanding == [0, 0] {
+            if round == ROUNDS {
+                break;
+            }
+            round += 1;
+            for i in 0..PER_SIDE {
+                a.behaviour_mut().request(&peers[1], vec![0, i as u8]);
+                b.behaviour_mut().request(&peers[0], vec![1, i as u8]);
+            }
+            outstanding = [PER_SIDE; 2];
+        }
+        let (side, event) = match tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                e = a.select_next_some() => Some((0, e)),
+                e = b.select_next_some() => Some((1, e)),
+                _ = publish.tick() => None,
+            }
+        })
+        .await
+        {
+            Err(_) => panic!(
+                "round {round}: {outstanding:?} sync requests unanswered after 60 s \
+                 (answered {answered:?}, failures {failures:?}, gossip {gossip_received})"
+            ),
+            Ok(None) => {
+                if subscribed {
+                    published += 1;
+                    let _ = b.behaviour_mut().publish(published.to_le_bytes().to_vec());
+                }
+                continue;
+            }
+            Ok(Some(e)) => e,
+        };
+        let swarm = if side == 0 { &mut a } else { &mut b };
+        match event {
+            SwarmEvent::Behaviour(NetEvent::Gossip(gossipsub::Event::Subscribed { .. })) => {
+                subscribed |= side == 1;
+            }
+            SwarmEvent::Behaviour(NetEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                ..
+            })) => {
+                gossip_received += 1;
+                swarm.behaviour_mut().report_validation(
+                    &message_id,
+                    &propagation_source,
+                    gossipsub::MessageAcceptance::Ignore,
+                );
+            }
+            SwarmEvent::Behaviour(NetEvent::Sync(request_response::Event::Message {
+                message,
+                ..
+            })) => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    swarm.behaviour_mut().respond(channel, request).unwrap();
+                }
+                request_response::Message::Response { response, .. } => {
+                    assert_eq!(response.first(), Some(&(side as u8)), "an answer to the other side's request");
+                    outstanding[side] -= 1;
+                    answered[side] += 1;
+                }
+            },
+            SwarmEvent::Behaviour(NetEvent::Sync(request_response::Event::OutboundFailure {
+                error,
+                ..
+            })) => {
+                failures.push(format!("side {side}: {error}"));
+                outstanding[side] -= 1;
+            }
+            SwarmEvent::ConnectionClosed { cause, .. } => {
+                panic!("connection closed: {cause:?}")
+            }
+            _ => {}
+        }
+    }
+    assert!(failures.is_empty(), "sync requests failed: {failures:?}");
+    assert_eq!(answered, [ROUNDS * PER_SIDE; 2]);
+    assert!(
+        gossip_received > 0,
+        "no gossip flowed while the sync ran: the test proves nothing"
+    );
+    eprintln!("gossip messages received during the sync rounds: {gossip_received}");
+}
