@@ -41,9 +41,9 @@ pub mod hello;
 mod listen;
 pub mod mailbox_admission;
 mod only;
-mod wake;
 #[cfg(test)]
 mod review18;
+mod wake;
 
 use std::{collections::HashSet, time::Duration};
 

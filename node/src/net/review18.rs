@@ -15,16 +15,11 @@ mod review18_tests {
         task::{Context, Poll, Wake, Waker},
     };
 
-    use futures::{
-        channel::mpsc,
-        future::BoxFuture,
-        FutureExt, StreamExt,
-    };
+    use futures::{channel::mpsc, future::BoxFuture, FutureExt, StreamExt};
     use libp2p::{
         core::upgrade::DeniedUpgrade,
         swarm::{
-            handler::ConnectionEvent, ConnectionHandler, ConnectionHandlerEvent,
-            SubstreamProtocol,
+            handler::ConnectionEvent, ConnectionHandler, ConnectionHandlerEvent, SubstreamProtocol,
         },
     };
 
@@ -114,6 +109,7 @@ mod review18_tests {
     /// The first is; the second finds no waker registered (the future that would read it was
     /// never polled), and the wrapper skips the handler at every later poll of the connection.
     #[test]
+    #[ignore = "F1 (docs/design/REVIEW18.md): fails on main 395e101; passes once OnWakeHandler polls a woken handler again after a Pending poll"]
     fn a_second_ping_on_the_same_stream_wakes_the_connection_and_is_answered() {
         let task = Arc::new(Task::default());
         let task_waker = Waker::from(task.clone());
@@ -126,7 +122,11 @@ mod review18_tests {
         poll(&mut handler, &task_waker);
 
         pings.unbounded_send(1).unwrap();
-        assert_eq!(task.0.load(Ordering::SeqCst), 1, "the first ping woke nobody");
+        assert_eq!(
+            task.0.load(Ordering::SeqCst),
+            1,
+            "the first ping woke nobody"
+        );
         poll(&mut handler, &task_waker);
         assert_eq!(answered.load(Ordering::SeqCst), 1);
 
@@ -192,7 +192,10 @@ mod review18_tests {
         let inner_polls = polls.load(Ordering::SeqCst);
         assert!(inner_polls >= 4, "{inner_polls} inner polls");
         // Its wakes reached the connection's task (which is what makes the connection poll).
-        assert!(task.0.load(Ordering::SeqCst) >= 1, "the task was never woken");
+        assert!(
+            task.0.load(Ordering::SeqCst) >= 1,
+            "the task was never woken"
+        );
         // And not at the connection's other wake-ups once it stopped asking.
         for _ in 0..3 {
             poll(&mut handler, &task_waker);
