@@ -42,6 +42,8 @@ pub mod hello;
 mod listen;
 pub mod mailbox_admission;
 mod only;
+#[cfg(test)]
+mod review18;
 mod wake;
 
 use std::{collections::HashSet, time::Duration};

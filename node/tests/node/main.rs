@@ -19,5 +19,6 @@ mod net;
 mod quota_review8;
 mod replica;
 mod review10;
+mod review18;
 mod sync_overlap;
 mod sync_push;
