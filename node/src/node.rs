@@ -607,7 +607,13 @@ impl EventLoop {
                     self.on_tick();
                 }
                 () = self.commit.finished() => {}
-                () = deadline(fsync_due) => self.commit.defer_ended(),
+                () = deadline(fsync_due) => {
+                    // Received posts waited their second for an fsync: it starts now, with
+                    // any held writes made first (`after_change` starts none while writes are
+                    // held, which would add up to a write-behind window: Review 18's F2).
+                    self.commit.defer_ended();
+                    self.write_held();
+                }
                 () = deadline(write_due) => self.write_held(),
                 () = deadline(self.crossed_wait_at) => {
                     self.write_held();

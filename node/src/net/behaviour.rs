@@ -60,13 +60,18 @@ pub struct Collective {
     /// Alert dissemination on the collective's topic, with manual validation.
     pub gossipsub:
         gossipsub::Behaviour<gossipsub::IdentityTransform, gossipsub::WhitelistSubscriptionFilter>,
-    /// `/lookout/sync/2`: length-prefixed byte requests and responses. Like identify, ping and
-    /// hole punching, polled only on its own wake-ups ([`OnWake`]), not at every gossip frame.
+    /// `/lookout/sync/2`: length-prefixed byte requests and responses. Like identify and hole
+    /// punching, polled only on its own wake-ups ([`OnWake`]), not at every gossip frame.
     pub sync: OnWake<request_response::Behaviour<BytesCodec>>,
     /// Exchanges listen addresses with connected members.
     pub identify: OnWake<identify::Behaviour>,
-    /// Liveness checks.
-    pub ping: OnWake<ping::Behaviour>,
+    /// Liveness checks. Polled at every wake-up of the connection, not wrapped in [`OnWake`]:
+    /// libp2p-ping's handler, once it has answered a ping, sets up the read of the next one
+    /// and returns `Pending` without polling it, so nothing would wake it when that ping comes
+    /// (Review 18's F1: a peer pinging more often than every 15 s had its later pings on a
+    /// stream answered only at this node's own next ping;
+    /// `a_lookout_node_answers_every_ping_of_a_member_on_a_reused_stream`).
+    pub ping: ping::Behaviour,
     /// Direct connection upgrade through relay: turns a relayed connection with a proven member
     /// into a direct one where both NATs allow (hole punching). Only on proven connections, so
     /// a stranger never learns this node's observed addresses.
@@ -219,7 +224,7 @@ impl Protocols {
             gossipsub,
             sync: OnWake(sync),
             identify: OnWake(identify),
-            ping: OnWake(ping::Behaviour::new(ping::Config::new())),
+            ping: ping::Behaviour::new(ping::Config::new()),
             dcutr: OnWake(dcutr::Behaviour::new(local_peer)),
             autonat: OnlyOn::new(autonat::Behaviour::new(local_peer, autonat_config(cfg))),
         };

@@ -11,8 +11,12 @@
 //! event (`on_behaviour_event`, `on_connection_event`: a request to send, a stream
 //! negotiated). Nothing else changes: the same protocol names, the same handler, the same
 //! events in the same order for that handler. A handler that returned `Pending` has, by the
-//! `Future` contract libp2p's handlers follow, registered the waker of every source it waits on,
-//! so nothing it would have done is lost; it is only not asked again while nothing changed.
+//! `Future` contract, registered the waker of every source it waits on, so nothing it would
+//! have done is lost; it is only not asked again while nothing changed. Only handlers that keep
+//! that contract may be wrapped: libp2p-ping's does not (once it has answered a ping it sets up
+//! the read of the next one and returns `Pending` without polling it: Review 18's F1), so ping
+//! is polled at every wake-up as before (`behaviour.rs`). The sync and hello request-response,
+//! identify and hole-punch handlers were read for it (docs/design/REVIEW18.md).
 
 use std::{
     ops::{Deref, DerefMut},
