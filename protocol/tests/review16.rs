@@ -26,55 +26,6 @@ use std::collections::{BTreeMap, VecDeque};
 // Convergence: a log using the view against logs that resolve each past.
 // ---------------------------------------------------------------------------------------------
 
-/// What a node stores of its log besides the ops: the stubs read through, the readings and the
-/// look-ups (`take_new_stubs`, `take_readings`, `take_look_ups`), taken after every change.
-#[derive(Default)]
-struct Store {
-    stubs: BTreeMap<OpId, Op>,
-    readings: BTreeMap<OpId, (Vec<OpId>, Vec<OpId>)>,
-    look_ups: Vec<(OpId, Vec<MemberId>)>,
-}
-
-impl Store {
-    fn take(&mut self, log: &mut MembershipLog) {
-        for s in log.take_new_stubs() {
-            self.stubs.insert(s.id(), s);
-        }
-        for (id, read, via) in log.take_readings() {
-            self.readings.insert(id, (read, via));
-        }
-        self.look_ups.extend(log.take_look_ups());
-    }
-
-    /// A node's restart: stubs, readings and look-ups read back, then every op it held (with
-    /// its history or waiting), as `node` does.
-    fn restart(&self, genesis: &SignedGenesis, held: Vec<Op>) -> MembershipLog {
-        let mut log = MembershipLog::new(genesis.clone());
-        for s in self.stubs.values() {
-            log.restore_stub(s.clone());
-        }
-        log.restore_readings(
-            self.readings
-                .iter()
-                .map(|(id, (r, v))| (*id, r.clone(), v.clone()))
-                .collect(),
-        );
-        log.restore_look_ups(self.look_ups.clone());
-        log.extend(held);
-        log.restored();
-        log
-    }
-}
-
-/// Something delivered to the log under test later than it was made.
-enum Late {
-    /// An op (an orphan's parent held back, so what names it waits and is released in bulk).
-    Op(Op),
-    /// A stub's bytes, its id known as refused over the quota since it was made (ops naming it
-    /// wait until the bytes come).
-    StubBytes(Op),
-}
-
 /// How a random history is delivered to the log under test, `a`.
 #[derive(Clone, Copy, Debug)]
 struct Knobs {

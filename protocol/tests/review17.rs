@@ -87,49 +87,9 @@ fn past_ops<'a>(log: &'a MembershipLog, heads: &[OpId]) -> Option<Vec<&'a Op>> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A node's store and restart (as review16), the reference a kept state is checked against.
+// A node's store and restart (`authors_world::Store`, as review16), the reference a kept state is
+// checked against.
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Default, Clone)]
-struct Store {
-    stubs: BTreeMap<OpId, Op>,
-    readings: BTreeMap<OpId, (Vec<OpId>, Vec<OpId>)>,
-    look_ups: Vec<(OpId, Vec<MemberId>)>,
-}
-
-impl Store {
-    fn take(&mut self, log: &mut MembershipLog) {
-        for s in log.take_new_stubs() {
-            self.stubs.insert(s.id(), s);
-        }
-        for (id, read, via) in log.take_readings() {
-            self.readings.insert(id, (read, via));
-        }
-        self.look_ups.extend(log.take_look_ups());
-    }
-
-    fn restart(&self, genesis: &SignedGenesis, held: Vec<Op>) -> MembershipLog {
-        let mut log = MembershipLog::new(genesis.clone());
-        for s in self.stubs.values() {
-            log.restore_stub(s.clone());
-        }
-        log.restore_readings(
-            self.readings
-                .iter()
-                .map(|(id, (r, v))| (*id, r.clone(), v.clone()))
-                .collect(),
-        );
-        log.restore_look_ups(self.look_ups.clone());
-        log.extend(held);
-        log.restored();
-        log
-    }
-}
-
-enum Late {
-    Op(Op),
-    StubBytes(Op),
-}
 
 #[derive(Clone, Copy, Debug)]
 struct Knobs {

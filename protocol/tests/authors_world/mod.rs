@@ -237,3 +237,52 @@ pub fn random_action(
         },
     }
 }
+
+/// What a node stores (Reviews 16 and 17) of its log besides the ops: the stubs read through, the readings and the
+/// look-ups (`take_new_stubs`, `take_readings`, `take_look_ups`), taken after every change.
+#[derive(Default, Clone)]
+pub struct Store {
+    pub stubs: BTreeMap<OpId, Op>,
+    pub readings: BTreeMap<OpId, (Vec<OpId>, Vec<OpId>)>,
+    pub look_ups: Vec<(OpId, Vec<MemberId>)>,
+}
+
+impl Store {
+    pub fn take(&mut self, log: &mut MembershipLog) {
+        for s in log.take_new_stubs() {
+            self.stubs.insert(s.id(), s);
+        }
+        for (id, read, via) in log.take_readings() {
+            self.readings.insert(id, (read, via));
+        }
+        self.look_ups.extend(log.take_look_ups());
+    }
+
+    /// A node's restart: stubs, readings and look-ups read back, then every op it held (with
+    /// its history or waiting), as `node` does.
+    pub fn restart(&self, genesis: &SignedGenesis, held: Vec<Op>) -> MembershipLog {
+        let mut log = MembershipLog::new(genesis.clone());
+        for s in self.stubs.values() {
+            log.restore_stub(s.clone());
+        }
+        log.restore_readings(
+            self.readings
+                .iter()
+                .map(|(id, (r, v))| (*id, r.clone(), v.clone()))
+                .collect(),
+        );
+        log.restore_look_ups(self.look_ups.clone());
+        log.extend(held);
+        log.restored();
+        log
+    }
+}
+
+/// Something delivered to the log under test later than it was made.
+pub enum Late {
+    /// An op (an orphan's parent held back, so what names it waits and is released in bulk).
+    Op(Op),
+    /// A stub's bytes, its id known as refused over the quota since it was made (ops naming it
+    /// wait until the bytes come).
+    StubBytes(Op),
+}
