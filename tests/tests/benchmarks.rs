@@ -123,6 +123,10 @@ async fn propagation_run() {
         lookout.cpu_ms as f64 / samples as f64,
         lookout.threads
     );
+    println!(
+        "CPU inside the windows (post to last arrival): Lookout {:.2} ms per alert",
+        lookout.window_cpu.as_secs_f64() * 1e3 / samples as f64
+    );
     summary(
         &format!("Lookout nodes, one alert to all {NODES}"),
         lookout.all,
@@ -139,6 +143,10 @@ async fn propagation_run() {
         bare.cpu_ms,
         bare.cpu_ms as f64 / samples as f64,
         bare.threads
+    );
+    println!(
+        "CPU inside the windows (publish to last arrival): bare gossipsub {:.2} ms per message",
+        bare.window_cpu.as_secs_f64() * 1e3 / samples as f64
     );
     summary(
         &format!("bare gossipsub, one message to all {NODES}"),
@@ -158,6 +166,9 @@ struct Propagation {
     answered: Vec<Duration>,
     /// CPU time of the whole process (every node) over the timed rounds.
     cpu_ms: u64,
+    /// The same, but only inside each round's window (from the start of the post or publish
+    /// until the last node had it): the CPU the alert's path competed for.
+    window_cpu: Duration,
     /// The same, per kind of thread (tokio's workers and blocking threads, sled's, ...), for
     /// the threads alive at both ends of the timed rounds.
     threads: String,
@@ -218,6 +229,7 @@ async fn lookout_propagation() -> Propagation {
     let mut cpu_start = 0;
     let mut threads_start = ThreadsCpu::default();
     let mut timeline = Timeline::default();
+    let mut window = Window::new("lookout");
     let mut last_start: Option<Instant> = None;
     for round in 0..timed_samples() + 3 {
         if round == 3 {
@@ -233,6 +245,7 @@ async fn lookout_propagation() -> Propagation {
             timeline.round(before, marks);
         }
         let poster = &nodes[round % NODES];
+        window.open(round >= 3);
         let start = Instant::now();
         last_start = Some(start);
         let id = poster
@@ -254,12 +267,14 @@ async fn lookout_propagation() -> Propagation {
                 }
             }
         }
+        window.close();
         if round >= 3 {
             samples.all.push(last - start);
             samples.first.push(first.unwrap() - start);
             samples.answered.push(answered);
         }
     }
+    samples.window_cpu = window.cpu;
     samples.cpu_ms = cpu_ms() - cpu_start;
     samples.threads = ThreadsCpu::now().since(&threads_start);
     println!("timed rounds end");
@@ -343,6 +358,7 @@ async fn bare_gossipsub_propagation() -> Propagation {
     let mut samples = Propagation::default();
     let mut cpu_start = 0;
     let mut threads_start = ThreadsCpu::default();
+    let mut window = Window::new("bare");
     for round in 0..timed_samples() + 3 {
         if round == 3 {
             cpu_start = cpu_ms();
@@ -353,6 +369,7 @@ async fn bare_gossipsub_propagation() -> Propagation {
         data[..8].copy_from_slice(&(round as u64).to_le_bytes());
         let id = net::message_id(&data);
         tokio::time::sleep(round_gap()).await;
+        window.open(round >= 3);
         let start = Instant::now();
         publishers[round % NODES].send(data).unwrap();
         let mut seen = HashSet::new();
@@ -370,14 +387,75 @@ async fn bare_gossipsub_propagation() -> Propagation {
                 }
             }
         }
+        window.close();
         if round >= 3 {
             samples.all.push(last - start);
             samples.first.push(first.unwrap() - start);
         }
     }
+    samples.window_cpu = window.cpu;
     samples.cpu_ms = cpu_ms() - cpu_start;
     samples.threads = ThreadsCpu::now().since(&threads_start);
     samples
+}
+
+/// Each timed round's window, from the start of the post (or publish) until the last node had
+/// it: the process's CPU inside the windows, and, with `LOOKOUT_PERF_CTL` naming the control
+/// fifo of a `perf record -D -1 --control fifo:PATH` and `LOOKOUT_PERF_SIDE` naming this side
+/// (`lookout` or `bare`), perf enabled inside the windows alone.
+struct Window {
+    cpu: Duration,
+    started: Option<Duration>,
+    perf: Option<std::fs::File>,
+}
+
+impl Window {
+    fn new(side: &str) -> Self {
+        let perf = std::env::var_os("LOOKOUT_PERF_CTL")
+            .filter(|_| std::env::var("LOOKOUT_PERF_SIDE").is_ok_and(|s| s == side))
+            .map(|path| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .unwrap()
+            });
+        Self {
+            cpu: Duration::ZERO,
+            started: None,
+            perf,
+        }
+    }
+
+    /// A round begins; `timed` if it counts.
+    fn open(&mut self, timed: bool) {
+        if !timed {
+            return;
+        }
+        if let Some(perf) = &mut self.perf {
+            use std::io::Write;
+            perf.write_all(b"enable\n").unwrap();
+        }
+        self.started = Some(process_cpu_now());
+    }
+
+    /// The last node had the round's alert.
+    fn close(&mut self) {
+        if let Some(started) = self.started.take() {
+            self.cpu += process_cpu_now().saturating_sub(started);
+            if let Some(perf) = &mut self.perf {
+                use std::io::Write;
+                perf.write_all(b"disable\n").unwrap();
+            }
+        }
+    }
+}
+
+/// CPU time of this process (every thread), brought up to date when read (`/proc/self/stat`
+/// moves at scheduler ticks: too coarse for one round).
+fn process_cpu_now() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
 }
 
 /// Where each timed alert was when (`LOOKOUT_HOP_TIMES=1`): per stage, over the nodes that
