@@ -124,8 +124,10 @@ async fn propagation_run() {
         lookout.threads
     );
     println!(
-        "CPU inside the windows (post to last arrival): Lookout {:.2} ms per alert",
-        lookout.window_cpu.as_secs_f64() * 1e3 / samples as f64
+        "CPU inside the windows (post to last arrival): Lookout {:.2} ms per alert; \
+         loopback packets {:.1} per alert",
+        lookout.window_cpu.as_secs_f64() * 1e3 / samples as f64,
+        lookout.window_packets as f64 / samples as f64
     );
     summary(
         &format!("Lookout nodes, one alert to all {NODES}"),
@@ -145,8 +147,10 @@ async fn propagation_run() {
         bare.threads
     );
     println!(
-        "CPU inside the windows (publish to last arrival): bare gossipsub {:.2} ms per message",
-        bare.window_cpu.as_secs_f64() * 1e3 / samples as f64
+        "CPU inside the windows (publish to last arrival): bare gossipsub {:.2} ms per message; \
+         loopback packets {:.1} per message",
+        bare.window_cpu.as_secs_f64() * 1e3 / samples as f64,
+        bare.window_packets as f64 / samples as f64
     );
     summary(
         &format!("bare gossipsub, one message to all {NODES}"),
@@ -166,12 +170,14 @@ struct Propagation {
     answered: Vec<Duration>,
     /// CPU time of the whole process (every node) over the timed rounds.
     cpu_ms: u64,
-    /// The same, but only inside each round's window (from the start of the post or publish
-    /// until the last node had it): the CPU the alert's path competed for.
-    window_cpu: Duration,
     /// The same, per kind of thread (tokio's workers and blocking threads, sled's, ...), for
     /// the threads alive at both ends of the timed rounds.
     threads: String,
+    /// CPU time of the whole process only inside each round's window (from the start of the
+    /// post or publish until the last node had it): the CPU the alert's path competed for.
+    window_cpu: Duration,
+    /// Loopback packets sent inside those windows.
+    window_packets: u64,
 }
 
 async fn lookout_propagation() -> Propagation {
@@ -275,6 +281,7 @@ async fn lookout_propagation() -> Propagation {
         }
     }
     samples.window_cpu = window.cpu;
+    samples.window_packets = window.packets;
     samples.cpu_ms = cpu_ms() - cpu_start;
     samples.threads = ThreadsCpu::now().since(&threads_start);
     println!("timed rounds end");
@@ -394,6 +401,7 @@ async fn bare_gossipsub_propagation() -> Propagation {
         }
     }
     samples.window_cpu = window.cpu;
+    samples.window_packets = window.packets;
     samples.cpu_ms = cpu_ms() - cpu_start;
     samples.threads = ThreadsCpu::now().since(&threads_start);
     samples
@@ -406,6 +414,10 @@ async fn bare_gossipsub_propagation() -> Propagation {
 struct Window {
     cpu: Duration,
     started: Option<Duration>,
+    /// Packets sent on the loopback interface inside the windows (every node and swarm talks
+    /// over it), and the count when the current window opened.
+    packets: u64,
+    packets_at: u64,
     perf: Option<std::fs::File>,
 }
 
@@ -413,15 +425,12 @@ impl Window {
     fn new(side: &str) -> Self {
         let perf = std::env::var_os("LOOKOUT_PERF_CTL")
             .filter(|_| std::env::var("LOOKOUT_PERF_SIDE").is_ok_and(|s| s == side))
-            .map(|path| {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .unwrap()
-            });
+            .map(|path| std::fs::OpenOptions::new().write(true).open(path).unwrap());
         Self {
             cpu: Duration::ZERO,
             started: None,
+            packets: 0,
+            packets_at: 0,
             perf,
         }
     }
@@ -435,6 +444,7 @@ impl Window {
             use std::io::Write;
             perf.write_all(b"enable\n").unwrap();
         }
+        self.packets_at = loopback_packets();
         self.started = Some(process_cpu_now());
     }
 
@@ -442,12 +452,23 @@ impl Window {
     fn close(&mut self) {
         if let Some(started) = self.started.take() {
             self.cpu += process_cpu_now().saturating_sub(started);
+            self.packets += loopback_packets().saturating_sub(self.packets_at);
             if let Some(perf) = &mut self.perf {
                 use std::io::Write;
                 perf.write_all(b"disable\n").unwrap();
             }
         }
     }
+}
+
+/// Packets sent on the loopback interface so far (`/proc/net/dev`, the interface `lo`).
+fn loopback_packets() -> u64 {
+    std::fs::read_to_string("/proc/net/dev")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("lo:"))
+        .and_then(|rest| rest.split_whitespace().nth(9)?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// CPU time of this process (every thread), brought up to date when read (`/proc/self/stat`
