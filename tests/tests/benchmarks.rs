@@ -123,6 +123,12 @@ async fn propagation_run() {
         lookout.cpu_ms as f64 / samples as f64,
         lookout.threads
     );
+    println!(
+        "CPU inside the windows (post to last arrival): Lookout {:.2} ms per alert; \
+         loopback packets {:.1} per alert",
+        lookout.window_cpu.as_secs_f64() * 1e3 / samples as f64,
+        lookout.window_packets as f64 / samples as f64
+    );
     summary(
         &format!("Lookout nodes, one alert to all {NODES}"),
         lookout.all,
@@ -139,6 +145,12 @@ async fn propagation_run() {
         bare.cpu_ms,
         bare.cpu_ms as f64 / samples as f64,
         bare.threads
+    );
+    println!(
+        "CPU inside the windows (publish to last arrival): bare gossipsub {:.2} ms per message; \
+         loopback packets {:.1} per message",
+        bare.window_cpu.as_secs_f64() * 1e3 / samples as f64,
+        bare.window_packets as f64 / samples as f64
     );
     summary(
         &format!("bare gossipsub, one message to all {NODES}"),
@@ -161,6 +173,11 @@ struct Propagation {
     /// The same, per kind of thread (tokio's workers and blocking threads, sled's, ...), for
     /// the threads alive at both ends of the timed rounds.
     threads: String,
+    /// CPU time of the whole process only inside each round's window (from the start of the
+    /// post or publish until the last node had it): the CPU the alert's path competed for.
+    window_cpu: Duration,
+    /// Loopback packets sent inside those windows.
+    window_packets: u64,
 }
 
 async fn lookout_propagation() -> Propagation {
@@ -218,6 +235,7 @@ async fn lookout_propagation() -> Propagation {
     let mut cpu_start = 0;
     let mut threads_start = ThreadsCpu::default();
     let mut timeline = Timeline::default();
+    let mut window = Window::new("lookout");
     let mut last_start: Option<Instant> = None;
     for round in 0..timed_samples() + 3 {
         if round == 3 {
@@ -233,6 +251,7 @@ async fn lookout_propagation() -> Propagation {
             timeline.round(before, marks);
         }
         let poster = &nodes[round % NODES];
+        window.open(round >= 3);
         let start = Instant::now();
         last_start = Some(start);
         let id = poster
@@ -254,12 +273,15 @@ async fn lookout_propagation() -> Propagation {
                 }
             }
         }
+        window.close();
         if round >= 3 {
             samples.all.push(last - start);
             samples.first.push(first.unwrap() - start);
             samples.answered.push(answered);
         }
     }
+    samples.window_cpu = window.cpu;
+    samples.window_packets = window.packets;
     samples.cpu_ms = cpu_ms() - cpu_start;
     samples.threads = ThreadsCpu::now().since(&threads_start);
     println!("timed rounds end");
@@ -343,6 +365,7 @@ async fn bare_gossipsub_propagation() -> Propagation {
     let mut samples = Propagation::default();
     let mut cpu_start = 0;
     let mut threads_start = ThreadsCpu::default();
+    let mut window = Window::new("bare");
     for round in 0..timed_samples() + 3 {
         if round == 3 {
             cpu_start = cpu_ms();
@@ -353,6 +376,7 @@ async fn bare_gossipsub_propagation() -> Propagation {
         data[..8].copy_from_slice(&(round as u64).to_le_bytes());
         let id = net::message_id(&data);
         tokio::time::sleep(round_gap()).await;
+        window.open(round >= 3);
         let start = Instant::now();
         publishers[round % NODES].send(data).unwrap();
         let mut seen = HashSet::new();
@@ -370,14 +394,89 @@ async fn bare_gossipsub_propagation() -> Propagation {
                 }
             }
         }
+        window.close();
         if round >= 3 {
             samples.all.push(last - start);
             samples.first.push(first.unwrap() - start);
         }
     }
+    samples.window_cpu = window.cpu;
+    samples.window_packets = window.packets;
     samples.cpu_ms = cpu_ms() - cpu_start;
     samples.threads = ThreadsCpu::now().since(&threads_start);
     samples
+}
+
+/// Each timed round's window, from the start of the post (or publish) until the last node had
+/// it: the process's CPU inside the windows, and, with `LOOKOUT_PERF_CTL` naming the control
+/// fifo of a `perf record -D -1 --control fifo:PATH` and `LOOKOUT_PERF_SIDE` naming this side
+/// (`lookout` or `bare`), perf enabled inside the windows alone.
+struct Window {
+    cpu: Duration,
+    started: Option<Duration>,
+    /// Packets sent on the loopback interface inside the windows (every node and swarm talks
+    /// over it), and the count when the current window opened.
+    packets: u64,
+    packets_at: u64,
+    perf: Option<std::fs::File>,
+}
+
+impl Window {
+    fn new(side: &str) -> Self {
+        let perf = std::env::var_os("LOOKOUT_PERF_CTL")
+            .filter(|_| std::env::var("LOOKOUT_PERF_SIDE").is_ok_and(|s| s == side))
+            .map(|path| std::fs::OpenOptions::new().write(true).open(path).unwrap());
+        Self {
+            cpu: Duration::ZERO,
+            started: None,
+            packets: 0,
+            packets_at: 0,
+            perf,
+        }
+    }
+
+    /// A round begins; `timed` if it counts.
+    fn open(&mut self, timed: bool) {
+        if !timed {
+            return;
+        }
+        if let Some(perf) = &mut self.perf {
+            use std::io::Write;
+            perf.write_all(b"enable\n").unwrap();
+        }
+        self.packets_at = loopback_packets();
+        self.started = Some(process_cpu_now());
+    }
+
+    /// The last node had the round's alert.
+    fn close(&mut self) {
+        if let Some(started) = self.started.take() {
+            self.cpu += process_cpu_now().saturating_sub(started);
+            self.packets += loopback_packets().saturating_sub(self.packets_at);
+            if let Some(perf) = &mut self.perf {
+                use std::io::Write;
+                perf.write_all(b"disable\n").unwrap();
+            }
+        }
+    }
+}
+
+/// Packets sent on the loopback interface so far (`/proc/net/dev`, the interface `lo`).
+fn loopback_packets() -> u64 {
+    std::fs::read_to_string("/proc/net/dev")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("lo:"))
+        .and_then(|rest| rest.split_whitespace().nth(9)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time of this process (every thread), brought up to date when read (`/proc/self/stat`
+/// moves at scheduler ticks: too coarse for one round).
+fn process_cpu_now() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
 }
 
 /// Where each timed alert was when (`LOOKOUT_HOP_TIMES=1`): per stage, over the nodes that
