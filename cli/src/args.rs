@@ -133,7 +133,8 @@ pub enum Command {
     /// Moderators: let someone in (paste their join code), or approve a waiting proposal.
     #[command(
         after_help = "Compare the fingerprint with the person, face to face or by a call, \
-before approving. When the collective needs more than one approval, the others run \
+before approving: on a terminal, `approve CODE` shows the code's name and fingerprint and asks \
+first. When the collective needs more than one approval, the others run \
 `lookout pending` and `lookout approve --proposal ID`."
     )]
     Approve {

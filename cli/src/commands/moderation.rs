@@ -4,6 +4,8 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use lookout_node::api::{ApiError, ErrorCode, MemberView, ProposalView};
+use lookout_protocol::content::display_safe;
+use lookout_protocol::invite::JoinRequest;
 use serde_json::json;
 
 use super::{request, Out, Outcome};
@@ -50,6 +52,17 @@ pub async fn approve(
             ))
         }
     };
+    // A join code names who it is for: show their name and fingerprint before anything is
+    // approved, so the moderator compares it with the one the person reads aloud.
+    let request = (codes::kind_of(&target) == CodeKind::JoinRequest)
+        .then(|| JoinRequest::from_code(&target).ok())
+        .flatten();
+    if let Some(request) = &request {
+        if !out.json && std::io::stdin().is_terminal() && !confirm_fingerprint(request)? {
+            out.text("Nothing was changed.\n");
+            return Ok(Outcome::Done);
+        }
+    }
     let mut session = ctx.open().await?;
     let result = approve_in(&mut session, target, addresses).await;
     session.close()?;
@@ -63,12 +76,16 @@ pub async fn approve(
     let style = out.style;
     let text = if !view.done {
         format!(
-            "{} Your approval is recorded: {} of {} needed.\n\
+            "{} Your approval is recorded: {} of {} needed.\n{}\
              Other moderators approve with `lookout approve --proposal {}` (or the same join code);\n\
              `lookout pending` lists everything waiting.\n",
             style.good("Approved."),
             view.approvals,
             view.needed,
+            request
+                .as_ref()
+                .map(fingerprint_reminder)
+                .unwrap_or_default(),
             short(&view.id)
         )
     } else if let Some(invite) = invite {
@@ -84,7 +101,14 @@ pub async fn approve(
                 view.subject
             )
         };
-        format!("{news}\n\n{}", invite_text(&invite, qr.as_ref(), style)?)
+        let check = match &request {
+            Some(request) if !view.already => fingerprint_reminder(request),
+            _ => String::new(),
+        };
+        format!(
+            "{news}\n{check}\n{}",
+            invite_text(&invite, qr.as_ref(), style)?
+        )
     } else {
         format!(
             "{} Done: {} {}.\n",
@@ -95,6 +119,43 @@ pub async fn approve(
     };
     out.text(&text);
     Ok(Outcome::Done)
+}
+
+/// What a moderator is asked before approving a join code on a terminal.
+fn fingerprint_question(request: &JoinRequest) -> String {
+    format!(
+        "This join code is for {}.\nFingerprint:  {}\n\n\
+         Ask them to read the fingerprint `lookout join-request` shows them, aloud, face to face or\n\
+         on a call. Approve only if every digit matches.\n\
+         Type yes if it matches: ",
+        display_safe(&request.name, false),
+        request.identity.fingerprint()
+    )
+}
+
+/// The fingerprint again after an approval, with what to do if it does not match.
+fn fingerprint_reminder(request: &JoinRequest) -> String {
+    format!(
+        "Fingerprint:  {}\n\
+         It must be the one they read to you. If it is not, remove them at once with\n\
+         `lookout revoke {}` and give them nothing.\n",
+        request.identity.fingerprint(),
+        short(&request.identity.member.to_hex())
+    )
+}
+
+/// Show the join code's name and fingerprint and ask whether it matches; `true` to go ahead.
+fn confirm_fingerprint(request: &JoinRequest) -> Result<bool, ApiError> {
+    print!("{}", fingerprint_question(request));
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("cannot read your answer: {e}"),
+        )
+    })?;
+    Ok(answer.trim().eq_ignore_ascii_case("yes"))
 }
 
 async fn approve_in(
