@@ -257,10 +257,7 @@ pub async fn check(ctx: &Context, value: &str, out: Out) -> Result<Outcome, ApiE
         return Ok(outcome);
     }
     if alerts.is_empty() {
-        out.text(&format!(
-            "No live alert names \"{}\". That does not prove they are safe: trust your instincts.\n",
-            value.trim()
-        ));
+        out.text(&nothing_found(value));
     } else {
         let (s, verb) = if alerts.len() == 1 {
             ("", "names")
@@ -276,6 +273,25 @@ pub async fn check(ctx: &Context, value: &str, out: Out) -> Result<Outcome, ApiE
         ));
     }
     Ok(outcome)
+}
+
+/// What `check` says when no live alert names `value`, with a warning when it looks like a
+/// phone number with letters typed for digits (an O for a 0): numbers are matched digit for
+/// digit, so such a typo finds nothing although an alert may name the number.
+fn nothing_found(value: &str) -> String {
+    let value = value.trim();
+    let mut text = format!(
+        "No live alert names \"{value}\". That does not prove they are safe: trust your instincts.\n"
+    );
+    let digits = value.chars().filter(char::is_ascii_digit).count();
+    let letters = value.chars().filter(|c| c.is_alphabetic()).count();
+    if digits >= 6 && letters > 0 && letters <= 3 {
+        text.push_str(
+            "Careful: it has letters among the digits. Numbers are matched digit for digit \
+             (a letter O is not a 0, an l is not a 1): check what you typed and look again.\n",
+        );
+    }
+    text
 }
 
 /// `lookout retract`.
@@ -418,4 +434,24 @@ pub fn default_language() -> String {
                 .then_some(tag)
         })
         .unwrap_or_else(|| "und".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nothing_found;
+
+    /// Trial 12: `check "07700 9OO 123"` (O for 0) answered only "No live alert names …" while an
+    /// alert named 07700 900123; it now says the letters may be the reason.
+    #[test]
+    fn a_number_with_letters_that_finds_nothing_says_why_it_may_not_match() {
+        for typo in ["07700 9OO 123", "O7700 900123", "+44 77OO 900l23"] {
+            let text = nothing_found(typo);
+            assert!(text.contains("letters among the digits"), "{typo}: {text}");
+        }
+        for plain in ["07700 900123", "AB12 CDE", "Big John", "john_x", "call me"] {
+            let text = nothing_found(plain);
+            assert!(text.starts_with("No live alert names"), "{plain}: {text}");
+            assert!(!text.contains("letters among"), "{plain}: {text}");
+        }
+    }
 }
