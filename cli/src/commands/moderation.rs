@@ -57,13 +57,23 @@ pub async fn approve(
     let request = (codes::kind_of(&target) == CodeKind::JoinRequest)
         .then(|| JoinRequest::from_code(&target).ok())
         .flatten();
+    let mut session = ctx.open().await?;
     if let Some(request) = &request {
-        if !out.json && std::io::stdin().is_terminal() && !confirm_fingerprint(request)? {
-            out.text("Nothing was changed.\n");
-            return Ok(Outcome::Done);
+        if !out.json && std::io::stdin().is_terminal() {
+            // A member who is no moderator is told so by the node, not asked first.
+            let moderator = session
+                .client()
+                .members()
+                .await
+                .map(|view| view.members.iter().any(|m| m.you && m.moderator))
+                .unwrap_or(true);
+            if moderator && !confirm_fingerprint(request)? {
+                session.close()?;
+                out.text("Nothing was changed.\n");
+                return Ok(Outcome::Done);
+            }
         }
     }
-    let mut session = ctx.open().await?;
     let result = approve_in(&mut session, target, addresses).await;
     session.close()?;
     let (view, invite) = result?;
@@ -349,6 +359,11 @@ async fn confirm_loss(ctx: &Context, who: &str, loss: Loss, yes: bool) -> Result
     let [target] = (if by_id.is_empty() { by_name } else { by_id })[..] else {
         return Ok(true);
     };
+    // Only a moderator can remove or demote anyone: a member is told so by the node, not asked
+    // to confirm something that cannot happen.
+    if !view.members.iter().any(|m| m.you && m.moderator) {
+        return Ok(true);
+    }
     if !target.you && !target.moderator {
         return Ok(true);
     }

@@ -64,6 +64,10 @@ fn a_collective_from_founding_to_wiping() {
         .unwrap()
         .to_owned();
     fails(&bea, &["approve", &code], 6, "only moderators");
+    // Trial 12: a member removing herself was asked to "add --yes", then told only moderators
+    // can remove anyone.
+    let refused = fails(&bea, &["revoke", "Beatriz"], 6, "only moderators");
+    assert!(!refused.stderr.contains("--yes"), "{refused:?}");
 
     // Post on one node, see it on the others within seconds.
     let posted = Instant::now();
