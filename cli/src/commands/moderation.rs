@@ -444,9 +444,10 @@ fn invite_text(
     text.push_str("\nThey run:  lookout join   (and paste it when asked)\n");
     if codes::invite_addresses(code).is_empty() {
         text.push_str(&format!(
-            "\n{} your node has never run, so the invite cannot say where to find it (it only works\n\
-             on the same Wi-Fi). Start your node with `lookout run`, then print the invite again with\n\
-             `lookout invite`; or add your address with --address /ip4/YOUR-IP/tcp/PORT.\n",
+            "\n{} your node has never run, so the invite cannot say where to find it, and their node\n\
+             cannot find yours without it (not even on the same Wi-Fi). Start your node with\n\
+             `lookout run`, then print the invite again with `lookout invite`; or add your address\n\
+             with --address /ip4/YOUR-IP/tcp/PORT.\n",
             style.warn("Warning:")
         ));
     }
