@@ -19,7 +19,7 @@ use lookout_node::client::Client;
 use lookout_node::control::Connection;
 use lookout_node::replica::{now, Replica};
 use lookout_node::store::Store;
-use lookout_protocol::content::{Category, Group, Severity};
+use lookout_protocol::content::{local_phone, parse_phone, Category, Group, PhoneError, Severity};
 use rust_embed::RustEmbed;
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -277,14 +277,29 @@ fn group_key(category: Category) -> &'static str {
     }
 }
 
+/// A stored phone number as people recognise it and as it is matched: `07700 900123
+/// (+447700900123)`, or one kept as typed marked so (as `lookout alerts` shows them).
+fn phone_shown(t: &Tr, stored: &str) -> String {
+    match local_phone(stored) {
+        Some(local) if local != stored => format!("{} ({})", clean(&local), clean(stored)),
+        Some(_) => clean(stored),
+        None => t.with("alert-phone-unverified", &clean(stored)),
+    }
+}
+
 fn item(t: &Tr, alert: &AlertView) -> AlertItem {
     let identifiers = alert
         .phones
         .iter()
-        .chain(&alert.plates)
-        .chain(&alert.names)
-        .chain(&alert.handles)
-        .map(|s| clean(s))
+        .map(|p| phone_shown(t, p))
+        .chain(
+            alert
+                .plates
+                .iter()
+                .chain(&alert.names)
+                .chain(&alert.handles)
+                .map(|s| clean(s)),
+        )
         .collect();
     let when = alert.incident_time.unwrap_or(alert.posted);
     AlertItem {
@@ -546,6 +561,8 @@ struct CheckPage {
     c: Chrome,
     q: String,
     searched: bool,
+    /// The term looks like a phone number with letters typed among its digits.
+    letters: bool,
     alerts: Vec<AlertItem>,
 }
 
@@ -555,6 +572,8 @@ struct CheckResults {
     c: Chrome,
     q: String,
     searched: bool,
+    /// The term looks like a phone number with letters typed among its digits.
+    letters: bool,
     alerts: Vec<AlertItem>,
 }
 
@@ -575,10 +594,19 @@ async fn check_page(
             c,
             q: String::new(),
             searched: false,
+            letters: false,
             alerts: Vec::new(),
         }),
         Err(failure) => failed(c, failure),
     }
+}
+
+/// Whether `q` looks like a phone number with a few letters typed among its digits (an O for
+/// a 0): numbers are matched digit for digit, so such a typo finds nothing.
+fn letters_among_digits(q: &str) -> bool {
+    let digits = q.chars().filter(char::is_ascii_digit).count();
+    let letters = q.chars().filter(|c| c.is_alphabetic()).count();
+    digits >= 6 && (1..=3).contains(&letters)
 }
 
 async fn run_check(state: &AppState, t: &Tr, q: &str) -> Result<Vec<AlertItem>, Failure> {
@@ -605,6 +633,7 @@ async fn check_submit(
         Ok(alerts) => page(CheckPage {
             c,
             searched: !form.q.trim().is_empty(),
+            letters: letters_among_digits(&form.q),
             q: form.q,
             alerts,
         }),
@@ -624,6 +653,7 @@ async fn check_fragment(
         Ok(alerts) => page(CheckResults {
             c,
             searched: !form.q.trim().is_empty(),
+            letters: letters_among_digits(&form.q),
             q: form.q,
             alerts,
         }),
@@ -787,6 +817,21 @@ async fn post_submit(
         Ok(draft) => draft,
         Err(error) => return post_page_for(c, form, error),
     };
+    // A number that cannot be read is refused in the page's language, pointing at the box to
+    // tick (the node's own message names the command line's flag).
+    if !draft.phones_as_typed {
+        let country = client.status().await.ok().and_then(|s| s.country);
+        if let (Some(phone), Some(country)) = (draft.phones.first(), country) {
+            if let Err(refused) = parse_phone(phone, &country) {
+                let id = match refused {
+                    PhoneError::Letters(_) => "post-phone-letters",
+                    _ => "post-phone-invalid",
+                };
+                let error = c.t.with(id, &clean(phone));
+                return post_page_for(c, form, error);
+            }
+        }
+    }
     match client.post(draft).await {
         Ok(_) => Redirect::to("/?done=posted").into_response(),
         Err(error) => {

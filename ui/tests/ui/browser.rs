@@ -1080,6 +1080,7 @@ async fn emergency_wipe() {
     let c = browser.client();
     create_identity(c, &url, "Ana").await;
     type_into(c, "f-name", "Harbour Collective").await;
+    type_into(c, "f-country", "gb").await;
     click(c, "found-submit").await;
     page_has(
         c,
