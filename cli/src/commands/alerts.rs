@@ -126,11 +126,19 @@ pub async fn list(
     if watch {
         return watch_alerts(ctx, filter, out).await;
     }
-    let alerts = request(ctx, async |c| c.alerts(filter).await).await?.0;
+    let (alerts, removed) = request(ctx, async |c| {
+        let alerts = c.alerts(filter).await?;
+        Ok((alerts, c.status().await?.is_removed))
+    })
+    .await?
+    .0;
     if out.json {
         out.json(&alerts)?;
     } else {
         out.text(&render::alerts(&alerts, now, out.style));
+        if removed {
+            out.text(&removed_note(out.style));
+        }
     }
     Ok(Outcome::Done)
 }
@@ -246,7 +254,12 @@ pub fn check_term(value: Option<String>) -> Result<String, ApiError> {
 /// `lookout check`.
 pub async fn check(ctx: &Context, value: &str, out: Out) -> Result<Outcome, ApiError> {
     let term = value.to_owned();
-    let alerts = request(ctx, async |c| c.check(term).await).await?.0;
+    let (alerts, removed) = request(ctx, async |c| {
+        let alerts = c.check(term).await?;
+        Ok((alerts, c.status().await?.is_removed))
+    })
+    .await?
+    .0;
     let outcome = if alerts.is_empty() {
         Outcome::NothingFound
     } else {
@@ -255,6 +268,9 @@ pub async fn check(ctx: &Context, value: &str, out: Out) -> Result<Outcome, ApiE
     if out.json {
         out.json(&alerts)?;
         return Ok(outcome);
+    }
+    if removed {
+        out.text(&removed_note(out.style));
     }
     if alerts.is_empty() {
         out.text(&nothing_found(value));
@@ -273,6 +289,15 @@ pub async fn check(ctx: &Context, value: &str, out: Out) -> Result<Outcome, ApiE
         ));
     }
     Ok(outcome)
+}
+
+/// Said with the alerts of a device whose identity was removed: they stopped coming.
+fn removed_note(style: render::Style) -> String {
+    format!(
+        "{} this identity was removed from the collective: this device receives no new alerts, \
+         so what it shows may be out of date.\n",
+        style.warn("Careful:")
+    )
 }
 
 /// What `check` says when no live alert names `value`, with a warning when it looks like a

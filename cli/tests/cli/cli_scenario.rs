@@ -209,6 +209,27 @@ fn a_collective_from_founding_to_wiping() {
         !alert_ids(&cleo, &[]).contains(&after),
         "a removed member must not receive new alerts"
     );
+    // Trial 12: her device answered `check` with a plain "No live alert names …" from a list
+    // that no longer changes; it now says so (status had shown "removed from it").
+    eventually("her node learns of her removal", || {
+        (status(&cleo)["is_removed"] == true).then_some(())
+    });
+    for args in [&["alerts"][..], &["check", "07700 900999"][..]] {
+        let shown = run(&cleo, args);
+        assert!(
+            shown
+                .stdout
+                .contains("this identity was removed from the collective"),
+            "{args:?}: {shown:?}"
+        );
+    }
+    let members_view = ok(&bea, &["alerts"]);
+    assert!(
+        !members_view
+            .stdout
+            .contains("was removed from the collective"),
+        "{members_view:?}"
+    );
 
     // Wipe, with the node still running: it is stopped, and nothing can be read afterwards.
     let mut cleo_node = cleo_node;
