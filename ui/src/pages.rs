@@ -20,6 +20,7 @@ use lookout_node::control::Connection;
 use lookout_node::replica::{now, Replica};
 use lookout_node::store::Store;
 use lookout_protocol::content::{local_phone, parse_phone, Category, Group, PhoneError, Severity};
+use lookout_protocol::invite::JoinRequest;
 use rust_embed::RustEmbed;
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -1085,6 +1086,19 @@ async fn moderate(
 struct ApproveForm {
     #[serde(default)]
     target: String,
+    /// `approve`: sent only by the confirmation page's button, after the moderator compared
+    /// the fingerprint it shows.
+    #[serde(default)]
+    confirm: String,
+}
+
+#[derive(Template)]
+#[template(path = "approve.html")]
+struct ApprovePage {
+    c: Chrome,
+    name: String,
+    fingerprint: String,
+    code: String,
 }
 
 async fn approve(
@@ -1095,6 +1109,19 @@ async fn approve(
 ) -> Response {
     let c = Chrome::new(&state, &session, &headers, "/moderate");
     let target: String = form.target.split_whitespace().collect();
+    // A pasted join code names who it is for: show the name and fingerprint first, and approve
+    // only from that page's button (a waiting proposal's id is approved as it is: the list
+    // shows its fingerprint).
+    if form.confirm != "approve" {
+        if let Ok(request) = JoinRequest::from_code(&target) {
+            return page(ApprovePage {
+                name: clean(&request.name),
+                fingerprint: request.identity.fingerprint(),
+                code: target,
+                c,
+            });
+        }
+    }
     let result = async {
         let mut client = client(&state).await?;
         Ok::<_, Failure>(client.approve(target).await?)

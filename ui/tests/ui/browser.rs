@@ -527,6 +527,20 @@ async fn moderator_flows() {
         .click()
         .await
         .unwrap();
+    // Trial 12: the code's name and fingerprint come first; only that page's button approves.
+    page_has(
+        c,
+        Duration::from_secs(5),
+        "the fingerprint to compare",
+        &newcomer.status().fingerprint,
+    )
+    .await;
+    c.find(Locator::Id("approve-confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     page_has(
         c,
         Duration::from_secs(5),

@@ -1257,3 +1257,76 @@ async fn phones_show_as_read_or_marked_unverified_and_refusals_speak_the_pages_l
     .await
     .expect("test deadline");
 }
+
+/// Trial 12: pasting a join code into Moderate approved it at once; its fingerprint was shown
+/// only afterwards. Now the name and fingerprint come first and nothing changes until the
+/// confirmation page's own button is pressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pasted_join_code_shows_its_fingerprint_before_anything_is_approved() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let dir = tempfile::tempdir().unwrap();
+        let newcomer = lookout_tests::fresh_identity(&dir.path().join("n"), "Newcomer");
+        let fingerprint = newcomer.status().fingerprint;
+        let code = newcomer.join_request().to_code();
+        let members = || async {
+            lookout_node::client::Client::new(r.nodes[0].handle.clone())
+                .members()
+                .await
+                .unwrap()
+                .members
+                .len()
+        };
+        let asked = post_in(
+            s,
+            "en",
+            &cookie,
+            "/approve",
+            &format!("csrf={token}&target={code}"),
+        )
+        .await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        assert!(asked.body.contains(&fingerprint), "{}", asked.body);
+        assert!(asked.body.contains("Approve Newcomer?"), "{}", asked.body);
+        assert!(
+            asked.body.contains("id=\"approve-confirm\""),
+            "{}",
+            asked.body
+        );
+        assert_eq!(members().await, 2, "nothing approved yet");
+        let other = post_in(
+            s,
+            "en",
+            &cookie,
+            "/approve",
+            &format!("csrf={token}&target={code}&confirm=yes"),
+        )
+        .await;
+        assert!(
+            other.body.contains("id=\"approve-confirm\""),
+            "{}",
+            other.body
+        );
+        assert_eq!(members().await, 2, "only the page's own button approves");
+
+        let done = post_in(
+            s,
+            "en",
+            &cookie,
+            "/approve",
+            &format!("csrf={token}&target={code}&confirm=approve"),
+        )
+        .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        assert!(done.body.contains("is now a member"), "{}", done.body);
+        assert_eq!(members().await, 3);
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
