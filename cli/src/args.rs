@@ -281,7 +281,7 @@ it in (`echo 07700900123 | lookout check -`), to keep it off the record."
         note: String,
     },
 
-    /// Moderators: remove a member; or publish a self-revocation certificate.
+    /// Remove a member (moderators); or publish a lost phone's self-revocation certificate (anyone).
     #[command(
         after_help = "After a removal the group key is changed: the removed member cannot \
 read anything posted afterwards. Anyone in the collective can publish a self-revocation \

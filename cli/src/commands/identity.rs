@@ -77,8 +77,8 @@ pub fn init(
         None => format!(
             "Self-revocation certificate (shown this once, not kept in clear on this device):\n\n\
              {code}\n\n\
-             Write it down or save it away from this device (a USB stick, a trusted friend), or run\n\
-             `lookout init` with --revocation-cert FILE next time to have it written to a file."
+             Write it down or save it away from this device (a USB stick, a trusted friend). It is not\n\
+             shown again (`lookout init --revocation-cert FILE` writes it to a file instead)."
         ),
     };
     let style = out.style;
