@@ -980,6 +980,18 @@ pub struct MemberItem {
     you: bool,
 }
 
+/// What a waiting proposal does, in the page's language (the node names it in English).
+fn proposal_action(t: &Tr, action: &str) -> String {
+    match action {
+        "add" => t.msg("proposal-add"),
+        "promote" => t.msg("promote"),
+        "demote" => t.msg("demote"),
+        "remove moderator" => t.msg("proposal-remove-moderator"),
+        "add mailbox" => t.msg("mailbox-add-button"),
+        other => clean(other),
+    }
+}
+
 /// Proposals, members and (for a moderator) mailboxes.
 type ModerateView = (Vec<ProposalItem>, Vec<MemberItem>, MailboxList);
 
@@ -991,7 +1003,7 @@ async fn moderate_view(state: &AppState, c: &mut Chrome) -> Result<ModerateView,
         .into_iter()
         .map(|p| ProposalItem {
             id: p.id,
-            action: clean(&p.action),
+            action: proposal_action(&c.t, &p.action),
             subject: clean_names(&c.t, &p.subject),
             approvals: p.approvals,
             needed: p.needed,
@@ -1612,6 +1624,24 @@ async fn asset(Path(file): Path<String>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Trial 12: a Portuguese or Tetum Moderate page listed a waiting proposal as "add: …".
+    #[test]
+    fn waiting_proposals_are_named_in_the_pages_language() {
+        let catalog = crate::i18n::Catalog::load();
+        for (code, add, promote) in [
+            ("en", "Let in", "Make moderator"),
+            ("pt", "Deixar entrar", "Tornar moderadora"),
+            ("tet", "Husik tama", "Halo moderadór"),
+        ] {
+            let t = catalog.tr(code);
+            assert_eq!(proposal_action(&t, "add"), add);
+            assert_eq!(proposal_action(&t, "promote"), promote);
+            for action in ["demote", "remove moderator", "add mailbox"] {
+                assert_ne!(proposal_action(&t, action), action, "{code} {action}");
+            }
+        }
+    }
 
     #[test]
     fn dates_are_civil_utc() {
