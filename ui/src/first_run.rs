@@ -205,9 +205,10 @@ async fn enrol_page_with(state: &AppState, c: Chrome, error: String) -> Response
     };
     let status = pending.replica.status();
     let join_code = pending.replica.join_request().to_code();
+    // Shown once (SECURITY.md): the first page after creation takes it out of memory.
     let certificate = pending
         .certificate
-        .as_ref()
+        .take()
         .map(|c| c.as_str().to_owned())
         .unwrap_or_default();
     let code = if error.is_empty() {

@@ -741,6 +741,20 @@ async fn creating_an_identity_refuses_a_guessable_passphrase_and_keeps_it_out_of
     assert!(enrol.body.contains("<svg"));
     assert!(enrol.body.contains("id=\"certificate\""));
     assert!(!enrol.body.contains("orbit"));
+    // Trial 12: it was shown again at every visit until the group was joined (SECURITY: "shown
+    // once"), to whoever opened the page on a shared device meanwhile.
+    let again = send(
+        s.addr,
+        "GET",
+        "/enrol",
+        &[("Host", &host(&s)), ("Cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert_eq!(again.status, 200);
+    assert!(again.body.contains("LKJOIN"), "{}", again.body);
+    assert!(!again.body.contains("LKREVOKE"), "{}", again.body);
+    assert!(!again.body.contains("id=\"certificate\""));
     // A bad invite is refused with the page kept; founding starts the node.
     let bad = post_from(
         &s,
