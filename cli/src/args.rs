@@ -133,7 +133,8 @@ pub enum Command {
     /// Moderators: let someone in (paste their join code), or approve a waiting proposal.
     #[command(
         after_help = "Compare the fingerprint with the person, face to face or by a call, \
-before approving. When the collective needs more than one approval, the others run \
+before approving: on a terminal, `approve CODE` shows the code's name and fingerprint and asks \
+first. When the collective needs more than one approval, the others run \
 `lookout pending` and `lookout approve --proposal ID`."
     )]
     Approve {
@@ -280,7 +281,7 @@ it in (`echo 07700900123 | lookout check -`), to keep it off the record."
         note: String,
     },
 
-    /// Moderators: remove a member; or publish a self-revocation certificate.
+    /// Remove a member (moderators); or publish a lost phone's self-revocation certificate (anyone).
     #[command(
         after_help = "After a removal the group key is changed: the removed member cannot \
 read anything posted afterwards. Anyone in the collective can publish a self-revocation \

@@ -226,9 +226,12 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
             } else if view.is_member {
                 "member".into()
             } else {
-                style.warn(
-                    "not admitted yet: run `lookout run` so your node fetches the member list",
-                )
+                style.warn(if view.running {
+                    "not admitted yet: waiting for a member's node to send the member list; if this \
+                     lasts, ask a moderator whether they approved your join code"
+                } else {
+                    "not admitted yet: run `lookout run` so your node fetches the member list"
+                })
             };
             let _ = writeln!(out, "{:<13}{} ({role})", "Collective:", style.bold(name));
             let _ = writeln!(out, "{:<13}{}", "Members:", view.members);
@@ -445,6 +448,22 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use lookout_protocol::content::Category;
+
+    /// Trial 12: a device that joined with an invite but was never approved, its node running,
+    /// was told "run `lookout run`" for ever; it now says what it waits for and whom to ask.
+    #[test]
+    fn a_running_node_not_admitted_says_to_ask_a_moderator() {
+        let mut view = StatusView {
+            collective: Some("Harbour Collective".into()),
+            ..StatusView::default()
+        };
+        let stopped = status(&view, 1000, Style { colour: false });
+        assert!(stopped.contains("run `lookout run`"), "{stopped}");
+        view.running = true;
+        let running = status(&view, 1000, Style { colour: false });
+        assert!(!running.contains("run `lookout run`"), "{running}");
+        assert!(running.contains("ask a moderator"), "{running}");
+    }
 
     fn alert() -> AlertView {
         AlertView {

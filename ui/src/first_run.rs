@@ -205,9 +205,10 @@ async fn enrol_page_with(state: &AppState, c: Chrome, error: String) -> Response
     };
     let status = pending.replica.status();
     let join_code = pending.replica.join_request().to_code();
+    // Shown once (SECURITY.md): the first page after creation takes it out of memory.
     let certificate = pending
         .certificate
-        .as_ref()
+        .take()
         .map(|c| c.as_str().to_owned())
         .unwrap_or_default();
     let code = if error.is_empty() {
@@ -259,13 +260,15 @@ pub async fn found(
 ) -> Response {
     let c = Chrome::new(&state, &session, &headers, "/enrol");
     let country = form.country.trim().to_ascii_uppercase();
-    let policy = if country.is_empty() {
-        Policy::default()
-    } else {
-        Policy {
-            country,
-            ..Policy::default()
-        }
+    // No silent default: numbers written without +country are read for this country for the
+    // group's whole life, and a wrong one makes local numbers match nothing.
+    if country.is_empty() {
+        let error = c.t.msg("found-need-country");
+        return enrol_page_with(&state, c, error).await;
+    }
+    let policy = Policy {
+        country,
+        ..Policy::default()
     };
     if let Err(e) = policy.validate() {
         return enrol_page_with(&state, c, clean(&e.to_string())).await;

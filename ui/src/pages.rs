@@ -19,7 +19,8 @@ use lookout_node::client::Client;
 use lookout_node::control::Connection;
 use lookout_node::replica::{now, Replica};
 use lookout_node::store::Store;
-use lookout_protocol::content::{Category, Group, Severity};
+use lookout_protocol::content::{local_phone, parse_phone, Category, Group, PhoneError, Severity};
+use lookout_protocol::invite::JoinRequest;
 use rust_embed::RustEmbed;
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -277,14 +278,29 @@ fn group_key(category: Category) -> &'static str {
     }
 }
 
+/// A stored phone number as people recognise it and as it is matched: `07700 900123
+/// (+447700900123)`, or one kept as typed marked so (as `lookout alerts` shows them).
+fn phone_shown(t: &Tr, stored: &str) -> String {
+    match local_phone(stored) {
+        Some(local) if local != stored => format!("{} ({})", clean(&local), clean(stored)),
+        Some(_) => clean(stored),
+        None => t.with("alert-phone-unverified", &clean(stored)),
+    }
+}
+
 fn item(t: &Tr, alert: &AlertView) -> AlertItem {
     let identifiers = alert
         .phones
         .iter()
-        .chain(&alert.plates)
-        .chain(&alert.names)
-        .chain(&alert.handles)
-        .map(|s| clean(s))
+        .map(|p| phone_shown(t, p))
+        .chain(
+            alert
+                .plates
+                .iter()
+                .chain(&alert.names)
+                .chain(&alert.handles)
+                .map(|s| clean(s)),
+        )
         .collect();
     let when = alert.incident_time.unwrap_or(alert.posted);
     AlertItem {
@@ -546,6 +562,8 @@ struct CheckPage {
     c: Chrome,
     q: String,
     searched: bool,
+    /// The term looks like a phone number with letters typed among its digits.
+    letters: bool,
     alerts: Vec<AlertItem>,
 }
 
@@ -555,6 +573,8 @@ struct CheckResults {
     c: Chrome,
     q: String,
     searched: bool,
+    /// The term looks like a phone number with letters typed among its digits.
+    letters: bool,
     alerts: Vec<AlertItem>,
 }
 
@@ -575,10 +595,19 @@ async fn check_page(
             c,
             q: String::new(),
             searched: false,
+            letters: false,
             alerts: Vec::new(),
         }),
         Err(failure) => failed(c, failure),
     }
+}
+
+/// Whether `q` looks like a phone number with a few letters typed among its digits (an O for
+/// a 0): numbers are matched digit for digit, so such a typo finds nothing.
+fn letters_among_digits(q: &str) -> bool {
+    let digits = q.chars().filter(char::is_ascii_digit).count();
+    let letters = q.chars().filter(|c| c.is_alphabetic()).count();
+    digits >= 6 && (1..=3).contains(&letters)
 }
 
 async fn run_check(state: &AppState, t: &Tr, q: &str) -> Result<Vec<AlertItem>, Failure> {
@@ -605,6 +634,7 @@ async fn check_submit(
         Ok(alerts) => page(CheckPage {
             c,
             searched: !form.q.trim().is_empty(),
+            letters: letters_among_digits(&form.q),
             q: form.q,
             alerts,
         }),
@@ -624,6 +654,7 @@ async fn check_fragment(
         Ok(alerts) => page(CheckResults {
             c,
             searched: !form.q.trim().is_empty(),
+            letters: letters_among_digits(&form.q),
             q: form.q,
             alerts,
         }),
@@ -787,6 +818,21 @@ async fn post_submit(
         Ok(draft) => draft,
         Err(error) => return post_page_for(c, form, error),
     };
+    // A number that cannot be read is refused in the page's language, pointing at the box to
+    // tick (the node's own message names the command line's flag).
+    if !draft.phones_as_typed {
+        let country = client.status().await.ok().and_then(|s| s.country);
+        if let (Some(phone), Some(country)) = (draft.phones.first(), country) {
+            if let Err(refused) = parse_phone(phone, &country) {
+                let id = match refused {
+                    PhoneError::Letters(_) => "post-phone-letters",
+                    _ => "post-phone-invalid",
+                };
+                let error = c.t.with(id, &clean(phone));
+                return post_page_for(c, form, error);
+            }
+        }
+    }
     match client.post(draft).await {
         Ok(_) => Redirect::to("/?done=posted").into_response(),
         Err(error) => {
@@ -934,6 +980,18 @@ pub struct MemberItem {
     you: bool,
 }
 
+/// What a waiting proposal does, in the page's language (the node names it in English).
+fn proposal_action(t: &Tr, action: &str) -> String {
+    match action {
+        "add" => t.msg("proposal-add"),
+        "promote" => t.msg("promote"),
+        "demote" => t.msg("demote"),
+        "remove moderator" => t.msg("proposal-remove-moderator"),
+        "add mailbox" => t.msg("mailbox-add-button"),
+        other => clean(other),
+    }
+}
+
 /// Proposals, members and (for a moderator) mailboxes.
 type ModerateView = (Vec<ProposalItem>, Vec<MemberItem>, MailboxList);
 
@@ -945,7 +1003,7 @@ async fn moderate_view(state: &AppState, c: &mut Chrome) -> Result<ModerateView,
         .into_iter()
         .map(|p| ProposalItem {
             id: p.id,
-            action: clean(&p.action),
+            action: proposal_action(&c.t, &p.action),
             subject: clean_names(&c.t, &p.subject),
             approvals: p.approvals,
             needed: p.needed,
@@ -1040,6 +1098,19 @@ async fn moderate(
 struct ApproveForm {
     #[serde(default)]
     target: String,
+    /// `approve`: sent only by the confirmation page's button, after the moderator compared
+    /// the fingerprint it shows.
+    #[serde(default)]
+    confirm: String,
+}
+
+#[derive(Template)]
+#[template(path = "approve.html")]
+struct ApprovePage {
+    c: Chrome,
+    name: String,
+    fingerprint: String,
+    code: String,
 }
 
 async fn approve(
@@ -1050,6 +1121,19 @@ async fn approve(
 ) -> Response {
     let c = Chrome::new(&state, &session, &headers, "/moderate");
     let target: String = form.target.split_whitespace().collect();
+    // A pasted join code names who it is for: show the name and fingerprint first, and approve
+    // only from that page's button (a waiting proposal's id is approved as it is: the list
+    // shows its fingerprint).
+    if form.confirm != "approve" {
+        if let Ok(request) = JoinRequest::from_code(&target) {
+            return page(ApprovePage {
+                name: clean(&request.name),
+                fingerprint: request.identity.fingerprint(),
+                code: target,
+                c,
+            });
+        }
+    }
     let result = async {
         let mut client = client(&state).await?;
         Ok::<_, Failure>(client.approve(target).await?)
@@ -1540,6 +1624,24 @@ async fn asset(Path(file): Path<String>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Trial 12: a Portuguese or Tetum Moderate page listed a waiting proposal as "add: …".
+    #[test]
+    fn waiting_proposals_are_named_in_the_pages_language() {
+        let catalog = crate::i18n::Catalog::load();
+        for (code, add, promote) in [
+            ("en", "Let in", "Make moderator"),
+            ("pt", "Deixar entrar", "Tornar moderadora"),
+            ("tet", "Husik tama", "Halo moderadór"),
+        ] {
+            let t = catalog.tr(code);
+            assert_eq!(proposal_action(&t, "add"), add);
+            assert_eq!(proposal_action(&t, "promote"), promote);
+            for action in ["demote", "remove moderator", "add mailbox"] {
+                assert_ne!(proposal_action(&t, action), action, "{code} {action}");
+            }
+        }
+    }
 
     #[test]
     fn dates_are_civil_utc() {

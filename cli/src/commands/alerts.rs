@@ -126,11 +126,19 @@ pub async fn list(
     if watch {
         return watch_alerts(ctx, filter, out).await;
     }
-    let alerts = request(ctx, async |c| c.alerts(filter).await).await?.0;
+    let (alerts, removed) = request(ctx, async |c| {
+        let alerts = c.alerts(filter).await?;
+        Ok((alerts, c.status().await?.is_removed))
+    })
+    .await?
+    .0;
     if out.json {
         out.json(&alerts)?;
     } else {
         out.text(&render::alerts(&alerts, now, out.style));
+        if removed {
+            out.text(&removed_note(out.style));
+        }
     }
     Ok(Outcome::Done)
 }
@@ -246,7 +254,12 @@ pub fn check_term(value: Option<String>) -> Result<String, ApiError> {
 /// `lookout check`.
 pub async fn check(ctx: &Context, value: &str, out: Out) -> Result<Outcome, ApiError> {
     let term = value.to_owned();
-    let alerts = request(ctx, async |c| c.check(term).await).await?.0;
+    let (alerts, removed) = request(ctx, async |c| {
+        let alerts = c.check(term).await?;
+        Ok((alerts, c.status().await?.is_removed))
+    })
+    .await?
+    .0;
     let outcome = if alerts.is_empty() {
         Outcome::NothingFound
     } else {
@@ -256,11 +269,11 @@ pub async fn check(ctx: &Context, value: &str, out: Out) -> Result<Outcome, ApiE
         out.json(&alerts)?;
         return Ok(outcome);
     }
+    if removed {
+        out.text(&removed_note(out.style));
+    }
     if alerts.is_empty() {
-        out.text(&format!(
-            "No live alert names \"{}\". That does not prove they are safe: trust your instincts.\n",
-            value.trim()
-        ));
+        out.text(&nothing_found(value));
     } else {
         let (s, verb) = if alerts.len() == 1 {
             ("", "names")
@@ -276,6 +289,34 @@ pub async fn check(ctx: &Context, value: &str, out: Out) -> Result<Outcome, ApiE
         ));
     }
     Ok(outcome)
+}
+
+/// Said with the alerts of a device whose identity was removed: they stopped coming.
+fn removed_note(style: render::Style) -> String {
+    format!(
+        "{} this identity was removed from the collective: this device receives no new alerts, \
+         so what it shows may be out of date.\n",
+        style.warn("Careful:")
+    )
+}
+
+/// What `check` says when no live alert names `value`, with a warning when it looks like a
+/// phone number with letters typed for digits (an O for a 0): numbers are matched digit for
+/// digit, so such a typo finds nothing although an alert may name the number.
+fn nothing_found(value: &str) -> String {
+    let value = value.trim();
+    let mut text = format!(
+        "No live alert names \"{value}\". That does not prove they are safe: trust your instincts.\n"
+    );
+    let digits = value.chars().filter(char::is_ascii_digit).count();
+    let letters = value.chars().filter(|c| c.is_alphabetic()).count();
+    if digits >= 6 && letters > 0 && letters <= 3 {
+        text.push_str(
+            "Careful: it has letters among the digits. Numbers are matched digit for digit \
+             (a letter O is not a 0, an l is not a 1): check what you typed and look again.\n",
+        );
+    }
+    text
 }
 
 /// `lookout retract`.
@@ -418,4 +459,24 @@ pub fn default_language() -> String {
                 .then_some(tag)
         })
         .unwrap_or_else(|| "und".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nothing_found;
+
+    /// Trial 12: `check "07700 9OO 123"` (O for 0) answered only "No live alert names …" while an
+    /// alert named 07700 900123; it now says the letters may be the reason.
+    #[test]
+    fn a_number_with_letters_that_finds_nothing_says_why_it_may_not_match() {
+        for typo in ["07700 9OO 123", "O7700 900123", "+44 77OO 900l23"] {
+            let text = nothing_found(typo);
+            assert!(text.contains("letters among the digits"), "{typo}: {text}");
+        }
+        for plain in ["07700 900123", "AB12 CDE", "Big John", "john_x", "call me"] {
+            let text = nothing_found(plain);
+            assert!(text.starts_with("No live alert names"), "{plain}: {text}");
+            assert!(!text.contains("letters among"), "{plain}: {text}");
+        }
+    }
 }

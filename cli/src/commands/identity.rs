@@ -77,8 +77,8 @@ pub fn init(
         None => format!(
             "Self-revocation certificate (shown this once, not kept in clear on this device):\n\n\
              {code}\n\n\
-             Write it down or save it away from this device (a USB stick, a trusted friend), or run\n\
-             `lookout init` with --revocation-cert FILE next time to have it written to a file."
+             Write it down or save it away from this device (a USB stick, a trusted friend). It is not\n\
+             shown again (`lookout init --revocation-cert FILE` writes it to a file instead)."
         ),
     };
     let style = out.style;
@@ -315,15 +315,17 @@ pub async fn join(ctx: &Context, invite: &str, out: Out) -> Result<Outcome, ApiE
     let mut text = format!(
         "{} You joined \"{}\" (founded by {}).\n\n\
          Next: start your node and keep it running:  lookout run\n\
-         It fetches the member list and the alerts; until then this device does not know it was admitted.\n",
+         It fetches the member list and the alerts from a member's node; until then this device does not\n\
+         know whether a moderator approved your join code.\n",
         out.style.good("Done."),
         collective,
         founder
     );
     if invite.addresses.is_empty() {
         text.push_str(&format!(
-            "\n{} the invite has no address of the moderator's node. Your node finds it on the same \
-             Wi-Fi; otherwise ask them for it and run `lookout run --peer ADDRESS`.\n",
+            "\n{} the invite has no address of the moderator's node, so your node cannot find it (not even\n\
+             on the same Wi-Fi). Ask them for a new invite printed while their node runs (`lookout invite`),\n\
+             or for their node's address, and run `lookout run --peer ADDRESS`.\n",
             out.style.warn("Note:")
         ));
     }

@@ -142,9 +142,15 @@ impl<R: BufRead, W: Write> Questions<'_, R, W> {
     /// keep one that cannot be read exactly as typed. `None` when input ended.
     fn phones(&mut self, country: Option<&str>) -> Result<Option<(Vec<String>, bool)>, ApiError> {
         let mut question = "Phone number(s) they used (separate with commas):".to_owned();
+        // A number typed again where y or Enter was asked for: read it, do not drop it.
+        let mut typed_again: Option<String> = None;
         for _ in 0..RETRIES {
-            let Some(answer) = self.line(&question)? else {
-                return Ok(None);
+            let answer = match typed_again.take() {
+                Some(answer) => answer,
+                None => match self.line(&question)? {
+                    Some(answer) => answer,
+                    None => return Ok(None),
+                },
             };
             let phones = split_list(&answer);
             let Some(country) = country else {
@@ -160,7 +166,7 @@ impl<R: BufRead, W: Write> Questions<'_, R, W> {
             }
             self.say(&refused.concat())?;
             let keep = format!(
-                "Type y to keep {} exactly as typed, marked unverified (no other number is matched); Enter to type the number(s) again:",
+                "Type y to keep {} exactly as typed, marked unverified (no other number is matched); or type the number(s) again:",
                 if refused.len() == 1 { "it" } else { "them" }
             );
             match self.line(&keep)? {
@@ -168,6 +174,7 @@ impl<R: BufRead, W: Write> Questions<'_, R, W> {
                 Some(yes) if matches!(yes.to_lowercase().as_str(), "y" | "yes") => {
                     return Ok(Some((phones, true)));
                 }
+                Some(again) if !again.is_empty() => typed_again = Some(again),
                 Some(_) => {}
             }
             question = "Phone number(s) again, in digits (Enter = leave the phone out):".to_owned();
@@ -332,6 +339,21 @@ mod tests {
         assert!(draft.phones_as_typed);
         assert!(
             shown.contains("phone: \"07700 9OO123\" (as typed, unverified)"),
+            "{shown}"
+        );
+    }
+
+    /// Trial 12: the corrected number typed at "Type y to keep it…; Enter to type the number(s)
+    /// again" was thrown away, and the alert went out without a phone.
+    #[test]
+    fn a_number_typed_again_instead_of_y_or_enter_is_read() {
+        let answers = "1\n\nPulled a knife\n07700 9OO 123\n07700 900 123\n\n\n\n\n\n\ny\n";
+        let (draft, shown) = run(answers);
+        let draft = draft.unwrap();
+        assert_eq!(draft.phones, vec!["07700 900 123"], "{shown}");
+        assert!(!draft.phones_as_typed);
+        assert!(
+            shown.contains("phone: 07700 900123 (+447700900123)"),
             "{shown}"
         );
     }

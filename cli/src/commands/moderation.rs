@@ -4,6 +4,8 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use lookout_node::api::{ApiError, ErrorCode, MemberView, ProposalView};
+use lookout_protocol::content::display_safe;
+use lookout_protocol::invite::JoinRequest;
 use serde_json::json;
 
 use super::{request, Out, Outcome};
@@ -50,7 +52,28 @@ pub async fn approve(
             ))
         }
     };
+    // A join code names who it is for: show their name and fingerprint before anything is
+    // approved, so the moderator compares it with the one the person reads aloud.
+    let request = (codes::kind_of(&target) == CodeKind::JoinRequest)
+        .then(|| JoinRequest::from_code(&target).ok())
+        .flatten();
     let mut session = ctx.open().await?;
+    if let Some(request) = &request {
+        if !out.json && std::io::stdin().is_terminal() {
+            // A member who is no moderator is told so by the node, not asked first.
+            let moderator = session
+                .client()
+                .members()
+                .await
+                .map(|view| view.members.iter().any(|m| m.you && m.moderator))
+                .unwrap_or(true);
+            if moderator && !confirm_fingerprint(request)? {
+                session.close()?;
+                out.text("Nothing was changed.\n");
+                return Ok(Outcome::Done);
+            }
+        }
+    }
     let result = approve_in(&mut session, target, addresses).await;
     session.close()?;
     let (view, invite) = result?;
@@ -63,12 +86,16 @@ pub async fn approve(
     let style = out.style;
     let text = if !view.done {
         format!(
-            "{} Your approval is recorded: {} of {} needed.\n\
+            "{} Your approval is recorded: {} of {} needed.\n{}\
              Other moderators approve with `lookout approve --proposal {}` (or the same join code);\n\
              `lookout pending` lists everything waiting.\n",
             style.good("Approved."),
             view.approvals,
             view.needed,
+            request
+                .as_ref()
+                .map(fingerprint_reminder)
+                .unwrap_or_default(),
             short(&view.id)
         )
     } else if let Some(invite) = invite {
@@ -84,7 +111,14 @@ pub async fn approve(
                 view.subject
             )
         };
-        format!("{news}\n\n{}", invite_text(&invite, qr.as_ref(), style)?)
+        let check = match &request {
+            Some(request) if !view.already => fingerprint_reminder(request),
+            _ => String::new(),
+        };
+        format!(
+            "{news}\n{check}\n{}",
+            invite_text(&invite, qr.as_ref(), style)?
+        )
     } else {
         format!(
             "{} Done: {} {}.\n",
@@ -95,6 +129,43 @@ pub async fn approve(
     };
     out.text(&text);
     Ok(Outcome::Done)
+}
+
+/// What a moderator is asked before approving a join code on a terminal.
+fn fingerprint_question(request: &JoinRequest) -> String {
+    format!(
+        "This join code is for {}.\nFingerprint:  {}\n\n\
+         Ask them to read the fingerprint `lookout join-request` shows them, aloud, face to face or\n\
+         on a call. Approve only if every digit matches.\n\
+         Type yes if it matches: ",
+        display_safe(&request.name, false),
+        request.identity.fingerprint()
+    )
+}
+
+/// The fingerprint again after an approval, with what to do if it does not match.
+fn fingerprint_reminder(request: &JoinRequest) -> String {
+    format!(
+        "Fingerprint:  {}\n\
+         It must be the one they read to you. If it is not, remove them at once with\n\
+         `lookout revoke {}` and give them nothing.\n",
+        request.identity.fingerprint(),
+        short(&request.identity.member.to_hex())
+    )
+}
+
+/// Show the join code's name and fingerprint and ask whether it matches; `true` to go ahead.
+fn confirm_fingerprint(request: &JoinRequest) -> Result<bool, ApiError> {
+    print!("{}", fingerprint_question(request));
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("cannot read your answer: {e}"),
+        )
+    })?;
+    Ok(answer.trim().eq_ignore_ascii_case("yes"))
 }
 
 async fn approve_in(
@@ -288,6 +359,11 @@ async fn confirm_loss(ctx: &Context, who: &str, loss: Loss, yes: bool) -> Result
     let [target] = (if by_id.is_empty() { by_name } else { by_id })[..] else {
         return Ok(true);
     };
+    // Only a moderator can remove or demote anyone: a member is told so by the node, not asked
+    // to confirm something that cannot happen.
+    if !view.members.iter().any(|m| m.you && m.moderator) {
+        return Ok(true);
+    }
     if !target.you && !target.moderator {
         return Ok(true);
     }
@@ -368,9 +444,10 @@ fn invite_text(
     text.push_str("\nThey run:  lookout join   (and paste it when asked)\n");
     if codes::invite_addresses(code).is_empty() {
         text.push_str(&format!(
-            "\n{} your node has never run, so the invite cannot say where to find it (it only works\n\
-             on the same Wi-Fi). Start your node with `lookout run`, then print the invite again with\n\
-             `lookout invite`; or add your address with --address /ip4/YOUR-IP/tcp/PORT.\n",
+            "\n{} your node has never run, so the invite cannot say where to find it, and their node\n\
+             cannot find yours without it (not even on the same Wi-Fi). Start your node with\n\
+             `lookout run`, then print the invite again with `lookout invite`; or add your address\n\
+             with --address /ip4/YOUR-IP/tcp/PORT.\n",
             style.warn("Warning:")
         ));
     }

@@ -153,6 +153,78 @@ fn the_interactive_review_shows_the_number_as_stored() {
     assert_eq!(listed[0]["phones"][0], "+447700900123");
 }
 
+/// `lookout COMMAND...` on a terminal (`script` gives it one), answering `answers` line by line.
+fn on_a_terminal(home: &Path, args: &str, answers: &str) -> (bool, String) {
+    let mut cmd = std::process::Command::new("script");
+    cmd.args(["-qec"])
+        .arg(format!(
+            "{} --home {} {args}",
+            env!("CARGO_BIN_EXE_lookout"),
+            home.display()
+        ))
+        .arg("/dev/null")
+        .env("LOOKOUT_PASSPHRASE", PASSPHRASE)
+        .env("LOOKOUT_INSECURE_FAST_KDF", "1")
+        .env("NO_COLOR", "1")
+        .env_remove("LOOKOUT_HOME")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("script is installed");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for line in answers.split_inclusive('\n') {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            // A command that asks nothing has exited already: the answer goes nowhere.
+            let _ = stdin
+                .write_all(line.as_bytes())
+                .and_then(|()| stdin.flush());
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Trial 12: `approve CODE` admitted the person at once and never showed the fingerprint the
+/// help says to compare "before approving". On a terminal it now shows the join code's name and
+/// fingerprint and approves only on "yes"; the answer printed after repeats the fingerprint.
+#[test]
+fn approving_a_join_code_on_a_terminal_shows_its_fingerprint_and_waits_for_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    let bea = dir.path().join("bea");
+    let fingerprint = init(&bea, "Bea")["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = ok(&bea, &["join-request", "--json"]).json()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (done, shown) = on_a_terminal(&ana, &format!("approve {code}"), "no\n");
+    assert!(done, "{shown}");
+    assert!(shown.contains("This join code is for Bea."), "{shown}");
+    assert!(shown.contains(&fingerprint), "{shown}");
+    assert!(shown.contains("Nothing was changed."), "{shown}");
+    let members = ok(&ana, &["members", "--json"]).json();
+    assert_eq!(members["members"].as_array().unwrap().len(), 1, "{members}");
+
+    let (done, shown) = on_a_terminal(&ana, &format!("approve {code}"), "yes\n");
+    assert!(done, "{shown}");
+    assert!(shown.contains("Bea"), "{shown}");
+    assert!(shown.contains("is now a member"), "{shown}");
+    assert!(
+        shown.matches(fingerprint.as_str()).count() >= 2,
+        "asked, then repeated: {shown}"
+    );
+    let members = ok(&ana, &["members", "--json"]).json();
+    assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
+}
+
 /// Ana (founder, moderator) and Bea (member), both nodes running and synced.
 fn pair(dir: &Path) -> (PathBuf, PathBuf, Node, Node) {
     pair_syncing_every(dir, "1")

@@ -64,6 +64,10 @@ fn a_collective_from_founding_to_wiping() {
         .unwrap()
         .to_owned();
     fails(&bea, &["approve", &code], 6, "only moderators");
+    // Trial 12: a member removing herself was asked to "add --yes", then told only moderators
+    // can remove anyone.
+    let refused = fails(&bea, &["revoke", "Beatriz"], 6, "only moderators");
+    assert!(!refused.stderr.contains("--yes"), "{refused:?}");
 
     // Post on one node, see it on the others within seconds.
     let posted = Instant::now();
@@ -204,6 +208,27 @@ fn a_collective_from_founding_to_wiping() {
     assert!(
         !alert_ids(&cleo, &[]).contains(&after),
         "a removed member must not receive new alerts"
+    );
+    // Trial 12: her device answered `check` with a plain "No live alert names …" from a list
+    // that no longer changes; it now says so (status had shown "removed from it").
+    eventually("her node learns of her removal", || {
+        (status(&cleo)["is_removed"] == true).then_some(())
+    });
+    for args in [&["alerts"][..], &["check", "07700 900999"][..]] {
+        let shown = run(&cleo, args);
+        assert!(
+            shown
+                .stdout
+                .contains("this identity was removed from the collective"),
+            "{args:?}: {shown:?}"
+        );
+    }
+    let members_view = ok(&bea, &["alerts"]);
+    assert!(
+        !members_view
+            .stdout
+            .contains("was removed from the collective"),
+        "{members_view:?}"
     );
 
     // Wipe, with the node still running: it is stopped, and nothing can be read afterwards.

@@ -527,6 +527,20 @@ async fn moderator_flows() {
         .click()
         .await
         .unwrap();
+    // Trial 12: the code's name and fingerprint come first; only that page's button approves.
+    page_has(
+        c,
+        Duration::from_secs(5),
+        "the fingerprint to compare",
+        &newcomer.status().fingerprint,
+    )
+    .await;
+    c.find(Locator::Id("approve-confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     page_has(
         c,
         Duration::from_secs(5),
@@ -1080,6 +1094,7 @@ async fn emergency_wipe() {
     let c = browser.client();
     create_identity(c, &url, "Ana").await;
     type_into(c, "f-name", "Harbour Collective").await;
+    type_into(c, "f-country", "gb").await;
     click(c, "found-submit").await;
     page_has(
         c,

@@ -741,6 +741,20 @@ async fn creating_an_identity_refuses_a_guessable_passphrase_and_keeps_it_out_of
     assert!(enrol.body.contains("<svg"));
     assert!(enrol.body.contains("id=\"certificate\""));
     assert!(!enrol.body.contains("orbit"));
+    // Trial 12: it was shown again at every visit until the group was joined (SECURITY: "shown
+    // once"), to whoever opened the page on a shared device meanwhile.
+    let again = send(
+        s.addr,
+        "GET",
+        "/enrol",
+        &[("Host", &host(&s)), ("Cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert_eq!(again.status, 200);
+    assert!(again.body.contains("LKJOIN"), "{}", again.body);
+    assert!(!again.body.contains("LKREVOKE"), "{}", again.body);
+    assert!(!again.body.contains("id=\"certificate\""));
     // A bad invite is refused with the page kept; founding starts the node.
     let bad = post_from(
         &s,
@@ -752,6 +766,26 @@ async fn creating_an_identity_refuses_a_guessable_passphrase_and_keeps_it_out_of
     .await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("cannot be used"), "{}", bad.body);
+    // Trial 12: a group founded with the country left empty read every number as British
+    // (a Timorese group's local numbers then never matched); the country is now asked for.
+    let no_country = post_from(
+        &s,
+        &o,
+        &cookie,
+        "/found",
+        &format!("csrf={token}&name=Harbour&country="),
+    )
+    .await;
+    assert_eq!(no_country.status, 400, "{}", no_country.body);
+    assert!(
+        no_country.body.contains("country of the group"),
+        "{}",
+        no_country.body
+    );
+    assert_eq!(
+        launcher.started.load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
     let founded = post_from(
         &s,
         &o,
@@ -1103,6 +1137,206 @@ async fn a_plain_member_gets_no_mailbox_forms() {
             let view = mailboxes(node).await;
             assert!(view.current.is_empty() && view.pending.is_empty());
         }
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// A form POST from the page's own origin in language `lang`.
+async fn post_in(s: &Served, lang: &str, cookie: &str, path: &str, body: &str) -> Answer {
+    send(
+        s.addr,
+        "POST",
+        path,
+        &[
+            ("Host", &host(s)),
+            ("Cookie", cookie),
+            ("Origin", &origin(s)),
+            ("Accept-Language", lang),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        body,
+    )
+    .await
+}
+
+/// Trial 12: the page showed a number kept as typed ("07700 9OO 123") exactly like a checked
+/// one and only in E.164, refused a mistyped number in English naming the command line's
+/// `--phone-as-typed` on a Portuguese page, and answered a check with a letter O for a 0 with
+/// a green "✓ Nothing found". Now: numbers as `lookout alerts` shows them, the refusal in the
+/// page's language pointing at the box to tick, and a check that finds nothing says it proves
+/// nothing (and why a number with letters may not match).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_show_as_read_or_marked_unverified_and_refusals_speak_the_pages_language() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let alert = |phone: &str, extra: &str| {
+            format!(
+                "csrf={token}&category=violence&severity=high&description=Knife&phone={}{extra}",
+                phone.replace(' ', "+")
+            )
+        };
+        let refused = post_in(s, "pt", &cookie, "/post", &alert("07700 9OO 123", "")).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert!(refused.body.contains("tem letras"), "{}", refused.body);
+        assert!(
+            refused.body.contains("Guardar o número como o escrevi"),
+            "{}",
+            refused.body
+        );
+        assert!(
+            !refused.body.contains("--phone-as-typed"),
+            "{}",
+            refused.body
+        );
+        let short = post_in(s, "tet", &cookie, "/post", &alert("12345", "")).await;
+        assert_eq!(short.status, 400, "{}", short.body);
+        assert!(
+            short.body.contains("la&#39;ós númeru telefone"),
+            "{}",
+            short.body
+        );
+        assert!(!short.body.contains("--phone-as-typed"), "{}", short.body);
+
+        let kept = post_in(
+            s,
+            "en",
+            &cookie,
+            "/post",
+            &alert("07700 9OO 123", "&as_typed=1"),
+        )
+        .await;
+        assert_eq!(kept.status, 303, "{}", kept.body);
+        let read = post_in(s, "en", &cookie, "/post", &alert("07700 900123", "")).await;
+        assert_eq!(read.status, 303, "{}", read.body);
+        let feed = send(
+            s.addr,
+            "GET",
+            "/",
+            &[
+                ("Host", &host(s)),
+                ("Cookie", &cookie),
+                ("Accept-Language", "en"),
+            ],
+            "",
+        )
+        .await;
+        assert!(
+            feed.body.contains("07700 9OO 123 (as typed, unverified)"),
+            "{}",
+            feed.body
+        );
+        assert!(
+            feed.body.contains("07700 900123 (+447700900123)"),
+            "{}",
+            feed.body
+        );
+
+        let typo = post_in(
+            s,
+            "en",
+            &cookie,
+            "/check/results",
+            &format!("csrf={token}&q=07700+9OO+999"),
+        )
+        .await;
+        assert_eq!(typo.status, 200, "{}", typo.body);
+        assert!(typo.body.contains("Nothing found"), "{}", typo.body);
+        assert!(typo.body.contains("trust your instincts"), "{}", typo.body);
+        assert!(
+            typo.body.contains("letters among the digits"),
+            "{}",
+            typo.body
+        );
+        assert!(!typo.body.contains('✓'), "{}", typo.body);
+        let plain = post_in(
+            s,
+            "en",
+            &cookie,
+            "/check/results",
+            &format!("csrf={token}&q=07700+900999"),
+        )
+        .await;
+        assert!(!plain.body.contains("letters among"), "{}", plain.body);
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// Trial 12: pasting a join code into Moderate approved it at once; its fingerprint was shown
+/// only afterwards. Now the name and fingerprint come first and nothing changes until the
+/// confirmation page's own button is pressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pasted_join_code_shows_its_fingerprint_before_anything_is_approved() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let dir = tempfile::tempdir().unwrap();
+        let newcomer = lookout_tests::fresh_identity(&dir.path().join("n"), "Newcomer");
+        let fingerprint = newcomer.status().fingerprint;
+        let code = newcomer.join_request().to_code();
+        let members = || async {
+            lookout_node::client::Client::new(r.nodes[0].handle.clone())
+                .members()
+                .await
+                .unwrap()
+                .members
+                .len()
+        };
+        let asked = post_in(
+            s,
+            "en",
+            &cookie,
+            "/approve",
+            &format!("csrf={token}&target={code}"),
+        )
+        .await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        assert!(asked.body.contains(&fingerprint), "{}", asked.body);
+        assert!(asked.body.contains("Approve Newcomer?"), "{}", asked.body);
+        assert!(
+            asked.body.contains("id=\"approve-confirm\""),
+            "{}",
+            asked.body
+        );
+        assert_eq!(members().await, 2, "nothing approved yet");
+        let other = post_in(
+            s,
+            "en",
+            &cookie,
+            "/approve",
+            &format!("csrf={token}&target={code}&confirm=yes"),
+        )
+        .await;
+        assert!(
+            other.body.contains("id=\"approve-confirm\""),
+            "{}",
+            other.body
+        );
+        assert_eq!(members().await, 2, "only the page's own button approves");
+
+        let done = post_in(
+            s,
+            "en",
+            &cookie,
+            "/approve",
+            &format!("csrf={token}&target={code}&confirm=approve"),
+        )
+        .await;
+        assert_eq!(done.status, 200, "{}", done.body);
+        assert!(done.body.contains("is now a member"), "{}", done.body);
+        assert_eq!(members().await, 3);
         for node in r.nodes {
             node.stop().await;
         }
