@@ -207,13 +207,29 @@ impl Replica {
             .get(Tree::Identity, passphrase::KEY_IDENTITY_NEXT)
             .map_err(store_error)?;
         let stored_secrets = secrets::read(&store)?;
+        // The passphrase opened the store's key file, so it is right: an identity that does
+        // not open now is damage, never a reason to wipe (Trial 12's T12-8).
         let identity = passphrase::unseal_identity(
             &sealed,
             next.as_deref().map(|v| &v[..]),
             passphrase,
             stored_secrets.as_ref().map(|s| s.agreement.as_slice()),
         )
-        .ok_or_else(|| ApiError::new(ErrorCode::WrongPassphrase, "wrong passphrase"))?;
+        .ok_or_else(|| {
+            let what = if stored_secrets.is_none() {
+                "this device's secrets file is missing"
+            } else {
+                "this device's identity does not open with its secrets file"
+            };
+            ApiError::new(
+                ErrorCode::Internal,
+                format!(
+                    "{what}: the passphrase is right (it opened the store), but this identity \
+                     cannot be opened here; do not wipe: restore the Lookout folder from a \
+                     backup if there is one"
+                ),
+            )
+        })?;
         let name = store
             .get(Tree::Meta, KEY_NAME)
             .map_err(store_error)?

@@ -131,6 +131,16 @@ fn found_enrol_post_sync_revoke() {
         Replica::open(&home, b"nope").err().unwrap().code,
         ErrorCode::WrongPassphrase
     );
+    // A missing secrets file with the right passphrase is damage, never "wrong passphrase"
+    // (whose advice is to wipe: Trial 12's T12-8); put back, the store opens again.
+    let secrets = home.join("secrets");
+    let kept = std::fs::read(&secrets).unwrap();
+    std::fs::remove_file(&secrets).unwrap();
+    let err = Replica::open(&home, PASS).err().unwrap();
+    assert_eq!(err.code, ErrorCode::Internal, "{err:?}");
+    assert!(err.message.contains("secrets file is missing"), "{err:?}");
+    assert!(err.message.contains("do not wipe"), "{err:?}");
+    std::fs::write(&secrets, kept).unwrap();
     let ana = Replica::open(&home, PASS).unwrap();
     let alerts = ana.alerts(&AlertFilter::default()).unwrap();
     assert_eq!(alerts.len(), 2);
