@@ -660,7 +660,7 @@ fn wide(days: u64, per: usize) -> (SignedGenesis, Vec<Identity>, MembershipLog, 
 /// states allow (16,384 entries of at most 65 bytes, and 256 keys of at most the 64 heads a
 /// delivery names: about 1.5 MiB). Run alone: RSS is the process's.
 #[test]
-#[ignore = "R17-1 (MEDIUM): FAILS on main 395e101; measurement, run alone: cargo test --release -p lookout-protocol --test review17 -- --ignored --nocapture --test-threads=1 r17_named"]
+#[ignore = "R17-1 (MEDIUM, fixed): failed on main 395e101, passes since; measurement, run alone: cargo test --release -p lookout-protocol --test review17 -- --ignored --nocapture --test-threads=1 r17_named"]
 fn r17_named_states_with_no_entries_stay_within_the_stated_bound() {
     let (_, _, mut log, ops) = wide(8, 256);
     let heads = log.roster().heads().len();
@@ -743,7 +743,7 @@ fn r17_what_the_kept_states_hold_is_within_the_bounds() {
 /// 256 named states, each with a copy of the 2,048 heads: RSS grows by about 16 MiB, for deliveries
 /// of a few kB each. Asserted as above: within what the stated bounds allow.
 #[test]
-#[ignore = "R17-1 (MEDIUM): FAILS on main 395e101; measurement, run alone: cargo test --release -p lookout-protocol --test review17 -- --ignored --nocapture --test-threads=1 r17_a_members"]
+#[ignore = "R17-1 (MEDIUM, fixed): failed on main 395e101, passes since; measurement, run alone: cargo test --release -p lookout-protocol --test review17 -- --ignored --nocapture --test-threads=1 r17_a_members"]
 fn r17_a_members_deliveries_stay_within_the_stated_bound() {
     use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
     use lookout_protocol::replica::{Ingested, SetKind, State};
@@ -814,7 +814,7 @@ fn r17_a_members_deliveries_stay_within_the_stated_bound() {
 /// is read at 1,984 of her ops, resolved in full (as before the change) and kept under a key of
 /// 1,984 ids, beside its copy of the 2,048 base heads. Asserted as above.
 #[test]
-#[ignore = "R17-1 (MEDIUM): FAILS on main 395e101; measurement, run alone: cargo test --release -p lookout-protocol --test review17 -- --ignored --nocapture --test-threads=1 r17_keys"]
+#[ignore = "R17-1 (MEDIUM, fixed): failed on main 395e101, passes since; measurement, run alone: cargo test --release -p lookout-protocol --test review17 -- --ignored --nocapture --test-threads=1 r17_keys"]
 fn r17_keys_read_through_refused_ops_stay_within_the_stated_bound() {
     use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
     use lookout_protocol::replica::{Ingested, Refusal, SetKind, State};
