@@ -110,6 +110,7 @@ pub fn safe(alert: &AlertView) -> AlertView {
         language: line(&alert.language),
         author: line(&alert.author),
         retracted: alert.retracted.as_ref().map(lines),
+        retracted_by: alert.retracted_by.as_ref().map(line),
         corroborated_by: alert
             .corroborated_by
             .iter()
@@ -142,7 +143,17 @@ pub fn alert_block(alert: &AlertView, now: u64, style: Style) -> String {
         style.dim(&format!("[{}]", short(&alert.id)))
     );
     if let Some(reason) = &alert.retracted {
-        let _ = writeln!(out, "  {} {reason}", style.warn("RETRACTED:"));
+        // Who withdrew it (its author or a moderator), and why if they said (Trial 12's T12-15).
+        let by = alert
+            .retracted_by
+            .as_deref()
+            .map(|who| format!(" by {who}"))
+            .unwrap_or_default();
+        if reason.is_empty() {
+            let _ = writeln!(out, "  {}", style.warn(&format!("RETRACTED{by}")));
+        } else {
+            let _ = writeln!(out, "  {} {reason}", style.warn(&format!("RETRACTED{by}:")));
+        }
     }
     let _ = writeln!(out, "  {}", alert.description);
     let identifiers = identifier_line(alert);
@@ -484,6 +495,7 @@ mod tests {
             on_behalf: false,
             author: "Bea".into(),
             retracted: None,
+            retracted_by: None,
             corroborations: 2,
             corroborated_by: Vec::new(),
             edited: false,

@@ -242,6 +242,7 @@ mod tests {
             on_behalf: false,
             author: "SecretAuthorName".into(),
             retracted: None,
+            retracted_by: None,
             corroborations: 1,
             corroborated_by: Vec::new(),
             edited: false,

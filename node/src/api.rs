@@ -574,8 +574,11 @@ pub struct AlertView {
     pub on_behalf: bool,
     /// Display name of the member who posted it.
     pub author: String,
-    /// Retraction reason, if retracted.
+    /// Retraction reason, if retracted (empty if none was given).
     pub retracted: Option<String>,
+    /// Display name of the member who withdrew it (its author, or a moderator), if retracted.
+    #[serde(default)]
+    pub retracted_by: Option<String>,
     /// How many members other than its author corroborated it (each counted once).
     pub corroborations: usize,
     /// The corroborations counted: each member's latest, oldest first.

@@ -177,6 +177,14 @@ impl Tr {
         self.format(id, Some(&args))
     }
 
+    /// A message with a member's name `$who` and one text argument `$value`.
+    pub fn by(&self, id: &str, who: &str, value: &str) -> String {
+        let mut args = FluentArgs::new();
+        args.set("who", FluentValue::from(who.to_owned()));
+        args.set("value", FluentValue::from(value.to_owned()));
+        self.format(id, Some(&args))
+    }
+
     /// A message with two numbers `$n` of `$k` (such as approvals so far of those needed).
     pub fn of(
         &self,

@@ -318,9 +318,23 @@ fn item(t: &Tr, alert: &AlertView) -> AlertItem {
         when_text: utc(when),
         author: clean_names(t, &alert.author),
         corroborations: alert.corroborations,
-        retracted: alert.retracted.as_deref().map(clean),
+        retracted: alert
+            .retracted
+            .as_deref()
+            .map(|reason| retracted_line(t, alert.retracted_by.as_deref(), reason)),
         on_behalf: alert.on_behalf,
         matched: alert.matched.as_deref().map(clean).unwrap_or_default(),
+    }
+}
+
+/// What a retracted alert says of its retraction: who withdrew it (its author or a moderator)
+/// and why, if they said (Trial 12's T12-15).
+fn retracted_line(t: &Tr, by: Option<&str>, reason: &str) -> String {
+    let reason = clean(reason);
+    match by {
+        Some(who) if reason.is_empty() => t.by("alert-retracted-by", &clean_names(t, who), ""),
+        Some(who) => t.by("alert-retracted-by-reason", &clean_names(t, who), &reason),
+        None => t.with("alert-retracted", &reason),
     }
 }
 
@@ -1641,6 +1655,27 @@ mod tests {
                 assert_ne!(proposal_action(&t, action), action, "{code} {action}");
             }
         }
+    }
+
+    /// Trial 12's T12-15: a retracted alert said "Retracted: retracted", with no word of who
+    /// withdrew it (its author or a moderator).
+    #[test]
+    fn a_retraction_names_who_withdrew_the_alert() {
+        let catalog = crate::i18n::Catalog::load();
+        let en = catalog.tr("en");
+        assert_eq!(retracted_line(&en, Some("Ana"), ""), "Retracted by Ana");
+        assert_eq!(
+            retracted_line(&en, Some("Ana"), "wrong person"),
+            "Retracted by Ana: wrong person"
+        );
+        assert_eq!(retracted_line(&en, None, "old node"), "Retracted: old node");
+        let pt = catalog.tr("pt");
+        assert_eq!(retracted_line(&pt, Some("Ana"), ""), "Retirado por Ana");
+        let tet = catalog.tr("tet");
+        assert_eq!(
+            retracted_line(&tet, Some("Ana"), "sala"),
+            "Foti fila husi Ana: sala"
+        );
     }
 
     #[test]

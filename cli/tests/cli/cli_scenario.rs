@@ -168,6 +168,16 @@ fn a_collective_from_founding_to_wiping() {
         .find(|a| a["id"] == while_away.as_str())
         .expect("still listed with --retracted");
     assert_eq!(entry["retracted"], "wrong person");
+    // Who withdrew it is shown (here its author; Trial 12's T12-15).
+    assert_eq!(entry["retracted_by"], entry["author"], "{entry}");
+    let listed = ok(&ana, &["alerts", "--retracted"]).stdout;
+    assert!(
+        listed.contains(&format!(
+            "RETRACTED by {}: wrong person",
+            entry["author"].as_str().unwrap()
+        )),
+        "{listed}"
+    );
 
     // A crash right after `post` returned: the alert survives and still goes out.
     let crash = post(&bea, "Took my phone", &["--area", "Station"]);

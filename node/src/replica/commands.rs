@@ -83,11 +83,20 @@ impl Replica {
             }),
             Request::Retract { id, reason } => {
                 let target = self.find_post(&id)?;
-                if let Some(first) = self.alert_view(&target).and_then(|a| a.retracted) {
+                if let Some(view) = self.alert_view(&target).filter(|a| a.retracted.is_some()) {
+                    let by = view
+                        .retracted_by
+                        .map(|who| format!(" by {who}"))
+                        .unwrap_or_default();
+                    let why = view
+                        .retracted
+                        .filter(|reason| !reason.is_empty())
+                        .map(|reason| format!(" (\"{reason}\")"))
+                        .unwrap_or_default();
                     return Err(ApiError::new(
                         ErrorCode::InvalidInput,
                         format!(
-                            "alert {} is already retracted (\"{first}\"): nothing was changed",
+                            "alert {} is already retracted{by}{why}: nothing was changed",
                             target.short()
                         ),
                     ));

@@ -316,6 +316,7 @@ impl Replica {
         let mut edited = false;
         let mut edit_time = 0;
         let mut retracted = None;
+        let mut retracted_by = None;
         // Each member other than the author counts once, with their latest note.
         let mut corroborations: BTreeMap<MemberId, (u64, &str)> = BTreeMap::new();
         let mut retracted_at = u64::MAX;
@@ -335,11 +336,8 @@ impl Replica {
                         && other.retracts(*id, &meta, state.log().roster()) =>
                 {
                     retracted_at = b.timestamp;
-                    retracted = Some(if reason.is_empty() {
-                        "retracted".to_owned()
-                    } else {
-                        reason.clone()
-                    });
+                    retracted = Some(reason.clone());
+                    retracted_by = Some(b.author);
                 }
                 Content::Corroboration { target, note }
                     if target == id && b.author != body.author =>
@@ -374,6 +372,7 @@ impl Replica {
             on_behalf: alert.on_behalf,
             author: self.member_name(roster, &body.author),
             retracted,
+            retracted_by: retracted_by.map(|by| self.member_name(roster, &by)),
             corroborations: corroborations.len(),
             corroborated_by: {
                 let mut by: Vec<CorroborationView> = corroborations
