@@ -410,6 +410,18 @@ fn demotion_needs_k_and_drops_concurrent_moderator_actions() {
     // Proposing an add is a moderator's act: made concurrently with the demotion, it is dropped.
     assert!(roster.dropped().contains_key(&concurrent));
     assert!(!roster.is_member(&newbie.member_id()));
+    // A demotion holds for good: promoting her again has no effect, and the refusal says why
+    // (Trial 12's T12-12: it said "not a plain member" of someone listed as a member).
+    let again = w.op(
+        &f,
+        Action::ProposePromote {
+            member: m.member_id(),
+        },
+    );
+    let roster = w.roster();
+    assert!(!roster.is_moderator(&m.member_id()));
+    let reason = roster.dropped().get(&again).expect("refused").to_string();
+    assert!(reason.contains("was demoted"), "{reason}");
 }
 
 #[test]

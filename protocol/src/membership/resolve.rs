@@ -1143,7 +1143,20 @@ impl Replay {
                 if self.members.get(member).is_none_or(|r| r.moderator)
                     || !self.promotable(graph, effective, member, i)
                 {
-                    return Err("promotes someone who is not a plain member");
+                    // The same refusal whatever the reason; only its words say which (Trial 12's
+                    // T12-12: a demoted moderator is listed as a member, and a demotion holds
+                    // for good).
+                    return Err(match self.members.get(member) {
+                        Some(r)
+                            if r.moderator
+                                && self.locked(effective, member, Scope::Moderation, i) =>
+                        {
+                            "promotes a member who was demoted: a demotion holds for good (she can \
+                             make a new key, to be admitted and then promoted)"
+                        }
+                        Some(r) if r.moderator => "promotes someone who is already a moderator",
+                        _ => "promotes someone who is not a plain member",
+                    });
                 }
                 self.propose(
                     effective,
