@@ -315,7 +315,7 @@ fn repeated_actions_say_so() {
         &ana,
         &["retract", &id[..8], "--reason", "something else"],
         2,
-        "already retracted (\"posted by mistake\")",
+        "already retracted by Ana (\"posted by mistake\")",
     );
     let listed = ok(&ana, &["alerts", "--retracted", "--json"]).json();
     assert_eq!(listed[0]["retracted"], "posted by mistake");
