@@ -47,10 +47,10 @@ impl Replica {
             view.is_removed = roster.is_removed(&me);
             view.members = roster.len();
             view.ops = state.log().len();
-            view.alerts = state
-                .posts()
-                .values()
-                .filter(|p| p.kind == PostKind::Alert && p.expires > now)
+            // Live and not withdrawn, as `alerts` lists them (Trial 12's T12-18: retracted ones
+            // were counted), decided from the posts' metadata alone.
+            view.alerts = live_alerts(state, now)
+                .filter(|(id, meta)| !withdrawn(state, id, meta))
                 .count();
             view.epoch = state.book().write_epoch(roster, now).map(|e| e.short());
             view.held = state.held_count();
@@ -457,6 +457,18 @@ fn page<T>(
         rest = tail;
     }
     Ok((out, None))
+}
+
+/// Whether a retraction that counts (by the alert's author or a current moderator) names the
+/// alert `id`: what `Replica::alert_view` decides, from the posts' metadata alone.
+fn withdrawn(state: &State, id: &ContentId, meta: &PostMeta) -> bool {
+    let roster = state.log().roster();
+    state.referring(id).iter().any(|r| {
+        state
+            .posts()
+            .get(r)
+            .is_some_and(|other| other.retracts(*id, meta, roster))
+    })
 }
 
 /// The live alerts kept (not retractions, edits or other posts).

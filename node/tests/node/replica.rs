@@ -149,6 +149,26 @@ fn found_enrol_post_sync_revoke() {
     let removed = ana.members().unwrap().removed;
     assert_eq!(removed.len(), 1);
     assert_eq!(removed[0].name, "Bea", "removed members keep their name");
+    // A retracted alert is no longer counted live by `status`, as `alerts` no longer lists it
+    // (Trial 12's T12-18), and it says who withdrew it (T12-15).
+    let mut ana = ana;
+    assert_eq!(ana.status().alerts, 2);
+    ana.execute(Request::Retract {
+        id: id.to_hex(),
+        reason: String::new(),
+    })
+    .unwrap();
+    assert_eq!(ana.status().alerts, 1);
+    assert_eq!(ana.alerts(&AlertFilter::default()).unwrap().len(), 1);
+    let all = ana
+        .alerts(&AlertFilter {
+            include_retracted: true,
+            ..AlertFilter::default()
+        })
+        .unwrap();
+    let withdrawn = all.iter().find(|a| a.id == id.to_hex()).unwrap();
+    assert_eq!(withdrawn.retracted.as_deref(), Some(""));
+    assert_eq!(withdrawn.retracted_by.as_deref(), Some("Ana"));
     // A code of the wrong kind pasted into approve says so.
     ana.close().unwrap();
     let err = ana_approve_invite(&home);
