@@ -162,50 +162,18 @@ fn run(seed: u64, len: usize, k: u8, heirs: bool, knobs: Knobs) -> Run {
             p.dedup();
             p
         };
-        let target = &pool[rng.gen_range(0..pool.len())];
-        let proposals: Vec<OpId> = held
-            .iter()
-            .chain(&stubbed)
-            .filter(|o| {
-                matches!(
-                    o.body().action,
-                    Action::ProposeAdd { .. }
-                        | Action::ProposePromote { .. }
-                        | Action::ProposeDemote { .. }
-                        | Action::Remove { .. }
-                )
-            })
-            .map(Op::id)
-            .collect();
-        let script = heirs && step < 2 + 2 * (kk - 1) + kk;
-        let pending: Vec<OpId> = held
-            .iter()
-            .filter(|o| matches!(o.body().action, Action::ProposeAdd { .. }))
-            .map(Op::id)
-            .collect();
-        let (author, parents, scripted) = match step {
-            _ if !script => (author, parents, None),
-            0 | 1 => (0, roster.heads().to_vec(), Some(add(&pool[kk + step]))),
-            st if st < 2 + 2 * (kk - 1) => {
-                let (approver, which) = (1 + (st - 2) / 2, (st - 2) % 2);
-                (
-                    approver,
-                    roster.heads().to_vec(),
-                    pending.get(which).map(|p| Action::Approve { proposal: *p }),
-                )
-            }
-            st => {
-                let founder = st - 2 - 2 * (kk - 1);
-                (
-                    founder,
-                    roster.heads().to_vec(),
-                    Some(Action::PublishRevocation {
-                        certificate: RevocationCertificate::create(&pool[founder], NOW),
-                    }),
-                )
-            }
-        };
-        let action = random_action(&mut rng, scripted, target, &proposals, &pool[author]);
+        let (author, parents, action) = step_action(
+            &mut rng,
+            step,
+            heirs,
+            kk,
+            &pool,
+            &held,
+            &stubbed,
+            roster.heads(),
+            author,
+            parents,
+        );
         let o = dated(
             &genesis,
             &pool[author],
@@ -217,7 +185,7 @@ fn run(seed: u64, len: usize, k: u8, heirs: bool, knobs: Knobs) -> Run {
         // may author first, and a replica keeps as a stub only ops refused over the quota), so
         // only those are stubs: a stub by a key that may not author yet, joining later as an
         // op, made `a` keep ops no replica can (the first case this property found).
-        let stub = !script && step >= 2 && rng.gen_bool(knobs.stub);
+        let stub = !scripted_step(heirs, step, kk) && step >= 2 && rng.gen_bool(knobs.stub);
         // Half the stubs, where there is one, are a moderator's approval of a pending proposal:
         // a stub whose effect a look-up must see (it may complete an admission only the view
         // finds, the stubs counting as ops there).

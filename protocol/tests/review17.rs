@@ -217,50 +217,18 @@ fn named_states_agree(
         };
         let mut parents = key_of(&parents);
         parents.truncate(MAX_PARENTS);
-        let target = &pool[rng.gen_range(0..pool.len())];
-        let proposals: Vec<OpId> = held
-            .iter()
-            .chain(&stubbed)
-            .filter(|o| {
-                matches!(
-                    o.body().action,
-                    Action::ProposeAdd { .. }
-                        | Action::ProposePromote { .. }
-                        | Action::ProposeDemote { .. }
-                        | Action::Remove { .. }
-                )
-            })
-            .map(Op::id)
-            .collect();
-        let script = heirs && step < 2 + 2 * (kk - 1) + kk;
-        let pending: Vec<OpId> = held
-            .iter()
-            .filter(|o| matches!(o.body().action, Action::ProposeAdd { .. }))
-            .map(Op::id)
-            .collect();
-        let (author, parents, scripted) = match step {
-            _ if !script => (author, parents, None),
-            0 | 1 => (0, roster.heads().to_vec(), Some(add(&pool[kk + step]))),
-            st if st < 2 + 2 * (kk - 1) => {
-                let (approver, which) = (1 + (st - 2) / 2, (st - 2) % 2);
-                (
-                    approver,
-                    roster.heads().to_vec(),
-                    pending.get(which).map(|p| Action::Approve { proposal: *p }),
-                )
-            }
-            st => {
-                let founder = st - 2 - 2 * (kk - 1);
-                (
-                    founder,
-                    roster.heads().to_vec(),
-                    Some(Action::PublishRevocation {
-                        certificate: RevocationCertificate::create(&pool[founder], NOW),
-                    }),
-                )
-            }
-        };
-        let action = random_action(&mut rng, scripted, target, &proposals, &pool[author]);
+        let (author, parents, action) = step_action(
+            &mut rng,
+            step,
+            heirs,
+            kk,
+            &pool,
+            &held,
+            &stubbed,
+            roster.heads(),
+            author,
+            parents,
+        );
         // Ops six hours apart, and a rotation to a fresh agreement key (each member's first in a
         // day takes effect; concurrent ones in another order at another state).
         let at = NOW + 60 + step as u64 * 21_600;
@@ -271,7 +239,7 @@ fn named_states_agree(
             other => other,
         };
         let o = dated(&genesis, &pool[author], &parents, action, at);
-        let stub = !script && step >= 2 && rng.gen_bool(knobs.stub);
+        let stub = !scripted_step(heirs, step, kk) && step >= 2 && rng.gen_bool(knobs.stub);
         if stub && a.may_author(&o.author()) {
             s.refuse_over_quota(o.id(), o.parents(), o.body().action.admits());
             s.add_stub(o.clone());

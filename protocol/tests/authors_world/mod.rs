@@ -6,6 +6,7 @@ use crate::names;
 use lookout_protocol::identity::Identity;
 use lookout_protocol::membership::*;
 use lookout_protocol::{MemberId, OpId};
+use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -285,4 +286,75 @@ pub enum Late {
     /// A stub's bytes, its id known as refused over the quota since it was made (ops naming it
     /// wait until the bytes come).
     StubBytes(Op),
+}
+
+/// Whether step `step` of a random history of Reviews 16 and 17 is one of the heirs' scripted
+/// start ([`step_action`]), for `kk` founders.
+pub fn scripted_step(heirs: bool, step: usize, kk: usize) -> bool {
+    heirs && step < 2 + 2 * (kk - 1) + kk
+}
+
+/// The action of step `step` of a random history of Reviews 16 and 17: while `heirs` scripts the
+/// start (two adds, their approvals by the other founders, then the founders' self-revocations),
+/// that; else a random action by `author` on `parents`, its target drawn from `pool` and the
+/// proposals it may name among `held` and `stubbed`. The same draws, in the same order, as each
+/// review made inline, so the same histories. Gives the author, parents and action.
+#[allow(clippy::too_many_arguments)]
+pub fn step_action(
+    rng: &mut ChaCha20Rng,
+    step: usize,
+    heirs: bool,
+    kk: usize,
+    pool: &[Identity],
+    held: &[Op],
+    stubbed: &[Op],
+    heads: &[OpId],
+    author: usize,
+    parents: Vec<OpId>,
+) -> (usize, Vec<OpId>, Action) {
+    let target = &pool[rng.gen_range(0..pool.len())];
+    let proposals: Vec<OpId> = held
+        .iter()
+        .chain(stubbed)
+        .filter(|o| {
+            matches!(
+                o.body().action,
+                Action::ProposeAdd { .. }
+                    | Action::ProposePromote { .. }
+                    | Action::ProposeDemote { .. }
+                    | Action::Remove { .. }
+            )
+        })
+        .map(Op::id)
+        .collect();
+    let script = scripted_step(heirs, step, kk);
+    let pending: Vec<OpId> = held
+        .iter()
+        .filter(|o| matches!(o.body().action, Action::ProposeAdd { .. }))
+        .map(Op::id)
+        .collect();
+    let (author, parents, scripted) = match step {
+        _ if !script => (author, parents, None),
+        0 | 1 => (0, heads.to_vec(), Some(add(&pool[kk + step]))),
+        st if st < 2 + 2 * (kk - 1) => {
+            let (approver, which) = (1 + (st - 2) / 2, (st - 2) % 2);
+            (
+                approver,
+                heads.to_vec(),
+                pending.get(which).map(|p| Action::Approve { proposal: *p }),
+            )
+        }
+        st => {
+            let founder = st - 2 - 2 * (kk - 1);
+            (
+                founder,
+                heads.to_vec(),
+                Some(Action::PublishRevocation {
+                    certificate: RevocationCertificate::create(&pool[founder], NOW),
+                }),
+            )
+        }
+    };
+    let action = random_action(rng, scripted, target, &proposals, &pool[author]);
+    (author, parents, action)
 }
