@@ -156,7 +156,12 @@ fn fingerprint_reminder(request: &JoinRequest) -> String {
 
 /// Show the join code's name and fingerprint and ask whether it matches; `true` to go ahead.
 fn confirm_fingerprint(request: &JoinRequest) -> Result<bool, ApiError> {
-    print!("{}", fingerprint_question(request));
+    answered_yes(&fingerprint_question(request))
+}
+
+/// Print `question` and read the answer: `true` if it is "yes".
+fn answered_yes(question: &str) -> Result<bool, ApiError> {
+    print!("{question}");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).map_err(|e| {
@@ -404,16 +409,7 @@ async fn confirm_loss(ctx: &Context, who: &str, loss: Loss, yes: bool) -> Result
             format!("{meaning} Add --yes to go ahead."),
         ));
     }
-    print!("{meaning}\nType yes to go ahead: ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidInput,
-            format!("cannot read your answer: {e}"),
-        )
-    })?;
-    Ok(answer.trim().eq_ignore_ascii_case("yes"))
+    answered_yes(&format!("{meaning}\nType yes to go ahead: "))
 }
 
 /// Add `--address` values to an invite (bare: no peer id), and keep it short.
