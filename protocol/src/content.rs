@@ -477,6 +477,15 @@ pub fn parse_phone(raw: &str, country: &str) -> Result<String, PhoneError> {
     Ok(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
+/// Whether a search term looks like a phone number with a few letters typed among its digits
+/// (an O for a 0, an l for a 1): numbers are matched digit for digit, so such a term finds
+/// nothing an alert names by that number, and the searcher should be told why.
+pub fn letters_among_digits(term: &str) -> bool {
+    let digits = term.chars().filter(char::is_ascii_digit).count();
+    let letters = term.chars().filter(|c| c.is_alphabetic()).count();
+    digits >= 6 && (1..=3).contains(&letters)
+}
+
 /// A stored phone number in the form people of its country write it (`+447700900123` gives
 /// `07700 900123`); `None` for a value that is not a number in E.164 (kept as typed).
 pub fn local_phone(stored: &str) -> Option<String> {

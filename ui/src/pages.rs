@@ -19,7 +19,9 @@ use lookout_node::client::Client;
 use lookout_node::control::Connection;
 use lookout_node::replica::{now, Replica};
 use lookout_node::store::Store;
-use lookout_protocol::content::{local_phone, parse_phone, Category, Group, PhoneError, Severity};
+use lookout_protocol::content::{
+    letters_among_digits, local_phone, parse_phone, Category, Group, PhoneError, Severity,
+};
 use lookout_protocol::invite::JoinRequest;
 use rust_embed::RustEmbed;
 use serde::Deserialize;
@@ -614,14 +616,6 @@ async fn check_page(
         }),
         Err(failure) => failed(c, failure),
     }
-}
-
-/// Whether `q` looks like a phone number with a few letters typed among its digits (an O for
-/// a 0): numbers are matched digit for digit, so such a typo finds nothing.
-fn letters_among_digits(q: &str) -> bool {
-    let digits = q.chars().filter(char::is_ascii_digit).count();
-    let letters = q.chars().filter(|c| c.is_alphabetic()).count();
-    digits >= 6 && (1..=3).contains(&letters)
 }
 
 async fn run_check(state: &AppState, t: &Tr, q: &str) -> Result<Vec<AlertItem>, Failure> {

@@ -308,9 +308,7 @@ fn nothing_found(value: &str) -> String {
     let mut text = format!(
         "No live alert names \"{value}\". That does not prove they are safe: trust your instincts.\n"
     );
-    let digits = value.chars().filter(char::is_ascii_digit).count();
-    let letters = value.chars().filter(|c| c.is_alphabetic()).count();
-    if digits >= 6 && letters > 0 && letters <= 3 {
+    if lookout_protocol::content::letters_among_digits(value) {
         text.push_str(
             "Careful: it has letters among the digits. Numbers are matched digit for digit \
              (a letter O is not a 0, an l is not a 1): check what you typed and look again.\n",
