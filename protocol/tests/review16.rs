@@ -101,20 +101,6 @@ fn run(seed: u64, len: usize, k: u8, heirs: bool, knobs: Knobs) -> Run {
     let (mut from_view, mut admitting_from_view) = (0usize, 0usize);
     let kk = usize::from(k);
 
-    fn give(a: &mut MembershipLog, o: &Op, refused: &mut Vec<Op>) {
-        match a.insert(o.clone()) {
-            InsertOutcome::Refused(_) => refused.push(o.clone()),
-            InsertOutcome::Added(_) => loop {
-                let before = refused.len();
-                refused.retain(|r| matches!(a.insert(r.clone()), InsertOutcome::Refused(_)));
-                if refused.len() == before {
-                    break;
-                }
-            },
-            _ => {}
-        }
-    }
-
     for step in 0..len {
         // Deliveries due now.
         while late.front().is_some_and(|(due, _)| *due <= step) {

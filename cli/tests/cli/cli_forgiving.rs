@@ -115,34 +115,8 @@ fn the_interactive_review_shows_the_number_as_stored() {
     let ana = founded(dir.path());
     // `post` asks step by step only on a terminal: `script` gives it one.
     let answers = "1\n\nPulled a knife\nno idea, withheld\n\n07700 900123\n\n\n\n\n\n\ny\n";
-    let mut cmd = std::process::Command::new("script");
-    cmd.args(["-qec"])
-        .arg(format!(
-            "{} --home {} post",
-            env!("CARGO_BIN_EXE_lookout"),
-            ana.display()
-        ))
-        .arg("/dev/null")
-        .env("LOOKOUT_PASSPHRASE", PASSPHRASE)
-        .env("LOOKOUT_INSECURE_FAST_KDF", "1")
-        .env("NO_COLOR", "1")
-        .env_remove("LOOKOUT_HOME")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .stdin(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("script is installed");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        for line in answers.split_inclusive('\n') {
-            stdin.write_all(line.as_bytes()).unwrap();
-            stdin.flush().unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(150));
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{shown}");
+    let (done, shown) = on_a_terminal(&ana, "post", answers);
+    assert!(done, "{shown}");
     assert!(shown.contains("'no idea' has letters in it"), "{shown}");
     assert!(
         shown.contains("phone: 07700 900123 (+447700900123)"),

@@ -358,3 +358,19 @@ pub fn step_action(
     let action = random_action(rng, scripted, target, &proposals, &pool[author]);
     (author, parents, action)
 }
+
+/// Give `o` to `a`; one refused (its parents missing) waits in `refused`, and every op added
+/// lets those waiting be tried again until none more joins (Reviews 16 and 17).
+pub fn give(a: &mut MembershipLog, o: &Op, refused: &mut Vec<Op>) {
+    match a.insert(o.clone()) {
+        InsertOutcome::Refused(_) => refused.push(o.clone()),
+        InsertOutcome::Added(_) => loop {
+            let before = refused.len();
+            refused.retain(|r| matches!(a.insert(r.clone()), InsertOutcome::Refused(_)));
+            if refused.len() == before {
+                break;
+            }
+        },
+        _ => {}
+    }
+}
