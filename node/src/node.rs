@@ -1583,6 +1583,9 @@ impl EventLoop {
                             self.stats.synced_with.insert(member, now());
                         }
                     }
+                    if served.changed {
+                        self.sync.outcome(true);
+                    }
                     let _ = self.swarm.behaviour_mut().respond(channel, served.response);
                 }
                 request_response::Message::Response {
@@ -1733,6 +1736,10 @@ impl EventLoop {
         if alert && !self.replica.holds_writes() {
             hop::mark(hop::Stage::Stored);
         }
+        if outcome == Ingested::Accepted {
+            // Something new is moving: periodic syncs go back to their base interval.
+            self.sync.outcome(true);
+        }
         match outcome {
             Ingested::Accepted if alert => {
                 self.commit.wrote_received_post(tokio::time::Instant::now())
@@ -1754,6 +1761,7 @@ impl EventLoop {
             }
             Step::Done => {
                 self.session_ended(peer);
+                self.sync.outcome(!session.found_nothing());
                 self.stats.syncs += 1;
                 self.stats.last_sync = Some(now());
                 if let Some(member) = self.swarm.behaviour().gate.member_of(&peer) {

@@ -327,6 +327,8 @@ pub struct Session {
     need: Vec<[u8; 32]>,
     /// Whether this session asked for the keys it lacks (once, after the deliveries).
     keys_asked: bool,
+    /// Whether it sent a key request (it lacked some epoch's key).
+    asked_keys: bool,
     /// How many items the push awaiting its acknowledgement carried.
     pushing: u32,
     /// Most bytes of the next push (from [`FIRST_PUSH_BYTES`] up to [`MAX_PUSH_BYTES`]).
@@ -336,6 +338,8 @@ pub struct Session {
     push_cut_short: bool,
     /// Items newly accepted in this session.
     pub accepted: u32,
+    /// Items pushed to the peer in this session.
+    pub pushed: u32,
     /// Bytes of responses received in this session.
     pub bytes_received: u64,
 }
@@ -360,14 +364,22 @@ impl Session {
             have: Vec::new(),
             need: Vec::new(),
             keys_asked: false,
+            asked_keys: false,
             pushing: 0,
             push_limit: FIRST_PUSH_BYTES,
             push_cut_short: false,
             accepted: 0,
+            pushed: 0,
             bytes_received: 0,
         };
         let step = session.begin_kind(replica);
         (session, step)
+    }
+
+    /// Whether the session found the two sides in sync: nothing fetched or pushed, no keys
+    /// asked for (the periodic interval grows after such a session).
+    pub fn found_nothing(&self) -> bool {
+        self.accepted == 0 && self.pushed == 0 && !self.asked_keys
     }
 
     /// Whether the session pushed the peer everything it lacked: false if it stopped because
@@ -387,7 +399,11 @@ impl Session {
         self.push_limit = FIRST_PUSH_BYTES;
         self.have.clear();
         self.need.clear();
-        match Reconciler::new(&self.items, RECONCILE_LIMITS).and_then(|mut r| r.initiate()) {
+        // The whole set's fingerprint first: members in sync (every periodic session but a
+        // few) learn it from one round trip of about 20 bytes each way; a difference costs
+        // one round more (docs/PROTOCOL.md §8, "Summary first").
+        match Reconciler::new(&self.items, RECONCILE_LIMITS).and_then(|mut r| r.initiate_summary())
+        {
             Ok(message) => Step::Send(encode(&SyncRequest::Reconcile {
                 kind: self.kind(),
                 message,
@@ -491,6 +507,7 @@ impl Session {
             }
             if !items.is_empty() {
                 self.pushing = items.len() as u32;
+                self.pushed += self.pushing;
                 return Step::Send(encode(&SyncRequest::Push { items }));
             }
         }
@@ -516,6 +533,8 @@ impl Session {
         }
         self.keys_asked = true;
         let epochs = replica.lacking_epochs();
-        (!epochs.is_empty()).then(|| encode(&SyncRequest::Keys { epochs }))
+        self.asked_keys = !epochs.is_empty();
+        self.asked_keys
+            .then(|| encode(&SyncRequest::Keys { epochs }))
     }
 }

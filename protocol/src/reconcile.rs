@@ -258,6 +258,22 @@ impl<'a> Reconciler<'a> {
         Ok(self.engine()?.initiate()?)
     }
 
+    /// Makes this reconciler the initiator and returns a first message that holds only the
+    /// fingerprint of the whole set (one Fingerprint range up to infinity). A responder holding
+    /// the same set answers that it has nothing to say (the version byte alone) and the
+    /// session ends after one round trip of about 20 bytes each way; one holding another set
+    /// answers with the split of its own, and the session goes on as after
+    /// [`Reconciler::initiate`], one round later. Any Negentropy v1 responder answers it: the
+    /// message is an ordinary one.
+    pub fn initiate_summary(&mut self) -> Result<Vec<u8>, ReconcileError> {
+        self.role = Role::Initiator;
+        let fingerprint = self.items.fingerprint(0, self.items.0.len())?;
+        // Version; bound: timestamp varint 0 (infinity), prefix length 0; mode 1 (Fingerprint).
+        let mut message = vec![PROTOCOL_VERSION, 0, 0, 1];
+        message.extend_from_slice(&fingerprint.to_bytes());
+        Ok(message)
+    }
+
     /// Makes this reconciler the initiator of a session whose first message
     /// another reconciler over the same items sent, so that it can process
     /// the replies. The reconciler keeps no other session state, so an

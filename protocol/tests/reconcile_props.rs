@@ -25,6 +25,20 @@ struct Outcome {
 /// Runs a session between `a` (initiator) and `b`, failing after `max_rounds`
 /// round trips or on any message beyond the limits.
 fn run(a: &[Item], b: &[Item], limits: Limits, max_rounds: usize) -> Outcome {
+    run_from(a, b, limits, max_rounds, First::Split)
+}
+
+/// How the initiator opens a session.
+#[derive(Clone, Copy)]
+enum First {
+    /// [`Reconciler::initiate`]: the split of its whole set.
+    Split,
+    /// [`Reconciler::initiate_summary`]: the whole set's fingerprint alone (the node's way).
+    Summary,
+}
+
+/// [`run`], with the initiator's first message made as `first` says.
+fn run_from(a: &[Item], b: &[Item], limits: Limits, max_rounds: usize, first: First) -> Outcome {
     let mut initiator = Reconciler::new(a, limits).unwrap();
     let mut responder = Reconciler::new(b, limits).unwrap();
     let (mut have, mut need) = (Vec::new(), Vec::new());
@@ -36,7 +50,11 @@ fn run(a: &[Item], b: &[Item], limits: Limits, max_rounds: usize) -> Outcome {
         need: Vec::new(),
         transcript: Vec::new(),
     };
-    let mut msg = initiator.initiate().unwrap();
+    let mut msg = match first {
+        First::Split => initiator.initiate(),
+        First::Summary => initiator.initiate_summary(),
+    }
+    .unwrap();
     loop {
         assert!(msg.len() <= limits.max_message_bytes);
         outcome.transcript.push(msg.clone());
@@ -163,6 +181,15 @@ fn check_exact(a: &[Item], b: &[Item], limits: Limits) -> Result<(), TestCaseErr
         outcome.transcript == transcript,
         "messages differ from plain negentropy"
     );
+    // Started with the whole set's fingerprint alone (the node's sessions): the same
+    // differences, at most one round more, and one round of a few bytes when there are none.
+    let summary = run_from(a, b, limits, max_rounds + 1, First::Summary);
+    prop_assert_eq!(&summary.have, &outcome.have, "summary first: have differs");
+    prop_assert_eq!(&summary.need, &outcome.need, "summary first: need differs");
+    if outcome.have.is_empty() && outcome.need.is_empty() {
+        prop_assert_eq!(summary.rounds, 1);
+        prop_assert!(summary.bytes_to_responder + summary.bytes_to_initiator <= 21);
+    }
     Ok(())
 }
 
@@ -552,6 +579,41 @@ fn bandwidth_is_proportional_to_recent_difference() {
     // About one id's worth per difference plus a small constant (measured:
     // 4,501 and 1,524 bytes); ids the initiator already has never travel.
     assert!(total < 200 * 32 + 2048, "{total} bytes");
+}
+
+/// Two members in sync (50,000 alerts each) learn it from one round trip of the whole set's
+/// fingerprint (about 20 bytes each way) instead of the first split (16 ranges and their
+/// bounds); a difference still comes out exactly, one round later.
+#[test]
+fn a_summary_first_says_in_one_small_round_that_the_sets_agree() {
+    let mut rng = ChaCha8Rng::seed_from_u64(0x5abe_0001);
+    let common = timeline(&mut rng, 50_000, 1_700_000_000);
+    let split = run(&common, &common, Limits::default(), 10);
+    let summary = run_from(&common, &common, Limits::default(), 10, First::Summary);
+    assert!(summary.have.is_empty() && summary.need.is_empty());
+    assert_eq!(summary.rounds, 1);
+    let (split_bytes, summary_bytes) = (
+        split.bytes_to_responder + split.bytes_to_initiator,
+        summary.bytes_to_responder + summary.bytes_to_initiator,
+    );
+    println!("50,000 in sync: split first {split_bytes} bytes, summary first {summary_bytes}");
+    assert_eq!(
+        summary_bytes, 21,
+        "version, infinity bound, mode, 16 bytes; the version back"
+    );
+    assert!(
+        split_bytes > 10 * summary_bytes,
+        "{split_bytes} bytes split first"
+    );
+
+    let start = common.last().unwrap().timestamp;
+    let a = merged(&common, &timeline(&mut rng, 3, start));
+    let outcome = run_from(&a, &common, Limits::default(), 10, First::Summary);
+    assert_eq!(outcome.have, ids_only_in(&a, &common));
+    assert!(outcome.need.is_empty());
+    let empty: [Item; 0] = [];
+    let outcome = run_from(&empty, &common[..5], Limits::default(), 10, First::Summary);
+    assert_eq!(outcome.need.len(), 5);
 }
 
 /// The same difference against ten times the common history costs about the

@@ -4,6 +4,8 @@
 //! cargo test --release -p lookout-tests --test benchmarks -- --ignored --nocapture --exact propagation
 //! cargo test --release -p lookout-tests --test benchmarks -- --ignored --nocapture --exact catch_up
 //! cargo test --release -p lookout-tests --test benchmarks -- --ignored --nocapture --exact memory
+//! ip netns add lkidle && ip -n lkidle link set lo up && ip netns exec lkidle \
+//!     target/release/deps/benchmarks-… --ignored --nocapture --exact idle_traffic
 //! ```
 //!
 //! Results go to `docs/BENCHMARKS.md` ("## Node").
@@ -459,6 +461,128 @@ impl Window {
             }
         }
     }
+}
+
+/// What settled members send each other while nothing is posted (keep-alives, gossip
+/// heartbeats, periodic syncs): a phone on mobile data pays for every byte and every radio
+/// wake-up. `LOOKOUT_BENCH_NODES` members (default 10), all connected to each other over
+/// `LOOKOUT_BENCH_TRANSPORT` (`tcp`, the default, or `quic`), counted on the loopback
+/// interface for `LOOKOUT_BENCH_IDLE_S` seconds (default 120), `LOOKOUT_BENCH_SETTLE_S` (default
+/// 20) after every member is connected. Run it in a network namespace
+/// of its own (the command at the top of this file), so that nothing else counts on `lo`.
+#[test]
+#[ignore = "benchmark: run in release with --ignored --nocapture"]
+fn idle_traffic() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        tokio::time::timeout(BENCH_TIMEOUT, idle_traffic_run())
+            .await
+            .expect("benchmark timed out")
+    });
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn idle_traffic_run() {
+    let n: usize = env_or("LOOKOUT_BENCH_NODES", 10);
+    let idle = Duration::from_secs(env_or("LOOKOUT_BENCH_IDLE_S", 120));
+    let transport: String = env_or("LOOKOUT_BENCH_TRANSPORT", "tcp".to_owned());
+    let listen: Multiaddr = match transport.as_str() {
+        "quic" => "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
+        _ => "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+    };
+    println!(
+        "machine: {}; {n} members over {transport}, idle for {} s",
+        machine(),
+        idle.as_secs()
+    );
+    let mut collective = Collective::new(n - 1, Policy::default());
+    collective.share_state();
+    let mut nodes = Vec::new();
+    for replica in std::mem::take(&mut collective.replicas) {
+        let config = NodeConfig {
+            listen: vec![listen.clone()],
+            sync_interval: std::env::var("LOOKOUT_BENCH_SYNC_S")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(NodeConfig::default().sync_interval, Duration::from_secs),
+            ..bench_config()
+        };
+        nodes.push(start_node_with(replica, config).await);
+    }
+    for (from, to) in full_mesh(n) {
+        connect(&nodes[from], &nodes[to]).await;
+    }
+    let settling = Instant::now();
+    loop {
+        let mut peers = Vec::new();
+        for node in &nodes {
+            peers.push(node.peers().await);
+        }
+        if peers.iter().all(|&p| p == n - 1) {
+            break;
+        }
+        assert!(
+            settling.elapsed() < Duration::from_secs(120),
+            "the members did not all connect: {peers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The first syncs, identify exchanges and mesh grafts are over well within 20 s; the
+    // periodic syncs reach their longest interval (4 min) about 8 minutes after the last new
+    // item (`LOOKOUT_BENCH_SETTLE_S=480` measures that steady state).
+    tokio::time::sleep(Duration::from_secs(env_or("LOOKOUT_BENCH_SETTLE_S", 20))).await;
+    let (bytes, packets) = (loopback_tx_bytes(), loopback_packets());
+    let cpu = process_cpu_now();
+    tokio::time::sleep(idle).await;
+    let bytes = loopback_tx_bytes() - bytes;
+    let packets = loopback_packets() - packets;
+    let cpu = process_cpu_now() - cpu;
+    let mut peers = Vec::new();
+    for node in &nodes {
+        peers.push(node.peers().await);
+    }
+    assert!(
+        peers.iter().all(|&p| p == n - 1),
+        "members lost connections while idle: {peers:?}"
+    );
+    let connections = (n * (n - 1) / 2) as f64;
+    let hours = idle.as_secs_f64() / 3600.0;
+    // Each byte on loopback is sent by one node and received by another: a node's share of
+    // a connection is both directions, as its radio carries both.
+    let per_connection_hour = bytes as f64 / connections / hours;
+    println!(
+        "idle traffic over {} s: {bytes} bytes, {packets} packets on loopback; per member \
+         connection (both directions): {:.1} kB and {:.0} packets per hour; a member with 10 \
+         connections: {:.1} MB per day; CPU of all {n} members: {:.1} ms per member-hour",
+        idle.as_secs(),
+        per_connection_hour / 1e3,
+        packets as f64 / connections / hours,
+        per_connection_hour * 10.0 * 24.0 / 1e6,
+        cpu.as_secs_f64() * 1e3 / n as f64 / hours
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// Bytes sent on the loopback interface so far (`/proc/net/dev`, the interface `lo`).
+fn loopback_tx_bytes() -> u64 {
+    std::fs::read_to_string("/proc/net/dev")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("lo:"))
+        .and_then(|rest| rest.split_whitespace().nth(8)?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Packets sent on the loopback interface so far (`/proc/net/dev`, the interface `lo`).

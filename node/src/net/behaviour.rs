@@ -35,6 +35,13 @@ const AUTONAT_CONFIDENCE: usize = 2;
 /// Agent string sent over identify, in place of the default that names the libp2p version.
 const AGENT_VERSION: &str = "lookout";
 
+/// How often a member connection is pinged (libp2p's default is 15 s). A ping is what keeps a
+/// TCP connection's NAT mapping alive, and a phone on mobile data pays for each one in bytes
+/// and radio wake-ups (docs/BENCHMARKS.md, "Idle traffic"). The first ping goes at once, and a
+/// hole punch's retry connection that has not carried one within `PROOF_BOUND` (30 s) is
+/// closed: the interval stays below it, so a first ping that fails at once has a second chance.
+pub const PING_INTERVAL: Duration = Duration::from_secs(25);
+
 /// Most sync streams (inbound plus outbound) open at once on one connection.
 pub const MAX_CONCURRENT_SYNC_STREAMS: usize = 16;
 
@@ -224,7 +231,7 @@ impl Protocols {
             gossipsub,
             sync: OnWake(sync),
             identify: OnWake(identify),
-            ping: ping::Behaviour::new(ping::Config::new()),
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL)),
             dcutr: OnWake(dcutr::Behaviour::new(local_peer)),
             autonat: OnlyOn::new(autonat::Behaviour::new(local_peer, autonat_config(cfg))),
         };

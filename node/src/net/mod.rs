@@ -51,6 +51,7 @@ use std::{collections::HashSet, time::Duration};
 pub use behaviour::{
     AdmissionEvent, Admissions, Behaviour, Collective, CollectiveEvent, NetEvent, Protocols,
     GRAYLIST_THRESHOLD, IDENTIFY_PROTOCOL, MAX_CONCURRENT_SYNC_STREAMS, MAX_GOSSIP_BYTES,
+    PING_INTERVAL,
 };
 pub use codec::{
     read_frame, write_frame, BytesCodec, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, SYNC_PROTOCOL,
@@ -81,6 +82,13 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub(crate) const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a sync request may take before it fails with a timeout.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often QUIC sends a keep-alive on a connection that sent nothing else meanwhile (libp2p's
+/// default is 5 s, which on its own cost 172 kB per idle connection and hour: docs/BENCHMARKS.md,
+/// "Idle traffic"). Below the 30 s after which many NATs forget a quiet UDP mapping.
+pub const QUIC_KEEP_ALIVE: Duration = Duration::from_secs(20);
+/// How long a QUIC connection may hear nothing before it is closed (libp2p's default is 10 s):
+/// three keep-alives, so one or two lost on a mobile link do not end it.
+pub const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default gossipsub heartbeat.
 pub const DEFAULT_GOSSIP_HEARTBEAT: Duration = Duration::from_secs(1);
 /// Default cap on established connections with one peer: room for the hello connection and a
@@ -232,6 +240,8 @@ pub fn build_swarm(keypair: Keypair, cfg: &NetConfig) -> Result<Swarm<Behaviour>
         )?
         .with_quic_config(|mut quic| {
             quic.handshake_timeout = handshake_timeout;
+            quic.keep_alive_interval = QUIC_KEEP_ALIVE;
+            quic.max_idle_timeout = u32::try_from(QUIC_IDLE_TIMEOUT.as_millis()).unwrap_or(60_000);
             quic
         })
         .with_relay_client(noise::Config::new, yamux::Config::default)?

@@ -287,6 +287,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// A retry connection whose first ping failed at once gets a second one before it is
+    /// judged: the ping interval (lengthened for phones' data) stays below the bound.
+    #[test]
+    fn a_second_ping_comes_before_a_retry_connection_is_judged() {
+        assert!(crate::net::PING_INTERVAL < PROOF_BOUND);
+    }
+
     /// Connection ids 1, 2, ...; peers and relays are small numbers: member 7, mailboxes
     /// 101 (M1, honest) and 102 (M2, stalls).
     const MEMBER: u32 = 7;

@@ -4,6 +4,12 @@
 //! interval (its session would fetch the same items), unless posts of its own are still
 //! unconfirmed: only a session it runs proves that a member holds them (it pushes what the
 //! peer lacks), and a founder whom everyone syncs with would otherwise never run one.
+//!
+//! The interval doubles after each session that found the two members in sync, up to
+//! [`MAX_QUIET_DOUBLINGS`] times (30 s → 4 min by default), and is back to the base interval
+//! as soon as a session or gossip brings anything new: a quiet collective's phones sync a
+//! few times an hour rather than 120 (each in-sync session costs about 7 kB over TCP,
+//! docs/BENCHMARKS.md "Idle traffic"), and a busy one repairs a missed alert as fast as before.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
@@ -24,9 +30,14 @@ pub(crate) enum Start {
     Already,
 }
 
+/// Most times the periodic interval doubles while sessions find nothing new.
+pub(crate) const MAX_QUIET_DOUBLINGS: u32 = 3;
+
 /// The sync schedule.
 pub(crate) struct SyncSchedule<P> {
     interval: Duration,
+    /// Sessions in a row that found nothing new on either side (since the last new item).
+    quiet: u32,
     /// When the last periodic sync was due.
     last_periodic: Instant,
     /// When each connected peer last sent a sync request (forgotten after an interval).
@@ -44,6 +55,7 @@ impl<P: Copy + Eq + Hash> SyncSchedule<P> {
     pub(crate) fn new(interval: Duration, now: Instant, seed: u64) -> Self {
         Self {
             interval,
+            quiet: 0,
             last_periodic: now,
             inbound: HashMap::new(),
             running: HashSet::new(),
@@ -101,9 +113,27 @@ impl<P: Copy + Eq + Hash> SyncSchedule<P> {
         self.ended(peer, is_connected)
     }
 
-    /// When the next periodic sync is due.
+    /// A session ended with the sets found equal (`changed` false: nothing fetched, pushed or
+    /// asked for) or not; or, with `changed` true, something new came in another way (gossip).
+    pub(crate) fn outcome(&mut self, changed: bool) {
+        self.quiet = if changed {
+            0
+        } else {
+            self.quiet.saturating_add(1)
+        };
+    }
+
+    /// The periodic interval now: the base one doubled once per quiet session, at most
+    /// [`MAX_QUIET_DOUBLINGS`] times.
+    pub(crate) fn current_interval(&self) -> Duration {
+        self.interval * (1 << self.quiet.min(MAX_QUIET_DOUBLINGS))
+    }
+
+    #[cfg(test)]
+    /// When the next periodic sync is due (posts of this member awaiting confirmation bring it
+    /// back to the base interval: see [`SyncSchedule::handle_timeout`]).
     pub(crate) fn poll_timeout(&self) -> Instant {
-        self.last_periodic + self.interval
+        self.last_periodic + self.current_interval()
     }
 
     /// If a periodic sync is due at `now`: the peer to sync with among `connected`, if any.
@@ -114,7 +144,12 @@ impl<P: Copy + Eq + Hash> SyncSchedule<P> {
         connected: &[P],
         unconfirmed: bool,
     ) -> Option<P> {
-        if now < self.poll_timeout() {
+        let interval = if unconfirmed {
+            self.interval
+        } else {
+            self.current_interval()
+        };
+        if now < self.last_periodic + interval {
             return None;
         }
         self.last_periodic = now;
@@ -194,6 +229,36 @@ mod tests {
                 Some(2)
             );
         }
+    }
+
+    #[test]
+    fn the_interval_doubles_while_sessions_find_nothing_and_is_back_at_once_when_one_does() {
+        let t = Instant::now();
+        let mut s = SyncSchedule::new(INTERVAL, t, 3);
+        let connected = [1u8];
+        let mut now = t;
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            let due = s.poll_timeout();
+            assert_eq!(
+                s.handle_timeout(due - Duration::from_millis(1), &connected, false),
+                None
+            );
+            assert_eq!(s.handle_timeout(due, &connected, false), Some(1));
+            waits.push((due - now).as_secs());
+            now = due;
+            s.outcome(false);
+        }
+        assert_eq!(waits, [30, 60, 120, 240, 240, 240]);
+        // Something new (a session's fetch or push, or gossip): the base interval again.
+        s.outcome(true);
+        assert_eq!(s.poll_timeout(), now + INTERVAL);
+        // Quiet again; posts of our own awaiting confirmation are not left waiting 4 minutes.
+        for _ in 0..4 {
+            s.outcome(false);
+        }
+        assert_eq!(s.poll_timeout(), now + INTERVAL * 8);
+        assert_eq!(s.handle_timeout(now + INTERVAL, &connected, true), Some(1));
     }
 
     #[test]
