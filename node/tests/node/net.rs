@@ -413,6 +413,83 @@ async fn an_unproven_peer_gets_no_collective_protocol() {
     .await
 }
 
+/// A member connection outside the gossip mesh stays open past the idle timeout, so a quiet
+/// collective does not reconnect (a handshake, a hello and a sync each time) as periodic syncs
+/// grow rarer: gossipsub's handler asks to keep only mesh peers' connections, but the gossip
+/// streams it holds open with every member count as active; ping's do not. A connection that
+/// proved nothing still closes when idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_connection_outside_the_mesh_stays_open_when_idle() {
+    within("idle member connection", async {
+        let idle = Duration::from_secs(1);
+        let keys: Vec<Keypair> = (0..2).map(|_| Keypair::generate_ed25519()).collect();
+        let peers: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
+        let mut net = Net {
+            swarms: Vec::new(),
+            peers: Vec::new(),
+            addrs: Vec::new(),
+        };
+        for key in keys {
+            let cfg = NetConfig {
+                idle_timeout: idle,
+                ..config(tcp_loopback(), &peers)
+            };
+            net.add(key, cfg, &peers).await;
+        }
+        let (a, b) = (0, 1);
+        // Neither is in the other's mesh: b never joins the topic.
+        let topic = gossipsub::IdentTopic::new(TOPIC);
+        net.swarms[b]
+            .behaviour_mut()
+            .gate
+            .inner
+            .gossipsub
+            .unsubscribe(&topic);
+        net.dial(a, b);
+        let (peer_a, peer_b) = (net.peers[a], net.peers[b]);
+        net.drive(|swarms, _| swarms[a].is_connected(&peer_b).then_some(()))
+            .await;
+
+        // A stranger (proves nothing) connects to a as well.
+        let stranger_key = Keypair::generate_ed25519();
+        let stranger = net
+            .add(
+                stranger_key,
+                NetConfig {
+                    idle_timeout: idle,
+                    ..config(tcp_loopback(), &[])
+                },
+                &[],
+            )
+            .await;
+        net.dial(stranger, a);
+        net.drive(|swarms, _| swarms[stranger].is_connected(&peer_a).then_some(()))
+            .await;
+
+        let mut closed = Vec::new();
+        net.drive_for(idle * 5, |_, event| {
+            if let Some((n, SwarmEvent::ConnectionClosed { peer_id, cause, .. })) = event {
+                closed.push((n, peer_id, format!("{cause:?}")));
+            }
+        })
+        .await;
+        let member_closed: Vec<_> = closed
+            .iter()
+            .filter(|(n, p, _)| (*n == a && *p == peer_b) || (*n == b && *p == peer_a))
+            .collect();
+        assert!(
+            member_closed.is_empty(),
+            "the idle member connection closed: {member_closed:?}"
+        );
+        assert!(net.swarms[a].is_connected(&peer_b));
+        assert!(
+            !net.swarms[stranger].is_connected(&peer_a),
+            "the stranger's idle connection stayed open: {closed:?}"
+        );
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_member_disconnects_it_and_keeps_it_out() {
     within("set_allowed", async {
