@@ -124,6 +124,28 @@ pub fn safe(alert: &AlertView) -> AlertView {
     }
 }
 
+/// What a moderator is asked before withdrawing an alert someone else posted: who posted it,
+/// when, how severe and its first line, so she withdraws the alert she means.
+pub fn retract_question(alert: &AlertView, now: u64) -> String {
+    let alert = &safe(alert);
+    let first_line = alert.description.lines().next().unwrap_or_default();
+    format!(
+        "This alert was posted by {}, {} ({}):\n  {} {}{}\n  \"{first_line}\"\n\
+         Retracting it withdraws it for every member, and they see that you did.\n\
+         Type yes to retract it: ",
+        alert.author,
+        when::ago(alert.posted, now),
+        when::date_time(alert.posted),
+        alert.severity.as_str().to_uppercase(),
+        alert.category.as_str(),
+        if alert.area.is_empty() {
+            String::new()
+        } else {
+            format!(" · {}", alert.area)
+        },
+    )
+}
+
 /// One alert as a few lines.
 pub fn alert_block(alert: &AlertView, now: u64, style: Style) -> String {
     let alert = &safe(alert);
@@ -494,6 +516,7 @@ mod tests {
             language: "en".into(),
             on_behalf: false,
             author: "Bea".into(),
+            yours: false,
             retracted: None,
             retracted_by: None,
             corroborations: 2,

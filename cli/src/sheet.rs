@@ -241,6 +241,7 @@ mod tests {
             language: "en".into(),
             on_behalf: false,
             author: "SecretAuthorName".into(),
+            yours: false,
             retracted: None,
             retracted_by: None,
             corroborations: 1,

@@ -574,6 +574,10 @@ pub struct AlertView {
     pub on_behalf: bool,
     /// Display name of the member who posted it.
     pub author: String,
+    /// Whether this device's member posted it (a moderator retracting someone else's alert is
+    /// asked first).
+    #[serde(default)]
+    pub yours: bool,
     /// Retraction reason, if retracted (empty if none was given).
     pub retracted: Option<String>,
     /// Display name of the member who withdrew it (its author, or a moderator), if retracted.

@@ -47,7 +47,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/check", get(check_page).post(check_submit))
         .route("/check/results", post(check_fragment))
         .route("/post", get(post_page).post(post_submit))
-        .route("/alerts/{id}/retract", post(retract))
+        .route("/alerts/{id}/retract", get(retract_confirm).post(retract))
         .route("/alerts/{id}/corroborate", post(corroborate))
         .route("/status", get(status))
         .route("/moderate", get(moderate))
@@ -266,6 +266,8 @@ pub struct AlertItem {
     retracted: Option<String>,
     on_behalf: bool,
     matched: String,
+    /// Posted by this device's member: withdrawn without a confirmation page.
+    yours: bool,
 }
 
 fn severity_key(severity: Severity) -> &'static str {
@@ -326,6 +328,7 @@ fn item(t: &Tr, alert: &AlertView) -> AlertItem {
             .map(|reason| retracted_line(t, alert.retracted_by.as_deref(), reason)),
         on_behalf: alert.on_behalf,
         matched: alert.matched.as_deref().map(clean).unwrap_or_default(),
+        yours: alert.yours,
     }
 }
 
@@ -533,6 +536,10 @@ fn event_stream(
 struct ReasonForm {
     #[serde(default)]
     reason: String,
+    /// `retract`: sent only by the confirmation page's button, after the moderator saw whose
+    /// alert she withdraws.
+    #[serde(default)]
+    confirm: String,
 }
 
 #[derive(Deserialize)]
@@ -541,6 +548,69 @@ struct NoteForm {
     note: String,
 }
 
+/// What a moderator sees before withdrawing an alert someone else posted (Trial 12's T12-15):
+/// who posted it, when, how severe, its first line and the alert itself, with the reason box.
+#[derive(Template)]
+#[template(path = "retract.html")]
+struct RetractPage {
+    c: Chrome,
+    a: AlertItem,
+    posted: String,
+    first_line: String,
+    reason: String,
+}
+
+impl RetractPage {
+    fn new(c: Chrome, alert: &AlertView, reason: &str) -> Self {
+        let a = item(&c.t, alert);
+        Self {
+            posted: utc(alert.posted),
+            first_line: a.description.lines().next().unwrap_or_default().to_owned(),
+            reason: clean(reason),
+            a,
+            c,
+        }
+    }
+}
+
+/// The live alert `id` names, if it names exactly one.
+async fn alert_named(
+    client: &mut Client<Connection>,
+    id: &str,
+) -> Result<Option<AlertView>, ApiError> {
+    let prefix = id.trim().to_ascii_lowercase();
+    let alerts = client.alerts(AlertFilter::default()).await?;
+    let mut named = alerts.into_iter().filter(|a| a.id.starts_with(&prefix));
+    Ok(match (named.next(), named.next()) {
+        (Some(alert), None) => Some(alert),
+        _ => None,
+    })
+}
+
+async fn retract_confirm(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let mut c = Chrome::new(&state, &session, &headers, "/");
+    let result = async {
+        let mut client = framed(&state, &mut c).await?;
+        Ok::<_, Failure>(alert_named(&mut client, &id).await?)
+    }
+    .await;
+    match result {
+        Ok(Some(alert)) => page(RetractPage::new(c, &alert, "")),
+        Ok(None) => {
+            let error = ApiError::new(ErrorCode::InvalidInput, c.t.msg("retract-unknown"));
+            failed(c, Failure::Api(error))
+        }
+        Err(failure) => failed(c, failure),
+    }
+}
+
+/// Withdraw an alert: one's own at once; someone else's (a moderator's power) only from the
+/// confirmation page's button, any other post shows that page first.
 async fn retract(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
@@ -548,7 +618,21 @@ async fn retract(
     Path(id): Path<String>,
     Form(form): Form<ReasonForm>,
 ) -> Response {
-    let c = Chrome::new(&state, &session, &headers, "/");
+    let mut c = Chrome::new(&state, &session, &headers, "/");
+    if form.confirm != "retract" {
+        let result = async {
+            let mut client = framed(&state, &mut c).await?;
+            Ok::<_, Failure>(alert_named(&mut client, &id).await?)
+        }
+        .await;
+        match result {
+            Ok(Some(alert)) if !alert.yours && c.moderator => {
+                return page(RetractPage::new(c, &alert, &form.reason));
+            }
+            Ok(_) => {}
+            Err(failure) => return failed(c, failure),
+        }
+    }
     change(&state, c, "/?done=retracted", async move |client| {
         client.retract(id, form.reason).await
     })

@@ -10,10 +10,10 @@ use lookout_node::replica::now;
 use lookout_protocol::content::{Category, Severity};
 use serde_json::json;
 
-use super::{interactive, request, Out, Outcome};
+use super::{interactive, moderation, request, Out, Outcome};
 use crate::args::{PostArgs, SheetFormat};
 use crate::render::{self, short};
-use crate::session::Context;
+use crate::session::{Context, Session};
 use crate::{sheet, when};
 
 /// `lookout post`.
@@ -317,7 +317,9 @@ fn nothing_found(value: &str) -> String {
     text
 }
 
-/// `lookout retract`.
+/// `lookout retract`. On a terminal, a moderator withdrawing someone else's alert is shown
+/// what she is about to withdraw for everyone and asked `yes` first (Trial 12's T12-15), and
+/// for a reason if she gave none; piped input (scripts) is not asked, as with `approve`.
 pub async fn retract(
     ctx: &Context,
     id: String,
@@ -326,7 +328,22 @@ pub async fn retract(
 ) -> Result<Outcome, ApiError> {
     let id = pasted_id(&id);
     let target = id.clone();
-    let posted = request(ctx, async |c| c.retract(id, reason).await).await?.0;
+    let mut session = ctx.open().await?;
+    let asked = if !out.json && std::io::stdin().is_terminal() {
+        ask_before_retracting(&mut session, &id, reason, now()).await
+    } else {
+        Ok(Some(reason))
+    };
+    let result = match asked {
+        Ok(Some(reason)) => session.client().retract(id, reason).await.map(Some),
+        Ok(None) => Ok(None),
+        Err(error) => Err(error),
+    };
+    session.close()?;
+    let Some(posted) = result? else {
+        out.text("Nothing was changed.\n");
+        return Ok(Outcome::Done);
+    };
     if out.json {
         out.json(&json!({ "retracted": target, "id": posted }))?;
     } else {
@@ -337,6 +354,39 @@ pub async fn retract(
         ));
     }
     Ok(Outcome::Done)
+}
+
+/// The reason to retract with, or `None` if the moderator did not answer `yes`. Only a
+/// moderator's retraction of a live alert someone else posted is asked about; anything else
+/// (one's own alert, an id that names no live alert or several) goes to the node as typed, which
+/// answers as before.
+async fn ask_before_retracting(
+    session: &mut Session,
+    id: &str,
+    reason: String,
+    now: u64,
+) -> Result<Option<String>, ApiError> {
+    let mut client = session.client();
+    if !client.status().await?.is_moderator {
+        return Ok(Some(reason));
+    }
+    let prefix = id.to_ascii_lowercase();
+    let alerts = client.alerts(AlertFilter::default()).await?;
+    let mut named = alerts.iter().filter(|a| a.id.starts_with(&prefix));
+    let (Some(alert), None) = (named.next(), named.next()) else {
+        return Ok(Some(reason));
+    };
+    if alert.yours {
+        return Ok(Some(reason));
+    }
+    if !moderation::answered_yes(&render::retract_question(alert, now))? {
+        return Ok(None);
+    }
+    if !reason.trim().is_empty() {
+        return Ok(Some(reason));
+    }
+    moderation::answer("Why do you withdraw it? The members see this (Enter to give no reason): ")
+        .map(Some)
 }
 
 /// `lookout corroborate`.

@@ -199,6 +199,56 @@ fn approving_a_join_code_on_a_terminal_shows_its_fingerprint_and_waits_for_yes()
     assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
 }
 
+/// Trial 12's T12-15: a moderator retracted another member's HIGH alert by an id prefix with
+/// no confirmation and no reason. On a terminal she is now shown who posted it, when, how
+/// severe and its first line, and it is withdrawn only on "yes", with a reason asked for if she
+/// gave none. Her own alerts are withdrawn as before, without a question.
+#[test]
+fn a_moderator_retracting_someone_elses_alert_on_a_terminal_sees_it_and_says_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ana, bea, ana_node, bea_node) = pair(dir.path());
+    let id = post(
+        &bea,
+        "Pulled a knife\nsecond line stays out",
+        &["--area", "Harbour"],
+    );
+    eventually("Ana sees Bea's alert", || {
+        alert_ids(&ana, &[]).contains(&id).then_some(())
+    });
+    let (done, shown) = on_a_terminal(&ana, &format!("retract {}", &id[..8]), "no\n");
+    assert!(done, "{shown}");
+    assert!(shown.contains("posted by Bea"), "{shown}");
+    assert!(shown.contains("HIGH violence · Harbour"), "{shown}");
+    assert!(shown.contains("\"Pulled a knife\""), "{shown}");
+    assert!(!shown.contains("second line"), "{shown}");
+    assert!(shown.contains("Type yes"), "{shown}");
+    assert!(shown.contains("Nothing was changed."), "{shown}");
+    assert!(
+        alert_ids(&ana, &[]).contains(&id),
+        "still live after \"no\""
+    );
+
+    let (done, shown) = on_a_terminal(
+        &ana,
+        &format!("retract [{}]", &id[..8]),
+        "yes\nwrong person\n",
+    );
+    assert!(done, "{shown}");
+    assert!(shown.contains("Why do you withdraw it?"), "{shown}");
+    assert!(shown.contains("is retracted for everyone"), "{shown}");
+    let listed = ok(&ana, &["alerts", "--retracted", "--json"]).json();
+    assert_eq!(listed[0]["retracted"], "wrong person", "{listed}");
+    assert_eq!(listed[0]["retracted_by"], "Ana", "{listed}");
+
+    let own = post(&ana, "Mine", &[]);
+    let (done, shown) = on_a_terminal(&ana, &format!("retract {}", &own[..8]), "");
+    assert!(done, "{shown}");
+    assert!(!shown.contains("Type yes"), "{shown}");
+    assert!(shown.contains("is retracted for everyone"), "{shown}");
+    ana_node.stop();
+    bea_node.stop();
+}
+
 /// Ana (founder, moderator) and Bea (member), both nodes running and synced.
 fn pair(dir: &Path) -> (PathBuf, PathBuf, Node, Node) {
     pair_syncing_every(dir, "1")

@@ -371,6 +371,7 @@ impl Replica {
             language: alert.language.clone(),
             on_behalf: alert.on_behalf,
             author: self.member_name(roster, &body.author),
+            yours: body.author == self.identity.member_id(),
             retracted,
             retracted_by: retracted_by.map(|by| self.member_name(roster, &by)),
             corroborations: corroborations.len(),

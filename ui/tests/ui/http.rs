@@ -1344,3 +1344,119 @@ async fn a_pasted_join_code_shows_its_fingerprint_before_anything_is_approved() 
     .await
     .expect("test deadline");
 }
+
+/// Trial 12's T12-15: a moderator's "Take back this alert" withdrew another member's alert at
+/// once. Now a post for someone else's alert shows a confirmation page (who posted it, when,
+/// how severe, its first line, the reason box, the reason typed kept) and only that page's
+/// button withdraws it; her own alert is withdrawn at once as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retracting_someone_elses_alert_goes_through_a_confirmation_page() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let theirs = r.nodes[1]
+            .post(lookout_tests::draft(
+                "Pulled a knife\nsecond line",
+                "+447700900123",
+            ))
+            .await;
+        let founder = &r.nodes[0];
+        lookout_tests::eventually("the founder holds the member's alert", || async {
+            founder.has_alert(&theirs).await.then_some(())
+        })
+        .await;
+        let live = || async { r.nodes[0].has_alert(&theirs).await };
+
+        let asked = post_in(
+            s,
+            "en",
+            &cookie,
+            &format!("/alerts/{theirs}/retract"),
+            &format!("csrf={token}&reason=wrong+person"),
+        )
+        .await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        assert!(
+            asked.body.contains("Take back the alert member1 posted?"),
+            "{}",
+            asked.body
+        );
+        assert!(
+            asked.body.contains("Posted by member1 on "),
+            "{}",
+            asked.body
+        );
+        assert!(asked.body.contains("“Pulled a knife”"), "{}", asked.body);
+        assert!(asked.body.contains("High"), "{}", asked.body);
+        assert!(
+            asked.body.contains("value=\"wrong person\""),
+            "the reason typed is kept: {}",
+            asked.body
+        );
+        assert!(
+            asked.body.contains("id=\"retract-confirm\""),
+            "{}",
+            asked.body
+        );
+        assert!(live().await, "nothing withdrawn yet");
+        let page = send(
+            s.addr,
+            "GET",
+            &format!("/alerts/{}/retract", &theirs[..8]),
+            &[("Host", &host(s)), ("Cookie", &cookie)],
+            "",
+        )
+        .await;
+        assert!(
+            page.body.contains("id=\"retract-confirm\""),
+            "{}",
+            page.body
+        );
+        let forged = post_in(
+            s,
+            "en",
+            &cookie,
+            &format!("/alerts/{theirs}/retract"),
+            &format!("csrf={token}&confirm=yes"),
+        )
+        .await;
+        assert!(
+            forged.body.contains("id=\"retract-confirm\""),
+            "{}",
+            forged.body
+        );
+        assert!(live().await, "only the page's own button withdraws it");
+
+        let done = post_in(
+            s,
+            "en",
+            &cookie,
+            &format!("/alerts/{theirs}/retract"),
+            &format!("csrf={token}&reason=wrong+person&confirm=retract"),
+        )
+        .await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        assert!(!live().await);
+
+        let mine = founder
+            .post(lookout_tests::draft("My own", "+447700900124"))
+            .await;
+        let own = post_in(
+            s,
+            "en",
+            &cookie,
+            &format!("/alerts/{mine}/retract"),
+            &format!("csrf={token}"),
+        )
+        .await;
+        assert_eq!(own.status, 303, "{}", own.body);
+        assert!(!founder.has_alert(&mine).await);
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
