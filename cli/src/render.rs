@@ -517,6 +517,8 @@ mod tests {
             on_behalf: false,
             author: "Bea".into(),
             yours: false,
+            author_id: String::new(),
+            seq: 1,
             retracted: None,
             retracted_by: None,
             corroborations: 2,

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use lookout_node::api::AlertView;
+use lookout_node::api::{sheet_order, AlertView};
 use lookout_protocol::content::Severity;
 use serde::Serialize;
 
@@ -45,9 +45,6 @@ pub struct Entry {
     pub valid_until: String,
     /// Whether it is about immediate danger to life (printed so it stands out without colour).
     pub critical: bool,
-    /// Severity and then time, for ordering.
-    #[serde(skip)]
-    rank: (Severity, u64),
     /// How many others said it happened to them too.
     pub others: usize,
 }
@@ -72,15 +69,15 @@ impl Entry {
             valid_until: when::date(alert.expires),
             others: alert.corroborations,
             critical: alert.severity == Severity::Critical,
-            rank: (alert.severity, alert.incident_time.unwrap_or(alert.posted)),
         }
     }
 
-    /// The printable part of each alert, most severe first, then most recent first.
+    /// The printable part of each alert in the sheet's order, the page's too
+    /// ([`sheet_order`]: most severe first, then most recent first).
     pub fn all(alerts: &[AlertView]) -> Vec<Entry> {
-        let mut entries: Vec<Entry> = alerts.iter().map(Entry::of).collect();
-        entries.sort_by_key(|e| std::cmp::Reverse(e.rank));
-        entries
+        let mut alerts: Vec<&AlertView> = alerts.iter().collect();
+        alerts.sort_by(|a, b| sheet_order(a, b));
+        alerts.into_iter().map(Entry::of).collect()
     }
 
     fn facts(&self) -> Vec<(&'static str, String)> {
@@ -242,6 +239,8 @@ mod tests {
             on_behalf: false,
             author: "SecretAuthorName".into(),
             yours: false,
+            author_id: String::new(),
+            seq: 1,
             retracted: None,
             retracted_by: None,
             corroborations: 1,

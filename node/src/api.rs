@@ -578,6 +578,13 @@ pub struct AlertView {
     /// asked first).
     #[serde(default)]
     pub yours: bool,
+    /// The member id (hex) of the member who posted it.
+    #[serde(default)]
+    pub author_id: String,
+    /// Its author's sequence number (each of her posts counts one up): orders her alerts posted
+    /// within the same second (see [`listing_order`]).
+    #[serde(default)]
+    pub seq: u64,
     /// Retraction reason, if retracted (empty if none was given).
     pub retracted: Option<String>,
     /// Display name of the member who withdrew it (its author, or a moderator), if retracted.
@@ -592,6 +599,31 @@ pub struct AlertView {
     pub edited: bool,
     /// For `check`: how it matched.
     pub matched: Option<String>,
+}
+
+/// The order alerts are listed in, on the terminal and on the page (Trial 12's T12-25): newest
+/// posted first. Posting times are whole seconds; within one second a member's alerts come
+/// newest first by her sequence number (the order she posted them), and different members'
+/// alerts (whose clocks and posts cannot be ordered against each other) by member id; the alert
+/// id decides last, so the order is total and the same everywhere.
+pub fn listing_order(a: &AlertView, b: &AlertView) -> std::cmp::Ordering {
+    b.posted
+        .cmp(&a.posted)
+        .then_with(|| a.author_id.cmp(&b.author_id))
+        .then_with(|| b.seq.cmp(&a.seq))
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// The order of a printed sheet, from `lookout export` and from the page alike: most severe
+/// first (a sheet on a wall is read from the top, and a danger to life must not sit below
+/// older warnings), then when it happened (or was posted) newest first, then
+/// [`listing_order`].
+pub fn sheet_order(a: &AlertView, b: &AlertView) -> std::cmp::Ordering {
+    let happened = |alert: &AlertView| alert.incident_time.unwrap_or(alert.posted);
+    b.severity
+        .cmp(&a.severity)
+        .then_with(|| happened(b).cmp(&happened(a)))
+        .then_with(|| listing_order(a, b))
 }
 
 /// One member's corroboration of an alert.

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use futures::Stream;
 use lookout_node::api::{
-    AlertFilter, AlertView, ApiError, ErrorCode, Event, MailboxView, PostDraft,
+    sheet_order, AlertFilter, AlertView, ApiError, ErrorCode, Event, MailboxView, PostDraft,
 };
 use lookout_node::client::Client;
 use lookout_node::control::Connection;
@@ -378,6 +378,18 @@ async fn feed_items(
     t: &Tr,
     filter: &FeedFilter,
 ) -> Result<Vec<AlertItem>, ApiError> {
+    Ok(feed_alerts(client, filter)
+        .await?
+        .iter()
+        .map(|a| item(t, a))
+        .collect())
+}
+
+/// The alerts the feed shows, in listing order (newest first, as `lookout alerts`).
+async fn feed_alerts(
+    client: &mut Client<Connection>,
+    filter: &FeedFilter,
+) -> Result<Vec<AlertView>, ApiError> {
     let since = filter
         .hours
         .trim()
@@ -394,9 +406,8 @@ async fn feed_items(
         })
         .await?;
     Ok(alerts
-        .iter()
+        .into_iter()
         .filter(|a| filter.group.is_empty() || group_key(a.category) == filter.group)
-        .map(|a| item(t, a))
         .collect())
 }
 
@@ -1443,7 +1454,10 @@ async fn sheet(
     let mut c = Chrome::new(&state, &session, &headers, "/sheet");
     let result = async {
         let mut client = framed(&state, &mut c).await?;
-        Ok::<_, Failure>(feed_items(&mut client, &c.t, &FeedFilter::default()).await?)
+        let mut alerts = feed_alerts(&mut client, &FeedFilter::default()).await?;
+        // The printed sheet's order, `lookout export`'s too: most severe first.
+        alerts.sort_by(sheet_order);
+        Ok::<_, Failure>(alerts.iter().map(|a| item(&c.t, a)).collect())
     }
     .await;
     match result {

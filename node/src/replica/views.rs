@@ -372,6 +372,8 @@ impl Replica {
             on_behalf: alert.on_behalf,
             author: self.member_name(roster, &body.author),
             yours: body.author == self.identity.member_id(),
+            author_id: body.author.to_hex(),
+            seq: body.seq,
             retracted,
             retracted_by: retracted_by.map(|by| self.member_name(roster, &by)),
             corroborations: corroborations.len(),

@@ -1460,3 +1460,62 @@ async fn retracting_someone_elses_alert_goes_through_a_confirmation_page() {
     .await
     .expect("test deadline");
 }
+
+/// Trial 12's T12-25: alerts posted within the same second were listed by id, not newest first,
+/// and the page's printed sheet was in time order while `lookout export` put the most severe
+/// first. Now the feed is newest first (within a second, in the order they were posted) and
+/// both sheets put the most severe first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_posted_together_list_newest_first_and_the_sheet_puts_the_most_severe_first() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let founder = &r.nodes[0];
+        let mut critical = lookout_tests::draft("Posted as number 0", "+447700900100");
+        critical.severity = lookout_protocol::content::Severity::Critical;
+        founder.post(critical).await;
+        for n in 1..6 {
+            founder
+                .post(lookout_tests::draft(
+                    &format!("Posted as number {n}"),
+                    &format!("+44770090010{n}"),
+                ))
+                .await;
+        }
+        let get = |path: &'static str| {
+            let cookie = cookie.clone();
+            async move {
+                send(
+                    s.addr,
+                    "GET",
+                    path,
+                    &[
+                        ("Host", &host(s)),
+                        ("Cookie", &cookie),
+                        ("Accept-Language", "en"),
+                    ],
+                    "",
+                )
+                .await
+                .body
+            }
+        };
+        let order = |body: &str| -> Vec<usize> {
+            let mut at: Vec<(usize, usize)> = (0..6)
+                .map(|n| (body.find(&format!("Posted as number {n}")).unwrap(), n))
+                .collect();
+            at.sort();
+            at.into_iter().map(|(_, n)| n).collect()
+        };
+        let feed = get("/").await;
+        assert_eq!(order(&feed), vec![5, 4, 3, 2, 1, 0], "{feed}");
+        let sheet = get("/sheet").await;
+        assert_eq!(order(&sheet), vec![0, 5, 4, 3, 2, 1], "{sheet}");
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
