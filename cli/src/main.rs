@@ -57,7 +57,7 @@ fn main() -> ExitCode {
             )
         }
     };
-    let result = runtime.block_on(commands::dispatch(cli));
+    let result = runtime.block_on(commands::dispatch(cli, lookout_node::when::Zone::UTC));
     // Do not wait for background tasks (a node's connections) after the command finished.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {

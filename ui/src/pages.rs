@@ -19,6 +19,7 @@ use lookout_node::client::Client;
 use lookout_node::control::Connection;
 use lookout_node::replica::{now, Replica};
 use lookout_node::store::Store;
+use lookout_node::when::{is_day, parse_day, parse_time_of_day, Typed, WhenError, Zone};
 use lookout_protocol::content::{
     letters_among_digits, local_phone, parse_phone, Category, Group, PhoneError, Severity,
 };
@@ -306,7 +307,12 @@ fn item(t: &Tr, alert: &AlertView) -> AlertItem {
                 .map(|s| clean(s)),
         )
         .collect();
-    let when = alert.incident_time.unwrap_or(alert.posted);
+    // A day given without a time of day is shown as that day (docs/PROTOCOL.md §7).
+    let (when_iso, when_text) = match alert.incident_time {
+        Some(day) if is_day(day) => (iso_day(day), iso_day(day)),
+        Some(time) => (iso(time), utc(time)),
+        None => (iso(alert.posted), utc(alert.posted)),
+    };
     AlertItem {
         id: alert.id.clone(),
         short: alert.id.get(..8).unwrap_or(&alert.id).to_owned(),
@@ -318,8 +324,8 @@ fn item(t: &Tr, alert: &AlertView) -> AlertItem {
         identifiers,
         physical: clean(&alert.physical),
         area: clean(&alert.area),
-        when_iso: iso(when),
-        when_text: utc(when),
+        when_iso,
+        when_text,
         author: clean_names(t, &alert.author),
         corroborations: alert.corroborations,
         retracted: alert
@@ -348,6 +354,12 @@ fn retracted_line(t: &Tr, by: Option<&str>, reason: &str) -> String {
 fn iso(time: u64) -> String {
     let (y, m, d, hh, mm, ss) = civil(time);
     format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+}
+
+/// A day alone, `YYYY-MM-DD` (the page's script shows it in the reader's language).
+fn iso_day(time: u64) -> String {
+    let (y, m, d, _, _, _) = civil(time);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// The same without a script: a plain UTC date.
@@ -790,6 +802,12 @@ pub struct PostForm {
     area: String,
     #[serde(default)]
     hours_ago: String,
+    /// A day picked in the date box (`2026-11-20`), instead of hours back.
+    #[serde(default)]
+    day: String,
+    /// A time of day for that day (`14:30`), read in the device's time zone.
+    #[serde(default)]
+    time_of_day: String,
     #[serde(default)]
     expires: String,
     #[serde(default)]
@@ -867,7 +885,36 @@ async fn post_page(
     }
 }
 
-fn draft(form: &PostForm, t: &Tr, now: u64) -> Result<PostDraft, String> {
+/// When it happened: a day picked (with a time of day if given, read in `zone`) or hours
+/// back; refused in the page's language if in the future or more than a year ago (the rule of
+/// `lookout post --when`, `lookout_node::when`).
+fn incident_time(form: &PostForm, t: &Tr, now: u64, zone: Zone) -> Result<Option<u64>, String> {
+    let typed = if form.day.trim().is_empty() {
+        match form.hours_ago.trim().parse::<u64>() {
+            Ok(hours) => Typed::Moment(now.saturating_sub(hours.saturating_mul(3600))),
+            Err(_) => return Ok(None),
+        }
+    } else {
+        let unreadable = || t.msg("post-when-unreadable");
+        let day = parse_day(&form.day).ok_or_else(unreadable)?;
+        match form.time_of_day.trim() {
+            "" => Typed::Day(day),
+            time => Typed::At {
+                day,
+                minute: parse_time_of_day(time).ok_or_else(unreadable)?,
+            },
+        }
+    };
+    typed
+        .incident_time(now, zone)
+        .map(Some)
+        .map_err(|refused| match refused {
+            WhenError::InTheFuture => t.msg("post-when-future"),
+            _ => t.msg("post-when-too-old"),
+        })
+}
+
+fn draft(form: &PostForm, t: &Tr, now: u64, zone: Zone) -> Result<PostDraft, String> {
     let category: Category = form
         .category
         .parse()
@@ -882,12 +929,7 @@ fn draft(form: &PostForm, t: &Tr, now: u64) -> Result<PostDraft, String> {
             .into_iter()
             .collect()
     };
-    let incident_time = form
-        .hours_ago
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|h| now.saturating_sub(h.saturating_mul(3600)));
+    let incident_time = incident_time(form, t, now, zone)?;
     Ok(PostDraft {
         category,
         severity,
@@ -917,7 +959,7 @@ async fn post_submit(
         Ok(client) => client,
         Err(failure) => return failed(c, failure),
     };
-    let draft = match draft(&form, &c.t, now()) {
+    let draft = match draft(&form, &c.t, now(), state.zone) {
         Ok(draft) => draft,
         Err(error) => return post_page_for(c, form, error),
     };

@@ -7,6 +7,7 @@ use lookout_node::api::{AlertFilter, AlertView, ApiError, ErrorCode, Event, Post
 use lookout_node::client::Client;
 use lookout_node::control::Connection;
 use lookout_node::replica::now;
+use lookout_node::when::Zone;
 use lookout_protocol::content::{Category, Severity};
 use serde_json::json;
 
@@ -29,6 +30,7 @@ pub async fn post(ctx: &Context, args: PostArgs, out: Out) -> Result<Outcome, Ap
                 &mut input,
                 &mut output,
                 now,
+                out.style.zone,
                 default_language(),
                 country.as_deref(),
             )? {
@@ -39,7 +41,7 @@ pub async fn post(ctx: &Context, args: PostArgs, out: Out) -> Result<Outcome, Ap
                 }
             }
         } else {
-            draft_from(args, now)?
+            draft_from(args, now, out.style.zone)?
         };
     let (id, through_node) = request(ctx, async |c| c.post(draft).await).await?;
     if out.json {
@@ -60,7 +62,7 @@ pub async fn post(ctx: &Context, args: PostArgs, out: Out) -> Result<Outcome, Ap
 }
 
 /// Build a draft from options (no questions asked).
-pub fn draft_from(args: PostArgs, now: u64) -> Result<PostDraft, ApiError> {
+pub fn draft_from(args: PostArgs, now: u64, zone: Zone) -> Result<PostDraft, ApiError> {
     let category = args.category.ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidInput,
@@ -81,7 +83,7 @@ pub fn draft_from(args: PostArgs, now: u64) -> Result<PostDraft, ApiError> {
         })?;
     let incident_time = args
         .when
-        .map(|w| when::parse_time(&w, now))
+        .map(|w| when::parse_time(&w, now, zone))
         .transpose()
         .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e))?;
     Ok(PostDraft {
@@ -114,7 +116,7 @@ pub async fn list(
 ) -> Result<Outcome, ApiError> {
     let now = now();
     let since = since
-        .map(|s| when::parse_since(&s, now))
+        .map(|s| when::parse_since(&s, now, out.style.zone))
         .transpose()
         .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e))?;
     let filter = AlertFilter {
@@ -330,7 +332,7 @@ pub async fn retract(
     let target = id.clone();
     let mut session = ctx.open().await?;
     let asked = if !out.json && std::io::stdin().is_terminal() {
-        ask_before_retracting(&mut session, &id, reason, now()).await
+        ask_before_retracting(&mut session, &id, reason, now(), out.style).await
     } else {
         Ok(Some(reason))
     };
@@ -365,6 +367,7 @@ async fn ask_before_retracting(
     id: &str,
     reason: String,
     now: u64,
+    style: render::Style,
 ) -> Result<Option<String>, ApiError> {
     let mut client = session.client();
     if !client.status().await?.is_moderator {
@@ -379,7 +382,7 @@ async fn ask_before_retracting(
     if alert.yours {
         return Ok(Some(reason));
     }
-    if !moderation::answered_yes(&render::retract_question(alert, now))? {
+    if !moderation::answered_yes(&render::retract_question(alert, now, style))? {
         return Ok(None);
     }
     if !reason.trim().is_empty() {
@@ -436,7 +439,7 @@ pub async fn export(
     };
     let alerts = request(ctx, async |c| c.alerts(filter).await).await?.0;
     let now = now();
-    let entries = sheet::Entry::all(&alerts);
+    let entries = sheet::Entry::all(&alerts, out.style.zone);
     let document = if out.json {
         let mut text = serde_json::to_string(&entries)
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot write JSON: {e}")))?;
@@ -444,8 +447,8 @@ pub async fn export(
         text
     } else {
         match format {
-            SheetFormat::Text => sheet::text(&entries, area.as_deref(), now),
-            SheetFormat::Html => sheet::html(&entries, area.as_deref(), now),
+            SheetFormat::Text => sheet::text(&entries, area.as_deref(), now, out.style.zone),
+            SheetFormat::Html => sheet::html(&entries, area.as_deref(), now, out.style.zone),
         }
     };
     match file {

@@ -1519,3 +1519,59 @@ async fn alerts_posted_together_list_newest_first_and_the_sheet_puts_the_most_se
     .await
     .expect("test deadline");
 }
+
+/// Trial 12's T12-17: a date decades back was accepted, and a day given without a time of day
+/// showed as "2026-11-30 00:00 UTC". Now the page refuses a day over a year back or in the
+/// future in its own language, keeps what was typed, and shows a day as a day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_post_forms_day_is_refused_over_a_year_back_or_ahead_and_shown_as_a_day() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let alert = |when: &str| {
+            format!("csrf={token}&category=violence&severity=high&description=Knife&{when}")
+        };
+        let old = post_in(s, "en", &cookie, "/post", &alert("day=1999-01-01")).await;
+        assert_eq!(old.status, 400, "{}", old.body);
+        assert!(old.body.contains("more than a year ago"), "{}", old.body);
+        assert!(old.body.contains("value=\"1999-01-01\""), "{}", old.body);
+        let old_pt = post_in(s, "pt", &cookie, "/post", &alert("day=1999-01-01")).await;
+        assert!(old_pt.body.contains("mais de um ano"), "{}", old_pt.body);
+        let hours = post_in(s, "en", &cookie, "/post", &alert("hours_ago=100000")).await;
+        assert_eq!(hours.status, 400, "{}", hours.body);
+        let ahead = post_in(s, "fr", &cookie, "/post", &alert("day=2999-01-01")).await;
+        assert_eq!(ahead.status, 400, "{}", ahead.body);
+        assert!(ahead.body.contains("dans le futur"), "{}", ahead.body);
+        assert!(r.nodes[0].alerts().await.is_empty(), "nothing posted");
+
+        let now = lookout_node::replica::now();
+        let two_days_ago = lookout_node::when::Zone::UTC.civil(now - 2 * 86_400);
+        let day = format!(
+            "{:04}-{:02}-{:02}",
+            two_days_ago.year, two_days_ago.month, two_days_ago.day
+        );
+        let posted = post_in(s, "en", &cookie, "/post", &alert(&format!("day={day}"))).await;
+        assert_eq!(posted.status, 303, "{}", posted.body);
+        let feed = send(
+            s.addr,
+            "GET",
+            "/",
+            &[("Host", &host(s)), ("Cookie", &cookie)],
+            "",
+        )
+        .await;
+        assert!(
+            feed.body.contains(&format!("<time datetime=\"{day}\">{day}</time>")),
+            "{}",
+            feed.body
+        );
+        assert!(!feed.body.contains("00:00"), "{}", feed.body);
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
