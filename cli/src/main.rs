@@ -33,12 +33,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use lookout_node::api::{ApiError, ErrorCode};
+use lookout_node::when::Zone;
 use tracing_subscriber::EnvFilter;
 
 use crate::args::Cli;
 use crate::out::Outcome;
 
 fn main() -> ExitCode {
+    // First, while this process has one thread: reading the offset later is unsound on Unix
+    // (another thread may change the environment), and `time` refuses then.
+    let zone = device_zone();
     let cli = Cli::parse();
     let json = cli.json;
     init_logging(cli.verbose);
@@ -57,7 +61,7 @@ fn main() -> ExitCode {
             )
         }
     };
-    let result = runtime.block_on(commands::dispatch(cli, lookout_node::when::Zone::UTC));
+    let result = runtime.block_on(commands::dispatch(cli, zone));
     // Do not wait for background tasks (a node's connections) after the command finished.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
@@ -65,6 +69,15 @@ fn main() -> ExitCode {
         Ok(Outcome::NothingFound) => ExitCode::from(1),
         Err(error) => fail(&error, json),
     }
+}
+
+/// The device's time zone (its UTC offset now, `TZ` honoured): typed times of day are read in
+/// it and times are shown in it, named (`14:30 (UTC+9)`). UTC if it cannot be read; the name
+/// beside every time then says so.
+fn device_zone() -> Zone {
+    time::UtcOffset::current_local_offset()
+        .map(|offset| Zone::east_of_utc(offset.whole_seconds()))
+        .unwrap_or(Zone::UTC)
 }
 
 /// Print one line for the error (a JSON object with `--json`) and pick the exit code.

@@ -138,7 +138,7 @@ pub fn retract_question(alert: &AlertView, now: u64, style: Style) -> String {
          Retracting it withdraws it for every member, and they see that you did.\n\
          Type yes to retract it: ",
         alert.author,
-        when::ago(alert.posted, now),
+        when::ago(alert.posted, now, style.zone),
         when::date_time(alert.posted, style.zone),
         alert.severity.as_str().to_uppercase(),
         alert.category.as_str(),
@@ -191,11 +191,11 @@ pub fn alert_block(alert: &AlertView, now: u64, style: Style) -> String {
     }
     let mut facts = Vec::new();
     if let Some(t) = alert.incident_time {
-        facts.push(format!("happened {}", when::happened(t, now)));
+        facts.push(format!("happened {}", when::happened(t, now, style.zone)));
     }
     facts.push(format!(
         "posted {} by {}",
-        when::ago(alert.posted, now),
+        when::ago(alert.posted, now, style.zone),
         alert.author
     ));
     if alert.on_behalf {
@@ -307,7 +307,7 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
     if view.running {
         let sync = view
             .last_sync
-            .map(|t| format!(", last sync {}", when::ago(t, now)))
+            .map(|t| format!(", last sync {}", when::ago(t, now, style.zone)))
             .unwrap_or_default();
         let s = if view.peers == 1 { "" } else { "s" };
         let _ = writeln!(
@@ -325,7 +325,7 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
             .synced_with
             .iter()
             .filter(|m| m.member != view.member)
-            .map(|m| format!("{} {}", m.name, when::ago(m.at, now)))
+            .map(|m| format!("{} {}", m.name, when::ago(m.at, now, style.zone)))
             .collect();
         if view.members > 1 {
             let text = if synced.is_empty() {
@@ -353,7 +353,7 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
             };
             let sync = mailbox
                 .last_sync
-                .map(|t| format!(", synced {}", when::ago(t, now)))
+                .map(|t| format!(", synced {}", when::ago(t, now, style.zone)))
                 .unwrap_or_default();
             let at = mailbox
                 .address

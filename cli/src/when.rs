@@ -60,8 +60,9 @@ pub fn parse_since(text: &str, now: u64, zone: Zone) -> Result<u64, String> {
     }
 }
 
-/// How long ago, in words: `just now`, `5 min ago`, `3 h ago`, `2 days ago`, or the date.
-pub fn ago(time: u64, now: u64) -> String {
+/// How long ago, in words: `just now`, `5 min ago`, `3 h ago`, `2 days ago`, or the date in
+/// `zone`.
+pub fn ago(time: u64, now: u64, zone: Zone) -> String {
     if time > now {
         return in_future(time, now);
     }
@@ -71,7 +72,7 @@ pub fn ago(time: u64, now: u64) -> String {
         MINUTE..HOUR => format!("{} min ago", elapsed / MINUTE),
         HOUR..DAY => format!("{} h ago", elapsed / HOUR),
         DAY..=2_592_000 => plural(elapsed / DAY, "day", "ago"),
-        _ => date(time, Zone::UTC),
+        _ => date(time, zone),
     }
 }
 
@@ -120,12 +121,15 @@ pub fn incident(time: u64, zone: Zone) -> String {
     }
 }
 
-/// `happened …` in an alert's facts: `on 20 Nov 2026` for a day, `3 h ago` for a moment.
-pub fn happened(time: u64, now: u64) -> String {
+/// `happened …` in an alert's facts: `on 20 Nov 2026` for a day; `3 h ago` for a moment within
+/// a day, else `on 20 Nov 2026 22:00 (UTC+9)` (in `zone`, named).
+pub fn happened(time: u64, now: u64, zone: Zone) -> String {
     if rule::is_day(time) {
         format!("on {}", date(time, Zone::UTC))
+    } else if now.saturating_sub(time) < DAY {
+        ago(time, now, zone)
     } else {
-        ago(time, now)
+        format!("on {}", date_time(time, zone))
     }
 }
 
@@ -274,9 +278,37 @@ mod tests {
         let yesterday = parse_time("yesterday", NOW, UTC).unwrap();
         assert_eq!(incident(yesterday, UTC), "20 Nov 2026");
         assert_eq!(incident(yesterday, dili()), "20 Nov 2026");
-        assert_eq!(happened(yesterday, NOW), "on 20 Nov 2026");
+        assert_eq!(happened(yesterday, NOW, UTC), "on 20 Nov 2026");
         assert_eq!(incident(NOW - 3 * HOUR, UTC), "21 Nov 2026 07:00 (UTC)");
-        assert_eq!(happened(NOW - 3 * HOUR, NOW), "3 h ago");
+        assert_eq!(happened(NOW - 3 * HOUR, NOW, UTC), "3 h ago");
+    }
+
+    /// Trial 12's T12-16: `--when "yesterday 22:00"` was refused, and a typed time of day was
+    /// read as UTC: in Dili (UTC+9) 9 h off.
+    #[test]
+    fn times_of_day_are_read_and_shown_in_the_devices_zone() {
+        // NOW is 19:00 on 21 Nov in Dili.
+        let late = parse_time("yesterday 22:00", NOW, dili()).unwrap();
+        assert_eq!(late, NOW - 21 * HOUR);
+        assert_eq!(incident(late, dili()), "20 Nov 2026 22:00 (UTC+9)");
+        assert_eq!(happened(late, NOW, dili()), "3 h ago".replace('3', "21"));
+        assert_eq!(
+            happened(late - DAY, NOW, dili()),
+            "on 19 Nov 2026 22:00 (UTC+9)"
+        );
+        let morning = parse_time("Today 09:15", NOW, dili()).unwrap();
+        assert_eq!(morning, NOW - 9 * HOUR - 45 * MINUTE);
+        assert_eq!(date_time(morning, dili()), "21 Nov 2026 09:15 (UTC+9)");
+        assert_eq!(parse_time("2026-11-21 18:00", NOW, dili()), Ok(NOW - HOUR));
+        assert!(parse_time("2026-11-21 18:00", NOW, UTC)
+            .unwrap_err()
+            .contains("future"));
+        assert!(parse_time("today 23:00", NOW, dili())
+            .unwrap_err()
+            .contains("future"));
+        assert!(parse_time("today 25:00", NOW, dili()).is_err());
+        assert!(parse_time("tomorrow", NOW, dili()).is_err());
+        assert_eq!(date(NOW + 6 * HOUR, dili()), "22 Nov 2026");
     }
 
     #[test]
@@ -303,12 +335,12 @@ mod tests {
 
     #[test]
     fn relative_words() {
-        assert_eq!(ago(NOW - 10, NOW), "just now");
-        assert_eq!(ago(NOW - 5 * MINUTE, NOW), "5 min ago");
-        assert_eq!(ago(NOW - 3 * HOUR, NOW), "3 h ago");
-        assert_eq!(ago(NOW - DAY, NOW), "1 day ago");
-        assert_eq!(ago(NOW - 2 * DAY, NOW), "2 days ago");
-        assert_eq!(ago(NOW - 100 * DAY, NOW), "13 Aug 2026");
+        assert_eq!(ago(NOW - 10, NOW, UTC), "just now");
+        assert_eq!(ago(NOW - 5 * MINUTE, NOW, UTC), "5 min ago");
+        assert_eq!(ago(NOW - 3 * HOUR, NOW, UTC), "3 h ago");
+        assert_eq!(ago(NOW - DAY, NOW, UTC), "1 day ago");
+        assert_eq!(ago(NOW - 2 * DAY, NOW, UTC), "2 days ago");
+        assert_eq!(ago(NOW - 100 * DAY, NOW, UTC), "13 Aug 2026");
         assert_eq!(in_future(NOW + 29 * DAY + 5, NOW), "in 29 days");
         assert_eq!(in_future(NOW + 2 * HOUR, NOW), "in 2 h");
     }

@@ -24,7 +24,11 @@
   function localDates(root) {
     let format, day;
     try {
-      format = new Intl.DateTimeFormat(locales, { dateStyle: "medium", timeStyle: "short" });
+      // The zone is named beside the time ("14:30 GMT+9").
+      format = new Intl.DateTimeFormat(locales, {
+        year: "numeric", month: "short", day: "numeric",
+        hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+      });
       // A day given without a time of day ("2026-11-30") is that calendar day, not a moment.
       day = new Intl.DateTimeFormat(locales, { dateStyle: "medium", timeZone: "UTC" });
     } catch (e) { return; }

@@ -110,6 +110,8 @@ pub struct Chrome {
     pub(crate) languages: Vec<LangOption>,
     pub(crate) moderator: bool,
     pub(crate) notice: String,
+    /// The device's time zone, for times shown without the page's script.
+    pub(crate) zone: Zone,
 }
 
 /// One entry of the language switch.
@@ -151,6 +153,7 @@ impl Chrome {
             languages,
             moderator: false,
             notice: String::new(),
+            zone: state.zone,
         }
     }
 
@@ -293,7 +296,7 @@ fn phone_shown(t: &Tr, stored: &str) -> String {
     }
 }
 
-fn item(t: &Tr, alert: &AlertView) -> AlertItem {
+fn item(t: &Tr, zone: Zone, alert: &AlertView) -> AlertItem {
     let identifiers = alert
         .phones
         .iter()
@@ -310,8 +313,8 @@ fn item(t: &Tr, alert: &AlertView) -> AlertItem {
     // A day given without a time of day is shown as that day (docs/PROTOCOL.md §7).
     let (when_iso, when_text) = match alert.incident_time {
         Some(day) if is_day(day) => (iso_day(day), iso_day(day)),
-        Some(time) => (iso(time), utc(time)),
-        None => (iso(alert.posted), utc(alert.posted)),
+        Some(time) => (iso(time), zone.date_time(time)),
+        None => (iso(alert.posted), zone.date_time(alert.posted)),
     };
     AlertItem {
         id: alert.id.clone(),
@@ -350,50 +353,30 @@ fn retracted_line(t: &Tr, by: Option<&str>, reason: &str) -> String {
 }
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (the page's script shows it in the
-/// reader's language and time zone).
+/// reader's language and time zone, the zone named).
 fn iso(time: u64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(time);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    let c = Zone::UTC.civil(time);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    )
 }
 
 /// A day alone, `YYYY-MM-DD` (the page's script shows it in the reader's language).
 fn iso_day(time: u64) -> String {
-    let (y, m, d, _, _, _) = civil(time);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// The same without a script: a plain UTC date.
-fn utc(time: u64) -> String {
-    let (y, m, d, hh, mm, _) = civil(time);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
-}
-
-/// Civil date from Unix time (Howard Hinnant's days-from-civil, inverted).
-fn civil(time: u64) -> (i64, u32, u32, u64, u64, u64) {
-    let secs = time % 86_400;
-    let days = i64::try_from(time / 86_400).unwrap_or(0);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let y = if m <= 2 { y + 1 } else { y };
-    (y, m, d, secs / 3600, secs % 3600 / 60, secs % 60)
+    let c = Zone::UTC.civil(time);
+    format!("{:04}-{:02}-{:02}", c.year, c.month, c.day)
 }
 
 async fn feed_items(
     client: &mut Client<Connection>,
-    t: &Tr,
+    c: &Chrome,
     filter: &FeedFilter,
 ) -> Result<Vec<AlertItem>, ApiError> {
     Ok(feed_alerts(client, filter)
         .await?
         .iter()
-        .map(|a| item(t, a))
+        .map(|a| item(&c.t, c.zone, a))
         .collect())
 }
 
@@ -465,7 +448,7 @@ async fn feed(
     c.notice = notice(&c.t, done.done.as_deref());
     let result = async {
         let mut client = framed(&state, &mut c).await?;
-        Ok::<_, Failure>(feed_items(&mut client, &c.t, &session.filter).await?)
+        Ok::<_, Failure>(feed_items(&mut client, &c, &session.filter).await?)
     }
     .await;
     match result {
@@ -486,7 +469,7 @@ async fn feed_fragment(
     let mut c = Chrome::new(&state, &session, &headers, "/");
     let result = async {
         let mut client = framed(&state, &mut c).await?;
-        Ok::<_, Failure>(feed_items(&mut client, &c.t, &session.filter).await?)
+        Ok::<_, Failure>(feed_items(&mut client, &c, &session.filter).await?)
     }
     .await;
     match result {
@@ -585,9 +568,9 @@ struct RetractPage {
 
 impl RetractPage {
     fn new(c: Chrome, alert: &AlertView, reason: &str) -> Self {
-        let a = item(&c.t, alert);
+        let a = item(&c.t, c.zone, alert);
         Self {
-            posted: utc(alert.posted),
+            posted: c.zone.date_time(alert.posted),
             first_line: a.description.lines().next().unwrap_or_default().to_owned(),
             reason: clean(reason),
             a,
@@ -725,13 +708,13 @@ async fn check_page(
     }
 }
 
-async fn run_check(state: &AppState, t: &Tr, q: &str) -> Result<Vec<AlertItem>, Failure> {
+async fn run_check(state: &AppState, c: &Chrome, q: &str) -> Result<Vec<AlertItem>, Failure> {
     if q.trim().is_empty() {
         return Ok(Vec::new());
     }
     let mut client = client(state).await?;
     let alerts = client.check(q.trim()).await?;
-    Ok(alerts.iter().map(|a| item(t, a)).collect())
+    Ok(alerts.iter().map(|a| item(&c.t, c.zone, a)).collect())
 }
 
 /// The check as a POST, so what was looked up never appears in an address or the history.
@@ -745,7 +728,7 @@ async fn check_submit(
     if let Err(failure) = framed(&state, &mut c).await {
         return failed(c, failure);
     }
-    match run_check(&state, &c.t, &form.q).await {
+    match run_check(&state, &c, &form.q).await {
         Ok(alerts) => page(CheckPage {
             c,
             searched: !form.q.trim().is_empty(),
@@ -765,7 +748,7 @@ async fn check_fragment(
     Form(form): Form<CheckForm>,
 ) -> Response {
     let c = Chrome::new(&state, &session, &headers, "/check");
-    match run_check(&state, &c.t, &form.q).await {
+    match run_check(&state, &c, &form.q).await {
         Ok(alerts) => page(CheckResults {
             c,
             searched: !form.q.trim().is_empty(),
@@ -1045,7 +1028,7 @@ async fn status(
                 last_sync_iso: s.last_sync.map(iso).unwrap_or_default(),
                 last_sync_text: s
                     .last_sync
-                    .map(utc)
+                    .map(|t| c.zone.date_time(t))
                     .unwrap_or_else(|| c.t.msg("status-never")),
                 reach: c.t.msg(match s.reachability {
                     lookout_node::reach::Reachability::Direct => "status-reach-direct",
@@ -1499,14 +1482,14 @@ async fn sheet(
         let mut alerts = feed_alerts(&mut client, &FeedFilter::default()).await?;
         // The printed sheet's order, `lookout export`'s too: most severe first.
         alerts.sort_by(sheet_order);
-        Ok::<_, Failure>(alerts.iter().map(|a| item(&c.t, a)).collect())
+        Ok::<_, Failure>(alerts.iter().map(|a| item(&c.t, c.zone, a)).collect())
     }
     .await;
     match result {
         Ok(alerts) => page(SheetPage {
+            printed: c.zone.date_time(now()),
             c,
             alerts,
-            printed: utc(now()),
         }),
         Err(failure) => failed(c, failure),
     }
@@ -1813,9 +1796,13 @@ mod tests {
     }
 
     #[test]
-    fn dates_are_civil_utc() {
+    fn dates_are_civil_utc_or_in_the_devices_zone_named() {
         assert_eq!(iso(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso(1_795_000_000), "2026-11-18T11:06:40Z");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(iso_day(951_782_400), "2000-02-29");
+        assert_eq!(
+            Zone::east_of_utc(9 * 3600).date_time(951_782_400 - 3600),
+            "2000-02-29 08:00 (UTC+9)"
+        );
     }
 }

@@ -793,3 +793,89 @@ fn a_k2_collective_is_founded_by_two_moderators() {
     let approved = ok(&ana, &["approve", &cleo_code, "--json"]).json();
     assert_eq!(approved["done"], false, "{approved}");
 }
+
+/// Trial 12's T12-16: `--when "yesterday 22:00"` was refused and a typed time of day was read
+/// as UTC ("2026-11-20 14:30 (UTC)"): in Dili (UTC+9) 9 h off. The zone is set here as `TZ`
+/// in the child, so the test means the same on a UTC machine.
+#[test]
+fn times_of_day_are_read_and_shown_in_the_devices_time_zone() {
+    use lookout_node::when::{Civil, Zone};
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    let in_dili = |args: &[&str]| run_command(command(&ana).env("TZ", "<+09>-9").args(args));
+    let dili = Zone::east_of_utc(9 * 3600);
+    let now = lookout_node::replica::now();
+    let local_day = |days_back: u64| dili.civil(now - days_back * 86_400);
+    let at = |c: Civil, hour: u64| {
+        let day = lookout_node::when::days_from_civil(c.year, c.month, c.day).unwrap();
+        day as u64 * 86_400 + hour * 3600 - 9 * 3600
+    };
+
+    let posted = in_dili(&[
+        "post",
+        "--json",
+        "--category",
+        "violence",
+        "--description",
+        "Late",
+        "--when",
+        "yesterday 22:00",
+    ]);
+    assert_eq!(posted.code, 0, "{posted:?}");
+    let two_days = local_day(2);
+    let typed = format!(
+        "{:04}-{:02}-{:02} 22:00",
+        two_days.year, two_days.month, two_days.day
+    );
+    let older = in_dili(&[
+        "post",
+        "--json",
+        "--category",
+        "violence",
+        "--description",
+        "Older",
+        "--when",
+        &typed,
+    ]);
+    assert_eq!(older.code, 0, "{older:?}");
+    let listed = ok(&ana, &["alerts", "--json"]).json();
+    let incident = |description: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["description"] == description)
+            .unwrap()["incident_time"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(incident("Late"), at(local_day(1), 22), "{listed}");
+    assert_eq!(incident("Older"), at(two_days, 22), "{listed}");
+    let shown = in_dili(&["alerts"]);
+    assert!(
+        shown.stdout.contains(&format!(
+            "happened on {} {} {} 22:00 (UTC+9)",
+            two_days.day,
+            ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+                [two_days.month as usize - 1],
+            two_days.year
+        )),
+        "{shown:?}"
+    );
+    let in_utc = run_command(command(&ana).env("TZ", "UTC").args(["alerts"]));
+    assert!(in_utc.stdout.contains(" 13:00 (UTC)"), "{in_utc:?}");
+    let refused = in_dili(&[
+        "post",
+        "--category",
+        "violence",
+        "--description",
+        "Old",
+        "--when",
+        "2020-01-01",
+    ]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("more than a year ago"),
+        "{refused:?}"
+    );
+}

@@ -908,6 +908,11 @@ struct Running {
 }
 
 async fn running(served: usize) -> Running {
+    running_in(served, lookout_node::when::Zone::UTC).await
+}
+
+/// [`running`], the interface reading and showing times of day in `zone`.
+async fn running_in(served: usize, zone: lookout_node::when::Zone) -> Running {
     let lookout_tests::Collective {
         dir: homes,
         replicas,
@@ -933,7 +938,9 @@ async fn running(served: usize) -> Running {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let ui = lookout_ui::Ui::new(nodes[served].home.clone(), &listener, None).unwrap();
+    let ui = lookout_ui::Ui::new(nodes[served].home.clone(), &listener, None)
+        .unwrap()
+        .in_zone(zone);
     let token = ui.url().split("token=").nth(1).unwrap().to_owned();
     tokio::spawn(ui.serve(listener, std::future::pending()));
     Running {
@@ -1563,11 +1570,64 @@ async fn the_post_forms_day_is_refused_over_a_year_back_or_ahead_and_shown_as_a_
         )
         .await;
         assert!(
-            feed.body.contains(&format!("<time datetime=\"{day}\">{day}</time>")),
+            feed.body
+                .contains(&format!("<time datetime=\"{day}\">{day}</time>")),
             "{}",
             feed.body
         );
         assert!(!feed.body.contains("00:00"), "{}", feed.body);
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// Trial 12's T12-16: times were read and shown in UTC only. The page reads a time of day typed
+/// in its form in the device's zone (here UTC+9, given to the interface as the CLI does) and
+/// shows times in it, the zone named, when its script does not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_of_day_is_read_and_shown_in_the_devices_zone() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dili = lookout_node::when::Zone::east_of_utc(9 * 3600);
+        let r = running_in(0, dili).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let now = lookout_node::replica::now();
+        let two_days_ago = dili.civil(now - 2 * 86_400);
+        let day = format!(
+            "{:04}-{:02}-{:02}",
+            two_days_ago.year, two_days_ago.month, two_days_ago.day
+        );
+        let posted = post_in(
+            s,
+            "en",
+            &cookie,
+            "/post",
+            &format!(
+                "csrf={token}&category=violence&severity=high&description=Knife&day={day}&time_of_day=22%3A00"
+            ),
+        )
+        .await;
+        assert_eq!(posted.status, 303, "{}", posted.body);
+        let stored = r.nodes[0].alerts().await[0].incident_time.unwrap();
+        let days = lookout_node::when::parse_day(&day).unwrap() as u64;
+        assert_eq!(stored, days * 86_400 + 13 * 3600, "22:00 in UTC+9 is 13:00 UTC");
+        let feed = send(
+            s.addr,
+            "GET",
+            "/",
+            &[("Host", &host(s)), ("Cookie", &cookie)],
+            "",
+        )
+        .await;
+        assert!(
+            feed.body.contains(&format!(">{day} 22:00 (UTC+9)</time>")),
+            "{}",
+            feed.body
+        );
         for node in r.nodes {
             node.stop().await;
         }
