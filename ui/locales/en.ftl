@@ -195,6 +195,7 @@ unlock-passphrase = Passphrase
 unlock-button = Unlock
 unlock-wrong = Wrong passphrase. Try again.
 unlock-run-again = This page is locked. To open it again, run `lookout ui` again.
+unlock-hint = This page is locked. Type your Lookout passphrase to open it again (or run `lookout ui` again).
 done-founded = Your group is ready. You are its first moderator.
 done-joined = You joined. Your device is fetching the members and the alerts; this can take a minute.
 welcome-title = Welcome

@@ -234,6 +234,7 @@ sheet-what = Qué pasó
 sheet-who = Quién
 sheet-where-when = Dónde y cuándo
 unlock-run-again = Esta página está bloqueada. Para abrirla otra vez, ejecuta `lookout ui` de nuevo.
+unlock-hint = Esta página está bloqueada. Escribe tu frase de contraseña de Lookout para abrirla otra vez (o ejecuta `lookout ui` de nuevo).
 
 ## Buzones (moderadoras)
 mailboxes-title = Buzones

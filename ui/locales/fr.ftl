@@ -234,6 +234,7 @@ sheet-what = Ce qui s’est passé
 sheet-who = Qui
 sheet-where-when = Où et quand
 unlock-run-again = Cette page est verrouillée. Pour la rouvrir, lancez `lookout ui` à nouveau.
+unlock-hint = Cette page est verrouillée. Tapez votre phrase de passe Lookout pour la rouvrir (ou lancez `lookout ui` à nouveau).
 
 ## Boîtes aux lettres (modératrices)
 mailboxes-title = Boîtes aux lettres

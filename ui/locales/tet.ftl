@@ -214,6 +214,7 @@ sheet-what = Saida mak akontese
 sheet-who = Se
 sheet-where-when = Iha ne'ebé no bainhira
 unlock-run-again = Pájina ne'e xave hela. Atu loke fali, halai `lookout ui` dala ida tan.
+unlock-hint = Pájina ne'e xave hela. Hakerek ita-nia liafuan-pase Lookout atu loke fali (ka halai `lookout ui` dala ida tan).
 
 ## Kaixa korreiu (moderadór sira)
 mailboxes-title = Kaixa korreiu

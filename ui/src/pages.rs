@@ -18,7 +18,7 @@ use lookout_node::api::{
 use lookout_node::client::Client;
 use lookout_node::control::Connection;
 use lookout_node::replica::{now, Replica};
-use lookout_node::store::Store;
+use lookout_node::store::{Store, StoreError};
 use lookout_node::when::{is_day, parse_day, parse_time_of_day, Typed, WhenError, Zone};
 use lookout_protocol::content::{
     letters_among_digits, local_phone, parse_phone, Category, Group, PhoneError, Severity,
@@ -157,9 +157,10 @@ impl Chrome {
         }
     }
 
-    /// A first-run page (no identity or no collective yet): nothing to navigate to.
+    /// A first-run page (no identity or no collective yet) or the locked page: nothing to
+    /// navigate to.
     pub(crate) fn setup(&self) -> bool {
-        matches!(self.path, "/welcome" | "/enrol")
+        matches!(self.path, "/welcome" | "/enrol" | "/unlock")
     }
 
     pub(crate) fn nav(&self, target: &str) -> &'static str {
@@ -1592,13 +1593,18 @@ async fn unlock_page(State(state): State<AppState>, headers: HeaderMap) -> Respo
     if !state.guard.is_locked() {
         return guard::Refusal::NoSession.into_response();
     }
-    let can = state.guard.can_unlock();
     page(UnlockPage {
         c: bare(&state, &headers),
         action: "/unlock",
         error: String::new(),
-        can,
+        can: can_unlock(&state),
     })
+}
+
+/// Whether the locked page can be opened with the passphrase: the one the node was started
+/// with in the page, or, for a node started outside it, the home's key file's (T12-21).
+fn can_unlock(state: &AppState) -> bool {
+    state.guard.can_unlock() || Store::exists(&state.home)
 }
 
 #[derive(Deserialize)]
@@ -1618,29 +1624,56 @@ async fn unlock(
     if !state.guard.is_locked() {
         return guard::Refusal::NoSession.into_response();
     }
-    match state.guard.unlock(passphrase.as_bytes()) {
-        Some(session) => (
+    let unlocked = |session: Session| {
+        (
             [(header::SET_COOKIE, guard::cookie(&session))],
             Redirect::to("/?done=unlocked"),
         )
-            .into_response(),
-        None => {
-            tokio::time::sleep(WRONG_PASSPHRASE_DELAY).await;
-            let c = bare(&state, &headers);
-            let error = c.t.msg("unlock-wrong");
-            let can = state.guard.can_unlock();
-            (
-                StatusCode::FORBIDDEN,
-                page(UnlockPage {
-                    c,
-                    action: "/unlock",
-                    error,
-                    can,
-                }),
-            )
-                .into_response()
+            .into_response()
+    };
+    if let Some(session) = state.guard.unlock(passphrase.as_bytes()) {
+        return unlocked(session);
+    }
+    // A node started outside the page: no passphrase was typed here to compare with, so the
+    // home's key file decides (one Argon2id run, off the async threads).
+    if !state.guard.can_unlock() && Store::exists(&state.home) {
+        let home = state.home.to_path_buf();
+        let secret = passphrase.clone();
+        let checked =
+            tokio::task::spawn_blocking(move || Store::check_passphrase(&home, secret.as_bytes()))
+                .await;
+        match checked {
+            Ok(Ok(())) => {
+                state.guard.remember_passphrase(passphrase.as_bytes());
+                if let Some(session) = state.guard.unlock(passphrase.as_bytes()) {
+                    return unlocked(session);
+                }
+            }
+            // The duress passphrase erased the home, as wherever the passphrase is asked:
+            // nobody gets back in, its node is stopped, and the neutral page is all there is.
+            Ok(Err(StoreError::NotFound { .. })) => {
+                state.guard.forget();
+                if let Some(launcher) = &state.launcher {
+                    let _ = launcher.stop().await;
+                }
+                return Redirect::to("/exit").into_response();
+            }
+            _ => {}
         }
     }
+    tokio::time::sleep(WRONG_PASSPHRASE_DELAY).await;
+    let c = bare(&state, &headers);
+    let error = c.t.msg("unlock-wrong");
+    (
+        StatusCode::FORBIDDEN,
+        page(UnlockPage {
+            c,
+            action: "/unlock",
+            error,
+            can: can_unlock(&state),
+        }),
+    )
+        .into_response()
 }
 
 async fn start_page(

@@ -1635,3 +1635,120 @@ async fn a_time_of_day_is_read_and_shown_in_the_devices_zone() {
     .await
     .expect("test deadline");
 }
+
+/// Trial 12's T12-21: after Exit, the page of a node started outside it (`lookout run`, then
+/// `lookout ui`) said only "run `lookout ui` again", against the README's "unlock with the
+/// passphrase", and still showed the navigation. Now it asks for the passphrase, checked
+/// against the home's key file, says so, and shows no navigation; a wrong one gets nothing.
+#[tokio::test]
+async fn the_locked_page_of_a_node_started_outside_unlocks_with_the_passphrase() {
+    let s = serve_with(
+        home_with_identity(true),
+        Some(std::sync::Arc::new(FakeLauncher::default())),
+    )
+    .await;
+    let h = host(&s);
+    let o = origin(&s);
+    let form_type = ("Content-Type", "application/x-www-form-urlencoded");
+    let cookie = login(&s).await;
+    let csrf = csrf(&s, &cookie).await;
+    // No passphrase was ever typed in the page: the node runs (or will) on its own.
+    let lock = send(
+        s.addr,
+        "POST",
+        "/lock",
+        &[
+            ("Host", &h),
+            ("Cookie", &cookie),
+            ("Origin", &o),
+            ("x-csrf-token", &csrf),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(lock.status, 303);
+    let page = send(
+        s.addr,
+        "GET",
+        "/unlock",
+        &[("Host", &h), ("Accept-Language", "en")],
+        "",
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("name=\"passphrase\""), "{}", page.body);
+    assert!(
+        page.body.contains("Type your Lookout passphrase"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<nav"), "{}", page.body);
+    assert!(!page.body.contains("href=\"/post\""), "{}", page.body);
+    let wrong = send(
+        s.addr,
+        "POST",
+        "/unlock",
+        &[("Host", &h), ("Origin", &o), form_type],
+        "passphrase=wrong",
+    )
+    .await;
+    assert_eq!(wrong.status, 403);
+    assert!(wrong.header("set-cookie").is_none());
+    assert!(!wrong.body.contains("<nav"), "{}", wrong.body);
+    let right = send(
+        s.addr,
+        "POST",
+        "/unlock",
+        &[("Host", &h), ("Origin", &o), form_type],
+        "passphrase=right+horse+battery",
+    )
+    .await;
+    assert_eq!(right.status, 303, "{}", right.body);
+    assert!(right.header("set-cookie").is_some());
+}
+
+/// The locked page now asks for the passphrase of a node started outside it: the duress
+/// passphrase typed there erases the home, as wherever the passphrase is asked (SECURITY.md).
+#[tokio::test]
+async fn the_duress_passphrase_on_the_locked_page_erases_the_home() {
+    let dir = home_with_identity(true);
+    let home = dir.path().join("home");
+    let store = lookout_node::store::Store::open(&home, PASSPHRASE.as_bytes()).unwrap();
+    store.set_duress(Some(b"let me go now")).unwrap();
+    store.close().unwrap();
+    let s = serve_with(dir, Some(std::sync::Arc::new(FakeLauncher::default()))).await;
+    let h = host(&s);
+    let o = origin(&s);
+    let cookie = login(&s).await;
+    let csrf = csrf(&s, &cookie).await;
+    let lock = send(
+        s.addr,
+        "POST",
+        "/lock",
+        &[
+            ("Host", &h),
+            ("Cookie", &cookie),
+            ("Origin", &o),
+            ("x-csrf-token", &csrf),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(lock.status, 303);
+    let duress = send(
+        s.addr,
+        "POST",
+        "/unlock",
+        &[
+            ("Host", &h),
+            ("Origin", &o),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        "passphrase=let+me+go+now",
+    )
+    .await;
+    assert_eq!(duress.status, 303, "{}", duress.body);
+    assert_eq!(duress.header("location").as_deref(), Some("/exit"));
+    assert!(duress.header("set-cookie").is_none());
+    assert!(!lookout_node::store::Store::exists(&home));
+}
