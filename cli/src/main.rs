@@ -109,7 +109,11 @@ fn init_logging(verbose: u8) {
     };
     // Other crates (libp2p and its transports) stay at warn even at -vvv: at debug they log
     // peers' IP addresses, which must never reach a log on a member's device.
-    let default = format!("{others},lookout={ours},lookout_node={ours},lookout_protocol={ours}");
+    // sled logs its own ERROR lines before returning the error the message then explains (a
+    // damaged store/conf, Trial 12's T12-22): not shown unless asked for with -v.
+    let sled = if verbose == 0 { "off" } else { others };
+    let default =
+        format!("{others},sled={sled},lookout={ours},lookout_node={ours},lookout_protocol={ours}");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

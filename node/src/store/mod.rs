@@ -1211,10 +1211,18 @@ impl fmt::Debug for Store {
 }
 
 fn open_db(layout: &Layout) -> Result<sled::Db, StoreError> {
-    Ok(sled::Config::new()
+    sled::Config::new()
         .path(&layout.db_dir)
         .cache_capacity(CACHE_CAPACITY)
-        .open()?)
+        .open()
+        .map_err(|error| match error {
+            // What sled says of a settings file it cannot parse ("created using a sled version
+            // earlier than 0.29"): this program only ever wrote one version, so it is damage.
+            sled::Error::Unsupported(_) => StoreError::Corrupt {
+                what: "its database settings file store/conf cannot be read",
+            },
+            other => other.into(),
+        })
 }
 
 /// Opens the sled tree of every tree, in [`Tree::ALL`]'s order (trees sharing a sled tree get
