@@ -105,6 +105,13 @@ fn phone_numbers_are_never_changed_or_dropped_silently() {
     assert!(!text.contains("+447700966124"), "{text}");
     let found = ok(&ana, &["check", "07700 9oo124", "--json"]).json();
     assert_eq!(found.as_array().unwrap().len(), 1, "matched as typed");
+    // Trial 12's T12-7: the real number it resembles finds it too (O read as 0), and a
+    // different number does not.
+    let real = ok(&ana, &["check", "07700 900 124", "--json"]).json();
+    assert_eq!(real.as_array().unwrap().len(), 1, "{real}");
+    assert_eq!(real[0]["id"], id.as_str(), "{real}");
+    let other = run(&ana, &["check", "07700 900 125", "--json"]);
+    assert_eq!(other.code, 1, "{other:?}");
 }
 
 /// The interactive review shows exactly what will be stored; an answer that is no number is
