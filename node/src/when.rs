@@ -239,7 +239,7 @@ impl Typed {
 
 /// Whether a stored incident time is a day without a time of day (exactly midnight UTC).
 pub fn is_day(time: u64) -> bool {
-    time % DAY == 0
+    time.is_multiple_of(DAY)
 }
 
 #[cfg(test)]
