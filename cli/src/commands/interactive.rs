@@ -73,7 +73,7 @@ pub fn ask(
 
     let mut incident_time = None;
     for _ in 0..RETRIES {
-        let prompt = "When did it happen? (today, yesterday, 3h ago, 2026-11-20; Enter = just now)";
+        let prompt = "When did it happen? (today, yesterday 22:00, 3h ago, 2026-11-20; your time zone; Enter = just now)";
         match q.line(prompt)? {
             None => return Ok(None),
             Some(text) if text.is_empty() => break,
