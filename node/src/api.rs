@@ -690,4 +690,55 @@ mod tests {
             "refused: the author is over the daily posting quota"
         );
     }
+
+    fn view(id: &str, posted: u64, incident_time: Option<u64>) -> AlertView {
+        AlertView {
+            id: id.into(),
+            category: Category::Violence,
+            severity: Severity::High,
+            description: String::new(),
+            phones: Vec::new(),
+            plates: Vec::new(),
+            names: Vec::new(),
+            handles: Vec::new(),
+            physical: String::new(),
+            area: String::new(),
+            incident_time,
+            posted,
+            expires: posted + 30 * 86_400,
+            language: String::new(),
+            on_behalf: false,
+            author: String::new(),
+            yours: false,
+            author_id: id.into(),
+            seq: 0,
+            retracted: None,
+            retracted_by: None,
+            corroborations: 0,
+            corroborated_by: Vec::new(),
+            edited: false,
+            matched: None,
+        }
+    }
+
+    /// R19-5 (docs/design/REVIEW19.md): the author signs the incident time and readers accept
+    /// any value, so an alert dated years ahead sat at the top of its severity on every printed
+    /// sheet for its whole life, above alerts of events that really were newer. An incident
+    /// time counts for the order no later than a day after the alert was posted (no honest
+    /// writer gets further ahead: a day is refused after today in the poster's zone).
+    #[test]
+    fn an_incident_time_far_ahead_of_its_posting_does_not_top_the_sheet() {
+        let now = 1_795_255_200;
+        let pinned = view("aaaa", now - 3 * 86_400, Some(now + 10 * 365 * 86_400));
+        let fresh = view("bbbb", now - 60, Some(now - 120));
+        let mut sheet = [pinned.clone(), fresh.clone()];
+        sheet.sort_by(sheet_order);
+        assert_eq!(sheet[0].id, "bbbb", "the newer event first");
+        // An honest day typed east of UTC (midnight UTC of a local today, up to 18 h after
+        // posting) keeps its place.
+        let day = view("cccc", now - 60, Some((now / 86_400 + 1) * 86_400));
+        let mut sheet = [fresh, day];
+        sheet.sort_by(sheet_order);
+        assert_eq!(sheet[0].id, "cccc");
+    }
 }

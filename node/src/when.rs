@@ -338,4 +338,24 @@ mod tests {
         assert_eq!(Typed::Day(day).start(DILI), day as u64 * DAY - 9 * HOUR);
         assert_eq!(Typed::Moment(NOW).start(DILI), NOW);
     }
+
+    /// R19-4 (docs/design/REVIEW19.md): readers accept any incident time a member signs, and
+    /// showing one near the end of `u64` in a zone east of UTC added the offset past `i64::MAX`:
+    /// a panic in a debug build (the page's handler, `lookout alerts`), a date thousands of
+    /// millions of years before the epoch in a release build.
+    #[test]
+    fn a_peers_far_future_time_is_shown_in_any_zone_without_overflow() {
+        for zone in [
+            Zone::east_of_utc(18 * 3600),
+            DILI,
+            Zone::UTC,
+            Zone::east_of_utc(-12 * 3600),
+        ] {
+            for time in [u64::MAX, i64::MAX as u64, i64::MAX as u64 - 1, 1 << 62] {
+                let c = zone.civil(time);
+                assert!(c.year > 2026, "{time} in {zone}: {c:?}");
+                assert!(!zone.date_time(time).starts_with('-'), "{time} in {zone}");
+            }
+        }
+    }
 }

@@ -1752,3 +1752,184 @@ async fn the_duress_passphrase_on_the_locked_page_erases_the_home() {
     assert!(duress.header("set-cookie").is_none());
     assert!(!lookout_node::store::Store::exists(&home));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review 19 (docs/design/REVIEW19.md): attacks on trial13's locked-page unlock and retract
+// confirmation.
+
+/// Lock the interface (quick exit) with a session's cookie and token.
+async fn quick_exit(s: &Served, cookie: &str) {
+    let token = csrf(s, cookie).await;
+    let lock = send(
+        s.addr,
+        "POST",
+        "/lock",
+        &[
+            ("Host", &host(s)),
+            ("Cookie", cookie),
+            ("Origin", &origin(s)),
+            ("x-csrf-token", &token),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(lock.status, 303);
+}
+
+/// Type `passphrase` on the locked page.
+async fn unlock_with(s: &Served, passphrase: &str) -> Answer {
+    send(
+        s.addr,
+        "POST",
+        "/unlock",
+        &[
+            ("Host", &host(s)),
+            ("Origin", &origin(s)),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &format!("passphrase={}", passphrase.replace(' ', "+")),
+    )
+    .await
+}
+
+/// R19-1: once the home's passphrase had opened the locked page, the page kept a keyed hash of
+/// it and compared only with that from then on: at the next quick exit the duress passphrase
+/// was "wrong" and erased nothing (SECURITY.md: the duress passphrase erases the home wherever
+/// the passphrase is asked, the locked page included).
+#[tokio::test]
+async fn the_duress_passphrase_still_erases_after_the_locked_page_was_opened_once() {
+    let dir = home_with_identity(true);
+    let home = dir.path().join("home");
+    let store = lookout_node::store::Store::open(&home, PASSPHRASE.as_bytes()).unwrap();
+    store.set_duress(Some(b"let me go now")).unwrap();
+    store.close().unwrap();
+    let s = serve_with(dir, Some(std::sync::Arc::new(FakeLauncher::default()))).await;
+    let cookie = login(&s).await;
+    quick_exit(&s, &cookie).await;
+    let right = unlock_with(&s, PASSPHRASE).await;
+    assert_eq!(right.status, 303, "{}", right.body);
+    let cookie = right
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    quick_exit(&s, &cookie).await;
+    let duress = unlock_with(&s, "let me go now").await;
+    assert_eq!(
+        duress.header("location").as_deref(),
+        Some("/exit"),
+        "{} {}",
+        duress.status,
+        duress.body
+    );
+    assert!(duress.header("set-cookie").is_none());
+    assert!(
+        !lookout_node::store::Store::exists(&home),
+        "the home is erased"
+    );
+    let after = unlock_with(&s, PASSPHRASE).await;
+    assert!(after.header("set-cookie").is_none(), "nobody gets back in");
+}
+
+/// Stands for a node running on the home: holds its store open (and its lock) until stopped.
+struct HoldingLauncher {
+    store: std::sync::Mutex<Option<lookout_node::store::Store>>,
+}
+
+impl lookout_ui::Launcher for HoldingLauncher {
+    fn start(&self, replica: Replica) -> lookout_ui::Pending<'_, ()> {
+        Box::pin(async move { replica.close() })
+    }
+
+    fn stop(&self) -> lookout_ui::Pending<'_, ()> {
+        let store = self.store.lock().unwrap().take();
+        Box::pin(async move {
+            if let Some(store) = store {
+                let _ = store.close();
+            }
+            Ok(())
+        })
+    }
+
+    fn kdf(&self) -> KdfParams {
+        KdfParams::TESTING
+    }
+}
+
+/// R19-2: the duress passphrase on the locked page shredded the key file while the running
+/// node still held the store, stopped the node and stopped there: the database directory, the
+/// secrets file and the lock file stayed in the home, so the device still showed that Lookout
+/// was set up (SECURITY.md promise 4: it must look like a device where Lookout never was, as
+/// after the duress passphrase typed to the CLI).
+#[tokio::test]
+async fn the_duress_passphrase_on_the_locked_page_leaves_no_trace_when_a_node_held_the_store() {
+    let dir = home_with_identity(true);
+    let home = dir.path().join("home");
+    let store = lookout_node::store::Store::open(&home, PASSPHRASE.as_bytes()).unwrap();
+    store.set_duress(Some(b"let me go now")).unwrap();
+    let launcher = std::sync::Arc::new(HoldingLauncher {
+        store: std::sync::Mutex::new(Some(store)),
+    });
+    let s = serve_with(dir, Some(launcher)).await;
+    let cookie = login(&s).await;
+    quick_exit(&s, &cookie).await;
+    let duress = unlock_with(&s, "let me go now").await;
+    assert_eq!(duress.header("location").as_deref(), Some("/exit"));
+    let left: Vec<String> = std::fs::read_dir(&home)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the home: {left:?}");
+}
+
+/// R19-3: the confirmation was skipped whenever the page's own lookup of the id found no live
+/// alert, while the node finds alerts by a looser reading of the id (brackets, as ids are shown
+/// `[695ae73b]`): a moderator's post for `[id]` withdrew another member's alert at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_elses_alert_named_in_brackets_still_needs_the_confirmation() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let theirs = r.nodes[1]
+            .post(lookout_tests::draft("Pulled a knife", "+447700900123"))
+            .await;
+        let founder = &r.nodes[0];
+        lookout_tests::eventually("the founder holds the member's alert", || async {
+            founder.has_alert(&theirs).await.then_some(())
+        })
+        .await;
+        for named in [
+            format!("%5B{}%5D", &theirs[..8]),
+            format!("%5B{theirs}%5D"),
+            format!("%20{}", &theirs[..8].to_uppercase()),
+        ] {
+            let answer = post_in(
+                s,
+                "en",
+                &cookie,
+                &format!("/alerts/{named}/retract"),
+                &format!("csrf={token}&reason=oops"),
+            )
+            .await;
+            assert!(
+                founder.has_alert(&theirs).await,
+                "{named} withdrew it without the confirmation: {} {}",
+                answer.status,
+                answer.body
+            );
+        }
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
