@@ -59,7 +59,12 @@ impl Zone {
 
     /// The civil date and time of `time` (seconds since the Unix epoch) in this zone.
     pub fn civil(self, time: u64) -> Civil {
-        Civil::of(i64::try_from(time).unwrap_or(i64::MAX) + i64::from(self.offset))
+        // Any value a peer signed is shown: saturating, never past `i64::MAX` (R19-4).
+        Civil::of(
+            i64::try_from(time)
+                .unwrap_or(i64::MAX)
+                .saturating_add(i64::from(self.offset)),
+        )
     }
 
     /// `2026-11-20 14:30 (UTC+9)`.
