@@ -617,9 +617,16 @@ pub fn listing_order(a: &AlertView, b: &AlertView) -> std::cmp::Ordering {
 /// The order of a printed sheet, from `lookout export` and from the page alike: most severe
 /// first (a sheet on a wall is read from the top, and a danger to life must not sit below
 /// older warnings), then when it happened (or was posted) newest first, then
-/// [`listing_order`].
+/// [`listing_order`]. The author signs the incident time and readers accept any value, so
+/// for the order it counts no later than a day after the alert was posted (no honest writer
+/// goes further ahead; Review 19's R19-5): a date years ahead does not pin an alert to the top.
 pub fn sheet_order(a: &AlertView, b: &AlertView) -> std::cmp::Ordering {
-    let happened = |alert: &AlertView| alert.incident_time.unwrap_or(alert.posted);
+    let happened = |alert: &AlertView| {
+        alert
+            .incident_time
+            .unwrap_or(alert.posted)
+            .min(alert.posted.saturating_add(crate::when::DAY))
+    };
     b.severity
         .cmp(&a.severity)
         .then_with(|| happened(b).cmp(&happened(a)))
