@@ -67,6 +67,9 @@ pub struct AppState {
     pub(crate) enrolling: Arc<tokio::sync::Mutex<Option<first_run::Enrolling>>>,
     /// The device's time zone: typed times of day are read in it, times are shown in it.
     pub(crate) zone: Zone,
+    /// Held while the locked page checks a passphrase against the key file: one Argon2id run
+    /// (64 MiB) at a time, however many tries arrive together.
+    pub(crate) unlocking: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One launch of the interface.
@@ -101,6 +104,7 @@ impl Ui {
                 launcher,
                 enrolling: Arc::default(),
                 zone: Zone::UTC,
+                unlocking: Arc::default(),
             },
             url,
         })

@@ -1634,14 +1634,18 @@ async fn unlock(
     if let Some(session) = state.guard.unlock(passphrase.as_bytes()) {
         return unlocked(session);
     }
-    // A node started outside the page: no passphrase was typed here to compare with, so the
-    // home's key file decides (one Argon2id run, off the async threads).
-    if !state.guard.can_unlock() && Store::exists(&state.home) {
+    // Not the passphrase remembered here, or none was (a node started outside the page): the
+    // home's key file decides, so the duress passphrase erases the home here as wherever the
+    // passphrase is asked, whether or not the page was opened before (Review 19's R19-1). One
+    // Argon2id run, off the async threads, one at a time (each takes 64 MiB).
+    if Store::exists(&state.home) {
+        let one_at_a_time = state.unlocking.lock().await;
         let home = state.home.to_path_buf();
         let secret = passphrase.clone();
         let checked =
             tokio::task::spawn_blocking(move || Store::check_passphrase(&home, secret.as_bytes()))
                 .await;
+        drop(one_at_a_time);
         match checked {
             Ok(Ok(())) => {
                 state.guard.remember_passphrase(passphrase.as_bytes());
@@ -1650,12 +1654,22 @@ async fn unlock(
                 }
             }
             // The duress passphrase erased the home, as wherever the passphrase is asked:
-            // nobody gets back in, its node is stopped, and the neutral page is all there is.
+            // nobody gets back in, its node is stopped, what the node held goes too (R19-2),
+            // and the neutral page is all there is.
             Ok(Err(StoreError::NotFound { .. })) => {
                 state.guard.forget();
-                if let Some(launcher) = &state.launcher {
+                if let Some(pending) = state.enrolling.lock().await.take() {
+                    let _ = pending.replica.close();
+                }
+                let launcher = state.launcher.clone();
+                if let Some(launcher) = &launcher {
                     let _ = launcher.stop().await;
                 }
+                let _ = lookout_node::device::wipe(&state.home, async || match &launcher {
+                    Some(launcher) => launcher.stop().await,
+                    None => Err(ApiError::new(ErrorCode::Busy, "no launcher")),
+                })
+                .await;
                 return Redirect::to("/exit").into_response();
             }
             _ => {}
