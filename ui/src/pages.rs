@@ -636,7 +636,13 @@ async fn retract(
             Ok(Some(alert)) if !alert.yours && c.moderator => {
                 return page(RetractPage::new(c, &alert, &form.reason));
             }
-            Ok(_) => {}
+            Ok(Some(_)) => {}
+            // Not one live alert by the page's reading of the id: never withdrawn unasked
+            // (the node reads ids more loosely, `[695ae73b]`; Review 19's R19-3).
+            Ok(None) => {
+                let error = ApiError::new(ErrorCode::InvalidInput, c.t.msg("retract-unknown"));
+                return failed(c, Failure::Api(error));
+            }
             Err(failure) => return failed(c, failure),
         }
     }
