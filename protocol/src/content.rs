@@ -864,6 +864,36 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(crate::membership::random_history::proptest_seed::config(256))]
+
+        /// Review 19 (R19-6): the property above compares numbers of one length only, so a
+        /// reading that matched by suffix or prefix (an unverified `9OO 124` found by every
+        /// number ending in 900124) passed it. An unverified value read as digits matches
+        /// those digits exactly: never a longer or shorter number that contains them, either
+        /// way round. (The last 10 digits are the number without its trunk 0, the same number:
+        /// not cut here.)
+        #[test]
+        fn an_unverified_phone_matches_no_number_that_only_contains_its_digits(
+            a in 0u32..1000,
+            cut in 6usize..10,
+            extra in 0u32..10,
+        ) {
+            let local = format!("07700900{a:03}");
+            let typo = local.replace('0', "O");
+            let unverified = kept_as_typed(&typo);
+            let shorter = local[local.len() - cut..].to_owned();
+            let longer = format!("{local}{extra}");
+            for term in [shorter.clone(), longer.clone(), format!("{extra}{local}")] {
+                proptest::prop_assert_eq!(unverified.matches(&term, "GB"), None, "{} {}", typo, term);
+            }
+            let short_typo = kept_as_typed(&shorter.replace('0', "O"));
+            for term in [local.clone(), longer] {
+                proptest::prop_assert_eq!(short_typo.matches(&term, "GB"), None, "{} {}", shorter, term);
+            }
+        }
+    }
+
     #[test]
     fn caps_are_enforced() {
         let mut a = alert();
