@@ -1933,3 +1933,85 @@ async fn someone_elses_alert_named_in_brackets_still_needs_the_confirmation() {
     .await
     .expect("test deadline");
 }
+
+/// Review 19: the new path gives a plain member no way to withdraw another member's alert (the
+/// confirmation page's button included: the node refuses), and the reason typed is kept on the
+/// confirmation page escaped, never as markup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_member_cannot_retract_anothers_alert_and_the_reason_is_escaped() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // The page of the plain member (node 1).
+        let r = running(1).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let founders = r.nodes[0]
+            .post(lookout_tests::draft("Pulled a knife", "+447700900123"))
+            .await;
+        let member = &r.nodes[1];
+        lookout_tests::eventually("the member holds the founder's alert", || async {
+            member.has_alert(&founders).await.then_some(())
+        })
+        .await;
+        for body in [
+            format!("csrf={token}&reason=mine+now"),
+            format!("csrf={token}&reason=mine+now&confirm=retract"),
+        ] {
+            let answer = post_in(
+                s,
+                "en",
+                &cookie,
+                &format!("/alerts/{founders}/retract"),
+                &body,
+            )
+            .await;
+            assert_ne!(answer.status, 303, "{body}: {}", answer.body);
+            assert!(member.has_alert(&founders).await, "{body}");
+            assert!(r.nodes[0].has_alert(&founders).await, "{body}");
+        }
+        for node in r.nodes {
+            node.stop().await;
+        }
+
+        // A moderator's confirmation page keeps a hostile reason as text.
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let theirs = r.nodes[1]
+            .post(lookout_tests::draft("Pulled a knife", "+447700900123"))
+            .await;
+        lookout_tests::eventually("the founder holds the member's alert", || async {
+            r.nodes[0].has_alert(&theirs).await.then_some(())
+        })
+        .await;
+        let asked = post_in(
+            s,
+            "en",
+            &cookie,
+            &format!("/alerts/{theirs}/retract"),
+            &format!("csrf={token}&reason=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+        )
+        .await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        assert!(
+            asked.body.contains("id=\"retract-confirm\""),
+            "{}",
+            asked.body
+        );
+        assert!(!asked.body.contains("<script>alert"), "{}", asked.body);
+        assert!(
+            asked
+                .body
+                .contains("value=\"&#34;&#62;&#60;script&#62;alert(1)"),
+            "{}",
+            asked.body
+        );
+        assert!(!asked.body.contains("value=\"\">"), "{}", asked.body);
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
