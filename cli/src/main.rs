@@ -101,6 +101,18 @@ fn fail(error: &ApiError, json: bool) -> ExitCode {
 /// progress, `-vv`, `-vvv` for more; `RUST_LOG` overrides. The CLI itself never logs what the
 /// user typed.
 fn init_logging(verbose: u8) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default_filter(verbose)));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// The log filter unless `RUST_LOG` is set: see [`init_logging`].
+fn default_filter(verbose: u8) -> String {
     let (ours, others) = match verbose {
         0 => ("error", "error"),
         1 => ("info", "warn"),
@@ -109,16 +121,59 @@ fn init_logging(verbose: u8) {
     };
     // Other crates (libp2p and its transports) stay at warn even at -vvv: at debug they log
     // peers' IP addresses, which must never reach a log on a member's device.
-    // sled logs its own ERROR lines before returning the error the message then explains (a
-    // damaged store/conf, Trial 12's T12-22): not shown unless asked for with -v.
-    let sled = if verbose == 0 { "off" } else { others };
-    let default =
-        format!("{others},sled={sled},lookout={ours},lookout_node={ours},lookout_protocol={ours}");
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .with_env_filter(filter)
-        .try_init();
+    // sled logs its own ERROR lines while reading its settings file before returning the error
+    // the message then explains (a damaged store/conf, Trial 12's T12-22): those are not shown
+    // unless asked for with -v. Its other errors stay: a periodic flush or fsync that failed
+    // (a full or failing disk) is said by nothing else (Review 19's R19-7).
+    let sled_config = if verbose == 0 { "off" } else { others };
+    format!(
+        "{others},sled::config={sled_config},lookout={ours},lookout_node={ours},lookout_protocol={ours}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Review 19's R19-7: hiding sled's settings-file lines (T12-22) switched all of sled's
+    /// log off, so a failed periodic flush or fsync (a full or failing disk), which sled only
+    /// logs, was said by nothing. Only its settings-file reader is quiet now.
+    #[test]
+    fn only_sleds_settings_file_lines_are_hidden_by_default() {
+        let shown = Shared::default();
+        let writer = shown.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_env_filter(EnvFilter::new(default_filter(0)))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "sled::config", "failed to parse persisted config line");
+            tracing::error!(target: "sled::flusher", "failed to fsync from periodic flush thread");
+            tracing::warn!(target: "libp2p_gossipsub", "a warning at the default level");
+        });
+        let shown = String::from_utf8(shown.0.lock().unwrap().clone()).unwrap();
+        assert!(shown.contains("failed to fsync"), "{shown}");
+        assert!(!shown.contains("persisted config"), "{shown}");
+        assert!(!shown.contains("a warning"), "{shown}");
+    }
 }
