@@ -242,6 +242,30 @@ impl Typed {
     }
 }
 
+/// Whether `time` is an incident time a writer following the rule could have made at `now`
+/// (the node checks what it is asked to sign: Review 19's R19-8). A day (midnight UTC) may be
+/// up to a day after `now` (today in a zone up to 18 h east of UTC) and [`OLDEST`] plus a day
+/// before it; a moment at most [`CLOCK_SKEW`] ahead and [`OLDEST`] back. Readers accept any
+/// value.
+///
+/// # Errors
+///
+/// [`WhenError::InTheFuture`] or [`WhenError::TooLongAgo`].
+pub fn check_written(time: u64, now: u64) -> Result<(), WhenError> {
+    let (ahead, back) = if is_day(time) {
+        (DAY, OLDEST + DAY)
+    } else {
+        (CLOCK_SKEW, OLDEST)
+    };
+    if time > now.saturating_add(ahead) {
+        return Err(WhenError::InTheFuture);
+    }
+    if time < now.saturating_sub(back) {
+        return Err(WhenError::TooLongAgo);
+    }
+    Ok(())
+}
+
 /// Whether a stored incident time is a day without a time of day (exactly midnight UTC).
 pub fn is_day(time: u64) -> bool {
     time.is_multiple_of(DAY)
