@@ -133,6 +133,7 @@ fn default_filter(verbose: u8) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 
