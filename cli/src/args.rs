@@ -466,7 +466,7 @@ pub struct PostArgs {
     #[arg(
         long,
         value_name = "TIME",
-        help = "When it happened: today, yesterday, 3h ago, 2d ago, 2026-11-20 [default: not said]",
+        help = "When it happened: today, yesterday 22:00, 3h ago, 2026-11-20 (your time zone; within a year) [default: not said]",
         long_help = format!("When it happened: {TIME_FORMATS}")
     )]
     pub when: Option<String>,

@@ -33,12 +33,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use lookout_node::api::{ApiError, ErrorCode};
+use lookout_node::when::Zone;
 use tracing_subscriber::EnvFilter;
 
 use crate::args::Cli;
 use crate::out::Outcome;
 
 fn main() -> ExitCode {
+    // First, while this process has one thread: reading the offset later is unsound on Unix
+    // (another thread may change the environment), and `time` refuses then.
+    let zone = device_zone();
     let cli = Cli::parse();
     let json = cli.json;
     init_logging(cli.verbose);
@@ -57,7 +61,7 @@ fn main() -> ExitCode {
             )
         }
     };
-    let result = runtime.block_on(commands::dispatch(cli));
+    let result = runtime.block_on(commands::dispatch(cli, zone));
     // Do not wait for background tasks (a node's connections) after the command finished.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
@@ -65,6 +69,15 @@ fn main() -> ExitCode {
         Ok(Outcome::NothingFound) => ExitCode::from(1),
         Err(error) => fail(&error, json),
     }
+}
+
+/// The device's time zone (its UTC offset now, `TZ` honoured): typed times of day are read in
+/// it and times are shown in it, named (`14:30 (UTC+9)`). UTC if it cannot be read; the name
+/// beside every time then says so.
+fn device_zone() -> Zone {
+    time::UtcOffset::current_local_offset()
+        .map(|offset| Zone::east_of_utc(offset.whole_seconds()))
+        .unwrap_or(Zone::UTC)
 }
 
 /// Print one line for the error (a JSON object with `--json`) and pick the exit code.
@@ -88,6 +101,18 @@ fn fail(error: &ApiError, json: bool) -> ExitCode {
 /// progress, `-vv`, `-vvv` for more; `RUST_LOG` overrides. The CLI itself never logs what the
 /// user typed.
 fn init_logging(verbose: u8) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(default_filter(verbose)));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// The log filter unless `RUST_LOG` is set: see [`init_logging`].
+fn default_filter(verbose: u8) -> String {
     let (ours, others) = match verbose {
         0 => ("error", "error"),
         1 => ("info", "warn"),
@@ -96,12 +121,60 @@ fn init_logging(verbose: u8) {
     };
     // Other crates (libp2p and its transports) stay at warn even at -vvv: at debug they log
     // peers' IP addresses, which must never reach a log on a member's device.
-    let default = format!("{others},lookout={ours},lookout_node={ours},lookout_protocol={ours}");
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .with_env_filter(filter)
-        .try_init();
+    // sled logs its own ERROR lines while reading its settings file before returning the error
+    // the message then explains (a damaged store/conf, Trial 12's T12-22): those are not shown
+    // unless asked for with -v. Its other errors stay: a periodic flush or fsync that failed
+    // (a full or failing disk) is said by nothing else (Review 19's R19-7).
+    let sled_config = if verbose == 0 { "off" } else { others };
+    format!(
+        "{others},sled::config={sled_config},lookout={ours},lookout_node={ours},lookout_protocol={ours}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Review 19's R19-7: hiding sled's settings-file lines (T12-22) switched all of sled's
+    /// log off, so a failed periodic flush or fsync (a full or failing disk), which sled only
+    /// logs, was said by nothing. Only its settings-file reader is quiet now.
+    #[test]
+    fn only_sleds_settings_file_lines_are_hidden_by_default() {
+        let shown = Shared::default();
+        let writer = shown.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_env_filter(EnvFilter::new(default_filter(0)))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "sled::config", "failed to parse persisted config line");
+            tracing::error!(target: "sled::flusher", "failed to fsync from periodic flush thread");
+            tracing::warn!(target: "libp2p_gossipsub", "a warning at the default level");
+        });
+        let shown = String::from_utf8(shown.0.lock().unwrap().clone()).unwrap();
+        assert!(shown.contains("failed to fsync"), "{shown}");
+        assert!(!shown.contains("persisted config"), "{shown}");
+        assert!(!shown.contains("a warning"), "{shown}");
+    }
 }

@@ -10,6 +10,7 @@ use lookout_node::api::{
     AlertView, CorroborationView, MembersView, ProposalView, StatusView, UnreadableShareView,
 };
 use lookout_node::reach::Reachability;
+use lookout_node::when::Zone;
 use lookout_protocol::content::{display_safe, local_phone, Severity};
 
 use crate::labels::category_meaning;
@@ -18,18 +19,21 @@ use crate::when;
 /// Characters of an id shown to people; commands accept any unique prefix of 4 or more.
 pub const SHORT_ID: usize = 8;
 
-/// Whether to colour output.
+/// How to print: colours, and the time zone times of day are shown in.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Style {
     /// Emit ANSI colours.
     pub colour: bool,
+    /// The device's time zone (UTC unless read at start).
+    pub zone: Zone,
 }
 
 impl Style {
     /// Colours when stdout is a terminal and `NO_COLOR` is not set.
-    pub fn detect() -> Self {
+    pub fn detect(zone: Zone) -> Self {
         Self {
             colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            zone,
         }
     }
 
@@ -124,6 +128,28 @@ pub fn safe(alert: &AlertView) -> AlertView {
     }
 }
 
+/// What a moderator is asked before withdrawing an alert someone else posted: who posted it,
+/// when, how severe and its first line, so she withdraws the alert she means.
+pub fn retract_question(alert: &AlertView, now: u64, style: Style) -> String {
+    let alert = &safe(alert);
+    let first_line = alert.description.lines().next().unwrap_or_default();
+    format!(
+        "This alert was posted by {}, {} ({}):\n  {} {}{}\n  \"{first_line}\"\n\
+         Retracting it withdraws it for every member, and they see that you did.\n\
+         Type yes to retract it: ",
+        alert.author,
+        when::ago(alert.posted, now, style.zone),
+        when::date_time(alert.posted, style.zone),
+        alert.severity.as_str().to_uppercase(),
+        alert.category.as_str(),
+        if alert.area.is_empty() {
+            String::new()
+        } else {
+            format!(" · {}", alert.area)
+        },
+    )
+}
+
 /// One alert as a few lines.
 pub fn alert_block(alert: &AlertView, now: u64, style: Style) -> String {
     let alert = &safe(alert);
@@ -165,11 +191,11 @@ pub fn alert_block(alert: &AlertView, now: u64, style: Style) -> String {
     }
     let mut facts = Vec::new();
     if let Some(t) = alert.incident_time {
-        facts.push(format!("happened {}", when::ago(t, now)));
+        facts.push(format!("happened {}", when::happened(t, now, style.zone)));
     }
     facts.push(format!(
         "posted {} by {}",
-        when::ago(alert.posted, now),
+        when::ago(alert.posted, now, style.zone),
         alert.author
     ));
     if alert.on_behalf {
@@ -281,7 +307,7 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
     if view.running {
         let sync = view
             .last_sync
-            .map(|t| format!(", last sync {}", when::ago(t, now)))
+            .map(|t| format!(", last sync {}", when::ago(t, now, style.zone)))
             .unwrap_or_default();
         let s = if view.peers == 1 { "" } else { "s" };
         let _ = writeln!(
@@ -299,7 +325,7 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
             .synced_with
             .iter()
             .filter(|m| m.member != view.member)
-            .map(|m| format!("{} {}", m.name, when::ago(m.at, now)))
+            .map(|m| format!("{} {}", m.name, when::ago(m.at, now, style.zone)))
             .collect();
         if view.members > 1 {
             let text = if synced.is_empty() {
@@ -327,7 +353,7 @@ pub fn status(view: &StatusView, now: u64, style: Style) -> String {
             };
             let sync = mailbox
                 .last_sync
-                .map(|t| format!(", synced {}", when::ago(t, now)))
+                .map(|t| format!(", synced {}", when::ago(t, now, style.zone)))
                 .unwrap_or_default();
             let at = mailbox
                 .address
@@ -468,10 +494,10 @@ mod tests {
             collective: Some("Harbour Collective".into()),
             ..StatusView::default()
         };
-        let stopped = status(&view, 1000, Style { colour: false });
+        let stopped = status(&view, 1000, Style::default());
         assert!(stopped.contains("run `lookout run`"), "{stopped}");
         view.running = true;
-        let running = status(&view, 1000, Style { colour: false });
+        let running = status(&view, 1000, Style::default());
         assert!(!running.contains("run `lookout run`"), "{running}");
         assert!(running.contains("ask a moderator"), "{running}");
     }
@@ -494,6 +520,9 @@ mod tests {
             language: "en".into(),
             on_behalf: false,
             author: "Bea".into(),
+            yours: false,
+            author_id: String::new(),
+            seq: 1,
             retracted: None,
             retracted_by: None,
             corroborations: 2,
@@ -511,7 +540,14 @@ mod tests {
         assert!(text.contains("posted 3 h ago by Bea"));
         assert!(text.contains("2 corroborations"));
         assert!(!text.contains('\x1b'), "no colour without a terminal");
-        let coloured = alert_block(&alert(), 1000, Style { colour: true });
+        let coloured = alert_block(
+            &alert(),
+            1000,
+            Style {
+                colour: true,
+                ..Style::default()
+            },
+        );
         assert!(coloured.contains("\x1b[31mHIGH\x1b[0m"));
     }
 
@@ -532,7 +568,7 @@ mod tests {
             "{text:?}"
         );
         assert!(text.contains("\u{FFFD}[8mhidden"));
-        let entry = crate::sheet::Entry::of(&hostile);
+        let entry = crate::sheet::Entry::of(&hostile, Zone::UTC);
         assert!(!entry.description.contains('\u{1b}'));
         assert!(!entry.area.contains('\u{202E}'));
     }

@@ -7,7 +7,8 @@
 
 use std::fmt::Write as _;
 
-use lookout_node::api::AlertView;
+use lookout_node::api::{sheet_order, AlertView};
+use lookout_node::when::{is_day, Zone};
 use lookout_protocol::content::Severity;
 use serde::Serialize;
 
@@ -45,16 +46,13 @@ pub struct Entry {
     pub valid_until: String,
     /// Whether it is about immediate danger to life (printed so it stands out without colour).
     pub critical: bool,
-    /// Severity and then time, for ordering.
-    #[serde(skip)]
-    rank: (Severity, u64),
     /// How many others said it happened to them too.
     pub others: usize,
 }
 
 impl Entry {
     /// The printable part of an alert.
-    pub fn of(alert: &AlertView) -> Self {
+    pub fn of(alert: &AlertView, zone: Zone) -> Self {
         let alert = &render::safe(alert);
         Self {
             category: alert.category.as_str().into(),
@@ -68,19 +66,23 @@ impl Entry {
             handles: alert.handles.clone(),
             looks: alert.physical.clone(),
             area: alert.area.clone(),
-            when: when::date(alert.incident_time.unwrap_or(alert.posted)),
-            valid_until: when::date(alert.expires),
+            when: match alert.incident_time {
+                Some(t) if is_day(t) => when::date(t, Zone::UTC),
+                Some(t) => when::date(t, zone),
+                None => when::date(alert.posted, zone),
+            },
+            valid_until: when::date(alert.expires, zone),
             others: alert.corroborations,
             critical: alert.severity == Severity::Critical,
-            rank: (alert.severity, alert.incident_time.unwrap_or(alert.posted)),
         }
     }
 
-    /// The printable part of each alert, most severe first, then most recent first.
-    pub fn all(alerts: &[AlertView]) -> Vec<Entry> {
-        let mut entries: Vec<Entry> = alerts.iter().map(Entry::of).collect();
-        entries.sort_by_key(|e| std::cmp::Reverse(e.rank));
-        entries
+    /// The printable part of each alert in the sheet's order, the page's too
+    /// ([`sheet_order`]: most severe first, then most recent first).
+    pub fn all(alerts: &[AlertView], zone: Zone) -> Vec<Entry> {
+        let mut alerts: Vec<&AlertView> = alerts.iter().collect();
+        alerts.sort_by(|a, b| sheet_order(a, b));
+        alerts.into_iter().map(|a| Entry::of(a, zone)).collect()
     }
 
     fn facts(&self) -> Vec<(&'static str, String)> {
@@ -112,10 +114,10 @@ impl Entry {
 }
 
 /// The sheet as plain text.
-pub fn text(entries: &[Entry], area: Option<&str>, now: u64) -> String {
+pub fn text(entries: &[Entry], area: Option<&str>, now: u64, zone: Zone) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "SAFETY ALERTS");
-    let _ = writeln!(out, "{}", subtitle(entries.len(), area, now));
+    let _ = writeln!(out, "{}", subtitle(entries.len(), area, now, zone));
     let _ = writeln!(
         out,
         "Keep this sheet out of clients' sight. Trust your instincts: no alert does not mean safe."
@@ -151,7 +153,7 @@ pub fn text(entries: &[Entry], area: Option<&str>, now: u64) -> String {
 }
 
 /// The sheet as a self-contained web page with print styles.
-pub fn html(entries: &[Entry], area: Option<&str>, now: u64) -> String {
+pub fn html(entries: &[Entry], area: Option<&str>, now: u64, zone: Zone) -> String {
     let mut out = String::new();
     out.push_str(
         "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>Safety alerts</title>\n<style>\n\
@@ -170,7 +172,7 @@ pub fn html(entries: &[Entry], area: Option<&str>, now: u64) -> String {
     let _ = writeln!(
         out,
         "<p>{}</p>",
-        escape(&subtitle(entries.len(), area, now))
+        escape(&subtitle(entries.len(), area, now, zone))
     );
     out.push_str("<p><strong>Keep this sheet out of clients' sight.</strong> Trust your instincts: no alert does not mean safe.</p>\n");
     if entries.is_empty() {
@@ -195,12 +197,15 @@ pub fn html(entries: &[Entry], area: Option<&str>, now: u64) -> String {
     out
 }
 
-fn subtitle(count: usize, area: Option<&str>, now: u64) -> String {
+fn subtitle(count: usize, area: Option<&str>, now: u64, zone: Zone) -> String {
     let s = if count == 1 { "" } else { "s" };
     let place = area
         .map(|a| format!(" in areas matching \"{a}\""))
         .unwrap_or_default();
-    format!("{count} live alert{s}{place}, printed {}", when::date(now))
+    format!(
+        "{count} live alert{s}{place}, printed {}",
+        when::date(now, zone)
+    )
 }
 
 fn escape(text: &str) -> String {
@@ -241,6 +246,9 @@ mod tests {
             language: "en".into(),
             on_behalf: false,
             author: "SecretAuthorName".into(),
+            yours: false,
+            author_id: String::new(),
+            seq: 1,
             retracted: None,
             retracted_by: None,
             corroborations: 1,
@@ -252,19 +260,19 @@ mod tests {
 
     #[test]
     fn sheets_never_carry_ids_or_authors() {
-        let entries = vec![Entry::of(&alert())];
+        let entries = vec![Entry::of(&alert(), Zone::UTC)];
         for sheet in [
-            text(&entries, None, 1_795_255_200),
-            html(&entries, Some("Dock"), 1_795_255_200),
+            text(&entries, None, 1_795_255_200, Zone::UTC),
+            html(&entries, Some("Dock"), 1_795_255_200, Zone::UTC),
         ] {
             assert!(!sheet.contains("SecretAuthorName"));
             assert!(!sheet.contains("feedface"));
             assert!(sheet.contains("+447700900123"));
             assert!(sheet.contains("21 Dec 2026"), "{sheet}");
         }
-        let page = html(&entries, None, 0);
+        let page = html(&entries, None, 0, Zone::UTC);
         assert!(page.contains("Took the money &lt;script&gt;"));
-        let plain = text(&entries, None, 1_795_255_200);
+        let plain = text(&entries, None, 1_795_255_200, Zone::UTC);
         assert!(
             plain.contains("1. !!! CRITICAL - Robbery (danger to life)"),
             "{plain}"

@@ -574,6 +574,17 @@ pub struct AlertView {
     pub on_behalf: bool,
     /// Display name of the member who posted it.
     pub author: String,
+    /// Whether this device's member posted it (a moderator retracting someone else's alert is
+    /// asked first).
+    #[serde(default)]
+    pub yours: bool,
+    /// The member id (hex) of the member who posted it.
+    #[serde(default)]
+    pub author_id: String,
+    /// Its author's sequence number (each of her posts counts one up): orders her alerts posted
+    /// within the same second (see [`listing_order`]).
+    #[serde(default)]
+    pub seq: u64,
     /// Retraction reason, if retracted (empty if none was given).
     pub retracted: Option<String>,
     /// Display name of the member who withdrew it (its author, or a moderator), if retracted.
@@ -588,6 +599,38 @@ pub struct AlertView {
     pub edited: bool,
     /// For `check`: how it matched.
     pub matched: Option<String>,
+}
+
+/// The order alerts are listed in, on the terminal and on the page (Trial 12's T12-25): newest
+/// posted first. Posting times are whole seconds; within one second a member's alerts come
+/// newest first by her sequence number (the order she posted them), and different members'
+/// alerts (whose clocks and posts cannot be ordered against each other) by member id; the alert
+/// id decides last, so the order is total and the same everywhere.
+pub fn listing_order(a: &AlertView, b: &AlertView) -> std::cmp::Ordering {
+    b.posted
+        .cmp(&a.posted)
+        .then_with(|| a.author_id.cmp(&b.author_id))
+        .then_with(|| b.seq.cmp(&a.seq))
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// The order of a printed sheet, from `lookout export` and from the page alike: most severe
+/// first (a sheet on a wall is read from the top, and a danger to life must not sit below
+/// older warnings), then when it happened (or was posted) newest first, then
+/// [`listing_order`]. The author signs the incident time and readers accept any value, so
+/// for the order it counts no later than a day after the alert was posted (no honest writer
+/// goes further ahead; Review 19's R19-5): a date years ahead does not pin an alert to the top.
+pub fn sheet_order(a: &AlertView, b: &AlertView) -> std::cmp::Ordering {
+    let happened = |alert: &AlertView| {
+        alert
+            .incident_time
+            .unwrap_or(alert.posted)
+            .min(alert.posted.saturating_add(crate::when::DAY))
+    };
+    b.severity
+        .cmp(&a.severity)
+        .then_with(|| happened(b).cmp(&happened(a)))
+        .then_with(|| listing_order(a, b))
 }
 
 /// One member's corroboration of an alert.
@@ -653,5 +696,56 @@ mod tests {
             error.message,
             "refused: the author is over the daily posting quota"
         );
+    }
+
+    fn view(id: &str, posted: u64, incident_time: Option<u64>) -> AlertView {
+        AlertView {
+            id: id.into(),
+            category: Category::Violence,
+            severity: Severity::High,
+            description: String::new(),
+            phones: Vec::new(),
+            plates: Vec::new(),
+            names: Vec::new(),
+            handles: Vec::new(),
+            physical: String::new(),
+            area: String::new(),
+            incident_time,
+            posted,
+            expires: posted + 30 * 86_400,
+            language: String::new(),
+            on_behalf: false,
+            author: String::new(),
+            yours: false,
+            author_id: id.into(),
+            seq: 0,
+            retracted: None,
+            retracted_by: None,
+            corroborations: 0,
+            corroborated_by: Vec::new(),
+            edited: false,
+            matched: None,
+        }
+    }
+
+    /// R19-5 (docs/design/REVIEW19.md): the author signs the incident time and readers accept
+    /// any value, so an alert dated years ahead sat at the top of its severity on every printed
+    /// sheet for its whole life, above alerts of events that really were newer. An incident
+    /// time counts for the order no later than a day after the alert was posted (no honest
+    /// writer gets further ahead: a day is refused after today in the poster's zone).
+    #[test]
+    fn an_incident_time_far_ahead_of_its_posting_does_not_top_the_sheet() {
+        let now = 1_795_255_200;
+        let pinned = view("aaaa", now - 3 * 86_400, Some(now + 10 * 365 * 86_400));
+        let fresh = view("bbbb", now - 60, Some(now - 120));
+        let mut sheet = [pinned.clone(), fresh.clone()];
+        sheet.sort_by(sheet_order);
+        assert_eq!(sheet[0].id, "bbbb", "the newer event first");
+        // An honest day typed east of UTC (midnight UTC of a local today, up to 18 h after
+        // posting) keeps its place.
+        let day = view("cccc", now - 60, Some((now / 86_400 + 1) * 86_400));
+        let mut sheet = [fresh, day];
+        sheet.sort_by(sheet_order);
+        assert_eq!(sheet[0].id, "cccc");
     }
 }

@@ -109,7 +109,7 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    /// Live alerts matching `filter`, newest first.
+    /// Live alerts matching `filter`, newest first ([`crate::api::listing_order`]).
     ///
     /// Follows the node's pages ([`Request::AlertsPage`]) to the end.
     pub async fn alerts(&mut self, filter: AlertFilter) -> Result<Vec<AlertView>, ApiError> {
@@ -286,7 +286,12 @@ impl<T: Transport> Client<T> {
             out.extend(alerts);
             match next {
                 Some(cursor) => after = Some(cursor),
-                None => return Ok(out),
+                None => {
+                    // The node's pages are by date, then id; within a second, the order the
+                    // alerts were posted in.
+                    out.sort_by(crate::api::listing_order);
+                    return Ok(out);
+                }
             }
         }
     }

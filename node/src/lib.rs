@@ -24,5 +24,6 @@ pub mod reach;
 pub mod replica;
 pub mod store;
 pub mod sync;
+pub mod when;
 
 pub use node::{start, NodeConfig, NodeHandle};

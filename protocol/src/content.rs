@@ -509,6 +509,22 @@ pub fn is_e164(stored: &str) -> bool {
         && stored.chars().skip(1).all(|c| c.is_ascii_digit())
 }
 
+/// A phone number kept as typed, read as the digits it was meant to be: O and o as 0, l, I and i
+/// as 1, then digits only; `None` unless that leaves nothing but digits, at least 6 of them.
+fn read_as_digits(raw: &str) -> Option<String> {
+    let mut digits = String::new();
+    for c in raw.chars() {
+        match c {
+            'O' | 'o' => digits.push('0'),
+            'l' | 'I' | 'i' => digits.push('1'),
+            c if c.is_ascii_digit() => digits.push(c),
+            c if c.is_alphanumeric() => return None,
+            _ => {}
+        }
+    }
+    (digits.len() >= 6).then_some(digits)
+}
+
 /// A phone number kept as typed, for comparing: digits and letters only, lower case.
 fn compact(raw: &str) -> String {
     raw.chars()
@@ -581,16 +597,31 @@ pub enum MatchKind {
 
 impl Alert {
     /// Whether `term` (a phone number, plate, handle or name, as a person typed it) names this
-    /// alert's client. Names match when equal ignoring case, when one contains the other as a
-    /// whole word, or when they are within a small edit distance.
+    /// alert's client. A number in E.164 matches the same number however it is typed; a phone
+    /// kept as typed (unverified) matches the same letters and digits, and also the number it
+    /// reads as with O/o as 0 and l/I/i as 1 (Trial 12's T12-7: `07700 9OO 124` is found by
+    /// checking `07700 900 124`). Names match when equal ignoring case, when one contains the
+    /// other as a whole word, or when they are within a small edit distance.
     pub fn matches(&self, term: &str, country: &str) -> Option<MatchKind> {
         let ids = &self.identifiers;
         let digits = term.chars().filter(char::is_ascii_digit).count();
         if digits >= 6 {
             let read = parse_phone(term, country).ok();
             let typed = compact(term);
+            let typed_digits = read_as_digits(term);
             if ids.phones.iter().any(|p| {
-                read.as_deref() == Some(p.as_str()) || (!is_e164(p) && compact(p) == typed)
+                if is_e164(p) {
+                    return read.as_deref() == Some(p.as_str());
+                }
+                if compact(p) == typed {
+                    return true;
+                }
+                // Only an unverified value is read this way: a number in E.164 never matches
+                // another through it.
+                read_as_digits(p).is_some_and(|d| {
+                    typed_digits.as_ref() == Some(&d)
+                        || (read.is_some() && parse_phone(&d, country).ok() == read)
+                })
             }) {
                 return Some(MatchKind::Phone);
             }
@@ -749,6 +780,118 @@ mod tests {
         assert_eq!(a.matches("Smith", "GB"), Some(MatchKind::Name));
         assert_eq!(a.matches("Peter", "GB"), None);
         assert_eq!(a.matches("07700 900124", "GB"), None);
+    }
+
+    fn kept_as_typed(phone: &str) -> Alert {
+        let mut a = alert();
+        a.identifiers.phones = vec![phone.into()];
+        a.identifiers.normalise_keeping_phones_as_typed("GB");
+        a
+    }
+
+    /// Trial 12's T12-7: a phone kept as typed with a letter O for a 0 was found only by the
+    /// same typo, not by checking the real number.
+    #[test]
+    fn an_unverified_phone_is_found_by_the_number_it_reads_as() {
+        let a = kept_as_typed("07700 9OO 124");
+        assert_eq!(a.identifiers.phones, ["07700 9OO 124"], "kept as typed");
+        for term in [
+            "07700 900 124",
+            "07700900124",
+            "+44 7700 900124",
+            "07700 9oo124",
+            "O77OO 9OO 124",
+        ] {
+            assert_eq!(a.matches(term, "GB"), Some(MatchKind::Phone), "{term}");
+        }
+        assert_eq!(a.matches("07700 900 125", "GB"), None);
+        assert_eq!(
+            kept_as_typed("0770l 9OOI24").matches("07701 900124", "GB"),
+            Some(MatchKind::Phone)
+        );
+        // Other letters are not guessed at: "call me", or an L for a 1, read as nothing.
+        assert_eq!(
+            kept_as_typed("07700 9OO L24").matches("07700 900124", "GB"),
+            None
+        );
+        assert_eq!(
+            kept_as_typed("call me 0770").matches("07700 900124", "GB"),
+            None
+        );
+        // A verified number still matches only itself.
+        assert_eq!(alert().matches("07700 9OO 123", "GB"), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::membership::random_history::proptest_seed::config(256))]
+
+        /// The reading of letters as digits applies only to values kept as typed: a verified
+        /// number never matches a different number (typed, verified or with letters), and an
+        /// unverified copy of a number with O for 0 or I for 1 is found by the number and by
+        /// no other.
+        #[test]
+        fn letters_read_as_digits_never_make_two_numbers_match(
+            a in 0u32..1000,
+            b in 0u32..1000,
+            swaps in proptest::collection::vec(proptest::bool::ANY, 11),
+        ) {
+            proptest::prop_assume!(a != b);
+            let local = |n: u32| format!("07700 900{n:03}");
+            let verified = |n: u32| {
+                let mut x = alert();
+                x.identifiers.phones = vec![local(n)];
+                x.identifiers.normalise("GB").unwrap();
+                x
+            };
+            // a with some of its 0s typed as O and 1s as I.
+            let mut typo = String::new();
+            let mut i = 0;
+            for c in local(a).chars() {
+                let swap = c.is_ascii_digit() && swaps.get(i).copied().unwrap_or(false);
+                if c.is_ascii_digit() { i += 1; }
+                typo.push(match (c, swap) { ('0', true) => 'O', ('1', true) => 'I', (c, _) => c });
+            }
+            let unverified = kept_as_typed(&typo);
+            for term in [local(b), format!("+447700900{b:03}"), local(b).replace('0', "O")] {
+                proptest::prop_assert_eq!(verified(a).matches(&term, "GB"), None, "{}", term);
+                proptest::prop_assert_eq!(unverified.matches(&term, "GB"), None, "{} {}", typo, term);
+            }
+            if typo != local(a) {
+                proptest::prop_assert_eq!(verified(a).matches(&typo, "GB"), None, "{}", typo);
+            }
+            proptest::prop_assert_eq!(unverified.matches(&local(a), "GB"), Some(MatchKind::Phone));
+            proptest::prop_assert_eq!(verified(a).matches(&local(a), "GB"), Some(MatchKind::Phone));
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::membership::random_history::proptest_seed::config(256))]
+
+        /// Review 19 (R19-6): the property above compares numbers of one length only, so a
+        /// reading that matched by suffix or prefix (an unverified `9OO 124` found by every
+        /// number ending in 900124) passed it. An unverified value read as digits matches
+        /// those digits exactly: never a longer or shorter number that contains them, either
+        /// way round. (The last 10 digits are the number without its trunk 0, the same number:
+        /// not cut here.)
+        #[test]
+        fn an_unverified_phone_matches_no_number_that_only_contains_its_digits(
+            a in 0u32..1000,
+            cut in 6usize..10,
+            extra in 0u32..10,
+        ) {
+            let local = format!("07700900{a:03}");
+            let typo = local.replace('0', "O");
+            let unverified = kept_as_typed(&typo);
+            let shorter = local[local.len() - cut..].to_owned();
+            let longer = format!("{local}{extra}");
+            for term in [shorter.clone(), longer.clone(), format!("{extra}{local}")] {
+                proptest::prop_assert_eq!(unverified.matches(&term, "GB"), None, "{} {}", typo, term);
+            }
+            let short_typo = kept_as_typed(&shorter.replace('0', "O"));
+            for term in [local.clone(), longer] {
+                proptest::prop_assert_eq!(short_typo.matches(&term, "GB"), None, "{} {}", shorter, term);
+            }
+        }
     }
 
     #[test]

@@ -22,13 +22,20 @@
   const html = document.documentElement;
   const locales = [html.lang, html.dataset.fallback || "en", "en"];
   function localDates(root) {
-    let format;
+    let format, day;
     try {
-      format = new Intl.DateTimeFormat(locales, { dateStyle: "medium", timeStyle: "short" });
+      // The zone is named beside the time ("14:30 GMT+9").
+      format = new Intl.DateTimeFormat(locales, {
+        year: "numeric", month: "short", day: "numeric",
+        hour: "2-digit", minute: "2-digit", timeZoneName: "short",
+      });
+      // A day given without a time of day ("2026-11-30") is that calendar day, not a moment.
+      day = new Intl.DateTimeFormat(locales, { dateStyle: "medium", timeZone: "UTC" });
     } catch (e) { return; }
     root.querySelectorAll("time[datetime]").forEach((t) => {
-      const d = new Date(t.getAttribute("datetime"));
-      if (!isNaN(d)) t.textContent = format.format(d);
+      const value = t.getAttribute("datetime");
+      const d = new Date(value);
+      if (!isNaN(d)) t.textContent = (value.length === 10 ? day : format).format(d);
     });
   }
   localDates(document);

@@ -35,6 +35,7 @@ use std::sync::Arc;
 use axum::Router;
 use lookout_node::api::ApiError;
 use lookout_node::replica::Replica;
+use lookout_node::when::Zone;
 use lookout_protocol::passphrase::KdfParams;
 
 /// A future the [`Launcher`] returns.
@@ -64,6 +65,11 @@ pub struct AppState {
     pub(crate) launcher: Option<Arc<dyn Launcher>>,
     /// The store of a device with an identity but no collective yet, between the steps.
     pub(crate) enrolling: Arc<tokio::sync::Mutex<Option<first_run::Enrolling>>>,
+    /// The device's time zone: typed times of day are read in it, times are shown in it.
+    pub(crate) zone: Zone,
+    /// Held while the locked page checks a passphrase against the key file: one Argon2id run
+    /// (64 MiB) at a time, however many tries arrive together.
+    pub(crate) unlocking: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// One launch of the interface.
@@ -97,9 +103,17 @@ impl Ui {
                 home: Arc::new(home),
                 launcher,
                 enrolling: Arc::default(),
+                zone: Zone::UTC,
+                unlocking: Arc::default(),
             },
             url,
         })
+    }
+
+    /// Read and show times of day in `zone` (the device's; UTC unless given).
+    pub fn in_zone(mut self, zone: Zone) -> Self {
+        self.state.zone = zone;
+        self
     }
 
     /// The address to open, with this launch's token.

@@ -13,12 +13,13 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use futures::Stream;
 use lookout_node::api::{
-    AlertFilter, AlertView, ApiError, ErrorCode, Event, MailboxView, PostDraft,
+    sheet_order, AlertFilter, AlertView, ApiError, ErrorCode, Event, MailboxView, PostDraft,
 };
 use lookout_node::client::Client;
 use lookout_node::control::Connection;
 use lookout_node::replica::{now, Replica};
-use lookout_node::store::Store;
+use lookout_node::store::{Store, StoreError};
+use lookout_node::when::{is_day, parse_day, parse_time_of_day, Typed, WhenError, Zone};
 use lookout_protocol::content::{
     letters_among_digits, local_phone, parse_phone, Category, Group, PhoneError, Severity,
 };
@@ -47,7 +48,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/check", get(check_page).post(check_submit))
         .route("/check/results", post(check_fragment))
         .route("/post", get(post_page).post(post_submit))
-        .route("/alerts/{id}/retract", post(retract))
+        .route("/alerts/{id}/retract", get(retract_confirm).post(retract))
         .route("/alerts/{id}/corroborate", post(corroborate))
         .route("/status", get(status))
         .route("/moderate", get(moderate))
@@ -109,6 +110,8 @@ pub struct Chrome {
     pub(crate) languages: Vec<LangOption>,
     pub(crate) moderator: bool,
     pub(crate) notice: String,
+    /// The device's time zone, for times shown without the page's script.
+    pub(crate) zone: Zone,
 }
 
 /// One entry of the language switch.
@@ -150,12 +153,14 @@ impl Chrome {
             languages,
             moderator: false,
             notice: String::new(),
+            zone: state.zone,
         }
     }
 
-    /// A first-run page (no identity or no collective yet): nothing to navigate to.
+    /// A first-run page (no identity or no collective yet) or the locked page: nothing to
+    /// navigate to.
     pub(crate) fn setup(&self) -> bool {
-        matches!(self.path, "/welcome" | "/enrol")
+        matches!(self.path, "/welcome" | "/enrol" | "/unlock")
     }
 
     pub(crate) fn nav(&self, target: &str) -> &'static str {
@@ -266,6 +271,8 @@ pub struct AlertItem {
     retracted: Option<String>,
     on_behalf: bool,
     matched: String,
+    /// Posted by this device's member: withdrawn without a confirmation page.
+    yours: bool,
 }
 
 fn severity_key(severity: Severity) -> &'static str {
@@ -290,7 +297,7 @@ fn phone_shown(t: &Tr, stored: &str) -> String {
     }
 }
 
-fn item(t: &Tr, alert: &AlertView) -> AlertItem {
+fn item(t: &Tr, zone: Zone, alert: &AlertView) -> AlertItem {
     let identifiers = alert
         .phones
         .iter()
@@ -304,7 +311,12 @@ fn item(t: &Tr, alert: &AlertView) -> AlertItem {
                 .map(|s| clean(s)),
         )
         .collect();
-    let when = alert.incident_time.unwrap_or(alert.posted);
+    // A day given without a time of day is shown as that day (docs/PROTOCOL.md §7).
+    let (when_iso, when_text) = match alert.incident_time {
+        Some(day) if is_day(day) => (iso_day(day), iso_day(day)),
+        Some(time) => (iso(time), zone.date_time(time)),
+        None => (iso(alert.posted), zone.date_time(alert.posted)),
+    };
     AlertItem {
         id: alert.id.clone(),
         short: alert.id.get(..8).unwrap_or(&alert.id).to_owned(),
@@ -316,8 +328,8 @@ fn item(t: &Tr, alert: &AlertView) -> AlertItem {
         identifiers,
         physical: clean(&alert.physical),
         area: clean(&alert.area),
-        when_iso: iso(when),
-        when_text: utc(when),
+        when_iso,
+        when_text,
         author: clean_names(t, &alert.author),
         corroborations: alert.corroborations,
         retracted: alert
@@ -326,6 +338,7 @@ fn item(t: &Tr, alert: &AlertView) -> AlertItem {
             .map(|reason| retracted_line(t, alert.retracted_by.as_deref(), reason)),
         on_behalf: alert.on_behalf,
         matched: alert.matched.as_deref().map(clean).unwrap_or_default(),
+        yours: alert.yours,
     }
 }
 
@@ -341,40 +354,38 @@ fn retracted_line(t: &Tr, by: Option<&str>, reason: &str) -> String {
 }
 
 /// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (the page's script shows it in the
-/// reader's language and time zone).
+/// reader's language and time zone, the zone named).
 fn iso(time: u64) -> String {
-    let (y, m, d, hh, mm, ss) = civil(time);
-    format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
+    let c = Zone::UTC.civil(time);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
+    )
 }
 
-/// The same without a script: a plain UTC date.
-fn utc(time: u64) -> String {
-    let (y, m, d, hh, mm, _) = civil(time);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02} UTC")
-}
-
-/// Civil date from Unix time (Howard Hinnant's days-from-civil, inverted).
-fn civil(time: u64) -> (i64, u32, u32, u64, u64, u64) {
-    let secs = time % 86_400;
-    let days = i64::try_from(time / 86_400).unwrap_or(0);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let y = if m <= 2 { y + 1 } else { y };
-    (y, m, d, secs / 3600, secs % 3600 / 60, secs % 60)
+/// A day alone, `YYYY-MM-DD` (the page's script shows it in the reader's language).
+fn iso_day(time: u64) -> String {
+    let c = Zone::UTC.civil(time);
+    format!("{:04}-{:02}-{:02}", c.year, c.month, c.day)
 }
 
 async fn feed_items(
     client: &mut Client<Connection>,
-    t: &Tr,
+    c: &Chrome,
     filter: &FeedFilter,
 ) -> Result<Vec<AlertItem>, ApiError> {
+    Ok(feed_alerts(client, filter)
+        .await?
+        .iter()
+        .map(|a| item(&c.t, c.zone, a))
+        .collect())
+}
+
+/// The alerts the feed shows, in listing order (newest first, as `lookout alerts`).
+async fn feed_alerts(
+    client: &mut Client<Connection>,
+    filter: &FeedFilter,
+) -> Result<Vec<AlertView>, ApiError> {
     let since = filter
         .hours
         .trim()
@@ -391,9 +402,8 @@ async fn feed_items(
         })
         .await?;
     Ok(alerts
-        .iter()
+        .into_iter()
         .filter(|a| filter.group.is_empty() || group_key(a.category) == filter.group)
-        .map(|a| item(t, a))
         .collect())
 }
 
@@ -439,7 +449,7 @@ async fn feed(
     c.notice = notice(&c.t, done.done.as_deref());
     let result = async {
         let mut client = framed(&state, &mut c).await?;
-        Ok::<_, Failure>(feed_items(&mut client, &c.t, &session.filter).await?)
+        Ok::<_, Failure>(feed_items(&mut client, &c, &session.filter).await?)
     }
     .await;
     match result {
@@ -460,7 +470,7 @@ async fn feed_fragment(
     let mut c = Chrome::new(&state, &session, &headers, "/");
     let result = async {
         let mut client = framed(&state, &mut c).await?;
-        Ok::<_, Failure>(feed_items(&mut client, &c.t, &session.filter).await?)
+        Ok::<_, Failure>(feed_items(&mut client, &c, &session.filter).await?)
     }
     .await;
     match result {
@@ -533,6 +543,10 @@ fn event_stream(
 struct ReasonForm {
     #[serde(default)]
     reason: String,
+    /// `retract`: sent only by the confirmation page's button, after the moderator saw whose
+    /// alert she withdraws.
+    #[serde(default)]
+    confirm: String,
 }
 
 #[derive(Deserialize)]
@@ -541,6 +555,69 @@ struct NoteForm {
     note: String,
 }
 
+/// What a moderator sees before withdrawing an alert someone else posted (Trial 12's T12-15):
+/// who posted it, when, how severe, its first line and the alert itself, with the reason box.
+#[derive(Template)]
+#[template(path = "retract.html")]
+struct RetractPage {
+    c: Chrome,
+    a: AlertItem,
+    posted: String,
+    first_line: String,
+    reason: String,
+}
+
+impl RetractPage {
+    fn new(c: Chrome, alert: &AlertView, reason: &str) -> Self {
+        let a = item(&c.t, c.zone, alert);
+        Self {
+            posted: c.zone.date_time(alert.posted),
+            first_line: a.description.lines().next().unwrap_or_default().to_owned(),
+            reason: clean(reason),
+            a,
+            c,
+        }
+    }
+}
+
+/// The live alert `id` names, if it names exactly one.
+async fn alert_named(
+    client: &mut Client<Connection>,
+    id: &str,
+) -> Result<Option<AlertView>, ApiError> {
+    let prefix = id.trim().to_ascii_lowercase();
+    let alerts = client.alerts(AlertFilter::default()).await?;
+    let mut named = alerts.into_iter().filter(|a| a.id.starts_with(&prefix));
+    Ok(match (named.next(), named.next()) {
+        (Some(alert), None) => Some(alert),
+        _ => None,
+    })
+}
+
+async fn retract_confirm(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let mut c = Chrome::new(&state, &session, &headers, "/");
+    let result = async {
+        let mut client = framed(&state, &mut c).await?;
+        Ok::<_, Failure>(alert_named(&mut client, &id).await?)
+    }
+    .await;
+    match result {
+        Ok(Some(alert)) => page(RetractPage::new(c, &alert, "")),
+        Ok(None) => {
+            let error = ApiError::new(ErrorCode::InvalidInput, c.t.msg("retract-unknown"));
+            failed(c, Failure::Api(error))
+        }
+        Err(failure) => failed(c, failure),
+    }
+}
+
+/// Withdraw an alert: one's own at once; someone else's (a moderator's power) only from the
+/// confirmation page's button, any other post shows that page first.
 async fn retract(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
@@ -548,7 +625,27 @@ async fn retract(
     Path(id): Path<String>,
     Form(form): Form<ReasonForm>,
 ) -> Response {
-    let c = Chrome::new(&state, &session, &headers, "/");
+    let mut c = Chrome::new(&state, &session, &headers, "/");
+    if form.confirm != "retract" {
+        let result = async {
+            let mut client = framed(&state, &mut c).await?;
+            Ok::<_, Failure>(alert_named(&mut client, &id).await?)
+        }
+        .await;
+        match result {
+            Ok(Some(alert)) if !alert.yours && c.moderator => {
+                return page(RetractPage::new(c, &alert, &form.reason));
+            }
+            Ok(Some(_)) => {}
+            // Not one live alert by the page's reading of the id: never withdrawn unasked
+            // (the node reads ids more loosely, `[695ae73b]`; Review 19's R19-3).
+            Ok(None) => {
+                let error = ApiError::new(ErrorCode::InvalidInput, c.t.msg("retract-unknown"));
+                return failed(c, Failure::Api(error));
+            }
+            Err(failure) => return failed(c, failure),
+        }
+    }
     change(&state, c, "/?done=retracted", async move |client| {
         client.retract(id, form.reason).await
     })
@@ -618,13 +715,13 @@ async fn check_page(
     }
 }
 
-async fn run_check(state: &AppState, t: &Tr, q: &str) -> Result<Vec<AlertItem>, Failure> {
+async fn run_check(state: &AppState, c: &Chrome, q: &str) -> Result<Vec<AlertItem>, Failure> {
     if q.trim().is_empty() {
         return Ok(Vec::new());
     }
     let mut client = client(state).await?;
     let alerts = client.check(q.trim()).await?;
-    Ok(alerts.iter().map(|a| item(t, a)).collect())
+    Ok(alerts.iter().map(|a| item(&c.t, c.zone, a)).collect())
 }
 
 /// The check as a POST, so what was looked up never appears in an address or the history.
@@ -638,7 +735,7 @@ async fn check_submit(
     if let Err(failure) = framed(&state, &mut c).await {
         return failed(c, failure);
     }
-    match run_check(&state, &c.t, &form.q).await {
+    match run_check(&state, &c, &form.q).await {
         Ok(alerts) => page(CheckPage {
             c,
             searched: !form.q.trim().is_empty(),
@@ -658,7 +755,7 @@ async fn check_fragment(
     Form(form): Form<CheckForm>,
 ) -> Response {
     let c = Chrome::new(&state, &session, &headers, "/check");
-    match run_check(&state, &c.t, &form.q).await {
+    match run_check(&state, &c, &form.q).await {
         Ok(alerts) => page(CheckResults {
             c,
             searched: !form.q.trim().is_empty(),
@@ -695,6 +792,12 @@ pub struct PostForm {
     area: String,
     #[serde(default)]
     hours_ago: String,
+    /// A day picked in the date box (`2026-11-20`), instead of hours back.
+    #[serde(default)]
+    day: String,
+    /// A time of day for that day (`14:30`), read in the device's time zone.
+    #[serde(default)]
+    time_of_day: String,
     #[serde(default)]
     expires: String,
     #[serde(default)]
@@ -772,7 +875,36 @@ async fn post_page(
     }
 }
 
-fn draft(form: &PostForm, t: &Tr, now: u64) -> Result<PostDraft, String> {
+/// When it happened: a day picked (with a time of day if given, read in `zone`) or hours
+/// back; refused in the page's language if in the future or more than a year ago (the rule of
+/// `lookout post --when`, `lookout_node::when`).
+fn incident_time(form: &PostForm, t: &Tr, now: u64, zone: Zone) -> Result<Option<u64>, String> {
+    let typed = if form.day.trim().is_empty() {
+        match form.hours_ago.trim().parse::<u64>() {
+            Ok(hours) => Typed::Moment(now.saturating_sub(hours.saturating_mul(3600))),
+            Err(_) => return Ok(None),
+        }
+    } else {
+        let unreadable = || t.msg("post-when-unreadable");
+        let day = parse_day(&form.day).ok_or_else(unreadable)?;
+        match form.time_of_day.trim() {
+            "" => Typed::Day(day),
+            time => Typed::At {
+                day,
+                minute: parse_time_of_day(time).ok_or_else(unreadable)?,
+            },
+        }
+    };
+    typed
+        .incident_time(now, zone)
+        .map(Some)
+        .map_err(|refused| match refused {
+            WhenError::InTheFuture => t.msg("post-when-future"),
+            _ => t.msg("post-when-too-old"),
+        })
+}
+
+fn draft(form: &PostForm, t: &Tr, now: u64, zone: Zone) -> Result<PostDraft, String> {
     let category: Category = form
         .category
         .parse()
@@ -787,12 +919,7 @@ fn draft(form: &PostForm, t: &Tr, now: u64) -> Result<PostDraft, String> {
             .into_iter()
             .collect()
     };
-    let incident_time = form
-        .hours_ago
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|h| now.saturating_sub(h.saturating_mul(3600)));
+    let incident_time = incident_time(form, t, now, zone)?;
     Ok(PostDraft {
         category,
         severity,
@@ -822,7 +949,7 @@ async fn post_submit(
         Ok(client) => client,
         Err(failure) => return failed(c, failure),
     };
-    let draft = match draft(&form, &c.t, now()) {
+    let draft = match draft(&form, &c.t, now(), state.zone) {
         Ok(draft) => draft,
         Err(error) => return post_page_for(c, form, error),
     };
@@ -908,7 +1035,7 @@ async fn status(
                 last_sync_iso: s.last_sync.map(iso).unwrap_or_default(),
                 last_sync_text: s
                     .last_sync
-                    .map(utc)
+                    .map(|t| c.zone.date_time(t))
                     .unwrap_or_else(|| c.t.msg("status-never")),
                 reach: c.t.msg(match s.reachability {
                     lookout_node::reach::Reachability::Direct => "status-reach-direct",
@@ -1359,14 +1486,17 @@ async fn sheet(
     let mut c = Chrome::new(&state, &session, &headers, "/sheet");
     let result = async {
         let mut client = framed(&state, &mut c).await?;
-        Ok::<_, Failure>(feed_items(&mut client, &c.t, &FeedFilter::default()).await?)
+        let mut alerts = feed_alerts(&mut client, &FeedFilter::default()).await?;
+        // The printed sheet's order, `lookout export`'s too: most severe first.
+        alerts.sort_by(sheet_order);
+        Ok::<_, Failure>(alerts.iter().map(|a| item(&c.t, c.zone, a)).collect())
     }
     .await;
     match result {
         Ok(alerts) => page(SheetPage {
+            printed: c.zone.date_time(now()),
             c,
             alerts,
-            printed: utc(now()),
         }),
         Err(failure) => failed(c, failure),
     }
@@ -1469,13 +1599,18 @@ async fn unlock_page(State(state): State<AppState>, headers: HeaderMap) -> Respo
     if !state.guard.is_locked() {
         return guard::Refusal::NoSession.into_response();
     }
-    let can = state.guard.can_unlock();
     page(UnlockPage {
         c: bare(&state, &headers),
         action: "/unlock",
         error: String::new(),
-        can,
+        can: can_unlock(&state),
     })
+}
+
+/// Whether the locked page can be opened with the passphrase: the one the node was started
+/// with in the page, or, for a node started outside it, the home's key file's (T12-21).
+fn can_unlock(state: &AppState) -> bool {
+    state.guard.can_unlock() || Store::exists(&state.home)
 }
 
 #[derive(Deserialize)]
@@ -1495,29 +1630,70 @@ async fn unlock(
     if !state.guard.is_locked() {
         return guard::Refusal::NoSession.into_response();
     }
-    match state.guard.unlock(passphrase.as_bytes()) {
-        Some(session) => (
+    let unlocked = |session: Session| {
+        (
             [(header::SET_COOKIE, guard::cookie(&session))],
             Redirect::to("/?done=unlocked"),
         )
-            .into_response(),
-        None => {
-            tokio::time::sleep(WRONG_PASSPHRASE_DELAY).await;
-            let c = bare(&state, &headers);
-            let error = c.t.msg("unlock-wrong");
-            let can = state.guard.can_unlock();
-            (
-                StatusCode::FORBIDDEN,
-                page(UnlockPage {
-                    c,
-                    action: "/unlock",
-                    error,
-                    can,
-                }),
-            )
-                .into_response()
+            .into_response()
+    };
+    if let Some(session) = state.guard.unlock(passphrase.as_bytes()) {
+        return unlocked(session);
+    }
+    // Not the passphrase remembered here, or none was (a node started outside the page): the
+    // home's key file decides, so the duress passphrase erases the home here as wherever the
+    // passphrase is asked, whether or not the page was opened before (Review 19's R19-1). One
+    // Argon2id run, off the async threads, one at a time (each takes 64 MiB).
+    if Store::exists(&state.home) {
+        let one_at_a_time = state.unlocking.lock().await;
+        let home = state.home.to_path_buf();
+        let secret = passphrase.clone();
+        let checked =
+            tokio::task::spawn_blocking(move || Store::check_passphrase(&home, secret.as_bytes()))
+                .await;
+        drop(one_at_a_time);
+        match checked {
+            Ok(Ok(())) => {
+                state.guard.remember_passphrase(passphrase.as_bytes());
+                if let Some(session) = state.guard.unlock(passphrase.as_bytes()) {
+                    return unlocked(session);
+                }
+            }
+            // The duress passphrase erased the home, as wherever the passphrase is asked:
+            // nobody gets back in, its node is stopped, what the node held goes too (R19-2),
+            // and the neutral page is all there is.
+            Ok(Err(StoreError::NotFound { .. })) => {
+                state.guard.forget();
+                if let Some(pending) = state.enrolling.lock().await.take() {
+                    let _ = pending.replica.close();
+                }
+                let launcher = state.launcher.clone();
+                if let Some(launcher) = &launcher {
+                    let _ = launcher.stop().await;
+                }
+                let _ = lookout_node::device::wipe(&state.home, async || match &launcher {
+                    Some(launcher) => launcher.stop().await,
+                    None => Err(ApiError::new(ErrorCode::Busy, "no launcher")),
+                })
+                .await;
+                return Redirect::to("/exit").into_response();
+            }
+            _ => {}
         }
     }
+    tokio::time::sleep(WRONG_PASSPHRASE_DELAY).await;
+    let c = bare(&state, &headers);
+    let error = c.t.msg("unlock-wrong");
+    (
+        StatusCode::FORBIDDEN,
+        page(UnlockPage {
+            c,
+            action: "/unlock",
+            error,
+            can: can_unlock(&state),
+        }),
+    )
+        .into_response()
 }
 
 async fn start_page(
@@ -1673,9 +1849,13 @@ mod tests {
     }
 
     #[test]
-    fn dates_are_civil_utc() {
+    fn dates_are_civil_utc_or_in_the_devices_zone_named() {
         assert_eq!(iso(0), "1970-01-01T00:00:00Z");
         assert_eq!(iso(1_795_000_000), "2026-11-18T11:06:40Z");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(iso_day(951_782_400), "2000-02-29");
+        assert_eq!(
+            Zone::east_of_utc(9 * 3600).date_time(951_782_400 - 3600),
+            "2000-02-29 08:00 (UTC+9)"
+        );
     }
 }

@@ -7,13 +7,14 @@ use lookout_node::api::{AlertFilter, AlertView, ApiError, ErrorCode, Event, Post
 use lookout_node::client::Client;
 use lookout_node::control::Connection;
 use lookout_node::replica::now;
+use lookout_node::when::Zone;
 use lookout_protocol::content::{Category, Severity};
 use serde_json::json;
 
-use super::{interactive, request, Out, Outcome};
+use super::{interactive, moderation, request, Out, Outcome};
 use crate::args::{PostArgs, SheetFormat};
 use crate::render::{self, short};
-use crate::session::Context;
+use crate::session::{Context, Session};
 use crate::{sheet, when};
 
 /// `lookout post`.
@@ -29,6 +30,7 @@ pub async fn post(ctx: &Context, args: PostArgs, out: Out) -> Result<Outcome, Ap
                 &mut input,
                 &mut output,
                 now,
+                out.style.zone,
                 default_language(),
                 country.as_deref(),
             )? {
@@ -39,7 +41,7 @@ pub async fn post(ctx: &Context, args: PostArgs, out: Out) -> Result<Outcome, Ap
                 }
             }
         } else {
-            draft_from(args, now)?
+            draft_from(args, now, out.style.zone)?
         };
     let (id, through_node) = request(ctx, async |c| c.post(draft).await).await?;
     if out.json {
@@ -60,7 +62,7 @@ pub async fn post(ctx: &Context, args: PostArgs, out: Out) -> Result<Outcome, Ap
 }
 
 /// Build a draft from options (no questions asked).
-pub fn draft_from(args: PostArgs, now: u64) -> Result<PostDraft, ApiError> {
+pub fn draft_from(args: PostArgs, now: u64, zone: Zone) -> Result<PostDraft, ApiError> {
     let category = args.category.ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidInput,
@@ -81,7 +83,7 @@ pub fn draft_from(args: PostArgs, now: u64) -> Result<PostDraft, ApiError> {
         })?;
     let incident_time = args
         .when
-        .map(|w| when::parse_time(&w, now))
+        .map(|w| when::parse_time(&w, now, zone))
         .transpose()
         .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e))?;
     Ok(PostDraft {
@@ -114,7 +116,7 @@ pub async fn list(
 ) -> Result<Outcome, ApiError> {
     let now = now();
     let since = since
-        .map(|s| when::parse_since(&s, now))
+        .map(|s| when::parse_since(&s, now, out.style.zone))
         .transpose()
         .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e))?;
     let filter = AlertFilter {
@@ -317,7 +319,9 @@ fn nothing_found(value: &str) -> String {
     text
 }
 
-/// `lookout retract`.
+/// `lookout retract`. On a terminal, a moderator withdrawing someone else's alert is shown
+/// what she is about to withdraw for everyone and asked `yes` first (Trial 12's T12-15), and
+/// for a reason if she gave none; piped input (scripts) is not asked, as with `approve`.
 pub async fn retract(
     ctx: &Context,
     id: String,
@@ -326,7 +330,22 @@ pub async fn retract(
 ) -> Result<Outcome, ApiError> {
     let id = pasted_id(&id);
     let target = id.clone();
-    let posted = request(ctx, async |c| c.retract(id, reason).await).await?.0;
+    let mut session = ctx.open().await?;
+    let asked = if !out.json && std::io::stdin().is_terminal() {
+        ask_before_retracting(&mut session, &id, reason, now(), out.style).await
+    } else {
+        Ok(Some(reason))
+    };
+    let result = match asked {
+        Ok(Some(reason)) => session.client().retract(id, reason).await.map(Some),
+        Ok(None) => Ok(None),
+        Err(error) => Err(error),
+    };
+    session.close()?;
+    let Some(posted) = result? else {
+        out.text("Nothing was changed.\n");
+        return Ok(Outcome::Done);
+    };
     if out.json {
         out.json(&json!({ "retracted": target, "id": posted }))?;
     } else {
@@ -337,6 +356,40 @@ pub async fn retract(
         ));
     }
     Ok(Outcome::Done)
+}
+
+/// The reason to retract with, or `None` if the moderator did not answer `yes`. Only a
+/// moderator's retraction of a live alert someone else posted is asked about; anything else
+/// (one's own alert, an id that names no live alert or several) goes to the node as typed, which
+/// answers as before.
+async fn ask_before_retracting(
+    session: &mut Session,
+    id: &str,
+    reason: String,
+    now: u64,
+    style: render::Style,
+) -> Result<Option<String>, ApiError> {
+    let mut client = session.client();
+    if !client.status().await?.is_moderator {
+        return Ok(Some(reason));
+    }
+    let prefix = id.to_ascii_lowercase();
+    let alerts = client.alerts(AlertFilter::default()).await?;
+    let mut named = alerts.iter().filter(|a| a.id.starts_with(&prefix));
+    let (Some(alert), None) = (named.next(), named.next()) else {
+        return Ok(Some(reason));
+    };
+    if alert.yours {
+        return Ok(Some(reason));
+    }
+    if !moderation::answered_yes(&render::retract_question(alert, now, style))? {
+        return Ok(None);
+    }
+    if !reason.trim().is_empty() {
+        return Ok(Some(reason));
+    }
+    moderation::answer("Why do you withdraw it? The members see this (Enter to give no reason): ")
+        .map(Some)
 }
 
 /// `lookout corroborate`.
@@ -386,7 +439,7 @@ pub async fn export(
     };
     let alerts = request(ctx, async |c| c.alerts(filter).await).await?.0;
     let now = now();
-    let entries = sheet::Entry::all(&alerts);
+    let entries = sheet::Entry::all(&alerts, out.style.zone);
     let document = if out.json {
         let mut text = serde_json::to_string(&entries)
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot write JSON: {e}")))?;
@@ -394,8 +447,8 @@ pub async fn export(
         text
     } else {
         match format {
-            SheetFormat::Text => sheet::text(&entries, area.as_deref(), now),
-            SheetFormat::Html => sheet::html(&entries, area.as_deref(), now),
+            SheetFormat::Text => sheet::text(&entries, area.as_deref(), now, out.style.zone),
+            SheetFormat::Html => sheet::html(&entries, area.as_deref(), now, out.style.zone),
         }
     };
     match file {

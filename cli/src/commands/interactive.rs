@@ -8,6 +8,7 @@ use lookout_protocol::content::{parse_phone, Category, Severity};
 
 use crate::labels::{category_meaning, severity_meaning};
 use crate::{render, when};
+use lookout_node::when::Zone;
 
 /// How many times a question is asked again after an answer it cannot use.
 const RETRIES: usize = 3;
@@ -17,6 +18,7 @@ pub fn ask(
     input: &mut impl BufRead,
     output: &mut impl Write,
     now: u64,
+    zone: Zone,
     language: String,
     country: Option<&str>,
 ) -> Result<Option<PostDraft>, ApiError> {
@@ -71,11 +73,11 @@ pub fn ask(
 
     let mut incident_time = None;
     for _ in 0..RETRIES {
-        let prompt = "When did it happen? (today, yesterday, 3h ago, 2026-11-20; Enter = just now)";
+        let prompt = "When did it happen? (today, yesterday 22:00, 3h ago, 2026-11-20; your time zone; Enter = just now)";
         match q.line(prompt)? {
             None => return Ok(None),
             Some(text) if text.is_empty() => break,
-            Some(text) => match when::parse_time(&text, now) {
+            Some(text) => match when::parse_time(&text, now, zone) {
                 Ok(time) => {
                     incident_time = Some(time);
                     break;
@@ -101,7 +103,7 @@ pub fn ask(
         language,
         on_behalf: false,
     };
-    q.say(&summary(&draft, country))?;
+    q.say(&summary(&draft, country, zone))?;
     match q.line("Send this alert to everyone? Type y for yes:")? {
         Some(answer) if matches!(answer.to_lowercase().as_str(), "y" | "yes") => Ok(Some(draft)),
         _ => Ok(None),
@@ -253,7 +255,7 @@ fn collapse(raw: &str) -> String {
     raw.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn summary(draft: &PostDraft, country: Option<&str>) -> String {
+fn summary(draft: &PostDraft, country: Option<&str>, zone: Zone) -> String {
     let mut text = format!(
         "\nYour alert:\n  {} {} ({})\n  {}\n",
         draft.severity.as_str().to_uppercase(),
@@ -272,13 +274,7 @@ fn summary(draft: &PostDraft, country: Option<&str>) -> String {
             "when",
             draft
                 .incident_time
-                .map(|t| {
-                    if t % 86_400 == 0 {
-                        when::date(t)
-                    } else {
-                        when::date_time(t)
-                    }
-                })
+                .map(|t| when::incident(t, zone))
                 .unwrap_or_default(),
         ),
     ];
@@ -307,7 +303,15 @@ mod tests {
     fn run(answers: &str) -> (Option<PostDraft>, String) {
         let mut input = answers.as_bytes();
         let mut output = Vec::new();
-        let draft = ask(&mut input, &mut output, NOW, "en".into(), Some("GB")).unwrap();
+        let draft = ask(
+            &mut input,
+            &mut output,
+            NOW,
+            Zone::UTC,
+            "en".into(),
+            Some("GB"),
+        )
+        .unwrap();
         (draft, String::from_utf8(output).unwrap())
     }
 

@@ -15,18 +15,22 @@ use lookout_node::client::Client;
 use crate::args::{Cli, CollectiveCommand, Command, PassphraseCommand};
 use crate::render::Style;
 use crate::session::{Context, Session};
+use lookout_node::when::Zone;
 
 pub use crate::out::{Out, Outcome};
 pub use run::PID_FILE;
 
 /// Run the parsed command line.
-pub async fn dispatch(cli: Cli) -> Result<Outcome, ApiError> {
+pub async fn dispatch(cli: Cli, zone: Zone) -> Result<Outcome, ApiError> {
     let out = Out {
         json: cli.json,
         style: if cli.json {
-            Style::default()
+            Style {
+                zone,
+                ..Style::default()
+            }
         } else {
-            Style::detect()
+            Style::detect(zone)
         },
     };
     if let Command::Completions { shell } = cli.command {

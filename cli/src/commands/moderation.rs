@@ -160,7 +160,12 @@ fn confirm_fingerprint(request: &JoinRequest) -> Result<bool, ApiError> {
 }
 
 /// Print `question` and read the answer: `true` if it is "yes".
-fn answered_yes(question: &str) -> Result<bool, ApiError> {
+pub(super) fn answered_yes(question: &str) -> Result<bool, ApiError> {
+    Ok(answer(question)?.trim().eq_ignore_ascii_case("yes"))
+}
+
+/// Print `question` and read one line of answer (without its line end).
+pub(super) fn answer(question: &str) -> Result<String, ApiError> {
     print!("{question}");
     let _ = std::io::stdout().flush();
     let mut answer = String::new();
@@ -170,7 +175,7 @@ fn answered_yes(question: &str) -> Result<bool, ApiError> {
             format!("cannot read your answer: {e}"),
         )
     })?;
-    Ok(answer.trim().eq_ignore_ascii_case("yes"))
+    Ok(answer.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 async fn approve_in(

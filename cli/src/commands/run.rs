@@ -221,7 +221,7 @@ fn announce(event: &Event, out: Out) -> Result<(), ApiError> {
         };
     }
     let now = lookout_node::replica::now();
-    let clock = crate::when::date_time(now);
+    let clock = crate::when::date_time(now, out.style.zone);
     let clock = clock.rsplit(' ').nth(1).unwrap_or_default();
     let line = match event {
         Event::Alert(alert) if !private => format!(

@@ -48,7 +48,8 @@ pub async fn ui(
         node: Mutex::new(None),
     });
     let ui = lookout_ui::Ui::new(ctx.home.clone(), &listener, Some(launcher.clone()))
-        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?
+        .in_zone(out.style.zone);
     // With a passphrase given non-interactively, start the node now; otherwise the page asks
     // (and on a device without an identity, offers to create one).
     let given = ctx.passphrase_file.is_some() || std::env::var_os(PASSPHRASE_ENV).is_some();

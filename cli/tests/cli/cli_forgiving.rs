@@ -105,6 +105,13 @@ fn phone_numbers_are_never_changed_or_dropped_silently() {
     assert!(!text.contains("+447700966124"), "{text}");
     let found = ok(&ana, &["check", "07700 9oo124", "--json"]).json();
     assert_eq!(found.as_array().unwrap().len(), 1, "matched as typed");
+    // Trial 12's T12-7: the real number it resembles finds it too (O read as 0), and a
+    // different number does not.
+    let real = ok(&ana, &["check", "07700 900 124", "--json"]).json();
+    assert_eq!(real.as_array().unwrap().len(), 1, "{real}");
+    assert_eq!(real[0]["id"], id.as_str(), "{real}");
+    let other = run(&ana, &["check", "07700 900 125", "--json"]);
+    assert_eq!(other.code, 1, "{other:?}");
 }
 
 /// The interactive review shows exactly what will be stored; an answer that is no number is
@@ -197,6 +204,56 @@ fn approving_a_join_code_on_a_terminal_shows_its_fingerprint_and_waits_for_yes()
     );
     let members = ok(&ana, &["members", "--json"]).json();
     assert_eq!(members["members"].as_array().unwrap().len(), 2, "{members}");
+}
+
+/// Trial 12's T12-15: a moderator retracted another member's HIGH alert by an id prefix with
+/// no confirmation and no reason. On a terminal she is now shown who posted it, when, how
+/// severe and its first line, and it is withdrawn only on "yes", with a reason asked for if she
+/// gave none. Her own alerts are withdrawn as before, without a question.
+#[test]
+fn a_moderator_retracting_someone_elses_alert_on_a_terminal_sees_it_and_says_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ana, bea, ana_node, bea_node) = pair(dir.path());
+    let id = post(
+        &bea,
+        "Pulled a knife\nsecond line stays out",
+        &["--area", "Harbour"],
+    );
+    eventually("Ana sees Bea's alert", || {
+        alert_ids(&ana, &[]).contains(&id).then_some(())
+    });
+    let (done, shown) = on_a_terminal(&ana, &format!("retract {}", &id[..8]), "no\n");
+    assert!(done, "{shown}");
+    assert!(shown.contains("posted by Bea"), "{shown}");
+    assert!(shown.contains("HIGH violence · Harbour"), "{shown}");
+    assert!(shown.contains("\"Pulled a knife\""), "{shown}");
+    assert!(!shown.contains("second line"), "{shown}");
+    assert!(shown.contains("Type yes"), "{shown}");
+    assert!(shown.contains("Nothing was changed."), "{shown}");
+    assert!(
+        alert_ids(&ana, &[]).contains(&id),
+        "still live after \"no\""
+    );
+
+    let (done, shown) = on_a_terminal(
+        &ana,
+        &format!("retract [{}]", &id[..8]),
+        "yes\nwrong person\n",
+    );
+    assert!(done, "{shown}");
+    assert!(shown.contains("Why do you withdraw it?"), "{shown}");
+    assert!(shown.contains("is retracted for everyone"), "{shown}");
+    let listed = ok(&ana, &["alerts", "--retracted", "--json"]).json();
+    assert_eq!(listed[0]["retracted"], "wrong person", "{listed}");
+    assert_eq!(listed[0]["retracted_by"], "Ana", "{listed}");
+
+    let own = post(&ana, "Mine", &[]);
+    let (done, shown) = on_a_terminal(&ana, &format!("retract {}", &own[..8]), "");
+    assert!(done, "{shown}");
+    assert!(!shown.contains("Type yes"), "{shown}");
+    assert!(shown.contains("is retracted for everyone"), "{shown}");
+    ana_node.stop();
+    bea_node.stop();
 }
 
 /// Ana (founder, moderator) and Bea (member), both nodes running and synced.
@@ -742,4 +799,145 @@ fn a_k2_collective_is_founded_by_two_moderators() {
         .to_owned();
     let approved = ok(&ana, &["approve", &cleo_code, "--json"]).json();
     assert_eq!(approved["done"], false, "{approved}");
+}
+
+/// Trial 12's T12-16: `--when "yesterday 22:00"` was refused and a typed time of day was read
+/// as UTC ("2026-11-20 14:30 (UTC)"): in Dili (UTC+9) 9 h off. The zone is set here as `TZ`
+/// in the child, so the test means the same on a UTC machine.
+#[test]
+fn times_of_day_are_read_and_shown_in_the_devices_time_zone() {
+    use lookout_node::when::{Civil, Zone};
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    let in_dili = |args: &[&str]| run_command(command(&ana).env("TZ", "<+09>-9").args(args));
+    let dili = Zone::east_of_utc(9 * 3600);
+    let now = lookout_node::replica::now();
+    let local_day = |days_back: u64| dili.civil(now - days_back * 86_400);
+    let at = |c: Civil, hour: u64| {
+        let day = lookout_node::when::days_from_civil(c.year, c.month, c.day).unwrap();
+        day as u64 * 86_400 + hour * 3600 - 9 * 3600
+    };
+
+    let posted = in_dili(&[
+        "post",
+        "--json",
+        "--category",
+        "violence",
+        "--description",
+        "Late",
+        "--when",
+        "yesterday 22:00",
+    ]);
+    assert_eq!(posted.code, 0, "{posted:?}");
+    let two_days = local_day(2);
+    let typed = format!(
+        "{:04}-{:02}-{:02} 22:00",
+        two_days.year, two_days.month, two_days.day
+    );
+    let older = in_dili(&[
+        "post",
+        "--json",
+        "--category",
+        "violence",
+        "--description",
+        "Older",
+        "--when",
+        &typed,
+    ]);
+    assert_eq!(older.code, 0, "{older:?}");
+    let listed = ok(&ana, &["alerts", "--json"]).json();
+    let incident = |description: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["description"] == description)
+            .unwrap()["incident_time"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(incident("Late"), at(local_day(1), 22), "{listed}");
+    assert_eq!(incident("Older"), at(two_days, 22), "{listed}");
+    let shown = in_dili(&["alerts"]);
+    assert!(
+        shown.stdout.contains(&format!(
+            "happened on {} {} {} 22:00 (UTC+9)",
+            two_days.day,
+            ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+                [two_days.month as usize - 1],
+            two_days.year
+        )),
+        "{shown:?}"
+    );
+    let in_utc = run_command(command(&ana).env("TZ", "UTC").args(["alerts"]));
+    assert!(in_utc.stdout.contains(" 13:00 (UTC)"), "{in_utc:?}");
+    let refused = in_dili(&[
+        "post",
+        "--category",
+        "violence",
+        "--description",
+        "Old",
+        "--when",
+        "2020-01-01",
+    ]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.contains("more than a year ago"),
+        "{refused:?}"
+    );
+}
+
+/// Trial 12's T12-22: a damaged `secrets` file said "a stored value in the '__secrets' tree
+/// failed authentication …" (an internal name, no next step), and a damaged `store/conf` printed
+/// sled's own `ERROR` log lines before the message. Now the first says in plain words what is
+/// damaged, that the passphrase is right and not to wipe (as a missing file does, T12-8), and
+/// the second is one message, which still says what is wrong.
+#[test]
+fn a_damaged_secrets_or_database_settings_file_says_so_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = dir.path().join("ana");
+    init(&ana, "Ana");
+    let copy = |name: &str| {
+        let to = dir.path().join(name);
+        let status = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&ana)
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        to
+    };
+    let damaged = copy("damaged-secrets");
+    let file = damaged.join("secrets");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let said = run(&damaged, &["status"]);
+    assert_eq!(said.code, 10, "{said:?}");
+    assert!(
+        said.stderr
+            .contains("this device's secrets file is damaged"),
+        "{said:?}"
+    );
+    assert!(said.stderr.contains("the passphrase is right"), "{said:?}");
+    assert!(said.stderr.contains("do not wipe"), "{said:?}");
+    assert!(
+        said.stderr.contains("restore the Lookout folder"),
+        "{said:?}"
+    );
+    assert!(!said.stderr.contains("__secrets"), "{said:?}");
+
+    let settings = copy("damaged-conf");
+    let conf = settings.join("store").join("conf");
+    let mut bytes = std::fs::read(&conf).unwrap();
+    bytes[3] ^= 0xff;
+    std::fs::write(&conf, bytes).unwrap();
+    let said = run(&settings, &["status"]);
+    assert_ne!(said.code, 0, "{said:?}");
+    assert!(!said.stderr.contains("ERROR"), "{said:?}");
+    assert_eq!(said.stderr.lines().count(), 1, "{said:?}");
+    assert!(said.stderr.contains("damaged"), "{said:?}");
+    assert!(said.stderr.contains("store/conf"), "{said:?}");
 }

@@ -373,6 +373,14 @@ impl Replica {
                 )
             })?;
         }
+        if let Some(time) = draft.incident_time {
+            crate::when::check_written(time, now()).map_err(|refused| {
+                ApiError::new(
+                    ErrorCode::InvalidInput,
+                    format!("when it happened: {refused}"),
+                )
+            })?;
+        }
         let alert = Alert {
             category: draft.category,
             severity: draft.severity,

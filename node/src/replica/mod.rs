@@ -216,19 +216,11 @@ impl Replica {
             stored_secrets.as_ref().map(|s| s.agreement.as_slice()),
         )
         .ok_or_else(|| {
-            let what = if stored_secrets.is_none() {
+            identity_unopenable(if stored_secrets.is_none() {
                 "this device's secrets file is missing"
             } else {
                 "this device's identity does not open with its secrets file"
-            };
-            ApiError::new(
-                ErrorCode::Internal,
-                format!(
-                    "{what}: the passphrase is right (it opened the store), but this identity \
-                     cannot be opened here; do not wipe: restore the Lookout folder from a \
-                     backup if there is one"
-                ),
-            )
+            })
         })?;
         let name = store
             .get(Tree::Meta, KEY_NAME)
@@ -765,6 +757,19 @@ fn no_collective() -> ApiError {
 }
 
 /// Turn a store error into an API error a person can act on.
+/// A store the passphrase opened whose identity cannot be opened (`what`: the secrets file is
+/// missing or damaged, or does not fit): damage to restore from a backup, never a reason to wipe
+/// (Trial 12's T12-8 and T12-22).
+pub(super) fn identity_unopenable(what: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Internal,
+        format!(
+            "{what}: the passphrase is right (it opened the store), but this identity cannot be \
+             opened here; do not wipe: restore the Lookout folder from a backup if there is one"
+        ),
+    )
+}
+
 pub(crate) fn store_error(error: StoreError) -> ApiError {
     let code = match &error {
         StoreError::WrongPassphrase => ErrorCode::WrongPassphrase,

@@ -347,4 +347,35 @@ mod tests {
         }
         assert!(sizes.iter().all(|s| *s == 65 + 768), "{sizes:?}");
     }
+
+    /// Review 19's R19-8: docs/PROTOCOL.md says writers refuse an incident time more than 366
+    /// days back or ahead of their clock, but only the CLI's and the page's parsers did: the
+    /// node, which signs, took any value a client of its control socket gave (an alert "from"
+    /// the year 2036, which every reader accepts). The node now refuses what no honest writer
+    /// makes, and still takes a day typed east of UTC (midnight UTC of a local today).
+    #[test]
+    fn the_node_refuses_an_incident_time_no_writer_following_the_rule_makes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ana = founded_at(&dir.path().join("ana"));
+        let at = |time: u64| {
+            let mut d = draft("When?");
+            d.incident_time = Some(time);
+            d
+        };
+        let t = now();
+        for refused in [
+            t + 10 * 365 * 86_400,
+            t + 3600,
+            t - 400 * 86_400,
+            1,
+            u64::MAX,
+        ] {
+            let error = ana.post(at(refused)).unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidInput, "{refused}: {error:?}");
+        }
+        let tomorrow_utc_midnight = (t / 86_400 + 1) * 86_400;
+        for taken in [t, t - 3600, t + 60, tomorrow_utc_midnight, t - 365 * 86_400] {
+            ana.post(at(taken)).unwrap();
+        }
+    }
 }

@@ -23,8 +23,8 @@ use lookout_protocol::text::CollectiveSecret;
 use lookout_protocol::EpochId;
 
 use super::{store_error, Replica};
-use crate::api::{ApiError, ErrorCode};
-use crate::store::Store;
+use crate::api::ApiError;
+use crate::store::{Store, StoreError};
 
 /// Version 2 added the collective secret; version 1 files (no collective secret) are still read.
 const SECRETS_VERSION: u8 = 2;
@@ -105,12 +105,16 @@ pub(super) fn decode(bytes: &[u8]) -> Option<Secrets> {
 
 /// Read the secrets file of an open store (`None` for a home made before it existed).
 pub(super) fn read(store: &Store) -> Result<Option<Secrets>, ApiError> {
-    let Some(bytes) = store.read_secrets().map_err(store_error)? else {
-        return Ok(None);
+    // The storage key opened the store, so a secrets file that does not open or decode is
+    // damaged (Trial 12's T12-22: its tree's internal name was all the message said).
+    let damaged = || super::identity_unopenable("this device's secrets file is damaged");
+    let bytes = match store.read_secrets() {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(None),
+        Err(StoreError::TamperedValue { .. }) => return Err(damaged()),
+        Err(error) => return Err(store_error(error)),
     };
-    decode(&bytes)
-        .map(Some)
-        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the secrets file is unreadable"))
+    decode(&bytes).map(Some).ok_or_else(damaged)
 }
 
 /// Write the secrets file for a new identity (no epoch keys yet).

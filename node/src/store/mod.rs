@@ -384,6 +384,34 @@ impl Store {
         })
     }
 
+    /// Whether `passphrase` opens the home's key file, without opening the database (which a
+    /// running node holds): for a page locked after a quick exit whose node was started
+    /// elsewhere. One Argon2id run, as [`Store::open`]; the duress passphrase erases the home
+    /// as there and answers [`StoreError::NotFound`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] if there is no store (or the duress passphrase erased it),
+    /// [`StoreError::WrongPassphrase`], [`StoreError::KeyFile`] for a malformed key file, and
+    /// I/O errors.
+    pub fn check_passphrase(home: &Path, passphrase: &[u8]) -> Result<(), StoreError> {
+        let layout = Layout::new(home);
+        if !layout.key_file_exists() {
+            return Err(StoreError::NotFound {
+                home: home.to_path_buf(),
+            });
+        }
+        match KeyFile::parse(&layout.read_key_file()?, home)?.unlock(passphrase)? {
+            Unlocked::Storage { .. } => Ok(()),
+            Unlocked::Duress => {
+                erase(&layout);
+                Err(StoreError::NotFound {
+                    home: home.to_path_buf(),
+                })
+            }
+        }
+    }
+
     /// The store format the home is in: [`STORE_FORMAT`], or an older one this version still
     /// opens (its owner then migrates what differs and calls [`Store::set_format`]).
     pub fn format(&self) -> u32 {
@@ -1183,10 +1211,18 @@ impl fmt::Debug for Store {
 }
 
 fn open_db(layout: &Layout) -> Result<sled::Db, StoreError> {
-    Ok(sled::Config::new()
+    sled::Config::new()
         .path(&layout.db_dir)
         .cache_capacity(CACHE_CAPACITY)
-        .open()?)
+        .open()
+        .map_err(|error| match error {
+            // What sled says of a settings file it cannot parse ("created using a sled version
+            // earlier than 0.29"): this program only ever wrote one version, so it is damage.
+            sled::Error::Unsupported(_) => StoreError::Corrupt {
+                what: "its database settings file store/conf cannot be read",
+            },
+            other => other.into(),
+        })
 }
 
 /// Opens the sled tree of every tree, in [`Tree::ALL`]'s order (trees sharing a sled tree get

@@ -908,6 +908,11 @@ struct Running {
 }
 
 async fn running(served: usize) -> Running {
+    running_in(served, lookout_node::when::Zone::UTC).await
+}
+
+/// [`running`], the interface reading and showing times of day in `zone`.
+async fn running_in(served: usize, zone: lookout_node::when::Zone) -> Running {
     let lookout_tests::Collective {
         dir: homes,
         replicas,
@@ -933,7 +938,9 @@ async fn running(served: usize) -> Running {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let ui = lookout_ui::Ui::new(nodes[served].home.clone(), &listener, None).unwrap();
+    let ui = lookout_ui::Ui::new(nodes[served].home.clone(), &listener, None)
+        .unwrap()
+        .in_zone(zone);
     let token = ui.url().split("token=").nth(1).unwrap().to_owned();
     tokio::spawn(ui.serve(listener, std::future::pending()));
     Running {
@@ -1337,6 +1344,670 @@ async fn a_pasted_join_code_shows_its_fingerprint_before_anything_is_approved() 
         assert_eq!(done.status, 200, "{}", done.body);
         assert!(done.body.contains("is now a member"), "{}", done.body);
         assert_eq!(members().await, 3);
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// Trial 12's T12-15: a moderator's "Take back this alert" withdrew another member's alert at
+/// once. Now a post for someone else's alert shows a confirmation page (who posted it, when,
+/// how severe, its first line, the reason box, the reason typed kept) and only that page's
+/// button withdraws it; her own alert is withdrawn at once as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retracting_someone_elses_alert_goes_through_a_confirmation_page() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let theirs = r.nodes[1]
+            .post(lookout_tests::draft(
+                "Pulled a knife\nsecond line",
+                "+447700900123",
+            ))
+            .await;
+        let founder = &r.nodes[0];
+        lookout_tests::eventually("the founder holds the member's alert", || async {
+            founder.has_alert(&theirs).await.then_some(())
+        })
+        .await;
+        let live = || async { r.nodes[0].has_alert(&theirs).await };
+
+        let asked = post_in(
+            s,
+            "en",
+            &cookie,
+            &format!("/alerts/{theirs}/retract"),
+            &format!("csrf={token}&reason=wrong+person"),
+        )
+        .await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        assert!(
+            asked.body.contains("Take back the alert member1 posted?"),
+            "{}",
+            asked.body
+        );
+        assert!(
+            asked.body.contains("Posted by member1 on "),
+            "{}",
+            asked.body
+        );
+        assert!(asked.body.contains("“Pulled a knife”"), "{}", asked.body);
+        assert!(asked.body.contains("High"), "{}", asked.body);
+        assert!(
+            asked.body.contains("value=\"wrong person\""),
+            "the reason typed is kept: {}",
+            asked.body
+        );
+        assert!(
+            asked.body.contains("id=\"retract-confirm\""),
+            "{}",
+            asked.body
+        );
+        assert!(live().await, "nothing withdrawn yet");
+        let page = send(
+            s.addr,
+            "GET",
+            &format!("/alerts/{}/retract", &theirs[..8]),
+            &[("Host", &host(s)), ("Cookie", &cookie)],
+            "",
+        )
+        .await;
+        assert!(
+            page.body.contains("id=\"retract-confirm\""),
+            "{}",
+            page.body
+        );
+        let forged = post_in(
+            s,
+            "en",
+            &cookie,
+            &format!("/alerts/{theirs}/retract"),
+            &format!("csrf={token}&confirm=yes"),
+        )
+        .await;
+        assert!(
+            forged.body.contains("id=\"retract-confirm\""),
+            "{}",
+            forged.body
+        );
+        assert!(live().await, "only the page's own button withdraws it");
+
+        let done = post_in(
+            s,
+            "en",
+            &cookie,
+            &format!("/alerts/{theirs}/retract"),
+            &format!("csrf={token}&reason=wrong+person&confirm=retract"),
+        )
+        .await;
+        assert_eq!(done.status, 303, "{}", done.body);
+        assert!(!live().await);
+
+        let mine = founder
+            .post(lookout_tests::draft("My own", "+447700900124"))
+            .await;
+        let own = post_in(
+            s,
+            "en",
+            &cookie,
+            &format!("/alerts/{mine}/retract"),
+            &format!("csrf={token}"),
+        )
+        .await;
+        assert_eq!(own.status, 303, "{}", own.body);
+        assert!(!founder.has_alert(&mine).await);
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// Trial 12's T12-25: alerts posted within the same second were listed by id, not newest first,
+/// and the page's printed sheet was in time order while `lookout export` put the most severe
+/// first. Now the feed is newest first (within a second, in the order they were posted) and
+/// both sheets put the most severe first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_posted_together_list_newest_first_and_the_sheet_puts_the_most_severe_first() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let founder = &r.nodes[0];
+        let mut critical = lookout_tests::draft("Posted as number 0", "+447700900100");
+        critical.severity = lookout_protocol::content::Severity::Critical;
+        founder.post(critical).await;
+        for n in 1..6 {
+            founder
+                .post(lookout_tests::draft(
+                    &format!("Posted as number {n}"),
+                    &format!("+44770090010{n}"),
+                ))
+                .await;
+        }
+        let get = |path: &'static str| {
+            let cookie = cookie.clone();
+            async move {
+                send(
+                    s.addr,
+                    "GET",
+                    path,
+                    &[
+                        ("Host", &host(s)),
+                        ("Cookie", &cookie),
+                        ("Accept-Language", "en"),
+                    ],
+                    "",
+                )
+                .await
+                .body
+            }
+        };
+        let order = |body: &str| -> Vec<usize> {
+            let mut at: Vec<(usize, usize)> = (0..6)
+                .map(|n| (body.find(&format!("Posted as number {n}")).unwrap(), n))
+                .collect();
+            at.sort();
+            at.into_iter().map(|(_, n)| n).collect()
+        };
+        let feed = get("/").await;
+        assert_eq!(order(&feed), vec![5, 4, 3, 2, 1, 0], "{feed}");
+        let sheet = get("/sheet").await;
+        assert_eq!(order(&sheet), vec![0, 5, 4, 3, 2, 1], "{sheet}");
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// Trial 12's T12-17: a date decades back was accepted, and a day given without a time of day
+/// showed as "2026-11-30 00:00 UTC". Now the page refuses a day over a year back or in the
+/// future in its own language, keeps what was typed, and shows a day as a day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_post_forms_day_is_refused_over_a_year_back_or_ahead_and_shown_as_a_day() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let alert = |when: &str| {
+            format!("csrf={token}&category=violence&severity=high&description=Knife&{when}")
+        };
+        let old = post_in(s, "en", &cookie, "/post", &alert("day=1999-01-01")).await;
+        assert_eq!(old.status, 400, "{}", old.body);
+        assert!(old.body.contains("more than a year ago"), "{}", old.body);
+        assert!(old.body.contains("value=\"1999-01-01\""), "{}", old.body);
+        let old_pt = post_in(s, "pt", &cookie, "/post", &alert("day=1999-01-01")).await;
+        assert!(old_pt.body.contains("mais de um ano"), "{}", old_pt.body);
+        let hours = post_in(s, "en", &cookie, "/post", &alert("hours_ago=100000")).await;
+        assert_eq!(hours.status, 400, "{}", hours.body);
+        let ahead = post_in(s, "fr", &cookie, "/post", &alert("day=2999-01-01")).await;
+        assert_eq!(ahead.status, 400, "{}", ahead.body);
+        assert!(ahead.body.contains("dans le futur"), "{}", ahead.body);
+        assert!(r.nodes[0].alerts().await.is_empty(), "nothing posted");
+
+        let now = lookout_node::replica::now();
+        let two_days_ago = lookout_node::when::Zone::UTC.civil(now - 2 * 86_400);
+        let day = format!(
+            "{:04}-{:02}-{:02}",
+            two_days_ago.year, two_days_ago.month, two_days_ago.day
+        );
+        let posted = post_in(s, "en", &cookie, "/post", &alert(&format!("day={day}"))).await;
+        assert_eq!(posted.status, 303, "{}", posted.body);
+        let feed = send(
+            s.addr,
+            "GET",
+            "/",
+            &[("Host", &host(s)), ("Cookie", &cookie)],
+            "",
+        )
+        .await;
+        assert!(
+            feed.body
+                .contains(&format!("<time datetime=\"{day}\">{day}</time>")),
+            "{}",
+            feed.body
+        );
+        assert!(!feed.body.contains("00:00"), "{}", feed.body);
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// Trial 12's T12-16: times were read and shown in UTC only. The page reads a time of day typed
+/// in its form in the device's zone (here UTC+9, given to the interface as the CLI does) and
+/// shows times in it, the zone named, when its script does not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_of_day_is_read_and_shown_in_the_devices_zone() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let dili = lookout_node::when::Zone::east_of_utc(9 * 3600);
+        let r = running_in(0, dili).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let now = lookout_node::replica::now();
+        let two_days_ago = dili.civil(now - 2 * 86_400);
+        let day = format!(
+            "{:04}-{:02}-{:02}",
+            two_days_ago.year, two_days_ago.month, two_days_ago.day
+        );
+        let posted = post_in(
+            s,
+            "en",
+            &cookie,
+            "/post",
+            &format!(
+                "csrf={token}&category=violence&severity=high&description=Knife&day={day}&time_of_day=22%3A00"
+            ),
+        )
+        .await;
+        assert_eq!(posted.status, 303, "{}", posted.body);
+        let stored = r.nodes[0].alerts().await[0].incident_time.unwrap();
+        let days = lookout_node::when::parse_day(&day).unwrap() as u64;
+        assert_eq!(stored, days * 86_400 + 13 * 3600, "22:00 in UTC+9 is 13:00 UTC");
+        let feed = send(
+            s.addr,
+            "GET",
+            "/",
+            &[("Host", &host(s)), ("Cookie", &cookie)],
+            "",
+        )
+        .await;
+        assert!(
+            feed.body.contains(&format!(">{day} 22:00 (UTC+9)</time>")),
+            "{}",
+            feed.body
+        );
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// Trial 12's T12-21: after Exit, the page of a node started outside it (`lookout run`, then
+/// `lookout ui`) said only "run `lookout ui` again", against the README's "unlock with the
+/// passphrase", and still showed the navigation. Now it asks for the passphrase, checked
+/// against the home's key file, says so, and shows no navigation; a wrong one gets nothing.
+#[tokio::test]
+async fn the_locked_page_of_a_node_started_outside_unlocks_with_the_passphrase() {
+    let s = serve_with(
+        home_with_identity(true),
+        Some(std::sync::Arc::new(FakeLauncher::default())),
+    )
+    .await;
+    let h = host(&s);
+    let o = origin(&s);
+    let form_type = ("Content-Type", "application/x-www-form-urlencoded");
+    let cookie = login(&s).await;
+    let csrf = csrf(&s, &cookie).await;
+    // No passphrase was ever typed in the page: the node runs (or will) on its own.
+    let lock = send(
+        s.addr,
+        "POST",
+        "/lock",
+        &[
+            ("Host", &h),
+            ("Cookie", &cookie),
+            ("Origin", &o),
+            ("x-csrf-token", &csrf),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(lock.status, 303);
+    let page = send(
+        s.addr,
+        "GET",
+        "/unlock",
+        &[("Host", &h), ("Accept-Language", "en")],
+        "",
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("name=\"passphrase\""), "{}", page.body);
+    assert!(
+        page.body.contains("Type your Lookout passphrase"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<nav"), "{}", page.body);
+    assert!(!page.body.contains("href=\"/post\""), "{}", page.body);
+    let wrong = send(
+        s.addr,
+        "POST",
+        "/unlock",
+        &[("Host", &h), ("Origin", &o), form_type],
+        "passphrase=wrong",
+    )
+    .await;
+    assert_eq!(wrong.status, 403);
+    assert!(wrong.header("set-cookie").is_none());
+    assert!(!wrong.body.contains("<nav"), "{}", wrong.body);
+    let right = send(
+        s.addr,
+        "POST",
+        "/unlock",
+        &[("Host", &h), ("Origin", &o), form_type],
+        "passphrase=right+horse+battery",
+    )
+    .await;
+    assert_eq!(right.status, 303, "{}", right.body);
+    assert!(right.header("set-cookie").is_some());
+}
+
+/// The locked page now asks for the passphrase of a node started outside it: the duress
+/// passphrase typed there erases the home, as wherever the passphrase is asked (SECURITY.md).
+#[tokio::test]
+async fn the_duress_passphrase_on_the_locked_page_erases_the_home() {
+    let dir = home_with_identity(true);
+    let home = dir.path().join("home");
+    let store = lookout_node::store::Store::open(&home, PASSPHRASE.as_bytes()).unwrap();
+    store.set_duress(Some(b"let me go now")).unwrap();
+    store.close().unwrap();
+    let s = serve_with(dir, Some(std::sync::Arc::new(FakeLauncher::default()))).await;
+    let h = host(&s);
+    let o = origin(&s);
+    let cookie = login(&s).await;
+    let csrf = csrf(&s, &cookie).await;
+    let lock = send(
+        s.addr,
+        "POST",
+        "/lock",
+        &[
+            ("Host", &h),
+            ("Cookie", &cookie),
+            ("Origin", &o),
+            ("x-csrf-token", &csrf),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(lock.status, 303);
+    let duress = send(
+        s.addr,
+        "POST",
+        "/unlock",
+        &[
+            ("Host", &h),
+            ("Origin", &o),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        "passphrase=let+me+go+now",
+    )
+    .await;
+    assert_eq!(duress.status, 303, "{}", duress.body);
+    assert_eq!(duress.header("location").as_deref(), Some("/exit"));
+    assert!(duress.header("set-cookie").is_none());
+    assert!(!lookout_node::store::Store::exists(&home));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Review 19 (docs/design/REVIEW19.md): attacks on trial13's locked-page unlock and retract
+// confirmation.
+
+/// Lock the interface (quick exit) with a session's cookie and token.
+async fn quick_exit(s: &Served, cookie: &str) {
+    let token = csrf(s, cookie).await;
+    let lock = send(
+        s.addr,
+        "POST",
+        "/lock",
+        &[
+            ("Host", &host(s)),
+            ("Cookie", cookie),
+            ("Origin", &origin(s)),
+            ("x-csrf-token", &token),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(lock.status, 303);
+}
+
+/// Type `passphrase` on the locked page.
+async fn unlock_with(s: &Served, passphrase: &str) -> Answer {
+    send(
+        s.addr,
+        "POST",
+        "/unlock",
+        &[
+            ("Host", &host(s)),
+            ("Origin", &origin(s)),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &format!("passphrase={}", passphrase.replace(' ', "+")),
+    )
+    .await
+}
+
+/// R19-1: once the home's passphrase had opened the locked page, the page kept a keyed hash of
+/// it and compared only with that from then on: at the next quick exit the duress passphrase
+/// was "wrong" and erased nothing (SECURITY.md: the duress passphrase erases the home wherever
+/// the passphrase is asked, the locked page included).
+#[tokio::test]
+async fn the_duress_passphrase_still_erases_after_the_locked_page_was_opened_once() {
+    let dir = home_with_identity(true);
+    let home = dir.path().join("home");
+    let store = lookout_node::store::Store::open(&home, PASSPHRASE.as_bytes()).unwrap();
+    store.set_duress(Some(b"let me go now")).unwrap();
+    store.close().unwrap();
+    let s = serve_with(dir, Some(std::sync::Arc::new(FakeLauncher::default()))).await;
+    let cookie = login(&s).await;
+    quick_exit(&s, &cookie).await;
+    let right = unlock_with(&s, PASSPHRASE).await;
+    assert_eq!(right.status, 303, "{}", right.body);
+    let cookie = right
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    quick_exit(&s, &cookie).await;
+    let duress = unlock_with(&s, "let me go now").await;
+    assert_eq!(
+        duress.header("location").as_deref(),
+        Some("/exit"),
+        "{} {}",
+        duress.status,
+        duress.body
+    );
+    assert!(duress.header("set-cookie").is_none());
+    assert!(
+        !lookout_node::store::Store::exists(&home),
+        "the home is erased"
+    );
+    let after = unlock_with(&s, PASSPHRASE).await;
+    assert!(after.header("set-cookie").is_none(), "nobody gets back in");
+}
+
+/// Stands for a node running on the home: holds its store open (and its lock) until stopped.
+struct HoldingLauncher {
+    store: std::sync::Mutex<Option<lookout_node::store::Store>>,
+}
+
+impl lookout_ui::Launcher for HoldingLauncher {
+    fn start(&self, replica: Replica) -> lookout_ui::Pending<'_, ()> {
+        Box::pin(async move { replica.close() })
+    }
+
+    fn stop(&self) -> lookout_ui::Pending<'_, ()> {
+        let store = self.store.lock().unwrap().take();
+        Box::pin(async move {
+            if let Some(store) = store {
+                let _ = store.close();
+            }
+            Ok(())
+        })
+    }
+
+    fn kdf(&self) -> KdfParams {
+        KdfParams::TESTING
+    }
+}
+
+/// R19-2: the duress passphrase on the locked page shredded the key file while the running
+/// node still held the store, stopped the node and stopped there: the database directory, the
+/// secrets file and the lock file stayed in the home, so the device still showed that Lookout
+/// was set up (SECURITY.md promise 4: it must look like a device where Lookout never was, as
+/// after the duress passphrase typed to the CLI).
+#[tokio::test]
+async fn the_duress_passphrase_on_the_locked_page_leaves_no_trace_when_a_node_held_the_store() {
+    let dir = home_with_identity(true);
+    let home = dir.path().join("home");
+    let store = lookout_node::store::Store::open(&home, PASSPHRASE.as_bytes()).unwrap();
+    store.set_duress(Some(b"let me go now")).unwrap();
+    let launcher = std::sync::Arc::new(HoldingLauncher {
+        store: std::sync::Mutex::new(Some(store)),
+    });
+    let s = serve_with(dir, Some(launcher)).await;
+    let cookie = login(&s).await;
+    quick_exit(&s, &cookie).await;
+    let duress = unlock_with(&s, "let me go now").await;
+    assert_eq!(duress.header("location").as_deref(), Some("/exit"));
+    let left: Vec<String> = std::fs::read_dir(&home)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left in the home: {left:?}");
+}
+
+/// R19-3: the confirmation was skipped whenever the page's own lookup of the id found no live
+/// alert, while the node finds alerts by a looser reading of the id (brackets, as ids are shown
+/// `[695ae73b]`): a moderator's post for `[id]` withdrew another member's alert at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_elses_alert_named_in_brackets_still_needs_the_confirmation() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let theirs = r.nodes[1]
+            .post(lookout_tests::draft("Pulled a knife", "+447700900123"))
+            .await;
+        let founder = &r.nodes[0];
+        lookout_tests::eventually("the founder holds the member's alert", || async {
+            founder.has_alert(&theirs).await.then_some(())
+        })
+        .await;
+        for named in [
+            format!("%5B{}%5D", &theirs[..8]),
+            format!("%5B{theirs}%5D"),
+            format!("%20{}", &theirs[..8].to_uppercase()),
+        ] {
+            let answer = post_in(
+                s,
+                "en",
+                &cookie,
+                &format!("/alerts/{named}/retract"),
+                &format!("csrf={token}&reason=oops"),
+            )
+            .await;
+            assert!(
+                founder.has_alert(&theirs).await,
+                "{named} withdrew it without the confirmation: {} {}",
+                answer.status,
+                answer.body
+            );
+        }
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// Review 19: the new path gives a plain member no way to withdraw another member's alert (the
+/// confirmation page's button included: the node refuses), and the reason typed is kept on the
+/// confirmation page escaped, never as markup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_member_cannot_retract_anothers_alert_and_the_reason_is_escaped() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        // The page of the plain member (node 1).
+        let r = running(1).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let founders = r.nodes[0]
+            .post(lookout_tests::draft("Pulled a knife", "+447700900123"))
+            .await;
+        let member = &r.nodes[1];
+        lookout_tests::eventually("the member holds the founder's alert", || async {
+            member.has_alert(&founders).await.then_some(())
+        })
+        .await;
+        for body in [
+            format!("csrf={token}&reason=mine+now"),
+            format!("csrf={token}&reason=mine+now&confirm=retract"),
+        ] {
+            let answer = post_in(
+                s,
+                "en",
+                &cookie,
+                &format!("/alerts/{founders}/retract"),
+                &body,
+            )
+            .await;
+            assert_ne!(answer.status, 303, "{body}: {}", answer.body);
+            assert!(member.has_alert(&founders).await, "{body}");
+            assert!(r.nodes[0].has_alert(&founders).await, "{body}");
+        }
+        for node in r.nodes {
+            node.stop().await;
+        }
+
+        // A moderator's confirmation page keeps a hostile reason as text.
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let theirs = r.nodes[1]
+            .post(lookout_tests::draft("Pulled a knife", "+447700900123"))
+            .await;
+        lookout_tests::eventually("the founder holds the member's alert", || async {
+            r.nodes[0].has_alert(&theirs).await.then_some(())
+        })
+        .await;
+        let asked = post_in(
+            s,
+            "en",
+            &cookie,
+            &format!("/alerts/{theirs}/retract"),
+            &format!("csrf={token}&reason=%22%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+        )
+        .await;
+        assert_eq!(asked.status, 200, "{}", asked.body);
+        assert!(
+            asked.body.contains("id=\"retract-confirm\""),
+            "{}",
+            asked.body
+        );
+        assert!(!asked.body.contains("<script>alert"), "{}", asked.body);
+        assert!(
+            asked
+                .body
+                .contains("value=\"&#34;&#62;&#60;script&#62;alert(1)"),
+            "{}",
+            asked.body
+        );
+        assert!(!asked.body.contains("value=\"\">"), "{}", asked.body);
         for node in r.nodes {
             node.stop().await;
         }

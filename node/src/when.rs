@@ -1,0 +1,390 @@
+//! When an alert's event happened, as members type and read it: in the device's time zone, with
+//! the zone named, within a year back, and a day given without a time of day kept as a day.
+//!
+//! The wire carries an incident time as seconds since the Unix epoch and nothing more, so the
+//! day-only rule is a convention of every view (docs/PROTOCOL.md §7): a day typed without a
+//! time of day is stored as midnight UTC of that calendar day, and a time exactly on midnight UTC
+//! is shown as that day alone. A moment typed with a time of day that would fall exactly on
+//! midnight UTC (09:00 in Dili) is stored one second later, so it is never read back as a day.
+//!
+//! Pure: the current time and the zone's offset come in as arguments (the CLI reads the
+//! device's offset once at start, before any thread runs; the web page gets it from the CLI).
+
+use std::fmt;
+
+/// Seconds in a minute, hour, day.
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+/// Seconds in a day.
+pub const DAY: u64 = 24 * HOUR;
+/// How far ahead of this device's clock an incident time may be: clocks disagree a little.
+pub const CLOCK_SKEW: u64 = 5 * MINUTE;
+/// How far back an incident time may be: a year (a leap year's day counted in).
+pub const OLDEST: u64 = 366 * DAY;
+
+/// A time zone as a fixed offset from UTC (the device's offset when the program started).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Zone {
+    offset: i32,
+}
+
+impl Zone {
+    /// UTC itself.
+    pub const UTC: Zone = Zone { offset: 0 };
+
+    /// The zone `seconds` east of UTC (negative: west), kept within ±18 h.
+    pub fn east_of_utc(seconds: i32) -> Self {
+        Zone {
+            offset: seconds.clamp(-18 * 3600, 18 * 3600),
+        }
+    }
+
+    /// Seconds east of UTC.
+    pub fn offset(self) -> i32 {
+        self.offset
+    }
+
+    /// Its name as shown beside a time: `UTC`, `UTC+9`, `UTC+5:30`, `UTC-3:30`.
+    pub fn name(self) -> String {
+        if self.offset == 0 {
+            return "UTC".into();
+        }
+        let sign = if self.offset < 0 { '-' } else { '+' };
+        let minutes = self.offset.unsigned_abs() / 60;
+        match minutes % 60 {
+            0 => format!("UTC{sign}{}", minutes / 60),
+            m => format!("UTC{sign}{}:{m:02}", minutes / 60),
+        }
+    }
+
+    /// The civil date and time of `time` (seconds since the Unix epoch) in this zone.
+    pub fn civil(self, time: u64) -> Civil {
+        // Any value a peer signed is shown: saturating, never past `i64::MAX` (R19-4).
+        Civil::of(
+            i64::try_from(time)
+                .unwrap_or(i64::MAX)
+                .saturating_add(i64::from(self.offset)),
+        )
+    }
+
+    /// `2026-11-20 14:30 (UTC+9)`.
+    pub fn date_time(self, time: u64) -> String {
+        let c = self.civil(time);
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02} ({})",
+            c.year,
+            c.month,
+            c.day,
+            c.hour,
+            c.minute,
+            self.name()
+        )
+    }
+}
+
+impl fmt::Display for Zone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// A civil date and time of day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Civil {
+    /// Year.
+    pub year: i64,
+    /// Month, 1 to 12.
+    pub month: u32,
+    /// Day of the month, from 1.
+    pub day: u32,
+    /// Hour, 0 to 23.
+    pub hour: u32,
+    /// Minute, 0 to 59.
+    pub minute: u32,
+    /// Second, 0 to 59.
+    pub second: u32,
+}
+
+impl Civil {
+    /// The civil date and time `seconds` after 1970-01-01 00:00 (Howard Hinnant's algorithm).
+    pub fn of(seconds: i64) -> Civil {
+        let days = seconds.div_euclid(DAY as i64);
+        let rest = seconds.rem_euclid(DAY as i64);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+        let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let rest = u32::try_from(rest).unwrap_or(0);
+        Civil {
+            year,
+            month,
+            day,
+            hour: rest / 3600,
+            minute: rest % 3600 / 60,
+            second: rest % 60,
+        }
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date, or `None` if there is no such date.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
+    if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// `2026-11-20` (as a date box sends it): days since 1970-01-01, or `None`.
+pub fn parse_day(text: &str) -> Option<i64> {
+    let mut fields = text.trim().split('-');
+    let year: i64 = fields.next()?.parse().ok()?;
+    let month: u32 = fields.next()?.parse().ok()?;
+    let day: u32 = fields.next()?.parse().ok()?;
+    if fields.next().is_some() || !(1970..=9999).contains(&year) {
+        return None;
+    }
+    days_from_civil(year, month, day)
+}
+
+/// `14:30`, `9:15` (as a time box sends it): minutes after midnight, or `None`.
+pub fn parse_time_of_day(text: &str) -> Option<u32> {
+    let (h, m) = text.trim().split_once(':')?;
+    let (h, m): (u32, u32) = (h.trim().parse().ok()?, m.trim().parse().ok()?);
+    (h <= 23 && m <= 59).then_some(h * 60 + m)
+}
+
+/// What a member said about when something happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Typed {
+    /// A calendar day, no time of day (`2026-11-20`, `yesterday`), as days since 1970-01-01.
+    Day(i64),
+    /// A calendar day and a time of day in the device's zone (`yesterday 22:00`).
+    At {
+        /// Days since 1970-01-01.
+        day: i64,
+        /// Minutes after midnight, local.
+        minute: u32,
+    },
+    /// A moment (`now`, `3h ago`), seconds since the Unix epoch.
+    Moment(u64),
+}
+
+/// Why a time cannot be an alert's incident time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WhenError {
+    /// Later than this device's clock (beyond [`CLOCK_SKEW`]).
+    #[error("it is in the future: give when it happened")]
+    InTheFuture,
+    /// More than a year ago ([`OLDEST`]).
+    #[error("it is more than a year ago: alerts are for recent danger; check the year")]
+    TooLongAgo,
+}
+
+impl Typed {
+    /// The moment it names in `zone` (a day: its first second there), for a `--since` window.
+    pub fn start(self, zone: Zone) -> u64 {
+        let local = match self {
+            Typed::Day(day) => day.saturating_mul(DAY as i64),
+            Typed::At { day, minute } => {
+                day.saturating_mul(DAY as i64) + i64::from(minute) * MINUTE as i64
+            }
+            Typed::Moment(time) => return time,
+        };
+        u64::try_from(local - i64::from(zone.offset)).unwrap_or(0)
+    }
+
+    /// The incident time to store, or why not: a day as midnight UTC of that day (shown as the
+    /// day, see the module's docs), refused if after today in `zone` or more than a year
+    /// before; a moment refused if later than `now` beyond [`CLOCK_SKEW`] or more than
+    /// [`OLDEST`] before it.
+    pub fn incident_time(self, now: u64, zone: Zone) -> Result<u64, WhenError> {
+        if let Typed::Day(day) = self {
+            let today = (i64::try_from(now).unwrap_or(i64::MAX) + i64::from(zone.offset))
+                .div_euclid(DAY as i64);
+            if day > today {
+                return Err(WhenError::InTheFuture);
+            }
+            if today - day > (OLDEST / DAY) as i64 {
+                return Err(WhenError::TooLongAgo);
+            }
+            return u64::try_from(day * DAY as i64).map_err(|_| WhenError::TooLongAgo);
+        }
+        let time = self.start(zone);
+        if time > now.saturating_add(CLOCK_SKEW) {
+            return Err(WhenError::InTheFuture);
+        }
+        if time < now.saturating_sub(OLDEST) {
+            return Err(WhenError::TooLongAgo);
+        }
+        // Exactly midnight UTC reads back as a day: one second later reads as the moment.
+        Ok(if is_day(time) { time + 1 } else { time })
+    }
+}
+
+/// Whether `time` is an incident time a writer following the rule could have made at `now`
+/// (the node checks what it is asked to sign: Review 19's R19-8). A day (midnight UTC) may be
+/// up to a day after `now` (today in a zone up to 18 h east of UTC) and [`OLDEST`] plus a day
+/// before it; a moment at most [`CLOCK_SKEW`] ahead and [`OLDEST`] back. Readers accept any
+/// value.
+///
+/// # Errors
+///
+/// [`WhenError::InTheFuture`] or [`WhenError::TooLongAgo`].
+pub fn check_written(time: u64, now: u64) -> Result<(), WhenError> {
+    let (ahead, back) = if is_day(time) {
+        (DAY, OLDEST + DAY)
+    } else {
+        (CLOCK_SKEW, OLDEST)
+    };
+    if time > now.saturating_add(ahead) {
+        return Err(WhenError::InTheFuture);
+    }
+    if time < now.saturating_sub(back) {
+        return Err(WhenError::TooLongAgo);
+    }
+    Ok(())
+}
+
+/// Whether a stored incident time is a day without a time of day (exactly midnight UTC).
+pub fn is_day(time: u64) -> bool {
+    time.is_multiple_of(DAY)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// 2026-11-21 10:00:00 UTC (19:00 in Dili, UTC+9).
+    const NOW: u64 = 1_795_255_200;
+    const DILI: Zone = Zone { offset: 9 * 3600 };
+
+    #[test]
+    fn zones_are_named_by_their_offset() {
+        assert_eq!(Zone::UTC.name(), "UTC");
+        assert_eq!(DILI.name(), "UTC+9");
+        assert_eq!(Zone::east_of_utc(19_800).name(), "UTC+5:30");
+        assert_eq!(Zone::east_of_utc(-12_600).name(), "UTC-3:30");
+        assert_eq!(Zone::east_of_utc(i32::MAX).name(), "UTC+18");
+        assert_eq!(DILI.date_time(NOW), "2026-11-21 19:00 (UTC+9)");
+        assert_eq!(Zone::UTC.date_time(NOW), "2026-11-21 10:00 (UTC)");
+    }
+
+    #[test]
+    fn the_calendar_round_trips() {
+        for day in [-1_000i64, 0, 59, 60, 365, 10_957, 20_000, 30_000] {
+            let c = Civil::of(day * DAY as i64);
+            assert_eq!(days_from_civil(c.year, c.month, c.day), Some(day));
+        }
+        assert_eq!(days_from_civil(2023, 2, 29), None);
+        assert_eq!(days_from_civil(2026, 13, 1), None);
+    }
+
+    /// Trial 12's T12-16: a time of day typed in Dili was read as UTC, 9 h off.
+    #[test]
+    fn a_time_of_day_is_read_in_the_devices_zone() {
+        let day = days_from_civil(2026, 11, 20).unwrap();
+        let at = Typed::At {
+            day,
+            minute: 22 * 60,
+        };
+        // 22:00 in Dili is 13:00 UTC.
+        let stored = at.incident_time(NOW, DILI).unwrap();
+        assert_eq!(stored, day as u64 * DAY + 13 * HOUR);
+        assert_eq!(DILI.date_time(stored), "2026-11-20 22:00 (UTC+9)");
+        assert_eq!(at.incident_time(NOW, Zone::UTC).unwrap(), stored + 9 * HOUR);
+        // 09:00 in Dili is midnight UTC: stored a second later, so not shown as a day.
+        let nine = Typed::At {
+            day,
+            minute: 9 * 60,
+        }
+        .incident_time(NOW, DILI)
+        .unwrap();
+        assert!(!is_day(nine));
+        assert_eq!(DILI.date_time(nine), "2026-11-20 09:00 (UTC+9)");
+    }
+
+    /// Trial 12's T12-17: `--when 1999-01-01` was accepted, and a day was shown as midnight UTC.
+    #[test]
+    fn a_day_is_kept_as_a_day_within_a_year_back() {
+        let today_in_dili = days_from_civil(2026, 11, 21).unwrap();
+        let stored = Typed::Day(today_in_dili).incident_time(NOW, DILI).unwrap();
+        assert!(is_day(stored));
+        assert_eq!(Civil::of(stored as i64).day, 21);
+        // At 08:00 on 22 Nov in Dili it is still 21 Nov in UTC: "today" in Dili is allowed.
+        let early = NOW + 13 * HOUR;
+        let tomorrow = Typed::Day(today_in_dili + 1);
+        assert!(tomorrow.incident_time(early, DILI).is_ok());
+        assert_eq!(
+            tomorrow.incident_time(early, Zone::UTC),
+            Err(WhenError::InTheFuture)
+        );
+        let old = Typed::Day(days_from_civil(1999, 1, 1).unwrap());
+        assert_eq!(old.incident_time(NOW, DILI), Err(WhenError::TooLongAgo));
+        let year_ago = Typed::Day(today_in_dili - 365);
+        assert!(year_ago.incident_time(NOW, DILI).is_ok());
+        assert_eq!(
+            Typed::Day(today_in_dili - 367).incident_time(NOW, DILI),
+            Err(WhenError::TooLongAgo)
+        );
+        assert_eq!(
+            Typed::Moment(NOW + CLOCK_SKEW + 1).incident_time(NOW, DILI),
+            Err(WhenError::InTheFuture)
+        );
+        assert!(Typed::Moment(NOW + CLOCK_SKEW)
+            .incident_time(NOW, DILI)
+            .is_ok());
+        assert_eq!(
+            Typed::Moment(NOW - OLDEST - 1).incident_time(NOW, DILI),
+            Err(WhenError::TooLongAgo)
+        );
+    }
+
+    #[test]
+    fn a_day_starts_at_local_midnight_for_a_window() {
+        let day = days_from_civil(2026, 11, 21).unwrap();
+        assert_eq!(Typed::Day(day).start(DILI), day as u64 * DAY - 9 * HOUR);
+        assert_eq!(Typed::Moment(NOW).start(DILI), NOW);
+    }
+
+    /// R19-4 (docs/design/REVIEW19.md): readers accept any incident time a member signs, and
+    /// showing one near the end of `u64` in a zone east of UTC added the offset past `i64::MAX`:
+    /// a panic in a debug build (the page's handler, `lookout alerts`), a date thousands of
+    /// millions of years before the epoch in a release build.
+    #[test]
+    fn a_peers_far_future_time_is_shown_in_any_zone_without_overflow() {
+        for zone in [
+            Zone::east_of_utc(18 * 3600),
+            DILI,
+            Zone::UTC,
+            Zone::east_of_utc(-12 * 3600),
+        ] {
+            for time in [u64::MAX, i64::MAX as u64, i64::MAX as u64 - 1, 1 << 62] {
+                let c = zone.civil(time);
+                assert!(c.year > 2026, "{time} in {zone}: {c:?}");
+                assert!(!zone.date_time(time).starts_with('-'), "{time} in {zone}");
+            }
+        }
+    }
+}
