@@ -478,8 +478,11 @@ fn idle_traffic() {
         .enable_all()
         .build()
         .unwrap();
+    let waits = Duration::from_secs(
+        env_or::<u64>("LOOKOUT_BENCH_SETTLE_S", 20) + env_or::<u64>("LOOKOUT_BENCH_IDLE_S", 120),
+    );
     runtime.block_on(async {
-        tokio::time::timeout(BENCH_TIMEOUT, idle_traffic_run())
+        tokio::time::timeout(BENCH_TIMEOUT + waits, idle_traffic_run())
             .await
             .expect("benchmark timed out")
     });
@@ -542,10 +545,12 @@ async fn idle_traffic_run() {
     // item (`LOOKOUT_BENCH_SETTLE_S=480` measures that steady state).
     tokio::time::sleep(Duration::from_secs(env_or("LOOKOUT_BENCH_SETTLE_S", 20))).await;
     let (bytes, packets) = (loopback_tx_bytes(), loopback_packets());
+    let opens = tcp_active_opens();
     let cpu = process_cpu_now();
     tokio::time::sleep(idle).await;
     let bytes = loopback_tx_bytes() - bytes;
     let packets = loopback_packets() - packets;
+    let opens = tcp_active_opens() - opens;
     let cpu = process_cpu_now() - cpu;
     let mut peers = Vec::new();
     for node in &nodes {
@@ -563,7 +568,8 @@ async fn idle_traffic_run() {
     println!(
         "idle traffic over {} s: {bytes} bytes, {packets} packets on loopback; per member \
          connection (both directions): {:.1} kB and {:.0} packets per hour; a member with 10 \
-         connections: {:.1} MB per day; CPU of all {n} members: {:.1} ms per member-hour",
+         connections: {:.1} MB per day; CPU of all {n} members: {:.1} ms per member-hour; \
+         TCP connections opened meanwhile: {opens}",
         idle.as_secs(),
         per_connection_hour / 1e3,
         packets as f64 / connections / hours,
@@ -573,6 +579,22 @@ async fn idle_traffic_run() {
     for node in nodes {
         node.stop().await;
     }
+}
+
+/// TCP connections this network namespace opened so far (`/proc/net/snmp`, `ActiveOpens`):
+/// members that reconnect while idle show here.
+fn tcp_active_opens() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (Some(names), Some(values)) = (tcp.next(), tcp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "ActiveOpens")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Bytes sent on the loopback interface so far (`/proc/net/dev`, the interface `lo`).
