@@ -201,20 +201,7 @@ async fn lookout_propagation() -> Propagation {
     // Each node dials the addresses the others announce after their first sync: wait until
     // every node is connected to every other, so that no dial falls in the timed rounds.
     let settling = Instant::now();
-    loop {
-        let mut peers = Vec::new();
-        for node in &nodes {
-            peers.push(node.peers().await);
-        }
-        if peers.iter().all(|&p| p == NODES - 1) {
-            break;
-        }
-        assert!(
-            settling.elapsed() < Duration::from_secs(300),
-            "the nodes did not connect to every member: {peers:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    all_connected(&nodes, Duration::from_secs(300)).await;
     println!(
         "every node connected to every other {:.1} s after the first dials",
         settling.elapsed().as_secs_f64()
@@ -525,21 +512,7 @@ async fn idle_traffic_run() {
     for (from, to) in full_mesh(n) {
         connect(&nodes[from], &nodes[to]).await;
     }
-    let settling = Instant::now();
-    loop {
-        let mut peers = Vec::new();
-        for node in &nodes {
-            peers.push(node.peers().await);
-        }
-        if peers.iter().all(|&p| p == n - 1) {
-            break;
-        }
-        assert!(
-            settling.elapsed() < Duration::from_secs(120),
-            "the members did not all connect: {peers:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    all_connected(&nodes, Duration::from_secs(120)).await;
     // The first syncs, identify exchanges and mesh grafts are over well within 20 s; the
     // periodic syncs reach their longest interval (4 min) about 8 minutes after the last new
     // item (`LOOKOUT_BENCH_SETTLE_S=480` measures that steady state).
@@ -595,6 +568,25 @@ fn tcp_active_opens() -> u64 {
         .find(|(name, _)| *name == "ActiveOpens")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// Wait until every node is connected to every other (at most `limit`).
+async fn all_connected(nodes: &[TestNode], limit: Duration) {
+    let settling = Instant::now();
+    loop {
+        let mut peers = Vec::new();
+        for node in nodes {
+            peers.push(node.peers().await);
+        }
+        if peers.iter().all(|&p| p == nodes.len() - 1) {
+            return;
+        }
+        assert!(
+            settling.elapsed() < limit,
+            "the nodes did not connect to every member: {peers:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Bytes sent on the loopback interface so far (`/proc/net/dev`, the interface `lo`).

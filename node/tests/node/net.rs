@@ -86,6 +86,12 @@ struct Net {
 impl Net {
     /// `n` nodes, each allowing every one of them.
     async fn all_allowed(n: usize, listen: Multiaddr) -> Self {
+        Self::all_allowed_with(n, |peers| config(listen.clone(), peers)).await
+    }
+
+    /// `n` nodes, each allowing every one of them, with the settings `cfg` makes from their
+    /// peer ids.
+    async fn all_allowed_with(n: usize, cfg: impl Fn(&[PeerId]) -> NetConfig) -> Self {
         let keys: Vec<Keypair> = (0..n).map(|_| Keypair::generate_ed25519()).collect();
         let peers: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
         let mut net = Net {
@@ -94,7 +100,7 @@ impl Net {
             addrs: Vec::new(),
         };
         for key in keys {
-            net.add(key, config(listen.clone(), &peers), &peers).await;
+            net.add(key, cfg(&peers), &peers).await;
         }
         net
     }
@@ -422,20 +428,11 @@ async fn an_unproven_peer_gets_no_collective_protocol() {
 async fn a_member_connection_outside_the_mesh_stays_open_when_idle() {
     within("idle member connection", async {
         let idle = Duration::from_secs(1);
-        let keys: Vec<Keypair> = (0..2).map(|_| Keypair::generate_ed25519()).collect();
-        let peers: Vec<PeerId> = keys.iter().map(|k| k.public().to_peer_id()).collect();
-        let mut net = Net {
-            swarms: Vec::new(),
-            peers: Vec::new(),
-            addrs: Vec::new(),
-        };
-        for key in keys {
-            let cfg = NetConfig {
-                idle_timeout: idle,
-                ..config(tcp_loopback(), &peers)
-            };
-            net.add(key, cfg, &peers).await;
-        }
+        let mut net = Net::all_allowed_with(2, |peers| NetConfig {
+            idle_timeout: idle,
+            ..config(tcp_loopback(), peers)
+        })
+        .await;
         let (a, b) = (0, 1);
         // Neither is in the other's mesh: b never joins the topic.
         let topic = gossipsub::IdentTopic::new(TOPIC);
