@@ -42,6 +42,12 @@ const AGENT_VERSION: &str = "lookout";
 /// closed: the interval stays below it, so a first ping that fails at once has a second chance.
 pub const PING_INTERVAL: Duration = Duration::from_secs(25);
 
+/// How often identify runs again on a member connection (libp2p's default is 5 min, about
+/// 36 kB per idle connection and hour with its stream negotiation: docs/BENCHMARKS.md "Idle
+/// traffic"). A change of this node's listen addresses is pushed at once instead
+/// (`with_push_listen_addr_updates`), and a new network means new connections anyway.
+pub const IDENTIFY_INTERVAL: Duration = Duration::from_secs(30 * 60);
+
 /// Most sync streams (inbound plus outbound) open at once on one connection.
 pub const MAX_CONCURRENT_SYNC_STREAMS: usize = 16;
 
@@ -215,7 +221,9 @@ impl Protocols {
 
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), keypair.public())
-                .with_agent_version(AGENT_VERSION.to_owned()),
+                .with_agent_version(AGENT_VERSION.to_owned())
+                .with_interval(IDENTIFY_INTERVAL)
+                .with_push_listen_addr_updates(true),
         );
 
         let mdns = if cfg.enable_mdns {
