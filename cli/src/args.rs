@@ -199,7 +199,8 @@ another terminal."
         /// --mdns wins).
         #[arg(long, hide = true)]
         no_mdns: bool,
-        /// Seconds between catch-up syncs with a member's node.
+        /// Seconds between catch-up syncs with a member's node while new items arrive; the wait
+        /// doubles after each sync that found nothing new, up to 8 times this.
         #[arg(long, value_name = "SECS", default_value_t = 30, hide = true)]
         sync_interval: u64,
     },
