@@ -36,11 +36,13 @@ const AUTONAT_CONFIDENCE: usize = 2;
 const AGENT_VERSION: &str = "lookout";
 
 /// How often a member connection is pinged (libp2p's default is 15 s). A ping is what keeps a
-/// TCP connection's NAT mapping alive, and a phone on mobile data pays for each one in bytes
-/// and radio wake-ups (docs/BENCHMARKS.md, "Idle traffic"). The first ping goes at once, and a
-/// hole punch's retry connection that has not carried one within `PROOF_BOUND` (30 s) is
-/// closed: the interval stays below it, so a first ping that fails at once has a second chance.
-pub const PING_INTERVAL: Duration = Duration::from_secs(25);
+/// TCP connection's NAT mapping alive (NATs keep a quiet TCP mapping for minutes; QUIC has its
+/// own keep-alive), and a phone on mobile data pays for each one in bytes and radio wake-ups:
+/// at 25 s pings were about two thirds of an idle connection's traffic (docs/BENCHMARKS.md,
+/// "Idle traffic"). The first ping goes at once, and a hole punch's retry connection that has
+/// not carried one within `PROOF_BOUND` (70 s) is closed: the interval stays below it, so a
+/// first ping that fails at once has a second chance.
+pub const PING_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How often identify runs again on a member connection (libp2p's default is 5 min, about
 /// 36 kB per idle connection and hour with its stream negotiation: docs/BENCHMARKS.md "Idle

@@ -55,8 +55,10 @@ pub(crate) const MAX_PEERS: usize = 256;
 /// How long a retry's relayed connection stands, at least, before it replaces older ones.
 pub(crate) const SETTLE: Duration = Duration::from_secs(1);
 /// How long a retry's relayed connection has to carry a round trip (libp2p's ping sends its
-/// first ping at once and waits 20 s for the answer); one that has not by then is closed.
-pub(crate) const PROOF_BOUND: Duration = Duration::from_secs(30);
+/// first ping at once and waits 20 s for the answer; after a first ping that fails at once, the
+/// next comes one `PING_INTERVAL`, 60 s, later); one that has not by then is closed. A dead
+/// retry connection lingers this long (it was 30 s while pings went every 15 s, then 25 s).
+pub(crate) const PROOF_BOUND: Duration = Duration::from_secs(70);
 
 /// Where the hole punch with one member stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
