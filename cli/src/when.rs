@@ -7,12 +7,11 @@
 //! (a year back at most, a day kept as a day) are `lookout_node::when`'s, which the web page
 //! uses too. The current time comes in as an argument so every rule is testable.
 
-use lookout_node::when::{self as rule, parse_day, parse_time_of_day, Typed, Zone};
+use lookout_node::when::{
+    self as rule, parse_day, parse_time_of_day, Typed, Zone, DAY, HOUR, MINUTE,
+};
 
-/// Seconds in a minute, hour, day, week.
-const MINUTE: u64 = 60;
-const HOUR: u64 = 60 * MINUTE;
-const DAY: u64 = 24 * HOUR;
+/// Seconds in a week.
 const WEEK: u64 = 7 * DAY;
 
 /// What the date and duration parsers accept, for help texts and error messages.

@@ -12,9 +12,10 @@
 
 use std::fmt;
 
-/// Seconds in a minute, hour, day.
-const MINUTE: u64 = 60;
-const HOUR: u64 = 60 * MINUTE;
+/// Seconds in a minute.
+pub const MINUTE: u64 = 60;
+/// Seconds in an hour.
+pub const HOUR: u64 = 60 * MINUTE;
 /// Seconds in a day.
 pub const DAY: u64 = 24 * HOUR;
 /// How far ahead of this device's clock an incident time may be: clocks disagree a little.

@@ -589,23 +589,24 @@ async fn all_connected(nodes: &[TestNode], limit: Duration) {
     }
 }
 
-/// Bytes sent on the loopback interface so far (`/proc/net/dev`, the interface `lo`).
+/// Bytes sent on the loopback interface so far.
 fn loopback_tx_bytes() -> u64 {
-    std::fs::read_to_string("/proc/net/dev")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.trim_start().strip_prefix("lo:"))
-        .and_then(|rest| rest.split_whitespace().nth(8)?.parse().ok())
-        .unwrap_or(0)
+    loopback_counter(8)
 }
 
-/// Packets sent on the loopback interface so far (`/proc/net/dev`, the interface `lo`).
+/// Packets sent on the loopback interface so far.
 fn loopback_packets() -> u64 {
+    loopback_counter(9)
+}
+
+/// Field `column` (after the name) of the interface `lo` in `/proc/net/dev`: 8 is bytes sent,
+/// 9 packets sent.
+fn loopback_counter(column: usize) -> u64 {
     std::fs::read_to_string("/proc/net/dev")
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.trim_start().strip_prefix("lo:"))
-        .and_then(|rest| rest.split_whitespace().nth(9)?.parse().ok())
+        .and_then(|rest| rest.split_whitespace().nth(column)?.parse().ok())
         .unwrap_or(0)
 }
 

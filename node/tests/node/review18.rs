@@ -8,7 +8,7 @@
 //! next bytes. Unwrapped, the next wake-up of the connection (any frame) polls it; wrapped, it
 //! is polled only when the handler's own ping timer or its own ping's answer wakes it, so a
 //! remote pinging faster than this node has its next ping on the reused stream wait until this
-//! node's own next ping (15 s in Lookout). See docs/design/REVIEW18.md, finding F1.
+//! node's own next ping (15 s in Lookout then, 60 s now). See docs/design/REVIEW18.md, finding F1.
 //!
 //! The remote side here pings every 100 ms with a 60 s timeout (so a ping that is not answered
 //! is never retried on a fresh stream within the test), and each test waits at most

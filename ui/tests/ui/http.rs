@@ -1647,31 +1647,14 @@ async fn the_locked_page_of_a_node_started_outside_unlocks_with_the_passphrase()
         Some(std::sync::Arc::new(FakeLauncher::default())),
     )
     .await;
-    let h = host(&s);
-    let o = origin(&s);
-    let form_type = ("Content-Type", "application/x-www-form-urlencoded");
     let cookie = login(&s).await;
-    let csrf = csrf(&s, &cookie).await;
     // No passphrase was ever typed in the page: the node runs (or will) on its own.
-    let lock = send(
-        s.addr,
-        "POST",
-        "/lock",
-        &[
-            ("Host", &h),
-            ("Cookie", &cookie),
-            ("Origin", &o),
-            ("x-csrf-token", &csrf),
-        ],
-        "",
-    )
-    .await;
-    assert_eq!(lock.status, 303);
+    quick_exit(&s, &cookie).await;
     let page = send(
         s.addr,
         "GET",
         "/unlock",
-        &[("Host", &h), ("Accept-Language", "en")],
+        &[("Host", &host(&s)), ("Accept-Language", "en")],
         "",
     )
     .await;
@@ -1684,25 +1667,11 @@ async fn the_locked_page_of_a_node_started_outside_unlocks_with_the_passphrase()
     );
     assert!(!page.body.contains("<nav"), "{}", page.body);
     assert!(!page.body.contains("href=\"/post\""), "{}", page.body);
-    let wrong = send(
-        s.addr,
-        "POST",
-        "/unlock",
-        &[("Host", &h), ("Origin", &o), form_type],
-        "passphrase=wrong",
-    )
-    .await;
+    let wrong = unlock_with(&s, "wrong").await;
     assert_eq!(wrong.status, 403);
     assert!(wrong.header("set-cookie").is_none());
     assert!(!wrong.body.contains("<nav"), "{}", wrong.body);
-    let right = send(
-        s.addr,
-        "POST",
-        "/unlock",
-        &[("Host", &h), ("Origin", &o), form_type],
-        "passphrase=right+horse+battery",
-    )
-    .await;
+    let right = unlock_with(&s, "right horse battery").await;
     assert_eq!(right.status, 303, "{}", right.body);
     assert!(right.header("set-cookie").is_some());
 }
@@ -1717,36 +1686,9 @@ async fn the_duress_passphrase_on_the_locked_page_erases_the_home() {
     store.set_duress(Some(b"let me go now")).unwrap();
     store.close().unwrap();
     let s = serve_with(dir, Some(std::sync::Arc::new(FakeLauncher::default()))).await;
-    let h = host(&s);
-    let o = origin(&s);
     let cookie = login(&s).await;
-    let csrf = csrf(&s, &cookie).await;
-    let lock = send(
-        s.addr,
-        "POST",
-        "/lock",
-        &[
-            ("Host", &h),
-            ("Cookie", &cookie),
-            ("Origin", &o),
-            ("x-csrf-token", &csrf),
-        ],
-        "",
-    )
-    .await;
-    assert_eq!(lock.status, 303);
-    let duress = send(
-        s.addr,
-        "POST",
-        "/unlock",
-        &[
-            ("Host", &h),
-            ("Origin", &o),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        "passphrase=let+me+go+now",
-    )
-    .await;
+    quick_exit(&s, &cookie).await;
+    let duress = unlock_with(&s, "let me go now").await;
     assert_eq!(duress.status, 303, "{}", duress.body);
     assert_eq!(duress.header("location").as_deref(), Some("/exit"));
     assert!(duress.header("set-cookie").is_none());
