@@ -237,7 +237,7 @@ mod tests {
         bea.flush().unwrap();
         let home = bea.home().to_path_buf();
         bea.close().unwrap();
-        let mut bea = Replica::open(&home, PASS).unwrap();
+        let mut bea = Replica::open_again_for_tests(&home, PASS);
         assert_eq!(claimed(&mut bea), all);
         assert!(bea.outbox().iter().any(|i| i.id() == own.0));
     }
@@ -304,7 +304,7 @@ mod tests {
         }
         store.close().unwrap();
 
-        let mut bea = Replica::open(&home, PASS).unwrap();
+        let mut bea = Replica::open_again_for_tests(&home, PASS);
         assert_eq!(claimed(&mut bea), vec![own.0], "packed: {packed}");
         assert_eq!(bea.post_index.pack_of(&own).is_some(), packed);
         assert_eq!(bea.fetch(SetKind::Envelopes, &[own.0]).unwrap().len(), 1);
@@ -313,7 +313,7 @@ mod tests {
         assert_eq!(listed.len(), 1);
         // Indexed again on disk: the next start finds it without a search.
         bea.close().unwrap();
-        let mut bea = Replica::open(&home, PASS).unwrap();
+        let mut bea = Replica::open_again_for_tests(&home, PASS);
         assert_eq!(claimed(&mut bea), vec![own.0]);
         let outcomes = bea.ingest_many(&posts).unwrap();
         assert!(

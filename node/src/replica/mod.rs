@@ -730,6 +730,28 @@ impl Replica {
         self.store.flusher()
     }
 
+    /// Open the replica again after closing it (tests), waiting up to 5 s while the lock is
+    /// still held: as [`Store::open_again_for_tests`] says, a child forked by another test can
+    /// hold sled's lock file a few milliseconds past the close (seen in CI: a format test's
+    /// reopen failed with "could not acquire lock").
+    #[cfg(test)]
+    #[allow(clippy::unwrap_used)]
+    pub(crate) fn open_again_for_tests(home: &Path, passphrase: &[u8]) -> Self {
+        let started = std::time::Instant::now();
+        loop {
+            match Self::open(home, passphrase) {
+                Err(error)
+                    if (error.code == ErrorCode::Busy
+                        || error.message.contains("could not acquire lock"))
+                        && started.elapsed() < std::time::Duration::from_secs(5) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other.unwrap(),
+            }
+        }
+    }
+
     /// Close the store cleanly.
     pub fn close(self) -> Result<(), ApiError> {
         self.store.close().map_err(store_error)

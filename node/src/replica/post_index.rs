@@ -595,7 +595,7 @@ pub(super) mod tests {
         assert!(ana.store.remove(Tree::Alerts, &ids[0].0).unwrap());
         ana.close().unwrap();
 
-        let ana = Replica::open(&home, PASS).unwrap();
+        let ana = Replica::open_again_for_tests(&home, PASS);
         let posts = ana.collective.as_ref().unwrap().posts();
         assert_eq!(posts.len(), 5, "the index was read, not rebuilt");
         assert!(ana.post_index.chunks() <= 3);
@@ -604,7 +604,7 @@ pub(super) mod tests {
             .remove(Tree::Meta, super::super::KEY_POST_INDEX)
             .unwrap();
         ana.close().unwrap();
-        let ana = Replica::open(&home, PASS).unwrap();
+        let ana = Replica::open_again_for_tests(&home, PASS);
         let posts = ana.collective.as_ref().unwrap().posts();
         assert_eq!(posts.len(), 4, "rebuilt from the posts");
         assert!(!posts.contains_key(&ids[0]));
@@ -614,7 +614,7 @@ pub(super) mod tests {
             .unwrap()
             .is_some());
         ana.close().unwrap();
-        let ana = Replica::open(&home, PASS).unwrap();
+        let ana = Replica::open_again_for_tests(&home, PASS);
         assert_eq!(ana.collective.as_ref().unwrap().posts().len(), 4);
     }
 
@@ -659,7 +659,7 @@ pub(super) mod tests {
         assert!(store.iter(Tree::PostIndex).next().is_none());
         store.close().unwrap();
 
-        let ana = Replica::open(&home, PASS).unwrap();
+        let ana = Replica::open_again_for_tests(&home, PASS);
         let posts = ana.collective.as_ref().unwrap().posts();
         assert_eq!(
             posts
@@ -687,7 +687,7 @@ pub(super) mod tests {
             );
         }
         ana.close().unwrap();
-        let ana = Replica::open(&home, PASS).unwrap();
+        let ana = Replica::open_again_for_tests(&home, PASS);
         assert_eq!(ana.collective.as_ref().unwrap().posts().len(), ids.len());
     }
 
@@ -722,7 +722,7 @@ pub(super) mod tests {
             .remove(Tree::Meta, super::super::KEY_POST_INDEX)
             .unwrap();
         ana.close().unwrap();
-        let ana = Replica::open(&home, PASS).unwrap();
+        let ana = Replica::open_again_for_tests(&home, PASS);
         let posts: std::collections::BTreeSet<ContentId> = ana
             .collective
             .as_ref()
@@ -734,7 +734,7 @@ pub(super) mod tests {
         assert_eq!(posts.len(), 3, "the unreadable post alone is left out");
         assert!(posts.is_subset(&ids));
         ana.close().unwrap();
-        let ana = Replica::open(&home, PASS).unwrap();
+        let ana = Replica::open_again_for_tests(&home, PASS);
         assert_eq!(ana.collective.as_ref().unwrap().posts().len(), 3);
     }
 
@@ -772,7 +772,7 @@ pub(super) mod tests {
         drop(raw);
         store.close().unwrap();
 
-        let mut ana = Replica::open(&home, PASS).unwrap();
+        let mut ana = Replica::open_again_for_tests(&home, PASS);
         assert_eq!(ana.status().damaged_index_chunks, 1);
         let claimed: Vec<[u8; 32]> = ana
             .sync_items(SetKind::Envelopes)

@@ -581,7 +581,7 @@ pub(in crate::replica) mod tests {
         let found = forensic::recover(&home, PASS).unwrap();
         assert!(found.envelopes_opened >= 20, "{}", found.envelopes_opened);
         assert!(found.contains(b"packed alert 17"));
-        let mut bea = Replica::open(&home, PASS).unwrap();
+        let mut bea = Replica::open_again_for_tests(&home, PASS);
         assert_eq!(seen(&bea, &ids), want);
 
         let last = last_expiry(&bea);
@@ -679,13 +679,13 @@ pub(in crate::replica) mod tests {
         store.write_check_for_tests(b"lookout store v3").unwrap();
         store.close().unwrap();
 
-        let mut ana = Replica::open(&home, PASS).unwrap();
+        let mut ana = Replica::open_again_for_tests(&home, PASS);
         assert_eq!(ana.store.format(), STORE_FORMAT);
         assert_eq!(STORE_FORMAT, 4);
         assert_eq!(seen(&ana, &ids), want);
         ids.extend((0..3).map(|i| ana.post(draft(&format!("new alert {i}"))).unwrap()));
         ana.close().unwrap();
-        let ana = Replica::open(&home, PASS).unwrap();
+        let ana = Replica::open_again_for_tests(&home, PASS);
         assert_eq!(ana.collective.as_ref().unwrap().posts().len(), 9);
         assert_eq!(&seen(&ana, &ids)[..6], &want[..]);
         assert!(seen(&ana, &ids)
@@ -805,7 +805,7 @@ pub(in crate::replica) mod tests {
         unindex(&bea, ids[4]);
         let home = bea.home().to_path_buf();
         bea.close().unwrap();
-        let mut bea = Replica::open(&home, PASS).unwrap();
+        let mut bea = Replica::open_again_for_tests(&home, PASS);
         assert!(!bea
             .collective
             .as_ref()
@@ -884,7 +884,7 @@ pub(in crate::replica) mod tests {
         damage_pack(&home, flipped, false);
         damage_pack(&home, cut, true);
 
-        let mut bea = Replica::open(&home, PASS).unwrap();
+        let mut bea = Replica::open_again_for_tests(&home, PASS);
         let listed = bea.alerts(&crate::api::AlertFilter::default()).unwrap();
         assert_eq!(listed.len(), ids.len() - lost.len());
         let raw: Vec<[u8; 32]> = ids.iter().map(|id| id.0).collect();
@@ -916,7 +916,7 @@ pub(in crate::replica) mod tests {
         );
         bea.close().unwrap();
 
-        let mut bea = Replica::open(&home, PASS).unwrap();
+        let mut bea = Replica::open_again_for_tests(&home, PASS);
         let claimed: Vec<[u8; 32]> = bea
             .sync_items(SetKind::Envelopes)
             .iter()
@@ -939,7 +939,7 @@ pub(in crate::replica) mod tests {
         assert!(outcomes.iter().all(|o| matches!(o, Ingested::Accepted)));
         assert_eq!(seen(&bea, &ids), want);
         bea.close().unwrap();
-        let bea = Replica::open(&home, PASS).unwrap();
+        let bea = Replica::open_again_for_tests(&home, PASS);
         assert_eq!(seen(&bea, &ids), want);
     }
 }
