@@ -203,6 +203,13 @@ another terminal."
         /// doubles after each sync that found nothing new, up to 8 times this.
         #[arg(long, value_name = "SECS", default_value_t = 30, hide = true)]
         sync_interval: u64,
+        /// How many members' nodes to keep connected. Each connection uses some mobile data
+        /// even when nobody posts; a few are enough for alerts to reach everyone. More suits a
+        /// computer that stays on (a drop-in centre's, say).
+        #[arg(long, value_name = "N", default_value_t = lookout_node::DEFAULT_MEMBER_CONNECTIONS,
+              value_parser = clap::builder::TypedValueParser::map(
+                  clap::value_parser!(u16).range(1..=128), usize::from))]
+        connections: usize,
     },
 
     /// Open Lookout in your web browser (starts your node if it is not running).

@@ -289,6 +289,7 @@ async fn start(replica: Replica) -> Result<NodeHandle, ApiError> {
         mdns: false,
         sync_interval: Duration::from_secs(1),
         gossip_heartbeat: Duration::from_millis(200),
+        ..NodeConfig::default()
     };
     lookout_node::start(replica, config)
         .await

@@ -20,9 +20,10 @@
 //! Enrolment is the real one, command by command: a founding moderator (k = 1) runs her node;
 //! each other member runs `init`, `join-request`, the founder runs `approve CODE` (through her
 //! node), the member runs `join INVITE` and then `lookout run --peer ...` naming up to
-//! `SCALE_PEERS` (3) random members started before it (no mDNS). Then for `SCALE_POST_SECS`
-//! (180) a random running member posts an alert every second (through its control socket, as
-//! `lookout post` does), while `SCALE_CHURN` (10 %) of the members are stopped (SIGTERM) at a
+//! `SCALE_PEERS` (3) random members started before it (no mDNS), and `--connections
+//! SCALE_CONNECTIONS` if set (the node's default budget of member connections otherwise). Then
+//! for `SCALE_POST_SECS` (180) a random running member posts an alert every second (through its
+//! control socket, as `lookout post` does), while `SCALE_CHURN` (10 %) of the members are stopped (SIGTERM) at a
 //! random moment and restarted `SCALE_DOWN_SECS` (15) later with the same arguments. Afterwards
 //! the driver waits up to `SCALE_CATCH_UP_SECS` (240) for every member to hold every alert.
 //!
@@ -91,6 +92,9 @@ impl Member {
             .arg(format!("/ip4/127.0.0.1/tcp/{}", self.port));
         if let Ok(secs) = std::env::var("SCALE_SYNC_SECS") {
             cmd.args(["--sync-interval", &secs]);
+        }
+        if let Ok(n) = std::env::var("SCALE_CONNECTIONS") {
+            cmd.args(["--connections", &n]);
         }
         for peer in &self.peers {
             cmd.arg("--peer").arg(format!("/ip4/127.0.0.1/tcp/{peer}"));

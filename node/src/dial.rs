@@ -339,15 +339,9 @@ impl DialPolicy {
         reached: impl Fn(&Multiaddr) -> bool,
     ) -> Vec<Multiaddr> {
         let due: Vec<Multiaddr> = self
-            .entries
-            .iter()
-            .filter(|(addr, e)| {
-                !e.connected
-                    && e.backoff.is_due(now)
-                    && !reached(addr)
-                    && self.eligible(addr, e, unix_now, networks)
-            })
-            .map(|(a, _)| a.clone())
+            .waiting(now, unix_now, networks)
+            .filter(|addr| !reached(addr))
+            .cloned()
             .collect();
         for addr in &due {
             if let Some(e) = self.entries.get_mut(addr) {
@@ -355,6 +349,22 @@ impl DialPolicy {
             }
         }
         due
+    }
+
+    /// The addresses [`due`](Self::due) would return now, without counting an attempt: the
+    /// caller picks among them (the members to dial, [`crate::policy::budget`]).
+    pub fn waiting<'a>(
+        &'a self,
+        now: Instant,
+        unix_now: u64,
+        networks: &'a Networks,
+    ) -> impl Iterator<Item = &'a Multiaddr> + 'a {
+        self.entries
+            .iter()
+            .filter(move |(addr, e)| {
+                !e.connected && e.backoff.is_due(now) && self.eligible(addr, e, unix_now, networks)
+            })
+            .map(|(a, _)| a)
     }
 
     /// Forget the addresses the user gave or the invite named that have been neither connected

@@ -26,4 +26,4 @@ pub mod store;
 pub mod sync;
 pub mod when;
 
-pub use node::{start, NodeConfig, NodeHandle};
+pub use node::{start, NodeConfig, NodeHandle, DEFAULT_MEMBER_CONNECTIONS};

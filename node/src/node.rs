@@ -2,7 +2,7 @@
 //! a cloneable [`NodeHandle`] that sends commands with a oneshot reply (the shape of
 //! rust-libp2p's file-sharing example).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use crate::mailboxes::{MailboxLinks, MAILBOX_SYNC_INTERVAL};
 use crate::net::hello::{Credentials, Dialer, Keying, Listener};
 use crate::net::mailbox_admission::{AdmissionError, MailboxDialer, Welcome};
 use crate::net::{self, short, Behaviour, GateEvent, MessageAcceptance, NetConfig, NetEvent};
+use crate::policy::budget::Budget;
 use crate::policy::farewell::Farewells;
 use crate::policy::punch::{Punches, Supersede};
 use crate::policy::strikes::{Strikes, Verdict};
@@ -182,7 +183,15 @@ pub struct NodeConfig {
     pub sync_interval: Duration,
     /// Gossip heartbeat (shorter in tests).
     pub gossip_heartbeat: Duration,
+    /// Member connections to keep by dialling members' announced addresses
+    /// ([`DEFAULT_MEMBER_CONNECTIONS`]; at least one). Addresses the user gives, the invite's
+    /// and mailboxes are dialled whatever this says.
+    pub member_connections: usize,
 }
+
+/// Member connections a node keeps unless told otherwise: each costs a phone data even when
+/// nobody posts, and gossip needs only a few (`crate::policy::budget`).
+pub const DEFAULT_MEMBER_CONNECTIONS: usize = crate::policy::budget::TARGET;
 
 impl Default for NodeConfig {
     fn default() -> Self {
@@ -199,6 +208,7 @@ impl Default for NodeConfig {
             mdns: false,
             sync_interval: Duration::from_secs(30),
             gossip_heartbeat: net::DEFAULT_GOSSIP_HEARTBEAT,
+            member_connections: DEFAULT_MEMBER_CONNECTIONS,
         }
     }
 }
@@ -319,6 +329,7 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         receiver,
         events,
         dial,
+        budget: Budget::new(config.member_connections, crate::policy::os_seed()),
         dialled: HashMap::new(),
         announcers: HashMap::new(),
         creds,
@@ -344,6 +355,7 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         replacing: HashMap::new(),
         relayed: HashMap::new(),
         connections: HashMap::new(),
+        outbound: HashSet::new(),
         punched: HashMap::new(),
         punch: PunchRetries::new(),
         hello_connections: HashMap::new(),
@@ -509,6 +521,8 @@ struct EventLoop {
     events: broadcast::Sender<Event>,
     /// Which addresses to dial, and when.
     dial: DialPolicy,
+    /// How many members to keep connections with, and which to dial.
+    budget: Budget<MemberId>,
     /// The addresses each connected peer was reached at (freed when it leaves).
     dialled: HashMap<PeerId, Vec<Multiaddr>>,
     /// Who announced each address the dial policy holds from announcements (two members may
@@ -559,6 +573,8 @@ struct EventLoop {
     relayed: HashMap<PeerId, (Multiaddr, ListenerId)>,
     /// Every established connection: its peer and whether it is relayed (and by whom).
     connections: HashMap<ConnectionId, (PeerId, Option<PeerId>)>,
+    /// The established connections this node dialled.
+    outbound: HashSet<ConnectionId>,
     /// Members we just hole-punched a direct connection with, and when: their relayed
     /// connections are closed a moment later (see [`EventLoop::drop_relayed_after_punch`]).
     punched: HashMap<PeerId, Instant>,
@@ -1236,6 +1252,7 @@ impl EventLoop {
         self.replacing.clear();
         self.relayed.clear();
         self.connections.clear();
+        self.outbound.clear();
         self.nat = NatProbe::Unknown;
         self.mailboxes.reset(Instant::now());
         self.mailbox_farewells.clear();
@@ -1288,11 +1305,16 @@ impl EventLoop {
             .filter(|(_, via)| via.is_none())
             .filter_map(|(peer, _)| self.swarm.behaviour().gate.member_of(peer))
             .collect();
+        // Members' announced addresses are dialled only for the members the connection budget
+        // picks, and for members connected only through a relay (a direct path to one of them
+        // adds no member). Addresses the user gave and the invite's are not announced: always.
+        let allowed = self.budgeted_members(now, &networks);
         let announcers = &self.announcers;
         let reached = |addr: &Multiaddr| {
-            announcers
-                .get(addr)
-                .is_some_and(|members| members.iter().all(|m| direct.contains(m)))
+            announcers.get(addr).is_some_and(|members| {
+                members.iter().all(|m| direct.contains(m))
+                    || !members.iter().any(|m| allowed.contains(m))
+            })
         };
         let due = self
             .dial
@@ -1328,6 +1350,42 @@ impl EventLoop {
         if let Some(peer) = self.sync.handle_timeout(now, &connected, unconfirmed) {
             self.start_sync(peer);
         }
+    }
+
+    /// The members whose announced addresses may be dialled now: those the connection budget
+    /// picks among members with an address due and no connection, and those connected only
+    /// through a relay.
+    fn budgeted_members(&mut self, now: Instant, networks: &Networks) -> HashSet<MemberId> {
+        let gate = &self.swarm.behaviour().gate;
+        let mut connected = BTreeSet::new();
+        let mut dialled = BTreeSet::new();
+        let mut direct = BTreeSet::new();
+        for (connection, (peer, via)) in &self.connections {
+            let Some(member) = gate.member_of(peer) else {
+                continue;
+            };
+            connected.insert(member);
+            if self.outbound.contains(connection) {
+                dialled.insert(member);
+            }
+            if via.is_none() {
+                direct.insert(member);
+            }
+        }
+        let candidates: Vec<MemberId> = self
+            .dial
+            .waiting(now, crate::replica::now(), networks)
+            .filter_map(|addr| self.announcers.get(addr))
+            .flatten()
+            .copied()
+            .collect();
+        let mut allowed: HashSet<MemberId> = self
+            .budget
+            .choose(now, &connected, &dialled, candidates)
+            .into_iter()
+            .collect();
+        allowed.extend(connected.difference(&direct).copied());
+        allowed
     }
 
     /// Dial the mailboxes due, and sync with the admitted ones every
@@ -1458,6 +1516,9 @@ impl EventLoop {
                     ConnectedPoint::Listener { local_addr, .. } => relay_of(local_addr),
                 };
                 self.connections.insert(connection_id, (peer_id, via));
+                if endpoint.is_dialer() {
+                    self.outbound.insert(connection_id);
+                }
                 self.punch_connected(peer_id, connection_id, &endpoint, via);
                 self.on_connected(peer_id, connection_id, &endpoint);
             }
@@ -1488,6 +1549,7 @@ impl EventLoop {
                 ..
             } if num_established > 0 => {
                 self.punch.superseding.closed(&connection_id);
+                self.outbound.remove(&connection_id);
                 if let Some((_, via)) = self.connections.remove(&connection_id) {
                     debug!(peer = %short(&peer_id), relayed = via.is_some(), left = num_established, ?cause, "a connection closed");
                 }
@@ -1502,6 +1564,7 @@ impl EventLoop {
             } => {
                 debug!(peer = %short(&peer_id), "disconnected");
                 self.connections.remove(&connection_id);
+                self.outbound.remove(&connection_id);
                 self.punch.superseding.closed(&connection_id);
                 self.replacing.remove(&connection_id);
                 self.admissions.remove(&peer_id);
@@ -2120,6 +2183,8 @@ impl EventLoop {
                 .or_default()
                 .push(*member);
         }
+        let announcing: HashSet<MemberId> = announced.iter().map(|(_, _, m)| *m).collect();
+        self.budget.retain(|m| announcing.contains(m));
         let announced = announced.into_iter().map(|(addr, at, _)| (addr, at));
         let networks = self.networks();
         self.dial

@@ -174,6 +174,7 @@ pub fn test_config() -> NodeConfig {
         mdns: false,
         sync_interval: Duration::from_secs(1),
         gossip_heartbeat: Duration::from_millis(200),
+        ..NodeConfig::default()
     }
 }
 

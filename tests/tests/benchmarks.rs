@@ -50,7 +50,8 @@ fn bench_config() -> NodeConfig {
 
 /// The first dials: a ring of `n` where node i also dials i + 5 (every node has four peers).
 /// Lookout nodes then dial the addresses the others announce, until every member is connected
-/// to every other (production behaviour); the benchmark times them once they are.
+/// to every other (their connection budget is raised to the collective's size, so that they have
+/// the bare swarms' topology); the benchmark times them once they are.
 fn edges(n: usize) -> Vec<(usize, usize)> {
     (0..n)
         .flat_map(|i| [(i, (i + 1) % n), (i, (i + 5) % n)])
@@ -187,7 +188,11 @@ async fn lookout_propagation() -> Propagation {
     collective.share_state();
     let mut nodes = Vec::new();
     for replica in std::mem::take(&mut collective.replicas) {
-        nodes.push(start_node_with(replica, bench_config()).await);
+        let config = NodeConfig {
+            member_connections: NODES,
+            ..bench_config()
+        };
+        nodes.push(start_node_with(replica, config).await);
     }
     for (from, to) in edges(NODES) {
         connect(&nodes[from], &nodes[to]).await;

@@ -125,7 +125,8 @@ pub async fn dispatch(cli: Cli, zone: Zone) -> Result<Outcome, ApiError> {
             mdns,
             no_mdns: _,
             sync_interval,
-        } => run::run(&ctx, &listen, &peer, mdns, sync_interval, out).await,
+            connections,
+        } => run::run(&ctx, &listen, &peer, mdns, sync_interval, connections, out).await,
         Command::Completions { .. } | Command::Demo { .. } => Ok(Outcome::Done),
     }
 }

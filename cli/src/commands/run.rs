@@ -28,6 +28,7 @@ pub async fn run(
     peers: &[String],
     mdns: bool,
     sync_interval: u64,
+    connections: usize,
     out: Out,
 ) -> Result<Outcome, ApiError> {
     if ctx.node_running().await {
@@ -62,6 +63,7 @@ pub async fn run(
         peers,
         mdns,
         sync_interval: Duration::from_secs(sync_interval.max(1)),
+        member_connections: connections,
         ..NodeConfig::default()
     };
     let (handle, control) = start_node(ctx, replica, config).await?;

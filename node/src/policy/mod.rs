@@ -5,6 +5,7 @@
 //! 2 s tick, so `poll_timeout` is used by the tests only).
 //!
 //! - [`sync`]: which peer to sync with and when, one session at a time.
+//! - [`budget`]: how many member connections to keep, and which members to dial for them.
 //! - [`dial`]: back-off with jitter between attempts at one address (the address filtering
 //!   that decides *whether* to dial stays in [`crate::dial`]).
 //! - [`strikes`]: invalid data counted per member, decaying, up to a ban.
@@ -15,6 +16,7 @@
 //! Every policy forgets the peers it has not heard of for a while, so that churn of
 //! transport ids (fresh for every run of every peer) cannot grow its state without bound.
 
+pub(crate) mod budget;
 pub(crate) mod dial;
 pub(crate) mod farewell;
 pub(crate) mod punch;

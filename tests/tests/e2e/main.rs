@@ -13,6 +13,7 @@ mod adversarial_keyshare;
 mod adversarial_members;
 mod adversarial_membership;
 mod at_rest;
+mod connection_budget;
 mod crash_mid_write;
 mod crossed_dials;
 mod discovery;

@@ -1,0 +1,227 @@
+//! How many members a node keeps connections with, and which of them it dials.
+//!
+//! Every member connection costs a phone data and battery even when nobody posts (about 68 kB
+//! an hour over TCP: docs/BENCHMARKS.md, "Idle traffic"), and a collective may have hundreds
+//! of members. So a node does not dial every member whose address it knows: it dials members'
+//! announced addresses only while it has fewer than its target of member connections in all
+//! ([`TARGET`] unless the user chose another), or fewer than [`MIN_DIALLED`] that it dialled
+//! itself. Gossip forwards alerts over whatever connections there are, and the sync that runs on
+//! every new connection repairs what a path missed, so a few connections per node reach every
+//! member (the e2e test `connection_budget` and the 100-process benchmark `cli/tests/scale.rs`).
+//!
+//! Which members: each gets a rank this node draws at random (its own RNG, seeded from the
+//! operating system), and the lowest-ranked members not connected and with an address due are
+//! dialled first. No member, and nobody who chooses what members announce, decides whom a node
+//! connects to: a member announcing many addresses is still one member with one rank.
+//!
+//! Connections that other members open count towards the target, never towards
+//! [`MIN_DIALLED`]. Members who dial a node can fill its target, but never its own choice: at
+//! least [`MIN_DIALLED`] of its connections go to members it drew itself, so a few members (or
+//! one moderator's sybils) dialling it cannot cut it off from the rest (an eclipse).
+//!
+//! A member chosen counts as on its way for [`PENDING`] after its dial (until it proves itself
+//! in a hello or the time runs out), so that ticks during a handshake do not dial more members
+//! than are missing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+/// Member connections a node keeps by default: enough for gossip's mesh (6 peers) with room for
+/// members coming and going.
+pub const TARGET: usize = 10;
+/// Member connections a node keeps that it dialled itself, whatever other members do (at most
+/// its target).
+pub const MIN_DIALLED: usize = 4;
+/// How long a member dialled counts as on its way: a dial's TCP, Noise and the hello (which
+/// must prove membership within 10 s) with room to spare.
+pub const PENDING: Duration = Duration::from_secs(20);
+/// Most members whose rank is kept (the roster's members announcing addresses; more are
+/// forgotten and drawn again).
+const MAX_RANKS: usize = 4096;
+
+/// Which members to dial, by a random rank of this node's own (`M` is a member's id).
+pub(crate) struct Budget<M> {
+    target: usize,
+    min_dialled: usize,
+    rng: StdRng,
+    ranks: BTreeMap<M, u64>,
+    pending: BTreeMap<M, Instant>,
+}
+
+impl<M: Ord + Copy> Budget<M> {
+    /// A budget of `target` member connections (at least one), its ranks drawn from `seed`.
+    pub(crate) fn new(target: usize, seed: u64) -> Self {
+        let target = target.max(1);
+        Self {
+            target,
+            min_dialled: MIN_DIALLED.min(target),
+            rng: StdRng::seed_from_u64(seed),
+            ranks: BTreeMap::new(),
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// Which of `candidates` (members not connected with an address due now) to dial at `now`,
+    /// given the members connected (`connected`, whoever dialled) and those among them this node
+    /// dialled itself (`dialled`). Those chosen count as on their way for [`PENDING`].
+    pub(crate) fn choose(
+        &mut self,
+        now: Instant,
+        connected: &BTreeSet<M>,
+        dialled: &BTreeSet<M>,
+        candidates: impl IntoIterator<Item = M>,
+    ) -> BTreeSet<M> {
+        self.pending.retain(|m, since| {
+            !connected.contains(m) && now.saturating_duration_since(*since) < PENDING
+        });
+        let on_the_way = self.pending.len();
+        let missing = self
+            .target
+            .saturating_sub(connected.len() + on_the_way)
+            .max(
+                self.min_dialled
+                    .saturating_sub(dialled.intersection(connected).count() + on_the_way),
+            );
+        if missing == 0 {
+            return BTreeSet::new();
+        }
+        let mut ranked: Vec<(u64, M)> = candidates
+            .into_iter()
+            .filter(|m| !connected.contains(m) && !self.pending.contains_key(m))
+            .collect::<BTreeSet<M>>()
+            .into_iter()
+            .map(|m| (self.rank(m), m))
+            .collect();
+        ranked.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        let chosen: BTreeSet<M> = ranked.into_iter().take(missing).map(|(_, m)| m).collect();
+        for m in &chosen {
+            self.pending.insert(*m, now);
+        }
+        chosen
+    }
+
+    /// Forget the members `keep` says are gone (removed, or no longer announcing an address):
+    /// their ranks and dials on the way.
+    pub(crate) fn retain(&mut self, keep: impl Fn(&M) -> bool) {
+        self.ranks.retain(|m, _| keep(m));
+        self.pending.retain(|m, _| keep(m));
+    }
+
+    /// The member's rank, drawn the first time it is seen.
+    fn rank(&mut self, member: M) -> u64 {
+        if let Some(rank) = self.ranks.get(&member) {
+            return *rank;
+        }
+        if self.ranks.len() >= MAX_RANKS {
+            self.ranks.clear();
+        }
+        let rank = self.rng.next_u64();
+        self.ranks.insert(member, rank);
+        rank
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(members: impl IntoIterator<Item = u32>) -> BTreeSet<u32> {
+        members.into_iter().collect()
+    }
+
+    #[test]
+    fn a_node_dials_only_the_members_it_is_missing() {
+        let now = Instant::now();
+        let mut budget = Budget::new(10, 1);
+        let chosen = budget.choose(now, &set([]), &set([]), 0..100);
+        assert_eq!(chosen.len(), 10);
+        // While those are on their way, nothing more.
+        assert!(budget
+            .choose(now + Duration::from_secs(1), &set([]), &set([]), 0..100)
+            .is_empty());
+        // Seven came up: the three others are still on their way.
+        let up: BTreeSet<u32> = chosen.iter().copied().take(7).collect();
+        assert!(budget
+            .choose(now + Duration::from_secs(2), &up, &up, 0..100)
+            .is_empty());
+        // Once the three are overdue, three others are dialled, never one connected.
+        let later = now + PENDING + Duration::from_secs(2);
+        let again = budget.choose(later, &up, &up, 0..100);
+        assert_eq!(again.len(), 3);
+        assert!(again.is_disjoint(&up));
+    }
+
+    #[test]
+    fn members_who_dial_in_fill_the_target_but_never_the_nodes_own_choice() {
+        let now = Instant::now();
+        let mut budget = Budget::new(10, 2);
+        // Twenty members dialled this node (a moderator's sybils, say): it still dials
+        // MIN_DIALLED members of its own drawing among the others.
+        let inbound = set(0..20);
+        let chosen = budget.choose(now, &inbound, &set([]), 0..200);
+        assert_eq!(chosen.len(), MIN_DIALLED);
+        assert!(chosen.is_disjoint(&inbound));
+        // With its own four up, it dials no more.
+        let connected: BTreeSet<u32> = inbound.union(&chosen).copied().collect();
+        assert!(budget
+            .choose(now + PENDING * 2, &connected, &chosen, 0..200)
+            .is_empty());
+        // Inbound connections it did not dial count towards the target, not its own choice.
+        let three_in = set(0..3);
+        let chosen = Budget::new(10, 2).choose(now, &three_in, &set([]), 0..200);
+        assert_eq!(chosen.len(), 7);
+    }
+
+    #[test]
+    fn a_small_collective_is_dialled_whole_and_a_target_of_one_still_dials_one() {
+        let now = Instant::now();
+        assert_eq!(
+            Budget::new(10, 3).choose(now, &set([]), &set([]), 0..6),
+            set(0..6)
+        );
+        let mut one = Budget::new(0, 3);
+        assert_eq!(one.target, 1);
+        assert_eq!(one.choose(now, &set([]), &set([]), 0..6).len(), 1);
+    }
+
+    #[test]
+    fn the_choice_is_the_nodes_own_draw_not_the_candidates_order() {
+        let now = Instant::now();
+        let forwards = Budget::new(5, 4).choose(now, &set([]), &set([]), 0..1000);
+        let backwards = Budget::new(5, 4).choose(now, &set([]), &set([]), (0..1000).rev());
+        assert_eq!(
+            forwards, backwards,
+            "the same draw whatever order candidates come in"
+        );
+        // Another node draws other members; across many seeds every member is drawn about
+        // equally often (not the lowest ids, not the first named).
+        let mut times = [0u32; 100];
+        for seed in 0..2000 {
+            for m in Budget::new(5, seed).choose(now, &set([]), &set([]), 0..100) {
+                times[m as usize] += 1;
+            }
+        }
+        // 2000 draws of 5 among 100: 100 each on average.
+        assert!(times.iter().all(|&t| (50..=160).contains(&t)), "{times:?}");
+    }
+
+    #[test]
+    fn a_member_unreachable_now_gives_way_to_the_next_and_gone_members_are_forgotten() {
+        let now = Instant::now();
+        let mut budget = Budget::new(2, 5);
+        let first = budget.choose(now, &set([]), &set([]), 0..10);
+        assert_eq!(first.len(), 2);
+        // Both dials failed; their addresses wait out a back-off, so they are no candidates.
+        let later = now + PENDING;
+        let rest: Vec<u32> = (0..10).filter(|m| !first.contains(m)).collect();
+        let next = budget.choose(later, &set([]), &set([]), rest.iter().copied());
+        assert_eq!(next.len(), 2);
+        assert!(next.is_disjoint(&first));
+        budget.retain(|m| *m >= 5);
+        assert!(budget.ranks.keys().all(|m| *m >= 5));
+        assert!(budget.pending.keys().all(|m| *m >= 5));
+    }
+}
