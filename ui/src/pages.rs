@@ -1809,6 +1809,25 @@ async fn asset(Path(file): Path<String>) -> Response {
 mod tests {
     use super::*;
 
+    /// Trial 12's T12-11: after pasting an invite the page said "You joined", though nobody
+    /// may have approved the join code yet. It now says the invite is saved and that a
+    /// moderator's approval of the join code makes one a member, in every language.
+    #[test]
+    fn the_notice_after_joining_says_a_moderator_must_approve_the_join_code() {
+        let catalog = crate::i18n::Catalog::load();
+        for (code, saved, approves) in [
+            ("en", "Invite saved.", "once a moderator approves your join code"),
+            ("pt", "Convite guardado.", "quem modera aprovar o seu código de entrada"),
+            ("tet", "Konvite rai ona.", "moderadór aprova ita-nia kódigu atu tama"),
+            ("es", "Invitación guardada.", "quien modera apruebe tu código para entrar"),
+            ("fr", "Invitation enregistrée.", "approuvé votre code pour rejoindre"),
+        ] {
+            let notice = notice(&catalog.tr(code), Some("joined"));
+            assert!(notice.starts_with(saved), "{code}: {notice}");
+            assert!(notice.contains(approves), "{code}: {notice}");
+        }
+    }
+
     /// Trial 12: a Portuguese or Tetum Moderate page listed a waiting proposal as "add: …".
     #[test]
     fn waiting_proposals_are_named_in_the_pages_language() {

@@ -941,3 +941,33 @@ fn a_damaged_secrets_or_database_settings_file_says_so_in_plain_words() {
     assert!(said.stderr.contains("damaged"), "{said:?}");
     assert!(said.stderr.contains("store/conf"), "{said:?}");
 }
+
+/// Trial 12's T12-11: Frankie, whose join code nobody had approved, pasted an invite a member
+/// gave her and read "Done. You joined "Harbour Collective"". An invite is the collective's,
+/// not an approval: `join` says the device holds it, that a moderator must approve the join
+/// code, and what to do (show the code, run the node).
+#[test]
+fn joining_with_an_invite_says_a_moderator_still_has_to_approve_the_join_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    let frankie = dir.path().join("frankie");
+    init(&frankie, "Frankie");
+    let invite = ok(&ana, &["invite", "--json"]).json()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let joined = ok(&frankie, &["join", &invite]).stdout;
+    assert!(!joined.contains("You joined"), "{joined}");
+    assert!(!joined.contains("Done."), "{joined}");
+    assert!(joined.contains("Harbour Collective"), "{joined}");
+    assert!(
+        joined.contains("You are a member once a moderator approves your join code"),
+        "{joined}"
+    );
+    assert!(joined.contains("lookout join-request"), "{joined}");
+    assert!(joined.contains("lookout run"), "{joined}");
+    // What it promises holds: the join code is shown again, and the device is not a member.
+    let again = ok(&frankie, &["join-request"]).stdout;
+    assert!(again.contains("LKJOIN1-"), "{again}");
+    assert_eq!(status(&frankie)["is_member"], false);
+}

@@ -1055,7 +1055,7 @@ async fn first_run_join() {
     );
     type_into(c, "invite", &approved.invite.unwrap()).await;
     click(c, "join-submit").await;
-    page_has(c, Duration::from_secs(10), "joined", "You joined.").await;
+    page_has(c, Duration::from_secs(10), "joined", "Invite saved.").await;
     // The node started for the page learns of its admission from the moderator's.
     let started = Instant::now();
     loop {
