@@ -262,3 +262,23 @@ mailbox-unknown = There is no such mailbox.
 done-mailbox-added = Mailbox added.
 done-mailbox-proposed = Mailbox proposed. Other moderators need to approve it.
 done-mailbox-removed = Mailbox removed.
+
+# What the node refused, said from its data (Trial 12's T12-19).
+error-name = The name is empty or too long: at most { $n } letters, and a letter with an accent counts as two. A short nickname is best.
+error-too-long = { $field } is too long: { $given } of at most { $max } (a letter with an accent counts as two, an emoji as four). Shorten it; what you typed is kept below.
+field-description = The description
+field-area = The place
+field-physical = The physical description
+field-identifier = A number, plate, name or handle
+field-other = A text
+error-code-is-join-code = This is a join code (LKJOIN1-…): it goes to a moderator, who approves it. Here paste the invite (LKINVITE2-…) the moderator gives you once approved.
+error-code-is-invite = This is an invite (LKINVITE2-…): the new member pastes it on their own device. Here paste their join code (LKJOIN1-…).
+error-code-is-emergency-code = This is an emergency code (LKREVOKE1-…): keep it safe, away from this device. It does not go here.
+error-code-not-invite = This is not an invite: an invite starts with LKINVITE2-. Copy all of it.
+error-code-not-join-code = This is not a join code: a join code starts with LKJOIN1-. Copy all of it.
+error-code-damaged = This code is damaged or incomplete (a character changed or missing): copy all of it again.
+error-old-invite = This invite was made by an older version of Lookout: ask the moderator for a new one.
+error-other-collective = This device is already in another group: this invite is for a different one.
+proposal-subject-join = { $name } ({ $id }, fingerprint { $fingerprint })
+proposal-subject-former = former member { $value }
+proposal-subject-mailbox = mailbox { $id } at { $addresses }

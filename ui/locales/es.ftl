@@ -264,3 +264,23 @@ status-mailboxes = { $n ->
     [one] { $n } buzón alcanzado
    *[other] { $n } buzones alcanzados
 }
+
+# Lo que el nodo rechazó, dicho a partir de sus datos (T12-19 de la Prueba 12).
+error-name = El nombre está vacío o es demasiado largo: como mucho { $n } letras, y una letra con tilde cuenta como dos. Lo mejor es un apodo corto.
+error-too-long = { $field }: texto demasiado largo, { $given } de como mucho { $max } (una letra con tilde cuenta como dos, un emoji como cuatro). Acórtalo; lo que escribiste se guarda abajo.
+field-description = La descripción
+field-area = El lugar
+field-physical = La descripción física
+field-identifier = Un número, matrícula, nombre o perfil
+field-other = Un texto
+error-code-is-join-code = Esto es un código para entrar (LKJOIN1-…): va a quien modera, que lo aprueba. Aquí pega la invitación (LKINVITE2-…) que te dé después de aprobarlo.
+error-code-is-invite = Esto es una invitación (LKINVITE2-…): la persona nueva la pega en su propio dispositivo. Aquí pega su código para entrar (LKJOIN1-…).
+error-code-is-emergency-code = Esto es un código de emergencia (LKREVOKE1-…): guárdalo en un lugar seguro, lejos de este dispositivo. No va aquí.
+error-code-not-invite = Esto no es una invitación: una invitación empieza por LKINVITE2-. Cópiala entera.
+error-code-not-join-code = Esto no es un código para entrar: empieza por LKJOIN1-. Cópialo entero.
+error-code-damaged = Este código está dañado o incompleto (un carácter cambió o falta): cópialo entero otra vez.
+error-old-invite = Esta invitación la hizo una versión antigua de Lookout: pide una nueva a quien modera.
+error-other-collective = Este dispositivo ya está en otro grupo: esta invitación es para uno distinto.
+proposal-subject-join = { $name } ({ $id }, huella { $fingerprint })
+proposal-subject-former = antiguo miembro { $value }
+proposal-subject-mailbox = buzón { $id } en { $addresses }

@@ -261,3 +261,23 @@ mailbox-unknown = Essa caixa de correio não existe.
 done-mailbox-added = Caixa adicionada.
 done-mailbox-proposed = Caixa proposta. Outras moderadoras têm de aprovar.
 done-mailbox-removed = Caixa removida.
+
+# O que o nó recusou, dito a partir dos seus dados (T12-19 do Ensaio 12).
+error-name = O nome está vazio ou é longo demais: no máximo { $n } letras, e uma letra com acento conta como duas. Um nome curto ou alcunha é o melhor.
+error-too-long = { $field }: texto longo demais, { $given } de no máximo { $max } (uma letra com acento conta como duas, um emoji como quatro). Encurte-o; o que escreveu está guardado abaixo.
+field-description = A descrição
+field-area = O local
+field-physical = A descrição física
+field-identifier = Um número, matrícula, nome ou perfil
+field-other = Um texto
+error-code-is-join-code = Este é um código de entrada (LKJOIN1-…): vai para quem modera, que o aprova. Aqui cole o convite (LKINVITE2-…) que essa pessoa lhe der depois de aprovar.
+error-code-is-invite = Este é um convite (LKINVITE2-…): a pessoa nova cola-o no seu próprio aparelho. Aqui cole o código de entrada dela (LKJOIN1-…).
+error-code-is-emergency-code = Este é um código de emergência (LKREVOKE1-…): guarde-o em segurança, longe deste aparelho. Não é aqui que se cola.
+error-code-not-invite = Isto não é um convite: um convite começa por LKINVITE2-. Copie-o todo.
+error-code-not-join-code = Isto não é um código de entrada: começa por LKJOIN1-. Copie-o todo.
+error-code-damaged = Este código está danificado ou incompleto (um carácter mudou ou falta): copie-o todo outra vez.
+error-old-invite = Este convite foi feito por uma versão antiga do Lookout: peça um novo a quem modera.
+error-other-collective = Este aparelho já está noutro grupo: este convite é para um grupo diferente.
+proposal-subject-join = { $name } ({ $id }, impressão digital { $fingerprint })
+proposal-subject-former = antigo membro { $value }
+proposal-subject-mailbox = caixa { $id } em { $addresses }

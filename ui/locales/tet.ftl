@@ -241,3 +241,23 @@ status-reach-relayed = Liu husi kaixa postál ida
 status-reach-unreachable = La bele to'o (ita sei bele simu no haruka)
 status-reach-unknown = Seidauk hatene
 status-mailboxes = Kaixa postál { $n } mak to'o ona
+
+# Saida mak nó la simu, hatete husi ninia dadus (T12-19). Presiza revizaun husi falante natív.
+error-name = Naran mamuk ka naruk liu: letra { $n } de'it, no letra ho asentu konta hanesan rua. Naran-bosok badak di'ak liu.
+error-too-long = { $field } naruk liu: { $given } husi { $max } de'it (letra ho asentu konta hanesan rua, emoji hanesan haat). Halo badak; saida mak ita hakerek rai hela iha okos.
+field-description = Deskrisaun
+field-area = Fatin
+field-physical = Deskrisaun fíziku
+field-identifier = Númeru, matríkula, naran ka perfil
+field-other = Testu
+error-code-is-join-code = Ne'e kódigu atu tama (LKJOIN1-…): ba moderadór, no nia mak aprova. Iha ne'e kola konvite (LKINVITE2-…) ne'ebé moderadór fó bainhira nia aprova ona.
+error-code-is-invite = Ne'e konvite (LKINVITE2-…): membru foun kola iha nia aparellu rasik. Iha ne'e kola nia kódigu atu tama (LKJOIN1-…).
+error-code-is-emergency-code = Ne'e kódigu emerjénsia (LKREVOKE1-…): rai iha fatin seguru, dook husi aparellu ne'e. La kola iha ne'e.
+error-code-not-invite = Ne'e la'ós konvite: konvite hahú ho LKINVITE2-. Kopia hotu.
+error-code-not-join-code = Ne'e la'ós kódigu atu tama: nia hahú ho LKJOIN1-. Kopia hotu.
+error-code-damaged = Kódigu ne'e aat ka la kompletu (letra ida troka ka lakon): kopia hotu fali.
+error-old-invite = Konvite ne'e mai husi Lookout versaun tuan: husu konvite foun ba moderadór.
+error-other-collective = Aparellu ne'e iha ona grupu seluk: konvite ne'e ba grupu seluk.
+proposal-subject-join = { $name } ({ $id }, marka liman { $fingerprint })
+proposal-subject-former = eis-membru { $value }
+proposal-subject-mailbox = kaixa { $id } iha { $addresses }
