@@ -266,6 +266,7 @@ done-mailbox-removed = Mailbox removed.
 # What the node refused, said from its data (Trial 12's T12-19).
 error-name = The name is empty or too long: at most { $n } letters, and a letter with an accent counts as two. A short nickname is best.
 error-too-long = { $field } is too long: { $given } of at most { $max } (a letter with an accent counts as two, an emoji as four). Shorten it; what you typed is kept below.
+post-description-too-long = The description is too long for the group: at most 2000 letters, and a letter with an accent counts as two, an emoji as four. Shorten it.
 field-description = The description
 field-area = The place
 field-physical = The physical description

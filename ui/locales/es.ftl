@@ -268,6 +268,7 @@ status-mailboxes = { $n ->
 # Lo que el nodo rechazó, dicho a partir de sus datos (T12-19 de la Prueba 12).
 error-name = El nombre está vacío o es demasiado largo: como mucho { $n } letras, y una letra con tilde cuenta como dos. Lo mejor es un apodo corto.
 error-too-long = { $field }: texto demasiado largo, { $given } de como mucho { $max } (una letra con tilde cuenta como dos, un emoji como cuatro). Acórtalo; lo que escribiste se guarda abajo.
+post-description-too-long = La descripción es demasiado larga para el grupo: como mucho 2000 letras, y una letra con tilde cuenta como dos, un emoji como cuatro. Acórtala.
 field-description = La descripción
 field-area = El lugar
 field-physical = La descripción física

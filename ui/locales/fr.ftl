@@ -268,6 +268,7 @@ status-mailboxes = { $n ->
 # Ce que le nœud a refusé, dit à partir de ses données (T12-19 de l’essai 12).
 error-name = Le nom est vide ou trop long : au plus { $n } lettres, et une lettre accentuée compte pour deux. Un surnom court est le mieux.
 error-too-long = { $field } : texte trop long, { $given } pour au plus { $max } (une lettre accentuée compte pour deux, un emoji pour quatre). Raccourcissez-le ; ce que vous avez écrit est gardé plus bas.
+post-description-too-long = La description est trop longue pour le groupe : au plus 2000 lettres, et une lettre accentuée compte pour deux, un emoji pour quatre. Raccourcissez-la.
 field-description = La description
 field-area = Le lieu
 field-physical = La description physique

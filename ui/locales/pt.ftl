@@ -265,6 +265,7 @@ done-mailbox-removed = Caixa removida.
 # O que o nó recusou, dito a partir dos seus dados (T12-19 do Ensaio 12).
 error-name = O nome está vazio ou é longo demais: no máximo { $n } letras, e uma letra com acento conta como duas. Um nome curto ou alcunha é o melhor.
 error-too-long = { $field }: texto longo demais, { $given } de no máximo { $max } (uma letra com acento conta como duas, um emoji como quatro). Encurte-o; o que escreveu está guardado abaixo.
+post-description-too-long = A descrição é longa demais para o grupo: no máximo 2000 letras, e uma letra com acento conta como duas, um emoji como quatro. Encurte-a.
 field-description = A descrição
 field-area = O local
 field-physical = A descrição física

@@ -245,6 +245,7 @@ status-mailboxes = Kaixa postál { $n } mak to'o ona
 # Saida mak nó la simu, hatete husi ninia dadus (T12-19). Presiza revizaun husi falante natív.
 error-name = Naran mamuk ka naruk liu: letra { $n } de'it, no letra ho asentu konta hanesan rua. Naran-bosok badak di'ak liu.
 error-too-long = { $field } naruk liu: { $given } husi { $max } de'it (letra ho asentu konta hanesan rua, emoji hanesan haat). Halo badak; saida mak ita hakerek rai hela iha okos.
+post-description-too-long = Deskrisaun naruk liu ba grupu: letra 2000 de'it, no letra ho asentu konta hanesan rua, emoji hanesan haat. Halo badak.
 field-description = Deskrisaun
 field-area = Fatin
 field-physical = Deskrisaun fíziku

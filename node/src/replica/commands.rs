@@ -273,7 +273,7 @@ impl Replica {
     pub fn join(&mut self, code: &str) -> Result<Invite, ApiError> {
         let found = CodeKind::of(code);
         if found != CodeKind::Invite {
-            return Err(wrong_code(found, CodeKind::Invite));
+            return Err(not_an_invite(found));
         }
         let invite = Invite::from_code(code).map_err(|e| {
             let detail = match e {
@@ -1054,15 +1054,18 @@ fn page_limit(limit: u32) -> usize {
     usize::try_from(limit.clamp(1, crate::api::MAX_PAGE)).unwrap_or(1)
 }
 
-/// A pasted code of another kind than `expected`: what it is, and where it goes.
-fn wrong_code(found: CodeKind, expected: CodeKind) -> ApiError {
+/// A code pasted as an invite that is of another kind (`found`): what it is, and where it goes.
+fn not_an_invite(found: CodeKind) -> ApiError {
     let message = match found {
         CodeKind::JoinRequest => {
             "this is a join request code (LKJOIN1-...): it goes to a moderator, who approves it; paste here the invite (LKINVITE2-...) they give you"
         }
         _ => "this is not an invite code: it should start with LKINVITE2- (copy all of it)",
     };
-    ApiError::new(ErrorCode::BadCode, message).with_detail(Detail::WrongCode { expected, found })
+    ApiError::new(ErrorCode::BadCode, message).with_detail(Detail::WrongCode {
+        expected: CodeKind::Invite,
+        found,
+    })
 }
 
 /// An alert the protocol refuses: its English message, and for a text over its limit the field
@@ -1072,21 +1075,18 @@ fn content_refused(error: &ContentError, alert: &Alert) -> ApiError {
     let ContentError::TooLong { field, max } = error else {
         return refused;
     };
+    let ids = &alert.identifiers;
+    let longest = |list: &[String]| list.iter().map(String::len).max().unwrap_or(0);
     let given = match *field {
         "description" => alert.description.len(),
         "area" => alert.area.len(),
-        "physical description" => alert.identifiers.description.len(),
-        _ => [
-            &alert.identifiers.phones,
-            &alert.identifiers.plates,
-            &alert.identifiers.names,
-            &alert.identifiers.handles,
-        ]
-        .into_iter()
-        .flatten()
-        .map(String::len)
-        .max()
-        .unwrap_or(0),
+        "physical description" => ids.description.len(),
+        "phone numbers" => longest(&ids.phones),
+        "plates" => longest(&ids.plates),
+        "names" => longest(&ids.names),
+        "handles" => longest(&ids.handles),
+        // Not a field a person types (the language tag).
+        _ => return refused,
     };
     refused.with_detail(Detail::TooLong {
         field: (*field).to_owned(),
