@@ -873,4 +873,43 @@ mod tests {
         sheet.sort_by(sheet_order);
         assert_eq!(sheet[0].id, "cccc");
     }
+
+    /// The wire form PROTOCOL §10 documents: an error's detail is tagged `refused`, absent when
+    /// there is none (so older clients and nodes read each other's errors), and a code kind is
+    /// told by its prefix.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn an_errors_detail_travels_as_documented() {
+        let plain = ApiError::new(ErrorCode::BadCode, "no");
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap(),
+            serde_json::json!({"code": "bad-code", "message": "no"})
+        );
+        let wrong = plain.with_detail(Detail::WrongCode {
+            expected: CodeKind::Invite,
+            found: CodeKind::of(" lkjoin1-abc"),
+        });
+        let json = serde_json::to_value(&wrong).unwrap();
+        assert_eq!(
+            json["detail"],
+            serde_json::json!({"refused": "wrong-code", "expected": "invite", "found": "join-request"})
+        );
+        assert_eq!(serde_json::from_value::<ApiError>(json).unwrap(), wrong);
+        let old: ApiError =
+            serde_json::from_str(r#"{"code":"invalid-input","message":"x"}"#).unwrap();
+        assert_eq!(old.detail, None);
+        assert_eq!(
+            serde_json::to_value(Detail::TooLong {
+                field: "description".into(),
+                max: 2000,
+                given: 2119
+            })
+            .unwrap(),
+            serde_json::json!({"refused": "too-long", "field": "description", "max": 2000, "given": 2119})
+        );
+        assert_eq!(CodeKind::of("LKINVITE1-X"), CodeKind::Invite);
+        assert_eq!(CodeKind::of("LKREVOKE1-X"), CodeKind::Revocation);
+        assert_eq!(CodeKind::of("3fa9c2"), CodeKind::Id);
+        assert_eq!(CodeKind::of("hello"), CodeKind::Unknown);
+    }
 }
