@@ -6,55 +6,15 @@
 use std::io::Read;
 
 use lookout_node::api::{ApiError, ErrorCode};
-use lookout_protocol::invite::{
-    Invite, INVITE_CODE_PREFIX, JOIN_CODE_PREFIX, OLD_INVITE_CODE_PREFIX,
-};
-use lookout_protocol::membership::REVOCATION_CODE_PREFIX;
+use lookout_protocol::invite::Invite;
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 
-/// The kinds of code a person might paste.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CodeKind {
-    /// `LKJOIN1-`: a new member's join request.
-    JoinRequest,
-    /// `LKINVITE2-`: a moderator's invite (and `LKINVITE1-`, an older one, refused when read).
-    Invite,
-    /// `LKREVOKE1-`: a self-revocation certificate.
-    Revocation,
-    /// Some other `LK...-` code.
-    OtherCode,
-    /// Hex digits: an id.
-    Id,
-    /// Anything else.
-    Unknown,
-}
+pub use lookout_node::api::CodeKind;
 
 /// Recognise a pasted code by its prefix.
 pub fn kind_of(text: &str) -> CodeKind {
-    let cleaned: String = text
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_uppercase();
-    let prefixed = |prefix: &str| {
-        cleaned
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('-'))
-    };
-    if prefixed(JOIN_CODE_PREFIX) {
-        CodeKind::JoinRequest
-    } else if prefixed(INVITE_CODE_PREFIX) || prefixed(OLD_INVITE_CODE_PREFIX) {
-        CodeKind::Invite
-    } else if prefixed(REVOCATION_CODE_PREFIX) {
-        CodeKind::Revocation
-    } else if cleaned.starts_with("LK") && cleaned.contains('-') {
-        CodeKind::OtherCode
-    } else if !cleaned.is_empty() && cleaned.chars().all(|c| c.is_ascii_hexdigit()) {
-        CodeKind::Id
-    } else {
-        CodeKind::Unknown
-    }
+    CodeKind::of(text)
 }
 
 /// A code argument as given, or read from stdin when it is `-`: at a terminal one pasted line

@@ -71,13 +71,28 @@ fn main() -> ExitCode {
     }
 }
 
-/// The device's time zone (its UTC offset now, `TZ` honoured): typed times of day are read in
-/// it and times are shown in it, named (`14:30 (UTC+9)`). UTC if it cannot be read; the name
-/// beside every time then says so.
+/// The device's time zone (`TZ` honoured): typed times of day are read in it and times are
+/// shown in it, named (`14:30 (UTC+9)`), each in the offset in force at that time, so a node
+/// running across a daylight-saving change shows and reads times on both sides right. UTC if it
+/// cannot be read; the name beside every time then says so.
+///
+/// `time` reads an offset only while the process has one thread (the C library's reading races
+/// with a change of the environment), so every offset is read here, at start: from a year and
+/// a month back (the oldest incident time, and a little) to five years ahead (a node left
+/// running), every week, each change narrowed to the second. Outside that span the nearest
+/// end's offset holds.
 fn device_zone() -> Zone {
-    time::UtcOffset::current_local_offset()
-        .map(|offset| Zone::east_of_utc(offset.whole_seconds()))
-        .unwrap_or(Zone::UTC)
+    const WEEK: i64 = 7 * 86_400;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let offset_at = |at: i64| {
+        let instant = time::OffsetDateTime::from_unix_timestamp(at).ok()?;
+        let offset = time::UtcOffset::local_offset_at(instant).ok()?;
+        Some(offset.whole_seconds())
+    };
+    match lookout_node::when::Offsets::sampled(now - 57 * WEEK, now + 261 * WEEK, WEEK, offset_at) {
+        Some(offsets) => Zone::following(Box::leak(Box::new(offsets))),
+        None => Zone::UTC,
+    }
 }
 
 /// Print one line for the error (a JSON object with `--json`) and pick the exit code.

@@ -3,7 +3,7 @@
 //! Input: `2026-11-20`, `2026-11-20 14:30`, `now`, `today`, `yesterday`, `yesterday 22:00`,
 //! `today 09:15`, `3h ago`, `2 days ago` for a moment; `24h`, `7d`, `90m`, `2w` for a span.
 //! Output: `3 h ago`, `20 Nov 2026`, `20 Nov 2026 14:30 (UTC+9)`. Days and times of day are the
-//! device's ([`Zone`], read once when the command starts); the rules an incident time follows
+//! device's ([`Zone`]: its offsets read when the command starts, each time in its own); the rules an incident time follows
 //! (a year back at most, a day kept as a day) are `lookout_node::when`'s, which the web page
 //! uses too. The current time comes in as an argument so every rule is testable.
 
@@ -101,12 +101,13 @@ pub fn date(time: u64, zone: Zone) -> String {
 pub fn date_time(time: u64, zone: Zone) -> String {
     let c = zone.civil(time);
     format!(
-        "{} {} {} {:02}:{:02} ({zone})",
+        "{} {} {} {:02}:{:02} ({})",
         c.day,
         month_name(c.month),
         c.year,
         c.hour,
-        c.minute
+        c.minute,
+        zone.name_at(time)
     )
 }
 
@@ -152,8 +153,7 @@ fn plural(count: u64, unit: &str, suffix: &str) -> String {
 fn parse_typed(text: &str, now: u64, zone: Zone) -> Result<Typed, String> {
     let cleaned = text.trim().to_ascii_lowercase();
     let refuse = || format!("cannot read the time '{}': use {TIME_FORMATS}", text.trim());
-    let today =
-        (i64::try_from(now).unwrap_or(i64::MAX) + i64::from(zone.offset())).div_euclid(DAY as i64);
+    let today = zone.day_of(now);
     let (first, rest) = match cleaned.split_once(char::is_whitespace) {
         Some((first, rest)) => (first, Some(rest.trim())),
         None => (cleaned.as_str(), None),

@@ -323,6 +323,10 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// What happened and what to do, in one line.
     pub message: String,
+    /// What exactly was refused, for a client that says it in its own words (the web page, in
+    /// the reader's language). Absent from most errors, and from older nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Detail>,
 }
 
 impl ApiError {
@@ -331,6 +335,104 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// The same error, saying exactly what was refused.
+    pub fn with_detail(mut self, detail: Detail) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+}
+
+/// What a refusal is about, as data: [`ApiError::message`] says it in English, and a client that
+/// speaks another language words it from this (Trial 12's T12-19: the page in Portuguese showed
+/// the node's English).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "refused", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Detail {
+    /// A name (a person's or a group's) is empty, has control characters, or is longer than
+    /// `max` bytes (a letter with an accent takes two).
+    Name {
+        /// The limit, in bytes.
+        max: usize,
+    },
+    /// A text is longer than the protocol allows.
+    TooLong {
+        /// The field, as the protocol names it (`description`, `area`, `names`, ...).
+        field: String,
+        /// The limit, in bytes.
+        max: usize,
+        /// Its length as given, in bytes.
+        given: usize,
+    },
+    /// A pasted code is of another kind than the one asked for.
+    WrongCode {
+        /// The kind asked for.
+        expected: CodeKind,
+        /// The kind it is.
+        found: CodeKind,
+    },
+    /// A code of the right kind that cannot be read: cut short, mistyped or altered.
+    DamagedCode {
+        /// Its kind.
+        kind: CodeKind,
+    },
+    /// An invite made by an older version of Lookout, which this one cannot use.
+    OldInvite,
+    /// An invite to another collective than the one this device is in.
+    OtherCollective,
+}
+
+/// The kinds of code a person might paste, told by the prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CodeKind {
+    /// `LKJOIN1-`: a new member's join request.
+    JoinRequest,
+    /// `LKINVITE2-`: a moderator's invite (and `LKINVITE1-`, an older one, refused when read).
+    Invite,
+    /// `LKREVOKE1-`: a self-revocation certificate.
+    Revocation,
+    /// Some other `LK...-` code.
+    OtherCode,
+    /// Hex digits: an id.
+    Id,
+    /// Anything else.
+    Unknown,
+}
+
+impl CodeKind {
+    /// Recognise a pasted code by its prefix (white space and case forgiven, as the codes are).
+    pub fn of(text: &str) -> Self {
+        use lookout_protocol::invite::{
+            INVITE_CODE_PREFIX, JOIN_CODE_PREFIX, OLD_INVITE_CODE_PREFIX,
+        };
+        use lookout_protocol::membership::REVOCATION_CODE_PREFIX;
+        let cleaned: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_uppercase();
+        let prefixed = |prefix: &str| {
+            cleaned
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('-'))
+        };
+        if prefixed(JOIN_CODE_PREFIX) {
+            CodeKind::JoinRequest
+        } else if prefixed(INVITE_CODE_PREFIX) || prefixed(OLD_INVITE_CODE_PREFIX) {
+            CodeKind::Invite
+        } else if prefixed(REVOCATION_CODE_PREFIX) {
+            CodeKind::Revocation
+        } else if cleaned.starts_with("LK") && cleaned.contains('-') {
+            CodeKind::OtherCode
+        } else if !cleaned.is_empty() && cleaned.chars().all(|c| c.is_ascii_hexdigit()) {
+            CodeKind::Id
+        } else {
+            CodeKind::Unknown
         }
     }
 }
@@ -537,6 +639,29 @@ pub struct ProposalView {
     /// someone who is already a member).
     #[serde(default)]
     pub already: bool,
+    /// Who or what it is about, in parts a client words in its own language ([`Self::subject`]
+    /// says it in English). Empty from older nodes.
+    #[serde(default)]
+    pub about: Subject,
+}
+
+/// Who or what a proposal is about, as data (Trial 12's T12-19: "fingerprint" and "former
+/// member" reached a page in Portuguese in English).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    /// The member's name as shown, if this device knows it (`None`: a former member whose name
+    /// is gone, or a mailbox).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The member's or mailbox's short id (hex).
+    #[serde(default)]
+    pub id: String,
+    /// For a join waiting for approvals: the fingerprint to compare.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// For a mailbox: its addresses.
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 /// One alert as shown to members.
@@ -747,5 +872,44 @@ mod tests {
         let mut sheet = [fresh, day];
         sheet.sort_by(sheet_order);
         assert_eq!(sheet[0].id, "cccc");
+    }
+
+    /// The wire form PROTOCOL §10 documents: an error's detail is tagged `refused`, absent when
+    /// there is none (so older clients and nodes read each other's errors), and a code kind is
+    /// told by its prefix.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn an_errors_detail_travels_as_documented() {
+        let plain = ApiError::new(ErrorCode::BadCode, "no");
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap(),
+            serde_json::json!({"code": "bad-code", "message": "no"})
+        );
+        let wrong = plain.with_detail(Detail::WrongCode {
+            expected: CodeKind::Invite,
+            found: CodeKind::of(" lkjoin1-abc"),
+        });
+        let json = serde_json::to_value(&wrong).unwrap();
+        assert_eq!(
+            json["detail"],
+            serde_json::json!({"refused": "wrong-code", "expected": "invite", "found": "join-request"})
+        );
+        assert_eq!(serde_json::from_value::<ApiError>(json).unwrap(), wrong);
+        let old: ApiError =
+            serde_json::from_str(r#"{"code":"invalid-input","message":"x"}"#).unwrap();
+        assert_eq!(old.detail, None);
+        assert_eq!(
+            serde_json::to_value(Detail::TooLong {
+                field: "description".into(),
+                max: 2000,
+                given: 2119
+            })
+            .unwrap(),
+            serde_json::json!({"refused": "too-long", "field": "description", "max": 2000, "given": 2119})
+        );
+        assert_eq!(CodeKind::of("LKINVITE1-X"), CodeKind::Invite);
+        assert_eq!(CodeKind::of("LKREVOKE1-X"), CodeKind::Revocation);
+        assert_eq!(CodeKind::of("3fa9c2"), CodeKind::Id);
+        assert_eq!(CodeKind::of("hello"), CodeKind::Unknown);
     }
 }

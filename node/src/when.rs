@@ -7,10 +7,9 @@
 //! is shown as that day alone. A moment typed with a time of day that would fall exactly on
 //! midnight UTC (09:00 in Dili) is stored one second later, so it is never read back as a day.
 //!
-//! Pure: the current time and the zone's offset come in as arguments (the CLI reads the
-//! device's offset once at start, before any thread runs; the web page gets it from the CLI).
-
-use std::fmt;
+//! Pure: the current time and the zone come in as arguments (the CLI reads the device's offsets
+//! over a span of years once at start, before any thread runs, as [`Offsets`]; the web page gets
+//! the zone from the CLI).
 
 /// Seconds in a minute.
 pub const MINUTE: u64 = 60;
@@ -23,39 +22,79 @@ pub const CLOCK_SKEW: u64 = 5 * MINUTE;
 /// How far back an incident time may be: a year (a leap year's day counted in).
 pub const OLDEST: u64 = 366 * DAY;
 
-/// A time zone as a fixed offset from UTC (the device's offset when the program started).
+/// A time zone: its UTC offset at each instant. A fixed offset, or the device's offsets over a
+/// span of years ([`Offsets`], read when the program starts), so a time on the other side of a
+/// daylight-saving change is shown and read in the offset in force then, not in today's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Zone {
-    offset: i32,
+    rule: Rule,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rule {
+    Fixed(i32),
+    Changes(&'static Offsets),
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Rule::Fixed(0)
+    }
+}
+
+/// Most a zone is from UTC, either way.
+const MAX_OFFSET: i32 = 18 * 3600;
 
 impl Zone {
     /// UTC itself.
-    pub const UTC: Zone = Zone { offset: 0 };
+    pub const UTC: Zone = Zone {
+        rule: Rule::Fixed(0),
+    };
 
-    /// The zone `seconds` east of UTC (negative: west), kept within ±18 h.
+    /// The zone `seconds` east of UTC (negative: west) at every instant, kept within ±18 h.
     pub fn east_of_utc(seconds: i32) -> Self {
         Zone {
-            offset: seconds.clamp(-18 * 3600, 18 * 3600),
+            rule: Rule::Fixed(seconds.clamp(-MAX_OFFSET, MAX_OFFSET)),
         }
     }
 
-    /// Seconds east of UTC.
-    pub fn offset(self) -> i32 {
-        self.offset
+    /// The zone whose offsets are `offsets` (the device's, read once; leaked so the zone stays
+    /// a small copyable value).
+    pub fn following(offsets: &'static Offsets) -> Self {
+        Zone {
+            rule: Rule::Changes(offsets),
+        }
     }
 
-    /// Its name as shown beside a time: `UTC`, `UTC+9`, `UTC+5:30`, `UTC-3:30`.
-    pub fn name(self) -> String {
-        if self.offset == 0 {
-            return "UTC".into();
+    /// Seconds east of UTC at `time` (seconds since the Unix epoch).
+    pub fn offset_at(self, time: u64) -> i32 {
+        match self.rule {
+            Rule::Fixed(offset) => offset,
+            Rule::Changes(offsets) => offsets.at(i64::try_from(time).unwrap_or(i64::MAX)),
         }
-        let sign = if self.offset < 0 { '-' } else { '+' };
-        let minutes = self.offset.unsigned_abs() / 60;
-        match minutes % 60 {
-            0 => format!("UTC{sign}{}", minutes / 60),
-            m => format!("UTC{sign}{}:{m:02}", minutes / 60),
+    }
+
+    /// The instant (seconds since the Unix epoch) at which clocks in this zone show `local`
+    /// (seconds since 1970-01-01 00:00 on those clocks). A time skipped when clocks went
+    /// forward is read with the offset before the change (so it lands after it); a time shown
+    /// twice when they went back, as the first.
+    pub fn instant_of(self, local: i64) -> i64 {
+        let offset = |time: i64| i64::from(self.offset_at(u64::try_from(time).unwrap_or(0)));
+        let guess = local - offset(local);
+        let at = local - offset(guess);
+        // Shown twice: the earlier instant if it shows the same.
+        let earlier = local - offset(at - 3 * 3600);
+        if earlier < at && earlier + offset(earlier) == local {
+            earlier
+        } else {
+            at
         }
+    }
+
+    /// The name of its offset at `time`, as shown beside a time: `UTC`, `UTC+9`, `UTC+5:30`,
+    /// `UTC-3:30`.
+    pub fn name_at(self, time: u64) -> String {
+        offset_name(self.offset_at(time))
     }
 
     /// The civil date and time of `time` (seconds since the Unix epoch) in this zone.
@@ -64,7 +103,7 @@ impl Zone {
         Civil::of(
             i64::try_from(time)
                 .unwrap_or(i64::MAX)
-                .saturating_add(i64::from(self.offset)),
+                .saturating_add(i64::from(self.offset_at(time))),
         )
     }
 
@@ -78,14 +117,83 @@ impl Zone {
             c.day,
             c.hour,
             c.minute,
-            self.name()
+            self.name_at(time)
         )
+    }
+
+    /// Days since 1970-01-01 of the day `time` falls on here.
+    pub fn day_of(self, time: u64) -> i64 {
+        (i64::try_from(time).unwrap_or(i64::MAX) + i64::from(self.offset_at(time)))
+            .div_euclid(DAY as i64)
     }
 }
 
-impl fmt::Display for Zone {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.name())
+/// `UTC`, `UTC+9`, `UTC+5:30`, `UTC-3:30`.
+fn offset_name(offset: i32) -> String {
+    if offset == 0 {
+        return "UTC".into();
+    }
+    let sign = if offset < 0 { '-' } else { '+' };
+    let minutes = offset.unsigned_abs() / 60;
+    match minutes % 60 {
+        0 => format!("UTC{sign}{}", minutes / 60),
+        m => format!("UTC{sign}{}:{m:02}", minutes / 60),
+    }
+}
+
+/// A device's UTC offsets over a span of time: the offset before the first change, and each
+/// change (the first second of the new offset, the new offset). Before the span the first
+/// offset holds, after it the last.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offsets {
+    first: i32,
+    changes: Vec<(i64, i32)>,
+}
+
+impl Offsets {
+    /// The offsets `offset_at` gives from `from` to `to` (seconds since the Unix epoch): asked
+    /// every `step` seconds, each change found narrowed to the second. Two changes within one
+    /// step would be missed: a step of a week finds every daylight-saving rule in use (their
+    /// changes are weeks or months apart). `None` if `offset_at` cannot tell at `from`; an
+    /// instant it cannot tell later ends the span there.
+    pub fn sampled(
+        from: i64,
+        to: i64,
+        step: i64,
+        mut offset_at: impl FnMut(i64) -> Option<i32>,
+    ) -> Option<Offsets> {
+        let mut read = |time: i64| offset_at(time).map(|o| o.clamp(-MAX_OFFSET, MAX_OFFSET));
+        let first = read(from)?;
+        let mut changes = Vec::new();
+        let (mut before, mut offset) = (from, first);
+        while before < to {
+            let next = before.saturating_add(step.max(1)).min(to);
+            let Some(then) = read(next) else { break };
+            if then != offset {
+                // The change is in (before, next]: halve until it is one second.
+                let (mut low, mut high) = (before, next);
+                while high - low > 1 {
+                    let middle = low + (high - low) / 2;
+                    match read(middle) {
+                        Some(o) if o == offset => low = middle,
+                        Some(_) => high = middle,
+                        None => break,
+                    }
+                }
+                changes.push((high, then));
+                offset = then;
+            }
+            before = next;
+        }
+        Some(Offsets { first, changes })
+    }
+
+    /// The offset at `time`.
+    pub fn at(&self, time: i64) -> i32 {
+        match self.changes.partition_point(|(from, _)| *from <= time) {
+            0 => self.first,
+            n => self.changes[n - 1].1,
+        }
     }
 }
 
@@ -212,7 +320,7 @@ impl Typed {
             }
             Typed::Moment(time) => return time,
         };
-        u64::try_from(local - i64::from(zone.offset)).unwrap_or(0)
+        u64::try_from(zone.instant_of(local)).unwrap_or(0)
     }
 
     /// The incident time to store, or why not: a day as midnight UTC of that day (shown as the
@@ -221,8 +329,7 @@ impl Typed {
     /// [`OLDEST`] before it.
     pub fn incident_time(self, now: u64, zone: Zone) -> Result<u64, WhenError> {
         if let Typed::Day(day) = self {
-            let today = (i64::try_from(now).unwrap_or(i64::MAX) + i64::from(zone.offset))
-                .div_euclid(DAY as i64);
+            let today = zone.day_of(now);
             if day > today {
                 return Err(WhenError::InTheFuture);
             }
@@ -279,17 +386,96 @@ mod tests {
 
     /// 2026-11-21 10:00:00 UTC (19:00 in Dili, UTC+9).
     const NOW: u64 = 1_795_255_200;
-    const DILI: Zone = Zone { offset: 9 * 3600 };
+    const DILI: Zone = Zone {
+        rule: Rule::Fixed(9 * 3600),
+    };
 
     #[test]
     fn zones_are_named_by_their_offset() {
-        assert_eq!(Zone::UTC.name(), "UTC");
-        assert_eq!(DILI.name(), "UTC+9");
-        assert_eq!(Zone::east_of_utc(19_800).name(), "UTC+5:30");
-        assert_eq!(Zone::east_of_utc(-12_600).name(), "UTC-3:30");
-        assert_eq!(Zone::east_of_utc(i32::MAX).name(), "UTC+18");
+        assert_eq!(Zone::UTC.name_at(NOW), "UTC");
+        assert_eq!(DILI.name_at(NOW), "UTC+9");
+        assert_eq!(Zone::east_of_utc(19_800).name_at(NOW), "UTC+5:30");
+        assert_eq!(Zone::east_of_utc(-12_600).name_at(NOW), "UTC-3:30");
+        assert_eq!(Zone::east_of_utc(i32::MAX).name_at(NOW), "UTC+18");
         assert_eq!(DILI.date_time(NOW), "2026-11-21 19:00 (UTC+9)");
         assert_eq!(Zone::UTC.date_time(NOW), "2026-11-21 10:00 (UTC)");
+    }
+
+    /// Central Europe in 2026 as the device's rules say it: UTC+1, UTC+2 from 29 Mar 01:00 UTC
+    /// to 25 Oct 01:00 UTC.
+    fn berlin(time: i64) -> Option<i32> {
+        const SUMMER: i64 = 1_774_746_000; // 2026-03-29 01:00 UTC
+        const WINTER: i64 = 1_792_890_000; // 2026-10-25 01:00 UTC
+        Some(if (SUMMER..WINTER).contains(&time) {
+            7200
+        } else {
+            3600
+        })
+    }
+
+    fn berlin_zone() -> Zone {
+        let offsets = Offsets::sampled(
+            NOW as i64 - 400 * DAY as i64,
+            NOW as i64,
+            7 * DAY as i64,
+            berlin,
+        )
+        .unwrap();
+        Zone::following(Box::leak(Box::new(offsets)))
+    }
+
+    /// A `lookout run` or `lookout ui` started in winter showed summer times an hour off: the
+    /// offset was the one at start, for every time. Each time now has its own offset.
+    #[test]
+    fn each_time_is_shown_and_read_in_the_offset_in_force_then() {
+        let zone = berlin_zone();
+        // NOW (21 Nov) is winter; 20 Jul 12:00 UTC is summer.
+        let july = 1_784_548_800;
+        assert_eq!(zone.date_time(NOW), "2026-11-21 11:00 (UTC+1)");
+        assert_eq!(zone.date_time(july), "2026-07-20 14:00 (UTC+2)");
+        // The change found to the second.
+        assert_eq!(zone.offset_at(1_774_746_000 - 1), 3600);
+        assert_eq!(zone.offset_at(1_774_746_000), 7200);
+        assert_eq!(zone.offset_at(1_792_890_000), 3600);
+        // 14:00 on 20 Jul typed in Berlin is 12:00 UTC, not 13:00.
+        let day = days_from_civil(2026, 7, 20).unwrap();
+        let at = Typed::At {
+            day,
+            minute: 14 * 60,
+        };
+        assert_eq!(at.incident_time(NOW, zone), Ok(july));
+        // 02:30 on 29 Mar was skipped (clocks went 02:00 -> 03:00): read in winter time, it is
+        // 01:30 UTC, shown as 03:30 summer time.
+        let skipped = Typed::At {
+            day: days_from_civil(2026, 3, 29).unwrap(),
+            minute: 150,
+        }
+        .start(zone);
+        assert_eq!(zone.date_time(skipped), "2026-03-29 03:30 (UTC+2)");
+        // 02:30 on 25 Oct was shown twice: the first, in summer time (00:30 UTC).
+        let twice = Typed::At {
+            day: days_from_civil(2026, 10, 25).unwrap(),
+            minute: 150,
+        }
+        .start(zone);
+        assert_eq!(twice, 1_792_890_000 - 1800);
+        assert_eq!(zone.date_time(twice), "2026-10-25 02:30 (UTC+2)");
+        // Outside the span read, the nearest end's offset holds.
+        assert_eq!(zone.offset_at(0), 3600);
+        assert_eq!(zone.offset_at(u64::MAX), 3600);
+    }
+
+    #[test]
+    fn offsets_that_cannot_be_read_give_no_rule_or_end_the_span() {
+        assert_eq!(Offsets::sampled(0, 100, 10, |_| None), None);
+        let cut = Offsets::sampled(0, 100, 10, |t| (t < 50).then_some(3600)).unwrap();
+        assert_eq!(cut.at(1_000), 3600);
+        let fixed = Offsets::sampled(0, 100, 10, |_| Some(-12_600)).unwrap();
+        assert!(fixed.changes.is_empty());
+        assert_eq!(
+            Zone::following(Box::leak(Box::new(fixed))).name_at(5),
+            "UTC-3:30"
+        );
     }
 
     #[test]
@@ -383,8 +569,8 @@ mod tests {
         ] {
             for time in [u64::MAX, i64::MAX as u64, i64::MAX as u64 - 1, 1 << 62] {
                 let c = zone.civil(time);
-                assert!(c.year > 2026, "{time} in {zone}: {c:?}");
-                assert!(!zone.date_time(time).starts_with('-'), "{time} in {zone}");
+                assert!(c.year > 2026, "{time} in {zone:?}: {c:?}");
+                assert!(!zone.date_time(time).starts_with('-'), "{time} in {zone:?}");
             }
         }
     }

@@ -1,5 +1,5 @@
 // The interface's only script (served from this origin; the page allows no inline script).
-// Quick exit, live feed, check as you type, local dates, print.
+// Quick exit, live feed, check as you type, local dates, print, limits counted in bytes.
 "use strict";
 (function () {
   const csrf = document.querySelector('meta[name="csrf"]')?.content || "";
@@ -39,6 +39,18 @@
     });
   }
   localDates(document);
+
+  // A box whose limit the node counts in bytes (UTF-8, as the protocol does: an accented
+  // letter takes two) while `maxlength` counts characters: the browser refuses the text before
+  // it is sent, in the page's language, and keeps it (Trial 12's T12-19).
+  document.querySelectorAll("textarea[data-max-bytes]").forEach((box) => {
+    const max = Number(box.dataset.maxBytes);
+    const encoder = new TextEncoder();
+    const check = () => box.setCustomValidity(
+      encoder.encode(box.value.trim()).length > max ? box.dataset.tooLong : "");
+    box.addEventListener("input", check);
+    check();
+  });
 
   // Live feed: the server says something changed (no content); fetch the feed again.
   const feed = document.getElementById("feed");

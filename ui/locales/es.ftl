@@ -101,7 +101,7 @@ unlock-passphrase = Frase de contraseña
 unlock-button = Desbloquear
 unlock-wrong = Frase de contraseña incorrecta. Inténtalo otra vez.
 done-founded = Tu grupo está listo. Eres su primera persona moderadora.
-done-joined = Ya estás dentro. Tu dispositivo está trayendo los miembros y las alertas; puede tardar un minuto.
+done-joined = Invitación guardada. Serás miembro cuando quien modera apruebe tu código para entrar: si todavía no se lo has mostrado, hazlo ahora. Tu dispositivo está trayendo la lista de miembros y las alertas; junto a tu nombre esta página dice “miembro” cuando ya estés dentro.
 welcome-title = Bienvenida
 welcome-intro = Este dispositivo todavía no tiene identidad. Elige un nombre y una frase de contraseña.
 welcome-name = Tu nombre en el grupo
@@ -264,3 +264,24 @@ status-mailboxes = { $n ->
     [one] { $n } buzón alcanzado
    *[other] { $n } buzones alcanzados
 }
+
+# Lo que el nodo rechazó, dicho a partir de sus datos (T12-19 de la Prueba 12).
+error-name = El nombre está vacío o es demasiado largo: como mucho { $n } letras, y una letra con tilde cuenta como dos. Lo mejor es un apodo corto.
+error-too-long = { $field }: texto demasiado largo, { $given } de como mucho { $max } (una letra con tilde cuenta como dos, un emoji como cuatro). Acórtalo; lo que escribiste se guarda abajo.
+post-description-too-long = La descripción es demasiado larga para el grupo: como mucho 2000 letras, y una letra con tilde cuenta como dos, un emoji como cuatro. Acórtala.
+field-description = La descripción
+field-area = El lugar
+field-physical = La descripción física
+field-identifier = Un número, matrícula, nombre o perfil
+field-other = Un texto
+error-code-is-join-code = Esto es un código para entrar (LKJOIN1-…): va a quien modera, que lo aprueba. Aquí pega la invitación (LKINVITE2-…) que te dé después de aprobarlo.
+error-code-is-invite = Esto es una invitación (LKINVITE2-…): la persona nueva la pega en su propio dispositivo. Aquí pega su código para entrar (LKJOIN1-…).
+error-code-is-emergency-code = Esto es un código de emergencia (LKREVOKE1-…): guárdalo en un lugar seguro, lejos de este dispositivo. No va aquí.
+error-code-not-invite = Esto no es una invitación: una invitación empieza por LKINVITE2-. Cópiala entera.
+error-code-not-join-code = Esto no es un código para entrar: empieza por LKJOIN1-. Cópialo entero.
+error-code-damaged = Este código está dañado o incompleto (un carácter cambió o falta): cópialo entero otra vez.
+error-old-invite = Esta invitación la hizo una versión antigua de Lookout: pide una nueva a quien modera.
+error-other-collective = Este dispositivo ya está en otro grupo: esta invitación es para uno distinto.
+proposal-subject-join = { $name } ({ $id }, huella { $fingerprint })
+proposal-subject-former = antiguo miembro { $value }
+proposal-subject-mailbox = buzón { $id } en { $addresses }

@@ -99,7 +99,7 @@ unlock-passphrase = Phrase secrète
 unlock-button = Déverrouiller
 unlock-wrong = Phrase secrète incorrecte. Réessayez.
 done-founded = Votre groupe est prêt. Vous en êtes la première personne modératrice.
-done-joined = Vous avez rejoint le groupe. Votre appareil récupère les membres et les alertes ; cela peut prendre une minute.
+done-joined = Invitation enregistrée. Vous serez membre quand une personne qui modère aura approuvé votre code pour rejoindre : si vous ne le lui avez pas encore montré, faites-le maintenant. Votre appareil récupère la liste des membres et les alertes ; à côté de votre nom, cette page indique « membre » une fois que vous êtes admise.
 welcome-title = Bienvenue
 welcome-intro = Cet appareil n’a pas encore d’identité. Choisissez un nom et une phrase secrète.
 welcome-name = Votre nom dans le groupe
@@ -264,3 +264,24 @@ status-mailboxes = { $n ->
     [one] { $n } boîte aux lettres jointe
    *[other] { $n } boîtes aux lettres jointes
 }
+
+# Ce que le nœud a refusé, dit à partir de ses données (T12-19 de l’essai 12).
+error-name = Le nom est vide ou trop long : au plus { $n } lettres, et une lettre accentuée compte pour deux. Un surnom court est le mieux.
+error-too-long = { $field } : texte trop long, { $given } pour au plus { $max } (une lettre accentuée compte pour deux, un emoji pour quatre). Raccourcissez-le ; ce que vous avez écrit est gardé plus bas.
+post-description-too-long = La description est trop longue pour le groupe : au plus 2000 lettres, et une lettre accentuée compte pour deux, un emoji pour quatre. Raccourcissez-la.
+field-description = La description
+field-area = Le lieu
+field-physical = La description physique
+field-identifier = Un numéro, une plaque, un nom ou un pseudo
+field-other = Un texte
+error-code-is-join-code = Ceci est un code pour rejoindre (LKJOIN1-…) : il va à une personne qui modère, qui l’approuve. Ici, collez l’invitation (LKINVITE2-…) qu’elle vous donne une fois approuvé.
+error-code-is-invite = Ceci est une invitation (LKINVITE2-…) : la nouvelle personne la colle sur son propre appareil. Ici, collez son code pour rejoindre (LKJOIN1-…).
+error-code-is-emergency-code = Ceci est un code d’urgence (LKREVOKE1-…) : gardez-le en lieu sûr, loin de cet appareil. Il ne va pas ici.
+error-code-not-invite = Ceci n’est pas une invitation : une invitation commence par LKINVITE2-. Copiez-la en entier.
+error-code-not-join-code = Ceci n’est pas un code pour rejoindre : il commence par LKJOIN1-. Copiez-le en entier.
+error-code-damaged = Ce code est abîmé ou incomplet (un caractère changé ou manquant) : copiez-le à nouveau en entier.
+error-old-invite = Cette invitation vient d’une ancienne version de Lookout : demandez-en une nouvelle à la personne qui modère.
+error-other-collective = Cet appareil est déjà dans un autre groupe : cette invitation est pour un groupe différent.
+proposal-subject-join = { $name } ({ $id }, empreinte { $fingerprint })
+proposal-subject-former = ancien membre { $value }
+proposal-subject-mailbox = boîte { $id } à { $addresses }

@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 
 use crate::guard::Session;
 use crate::pages::{failed, page, qr_svg, Chrome, Failure};
-use crate::text::clean;
+use crate::text::{clean, refusal};
 use crate::AppState;
 
 /// The open store of a device that has an identity but no collective yet.
@@ -135,7 +135,7 @@ pub async fn create(
             Redirect::to("/enrol").into_response()
         }
         Err(error) => {
-            let error = clean(&error.message);
+            let error = refusal(&c.t, &error);
             refuse(c, error)
         }
     }
@@ -270,8 +270,9 @@ pub async fn found(
         country,
         ..Policy::default()
     };
-    if let Err(e) = policy.validate() {
-        return enrol_page_with(&state, c, clean(&e.to_string())).await;
+    if policy.validate().is_err() {
+        let error = c.t.msg("found-need-country");
+        return enrol_page_with(&state, c, error).await;
     }
     let name = form.name.trim().to_owned();
     if name.is_empty() {
@@ -328,7 +329,8 @@ async fn enter(
     if let Err(error) = act(&mut pending.replica) {
         *enrolling = Some(pending);
         drop(enrolling);
-        return enrol_page_with(state, c, clean(&error.message)).await;
+        let error = refusal(&c.t, &error);
+        return enrol_page_with(state, c, error).await;
     }
     drop(enrolling);
     match launcher.start(pending.replica).await {

@@ -198,6 +198,15 @@ impl Tr {
         self.format(id, Some(&args))
     }
 
+    /// A message with named text arguments.
+    pub fn args(&self, id: &str, args: &[(&str, &str)]) -> String {
+        let mut fluent = FluentArgs::new();
+        for (name, value) in args {
+            fluent.set(*name, FluentValue::from((*value).to_owned()));
+        }
+        self.format(id, Some(&fluent))
+    }
+
     /// The language to try after this one for dates formatted in the browser.
     pub fn fallback(&self) -> String {
         self.chain

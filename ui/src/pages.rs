@@ -31,7 +31,7 @@ use zeroize::Zeroizing;
 use crate::first_run::{self, Enrolling};
 use crate::guard::{self, Session};
 use crate::i18n::Tr;
-use crate::text::{clean, clean_names};
+use crate::text::{clean, clean_names, refusal, subject};
 use crate::AppState;
 
 #[derive(RustEmbed)]
@@ -236,7 +236,7 @@ pub(crate) fn failed(chrome: Chrome, failure: Failure) -> Response {
                 ErrorCode::Internal | ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::BAD_REQUEST,
             };
-            let message = clean(&error.message);
+            let message = refusal(&chrome.t, &error);
             (status, page(ErrorPage { c: chrome, message })).into_response()
         }
     }
@@ -764,7 +764,7 @@ async fn check_fragment(
             alerts,
         }),
         Err(Failure::Api(error)) => {
-            (StatusCode::BAD_REQUEST, clean(&error.message)).into_response()
+            (StatusCode::BAD_REQUEST, refusal(&c.t, &error)).into_response()
         }
         Err(Failure::NotRunning) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
@@ -971,7 +971,7 @@ async fn post_submit(
     match client.post(draft).await {
         Ok(_) => Redirect::to("/?done=posted").into_response(),
         Err(error) => {
-            let error = clean(&error.message);
+            let error = refusal(&c.t, &error);
             post_page_for(c, form, error)
         }
     }
@@ -1137,9 +1137,9 @@ async fn moderate_view(state: &AppState, c: &mut Chrome) -> Result<ModerateView,
         .await?
         .into_iter()
         .map(|p| ProposalItem {
+            subject: subject(&c.t, &p),
             id: p.id,
             action: proposal_action(&c.t, &p.action),
-            subject: clean_names(&c.t, &p.subject),
             approvals: p.approvals,
             needed: p.needed,
         })
@@ -1277,11 +1277,11 @@ async fn approve(
     match result {
         Ok(view) => {
             let result = if view.already {
-                c.t.with("approve-already", &clean_names(&c.t, &view.subject))
+                c.t.with("approve-already", &subject(&c.t, &view))
             } else if view.done {
-                c.t.with("approve-admitted", &clean_names(&c.t, &view.subject))
+                c.t.with("approve-admitted", &subject(&c.t, &view))
             } else {
-                c.t.with("approve-recorded", &clean_names(&c.t, &view.subject))
+                c.t.with("approve-recorded", &subject(&c.t, &view))
             };
             moderate_page(&state, c, view.invite.unwrap_or_default(), result).await
         }
@@ -1808,6 +1808,45 @@ async fn asset(Path(file): Path<String>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Trial 12's T12-11: after pasting an invite the page said "You joined", though nobody
+    /// may have approved the join code yet. It now says the invite is saved and that a
+    /// moderator's approval of the join code makes one a member, in every language.
+    #[test]
+    fn the_notice_after_joining_says_a_moderator_must_approve_the_join_code() {
+        let catalog = crate::i18n::Catalog::load();
+        for (code, saved, approves) in [
+            (
+                "en",
+                "Invite saved.",
+                "once a moderator approves your join code",
+            ),
+            (
+                "pt",
+                "Convite guardado.",
+                "quem modera aprovar o seu código de entrada",
+            ),
+            (
+                "tet",
+                "Konvite rai ona.",
+                "moderadór aprova ita-nia kódigu atu tama",
+            ),
+            (
+                "es",
+                "Invitación guardada.",
+                "quien modera apruebe tu código para entrar",
+            ),
+            (
+                "fr",
+                "Invitation enregistrée.",
+                "approuvé votre code pour rejoindre",
+            ),
+        ] {
+            let notice = notice(&catalog.tr(code), Some("joined"));
+            assert!(notice.starts_with(saved), "{code}: {notice}");
+            assert!(notice.contains(approves), "{code}: {notice}");
+        }
+    }
 
     /// Trial 12: a Portuguese or Tetum Moderate page listed a waiting proposal as "add: …".
     #[test]

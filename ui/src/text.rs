@@ -1,5 +1,10 @@
 //! Member-supplied text on its way to the page: control and bidi-override characters removed
-//! (escaping itself is the templates' job).
+//! (escaping itself is the templates' job), and what the node says as data put in the reader's
+//! language.
+
+use lookout_node::api::{ApiError, CodeKind, Detail, ProposalView};
+
+use crate::i18n::Tr;
 
 /// `text` without control characters (newlines and tabs kept) and without the characters that
 /// reorder or hide text (bidi embeddings, overrides and isolates, zero-width marks).
@@ -22,7 +27,7 @@ fn hidden(c: char) -> bool {
 /// `text` cleaned, with every name the node could not open (`unreadable name (1a2b3c4d)`: no
 /// collective secret, or a hostile moderator's garbage) said in the reader's language
 /// (`name-unreadable`).
-pub fn clean_names(t: &crate::i18n::Tr, text: &str) -> String {
+pub fn clean_names(t: &Tr, text: &str) -> String {
     const MARK: &str = "unreadable name (";
     let text = clean(text);
     let mut out = String::with_capacity(text.len());
@@ -46,6 +51,76 @@ pub fn clean_names(t: &crate::i18n::Tr, text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// What the node refused, in the reader's language when the node said exactly what it was
+/// (its [`Detail`]); otherwise its English message, cleaned (Trial 12's T12-19).
+pub fn refusal(t: &Tr, error: &ApiError) -> String {
+    let Some(detail) = &error.detail else {
+        return clean(&error.message);
+    };
+    match detail {
+        Detail::Name { max } => t.count("error-name", *max),
+        Detail::TooLong { field, max, given } => {
+            let field = t.msg(match field.as_str() {
+                "description" => "field-description",
+                "area" => "field-area",
+                "physical description" => "field-physical",
+                "phone numbers" | "plates" | "names" | "handles" => "field-identifier",
+                _ => "field-other",
+            });
+            let (max, given) = (max.to_string(), given.to_string());
+            t.args(
+                "error-too-long",
+                &[("field", &field), ("max", &max), ("given", &given)],
+            )
+        }
+        Detail::WrongCode { expected, found } => t.msg(match (found, expected) {
+            (CodeKind::JoinRequest, _) => "error-code-is-join-code",
+            (CodeKind::Invite, _) => "error-code-is-invite",
+            (CodeKind::Revocation, _) => "error-code-is-emergency-code",
+            (_, CodeKind::JoinRequest) => "error-code-not-join-code",
+            _ => "error-code-not-invite",
+        }),
+        Detail::DamagedCode { .. } => t.msg("error-code-damaged"),
+        Detail::OldInvite => t.msg("error-old-invite"),
+        Detail::OtherCollective => t.msg("error-other-collective"),
+        _ => clean(&error.message),
+    }
+}
+
+/// Who or what a proposal is about, in the reader's language: the node's English `subject`
+/// says "fingerprint", "former member", "mailbox … at …" (Trial 12's T12-19).
+pub fn subject(t: &Tr, view: &ProposalView) -> String {
+    let about = &view.about;
+    if about.id.is_empty() {
+        // An older node: only its English.
+        return clean_names(t, &view.subject);
+    }
+    let id = clean(&about.id);
+    let name = about.name.as_deref().map(|n| clean_names(t, n));
+    if let Some(fingerprint) = &about.fingerprint {
+        let name = name.unwrap_or_default();
+        return t.args(
+            "proposal-subject-join",
+            &[
+                ("name", &name),
+                ("id", &id),
+                ("fingerprint", &clean(fingerprint)),
+            ],
+        );
+    }
+    if !about.addresses.is_empty() {
+        let addresses = clean(&about.addresses.join(" "));
+        return t.args(
+            "proposal-subject-mailbox",
+            &[("id", &id), ("addresses", &addresses)],
+        );
+    }
+    match name {
+        Some(name) => name,
+        None => t.with("proposal-subject-former", &id),
+    }
 }
 
 #[cfg(test)]

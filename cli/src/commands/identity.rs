@@ -312,12 +312,17 @@ pub async fn join(ctx: &Context, invite: &str, out: Out) -> Result<Outcome, ApiE
         }))?;
         return Ok(Outcome::Done);
     }
+    // The invite is the collective's, not a sign of approval: anyone a member gives it to can
+    // paste it (Trial 12's T12-11: "Done. You joined" before anyone had approved anything).
     let mut text = format!(
-        "{} You joined \"{}\" (founded by {}).\n\n\
+        "{} This device now holds the invite to \"{}\" (founded by {}).\n\n\
+         You are a member once a moderator approves your join code; this device does not know yet\n\
+         whether that happened. If you have not given your join code to a moderator, show it to one\n\
+         now (`lookout join-request` shows it again, with your fingerprint for them to compare).\n\n\
          Next: start your node and keep it running:  lookout run\n\
-         It fetches the member list and the alerts from a member's node; until then this device does not\n\
-         know whether a moderator approved your join code.\n",
-        out.style.good("Done."),
+         It fetches the member list and the alerts from a member's node; `lookout status` then says\n\
+         whether you are in.\n",
+        out.style.good("Invite saved."),
         collective,
         founder
     );

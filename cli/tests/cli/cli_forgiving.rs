@@ -941,3 +941,107 @@ fn a_damaged_secrets_or_database_settings_file_says_so_in_plain_words() {
     assert!(said.stderr.contains("damaged"), "{said:?}");
     assert!(said.stderr.contains("store/conf"), "{said:?}");
 }
+
+/// Trial 12's T12-11: Frankie, whose join code nobody had approved, pasted an invite a member
+/// gave her and read "Done. You joined "Harbour Collective"". An invite is the collective's,
+/// not an approval: `join` says the device holds it, that a moderator must approve the join
+/// code, and what to do (show the code, run the node).
+#[test]
+fn joining_with_an_invite_says_a_moderator_still_has_to_approve_the_join_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    let frankie = dir.path().join("frankie");
+    init(&frankie, "Frankie");
+    let invite = ok(&ana, &["invite", "--json"]).json()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let joined = ok(&frankie, &["join", &invite]).stdout;
+    assert!(!joined.contains("You joined"), "{joined}");
+    assert!(!joined.contains("Done."), "{joined}");
+    assert!(joined.contains("Harbour Collective"), "{joined}");
+    assert!(
+        joined.contains("You are a member once a moderator approves your join code"),
+        "{joined}"
+    );
+    assert!(joined.contains("lookout join-request"), "{joined}");
+    assert!(joined.contains("lookout run"), "{joined}");
+    // What it promises holds: the join code is shown again, and the device is not a member.
+    let again = ok(&frankie, &["join-request"]).stdout;
+    assert!(again.contains("LKJOIN1-"), "{again}");
+    assert_eq!(status(&frankie)["is_member"], false);
+}
+
+/// A `lookout run` or `lookout ui` read the device's UTC offset once, at start, and used it for
+/// every time: across a daylight-saving change, times on the other side of it were read and
+/// shown an hour off. Each time now has the offset in force at that time. The rule is set as
+/// `TZ` in the child: an hour east of UTC, two in a "summer" of the 60 days around 120 days
+/// ago, so the test means the same in any season and on any machine.
+#[test]
+fn a_time_across_a_daylight_saving_change_is_read_and_shown_in_its_own_offset() {
+    use lookout_node::when::{days_from_civil, Civil, Zone};
+    let dir = tempfile::tempdir().unwrap();
+    let ana = founded(dir.path());
+    let now = lookout_node::replica::now();
+    let day_of = |c: Civil| days_from_civil(c.year, c.month, c.day).unwrap();
+    // POSIX `Jn`: the day of the year, 1 to 365, 29 February not counted.
+    let julian = |c: Civil| {
+        let leap_day = days_from_civil(c.year, 2, 29).filter(|_| c.month > 2);
+        day_of(c) - days_from_civil(c.year, 1, 1).unwrap() + 1 - i64::from(leap_day.is_some())
+    };
+    let wrap = |j: i64| (j - 1).rem_euclid(365) + 1;
+    let summer = Zone::UTC.civil(now - 120 * 86_400);
+    let winter = Zone::UTC.civil(now - 2 * 86_400);
+    let j = julian(summer);
+    let tz = format!("<+01>-1<+02>,J{}/12,J{}/12", wrap(j - 30), wrap(j + 30));
+    let here = |args: &[&str]| run_command(command(&ana).env("TZ", &tz).args(args));
+    let typed = |c: Civil| format!("{:04}-{:02}-{:02} 14:00", c.year, c.month, c.day);
+    for (description, day) in [("Summer", summer), ("Winter", winter)] {
+        let posted = here(&[
+            "post",
+            "--json",
+            "--category",
+            "violence",
+            "--description",
+            description,
+            "--when",
+            &typed(day),
+        ]);
+        assert_eq!(posted.code, 0, "{posted:?}");
+    }
+    let listed = ok(&ana, &["alerts", "--json"]).json();
+    let incident = |description: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["description"] == description)
+            .unwrap()["incident_time"]
+            .as_u64()
+            .unwrap()
+    };
+    // 14:00 in summer time is 12:00 UTC; in winter time 13:00.
+    let at = |c: Civil, hour: u64| day_of(c) as u64 * 86_400 + hour * 3600;
+    assert_eq!(incident("Summer"), at(summer, 12), "{listed}");
+    assert_eq!(incident("Winter"), at(winter, 13), "{listed}");
+    let shown = here(&["alerts"]).stdout;
+    let month = |c: Civil| {
+        [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ][c.month as usize - 1]
+    };
+    let summer_shown = format!(
+        "happened on {} {} {} 14:00 (UTC+2)",
+        summer.day,
+        month(summer),
+        summer.year
+    );
+    let winter_shown = format!(
+        "happened on {} {} {} 14:00 (UTC+1)",
+        winter.day,
+        month(winter),
+        winter.year
+    );
+    assert!(shown.contains(&summer_shown), "{summer_shown}: {shown}");
+    assert!(shown.contains(&winter_shown), "{winter_shown}: {shown}");
+}

@@ -3,12 +3,13 @@
 use rand::rngs::OsRng;
 use tracing::info;
 
-use lookout_protocol::content::{Alert, Content, Identifiers};
+use lookout_protocol::content::{Alert, Content, ContentError, Identifiers};
 use lookout_protocol::envelope::{self, InnerBody};
 use lookout_protocol::epoch::{DeliveryKind, EpochKey, KeyDelivery};
 use lookout_protocol::invite::{Invite, JoinRequest};
 use lookout_protocol::membership::{
-    Action, NewModerator, Op, PendingKind, Policy, RevocationCertificate, SignedGenesis,
+    Action, NewModerator, Op, OpError, PendingKind, Policy, RevocationCertificate, SignedGenesis,
+    MAX_NAME_BYTES,
 };
 use lookout_protocol::replica::State;
 use lookout_protocol::text::CollectiveSecret;
@@ -18,7 +19,9 @@ use super::{
     now, store_error, Ingested, Replica, SetKind, WireItem, KEY_BOOTSTRAP, KEY_GENESIS,
     KEY_INVITER, KEY_SEQ,
 };
-use crate::api::{ApiError, ErrorCode, PostDraft, ProposalView, Request, Response};
+use crate::api::{
+    ApiError, CodeKind, Detail, ErrorCode, PostDraft, ProposalView, Request, Response,
+};
 use crate::store::Tree;
 
 impl Replica {
@@ -228,6 +231,15 @@ impl Replica {
                 "this device is already in a collective (use another --home for another one)",
             ));
         }
+        if !name_fits(name) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "the collective's name must be 1 to 64 bytes (a letter with an accent takes two), without control characters",
+            )
+            .with_detail(Detail::Name {
+                max: MAX_NAME_BYTES,
+            }));
+        }
         let co = co_moderators
             .into_iter()
             .map(|r| NewModerator {
@@ -259,11 +271,26 @@ impl Replica {
 
     /// Join with an invite code.
     pub fn join(&mut self, code: &str) -> Result<Invite, ApiError> {
+        let found = CodeKind::of(code);
+        if found != CodeKind::Invite {
+            return Err(not_an_invite(found));
+        }
         let invite = Invite::from_code(code).map_err(|e| {
-            ApiError::new(
+            let detail = match e {
+                OpError::OldInvite | OpError::OldGenesis(_) => Some(Detail::OldInvite),
+                OpError::UnsupportedVersion(_) => None,
+                _ => Some(Detail::DamagedCode {
+                    kind: CodeKind::Invite,
+                }),
+            };
+            let error = ApiError::new(
                 ErrorCode::BadCode,
                 format!("this invite cannot be used: {e}"),
-            )
+            );
+            match detail {
+                Some(detail) => error.with_detail(detail),
+                None => error,
+            }
         })?;
         if let Some(state) = &self.collective {
             if state.log().collective() == invite.genesis.id() {
@@ -272,7 +299,8 @@ impl Replica {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
                 "this device is already in another collective (use another --home)",
-            ));
+            )
+            .with_detail(Detail::OtherCollective));
         }
         self.collective_secret = Some(invite.secret.clone());
         self.write_secrets()?;
@@ -395,9 +423,7 @@ impl Replica {
             },
             on_behalf: draft.on_behalf,
         };
-        alert
-            .validate()
-            .map_err(|e| ApiError::new(ErrorCode::InvalidInput, e.to_string()))?;
+        alert.validate().map_err(|e| content_refused(&e, &alert))?;
         self.post_content(Content::Alert(alert), Some(u64::from(days) * 86_400))
     }
 
@@ -630,7 +656,11 @@ impl Replica {
             return Err(ApiError::new(
                 ErrorCode::BadCode,
                 "this is not a join request code (those start with LKJOIN1-): ask the new member to run `lookout join-request`",
-            ));
+            )
+            .with_detail(Detail::WrongCode {
+                expected: CodeKind::JoinRequest,
+                found: CodeKind::of(target),
+            }));
         }
         let proposal = if upper.starts_with("LKJOIN1-") {
             let request = JoinRequest::from_code(target).map_err(|e| {
@@ -638,6 +668,9 @@ impl Replica {
                     ErrorCode::BadCode,
                     format!("this join request cannot be used: {e}"),
                 )
+                .with_detail(Detail::DamagedCode {
+                    kind: CodeKind::JoinRequest,
+                })
             })?;
             let member = request.identity.member;
             let roster = self.collective()?.log().roster();
@@ -1019,4 +1052,55 @@ impl Replica {
 /// A page's size as asked, within 1..=[`crate::api::MAX_PAGE`].
 fn page_limit(limit: u32) -> usize {
     usize::try_from(limit.clamp(1, crate::api::MAX_PAGE)).unwrap_or(1)
+}
+
+/// A code pasted as an invite that is of another kind (`found`): what it is, and where it goes.
+fn not_an_invite(found: CodeKind) -> ApiError {
+    let message = match found {
+        CodeKind::JoinRequest => {
+            "this is a join request code (LKJOIN1-...): it goes to a moderator, who approves it; paste here the invite (LKINVITE2-...) they give you"
+        }
+        _ => "this is not an invite code: it should start with LKINVITE2- (copy all of it)",
+    };
+    ApiError::new(ErrorCode::BadCode, message).with_detail(Detail::WrongCode {
+        expected: CodeKind::Invite,
+        found,
+    })
+}
+
+/// An alert the protocol refuses: its English message, and for a text over its limit the field
+/// and both lengths (a page in another language says it in its own words).
+fn content_refused(error: &ContentError, alert: &Alert) -> ApiError {
+    let refused = ApiError::new(ErrorCode::InvalidInput, error.to_string());
+    let ContentError::TooLong { field, max } = error else {
+        return refused;
+    };
+    let ids = &alert.identifiers;
+    let longest = |list: &[String]| list.iter().map(String::len).max().unwrap_or(0);
+    let given = match *field {
+        "description" => alert.description.len(),
+        "area" => alert.area.len(),
+        "physical description" => ids.description.len(),
+        "phone numbers" => longest(&ids.phones),
+        "plates" => longest(&ids.plates),
+        "names" => longest(&ids.names),
+        "handles" => longest(&ids.handles),
+        // Not a field a person types (the language tag).
+        _ => return refused,
+    };
+    refused.with_detail(Detail::TooLong {
+        field: (*field).to_owned(),
+        max: *max,
+        given,
+    })
+}
+
+/// Whether a name is one the protocol takes: not blank, at most [`MAX_NAME_BYTES`] bytes, no
+/// control or text-direction characters.
+pub(super) fn name_fits(name: &str) -> bool {
+    !name.trim().is_empty()
+        && name.len() <= MAX_NAME_BYTES
+        && !name
+            .chars()
+            .any(|c| lookout_protocol::content::is_unprintable(c, false))
 }

@@ -121,11 +121,14 @@ impl Replica {
         params: KdfParams,
     ) -> Result<(Self, RevocationCertificate), ApiError> {
         let name = name.trim();
-        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        if !commands::name_fits(name) {
             return Err(ApiError::new(
                 ErrorCode::InvalidInput,
-                "the name must be 1 to 64 characters (a nickname is best)",
-            ));
+                "the name must be 1 to 64 bytes (a letter with an accent takes two), without control characters: a nickname is best",
+            )
+            .with_detail(crate::api::Detail::Name {
+                max: lookout_protocol::membership::MAX_NAME_BYTES,
+            }));
         }
         let store = Store::create(home, passphrase, params).map_err(store_error)?;
         let identity = Identity::generate_at(&mut OsRng, now());

@@ -14,7 +14,7 @@ use super::{now, Replica};
 
 use crate::api::{
     AlertFilter, AlertView, ApiError, CorroborationView, MemberView, MembersView, ProposalView,
-    StatusView, UnreadableShareView,
+    StatusView, Subject, UnreadableShareView,
 };
 
 impl Replica {
@@ -129,6 +129,7 @@ impl Replica {
             done: true,
             invite: None,
             already: false,
+            about: Subject::default(),
         };
         let Some(state) = &self.collective else {
             return view;
@@ -136,9 +137,10 @@ impl Replica {
         let roster = state.log().roster();
         let key = self.text_key();
         if let Some(p) = roster.pending().iter().find(|p| p.proposal == proposal) {
-            let (action, subject) = describe(&p.kind, roster, key.as_ref());
+            let (action, subject, about) = describe(&p.kind, roster, key.as_ref());
             view.action = action.into();
             view.subject = subject;
+            view.about = about;
             view.approvals = p.approvals.len();
             view.needed = usize::from(p.needed);
             view.done = false;
@@ -146,7 +148,7 @@ impl Replica {
         }
         if let Some(op) = state.log().get(&proposal) {
             use lookout_protocol::membership::Action;
-            let (action, subject) = match &op.body().action {
+            let (action, subject, about) = match &op.body().action {
                 Action::ProposeAdd { identity, .. } => {
                     let member = identity.member;
                     let shown = if roster.is_member(&member) {
@@ -158,27 +160,38 @@ impl Replica {
                             .map(|n| n.display(key.as_ref()))
                             .unwrap_or_default()
                     };
-                    ("add", format!("{shown} ({})", member.short()))
+                    let subject = format!("{shown} ({})", member.short());
+                    let about = Subject {
+                        name: Some(shown),
+                        id: member.short(),
+                        ..Subject::default()
+                    };
+                    ("add", subject, about)
                 }
-                Action::ProposePromote { member } => {
-                    ("promote", name_of(roster, key.as_ref(), member))
-                }
-                Action::ProposeDemote { member } => {
-                    ("demote", name_of(roster, key.as_ref(), member))
-                }
-                Action::Remove { member, .. } => ("remove", member.short()),
-                Action::ProposeMailbox { mailbox, addresses } => (
-                    "add mailbox",
-                    format!(
-                        "mailbox {} at {}",
-                        lookout_protocol::MailboxId(*mailbox).short(),
-                        addresses.join(" ")
-                    ),
+                Action::ProposePromote { member } => (
+                    "promote",
+                    name_of(roster, key.as_ref(), member),
+                    about_member(roster, key.as_ref(), member),
                 ),
-                _ => ("other", String::new()),
+                Action::ProposeDemote { member } => (
+                    "demote",
+                    name_of(roster, key.as_ref(), member),
+                    about_member(roster, key.as_ref(), member),
+                ),
+                Action::Remove { member, .. } => (
+                    "remove",
+                    member.short(),
+                    about_member(roster, key.as_ref(), member),
+                ),
+                Action::ProposeMailbox { mailbox, addresses } => {
+                    let (subject, about) = about_mailbox(*mailbox, addresses);
+                    ("add mailbox", subject, about)
+                }
+                _ => ("other", String::new(), Subject::default()),
             };
             view.action = action.into();
             view.subject = subject;
+            view.about = about;
             view.done = !roster.dropped().contains_key(&proposal);
             view.needed = usize::from(roster.policy().approvals_required);
             view.approvals = view.needed;
@@ -203,6 +216,10 @@ impl Replica {
                 done: true,
                 invite: None,
                 already: true,
+                about: Subject {
+                    id: member.short(),
+                    ..Subject::default()
+                },
             },
         }
     }
@@ -549,25 +566,69 @@ pub(super) fn name_of(roster: &Roster, key: Option<&TextKey>, member: &MemberId)
     }
 }
 
-fn describe(kind: &PendingKind, roster: &Roster, key: Option<&TextKey>) -> (&'static str, String) {
+/// What a waiting proposal does, who it is about in English, and the same as data.
+fn describe(
+    kind: &PendingKind,
+    roster: &Roster,
+    key: Option<&TextKey>,
+) -> (&'static str, String, Subject) {
+    let member = |action, m: &MemberId| {
+        (
+            action,
+            name_of(roster, key, m),
+            about_member(roster, key, m),
+        )
+    };
     match kind {
-        PendingKind::Add { identity, name } => (
-            "add",
-            format!(
+        PendingKind::Add { identity, name } => {
+            let about = Subject {
+                name: Some(name.display(key)),
+                id: identity.member.short(),
+                fingerprint: Some(fingerprint(&identity.member, &identity.agreement)),
+                addresses: Vec::new(),
+            };
+            let subject = format!(
                 "{} ({}, fingerprint {})",
-                name.display(key),
-                identity.member.short(),
-                fingerprint(&identity.member, &identity.agreement)
-            ),
-        ),
-        PendingKind::Promote(m) => ("promote", name_of(roster, key, m)),
-        PendingKind::Demote(m) => ("demote", name_of(roster, key, m)),
-        PendingKind::RemoveModerator(m) => ("remove moderator", name_of(roster, key, m)),
-        PendingKind::AddMailbox { mailbox, addresses } => (
-            "add mailbox",
-            format!("mailbox {} at {}", mailbox.short(), addresses.join(" ")),
-        ),
+                about.name.as_deref().unwrap_or_default(),
+                about.id,
+                about.fingerprint.as_deref().unwrap_or_default()
+            );
+            ("add", subject, about)
+        }
+        PendingKind::Promote(m) => member("promote", m),
+        PendingKind::Demote(m) => member("demote", m),
+        PendingKind::RemoveModerator(m) => member("remove moderator", m),
+        PendingKind::AddMailbox { mailbox, addresses } => {
+            let (subject, about) = about_mailbox(mailbox.0, addresses);
+            ("add mailbox", subject, about)
+        }
     }
+}
+
+/// A member as a proposal's subject: the name [`name_of`] shows, unless it is gone.
+fn about_member(roster: &Roster, key: Option<&TextKey>, member: &MemberId) -> Subject {
+    let known = roster.is_member(member)
+        || roster
+            .removed()
+            .get(member)
+            .is_some_and(|r| r.name.is_some());
+    Subject {
+        name: known.then(|| roster.display_name(key, member)),
+        id: member.short(),
+        ..Subject::default()
+    }
+}
+
+/// A mailbox as a proposal's subject: in English, and as data.
+fn about_mailbox(mailbox: [u8; 32], addresses: &[String]) -> (String, Subject) {
+    let id = lookout_protocol::MailboxId(mailbox).short();
+    let subject = format!("mailbox {id} at {}", addresses.join(" "));
+    let about = Subject {
+        id,
+        addresses: addresses.to_vec(),
+        ..Subject::default()
+    };
+    (subject, about)
 }
 
 #[cfg(test)]

@@ -460,6 +460,42 @@ async fn member_flows() {
         "Tetum's own messages, not Portuguese fallbacks"
     );
 
+    // Trial 12's T12-19: the description box allowed 2000 characters, the node 2000 bytes. An
+    // accented text over the node's limit is refused by the page before it is sent, in the
+    // page's language, and stays in the box.
+    c.goto(&format!("http://{}/post", s.ui)).await.unwrap();
+    let long = "Ameaçada à saída ".repeat(106);
+    let validity = c
+        .execute(
+            "const box = document.getElementById('p-description');
+             box.value = arguments[0];
+             box.dispatchEvent(new Event('input'));
+             return [box.checkValidity(), box.validationMessage, box.value.length];",
+            vec![json!(long)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(validity[0], json!(false), "{validity}");
+    assert!(
+        validity[1]
+            .as_str()
+            .unwrap()
+            .starts_with("Deskrisaun naruk liu ba grupu"),
+        "{validity}"
+    );
+    assert_eq!(validity[2], json!(long.chars().count()), "kept");
+    let shorter = c
+        .execute(
+            "const box = document.getElementById('p-description');
+             box.value = arguments[0];
+             box.dispatchEvent(new Event('input'));
+             return box.checkValidity();",
+            vec![json!("Ameaçada à saída")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(shorter, json!(true));
+
     // No CSP violation and no script error anywhere so far.
     let errors = console_errors(c).await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
@@ -1055,7 +1091,7 @@ async fn first_run_join() {
     );
     type_into(c, "invite", &approved.invite.unwrap()).await;
     click(c, "join-submit").await;
-    page_has(c, Duration::from_secs(10), "joined", "You joined.").await;
+    page_has(c, Duration::from_secs(10), "joined", "Invite saved.").await;
     // The node started for the page learns of its admission from the moderator's.
     let started = Instant::now();
     loop {

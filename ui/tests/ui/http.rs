@@ -765,7 +765,7 @@ async fn creating_an_identity_refuses_a_guessable_passphrase_and_keeps_it_out_of
     )
     .await;
     assert_eq!(bad.status, 400);
-    assert!(bad.body.contains("cannot be used"), "{}", bad.body);
+    assert!(bad.body.contains("This is not an invite"), "{}", bad.body);
     // Trial 12: a group founded with the country left empty read every number as British
     // (a Timorese group's local numbers then never matched); the country is now asked for.
     let no_country = post_from(
@@ -913,10 +913,15 @@ async fn running(served: usize) -> Running {
 
 /// [`running`], the interface reading and showing times of day in `zone`.
 async fn running_in(served: usize, zone: lookout_node::when::Zone) -> Running {
+    running_with(served, zone, Policy::default()).await
+}
+
+/// [`running_in`] with a collective following `policy` (with k approvals, both founded it).
+async fn running_with(served: usize, zone: lookout_node::when::Zone, policy: Policy) -> Running {
     let lookout_tests::Collective {
         dir: homes,
         replicas,
-    } = lookout_tests::Collective::new(1, Policy::default());
+    } = lookout_tests::Collective::new(1, policy);
     let mut nodes = Vec::new();
     let mut controls = Vec::new();
     for replica in replicas {
@@ -1950,6 +1955,236 @@ async fn a_plain_member_cannot_retract_anothers_alert_and_the_reason_is_escaped(
             asked.body
         );
         assert!(!asked.body.contains("value=\"\">"), "{}", asked.body);
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// The text of the `<textarea id="ID" ...>` in `body`.
+fn textarea(body: &str, id: &str) -> String {
+    let at = body.find(&format!("id=\"{id}\"")).unwrap();
+    let open = at + body[at..].find('>').unwrap() + 1;
+    let close = open + body[open..].find("</textarea>").unwrap();
+    body[open..close].to_owned()
+}
+
+/// Trial 12's T12-19: the first-run pages in Portuguese showed the node's English: "the name
+/// must be 1 to 64 characters" (for a name of 64 characters or fewer: the node counts bytes),
+/// "this invite cannot be used: …", and "this is not a LKINVITE2 code" for one's own join code
+/// pasted as the invite (the terminal explains that one). Each is now said in the page's
+/// language, from what the node's error says as data, and nothing typed is lost.
+#[tokio::test]
+async fn the_first_run_pages_refusals_speak_the_pages_language() {
+    let launcher = std::sync::Arc::new(FakeLauncher::default());
+    let dir = tempfile::tempdir().unwrap();
+    let s = serve_with(dir, Some(launcher.clone())).await;
+    let cookie = login(&s).await;
+    let token = csrf(&s, &cookie).await;
+    let strong = "orbit+velvet+cactus+lantern";
+    // 40 characters, within the box's 64, but 80 bytes: the node refuses it.
+    let long_name = "ã".repeat(40);
+    let refused = post_in(
+        &s,
+        "pt",
+        &cookie,
+        "/welcome",
+        &format!("csrf={token}&name={long_name}&passphrase={strong}&again={strong}"),
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(
+        refused.body.contains("O nome está vazio ou é longo demais"),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains("must be"), "{}", refused.body);
+    assert!(refused.body.contains(&long_name), "the name is kept");
+
+    let created = post_in(
+        &s,
+        "pt",
+        &cookie,
+        "/welcome",
+        &format!("csrf={token}&name=Bea&passphrase={strong}&again={strong}"),
+    )
+    .await;
+    assert_eq!(created.status, 303, "{}", created.body);
+    let enrol = send(
+        s.addr,
+        "GET",
+        "/enrol",
+        &[
+            ("Host", &host(&s)),
+            ("Cookie", &cookie),
+            ("Accept-Language", "pt"),
+        ],
+        "",
+    )
+    .await;
+    let own_code = textarea(&enrol.body, "join-request");
+    assert!(own_code.starts_with("LKJOIN1-"), "{own_code}");
+
+    let tetum_own = post_in(
+        &s,
+        "tet",
+        &cookie,
+        "/join",
+        &format!("csrf={token}&invite={own_code}"),
+    )
+    .await;
+    assert_eq!(tetum_own.status, 400, "{}", tetum_own.body);
+    assert!(
+        tetum_own
+            .body
+            .contains("Ne&#39;e kódigu atu tama (LKJOIN1-…)"),
+        "{}",
+        tetum_own.body
+    );
+    for (invite, portuguese) in [
+        (own_code.as_str(), "Este é um código de entrada (LKJOIN1-…)"),
+        ("LKINVITE2-AAAAAAAAAAAAAAAA", "danificado ou incompleto"),
+        ("hello", "Isto não é um convite"),
+        ("LKINVITE1-AAAAAAAA", "versão antiga"),
+    ] {
+        let refused = post_in(
+            &s,
+            "pt",
+            &cookie,
+            "/join",
+            &format!("csrf={token}&invite={invite}"),
+        )
+        .await;
+        assert_eq!(refused.status, 400, "{invite}: {}", refused.body);
+        assert!(
+            refused.body.contains(portuguese),
+            "{invite}: {}",
+            refused.body
+        );
+        for english in ["cannot be used", "not a LKINVITE2", "this is"] {
+            assert!(
+                !refused.body.contains(english),
+                "{invite}: {}",
+                refused.body
+            );
+        }
+    }
+    let group = "ç".repeat(33);
+    let founded = post_in(
+        &s,
+        "pt",
+        &cookie,
+        "/found",
+        &format!("csrf={token}&name={group}&country=TL"),
+    )
+    .await;
+    assert_eq!(founded.status, 400, "{}", founded.body);
+    assert!(
+        founded.body.contains("O nome está vazio ou é longo demais"),
+        "{}",
+        founded.body
+    );
+    assert_eq!(
+        launcher.started.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing was joined or founded"
+    );
+}
+
+/// Trial 12's T12-19: the description box took 2000 characters, the node 2000 bytes, and a
+/// longer Portuguese text came back with the node's English ("description is too long (at
+/// most 2000 bytes)"). Now the refusal is in the page's language with both lengths, and the
+/// text typed is kept in the box.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_description_over_the_limit_is_refused_in_the_pages_language_and_kept() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let r = running(0).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        // 1800 characters (the box allows 2000), over 2000 bytes.
+        let description: String = "Ameaçada à saída ".chars().cycle().take(1800).collect();
+        let description = description.trim().to_owned();
+        assert!(description.chars().count() <= 2000 && description.len() > 2000);
+        let refused = post_in(
+            s,
+            "pt",
+            &cookie,
+            "/post",
+            &format!(
+                "csrf={token}&category=violence&severity=high&description={}",
+                description.replace(' ', "+")
+            ),
+        )
+        .await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert!(
+            refused.body.contains(&format!(
+                "A descrição: texto longo demais, {} de no máximo 2000",
+                description.len()
+            )),
+            "{}",
+            refused.body
+        );
+        assert!(!refused.body.contains("too long"), "{}", refused.body);
+        assert_eq!(textarea(&refused.body, "p-description"), description);
+        for node in r.nodes {
+            node.stop().await;
+        }
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// Trial 12's T12-19: a join waiting for a second approval was listed on the Portuguese page
+/// as "Gil (…, fingerprint …)", the word from the node's English subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_waiting_for_approvals_is_described_in_the_pages_language() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        let policy = Policy {
+            approvals_required: 2,
+            ..Policy::default()
+        };
+        let r = running_with(0, lookout_node::when::Zone::UTC, policy).await;
+        let s = &r.s;
+        let cookie = login(s).await;
+        let token = csrf(s, &cookie).await;
+        let dir = tempfile::tempdir().unwrap();
+        let newcomer = lookout_tests::fresh_identity(&dir.path().join("n"), "Gil");
+        let fingerprint = newcomer.status().fingerprint;
+        let code = newcomer.join_request().to_code();
+        let recorded = post_in(
+            s,
+            "pt",
+            &cookie,
+            "/approve",
+            &format!("csrf={token}&target={code}&confirm=approve"),
+        )
+        .await;
+        assert_eq!(recorded.status, 200, "{}", recorded.body);
+        let expected = format!("impressão digital {fingerprint}");
+        assert!(recorded.body.contains(&expected), "{}", recorded.body);
+        assert!(
+            recorded.body.contains("A sua aprovação de Gil"),
+            "{}",
+            recorded.body
+        );
+        let listed = send(
+            s.addr,
+            "GET",
+            "/moderate",
+            &[
+                ("Host", &host(s)),
+                ("Cookie", &cookie),
+                ("Accept-Language", "pt"),
+            ],
+            "",
+        )
+        .await;
+        assert!(listed.body.contains(&expected), "{}", listed.body);
+        assert!(!listed.body.contains("fingerprint"), "{}", listed.body);
         for node in r.nodes {
             node.stop().await;
         }
