@@ -355,7 +355,6 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         replacing: HashMap::new(),
         relayed: HashMap::new(),
         connections: HashMap::new(),
-        outbound: HashSet::new(),
         punched: HashMap::new(),
         punch: PunchRetries::new(),
         hello_connections: HashMap::new(),
@@ -573,8 +572,6 @@ struct EventLoop {
     relayed: HashMap<PeerId, (Multiaddr, ListenerId)>,
     /// Every established connection: its peer and whether it is relayed (and by whom).
     connections: HashMap<ConnectionId, (PeerId, Option<PeerId>)>,
-    /// The established connections this node dialled.
-    outbound: HashSet<ConnectionId>,
     /// Members we just hole-punched a direct connection with, and when: their relayed
     /// connections are closed a moment later (see [`EventLoop::drop_relayed_after_punch`]).
     punched: HashMap<PeerId, Instant>,
@@ -1252,7 +1249,6 @@ impl EventLoop {
         self.replacing.clear();
         self.relayed.clear();
         self.connections.clear();
-        self.outbound.clear();
         self.nat = NatProbe::Unknown;
         self.mailboxes.reset(Instant::now());
         self.mailbox_farewells.clear();
@@ -1358,16 +1354,12 @@ impl EventLoop {
     fn budgeted_members(&mut self, now: Instant, networks: &Networks) -> HashSet<MemberId> {
         let gate = &self.swarm.behaviour().gate;
         let mut connected = BTreeSet::new();
-        let mut dialled = BTreeSet::new();
         let mut direct = BTreeSet::new();
-        for (connection, (peer, via)) in &self.connections {
+        for (peer, via) in self.connections.values() {
             let Some(member) = gate.member_of(peer) else {
                 continue;
             };
             connected.insert(member);
-            if self.outbound.contains(connection) {
-                dialled.insert(member);
-            }
             if via.is_none() {
                 direct.insert(member);
             }
@@ -1381,7 +1373,7 @@ impl EventLoop {
             .collect();
         let mut allowed: HashSet<MemberId> = self
             .budget
-            .choose(now, &connected, &dialled, candidates)
+            .choose(now, &connected, candidates)
             .into_iter()
             .collect();
         allowed.extend(connected.difference(&direct).copied());
@@ -1516,9 +1508,6 @@ impl EventLoop {
                     ConnectedPoint::Listener { local_addr, .. } => relay_of(local_addr),
                 };
                 self.connections.insert(connection_id, (peer_id, via));
-                if endpoint.is_dialer() {
-                    self.outbound.insert(connection_id);
-                }
                 self.punch_connected(peer_id, connection_id, &endpoint, via);
                 self.on_connected(peer_id, connection_id, &endpoint);
             }
@@ -1549,7 +1538,6 @@ impl EventLoop {
                 ..
             } if num_established > 0 => {
                 self.punch.superseding.closed(&connection_id);
-                self.outbound.remove(&connection_id);
                 if let Some((_, via)) = self.connections.remove(&connection_id) {
                     debug!(peer = %short(&peer_id), relayed = via.is_some(), left = num_established, ?cause, "a connection closed");
                 }
@@ -1564,7 +1552,6 @@ impl EventLoop {
             } => {
                 debug!(peer = %short(&peer_id), "disconnected");
                 self.connections.remove(&connection_id);
-                self.outbound.remove(&connection_id);
                 self.punch.superseding.closed(&connection_id);
                 self.replacing.remove(&connection_id);
                 self.admissions.remove(&peer_id);
