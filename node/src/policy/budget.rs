@@ -114,6 +114,23 @@ impl<M: Ord + Copy> Budget<M> {
         chosen
     }
 
+    /// The dials of these members, chosen a moment ago, did not go out (no address of theirs
+    /// could be dialled now: a mailbox that has not admitted this node yet, a transport this
+    /// node lacks): they are not on their way, so their places go to others at once rather
+    /// than after [`PENDING`].
+    pub(crate) fn not_dialled(&mut self, members: impl IntoIterator<Item = M>) {
+        for m in members {
+            self.pending.remove(&m);
+            self.drawn.remove(&m);
+        }
+    }
+
+    /// The node's transport was rebuilt (it moved to another network): the dials on their way
+    /// went with the old one, and the new one dials at once whom it is missing.
+    pub(crate) fn forget_dials(&mut self) {
+        self.pending.clear();
+    }
+
     /// Forget the members `keep` says are gone (removed, or no longer announcing an address):
     /// their ranks and dials on the way.
     pub(crate) fn retain(&mut self, keep: impl Fn(&M) -> bool) {
@@ -260,5 +277,34 @@ mod tests {
         let rest: Vec<u32> = (0..200).filter(|m| !drawn.contains(m)).collect();
         let again = budget.choose(now + PENDING, &up, rest);
         assert_eq!(again.len(), 1, "{again:?}");
+    }
+
+    #[test]
+    fn a_dial_that_did_not_go_out_frees_its_place_at_once() {
+        // The two drawn are relayed by a mailbox that has not admitted this node yet: their
+        // dials are skipped. Before review 20 they held both places for PENDING (20 s) while
+        // members the node could reach waited.
+        let now = Instant::now();
+        let mut budget = Budget::new(2, 8);
+        let first = budget.choose(now, &set([]), 0..10);
+        assert_eq!(first.len(), 2);
+        budget.not_dialled(first.iter().copied());
+        let rest: Vec<u32> = (0..10).filter(|m| !first.contains(m)).collect();
+        let next = budget.choose(now + Duration::from_secs(2), &set([]), rest);
+        assert_eq!(next.len(), 2, "{next:?}");
+        assert!(next.is_disjoint(&first));
+    }
+
+    #[test]
+    fn a_rebuilt_transport_dials_at_once_whom_it_is_missing_by_the_same_draw() {
+        // A phone moved to another network while four dials were on their way: they went with
+        // the old transport. The new one dials at once, the same members (ranks are kept, so
+        // a network change, which whoever runs the network can cause, never redraws).
+        let now = Instant::now();
+        let mut budget = Budget::new(4, 9);
+        let first = budget.choose(now, &set([]), 0..100);
+        budget.forget_dials();
+        let again = budget.choose(now + Duration::from_secs(2), &set([]), 0..100);
+        assert_eq!(again, first);
     }
 }
