@@ -307,4 +307,45 @@ mod tests {
         let again = budget.choose(now + Duration::from_secs(2), &set([]), 0..100);
         assert_eq!(again, first);
     }
+
+    /// Review 20 finding 3 (not fixed): a member drawn stays this node's own for as long as it
+    /// stays connected, so members that never disconnect (a rogue moderator's always-on
+    /// sybils) keep the places that honest phones, which come and go, lose. Asserts the safe
+    /// behaviour; fails today: with sybils a fifth of the members and honest phones away for 1
+    /// to 10 rounds after a third of their connections, after 200 rounds the sybils held 2 to
+    /// 4 of the node's own 4 (all 4 for 4 seeds of 20, 3 for 10), not about a fifth.
+    #[test]
+    #[ignore = "review 20 finding 3: not fixed, see docs/design/REVIEW20.md"]
+    fn members_who_never_disconnect_do_not_take_over_the_nodes_own_choice() {
+        let sybil = |m: &u32| *m >= 80;
+        let mut worst = 0;
+        for seed in 0..20 {
+            let mut budget = Budget::new(MIN_DIALLED, seed);
+            let mut churn = StdRng::seed_from_u64(seed + 1000);
+            let mut connected: BTreeSet<u32> = BTreeSet::new();
+            // The round until which each phone is away (out of signal, switched off).
+            let mut away = [0u32; 100];
+            let mut now = Instant::now();
+            for round in 0..200 {
+                // Each honest phone connected leaves with a chance of one in three, for 1 to 10
+                // rounds.
+                for m in connected.clone() {
+                    if !sybil(&m) && churn.next_u64() % 3 == 0 {
+                        connected.remove(&m);
+                        away[m as usize] = round + 1 + (churn.next_u64() % 10) as u32;
+                    }
+                }
+                let candidates: Vec<u32> = (0..100)
+                    .filter(|m| !connected.contains(m) && away[*m as usize] <= round)
+                    .collect();
+                connected.extend(budget.choose(now, &connected, candidates));
+                now += PENDING;
+            }
+            worst = worst.max(connected.iter().filter(|m| sybil(m)).count());
+        }
+        assert!(
+            worst < MIN_DIALLED,
+            "all {worst} of a node's own were sybils"
+        );
+    }
 }
