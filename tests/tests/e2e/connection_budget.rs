@@ -45,10 +45,13 @@ async fn nodes_keep_their_budget_of_connections_and_alerts_still_reach_everyone(
         .await;
         // Under the old rule (dial every member announcing an address) the 8 would be 28 pairs
         // within seconds. With the budget, the founder's 7 connections are all inbound and
-        // every other member is connected, so it dials nobody; each other node dials at most
-        // BUDGET members of its own drawing besides the founder (whose address it was given,
-        // so not drawn): at most 7 + 7 × 2 = 21 pairs.
-        let most_pairs = (N - 1) + (N - 1) * BUDGET;
+        // every other member is connected, so it dials nobody; each other node dials BUDGET
+        // members of its own drawing besides the founder (whose address it was given, so not
+        // drawn): 7 + 7 × 2 = 21 pairs. Since review 20 (finding 3) a node also dials a
+        // better-ranked member whose address reaches it after its first draw (the member drawn
+        // meanwhile stays connected), and at start addresses arrive one sync at a time: up to
+        // 23 pairs were seen (6 runs). 25 leaves room for that and still fails the old rule.
+        let most_pairs = (N - 1) + (N - 1) * BUDGET + 4;
         never(
             "more member connections than the budgets allow",
             Duration::from_secs(8),
