@@ -4,10 +4,11 @@
 //! an hour over TCP: docs/BENCHMARKS.md, "Idle traffic"), and a collective may have hundreds
 //! of members. So a node does not dial every member whose address it knows: it dials members'
 //! announced addresses only while it has fewer than its target of member connections in all
-//! ([`TARGET`] unless the user chose another), and those of its own choice, the
-//! [`MIN_DIALLED`] best-ranked members it could have now, that it is not connected with. Gossip forwards alerts over whatever
-//! connections there are, and the sync that runs on every new connection repairs what a path
-//! missed, so a few connections per node reach every member (the e2e test `connection_budget` and the 100-process benchmark `cli/tests/scale.rs`).
+//! ([`TARGET`] unless the user chose another), and those of the members of its own choice (the
+//! [`MIN_DIALLED`] best-ranked members it could have now) that it is not connected with. Gossip
+//! forwards alerts over whatever connections there are, and the sync that runs on every new
+//! connection repairs what a path missed, so a few connections per node reach every member (the
+//! e2e test `connection_budget` and the 100-process benchmark `cli/tests/scale.rs`).
 //!
 //! Which members: each gets a rank this node draws at random (its own RNG, seeded from the
 //! operating system), and the lowest-ranked members not connected and with an address due are
