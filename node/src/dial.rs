@@ -299,6 +299,14 @@ impl DialPolicy {
         }
     }
 
+    /// Whether the policy holds `addr` as a member's announced address only: not one the user
+    /// gave (which stays given whoever announces it too), not the invite's.
+    pub fn is_announced(&self, addr: &Multiaddr) -> bool {
+        self.entries
+            .get(addr)
+            .is_some_and(|e| matches!(e.source, Source::Announced { .. }))
+    }
+
     /// Whether the node may dial `addr` now, whatever the back-off says.
     pub fn may_dial(&self, addr: &Multiaddr, unix_now: u64, networks: &Networks) -> bool {
         self.entries
@@ -583,6 +591,32 @@ mod tests {
         policy.set_announced([], Some(&home()), t);
         assert!(policy.due(t + MAX_BACKOFF, NOW, &home()).is_empty());
         assert!(!policy.may_dial(&fresh, NOW, &home()));
+    }
+
+    #[test]
+    fn an_address_the_user_gave_stays_given_when_a_member_announces_it() {
+        // The connection budget leaves announced addresses to the members it draws; the
+        // user's own stay outside it (review 20), the invite's join the announced ones.
+        let t = Instant::now();
+        let mut policy = DialPolicy::new();
+        let given = a("/ip4/203.0.113.7/tcp/1");
+        let invite = a("/ip4/203.0.113.8/tcp/1");
+        let announced = a("/ip4/203.0.113.9/tcp/1");
+        policy.given(given.clone(), Some(&home()), t);
+        policy.invite(invite.clone(), Some(&home()), t);
+        policy.set_announced(
+            [
+                (given.clone(), NOW),
+                (invite.clone(), NOW),
+                (announced.clone(), NOW),
+            ],
+            Some(&home()),
+            t,
+        );
+        assert!(!policy.is_announced(&given));
+        assert!(policy.is_announced(&invite));
+        assert!(policy.is_announced(&announced));
+        assert!(!policy.is_announced(&a("/ip4/203.0.113.10/tcp/1")));
     }
 
     #[test]

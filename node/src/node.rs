@@ -355,7 +355,6 @@ pub async fn start(replica: Replica, config: NodeConfig) -> Result<NodeHandle, S
         replacing: HashMap::new(),
         relayed: HashMap::new(),
         connections: HashMap::new(),
-        outbound: HashSet::new(),
         punched: HashMap::new(),
         punch: PunchRetries::new(),
         hello_connections: HashMap::new(),
@@ -573,8 +572,6 @@ struct EventLoop {
     relayed: HashMap<PeerId, (Multiaddr, ListenerId)>,
     /// Every established connection: its peer and whether it is relayed (and by whom).
     connections: HashMap<ConnectionId, (PeerId, Option<PeerId>)>,
-    /// The established connections this node dialled.
-    outbound: HashSet<ConnectionId>,
     /// Members we just hole-punched a direct connection with, and when: their relayed
     /// connections are closed a moment later (see [`EventLoop::drop_relayed_after_punch`]).
     punched: HashMap<PeerId, Instant>,
@@ -1252,7 +1249,7 @@ impl EventLoop {
         self.replacing.clear();
         self.relayed.clear();
         self.connections.clear();
-        self.outbound.clear();
+        self.budget.forget_dials();
         self.nat = NatProbe::Unknown;
         self.mailboxes.reset(Instant::now());
         self.mailbox_farewells.clear();
@@ -1307,18 +1304,27 @@ impl EventLoop {
             .collect();
         // Members' announced addresses are dialled only for the members the connection budget
         // picks, and for members connected only through a relay (a direct path to one of them
-        // adds no member). Addresses the user gave and the invite's are not announced: always.
-        let allowed = self.budgeted_members(now, &networks);
+        // adds no member). Addresses the user gave are dialled whatever the budget says, even
+        // if a member announces them too; the invite's are not announced (or, once a member
+        // announces one, count as announced).
+        let (drawn, allowed) = self.budgeted_members(now, &networks);
+        let given: HashSet<Multiaddr> = self
+            .dial
+            .waiting(now, crate::replica::now(), &networks)
+            .filter(|addr| !self.dial.is_announced(addr))
+            .cloned()
+            .collect();
         let announcers = &self.announcers;
         let reached = |addr: &Multiaddr| {
             announcers.get(addr).is_some_and(|members| {
                 members.iter().all(|m| direct.contains(m))
-                    || !members.iter().any(|m| allowed.contains(m))
+                    || (!given.contains(addr) && !members.iter().any(|m| allowed.contains(m)))
             })
         };
         let due = self
             .dial
             .due_except(now, crate::replica::now(), &networks, reached);
+        let mut went: HashSet<MemberId> = HashSet::new();
         for addr in due {
             let relayed = is_relayed(&addr);
             // Through a mailbox only once it admitted this node (the relay serves nobody else,
@@ -1335,12 +1341,17 @@ impl EventLoop {
             if circuit_target(&addr).is_some_and(|peer| self.swarm.is_connected(&peer)) {
                 continue;
             }
+            let members = self.announcers.get(&addr).cloned().unwrap_or_default();
             if let Err(e) = self.swarm.dial(addr) {
                 debug!(relayed, error = %e, "could not dial a member's address");
             } else {
                 debug!(relayed, "dialling a member's address");
+                went.extend(members);
             }
         }
+        // Members drawn whose every address was skipped above hold no place on their way.
+        self.budget
+            .not_dialled(drawn.into_iter().filter(|m| !went.contains(m)));
         for peer in self.mailbox_farewells.handle_timeout(now) {
             self.drop_mailbox_peer(peer);
         }
@@ -1353,21 +1364,21 @@ impl EventLoop {
     }
 
     /// The members whose announced addresses may be dialled now: those the connection budget
-    /// picks among members with an address due and no connection, and those connected only
-    /// through a relay.
-    fn budgeted_members(&mut self, now: Instant, networks: &Networks) -> HashSet<MemberId> {
+    /// draws among members with an address due and no connection (returned first, alone too),
+    /// and those connected only through a relay.
+    fn budgeted_members(
+        &mut self,
+        now: Instant,
+        networks: &Networks,
+    ) -> (BTreeSet<MemberId>, HashSet<MemberId>) {
         let gate = &self.swarm.behaviour().gate;
         let mut connected = BTreeSet::new();
-        let mut dialled = BTreeSet::new();
         let mut direct = BTreeSet::new();
-        for (connection, (peer, via)) in &self.connections {
+        for (peer, via) in self.connections.values() {
             let Some(member) = gate.member_of(peer) else {
                 continue;
             };
             connected.insert(member);
-            if self.outbound.contains(connection) {
-                dialled.insert(member);
-            }
             if via.is_none() {
                 direct.insert(member);
             }
@@ -1379,13 +1390,10 @@ impl EventLoop {
             .flatten()
             .copied()
             .collect();
-        let mut allowed: HashSet<MemberId> = self
-            .budget
-            .choose(now, &connected, &dialled, candidates)
-            .into_iter()
-            .collect();
+        let drawn = self.budget.choose(now, &connected, candidates);
+        let mut allowed: HashSet<MemberId> = drawn.iter().copied().collect();
         allowed.extend(connected.difference(&direct).copied());
-        allowed
+        (drawn, allowed)
     }
 
     /// Dial the mailboxes due, and sync with the admitted ones every
@@ -1516,9 +1524,6 @@ impl EventLoop {
                     ConnectedPoint::Listener { local_addr, .. } => relay_of(local_addr),
                 };
                 self.connections.insert(connection_id, (peer_id, via));
-                if endpoint.is_dialer() {
-                    self.outbound.insert(connection_id);
-                }
                 self.punch_connected(peer_id, connection_id, &endpoint, via);
                 self.on_connected(peer_id, connection_id, &endpoint);
             }
@@ -1549,7 +1554,6 @@ impl EventLoop {
                 ..
             } if num_established > 0 => {
                 self.punch.superseding.closed(&connection_id);
-                self.outbound.remove(&connection_id);
                 if let Some((_, via)) = self.connections.remove(&connection_id) {
                     debug!(peer = %short(&peer_id), relayed = via.is_some(), left = num_established, ?cause, "a connection closed");
                 }
@@ -1564,7 +1568,6 @@ impl EventLoop {
             } => {
                 debug!(peer = %short(&peer_id), "disconnected");
                 self.connections.remove(&connection_id);
-                self.outbound.remove(&connection_id);
                 self.punch.superseding.closed(&connection_id);
                 self.replacing.remove(&connection_id);
                 self.admissions.remove(&peer_id);
