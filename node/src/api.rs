@@ -943,7 +943,11 @@ mod tests {
         ] {
             let line = format!(r#"{{"code":"bad-code","message":"not now","detail":{detail}}}"#);
             let error: ApiError = serde_json::from_str(&line).unwrap();
-            assert_eq!(error, ApiError::new(ErrorCode::BadCode, "not now"), "{detail}");
+            assert_eq!(
+                error,
+                ApiError::new(ErrorCode::BadCode, "not now"),
+                "{detail}"
+            );
         }
         let known = r#"{"code":"invalid-input","message":"x","detail":{"refused":"old-invite"}}"#;
         let error: ApiError = serde_json::from_str(known).unwrap();

@@ -2167,7 +2167,9 @@ async fn a_join_waiting_for_approvals_is_described_in_the_pages_language() {
         let expected = format!("impressão digital {fingerprint}");
         assert!(recorded.body.contains(&expected), "{}", recorded.body);
         assert!(
-            recorded.body.contains(&format!("A sua aprovação de {expected}: “Gil”")),
+            recorded
+                .body
+                .contains(&format!("A sua aprovação de {expected}: “Gil”")),
             "{}",
             recorded.body
         );
