@@ -2086,6 +2086,14 @@ async fn the_first_run_pages_refusals_speak_the_pages_language() {
         "{}",
         founded.body
     );
+    // Review 21: 33 letters fit the box (64 characters) but not the 64 bytes; what was typed
+    // is kept to shorten, not lost.
+    assert!(
+        founded.body.contains(&format!(r#"value="{group}""#)),
+        "{}",
+        founded.body
+    );
+    assert!(founded.body.contains(r#"value="TL""#), "{}", founded.body);
     assert_eq!(
         launcher.started.load(std::sync::atomic::Ordering::SeqCst),
         0,
