@@ -325,8 +325,23 @@ pub struct ApiError {
     pub message: String,
     /// What exactly was refused, for a client that says it in its own words (the web page, in
     /// the reader's language). Absent from most errors, and from older nodes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "detail_if_known"
+    )]
     pub detail: Option<Detail>,
+}
+
+/// An error's detail if this version knows its kind and fields; none otherwise, so an error from
+/// a newer node that says more is still read, with its message (PROTOCOL §10: clients ignore
+/// what they do not know; Review 21).
+fn detail_if_known<'de, D>(deserializer: D) -> Result<Option<Detail>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
 }
 
 impl ApiError {
@@ -911,5 +926,31 @@ mod tests {
         assert_eq!(CodeKind::of("LKREVOKE1-X"), CodeKind::Revocation);
         assert_eq!(CodeKind::of("3fa9c2"), CodeKind::Id);
         assert_eq!(CodeKind::of("hello"), CodeKind::Unknown);
+    }
+
+    /// Review 21: a detail this version does not know (a newer node's new kind of refusal, or
+    /// a known kind with other fields) made the whole error unreadable: the client said "bad
+    /// reply from node" and lost the node's message. PROTOCOL §10: clients ignore what they do
+    /// not know; such a detail is read as none, and the message is kept.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn an_error_with_a_detail_this_version_does_not_know_is_still_read() {
+        for detail in [
+            r#"{"refused":"too-many-proposals","max":3}"#,
+            r#"{"refused":"name"}"#,
+            r#"{"refused":"wrong-code","expected":"invite","found":"passport"}"#,
+            r#""a string""#,
+        ] {
+            let line = format!(r#"{{"code":"bad-code","message":"not now","detail":{detail}}}"#);
+            let error: ApiError = serde_json::from_str(&line).unwrap();
+            assert_eq!(
+                error,
+                ApiError::new(ErrorCode::BadCode, "not now"),
+                "{detail}"
+            );
+        }
+        let known = r#"{"code":"invalid-input","message":"x","detail":{"refused":"old-invite"}}"#;
+        let error: ApiError = serde_json::from_str(known).unwrap();
+        assert_eq!(error.detail, Some(Detail::OldInvite));
     }
 }

@@ -123,7 +123,9 @@ impl Zone {
 
     /// Days since 1970-01-01 of the day `time` falls on here.
     pub fn day_of(self, time: u64) -> i64 {
-        (i64::try_from(time).unwrap_or(i64::MAX) + i64::from(self.offset_at(time)))
+        i64::try_from(time)
+            .unwrap_or(i64::MAX)
+            .saturating_add(i64::from(self.offset_at(time)))
             .div_euclid(DAY as i64)
     }
 }
@@ -463,6 +465,61 @@ mod tests {
         // Outside the span read, the nearest end's offset holds.
         assert_eq!(zone.offset_at(0), 3600);
         assert_eq!(zone.offset_at(u64::MAX), 3600);
+    }
+
+    /// Review 21: `day_of` added the offset to a time as `civil` does not, unsaturated, so a
+    /// time near the end of `u64` (any value a peer signed; `civil` saturates since R19-4)
+    /// overflowed. It is only given the clock's time today; it now saturates as `civil` does.
+    #[test]
+    fn the_day_of_any_time_is_told_without_overflow() {
+        let east = Zone::east_of_utc(9 * 3600);
+        assert_eq!(east.day_of(u64::MAX), i64::MAX.div_euclid(DAY as i64));
+        let c = east.civil(NOW);
+        assert_eq!(
+            Some(east.day_of(NOW)),
+            days_from_civil(c.year, c.month, c.day)
+        );
+    }
+
+    /// Review 21: a half-hour zone whose clocks move by half an hour (Lord Howe Island: UTC+11
+    /// in summer, UTC+10:30 in winter). Every minute around both changes reads back: a time
+    /// shown once is read as that instant, a time shown twice as the first.
+    #[test]
+    fn a_half_hour_change_reads_every_shown_time_back() {
+        let at = |y, m, d, h: i64, min: i64| {
+            days_from_civil(y, m, d).unwrap() * DAY as i64 + h * 3600 + min * 60
+        };
+        let winter = at(2026, 4, 4, 15, 0); // 02:00 (UTC+11) becomes 01:30 (UTC+10:30)
+        let summer = at(2026, 10, 3, 15, 30); // 02:00 (UTC+10:30) becomes 02:30 (UTC+11)
+        let lord_howe = |t: i64| {
+            Some(if (winter..summer).contains(&t) {
+                37_800
+            } else {
+                39_600
+            })
+        };
+        let offsets = Offsets::sampled(
+            winter - 400 * DAY as i64,
+            summer + 30 * DAY as i64,
+            7 * DAY as i64,
+            lord_howe,
+        )
+        .unwrap();
+        let zone = Zone::following(Box::leak(Box::new(offsets)));
+        assert_eq!(zone.name_at(winter as u64), "UTC+10:30");
+        assert_eq!(zone.name_at(summer as u64), "UTC+11");
+        for change in [winter, summer] {
+            for t in (change - 3 * 3600..change + 3 * 3600).step_by(60) {
+                let local = t + i64::from(zone.offset_at(t as u64));
+                let read = zone.instant_of(local);
+                assert_eq!(read + i64::from(zone.offset_at(read as u64)), local, "{t}");
+                let twice = (winter..winter + 1800).contains(&t);
+                assert_eq!(read, if twice { t - 1800 } else { t }, "{t}");
+            }
+        }
+        // 02:15 on 4 Oct was skipped: read in winter time, shown as 02:45 summer time.
+        let skipped = zone.instant_of(at(2026, 10, 4, 2, 15));
+        assert_eq!(zone.date_time(skipped as u64), "2026-10-04 02:45 (UTC+11)");
     }
 
     #[test]

@@ -280,6 +280,6 @@ error-code-not-join-code = This is not a join code: a join code starts with LKJO
 error-code-damaged = This code is damaged or incomplete (a character changed or missing): copy all of it again.
 error-old-invite = This invite was made by an older version of Lookout: ask the moderator for a new one.
 error-other-collective = This device is already in another group: this invite is for a different one.
-proposal-subject-join = { $name } ({ $id }, fingerprint { $fingerprint })
+proposal-subject-join = fingerprint { $fingerprint }: “{ $name }” ({ $id })
 proposal-subject-former = former member { $value }
 proposal-subject-mailbox = mailbox { $id } at { $addresses }

@@ -282,6 +282,6 @@ error-code-not-join-code = Esto no es un código para entrar: empieza por LKJOIN
 error-code-damaged = Este código está dañado o incompleto (un carácter cambió o falta): cópialo entero otra vez.
 error-old-invite = Esta invitación la hizo una versión antigua de Lookout: pide una nueva a quien modera.
 error-other-collective = Este dispositivo ya está en otro grupo: esta invitación es para uno distinto.
-proposal-subject-join = { $name } ({ $id }, huella { $fingerprint })
+proposal-subject-join = huella { $fingerprint }: «{ $name }» ({ $id })
 proposal-subject-former = antiguo miembro { $value }
 proposal-subject-mailbox = buzón { $id } en { $addresses }

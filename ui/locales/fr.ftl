@@ -282,6 +282,6 @@ error-code-not-join-code = Ceci n’est pas un code pour rejoindre : il commence
 error-code-damaged = Ce code est abîmé ou incomplet (un caractère changé ou manquant) : copiez-le à nouveau en entier.
 error-old-invite = Cette invitation vient d’une ancienne version de Lookout : demandez-en une nouvelle à la personne qui modère.
 error-other-collective = Cet appareil est déjà dans un autre groupe : cette invitation est pour un groupe différent.
-proposal-subject-join = { $name } ({ $id }, empreinte { $fingerprint })
+proposal-subject-join = empreinte { $fingerprint } : « { $name } » ({ $id })
 proposal-subject-former = ancien membre { $value }
 proposal-subject-mailbox = boîte { $id } à { $addresses }

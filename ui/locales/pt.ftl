@@ -279,6 +279,6 @@ error-code-not-join-code = Isto não é um código de entrada: começa por LKJOI
 error-code-damaged = Este código está danificado ou incompleto (um carácter mudou ou falta): copie-o todo outra vez.
 error-old-invite = Este convite foi feito por uma versão antiga do Lookout: peça um novo a quem modera.
 error-other-collective = Este aparelho já está noutro grupo: este convite é para um grupo diferente.
-proposal-subject-join = { $name } ({ $id }, impressão digital { $fingerprint })
+proposal-subject-join = impressão digital { $fingerprint }: “{ $name }” ({ $id })
 proposal-subject-former = antigo membro { $value }
 proposal-subject-mailbox = caixa { $id } em { $addresses }

@@ -259,6 +259,6 @@ error-code-not-join-code = Ne'e la'ós kódigu atu tama: nia hahú ho LKJOIN1-. 
 error-code-damaged = Kódigu ne'e aat ka la kompletu (letra ida troka ka lakon): kopia hotu fali.
 error-old-invite = Konvite ne'e mai husi Lookout versaun tuan: husu konvite foun ba moderadór.
 error-other-collective = Aparellu ne'e iha ona grupu seluk: konvite ne'e ba grupu seluk.
-proposal-subject-join = { $name } ({ $id }, marka liman { $fingerprint })
+proposal-subject-join = marka liman { $fingerprint }: “{ $name }” ({ $id })
 proposal-subject-former = eis-membru { $value }
 proposal-subject-mailbox = kaixa { $id } iha { $addresses }

@@ -196,9 +196,22 @@ struct EnrolPage {
     join_code: String,
     join_qr: String,
     error: String,
+    typed: Typed,
+}
+
+/// What was typed in the found-a-collective form, shown again with a refusal so that nothing
+/// typed is lost (Review 21: a name that fits the box's 64 characters can be over 64 bytes).
+#[derive(Default)]
+struct Typed {
+    name: String,
+    country: String,
 }
 
 async fn enrol_page_with(state: &AppState, c: Chrome, error: String) -> Response {
+    enrol_page_typed(state, c, error, Typed::default()).await
+}
+
+async fn enrol_page_typed(state: &AppState, c: Chrome, error: String, typed: Typed) -> Response {
     let mut enrolling = state.enrolling.lock().await;
     let Some(pending) = enrolling.as_mut() else {
         return Redirect::to("/").into_response();
@@ -227,6 +240,7 @@ async fn enrol_page_with(state: &AppState, c: Chrome, error: String) -> Response
             join_qr,
             join_code,
             error,
+            typed,
         }),
     )
         .into_response()
@@ -260,11 +274,15 @@ pub async fn found(
 ) -> Response {
     let c = Chrome::new(&state, &session, &headers, "/enrol");
     let country = form.country.trim().to_ascii_uppercase();
+    let typed = || Typed {
+        name: form.name.clone(),
+        country: form.country.clone(),
+    };
     // No silent default: numbers written without +country are read for this country for the
     // group's whole life, and a wrong one makes local numbers match nothing.
     if country.is_empty() {
         let error = c.t.msg("found-need-country");
-        return enrol_page_with(&state, c, error).await;
+        return enrol_page_typed(&state, c, error, typed()).await;
     }
     let policy = Policy {
         country,
@@ -272,14 +290,14 @@ pub async fn found(
     };
     if policy.validate().is_err() {
         let error = c.t.msg("found-need-country");
-        return enrol_page_with(&state, c, error).await;
+        return enrol_page_typed(&state, c, error, typed()).await;
     }
     let name = form.name.trim().to_owned();
     if name.is_empty() {
         let error = c.t.msg("found-need-name");
-        return enrol_page_with(&state, c, error).await;
+        return enrol_page_typed(&state, c, error, typed()).await;
     }
-    enter(&state, c, "/?done=founded", move |replica| {
+    enter(&state, c, typed(), "/?done=founded", move |replica| {
         replica.create_collective(&name, policy)
     })
     .await
@@ -306,9 +324,13 @@ pub async fn join(
         let error = c.t.msg("join-need-invite");
         return enrol_page_with(&state, c, error).await;
     }
-    enter(&state, c, "/status?done=joined", move |replica| {
-        replica.join(&code).map(|_| ())
-    })
+    enter(
+        &state,
+        c,
+        Typed::default(),
+        "/status?done=joined",
+        move |replica| replica.join(&code).map(|_| ()),
+    )
     .await
 }
 
@@ -316,6 +338,7 @@ pub async fn join(
 async fn enter(
     state: &AppState,
     c: Chrome,
+    typed: Typed,
     done: &str,
     act: impl FnOnce(&mut Replica) -> Result<(), ApiError>,
 ) -> Response {
@@ -330,7 +353,7 @@ async fn enter(
         *enrolling = Some(pending);
         drop(enrolling);
         let error = refusal(&c.t, &error);
-        return enrol_page_with(state, c, error).await;
+        return enrol_page_typed(state, c, error, typed).await;
     }
     drop(enrolling);
     match launcher.start(pending.replica).await {

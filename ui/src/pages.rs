@@ -904,6 +904,13 @@ fn incident_time(form: &PostForm, t: &Tr, now: u64, zone: Zone) -> Result<Option
         })
 }
 
+/// A textarea's text with its line breaks as the page's script counts them and the protocol
+/// takes them: a browser sends each as CR LF, and the protocol refuses a CR as a control
+/// character (Review 21: every description of two lines was refused).
+fn browser_lines(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
 fn draft(form: &PostForm, t: &Tr, now: u64, zone: Zone) -> Result<PostDraft, String> {
     let category: Category = form
         .category
@@ -923,7 +930,7 @@ fn draft(form: &PostForm, t: &Tr, now: u64, zone: Zone) -> Result<PostDraft, Str
     Ok(PostDraft {
         category,
         severity,
-        description: form.description.trim().to_owned(),
+        description: browser_lines(form.description.trim()),
         phones: one(&form.phone),
         phones_as_typed: form.as_typed.is_some(),
         plates: one(&form.plate),

@@ -138,4 +138,38 @@ mod tests {
             "escaping is the template's job"
         );
     }
+
+    /// Review 21: a join request's name is chosen by whoever made the code, and 64 bytes hold
+    /// "Ana (3fa9c2, fingerprint 11111 22222 33333 44444)". Listed as "name (id, fingerprint
+    /// …)", a code swapped on its way to the moderator showed the real member's fingerprint
+    /// first, and the moderator compared that one. The fingerprint now comes first, before the
+    /// name, in every language.
+    #[test]
+    fn a_name_made_to_look_like_a_fingerprint_comes_after_the_real_one() {
+        let catalog = crate::i18n::Catalog::load();
+        let real = "55555 66666 77777 88888";
+        let view = ProposalView {
+            id: "ab".repeat(32),
+            action: "add".into(),
+            subject: String::new(),
+            approvals: 1,
+            needed: 2,
+            done: false,
+            invite: None,
+            already: false,
+            about: lookout_node::api::Subject {
+                name: Some("Ana (3fa9c2, fingerprint 11111 22222 33333 44444)".into()),
+                id: "9f8e7d".into(),
+                fingerprint: Some(real.into()),
+                addresses: Vec::new(),
+            },
+        };
+        for code in ["en", "pt", "tet", "es", "fr"] {
+            let shown = subject(&catalog.tr(code), &view);
+            let (Some(at_real), Some(at_fake)) = (shown.find(real), shown.find("11111")) else {
+                panic!("{code}: {shown}");
+            };
+            assert!(at_real < at_fake, "{code}: {shown}");
+        }
+    }
 }

@@ -587,11 +587,13 @@ fn describe(
                 fingerprint: Some(fingerprint(&identity.member, &identity.agreement)),
                 addresses: Vec::new(),
             };
+            // The fingerprint first: the name is the code's maker's choice and can be made to
+            // look like "(…, fingerprint …)" (Review 21).
             let subject = format!(
-                "{} ({}, fingerprint {})",
+                "fingerprint {}: \"{}\" ({})",
+                about.fingerprint.as_deref().unwrap_or_default(),
                 about.name.as_deref().unwrap_or_default(),
-                about.id,
-                about.fingerprint.as_deref().unwrap_or_default()
+                about.id
             );
             ("add", subject, about)
         }

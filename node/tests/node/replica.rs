@@ -624,3 +624,34 @@ fn an_op_read_through_a_refused_op_stays_joined_after_a_reopen() {
     assert_eq!(log.read_parents(&removal.id()), Some(&[run[254].id()][..]));
     assert!(removed(&ana));
 }
+
+/// Review 21: a join request's name is chosen by whoever made the code, and 64 bytes hold
+/// "Ana (3fa9c2, fingerprint …)". The English subject of a join waiting for approvals (what
+/// `lookout pending` shows) said "name (id, fingerprint …)", so a code swapped on its way
+/// showed the real member's fingerprint first. The real fingerprint now comes first.
+#[test]
+fn a_waiting_join_shows_its_fingerprint_before_the_name_its_maker_chose() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ana, _) =
+        Replica::create(&dir.path().join("ana"), PASS, "Ana", KdfParams::TESTING).unwrap();
+    let (cid, _) =
+        Replica::create(&dir.path().join("cid"), PASS, "Cid", KdfParams::TESTING).unwrap();
+    let policy = Policy {
+        approvals_required: 2,
+        ..Policy::default()
+    };
+    ana.create_collective_with("Night Shift", policy, vec![cid.join_request()])
+        .unwrap();
+    let crafted = "Bea (3fa9c2, fingerprint 11111 22222 33333 44444)";
+    assert!(crafted.len() <= 64);
+    let (mallory, _) =
+        Replica::create(&dir.path().join("m"), PASS, crafted, KdfParams::TESTING).unwrap();
+    let real = mallory.status().fingerprint;
+    let view = ana.approve(&mallory.join_request().to_code()).unwrap();
+    assert!(!view.done);
+    assert!(
+        view.subject.starts_with(&format!("fingerprint {real}")),
+        "{}",
+        view.subject
+    );
+}
