@@ -846,16 +846,7 @@ fn times_of_day_are_read_and_shown_in_the_devices_time_zone() {
     ]);
     assert_eq!(older.code, 0, "{older:?}");
     let listed = ok(&ana, &["alerts", "--json"]).json();
-    let incident = |description: &str| {
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["description"] == description)
-            .unwrap()["incident_time"]
-            .as_u64()
-            .unwrap()
-    };
+    let incident = |description: &str| incident_time(&listed, description);
     assert_eq!(incident("Late"), at(local_day(1), 22), "{listed}");
     assert_eq!(incident("Older"), at(two_days, 22), "{listed}");
     let shown = in_dili(&["alerts"]);
@@ -1010,16 +1001,7 @@ fn a_time_across_a_daylight_saving_change_is_read_and_shown_in_its_own_offset() 
         assert_eq!(posted.code, 0, "{posted:?}");
     }
     let listed = ok(&ana, &["alerts", "--json"]).json();
-    let incident = |description: &str| {
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["description"] == description)
-            .unwrap()["incident_time"]
-            .as_u64()
-            .unwrap()
-    };
+    let incident = |description: &str| incident_time(&listed, description);
     // 14:00 in summer time is 12:00 UTC; in winter time 13:00.
     let at = |c: Civil, hour: u64| day_of(c) as u64 * 86_400 + hour * 3600;
     assert_eq!(incident("Summer"), at(summer, 12), "{listed}");
@@ -1044,4 +1026,16 @@ fn a_time_across_a_daylight_saving_change_is_read_and_shown_in_its_own_offset() 
     );
     assert!(shown.contains(&summer_shown), "{summer_shown}: {shown}");
     assert!(shown.contains(&winter_shown), "{winter_shown}: {shown}");
+}
+
+/// The incident time of the alert described `description` in an `alerts --json` listing.
+fn incident_time(listed: &serde_json::Value, description: &str) -> u64 {
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["description"] == description)
+        .unwrap()["incident_time"]
+        .as_u64()
+        .unwrap()
 }
