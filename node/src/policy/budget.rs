@@ -385,4 +385,74 @@ mod tests {
             "all {worst} of a node's own were sybils"
         );
     }
+
+    /// Random ticks (fixed seeds; `BUDGET_SEEDS=N` runs more by hand): whatever members are
+    /// connected and have an address due, the budget dials only candidates that are not
+    /// connected, reaches its target when there are enough of them, and its own choice is always
+    /// the best-ranked of the members it drew and those it could dial.
+    #[test]
+    fn random_ticks_keep_the_budgets_rules() {
+        use rand::{Rng, SeedableRng};
+        let seeds: u64 = std::env::var("BUDGET_SEEDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        for seed in 0..seeds {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let target = rng.gen_range(1..=12);
+            let mut budget = Budget::new(target, seed);
+            let mut now = Instant::now();
+            let mut connected: BTreeSet<u32> = BTreeSet::new();
+            for tick in 0..200 {
+                now += Duration::from_secs(rng.gen_range(0..8));
+                // Members come and go; some of those dialled connect.
+                let members = 40;
+                connected.retain(|_| rng.gen_bool(0.9));
+                for m in budget.pending.keys() {
+                    if rng.gen_bool(0.5) {
+                        connected.insert(*m);
+                    }
+                }
+                for _ in 0..rng.gen_range(0..3) {
+                    connected.insert(rng.gen_range(0..members));
+                }
+                let candidates: BTreeSet<u32> = (0..members)
+                    .filter(|m| !connected.contains(m) && rng.gen_bool(0.3))
+                    .collect();
+                let chosen = budget.choose(now, &connected, candidates.iter().copied());
+                let context = format!("seed {seed}, tick {tick}, target {target}");
+                assert!(chosen.is_subset(&candidates), "{context}");
+                assert!(chosen.is_disjoint(&connected), "{context}");
+                // Candidates neither chosen now nor on their way from an earlier tick.
+                let left = candidates
+                    .iter()
+                    .filter(|m| !budget.pending.contains_key(m))
+                    .count();
+                if left > 0 {
+                    assert!(
+                        connected.len() + budget.pending.len() >= target,
+                        "{context}: below target with members left to dial"
+                    );
+                }
+                let mut best: Vec<(u64, u32)> = budget
+                    .drawn
+                    .iter()
+                    .chain(&candidates)
+                    .map(|m| (budget.ranks[m], *m))
+                    .collect();
+                best.sort_unstable();
+                best.dedup();
+                for (_, m) in best.iter().take(budget.min_dialled) {
+                    assert!(
+                        budget.drawn.contains(m),
+                        "{context}: member {m} is among its best but not drawn"
+                    );
+                    assert!(
+                        connected.contains(m) || budget.pending.contains_key(m),
+                        "{context}: a member drawn is neither connected nor on its way"
+                    );
+                }
+            }
+        }
+    }
 }
