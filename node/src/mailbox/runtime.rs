@@ -49,6 +49,11 @@ const MAX_CANDIDATES: usize = 4;
 const COMMAND_CAPACITY: usize = 16;
 /// How often expired items are deleted.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a refused peer's connection stays open after the refusal is sent, so that the
+/// peer reads it before the connection closes (a member's node closes it at once when it
+/// reads it; hanging up as soon as the answer was written let the close overtake the answer
+/// on a loaded machine, and the member took the refusal for a network failure and retried).
+const REFUSAL_LINGER: Duration = Duration::from_secs(2);
 /// A circuit may carry this many bytes: a whole catch-up of thousands of alerts.
 pub const MAX_CIRCUIT_BYTES: u64 = 256 * 1024 * 1024;
 /// A circuit may last this long.
@@ -329,6 +334,7 @@ pub async fn start(
         pending: HashMap::new(),
         pending_order: VecDeque::new(),
         refused: HashSet::new(),
+        hang_ups: std::collections::VecDeque::new(),
         provisional: HashMap::new(),
         candidates: HashMap::new(),
         removed: false,
@@ -352,6 +358,8 @@ struct Runtime {
     pending_order: VecDeque<PeerId>,
     /// Peers refused: disconnected once the refusal is sent.
     refused: HashSet<PeerId>,
+    /// Refused peers whose refusal was sent, and when to hang up on them ([`REFUSAL_LINGER`]).
+    hang_ups: std::collections::VecDeque<(PeerId, tokio::time::Instant)>,
     /// Provisionally admitted peers (unbound mailbox): member and the collective it offered.
     provisional: HashMap<PeerId, (MemberId, CollectiveId)>,
     /// Collectives offered to an unbound mailbox: their membership as pushed so far.
@@ -415,6 +423,7 @@ impl Runtime {
                         return;
                     }
                 },
+                _ = until(self.hang_ups.front().map(|(_, at)| *at)) => self.hang_up_on_refused(),
                 _ = until(self.cut_off_at) => {
                     self.cut_off_at = None;
                     self.on_roster_changed();
@@ -427,6 +436,15 @@ impl Runtime {
                     }
                 }
             }
+        }
+    }
+
+    /// Hang up on the refused peers whose [`REFUSAL_LINGER`] is over.
+    fn hang_up_on_refused(&mut self) {
+        let now = tokio::time::Instant::now();
+        while let Some((peer, _)) = self.hang_ups.front().filter(|(_, at)| *at <= now).copied() {
+            self.hang_ups.pop_front();
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 
@@ -590,7 +608,8 @@ impl Runtime {
                 }
             }
             request_response::Event::ResponseSent { peer, .. } if self.refused.remove(&peer) => {
-                let _ = self.swarm.disconnect_peer_id(peer);
+                self.hang_ups
+                    .push_back((peer, tokio::time::Instant::now() + REFUSAL_LINGER));
             }
             request_response::Event::InboundFailure { peer, .. } => {
                 self.pending.remove(&peer);
