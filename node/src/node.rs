@@ -1296,23 +1296,31 @@ impl EventLoop {
         // dialled again at its announced addresses: every such dial was a TCP and Noise
         // handshake, a hello and a sync session for a connection that closes again
         // (docs/BENCHMARKS.md, "Issue 12: propagation (branch `prop`)").
-        let direct: HashSet<MemberId> = self
-            .connections
-            .values()
-            .filter(|(_, via)| via.is_none())
-            .filter_map(|(peer, _)| self.swarm.behaviour().gate.member_of(peer))
-            .collect();
+        let (connected, direct) = self.member_connections();
         // Members' announced addresses are dialled only for the members the connection budget
         // picks, and for members connected only through a relay (a direct path to one of them
         // adds no member). Addresses the user gave are dialled whatever the budget says, even
         // if a member announces them too; the invite's are not announced (or, once a member
         // announces one, count as announced).
-        let (drawn, allowed) = self.budgeted_members(now, &networks);
-        let given: HashSet<Multiaddr> = self
+        let waiting: Vec<Multiaddr> = self
             .dial
             .waiting(now, crate::replica::now(), &networks)
-            .filter(|addr| !self.dial.is_announced(addr))
             .cloned()
+            .collect();
+        let candidates = waiting
+            .iter()
+            .filter_map(|addr| self.announcers.get(addr))
+            .flatten()
+            .copied();
+        let drawn = self.budget.choose(now, &connected, candidates);
+        let allowed: HashSet<MemberId> = drawn
+            .iter()
+            .chain(connected.difference(&direct))
+            .copied()
+            .collect();
+        let given: HashSet<&Multiaddr> = waiting
+            .iter()
+            .filter(|addr| !self.dial.is_announced(addr))
             .collect();
         let announcers = &self.announcers;
         let reached = |addr: &Multiaddr| {
@@ -1363,37 +1371,21 @@ impl EventLoop {
         }
     }
 
-    /// The members whose announced addresses may be dialled now: those the connection budget
-    /// draws among members with an address due and no connection (returned first, alone too),
-    /// and those connected only through a relay.
-    fn budgeted_members(
-        &mut self,
-        now: Instant,
-        networks: &Networks,
-    ) -> (BTreeSet<MemberId>, HashSet<MemberId>) {
+    /// The members connected (each proven in a hello), and those among them with a direct
+    /// (not relayed) connection.
+    fn member_connections(&self) -> (BTreeSet<MemberId>, BTreeSet<MemberId>) {
         let gate = &self.swarm.behaviour().gate;
         let mut connected = BTreeSet::new();
         let mut direct = BTreeSet::new();
         for (peer, via) in self.connections.values() {
-            let Some(member) = gate.member_of(peer) else {
-                continue;
-            };
-            connected.insert(member);
-            if via.is_none() {
-                direct.insert(member);
+            if let Some(member) = gate.member_of(peer) {
+                connected.insert(member);
+                if via.is_none() {
+                    direct.insert(member);
+                }
             }
         }
-        let candidates: Vec<MemberId> = self
-            .dial
-            .waiting(now, crate::replica::now(), networks)
-            .filter_map(|addr| self.announcers.get(addr))
-            .flatten()
-            .copied()
-            .collect();
-        let drawn = self.budget.choose(now, &connected, candidates);
-        let mut allowed: HashSet<MemberId> = drawn.iter().copied().collect();
-        allowed.extend(connected.difference(&direct).copied());
-        (drawn, allowed)
+        (connected, direct)
     }
 
     /// Dial the mailboxes due, and sync with the admitted ones every

@@ -44,10 +44,7 @@ fn crash_rounds(alerts: usize, rounds: usize) {
     let ana_node = Node::start(&ana);
 
     init(&bea, "Bea");
-    let code = ok(&bea, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = code_from(&bea, &["join-request", "--json"]);
     let approved = ok(&ana, &["approve", &code, "--json"]).json();
     ok(&bea, &["join", approved["invite"].as_str().unwrap()]);
 

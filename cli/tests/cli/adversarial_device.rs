@@ -32,10 +32,7 @@ fn seized_homes_hold_nothing_readable_and_wipe_leaves_nothing_to_open() {
     let ana_node = Node::start(ana);
     for (home, name) in [(bea, NAMES[1]), (cleo, NAMES[2])] {
         init(home, name);
-        let code = ok(home, &["join-request", "--json"]).json()["code"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let code = code_from(home, &["join-request", "--json"]);
         let approved = ok(ana, &["approve", &code, "--json"]).json();
         ok(home, &["join", approved["invite"].as_str().unwrap()]);
     }

@@ -30,10 +30,7 @@ fn halves_that_revoked_and_rotated_converge_after_the_heal() {
     let ana_node = Node::start(ana);
     for (home, name) in homes[1..].iter().zip(&NAMES[1..]) {
         init(home, name);
-        let code = ok(home, &["join-request", "--json"]).json()["code"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let code = code_from(home, &["join-request", "--json"]);
         let approved = ok(ana, &["approve", &code, "--json"]).json();
         ok(home, &["join", approved["invite"].as_str().unwrap()]);
     }

@@ -23,10 +23,7 @@ fn no_file_in_a_home_names_the_member_the_collective_or_any_id() {
     ok(ana, &["collective", "create", "--name", COLLECTIVE]);
     let ana_node = Node::start(ana);
     init(bea, NAMES[1]);
-    let code = ok(bea, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = code_from(bea, &["join-request", "--json"]);
     let approved = ok(ana, &["approve", &code, "--json"]).json();
     ok(bea, &["join", approved["invite"].as_str().unwrap()]);
     let bea_node = Node::start(bea);

@@ -17,10 +17,7 @@ fn founded(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
         &["collective", "create", "--name", "Harbour Collective"],
     );
     init(&bea, "Bea");
-    let code = ok(&bea, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = code_from(&bea, &["join-request", "--json"]);
     let approved = ok(
         &ana,
         &[
@@ -90,10 +87,7 @@ fn codes_pasted_wrong() {
     let (ana, bea, invite) = founded(dir.path());
     let carol = dir.path().join("carol");
     init(&carol, "Carol");
-    let code = ok(&carol, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = code_from(&carol, &["join-request", "--json"]);
 
     // A typo in a join code.
     let mut typo: Vec<char> = code.chars().collect();
@@ -116,10 +110,7 @@ fn codes_pasted_wrong() {
     let other = dir.path().join("other");
     init(&other, "Other");
     ok(&other, &["collective", "create", "--name", "Elsewhere"]);
-    let foreign = ok(&other, &["invite", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let foreign = code_from(&other, &["invite", "--json"]);
     fails(&ana, &["join", &foreign], 2, "already in");
     // A revocation certificate file without a certificate.
     let bogus = dir.path().join("bogus.txt");

@@ -182,10 +182,7 @@ fn approving_a_join_code_on_a_terminal_shows_its_fingerprint_and_waits_for_yes()
         .as_str()
         .unwrap()
         .to_owned();
-    let code = ok(&bea, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = code_from(&bea, &["join-request", "--json"]);
     let (done, shown) = on_a_terminal(&ana, &format!("approve {code}"), "no\n");
     assert!(done, "{shown}");
     assert!(shown.contains("This join code is for Bea."), "{shown}");
@@ -268,10 +265,7 @@ fn pair_syncing_every(dir: &Path, seconds: &str) -> (PathBuf, PathBuf, Node, Nod
     let bea = dir.join("bea");
     let ana_node = Node::start_args(&ana, |_| {}, &extra);
     init(&bea, "Bea");
-    let code = ok(&bea, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = code_from(&bea, &["join-request", "--json"]);
     let approved = ok(&ana, &["approve", &code, "--json"]).json();
     ok(&bea, &["join", approved["invite"].as_str().unwrap()]);
     let bea_node = Node::start_args(&bea, |_| {}, &extra);
@@ -329,10 +323,7 @@ fn repeated_actions_say_so() {
     let ana = founded(dir.path());
     let bea = dir.path().join("bea");
     init(&bea, "Bea");
-    let code = ok(&bea, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = code_from(&bea, &["join-request", "--json"]);
     ok(&ana, &["approve", &code]);
     let again = ok(&ana, &["approve", &code]);
     assert!(again.stdout.contains("Bea"), "{again:?}");
@@ -421,10 +412,7 @@ fn losing_a_moderator_is_confirmed_and_the_last_one_cannot_leave() {
 
     let bea = dir.path().join("bea");
     init(&bea, "Bea");
-    let code = ok(&bea, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = code_from(&bea, &["join-request", "--json"]);
     ok(&ana, &["approve", &code]);
     ok(&ana, &["promote", "Bea"]);
     let asked = fails(&ana, &["demote", "Bea"], 2, "--yes");
@@ -484,10 +472,7 @@ fn a_stranger_certificate_is_refused_and_the_removed_have_names() {
         .as_str()
         .unwrap()
         .to_owned();
-    let code = ok(&bea, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = code_from(&bea, &["join-request", "--json"]);
     ok(&ana, &["approve", &code]);
     let published = ok(&ana, &["revoke", "--certificate", &bea_cert]);
     assert!(published.stdout.contains("Bea"), "{published:?}");
@@ -551,10 +536,7 @@ fn small_confusions_are_gone() {
     // Joined from an invite, but the node never synced: the fix is `lookout run`.
     let bea = dir.path().join("bea");
     init(&bea, "Bea");
-    let code = ok(&bea, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = code_from(&bea, &["join-request", "--json"]);
     let invite = ok(&ana, &["approve", &code, "--json"]).json()["invite"]
         .as_str()
         .unwrap()
@@ -760,10 +742,7 @@ fn a_k2_collective_is_founded_by_two_moderators() {
         8,
         "co-moderator",
     );
-    let bea_code = ok(&bea, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bea_code = code_from(&bea, &["join-request", "--json"]);
     let founded = ok(
         &ana,
         &[
@@ -793,10 +772,7 @@ fn a_k2_collective_is_founded_by_two_moderators() {
         assert_eq!(moderators.len(), 2, "{members}");
     }
     // Ana's approval alone does not admit Cleo.
-    let cleo_code = ok(&cleo, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let cleo_code = code_from(&cleo, &["join-request", "--json"]);
     let approved = ok(&ana, &["approve", &cleo_code, "--json"]).json();
     assert_eq!(approved["done"], false, "{approved}");
 }
@@ -943,10 +919,7 @@ fn joining_with_an_invite_says_a_moderator_still_has_to_approve_the_join_code() 
     let ana = founded(dir.path());
     let frankie = dir.path().join("frankie");
     init(&frankie, "Frankie");
-    let invite = ok(&ana, &["invite", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let invite = code_from(&ana, &["invite", "--json"]);
     let joined = ok(&frankie, &["join", &invite]).stdout;
     assert!(!joined.contains("You joined"), "{joined}");
     assert!(!joined.contains("Done."), "{joined}");

@@ -218,10 +218,7 @@ fn wrong_codes_are_refused_with_their_reason() {
     );
     let bea = dir.path().join("bea");
     init(&bea, "Bea");
-    let join = ok(&bea, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let join = code_from(&bea, &["join-request", "--json"]);
     fails(&ana, &["mailbox", "add", &join], 8, "join request code");
     fails(&ana, &["mailbox", "add", "hello"], 8, "LKMAILBOX2");
     // Nothing was added.

@@ -80,10 +80,7 @@ fn a_node_writing_to_a_file_keeps_no_alert_contents() {
     let bea = dir.path().join("bea");
     let ana_node = Node::start(&ana);
     init(&bea, "Bea");
-    let code = ok(&bea, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = code_from(&bea, &["join-request", "--json"]);
     let approved = ok(&ana, &["approve", &code, "--json"]).json();
     ok(&bea, &["join", approved["invite"].as_str().unwrap()]);
     let bea_node = Node::start(&bea);
@@ -370,10 +367,7 @@ fn an_invite_qr_file_is_private_and_join_reads_the_code_from_stdin() {
 
     let bea = dir.path().join("bea");
     init(&bea, "Bea");
-    let code = ok(&bea, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = code_from(&bea, &["join-request", "--json"]);
     let approved = ok(&ana, &["approve", &code, "--json"]).json();
     let invite = approved["invite"].as_str().unwrap().to_owned();
     let joined = with_stdin(&bea, &["join"], &format!("{invite}\n"));

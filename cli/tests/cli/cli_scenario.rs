@@ -59,10 +59,7 @@ fn a_collective_from_founding_to_wiping() {
     // A non-moderator cannot approve.
     let outsider = dir.path().join("outsider");
     init(&outsider, "Outsider");
-    let code = ok(&outsider, &["join-request", "--json"]).json()["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = code_from(&outsider, &["join-request", "--json"]);
     fails(&bea, &["approve", &code], 6, "only moderators");
     // Trial 12: a member removing herself was asked to "add --yes", then told only moderators
     // can remove anyone.

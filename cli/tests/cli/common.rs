@@ -87,6 +87,11 @@ pub fn ok(home: &Path, args: &[&str]) -> Output {
     out
 }
 
+/// The `code` a command prints with `--json` (an invite, a join code, a pairing code).
+pub fn code_from(home: &Path, args: &[&str]) -> String {
+    ok(home, args).json()["code"].as_str().unwrap().to_owned()
+}
+
 /// Run and require a failure with this exit code and a message containing `message`.
 pub fn fails(home: &Path, args: &[&str], code: i32, message: &str) -> Output {
     let out = run(home, args);
