@@ -740,19 +740,12 @@ impl Replica {
     #[cfg(test)]
     #[allow(clippy::unwrap_used)]
     pub(crate) fn open_again_for_tests(home: &Path, passphrase: &[u8]) -> Self {
-        let started = std::time::Instant::now();
-        loop {
-            match Self::open(home, passphrase) {
-                Err(error)
-                    if (error.code == ErrorCode::Busy
-                        || error.message.contains("could not acquire lock"))
-                        && started.elapsed() < std::time::Duration::from_secs(5) =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                other => return other.unwrap(),
-            }
-        }
+        crate::store::while_locked(
+            || Self::open(home, passphrase),
+            |error| {
+                error.code == ErrorCode::Busy || error.message.contains("could not acquire lock")
+            },
+        )
     }
 
     /// Close the store cleanly.

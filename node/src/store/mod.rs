@@ -107,6 +107,27 @@ mod sealing;
 mod secrets;
 mod tree;
 
+/// Open with `open` again and again for up to 5 s while `locked` says the error is a lock still
+/// held (tests: see [`Store::open_again_for_tests`]); any other result is returned, unwrapped.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn while_locked<T, E: std::fmt::Debug>(
+    mut open: impl FnMut() -> Result<T, E>,
+    locked: impl Fn(&E) -> bool,
+) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        match open() {
+            Err(error)
+                if locked(&error) && started.elapsed() < std::time::Duration::from_secs(5) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -928,28 +949,20 @@ impl Store {
     /// drop by a few milliseconds (seen in CI on a loaded machine: a post index test reopening
     /// the store failed with "could not acquire lock").
     #[cfg(test)]
-    #[allow(clippy::unwrap_used)]
     pub(crate) fn open_again_for_tests(home: &Path, passphrase: &[u8]) -> Store {
-        let started = std::time::Instant::now();
-        loop {
-            match Store::open(home, passphrase) {
-                Err(StoreError::Locked { .. })
-                    if started.elapsed() < std::time::Duration::from_secs(5) =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
+        // sled reports its lock held either as `WouldBlock` or as an `Other` error saying
+        // "could not acquire lock" (seen in CI on the integration of the sixth session).
+        while_locked(
+            || Store::open(home, passphrase),
+            |error| match error {
+                StoreError::Locked { .. } => true,
+                StoreError::Database(sled::Error::Io(error)) => {
+                    error.kind() == std::io::ErrorKind::WouldBlock
+                        || error.to_string().contains("could not acquire lock")
                 }
-                // sled reports its lock held either as `WouldBlock` or as an `Other` error saying
-                // "could not acquire lock" (seen in CI on the integration of the sixth session).
-                Err(StoreError::Database(sled::Error::Io(error)))
-                    if (error.kind() == std::io::ErrorKind::WouldBlock
-                        || error.to_string().contains("could not acquire lock"))
-                        && started.elapsed() < std::time::Duration::from_secs(5) =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                other => return other.unwrap(),
-            }
-        }
+                _ => false,
+            },
+        )
     }
 
     /// Flushes and closes the store, releasing the lock.
